@@ -1,13 +1,99 @@
-//! `msauth`: see the crate description; the full documentation arrives with the implementation.
+//! # msauth: the Microsoft identity platform for mail integrations
+//!
+//! Sign-in flows, tokens, consent and — above all — diagnosis of every failure in terms a person
+//! can act on.
+//!
+//! ## Design
+//!
+//! * **Sans-IO core.** Every call to an identity endpoint is a value that builds an
+//!   `http::Request<Vec<u8>>` ([`TokenRequest`], [`DeviceCodeRequest`],
+//!   [`Authority::discovery_request`]) and a function that parses an `http::Response<&[u8]>`
+//!   ([`parse_token_response`], [`DeviceCodeRequest::parse_response`]). Time is an argument.
+//!   Multi-step flows are explicit state machines ([`DeviceCodeFlow`], [`PendingAuthorization`]).
+//! * **Thin I/O.** [`HttpClient`] (implemented by [`ReqwestClient`]: no redirects, body capped
+//!   at 1 MiB) and [`AuthClient`] run those values.
+//! * **Tokens for the mail crates.** [`TokenProvider`] hands out access tokens from a
+//!   [`TokenStore`] ([`MemoryStore`], [`FileStore`]), refreshes ahead of expiry, single-flight.
+//! * **Diagnosis.** Every [`AuthError`] has a [`Diagnosis`]; a 401/403 from Graph or EWS is
+//!   diagnosed by [`diagnose_resource_challenge`]. See `TROUBLESHOOTING.md` for the code table.
+//! * **Secrets** ([`ClientSecret`], [`AccessToken`], [`RefreshToken`], …) print as `[redacted]`.
+//!
+//! ## Getting a token for a daemon
+//!
+//! ```no_run
+//! use msauth::{Authority, ClientCredential, ClientSecret, Cloud, Tenant, TokenProvider};
+//! # async fn run() -> Result<(), msauth::AuthError> {
+//! let authority = Authority::microsoft(Cloud::Global, Tenant::parse("contoso.onmicrosoft.com")?)?;
+//! let provider = TokenProvider::builder(authority, "00000000-0000-0000-0000-000000000001")
+//!     .credential(ClientCredential::Secret(ClientSecret::new("secret value")))
+//!     .scopes(["https://graph.microsoft.com/.default"])
+//!     .build()?;
+//! match provider.access_token().await {
+//!     Ok(token) => { let _header = token.authorization_header(); }
+//!     Err(e) => eprintln!("{}", e.diagnosis().explain()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Reacting to a 401 from Graph or EWS
+//!
+//! ```no_run
+//! # async fn run(provider: msauth::TokenProvider, status: http::StatusCode, headers: http::HeaderMap, body: Vec<u8>) -> Result<(), msauth::AuthError> {
+//! let challenge = provider.diagnose_resource_challenge(status, &headers, &body);
+//! if challenge.should_refresh() {
+//!     // Once: a new token (with the claims of a CAE challenge), then retry the request.
+//!     let _token = match challenge.claims() {
+//!         Some(claims) => provider.refresh_with_claims(claims).await?,
+//!         None => provider.force_refresh().await?,
+//!     };
+//! } else {
+//!     eprintln!("{}", challenge.diagnosis().explain());
+//! }
+//! # Ok(()) }
+//! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod authcode;
+mod authority;
+mod cache;
+mod cert;
+mod consent;
+mod device;
+mod diagnosis;
+mod error;
+mod http;
+mod loopback;
+mod provider;
+mod secret;
+mod token;
+
+pub use authcode::{AuthorizationRequest, PendingAuthorization};
+pub use authority::{Authority, AuthorityError, Cloud, Endpoints, Tenant, check_endpoint};
+pub use cache::{CacheKey, CachedToken, FileStore, MemoryStore, StoreGuard, TokenStore};
+pub use cert::{ASSERTION_LIFETIME, AssertionAlgorithm, CertificateCredential};
+pub use consent::{AdminConsentGranted, admin_consent_url, parse_admin_consent_callback};
+pub use device::{DEFAULT_INTERVAL, DeviceCodeFlow, DeviceCodeRequest, DevicePoll, SLOW_DOWN_STEP};
+pub use diagnosis::{
+    Action, BearerChallenge, Diagnosis, HANDLED_CODES, Problem, ResourceChallenge, diagnose,
+    diagnose_resource_challenge,
+};
+pub use error::{
+    AuthError, CacheError, DeviceFlowError, ErrorResponse, RedirectError, ResponseProblem,
+    SendStage, ServiceError,
+};
+pub use http::{AuthClient, HttpClient, ReqwestClient};
+pub use loopback::LoopbackListener;
+pub use provider::{
+    Clock, DEFAULT_SKEW, ManualClock, SystemClock, TokenProvider, TokenProviderBuilder,
+};
+pub use secret::{
+    AccessToken, AuthorizationCode, ClientAssertion, ClientSecret, DeviceCode, IdToken,
+    PkceVerifier, RefreshToken,
+};
+pub use token::{
+    ClientCredential, Grant, MAX_BODY, TokenRequest, TokenResponse, parse_retry_after,
+    parse_token_response,
+};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "msauth";
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn crate_name_matches_package() {
-        assert_eq!(super::CRATE_NAME, env!("CARGO_PKG_NAME"));
-    }
-}

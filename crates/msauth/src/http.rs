@@ -1,0 +1,295 @@
+//! The thin I/O layer: an [`HttpClient`] trait, its reqwest implementation, and [`AuthClient`]
+//! which runs the sans-IO requests of this crate.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use crate::authority::Authority;
+use crate::device::{DeviceCodeFlow, DeviceCodeRequest, DevicePoll};
+use crate::error::{AuthError, ResponseProblem, SendStage};
+use crate::token::{ClientCredential, MAX_BODY, TokenRequest, TokenResponse, parse_token_response};
+
+/// Sends one HTTP request and returns the whole response. Implement it to plug in another
+/// client (or a replay in tests). Implementations must not follow redirects and must cap the
+/// body (see [`MAX_BODY`]).
+#[async_trait::async_trait]
+pub trait HttpClient: Send + Sync + fmt::Debug {
+    /// Performs `request`.
+    async fn execute(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, AuthError>;
+}
+
+/// [`HttpClient`] over reqwest (rustls): no redirects, 30 s timeout, body capped at
+/// [`MAX_BODY`].
+#[derive(Clone, Debug)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+    max_body: usize,
+}
+
+impl ReqwestClient {
+    /// A client with the defaults.
+    pub fn new() -> Result<Self, AuthError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("msauth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AuthError::Config(format!("cannot build HTTP client: {e}")))?;
+        Ok(ReqwestClient {
+            client,
+            max_body: MAX_BODY,
+        })
+    }
+
+    /// Wraps an existing reqwest client. Make sure it does not follow redirects.
+    pub fn from_client(client: reqwest::Client) -> Self {
+        ReqwestClient {
+            client,
+            max_body: MAX_BODY,
+        }
+    }
+
+    /// Changes the body limit.
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+}
+
+fn transport(e: &reqwest::Error) -> AuthError {
+    let stage = if e.is_connect() || e.is_builder() {
+        SendStage::NotSent
+    } else {
+        SendStage::MaybeSent
+    };
+    // `without_url`: URLs carry no secrets here, but keep messages short and uniform.
+    let msg = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        strip_url(e)
+    };
+    AuthError::Transport {
+        stage,
+        message: msg,
+    }
+}
+
+fn strip_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<url>");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestClient {
+    async fn execute(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, AuthError> {
+        let req = reqwest::Request::try_from(request).map_err(|e| AuthError::Transport {
+            stage: SendStage::NotSent,
+            message: strip_url(&e),
+        })?;
+        let mut resp = self.client.execute(req).await.map_err(|e| transport(&e))?;
+        let status = resp.status();
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
+            return Err(AuthError::BadResponse {
+                status: status.as_u16(),
+                problem: ResponseProblem::TooLarge(self.max_body),
+            });
+        }
+        let mut builder = http::Response::builder().status(status);
+        for (k, v) in resp.headers() {
+            builder = builder.header(k, v);
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_body {
+                        return Err(AuthError::BadResponse {
+                            status: status.as_u16(),
+                            problem: ResponseProblem::TooLarge(self.max_body),
+                        });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(transport(&e)),
+                Err(_) => {
+                    return Err(AuthError::BadResponse {
+                        status: status.as_u16(),
+                        problem: ResponseProblem::Truncated,
+                    });
+                }
+            }
+        }
+        builder.body(body).map_err(|e| AuthError::Transport {
+            stage: SendStage::MaybeSent,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// An application registration at one authority, able to run every flow.
+///
+/// Cheap to clone. Consent URLs in diagnoses are filled in from the configured scopes and
+/// consent redirect URI.
+///
+/// ```no_run
+/// use msauth::{AuthClient, Authority, ClientCredential, ClientSecret, Cloud, Tenant};
+/// # async fn run() -> Result<(), msauth::AuthError> {
+/// let authority = Authority::microsoft(Cloud::Global, Tenant::parse("contoso.onmicrosoft.com")?)?;
+/// let client = AuthClient::new(authority, "app-id", ClientCredential::Secret(ClientSecret::new("value")))?;
+/// let token = client.client_credentials(&["https://graph.microsoft.com/.default"]).await?;
+/// # let _ = token; Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AuthClient {
+    authority: Authority,
+    client_id: String,
+    credential: ClientCredential,
+    http: Arc<dyn HttpClient>,
+    consent_redirect: Option<Url>,
+}
+
+impl AuthClient {
+    /// A client using [`ReqwestClient`].
+    pub fn new(
+        authority: Authority,
+        client_id: impl Into<String>,
+        credential: ClientCredential,
+    ) -> Result<Self, AuthError> {
+        Ok(Self::with_http(
+            authority,
+            client_id,
+            credential,
+            Arc::new(ReqwestClient::new()?),
+        ))
+    }
+
+    /// A client using `http`.
+    pub fn with_http(
+        authority: Authority,
+        client_id: impl Into<String>,
+        credential: ClientCredential,
+        http: Arc<dyn HttpClient>,
+    ) -> Self {
+        AuthClient {
+            authority,
+            client_id: client_id.into(),
+            credential,
+            http,
+            consent_redirect: None,
+        }
+    }
+
+    /// The redirect URI put into admin consent URLs of diagnoses.
+    pub fn with_consent_redirect(mut self, redirect: Url) -> Self {
+        self.consent_redirect = Some(redirect);
+        self
+    }
+
+    /// The authority.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+    /// The client (application) id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// The credential.
+    pub fn credential(&self) -> &ClientCredential {
+        &self.credential
+    }
+    /// The HTTP client.
+    pub fn http(&self) -> &Arc<dyn HttpClient> {
+        &self.http
+    }
+
+    /// The admin consent URL for `scopes`, if the authority has a consent endpoint.
+    pub fn admin_consent_url(&self, scopes: &[&str]) -> Option<Url> {
+        crate::consent::admin_consent_url(
+            &self.authority,
+            &self.client_id,
+            scopes,
+            self.consent_redirect.as_ref(),
+            None,
+        )
+        .ok()
+    }
+
+    /// Sends a token request and parses the answer. `now` is read after the response arrives.
+    pub async fn request_token(
+        &self,
+        request: &TokenRequest,
+        scopes_for_consent: &[&str],
+        now: impl Fn() -> SystemTime,
+    ) -> Result<TokenResponse, AuthError> {
+        let http_req = request.to_http(&self.authority, &self.credential, now())?;
+        let resp = self.http.execute(http_req).await?;
+        let (parts, body) = resp.into_parts();
+        let consent = self.admin_consent_url(scopes_for_consent);
+        parse_token_response(
+            http::Response::from_parts(parts, body.as_slice()),
+            now(),
+            consent.as_ref(),
+        )
+    }
+
+    /// App-only token (client credentials).
+    pub async fn client_credentials(&self, scopes: &[&str]) -> Result<TokenResponse, AuthError> {
+        let req = TokenRequest::client_credentials(self.client_id.clone(), scopes.iter().copied());
+        self.request_token(&req, scopes, SystemTime::now).await
+    }
+
+    /// Starts a device-code sign-in.
+    pub async fn start_device_code(&self, scopes: &[&str]) -> Result<DeviceCodeFlow, AuthError> {
+        let start = DeviceCodeRequest::new(self.client_id.clone(), scopes.iter().copied());
+        let resp = self.http.execute(start.to_http(&self.authority)?).await?;
+        let (parts, body) = resp.into_parts();
+        start.parse_response(
+            http::Response::from_parts(parts, body.as_slice()),
+            SystemTime::now(),
+        )
+    }
+
+    /// Polls a device-code flow until it ends, sleeping between polls as the flow says.
+    pub async fn finish_device_code(
+        &self,
+        flow: &mut DeviceCodeFlow,
+    ) -> Result<TokenResponse, AuthError> {
+        loop {
+            if let Ok(wait) = flow.next_poll_at().duration_since(SystemTime::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            let req = flow.poll_request(&self.authority, &self.credential, SystemTime::now())?;
+            let resp = self.http.execute(req).await?;
+            let (parts, body) = resp.into_parts();
+            match flow.handle_response(
+                http::Response::from_parts(parts, body.as_slice()),
+                SystemTime::now(),
+            )? {
+                DevicePoll::Pending { .. } => continue,
+                DevicePoll::Token(t) => return Ok(*t),
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! [`TokenProvider`]: access tokens for the mail crates, cached, refreshed ahead of expiry,
+//! single-flight.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use crate::authority::Authority;
+use crate::cache::{CacheKey, CachedToken, MemoryStore, StoreGuard, TokenStore};
+use crate::diagnosis::{Problem, ResourceChallenge};
+use crate::error::{AuthError, CacheError};
+use crate::http::{AuthClient, HttpClient, ReqwestClient};
+use crate::secret::AccessToken;
+use crate::token::{ClientCredential, Grant, TokenRequest, TokenResponse};
+
+/// Default refresh-ahead margin: a token within 5 minutes of expiry is refreshed.
+pub const DEFAULT_SKEW: Duration = Duration::from_secs(300);
+
+/// The time source of a provider. Tests use [`ManualClock`].
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to. Clones share the same time.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    /// A clock showing `t`.
+    pub fn new(t: SystemTime) -> Self {
+        ManualClock(Arc::new(Mutex::new(t)))
+    }
+    /// Sets the time.
+    pub fn set(&self, t: SystemTime) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+    /// Moves the time forward.
+    pub fn advance(&self, d: Duration) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *g += d;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Builds a [`TokenProvider`].
+#[derive(Debug)]
+#[must_use]
+pub struct TokenProviderBuilder {
+    authority: Authority,
+    client_id: String,
+    credential: ClientCredential,
+    scopes: Vec<String>,
+    account: Option<String>,
+    store: Option<Arc<dyn TokenStore>>,
+    clock: Arc<dyn Clock>,
+    skew: Duration,
+    http: Option<Arc<dyn HttpClient>>,
+    consent_redirect: Option<Url>,
+}
+
+impl TokenProviderBuilder {
+    /// The client credential (default: none, a public client).
+    pub fn credential(mut self, credential: ClientCredential) -> Self {
+        self.credential = credential;
+        self
+    }
+    /// The scopes of the tokens (one resource).
+    pub fn scopes(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+    /// The signed-in account (delegated tokens). Without an account and with a confidential
+    /// credential, the provider uses client credentials (app-only).
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+    /// The token store (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Refresh-ahead margin (default [`DEFAULT_SKEW`]).
+    pub fn skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+    /// The HTTP client (default: [`ReqwestClient`]).
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+    /// Redirect URI used in admin consent URLs of diagnoses.
+    pub fn consent_redirect(mut self, redirect: Url) -> Self {
+        self.consent_redirect = Some(redirect);
+        self
+    }
+
+    /// Builds the provider.
+    pub fn build(self) -> Result<TokenProvider, AuthError> {
+        if self.scopes.is_empty() {
+            return Err(AuthError::Config(
+                "a token provider needs at least one scope".into(),
+            ));
+        }
+        let http = match self.http {
+            Some(h) => h,
+            None => Arc::new(ReqwestClient::new()?),
+        };
+        let mut client = AuthClient::with_http(
+            self.authority.clone(),
+            self.client_id.clone(),
+            self.credential,
+            http,
+        );
+        if let Some(r) = self.consent_redirect {
+            client = client.with_consent_redirect(r);
+        }
+        let key = CacheKey::new(
+            &self.authority,
+            &self.client_id,
+            self.account.as_deref(),
+            &self.scopes,
+        );
+        Ok(TokenProvider {
+            inner: Arc::new(Inner {
+                client,
+                key,
+                scopes: self.scopes,
+                app_only: self.account.is_none(),
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                clock: self.clock,
+                skew: self.skew,
+                memory: Mutex::new(None),
+                flight: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+}
+
+/// Hands out access tokens: from memory while fresh, otherwise under the store's lock it reloads
+/// the cache (another process may have refreshed), and only then asks the identity service —
+/// once, however many callers are waiting (single-flight).
+///
+/// Cheap to clone; clones share cache and single-flight.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime};
+/// use msauth::*;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), AuthError> {
+/// let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+/// let provider = TokenProvider::builder(Authority::microsoft(Cloud::Global, Tenant::Organizations)?, "app")
+///     .scopes(["offline_access", "Mail.Read"])
+///     .account("alice@contoso.com")
+///     .clock(Arc::new(clock.clone()))
+///     .build()?;
+/// // Without a sign-in there is nothing to hand out:
+/// let err = provider.access_token().await.unwrap_err();
+/// assert_eq!(err.diagnosis().action(), Action::SignIn);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: AuthClient,
+    key: CacheKey,
+    scopes: Vec<String>,
+    app_only: bool,
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+    skew: Duration,
+    memory: Mutex<Option<CachedToken>>,
+    flight: tokio::sync::Mutex<()>,
+}
+
+impl TokenProvider {
+    /// Starts a builder for `client_id` at `authority`.
+    pub fn builder(authority: Authority, client_id: impl Into<String>) -> TokenProviderBuilder {
+        TokenProviderBuilder {
+            authority,
+            client_id: client_id.into(),
+            credential: ClientCredential::None,
+            scopes: Vec::new(),
+            account: None,
+            store: None,
+            clock: Arc::new(SystemClock),
+            skew: DEFAULT_SKEW,
+            http: None,
+            consent_redirect: None,
+        }
+    }
+
+    /// The cache key of this provider's tokens.
+    pub fn cache_key(&self) -> &CacheKey {
+        &self.inner.key
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &AuthClient {
+        &self.inner.client
+    }
+
+    /// A valid access token: cached, or refreshed if within the skew of expiry.
+    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        self.obtain(false, None).await
+    }
+
+    /// A new access token regardless of the cache (e.g. after a 401). Concurrent callers each
+    /// cause a request; use it once per failed resource call.
+    pub async fn force_refresh(&self) -> Result<AccessToken, AuthError> {
+        self.obtain(true, None).await
+    }
+
+    /// A new access token requested with `claims` (the decoded JSON of a claims challenge).
+    pub async fn refresh_with_claims(&self, claims: &str) -> Result<AccessToken, AuthError> {
+        self.obtain(true, Some(claims)).await
+    }
+
+    /// Stores the result of an interactive sign-in (auth code or device code) so that later
+    /// [`access_token`](Self::access_token) calls use and refresh it.
+    pub async fn save_sign_in(&self, response: &TokenResponse) -> Result<(), AuthError> {
+        let _flight = self.inner.flight.lock().await;
+        let entry = CachedToken::from_response(response, None);
+        let (store, key, e2) = (
+            self.inner.store.clone(),
+            self.inner.key.clone(),
+            entry.clone(),
+        );
+        blocking(move || {
+            let _g = store.lock()?;
+            store.save(&key, &e2)
+        })
+        .await?;
+        *self.memory() = Some(entry);
+        Ok(())
+    }
+
+    /// Forgets the cached tokens (memory and store).
+    pub async fn sign_out(&self) -> Result<(), AuthError> {
+        let _flight = self.inner.flight.lock().await;
+        *self.memory() = None;
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        blocking(move || {
+            let _g = store.lock()?;
+            store.remove(&key)
+        })
+        .await
+    }
+
+    /// The admin consent URL for this provider's scopes, if the authority supports it.
+    pub fn admin_consent_url(&self) -> Option<Url> {
+        let scopes: Vec<&str> = self
+            .inner
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !is_oidc_scope(s))
+            .collect();
+        self.inner.client.admin_consent_url(&scopes)
+    }
+
+    /// [`diagnose_resource_challenge`](crate::diagnose_resource_challenge) with this
+    /// application's admin consent URL filled in.
+    pub fn diagnose_resource_challenge(
+        &self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> ResourceChallenge {
+        let c = crate::diagnosis::diagnose_resource_challenge(status, headers, body);
+        match self.admin_consent_url() {
+            Some(url) => c.with_consent_url(&url),
+            None => c,
+        }
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Option<CachedToken>> {
+        self.inner.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh_in_memory(&self) -> Option<AccessToken> {
+        let now = self.inner.clock.now();
+        self.memory()
+            .as_ref()
+            .and_then(|t| t.fresh_access_token(now, self.inner.skew).cloned())
+    }
+
+    async fn obtain(&self, force: bool, claims: Option<&str>) -> Result<AccessToken, AuthError> {
+        if !force && let Some(t) = self.fresh_in_memory() {
+            return Ok(t);
+        }
+        let _flight = self.inner.flight.lock().await;
+        if !force && let Some(t) = self.fresh_in_memory() {
+            return Ok(t);
+        }
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        let (guard, cached) = blocking(move || {
+            let guard = store.lock()?;
+            let cached = store.load(&key)?;
+            Ok((guard, cached))
+        })
+        .await?;
+        if !force
+            && let Some(t) = cached
+                .as_ref()
+                .and_then(|c| c.fresh_access_token(self.inner.clock.now(), self.inner.skew))
+                .cloned()
+        {
+            *self.memory() = cached;
+            return Ok(t);
+        }
+        let previous_rt = cached.as_ref().and_then(|c| c.refresh_token.clone());
+        let client_id = self.inner.client.client_id().to_owned();
+        let grant = match (
+            &previous_rt,
+            self.inner.app_only && self.inner.client.credential().is_confidential(),
+        ) {
+            (Some(rt), _) => Grant::RefreshToken(rt.clone()),
+            (None, true) => Grant::ClientCredentials,
+            (None, false) => {
+                return Err(AuthError::SignInRequired(
+                    "no saved sign-in for this account and scopes".into(),
+                ));
+            }
+        };
+        let is_refresh = matches!(grant, Grant::RefreshToken(_));
+        let mut request = TokenRequest::new(client_id, grant, self.inner.scopes.clone());
+        if let Some(c) = claims {
+            request = request.with_claims(c);
+        }
+        let consent_scopes: Vec<&str> = self
+            .inner
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !is_oidc_scope(s))
+            .collect();
+        let clock = self.inner.clock.clone();
+        let result = self
+            .inner
+            .client
+            .request_token(&request, &consent_scopes, || clock.now())
+            .await;
+        match result {
+            Ok(resp) => {
+                let entry = CachedToken::from_response(&resp, previous_rt);
+                self.save_under(guard, entry.clone()).await?;
+                *self.memory() = Some(entry);
+                Ok(resp.access_token)
+            }
+            Err(e) => {
+                *self.memory() = None;
+                if is_refresh && matches!(e.diagnosis().problem(), Problem::SignInExpired) {
+                    // The refresh token is dead: drop it so that the next call asks for a sign-in
+                    // instead of repeating a request that cannot succeed.
+                    let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+                    let _ = blocking(move || {
+                        let _g = guard;
+                        store.remove(&key)
+                    })
+                    .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn save_under(&self, guard: StoreGuard, entry: CachedToken) -> Result<(), AuthError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        blocking(move || {
+            let _g = guard;
+            store.save(&key, &entry)
+        })
+        .await
+    }
+}
+
+fn is_oidc_scope(s: &str) -> bool {
+    matches!(s, "openid" | "profile" | "email" | "offline_access")
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CacheError> + Send + 'static,
+) -> Result<T, AuthError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(AuthError::from),
+        Err(e) => Err(AuthError::Cache(CacheError::Io {
+            path: String::new(),
+            reason: format!("cache task failed: {e}"),
+        })),
+    }
+}
