@@ -1,0 +1,2 @@
+//! Routing benchmark (placeholder until the real one lands).
+fn main() {}
