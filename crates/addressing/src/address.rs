@@ -348,6 +348,15 @@ pub fn parse_address_list(value: &str) -> Result<AddressList, AddressError> {
         return Err(AddressError::HeaderTooLong { len: value.len() });
     }
     check_header_value(value)?;
+    // mail-parser decodes an encoded word even inside `<...>` (`<=?utf-8?q?support?=@x>` would
+    // come out as `support@x`), so look at the raw tokens that hold an `@` first.
+    let encoded_in_address = value
+        .split(|c: char| c.is_whitespace() || "<>,;:\"()".contains(c))
+        .filter_map(|token| token.rsplit_once('@'))
+        .any(|(local, domain)| looks_like_encoded_word(local) || looks_like_encoded_word(domain));
+    if encoded_in_address {
+        return Err(AddressError::EncodedWordInAddress);
+    }
     let mut out = AddressList::default();
     if value.trim().is_empty() {
         return Ok(out);
@@ -495,8 +504,18 @@ fn quote(local: &str) -> String {
     out
 }
 
+/// Whether a dot-separated piece of `s` has the exact RFC 2047 shape
+/// `=?charset?B|Q?text?=` (RFC 2047 §5 forbids encoded words in an `addr-spec`). Looser
+/// checks would refuse legitimate atext such as `=?a?=`.
 fn looks_like_encoded_word(s: &str) -> bool {
-    s.contains("=?") && s.contains("?=") && s.matches('?').count() >= 4
+    s.split('.').any(|piece| {
+        let Some(inner) = piece.strip_prefix("=?").and_then(|p| p.strip_suffix("?=")) else {
+            return false;
+        };
+        let parts: Vec<&str> = inner.split('?').collect();
+        matches!(parts.as_slice(), [charset, enc, _text]
+            if !charset.is_empty() && matches!(*enc, "b" | "B" | "q" | "Q"))
+    })
 }
 
 /// Normalizes a domain: IDNA to ASCII (UTS 46), lower case, length and label checks.
