@@ -82,7 +82,8 @@ impl AuthorizationRequest {
         // oauth2's generators: 32 random bytes, base64url, S256 challenge.
         let (_, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let state = oauth2::CsrfToken::new_random();
-        self.build_with(
+        // oauth2 generates 43 base64url characters: always a valid verifier.
+        self.build_unchecked(
             authority,
             state.secret().clone(),
             PkceVerifier::new(verifier.secret().clone()),
@@ -90,15 +91,39 @@ impl AuthorizationRequest {
     }
 
     /// Builds the authorize URL with the given `state` and verifier (for tests and replays).
+    /// The verifier must be 43–128 characters from `A-Z a-z 0-9 - . _ ~` (RFC 7636 §4.1).
     pub fn build_with(
         &self,
         authority: &Authority,
         state: String,
         verifier: PkceVerifier,
+    ) -> Result<(Url, PendingAuthorization), AuthError> {
+        let v = verifier.secret();
+        let valid = (43..=128).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if !valid {
+            return Err(AuthError::Config(
+                "PKCE verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~".into(),
+            ));
+        }
+        if state.is_empty() {
+            return Err(AuthError::Config("state must not be empty".into()));
+        }
+        Ok(self.build_unchecked(authority, state, verifier))
+    }
+
+    fn build_unchecked(
+        &self,
+        authority: &Authority,
+        state: String,
+        verifier: PkceVerifier,
     ) -> (Url, PendingAuthorization) {
-        let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(
-            &oauth2::PkceCodeVerifier::new(verifier.secret().to_owned()),
-        );
+        // S256 computed here rather than with oauth2's `from_code_verifier_sha256`, which
+        // panics on a verifier of the wrong length; `build_with` validates instead.
+        use base64::Engine as _;
+        let digest = ring::digest::digest(&ring::digest::SHA256, verifier.secret().as_bytes());
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
         let mut url = authority.authorize_endpoint().clone();
         {
             let mut q = url.query_pairs_mut();
@@ -108,7 +133,7 @@ impl AuthorizationRequest {
             q.append_pair("response_mode", "query");
             q.append_pair("scope", &self.scopes.join(" "));
             q.append_pair("state", &state);
-            q.append_pair("code_challenge", challenge.as_str());
+            q.append_pair("code_challenge", &challenge);
             q.append_pair("code_challenge_method", "S256");
             if let Some(p) = &self.prompt {
                 q.append_pair("prompt", p);

@@ -1,0 +1,89 @@
+//! The loopback redirect listener, driven by a fake browser over TCP.
+
+use std::time::Duration;
+
+use msauth::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+async fn browser_get(url: &url::Url, path_and_query: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", url.port().unwrap()))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path_and_query} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+fn pending(redirect: url::Url) -> PendingAuthorization {
+    let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
+    AuthorizationRequest::new("app", redirect, ["Mail.Read"])
+        .build_with(&a, "s-1".into(), PkceVerifier::new("v".repeat(43)))
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn receives_the_code_after_ignoring_other_paths() {
+    let l = LoopbackListener::bind("/callback").await.unwrap();
+    let redirect = l.redirect_uri().clone();
+    assert_eq!(redirect.host_str(), Some("127.0.0.1"));
+    assert_eq!(redirect.path(), "/callback");
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn({
+        let p = p.clone();
+        async move { l.wait_for_code(&p, Duration::from_secs(30)).await }
+    });
+    let favicon = browser_get(&redirect, "/favicon.ico").await;
+    assert!(favicon.starts_with("HTTP/1.1 404"), "{favicon}");
+    let page = browser_get(&redirect, "/callback?code=the-code&state=s-1").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("text/html") && page.contains("Signed in"));
+    assert_eq!(wait.await.unwrap().unwrap().secret(), "the-code");
+}
+
+#[tokio::test]
+async fn wrong_state_and_errors_end_the_wait_with_a_failure_page() {
+    let l = LoopbackListener::bind_host("localhost", "/").await.unwrap();
+    let redirect = l.redirect_uri().clone();
+    assert_eq!(redirect.host_str(), Some("localhost"));
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    let page = browser_get(&redirect, "/?code=c&state=forged").await;
+    assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+    assert_eq!(
+        wait.await.unwrap().unwrap_err(),
+        AuthError::Redirect(RedirectError::StateMismatch)
+    );
+
+    let l = LoopbackListener::bind("/").await.unwrap();
+    let redirect = l.redirect_uri().clone();
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    let page = browser_get(
+        &redirect,
+        "/?error=access_denied&error_description=AADSTS65004%3A+declined&state=s-1",
+    )
+    .await;
+    assert!(page.contains("Sign-in failed"), "{page}");
+    let e = wait.await.unwrap().unwrap_err();
+    assert_eq!(e.diagnosis().code(), Some(65004));
+}
+
+#[tokio::test]
+async fn times_out_and_rejects_non_loopback_hosts() {
+    let l = LoopbackListener::bind("/").await.unwrap();
+    let p = pending(l.redirect_uri().clone());
+    let e = l
+        .wait_for_code(&p, Duration::from_millis(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AuthError::Timeout(_)), "{e:?}");
+    assert!(e.is_retryable());
+    assert!(matches!(
+        LoopbackListener::bind_host("example.com", "/").await,
+        Err(AuthError::Config(_))
+    ));
+}

@@ -1,0 +1,18 @@
+//! Integration tests of msauth: one binary (see STYLE.md §13).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod cert;
+mod cross_process;
+mod diagnosis;
+mod file_store;
+mod flows;
+mod loopback;
+mod parsing;
+mod provider;
+mod secrets;
+mod support;

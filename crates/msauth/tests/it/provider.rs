@@ -1,0 +1,352 @@
+//! TokenProvider against an in-test identity server: single-flight, skew, rotation, dead refresh
+//! tokens, claims, app-only.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use msauth::*;
+
+use crate::support::{Handler, Reply, Server, field, t0};
+
+/// A server that rotates refresh tokens strictly: only the newest one is accepted.
+fn rotating_server(state: Arc<Mutex<u32>>, delay: Option<Duration>) -> Handler {
+    Arc::new(move |seen| {
+        let mut n = state.lock().unwrap();
+        match field(&seen.body, "grant_type").as_deref() {
+            Some("refresh_token") => {
+                if field(&seen.body, "refresh_token") != Some(format!("rt-{}", *n)) {
+                    return Reply::json(
+                        400,
+                        r#"{"error":"invalid_grant","error_codes":[70008],"trace_id":"t","correlation_id":"c"}"#,
+                    );
+                }
+                *n += 1;
+                let mut r = Reply::json(
+                    200,
+                    format!(
+                        r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"at-{n}","refresh_token":"rt-{n}","scope":"Mail.Read"}}"#,
+                        n = *n
+                    ),
+                );
+                r.delay = delay;
+                r
+            }
+            Some("client_credentials") => {
+                *n += 1;
+                let mut r = Reply::json(
+                    200,
+                    format!(
+                        r#"{{"token_type":"Bearer","expires_in":"3599","access_token":"app-{n}"}}"#,
+                        n = *n
+                    ),
+                );
+                r.delay = delay;
+                r
+            }
+            _ => Reply::json(400, r#"{"error":"unsupported_grant_type"}"#),
+        }
+    })
+}
+
+async fn delegated(
+    server: &Server,
+    clock: &ManualClock,
+    store: Arc<dyn TokenStore>,
+) -> TokenProvider {
+    let p = TokenProvider::builder(server.authority(), "app")
+        .scopes(["offline_access", "Mail.Read"])
+        .account("alice@contoso.com")
+        .clock(Arc::new(clock.clone()))
+        .store(store)
+        .http(Arc::new(ReqwestClient::new().unwrap()))
+        .build()
+        .unwrap();
+    // Seed as an interactive sign-in would: an already-expired access token and rt-0.
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(&br#"{"access_token":"expired","expires_in":0,"refresh_token":"rt-0"}"#[..])
+        .unwrap();
+    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
+        .await
+        .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_callers_cause_one_refresh() {
+    let state = Arc::new(Mutex::new(0));
+    let server = Server::start(rotating_server(
+        state.clone(),
+        Some(Duration::from_millis(50)),
+    ))
+    .await;
+    let clock = ManualClock::new(t0());
+    let p = delegated(&server, &clock, Arc::new(MemoryStore::new())).await;
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move { p.access_token().await }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().secret(), "at-1");
+    }
+    assert_eq!(server.count("/token"), 1);
+    assert_eq!(*state.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn refreshes_ahead_of_expiry_and_rotates() {
+    let state = Arc::new(Mutex::new(0));
+    let server = Server::start(rotating_server(state.clone(), None)).await;
+    let clock = ManualClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let p = delegated(&server, &clock, store.clone()).await;
+    assert_eq!(p.access_token().await.unwrap().secret(), "at-1");
+    // Within the token's life minus skew: cached, no request.
+    clock.advance(Duration::from_secs(3600 - 301));
+    assert_eq!(p.access_token().await.unwrap().secret(), "at-1");
+    assert_eq!(server.count("/token"), 1);
+    // Inside the 5-minute skew: refreshed with the rotated token.
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(p.access_token().await.unwrap().secret(), "at-2");
+    assert_eq!(server.count("/token"), 2);
+    let saved = store.load(p.cache_key()).unwrap().unwrap();
+    assert_eq!(saved.refresh_token, Some(RefreshToken::new("rt-2")));
+    assert_eq!(
+        saved.expires_at(),
+        t0() + Duration::from_secs(3600 - 301 + 2 + 3600)
+    );
+    // Claims force a refresh and are sent.
+    assert_eq!(
+        p.refresh_with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#)
+            .await
+            .unwrap()
+            .secret(),
+        "at-3"
+    );
+    let last = server.seen.lock().unwrap().last().unwrap().body.clone();
+    assert_eq!(
+        field(&last, "claims").as_deref(),
+        Some(r#"{"access_token":{"nbf":{"essential":true}}}"#)
+    );
+    assert_eq!(field(&last, "refresh_token").as_deref(), Some("rt-2"));
+}
+
+#[tokio::test]
+async fn dead_refresh_token_is_dropped_and_sign_in_is_asked_for() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let server = Server::start(Arc::new(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Reply::json(400, r#"{"error":"invalid_grant","error_description":"AADSTS700082: The refresh token has expired due to inactivity.","error_codes":[700082]}"#)
+    }))
+    .await;
+    let clock = ManualClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let p = delegated(&server, &clock, store.clone()).await;
+    let e = p.access_token().await.unwrap_err();
+    assert_eq!(e.diagnosis().code(), Some(700082));
+    assert_eq!(e.diagnosis().action(), Action::SignIn);
+    assert!(store.load(p.cache_key()).unwrap().is_none());
+    // No second hopeless request.
+    let e = p.access_token().await.unwrap_err();
+    assert!(matches!(e, AuthError::SignInRequired(_)), "{e:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn transient_failure_keeps_the_refresh_token() {
+    let server = Server::start(Arc::new(|_| {
+        let mut r = Reply::json(503, "");
+        r.headers = vec![("retry-after", "3".into())];
+        r
+    }))
+    .await;
+    let clock = ManualClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let p = delegated(&server, &clock, store.clone()).await;
+    let e = p.access_token().await.unwrap_err();
+    assert!(e.is_retryable());
+    assert_eq!(e.diagnosis().retry_after(), Some(Duration::from_secs(3)));
+    assert_eq!(
+        store.load(p.cache_key()).unwrap().unwrap().refresh_token,
+        Some(RefreshToken::new("rt-0"))
+    );
+}
+
+#[tokio::test]
+async fn app_only_uses_client_credentials_and_consent_url_in_diagnoses() {
+    let state = Arc::new(Mutex::new(0));
+    let server = Server::start(rotating_server(state, None)).await;
+    let clock = ManualClock::new(t0());
+    let p = TokenProvider::builder(server.authority(), "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("sv")))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .clock(Arc::new(clock.clone()))
+        .consent_redirect(url::Url::parse("https://app.example/consented").unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(p.access_token().await.unwrap().secret(), "app-1");
+    assert_eq!(p.access_token().await.unwrap().secret(), "app-1");
+    let body = server.seen.lock().unwrap()[0].body.clone();
+    assert_eq!(
+        body,
+        "client_id=app&grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&client_secret=sv"
+    );
+    let url = p.admin_consent_url().unwrap();
+    assert_eq!(
+        url.as_str(),
+        format!(
+            "{}/adminconsent?client_id=app&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&redirect_uri=https%3A%2F%2Fapp.example%2Fconsented",
+            server.base
+        )
+    );
+    let c = p.diagnose_resource_challenge(
+        http::StatusCode::FORBIDDEN,
+        &http::HeaderMap::new(),
+        br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}"#,
+    );
+    assert_eq!(c.diagnosis().consent_url(), Some(&url));
+}
+
+#[tokio::test]
+async fn consent_errors_from_the_token_endpoint_carry_the_consent_url() {
+    let server = Server::start(Arc::new(|_| {
+        Reply::json(400, r#"{"error":"invalid_grant","error_codes":[65001]}"#)
+    }))
+    .await;
+    let p = TokenProvider::builder(server.authority(), "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("sv")))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .unwrap();
+    let d = p.access_token().await.unwrap_err().diagnosis();
+    assert_eq!(d.problem(), Problem::ConsentRequired);
+    assert!(
+        d.consent_url()
+            .unwrap()
+            .as_str()
+            .starts_with(&format!("{}/adminconsent?client_id=app", server.base))
+    );
+}
+
+#[tokio::test]
+async fn public_client_without_sign_in_needs_sign_in_and_no_scope_is_a_config_error() {
+    let server = Server::start(Arc::new(|_| Reply::json(500, "{}"))).await;
+    let p = TokenProvider::builder(server.authority(), "app")
+        .scopes(["Mail.Read"])
+        .build()
+        .unwrap();
+    assert!(matches!(
+        p.access_token().await,
+        Err(AuthError::SignInRequired(_))
+    ));
+    assert_eq!(server.count("/token"), 0);
+    assert!(matches!(
+        TokenProvider::builder(server.authority(), "app").build(),
+        Err(AuthError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn executor_refuses_redirects_and_oversized_bodies_and_reports_connect_errors() {
+    let server = Server::start(Arc::new(|seen| match seen.path.as_str() {
+        "/token" => {
+            let mut r = Reply::json(302, "");
+            r.headers = vec![("location", "http://127.0.0.1:1/elsewhere".into())];
+            r
+        }
+        _ => Reply::json(200, " ".repeat(MAX_BODY + 10)),
+    }))
+    .await;
+    let client = AuthClient::with_http(
+        server.authority(),
+        "app",
+        ClientCredential::Secret(ClientSecret::new("s")),
+        Arc::new(ReqwestClient::new().unwrap()),
+    );
+    let e = client
+        .client_credentials(&["x/.default"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AuthError::BadResponse {
+                problem: ResponseProblem::Redirect,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(server.count("/elsewhere"), 0);
+
+    let big = ReqwestClient::new().unwrap();
+    let req = http::Request::get(format!("{}/big", server.base))
+        .body(Vec::new())
+        .unwrap();
+    let e = big.execute(req).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AuthError::BadResponse {
+                problem: ResponseProblem::TooLarge(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // Nothing listens on the port of a dropped listener.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = AuthClient::with_http(
+        crate::support::authority_at(&format!("http://127.0.0.1:{port}")),
+        "app",
+        ClientCredential::Secret(ClientSecret::new("s")),
+        Arc::new(ReqwestClient::new().unwrap()),
+    );
+    let e = dead.client_credentials(&["x/.default"]).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AuthError::Transport {
+                stage: SendStage::NotSent,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn device_code_end_to_end_through_the_executor() {
+    let polls = Arc::new(AtomicUsize::new(0));
+    let p2 = polls.clone();
+    let server = Server::start(Arc::new(move |seen| match seen.path.as_str() {
+        "/devicecode" => Reply::json(200, r#"{"device_code":"dc","user_code":"U","verification_uri":"https://microsoft.com/devicelogin","expires_in":900,"interval":0}"#),
+        "/token" if p2.fetch_add(1, Ordering::SeqCst) < 2 => Reply::json(400, r#"{"error":"authorization_pending","error_codes":[70016]}"#),
+        "/token" => Reply::json(200, r#"{"token_type":"Bearer","expires_in":3600,"access_token":"at","refresh_token":"rt"}"#),
+        _ => Reply::json(404, r#"{"error":"not_found"}"#),
+    }))
+    .await;
+    let client = AuthClient::with_http(
+        server.authority(),
+        "app",
+        ClientCredential::None,
+        Arc::new(ReqwestClient::new().unwrap()),
+    );
+    let mut flow = client
+        .start_device_code(&["offline_access", "Mail.Read"])
+        .await
+        .unwrap();
+    assert_eq!(flow.user_code(), "U");
+    let token = client.finish_device_code(&mut flow).await.unwrap();
+    assert_eq!(token.refresh_token, Some(RefreshToken::new("rt")));
+    assert_eq!(polls.load(Ordering::SeqCst), 3);
+}

@@ -1,0 +1,202 @@
+//! No secret in Debug, Display or error output of any flow's types.
+
+use std::sync::Arc;
+
+use msauth::*;
+use url::Url;
+
+use crate::support::{borrow, response, t0};
+
+const SECRET: &str = "KNOWN-SECRET-9f8e7d";
+
+fn assert_clean(what: &str, text: &str) {
+    assert!(!text.contains(SECRET), "{what} leaks the secret: {text}");
+}
+
+fn check<T: std::fmt::Debug>(what: &str, v: &T) {
+    assert_clean(what, &format!("{v:?}"));
+    assert_clean(what, &format!("{v:#?}"));
+}
+
+#[tokio::test]
+async fn no_type_prints_a_secret() {
+    let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
+    for s in [
+        format!(
+            "{:?}{}",
+            ClientSecret::new(SECRET),
+            ClientSecret::new(SECRET)
+        ),
+        format!("{:?}{}", AccessToken::new(SECRET), AccessToken::new(SECRET)),
+        format!(
+            "{:?}{}",
+            RefreshToken::new(SECRET),
+            RefreshToken::new(SECRET)
+        ),
+        format!("{:?}{}", IdToken::new(SECRET), IdToken::new(SECRET)),
+        format!(
+            "{:?}{}",
+            AuthorizationCode::new(SECRET),
+            AuthorizationCode::new(SECRET)
+        ),
+        format!(
+            "{:?}{}",
+            PkceVerifier::new(SECRET),
+            PkceVerifier::new(SECRET)
+        ),
+        format!("{:?}{}", DeviceCode::new(SECRET), DeviceCode::new(SECRET)),
+        format!(
+            "{:?}{}",
+            ClientAssertion::new(SECRET),
+            ClientAssertion::new(SECRET)
+        ),
+    ] {
+        assert_clean("newtype", &s);
+        assert!(s.contains("[redacted]"));
+    }
+    let secret_cred = ClientCredential::Secret(ClientSecret::new(SECRET));
+    check("credential", &secret_cred);
+
+    // Auth code flow: request, pending state, redeemed request, token request.
+    let redirect = Url::parse("http://127.0.0.1:5/").unwrap();
+    let (_, pending) = AuthorizationRequest::new("app", redirect, ["Mail.Read"])
+        .build_with(
+            &a,
+            "st".into(),
+            PkceVerifier::new(format!("{SECRET}-{}", "a".repeat(30))),
+        )
+        .unwrap();
+    check("pending", &pending);
+    assert!(!format!("{pending:?}").contains("aaaaaaaaaa"));
+    let req = pending
+        .redeem(&format!("http://127.0.0.1:5/?code={SECRET}&state=st"))
+        .unwrap();
+    check("auth code request", &req);
+    let req = TokenRequest::refresh("app", RefreshToken::new(SECRET), ["Mail.Read"]);
+    check("refresh request", &req);
+    check(
+        "client credentials request",
+        &TokenRequest::client_credentials("app", ["x/.default"]),
+    );
+    // Redirect errors never echo the code.
+    let e = pending
+        .parse_redirect(&format!("http://127.0.0.1:5/?code={SECRET}&state=wrong"))
+        .unwrap_err();
+    check("redirect error", &e);
+    assert_clean("redirect error", &e.to_string());
+
+    // Token response and cache entry.
+    let body = format!(
+        r#"{{"access_token":"{SECRET}","refresh_token":"{SECRET}","id_token":"{SECRET}","expires_in":1}}"#
+    );
+    let t = parse_token_response(
+        borrow(&response(200, "application/json", body.as_bytes())),
+        t0(),
+        None,
+    )
+    .unwrap();
+    check("token response", &t);
+    check("cached token", &CachedToken::from_response(&t, None));
+
+    // Device code flow.
+    let start = DeviceCodeRequest::new("app", ["Mail.Read"]);
+    let body = format!(
+        r#"{{"device_code":"{SECRET}","user_code":"U","verification_uri":"https://x/","expires_in":900}}"#
+    );
+    let flow = start
+        .parse_response(
+            borrow(&response(200, "application/json", body.as_bytes())),
+            t0(),
+        )
+        .unwrap();
+    check("device flow", &flow);
+
+    // Certificate credential and its assertion.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let cert = CertificateCredential::from_pem(
+        &std::fs::read(format!("{dir}test-cert.pem")).unwrap(),
+        &std::fs::read(format!("{dir}test-key-pkcs8.pem")).unwrap(),
+    )
+    .unwrap();
+    let key_pem = std::fs::read_to_string(format!("{dir}test-key-pkcs8.pem")).unwrap();
+    let key_line = key_pem.lines().nth(1).unwrap();
+    let dbg = format!("{cert:?}");
+    assert!(!dbg.contains(key_line));
+    let assertion = cert
+        .assertion("app", a.token_endpoint(), t0(), uuid::Uuid::new_v4())
+        .unwrap();
+    assert!(!format!("{assertion:?}{assertion}").contains(assertion.secret()));
+    // Broken key material: the error does not quote it.
+    let bad_key = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        "QUJD".repeat(20) + SECRET
+    );
+    let e = CertificateCredential::from_pem(
+        &std::fs::read(format!("{dir}test-cert.pem")).unwrap(),
+        bad_key.as_bytes(),
+    )
+    .unwrap_err();
+    check("certificate error", &e);
+    assert_clean("certificate error", &e.to_string());
+
+    // Clients and providers.
+    let client = AuthClient::with_http(
+        a.clone(),
+        "app",
+        secret_cred.clone(),
+        Arc::new(ReqwestClient::new().unwrap()),
+    );
+    check("client", &client);
+    let p = TokenProvider::builder(a.clone(), "app")
+        .credential(secret_cred)
+        .scopes(["x/.default"])
+        .build()
+        .unwrap();
+    p.save_sign_in(&t).await.unwrap();
+    check("provider", &p);
+
+    // Service errors (a server echoing nothing secret) and their diagnoses.
+    let e = parse_token_response(
+        borrow(&response(
+            401,
+            "application/json",
+            br#"{"error":"invalid_client","error_codes":[7000215]}"#,
+        )),
+        t0(),
+        None,
+    )
+    .unwrap_err();
+    check("service error", &e);
+    assert_clean("service error", &e.to_string());
+    assert_clean("diagnosis", &e.diagnosis().explain());
+}
+
+#[tokio::test]
+async fn file_cache_errors_do_not_quote_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let store = FileStore::new(&path);
+    let key = CacheKey::new(
+        &Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap(),
+        "app",
+        None,
+        &["x"],
+    );
+    store
+        .save(&key, &CachedToken::refresh_only(RefreshToken::new(SECRET)))
+        .unwrap();
+    // Tamper with the token value: checksum mismatch, and the error does not print the value.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(SECRET, &format!("{SECRET}X"));
+    std::fs::write(&path, text).unwrap();
+    let e = store.load(&key).unwrap_err();
+    assert!(matches!(e, CacheError::Corrupt { .. }));
+    assert_clean("cache error", &format!("{e} {e:?}"));
+    // Break the JSON right after the token: serde's message names a position, not the value.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut = text.find(SECRET).unwrap() + SECRET.len() + 2;
+    std::fs::write(&path, &text[..cut]).unwrap();
+    let e = store.load(&key).unwrap_err();
+    assert_clean("cache error", &format!("{e} {e:?}"));
+}
