@@ -1,5 +1,87 @@
-//! `sandbox`: see the crate description; the full documentation arrives with the implementation.
+//! `sandbox`: a local emulator of a Microsoft 365 tenant — the identity platform (Entra ID v2.0),
+//! Microsoft Graph mail, Exchange Web Services and SMTP delivery — for tests and demos.
+//!
+//! No machine here reaches Microsoft; the sandbox behaves like a tenant closely enough that real
+//! clients work against it unchanged: Microsoft's paths, parameters, response shapes, AADSTS
+//! error codes, throttling and id semantics.
+//!
+//! # In process (tests)
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sandbox::{Sandbox, Seed};
+//!
+//! let sb = Sandbox::builder().seed(Seed::demo()).start().await?; // 127.0.0.1, ephemeral ports
+//! let token_url = sb.token_url("contoso.example");  // {base}/contoso.example/oauth2/v2.0/token
+//! let graph = sb.graph_url();                        // {base}/v1.0
+//! let ews = sb.ews_url();                            // {base}/EWS/Exchange.asmx
+//! let smtp = sb.smtp_addr();                         // deliver mail with any SMTP client
+//!
+//! // Change the tenant while tests run: the stand-in for the Azure portal / Exchange PowerShell.
+//! let admin = sb.admin();
+//! admin.add_alias("helpdesk@contoso.example", "newproject@contoso.example")?;
+//! admin.inject_mime("billing@contoso.example", "Subject: hi\r\n\r\nbody\r\n")?;
+//! admin.revoke_admin_consent("00000000-0000-0000-0000-00000000d3e0")?;
+//! println!("{} requests so far", sb.request_log().total());
+//! sb.shutdown().await;
+//! # let _ = (token_url, graph, ews, smtp);
+//! # Ok(()) }
+//! ```
+//!
+//! # Seeds
+//!
+//! A seed (TOML or JSON, see [`Seed`]) describes the tenant: domains, users and their aliases,
+//! shared mailboxes, groups, organisation settings (plus addressing, `SendFromAliasEnabled`,
+//! `EwsEnabled`/`EwsAllowedAppIDs`, alias propagation delay, user consent), app registrations
+//! (secrets with expiry, certificates, redirect URIs, public client flows, permissions, user
+//! assignment), consent grants and initial messages. [`Seed::demo`] is a helpdesk tenant whose
+//! pickup mailbox `helpdesk@contoso.example` has project aliases (`billing@`, `support@`,
+//! `sales@`, ...) and whose app `00000000-0000-0000-0000-00000000d3e0` has the **public, demo-only**
+//! client secret `demo-secret-do-not-use-in-production`.
+//!
+//! # Standalone, with TLS
+//!
+//! ```text
+//! cargo run -p sandbox -- --port 8443 --seed tenant.toml --tls --ca-out sandbox-ca.pem
+//! ```
+//!
+//! serves HTTPS with a freshly generated CA and server certificate (for `localhost` and
+//! `127.0.0.1`) and writes the CA certificate to `sandbox-ca.pem` so real clients (MSAL,
+//! exchangelib) can trust it. The admin API is then available over HTTP as JSON, see [`admin`].
+//!
+//! # Time
+//!
+//! Expiry (tokens, secrets, codes), alias propagation and throttling windows read the sandbox
+//! clock, which tests move with [`Admin::advance_clock`] instead of sleeping.
+//!
+//! # Keys
+//!
+//! Tokens are RS256 JWTs signed with a fixed RSA key embedded in this crate. It is a public,
+//! non-secret emulator key: anyone can mint tokens the sandbox accepts, which is the point.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod admin;
+pub mod auth;
+pub mod delivery;
+pub mod faults;
+pub mod identity;
+pub mod reqlog;
+mod server;
+mod smtp;
+pub mod state;
+pub mod store;
+pub mod tenant;
+
+pub(crate) mod ews;
+pub(crate) mod graph;
+
+pub use admin::{Admin, AdminCommand, AdminError};
+pub use faults::{FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger};
+pub use identity::{MintRequest, TokenKind};
+pub use reqlog::RequestLogSnapshot;
+pub use server::{Sandbox, SandboxBuilder, StartError, TlsOptions};
+pub use state::AppState;
+pub use tenant::{ApiResource, Seed, SeedError};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "sandbox";

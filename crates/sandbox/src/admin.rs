@@ -1,0 +1,672 @@
+//! The admin API: the sandbox's stand-in for the Azure portal and Exchange PowerShell.
+//!
+//! In process, use the typed [`Admin`] handle from [`crate::Sandbox::admin`]. Over HTTP (the
+//! standalone server), send the same operations as JSON [`AdminCommand`]s:
+//!
+//! ```text
+//! POST /_sandbox/admin          {"op": "grant_admin_consent", "app": "…", "delegated": ["Mail.Read"]}
+//! GET  /_sandbox/requests       request log
+//! GET  /_sandbox/outbox         mail sent outside the tenant
+//! GET  /_sandbox/tenant         the tenant model (secrets redacted)
+//! ```
+//!
+//! The admin API is unauthenticated: the sandbox binds to loopback and is for tests and demos.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::{self, DeliveryReport, OutboxEntry};
+use crate::faults::{FaultPlan, ThrottleConfig};
+use crate::identity::{DeviceStatus, MintRequest};
+use crate::reqlog::RequestLogSnapshot;
+use crate::state::AppState;
+use crate::tenant::{
+    AppRegistration, ClientSecret, Group, IdentitySettings, Mailbox, MailboxKind, OrgSettings,
+    Permission, SecretString, Tenant,
+};
+
+/// One admin operation (the JSON body of `POST /_sandbox/admin`, tagged by `op`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AdminCommand {
+    /// Adds a user (or shared mailbox, with `kind = "shared"`).
+    AddMailbox {
+        /// The mailbox.
+        mailbox: Mailbox,
+    },
+    /// Adds a group.
+    AddGroup {
+        /// The group.
+        group: Group,
+    },
+    /// Adds an alias; it receives mail after the organisation's propagation delay.
+    AddAlias {
+        /// Mailbox address.
+        mailbox: String,
+        /// The new alias.
+        alias: String,
+    },
+    /// Enables or disables a user's sign-in.
+    SetUserEnabled {
+        /// User address.
+        user: String,
+        /// Enabled?
+        enabled: bool,
+    },
+    /// Adds an app registration.
+    AddApp {
+        /// The app.
+        app: AppRegistration,
+    },
+    /// Adds a client secret to an app.
+    AddSecret {
+        /// Client id.
+        app: String,
+        /// The secret.
+        secret: ClientSecret,
+    },
+    /// Assigns a user or group to an app.
+    AssignUser {
+        /// Client id.
+        app: String,
+        /// User or group address.
+        principal: String,
+    },
+    /// Grants tenant-wide admin consent.
+    GrantAdminConsent {
+        /// Client id.
+        app: String,
+        /// Delegated permissions.
+        #[serde(default)]
+        delegated: Vec<Permission>,
+        /// Application permissions.
+        #[serde(default)]
+        application: Vec<Permission>,
+    },
+    /// Removes the app's admin consent (delegated and application).
+    RevokeAdminConsent {
+        /// Client id.
+        app: String,
+    },
+    /// Grants a user's own consent.
+    GrantUserConsent {
+        /// Client id.
+        app: String,
+        /// User address.
+        user: String,
+        /// Scopes.
+        scopes: Vec<Permission>,
+    },
+    /// Removes a user's consent for an app.
+    RevokeUserConsent {
+        /// Client id.
+        app: String,
+        /// User address.
+        user: String,
+    },
+    /// Replaces the organisation settings.
+    SetOrg {
+        /// New settings.
+        settings: OrgSettings,
+    },
+    /// Replaces the identity settings (token lifetimes, rotation).
+    SetIdentity {
+        /// New settings.
+        settings: IdentitySettings,
+    },
+    /// Delivers MIME to recipients as if it arrived over SMTP.
+    InjectMime {
+        /// Envelope sender.
+        #[serde(default = "default_sender")]
+        from: String,
+        /// Envelope recipients.
+        to: Vec<String>,
+        /// The RFC 822 message.
+        mime: String,
+    },
+    /// Replaces the fault plan.
+    SetFaults {
+        /// The plan.
+        plan: FaultPlan,
+    },
+    /// Replaces the throttling limits.
+    SetThrottle {
+        /// The limits.
+        config: ThrottleConfig,
+    },
+    /// Approves a pending device code as a user.
+    ApproveDeviceCode {
+        /// The user code shown to the user.
+        user_code: String,
+        /// The user approving.
+        user: String,
+    },
+    /// Declines a pending device code.
+    DeclineDeviceCode {
+        /// The user code.
+        user_code: String,
+    },
+    /// Makes every access token issued so far count as expired.
+    ExpireAccessTokens,
+    /// Revokes refresh tokens (of one user, or all).
+    RevokeRefreshTokens {
+        /// User address; all users when omitted.
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// Moves the sandbox clock forward.
+    AdvanceClock {
+        /// Seconds.
+        secs: i64,
+    },
+    /// Clears the request log.
+    ClearRequestLog,
+}
+
+fn default_sender() -> String {
+    "sender@external.example".into()
+}
+
+/// Why an admin operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A named user, mailbox, app or code does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The operation conflicts with existing state (duplicate address, ...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The operation's input is invalid.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// The outcome of an [`AdminCommand`] (JSON over HTTP).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub struct AdminOutcome {
+    /// Always `true` on success.
+    pub ok: bool,
+    /// Delivered mailboxes (inject).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<String>,
+    /// Rejected recipients with reasons (inject).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<(String, String)>,
+    /// Count (revocations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+}
+
+impl AdminOutcome {
+    fn ok() -> Self {
+        Self {
+            ok: true,
+            delivered: Vec::new(),
+            rejected: Vec::new(),
+            count: None,
+        }
+    }
+}
+
+/// Typed admin handle for a running sandbox. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    state: AppState,
+}
+
+impl Admin {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Applies one admin command.
+    pub fn apply(&self, cmd: AdminCommand) -> Result<AdminOutcome, AdminError> {
+        let st = &self.state;
+        let now = st.clock().now_unix();
+        match cmd {
+            AdminCommand::AddMailbox { mut mailbox } => {
+                let fresh = Mailbox::user(mailbox.mail.clone());
+                if mailbox.id.is_empty() {
+                    mailbox.id = fresh.id;
+                }
+                if mailbox.upn.is_empty() {
+                    mailbox.upn = fresh.upn;
+                }
+                if mailbox.display_name.is_empty() {
+                    mailbox.display_name = fresh.display_name;
+                }
+                mailbox.mail = fresh.mail;
+                let mut t = st.tenant_mut();
+                if t.resolve(&mailbox.mail, i64::MAX).is_some() {
+                    return Err(AdminError::Conflict(mailbox.mail));
+                }
+                st.store().ensure_mailbox(&mailbox.mail);
+                t.mailboxes.push(mailbox);
+            }
+            AdminCommand::AddGroup { mut group } => {
+                group.mail = group.mail.to_ascii_lowercase();
+                if group.id.is_empty() {
+                    group.id = crate::tenant::stable_guid(&group.mail);
+                }
+                let mut t = st.tenant_mut();
+                if t.resolve(&group.mail, i64::MAX).is_some() {
+                    return Err(AdminError::Conflict(group.mail));
+                }
+                t.groups.push(group);
+            }
+            AdminCommand::AddAlias { mailbox, alias } => {
+                let alias = alias.trim().to_ascii_lowercase();
+                if !alias.contains('@') {
+                    return Err(AdminError::Invalid(format!("{alias} is not an address")));
+                }
+                let mut t = st.tenant_mut();
+                if t.resolve(&alias, i64::MAX).is_some() {
+                    return Err(AdminError::Conflict(alias));
+                }
+                let delay = t.org.alias_propagation_delay_secs as i64;
+                let mb = t
+                    .mailbox_mut(&mailbox)
+                    .ok_or(AdminError::NotFound(mailbox))?;
+                mb.aliases.push(alias.clone());
+                if delay > 0 {
+                    mb.pending_aliases.insert(alias, now + delay);
+                }
+            }
+            AdminCommand::SetUserEnabled { user, enabled } => {
+                let mut t = st.tenant_mut();
+                t.mailbox_mut(&user)
+                    .ok_or(AdminError::NotFound(user))?
+                    .enabled = enabled;
+            }
+            AdminCommand::AddApp { app } => {
+                let mut t = st.tenant_mut();
+                if t.app(&app.client_id).is_some() {
+                    return Err(AdminError::Conflict(app.client_id));
+                }
+                t.apps.push(app);
+            }
+            AdminCommand::AddSecret { app, secret } => {
+                let mut t = st.tenant_mut();
+                t.app_mut(&app)
+                    .ok_or(AdminError::NotFound(app))?
+                    .secrets
+                    .push(secret);
+            }
+            AdminCommand::AssignUser { app, principal } => {
+                let mut t = st.tenant_mut();
+                t.app_mut(&app)
+                    .ok_or(AdminError::NotFound(app))?
+                    .assigned
+                    .push(principal);
+            }
+            AdminCommand::GrantAdminConsent {
+                app,
+                delegated,
+                application,
+            } => {
+                let mut t = st.tenant_mut();
+                let g = t.consents.admin.entry(app).or_default();
+                g.delegated.extend(delegated);
+                g.application.extend(application);
+            }
+            AdminCommand::RevokeAdminConsent { app } => {
+                st.tenant_mut().consents.admin.remove(&app);
+            }
+            AdminCommand::GrantUserConsent { app, user, scopes } => {
+                let mut t = st.tenant_mut();
+                let uid = t
+                    .user(&user, i64::MAX)
+                    .map(|u| u.id.clone())
+                    .ok_or(AdminError::NotFound(user))?;
+                t.consents
+                    .user
+                    .entry(app)
+                    .or_default()
+                    .entry(uid)
+                    .or_default()
+                    .extend(scopes);
+            }
+            AdminCommand::RevokeUserConsent { app, user } => {
+                let mut t = st.tenant_mut();
+                let uid = t
+                    .user(&user, i64::MAX)
+                    .map(|u| u.id.clone())
+                    .ok_or(AdminError::NotFound(user))?;
+                if let Some(m) = t.consents.user.get_mut(&app) {
+                    m.remove(&uid);
+                }
+            }
+            AdminCommand::SetOrg { settings } => st.tenant_mut().org = settings,
+            AdminCommand::SetIdentity { settings } => st.tenant_mut().identity = settings,
+            AdminCommand::InjectMime { from, to, mime } => {
+                let report = self.inject(&from, &to, mime.as_bytes())?;
+                let mut out = AdminOutcome::ok();
+                out.delivered = report.delivered.into_iter().map(|(_, mb, _)| mb).collect();
+                out.rejected = report
+                    .rejected
+                    .into_iter()
+                    .map(|(r, e)| (r, e.to_string()))
+                    .collect();
+                return Ok(out);
+            }
+            AdminCommand::SetFaults { plan } => st.faults().set_plan(plan),
+            AdminCommand::SetThrottle { config } => st.faults().set_throttle(config),
+            AdminCommand::ApproveDeviceCode { user_code, user } => {
+                let uid = st
+                    .tenant()
+                    .user(&user, now)
+                    .map(|u| u.id.clone())
+                    .ok_or(AdminError::NotFound(user))?;
+                self.set_device_status(&user_code, DeviceStatus::Approved(uid))?;
+            }
+            AdminCommand::DeclineDeviceCode { user_code } => {
+                self.set_device_status(&user_code, DeviceStatus::Declined)?;
+            }
+            AdminCommand::ExpireAccessTokens => st.identity().expire_tokens_before(now + 1),
+            AdminCommand::RevokeRefreshTokens { user } => {
+                let uid = match user {
+                    Some(u) => Some(
+                        st.tenant()
+                            .user(&u, now)
+                            .map(|u| u.id.clone())
+                            .ok_or(AdminError::NotFound(u))?,
+                    ),
+                    None => None,
+                };
+                let mut out = AdminOutcome::ok();
+                out.count = Some(st.identity().revoke_refresh_tokens(uid.as_deref(), None));
+                return Ok(out);
+            }
+            AdminCommand::AdvanceClock { secs } => st.clock().advance(secs),
+            AdminCommand::ClearRequestLog => st.reqlog().clear(),
+        }
+        Ok(AdminOutcome::ok())
+    }
+
+    fn set_device_status(&self, user_code: &str, status: DeviceStatus) -> Result<(), AdminError> {
+        let mut inner = self.state.identity().inner();
+        let g = inner
+            .devices
+            .values_mut()
+            .find(|g| {
+                g.user_code.eq_ignore_ascii_case(user_code) && g.status == DeviceStatus::Pending
+            })
+            .ok_or_else(|| AdminError::NotFound(format!("pending device code {user_code}")))?;
+        g.status = status;
+        Ok(())
+    }
+
+    /// Adds a user mailbox with default settings.
+    pub fn add_user(&self, mail: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::AddMailbox {
+            mailbox: Mailbox::user(mail),
+        })
+        .map(drop)
+    }
+
+    /// Adds a shared mailbox; `full_access` users get FullAccess and Send As.
+    pub fn add_shared_mailbox(&self, mail: &str, full_access: &[&str]) -> Result<(), AdminError> {
+        let mut m = Mailbox::user(mail);
+        m.kind = MailboxKind::Shared;
+        m.full_access = full_access.iter().map(|s| s.to_string()).collect();
+        m.send_as = m.full_access.clone();
+        self.apply(AdminCommand::AddMailbox { mailbox: m })
+            .map(drop)
+    }
+
+    /// Adds an alias (subject to the propagation delay).
+    pub fn add_alias(&self, mailbox: &str, alias: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::AddAlias {
+            mailbox: mailbox.into(),
+            alias: alias.into(),
+        })
+        .map(drop)
+    }
+
+    /// Adds an app registration.
+    pub fn add_app(&self, app: AppRegistration) -> Result<(), AdminError> {
+        self.apply(AdminCommand::AddApp { app }).map(drop)
+    }
+
+    /// Adds a client secret (optionally expiring) to an app.
+    pub fn add_secret(
+        &self,
+        app: &str,
+        value: &str,
+        expires: Option<time::OffsetDateTime>,
+    ) -> Result<(), AdminError> {
+        let secret = ClientSecret {
+            id: uuid::Uuid::new_v4().to_string(),
+            value: SecretString::new(value),
+            expires,
+        };
+        self.apply(AdminCommand::AddSecret {
+            app: app.into(),
+            secret,
+        })
+        .map(drop)
+    }
+
+    /// Grants tenant-wide admin consent (permission strings as in seeds: `Mail.Read`,
+    /// `https://outlook.office365.com/full_access_as_app`).
+    pub fn grant_admin_consent(
+        &self,
+        app: &str,
+        delegated: &[&str],
+        application: &[&str],
+    ) -> Result<(), AdminError> {
+        let p = |v: &[&str]| -> Result<Vec<Permission>, AdminError> {
+            v.iter()
+                .map(|s| Permission::parse(s).ok_or_else(|| AdminError::Invalid(s.to_string())))
+                .collect()
+        };
+        self.apply(AdminCommand::GrantAdminConsent {
+            app: app.into(),
+            delegated: p(delegated)?,
+            application: p(application)?,
+        })
+        .map(drop)
+    }
+
+    /// Withdraws the app's admin consent.
+    pub fn revoke_admin_consent(&self, app: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RevokeAdminConsent { app: app.into() })
+            .map(drop)
+    }
+
+    /// Grants a user's own consent to scopes.
+    pub fn grant_user_consent(
+        &self,
+        app: &str,
+        user: &str,
+        scopes: &[&str],
+    ) -> Result<(), AdminError> {
+        let scopes = scopes
+            .iter()
+            .map(|s| Permission::parse(s).ok_or_else(|| AdminError::Invalid(s.to_string())))
+            .collect::<Result<_, _>>()?;
+        self.apply(AdminCommand::GrantUserConsent {
+            app: app.into(),
+            user: user.into(),
+            scopes,
+        })
+        .map(drop)
+    }
+
+    /// Withdraws a user's consent.
+    pub fn revoke_user_consent(&self, app: &str, user: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RevokeUserConsent {
+            app: app.into(),
+            user: user.into(),
+        })
+        .map(drop)
+    }
+
+    /// Changes organisation settings in place.
+    pub fn update_org(&self, f: impl FnOnce(&mut OrgSettings)) {
+        f(&mut self.state.tenant_mut().org);
+    }
+
+    /// Changes identity settings (token lifetimes, rotation) in place.
+    pub fn update_identity(&self, f: impl FnOnce(&mut IdentitySettings)) {
+        f(&mut self.state.tenant_mut().identity);
+    }
+
+    /// Changes anything in the tenant model in place.
+    pub fn update_tenant(&self, f: impl FnOnce(&mut Tenant)) {
+        f(&mut self.state.tenant_mut());
+    }
+
+    /// A copy of the tenant model.
+    pub fn tenant(&self) -> Tenant {
+        self.state.tenant().clone()
+    }
+
+    /// Delivers MIME as if it arrived over SMTP with this envelope.
+    pub fn inject(
+        &self,
+        from: &str,
+        to: &[String],
+        mime: &[u8],
+    ) -> Result<DeliveryReport, AdminError> {
+        delivery::deliver(&self.state, from, to, mime)
+            .map_err(|e| AdminError::Invalid(e.to_string()))
+    }
+
+    /// Delivers MIME to one recipient (envelope sender `sender@external.example`).
+    pub fn inject_mime(&self, to: &str, mime: &str) -> Result<DeliveryReport, AdminError> {
+        self.inject(&default_sender(), &[to.to_string()], mime.as_bytes())
+    }
+
+    /// Replaces the fault plan.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.state.faults().set_plan(plan);
+    }
+
+    /// Replaces the throttling limits.
+    pub fn set_throttle(&self, config: ThrottleConfig) {
+        self.state.faults().set_throttle(config);
+    }
+
+    /// Number of faults injected since the plan was set.
+    pub fn faults_fired(&self) -> u64 {
+        self.state.faults().fired()
+    }
+
+    /// The request log.
+    pub fn request_log(&self) -> RequestLogSnapshot {
+        self.state.reqlog().snapshot()
+    }
+
+    /// Clears the request log.
+    pub fn clear_request_log(&self) {
+        self.state.reqlog().clear();
+    }
+
+    /// Mints an access token directly (see [`MintRequest`]).
+    pub fn mint_token(&self, req: &MintRequest) -> Result<String, AdminError> {
+        crate::identity::token_mint(&self.state, req).map_err(AdminError::NotFound)
+    }
+
+    /// Approves a pending device code as `user`.
+    pub fn approve_device_code(&self, user_code: &str, user: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::ApproveDeviceCode {
+            user_code: user_code.into(),
+            user: user.into(),
+        })
+        .map(drop)
+    }
+
+    /// Declines a pending device code.
+    pub fn decline_device_code(&self, user_code: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::DeclineDeviceCode {
+            user_code: user_code.into(),
+        })
+        .map(drop)
+    }
+
+    /// Makes every access token issued so far count as expired.
+    pub fn expire_access_tokens(&self) {
+        self.state
+            .identity()
+            .expire_tokens_before(self.state.clock().now_unix() + 1);
+    }
+
+    /// Revokes refresh tokens of one user (`Some`) or everyone; returns how many.
+    pub fn revoke_refresh_tokens(&self, user: Option<&str>) -> Result<usize, AdminError> {
+        let out = self.apply(AdminCommand::RevokeRefreshTokens {
+            user: user.map(str::to_string),
+        })?;
+        Ok(out.count.unwrap_or(0))
+    }
+
+    /// Moves the sandbox clock forward by `secs` seconds.
+    pub fn advance_clock(&self, secs: i64) {
+        self.state.clock().advance(secs);
+    }
+
+    /// Mail sent to external recipients.
+    pub fn outbox(&self) -> Vec<OutboxEntry> {
+        self.state.outbox().clone()
+    }
+
+    /// The mail store (to inspect mailboxes in tests).
+    pub fn store(&self) -> &crate::store::MailStore {
+        self.state.store()
+    }
+}
+
+async fn post_admin(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let cmd: AdminCommand = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                http::StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"ok": false, "error": e.to_string()})),
+            )
+                .into_response();
+        }
+    };
+    match Admin::new(state).apply(cmd) {
+        Ok(o) => Json(o).into_response(),
+        Err(e) => {
+            let status = match e {
+                AdminError::NotFound(_) => http::StatusCode::NOT_FOUND,
+                AdminError::Conflict(_) => http::StatusCode::CONFLICT,
+                AdminError::Invalid(_) => http::StatusCode::BAD_REQUEST,
+            };
+            (
+                status,
+                Json(serde_json::json!({"ok": false, "error": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn get_requests(State(state): State<AppState>) -> Response {
+    let snap = state.reqlog().snapshot();
+    Json(serde_json::json!({"total": snap.total(), "entries": snap.entries})).into_response()
+}
+
+async fn get_outbox(State(state): State<AppState>) -> Response {
+    Json(state.outbox().clone()).into_response()
+}
+
+async fn get_tenant(State(state): State<AppState>) -> Response {
+    Json(state.tenant().clone()).into_response()
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/_sandbox/admin", post(post_admin))
+        .route("/_sandbox/requests", get(get_requests))
+        .route("/_sandbox/outbox", get(get_outbox))
+        .route("/_sandbox/tenant", get(get_tenant))
+}

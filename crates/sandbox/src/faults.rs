@@ -1,0 +1,416 @@
+//! Throttling (as Exchange Online does it) and deterministic fault injection.
+//!
+//! Every protocol handler calls [`admit`] once per request, after authentication, with the app id
+//! and the mailbox the request is about. The answer is one of:
+//!
+//! - [`Admission::Proceed`]: go ahead; keep the [`AdmissionGuard`] alive until the response is
+//!   produced (it holds one of the app+mailbox pair's concurrency slots);
+//! - [`Admission::Throttled`]: render the protocol's throttling answer (Graph: 429 with
+//!   `Retry-After`; EWS: `ErrorServerBusy` with `BackOffMilliseconds`);
+//! - [`Admission::Fault`]: render the injected [`FaultKind`].
+//!
+//! Slow-response faults are applied inside [`admit`] (it sleeps, then proceeds).
+//!
+//! Fault plans are deterministic: rules are evaluated in order for each request, `Next` rules
+//! count matching requests, and `Rate` rules draw from a `StdRng` seeded with the plan's seed,
+//! so the same request sequence gets the same faults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng as _, SeedableRng as _};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{AppState, lock};
+
+/// The protocol a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Microsoft Graph.
+    Graph,
+    /// Exchange Web Services.
+    Ews,
+    /// The identity platform's token endpoint.
+    Token,
+    /// SMTP delivery.
+    Smtp,
+}
+
+/// An injected failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Throttled: Graph 429 / EWS ErrorServerBusy, with this many seconds to wait.
+    Throttle {
+        /// Seconds for `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// HTTP 503 Service Unavailable.
+    ServerError503,
+    /// HTTP 504 Gateway Timeout.
+    GatewayTimeout504,
+    /// EWS `ErrorServerBusy` with `BackOffMilliseconds` (Graph renders it as 503).
+    ServerBusy {
+        /// Back-off in milliseconds.
+        back_off_ms: u64,
+    },
+    /// Drop the connection mid-response (see [`reset_response`]).
+    ResetConnection,
+    /// Answer normally but only after this many milliseconds (applied inside [`admit`]).
+    Slow {
+        /// Delay in milliseconds.
+        millis: u64,
+    },
+}
+
+/// When a [`FaultRule`] fires.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The next `n` matching requests.
+    Next(u32),
+    /// Skip `skip` matching requests, then fire for `count`.
+    After {
+        /// Matching requests to let through first.
+        skip: u32,
+        /// Requests to fault after that.
+        count: u32,
+    },
+    /// Each matching request with this probability (0.0–1.0), from the seeded generator.
+    Rate(f64),
+}
+
+/// One rule of a [`FaultPlan`]. Empty filters match everything.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// Only this protocol.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// Only this app id.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// Only this mailbox (primary address).
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// When it fires.
+    pub trigger: Trigger,
+    /// What happens.
+    pub fault: FaultKind,
+}
+
+impl FaultRule {
+    /// "The next `n` requests on `protocol` get `fault`."
+    pub fn next(protocol: Protocol, n: u32, fault: FaultKind) -> Self {
+        Self {
+            protocol: Some(protocol),
+            app_id: None,
+            mailbox: None,
+            trigger: Trigger::Next(n),
+            fault,
+        }
+    }
+
+    /// "Each request on `protocol` gets `fault` with probability `p`."
+    pub fn rate(protocol: Protocol, p: f64, fault: FaultKind) -> Self {
+        Self {
+            protocol: Some(protocol),
+            app_id: None,
+            mailbox: None,
+            trigger: Trigger::Rate(p),
+            fault,
+        }
+    }
+}
+
+/// A set of fault rules and the seed for rate-based ones.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// Seed of the random generator used by [`Trigger::Rate`].
+    #[serde(default)]
+    pub seed: u64,
+    /// Rules, evaluated in order; the first that fires wins.
+    #[serde(default)]
+    pub rules: Vec<FaultRule>,
+}
+
+/// Throttling limits per app + mailbox pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ThrottleConfig {
+    /// Concurrent Graph requests per app + mailbox (Exchange Online: 4).
+    pub graph_concurrency: u32,
+    /// Concurrent EWS requests per app + mailbox (Exchange Online: 27).
+    pub ews_concurrency: u32,
+    /// Request budget per window per app + mailbox (Exchange Online Graph: 10 000 per 10 min);
+    /// `None` for no budget.
+    pub budget: Option<u32>,
+    /// Budget window in seconds.
+    pub window_secs: u64,
+    /// `Retry-After` (seconds) for concurrency and budget throttling.
+    pub retry_after_secs: u64,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            graph_concurrency: 4,
+            ews_concurrency: 27,
+            budget: Some(10_000),
+            window_secs: 600,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// The result of [`admit`].
+#[derive(Debug)]
+pub enum Admission {
+    /// Serve the request; keep the guard until the response is built.
+    Proceed(AdmissionGuard),
+    /// Throttled by the limits; wait this long.
+    Throttled {
+        /// How long the client should wait.
+        retry_after: Duration,
+    },
+    /// An injected fault to render.
+    Fault(FaultKind),
+}
+
+/// Holds a concurrency slot; releases it when dropped.
+#[derive(Debug)]
+pub struct AdmissionGuard {
+    slot: Option<(Arc<Mutex<HashMap<Key, Window>>>, Key)>,
+}
+
+impl Drop for AdmissionGuard {
+    fn drop(&mut self) {
+        if let Some((map, key)) = self.slot.take() {
+            if let Some(w) = lock(&map).get_mut(&key) {
+                w.active = w.active.saturating_sub(1);
+            }
+        }
+    }
+}
+
+type Key = (Protocol, String, String);
+
+#[derive(Debug, Default)]
+struct Window {
+    active: u32,
+    window_start: i64,
+    used: u32,
+}
+
+#[derive(Debug)]
+struct PlanState {
+    plan: FaultPlan,
+    rng: rand::rngs::StdRng,
+    /// per rule: matching requests seen
+    seen: Vec<u32>,
+    /// faults fired so far
+    fired: u64,
+}
+
+/// The fault and throttling controller held by [`AppState`].
+#[derive(Debug)]
+pub struct FaultController {
+    plan: Mutex<PlanState>,
+    throttle: Mutex<ThrottleConfig>,
+    windows: Arc<Mutex<HashMap<Key, Window>>>,
+}
+
+impl FaultController {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            plan: Mutex::new(PlanState {
+                plan: FaultPlan {
+                    seed,
+                    rules: Vec::new(),
+                },
+                rng: rand::rngs::StdRng::seed_from_u64(seed),
+                seen: Vec::new(),
+                fired: 0,
+            }),
+            throttle: Mutex::new(ThrottleConfig::default()),
+            windows: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Replaces the fault plan (resets counters and reseeds the generator).
+    pub fn set_plan(&self, plan: FaultPlan) {
+        let mut p = lock(&self.plan);
+        p.rng = rand::rngs::StdRng::seed_from_u64(plan.seed);
+        p.seen = vec![0; plan.rules.len()];
+        p.plan = plan;
+        p.fired = 0;
+    }
+
+    /// The current plan.
+    pub fn plan(&self) -> FaultPlan {
+        lock(&self.plan).plan.clone()
+    }
+
+    /// Number of faults injected since the plan was set.
+    pub fn fired(&self) -> u64 {
+        lock(&self.plan).fired
+    }
+
+    /// Replaces the throttling limits.
+    pub fn set_throttle(&self, cfg: ThrottleConfig) {
+        *lock(&self.throttle) = cfg;
+    }
+
+    /// The throttling limits.
+    pub fn throttle(&self) -> ThrottleConfig {
+        lock(&self.throttle).clone()
+    }
+
+    fn pick_fault(&self, protocol: Protocol, app_id: &str, mailbox: &str) -> Option<FaultKind> {
+        let mut guard = lock(&self.plan);
+        let st = &mut *guard;
+        if st.seen.len() != st.plan.rules.len() {
+            st.seen.resize(st.plan.rules.len(), 0);
+        }
+        for (i, rule) in st.plan.rules.iter().enumerate() {
+            if rule.protocol.is_some_and(|p| p != protocol)
+                || rule
+                    .app_id
+                    .as_deref()
+                    .is_some_and(|a| !a.eq_ignore_ascii_case(app_id))
+                || rule
+                    .mailbox
+                    .as_deref()
+                    .is_some_and(|m| !m.eq_ignore_ascii_case(mailbox))
+            {
+                continue;
+            }
+            let n = st.seen[i];
+            st.seen[i] = n.saturating_add(1);
+            let fire = match rule.trigger {
+                Trigger::Next(count) => n < count,
+                Trigger::After { skip, count } => n >= skip && n < skip.saturating_add(count),
+                Trigger::Rate(p) => st.rng.random_bool(p.clamp(0.0, 1.0)),
+            };
+            if fire {
+                st.fired += 1;
+                return Some(rule.fault.clone());
+            }
+        }
+        None
+    }
+
+    fn take_slot(
+        &self,
+        protocol: Protocol,
+        app_id: &str,
+        mailbox: &str,
+        now: i64,
+    ) -> Result<AdmissionGuard, Duration> {
+        let cfg = self.throttle();
+        let limit = match protocol {
+            Protocol::Graph => Some(cfg.graph_concurrency),
+            Protocol::Ews => Some(cfg.ews_concurrency),
+            Protocol::Token | Protocol::Smtp => None,
+        };
+        let Some(limit) = limit else {
+            return Ok(AdmissionGuard { slot: None });
+        };
+        let key = (
+            protocol,
+            app_id.to_ascii_lowercase(),
+            mailbox.to_ascii_lowercase(),
+        );
+        let mut map = lock(&self.windows);
+        let w = map.entry(key.clone()).or_default();
+        let retry = Duration::from_secs(cfg.retry_after_secs);
+        if now - w.window_start >= cfg.window_secs as i64 {
+            w.window_start = now;
+            w.used = 0;
+        }
+        if w.active >= limit {
+            return Err(retry);
+        }
+        if let Some(budget) = cfg.budget {
+            if w.used >= budget {
+                let left = (w.window_start + cfg.window_secs as i64 - now).max(1);
+                return Err(Duration::from_secs(left as u64));
+            }
+        }
+        w.used += 1;
+        w.active += 1;
+        Ok(AdmissionGuard {
+            slot: Some((Arc::clone(&self.windows), key)),
+        })
+    }
+}
+
+/// Decides whether a request may proceed. See the module documentation.
+pub async fn admit(state: &AppState, protocol: Protocol, app_id: &str, mailbox: &str) -> Admission {
+    let fault = state.faults().pick_fault(protocol, app_id, mailbox);
+    match fault {
+        Some(FaultKind::Slow { millis }) => {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+        }
+        Some(FaultKind::Throttle { retry_after_secs }) => {
+            return Admission::Throttled {
+                retry_after: Duration::from_secs(retry_after_secs),
+            };
+        }
+        Some(f) => return Admission::Fault(f),
+        None => {}
+    }
+    match state
+        .faults()
+        .take_slot(protocol, app_id, mailbox, state.clock().now_unix())
+    {
+        Ok(g) => Admission::Proceed(g),
+        Err(retry_after) => Admission::Throttled { retry_after },
+    }
+}
+
+/// A response whose body sends a few bytes and then fails, so the server drops the connection
+/// mid-response (the client sees a reset / incomplete message). Use for
+/// [`FaultKind::ResetConnection`].
+pub fn reset_response() -> axum::response::Response {
+    let body = axum::body::Body::new(BrokenBody { sent: false });
+    let mut resp = axum::response::Response::new(body);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("4096"),
+    );
+    resp
+}
+
+struct BrokenBody {
+    sent: bool,
+}
+
+impl hyper::body::Body for BrokenBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.sent {
+            std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected connection reset",
+            ))))
+        } else {
+            self.sent = true;
+            std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+                b"{\"value\":[",
+            )))))
+        }
+    }
+}
+
+use bytes::Bytes;

@@ -1,0 +1,356 @@
+//! The Microsoft identity platform v2.0 endpoints, with Microsoft's paths and error shapes.
+//!
+//! | Path | What |
+//! |---|---|
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | OpenID discovery |
+//! | `GET /{tenant}/discovery/v2.0/keys` | JWKS (the emulator's RS256 key) |
+//! | `GET/POST /{tenant}/oauth2/v2.0/authorize` | sign-in + consent pages (HTML forms) |
+//! | `POST /{tenant}/oauth2/v2.0/token` | authorization_code (PKCE), refresh_token, client_credentials, device_code |
+//! | `POST /{tenant}/oauth2/v2.0/devicecode` | device authorization |
+//! | `GET/POST /devicelogin` | page to enter a user code |
+//! | `GET /{tenant}/v2.0/adminconsent`, `GET /{tenant}/adminconsent` | admin consent with callback |
+//!
+//! `{tenant}` is the tenant GUID, a verified domain, `organizations` or `common` (`consumers`
+//! and unknown names answer AADSTS90002). Errors follow the AADSTS JSON shape
+//! (`error`, `error_description` with trace/correlation ids and timestamp, `error_codes`,
+//! `timestamp`, `trace_id`, `correlation_id`, `error_uri`).
+
+pub(crate) mod jwt;
+
+mod assertion;
+mod authorize;
+mod device;
+mod errors;
+mod token;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::state::{AppState, lock};
+use crate::tenant::{ApiResource, AppRegistration, Mailbox, Permission, Tenant};
+
+pub(crate) use errors::AadError;
+pub(crate) use token::mint as token_mint;
+pub use token::{MintRequest, TokenKind};
+
+/// OIDC scopes that need no consent and belong to no resource.
+pub(crate) const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+pub(crate) fn is_oidc(s: &str) -> bool {
+    OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(s))
+}
+
+#[derive(Clone)]
+pub(crate) struct AuthCode {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) user_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) challenge: Option<(String, String)>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) expires_at: i64,
+    pub(crate) redeemed: bool,
+}
+
+#[derive(Clone)]
+pub(crate) struct RefreshGrant {
+    pub(crate) client_id: String,
+    pub(crate) user_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_at: i64,
+    pub(crate) revoked: bool,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum DeviceStatus {
+    Pending,
+    Approved(String),
+    Declined,
+    Redeemed,
+}
+
+#[derive(Clone)]
+pub(crate) struct DeviceGrant {
+    pub(crate) client_id: String,
+    pub(crate) user_code: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_at: i64,
+    pub(crate) status: DeviceStatus,
+}
+
+#[derive(Default)]
+pub(crate) struct IdInner {
+    pub(crate) codes: HashMap<String, AuthCode>,
+    pub(crate) refresh: HashMap<String, RefreshGrant>,
+    pub(crate) devices: HashMap<String, DeviceGrant>,
+    pub(crate) jtis: HashSet<String>,
+}
+
+/// Identity-platform state: signing key, outstanding codes, refresh tokens, device codes and
+/// assertion ids seen. Its `Debug` shows counts only (codes and tokens are secrets).
+pub(crate) struct IdentityState {
+    key: jwt::SigningKey,
+    inner: Mutex<IdInner>,
+    tokens_valid_after: AtomicI64,
+}
+
+impl std::fmt::Debug for IdentityState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = lock(&self.inner);
+        f.debug_struct("IdentityState")
+            .field("codes", &i.codes.len())
+            .field("refresh_tokens", &i.refresh.len())
+            .field("device_codes", &i.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdentityState {
+    pub(crate) fn new() -> Self {
+        Self {
+            key: jwt::SigningKey::emulator(),
+            inner: Mutex::new(IdInner::default()),
+            tokens_valid_after: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &jwt::SigningKey {
+        &self.key
+    }
+
+    pub(crate) fn inner(&self) -> std::sync::MutexGuard<'_, IdInner> {
+        lock(&self.inner)
+    }
+
+    /// Access tokens issued before this unix time are treated as expired.
+    pub(crate) fn tokens_valid_after(&self) -> i64 {
+        self.tokens_valid_after.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn expire_tokens_before(&self, t: i64) {
+        self.tokens_valid_after.store(t, Ordering::SeqCst);
+    }
+
+    /// Revokes every refresh token of a user (optionally only for one app). Returns how many.
+    pub(crate) fn revoke_refresh_tokens(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+    ) -> usize {
+        let mut i = self.inner();
+        let mut n = 0;
+        for g in i.refresh.values_mut() {
+            if user_id.is_none_or(|u| u == g.user_id)
+                && client_id.is_none_or(|c| c.eq_ignore_ascii_case(&g.client_id))
+                && !g.revoked
+            {
+                g.revoked = true;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+pub(crate) fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::Rng::fill(&mut rand::rng(), &mut b[..]);
+    jwt::b64url(&b)
+}
+
+/// The tenant path segment resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Authority {
+    /// The tenant's GUID or a verified domain.
+    Tenant,
+    /// `organizations`.
+    Organizations,
+    /// `common`.
+    Common,
+}
+
+pub(crate) fn resolve_authority(tenant: &Tenant, name: &str) -> Option<Authority> {
+    if tenant.is_named(name) {
+        Some(Authority::Tenant)
+    } else if name.eq_ignore_ascii_case("organizations") {
+        Some(Authority::Organizations)
+    } else if name.eq_ignore_ascii_case("common") {
+        Some(Authority::Common)
+    } else {
+        None
+    }
+}
+
+/// A parsed scope request: the resource it targets and the permission names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScopeRequest {
+    pub(crate) resource: Option<ApiResource>,
+    pub(crate) names: Vec<String>,
+    pub(crate) default: bool,
+    pub(crate) oidc: Vec<String>,
+}
+
+/// Parses a space-separated scope string for the token endpoint: one resource, `.default` not
+/// mixed with named scopes of the same resource. Errors are AADSTS70011 descriptions.
+/// With `multi_resource`, scopes of several resources are allowed (authorize); the first wins.
+pub(crate) fn parse_scopes(s: &str, multi_resource: bool) -> Result<ScopeRequest, String> {
+    let mut req = ScopeRequest::default();
+    for raw in s.split_whitespace() {
+        if is_oidc(raw) {
+            req.oidc.push(raw.to_ascii_lowercase());
+            continue;
+        }
+        let p = Permission::parse(raw).ok_or_else(|| {
+            format!("The provided value for the input parameter 'scope' is not valid. The scope '{raw}' does not exist.")
+        })?;
+        match req.resource {
+            None => req.resource = Some(p.resource),
+            Some(r) if r != p.resource && !multi_resource => {
+                return Err("The provided value for the input parameter 'scope' is not valid. Scopes for more than one resource were requested.".into());
+            }
+            Some(_) => {}
+        }
+        if p.name == ".default" {
+            req.default = true;
+        } else {
+            req.names.push(p.name);
+        }
+    }
+    if req.default && !req.names.is_empty() {
+        return Err(format!(
+            "The provided value for the input parameter 'scope' is not valid. The scope '{s}' is not valid. .default scope can't be combined with resource-specific scopes."
+        ));
+    }
+    if req.resource.is_none() && req.oidc.is_empty() {
+        return Err("The provided value for the input parameter 'scope' is not valid.".into());
+    }
+    Ok(req)
+}
+
+/// The delegated permissions a user would be granted for a scope request, and the ones still
+/// needing consent. `.default` means the app's configured delegated permissions for the resource.
+pub(crate) struct ConsentCheck {
+    pub(crate) requested: BTreeSet<Permission>,
+    pub(crate) missing: BTreeSet<Permission>,
+    pub(crate) needs_admin: bool,
+}
+
+pub(crate) fn consent_check(
+    tenant: &Tenant,
+    app: &AppRegistration,
+    user: &Mailbox,
+    req: &ScopeRequest,
+) -> ConsentCheck {
+    let resource = req.resource;
+    let requested: BTreeSet<Permission> = match resource {
+        None => BTreeSet::new(),
+        Some(r) if req.default => app
+            .delegated_permissions
+            .iter()
+            .filter(|p| p.resource == r && !is_oidc(&p.name))
+            .cloned()
+            .collect(),
+        Some(r) => req
+            .names
+            .iter()
+            .map(|n| Permission::new(r, n.clone()))
+            .collect(),
+    };
+    let granted = tenant.consents.delegated(&app.client_id, &user.id);
+    let missing: BTreeSet<Permission> = requested
+        .iter()
+        .filter(|p| !granted.iter().any(|g| g.is(p.resource, &p.name)))
+        .cloned()
+        .collect();
+    let needs_admin = !missing.is_empty()
+        && (!tenant.org.users_can_consent
+            || missing.iter().any(|m| {
+                tenant
+                    .org
+                    .admin_only_scopes
+                    .iter()
+                    .any(|a| a.is(m.resource, &m.name))
+            }));
+    ConsentCheck {
+        requested,
+        missing,
+        needs_admin,
+    }
+}
+
+async fn openid_configuration(
+    State(state): State<AppState>,
+    Path(tenant_name): Path<String>,
+) -> Response {
+    let (tid, known) = {
+        let t = state.tenant();
+        (t.info.id.clone(), resolve_authority(&t, &tenant_name))
+    };
+    let Some(authority) = known else {
+        return AadError::tenant_not_found(&state, &tenant_name).into_response();
+    };
+    let base = state.base_url();
+    let issuer = match authority {
+        Authority::Tenant => format!("{base}/{tid}/v2.0"),
+        _ => format!("{base}/{{tenantid}}/v2.0"),
+    };
+    let t = &tenant_name;
+    axum::Json(serde_json::json!({
+        "token_endpoint": format!("{base}/{t}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{base}/{t}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": issuer,
+        "request_uri_parameter_supported": false,
+        "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+        "authorization_endpoint": format!("{base}/{t}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/{t}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{base}/{t}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username", "name", "tid", "ver", "email"],
+        "tenant_region_scope": null,
+        "cloud_instance_name": "sandbox.invalid",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+    }))
+    .into_response()
+}
+
+async fn jwks(State(state): State<AppState>, Path(tenant_name): Path<String>) -> Response {
+    let (tid, known) = {
+        let t = state.tenant();
+        (
+            t.info.id.clone(),
+            resolve_authority(&t, &tenant_name).is_some(),
+        )
+    };
+    if !known {
+        return AadError::tenant_not_found(&state, &tenant_name).into_response();
+    }
+    let issuer = format!("{}/{tid}/v2.0", state.base_url());
+    axum::Json(state.identity().key().jwks(&issuer)).into_response()
+}
+
+/// The identity routes (merged into the main router by [`crate::server`]).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .merge(token::routes())
+        .merge(authorize::routes())
+        .merge(device::routes())
+}

@@ -1,0 +1,158 @@
+//! [`AppState`]: everything a request handler can reach — the tenant model, the mail store, the
+//! fault/throttle controller, the request log, the clock and the configuration.
+//!
+//! This is the shared internal API the identity, Graph and EWS modules are written against. It is
+//! cheap to clone (one `Arc`). Locks are `std::sync` locks: never hold one across an `.await`.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use time::OffsetDateTime;
+
+use crate::delivery::OutboxEntry;
+use crate::faults::FaultController;
+use crate::identity::IdentityState;
+use crate::reqlog::RequestLog;
+use crate::store::MailStore;
+use crate::tenant::Tenant;
+
+/// The sandbox's notion of "now": the system clock plus an offset that tests can advance (through
+/// [`crate::Admin::advance_clock`]) instead of sleeping. Token expiry, alias propagation, device
+/// code expiry and throttling windows all read this clock.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_secs: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Current time.
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
+    }
+
+    /// Current time as unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+
+    /// Moves the clock forward by `secs` seconds (negative moves it back).
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+/// Static configuration of a running sandbox.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Base URL clients use, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub base_url: String,
+}
+
+/// Shared state of a running sandbox. See the module documentation.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("base_url", &self.inner.config.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    tenant: RwLock<Tenant>,
+    store: MailStore,
+    faults: FaultController,
+    reqlog: RequestLog,
+    clock: Clock,
+    config: Config,
+    identity: IdentityState,
+    outbox: Mutex<Vec<OutboxEntry>>,
+}
+
+impl AppState {
+    pub(crate) fn new(tenant: Tenant, config: Config, clock: Clock, fault_seed: u64) -> Self {
+        let store = MailStore::new();
+        for m in &tenant.mailboxes {
+            store.ensure_mailbox(&m.mail);
+        }
+        Self {
+            inner: Arc::new(Shared {
+                tenant: RwLock::new(tenant),
+                store,
+                faults: FaultController::new(fault_seed),
+                reqlog: RequestLog::default(),
+                clock,
+                config,
+                identity: IdentityState::new(),
+                outbox: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Read access to the tenant model. Do not hold the guard across `.await`.
+    pub fn tenant(&self) -> RwLockReadGuard<'_, Tenant> {
+        self.inner
+            .tenant
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Write access to the tenant model (admin changes). Do not hold the guard across `.await`.
+    pub fn tenant_mut(&self) -> RwLockWriteGuard<'_, Tenant> {
+        self.inner
+            .tenant
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The mail store.
+    pub fn store(&self) -> &MailStore {
+        &self.inner.store
+    }
+
+    /// The fault injection and throttling controller (see [`crate::faults::admit`]).
+    pub fn faults(&self) -> &FaultController {
+        &self.inner.faults
+    }
+
+    /// The request log.
+    pub fn reqlog(&self) -> &RequestLog {
+        &self.inner.reqlog
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Configuration (base URL).
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Base URL without trailing slash, e.g. `http://127.0.0.1:41234`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.config.base_url
+    }
+
+    pub(crate) fn identity(&self) -> &IdentityState {
+        &self.inner.identity
+    }
+
+    /// Mail sent to addresses outside the tenant.
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, Vec<OutboxEntry>> {
+        self.inner
+            .outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (a panicked handler must not wedge the sandbox).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the sandbox (one binary to keep link time down).
+
+mod common;
