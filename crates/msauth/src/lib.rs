@@ -63,6 +63,7 @@ mod diagnosis;
 mod error;
 mod http;
 mod loopback;
+mod msal;
 mod provider;
 mod secret;
 mod token;
@@ -83,6 +84,7 @@ pub use error::{
 };
 pub use http::{AuthClient, HttpClient, ReqwestClient};
 pub use loopback::LoopbackListener;
+pub use msal::{MsalAccessToken, MsalAccount, MsalCache, MsalRefreshToken, same_environment};
 pub use provider::{
     Clock, DEFAULT_SKEW, ManualClock, SystemClock, TokenProvider, TokenProviderBuilder,
 };

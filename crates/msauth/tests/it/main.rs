@@ -12,6 +12,7 @@ mod diagnosis;
 mod file_store;
 mod flows;
 mod loopback;
+mod msal;
 mod parsing;
 mod provider;
 mod secrets;
