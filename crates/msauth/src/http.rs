@@ -148,6 +148,30 @@ impl HttpClient for ReqwestClient {
     }
 }
 
+/// Finds a custom authority's endpoints: `GET {issuer}/.well-known/openid-configuration`
+/// (HTTPS, or HTTP on loopback), then [`Authority::from_openid_configuration`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), msauth::AuthError> {
+/// let http = msauth::ReqwestClient::new()?;
+/// let authority = msauth::discover(&http, "https://idp.example/realms/mail").await?;
+/// # let _ = authority; Ok(()) }
+/// ```
+pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<Authority, AuthError> {
+    let resp = http.execute(Authority::discovery_request(issuer)?).await?;
+    let (parts, body) = resp.into_parts();
+    let resp = http::Response::from_parts(parts, body.as_slice());
+    if !resp.status().is_success() {
+        return Err(crate::token::error_from_response(
+            &resp,
+            SystemTime::now(),
+            None,
+        ));
+    }
+    crate::token::check_json_body(&resp)?;
+    Ok(Authority::from_openid_configuration(resp.body())?)
+}
+
 /// An application registration at one authority, able to run every flow.
 ///
 /// Cheap to clone. Consent URLs in diagnoses are filled in from the configured scopes and

@@ -82,7 +82,7 @@ pub use error::{
     AuthError, CacheError, DeviceFlowError, ErrorResponse, RedirectError, ResponseProblem,
     SendStage, ServiceError,
 };
-pub use http::{AuthClient, HttpClient, ReqwestClient};
+pub use http::{AuthClient, HttpClient, ReqwestClient, discover};
 pub use loopback::LoopbackListener;
 pub use msal::{MsalAccessToken, MsalAccount, MsalCache, MsalRefreshToken, same_environment};
 pub use provider::{
@@ -96,6 +96,10 @@ pub use token::{
     ClientCredential, Grant, MAX_BODY, TokenRequest, TokenResponse, parse_retry_after,
     parse_token_response,
 };
+
+/// The AADSTS code table: meaning, what the library does, what the person should do.
+#[doc = include_str!("../TROUBLESHOOTING.md")]
+pub mod troubleshooting {}
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "msauth";

@@ -561,3 +561,20 @@ fn non_service_errors_have_diagnoses_too() {
     );
     assert!(!AuthError::SignInRequired("x".into()).is_retryable());
 }
+
+#[test]
+fn troubleshooting_table_lists_every_handled_code() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/TROUBLESHOOTING.md"))
+        .unwrap();
+    for code in HANDLED_CODES {
+        let listed = doc.lines().filter(|l| l.starts_with("| ")).any(|l| {
+            l.split('|')
+                .nth(1)
+                .is_some_and(|cell| cell.split(',').any(|c| c.trim() == code.to_string()))
+        });
+        assert!(
+            listed,
+            "AADSTS{code} is handled but missing from TROUBLESHOOTING.md"
+        );
+    }
+}

@@ -350,3 +350,67 @@ async fn device_code_end_to_end_through_the_executor() {
     assert_eq!(token.refresh_token, Some(RefreshToken::new("rt")));
     assert_eq!(polls.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn discovery_over_http_then_a_token() {
+    let base = Arc::new(Mutex::new(String::new()));
+    let b2 = base.clone();
+    let server = Server::start(Arc::new(move |seen| {
+        let base = b2.lock().unwrap().clone();
+        match seen.path.as_str() {
+            "/tenant/v2.0/.well-known/openid-configuration" => Reply::json(
+                200,
+                serde_json::json!({
+                    "issuer": format!("{base}/tenant/v2.0"),
+                    "authorization_endpoint": format!("{base}/tenant/oauth2/v2.0/authorize"),
+                    "token_endpoint": format!("{base}/tenant/oauth2/v2.0/token"),
+                    "device_authorization_endpoint": format!("{base}/tenant/oauth2/v2.0/devicecode"),
+                })
+                .to_string(),
+            ),
+            "/tenant/oauth2/v2.0/token" => Reply::json(200, r#"{"access_token":"via-discovery","expires_in":3600}"#),
+            "/insecure/.well-known/openid-configuration" => Reply::json(200, r#"{"authorization_endpoint":"http://idp.example/a","token_endpoint":"https://idp.example/t"}"#),
+            _ => Reply::json(404, r#"{"error":"not_found"}"#),
+        }
+    }))
+    .await;
+    *base.lock().unwrap() = server.base.clone();
+    let http = ReqwestClient::new().unwrap();
+    let a = discover(&http, &format!("{}/tenant/v2.0", server.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.device_endpoint().unwrap().as_str(),
+        format!("{}/tenant/oauth2/v2.0/devicecode", server.base)
+    );
+    let client = AuthClient::with_http(
+        a,
+        "app",
+        ClientCredential::Secret(ClientSecret::new("s")),
+        Arc::new(http.clone()),
+    );
+    assert_eq!(
+        client
+            .client_credentials(&["api://x/.default"])
+            .await
+            .unwrap()
+            .access_token
+            .secret(),
+        "via-discovery"
+    );
+    let e = discover(&http, &format!("{}/insecure", server.base))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, AuthError::Authority(AuthorityError::InsecureEndpoint(_))),
+        "{e:?}"
+    );
+    let e = discover(&http, &format!("{}/missing", server.base))
+        .await
+        .unwrap_err();
+    assert!(e.service_error().is_some(), "{e:?}");
+    assert!(matches!(
+        discover(&http, "http://idp.example/").await,
+        Err(AuthError::Authority(AuthorityError::InsecureEndpoint(_)))
+    ));
+}
