@@ -175,6 +175,11 @@ impl PendingAuthorization {
         &self.state
     }
 
+    /// The requested scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     /// The redirect URI.
     pub fn redirect_uri(&self) -> &Url {
         &self.redirect_uri

@@ -1028,6 +1028,48 @@ pub fn diagnose_resource_challenge(
     }
 }
 
+/// Merges a claims request (JSON, e.g. from a challenge) with client capabilities (`cp1`) into
+/// the `claims` parameter of a token or authorize request: capabilities go under
+/// `access_token.xms_cc.values`. Returns `None` when there is nothing to send.
+///
+/// ```
+/// let merged = msauth::merge_claims(Some(r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#), &["cp1"])?;
+/// assert_eq!(merged.as_deref(), Some(r#"{"access_token":{"nbf":{"essential":true,"value":"1"},"xms_cc":{"values":["cp1"]}}}"#));
+/// assert_eq!(msauth::merge_claims(None, &[])?, None);
+/// # Ok::<(), msauth::AuthError>(())
+/// ```
+pub fn merge_claims(
+    claims: Option<&str>,
+    capabilities: &[&str],
+) -> Result<Option<String>, AuthError> {
+    if capabilities.is_empty() {
+        return Ok(claims.map(str::to_owned));
+    }
+    let mut root = match claims {
+        Some(c) => serde_json::from_str::<serde_json::Value>(c)
+            .map_err(|_| AuthError::Config("the claims request is not JSON".into()))?,
+        None => serde_json::Value::Object(serde_json::Map::new()),
+    };
+    let Some(obj) = root.as_object_mut() else {
+        return Err(AuthError::Config(
+            "the claims request is not a JSON object".into(),
+        ));
+    };
+    let at = obj
+        .entry("access_token")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(at) = at.as_object_mut() else {
+        return Err(AuthError::Config(
+            "claims access_token is not a JSON object".into(),
+        ));
+    };
+    at.insert(
+        "xms_cc".into(),
+        serde_json::json!({ "values": capabilities }),
+    );
+    Ok(Some(root.to_string()))
+}
+
 /// Claims in a challenge are base64 (standard or URL-safe, padded or not); decode to JSON. If it
 /// does not decode, it is passed through as sent (some servers send plain JSON).
 fn decode_claims(raw: &str) -> String {

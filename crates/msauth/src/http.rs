@@ -260,7 +260,9 @@ impl AuthClient {
         .ok()
     }
 
-    /// Sends a token request and parses the answer. `now` is read after the response arrives.
+    /// Sends a token request and parses the answer. `scopes_for_consent` go into the admin
+    /// consent URL of consent-related diagnoses; `now` is read before sending (for assertions)
+    /// and after the response arrives (for expiry).
     pub async fn request_token(
         &self,
         request: &TokenRequest,
@@ -276,6 +278,31 @@ impl AuthClient {
             now(),
             consent.as_ref(),
         )
+    }
+
+    /// Redeems the code of a browser sign-in (see [`PendingAuthorization`](crate::PendingAuthorization)).
+    pub async fn redeem_code(
+        &self,
+        pending: &crate::PendingAuthorization,
+        code: crate::AuthorizationCode,
+    ) -> Result<TokenResponse, AuthError> {
+        let req = pending.token_request(code);
+        let scopes: Vec<&str> = pending.scopes().iter().map(String::as_str).collect();
+        self.request_token(&req, &scopes, SystemTime::now).await
+    }
+
+    /// Refreshes: the response's refresh token (if any) replaces `refresh_token`.
+    pub async fn refresh(
+        &self,
+        refresh_token: crate::RefreshToken,
+        scopes: &[&str],
+    ) -> Result<TokenResponse, AuthError> {
+        let req = TokenRequest::refresh(
+            self.client_id.clone(),
+            refresh_token,
+            scopes.iter().copied(),
+        );
+        self.request_token(&req, scopes, SystemTime::now).await
     }
 
     /// App-only token (client credentials).

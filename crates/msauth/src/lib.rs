@@ -76,7 +76,7 @@ pub use consent::{AdminConsentGranted, admin_consent_url, parse_admin_consent_ca
 pub use device::{DEFAULT_INTERVAL, DeviceCodeFlow, DeviceCodeRequest, DevicePoll, SLOW_DOWN_STEP};
 pub use diagnosis::{
     Action, BearerChallenge, Diagnosis, HANDLED_CODES, Problem, ResourceChallenge, diagnose,
-    diagnose_resource_challenge,
+    diagnose_resource_challenge, merge_claims,
 };
 pub use error::{
     AuthError, CacheError, DeviceFlowError, ErrorResponse, RedirectError, ResponseProblem,

@@ -2,6 +2,7 @@
 //! single-flight.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -74,9 +75,23 @@ pub struct TokenProviderBuilder {
     skew: Duration,
     http: Option<Arc<dyn HttpClient>>,
     consent_redirect: Option<Url>,
+    capabilities: Vec<String>,
 }
 
 impl TokenProviderBuilder {
+    /// Client capabilities to declare on every token request, e.g. `["cp1"]` to receive
+    /// Continuous Access Evaluation claims challenges (and longer-lived tokens). Declaring `cp1`
+    /// obliges the caller to handle claims challenges from every resource
+    /// ([`TokenProvider::diagnose_resource_challenge`] and
+    /// [`TokenProvider::refresh_with_claims`]).
+    pub fn client_capabilities(
+        mut self,
+        capabilities: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.capabilities = capabilities.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The client credential (default: none, a public client).
     pub fn credential(mut self, credential: ClientCredential) -> Self {
         self.credential = credential;
@@ -156,6 +171,9 @@ impl TokenProviderBuilder {
                 skew: self.skew,
                 memory: Mutex::new(None),
                 flight: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
+                last_claims: Mutex::new(None),
+                capabilities: self.capabilities,
             }),
         })
     }
@@ -199,6 +217,11 @@ struct Inner {
     skew: Duration,
     memory: Mutex<Option<CachedToken>>,
     flight: tokio::sync::Mutex<()>,
+    /// Bumped after every token obtained from the network.
+    generation: AtomicU64,
+    /// The claims sent with the newest network token.
+    last_claims: Mutex<Option<String>>,
+    capabilities: Vec<String>,
 }
 
 impl TokenProvider {
@@ -215,6 +238,7 @@ impl TokenProvider {
             skew: DEFAULT_SKEW,
             http: None,
             consent_redirect: None,
+            capabilities: Vec::new(),
         }
     }
 
@@ -233,13 +257,15 @@ impl TokenProvider {
         self.obtain(false, None).await
     }
 
-    /// A new access token regardless of the cache (e.g. after a 401). Concurrent callers each
-    /// cause a request; use it once per failed resource call.
+    /// A new access token regardless of the cache (e.g. after a 401). Callers that were waiting
+    /// while another caller got a new token share that token instead of asking again.
     pub async fn force_refresh(&self) -> Result<AccessToken, AuthError> {
         self.obtain(true, None).await
     }
 
-    /// A new access token requested with `claims` (the decoded JSON of a claims challenge).
+    /// A new access token requested with `claims` (the decoded JSON of a claims challenge),
+    /// merged with the declared client capabilities. Concurrent callers with the same claims
+    /// share one request.
     pub async fn refresh_with_claims(&self, claims: &str) -> Result<AccessToken, AuthError> {
         self.obtain(true, Some(claims)).await
     }
@@ -302,6 +328,13 @@ impl TokenProvider {
         }
     }
 
+    fn last_claims(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner
+            .last_claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn memory(&self) -> std::sync::MutexGuard<'_, Option<CachedToken>> {
         self.inner.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -317,8 +350,17 @@ impl TokenProvider {
         if !force && let Some(t) = self.fresh_in_memory() {
             return Ok(t);
         }
+        let generation_before = self.inner.generation.load(Ordering::SeqCst);
         let _flight = self.inner.flight.lock().await;
         if !force && let Some(t) = self.fresh_in_memory() {
+            return Ok(t);
+        }
+        if force
+            && self.inner.generation.load(Ordering::SeqCst) != generation_before
+            && self.last_claims().as_deref() == claims
+            && let Some(t) = self.memory().as_ref().and_then(|t| t.access_token.clone())
+        {
+            // Someone obtained a new token (with the same claims) while we waited: share it.
             return Ok(t);
         }
         let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
@@ -353,7 +395,8 @@ impl TokenProvider {
         };
         let is_refresh = matches!(grant, Grant::RefreshToken(_));
         let mut request = TokenRequest::new(client_id, grant, self.inner.scopes.clone());
-        if let Some(c) = claims {
+        let caps: Vec<&str> = self.inner.capabilities.iter().map(String::as_str).collect();
+        if let Some(c) = crate::diagnosis::merge_claims(claims, &caps)? {
             request = request.with_claims(c);
         }
         let consent_scopes: Vec<&str> = self
@@ -374,6 +417,8 @@ impl TokenProvider {
                 let entry = CachedToken::from_response(&resp, previous_rt);
                 self.save_under(guard, entry.clone()).await?;
                 *self.memory() = Some(entry);
+                *self.last_claims() = claims.map(str::to_owned);
+                self.inner.generation.fetch_add(1, Ordering::SeqCst);
                 Ok(resp.access_token)
             }
             Err(e) => {

@@ -414,3 +414,122 @@ async fn discovery_over_http_then_a_token() {
         Err(AuthError::Authority(AuthorityError::InsecureEndpoint(_)))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_forced_refreshes_share_one_request_and_capabilities_are_declared() {
+    let state = Arc::new(Mutex::new(0));
+    let server = Server::start(rotating_server(
+        state.clone(),
+        Some(Duration::from_millis(30)),
+    ))
+    .await;
+    let clock = ManualClock::new(t0());
+    let p = TokenProvider::builder(server.authority(), "app")
+        .scopes(["offline_access", "Mail.Read"])
+        .account("alice@contoso.com")
+        .clock(Arc::new(clock.clone()))
+        .client_capabilities(["cp1"])
+        .build()
+        .unwrap();
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(&br#"{"access_token":"a0","expires_in":3600,"refresh_token":"rt-0"}"#[..])
+        .unwrap();
+    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
+        .await
+        .unwrap();
+    // 100 callers all saw a 401 carrying the same claims challenge.
+    let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(
+            async move { p.refresh_with_claims(claims).await },
+        ));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().secret(), "at-1");
+    }
+    assert_eq!(server.count("/token"), 1);
+    let body = server.seen.lock().unwrap()[0].body.clone();
+    assert_eq!(
+        field(&body, "claims").as_deref(),
+        Some(
+            r#"{"access_token":{"nbf":{"essential":true,"value":"1"},"xms_cc":{"values":["cp1"]}}}"#
+        )
+    );
+    // Plain refreshes also declare the capability; a forced refresh after the shared one asks again.
+    assert_eq!(p.force_refresh().await.unwrap().secret(), "at-2");
+    let body = server.seen.lock().unwrap()[1].body.clone();
+    assert_eq!(
+        field(&body, "claims").as_deref(),
+        Some(r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#)
+    );
+    // A claims request that is not JSON is refused before anything is sent.
+    assert!(matches!(
+        p.refresh_with_claims("not json").await,
+        Err(AuthError::Config(_))
+    ));
+    assert_eq!(server.count("/token"), 2);
+}
+
+#[tokio::test]
+async fn browser_sign_in_end_to_end_into_the_provider() {
+    let server = Server::start(Arc::new(|seen| {
+        assert_eq!(field(&seen.body, "grant_type").as_deref(), Some("authorization_code"));
+        assert_eq!(field(&seen.body, "code").as_deref(), Some("the-code"));
+        assert!(field(&seen.body, "code_verifier").unwrap().len() >= 43);
+        Reply::json(200, r#"{"token_type":"Bearer","access_token":"user-at","expires_in":3600,"refresh_token":"user-rt","scope":"Mail.Read"}"#)
+    }))
+    .await;
+    let listener = LoopbackListener::bind("/").await.unwrap();
+    let redirect = listener.redirect_uri().clone();
+    let (url, pending) =
+        AuthorizationRequest::new("app", redirect.clone(), ["offline_access", "Mail.Read"])
+            .build(&server.authority());
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(state, pending.state());
+    let wait = {
+        let pending = pending.clone();
+        tokio::spawn(async move {
+            listener
+                .wait_for_code(&pending, Duration::from_secs(30))
+                .await
+        })
+    };
+    // The "browser" follows the redirect.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redirect.port().unwrap()))
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    s.write_all(
+        format!("GET /?code=the-code&state={state} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).await.unwrap();
+    assert!(page.contains("Signed in"));
+    let code = wait.await.unwrap().unwrap();
+    let client = AuthClient::with_http(
+        server.authority(),
+        "app",
+        ClientCredential::None,
+        Arc::new(ReqwestClient::new().unwrap()),
+    );
+    let token = client.redeem_code(&pending, code).await.unwrap();
+    let p = TokenProvider::builder(server.authority(), "app")
+        .scopes(["offline_access", "Mail.Read"])
+        .account("bob")
+        .build()
+        .unwrap();
+    p.save_sign_in(&token).await.unwrap();
+    assert_eq!(p.access_token().await.unwrap().secret(), "user-at");
+    assert_eq!(server.count("/token"), 1);
+}
