@@ -136,6 +136,12 @@ pub enum ProxyAddressError {
         /// Its index.
         index: usize,
     },
+    /// The Graph `mail` value is not a valid address.
+    #[error("the Graph user's `mail` is not a valid address: {source}")]
+    InvalidMail {
+        /// What is wrong with it.
+        source: AddressError,
+    },
     /// An `smtp:`/`SMTP:` entry whose address is not valid.
     #[error("proxyAddresses[{index}] is not a valid SMTP address: {source}")]
     InvalidAddress {
@@ -144,6 +150,34 @@ pub enum ProxyAddressError {
         /// What is wrong with it.
         source: AddressError,
     },
+}
+
+/// The address fields of a Graph `user` (JSON names as Graph sends them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct GraphUserAddresses {
+    /// `mail`: the primary SMTP address (may be `null`).
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// `proxyAddresses`: `SMTP:`/`smtp:`/`X500:`... entries; absent without directory rights.
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
+}
+
+impl GraphUserAddresses {
+    /// From the two fields.
+    pub fn new(mail: Option<String>, proxy_addresses: Vec<String>) -> Self {
+        GraphUserAddresses {
+            mail,
+            proxy_addresses,
+        }
+    }
+
+    /// Whether `proxyAddresses` came back, so aliases are known (not just the primary address).
+    pub fn aliases_known(&self) -> bool {
+        !self.proxy_addresses.is_empty()
+    }
 }
 
 impl PickupMailbox {
@@ -260,6 +294,46 @@ impl PickupMailbox {
         aliases.retain(|a| seen.insert(a.key(case)));
         PickupMailbox::build(primary, aliases, plus_addressing, separator, case)
             .map_err(|_| ProxyAddressError::NoPrimary) // unreachable: duplicates were removed above
+    }
+
+    /// Builds a mailbox from a Graph user (`GET /users/{id}?$select=mail,proxyAddresses`).
+    ///
+    /// `proxyAddresses` needs `User.Read.All` or `Directory.Read.All`; with a token that only
+    /// allows reading mail, Graph leaves it out (or empty). Then the mailbox is known by its
+    /// `mail` address alone, and [`GraphUserAddresses::aliases_known`] says so, so the caller
+    /// can warn that alias routing needs configured aliases.
+    ///
+    /// ```
+    /// use addressing::{GraphUserAddresses, LocalPartCase, PickupMailbox, Separator};
+    ///
+    /// let user: GraphUserAddresses = serde_json::from_str(r#"{
+    ///     "mail": "support@contoso.com",
+    ///     "proxyAddresses": ["SMTP:support@contoso.com", "smtp:billing@contoso.com"]
+    /// }"#)?;
+    /// assert!(user.aliases_known());
+    /// let mailbox = PickupMailbox::from_graph_user(&user, true, Separator::default(), LocalPartCase::Insensitive)?;
+    /// assert_eq!(mailbox.aliases().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_graph_user(
+        user: &GraphUserAddresses,
+        plus_addressing: bool,
+        separator: Separator,
+        case: LocalPartCase,
+    ) -> Result<Self, ProxyAddressError> {
+        if user.aliases_known() {
+            return PickupMailbox::from_proxy_addresses(
+                &user.proxy_addresses,
+                plus_addressing,
+                separator,
+                case,
+            );
+        }
+        let mail = user.mail.as_deref().ok_or(ProxyAddressError::NoPrimary)?;
+        let primary = EmailAddress::parse(mail)
+            .map_err(|source| ProxyAddressError::InvalidMail { source })?;
+        PickupMailbox::build(primary, Vec::new(), plus_addressing, separator, case)
+            .map_err(|_| ProxyAddressError::NoPrimary) // unreachable: no aliases
     }
 
     fn build(

@@ -123,7 +123,9 @@ pub use address::{
     MAX_HEADER_VALUE_LEN, MAX_LOCAL_PART_LEN, NamedAddress, parse_address_list,
 };
 pub use config::{ConfigError, ConfigProblem, Location, ProblemKind};
-pub use identity::{AddressRole, MailboxConfig, MailboxMatch, PickupMailbox, ProxyAddressError};
+pub use identity::{
+    AddressRole, GraphUserAddresses, MailboxConfig, MailboxMatch, PickupMailbox, ProxyAddressError,
+};
 pub use route::{
     Catch, CatchAddress, EXCHANGE_RECIPIENT_TYPE_HEADER, ExchangeRecipientType, HeaderProblem,
     InboundHeaders, MatchedRule, MimeError, RecipientSource, Route, Router, RouterOptions,

@@ -1,6 +1,6 @@
 use addressing::{
-    AddressError, AddressRole, LocalPartCase, Location, MailboxConfig, PickupMailbox, ProblemKind,
-    ProxyAddressError, Separator,
+    AddressError, AddressRole, GraphUserAddresses, LocalPartCase, Location, MailboxConfig,
+    PickupMailbox, ProblemKind, ProxyAddressError, Separator,
 };
 
 use crate::{addr, contoso};
@@ -243,4 +243,60 @@ fn idn_mailbox_matches_either_form() {
     let m = PickupMailbox::from_config(&MailboxConfig::new("info@bücher.de")).unwrap();
     assert!(m.match_address(&addr("INFO+x@xn--bcher-kva.de")).is_some());
     assert!(m.match_address(&addr("info@BÜCHER.DE")).is_some());
+}
+
+#[test]
+fn graph_user_with_and_without_directory_rights() {
+    let full: GraphUserAddresses = serde_json::from_str(
+        r#"{"@odata.context": "x", "mail": "Support@contoso.com",
+            "proxyAddresses": ["smtp:billing@contoso.com", "SMTP:support@contoso.com"]}"#,
+    )
+    .unwrap();
+    let m = PickupMailbox::from_graph_user(
+        &full,
+        true,
+        Separator::default(),
+        LocalPartCase::Insensitive,
+    )
+    .unwrap();
+    assert_eq!(m.primary().to_string(), "support@contoso.com");
+    assert_eq!(m.aliases().len(), 1);
+
+    // A token without User.Read.All: Graph leaves proxyAddresses out; only `mail` is known.
+    let mail_only: GraphUserAddresses =
+        serde_json::from_str(r#"{"mail": "support@contoso.com"}"#).unwrap();
+    assert!(!mail_only.aliases_known());
+    let m = PickupMailbox::from_graph_user(
+        &mail_only,
+        false,
+        Separator::default(),
+        LocalPartCase::Insensitive,
+    )
+    .unwrap();
+    assert_eq!(m.primary().to_string(), "support@contoso.com");
+    assert!(m.aliases().is_empty() && !m.plus_addressing());
+
+    let nothing: GraphUserAddresses =
+        serde_json::from_str(r#"{"mail": null, "proxyAddresses": []}"#).unwrap();
+    assert_eq!(
+        PickupMailbox::from_graph_user(
+            &nothing,
+            true,
+            Separator::default(),
+            LocalPartCase::Insensitive
+        )
+        .unwrap_err(),
+        ProxyAddressError::NoPrimary
+    );
+    let bad = GraphUserAddresses::new(Some("not an address".into()), vec![]);
+    assert!(matches!(
+        PickupMailbox::from_graph_user(
+            &bad,
+            true,
+            Separator::default(),
+            LocalPartCase::Insensitive
+        )
+        .unwrap_err(),
+        ProxyAddressError::InvalidMail { .. }
+    ));
 }

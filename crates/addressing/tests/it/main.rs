@@ -4,6 +4,7 @@ mod address;
 mod mailbox;
 mod route;
 mod rules;
+mod samples;
 mod sender;
 mod subaddress;
 

@@ -3,6 +3,8 @@ use addressing::{
     RecipientSource, Router, RouterOptions, RuleKind, Undetermined,
 };
 
+use proptest::prelude::*;
+
 use crate::{addr, contoso, router, rules};
 
 const RULES: &str = r#"[
@@ -350,4 +352,54 @@ fn routing_config_round_trip_and_errors() {
             .rule_count(),
         0
     );
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_route_without_panicking(raw in prop::collection::vec(any::<u8>(), 0..2_000)) {
+        let route = router(RULES).route_mime(&raw);
+        // Whatever happened, the default rule or a real rule decided.
+        prop_assert!(route.project.is_some());
+    }
+
+    #[test]
+    fn header_like_garbage_routes_without_panicking(
+        lines in prop::collection::vec(("(To|Cc|Delivered-To|Resent-To|X-Original-To|Subject)", "[ -~\t\r\n\x00\u{80}-\u{10FFFF}]{0,80}"), 0..8)
+    ) {
+        let raw: String = lines.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect::<String>() + "\r\n";
+        let route = router(RULES).route_mime(raw.as_bytes());
+        prop_assert!(route.project.is_some());
+    }
+
+    /// The decision does not depend on the order the sender listed recipients in: the project
+    /// and rule are the same for every permutation (ties only happen between addresses that hit
+    /// the same rule).
+    #[test]
+    fn recipient_order_does_not_change_the_decision(
+        picks in prop::collection::vec(0usize..7, 1..6),
+        seed in any::<u64>()
+    ) {
+        let pool = [
+            "support+payments@contoso.com",
+            "billing@contoso.com",
+            "Billing+x@contoso.com",
+            "support@contoso.com",
+            "hilfe@contoso.de",
+            "stranger@example.org",
+            "\"Display, Name\" <other@example.org>",
+        ];
+        let r = router(RULES);
+        let mut list: Vec<&str> = picks.iter().map(|&i| pool[i]).collect();
+        let first = r.route(&InboundHeaders::from_header_pairs([("To", list.join(", "))]));
+        // A deterministic shuffle from `seed`.
+        let mut s = seed | 1;
+        for i in (1..list.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            list.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let second = r.route(&InboundHeaders::from_header_pairs([("To", list.join(", "))]));
+        prop_assert_eq!(first.rule, second.rule);
+        prop_assert_eq!(first.project, second.project);
+        prop_assert_eq!(first.catch.found().map(|c| c.source), second.catch.found().map(|c| c.source));
+    }
 }
