@@ -309,6 +309,7 @@ impl FileStore {
             uuid::Uuid::new_v4().simple()
         ));
         let result = (|| {
+            std::fs::create_dir_all(dir)?;
             let mut f = private_options().write(true).create_new(true).open(&tmp)?;
             f.write_all(&json)?;
             f.sync_all()?;

@@ -207,7 +207,8 @@ impl Diagnosis {
         self.correlation_id.as_deref()
     }
 
-    /// Sets the consent URL (used when the caller knows the app's consent context).
+    /// Attaches the admin consent URL — only where consent is the cure (consent or permission
+    /// missing, application not found in the tenant); otherwise the diagnosis is unchanged.
     pub fn with_consent_url(mut self, url: Url) -> Self {
         if matches!(
             self.problem,
@@ -215,7 +216,6 @@ impl Diagnosis {
                 | Problem::AdminConsentRequired
                 | Problem::ApplicationNotFound
                 | Problem::PermissionMissing
-                | Problem::UserNotAssigned
         ) || self.action == Action::AdminConsent
         {
             self.remediation = format!("{} Admin consent URL: {url}", self.remediation);

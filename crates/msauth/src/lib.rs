@@ -57,6 +57,7 @@ mod authcode;
 mod authority;
 mod cache;
 mod cert;
+mod connector_glue;
 mod consent;
 mod device;
 mod diagnosis;

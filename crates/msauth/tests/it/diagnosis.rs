@@ -50,7 +50,7 @@ fn issue_codes_have_specific_diagnoses() {
             false,
         ),
         ("consent_required", 65004, ConsentDeclined, Stop, false),
-        ("invalid_grant", 50105, UserNotAssigned, ContactAdmin, true),
+        ("invalid_grant", 50105, UserNotAssigned, ContactAdmin, false),
         (
             "unauthorized_client",
             700016,
@@ -577,4 +577,40 @@ fn troubleshooting_table_lists_every_handled_code() {
             "AADSTS{code} is handled but missing from TROUBLESHOOTING.md"
         );
     }
+}
+
+#[test]
+fn conversions_into_the_connector_vocabulary() {
+    let e = token_error(
+        400,
+        r#"{"error":"invalid_grant","error_codes":[65001],"claims":"{\"x\":1}"}"#,
+    );
+    let c: connector::Error = e.into();
+    assert_eq!(c.kind(), connector::ErrorKind::Authentication);
+    let p = c.auth_problem().unwrap();
+    assert_eq!(p.code.as_deref(), Some("AADSTS65001"));
+    assert_eq!(p.consent_url.as_ref(), Some(&consent()));
+    assert_eq!(p.claims.as_deref(), Some(r#"{"x":1}"#));
+    assert!(!c.is_retryable());
+
+    let r = http::Response::builder()
+        .status(429)
+        .header("retry-after", "9")
+        .body(&b""[..])
+        .unwrap();
+    let c: connector::Error = parse_token_response(r, t0(), None).unwrap_err().into();
+    assert_eq!(c.kind(), connector::ErrorKind::Throttled);
+    assert_eq!(c.retry_after(), Some(Duration::from_secs(9)));
+
+    let c: connector::Error = AuthError::Transport {
+        stage: SendStage::NotSent,
+        message: "refused".into(),
+    }
+    .into();
+    assert_eq!(c.kind(), connector::ErrorKind::Transient);
+    assert_eq!(c.delivery(), connector::Delivery::NotSent);
+    let c: connector::Error = AuthError::Config("x".into()).into();
+    assert_eq!(c.kind(), connector::ErrorKind::Configuration);
+    let c: connector::Error = AuthError::SignInRequired("x".into()).into();
+    assert_eq!(c.kind(), connector::ErrorKind::Authentication);
 }

@@ -52,6 +52,19 @@ fn round_trip_mode_and_no_temp_files() {
 }
 
 #[test]
+fn missing_directories_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path().join("a/b/tokens.json"));
+    store
+        .save(
+            &key("a"),
+            &CachedToken::refresh_only(RefreshToken::new("rt")),
+        )
+        .unwrap();
+    assert!(store.load(&key("a")).unwrap().is_some());
+}
+
+#[test]
 fn scope_order_and_case_do_not_split_the_cache() {
     let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
     assert_eq!(
