@@ -246,6 +246,40 @@ impl Authority {
         })
     }
 
+    /// An authority with Microsoft's URL layout (`{base}/{tenant}/oauth2/v2.0/token`,
+    /// `/devicecode`, `/authorize`, `{base}/{tenant}/v2.0/adminconsent`) at another base URL: an
+    /// emulator such as the workspace's sandbox, or a proxy. `base` must be HTTPS or loopback.
+    ///
+    /// ```
+    /// use msauth::{Authority, Tenant};
+    /// let a = Authority::microsoft_layout("http://127.0.0.1:8080", Tenant::Organizations)?;
+    /// assert_eq!(a.token_endpoint().as_str(), "http://127.0.0.1:8080/organizations/oauth2/v2.0/token");
+    /// # Ok::<(), msauth::AuthorityError>(())
+    /// ```
+    pub fn microsoft_layout(base: &str, tenant: Tenant) -> Result<Self, AuthorityError> {
+        if let Tenant::Id(id) = &tenant
+            && !matches!(Tenant::parse(id), Ok(Tenant::Id(_)))
+        {
+            return Err(AuthorityError::InvalidTenant(id.clone()));
+        }
+        let base = format!("{}/{}", base.trim_end_matches('/'), tenant.as_str());
+        let mk = |path: &str| parse_endpoint(&format!("{base}{path}"));
+        let endpoints = Endpoints {
+            authorize: mk("/oauth2/v2.0/authorize")?,
+            token: mk("/oauth2/v2.0/token")?,
+            device: Some(mk("/oauth2/v2.0/devicecode")?),
+            admin_consent: match tenant {
+                Tenant::Common | Tenant::Consumers => None,
+                _ => Some(mk("/v2.0/adminconsent")?),
+            },
+            issuer: Some(mk("/v2.0")?),
+        };
+        Ok(Authority {
+            kind: Kind::Custom,
+            endpoints,
+        })
+    }
+
     /// A custom authority with explicit endpoints (already checked for HTTPS-or-loopback).
     pub fn custom(endpoints: Endpoints) -> Self {
         Authority {

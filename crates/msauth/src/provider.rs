@@ -289,6 +289,21 @@ impl TokenProvider {
         Ok(())
     }
 
+    /// Runs a device-code sign-in for this provider's scopes and saves the result: `show` gets
+    /// the flow once, to display [`DeviceCodeFlow::message`] (or the user code and
+    /// verification URI) to the person. Polls at the server's interval until done.
+    pub async fn sign_in_with_device_code(
+        &self,
+        show: impl FnOnce(&crate::DeviceCodeFlow),
+    ) -> Result<AccessToken, AuthError> {
+        let scopes: Vec<&str> = self.inner.scopes.iter().map(String::as_str).collect();
+        let mut flow = self.inner.client.start_device_code(&scopes).await?;
+        show(&flow);
+        let token = self.inner.client.finish_device_code(&mut flow).await?;
+        self.save_sign_in(&token).await?;
+        Ok(token.access_token)
+    }
+
     /// Forgets the cached tokens (memory and store).
     pub async fn sign_out(&self) -> Result<(), AuthError> {
         let _flight = self.inner.flight.lock().await;

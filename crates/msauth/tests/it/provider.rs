@@ -533,3 +533,38 @@ async fn browser_sign_in_end_to_end_into_the_provider() {
     assert_eq!(p.access_token().await.unwrap().secret(), "user-at");
     assert_eq!(server.count("/token"), 1);
 }
+
+#[tokio::test]
+async fn device_code_sign_in_through_the_provider_on_a_microsoft_layout_host() {
+    let server = Server::start(Arc::new(|seen| match seen.path.as_str() {
+        "/organizations/oauth2/v2.0/devicecode" => Reply::json(200, r#"{"device_code":"dc","user_code":"WXYZ","verification_uri":"https://microsoft.com/devicelogin","expires_in":900,"interval":0,"message":"Go to ..."}"#),
+        "/organizations/oauth2/v2.0/token" => Reply::json(200, r#"{"access_token":"dev-at","expires_in":3600,"refresh_token":"dev-rt"}"#),
+        _ => Reply::json(404, r#"{"error":"not_found"}"#),
+    }))
+    .await;
+    let a = Authority::microsoft_layout(&server.base, Tenant::Organizations).unwrap();
+    assert_eq!(
+        a.admin_consent_endpoint().unwrap().as_str(),
+        format!("{}/organizations/v2.0/adminconsent", server.base)
+    );
+    assert!(Authority::microsoft_layout("http://example.com", Tenant::Organizations).is_err());
+    let store = Arc::new(MemoryStore::new());
+    let p = TokenProvider::builder(a, "app")
+        .scopes(["offline_access", "Mail.Read"])
+        .account("carol")
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let mut shown = None;
+    let at = p
+        .sign_in_with_device_code(|flow| shown = Some(flow.user_code().to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(at.secret(), "dev-at");
+    assert_eq!(shown.as_deref(), Some("WXYZ"));
+    assert_eq!(
+        store.load(p.cache_key()).unwrap().unwrap().refresh_token,
+        Some(RefreshToken::new("dev-rt"))
+    );
+    assert_eq!(p.access_token().await.unwrap().secret(), "dev-at");
+}
