@@ -1,13 +1,277 @@
-//! `handler`: see the crate description; the full documentation arrives with the implementation.
+//! The mail-handler pipeline: from a pickup mailbox to the integrator's code, exactly once.
+//!
+//! A [`Pipeline`] polls one or more message sources (Graph, EWS, memory — anything that
+//! implements [`connector::MessageSource`]). For each message it:
+//!
+//! 1. routes it with [`addressing`] to a project by the address it was sent to (the *catch
+//!    address*: an alias, a `support+proj@` sub-address);
+//! 2. hands it to your [`Handler`] as an [`Inbound`] (raw MIME, parsed headers, route, and the
+//!    sender the answer should come from);
+//! 3. records it as handled in the durable [`Ledger`] (synced to disk);
+//! 4. optionally sends an acknowledgement notification through a
+//!    [`connector::MessageOutbound`] from the address the customer wrote to (or the primary
+//!    address with `Reply-To` set to it, when the tenant does not allow sending from aliases),
+//!    never answering auto-replies, bounces, list mail or our own notifications;
+//! 5. acknowledges it at the source (mark read, move, delete).
+//!
+//! A crash anywhere leaves the message waiting in the mailbox (at-least-once), and the ledger
+//! makes sure it is not handed over twice: handling is effectively exactly-once. A message whose
+//! handler always fails is parked in a poison folder with its reason after
+//! [`Options::max_attempts`]. Notifications are at most once.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use addressing::{MailboxConfig, RoutingConfig, RuleConfig, Router};
+//! use connector::memory::MemoryMailbox;
+//! use handler::{FnHandler, Ledger, Options, Pipeline, Shutdown, SourceSpec};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let mailbox = MemoryMailbox::new("helpdesk@contoso.example");
+//! mailbox.deliver(b"Message-ID: <1@fabrikam.example>\r\nFrom: ann@fabrikam.example\r\n\
+//!     To: helpdesk+payments@contoso.example\r\nSubject: refund\r\n\r\nplease".to_vec());
+//!
+//! let config = RoutingConfig::new(
+//!     MailboxConfig::new("helpdesk@contoso.example"),
+//!     vec![RuleConfig::Detail { detail: "payments".into(), base: None, project: "PAY".into() },
+//!          RuleConfig::Default { project: "DESK".into() }],
+//! );
+//! let router = Router::from_config(&config)?;
+//!
+//! let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+//! let seen2 = seen.clone();
+//! let handler = FnHandler::new(move |msg: &handler::Inbound| {
+//!     seen2.lock().unwrap().push(msg.project().unwrap_or("").to_string());
+//!     Ok(())
+//! });
+//! let mut pipeline = Pipeline::new(Arc::new(handler), Ledger::in_memory(), Options::default());
+//! pipeline.add_source(SourceSpec::new("memory", Arc::new(mailbox.source()), router));
+//! let summary = pipeline.run_once(&Shutdown::new()).await;
+//! assert_eq!(summary.sources[0].handled, 1);
+//! assert_eq!(*seen.lock().unwrap(), vec!["PAY".to_string()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-/// The crate's name, used in logs and user agents.
-pub const CRATE_NAME: &str = "handler";
+pub mod folder;
+pub mod ledger;
+pub mod notify;
+pub mod pipeline;
+pub mod webhook;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn crate_name_matches_package() {
-        assert_eq!(super::CRATE_NAME, env!("CARGO_PKG_NAME"));
+use std::fmt;
+
+use addressing::{Route, SenderChoice};
+use async_trait::async_trait;
+use connector::RawMessage;
+
+pub use folder::FolderHandler;
+pub use ledger::{Entry, Ledger, LedgerError, Record};
+pub use notify::{NOTIFICATION_HEADER, NotificationTemplate};
+pub use pipeline::{
+    Options, Pipeline, SentNotification, Shutdown, SourceSpec, SourceSummary, Summary,
+};
+pub use webhook::WebhookHandler;
+
+/// A message handed to a [`Handler`]: raw MIME, a few parsed headers, and its route.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Inbound {
+    /// The source it came from.
+    pub source: String,
+    /// A stable key for idempotency (source and message id): the same message always has the
+    /// same key, across crashes and restarts.
+    pub key: String,
+    /// The message as the source gave it.
+    pub raw: RawMessage,
+    /// Where it was routed and why.
+    pub route: Route,
+    /// Who the answer should come from, when the source answers.
+    pub sender: Option<SenderChoice>,
+    headers: Vec<(String, String)>,
+    subject: String,
+    from: Option<String>,
+    reply_to: Option<String>,
+    message_id: Option<String>,
+    references: Vec<String>,
+}
+
+impl Inbound {
+    /// Parses what the pipeline and notifications need from `raw` (leniently: a broken
+    /// message still gets through with empty fields).
+    pub fn new(
+        source: &str,
+        key: &str,
+        raw: RawMessage,
+        route: Route,
+        sender: Option<SenderChoice>,
+    ) -> Self {
+        let mut headers = Vec::new();
+        let mut subject = String::new();
+        let mut from = None;
+        let mut reply_to = None;
+        let mut message_id = None;
+        let mut references = Vec::new();
+        if let Some(msg) = mail_parser::MessageParser::default().parse_headers(&raw.mime) {
+            for h in msg.headers() {
+                let raw_value = msg
+                    .raw_message()
+                    .get(h.offset_start() as usize..h.offset_end() as usize)
+                    .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                    .unwrap_or_default();
+                headers.push((h.name().to_owned(), raw_value));
+            }
+            subject = msg.subject().unwrap_or_default().to_owned();
+            from = msg
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(str::to_owned);
+            reply_to = msg
+                .reply_to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(str::to_owned);
+            message_id = msg.message_id().map(str::to_owned);
+            if let mail_parser::HeaderValue::TextList(list) = msg.references() {
+                references = list.iter().map(|s| s.to_string()).collect();
+            } else if let mail_parser::HeaderValue::Text(t) = msg.references() {
+                references = vec![t.to_string()];
+            }
+        }
+        Inbound {
+            source: source.to_owned(),
+            key: key.to_owned(),
+            raw,
+            route,
+            sender,
+            headers,
+            subject,
+            from,
+            reply_to,
+            message_id,
+            references,
+        }
+    }
+
+    /// The project key, if a rule matched.
+    pub fn project(&self) -> Option<&str> {
+        self.route.project.as_ref().map(|p| p.as_str())
+    }
+
+    /// The decoded subject (empty if none).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The sender's address.
+    pub fn from_address(&self) -> Option<&str> {
+        self.from.as_deref()
+    }
+
+    /// Where an answer goes: `Reply-To`, else `From`.
+    pub fn reply_address(&self) -> Option<String> {
+        self.reply_to.clone().or_else(|| self.from.clone())
+    }
+
+    /// The `Message-ID`, without angle brackets.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
+    }
+
+    /// The `References` ids.
+    pub fn references(&self) -> &[String] {
+        &self.references
+    }
+
+    /// The raw (unfolded, undecoded) value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a handler did not take a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    reason: String,
+    permanent: bool,
+}
+
+impl HandlerError {
+    /// A failure that may pass: the message is retried on a later run (and parked after
+    /// [`Options::max_attempts`]).
+    pub fn retry(reason: impl Into<String>) -> Self {
+        HandlerError {
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure that will never pass for this message: it is parked at once.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        HandlerError {
+            reason: reason.into(),
+            permanent: true,
+        }
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Whether it will never pass.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// The integrator's code: takes a routed message. It must be idempotent by
+/// [`Inbound::key`] for the rare crash between its side effect and the ledger's record.
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// Handles one message.
+    async fn handle(&self, message: &Inbound) -> Result<(), HandlerError>;
+}
+
+/// A [`Handler`] from a closure.
+pub struct FnHandler<F>(F);
+
+impl<F> FnHandler<F>
+where
+    F: Fn(&Inbound) -> Result<(), HandlerError> + Send + Sync,
+{
+    /// Wraps `f`.
+    pub fn new(f: F) -> Self {
+        FnHandler(f)
+    }
+}
+
+impl<F> fmt::Debug for FnHandler<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnHandler")
+    }
+}
+
+#[async_trait]
+impl<F> Handler for FnHandler<F>
+where
+    F: Fn(&Inbound) -> Result<(), HandlerError> + Send + Sync,
+{
+    async fn handle(&self, message: &Inbound) -> Result<(), HandlerError> {
+        (self.0)(message)
     }
 }

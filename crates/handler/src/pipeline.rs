@@ -1,0 +1,746 @@
+//! The pipeline: poll each source, route each message, hand it over, record, notify, acknowledge.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use addressing::{Router, SenderChoice};
+use connector::{
+    Acknowledgement, ErrorKind, MessageOutbound, MessageSource, PingStatus, RawMessage,
+};
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::ledger::{Entry, Ledger};
+use crate::notify::{NotificationTemplate, build_notification, should_not_answer};
+use crate::{Handler, HandlerError, Inbound};
+
+/// A source and everything the pipeline needs to handle its mail.
+#[derive(Clone)]
+pub struct SourceSpec {
+    pub(crate) name: String,
+    pub(crate) source: Arc<dyn MessageSource>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) ack: Acknowledgement,
+    pub(crate) poison_folder: String,
+    pub(crate) outbound: Option<Arc<dyn MessageOutbound>>,
+    pub(crate) outbound_caps: addressing::OutboundCapabilities,
+    pub(crate) template: Option<NotificationTemplate>,
+}
+
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("name", &self.name)
+            .field("ack", &self.ack)
+            .field("poison_folder", &self.poison_folder)
+            .field("notifies", &self.template.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceSpec {
+    /// A source whose mail is routed by `router` and marked read once handled.
+    pub fn new(name: impl Into<String>, source: Arc<dyn MessageSource>, router: Router) -> Self {
+        SourceSpec {
+            name: name.into(),
+            source,
+            router: Arc::new(router),
+            ack: Acknowledgement::MarkRead,
+            poison_folder: "Poison".into(),
+            outbound: None,
+            outbound_caps: addressing::OutboundCapabilities::new(),
+            template: None,
+        }
+    }
+
+    /// How handled messages are acknowledged (default: mark read).
+    pub fn acknowledge_with(mut self, ack: Acknowledgement) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// The folder poison messages are parked in (default `Poison`).
+    pub fn poison_folder(mut self, folder: impl Into<String>) -> Self {
+        self.poison_folder = folder.into();
+        self
+    }
+
+    /// Sends an acknowledgement notification for each handled message through `outbound`, from
+    /// the address the sender policy chooses given `caps`.
+    pub fn notify_through(
+        mut self,
+        outbound: Arc<dyn MessageOutbound>,
+        caps: addressing::OutboundCapabilities,
+        template: NotificationTemplate,
+    ) -> Self {
+        self.outbound = Some(outbound);
+        self.outbound_caps = caps;
+        self.template = Some(template);
+        self
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Knobs of the pipeline.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Messages per fetch.
+    pub batch_size: usize,
+    /// Messages of one source handled at once.
+    pub concurrency: usize,
+    /// Handler failures after which a message is parked.
+    pub max_attempts: u32,
+    /// Pause between polls of a source that had nothing waiting.
+    pub poll_interval: Duration,
+    /// First pause after a source went OFFLINE; doubles up to `max_offline_backoff`.
+    pub offline_backoff: Duration,
+    /// Longest pause between pings of an OFFLINE source.
+    pub max_offline_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_size: 50,
+            concurrency: 4,
+            max_attempts: 3,
+            poll_interval: Duration::from_secs(30),
+            offline_backoff: Duration::from_secs(5),
+            max_offline_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the batch size.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Sets the per-source concurrency.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the attempts before parking.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the poll interval.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Sets the offline backoff bounds.
+    pub fn offline_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.offline_backoff = first;
+        self.max_offline_backoff = max.max(first);
+        self
+    }
+}
+
+/// A notification that went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentNotification {
+    /// The `From` address used.
+    pub from: String,
+    /// The `Reply-To`, if set.
+    pub reply_to: Option<String>,
+    /// The recipient.
+    pub to: String,
+    /// Why that sender was chosen.
+    pub why: String,
+}
+
+/// What happened to one source during a run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SourceSummary {
+    /// The source's name.
+    pub name: String,
+    /// Its last ping status.
+    pub status: PingStatus,
+    /// For OFFLINE: the reason, for a person.
+    pub reason: Option<String>,
+    /// Since when it has been OFFLINE.
+    pub offline_since: Option<OffsetDateTime>,
+    /// Messages waiting at the first ping.
+    pub waiting_at_start: Option<u64>,
+    /// Messages handed to the handler successfully.
+    pub handled: u64,
+    /// Messages seen again after a crash, acknowledged without handling them twice.
+    pub recovered: u64,
+    /// Handled messages per project (`(none)` for messages no rule matched).
+    pub per_project: BTreeMap<String, u64>,
+    /// Notifications sent.
+    pub notifications: Vec<SentNotification>,
+    /// Notifications not sent (auto-replies, bounces, our own mail) and why.
+    pub notifications_skipped: u64,
+    /// Messages parked as poison.
+    pub parked: u64,
+    /// Handler failures that will be retried.
+    pub failures: u64,
+    /// Errors talking to the source or outbound.
+    pub errors: Vec<String>,
+}
+
+impl SourceSummary {
+    fn new(name: &str) -> Self {
+        SourceSummary {
+            name: name.to_owned(),
+            status: PingStatus::Offline,
+            reason: None,
+            offline_since: None,
+            waiting_at_start: None,
+            handled: 0,
+            recovered: 0,
+            per_project: BTreeMap::new(),
+            notifications: Vec::new(),
+            notifications_skipped: 0,
+            parked: 0,
+            failures: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The outcome of a run, per source.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Summary {
+    /// One entry per source, in the order they were added.
+    pub sources: Vec<SourceSummary>,
+}
+
+/// Tells a running pipeline to stop: work in flight finishes, no new batch is fetched.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+    rx: watch::Receiver<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// A switch that is not yet triggered.
+    pub fn new() -> Self {
+        let (tx, rx) = watch::channel(false);
+        Shutdown {
+            tx: Arc::new(tx),
+            rx,
+        }
+    }
+
+    /// Asks everything that holds a clone to stop.
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+
+    /// Whether stop was asked.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    async fn wait(&mut self) {
+        while !*self.rx.borrow() {
+            if self.rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sleeps for `d` unless stop is asked first; returns whether stop was asked.
+    async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.is_triggered(),
+            _ = self.wait() => true,
+        }
+    }
+}
+
+/// The mail-handler pipeline.
+pub struct Pipeline {
+    sources: Vec<SourceSpec>,
+    handler: Arc<dyn Handler>,
+    ledger: Ledger,
+    options: Options,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("sources", &self.sources)
+            .field("ledger", &self.ledger)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Ctx {
+    spec: SourceSpec,
+    handler: Arc<dyn Handler>,
+    ledger: Ledger,
+    max_attempts: u32,
+}
+
+/// What happened to one message.
+enum Outcome {
+    Handled {
+        project: Option<String>,
+        notification: Option<SentNotification>,
+        notification_skipped: bool,
+        /// The message was handled but acknowledging it failed: it stays waiting and is
+        /// finished (acknowledged without handling) on a later pass.
+        ack_error: Option<String>,
+    },
+    Recovered,
+    Failed,
+    Parked,
+    /// Acknowledging failed: the message stays waiting (and is recorded as handled).
+    AckFailed(String),
+    /// Talking to the outbound failed (the message is still handled and acknowledged).
+    NotifyFailed {
+        project: Option<String>,
+        error: String,
+    },
+    Error(String),
+}
+
+impl Pipeline {
+    /// A pipeline handing messages to `handler` and recording them in `ledger`.
+    pub fn new(handler: Arc<dyn Handler>, ledger: Ledger, options: Options) -> Self {
+        Pipeline {
+            sources: Vec::new(),
+            handler,
+            ledger,
+            options,
+        }
+    }
+
+    /// Adds a source.
+    pub fn add_source(&mut self, spec: SourceSpec) -> &mut Self {
+        self.sources.push(spec);
+        self
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Drains every source once, concurrently: ping, then fetch and handle until nothing is
+    /// waiting (or only messages that failed in this run), or until `shutdown`.
+    pub async fn run_once(&self, shutdown: &Shutdown) -> Summary {
+        let mut set = JoinSet::new();
+        for (i, spec) in self.sources.iter().enumerate() {
+            let ctx = Arc::new(Ctx {
+                spec: spec.clone(),
+                handler: self.handler.clone(),
+                ledger: self.ledger.clone(),
+                max_attempts: self.options.max_attempts,
+            });
+            let options = self.options.clone();
+            let shutdown = shutdown.clone();
+            set.spawn(async move {
+                let mut summary = SourceSummary::new(&ctx.spec.name);
+                drain(&ctx, &options, &shutdown, &mut summary).await;
+                (i, summary)
+            });
+        }
+        let mut out: Vec<(usize, SourceSummary)> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(pair) => out.push(pair),
+                Err(e) => tracing::error!("a source task failed: {e}"),
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        Summary {
+            sources: out.into_iter().map(|(_, s)| s).collect(),
+        }
+    }
+
+    /// Polls every source until `shutdown`: each source on its own task, so one failing
+    /// source never holds up the others. A source that is OFFLINE is pinged again with
+    /// growing pauses and reported with its reason and since when. Returns the accumulated
+    /// summary.
+    pub async fn run(&self, shutdown: &Shutdown) -> Summary {
+        let mut set = JoinSet::new();
+        for (i, spec) in self.sources.iter().enumerate() {
+            let ctx = Arc::new(Ctx {
+                spec: spec.clone(),
+                handler: self.handler.clone(),
+                ledger: self.ledger.clone(),
+                max_attempts: self.options.max_attempts,
+            });
+            let options = self.options.clone();
+            let mut shutdown = shutdown.clone();
+            set.spawn(async move {
+                let mut summary = SourceSummary::new(&ctx.spec.name);
+                let mut backoff = options.offline_backoff;
+                loop {
+                    drain(&ctx, &options, &shutdown, &mut summary).await;
+                    let pause = if summary.status == PingStatus::Offline {
+                        tracing::warn!(
+                            source = %summary.name,
+                            reason = summary.reason.as_deref().unwrap_or(""),
+                            "source OFFLINE"
+                        );
+                        let p = backoff;
+                        backoff = (backoff * 2).min(options.max_offline_backoff);
+                        p
+                    } else {
+                        backoff = options.offline_backoff;
+                        options.poll_interval
+                    };
+                    if shutdown.is_triggered() || shutdown.sleep(pause).await {
+                        break;
+                    }
+                }
+                (i, summary)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(pair) => out.push(pair),
+                Err(e) => tracing::error!("a source task failed: {e}"),
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        Summary {
+            sources: out.into_iter().map(|(_, s)| s).collect(),
+        }
+    }
+}
+
+/// Pings, then handles pages until nothing new is waiting.
+async fn drain(
+    ctx: &Arc<Ctx>,
+    options: &Options,
+    shutdown: &Shutdown,
+    summary: &mut SourceSummary,
+) {
+    let ping = ctx.spec.source.ping().await;
+    if !ping.is_online() {
+        if summary.status != PingStatus::Offline || summary.offline_since.is_none() {
+            summary.offline_since = Some(ping.checked_at);
+        }
+        summary.status = PingStatus::Offline;
+        summary.reason = ping.reason.clone();
+        return;
+    }
+    summary.status = PingStatus::Online;
+    summary.reason = None;
+    summary.offline_since = None;
+    if summary.waiting_at_start.is_none() {
+        summary.waiting_at_start = ping.waiting;
+    }
+
+    // Messages that failed in this run are not retried until the next run; they are skipped
+    // (and paged past) so the rest of the mailbox still flows.
+    let mut skip: HashSet<String> = HashSet::new();
+    let mut cursor = None;
+    let sem = Arc::new(Semaphore::new(options.concurrency));
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let batch = match ctx
+            .spec
+            .source
+            .fetch(cursor.as_ref(), options.batch_size)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                summary.errors.push(format!("fetch: {e}"));
+                if e.kind() == ErrorKind::Authentication {
+                    summary.status = PingStatus::Offline;
+                    summary.reason = Some(e.to_string());
+                    summary.offline_since = Some(OffsetDateTime::now_utc());
+                }
+                return;
+            }
+        };
+        for (id, e) in &batch.failed {
+            summary.errors.push(format!("fetch {id}: {e}"));
+        }
+        let fresh: Vec<RawMessage> = batch
+            .messages
+            .into_iter()
+            .filter(|m| !skip.contains(&key(&ctx.spec.name, m)))
+            .collect();
+        if fresh.is_empty() {
+            match batch.next {
+                Some(next) => {
+                    cursor = Some(next);
+                    continue;
+                }
+                None => return,
+            }
+        }
+        let mut acked_any = false;
+        let mut set = JoinSet::new();
+        for msg in fresh {
+            let ctx = ctx.clone();
+            let permit = sem.clone().acquire_owned().await;
+            set.spawn(async move {
+                let _permit = permit;
+                let k = key(&ctx.spec.name, &msg);
+                let outcome = handle_one(&ctx, &k, msg).await;
+                (k, outcome)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((k, outcome)) = joined else {
+                summary.errors.push("a message task panicked".into());
+                continue;
+            };
+            match outcome {
+                Outcome::Handled {
+                    project,
+                    notification,
+                    notification_skipped,
+                    ack_error,
+                } => {
+                    match ack_error {
+                        None => acked_any = true,
+                        Some(e) => {
+                            summary.errors.push(e);
+                            skip.insert(k);
+                        }
+                    }
+                    summary.handled += 1;
+                    *summary
+                        .per_project
+                        .entry(project.unwrap_or_else(|| "(none)".into()))
+                        .or_default() += 1;
+                    if let Some(n) = notification {
+                        summary.notifications.push(n);
+                    }
+                    if notification_skipped {
+                        summary.notifications_skipped += 1;
+                    }
+                }
+                Outcome::NotifyFailed { project, error } => {
+                    acked_any = true;
+                    summary.handled += 1;
+                    *summary
+                        .per_project
+                        .entry(project.unwrap_or_else(|| "(none)".into()))
+                        .or_default() += 1;
+                    summary.errors.push(format!("notify: {error}"));
+                }
+                Outcome::Recovered => {
+                    acked_any = true;
+                    summary.recovered += 1;
+                }
+                Outcome::Parked => {
+                    acked_any = true;
+                    summary.parked += 1;
+                }
+                Outcome::Failed => {
+                    summary.failures += 1;
+                    skip.insert(k);
+                }
+                Outcome::AckFailed(e) | Outcome::Error(e) => {
+                    summary.errors.push(e);
+                    skip.insert(k);
+                }
+            }
+        }
+        if acked_any {
+            // Acknowledging shifts what is waiting: start a new pass.
+            cursor = None;
+        } else {
+            match batch.next {
+                Some(next) => cursor = Some(next),
+                None => return,
+            }
+        }
+    }
+}
+
+/// The ledger key of a message: the source's name and its stable id.
+fn key(source: &str, msg: &RawMessage) -> String {
+    format!("{source}|{}", msg.id)
+}
+
+async fn acknowledge(
+    ctx: &Ctx,
+    k: &str,
+    msg: &RawMessage,
+    ack: &Acknowledgement,
+) -> Result<(), String> {
+    match ctx.spec.source.acknowledge(&msg.id, ack).await {
+        Ok(()) => {}
+        // Already gone (acknowledged before a crash, or removed by someone): nothing waits.
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("acknowledge {}: {e}", msg.id)),
+    }
+    ctx.ledger
+        .append(k, Entry::Acknowledged)
+        .map_err(|e| e.to_string())
+}
+
+async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
+    let record = ctx.ledger.get(k).unwrap_or_default();
+    if record.parked.is_some() {
+        let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+        return match acknowledge(ctx, k, &msg, &folder).await {
+            Ok(()) => Outcome::Parked,
+            Err(e) => Outcome::AckFailed(e),
+        };
+    }
+    if record.handled {
+        // Handled before a crash (or before an acknowledgement failed): finish the job without
+        // handing it over again. A notification that was attempted is not sent twice.
+        return match acknowledge(ctx, k, &msg, &ctx.spec.ack).await {
+            Ok(()) => Outcome::Recovered,
+            Err(e) => Outcome::AckFailed(e),
+        };
+    }
+
+    let route = ctx.spec.router.route_mime(&msg.mime);
+    let sender = ctx.spec.template.as_ref().map(|_| {
+        ctx.spec
+            .router
+            .sender_policy()
+            .choose_for_route(&route, &ctx.spec.outbound_caps)
+    });
+    let inbound = Inbound::new(&ctx.spec.name, k, msg, route, sender);
+    let project = inbound.project().map(str::to_owned);
+
+    match ctx.handler.handle(&inbound).await {
+        Ok(()) => {}
+        Err(e) => return failed(ctx, k, &inbound, &record, e).await,
+    }
+    if let Err(e) = ctx.ledger.append(
+        k,
+        Entry::Handled {
+            project: project.clone(),
+        },
+    ) {
+        return Outcome::Error(format!("ledger: {e}"));
+    }
+
+    let mut notification = None;
+    let mut notification_skipped = false;
+    let mut notify_error = None;
+    if let (Some(outbound), Some(template), Some(choice)) =
+        (&ctx.spec.outbound, &ctx.spec.template, &inbound.sender)
+    {
+        match notify(ctx, k, outbound.as_ref(), template, choice, &inbound).await {
+            Ok(Some(n)) => notification = Some(n),
+            Ok(None) => notification_skipped = true,
+            Err(e) => notify_error = Some(e),
+        }
+    }
+
+    let ack_error = acknowledge(ctx, k, &inbound.raw, &ctx.spec.ack).await.err();
+    match notify_error {
+        Some(error) => {
+            if let Some(e) = ack_error {
+                return Outcome::AckFailed(format!("{e}; notify: {error}"));
+            }
+            Outcome::NotifyFailed { project, error }
+        }
+        None => Outcome::Handled {
+            project,
+            notification,
+            notification_skipped,
+            ack_error,
+        },
+    }
+}
+
+async fn failed(
+    ctx: &Ctx,
+    k: &str,
+    inbound: &Inbound,
+    record: &crate::ledger::Record,
+    e: HandlerError,
+) -> Outcome {
+    let attempts = record.attempts + 1;
+    if e.is_permanent() || attempts >= ctx.max_attempts {
+        let reason = format!("{} (after {attempts} attempt(s))", e.reason());
+        if let Err(err) = ctx.ledger.append(
+            k,
+            Entry::Parked {
+                reason: reason.clone(),
+            },
+        ) {
+            return Outcome::Error(format!("ledger: {err}"));
+        }
+        tracing::warn!(key = k, reason, "parking poison message");
+        let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+        return match acknowledge(ctx, k, &inbound.raw, &folder).await {
+            Ok(()) => Outcome::Parked,
+            Err(e) => Outcome::AckFailed(e),
+        };
+    }
+    match ctx.ledger.append(
+        k,
+        Entry::Failed {
+            attempts,
+            reason: e.reason().to_owned(),
+        },
+    ) {
+        Ok(()) => Outcome::Failed,
+        Err(err) => Outcome::Error(format!("ledger: {err}")),
+    }
+}
+
+async fn notify(
+    ctx: &Ctx,
+    k: &str,
+    outbound: &dyn MessageOutbound,
+    template: &NotificationTemplate,
+    choice: &SenderChoice,
+    inbound: &Inbound,
+) -> Result<Option<SentNotification>, String> {
+    if let Some(why) = should_not_answer(inbound, ctx.spec.router.mailbox()) {
+        tracing::debug!(key = k, why, "no notification");
+        return Ok(None);
+    }
+    let Some((message, to)) = build_notification(template, choice, inbound) else {
+        return Ok(None);
+    };
+    // At most once: record the attempt before sending, so a crash mid-send never sends twice.
+    ctx.ledger
+        .append(k, Entry::Notifying)
+        .map_err(|e| e.to_string())?;
+    outbound.send(&message).await.map_err(|e| e.to_string())?;
+    ctx.ledger
+        .append(
+            k,
+            Entry::Notified {
+                from: choice.from.to_string(),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Some(SentNotification {
+        from: choice.from.to_string(),
+        reply_to: choice.reply_to.as_ref().map(|r| r.to_string()),
+        to,
+        why: choice.explain(),
+    }))
+}

@@ -1,0 +1,331 @@
+//! The pipeline over the in-memory connection: routing, exactly-once, poison, notifications.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use addressing::{MailboxConfig, OutboundCapabilities, Router, RoutingConfig, RuleConfig};
+use async_trait::async_trait;
+use connector::memory::{MemoryMailbox, MemorySource};
+use connector::{
+    Acknowledgement, Batch, Cursor, Error, MessageId, MessageSource, PingReport, SourceCapabilities,
+};
+use handler::{
+    FnHandler, FolderHandler, Handler, HandlerError, Inbound, Ledger, NotificationTemplate,
+    Options, Pipeline, Shutdown, SourceSpec,
+};
+
+const PICKUP: &str = "helpdesk@contoso.example";
+
+fn router(send_from_alias: bool) -> Router {
+    let _ = send_from_alias;
+    let config = RoutingConfig::new(
+        MailboxConfig::new(PICKUP)
+            .alias("billing@contoso.example")
+            .plus_addressing(true),
+        vec![
+            RuleConfig::Alias {
+                alias: "billing@contoso.example".into(),
+                project: "BILL".into(),
+            },
+            RuleConfig::Detail {
+                detail: "payments".into(),
+                base: None,
+                project: "PAY".into(),
+            },
+            RuleConfig::Default {
+                project: "DESK".into(),
+            },
+        ],
+    );
+    Router::from_config(&config).unwrap()
+}
+
+fn mail(i: usize, to: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: <m{i}@fabrikam.example>\r\nFrom: Customer {i} <c{i}@fabrikam.example>\r\n\
+         To: {to}\r\nSubject: request {i}\r\n{extra}\r\nbody {i}\r\n"
+    )
+    .into_bytes()
+}
+
+struct Recorder {
+    calls: Mutex<Vec<(String, Option<String>)>>,
+    fail_subject: Option<String>,
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    async fn handle(&self, m: &Inbound) -> Result<(), HandlerError> {
+        if self.fail_subject.as_deref() == Some(m.subject()) {
+            return Err(HandlerError::retry("downstream is down"));
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push((m.subject().to_owned(), m.project().map(str::to_owned)));
+        Ok(())
+    }
+}
+
+fn recorder(fail: Option<&str>) -> Arc<Recorder> {
+    Arc::new(Recorder {
+        calls: Mutex::new(Vec::new()),
+        fail_subject: fail.map(str::to_owned),
+    })
+}
+
+#[tokio::test]
+async fn routes_every_message_to_its_project_and_acknowledges_it() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, "billing@contoso.example", ""));
+    mb.deliver(mail(2, "helpdesk+payments@contoso.example", ""));
+    mb.deliver(mail(3, PICKUP, ""));
+    for i in 4..130 {
+        mb.deliver(mail(i, "helpdesk+payments@contoso.example", ""));
+    }
+    let rec = recorder(None);
+    let mut p = Pipeline::new(
+        rec.clone(),
+        Ledger::in_memory(),
+        Options::default().batch_size(7),
+    );
+    p.add_source(SourceSpec::new("mem", Arc::new(mb.source()), router(false)));
+    let s = p.run_once(&Shutdown::new()).await;
+    let s = &s.sources[0];
+    assert_eq!(s.handled, 129);
+    assert_eq!(s.per_project.get("BILL"), Some(&1));
+    assert_eq!(s.per_project.get("PAY"), Some(&127));
+    assert_eq!(s.per_project.get("DESK"), Some(&1));
+    assert_eq!(rec.calls.lock().unwrap().len(), 129);
+    assert!(mb.messages().iter().all(|m| m.is_read));
+}
+
+/// A source whose acknowledgements fail a number of times: as if the process died between
+/// handling and acknowledging.
+#[derive(Debug)]
+struct FlakyAck {
+    inner: MemorySource,
+    failures_left: AtomicUsize,
+}
+
+#[async_trait]
+impl MessageSource for FlakyAck {
+    fn name(&self) -> String {
+        "flaky".into()
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        self.inner.capabilities()
+    }
+    async fn ping(&self) -> PingReport {
+        self.inner.ping().await
+    }
+    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        self.inner.count_waiting().await
+    }
+    async fn fetch(&self, c: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+        self.inner.fetch(c, max).await
+    }
+    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::transient("connection reset"));
+        }
+        self.inner.acknowledge(id, ack).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_path = dir.path().join("ledger.jsonl");
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..10 {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    let rec = recorder(None);
+    let source = Arc::new(FlakyAck {
+        inner: mb.source(),
+        failures_left: AtomicUsize::new(4),
+    });
+    {
+        let mut p = Pipeline::new(
+            rec.clone(),
+            Ledger::open(&ledger_path).unwrap(),
+            Options::default(),
+        );
+        p.add_source(SourceSpec::new("mem", source.clone(), router(false)));
+        let s = p.run_once(&Shutdown::new()).await;
+        assert_eq!(s.sources[0].handled, 10);
+        assert_eq!(s.sources[0].errors.len(), 4, "{:?}", s.sources[0].errors);
+    }
+    // Four messages are still unread. A new process with the same ledger finishes them.
+    assert_eq!(mb.messages().iter().filter(|m| !m.is_read).count(), 4);
+    let mut p = Pipeline::new(
+        rec.clone(),
+        Ledger::open(&ledger_path).unwrap(),
+        Options::default(),
+    );
+    p.add_source(SourceSpec::new("mem", source, router(false)));
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].recovered, 4);
+    assert_eq!(s.sources[0].handled, 0);
+    assert_eq!(
+        rec.calls.lock().unwrap().len(),
+        10,
+        "each message handed over exactly once"
+    );
+    assert!(mb.messages().iter().all(|m| m.is_read));
+}
+
+#[tokio::test]
+async fn a_poison_message_is_parked_with_its_reason_and_the_rest_flows() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, PICKUP, ""));
+    mb.deliver(mail(2, PICKUP, ""));
+    mb.deliver(mail(3, PICKUP, ""));
+    let rec = recorder(Some("request 2"));
+    let ledger = Ledger::in_memory();
+    let mut p = Pipeline::new(
+        rec.clone(),
+        ledger.clone(),
+        Options::default().max_attempts(3).batch_size(1),
+    );
+    p.add_source(
+        SourceSpec::new("mem", Arc::new(mb.source()), router(false)).poison_folder("Poison"),
+    );
+    let first = p.run_once(&Shutdown::new()).await;
+    assert_eq!(first.sources[0].handled, 2);
+    assert_eq!(first.sources[0].failures, 1);
+    p.run_once(&Shutdown::new()).await;
+    let third = p.run_once(&Shutdown::new()).await;
+    assert_eq!(third.sources[0].parked, 1);
+    let poisoned = mb.find("<m2@fabrikam.example>").unwrap();
+    assert_eq!(poisoned.folder, "Poison");
+    let reasons: Vec<String> = ledger
+        .records()
+        .into_iter()
+        .filter_map(|(_, r)| r.parked)
+        .collect();
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("downstream is down"), "{reasons:?}");
+    // Nothing is retried forever: a fourth run does nothing.
+    let fourth = p.run_once(&Shutdown::new()).await;
+    assert_eq!(fourth.sources[0].handled + fourth.sources[0].failures, 0);
+}
+
+#[tokio::test]
+async fn notifications_come_from_the_retained_address_and_never_answer_robots() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, "billing@contoso.example", ""));
+    mb.deliver(mail(2, "helpdesk+payments@contoso.example", ""));
+    mb.deliver(mail(3, PICKUP, "Auto-Submitted: auto-replied\r\n"));
+    mb.deliver(mail(
+        4,
+        PICKUP,
+        "Content-Type: multipart/report; report-type=delivery-status\r\n",
+    ));
+    let outbound = MemoryMailbox::new(PICKUP);
+    let rec = recorder(None);
+    let mut p = Pipeline::new(rec, Ledger::in_memory(), Options::default());
+    p.add_source(
+        SourceSpec::new("mem", Arc::new(mb.source()), router(false)).notify_through(
+            Arc::new(outbound.outbound()),
+            OutboundCapabilities::new().send_from_alias_enabled(true),
+            NotificationTemplate::default(),
+        ),
+    );
+    let s = p.run_once(&Shutdown::new()).await;
+    let s = &s.sources[0];
+    assert_eq!(s.handled, 4);
+    assert_eq!(s.notifications.len(), 2, "{:?}", s.notifications);
+    assert_eq!(s.notifications_skipped, 2);
+    let sent = outbound.sent();
+    assert_eq!(sent.len(), 2);
+    let texts: Vec<String> = sent
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.mime()).into_owned())
+        .collect();
+    let billing = texts.iter().find(|t| t.contains("request 1")).unwrap();
+    assert!(
+        billing.contains("From: billing@contoso.example"),
+        "{billing}"
+    );
+    assert!(
+        billing.contains("In-Reply-To: <m1@fabrikam.example>"),
+        "{billing}"
+    );
+    assert!(billing.contains("Auto-Submitted: auto-replied"));
+    assert!(billing.contains("To: c1@fabrikam.example"));
+    let plus = texts.iter().find(|t| t.contains("request 2")).unwrap();
+    assert!(
+        plus.contains("Reply-To: helpdesk+payments@contoso.example"),
+        "{plus}"
+    );
+}
+
+#[tokio::test]
+async fn an_offline_source_is_reported_and_does_not_hold_up_the_others() {
+    let down = MemoryMailbox::new("down@contoso.example");
+    down.set_offline(Some("the domain admin must approve this application"));
+    down.deliver(mail(1, PICKUP, ""));
+    let up = MemoryMailbox::new(PICKUP);
+    up.deliver(mail(2, PICKUP, ""));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let h2 = handled.clone();
+    let handler = FnHandler::new(move |_m: &Inbound| {
+        h2.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    let mut p = Pipeline::new(Arc::new(handler), Ledger::in_memory(), Options::default());
+    p.add_source(SourceSpec::new(
+        "down",
+        Arc::new(down.source()),
+        router(false),
+    ));
+    p.add_source(SourceSpec::new("up", Arc::new(up.source()), router(false)));
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].status, connector::PingStatus::Offline);
+    assert!(
+        s.sources[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("approve this application")
+    );
+    assert!(s.sources[0].offline_since.is_some());
+    assert_eq!(s.sources[1].handled, 1);
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_folder_handler_writes_eml_and_routing_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, "helpdesk+payments@contoso.example", ""));
+    let folder = FolderHandler::new(dir.path());
+    let mut p = Pipeline::new(
+        Arc::new(folder.clone()),
+        Ledger::in_memory(),
+        Options::default(),
+    );
+    p.add_source(SourceSpec::new("mem", Arc::new(mb.source()), router(false)));
+    p.run_once(&Shutdown::new()).await;
+    let pay = folder.project_dir(Some("PAY"));
+    let mut names: Vec<String> = std::fs::read_dir(&pay)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(pay.join(names.iter().find(|n| n.ends_with(".json")).unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["project"], "PAY");
+    assert_eq!(json["catch_address"], "helpdesk+payments@contoso.example");
+    let eml = std::fs::read(pay.join(names.iter().find(|n| n.ends_with(".eml")).unwrap())).unwrap();
+    assert_eq!(eml, mail(1, "helpdesk+payments@contoso.example", ""));
+}
