@@ -97,13 +97,13 @@ impl CachedToken {
 
     /// When the access token expires.
     pub fn expires_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(self.expires_at)
+        crate::token::later(SystemTime::UNIX_EPOCH, Duration::from_secs(self.expires_at))
     }
 
     /// The access token, if it is still valid for at least `skew` after `now`.
     pub fn fresh_access_token(&self, now: SystemTime, skew: Duration) -> Option<&AccessToken> {
         let at = self.access_token.as_ref()?;
-        (self.expires_at() > now + skew).then_some(at)
+        (self.expires_at() > crate::token::later(now, skew)).then_some(at)
     }
 }
 

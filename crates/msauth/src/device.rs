@@ -10,7 +10,7 @@ use crate::error::{AuthError, DeviceFlowError, ResponseProblem};
 use crate::secret::DeviceCode;
 use crate::token::{
     ClientCredential, Grant, TokenRequest, TokenResponse, check_json_body, error_from_response,
-    form_post, json_problem, parse_token_response,
+    form_post, json_problem, later, parse_token_response,
 };
 
 /// Extra wait added on each `slow_down` (RFC 8628 §3.5).
@@ -103,9 +103,9 @@ impl DeviceCodeRequest {
                 .verification_uri_complete
                 .and_then(|u| Url::parse(&u).ok()),
             message: raw.message,
-            expires_at: now + Duration::from_secs(expires_in),
+            expires_at: later(now, Duration::from_secs(expires_in)),
             interval,
-            next_poll_at: now + interval,
+            next_poll_at: later(now, interval),
             finished: false,
         })
     }
@@ -245,14 +245,14 @@ impl DeviceCodeFlow {
             }
             Err(AuthError::Service(e)) => match e.response.error.as_str() {
                 "authorization_pending" => {
-                    self.next_poll_at = now + self.interval;
+                    self.next_poll_at = later(now, self.interval);
                     Ok(DevicePoll::Pending {
                         next_poll_at: self.next_poll_at,
                     })
                 }
                 "slow_down" => {
-                    self.interval += SLOW_DOWN_STEP;
-                    self.next_poll_at = now + self.interval;
+                    self.interval = self.interval.saturating_add(SLOW_DOWN_STEP);
+                    self.next_poll_at = later(now, self.interval);
                     Ok(DevicePoll::Pending {
                         next_poll_at: self.next_poll_at,
                     })
@@ -263,7 +263,7 @@ impl DeviceCodeFlow {
                 _ if e.diagnosis.retryable() => {
                     // Transient (5xx, 429, temporarily_unavailable): keep polling, honouring Retry-After.
                     let wait = e.retry_after.unwrap_or(self.interval).max(self.interval);
-                    self.next_poll_at = now + wait;
+                    self.next_poll_at = later(now, wait);
                     Ok(DevicePoll::Pending {
                         next_poll_at: self.next_poll_at,
                     })

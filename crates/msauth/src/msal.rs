@@ -211,7 +211,10 @@ impl MsalCache {
                 client_id: req(v, "client_id", "AccessToken")?,
                 realm: s(v, "realm"),
                 target: s(v, "target").unwrap_or_default(),
-                expires_on: SystemTime::UNIX_EPOCH + Duration::from_secs(expires as u64),
+                expires_on: crate::token::later(
+                    SystemTime::UNIX_EPOCH,
+                    Duration::from_secs(expires as u64),
+                ),
                 secret: AccessToken::new(req(v, "secret", "AccessToken")?),
             });
         }

@@ -51,7 +51,7 @@ impl ManualClock {
     /// Moves the time forward.
     pub fn advance(&self, d: Duration) {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *g += d;
+        *g = crate::token::later(*g, d);
     }
 }
 

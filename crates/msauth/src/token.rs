@@ -14,6 +14,14 @@ use crate::secret::{
     AccessToken, AuthorizationCode, ClientSecret, DeviceCode, IdToken, PkceVerifier, RefreshToken,
 };
 
+/// `t + d`, saturating at a far-future time instead of panicking on overflow (lifetimes come
+/// from servers and files).
+pub(crate) fn later(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d)
+        .or_else(|| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(1 << 33)))
+        .unwrap_or(t)
+}
+
 /// Largest response body accepted from identity endpoints.
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -442,8 +450,8 @@ pub fn parse_token_response(
     Ok(TokenResponse {
         access_token: AccessToken::new(access_token),
         token_type: raw.token_type.unwrap_or_else(|| "Bearer".into()),
-        expires_at: now + Duration::from_secs(expires_in),
-        ext_expires_at: ext.map(|s| now + Duration::from_secs(s)),
+        expires_at: later(now, Duration::from_secs(expires_in)),
+        ext_expires_at: ext.map(|s| later(now, Duration::from_secs(s))),
         refresh_token: raw
             .refresh_token
             .filter(|t| !t.is_empty())

@@ -15,5 +15,6 @@ mod loopback;
 mod msal;
 mod parsing;
 mod provider;
+mod robustness;
 mod secrets;
 mod support;
