@@ -277,12 +277,11 @@ fn rewrite_header(mime: &[u8], name: &str, value: &str) -> Vec<u8> {
             continue;
         }
         replacing = false;
-        if !done
-            && !continuation
-            && line
-                .split_once(':')
-                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        {
+        let matched = line
+            .split_once(':')
+            .map(|(n, _)| n.trim())
+            .filter(|n| n.eq_ignore_ascii_case(name));
+        if let Some(orig) = matched.filter(|_| !done && !continuation) {
             let eol = if line.ends_with("\r\n") {
                 "\r\n"
             } else if line.ends_with('\n') {
@@ -290,7 +289,7 @@ fn rewrite_header(mime: &[u8], name: &str, value: &str) -> Vec<u8> {
             } else {
                 ""
             };
-            out.push_str(&format!("{name}: {value}{eol}"));
+            out.push_str(&format!("{orig}: {value}{eol}"));
             replacing = true;
             done = true;
             continue;

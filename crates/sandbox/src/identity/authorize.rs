@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, StatusCode};
 
@@ -102,7 +102,12 @@ fn redirect_to(redirect_uri: &str, mode: Option<&str>, params: &[(&str, &str)]) 
     } else {
         url.query_pairs_mut().extend_pairs(params.iter());
     }
-    Redirect::to(url.as_str()).into_response()
+    // Entra answers with 302 Found.
+    let mut resp = StatusCode::FOUND.into_response();
+    if let Ok(v) = http::HeaderValue::from_str(url.as_str()) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    resp
 }
 
 fn redirect_error(

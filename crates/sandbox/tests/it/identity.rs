@@ -1,0 +1,1114 @@
+//! Identity endpoints end to end with raw HTTP: discovery, every grant, every error condition.
+
+use sandbox::auth::{AuthFailureReason, PrincipalKind, Resource, authenticate};
+use serde_json::Value;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn discovery_and_jwks() {
+    let sb = start().await;
+    let (s, v) = get_json(&format!(
+        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["token_endpoint"], sb.token_url(TENANT));
+    assert_eq!(v["issuer"], format!("{}/{TENANT_ID}/v2.0", sb.base_url()));
+    let (s, v) = get_json(&format!(
+        "{}/organizations/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["issuer"], format!("{}/{{tenantid}}/v2.0", sb.base_url()));
+    let (s, jwks) = get_json(v["jwks_uri"].as_str().unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    let (s, v) = get_json(&format!(
+        "{}/fabrikam.example/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await;
+    assert_aad(s, &v, 400, "invalid_request", 90002);
+}
+
+#[tokio::test]
+async fn client_credentials_with_secret() {
+    let sb = start().await;
+    let (s, v) = post_form(
+        &sb.token_url(TENANT_ID),
+        &[
+            ("client_id", DEMO_APP),
+            ("client_secret", DEMO_SECRET),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3599);
+    assert!(
+        v.get("refresh_token").is_none() && v.get("scope").is_none(),
+        "{v}"
+    );
+    let at = v["access_token"].as_str().unwrap();
+    let c = claims(at);
+    assert_eq!(c["aud"], "https://graph.microsoft.com");
+    assert_eq!(c["tid"], TENANT_ID);
+    assert_eq!(c["appid"], DEMO_APP);
+    let roles: Vec<&str> = c["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"Mail.ReadWrite") && roles.contains(&"Mail.Send"),
+        "{roles:?}"
+    );
+    assert!(
+        !roles.contains(&"full_access_as_app"),
+        "Exchange role must not be in a Graph token"
+    );
+    let p = authenticate(sb.state(), &bearer(at), Resource::Graph).expect("accepted by Graph");
+    assert!(matches!(p.kind, PrincipalKind::App { .. }));
+    assert!(p.may_read("billing@contoso.example").is_ok());
+    let e = authenticate(sb.state(), &bearer(at), Resource::Ews).unwrap_err();
+    assert_eq!(e.reason, AuthFailureReason::WrongAudience);
+    assert!(
+        e.www_authenticate.starts_with("Bearer ")
+            && e.www_authenticate.contains("error=\"invalid_token\"")
+    );
+    // HTTP Basic client authentication works too.
+    let resp = client()
+        .post(sb.token_url(TENANT))
+        .basic_auth(DEMO_APP, Some(DEMO_SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "https://outlook.office365.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(c["aud"], "https://outlook.office365.com");
+    assert_eq!(c["roles"][0], "full_access_as_app");
+}
+
+#[tokio::test]
+async fn client_credentials_errors() {
+    let sb = start().await;
+    let url = sb.token_url(TENANT);
+    let base = |secret: &'static str, scope: &'static str| {
+        vec![
+            ("client_id", DEMO_APP),
+            ("client_secret", secret),
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+        ]
+    };
+    let (s, v) = post_form(&url, &base("wrong", "https://graph.microsoft.com/.default")).await;
+    assert_aad(s, &v, 401, "invalid_client", 7000215);
+    assert!(!v.to_string().contains(DEMO_SECRET));
+    let (s, v) = post_form(
+        &url,
+        &[
+            ("client_id", "11111111-1111-1111-1111-111111111111"),
+            ("client_secret", "x"),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_aad(s, &v, 400, "unauthorized_client", 700016);
+    let (s, v) = post_form(
+        &url,
+        &[
+            ("client_id", DEMO_APP),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_aad(s, &v, 401, "invalid_client", 7000218);
+    let (s, v) = post_form(&url, &base(DEMO_SECRET, "Mail.Read")).await;
+    assert_aad(s, &v, 400, "invalid_scope", 1002012);
+    let (s, v) = post_form(
+        &url,
+        &base(
+            DEMO_SECRET,
+            "https://graph.microsoft.com/.default https://outlook.office365.com/.default",
+        ),
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_scope", 70011);
+    let (s, v) = post_form(
+        &url,
+        &base(
+            DEMO_SECRET,
+            "https://graph.microsoft.com/.default Mail.Read",
+        ),
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_scope", 70011);
+    let (s, v) = post_form(&url, &base(DEMO_SECRET, "https://unknown.example/.default")).await;
+    assert_aad(s, &v, 400, "invalid_resource", 500011);
+    let (s, v) = post_form(
+        &sb.token_url("common"),
+        &base(DEMO_SECRET, "https://graph.microsoft.com/.default"),
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_request", 9001023);
+    let (s, v) = post_form(
+        &sb.token_url("wrong-tenant.example"),
+        &base(DEMO_SECRET, "https://graph.microsoft.com/.default"),
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_request", 90002);
+    // Expired secret: add one, move the clock past its expiry.
+    let admin = sb.admin();
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    admin
+        .add_secret(DEMO_APP, "second-secret", Some(soon))
+        .unwrap();
+    let (s, _) = post_form(
+        &url,
+        &base("second-secret", "https://graph.microsoft.com/.default"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    admin.advance_clock(7200);
+    let (s, v) = post_form(
+        &url,
+        &base("second-secret", "https://graph.microsoft.com/.default"),
+    )
+    .await;
+    assert_aad(s, &v, 401, "invalid_client", 7000222);
+}
+
+#[tokio::test]
+async fn app_token_without_consent_is_refused_by_resources_until_admin_consents() {
+    let sb = start().await;
+    let admin = sb.admin();
+    let mut app = public_app("22222222-0000-0000-0000-000000000001", &[]);
+    app.allow_public_client_flows = false;
+    app.application_permissions = vec![sandbox::tenant::Permission::parse("Mail.Read").unwrap()];
+    admin.add_app(app).unwrap();
+    admin
+        .add_secret("22222222-0000-0000-0000-000000000001", "s3cret-value", None)
+        .unwrap();
+    let get = || async {
+        let (s, v) = post_form(
+            &sb.token_url(TENANT),
+            &[
+                ("client_id", "22222222-0000-0000-0000-000000000001"),
+                ("client_secret", "s3cret-value"),
+                ("grant_type", "client_credentials"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+        .await;
+        assert_eq!(s, 200);
+        v["access_token"].as_str().unwrap().to_string()
+    };
+    let t1 = get().await;
+    assert!(claims(&t1)["roles"].as_array().unwrap().is_empty());
+    let e = authenticate(sb.state(), &bearer(&t1), Resource::Graph).unwrap_err();
+    assert_eq!(e.reason, AuthFailureReason::ConsentMissing);
+    assert!(e.description.contains("AADSTS65001"), "{}", e.description);
+    admin
+        .grant_admin_consent("22222222-0000-0000-0000-000000000001", &[], &["Mail.Read"])
+        .unwrap();
+    let t2 = get().await;
+    let p = authenticate(sb.state(), &bearer(&t2), Resource::Graph).expect("consented now");
+    assert!(p.has_any(&["Mail.Read"]));
+    assert!(
+        p.may_write("helpdesk@contoso.example").is_err(),
+        "Mail.Read does not allow writes"
+    );
+    // Consent withdrawn mid-run: the live token stops working.
+    admin
+        .revoke_admin_consent("22222222-0000-0000-0000-000000000001")
+        .unwrap();
+    let e = authenticate(sb.state(), &bearer(&t2), Resource::Graph).unwrap_err();
+    assert_eq!(e.reason, AuthFailureReason::ConsentMissing);
+}
+
+fn sign_assertion(alg: &str, aud: &str, jti: &str, tamper: bool, x5t_cert: &[u8]) -> String {
+    let key =
+        ring::signature::RsaKeyPair::from_pkcs8(include_bytes!("fixtures/client-key.pk8")).unwrap();
+    let thumb = b64url(ring::digest::digest(&ring::digest::SHA256, x5t_cert).as_ref());
+    let header = serde_json::json!({"alg": alg, "typ": "JWT", "x5t#S256": thumb});
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = serde_json::json!({"aud": aud, "iss": CERT_APP, "sub": CERT_APP, "jti": jti, "nbf": now, "exp": now + 600, "iat": now});
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut sig = vec![0; key.public().modulus_len()];
+    let padding: &dyn ring::signature::RsaEncoding = if alg == "PS256" {
+        &ring::signature::RSA_PSS_SHA256
+    } else {
+        &ring::signature::RSA_PKCS1_SHA256
+    };
+    key.sign(
+        padding,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    if tamper {
+        sig[10] ^= 0xff;
+    }
+    format!("{input}.{}", b64url(&sig))
+}
+
+const CERT_APP: &str = "33333333-0000-0000-0000-000000000001";
+
+#[tokio::test]
+async fn client_credentials_with_certificate_assertion() {
+    let sb = start().await;
+    let admin = sb.admin();
+    let mut app = public_app(CERT_APP, &[]);
+    app.allow_public_client_flows = false;
+    app.certificates = vec![sandbox::tenant::AppCertificate {
+        pem: include_str!("fixtures/client-cert.pem").into(),
+    }];
+    app.application_permissions = vec![sandbox::tenant::Permission::parse("Mail.Read").unwrap()];
+    admin.add_app(app).unwrap();
+    admin
+        .grant_admin_consent(CERT_APP, &[], &["Mail.Read"])
+        .unwrap();
+    let der: &[u8] = include_bytes!("fixtures/client-cert.der");
+    let url = sb.token_url(TENANT);
+    let send = |assertion: String| {
+        let url = url.clone();
+        async move {
+            post_form(
+                &url,
+                &[
+                    ("client_id", CERT_APP),
+                    ("grant_type", "client_credentials"),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    for alg in ["RS256", "PS256"] {
+        let (s, v) = send(sign_assertion(alg, &url, &format!("jti-{alg}"), false, der)).await;
+        assert_eq!(s, 200, "{alg}: {v}");
+        assert_eq!(
+            claims(v["access_token"].as_str().unwrap())["roles"][0],
+            "Mail.Read"
+        );
+    }
+    // Replay of the same jti.
+    let (s, v) = send(sign_assertion("RS256", &url, "jti-RS256", false, der)).await;
+    assert_aad(s, &v, 401, "invalid_client", 50012);
+    // Wrong audience.
+    let (s, v) = send(sign_assertion(
+        "RS256",
+        "https://login.microsoftonline.com/x/oauth2/v2.0/token",
+        "jti-aud",
+        false,
+        der,
+    ))
+    .await;
+    assert_aad(s, &v, 401, "invalid_client", 50012);
+    // Bad signature.
+    let (s, v) = send(sign_assertion("PS256", &url, "jti-tamper", true, der)).await;
+    assert_aad(s, &v, 401, "invalid_client", 700027);
+    // Thumbprint of a certificate that is not registered.
+    let (s, v) = send(sign_assertion(
+        "RS256",
+        &url,
+        "jti-other",
+        false,
+        b"another certificate",
+    ))
+    .await;
+    assert_aad(s, &v, 401, "invalid_client", 700027);
+    // Garbage.
+    let (s, v) = send("not-a-jwt".into()).await;
+    assert_aad(s, &v, 400, "invalid_request", 50027);
+}
+
+#[tokio::test]
+async fn auth_code_with_pkce_and_refresh_rotation() {
+    let sb = start().await;
+    let scope = "openid offline_access https://graph.microsoft.com/Mail.ReadWrite";
+    let (s, v) = sign_in(&sb, DEMO_APP, scope, "adele.vance@contoso.example").await;
+    assert_eq!(s, 200, "{v}");
+    let at = v["access_token"].as_str().unwrap();
+    let c = claims(at);
+    assert_eq!(c["scp"], "Mail.ReadWrite");
+    assert_eq!(c["upn"], "adele.vance@contoso.example");
+    assert!(v["id_token"].is_string());
+    assert!(
+        v["scope"]
+            .as_str()
+            .unwrap()
+            .contains("https://graph.microsoft.com/Mail.ReadWrite")
+    );
+    let p = authenticate(sb.state(), &bearer(at), Resource::Graph).unwrap();
+    assert_eq!(p.user(), Some("adele.vance@contoso.example"));
+    assert!(p.may_write("adele.vance@contoso.example").is_ok());
+    assert_eq!(
+        p.may_read("helpdesk@contoso.example")
+            .unwrap_err()
+            .http_status(),
+        403
+    );
+    let rt1 = v["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String, scope: Option<&'static str>| {
+        let url = sb.token_url(TENANT);
+        async move {
+            let mut form = vec![
+                ("client_id", DEMO_APP.to_string()),
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", rt),
+            ];
+            if let Some(s) = scope {
+                form.push(("scope", s.into()));
+            }
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(&url, &form).await
+        }
+    };
+    let (s, v) = refresh(rt1.clone(), None).await;
+    assert_eq!(s, 200, "{v}");
+    let rt2 = v["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt1, rt2, "refresh tokens rotate");
+    // The old one is not revoked by default (as in Entra).
+    let (s, _) = refresh(rt1.clone(), None).await;
+    assert_eq!(s, 200);
+    // One refresh token can mint for Exchange too, as long as consent exists.
+    let (s, v) = refresh(
+        rt2.clone(),
+        Some("https://outlook.office365.com/EWS.AccessAsUser.All"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["aud"],
+        "https://outlook.office365.com"
+    );
+    // Scope never consented → 65001.
+    let (s, v) = refresh(
+        rt2.clone(),
+        Some("https://graph.microsoft.com/Mail.Read.Shared"),
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_grant", 65001);
+    assert_eq!(v["suberror"], "consent_required");
+    // Rotation with revocation on.
+    sb.admin()
+        .update_identity(|i| i.revoke_rotated_refresh_tokens = true);
+    let (s, v) = refresh(rt2.clone(), None).await;
+    assert_eq!(s, 200);
+    let rt3 = v["refresh_token"].as_str().unwrap().to_string();
+    let (s, v) = refresh(rt2, None).await;
+    assert_aad(s, &v, 400, "invalid_grant", 70008);
+    // Admin revocation.
+    assert!(
+        sb.admin()
+            .revoke_refresh_tokens(Some("adele.vance@contoso.example"))
+            .unwrap()
+            >= 1
+    );
+    let (s, v) = refresh(rt3, None).await;
+    assert_aad(s, &v, 400, "invalid_grant", 70008);
+    // Inactivity expiry.
+    let (_, v) = sign_in(&sb, DEMO_APP, scope, "adele.vance@contoso.example").await;
+    let rt4 = v["refresh_token"].as_str().unwrap().to_string();
+    sb.admin().advance_clock(91 * 24 * 3600);
+    let (s, v) = refresh(rt4, None).await;
+    assert_aad(s, &v, 400, "invalid_grant", 700082);
+    let (s, v) = refresh("garbage".into(), None).await;
+    assert_aad(s, &v, 400, "invalid_grant", 9002313);
+}
+
+#[tokio::test]
+async fn auth_code_errors() {
+    let sb = start().await;
+    let scope = "offline_access Mail.ReadWrite";
+    let (verifier, challenge) = pkce();
+    let resp = authorize(
+        &sb,
+        DEMO_APP,
+        scope,
+        "alex.wilber@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert_eq!(resp.status(), 302);
+    let code = location_params(&resp)["code"].clone();
+    let redeem = |code: String, verifier: String| {
+        let url = sb.token_url(TENANT);
+        async move {
+            post_form(
+                &url,
+                &[
+                    ("client_id", DEMO_APP),
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    };
+    let (s, v) = redeem(
+        code.clone(),
+        "wrong-verifier-wrong-verifier-wrong-verifier".into(),
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_grant", 501481);
+    let (s, _) = redeem(code.clone(), verifier.clone()).await;
+    assert_eq!(s, 200);
+    let (s, v) = redeem(code, verifier.clone()).await;
+    assert_aad(s, &v, 400, "invalid_grant", 54005);
+    // Expired code.
+    let resp = authorize(
+        &sb,
+        DEMO_APP,
+        scope,
+        "alex.wilber@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    let code = location_params(&resp)["code"].clone();
+    sb.admin().advance_clock(601);
+    let (s, v) = redeem(code, verifier).await;
+    assert_aad(s, &v, 400, "invalid_grant", 70008);
+}
+
+#[tokio::test]
+async fn authorize_pages_and_redirect_errors() {
+    let sb = start().await;
+    let url = format!("{}/{TENANT}/oauth2/v2.0/authorize", sb.base_url());
+    let (_, challenge) = pkce();
+    let q = |redirect: &str| {
+        vec![
+            ("client_id", DEMO_APP.to_string()),
+            ("response_type", "code".into()),
+            ("redirect_uri", redirect.to_string()),
+            ("scope", "Mail.Read".into()),
+            ("state", "s1".into()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".into()),
+        ]
+    };
+    let resp = client().get(&url).query(&q(REDIRECT)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("name=\"login\"") && html.contains("Sign in"),
+        "{html}"
+    );
+    // Redirect URI not registered: an error page, never a redirect.
+    let resp = client()
+        .get(&url)
+        .query(&q("http://evil.example/cb"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("AADSTS50011"));
+    // Unknown app.
+    let mut bad = q(REDIRECT);
+    bad[0].1 = "44444444-0000-0000-0000-000000000000".into();
+    let resp = client().get(&url).query(&bad).send().await.unwrap();
+    assert!(resp.text().await.unwrap().contains("AADSTS700016"));
+    // Unknown user.
+    let resp = authorize(
+        &sb,
+        DEMO_APP,
+        "Mail.Read",
+        "nobody@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert!(resp.text().await.unwrap().contains("AADSTS50034"));
+    // Unsupported response type → redirect with error.
+    let mut bad = q(REDIRECT);
+    bad[1].1 = "token".into();
+    let resp = client().get(&url).query(&bad).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(location_params(&resp)["error"], "unsupported_response_type");
+    // prompt=none without a session.
+    let mut silent = q(REDIRECT);
+    silent.push(("prompt", "none".into()));
+    let resp = client().get(&url).query(&silent).send().await.unwrap();
+    let p = location_params(&resp);
+    assert_eq!(p["error"], "login_required");
+    assert!(p["error_description"].starts_with("AADSTS50058"));
+    assert_eq!(p["state"], "s1");
+}
+
+#[tokio::test]
+async fn user_consent_page_accept_and_decline() {
+    let sb = start().await;
+    let app = "55555555-0000-0000-0000-000000000001";
+    sb.admin().add_app(public_app(app, &["Mail.Read"])).unwrap();
+    let (_, challenge) = pkce();
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Permissions requested")
+            && html.contains("https://graph.microsoft.com/Mail.Read"),
+        "{html}"
+    );
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "decline",
+    )
+    .await;
+    let p = location_params(&resp);
+    assert_eq!(p["error"], "access_denied");
+    assert!(p["error_description"].starts_with("AADSTS65004"));
+    let (s, v) = sign_in(&sb, app, "Mail.Read", "alex.wilber@contoso.example").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["scp"],
+        "Mail.Read"
+    );
+    // Consent recorded: the next sign-in goes straight through.
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert_eq!(resp.status(), 302);
+    // Another user still needs to consent.
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "megan.bowen@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn admin_approval_required_90094() {
+    let sb = start().await;
+    let app = "55555555-0000-0000-0000-000000000002";
+    sb.admin()
+        .add_app(public_app(app, &["Mail.Read", "User.Read.All"]))
+        .unwrap();
+    let (_, challenge) = pkce();
+    // Admin-only scope.
+    let resp = authorize(
+        &sb,
+        app,
+        "User.Read.All",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "consent",
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Need admin approval") && html.contains("AADSTS90094"),
+        "{html}"
+    );
+    // User consent switched off for the organisation.
+    sb.admin().update_org(|o| o.users_can_consent = false);
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "consent",
+    )
+    .await;
+    assert!(resp.text().await.unwrap().contains("AADSTS90094"));
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "back",
+    )
+    .await;
+    let p = location_params(&resp);
+    assert_eq!(p["error"], "consent_required");
+    assert!(p["error_description"].starts_with("AADSTS65001"));
+    // Once an admin consents, sign-in succeeds without any consent page.
+    sb.admin()
+        .grant_admin_consent(app, &["Mail.Read"], &[])
+        .unwrap();
+    let resp = authorize(
+        &sb,
+        app,
+        "Mail.Read",
+        "alex.wilber@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert_eq!(resp.status(), 302);
+    assert!(location_params(&resp).contains_key("code"));
+}
+
+#[tokio::test]
+async fn user_assignment_required_50105() {
+    let sb = start().await;
+    let app = "55555555-0000-0000-0000-000000000003";
+    let mut reg = public_app(app, &["Mail.Read"]);
+    reg.user_assignment_required = true;
+    reg.assigned = vec!["team@contoso.example".into()]; // group: adele + alex
+    sb.admin().add_app(reg).unwrap();
+    sb.admin()
+        .grant_admin_consent(app, &["Mail.Read"], &[])
+        .unwrap();
+    let (_, challenge) = pkce();
+    let resp = authorize(
+        &sb,
+        app,
+        "offline_access Mail.Read",
+        "megan.bowen@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    assert_eq!(resp.status(), 302);
+    let p = location_params(&resp);
+    assert_eq!(p["error"], "access_denied");
+    assert!(
+        p["error_description"].starts_with("AADSTS50105"),
+        "{}",
+        p["error_description"]
+    );
+    let (s, v) = sign_in(
+        &sb,
+        app,
+        "offline_access Mail.Read",
+        "alex.wilber@contoso.example",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Unassigned later: refresh is refused with 50105.
+    sb.admin()
+        .update_tenant(|t| t.app_mut(app).unwrap().assigned.clear());
+    let (s, v) = post_form(
+        &sb.token_url(TENANT),
+        &[
+            ("client_id", app),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_aad(s, &v, 400, "invalid_grant", 50105);
+}
+
+#[tokio::test]
+async fn ews_with_user_consent_only_is_refused_until_admin_consents() {
+    let sb = start().await;
+    let app = "55555555-0000-0000-0000-000000000004";
+    sb.admin()
+        .add_app(public_app(
+            app,
+            &["https://outlook.office365.com/EWS.AccessAsUser.All"],
+        ))
+        .unwrap();
+    let (s, v) = sign_in(
+        &sb,
+        app,
+        "https://outlook.office365.com/EWS.AccessAsUser.All",
+        "adele.vance@contoso.example",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let at = v["access_token"].as_str().unwrap();
+    let e = authenticate(sb.state(), &bearer(at), Resource::Ews).unwrap_err();
+    assert_eq!(e.reason, AuthFailureReason::ConsentMissing);
+    assert!(
+        e.www_authenticate
+            .contains("00000002-0000-0ff1-ce00-000000000000")
+    );
+    sb.admin()
+        .grant_admin_consent(
+            app,
+            &["https://outlook.office365.com/EWS.AccessAsUser.All"],
+            &[],
+        )
+        .unwrap();
+    let p =
+        authenticate(sb.state(), &bearer(at), Resource::Ews).expect("admin consent present now");
+    assert!(p.may_read("adele.vance@contoso.example").is_ok());
+    assert!(
+        p.may_read("projects@contoso.example").is_ok(),
+        "FullAccess on the shared mailbox"
+    );
+    assert!(p.may_read("helpdesk@contoso.example").is_err());
+}
+
+#[tokio::test]
+async fn admin_consent_endpoint() {
+    let sb = start().await;
+    let app = "66666666-0000-0000-0000-000000000001";
+    let mut reg = public_app(app, &[]);
+    reg.allow_public_client_flows = false;
+    reg.application_permissions = vec![sandbox::tenant::Permission::parse("Mail.Read").unwrap()];
+    sb.admin().add_app(reg).unwrap();
+    sb.admin().add_secret(app, "sek", None).unwrap();
+    let url = format!("{}/{TENANT}/v2.0/adminconsent", sb.base_url());
+    let q = [
+        ("client_id", app),
+        ("scope", "https://graph.microsoft.com/.default"),
+        ("redirect_uri", REDIRECT),
+        ("state", "12"),
+    ];
+    let resp = client().get(&url).query(&q).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("https://graph.microsoft.com/Mail.Read")
+    );
+    let post = |login: &'static str, action: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut f = q.to_vec();
+            f.push(("login", login));
+            f.push(("action", action));
+            client().post(&url).form(&f).send().await.unwrap()
+        }
+    };
+    let p = location_params(&post("megan.bowen@contoso.example", "decline").await);
+    assert_eq!(p["error"], "consent_required");
+    assert!(p["error_description"].starts_with("AADSTS65004"));
+    assert_eq!(
+        p["admin_consent"], "True",
+        "admin_consent=True even on error"
+    );
+    let p = location_params(&post("adele.vance@contoso.example", "consent").await);
+    assert_eq!(p["error"], "access_denied", "not an admin");
+    let p = location_params(&post("megan.bowen@contoso.example", "consent").await);
+    assert!(!p.contains_key("error"), "{p:?}");
+    assert_eq!(p["admin_consent"], "True");
+    assert_eq!(p["tenant"], TENANT_ID);
+    assert_eq!(p["state"], "12");
+    let (s, v) = post_form(
+        &sb.token_url(TENANT),
+        &[
+            ("client_id", app),
+            ("client_secret", "sek"),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["roles"][0],
+        "Mail.Read"
+    );
+    // Not on /common.
+    let resp = client()
+        .get(format!("{}/common/v2.0/adminconsent", sb.base_url()))
+        .query(&q)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn device_code_flow() {
+    let sb = start().await;
+    let dc_url = format!("{}/organizations/oauth2/v2.0/devicecode", sb.base_url());
+    let (s, v) = post_form(
+        &dc_url,
+        &[
+            ("client_id", DEMO_APP),
+            ("scope", "offline_access Mail.ReadWrite"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["expires_in"], 900);
+    assert_eq!(v["interval"], 5);
+    assert!(v.get("verification_uri_complete").is_none());
+    let user_code = v["user_code"].as_str().unwrap().to_string();
+    assert!(v["message"].as_str().unwrap().contains(&user_code));
+    let device_code = v["device_code"].as_str().unwrap().to_string();
+    let poll = |dc: String| {
+        let url = sb.token_url("organizations");
+        async move {
+            post_form(
+                &url,
+                &[
+                    ("client_id", DEMO_APP),
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &dc),
+                ],
+            )
+            .await
+        }
+    };
+    let (s, v) = poll(device_code.clone()).await;
+    assert_aad(s, &v, 400, "authorization_pending", 70016);
+    sb.admin()
+        .approve_device_code(&user_code, "alex.wilber@contoso.example")
+        .unwrap();
+    let (s, v) = poll(device_code.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["upn"],
+        "alex.wilber@contoso.example"
+    );
+    assert!(v["refresh_token"].is_string());
+    let (s, _) = poll(device_code).await;
+    assert_eq!(s, 400, "a device code is redeemed once");
+    let (s, v) = poll("bogus".into()).await;
+    assert_aad(s, &v, 400, "bad_verification_code", 70000);
+    // Approve through the page; decline through the page; expiry.
+    let new_code = || async {
+        post_form(
+            &dc_url,
+            &[("client_id", DEMO_APP), ("scope", "Mail.ReadWrite")],
+        )
+        .await
+        .1
+    };
+    let v = new_code().await;
+    let resp = client()
+        .post(format!("{}/devicelogin", sb.base_url()))
+        .form(&[
+            ("user_code", v["user_code"].as_str().unwrap()),
+            ("login", "adele.vance@contoso.example"),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(poll(v["device_code"].as_str().unwrap().into()).await.0, 200);
+    let v = new_code().await;
+    client()
+        .post(format!("{}/devicelogin", sb.base_url()))
+        .form(&[
+            ("user_code", v["user_code"].as_str().unwrap()),
+            ("action", "decline"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = poll(v["device_code"].as_str().unwrap().into()).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("authorization_declined"))
+    );
+    let v = new_code().await;
+    sb.admin().advance_clock(901);
+    let (s, b) = poll(v["device_code"].as_str().unwrap().into()).await;
+    assert_aad(s, &b, 400, "expired_token", 70019);
+    // An app without "allow public client flows" cannot poll without a credential.
+    let app = "77777777-0000-0000-0000-000000000001";
+    let mut reg = public_app(app, &["Mail.Read"]);
+    reg.allow_public_client_flows = false;
+    sb.admin().add_app(reg).unwrap();
+    let (_, v) = post_form(&dc_url, &[("client_id", app), ("scope", "Mail.Read")]).await;
+    let (s, b) = post_form(
+        &sb.token_url("organizations"),
+        &[
+            ("client_id", app),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", v["device_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_aad(s, &b, 401, "invalid_client", 7000218);
+}
+
+#[tokio::test]
+async fn bad_input_gets_microsoft_errors_not_crashes() {
+    let sb = start().await;
+    let url = sb.token_url(TENANT);
+    let (s, v) = post_form(&url, &[("client_id", DEMO_APP), ("grant_type", "password")]).await;
+    assert_aad(s, &v, 400, "unsupported_grant_type", 70003);
+    let (s, v) = post_form(&url, &[("client_id", DEMO_APP)]).await;
+    assert_aad(s, &v, 400, "invalid_request", 900144);
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"grant_type\":\"client_credentials\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=refresh_token")
+        .send()
+        .await
+        .unwrap();
+    let s = resp.status().as_u16();
+    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_aad(s, &v, 400, "invalid_request", 9002313);
+    let big = "a".repeat(200 * 1024);
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=client_credentials&x={big}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "invalid_request");
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![0xff, 0xfe, b'=', 0x00, b'&', b'%', b'z'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // The server still answers afterwards.
+    let (s, _) = get_json(&format!(
+        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn token_lifetime_and_forced_expiry() {
+    let sb = start().await;
+    sb.admin()
+        .update_identity(|i| i.access_token_lifetime_secs = 60);
+    let get = || async {
+        post_form(
+            &sb.token_url(TENANT),
+            &[
+                ("client_id", DEMO_APP),
+                ("client_secret", DEMO_SECRET),
+                ("grant_type", "client_credentials"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+        .await
+        .1
+    };
+    let v = get().await;
+    assert_eq!(v["expires_in"], 60);
+    let at = v["access_token"].as_str().unwrap().to_string();
+    assert!(authenticate(sb.state(), &bearer(&at), Resource::Graph).is_ok());
+    sb.admin().advance_clock(61);
+    assert_eq!(
+        authenticate(sb.state(), &bearer(&at), Resource::Graph)
+            .unwrap_err()
+            .reason,
+        AuthFailureReason::Expired
+    );
+    let at2 = get().await["access_token"].as_str().unwrap().to_string();
+    assert!(authenticate(sb.state(), &bearer(&at2), Resource::Graph).is_ok());
+    sb.admin().expire_access_tokens();
+    assert_eq!(
+        authenticate(sb.state(), &bearer(&at2), Resource::Graph)
+            .unwrap_err()
+            .reason,
+        AuthFailureReason::Expired
+    );
+    // Missing, malformed and forged tokens.
+    let none = http::HeaderMap::new();
+    assert_eq!(
+        authenticate(sb.state(), &none, Resource::Graph)
+            .unwrap_err()
+            .reason,
+        AuthFailureReason::MissingToken
+    );
+    assert_eq!(
+        authenticate(sb.state(), &bearer("abc"), Resource::Graph)
+            .unwrap_err()
+            .reason,
+        AuthFailureReason::Malformed
+    );
+    let mut parts: Vec<String> = at2.split('.').map(str::to_string).collect();
+    parts[1] = b64url(br#"{"aud":"https://graph.microsoft.com"}"#);
+    assert_eq!(
+        authenticate(sb.state(), &bearer(&parts.join(".")), Resource::Graph)
+            .unwrap_err()
+            .reason,
+        AuthFailureReason::InvalidSignature
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_debug_or_errors() {
+    let sb = start().await;
+    let dbg = format!("{:?} {:?}", sb.admin().tenant(), sb);
+    assert!(!dbg.contains(DEMO_SECRET), "secret leaked in Debug");
+    let (_, v) = sign_in(
+        &sb,
+        DEMO_APP,
+        "offline_access Mail.ReadWrite",
+        "adele.vance@contoso.example",
+    )
+    .await;
+    let rt = v["refresh_token"].as_str().unwrap();
+    let at = v["access_token"].as_str().unwrap();
+    let p = authenticate(sb.state(), &bearer(at), Resource::Graph).unwrap();
+    let dbg = format!("{p:?} {:?}", sb.state());
+    assert!(!dbg.contains(at) && !dbg.contains(rt));
+    let e = authenticate(sb.state(), &bearer(&format!("{at}x")), Resource::Graph).unwrap_err();
+    assert!(!format!("{e:?}").contains(&at[..40]));
+    let tenant_json = client()
+        .get(format!("{}/_sandbox/tenant", sb.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!tenant_json.contains(DEMO_SECRET) && tenant_json.contains("<redacted>"));
+}

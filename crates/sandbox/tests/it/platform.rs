@@ -1,0 +1,578 @@
+//! SMTP delivery and routing, internal submission, faults and throttling, the request log, TLS and
+//! seeds.
+
+use std::time::Duration;
+
+use sandbox::faults::{
+    Admission, FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger, admit,
+};
+use sandbox::store::ListQuery;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+use crate::common::*;
+
+struct Smtp {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Smtp {
+    async fn connect(sb: &sandbox::Sandbox) -> Self {
+        let s = tokio::net::TcpStream::connect(sb.smtp_addr().unwrap())
+            .await
+            .unwrap();
+        let (r, w) = s.into_split();
+        let mut c = Self {
+            r: BufReader::new(r),
+            w,
+        };
+        assert!(c.reply().await.starts_with("220 "));
+        c
+    }
+
+    /// Reads a (possibly multi-line) reply.
+    async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            self.r.read_line(&mut line).await.unwrap();
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    async fn cmd(&mut self, c: &str) -> String {
+        self.w
+            .write_all(format!("{c}\r\n").as_bytes())
+            .await
+            .unwrap();
+        self.reply().await
+    }
+}
+
+fn inbox(sb: &sandbox::Sandbox, mailbox: &str) -> Vec<sandbox::store::Message> {
+    sb.admin()
+        .store()
+        .list(mailbox, Some("inbox"), &ListQuery::default())
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn smtp_delivery_and_routing_rules() {
+    let sb = start().await;
+    let before = inbox(&sb, "helpdesk@contoso.example").len();
+    let mut c = Smtp::connect(&sb).await;
+    let ehlo = c.cmd("EHLO client.example").await;
+    assert!(ehlo.starts_with("250-") && ehlo.contains("SIZE "), "{ehlo}");
+    assert!(
+        c.cmd("RCPT TO:<support@contoso.example>")
+            .await
+            .starts_with("503"),
+        "RCPT before MAIL"
+    );
+    assert!(
+        c.cmd("MAIL FROM:<nestor@fabrikam.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        c.cmd("RCPT TO:<nobody@contoso.example>")
+            .await
+            .starts_with("550 5.1.1")
+    );
+    assert!(
+        c.cmd("RCPT TO:<someone@elsewhere.example>")
+            .await
+            .starts_with("550 5.7.54"),
+        "no relaying"
+    );
+    assert!(
+        c.cmd("RCPT TO:<team+x@contoso.example>")
+            .await
+            .starts_with("550 5.1.1"),
+        "no plus addressing for groups"
+    );
+    assert!(
+        c.cmd("RCPT TO:<Support+Printer@Contoso.Example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        c.cmd("RCPT TO:<billing@contoso.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.w.write_all(b"From: Nestor <nestor@fabrikam.example>\r\nTo: support+printer@contoso.example\r\nCc: billing@contoso.example\r\nSubject: SMTP test\r\nMessage-ID: <smtp-1@fabrikam.example>\r\n\r\n..leading dot\r\nbody\r\n.\r\n").await.unwrap();
+    assert!(c.reply().await.starts_with("250 2.6.0"));
+    assert!(c.cmd("NOOP").await.starts_with("250"));
+    assert!(c.cmd("BOGUS").await.starts_with("502"));
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+    let msgs = inbox(&sb, "helpdesk@contoso.example");
+    assert_eq!(
+        msgs.len(),
+        before + 1,
+        "two aliases of one mailbox: one copy"
+    );
+    let m = msgs
+        .iter()
+        .find(|m| m.props.subject == "SMTP test")
+        .unwrap();
+    assert_eq!(
+        m.props.internet_message_id.as_deref(),
+        Some("<smtp-1@fabrikam.example>")
+    );
+    assert!(
+        m.props.body_text.starts_with(".leading dot"),
+        "dot-unstuffing: {:?}",
+        m.props.body_text
+    );
+    assert_eq!(
+        m.props.header("Return-Path"),
+        Some("<nestor@fabrikam.example>")
+    );
+    assert!(!m.is_read);
+    // Group delivery reaches every member.
+    let mut c = Smtp::connect(&sb).await;
+    c.cmd("HELO x").await;
+    c.cmd("MAIL FROM:<a@fabrikam.example>").await;
+    assert!(
+        c.cmd("RCPT TO:<team@contoso.example>")
+            .await
+            .starts_with("250")
+    );
+    c.cmd("DATA").await;
+    c.w.write_all(b"Subject: to the team\r\n\r\nhi\r\n.\r\n")
+        .await
+        .unwrap();
+    assert!(c.reply().await.starts_with("250"));
+    for who in ["adele.vance@contoso.example", "alex.wilber@contoso.example"] {
+        assert!(
+            inbox(&sb, who)
+                .iter()
+                .any(|m| m.props.subject == "to the team"),
+            "{who}"
+        );
+    }
+    assert_eq!(sb.request_log().count("SMTP", "DATA"), 2);
+}
+
+#[tokio::test]
+async fn smtp_size_cap_plus_addressing_switch_and_alias_propagation() {
+    let sb = start().await;
+    let admin = sb.admin();
+    admin.update_org(|o| {
+        o.max_message_size = 200;
+        o.disable_plus_address_in_recipients = true;
+    });
+    let mut c = Smtp::connect(&sb).await;
+    c.cmd("EHLO x").await;
+    assert!(
+        c.cmd("MAIL FROM:<a@fabrikam.example> SIZE=5000")
+            .await
+            .starts_with("552")
+    );
+    assert!(
+        c.cmd("MAIL FROM:<a@fabrikam.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        c.cmd("RCPT TO:<support+x@contoso.example>")
+            .await
+            .starts_with("550 5.1.1"),
+        "plus addressing off"
+    );
+    assert!(
+        c.cmd("RCPT TO:<support@contoso.example>")
+            .await
+            .starts_with("250")
+    );
+    c.cmd("DATA").await;
+    c.w.write_all(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "x".repeat(400)).as_bytes())
+        .await
+        .unwrap();
+    assert!(c.reply().await.starts_with("552"));
+    assert!(c.cmd("RSET").await.starts_with("250"));
+    // A new alias is refused until it has propagated (demo delay: 5 s on the sandbox clock).
+    admin
+        .add_alias("helpdesk@contoso.example", "newproject@contoso.example")
+        .unwrap();
+    c.cmd("MAIL FROM:<a@fabrikam.example>").await;
+    let r = c.cmd("RCPT TO:<newproject@contoso.example>").await;
+    assert!(
+        r.starts_with("550 5.1.1") && r.contains("not active yet"),
+        "{r}"
+    );
+    admin.advance_clock(6);
+    assert!(
+        c.cmd("RCPT TO:<newproject@contoso.example>")
+            .await
+            .starts_with("250")
+    );
+}
+
+#[tokio::test]
+async fn internal_submit_rewrites_from_strips_bcc_records_outbox_and_ndrs() {
+    let sb = start().await;
+    let st = sb.state();
+    let mime = b"From: Billing <billing@contoso.example>\r\nTo: adele.vance@contoso.example, partner@fabrikam.example\r\nCc: nobody@contoso.example\r\nBcc: alex.wilber@contoso.example\r\nSubject: Your invoice\r\n\r\nSee attached.\r\n";
+    let report = sandbox::delivery::submit(st, "helpdesk@contoso.example", mime, true).unwrap();
+    assert_eq!(
+        report.external,
+        vec!["partner@fabrikam.example".to_string()]
+    );
+    assert_eq!(report.rejected.len(), 1);
+    let adele = inbox(&sb, "adele.vance@contoso.example");
+    let got = adele
+        .iter()
+        .find(|m| m.props.subject == "Your invoice")
+        .unwrap();
+    assert_eq!(
+        got.props.from.as_ref().unwrap().address,
+        "helpdesk@contoso.example",
+        "alias rewritten to primary"
+    );
+    assert!(got.props.bcc.is_empty() && got.props.header("Bcc").is_none());
+    assert!(
+        got.props.internet_message_id.is_some() && got.props.sent.is_some(),
+        "Message-ID and Date added"
+    );
+    assert!(
+        inbox(&sb, "alex.wilber@contoso.example")
+            .iter()
+            .any(|m| m.props.subject == "Your invoice"),
+        "Bcc recipient gets a copy"
+    );
+    let sent = sb
+        .admin()
+        .store()
+        .list(
+            "helpdesk@contoso.example",
+            Some("sentitems"),
+            &ListQuery::default(),
+        )
+        .unwrap()
+        .items;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].props.bcc.len(), 1, "Sent Items keeps Bcc");
+    let outbox = sb.admin().outbox();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        outbox[0].recipients,
+        vec!["partner@fabrikam.example".to_string()]
+    );
+    assert!(
+        inbox(&sb, "helpdesk@contoso.example")
+            .iter()
+            .any(|m| m.props.subject == "Undeliverable: Your invoice"),
+        "NDR for the unknown internal recipient"
+    );
+    // With SendFromAliasEnabled the alias is kept.
+    sb.admin().update_org(|o| o.send_from_alias_enabled = true);
+    let mime = b"From: billing@contoso.example\r\nTo: adele.vance@contoso.example\r\nSubject: kept alias\r\n\r\nx\r\n";
+    sandbox::delivery::submit(st, "helpdesk@contoso.example", mime, false).unwrap();
+    let got = inbox(&sb, "adele.vance@contoso.example")
+        .into_iter()
+        .find(|m| m.props.subject == "kept alias")
+        .unwrap();
+    assert_eq!(
+        got.props.from.as_ref().unwrap().address,
+        "billing@contoso.example"
+    );
+    assert!(matches!(
+        sandbox::delivery::submit(st, "nobody@contoso.example", mime, false),
+        Err(sandbox::delivery::DeliveryError::UnknownSender(_))
+    ));
+    assert!(matches!(
+        sandbox::delivery::submit(
+            st,
+            "helpdesk@contoso.example",
+            b"Subject: none\r\n\r\nx",
+            false
+        ),
+        Err(sandbox::delivery::DeliveryError::NoRecipients)
+    ));
+}
+
+#[tokio::test]
+async fn admin_inject_and_seed_messages() {
+    let sb = start().await;
+    let seeded = inbox(&sb, "helpdesk@contoso.example");
+    assert_eq!(seeded.len(), 2, "demo seed messages");
+    let r = sb
+        .admin()
+        .inject_mime(
+            "sales@contoso.example",
+            "From: x@fabrikam.example\r\nSubject: injected\r\n\r\nhi\r\n",
+        )
+        .unwrap();
+    assert_eq!(r.delivered.len(), 1);
+    let r = sb
+        .admin()
+        .inject_mime("ghost@contoso.example", "Subject: x\r\n\r\nhi\r\n")
+        .unwrap();
+    assert!(r.delivered.is_empty() && r.rejected.len() == 1);
+    // Over HTTP.
+    let resp = client()
+        .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .body(r#"{"op":"inject_mime","to":["support@contoso.example"],"mime":"Subject: via http\r\n\r\nx"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        inbox(&sb, "helpdesk@contoso.example")
+            .iter()
+            .any(|m| m.props.subject == "via http")
+    );
+    let resp = client()
+        .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .body("{\"op\":\"nope\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = client()
+        .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .body(r#"{"op":"add_alias","mailbox":"ghost@contoso.example","alias":"x@contoso.example"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+async fn admit_sequence(sb: &sandbox::Sandbox, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let a = admit(
+            sb.state(),
+            Protocol::Graph,
+            DEMO_APP,
+            "helpdesk@contoso.example",
+        )
+        .await;
+        out.push(match a {
+            Admission::Proceed(_) => "ok".to_string(),
+            Admission::Throttled { retry_after } => format!("429/{}", retry_after.as_secs()),
+            Admission::Fault(f) => format!("{f:?}"),
+        });
+    }
+    out
+}
+
+#[tokio::test]
+async fn fault_plans_are_deterministic() {
+    let sb = start().await;
+    let plan = FaultPlan {
+        seed: 42,
+        rules: vec![
+            FaultRule::next(
+                Protocol::Graph,
+                2,
+                FaultKind::Throttle {
+                    retry_after_secs: 3,
+                },
+            ),
+            FaultRule::rate(Protocol::Graph, 0.5, FaultKind::ServerError503),
+        ],
+    };
+    sb.admin().set_faults(plan.clone());
+    let a = admit_sequence(&sb, 30).await;
+    assert_eq!(&a[..2], &["429/3", "429/3"]);
+    let errors = a[2..].iter().filter(|s| s.contains("503")).count();
+    assert!(
+        errors > 3 && errors < 25,
+        "rate 0.5 over 28 requests: {errors}"
+    );
+    sb.admin().set_faults(plan);
+    let b = admit_sequence(&sb, 30).await;
+    assert_eq!(a, b, "same seed, same sequence");
+    // Filters: EWS requests are not affected by Graph rules; After{skip,count}.
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            protocol: Some(Protocol::Graph),
+            app_id: None,
+            mailbox: None,
+            trigger: Trigger::After { skip: 1, count: 1 },
+            fault: FaultKind::GatewayTimeout504,
+        }],
+    });
+    let ews = admit(
+        sb.state(),
+        Protocol::Ews,
+        DEMO_APP,
+        "helpdesk@contoso.example",
+    )
+    .await;
+    assert!(matches!(ews, Admission::Proceed(_)));
+    assert_eq!(
+        admit_sequence(&sb, 3).await,
+        vec!["ok", "GatewayTimeout504", "ok"]
+    );
+    assert_eq!(sb.admin().faults_fired(), 1);
+}
+
+#[tokio::test]
+async fn concurrency_and_budget_throttling() {
+    let sb = start().await;
+    let st = sb.state();
+    let mut guards = Vec::new();
+    for _ in 0..4 {
+        match admit(st, Protocol::Graph, DEMO_APP, "helpdesk@contoso.example").await {
+            Admission::Proceed(g) => guards.push(g),
+            other => panic!("expected a slot, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        admit(st, Protocol::Graph, DEMO_APP, "helpdesk@contoso.example").await,
+        Admission::Throttled { .. }
+    ));
+    // Another mailbox has its own slots.
+    assert!(matches!(
+        admit(st, Protocol::Graph, DEMO_APP, "adele.vance@contoso.example").await,
+        Admission::Proceed(_)
+    ));
+    guards.pop();
+    assert!(matches!(
+        admit(st, Protocol::Graph, DEMO_APP, "helpdesk@contoso.example").await,
+        Admission::Proceed(_)
+    ));
+    drop(guards);
+    sb.admin().set_throttle(ThrottleConfig {
+        budget: Some(3),
+        window_secs: 60,
+        ..ThrottleConfig::default()
+    });
+    for _ in 0..3 {
+        assert!(matches!(
+            admit(st, Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example").await,
+            Admission::Proceed(_)
+        ));
+    }
+    match admit(st, Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example").await {
+        Admission::Throttled { retry_after } => {
+            assert!(retry_after <= Duration::from_secs(60) && retry_after >= Duration::from_secs(1))
+        }
+        other => panic!("budget exhausted, got {other:?}"),
+    }
+    sb.admin().advance_clock(61);
+    assert!(matches!(
+        admit(st, Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example").await,
+        Admission::Proceed(_)
+    ));
+}
+
+#[tokio::test]
+async fn request_log_counts_per_endpoint_and_status() {
+    let sb = start().await;
+    let disco = format!(
+        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    );
+    get_json(&disco).await;
+    get_json(&disco).await;
+    get_json(&format!(
+        "{}/nope.example/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await;
+    post_form(&sb.token_url(TENANT), &[("grant_type", "nope")]).await;
+    get_json(&format!("{}/_sandbox/requests", sb.base_url())).await;
+    let log = sb.request_log();
+    let tpl = "/{tenant}/v2.0/.well-known/openid-configuration";
+    assert_eq!(log.count("GET", tpl), 3);
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.path == tpl && e.status == 200 && e.count == 2)
+    );
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.path == tpl && e.status == 400 && e.count == 1)
+    );
+    assert_eq!(log.count("POST", "/{tenant}/oauth2/v2.0/token"), 1);
+    assert_eq!(log.total(), 4, "admin requests are not counted: {log:?}");
+    let (_, v) = get_json(&format!("{}/_sandbox/requests", sb.base_url())).await;
+    assert_eq!(v["total"], 4);
+    sb.admin().clear_request_log();
+    assert_eq!(sb.request_log().total(), 0);
+}
+
+#[tokio::test]
+async fn tls_serves_https_with_a_generated_ca() {
+    let dir = std::env::temp_dir().join(format!("sandbox-tls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_path = dir.join("ca.pem");
+    let sb = sandbox::Sandbox::builder()
+        .tls(sandbox::TlsOptions {
+            ca_pem_path: ca_path.clone(),
+            hosts: Vec::new(),
+        })
+        .start()
+        .await
+        .unwrap();
+    assert!(sb.base_url().starts_with("https://localhost:"));
+    let pem = std::fs::read(&ca_path).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .resolve("localhost", sb.http_addr())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!(
+            "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+            sb.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert!(
+        v["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://localhost:")
+    );
+    // An untrusting client refuses the certificate.
+    assert!(
+        reqwest::Client::new()
+            .get(sb.base_url())
+            .send()
+            .await
+            .is_err()
+    );
+    sb.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn seeds_from_toml_and_json_with_readable_errors() {
+    let json = r#"{"tenant":{"id":"11111111-2222-3333-4444-555555555555","domains":["fabrikam.example"]},
+                   "users":[{"mail":"Ann@Fabrikam.example","aliases":["sales@fabrikam.example"]}],
+                   "groups":[{"mail":"all@fabrikam.example","members":["ann@fabrikam.example"]}]}"#;
+    let seed = sandbox::Seed::from_json_str(json).unwrap();
+    let sb = sandbox::Sandbox::builder()
+        .seed(seed)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(sb.tenant_id(), "11111111-2222-3333-4444-555555555555");
+    let r = sb
+        .admin()
+        .inject_mime("sales@fabrikam.example", "Subject: s\r\n\r\nx")
+        .unwrap();
+    assert_eq!(r.delivered[0].1, "ann@fabrikam.example");
+    let e = sandbox::Seed::from_toml_str("[tenant]\nid = \"11111111-2222-3333-4444-555555555555\"\ndomains = [\"a.example\"]\n[[users]]\nmail = \"a@a.example\"\n[[users]]\nmail = \"b@a.example\"\naliases = [\"a@a.example\"]\n").unwrap_err();
+    assert!(e.to_string().contains("used twice"), "{e}");
+    let e = sandbox::Seed::from_path("/nonexistent/seed.toml").unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/seed.toml"));
+    let e = sandbox::Seed::from_json_str("{").unwrap_err();
+    assert!(matches!(e, sandbox::SeedError::Json(_)));
+}
