@@ -33,6 +33,8 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct LoopbackListener {
     listener: TcpListener,
+    /// With `localhost`, browsers may try `::1` first: listen there too (same port) when possible.
+    listener_v6: Option<TcpListener>,
     redirect_uri: Url,
 }
 
@@ -44,6 +46,8 @@ impl LoopbackListener {
 
     /// Binds `127.0.0.1:0` but names the redirect URI with `host` (`localhost` or `127.0.0.1`),
     /// which must match the app registration (Microsoft ignores the port for loopback URIs).
+    /// With `localhost` it also listens on `[::1]` at the same port when IPv6 is available,
+    /// since browsers may resolve `localhost` to `::1` first.
     pub async fn bind_host(host: &str, path: &str) -> Result<Self, AuthError> {
         if !matches!(host, "localhost" | "127.0.0.1") {
             return Err(AuthError::Config(format!(
@@ -64,10 +68,23 @@ impl LoopbackListener {
         };
         let redirect_uri = Url::parse(&format!("http://{host}:{port}{path}"))
             .map_err(|e| AuthError::Config(format!("bad redirect path: {e}")))?;
+        let listener_v6 = if host == "localhost" {
+            TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port))
+                .await
+                .ok()
+        } else {
+            None
+        };
         Ok(LoopbackListener {
             listener,
+            listener_v6,
             redirect_uri,
         })
+    }
+
+    /// Whether the listener also accepts on `[::1]` (only with `localhost`, when IPv6 works).
+    pub fn listens_on_ipv6(&self) -> bool {
+        self.listener_v6.is_some()
     }
 
     /// The redirect URI to put in the authorization request.
@@ -93,7 +110,14 @@ impl LoopbackListener {
 
     async fn serve(&self, pending: &PendingAuthorization) -> Result<AuthorizationCode, AuthError> {
         loop {
-            let (mut stream, _) = match self.listener.accept().await {
+            let accepted = match &self.listener_v6 {
+                Some(v6) => tokio::select! {
+                    r = self.listener.accept() => r,
+                    r = v6.accept() => r,
+                },
+                None => self.listener.accept().await,
+            };
+            let (mut stream, _) = match accepted {
                 Ok(s) => s,
                 Err(_) => continue,
             };

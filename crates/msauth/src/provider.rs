@@ -290,7 +290,7 @@ impl TokenProvider {
     }
 
     /// Runs a device-code sign-in for this provider's scopes and saves the result: `show` gets
-    /// the flow once, to display [`DeviceCodeFlow::message`] (or the user code and
+    /// the flow once, to display [`DeviceCodeFlow::message`](crate::DeviceCodeFlow::message) (or the user code and
     /// verification URI) to the person. Polls at the server's interval until done.
     pub async fn sign_in_with_device_code(
         &self,

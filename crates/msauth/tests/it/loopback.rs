@@ -73,6 +73,37 @@ async fn wrong_state_and_errors_end_the_wait_with_a_failure_page() {
 }
 
 #[tokio::test]
+async fn localhost_redirects_are_also_accepted_on_ipv6() {
+    let l = LoopbackListener::bind_host("localhost", "/cb")
+        .await
+        .unwrap();
+    assert!(
+        !LoopbackListener::bind("/cb")
+            .await
+            .unwrap()
+            .listens_on_ipv6()
+    );
+    if !l.listens_on_ipv6() {
+        // No IPv6 loopback on this machine: nothing more to check.
+        assert!(std::net::TcpListener::bind("[::1]:0").is_err());
+        return;
+    }
+    let redirect = l.redirect_uri().clone();
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    let mut s = tokio::net::TcpStream::connect(("::1", redirect.port().unwrap()))
+        .await
+        .unwrap();
+    s.write_all(b"GET /cb?code=v6-code&state=s-1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert_eq!(wait.await.unwrap().unwrap().secret(), "v6-code");
+}
+
+#[tokio::test]
 async fn times_out_and_rejects_non_loopback_hosts() {
     let l = LoopbackListener::bind("/").await.unwrap();
     let p = pending(l.redirect_uri().clone());
