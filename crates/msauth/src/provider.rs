@@ -185,6 +185,12 @@ impl TokenProviderBuilder {
 ///
 /// Cheap to clone; clones share cache and single-flight.
 ///
+/// * A refresh token that the service declares dead (expired, revoked) is removed from the store,
+///   so the next call reports [`AuthError::SignInRequired`] without a hopeless request.
+/// * If a refresh *ahead of expiry* fails for a retryable reason, the still-valid token is
+///   returned and the refresh is tried again on a later call.
+/// * The provider never sleeps or retries by itself: a retryable error carries `retry_after`.
+///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::{Duration, SystemTime};
@@ -437,6 +443,17 @@ impl TokenProvider {
                 Ok(resp.access_token)
             }
             Err(e) => {
+                // Refreshing ahead of expiry failed for a passing reason: the current token is
+                // still valid, so hand it out and try again on a later call.
+                if !force
+                    && e.is_retryable()
+                    && let Some(t) = cached
+                        .as_ref()
+                        .and_then(|c| c.fresh_access_token(self.inner.clock.now(), Duration::ZERO))
+                        .cloned()
+                {
+                    return Ok(t);
+                }
                 *self.memory() = None;
                 if is_refresh && matches!(e.diagnosis().problem(), Problem::SignInExpired) {
                     // The refresh token is dead: drop it so that the next call asks for a sign-in

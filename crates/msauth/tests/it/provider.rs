@@ -568,3 +568,48 @@ async fn device_code_sign_in_through_the_provider_on_a_microsoft_layout_host() {
     );
     assert_eq!(p.access_token().await.unwrap().secret(), "dev-at");
 }
+
+#[tokio::test]
+async fn early_refresh_failing_transiently_keeps_serving_the_still_valid_token() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f2 = fail.clone();
+    let server = Server::start(Arc::new(move |_| {
+        if f2.load(Ordering::SeqCst) {
+            Reply::json(503, r#"{"error":"temporarily_unavailable"}"#)
+        } else {
+            Reply::json(
+                200,
+                r#"{"access_token":"new","expires_in":3600,"refresh_token":"rt-new"}"#,
+            )
+        }
+    }))
+    .await;
+    let clock = ManualClock::new(t0());
+    let p = TokenProvider::builder(server.authority(), "app")
+        .scopes(["Mail.Read"])
+        .account("a")
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(&br#"{"access_token":"old","expires_in":3600,"refresh_token":"rt"}"#[..])
+        .unwrap();
+    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
+        .await
+        .unwrap();
+    // Inside the skew but not expired: the refresh fails, the old token is still served.
+    clock.advance(Duration::from_secs(3600 - 60));
+    assert_eq!(p.access_token().await.unwrap().secret(), "old");
+    assert_eq!(server.count("/token"), 1);
+    // Expired: the failure is reported.
+    clock.advance(Duration::from_secs(61));
+    assert!(p.access_token().await.unwrap_err().is_retryable());
+    // Service back: new token.
+    fail.store(false, Ordering::SeqCst);
+    assert_eq!(p.access_token().await.unwrap().secret(), "new");
+    // A forced refresh never falls back to the old token.
+    fail.store(true, Ordering::SeqCst);
+    assert!(p.force_refresh().await.is_err());
+}
