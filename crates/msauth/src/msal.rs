@@ -1,7 +1,9 @@
 //! Reading MSAL's unified token cache (the JSON written by MSAL.NET, MSAL Python, MSAL Java…),
 //! so a person already signed in with an MSAL-based tool keeps that sign-in.
 //!
-//! Only reading is supported; writing back is not implemented.
+//! Writing is limited to updating or adding a refresh token ([`MsalCache::set_refresh_token`])
+//! and serialising the whole document back ([`MsalCache::to_json`]); every other entry and
+//! field is kept as it was read.
 
 use std::time::{Duration, SystemTime};
 
@@ -97,9 +99,20 @@ pub struct MsalAccessToken {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MsalCache {
+    raw: RawDoc,
     accounts: Vec<MsalAccount>,
     refresh_tokens: Vec<MsalRefreshToken>,
     access_tokens: Vec<MsalAccessToken>,
+}
+
+/// The document as read, for writing back. Debug is redacted: it holds secrets.
+#[derive(Clone, Default)]
+struct RawDoc(serde_json::Map<String, Value>);
+
+impl std::fmt::Debug for RawDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawDoc([redacted])")
+    }
 }
 
 fn corrupt(reason: impl Into<String>) -> CacheError {
@@ -179,7 +192,10 @@ impl MsalCache {
         if !root.is_object() {
             return Err(corrupt("not an MSAL unified cache object"));
         }
-        let mut cache = MsalCache::default();
+        let mut cache = MsalCache {
+            raw: RawDoc(root.as_object().cloned().unwrap_or_default()),
+            ..Default::default()
+        };
         for v in entries(&root, "Account") {
             cache.accounts.push(MsalAccount {
                 home_account_id: req(v, "home_account_id", "Account")?,
@@ -258,6 +274,80 @@ impl MsalCache {
                 && homes.contains(&rt.home_account_id.as_str())
                 && same_environment(&rt.environment, environment)
         })
+    }
+
+    /// Sets the refresh token of `client_id` for `home_account_id` at `environment` (after a
+    /// rotation, for instance), adding the entry if there is none. The entry key follows MSAL:
+    /// `{home_account_id}-{environment}-refreshtoken-{client_id}--`.
+    pub fn set_refresh_token(
+        &mut self,
+        home_account_id: &str,
+        environment: &str,
+        client_id: &str,
+        token: &RefreshToken,
+    ) {
+        let existing = self.refresh_tokens.iter_mut().find(|rt| {
+            rt.home_account_id == home_account_id
+                && rt.client_id.eq_ignore_ascii_case(client_id)
+                && same_environment(&rt.environment, environment)
+        });
+        let (env, key_env) = match existing {
+            Some(rt) => {
+                rt.secret = token.clone();
+                (rt.environment.clone(), rt.environment.clone())
+            }
+            None => {
+                self.refresh_tokens.push(MsalRefreshToken {
+                    home_account_id: home_account_id.to_owned(),
+                    environment: environment.to_owned(),
+                    client_id: client_id.to_owned(),
+                    family_id: None,
+                    secret: token.clone(),
+                });
+                (environment.to_owned(), environment.to_owned())
+            }
+        };
+        let section = self
+            .raw
+            .0
+            .entry("RefreshToken")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if !section.is_object() {
+            *section = Value::Object(serde_json::Map::new());
+        }
+        if let Some(map) = section.as_object_mut() {
+            let found = map.iter_mut().find(|(_, v)| {
+                s(v, "home_account_id").as_deref() == Some(home_account_id)
+                    && s(v, "client_id").is_some_and(|c| c.eq_ignore_ascii_case(client_id))
+                    && s(v, "environment").is_some_and(|e| same_environment(&e, &env))
+            });
+            match found {
+                Some((_, v)) => {
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("secret".into(), token.secret().into());
+                    }
+                }
+                None => {
+                    let key = format!("{home_account_id}-{key_env}-refreshtoken-{client_id}--")
+                        .to_ascii_lowercase();
+                    map.insert(
+                        key,
+                        serde_json::json!({
+                            "home_account_id": home_account_id,
+                            "environment": key_env,
+                            "client_id": client_id,
+                            "credential_type": "RefreshToken",
+                            "secret": token.secret(),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The whole cache as MSAL JSON (entries and fields not understood here are kept).
+    pub fn to_json(&self) -> String {
+        Value::Object(self.raw.0.clone()).to_string()
     }
 
     /// Copies the refresh token for `client_id`/`username` into `store` under `key`, so that a

@@ -195,3 +195,81 @@ async fn imported_refresh_token_is_used_by_the_provider() {
         Some(RefreshToken::new("rotated"))
     );
 }
+
+#[test]
+fn rotated_refresh_token_written_back_keeps_everything_else() {
+    let original = sample("SingleCloudTokenCache.json");
+    let mut c = MsalCache::parse(&original).unwrap();
+    let home = "ae821e4d-f408-451a-af82-882691148603.49f548d0-12b7-4169-a390-bb5304d24462";
+    c.set_refresh_token(
+        home,
+        "login.microsoftonline.com",
+        "0615b6ca-88d4-4884-8729-b178178f7c27",
+        &RefreshToken::new("rotated-rt"),
+    );
+    assert!(!format!("{c:?}").contains("rotated-rt"));
+    let json = c.to_json();
+    let back = MsalCache::parse(json.as_bytes()).unwrap();
+    let rt = back
+        .refresh_token_for(
+            "0615b6ca-88d4-4884-8729-b178178f7c27",
+            "user2@bogavrilLTD.onmicrosoft.com",
+            "login.windows.net",
+        )
+        .unwrap();
+    assert_eq!(rt.secret.secret(), "rotated-rt");
+    assert_eq!(
+        rt.environment, "login.windows.net",
+        "the existing entry is updated, not duplicated"
+    );
+    assert_eq!(back.refresh_tokens().len(), 2);
+    assert_eq!(back.accounts().len(), 2);
+    assert_eq!(back.access_tokens().len(), 2);
+    // Fields msauth does not model survive (AppMetadata, client_info, cached_at).
+    let before: serde_json::Value =
+        serde_json::from_slice(original.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&original))
+            .unwrap();
+    let after: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(before["AppMetadata"], after["AppMetadata"]);
+    assert_eq!(before["AccessToken"], after["AccessToken"]);
+    assert_eq!(before["Account"], after["Account"]);
+
+    // A new client gets a new entry with MSAL's key layout.
+    c.set_refresh_token(
+        home,
+        "login.windows.net",
+        "NEW-CLIENT",
+        &RefreshToken::new("n"),
+    );
+    let after: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+    let key = format!("{home}-login.windows.net-refreshtoken-new-client--");
+    assert_eq!(after["RefreshToken"][&key]["secret"], "n");
+    assert_eq!(
+        after["RefreshToken"][&key]["credential_type"],
+        "RefreshToken"
+    );
+    assert_eq!(
+        MsalCache::parse(c.to_json().as_bytes())
+            .unwrap()
+            .refresh_tokens()
+            .len(),
+        3
+    );
+
+    // Starting from an empty cache works too.
+    let mut empty = MsalCache::parse(b"{}").unwrap();
+    empty.set_refresh_token(
+        "u.t",
+        "login.microsoftonline.com",
+        "c",
+        &RefreshToken::new("x"),
+    );
+    assert_eq!(
+        MsalCache::parse(empty.to_json().as_bytes())
+            .unwrap()
+            .refresh_tokens()[0]
+            .secret
+            .secret(),
+        "x"
+    );
+}
