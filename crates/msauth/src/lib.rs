@@ -16,7 +16,17 @@
 //!   [`TokenStore`] ([`MemoryStore`], [`FileStore`]), refreshes ahead of expiry, single-flight.
 //! * **Diagnosis.** Every [`AuthError`] has a [`Diagnosis`]; a 401/403 from Graph or EWS is
 //!   diagnosed by [`diagnose_resource_challenge`]. See `TROUBLESHOOTING.md` for the code table.
+//!   See the [`troubleshooting`] table.
 //! * **Secrets** ([`ClientSecret`], [`AccessToken`], [`RefreshToken`], …) print as `[redacted]`.
+//! * **Workspace vocabulary.** `From` conversions turn a [`Diagnosis`] into a
+//!   `connector::AuthProblem` and an [`AuthError`] into a `connector::Error` of the right kind.
+//! * **MSAL interop.** [`MsalCache`] reads MSAL's unified token cache (and writes a rotated refresh
+//!   token back), so a person signed in with an MSAL-based tool keeps that sign-in.
+//! * **Emulators and other servers.** [`Authority::microsoft_layout`] (Microsoft's URL layout on
+//!   another host, e.g. the sandbox), [`discover`] (OpenID Connect discovery) and
+//!   [`Authority::custom`] (explicit endpoints). HTTPS is required except on loopback.
+//!
+//! Not supported: PKCS#12 key files (convert to PEM), the on-behalf-of and password grants.
 //!
 //! ## Getting a token for a daemon
 //!
@@ -31,6 +41,25 @@
 //! match provider.access_token().await {
 //!     Ok(token) => { let _header = token.authorization_header(); }
 //!     Err(e) => eprintln!("{}", e.diagnosis().explain()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Signing a person in (device code) and keeping the sign-in
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use msauth::{Authority, Cloud, FileStore, Tenant, TokenProvider};
+//! # async fn run() -> Result<(), msauth::AuthError> {
+//! let provider = TokenProvider::builder(Authority::microsoft(Cloud::Global, Tenant::Organizations)?, "app-id")
+//!     .scopes(["offline_access", "https://graph.microsoft.com/Mail.ReadWrite"])
+//!     .account("helpdesk@contoso.com")
+//!     .store(Arc::new(FileStore::new("/var/lib/helpdesk/tokens.json")))
+//!     .build()?;
+//! if provider.access_token().await.is_err() {
+//!     provider
+//!         .sign_in_with_device_code(|flow| println!("{}", flow.message().unwrap_or(flow.user_code())))
+//!         .await?;
 //! }
 //! # Ok(()) }
 //! ```
