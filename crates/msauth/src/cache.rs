@@ -107,6 +107,10 @@ impl CachedToken {
     }
 }
 
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    unix(t)
+}
+
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -276,6 +280,7 @@ impl FileStore {
             )));
         }
         if checksum(&file.entries)? != file.checksum {
+            tracing::warn!(path = %self.path.display(), "token cache checksum mismatch");
             return Err(self.corrupt("checksum mismatch (the file was modified outside msauth)"));
         }
         Ok(file.entries.into_iter().map(|e| (e.key, e.token)).collect())

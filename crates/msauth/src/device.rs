@@ -251,6 +251,10 @@ impl DeviceCodeFlow {
                     })
                 }
                 "slow_down" => {
+                    tracing::debug!(
+                        interval_secs = self.interval.as_secs() + SLOW_DOWN_STEP.as_secs(),
+                        "device code: slow_down"
+                    );
                     self.interval = self.interval.saturating_add(SLOW_DOWN_STEP);
                     self.next_poll_at = later(now, self.interval);
                     Ok(DevicePoll::Pending {

@@ -127,6 +127,8 @@ impl LoopbackListener {
             };
             let path = target.split('?').next().unwrap_or("");
             if path != self.redirect_uri.path() {
+                // Only the path is logged: the query may carry the authorization code.
+                tracing::debug!(path, "loopback listener: ignoring request for another path");
                 let _ = respond(&mut stream, "404 Not Found", "Not found").await;
                 continue;
             }

@@ -428,6 +428,13 @@ impl TokenProvider {
             .filter(|s| !is_oidc_scope(s))
             .collect();
         let clock = self.inner.clock.clone();
+        tracing::debug!(
+            client_id = %self.inner.client.client_id(),
+            authority = %self.inner.key.authority,
+            grant = if is_refresh { "refresh_token" } else { "client_credentials" },
+            with_claims = claims.is_some(),
+            "requesting a token"
+        );
         let result = self
             .inner
             .client
@@ -435,6 +442,12 @@ impl TokenProvider {
             .await;
         match result {
             Ok(resp) => {
+                tracing::debug!(
+                    client_id = %self.inner.client.client_id(),
+                    rotated = resp.refresh_token.is_some(),
+                    expires_at = crate::cache::unix_secs(resp.expires_at),
+                    "token obtained"
+                );
                 let entry = CachedToken::from_response(&resp, previous_rt);
                 self.save_under(guard, entry.clone()).await?;
                 *self.memory() = Some(entry);
@@ -443,6 +456,17 @@ impl TokenProvider {
                 Ok(resp.access_token)
             }
             Err(e) => {
+                let d = e.diagnosis();
+                tracing::warn!(
+                    client_id = %self.inner.client.client_id(),
+                    code = ?d.code(),
+                    error = %d.error(),
+                    problem = ?d.problem(),
+                    trace_id = ?d.trace_id(),
+                    correlation_id = ?d.correlation_id(),
+                    "token request failed: {}",
+                    d.summary()
+                );
                 // Refreshing ahead of expiry failed for a passing reason: the current token is
                 // still valid, so hand it out and try again on a later call.
                 if !force

@@ -200,3 +200,84 @@ async fn file_cache_errors_do_not_quote_tokens() {
     let e = store.load(&key).unwrap_err();
     assert_clean("cache error", &format!("{e} {e:?}"));
 }
+
+/// A minimal tracing subscriber that records every event and span field as text.
+struct Capture(Arc<std::sync::Mutex<String>>);
+
+struct Visitor<'a>(&'a mut String);
+
+impl tracing::field::Visit for Visitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        attrs.record(&mut Visitor(&mut self.0.lock().unwrap()));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Visitor(&mut self.0.lock().unwrap()));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut s = self.0.lock().unwrap();
+        s.push_str(event.metadata().level().as_str());
+        s.push(' ');
+        event.record(&mut Visitor(&mut s));
+        s.push('\n');
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_never_contain_secrets() {
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let _guard = tracing::subscriber::set_default(Capture(log.clone()));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let server = crate::support::Server::start(Arc::new(move |_| {
+        if c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            crate::support::Reply::json(200, format!(r#"{{"access_token":"{SECRET}-at","expires_in":0,"refresh_token":"{SECRET}-rt2"}}"#))
+        } else {
+            crate::support::Reply::json(400, r#"{"error":"invalid_grant","error_codes":[70008],"trace_id":"tr"}"#)
+        }
+    }))
+    .await;
+    let p = TokenProvider::builder(server.authority(), "app")
+        .credential(ClientCredential::Secret(ClientSecret::new(SECRET)))
+        .scopes(["Mail.Read"])
+        .account("a")
+        .skew(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    let seed = format!(
+        r#"{{"access_token":"{SECRET}-at0","expires_in":0,"refresh_token":"{SECRET}-rt"}}"#
+    );
+    p.save_sign_in(
+        &parse_token_response(
+            borrow(&response(200, "application/json", seed.as_bytes())),
+            t0(),
+            None,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(p.access_token().await.unwrap().secret().starts_with(SECRET));
+    assert!(p.access_token().await.is_err());
+    let text = log.lock().unwrap().clone();
+    assert!(
+        text.contains("requesting a token")
+            && text.contains("token obtained")
+            && text.contains("token request failed"),
+        "{text}"
+    );
+    assert!(text.contains("70008") && text.contains("tr"), "{text}");
+    assert_clean("logs", &text);
+}
