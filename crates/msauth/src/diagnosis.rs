@@ -241,6 +241,13 @@ impl Diagnosis {
     }
 }
 
+impl std::fmt::Display for Diagnosis {
+    /// The same text as [`Diagnosis::explain`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.explain())
+    }
+}
+
 /// Every AADSTS code with specific handling, for documentation and tests.
 pub const HANDLED_CODES: &[u32] = &[
     65001, 65004, 90094, 90095, 50105, 700016, 7000112, 7000215, 7000222, 700027, 50012, 7000218,

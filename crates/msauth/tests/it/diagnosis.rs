@@ -156,6 +156,7 @@ fn issue_codes_have_specific_diagnoses() {
         assert_eq!(d.correlation_id(), Some("co"));
         assert!(!d.summary().is_empty() && !d.remediation().is_empty());
         assert!(d.explain().contains(&format!("AADSTS{code}")));
+        assert_eq!(d.to_string(), d.explain());
     }
 }
 
