@@ -72,15 +72,15 @@ pub fn route(tenant: &Tenant, address: &str, now: i64) -> Result<Route, RouteErr
     {
         return Err(RouteError::AliasNotYetActive(address.to_string()));
     }
-    if tenant.org.plus_addressing() {
-        if let Some((user, _tag)) = local.split_once('+') {
-            let base = format!("{user}@{domain}");
-            if let Some(m) = tenant.mailbox(&base, now) {
-                return Ok(Route::Mailboxes(vec![m.mail.clone()]));
-            }
-            if tenant.mailboxes.iter().any(|m| m.alias_pending(&base, now)) {
-                return Err(RouteError::AliasNotYetActive(address.to_string()));
-            }
+    if tenant.org.plus_addressing()
+        && let Some((user, _tag)) = local.split_once('+')
+    {
+        let base = format!("{user}@{domain}");
+        if let Some(m) = tenant.mailbox(&base, now) {
+            return Ok(Route::Mailboxes(vec![m.mail.clone()]));
+        }
+        if tenant.mailboxes.iter().any(|m| m.alias_pending(&base, now)) {
+            return Err(RouteError::AliasNotYetActive(address.to_string()));
         }
     }
     if tenant.is_own_domain(domain) {

@@ -181,20 +181,21 @@ pub enum Admission {
 /// Holds a concurrency slot; releases it when dropped.
 #[derive(Debug)]
 pub struct AdmissionGuard {
-    slot: Option<(Arc<Mutex<HashMap<Key, Window>>>, Key)>,
+    slot: Option<(Windows, Key)>,
 }
 
 impl Drop for AdmissionGuard {
     fn drop(&mut self) {
-        if let Some((map, key)) = self.slot.take() {
-            if let Some(w) = lock(&map).get_mut(&key) {
-                w.active = w.active.saturating_sub(1);
-            }
+        if let Some((map, key)) = self.slot.take()
+            && let Some(w) = lock(&map).get_mut(&key)
+        {
+            w.active = w.active.saturating_sub(1);
         }
     }
 }
 
 type Key = (Protocol, String, String);
+type Windows = Arc<Mutex<HashMap<Key, Window>>>;
 
 #[derive(Debug, Default)]
 struct Window {
@@ -332,11 +333,11 @@ impl FaultController {
         if w.active >= limit {
             return Err(retry);
         }
-        if let Some(budget) = cfg.budget {
-            if w.used >= budget {
-                let left = (w.window_start + cfg.window_secs as i64 - now).max(1);
-                return Err(Duration::from_secs(left as u64));
-            }
+        if let Some(budget) = cfg.budget
+            && w.used >= budget
+        {
+            let left = (w.window_start + cfg.window_secs as i64 - now).max(1);
+            return Err(Duration::from_secs(left as u64));
         }
         w.used += 1;
         w.active += 1;

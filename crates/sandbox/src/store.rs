@@ -748,7 +748,7 @@ impl MailStore {
             .filter(|m| q.received_lt.is_none_or(|t| m.received < t))
             .collect();
         // Ties broken by sequence so paging is stable.
-        items.sort_by(|a, b| (a.received, a.seq).cmp(&(b.received, b.seq)));
+        items.sort_by_key(|m| (m.received, m.seq));
         if q.order == Order::ReceivedDesc {
             items.reverse();
         }
@@ -783,10 +783,10 @@ impl MailStore {
             .messages
             .get_mut(&imm)
             .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
-        if let Some(ck) = expected_change_key {
-            if ck != msg.change_key {
-                return Err(StoreError::ChangeKeyMismatch(id.to_string()));
-            }
+        if let Some(ck) = expected_change_key
+            && ck != msg.change_key
+        {
+            return Err(StoreError::ChangeKeyMismatch(id.to_string()));
         }
         f(msg);
         msg.change_key = change_key;

@@ -276,16 +276,14 @@ fn authenticate_client(
         .or_else(|| basic.map(|(_, s)| s));
     let assertion = form.get("client_assertion");
     let now = state.clock().now();
-    if secret.is_some() || assertion.is_some() {
-        if !app.is_confidential() {
-            return Err(AadError::new(
-                state,
-                401,
-                "invalid_client",
-                Some(700025),
-                "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
-            ));
-        }
+    if (secret.is_some() || assertion.is_some()) && !app.is_confidential() {
+        return Err(AadError::new(
+            state,
+            401,
+            "invalid_client",
+            Some(700025),
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        ));
     }
     if let Some(secret) = secret {
         let matching = app
@@ -823,10 +821,10 @@ fn refresh_token(state: &AppState, client: &Client, form: &Form) -> Result<Respo
         }
     }
     let resp = issue_delegated(state, client, &user, &req, &grant_scopes, None, form)?;
-    if state.tenant().identity.revoke_rotated_refresh_tokens {
-        if let Some(g) = state.identity().inner().refresh.get_mut(&rt) {
-            g.revoked = true;
-        }
+    if state.tenant().identity.revoke_rotated_refresh_tokens
+        && let Some(g) = state.identity().inner().refresh.get_mut(&rt)
+    {
+        g.revoked = true;
     }
     Ok(resp)
 }
