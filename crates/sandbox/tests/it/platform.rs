@@ -576,3 +576,96 @@ async fn seeds_from_toml_and_json_with_readable_errors() {
     let e = sandbox::Seed::from_json_str("{").unwrap_err();
     assert!(matches!(e, sandbox::SeedError::Json(_)));
 }
+
+#[tokio::test]
+async fn token_endpoint_faults_throttling_and_connection_reset() {
+    let sb = start().await;
+    let form = [
+        ("client_id", DEMO_APP),
+        ("client_secret", DEMO_SECRET),
+        ("grant_type", "client_credentials"),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    // Set over the HTTP admin API, as a standalone user would.
+    let plan = serde_json::json!({"op": "set_faults", "plan": {"seed": 7, "rules": [
+        {"protocol": "token", "trigger": {"next": 1}, "fault": {"kind": "throttle", "retry_after_secs": 7}},
+        {"protocol": "token", "trigger": {"next": 1}, "fault": {"kind": "server_error503"}},
+        {"protocol": "token", "trigger": {"next": 1}, "fault": {"kind": "reset_connection"}},
+        {"protocol": "token", "trigger": {"next": 1}, "fault": {"kind": "slow", "millis": 1}}
+    ]}});
+    let resp = client()
+        .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .body(plan.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let resp = client()
+        .post(sb.token_url(TENANT))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let (s, v) = post_form(&sb.token_url(TENANT), &form).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    // The connection is dropped mid-response: the client sees an error, not a response.
+    let r = client().post(sb.token_url(TENANT)).form(&form).send().await;
+    let failed = match r {
+        Err(_) => true,
+        Ok(resp) => resp.bytes().await.is_err(),
+    };
+    assert!(failed, "a reset must surface as a transport error");
+    // Slow, then served normally; then no more faults.
+    assert_eq!(post_form(&sb.token_url(TENANT), &form).await.0, 200);
+    assert_eq!(post_form(&sb.token_url(TENANT), &form).await.0, 200);
+    assert_eq!(sb.admin().faults_fired(), 4);
+}
+
+#[tokio::test]
+async fn standalone_binary_serves_a_seed_file() {
+    let dir = std::env::temp_dir().join(format!("sandbox-bin-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = dir.join("seed.toml");
+    std::fs::write(&seed, "[tenant]\nid = \"11111111-2222-3333-4444-555555555555\"\ndomains = [\"fabrikam.example\"]\n[[users]]\nmail = \"ann@fabrikam.example\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["--port", "0", "--smtp-port", "0", "--seed"])
+        .arg(&seed)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("sandbox listening on ")
+        .unwrap_or_default()
+        .to_string();
+    let got = get_json(&format!(
+        "{base}/fabrikam.example/v2.0/.well-known/openid-configuration"
+    ))
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    assert_eq!(got.0, 200);
+    assert_eq!(
+        got.1["issuer"],
+        format!("{base}/11111111-2222-3333-4444-555555555555/v2.0")
+    );
+    // A bad seed file is a readable error and a non-zero exit.
+    std::fs::write(&seed, "[tenant]\nid = 5\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["--port", "0", "--smtp-port", "0", "--seed"])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed is not valid TOML"));
+    let _ = std::fs::remove_dir_all(dir);
+}
