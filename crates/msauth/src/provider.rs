@@ -141,6 +141,24 @@ impl TokenProviderBuilder {
                 "a token provider needs at least one scope".into(),
             ));
         }
+        // Catch this common scope mistake here, with a clear message, instead of as AADSTS70011
+        // from the service. (Tenant and app-only checks are left to the service: a confidential
+        // client without an account may also hold a delegated sign-in.)
+        let resource_scopes: Vec<&str> = self
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !is_oidc_scope(s))
+            .collect();
+        let has_default = resource_scopes
+            .iter()
+            .any(|s| s.ends_with("/.default") || *s == ".default");
+        if has_default && resource_scopes.len() > 1 {
+            return Err(AuthError::Config(format!(
+                "'{{resource}}/.default' cannot be combined with other scopes: {}",
+                resource_scopes.join(" ")
+            )));
+        }
         let http = match self.http {
             Some(h) => h,
             None => Arc::new(ReqwestClient::new()?),

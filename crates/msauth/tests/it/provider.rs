@@ -613,3 +613,38 @@ async fn early_refresh_failing_transiently_keeps_serving_the_still_valid_token()
     fail.store(true, Ordering::SeqCst);
     assert!(p.force_refresh().await.is_err());
 }
+
+#[test]
+fn mixing_default_with_other_scopes_is_caught_at_build_time() {
+    let tenant =
+        Authority::microsoft(Cloud::Global, Tenant::parse("contoso.com").unwrap()).unwrap();
+    let secret = || ClientCredential::Secret(ClientSecret::new("s"));
+    match TokenProvider::builder(tenant.clone(), "app")
+        .credential(secret())
+        .scopes(["https://graph.microsoft.com/.default", "Mail.Read"])
+        .build()
+    {
+        Err(AuthError::Config(m)) => assert!(m.contains(".default"), "{m}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    // The valid shapes build, OIDC scopes alongside .default included.
+    TokenProvider::builder(tenant.clone(), "app")
+        .credential(secret())
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .unwrap();
+    TokenProvider::builder(tenant.clone(), "app")
+        .scopes([
+            "openid",
+            "offline_access",
+            "https://outlook.office365.com/.default",
+        ])
+        .account("a")
+        .build()
+        .unwrap();
+    TokenProvider::builder(tenant, "app")
+        .credential(secret())
+        .scopes(["offline_access", "Mail.Read", "Mail.Send"])
+        .build()
+        .unwrap();
+}
