@@ -1,5 +1,6 @@
 //! Integration tests of the sandbox (one binary to keep link time down).
 
+mod access;
 mod common;
 mod identity;
 mod platform;
