@@ -327,7 +327,13 @@ pub struct AddressList {
 /// break that is not a fold; otherwise each entry is judged on its own.
 ///
 /// The tokenizing is done by `mail-parser` (which decodes encoded words and groups); every
-/// address it yields is then checked by [`EmailAddress::parse`].
+/// address it yields is then checked by [`EmailAddress::parse`]. Two mail-parser behaviours are
+/// handled here: a bare quoted local part (`"john doe"@example.com`, which it splits into a name
+/// and `@example.com`) is put back together, and an encoded word inside an address (which it
+/// would decode) refuses the whole value. One is not: a backslash-escaped quote inside a quoted
+/// local part in angle brackets (`<"a\"b"@example.com>`) loses its backslash there, so that
+/// entry is reported in [`AddressList::problems`] instead of being parsed. Such addresses are
+/// vanishingly rare, and the entry is never silently misread.
 ///
 /// ```
 /// use addressing::parse_address_list;

@@ -494,6 +494,11 @@ impl Router {
     /// address of the mailbox decides. Within it, the address whose best rule comes first in
     /// the table wins (ties: the earlier address in the header), so the result does not depend
     /// on how the sender ordered recipients when rules tell them apart.
+    ///
+    /// When no header names the mailbox, the catch address is [`Undetermined`]. If Exchange's
+    /// recipient-type header says `Bcc`, the reason is [`Undetermined::Bcc`]. That header is only
+    /// used for this reason; it never overrides an address found in `To`/`Cc`. The default rule,
+    /// if any, then decides the project.
     pub fn route(&self, headers: &InboundHeaders) -> Route {
         for source in RecipientSource::ALL {
             if !source.is_trusted() && !self.options.consult_untrusted_headers {

@@ -463,3 +463,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn escaped_quote_in_angle_brackets_is_reported_not_misread() {
+    // Documented limitation of the mail-parser tokenizer: the backslash is lost inside <...>.
+    let list = parse_address_list(r#"Name <"a\"b"@example.com>, ok@example.com"#).unwrap();
+    let good: Vec<String> = list
+        .addresses
+        .iter()
+        .map(|n| n.address.to_string())
+        .collect();
+    assert_eq!(good, ["ok@example.com"]);
+    assert_eq!(list.problems, [AddressError::MalformedQuotedLocalPart]);
+    // The bare form works.
+    assert_eq!(addr(r#""a\"b"@example.com"#).local_part(), "a\"b");
+}
