@@ -186,14 +186,18 @@ impl PickupMailbox {
     pub fn from_config(config: &MailboxConfig) -> Result<Self, crate::ConfigError> {
         use crate::config::{ConfigProblem, Location, ProblemKind};
         let mut problems = Vec::new();
-        let primary = EmailAddress::parse(&config.primary).map_err(|e| {
-            problems.push(ConfigProblem::new(
-                Location::Mailbox {
-                    field: "primary".into(),
-                },
-                ProblemKind::InvalidAddress(e),
-            ));
-        });
+        let primary = match EmailAddress::parse(&config.primary) {
+            Ok(primary) => Some(primary),
+            Err(e) => {
+                problems.push(ConfigProblem::new(
+                    Location::Mailbox {
+                        field: "primary".into(),
+                    },
+                    ProblemKind::InvalidAddress(e),
+                ));
+                None
+            }
+        };
         let mut aliases = Vec::new();
         for (i, alias) in config.aliases.iter().enumerate() {
             match EmailAddress::parse(alias) {
@@ -206,8 +210,10 @@ impl PickupMailbox {
                 )),
             }
         }
+        // Indices of `aliases` match the configuration's only when every alias parsed, so
+        // duplicates are checked only then.
         match (primary, problems.is_empty()) {
-            (Ok(primary), true) => {
+            (Some(primary), true) => {
                 let built = PickupMailbox::build(
                     primary,
                     aliases,
