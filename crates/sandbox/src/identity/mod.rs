@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | OpenID discovery |
 //! | `GET /{tenant}/discovery/v2.0/keys` | JWKS (the emulator's RS256 key) |
+//! | `GET /common/discovery/instance` | MSAL instance discovery |
 //! | `GET/POST /{tenant}/oauth2/v2.0/authorize` | sign-in + consent pages (HTML forms) |
 //! | `POST /{tenant}/oauth2/v2.0/token` | authorization_code (PKCE), refresh_token, client_credentials, device_code |
 //! | `POST /{tenant}/oauth2/v2.0/devicecode` | device authorization |
@@ -342,6 +343,31 @@ async fn jwks(State(state): State<AppState>, Path(tenant_name): Path<String>) ->
     axum::Json(state.identity().key().jwks(&issuer)).into_response()
 }
 
+/// MSAL's instance discovery (`/common/discovery/instance?api-version=1.1&authorization_endpoint=…`):
+/// tells MSAL this host is a known authority, so real MSAL clients work without turning
+/// authority validation off.
+async fn instance_discovery(
+    State(state): State<AppState>,
+    Path(tenant_name): Path<String>,
+) -> Response {
+    let base = state.base_url();
+    let host = url::Url::parse(base)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "tenant_discovery_endpoint": format!("{base}/{tenant_name}/v2.0/.well-known/openid-configuration"),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    }))
+    .into_response()
+}
+
 /// The identity routes (merged into the main router by [`crate::server`]).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -350,6 +376,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(openid_configuration),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .route("/{tenant}/discovery/instance", get(instance_discovery))
         .merge(token::routes())
         .merge(authorize::routes())
         .merge(device::routes())

@@ -27,6 +27,14 @@ async fn discovery_and_jwks() {
     assert_eq!(s, 200);
     assert_eq!(jwks["keys"][0]["kty"], "RSA");
     assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    let (s, inst) = get_json(&format!(
+        "{}/common/discovery/instance?api-version=1.1&authorization_endpoint=x",
+        sb.base_url()
+    ))
+    .await;
+    assert_eq!(s, 200);
+    let host = sb.base_url().trim_start_matches("http://").to_string();
+    assert_eq!(inst["metadata"][0]["aliases"][0], host.as_str());
     let (s, v) = get_json(&format!(
         "{}/fabrikam.example/v2.0/.well-known/openid-configuration",
         sb.base_url()
