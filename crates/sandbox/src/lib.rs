@@ -49,6 +49,40 @@
 //! `127.0.0.1`) and writes the CA certificate to `sandbox-ca.pem` so real clients (MSAL,
 //! exchangelib) can trust it. The admin API is then available over HTTP as JSON, see [`admin`].
 //!
+//! # Recipes for tests
+//!
+//! - **A token without a sign-in dance**: [`Admin::mint_token`] with a [`MintRequest`] (signed
+//!   like any other token; consent is checked when it is *used*). For the real flows, POST to
+//!   [`Sandbox::token_url`] (client credentials with the demo secret, authorization code + PKCE
+//!   driven through the `/authorize` form pages, refresh, device code approved with
+//!   [`Admin::approve_device_code`]); see the [`identity`] module.
+//! - **Consent and assignment**: [`Admin::grant_admin_consent`], [`Admin::revoke_admin_consent`]
+//!   (a live token stops working at once), [`Admin::grant_user_consent`],
+//!   `AdminCommand::AssignUser`, [`Admin::update_org`] (`users_can_consent`, `admin_only_scopes`).
+//! - **Mail in**: [`Admin::inject_mime`] or any SMTP client against [`Sandbox::smtp_addr`];
+//!   mail out to other domains lands in [`Admin::outbox`].
+//! - **Failures**: [`Admin::set_faults`] with a [`FaultPlan`] ("the next 3 Graph requests get
+//!   429", "10 % of EWS requests get ServerBusy", seeded and deterministic),
+//!   [`Admin::set_throttle`], [`Admin::expire_access_tokens`], [`Admin::revoke_refresh_tokens`],
+//!   `update_org(|o| o.ews_enabled = Some(false))`.
+//! - **Counting requests**: [`Sandbox::request_log`] (per method + route template + status).
+//!
+//! # Admin API over HTTP
+//!
+//! The standalone server takes the same operations as JSON on `POST /_sandbox/admin`, tagged by
+//! `op` ([`AdminCommand`]: `add_mailbox`, `add_group`, `add_alias`, `set_user_enabled`,
+//! `add_app`, `add_secret`, `assign_user`, `grant_admin_consent`, `revoke_admin_consent`,
+//! `grant_user_consent`, `revoke_user_consent`, `set_org`, `set_identity`, `inject_mime`,
+//! `set_faults`, `set_throttle`, `approve_device_code`, `decline_device_code`,
+//! `expire_access_tokens`, `revoke_refresh_tokens`, `advance_clock`, `clear_request_log`), and
+//! serves `GET /_sandbox/requests`, `/_sandbox/outbox` and `/_sandbox/tenant` (secrets
+//! redacted). Example:
+//!
+//! ```text
+//! curl -X POST localhost:8080/_sandbox/admin -d '{"op":"set_faults","plan":{"seed":1,"rules":[
+//!   {"protocol":"graph","trigger":{"next":3},"fault":{"kind":"throttle","retry_after_secs":2}}]}}'
+//! ```
+//!
 //! # Time
 //!
 //! Expiry (tokens, secrets, codes), alias propagation and throttling windows read the sandbox
