@@ -144,11 +144,33 @@ impl SandboxBuilder {
                 .map(|mb| mb.mail.clone())
                 .unwrap_or(m.mailbox.clone());
             let mime = m.mime.replace("\r\n", "\n").replace('\n', "\r\n");
+            let seed_err = |e: crate::store::StoreError| StartError::SeedMessage {
+                mailbox: m.mailbox.clone(),
+                reason: e.to_string(),
+            };
+            // A well-known name, or the display name of a top-level folder (created if needed).
+            let folder = if crate::store::WellKnownFolder::from_name(&m.folder).is_some() {
+                m.folder.clone()
+            } else {
+                let store = state.store();
+                match store
+                    .find_folder(&primary, None, &m.folder)
+                    .map_err(seed_err)?
+                {
+                    Some(f) => f.id,
+                    None => {
+                        store
+                            .create_folder(&primary, None, &m.folder)
+                            .map_err(seed_err)?
+                            .id
+                    }
+                }
+            };
             state
                 .store()
                 .insert(
                     &primary,
-                    &m.folder,
+                    &folder,
                     mime.into_bytes(),
                     InsertOptions {
                         is_read: m.is_read,

@@ -154,7 +154,11 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                 let mut too_big = false;
                 loop {
                     line.clear();
-                    let n = r.read_until(b'\n', &mut line).await?;
+                    // Bounded: a line longer than the size cap cannot fit anyway.
+                    let n = (&mut r)
+                        .take(max as u64 + 1024)
+                        .read_until(b'\n', &mut line)
+                        .await?;
                     if n == 0 {
                         return Ok(());
                     }

@@ -749,7 +749,8 @@ impl Tenant {
 pub struct SeedMessage {
     /// Mailbox address (primary or alias).
     pub mailbox: String,
-    /// Well-known folder name or display name of a top-level folder, default `inbox`.
+    /// Well-known folder name (default `inbox`) or the display name of a top-level folder, which
+    /// is created when it does not exist.
     #[serde(default = "default_folder")]
     pub folder: String,
     /// Whether the message starts read.

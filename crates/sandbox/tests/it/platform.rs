@@ -569,6 +569,23 @@ async fn seeds_from_toml_and_json_with_readable_errors() {
         .inject_mime("sales@fabrikam.example", "Subject: s\r\n\r\nx")
         .unwrap();
     assert_eq!(r.delivered[0].1, "ann@fabrikam.example");
+    // Seed messages can be filed in a custom top-level folder, created at start-up.
+    let seed = sandbox::Seed::from_toml_str(
+        "[tenant]\nid = \"11111111-2222-3333-4444-555555555555\"\ndomains = [\"a.example\"]\n[[users]]\nmail = \"a@a.example\"\n[[messages]]\nmailbox = \"a@a.example\"\nfolder = \"Answered\"\nis_read = true\nmime = \"Subject: old\\n\\nbody\\n\"\n",
+    )
+    .unwrap();
+    let sb2 = sandbox::Sandbox::builder()
+        .seed(seed)
+        .start()
+        .await
+        .unwrap();
+    let f = sb2
+        .admin()
+        .store()
+        .find_folder("a@a.example", None, "answered")
+        .unwrap()
+        .expect("folder created");
+    assert_eq!((f.total_count, f.unread_count), (1, 0));
     let e = sandbox::Seed::from_toml_str("[tenant]\nid = \"11111111-2222-3333-4444-555555555555\"\ndomains = [\"a.example\"]\n[[users]]\nmail = \"a@a.example\"\n[[users]]\nmail = \"b@a.example\"\naliases = [\"a@a.example\"]\n").unwrap_err();
     assert!(e.to_string().contains("used twice"), "{e}");
     let e = sandbox::Seed::from_path("/nonexistent/seed.toml").unwrap_err();
