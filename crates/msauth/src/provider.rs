@@ -102,8 +102,9 @@ impl TokenProviderBuilder {
         self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
-    /// The signed-in account (delegated tokens). Without an account and with a confidential
-    /// credential, the provider uses client credentials (app-only).
+    /// The signed-in account (delegated tokens). Without an account, with a confidential
+    /// credential and a `{resource}/.default` scope, the provider uses client credentials
+    /// (app-only); otherwise it needs a saved sign-in ([`TokenProvider::save_sign_in`]).
     pub fn account(mut self, account: impl Into<String>) -> Self {
         self.account = Some(account.into());
         self
@@ -183,7 +184,9 @@ impl TokenProviderBuilder {
                 client,
                 key,
                 scopes: self.scopes,
-                app_only: self.account.is_none(),
+                // App-only (client credentials) needs a confidential client, no account and a
+                // `{resource}/.default` scope; anything else without a saved sign-in asks for one.
+                app_only: self.account.is_none() && has_default,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 clock: self.clock,
                 skew: self.skew,

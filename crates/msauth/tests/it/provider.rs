@@ -648,3 +648,22 @@ fn mixing_default_with_other_scopes_is_caught_at_build_time() {
         .build()
         .unwrap();
 }
+
+#[tokio::test]
+async fn confidential_client_with_delegated_scopes_asks_for_sign_in_instead_of_client_credentials()
+{
+    let server = Server::start(Arc::new(|_| {
+        Reply::json(400, r#"{"error":"invalid_scope","error_codes":[70011]}"#)
+    }))
+    .await;
+    let p = TokenProvider::builder(server.authority(), "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("s")))
+        .scopes(["offline_access", "Mail.ReadWrite"])
+        .build()
+        .unwrap();
+    assert!(matches!(
+        p.access_token().await,
+        Err(AuthError::SignInRequired(_))
+    ));
+    assert_eq!(server.count("/token"), 0);
+}
