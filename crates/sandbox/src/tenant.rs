@@ -294,6 +294,9 @@ pub struct IdentitySettings {
     pub revoke_rotated_refresh_tokens: bool,
     /// Largest accepted form body at the identity endpoints, in bytes.
     pub max_form_bytes: usize,
+    /// Answer `slow_down` (RFC 8628) to a device-code poll that comes sooner than `interval`
+    /// after the previous one. Off by default: Entra is not documented to send it.
+    pub enforce_device_poll_interval: bool,
 }
 
 impl Default for IdentitySettings {
@@ -306,6 +309,7 @@ impl Default for IdentitySettings {
             device_code_interval_secs: 5,
             revoke_rotated_refresh_tokens: false,
             max_form_bytes: 64 * 1024,
+            enforce_device_poll_interval: false,
         }
     }
 }

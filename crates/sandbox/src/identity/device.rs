@@ -70,6 +70,7 @@ async fn devicecode_inner(
             scopes: scope.split_whitespace().map(str::to_string).collect(),
             expires_at: state.clock().now_unix() + life as i64,
             status: DeviceStatus::Pending,
+            last_poll: None,
         },
     );
     let uri = format!("{}/devicelogin", state.base_url());

@@ -83,6 +83,8 @@ pub(crate) struct DeviceGrant {
     pub(crate) scopes: Vec<String>,
     pub(crate) expires_at: i64,
     pub(crate) status: DeviceStatus,
+    /// Sandbox-clock time of the last poll (for `slow_down`).
+    pub(crate) last_poll: Option<i64>,
 }
 
 #[derive(Default)]

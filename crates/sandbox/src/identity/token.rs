@@ -852,6 +852,31 @@ fn device_code(state: &AppState, client: &Client, form: &Form) -> Result<Respons
             "Verification code expired.",
         ));
     }
+    let (enforce, interval) = {
+        let t = state.tenant();
+        (
+            t.identity.enforce_device_poll_interval,
+            t.identity.device_code_interval_secs as i64,
+        )
+    };
+    let previous = state
+        .identity()
+        .inner()
+        .devices
+        .get_mut(&code)
+        .and_then(|g| g.last_poll.replace(now));
+    if enforce
+        && grant.status == DeviceStatus::Pending
+        && previous.is_some_and(|p| now - p < interval)
+    {
+        return Err(AadError::new(
+            state,
+            400,
+            "slow_down",
+            Some(70016),
+            "OAuth 2.0 device flow error. Polling too fast: wait for the interval before polling again.",
+        ));
+    }
     match grant.status {
         DeviceStatus::Pending => Err(AadError::new(
             state,

@@ -573,6 +573,72 @@ async fn authorize_pages_and_redirect_errors() {
 }
 
 #[tokio::test]
+async fn silent_and_form_post_authorize() {
+    let sb = start().await;
+    let url = format!("{}/{TENANT}/oauth2/v2.0/authorize", sb.base_url());
+    let (verifier, challenge) = pkce();
+    let base = |extra: &[(&'static str, &'static str)]| {
+        let mut q: Vec<(&str, String)> = vec![
+            ("client_id", DEMO_APP.into()),
+            ("response_type", "code".into()),
+            ("redirect_uri", REDIRECT.into()),
+            ("scope", "Mail.ReadWrite".into()),
+            ("state", "s2".into()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".into()),
+        ];
+        q.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        q
+    };
+    // prompt=none with a login hint and existing consent: straight back with a code.
+    let q = base(&[
+        ("prompt", "none"),
+        ("login_hint", "alex.wilber@contoso.example"),
+    ]);
+    let resp = client().get(&url).query(&q).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let code = location_params(&resp)["code"].clone();
+    let (s, _) = post_form(
+        &sb.token_url(TENANT),
+        &[
+            ("client_id", DEMO_APP),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    // prompt=none when consent is missing: consent_required, no page.
+    let q = base(&[
+        ("prompt", "none"),
+        ("login_hint", "alex.wilber@contoso.example"),
+        ("scope", "Mail.Read.Shared"),
+    ]);
+    let q: Vec<(&str, String)> = q
+        .into_iter()
+        .filter(|(k, v)| *k != "scope" || v != "Mail.ReadWrite")
+        .collect();
+    let resp = client().get(&url).query(&q).send().await.unwrap();
+    let p = location_params(&resp);
+    assert_eq!(p["error"], "consent_required");
+    // response_mode=form_post: an auto-submitting form to the redirect URI.
+    let mut q = base(&[("response_mode", "form_post")]);
+    q.push(("login", "alex.wilber@contoso.example".into()));
+    q.push(("action", "signin".into()));
+    let resp = client().post(&url).form(&q).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("action=\"http://localhost\"")
+            && html.contains("name=\"code\"")
+            && html.contains("value=\"s2\""),
+        "{html}"
+    );
+}
+
+#[tokio::test]
 async fn user_consent_page_accept_and_decline() {
     let sb = start().await;
     let app = "55555555-0000-0000-0000-000000000001";
@@ -916,6 +982,22 @@ async fn device_code_flow() {
     assert_eq!(s, 400, "a device code is redeemed once");
     let (s, v) = poll("bogus".into()).await;
     assert_aad(s, &v, 400, "bad_verification_code", 70000);
+    // slow_down when the poll interval is enforced (opt-in), measured on the sandbox clock.
+    sb.admin()
+        .update_identity(|i| i.enforce_device_poll_interval = true);
+    let (_, v) = post_form(
+        &dc_url,
+        &[("client_id", DEMO_APP), ("scope", "Mail.ReadWrite")],
+    )
+    .await;
+    let dc = v["device_code"].as_str().unwrap().to_string();
+    assert_eq!(poll(dc.clone()).await.1["error"], "authorization_pending");
+    let (s, b) = poll(dc.clone()).await;
+    assert_aad(s, &b, 400, "slow_down", 70016);
+    sb.admin().advance_clock(5);
+    assert_eq!(poll(dc).await.1["error"], "authorization_pending");
+    sb.admin()
+        .update_identity(|i| i.enforce_device_poll_interval = false);
     // Approve through the page; decline through the page; expiry.
     let new_code = || async {
         post_form(
