@@ -158,6 +158,32 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     fn save(&self, key: &CacheKey, token: &CachedToken) -> Result<(), CacheError>;
     /// Deletes the entry for `key`.
     fn remove(&self, key: &CacheKey) -> Result<(), CacheError>;
+
+    /// A refresh token of the same authority, client and account saved under *other* scopes
+    /// (refresh tokens are bound to user and client, not to a resource), preferring the most
+    /// recently refreshed entry. Lets one sign-in serve Graph and EWS. The default finds none.
+    fn find_refresh_token(&self, key: &CacheKey) -> Result<Option<RefreshToken>, CacheError> {
+        let _ = key;
+        Ok(None)
+    }
+}
+
+/// The refresh token of the newest entry that shares `key`'s authority, client and account.
+fn sibling_refresh_token<'a>(
+    entries: impl Iterator<Item = (&'a CacheKey, &'a CachedToken)>,
+    key: &CacheKey,
+) -> Option<RefreshToken> {
+    // App-only entries have no account and no refresh token to share.
+    key.account.as_ref()?;
+    entries
+        .filter(|(k, t)| {
+            k.authority == key.authority
+                && k.client_id == key.client_id
+                && k.account == key.account
+                && t.refresh_token.is_some()
+        })
+        .max_by_key(|(_, t)| t.expires_at)
+        .and_then(|(_, t)| t.refresh_token.clone())
 }
 
 /// An in-process store.
@@ -193,6 +219,9 @@ impl TokenStore for MemoryStore {
     fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
         self.map().remove(key);
         Ok(())
+    }
+    fn find_refresh_token(&self, key: &CacheKey) -> Result<Option<RefreshToken>, CacheError> {
+        Ok(sibling_refresh_token(self.map().iter(), key))
     }
 }
 
@@ -376,5 +405,9 @@ impl TokenStore for FileStore {
         let mut map = self.read_all()?;
         map.remove(key);
         self.write_all(map)
+    }
+
+    fn find_refresh_token(&self, key: &CacheKey) -> Result<Option<RefreshToken>, CacheError> {
+        Ok(sibling_refresh_token(self.read_all()?.iter(), key))
     }
 }

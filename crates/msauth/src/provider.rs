@@ -406,10 +406,14 @@ impl TokenProvider {
             return Ok(t);
         }
         let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        let (guard, cached) = blocking(move || {
+        let (guard, cached, sibling_rt) = blocking(move || {
             let guard = store.lock()?;
             let cached = store.load(&key)?;
-            Ok((guard, cached))
+            let sibling = match cached.as_ref().and_then(|c| c.refresh_token.as_ref()) {
+                Some(_) => None,
+                None => store.find_refresh_token(&key)?,
+            };
+            Ok((guard, cached, sibling))
         })
         .await?;
         if !force
@@ -421,7 +425,12 @@ impl TokenProvider {
             *self.memory() = cached;
             return Ok(t);
         }
-        let previous_rt = cached.as_ref().and_then(|c| c.refresh_token.clone());
+        // No refresh token for these scopes: one of the same account and client (another
+        // resource) works too.
+        let previous_rt = cached
+            .as_ref()
+            .and_then(|c| c.refresh_token.clone())
+            .or(sibling_rt);
         let client_id = self.inner.client.client_id().to_owned();
         let grant = match (
             &previous_rt,

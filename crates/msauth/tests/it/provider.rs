@@ -667,3 +667,61 @@ async fn confidential_client_with_delegated_scopes_asks_for_sign_in_instead_of_c
     ));
     assert_eq!(server.count("/token"), 0);
 }
+
+#[tokio::test]
+async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
+    let server = Server::start(Arc::new(|seen| {
+        let scope = field(&seen.body, "scope").unwrap_or_default();
+        let rt = field(&seen.body, "refresh_token").unwrap_or_default();
+        Reply::json(200, format!(r#"{{"access_token":"at-for-{scope}-from-{rt}","expires_in":3600,"refresh_token":"rotated-{rt}"}}"#))
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path().join("t.json")));
+    let graph = TokenProvider::builder(server.authority(), "app")
+        .scopes(["offline_access", "Mail.Read"])
+        .account("alice")
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let ews = TokenProvider::builder(server.authority(), "app")
+        .scopes([
+            "offline_access",
+            "https://outlook.office365.com/EWS.AccessAsUser.All",
+        ])
+        .account("alice")
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let other_user = TokenProvider::builder(server.authority(), "app")
+        .scopes(["offline_access", "Mail.Read"])
+        .account("bob")
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(&br#"{"access_token":"g0","expires_in":3600,"refresh_token":"rt-signin"}"#[..])
+        .unwrap();
+    graph
+        .save_sign_in(&parse_token_response(r, t0(), None).unwrap())
+        .await
+        .unwrap();
+    // EWS had no sign-in of its own: it refreshes with Graph's refresh token for the EWS scope.
+    let t = ews.access_token().await.unwrap();
+    assert_eq!(
+        t.secret(),
+        "at-for-offline_access https://outlook.office365.com/EWS.AccessAsUser.All-from-rt-signin"
+    );
+    assert_eq!(
+        store.load(ews.cache_key()).unwrap().unwrap().refresh_token,
+        Some(RefreshToken::new("rotated-rt-signin"))
+    );
+    // Another account does not borrow alice's sign-in.
+    assert!(matches!(
+        other_user.access_token().await,
+        Err(AuthError::SignInRequired(_))
+    ));
+    assert_eq!(server.count("/token"), 1);
+}
