@@ -161,8 +161,12 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 
     /// A refresh token of the same authority, client and account saved under *other* scopes
     /// (refresh tokens are bound to user and client, not to a resource), preferring the most
-    /// recently refreshed entry. Lets one sign-in serve Graph and EWS. The default finds none.
-    fn find_refresh_token(&self, key: &CacheKey) -> Result<Option<RefreshToken>, CacheError> {
+    /// recently refreshed entry, with the key it is saved under. Lets one sign-in serve Graph and
+    /// EWS. The default finds none.
+    fn find_refresh_token(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Option<(CacheKey, RefreshToken)>, CacheError> {
         let _ = key;
         Ok(None)
     }
@@ -172,7 +176,7 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 fn sibling_refresh_token<'a>(
     entries: impl Iterator<Item = (&'a CacheKey, &'a CachedToken)>,
     key: &CacheKey,
-) -> Option<RefreshToken> {
+) -> Option<(CacheKey, RefreshToken)> {
     // App-only entries have no account and no refresh token to share.
     key.account.as_ref()?;
     entries
@@ -183,7 +187,7 @@ fn sibling_refresh_token<'a>(
                 && t.refresh_token.is_some()
         })
         .max_by_key(|(_, t)| t.expires_at)
-        .and_then(|(_, t)| t.refresh_token.clone())
+        .and_then(|(k, t)| Some((k.clone(), t.refresh_token.clone()?)))
 }
 
 /// An in-process store.
@@ -220,7 +224,10 @@ impl TokenStore for MemoryStore {
         self.map().remove(key);
         Ok(())
     }
-    fn find_refresh_token(&self, key: &CacheKey) -> Result<Option<RefreshToken>, CacheError> {
+    fn find_refresh_token(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Option<(CacheKey, RefreshToken)>, CacheError> {
         Ok(sibling_refresh_token(self.map().iter(), key))
     }
 }
@@ -407,7 +414,10 @@ impl TokenStore for FileStore {
         self.write_all(map)
     }
 
-    fn find_refresh_token(&self, key: &CacheKey) -> Result<Option<RefreshToken>, CacheError> {
+    fn find_refresh_token(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Option<(CacheKey, RefreshToken)>, CacheError> {
         Ok(sibling_refresh_token(self.read_all()?.iter(), key))
     }
 }

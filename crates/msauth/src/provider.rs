@@ -427,10 +427,11 @@ impl TokenProvider {
         }
         // No refresh token for these scopes: one of the same account and client (another
         // resource) works too.
+        let sibling_key = sibling_rt.as_ref().map(|(k, _)| k.clone());
         let previous_rt = cached
             .as_ref()
             .and_then(|c| c.refresh_token.clone())
-            .or(sibling_rt);
+            .or(sibling_rt.map(|(_, rt)| rt));
         let client_id = self.inner.client.client_id().to_owned();
         let grant = match (
             &previous_rt,
@@ -512,9 +513,14 @@ impl TokenProvider {
                 if is_refresh && matches!(e.diagnosis().problem(), Problem::SignInExpired) {
                     // The refresh token is dead: drop it so that the next call asks for a sign-in
                     // instead of repeating a request that cannot succeed.
+                    // If it was borrowed from another resource's entry, that entry holds the same
+                    // dead token: drop it too.
                     let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
                     let _ = blocking(move || {
                         let _g = guard;
+                        if let Some(k) = sibling_key {
+                            store.remove(&k)?;
+                        }
                         store.remove(&key)
                     })
                     .await;

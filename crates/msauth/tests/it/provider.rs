@@ -725,3 +725,43 @@ async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
     ));
     assert_eq!(server.count("/token"), 1);
 }
+
+#[tokio::test]
+async fn a_dead_borrowed_refresh_token_is_dropped_everywhere() {
+    let server = Server::start(Arc::new(|_| {
+        Reply::json(400, r#"{"error":"invalid_grant","error_codes":[50173]}"#)
+    }))
+    .await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let graph = TokenProvider::builder(server.authority(), "app")
+        .scopes(["Mail.Read"])
+        .account("alice")
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let ews = TokenProvider::builder(server.authority(), "app")
+        .scopes(["https://outlook.office365.com/EWS.AccessAsUser.All"])
+        .account("alice")
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(&br#"{"access_token":"g0","expires_in":3600,"refresh_token":"revoked"}"#[..])
+        .unwrap();
+    graph
+        .save_sign_in(&parse_token_response(r, t0(), None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        ews.access_token().await.unwrap_err().diagnosis().code(),
+        Some(50173)
+    );
+    assert!(store.load(graph.cache_key()).unwrap().is_none());
+    assert!(matches!(
+        ews.access_token().await,
+        Err(AuthError::SignInRequired(_))
+    ));
+    assert_eq!(server.count("/token"), 1);
+}
