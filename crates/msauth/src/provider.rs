@@ -211,6 +211,9 @@ impl TokenProviderBuilder {
 /// * If a refresh *ahead of expiry* fails for a retryable reason, the still-valid token is
 ///   returned and the refresh is tried again on a later call.
 /// * The provider never sleeps or retries by itself: a retryable error carries `retry_after`.
+/// * Refresh tokens belong to an account and client, not a resource: without one of its own, a
+///   provider borrows the newest refresh token of the same account saved under other scopes in
+///   the same store, so one sign-in serves Graph and EWS.
 ///
 /// ```
 /// use std::sync::Arc;
