@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use crate::state::{AppState, lock};
 
+/// The `path` recorded for requests that matched no route.
+pub const UNMATCHED: &str = "(unmatched)";
+
 /// Counts per endpoint and status.
 #[derive(Debug, Default)]
 pub struct RequestLog {
@@ -25,7 +28,7 @@ pub struct RequestLog {
 pub struct EndpointCount {
     /// HTTP method (or `SMTP`).
     pub method: String,
-    /// Route template, e.g. `/v1.0/users/{user}/messages`, or the raw path when unmatched.
+    /// Route template, e.g. `/v1.0/users/{user}/messages`, or [`UNMATCHED`].
     pub path: String,
     /// Response status.
     pub status: u16,
@@ -110,13 +113,15 @@ pub(crate) async fn middleware(
     next: Next,
 ) -> Response {
     let method = req.method().to_string();
+    let req_path_is_admin = req.uri().path().starts_with("/_sandbox");
     let path = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| req.uri().path().to_string());
+        // Unmatched paths are pooled so a scan of random URLs cannot grow the log without bound.
+        .unwrap_or_else(|| UNMATCHED.to_string());
     let resp = next.run(req).await;
-    if !path.starts_with("/_sandbox") {
+    if !path.starts_with("/_sandbox") && !req_path_is_admin {
         state
             .reqlog()
             .record(&method, &path, resp.status().as_u16());

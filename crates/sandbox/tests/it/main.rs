@@ -2,5 +2,6 @@
 
 mod access;
 mod common;
+mod hostile;
 mod identity;
 mod platform;

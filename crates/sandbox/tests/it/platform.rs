@@ -497,6 +497,20 @@ async fn request_log_counts_per_endpoint_and_status() {
             .any(|e| e.path == tpl && e.status == 400 && e.count == 1)
     );
     assert_eq!(log.count("POST", "/{tenant}/oauth2/v2.0/token"), 1);
+    get_json(&format!("{}/no/such/path/here", sb.base_url())).await;
+    get_json(&format!("{}/no/such/path/either", sb.base_url())).await;
+    let log = sb.request_log();
+    assert_eq!(log.count("GET", sandbox::reqlog::UNMATCHED), 2);
+    sb.admin().clear_request_log();
+    get_json(&disco).await;
+    get_json(&disco).await;
+    get_json(&format!(
+        "{}/nope.example/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await;
+    post_form(&sb.token_url(TENANT), &[("grant_type", "nope")]).await;
+    let log = sb.request_log();
     assert_eq!(log.total(), 4, "admin requests are not counted: {log:?}");
     let (_, v) = get_json(&format!("{}/_sandbox/requests", sb.base_url())).await;
     assert_eq!(v["total"], 4);
