@@ -216,9 +216,14 @@ impl MessageProps {
             })
             .collect();
         let body_text = msg.body_text(0).map(|c| c.into_owned()).unwrap_or_default();
-        let body_html = if msg.html_body_count() > 0 && msg.text_body_count() == 0 {
-            msg.body_html(0).map(|c| c.into_owned())
-        } else if msg.html_body_count() > 0 {
+        // mail-parser lists text parts as HTML bodies too (converting on access); only report
+        // an HTML body when the message really has a text/html part.
+        let has_html = msg.html_body.iter().any(|i| {
+            msg.parts
+                .get(*i as usize)
+                .is_some_and(|p| matches!(p.body, mail_parser::PartType::Html(_)))
+        });
+        let body_html = if has_html {
             msg.body_html(0).map(|c| c.into_owned())
         } else {
             None
@@ -1031,6 +1036,15 @@ mod tests {
         assert_eq!(p.header("subject"), Some("Hi there"));
         assert_eq!(p.body_preview, "Hello world");
         assert!(!p.has_attachments);
+        assert!(p.body_html.is_none(), "text-only message has no HTML body");
+        let html = "Subject: h\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>there</b></p>\r\n";
+        let p = MessageProps::from_mime(html.as_bytes()).unwrap();
+        assert!(
+            p.body_html
+                .as_deref()
+                .unwrap_or_default()
+                .contains("<b>there</b>")
+        );
     }
 
     #[test]
