@@ -1,5 +1,628 @@
-//! `m365mail`: the mail handler command. Work in progress.
+//! `m365mail`: a Microsoft 365 mail handler that routes mail from pickup mailboxes to projects by
+//! the address it was sent to, and answers from that address.
+//!
+//! With no configuration, `m365mail run` starts an embedded sandbox tenant, delivers demo mail
+//! and processes it. With `--config FILE` it connects to a real tenant.
 
-fn main() {
-    println!("m365mail: the mail handler is not built yet (see issue 9)");
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use connector::{Envelope, OutgoingMessage};
+use handler::{
+    FolderHandler, Handler, HandlerError, Inbound, Ledger, NotificationTemplate, Options, Pipeline,
+    Shutdown, SourceSpec, WebhookHandler,
+};
+
+use m365mail::config::{self, Config};
+use m365mail::connect::anyhow_lite::{Context, Result};
+use m365mail::connect::{self, Providers};
+use m365mail::{demo, output};
+
+/// A Microsoft 365 mail handler: picks up mail, routes it to projects by the address it was sent
+/// to, hands it over, and answers from that same address.
+///
+/// Without --config every command works against an embedded sandbox tenant with demo mail, so
+/// you can see it work before you register anything with Microsoft.
+#[derive(Parser, Debug)]
+#[command(name = "m365mail", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the mail handler (without --config: on the embedded sandbox with demo mail, once).
+    Run {
+        /// Configuration file (TOML). Without it, the embedded demo tenant is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where routed messages are written (overrides the configuration).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Drain the mailboxes once and exit (always so for the demo).
+        #[arg(long)]
+        once: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the standalone sandbox tenant (identity, Graph, EWS, SMTP) until Ctrl-C.
+    Sandbox {
+        /// HTTP(S) port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// SMTP port on 127.0.0.1.
+        #[arg(long, default_value_t = 2525)]
+        smtp_port: u16,
+        /// Seed file (TOML or JSON). Default: the demo helpdesk tenant.
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        /// Serve HTTPS with a generated CA, written to --ca-out.
+        #[arg(long)]
+        tls: bool,
+        /// Where to write the CA certificate with --tls.
+        #[arg(long, default_value = "sandbox-ca.pem")]
+        ca_out: PathBuf,
+    },
+    /// Sign in an app with its configured flow (device code, browser, client credentials) and
+    /// cache the token.
+    Login {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The app's name in the configuration.
+        #[arg(long)]
+        app: String,
+        /// The resource: graph or ews.
+        #[arg(long, default_value = "graph")]
+        resource: String,
+    },
+    /// Print the admin consent URL an administrator opens to approve an app.
+    ConsentUrl {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The app's name in the configuration.
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Test a source or outbound: status, messages waiting, and the connection log.
+    Ping {
+        /// Configuration file (default: the embedded demo tenant).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The source's or outbound's name (default: all).
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a message through an outbound.
+    Send {
+        /// Configuration file (default: the embedded demo tenant).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The outbound's name (default: the first).
+        #[arg(long)]
+        outbound: Option<String>,
+        /// The sender address (an alias needs SendFromAliasEnabled or Send As).
+        #[arg(long)]
+        from: Option<String>,
+        /// Recipient.
+        #[arg(long)]
+        to: String,
+        /// Subject.
+        #[arg(long, default_value = "Test from m365mail")]
+        subject: String,
+        /// Body text.
+        #[arg(long, default_value = "This is a test message.")]
+        body: String,
+    },
+    /// Show how an address or a message would be routed and answered.
+    Route {
+        /// Configuration file (default: the embedded demo tenant).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The source whose routing to use (default: the first).
+        #[arg(long)]
+        source: Option<String>,
+        /// An address the message was sent to.
+        #[arg(long, conflicts_with = "file")]
+        address: Option<String>,
+        /// A message file (.eml).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("M365MAIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Run {
+            config,
+            out,
+            once,
+            json,
+        } => run(config, out, once, json).await,
+        Command::Sandbox {
+            port,
+            smtp_port,
+            seed,
+            tls,
+            ca_out,
+        } => run_sandbox(port, smtp_port, seed, tls, ca_out).await,
+        Command::Login {
+            config,
+            app,
+            resource,
+        } => login(&config, &app, &resource).await,
+        Command::ConsentUrl { config, app } => consent_url(config, app).await,
+        Command::Ping { config, name, json } => ping(config, name, json).await,
+        Command::Send {
+            config,
+            outbound,
+            from,
+            to,
+            subject,
+            body,
+        } => send(config, outbound, from, to, subject, body).await,
+        Command::Route {
+            config,
+            source,
+            address,
+            file,
+            json,
+        } => route(config, source, address, file, json).await,
+    }
+}
+
+/// A configuration from a file, or the demo (with its sandbox kept alive by the caller).
+async fn load(
+    config: Option<PathBuf>,
+    with_mail: bool,
+    out: Option<&std::path::Path>,
+) -> Result<(Config, Option<sandbox::Sandbox>)> {
+    match config {
+        Some(path) => Ok((Config::load(&path).map_err(|e| e.to_string())?, None)),
+        None => {
+            let sb = demo::start(with_mail).await?;
+            let out = out
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("m365mail-out/demo"));
+            let cfg = demo::demo_config(&sb, &out)?;
+            Ok((cfg, Some(sb)))
+        }
+    }
+}
+
+/// The folder handler, and the webhook handler too when configured.
+struct Both {
+    folder: FolderHandler,
+    webhook: Option<WebhookHandler>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Both {
+    async fn handle(&self, m: &Inbound) -> std::result::Result<(), HandlerError> {
+        self.folder.handle(m).await?;
+        if let Some(w) = &self.webhook {
+            w.handle(m).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn run(
+    config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    once: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let demo = config.is_none();
+    if demo && !json {
+        eprintln!(
+            "No --config given: starting the embedded sandbox tenant (demo helpdesk) with demo mail."
+        );
+    }
+    let (mut cfg, sb) = load(config, true, out.as_deref()).await?;
+    if let Some(out) = out {
+        cfg.handler.output_dir = out;
+    }
+    if demo {
+        // A fresh demo tenant each time: start from an empty output folder.
+        let _ = std::fs::remove_dir_all(&cfg.handler.output_dir);
+    }
+    let ledger = if demo {
+        Ledger::in_memory()
+    } else {
+        let path = cfg
+            .handler
+            .ledger
+            .clone()
+            .unwrap_or_else(|| cfg.handler.output_dir.join("ledger.jsonl"));
+        Ledger::open(&path).map_err(|e| e.to_string())?
+    };
+    let webhook = match &cfg.handler.webhook {
+        Some(u) => Some(
+            WebhookHandler::new(url::Url::parse(u).context("handler.webhook")?)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let handler = Arc::new(Both {
+        folder: FolderHandler::new(cfg.handler.output_dir.clone()),
+        webhook,
+    });
+    let options = Options::default()
+        .batch_size(cfg.handler.batch_size)
+        .max_attempts(cfg.handler.max_attempts)
+        .poll_interval(Duration::from_secs(cfg.handler.poll_interval_secs));
+    let mut pipeline = Pipeline::new(handler, ledger, options);
+    let template = NotificationTemplate::new(
+        cfg.notifications
+            .subject
+            .clone()
+            .unwrap_or_else(|| NotificationTemplate::default().subject),
+        cfg.notifications
+            .body
+            .clone()
+            .unwrap_or_else(|| NotificationTemplate::default().body),
+    );
+    let mut providers = Providers::default();
+    for s in &cfg.sources {
+        let source = connect::source(&mut providers, &cfg, s)?;
+        let router = addressing::Router::from_config(&s.routing)
+            .map_err(|e| format!("sources.{}.routing: {e}", s.name))?;
+        let mut spec = SourceSpec::new(s.name.clone(), source, router)
+            .acknowledge_with(config::parse_ack(s.acknowledge.as_deref())?)
+            .poison_folder(s.poison_folder.clone().unwrap_or_else(|| "Poison".into()));
+        if let Some(oname) = &s.notify_through
+            && let Some(o) = cfg.outbounds.iter().find(|o| &o.name == oname)
+        {
+            let outbound = connect::outbound(&mut providers, &cfg, o)?;
+            spec = spec.notify_through(outbound, connect::outbound_caps(o)?, template.clone());
+        }
+        pipeline.add_source(spec);
+    }
+
+    let shutdown = Shutdown::new();
+    let ctrl_c = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Ctrl-C: finishing the messages in flight, then stopping.");
+            ctrl_c.trigger();
+        }
+    });
+    let summary = if demo || once {
+        pipeline.run_once(&shutdown).await
+    } else {
+        pipeline.run(&shutdown).await
+    };
+    if json {
+        println!(
+            "{}",
+            output::summary_json(&summary, &cfg.handler.output_dir)
+        );
+    } else {
+        print!(
+            "{}",
+            output::summary_text(&summary, &cfg.handler.output_dir)
+        );
+    }
+    if let Some(sb) = sb {
+        sb.shutdown().await;
+    }
+    let all_online = summary
+        .sources
+        .iter()
+        .all(|s| s.status == connector::PingStatus::Online);
+    Ok(if all_online {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+async fn run_sandbox(
+    port: u16,
+    smtp_port: u16,
+    seed: Option<PathBuf>,
+    tls: bool,
+    ca_out: PathBuf,
+) -> Result<ExitCode> {
+    let seed = match seed {
+        Some(p) => sandbox::Seed::from_path(&p).map_err(|e| e.to_string())?,
+        None => sandbox::Seed::demo(),
+    };
+    let mut b = sandbox::Sandbox::builder()
+        .seed(seed)
+        .http_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .smtp_addr(Some(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            smtp_port,
+        ))));
+    if tls {
+        b = b.tls(sandbox::TlsOptions {
+            ca_pem_path: ca_out.clone(),
+            hosts: Vec::new(),
+        });
+    }
+    let sb = b.start().await.context("starting the sandbox")?;
+    println!("sandbox tenant {} running", sb.tenant_id());
+    println!("  identity:  {}", sb.authority(&sb.tenant_id()));
+    println!("  Graph:     {}", sb.graph_url());
+    println!("  EWS:       {}", sb.ews_url());
+    if let Some(smtp) = sb.smtp_addr() {
+        println!("  SMTP:      {smtp}");
+    }
+    if tls {
+        println!("  CA:        {}", ca_out.display());
+    }
+    println!("Ctrl-C to stop.");
+    sb.run_until_ctrl_c().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Result<ExitCode> {
+    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    let app = cfg
+        .apps
+        .iter()
+        .find(|a| a.name == app_name)
+        .ok_or_else(|| format!("no app called {app_name:?} in {}", config.display()))?;
+    let scope = match resource {
+        "graph" => connect::GRAPH_DEFAULT_SCOPE,
+        "ews" => connect::EWS_DEFAULT_SCOPE,
+        other => return Err(format!("--resource {other:?}: use graph or ews")),
+    };
+    let provider = connect::provider(app, scope)?;
+    let token = match app.flow {
+        config::Flow::DeviceCode => provider
+            .sign_in_with_device_code(|flow| match flow.message() {
+                Some(m) => eprintln!("{m}"),
+                None => eprintln!(
+                    "To sign in, open {} and enter the code {}",
+                    flow.verification_uri(),
+                    flow.user_code()
+                ),
+            })
+            .await
+            .map_err(|e| e.diagnosis().explain())?,
+        config::Flow::ClientCredentials => provider
+            .access_token()
+            .await
+            .map_err(|e| e.diagnosis().explain())?,
+        config::Flow::Browser => {
+            return Err("browser sign-in: not wired into the command yet; use flow = \"device-code\" (the msauth library has the loopback flow)".into());
+        }
+    };
+    let _ = token;
+    println!("signed in: app {app_name} has a token for {resource}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn consent_url(config: Option<PathBuf>, app: Option<String>) -> Result<ExitCode> {
+    let (cfg, _sb) = load(config, false, None).await?;
+    let app = match app {
+        Some(name) => cfg.apps.iter().find(|a| a.name == name),
+        None => cfg.apps.first(),
+    }
+    .ok_or("no such app in the configuration")?;
+    let provider = connect::provider(app, connect::GRAPH_DEFAULT_SCOPE)?;
+    match provider.admin_consent_url() {
+        Some(url) => {
+            println!("{url}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Err(format!(
+            "apps.{}: no admin consent URL (set redirect_uri, and a tenant other than `common`)",
+            app.name
+        )),
+    }
+}
+
+async fn ping(config: Option<PathBuf>, name: Option<String>, json: bool) -> Result<ExitCode> {
+    let (cfg, sb) = load(config, true, None).await?;
+    let mut providers = Providers::default();
+    let mut reports = Vec::new();
+    for s in &cfg.sources {
+        if name.as_ref().is_some_and(|n| n != &s.name) {
+            continue;
+        }
+        let src = connect::source(&mut providers, &cfg, s)?;
+        reports.push((format!("source {}", s.name), src.ping().await));
+    }
+    for o in &cfg.outbounds {
+        if name.as_ref().is_some_and(|n| n != &o.name) {
+            continue;
+        }
+        let out = connect::outbound(&mut providers, &cfg, o)?;
+        reports.push((format!("outbound {}", o.name), out.ping().await));
+    }
+    if reports.is_empty() {
+        return Err(format!("nothing called {name:?} in the configuration"));
+    }
+    let online = reports.iter().all(|(_, r)| r.is_online());
+    if json {
+        let v: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(n, r)| {
+                let mut j = r.to_json();
+                j["name"] = serde_json::Value::String(n.clone());
+                j
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for (n, r) in &reports {
+            println!("{n}: {r}");
+            for line in &r.log {
+                println!("    {line}");
+            }
+        }
+    }
+    if let Some(sb) = sb {
+        sb.shutdown().await;
+    }
+    Ok(if online {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+async fn send(
+    config: Option<PathBuf>,
+    outbound: Option<String>,
+    from: Option<String>,
+    to: String,
+    subject: String,
+    body: String,
+) -> Result<ExitCode> {
+    let (cfg, sb) = load(config, false, None).await?;
+    let o = match &outbound {
+        Some(n) => cfg.outbounds.iter().find(|o| &o.name == n),
+        None => cfg.outbounds.first(),
+    }
+    .ok_or("no such outbound in the configuration")?;
+    let mut providers = Providers::default();
+    let out = connect::outbound(&mut providers, &cfg, o)?;
+    let from = from.unwrap_or_else(|| o.mailbox.clone());
+    let msg = lettre::Message::builder()
+        .from(from.parse().context("--from")?)
+        .to(to.parse().context("--to")?)
+        .subject(notify_safe(&subject))
+        .body(body)
+        .context("building the message")?;
+    let msg = OutgoingMessage::from(msg);
+    let _: &Envelope = msg.envelope();
+    let receipt = out.send(&msg).await.map_err(|e| e.to_string())?;
+    println!(
+        "sent through {} from {}",
+        out.name(),
+        receipt.from.unwrap_or(from)
+    );
+    if let Some(sb) = sb {
+        sb.shutdown().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Control characters never reach a header.
+fn notify_safe(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+async fn route(
+    config: Option<PathBuf>,
+    source: Option<String>,
+    address: Option<String>,
+    file: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let (cfg, sb) = match config {
+        Some(p) => (Config::load(&p).map_err(|e| e.to_string())?, None),
+        None => {
+            // Routing needs no tenant, but the demo configuration names the sandbox's URLs.
+            let sb = demo::start(false).await?;
+            let cfg = demo::demo_config(&sb, std::path::Path::new("m365mail-out/demo"))?;
+            (cfg, Some(sb))
+        }
+    };
+    let s = match &source {
+        Some(n) => cfg.sources.iter().find(|s| &s.name == n),
+        None => cfg.sources.first(),
+    }
+    .ok_or("no such source in the configuration")?;
+    let router = addressing::Router::from_config(&s.routing).map_err(|e| e.to_string())?;
+    let mime = match (address, file) {
+        (Some(a), _) => format!(
+            "From: customer@example.net\r\nTo: {}\r\nSubject: (route check)\r\n\r\n",
+            notify_safe(&a)
+        )
+        .into_bytes(),
+        (None, Some(f)) => std::fs::read(&f).context(format!("reading {}", f.display()))?,
+        (None, None) => return Err("give --address ADDR or --file MESSAGE.eml".into()),
+    };
+    let route = router.route_mime(&mime);
+    let caps = cfg
+        .outbounds
+        .iter()
+        .find(|o| s.notify_through.as_ref() == Some(&o.name))
+        .map(connect::outbound_caps)
+        .transpose()?
+        .unwrap_or_default();
+    let choice = router.sender_policy().choose_for_route(&route, &caps);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "source": s.name,
+                "project": route.project.as_ref().map(|p| p.as_str()),
+                "catch_address": route.catch_address().map(|a| a.to_string()),
+                "route": route.explain(),
+                "answer_from": choice.from.to_string(),
+                "reply_to": choice.reply_to.as_ref().map(|r| r.to_string()),
+                "sender_policy": choice.explain(),
+            })
+        );
+    } else {
+        println!("source:   {}", s.name);
+        println!(
+            "project:  {}",
+            route
+                .project
+                .as_ref()
+                .map(|p| p.as_str())
+                .unwrap_or("(none)")
+        );
+        println!("route:    {}", route.explain());
+        println!("answer:   {}", choice.explain());
+    }
+    if let Some(sb) = sb {
+        sb.shutdown().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

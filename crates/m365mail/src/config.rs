@@ -1,0 +1,465 @@
+//! The configuration file: app registrations, sources, outbounds, routing and the handler.
+//!
+//! ```toml
+//! [[apps]]
+//! name = "helpdesk"
+//! tenant = "contoso.onmicrosoft.com"      # tenant id or verified domain
+//! client_id = "00000000-0000-0000-0000-000000000001"
+//! client_secret_env = "HELPDESK_SECRET"   # or client_secret_file; never inline in production
+//! flow = "client-credentials"             # or "device-code", "browser"
+//!
+//! [[sources]]
+//! name = "helpdesk"
+//! kind = "graph"                          # or "ews"
+//! app = "helpdesk"
+//! mailbox = "helpdesk@contoso.com"
+//! acknowledge = "mark-read"               # or "delete", "move:Processed"
+//! notify_through = "helpdesk-out"
+//!
+//! [sources.routing.mailbox]
+//! primary = "helpdesk@contoso.com"
+//! aliases = ["billing@contoso.com"]
+//!
+//! [[sources.routing.rules]]
+//! match = "alias"
+//! alias = "billing@contoso.com"
+//! project = "BILL"
+//!
+//! [[outbounds]]
+//! name = "helpdesk-out"
+//! kind = "graph"
+//! app = "helpdesk"
+//! mailbox = "helpdesk@contoso.com"
+//! send_from_alias_enabled = false
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration file was refused. The message names the key and the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a key is wrong (toml's message names the line and key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, where.
+        message: String,
+    },
+    /// The values do not fit together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// App registrations.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    /// Where mail comes from.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Where mail goes out.
+    #[serde(default)]
+    pub outbounds: Vec<OutboundConfig>,
+    /// What to do with routed mail.
+    #[serde(default)]
+    pub handler: HandlerConfig,
+    /// The acknowledgement notification.
+    #[serde(default)]
+    pub notifications: NotificationConfig,
+}
+
+/// How an app signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// App-only: a daemon with a client secret.
+    #[default]
+    ClientCredentials,
+    /// A user signs in on another device with a code.
+    DeviceCode,
+    /// A user signs in with a browser (authorization code with PKCE, loopback redirect).
+    Browser,
+}
+
+/// An app registration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// A name the sources refer to.
+    pub name: String,
+    /// Tenant id or verified domain (`organizations` for delegated multi-tenant apps).
+    pub tenant: String,
+    /// `global`, `us-government` or `china`.
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// A custom login host (an emulator such as the sandbox): `http://127.0.0.1:8080`.
+    #[serde(default)]
+    pub authority_base: Option<String>,
+    /// The application (client) id.
+    pub client_id: String,
+    /// The client secret, inline. Only for demos: prefer `client_secret_env`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// The sign-in flow.
+    #[serde(default)]
+    pub flow: Flow,
+    /// Where delegated tokens are cached (JSON, mode 0600).
+    #[serde(default)]
+    pub token_cache: Option<PathBuf>,
+    /// The redirect URI registered for admin consent and browser sign-in.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+}
+
+/// The kind of connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Microsoft Graph.
+    Graph,
+    /// Exchange Web Services.
+    Ews,
+}
+
+/// A message source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Its name.
+    pub name: String,
+    /// Graph or EWS.
+    pub kind: Kind,
+    /// The app it signs in with.
+    pub app: String,
+    /// The pickup mailbox.
+    pub mailbox: String,
+    /// The folder to read (default `inbox`).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// `mark-read` (default), `delete`, or `move:FOLDER`.
+    #[serde(default)]
+    pub acknowledge: Option<String>,
+    /// Where poison messages are parked (default `Poison`).
+    #[serde(default)]
+    pub poison_folder: Option<String>,
+    /// The outbound that sends notifications for this source.
+    #[serde(default)]
+    pub notify_through: Option<String>,
+    /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Routing: the mailbox's addresses and the project rules.
+    pub routing: addressing::RoutingConfig,
+}
+
+/// A message outbound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Its name.
+    pub name: String,
+    /// Graph or EWS.
+    pub kind: Kind,
+    /// The app it signs in with.
+    pub app: String,
+    /// The mailbox it sends as.
+    pub mailbox: String,
+    /// The tenant's `SendFromAliasEnabled`.
+    #[serde(default)]
+    pub send_from_alias_enabled: bool,
+    /// Addresses this connection has Send As rights on.
+    #[serde(default)]
+    pub send_as: Vec<String>,
+    /// A custom Graph base or EWS URL.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// What to do with routed mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerConfig {
+    /// Write each message and its routing record under this folder, one folder per project.
+    #[serde(default = "default_output")]
+    pub output_dir: PathBuf,
+    /// Also POST each message as JSON to this URL.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// The ledger file (default: `ledger.jsonl` in `output_dir`).
+    #[serde(default)]
+    pub ledger: Option<PathBuf>,
+    /// Handler failures before a message is parked.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Seconds between polls.
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: u64,
+    /// Messages per fetch.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("m365mail-out")
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_poll() -> u64 {
+    30
+}
+fn default_batch() -> usize {
+    50
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        HandlerConfig {
+            output_dir: default_output(),
+            webhook: None,
+            ledger: None,
+            max_attempts: default_attempts(),
+            poll_interval_secs: default_poll(),
+            batch_size: default_batch(),
+        }
+    }
+}
+
+/// The acknowledgement notification's templates (`{project}`, `{subject}`, `{catch}`, `{from}`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// Subject template.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Body template.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text; `path` is used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for app in &self.apps {
+            if !names.insert(("app", app.name.clone())) {
+                return Err(invalid(format!(
+                    "apps: the name {:?} is used twice",
+                    app.name
+                )));
+            }
+            if app.flow == Flow::ClientCredentials
+                && app.client_secret.is_none()
+                && app.client_secret_env.is_none()
+                && app.client_secret_file.is_none()
+            {
+                return Err(invalid(format!(
+                    "apps.{}: flow \"client-credentials\" needs client_secret_env or client_secret_file",
+                    app.name
+                )));
+            }
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            if !names.insert(("source", s.name.clone())) {
+                return Err(invalid(format!(
+                    "sources[{i}]: the name {:?} is used twice",
+                    s.name
+                )));
+            }
+            if !self.apps.iter().any(|a| a.name == s.app) {
+                return Err(invalid(format!(
+                    "sources[{i}] ({}): app {:?} is not defined in [[apps]]",
+                    s.name, s.app
+                )));
+            }
+            if let Some(o) = &s.notify_through
+                && !self.outbounds.iter().any(|x| &x.name == o)
+            {
+                return Err(invalid(format!(
+                    "sources[{i}] ({}): notify_through {o:?} is not defined in [[outbounds]]",
+                    s.name
+                )));
+            }
+            parse_ack(s.acknowledge.as_deref())
+                .map_err(|m| invalid(format!("sources[{i}] ({}).acknowledge: {m}", s.name)))?;
+            addressing::Router::from_config(&s.routing)
+                .map_err(|e| invalid(format!("sources[{i}] ({}).routing: {e}", s.name)))?;
+        }
+        for (i, o) in self.outbounds.iter().enumerate() {
+            if !names.insert(("outbound", o.name.clone())) {
+                return Err(invalid(format!(
+                    "outbounds[{i}]: the name {:?} is used twice",
+                    o.name
+                )));
+            }
+            if !self.apps.iter().any(|a| a.name == o.app) {
+                return Err(invalid(format!(
+                    "outbounds[{i}] ({}): app {:?} is not defined in [[apps]]",
+                    o.name, o.app
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses an `acknowledge` value.
+pub fn parse_ack(value: Option<&str>) -> Result<connector::Acknowledgement, String> {
+    match value.unwrap_or("mark-read") {
+        "mark-read" | "read" => Ok(connector::Acknowledgement::MarkRead),
+        "delete" => Ok(connector::Acknowledgement::Delete),
+        other => match other.strip_prefix("move:") {
+            Some(folder) if !folder.trim().is_empty() => {
+                Ok(connector::Acknowledgement::MoveTo(folder.trim().to_owned()))
+            }
+            _ => Err(format!(
+                "{other:?} is not one of \"mark-read\", \"delete\", \"move:FOLDER\""
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[apps]]
+name = "helpdesk"
+tenant = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+client_secret_env = "HELPDESK_SECRET"
+
+[[sources]]
+name = "helpdesk"
+kind = "graph"
+app = "helpdesk"
+mailbox = "helpdesk@contoso.com"
+acknowledge = "move:Processed"
+notify_through = "out"
+
+[sources.routing.mailbox]
+primary = "helpdesk@contoso.com"
+aliases = ["billing@contoso.com"]
+
+[[sources.routing.rules]]
+match = "alias"
+alias = "billing@contoso.com"
+project = "BILL"
+
+[[outbounds]]
+name = "out"
+kind = "graph"
+app = "helpdesk"
+mailbox = "helpdesk@contoso.com"
+"#;
+
+    #[test]
+    fn a_complete_file_loads() {
+        let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+        assert_eq!(c.sources[0].kind, Kind::Graph);
+        assert_eq!(
+            parse_ack(c.sources[0].acknowledge.as_deref()).unwrap(),
+            connector::Acknowledgement::MoveTo("Processed".into())
+        );
+        assert_eq!(c.handler.max_attempts, 3);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let bad = GOOD.replace(
+            "kind = \"graph\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
+            "kind = \"imap\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
+        );
+        let e = Config::parse(&bad, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 11"), "{e}");
+        assert!(e.contains("imap"), "{e}");
+
+        let typo = GOOD.replace("notify_through", "notify_thru");
+        let e = Config::parse(&typo, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notify_thru"), "{e}");
+    }
+
+    #[test]
+    fn references_must_exist() {
+        let e = Config::parse(
+            &GOOD.replace("notify_through = \"out\"", "notify_through = \"nope\""),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify_through \"nope\""), "{e}");
+        let e = Config::parse(
+            &GOOD.replace(
+                "acknowledge = \"move:Processed\"",
+                "acknowledge = \"archive\"",
+            ),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("acknowledge"), "{e}");
+    }
+
+    #[test]
+    fn a_daemon_needs_a_secret_source() {
+        let e = Config::parse(
+            &GOOD.replace("client_secret_env = \"HELPDESK_SECRET\"", ""),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("client_secret_env"), "{e}");
+    }
+}

@@ -1,0 +1,252 @@
+//! From configuration to live connections: token providers, sources, outbounds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow_lite::{Context, Result};
+use connector::{MessageOutbound, MessageSource};
+use msauth::{Authority, ClientCredential, ClientSecret, Cloud, Tenant, TokenProvider};
+
+use crate::config::{AppConfig, Config, Flow, Kind, OutboundConfig, SourceConfig};
+
+/// Graph's resource for app-only tokens.
+pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Exchange Online's resource for EWS app-only tokens.
+pub const EWS_DEFAULT_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// A tiny stand-in for `anyhow`: the binary's errors are messages for a person.
+pub mod anyhow_lite {
+    /// A message for a person.
+    pub type Error = String;
+    /// A result whose error is a message.
+    pub type Result<T> = std::result::Result<T, Error>;
+
+    /// Adds what was being done to an error.
+    pub trait Context<T> {
+        /// Prefixes the error with `what`.
+        fn context(self, what: impl std::fmt::Display) -> Result<T>;
+    }
+
+    impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+        fn context(self, what: impl std::fmt::Display) -> Result<T> {
+            self.map_err(|e| format!("{what}: {e}"))
+        }
+    }
+}
+
+/// The authority of an app: a cloud's login host, or a custom one (an emulator).
+pub fn authority(app: &AppConfig) -> Result<Authority> {
+    let tenant = Tenant::parse(&app.tenant).context(format!("apps.{}.tenant", app.name))?;
+    match &app.authority_base {
+        Some(base) => Authority::microsoft_layout(base, tenant)
+            .context(format!("apps.{}.authority_base", app.name)),
+        None => {
+            let cloud = match app.cloud.as_deref().unwrap_or("global") {
+                "global" => Cloud::Global,
+                "us-government" | "usgov" => Cloud::UsGovernment,
+                "china" => Cloud::China,
+                other => {
+                    return Err(format!(
+                        "apps.{}.cloud: {other:?} is not one of \"global\", \"us-government\", \"china\"",
+                        app.name
+                    ));
+                }
+            };
+            Authority::microsoft(cloud, tenant).context(format!("apps.{}", app.name))
+        }
+    }
+}
+
+/// The client secret of an app, from the environment, a file or (demos only) the file itself.
+pub fn client_secret(app: &AppConfig) -> Result<Option<ClientSecret>> {
+    if let Some(var) = &app.client_secret_env {
+        let v = std::env::var(var).map_err(|_| {
+            format!(
+                "apps.{}: the environment variable {var} (client_secret_env) is not set",
+                app.name
+            )
+        })?;
+        return Ok(Some(ClientSecret::new(v.trim().to_owned())));
+    }
+    if let Some(path) = &app.client_secret_file {
+        let v = std::fs::read_to_string(path).context(format!(
+            "apps.{}.client_secret_file {}",
+            app.name,
+            path.display()
+        ))?;
+        return Ok(Some(ClientSecret::new(v.trim().to_owned())));
+    }
+    Ok(app.client_secret.clone().map(ClientSecret::new))
+}
+
+/// A token provider for `app` and one resource.
+pub fn provider(app: &AppConfig, scope: &str) -> Result<TokenProvider> {
+    let authority = authority(app)?;
+    let mut builder = TokenProvider::builder(authority, app.client_id.clone());
+    match app.flow {
+        Flow::ClientCredentials => {
+            let secret = client_secret(app)?
+                .ok_or_else(|| format!("apps.{}: client credentials need a secret", app.name))?;
+            builder = builder
+                .credential(ClientCredential::Secret(secret))
+                .scopes([scope.to_owned()]);
+        }
+        Flow::DeviceCode | Flow::Browser => {
+            let resource_scope = scope.replace("/.default", "");
+            let scopes: Vec<String> = if scope == GRAPH_DEFAULT_SCOPE {
+                vec![
+                    "Mail.ReadWrite".into(),
+                    "Mail.Send".into(),
+                    "offline_access".into(),
+                ]
+            } else {
+                vec![
+                    format!("{resource_scope}/EWS.AccessAsUser.All"),
+                    "offline_access".into(),
+                ]
+            };
+            builder = builder.scopes(scopes);
+            if let Some(secret) = client_secret(app)? {
+                builder = builder.credential(ClientCredential::Secret(secret));
+            }
+            let cache = app.token_cache.clone().unwrap_or_else(default_cache);
+            let store = msauth::FileStore::new(cache);
+            builder = builder.store(Arc::new(store));
+        }
+    }
+    if let Some(uri) = &app.redirect_uri {
+        let url = url::Url::parse(uri).context(format!("apps.{}.redirect_uri", app.name))?;
+        builder = builder.consent_redirect(url);
+    }
+    builder.build().context(format!("apps.{}", app.name))
+}
+
+/// Where delegated tokens are cached by default.
+pub fn default_cache() -> std::path::PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    home.join(".m365mail").join("tokens.json")
+}
+
+fn app<'a>(config: &'a Config, name: &str) -> Result<&'a AppConfig> {
+    config
+        .apps
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| format!("no app called {name:?}"))
+}
+
+/// Providers are shared per (app, resource), so every connection of an app uses one token.
+#[derive(Default)]
+pub struct Providers(HashMap<(String, String), TokenProvider>);
+
+impl Providers {
+    fn get(&mut self, config: &Config, app_name: &str, scope: &str) -> Result<TokenProvider> {
+        let key = (app_name.to_owned(), scope.to_owned());
+        if let Some(p) = self.0.get(&key) {
+            return Ok(p.clone());
+        }
+        let p = provider(app(config, app_name)?, scope)?;
+        self.0.insert(key, p.clone());
+        Ok(p)
+    }
+}
+
+fn graph_endpoint(url: Option<&str>, mailbox: &str) -> Result<graph_mail::Endpoint> {
+    let mb = graph_mail::Mailbox::user(mailbox);
+    match url {
+        Some(u) => graph_mail::Endpoint::custom(u, mb).map_err(|e| e.to_string()),
+        None => Ok(graph_mail::Endpoint::cloud(graph_mail::Cloud::Global, mb)),
+    }
+}
+
+fn ews_client(
+    providers: &mut Providers,
+    config: &Config,
+    app_name: &str,
+    url: Option<&str>,
+    mailbox: &str,
+) -> Result<ews_mail::EwsClient> {
+    let a = app(config, app_name)?;
+    let provider = providers.get(config, app_name, EWS_DEFAULT_SCOPE)?;
+    let endpoint = url::Url::parse(url.unwrap_or(ews_mail::EXCHANGE_ONLINE)).context("EWS url")?;
+    let access = match a.flow {
+        Flow::ClientCredentials => ews_mail::MailboxAccess::Impersonate(mailbox.to_owned()),
+        _ => ews_mail::MailboxAccess::Shared(mailbox.to_owned()),
+    };
+    let cfg = ews_mail::EwsConfig::new(
+        endpoint,
+        ews_mail::Credentials::Bearer(Arc::new(ews_mail::MsauthTokens(provider))),
+        access,
+    );
+    ews_mail::EwsClient::new(cfg).map_err(|e| e.to_string())
+}
+
+/// Builds a source.
+pub fn source(
+    providers: &mut Providers,
+    config: &Config,
+    s: &SourceConfig,
+) -> Result<Arc<dyn MessageSource>> {
+    match s.kind {
+        Kind::Graph => {
+            let provider = providers.get(config, &s.app, GRAPH_DEFAULT_SCOPE)?;
+            let client = graph_mail::GraphClient::builder(
+                graph_endpoint(s.url.as_deref(), &s.mailbox)?,
+                Arc::new(provider),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            let mut sc = graph_mail::SourceConfig::default();
+            if let Some(f) = &s.folder {
+                sc = sc.folder(f.clone());
+            }
+            Ok(Arc::new(graph_mail::GraphSource::new(client, sc)))
+        }
+        Kind::Ews => {
+            let client = ews_client(providers, config, &s.app, s.url.as_deref(), &s.mailbox)?;
+            let mut src = ews_mail::EwsSource::new(client);
+            if let Some(f) = &s.folder {
+                src = src.with_folder(f.clone());
+            }
+            Ok(Arc::new(src))
+        }
+    }
+}
+
+/// Builds an outbound.
+pub fn outbound(
+    providers: &mut Providers,
+    config: &Config,
+    o: &OutboundConfig,
+) -> Result<Arc<dyn MessageOutbound>> {
+    match o.kind {
+        Kind::Graph => {
+            let provider = providers.get(config, &o.app, GRAPH_DEFAULT_SCOPE)?;
+            let client = graph_mail::GraphClient::builder(
+                graph_endpoint(o.url.as_deref(), &o.mailbox)?,
+                Arc::new(provider),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            Ok(Arc::new(graph_mail::GraphOutbound::new(client)))
+        }
+        Kind::Ews => {
+            let client = ews_client(providers, config, &o.app, o.url.as_deref(), &o.mailbox)?;
+            Ok(Arc::new(ews_mail::EwsOutbound::new(client)))
+        }
+    }
+}
+
+/// What the sender policy may assume about an outbound.
+pub fn outbound_caps(o: &OutboundConfig) -> Result<addressing::OutboundCapabilities> {
+    let mut caps =
+        addressing::OutboundCapabilities::new().send_from_alias_enabled(o.send_from_alias_enabled);
+    for a in &o.send_as {
+        let addr = addressing::EmailAddress::parse(a)
+            .map_err(|e| format!("outbounds.{}.send_as {a:?}: {e}", o.name))?;
+        caps = caps.send_as(addr);
+    }
+    Ok(caps)
+}

@@ -1,0 +1,20 @@
+//! The library behind the `m365mail` command: its configuration file, how connections are built
+//! from it, the embedded demo tenant, and the run summary.
+//!
+//! The command is a thin layer over this crate and the workspace's libraries (`handler`,
+//! `graph-mail`, `ews-mail`, `msauth`, `addressing`, `sandbox`). Use it to load an `m365mail`
+//! configuration file from your own program:
+//!
+//! ```no_run
+//! let config = m365mail::config::Config::load(std::path::Path::new("m365mail.toml"))?;
+//! for source in &config.sources {
+//!     println!("{} reads {}", source.name, source.mailbox);
+//! }
+//! # Ok::<(), m365mail::config::ConfigError>(())
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+pub mod connect;
+pub mod demo;
+pub mod output;
