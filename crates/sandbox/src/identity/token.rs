@@ -48,8 +48,8 @@ pub struct MintRequest {
     pub kind: TokenKind,
     /// The audience.
     pub resource: ApiResource,
-    /// Lifetime in seconds (default: the tenant's access token lifetime). May be negative via
-    /// the clock to test expiry: mint, then [`crate::Admin::advance_clock`].
+    /// Lifetime in seconds (default: the tenant's access token lifetime). To test expiry, mint
+    /// and then move the clock with [`crate::Admin::advance_clock`].
     pub lifetime_secs: Option<u64>,
 }
 

@@ -1202,3 +1202,117 @@ async fn secrets_never_appear_in_debug_or_errors() {
         .unwrap();
     assert!(!tenant_json.contains(DEMO_SECRET) && tenant_json.contains("<redacted>"));
 }
+
+/// Our error and device-flow bodies have the shape of Microsoft's recorded responses
+/// (`/work/shared/reference/samples/identity/aadsts-samples.json`).
+#[tokio::test]
+async fn responses_match_recorded_entra_samples() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference/samples/identity/aadsts-samples.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .expect("reference samples (../shared/reference) are part of the project");
+    let samples: Value = serde_json::from_str(&text).unwrap();
+    let sample = |id: &str| {
+        samples["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let keys = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let same_shape = |ours: &Value, status: u16, s: &Value| {
+        assert_eq!(status, s["status"].as_u64().unwrap() as u16, "{ours}");
+        let body = &s["body"];
+        assert_eq!(ours["error"], body["error"]);
+        assert_eq!(ours["error_codes"], body["error_codes"]);
+        assert!(
+            keys(body).is_subset(&keys(ours)),
+            "ours {ours} lacks keys of {body}"
+        );
+        let code = body["error_codes"][0].as_u64().unwrap();
+        let d = ours["error_description"].as_str().unwrap();
+        assert!(d.starts_with(&format!("AADSTS{code}: ")));
+        let ts = ours["timestamp"].as_str().unwrap();
+        assert_eq!(
+            ts.len(),
+            body["timestamp"].as_str().unwrap().len(),
+            "timestamp format {ts}"
+        );
+        assert!(d.ends_with(&format!("Timestamp: {ts}")));
+    };
+    let sb = start().await;
+    let url = sb.token_url(TENANT);
+    let (s, v) = post_form(
+        &url,
+        &[
+            ("client_id", DEMO_APP),
+            ("client_secret", "nope"),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    same_shape(&v, s, &sample("invalid_client_secret_7000215"));
+    let (verifier, challenge) = pkce();
+    let resp = authorize(
+        &sb,
+        DEMO_APP,
+        "Mail.ReadWrite",
+        "adele.vance@contoso.example",
+        &challenge,
+        "signin",
+    )
+    .await;
+    let code = location_params(&resp)["code"].clone();
+    let form = [
+        ("client_id", DEMO_APP),
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    assert_eq!(post_form(&url, &form).await.0, 200);
+    let (s, v) = post_form(&url, &form).await;
+    same_shape(&v, s, &sample("auth_code_already_redeemed_54005"));
+    let (s, v) = post_form(
+        &url,
+        &[
+            ("client_id", DEMO_APP),
+            ("client_secret", DEMO_SECRET),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    let ok = sample("client_credentials_success");
+    assert_eq!(s, 200);
+    assert_eq!(keys(&v), keys(&ok["body"]));
+    let flow = sample("device_code_flow");
+    let (s, v) = post_form(
+        &format!("{}/organizations/oauth2/v2.0/devicecode", sb.base_url()),
+        &[("client_id", DEMO_APP), ("scope", "Mail.ReadWrite")],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(keys(&v), keys(&flow["steps"][0]["body"]));
+    let (s, p) = post_form(
+        &sb.token_url("organizations"),
+        &[
+            ("client_id", DEMO_APP),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", v["device_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    same_shape(
+        &p,
+        s,
+        &serde_json::json!({"status": flow["steps"][1]["status"], "body": flow["steps"][1]["body"]}),
+    );
+}
