@@ -1,5 +1,113 @@
-//! `ews-mail`: see the crate description; the full documentation arrives with the implementation.
+//! # ews-mail: read and send Exchange mail through Exchange Web Services
+//!
+//! EWS is how to reach on-premises Exchange (2016, 2019, Subscription Edition) and Exchange
+//! Online tenants that still allow it (see the retirement notes below). This crate is a complete
+//! [`connector::MessageSource`] ([`EwsSource`]) and [`connector::MessageOutbound`]
+//! ([`EwsOutbound`]) over SOAP, written with quick-xml.
+//!
+//! ## Layers
+//!
+//! * [`ops`]: every operation (FindItem, GetItem, GetFolder, UpdateItem, MoveItem, DeleteItem,
+//!   CreateItem, SendItem, SyncFolderItems, FindFolder, CreateFolder) is a value implementing
+//!   [`soap::Operation`]: it writes its request element and parses its response element. No
+//!   I/O, so every request is checked against Microsoft's schema in the tests.
+//! * [`soap`]: the envelope (`RequestServerVersion`, `ExchangeImpersonation`) and the response
+//!   reader (SOAP faults, `ResponseClass`/`ResponseCode` per item).
+//! * [`xml`]: a size-capped reader that refuses DOCTYPEs and entity declarations, and reads
+//!   leniently (date-times without a zone, empty values, mailboxes without an address, several
+//!   `ReplyTo`, free-form `RoutingType`).
+//! * [`client`]: [`EwsClient`] runs operations over reqwest with bearer tokens (delegated
+//!   `EWS.AccessAsUser.All`, or app-only `full_access_as_app` with impersonation), Basic
+//!   authentication as an explicit on-premises opt-in, `X-AnchorMailbox` on every request,
+//!   retries for `ErrorServerBusy` (honouring `BackOffMilliseconds`), 503 and transient codes,
+//!   and one token refresh on 401.
+//! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
+//! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded.
+//!
+//! ## Writing and reading without a server
+//!
+//! ```
+//! use ews_mail::ops::FindItem;
+//! use ews_mail::soap::{envelope, parse_envelope, Operation, RequestHeader};
+//! use ews_mail::types::FolderId;
+//!
+//! let op = FindItem::unread(FolderId::distinguished_in("inbox", "helpdesk@contoso.example"), 0, 50);
+//! let request = envelope(&op, &RequestHeader::default());
+//! assert!(request.contains(r#"<t:FieldURI FieldURI="message:IsRead"/>"#));
+//!
+//! let response = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+//!   <m:FindItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+//!       xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+//!     <m:ResponseMessages><m:FindItemResponseMessage ResponseClass="Success">
+//!       <m:ResponseCode>NoError</m:ResponseCode>
+//!       <m:RootFolder IndexedPagingOffset="1" TotalItemsInView="2" IncludesLastItemInRange="false">
+//!         <t:Items><t:Message><t:ItemId Id="AAMk1" ChangeKey="CQAA"/>
+//!           <t:DateTimeReceived>2026-03-02T10:00:00</t:DateTimeReceived></t:Message></t:Items>
+//!       </m:RootFolder>
+//!     </m:FindItemResponseMessage></m:ResponseMessages>
+//!   </m:FindItemResponse></s:Body></s:Envelope>"#;
+//! let env = parse_envelope(response, 1 << 20)?;
+//! let page = FindItem::parse(&env.body)?;
+//! assert_eq!(page.items.len(), 1);
+//! assert_eq!(page.next_offset, Some(1));
+//! assert!(!page.includes_last);
+//! # Ok::<(), ews_mail::EwsError>(())
+//! ```
+//!
+//! ## A message source for an app-only token
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use connector::{Acknowledgement, MessageSource};
+//! use ews_mail::{Credentials, EwsClient, EwsConfig, EwsSource, MailboxAccess, StaticToken, BearerToken};
+//!
+//! # async fn run(token: String) -> Result<(), connector::Error> {
+//! let cfg = EwsConfig::new(
+//!     ews_mail::EXCHANGE_ONLINE.parse().expect("a URL"),
+//!     Credentials::Bearer(Arc::new(StaticToken(BearerToken::new(token)))),
+//!     // full_access_as_app: every request impersonates the pickup mailbox.
+//!     MailboxAccess::Impersonate("helpdesk@contoso.com".into()),
+//! );
+//! let source = EwsSource::new(EwsClient::new(cfg)?);
+//! println!("{}", source.ping().await);
+//! let batch = source.fetch(None, 50).await?;
+//! let acks: Vec<_> = batch.messages.iter().map(|m| (m.id.clone(), Acknowledgement::MarkRead)).collect();
+//! for r in source.acknowledge_many(&acks).await { r?; }
+//! # Ok(()) }
+//! ```
+//!
+//! With msauth, wrap a `TokenProvider` in [`MsauthTokens`] instead of a static token: a 401 then
+//! triggers one refresh, and a persistent 401 is diagnosed ("legacy EWS connections do not work
+//! with user consent": delegated EWS needs *admin* consent).
+//!
+//! ## EWS in Exchange Online is being retired
+//!
+//! From 1 October 2026 Microsoft disables EWS tenant by tenant unless the organisation sets
+//! `EwsEnabled` and lists the application in `EwsAllowedAppIDs`; on 1 April 2027 it is switched
+//! off for good. A 403 from `Exchange.asmx` with a valid token is reported as "EWS is disabled
+//! for this application" with a hint to use the Graph connection. On-premises Exchange is not
+//! affected.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod autodiscover;
+pub mod client;
+pub mod error;
+mod msauth_adapter;
+pub mod ops;
+pub mod soap;
+pub mod source;
+pub mod sync;
+pub mod types;
+pub mod xml;
+
+pub use client::{
+    BearerToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, RetryPolicy,
+    StaticToken, TokenSource,
+};
+pub use error::{EwsError, ResponseClass, ResponseError};
+pub use msauth_adapter::MsauthTokens;
+pub use soap::ServerVersion;
+pub use source::{EwsOutbound, EwsSource};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "ews-mail";

@@ -1,0 +1,622 @@
+//! The I/O layer: runs [`Operation`]s over HTTPS with reqwest, with authentication,
+//! impersonation, `X-AnchorMailbox`, a response size cap, retries for throttling and transient
+//! failures, and one token refresh on 401.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use connector::{AuthProblem, ConnectionLog, LogLine};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::error::{CallContext, EwsError, into_connector};
+use crate::soap::{self, Operation, RequestHeader, ServerVersion, response_messages};
+use crate::types::FolderId;
+use crate::xml::DEFAULT_MAX_RESPONSE;
+
+/// The Exchange Online EWS endpoint: no autodiscover needed.
+pub const EXCHANGE_ONLINE: &str = "https://outlook.office365.com/EWS/Exchange.asmx";
+
+/// A bearer token, redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        BearerToken(token.into())
+    }
+
+    /// The token itself, for the `Authorization` header only.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken([redacted])")
+    }
+}
+
+/// Where access tokens come from (msauth's `TokenProvider` through [`crate::MsauthTokens`], or
+/// anything else).
+#[async_trait]
+pub trait TokenSource: Send + Sync + fmt::Debug {
+    /// A valid access token for `https://outlook.office365.com`.
+    async fn token(&self) -> Result<BearerToken, connector::Error>;
+    /// A new token after the server refused the last one.
+    async fn refresh(&self) -> Result<BearerToken, connector::Error>;
+    /// A diagnosis of a 401 that survived a refresh (status, headers, body of the answer).
+    fn diagnose(&self, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) -> Option<AuthProblem> {
+        None
+    }
+}
+
+/// A fixed token (tests, scripts). `refresh` hands out the same token.
+#[derive(Debug, Clone)]
+pub struct StaticToken(pub BearerToken);
+
+#[async_trait]
+impl TokenSource for StaticToken {
+    async fn token(&self) -> Result<BearerToken, connector::Error> {
+        Ok(self.0.clone())
+    }
+    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+        Ok(self.0.clone())
+    }
+}
+
+/// How the client signs in.
+#[derive(Clone)]
+pub enum Credentials {
+    /// OAuth bearer tokens (Exchange Online, modern-auth on-premises).
+    Bearer(Arc<dyn TokenSource>),
+    /// HTTP Basic authentication: explicit opt-in for on-premises servers only (Exchange Online
+    /// turned it off in 2022).
+    BasicOnPremises {
+        /// User name (`DOMAIN\user` or UPN).
+        user: String,
+        /// Password.
+        password: BearerToken,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Bearer(t) => f.debug_tuple("Bearer").field(t).finish(),
+            Credentials::BasicOnPremises { user, .. } => f
+                .debug_struct("BasicOnPremises")
+                .field("user", user)
+                .field("password", &"[redacted]")
+                .finish(),
+        }
+    }
+}
+
+/// Whose mailbox the client works on, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxAccess {
+    /// The signed-in user's own mailbox (delegated `EWS.AccessAsUser.All`).
+    Own(String),
+    /// A shared or delegated mailbox reached with the user's token: folders are addressed with
+    /// `DistinguishedFolderId/Mailbox`.
+    Shared(String),
+    /// App-only (`full_access_as_app`): every request carries `ExchangeImpersonation` for this
+    /// mailbox.
+    Impersonate(String),
+}
+
+impl MailboxAccess {
+    /// The mailbox's primary SMTP address.
+    pub fn address(&self) -> &str {
+        match self {
+            MailboxAccess::Own(a) | MailboxAccess::Shared(a) | MailboxAccess::Impersonate(a) => a,
+        }
+    }
+
+    /// A well-known folder of this mailbox, addressed as the access mode requires.
+    pub fn folder(&self, well_known: &str) -> FolderId {
+        match self {
+            MailboxAccess::Shared(a) => FolderId::distinguished_in(well_known, a),
+            _ => FolderId::distinguished(well_known),
+        }
+    }
+}
+
+/// Retry limits and backoff. Delays are computed from the attempt number, the server's hint and
+/// a jitter value passed in, so they are testable without sleeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff without a server hint.
+    pub base: Duration,
+    /// Largest backoff without a server hint.
+    pub max_delay: Duration,
+    /// A server hint longer than this is not waited for: the error is returned instead.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based), or `None` to give up. `jitter` is in
+    /// `[0, 1)`; without a server hint the delay is `base·2^attempt` scaled into
+    /// `[50%, 100%)` by the jitter and capped at `max_delay`.
+    pub fn delay(&self, attempt: u32, hint: Option<Duration>, jitter: f64) -> Option<Duration> {
+        if attempt >= self.max_retries {
+            return None;
+        }
+        if let Some(h) = hint {
+            return (h <= self.max_wait).then_some(h);
+        }
+        let exp = self.base.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(self.max_delay);
+        let j = jitter.clamp(0.0, 1.0);
+        Some(capped.mul_f64(0.5 + j / 2.0))
+    }
+}
+
+/// A source of jitter in `[0, 1)`.
+pub type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+fn default_jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Cheap randomness without a dependency: the std hasher is randomly keyed per process.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() % 10_000) as f64 / 10_000.0
+}
+
+/// Client configuration.
+#[derive(Clone)]
+pub struct EwsConfig {
+    /// The EWS endpoint ([`EXCHANGE_ONLINE`] or an on-premises URL).
+    pub endpoint: Url,
+    /// How to sign in.
+    pub credentials: Credentials,
+    /// Whose mailbox.
+    pub access: MailboxAccess,
+    /// `RequestServerVersion`.
+    pub version: ServerVersion,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Largest response read, in bytes.
+    pub max_response: usize,
+    /// Timeout of one HTTP exchange.
+    pub timeout: Duration,
+    /// Jitter for backoff.
+    pub jitter: Jitter,
+    /// Where requests are logged (no secrets).
+    pub log: ConnectionLog,
+}
+
+impl fmt::Debug for EwsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EwsConfig")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("credentials", &self.credentials)
+            .field("access", &self.access)
+            .field("version", &self.version)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EwsConfig {
+    /// A configuration with defaults: Exchange 2016 schema, 64 MiB responses, 100 s timeout.
+    pub fn new(endpoint: Url, credentials: Credentials, access: MailboxAccess) -> Self {
+        EwsConfig {
+            endpoint,
+            credentials,
+            access,
+            version: ServerVersion::default(),
+            retry: RetryPolicy::default(),
+            max_response: DEFAULT_MAX_RESPONSE,
+            timeout: Duration::from_secs(100),
+            jitter: Arc::new(default_jitter),
+            log: ConnectionLog::default(),
+        }
+    }
+
+    /// Sets the schema version.
+    pub fn with_version(mut self, v: ServerVersion) -> Self {
+        self.version = v;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, r: RetryPolicy) -> Self {
+        self.retry = r;
+        self
+    }
+
+    /// Sets the response cap.
+    pub fn with_max_response(mut self, bytes: usize) -> Self {
+        self.max_response = bytes;
+        self
+    }
+
+    /// Sets the jitter source.
+    pub fn with_jitter(mut self, j: Jitter) -> Self {
+        self.jitter = j;
+        self
+    }
+}
+
+/// An EWS client for one mailbox.
+#[derive(Debug, Clone)]
+pub struct EwsClient {
+    cfg: Arc<EwsConfig>,
+    http: reqwest::Client,
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+const REQUEST_ID_HEADERS: &[&str] = &["request-id", "x-ms-request-id", "x-requestid", "x-beserver"];
+
+fn request_id(headers: &http::HeaderMap) -> Option<(String, String)> {
+    REQUEST_ID_HEADERS.iter().find_map(|h| {
+        headers
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(|v| ((*h).to_string(), v.to_string()))
+    })
+}
+
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// The `error_description` of a `WWW-Authenticate: Bearer` challenge.
+fn challenge_description(headers: &http::HeaderMap) -> Option<String> {
+    let v = headers.get(http::header::WWW_AUTHENTICATE)?.to_str().ok()?;
+    let i = v.find("error_description=\"")?;
+    let rest = &v[i + "error_description=\"".len()..];
+    Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
+}
+
+impl EwsClient {
+    /// A client with its own HTTP connection pool.
+    pub fn new(cfg: EwsConfig) -> Result<Self, connector::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ews-mail/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| connector::Error::configuration(format!("building the HTTP client: {e}")))?;
+        Ok(Self::with_http(cfg, http))
+    }
+
+    /// A client over a caller's reqwest client (custom roots, proxies).
+    pub fn with_http(cfg: EwsConfig, http: reqwest::Client) -> Self {
+        EwsClient {
+            cfg: Arc::new(cfg),
+            http,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EwsConfig {
+        &self.cfg
+    }
+
+    /// The request log.
+    pub fn log(&self) -> &ConnectionLog {
+        &self.cfg.log
+    }
+
+    /// The SOAP header every request carries.
+    pub fn header(&self) -> RequestHeader {
+        RequestHeader {
+            version: self.cfg.version,
+            impersonate: match &self.cfg.access {
+                MailboxAccess::Impersonate(a) => Some(a.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    async fn auth_header(&self, refresh: bool) -> Result<http::HeaderValue, connector::Error> {
+        let mut v = match &self.cfg.credentials {
+            Credentials::Bearer(src) => {
+                let t = if refresh { src.refresh().await? } else { src.token().await? };
+                http::HeaderValue::from_str(&format!("Bearer {}", t.secret()))
+            }
+            Credentials::BasicOnPremises { user, password } => {
+                use base64::Engine as _;
+                let raw = format!("{user}:{}", password.secret());
+                http::HeaderValue::from_str(&format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+        }
+        .map_err(|_| connector::Error::configuration("the credential is not a valid header value"))?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+
+    async fn send_once(&self, op: &str, body: &str, auth: http::HeaderValue) -> Result<Answer, EwsError> {
+        let started = Instant::now();
+        let at = OffsetDateTime::now_utc();
+        // The operation name is the note, so a log shows which operations a job ran.
+        let mut line = LogLine::new(at, "POST", &self.cfg.endpoint).note(op);
+        let res = self
+            .http
+            .post(self.cfg.endpoint.clone())
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header(http::header::AUTHORIZATION, auth)
+            .header("X-AnchorMailbox", self.cfg.access.address())
+            .header("Accept", "text/xml")
+            .body(body.to_string())
+            .send()
+            .await;
+        let mut resp = match res {
+            Ok(r) => r,
+            Err(e) => {
+                let maybe_sent = !e.is_connect();
+                self.cfg
+                    .log
+                    .push(line.duration(started.elapsed()).note(&format!("{op} failed: {e}")));
+                return Err(EwsError::Transport {
+                    message: e.to_string(),
+                    maybe_sent,
+                });
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        line = line.status(status);
+        if let Some((h, v)) = request_id(&headers) {
+            line = line.request_id(h, &v);
+        }
+        let limit = self.cfg.max_response;
+        if resp.content_length().is_some_and(|l| l as usize > limit) {
+            self.cfg.log.push(line.note(&format!("{op}: response too large")));
+            return Err(EwsError::BadXml(format!("the response is larger than {limit} bytes")));
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if body.len() + c.len() > limit {
+                        self.cfg.log.push(line.note(&format!("{op}: response too large")));
+                        return Err(EwsError::BadXml(format!(
+                            "the response is larger than {limit} bytes"
+                        )));
+                    }
+                    body.extend_from_slice(&c);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.cfg
+                        .log
+                        .push(line.duration(started.elapsed()).note(&format!("{op}: body failed: {e}")));
+                    return Err(EwsError::Transport {
+                        message: format!("reading the response: {e}"),
+                        maybe_sent: true,
+                    });
+                }
+            }
+        }
+        self.cfg.log.push(line.duration(started.elapsed()));
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Interprets one answer. `Ok(Ok(r))` is a result; `Ok(Err(e))` a call-level failure.
+    fn interpret<O: Operation>(&self, a: &Answer) -> Result<O::Response, EwsError> {
+        match a.status {
+            401 => return Err(EwsError::Http { status: 401, retry_after: None }),
+            403 => return Err(EwsError::Forbidden),
+            200 | 500 => {}
+            s => {
+                return Err(EwsError::Http {
+                    status: s,
+                    retry_after: retry_after(&a.headers),
+                });
+            }
+        }
+        let env = match soap::parse_envelope(&a.body, self.cfg.max_response) {
+            Ok(env) => env,
+            Err(EwsError::BadXml(m)) if a.status == 500 => {
+                tracing::debug!("unreadable 500 body: {m}");
+                return Err(EwsError::Http {
+                    status: 500,
+                    retry_after: retry_after(&a.headers),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let expected = format!("{}Response", O::NAME);
+        if env.body.name != expected {
+            return Err(EwsError::BadXml(format!(
+                "expected <{expected}>, found <{}>",
+                env.body.name
+            )));
+        }
+        // A batch where every message failed with a throttling or transient code (ErrorServerBusy
+        // in a 200) is a call-level failure: retry the whole call.
+        if let Ok(msgs) = response_messages(&env.body) {
+            if !msgs.is_empty() && msgs.iter().all(|m| m.as_ref().is_err_and(|e| e.kind().is_retryable())) {
+                if let Some(Err(e)) = msgs.into_iter().next() {
+                    return Err(EwsError::Response(e));
+                }
+            }
+        }
+        O::parse(&env.body)
+    }
+
+    /// Runs an operation: one request, retried on throttling and transient failures within the
+    /// policy, with one token refresh on 401.
+    pub async fn call<O: Operation>(&self, op: &O) -> Result<O::Response, connector::Error> {
+        let what = format!("EWS {}", O::NAME);
+        let body = soap::envelope(op, &self.header());
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        let mut auth = self.auth_header(false).await?;
+        loop {
+            let sent = self.send_once(O::NAME, &body, auth.clone()).await;
+            let (err, ctx) = match sent {
+                Err(e) => {
+                    let maybe_sent = matches!(e, EwsError::Transport { maybe_sent: true, .. });
+                    let ctx = CallContext { maybe_sent, ..CallContext::default() };
+                    if maybe_sent && !O::IDEMPOTENT {
+                        return Err(into_connector(e, &what, &ctx));
+                    }
+                    (e, ctx)
+                }
+                Ok(a) => {
+                    let ctx = CallContext {
+                        status: Some(a.status),
+                        request_id: request_id(&a.headers).map(|(_, v)| v),
+                        body: (a.status != 200).then(|| connector::error::excerpt(&a.body)),
+                        maybe_sent: false,
+                    };
+                    match self.interpret::<O>(&a) {
+                        Ok(r) => return Ok(r),
+                        Err(EwsError::Http { status: 401, .. }) => {
+                            if !refreshed && matches!(self.cfg.credentials, Credentials::Bearer(_)) {
+                                refreshed = true;
+                                auth = self.auth_header(true).await?;
+                                continue;
+                            }
+                            let problem = self.diagnose_401(&a);
+                            return Err(into_connector(EwsError::Unauthorized(problem), &what, &ctx));
+                        }
+                        Err(EwsError::Forbidden) => {
+                            return Err(forbidden(&what, &ctx));
+                        }
+                        Err(e) => (e, ctx),
+                    }
+                }
+            };
+            if !err.is_retryable() {
+                return Err(into_connector(err, &what, &ctx));
+            }
+            let Some(delay) = self.cfg.retry.delay(attempt, err.back_off(), (self.cfg.jitter)()) else {
+                return Err(into_connector(err, &what, &ctx));
+            };
+            tracing::debug!(op = O::NAME, attempt, ?delay, "retrying EWS call: {err}");
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn diagnose_401(&self, a: &Answer) -> AuthProblem {
+        if let Credentials::Bearer(src) = &self.cfg.credentials {
+            if let Some(p) = src.diagnose(a.status, &a.headers, &a.body) {
+                return p;
+            }
+        }
+        let desc = challenge_description(&a.headers).unwrap_or_default();
+        let consent = desc.contains("AADSTS65001") || desc.to_ascii_lowercase().contains("consent");
+        let mut p = if consent {
+            match self.cfg.access {
+                MailboxAccess::Impersonate(_) => AuthProblem::new(
+                    "the application lacks admin consent for full_access_as_app on Exchange",
+                    "a tenant administrator must grant admin consent for the application permission full_access_as_app",
+                ),
+                _ => AuthProblem::new(
+                    "EWS refused the token because admin consent is missing: legacy EWS connections do not work with user consent",
+                    "a tenant administrator must grant admin consent for EWS.AccessAsUser.All to this application",
+                ),
+            }
+        } else if desc.to_ascii_lowercase().contains("expired") {
+            AuthProblem::new("the access token expired and could not be renewed", "sign in again")
+        } else {
+            AuthProblem::new(
+                format!("EWS refused the access token ({})", if desc.is_empty() { "no reason given" } else { &desc }),
+                "check that the token is for https://outlook.office365.com and sign in again",
+            )
+        };
+        if consent {
+            p = p.with_code("AADSTS65001");
+        }
+        p
+    }
+}
+
+fn forbidden(what: &str, ctx: &CallContext) -> connector::Error {
+    connector::Error::refused(format!(
+        "{what}: EWS answered 403 with a valid token: EWS is disabled for this application \
+         (the organisation's EwsEnabled / EwsAllowedAppIDs policy) — ask the Exchange admin to \
+         add the app id to EwsAllowedAppIDs, or use the Microsoft Graph connection instead"
+    ))
+    .with_response(
+        connector::ResponseDetails::status(403)
+            .with_server_code("EwsDisabledForApp")
+            .with_body(ctx.body.as_deref().unwrap_or("").as_bytes()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_uses_hint_attempt_and_jitter() {
+        let p = RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+            max_wait: Duration::from_secs(5),
+        };
+        assert_eq!(p.delay(0, None, 0.0), Some(Duration::from_millis(50)));
+        assert_eq!(p.delay(1, None, 0.0), Some(Duration::from_millis(100)));
+        assert_eq!(p.delay(2, None, 0.0), Some(Duration::from_millis(150)));
+        assert_eq!(p.delay(2, None, 1.0), Some(Duration::from_millis(300)));
+        assert_eq!(p.delay(3, None, 0.0), None, "retries are capped");
+        assert_eq!(p.delay(0, Some(Duration::from_millis(1234)), 0.9), Some(Duration::from_millis(1234)));
+        assert_eq!(p.delay(0, Some(Duration::from_secs(6)), 0.0), None, "too long a hint is not waited for");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Credentials::Bearer(Arc::new(StaticToken(BearerToken::new("eyJsecret.token.value"))));
+        assert!(!format!("{c:?}").contains("eyJsecret"));
+        let b = Credentials::BasicOnPremises { user: "u".into(), password: BearerToken::new("hunter2") };
+        assert!(!format!("{b:?}").contains("hunter2"));
+        let url = Url::parse("https://x/EWS/Exchange.asmx").unwrap();
+        let cfg = EwsConfig::new(url, b, MailboxAccess::Own("u@x".into()));
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn challenge_description_is_read() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer client_id=\"x\", error=\"invalid_token\", error_description=\"AADSTS65001: no consent\""),
+        );
+        assert_eq!(challenge_description(&h).as_deref(), Some("AADSTS65001: no consent"));
+    }
+}

@@ -1,0 +1,519 @@
+//! [`EwsSource`] and [`EwsOutbound`]: the `connector` traits over EWS.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use connector::{
+    Acknowledgement, Batch, Cursor, Error, ErrorKind, MessageId, MessageOutbound, MessageSource,
+    OutboundCapabilities, OutgoingMessage, PingReport, RawMessage, SendReceipt, SourceCapabilities,
+};
+
+use crate::client::{EwsClient, MailboxAccess};
+use crate::error::{CallContext, EwsError, ResponseError, into_connector};
+use crate::ops::{
+    CreateFolder, CreateItem, DeleteItem, DeleteType, FindFolder, FindItem, GetFolder, GetItem,
+    MessageDisposition, MoveItem, UpdateItem,
+};
+use crate::types::{FolderId, ItemId};
+
+/// The most messages one fetch returns (and one batched GetItem asks for).
+pub const MAX_BATCH: usize = 100;
+
+/// Well-known folder names a [`Acknowledgement::MoveTo`] may use directly.
+const WELL_KNOWN: &[&str] = &[
+    "inbox",
+    "archive",
+    "deleteditems",
+    "junkemail",
+    "drafts",
+    "sentitems",
+    "outbox",
+];
+
+fn item_error(e: ResponseError, what: &str) -> Error {
+    into_connector(EwsError::Response(e), what, &CallContext::default())
+}
+
+/// A person-readable reason for an OFFLINE ping.
+fn offline_reason(e: &Error) -> String {
+    let code = e.response().and_then(|r| r.server_code.clone()).unwrap_or_default();
+    match code.as_str() {
+        "ErrorImpersonateUserDenied" | "ErrorImpersonationFailed" | "ErrorInvalidExchangeImpersonationHeaderData" => format!(
+            "impersonation denied: the application may not act as this mailbox ({code}); grant full_access_as_app and check the RBAC for Applications scope. {e}"
+        ),
+        "ErrorNonExistentMailbox" | "ErrorMailboxNotFound" | "ErrorInvalidUser" => format!(
+            "mailbox not found: check the address (use the primary SMTP address, not an alias). {e}"
+        ),
+        "ErrorAccessDenied" => format!("access denied to this mailbox: {e}"),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads a mailbox folder's unread mail over EWS.
+///
+/// Fetching lists unread messages oldest first with FindItem, then downloads them with one
+/// batched GetItem (MIME and routing properties). Acknowledging batches: one UpdateItem for
+/// all mark-reads, one MoveItem per destination folder, one DeleteItem for deletes.
+#[derive(Debug)]
+pub struct EwsSource {
+    client: EwsClient,
+    folder: String,
+    delete_type: DeleteType,
+    change_keys: Mutex<HashMap<String, String>>,
+    folders: Mutex<HashMap<String, FolderId>>,
+}
+
+impl EwsSource {
+    /// A source reading the mailbox's inbox.
+    pub fn new(client: EwsClient) -> Self {
+        EwsSource {
+            client,
+            folder: "inbox".into(),
+            delete_type: DeleteType::MoveToDeletedItems,
+            change_keys: Mutex::new(HashMap::new()),
+            folders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads another well-known folder.
+    pub fn with_folder(mut self, well_known: impl Into<String>) -> Self {
+        self.folder = well_known.into();
+        self
+    }
+
+    /// How [`Acknowledgement::Delete`] deletes (default: move to Deleted Items).
+    pub fn with_delete_type(mut self, t: DeleteType) -> Self {
+        self.delete_type = t;
+        self
+    }
+
+    /// The client underneath.
+    pub fn client(&self) -> &EwsClient {
+        &self.client
+    }
+
+    fn access(&self) -> &MailboxAccess {
+        &self.client.config().access
+    }
+
+    fn remember(&self, id: &ItemId) {
+        if let Some(ck) = &id.change_key {
+            self.change_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.id.clone(), ck.clone());
+        }
+    }
+
+    fn item_id(&self, id: &MessageId) -> ItemId {
+        let ck = self
+            .change_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id.as_str())
+            .cloned();
+        ItemId {
+            id: id.as_str().to_string(),
+            change_key: ck,
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        self.change_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Resolves a folder by well-known name or display name (under the mailbox root), creating
+    /// it when missing.
+    pub async fn resolve_folder(&self, name: &str) -> Result<FolderId, Error> {
+        let key = name.to_ascii_lowercase();
+        if WELL_KNOWN.contains(&key.as_str()) {
+            return Ok(self.access().folder(&key));
+        }
+        if let Some(f) = self
+            .folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(f.clone());
+        }
+        let root = self.access().folder("msgfolderroot");
+        let children = self.client.call(&FindFolder { parent: root.clone() }).await?;
+        let found = children.into_iter().find_map(|f| {
+            f.display_name
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(name))
+                .then_some(f.id)
+                .flatten()
+        });
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let created = self
+                    .client
+                    .call(&CreateFolder {
+                        parent: root,
+                        display_name: name.to_string(),
+                    })
+                    .await?;
+                match created.into_iter().next() {
+                    Some(Ok(f)) => f.id.ok_or_else(|| {
+                        Error::bad_response("CreateFolder answered a folder without an id")
+                    })?,
+                    Some(Err(e)) => return Err(item_error(e, &format!("creating folder {name}"))),
+                    None => return Err(Error::bad_response("CreateFolder answered nothing")),
+                }
+            }
+        };
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, id.clone());
+        Ok(id)
+    }
+
+    async fn mark_read(&self, ids: &[MessageId]) -> Vec<Result<(), Error>> {
+        let item_ids: Vec<ItemId> = ids.iter().map(|i| self.item_id(i)).collect();
+        let results = match self.client.call(&UpdateItem::mark_read(item_ids)).await {
+            Ok(r) => r,
+            Err(e) => return fail_all(ids.len(), &e),
+        };
+        let mut out: Vec<Result<(), Error>> = Vec::with_capacity(ids.len());
+        let mut stale: Vec<usize> = Vec::new();
+        for (i, r) in results.into_iter().enumerate().take(ids.len()) {
+            match r {
+                Ok(_) => {
+                    self.forget(ids[i].as_str());
+                    out.push(Ok(()));
+                }
+                Err(e) if matches!(e.code.as_str(), "ErrorIrresolvableConflict" | "ErrorStaleObject" | "ErrorInvalidChangeKey") => {
+                    stale.push(i);
+                    out.push(Err(item_error(e, "marking read")));
+                }
+                Err(e) => out.push(Err(item_error(e, "marking read"))),
+            }
+        }
+        pad(&mut out, ids.len());
+        if stale.is_empty() {
+            return out;
+        }
+        // Stale change keys: fetch the current ones and try those items once more.
+        let fresh = self
+            .client
+            .call(&GetItem::ids_only(
+                stale.iter().map(|i| ItemId::new(ids[*i].as_str())).collect(),
+            ))
+            .await;
+        let Ok(fresh) = fresh else { return out };
+        let mut retry_ids = Vec::new();
+        let mut retry_slots = Vec::new();
+        for (slot, r) in stale.iter().zip(fresh) {
+            if let Ok(item) = r {
+                if let Some(id) = item.id {
+                    retry_ids.push(id);
+                    retry_slots.push(*slot);
+                }
+            }
+        }
+        if retry_ids.is_empty() {
+            return out;
+        }
+        if let Ok(again) = self.client.call(&UpdateItem::mark_read(retry_ids)).await {
+            for (slot, r) in retry_slots.into_iter().zip(again) {
+                out[slot] = r.map(|_| ()).map_err(|e| item_error(e, "marking read"));
+                if out[slot].is_ok() {
+                    self.forget(ids[slot].as_str());
+                }
+            }
+        }
+        out
+    }
+
+    async fn move_to(&self, folder: &str, ids: &[MessageId]) -> Vec<Result<(), Error>> {
+        let to = match self.resolve_folder(folder).await {
+            Ok(f) => f,
+            Err(e) => return fail_all(ids.len(), &e),
+        };
+        let op = MoveItem {
+            to,
+            ids: ids.iter().map(|i| ItemId::new(i.as_str())).collect(),
+        };
+        self.simple(&op, ids, "moving").await
+    }
+
+    async fn delete(&self, ids: &[MessageId]) -> Vec<Result<(), Error>> {
+        let op = DeleteItem {
+            ids: ids.iter().map(|i| ItemId::new(i.as_str())).collect(),
+            delete_type: self.delete_type,
+        };
+        self.simple(&op, ids, "deleting").await
+    }
+
+    async fn simple<O, T>(&self, op: &O, ids: &[MessageId], what: &str) -> Vec<Result<(), Error>>
+    where
+        O: crate::soap::Operation<Response = Vec<Result<T, ResponseError>>> + Sync,
+    {
+        match self.client.call(op).await {
+            Ok(results) => {
+                let mut out: Vec<Result<(), Error>> = results
+                    .into_iter()
+                    .take(ids.len())
+                    .map(|r| r.map(|_| ()).map_err(|e| item_error(e, what)))
+                    .collect();
+                pad(&mut out, ids.len());
+                for (r, id) in out.iter().zip(ids) {
+                    if r.is_ok() {
+                        self.forget(id.as_str());
+                    }
+                }
+                out
+            }
+            Err(e) => fail_all(ids.len(), &e),
+        }
+    }
+}
+
+fn fail_all(n: usize, e: &Error) -> Vec<Result<(), Error>> {
+    (0..n)
+        .map(|_| {
+            let mut c = Error::new(e.kind(), e.message().to_string()).with_delivery(e.delivery());
+            if let Some(r) = e.response() {
+                c = c.with_response(r.clone());
+            }
+            if let Some(a) = e.retry_after() {
+                c = c.with_retry_after(a);
+            }
+            if let Some(p) = e.auth_problem() {
+                c = c.with_auth_problem(p.clone());
+            }
+            Err(c)
+        })
+        .collect()
+}
+
+fn pad(out: &mut Vec<Result<(), Error>>, n: usize) {
+    while out.len() < n {
+        out.push(Err(Error::bad_response(
+            "EWS answered fewer response messages than items sent",
+        )));
+    }
+}
+
+#[async_trait]
+impl MessageSource for EwsSource {
+    fn name(&self) -> String {
+        format!("ews:{}", self.access().address())
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::unread_polling(MAX_BATCH).with_batch_acknowledge(true)
+    }
+
+    async fn ping(&self) -> PingReport {
+        let log = self.client.log().clone();
+        match self.count_waiting().await {
+            Ok(n) => PingReport::online(n, log),
+            Err(e) => {
+                let mut r = PingReport::from_error(&e, log);
+                if r.auth.is_none() {
+                    r.reason = Some(offline_reason(&e));
+                }
+                r
+            }
+        }
+    }
+
+    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        let folders = self
+            .client
+            .call(&GetFolder::new(vec![self.access().folder(&self.folder)]))
+            .await?;
+        match folders.into_iter().next() {
+            Some(Ok(f)) => Ok(f.unread_count),
+            Some(Err(e)) => Err(item_error(e, "reading the folder counts")),
+            None => Err(Error::bad_response("GetFolder answered nothing")),
+        }
+    }
+
+    async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+        let max = max.clamp(1, MAX_BATCH);
+        let offset: u32 = match cursor {
+            None => 0,
+            Some(c) => c
+                .as_str()
+                .parse()
+                .map_err(|_| Error::configuration(format!("not an EWS cursor: {:?}", c.as_str())))?,
+        };
+        let page = self
+            .client
+            .call(&FindItem::unread(
+                self.access().folder(&self.folder),
+                offset,
+                max as u32,
+            ))
+            .await?;
+        let ids: Vec<ItemId> = page.items.iter().filter_map(|i| i.id.clone()).collect();
+        let listed = ids.len() as u32;
+        let next = if page.includes_last || listed == 0 {
+            None
+        } else {
+            Some(Cursor::new(
+                page.next_offset.unwrap_or(offset + listed).to_string(),
+            ))
+        };
+        if ids.is_empty() {
+            return Ok(Batch::new(Vec::new(), next));
+        }
+        let results = self.client.call(&GetItem::with_mime(ids.clone())).await?;
+        let mut messages = Vec::new();
+        let mut failed = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            let asked = ids.get(i).map(|x| x.id.clone()).unwrap_or_default();
+            match r {
+                Ok(item) => {
+                    let Some(mime) = item.mime.clone() else {
+                        failed.push((
+                            MessageId::new(asked),
+                            Error::bad_response("GetItem answered an item without MimeContent"),
+                        ));
+                        continue;
+                    };
+                    let id = item.id.clone().unwrap_or_else(|| ItemId::new(asked));
+                    self.remember(&id);
+                    let mut m = RawMessage::new(MessageId::new(id.id.clone()), mime)
+                        .with_recipients(item.recipient_addresses());
+                    if let Some(imid) = &item.internet_message_id {
+                        m = m.with_internet_message_id(imid.clone());
+                    }
+                    if let Some(t) = item.received {
+                        m = m.with_received(t);
+                    }
+                    messages.push(m);
+                }
+                Err(e) => failed.push((MessageId::new(asked), item_error(e, "fetching a message"))),
+            }
+        }
+        let mut b = Batch::new(messages, next);
+        b.failed = failed;
+        Ok(b)
+    }
+
+    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        self.acknowledge_many(&[(id.clone(), ack.clone())])
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(Error::bad_response("no result")))
+    }
+
+    async fn acknowledge_many(
+        &self,
+        items: &[(MessageId, Acknowledgement)],
+    ) -> Vec<Result<(), Error>> {
+        let mut out: Vec<Option<Result<(), Error>>> = (0..items.len()).map(|_| None).collect();
+        // Group by acknowledgement, keeping each item's slot.
+        let mut groups: Vec<(Acknowledgement, Vec<usize>)> = Vec::new();
+        for (i, (_, ack)) in items.iter().enumerate() {
+            match groups.iter_mut().find(|(a, _)| a == ack) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((ack.clone(), vec![i])),
+            }
+        }
+        for (ack, slots) in groups {
+            for chunk in slots.chunks(MAX_BATCH) {
+                let ids: Vec<MessageId> = chunk.iter().map(|i| items[*i].0.clone()).collect();
+                let results = match &ack {
+                    Acknowledgement::MarkRead => self.mark_read(&ids).await,
+                    Acknowledgement::MoveTo(f) => self.move_to(f, &ids).await,
+                    Acknowledgement::Delete => self.delete(&ids).await,
+                    other => fail_all(
+                        ids.len(),
+                        &Error::unsupported(format!("acknowledgement {other} is not supported")),
+                    ),
+                };
+                for (slot, r) in chunk.iter().zip(results) {
+                    out[*slot] = Some(r);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::bad_response("no result"))))
+            .collect()
+    }
+}
+
+/// Sends mail as the mailbox with `CreateItem` (`SendAndSaveCopy`, raw MIME), keeping a copy
+/// in Sent Items.
+#[derive(Debug)]
+pub struct EwsOutbound {
+    client: EwsClient,
+}
+
+impl EwsOutbound {
+    /// An outbound sending as the client's mailbox.
+    pub fn new(client: EwsClient) -> Self {
+        EwsOutbound { client }
+    }
+}
+
+#[async_trait]
+impl MessageOutbound for EwsOutbound {
+    fn name(&self) -> String {
+        format!("ews:{}", self.client.config().access.address())
+    }
+
+    fn capabilities(&self) -> OutboundCapabilities {
+        OutboundCapabilities::mime(35 * 1024 * 1024).with_sent_items(true)
+    }
+
+    async fn ping(&self) -> PingReport {
+        let log = self.client.log().clone();
+        let access = &self.client.config().access;
+        match self
+            .client
+            .call(&GetFolder::new(vec![access.folder("sentitems")]))
+            .await
+        {
+            Ok(r) => match r.into_iter().next() {
+                Some(Ok(_)) => PingReport::online(None, log),
+                Some(Err(e)) => {
+                    let e = item_error(e, "reading Sent Items");
+                    PingReport::offline(offline_reason(&e), log)
+                }
+                None => PingReport::offline("GetFolder answered nothing", log),
+            },
+            Err(e) => {
+                let mut r = PingReport::from_error(&e, log);
+                if r.auth.is_none() {
+                    r.reason = Some(offline_reason(&e));
+                }
+                r
+            }
+        }
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, Error> {
+        let access = &self.client.config().access;
+        let op = CreateItem {
+            mime: message.mime().to_vec(),
+            disposition: MessageDisposition::SendAndSaveCopy,
+            saved_folder: Some(access.folder("sentitems")),
+        };
+        match self.client.call(&op).await?.into_iter().next() {
+            Some(Ok(_)) => Ok(SendReceipt::new(message.envelope().from.clone())),
+            Some(Err(e)) => {
+                let err = item_error(e, "sending");
+                Err(if err.kind() == ErrorKind::Transient {
+                    err.with_delivery(connector::Delivery::Answered)
+                } else {
+                    err
+                })
+            }
+            None => Err(Error::bad_response("CreateItem answered nothing")),
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! ews-mail against the in-process sandbox: the connector conformance kit, throttling and
+//! faults through the sandbox's fault injection, diagnoses, stale change keys, sync, and a
+//! request-count test for a 1,000-message ingest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connector::conformance::{self, Harness, Location};
+use connector::{Acknowledgement, ErrorKind, MessageId, MessageOutbound, MessageSource};
+use ews_mail::client::Jitter;
+use ews_mail::ops::{GetItem, UpdateItem};
+use ews_mail::sync::{FolderSync, MemorySyncStore};
+use ews_mail::types::{FolderId, ItemId};
+use ews_mail::{
+    BearerToken, Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, MailboxAccess,
+    RetryPolicy, TokenSource,
+};
+use sandbox::{Admin, ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed, TokenKind};
+
+const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+const MAILBOX: &str = "megan.bowen@contoso.example";
+
+/// Mints a fresh token from the sandbox on every call (the sandbox's own signing key).
+#[derive(Debug)]
+struct Minted {
+    admin: Admin,
+    kind: TokenKind,
+}
+
+#[async_trait]
+impl TokenSource for Minted {
+    async fn token(&self) -> Result<BearerToken, connector::Error> {
+        let req = MintRequest { app_id: APP.into(), kind: self.kind.clone(), resource: ApiResource::Exchange, lifetime_secs: None };
+        self.admin
+            .mint_token(&req)
+            .map(BearerToken::new)
+            .map_err(|e| connector::Error::configuration(e.to_string()))
+    }
+    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+        self.token().await
+    }
+}
+
+fn app_token(sb: &Sandbox) -> Arc<dyn TokenSource> {
+    Arc::new(Minted { admin: sb.admin(), kind: TokenKind::App { roles: vec!["full_access_as_app".into()] } })
+}
+
+fn user_token(sb: &Sandbox, user: &str) -> Arc<dyn TokenSource> {
+    Arc::new(Minted {
+        admin: sb.admin(),
+        kind: TokenKind::Delegated { user: user.into(), scopes: vec!["EWS.AccessAsUser.All".into()] },
+    })
+}
+
+fn no_jitter() -> Jitter {
+    Arc::new(|| 0.0)
+}
+
+fn client(sb: &Sandbox, tokens: Arc<dyn TokenSource>, access: MailboxAccess) -> EwsClient {
+    let cfg = EwsConfig::new(sb.ews_url().parse().unwrap(), Credentials::Bearer(tokens), access)
+        .with_retry(RetryPolicy { max_retries: 3, base: Duration::from_millis(5), max_delay: Duration::from_millis(20), max_wait: Duration::from_secs(2) })
+        .with_jitter(no_jitter());
+    EwsClient::new(cfg).unwrap()
+}
+
+async fn sandbox() -> Sandbox {
+    Sandbox::builder().seed(Seed::demo()).start().await.expect("sandbox starts")
+}
+
+fn location(admin: &Admin, mailbox: &str, imid: &str) -> Option<Location> {
+    let store = admin.store();
+    let all = store.list(mailbox, None, &sandbox::store::ListQuery::default()).ok()?;
+    let want = imid.trim_matches(['<', '>']);
+    let mut found: Vec<Location> = all
+        .items
+        .into_iter()
+        .filter(|m| m.props.internet_message_id.as_deref().map(|i| i.trim_matches(['<', '>'])) == Some(want))
+        .filter_map(|m| {
+            let f = store.folder(mailbox, &m.folder_id).ok()?;
+            let name = f.well_known.map(|w| w.name().to_string()).unwrap_or(f.display_name);
+            Some(Location::new(name, m.is_read))
+        })
+        .collect();
+    // A message sent to the mailbox itself is also in Sent Items: report the received copy.
+    found.sort_by_key(|l| l.folder == "sentitems");
+    found.into_iter().next()
+}
+
+struct EwsHarness {
+    sb: Sandbox,
+    source: EwsSource,
+    outbound: EwsOutbound,
+}
+
+#[async_trait]
+impl Harness for EwsHarness {
+    fn source(&self) -> &dyn MessageSource {
+        &self.source
+    }
+    fn outbound(&self) -> Option<&dyn MessageOutbound> {
+        Some(&self.outbound)
+    }
+    fn mailbox_address(&self) -> String {
+        MAILBOX.into()
+    }
+    async fn seed(&self, messages: Vec<Vec<u8>>) -> Result<(), connector::Error> {
+        for m in messages {
+            self.sb
+                .admin()
+                .inject("customer@fabrikam.example", &[MAILBOX.to_string()], &m)
+                .map_err(|e| connector::Error::configuration(e.to_string()))?;
+        }
+        Ok(())
+    }
+    async fn locate(&self, imid: &str) -> Result<Option<Location>, connector::Error> {
+        Ok(location(&self.sb.admin(), MAILBOX, imid))
+    }
+    fn unknown_id(&self) -> MessageId {
+        MessageId::new("AAMkAGNvbmZvcm1hbmNlLXVua25vd24tMDAwMDAw")
+    }
+    async fn break_auth(&self) -> bool {
+        self.sb.admin().revoke_admin_consent(APP).is_ok()
+    }
+    async fn restore_auth(&self) {
+        self.sb
+            .admin()
+            .grant_admin_consent(APP, &["User.Read", "Mail.ReadWrite", "Mail.Send", "https://outlook.office365.com/EWS.AccessAsUser.All"], &["Mail.ReadWrite", "Mail.Send", "https://outlook.office365.com/full_access_as_app"])
+            .expect("consent restored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_kit_passes_with_app_impersonation() {
+    let sb = sandbox().await;
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let h = EwsHarness { source: EwsSource::new(c.clone()), outbound: EwsOutbound::new(c), sb };
+    let report = conformance::run(&h).await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_kit_passes_with_a_delegated_token() {
+    let sb = sandbox().await;
+    let c = client(&sb, user_token(&sb, MAILBOX), MailboxAccess::Own(MAILBOX.into()));
+    let h = EwsHarness { source: EwsSource::new(c.clone()), outbound: EwsOutbound::new(c), sb };
+    let report = conformance::run(&h).await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_mailbox_is_read_through_distinguished_folder_mailbox() {
+    let sb = sandbox().await;
+    sb.admin().inject_mime("projects@contoso.example", "Message-ID: <p1@x>\r\nSubject: p\r\nTo: projects@contoso.example\r\n\r\nhi\r\n").unwrap();
+    let c = client(&sb, user_token(&sb, "adele.vance@contoso.example"), MailboxAccess::Shared("projects@contoso.example".into()));
+    let src = EwsSource::new(c);
+    let ping = src.ping().await;
+    assert!(ping.is_online(), "{ping}");
+    assert_eq!(ping.waiting, Some(1));
+    let b = src.fetch(None, 10).await.unwrap();
+    assert_eq!(b.messages.len(), 1);
+    assert_eq!(b.messages[0].internet_message_id.as_deref(), Some("<p1@x>"));
+    // Alex has no FullAccess on the shared mailbox.
+    let c = client(&sb, user_token(&sb, "alex.wilber@contoso.example"), MailboxAccess::Shared("projects@contoso.example".into()));
+    let ping = EwsSource::new(c).ping().await;
+    assert!(!ping.is_online());
+    assert!(ping.reason.unwrap().contains("ErrorAccessDenied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_of_1000_messages_batches_getitem_and_updateitem() {
+    let sb = sandbox().await;
+    for i in 0..1000 {
+        sb.admin()
+            .inject("c@fabrikam.example", &[MAILBOX.to_string()], format!("Message-ID: <bulk-{i}@x>\r\nSubject: {i}\r\nTo: {MAILBOX}\r\n\r\nbody {i}\r\n").as_bytes())
+            .unwrap();
+    }
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let src = EwsSource::new(c.clone());
+    sb.admin().clear_request_log();
+    let mut handled = 0;
+    loop {
+        let b = src.fetch(None, 100).await.unwrap();
+        if b.messages.is_empty() {
+            break;
+        }
+        let acks: Vec<_> = b.messages.iter().map(|m| (m.id.clone(), Acknowledgement::MarkRead)).collect();
+        for r in src.acknowledge_many(&acks).await {
+            r.unwrap();
+        }
+        handled += b.messages.len();
+    }
+    assert_eq!(handled, 1000);
+    let log = sb.request_log();
+    let posts = log.count("POST", "/EWS/Exchange.asmx");
+    // Per page of 100: one FindItem, one GetItem, one UpdateItem; plus the final empty FindItem.
+    assert_eq!(posts, 10 * 3 + 1, "{log:?}");
+    let ops: Vec<String> = c.log().lines().iter().filter_map(|l| l.note.clone()).collect();
+    assert_eq!(ops.iter().filter(|n| n.as_str() == "GetItem").count(), 10);
+    assert_eq!(ops.iter().filter(|n| n.as_str() == "UpdateItem").count(), 10);
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_busy_and_503_are_retried_within_limits() {
+    let sb = sandbox().await;
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let src = EwsSource::new(c);
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![
+            FaultRule::next(Protocol::Ews, 1, FaultKind::ServerBusy { back_off_ms: 10 }),
+            FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503),
+        ],
+    });
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+    assert_eq!(sb.admin().faults_fired(), 2);
+    // Persistent busy: retries are capped and the error keeps code, back-off and request id.
+    sb.admin().set_faults(FaultPlan { seed: 1, rules: vec![FaultRule::next(Protocol::Ews, 100, FaultKind::ServerBusy { back_off_ms: 7 })] });
+    let e = src.count_waiting().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled);
+    assert_eq!(e.retry_after(), Some(Duration::from_millis(7)));
+    let d = e.response().unwrap();
+    assert_eq!(d.server_code.as_deref(), Some("ErrorServerBusy"));
+    assert!(d.request_id.is_some());
+    assert_eq!(sb.admin().faults_fired(), 4, "one attempt plus three retries");
+    // A back-off longer than the policy waits for is returned at once.
+    sb.admin().set_faults(FaultPlan { seed: 1, rules: vec![FaultRule::next(Protocol::Ews, 100, FaultKind::ServerBusy { back_off_ms: 600_000 })] });
+    let e = src.count_waiting().await.unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(600)));
+    assert_eq!(sb.admin().faults_fired(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_is_not_retried_after_a_reset_connection() {
+    let sb = sandbox().await;
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let out = EwsOutbound::new(c);
+    sb.admin().set_faults(FaultPlan { seed: 1, rules: vec![FaultRule::next(Protocol::Ews, 5, FaultKind::ResetConnection)] });
+    let msg = connector::OutgoingMessage::raw(
+        connector::Envelope::new(MAILBOX, vec!["adele.vance@contoso.example".into()]),
+        format!("From: {MAILBOX}\r\nTo: adele.vance@contoso.example\r\nSubject: x\r\n\r\nx\r\n").into_bytes(),
+    );
+    let e = out.send(&msg).await.unwrap_err();
+    assert!(e.may_have_taken_effect(), "{e}");
+    assert_eq!(sb.admin().faults_fired(), 1, "no blind retry of a send");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
+    let sb = sandbox().await;
+    // Delegated EWS without admin consent: user consent is not enough.
+    sb.admin().revoke_admin_consent(APP).unwrap();
+    sb.admin().grant_user_consent(APP, MAILBOX, &["https://outlook.office365.com/EWS.AccessAsUser.All"]).unwrap();
+    let ping = EwsSource::new(client(&sb, user_token(&sb, MAILBOX), MailboxAccess::Own(MAILBOX.into()))).ping().await;
+    assert!(!ping.is_online());
+    let reason = ping.reason.clone().unwrap();
+    assert!(reason.contains("legacy EWS connections do not work with user consent"), "{reason}");
+    assert!(ping.auth.is_some());
+    let rendered = format!("{ping:?} {}", ping.to_json());
+    assert!(!rendered.contains("eyJ"), "no token in the report: {rendered}");
+
+    let sb = sandbox().await;
+    // EWS allowed only for other apps.
+    sb.admin().update_org(|o| {
+        o.ews_enabled = Some(true);
+        o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
+    });
+    let ping = EwsSource::new(client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()))).ping().await;
+    let reason = ping.reason.unwrap();
+    assert!(reason.contains("EwsAllowedAppIDs") && reason.contains("Graph"), "{reason}");
+    sb.admin().update_org(|o| o.ews_enabled = None);
+
+    // Impersonating with a delegated token is denied.
+    let c = client(&sb, user_token(&sb, "adele.vance@contoso.example"), MailboxAccess::Impersonate(MAILBOX.into()));
+    let reason = EwsSource::new(c).ping().await.reason.unwrap();
+    assert!(reason.starts_with("impersonation denied"), "{reason}");
+
+    // A mailbox that does not exist.
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate("nobody@contoso.example".into()));
+    let reason = EwsSource::new(c).ping().await.reason.unwrap();
+    assert!(reason.starts_with("mailbox not found"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_change_key_is_recovered_and_item_errors_stay_in_place() {
+    let sb = sandbox().await;
+    for i in 0..3 {
+        sb.admin().inject("c@x.example", &[MAILBOX.to_string()], format!("Message-ID: <s{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes()).unwrap();
+    }
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let src = EwsSource::new(c.clone());
+    let b = src.fetch(None, 10).await.unwrap();
+    assert_eq!(b.messages.len(), 3);
+    // Change message 0 behind the source's back: its remembered change key is now stale.
+    let fresh = c.call(&GetItem::ids_only(vec![ItemId::new(b.messages[0].id.as_str())])).await.unwrap();
+    let id0 = fresh[0].as_ref().unwrap().id.clone().unwrap();
+    let r = c.call(&UpdateItem { is_read: false, ..UpdateItem::mark_read(vec![id0]) }).await.unwrap();
+    assert!(r[0].is_ok());
+    let items = vec![
+        (b.messages[0].id.clone(), Acknowledgement::MarkRead),
+        (MessageId::new("AAMkAGdvbmUtZm9yLWdvb2QtMDAwMDAw"), Acknowledgement::MarkRead),
+        (b.messages[2].id.clone(), Acknowledgement::MarkRead),
+    ];
+    let results = src.acknowledge_many(&items).await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(results[1].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(results[2].is_ok());
+    assert_eq!(src.count_waiting().await.unwrap(), Some(1), "only message 1 stays unread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_folder_items_keeps_state_in_the_callers_store() {
+    let sb = sandbox().await;
+    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    for i in 0..5 {
+        sb.admin().inject("c@x.example", &[MAILBOX.to_string()], format!("Message-ID: <y{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes()).unwrap();
+    }
+    let store = MemorySyncStore::default();
+    let sync = FolderSync::new(&c, FolderId::distinguished("inbox"), "inbox", &store).with_max_changes(3);
+    let first = sync.next_page().await.unwrap();
+    assert_eq!(first.changes.len(), 3);
+    assert!(!first.done);
+    let second = sync.next_page().await.unwrap();
+    assert_eq!(second.changes.len(), 2);
+    assert!(second.done);
+    let idle = sync.next_page().await.unwrap();
+    assert!(idle.changes.is_empty() && idle.done);
+    sb.admin().inject("c@x.example", &[MAILBOX.to_string()], b"Message-ID: <y5@x>\r\nSubject: 5\r\n\r\nb\r\n").unwrap();
+    let more = sync.next_page().await.unwrap();
+    assert_eq!(more.changes.len(), 1);
+    // A corrupt saved state restarts from the beginning instead of failing.
+    use ews_mail::sync::SyncStateStore;
+    store.save("inbox", "bm90LWEtc3RhdGU=");
+    let restarted = sync.with_max_changes(512).next_page().await.unwrap();
+    assert_eq!(restarted.changes.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_is_refreshed_once() {
+    #[derive(Debug)]
+    struct FirstStale { inner: Minted, calls: std::sync::atomic::AtomicU32 }
+    #[async_trait]
+    impl TokenSource for FirstStale {
+        async fn token(&self) -> Result<BearerToken, connector::Error> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(BearerToken::new("not-a-jwt"))
+        }
+        async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+            self.inner.token().await
+        }
+    }
+    let sb = sandbox().await;
+    let tokens = Arc::new(FirstStale { inner: Minted { admin: sb.admin(), kind: TokenKind::App { roles: vec!["full_access_as_app".into()] } }, calls: Default::default() });
+    let c = client(&sb, tokens, MailboxAccess::Impersonate(MAILBOX.into()));
+    assert_eq!(EwsSource::new(c.clone()).count_waiting().await.unwrap(), Some(0));
+    assert!(!c.log().render().contains("not-a-jwt"));
+}

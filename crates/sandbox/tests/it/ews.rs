@@ -1,0 +1,431 @@
+//! The EWS endpoint: behaviour of each operation, and every response valid against the EWS
+//! schema (`../shared/reference/ews`, checked with xmllint through validate-ews.py).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use sandbox::{
+    ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed, TokenKind,
+};
+
+const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+const MB: &str = "megan.bowen@contoso.example";
+const NS: &str = r#"xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages""#;
+
+struct Ews {
+    sb: Sandbox,
+    http: reqwest::Client,
+    /// Every 200/500 SOAP body received, for schema validation.
+    seen: Mutex<Vec<(String, String)>>,
+}
+
+fn app_token(sb: &Sandbox) -> String {
+    sb.admin()
+        .mint_token(&MintRequest {
+            app_id: APP.into(),
+            kind: TokenKind::App {
+                roles: vec!["full_access_as_app".into()],
+            },
+            resource: ApiResource::Exchange,
+            lifetime_secs: None,
+        })
+        .unwrap()
+}
+
+fn user_token(sb: &Sandbox, user: &str) -> String {
+    sb.admin()
+        .mint_token(&MintRequest {
+            app_id: APP.into(),
+            kind: TokenKind::Delegated {
+                user: user.into(),
+                scopes: vec!["EWS.AccessAsUser.All".into()],
+            },
+            resource: ApiResource::Exchange,
+            lifetime_secs: None,
+        })
+        .unwrap()
+}
+
+fn envelope(impersonate: Option<&str>, body: &str) -> String {
+    let imp = impersonate
+        .map(|m| format!("<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{m}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope {NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/>{imp}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"#
+    )
+}
+
+impl Ews {
+    async fn new() -> Self {
+        let sb = Sandbox::builder()
+            .seed(Seed::demo())
+            .start()
+            .await
+            .expect("sandbox starts");
+        Ews {
+            sb,
+            http: reqwest::Client::new(),
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn raw(&self, token: &str, doc: String) -> (u16, String) {
+        let r = self
+            .http
+            .post(self.sb.ews_url())
+            .bearer_auth(token)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("X-AnchorMailbox", MB)
+            .body(doc)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        if status == 200 || status == 500 {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.len();
+            seen.push((format!("response-{n}"), text.clone()));
+        }
+        (status, text)
+    }
+
+    /// An operation as the app impersonating `MB`.
+    async fn op(&self, body: &str) -> String {
+        let (s, t) = self
+            .raw(&app_token(&self.sb), envelope(Some(MB), body))
+            .await;
+        assert_eq!(s, 200, "{t}");
+        t
+    }
+
+    fn inject(&self, n: usize) {
+        for i in 0..n {
+            self.sb
+                .admin()
+                .inject("c@fabrikam.example", &[MB.to_string()], format!("Message-ID: <e{i}@x>\r\nFrom: C <c@fabrikam.example>\r\nTo: {MB}\r\nReply-To: a@x.example, b@x.example\r\nSubject: m{i}\r\n\r\nbody {i}\r\n").as_bytes())
+                .unwrap();
+        }
+    }
+
+    fn validate_all(&self) {
+        let docs = self.seen.lock().unwrap().clone();
+        assert!(!docs.is_empty());
+        assert!(
+            Command::new("xmllint").arg("--version").output().is_ok(),
+            "xmllint is missing: install it with `apt-get install -y libxml2-utils` (CI does)"
+        );
+        let dir = tempfile_dir();
+        let mut paths = Vec::new();
+        for (name, doc) in &docs {
+            let p = dir.join(format!("{name}.xml"));
+            std::fs::write(&p, doc).unwrap();
+            paths.push(p);
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/reference/ews/validate-ews.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .args(&paths)
+            .output()
+            .expect("python3 runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success(), "schema validation failed:\n{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("valid")).count(),
+            docs.len()
+        );
+    }
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sandbox-ews-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn between<'a>(s: &'a str, a: &str, b: &str) -> Vec<&'a str> {
+    s.split(a)
+        .skip(1)
+        .filter_map(|x| x.split(b).next())
+        .collect()
+}
+
+fn ids(doc: &str) -> Vec<String> {
+    between(doc, "<t:ItemId Id=\"", "\"")
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+const FIND_UNREAD: &str = r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURI FieldURI="item:Subject"/></t:AdditionalProperties></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="2" Offset="OFFSET" BasePoint="Beginning"/><m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/><t:FieldURIOrConstant><t:Constant Value="false"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction><m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="item:DateTimeReceived"/></t:FieldOrder></m:SortOrder><m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_behave_and_every_response_is_schema_valid() {
+    let e = Ews::new().await;
+    e.inject(5);
+
+    // GetFolder with counts, also through DistinguishedFolderId/Mailbox.
+    let t = e.op(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>{MB}</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId><t:DistinguishedFolderId Id="nosuchfolder"/></m:FolderIds></m:GetFolder>"#)).await;
+    assert!(
+        t.contains("<t:TotalCount>5</t:TotalCount>")
+            && t.contains("<t:UnreadCount>5</t:UnreadCount>"),
+        "{t}"
+    );
+    assert!(t.contains("ErrorFolderNotFound"), "per-item error: {t}");
+
+    // FindItem: paging, unread restriction, ascending order.
+    let p1 = e.op(&FIND_UNREAD.replace("OFFSET", "0")).await;
+    assert!(
+        p1.contains(r#"IndexedPagingOffset="2""#)
+            && p1.contains(r#"TotalItemsInView="5""#)
+            && p1.contains(r#"IncludesLastItemInRange="false""#),
+        "{p1}"
+    );
+    assert!(p1.find("<t:Subject>m0</t:Subject>") < p1.find("<t:Subject>m1</t:Subject>"));
+    let p3 = e.op(&FIND_UNREAD.replace("OFFSET", "4")).await;
+    assert!(
+        p3.contains(r#"IncludesLastItemInRange="true""#) && p3.contains("m4"),
+        "{p3}"
+    );
+    let first = ids(&p1);
+
+    // GetItem: many ids, MIME, routing properties, one unknown id answered in place.
+    let t = e.op(&format!(r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent><t:AdditionalProperties><t:FieldURI FieldURI="message:InternetMessageId"/><t:FieldURI FieldURI="message:ToRecipients"/><t:FieldURI FieldURI="message:From"/><t:FieldURI FieldURI="message:ReplyTo"/><t:FieldURI FieldURI="item:InternetMessageHeaders"/><t:FieldURI FieldURI="item:Body"/><t:FieldURI FieldURI="message:IsRead"/></t:AdditionalProperties></m:ItemShape><m:ItemIds><t:ItemId Id="{}"/><t:ItemId Id="AAMkAGdvbmUtMDAwMDAwMDA="/><t:ItemId Id="{}"/></m:ItemIds></m:GetItem>"#, first[0], first[1])).await;
+    assert_eq!(t.matches("ResponseClass=\"Success\"").count(), 2, "{t}");
+    assert!(t.contains("ErrorItemNotFound"));
+    assert!(
+        t.contains("<t:MimeContent>")
+            && t.contains("<t:InternetMessageId>&lt;e0@x&gt;</t:InternetMessageId>"),
+        "{t}"
+    );
+    assert_eq!(t.matches("<t:ReplyTo>").count(), 2);
+
+    // UpdateItem: a stale change key conflicts; AlwaysOverwrite ignores it.
+    let upd = |id: &str, ck: &str, mode: &str| {
+        format!(
+            r#"<m:UpdateItem MessageDisposition="SaveOnly" ConflictResolution="{mode}"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{ck}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        )
+    };
+    let t = e.op(&upd(&first[0], "CQAAAstale", "AutoResolve")).await;
+    assert!(t.contains("ErrorIrresolvableConflict"), "{t}");
+    let t = e.op(&upd(&first[0], "CQAAAstale", "AlwaysOverwrite")).await;
+    assert!(
+        t.contains("NoError") && t.contains("<m:ConflictResults>"),
+        "{t}"
+    );
+
+    // CreateFolder, FindFolder, MoveItem (new id), CopyItem, DeleteItem with every DeleteType.
+    let t = e.op(r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>Processed</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"#).await;
+    let folder = between(&t, "<t:FolderId Id=\"", "\"")[0].to_string();
+    let t = e.op(r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>Processed</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"#).await;
+    assert!(t.contains("ErrorFolderExists"));
+    let t = e.op(r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#).await;
+    assert!(
+        t.contains("<t:DisplayName>Processed</t:DisplayName>")
+            && t.contains("<t:DisplayName>Inbox</t:DisplayName>")
+    );
+    let t = e.op(&format!(r#"<m:MoveItem><m:ToFolderId><t:FolderId Id="{folder}"/></m:ToFolderId><m:ItemIds><t:ItemId Id="{}"/></m:ItemIds><m:ReturnNewItemIds>true</m:ReturnNewItemIds></m:MoveItem>"#, first[1])).await;
+    let moved = ids(&t);
+    assert_eq!(moved.len(), 1);
+    assert_ne!(moved[0], first[1], "ids change on move");
+    let t = e.op(&format!(r#"<m:CopyItem><m:ToFolderId><t:DistinguishedFolderId Id="archive"/></m:ToFolderId><m:ItemIds><t:ItemId Id="{}"/></m:ItemIds></m:CopyItem>"#, moved[0])).await;
+    assert!(t.contains("NoError"));
+    let rest = ids(&e
+        .op(&FIND_UNREAD
+            .replace("OFFSET", "0")
+            .replace("MaxEntriesReturned=\"2\"", "MaxEntriesReturned=\"10\""))
+        .await);
+    assert_eq!(rest.len(), 3);
+    for (id, t) in rest
+        .iter()
+        .zip(["HardDelete", "SoftDelete", "MoveToDeletedItems"])
+    {
+        let r = e.op(&format!(r#"<m:DeleteItem DeleteType="{t}"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#)).await;
+        assert!(r.contains("NoError"), "{t}: {r}");
+    }
+    let deleted = e.sb.admin().store().folder(MB, "deleteditems").unwrap();
+    assert_eq!(deleted.total_count, 1);
+
+    // CreateItem: SaveOnly returns an id; SendItem sends it; SendAndSaveCopy with MIME and
+    // SendOnly with structured fields deliver.
+    let t = e.op(r#"<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId><t:DistinguishedFolderId Id="drafts"/></m:SavedItemFolderId><m:Items><t:Message><t:Subject>draft</t:Subject><t:Body BodyType="Text">hello</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>adele.vance@contoso.example</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>"#).await;
+    let draft = ids(&t);
+    assert_eq!(draft.len(), 1);
+    let t = e.op(&format!(r#"<m:SendItem SaveItemToFolder="true"><m:ItemIds><t:ItemId Id="{}"/></m:ItemIds><m:SavedItemFolderId><t:DistinguishedFolderId Id="sentitems"/></m:SavedItemFolderId></m:SendItem>"#, draft[0])).await;
+    assert!(t.contains("NoError"), "{t}");
+    let mime = base64_encode(format!("From: {MB}\r\nTo: adele.vance@contoso.example\r\nSubject: mime send\r\nMessage-ID: <sent-1@x>\r\n\r\nhi\r\n").as_bytes());
+    let t = e.op(&format!(r#"<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:SavedItemFolderId><t:DistinguishedFolderId Id="sentitems"/></m:SavedItemFolderId><m:Items><t:Message><t:MimeContent>{mime}</t:MimeContent></t:Message></m:Items></m:CreateItem>"#)).await;
+    assert!(t.contains("NoError"), "{t}");
+    let t = e.op(r#"<m:CreateItem MessageDisposition="SendOnly"><m:Items><t:Message><t:Subject>structured</t:Subject><t:Body BodyType="Text">x</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>adele.vance@contoso.example</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>"#).await;
+    assert!(t.contains("NoError"), "{t}");
+    let adele =
+        e.sb.admin()
+            .store()
+            .folder("adele.vance@contoso.example", "inbox")
+            .unwrap();
+    assert_eq!(adele.total_count, 3);
+    let sent = e.sb.admin().store().folder(MB, "sentitems").unwrap();
+    assert_eq!(
+        sent.total_count, 2,
+        "SendItem and SendAndSaveCopy keep a copy, SendOnly does not"
+    );
+    let t = e.op(r#"<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:Message><t:Subject>as someone else</t:Subject><t:ToRecipients><t:Mailbox><t:EmailAddress>adele.vance@contoso.example</t:EmailAddress></t:Mailbox></t:ToRecipients><t:From><t:Mailbox><t:EmailAddress>nobody@fabrikam.example</t:EmailAddress></t:Mailbox></t:From></t:Message></m:Items></m:CreateItem>"#).await;
+    assert!(t.contains("ErrorSendAsDenied"), "{t}");
+
+    // SyncFolderItems: first call without state, then incremental; a bad state is refused.
+    let sync = |state: &str| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="inbox"/></m:SyncFolderId>{state}<m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let t = e.op(&sync("")).await;
+    assert!(t.contains("<t:Create>"), "{t}");
+    let state = between(&t, "<m:SyncState>", "<")[0].to_string();
+    e.inject(1);
+    let t = e
+        .op(&sync(&format!("<m:SyncState>{state}</m:SyncState>")))
+        .await;
+    assert_eq!(t.matches("<t:Create>").count(), 1, "{t}");
+    let t = e.op(&sync("<m:SyncState>Z2FyYmFnZQ==</m:SyncState>")).await;
+    assert!(t.contains("ErrorInvalidSyncStateData"));
+
+    // ResolveNames (exchangelib probes the version with it).
+    let t = e.op(r#"<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>DUMMY</m:UnresolvedEntry></m:ResolveNames>"#).await;
+    assert!(t.contains("ErrorNameResolutionNoResults"));
+    let t = e.op(&format!(r#"<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>{MB}</m:UnresolvedEntry></m:ResolveNames>"#)).await;
+    assert!(t.contains("<t:Resolution>"), "{t}");
+    assert!(t.contains("ServerVersionInfo"));
+
+    // Throttling as a SOAP fault with BackOffMilliseconds.
+    e.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Ews,
+            1,
+            FaultKind::ServerBusy { back_off_ms: 1234 },
+        )],
+    });
+    let (s, t) = e
+        .raw(
+            &app_token(&e.sb),
+            envelope(Some(MB), &FIND_UNREAD.replace("OFFSET", "0")),
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(
+        t.contains("ErrorServerBusy")
+            && t.contains(r#"<t:Value Name="BackOffMilliseconds">1234</t:Value>"#),
+        "{t}"
+    );
+
+    e.validate_all();
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_rules_impersonation_consent_and_policy() {
+    let e = Ews::new().await;
+    let get = r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#;
+    // App-only tokens must impersonate.
+    let (s, t) = e.raw(&app_token(&e.sb), envelope(None, get)).await;
+    assert_eq!(s, 500);
+    assert!(t.contains("ErrorInvalidExchangeImpersonationHeaderData"));
+    // Delegated tokens may not impersonate.
+    let (s, t) = e
+        .raw(
+            &user_token(&e.sb, MB),
+            envelope(Some("adele.vance@contoso.example"), get),
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(t.contains("ErrorImpersonateUserDenied"));
+    // Unknown mailbox.
+    let (_, t) = e
+        .raw(
+            &app_token(&e.sb),
+            envelope(Some("ghost@contoso.example"), get),
+        )
+        .await;
+    assert!(t.contains("ErrorNonExistentMailbox"));
+    // A bad server version.
+    let (s, t) = e
+        .raw(
+            &app_token(&e.sb),
+            envelope(Some(MB), get).replace("Exchange2016", "Exchange207_SP1"),
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(t.contains("ErrorInvalidServerVersion"));
+    // A DOCTYPE is refused.
+    let (s, _) = e
+        .raw(
+            &app_token(&e.sb),
+            format!(
+                "<!DOCTYPE x [<!ENTITY a \"b\">]>{}",
+                envelope(Some(MB), get)
+                    .trim_start_matches("<?xml version=\"1.0\" encoding=\"utf-8\"?>")
+            ),
+        )
+        .await;
+    assert_eq!(s, 500);
+    // Delegated: works with admin consent, 401 with user consent only.
+    let (s, _) = e.raw(&user_token(&e.sb, MB), envelope(None, get)).await;
+    assert_eq!(s, 200);
+    e.sb.admin().revoke_admin_consent(APP).unwrap();
+    e.sb.admin()
+        .grant_user_consent(
+            APP,
+            MB,
+            &["https://outlook.office365.com/EWS.AccessAsUser.All"],
+        )
+        .unwrap();
+    let r = e
+        .http
+        .post(e.sb.ews_url())
+        .bearer_auth(user_token(&e.sb, MB))
+        .body(envelope(None, get))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(
+        r.headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("AADSTS65001")
+    );
+    // EwsEnabled + EwsAllowedAppIDs without this app: 403.
+    let e2 = Ews::new().await;
+    e2.sb.admin().update_org(|o| {
+        o.ews_enabled = Some(true);
+        o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
+    });
+    let (s, _) = e2.raw(&app_token(&e2.sb), envelope(Some(MB), get)).await;
+    assert_eq!(s, 403);
+    e2.sb
+        .admin()
+        .update_org(|o| o.ews_allowed_app_ids = Some(vec![APP.into()]));
+    let (s, _) = e2.raw(&app_token(&e2.sb), envelope(Some(MB), get)).await;
+    assert_eq!(s, 200);
+    e.validate_all();
+}
