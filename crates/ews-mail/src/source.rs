@@ -446,8 +446,62 @@ impl MessageSource for EwsSource {
     }
 }
 
+/// The address in a `From` header value (`Name <a@b>` or `a@b`).
+fn address_of(value: &str) -> String {
+    match (value.rfind('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => value[a + 1..b].trim().to_string(),
+        _ => value.trim().to_string(),
+    }
+}
+
+/// Makes the `From` header name the envelope's sender: the envelope decides who sends, and
+/// Exchange refuses a `From` the mailbox may not send as (`ErrorSendAsDenied`). A `From` that
+/// already names the envelope address (with any display name) is kept as is.
+pub fn with_envelope_from(mime: &[u8], from: &str) -> Vec<u8> {
+    if from.trim().is_empty() {
+        return mime.to_vec();
+    }
+    let split = mime
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| mime.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
+        .unwrap_or(mime.len());
+    let (head, body) = mime.split_at(split);
+    let head = String::from_utf8_lossy(head);
+    let mut out = String::with_capacity(head.len() + from.len() + 16);
+    let mut skipping = false;
+    let mut found = false;
+    for line in head.split_inclusive('\n') {
+        let continuation = line.starts_with([' ', '\t']);
+        if skipping && continuation {
+            continue;
+        }
+        skipping = false;
+        if !continuation && line.len() >= 5 && line[..5].eq_ignore_ascii_case("from:") {
+            found = true;
+            // Unfold to read the whole value.
+            if address_of(&line[5..]).eq_ignore_ascii_case(from.trim()) {
+                out.push_str(line);
+            } else {
+                out.push_str(&format!("From: {}\r\n", from.trim()));
+                skipping = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+    }
+    if !found {
+        out = format!("From: {}\r\n{out}", from.trim());
+    }
+    let mut v = out.into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
 /// Sends mail as the mailbox with `CreateItem` (`SendAndSaveCopy`, raw MIME), keeping a copy
-/// in Sent Items.
+/// in Sent Items. The message's `From` is set to the envelope's sender
+/// ([`with_envelope_from`]).
 #[derive(Debug)]
 pub struct EwsOutbound {
     client: EwsClient,
@@ -499,7 +553,7 @@ impl MessageOutbound for EwsOutbound {
     async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, Error> {
         let access = &self.client.config().access;
         let op = CreateItem {
-            mime: message.mime().to_vec(),
+            mime: with_envelope_from(message.mime(), &message.envelope().from),
             disposition: MessageDisposition::SendAndSaveCopy,
             saved_folder: Some(access.folder("sentitems")),
         };
@@ -515,5 +569,26 @@ impl MessageOutbound for EwsOutbound {
             }
             None => Err(Error::bad_response("CreateItem answered nothing")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_follows_the_envelope() {
+        let m = b"From: Customer <c@fabrikam.example>\r\nSubject: x\r\n\r\nFrom: body line\r\n";
+        let out = String::from_utf8(with_envelope_from(m, "billing@contoso.example")).unwrap();
+        assert_eq!(out, "From: billing@contoso.example\r\nSubject: x\r\n\r\nFrom: body line\r\n");
+        // Same address with a display name: untouched.
+        let m = b"From: Billing <billing@contoso.example>\r\n\r\nb";
+        assert_eq!(with_envelope_from(m, "BILLING@contoso.example"), m.to_vec());
+        // Folded From and missing From.
+        let m = b"Subject: y\r\nFrom: A very long\r\n <x@y.example>\r\n\r\nb";
+        let out = String::from_utf8(with_envelope_from(m, "h@c.example")).unwrap();
+        assert_eq!(out, "Subject: y\r\nFrom: h@c.example\r\n\r\nb");
+        let out = String::from_utf8(with_envelope_from(b"Subject: z\r\n\r\nb", "h@c.example")).unwrap();
+        assert!(out.starts_with("From: h@c.example\r\nSubject: z"));
     }
 }

@@ -269,7 +269,10 @@ async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
     let ping = EwsSource::new(client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()))).ping().await;
     let reason = ping.reason.unwrap();
     assert!(reason.contains("EwsAllowedAppIDs") && reason.contains("Graph"), "{reason}");
-    sb.admin().update_org(|o| o.ews_enabled = None);
+    sb.admin().update_org(|o| {
+        o.ews_enabled = None;
+        o.ews_allowed_app_ids = None;
+    });
 
     // Impersonating with a delegated token is denied.
     let c = client(&sb, user_token(&sb, "adele.vance@contoso.example"), MailboxAccess::Impersonate(MAILBOX.into()));
