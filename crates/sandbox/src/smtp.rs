@@ -3,8 +3,14 @@
 //!
 //! Supported: `EHLO`/`HELO`, `MAIL FROM` (with `SIZE=`), `RCPT TO` (unknown recipients and
 //! not-yet-propagated aliases refused with `550 5.1.1`), `DATA` (dot-unstuffing, size cap →
-//! `552 5.3.4`), `RSET`, `NOOP`, `QUIT`, `VRFY` (`252`). No TLS and no AUTH: it stands in for the
-//! Internet-facing MX, which accepts mail without authentication.
+//! `552 5.3.4`), `RSET`, `NOOP`, `QUIT`, `VRFY` (`252`). No TLS. Without authentication it stands
+//! in for the Internet-facing MX: mail to tenant addresses only, no relaying.
+//!
+//! `AUTH XOAUTH2` (as on `smtp.office365.com`) turns the session into client submission: the
+//! token must be for `https://outlook.office365.com` with `SMTP.Send` (delegated) or
+//! `SMTP.SendAsApp` (app), `user=` names the sending mailbox, external recipients are accepted
+//! (recorded in the outbox), the `From` header must be a mailbox the caller may send as
+//! (`554 5.2.252` otherwise), and a copy is saved in the sender's Sent Items.
 //!
 //! Hand-written: there is no maintained, small SMTP *server* crate that fits an in-process
 //! emulator (the well-known crates are clients, or full MTAs).
@@ -46,6 +52,8 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
     w.write_all(b"220 sandbox.local Microsoft ESMTP MAIL Service ready\r\n")
         .await?;
     let mut from: Option<String> = None;
+    // (principal, sending mailbox primary) after AUTH XOAUTH2
+    let mut authed: Option<(crate::auth::Principal, String)> = None;
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -70,11 +78,49 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
         match verb.as_str() {
             "EHLO" => {
                 let reply = format!(
-                    "250-sandbox.local Hello [{arg}]\r\n250-SIZE {max}\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n"
+                    "250-sandbox.local Hello [{arg}]\r\n250-SIZE {max}\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-AUTH XOAUTH2\r\n250 SMTPUTF8\r\n"
                 );
                 w.write_all(reply.as_bytes()).await?;
                 from = None;
                 rcpts.clear();
+            }
+            "AUTH" => {
+                let (mech, initial) = match arg.split_once(' ') {
+                    Some((m, i)) => (m.to_ascii_uppercase(), Some(i.trim().to_string())),
+                    None => (arg.to_ascii_uppercase(), None),
+                };
+                if mech != "XOAUTH2" {
+                    w.write_all(b"504 5.7.4 Unrecognized authentication type\r\n")
+                        .await?;
+                    continue;
+                }
+                if authed.is_some() {
+                    w.write_all(b"503 5.5.1 Already authenticated\r\n").await?;
+                    continue;
+                }
+                let response = match initial {
+                    Some(i) => i,
+                    None => {
+                        w.write_all(b"334 \r\n").await?;
+                        line.clear();
+                        (&mut r)
+                            .take(MAX_LINE as u64 * 4)
+                            .read_until(b'\n', &mut line)
+                            .await?;
+                        String::from_utf8_lossy(&line).trim().to_string()
+                    }
+                };
+                match xoauth2(&state, &response) {
+                    Some(ok) => {
+                        authed = Some(ok);
+                        w.write_all(b"235 2.7.0 Authentication successful\r\n")
+                            .await?;
+                    }
+                    None => {
+                        w.write_all(b"535 5.7.3 Authentication unsuccessful\r\n")
+                            .await?;
+                    }
+                }
             }
             "HELO" => {
                 w.write_all(b"250 sandbox.local Hello\r\n").await?;
@@ -133,6 +179,10 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                         w.write_all(b"250 2.1.5 Recipient OK\r\n").await?;
                     }
                     // The sandbox is not an open relay.
+                    Ok(Route::External) if authed.is_some() => {
+                        rcpts.push(path);
+                        w.write_all(b"250 2.1.5 Recipient OK\r\n").await?;
+                    }
                     Ok(Route::External) => {
                         w.write_all(b"550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain\r\n").await?;
                     }
@@ -184,6 +234,20 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                         .await?;
                     continue;
                 }
+                if let Some((principal, mailbox)) = &authed {
+                    match submit_authenticated(&state, principal, mailbox, &to, &data) {
+                        Ok(()) => {
+                            state.reqlog().record("SMTP", "DATA", 250);
+                            w.write_all(b"250 2.0.0 OK Queued mail for delivery\r\n")
+                                .await?;
+                        }
+                        Err(reply) => {
+                            state.reqlog().record("SMTP", "DATA", 554);
+                            w.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                        }
+                    }
+                    continue;
+                }
                 match delivery::deliver(&state, &sender, &to, &data) {
                     Ok(_) => {
                         state.reqlog().record("SMTP", "DATA", 250);
@@ -222,4 +286,69 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
             }
         }
     }
+}
+
+/// Checks a SASL XOAUTH2 initial response (`user=…\x01auth=Bearer …\x01\x01`, base64).
+fn xoauth2(state: &AppState, b64: &str) -> Option<(crate::auth::Principal, String)> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut user = None;
+    let mut token = None;
+    for part in text.split('\x01') {
+        if let Some(u) = part.strip_prefix("user=") {
+            user = Some(u.trim().to_string());
+        } else if let Some(a) = part.strip_prefix("auth=") {
+            let (scheme, t) = a.split_once(' ')?;
+            if scheme.eq_ignore_ascii_case("bearer") {
+                token = Some(t.trim().to_string());
+            }
+        }
+    }
+    let (user, token) = (user?, token?);
+    let principal =
+        crate::auth::authenticate_bearer(state, &token, crate::auth::Resource::Smtp).ok()?;
+    let mailbox = principal.may_send_as(&user, &user).ok()?.mailbox;
+    Some((principal, mailbox))
+}
+
+/// Client submission after AUTH: From must be sendable-as, copy to Sent Items, envelope decides.
+fn submit_authenticated(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    mailbox: &str,
+    rcpts: &[String],
+    data: &[u8],
+) -> Result<(), String> {
+    let props = crate::store::MessageProps::from_mime(data)
+        .map_err(|_| "554 5.6.0 Invalid message content".to_string())?;
+    let from = props
+        .from
+        .as_ref()
+        .map(|f| f.address.clone())
+        .unwrap_or_else(|| mailbox.to_string());
+    principal.may_send_as(mailbox, &from).map_err(|e| {
+        format!(
+            "554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {from}; {}",
+            e.message
+        )
+    })?;
+    let now = state.clock().now();
+    state
+        .store()
+        .insert(
+            mailbox,
+            "sentitems",
+            data.to_vec(),
+            crate::store::InsertOptions {
+                is_read: true,
+                is_draft: false,
+                received: now,
+            },
+        )
+        .map_err(|e| format!("451 4.3.0 {e}"))?;
+    delivery::deliver(state, mailbox, rcpts, data).map_err(|e| format!("554 5.6.0 {e}"))?;
+    Ok(())
 }

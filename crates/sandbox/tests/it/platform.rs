@@ -700,3 +700,98 @@ async fn standalone_binary_serves_a_seed_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("seed is not valid TOML"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn smtp_auth_xoauth2_submission() {
+    use base64::Engine as _;
+    let sb = start().await;
+    sb.admin()
+        .grant_admin_consent(DEMO_APP, &["https://outlook.office365.com/SMTP.Send"], &[])
+        .unwrap();
+    let token = sb
+        .admin()
+        .mint_token(&sandbox::MintRequest {
+            app_id: DEMO_APP.into(),
+            kind: sandbox::TokenKind::Delegated {
+                user: "adele.vance@contoso.example".into(),
+                scopes: vec!["SMTP.Send".into()],
+            },
+            resource: sandbox::ApiResource::Exchange,
+            lifetime_secs: None,
+        })
+        .unwrap();
+    let sasl = |user: &str, tok: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("user={user}\x01auth=Bearer {tok}\x01\x01"))
+    };
+    let mut c = Smtp::connect(&sb).await;
+    assert!(c.cmd("EHLO x").await.contains("AUTH XOAUTH2"));
+    assert!(c.cmd("AUTH PLAIN abc").await.starts_with("504"));
+    assert!(
+        c.cmd(&format!(
+            "AUTH XOAUTH2 {}",
+            sasl("adele.vance@contoso.example", "forged.token.x")
+        ))
+        .await
+        .starts_with("535 5.7.3")
+    );
+    assert!(
+        c.cmd(&format!(
+            "AUTH XOAUTH2 {}",
+            sasl("helpdesk@contoso.example", &token)
+        ))
+        .await
+        .starts_with("535"),
+        "no right on another mailbox"
+    );
+    assert!(c.cmd("AUTH XOAUTH2").await.starts_with("334"));
+    assert!(
+        c.cmd(&sasl("adele.vance@contoso.example", &token))
+            .await
+            .starts_with("235 2.7.0")
+    );
+    c.cmd("MAIL FROM:<adele.vance@contoso.example>").await;
+    assert!(
+        c.cmd("RCPT TO:<partner@fabrikam.example>")
+            .await
+            .starts_with("250"),
+        "authenticated relay"
+    );
+    assert!(
+        c.cmd("RCPT TO:<alex.wilber@contoso.example>")
+            .await
+            .starts_with("250")
+    );
+    c.cmd("DATA").await;
+    c.w.write_all(b"From: adele.vance@contoso.example\r\nTo: partner@fabrikam.example, alex.wilber@contoso.example\r\nSubject: submitted\r\n\r\nhi\r\n.\r\n").await.unwrap();
+    assert!(c.reply().await.starts_with("250"));
+    // Sending as a mailbox without Send As is refused.
+    c.cmd("MAIL FROM:<adele.vance@contoso.example>").await;
+    c.cmd("RCPT TO:<alex.wilber@contoso.example>").await;
+    c.cmd("DATA").await;
+    c.w.write_all(b"From: helpdesk@contoso.example\r\nSubject: spoof\r\n\r\nhi\r\n.\r\n")
+        .await
+        .unwrap();
+    assert!(c.reply().await.starts_with("554 5.2.252"));
+    assert!(
+        inbox(&sb, "alex.wilber@contoso.example")
+            .iter()
+            .any(|m| m.props.subject == "submitted")
+    );
+    assert!(
+        !inbox(&sb, "alex.wilber@contoso.example")
+            .iter()
+            .any(|m| m.props.subject == "spoof")
+    );
+    assert_eq!(sb.admin().outbox().len(), 1);
+    let sent = sb
+        .admin()
+        .store()
+        .list(
+            "adele.vance@contoso.example",
+            Some("sentitems"),
+            &ListQuery::default(),
+        )
+        .unwrap();
+    assert_eq!(sent.total, 1);
+}
