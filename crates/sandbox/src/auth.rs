@@ -20,7 +20,7 @@ use http::HeaderMap;
 
 use crate::identity::jwt::AccessClaims;
 use crate::state::AppState;
-use crate::tenant::{ApiResource, Mailbox, MailboxKind};
+use crate::tenant::{ApiResource, Mailbox};
 
 /// The endpoint family a token is presented to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -570,7 +570,6 @@ fn has_right(
     let Some(who_mb) = tenant.mailbox(who, i64::MAX) else {
         return false;
     };
-    let _ = MailboxKind::Shared;
     list(target)
         .iter()
         .any(|g| who_mb.answers_to(g, i64::MAX) || tenant.is_member(g, who_mb))

@@ -893,7 +893,8 @@ impl MailStore {
         Ok(out)
     }
 
-    /// Copies a message into a folder (a new message with new ids).
+    /// Copies a message into a folder (a new message with new ids, same received time,
+    /// `last_modified` = `now`).
     pub fn copy_to(
         &self,
         mailbox: &str,
@@ -912,8 +913,16 @@ impl MailStore {
                 received: src.received,
             },
         )?;
-        let _ = now;
-        Ok(copy)
+        // The copy keeps the original's received time; it was last modified now.
+        let mut inner = lock(&self.inner);
+        let mb = inner.mailbox(mailbox)?;
+        Ok(match mb.messages.get_mut(&copy.immutable_id) {
+            Some(m) => {
+                m.last_modified = now;
+                m.clone()
+            }
+            None => copy,
+        })
     }
 
     /// Deletes a message. Returns the message as it was (for `MoveToDeletedItems` and
