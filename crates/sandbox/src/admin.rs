@@ -420,6 +420,36 @@ impl Admin {
             .map(drop)
     }
 
+    /// Adds a group (distribution list) with member addresses.
+    pub fn add_group(&self, mail: &str, members: &[&str]) -> Result<(), AdminError> {
+        let group = Group {
+            id: String::new(),
+            mail: mail.to_string(),
+            display_name: String::new(),
+            aliases: Vec::new(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        };
+        self.apply(AdminCommand::AddGroup { group }).map(drop)
+    }
+
+    /// Assigns a user or group to an app ("user assignment required").
+    pub fn assign_user(&self, app: &str, principal: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::AssignUser {
+            app: app.into(),
+            principal: principal.into(),
+        })
+        .map(drop)
+    }
+
+    /// Enables or disables a user's sign-in (live tokens of a disabled user stop working).
+    pub fn set_user_enabled(&self, user: &str, enabled: bool) -> Result<(), AdminError> {
+        self.apply(AdminCommand::SetUserEnabled {
+            user: user.into(),
+            enabled,
+        })
+        .map(drop)
+    }
+
     /// Adds an alias (subject to the propagation delay).
     pub fn add_alias(&self, mailbox: &str, alias: &str) -> Result<(), AdminError> {
         self.apply(AdminCommand::AddAlias {

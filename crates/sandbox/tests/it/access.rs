@@ -134,10 +134,7 @@ async fn delegated_rights_shared_scopes_and_send_as() {
     assert!(!p.has_any(&["Mail.ReadWrite.Shared"]));
     // A disabled user's live token stops working.
     sb.admin()
-        .apply(sandbox::AdminCommand::SetUserEnabled {
-            user: "alex.wilber@contoso.example".into(),
-            enabled: false,
-        })
+        .set_user_enabled("alex.wilber@contoso.example", false)
         .unwrap();
     assert!(authenticate(sb.state(), &bearer(&t), Resource::Graph).is_err());
     // Unknown user cannot be minted for.

@@ -135,7 +135,31 @@ async fn smtp_delivery_and_routing_rules() {
         Some("<nestor@fabrikam.example>")
     );
     assert!(!m.is_read);
-    // Group delivery reaches every member.
+    // Group delivery reaches every member (nested groups expanded once).
+    sb.admin()
+        .add_group(
+            "leads@contoso.example",
+            &["megan.bowen@contoso.example", "team@contoso.example"],
+        )
+        .unwrap();
+    assert!(
+        sb.admin().add_group("leads@contoso.example", &[]).is_err(),
+        "address already used"
+    );
+    let r = sb
+        .admin()
+        .inject_mime("leads@contoso.example", "Subject: leads\r\n\r\nx")
+        .unwrap();
+    let mut got: Vec<String> = r.delivered.iter().map(|d| d.1.clone()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "adele.vance@contoso.example",
+            "alex.wilber@contoso.example",
+            "megan.bowen@contoso.example"
+        ]
+    );
     let mut c = Smtp::connect(&sb).await;
     c.cmd("HELO x").await;
     c.cmd("MAIL FROM:<a@fabrikam.example>").await;
