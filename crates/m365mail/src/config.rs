@@ -421,7 +421,7 @@ mailbox = "helpdesk@contoso.com"
         let e = Config::parse(&bad, Path::new("m.toml"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 11"), "{e}");
+        assert!(e.contains("line 10"), "{e}");
         assert!(e.contains("imap"), "{e}");
 
         let typo = GOOD.replace("notify_through", "notify_thru");
