@@ -1,0 +1,48 @@
+//! Ping a Graph message source: ONLINE with the number of messages waiting, or OFFLINE with
+//! what to do — here, after the tenant's admin withdraws consent.
+//!
+//! `cargo run -p examples --example ping_graph`
+
+use std::sync::Arc;
+
+use connector::MessageSource;
+use graph_mail::{Endpoint, GraphClient, GraphSource, Mailbox, SourceConfig};
+use msauth::{Authority, ClientCredential, ClientSecret, Tenant, TokenProvider};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sandbox = sandbox::Sandbox::builder().start().await?;
+
+    let authority =
+        Authority::microsoft_layout(sandbox.base_url(), Tenant::parse(&sandbox.tenant_id())?)?;
+    let tokens = TokenProvider::builder(authority, examples::DEMO_CLIENT_ID)
+        .credential(ClientCredential::Secret(ClientSecret::new(
+            examples::DEMO_SECRET,
+        )))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()?;
+    let endpoint = Endpoint::custom(
+        &sandbox.graph_url(),
+        Mailbox::user("helpdesk@contoso.example"),
+    )?;
+    let source = GraphSource::new(
+        GraphClient::builder(endpoint, Arc::new(tokens)).build()?,
+        SourceConfig::default(),
+    );
+
+    let report = source.ping().await;
+    println!("{report}");
+    for line in &report.log {
+        println!("    {line}"); // method, host, path, status, request id: never a token
+    }
+
+    sandbox
+        .admin()
+        .revoke_admin_consent(examples::DEMO_CLIENT_ID)?;
+    println!(
+        "\nafter the admin withdrew consent:\n{}",
+        source.ping().await
+    );
+    sandbox.shutdown().await;
+    Ok(())
+}
