@@ -140,12 +140,16 @@ impl fmt::Display for AuthProblem {
         if let Some(code) = &self.code {
             write!(f, "{code}: ")?;
         }
-        write!(f, "{}", self.summary)?;
+        let summary = self.summary.trim_end_matches('.');
+        write!(f, "{summary}")?;
         if !self.remediation.is_empty() {
             write!(f, ". {}", self.remediation)?;
         }
         if let Some(url) = &self.consent_url {
-            write!(f, " (open {url})")?;
+            // The remediation text may already name the URL.
+            if !self.remediation.contains(url.as_str()) {
+                write!(f, " (open {url})")?;
+            }
         }
         Ok(())
     }
@@ -468,8 +472,13 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Authentication);
         assert_eq!(
             e.auth_problem().and_then(|p| p.consent_url.clone()),
-            Some(url)
+            Some(url.clone())
         );
         assert!(e.to_string().contains("AADSTS90094"));
+        assert_eq!(e.to_string().matches(url.as_str()).count(), 1);
+        let named = AuthProblem::new("admin approval needed.", format!("Open {url}"))
+            .with_consent_url(url.clone());
+        assert_eq!(named.to_string().matches(url.as_str()).count(), 1);
+        assert!(!named.to_string().contains(".."));
     }
 }
