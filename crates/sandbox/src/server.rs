@@ -299,7 +299,10 @@ async fn serve_tls(
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let Ok((tcp, _)) = accepted else { continue };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

@@ -29,6 +29,8 @@ const MAX_LINE: usize = 4096;
 pub(crate) async fn serve(listener: TcpListener, state: AppState) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
+            // e.g. out of file descriptors: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let st = state.clone();
