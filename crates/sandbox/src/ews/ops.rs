@@ -69,6 +69,11 @@ fn response(op: &str, msgs: Vec<Msg>) -> String {
                 w.text_element("m:MessageText", &text);
                 w.text_element("m:ResponseCode", &code);
                 w.text_element("m:DescriptiveLinkKey", "0");
+                // ItemInfoResponseMessageType requires `Items`, even on errors (as Exchange
+                // answers: `<m:Items />`).
+                if matches!(op, "GetItem" | "UpdateItem" | "CreateItem" | "MoveItem" | "CopyItem") {
+                    w.empty("m:Items", &[]);
+                }
                 w.end();
             }
         }
