@@ -16,5 +16,6 @@ mod msal;
 mod parsing;
 mod provider;
 mod robustness;
+mod sandbox;
 mod secrets;
 mod support;
