@@ -7,6 +7,9 @@
 //!   machine.
 //! - `cargo xtask test`: only the tests (the README's quick loop).
 //! - `cargo xtask exchangelib`: only the real-client check.
+//! - `cargo xtask fuzz [--seconds N] [TARGET]`: builds and runs the libFuzzer targets in
+//!   `fuzz/` (each for N seconds, default 60, one at a time). Not part of `ci`: it needs
+//!   cargo-fuzz (installed here when missing) and instrumented builds.
 //!
 //! xtask has no dependencies on purpose: it builds in a second and cannot break with them.
 
@@ -23,6 +26,8 @@ Commands:
   lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings
   deny         cargo deny check (installs cargo-deny if missing)
   exchangelib  run Python's exchangelib against the standalone sandbox
+  fuzz [--seconds N] [TARGET]
+               run each fuzz target (or one) for N seconds (default 60); needs cargo-fuzz
   help         this text
 ";
 
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         "lint" => lint(),
         "deny" => deny(),
         "exchangelib" => exchangelib(),
+        "fuzz" => fuzz(&args[1..]),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())
@@ -162,4 +168,107 @@ fn exchangelib() -> Result<(), String> {
         return Err(format!("{} is missing", script.display()));
     }
     run("bash", &[&script.to_string_lossy()])
+}
+
+/// Builds and runs the cargo-fuzz targets one at a time (a 2-core machine), each seeded from
+/// `fuzz/corpus/<target>` (read-only: new inputs go to a scratch corpus in the target dir), and
+/// prints libFuzzer's run count per target. Stable Rust: `RUSTC_BOOTSTRAP=1` lets cargo-fuzz pass
+/// its `-Z` flags; no sanitizer, since the code under test has no `unsafe` of its own.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds = 60u64;
+    let mut only = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--seconds" {
+            let v = it.next().ok_or("--seconds needs a value")?;
+            seconds = v
+                .parse()
+                .map_err(|_| format!("--seconds: not a number: {v:?}"))?;
+        } else if a.starts_with('-') {
+            return Err(format!("fuzz: unknown option {a:?}\n\n{HELP}"));
+        } else {
+            only = Some(a.clone());
+        }
+    }
+    let fuzz_dir = root().join("fuzz");
+    let mut targets: Vec<String> = std::fs::read_dir(fuzz_dir.join("fuzz_targets"))
+        .map_err(|e| format!("cannot list fuzz/fuzz_targets: {e}"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".rs")
+                .map(str::to_string)
+        })
+        .collect();
+    targets.sort();
+    if let Some(t) = &only {
+        if !targets.contains(t) {
+            return Err(format!(
+                "no fuzz target {t:?}; targets: {}",
+                targets.join(" ")
+            ));
+        }
+        targets = vec![t.clone()];
+    }
+    if !have("cargo", &["fuzz", "--version"]) {
+        run("cargo", &["install", "--locked", "cargo-fuzz"])?;
+    }
+    let target_dir = env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| fuzz_dir.join("target"));
+    let target_dir_s = target_dir.to_string_lossy().into_owned();
+    let bootstrap = [("RUSTC_BOOTSTRAP", "1")];
+    let common = ["--sanitizer", "none", "--target-dir", target_dir_s.as_str()];
+    let mut build = vec!["fuzz", "build"];
+    build.extend(common);
+    run_env("cargo", &build, &bootstrap)?;
+    let max_time = format!("-max_total_time={seconds}");
+    let mut summary = Vec::new();
+    for t in &targets {
+        let scratch = target_dir.join("fuzz-corpus").join(t);
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+        let scratch_s = scratch.to_string_lossy().into_owned();
+        let seeds = fuzz_dir
+            .join("corpus")
+            .join(t)
+            .to_string_lossy()
+            .into_owned();
+        let mut cmd = vec!["fuzz", "run"];
+        cmd.extend(common);
+        cmd.extend([t.as_str(), scratch_s.as_str(), seeds.as_str(), "--"]);
+        cmd.extend([max_time.as_str(), "-print_final_stats=1"]);
+        eprintln!("$ cargo {}", cmd.join(" "));
+        let mut child = Command::new("cargo")
+            .args(&cmd)
+            .envs(bootstrap)
+            .current_dir(root())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start cargo fuzz: {e}"))?;
+        // Echo libFuzzer's output while keeping the final run count for the summary.
+        let mut runs = String::from("?");
+        let stderr = child.stderr.take().ok_or("no stderr from cargo fuzz")?;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(rest) = line.strip_prefix("stat::number_of_executed_units:") {
+                runs = rest.trim().to_string();
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| format!("cargo fuzz run {t}: {e}"))?;
+        if !status.success() {
+            // A crash: libFuzzer has written the input to fuzz/artifacts/<target>/.
+            return Err(format!(
+                "fuzz target {t} failed with {status}; the input is in fuzz/artifacts/{t}/"
+            ));
+        }
+        summary.push(format!("{t}: {runs} runs in {seconds}s, no crash"));
+    }
+    for s in &summary {
+        eprintln!("xtask fuzz: {s}");
+    }
+    Ok(())
 }
