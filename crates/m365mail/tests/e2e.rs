@@ -295,3 +295,68 @@ async fn killed_and_restarted_mid_batch_every_message_is_handled_exactly_once() 
     );
     sb.shutdown().await;
 }
+
+/// Every byte a full run leaves behind: stdout, stderr at the most verbose log level, and every
+/// output file.
+fn leaves(output: &std::process::Output, out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = vec![
+        ("stdout".to_owned(), output.stdout.clone()),
+        ("stderr".to_owned(), output.stderr.clone()),
+    ];
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                all.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn a_full_run_never_leaks_a_secret_or_token() {
+    const SECRET: &str = "demo-secret-do-not-use-in-production";
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut found = Vec::new();
+    for args in [
+        vec!["run", "--json", "--out"],
+        vec!["run", "--out"],
+        vec!["ping", "--json"],
+        vec!["ping"],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args).env("M365MAIL_LOG", "trace");
+        if args.last() == Some(&"--out") {
+            cmd.arg(&out);
+        }
+        let output = cmd.output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        for (name, bytes) in leaves(&output, &out) {
+            let text = String::from_utf8_lossy(&bytes);
+            // The secret itself, and any JSON Web Token (every access token the sandbox issues
+            // starts with the base64 of `{"`: `eyJ`).
+            if text.contains(SECRET) {
+                found.push(format!("{args:?} {name}: client secret"));
+            }
+            for (i, _) in text.match_indices("eyJ") {
+                let tail: String = text[i..].chars().take(60).collect();
+                if tail.matches('.').count() >= 1 && tail.len() > 40 {
+                    found.push(format!("{args:?} {name}: token-like {tail}"));
+                }
+            }
+            if text.to_ascii_lowercase().contains("authorization: bearer") {
+                found.push(format!("{args:?} {name}: Authorization header"));
+            }
+        }
+        // The run really logged at trace level (token requests, HTTP traffic): the check is not
+        // vacuous.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("requesting a token") && stderr.contains("TRACE"), "{stderr}");
+    }
+    assert!(found.is_empty(), "leaks:\n{}", found.join("\n"));
+}
