@@ -151,6 +151,9 @@ pub(crate) fn render_fault(f: &Fault) -> Response {
     let mut w = Writer::new();
     w.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
     w.start("s:Envelope", &[("xmlns:s", NS_SOAP)]);
+    // Exchange sends ServerVersionInfo with faults too; clients (exchangelib) read the server
+    // version from whatever answer they get.
+    header_block(&mut w);
     w.start("s:Body", &[]);
     w.start("s:Fault", &[]);
     w.start("faultcode", &[("xmlns:a", NS_TYPES)])

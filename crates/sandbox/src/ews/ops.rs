@@ -105,6 +105,15 @@ pub(super) fn dispatch(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     }
 }
 
+/// An `xs:boolean`: `true`/`1` or `false`/`0` (exchangelib writes `1`).
+fn xs_bool(s: &str) -> Option<bool> {
+    match s.trim() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn now(ctx: &Ctx) -> OffsetDateTime {
     ctx.state.clock().now()
 }
@@ -189,7 +198,14 @@ fn write_folder(w: &mut Writer, f: &FolderInfo) {
     if let Some(p) = &f.parent_id {
         w.empty("t:ParentFolderId", &[("Id", p), ("ChangeKey", "AQAAAA==")]);
     }
-    w.text_element("t:FolderClass", "IPF.Note");
+    // Well-known mail folders are `IPF.Note`; a folder created without a class has none
+    // (the sandbox does not store classes), so clients keep the class they created it with.
+    if f
+        .well_known
+        .is_some_and(|w| w != crate::store::WellKnownFolder::MsgFolderRoot)
+    {
+        w.text_element("t:FolderClass", "IPF.Note");
+    }
     w.text_element("t:DisplayName", &f.display_name);
     w.text_element("t:TotalCount", &f.total_count.to_string());
     w.text_element("t:ChildFolderCount", &f.child_folder_count.to_string());
@@ -341,7 +357,7 @@ fn parse_shape(el: Option<&Element>) -> Shape {
         Some("AllProperties") => Base::All,
         _ => Base::IdOnly,
     };
-    let mime = el.and_then(|e| e.child_text("IncludeMimeContent")) == Some("true");
+    let mime = el.and_then(|e| e.child_text("IncludeMimeContent")).and_then(xs_bool) == Some(true);
     let props = el
         .and_then(|e| e.child("AdditionalProperties"))
         .map(|a| {
@@ -594,8 +610,7 @@ fn is_read_filter(r: &Element) -> Option<bool> {
                 let v = c
                     .path(&["FieldURIOrConstant", "Constant"])
                     .and_then(|k| k.attr("Value"))?;
-                let b = v.eq_ignore_ascii_case("true");
-                return Some(b != negate);
+                return xs_bool(v).map(|b| b != negate);
             }
         }
     }
@@ -702,7 +717,7 @@ fn update_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
                 let field = u.child("FieldURI").and_then(|f| f.attr("FieldURI"));
                 match (u.name.as_str(), field) {
                     ("SetItemField", Some("message:IsRead")) => {
-                        read = u.path(&["Message", "IsRead"]).map(|v| v.text.trim() == "true");
+                        read = u.path(&["Message", "IsRead"]).and_then(|v| xs_bool(&v.text));
                     }
                     (kind, f) => {
                         return err(
@@ -745,7 +760,7 @@ fn move_or_copy(ctx: &Ctx, op: &Element, copy: bool) -> Result<String, Fault> {
         ));
     };
     let to = folder_ref(ctx, to_el, true);
-    let return_ids = op.child_text("ReturnNewItemIds") != Some("false");
+    let return_ids = op.child_text("ReturnNewItemIds").and_then(xs_bool) != Some(false);
     let msgs = item_ids(op, "ItemIds")
         .iter()
         .map(|el| {
@@ -1020,7 +1035,7 @@ fn create_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
 }
 
 fn send_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
-    let save = op.attr("SaveItemToFolder") != Some("false");
+    let save = op.attr("SaveItemToFolder").and_then(xs_bool) != Some(false);
     let msgs = item_ids(op, "ItemIds")
         .iter()
         .map(|el| {
