@@ -15,9 +15,24 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_folder(data);
     let _ = parse_folders(data);
     let _ = parse_message(data);
-    let _ = parse_message_page(&ep, data);
+    // Hostile-input property (issue 11, item 3): a link the parser hands back is one this
+    // client may follow with its token, never another host, scheme, port or path.
+    let owned = |link: &Option<String>| {
+        if let Some(l) = link {
+            match url::Url::parse(l) {
+                Ok(u) => assert!(ep.owns(&u), "accepted a foreign link {l:?}"),
+                Err(e) => panic!("accepted an unparsable link {l:?}: {e}"),
+            }
+        }
+    };
+    if let Ok(page) = parse_message_page(&ep, data) {
+        owned(&page.next_link);
+    }
     let _ = parse_message_page(&Endpoint::cloud(Cloud::Global, Mailbox::Me), data);
-    let _ = parse_delta_page(&ep, data);
+    if let Ok(page) = parse_delta_page(&ep, data) {
+        owned(&page.next_link);
+        owned(&page.delta_link);
+    }
     let _ = parse_upload_session(data);
     let _ = parse_batch(data, &["1", "2", "3"]);
     let _ = parse_batch(data, &[]);

@@ -225,6 +225,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     run_env("cargo", &build, &bootstrap)?;
     let max_time = format!("-max_total_time={seconds}");
     let mut summary = Vec::new();
+    let mut failed = Vec::new();
     for t in &targets {
         let scratch = target_dir.join("fuzz-corpus").join(t);
         std::fs::create_dir_all(&scratch)
@@ -259,16 +260,23 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         let status = child
             .wait()
             .map_err(|e| format!("cargo fuzz run {t}: {e}"))?;
-        if !status.success() {
-            // A crash: libFuzzer has written the input to fuzz/artifacts/<target>/.
-            return Err(format!(
-                "fuzz target {t} failed with {status}; the input is in fuzz/artifacts/{t}/"
+        if status.success() {
+            summary.push(format!("{t}: {runs} runs in {seconds}s, no crash"));
+        } else {
+            // A crash: libFuzzer has written the input to fuzz/artifacts/<target>/. Carry on
+            // with the other targets and fail at the end.
+            failed.push(t.as_str());
+            summary.push(format!(
+                "{t}: FAILED ({status}) after {runs} runs; input in fuzz/artifacts/{t}/"
             ));
         }
-        summary.push(format!("{t}: {runs} runs in {seconds}s, no crash"));
     }
     for s in &summary {
         eprintln!("xtask fuzz: {s}");
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("fuzz targets failed: {}", failed.join(" ")))
+    }
 }
