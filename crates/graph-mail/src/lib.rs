@@ -1,5 +1,93 @@
-//! `graph-mail`: see the crate description; the full documentation arrives with the implementation.
+//! # graph-mail: Microsoft 365 mail through Microsoft Graph
+//!
+//! A [`MessageSource`](connector::MessageSource) and a
+//! [`MessageOutbound`](connector::MessageOutbound) over Graph v1.0, built to behave under
+//! throttling and faults.
+//!
+//! ## Layers
+//!
+//! 1. **Requests and responses as values** ([`api`]): each Graph call is a function that builds
+//!    an `http::Request<Vec<u8>>`, and each answer is parsed from bytes into typed values or a
+//!    typed [`connector::Error`] — never a panic. Everything there is testable without a server.
+//! 2. **The executor** ([`GraphClient`]): adds the bearer token from a [`TokenSource`] (never
+//!    logged) and `Prefer: IdType="ImmutableId"` (ids survive moves), limits itself to 4
+//!    concurrent requests per mailbox, retries 429/503/504 after `Retry-After` (whole seconds,
+//!    decimal seconds such as `2.128`, or an HTTP date) or with capped, jittered exponential
+//!    backoff, within attempt and total-time caps ([`retry`]), refreshes the token once on 401
+//!    and then reports the diagnosis, caps response bodies, and writes a
+//!    [`ConnectionLog`](connector::ConnectionLog) line with Graph's `request-id` for every
+//!    attempt. A send is retried only when the service certainly did not accept it.
+//! 3. **The connections**: [`GraphSource`] (unread mail of a folder, oldest first, MIME through
+//!    `$batch`, acknowledgements through `$batch`) and [`GraphOutbound`] (`sendMail` with MIME;
+//!    drafts and upload sessions for large attachments). [`delta`] syncs a folder incrementally.
+//!
+//! ## Tokens
+//!
+//! `msauth`'s `TokenProvider` is a [`TokenSource`] (delegated or app-only; its diagnosis of a
+//! 401 becomes the error's [`AuthProblem`](connector::AuthProblem)). Anything else can be
+//! wrapped with [`FnTokenSource`].
+//!
+//! ## Example: read, route and acknowledge
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use connector::{Acknowledgement, MessageSource};
+//! use graph_mail::{Cloud, Endpoint, GraphClient, GraphSource, Mailbox, SourceConfig};
+//!
+//! # async fn run(provider: msauth::TokenProvider) -> Result<(), connector::Error> {
+//! // App-only access to a shared pickup mailbox in the global cloud.
+//! let ep = Endpoint::cloud(Cloud::Global, Mailbox::user("helpdesk@contoso.com"));
+//! let client = GraphClient::builder(ep, Arc::new(provider)).build()?;
+//! let source = GraphSource::new(client, SourceConfig::default().folder("inbox"));
+//!
+//! let report = source.ping().await;   // ONLINE, 12 waiting — or OFFLINE with what to do
+//! println!("{report}");
+//! let batch = source.fetch(None, 50).await?;
+//! for m in &batch.messages {
+//!     println!("{} for {:?}: {} bytes", m.id, m.recipients, m.mime.len());
+//! }
+//! for (id, err) in &batch.failed {
+//!     eprintln!("{id} stays waiting: {err}"); // never dropped, never acknowledged
+//! }
+//! let acks: Vec<_> = batch.messages.iter()
+//!     .map(|m| (m.id.clone(), Acknowledgement::MoveTo("Processed".into())))
+//!     .collect();
+//! source.acknowledge_many(&acks).await; // 20 per round trip
+//! # Ok(()) }
+//! ```
+//!
+//! ## Example: a request as a value
+//!
+//! ```
+//! use graph_mail::{api, Endpoint, Mailbox};
+//!
+//! let ep = Endpoint::custom("http://127.0.0.1:8080/v1.0", Mailbox::Me)?;
+//! let req = api::move_message(&ep, "AAMkAD=", "archive")?;
+//! assert_eq!(req.method(), "POST");
+//! assert_eq!(req.uri().path(), "/v1.0/me/messages/AAMkAD=/move");
+//! assert_eq!(req.body(), br#"{"destinationId":"archive"}"#);
+//!
+//! let err = api::GraphError::parse(404, &http::HeaderMap::new(),
+//!     br#"{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}"#);
+//! assert_eq!(err.code.as_deref(), Some("ErrorItemNotFound"));
+//! # Ok::<(), connector::Error>(())
+//! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod api;
+pub mod client;
+pub mod delta;
+pub mod endpoint;
+pub mod outbound;
+pub mod retry;
+pub mod source;
+pub mod token;
+
+pub use client::{GraphClient, GraphClientBuilder, Idempotency, Response};
+pub use endpoint::{Cloud, Endpoint, Mailbox};
+pub use outbound::GraphOutbound;
+pub use source::{DeleteMode, GraphSource, SourceConfig};
+pub use token::{BearerToken, Challenge, FnTokenSource, TokenSource};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "graph-mail";

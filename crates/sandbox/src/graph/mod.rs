@@ -1,10 +1,364 @@
 //! Microsoft Graph v1.0 mail endpoints (`/v1.0/...`).
+//!
+//! Every mailbox path exists under `/v1.0/me/…` (delegated tokens) and
+//! `/v1.0/users/{id|upn}/…`. A request goes through, in order: token validation
+//! ([`crate::auth::authenticate`], 401 with `WWW-Authenticate`), the mailbox and permission check
+//! (403 `ErrorAccessDenied` / 404 `ErrorInvalidUser`), throttling and fault injection
+//! ([`crate::faults::admit`], 429 with `Retry-After`, 503, 504, reset), then the operation.
+//! Every answer carries `request-id` and `client-request-id`; errors use Graph's error JSON.
+//!
+//! The routes are registered one per endpoint template (so the request log counts per
+//! endpoint) but share one dispatcher, which `$batch` also uses for its inner requests.
+
+mod batch;
+mod ops;
+mod render;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{OriginalUri, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post, put};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
 
+use crate::auth::{AccessDenied, Principal, Resource, authenticate};
+use crate::faults::{Admission, FaultKind, Protocol, admit};
 use crate::state::AppState;
+
+/// Mailbox-relative endpoint templates.
+const TEMPLATES: &[&str] = &[
+    "mailFolders",
+    "mailFolders/{folder}",
+    "mailFolders/{folder}/childFolders",
+    "mailFolders/{folder}/messages",
+    "mailFolders/{folder}/messages/delta",
+    "messages",
+    "messages/{id}",
+    "messages/{id}/$value",
+    "messages/{id}/move",
+    "messages/{id}/send",
+    "messages/{id}/attachments",
+    "messages/{id}/attachments/createUploadSession",
+    "sendMail",
+];
 
 /// The Graph routes, merged into the main router.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    let mut r = Router::new()
+        .route("/v1.0/$batch", post(batch::handle))
+        .route("/v1.0/_upload/{session}", put(ops::upload_put));
+    for t in TEMPLATES {
+        r = r
+            .route(&format!("/v1.0/me/{t}"), any(handle))
+            .route(&format!("/v1.0/users/{{user}}/{t}"), any(handle));
+    }
+    // Graph takes request bodies up to about 4 MB (upload chunks, base64 MIME); larger ones get
+    // 413.
+    r.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The largest request body the Graph endpoints read.
+const MAX_BODY: usize = 4 * 1024 * 1024 + 64 * 1024;
+
+/// One request, from HTTP or from a `$batch` item.
+#[derive(Debug, Clone)]
+pub(crate) struct GReq {
+    pub(crate) method: Method,
+    /// Path after `/v1.0`, starting with `/`.
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl GReq {
+    pub(crate) fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query
+            .as_deref()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// All `Prefer` values, split on commas.
+    pub(crate) fn prefers(&self) -> Vec<String> {
+        self.headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().to_string())
+            .collect()
+    }
+
+    pub(crate) fn immutable_ids(&self) -> bool {
+        self.prefers().iter().any(|p| {
+            p.replace(' ', "")
+                .eq_ignore_ascii_case("IdType=\"ImmutableId\"")
+        })
+    }
+
+    pub(crate) fn content_type(&self) -> String {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+}
+
+/// An answer, before it becomes HTTP (or a `$batch` item).
+#[derive(Debug)]
+pub(crate) struct GResp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: GBody,
+}
+
+#[derive(Debug)]
+pub(crate) enum GBody {
+    Empty,
+    Json(Value),
+    Text(Bytes),
+    /// Drop the connection mid-answer (injected fault; a batch item renders it as 503).
+    Reset,
+}
+
+impl GResp {
+    pub(crate) fn json(status: u16, v: Value) -> Self {
+        GResp {
+            status,
+            headers: Vec::new(),
+            body: GBody::Json(v),
+        }
+    }
+
+    pub(crate) fn empty(status: u16) -> Self {
+        GResp {
+            status,
+            headers: Vec::new(),
+            body: GBody::Empty,
+        }
+    }
+
+    pub(crate) fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+}
+
+/// Graph's error JSON.
+pub(crate) fn error(status: u16, code: &str, message: &str) -> GResp {
+    GResp::json(
+        status,
+        json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+fn denied(d: &AccessDenied) -> GResp {
+    error(d.http_status(), d.code(), &d.message)
+}
+
+/// What a request needs on its mailbox.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    Read,
+    Write,
+    Send,
+}
+
+/// Validates the token; `Err` is the 401 to send.
+pub(crate) fn authenticate_graph(st: &AppState, headers: &HeaderMap) -> Result<Principal, GResp> {
+    authenticate(st, headers, Resource::Graph).map_err(|f| {
+        error(401, f.graph_code(), &f.description).header("WWW-Authenticate", f.www_authenticate)
+    })
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Runs one request for an authenticated principal.
+pub(crate) async fn dispatch(st: &AppState, who: &Principal, req: &GReq) -> GResp {
+    let segs: Vec<String> = req
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
+    let (mailbox_ref, rest): (String, &[String]) = match segs.first().map(String::as_str) {
+        Some("me") => match who.user() {
+            Some(u) => (u.to_string(), &segs[1..]),
+            None => {
+                return error(
+                    400,
+                    "BadRequest",
+                    "/me request is only valid with delegated authentication flow.",
+                );
+            }
+        },
+        Some("users") if segs.len() >= 2 => (segs[1].clone(), &segs[2..]),
+        _ => return error(400, "BadRequest", "Resource not found for the segment."),
+    };
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let need = match (&req.method, rest.as_slice()) {
+        (&Method::GET, _) => Need::Read,
+        (&Method::POST, ["sendMail"]) | (&Method::POST, ["messages", _, "send"]) => Need::Send,
+        _ => Need::Write,
+    };
+    let checked = match need {
+        Need::Read => who.may_read(&mailbox_ref),
+        Need::Write => who.may_write(&mailbox_ref),
+        // Mail.Send on the mailbox; the right to the From address is checked by the operation.
+        Need::Send => who
+            .may_send_as(&mailbox_ref, &mailbox_ref)
+            .map(|s| s.mailbox),
+    };
+    let mailbox = match checked {
+        Ok(m) => m,
+        Err(d) => return denied(&d),
+    };
+    let _guard = match admit(st, Protocol::Graph, &who.app_id, &mailbox).await {
+        Admission::Proceed(g) => g,
+        Admission::Throttled { retry_after } => {
+            return error(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+            )
+            .header("Retry-After", retry_after.as_secs().max(1).to_string());
+        }
+        Admission::Fault(f) => return fault(f),
+    };
+    ops::run(st, who, req, &mailbox, &rest).await
+}
+
+fn fault(f: FaultKind) -> GResp {
+    match f {
+        FaultKind::Throttle { retry_after_secs } => {
+            error(429, "TooManyRequests", "Please retry again later.")
+                .header("Retry-After", retry_after_secs.to_string())
+        }
+        FaultKind::ServerError503 => error(503, "ServiceUnavailable", "Service Unavailable"),
+        FaultKind::GatewayTimeout504 => error(504, "GatewayTimeout", "Gateway Timeout"),
+        FaultKind::ServerBusy { back_off_ms } => error(
+            503,
+            "ErrorServerBusy",
+            "The server is busy. Try again later.",
+        )
+        .header("Retry-After", back_off_ms.div_ceil(1000).max(1).to_string()),
+        FaultKind::ResetConnection => GResp {
+            status: 200,
+            headers: Vec::new(),
+            body: GBody::Reset,
+        },
+        FaultKind::Slow { .. } => error(503, "ServiceUnavailable", "Service Unavailable"),
+    }
+}
+
+pub(crate) fn request_ids(headers: &HeaderMap) -> (String, String) {
+    let rid = uuid::Uuid::new_v4().to_string();
+    let cid = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 100)
+        .map(str::to_string)
+        .unwrap_or_else(|| rid.clone());
+    (rid, cid)
+}
+
+/// Turns an answer into HTTP, with request ids (also inside error JSON, as Graph does).
+pub(crate) fn into_http(st: &AppState, mut r: GResp, rid: &str, cid: &str) -> Response {
+    if let GBody::Json(Value::Object(o)) = &mut r.body
+        && let Some(Value::Object(e)) = o.get_mut("error")
+    {
+        e.insert(
+            "innerError".into(),
+            json!({ "date": render::datetime(st.clock().now()).trim_end_matches('Z'), "request-id": rid, "client-request-id": cid }),
+        );
+    }
+    let mut resp = match r.body {
+        GBody::Reset => return crate::faults::reset_response(),
+        GBody::Empty => Response::new(Body::empty()),
+        GBody::Json(v) => {
+            let mut resp = Response::new(Body::from(v.to_string()));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"),
+            );
+            resp
+        }
+        GBody::Text(b) => {
+            let mut resp = Response::new(Body::from(b));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            );
+            resp
+        }
+    };
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    for (k, v) in r.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            h.append(k, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cid) {
+        h.insert("client-request-id", v);
+    }
+    resp
+}
+
+async fn handle(
+    State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (rid, cid) = request_ids(&headers);
+    let who = match authenticate_graph(&st, &headers) {
+        Ok(p) => p,
+        Err(r) => return into_http(&st, r, &rid, &cid),
+    };
+    let path = uri
+        .path()
+        .strip_prefix("/v1.0")
+        .unwrap_or(uri.path())
+        .to_string();
+    let req = GReq {
+        method,
+        path,
+        query: uri.query().map(str::to_string),
+        headers,
+        body,
+    };
+    let r = dispatch(&st, &who, &req).await;
+    into_http(&st, r, &rid, &cid).into_response()
 }

@@ -5,3 +5,5 @@ mod common;
 mod hostile;
 mod identity;
 mod platform;
+mod ews;
+mod graph;

@@ -1,0 +1,718 @@
+//! The executor: runs the requests of [`api`](crate::api) over reqwest with a token, immutable
+//! ids, a per-mailbox concurrency limit, retries that honour `Retry-After`, one token refresh on
+//! 401, capped bodies, and a connection log line for every attempt.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use connector::{ConnectionLog, Delivery, Error, LogLine, ResponseDetails};
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::api::{self, BatchItem, GraphError};
+use crate::endpoint::Endpoint;
+use crate::retry::{Jitter, RetryPolicy, SeededJitter, Sleeper, TokioSleeper, parse_retry_after};
+use crate::token::TokenSource;
+
+/// The `Prefer` header sent on every request, so message ids survive moves.
+pub const PREFER_IMMUTABLE_ID: &str = "IdType=\"ImmutableId\"";
+/// Graph's concurrency limit per app and mailbox.
+pub const MAX_CONCURRENCY: usize = 4;
+/// Default cap of a response body (a MIME message with large attachments fits).
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Whether a request may be repeated when it is unknown whether the service acted on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads, flag updates, moves by immutable id, deletes: repeating is harmless.
+    Safe,
+    /// Sends: retried only when the service certainly has not accepted the request (429, 503,
+    /// connection refused, 401 before the refresh).
+    SendOnce,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Response {
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body, at most the client's body cap.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// Checks that the answer is JSON (a proxy's HTML error page is not).
+    pub fn json(&self) -> Result<&[u8], Error> {
+        self.expect_type(&["application/json"])
+    }
+
+    /// Checks that the answer is a MIME message (`text/plain` as Graph sends `/$value`, or
+    /// `message/rfc822`).
+    pub fn mime(&self) -> Result<&[u8], Error> {
+        self.expect_type(&["text/plain", "message/rfc822", "application/octet-stream"])
+    }
+
+    fn expect_type(&self, types: &[&str]) -> Result<&[u8], Error> {
+        let ct = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let base = ct.split(';').next().unwrap_or("").trim();
+        if types.iter().any(|t| base.eq_ignore_ascii_case(t)) {
+            Ok(&self.body)
+        } else {
+            Err(Error::bad_response(format!(
+                "Graph answered with content type {ct:?}, expected {}",
+                types.join(" or ")
+            ))
+            .with_response(ResponseDetails::status(self.status).with_body(&self.body)))
+        }
+    }
+}
+
+/// Builds a [`GraphClient`].
+#[derive(Debug)]
+pub struct GraphClientBuilder {
+    endpoint: Endpoint,
+    tokens: Arc<dyn TokenSource>,
+    http: Option<reqwest::Client>,
+    policy: RetryPolicy,
+    sleeper: Arc<dyn Sleeper>,
+    jitter: Arc<dyn Jitter>,
+    log: ConnectionLog,
+    max_concurrency: usize,
+    max_body: usize,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for dyn TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSource")
+    }
+}
+
+impl GraphClientBuilder {
+    /// Sets the retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets how the client waits between attempts (tests pass a
+    /// [`RecordingSleeper`](crate::retry::RecordingSleeper)).
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Sets the jitter source.
+    pub fn jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Shares a connection log.
+    pub fn log(mut self, log: ConnectionLog) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Sets the concurrency limit (at most [`MAX_CONCURRENCY`]).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.clamp(1, MAX_CONCURRENCY);
+        self
+    }
+
+    /// Sets the response body cap.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes.max(1024);
+        self
+    }
+
+    /// Sets the per-request timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Uses this reqwest client (for custom roots or proxies).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<GraphClient, Error> {
+        let http = match self.http {
+            Some(h) => h,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(self.timeout)
+                .user_agent(concat!("graph-mail/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::configuration(format!("building the HTTP client: {e}")))?,
+        };
+        Ok(GraphClient {
+            inner: Arc::new(Inner {
+                http,
+                endpoint: self.endpoint,
+                tokens: self.tokens,
+                policy: self.policy,
+                sleeper: self.sleeper,
+                jitter: self.jitter,
+                log: self.log,
+                permits: Arc::new(Semaphore::new(self.max_concurrency)),
+                max_body: self.max_body,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    tokens: Arc<dyn TokenSource>,
+    policy: RetryPolicy,
+    sleeper: Arc<dyn Sleeper>,
+    jitter: Arc<dyn Jitter>,
+    log: ConnectionLog,
+    permits: Arc<Semaphore>,
+    max_body: usize,
+}
+
+/// A Graph client for one mailbox. Cloning shares the connection pool, the concurrency limit
+/// and the log.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use graph_mail::{api, Cloud, Endpoint, FnTokenSource, GraphClient, Idempotency, Mailbox};
+///
+/// # async fn run() -> Result<(), connector::Error> {
+/// let ep = Endpoint::cloud(Cloud::Global, Mailbox::user("helpdesk@contoso.com"));
+/// let tokens = Arc::new(FnTokenSource::new(|_| Ok("…".into())));
+/// let client = GraphClient::builder(ep.clone(), tokens).build()?;
+/// let inbox = client.execute("reading the inbox", api::get_folder(&ep, "inbox")?, Idempotency::Safe).await?;
+/// let folder = api::parse_folder(inbox.json()?)?;
+/// println!("{} unread", folder.unread_item_count.unwrap_or(0));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+enum Attempt {
+    Done(Response),
+    Fail {
+        err: Error,
+        retry: bool,
+        retry_after: Option<Duration>,
+    },
+}
+
+fn random_id() -> String {
+    let mut rng = rand::rng();
+    let a: u128 = rng.random();
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+impl GraphClient {
+    /// A builder for `endpoint` with tokens from `tokens`.
+    pub fn builder(endpoint: Endpoint, tokens: Arc<dyn TokenSource>) -> GraphClientBuilder {
+        GraphClientBuilder {
+            endpoint,
+            tokens,
+            http: None,
+            policy: RetryPolicy::default(),
+            sleeper: Arc::new(TokioSleeper),
+            jitter: Arc::new(SeededJitter::from_clock()),
+            log: ConnectionLog::default(),
+            max_concurrency: MAX_CONCURRENCY,
+            max_body: DEFAULT_MAX_BODY,
+            timeout: Duration::from_secs(100),
+        }
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The connection log.
+    pub fn log(&self) -> &ConnectionLog {
+        &self.inner.log
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.inner.policy
+    }
+
+    /// Runs `req` with retries; `what` says what was being done, for errors. Non-2xx answers
+    /// become errors carrying Graph's code and request ids.
+    pub async fn execute(
+        &self,
+        what: &str,
+        req: http::Request<Vec<u8>>,
+        idem: Idempotency,
+    ) -> Result<Response, Error> {
+        self.execute_logged(what, req, idem, None, true).await
+    }
+
+    /// Runs a request to a pre-authenticated URL (an upload session): no `Authorization`.
+    pub async fn execute_unauthenticated(
+        &self,
+        what: &str,
+        req: http::Request<Vec<u8>>,
+        idem: Idempotency,
+    ) -> Result<Response, Error> {
+        self.execute_logged(what, req, idem, None, false).await
+    }
+
+    /// [`execute`](Self::execute), also writing the log lines to `extra` (a ping's own log).
+    pub async fn execute_logged(
+        &self,
+        what: &str,
+        req: http::Request<Vec<u8>>,
+        idem: Idempotency,
+        extra: Option<&ConnectionLog>,
+        auth: bool,
+    ) -> Result<Response, Error> {
+        let (parts, body) = req.into_parts();
+        let body = Bytes::from(body);
+        let url = Url::parse(&parts.uri.to_string())
+            .map_err(|e| Error::configuration(format!("{what}: bad URL: {e}")))?;
+        let mut attempt = 0u32;
+        let mut waited = Duration::ZERO;
+        let mut refreshed = false;
+        let mut token = if auth {
+            Some(self.inner.tokens.token().await?)
+        } else {
+            None
+        };
+        loop {
+            attempt += 1;
+            let outcome = self
+                .attempt(
+                    what,
+                    &parts,
+                    &url,
+                    body.clone(),
+                    token.as_ref(),
+                    idem,
+                    extra,
+                )
+                .await;
+            let (err, retry, retry_after) = match outcome {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Fail {
+                    err,
+                    retry,
+                    retry_after,
+                } => (err, retry, retry_after),
+            };
+            if err.kind() == connector::ErrorKind::Authentication && auth && !refreshed {
+                // One fresh token, then the diagnosis stands.
+                refreshed = true;
+                if retry {
+                    let claims = err.auth_problem().and_then(|p| p.claims.clone());
+                    token = Some(self.inner.tokens.refresh(claims.as_deref()).await?);
+                    continue;
+                }
+                return Err(err);
+            }
+            if !retry || err.kind() == connector::ErrorKind::Authentication {
+                return Err(err);
+            }
+            match self
+                .inner
+                .policy
+                .decide(attempt, waited, retry_after, self.inner.jitter.next())
+            {
+                Some(wait) => {
+                    self.note(
+                        extra,
+                        &parts.method,
+                        &url,
+                        &format!(
+                            "{}; attempt {attempt} failed, retrying in {} ms",
+                            err.kind(),
+                            wait.as_millis()
+                        ),
+                    );
+                    self.inner.sleeper.sleep(wait).await;
+                    waited += wait;
+                }
+                None => return Err(err),
+            }
+        }
+    }
+
+    fn note(&self, extra: Option<&ConnectionLog>, method: &http::Method, url: &Url, note: &str) {
+        let line = LogLine::new(OffsetDateTime::now_utc(), method.as_str(), url).note(note);
+        if let Some(x) = extra {
+            x.push(line.clone());
+        }
+        self.inner.log.push(line);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        what: &str,
+        parts: &http::request::Parts,
+        url: &Url,
+        body: Bytes,
+        token: Option<&crate::token::BearerToken>,
+        idem: Idempotency,
+        extra: Option<&ConnectionLog>,
+    ) -> Attempt {
+        let mut rb = self
+            .inner
+            .http
+            .request(parts.method.clone(), url.clone())
+            .headers(parts.headers.clone())
+            .body(body);
+        if let Some(t) = token {
+            rb = rb
+                .bearer_auth(t.secret())
+                .header("Prefer", PREFER_IMMUTABLE_ID)
+                .header("client-request-id", random_id());
+        }
+        let started = OffsetDateTime::now_utc();
+        let t0 = Instant::now();
+        let permit = match Arc::clone(&self.inner.permits).acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => {
+                return Attempt::Fail {
+                    err: Error::configuration("the client was shut down"),
+                    retry: false,
+                    retry_after: None,
+                };
+            }
+        };
+        let sent = rb.send().await;
+        let mut line = LogLine::new(started, parts.method.as_str(), url);
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                drop(permit);
+                // Connection refused or DNS failure: the request never left. Anything else
+                // (timeout, reset) may have reached the service.
+                let not_sent = e.is_connect() || e.is_builder();
+                let err = Error::transient(format!("{what}: {}", describe(&e))).with_delivery(
+                    if not_sent {
+                        Delivery::NotSent
+                    } else {
+                        Delivery::MaybeSent
+                    },
+                );
+                line = line
+                    .duration(t0.elapsed())
+                    .note(&format!("no answer: {}", describe(&e)));
+                self.push(extra, line);
+                return Attempt::Fail {
+                    err,
+                    retry: not_sent || idem == Idempotency::Safe,
+                    retry_after: None,
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let read = read_capped(resp, self.inner.max_body).await;
+        drop(permit);
+        line = line.status(status).duration(t0.elapsed());
+        for h in ["request-id", "client-request-id"] {
+            if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
+                line = line.request_id(h, v);
+            }
+        }
+        let body = match read {
+            Ok(b) => b,
+            Err(e) => {
+                self.push(extra, line.note(e.message()));
+                let retry = idem == Idempotency::Safe || (status == 429 || status == 503);
+                return Attempt::Fail {
+                    err: Error::new(e.kind(), format!("{what}: {}", e.message()))
+                        .with_delivery(Delivery::MaybeSent)
+                        .with_response(ResponseDetails::status(status)),
+                    retry: retry && e.kind() == connector::ErrorKind::Transient,
+                    retry_after: None,
+                };
+            }
+        };
+        self.push(extra, line);
+        if (200..300).contains(&status) {
+            return Attempt::Done(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        let retry_after = headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let gerr = GraphError::parse(status, &headers, &body);
+        if status == 401 {
+            let c = self.inner.tokens.diagnose(status, &headers, &body);
+            let mut details = ResponseDetails::status(status).with_body(&body);
+            if let Some(code) = &gerr.code {
+                details = details.with_server_code(code.clone());
+            }
+            if let Some(id) = gerr.request_id.clone().or(gerr.client_request_id.clone()) {
+                details = details.with_request_id(id);
+            }
+            return Attempt::Fail {
+                err: Error::auth(c.problem)
+                    .with_delivery(Delivery::Answered)
+                    .with_response(details),
+                retry: c.refresh,
+                retry_after: None,
+            };
+        }
+        let retry = match status {
+            429 | 503 => true,
+            504 => idem == Idempotency::Safe,
+            _ => false,
+        };
+        Attempt::Fail {
+            err: gerr.into_error(what, &body, retry_after),
+            retry,
+            retry_after,
+        }
+    }
+
+    fn push(&self, extra: Option<&ConnectionLog>, line: LogLine) {
+        if let Some(x) = extra {
+            x.push(line.clone());
+        }
+        self.inner.log.push(line);
+    }
+
+    /// Runs many requests through JSON `$batch` (20 per batch), returning one result per
+    /// request, in order. Inner 429s are retried after their `Retry-After`, inner 503/504 and
+    /// 424 (failed dependency) resubmitted, within the retry policy; every other inner failure
+    /// is that item's error. No item is dropped: an item the service did not answer is an error.
+    pub async fn batch(&self, what: &str, items: Vec<BatchItem>) -> Vec<Result<Response, Error>> {
+        let n = items.len();
+        let mut results: Vec<Option<Result<Response, Error>>> = (0..n).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..n).collect();
+        let mut round = 0u32;
+        let mut waited = Duration::ZERO;
+        let index: HashMap<String, usize> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.id.clone(), i))
+            .collect();
+        while !pending.is_empty() {
+            round += 1;
+            let mut again: Vec<(usize, Error)> = Vec::new();
+            let mut longest: Option<Duration> = None;
+            for chunk in pending.chunks(api::MAX_BATCH) {
+                let ids: Vec<&str> = chunk.iter().map(|&i| items[i].id.as_str()).collect();
+                let batch_items: Vec<BatchItem> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let mut it = items[i].clone().with_header("Prefer", PREFER_IMMUTABLE_ID);
+                        // Dependencies already done (or not in this chunk) are dropped.
+                        it.depends_on.retain(|d| ids.contains(&d.as_str()));
+                        it
+                    })
+                    .collect();
+                let outer = match api::batch(&self.inner.endpoint, &batch_items) {
+                    Ok(r) => self.execute(what, r, Idempotency::Safe).await,
+                    Err(e) => Err(e),
+                };
+                let answers = outer.and_then(|r| {
+                    let body = r.json()?.to_vec();
+                    api::parse_batch(&body, &ids)
+                });
+                let answers = match answers {
+                    Ok(a) => a,
+                    Err(e) => {
+                        for &i in chunk {
+                            results[i] = Some(Err(copy_error(&e)));
+                        }
+                        continue;
+                    }
+                };
+                let mut answered = vec![false; chunk.len()];
+                for a in answers {
+                    let Some(&i) = index.get(&a.id) else { continue };
+                    if let Some(pos) = chunk.iter().position(|&c| c == i) {
+                        answered[pos] = true;
+                    }
+                    let retry_after = a
+                        .headers
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    if (200..300).contains(&a.status) {
+                        results[i] = Some(Ok(Response {
+                            status: a.status,
+                            headers: a.headers,
+                            body: Bytes::from(a.body),
+                        }));
+                        continue;
+                    }
+                    let err = GraphError::parse(a.status, &a.headers, &a.body).into_error(
+                        what,
+                        &a.body,
+                        retry_after,
+                    );
+                    if matches!(a.status, 429 | 503 | 504 | 424) {
+                        if let Some(r) = retry_after {
+                            longest = Some(longest.map_or(r, |l| l.max(r)));
+                        }
+                        again.push((i, err));
+                    } else {
+                        results[i] = Some(Err(err));
+                    }
+                }
+                for (pos, &i) in chunk.iter().enumerate() {
+                    if !answered[pos] {
+                        again.push((
+                            i,
+                            Error::bad_response(format!(
+                                "{what}: the batch answer has no response for item {}",
+                                items[i].id
+                            ))
+                            .with_delivery(Delivery::MaybeSent),
+                        ));
+                    }
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            let only_424 = again
+                .iter()
+                .all(|(_, e)| e.response().and_then(|r| r.status) == Some(424));
+            let wait = if only_424 {
+                Some(Duration::ZERO)
+            } else {
+                self.inner
+                    .policy
+                    .decide(round, waited, longest, self.inner.jitter.next())
+            };
+            match wait {
+                Some(w) if round < self.inner.policy.max_attempts => {
+                    if !w.is_zero() {
+                        self.note(
+                            None,
+                            &http::Method::POST,
+                            &self.inner.endpoint.url(&["$batch"]),
+                            &format!(
+                                "{} batch items to retry in {} ms",
+                                again.len(),
+                                w.as_millis()
+                            ),
+                        );
+                        self.inner.sleeper.sleep(w).await;
+                        waited += w;
+                    }
+                    pending = again.into_iter().map(|(i, _)| i).collect();
+                }
+                _ => {
+                    for (i, e) in again {
+                        results[i] = Some(Err(e));
+                    }
+                    pending = Vec::new();
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::bad_response("a batch item got no result"))))
+            .collect()
+    }
+}
+
+/// A copy of an error for each item of a failed batch (errors are not `Clone`: they may own a
+/// source).
+pub(crate) fn copy_error(e: &Error) -> Error {
+    let mut c = Error::new(e.kind(), e.message()).with_delivery(e.delivery());
+    if let Some(r) = e.retry_after() {
+        c = c.with_retry_after(r);
+    }
+    if let Some(p) = e.auth_problem() {
+        c = c.with_auth_problem(p.clone());
+    }
+    if let Some(d) = e.response() {
+        c = c.with_response(d.clone());
+    }
+    c
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    // reqwest's Display names the URL, whose query may carry an upload session's token: print
+    // the kind of failure only.
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the answer"
+    } else if e.is_request() {
+        "the request failed"
+    } else {
+        "HTTP error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind} ({detail})")
+    }
+}
+
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, Error> {
+    if let Some(len) = resp.content_length()
+        && len > max as u64
+    {
+        return Err(Error::bad_response(format!(
+            "the answer is {len} bytes, over the {max}-byte cap"
+        )));
+    }
+    let mut buf = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if buf.len() + c.len() > max {
+                    return Err(Error::bad_response(format!(
+                        "the answer is over the {max}-byte cap"
+                    )));
+                }
+                buf.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(Bytes::from(buf)),
+            Err(e) => {
+                return Err(Error::transient(describe(&e)));
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! [`GraphSource`]: a [`MessageSource`] over one Graph mailbox folder.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use connector::{
+    Acknowledgement, Batch, ConnectionLog, Cursor, Error, ErrorKind, MessageId, MessageSource,
+    PingReport, RawMessage, SourceCapabilities,
+};
+
+use crate::api::{self, BatchItem, MessageMeta};
+use crate::client::{GraphClient, Idempotency, copy_error};
+
+/// What [`Acknowledgement::Delete`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DeleteMode {
+    /// Graph `DELETE`: out of sight, recoverable by an administrator (Recoverable Items).
+    #[default]
+    Soft,
+    /// A move to Deleted Items, where users can still see it.
+    MoveToDeletedItems,
+}
+
+/// Settings of a [`GraphSource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceConfig {
+    /// The folder to read: a well-known name (`inbox`) or a folder id.
+    pub folder: String,
+    /// How deletes are done.
+    pub delete: DeleteMode,
+    /// The most messages one fetch returns (at most [`api::MAX_PAGE`]).
+    pub max_batch: usize,
+    /// Download MIME and acknowledge through JSON `$batch` (20 per round trip).
+    pub use_batch: bool,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            folder: "inbox".into(),
+            delete: DeleteMode::Soft,
+            max_batch: 100,
+            use_batch: true,
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Reads `folder`.
+    pub fn folder(mut self, folder: impl Into<String>) -> Self {
+        self.folder = folder.into();
+        self
+    }
+
+    /// Sets the delete mode.
+    pub fn delete(mut self, mode: DeleteMode) -> Self {
+        self.delete = mode;
+        self
+    }
+
+    /// Sets the largest fetch.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.clamp(1, api::MAX_PAGE);
+        self
+    }
+
+    /// Turns `$batch` on or off.
+    pub fn use_batch(mut self, yes: bool) -> Self {
+        self.use_batch = yes;
+        self
+    }
+}
+
+/// Well-known folder names Graph accepts in place of an id.
+const WELL_KNOWN: &[&str] = &[
+    "inbox",
+    "drafts",
+    "sentitems",
+    "deleteditems",
+    "junkemail",
+    "outbox",
+    "archive",
+    "msgfolderroot",
+    "clutter",
+    "conflicts",
+    "conversationhistory",
+    "localfailures",
+    "serverfailures",
+    "syncissues",
+    "recoverableitemsdeletions",
+    "scheduled",
+    "searchfolders",
+];
+
+/// A message source reading the unread mail of one folder, oldest first.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use connector::{Acknowledgement, MessageSource};
+/// use graph_mail::{Cloud, Endpoint, FnTokenSource, GraphClient, GraphSource, Mailbox, SourceConfig};
+///
+/// # async fn run() -> Result<(), connector::Error> {
+/// let ep = Endpoint::cloud(Cloud::Global, Mailbox::user("helpdesk@contoso.com"));
+/// let client = GraphClient::builder(ep, Arc::new(FnTokenSource::new(|_| Ok("…".into())))).build()?;
+/// let source = GraphSource::new(client, SourceConfig::default());
+/// println!("{}", source.ping().await);
+/// let batch = source.fetch(None, 50).await?;
+/// let acks: Vec<_> = batch
+///     .messages
+///     .iter()
+///     .map(|m| (m.id.clone(), Acknowledgement::MoveTo("Processed".into())))
+///     .collect();
+/// for result in source.acknowledge_many(&acks).await {
+///     result?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct GraphSource {
+    client: GraphClient,
+    config: SourceConfig,
+    folders: Mutex<HashMap<String, String>>,
+}
+
+impl GraphSource {
+    /// A source over `client`'s mailbox.
+    pub fn new(client: GraphClient, config: SourceConfig) -> Self {
+        GraphSource {
+            client,
+            config,
+            folders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    /// The unread count of the folder, logging to `log` as well.
+    async fn unread(&self, log: Option<&ConnectionLog>) -> Result<u64, Error> {
+        let ep = self.client.endpoint();
+        let r = self
+            .client
+            .execute_logged(
+                "reading the folder counts",
+                api::get_folder(ep, &self.config.folder)?,
+                Idempotency::Safe,
+                log,
+                true,
+            )
+            .await?;
+        let f = api::parse_folder(r.json()?)?;
+        f.unread_item_count
+            .ok_or_else(|| Error::bad_response("the folder answer has no unreadItemCount"))
+    }
+
+    /// The id of a destination folder: a well-known name as is, a display name looked up
+    /// among the top-level folders and created when missing.
+    pub async fn resolve_folder(&self, name: &str) -> Result<String, Error> {
+        let lower = name.to_ascii_lowercase();
+        if WELL_KNOWN.contains(&lower.as_str()) {
+            return Ok(lower);
+        }
+        if let Some(id) = self
+            .folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&lower)
+        {
+            return Ok(id.clone());
+        }
+        let ep = self.client.endpoint();
+        let found = self
+            .client
+            .execute(
+                "looking up a folder",
+                api::find_folder(ep, None, name)?,
+                Idempotency::Safe,
+            )
+            .await?;
+        let existing = api::parse_folders(found.json()?)?.into_iter().find(|f| {
+            f.display_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        });
+        let id = match existing {
+            Some(f) => f.id,
+            None => {
+                let created = self
+                    .client
+                    .execute(
+                        "creating a folder",
+                        api::create_folder(ep, None, name)?,
+                        Idempotency::SendOnce,
+                    )
+                    .await;
+                match created {
+                    Ok(r) => api::parse_folder(r.json()?)?.id,
+                    // Someone created it meanwhile: look again.
+                    Err(e)
+                        if e.response().and_then(|r| r.server_code.as_deref())
+                            == Some("ErrorFolderExists") =>
+                    {
+                        let again = self
+                            .client
+                            .execute(
+                                "looking up a folder",
+                                api::find_folder(ep, None, name)?,
+                                Idempotency::Safe,
+                            )
+                            .await?;
+                        api::parse_folders(again.json()?)?
+                            .into_iter()
+                            .next()
+                            .map(|f| f.id)
+                            .ok_or(e)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lower, id.clone());
+        Ok(id)
+    }
+
+    fn ack_request(
+        &self,
+        id: &str,
+        ack: &Acknowledgement,
+        dest: Option<&str>,
+    ) -> Result<http::Request<Vec<u8>>, Error> {
+        let ep = self.client.endpoint();
+        match (ack, dest) {
+            (Acknowledgement::MarkRead, _) => api::mark_read(ep, id),
+            (Acknowledgement::MoveTo(_), Some(d)) => api::move_message(ep, id, d),
+            (Acknowledgement::Delete, _) => match self.config.delete {
+                DeleteMode::Soft => api::delete_message(ep, id),
+                DeleteMode::MoveToDeletedItems => api::move_message(ep, id, "deleteditems"),
+            },
+            (other, _) => Err(Error::unsupported(format!("acknowledgement {other}"))),
+        }
+    }
+
+    async fn dest(&self, ack: &Acknowledgement) -> Result<Option<String>, Error> {
+        match ack {
+            Acknowledgement::MoveTo(name) => self.resolve_folder(name).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn mime_one(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let r = self
+            .client
+            .execute(
+                "downloading a message",
+                api::get_mime(self.client.endpoint(), id)?,
+                Idempotency::Safe,
+            )
+            .await?;
+        Ok(r.mime()?.to_vec())
+    }
+
+    async fn mimes(&self, metas: &[MessageMeta]) -> Vec<Result<Vec<u8>, Error>> {
+        let ep = self.client.endpoint();
+        if !self.config.use_batch || metas.len() <= 1 {
+            let mut out = Vec::with_capacity(metas.len());
+            for m in metas {
+                out.push(self.mime_one(&m.id).await);
+            }
+            return out;
+        }
+        let mut items = Vec::with_capacity(metas.len());
+        let mut build_errors: Vec<Option<Error>> = Vec::new();
+        for (i, m) in metas.iter().enumerate() {
+            match api::get_mime(ep, &m.id)
+                .and_then(|r| BatchItem::from_request(ep, i.to_string(), &r))
+            {
+                Ok(it) => {
+                    items.push(it);
+                    build_errors.push(None);
+                }
+                Err(e) => build_errors.push(Some(e)),
+            }
+        }
+        let mut answers = self
+            .client
+            .batch("downloading messages", items)
+            .await
+            .into_iter();
+        build_errors
+            .into_iter()
+            .map(|e| match e {
+                Some(e) => Err(e),
+                None => match answers.next() {
+                    Some(Ok(r)) => r.mime().map(<[u8]>::to_vec),
+                    Some(Err(e)) => Err(e),
+                    None => Err(Error::bad_response("a batch item got no result")),
+                },
+            })
+            .collect()
+    }
+}
+
+fn to_raw(meta: MessageMeta, mime: Vec<u8>) -> RawMessage {
+    let mut recipients = meta.to;
+    recipients.extend(meta.cc);
+    let mut m = RawMessage::new(MessageId::new(meta.id), mime).with_recipients(recipients);
+    if let Some(imid) = meta.internet_message_id {
+        m = m.with_internet_message_id(imid);
+    }
+    if let Some(t) = meta.received {
+        m = m.with_received(t);
+    }
+    m
+}
+
+#[async_trait]
+impl MessageSource for GraphSource {
+    fn name(&self) -> String {
+        match self.client.endpoint().mailbox() {
+            crate::Mailbox::Me => format!("graph:me/{}", self.config.folder),
+            crate::Mailbox::User(u) => format!("graph:{u}/{}", self.config.folder),
+        }
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::unread_polling(self.config.max_batch)
+            .with_batch_acknowledge(self.config.use_batch)
+    }
+
+    async fn ping(&self) -> PingReport {
+        let log = ConnectionLog::default();
+        match self.unread(Some(&log)).await {
+            Ok(n) => PingReport::online(Some(n), log),
+            Err(e) => PingReport::from_error(&e, log),
+        }
+    }
+
+    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        self.unread(None).await.map(Some)
+    }
+
+    async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+        let ep = self.client.endpoint();
+        let max = max.clamp(1, self.config.max_batch);
+        let req = match cursor {
+            Some(c) => api::follow_link(ep, c.as_str())?,
+            None => api::list_unread(ep, &self.config.folder, max)?,
+        };
+        let r = self
+            .client
+            .execute("listing unread messages", req, Idempotency::Safe)
+            .await?;
+        let page = api::parse_message_page(ep, r.json()?)?;
+        if page.messages.len() > max && cursor.is_none() {
+            return Err(Error::bad_response(format!(
+                "asked Graph for {max} messages and got {}",
+                page.messages.len()
+            )));
+        }
+        let mimes = self.mimes(&page.messages).await;
+        let mut batch = Batch::new(Vec::new(), page.next_link.map(Cursor::new));
+        for (meta, mime) in page.messages.into_iter().zip(mimes) {
+            match mime {
+                Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, m)),
+                Ok(_) => batch.failed.push((
+                    MessageId::new(meta.id),
+                    Error::bad_response("Graph returned an empty MIME message"),
+                )),
+                Err(e) => batch.failed.push((MessageId::new(meta.id), e)),
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        let dest = self.dest(ack).await?;
+        let req = self.ack_request(id.as_str(), ack, dest.as_deref())?;
+        self.client
+            .execute(&format!("acknowledging ({ack})"), req, Idempotency::Safe)
+            .await
+            .map(|_| ())
+    }
+
+    async fn acknowledge_many(
+        &self,
+        items: &[(MessageId, Acknowledgement)],
+    ) -> Vec<Result<(), Error>> {
+        if !self.config.use_batch || items.len() <= 1 {
+            let mut out = Vec::with_capacity(items.len());
+            for (id, ack) in items {
+                out.push(self.acknowledge(id, ack).await);
+            }
+            return out;
+        }
+        let ep = self.client.endpoint();
+        // Resolve each destination folder once, before batching.
+        let mut dests: HashMap<String, Result<String, Error>> = HashMap::new();
+        for (_, ack) in items {
+            if let Acknowledgement::MoveTo(name) = ack
+                && !dests.contains_key(name)
+            {
+                let d = self.resolve_folder(name).await;
+                dests.insert(name.clone(), d);
+            }
+        }
+        let mut prepared: Vec<Result<BatchItem, Error>> = Vec::with_capacity(items.len());
+        for (i, (id, ack)) in items.iter().enumerate() {
+            let dest = match ack {
+                Acknowledgement::MoveTo(name) => match dests.get(name) {
+                    Some(Ok(d)) => Some(d.as_str()),
+                    Some(Err(e)) => {
+                        prepared.push(Err(copy_error(e)));
+                        continue;
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            prepared.push(
+                self.ack_request(id.as_str(), ack, dest)
+                    .and_then(|r| BatchItem::from_request(ep, i.to_string(), &r)),
+            );
+        }
+        let to_send: Vec<BatchItem> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok().cloned())
+            .collect();
+        let mut answers = self
+            .client
+            .batch("acknowledging messages", to_send)
+            .await
+            .into_iter();
+        prepared
+            .into_iter()
+            .map(|p| match p {
+                Err(e) => Err(e),
+                Ok(_) => match answers.next() {
+                    Some(r) => r.map(|_| ()),
+                    None => Err(Error::bad_response("a batch item got no result")),
+                },
+            })
+            .collect()
+    }
+}
+
+/// Whether an error means the message is gone (for callers deciding whether to re-fetch).
+pub fn is_gone(e: &Error) -> bool {
+    e.kind() == ErrorKind::NotFound
+}

@@ -1,0 +1,630 @@
+//! graph-mail against the in-process sandbox: the conformance kit, throttling and fault paths,
+//! delta, upload sessions, and the request count of a 1,000-message ingest.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connector::conformance::{Harness, Location, run};
+use connector::{
+    Acknowledgement, Envelope, Error, ErrorKind, MessageId, MessageOutbound, MessageSource,
+    OutgoingMessage,
+};
+use graph_mail::retry::{RecordingSleeper, RetryPolicy, SeededJitter};
+use graph_mail::{
+    Endpoint, FnTokenSource, GraphClient, GraphOutbound, GraphSource, Mailbox, SourceConfig,
+};
+use sandbox::store::ListQuery;
+use sandbox::{
+    ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, TokenKind,
+    Trigger,
+};
+
+const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+
+struct Env {
+    sb: Sandbox,
+    sleeper: Arc<RecordingSleeper>,
+    refreshes: Arc<AtomicUsize>,
+}
+
+async fn env() -> Env {
+    let sb = Sandbox::builder().start().await.expect("sandbox starts");
+    Env {
+        sb,
+        sleeper: Arc::new(RecordingSleeper::default()),
+        refreshes: Arc::new(AtomicUsize::new(0)),
+    }
+}
+
+fn app_tokens(sb: &Sandbox, refreshes: Arc<AtomicUsize>) -> Arc<FnTokenSource> {
+    let admin = sb.admin();
+    Arc::new(FnTokenSource::new(move |fresh| {
+        if fresh {
+            refreshes.fetch_add(1, Ordering::SeqCst);
+        }
+        admin
+            .mint_token(&MintRequest {
+                app_id: APP.into(),
+                kind: TokenKind::App {
+                    roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
+                },
+                resource: ApiResource::Graph,
+                lifetime_secs: None,
+            })
+            .map_err(|e| Error::configuration(e.to_string()))
+    }))
+}
+
+impl Env {
+    fn client(&self, mailbox: Mailbox) -> GraphClient {
+        let ep = Endpoint::custom(&self.sb.graph_url(), mailbox).expect("endpoint");
+        GraphClient::builder(ep, app_tokens(&self.sb, self.refreshes.clone()))
+            .sleeper(self.sleeper.clone())
+            .jitter(Arc::new(SeededJitter::new(1)))
+            .build()
+            .expect("client")
+    }
+
+    fn source(&self, address: &str) -> GraphSource {
+        GraphSource::new(self.client(Mailbox::user(address)), SourceConfig::default())
+    }
+
+    fn seed(&self, to: &str, n: usize, tag: &str) {
+        for i in 0..n {
+            let mime = format!(
+                "Message-ID: <{tag}-{i}@test.invalid>\r\nFrom: c{i}@fabrikam.example\r\nTo: {to}\r\nSubject: {tag} {i}\r\n\r\nbody {i}\r\n"
+            );
+            self.sb
+                .admin()
+                .inject("c@fabrikam.example", &[to.to_owned()], mime.as_bytes())
+                .expect("inject");
+        }
+    }
+}
+
+struct GraphHarness {
+    env: Env,
+    address: String,
+    source: GraphSource,
+    outbound: GraphOutbound,
+}
+
+#[async_trait]
+impl Harness for GraphHarness {
+    fn source(&self) -> &dyn MessageSource {
+        &self.source
+    }
+
+    fn outbound(&self) -> Option<&dyn MessageOutbound> {
+        Some(&self.outbound)
+    }
+
+    fn mailbox_address(&self) -> String {
+        self.address.clone()
+    }
+
+    async fn seed(&self, messages: Vec<Vec<u8>>) -> Result<(), Error> {
+        for m in messages {
+            self.env
+                .sb
+                .admin()
+                .inject(
+                    "kit@fabrikam.example",
+                    std::slice::from_ref(&self.address),
+                    &m,
+                )
+                .map_err(|e| Error::configuration(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn locate(&self, imid: &str) -> Result<Option<Location>, Error> {
+        let admin = self.env.sb.admin();
+        let store = admin.store();
+        let page = store
+            .list(&self.address, None, &ListQuery::default())
+            .map_err(|e| Error::configuration(e.to_string()))?;
+        let Some(m) = page
+            .items
+            .into_iter()
+            .find(|m| m.props.internet_message_id.as_deref() == Some(imid))
+        else {
+            return Ok(None);
+        };
+        let f = store
+            .folder(&self.address, &m.folder_id)
+            .map_err(|e| Error::configuration(e.to_string()))?;
+        let name = f
+            .well_known
+            .map(|w| w.name().to_owned())
+            .unwrap_or(f.display_name);
+        Ok(Some(Location::new(name, m.is_read)))
+    }
+
+    fn unknown_id(&self) -> MessageId {
+        MessageId::new("AAkALgAAAAAAHYQDEapmEc2byACqAC-EWgaaaaaaaaaaaa")
+    }
+
+    async fn break_auth(&self) -> bool {
+        self.env.sb.admin().revoke_admin_consent(APP).is_ok()
+    }
+
+    async fn restore_auth(&self) {
+        self.env
+            .sb
+            .admin()
+            .grant_admin_consent(APP, &[], &["Mail.ReadWrite", "Mail.Send"])
+            .expect("grant consent");
+    }
+}
+
+#[tokio::test]
+async fn conformance_kit_passes() {
+    let env = env().await;
+    let address = "megan.bowen@contoso.example".to_owned();
+    let source = GraphSource::new(env.client(Mailbox::user(&address)), SourceConfig::default());
+    let outbound = GraphOutbound::new(env.client(Mailbox::user(&address)));
+    let h = GraphHarness {
+        env,
+        address,
+        source,
+        outbound,
+    };
+    let report = run(&h).await;
+    assert!(report.checks.len() >= 15, "{report}");
+    // The kit sends a message whose From header is an external address (customer@fabrikam);
+    // Exchange refuses that with ErrorSendAsDenied, and so does the sandbox. Until the kit sends
+    // from the mailbox itself, those two checks must fail for exactly that reason; every other
+    // check must pass. (`own_mail_sent_arrives_and_reads_back` covers sending.)
+    for c in report.failures() {
+        let why = c.failure.as_deref().unwrap_or("");
+        assert!(
+            c.name == "outbound_send_arrives" && why.contains("ErrorSendAsDenied"),
+            "{report}"
+        );
+    }
+    // The broken-auth check made the client ask for exactly one fresh token per failing call.
+    assert!(h.env.refreshes.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn a_thousand_messages_take_about_a_hundred_requests() {
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    env.seed(to, 1000, "bulk");
+    env.sb.admin().clear_request_log();
+    let source = env.source(to);
+    let mut handled = 0;
+    loop {
+        let batch = source.fetch(None, 100).await.expect("fetch");
+        assert!(batch.failed.is_empty());
+        if batch.messages.is_empty() {
+            break;
+        }
+        let acks: Vec<_> = batch
+            .messages
+            .iter()
+            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
+            .collect();
+        for r in source.acknowledge_many(&acks).await {
+            r.expect("ack");
+        }
+        handled += batch.messages.len();
+    }
+    assert_eq!(handled, 1000);
+    let log = env.sb.request_log();
+    // 10 listings + 1 empty listing, 50 batches of 20 MIME downloads, 50 batches of 20 marks.
+    assert_eq!(log.count("POST", "/v1.0/$batch"), 100, "{log:?}");
+    assert_eq!(
+        log.count("GET", "/v1.0/users/{user}/mailFolders/{folder}/messages"),
+        11
+    );
+    assert_eq!(log.total(), 111, "{log:?}");
+    // Without batching it would be 1 + 1000 downloads + 1000 marks per pass: ~2,011.
+    assert_eq!(source.count_waiting().await.expect("count"), Some(0));
+}
+
+#[tokio::test]
+async fn throttling_honours_retry_after() {
+    let env = env().await;
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Graph,
+            2,
+            FaultKind::Throttle {
+                retry_after_secs: 7,
+            },
+        )],
+    });
+    let source = env.source("helpdesk@contoso.example");
+    assert_eq!(source.count_waiting().await.expect("count"), Some(2));
+    assert_eq!(
+        env.sleeper.waits(),
+        vec![Duration::from_secs(7), Duration::from_secs(7)]
+    );
+    assert_eq!(env.sb.request_log().count_status(429), 2);
+    let log = source.client().log().render();
+    assert!(log.contains("-> 429"), "{log}");
+    assert!(log.contains("request-id="), "{log}");
+}
+
+#[tokio::test]
+async fn server_errors_back_off_then_give_up_at_the_attempt_cap() {
+    let env = env().await;
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            protocol: Some(Protocol::Graph),
+            app_id: None,
+            mailbox: None,
+            trigger: Trigger::Rate(1.0),
+            fault: FaultKind::ServerError503,
+        }],
+    });
+    let ep = Endpoint::custom(
+        &env.sb.graph_url(),
+        Mailbox::user("helpdesk@contoso.example"),
+    )
+    .expect("endpoint");
+    let client = GraphClient::builder(ep, app_tokens(&env.sb, env.refreshes.clone()))
+        .sleeper(env.sleeper.clone())
+        .jitter(Arc::new(SeededJitter::new(3)))
+        .retry(RetryPolicy::default().with_max_attempts(4))
+        .build()
+        .expect("client");
+    let source = GraphSource::new(client, SourceConfig::default());
+    let err = source.count_waiting().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient);
+    assert_eq!(err.response().and_then(|r| r.status), Some(503));
+    assert_eq!(env.sb.request_log().count_status(503), 4, "4 attempts");
+    let waits = env.sleeper.waits();
+    assert_eq!(waits.len(), 3);
+    // Exponential with equal jitter: each wait lies in [step/2, step].
+    for (i, w) in waits.iter().enumerate() {
+        let step = Duration::from_millis(500) * (1 << i);
+        assert!(*w >= step / 2 && *w <= step, "wait {i}: {w:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_retried_for_reads_but_a_send_is_not_repeated() {
+    let env = env().await;
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Graph,
+            1,
+            FaultKind::ResetConnection,
+        )],
+    });
+    let source = env.source("helpdesk@contoso.example");
+    assert_eq!(source.count_waiting().await.expect("count"), Some(2));
+    assert_eq!(env.sleeper.waits().len(), 1);
+
+    // 504 on a send: the service may have accepted it, so it is not retried.
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Graph,
+            1,
+            FaultKind::GatewayTimeout504,
+        )],
+    });
+    env.sb.admin().clear_request_log();
+    let out = GraphOutbound::new(env.client(Mailbox::user("helpdesk@contoso.example")));
+    let msg = OutgoingMessage::raw(
+        Envelope::new("helpdesk@contoso.example", vec!["adele.vance@contoso.example".into()]),
+        b"From: helpdesk@contoso.example\r\nTo: adele.vance@contoso.example\r\nSubject: once\r\n\r\nx\r\n".to_vec(),
+    );
+    let err = out.send(&msg).await.unwrap_err();
+    assert!(err.may_have_taken_effect(), "{err}");
+    assert_eq!(
+        env.sb
+            .request_log()
+            .count("POST", "/v1.0/users/{user}/sendMail"),
+        1
+    );
+
+    // 503 on a send: certainly not accepted, so it is retried and goes out once.
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Graph,
+            1,
+            FaultKind::ServerError503,
+        )],
+    });
+    out.send(&msg).await.expect("send after 503");
+    let adele = env
+        .sb
+        .admin()
+        .store()
+        .list(
+            "adele.vance@contoso.example",
+            Some("inbox"),
+            &ListQuery::default(),
+        )
+        .expect("list");
+    assert_eq!(adele.items.len(), 1, "sent exactly once");
+}
+
+#[tokio::test]
+async fn inner_batch_throttling_is_retried_and_nothing_is_dropped() {
+    let env = env().await;
+    let to = "adele.vance@contoso.example";
+    env.seed(to, 5, "inner");
+    // The listing passes; the first two $value items of the batch are throttled.
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            protocol: Some(Protocol::Graph),
+            app_id: None,
+            mailbox: None,
+            trigger: Trigger::After { skip: 1, count: 2 },
+            fault: FaultKind::Throttle {
+                retry_after_secs: 3,
+            },
+        }],
+    });
+    let source = env.source(to);
+    let batch = source.fetch(None, 10).await.expect("fetch");
+    assert_eq!(batch.messages.len(), 5);
+    assert!(batch.failed.is_empty());
+    assert_eq!(env.sleeper.waits(), vec![Duration::from_secs(3)]);
+    assert_eq!(env.sb.request_log().count("POST", "/v1.0/$batch"), 2);
+
+    // A message deleted between listing and acknowledging fails alone, the rest succeed.
+    let mut acks: Vec<_> = batch
+        .messages
+        .iter()
+        .map(|m| (m.id.clone(), Acknowledgement::MoveTo("Done".into())))
+        .collect();
+    acks.push((
+        MessageId::new("AAkALgAAAAAAHYQDEapmEc2byACqAC-nope"),
+        Acknowledgement::MarkRead,
+    ));
+    let results = source.acknowledge_many(&acks).await;
+    assert_eq!(results.len(), 6);
+    assert!(results[..5].iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(results[5].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn withdrawn_consent_is_diagnosed_after_one_refresh() {
+    let env = env().await;
+    env.sb.admin().revoke_admin_consent(APP).expect("revoke");
+    let source = env.source("helpdesk@contoso.example");
+    let report = source.ping().await;
+    assert!(!report.is_online());
+    assert!(report.auth.is_some(), "{report}");
+    assert_eq!(env.refreshes.load(Ordering::SeqCst), 1);
+    let rendered = format!("{report} {:?} {}", report.log, report.to_json());
+    assert!(
+        !rendered.contains("eyJ"),
+        "no token in the report: {rendered}"
+    );
+    let err = source.fetch(None, 5).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Authentication);
+    assert_eq!(err.response().and_then(|r| r.status), Some(401));
+    assert!(!format!("{err} {err:?}").contains("eyJ"));
+    assert_eq!(env.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn send_as_rights_are_checked_and_diagnosed() {
+    let env = env().await;
+    let admin = env.sb.admin();
+    let tokens = Arc::new(FnTokenSource::new(move |_| {
+        admin
+            .mint_token(&MintRequest {
+                app_id: APP.into(),
+                kind: TokenKind::Delegated {
+                    user: "helpdesk@contoso.example".into(),
+                    scopes: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
+                },
+                resource: ApiResource::Graph,
+                lifetime_secs: None,
+            })
+            .map_err(|e| Error::configuration(e.to_string()))
+    }));
+    let ep = Endpoint::custom(&env.sb.graph_url(), Mailbox::Me).expect("endpoint");
+    let client = GraphClient::builder(ep, tokens).build().expect("client");
+    let out = GraphOutbound::new(client.clone());
+    assert!(out.ping().await.is_online());
+    // helpdesk has Send As on the shared mailbox projects@, not on adele.
+    let denied = GraphOutbound::new(client.clone()).ping_from("adele.vance@contoso.example");
+    let report = denied.ping().await;
+    assert!(!report.is_online());
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("may not send as"),
+        "{report}"
+    );
+    assert!(
+        GraphOutbound::new(client.clone())
+            .ping_from("projects@contoso.example")
+            .ping()
+            .await
+            .is_online()
+    );
+    let msg = |from: &str| {
+        OutgoingMessage::raw(
+            Envelope::new(from, vec!["alex.wilber@contoso.example".into()]),
+            format!(
+                "From: {from}\r\nTo: alex.wilber@contoso.example\r\nSubject: as {from}\r\n\r\nx\r\n"
+            )
+            .into_bytes(),
+        )
+    };
+    let err = out
+        .send(&msg("adele.vance@contoso.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert_eq!(
+        err.response().and_then(|r| r.server_code.as_deref()),
+        Some("ErrorSendAsDenied")
+    );
+    assert!(!err.may_have_taken_effect());
+    let receipt = out
+        .send(&msg("projects@contoso.example"))
+        .await
+        .expect("send as");
+    assert_eq!(receipt.from.as_deref(), Some("projects@contoso.example"));
+}
+
+#[tokio::test]
+async fn delta_tracks_changes_and_recovers_from_lost_state() {
+    use graph_mail::delta::{DeltaStore, MemoryDeltaStore, sync_folder};
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    env.seed(to, 12, "delta");
+    let client = env.client(Mailbox::user(to));
+    let store = MemoryDeltaStore::default();
+    let first = sync_folder(&client, &store, "inbox")
+        .await
+        .expect("first round");
+    assert_eq!(first.changed.len(), 12, "two pages of ten");
+    assert!(!first.resynced);
+    let again = sync_folder(&client, &store, "inbox")
+        .await
+        .expect("quiet round");
+    assert!(again.changed.is_empty() && again.removed.is_empty());
+
+    let source = GraphSource::new(client.clone(), SourceConfig::default());
+    let ids: Vec<MessageId> = first
+        .changed
+        .iter()
+        .map(|m| MessageId::new(m.id.clone()))
+        .collect();
+    source
+        .acknowledge(&ids[0], &Acknowledgement::MarkRead)
+        .await
+        .expect("read");
+    source
+        .acknowledge(&ids[1], &Acknowledgement::Delete)
+        .await
+        .expect("delete");
+    env.seed(to, 1, "late");
+    let third = sync_folder(&client, &store, "inbox")
+        .await
+        .expect("third round");
+    assert_eq!(third.removed, vec![ids[1].as_str().to_owned()]);
+    assert_eq!(third.changed.len(), 2, "{third:?}");
+    assert!(
+        third
+            .changed
+            .iter()
+            .any(|m| m.id == ids[0].as_str() && m.is_read == Some(true))
+    );
+
+    // A state the server no longer knows: a full resync.
+    let link = store.load("inbox").expect("saved link");
+    let broken = link.replace("deltatoken=", "deltatoken=999999");
+    store.save("inbox", &broken);
+    let resync = sync_folder(&client, &store, "inbox").await.expect("resync");
+    assert!(resync.resynced);
+    assert_eq!(
+        resync.changed.len(),
+        12,
+        "11 left of the first 12, plus the late one"
+    );
+}
+
+#[tokio::test]
+async fn large_attachments_go_through_an_upload_session() {
+    let env = env().await;
+    let client = env.client(Mailbox::user("helpdesk@contoso.example"));
+    let out = GraphOutbound::new(client.clone());
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mime = b"From: helpdesk@contoso.example\r\nTo: adele.vance@contoso.example\r\nSubject: big\r\nMessage-ID: <big@test.invalid>\r\n\r\nsee attachment\r\n";
+    let big_msg = OutgoingMessage::raw(
+        Envelope::new(
+            "helpdesk@contoso.example",
+            vec!["adele.vance@contoso.example".into()],
+        ),
+        [mime.as_slice(), &big].concat(),
+    );
+    assert_eq!(
+        out.send(&big_msg).await.unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    out.send_with_upload(mime, &[("data.bin".into(), big.clone())])
+        .await
+        .expect("send with upload");
+    let log = env.sb.request_log();
+    assert_eq!(
+        log.count("PUT", "/v1.0/_upload/{session}"),
+        2,
+        "two chunks of ≤4 MB"
+    );
+    // The upload URL's own token (its query) never reaches the connection log.
+    let rendered = client.log().render();
+    assert!(rendered.contains("/v1.0/_upload/"), "{rendered}");
+    assert!(!rendered.contains("authtoken"), "{rendered}");
+    let inbox = env
+        .sb
+        .admin()
+        .store()
+        .list(
+            "adele.vance@contoso.example",
+            Some("inbox"),
+            &ListQuery::default(),
+        )
+        .expect("list");
+    let m = &inbox.items[0];
+    assert!(m.props.has_attachments);
+    let parsed = mail_parser_len(&m.mime);
+    assert_eq!(parsed, big.len());
+}
+
+fn mail_parser_len(mime: &[u8]) -> usize {
+    // The base64 block after the attachment's part headers, decoded.
+    let text = String::from_utf8_lossy(mime);
+    let start = text.find("filename=\"data.bin\"").expect("attachment part");
+    let body_start = text[start..].find("\r\n\r\n").expect("part body") + start + 4;
+    let body_end = text[body_start..].find("\r\n--").expect("part end") + body_start;
+    use base64::Engine;
+    let b64: String = text[body_start..body_end].split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64")
+        .len()
+}
+
+#[tokio::test]
+async fn own_mail_sent_arrives_and_reads_back() {
+    let env = env().await;
+    let me = "megan.bowen@contoso.example";
+    let out = GraphOutbound::new(env.client(Mailbox::user(me)));
+    assert!(out.ping().await.is_online());
+    let msg = OutgoingMessage::raw(
+        Envelope::new(me, vec![me.into()]),
+        format!("From: Megan <{me}>\r\nTo: {me}\r\nSubject: to myself\r\nMessage-ID: <self@test.invalid>\r\n\r\nhello me\r\n").into_bytes(),
+    );
+    let receipt = out.send(&msg).await.expect("send");
+    assert_eq!(receipt.from.as_deref(), Some(me));
+    let source = env.source(me);
+    let batch = source.fetch(None, 10).await.expect("fetch");
+    assert_eq!(batch.messages.len(), 1);
+    let m = &batch.messages[0];
+    assert_eq!(
+        m.internet_message_id.as_deref(),
+        Some("<self@test.invalid>")
+    );
+    assert!(String::from_utf8_lossy(&m.mime).contains("hello me"));
+    assert_eq!(m.recipients, vec![me.to_owned()]);
+    let sent = env
+        .sb
+        .admin()
+        .store()
+        .folder(me, "sentitems")
+        .expect("sent items");
+    assert_eq!(sent.total_count, 1);
+}
