@@ -173,6 +173,7 @@ async fn conformance_kit_passes() {
         outbound,
     };
     let report = run(&h).await;
+    eprintln!("{report}");
     assert!(report.checks.len() >= 15, "{report}");
     // The kit sends a message whose From header is an external address (customer@fabrikam);
     // Exchange refuses that with ErrorSendAsDenied, and so does the sandbox. Until the kit sends
