@@ -629,3 +629,132 @@ async fn own_mail_sent_arrives_and_reads_back() {
         .expect("sent items");
     assert_eq!(sent.total_count, 1);
 }
+
+#[tokio::test]
+async fn msauth_token_provider_drives_the_client_and_diagnoses_withdrawn_consent() {
+    use msauth::{Authority, ClientCredential, ClientSecret, Endpoints, TokenProvider};
+    let env = env().await;
+    let tenant = "contoso.example";
+    let endpoints = Endpoints::new(
+        &format!("{}/{tenant}/oauth2/v2.0/authorize", env.sb.base_url()),
+        &env.sb.token_url(tenant),
+    )
+    .expect("endpoints");
+    let provider = TokenProvider::builder(Authority::custom(endpoints), APP)
+        .credential(ClientCredential::Secret(ClientSecret::new(
+            "demo-secret-do-not-use-in-production",
+        )))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .expect("provider");
+    let ep = Endpoint::custom(
+        &env.sb.graph_url(),
+        Mailbox::user("helpdesk@contoso.example"),
+    )
+    .expect("endpoint");
+    let client = GraphClient::builder(ep, Arc::new(provider))
+        .sleeper(env.sleeper.clone())
+        .build()
+        .expect("client");
+    let source = GraphSource::new(client, SourceConfig::default());
+    let report = source.ping().await;
+    assert!(report.is_online(), "{report}");
+    assert_eq!(report.waiting, Some(2));
+    let batch = source.fetch(None, 10).await.expect("fetch");
+    assert_eq!(batch.messages.len(), 2);
+
+    env.sb.admin().revoke_admin_consent(APP).expect("revoke");
+    let report = source.ping().await;
+    assert!(!report.is_online());
+    let reason = report.reason.clone().unwrap_or_default();
+    eprintln!("{report}");
+    assert!(!reason.is_empty());
+    assert!(report.auth.is_some(), "{report}");
+    assert!(
+        !format!("{report:?}").contains("demo-secret"),
+        "no secret in the report"
+    );
+}
+
+/// A Graph stand-in that holds every request until the test releases it, counting how many are
+/// in flight at once.
+#[tokio::test]
+async fn at_most_four_requests_are_in_flight_per_mailbox() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::Semaphore;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(Semaphore::new(0));
+    {
+        let (in_flight, max_seen, release) = (in_flight.clone(), max_seen.clone(), release.clone());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (in_flight, max_seen, release) =
+                    (in_flight.clone(), max_seen.clone(), release.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        buf.clear();
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        max_seen.fetch_max(now, Ordering::SeqCst);
+                        if let Ok(p) = release.acquire().await {
+                            p.forget();
+                        }
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let body = br#"{"id":"inbox","displayName":"Inbox","totalItemCount":3,"unreadItemCount":3}"#;
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        if sock.write_all(head.as_bytes()).await.is_err()
+                            || sock.write_all(body).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let ep = Endpoint::custom(
+        &format!("http://{addr}/v1.0"),
+        Mailbox::user("x@contoso.example"),
+    )
+    .expect("endpoint");
+    let client = GraphClient::builder(ep, Arc::new(FnTokenSource::new(|_| Ok("t".into()))))
+        .build()
+        .expect("client");
+    let source = Arc::new(GraphSource::new(client, SourceConfig::default()));
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let s = source.clone();
+            tokio::spawn(async move { s.count_waiting().await })
+        })
+        .collect();
+    // Wait for the first four to arrive, then give a fifth every chance to (it must not).
+    for _ in 0..500 {
+        if in_flight.load(Ordering::SeqCst) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(in_flight.load(Ordering::SeqCst), 4);
+    release.add_permits(10);
+    for c in calls {
+        assert_eq!(c.await.expect("join").expect("count"), Some(3));
+    }
+    assert_eq!(max_seen.load(Ordering::SeqCst), 4);
+}
