@@ -758,3 +758,96 @@ async fn at_most_four_requests_are_in_flight_per_mailbox() {
     }
     assert_eq!(max_seen.load(Ordering::SeqCst), 4);
 }
+
+#[tokio::test]
+async fn failed_dependencies_are_resubmitted_with_their_dependency() {
+    use graph_mail::api::{self, BatchItem};
+    let env = env().await;
+    env.sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Graph,
+            1,
+            FaultKind::Throttle {
+                retry_after_secs: 2,
+            },
+        )],
+    });
+    let client = env.client(Mailbox::user("helpdesk@contoso.example"));
+    let ep = client.endpoint().clone();
+    let first = BatchItem::from_request(&ep, "1", &api::get_folder(&ep, "inbox").expect("req"))
+        .expect("item");
+    let second = BatchItem::from_request(&ep, "2", &api::get_folder(&ep, "drafts").expect("req"))
+        .expect("item")
+        .depends_on(vec!["1".into()]);
+    let results = client.batch("reading folders", vec![first, second]).await;
+    let names: Vec<Option<String>> = results
+        .iter()
+        .map(|r| {
+            let r = r.as_ref().expect("item succeeded after resubmission");
+            api::parse_folder(r.json().expect("json"))
+                .expect("folder")
+                .display_name
+        })
+        .collect();
+    assert_eq!(names, vec![Some("Inbox".into()), Some("Drafts".into())]);
+    // One wait, the inner 429's Retry-After; the 424 dependent went along without its own.
+    assert_eq!(env.sleeper.waits(), vec![Duration::from_secs(2)]);
+    assert_eq!(env.sb.request_log().count("POST", "/v1.0/$batch"), 2);
+}
+
+/// A server that answers every request with `status`, `content_type` and `body`.
+async fn fixed_server(status: u16, content_type: &'static str, body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{addr}/v1.0")
+}
+
+#[tokio::test]
+async fn wrong_content_types_and_oversized_bodies_are_typed_errors() {
+    let html = fixed_server(200, "text/html", b"<html>proxy login</html>".to_vec()).await;
+    let big = fixed_server(200, "application/json", vec![b' '; 300 * 1024]).await;
+    let truncated = fixed_server(
+        200,
+        "application/json",
+        b"{\"value\":[{\"id\":\"a\"".to_vec(),
+    )
+    .await;
+    for (base, cap) in [(html, None), (big, Some(64 * 1024)), (truncated, None)] {
+        let ep = Endpoint::custom(&base, Mailbox::Me).expect("endpoint");
+        let mut b = GraphClient::builder(ep, Arc::new(FnTokenSource::new(|_| Ok("t".into()))))
+            .retry(RetryPolicy::never());
+        if let Some(c) = cap {
+            b = b.max_body(c);
+        }
+        let source = GraphSource::new(b.build().expect("client"), SourceConfig::default());
+        let err = source.fetch(None, 10).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadResponse, "{base}: {err}");
+        let err = source.count_waiting().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadResponse, "{base}: {err}");
+    }
+}
