@@ -851,3 +851,33 @@ async fn wrong_content_types_and_oversized_bodies_are_typed_errors() {
         assert_eq!(err.kind(), ErrorKind::BadResponse, "{base}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_mailbox_the_app_may_not_reach_pings_offline_with_the_reason() {
+    use sandbox::tenant::{AppAccessPolicy, PolicyMode};
+    let env = env().await;
+    env.sb.admin().update_org(|o| {
+        o.app_access_policies.push(AppAccessPolicy {
+            app_id: APP.into(),
+            scope: vec!["adele.vance@contoso.example".into()],
+            mode: PolicyMode::DenyAccess,
+        })
+    });
+    let report = env.source("adele.vance@contoso.example").ping().await;
+    assert!(!report.is_online());
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(reason.contains("ErrorAccessDenied"), "{reason}");
+    assert!(reason.contains("HTTP 403"), "{reason}");
+    assert!(report.log.iter().any(|l| l.status == Some(403)));
+    assert!(
+        env.source("helpdesk@contoso.example")
+            .ping()
+            .await
+            .is_online()
+    );
+    assert_eq!(
+        env.refreshes.load(Ordering::SeqCst),
+        0,
+        "a 403 is not cured by a new token"
+    );
+}

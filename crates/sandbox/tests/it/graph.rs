@@ -514,3 +514,29 @@ async fn delta_links_and_removals() {
     let e: Value = r.json().await.expect("json");
     assert_eq!(e["error"]["code"], "syncStateNotFound");
 }
+
+#[tokio::test]
+async fn a_mailbox_outside_the_app_access_policy_is_forbidden() {
+    use sandbox::tenant::{AppAccessPolicy, PolicyMode};
+    let g = G::new().await;
+    g.sb.admin().update_org(|o| {
+        o.app_access_policies.push(AppAccessPolicy {
+            app_id: DEMO_APP.into(),
+            scope: vec![HELPDESK.into()],
+            mode: PolicyMode::RestrictAccess,
+        })
+    });
+    let (s, _, _) = g
+        .call("GET", &format!("/users/{HELPDESK}/mailFolders/inbox"), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, e) = g
+        .call(
+            "GET",
+            "/users/adele.vance@contoso.example/mailFolders/inbox",
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(e["error"]["code"], "ErrorAccessDenied");
+}
