@@ -650,11 +650,20 @@ fn check_and_submit(
         .as_ref()
         .map(|f| f.address.clone())
         .unwrap_or_else(|| mailbox.to_string());
-    if let Err(d) = who.may_send_as(mailbox, &from) {
-        return error(d.http_status(), d.code(), &d.message);
-    }
+    let right = match who.may_send_as(mailbox, &from) {
+        Ok(r) => r,
+        Err(d) => return error(d.http_status(), d.code(), &d.message),
+    };
     if props.to.is_empty() && props.cc.is_empty() && props.bcc.is_empty() {
         return invalid_recipients();
+    }
+    // Send on Behalf: Graph fills `sender` with the mailbox that actually sent.
+    let mut owned;
+    let mut mime = mime;
+    if right.on_behalf && props.header("Sender").is_none() {
+        owned = format!("Sender: {}\r\n", right.mailbox).into_bytes();
+        owned.extend_from_slice(mime);
+        mime = &owned;
     }
     match submit(st, mailbox, mime, save) {
         Ok(_) => GResp::empty(202),

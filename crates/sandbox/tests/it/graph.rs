@@ -540,3 +540,53 @@ async fn a_mailbox_outside_the_app_access_policy_is_forbidden() {
     assert_eq!(s, 403);
     assert_eq!(e["error"]["code"], "ErrorAccessDenied");
 }
+
+#[tokio::test]
+async fn send_on_behalf_sets_the_sender() {
+    let g = G::new().await;
+    g.sb.admin().update_tenant(|t| {
+        if let Some(m) = t.mailbox_mut("adele.vance@contoso.example") {
+            m.send_on_behalf.push(HELPDESK.into());
+        }
+    });
+    let token =
+        g.sb.admin()
+            .mint_token(&MintRequest {
+                app_id: DEMO_APP.into(),
+                kind: TokenKind::Delegated {
+                    user: HELPDESK.into(),
+                    scopes: vec!["Mail.Send".into()],
+                },
+                resource: ApiResource::Graph,
+                lifetime_secs: None,
+            })
+            .expect("mint");
+    let r = g
+        .http
+        .post(g.url("/me/sendMail"))
+        .bearer_auth(&token)
+        .json(&json!({"message": {"subject": "obo", "from": {"emailAddress": {"address": "adele.vance@contoso.example"}},
+            "toRecipients": [{"emailAddress": {"address": "alex.wilber@contoso.example"}}]}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 202);
+    let inbox =
+        g.sb.admin()
+            .store()
+            .list(
+                "alex.wilber@contoso.example",
+                Some("inbox"),
+                &sandbox::store::ListQuery::default(),
+            )
+            .expect("list");
+    let p = &inbox.items[0].props;
+    assert_eq!(
+        p.from.as_ref().map(|f| f.address.as_str()),
+        Some("adele.vance@contoso.example")
+    );
+    assert_eq!(
+        p.sender.as_ref().map(|f| f.address.as_str()),
+        Some(HELPDESK)
+    );
+}
