@@ -41,7 +41,10 @@ pub enum AutodiscoverError {
 
 /// The JSON v2 URL on `host` for `email`.
 pub fn json_url(host: &str, email: &str) -> Option<Url> {
-    let mut u = Url::parse(&format!("https://{host}/autodiscover/autodiscover.json/v1.0/")).ok()?;
+    let mut u = Url::parse(&format!(
+        "https://{host}/autodiscover/autodiscover.json/v1.0/"
+    ))
+    .ok()?;
     u.path_segments_mut().ok()?.pop_if_empty().push(email);
     u.query_pairs_mut().append_pair("Protocol", "EWS");
     Some(u)
@@ -73,7 +76,10 @@ pub fn pox_request(email: &str) -> String {
     w.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
     w.start(
         "Autodiscover",
-        &[("xmlns", "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006")],
+        &[(
+            "xmlns",
+            "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006",
+        )],
     );
     w.start("Request", &[]);
     w.text_element("EMailAddress", email);
@@ -118,10 +124,10 @@ pub fn parse_pox(body: &[u8]) -> Option<PoxAnswer> {
     let protos: Vec<&xml::Element> = account.children_named("Protocol").collect();
     for want in ["EXPR", "EXCH"] {
         for p in &protos {
-            if p.child_text("Type") == Some(want) {
-                if let Some(u) = p.child_text("EwsUrl").and_then(|u| Url::parse(u).ok()) {
-                    return Some(PoxAnswer::Ews(u));
-                }
+            if p.child_text("Type") == Some(want)
+                && let Some(u) = p.child_text("EwsUrl").and_then(|u| Url::parse(u).ok())
+            {
+                return Some(PoxAnswer::Ews(u));
             }
         }
     }
@@ -147,9 +153,14 @@ pub async fn discover(
         let mut email = email.to_string();
         for host in &hosts {
             for _redirect in 0..3 {
-                let Some(mut u) = json_url(host, &email) else { break };
+                let Some(mut u) = json_url(host, &email) else {
+                    break;
+                };
                 let _ = u.set_scheme(scheme);
-                tried.lock().unwrap_or_else(|p| p.into_inner()).push(u.to_string());
+                tried
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(u.to_string());
                 match http.get(u.clone()).send().await {
                     Ok(r) if r.status().is_success() => {
                         if let Some(url) = r.bytes().await.ok().and_then(|b| parse_json(&b)) {
@@ -161,7 +172,10 @@ pub async fn discover(
                     Err(e) => reasons.push(format!("{u}: {e}")),
                 }
                 let pox = format!("{scheme}://{host}/autodiscover/autodiscover.xml");
-                tried.lock().unwrap_or_else(|p| p.into_inner()).push(pox.clone());
+                tried
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(pox.clone());
                 match http
                     .post(&pox)
                     .header("Content-Type", "text/xml; charset=utf-8")
@@ -214,10 +228,18 @@ mod tests {
             u.as_str(),
             "https://autodiscover.contoso.com/autodiscover/autodiscover.json/v1.0/a+b@contoso.com?Protocol=EWS"
         );
-        let got = parse_json(br#"{"Protocol":"EWS","Url":"https://outlook.office365.com/EWS/Exchange.asmx"}"#);
-        assert_eq!(got.unwrap().as_str(), "https://outlook.office365.com/EWS/Exchange.asmx");
+        let got = parse_json(
+            br#"{"Protocol":"EWS","Url":"https://outlook.office365.com/EWS/Exchange.asmx"}"#,
+        );
+        assert_eq!(
+            got.unwrap().as_str(),
+            "https://outlook.office365.com/EWS/Exchange.asmx"
+        );
         assert_eq!(parse_json(br#"{"ErrorCode":"InvalidProtocol"}"#), None);
-        assert!(matches!(candidate_hosts("nodomain"), Err(AutodiscoverError::BadAddress(_))));
+        assert!(matches!(
+            candidate_hosts("nodomain"),
+            Err(AutodiscoverError::BadAddress(_))
+        ));
     }
 
     #[test]
@@ -225,10 +247,15 @@ mod tests {
         let ok = br#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><AccountType>email</AccountType><Action>settings</Action><Protocol><Type>EXCH</Type><EwsUrl>https://mail.contoso.com/EWS/Exchange.asmx</EwsUrl></Protocol><Protocol><Type>EXPR</Type><EwsUrl>https://ext.contoso.com/EWS/Exchange.asmx</EwsUrl></Protocol></Account></Response></Autodiscover>"#;
         assert_eq!(
             parse_pox(ok),
-            Some(PoxAnswer::Ews(Url::parse("https://ext.contoso.com/EWS/Exchange.asmx").unwrap()))
+            Some(PoxAnswer::Ews(
+                Url::parse("https://ext.contoso.com/EWS/Exchange.asmx").unwrap()
+            ))
         );
         let redirect = br#"<Autodiscover><Response><Account><Action>redirectAddr</Action><RedirectAddr>u@new.example</RedirectAddr></Account></Response></Autodiscover>"#;
-        assert_eq!(parse_pox(redirect), Some(PoxAnswer::RedirectAddress("u@new.example".into())));
+        assert_eq!(
+            parse_pox(redirect),
+            Some(PoxAnswer::RedirectAddress("u@new.example".into()))
+        );
         assert!(pox_request("a&b@x").contains("a&amp;b@x"));
     }
 
@@ -244,9 +271,18 @@ mod tests {
             }
         });
         let http = reqwest::Client::new();
-        let r = discover(&http, "u@contoso.example", Some(vec![addr.to_string()]), "http", Duration::from_millis(200)).await;
+        let r = discover(
+            &http,
+            "u@contoso.example",
+            Some(vec![addr.to_string()]),
+            "http",
+            Duration::from_millis(200),
+        )
+        .await;
         match r {
-            Err(AutodiscoverError::TimedOut { tried, .. }) => assert!(tried.contains("autodiscover.json")),
+            Err(AutodiscoverError::TimedOut { tried, .. }) => {
+                assert!(tried.contains("autodiscover.json"))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -50,7 +50,12 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     /// A new token after the server refused the last one.
     async fn refresh(&self) -> Result<BearerToken, connector::Error>;
     /// A diagnosis of a 401 that survived a refresh (status, headers, body of the answer).
-    fn diagnose(&self, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) -> Option<AuthProblem> {
+    fn diagnose(
+        &self,
+        _status: u16,
+        _headers: &http::HeaderMap,
+        _body: &[u8],
+    ) -> Option<AuthProblem> {
         None
     }
 }
@@ -289,7 +294,11 @@ fn request_id(headers: &http::HeaderMap) -> Option<(String, String)> {
 
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// The `error_description` of a `WWW-Authenticate: Bearer` challenge.
@@ -308,7 +317,9 @@ impl EwsClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ews-mail/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| connector::Error::configuration(format!("building the HTTP client: {e}")))?;
+            .map_err(|e| {
+                connector::Error::configuration(format!("building the HTTP client: {e}"))
+            })?;
         Ok(Self::with_http(cfg, http))
     }
 
@@ -344,7 +355,11 @@ impl EwsClient {
     async fn auth_header(&self, refresh: bool) -> Result<http::HeaderValue, connector::Error> {
         let mut v = match &self.cfg.credentials {
             Credentials::Bearer(src) => {
-                let t = if refresh { src.refresh().await? } else { src.token().await? };
+                let t = if refresh {
+                    src.refresh().await?
+                } else {
+                    src.token().await?
+                };
                 http::HeaderValue::from_str(&format!("Bearer {}", t.secret()))
             }
             Credentials::BasicOnPremises { user, password } => {
@@ -356,12 +371,19 @@ impl EwsClient {
                 ))
             }
         }
-        .map_err(|_| connector::Error::configuration("the credential is not a valid header value"))?;
+        .map_err(|_| {
+            connector::Error::configuration("the credential is not a valid header value")
+        })?;
         v.set_sensitive(true);
         Ok(v)
     }
 
-    async fn send_once(&self, op: &str, body: &str, auth: http::HeaderValue) -> Result<Answer, EwsError> {
+    async fn send_once(
+        &self,
+        op: &str,
+        body: &str,
+        auth: http::HeaderValue,
+    ) -> Result<Answer, EwsError> {
         let started = Instant::now();
         let at = OffsetDateTime::now_utc();
         // The operation name is the note, so a log shows which operations a job ran.
@@ -380,9 +402,10 @@ impl EwsClient {
             Ok(r) => r,
             Err(e) => {
                 let maybe_sent = !e.is_connect();
-                self.cfg
-                    .log
-                    .push(line.duration(started.elapsed()).note(&format!("{op} failed: {e}")));
+                self.cfg.log.push(
+                    line.duration(started.elapsed())
+                        .note(&format!("{op} failed: {e}")),
+                );
                 return Err(EwsError::Transport {
                     message: e.to_string(),
                     maybe_sent,
@@ -397,15 +420,21 @@ impl EwsClient {
         }
         let limit = self.cfg.max_response;
         if resp.content_length().is_some_and(|l| l as usize > limit) {
-            self.cfg.log.push(line.note(&format!("{op}: response too large")));
-            return Err(EwsError::BadXml(format!("the response is larger than {limit} bytes")));
+            self.cfg
+                .log
+                .push(line.note(&format!("{op}: response too large")));
+            return Err(EwsError::BadXml(format!(
+                "the response is larger than {limit} bytes"
+            )));
         }
         let mut body = Vec::new();
         loop {
             match resp.chunk().await {
                 Ok(Some(c)) => {
                     if body.len() + c.len() > limit {
-                        self.cfg.log.push(line.note(&format!("{op}: response too large")));
+                        self.cfg
+                            .log
+                            .push(line.note(&format!("{op}: response too large")));
                         return Err(EwsError::BadXml(format!(
                             "the response is larger than {limit} bytes"
                         )));
@@ -414,9 +443,10 @@ impl EwsClient {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.cfg
-                        .log
-                        .push(line.duration(started.elapsed()).note(&format!("{op}: body failed: {e}")));
+                    self.cfg.log.push(
+                        line.duration(started.elapsed())
+                            .note(&format!("{op}: body failed: {e}")),
+                    );
                     return Err(EwsError::Transport {
                         message: format!("reading the response: {e}"),
                         maybe_sent: true,
@@ -435,7 +465,12 @@ impl EwsClient {
     /// Interprets one answer. `Ok(Ok(r))` is a result; `Ok(Err(e))` a call-level failure.
     fn interpret<O: Operation>(&self, a: &Answer) -> Result<O::Response, EwsError> {
         match a.status {
-            401 => return Err(EwsError::Http { status: 401, retry_after: None }),
+            401 => {
+                return Err(EwsError::Http {
+                    status: 401,
+                    retry_after: None,
+                });
+            }
             403 => return Err(EwsError::Forbidden),
             200 | 500 => {}
             s => {
@@ -465,12 +500,14 @@ impl EwsClient {
         }
         // A batch where every message failed with a throttling or transient code (ErrorServerBusy
         // in a 200) is a call-level failure: retry the whole call.
-        if let Ok(msgs) = response_messages(&env.body) {
-            if !msgs.is_empty() && msgs.iter().all(|m| m.as_ref().is_err_and(|e| e.kind().is_retryable())) {
-                if let Some(Err(e)) = msgs.into_iter().next() {
-                    return Err(EwsError::Response(e));
-                }
-            }
+        if let Ok(msgs) = response_messages(&env.body)
+            && !msgs.is_empty()
+            && msgs
+                .iter()
+                .all(|m| m.as_ref().is_err_and(|e| e.kind().is_retryable()))
+            && let Some(Err(e)) = msgs.into_iter().next()
+        {
+            return Err(EwsError::Response(e));
         }
         O::parse(&env.body)
     }
@@ -487,8 +524,17 @@ impl EwsClient {
             let sent = self.send_once(O::NAME, &body, auth.clone()).await;
             let (err, ctx) = match sent {
                 Err(e) => {
-                    let maybe_sent = matches!(e, EwsError::Transport { maybe_sent: true, .. });
-                    let ctx = CallContext { maybe_sent, ..CallContext::default() };
+                    let maybe_sent = matches!(
+                        e,
+                        EwsError::Transport {
+                            maybe_sent: true,
+                            ..
+                        }
+                    );
+                    let ctx = CallContext {
+                        maybe_sent,
+                        ..CallContext::default()
+                    };
                     if maybe_sent && !O::IDEMPOTENT {
                         return Err(into_connector(e, &what, &ctx));
                     }
@@ -504,13 +550,18 @@ impl EwsClient {
                     match self.interpret::<O>(&a) {
                         Ok(r) => return Ok(r),
                         Err(EwsError::Http { status: 401, .. }) => {
-                            if !refreshed && matches!(self.cfg.credentials, Credentials::Bearer(_)) {
+                            if !refreshed && matches!(self.cfg.credentials, Credentials::Bearer(_))
+                            {
                                 refreshed = true;
                                 auth = self.auth_header(true).await?;
                                 continue;
                             }
                             let problem = self.diagnose_401(&a);
-                            return Err(into_connector(EwsError::Unauthorized(problem), &what, &ctx));
+                            return Err(into_connector(
+                                EwsError::Unauthorized(Box::new(problem)),
+                                &what,
+                                &ctx,
+                            ));
                         }
                         Err(EwsError::Forbidden) => {
                             return Err(forbidden(&what, &ctx));
@@ -522,7 +573,11 @@ impl EwsClient {
             if !err.is_retryable() {
                 return Err(into_connector(err, &what, &ctx));
             }
-            let Some(delay) = self.cfg.retry.delay(attempt, err.back_off(), (self.cfg.jitter)()) else {
+            let Some(delay) = self
+                .cfg
+                .retry
+                .delay(attempt, err.back_off(), (self.cfg.jitter)())
+            else {
                 return Err(into_connector(err, &what, &ctx));
             };
             tracing::debug!(op = O::NAME, attempt, ?delay, "retrying EWS call: {err}");
@@ -532,10 +587,10 @@ impl EwsClient {
     }
 
     fn diagnose_401(&self, a: &Answer) -> AuthProblem {
-        if let Credentials::Bearer(src) = &self.cfg.credentials {
-            if let Some(p) = src.diagnose(a.status, &a.headers, &a.body) {
-                return p;
-            }
+        if let Credentials::Bearer(src) = &self.cfg.credentials
+            && let Some(p) = src.diagnose(a.status, &a.headers, &a.body)
+        {
+            return p;
         }
         let desc = challenge_description(&a.headers).unwrap_or_default();
         let consent = desc.contains("AADSTS65001") || desc.to_ascii_lowercase().contains("consent");
@@ -551,10 +606,20 @@ impl EwsClient {
                 ),
             }
         } else if desc.to_ascii_lowercase().contains("expired") {
-            AuthProblem::new("the access token expired and could not be renewed", "sign in again")
+            AuthProblem::new(
+                "the access token expired and could not be renewed",
+                "sign in again",
+            )
         } else {
             AuthProblem::new(
-                format!("EWS refused the access token ({})", if desc.is_empty() { "no reason given" } else { &desc }),
+                format!(
+                    "EWS refused the access token ({})",
+                    if desc.is_empty() {
+                        "no reason given"
+                    } else {
+                        &desc
+                    }
+                ),
                 "check that the token is for https://outlook.office365.com and sign in again",
             )
         };
@@ -595,15 +660,27 @@ mod tests {
         assert_eq!(p.delay(2, None, 0.0), Some(Duration::from_millis(150)));
         assert_eq!(p.delay(2, None, 1.0), Some(Duration::from_millis(300)));
         assert_eq!(p.delay(3, None, 0.0), None, "retries are capped");
-        assert_eq!(p.delay(0, Some(Duration::from_millis(1234)), 0.9), Some(Duration::from_millis(1234)));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(6)), 0.0), None, "too long a hint is not waited for");
+        assert_eq!(
+            p.delay(0, Some(Duration::from_millis(1234)), 0.9),
+            Some(Duration::from_millis(1234))
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(6)), 0.0),
+            None,
+            "too long a hint is not waited for"
+        );
     }
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let c = Credentials::Bearer(Arc::new(StaticToken(BearerToken::new("eyJsecret.token.value"))));
+        let c = Credentials::Bearer(Arc::new(StaticToken(BearerToken::new(
+            "eyJsecret.token.value",
+        ))));
         assert!(!format!("{c:?}").contains("eyJsecret"));
-        let b = Credentials::BasicOnPremises { user: "u".into(), password: BearerToken::new("hunter2") };
+        let b = Credentials::BasicOnPremises {
+            user: "u".into(),
+            password: BearerToken::new("hunter2"),
+        };
         assert!(!format!("{b:?}").contains("hunter2"));
         let url = Url::parse("https://x/EWS/Exchange.asmx").unwrap();
         let cfg = EwsConfig::new(url, b, MailboxAccess::Own("u@x".into()));
@@ -617,6 +694,9 @@ mod tests {
             http::header::WWW_AUTHENTICATE,
             http::HeaderValue::from_static("Bearer client_id=\"x\", error=\"invalid_token\", error_description=\"AADSTS65001: no consent\""),
         );
-        assert_eq!(challenge_description(&h).as_deref(), Some("AADSTS65001: no consent"));
+        assert_eq!(
+            challenge_description(&h).as_deref(),
+            Some("AADSTS65001: no consent")
+        );
     }
 }

@@ -141,7 +141,7 @@ pub enum EwsError {
     },
     /// 401 after one token refresh, or a token that could not be obtained.
     #[error("EWS refused the sign-in: {0}")]
-    Unauthorized(AuthProblem),
+    Unauthorized(Box<AuthProblem>),
     /// HTTP 403 with a valid token: EWS is switched off for this app or organisation.
     #[error("EWS is not allowed for this application (HTTP 403)")]
     Forbidden,
@@ -248,7 +248,7 @@ pub fn into_connector(err: EwsError, what: &str, ctx: &CallContext) -> connector
     let back_off = err.back_off();
     let mut out = match err {
         EwsError::Unauthorized(problem) => {
-            connector::Error::auth(problem).with_delivery(Delivery::Answered)
+            connector::Error::auth(*problem).with_delivery(Delivery::Answered)
         }
         _ => connector::Error::new(kind, message),
     };
@@ -270,18 +270,34 @@ mod tests {
     #[test]
     fn codes_are_classified() {
         assert_eq!(classify_code("ErrorServerBusy"), ErrorKind::Throttled);
-        assert_eq!(classify_code("ErrorExceededConnectionCount"), ErrorKind::Throttled);
+        assert_eq!(
+            classify_code("ErrorExceededConnectionCount"),
+            ErrorKind::Throttled
+        );
         assert_eq!(classify_code("ErrorItemNotFound"), ErrorKind::NotFound);
-        assert_eq!(classify_code("ErrorNonExistentMailbox"), ErrorKind::NotFound);
-        assert_eq!(classify_code("ErrorMailboxStoreUnavailable"), ErrorKind::Transient);
-        assert_eq!(classify_code("ErrorImpersonateUserDenied"), ErrorKind::Refused);
+        assert_eq!(
+            classify_code("ErrorNonExistentMailbox"),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_code("ErrorMailboxStoreUnavailable"),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify_code("ErrorImpersonateUserDenied"),
+            ErrorKind::Refused
+        );
         assert_eq!(classify_code("ErrorSendAsDenied"), ErrorKind::Refused);
     }
 
     #[test]
     fn conversion_keeps_code_text_xml_and_request_id() {
-        let mut r = ResponseError::new("ErrorServerBusy", "The server cannot service this request right now.");
-        r.message_xml.push(("BackOffMilliseconds".into(), "1500".into()));
+        let mut r = ResponseError::new(
+            "ErrorServerBusy",
+            "The server cannot service this request right now.",
+        );
+        r.message_xml
+            .push(("BackOffMilliseconds".into(), "1500".into()));
         let ctx = CallContext {
             status: Some(500),
             request_id: Some("req-42".into()),

@@ -200,7 +200,9 @@ impl Operation for FindItem {
         Ok(FindItemPage {
             items: items_of(root)?,
             total: root.attr("TotalItemsInView").and_then(|v| v.parse().ok()),
-            next_offset: root.attr("IndexedPagingOffset").and_then(|v| v.parse().ok()),
+            next_offset: root
+                .attr("IndexedPagingOffset")
+                .and_then(|v| v.parse().ok()),
             includes_last: root
                 .attr("IncludesLastItemInRange")
                 .is_none_or(|v| v.trim() != "false"),
@@ -542,7 +544,11 @@ impl Operation for SendItem {
     const IDEMPOTENT: bool = false;
 
     fn write(&self, w: &mut Writer) {
-        let save = if self.saved_folder.is_some() { "true" } else { "false" };
+        let save = if self.saved_folder.is_some() {
+            "true"
+        } else {
+            "false"
+        };
         w.start("m:SendItem", &[("SaveItemToFolder", save)]);
         write_item_ids(w, "m:ItemIds", &self.ids);
         if let Some(f) = &self.saved_folder {

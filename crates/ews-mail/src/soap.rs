@@ -189,7 +189,11 @@ fn parse_fault(fault: &Element) -> EwsError {
         .unwrap_or_else(|| {
             // Without a detail, a faultcode like `a:ErrorSchemaValidation` carries the code.
             let c = fault_code.rsplit(':').next().unwrap_or("");
-            if c.starts_with("Error") { c.to_string() } else { "SoapFault".to_string() }
+            if c.starts_with("Error") {
+                c.to_string()
+            } else {
+                "SoapFault".to_string()
+            }
         });
     let text = detail
         .and_then(|d| d.child_text("Message"))
@@ -211,9 +215,9 @@ fn parse_fault(fault: &Element) -> EwsError {
 }
 
 /// One `*ResponseMessage` of a response: its status and, on success, the element itself.
-pub fn response_messages<'a>(
-    response: &'a Element,
-) -> Result<Vec<Result<&'a Element, ResponseError>>, EwsError> {
+pub fn response_messages(
+    response: &Element,
+) -> Result<Vec<Result<&Element, ResponseError>>, EwsError> {
     let msgs = response
         .child("ResponseMessages")
         .ok_or_else(|| EwsError::BadXml(format!("<{}> has no ResponseMessages", response.name)))?;
@@ -229,7 +233,11 @@ pub fn response_status(msg: &Element) -> Result<&Element, ResponseError> {
     }
     Err(ResponseError {
         class,
-        code: if code.is_empty() { "ErrorUnknown".to_string() } else { code },
+        code: if code.is_empty() {
+            "ErrorUnknown".to_string()
+        } else {
+            code
+        },
         text: msg.child_text("MessageText").unwrap_or("").to_string(),
         message_xml: msg.child("MessageXml").map(message_xml).unwrap_or_default(),
     })
@@ -246,7 +254,10 @@ mod tests {
             Err(EwsError::Fault { fault_code, error }) => {
                 assert_eq!(fault_code, "a:ErrorServerBusy");
                 assert_eq!(error.code, "ErrorServerBusy");
-                assert_eq!(error.back_off(), Some(std::time::Duration::from_millis(297_749)));
+                assert_eq!(
+                    error.back_off(),
+                    Some(std::time::Duration::from_millis(297_749))
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -265,7 +276,10 @@ mod tests {
 
     #[test]
     fn non_envelopes_are_refused() {
-        assert!(matches!(parse_envelope(b"<html/>", 1 << 20), Err(EwsError::BadXml(_))));
+        assert!(matches!(
+            parse_envelope(b"<html/>", 1 << 20),
+            Err(EwsError::BadXml(_))
+        ));
         assert!(matches!(
             parse_envelope(b"<!DOCTYPE html><html/>", 1 << 20),
             Err(EwsError::BadXml(_))

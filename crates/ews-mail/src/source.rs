@@ -37,9 +37,14 @@ fn item_error(e: ResponseError, what: &str) -> Error {
 
 /// A person-readable reason for an OFFLINE ping.
 fn offline_reason(e: &Error) -> String {
-    let code = e.response().and_then(|r| r.server_code.clone()).unwrap_or_default();
+    let code = e
+        .response()
+        .and_then(|r| r.server_code.clone())
+        .unwrap_or_default();
     match code.as_str() {
-        "ErrorImpersonateUserDenied" | "ErrorImpersonationFailed" | "ErrorInvalidExchangeImpersonationHeaderData" => format!(
+        "ErrorImpersonateUserDenied"
+        | "ErrorImpersonationFailed"
+        | "ErrorInvalidExchangeImpersonationHeaderData" => format!(
             "impersonation denied: the application may not act as this mailbox ({code}); grant full_access_as_app and check the RBAC for Applications scope. {e}"
         ),
         "ErrorNonExistentMailbox" | "ErrorMailboxNotFound" | "ErrorInvalidUser" => format!(
@@ -142,7 +147,12 @@ impl EwsSource {
             return Ok(f.clone());
         }
         let root = self.access().folder("msgfolderroot");
-        let children = self.client.call(&FindFolder { parent: root.clone() }).await?;
+        let children = self
+            .client
+            .call(&FindFolder {
+                parent: root.clone(),
+            })
+            .await?;
         let found = children.into_iter().find_map(|f| {
             f.display_name
                 .as_deref()
@@ -190,7 +200,12 @@ impl EwsSource {
                     self.forget(ids[i].as_str());
                     out.push(Ok(()));
                 }
-                Err(e) if matches!(e.code.as_str(), "ErrorIrresolvableConflict" | "ErrorStaleObject" | "ErrorInvalidChangeKey") => {
+                Err(e)
+                    if matches!(
+                        e.code.as_str(),
+                        "ErrorIrresolvableConflict" | "ErrorStaleObject" | "ErrorInvalidChangeKey"
+                    ) =>
+                {
                     stale.push(i);
                     out.push(Err(item_error(e, "marking read")));
                 }
@@ -205,18 +220,21 @@ impl EwsSource {
         let fresh = self
             .client
             .call(&GetItem::ids_only(
-                stale.iter().map(|i| ItemId::new(ids[*i].as_str())).collect(),
+                stale
+                    .iter()
+                    .map(|i| ItemId::new(ids[*i].as_str()))
+                    .collect(),
             ))
             .await;
         let Ok(fresh) = fresh else { return out };
         let mut retry_ids = Vec::new();
         let mut retry_slots = Vec::new();
         for (slot, r) in stale.iter().zip(fresh) {
-            if let Ok(item) = r {
-                if let Some(id) = item.id {
-                    retry_ids.push(id);
-                    retry_slots.push(*slot);
-                }
+            if let Ok(item) = r
+                && let Some(id) = item.id
+            {
+                retry_ids.push(id);
+                retry_slots.push(*slot);
             }
         }
         if retry_ids.is_empty() {
@@ -343,10 +361,9 @@ impl MessageSource for EwsSource {
         let max = max.clamp(1, MAX_BATCH);
         let offset: u32 = match cursor {
             None => 0,
-            Some(c) => c
-                .as_str()
-                .parse()
-                .map_err(|_| Error::configuration(format!("not an EWS cursor: {:?}", c.as_str())))?,
+            Some(c) => c.as_str().parse().map_err(|_| {
+                Error::configuration(format!("not an EWS cursor: {:?}", c.as_str()))
+            })?,
         };
         let page = self
             .client
@@ -580,7 +597,10 @@ mod tests {
     fn from_follows_the_envelope() {
         let m = b"From: Customer <c@fabrikam.example>\r\nSubject: x\r\n\r\nFrom: body line\r\n";
         let out = String::from_utf8(with_envelope_from(m, "billing@contoso.example")).unwrap();
-        assert_eq!(out, "From: billing@contoso.example\r\nSubject: x\r\n\r\nFrom: body line\r\n");
+        assert_eq!(
+            out,
+            "From: billing@contoso.example\r\nSubject: x\r\n\r\nFrom: body line\r\n"
+        );
         // Same address with a display name: untouched.
         let m = b"From: Billing <billing@contoso.example>\r\n\r\nb";
         assert_eq!(with_envelope_from(m, "BILLING@contoso.example"), m.to_vec());
@@ -588,7 +608,8 @@ mod tests {
         let m = b"Subject: y\r\nFrom: A very long\r\n <x@y.example>\r\n\r\nb";
         let out = String::from_utf8(with_envelope_from(m, "h@c.example")).unwrap();
         assert_eq!(out, "Subject: y\r\nFrom: h@c.example\r\n\r\nb");
-        let out = String::from_utf8(with_envelope_from(b"Subject: z\r\n\r\nb", "h@c.example")).unwrap();
+        let out =
+            String::from_utf8(with_envelope_from(b"Subject: z\r\n\r\nb", "h@c.example")).unwrap();
         assert!(out.starts_with("From: h@c.example\r\nSubject: z"));
     }
 }

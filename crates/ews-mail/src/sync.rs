@@ -25,7 +25,11 @@ pub struct MemorySyncStore(Mutex<HashMap<String, String>>);
 
 impl SyncStateStore for MemorySyncStore {
     fn load(&self, key: &str) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
     fn save(&self, key: &str, state: &str) {
         self.0
@@ -59,7 +63,12 @@ pub struct FolderSync<'a, S: SyncStateStore> {
 
 impl<'a, S: SyncStateStore> FolderSync<'a, S> {
     /// A sync of `folder` whose state lives in `store` under `key`.
-    pub fn new(client: &'a EwsClient, folder: FolderId, key: impl Into<String>, store: &'a S) -> Self {
+    pub fn new(
+        client: &'a EwsClient,
+        folder: FolderId,
+        key: impl Into<String>,
+        store: &'a S,
+    ) -> Self {
         FolderSync {
             client,
             folder,
@@ -88,12 +97,14 @@ impl<'a, S: SyncStateStore> FolderSync<'a, S> {
             Ok(p) => p,
             Err(e)
                 if state.is_some()
-                    && e.response()
-                        .and_then(|r| r.server_code.as_deref())
+                    && e.response().and_then(|r| r.server_code.as_deref())
                         == Some("ErrorInvalidSyncStateData") =>
             {
                 self.store.clear(&self.key);
-                let op = SyncFolderItems { sync_state: None, ..op };
+                let op = SyncFolderItems {
+                    sync_state: None,
+                    ..op
+                };
                 self.client.call(&op).await?
             }
             Err(e) => return Err(e),

@@ -215,7 +215,9 @@ pub fn parse(doc: &[u8], limit: usize) -> Result<Element, XmlError> {
         }
     }
     if !stack.is_empty() {
-        return Err(XmlError::Malformed("the document ends inside an element".into()));
+        return Err(XmlError::Malformed(
+            "the document ends inside an element".into(),
+        ));
     }
     root.ok_or(XmlError::Empty)
 }
@@ -339,17 +341,25 @@ mod tests {
     #[test]
     fn rejects_malformed_documents() {
         for bad in [&b""[..], b"<a>", b"<a></b>", b"<a/><b/>", b"</a>"] {
-            assert!(parse(bad, 1 << 20).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse(bad, 1 << 20).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn writer_escapes_and_closes() {
         let mut w = Writer::new();
-        w.start("t:A", &[("Id", "a\"<&")]).text_element("t:B", "x<y&z");
+        w.start("t:A", &[("Id", "a\"<&")])
+            .text_element("t:B", "x<y&z");
         w.empty("t:C", &[]);
         let s = w.finish();
-        assert_eq!(s, "<t:A Id=\"a&quot;&lt;&amp;\"><t:B>x&lt;y&amp;z</t:B><t:C/></t:A>");
+        assert_eq!(
+            s,
+            "<t:A Id=\"a&quot;&lt;&amp;\"><t:B>x&lt;y&amp;z</t:B><t:C/></t:A>"
+        );
         let back = parse(s.as_bytes(), 1 << 20).unwrap();
         assert_eq!(back.attr("Id"), Some("a\"<&"));
         assert_eq!(back.child_text("B"), Some("x<y&z"));

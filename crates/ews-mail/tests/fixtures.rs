@@ -32,8 +32,16 @@ fn validate(docs: &[(String, String)]) {
         .output()
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "schema validation failed:\n{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(text.lines().filter(|l| l.starts_with("valid")).count(), docs.len(), "{text}");
+    assert!(
+        out.status.success(),
+        "schema validation failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("valid")).count(),
+        docs.len(),
+        "{text}"
+    );
 }
 
 fn ids() -> Vec<ItemId> {
@@ -45,33 +53,169 @@ fn ids() -> Vec<ItemId> {
 
 fn all_requests() -> Vec<(String, String)> {
     let shared_inbox = FolderId::distinguished_in("inbox", "shared@contoso.example");
-    let imp = RequestHeader { version: ServerVersion::Exchange2016, impersonate: Some("helpdesk@contoso.example".into()) };
-    let old = RequestHeader { version: ServerVersion::Exchange2013Sp1, impersonate: None };
+    let imp = RequestHeader {
+        version: ServerVersion::Exchange2016,
+        impersonate: Some("helpdesk@contoso.example".into()),
+    };
+    let old = RequestHeader {
+        version: ServerVersion::Exchange2013Sp1,
+        impersonate: None,
+    };
     let mut v = vec![
-        ("FindItem".to_string(), envelope(&FindItem::unread(shared_inbox.clone(), 100, 50), &imp)),
-        ("FindItemAll".into(), envelope(&FindItem { unread_only: false, sort: SortDirection::Descending, ..FindItem::unread(FolderId::distinguished("inbox"), 0, 10) }, &old)),
+        (
+            "FindItem".to_string(),
+            envelope(&FindItem::unread(shared_inbox.clone(), 100, 50), &imp),
+        ),
+        (
+            "FindItemAll".into(),
+            envelope(
+                &FindItem {
+                    unread_only: false,
+                    sort: SortDirection::Descending,
+                    ..FindItem::unread(FolderId::distinguished("inbox"), 0, 10)
+                },
+                &old,
+            ),
+        ),
         ("GetItem".into(), envelope(&GetItem::with_mime(ids()), &imp)),
-        ("GetItemIds".into(), envelope(&GetItem::ids_only(ids()), &old)),
-        ("GetFolder".into(), envelope(&GetFolder::new(vec![shared_inbox.clone(), FolderId::id("AQMkAD=")]), &imp)),
-        ("UpdateItem".into(), envelope(&UpdateItem::mark_read(ids()), &imp)),
-        ("UpdateItemOverwrite".into(), envelope(&UpdateItem { conflict: ConflictResolution::AlwaysOverwrite, is_read: false, ids: ids() }, &old)),
-        ("MoveItem".into(), envelope(&MoveItem { to: FolderId::distinguished("archive"), ids: ids() }, &imp)),
-        ("SyncFolderItems".into(), envelope(&SyncFolderItems { folder: shared_inbox.clone(), sync_state: Some("H4sIAAA=".into()), max_changes: 512 }, &imp)),
-        ("SyncFolderItemsFirst".into(), envelope(&SyncFolderItems { folder: FolderId::distinguished("inbox"), sync_state: None, max_changes: 10 }, &old)),
-        ("FindFolder".into(), envelope(&FindFolder { parent: FolderId::distinguished("msgfolderroot") }, &imp)),
-        ("CreateFolder".into(), envelope(&CreateFolder { parent: FolderId::distinguished_in("msgfolderroot", "shared@contoso.example"), display_name: "Processed <&> tickets".into() }, &imp)),
-        ("SendItem".into(), envelope(&SendItem { ids: ids(), saved_folder: Some(FolderId::distinguished("sentitems")) }, &imp)),
-        ("SendItemNoCopy".into(), envelope(&SendItem { ids: ids(), saved_folder: None }, &old)),
+        (
+            "GetItemIds".into(),
+            envelope(&GetItem::ids_only(ids()), &old),
+        ),
+        (
+            "GetFolder".into(),
+            envelope(
+                &GetFolder::new(vec![shared_inbox.clone(), FolderId::id("AQMkAD=")]),
+                &imp,
+            ),
+        ),
+        (
+            "UpdateItem".into(),
+            envelope(&UpdateItem::mark_read(ids()), &imp),
+        ),
+        (
+            "UpdateItemOverwrite".into(),
+            envelope(
+                &UpdateItem {
+                    conflict: ConflictResolution::AlwaysOverwrite,
+                    is_read: false,
+                    ids: ids(),
+                },
+                &old,
+            ),
+        ),
+        (
+            "MoveItem".into(),
+            envelope(
+                &MoveItem {
+                    to: FolderId::distinguished("archive"),
+                    ids: ids(),
+                },
+                &imp,
+            ),
+        ),
+        (
+            "SyncFolderItems".into(),
+            envelope(
+                &SyncFolderItems {
+                    folder: shared_inbox.clone(),
+                    sync_state: Some("H4sIAAA=".into()),
+                    max_changes: 512,
+                },
+                &imp,
+            ),
+        ),
+        (
+            "SyncFolderItemsFirst".into(),
+            envelope(
+                &SyncFolderItems {
+                    folder: FolderId::distinguished("inbox"),
+                    sync_state: None,
+                    max_changes: 10,
+                },
+                &old,
+            ),
+        ),
+        (
+            "FindFolder".into(),
+            envelope(
+                &FindFolder {
+                    parent: FolderId::distinguished("msgfolderroot"),
+                },
+                &imp,
+            ),
+        ),
+        (
+            "CreateFolder".into(),
+            envelope(
+                &CreateFolder {
+                    parent: FolderId::distinguished_in("msgfolderroot", "shared@contoso.example"),
+                    display_name: "Processed <&> tickets".into(),
+                },
+                &imp,
+            ),
+        ),
+        (
+            "SendItem".into(),
+            envelope(
+                &SendItem {
+                    ids: ids(),
+                    saved_folder: Some(FolderId::distinguished("sentitems")),
+                },
+                &imp,
+            ),
+        ),
+        (
+            "SendItemNoCopy".into(),
+            envelope(
+                &SendItem {
+                    ids: ids(),
+                    saved_folder: None,
+                },
+                &old,
+            ),
+        ),
     ];
-    for t in [DeleteType::HardDelete, DeleteType::SoftDelete, DeleteType::MoveToDeletedItems] {
-        v.push((format!("DeleteItem{}", t.as_str()), envelope(&DeleteItem { ids: ids(), delete_type: t }, &imp)));
+    for t in [
+        DeleteType::HardDelete,
+        DeleteType::SoftDelete,
+        DeleteType::MoveToDeletedItems,
+    ] {
+        v.push((
+            format!("DeleteItem{}", t.as_str()),
+            envelope(
+                &DeleteItem {
+                    ids: ids(),
+                    delete_type: t,
+                },
+                &imp,
+            ),
+        ));
     }
     for (n, d, f) in [
-        ("CreateItemSend", MessageDisposition::SendAndSaveCopy, Some(shared_inbox.clone())),
+        (
+            "CreateItemSend",
+            MessageDisposition::SendAndSaveCopy,
+            Some(shared_inbox.clone()),
+        ),
         ("CreateItemSendOnly", MessageDisposition::SendOnly, None),
-        ("CreateItemSave", MessageDisposition::SaveOnly, Some(FolderId::distinguished("drafts"))),
+        (
+            "CreateItemSave",
+            MessageDisposition::SaveOnly,
+            Some(FolderId::distinguished("drafts")),
+        ),
     ] {
-        v.push((n.into(), envelope(&CreateItem { mime: b"Subject: hi\r\n\r\nbody\r\n".to_vec(), disposition: d, saved_folder: f }, &imp)));
+        v.push((
+            n.into(),
+            envelope(
+                &CreateItem {
+                    mime: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+                    disposition: d,
+                    saved_folder: f,
+                },
+                &imp,
+            ),
+        ));
     }
     v
 }
@@ -84,35 +228,53 @@ fn every_request_is_valid_against_the_ews_schema() {
 #[test]
 fn an_invalid_request_is_caught_by_the_validator() {
     // Guard against a validator that accepts everything.
-    let bad = envelope(&GetFolder::new(vec![]), &RequestHeader::default())
-        .replace("<m:FolderIds></m:FolderIds>", "<m:FolderIds><t:Bogus/></m:FolderIds>");
+    let bad = envelope(&GetFolder::new(vec![]), &RequestHeader::default()).replace(
+        "<m:FolderIds></m:FolderIds>",
+        "<m:FolderIds><t:Bogus/></m:FolderIds>",
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.xml");
     std::fs::write(&p, bad).unwrap();
-    let out = Command::new("python3").arg(shared().join("ews/validate-ews.py")).arg(&p).output().unwrap();
+    let out = Command::new("python3")
+        .arg(shared().join("ews/validate-ews.py"))
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
 fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(shared().join("samples/ews/messages").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(shared().join("samples/ews/messages").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn body_of(name: &str) -> ews_mail::xml::Element {
-    parse_envelope(&sample(name), 1 << 24).unwrap_or_else(|e| panic!("{name}: {e}")).body
+    parse_envelope(&sample(name), 1 << 24)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .body
 }
 
 #[test]
 fn sample_finditem_pages() {
-    let page = FindItem::parse(&body_of("FindItemResponse__finditem-operation__caac20001d.xml")).unwrap();
+    let page = FindItem::parse(&body_of(
+        "FindItemResponse__finditem-operation__caac20001d.xml",
+    ))
+    .unwrap();
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.total, Some(10));
     assert!(page.includes_last);
-    assert_eq!(page.items[0].id.as_ref().unwrap().change_key.as_deref(), Some("fsVU4=="));
+    assert_eq!(
+        page.items[0].id.as_ref().unwrap().change_key.as_deref(),
+        Some("fsVU4==")
+    );
 }
 
 #[test]
 fn sample_getitem_error_keeps_message_xml() {
-    let r = GetItem::parse(&body_of("GetItemResponse__getitem-operation-email-message__2f4b8a71eb.xml")).unwrap();
+    let r = GetItem::parse(&body_of(
+        "GetItemResponse__getitem-operation-email-message__2f4b8a71eb.xml",
+    ))
+    .unwrap();
     let e = r[0].as_ref().unwrap_err();
     assert_eq!(e.class, ResponseClass::Error);
     assert_eq!(e.code, "ErrorInvalidPropertyRequest");
@@ -121,37 +283,73 @@ fn sample_getitem_error_keeps_message_xml() {
 
 #[test]
 fn sample_getfolder_counts() {
-    let r = GetFolder::parse(&body_of("GetFolderResponse__getfolder-operation__31988a9e84.xml")).unwrap();
+    let r = GetFolder::parse(&body_of(
+        "GetFolderResponse__getfolder-operation__31988a9e84.xml",
+    ))
+    .unwrap();
     let f = r[0].as_ref().unwrap();
-    assert_eq!((f.total_count, f.unread_count, f.child_folder_count), (Some(2), Some(2), Some(0)));
+    assert_eq!(
+        (f.total_count, f.unread_count, f.child_folder_count),
+        (Some(2), Some(2), Some(0))
+    );
     assert_eq!(f.display_name.as_deref(), Some("Inbox"));
 }
 
 #[test]
 fn sample_updateitem_moveitem_deleteitem_createitem_senditem() {
-    let u = UpdateItem::parse(&body_of("UpdateItemResponse__updateitem-operation__40d69fe042.xml")).unwrap();
+    let u = UpdateItem::parse(&body_of(
+        "UpdateItemResponse__updateitem-operation__40d69fe042.xml",
+    ))
+    .unwrap();
     assert_eq!(u[0].as_ref().unwrap().as_ref().unwrap().id, "AAAtAEFkbW...");
     // Microsoft's own sample writes `ItemID`; it is read anyway.
-    let m = MoveItem::parse(&body_of("MoveItemResponse__moveitem-operation__13a83d6830.xml")).unwrap();
+    let m = MoveItem::parse(&body_of(
+        "MoveItemResponse__moveitem-operation__13a83d6830.xml",
+    ))
+    .unwrap();
     assert_eq!(m[0].as_ref().unwrap().as_ref().unwrap().id, "AAMkAd");
-    let d = DeleteItem::parse(&body_of("DeleteItemResponse__deleteitem-operation__4ccdbde1ac.xml")).unwrap();
+    let d = DeleteItem::parse(&body_of(
+        "DeleteItemResponse__deleteitem-operation__4ccdbde1ac.xml",
+    ))
+    .unwrap();
     assert_eq!(d.len(), 1);
     assert!(d[0].is_ok());
-    let c = CreateItem::parse(&body_of("CreateItemResponse__createitem-operation-email-message__5aac6c6dd9.xml")).unwrap();
+    let c = CreateItem::parse(&body_of(
+        "CreateItemResponse__createitem-operation-email-message__5aac6c6dd9.xml",
+    ))
+    .unwrap();
     assert_eq!(c[0].as_ref().unwrap(), &None, "a send returns no item id");
-    let s = SendItem::parse(&body_of("SendItemResponse__senditem-operation__96550101bd.xml")).unwrap();
+    let s = SendItem::parse(&body_of(
+        "SendItemResponse__senditem-operation__96550101bd.xml",
+    ))
+    .unwrap();
     assert!(s[0].is_ok());
 }
 
 #[test]
 fn sample_folders_and_sync() {
-    let f = FindFolder::parse(&body_of("FindFolderResponse__findfolder-operation__2a289505e5.xml")).unwrap();
+    let f = FindFolder::parse(&body_of(
+        "FindFolderResponse__findfolder-operation__2a289505e5.xml",
+    ))
+    .unwrap();
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].display_name.as_deref(), Some("TestFolder"));
-    let c = CreateFolder::parse(&body_of("CreateFolderResponse__createfolder-operation__1a26b18657.xml")).unwrap();
+    let c = CreateFolder::parse(&body_of(
+        "CreateFolderResponse__createfolder-operation__1a26b18657.xml",
+    ))
+    .unwrap();
     assert_eq!(c.len(), 2);
-    assert_eq!(c[1].as_ref().unwrap().id, Some(FolderId::Id { id: "AS4AUn==".into(), change_key: None }));
-    let s = SyncFolderItems::parse(&body_of("SyncFolderItemsResponse__syncfolderitems-operation__274041206c.xml")).unwrap();
+    assert_eq!(
+        c[1].as_ref().unwrap().id,
+        Some(FolderId::Id {
+            id: "AS4AUn==".into(),
+            change_key: None
+        })
+    );
+    let s = SyncFolderItems::parse(&body_of(
+        "SyncFolderItemsResponse__syncfolderitems-operation__274041206c.xml",
+    ))
+    .unwrap();
     assert_eq!(s.sync_state, "H4sIAAAAA=");
     assert!(s.includes_last);
     match &s.changes[0] {
@@ -165,7 +363,10 @@ fn sample_folders_and_sync() {
 
 #[test]
 fn sample_faults_are_typed() {
-    match parse_envelope(&sample("Fault__updateitem-operation-contact__fe3931966c.xml"), 1 << 20) {
+    match parse_envelope(
+        &sample("Fault__updateitem-operation-contact__fe3931966c.xml"),
+        1 << 20,
+    ) {
         Err(EwsError::Fault { error, .. }) => {
             assert_eq!(error.code, "ErrorSchemaValidation");
             assert!(error.text.contains("EmailAddress4"));
@@ -178,11 +379,15 @@ fn sample_faults_are_typed() {
 fn every_wellformed_response_sample_parses_or_fails_cleanly() {
     // Robustness: the reader never panics on Microsoft's documented responses, and every
     // envelope whose body is one of our operations' responses parses with that operation.
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(shared().join("samples/ews/index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared().join("samples/ews/index.json")).unwrap())
+            .unwrap();
     let mut ours = 0;
     for s in index["samples"].as_array().unwrap() {
         let file = s["file"].as_str().unwrap();
-        let Ok(doc) = std::fs::read(shared().join("samples/ews").join(file)) else { continue };
+        let Ok(doc) = std::fs::read(shared().join("samples/ews").join(file)) else {
+            continue;
+        };
         let env = match parse_envelope(&doc, 1 << 24) {
             Ok(e) => e,
             Err(_) => continue,
@@ -211,5 +416,8 @@ fn every_wellformed_response_sample_parses_or_fails_cleanly() {
         }
         ours += 1;
     }
-    assert!(ours >= 60, "only {ours} samples of our operations were found");
+    assert!(
+        ours >= 60,
+        "only {ours} samples of our operations were found"
+    );
 }

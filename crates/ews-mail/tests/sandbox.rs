@@ -16,7 +16,10 @@ use ews_mail::{
     BearerToken, Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, MailboxAccess,
     RetryPolicy, TokenSource,
 };
-use sandbox::{Admin, ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed, TokenKind};
+use sandbox::{
+    Admin, ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed,
+    TokenKind,
+};
 
 const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
 const MAILBOX: &str = "megan.bowen@contoso.example";
@@ -31,7 +34,12 @@ struct Minted {
 #[async_trait]
 impl TokenSource for Minted {
     async fn token(&self) -> Result<BearerToken, connector::Error> {
-        let req = MintRequest { app_id: APP.into(), kind: self.kind.clone(), resource: ApiResource::Exchange, lifetime_secs: None };
+        let req = MintRequest {
+            app_id: APP.into(),
+            kind: self.kind.clone(),
+            resource: ApiResource::Exchange,
+            lifetime_secs: None,
+        };
         self.admin
             .mint_token(&req)
             .map(BearerToken::new)
@@ -43,13 +51,21 @@ impl TokenSource for Minted {
 }
 
 fn app_token(sb: &Sandbox) -> Arc<dyn TokenSource> {
-    Arc::new(Minted { admin: sb.admin(), kind: TokenKind::App { roles: vec!["full_access_as_app".into()] } })
+    Arc::new(Minted {
+        admin: sb.admin(),
+        kind: TokenKind::App {
+            roles: vec!["full_access_as_app".into()],
+        },
+    })
 }
 
 fn user_token(sb: &Sandbox, user: &str) -> Arc<dyn TokenSource> {
     Arc::new(Minted {
         admin: sb.admin(),
-        kind: TokenKind::Delegated { user: user.into(), scopes: vec!["EWS.AccessAsUser.All".into()] },
+        kind: TokenKind::Delegated {
+            user: user.into(),
+            scopes: vec!["EWS.AccessAsUser.All".into()],
+        },
     })
 }
 
@@ -58,27 +74,51 @@ fn no_jitter() -> Jitter {
 }
 
 fn client(sb: &Sandbox, tokens: Arc<dyn TokenSource>, access: MailboxAccess) -> EwsClient {
-    let cfg = EwsConfig::new(sb.ews_url().parse().unwrap(), Credentials::Bearer(tokens), access)
-        .with_retry(RetryPolicy { max_retries: 3, base: Duration::from_millis(5), max_delay: Duration::from_millis(20), max_wait: Duration::from_secs(2) })
-        .with_jitter(no_jitter());
+    let cfg = EwsConfig::new(
+        sb.ews_url().parse().unwrap(),
+        Credentials::Bearer(tokens),
+        access,
+    )
+    .with_retry(RetryPolicy {
+        max_retries: 3,
+        base: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_wait: Duration::from_secs(2),
+    })
+    .with_jitter(no_jitter());
     EwsClient::new(cfg).unwrap()
 }
 
 async fn sandbox() -> Sandbox {
-    Sandbox::builder().seed(Seed::demo()).start().await.expect("sandbox starts")
+    Sandbox::builder()
+        .seed(Seed::demo())
+        .start()
+        .await
+        .expect("sandbox starts")
 }
 
 fn location(admin: &Admin, mailbox: &str, imid: &str) -> Option<Location> {
     let store = admin.store();
-    let all = store.list(mailbox, None, &sandbox::store::ListQuery::default()).ok()?;
+    let all = store
+        .list(mailbox, None, &sandbox::store::ListQuery::default())
+        .ok()?;
     let want = imid.trim_matches(['<', '>']);
     let mut found: Vec<Location> = all
         .items
         .into_iter()
-        .filter(|m| m.props.internet_message_id.as_deref().map(|i| i.trim_matches(['<', '>'])) == Some(want))
+        .filter(|m| {
+            m.props
+                .internet_message_id
+                .as_deref()
+                .map(|i| i.trim_matches(['<', '>']))
+                == Some(want)
+        })
         .filter_map(|m| {
             let f = store.folder(mailbox, &m.folder_id).ok()?;
-            let name = f.well_known.map(|w| w.name().to_string()).unwrap_or(f.display_name);
+            let name = f
+                .well_known
+                .map(|w| w.name().to_string())
+                .unwrap_or(f.display_name);
             Some(Location::new(name, m.is_read))
         })
         .collect();
@@ -125,7 +165,20 @@ impl Harness for EwsHarness {
     async fn restore_auth(&self) {
         self.sb
             .admin()
-            .grant_admin_consent(APP, &["User.Read", "Mail.ReadWrite", "Mail.Send", "https://outlook.office365.com/EWS.AccessAsUser.All"], &["Mail.ReadWrite", "Mail.Send", "https://outlook.office365.com/full_access_as_app"])
+            .grant_admin_consent(
+                APP,
+                &[
+                    "User.Read",
+                    "Mail.ReadWrite",
+                    "Mail.Send",
+                    "https://outlook.office365.com/EWS.AccessAsUser.All",
+                ],
+                &[
+                    "Mail.ReadWrite",
+                    "Mail.Send",
+                    "https://outlook.office365.com/full_access_as_app",
+                ],
+            )
             .expect("consent restored");
     }
 }
@@ -133,8 +186,16 @@ impl Harness for EwsHarness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_kit_passes_with_app_impersonation() {
     let sb = sandbox().await;
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
-    let h = EwsHarness { source: EwsSource::new(c.clone()), outbound: EwsOutbound::new(c), sb };
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
+    let h = EwsHarness {
+        source: EwsSource::new(c.clone()),
+        outbound: EwsOutbound::new(c),
+        sb,
+    };
     let report = conformance::run(&h).await;
     assert!(report.passed(), "{report}");
 }
@@ -142,8 +203,16 @@ async fn conformance_kit_passes_with_app_impersonation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_kit_passes_with_a_delegated_token() {
     let sb = sandbox().await;
-    let c = client(&sb, user_token(&sb, MAILBOX), MailboxAccess::Own(MAILBOX.into()));
-    let h = EwsHarness { source: EwsSource::new(c.clone()), outbound: EwsOutbound::new(c), sb };
+    let c = client(
+        &sb,
+        user_token(&sb, MAILBOX),
+        MailboxAccess::Own(MAILBOX.into()),
+    );
+    let h = EwsHarness {
+        source: EwsSource::new(c.clone()),
+        outbound: EwsOutbound::new(c),
+        sb,
+    };
     let report = conformance::run(&h).await;
     assert!(report.passed(), "{report}");
 }
@@ -151,8 +220,17 @@ async fn conformance_kit_passes_with_a_delegated_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_mailbox_is_read_through_distinguished_folder_mailbox() {
     let sb = sandbox().await;
-    sb.admin().inject_mime("projects@contoso.example", "Message-ID: <p1@x>\r\nSubject: p\r\nTo: projects@contoso.example\r\n\r\nhi\r\n").unwrap();
-    let c = client(&sb, user_token(&sb, "adele.vance@contoso.example"), MailboxAccess::Shared("projects@contoso.example".into()));
+    sb.admin()
+        .inject_mime(
+            "projects@contoso.example",
+            "Message-ID: <p1@x>\r\nSubject: p\r\nTo: projects@contoso.example\r\n\r\nhi\r\n",
+        )
+        .unwrap();
+    let c = client(
+        &sb,
+        user_token(&sb, "adele.vance@contoso.example"),
+        MailboxAccess::Shared("projects@contoso.example".into()),
+    );
     let src = EwsSource::new(c);
     let ping = src.ping().await;
     assert!(ping.is_online(), "{ping}");
@@ -161,7 +239,11 @@ async fn shared_mailbox_is_read_through_distinguished_folder_mailbox() {
     assert_eq!(b.messages.len(), 1);
     assert_eq!(b.messages[0].internet_message_id.as_deref(), Some("<p1@x>"));
     // Alex has no FullAccess on the shared mailbox.
-    let c = client(&sb, user_token(&sb, "alex.wilber@contoso.example"), MailboxAccess::Shared("projects@contoso.example".into()));
+    let c = client(
+        &sb,
+        user_token(&sb, "alex.wilber@contoso.example"),
+        MailboxAccess::Shared("projects@contoso.example".into()),
+    );
     let ping = EwsSource::new(c).ping().await;
     assert!(!ping.is_online());
     assert!(ping.reason.unwrap().contains("ErrorAccessDenied"));
@@ -172,10 +254,21 @@ async fn ingest_of_1000_messages_batches_getitem_and_updateitem() {
     let sb = sandbox().await;
     for i in 0..1000 {
         sb.admin()
-            .inject("c@fabrikam.example", &[MAILBOX.to_string()], format!("Message-ID: <bulk-{i}@x>\r\nSubject: {i}\r\nTo: {MAILBOX}\r\n\r\nbody {i}\r\n").as_bytes())
+            .inject(
+                "c@fabrikam.example",
+                &[MAILBOX.to_string()],
+                format!(
+                    "Message-ID: <bulk-{i}@x>\r\nSubject: {i}\r\nTo: {MAILBOX}\r\n\r\nbody {i}\r\n"
+                )
+                .as_bytes(),
+            )
             .unwrap();
     }
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
     let src = EwsSource::new(c.clone());
     sb.admin().clear_request_log();
     let mut handled = 0;
@@ -184,7 +277,11 @@ async fn ingest_of_1000_messages_batches_getitem_and_updateitem() {
         if b.messages.is_empty() {
             break;
         }
-        let acks: Vec<_> = b.messages.iter().map(|m| (m.id.clone(), Acknowledgement::MarkRead)).collect();
+        let acks: Vec<_> = b
+            .messages
+            .iter()
+            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
+            .collect();
         for r in src.acknowledge_many(&acks).await {
             r.unwrap();
         }
@@ -195,16 +292,28 @@ async fn ingest_of_1000_messages_batches_getitem_and_updateitem() {
     let posts = log.count("POST", "/EWS/Exchange.asmx");
     // Per page of 100: one FindItem, one GetItem, one UpdateItem; plus the final empty FindItem.
     assert_eq!(posts, 10 * 3 + 1, "{log:?}");
-    let ops: Vec<String> = c.log().lines().iter().filter_map(|l| l.note.clone()).collect();
+    let ops: Vec<String> = c
+        .log()
+        .lines()
+        .iter()
+        .filter_map(|l| l.note.clone())
+        .collect();
     assert_eq!(ops.iter().filter(|n| n.as_str() == "GetItem").count(), 10);
-    assert_eq!(ops.iter().filter(|n| n.as_str() == "UpdateItem").count(), 10);
+    assert_eq!(
+        ops.iter().filter(|n| n.as_str() == "UpdateItem").count(),
+        10
+    );
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_busy_and_503_are_retried_within_limits() {
     let sb = sandbox().await;
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
     let src = EwsSource::new(c);
     sb.admin().set_faults(FaultPlan {
         seed: 1,
@@ -216,16 +325,36 @@ async fn server_busy_and_503_are_retried_within_limits() {
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
     assert_eq!(sb.admin().faults_fired(), 2);
     // Persistent busy: retries are capped and the error keeps code, back-off and request id.
-    sb.admin().set_faults(FaultPlan { seed: 1, rules: vec![FaultRule::next(Protocol::Ews, 100, FaultKind::ServerBusy { back_off_ms: 7 })] });
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Ews,
+            100,
+            FaultKind::ServerBusy { back_off_ms: 7 },
+        )],
+    });
     let e = src.count_waiting().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Throttled);
     assert_eq!(e.retry_after(), Some(Duration::from_millis(7)));
     let d = e.response().unwrap();
     assert_eq!(d.server_code.as_deref(), Some("ErrorServerBusy"));
     assert!(d.request_id.is_some());
-    assert_eq!(sb.admin().faults_fired(), 4, "one attempt plus three retries");
+    assert_eq!(
+        sb.admin().faults_fired(),
+        4,
+        "one attempt plus three retries"
+    );
     // A back-off longer than the policy waits for is returned at once.
-    sb.admin().set_faults(FaultPlan { seed: 1, rules: vec![FaultRule::next(Protocol::Ews, 100, FaultKind::ServerBusy { back_off_ms: 600_000 })] });
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Ews,
+            100,
+            FaultKind::ServerBusy {
+                back_off_ms: 600_000,
+            },
+        )],
+    });
     let e = src.count_waiting().await.unwrap_err();
     assert_eq!(e.retry_after(), Some(Duration::from_secs(600)));
     assert_eq!(sb.admin().faults_fired(), 1);
@@ -234,12 +363,24 @@ async fn server_busy_and_503_are_retried_within_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_not_retried_after_a_reset_connection() {
     let sb = sandbox().await;
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
     let out = EwsOutbound::new(c);
-    sb.admin().set_faults(FaultPlan { seed: 1, rules: vec![FaultRule::next(Protocol::Ews, 5, FaultKind::ResetConnection)] });
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Ews,
+            5,
+            FaultKind::ResetConnection,
+        )],
+    });
     let msg = connector::OutgoingMessage::raw(
         connector::Envelope::new(MAILBOX, vec!["adele.vance@contoso.example".into()]),
-        format!("From: {MAILBOX}\r\nTo: adele.vance@contoso.example\r\nSubject: x\r\n\r\nx\r\n").into_bytes(),
+        format!("From: {MAILBOX}\r\nTo: adele.vance@contoso.example\r\nSubject: x\r\n\r\nx\r\n")
+            .into_bytes(),
     );
     let e = out.send(&msg).await.unwrap_err();
     assert!(e.may_have_taken_effect(), "{e}");
@@ -251,14 +392,32 @@ async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
     let sb = sandbox().await;
     // Delegated EWS without admin consent: user consent is not enough.
     sb.admin().revoke_admin_consent(APP).unwrap();
-    sb.admin().grant_user_consent(APP, MAILBOX, &["https://outlook.office365.com/EWS.AccessAsUser.All"]).unwrap();
-    let ping = EwsSource::new(client(&sb, user_token(&sb, MAILBOX), MailboxAccess::Own(MAILBOX.into()))).ping().await;
+    sb.admin()
+        .grant_user_consent(
+            APP,
+            MAILBOX,
+            &["https://outlook.office365.com/EWS.AccessAsUser.All"],
+        )
+        .unwrap();
+    let ping = EwsSource::new(client(
+        &sb,
+        user_token(&sb, MAILBOX),
+        MailboxAccess::Own(MAILBOX.into()),
+    ))
+    .ping()
+    .await;
     assert!(!ping.is_online());
     let reason = ping.reason.clone().unwrap();
-    assert!(reason.contains("legacy EWS connections do not work with user consent"), "{reason}");
+    assert!(
+        reason.contains("legacy EWS connections do not work with user consent"),
+        "{reason}"
+    );
     assert!(ping.auth.is_some());
     let rendered = format!("{ping:?} {}", ping.to_json());
-    assert!(!rendered.contains("eyJ"), "no token in the report: {rendered}");
+    assert!(
+        !rendered.contains("eyJ"),
+        "no token in the report: {rendered}"
+    );
 
     let sb = sandbox().await;
     // EWS allowed only for other apps.
@@ -266,21 +425,38 @@ async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
         o.ews_enabled = Some(true);
         o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
     });
-    let ping = EwsSource::new(client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()))).ping().await;
+    let ping = EwsSource::new(client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    ))
+    .ping()
+    .await;
     let reason = ping.reason.unwrap();
-    assert!(reason.contains("EwsAllowedAppIDs") && reason.contains("Graph"), "{reason}");
+    assert!(
+        reason.contains("EwsAllowedAppIDs") && reason.contains("Graph"),
+        "{reason}"
+    );
     sb.admin().update_org(|o| {
         o.ews_enabled = None;
         o.ews_allowed_app_ids = None;
     });
 
     // Impersonating with a delegated token is denied.
-    let c = client(&sb, user_token(&sb, "adele.vance@contoso.example"), MailboxAccess::Impersonate(MAILBOX.into()));
+    let c = client(
+        &sb,
+        user_token(&sb, "adele.vance@contoso.example"),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
     let reason = EwsSource::new(c).ping().await.reason.unwrap();
     assert!(reason.starts_with("impersonation denied"), "{reason}");
 
     // A mailbox that does not exist.
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate("nobody@contoso.example".into()));
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate("nobody@contoso.example".into()),
+    );
     let reason = EwsSource::new(c).ping().await.reason.unwrap();
     assert!(reason.starts_with("mailbox not found"), "{reason}");
 }
@@ -289,38 +465,77 @@ async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
 async fn stale_change_key_is_recovered_and_item_errors_stay_in_place() {
     let sb = sandbox().await;
     for i in 0..3 {
-        sb.admin().inject("c@x.example", &[MAILBOX.to_string()], format!("Message-ID: <s{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes()).unwrap();
+        sb.admin()
+            .inject(
+                "c@x.example",
+                &[MAILBOX.to_string()],
+                format!("Message-ID: <s{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes(),
+            )
+            .unwrap();
     }
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
     let src = EwsSource::new(c.clone());
     let b = src.fetch(None, 10).await.unwrap();
     assert_eq!(b.messages.len(), 3);
     // Change message 0 behind the source's back: its remembered change key is now stale.
-    let fresh = c.call(&GetItem::ids_only(vec![ItemId::new(b.messages[0].id.as_str())])).await.unwrap();
+    let fresh = c
+        .call(&GetItem::ids_only(vec![ItemId::new(
+            b.messages[0].id.as_str(),
+        )]))
+        .await
+        .unwrap();
     let id0 = fresh[0].as_ref().unwrap().id.clone().unwrap();
-    let r = c.call(&UpdateItem { is_read: false, ..UpdateItem::mark_read(vec![id0]) }).await.unwrap();
+    let r = c
+        .call(&UpdateItem {
+            is_read: false,
+            ..UpdateItem::mark_read(vec![id0])
+        })
+        .await
+        .unwrap();
     assert!(r[0].is_ok());
     let items = vec![
         (b.messages[0].id.clone(), Acknowledgement::MarkRead),
-        (MessageId::new("AAMkAGdvbmUtZm9yLWdvb2QtMDAwMDAw"), Acknowledgement::MarkRead),
+        (
+            MessageId::new("AAMkAGdvbmUtZm9yLWdvb2QtMDAwMDAw"),
+            Acknowledgement::MarkRead,
+        ),
         (b.messages[2].id.clone(), Acknowledgement::MarkRead),
     ];
     let results = src.acknowledge_many(&items).await;
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert_eq!(results[1].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
     assert!(results[2].is_ok());
-    assert_eq!(src.count_waiting().await.unwrap(), Some(1), "only message 1 stays unread");
+    assert_eq!(
+        src.count_waiting().await.unwrap(),
+        Some(1),
+        "only message 1 stays unread"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_folder_items_keeps_state_in_the_callers_store() {
     let sb = sandbox().await;
-    let c = client(&sb, app_token(&sb), MailboxAccess::Impersonate(MAILBOX.into()));
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
     for i in 0..5 {
-        sb.admin().inject("c@x.example", &[MAILBOX.to_string()], format!("Message-ID: <y{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes()).unwrap();
+        sb.admin()
+            .inject(
+                "c@x.example",
+                &[MAILBOX.to_string()],
+                format!("Message-ID: <y{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes(),
+            )
+            .unwrap();
     }
     let store = MemorySyncStore::default();
-    let sync = FolderSync::new(&c, FolderId::distinguished("inbox"), "inbox", &store).with_max_changes(3);
+    let sync =
+        FolderSync::new(&c, FolderId::distinguished("inbox"), "inbox", &store).with_max_changes(3);
     let first = sync.next_page().await.unwrap();
     assert_eq!(first.changes.len(), 3);
     assert!(!first.done);
@@ -329,7 +544,13 @@ async fn sync_folder_items_keeps_state_in_the_callers_store() {
     assert!(second.done);
     let idle = sync.next_page().await.unwrap();
     assert!(idle.changes.is_empty() && idle.done);
-    sb.admin().inject("c@x.example", &[MAILBOX.to_string()], b"Message-ID: <y5@x>\r\nSubject: 5\r\n\r\nb\r\n").unwrap();
+    sb.admin()
+        .inject(
+            "c@x.example",
+            &[MAILBOX.to_string()],
+            b"Message-ID: <y5@x>\r\nSubject: 5\r\n\r\nb\r\n",
+        )
+        .unwrap();
     let more = sync.next_page().await.unwrap();
     assert_eq!(more.changes.len(), 1);
     // A corrupt saved state restarts from the beginning instead of failing.
@@ -342,7 +563,10 @@ async fn sync_folder_items_keeps_state_in_the_callers_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_token_is_refreshed_once() {
     #[derive(Debug)]
-    struct FirstStale { inner: Minted, calls: std::sync::atomic::AtomicU32 }
+    struct FirstStale {
+        inner: Minted,
+        calls: std::sync::atomic::AtomicU32,
+    }
     #[async_trait]
     impl TokenSource for FirstStale {
         async fn token(&self) -> Result<BearerToken, connector::Error> {
@@ -354,8 +578,19 @@ async fn expired_token_is_refreshed_once() {
         }
     }
     let sb = sandbox().await;
-    let tokens = Arc::new(FirstStale { inner: Minted { admin: sb.admin(), kind: TokenKind::App { roles: vec!["full_access_as_app".into()] } }, calls: Default::default() });
+    let tokens = Arc::new(FirstStale {
+        inner: Minted {
+            admin: sb.admin(),
+            kind: TokenKind::App {
+                roles: vec!["full_access_as_app".into()],
+            },
+        },
+        calls: Default::default(),
+    });
     let c = client(&sb, tokens, MailboxAccess::Impersonate(MAILBOX.into()));
-    assert_eq!(EwsSource::new(c.clone()).count_waiting().await.unwrap(), Some(0));
+    assert_eq!(
+        EwsSource::new(c.clone()).count_waiting().await.unwrap(),
+        Some(0)
+    );
     assert!(!c.log().render().contains("not-a-jwt"));
 }

@@ -71,7 +71,10 @@ fn response(op: &str, msgs: Vec<Msg>) -> String {
                 w.text_element("m:DescriptiveLinkKey", "0");
                 // ItemInfoResponseMessageType requires `Items`, even on errors (as Exchange
                 // answers: `<m:Items />`).
-                if matches!(op, "GetItem" | "UpdateItem" | "CreateItem" | "MoveItem" | "CopyItem") {
+                if matches!(
+                    op,
+                    "GetItem" | "UpdateItem" | "CreateItem" | "MoveItem" | "CopyItem"
+                ) {
                     w.empty("m:Items", &[]);
                 }
                 w.end();
@@ -200,8 +203,7 @@ fn write_folder(w: &mut Writer, f: &FolderInfo) {
     }
     // Well-known mail folders are `IPF.Note`; a folder created without a class has none
     // (the sandbox does not store classes), so clients keep the class they created it with.
-    if f
-        .well_known
+    if f.well_known
         .is_some_and(|w| w != crate::store::WellKnownFolder::MsgFolderRoot)
     {
         w.text_element("t:FolderClass", "IPF.Note");
@@ -357,7 +359,10 @@ fn parse_shape(el: Option<&Element>) -> Shape {
         Some("AllProperties") => Base::All,
         _ => Base::IdOnly,
     };
-    let mime = el.and_then(|e| e.child_text("IncludeMimeContent")).and_then(xs_bool) == Some(true);
+    let mime = el
+        .and_then(|e| e.child_text("IncludeMimeContent"))
+        .and_then(xs_bool)
+        == Some(true);
     let props = el
         .and_then(|e| e.child("AdditionalProperties"))
         .map(|a| {
@@ -472,12 +477,12 @@ fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
             if p.has_attachments { "true" } else { "false" },
         );
     }
-    if shape.has("Sender") {
-        if let Some(s) = &p.sender {
-            w.start("t:Sender", &[]);
-            write_mailbox(w, &s.name, &s.address);
-            w.end();
-        }
+    if shape.has("Sender")
+        && let Some(s) = &p.sender
+    {
+        w.start("t:Sender", &[]);
+        write_mailbox(w, &s.name, &s.address);
+        w.end();
     }
     for (prop, list) in [
         ("ToRecipients", &p.to),
@@ -501,17 +506,17 @@ fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
             w.end();
         }
     }
-    if shape.has("From") {
-        if let Some(f) = &p.from {
-            w.start("t:From", &[]);
-            write_mailbox(w, &f.name, &f.address);
-            w.end();
-        }
+    if shape.has("From")
+        && let Some(f) = &p.from
+    {
+        w.start("t:From", &[]);
+        write_mailbox(w, &f.name, &f.address);
+        w.end();
     }
-    if shape.has("InternetMessageId") {
-        if let Some(id) = &p.internet_message_id {
-            w.text_element("t:InternetMessageId", id);
-        }
+    if shape.has("InternetMessageId")
+        && let Some(id) = &p.internet_message_id
+    {
+        w.text_element("t:InternetMessageId", id);
     }
     if shape.has("IsRead") {
         w.text_element("t:IsRead", if m.is_read { "true" } else { "false" });
@@ -605,13 +610,12 @@ fn is_read_filter(r: &Element) -> Option<bool> {
         if let Some(c) = std::iter::once(r)
             .chain(r.children.iter())
             .find_map(|e| e.child(tag).or((e.name == tag).then_some(e)))
+            && c.child("FieldURI").and_then(|f| f.attr("FieldURI")) == Some("message:IsRead")
         {
-            if c.child("FieldURI").and_then(|f| f.attr("FieldURI")) == Some("message:IsRead") {
-                let v = c
-                    .path(&["FieldURIOrConstant", "Constant"])
-                    .and_then(|k| k.attr("Value"))?;
-                return xs_bool(v).map(|b| b != negate);
-            }
+            let v = c
+                .path(&["FieldURIOrConstant", "Constant"])
+                .and_then(|k| k.attr("Value"))?;
+            return xs_bool(v).map(|b| b != negate);
         }
     }
     r.children.iter().find_map(is_read_filter)
@@ -1048,10 +1052,10 @@ fn send_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
                 Ok(d) => d,
                 Err(e) => return store_err(&e),
             };
-            if let Some(ck) = el.attr("ChangeKey").filter(|c| !c.is_empty()) {
-                if ck != draft.change_key {
-                    return store_err(&StoreError::ChangeKeyMismatch(id.to_string()));
-                }
+            if let Some(ck) = el.attr("ChangeKey").filter(|c| !c.is_empty())
+                && ck != draft.change_key
+            {
+                return store_err(&StoreError::ChangeKeyMismatch(id.to_string()));
             }
             match send(ctx, &mb, draft.mime.to_vec(), save) {
                 Msg::Ok(_) => {

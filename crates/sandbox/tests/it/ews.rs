@@ -228,6 +228,14 @@ async fn operations_behave_and_every_response_is_schema_valid() {
         "{t}"
     );
 
+    // xs:boolean `1` (exchangelib writes it) works like `true`.
+    let t = e
+        .op(&upd(&first[1], "", "AlwaysOverwrite").replace("<t:IsRead>true<", "<t:IsRead>1<"))
+        .await;
+    assert!(t.contains("NoError"), "{t}");
+    let inbox = e.sb.admin().store().folder(MB, "inbox").unwrap();
+    assert_eq!(inbox.unread_count, 3);
+
     // CreateFolder, FindFolder, MoveItem (new id), CopyItem, DeleteItem with every DeleteType.
     let t = e.op(r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>Processed</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"#).await;
     let folder = between(&t, "<t:FolderId Id=\"", "\"")[0].to_string();
