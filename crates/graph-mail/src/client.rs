@@ -1,4 +1,4 @@
-//! The executor: runs the requests of [`api`](crate::api) over reqwest with a token, immutable
+//! The executor: runs the requests of [`crate::api`] over reqwest with a token, immutable
 //! ids, a per-mailbox concurrency limit, retries that honour `Retry-After`, one token refresh on
 //! 401, capped bodies, and a connection log line for every attempt.
 

@@ -164,6 +164,21 @@ impl MessageOutbound for GraphOutbound {
 }
 
 impl GraphOutbound {
+    /// Sends a message described as JSON (`sendMail` with a `message` object): to, cc, bcc,
+    /// reply-to, `from` (an alias or another mailbox), text or HTML body, small attachments,
+    /// and `saveToSentItems`.
+    pub async fn send_json(&self, mail: &api::JsonMail) -> Result<SendReceipt, Error> {
+        let req = api::send_json(self.client.endpoint(), mail)?;
+        self.client
+            .execute("sending a message", req, Idempotency::SendOnce)
+            .await
+            .map_err(|e| explain_send_error(e, mail.from.as_deref()))?;
+        Ok(match &mail.from {
+            Some(f) => SendReceipt::new(f.clone()),
+            None => SendReceipt::default(),
+        })
+    }
+
     /// Sends `mime` (the message without its large attachments) as a draft, adds each
     /// attachment through an upload session in chunks, then sends the draft.
     ///

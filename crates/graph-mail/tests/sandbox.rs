@@ -881,3 +881,50 @@ async fn a_mailbox_the_app_may_not_reach_pings_offline_with_the_reason() {
         "a 403 is not cured by a new token"
     );
 }
+
+#[tokio::test]
+async fn json_send_with_html_reply_to_cc_and_attachment() {
+    use graph_mail::api::JsonMail;
+    let env = env().await;
+    let out = GraphOutbound::new(env.client(Mailbox::user("helpdesk@contoso.example")));
+    let mut mail = JsonMail::text(
+        "Your ticket",
+        "<p>We are on it.</p>",
+        vec!["alex.wilber@contoso.example".into()],
+    );
+    mail.html = true;
+    mail.cc = vec!["adele.vance@contoso.example".into()];
+    mail.reply_to = vec!["billing@contoso.example".into()];
+    mail.attachments = vec![("note.txt".into(), "text/plain".into(), b"hello".to_vec())];
+    mail.save_to_sent_items = false;
+    out.send_json(&mail).await.expect("send");
+    let store = env.sb.admin();
+    let alex = store
+        .store()
+        .list(
+            "alex.wilber@contoso.example",
+            Some("inbox"),
+            &ListQuery::default(),
+        )
+        .expect("list");
+    let p = &alex.items[0].props;
+    assert_eq!(p.subject, "Your ticket");
+    assert!(
+        p.body_html
+            .as_deref()
+            .unwrap_or("")
+            .contains("We are on it.")
+    );
+    assert_eq!(p.reply_to[0].address, "billing@contoso.example");
+    assert!(p.has_attachments);
+    let adele = store
+        .store()
+        .folder("adele.vance@contoso.example", "inbox")
+        .expect("folder");
+    assert_eq!(adele.total_count, 1, "cc delivered");
+    let sent = store
+        .store()
+        .folder("helpdesk@contoso.example", "sentitems")
+        .expect("folder");
+    assert_eq!(sent.total_count, 0, "saveToSentItems false");
+}
