@@ -1,0 +1,246 @@
+//! The client against a scripted HTTP server: answers the sandbox does not produce (ErrorServerBusy
+//! inside a 200, ErrorExceededConnectionCount, DOCTYPEs, oversized bodies) and autodiscover.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use connector::ErrorKind;
+use ews_mail::client::Jitter;
+use ews_mail::ops::GetFolder;
+use ews_mail::types::FolderId;
+use ews_mail::{
+    BearerToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Serves the canned answers in order (the last one repeats) and records each request.
+async fn serve(
+    answers: Vec<(u16, Vec<(&'static str, String)>, String)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Read headers and the body announced by Content-Length.
+            loop {
+                let k = s.read(&mut chunk).await.unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf).to_string());
+            let (status, headers, body) = answers[n.min(answers.len() - 1)].clone();
+            n += 1;
+            let mut resp = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\nContent-Type: text/xml\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                resp.push_str(&format!("{k}: {v}\r\n"));
+            }
+            resp.push_str("\r\n");
+            resp.push_str(&body);
+            let _ = s.write_all(resp.as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn folder_response(class: &str, code: &str, back_off: Option<u32>) -> String {
+    let xml = back_off
+        .map(|ms| {
+            format!(
+                r#"<m:MessageXml><t:Value Name="BackOffMilliseconds">{ms}</t:Value></m:MessageXml>"#
+            )
+        })
+        .unwrap_or_default();
+    let payload = if code == "NoError" {
+        "<m:Folders><t:Folder><t:FolderId Id=\"F1\"/><t:DisplayName>Inbox</t:DisplayName><t:TotalCount>7</t:TotalCount><t:UnreadCount>3</t:UnreadCount></t:Folder></m:Folders>"
+    } else {
+        ""
+    };
+    format!(
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><h:ServerVersionInfo xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types" MajorVersion="15" MinorVersion="1"/></s:Header><s:Body><m:GetFolderResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetFolderResponseMessage ResponseClass="{class}"><m:MessageText>x</m:MessageText><m:ResponseCode>{code}</m:ResponseCode>{xml}{payload}</m:GetFolderResponseMessage></m:ResponseMessages></m:GetFolderResponse></s:Body></s:Envelope>"#
+    )
+}
+
+fn client(base: &str, max_response: usize) -> EwsClient {
+    let jitter: Jitter = Arc::new(|| 0.5);
+    let cfg = EwsConfig::new(
+        format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
+        Credentials::Bearer(Arc::new(StaticToken(BearerToken::new(
+            "secret-token-value",
+        )))),
+        MailboxAccess::Shared("shared@contoso.example".into()),
+    )
+    .with_retry(RetryPolicy {
+        max_retries: 2,
+        base: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_wait: Duration::from_secs(1),
+    })
+    .with_max_response(max_response)
+    .with_jitter(jitter);
+    EwsClient::new(cfg).unwrap()
+}
+
+fn op() -> GetFolder {
+    GetFolder::new(vec![FolderId::distinguished_in(
+        "inbox",
+        "shared@contoso.example",
+    )])
+}
+
+#[tokio::test]
+async fn server_busy_in_a_200_is_retried_and_headers_are_sent() {
+    let (base, seen) = serve(vec![
+        (
+            200,
+            vec![],
+            folder_response("Error", "ErrorServerBusy", Some(3)),
+        ),
+        (
+            200,
+            vec![],
+            folder_response("Error", "ErrorExceededConnectionCount", None),
+        ),
+        (200, vec![], folder_response("Success", "NoError", None)),
+    ])
+    .await;
+    let r = client(&base, 1 << 20).call(&op()).await.unwrap();
+    assert_eq!(r[0].as_ref().unwrap().unread_count, Some(3));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let req = seen[0].to_ascii_lowercase();
+    assert!(
+        req.contains("x-anchormailbox: shared@contoso.example"),
+        "{req}"
+    );
+    assert!(req.contains("authorization: bearer secret-token-value"));
+    assert!(seen[0].contains("<t:EmailAddress>shared@contoso.example</t:EmailAddress>"));
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_cap_and_503_retry_after_is_kept() {
+    let (base, seen) = serve(vec![(
+        503,
+        vec![("Retry-After", "0.004".into())],
+        String::new(),
+    )])
+    .await;
+    let e = client(&base, 1 << 20).call(&op()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert_eq!(e.response().unwrap().status, Some(503));
+    assert_eq!(seen.lock().unwrap().len(), 3, "one attempt and two retries");
+    assert!(!e.to_string().contains("secret-token-value"));
+}
+
+#[tokio::test]
+async fn per_item_errors_that_are_not_transient_are_returned_in_place() {
+    let (base, seen) = serve(vec![(
+        200,
+        vec![],
+        folder_response("Error", "ErrorFolderNotFound", None),
+    )])
+    .await;
+    let r = client(&base, 1 << 20).call(&op()).await.unwrap();
+    assert_eq!(r[0].as_ref().unwrap_err().code, "ErrorFolderNotFound");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn doctype_and_oversized_answers_are_refused() {
+    let (base, _) = serve(vec![(
+        200,
+        vec![],
+        format!(
+            "<!DOCTYPE x [<!ENTITY e \"e\">]>{}",
+            folder_response("Success", "NoError", None)
+        ),
+    )])
+    .await;
+    let e = client(&base, 1 << 20).call(&op()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadResponse);
+    assert!(e.to_string().contains("DOCTYPE"), "{e}");
+    let (base, _) = serve(vec![(
+        200,
+        vec![],
+        folder_response("Success", "NoError", None),
+    )])
+    .await;
+    let e = client(&base, 100).call(&op()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadResponse);
+    assert!(e.to_string().contains("larger than 100 bytes"), "{e}");
+}
+
+#[tokio::test]
+async fn autodiscover_json_then_pox() {
+    let json = r#"{"Protocol":"EWS","Url":"https://mail.contoso.example/EWS/Exchange.asmx"}"#;
+    let (base, seen) = serve(vec![(200, vec![], json.to_string())]).await;
+    let host = base.trim_start_matches("http://").to_string();
+    let http = reqwest::Client::new();
+    let url = ews_mail::autodiscover::discover(
+        &http,
+        "u@contoso.example",
+        Some(vec![host]),
+        "http",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        url.as_str(),
+        "https://mail.contoso.example/EWS/Exchange.asmx"
+    );
+    assert!(
+        seen.lock().unwrap()[0]
+            .starts_with("GET /autodiscover/autodiscover.json/v1.0/u@contoso.example?Protocol=EWS")
+    );
+
+    let pox = r#"<Autodiscover><Response><Account><Action>settings</Action><Protocol><Type>EXCH</Type><EwsUrl>https://onprem.contoso.example/EWS/Exchange.asmx</EwsUrl></Protocol></Account></Response></Autodiscover>"#;
+    let (base, seen) = serve(vec![
+        (404, vec![], String::new()),
+        (200, vec![], pox.to_string()),
+    ])
+    .await;
+    let host = base.trim_start_matches("http://").to_string();
+    let url = ews_mail::autodiscover::discover(
+        &http,
+        "u@contoso.example",
+        Some(vec![host]),
+        "http",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        url.as_str(),
+        "https://onprem.contoso.example/EWS/Exchange.asmx"
+    );
+    let seen = seen.lock().unwrap();
+    assert!(seen[1].starts_with("POST /autodiscover/autodiscover.xml"));
+    assert!(seen[1].contains("<EMailAddress>u@contoso.example</EMailAddress>"));
+}
