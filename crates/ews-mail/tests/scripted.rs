@@ -13,10 +13,11 @@ use ews_mail::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A canned answer: status, extra headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
 /// Serves the canned answers in order (the last one repeats) and records each request.
-async fn serve(
-    answers: Vec<(u16, Vec<(&'static str, String)>, String)>,
-) -> (String, Arc<Mutex<Vec<String>>>) {
+async fn serve(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<String>>>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
