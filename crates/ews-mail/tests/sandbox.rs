@@ -594,3 +594,37 @@ async fn expired_token_is_refreshed_once() {
     );
     assert!(!c.log().render().contains("not-a-jwt"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msauth_tokens_from_the_token_endpoint_and_consent_loss_is_diagnosed() {
+    let sb = sandbox().await;
+    let authority = msauth::Authority::microsoft_layout(
+        sb.base_url(),
+        msauth::Tenant::parse(&sb.tenant_id()).unwrap(),
+    )
+    .unwrap();
+    let secret = "demo-secret-do-not-use-in-production";
+    let tokens = msauth::TokenProvider::builder(authority, APP)
+        .credential(msauth::ClientCredential::Secret(msauth::ClientSecret::new(
+            secret,
+        )))
+        .scopes(["https://outlook.office365.com/.default"])
+        .build()
+        .unwrap();
+    let c = client(
+        &sb,
+        Arc::new(ews_mail::MsauthTokens(tokens)),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
+    let src = EwsSource::new(c);
+    let ping = src.ping().await;
+    assert!(ping.is_online(), "{ping}");
+    sb.admin().revoke_admin_consent(APP).unwrap();
+    let ping = src.ping().await;
+    assert!(!ping.is_online());
+    assert!(ping.auth.is_some(), "{ping}");
+    let shown = format!("{ping} {ping:?} {}", ping.to_json());
+    assert!(!shown.contains(secret) && !shown.contains("eyJ"), "{shown}");
+    let e = src.fetch(None, 5).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+}
