@@ -148,10 +148,19 @@ pub const PAGE: usize = 4;
 pub const SEEDED: usize = 2 * PAGE + 3;
 
 fn test_message(run: &str, i: usize, to: &str) -> Vec<u8> {
+    message_from(
+        run,
+        i,
+        &format!("Customer {i} <customer{i}@fabrikam.example>"),
+        to,
+    )
+}
+
+fn message_from(run: &str, i: usize, from: &str, to: &str) -> Vec<u8> {
     format!(
         "Message-ID: <conformance-{run}-{i}@kit.invalid>\r\n\
          Date: Mon, 2 Mar 2026 10:{:02}:00 +0000\r\n\
-         From: Customer {i} <customer{i}@fabrikam.example>\r\n\
+         From: {from}\r\n\
          To: {to}\r\n\
          Subject: conformance {run} message {i}\r\n\
          X-Conformance-Seq: {i}\r\n\
@@ -400,7 +409,8 @@ pub async fn run(h: &dyn Harness) -> Report {
             },
         );
         let i = SEEDED + 1;
-        let mime = test_message(&run_id, i, &to);
+        // Sent as the mailbox itself: services refuse a From the mailbox has no rights on.
+        let mime = message_from(&run_id, i, &to, &to);
         let msg = OutgoingMessage::raw(Envelope::new(to.clone(), vec![to.clone()]), mime);
         let sent = match out.send(&msg).await {
             Err(e) => Err(format!("send failed: {e}")),
