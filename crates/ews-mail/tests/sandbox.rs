@@ -628,3 +628,32 @@ async fn msauth_tokens_from_the_token_endpoint_and_consent_loss_is_diagnosed() {
     let e = src.fetch(None, 5).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Authentication);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_budget_throttling_returns_the_back_off_and_recovers_with_time() {
+    let sb = sandbox().await;
+    sb.admin().set_throttle(sandbox::ThrottleConfig {
+        budget: Some(2),
+        window_secs: 600,
+        ..sandbox::ThrottleConfig::default()
+    });
+    let c = client(
+        &sb,
+        app_token(&sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    );
+    let src = EwsSource::new(c);
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+    // The budget is spent: ErrorServerBusy with a back-off longer than the policy waits for.
+    let e = src.count_waiting().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled);
+    let wait = e.retry_after().unwrap();
+    assert!(
+        wait > Duration::from_secs(2) && wait <= Duration::from_secs(600),
+        "{wait:?}"
+    );
+    // The sandbox clock moves on instead of the test sleeping.
+    sb.admin().advance_clock(601);
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+}
