@@ -322,3 +322,52 @@ async fn a_thousand_concurrent_callers_cause_one_token_request() {
     assert_eq!(tokens.len(), 1);
     assert_eq!(token_requests(&sb) - before, 1);
 }
+
+/// Client credentials with a certificate: the sandbox verifies the assertion's signature
+/// against the certificate registered on the app, in both of Microsoft's forms.
+#[tokio::test]
+async fn certificate_credentials_sign_in_with_ps256_and_rs256_and_an_unregistered_cert_is_refused()
+{
+    let sb = tenant().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cert = std::fs::read(dir.join("test-cert.pem")).unwrap();
+    let key = std::fs::read(dir.join("test-key-pkcs8.pem")).unwrap();
+    let with = |alg| {
+        let credential = msauth::CertificateCredential::from_pem(&cert, &key)
+            .unwrap()
+            .with_algorithm(alg);
+        TokenProvider::builder(authority(&sb), APP)
+            .credential(ClientCredential::Certificate(credential))
+            .scopes([GRAPH])
+            .build()
+            .unwrap()
+    };
+    // Not registered yet: refused with a certificate diagnosis.
+    let err = with(msauth::AssertionAlgorithm::default())
+        .access_token()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.diagnosis().problem(), Problem::CertificateRejected),
+        "{:?}: {}",
+        err.diagnosis().problem(),
+        err.diagnosis().explain()
+    );
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP) {
+            app.certificates.push(sandbox::tenant::AppCertificate {
+                pem: String::from_utf8(cert.clone()).unwrap(),
+            });
+        }
+    });
+    for alg in [
+        msauth::AssertionAlgorithm::default(),
+        msauth::AssertionAlgorithm::Rs256,
+    ] {
+        let token = with(alg)
+            .access_token()
+            .await
+            .unwrap_or_else(|e| panic!("{alg:?}: {}", e.diagnosis().explain()));
+        assert_eq!(graph_status(&sb, token.secret()).await, 200, "{alg:?}");
+    }
+}
