@@ -3,8 +3,10 @@
 //!
 //! Supported: `EHLO`/`HELO`, `MAIL FROM` (with `SIZE=`), `RCPT TO` (unknown recipients and
 //! not-yet-propagated aliases refused with `550 5.1.1`), `DATA` (dot-unstuffing, size cap →
-//! `552 5.3.4`), `RSET`, `NOOP`, `QUIT`, `VRFY` (`252`). No TLS. Without authentication it stands
-//! in for the Internet-facing MX: mail to tenant addresses only, no relaying.
+//! `552 5.3.4`), `RSET`, `NOOP`, `QUIT`, `VRFY` (`252`), `STARTTLS` (RFC 3207, with a certificate
+//! for `localhost` and `127.0.0.1` issued by a CA generated once per process: clients trust
+//! [`Sandbox::smtp_ca_pem`]). Without authentication it stands in for the Internet-facing MX:
+//! mail to tenant addresses only, no relaying.
 //!
 //! `AUTH XOAUTH2` (as on `smtp.office365.com`) turns the session into client submission: the
 //! token must be for `https://outlook.office365.com` with `SMTP.Send` (delegated) or
@@ -12,12 +14,22 @@
 //! (recorded in the outbox), the `From` header must be a mailbox the caller may send as
 //! (`554 5.2.252` otherwise), and a copy is saved in the sender's Sent Items.
 //!
+//! A refused token is answered the way Office 365 answers: a `334` challenge carrying base64
+//! JSON (`{"status":"401","schemes":"bearer","scope":…,"error":…,"error_description":…,
+//! "www_authenticate":…}`), and after the client's empty response `535 5.7.3 Authentication
+//! unsuccessful`. With the organisation's `SmtpClientAuthenticationDisabled` set, `AUTH` is
+//! answered `535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for
+//! the Tenant`.
+//!
 //! Hand-written: there is no maintained, small SMTP *server* crate that fits an in-process
 //! emulator (the well-known crates are clients, or full MTAs).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::delivery::{self, Route};
@@ -48,11 +60,92 @@ fn extract_path(arg: &str) -> Option<String> {
     Some(arg[start + 1..end].trim().to_string())
 }
 
-async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::io::Result<()> {
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    w.write_all(b"220 sandbox.local Microsoft ESMTP MAIL Service ready\r\n")
+async fn session(mut stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::io::Result<()> {
+    stream
+        .write_all(b"220 sandbox.local Microsoft ESMTP MAIL Service ready\r\n")
         .await?;
+    let Some(plain) = dialogue(stream, &state, false).await? else {
+        return Ok(());
+    };
+    // STARTTLS was accepted: the handshake, then a fresh session (RFC 3207 §4.2: the client
+    // starts over with EHLO and nothing said before counts).
+    let Some(config) = starttls_config() else {
+        return Ok(());
+    };
+    let tls = tokio_rustls::TlsAcceptor::from(config)
+        .accept(plain)
+        .await?;
+    dialogue(tls, &state, true).await.map(|_| ())
+}
+
+/// The TLS server configuration for STARTTLS: one CA and one certificate (for `localhost` and
+/// `127.0.0.1`) per process, generated on first use. `None` if generation failed (then
+/// STARTTLS is not offered).
+fn starttls_config() -> Option<Arc<rustls::ServerConfig>> {
+    starttls_material().map(|(config, _)| config)
+}
+
+fn starttls_material() -> Option<(Arc<rustls::ServerConfig>, String)> {
+    static MATERIAL: OnceLock<Option<(Arc<rustls::ServerConfig>, String)>> = OnceLock::new();
+    MATERIAL
+        .get_or_init(|| match generate_tls() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot generate the SMTP STARTTLS certificate");
+                None
+            }
+        })
+        .clone()
+}
+
+fn generate_tls() -> Result<(Arc<rustls::ServerConfig>, String), String> {
+    // The same recipe as the HTTPS listener's (`server::tls_config`), kept separate so the SMTP
+    // listener offers STARTTLS whether or not the HTTP side serves TLS.
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let ca_key = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "m365 sandbox SMTP CA");
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| err(&e))?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .map_err(|e| err(&e))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sandbox.local");
+    let cert = params.signed_by(&key, &issuer).map_err(|e| err(&e))?;
+    let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .map_err(|e| err(&e))?;
+    Ok((Arc::new(config), ca_cert.pem()))
+}
+
+impl crate::server::Sandbox {
+    /// PEM of the CA that issued the SMTP listener's STARTTLS certificate (valid for
+    /// `localhost` and `127.0.0.1`), for clients to trust; `None` if it could not be generated.
+    pub fn smtp_ca_pem(&self) -> Option<String> {
+        starttls_material().map(|(_, pem)| pem)
+    }
+}
+
+/// One SMTP dialogue over `stream`. Returns the stream when the client asked for STARTTLS and
+/// it was accepted (the caller does the handshake), `None` when the session is over.
+async fn dialogue<S>(stream: S, state: &AppState, encrypted: bool) -> std::io::Result<Option<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let state = state.clone();
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = BufReader::new(r);
     let mut from: Option<String> = None;
     // (principal, sending mailbox primary) after AUTH XOAUTH2
     let mut authed: Option<(crate::auth::Principal, String)> = None;
@@ -65,11 +158,11 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
             .read_until(b'\n', &mut line)
             .await?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         if !line.ends_with(b"\n") {
             w.write_all(b"500 5.5.2 Line too long\r\n").await?;
-            return Ok(());
+            return Ok(None);
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let (verb, arg) = match text.split_once(' ') {
@@ -79,8 +172,13 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
         let max = state.tenant().org.max_message_size;
         match verb.as_str() {
             "EHLO" => {
+                let starttls = if !encrypted && starttls_config().is_some() {
+                    "250-STARTTLS\r\n"
+                } else {
+                    ""
+                };
                 let reply = format!(
-                    "250-sandbox.local Hello [{arg}]\r\n250-SIZE {max}\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-AUTH XOAUTH2\r\n250 SMTPUTF8\r\n"
+                    "250-sandbox.local Hello [{arg}]\r\n250-SIZE {max}\r\n250-8BITMIME\r\n250-PIPELINING\r\n{starttls}250-AUTH XOAUTH2\r\n250 SMTPUTF8\r\n"
                 );
                 w.write_all(reply.as_bytes()).await?;
                 from = None;
@@ -100,6 +198,11 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                     w.write_all(b"503 5.5.1 Already authenticated\r\n").await?;
                     continue;
                 }
+                if state.tenant().org.smtp_client_authentication_disabled {
+                    state.reqlog().record("SMTP", "AUTH", 535);
+                    w.write_all(b"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.\r\n").await?;
+                    continue;
+                }
                 let response = match initial {
                     Some(i) => i,
                     None => {
@@ -113,12 +216,28 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                     }
                 };
                 match xoauth2(&state, &response) {
-                    Some(ok) => {
+                    Ok(ok) => {
                         authed = Some(ok);
+                        state.reqlog().record("SMTP", "AUTH", 235);
                         w.write_all(b"235 2.7.0 Authentication successful\r\n")
                             .await?;
                     }
-                    None => {
+                    Err(Refusal::Malformed) => {
+                        state.reqlog().record("SMTP", "AUTH", 535);
+                        w.write_all(b"535 5.7.3 Authentication unsuccessful\r\n")
+                            .await?;
+                    }
+                    Err(Refusal::Token(json)) => {
+                        // Office 365's error challenge; the client answers with an empty line.
+                        use base64::Engine as _;
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+                        w.write_all(format!("334 {b64}\r\n").as_bytes()).await?;
+                        line.clear();
+                        (&mut r)
+                            .take(MAX_LINE as u64 * 4)
+                            .read_until(b'\n', &mut line)
+                            .await?;
+                        state.reqlog().record("SMTP", "AUTH", 535);
                         w.write_all(b"535 5.7.3 Authentication unsuccessful\r\n")
                             .await?;
                     }
@@ -212,7 +331,7 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                         .read_until(b'\n', &mut line)
                         .await?;
                     if n == 0 {
-                        return Ok(());
+                        return Ok(None);
                     }
                     if line == b".\r\n" || line == b".\n" {
                         break;
@@ -271,12 +390,29 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
                 rcpts.clear();
                 w.write_all(b"250 2.0.0 Resetting\r\n").await?;
             }
+            "STARTTLS" => {
+                if encrypted || starttls_config().is_none() {
+                    w.write_all(b"502 5.3.3 Command not implemented\r\n")
+                        .await?;
+                    continue;
+                }
+                if !r.buffer().is_empty() {
+                    // Commands pipelined behind STARTTLS would cross into the TLS session
+                    // (the CVE-2011-0411 class of bug): refuse.
+                    w.write_all(b"554 5.5.1 Pipelining after STARTTLS is not allowed\r\n")
+                        .await?;
+                    return Ok(None);
+                }
+                w.write_all(b"220 2.0.0 SMTP server ready\r\n").await?;
+                w.flush().await?;
+                return Ok(Some(r.into_inner().unsplit(w)));
+            }
             "NOOP" => w.write_all(b"250 2.0.0 OK\r\n").await?,
             "VRFY" => w.write_all(b"252 2.1.5 Cannot VRFY user\r\n").await?,
             "QUIT" => {
                 w.write_all(b"221 2.0.0 Service closing transmission channel\r\n")
                     .await?;
-                return Ok(());
+                return Ok(None);
             }
             "" => {
                 w.write_all(b"500 5.5.2 Syntax error, command unrecognized\r\n")
@@ -290,30 +426,56 @@ async fn session(stream: TcpStream, _peer: SocketAddr, state: AppState) -> std::
     }
 }
 
+/// Why an XOAUTH2 response was refused.
+enum Refusal {
+    /// Not a decodable XOAUTH2 response: plain `535`.
+    Malformed,
+    /// The token or the mailbox right was refused: the JSON of the `334` error challenge.
+    Token(String),
+}
+
 /// Checks a SASL XOAUTH2 initial response (`user=…\x01auth=Bearer …\x01\x01`, base64).
-fn xoauth2(state: &AppState, b64: &str) -> Option<(crate::auth::Principal, String)> {
+fn xoauth2(state: &AppState, b64: &str) -> Result<(crate::auth::Principal, String), Refusal> {
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
+        .map_err(|_| Refusal::Malformed)?;
+    let text = String::from_utf8(raw).map_err(|_| Refusal::Malformed)?;
     let mut user = None;
     let mut token = None;
     for part in text.split('\x01') {
         if let Some(u) = part.strip_prefix("user=") {
             user = Some(u.trim().to_string());
         } else if let Some(a) = part.strip_prefix("auth=") {
-            let (scheme, t) = a.split_once(' ')?;
+            let (scheme, t) = a.split_once(' ').ok_or(Refusal::Malformed)?;
             if scheme.eq_ignore_ascii_case("bearer") {
                 token = Some(t.trim().to_string());
             }
         }
     }
-    let (user, token) = (user?, token?);
-    let principal =
-        crate::auth::authenticate_bearer(state, &token, crate::auth::Resource::Smtp).ok()?;
-    let mailbox = principal.may_send_as(&user, &user).ok()?.mailbox;
-    Some((principal, mailbox))
+    let (Some(user), Some(token)) = (user, token) else {
+        return Err(Refusal::Malformed);
+    };
+    let challenge = |error: &str, description: &str, www: Option<&str>| {
+        Refusal::Token(
+            serde_json::json!({
+                "status": "401",
+                "schemes": "bearer",
+                "scope": "https://outlook.office365.com/.default",
+                "error": error,
+                "error_description": description,
+                "www_authenticate": www,
+            })
+            .to_string(),
+        )
+    };
+    let principal = crate::auth::authenticate_bearer(state, &token, crate::auth::Resource::Smtp)
+        .map_err(|f| challenge("invalid_token", &f.description, Some(&f.www_authenticate)))?;
+    let mailbox = principal
+        .may_send_as(&user, &user)
+        .map_err(|e| challenge("access_denied", &format!("{user}: {}", e.message), None))?
+        .mailbox;
+    Ok((principal, mailbox))
 }
 
 /// Client submission after AUTH: From must be sendable-as, copy to Sent Items, envelope decides.

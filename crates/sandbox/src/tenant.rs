@@ -215,6 +215,9 @@ pub struct OrgSettings {
     pub app_access_policies: Vec<AppAccessPolicy>,
     /// Users who may grant admin consent (global administrators). Empty: anyone may (demo).
     pub admins: Vec<String>,
+    /// `Set-TransportConfig -SmtpClientAuthenticationDisabled` (default `false`): when set, SMTP
+    /// AUTH client submission is refused with `535 5.7.139`.
+    pub smtp_client_authentication_disabled: bool,
 }
 
 impl Default for OrgSettings {
@@ -233,6 +236,7 @@ impl Default for OrgSettings {
             max_message_size: 35 * 1024 * 1024,
             app_access_policies: Vec::new(),
             admins: Vec::new(),
+            smtp_client_authentication_disabled: false,
         }
     }
 }

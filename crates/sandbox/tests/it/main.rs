@@ -2,8 +2,9 @@
 
 mod access;
 mod common;
+mod ews;
+mod graph;
 mod hostile;
 mod identity;
 mod platform;
-mod ews;
-mod graph;
+mod smtp_tls;

@@ -751,23 +751,26 @@ async fn smtp_auth_xoauth2_submission() {
     let mut c = Smtp::connect(&sb).await;
     assert!(c.cmd("EHLO x").await.contains("AUTH XOAUTH2"));
     assert!(c.cmd("AUTH PLAIN abc").await.starts_with("504"));
+    // A refused token gets Office 365's error challenge (334 + base64 JSON), then 535.
     assert!(
         c.cmd(&format!(
             "AUTH XOAUTH2 {}",
             sasl("adele.vance@contoso.example", "forged.token.x")
         ))
         .await
-        .starts_with("535 5.7.3")
+        .starts_with("334 ")
     );
+    assert!(c.cmd("").await.starts_with("535 5.7.3"));
     assert!(
         c.cmd(&format!(
             "AUTH XOAUTH2 {}",
             sasl("helpdesk@contoso.example", &token)
         ))
         .await
-        .starts_with("535"),
+        .starts_with("334 "),
         "no right on another mailbox"
     );
+    assert!(c.cmd("").await.starts_with("535"));
     assert!(c.cmd("AUTH XOAUTH2").await.starts_with("334"));
     assert!(
         c.cmd(&sasl("adele.vance@contoso.example", &token))

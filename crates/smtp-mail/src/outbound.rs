@@ -1,0 +1,525 @@
+//! [`SmtpOutbound`]: the connector outbound over lettre's SMTP connection.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use connector::{
+    ConnectionLog, Delivery, Error, LogLine, MessageOutbound, OutboundCapabilities,
+    OutgoingMessage, PingReport, SendReceipt,
+};
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use url::Url;
+
+use crate::diagnosis::{self, AuthChallenge, Reply};
+use crate::token::{SmtpToken, TokenSource};
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Security {
+    /// Plain TCP upgraded with `STARTTLS`, which the server must offer (Office 365 on 587).
+    /// The token is never sent before the upgrade.
+    StartTls,
+    /// TLS from the first byte (port 465 on some on-premises servers).
+    ImplicitTls,
+    /// No TLS at all: the token crosses the network in clear. Only for a loopback test server.
+    DangerousPlaintext,
+}
+
+/// Where and how to connect.
+///
+/// ```
+/// use smtp_mail::{Security, SmtpConfig};
+///
+/// let c = SmtpConfig::office365("helpdesk@contoso.com");
+/// assert_eq!((c.host.as_str(), c.port, c.security), ("smtp.office365.com", 587, Security::StartTls));
+/// let gcc_high = SmtpConfig::office365("helpdesk@contoso.us").with_server("smtp.office365.us", 587);
+/// assert_eq!(gcc_high.host, "smtp.office365.us");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmtpConfig {
+    /// The server (`smtp.office365.com`; sovereign clouds and on-premises differ).
+    pub host: String,
+    /// The port (587 for submission with STARTTLS).
+    pub port: u16,
+    /// How the connection is protected.
+    pub security: Security,
+    /// The mailbox to sign in as and send from (`user=` of XOAUTH2; a shared mailbox with
+    /// delegated FullAccess works too).
+    pub mailbox: String,
+    /// The name the certificate must carry; `None`: the host.
+    pub tls_server_name: Option<String>,
+    /// Extra trusted CA certificates (PEM), added to the web PKI roots.
+    pub extra_roots_pem: Vec<String>,
+    /// The EHLO name.
+    pub hello_name: String,
+    /// The longest a whole ping or send may take.
+    pub timeout: Duration,
+    /// The largest message to send, in bytes (Exchange Online's default is 35 MB).
+    pub max_message_bytes: u64,
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("mailbox", &self.mailbox)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("extra_roots", &self.extra_roots_pem.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpConfig {
+    /// Office 365 client submission: `smtp.office365.com:587` with STARTTLS.
+    pub fn office365(mailbox: impl Into<String>) -> Self {
+        SmtpConfig {
+            host: "smtp.office365.com".into(),
+            port: 587,
+            security: Security::StartTls,
+            mailbox: mailbox.into(),
+            tls_server_name: None,
+            extra_roots_pem: Vec::new(),
+            hello_name: "m365mail.localhost".into(),
+            timeout: Duration::from_secs(60),
+            max_message_bytes: 35 * 1024 * 1024,
+        }
+    }
+
+    /// Sets the server (sovereign clouds, on-premises, the sandbox).
+    pub fn with_server(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.host = host.into();
+        self.port = port;
+        self
+    }
+
+    /// Sets the protection.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Trusts another CA (PEM), for on-premises servers and the sandbox.
+    pub fn with_root_certificate_pem(mut self, pem: impl Into<String>) -> Self {
+        self.extra_roots_pem.push(pem.into());
+        self
+    }
+
+    /// Sets the name the server certificate must carry.
+    pub fn with_tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls_server_name = Some(name.into());
+        self
+    }
+
+    /// Sets the overall timeout of one ping or send.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn url(&self) -> Url {
+        Url::parse(&format!("smtp://{}:{}/", self.host, self.port))
+            .or_else(|_| Url::parse("smtp://invalid/"))
+            .unwrap_or_else(|_| unreachable!("a constant URL parses"))
+    }
+
+    fn tls_parameters(&self) -> Result<TlsParameters, Error> {
+        let name = self.tls_server_name.clone().unwrap_or(self.host.clone());
+        let mut b = TlsParameters::builder(name);
+        for pem in &self.extra_roots_pem {
+            let cert = Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+                Error::configuration(format!("a trusted SMTP CA certificate is not PEM: {e}"))
+            })?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build_rustls().map_err(|e| {
+            Error::configuration(format!("TLS settings for {}: {e}", self.host))
+                .with_delivery(Delivery::NotSent)
+        })
+    }
+}
+
+/// A `Display` that writes a raw command line (lettre's `command` takes any `Display`).
+struct Raw<'a>(&'a str);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Sends mail through SMTP AUTH (XOAUTH2) with lettre's async SMTP connection.
+///
+/// Each ping or send opens one connection: connect, `STARTTLS` (required by default), `AUTH
+/// XOAUTH2`, and for a send `MAIL`/`RCPT`/`DATA`, then `QUIT`. On `535 5.7.3` (or an XOAUTH2
+/// error challenge) it asks the token source once for a fresh token and authenticates again;
+/// `535 5.7.139` (SMTP AUTH disabled) is reported at once. See the crate documentation.
+pub struct SmtpOutbound {
+    config: SmtpConfig,
+    tokens: Arc<dyn TokenSource>,
+    log: ConnectionLog,
+}
+
+impl fmt::Debug for SmtpOutbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpOutbound")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpOutbound {
+    /// An outbound with this configuration and token source.
+    pub fn new(config: SmtpConfig, tokens: Arc<dyn TokenSource>) -> Self {
+        SmtpOutbound {
+            config,
+            tokens,
+            log: ConnectionLog::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SmtpConfig {
+        &self.config
+    }
+
+    /// The log of recent exchanges (verbs, codes and durations; never a token).
+    pub fn log(&self) -> &ConnectionLog {
+        &self.log
+    }
+
+    fn line(&self, verb: &str, started: Instant, status: Option<u16>, note: Option<&str>) {
+        let mut l = LogLine::new(time::OffsetDateTime::now_utc(), verb, &self.config.url())
+            .duration(started.elapsed());
+        if let Some(s) = status {
+            l = l.status(s);
+        }
+        if let Some(n) = note {
+            l = l.note(n);
+        }
+        self.log.push(l);
+    }
+
+    /// Connects, protects the connection and signs in.
+    async fn open(&self) -> Result<AsyncSmtpConnection, Error> {
+        let c = &self.config;
+        let hello = ClientId::Domain(c.hello_name.clone());
+        let implicit = match c.security {
+            Security::ImplicitTls => Some(c.tls_parameters()?),
+            _ => None,
+        };
+        let started = Instant::now();
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (c.host.as_str(), c.port),
+            Some(c.timeout),
+            &hello,
+            implicit,
+            None,
+        )
+        .await
+        .map_err(|e| {
+            self.line("CONNECT", started, None, Some(&e.to_string()));
+            let err = if e.is_tls() {
+                Error::configuration(format!(
+                    "TLS with {}:{} failed (is the certificate trusted?): {e}",
+                    c.host, c.port
+                ))
+            } else {
+                Error::transient(format!("connecting to {}:{}: {e}", c.host, c.port))
+            };
+            err.with_delivery(Delivery::NotSent)
+        })?;
+        self.line("CONNECT", started, Some(220), None);
+        if c.security == Security::StartTls {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(Error::refused(format!(
+                    "{}:{} does not offer STARTTLS; refusing to send the token in clear",
+                    c.host, c.port
+                ))
+                .with_delivery(Delivery::NotSent));
+            }
+            let started = Instant::now();
+            conn.starttls(c.tls_parameters()?, &hello)
+                .await
+                .map_err(|e| {
+                    self.line("STARTTLS", started, None, Some(&e.to_string()));
+                    Error::configuration(format!(
+                        "STARTTLS with {}:{} failed (is the certificate trusted?): {e}",
+                        c.host, c.port
+                    ))
+                    .with_delivery(Delivery::NotSent)
+                })?;
+            self.line("STARTTLS", started, Some(220), None);
+        }
+        if !conn
+            .server_info()
+            .supports_auth_mechanism(Mechanism::Xoauth2)
+        {
+            conn.abort().await;
+            return Err(Error::refused(format!(
+                "{}:{} does not offer AUTH XOAUTH2 (is SMTP AUTH enabled, and is this a submission port?)",
+                c.host, c.port
+            ))
+            .with_delivery(Delivery::NotSent));
+        }
+        let token = self.tokens.token().await?;
+        match self.authenticate(&mut conn, &token).await? {
+            AuthOutcome::Ok => return Ok(conn),
+            AuthOutcome::Disabled(reply) => {
+                conn.abort().await;
+                return Err(diagnosis::auth_error(
+                    diagnosis::smtp_auth_disabled(&c.mailbox),
+                    Some(&reply),
+                ));
+            }
+            AuthOutcome::Refused(..) => {}
+        }
+        // One fresh token, then a second try on the same connection.
+        let token = match self.tokens.refresh().await {
+            Ok(t) => t,
+            Err(e) => {
+                conn.abort().await;
+                return Err(e);
+            }
+        };
+        match self.authenticate(&mut conn, &token).await? {
+            AuthOutcome::Ok => Ok(conn),
+            AuthOutcome::Disabled(reply) => {
+                conn.abort().await;
+                Err(diagnosis::auth_error(
+                    diagnosis::smtp_auth_disabled(&c.mailbox),
+                    Some(&reply),
+                ))
+            }
+            AuthOutcome::Refused(reply, challenge) => {
+                conn.abort().await;
+                let problem = challenge
+                    .as_ref()
+                    .and_then(|ch| self.tokens.diagnose(ch))
+                    .map(|mut p| {
+                        p.summary = format!(
+                            "the SMTP server refused the access token for {}: {}",
+                            c.mailbox, p.summary
+                        );
+                        p
+                    })
+                    .unwrap_or_else(|| diagnosis::token_refused(&c.mailbox, challenge.as_ref()));
+                Err(diagnosis::auth_error(problem, reply.as_ref()))
+            }
+        }
+    }
+
+    /// One XOAUTH2 exchange, run here rather than by lettre's `auth` so that the error
+    /// challenge on a `334` reply is read instead of lost.
+    async fn authenticate(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        token: &SmtpToken,
+    ) -> Result<AuthOutcome, Error> {
+        use base64::Engine as _;
+        let started = Instant::now();
+        let initial = base64::engine::general_purpose::STANDARD.encode(format!(
+            "user={}\x01auth=Bearer {}\x01\x01",
+            self.config.mailbox,
+            token.secret()
+        ));
+        let network = |e: lettre::transport::smtp::Error| {
+            // lettre's errors carry server text, never what we wrote: no token in here.
+            Error::transient(format!("signing in to {}: {e}", self.config.host))
+                .with_delivery(Delivery::NotSent)
+        };
+        let first = conn
+            .command(Raw(&format!("AUTH XOAUTH2 {initial}\r\n")))
+            .await;
+        let (reply, challenge) = match first {
+            Ok(r) if r.has_code(235) => {
+                self.line("AUTH", started, Some(235), None);
+                return Ok(AuthOutcome::Ok);
+            }
+            Ok(r) if r.has_code(334) => {
+                let text = r.message().collect::<Vec<_>>().join("");
+                let challenge = AuthChallenge::decode(&text);
+                // RFC 7628 §3.2.3: the client answers an error challenge with an empty
+                // response, and the server then fails the exchange.
+                let end = conn.command(Raw("\r\n")).await;
+                match end {
+                    Ok(r) if r.has_code(235) => {
+                        self.line("AUTH", started, Some(235), None);
+                        return Ok(AuthOutcome::Ok);
+                    }
+                    Ok(r) => (
+                        Some(Reply::parse(
+                            r.code().to_string().parse().unwrap_or(0),
+                            &r.message().collect::<Vec<_>>().join(" "),
+                        )),
+                        challenge,
+                    ),
+                    Err(e) => match Reply::from_lettre(&e) {
+                        Some(reply) => (Some(reply), challenge),
+                        None => return Err(network(e)),
+                    },
+                }
+            }
+            Ok(r) => (
+                Some(Reply::parse(
+                    r.code().to_string().parse().unwrap_or(0),
+                    &r.message().collect::<Vec<_>>().join(" "),
+                )),
+                None,
+            ),
+            Err(e) => match Reply::from_lettre(&e) {
+                Some(reply) => (Some(reply), None),
+                None => return Err(network(e)),
+            },
+        };
+        let code = reply.as_ref().map(|r| r.code);
+        let note = reply.as_ref().map(|r| r.server_code());
+        self.line("AUTH", started, code, note.as_deref());
+        match reply {
+            Some(r) if r.is_smtp_auth_disabled() => Ok(AuthOutcome::Disabled(r)),
+            Some(r) if r.code == 535 || r.code == 334 || challenge.is_some() => {
+                Ok(AuthOutcome::Refused(Some(r), challenge))
+            }
+            Some(r) if r.is_basic_auth_refused() || r.code >= 500 => {
+                Err(diagnosis::send_error("signing in", &r).with_delivery(Delivery::NotSent))
+            }
+            Some(r) => {
+                Err(diagnosis::send_error("signing in", &r).with_delivery(Delivery::NotSent))
+            }
+            None => Ok(AuthOutcome::Refused(None, challenge)),
+        }
+    }
+
+    async fn ping_inner(&self) -> Result<(), Error> {
+        let mut conn = self.open().await?;
+        let started = Instant::now();
+        let quit = conn.quit().await;
+        self.line("QUIT", started, quit.as_ref().ok().map(|_| 221), None);
+        Ok(())
+    }
+
+    async fn send_inner(&self, message: &OutgoingMessage) -> Result<SendReceipt, Error> {
+        let env = message.envelope();
+        let parse = |a: &str| {
+            a.parse::<Address>().map_err(|e| {
+                Error::refused(format!("{a:?} is not an address SMTP can send to: {e}"))
+                    .with_delivery(Delivery::NotSent)
+            })
+        };
+        let from = parse(&env.from)?;
+        let to = env
+            .to
+            .iter()
+            .map(|a| parse(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envelope = Envelope::new(Some(from), to).map_err(|e| {
+            Error::refused(format!("the envelope cannot be sent: {e}"))
+                .with_delivery(Delivery::NotSent)
+        })?;
+        let mime = message.mime();
+        if mime.len() as u64 > self.config.max_message_bytes {
+            return Err(Error::refused(format!(
+                "the message is {} bytes; the most this outbound sends is {}",
+                mime.len(),
+                self.config.max_message_bytes
+            ))
+            .with_delivery(Delivery::NotSent));
+        }
+        let mut conn = self.open().await?;
+        let started = Instant::now();
+        let sent = conn.send(&envelope, mime).await;
+        match sent {
+            Ok(r) => {
+                self.line("DATA", started, Some(250), None);
+                let started = Instant::now();
+                let quit = conn.quit().await;
+                self.line("QUIT", started, quit.as_ref().ok().map(|_| 221), None);
+                let mut receipt = SendReceipt::new(env.from.clone());
+                receipt.id = r.message().next().map(|s| s.trim().to_owned());
+                Ok(receipt)
+            }
+            Err(e) => {
+                conn.abort().await;
+                match Reply::from_lettre(&e) {
+                    Some(reply) => {
+                        self.line(
+                            "DATA",
+                            started,
+                            Some(reply.code),
+                            Some(&reply.server_code()),
+                        );
+                        Err(diagnosis::send_error(
+                            &format!("sending as {}", self.config.mailbox),
+                            &reply,
+                        ))
+                    }
+                    None => {
+                        self.line("DATA", started, None, Some(&e.to_string()));
+                        // The connection broke mid-transaction: the server may have the message.
+                        Err(
+                            Error::transient(format!("sending through {}: {e}", self.config.host))
+                                .with_delivery(Delivery::MaybeSent),
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum AuthOutcome {
+    Ok,
+    Disabled(Reply),
+    Refused(Option<Reply>, Option<AuthChallenge>),
+}
+
+#[async_trait]
+impl MessageOutbound for SmtpOutbound {
+    fn name(&self) -> String {
+        format!("smtp:{}", self.config.mailbox)
+    }
+
+    fn capabilities(&self) -> OutboundCapabilities {
+        // Exchange keeps a copy of SMTP AUTH submissions in Sent Items.
+        OutboundCapabilities::mime(self.config.max_message_bytes).with_sent_items(true)
+    }
+
+    async fn ping(&self) -> PingReport {
+        let log = ConnectionLog::default();
+        let result = tokio::time::timeout(self.config.timeout, self.ping_inner()).await;
+        for l in self.log.lines().into_iter().rev().take(6).rev() {
+            log.push(l);
+        }
+        match result {
+            Ok(Ok(())) => PingReport::online(None, log),
+            Ok(Err(e)) => PingReport::from_error(&e, log),
+            Err(_) => PingReport::offline(
+                format!(
+                    "{}:{} did not answer within {:?}",
+                    self.config.host, self.config.port, self.config.timeout
+                ),
+                log,
+            ),
+        }
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, Error> {
+        match tokio::time::timeout(self.config.timeout, self.send_inner(message)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::transient(format!(
+                "sending through {}:{} took longer than {:?}",
+                self.config.host, self.config.port, self.config.timeout
+            ))
+            .with_delivery(Delivery::MaybeSent)),
+        }
+    }
+}

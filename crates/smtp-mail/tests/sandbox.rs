@@ -1,0 +1,498 @@
+//! smtp-mail against the in-process sandbox: STARTTLS + XOAUTH2 submission, ping, one refresh
+//! on a refused token, the decoded error challenge, SMTP AUTH disabled, no secrets in errors,
+//! and the connector conformance kit (source: graph-mail's GraphSource on the same mailbox).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use connector::conformance::{Harness, Location, run};
+use connector::{
+    Envelope, Error, ErrorKind, MessageId, MessageOutbound, MessageSource, OutgoingMessage,
+};
+use graph_mail::{Endpoint, GraphClient, GraphSource, Mailbox, SourceConfig};
+use sandbox::store::ListQuery;
+use sandbox::{ApiResource, MintRequest, Sandbox, TokenKind};
+use smtp_mail::{FnTokenSource, SmtpConfig, SmtpOutbound, TokenSource};
+
+const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+const ADELE: &str = "adele.vance@contoso.example";
+const ALEX: &str = "alex.wilber@contoso.example";
+const FORGED: &str = "forged-token-SECRET-7d1e";
+
+async fn sandbox() -> Sandbox {
+    let sb = Sandbox::builder().start().await.expect("sandbox starts");
+    sb.admin()
+        .grant_admin_consent(APP, &["https://outlook.office365.com/SMTP.Send"], &[])
+        .expect("consent");
+    sb
+}
+
+fn delegated_token(sb: &Sandbox, user: &str) -> Result<String, Error> {
+    sb.admin()
+        .mint_token(&MintRequest {
+            app_id: APP.into(),
+            kind: TokenKind::Delegated {
+                user: user.into(),
+                scopes: vec!["SMTP.Send".into()],
+            },
+            resource: ApiResource::Exchange,
+            lifetime_secs: None,
+        })
+        .map_err(|e| Error::configuration(e.to_string()))
+}
+
+/// Tokens for `user`; `bad_until` calls (counting both kinds) get a forged token first.
+struct Tokens {
+    calls: AtomicUsize,
+    refreshes: AtomicUsize,
+    bad_until: usize,
+    admin: sandbox::Admin,
+    user: String,
+}
+
+#[async_trait]
+impl TokenSource for Tokens {
+    async fn token(&self) -> Result<smtp_mail::SmtpToken, Error> {
+        self.next()
+    }
+    async fn refresh(&self) -> Result<smtp_mail::SmtpToken, Error> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        self.next()
+    }
+}
+
+impl Tokens {
+    fn new(sb: &Sandbox, user: &str, bad_until: usize) -> Arc<Self> {
+        Arc::new(Tokens {
+            calls: AtomicUsize::new(0),
+            refreshes: AtomicUsize::new(0),
+            bad_until,
+            admin: sb.admin(),
+            user: user.into(),
+        })
+    }
+
+    fn next(&self) -> Result<smtp_mail::SmtpToken, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.bad_until {
+            return Ok(smtp_mail::SmtpToken::new(FORGED));
+        }
+        self.admin
+            .mint_token(&MintRequest {
+                app_id: APP.into(),
+                kind: TokenKind::Delegated {
+                    user: self.user.clone(),
+                    scopes: vec!["SMTP.Send".into()],
+                },
+                resource: ApiResource::Exchange,
+                lifetime_secs: None,
+            })
+            .map(smtp_mail::SmtpToken::new)
+            .map_err(|e| Error::configuration(e.to_string()))
+    }
+}
+
+fn config(sb: &Sandbox, mailbox: &str) -> SmtpConfig {
+    let addr = sb.smtp_addr().expect("smtp listener");
+    SmtpConfig::office365(mailbox)
+        .with_server(addr.ip().to_string(), addr.port())
+        .with_root_certificate_pem(sb.smtp_ca_pem().expect("STARTTLS CA"))
+}
+
+fn message(from: &str, to: &str, subject: &str) -> OutgoingMessage {
+    let mime = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@smtp-mail.test>\r\n\r\nbody of {subject}\r\n"
+    );
+    OutgoingMessage::raw(Envelope::new(from, vec![to.to_owned()]), mime.into_bytes())
+}
+
+fn subjects(sb: &Sandbox, mailbox: &str, folder: &str) -> Vec<String> {
+    sb.admin()
+        .store()
+        .list(mailbox, Some(folder), &ListQuery::default())
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|m| m.props.subject.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn send_over_starttls_arrives_and_is_kept_in_sent_items() {
+    let sb = sandbox().await;
+    let tokens = Tokens::new(&sb, ADELE, 0);
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let receipt = out
+        .send(&message(ADELE, ALEX, "hello-over-tls"))
+        .await
+        .expect("send");
+    assert_eq!(receipt.from.as_deref(), Some(ADELE));
+    assert!(subjects(&sb, ALEX, "inbox").contains(&"hello-over-tls".to_owned()));
+    assert!(subjects(&sb, ADELE, "sentitems").contains(&"hello-over-tls".to_owned()));
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 0);
+    // The connection was upgraded before AUTH.
+    let verbs: Vec<(String, Option<u16>)> = out
+        .log()
+        .lines()
+        .into_iter()
+        .map(|l| (l.method, l.status))
+        .collect();
+    let pos = |v: &str| verbs.iter().position(|(m, _)| m == v);
+    assert!(
+        matches!((pos("STARTTLS"), pos("AUTH")), (Some(s), Some(a)) if s < a),
+        "{verbs:?}"
+    );
+    assert!(verbs.contains(&("AUTH".to_owned(), Some(235))), "{verbs:?}");
+}
+
+#[tokio::test]
+async fn external_recipients_are_relayed_after_auth() {
+    let sb = sandbox().await;
+    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0));
+    out.send(&message(ADELE, "partner@fabrikam.example", "to-partner"))
+        .await
+        .expect("send");
+    let outbox = sb.admin().outbox();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+}
+
+#[tokio::test]
+async fn ping_signs_in_and_sends_nothing() {
+    let sb = sandbox().await;
+    let tokens = Tokens::new(&sb, ADELE, 0);
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let report = out.ping().await;
+    assert!(report.is_online(), "{report}");
+    assert!(report.log.iter().any(|l| l.method == "QUIT"), "{report:?}");
+    assert!(sb.admin().outbox().is_empty());
+    assert!(subjects(&sb, ADELE, "sentitems").is_empty());
+    assert_eq!(tokens.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_once_and_the_send_succeeds() {
+    let sb = sandbox().await;
+    let tokens = Tokens::new(&sb, ADELE, 1);
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    out.send(&message(ADELE, ALEX, "after-refresh"))
+        .await
+        .expect("send after one refresh");
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+    assert!(subjects(&sb, ALEX, "inbox").contains(&"after-refresh".to_owned()));
+}
+
+#[tokio::test]
+async fn a_token_refused_twice_is_diagnosed_from_the_challenge_without_leaking_it() {
+    let sb = sandbox().await;
+    let tokens = Tokens::new(&sb, ADELE, usize::MAX);
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let err = out
+        .send(&message(ADELE, ALEX, "never"))
+        .await
+        .expect_err("forged token");
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+    assert!(!err.may_have_taken_effect());
+    assert_eq!(
+        tokens.refreshes.load(Ordering::SeqCst),
+        1,
+        "exactly one refresh"
+    );
+    let problem = err.auth_problem().expect("diagnosis");
+    // The sandbox's challenge said why: the JWT is not well formed (IDX14100).
+    assert!(problem.summary.contains("IDX14100"), "{problem:?}");
+    assert_eq!(problem.code.as_deref(), Some("5.7.3"));
+    assert!(subjects(&sb, ALEX, "inbox").is_empty());
+    for text in [
+        err.to_string(),
+        format!("{err:?}"),
+        out.log().render(),
+        format!("{out:?}"),
+        out.ping().await.to_json().to_string(),
+    ] {
+        assert!(!text.contains(FORGED), "token leaked: {text}");
+        assert!(!text.contains("SECRET"), "token leaked: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_mailbox_the_identity_may_not_use_is_refused_with_the_reason() {
+    let sb = sandbox().await;
+    // Adele's token, but signing in as the helpdesk mailbox.
+    let out = SmtpOutbound::new(
+        config(&sb, "helpdesk@contoso.example"),
+        Tokens::new(&sb, ADELE, 0),
+    );
+    let report = out.ping().await;
+    assert!(!report.is_online());
+    let reason = report.reason.unwrap_or_default();
+    assert!(reason.contains("helpdesk@contoso.example"), "{reason}");
+}
+
+#[tokio::test]
+async fn smtp_auth_disabled_for_the_tenant_is_a_clear_error_without_refresh() {
+    let sb = sandbox().await;
+    sb.admin()
+        .update_org(|o| o.smtp_client_authentication_disabled = true);
+    let tokens = Tokens::new(&sb, ADELE, 0);
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let err = out
+        .send(&message(ADELE, ALEX, "disabled"))
+        .await
+        .expect_err("disabled");
+    assert_eq!(err.kind(), ErrorKind::Authentication);
+    let problem = err.auth_problem().expect("diagnosis");
+    assert_eq!(problem.code.as_deref(), Some("5.7.139"));
+    assert!(
+        problem
+            .summary
+            .contains("SMTP AUTH is disabled for this mailbox or tenant")
+    );
+    assert!(
+        problem
+            .remediation
+            .contains("SmtpClientAuthenticationDisabled")
+    );
+    assert_eq!(
+        err.response().and_then(|r| r.server_code.as_deref()),
+        Some("535 5.7.139")
+    );
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 0);
+    let report = out.ping().await;
+    assert!(!report.is_online());
+    assert!(
+        report
+            .reason
+            .unwrap_or_default()
+            .contains("SMTP AUTH is disabled"),
+        "ping explains"
+    );
+    // Turned back on, the same outbound works.
+    sb.admin()
+        .update_org(|o| o.smtp_client_authentication_disabled = false);
+    assert!(out.ping().await.is_online());
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_before_the_token_is_sent() {
+    let sb = sandbox().await;
+    let tokens = Tokens::new(&sb, ADELE, 0);
+    let addr = sb.smtp_addr().expect("smtp");
+    let cfg = SmtpConfig::office365(ADELE).with_server(addr.ip().to_string(), addr.port());
+    let out = SmtpOutbound::new(cfg, tokens.clone());
+    let err = out
+        .send(&message(ADELE, ALEX, "untrusted"))
+        .await
+        .expect_err("the sandbox CA is not trusted");
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(err.to_string().contains("STARTTLS"), "{err}");
+    assert_eq!(tokens.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_server_without_starttls_never_sees_the_token() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        let Ok((s, _)) = listener.accept().await else {
+            return;
+        };
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        let _ = w.write_all(b"220 plain ESMTP\r\n").await;
+        let mut line = String::new();
+        while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+            seen2.lock().expect("lock").push_str(&line);
+            let reply: &[u8] = if line.starts_with("EHLO") {
+                b"250-plain\r\n250 AUTH XOAUTH2\r\n"
+            } else if line.starts_with("QUIT") {
+                b"221 bye\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            let _ = w.write_all(reply).await;
+            line.clear();
+        }
+    });
+    let tokens = Arc::new(FnTokenSource::new(|_| Ok(FORGED.to_owned())));
+    let out = SmtpOutbound::new(
+        SmtpConfig::office365(ADELE).with_server("127.0.0.1", port),
+        tokens,
+    );
+    let report = out.ping().await;
+    assert!(!report.is_online());
+    assert!(
+        report.reason.unwrap_or_default().contains("STARTTLS"),
+        "says why"
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert!(!seen.contains("AUTH"), "{seen}");
+    assert!(!seen.contains(FORGED), "{seen}");
+}
+
+#[tokio::test]
+async fn send_as_another_address_is_refused_for_good() {
+    let sb = sandbox().await;
+    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0));
+    let err = out
+        .send(&message("helpdesk@contoso.example", ALEX, "spoof"))
+        .await
+        .expect_err("no Send As");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(!err.may_have_taken_effect());
+    assert!(err.to_string().contains("5.2.252"), "{err}");
+    assert!(subjects(&sb, ALEX, "inbox").is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_address_is_a_typed_error_before_connecting() {
+    let sb = sandbox().await;
+    let tokens = Tokens::new(&sb, ADELE, 0);
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let msg = OutgoingMessage::raw(
+        Envelope::new(ADELE, vec!["not an address".into()]),
+        b"Subject: x\r\n\r\nx\r\n".to_vec(),
+    );
+    let err = out.send(&msg).await.expect_err("bad address");
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(!err.may_have_taken_effect());
+    assert_eq!(tokens.calls.load(Ordering::SeqCst), 0);
+}
+
+// --- the conformance kit: SmtpOutbound paired with graph-mail's GraphSource -------------------
+
+struct SmtpHarness {
+    sb: Sandbox,
+    address: String,
+    source: GraphSource,
+    outbound: SmtpOutbound,
+}
+
+#[async_trait]
+impl Harness for SmtpHarness {
+    fn source(&self) -> &dyn MessageSource {
+        &self.source
+    }
+
+    fn outbound(&self) -> Option<&dyn MessageOutbound> {
+        Some(&self.outbound)
+    }
+
+    fn mailbox_address(&self) -> String {
+        self.address.clone()
+    }
+
+    async fn seed(&self, messages: Vec<Vec<u8>>) -> Result<(), Error> {
+        for m in messages {
+            self.sb
+                .admin()
+                .inject(
+                    "kit@fabrikam.example",
+                    std::slice::from_ref(&self.address),
+                    &m,
+                )
+                .map_err(|e| Error::configuration(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn locate(&self, imid: &str) -> Result<Option<Location>, Error> {
+        let admin = self.sb.admin();
+        let store = admin.store();
+        let page = store
+            .list(&self.address, None, &ListQuery::default())
+            .map_err(|e| Error::configuration(e.to_string()))?;
+        let Some(m) = page
+            .items
+            .into_iter()
+            .find(|m| m.props.internet_message_id.as_deref() == Some(imid))
+        else {
+            return Ok(None);
+        };
+        let f = store
+            .folder(&self.address, &m.folder_id)
+            .map_err(|e| Error::configuration(e.to_string()))?;
+        let name = f
+            .well_known
+            .map(|w| w.name().to_owned())
+            .unwrap_or(f.display_name);
+        Ok(Some(Location::new(name, m.is_read)))
+    }
+
+    fn unknown_id(&self) -> MessageId {
+        MessageId::new("AAkALgAAAAAAHYQDEapmEc2byACqAC-EWgaaaaaaaaaaaa")
+    }
+}
+
+#[tokio::test]
+async fn conformance_kit_outbound_checks_pass() {
+    let sb = sandbox().await;
+    let address = "megan.bowen@contoso.example".to_owned();
+    let admin = sb.admin();
+    let graph_tokens = Arc::new(graph_mail::FnTokenSource::new(move |_| {
+        admin
+            .mint_token(&MintRequest {
+                app_id: APP.into(),
+                kind: TokenKind::App {
+                    roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
+                },
+                resource: ApiResource::Graph,
+                lifetime_secs: None,
+            })
+            .map_err(|e| Error::configuration(e.to_string()))
+    }));
+    let ep = Endpoint::custom(&sb.graph_url(), Mailbox::user(&address)).expect("endpoint");
+    let client = GraphClient::builder(ep, graph_tokens)
+        .build()
+        .expect("client");
+    let source = GraphSource::new(client, SourceConfig::default());
+    let outbound = SmtpOutbound::new(config(&sb, &address), Tokens::new(&sb, &address, 0));
+    let h = SmtpHarness {
+        sb,
+        address,
+        source,
+        outbound,
+    };
+    let report = run(&h).await;
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "outbound_ping_online"),
+        "{report}"
+    );
+    assert!(!report.failed("outbound_ping_online"), "{report}");
+    // The kit sends a message whose From header is an external address
+    // (customer@fabrikam.example); Exchange refuses that with 5.2.252 SendAsDenied, and so does
+    // the sandbox (the Graph outbound's kit run has the same exception). Every other check
+    // must pass; `send_over_starttls_arrives_and_is_kept_in_sent_items` covers delivery.
+    for c in report.failures() {
+        let why = c.failure.as_deref().unwrap_or("");
+        assert!(
+            c.name == "outbound_send_arrives" && why.contains("5.2.252"),
+            "{report}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delegated_token_helper_is_accepted_by_the_sandbox() {
+    // Guards the fixtures above: a real minted token signs in, a forged one does not.
+    let sb = sandbox().await;
+    let good = delegated_token(&sb, ADELE).expect("mint");
+    let ok = SmtpOutbound::new(
+        config(&sb, ADELE),
+        Arc::new(FnTokenSource::new(move |_| Ok(good.clone()))),
+    );
+    assert!(ok.ping().await.is_online());
+    let bad = SmtpOutbound::new(
+        config(&sb, ADELE),
+        Arc::new(FnTokenSource::new(|_| Ok(FORGED.to_owned()))),
+    );
+    assert!(!bad.ping().await.is_online());
+}
