@@ -161,7 +161,11 @@ fn validate_client(
         .get("redirect_uri")
         .map(String::as_str)
         .unwrap_or_default();
-    if !app.redirect_uris.iter().any(|r| r == redirect) {
+    if !app
+        .redirect_uris
+        .iter()
+        .any(|r| redirect_matches(r, redirect))
+    {
         return Err(error_page(&AadError::new(
             state,
             400,
@@ -693,4 +697,62 @@ pub(super) fn routes() -> Router<AppState> {
             "/{tenant}/adminconsent",
             get(admin_consent_v1_get).post(admin_consent_v1_post),
         )
+}
+
+/// Whether a requested redirect URI matches a registered one. Exact match, except that for
+/// `http` loopback addresses (`localhost`, `127.0.0.1`, `[::1]`) the port is ignored, as Microsoft
+/// does for native apps whose loopback listener takes an ephemeral port; an empty path and `/`
+/// are the same.
+pub(crate) fn redirect_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    let (Ok(reg), Ok(req)) = (url::Url::parse(registered), url::Url::parse(requested)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    reg.scheme() == "http"
+        && req.scheme() == "http"
+        && loopback(&reg)
+        && reg.host_str() == req.host_str()
+        && reg.path() == req.path()
+        && reg.query() == req.query()
+        && reg.port().is_none()
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_matches;
+
+    #[test]
+    fn loopback_ports_are_ignored_and_nothing_else() {
+        assert!(redirect_matches(
+            "http://localhost",
+            "http://localhost:51234/"
+        ));
+        assert!(redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:8400/callback"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:8400/other"
+        ));
+        assert!(!redirect_matches(
+            "http://localhost",
+            "http://127.0.0.1:51234/"
+        ));
+        assert!(!redirect_matches(
+            "https://app.example/cb",
+            "https://app.example:444/cb"
+        ));
+        assert!(!redirect_matches(
+            "http://localhost",
+            "http://localhost.evil.example:80/"
+        ));
+        assert!(redirect_matches(
+            "https://app.example/cb",
+            "https://app.example/cb"
+        ));
+    }
 }
