@@ -248,8 +248,6 @@ pub(crate) fn send_error(what: &str, reply: &Reply) -> Error {
             "{what}: the server refused Send As: {}",
             reply.text
         ))
-    } else if reply.code == 421 || reply.code == 451 || reply.code == 452 {
-        Error::new(ErrorKind::Transient, message)
     } else if (400..500).contains(&reply.code) {
         Error::new(ErrorKind::Transient, message)
     } else if reply.code == 535 || reply.code == 530 {

@@ -389,9 +389,7 @@ impl SmtpOutbound {
             Some(r) if r.code == 535 || r.code == 334 || challenge.is_some() => {
                 Ok(AuthOutcome::Refused(Some(r), challenge))
             }
-            Some(r) if r.is_basic_auth_refused() || r.code >= 500 => {
-                Err(diagnosis::send_error("signing in", &r).with_delivery(Delivery::NotSent))
-            }
+            // Anything else (5.7.30 basic auth refused, 4xx, 5xx): the server said no.
             Some(r) => {
                 Err(diagnosis::send_error("signing in", &r).with_delivery(Delivery::NotSent))
             }
