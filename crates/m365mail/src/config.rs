@@ -27,7 +27,7 @@
 //!
 //! [[outbounds]]
 //! name = "helpdesk-out"
-//! kind = "graph"
+//! kind = "graph"                          # or "ews", or "smtp" (outbounds only; host, port)
 //! app = "helpdesk"
 //! mailbox = "helpdesk@contoso.com"
 //! send_from_alias_enabled = false
@@ -144,6 +144,8 @@ pub enum Kind {
     Graph,
     /// Exchange Web Services.
     Ews,
+    /// SMTP AUTH client submission with XOAUTH2 (outbounds only).
+    Smtp,
 }
 
 /// A message source.
@@ -198,6 +200,12 @@ pub struct OutboundConfig {
     /// A custom Graph base or EWS URL.
     #[serde(default)]
     pub url: Option<String>,
+    /// For `kind = "smtp"`: the server (default `smtp.office365.com`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// For `kind = "smtp"`: the port (default 587, STARTTLS).
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 /// What to do with routed mail.
@@ -317,6 +325,12 @@ impl Config {
                 return Err(invalid(format!(
                     "sources[{i}] ({}): app {:?} is not defined in [[apps]]",
                     s.name, s.app
+                )));
+            }
+            if s.kind == Kind::Smtp {
+                return Err(invalid(format!(
+                    "sources[{i}] ({}): kind \"smtp\" only sends; use it in [[outbounds]]",
+                    s.name
                 )));
             }
             if let Some(o) = &s.notify_through

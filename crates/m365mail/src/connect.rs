@@ -92,20 +92,7 @@ pub fn provider(app: &AppConfig, scope: &str) -> Result<TokenProvider> {
                 .scopes([scope.to_owned()]);
         }
         Flow::DeviceCode | Flow::Browser => {
-            let resource_scope = scope.replace("/.default", "");
-            let scopes: Vec<String> = if scope == GRAPH_DEFAULT_SCOPE {
-                vec![
-                    "Mail.ReadWrite".into(),
-                    "Mail.Send".into(),
-                    "offline_access".into(),
-                ]
-            } else {
-                vec![
-                    format!("{resource_scope}/EWS.AccessAsUser.All"),
-                    "offline_access".into(),
-                ]
-            };
-            builder = builder.scopes(scopes);
+            builder = builder.scopes(delegated_scopes(scope));
             if let Some(secret) = client_secret(app)? {
                 builder = builder.credential(ClientCredential::Secret(secret));
             }
@@ -119,6 +106,26 @@ pub fn provider(app: &AppConfig, scope: &str) -> Result<TokenProvider> {
         builder = builder.consent_redirect(url);
     }
     builder.build().context(format!("apps.{}", app.name))
+}
+
+/// The delegated scopes a person consents to for a resource (`{resource}/.default` in).
+pub fn delegated_scopes(resource_default_scope: &str) -> Vec<String> {
+    if resource_default_scope == smtp_mail::DELEGATED_SCOPE {
+        return vec![resource_default_scope.to_owned(), "offline_access".into()];
+    }
+    if resource_default_scope == GRAPH_DEFAULT_SCOPE {
+        vec![
+            "Mail.ReadWrite".into(),
+            "Mail.Send".into(),
+            "offline_access".into(),
+        ]
+    } else {
+        let resource = resource_default_scope.replace("/.default", "");
+        vec![
+            format!("{resource}/EWS.AccessAsUser.All"),
+            "offline_access".into(),
+        ]
+    }
 }
 
 /// Where delegated tokens are cached by default.
@@ -204,6 +211,10 @@ pub fn source(
             }
             Ok(Arc::new(graph_mail::GraphSource::new(client, sc)))
         }
+        Kind::Smtp => Err(format!(
+            "sources.{}: kind \"smtp\" only sends; use it in [[outbounds]]",
+            s.name
+        )),
         Kind::Ews => {
             let client = ews_client(providers, config, &s.app, s.url.as_deref(), &s.mailbox)?;
             let mut src = ews_mail::EwsSource::new(client);
@@ -235,6 +246,23 @@ pub fn outbound(
         Kind::Ews => {
             let client = ews_client(providers, config, &o.app, o.url.as_deref(), &o.mailbox)?;
             Ok(Arc::new(ews_mail::EwsOutbound::new(client)))
+        }
+        Kind::Smtp => {
+            // App-only: SMTP.SendAsApp via the Exchange resource's .default; delegated: SMTP.Send.
+            let scope = match app(config, &o.app)?.flow {
+                Flow::ClientCredentials => smtp_mail::APP_SCOPE,
+                _ => smtp_mail::DELEGATED_SCOPE,
+            };
+            let provider = providers.get(config, &o.app, scope)?;
+            let defaults = smtp_mail::SmtpConfig::office365(o.mailbox.clone());
+            let smtp = defaults.clone().with_server(
+                o.host.clone().unwrap_or(defaults.host),
+                o.port.unwrap_or(defaults.port),
+            );
+            Ok(Arc::new(smtp_mail::SmtpOutbound::new(
+                smtp,
+                Arc::new(provider),
+            )))
         }
     }
 }

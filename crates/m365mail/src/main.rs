@@ -424,7 +424,31 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
             .await
             .map_err(|e| e.diagnosis().explain())?,
         config::Flow::Browser => {
-            return Err("browser sign-in: not wired into the command yet; use flow = \"device-code\" (the msauth library has the loopback flow)".into());
+            // Authorization code with PKCE; the browser comes back to a listener on 127.0.0.1.
+            let listener = msauth::LoopbackListener::bind_host("localhost", "/")
+                .await
+                .map_err(|e| e.diagnosis().explain())?;
+            let (url, pending) = msauth::AuthorizationRequest::new(
+                app.client_id.clone(),
+                listener.redirect_uri().clone(),
+                connect::delegated_scopes(scope),
+            )
+            .build(&connect::authority(app)?);
+            eprintln!("Open this address in a browser and sign in:\n\n  {url}\n");
+            let code = listener
+                .wait_for_code(&pending, Duration::from_secs(300))
+                .await
+                .map_err(|e| e.diagnosis().explain())?;
+            let response = provider
+                .client()
+                .redeem_code(&pending, code)
+                .await
+                .map_err(|e| e.diagnosis().explain())?;
+            provider
+                .save_sign_in(&response)
+                .await
+                .map_err(|e| e.diagnosis().explain())?;
+            response.access_token
         }
     };
     let _ = token;

@@ -335,7 +335,11 @@ fn a_full_run_never_leaks_a_secret_or_token() {
             cmd.arg(&out);
         }
         let output = cmd.output().unwrap();
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         for (name, bytes) in leaves(&output, &out) {
             let text = String::from_utf8_lossy(&bytes);
             // The secret itself, and any JSON Web Token (every access token the sandbox issues
@@ -356,7 +360,98 @@ fn a_full_run_never_leaks_a_secret_or_token() {
         // The run really logged at trace level (token requests, HTTP traffic): the check is not
         // vacuous.
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("requesting a token") && stderr.contains("TRACE"), "{stderr}");
+        assert!(
+            stderr.contains("requesting a token") && stderr.contains("TRACE"),
+            "{stderr}"
+        );
     }
     assert!(found.is_empty(), "leaks:\n{}", found.join("\n"));
+}
+
+/// `m365mail login` with the browser flow: the person opens the printed address, signs in and
+/// consents on the tenant's page, and the browser comes back to the loopback listener. The
+/// browser is played by plain HTTP requests doing what the sign-in page's form does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sign_in_through_the_tenant_pages_to_the_loopback_listener() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens.json");
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[apps]]\nname = \"me\"\ntenant = \"{}\"\nauthority_base = \"{}\"\n\
+             client_id = \"00000000-0000-0000-0000-00000000d3e0\"\nflow = \"browser\"\n\
+             token_cache = \"{}\"\n",
+            sb.tenant_id(),
+            sb.base_url().trim_end_matches('/'),
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["login", "--app", "me", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(u) = line.trim().strip_prefix("http") {
+            url = Some(url::Url::parse(&format!("http{u}")).unwrap());
+            break;
+        }
+    }
+    let url = url.expect("login printed the sign-in address");
+    assert!(url.path().ends_with("/oauth2/v2.0/authorize"));
+    let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+
+    // The person signs in as Adele and consents: the page's form posts back to /authorize.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut form: Vec<(String, String)> = q.into_iter().collect();
+    form.push(("login".into(), "adele.vance@contoso.example".into()));
+    form.push(("action".into(), "consent".into()));
+    let page = browser
+        .post(format!(
+            "{}{}",
+            sb.base_url().trim_end_matches('/'),
+            url.path()
+        ))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 302, "{:?}", page.text().await);
+    let back = page.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("http://localhost:"), "{back}");
+    // The browser follows the redirect to the listener, which shows a short page.
+    let landing = browser
+        .get(back.replace("localhost", "127.0.0.1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landing.status().as_u16(), 200);
+
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stdout.take().unwrap(), &mut out)
+        .await
+        .unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("signed in"), "{out}");
+    // The token is cached, readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    sb.shutdown().await;
 }
