@@ -427,6 +427,27 @@ mailbox = "helpdesk@contoso.com"
     }
 
     #[test]
+    fn smtp_is_an_outbound_kind_only() {
+        let smtp = GOOD.replace(
+            "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+            "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nhost = \"smtp.office365.us\"\nport = 587",
+        );
+        let c = Config::parse(&smtp, Path::new("m.toml")).unwrap();
+        assert_eq!(c.outbounds[0].kind, Kind::Smtp);
+        assert_eq!(c.outbounds[0].host.as_deref(), Some("smtp.office365.us"));
+        assert_eq!(c.outbounds[0].port, Some(587));
+
+        let bad = GOOD.replace(
+            "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
+            "[[sources]]\nname = \"helpdesk\"\nkind = \"smtp\"",
+        );
+        let e = Config::parse(&bad, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only sends"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key_and_line() {
         let bad = GOOD.replace(
             "kind = \"graph\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
