@@ -493,3 +493,42 @@ async fn delegated_token_helper_is_accepted_by_the_sandbox() {
     );
     assert!(!bad.ping().await.is_online());
 }
+
+/// The whole chain a daemon uses: msauth's `TokenProvider` gets an app-only token
+/// (`SMTP.SendAsApp`) from the sandbox's token endpoint, and the outbound signs in with it.
+#[tokio::test]
+async fn an_msauth_app_only_token_signs_in_and_sends() {
+    let sb = sandbox().await;
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP) {
+            if let Some(p) =
+                sandbox::tenant::Permission::parse("https://outlook.office365.com/SMTP.SendAsApp")
+            {
+                app.application_permissions.push(p);
+            }
+        }
+    });
+    sb.admin()
+        .grant_admin_consent(APP, &[], &["https://outlook.office365.com/SMTP.SendAsApp"])
+        .expect("consent");
+    let authority = msauth::Authority::microsoft_layout(
+        sb.base_url(),
+        msauth::Tenant::parse(&sb.tenant_id()).unwrap(),
+    )
+    .unwrap();
+    let provider = msauth::TokenProvider::builder(authority, APP)
+        .credential(msauth::ClientCredential::Secret(msauth::ClientSecret::new(
+            "demo-secret-do-not-use-in-production",
+        )))
+        .scopes([smtp_mail::APP_SCOPE])
+        .build()
+        .unwrap();
+    let outbound = SmtpOutbound::new(config(&sb, ALEX), Arc::new(provider));
+    let ping = outbound.ping().await;
+    assert!(ping.is_online(), "{ping}");
+    outbound
+        .send(&message(ALEX, ADELE, "via-msauth"))
+        .await
+        .unwrap();
+    assert!(subjects(&sb, ADELE, "inbox").contains(&"via-msauth".to_string()));
+}
