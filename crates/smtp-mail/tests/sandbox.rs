@@ -500,12 +500,11 @@ async fn delegated_token_helper_is_accepted_by_the_sandbox() {
 async fn an_msauth_app_only_token_signs_in_and_sends() {
     let sb = sandbox().await;
     sb.admin().update_tenant(|t| {
-        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP) {
-            if let Some(p) =
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
+            && let Some(p) =
                 sandbox::tenant::Permission::parse("https://outlook.office365.com/SMTP.SendAsApp")
-            {
-                app.application_permissions.push(p);
-            }
+        {
+            app.application_permissions.push(p);
         }
     });
     sb.admin()
