@@ -283,9 +283,11 @@ async fn killed_and_restarted_mid_batch_every_message_is_handled_exactly_once() 
     // Every message reached the webhook; a repeat is possible only for a message in flight at
     // a kill (between the webhook's answer and the ledger's record), and carries the same
     // Idempotency-Key so the receiver can drop it.
-    let d = deliveries.lock().unwrap();
-    assert_eq!(d.len(), N);
-    let repeats: u32 = d.values().map(|n| n - 1).sum();
+    let (distinct, repeats) = {
+        let d = deliveries.lock().unwrap();
+        (d.len(), d.values().map(|n| n - 1).sum::<u32>())
+    };
+    assert_eq!(distinct, N);
     assert!(
         repeats as usize <= kills * 4,
         "{repeats} repeats for {kills} kills"
