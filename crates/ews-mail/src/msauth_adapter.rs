@@ -12,21 +12,7 @@ use crate::client::{BearerToken, TokenSource};
 pub struct MsauthTokens(pub msauth::TokenProvider);
 
 fn problem(e: &msauth::AuthError) -> AuthProblem {
-    diagnosis_problem(&e.diagnosis())
-}
-
-fn diagnosis_problem(d: &msauth::Diagnosis) -> AuthProblem {
-    let mut p = AuthProblem::new(d.summary(), d.remediation());
-    if let Some(code) = d.code() {
-        p = p.with_code(format!("AADSTS{code}"));
-    }
-    if let Some(url) = d.consent_url() {
-        p = p.with_consent_url(url.clone());
-    }
-    if let Some(c) = d.claims() {
-        p = p.with_claims(c);
-    }
-    p
+    AuthProblem::from(&e.diagnosis())
 }
 
 #[async_trait]
@@ -50,6 +36,6 @@ impl TokenSource for MsauthTokens {
     fn diagnose(&self, status: u16, headers: &http::HeaderMap, body: &[u8]) -> Option<AuthProblem> {
         let status = http::StatusCode::from_u16(status).ok()?;
         let c = self.0.diagnose_resource_challenge(status, headers, body);
-        Some(diagnosis_problem(c.diagnosis()))
+        Some(AuthProblem::from(c.diagnosis()))
     }
 }

@@ -167,23 +167,6 @@ impl TokenSource for FnTokenSource {
     }
 }
 
-/// The connector view of an msauth diagnosis.
-pub fn auth_problem_from(d: &msauth::Diagnosis) -> AuthProblem {
-    let mut p = AuthProblem::new(d.summary(), d.remediation());
-    if let Some(code) = d.code() {
-        p = p.with_code(format!("AADSTS{code}"));
-    } else if !d.error().is_empty() {
-        p = p.with_code(d.error());
-    }
-    if let Some(url) = d.consent_url() {
-        p = p.with_consent_url(url.clone());
-    }
-    if let Some(c) = d.claims() {
-        p = p.with_claims(c);
-    }
-    p
-}
-
 fn from_auth_error(e: &msauth::AuthError) -> Error {
     let d = e.diagnosis();
     if e.is_retryable() {
@@ -193,7 +176,7 @@ fn from_auth_error(e: &msauth::AuthError) -> Error {
         }
         return err.with_delivery(connector::Delivery::NotSent);
     }
-    Error::auth(auth_problem_from(&d)).with_delivery(connector::Delivery::NotSent)
+    Error::auth(AuthProblem::from(&d)).with_delivery(connector::Delivery::NotSent)
 }
 
 #[async_trait]
@@ -218,7 +201,7 @@ impl TokenSource for msauth::TokenProvider {
         let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::UNAUTHORIZED);
         let c = self.diagnose_resource_challenge(status, headers, body);
         Challenge {
-            problem: auth_problem_from(c.diagnosis()),
+            problem: AuthProblem::from(c.diagnosis()),
             refresh: c.should_refresh(),
             claims: c.claims().map(str::to_owned),
         }

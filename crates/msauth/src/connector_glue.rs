@@ -9,6 +9,10 @@ impl From<&Diagnosis> for connector::AuthProblem {
         let mut p = connector::AuthProblem::new(d.summary(), d.remediation());
         if let Some(code) = d.code() {
             p = p.with_code(format!("AADSTS{code}"));
+        } else if !d.error().is_empty() {
+            // No AADSTS number (a resource's `WWW-Authenticate`, a device-flow error): the
+            // OAuth error string is the best code there is.
+            p = p.with_code(d.error());
         }
         if let Some(url) = d.consent_url() {
             p = p.with_consent_url(url.clone());
