@@ -589,6 +589,12 @@ impl Admin {
         self.state.faults().fired()
     }
 
+    /// Faults injected since the plan was set, per protocol and kind (see
+    /// [`FaultController::fired_by_kind`](crate::faults::FaultController::fired_by_kind)).
+    pub fn faults_fired_by_kind(&self) -> Vec<(crate::faults::Protocol, &'static str, u64)> {
+        self.state.faults().fired_by_kind()
+    }
+
     /// The request log.
     pub fn request_log(&self) -> RequestLogSnapshot {
         self.state.reqlog().snapshot()
@@ -682,7 +688,13 @@ async fn post_admin(State(state): State<AppState>, body: axum::body::Bytes) -> R
 
 async fn get_requests(State(state): State<AppState>) -> Response {
     let snap = state.reqlog().snapshot();
-    Json(serde_json::json!({"total": snap.total(), "entries": snap.entries})).into_response()
+    Json(serde_json::json!({
+        "total": snap.total(),
+        "token_requests": snap.token_requests(),
+        "entries": snap.entries,
+        "operations": snap.operations,
+    }))
+    .into_response()
 }
 
 async fn get_outbox(State(state): State<AppState>) -> Response {

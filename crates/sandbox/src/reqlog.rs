@@ -3,13 +3,17 @@
 //! Filled by a middleware on the main router (admin routes under `/_sandbox` are not counted) and
 //! by the SMTP listener (method `SMTP`, path `DATA`, status 250/5xx). Read it with
 //! [`crate::Sandbox::request_log`] or `GET /_sandbox/requests`.
+//!
+//! EWS has one URL for every operation, so EWS requests are also counted per SOAP operation
+//! (`POST /EWS/Exchange.asmx FindItem`) in [`RequestLogSnapshot::operations`]; token requests are
+//! counted by [`RequestLogSnapshot::token_requests`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::state::{AppState, lock};
@@ -17,10 +21,40 @@ use crate::state::{AppState, lock};
 /// The `path` recorded for requests that matched no route.
 pub const UNMATCHED: &str = "(unmatched)";
 
+/// The `operation` recorded for EWS requests whose SOAP body names no operation we could read,
+/// and for operation names past [`MAX_OPERATIONS`] distinct ones.
+pub const OTHER_OPERATION: &str = "(other)";
+
+/// How many distinct EWS operation names the log keeps apart (hostile bodies cannot grow it).
+pub const MAX_OPERATIONS: usize = 64;
+
+/// The largest EWS request body the middleware buffers to read the operation name (the EWS
+/// endpoint's own limit is the same); larger bodies are answered 413.
+const MAX_EWS_BODY: usize = 64 * 1024 * 1024;
+
+type OpKey = (String, String, String, u16);
+
 /// Counts per endpoint and status.
 #[derive(Debug, Default)]
 pub struct RequestLog {
     counts: Mutex<BTreeMap<(String, String, u16), u64>>,
+    operations: Mutex<BTreeMap<OpKey, u64>>,
+}
+
+/// One row of [`RequestLogSnapshot::operations`]: requests of one EWS SOAP operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OperationCount {
+    /// HTTP method (`POST`).
+    pub method: String,
+    /// Route template (`/EWS/Exchange.asmx`).
+    pub path: String,
+    /// The SOAP operation: the first element in the SOAP `Body` (`FindItem`, `GetItem`, ...),
+    /// or [`OTHER_OPERATION`].
+    pub operation: String,
+    /// Response status.
+    pub status: u16,
+    /// Number of requests.
+    pub count: u64,
 }
 
 /// One row of a [`RequestLogSnapshot`].
@@ -41,6 +75,10 @@ pub struct EndpointCount {
 pub struct RequestLogSnapshot {
     /// Rows ordered by method, path, status.
     pub entries: Vec<EndpointCount>,
+    /// EWS requests split by SOAP operation, ordered by method, path, operation, status. Each
+    /// request here is also counted once in `entries`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationCount>,
 }
 
 impl RequestLogSnapshot {
@@ -67,6 +105,25 @@ impl RequestLogSnapshot {
             .sum()
     }
 
+    /// EWS requests of SOAP operation `operation` (e.g. `FindItem`), any status.
+    pub fn count_operation(&self, operation: &str) -> u64 {
+        self.operations
+            .iter()
+            .filter(|e| e.operation == operation)
+            .map(|e| e.count)
+            .sum()
+    }
+
+    /// Requests to the token endpoints (`/{tenant}/oauth2/v2.0/token` and the v1
+    /// `/{tenant}/oauth2/token`), any status.
+    pub fn token_requests(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| is_token_path(&e.path))
+            .map(|e| e.count)
+            .sum()
+    }
+
     /// Requests whose route template starts with `prefix` (e.g. `/v1.0`).
     pub fn count_prefix(&self, prefix: &str) -> u64 {
         self.entries
@@ -77,11 +134,37 @@ impl RequestLogSnapshot {
     }
 }
 
+fn is_token_path(path: &str) -> bool {
+    path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token")
+}
+
 impl RequestLog {
     /// Records one request.
     pub fn record(&self, method: &str, path: &str, status: u16) {
         *lock(&self.counts)
             .entry((method.to_string(), path.to_string(), status))
+            .or_insert(0) += 1;
+    }
+
+    /// Records one EWS request of SOAP operation `operation` (also counted by [`Self::record`]).
+    /// Past [`MAX_OPERATIONS`] distinct names, new names are pooled as [`OTHER_OPERATION`].
+    pub fn record_operation(&self, method: &str, path: &str, operation: &str, status: u16) {
+        let mut ops = lock(&self.operations);
+        let known = operation == OTHER_OPERATION || ops.keys().any(|k| k.2 == operation);
+        let distinct = if known {
+            0
+        } else {
+            ops.keys()
+                .map(|k| k.2.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        };
+        let op = if known || distinct < MAX_OPERATIONS {
+            operation
+        } else {
+            OTHER_OPERATION
+        };
+        *ops.entry((method.to_string(), path.to_string(), op.to_string(), status))
             .or_insert(0) += 1;
     }
 
@@ -97,13 +180,59 @@ impl RequestLog {
                     count: *c,
                 })
                 .collect(),
+            operations: lock(&self.operations)
+                .iter()
+                .map(|((m, p, o, s), c)| OperationCount {
+                    method: m.clone(),
+                    path: p.clone(),
+                    operation: o.clone(),
+                    status: *s,
+                    count: *c,
+                })
+                .collect(),
         }
     }
 
     /// Forgets everything counted so far.
     pub fn clear(&self) {
         lock(&self.counts).clear();
+        lock(&self.operations).clear();
     }
+}
+
+/// The SOAP operation of an EWS request body: the local name of the first element inside the
+/// SOAP `Body`, if it is a plausible operation name (ASCII letters, at most 64). quick-xml reads
+/// only up to that element.
+pub fn ews_operation(body: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut in_body = false;
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                let name = e.local_name();
+                let name = name.as_ref();
+                if in_body {
+                    let valid = !name.is_empty()
+                        && name.len() <= 64
+                        && name.iter().all(|b| b.is_ascii_alphabetic());
+                    return valid.then(|| String::from_utf8_lossy(name).into_owned());
+                }
+                if name == b"Body" {
+                    in_body = true;
+                }
+            }
+            Ok(Event::End(e)) if in_body && e.local_name().as_ref() == b"Body" => return None,
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        buf.clear();
+    }
+}
+
+fn is_ews_path(path: &str) -> bool {
+    path.eq_ignore_ascii_case("/EWS/Exchange.asmx")
 }
 
 /// Middleware recording each request's method, route template and final status.
@@ -120,11 +249,83 @@ pub(crate) async fn middleware(
         .map(|p| p.as_str().to_string())
         // Unmatched paths are pooled so a scan of random URLs cannot grow the log without bound.
         .unwrap_or_else(|| UNMATCHED.to_string());
+    // EWS: read the body once to learn the SOAP operation, then hand it on unchanged.
+    let (req, operation) = if method == "POST" && is_ews_path(&path) {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, MAX_EWS_BODY).await {
+            Ok(bytes) => {
+                let op = ews_operation(&bytes).unwrap_or_else(|| OTHER_OPERATION.to_string());
+                (
+                    Request::from_parts(parts, axum::body::Body::from(bytes)),
+                    Some(op),
+                )
+            }
+            Err(_) => {
+                state.reqlog().record(&method, &path, 413);
+                state
+                    .reqlog()
+                    .record_operation(&method, &path, OTHER_OPERATION, 413);
+                return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            }
+        }
+    } else {
+        (req, None)
+    };
     let resp = next.run(req).await;
     if !path.starts_with("/_sandbox") && !req_path_is_admin {
-        state
-            .reqlog()
-            .record(&method, &path, resp.status().as_u16());
+        let status = resp.status().as_u16();
+        state.reqlog().record(&method, &path, status);
+        if let Some(op) = operation {
+            state.reqlog().record_operation(&method, &path, &op, status);
+        }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_operation_inside_the_soap_body() {
+        let body = br#"<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header><soap:Body><m:FindItem Traversal="Shallow"><m:ItemShape/></m:FindItem></soap:Body></soap:Envelope>"#;
+        assert_eq!(ews_operation(body).as_deref(), Some("FindItem"));
+        let empty = br#"<Envelope><Body/></Envelope>"#;
+        assert_eq!(ews_operation(empty), None);
+        assert_eq!(ews_operation(b"not xml <<<"), None);
+        let odd = br#"<Envelope><Body><x:Get-Item1/></Body></Envelope>"#;
+        assert_eq!(ews_operation(odd), None);
+    }
+
+    #[test]
+    fn operations_are_counted_apart_and_bounded() {
+        let log = RequestLog::default();
+        let ews = "/EWS/Exchange.asmx";
+        log.record("POST", ews, 200);
+        log.record_operation("POST", ews, "FindItem", 200);
+        log.record("POST", ews, 200);
+        log.record_operation("POST", ews, "GetItem", 200);
+        log.record("POST", ews, 200);
+        log.record_operation("POST", ews, "GetItem", 500);
+        log.record("POST", "/{tenant}/oauth2/v2.0/token", 200);
+        log.record("POST", "/{tenant}/oauth2/token", 400);
+        let snap = log.snapshot();
+        assert_eq!(snap.count("POST", ews), 3);
+        assert_eq!(snap.count_operation("FindItem"), 1);
+        assert_eq!(snap.count_operation("GetItem"), 2);
+        assert_eq!(snap.token_requests(), 2);
+        for i in 0..(MAX_OPERATIONS + 10) {
+            log.record_operation("POST", ews, &format!("Op{i}"), 200);
+        }
+        let snap = log.snapshot();
+        let distinct: std::collections::BTreeSet<_> = snap
+            .operations
+            .iter()
+            .map(|o| o.operation.clone())
+            .collect();
+        assert!(distinct.len() <= MAX_OPERATIONS + 1, "{}", distinct.len());
+        assert!(snap.count_operation(OTHER_OPERATION) > 0);
+        log.clear();
+        assert!(log.snapshot().operations.is_empty());
+    }
 }
