@@ -1,16 +1,17 @@
 //! [`GraphSource`]: a [`MessageSource`] over one Graph mailbox folder.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use connector::{
     Acknowledgement, Batch, ConnectionLog, Cursor, Error, ErrorKind, MessageId, MessageSource,
-    PingReport, RawMessage, SourceCapabilities,
+    PingReport, RawMessage, SourceCapabilities, SyncKind,
 };
 
 use crate::api::{self, BatchItem, MessageMeta};
 use crate::client::{GraphClient, Idempotency, copy_error};
+use crate::delta::{DeltaMode, DeltaStore, state_key};
 
 /// What [`Acknowledgement::Delete`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,6 +124,7 @@ pub struct GraphSource {
     client: GraphClient,
     config: SourceConfig,
     folders: Mutex<HashMap<String, String>>,
+    delta: Option<DeltaMode>,
 }
 
 impl GraphSource {
@@ -132,7 +134,50 @@ impl GraphSource {
             client,
             config,
             folders: Mutex::new(HashMap::new()),
+            delta: None,
         }
+    }
+
+    /// Switches the source to **delta mode**: new mail is found through delta rounds of the
+    /// folder (`…/mailFolders/{folder}/messages/delta`) instead of listing unread mail, with
+    /// the state kept in `store` under [`state_key`]`(endpoint, folder)`.
+    ///
+    /// - `fetch(None, n)` runs one round (only what changed since the saved delta link; the
+    ///   first round lists the whole folder and takes its *unread* messages), merges it into
+    ///   the saved set of messages seen and not yet acknowledged, saves, and hands out that set
+    ///   oldest first; a cursor pages through it without another round.
+    /// - A message is handed over until it is acknowledged, whether or not someone reads it in
+    ///   Outlook meanwhile, and a message that is already read when it first shows up (read on
+    ///   arrival by a person) is still handed over. After an acknowledgement the message is
+    ///   forgotten: Graph reports this source's own `isRead` change or move as another change,
+    ///   and that is not handed over again, also after a restart.
+    /// - `@removed` (deleted, or moved out by anyone) drops the message; an expired state
+    ///   (`syncStateNotFound` / `resyncRequired`, HTTP 410) or a saved link for another host
+    ///   starts a full resync that keeps the messages still waiting.
+    /// - Acknowledgements work as in unread mode (mark read, move, delete, `$batch`).
+    /// - `count_waiting` and `ping` run a round and count the messages waiting.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use connector::MessageSource;
+    /// use graph_mail::delta::FileDeltaStore;
+    /// use graph_mail::{GraphClient, GraphSource, SourceConfig};
+    ///
+    /// # async fn run(client: GraphClient) -> Result<(), connector::Error> {
+    /// let store = Arc::new(FileDeltaStore::open("graph-delta.json")?);
+    /// let source = GraphSource::new(client, SourceConfig::default().folder("inbox")).with_delta(store);
+    /// let batch = source.fetch(None, 50).await?; // one delta round, then the waiting mail
+    /// # Ok(()) }
+    /// ```
+    pub fn with_delta(mut self, store: Arc<dyn DeltaStore>) -> Self {
+        let key = state_key(self.client.endpoint(), &self.config.folder);
+        self.delta = Some(DeltaMode::new(store, key));
+        self
+    }
+
+    /// Whether the source runs in delta mode.
+    pub fn is_delta(&self) -> bool {
+        self.delta.is_some()
     }
 
     /// The client.
@@ -331,25 +376,50 @@ impl MessageSource for GraphSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities::unread_polling(self.config.max_batch)
-            .with_batch_acknowledge(self.config.use_batch)
+        let caps = SourceCapabilities::unread_polling(self.config.max_batch)
+            .with_batch_acknowledge(self.config.use_batch);
+        if self.delta.is_some() {
+            caps.with_sync(SyncKind::Incremental)
+        } else {
+            caps
+        }
     }
 
     async fn ping(&self) -> PingReport {
         let log = ConnectionLog::default();
-        match self.unread(Some(&log)).await {
+        let counted = match &self.delta {
+            None => self.unread(Some(&log)).await,
+            // The folder proves token, permissions and mailbox; the round counts what waits.
+            Some(d) => match self.unread(Some(&log)).await {
+                Ok(_) => d
+                    .refresh(&self.client, &self.config.folder, Some(&log))
+                    .await
+                    .map(|n| n as u64),
+                Err(e) => Err(e),
+            },
+        };
+        match counted {
             Ok(n) => PingReport::online(Some(n), log),
             Err(e) => PingReport::from_error(&e, log),
         }
     }
 
     async fn count_waiting(&self) -> Result<Option<u64>, Error> {
-        self.unread(None).await.map(Some)
+        match &self.delta {
+            None => self.unread(None).await.map(Some),
+            Some(d) => d
+                .refresh(&self.client, &self.config.folder, None)
+                .await
+                .map(|n| Some(n as u64)),
+        }
     }
 
     async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
-        let ep = self.client.endpoint();
         let max = max.clamp(1, self.config.max_batch);
+        if let Some(d) = &self.delta {
+            return self.fetch_delta(d, cursor, max).await;
+        }
+        let ep = self.client.endpoint();
         let req = match cursor {
             Some(c) => api::follow_link(ep, c.as_str())?,
             None => api::list_unread(ep, &self.config.folder, max)?,
@@ -381,6 +451,58 @@ impl MessageSource for GraphSource {
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        self.acknowledge_one(id, ack).await?;
+        if let Some(d) = &self.delta {
+            d.acknowledged(&[id.as_str()]).await;
+        }
+        Ok(())
+    }
+
+    async fn acknowledge_many(
+        &self,
+        items: &[(MessageId, Acknowledgement)],
+    ) -> Vec<Result<(), Error>> {
+        let results = self.acknowledge_many_inner(items).await;
+        if let Some(d) = &self.delta {
+            let done: Vec<&str> = items
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|((id, _), _)| id.as_str())
+                .collect();
+            d.acknowledged(&done).await;
+        }
+        results
+    }
+}
+
+impl GraphSource {
+    async fn fetch_delta(
+        &self,
+        d: &DeltaMode,
+        cursor: Option<&Cursor>,
+        max: usize,
+    ) -> Result<Batch, Error> {
+        if cursor.is_none() {
+            d.refresh(&self.client, &self.config.folder, None).await?;
+        }
+        let page = d.page(cursor.map(Cursor::as_str), max).await?;
+        let mimes = self.mimes(&page.metas).await;
+        let mut batch = Batch::new(Vec::new(), page.next.map(Cursor::new));
+        for (meta, mime) in page.metas.into_iter().zip(mimes) {
+            match mime {
+                Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, m)),
+                Ok(_) => batch.failed.push((
+                    MessageId::new(meta.id),
+                    Error::bad_response("Graph returned an empty MIME message"),
+                )),
+                Err(e) => batch.failed.push((MessageId::new(meta.id), e)),
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn acknowledge_one(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
         let dest = self.dest(ack).await?;
         let req = self.ack_request(id.as_str(), ack, dest.as_deref())?;
         self.client
@@ -389,14 +511,14 @@ impl MessageSource for GraphSource {
             .map(|_| ())
     }
 
-    async fn acknowledge_many(
+    async fn acknowledge_many_inner(
         &self,
         items: &[(MessageId, Acknowledgement)],
     ) -> Vec<Result<(), Error>> {
         if !self.config.use_batch || items.len() <= 1 {
             let mut out = Vec::with_capacity(items.len());
             for (id, ack) in items {
-                out.push(self.acknowledge(id, ack).await);
+                out.push(self.acknowledge_one(id, ack).await);
             }
             return out;
         }
