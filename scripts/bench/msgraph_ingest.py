@@ -26,9 +26,26 @@ import asyncio
 import os
 import ssl
 import sys
+from urllib.parse import urlparse
+
+import httpx
+from azure.identity.aio import ClientSecretCredential
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph._version import VERSION
+from msgraph.generated.models.message import Message
+from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
+    MessagesRequestBuilder,
+)
+from msgraph_core import GraphClientFactory
+from msgraph_core.requests.batch_request_content import BatchRequestContent
+from msgraph_core.requests.batch_request_item import BatchRequestItem
+from msgraph_core.tasks.page_iterator import PageIterator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 import ingest_common as common  # noqa: E402
 
 PAGE_SIZE = 1000  # $top: the largest page GET .../messages returns
@@ -37,23 +54,6 @@ DEFAULT_CONCURRENCY = 4  # Exchange Online: 4 concurrent requests per app and ma
 
 
 async def run(args, result, router):
-    import httpx
-    from azure.identity.aio import ClientSecretCredential
-    from kiota_abstractions.base_request_configuration import RequestConfiguration
-    from kiota_authentication_azure.azure_identity_authentication_provider import (
-        AzureIdentityAuthenticationProvider,
-    )
-    from msgraph import GraphRequestAdapter, GraphServiceClient
-    from msgraph.generated.models.message import Message
-    from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
-        MessagesRequestBuilder,
-    )
-    from msgraph_core import GraphClientFactory
-    from msgraph_core.requests.batch_request_content import BatchRequestContent
-    from msgraph_core.requests.batch_request_item import BatchRequestItem
-    from msgraph_core.tasks.page_iterator import PageIterator
-    from urllib.parse import urlparse
-
     base = args.base_url.rstrip("/")
     host = urlparse(base).hostname
     verify = ssl.create_default_context(cafile=args.ca_bundle) if args.ca_bundle else True
@@ -143,8 +143,6 @@ def main():
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY,
         help="$batch requests in flight at once (default 4)"))
     router = common.Router.load(args.routes)
-    from msgraph._version import VERSION
-
     result = common.Result(f"msgraph-sdk {VERSION}", secrets=[args.client_secret])
     listed = None
     try:

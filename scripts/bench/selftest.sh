@@ -4,6 +4,7 @@
 # Usage: scripts/bench/selftest.sh [N]       (from anywhere; N messages per peer, default 300)
 # Env:   CARGO_TARGET_DIR (default: target)  where the sandbox binary is built
 #        BENCH_VENV (default: $CARGO_TARGET_DIR/bench-venv)  venv with requirements.txt installed
+#        SANDBOX_BIN (default: build it)     a prebuilt sandbox binary to use instead
 #
 # 1. makes the venv and pip-installs scripts/bench/requirements.txt (pinned) if needed;
 # 2. builds and starts the sandbox with --tls on a free port (the demo tenant without its two
@@ -21,11 +22,14 @@ REQS=scripts/bench/requirements.txt
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import exchangelib, msgraph, azure.identity" 2>/dev/null \
+if ! "$VENV/bin/python" -c "import exchangelib, msgraph, azure.identity, deprecated" 2>/dev/null \
     || ! "$VENV/bin/pip" freeze | grep -qiF "$(grep -i '^msgraph-sdk==' "$REQS")"; then
     "$VENV/bin/pip" install --quiet -r "$REQS"
 fi
-cargo build --quiet -p sandbox --bin sandbox
+if [ -z "${SANDBOX_BIN:-}" ]; then
+    cargo build --quiet -p sandbox --bin sandbox
+    SANDBOX_BIN="$TARGET/debug/sandbox"
+fi
 
 WORK="$(mktemp -d)"
 SANDBOX_PID=
@@ -33,7 +37,7 @@ trap '[ -n "$SANDBOX_PID" ] && kill "$SANDBOX_PID" 2>/dev/null; rm -rf "$WORK"' 
 # The demo tenant minus its [[messages]] (they come last), so the Inbox holds only what we seed.
 sed '/^\[\[messages\]\]/,$d' crates/sandbox/src/seed/demo.toml >"$WORK/seed.toml"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$TARGET/debug/sandbox" --port "$PORT" --smtp-port 0 --seed "$WORK/seed.toml" --tls \
+"$SANDBOX_BIN" --port "$PORT" --smtp-port 0 --seed "$WORK/seed.toml" --tls \
     --ca-out "$WORK/ca.pem" >"$WORK/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
 for _ in $(seq 1 100); do
