@@ -441,6 +441,292 @@ pub fn send_draft(ep: &Endpoint, message_id: &str) -> Result<http::Request<Vec<u
     Ok(r)
 }
 
+/// The largest attachment added to a draft in one `POST …/attachments` (Graph: "under 3 MB";
+/// base64 makes it 4,000,000 bytes, under the request limit); larger ones go through an upload
+/// session.
+pub const MAX_INLINE_ATTACHMENT: usize = 3_000_000;
+
+/// A file attachment to add to a draft.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Attachment {
+    /// The file name.
+    pub name: String,
+    /// The MIME type (`application/pdf`).
+    pub content_type: String,
+    /// The `Content-ID` (without angle brackets) of an inline attachment referenced as `cid:`.
+    pub content_id: Option<String>,
+    /// Whether it is shown inline in the body.
+    pub inline: bool,
+    /// The content, decoded.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("content_id", &self.content_id)
+            .field("inline", &self.inline)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Attachment {
+    /// A regular (not inline) attachment.
+    pub fn new(name: impl Into<String>, content_type: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Attachment {
+            name: name.into(),
+            content_type: content_type.into(),
+            content_id: None,
+            inline: false,
+            bytes,
+        }
+    }
+}
+
+/// `POST …/messages/{id}/attachments` with a `fileAttachment` (content as base64) → 201. Refused
+/// before sending when the body would be over [`MAX_REQUEST_BODY`].
+pub fn add_attachment(
+    ep: &Endpoint,
+    message_id: &str,
+    att: &Attachment,
+) -> Result<http::Request<Vec<u8>>, Error> {
+    let mut v = json!({
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": att.name,
+        "contentType": att.content_type,
+        "isInline": att.inline,
+        "contentBytes": base64::engine::general_purpose::STANDARD.encode(&att.bytes),
+    });
+    if let Some(cid) = &att.content_id {
+        v["contentId"] = json!(cid);
+    }
+    let body = v.to_string().into_bytes();
+    if body.len() > MAX_REQUEST_BODY {
+        return Err(Error::configuration(format!(
+            "a {}-byte attachment is over Graph's 4 MB request limit; use an upload session",
+            att.bytes.len()
+        )));
+    }
+    request(
+        http::Method::POST,
+        &ep.mailbox_url(&["messages", message_id, "attachments"]),
+        Some(("application/json", body)),
+    )
+}
+
+/// `POST …/messages/{id}/attachments/createUploadSession` for `att` (name, size, content type,
+/// inline and `contentId`) → 201 [`UploadSession`].
+pub fn create_attachment_upload_session(
+    ep: &Endpoint,
+    message_id: &str,
+    att: &Attachment,
+) -> Result<http::Request<Vec<u8>>, Error> {
+    let mut item = json!({
+        "attachmentType": "file",
+        "name": att.name,
+        "size": att.bytes.len() as u64,
+        "contentType": att.content_type,
+        "isInline": att.inline,
+    });
+    if let Some(cid) = &att.content_id {
+        item["contentId"] = json!(cid);
+    }
+    request(
+        http::Method::POST,
+        &ep.mailbox_url(&["messages", message_id, "attachments", "createUploadSession"]),
+        json_body(&json!({ "AttachmentItem": item })),
+    )
+}
+
+/// Hosts that serve upload sessions per Graph host. The global pair is documented
+/// (`outlook.office.com`; `outlook.office365.com` is its other name); the national-cloud
+/// entries are the Outlook hosts of those clouds, inferred rather than documented.
+const UPLOAD_HOSTS: &[(&str, &[&str])] = &[
+    (
+        "graph.microsoft.com",
+        &["outlook.office.com", "outlook.office365.com"],
+    ),
+    ("graph.microsoft.us", &["outlook.office365.us"]),
+    ("dod-graph.microsoft.us", &["outlook-dod.office365.us"]),
+    ("microsoftgraph.chinacloudapi.cn", &["partner.outlook.cn"]),
+];
+
+/// Checks an upload session's URL before any byte goes to it: it must be on the Graph host
+/// itself (same scheme, host and port; the sandbox) or, over https, on the Outlook host that
+/// serves upload sessions for that Graph host. Anything else would receive the attachment from
+/// a URL the service did not plausibly hand out.
+pub fn check_upload_url(ep: &Endpoint, url: &Url) -> Result<(), Error> {
+    let base = ep.base();
+    let same_origin = url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default();
+    let outlook = url.scheme() == "https"
+        && url.port_or_known_default() == Some(443)
+        && UPLOAD_HOSTS.iter().any(|(graph, hosts)| {
+            base.host_str() == Some(*graph)
+                && url
+                    .host_str()
+                    .is_some_and(|h| hosts.iter().any(|o| h.eq_ignore_ascii_case(o)))
+        });
+    if (same_origin || outlook) && url.username().is_empty() && url.password().is_none() {
+        Ok(())
+    } else {
+        Err(Error::bad_response(format!(
+            "refusing to upload an attachment to {}://{}: Graph's upload sessions are served by {} or its Outlook upload host",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            base.host_str().unwrap_or("")
+        )))
+    }
+}
+
+/// A MIME message made small enough for a draft: the message with its largest attachments cut
+/// out, and those attachments, decoded, to add to the draft one by one.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SplitMessage {
+    /// The message without the cut attachments (every header and the other parts as they were).
+    pub body: Vec<u8>,
+    /// The attachments cut out, largest first.
+    pub attachments: Vec<Attachment>,
+}
+
+impl std::fmt::Debug for SplitMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitMessage")
+            .field("body_len", &self.body.len())
+            .field("attachments", &self.attachments)
+            .finish()
+    }
+}
+
+/// Where a part's bytes start (its delimiter line `--boundary`) and end (after the line break
+/// that precedes the next delimiter), so that cutting that range leaves a well-formed multipart.
+fn part_cut_range(raw: &[u8], header: usize, end: usize) -> Option<(usize, usize)> {
+    // The delimiter line ends just before the part's headers.
+    let before = raw.get(..header)?;
+    let line_end = before.strip_suffix(b"\n")?;
+    let line_end = line_end.strip_suffix(b"\r").unwrap_or(line_end);
+    let start = line_end
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    if !raw.get(start..)?.starts_with(b"--") {
+        return None;
+    }
+    // The part ends at the line break before the next delimiter.
+    let after = raw.get(end..)?;
+    let brk = if after.starts_with(b"\r\n") {
+        2
+    } else if after.starts_with(b"\n") {
+        1
+    } else {
+        return None;
+    };
+    if !after.get(brk..)?.starts_with(b"--") {
+        return None;
+    }
+    Some((start, end + brk))
+}
+
+/// Splits `mime` for a draft: cuts attachment parts out, largest first, until what remains is
+/// at most `limit` bytes. Text and HTML bodies are never cut. The parts' bytes are cut along
+/// their MIME delimiters, so the rest of the message (headers such as `In-Reply-To`, other
+/// parts) reaches Graph exactly as built. Parsing is mail-parser's.
+pub fn split_for_draft(mime: &[u8], limit: usize) -> Result<SplitMessage, Error> {
+    use mail_parser::MimeHeaders;
+    let msg = mail_parser::MessageParser::default()
+        .parse(mime)
+        .ok_or_else(|| Error::configuration("the message is not MIME that can be read"))?;
+    let mut candidates: Vec<(usize, usize, Attachment)> = Vec::new();
+    for (n, &id) in msg.attachments.iter().enumerate() {
+        let Some(part) = msg.parts.get(id as usize) else {
+            continue;
+        };
+        if id == 0 {
+            continue;
+        }
+        let Some((start, end)) =
+            part_cut_range(mime, part.offset_header as usize, part.offset_end as usize)
+        else {
+            continue;
+        };
+        let bytes = match &part.body {
+            // A nested message's `raw_message` is the outer message: take the part's own bytes
+            // (message/rfc822 is never base64 or quoted-printable encoded).
+            mail_parser::PartType::Message(_) => mime
+                .get(part.offset_body as usize..part.offset_end as usize)
+                .unwrap_or_default()
+                .to_vec(),
+            _ => part.contents().to_vec(),
+        };
+        let content_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{sub}", ct.ctype()),
+                None => ct.ctype().to_owned(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let inline = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+        let name = part
+            .attachment_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("attachment-{}", n + 1));
+        candidates.push((
+            start,
+            end,
+            Attachment {
+                name,
+                content_type,
+                content_id: part
+                    .content_id()
+                    .map(|c| c.trim_matches(['<', '>']).to_owned()),
+                inline,
+                bytes,
+            },
+        ));
+    }
+    candidates.sort_by_key(|(s, e, _)| std::cmp::Reverse(e - s));
+    let mut size = mime.len();
+    let mut cut: Vec<(usize, usize, Attachment)> = Vec::new();
+    for c in candidates {
+        if size <= limit {
+            break;
+        }
+        // Nested parts (an attachment inside a cut one) are never both cut.
+        if cut.iter().any(|(s, e, _)| c.0 < *e && *s < c.1) {
+            continue;
+        }
+        size -= c.1 - c.0;
+        cut.push(c);
+    }
+    if size > limit {
+        return Err(Error::unsupported(format!(
+            "a {}-byte message is {size} bytes even without its attachments: over the {limit}-byte limit of a draft",
+            mime.len()
+        )));
+    }
+    let mut ranges: Vec<(usize, usize)> = cut.iter().map(|(s, e, _)| (*s, *e)).collect();
+    ranges.sort_unstable();
+    let mut body = Vec::with_capacity(size);
+    let mut at = 0;
+    for (s, e) in ranges {
+        body.extend_from_slice(mime.get(at..s).unwrap_or_default());
+        at = e;
+    }
+    body.extend_from_slice(mime.get(at..).unwrap_or_default());
+    Ok(SplitMessage {
+        body,
+        attachments: cut.into_iter().map(|(_, _, a)| a).collect(),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Responses
 
@@ -1059,6 +1345,124 @@ pub fn parse_batch(body: &[u8], sent: &[&str]) -> Result<Vec<BatchResponseItem>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
+        use base64::Engine;
+        let mut m = String::from(
+            "From: a@contoso.example\r\nTo: b@fabrikam.example\r\nSubject: s\r\nIn-Reply-To: <x@y>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\npreamble\r\n--B\r\nContent-Type: text/plain\r\n\r\nhello body\r\n",
+        );
+        for (name, bytes) in parts {
+            m.push_str(&format!(
+                "--B\r\nContent-Type: application/pdf; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            ));
+        }
+        m.push_str("--B--\r\n");
+        m.into_bytes()
+    }
+
+    #[test]
+    fn split_cuts_the_largest_attachments_until_the_rest_fits() {
+        let big = vec![7u8; 30_000];
+        let mid = vec![8u8; 20_000];
+        let small = vec![9u8; 100];
+        let mime = multipart(&[("big.pdf", &big), ("small.pdf", &small), ("mid.pdf", &mid)]);
+        let s = split_for_draft(&mime, 20_000).unwrap();
+        let names: Vec<&str> = s.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["big.pdf", "mid.pdf"]);
+        assert_eq!(s.attachments[0].bytes, big);
+        assert_eq!(s.attachments[0].content_type, "application/pdf");
+        assert!(!s.attachments[0].inline);
+        assert!(s.body.len() <= 20_000);
+        // What is left is the same message with one attachment, well formed.
+        let rest = mail_parser::MessageParser::default()
+            .parse(&s.body)
+            .unwrap();
+        assert_eq!(rest.attachment_count(), 1);
+        assert_eq!(rest.attachment(0).unwrap().contents(), small.as_slice());
+        assert_eq!(rest.body_text(0).as_deref(), Some("hello body"));
+        let text = String::from_utf8_lossy(&s.body);
+        assert!(text.contains("In-Reply-To: <x@y>"));
+        assert!(text.ends_with("--B--\r\n"), "{text}");
+        assert_eq!(text.matches("--B\r\n").count(), 2, "{text}");
+        // Under the limit already: nothing is cut.
+        let whole = split_for_draft(&mime, mime.len()).unwrap();
+        assert!(whole.attachments.is_empty());
+        assert_eq!(whole.body, mime);
+        // Debug shows sizes, not content.
+        assert!(format!("{s:?}").contains("len: 30000"));
+    }
+
+    #[test]
+    fn split_refuses_a_message_whose_text_alone_is_too_big() {
+        let mut mime = b"From: a@b.example\r\nSubject: s\r\n\r\n".to_vec();
+        mime.extend(vec![b'x'; 5000]);
+        let e = split_for_draft(&mime, 1000).unwrap_err();
+        assert_eq!(e.kind(), connector::ErrorKind::Unsupported);
+        // Garbage or truncated input: an error or an uncut body, never a panic.
+        for bad in [&b""[..], b"\xff\xfe\r\n\r\n", b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Disposition: attachment\r\n\r\nxx"] {
+            if let Ok(s) = split_for_draft(bad, 10) {
+                assert!(s.body.len() <= 10);
+            }
+        }
+    }
+
+    #[test]
+    fn inline_attachments_and_sessions_are_built_with_their_ids() {
+        let ep = Endpoint::custom("http://127.0.0.1:9/v1.0", crate::Mailbox::Me).unwrap();
+        let mut a = Attachment::new("logo.png", "image/png", vec![1, 2, 3]);
+        a.inline = true;
+        a.content_id = Some("logo@x".into());
+        let r = add_attachment(&ep, "d1", &a).unwrap();
+        assert_eq!(r.uri().path(), "/v1.0/me/messages/d1/attachments");
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["contentBytes"], "AQID");
+        assert_eq!(v["isInline"], true);
+        assert_eq!(v["contentId"], "logo@x");
+        let r = create_attachment_upload_session(&ep, "d1", &a).unwrap();
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["AttachmentItem"]["size"], 3);
+        assert_eq!(v["AttachmentItem"]["contentType"], "image/png");
+        let big = Attachment::new("big", "x/y", vec![0; MAX_REQUEST_BODY]);
+        assert!(add_attachment(&ep, "d1", &big).is_err());
+        let ok = Attachment::new("ok", "x/y", vec![0; MAX_INLINE_ATTACHMENT]);
+        assert!(add_attachment(&ep, "d1", &ok).is_ok());
+    }
+
+    #[test]
+    fn upload_urls_must_be_on_the_graph_or_outlook_host() {
+        let global = Endpoint::cloud(crate::Cloud::Global, crate::Mailbox::Me);
+        let ok = |ep: &Endpoint, u: &str| check_upload_url(ep, &Url::parse(u).unwrap()).is_ok();
+        assert!(ok(
+            &global,
+            "https://outlook.office.com/api/v2.0/Users('a')/Messages('b')/AttachmentSessions('c')?authtoken=x"
+        ));
+        assert!(ok(&global, "https://graph.microsoft.com/v1.0/upload/x"));
+        assert!(!ok(
+            &global,
+            "https://outlook.office.com.attacker.example/up"
+        ));
+        assert!(!ok(&global, "http://outlook.office.com/up"));
+        assert!(!ok(&global, "https://outlook.office.com:8443/up"));
+        assert!(!ok(&global, "https://user:pw@outlook.office.com/up"));
+        assert!(
+            !ok(&global, "https://outlook.office365.us/up"),
+            "another cloud's host"
+        );
+        let local = Endpoint::custom("http://127.0.0.1:8080/v1.0", crate::Mailbox::Me).unwrap();
+        assert!(ok(
+            &local,
+            "http://127.0.0.1:8080/v1.0/_upload/s?authtoken=t"
+        ));
+        assert!(!ok(&local, "http://127.0.0.1:8081/v1.0/_upload/s"));
+        assert!(!ok(&local, "https://outlook.office.com/up"));
+        let e = check_upload_url(
+            &local,
+            &Url::parse("https://evil.example/up?authtoken=secret").unwrap(),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
     use crate::endpoint::{Cloud, Mailbox};
 
     fn ep() -> Endpoint {

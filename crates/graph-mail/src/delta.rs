@@ -213,7 +213,12 @@ impl DeltaState {
     /// Reads a state written by [`to_json`](Self::to_json); anything else is a
     /// [`Configuration`](connector::ErrorKind::Configuration) error.
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        let s: DeltaState = serde_json::from_str(json)
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| corrupt(format!("it is not JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(corrupt("it is not a JSON object"));
+        }
+        let s: DeltaState = serde_json::from_value(v)
             .map_err(|e| corrupt(format!("it is not a delta state: {e}")))?;
         s.validate()?;
         Ok(s)

@@ -2,18 +2,31 @@
 
 use async_trait::async_trait;
 use connector::{
-    ConnectionLog, Error, MessageOutbound, OutboundCapabilities, OutgoingMessage, PingReport,
-    SendReceipt,
+    ConnectionLog, Delivery, Error, MessageOutbound, OutboundCapabilities, OutgoingMessage,
+    PingReport, SendReceipt,
 };
 
 use crate::api;
 use crate::client::{GraphClient, Idempotency};
 
 /// The largest MIME message sent in one `sendMail` (base64 grows it by a third; Graph's limit is
-/// about 4 MB per request).
+/// about 4 MB per request). Larger messages go through a draft.
 pub const MAX_MIME_SEND: usize = api::MAX_REQUEST_BODY / 4 * 3;
 
+/// The largest message [`GraphOutbound::send`] takes: Exchange Online's highest configurable
+/// message size (the tenant's own limit, 35 MB by default, applies on top).
+pub const MAX_MESSAGE: usize = 150 * 1024 * 1024;
+
 /// Sends mail as the client's mailbox, with `sendMail` and the message as MIME.
+///
+/// `send` picks the way by size: a message up to [`MAX_MIME_SEND`] bytes goes in one
+/// `sendMail`; a larger one becomes a draft (the MIME with its largest attachments cut out,
+/// every header kept), each cut attachment is added back — up to
+/// [`api::MAX_INLINE_ATTACHMENT`] in one `POST …/attachments`, larger ones through an upload
+/// session in chunks of [`api::UPLOAD_CHUNK`] (a multiple of 320 KiB), to an upload URL that
+/// must be on the Graph host or its Outlook upload host — and the draft is sent
+/// (`POST …/send` with `Content-Length: 0`). If anything fails before that last step, the
+/// draft is deleted and the error says the message was not sent.
 ///
 /// The `From` header of the message decides the sender: the mailbox itself, one of its aliases
 /// (where the tenant allows sending from aliases), or another mailbox on which the caller has
@@ -128,7 +141,7 @@ impl MessageOutbound for GraphOutbound {
     }
 
     fn capabilities(&self) -> OutboundCapabilities {
-        OutboundCapabilities::mime(MAX_MIME_SEND as u64).with_sent_items(true)
+        OutboundCapabilities::mime(MAX_MESSAGE as u64).with_sent_items(true)
     }
 
     async fn ping(&self) -> PingReport {
@@ -141,16 +154,24 @@ impl MessageOutbound for GraphOutbound {
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, Error> {
         let mime = message.mime();
-        if mime.len() > MAX_MIME_SEND {
-            return Err(Error::unsupported(format!(
-                "a {}-byte message is over the {MAX_MIME_SEND}-byte sendMail limit; large attachments need a draft and an upload session (GraphOutbound::send_with_upload)",
-                mime.len()
-            )));
-        }
         let from = header_from(mime).or_else(|| {
             let f = &message.envelope().from;
             (!f.is_empty()).then(|| f.clone())
         });
+        if mime.len() > MAX_MESSAGE {
+            return Err(Error::unsupported(format!(
+                "a {}-byte message is over the {MAX_MESSAGE}-byte limit of Exchange Online",
+                mime.len()
+            )));
+        }
+        if mime.len() > MAX_MIME_SEND {
+            let split = api::split_for_draft(mime, MAX_MIME_SEND)?;
+            let mut r = self
+                .send_draft_with(&split.body, &split.attachments, from.as_deref())
+                .await?;
+            r.from = from;
+            return Ok(r);
+        }
         let req = api::send_mime(self.client.endpoint(), mime)?;
         self.client
             .execute("sending a message", req, Idempotency::SendOnce)
@@ -179,16 +200,37 @@ impl GraphOutbound {
         })
     }
 
-    /// Sends `mime` (the message without its large attachments) as a draft, adds each
-    /// attachment through an upload session in chunks, then sends the draft.
+    /// Sends `mime` (the message without the attachments) as a draft, adds each attachment
+    /// (in one request up to [`api::MAX_INLINE_ATTACHMENT`], through an upload session above),
+    /// then sends the draft. [`send`](MessageOutbound::send) does this by itself for messages
+    /// over [`MAX_MIME_SEND`]; this is for callers that hold the attachments separately.
     ///
-    /// A failure before the final `/send` leaves a draft behind and nothing sent; a failure of
-    /// the `/send` itself is returned as is (check
+    /// A failure before the final `/send` deletes the draft and sends nothing; a failure of the
+    /// `/send` itself is returned as is (check
     /// [`may_have_taken_effect`](Error::may_have_taken_effect)).
     pub async fn send_with_upload(
         &self,
         mime: &[u8],
         attachments: &[(String, Vec<u8>)],
+    ) -> Result<SendReceipt, Error> {
+        let atts: Vec<api::Attachment> = attachments
+            .iter()
+            .map(|(name, bytes)| {
+                api::Attachment::new(name.clone(), "application/octet-stream", bytes.clone())
+            })
+            .collect();
+        let from = header_from(mime);
+        let mut r = self.send_draft_with(mime, &atts, from.as_deref()).await?;
+        r.from = from;
+        Ok(r)
+    }
+
+    /// Draft, attachments, send; the receipt carries the draft's id.
+    async fn send_draft_with(
+        &self,
+        mime: &[u8],
+        attachments: &[api::Attachment],
+        from: Option<&str>,
     ) -> Result<SendReceipt, Error> {
         let ep = self.client.endpoint();
         let draft = self
@@ -198,30 +240,14 @@ impl GraphOutbound {
                 api::create_draft_mime(ep, mime)?,
                 Idempotency::SendOnce,
             )
-            .await?;
+            .await
+            .map_err(|e| e.with_delivery(Delivery::NotSent))?;
         let draft = api::parse_message(draft.json()?)?;
-        for (name, bytes) in attachments {
-            let s = self
-                .client
-                .execute(
-                    "starting an attachment upload",
-                    api::create_upload_session(ep, &draft.id, name, bytes.len() as u64)?,
-                    Idempotency::SendOnce,
-                )
-                .await?;
-            let session = api::parse_upload_session(s.json()?)?;
-            let total = bytes.len() as u64;
-            for (start, end) in api::chunk_ranges(total, api::UPLOAD_CHUNK) {
-                let chunk = bytes
-                    .get(start as usize..=end as usize)
-                    .ok_or_else(|| Error::configuration("attachment range out of bounds"))?;
-                self.client
-                    .execute_unauthenticated(
-                        "uploading an attachment",
-                        api::upload_chunk(&session.upload_url, start, chunk, total)?,
-                        Idempotency::Safe,
-                    )
-                    .await?;
+        for att in attachments {
+            if let Err(e) = self.attach(&draft.id, att).await {
+                self.discard_draft(&draft.id).await;
+                // Nothing was sent: the draft was never submitted.
+                return Err(e.with_delivery(Delivery::NotSent));
             }
         }
         self.client
@@ -231,13 +257,66 @@ impl GraphOutbound {
                 Idempotency::SendOnce,
             )
             .await
-            .map_err(|e| explain_send_error(e, header_from(mime).as_deref()))?;
-        let mut r = match header_from(mime) {
-            Some(f) => SendReceipt::new(f),
-            None => SendReceipt::default(),
-        };
+            .map_err(|e| explain_send_error(e, from))?;
+        let mut r = SendReceipt::default();
         r.id = Some(draft.id);
         Ok(r)
+    }
+
+    /// Adds one attachment to a draft: one request when small, an upload session when large.
+    async fn attach(&self, draft_id: &str, att: &api::Attachment) -> Result<(), Error> {
+        let ep = self.client.endpoint();
+        if att.bytes.len() <= api::MAX_INLINE_ATTACHMENT {
+            self.client
+                .execute(
+                    "adding an attachment",
+                    api::add_attachment(ep, draft_id, att)?,
+                    Idempotency::SendOnce,
+                )
+                .await?;
+            return Ok(());
+        }
+        let s = self
+            .client
+            .execute(
+                "starting an attachment upload",
+                api::create_attachment_upload_session(ep, draft_id, att)?,
+                Idempotency::SendOnce,
+            )
+            .await?;
+        let session = api::parse_upload_session(s.json()?)?;
+        api::check_upload_url(ep, &session.upload_url)?;
+        let total = att.bytes.len() as u64;
+        for (start, end) in api::chunk_ranges(total, api::UPLOAD_CHUNK) {
+            let chunk = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(end).ok())
+                .and_then(|(s, e)| att.bytes.get(s..=e))
+                .ok_or_else(|| Error::configuration("attachment range out of bounds"))?;
+            self.client
+                .execute_unauthenticated(
+                    "uploading an attachment",
+                    api::upload_chunk(&session.upload_url, start, chunk, total)?,
+                    Idempotency::Safe,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a draft that will not be sent (best effort: a left-over draft is only clutter).
+    async fn discard_draft(&self, draft_id: &str) {
+        let req = match api::delete_message(self.client.endpoint(), draft_id) {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        if let Err(e) = self
+            .client
+            .execute("deleting an unsent draft", req, Idempotency::Safe)
+            .await
+        {
+            tracing::warn!(error = %e, "could not delete the unsent draft");
+        }
     }
 }
 

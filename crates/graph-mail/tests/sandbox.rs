@@ -482,7 +482,7 @@ async fn send_as_rights_are_checked_and_diagnosed() {
 
 #[tokio::test]
 async fn delta_tracks_changes_and_recovers_from_lost_state() {
-    use graph_mail::delta::{DeltaStore, MemoryDeltaStore, sync_folder};
+    use graph_mail::delta::{DeltaState, DeltaStore, MemoryDeltaStore, state_key, sync_folder};
     let env = env().await;
     let to = "alex.wilber@contoso.example";
     env.seed(to, 12, "delta");
@@ -526,9 +526,13 @@ async fn delta_tracks_changes_and_recovers_from_lost_state() {
     );
 
     // A state the server no longer knows: a full resync.
-    let link = store.load("inbox").expect("saved link");
-    let broken = link.replace("deltatoken=", "deltatoken=999999");
-    store.save("inbox", &broken);
+    let key = state_key(client.endpoint(), "inbox");
+    let saved = store.load(&key).expect("load").expect("saved state");
+    assert!(saved.delta_link().is_some());
+    let broken =
+        DeltaState::from_json(&saved.to_json().replace("deltatoken=", "deltatoken=999999"))
+            .expect("state");
+    store.save(&key, &broken).expect("save");
     let resync = sync_folder(&client, &store, "inbox").await.expect("resync");
     assert!(resync.resynced);
     assert_eq!(
@@ -552,10 +556,10 @@ async fn large_attachments_go_through_an_upload_session() {
         ),
         [mime.as_slice(), &big].concat(),
     );
-    assert_eq!(
-        out.send(&big_msg).await.unwrap_err().kind(),
-        ErrorKind::Unsupported
-    );
+    // A 5 MB text with no attachment to cut out cannot become a draft either.
+    let err = out.send(&big_msg).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(!err.may_have_taken_effect());
     out.send_with_upload(mime, &[("data.bin".into(), big.clone())])
         .await
         .expect("send with upload");
@@ -927,4 +931,433 @@ async fn json_send_with_html_reply_to_cc_and_attachment() {
         .folder("helpdesk@contoso.example", "sentitems")
         .expect("folder");
     assert_eq!(sent.total_count, 0, "saveToSentItems false");
+}
+
+fn delta_source(
+    env: &Env,
+    address: &str,
+    store: Arc<dyn graph_mail::delta::DeltaStore>,
+) -> GraphSource {
+    GraphSource::new(env.client(Mailbox::user(address)), SourceConfig::default()).with_delta(store)
+}
+
+#[tokio::test]
+async fn conformance_kit_passes_in_delta_mode() {
+    use graph_mail::delta::MemoryDeltaStore;
+    let env = env().await;
+    let address = "megan.bowen@contoso.example".to_owned();
+    let source = delta_source(&env, &address, Arc::new(MemoryDeltaStore::default()));
+    assert!(source.is_delta());
+    assert_eq!(source.capabilities().sync, connector::SyncKind::Incremental);
+    let outbound = GraphOutbound::new(env.client(Mailbox::user(&address)));
+    let h = GraphHarness {
+        env,
+        address,
+        source,
+        outbound,
+    };
+    let report = run(&h).await;
+    eprintln!("{report}");
+    assert!(report.checks.len() >= 15, "{report}");
+    assert!(report.passed(), "{report}");
+    for name in [
+        "count_after_acks",
+        "acknowledged_messages_are_not_fetched_again",
+        "outbound_send_reads_back",
+        "broken_auth_fetch_fails",
+    ] {
+        assert!(
+            report.checks.iter().any(|c| c.name == name),
+            "{name} did not run"
+        );
+    }
+    // Delta mode never listed unread mail: it only asked for changes.
+    let log = h.env.sb.request_log();
+    assert_eq!(
+        log.count("GET", "/v1.0/users/{user}/mailFolders/{folder}/messages"),
+        0,
+        "{log:?}"
+    );
+    assert!(
+        log.count(
+            "GET",
+            "/v1.0/users/{user}/mailFolders/{folder}/messages/delta"
+        ) > 0
+    );
+}
+
+fn seqs(batch: &connector::Batch) -> Vec<String> {
+    batch
+        .messages
+        .iter()
+        .map(|m| m.internet_message_id.clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
+    use graph_mail::delta::{DeltaState, DeltaStore, MemoryDeltaStore, state_key};
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    env.seed(to, 3, "dm");
+    let store = Arc::new(MemoryDeltaStore::default());
+    let source = delta_source(&env, to, store.clone());
+    let first = source.fetch(None, 10).await.expect("first fetch");
+    assert_eq!(
+        seqs(&first),
+        [
+            "<dm-0@test.invalid>",
+            "<dm-1@test.invalid>",
+            "<dm-2@test.invalid>"
+        ]
+    );
+    let ids: Vec<MessageId> = first.messages.iter().map(|m| m.id.clone()).collect();
+    source
+        .acknowledge(&ids[0], &Acknowledgement::MarkRead)
+        .await
+        .expect("ack");
+    // Someone else deletes message 1 and moves message 2 away: both come back as @removed.
+    let other = env.source(to);
+    other
+        .acknowledge(&ids[1], &Acknowledgement::Delete)
+        .await
+        .expect("delete");
+    other
+        .acknowledge(&ids[2], &Acknowledgement::MoveTo("archive".into()))
+        .await
+        .expect("move");
+    env.seed(to, 1, "late");
+    let second = source.fetch(None, 10).await.expect("second fetch");
+    assert_eq!(
+        seqs(&second),
+        ["<late-0@test.invalid>"],
+        "read, deleted and moved mail is not handed over"
+    );
+    assert_eq!(source.count_waiting().await.expect("count"), Some(1));
+
+    // The server forgets the state (410 syncStateNotFound): a full resync that keeps what is
+    // waiting and brings nothing acknowledged back.
+    let key = state_key(source.client().endpoint(), "inbox");
+    let saved = store.load(&key).expect("load").expect("state");
+    let expired =
+        DeltaState::from_json(&saved.to_json().replace("deltatoken=", "deltatoken=999999"))
+            .expect("state");
+    store.save(&key, &expired).expect("save");
+    // A fresh source over the same store (a restart) reads the state from the store.
+    let restarted = delta_source(&env, to, store.clone());
+    env.sb.admin().clear_request_log();
+    env.seed(to, 1, "during");
+    let third = restarted.fetch(None, 10).await.expect("resync fetch");
+    assert_eq!(
+        seqs(&third),
+        ["<late-0@test.invalid>", "<during-0@test.invalid>"]
+    );
+    assert_eq!(env.sb.request_log().count_status(410), 1);
+    assert_ne!(
+        store.load(&key).expect("load").expect("state").delta_link(),
+        expired.delta_link(),
+        "the resync saved a fresh link"
+    );
+
+    // A saved link for another host is never followed: a full resync instead.
+    let foreign = DeltaState::from_json(
+        &store
+            .load(&key)
+            .expect("load")
+            .expect("state")
+            .to_json()
+            .replace("http://127.0.0.1", "https://attacker.example"),
+    )
+    .expect("state");
+    assert!(
+        foreign
+            .delta_link()
+            .is_some_and(|l| l.contains("attacker.example"))
+    );
+    store.save(&key, &foreign).expect("save");
+    let again = delta_source(&env, to, store.clone());
+    let fourth = again
+        .fetch(None, 10)
+        .await
+        .expect("fetch after a foreign link");
+    assert_eq!(seqs(&fourth), seqs(&third));
+    let link = store.load(&key).expect("load").expect("state");
+    assert!(!link.delta_link().unwrap_or("").contains("attacker"));
+}
+
+#[tokio::test]
+async fn delta_mode_survives_a_restart_with_a_file_store() {
+    use graph_mail::delta::FileDeltaStore;
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("graph-delta.json");
+    env.seed(to, 5, "fs");
+    let first_ids: Vec<MessageId>;
+    {
+        let source = delta_source(
+            &env,
+            to,
+            Arc::new(FileDeltaStore::open(&path).expect("open")),
+        );
+        // Page through two at a time: the cursor pages the saved set without a new round.
+        let page1 = source.fetch(None, 2).await.expect("page 1");
+        assert_eq!(page1.messages.len(), 2);
+        let page2 = source.fetch(page1.next.as_ref(), 2).await.expect("page 2");
+        assert_eq!(seqs(&page2), ["<fs-2@test.invalid>", "<fs-3@test.invalid>"]);
+        first_ids = page1.messages.iter().map(|m| m.id.clone()).collect();
+        let results = source
+            .acknowledge_many(&[
+                (first_ids[0].clone(), Acknowledgement::MarkRead),
+                (
+                    first_ids[1].clone(),
+                    Acknowledgement::MoveTo("Processed".into()),
+                ),
+            ])
+            .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // Dropped here without a further round: the process "ends".
+    }
+    env.seed(to, 1, "after");
+    let source = delta_source(
+        &env,
+        to,
+        Arc::new(FileDeltaStore::open(&path).expect("reopen")),
+    );
+    let batch = source.fetch(None, 10).await.expect("fetch after restart");
+    assert_eq!(
+        seqs(&batch),
+        [
+            "<fs-2@test.invalid>",
+            "<fs-3@test.invalid>",
+            "<fs-4@test.invalid>",
+            "<after-0@test.invalid>"
+        ],
+        "the unacknowledged messages come back, the acknowledged ones do not"
+    );
+    assert!(batch.messages.iter().all(|m| !first_ids.contains(&m.id)));
+
+    // A damaged file is a clear error, not a panic and not a silent restart.
+    std::fs::write(&path, b"{\"version\":1,\"states\":{\"x\":{\"pending\":[{").expect("write");
+    let err = FileDeltaStore::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(err.to_string().contains("graph-delta.json"), "{err}");
+}
+
+fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len).map(|i| ((i % 251) as u8) ^ salt).collect()
+}
+
+#[tokio::test]
+async fn send_picks_a_draft_and_upload_sessions_for_large_messages() {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    let env = env().await;
+    let from = "helpdesk@contoso.example";
+    let to = "adele.vance@contoso.example";
+    let out = GraphOutbound::new(env.client(Mailbox::user(from)));
+    let octet = ContentType::parse("application/octet-stream").expect("ct");
+    let files = [
+        ("twelve.bin", pattern(12 * 1024 * 1024, 1)),
+        ("five.bin", pattern(5 * 1024 * 1024, 2)),
+        ("two-a.bin", pattern(2 * 1024 * 1024, 3)),
+        ("two-b.bin", pattern(2 * 1024 * 1024, 4)),
+        ("small.txt", b"a small file\r\n".repeat(100)),
+    ];
+    let mut mp =
+        MultiPart::mixed().singlepart(SinglePart::plain(String::from("The files you asked for.")));
+    for (name, bytes) in &files {
+        mp = mp.singlepart(Attachment::new((*name).to_owned()).body(bytes.clone(), octet.clone()));
+    }
+    let msg = lettre::Message::builder()
+        .from(from.parse().expect("from"))
+        .to(to.parse().expect("to"))
+        .subject("large files")
+        .message_id(Some("<large-send@test.invalid>".into()))
+        .in_reply_to("<request-42@fabrikam.example>".into())
+        .multipart(mp)
+        .expect("message");
+    let outgoing = OutgoingMessage::from(msg);
+    assert!(outgoing.mime().len() > 25 * 1024 * 1024);
+    env.sb.admin().clear_request_log();
+    let receipt = out.send(&outgoing).await.expect("send");
+    assert_eq!(receipt.from.as_deref(), Some(from));
+
+    let log = env.sb.request_log();
+    assert_eq!(
+        log.count("POST", "/v1.0/users/{user}/sendMail"),
+        0,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.count("POST", "/v1.0/users/{user}/messages"),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.count(
+            "POST",
+            "/v1.0/users/{user}/messages/{id}/attachments/createUploadSession"
+        ),
+        2,
+        "the 12 MB and 5 MB files"
+    );
+    assert_eq!(
+        log.count("POST", "/v1.0/users/{user}/messages/{id}/attachments"),
+        1,
+        "one 2 MB file in one request; the other stays in the draft's MIME"
+    );
+    // 12 MiB in 3.75 MiB chunks: 4; 5 MiB: 2.
+    assert_eq!(log.count("PUT", "/v1.0/_upload/{session}"), 6, "{log:?}");
+    assert_eq!(
+        log.count("POST", "/v1.0/users/{user}/messages/{id}/send"),
+        1
+    );
+
+    let inbox = env
+        .sb
+        .admin()
+        .store()
+        .list(to, Some("inbox"), &ListQuery::default())
+        .expect("list");
+    let m = inbox
+        .items
+        .iter()
+        .find(|m| m.props.internet_message_id.as_deref() == Some("<large-send@test.invalid>"))
+        .expect("delivered");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.mime)
+        .expect("received MIME parses");
+    assert_eq!(parsed.subject(), Some("large files"));
+    assert!(
+        format!("{:?}", parsed.in_reply_to()).contains("request-42@fabrikam.example"),
+        "headers survive the draft"
+    );
+    assert!(
+        parsed
+            .body_text(0)
+            .is_some_and(|t| t.contains("The files you asked for."))
+    );
+    use mail_parser::MimeHeaders;
+    for (name, bytes) in &files {
+        let got: Vec<_> = parsed
+            .attachments()
+            .filter(|a| a.attachment_name() == Some(*name))
+            .collect();
+        assert_eq!(got.len(), 1, "{name} arrives exactly once");
+        assert!(
+            got[0].contents() == bytes.as_slice(),
+            "{name} arrives intact"
+        );
+    }
+    // Nothing is left in the sender's drafts.
+    let drafts = env
+        .sb
+        .admin()
+        .store()
+        .list(from, Some("drafts"), &ListQuery::default())
+        .expect("drafts");
+    assert!(drafts.items.is_empty());
+}
+
+/// A fake Graph that creates drafts and hands out an upload session on another host; it
+/// records every request line.
+async fn upload_elsewhere_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut got = Vec::new();
+                    let head_end = loop {
+                        if let Some(p) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while got.len() < head_end + len {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let line = head.lines().next().unwrap_or("").to_owned();
+                    log.lock().unwrap().push(line.clone());
+                    let (status, body) = if line.starts_with("POST")
+                        && line.contains("/createUploadSession")
+                    {
+                        (
+                            201,
+                            r#"{"uploadUrl":"https://uploads.attacker.example/up?authtoken=x","nextExpectedRanges":["0-"]}"#,
+                        )
+                    } else if line.starts_with("POST") && line.contains("/messages ") {
+                        (201, r#"{"id":"draft-1"}"#)
+                    } else if line.starts_with("DELETE") {
+                        (204, "")
+                    } else {
+                        (
+                            404,
+                            r#"{"error":{"code":"ErrorItemNotFound","message":"no"}}"#,
+                        )
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if sock.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/v1.0"), seen)
+}
+
+#[tokio::test]
+async fn an_upload_url_on_another_host_is_refused_and_the_draft_discarded() {
+    let (base, seen) = upload_elsewhere_server().await;
+    let ep = Endpoint::custom(&base, Mailbox::user("helpdesk@contoso.example")).expect("endpoint");
+    let client = GraphClient::builder(ep, Arc::new(FnTokenSource::new(|_| Ok("t".into()))))
+        .retry(RetryPolicy::never())
+        .build()
+        .expect("client");
+    let out = GraphOutbound::new(client);
+    let err = out
+        .send_with_upload(
+            b"From: helpdesk@contoso.example\r\nTo: a@fabrikam.example\r\nSubject: x\r\n\r\nx\r\n",
+            &[("big.bin".into(), pattern(4 * 1024 * 1024, 9))],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadResponse, "{err}");
+    assert!(err.to_string().contains("attacker.example"), "{err}");
+    assert!(!err.may_have_taken_effect(), "nothing was sent");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("DELETE ") && l.contains("/messages/draft-1")),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|l| l.contains("/send")), "{seen:?}");
+    assert!(!seen.iter().any(|l| l.starts_with("PUT")), "{seen:?}");
 }
