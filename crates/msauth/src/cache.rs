@@ -252,7 +252,8 @@ struct FileFormat {
 
 /// A JSON file shared safely between processes.
 ///
-/// * created with mode 0600 (Unix);
+/// * created with mode 0600 (Unix); a file that other users may read or write (mode wider than
+///   0600, e.g. after a copy or a `chmod`) is refused with [`CacheError::Permissions`];
 /// * written atomically (temporary file in the same directory, `fsync`, rename);
 /// * locked across processes with an exclusive lock on `<file>.lock` (`std::fs::File::lock`);
 /// * a SHA-256 checksum over the entries detects truncation and hand edits: a corrupt or
@@ -301,11 +302,33 @@ impl FileStore {
     }
 
     fn read_all(&self) -> Result<BTreeMap<CacheKey, CachedToken>, CacheError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(self.io(e)),
         };
+        // The mode of the file actually opened (not of the path, which could change between a
+        // check and the open). A file others may read has leaked its tokens; one others may
+        // write may hold tokens they planted: refuse both, as ssh does with its keys.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = file
+                .metadata()
+                .map_err(|e| self.io(e))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %self.path.display(), mode = format!("{mode:03o}"), "token cache open to other users");
+                return Err(CacheError::Permissions {
+                    path: self.path.display().to_string(),
+                    mode,
+                });
+            }
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| self.io(e))?;
         // serde_json's messages name positions and expected tokens, never values.
         let file: FileFormat = serde_json::from_slice(&bytes)
             .map_err(|e| self.corrupt(format!("not a token cache: {e}")))?;

@@ -13,7 +13,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
 use crate::error::AuthError;
-use crate::secret::ClientAssertion;
+use crate::secret::{ClientAssertion, Pkcs12Password};
 
 /// The signature algorithm of client assertions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -31,8 +31,8 @@ pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// A certificate and its RSA private key.
 ///
-/// PEM input (certificate plus PKCS#8 or PKCS#1 key) is supported. PKCS#12 is not (yet): convert
-/// with `openssl pkcs12 -in app.pfx -nodes -out app.pem`.
+/// From PEM (certificate plus PKCS#8 or PKCS#1 key, [`from_pem`](Self::from_pem)) or from a
+/// password-protected PKCS#12 file (`.pfx`/`.p12`, [`from_pkcs12`](Self::from_pkcs12)).
 ///
 /// ```
 /// let cert = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-cert.pem"))?;
@@ -74,7 +74,53 @@ impl CertificateCredential {
         Self::from_der(cert.as_ref(), &key)
     }
 
+    /// Loads the certificate and RSA private key of a PKCS#12 file (`.pfx`/`.p12`), as exported
+    /// by Windows (`Export-PfxCertificate`), Azure Key Vault or `openssl pkcs12 -export`.
+    ///
+    /// Both encryptions in use are read: PBES2 (AES-256-CBC with PBKDF2-HMAC-SHA256, today's
+    /// default) and the legacy `pbeWithSHAAnd3-KeyTripleDES-CBC` and `pbeWithSHAAnd40BitRC2-CBC`
+    /// bags of older exports; the file's integrity MAC is checked with the password. The key is
+    /// the file's private key with the certificate it belongs to (matched by `localKeyId`, else
+    /// the only certificate); files with several keys are refused rather than guessed at.
+    ///
+    /// Errors ([`Pkcs12Error`], inside [`AuthError::Pkcs12`]) never contain the password or key
+    /// material: a wrong password is [`Pkcs12Error::WrongPassword`], a damaged or foreign file
+    /// [`Pkcs12Error::Corrupt`].
+    ///
+    /// ```no_run
+    /// use msauth::{CertificateCredential, Pkcs12Password};
+    /// let pfx = std::fs::read("/etc/helpdesk/app.pfx")?;
+    /// let password = Pkcs12Password::new(std::env::var("HELPDESK_PFX_PASSWORD")?);
+    /// let credential = CertificateCredential::from_pkcs12(&pfx, &password)?;
+    /// println!("registered thumbprint: {}", credential.thumbprint_sha256());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_pkcs12(data: &[u8], password: &Pkcs12Password) -> Result<Self, AuthError> {
+        let archive = p12_keystore::Pkcs12Archive::from_pkcs12(data, password.secret())
+            .map_err(Pkcs12Error::from_library)?;
+        let mut keys = archive.keys.into_iter();
+        let key_bag = keys.next().ok_or(Pkcs12Error::NoPrivateKey)?;
+        if keys.next().is_some() {
+            return Err(Pkcs12Error::SeveralPrivateKeys.into());
+        }
+        let wanted_id = key_bag.local_key_id.as_ref().map(|id| id.as_ref());
+        let by_id = archive
+            .certs
+            .iter()
+            .find(|c| wanted_id.is_some() && c.local_key_id.as_deref() == wanted_id);
+        let cert = match by_id {
+            Some(c) => c,
+            None if archive.certs.len() == 1 => &archive.certs[0],
+            None => return Err(Pkcs12Error::NoCertificate.into()),
+        };
+        let key = PrivateKeyDer::Pkcs8(key_bag.key.as_der().to_vec().into());
+        Self::from_der(cert.cert.as_der(), &key)
+    }
+
     /// From DER: the certificate and its private key.
+    ///
+    /// The certificate must carry the key's public half: a mismatched pair is refused here
+    /// rather than by the identity service (as AADSTS700027) later.
     pub fn from_der(cert_der: &[u8], key: &PrivateKeyDer<'_>) -> Result<Self, AuthError> {
         let pair = match key {
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
@@ -86,6 +132,18 @@ impl CertificateCredential {
             }
         }
         .map_err(|e| AuthError::Certificate(format!("private key rejected: {e}")))?;
+        // The certificate's SubjectPublicKeyInfo holds the DER RSAPublicKey verbatim (the
+        // content of its BIT STRING), so a byte search proves the pair belongs together without
+        // a second X.509 parser.
+        {
+            use ring::signature::KeyPair as _;
+            let public = pair.public_key().as_ref();
+            if public.is_empty() || !cert_der.windows(public.len()).any(|w| w == public) {
+                return Err(AuthError::Certificate(
+                    "the private key does not belong to the certificate".into(),
+                ));
+            }
+        }
         let sha256 = ring::digest::digest(&ring::digest::SHA256, cert_der);
         let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der);
         Ok(CertificateCredential {
@@ -188,5 +246,51 @@ impl CertificateCredential {
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(&sig)
         )))
+    }
+}
+
+/// Why a PKCS#12 (`.pfx`/`.p12`) file could not be used. No variant carries the password or key
+/// material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Pkcs12Error {
+    /// The password does not open the file (its integrity check or decryption failed).
+    #[error("the PKCS#12 file's password is wrong (or the file is damaged)")]
+    WrongPassword,
+    /// Not a PKCS#12 file, or a damaged one.
+    #[error("not a readable PKCS#12 file: {0}")]
+    Corrupt(String),
+    /// A readable file that uses an encryption or integrity algorithm not supported here.
+    #[error("the PKCS#12 file uses an unsupported algorithm: {0}")]
+    Unsupported(String),
+    /// The file holds no private key (a certificate-only export).
+    #[error("the PKCS#12 file holds no private key; export the certificate with its private key")]
+    NoPrivateKey,
+    /// The file holds more than one private key: which one to use would be a guess.
+    #[error("the PKCS#12 file holds several private keys; export only the application's")]
+    SeveralPrivateKeys,
+    /// No certificate in the file belongs to the private key.
+    #[error("the PKCS#12 file holds no certificate for its private key")]
+    NoCertificate,
+}
+
+impl Pkcs12Error {
+    fn from_library(e: p12_keystore::error::Error) -> Self {
+        use p12_keystore::error::Error as E;
+        match e {
+            // The MAC is keyed by the password: a mismatch is a wrong password (or a damaged
+            // file). Without a MAC, a wrong password shows as bad padding after decryption.
+            E::MacError(_) | E::UnpadError => Pkcs12Error::WrongPassword,
+            E::UnsupportedEncryptionScheme
+            | E::UnsupportedMacAlgorithm
+            | E::UnsupportedContentType
+            | E::UnsupportedCertificateType => Pkcs12Error::Unsupported(e.to_string()),
+            // The library keeps only the text of pkcs5's error: "PKCS#5 decryption failed" is
+            // PBES2's bad padding (a wrong password when there is no MAC).
+            E::Pkcs5Error(m) if m.contains("decryption failed") => Pkcs12Error::WrongPassword,
+            E::Pkcs5Error(m) if m.contains("unsupported") => Pkcs12Error::Unsupported(m),
+            // The library's messages name structure (DER tags, lengths), never content.
+            other => Pkcs12Error::Corrupt(other.to_string()),
+        }
     }
 }

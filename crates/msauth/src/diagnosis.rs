@@ -761,7 +761,13 @@ pub(crate) fn diagnose_auth_error(err: &AuthError) -> Diagnosis {
             CacheUnusable,
             SignIn,
             e.to_string(),
-            "Delete the token cache file and sign in again.",
+            match e {
+                crate::error::CacheError::Permissions { .. } => {
+                    "Make the token cache file private to its owner (chmod 600) if nobody else \
+                     could have changed it; otherwise delete it and sign in again."
+                }
+                _ => "Delete the token cache file and sign in again.",
+            },
         ),
         AuthError::Timeout(m) => {
             let mut d = Diagnosis::new(Network, Retry, format!("Timed out: {m}."), "Try again.");
@@ -773,6 +779,19 @@ pub(crate) fn diagnose_auth_error(err: &AuthError) -> Diagnosis {
             FixConfiguration,
             m.clone(),
             "Check the certificate and private key files.",
+        ),
+        AuthError::Pkcs12(e) => Diagnosis::new(
+            CertificateRejected,
+            FixConfiguration,
+            e.to_string(),
+            match e {
+                crate::cert::Pkcs12Error::WrongPassword => {
+                    "Check the PKCS#12 password (the one chosen when the .pfx was exported)."
+                }
+                _ => {
+                    "Export the certificate with its private key again (a .pfx with a password, or PEM)."
+                }
+            },
         ),
     }
 }

@@ -139,6 +139,18 @@ pub enum CacheError {
         /// Why.
         reason: String,
     },
+    /// The cache file may be read or written by other users (Unix mode wider than 0600): its
+    /// tokens could have been copied or replaced, so it is not used.
+    #[error(
+        "token cache {path} is open to other users (mode {mode:03o}, expected 600); not used: \
+         if the file is yours and untouched, `chmod 600` it, else delete it and sign in again"
+    )]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its permission bits (`mode & 0o777`).
+        mode: u32,
+    },
     /// An I/O failure reading, writing or locking the cache.
     #[error("token cache {path}: {reason}")]
     Io {
@@ -199,6 +211,9 @@ pub enum AuthError {
     /// The certificate or private key could not be used.
     #[error("certificate credential: {0}")]
     Certificate(String),
+    /// A PKCS#12 (`.pfx`/`.p12`) key file could not be opened.
+    #[error(transparent)]
+    Pkcs12(#[from] crate::cert::Pkcs12Error),
 }
 
 fn service_message(e: &ServiceError) -> String {

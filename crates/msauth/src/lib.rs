@@ -26,7 +26,11 @@
 //!   another host, e.g. the sandbox), [`discover`] (OpenID Connect discovery) and
 //!   [`Authority::custom`] (explicit endpoints). HTTPS is required except on loopback.
 //!
-//! Not supported: PKCS#12 key files (convert to PEM), the on-behalf-of and password grants.
+//! * **Certificates.** [`CertificateCredential`] signs client assertions with an RSA key from PEM
+//!   (PKCS#8 or PKCS#1) or from a password-protected PKCS#12 file (`.pfx`/`.p12`: PBES2 with
+//!   AES-256-CBC and PBKDF2, as Windows and Azure export today, and the legacy 3DES and RC2 bags).
+//!
+//! Not supported: EC (ECDSA) certificate keys, the on-behalf-of and password grants.
 //!
 //! ## Getting a token for a daemon
 //!
@@ -101,7 +105,7 @@ mod token;
 pub use authcode::{AuthorizationRequest, PendingAuthorization};
 pub use authority::{Authority, AuthorityError, Cloud, Endpoints, Tenant, check_endpoint};
 pub use cache::{CacheKey, CachedToken, FileStore, MemoryStore, StoreGuard, TokenStore};
-pub use cert::{ASSERTION_LIFETIME, AssertionAlgorithm, CertificateCredential};
+pub use cert::{ASSERTION_LIFETIME, AssertionAlgorithm, CertificateCredential, Pkcs12Error};
 pub use consent::{AdminConsentGranted, admin_consent_url, parse_admin_consent_callback};
 pub use device::{DEFAULT_INTERVAL, DeviceCodeFlow, DeviceCodeRequest, DevicePoll, SLOW_DOWN_STEP};
 pub use diagnosis::{
@@ -120,7 +124,7 @@ pub use provider::{
 };
 pub use secret::{
     AccessToken, AuthorizationCode, ClientAssertion, ClientSecret, DeviceCode, IdToken,
-    PkceVerifier, RefreshToken,
+    PkceVerifier, Pkcs12Password, RefreshToken,
 };
 pub use token::{
     ClientCredential, Grant, MAX_BODY, TokenRequest, TokenResponse, parse_retry_after,

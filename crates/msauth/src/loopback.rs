@@ -87,6 +87,16 @@ impl LoopbackListener {
         self.listener_v6.is_some()
     }
 
+    /// The addresses the listener accepts on: `127.0.0.1` (and `[::1]` with `localhost`), never
+    /// a wildcard or outward-facing address.
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        [Some(&self.listener), self.listener_v6.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
     /// The redirect URI to put in the authorization request.
     pub fn redirect_uri(&self) -> &Url {
         &self.redirect_uri

@@ -72,6 +72,12 @@ secret_type!(
 );
 
 secret_type!(
+    /// The password of a PKCS#12 (`.pfx`/`.p12`) key file, for
+    /// [`CertificateCredential::from_pkcs12`](crate::CertificateCredential::from_pkcs12).
+    Pkcs12Password
+);
+
+secret_type!(
     /// A signed JWT client assertion (RFC 7523); as good as a password for ten minutes.
     ClientAssertion
 );

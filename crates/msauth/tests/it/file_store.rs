@@ -109,3 +109,72 @@ fn corrupt_or_tampered_files_ask_for_a_new_sign_in() {
         assert_eq!(AuthError::from(e).diagnosis().action(), Action::SignIn);
     }
 }
+
+/// A cache file that other users may read (its tokens may have been copied) or write (its tokens
+/// may have been planted) is refused with a typed error naming the mode, before it is parsed;
+/// saving does not silently repair it either. Mode 0600 and 0400 are fine.
+#[cfg(unix)]
+#[test]
+fn a_cache_file_open_to_other_users_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let store = FileStore::new(&path);
+    let token = CachedToken::refresh_only(RefreshToken::new("rt-perm"));
+    store.save(&key("a"), &token).unwrap();
+    let chmod =
+        |mode: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    for mode in [
+        0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o666, 0o777, 0o610,
+    ] {
+        chmod(mode);
+        let e = store.load(&key("a")).unwrap_err();
+        assert_eq!(
+            e,
+            CacheError::Permissions {
+                path: path.display().to_string(),
+                mode
+            },
+            "{mode:o}"
+        );
+        assert!(e.to_string().contains(&format!("mode {mode:03o}")), "{e}");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert!(!format!("{e} {e:?}").contains("rt-perm"));
+        let d = AuthError::from(e).diagnosis();
+        assert_eq!(d.problem(), Problem::CacheUnusable);
+        assert!(d.explain().contains("chmod 600"), "{}", d.explain());
+        // Neither save, remove nor the sibling search reads past it.
+        assert!(matches!(
+            store.save(&key("b"), &token),
+            Err(CacheError::Permissions { .. })
+        ));
+        assert!(matches!(
+            store.remove(&key("a")),
+            Err(CacheError::Permissions { .. })
+        ));
+        assert!(matches!(
+            store.find_refresh_token(&key("a")),
+            Err(CacheError::Permissions { .. })
+        ));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            mode,
+            "the file was rewritten"
+        );
+    }
+    for mode in [0o600, 0o400] {
+        chmod(mode);
+        assert_eq!(
+            store.load(&key("a")).unwrap().and_then(|t| t.refresh_token),
+            Some(RefreshToken::new("rt-perm")),
+            "{mode:o}"
+        );
+    }
+    // A file msauth writes is 0600 again, whatever the umask.
+    chmod(0o600);
+    store.save(&key("b"), &token).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

@@ -118,3 +118,24 @@ async fn times_out_and_rejects_non_loopback_hosts() {
         Err(AuthError::Config(_))
     ));
 }
+
+/// The listener is reachable from this machine only: every address it accepts on is a loopback
+/// address (no `0.0.0.0`/`[::]` wildcard), with either redirect host.
+#[tokio::test]
+async fn listens_on_loopback_addresses_only() {
+    for host in ["127.0.0.1", "localhost"] {
+        let l = LoopbackListener::bind_host(host, "/cb").await.unwrap();
+        let addrs = l.local_addrs();
+        assert_eq!(addrs.len(), 1 + usize::from(l.listens_on_ipv6()), "{host}");
+        let port = l.redirect_uri().port().unwrap();
+        for a in addrs {
+            assert!(a.ip().is_loopback(), "{host}: {a}");
+            assert_eq!(a.port(), port, "{host}: {a}");
+        }
+        assert!(
+            l.local_addrs()
+                .iter()
+                .any(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST)
+        );
+    }
+}

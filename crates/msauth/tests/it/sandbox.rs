@@ -371,3 +371,43 @@ async fn certificate_credentials_sign_in_with_ps256_and_rs256_and_an_unregistere
         assert_eq!(graph_status(&sb, token.secret()).await, 200, "{alg:?}");
     }
 }
+
+/// Client credentials with a certificate from PKCS#12 files (modern AES-256 and legacy 3DES/RC2
+/// exports): the sandbox verifies the assertions against the PEM certificate registered on the
+/// app, so the key in the `.pfx` is the registered certificate's key.
+#[tokio::test]
+async fn certificate_credentials_from_pkcs12_files_sign_in() {
+    let sb = tenant().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cert = std::fs::read(dir.join("test-cert.pem")).unwrap();
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP) {
+            app.certificates.push(sandbox::tenant::AppCertificate {
+                pem: String::from_utf8(cert.clone()).unwrap(),
+            });
+        }
+    });
+    for (file, alg) in [
+        ("modern.pfx", msauth::AssertionAlgorithm::Ps256),
+        ("legacy.pfx", msauth::AssertionAlgorithm::Ps256),
+        ("tdes.pfx", msauth::AssertionAlgorithm::Rs256),
+    ] {
+        let pfx = std::fs::read(dir.join("pkcs12").join(file)).unwrap();
+        let credential = msauth::CertificateCredential::from_pkcs12(
+            &pfx,
+            &msauth::Pkcs12Password::new("correct-horse"),
+        )
+        .unwrap()
+        .with_algorithm(alg);
+        let provider = TokenProvider::builder(authority(&sb), APP)
+            .credential(ClientCredential::Certificate(credential))
+            .scopes([GRAPH])
+            .build()
+            .unwrap();
+        let token = provider
+            .access_token()
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {}", e.diagnosis().explain()));
+        assert_eq!(graph_status(&sb, token.secret()).await, 200, "{file}");
+    }
+}

@@ -50,6 +50,11 @@ async fn no_type_prints_a_secret() {
             ClientAssertion::new(SECRET),
             ClientAssertion::new(SECRET)
         ),
+        format!(
+            "{:?}{}",
+            Pkcs12Password::new(SECRET),
+            Pkcs12Password::new(SECRET)
+        ),
     ] {
         assert_clean("newtype", &s);
         assert!(s.contains("[redacted]"));
@@ -138,6 +143,17 @@ async fn no_type_prints_a_secret() {
     .unwrap_err();
     check("certificate error", &e);
     assert_clean("certificate error", &e.to_string());
+    // PKCS#12: a wrong password (the known secret) is not echoed by the error or diagnosis, and
+    // the credential from a .pfx prints no key material.
+    let pfx = std::fs::read(format!("{dir}pkcs12/modern.pfx")).unwrap();
+    let e = CertificateCredential::from_pkcs12(&pfx, &Pkcs12Password::new(SECRET)).unwrap_err();
+    check("pkcs12 error", &e);
+    assert_clean("pkcs12 error", &e.to_string());
+    assert_clean("pkcs12 diagnosis", &e.diagnosis().explain());
+    let from_pfx =
+        CertificateCredential::from_pkcs12(&pfx, &Pkcs12Password::new("correct-horse")).unwrap();
+    assert!(!format!("{from_pfx:?}").contains(key_line));
+    assert!(!format!("{from_pfx:?}").contains("correct-horse"));
 
     // Clients and providers.
     let client = AuthClient::with_http(
