@@ -10,8 +10,14 @@
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: builds and runs the libFuzzer targets in
 //!   `fuzz/` (each for N seconds, default 60, one at a time). Not part of `ci`: it needs
 //!   cargo-fuzz (installed here when missing) and instrumented builds.
+//! - `cargo xtask bench [--n 1000,10000] [--ours-n 100000] [--quick]`: the ingest benchmark
+//!   (`tools/bench`, issue 10): release builds, a venv with the Python peers, criterion
+//!   micro-benchmarks, then every client against the standalone sandbox; writes BENCHMARKS.md
+//!   and bench-results.json.
 //!
 //! xtask has no dependencies on purpose: it builds in a second and cannot break with them.
+
+mod bench;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -28,6 +34,8 @@ Commands:
   exchangelib  run Python's exchangelib against the standalone sandbox
   fuzz [--seconds N] [TARGET]
                run each fuzz target (or one) for N seconds (default 60); needs cargo-fuzz
+  bench [--n 1000,10000] [--ours-n 100000] [--quick]
+               ingest benchmark (ours vs exchangelib, msgraph-sdk): BENCHMARKS.md
   help         this text
 ";
 
@@ -44,6 +52,7 @@ fn main() -> ExitCode {
         "deny" => deny(args.iter().any(|a| a == "--advisories")),
         "exchangelib" => exchangelib(),
         "fuzz" => fuzz(&args[1..]),
+        "bench" => bench::bench(&args[1..]),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

@@ -711,4 +711,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/_sandbox/requests", get(get_requests))
         .route("/_sandbox/outbox", get(get_outbox))
         .route("/_sandbox/tenant", get(get_tenant))
+        // `inject_mime` carries whole messages: allow Exchange Online's default 35 MB maximum
+        // message size (base64 and JSON escaping included), not axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
 }

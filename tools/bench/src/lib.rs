@@ -1,0 +1,21 @@
+//! `cargo xtask bench`: the ingest benchmark of issue 10.
+//!
+//! - [`mail`]: the benchmark mailbox (deterministic mixed-size messages) and the routes file;
+//! - [`ingest`]: our ingest job (graph-mail or ews-mail), run as a child process with the same
+//!   command line and result file as the Python peers in `scripts/bench/`;
+//! - [`sbx`]: the standalone sandbox as a child process, seeded through its HTTP admin API;
+//! - [`capacity`]: the sandbox's serving rate for the ingest request mix, and the 1,000-caller
+//!   token-provider test;
+//! - [`usage`]: CPU time and peak RSS of a child process from `getrusage(RUSAGE_CHILDREN)`;
+//! - [`report`]: the results, the protocol-minimum arithmetic and the Markdown report.
+//!
+//! The binary `m365-bench` has the subcommands `run` (the driver), `ingest` and `rusage`.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod capacity;
+pub mod ingest;
+pub mod mail;
+pub mod report;
+pub mod sbx;
+pub mod usage;

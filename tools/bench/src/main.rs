@@ -1,0 +1,611 @@
+//! `m365-bench`: the driver of `cargo xtask bench` (see the library docs).
+//!
+//! ```text
+//! m365-bench run --sandbox-bin target/release/sandbox [--n 1000,10000] [--ours-n 100000]
+//!                [--python VENV/bin/python] [--scripts scripts/bench] [--quick] ...
+//! m365-bench ingest --protocol graph|ews --base-url URL --tenant T --client-id ID
+//!                --client-secret S --mailbox ADDR --routes ROUTES.json --ack read
+//!                --result OUT.json [--ca-bundle CA.pem] [--page N]
+//! m365-bench rusage --out USAGE.json -- CMD ARGS...
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use m365_bench::ingest::{IngestArgs, IngestOutcome, ingest};
+use m365_bench::mail::{MAILBOX, MixPlan, Routes, expected_routes};
+use m365_bench::report::{Machine, Micro, Protocol, Results, Run};
+use m365_bench::sbx::{CLIENT_ID, DEMO_SECRET, SandboxProc, TENANT, summarize_requests};
+use m365_bench::{capacity, usage};
+
+#[derive(Parser)]
+#[command(
+    name = "m365-bench",
+    about = "Ingest benchmark driver (cargo xtask bench)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Proto {
+    Graph,
+    Ews,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs every client at every N, the capacity and token tests, and writes the report.
+    Run(RunArgs),
+    /// Our ingest job (graph-mail or ews-mail), with the peer scripts' command line.
+    Ingest {
+        #[arg(long, value_enum)]
+        protocol: Proto,
+        #[arg(long)]
+        base_url: String,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        client_secret: String,
+        #[arg(long)]
+        mailbox: String,
+        #[arg(long)]
+        routes: PathBuf,
+        /// Only `read` (mark read) is supported.
+        #[arg(long, default_value = "read")]
+        ack: String,
+        #[arg(long)]
+        result: PathBuf,
+        #[arg(long)]
+        ca_bundle: Option<PathBuf>,
+        /// Messages per fetch (graph-mail: up to 1000; ews-mail caps at 100).
+        #[arg(long, default_value_t = 1000)]
+        page: usize,
+    },
+    /// Runs a command and writes its rusage (CPU, peak RSS) as JSON.
+    Rusage {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(trailing_var_arg = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The standalone sandbox binary (release build).
+    #[arg(long)]
+    sandbox_bin: PathBuf,
+    /// Mailbox sizes for every client.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    n: Vec<usize>,
+    /// Extra mailbox sizes for our clients only.
+    #[arg(long, value_delimiter = ',')]
+    ours_n: Vec<usize>,
+    /// The venv's python for the peers (none: peers are reported as not run).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Where the peer scripts are.
+    #[arg(long, default_value = "scripts/bench")]
+    scripts: PathBuf,
+    /// Scratch directory (sandbox logs, result files).
+    #[arg(long, default_value = "target/bench")]
+    work: PathBuf,
+    /// The Markdown report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    md: PathBuf,
+    /// The JSON results.
+    #[arg(long, default_value = "bench-results.json")]
+    json: PathBuf,
+    /// Criterion's output directories to collect micro-benchmarks from.
+    #[arg(long)]
+    criterion: Vec<PathBuf>,
+    /// The exact commands, for the report.
+    #[arg(long)]
+    command: Vec<String>,
+    /// Seconds per request kind in the capacity test.
+    #[arg(long, default_value_t = 5.0)]
+    capacity_seconds: f64,
+    /// Only these clients (default: all four).
+    #[arg(long, value_delimiter = ',')]
+    clients: Vec<String>,
+    /// Notes to add to the report.
+    #[arg(long)]
+    note: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Rusage { out, cmd } => {
+            let Some((program, args)) = cmd.split_first() else {
+                eprintln!("rusage: no command");
+                return ExitCode::from(2);
+            };
+            match usage::measure(program, args) {
+                Ok(u) => {
+                    let code = u.exit_code.unwrap_or(1);
+                    if let Err(e) =
+                        std::fs::write(&out, serde_json::to_vec_pretty(&u).unwrap_or_default())
+                    {
+                        eprintln!("rusage: {}: {e}", out.display());
+                        return ExitCode::FAILURE;
+                    }
+                    ExitCode::from(code.clamp(0, 255) as u8)
+                }
+                Err(e) => {
+                    eprintln!("rusage: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Ingest {
+            protocol,
+            base_url,
+            tenant,
+            client_id,
+            client_secret,
+            mailbox,
+            routes,
+            ack,
+            result,
+            ca_bundle,
+            page,
+        } => {
+            if ack != "read" {
+                eprintln!("ingest: --ack {ack:?} is not supported (only \"read\")");
+                return ExitCode::from(2);
+            }
+            let args = IngestArgs {
+                protocol: match protocol {
+                    Proto::Graph => Protocol::Graph,
+                    Proto::Ews => Protocol::Ews,
+                },
+                base_url,
+                tenant,
+                client_id,
+                client_secret: msauth::ClientSecret::new(client_secret),
+                mailbox,
+                routes,
+                ca_bundle,
+                page,
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("ingest: runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let out = match rt.block_on(ingest(&args)) {
+                Ok(o) => o,
+                Err(e) => IngestOutcome {
+                    errors: vec![e],
+                    ..IngestOutcome::default()
+                },
+            };
+            let complete = out.errors.is_empty() && out.fetched == out.acknowledged;
+            if let Err(e) =
+                std::fs::write(&result, serde_json::to_vec_pretty(&out).unwrap_or_default())
+            {
+                eprintln!("ingest: {}: {e}", result.display());
+                return ExitCode::FAILURE;
+            }
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Run(args) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("run: runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("m365-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+const SEED: u64 = 0x00C0_FFEE;
+
+struct Client {
+    name: &'static str,
+    protocol: Protocol,
+    /// Peer script file names to try, in order (none: ours).
+    scripts: &'static [&'static str],
+}
+
+const CLIENTS: [Client; 4] = [
+    Client {
+        name: "graph-mail",
+        protocol: Protocol::Graph,
+        scripts: &[],
+    },
+    Client {
+        name: "ews-mail",
+        protocol: Protocol::Ews,
+        scripts: &[],
+    },
+    Client {
+        name: "msgraph-sdk",
+        protocol: Protocol::Graph,
+        scripts: &[
+            "msgraph_ingest.py",
+            "msgraph_sdk_ingest.py",
+            "msgraph-sdk_ingest.py",
+        ],
+    },
+    Client {
+        name: "exchangelib",
+        protocol: Protocol::Ews,
+        scripts: &["exchangelib_ingest.py"],
+    },
+];
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_mib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024);
+    let kind = std::fs::read_to_string("/work/.library/env/README.md")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.split_once("Now: `")
+                    .map(|(_, r)| r.split('`').next().unwrap_or("").to_owned())
+            })
+        })
+        .map_or_else(
+            || "machine kind unknown".into(),
+            |k| format!("workplace machine kind `{k}`"),
+        );
+    let os = Command::new("uname")
+        .arg("-sr")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory_mib,
+        kind,
+        os,
+    }
+}
+
+fn micro(dirs: &[PathBuf]) -> Vec<Micro> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "new") && p.join("estimates.json").exists() {
+                    out.push(p);
+                } else if p.file_name().is_none_or(|n| n != "base" && n != "report") {
+                    walk(&p, out);
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for d in dirs {
+        walk(d, &mut found);
+    }
+    let mut out = Vec::new();
+    for p in found {
+        let read = |f: &str| -> Option<serde_json::Value> {
+            serde_json::from_slice(&std::fs::read(p.join(f)).ok()?).ok()
+        };
+        let (Some(est), Some(b)) = (read("estimates.json"), read("benchmark.json")) else {
+            continue;
+        };
+        out.push(Micro {
+            id: b["full_id"].as_str().unwrap_or("?").to_owned(),
+            mean_ns: est["mean"]["point_estimate"].as_f64().unwrap_or(0.0),
+            bytes: b["throughput"]["Bytes"].as_u64(),
+            elements: b["throughput"]["Elements"].as_u64(),
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn now_utc() -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::now_utc()
+        .format(&f)
+        .unwrap_or_default()
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
+    let plan = MixPlan::default();
+    let routes = Routes::bench();
+    let mut results = Results {
+        date: now_utc(),
+        machine: machine(),
+        commands: args.command.clone(),
+        mix: Some(plan),
+        notes: args.note.clone(),
+        ..Results::default()
+    };
+    let write = |r: &Results| -> Result<(), String> {
+        std::fs::write(
+            &args.json,
+            serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("{}: {e}", args.json.display()))?;
+        std::fs::write(&args.md, r.to_markdown()).map_err(|e| format!("{}: {e}", args.md.display()))
+    };
+    results.micro = micro(&args.criterion);
+
+    // Capacity and token test first, on their own sandbox.
+    {
+        let n0 = args.n.first().copied().unwrap_or(1_000).max(1_000);
+        let dir = args.work.join("capacity");
+        let sb = SandboxProc::start(&args.sandbox_bin, &dir)?;
+        sb.unlimited_budget().await?;
+        sb.seed(n0, plan, SEED).await?;
+        eprintln!("capacity: {n0} messages seeded");
+        match capacity::capacity(&sb, MAILBOX, n0 as u64, 4, args.capacity_seconds).await {
+            Ok(c) => {
+                eprintln!(
+                    "capacity: Graph {:.0} msgs/s, EWS {:.0} msgs/s",
+                    c.graph_ceiling_msgs_per_sec, c.ews_ceiling_msgs_per_sec
+                );
+                results.capacity = Some(c);
+            }
+            Err(e) => results.notes.push(format!("Capacity test failed: {e}")),
+        }
+        match capacity::token_test(&sb, 1_000).await {
+            Ok(t) => {
+                eprintln!("tokens: {t:?}");
+                results.tokens = Some(t);
+            }
+            Err(e) => results.notes.push(format!("Token test failed: {e}")),
+        }
+        sb.stop();
+    }
+    write(&results)?;
+
+    let mut plan_runs: Vec<(usize, &Client)> = Vec::new();
+    for &n in &args.n {
+        for c in &CLIENTS {
+            plan_runs.push((n, c));
+        }
+    }
+    for &n in &args.ours_n {
+        for c in CLIENTS.iter().filter(|c| c.scripts.is_empty()) {
+            plan_runs.push((n, c));
+        }
+    }
+    plan_runs.retain(|(_, c)| args.clients.is_empty() || args.clients.iter().any(|x| x == c.name));
+    for (n, c) in plan_runs {
+        eprintln!("== {} N={n}", c.name);
+        let r = one_run(&args, &me, c, n, plan, &routes).await;
+        let r = match r {
+            Ok((r, note)) => {
+                if let Some(note) = note {
+                    results.mailbox_notes.push(note);
+                }
+                r
+            }
+            Err(e) => Run {
+                client: c.name.into(),
+                protocol: Some(c.protocol),
+                n: n as u64,
+                failure: Some(e),
+                ..Run::default()
+            },
+        };
+        eprintln!(
+            "   {} msgs/s, {} req, {} token req, {} KiB peak, failure: {:?}",
+            r.msgs_per_sec().map_or("-".into(), |x| format!("{x:.0}")),
+            r.http_requests,
+            r.token_requests,
+            r.peak_rss_kib,
+            r.failure
+        );
+        results.runs.push(r);
+        results.mailbox_notes.sort();
+        results.mailbox_notes.dedup();
+        write(&results)?;
+    }
+    write(&results)?;
+    println!("{}", results.to_markdown());
+    Ok(())
+}
+
+async fn one_run(
+    args: &RunArgs,
+    me: &Path,
+    c: &Client,
+    n: usize,
+    plan: MixPlan,
+    routes: &Routes,
+) -> Result<(Run, Option<String>), String> {
+    let mut run = Run {
+        client: c.name.into(),
+        protocol: Some(c.protocol),
+        n: n as u64,
+        ..Run::default()
+    };
+    // The program to run, before starting anything.
+    let program: Vec<String> = if c.scripts.is_empty() {
+        vec![
+            me.display().to_string(),
+            "ingest".into(),
+            "--protocol".into(),
+            match c.protocol {
+                Protocol::Graph => "graph".into(),
+                Protocol::Ews => "ews".into(),
+            },
+        ]
+    } else {
+        let Some(python) = &args.python else {
+            return Err("no Python venv given (--python)".into());
+        };
+        let Some(script) = c
+            .scripts
+            .iter()
+            .map(|s| args.scripts.join(s))
+            .find(|p| p.exists())
+        else {
+            return Err(format!(
+                "peer script missing: {}",
+                args.scripts
+                    .join(c.scripts.first().copied().unwrap_or("?"))
+                    .display()
+            ));
+        };
+        vec![python.display().to_string(), script.display().to_string()]
+    };
+    let dir = args.work.join(format!("{}-{n}", c.name));
+    let sb = SandboxProc::start(&args.sandbox_bin, &dir)?;
+    sb.unlimited_budget().await?;
+    let t = Instant::now();
+    let stats = sb.seed(n, plan, SEED).await?;
+    let note = format!(
+        "N={n}: {:.0} MiB of MIME ({} HTML with inline images, {} with a 1–5 MB attachment), seeded in {:.0} s; sandbox peak RSS after seeding {} MiB",
+        stats.bytes as f64 / 1_048_576.0,
+        stats.html,
+        stats.large,
+        t.elapsed().as_secs_f64(),
+        sb.peak_rss_kib()
+            .map_or("?".into(), |k| (k / 1024).to_string())
+    );
+    let routes_file = dir.join("routes.json");
+    std::fs::write(
+        &routes_file,
+        serde_json::to_vec_pretty(routes).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let result_file = dir.join("result.json");
+    let usage_file = dir.join("usage.json");
+    let _ = std::fs::remove_file(&result_file);
+    let _ = std::fs::remove_file(&usage_file);
+    sb.clear_requests().await?;
+    let mut cmd = Command::new(me);
+    cmd.arg("rusage").arg("--out").arg(&usage_file).arg("--");
+    cmd.args(&program);
+    cmd.args([
+        "--base-url",
+        &sb.base_url,
+        "--tenant",
+        TENANT,
+        "--client-id",
+        CLIENT_ID,
+    ]);
+    cmd.args([
+        "--client-secret",
+        DEMO_SECRET,
+        "--mailbox",
+        MAILBOX,
+        "--ack",
+        "read",
+    ]);
+    cmd.arg("--routes").arg(&routes_file);
+    cmd.arg("--result").arg(&result_file);
+    cmd.arg("--ca-bundle").arg(&sb.ca);
+    cmd.env("REQUESTS_CA_BUNDLE", &sb.ca)
+        .env("SSL_CERT_FILE", &sb.ca);
+    cmd.stdout(Stdio::from(
+        std::fs::File::create(dir.join("client.out")).map_err(|e| e.to_string())?,
+    ));
+    cmd.stderr(Stdio::from(
+        std::fs::File::create(dir.join("client.err")).map_err(|e| e.to_string())?,
+    ));
+    let status = tokio::task::spawn_blocking(move || cmd.status())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("running {}: {e}", c.name))?;
+    let log = sb.requests().await?;
+    sb.stop();
+    let (by_endpoint, tokens, non_success) = summarize_requests(&log);
+    run.token_requests = tokens;
+    run.http_requests = log["total"].as_u64().unwrap_or(0).saturating_sub(tokens);
+    run.requests = by_endpoint;
+    run.non_success = non_success;
+    match usage::read(&usage_file) {
+        Ok(u) => {
+            run.cpu_seconds = u.user_seconds + u.system_seconds;
+            run.peak_rss_kib = u.max_rss_kib;
+            run.process_seconds = u.wall_seconds;
+        }
+        Err(e) => run.failure = Some(format!("no rusage: {e}")),
+    }
+    let stderr_tail = || {
+        let s = std::fs::read_to_string(dir.join("client.err")).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().rev().take(3).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    };
+    match std::fs::read(&result_file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<IngestOutcome>(&b).map_err(|e| e.to_string()))
+    {
+        Ok(o) => {
+            run.version = o.client.clone();
+            run.fetched = o.fetched;
+            run.acknowledged = o.acknowledged;
+            run.routed_as_expected = o.routed == expected_routes(n, routes);
+            run.routed = o.routed;
+            run.job_seconds = o.seconds;
+            run.errors = o.errors.iter().take(5).cloned().collect();
+            if o.acknowledged < n as u64 || !status.success() {
+                run.failure = Some(format!(
+                    "exit {:?}; acknowledged {} of {n}; first errors: {}",
+                    status.code(),
+                    o.acknowledged,
+                    o.errors
+                        .iter()
+                        .take(2)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ));
+            }
+        }
+        Err(e) => {
+            run.failure = Some(format!(
+                "no result file ({e}); exit {:?}; stderr: {}",
+                status.code(),
+                stderr_tail()
+            ));
+        }
+    }
+    Ok((run, Some(note)))
+}

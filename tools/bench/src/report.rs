@@ -1,0 +1,675 @@
+//! Results of a benchmark run, the protocol-minimum arithmetic, and the Markdown report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mail::MixPlan;
+
+/// Graph's largest `$top` for messages.
+pub const GRAPH_MAX_PAGE: u64 = 1_000;
+/// Requests per JSON `$batch`.
+pub const GRAPH_MAX_BATCH: u64 = 20;
+/// EWS FindItem's largest useful page (EWSFindCountLimit).
+pub const EWS_MAX_PAGE: u64 = 1_000;
+/// Items per EWS GetItem / UpdateItem taken as the practical maximum: EWS documents no hard
+/// per-request cap; 100 is exchangelib's default chunk size and ews-mail's batch.
+pub const EWS_MAX_BATCH: u64 = 100;
+
+/// Which protocol a client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// Microsoft Graph.
+    Graph,
+    /// Exchange Web Services.
+    Ews,
+}
+
+/// The fewest HTTP requests that move `n` messages (listing at the largest page, MIME fetches
+/// and mark-read acknowledgements at the largest batch), without sign-in or ping.
+pub fn protocol_minimum(protocol: Protocol, n: u64) -> u64 {
+    match protocol {
+        Protocol::Graph => n.div_ceil(GRAPH_MAX_PAGE) + 2 * n.div_ceil(GRAPH_MAX_BATCH),
+        Protocol::Ews => n.div_ceil(EWS_MAX_PAGE) + 2 * n.div_ceil(EWS_MAX_BATCH),
+    }
+}
+
+/// How [`protocol_minimum`] is computed, for the report.
+pub fn minimum_explained(protocol: Protocol) -> String {
+    match protocol {
+        Protocol::Graph => format!(
+            "ceil(N/{GRAPH_MAX_PAGE}) list pages ($top={GRAPH_MAX_PAGE}) + ceil(N/{GRAPH_MAX_BATCH}) \
+             $batch of MIME GETs + ceil(N/{GRAPH_MAX_BATCH}) $batch of PATCH isRead"
+        ),
+        Protocol::Ews => format!(
+            "ceil(N/{EWS_MAX_PAGE}) FindItem pages + ceil(N/{EWS_MAX_BATCH}) GetItem with MIME + \
+             ceil(N/{EWS_MAX_BATCH}) UpdateItem isRead ({EWS_MAX_BATCH} items per request: EWS \
+             documents no hard cap; exchangelib's default chunk size)"
+        ),
+    }
+}
+
+/// The machine the run was on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// `/proc/cpuinfo`'s model name.
+    pub cpu: String,
+    /// `nproc`.
+    pub cores: usize,
+    /// Total memory in MiB.
+    pub memory_mib: u64,
+    /// The workplace's machine kind (from `/work/.library/env`), if known.
+    pub kind: String,
+    /// `uname -sr`.
+    pub os: String,
+}
+
+/// One client's ingest run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// `graph-mail`, `ews-mail`, `msgraph-sdk`, `exchangelib`.
+    pub client: String,
+    /// The client's own version string (from its result file).
+    pub version: String,
+    /// Graph or EWS.
+    pub protocol: Option<Protocol>,
+    /// Messages in the mailbox.
+    pub n: u64,
+    /// Why the run has no numbers, or failed part way (from the client or the driver).
+    pub failure: Option<String>,
+    /// Messages fetched.
+    pub fetched: u64,
+    /// Messages acknowledged.
+    pub acknowledged: u64,
+    /// Project to count, as the client routed.
+    pub routed: BTreeMap<String, u64>,
+    /// Whether `routed` equals what the routes file says.
+    pub routed_as_expected: bool,
+    /// The job's wall time as the client measured it.
+    pub job_seconds: f64,
+    /// The child process's wall time (start-up included).
+    pub process_seconds: f64,
+    /// User + system CPU of the child (and its children), start-up included.
+    pub cpu_seconds: f64,
+    /// Peak resident memory of the child, KiB.
+    pub peak_rss_kib: u64,
+    /// HTTP requests the sandbox served (token requests excluded).
+    pub http_requests: u64,
+    /// Token requests the sandbox served.
+    pub token_requests: u64,
+    /// Requests per endpoint (`GET /v1.0/users/{user}/messages`, `POST /EWS/Exchange.asmx GetItem`).
+    pub requests: BTreeMap<String, u64>,
+    /// Non-2xx answers the sandbox gave (429 from throttling, ...).
+    pub non_success: u64,
+    /// The first errors the client reported.
+    pub errors: Vec<String>,
+}
+
+impl Run {
+    /// Messages per second of the job.
+    pub fn msgs_per_sec(&self) -> Option<f64> {
+        (self.failure.is_none() && self.job_seconds > 0.0)
+            .then(|| self.acknowledged as f64 / self.job_seconds)
+    }
+
+    /// Child CPU milliseconds per message.
+    pub fn cpu_ms_per_msg(&self) -> Option<f64> {
+        (self.failure.is_none() && self.fetched > 0)
+            .then(|| self.cpu_seconds * 1000.0 / self.fetched as f64)
+    }
+
+    /// HTTP requests (without token requests) per 1,000 messages.
+    pub fn requests_per_1000(&self) -> Option<f64> {
+        (self.failure.is_none() && self.n > 0)
+            .then(|| self.http_requests as f64 * 1000.0 / self.n as f64)
+    }
+
+    /// The protocol minimum per 1,000 messages at this N.
+    pub fn minimum_per_1000(&self) -> Option<f64> {
+        let p = self.protocol?;
+        (self.n > 0).then(|| protocol_minimum(p, self.n) as f64 * 1000.0 / self.n as f64)
+    }
+}
+
+/// The sandbox's serving rate for one kind of request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    /// What was asked (`Graph list page $top=1000`, ...).
+    pub request: String,
+    /// Requests completed.
+    pub requests: u64,
+    /// Of which failed (non-2xx or transport).
+    pub failed: u64,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Requests per second.
+    pub per_sec: f64,
+}
+
+/// The sandbox's capacity for the ingest request mix.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The load generator and its settings.
+    pub tool: String,
+    /// Concurrent connections.
+    pub concurrency: usize,
+    /// Messages in the mailbox during the measurement.
+    pub mailbox_messages: u64,
+    /// Rates per request kind.
+    pub rates: Vec<Rate>,
+    /// Messages per second the sandbox can serve for the minimal Graph mix.
+    pub graph_ceiling_msgs_per_sec: f64,
+    /// Messages per second the sandbox can serve for the minimal EWS mix.
+    pub ews_ceiling_msgs_per_sec: f64,
+}
+
+/// The concurrent token-provider test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenTest {
+    /// Concurrent callers of one provider.
+    pub callers: usize,
+    /// Callers that got a token.
+    pub succeeded: usize,
+    /// Distinct access tokens handed out.
+    pub distinct_tokens: usize,
+    /// Token requests the sandbox saw.
+    pub token_requests: u64,
+    /// After the sandbox marked every token expired: the same callers again.
+    pub token_requests_after_expiry: u64,
+}
+
+/// One criterion benchmark.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Micro {
+    /// Criterion id (`group/function`).
+    pub id: String,
+    /// Mean time per iteration, ns.
+    pub mean_ns: f64,
+    /// Bytes per iteration, when the benchmark declares it.
+    pub bytes: Option<u64>,
+    /// Elements per iteration, when declared.
+    pub elements: Option<u64>,
+}
+
+/// Everything one `cargo xtask bench` run measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// UTC date and time of the run.
+    pub date: String,
+    /// The machine.
+    pub machine: Machine,
+    /// The exact commands.
+    pub commands: Vec<String>,
+    /// The mailbox composition.
+    pub mix: Option<MixPlan>,
+    /// Per-N notes on the mailbox (sizes).
+    pub mailbox_notes: Vec<String>,
+    /// The ingest runs.
+    pub runs: Vec<Run>,
+    /// The sandbox's capacity.
+    pub capacity: Option<Capacity>,
+    /// The token test.
+    pub tokens: Option<TokenTest>,
+    /// Criterion results.
+    pub micro: Vec<Micro>,
+    /// Anything else the reader must know.
+    pub notes: Vec<String>,
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "—".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn fmt_time(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+const OURS: [(&str, &str); 2] = [("graph-mail", "msgraph-sdk"), ("ews-mail", "exchangelib")];
+
+impl Results {
+    fn run(&self, client: &str, n: u64) -> Option<&Run> {
+        self.runs.iter().find(|r| r.client == client && r.n == n)
+    }
+
+    fn ns(&self) -> Vec<u64> {
+        let mut ns: Vec<u64> = self.runs.iter().map(|r| r.n).collect();
+        ns.sort_unstable();
+        ns.dedup();
+        ns
+    }
+
+    /// The goals of issue 10, each with the measured value and whether it is met.
+    pub fn goals(&self) -> Vec<(String, String, Option<bool>)> {
+        let mut out = Vec::new();
+        for n in self.ns() {
+            for (ours, peer) in OURS {
+                for other in ["msgraph-sdk", "exchangelib"] {
+                    let _ = peer;
+                    let (Some(a), Some(b)) = (self.run(ours, n), self.run(other, n)) else {
+                        continue;
+                    };
+                    let (Some(x), Some(y)) = (a.msgs_per_sec(), b.msgs_per_sec()) else {
+                        out.push((
+                            format!("{ours} ≥ 10× {other} msgs/s, N={n}"),
+                            "a run failed (see its row)".into(),
+                            None,
+                        ));
+                        continue;
+                    };
+                    let ratio = x / y;
+                    out.push((
+                        format!("{ours} ≥ 10× {other} msgs/s, N={n}"),
+                        format!("{ratio:.1}×"),
+                        Some(ratio >= 10.0),
+                    ));
+                }
+            }
+            for (ours, _) in OURS {
+                if let Some(r) = self.run(ours, n)
+                    && let (Some(got), Some(min)) = (r.requests_per_1000(), r.minimum_per_1000())
+                {
+                    let ratio = got / min;
+                    out.push((
+                        format!("{ours} requests ≤ 1.25× protocol minimum, N={n}"),
+                        format!("{got:.1} vs {min:.1} per 1,000 = {ratio:.2}×"),
+                        Some(ratio <= 1.25),
+                    ));
+                }
+            }
+        }
+        for (ours, _) in OURS {
+            for r in self
+                .runs
+                .iter()
+                .filter(|r| r.client == ours && r.failure.is_none())
+            {
+                out.push((
+                    format!("{ours} one token request per token lifetime, N={}", r.n),
+                    format!("{} token request(s)", r.token_requests),
+                    Some(r.token_requests == 1),
+                ));
+            }
+        }
+        if let Some(t) = &self.tokens {
+            out.push((
+                format!("one token request for {} concurrent callers", t.callers),
+                format!(
+                    "{} request(s); {} after expiry",
+                    t.token_requests, t.token_requests_after_expiry
+                ),
+                Some(t.token_requests == 1 && t.token_requests_after_expiry == 1),
+            ));
+        }
+        for (ours, _) in OURS {
+            if let (Some(small), Some(big)) = (self.run(ours, 10_000), self.run(ours, 100_000))
+                && small.failure.is_none()
+                && big.failure.is_none()
+                && small.peak_rss_kib > 0
+            {
+                let ratio = big.peak_rss_kib as f64 / small.peak_rss_kib as f64;
+                out.push((
+                    format!("{ours} peak RSS at 100,000 ≤ 1.2× at 10,000"),
+                    format!("{ratio:.2}×"),
+                    Some(ratio <= 1.2),
+                ));
+            }
+        }
+        if let Some(c) = &self.capacity {
+            for (ours, ceiling) in [
+                ("graph-mail", c.graph_ceiling_msgs_per_sec),
+                ("ews-mail", c.ews_ceiling_msgs_per_sec),
+            ] {
+                let best = self
+                    .runs
+                    .iter()
+                    .filter(|r| r.client == ours)
+                    .filter_map(Run::msgs_per_sec)
+                    .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+                if let Some(b) = best
+                    && ceiling > 0.0
+                {
+                    out.push((
+                        format!("{ours}: fraction of the sandbox's ceiling"),
+                        format!(
+                            "{:.0}% ({b:.0} of {ceiling:.0} msgs/s)",
+                            100.0 * b / ceiling
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Benchmarks\n");
+        let _ = writeln!(
+            s,
+            "Ingest throughput, round trips, tokens and memory of our clients (`graph-mail`, \
+             `ews-mail`) and the Python peers (`msgraph-sdk`, `exchangelib`) against the same \
+             standalone sandbox, in one run (issue 10). Generated by `cargo xtask bench`; the raw \
+             numbers are in [bench-results.json](bench-results.json).\n"
+        );
+        let m = &self.machine;
+        let _ = writeln!(s, "- **Date (UTC):** {}", self.date);
+        let _ = writeln!(
+            s,
+            "- **Machine:** {} ({}), {} cores, {} MiB RAM, {}",
+            m.cpu, m.kind, m.cores, m.memory_mib, m.os
+        );
+        let _ = writeln!(s, "- **Commands:**\n");
+        let _ = writeln!(s, "```sh");
+        for c in &self.commands {
+            let _ = writeln!(s, "{c}");
+        }
+        let _ = writeln!(s, "```\n");
+        let _ = writeln!(s, "## Ingest job\n");
+        let _ = writeln!(
+            s,
+            "The job: ping, fetch every unread Inbox message with its MIME, parse it (mail-parser; \
+             Python's `email` for the peers), route it by the address it was sent to, mark it \
+             read. Each client runs as a child process of the driver against a freshly started and \
+             seeded sandbox process (`sandbox --tls`), so the sandbox's CPU is not charged to it; \
+             CPU time and peak RSS come from the child's rusage, requests from the sandbox's \
+             request log.\n"
+        );
+        if let Some(mix) = &self.mix {
+            let _ = writeln!(
+                s,
+                "Mailbox: N unread messages, 3/4 plain text of 1–6 KB, 1/4 HTML of 8–25 KB with 1–2 \
+                 inline images (5–20 KB each), and every {}th message a 1–5 MB attachment, at most \
+                 {} in all (the cap keeps the sandbox's memory sane at 100,000); addressed in \
+                 rotation to the five aliases, sub-addresses (`support+printer@`, `billing+invoices@`, \
+                 ...) and the primary address (plain and `+urgent`).",
+                mix.large_every, mix.large_cap
+            );
+        }
+        for n in &self.mailbox_notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "| client | N | msgs/s | CPU ms/msg | HTTP req per 1,000 | protocol min per 1,000 | × min | token req | peak RSS MiB | routed as expected | notes |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        for r in &self.runs {
+            let ratio = match (r.requests_per_1000(), r.minimum_per_1000()) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "—".into(),
+            };
+            let mut notes = Vec::new();
+            if let Some(f) = &r.failure {
+                notes.push(format!("**failed:** {}", f.replace('|', "\\|")));
+            }
+            if r.non_success > 0 {
+                notes.push(format!("{} non-2xx answers", r.non_success));
+            }
+            if r.failure.is_none() && r.fetched != r.n {
+                notes.push(format!("fetched {} of {}", r.fetched, r.n));
+            }
+            let version = if r.version.is_empty() {
+                r.client.clone()
+            } else {
+                r.version.clone()
+            };
+            let _ = writeln!(
+                s,
+                "| {version} | {} | {} | {} | {} | {} | {ratio} | {} | {} | {} | {} |",
+                r.n,
+                fmt_opt(r.msgs_per_sec(), 0),
+                fmt_opt(r.cpu_ms_per_msg(), 2),
+                fmt_opt(r.requests_per_1000(), 1),
+                fmt_opt(r.minimum_per_1000(), 1),
+                if r.failure.is_none() {
+                    r.token_requests.to_string()
+                } else {
+                    "—".into()
+                },
+                if r.peak_rss_kib > 0 {
+                    format!("{:.0}", r.peak_rss_kib as f64 / 1024.0)
+                } else {
+                    "—".into()
+                },
+                if r.failure.is_none() {
+                    if r.routed_as_expected {
+                        "yes"
+                    } else {
+                        "**no**"
+                    }
+                } else {
+                    "—"
+                },
+                notes.join("; ")
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "msgs/s = acknowledged messages / the job's wall time as the client measured it (start-up \
+             and imports excluded); CPU ms/msg = the child's user+system CPU (start-up included) / \
+             messages. HTTP requests exclude token requests. Protocol minimum: Graph = {}; EWS = {}. \
+             Sign-in and ping are not in the minimum.\n",
+            minimum_explained(Protocol::Graph),
+            minimum_explained(Protocol::Ews)
+        );
+        let mut ratio_rows = Vec::new();
+        for n in self.ns() {
+            for (ours, peer) in OURS {
+                if let (Some(a), Some(b)) = (self.run(ours, n), self.run(peer, n)) {
+                    let t = match (a.msgs_per_sec(), b.msgs_per_sec()) {
+                        (Some(x), Some(y)) if y > 0.0 => format!("{:.1}×", x / y),
+                        _ => "—".into(),
+                    };
+                    let c = match (a.cpu_ms_per_msg(), b.cpu_ms_per_msg()) {
+                        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+                        _ => "—".into(),
+                    };
+                    let q = match (a.requests_per_1000(), b.requests_per_1000()) {
+                        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+                        _ => "—".into(),
+                    };
+                    let m = if a.peak_rss_kib > 0 && b.peak_rss_kib > 0 && b.failure.is_none() {
+                        format!("{:.2}", a.peak_rss_kib as f64 / b.peak_rss_kib as f64)
+                    } else {
+                        "—".into()
+                    };
+                    ratio_rows.push(format!("| {ours} / {peer} | {n} | {t} | {c} | {q} | {m} |"));
+                }
+            }
+        }
+        if !ratio_rows.is_empty() {
+            let _ = writeln!(s, "### Ratios ours / peer (same protocol)\n");
+            let _ = writeln!(
+                s,
+                "| pair | N | throughput | CPU per msg | requests | peak RSS |\n|---|---:|---:|---:|---:|---:|"
+            );
+            for r in ratio_rows {
+                let _ = writeln!(s, "{r}");
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(s, "### Requests per endpoint\n");
+        for r in self.runs.iter().filter(|r| !r.requests.is_empty()) {
+            let parts: Vec<String> = r
+                .requests
+                .iter()
+                .map(|(k, v)| format!("`{k}` {v}"))
+                .collect();
+            let _ = writeln!(s, "- {} N={}: {}", r.client, r.n, parts.join(", "));
+        }
+        let _ = writeln!(s);
+        if let Some(c) = &self.capacity {
+            let _ = writeln!(s, "## Sandbox serving capacity\n");
+            let _ = writeln!(
+                s,
+                "{}, {} concurrent connections, against a mailbox of {} messages (the same mix).\n",
+                c.tool, c.concurrency, c.mailbox_messages
+            );
+            let _ = writeln!(
+                s,
+                "| request | requests | failed | seconds | requests/s |\n|---|---:|---:|---:|---:|"
+            );
+            for r in &c.rates {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.1} | {:.0} |",
+                    r.request, r.requests, r.failed, r.seconds, r.per_sec
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\nCeiling for the minimal request mix (per message: 1/{GRAPH_MAX_PAGE} list page + \
+                 1/{GRAPH_MAX_BATCH} MIME $batch + 1/{GRAPH_MAX_BATCH} PATCH $batch for Graph; \
+                 1/{EWS_MAX_PAGE} FindItem + 1/{EWS_MAX_BATCH} GetItem + 1/{EWS_MAX_BATCH} UpdateItem \
+                 for EWS; time per message = Σ share / rate): **Graph {:.0} msgs/s, EWS {:.0} msgs/s**.\n",
+                c.graph_ceiling_msgs_per_sec, c.ews_ceiling_msgs_per_sec
+            );
+        }
+        if let Some(t) = &self.tokens {
+            let _ = writeln!(s, "## Token provider under concurrency\n");
+            let _ = writeln!(
+                s,
+                "{} concurrent callers of one msauth `TokenProvider` (client credentials) against the \
+                 sandbox's token endpoint: {} succeeded, {} distinct token(s), **{} token request(s)**. \
+                 After the sandbox marked every token expired, the same {} callers again: **{} token \
+                 request(s)**.\n",
+                t.callers,
+                t.succeeded,
+                t.distinct_tokens,
+                t.token_requests,
+                t.callers,
+                t.token_requests_after_expiry
+            );
+        }
+        if !self.micro.is_empty() {
+            let _ = writeln!(s, "## Micro-benchmarks (criterion)\n");
+            let _ = writeln!(s, "| benchmark | mean | throughput |\n|---|---:|---:|");
+            for b in &self.micro {
+                let tp = match (b.bytes, b.elements) {
+                    (Some(by), _) if b.mean_ns > 0.0 => {
+                        format!("{:.0} MiB/s", by as f64 / (b.mean_ns / 1e9) / 1_048_576.0)
+                    }
+                    (_, Some(el)) if b.mean_ns > 0.0 => {
+                        format!("{:.0} elem/s", el as f64 / (b.mean_ns / 1e9))
+                    }
+                    _ => "—".into(),
+                };
+                let _ = writeln!(s, "| `{}` | {} | {tp} |", b.id, fmt_time(b.mean_ns));
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(s, "## Goals of issue 10\n");
+        let _ = writeln!(s, "| goal | measured | met |\n|---|---|---|");
+        for (g, v, ok) in self.goals() {
+            let met = match ok {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            };
+            let _ = writeln!(s, "| {g} | {v} | {met} |");
+        }
+        let _ = writeln!(s);
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+            let _ = writeln!(s);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_minimum_arithmetic() {
+        // 1,000 messages: 1 list page + 50 MIME batches + 50 ack batches.
+        assert_eq!(protocol_minimum(Protocol::Graph, 1_000), 101);
+        assert_eq!(protocol_minimum(Protocol::Graph, 1_001), 1 + 1 + 2 * 51);
+        assert_eq!(protocol_minimum(Protocol::Graph, 10_000), 10 + 1_000);
+        // EWS: 1 FindItem + 10 GetItem + 10 UpdateItem.
+        assert_eq!(protocol_minimum(Protocol::Ews, 1_000), 21);
+        assert_eq!(protocol_minimum(Protocol::Ews, 100_000), 100 + 2_000);
+        assert_eq!(protocol_minimum(Protocol::Ews, 0), 0);
+    }
+
+    fn run(client: &str, p: Protocol, n: u64, secs: f64, requests: u64) -> Run {
+        Run {
+            client: client.into(),
+            protocol: Some(p),
+            n,
+            fetched: n,
+            acknowledged: n,
+            routed_as_expected: true,
+            job_seconds: secs,
+            cpu_seconds: secs / 2.0,
+            peak_rss_kib: 20 * 1024,
+            http_requests: requests,
+            token_requests: 1,
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn report_renders_rows_ratios_and_goals() {
+        let mut failed = run("exchangelib", Protocol::Ews, 1_000, 0.0, 0);
+        failed.failure = Some("scripts/bench/exchangelib_ingest.py is missing".into());
+        let r = Results {
+            date: "2026-11-28 20:00".into(),
+            machine: Machine {
+                cpu: "Test CPU".into(),
+                cores: 2,
+                ..Machine::default()
+            },
+            commands: vec!["cargo xtask bench --n 1000".into()],
+            runs: vec![
+                run("graph-mail", Protocol::Graph, 1_000, 0.5, 103),
+                run("msgraph-sdk", Protocol::Graph, 1_000, 10.0, 2_001),
+                run("ews-mail", Protocol::Ews, 1_000, 1.0, 32),
+                failed,
+            ],
+            ..Results::default()
+        };
+        let md = r.to_markdown();
+        assert!(
+            md.contains(
+                "| graph-mail | 1000 | 2000 | 0.25 | 103.0 | 101.0 | 1.02 | 1 | 20 | yes |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| graph-mail / msgraph-sdk | 1000 | 20.0× |"),
+            "{md}"
+        );
+        assert!(md.contains("**failed:** scripts/bench/exchangelib_ingest.py is missing"));
+        let goals = r.goals();
+        let find = |g: &str| goals.iter().find(|x| x.0 == g).cloned();
+        let tp = find("graph-mail ≥ 10× msgraph-sdk msgs/s, N=1000").unwrap();
+        assert_eq!((tp.1.as_str(), tp.2), ("20.0×", Some(true)));
+        // 32 / 21 = 1.52: missed.
+        let q = find("ews-mail requests ≤ 1.25× protocol minimum, N=1000").unwrap();
+        assert_eq!(q.2, Some(false));
+        // A failed peer gives no ratio, and says so.
+        let f = find("ews-mail ≥ 10× exchangelib msgs/s, N=1000").unwrap();
+        assert_eq!(f.2, None);
+        // JSON round trip.
+        let back: Results = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,160 @@
+//! `cargo xtask bench [--n 1000,10000] [--ours-n 100000] [--quick]`: the ingest benchmark of
+//! issue 10, end to end on a fresh machine.
+//!
+//! 1. builds the sandbox and the driver (`tools/bench`, package `m365-bench`) in release;
+//! 2. makes a Python venv under the target dir and pip-installs the peers at pinned versions;
+//! 3. runs the criterion micro-benchmarks (`m365-bench`'s hot paths, `addressing`'s routing);
+//! 4. runs `m365-bench run`, which starts a fresh sandbox process per client and N, seeds it,
+//!    runs each client as a measured child process and writes `BENCHMARKS.md` and
+//!    `bench-results.json` at the workspace root.
+//!
+//! `--quick` is for trying the pipeline: N=200 for everyone, no 100,000 run, short criterion and
+//! capacity measurements.
+
+use std::path::PathBuf;
+
+use crate::{root, run, run_env};
+
+/// The peers, pinned to the versions the report was made with.
+const PEERS: &[&str] = &[
+    "exchangelib==5.6.0",
+    "msgraph-sdk==1.65.0",
+    "azure-identity==1.27.0",
+    "Deprecated==1.3.1",
+];
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root().join(p) })
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn venv() -> Result<PathBuf, String> {
+    let venv = target_dir().join("bench-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+    }
+    let have = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import exchangelib, msgraph, azure.identity, deprecated",
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have {
+        let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+        // scripts/bench/requirements.txt pins every package the peers pull in (a pip freeze);
+        // without it, the peers themselves at the pinned versions.
+        let req = root().join("scripts/bench/requirements.txt");
+        if req.exists() {
+            run(&pip, &["install", "--quiet", "-r", &req.to_string_lossy()])?;
+        } else {
+            let mut args = vec!["install", "--quiet"];
+            args.extend_from_slice(PEERS);
+            run(&pip, &args)?;
+        }
+    }
+    Ok(python)
+}
+
+pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    let mut n = "1000,10000".to_owned();
+    let mut ours_n = "100000".to_owned();
+    let mut quick = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--n" => n = it.next().ok_or("--n needs a value")?.clone(),
+            "--ours-n" => ours_n = it.next().ok_or("--ours-n needs a value")?.clone(),
+            "--quick" => quick = true,
+            other => return Err(format!("bench: unknown option {other:?}")),
+        }
+    }
+    if quick {
+        n = "200".into();
+        ours_n = String::new();
+    }
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "sandbox",
+            "--bin",
+            "sandbox",
+            "-p",
+            "m365-bench",
+        ],
+    )?;
+    let python = venv()?;
+    let (warm, measure) = if quick { ("0.5", "1") } else { ("1", "3") };
+    for (pkg, bench) in [("m365-bench", "hot_paths"), ("addressing", "route")] {
+        run(
+            "cargo",
+            &[
+                "bench",
+                "--locked",
+                "-p",
+                pkg,
+                "--bench",
+                bench,
+                "--",
+                "--warm-up-time",
+                warm,
+                "--measurement-time",
+                measure,
+            ],
+        )?;
+    }
+    let target = target_dir();
+    let release = target.join("release");
+    let mut cmd_line = format!("cargo xtask bench --n {n}");
+    if !ours_n.is_empty() {
+        cmd_line.push_str(&format!(" --ours-n {ours_n}"));
+    }
+    if quick {
+        cmd_line = "cargo xtask bench --quick".into();
+    }
+    let sandbox = release.join("sandbox").to_string_lossy().into_owned();
+    let py = python.to_string_lossy().into_owned();
+    let work = target.join("bench").to_string_lossy().into_owned();
+    let crit = target.join("criterion").to_string_lossy().into_owned();
+    let driver = release.join("m365-bench").to_string_lossy().into_owned();
+    let cap_seconds = if quick { "1" } else { "5" };
+    let mut argv: Vec<String> = vec![
+        "run".into(),
+        "--sandbox-bin".into(),
+        sandbox,
+        "--n".into(),
+        n.clone(),
+        "--python".into(),
+        py,
+        "--work".into(),
+        work,
+        "--criterion".into(),
+        crit,
+        "--capacity-seconds".into(),
+        cap_seconds.into(),
+        "--command".into(),
+        cmd_line,
+        "--command".into(),
+        format!(
+            "cargo bench -p m365-bench --bench hot_paths -- --warm-up-time {warm} --measurement-time {measure}"
+        ),
+        "--command".into(),
+        format!(
+            "cargo bench -p addressing --bench route -- --warm-up-time {warm} --measurement-time {measure}"
+        ),
+    ];
+    if !ours_n.is_empty() {
+        argv.push("--ours-n".into());
+        argv.push(ours_n);
+    }
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_env(&driver, &argv, &[])
+}
