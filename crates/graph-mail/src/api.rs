@@ -227,14 +227,36 @@ pub fn delete_message(ep: &Endpoint, id: &str) -> Result<http::Request<Vec<u8>>,
     )
 }
 
-/// `GET …/mailFolders/{folder}/messages/delta` with the listing's `$select` (the first call of
-/// a delta round; later calls follow the links).
+/// Messages per delta page, asked for with `Prefer: odata.maxpagesize` (Graph's default is 10).
+pub const DELTA_PAGE: usize = 100;
+
+/// The `Prefer` value asking for [`DELTA_PAGE`] messages per delta page.
+const DELTA_PREFER: &str = "odata.maxpagesize=100";
+
+fn prefer_page_size(mut r: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    // Appended: the executor adds its own `Prefer: IdType="ImmutableId"` beside it.
+    r.headers_mut().append(
+        http::header::HeaderName::from_static("prefer"),
+        http::HeaderValue::from_static(DELTA_PREFER),
+    );
+    r
+}
+
+/// `GET …/mailFolders/{folder}/messages/delta` with the listing's `$select` and
+/// `Prefer: odata.maxpagesize=`[`DELTA_PAGE`] (the first call of a delta round; later calls
+/// follow the links with [`follow_delta_link`]).
 pub fn delta(ep: &Endpoint, folder: &str) -> Result<http::Request<Vec<u8>>, Error> {
     let url = with_query(
         ep.mailbox_url(&["mailFolders", folder, "messages", "delta"]),
         &[("$select", LIST_SELECT)],
     );
-    request(http::Method::GET, &url, None)
+    request(http::Method::GET, &url, None).map(prefer_page_size)
+}
+
+/// Follows a delta round's `@odata.nextLink` or `@odata.deltaLink` as [`follow_link`] does,
+/// asking for the same page size as [`delta`].
+pub fn follow_delta_link(ep: &Endpoint, link: &str) -> Result<http::Request<Vec<u8>>, Error> {
+    follow_link(ep, link).map(prefer_page_size)
 }
 
 /// `POST …/sendMail` with the MIME message base64-encoded as `text/plain` → 202.
@@ -1427,6 +1449,23 @@ mod tests {
         assert!(add_attachment(&ep, "d1", &big).is_err());
         let ok = Attachment::new("ok", "x/y", vec![0; MAX_INLINE_ATTACHMENT]);
         assert!(add_attachment(&ep, "d1", &ok).is_ok());
+    }
+
+    #[test]
+    fn delta_requests_ask_for_full_pages() {
+        assert_eq!(DELTA_PREFER, format!("odata.maxpagesize={DELTA_PAGE}"));
+        let ep = Endpoint::custom("http://127.0.0.1:9/v1.0", crate::Mailbox::Me).unwrap();
+        for r in [
+            delta(&ep, "inbox").unwrap(),
+            follow_delta_link(
+                &ep,
+                "http://127.0.0.1:9/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=1",
+            )
+            .unwrap(),
+        ] {
+            assert_eq!(r.headers()["prefer"], DELTA_PREFER);
+        }
+        assert!(follow_delta_link(&ep, "http://127.0.0.2:9/v1.0/me/x").is_err());
     }
 
     #[test]

@@ -588,7 +588,7 @@ pub(crate) async fn run_round(
     let ep = client.endpoint();
     let usable = saved_link.filter(|l| Url::parse(l).is_ok_and(|u| ep.owns(&u)));
     if let Some(link) = usable {
-        match pages(client, api::follow_link(ep, link)?, log).await {
+        match pages(client, api::follow_delta_link(ep, link)?, log).await {
             Ok((items, delta_link)) => {
                 return Ok(Round {
                     items,
@@ -631,7 +631,7 @@ async fn pages(
         let page = api::parse_delta_page(ep, r.json()?)?;
         items.extend(page.items);
         match (page.next_link, page.delta_link) {
-            (Some(next), _) => req = api::follow_link(ep, &next)?,
+            (Some(next), _) => req = api::follow_delta_link(ep, &next)?,
             (None, Some(delta)) => return Ok((items, delta)),
             (None, None) => return Err(Error::bad_response("a delta page without links")),
         }

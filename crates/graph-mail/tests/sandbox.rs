@@ -1361,3 +1361,41 @@ async fn an_upload_url_on_another_host_is_refused_and_the_draft_discarded() {
     assert!(!seen.iter().any(|l| l.contains("/send")), "{seen:?}");
     assert!(!seen.iter().any(|l| l.starts_with("PUT")), "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_thousand_messages_in_delta_mode_take_about_a_hundred_and_twenty_requests() {
+    use graph_mail::delta::MemoryDeltaStore;
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    env.seed(to, 1000, "dbulk");
+    env.sb.admin().clear_request_log();
+    let source = delta_source(&env, to, Arc::new(MemoryDeltaStore::default()));
+    let mut handled = std::collections::HashSet::new();
+    loop {
+        let batch = source.fetch(None, 100).await.expect("fetch");
+        assert!(batch.failed.is_empty());
+        if batch.messages.is_empty() {
+            break;
+        }
+        let acks: Vec<_> = batch
+            .messages
+            .iter()
+            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
+            .collect();
+        for r in source.acknowledge_many(&acks).await {
+            r.expect("ack");
+        }
+        for m in &batch.messages {
+            assert!(handled.insert(m.id.clone()), "handed over twice");
+        }
+    }
+    assert_eq!(handled.len(), 1000);
+    let log = env.sb.request_log();
+    let delta = "/v1.0/users/{user}/mailFolders/{folder}/messages/delta";
+    // The first round lists 1,000 messages in 10 pages of 100; each later round (10) reads the
+    // 100 read-marks of the last pass in one page. 50 batches of MIME, 50 of marks.
+    assert_eq!(log.count("GET", delta), 20, "{log:?}");
+    assert_eq!(log.count("POST", "/v1.0/$batch"), 100, "{log:?}");
+    assert_eq!(log.total(), 120, "{log:?}");
+    assert_eq!(source.count_waiting().await.expect("count"), Some(0));
+}
