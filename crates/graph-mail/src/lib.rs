@@ -17,9 +17,34 @@
 //!    and then reports the diagnosis, caps response bodies, and writes a
 //!    [`ConnectionLog`](connector::ConnectionLog) line with Graph's `request-id` for every
 //!    attempt. A send is retried only when the service certainly did not accept it.
-//! 3. **The connections**: [`GraphSource`] (unread mail of a folder, oldest first, MIME through
-//!    `$batch`, acknowledgements through `$batch`) and [`GraphOutbound`] (`sendMail` with MIME;
-//!    drafts and upload sessions for large attachments). [`delta`] syncs a folder incrementally.
+//! 3. **The connections**: [`GraphSource`] (the waiting mail of a folder, oldest first, found
+//!    by listing unread mail or through delta rounds; MIME through `$batch`, acknowledgements
+//!    through `$batch`) and [`GraphOutbound`] (`sendMail` with MIME; a message over
+//!    [`outbound::MAX_MIME_SEND`] goes by itself through a draft, with its attachments added
+//!    in one request each up to 3 MB and through chunked upload sessions above). [`delta`]
+//!    holds the delta state stores and a raw one-round helper.
+//!
+//! ## Unread polling or delta?
+//!
+//! A [`GraphSource`] finds waiting mail in one of two ways; acknowledgements (mark read, move,
+//! delete) work the same in both.
+//!
+//! | | unread polling (default) | delta ([`GraphSource::with_delta`]) |
+//! |---|---|---|
+//! | what waits | unread messages in the folder | messages that arrived in the folder and were not acknowledged |
+//! | a person reads a message in Outlook first | it is never handed over | it is still handed over |
+//! | state | none: the mailbox is the state | a [`DeltaStore`](delta::DeltaStore) (memory or [`FileDeltaStore`](delta::FileDeltaStore)) |
+//! | cost of a quiet poll | one listing request | one delta request |
+//! | first run / lost state | — | a full listing of the folder; its *unread* messages wait |
+//! | someone marks handled mail unread | it is handed over again | it is handed over again |
+//!
+//! Choose **unread polling** when only the handler touches the pickup mailbox (the usual
+//! shared mailbox behind an address like `helpdesk@`): it needs no state and survives anything,
+//! including losing the machine. Choose **delta** when people also work in that mailbox (they
+//! open mail in Outlook, which marks it read, and unread polling would then miss it); keep its
+//! state file next to the handler's ledger. Either way, a message is handed over at least once:
+//! after a crash between hand-over and acknowledgement it comes again (the handler's ledger
+//! makes that exactly once).
 //!
 //! ## Tokens
 //!
