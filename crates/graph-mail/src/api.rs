@@ -652,7 +652,7 @@ fn part_cut_range(raw: &[u8], header: usize, end: usize) -> Option<(usize, usize
     if !after.get(brk..)?.starts_with(b"--") {
         return None;
     }
-    Some((start, end + brk))
+    (end + brk > start).then_some((start, end + brk))
 }
 
 /// Splits `mime` for a draft: cuts attachment parts out, largest first, until what remains is
@@ -1422,6 +1422,20 @@ mod tests {
         let e = split_for_draft(&mime, 1000).unwrap_err();
         assert_eq!(e.kind(), connector::ErrorKind::Unsupported);
         // Garbage or truncated input: an error or an uncut body, never a panic.
+        // Every truncation of a real multipart, and byte flips in its structure.
+        let mime = multipart(&[("a.pdf", &[1u8; 3000][..]), ("b.pdf", &[2u8; 500][..])]);
+        for n in (0..mime.len()).step_by(5) {
+            if let Ok(s) = split_for_draft(&mime[..n], 1500) {
+                assert!(s.body.len() <= 1500);
+            }
+        }
+        for i in (0..mime.len()).step_by(11) {
+            let mut m = mime.clone();
+            m[i] = b'-';
+            if let Ok(s) = split_for_draft(&m, 1500) {
+                assert!(s.body.len() <= 1500);
+            }
+        }
         for bad in [&b""[..], b"\xff\xfe\r\n\r\n", b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Disposition: attachment\r\n\r\nxx"] {
             if let Ok(s) = split_for_draft(bad, 10) {
                 assert!(s.body.len() <= 10);
