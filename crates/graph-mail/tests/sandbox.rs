@@ -1399,3 +1399,42 @@ async fn a_thousand_messages_in_delta_mode_take_about_a_hundred_and_twenty_reque
     assert_eq!(log.total(), 120, "{log:?}");
     assert_eq!(source.count_waiting().await.expect("count"), Some(0));
 }
+
+#[tokio::test]
+async fn delta_mode_hands_over_mail_someone_read_before_the_handler_saw_it() {
+    use graph_mail::delta::MemoryDeltaStore;
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    env.seed(to, 1, "seen");
+    let source = delta_source(&env, to, Arc::new(MemoryDeltaStore::default()));
+    let first = source.fetch(None, 10).await.expect("first");
+    assert_eq!(seqs(&first), ["<seen-0@test.invalid>"]);
+    source
+        .acknowledge(&first.messages[0].id, &Acknowledgement::MarkRead)
+        .await
+        .expect("ack");
+    // A person opens the next message in Outlook before the handler's next round.
+    env.seed(to, 1, "opened");
+    let people = env.source(to);
+    let unread = people.fetch(None, 10).await.expect("list");
+    assert_eq!(seqs(&unread), ["<opened-0@test.invalid>"]);
+    people
+        .acknowledge(&unread.messages[0].id, &Acknowledgement::MarkRead)
+        .await
+        .expect("read in Outlook");
+    let second = source.fetch(None, 10).await.expect("second");
+    assert_eq!(
+        seqs(&second),
+        ["<opened-0@test.invalid>"],
+        "read on arrival is still new; our own read mark is not"
+    );
+    // Unread polling would have missed it.
+    assert!(
+        people
+            .fetch(None, 10)
+            .await
+            .expect("list")
+            .messages
+            .is_empty()
+    );
+}
