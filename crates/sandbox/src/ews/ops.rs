@@ -101,6 +101,7 @@ pub(super) fn dispatch(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         "FindFolder" => find_folder(ctx, op),
         "CreateFolder" => create_folder(ctx, op),
         "ResolveNames" => resolve_names(ctx, op),
+        "ConvertId" => Ok(convert_id(ctx, op)),
         other => Err(Fault::new(
             "ErrorInvalidRequest",
             format!("The sandbox does not implement the EWS operation {other}."),
@@ -578,6 +579,28 @@ fn item_ids(op: &Element, tag: &str) -> Vec<Element> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// ConvertId, as far as clients need it: one response message per source id, with the error
+/// Exchange gives for a malformed or unknown id. exchangelib's version probe sends
+/// `ConvertId` of a dummy id and reads the version from the header of the (error) answer; a
+/// SOAP fault instead makes it retry with every older schema version down to Exchange2007.
+/// The sandbox does not convert real ids between formats (a per-id `ErrorInvalidRequest`).
+fn convert_id(ctx: &Ctx, op: &Element) -> String {
+    let msgs = op
+        .child("SourceIds")
+        .map(|s| s.children.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|el| match locate(ctx, el.attr("Id").unwrap_or(""), false) {
+            Err(m) => m,
+            Ok(_) => err(
+                "ErrorInvalidRequest",
+                "The sandbox does not convert item ids between formats.",
+            ),
+        })
+        .collect();
+    response("ConvertId", msgs)
 }
 
 fn get_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {

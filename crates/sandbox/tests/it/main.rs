@@ -3,6 +3,7 @@
 mod access;
 mod common;
 mod ews;
+mod ews_convert_id;
 mod graph;
 mod hostile;
 mod identity;
