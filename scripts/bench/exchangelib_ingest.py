@@ -38,6 +38,7 @@ from exchangelib import (  # noqa: E402
     OAUTH2,
     Account,
     Configuration,
+    FaultTolerance,
     Identity,
     OAuth2Credentials,
 )
@@ -79,8 +80,10 @@ def main():
             identity=Identity(primary_smtp_address=args.mailbox),
             token_endpoint=common.token_url(base, args.tenant),
         )
+        # FaultTolerance: the retry policy exchangelib's docs recommend for long-running jobs
+        # (waits out ErrorServerBusy / 503 with back-off instead of failing at once).
         config = Configuration(service_endpoint=f"{base}/EWS/Exchange.asmx", credentials=creds,
-                               auth_type=OAUTH2)
+                               auth_type=OAUTH2, retry_policy=FaultTolerance(max_wait=600))
         account = Account(primary_smtp_address=args.mailbox, config=config, autodiscover=False,
                           access_type=IMPERSONATION)
 

@@ -22,8 +22,9 @@ REQS=scripts/bench/requirements.txt
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
+FROZEN="$("$VENV/bin/pip" freeze 2>/dev/null || true)"
 if ! "$VENV/bin/python" -c "import exchangelib, msgraph, azure.identity, deprecated" 2>/dev/null \
-    || ! "$VENV/bin/pip" freeze | grep -qiF "$(grep -i '^msgraph-sdk==' "$REQS")"; then
+    || ! grep -qiF "$(grep -i '^msgraph-sdk==' "$REQS")" <<<"$FROZEN"; then
     "$VENV/bin/pip" install --quiet -r "$REQS"
 fi
 if [ -z "${SANDBOX_BIN:-}" ]; then
@@ -61,7 +62,11 @@ for peer in exchangelib msgraph; do
     python3 -c "import json,ssl,urllib.request as u; print(u.urlopen('$BASE/_sandbox/requests', context=ssl.create_default_context(cafile='$WORK/ca.pem')).read().decode())" \
         >"$WORK/before-$peer.json"
     echo "=== $peer: ingest"
-    "$PY" "scripts/bench/${peer}_ingest.py" --base-url "$BASE" --tenant "$TENANT" --client-id "$APP" \
+    # CPU time and peak RSS of the job as a child process, when GNU time is there (reported,
+    # not checked: the bench driver measures these itself from rusage).
+    TIMER=()
+    [ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f "$peer: %U s user, %S s sys, %M KB peak RSS, %e s wall (process)")
+    "${TIMER[@]}" "$PY" "scripts/bench/${peer}_ingest.py" --base-url "$BASE" --tenant "$TENANT" --client-id "$APP" \
         --client-secret "$SECRET" --mailbox "$MAILBOX" --routes "$WORK/routes.json" --ack read \
         --result "$WORK/out-$peer.json" --ca-bundle "$WORK/ca.pem" || echo "(exit code $?)"
     cat "$WORK/out-$peer.json"
