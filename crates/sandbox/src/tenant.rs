@@ -200,7 +200,8 @@ pub struct OrgSettings {
     /// `EwsEnabled`: `None` (unset) allows EWS, `Some(false)` blocks it for every app,
     /// `Some(true)` allows it subject to [`OrgSettings::ews_allowed_app_ids`].
     pub ews_enabled: Option<bool>,
-    /// `EwsAllowedAppIDs`: when set (and EWS is not disabled) only these apps may use EWS.
+    /// `EwsAllowedAppIDs`: with `EwsEnabled` set to `true`, only these apps may use EWS; with
+    /// `EwsEnabled` unset the list has no effect (protocol.md §3, `Set-OrganizationConfig`).
     pub ews_allowed_app_ids: Option<Vec<String>>,
     /// Seconds before an alias added at run time receives mail (real tenants: up to 24 h).
     pub alias_propagation_delay_secs: u64,
@@ -247,14 +248,17 @@ impl OrgSettings {
         !self.disable_plus_address_in_recipients
     }
 
-    /// Whether the app may use EWS under `EwsEnabled` / `EwsAllowedAppIDs`.
+    /// Whether the app may use EWS under `EwsEnabled` / `EwsAllowedAppIDs`: `false` blocks every
+    /// app, `true` allows the listed apps (every app when there is no list), and unset allows
+    /// every app whatever the list says.
     pub fn ews_allowed_for(&self, app_id: &str) -> bool {
         match self.ews_enabled {
             Some(false) => false,
-            _ => match &self.ews_allowed_app_ids {
+            Some(true) => match &self.ews_allowed_app_ids {
                 Some(ids) => ids.iter().any(|i| i.eq_ignore_ascii_case(app_id)),
                 None => true,
             },
+            None => true,
         }
     }
 }

@@ -194,8 +194,11 @@ async fn app_permissions_and_access_policies() {
         "policies apply to EWS too"
     );
     // EwsEnabled / EwsAllowedAppIDs are evaluated by the EWS endpoint from the org settings.
+    // With EwsEnabled unset the list has no effect (protocol.md §3).
     sb.admin()
         .update_org(|o| o.ews_allowed_app_ids = Some(vec!["someone-else".into()]));
+    assert!(sb.admin().tenant().org.ews_allowed_for(DEMO_APP));
+    sb.admin().update_org(|o| o.ews_enabled = Some(true));
     assert!(!sb.admin().tenant().org.ews_allowed_for(DEMO_APP));
     sb.admin()
         .update_org(|o| o.ews_allowed_app_ids = Some(vec![DEMO_APP.to_uppercase()]));

@@ -422,8 +422,19 @@ async fn access_rules_impersonation_consent_and_policy() {
             .unwrap()
             .contains("AADSTS65001")
     );
-    // EwsEnabled + EwsAllowedAppIDs without this app: 403.
+    // EwsAllowedAppIDs without this app but EwsEnabled unset: the list has no effect
+    // (protocol.md §3: "with $null the list has no effect").
     let e2 = Ews::new().await;
+    e2.sb.admin().update_org(|o| {
+        o.ews_enabled = None;
+        o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
+    });
+    let (s, _) = e2.raw(&app_token(&e2.sb), envelope(Some(MB), get)).await;
+    assert_eq!(
+        s, 200,
+        "EwsAllowedAppIDs applies only when EwsEnabled is set"
+    );
+    // EwsEnabled + EwsAllowedAppIDs without this app: 403.
     e2.sb.admin().update_org(|o| {
         o.ews_enabled = Some(true);
         o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
