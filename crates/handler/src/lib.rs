@@ -19,6 +19,10 @@
 //! handler always fails is parked in a poison folder with its reason after
 //! [`Options::max_attempts`]. Notifications are at most once.
 //!
+//! [`Pipeline::on_progress`] reports each pass as [`Progress`] events (a source started with so
+//! many waiting, each message's [`MessageOutcome`], finished, or OFFLINE) for a progress bar or
+//! metrics.
+//!
 //! # Example
 //!
 //! ```
@@ -71,7 +75,8 @@ pub use folder::FolderHandler;
 pub use ledger::{Entry, Ledger, LedgerError, Record};
 pub use notify::{NOTIFICATION_HEADER, NotificationTemplate};
 pub use pipeline::{
-    Options, Pipeline, SentNotification, Shutdown, SourceSpec, SourceSummary, Summary,
+    MessageOutcome, Options, Pipeline, Progress, ProgressObserver, SentNotification, Shutdown,
+    SourceSpec, SourceSummary, Summary,
 };
 pub use webhook::WebhookHandler;
 

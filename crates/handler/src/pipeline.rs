@@ -225,6 +225,64 @@ pub struct Summary {
     pub sources: Vec<SourceSummary>,
 }
 
+/// What became of one message, as reported in [`Progress::Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageOutcome {
+    /// Handed to the handler, recorded and acknowledged (or to be acknowledged on a later pass).
+    Handled,
+    /// Handled before a crash: acknowledged now without being handed over again.
+    Recovered,
+    /// Parked as poison.
+    Parked,
+    /// The handler failed; it is retried on a later run.
+    Failed,
+    /// Talking to the source or the ledger failed; it stays waiting.
+    Error,
+}
+
+/// A progress event of a run, for a progress bar, metrics or a log: see
+/// [`Pipeline::on_progress`].
+///
+/// For each source and each pass over its mailbox the pipeline reports either
+/// [`Progress::Offline`], or [`Progress::Started`], one [`Progress::Message`] per message it
+/// dealt with, and [`Progress::Finished`]. `run_once` makes one pass per source; `run` makes one
+/// per poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// The source answered its ping: a pass begins. `waiting` is what the source said is
+    /// waiting (`None` if it cannot tell).
+    Started {
+        /// The source's name.
+        source: String,
+        /// Messages waiting, as the ping reported them.
+        waiting: Option<u64>,
+    },
+    /// One message was dealt with.
+    Message {
+        /// The source's name.
+        source: String,
+        /// What became of it.
+        outcome: MessageOutcome,
+    },
+    /// The pass is over: nothing new is waiting, or a fetch failed, or shutdown was asked.
+    Finished {
+        /// The source's name.
+        source: String,
+    },
+    /// The source did not answer its ping (or refused the sign-in): no pass.
+    Offline {
+        /// The source's name.
+        source: String,
+        /// Why, for a person.
+        reason: Option<String>,
+    },
+}
+
+/// Receives [`Progress`] events; called on the pipeline's tasks, so it should return quickly.
+pub type ProgressObserver = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// Tells a running pipeline to stop: work in flight finishes, no new batch is fetched.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
@@ -281,6 +339,7 @@ pub struct Pipeline {
     handler: Arc<dyn Handler>,
     ledger: Ledger,
     options: Options,
+    observers: Vec<ProgressObserver>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -289,6 +348,7 @@ impl std::fmt::Debug for Pipeline {
             .field("sources", &self.sources)
             .field("ledger", &self.ledger)
             .field("options", &self.options)
+            .field("observers", &self.observers.len())
             .finish_non_exhaustive()
     }
 }
@@ -298,6 +358,15 @@ struct Ctx {
     handler: Arc<dyn Handler>,
     ledger: Ledger,
     max_attempts: u32,
+    observers: Vec<ProgressObserver>,
+}
+
+impl Ctx {
+    fn report(&self, event: Progress) {
+        for o in &self.observers {
+            o(&event);
+        }
+    }
 }
 
 /// What happened to one message.
@@ -331,7 +400,34 @@ impl Pipeline {
             handler,
             ledger,
             options,
+            observers: Vec::new(),
         }
+    }
+
+    /// Calls `observer` with every [`Progress`] event of later runs (a progress bar, metrics).
+    /// Several observers may be added; each is called in turn, on the pipeline's tasks, so it
+    /// should return quickly.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use handler::{FnHandler, Ledger, Options, Pipeline, Progress};
+    ///
+    /// let handler = FnHandler::new(|_: &handler::Inbound| Ok(()));
+    /// let mut pipeline = Pipeline::new(Arc::new(handler), Ledger::in_memory(), Options::default());
+    /// let done = Arc::new(Mutex::new(0u64));
+    /// let d = done.clone();
+    /// pipeline.on_progress(move |event: &Progress| {
+    ///     if let Progress::Message { .. } = event {
+    ///         *d.lock().unwrap() += 1;
+    ///     }
+    /// });
+    /// ```
+    pub fn on_progress(
+        &mut self,
+        observer: impl Fn(&Progress) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.observers.push(Arc::new(observer));
+        self
     }
 
     /// Adds a source.
@@ -355,6 +451,7 @@ impl Pipeline {
                 handler: self.handler.clone(),
                 ledger: self.ledger.clone(),
                 max_attempts: self.options.max_attempts,
+                observers: self.observers.clone(),
             });
             let options = self.options.clone();
             let shutdown = shutdown.clone();
@@ -389,6 +486,7 @@ impl Pipeline {
                 handler: self.handler.clone(),
                 ledger: self.ledger.clone(),
                 max_attempts: self.options.max_attempts,
+                observers: self.observers.clone(),
             });
             let options = self.options.clone();
             let mut shutdown = shutdown.clone();
@@ -431,7 +529,7 @@ impl Pipeline {
     }
 }
 
-/// Pings, then handles pages until nothing new is waiting.
+/// Pings, then handles pages until nothing new is waiting; reports the pass as [`Progress`].
 async fn drain(
     ctx: &Arc<Ctx>,
     options: &Options,
@@ -445,6 +543,10 @@ async fn drain(
         }
         summary.status = PingStatus::Offline;
         summary.reason = ping.reason.clone();
+        ctx.report(Progress::Offline {
+            source: ctx.spec.name.clone(),
+            reason: summary.reason.clone(),
+        });
         return;
     }
     summary.status = PingStatus::Online;
@@ -453,7 +555,30 @@ async fn drain(
     if summary.waiting_at_start.is_none() {
         summary.waiting_at_start = ping.waiting;
     }
+    ctx.report(Progress::Started {
+        source: ctx.spec.name.clone(),
+        waiting: ping.waiting,
+    });
+    drain_pages(ctx, options, shutdown, summary).await;
+    if summary.status == PingStatus::Offline {
+        // The sign-in was refused mid-pass.
+        ctx.report(Progress::Offline {
+            source: ctx.spec.name.clone(),
+            reason: summary.reason.clone(),
+        });
+    }
+    ctx.report(Progress::Finished {
+        source: ctx.spec.name.clone(),
+    });
+}
 
+/// Fetches and handles pages until nothing new is waiting.
+async fn drain_pages(
+    ctx: &Arc<Ctx>,
+    options: &Options,
+    shutdown: &Shutdown,
+    summary: &mut SourceSummary,
+) {
     // Messages that failed in this run are not retried until the next run; they are skipped
     // (and paged past) so the rest of the mailbox still flows.
     let mut skip: HashSet<String> = HashSet::new();
@@ -512,8 +637,24 @@ async fn drain(
         while let Some(joined) = set.join_next().await {
             let Ok((k, outcome)) = joined else {
                 summary.errors.push("a message task panicked".into());
+                ctx.report(Progress::Message {
+                    source: ctx.spec.name.clone(),
+                    outcome: MessageOutcome::Error,
+                });
                 continue;
             };
+            ctx.report(Progress::Message {
+                source: ctx.spec.name.clone(),
+                outcome: match &outcome {
+                    Outcome::Handled { .. } | Outcome::NotifyFailed { .. } => {
+                        MessageOutcome::Handled
+                    }
+                    Outcome::Recovered => MessageOutcome::Recovered,
+                    Outcome::Parked => MessageOutcome::Parked,
+                    Outcome::Failed => MessageOutcome::Failed,
+                    Outcome::AckFailed(_) | Outcome::Error(_) => MessageOutcome::Error,
+                },
+            });
             match outcome {
                 Outcome::Handled {
                     project,
