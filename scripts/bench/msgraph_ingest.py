@@ -92,47 +92,51 @@ async def run(args, result, router):
         listed = len(ids)
 
         # 2 and 3: per 20 ids, one $batch of MIME fetches and one of mark-read PATCHes.
-        limit = asyncio.Semaphore(args.concurrency)
-
         async def one_batch(chunk):
-            async with limit:
-                fetch = BatchRequestContent()
-                for i, mid in enumerate(chunk):
-                    info = user.messages.by_message_id(mid).content.to_get_request_information()
-                    fetch.add_request(str(i), BatchRequestItem(info, id=str(i)))
-                got = await client.batch.post(fetch)
-                read = BatchRequestContent()
-                for i, mid in enumerate(chunk):
-                    item = got.get_response_by_id(str(i))
-                    if item is None or item.status != 200:
-                        status = None if item is None else item.status
-                        result.error(f"GET $value: status {status}")
-                        continue
-                    mime = got.get_response_stream_by_id(str(i))
-                    if mime is None:
-                        result.error("GET $value: no body")
-                        continue
-                    result.fetched += 1
-                    try:
-                        msg = common.parse_mime(mime.getvalue())
-                        result.count_route(router.route(msg))
-                    except Exception as e:  # a bad message is reported, the job goes on
-                        result.error(f"parse/route: {e!r}")
-                    info = user.messages.by_message_id(mid).to_patch_request_information(
-                        Message(is_read=True))
-                    read.add_request(str(i), BatchRequestItem(info, id=str(i)))
-                if not read.requests:
-                    return
-                done = await client.batch.post(read)
-                for rid in read.requests:
-                    item = done.get_response_by_id(rid)
-                    if item is not None and item.status == 200:
-                        result.acknowledged += 1
-                    else:
-                        result.error(f"PATCH isRead: status {None if item is None else item.status}")
+            fetch = BatchRequestContent()
+            for i, mid in enumerate(chunk):
+                info = user.messages.by_message_id(mid).content.to_get_request_information()
+                fetch.add_request(str(i), BatchRequestItem(info, id=str(i)))
+            got = await client.batch.post(fetch)
+            read = BatchRequestContent()
+            for i, mid in enumerate(chunk):
+                item = got.get_response_by_id(str(i))
+                if item is None or item.status != 200:
+                    status = None if item is None else item.status
+                    result.error(f"GET $value: status {status}")
+                    continue
+                mime = got.get_response_stream_by_id(str(i))
+                if mime is None:
+                    result.error("GET $value: no body")
+                    continue
+                result.fetched += 1
+                try:
+                    msg = common.parse_mime(mime.getvalue())
+                    result.count_route(router.route(msg))
+                except Exception as e:  # a bad message is reported, the job goes on
+                    result.error(f"parse/route: {e!r}")
+                info = user.messages.by_message_id(mid).to_patch_request_information(
+                    Message(is_read=True))
+                read.add_request(str(i), BatchRequestItem(info, id=str(i)))
+            if not read.requests:
+                return
+            done = await client.batch.post(read)
+            for rid in read.requests:
+                item = done.get_response_by_id(rid)
+                if item is not None and item.status == 200:
+                    result.acknowledged += 1
+                else:
+                    result.error(f"PATCH isRead: status {None if item is None else item.status}")
 
-        await asyncio.gather(*(one_batch(ids[i:i + BATCH_SIZE])
-                               for i in range(0, len(ids), BATCH_SIZE)))
+        # --concurrency workers share one iterator over the chunks (asyncio is single-threaded,
+        # so no lock is needed): at most that many batches in flight, and no task per chunk.
+        starts = iter(range(0, len(ids), BATCH_SIZE))
+
+        async def worker():
+            for i in starts:
+                await one_batch(ids[i:i + BATCH_SIZE])
+
+        await asyncio.gather(*(worker() for _ in range(max(1, args.concurrency))))
         return listed
     finally:
         await credential.close()
