@@ -15,6 +15,7 @@
 //! mailbox = "helpdesk@contoso.com"
 //! acknowledge = "mark-read"               # or "delete", "move:Processed"
 //! notify_through = "helpdesk-out"
+//! mode = "unread"                         # Graph only: or "delta" (see SourceConfig::mode)
 //!
 //! [sources.routing.mailbox]
 //! primary = "helpdesk@contoso.com"
@@ -27,10 +28,18 @@
 //!
 //! [[outbounds]]
 //! name = "helpdesk-out"
-//! kind = "graph"                          # or "ews", or "smtp" (outbounds only; host, port)
+//! kind = "graph"                          # or "ews", or "smtp" (outbounds only; see below)
 //! app = "helpdesk"
 //! mailbox = "helpdesk@contoso.com"
 //! send_from_alias_enabled = false
+//!
+//! [[outbounds]]
+//! name = "helpdesk-smtp"
+//! kind = "smtp"                           # SMTP AUTH XOAUTH2 with STARTTLS
+//! app = "helpdesk"
+//! mailbox = "helpdesk@contoso.com"
+//! host = "smtp.office365.com"             # the default; port defaults to 587
+//! # ca_file = "internal-ca.pem"           # extra CA(s) to trust (on-premises, the sandbox)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -175,8 +184,31 @@ pub struct SourceConfig {
     /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL.
     #[serde(default)]
     pub url: Option<String>,
+    /// Graph only: how new mail is found. `unread` (default) lists the unread messages of the
+    /// folder each poll; `delta` follows the folder with Graph's delta query, so each poll asks
+    /// only for what changed since the last one (cheaper on a large mailbox, and it finds new
+    /// mail even if someone else read it first). The delta state is kept in `delta_state`.
+    #[serde(default)]
+    pub mode: SourceMode,
+    /// Graph `delta` mode: the file the delta state is kept in (default `graph-delta.json` next
+    /// to the ledger; several sources may share it). Losing it costs a full resync, which
+    /// hands over only what is still unread, and the ledger keeps anything from being handled
+    /// twice.
+    #[serde(default)]
+    pub delta_state: Option<PathBuf>,
     /// Routing: the mailbox's addresses and the project rules.
     pub routing: addressing::RoutingConfig,
+}
+
+/// How a Graph source finds new mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceMode {
+    /// List the unread messages each poll.
+    #[default]
+    Unread,
+    /// Graph's delta query, with its state kept in a file.
+    Delta,
 }
 
 /// A message outbound.
@@ -206,6 +238,11 @@ pub struct OutboundConfig {
     /// For `kind = "smtp"`: the port (default 587, STARTTLS).
     #[serde(default)]
     pub port: Option<u16>,
+    /// For `kind = "smtp"`: a PEM file of one or more extra CA certificates to trust for
+    /// STARTTLS, besides the public roots (an on-premises server with an internal CA, or the
+    /// sandbox: `m365mail sandbox --smtp-ca-out FILE`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What to do with routed mail.
@@ -333,6 +370,18 @@ impl Config {
                     s.name
                 )));
             }
+            if s.mode == SourceMode::Delta && s.kind != Kind::Graph {
+                return Err(invalid(format!(
+                    "sources[{i}] ({}).mode: \"delta\" is for kind = \"graph\" only",
+                    s.name
+                )));
+            }
+            if s.delta_state.is_some() && s.mode != SourceMode::Delta {
+                return Err(invalid(format!(
+                    "sources[{i}] ({}).delta_state: only with mode = \"delta\"",
+                    s.name
+                )));
+            }
             if let Some(o) = &s.notify_through
                 && !self.outbounds.iter().any(|x| &x.name == o)
             {
@@ -359,8 +408,44 @@ impl Config {
                     o.name, o.app
                 )));
             }
+            if o.kind != Kind::Smtp {
+                for (key, set) in [
+                    ("host", o.host.is_some()),
+                    ("port", o.port.is_some()),
+                    ("ca_file", o.ca_file.is_some()),
+                ] {
+                    if set {
+                        return Err(invalid(format!(
+                            "outbounds[{i}] ({}).{key}: only for kind = \"smtp\" (Graph and EWS use `url`)",
+                            o.name
+                        )));
+                    }
+                }
+            }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The ledger file: `handler.ledger`, or `ledger.jsonl` in `handler.output_dir`.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.handler
+            .ledger
+            .clone()
+            .unwrap_or_else(|| self.handler.output_dir.join("ledger.jsonl"))
+    }
+
+    /// Where a `delta` source keeps its state: its `delta_state`, or `graph-delta.json` next to
+    /// the ledger.
+    pub fn delta_state_path(&self, source: &SourceConfig) -> PathBuf {
+        source.delta_state.clone().unwrap_or_else(|| {
+            self.ledger_path()
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+                .join("graph-delta.json")
+        })
     }
 }
 
@@ -445,6 +530,79 @@ mailbox = "helpdesk@contoso.com"
             .unwrap_err()
             .to_string();
         assert!(e.contains("only sends"), "{e}");
+    }
+
+    #[test]
+    fn an_smtp_outbound_takes_a_ca_file_and_other_kinds_refuse_it() {
+        let smtp = GOOD.replace(
+            "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+            "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nca_file = \"ca.pem\"",
+        );
+        let c = Config::parse(&smtp, Path::new("m.toml")).unwrap();
+        assert_eq!(c.outbounds[0].ca_file.as_deref(), Some(Path::new("ca.pem")));
+
+        let graph = GOOD.replace(
+            "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+            "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nca_file = \"ca.pem\"",
+        );
+        let e = Config::parse(&graph, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(out).ca_file") && e.contains("only for kind"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn delta_mode_is_for_graph_sources_and_keeps_its_state_next_to_the_ledger() {
+        let delta = GOOD.replace(
+            "notify_through = \"out\"\n",
+            "notify_through = \"out\"\nmode = \"delta\"\n",
+        );
+        let c = Config::parse(&delta, Path::new("m.toml")).unwrap();
+        assert_eq!(c.sources[0].mode, SourceMode::Delta);
+        assert_eq!(
+            c.delta_state_path(&c.sources[0]),
+            Path::new("m365mail-out/graph-delta.json")
+        );
+        let moved = format!("{delta}\n[handler]\nledger = \"/var/lib/m365mail/ledger.jsonl\"\n");
+        let c = Config::parse(&moved, Path::new("m.toml")).unwrap();
+        assert_eq!(
+            c.delta_state_path(&c.sources[0]),
+            Path::new("/var/lib/m365mail/graph-delta.json")
+        );
+        let own = delta.replace(
+            "mode = \"delta\"\n",
+            "mode = \"delta\"\ndelta_state = \"state/helpdesk.json\"\n",
+        );
+        let c = Config::parse(&own, Path::new("m.toml")).unwrap();
+        assert_eq!(
+            c.delta_state_path(&c.sources[0]),
+            Path::new("state/helpdesk.json")
+        );
+
+        let ews = delta.replace(
+            "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
+            "[[sources]]\nname = \"helpdesk\"\nkind = \"ews\"",
+        );
+        let e = Config::parse(&ews, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(helpdesk).mode"), "{e}");
+        let stray = GOOD.replace(
+            "notify_through = \"out\"\n",
+            "notify_through = \"out\"\ndelta_state = \"x.json\"\n",
+        );
+        let e = Config::parse(&stray, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("delta_state: only with mode"), "{e}");
+        let typo = delta.replace("mode = \"delta\"", "mode = \"deltas\"");
+        let e = Config::parse(&typo, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deltas") && e.contains("line"), "{e}");
     }
 
     #[test]

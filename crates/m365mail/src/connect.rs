@@ -1,13 +1,14 @@
 //! From configuration to live connections: token providers, sources, outbounds.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow_lite::{Context, Result};
 use connector::{MessageOutbound, MessageSource};
 use msauth::{Authority, ClientCredential, ClientSecret, Cloud, Tenant, TokenProvider};
 
-use crate::config::{AppConfig, Config, Flow, Kind, OutboundConfig, SourceConfig};
+use crate::config::{AppConfig, Config, Flow, Kind, OutboundConfig, SourceConfig, SourceMode};
 
 /// Graph's resource for app-only tokens.
 pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -144,19 +145,43 @@ fn app<'a>(config: &'a Config, name: &str) -> Result<&'a AppConfig> {
         .ok_or_else(|| format!("no app called {name:?}"))
 }
 
-/// Providers are shared per (app, resource), so every connection of an app uses one token.
+/// What connections share within one process: token providers per (app, resource), so every
+/// connection of an app uses one token, and Graph delta state stores per file (a file store
+/// must be opened once per process: each instance writes the whole file).
 #[derive(Default)]
-pub struct Providers(HashMap<(String, String), TokenProvider>);
+pub struct Providers {
+    tokens: HashMap<(String, String), TokenProvider>,
+    delta_stores: HashMap<PathBuf, Arc<dyn graph_mail::delta::DeltaStore>>,
+}
 
 impl Providers {
     fn get(&mut self, config: &Config, app_name: &str, scope: &str) -> Result<TokenProvider> {
         let key = (app_name.to_owned(), scope.to_owned());
-        if let Some(p) = self.0.get(&key) {
+        if let Some(p) = self.tokens.get(&key) {
             return Ok(p.clone());
         }
         let p = provider(app(config, app_name)?, scope)?;
-        self.0.insert(key, p.clone());
+        self.tokens.insert(key, p.clone());
         Ok(p)
+    }
+
+    /// The delta state store kept in `path`, opened on first use (its folder is created).
+    fn delta_store(
+        &mut self,
+        source: &str,
+        path: &Path,
+    ) -> Result<Arc<dyn graph_mail::delta::DeltaStore>> {
+        if let Some(s) = self.delta_stores.get(path) {
+            return Ok(s.clone());
+        }
+        let key = format!("sources.{source}.delta_state {}", path.display());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).context(&key)?;
+        }
+        let store: Arc<dyn graph_mail::delta::DeltaStore> =
+            Arc::new(graph_mail::delta::FileDeltaStore::open(path).context(&key)?);
+        self.delta_stores.insert(path.to_path_buf(), store.clone());
+        Ok(store)
     }
 }
 
@@ -209,7 +234,14 @@ pub fn source(
             if let Some(f) = &s.folder {
                 sc = sc.folder(f.clone());
             }
-            Ok(Arc::new(graph_mail::GraphSource::new(client, sc)))
+            let source = graph_mail::GraphSource::new(client, sc);
+            Ok(match s.mode {
+                SourceMode::Unread => Arc::new(source),
+                SourceMode::Delta => {
+                    let store = providers.delta_store(&s.name, &config.delta_state_path(s))?;
+                    Arc::new(source.with_delta(store))
+                }
+            })
         }
         Kind::Smtp => Err(format!(
             "sources.{}: kind \"smtp\" only sends; use it in [[outbounds]]",
@@ -255,16 +287,32 @@ pub fn outbound(
             };
             let provider = providers.get(config, &o.app, scope)?;
             let defaults = smtp_mail::SmtpConfig::office365(o.mailbox.clone());
-            let smtp = defaults.clone().with_server(
+            let mut smtp = defaults.clone().with_server(
                 o.host.clone().unwrap_or(defaults.host),
                 o.port.unwrap_or(defaults.port),
             );
+            if let Some(path) = &o.ca_file {
+                smtp = smtp.with_root_certificate_pem(read_ca_file(&o.name, path)?);
+            }
             Ok(Arc::new(smtp_mail::SmtpOutbound::new(
                 smtp,
                 Arc::new(provider),
             )))
         }
     }
+}
+
+/// The PEM text of an outbound's `ca_file`, refused early (naming the key) when it cannot be
+/// read or holds no certificate, rather than at the first STARTTLS handshake.
+pub fn read_ca_file(outbound: &str, path: &std::path::Path) -> Result<String> {
+    let key = format!("outbounds.{outbound}.ca_file {}", path.display());
+    let pem = std::fs::read_to_string(path).context(&key)?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "{key}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+        ));
+    }
+    Ok(pem)
 }
 
 /// What the sender policy may assume about an outbound.

@@ -18,3 +18,4 @@ pub mod config;
 pub mod connect;
 pub mod demo;
 pub mod output;
+pub mod progress;

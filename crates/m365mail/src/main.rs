@@ -4,6 +4,7 @@
 //! With no configuration, `m365mail run` starts an embedded sandbox tenant, delivers demo mail
 //! and processes it. With `--config FILE` it connects to a real tenant.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +37,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the mail handler (without --config: on the embedded sandbox with demo mail, once).
+    ///
+    /// While a source with more than one batch of mail waiting drains, a progress bar per source
+    /// is drawn on stderr (only on a terminal, never with --json).
     Run {
         /// Configuration file (TOML). Without it, the embedded demo tenant is used.
         #[arg(long)]
@@ -67,6 +71,10 @@ enum Command {
         /// Where to write the CA certificate with --tls.
         #[arg(long, default_value = "sandbox-ca.pem")]
         ca_out: PathBuf,
+        /// Where to write the CA of the SMTP listener's STARTTLS certificate (for an smtp
+        /// outbound's `ca_file`).
+        #[arg(long)]
+        smtp_ca_out: Option<PathBuf>,
     },
     /// Sign in an app with its configured flow (device code, browser, client credentials) and
     /// cache the token.
@@ -181,7 +189,8 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             seed,
             tls,
             ca_out,
-        } => run_sandbox(port, smtp_port, seed, tls, ca_out).await,
+            smtp_ca_out,
+        } => run_sandbox(port, smtp_port, seed, tls, ca_out, smtp_ca_out).await,
         Command::Login {
             config,
             app,
@@ -266,12 +275,7 @@ async fn run(
     let ledger = if demo {
         Ledger::in_memory()
     } else {
-        let path = cfg
-            .handler
-            .ledger
-            .clone()
-            .unwrap_or_else(|| cfg.handler.output_dir.join("ledger.jsonl"));
-        Ledger::open(&path).map_err(|e| e.to_string())?
+        Ledger::open(cfg.ledger_path()).map_err(|e| e.to_string())?
     };
     let webhook = match &cfg.handler.webhook {
         Some(u) => Some(
@@ -314,6 +318,9 @@ async fn run(
             spec = spec.notify_through(outbound, connect::outbound_caps(o)?, template.clone());
         }
         pipeline.add_source(spec);
+    }
+    if m365mail::progress::wanted(json, std::io::stderr().is_terminal()) {
+        m365mail::progress::Bars::stderr(cfg.handler.batch_size as u64).attach(&mut pipeline);
     }
 
     let shutdown = Shutdown::new();
@@ -360,6 +367,7 @@ async fn run_sandbox(
     seed: Option<PathBuf>,
     tls: bool,
     ca_out: PathBuf,
+    smtp_ca_out: Option<PathBuf>,
 ) -> Result<ExitCode> {
     let seed = match seed {
         Some(p) => sandbox::Seed::from_path(&p).map_err(|e| e.to_string())?,
@@ -385,6 +393,13 @@ async fn run_sandbox(
     println!("  EWS:       {}", sb.ews_url());
     if let Some(smtp) = sb.smtp_addr() {
         println!("  SMTP:      {smtp}");
+    }
+    if let Some(path) = &smtp_ca_out {
+        let pem = sb
+            .smtp_ca_pem()
+            .ok_or("the SMTP STARTTLS certificate could not be generated")?;
+        std::fs::write(path, pem).context(format!("writing {}", path.display()))?;
+        println!("  SMTP CA:   {}", path.display());
     }
     if tls {
         println!("  CA:        {}", ca_out.display());

@@ -457,3 +457,333 @@ async fn browser_sign_in_through_the_tenant_pages_to_the_loopback_listener() {
     assert_eq!(mode, 0o600);
     sb.shutdown().await;
 }
+
+/// `config` without the webhook, for runs that only write to the folder.
+fn folder_config(sb: &Sandbox, out: &Path) -> String {
+    config(sb, out, "http://127.0.0.1:9/hook")
+        .replace("webhook = \"http://127.0.0.1:9/hook\"\n", "")
+}
+
+/// Runs `args` under `script`, which gives the command a terminal (a pty) for stdout and stderr
+/// as a person's shell would; returns everything the terminal showed. `None` (after saying
+/// why) when `script` (util-linux) is missing and `CI` is not set.
+fn on_a_terminal(args: &[&str]) -> Option<(bool, String)> {
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    let Some(script) = script else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but `script` (util-linux) is missing"
+        );
+        eprintln!("SKIPPED terminal check: `script` (util-linux) not found");
+        return None;
+    };
+    let command = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Some((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
+}
+
+/// A sandbox whose helpdesk has `n` messages waiting (plus the demo seed's two).
+async fn large_mailbox(n: usize) -> Sandbox {
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    for i in 0..n {
+        let mime = format!(
+            "From: c{i}@fabrikam.example\r\nTo: helpdesk@contoso.example\r\nSubject: bulk {i}\r\n\
+             Message-ID: <bulk-{i}@fabrikam.example>\r\n\r\nbody {i}\r\n"
+        );
+        sb.admin()
+            .inject_mime("helpdesk@contoso.example", &mime)
+            .unwrap();
+    }
+    sb
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_mailbox_drains_with_a_progress_bar_on_a_terminal_only() {
+    const N: usize = 60;
+    let sb = large_mailbox(N).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, folder_config(&sb, &out)).unwrap();
+    let cfg_s = cfg.display().to_string();
+
+    let terminal =
+        tokio::task::spawn_blocking(move || on_a_terminal(&["run", "--once", "--config", &cfg_s]))
+            .await
+            .unwrap();
+    let Some((ok, shown)) = terminal else {
+        sb.shutdown().await;
+        return;
+    };
+    assert!(ok, "{shown}");
+    // The bar (batch_size 10, so 62 waiting is a large mailbox): the source's name, the bar
+    // and the count of the announced total.
+    let total = format!("/{}", N + 2);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("helpdesk [") && l.contains(&total)),
+        "no progress bar in:\n{shown}"
+    );
+    assert!(shown.contains("handled:"), "{shown}");
+    assert_eq!(records(&out).len(), N + 2);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_and_output_to_a_pipe_carry_no_progress_bar() {
+    const N: usize = 40;
+    let sb = large_mailbox(N).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, folder_config(&sb, &out)).unwrap();
+
+    // --json on a terminal: everything the terminal shows is the JSON document.
+    let cfg_s = cfg.display().to_string();
+    let shown = tokio::task::spawn_blocking(move || {
+        on_a_terminal(&["run", "--once", "--json", "--config", &cfg_s])
+    })
+    .await
+    .unwrap();
+    if let Some((ok, shown)) = shown {
+        assert!(ok, "{shown}");
+        let v: serde_json::Value = serde_json::from_str(shown.trim())
+            .unwrap_or_else(|e| panic!("not clean JSON ({e}):\n{shown:?}"));
+        assert_eq!(v["sources"][0]["handled"], N as u64 + 2);
+    }
+
+    // Human output to a pipe (a log file, a service manager): no bar either.
+    for i in 0..N {
+        let mime = format!(
+            "From: d{i}@fabrikam.example\r\nTo: helpdesk@contoso.example\r\nSubject: more {i}\r\n\
+             Message-ID: <more-{i}@fabrikam.example>\r\n\r\nbody\r\n"
+        );
+        sb.admin()
+            .inject_mime("helpdesk@contoso.example", &mime)
+            .unwrap();
+    }
+    let output = Command::new(BIN)
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains(&format!("handled:   {N}")), "{stdout}");
+    assert!(!stderr.contains("helpdesk ["), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
+    sb.shutdown().await;
+}
+
+/// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented).
+fn allow_smtp_send_as_app(sb: &Sandbox) {
+    const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+    const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
+            && let Some(p) = sandbox::tenant::Permission::parse(SEND_AS_APP)
+        {
+            app.application_permissions.push(p);
+        }
+    });
+    sb.admin()
+        .grant_admin_consent(APP, &[], &[SEND_AS_APP])
+        .unwrap();
+}
+
+fn smtp_config(sb: &Sandbox, ca_file: Option<&Path>) -> String {
+    let smtp = sb.smtp_addr().unwrap();
+    let ca = ca_file
+        .map(|p| format!("ca_file = \"{}\"\n", p.display()))
+        .unwrap_or_default();
+    format!(
+        r#"
+[[apps]]
+name = "demo"
+tenant = "{tenant}"
+authority_base = "{base}"
+client_id = "00000000-0000-0000-0000-00000000d3e0"
+client_secret = "demo-secret-do-not-use-in-production"
+
+[[outbounds]]
+name = "smtp"
+kind = "smtp"
+app = "demo"
+mailbox = "helpdesk@contoso.example"
+host = "127.0.0.1"
+port = {port}
+{ca}"#,
+        tenant = sb.tenant_id(),
+        base = sb.base_url().trim_end_matches('/'),
+        port = smtp.port(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_outbound_with_the_sandbox_ca_sends_over_starttls() {
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    allow_smtp_send_as_app(&sb);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("smtp-ca.pem");
+    std::fs::write(&ca, sb.smtp_ca_pem().unwrap()).unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, smtp_config(&sb, Some(&ca))).unwrap();
+    let send = |cfg: std::path::PathBuf, subject: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args([
+                    "send",
+                    "--outbound",
+                    "smtp",
+                    "--to",
+                    "adele.vance@contoso.example",
+                ])
+                .args(["--subject", subject, "--config"])
+                .arg(&cfg)
+                .output()
+                .unwrap()
+        })
+    };
+
+    let ping = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["ping", "--json", "smtp", "--config"])
+                .arg(&cfg)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let report: serde_json::Value = serde_json::from_slice(&ping.stdout).unwrap();
+    assert_eq!(report[0]["status"], "ONLINE", "{report}");
+
+    let sent = send(cfg.clone(), "over starttls").await.unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let inbox: Vec<String> = sb
+        .admin()
+        .store()
+        .list(
+            "adele.vance@contoso.example",
+            Some("inbox"),
+            &sandbox::store::ListQuery::default(),
+        )
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.props.subject.clone())
+        .collect();
+    assert!(inbox.iter().any(|s| s == "over starttls"), "{inbox:?}");
+
+    // Without the CA the sandbox's certificate is not trusted: nothing is sent.
+    let untrusted = dir.path().join("untrusted.toml");
+    std::fs::write(&untrusted, smtp_config(&sb, None)).unwrap();
+    let refused = send(untrusted, "never").await.unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(err.contains("certificate") || err.contains("tls"), "{err}");
+
+    // A CA file that holds no certificate is refused by name before any connection.
+    let bogus = dir.path().join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, smtp_config(&sb, Some(&bogus))).unwrap();
+    let refused = send(bad, "never").await.unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("outbounds.smtp.ca_file"), "{err}");
+    sb.shutdown().await;
+}
+
+/// Runs `m365mail run --once --json --config cfg` and returns its summary.
+async fn run_once_json(cfg: &Path) -> serde_json::Value {
+    let cfg = cfg.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["run", "--once", "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run() {
+    const N: usize = 25;
+    let sb = large_mailbox(N).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("m365mail.toml");
+    let text = folder_config(&sb, &out).replace(
+        "acknowledge = \"move:Processed\"\n",
+        "acknowledge = \"mark-read\"\nmode = \"delta\"\n",
+    );
+    assert!(text.contains("mode = \"delta\""));
+    std::fs::write(&cfg, text).unwrap();
+
+    let first = run_once_json(&cfg).await;
+    let s = &first["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{first}");
+    assert_eq!(s["handled"], N as u64 + 2, "{first}");
+    // The state lives next to the ledger.
+    assert!(out.join("ledger.jsonl").is_file());
+    assert!(out.join("graph-delta.json").is_file());
+
+    // Nothing new: the second run finds nothing and hands nothing over, not even to recover it.
+    let second = run_once_json(&cfg).await;
+    let s = &second["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{second}");
+    assert_eq!(s["handled"], 0, "{second}");
+    assert_eq!(s["recovered"], 0, "{second}");
+
+    // New mail is found by the next run, and only it.
+    for i in 0..3 {
+        let mime = format!(
+            "From: n{i}@fabrikam.example\r\nTo: billing@contoso.example\r\nSubject: new {i}\r\n\
+             Message-ID: <new-{i}@fabrikam.example>\r\n\r\nbody\r\n"
+        );
+        sb.admin()
+            .inject_mime("billing@contoso.example", &mime)
+            .unwrap();
+    }
+    let third = run_once_json(&cfg).await;
+    let s = &third["sources"][0];
+    assert_eq!(s["handled"], 3, "{third}");
+    assert_eq!(s["per_project"]["BILLING"], 3, "{third}");
+
+    let seen = records(&out);
+    assert_eq!(seen.len(), N + 2 + 3);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "handed over more than once: {twice:?}");
+    sb.shutdown().await;
+}
