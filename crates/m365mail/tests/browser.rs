@@ -60,7 +60,8 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// chromedriver on a free loopback port, killed when dropped.
+/// chromedriver on a free loopback port, in a process group of its own with the Chromium it
+/// starts: the whole group is killed when dropped, so a failing test leaves no browser behind.
 struct Driver {
     child: tokio::process::Child,
     url: String,
@@ -76,6 +77,7 @@ impl Driver {
             .port();
         let child = tokio::process::Command::new(path)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -102,6 +104,12 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // `kill -KILL -- -PGID`: the group (no unsafe libc call needed for it).
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
         let _ = self.child.start_kill();
     }
 }
