@@ -16,7 +16,6 @@ addressed it to (decided here, not by the jobs' router).
 import argparse
 import base64
 import json
-import os
 import random
 import sys
 import ssl
