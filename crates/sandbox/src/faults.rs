@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::state::{AppState, lock};
 
 /// The protocol a request arrived on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Microsoft Graph.
@@ -63,6 +63,20 @@ pub enum FaultKind {
         /// Delay in milliseconds.
         millis: u64,
     },
+}
+
+impl FaultKind {
+    /// The kind's name, as in the JSON form (`throttle`, `server_error503`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Throttle { .. } => "throttle",
+            FaultKind::ServerError503 => "server_error503",
+            FaultKind::GatewayTimeout504 => "gateway_timeout504",
+            FaultKind::ServerBusy { .. } => "server_busy",
+            FaultKind::ResetConnection => "reset_connection",
+            FaultKind::Slow { .. } => "slow",
+        }
+    }
 }
 
 /// When a [`FaultRule`] fires.
@@ -212,6 +226,8 @@ struct PlanState {
     seen: Vec<u32>,
     /// faults fired so far
     fired: u64,
+    /// faults fired so far, per protocol and kind
+    by_kind: std::collections::BTreeMap<(Protocol, &'static str), u64>,
 }
 
 /// The fault and throttling controller held by [`AppState`].
@@ -233,6 +249,7 @@ impl FaultController {
                 rng: rand::rngs::StdRng::seed_from_u64(seed),
                 seen: Vec::new(),
                 fired: 0,
+                by_kind: std::collections::BTreeMap::new(),
             }),
             throttle: Mutex::new(ThrottleConfig::default()),
             windows: Arc::new(Mutex::new(HashMap::new())),
@@ -246,6 +263,7 @@ impl FaultController {
         p.seen = vec![0; plan.rules.len()];
         p.plan = plan;
         p.fired = 0;
+        p.by_kind.clear();
     }
 
     /// The current plan.
@@ -256,6 +274,16 @@ impl FaultController {
     /// Number of faults injected since the plan was set.
     pub fn fired(&self) -> u64 {
         lock(&self.plan).fired
+    }
+
+    /// Faults injected since the plan was set, per protocol and [`FaultKind::name`]; kinds
+    /// that never fired are absent.
+    pub fn fired_by_kind(&self) -> Vec<(Protocol, &'static str, u64)> {
+        lock(&self.plan)
+            .by_kind
+            .iter()
+            .map(|(&(p, k), &n)| (p, k, n))
+            .collect()
     }
 
     /// Replaces the throttling limits.
@@ -296,6 +324,7 @@ impl FaultController {
             };
             if fire {
                 st.fired += 1;
+                *st.by_kind.entry((protocol, rule.fault.name())).or_default() += 1;
                 return Some(rule.fault.clone());
             }
         }
@@ -415,3 +444,46 @@ impl hyper::body::Body for BrokenBody {
 }
 
 use bytes::Bytes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_faults_are_counted_per_protocol_and_kind() {
+        let c = FaultController::new(7);
+        c.set_plan(FaultPlan {
+            seed: 7,
+            rules: vec![
+                FaultRule::next(Protocol::Graph, 2, FaultKind::ServerError503),
+                FaultRule::next(Protocol::Ews, 1, FaultKind::ServerBusy { back_off_ms: 10 }),
+                FaultRule::next(
+                    Protocol::Graph,
+                    1,
+                    FaultKind::Throttle {
+                        retry_after_secs: 1,
+                    },
+                ),
+            ],
+        });
+        for _ in 0..5 {
+            let _ = c.pick_fault(Protocol::Graph, "app", "mb");
+            let _ = c.pick_fault(Protocol::Ews, "app", "mb");
+        }
+        assert_eq!(c.fired(), 4);
+        assert_eq!(
+            c.fired_by_kind(),
+            vec![
+                (Protocol::Graph, "server_error503", 2),
+                (Protocol::Graph, "throttle", 1),
+                (Protocol::Ews, "server_busy", 1),
+            ]
+        );
+        // The names are the JSON tags.
+        let json = serde_json::to_value(FaultKind::GatewayTimeout504).unwrap_or_default();
+        assert_eq!(json["kind"], FaultKind::GatewayTimeout504.name());
+        // A new plan starts counting again.
+        c.set_plan(FaultPlan::default());
+        assert!(c.fired_by_kind().is_empty());
+    }
+}
