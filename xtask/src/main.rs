@@ -14,10 +14,14 @@
 //!   (`tools/bench`, issue 10): release builds, a venv with the Python peers, criterion
 //!   micro-benchmarks, then every client against the standalone sandbox; writes BENCHMARKS.md
 //!   and bench-results.json.
+//! - `cargo xtask chaos [--messages N] [--kills K] [--seed S] [--small]`: the chaos run
+//!   (`tools/chaos`, RELIABILITY.md): release builds, then m365mail killed and restarted while
+//!   the sandbox injects faults; `--small` (500 messages, 5 kills) is cheap enough for CI.
 //!
 //! xtask has no dependencies on purpose: it builds in a second and cannot break with them.
 
 mod bench;
+mod chaos;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -36,6 +40,9 @@ Commands:
                run each fuzz target (or one) for N seconds (default 60); needs cargo-fuzz
   bench [--n 1000,10000] [--ours-n 100000] [--quick]
                ingest benchmark (ours vs exchangelib, msgraph-sdk): BENCHMARKS.md
+  chaos [--messages N] [--kills K] [--seed S] [--small]
+               m365mail SIGKILLed and restarted K times (default 20) while it handles N messages
+               (default 10000) from a faulty sandbox; fails on any loss or duplicate
   help         this text
 ";
 
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
         "exchangelib" => exchangelib(),
         "fuzz" => fuzz(&args[1..]),
         "bench" => bench::bench(&args[1..]),
+        "chaos" => chaos::chaos(&args[1..]),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

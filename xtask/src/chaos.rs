@@ -1,0 +1,73 @@
+//! `cargo xtask chaos [--messages N] [--kills K] [--seed S] [other m365-chaos flags]`: builds
+//! the release `m365mail` and `m365-chaos` binaries and runs the chaos run (tools/chaos): the
+//! handler killed with SIGKILL at random moments and restarted while the in-process sandbox
+//! injects faults, expires tokens, revokes a refresh token and withdraws consent. Fails on any
+//! lost, duplicated or unacknowledged message. `--small` is the quick run for CI: 500 messages,
+//! 5 kills, every fault kind.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{root, run};
+
+pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
+    let mut pass: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--small" => pass.extend(
+                ["--messages", "500", "--kills", "5", "--expire-every", "5"].map(String::from),
+            ),
+            "--messages" | "--kills" | "--seed" | "--work-dir" | "--fault-scale" | "--backlog"
+            | "--expire-every" | "--timeout" => {
+                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+                pass.push(a.clone());
+                pass.push(v.clone());
+            }
+            other => {
+                return Err(format!(
+                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small \
+                     --work-dir DIR --fault-scale F --backlog N --expire-every SECS --timeout SECS)"
+                ));
+            }
+        }
+    }
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "m365mail",
+            "-p",
+            "m365-chaos",
+        ],
+    )?;
+    let release = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_relative() { root().join(t) } else { t })
+        .unwrap_or_else(|| root().join("target"))
+        .join("release");
+    let bin = release.join("m365mail");
+    let chaos = release.join("m365-chaos");
+    eprintln!(
+        "$ {} --bin {} {}",
+        chaos.display(),
+        bin.display(),
+        pass.join(" ")
+    );
+    let status = Command::new(&chaos)
+        .arg("--bin")
+        .arg(&bin)
+        .args(&pass)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("could not start {}: {e}", chaos.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the chaos run failed ({status})"))
+    }
+}
