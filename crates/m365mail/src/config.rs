@@ -6,6 +6,8 @@
 //! tenant = "contoso.onmicrosoft.com"      # tenant id or verified domain
 //! client_id = "00000000-0000-0000-0000-000000000001"
 //! client_secret_env = "HELPDESK_SECRET"   # or client_secret_file; never inline in production
+//! # or a certificate: certificate_file = "app.pfx" + certificate_password_env = "PFX_PASSWORD",
+//! # or certificate_file = "app.pem" (+ certificate_key_file = "key.pem"); assertion_algorithm = "ps256"
 //! flow = "client-credentials"             # or "device-code", "browser"
 //!
 //! [[sources]]
@@ -109,6 +111,16 @@ pub enum Flow {
     Browser,
 }
 
+/// The signature of a certificate's client assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssertionAlgorithmName {
+    /// RSASSA-PSS with SHA-256 and `x5t#S256` (Microsoft's current form).
+    Ps256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and `x5t` (the legacy form).
+    Rs256,
+}
+
 /// An app registration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +146,20 @@ pub struct AppConfig {
     /// A file holding the client secret.
     #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
+    /// A certificate credential instead of a secret (RFC 7523 client assertion): a PEM file with
+    /// the certificate (and the key, unless `certificate_key_file` is set), or a PKCS#12 file
+    /// (`.pfx`/`.p12`, recognised by its extension) holding both.
+    #[serde(default)]
+    pub certificate_file: Option<PathBuf>,
+    /// The PEM private key (PKCS#8 or PKCS#1 RSA) for a PEM `certificate_file`.
+    #[serde(default)]
+    pub certificate_key_file: Option<PathBuf>,
+    /// The environment variable holding the PKCS#12 file's password (unset: an empty password).
+    #[serde(default)]
+    pub certificate_password_env: Option<String>,
+    /// The client assertion's signature: `ps256` (default, `x5t#S256`) or `rs256` (`x5t`).
+    #[serde(default)]
+    pub assertion_algorithm: Option<AssertionAlgorithmName>,
     /// The sign-in flow.
     #[serde(default)]
     pub flow: Flow,
@@ -340,13 +366,31 @@ impl Config {
                     app.name
                 )));
             }
-            if app.flow == Flow::ClientCredentials
-                && app.client_secret.is_none()
-                && app.client_secret_env.is_none()
-                && app.client_secret_file.is_none()
+            let has_secret = app.client_secret.is_some()
+                || app.client_secret_env.is_some()
+                || app.client_secret_file.is_some();
+            if has_secret && app.certificate_file.is_some() {
+                return Err(invalid(format!(
+                    "apps.{}: give a client secret or certificate_file, not both",
+                    app.name
+                )));
+            }
+            if app.certificate_file.is_none()
+                && (app.certificate_key_file.is_some()
+                    || app.certificate_password_env.is_some()
+                    || app.assertion_algorithm.is_some())
             {
                 return Err(invalid(format!(
-                    "apps.{}: flow \"client-credentials\" needs client_secret_env or client_secret_file",
+                    "apps.{}: certificate_key_file, certificate_password_env and \
+                     assertion_algorithm need certificate_file",
+                    app.name
+                )));
+            }
+            if app.flow == Flow::ClientCredentials && !has_secret && app.certificate_file.is_none()
+            {
+                return Err(invalid(format!(
+                    "apps.{}: flow \"client-credentials\" needs client_secret_env, client_secret_file \
+                     or certificate_file",
                     app.name
                 )));
             }
@@ -654,5 +698,44 @@ mailbox = "helpdesk@contoso.com"
         .unwrap_err()
         .to_string();
         assert!(e.contains("client_secret_env"), "{e}");
+    }
+
+    #[test]
+    fn a_certificate_replaces_the_secret_and_its_settings_are_checked() {
+        let parse = |text: &str| Config::parse(text, Path::new("m.toml"));
+        let cert = GOOD.replace(
+            "client_secret_env = \"HELPDESK_SECRET\"",
+            "certificate_file = \"app.pfx\"\ncertificate_password_env = \"PFX\"\nassertion_algorithm = \"rs256\"",
+        );
+        let c = parse(&cert).unwrap();
+        assert_eq!(
+            c.apps[0].certificate_file.as_deref(),
+            Some(Path::new("app.pfx"))
+        );
+        assert_eq!(
+            c.apps[0].assertion_algorithm,
+            Some(AssertionAlgorithmName::Rs256)
+        );
+        // Both a secret and a certificate: ambiguous, refused.
+        let both = GOOD.replace(
+            "client_secret_env = \"HELPDESK_SECRET\"",
+            "client_secret_env = \"S\"\ncertificate_file = \"app.pfx\"",
+        );
+        let e = parse(&both).unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
+        // Certificate settings without the certificate: refused, named.
+        let stray = GOOD.replace(
+            "client_secret_env = \"HELPDESK_SECRET\"",
+            "client_secret_env = \"S\"\ncertificate_key_file = \"k.pem\"",
+        );
+        let e = parse(&stray).unwrap_err().to_string();
+        assert!(e.contains("need certificate_file"), "{e}");
+        // An algorithm we do not know: the key is named.
+        let alg = cert.replace("\"rs256\"", "\"es256\"");
+        let e = parse(&alg).unwrap_err().to_string();
+        assert!(
+            e.contains("es256") || e.contains("assertion_algorithm"),
+            "{e}"
+        );
     }
 }

@@ -8,7 +8,9 @@ use anyhow_lite::{Context, Result};
 use connector::{MessageOutbound, MessageSource};
 use msauth::{Authority, ClientCredential, ClientSecret, Cloud, Tenant, TokenProvider};
 
-use crate::config::{AppConfig, Config, Flow, Kind, OutboundConfig, SourceConfig, SourceMode};
+use crate::config::{
+    AppConfig, AssertionAlgorithmName, Config, Flow, Kind, OutboundConfig, SourceConfig, SourceMode,
+};
 
 /// Graph's resource for app-only tokens.
 pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -80,22 +82,68 @@ pub fn client_secret(app: &AppConfig) -> Result<Option<ClientSecret>> {
     Ok(app.client_secret.clone().map(ClientSecret::new))
 }
 
+/// The confidential-client credential of an app: its certificate (PEM or PKCS#12) or its secret,
+/// or `None` for a public client.
+pub fn client_credential(app: &AppConfig) -> Result<Option<ClientCredential>> {
+    let Some(path) = &app.certificate_file else {
+        return Ok(client_secret(app)?.map(ClientCredential::Secret));
+    };
+    let what = format!("apps.{}.certificate_file {}", app.name, path.display());
+    let data = std::fs::read(path).context(&what)?;
+    let pkcs12 = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"));
+    let credential = if pkcs12 {
+        let password = match &app.certificate_password_env {
+            Some(var) => std::env::var(var).map_err(|_| {
+                format!(
+                    "apps.{}: the environment variable {var} (certificate_password_env) is not set",
+                    app.name
+                )
+            })?,
+            None => String::new(),
+        };
+        msauth::CertificateCredential::from_pkcs12(&data, &msauth::Pkcs12Password::new(password))
+            .context(&what)?
+    } else {
+        let key = match &app.certificate_key_file {
+            Some(key_path) => std::fs::read(key_path).context(format!(
+                "apps.{}.certificate_key_file {}",
+                app.name,
+                key_path.display()
+            ))?,
+            None => data.clone(),
+        };
+        msauth::CertificateCredential::from_pem(&data, &key).context(&what)?
+    };
+    let algorithm = match app.assertion_algorithm {
+        Some(AssertionAlgorithmName::Rs256) => msauth::AssertionAlgorithm::Rs256,
+        Some(AssertionAlgorithmName::Ps256) | None => msauth::AssertionAlgorithm::Ps256,
+    };
+    Ok(Some(ClientCredential::Certificate(
+        credential.with_algorithm(algorithm),
+    )))
+}
+
 /// A token provider for `app` and one resource.
 pub fn provider(app: &AppConfig, scope: &str) -> Result<TokenProvider> {
     let authority = authority(app)?;
     let mut builder = TokenProvider::builder(authority, app.client_id.clone());
     match app.flow {
         Flow::ClientCredentials => {
-            let secret = client_secret(app)?
-                .ok_or_else(|| format!("apps.{}: client credentials need a secret", app.name))?;
-            builder = builder
-                .credential(ClientCredential::Secret(secret))
-                .scopes([scope.to_owned()]);
+            let credential = client_credential(app)?.ok_or_else(|| {
+                format!(
+                    "apps.{}: client credentials need a secret or a certificate",
+                    app.name
+                )
+            })?;
+            builder = builder.credential(credential).scopes([scope.to_owned()]);
         }
         Flow::DeviceCode | Flow::Browser => {
             builder = builder.scopes(delegated_scopes(scope));
-            if let Some(secret) = client_secret(app)? {
-                builder = builder.credential(ClientCredential::Secret(secret));
+            if let Some(credential) = client_credential(app)? {
+                builder = builder.credential(credential);
             }
             let cache = app.token_cache.clone().unwrap_or_else(default_cache);
             let store = msauth::FileStore::new(cache);

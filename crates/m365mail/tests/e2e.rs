@@ -787,3 +787,131 @@ async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run(
     assert!(twice.is_empty(), "handed over more than once: {twice:?}");
     sb.shutdown().await;
 }
+
+/// An app that signs in with a certificate instead of a secret: a PKCS#12 file (password from
+/// the environment) and a PEM pair, both accepted by the tenant once the certificate is
+/// registered; a wrong password is a clear error; and at trace level neither the password, the
+/// private key nor a token shows up anywhere in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_with_a_certificate_from_pkcs12_or_pem() {
+    const PASSWORD: &str = "correct-horse";
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../msauth/tests/fixtures");
+    let cert_pem = std::fs::read_to_string(fixtures.join("test-cert.pem")).unwrap();
+    let key_pem = std::fs::read_to_string(fixtures.join("test-key-pkcs8.pem")).unwrap();
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |credential: &str| {
+        format!(
+            r#"
+[[apps]]
+name = "demo"
+tenant = "{tenant}"
+authority_base = "{base}"
+client_id = "00000000-0000-0000-0000-00000000d3e0"
+{credential}
+
+[[sources]]
+name = "helpdesk"
+kind = "graph"
+app = "demo"
+mailbox = "helpdesk@contoso.example"
+url = "{graph}"
+
+[sources.routing.mailbox]
+primary = "helpdesk@contoso.example"
+
+[[sources.routing.rules]]
+match = "default"
+project = "DESK"
+"#,
+            tenant = sb.tenant_id(),
+            base = sb.base_url().trim_end_matches('/'),
+            graph = sb.graph_url(),
+        )
+    };
+    let ping = |credential: String, password: Option<&str>| {
+        let path = dir.path().join("m365mail.toml");
+        std::fs::write(&path, cfg(&credential)).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["ping", "--json", "--config"])
+            .arg(&path)
+            .env("M365MAIL_LOG", "trace")
+            .env_remove("PFX_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("PFX_PASSWORD", p);
+        }
+        cmd.output().unwrap()
+    };
+    let pfx = format!(
+        "certificate_file = \"{}\"\ncertificate_password_env = \"PFX_PASSWORD\"",
+        fixtures.join("pkcs12/modern.pfx").display()
+    );
+    // Not registered on the app yet: the tenant refuses the assertion, and ping says why.
+    let refused = ping(pfx.clone(), Some(PASSWORD));
+    let text = String::from_utf8_lossy(&refused.stdout).to_string()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(text.contains("OFFLINE"), "{text}");
+    assert!(
+        text.contains("700027") || text.contains("ertificate"),
+        "{text}"
+    );
+
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id == "00000000-0000-0000-0000-00000000d3e0")
+        {
+            app.certificates.push(sandbox::tenant::AppCertificate {
+                pem: cert_pem.clone(),
+            });
+        }
+    });
+    let pem = format!(
+        "certificate_file = \"{}\"\ncertificate_key_file = \"{}\"\nassertion_algorithm = \"rs256\"",
+        fixtures.join("test-cert.pem").display(),
+        fixtures.join("test-key-pkcs8.pem").display()
+    );
+    let key_line = key_pem.lines().nth(5).unwrap().to_owned();
+    for (what, credential) in [("pkcs12", pfx.clone()), ("pem", pem)] {
+        let output = ping(credential, Some(PASSWORD));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{what}: {e}: {stdout}\n{stderr}"));
+        assert_eq!(report[0]["status"], "ONLINE", "{what}: {report}\n{stderr}");
+        assert!(stderr.contains("requesting a token"), "{what}: {stderr}");
+        for text in [&stdout, &stderr] {
+            assert!(!text.contains(PASSWORD), "{what}: the password leaked");
+            assert!(!text.contains(&key_line), "{what}: the private key leaked");
+            assert!(
+                !text.contains("client_assertion="),
+                "{what}: the assertion leaked"
+            );
+            for (i, _) in text.match_indices("eyJ") {
+                let tail: String = text[i..].chars().take(60).collect();
+                assert!(
+                    tail.matches('.').count() == 0 || tail.len() <= 40,
+                    "{what}: token-like {tail}"
+                );
+            }
+        }
+    }
+
+    // A wrong password: a clear error that does not repeat it.
+    let wrong = ping(pfx.clone(), Some("battery-staple"));
+    let text = String::from_utf8_lossy(&wrong.stdout).to_string()
+        + &String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success() || text.contains("OFFLINE"),
+        "{text}"
+    );
+    assert!(text.contains("certificate_file"), "{text}");
+    assert!(text.to_lowercase().contains("password"), "{text}");
+    assert!(!text.contains("battery-staple"), "{text}");
+    // The variable not set at all: named.
+    let unset = ping(pfx, None);
+    let text = String::from_utf8_lossy(&unset.stderr);
+    assert!(text.contains("PFX_PASSWORD"), "{text}");
+    sb.shutdown().await;
+}
