@@ -499,8 +499,15 @@ async fn one_run(
     sb.unlimited_budget().await?;
     let t = Instant::now();
     let stats = sb.seed(n, plan, SEED).await?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let note = format!(
-        "N={n}: {:.0} MiB of MIME ({} HTML with inline images, {} with a 1–5 MB attachment), seeded in {:.0} s; sandbox peak RSS after seeding {} MiB",
+        "{} N={n}: {:.0} MiB of MIME ({} HTML with inline images, {} with a 1–5 MB attachment), seeded in {:.0} s; sandbox peak RSS after seeding {} MiB; load average before the job {load}",
+        c.name,
         stats.bytes as f64 / 1_048_576.0,
         stats.html,
         stats.large,
