@@ -103,7 +103,13 @@ pub struct Options {
     pub offline_backoff: Duration,
     /// Longest pause between pings of an OFFLINE source.
     pub max_offline_backoff: Duration,
+    /// Largest MIME message handed to the router and the handler; a bigger one is parked as
+    /// poison without being parsed (a source may return anything). Default [`MAX_MIME`].
+    pub max_mime: usize,
 }
+
+/// The default [`Options::max_mime`]: 150 MiB, the largest message Microsoft 365 accepts.
+pub const MAX_MIME: usize = 150 * 1024 * 1024;
 
 impl Default for Options {
     fn default() -> Self {
@@ -114,6 +120,7 @@ impl Default for Options {
             poll_interval: Duration::from_secs(30),
             offline_backoff: Duration::from_secs(5),
             max_offline_backoff: Duration::from_secs(300),
+            max_mime: MAX_MIME,
         }
     }
 }
@@ -140,6 +147,12 @@ impl Options {
     /// Sets the poll interval.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll_interval = d;
+        self
+    }
+
+    /// Sets the largest MIME message handled (at least 1 KiB); bigger ones are parked.
+    pub fn max_mime(mut self, bytes: usize) -> Self {
+        self.max_mime = bytes.max(1024);
         self
     }
 
@@ -358,6 +371,7 @@ struct Ctx {
     handler: Arc<dyn Handler>,
     ledger: Ledger,
     max_attempts: u32,
+    max_mime: usize,
     observers: Vec<ProgressObserver>,
 }
 
@@ -451,6 +465,7 @@ impl Pipeline {
                 handler: self.handler.clone(),
                 ledger: self.ledger.clone(),
                 max_attempts: self.options.max_attempts,
+                max_mime: self.options.max_mime,
                 observers: self.observers.clone(),
             });
             let options = self.options.clone();
@@ -486,6 +501,7 @@ impl Pipeline {
                 handler: self.handler.clone(),
                 ledger: self.ledger.clone(),
                 max_attempts: self.options.max_attempts,
+                max_mime: self.options.max_mime,
                 observers: self.observers.clone(),
             });
             let options = self.options.clone();
@@ -760,6 +776,16 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
         };
     }
 
+    if msg.mime.len() > ctx.max_mime {
+        // Not parsed at all: the router and mail-parser would hold it (and what they build
+        // from it) in memory, and no handler is expected to take it.
+        let reason = format!(
+            "the message is {} bytes, over the {}-byte limit (Options::max_mime); not parsed",
+            msg.mime.len(),
+            ctx.max_mime
+        );
+        return park(ctx, k, &msg, reason).await;
+    }
     let route = ctx.spec.router.route_mime(&msg.mime);
     let sender = ctx.spec.template.as_ref().map(|_| {
         ctx.spec
@@ -823,20 +849,7 @@ async fn failed(
     let attempts = record.attempts + 1;
     if e.is_permanent() || attempts >= ctx.max_attempts {
         let reason = format!("{} (after {attempts} attempt(s))", e.reason());
-        if let Err(err) = ctx.ledger.append(
-            k,
-            Entry::Parked {
-                reason: reason.clone(),
-            },
-        ) {
-            return Outcome::Error(format!("ledger: {err}"));
-        }
-        tracing::warn!(key = k, reason, "parking poison message");
-        let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
-        return match acknowledge(ctx, k, &inbound.raw, &folder).await {
-            Ok(()) => Outcome::Parked,
-            Err(e) => Outcome::AckFailed(e),
-        };
+        return park(ctx, k, &inbound.raw, reason).await;
     }
     match ctx.ledger.append(
         k,
@@ -847,6 +860,24 @@ async fn failed(
     ) {
         Ok(()) => Outcome::Failed,
         Err(err) => Outcome::Error(format!("ledger: {err}")),
+    }
+}
+
+/// Records `reason` in the ledger and moves the message to the poison folder.
+async fn park(ctx: &Ctx, k: &str, raw: &RawMessage, reason: String) -> Outcome {
+    if let Err(err) = ctx.ledger.append(
+        k,
+        Entry::Parked {
+            reason: reason.clone(),
+        },
+    ) {
+        return Outcome::Error(format!("ledger: {err}"));
+    }
+    tracing::warn!(key = k, reason, "parking poison message");
+    let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+    match acknowledge(ctx, k, raw, &folder).await {
+        Ok(()) => Outcome::Parked,
+        Err(e) => Outcome::AckFailed(e),
     }
 }
 
