@@ -9,3 +9,4 @@ mod hostile;
 mod identity;
 mod platform;
 mod smtp_tls;
+mod xml_entities;
