@@ -402,8 +402,13 @@ pub struct Verdict {
     /// Handled twice: more than one folder record, handed to the webhook under more than one
     /// key, more than one `handled` line in the ledger, or more than one copy acknowledged.
     pub duplicated: Vec<String>,
-    /// Handled, but not moved to `Processed` (or not recorded as acknowledged).
+    /// Handled, but not acknowledged at its source (not moved to `Processed` / not read).
     pub unacknowledged: Vec<String>,
+    /// Acknowledged at the source, but the ledger never recorded it: the acknowledgement took
+    /// effect and its answer was lost (a reset or 504 after the move), so the pipeline saw an
+    /// error and the message never came back to be confirmed. Reported, not a failure: the
+    /// mailbox is right and nothing is handled again.
+    pub ledger_unconfirmed: Vec<String>,
     /// Records of messages that were never delivered.
     pub unexpected: Vec<String>,
     /// Webhook deliveries repeated with the same `Idempotency-Key`: the crash window between a
@@ -466,10 +471,9 @@ impl Evidence {
                 }
             }
             if !keys.iter().any(|k| self.ledger.acknowledged.contains(k)) {
-                v.unacknowledged.push(id.clone());
+                v.ledger_unconfirmed.push(id.clone());
             }
         }
-        v.unacknowledged.dedup();
         v.duplicated = duplicated.into_iter().collect();
         v.unexpected = self
             .records
@@ -558,10 +562,15 @@ mod tests {
     fn unacknowledged_waiting_parked_and_unexpected_fail_the_run() {
         let mut e = clean(3);
         e.processed.remove("m0");
-        e.ledger.acknowledged.remove("src|0");
         let v = e.verdict();
         assert_eq!(v.unacknowledged, vec!["m0".to_owned()]);
         assert!(!v.is_clean());
+        // Acknowledged at the source but not in the ledger: reported, not a failure.
+        let mut e = clean(3);
+        e.ledger.acknowledged.remove("src|1");
+        let v = e.verdict();
+        assert_eq!(v.ledger_unconfirmed, vec!["m1".to_owned()]);
+        assert!(v.is_clean(), "{v:?}");
 
         let mut e = clean(2);
         e.waiting = 1;

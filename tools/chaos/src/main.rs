@@ -954,6 +954,12 @@ fn render(r: &Report<'_>) -> String {
     let _ = writeln!(s, "  lost:            {}", v.lost.len());
     let _ = writeln!(s, "  handled twice:   {}", v.duplicated.len());
     let _ = writeln!(s, "  unacknowledged:  {}", v.unacknowledged.len());
+    let _ = writeln!(
+        s,
+        "  acknowledged at the source but not confirmed in the ledger (answer lost after the \
+         acknowledgement took effect; reported, not a failure): {}",
+        v.ledger_unconfirmed.len()
+    );
     let _ = writeln!(s, "  still waiting:   {}", v.waiting);
     let _ = writeln!(s, "  parked (poison): {}", v.poisoned);
     let _ = writeln!(s, "  unexpected:      {}", v.unexpected.len());
@@ -975,6 +981,7 @@ fn render(r: &Report<'_>) -> String {
     sample("handled twice", &v.duplicated, &mut s);
     sample("unacknowledged", &v.unacknowledged, &mut s);
     sample("unexpected", &v.unexpected, &mut s);
+    sample("not confirmed in the ledger", &v.ledger_unconfirmed, &mut s);
     let _ = writeln!(s, "handler's last exit: {}", r.final_exit);
     if !r.unexpected_exits.is_empty() {
         let _ = writeln!(
