@@ -339,7 +339,7 @@ impl GraphSource {
             .batch("downloading messages", items)
             .await
             .into_iter();
-        build_errors
+        let mut out: Vec<Result<Vec<u8>, Error>> = build_errors
             .into_iter()
             .map(|e| match e {
                 Some(e) => Err(e),
@@ -349,7 +349,16 @@ impl GraphSource {
                     None => Err(Error::bad_response("a batch item got no result")),
                 },
             })
-            .collect()
+            .collect();
+        // A batch answer that could not be read (one message over the body cap makes the whole
+        // answer too big) fails every item in it: download those one by one, so only the
+        // message at fault stays failed.
+        for (slot, m) in out.iter_mut().zip(metas) {
+            if matches!(slot, Err(e) if e.kind() == ErrorKind::BadResponse) {
+                *slot = self.mime_one(&m.id).await;
+            }
+        }
+        out
     }
 }
 

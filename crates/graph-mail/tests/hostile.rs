@@ -157,38 +157,47 @@ async fn an_oversized_mime_body_is_a_typed_error_and_the_client_stays_usable() {
             .inject("c@fabrikam.example", &[to.to_owned()], m.as_bytes())
             .expect("inject");
     }
-    let ep = Endpoint::custom(&sb.graph_url(), Mailbox::user(to)).expect("endpoint");
-    let client = GraphClient::builder(ep, app_tokens(&sb))
-        .retry(RetryPolicy::never())
-        .max_body(cap)
-        .build()
-        .expect("client");
-    // One download per message, so the cap applies to each `/$value` body.
-    let source = GraphSource::new(client, SourceConfig::default().use_batch(false));
-    let batch = source.fetch(None, 10).await.expect("the listing is small");
-    let subjects: Vec<String> = batch
-        .messages
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.mime).into_owned())
-        .collect();
-    assert!(
-        subjects.iter().any(|m| m.contains("Subject: small")),
-        "the small message still arrives"
-    );
-    assert!(!subjects.iter().any(|m| m.contains("Subject: big")));
-    assert_eq!(batch.failed.len(), 1, "the big message is reported");
-    let (_, err) = &batch.failed[0];
-    assert_eq!(err.kind(), ErrorKind::BadResponse, "{err}");
-    assert!(
-        err.to_string().contains(&format!("{cap}-byte cap")),
-        "{err}"
-    );
-    assert!(err.to_string().contains("downloading a message"), "{err}");
+    // One download per message, and `$batch` downloads (the default), where the cap applies
+    // to the whole batch answer: the big message must not take the others down with it.
+    for use_batch in [false, true] {
+        let ep = Endpoint::custom(&sb.graph_url(), Mailbox::user(to)).expect("endpoint");
+        let client = GraphClient::builder(ep, app_tokens(&sb))
+            .retry(RetryPolicy::never())
+            .max_body(cap)
+            .build()
+            .expect("client");
+        let source = GraphSource::new(client, SourceConfig::default().use_batch(use_batch));
+        let batch = source.fetch(None, 10).await.expect("the listing is small");
+        let subjects: Vec<String> = batch
+            .messages
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.mime).into_owned())
+            .collect();
+        assert!(batch.messages.len() >= 2, "batch {use_batch}: {subjects:?}");
+        assert!(
+            subjects.iter().any(|m| m.contains("Subject: small")),
+            "batch {use_batch}: the small message still arrives"
+        );
+        assert!(!subjects.iter().any(|m| m.contains("Subject: big")));
+        assert_eq!(
+            batch.failed.len(),
+            1,
+            "batch {use_batch}: only the big message is reported: {:?}",
+            batch.failed
+        );
+        let (_, err) = &batch.failed[0];
+        assert_eq!(err.kind(), ErrorKind::BadResponse, "{err}");
+        assert!(
+            err.to_string().contains(&format!("{cap}-byte cap")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("downloading a message"), "{err}");
 
-    // The same client keeps working afterwards.
-    assert!(source.ping().await.is_online());
-    let waiting = source.count_waiting().await.expect("count");
-    assert!(waiting.is_some_and(|n| n >= 2), "{waiting:?}");
+        // The same client keeps working afterwards.
+        assert!(source.ping().await.is_online());
+        let waiting = source.count_waiting().await.expect("count");
+        assert!(waiting.is_some_and(|n| n >= 2), "{waiting:?}");
+    }
 }
 
 /// A `/$value` answer streamed without `Content-Length` is cut off at the cap too.
