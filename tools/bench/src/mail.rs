@@ -201,7 +201,7 @@ pub fn message(seed: u64, i: usize, plan: MixPlan) -> GeneratedMessage {
     let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 1);
     let class = class_of(i, plan, &mut rng);
     let catch = CATCH[i % CATCH.len()].to_owned();
-    let cc = if i % 3 == 0 {
+    let cc = if i.is_multiple_of(3) {
         format!("Cc: colleague{}@fabrikam.example\r\n", i % 17)
     } else {
         String::new()

@@ -117,6 +117,10 @@ struct RunArgs {
     /// Notes to add to the report.
     #[arg(long)]
     note: Vec<String>,
+    /// Add to the results in `--json` instead of starting afresh (keeps its capacity and token
+    /// tests, skips them here; a run for the same client and N is replaced).
+    #[arg(long)]
+    merge: bool,
 }
 
 fn main() -> ExitCode {
@@ -371,10 +375,30 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", args.json.display()))?;
         std::fs::write(&args.md, r.to_markdown()).map_err(|e| format!("{}: {e}", args.md.display()))
     };
-    results.micro = micro(&args.criterion);
+    let merging = args.merge && args.json.exists();
+    if merging {
+        let old: Results = serde_json::from_slice(
+            &std::fs::read(&args.json).map_err(|e| format!("{}: {e}", args.json.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", args.json.display()))?;
+        let mut commands = old.commands.clone();
+        commands.append(&mut results.commands);
+        let mut notes = old.notes.clone();
+        notes.extend(results.notes.drain(..).filter(|n| !old.notes.contains(n)));
+        results = Results {
+            date: format!("{} and {}", old.date, results.date),
+            commands,
+            notes,
+            ..old
+        };
+    }
+    let micro_now = micro(&args.criterion);
+    if !micro_now.is_empty() {
+        results.micro = micro_now;
+    }
 
     // Capacity and token test first, on their own sandbox.
-    {
+    if !merging {
         let n0 = args.n.first().copied().unwrap_or(1_000).max(1_000);
         let dir = args.work.join("capacity");
         let sb = SandboxProc::start(&args.sandbox_bin, &dir)?;
@@ -413,7 +437,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
             plan_runs.push((n, c));
         }
     }
-    plan_runs.retain(|(_, c)| args.clients.is_empty() || args.clients.iter().any(|x| x == c.name));
+    plan_runs.retain(|(n, c)| {
+        args.clients.is_empty()
+            || args.clients.iter().any(|x| x == c.name)
+            || (args.ours_n.contains(n) && c.scripts.is_empty())
+    });
     for (n, c) in plan_runs {
         eprintln!("== {} N={n}", c.name);
         let r = one_run(&args, &me, c, n, plan, &routes).await;
@@ -440,6 +468,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
             r.peak_rss_kib,
             r.failure
         );
+        results
+            .runs
+            .retain(|x| !(x.client == r.client && x.n == r.n));
         results.runs.push(r);
         results.mailbox_notes.sort();
         results.mailbox_notes.dedup();
