@@ -238,6 +238,28 @@ async fn shared_mailbox_is_read_through_distinguished_folder_mailbox() {
     let b = src.fetch(None, 10).await.unwrap();
     assert_eq!(b.messages.len(), 1);
     assert_eq!(b.messages[0].internet_message_id.as_deref(), Some("<p1@x>"));
+    // Acknowledging by moving to a folder the source creates in the shared mailbox: the
+    // message lands there, not in Adele's own mailbox (found by the chaos run).
+    src.acknowledge(
+        &b.messages[0].id,
+        &Acknowledgement::MoveTo("Processed".into()),
+    )
+    .await
+    .unwrap();
+    let admin = sb.admin();
+    let store = admin.store();
+    let processed = store
+        .find_folder("projects@contoso.example", None, "Processed")
+        .unwrap()
+        .expect("the folder is created in the shared mailbox");
+    assert_eq!(processed.total_count, 1, "{processed:?}");
+    assert!(
+        store
+            .find_folder("adele.vance@contoso.example", None, "Processed")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(src.ping().await.waiting, Some(0));
     // Alex has no FullAccess on the shared mailbox.
     let c = client(
         &sb,

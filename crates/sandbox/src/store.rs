@@ -719,6 +719,17 @@ impl MailStore {
             .map(|(k, _)| k.clone())
     }
 
+    /// The mailbox (primary address) holding the folder with this id, if any. EWS folder ids
+    /// name their mailbox, so a `FolderId` from a shared mailbox addresses that mailbox.
+    pub fn locate_folder(&self, id: &str) -> Option<String> {
+        let inner = lock(&self.inner);
+        inner
+            .mailboxes
+            .iter()
+            .find(|(_, mb)| mb.folders.iter().any(|f| f.id == id))
+            .map(|(k, _)| k.clone())
+    }
+
     /// Lists messages in a folder (`None`: every folder except hidden ones, like Graph
     /// `/messages`).
     pub fn list(

@@ -182,10 +182,26 @@ fn folder_ref(ctx: &Ctx, el: &Element, write: bool) -> Result<FolderRef, Msg> {
                 folder: well_known(id),
             })
         }
-        "FolderId" => Ok(FolderRef {
-            mailbox: ctx.mailbox.clone(),
-            folder: el.attr("Id").unwrap_or("").to_string(),
-        }),
+        "FolderId" => {
+            // A folder id names its mailbox (as Exchange's do): a folder of a shared mailbox
+            // reached with delegated access is in that mailbox, not the caller's.
+            let id = el.attr("Id").unwrap_or("").to_string();
+            let mailbox = match ctx.state.store().locate_folder(&id) {
+                Some(mb) if !mb.eq_ignore_ascii_case(&ctx.mailbox) && !ctx.principal.is_app() => {
+                    let r = if write {
+                        ctx.principal.may_write(&mb)
+                    } else {
+                        ctx.principal.may_read(&mb)
+                    };
+                    r.map_err(|d| err("ErrorAccessDenied", d.message))?
+                }
+                _ => ctx.mailbox.clone(),
+            };
+            Ok(FolderRef {
+                mailbox,
+                folder: id,
+            })
+        }
         other => Err(err(
             "ErrorInvalidRequest",
             format!("Unsupported folder reference {other}."),
