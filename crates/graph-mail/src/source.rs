@@ -445,18 +445,7 @@ impl MessageSource for GraphSource {
             )));
         }
         let mimes = self.mimes(&page.messages).await;
-        let mut batch = Batch::new(Vec::new(), page.next_link.map(Cursor::new));
-        for (meta, mime) in page.messages.into_iter().zip(mimes) {
-            match mime {
-                Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, m)),
-                Ok(_) => batch.failed.push((
-                    MessageId::new(meta.id),
-                    Error::bad_response("Graph returned an empty MIME message"),
-                )),
-                Err(e) => batch.failed.push((MessageId::new(meta.id), e)),
-            }
-        }
-        Ok(batch)
+        Ok(into_batch(page.messages, mimes, page.next_link))
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
@@ -485,6 +474,27 @@ impl MessageSource for GraphSource {
     }
 }
 
+/// Pairs listed messages with their downloaded MIME: an empty or failed download is a failure
+/// of that message only. Unread polling and delta share it.
+fn into_batch(
+    metas: Vec<MessageMeta>,
+    mimes: Vec<Result<Vec<u8>, Error>>,
+    next: Option<String>,
+) -> Batch {
+    let mut batch = Batch::new(Vec::new(), next.map(Cursor::new));
+    for (meta, mime) in metas.into_iter().zip(mimes) {
+        match mime {
+            Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, m)),
+            Ok(_) => batch.failed.push((
+                MessageId::new(meta.id),
+                Error::bad_response("Graph returned an empty MIME message"),
+            )),
+            Err(e) => batch.failed.push((MessageId::new(meta.id), e)),
+        }
+    }
+    batch
+}
+
 impl GraphSource {
     async fn fetch_delta(
         &self,
@@ -497,18 +507,7 @@ impl GraphSource {
         }
         let page = d.page(cursor.map(Cursor::as_str), max).await?;
         let mimes = self.mimes(&page.metas).await;
-        let mut batch = Batch::new(Vec::new(), page.next.map(Cursor::new));
-        for (meta, mime) in page.metas.into_iter().zip(mimes) {
-            match mime {
-                Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, m)),
-                Ok(_) => batch.failed.push((
-                    MessageId::new(meta.id),
-                    Error::bad_response("Graph returned an empty MIME message"),
-                )),
-                Err(e) => batch.failed.push((MessageId::new(meta.id), e)),
-            }
-        }
-        Ok(batch)
+        Ok(into_batch(page.metas, mimes, page.next))
     }
 
     async fn acknowledge_one(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
