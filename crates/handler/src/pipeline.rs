@@ -751,7 +751,13 @@ async fn acknowledge(
         Ok(()) => {}
         // Already gone (acknowledged before a crash, or removed by someone): nothing waits.
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("acknowledge {}: {e}", msg.id)),
+        Err(e) => {
+            // Said at once, not only in the end-of-run summary: a long-running handler whose
+            // acknowledgements keep failing re-fetches (and skips, thanks to the ledger) the
+            // same messages every poll, which nobody would otherwise notice.
+            tracing::warn!(key = k, error = %e, "acknowledging a handled message failed");
+            return Err(format!("acknowledge {}: {e}", msg.id));
+        }
     }
     ctx.ledger
         .append(k, Entry::Acknowledged)

@@ -137,6 +137,63 @@ impl MessageSource for FlakyAck {
     }
 }
 
+/// Captures what the pipeline logs (for the current thread: the test runtime's only one).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A failing acknowledgement is said at `warn` when it happens, not only in the run's summary:
+/// a long-running handler would otherwise re-fetch such messages every poll, silently.
+#[tokio::test]
+async fn a_failed_acknowledgement_is_logged_as_a_warning() {
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..3 {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    let source = Arc::new(FlakyAck {
+        inner: mb.source(),
+        failures_left: AtomicUsize::new(2),
+    });
+    let mut p = Pipeline::new(
+        recorder(None),
+        Ledger::open(dir.path().join("ledger.jsonl")).unwrap(),
+        Options::default(),
+    );
+    p.add_source(SourceSpec::new("mem", source, router(false)));
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].handled, 3);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("acknowledging a handled message failed"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    assert!(
+        warnings.iter().all(|l| l.contains("connection reset")),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
     let dir = tempfile::tempdir().unwrap();
