@@ -391,7 +391,8 @@ fn atom() -> impl Strategy<Value = String> {
 }
 
 fn dot_atom_local() -> impl Strategy<Value = String> {
-    prop::collection::vec(atom(), 1..4).prop_map(|parts| parts.join("."))
+    // `=?` could open an RFC 2047 encoded word, which the parser refuses on purpose.
+    prop::collection::vec(atom(), 1..4).prop_map(|parts| parts.join(".").replace("=?", "=_"))
 }
 
 fn any_local() -> impl Strategy<Value = String> {
@@ -400,14 +401,26 @@ fn any_local() -> impl Strategy<Value = String> {
 }
 
 fn domain() -> impl Strategy<Value = String> {
-    prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..4)
+    // Hyphens in the third and fourth position (`xn--`, `ab--`) are reserved by IDNA 2008: an
+    // `xn--` label must be valid punycode, so a random one is rightly refused (see
+    // `reserved_hyphen_labels_are_refused`). These labels never have a hyphen third.
+    prop::collection::vec("[a-z0-9]{1,3}|[a-z0-9]{3}[a-z0-9-]{0,6}[a-z0-9]", 1..4)
         .prop_map(|labels| format!("{}.com", labels.join(".")))
+}
+
+#[test]
+fn reserved_hyphen_labels_are_refused() {
+    // Found by `display_then_parse_round_trips` in CI: `xn--a` is not valid punycode.
+    let err = EmailAddress::parse("0@xn--a.com").unwrap_err();
+    assert!(matches!(err, AddressError::InvalidDomain { .. }), "{err:?}");
+    // A valid A-label is accepted and kept in its ASCII form.
+    let ok = EmailAddress::parse("0@xn--bcher-kva.de").unwrap();
+    assert_eq!(ok.domain(), "xn--bcher-kva.de");
 }
 
 proptest! {
     #[test]
     fn display_then_parse_round_trips(local in dot_atom_local(), domain in domain()) {
-        prop_assume!(!local.contains("=?")); // may form an RFC 2047 encoded word, refused on purpose
         let a = EmailAddress::parse(&format!("{local}@{domain}")).unwrap();
         prop_assert_eq!(a.local_part(), local.as_str());
         prop_assert_eq!(a.domain(), domain.as_str());
@@ -424,7 +437,6 @@ proptest! {
 
     #[test]
     fn case_changes_do_not_change_the_insensitive_key(local in dot_atom_local(), domain in domain()) {
-        prop_assume!(!local.contains("=?"));
         let lower = EmailAddress::parse(&format!("{}@{}", local.to_lowercase(), domain)).unwrap();
         let upper = EmailAddress::parse(&format!("{}@{}", local.to_uppercase(), domain.to_uppercase())).unwrap();
         prop_assert_eq!(lower.key(LocalPartCase::Insensitive), upper.key(LocalPartCase::Insensitive));
@@ -437,7 +449,6 @@ proptest! {
     fn header_list_of_generated_addresses_parses_back(
         entries in prop::collection::vec((dot_atom_local(), domain(), proptest::option::of("[A-Za-z ]{1,12}")), 1..6)
     ) {
-        prop_assume!(entries.iter().all(|(l, _, _)| !l.contains("=?")));
         let value = entries.iter().map(|(l, d, n)| match n {
             Some(n) if !n.trim().is_empty() => format!("\"{n}\" <{l}@{d}>"),
             _ => format!("{l}@{d}"),

@@ -64,7 +64,8 @@ proptest! {
         sep in prop::sample::select(vec!['+', '-', '=', '#', '~'])
     ) {
         let sep = Separator::new(sep).unwrap();
-        prop_assume!(!user.contains(sep.as_char()));
+        // The user part never holds the separator (that is what the separator means).
+        let user = user.replace(sep.as_char(), "_");
         let s = SubAddress::new(&user, detail.as_deref());
         let local = s.compose(sep);
         prop_assert_eq!(SubAddress::split(&local, sep), s);
