@@ -21,6 +21,9 @@
 //!   authentication as an explicit on-premises opt-in, `X-AnchorMailbox` on every request,
 //!   retries for `ErrorServerBusy` (honouring `BackOffMilliseconds`), 503 and transient codes,
 //!   and one token refresh on 401.
+//! * [`source`]: [`EwsSource`] lists up to 1,000 unread ids per FindItem
+//!   ([`EwsSource::with_max_batch`]) and downloads and acknowledges them 100 per request, the
+//!   fewest round trips EWS allows (see the module's notes on memory); [`EwsOutbound`] sends.
 //! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
 //! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded.
 //!

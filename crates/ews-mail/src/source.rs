@@ -1,4 +1,23 @@
 //! [`EwsSource`] and [`EwsOutbound`]: the `connector` traits over EWS.
+//!
+//! ## Round trips of a fetch
+//!
+//! The fewest requests EWS allows for reading and acknowledging N messages are one FindItem per
+//! [`MAX_PAGE`] ids (Exchange Online's `EWSFindCountLimit`), one GetItem with MIME per
+//! [`ITEM_CHUNK`] items and one UpdateItem per [`ITEM_CHUNK`] acknowledgements. A fetch of up to
+//! [`EwsSource::with_max_batch`] messages does exactly that: one FindItem lists them all, and
+//! their MIME comes in GetItem chunks of [`ITEM_CHUNK`], up to
+//! [`EwsSource::with_fetch_concurrency`] chunks at a time. `acknowledge_many` sends
+//! [`ITEM_CHUNK`] items per request.
+//!
+//! The other way to list 1,000 ids at a time, keeping a FindItem listing between `fetch(None)`
+//! calls and handing it out 100 at a time, was not chosen: a cached listing goes stale as soon as
+//! anyone else reads, moves or deletes mail in the folder, and every cached id would need to be
+//! re-checked to keep the promise that a pass never serves a message twice. A larger fetch keeps
+//! the source stateless between fetches (only change keys are remembered), at the price of
+//! memory: **one fetch holds up to `max_batch` MIME bodies**, so choose the batch (the caller's
+//! `max` and the source's `max_batch`) with the mailbox's message sizes in mind. The default
+//! stays at [`DEFAULT_MAX_BATCH`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,17 +27,36 @@ use connector::{
     Acknowledgement, Batch, Cursor, Error, ErrorKind, MessageId, MessageOutbound, MessageSource,
     OutboundCapabilities, OutgoingMessage, PingReport, RawMessage, SendReceipt, SourceCapabilities,
 };
+use tokio::task::JoinSet;
 
 use crate::client::{EwsClient, MailboxAccess};
 use crate::error::{CallContext, EwsError, ResponseError, into_connector};
 use crate::ops::{
     CreateFolder, CreateItem, DeleteItem, DeleteType, FindFolder, FindItem, GetFolder, GetItem,
-    MessageDisposition, MoveItem, UpdateItem,
+    ItemResults, MessageDisposition, MoveItem, UpdateItem,
 };
-use crate::types::{FolderId, ItemId};
+use crate::types::{FolderId, Item, ItemId};
 
-/// The most messages one fetch returns (and one batched GetItem asks for).
-pub const MAX_BATCH: usize = 100;
+/// The most ids one FindItem lists, and so the largest [`EwsSource::with_max_batch`]:
+/// Exchange Online's `EWSFindCountLimit` (larger pages are pointless).
+pub const MAX_PAGE: usize = 1000;
+
+/// Items per batched request: one GetItem with MIME, and one UpdateItem, MoveItem or
+/// DeleteItem of `acknowledge_many`, carries at most this many items (exchangelib's default
+/// chunk size; EWS documents no hard cap, and 100 MIME bodies keep each response moderate).
+pub const ITEM_CHUNK: usize = 100;
+
+/// The most messages one fetch returns unless [`EwsSource::with_max_batch`] says otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 100;
+
+/// GetItem chunks of one fetch in flight at once, unless
+/// [`EwsSource::with_fetch_concurrency`] says otherwise.
+pub const DEFAULT_FETCH_CONCURRENCY: usize = 4;
+
+/// The most GetItem chunks of one fetch in flight at once: a full page is
+/// `MAX_PAGE / ITEM_CHUNK` chunks, well inside Exchange Online's 27 concurrent connections per
+/// mailbox (`EWSMaxConcurrency`).
+pub const MAX_FETCH_CONCURRENCY: usize = MAX_PAGE / ITEM_CHUNK;
 
 /// Well-known folder names a [`Acknowledgement::MoveTo`] may use directly.
 const WELL_KNOWN: &[&str] = &[
@@ -57,14 +95,20 @@ fn offline_reason(e: &Error) -> String {
 
 /// Reads a mailbox folder's unread mail over EWS.
 ///
-/// Fetching lists unread messages oldest first with FindItem, then downloads them with one
-/// batched GetItem (MIME and routing properties). Acknowledging batches: one UpdateItem for
-/// all mark-reads, one MoveItem per destination folder, one DeleteItem for deletes.
+/// Fetching lists up to `max_batch` unread messages oldest first with one FindItem, then
+/// downloads them with batched GetItems of [`ITEM_CHUNK`] (MIME and routing properties), a few
+/// chunks at a time. An item GetItem cannot return (deleted meanwhile, no MIME) is reported in
+/// [`Batch::failed`] and the others are delivered. Acknowledging batches, [`ITEM_CHUNK`] per
+/// request: UpdateItem for mark-reads, MoveItem per destination folder, DeleteItem for deletes.
+///
+/// A fetch holds up to `max_batch` MIME bodies in memory (see the [module](self) notes).
 #[derive(Debug)]
 pub struct EwsSource {
     client: EwsClient,
     folder: String,
     delete_type: DeleteType,
+    max_batch: usize,
+    fetch_concurrency: usize,
     change_keys: Mutex<HashMap<String, String>>,
     folders: Mutex<HashMap<String, FolderId>>,
 }
@@ -76,6 +120,8 @@ impl EwsSource {
             client,
             folder: "inbox".into(),
             delete_type: DeleteType::MoveToDeletedItems,
+            max_batch: DEFAULT_MAX_BATCH,
+            fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
             change_keys: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
         }
@@ -90,6 +136,23 @@ impl EwsSource {
     /// How [`Acknowledgement::Delete`] deletes (default: move to Deleted Items).
     pub fn with_delete_type(mut self, t: DeleteType) -> Self {
         self.delete_type = t;
+        self
+    }
+
+    /// The most messages one fetch returns, 1 to [`MAX_PAGE`] (default
+    /// [`DEFAULT_MAX_BATCH`]); the capabilities report it. [`MAX_PAGE`] lists a whole
+    /// FindItem page per fetch, the fewest round trips EWS allows, and holds up to that many
+    /// MIME bodies in memory per fetch.
+    pub fn with_max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// How many GetItem chunks of one fetch run at once, 1 to [`MAX_FETCH_CONCURRENCY`]
+    /// (default [`DEFAULT_FETCH_CONCURRENCY`]). Each is one more connection against the
+    /// mailbox's EWS concurrency budget.
+    pub fn with_fetch_concurrency(mut self, n: usize) -> Self {
+        self.fetch_concurrency = n.clamp(1, MAX_FETCH_CONCURRENCY);
         self
     }
 
@@ -184,6 +247,74 @@ impl EwsSource {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, id.clone());
         Ok(id)
+    }
+
+    /// Downloads `ids` with MIME: GetItem per [`ITEM_CHUNK`], up to `fetch_concurrency` at a
+    /// time. One result per id, in order; an item EWS refused or did not answer is that item's
+    /// error. A chunk whose request failed as a whole fails its items, unless the sign-in was
+    /// refused or no chunk succeeded: then the fetch fails, as a single GetItem would.
+    async fn download(&self, ids: &[ItemId]) -> Result<Vec<Result<Item, Error>>, Error> {
+        let chunks: Vec<Vec<ItemId>> = ids.chunks(ITEM_CHUNK).map(<[ItemId]>::to_vec).collect();
+        // One slot per chunk: its GetItem's answer, empty until it finished.
+        let mut answers: Vec<Option<Result<ItemResults<Item>, Error>>> =
+            (0..chunks.len()).map(|_| None).collect();
+        let mut pending = chunks.iter().cloned().enumerate();
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < self.fetch_concurrency {
+                let Some((i, chunk)) = pending.next() else {
+                    break;
+                };
+                let client = self.client.clone();
+                running.spawn(async move { (i, client.call(&GetItem::with_mime(chunk)).await) });
+            }
+            match running.join_next().await {
+                Some(Ok((i, answer))) => answers[i] = Some(answer),
+                // A panicked task leaves its slot empty: its items fail below.
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+        let mut first_error = None;
+        let mut any_answered = false;
+        for answer in &answers {
+            match answer {
+                Some(Ok(_)) => any_answered = true,
+                Some(Err(e)) if e.kind() == ErrorKind::Authentication => {
+                    return Err(copy_error(e));
+                }
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        if !any_answered && let Some(e) = first_error {
+            return Err(copy_error(e));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (chunk, answer) in chunks.iter().zip(answers) {
+            match answer {
+                Some(Ok(results)) => {
+                    let mut results = results.into_iter();
+                    for _ in chunk {
+                        out.push(match results.next() {
+                            Some(r) => r.map_err(|e| item_error(e, "fetching a message")),
+                            None => Err(Error::bad_response(
+                                "EWS answered fewer GetItem response messages than items asked for",
+                            )),
+                        });
+                    }
+                }
+                Some(Err(e)) => out.extend(chunk.iter().map(|_| Err(copy_error(&e)))),
+                None => out.extend(chunk.iter().map(|_| {
+                    Err(Error::bad_response(
+                        "the GetItem request for this message did not finish",
+                    ))
+                })),
+            }
+        }
+        Ok(out)
     }
 
     async fn mark_read(&self, ids: &[MessageId]) -> Vec<Result<(), Error>> {
@@ -295,22 +426,23 @@ impl EwsSource {
     }
 }
 
+/// A copy of `e` (connector errors are not `Clone`), for each item a failed request covered.
+fn copy_error(e: &Error) -> Error {
+    let mut c = Error::new(e.kind(), e.message().to_string()).with_delivery(e.delivery());
+    if let Some(r) = e.response() {
+        c = c.with_response(r.clone());
+    }
+    if let Some(a) = e.retry_after() {
+        c = c.with_retry_after(a);
+    }
+    if let Some(p) = e.auth_problem() {
+        c = c.with_auth_problem(p.clone());
+    }
+    c
+}
+
 fn fail_all(n: usize, e: &Error) -> Vec<Result<(), Error>> {
-    (0..n)
-        .map(|_| {
-            let mut c = Error::new(e.kind(), e.message().to_string()).with_delivery(e.delivery());
-            if let Some(r) = e.response() {
-                c = c.with_response(r.clone());
-            }
-            if let Some(a) = e.retry_after() {
-                c = c.with_retry_after(a);
-            }
-            if let Some(p) = e.auth_problem() {
-                c = c.with_auth_problem(p.clone());
-            }
-            Err(c)
-        })
-        .collect()
+    (0..n).map(|_| Err(copy_error(e))).collect()
 }
 
 fn pad(out: &mut Vec<Result<(), Error>>, n: usize) {
@@ -328,7 +460,7 @@ impl MessageSource for EwsSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities::unread_polling(MAX_BATCH).with_batch_acknowledge(true)
+        SourceCapabilities::unread_polling(self.max_batch).with_batch_acknowledge(true)
     }
 
     async fn ping(&self) -> PingReport {
@@ -358,7 +490,7 @@ impl MessageSource for EwsSource {
     }
 
     async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
-        let max = max.clamp(1, MAX_BATCH);
+        let max = max.clamp(1, self.max_batch);
         let offset: u32 = match cursor {
             None => 0,
             Some(c) => c.as_str().parse().map_err(|_| {
@@ -385,37 +517,35 @@ impl MessageSource for EwsSource {
         if ids.is_empty() {
             return Ok(Batch::new(Vec::new(), next));
         }
-        let results = self.client.call(&GetItem::with_mime(ids.clone())).await?;
-        let mut messages = Vec::new();
-        let mut failed = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            let asked = ids.get(i).map(|x| x.id.clone()).unwrap_or_default();
-            match r {
-                Ok(item) => {
-                    let Some(mime) = item.mime.clone() else {
-                        failed.push((
-                            MessageId::new(asked),
-                            Error::bad_response("GetItem answered an item without MimeContent"),
-                        ));
-                        continue;
-                    };
-                    let id = item.id.clone().unwrap_or_else(|| ItemId::new(asked));
-                    self.remember(&id);
-                    let mut m = RawMessage::new(MessageId::new(id.id.clone()), mime)
-                        .with_recipients(item.recipient_addresses());
-                    if let Some(imid) = &item.internet_message_id {
-                        m = m.with_internet_message_id(imid.clone());
-                    }
-                    if let Some(t) = item.received {
-                        m = m.with_received(t);
-                    }
-                    messages.push(m);
+        let results = self.download(&ids).await?;
+        let mut b = Batch::new(Vec::with_capacity(ids.len()), next);
+        for (asked, r) in ids.into_iter().zip(results) {
+            let item = match r {
+                Ok(item) => item,
+                Err(e) => {
+                    b.failed.push((MessageId::new(asked.id), e));
+                    continue;
                 }
-                Err(e) => failed.push((MessageId::new(asked), item_error(e, "fetching a message"))),
+            };
+            let Some(mime) = item.mime.clone() else {
+                b.failed.push((
+                    MessageId::new(asked.id),
+                    Error::bad_response("GetItem answered an item without MimeContent"),
+                ));
+                continue;
+            };
+            let id = item.id.clone().unwrap_or(asked);
+            self.remember(&id);
+            let mut m = RawMessage::new(MessageId::new(id.id.clone()), mime)
+                .with_recipients(item.recipient_addresses());
+            if let Some(imid) = &item.internet_message_id {
+                m = m.with_internet_message_id(imid.clone());
             }
+            if let Some(t) = item.received {
+                m = m.with_received(t);
+            }
+            b.messages.push(m);
         }
-        let mut b = Batch::new(messages, next);
-        b.failed = failed;
         Ok(b)
     }
 
@@ -441,7 +571,7 @@ impl MessageSource for EwsSource {
             }
         }
         for (ack, slots) in groups {
-            for chunk in slots.chunks(MAX_BATCH) {
+            for chunk in slots.chunks(ITEM_CHUNK) {
                 let ids: Vec<MessageId> = chunk.iter().map(|i| items[*i].0.clone()).collect();
                 let results = match &ack {
                     Acknowledgement::MarkRead => self.mark_read(&ids).await,

@@ -67,6 +67,29 @@ fn all_requests() -> Vec<(String, String)> {
             envelope(&FindItem::unread(shared_inbox.clone(), 100, 50), &imp),
         ),
         (
+            // A whole page, as EwsSource::with_max_batch(MAX_PAGE) lists it.
+            "FindItemFullPage".into(),
+            envelope(
+                &FindItem::unread(
+                    FolderId::distinguished("inbox"),
+                    0,
+                    ews_mail::source::MAX_PAGE as u32,
+                ),
+                &imp,
+            ),
+        ),
+        (
+            "GetItemChunk".into(),
+            envelope(
+                &GetItem::with_mime(
+                    (0..ews_mail::source::ITEM_CHUNK)
+                        .map(|i| ItemId::new(format!("AAMkAGI{i}=")))
+                        .collect(),
+                ),
+                &imp,
+            ),
+        ),
+        (
             "FindItemAll".into(),
             envelope(
                 &FindItem {

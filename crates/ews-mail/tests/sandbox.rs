@@ -1,8 +1,11 @@
 //! ews-mail against the in-process sandbox: the connector conformance kit, throttling and
-//! faults through the sandbox's fault injection, diagnoses, stale change keys, sync, and a
-//! request-count test for a 1,000-message ingest.
+//! faults through the sandbox's fault injection, diagnoses, stale change keys, sync, a
+//! request-count test for a 1,050-message ingest at the protocol minimum, and per-item failures
+//! of a fetch's GetItem chunks.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,6 +13,7 @@ use connector::conformance::{self, Harness, Location};
 use connector::{Acknowledgement, ErrorKind, MessageId, MessageOutbound, MessageSource};
 use ews_mail::client::Jitter;
 use ews_mail::ops::{GetItem, UpdateItem};
+use ews_mail::source::{DEFAULT_MAX_BATCH, MAX_PAGE};
 use ews_mail::sync::{FolderSync, MemorySyncStore};
 use ews_mail::types::{FolderId, ItemId};
 use ews_mail::{
@@ -18,7 +22,7 @@ use ews_mail::{
 };
 use sandbox::{
     Admin, ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed,
-    TokenKind,
+    TokenKind, Trigger,
 };
 
 const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
@@ -191,8 +195,9 @@ async fn conformance_kit_passes_with_app_impersonation() {
         app_token(&sb),
         MailboxAccess::Impersonate(MAILBOX.into()),
     );
+    // The largest page, as the benchmark runs it.
     let h = EwsHarness {
-        source: EwsSource::new(c.clone()),
+        source: EwsSource::new(c.clone()).with_max_batch(MAX_PAGE),
         outbound: EwsOutbound::new(c),
         sb,
     };
@@ -271,34 +276,64 @@ async fn shared_mailbox_is_read_through_distinguished_folder_mailbox() {
     assert!(ping.reason.unwrap().contains("ErrorAccessDenied"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_of_1000_messages_batches_getitem_and_updateitem() {
-    let sb = sandbox().await;
-    for i in 0..1000 {
+fn inject_numbered(sb: &Sandbox, tag: &str, n: usize) {
+    for i in 0..n {
         sb.admin()
             .inject(
                 "c@fabrikam.example",
                 &[MAILBOX.to_string()],
                 format!(
-                    "Message-ID: <bulk-{i}@x>\r\nSubject: {i}\r\nTo: {MAILBOX}\r\n\r\nbody {i}\r\n"
+                    "Message-ID: <{tag}-{i}@x>\r\nSubject: {i}\r\nTo: {MAILBOX}\r\n\r\nbody {i}\r\n"
                 )
                 .as_bytes(),
             )
             .unwrap();
     }
+}
+
+/// The Message-IDs of `messages`, each once (a repeat fails the test).
+fn unique_imids(messages: &[connector::RawMessage]) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for m in messages {
+        let imid = m.internet_message_id.clone().expect("a Message-ID");
+        assert!(seen.insert(imid.clone()), "{imid} delivered twice");
+    }
+    seen
+}
+
+fn numbered(tag: &str, range: std::ops::Range<usize>) -> BTreeSet<String> {
+    range.map(|i| format!("<{tag}-{i}@x>")).collect()
+}
+
+/// A sandbox whose mailbox holds `n` numbered unread messages, and an app-only client
+/// impersonating it.
+async fn seeded(tag: &str, n: usize) -> (Sandbox, EwsClient) {
+    let sb = sandbox().await;
+    inject_numbered(&sb, tag, n);
     let c = client(
         &sb,
         app_token(&sb),
         MailboxAccess::Impersonate(MAILBOX.into()),
     );
-    let src = EwsSource::new(c.clone());
+    (sb, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_of_1050_messages_spends_the_protocol_minimum_of_requests() {
+    let (sb, c) = seeded("bulk", 1050).await;
+    let src = EwsSource::new(c.clone()).with_max_batch(MAX_PAGE);
+    assert_eq!(src.capabilities().max_batch, 1000);
     sb.admin().clear_request_log();
-    let mut handled = 0;
+    assert_eq!(src.ping().await.waiting, Some(1050));
+    let mut delivered = Vec::new();
+    let mut sizes = Vec::new();
     loop {
-        let b = src.fetch(None, 100).await.unwrap();
+        let b = src.fetch(None, MAX_PAGE).await.unwrap();
+        assert!(b.failed.is_empty(), "{:?}", b.failed);
         if b.messages.is_empty() {
             break;
         }
+        sizes.push(b.messages.len());
         let acks: Vec<_> = b
             .messages
             .iter()
@@ -307,25 +342,175 @@ async fn ingest_of_1000_messages_batches_getitem_and_updateitem() {
         for r in src.acknowledge_many(&acks).await {
             r.unwrap();
         }
-        handled += b.messages.len();
+        delivered.extend(b.messages);
     }
-    assert_eq!(handled, 1000);
+    assert_eq!(sizes, [1000, 50]);
+    assert_eq!(unique_imids(&delivered), numbered("bulk", 0..1050));
     let log = sb.request_log();
-    let posts = log.count("POST", "/EWS/Exchange.asmx");
-    // Per page of 100: one FindItem, one GetItem, one UpdateItem; plus the final empty FindItem.
-    assert_eq!(posts, 10 * 3 + 1, "{log:?}");
-    let ops: Vec<String> = c
-        .log()
-        .lines()
-        .iter()
-        .filter_map(|l| l.note.clone())
-        .collect();
-    assert_eq!(ops.iter().filter(|n| n.as_str() == "GetItem").count(), 10);
-    assert_eq!(
-        ops.iter().filter(|n| n.as_str() == "UpdateItem").count(),
-        10
-    );
+    // The minimum for 1,050 messages: ceil(1050/1000) FindItem pages, ceil(1050/100) GetItem
+    // with MIME and as many UpdateItem; above it only the ping's GetFolder and the FindItem
+    // that finds the folder drained.
+    assert_eq!(log.count_operation("GetFolder"), 1, "{log:?}");
+    assert_eq!(log.count_operation("FindItem"), 2 + 1, "{log:?}");
+    assert_eq!(log.count_operation("GetItem"), 11, "{log:?}");
+    assert_eq!(log.count_operation("UpdateItem"), 11, "{log:?}");
+    assert_eq!(log.count("POST", "/EWS/Exchange.asmx"), 26, "{log:?}");
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_source_still_fetches_100_per_finditem() {
+    let (sb, c) = seeded("small", 150).await;
+    let src = EwsSource::new(c);
+    assert_eq!(src.capabilities().max_batch, DEFAULT_MAX_BATCH);
+    sb.admin().clear_request_log();
+    // Asking for more than the source's max_batch gets max_batch.
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert_eq!(b.messages.len(), 100);
+    assert!(b.next.is_some());
+    let log = sb.request_log();
+    assert_eq!(log.count_operation("FindItem"), 1);
+    assert_eq!(log.count_operation("GetItem"), 1);
+}
+
+/// Mints like [`Minted`], and runs `hook` once, before the first request after the first one:
+/// in a fetch, after FindItem has listed and before any GetItem is sent. Every later call
+/// waits for the hook under the lock, so no concurrent GetItem can overtake it.
+struct HookAfterFirst {
+    inner: Minted,
+    calls: AtomicUsize,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for HookAfterFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookAfterFirst").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenSource for HookAfterFirst {
+    async fn token(&self) -> Result<BearerToken, connector::Error> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= 1 {
+            let mut hook = self.hook.lock().unwrap();
+            if let Some(h) = hook.take() {
+                h();
+            }
+        }
+        self.inner.token().await
+    }
+    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+        self.token().await
+    }
+}
+
+/// The store id of the message with Message-ID `imid` in the mailbox.
+fn store_id(sb: &Sandbox, imid: &str) -> String {
+    let all = sb
+        .admin()
+        .store()
+        .list(MAILBOX, None, &sandbox::store::ListQuery::default())
+        .unwrap();
+    all.items
+        .into_iter()
+        .find(|m| m.props.internet_message_id.as_deref() == Some(imid))
+        .map(|m| m.id)
+        .expect("the message is in the mailbox")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_gone_between_finditem_and_getitem_fails_alone() {
+    let sb = sandbox().await;
+    inject_numbered(&sb, "gap", 250);
+    // Message 150 (in the second GetItem chunk) is deleted after FindItem listed it.
+    let gone = store_id(&sb, "<gap-150@x>");
+    let admin = sb.admin();
+    let id = gone.clone();
+    let tokens = Arc::new(HookAfterFirst {
+        inner: Minted {
+            admin: sb.admin(),
+            kind: TokenKind::App {
+                roles: vec!["full_access_as_app".into()],
+            },
+        },
+        calls: AtomicUsize::new(0),
+        hook: std::sync::Mutex::new(Some(Box::new(move || {
+            admin
+                .store()
+                .delete(
+                    MAILBOX,
+                    &id,
+                    sandbox::store::DeleteMode::HardDelete,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .expect("deleted");
+        }))),
+    });
+    let c = client(&sb, tokens, MailboxAccess::Impersonate(MAILBOX.into()));
+    let src = EwsSource::new(c).with_max_batch(MAX_PAGE);
+    sb.admin().clear_request_log();
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert_eq!(b.messages.len(), 249);
+    let mut want = numbered("gap", 0..250);
+    want.remove("<gap-150@x>");
+    assert_eq!(unique_imids(&b.messages), want);
+    assert_eq!(b.failed.len(), 1, "{:?}", b.failed);
+    assert_eq!(b.failed[0].0.as_str(), gone);
+    assert_eq!(
+        b.failed[0].1.kind(),
+        ErrorKind::NotFound,
+        "{}",
+        b.failed[0].1
+    );
+    assert!(b.next.is_none());
+    let log = sb.request_log();
+    assert_eq!(log.count_operation("FindItem"), 1);
+    assert_eq!(log.count_operation("GetItem"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_getitem_chunk_that_fails_as_a_whole_fails_only_its_messages() {
+    let (sb, c) = seeded("chunk", 250).await;
+    // One chunk at a time, so the faults below hit exactly the first GetItem and its retries.
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_fetch_concurrency(1);
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            trigger: Trigger::After { skip: 1, count: 4 },
+            ..FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503)
+        }],
+    });
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert_eq!(
+        sb.admin().faults_fired(),
+        4,
+        "the first GetItem and its 3 retries"
+    );
+    assert_eq!(unique_imids(&b.messages), numbered("chunk", 100..250));
+    assert_eq!(b.failed.len(), 100);
+    for (_, e) in &b.failed {
+        assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    }
+    let failed: BTreeSet<String> = b.failed.iter().map(|(id, _)| id.to_string()).collect();
+    let listed: BTreeSet<String> = (0..100)
+        .map(|i| store_id(&sb, &format!("<chunk-{i}@x>")))
+        .collect();
+    assert_eq!(failed, listed);
+    // When no chunk gets through, the fetch fails as a whole, as a single GetItem would.
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            trigger: Trigger::After {
+                skip: 1,
+                count: 100,
+            },
+            ..FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503)
+        }],
+    });
+    let e = src.fetch(None, MAX_PAGE).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
