@@ -4,16 +4,17 @@
 //! 1. builds the sandbox and the driver (`tools/bench`, package `m365-bench`) in release;
 //! 2. makes a Python venv under the target dir and pip-installs the peers at pinned versions;
 //! 3. runs the criterion micro-benchmarks (`m365-bench`'s hot paths, `addressing`'s routing);
-//! 4. runs `m365-bench run`, which starts a fresh sandbox process per client and N, seeds it,
-//!    runs each client as a measured child process and writes `BENCHMARKS.md` and
-//!    `bench-results.json` at the workspace root.
+//! 4. installs Debian's `wrk` if it is missing (the sandbox capacity test's load tool);
+//! 5. runs `m365-bench run`, which measures the sandbox's capacity with wrk, starts a fresh
+//!    sandbox process per client and N, seeds it, runs each client as a measured child process
+//!    and writes `BENCHMARKS.md` and `bench-results.json` at the workspace root.
 //!
 //! `--quick` is for trying the pipeline: N=200 for everyone, no 100,000 run, short criterion and
 //! capacity measurements.
 
 use std::path::PathBuf;
 
-use crate::{root, run, run_env};
+use crate::{have, root, run, run_env};
 
 /// The peers, pinned to the versions the report was made with.
 const PEERS: &[&str] = &[
@@ -22,6 +23,25 @@ const PEERS: &[&str] = &[
     "azure-identity==1.27.0",
     "Deprecated==1.3.1",
 ];
+
+/// The capacity test drives the sandbox with Debian's `wrk` (issue 5 item 8); installed here
+/// when missing, as `ensure_xmllint` does for the schema tests.
+fn ensure_wrk() -> Result<(), String> {
+    // `wrk -v` exits with 1 after its banner: that it starts is enough.
+    let runs = || std::process::Command::new("wrk").arg("-v").output().is_ok();
+    if runs() {
+        return Ok(());
+    }
+    if have("apt-get", &["--version"]) {
+        eprintln!("wrk is missing: installing Debian's wrk");
+        run("apt-get", &["update", "-qq"])?;
+        run("apt-get", &["install", "-y", "-qq", "wrk"])?;
+        if runs() {
+            return Ok(());
+        }
+    }
+    Err("the sandbox capacity test needs wrk: install Debian's wrk (apt-get install wrk)".into())
+}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -94,6 +114,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "cargo",
         &["build", "--release", "--locked", "-p", "m365-bench"],
     )?;
+    ensure_wrk()?;
     let python = venv()?;
     let (warm, measure) = if quick { ("0.5", "1") } else { ("1", "3") };
     for (pkg, bench) in [("m365-bench", "hot_paths"), ("addressing", "route")] {
@@ -123,12 +144,24 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     if quick {
         cmd_line = "cargo xtask bench --quick".into();
     }
+    cmd_line.push_str("   # runs the commands below, in this order");
+    let cap_seconds = if quick { "1" } else { "5" };
+    let driver_line = format!(
+        "target/release/m365-bench run --sandbox-bin target/release/sandbox --n {n}{} \
+         --python target/bench-venv/bin/python --work target/bench --criterion target/criterion \
+         --capacity-seconds {}",
+        if ours_n.is_empty() {
+            String::new()
+        } else {
+            format!(" --ours-n {ours_n}")
+        },
+        cap_seconds
+    );
     let sandbox = release.join("sandbox").to_string_lossy().into_owned();
     let py = python.to_string_lossy().into_owned();
     let work = target.join("bench").to_string_lossy().into_owned();
     let crit = target.join("criterion").to_string_lossy().into_owned();
     let driver = release.join("m365-bench").to_string_lossy().into_owned();
-    let cap_seconds = if quick { "1" } else { "5" };
     let mut argv: Vec<String> = vec![
         "run".into(),
         "--sandbox-bin".into(),
@@ -152,6 +185,13 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "--command".into(),
         format!(
             "cargo bench -p addressing --bench route -- --warm-up-time {warm} --measurement-time {measure}"
+        ),
+        "--command".into(),
+        driver_line,
+        "--command".into(),
+        format!(
+            "# its capacity test, per request kind K: wrk -t 2 -c 4 -d {cap_seconds}s --timeout 30s \
+             --latency -s target/bench/capacity/wrk-K.lua -H \"Authorization: Bearer $TOKEN\" URL"
         ),
     ];
     if !ours_n.is_empty() {

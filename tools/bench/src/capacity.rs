@@ -1,14 +1,14 @@
 //! The sandbox's serving capacity for the ingest request mix, and the token-provider test.
 //!
-//! The load generator is a small reqwest loop rather than `wrk`/`oha`: the mix needs a bearer
-//! token, JSON `$batch` and SOAP POST bodies built from ids listed first, which `wrk` would need
-//! Lua scripts for and `oha` (not packaged in Debian) would need a long cargo build for. The
-//! requests are built with graph-mail's and ews-mail's public request builders, and answers are
-//! only read, not parsed, so the generator spends as little CPU as it can beside the sandbox.
+//! The load tool is Debian's `wrk` (issue 5 item 8 asks for a load tool from crates.io or
+//! Debian), run against the standalone TLS sandbox with `-H "Authorization: Bearer …"` and a
+//! generated Lua script ([`crate::wrk`]) for the method, headers and POST bodies. The bodies are
+//! made with graph-mail's and ews-mail's public request builders from ids listed first, and
+//! rotate over the whole listed page so every message is touched.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ews_mail::ops::{FindItem, GetItem, UpdateItem};
 use ews_mail::soap::{Operation, RequestHeader, envelope, parse_envelope};
@@ -20,54 +20,9 @@ use crate::report::{
     Capacity, EWS_MAX_BATCH, EWS_MAX_PAGE, GRAPH_MAX_BATCH, GRAPH_MAX_PAGE, Rate, TokenTest,
 };
 use crate::sbx::{CLIENT_ID, DEMO_SECRET, SandboxProc, TENANT};
+use crate::wrk::{self, LoadRequest, WrkOptions};
 
-/// A request to repeat: built fresh each time.
-type Make = Arc<dyn Fn(usize) -> Result<reqwest::Request, String> + Send + Sync>;
-
-async fn measure(
-    http: &reqwest::Client,
-    name: &str,
-    make: Make,
-    concurrency: usize,
-    duration: Duration,
-) -> Rate {
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let (http, make, ok, failed) = (http.clone(), make.clone(), ok.clone(), failed.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut k = w;
-            while start.elapsed() < duration {
-                let good = match make(k) {
-                    Ok(req) => match http.execute(req).await {
-                        Ok(r) => {
-                            let s = r.status().is_success();
-                            r.bytes().await.is_ok() && s
-                        }
-                        Err(_) => false,
-                    },
-                    Err(_) => false,
-                };
-                if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-                k += concurrency;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let requests = ok.load(Ordering::Relaxed);
-    Rate {
-        request: name.to_owned(),
-        requests,
-        failed: failed.load(Ordering::Relaxed),
-        seconds,
-        per_sec: requests as f64 / seconds,
-    }
-}
+type Req = http::Request<Vec<u8>>;
 
 fn with_auth(
     req: http::Request<Vec<u8>>,
@@ -79,33 +34,60 @@ fn with_auth(
     Ok(r)
 }
 
-fn soap<O: Operation>(
-    base: &str,
-    op: &O,
-    mailbox: &str,
-    auth: &reqwest::header::HeaderValue,
-) -> Result<reqwest::Request, String> {
+/// An EWS request (without its Authorization header) impersonating `mailbox`.
+fn soap<O: Operation>(base: &str, op: &O, mailbox: &str) -> Result<Req, String> {
     let header = RequestHeader {
         impersonate: Some(mailbox.to_owned()),
         ..RequestHeader::default()
     };
-    let body = envelope(op, &header);
-    let req = http::Request::post(format!("{base}/EWS/Exchange.asmx"))
+    http::Request::post(format!("{base}/EWS/Exchange.asmx"))
         .header("content-type", "text/xml; charset=utf-8")
-        .body(body.into_bytes())
-        .map_err(|e| e.to_string())?;
-    with_auth(req, auth)
+        .body(envelope(op, &header).into_bytes())
+        .map_err(|e| e.to_string())
 }
 
-/// Measures each request kind of the minimal ingest mix for `seconds` at `concurrency` against
-/// a seeded sandbox, and derives the messages per second the sandbox can serve for each
-/// protocol's mix. Mark-read requests run last (they change what the unread listings return).
+/// The ids cut into consecutive chunks of `size` (a trailing short chunk left out).
+fn chunks<T: Clone>(ids: &[T], size: usize) -> impl Iterator<Item = Vec<T>> + '_ {
+    ids.chunks_exact(size).map(<[T]>::to_vec)
+}
+
+/// One `$batch` of `size` MIME GETs (or PATCH isRead) per chunk of `ids`.
+fn graph_batches(
+    ep: &graph_mail::Endpoint,
+    ids: &[String],
+    mark: bool,
+) -> Result<Vec<Req>, String> {
+    chunks(ids, GRAPH_MAX_BATCH as usize)
+        .map(|chunk| {
+            let items = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let r = if mark {
+                        api::mark_read(ep, id)
+                    } else {
+                        api::get_mime(ep, id)
+                    };
+                    r.and_then(|r| BatchItem::from_request(ep, i.to_string(), &r))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            api::batch(ep, &items).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Measures each request kind of the minimal ingest mix with wrk for `seconds` at `concurrency`
+/// connections against a seeded sandbox, and derives the messages per second the sandbox can
+/// serve for each protocol's mix. Mark-read requests run last (they change what the unread
+/// listings return). wrk's scripts and reports are kept in `work`.
 pub async fn capacity(
     sb: &SandboxProc,
     mailbox: &str,
     mailbox_messages: u64,
     concurrency: usize,
-    seconds: f64,
+    seconds: u64,
+    work: &Path,
 ) -> Result<Capacity, String> {
     let http = http_client(Some(&sb.ca))?;
     let base = sb.base_url.trim_end_matches('/').to_owned();
@@ -132,31 +114,26 @@ pub async fn capacity(
     let ep =
         graph_mail::Endpoint::custom(&format!("{base}/v1.0"), graph_mail::Mailbox::user(mailbox))
             .map_err(|e| e.to_string())?;
-    let d = Duration::from_secs_f64(seconds);
 
     // Ids to work on: one full Graph page and one full EWS page.
-    let list = with_auth(
-        api::list_unread(&ep, "inbox", GRAPH_MAX_PAGE as usize).map_err(|e| e.to_string())?,
-        &gauth,
-    )?;
+    let list =
+        api::list_unread(&ep, "inbox", GRAPH_MAX_PAGE as usize).map_err(|e| e.to_string())?;
     let body = http
-        .execute(list)
+        .execute(with_auth(list.clone(), &gauth)?)
         .await
         .map_err(|e| e.to_string())?
         .bytes()
         .await
         .map_err(|e| e.to_string())?;
     let page = api::parse_message_page(&ep, &body).map_err(|e| e.to_string())?;
-    let gids: Arc<Vec<String>> = Arc::new(page.messages.into_iter().map(|m| m.id).collect());
-    let inbox = FolderId::distinguished("inbox");
+    let gids: Vec<String> = page.messages.into_iter().map(|m| m.id).collect();
     let find = soap(
         &base,
-        &FindItem::unread(inbox.clone(), 0, EWS_MAX_PAGE as u32),
+        &FindItem::unread(FolderId::distinguished("inbox"), 0, EWS_MAX_PAGE as u32),
         mailbox,
-        &eauth,
     )?;
     let body = http
-        .execute(find)
+        .execute(with_auth(find.clone(), &eauth)?)
         .await
         .map_err(|e| e.to_string())?
         .bytes()
@@ -164,13 +141,11 @@ pub async fn capacity(
         .map_err(|e| e.to_string())?;
     let env = parse_envelope(&body, 256 << 20).map_err(|e| e.to_string())?;
     let found = FindItem::parse(&env.body).map_err(|e| e.to_string())?;
-    let eids: Arc<Vec<ItemId>> = Arc::new(
-        found
-            .items
-            .iter()
-            .filter_map(|i| i.id.as_ref().map(|x| ItemId::new(x.id.clone())))
-            .collect(),
-    );
+    let eids: Vec<ItemId> = found
+        .items
+        .iter()
+        .filter_map(|i| i.id.as_ref().map(|x| ItemId::new(x.id.clone())))
+        .collect();
     if gids.len() < GRAPH_MAX_BATCH as usize || eids.len() < EWS_MAX_BATCH as usize {
         return Err(format!(
             "the mailbox is too small for the capacity test ({} Graph, {} EWS ids)",
@@ -178,143 +153,74 @@ pub async fn capacity(
             eids.len()
         ));
     }
-    let graph_batch = |ids: Arc<Vec<String>>, ep: graph_mail::Endpoint, mark: bool| -> Make {
-        let auth = gauth.clone();
-        Arc::new(move |k| {
-            let start = (k * GRAPH_MAX_BATCH as usize) % (ids.len() - GRAPH_MAX_BATCH as usize + 1);
-            let items = ids[start..start + GRAPH_MAX_BATCH as usize]
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    let r = if mark {
-                        api::mark_read(&ep, id)
-                    } else {
-                        api::get_mime(&ep, id)
-                    };
-                    r.and_then(|r| BatchItem::from_request(&ep, i.to_string(), &r))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            with_auth(api::batch(&ep, &items).map_err(|e| e.to_string())?, &auth)
-        })
+    let ews_ops = |update: bool| -> Result<Vec<Req>, String> {
+        chunks(&eids, EWS_MAX_BATCH as usize)
+            .map(|ids| {
+                if update {
+                    soap(&base, &UpdateItem::mark_read(ids), mailbox)
+                } else {
+                    soap(&base, &GetItem::with_mime(ids), mailbox)
+                }
+            })
+            .collect()
     };
-    let ews_items = |k: usize, ids: &[ItemId]| -> Vec<ItemId> {
-        let b = EWS_MAX_BATCH as usize;
-        let start = (k * b) % (ids.len() - b + 1);
-        ids[start..start + b].to_vec()
+    // In order: the reads, then the mark-read requests.
+    let kinds: Vec<(String, Vec<Req>, &http::HeaderValue)> = vec![
+        (
+            format!("Graph list page ($top={GRAPH_MAX_PAGE})"),
+            vec![list],
+            &gauth,
+        ),
+        (
+            format!("Graph $batch of {GRAPH_MAX_BATCH} MIME GETs"),
+            graph_batches(&ep, &gids, false)?,
+            &gauth,
+        ),
+        (
+            format!("EWS FindItem ({EWS_MAX_PAGE} per page)"),
+            vec![find],
+            &eauth,
+        ),
+        (
+            format!("EWS GetItem with MIME ({EWS_MAX_BATCH} items)"),
+            ews_ops(false)?,
+            &eauth,
+        ),
+        (
+            format!("Graph $batch of {GRAPH_MAX_BATCH} PATCH isRead"),
+            graph_batches(&ep, &gids, true)?,
+            &gauth,
+        ),
+        (
+            format!("EWS UpdateItem isRead ({EWS_MAX_BATCH} items)"),
+            ews_ops(true)?,
+            &eauth,
+        ),
+    ];
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let opts = WrkOptions {
+        connections: concurrency,
+        threads: concurrency.min(2),
+        seconds,
+        timeout_seconds: 30,
     };
     let mut rates = Vec::new();
-    {
-        let (ep, auth) = (ep.clone(), gauth.clone());
-        let make: Make = Arc::new(move |_| {
-            with_auth(
-                api::list_unread(&ep, "inbox", GRAPH_MAX_PAGE as usize)
-                    .map_err(|e| e.to_string())?,
-                &auth,
-            )
-        });
-        rates.push(
-            measure(
-                &http,
-                &format!("Graph list page ($top={GRAPH_MAX_PAGE})"),
-                make,
-                concurrency,
-                d,
-            )
-            .await,
+    for (i, (name, reqs, auth)) in kinds.into_iter().enumerate() {
+        let load = LoadRequest::from_requests(&reqs)
+            .ok_or_else(|| format!("{name}: the requests differ in more than their bodies"))?;
+        let (auth, stem) = (auth.clone(), work.join(format!("wrk-{}", i + 1)));
+        let label = name.clone();
+        let stats =
+            tokio::task::spawn_blocking(move || wrk::run(&load, &label, &auth, opts, &stem))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{name}: {e}"))?;
+        let rate = Rate::from_wrk(name, &stats);
+        eprintln!(
+            "capacity: {}: {:.0}/s, {} failed, p50 {:.1} ms",
+            rate.request, rate.per_sec, rate.failed, stats.latency.p50_ms
         );
-    }
-    rates.push(
-        measure(
-            &http,
-            &format!("Graph $batch of {GRAPH_MAX_BATCH} MIME GETs"),
-            graph_batch(gids.clone(), ep.clone(), false),
-            concurrency,
-            d,
-        )
-        .await,
-    );
-    {
-        let (base, mb, auth, inbox) = (
-            base.clone(),
-            mailbox.to_owned(),
-            eauth.clone(),
-            inbox.clone(),
-        );
-        let make: Make = Arc::new(move |_| {
-            soap(
-                &base,
-                &FindItem::unread(inbox.clone(), 0, EWS_MAX_PAGE as u32),
-                &mb,
-                &auth,
-            )
-        });
-        rates.push(
-            measure(
-                &http,
-                &format!("EWS FindItem ({EWS_MAX_PAGE} per page)"),
-                make,
-                concurrency,
-                d,
-            )
-            .await,
-        );
-    }
-    {
-        let (base, mb, auth, ids) = (
-            base.clone(),
-            mailbox.to_owned(),
-            eauth.clone(),
-            eids.clone(),
-        );
-        let make: Make =
-            Arc::new(move |k| soap(&base, &GetItem::with_mime(ews_items(k, &ids)), &mb, &auth));
-        rates.push(
-            measure(
-                &http,
-                &format!("EWS GetItem with MIME ({EWS_MAX_BATCH} items)"),
-                make,
-                concurrency,
-                d,
-            )
-            .await,
-        );
-    }
-    rates.push(
-        measure(
-            &http,
-            &format!("Graph $batch of {GRAPH_MAX_BATCH} PATCH isRead"),
-            graph_batch(gids.clone(), ep.clone(), true),
-            concurrency,
-            d,
-        )
-        .await,
-    );
-    {
-        let (base, mb, auth, ids) = (
-            base.clone(),
-            mailbox.to_owned(),
-            eauth.clone(),
-            eids.clone(),
-        );
-        let make: Make = Arc::new(move |k| {
-            soap(
-                &base,
-                &UpdateItem::mark_read(ews_items(k, &ids)),
-                &mb,
-                &auth,
-            )
-        });
-        rates.push(
-            measure(
-                &http,
-                &format!("EWS UpdateItem isRead ({EWS_MAX_BATCH} items)"),
-                make,
-                concurrency,
-                d,
-            )
-            .await,
-        );
+        rates.push(rate);
     }
     let per = |i: usize| rates.get(i).map_or(0.0, |r| r.per_sec);
     let ceiling = |shares: [(f64, f64); 3]| {
@@ -345,7 +251,13 @@ pub async fn capacity(
         (1.0 / EWS_MAX_BATCH as f64, per(5)),
     ]);
     Ok(Capacity {
-        tool: format!("m365-bench's reqwest load generator ({seconds:.0} s per request kind)"),
+        tool: format!(
+            "wrk {} ({seconds} s per request kind, {} threads, `--latency`; POST bodies from a \
+             generated Lua script, rotating over the listed ids; scripts and raw output kept as \
+             `capacity/wrk-*.lua` and `wrk-*.txt` in the work directory)",
+            wrk::version().unwrap_or_else(|| "(version unknown)".into()),
+            opts.threads
+        ),
         concurrency,
         mailbox_messages,
         rates,

@@ -4,8 +4,9 @@
 //! - [`ingest`]: our ingest job (graph-mail or ews-mail), run as a child process with the same
 //!   command line and result file as the Python peers in `scripts/bench/`;
 //! - [`sbx`]: the standalone sandbox as a child process, seeded through its HTTP admin API;
-//! - [`capacity`]: the sandbox's serving rate for the ingest request mix, and the 1,000-caller
-//!   token-provider test;
+//! - [`capacity`]: the sandbox's serving rate for the ingest request mix (driven by Debian's
+//!   `wrk`, see [`wrk`]), and the 1,000-caller token-provider test;
+//! - [`wrk`]: wrk's Lua script, its run and the parsing of its report;
 //! - [`usage`]: CPU time and peak RSS of a child process from `getrusage(RUSAGE_CHILDREN)`;
 //! - [`report`]: the results, the protocol-minimum arithmetic and the Markdown report.
 //!
@@ -19,3 +20,4 @@ pub mod mail;
 pub mod report;
 pub mod sbx;
 pub mod usage;
+pub mod wrk;

@@ -6,6 +6,7 @@
 //! m365-bench ingest --protocol graph|ews --base-url URL --tenant T --client-id ID
 //!                --client-secret S --mailbox ADDR --routes ROUTES.json --ack read
 //!                --result OUT.json [--ca-bundle CA.pem] [--page N]
+//! m365-bench report [--json bench-results.json] [--md BENCHMARKS.md] [--note TEXT]...
 //! m365-bench rusage --out USAGE.json -- CMD ARGS...
 //! ```
 
@@ -67,6 +68,19 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         page: usize,
     },
+    /// Writes the Markdown report again from the JSON results, adding notes (for what only a
+    /// reader of the figures can explain, such as why a goal is missed).
+    Report {
+        /// The JSON results.
+        #[arg(long, default_value = "bench-results.json")]
+        json: PathBuf,
+        /// The Markdown report.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        md: PathBuf,
+        /// Notes to add (kept in the JSON too).
+        #[arg(long)]
+        note: Vec<String>,
+    },
     /// Runs a command and writes its rusage (CPU, peak RSS) as JSON.
     Rusage {
         #[arg(long)]
@@ -108,9 +122,9 @@ struct RunArgs {
     /// The exact commands, for the report.
     #[arg(long)]
     command: Vec<String>,
-    /// Seconds per request kind in the capacity test.
-    #[arg(long, default_value_t = 5.0)]
-    capacity_seconds: f64,
+    /// Seconds of wrk load per request kind in the capacity test.
+    #[arg(long, default_value_t = 5)]
+    capacity_seconds: u64,
     /// Only these clients (default: all four).
     #[arg(long, value_delimiter = ',')]
     clients: Vec<String>,
@@ -209,6 +223,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Report { json, md, note } => match rewrite_report(&json, &md, note) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("report: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Run(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -229,6 +250,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn rewrite_report(json: &Path, md: &Path, notes: Vec<String>) -> Result<(), String> {
+    let mut r: Results = serde_json::from_slice(
+        &std::fs::read(json).map_err(|e| format!("{}: {e}", json.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", json.display()))?;
+    for n in notes {
+        if !r.notes.contains(&n) {
+            r.notes.push(n);
+        }
+    }
+    std::fs::write(
+        json,
+        serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", json.display()))?;
+    std::fs::write(md, r.to_markdown()).map_err(|e| format!("{}: {e}", md.display()))
 }
 
 const SEED: u64 = 0x00C0_FFEE;
@@ -405,7 +444,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         sb.unlimited_budget().await?;
         sb.seed(n0, plan, SEED).await?;
         eprintln!("capacity: {n0} messages seeded");
-        match capacity::capacity(&sb, MAILBOX, n0 as u64, 4, args.capacity_seconds).await {
+        match capacity::capacity(&sb, MAILBOX, n0 as u64, 4, args.capacity_seconds, &dir).await {
             Ok(c) => {
                 eprintln!(
                     "capacity: Graph {:.0} msgs/s, EWS {:.0} msgs/s",
@@ -531,6 +570,7 @@ async fn one_run(
     let t = Instant::now();
     let stats = sb.seed(n, plan, SEED).await?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    run.load_before = load.split_whitespace().next().and_then(|x| x.parse().ok());
     let load = load
         .split_whitespace()
         .take(3)

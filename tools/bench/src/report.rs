@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::mail::MixPlan;
+use crate::wrk::{Latency, SocketErrors, WrkStats};
 
 /// Graph's largest `$top` for messages.
 pub const GRAPH_MAX_PAGE: u64 = 1_000;
@@ -104,6 +105,9 @@ pub struct Run {
     pub non_success: u64,
     /// The first errors the client reported.
     pub errors: Vec<String>,
+    /// The machine's 1-minute load average just before the job started.
+    #[serde(default)]
+    pub load_before: Option<f64>,
 }
 
 impl Run {
@@ -137,14 +141,39 @@ impl Run {
 pub struct Rate {
     /// What was asked (`Graph list page $top=1000`, ...).
     pub request: String,
-    /// Requests completed.
+    /// Responses completed, whatever their status.
     pub requests: u64,
-    /// Of which failed (non-2xx or transport).
+    /// Failures: non-2xx answers plus socket errors (connect, read, write, timeout).
     pub failed: u64,
+    /// Of the failures, answers with status 400 or more.
+    #[serde(default)]
+    pub non_2xx: u64,
+    /// Of the failures, socket errors.
+    #[serde(default)]
+    pub socket_errors: SocketErrors,
     /// Seconds measured.
     pub seconds: f64,
-    /// Requests per second.
+    /// Successful (2xx) responses per second.
     pub per_sec: f64,
+    /// Latency as the load tool measured it.
+    #[serde(default)]
+    pub latency: Option<Latency>,
+}
+
+impl Rate {
+    /// From a wrk run.
+    pub fn from_wrk(request: impl Into<String>, s: &WrkStats) -> Self {
+        Rate {
+            request: request.into(),
+            requests: s.requests,
+            failed: s.failed(),
+            non_2xx: s.non_2xx,
+            socket_errors: s.socket_errors,
+            seconds: s.seconds,
+            per_sec: s.ok_per_sec(),
+            latency: Some(s.latency),
+        }
+    }
 }
 
 /// The sandbox's capacity for the ingest request mix.
@@ -162,6 +191,13 @@ pub struct Capacity {
     pub graph_ceiling_msgs_per_sec: f64,
     /// Messages per second the sandbox can serve for the minimal EWS mix.
     pub ews_ceiling_msgs_per_sec: f64,
+}
+
+impl Capacity {
+    /// Failed requests over all request kinds (a ceiling from a run with failures is not clean).
+    pub fn failed(&self) -> u64 {
+        self.rates.iter().map(|r| r.failed).sum()
+    }
 }
 
 /// The concurrent token-provider test.
@@ -337,16 +373,86 @@ impl Results {
                 if let Some(b) = best
                     && ceiling > 0.0
                 {
+                    let caveat = if c.failed() > 0 {
+                        "; the capacity run had failed requests"
+                    } else {
+                        ""
+                    };
                     out.push((
                         format!("{ours}: fraction of the sandbox's ceiling"),
                         format!(
-                            "{:.0}% ({b:.0} of {ceiling:.0} msgs/s)",
+                            "{:.0}% ({b:.0} of {ceiling:.0} msgs/s{caveat})",
                             100.0 * b / ceiling
                         ),
                         None,
                     ));
                 }
             }
+        }
+        out
+    }
+
+    /// Notes that follow from the results themselves (load, what was not run, method).
+    pub fn derived_notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let loads: Vec<f64> = self.runs.iter().filter_map(|r| r.load_before).collect();
+        if let (Some(lo), Some(hi)) = (
+            loads.iter().copied().reduce(f64::min),
+            loads.iter().copied().reduce(f64::max),
+        ) {
+            let cores = self.machine.cores.max(1) as f64;
+            let mut n = format!(
+                "Load: the 1-minute load average before the jobs was {lo:.1} to {hi:.1} on {} cores \
+                 (each job's value is in the mailbox notes above).",
+                self.machine.cores
+            );
+            if hi > cores {
+                n.push_str(
+                    " Other processes were running on this machine during the run, so absolute \
+                     rates are low and noisy; the side-by-side ratios come from the same \
+                     conditions and are the comparison to read.",
+                );
+            }
+            out.push(n);
+        }
+        let ns = self.ns();
+        if !ns.contains(&100_000) {
+            out.push(
+                "Our clients were not run at N=100,000 in this report, so the memory goal (peak \
+                 RSS at 100,000 within 1.2× of 10,000) is not measured here."
+                    .into(),
+            );
+        }
+        for r in self.runs.iter().filter(|r| r.failure.is_some()) {
+            out.push(format!(
+                "{} at N={} did not complete (see its row); its figures are left out of the ratios \
+                 and goals.",
+                r.client, r.n
+            ));
+        }
+        if self.micro.is_empty() {
+            out.push("Criterion micro-benchmarks were not collected in this run.".into());
+        }
+        out.push(
+            "Throttling: the sandbox's request budget per app and mailbox (10,000 per 10 minutes) \
+             is turned off for every run (`set_throttle` with `budget: null`) so a large run \
+             measures the client rather than the window; the concurrency limits stay as Exchange \
+             Online's (4 for Graph, 27 for EWS)."
+                .into(),
+        );
+        out.push(
+            "Every run gets a fresh sandbox process with the same deterministic mailbox (seeded \
+             through the HTTP admin API's `inject_mime`); the request log is cleared after \
+             seeding, so the counts are exactly the client's requests."
+                .into(),
+        );
+        if self.capacity.is_some() {
+            out.push(
+                "The capacity test's load tool (wrk) runs on the same cores as the sandbox, so the \
+                 ceiling is a lower bound; it uses 4 connections because the sandbox, as Exchange \
+                 Online, allows 4 concurrent Graph requests per app and mailbox."
+                    .into(),
+            );
         }
         out
     }
@@ -520,13 +626,43 @@ impl Results {
             );
             let _ = writeln!(
                 s,
-                "| request | requests | failed | seconds | requests/s |\n|---|---:|---:|---:|---:|"
+                "| request | responses | failed (non-2xx; socket errors) | seconds | 2xx per second | latency p50 | p99 | max |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|"
             );
             for r in &c.rates {
+                let failed = if r.failed > 0 {
+                    format!(
+                        "**{}** ({}; {})",
+                        r.failed,
+                        r.non_2xx,
+                        r.socket_errors.total()
+                    )
+                } else {
+                    "0".into()
+                };
+                let lat = |f: fn(&Latency) -> f64| {
+                    r.latency
+                        .as_ref()
+                        .map_or_else(|| "—".into(), |l| fmt_time(f(l) * 1e6))
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {:.1} | {:.0} |",
-                    r.request, r.requests, r.failed, r.seconds, r.per_sec
+                    "| {} | {} | {failed} | {:.1} | {:.0} | {} | {} | {} |",
+                    r.request,
+                    r.requests,
+                    r.seconds,
+                    r.per_sec,
+                    lat(|l| l.p50_ms),
+                    lat(|l| l.p99_ms),
+                    lat(|l| l.max_ms),
+                );
+            }
+            if c.failed() > 0 {
+                let _ = writeln!(
+                    s,
+                    "\n**The capacity run had {} failed requests** (see the table): the rates count \
+                     only 2xx answers, so the ceiling below is not a clean measurement.",
+                    c.failed()
                 );
             }
             let _ = writeln!(
@@ -582,13 +718,11 @@ impl Results {
             let _ = writeln!(s, "| {g} | {v} | {met} |");
         }
         let _ = writeln!(s);
-        if !self.notes.is_empty() {
-            let _ = writeln!(s, "## Notes\n");
-            for n in &self.notes {
-                let _ = writeln!(s, "- {n}");
-            }
-            let _ = writeln!(s);
+        let _ = writeln!(s, "## Notes\n");
+        for n in self.notes.iter().chain(&self.derived_notes()) {
+            let _ = writeln!(s, "- {n}");
         }
+        let _ = writeln!(s);
         s
     }
 }
@@ -671,5 +805,68 @@ mod tests {
         // JSON round trip.
         let back: Results = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    fn rate(name: &str, per_sec: f64, failed: u64) -> Rate {
+        Rate {
+            request: name.into(),
+            requests: (per_sec * 5.0) as u64 + failed,
+            failed,
+            non_2xx: failed,
+            seconds: 5.0,
+            per_sec,
+            latency: Some(Latency {
+                p50_ms: 1.5,
+                p99_ms: 20.0,
+                max_ms: 1500.0,
+                ..Latency::default()
+            }),
+            ..Rate::default()
+        }
+    }
+
+    #[test]
+    fn capacity_failures_are_reported_not_hidden() {
+        let clean = Capacity {
+            tool: "wrk test".into(),
+            concurrency: 4,
+            mailbox_messages: 1_000,
+            rates: vec![
+                rate("Graph list page", 20.0, 0),
+                rate("EWS FindItem", 200.0, 0),
+            ],
+            graph_ceiling_msgs_per_sec: 2_000.0,
+            ews_ceiling_msgs_per_sec: 1_000.0,
+        };
+        let mut r = Results {
+            runs: vec![run("graph-mail", Protocol::Graph, 1_000, 1.0, 101)],
+            capacity: Some(clean.clone()),
+            ..Results::default()
+        };
+        let md = r.to_markdown();
+        assert!(
+            md.contains("| Graph list page | 100 | 0 | 5.0 | 20 | 1.50 ms | 20.00 ms | 1.50 s |"),
+            "{md}"
+        );
+        assert!(!md.contains("failed requests"), "{md}");
+        let goal = |r: &Results| {
+            r.goals()
+                .into_iter()
+                .find(|g| g.0 == "graph-mail: fraction of the sandbox's ceiling")
+                .unwrap()
+                .1
+        };
+        assert_eq!(goal(&r), "50% (1000 of 2000 msgs/s)");
+
+        let mut bad = clean;
+        bad.rates[1] = rate("EWS FindItem", 150.0, 7);
+        r.capacity = Some(bad);
+        let md = r.to_markdown();
+        assert!(md.contains("| EWS FindItem | 757 | **7** (7; 0) |"), "{md}");
+        assert!(
+            md.contains("**The capacity run had 7 failed requests**"),
+            "{md}"
+        );
+        assert!(goal(&r).ends_with("the capacity run had failed requests)"));
     }
 }
