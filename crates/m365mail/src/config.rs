@@ -41,7 +41,13 @@
 //! app = "helpdesk"
 //! mailbox = "helpdesk@contoso.com"
 //! host = "smtp.office365.com"             # the default; port defaults to 587
-//! # ca_file = "internal-ca.pem"           # extra CA(s) to trust (on-premises, the sandbox)
+//! # ca_file = "internal-ca.pem"           # extra CA(s) to trust (on-premises, the sandbox);
+//! #                                         # apps, sources and Graph/EWS outbounds take it too
+//!
+//! [handler]
+//! output_dir = "m365mail-out"
+//! batch_size = 50
+//! max_message_mib = 150                   # bigger messages are parked unparsed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -169,6 +175,11 @@ pub struct AppConfig {
     /// The redirect URI registered for admin consent and browser sign-in.
     #[serde(default)]
     pub redirect_uri: Option<String>,
+    /// A PEM file of one or more extra CA certificates to trust for the sign-in authority
+    /// (its token and discovery endpoints), besides the public roots: an on-premises identity
+    /// server with an internal CA, or the sandbox started with `--tls`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The kind of connection.
@@ -222,6 +233,11 @@ pub struct SourceConfig {
     /// twice.
     #[serde(default)]
     pub delta_state: Option<PathBuf>,
+    /// A PEM file of one or more extra CA certificates to trust for this connection's Graph or
+    /// EWS endpoint, besides the public roots (on-premises Exchange with an internal CA, or the
+    /// sandbox started with `--tls`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Routing: the mailbox's addresses and the project rules.
     pub routing: addressing::RoutingConfig,
 }
@@ -264,9 +280,10 @@ pub struct OutboundConfig {
     /// For `kind = "smtp"`: the port (default 587, STARTTLS).
     #[serde(default)]
     pub port: Option<u16>,
-    /// For `kind = "smtp"`: a PEM file of one or more extra CA certificates to trust for
-    /// STARTTLS, besides the public roots (an on-premises server with an internal CA, or the
-    /// sandbox: `m365mail sandbox --smtp-ca-out FILE`).
+    /// A PEM file of one or more extra CA certificates to trust, besides the public roots: for
+    /// `kind = "smtp"` the STARTTLS certificate (an on-premises server with an internal CA, or
+    /// the sandbox: `m365mail sandbox --smtp-ca-out FILE`), for Graph and EWS the HTTPS
+    /// endpoint in `url`.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
 }
@@ -293,6 +310,10 @@ pub struct HandlerConfig {
     /// Messages per fetch.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// The largest message handed to the parser, in MiB (default 150, the largest message
+    /// Microsoft 365 accepts); a bigger one is parked unparsed with the reason.
+    #[serde(default = "default_max_message_mib")]
+    pub max_message_mib: u32,
 }
 
 fn default_output() -> PathBuf {
@@ -307,6 +328,9 @@ fn default_poll() -> u64 {
 fn default_batch() -> usize {
     50
 }
+fn default_max_message_mib() -> u32 {
+    150
+}
 
 impl Default for HandlerConfig {
     fn default() -> Self {
@@ -317,6 +341,7 @@ impl Default for HandlerConfig {
             max_attempts: default_attempts(),
             poll_interval_secs: default_poll(),
             batch_size: default_batch(),
+            max_message_mib: default_max_message_mib(),
         }
     }
 }
@@ -453,11 +478,7 @@ impl Config {
                 )));
             }
             if o.kind != Kind::Smtp {
-                for (key, set) in [
-                    ("host", o.host.is_some()),
-                    ("port", o.port.is_some()),
-                    ("ca_file", o.ca_file.is_some()),
-                ] {
+                for (key, set) in [("host", o.host.is_some()), ("port", o.port.is_some())] {
                     if set {
                         return Err(invalid(format!(
                             "outbounds[{i}] ({}).{key}: only for kind = \"smtp\" (Graph and EWS use `url`)",
@@ -577,7 +598,7 @@ mailbox = "helpdesk@contoso.com"
     }
 
     #[test]
-    fn an_smtp_outbound_takes_a_ca_file_and_other_kinds_refuse_it() {
+    fn every_connection_takes_a_ca_file_but_only_smtp_takes_host_and_port() {
         let smtp = GOOD.replace(
             "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
             "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nca_file = \"ca.pem\"",
@@ -589,11 +610,26 @@ mailbox = "helpdesk@contoso.com"
             "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
             "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nca_file = \"ca.pem\"",
         );
-        let e = Config::parse(&graph, Path::new("m.toml"))
+        let c = Config::parse(&graph, Path::new("m.toml")).unwrap();
+        assert_eq!(c.outbounds[0].ca_file.as_deref(), Some(Path::new("ca.pem")));
+
+        let source = GOOD.replace(
+            "notify_through = \"out\"\n",
+            "notify_through = \"out\"\nca_file = \"src.pem\"\n",
+        );
+        let c = Config::parse(&source, Path::new("m.toml")).unwrap();
+        assert_eq!(c.sources[0].ca_file.as_deref(), Some(Path::new("src.pem")));
+        assert_eq!(c.handler.max_message_mib, 150);
+
+        let port = GOOD.replace(
+            "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+            "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nport = 25",
+        );
+        let e = Config::parse(&port, Path::new("m.toml"))
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("(out).ca_file") && e.contains("only for kind"),
+            e.contains("(out).port") && e.contains("only for kind"),
             "{e}"
         );
     }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow_lite::{Context, Result};
 use connector::{MessageOutbound, MessageSource};
@@ -150,6 +151,12 @@ pub fn provider(app: &AppConfig, scope: &str) -> Result<TokenProvider> {
             builder = builder.store(Arc::new(store));
         }
     }
+    if let Some(path) = &app.ca_file {
+        let pem = read_ca_file(&format!("apps.{}.ca_file", app.name), path)?;
+        let http = https_client(&pem, "msauth", Duration::from_secs(30))
+            .context(format!("apps.{}.ca_file", app.name))?;
+        builder = builder.http(Arc::new(msauth::ReqwestClient::from_client(http)));
+    }
     if let Some(uri) = &app.redirect_uri {
         let url = url::Url::parse(uri).context(format!("apps.{}.redirect_uri", app.name))?;
         builder = builder.consent_redirect(url);
@@ -241,13 +248,39 @@ fn graph_endpoint(url: Option<&str>, mailbox: &str) -> Result<graph_mail::Endpoi
     }
 }
 
+/// Where a Graph or EWS connection goes: its URL, mailbox and extra CA (`ca_key` names the
+/// `ca_file` key in messages).
+struct Target<'a> {
+    url: Option<&'a str>,
+    mailbox: &'a str,
+    ca_file: Option<&'a Path>,
+    ca_key: String,
+}
+
+fn graph_client(
+    providers: &mut Providers,
+    config: &Config,
+    app_name: &str,
+    t: &Target<'_>,
+) -> Result<graph_mail::GraphClient> {
+    let provider = providers.get(config, app_name, GRAPH_DEFAULT_SCOPE)?;
+    let mut builder =
+        graph_mail::GraphClient::builder(graph_endpoint(t.url, t.mailbox)?, Arc::new(provider));
+    if let Some(path) = t.ca_file {
+        let pem = read_ca_file(&t.ca_key, path)?;
+        builder = builder
+            .http_client(https_client(&pem, "graph-mail", GRAPH_TIMEOUT).context(&t.ca_key)?);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 fn ews_client(
     providers: &mut Providers,
     config: &Config,
     app_name: &str,
-    url: Option<&str>,
-    mailbox: &str,
+    t: &Target<'_>,
 ) -> Result<ews_mail::EwsClient> {
+    let (url, mailbox) = (t.url, t.mailbox);
     let a = app(config, app_name)?;
     let provider = providers.get(config, app_name, EWS_DEFAULT_SCOPE)?;
     let endpoint = url::Url::parse(url.unwrap_or(ews_mail::EXCHANGE_ONLINE)).context("EWS url")?;
@@ -260,7 +293,35 @@ fn ews_client(
         ews_mail::Credentials::Bearer(Arc::new(ews_mail::MsauthTokens(provider))),
         access,
     );
-    ews_mail::EwsClient::new(cfg).map_err(|e| e.to_string())
+    match t.ca_file {
+        Some(path) => {
+            let pem = read_ca_file(&t.ca_key, path)?;
+            let http = https_client(&pem, "ews-mail", cfg.timeout).context(&t.ca_key)?;
+            Ok(ews_mail::EwsClient::with_http(cfg, http))
+        }
+        None => ews_mail::EwsClient::new(cfg).map_err(|e| e.to_string()),
+    }
+}
+
+/// Graph's default request timeout in graph-mail, kept when a custom HTTP client is built here.
+const GRAPH_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// An HTTPS client like the crates' own (no redirects followed, the same timeout) that also
+/// trusts the CA certificates in `pem`. Hand-written here rather than in each crate because
+/// only the binary reads CA files; the crates take a ready `reqwest::Client`.
+fn https_client(pem: &str, agent: &str, timeout: Duration) -> Result<reqwest::Client> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .user_agent(format!("{agent} (m365mail/{})", env!("CARGO_PKG_VERSION")));
+    for c in certs {
+        builder = builder.add_root_certificate(c);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// Builds a source.
@@ -271,13 +332,7 @@ pub fn source(
 ) -> Result<Arc<dyn MessageSource>> {
     match s.kind {
         Kind::Graph => {
-            let provider = providers.get(config, &s.app, GRAPH_DEFAULT_SCOPE)?;
-            let client = graph_mail::GraphClient::builder(
-                graph_endpoint(s.url.as_deref(), &s.mailbox)?,
-                Arc::new(provider),
-            )
-            .build()
-            .map_err(|e| e.to_string())?;
+            let client = graph_client(providers, config, &s.app, &source_target(s))?;
             let mut sc = graph_mail::SourceConfig::default();
             if let Some(f) = &s.folder {
                 sc = sc.folder(f.clone());
@@ -296,7 +351,7 @@ pub fn source(
             s.name
         )),
         Kind::Ews => {
-            let client = ews_client(providers, config, &s.app, s.url.as_deref(), &s.mailbox)?;
+            let client = ews_client(providers, config, &s.app, &source_target(s))?;
             let mut src = ews_mail::EwsSource::new(client);
             if let Some(f) = &s.folder {
                 src = src.with_folder(f.clone());
@@ -314,17 +369,11 @@ pub fn outbound(
 ) -> Result<Arc<dyn MessageOutbound>> {
     match o.kind {
         Kind::Graph => {
-            let provider = providers.get(config, &o.app, GRAPH_DEFAULT_SCOPE)?;
-            let client = graph_mail::GraphClient::builder(
-                graph_endpoint(o.url.as_deref(), &o.mailbox)?,
-                Arc::new(provider),
-            )
-            .build()
-            .map_err(|e| e.to_string())?;
+            let client = graph_client(providers, config, &o.app, &outbound_target(o))?;
             Ok(Arc::new(graph_mail::GraphOutbound::new(client)))
         }
         Kind::Ews => {
-            let client = ews_client(providers, config, &o.app, o.url.as_deref(), &o.mailbox)?;
+            let client = ews_client(providers, config, &o.app, &outbound_target(o))?;
             Ok(Arc::new(ews_mail::EwsOutbound::new(client)))
         }
         Kind::Smtp => {
@@ -340,7 +389,10 @@ pub fn outbound(
                 o.port.unwrap_or(defaults.port),
             );
             if let Some(path) = &o.ca_file {
-                smtp = smtp.with_root_certificate_pem(read_ca_file(&o.name, path)?);
+                smtp = smtp.with_root_certificate_pem(read_ca_file(
+                    &format!("outbounds.{}.ca_file", o.name),
+                    path,
+                )?);
             }
             Ok(Arc::new(smtp_mail::SmtpOutbound::new(
                 smtp,
@@ -350,10 +402,28 @@ pub fn outbound(
     }
 }
 
-/// The PEM text of an outbound's `ca_file`, refused early (naming the key) when it cannot be
-/// read or holds no certificate, rather than at the first STARTTLS handshake.
-pub fn read_ca_file(outbound: &str, path: &std::path::Path) -> Result<String> {
-    let key = format!("outbounds.{outbound}.ca_file {}", path.display());
+fn source_target(s: &SourceConfig) -> Target<'_> {
+    Target {
+        url: s.url.as_deref(),
+        mailbox: &s.mailbox,
+        ca_file: s.ca_file.as_deref(),
+        ca_key: format!("sources.{}.ca_file", s.name),
+    }
+}
+
+fn outbound_target(o: &OutboundConfig) -> Target<'_> {
+    Target {
+        url: o.url.as_deref(),
+        mailbox: &o.mailbox,
+        ca_file: o.ca_file.as_deref(),
+        ca_key: format!("outbounds.{}.ca_file", o.name),
+    }
+}
+
+/// The PEM text of a `ca_file` (`key` names it, e.g. `outbounds.smtp.ca_file`), refused early
+/// when it cannot be read or holds no certificate, rather than at the first TLS handshake.
+pub fn read_ca_file(key: &str, path: &std::path::Path) -> Result<String> {
+    let key = format!("{key} {}", path.display());
     let pem = std::fs::read_to_string(path).context(&key)?;
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
         return Err(format!(

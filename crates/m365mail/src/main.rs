@@ -291,7 +291,11 @@ async fn run(
     let options = Options::default()
         .batch_size(cfg.handler.batch_size)
         .max_attempts(cfg.handler.max_attempts)
-        .poll_interval(Duration::from_secs(cfg.handler.poll_interval_secs));
+        .poll_interval(Duration::from_secs(cfg.handler.poll_interval_secs))
+        .max_mime(
+            usize::try_from(cfg.handler.max_message_mib)
+                .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
+        );
     let mut pipeline = Pipeline::new(handler, ledger, options);
     let template = NotificationTemplate::new(
         cfg.notifications
