@@ -180,9 +180,12 @@ pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
                 ews_mail::Credentials::Bearer(Arc::new(ews_mail::MsauthTokens(p))),
                 ews_mail::MailboxAccess::Impersonate(args.mailbox.clone()),
             );
-            Ok(Arc::new(ews_mail::EwsSource::new(
-                ews_mail::EwsClient::with_http(cfg, http),
-            )))
+            // One FindItem lists a whole page (up to 1,000 ids); MIME and acknowledgements go
+            // 100 items per GetItem/UpdateItem: the protocol minimum of round trips.
+            Ok(Arc::new(
+                ews_mail::EwsSource::new(ews_mail::EwsClient::with_http(cfg, http))
+                    .with_max_batch(args.page),
+            ))
         }
     }
 }
