@@ -307,7 +307,8 @@ pub struct HandlerConfig {
     /// Seconds between polls.
     #[serde(default = "default_poll")]
     pub poll_interval_secs: u64,
-    /// Messages per fetch.
+    /// Messages per fetch (1 to 1,000): also the sources' list page size, so a larger batch
+    /// means fewer list requests per message (and more MIME held in memory at once).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// The largest message handed to the parser, in MiB (default 150, the largest message

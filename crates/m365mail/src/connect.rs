@@ -333,7 +333,8 @@ pub fn source(
     match s.kind {
         Kind::Graph => {
             let client = graph_client(providers, config, &s.app, &source_target(s))?;
-            let mut sc = graph_mail::SourceConfig::default();
+            // A fetch as large as the handler's batch: fewer list requests per message.
+            let mut sc = graph_mail::SourceConfig::default().max_batch(config.handler.batch_size);
             if let Some(f) = &s.folder {
                 sc = sc.folder(f.clone());
             }
@@ -352,7 +353,9 @@ pub fn source(
         )),
         Kind::Ews => {
             let client = ews_client(providers, config, &s.app, &source_target(s))?;
-            let mut src = ews_mail::EwsSource::new(client);
+            // A fetch as large as the handler's batch: fewer FindItems per message.
+            let mut src =
+                ews_mail::EwsSource::new(client).with_max_batch(config.handler.batch_size);
             if let Some(f) = &s.folder {
                 src = src.with_folder(f.clone());
             }

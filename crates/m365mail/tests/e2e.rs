@@ -1015,3 +1015,34 @@ async fn graph_over_https_with_an_internal_ca_needs_ca_file_on_app_and_source() 
     assert!(err.contains("sources.helpdesk.ca_file"), "{err}");
     sb.shutdown().await;
 }
+
+/// The handler's `batch_size` is the source's fetch size: an EWS source with a batch of 300
+/// lists 252 waiting messages with one FindItem (plus the final empty one that says the folder
+/// is drained) instead of one per 100, and downloads them in GetItem chunks of 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
+    let sb = large_mailbox(250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("m365mail.toml");
+    let text = folder_config(&sb, &out)
+        .replace("kind = \"graph\"", "kind = \"ews\"")
+        .replace(&sb.graph_url(), &sb.ews_url())
+        .replace(
+            "acknowledge = \"move:Processed\"\n",
+            "acknowledge = \"mark-read\"\n",
+        )
+        .replace("batch_size = 10", "batch_size = 300");
+    assert!(text.contains("kind = \"ews\"") && text.contains("batch_size = 300"));
+    std::fs::write(&cfg, text).unwrap();
+    sb.admin().clear_request_log();
+
+    let summary = run_once_json(&cfg).await;
+    let s = &summary["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{summary}");
+    assert_eq!(s["handled"], 252, "{summary}");
+    let log = sb.request_log();
+    assert_eq!(log.count_operation("FindItem"), 2, "{log:?}");
+    assert_eq!(log.count_operation("GetItem"), 3, "{log:?}");
+    sb.shutdown().await;
+}
