@@ -208,7 +208,10 @@ async fn run(st: &AppState, who: &crate::auth::Principal, outer: &HeaderMap, bod
             responses.push(render(&item.id, r));
         }
     }
-    GResp::json(200, json!({ "responses": responses }))
+    // Moved in, not `json!`: that would serialize a copy of every answer (the MIME of a batch).
+    let mut out = Map::new();
+    out.insert("responses".into(), Value::Array(responses));
+    GResp::json(200, Value::Object(out))
 }
 
 fn render(id: &str, r: GResp) -> Value {
@@ -232,7 +235,7 @@ fn render(id: &str, r: GResp) -> Value {
             headers.insert("Content-Type".into(), json!("text/plain"));
             (
                 r.status,
-                json!(base64::engine::general_purpose::STANDARD.encode(&b)),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&b)),
             )
         }
         // A connection cannot be reset inside a batch: the item fails as unavailable.

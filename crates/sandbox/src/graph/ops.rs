@@ -8,7 +8,7 @@ use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -150,6 +150,15 @@ fn select(req: &GReq) -> Result<Option<Vec<String>>, GResp> {
     Ok(Some(out))
 }
 
+/// `{"@odata.context": …, "value": […]}`, moving the items in: `json!` would serialize a copy
+/// of every item (a page of 1,000 messages, a batch of MIME), which showed in profiles.
+fn collection(context: String, value: Vec<Value>) -> Value {
+    let mut out = Map::new();
+    out.insert("@odata.context".into(), Value::String(context));
+    out.insert("value".into(), Value::Array(value));
+    Value::Object(out)
+}
+
 fn context(st: &AppState, mailbox: &str, what: &str) -> String {
     format!("{}/v1.0/$metadata#users('{mailbox}')/{what}", st.base_url())
 }
@@ -173,7 +182,7 @@ fn list_folders(st: &AppState, req: &GReq, mailbox: &str, parent: Option<&str>) 
     let value: Vec<Value> = folders.iter().map(render::folder).collect();
     Ok(GResp::json(
         200,
-        json!({ "@odata.context": context(st, mailbox, "mailFolders"), "value": value }),
+        collection(context(st, mailbox, "mailFolders"), value),
     ))
 }
 
@@ -303,7 +312,7 @@ fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str>) -> Op {
         .iter()
         .map(|m| render::message(m, imm, sel.as_deref()))
         .collect();
-    let mut out = json!({ "@odata.context": context(st, mailbox, "messages"), "value": value });
+    let mut out = collection(context(st, mailbox, "messages"), value);
     if skip + page.items.len() < page.total {
         let mut pairs: Vec<(String, String)> = req
             .query_pairs()
@@ -449,7 +458,10 @@ fn delta(st: &AppState, req: &GReq, mailbox: &str, folder: &str) -> Op {
     if let Some(s) = req.param("$select") {
         pairs.push(("$select".into(), s));
     }
-    let mut out = json!({ "@odata.context": format!("{}/v1.0/$metadata#Collection(message)", st.base_url()), "value": value });
+    let mut out = collection(
+        format!("{}/v1.0/$metadata#Collection(message)", st.base_url()),
+        value,
+    );
     if offset + size < changes.len() {
         pairs.push((
             "$skiptoken".into(),

@@ -57,91 +57,77 @@ fn recipients(v: &[EmailAddress]) -> Value {
     Value::Array(v.iter().map(recipient).collect())
 }
 
-/// A message, with only the `$select`ed properties when `select` is given (`id` always).
-/// `internetMessageHeaders` appears only when selected, as in Graph.
-pub(crate) fn message(m: &Message, immutable: bool, select: Option<&[String]>) -> Value {
+/// One property of a message (a name of [`MESSAGE_PROPS`]); `None` for a name it does not
+/// know. Only the properties asked for are built: a listing page of 1,000 messages with a short
+/// `$select` must not copy every body (that was most of the time of a Graph list page).
+fn property(m: &Message, id: &str, name: &str) -> Option<Value> {
     let p = &m.props;
-    let id = if immutable { &m.immutable_id } else { &m.id };
-    let body = match &p.body_html {
+    let body = || match &p.body_html {
         Some(html) => json!({ "contentType": "html", "content": html }),
         None => json!({ "contentType": "text", "content": p.body_text }),
     };
-    let mut all = Map::new();
-    let mut put = |k: &str, v: Value| {
-        all.insert(k.to_string(), v);
-    };
-    put("id", json!(id));
-    put("createdDateTime", json!(datetime(m.received)));
-    put("lastModifiedDateTime", json!(datetime(m.last_modified)));
-    put("changeKey", json!(m.change_key));
-    put("categories", json!([]));
-    put("receivedDateTime", json!(datetime(m.received)));
-    put(
-        "sentDateTime",
-        json!(datetime(p.sent.unwrap_or(m.received))),
-    );
-    put("hasAttachments", json!(p.has_attachments));
-    put("internetMessageId", json!(p.internet_message_id));
-    put("subject", json!(p.subject));
-    put("bodyPreview", json!(p.body_preview));
-    put("importance", json!("normal"));
-    put("parentFolderId", json!(m.folder_id));
-    put(
-        "conversationId",
-        json!(format!("AAQkA{}", &m.immutable_id.get(6..20).unwrap_or(""))),
-    );
-    put("isDeliveryReceiptRequested", json!(false));
-    put("isReadReceiptRequested", json!(false));
-    put("isRead", json!(m.is_read));
-    put("isDraft", json!(m.is_draft));
-    put(
-        "webLink",
-        json!(format!(
-            "https://outlook.office365.com/owa/?ItemID={}&exvsurl=1&viewmodel=ReadMessageItem",
-            id
+    Some(match name {
+        "id" => json!(id),
+        "createdDateTime" | "receivedDateTime" => json!(datetime(m.received)),
+        "lastModifiedDateTime" => json!(datetime(m.last_modified)),
+        "changeKey" => json!(m.change_key),
+        "categories" => json!([]),
+        "sentDateTime" => json!(datetime(p.sent.unwrap_or(m.received))),
+        "hasAttachments" => json!(p.has_attachments),
+        "internetMessageId" => json!(p.internet_message_id),
+        "subject" => json!(p.subject),
+        "bodyPreview" => json!(p.body_preview),
+        "importance" => json!("normal"),
+        "parentFolderId" => json!(m.folder_id),
+        "conversationId" => json!(format!("AAQkA{}", &m.immutable_id.get(6..20).unwrap_or(""))),
+        "isDeliveryReceiptRequested" | "isReadReceiptRequested" => json!(false),
+        "isRead" => json!(m.is_read),
+        "isDraft" => json!(m.is_draft),
+        "webLink" => json!(format!(
+            "https://outlook.office365.com/owa/?ItemID={id}&exvsurl=1&viewmodel=ReadMessageItem"
         )),
-    );
-    put("inferenceClassification", json!("focused"));
-    put("body", body.clone());
-    put("uniqueBody", body);
-    put(
-        "sender",
-        p.sender.as_ref().map(recipient).unwrap_or(Value::Null),
-    );
-    put(
-        "from",
-        p.from.as_ref().map(recipient).unwrap_or(Value::Null),
-    );
-    put("toRecipients", recipients(&p.to));
-    put("ccRecipients", recipients(&p.cc));
-    put("bccRecipients", recipients(&p.bcc));
-    put("replyTo", recipients(&p.reply_to));
-    put("flag", json!({ "flagStatus": "notFlagged" }));
-    let headers: Value = p
-        .headers
-        .iter()
-        .map(|(n, v)| json!({ "name": n, "value": v }))
-        .collect();
+        "inferenceClassification" => json!("focused"),
+        "body" | "uniqueBody" => body(),
+        "sender" => p.sender.as_ref().map(recipient).unwrap_or(Value::Null),
+        "from" => p.from.as_ref().map(recipient).unwrap_or(Value::Null),
+        "toRecipients" => recipients(&p.to),
+        "ccRecipients" => recipients(&p.cc),
+        "bccRecipients" => recipients(&p.bcc),
+        "replyTo" => recipients(&p.reply_to),
+        "flag" => json!({ "flagStatus": "notFlagged" }),
+        "internetMessageHeaders" => p
+            .headers
+            .iter()
+            .map(|(n, v)| json!({ "name": n, "value": v }))
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// A message, with only the `$select`ed properties when `select` is given (`id` always).
+/// `internetMessageHeaders` appears only when selected, as in Graph.
+pub(crate) fn message(m: &Message, immutable: bool, select: Option<&[String]>) -> Value {
+    let id = if immutable { &m.immutable_id } else { &m.id };
     let mut out = Map::new();
     out.insert(
         "@odata.etag".into(),
         json!(format!("W/\"{}\"", m.change_key)),
     );
-    match select {
-        None => {
-            out.extend(all);
+    let mut put = |name: &str| {
+        if let Some(v) = property(m, id, name) {
+            out.insert(name.to_string(), v);
         }
+    };
+    match select {
+        None => MESSAGE_PROPS
+            .iter()
+            .filter(|n| **n != "internetMessageHeaders")
+            .for_each(|n| put(n)),
         Some(sel) => {
-            if let Some(v) = all.remove("id") {
-                out.insert("id".into(), v);
-            }
-            for s in sel {
-                if s == "internetMessageHeaders" {
-                    out.insert(s.clone(), headers.clone());
-                } else if let Some(v) = all.get(s.as_str()) {
-                    out.insert(s.clone(), v.clone());
-                }
-            }
+            put("id");
+            sel.iter()
+                .filter(|s| s.as_str() != "id")
+                .for_each(|s| put(s));
         }
     }
     Value::Object(out)
@@ -158,4 +144,95 @@ pub(crate) fn folder(f: &FolderInfo) -> Value {
         "totalItemCount": f.total_count,
         "isHidden": f.is_hidden,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::MessageProps;
+
+    fn sample() -> Message {
+        let mime = b"From: Ann <ann@example.com>\r\nTo: bob@example.com\r\nSubject: Hi\r\n\
+Message-ID: <m1@example.com>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\
+Content-Type: text/html\r\n\r\n<p>Hello</p>\r\n";
+        let props = MessageProps::from_mime(mime).expect("sample MIME parses");
+        let t = time::macros::datetime!(2026-03-02 10:05 UTC);
+        Message {
+            id: "AAMkAGid0001".into(),
+            immutable_id: "AAkALgimm0000001xyz".into(),
+            change_key: "CQAAAA1".into(),
+            folder_id: "folder-inbox".into(),
+            mime: bytes::Bytes::from_static(mime),
+            props: Arc::new(props),
+            is_read: false,
+            is_draft: false,
+            received: t,
+            last_modified: t,
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn full_rendering_has_every_property_but_headers() {
+        let m = sample();
+        let v = message(&m, false, None);
+        let o = v.as_object().expect("an object");
+        for p in MESSAGE_PROPS {
+            assert_eq!(
+                o.contains_key(*p),
+                *p != "internetMessageHeaders",
+                "property {p}"
+            );
+        }
+        assert_eq!(o["@odata.etag"], json!("W/\"CQAAAA1\""));
+        assert_eq!(
+            o["body"],
+            json!({"contentType": "html", "content": "<p>Hello</p>\r\n"})
+        );
+        assert_eq!(o["uniqueBody"], o["body"]);
+        assert_eq!(
+            o["toRecipients"][0]["emailAddress"]["address"],
+            "bob@example.com"
+        );
+    }
+
+    #[test]
+    fn selection_renders_the_same_values_and_only_those() {
+        let m = sample();
+        let full = message(&m, true, None);
+        let sel: Vec<String> = ["subject", "id", "internetMessageHeaders", "from"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let v = message(&m, true, Some(&sel));
+        let o = v.as_object().expect("an object");
+        let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "@odata.etag",
+                "from",
+                "id",
+                "internetMessageHeaders",
+                "subject"
+            ]
+        );
+        assert_eq!(
+            o["id"],
+            json!("AAkALgimm0000001xyz"),
+            "immutable id asked for"
+        );
+        for k in ["@odata.etag", "from", "id", "subject"] {
+            assert_eq!(o[k], full[k], "{k}");
+        }
+        let headers = o["internetMessageHeaders"].as_array().expect("headers");
+        assert!(
+            headers
+                .iter()
+                .any(|h| h["name"] == "Subject" && h["value"] == "Hi")
+        );
+    }
 }
