@@ -344,7 +344,7 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     };
     match ops::dispatch(&ctx, op) {
         Ok(body) => {
-            let mut w = Writer::new();
+            let mut w = Writer::with_capacity(body.len() + 1024);
             w.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
             w.start("s:Envelope", &[("xmlns:s", NS_SOAP)]);
             header_block(&mut w);

@@ -49,7 +49,14 @@ fn store_err(e: &StoreError) -> Msg {
 }
 
 fn response(op: &str, msgs: Vec<Msg>) -> String {
-    let mut w = Writer::new();
+    let payload: usize = msgs
+        .iter()
+        .map(|m| match m {
+            Msg::Ok(p) => p.len() + 200,
+            Msg::Err(..) => 400,
+        })
+        .sum();
+    let mut w = Writer::with_capacity(payload + 300);
     w.start(
         &format!("m:{op}Response"),
         &[("xmlns:m", NS_MESSAGES), ("xmlns:t", NS_TYPES)],
@@ -393,6 +400,11 @@ fn parse_shape(el: Option<&Element>) -> Shape {
 }
 
 impl Shape {
+    /// `IncludeMimeContent`, or `item:MimeContent` among the additional properties.
+    fn wants_mime(&self) -> bool {
+        self.mime || self.props.contains("MimeContent")
+    }
+
     fn has(&self, name: &str) -> bool {
         const DEFAULT: &[&str] = &[
             "ParentFolderId",
@@ -435,11 +447,8 @@ fn write_mailbox(w: &mut Writer, name: &str, address: &str) {
 fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
     let p = &m.props;
     w.start("t:Message", &[]);
-    if shape.mime || shape.props.contains("MimeContent") {
-        w.text_element(
-            "t:MimeContent",
-            &base64::engine::general_purpose::STANDARD.encode(&m.mime),
-        );
+    if shape.wants_mime() {
+        w.base64_element("t:MimeContent", &m.mime);
         // (CharacterSet is optional; Exchange ignores it on input.)
     }
     w.empty("t:ItemId", &[("Id", &m.id), ("ChangeKey", &m.change_key)]);
@@ -629,7 +638,8 @@ fn get_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
                 Err(m) => m,
                 Ok(mb) => match ctx.state.store().get(&mb, id) {
                     Ok(m) => {
-                        let mut w = Writer::new();
+                        let mime = if shape.wants_mime() { m.mime.len() } else { 0 };
+                        let mut w = Writer::with_capacity(mime.div_ceil(3) * 4 + 2048);
                         w.start("m:Items", &[]);
                         write_item(&mut w, &m, &shape);
                         w.end();

@@ -228,6 +228,15 @@ impl Writer {
         Self::default()
     }
 
+    /// An empty writer with room for `bytes` of output (a response carrying MIME is megabytes:
+    /// growing by doubling copied it several times).
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Self {
+            out: String::with_capacity(bytes),
+            open: Vec::new(),
+        }
+    }
+
     fn attrs(&mut self, attrs: &[(&str, &str)]) {
         for (k, v) in attrs {
             self.out.push(' ');
@@ -273,6 +282,20 @@ impl Writer {
         self.out.push_str(name);
         self.out.push('>');
         self.out.push_str(&quick_xml::escape::escape(text));
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// Writes `<name>base64 of data</name>`, encoding straight into the output: base64 needs no
+    /// escaping, and MIME content is the bulk of a GetItem answer.
+    pub(crate) fn base64_element(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        use base64::Engine as _;
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        base64::engine::general_purpose::STANDARD.encode_string(data, &mut self.out);
         self.out.push_str("</");
         self.out.push_str(name);
         self.out.push('>');
