@@ -59,6 +59,7 @@ pub mod error;
 pub mod log;
 pub mod memory;
 pub mod message;
+pub mod mime;
 pub mod ping;
 pub mod traits;
 
