@@ -46,6 +46,9 @@ pub enum Entry {
     },
     /// The message was acknowledged at its source: done.
     Acknowledged,
+    /// Acknowledging found the message gone from its source (its earlier acknowledgement took
+    /// effect but the answer was lost, or someone removed it): done, by absence.
+    AcknowledgedByAbsence,
     /// The message always failed and was parked in a folder.
     Parked {
         /// Why.
@@ -74,8 +77,11 @@ pub struct Record {
     pub notification_attempted: bool,
     /// The notification went out from this address.
     pub notified_from: Option<String>,
-    /// Acknowledged at the source.
+    /// Acknowledged at the source (or found gone from it).
     pub acknowledged: bool,
+    /// The acknowledgement found the message gone from its source
+    /// ([`Entry::AcknowledgedByAbsence`]); `acknowledged` is set too.
+    pub acknowledged_by_absence: bool,
     /// Parked, with the reason.
     pub parked: Option<String>,
 }
@@ -94,6 +100,10 @@ impl Record {
                 self.notified_from = Some(from.clone());
             }
             Entry::Acknowledged => self.acknowledged = true,
+            Entry::AcknowledgedByAbsence => {
+                self.acknowledged = true;
+                self.acknowledged_by_absence = true;
+            }
             Entry::Parked { reason } => self.parked = Some(reason.clone()),
         }
     }
@@ -255,6 +265,19 @@ impl Ledger {
             .collect()
     }
 
+    /// Keys starting with `prefix` that were handled or parked but never acknowledged (nor
+    /// found gone), with their records: acknowledgements still owed to the source.
+    pub fn unacknowledged(&self, prefix: &str) -> Vec<(String, Record)> {
+        self.lock()
+            .records
+            .iter()
+            .filter(|(k, r)| {
+                k.starts_with(prefix) && (r.handled || r.parked.is_some()) && !r.acknowledged
+            })
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect()
+    }
+
     /// Appends an entry and syncs it to disk before returning.
     pub fn append(&self, key: &str, entry: Entry) -> Result<(), LedgerError> {
         let mut inner = self.lock();
@@ -344,7 +367,9 @@ fn entries_for(rec: &Record) -> Vec<Entry> {
             reason: reason.clone(),
         });
     }
-    if rec.acknowledged {
+    if rec.acknowledged_by_absence {
+        out.push(Entry::AcknowledgedByAbsence);
+    } else if rec.acknowledged {
         out.push(Entry::Acknowledged);
     }
     out
@@ -416,6 +441,54 @@ mod tests {
             Err(LedgerError::Corrupt { line, .. }) => assert_eq!(line, 2),
             other => panic!("want corrupt, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn acknowledgements_owed_and_by_absence_survive_reopening_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        let l = Ledger::open(&path).unwrap();
+        for k in ["s|1", "s|2", "s|3", "s|4", "s|5", "t|1"] {
+            l.append(k, Entry::Handled { project: None }).unwrap();
+        }
+        l.append("s|2", Entry::Acknowledged).unwrap();
+        l.append("s|3", Entry::AcknowledgedByAbsence).unwrap();
+        l.append(
+            "s|6",
+            Entry::Parked {
+                reason: "bad".into(),
+            },
+        )
+        .unwrap();
+        l.append(
+            "s|7",
+            Entry::Failed {
+                attempts: 1,
+                reason: "x".into(),
+            },
+        )
+        .unwrap();
+        let owed = |l: &Ledger| {
+            let mut keys: Vec<String> =
+                l.unacknowledged("s|").into_iter().map(|(k, _)| k).collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(owed(&l), ["s|1", "s|4", "s|5", "s|6"]);
+        let r3 = l.get("s|3").unwrap();
+        assert!(r3.acknowledged && r3.acknowledged_by_absence);
+        let r2 = l.get("s|2").unwrap();
+        assert!(r2.acknowledged && !r2.acknowledged_by_absence);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#"{"key":"s|3","state":"acknowledged_by_absence"}"#),
+            "{text}"
+        );
+        l.compact().unwrap();
+        let again = Ledger::open(&path).unwrap();
+        assert_eq!(owed(&again), ["s|1", "s|4", "s|5", "s|6"]);
+        assert_eq!(again.get("s|3"), Some(r3));
+        assert_eq!(again.get("s|2"), Some(r2));
     }
 
     #[test]

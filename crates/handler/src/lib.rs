@@ -105,7 +105,7 @@ pub struct Inbound {
 
 impl Inbound {
     /// Parses what the pipeline and notifications need from `raw` (leniently: a broken
-    /// message still gets through with empty fields).
+    /// message, even one the parser panics on, still gets through with empty fields).
     pub fn new(
         source: &str,
         key: &str,
@@ -119,7 +119,7 @@ impl Inbound {
         let mut reply_to = None;
         let mut message_id = None;
         let mut references = Vec::new();
-        if let Some(msg) = mail_parser::MessageParser::default().parse_headers(&raw.mime) {
+        if let Ok(msg) = connector::mime::parse_headers(&raw.mime) {
             for h in msg.headers() {
                 let raw_value = msg
                     .raw_message()

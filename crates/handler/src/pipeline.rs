@@ -1,12 +1,16 @@
 //! The pipeline: poll each source, route each message, hand it over, record, notify, acknowledge.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use addressing::{Router, SenderChoice};
+use connector::mime::{Panicked, catch_panic};
 use connector::{
-    Acknowledgement, ErrorKind, MessageOutbound, MessageSource, PingStatus, RawMessage,
+    Acknowledgement, ErrorKind, MessageId, MessageOutbound, MessageSource, PingStatus, RawMessage,
 };
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
@@ -106,6 +110,11 @@ pub struct Options {
     /// Largest MIME message handed to the router and the handler; a bigger one is parked as
     /// poison without being parsed (a source may return anything). Default [`MAX_MIME`].
     pub max_mime: usize,
+    /// Attempts at an acknowledgement the ledger still owes (the message was handled or
+    /// parked, but acknowledging it failed or the process died first) before this process
+    /// gives up on it; they are made on later passes, waiting 1, 2, 4, ... up to 64 passes
+    /// between failures. Default 8.
+    pub max_ack_retries: u32,
 }
 
 /// The default [`Options::max_mime`]: 150 MiB, the largest message Microsoft 365 accepts.
@@ -121,6 +130,7 @@ impl Default for Options {
             offline_backoff: Duration::from_secs(5),
             max_offline_backoff: Duration::from_secs(300),
             max_mime: MAX_MIME,
+            max_ack_retries: 8,
         }
     }
 }
@@ -153,6 +163,13 @@ impl Options {
     /// Sets the largest MIME message handled (at least 1 KiB); bigger ones are parked.
     pub fn max_mime(mut self, bytes: usize) -> Self {
         self.max_mime = bytes.max(1024);
+        self
+    }
+
+    /// Sets the attempts at an owed acknowledgement (at least 1): see
+    /// [`Options::max_ack_retries`].
+    pub fn max_ack_retries(mut self, n: u32) -> Self {
+        self.max_ack_retries = n.max(1);
         self
     }
 
@@ -196,6 +213,10 @@ pub struct SourceSummary {
     pub handled: u64,
     /// Messages seen again after a crash, acknowledged without handling them twice.
     pub recovered: u64,
+    /// Acknowledgements the ledger owed (handled or parked messages whose acknowledgement
+    /// failed or whose answer was lost, so they never came back), made again from the ledger
+    /// on a later pass, or found gone from the source ([`crate::Entry::AcknowledgedByAbsence`]).
+    pub reacknowledged: u64,
     /// Handled messages per project (`(none)` for messages no rule matched).
     pub per_project: BTreeMap<String, u64>,
     /// Notifications sent.
@@ -220,6 +241,7 @@ impl SourceSummary {
             waiting_at_start: None,
             handled: 0,
             recovered: 0,
+            reacknowledged: 0,
             per_project: BTreeMap::new(),
             notifications: Vec::new(),
             notifications_skipped: 0,
@@ -353,6 +375,16 @@ pub struct Pipeline {
     ledger: Ledger,
     options: Options,
     observers: Vec<ProgressObserver>,
+    ack_retries: Arc<Mutex<HashMap<String, AckRetry>>>,
+}
+
+/// This process's attempts at one acknowledgement the ledger owes.
+#[derive(Debug, Clone, Copy, Default)]
+struct AckRetry {
+    /// Failed attempts so far.
+    failures: u32,
+    /// Passes to let go by before the next attempt.
+    wait: u32,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -372,7 +404,11 @@ struct Ctx {
     ledger: Ledger,
     max_attempts: u32,
     max_mime: usize,
+    max_ack_retries: u32,
     observers: Vec<ProgressObserver>,
+    /// The other sources' names (a key `a|b|1` is source `a|b`'s, not `a`'s).
+    other_sources: Vec<String>,
+    ack_retries: Arc<Mutex<HashMap<String, AckRetry>>>,
 }
 
 impl Ctx {
@@ -415,7 +451,27 @@ impl Pipeline {
             ledger,
             options,
             observers: Vec::new(),
+            ack_retries: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    fn ctx(&self, spec: &SourceSpec) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            spec: spec.clone(),
+            handler: self.handler.clone(),
+            ledger: self.ledger.clone(),
+            max_attempts: self.options.max_attempts,
+            max_mime: self.options.max_mime,
+            max_ack_retries: self.options.max_ack_retries,
+            observers: self.observers.clone(),
+            other_sources: self
+                .sources
+                .iter()
+                .filter(|s| s.name != spec.name)
+                .map(|s| s.name.clone())
+                .collect(),
+            ack_retries: self.ack_retries.clone(),
+        })
     }
 
     /// Calls `observer` with every [`Progress`] event of later runs (a progress bar, metrics).
@@ -460,14 +516,7 @@ impl Pipeline {
     pub async fn run_once(&self, shutdown: &Shutdown) -> Summary {
         let mut set = JoinSet::new();
         for (i, spec) in self.sources.iter().enumerate() {
-            let ctx = Arc::new(Ctx {
-                spec: spec.clone(),
-                handler: self.handler.clone(),
-                ledger: self.ledger.clone(),
-                max_attempts: self.options.max_attempts,
-                max_mime: self.options.max_mime,
-                observers: self.observers.clone(),
-            });
+            let ctx = self.ctx(spec);
             let options = self.options.clone();
             let shutdown = shutdown.clone();
             set.spawn(async move {
@@ -496,14 +545,7 @@ impl Pipeline {
     pub async fn run(&self, shutdown: &Shutdown) -> Summary {
         let mut set = JoinSet::new();
         for (i, spec) in self.sources.iter().enumerate() {
-            let ctx = Arc::new(Ctx {
-                spec: spec.clone(),
-                handler: self.handler.clone(),
-                ledger: self.ledger.clone(),
-                max_attempts: self.options.max_attempts,
-                max_mime: self.options.max_mime,
-                observers: self.observers.clone(),
-            });
+            let ctx = self.ctx(spec);
             let options = self.options.clone();
             let mut shutdown = shutdown.clone();
             set.spawn(async move {
@@ -576,6 +618,9 @@ async fn drain(
         waiting: ping.waiting,
     });
     drain_pages(ctx, options, shutdown, summary).await;
+    if summary.status == PingStatus::Online && !shutdown.is_triggered() {
+        retry_owed_acknowledgements(ctx, shutdown, summary).await;
+    }
     if summary.status == PingStatus::Offline {
         // The sign-in was refused mid-pass.
         ctx.report(Progress::Offline {
@@ -682,6 +727,7 @@ async fn drain_pages(
                         None => acked_any = true,
                         Some(e) => {
                             summary.errors.push(e);
+                            owe_acknowledgement(ctx, &k);
                             skip.insert(k);
                         }
                     }
@@ -718,7 +764,12 @@ async fn drain_pages(
                     summary.failures += 1;
                     skip.insert(k);
                 }
-                Outcome::AckFailed(e) | Outcome::Error(e) => {
+                Outcome::AckFailed(e) => {
+                    summary.errors.push(e);
+                    owe_acknowledgement(ctx, &k);
+                    skip.insert(k);
+                }
+                Outcome::Error(e) => {
                     summary.errors.push(e);
                     skip.insert(k);
                 }
@@ -741,34 +792,159 @@ fn key(source: &str, msg: &RawMessage) -> String {
     format!("{source}|{}", msg.id)
 }
 
+/// Acknowledges `id` at the source and records it in the ledger. A message the source no
+/// longer has (acknowledged before a crash or a lost answer, or removed by someone) needs no
+/// acknowledgement: that is recorded as [`Entry::AcknowledgedByAbsence`].
+async fn acknowledge_and_record(
+    ctx: &Ctx,
+    k: &str,
+    id: &MessageId,
+    ack: &Acknowledgement,
+) -> Result<(), AckError> {
+    let entry = match ctx.spec.source.acknowledge(id, ack).await {
+        Ok(()) => Entry::Acknowledged,
+        Err(e) if e.kind() == ErrorKind::NotFound => Entry::AcknowledgedByAbsence,
+        Err(e) => return Err(AckError::Source(e)),
+    };
+    ctx.ledger
+        .append(k, entry)
+        .map_err(|e| AckError::Ledger(e.to_string()))
+}
+
+enum AckError {
+    Source(connector::Error),
+    Ledger(String),
+}
+
 async fn acknowledge(
     ctx: &Ctx,
     k: &str,
-    msg: &RawMessage,
+    id: &MessageId,
     ack: &Acknowledgement,
 ) -> Result<(), String> {
-    match ctx.spec.source.acknowledge(&msg.id, ack).await {
-        Ok(()) => {}
-        // Already gone (acknowledged before a crash, or removed by someone): nothing waits.
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => {
+    match acknowledge_and_record(ctx, k, id, ack).await {
+        Ok(()) => Ok(()),
+        Err(AckError::Source(e)) => {
             // Said at once, not only in the end-of-run summary: a long-running handler whose
             // acknowledgements keep failing re-fetches (and skips, thanks to the ledger) the
             // same messages every poll, which nobody would otherwise notice.
             tracing::warn!(key = k, error = %e, "acknowledging a handled message failed");
-            return Err(format!("acknowledge {}: {e}", msg.id));
+            Err(format!("acknowledge {id}: {e}"))
+        }
+        Err(AckError::Ledger(e)) => Err(e),
+    }
+}
+
+/// Notes that acknowledging `k` failed in this pass: if the message does not come back (the
+/// acknowledgement took effect and only its answer was lost), a later pass acknowledges it
+/// again from the ledger (see [`retry_owed_acknowledgements`]); not this one.
+fn owe_acknowledgement(ctx: &Ctx, k: &str) {
+    lock(&ctx.ack_retries)
+        .entry(k.to_owned())
+        .or_insert(AckRetry {
+            failures: 0,
+            wait: 1,
+        });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Acknowledges again what the ledger says was handled (or parked) but never acknowledged, and
+/// did not come back in this pass: the acknowledgement took effect but its answer was lost, or
+/// the process died between the acknowledgement and the ledger's record. Mark-read is
+/// idempotent; a moved message keeps its id (Graph immutable ids) or is gone (EWS: "not found",
+/// recorded as acknowledged by absence). Either way the ledger converges. Failures back off
+/// (1, 2, 4, ... up to 64 passes) and this process stops after [`Options::max_ack_retries`].
+async fn retry_owed_acknowledgements(ctx: &Ctx, shutdown: &Shutdown, summary: &mut SourceSummary) {
+    let prefix = format!("{}|", ctx.spec.name);
+    let longer: Vec<String> = ctx
+        .other_sources
+        .iter()
+        .map(|o| format!("{o}|"))
+        .filter(|o| o.starts_with(&prefix))
+        .collect();
+    let owed: HashMap<String, crate::Record> = ctx
+        .ledger
+        .unacknowledged(&prefix)
+        .into_iter()
+        .filter(|(k, _)| !longer.iter().any(|o| k.starts_with(o.as_str())))
+        .collect();
+    let due: Vec<String> = {
+        let mut retries = lock(&ctx.ack_retries);
+        // Forget what has been acknowledged since (by the normal path, or another pass).
+        retries.retain(|k, _| !k.starts_with(&prefix) || owed.contains_key(k));
+        let mut due = Vec::new();
+        for k in owed.keys() {
+            let r = retries.entry(k.clone()).or_default();
+            if r.failures >= ctx.max_ack_retries {
+                continue;
+            }
+            if r.wait > 0 {
+                r.wait -= 1;
+                continue;
+            }
+            due.push(k.clone());
+        }
+        due.sort();
+        due
+    };
+    for k in due {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let Some(record) = owed.get(&k) else { continue };
+        let ack = if record.parked.is_some() {
+            Acknowledgement::MoveTo(ctx.spec.poison_folder.clone())
+        } else {
+            ctx.spec.ack.clone()
+        };
+        let id = MessageId::new(&k[prefix.len()..]);
+        match acknowledge_and_record(ctx, &k, &id, &ack).await {
+            Ok(()) => {
+                lock(&ctx.ack_retries).remove(&k);
+                summary.reacknowledged += 1;
+                tracing::info!(key = k, "an owed acknowledgement was made from the ledger");
+            }
+            Err(AckError::Ledger(e)) => {
+                summary.errors.push(format!("ledger: {e}"));
+                return;
+            }
+            Err(AckError::Source(e)) if e.kind() == ErrorKind::Authentication => {
+                // The sign-in is gone: the next pass pings (and reports OFFLINE) first.
+                summary.errors.push(format!("acknowledge {id} (owed): {e}"));
+                return;
+            }
+            Err(AckError::Source(e)) => {
+                let failures = {
+                    let mut retries = lock(&ctx.ack_retries);
+                    let r = retries.entry(k.clone()).or_default();
+                    r.failures += 1;
+                    r.wait = 1u32 << (r.failures - 1).min(6);
+                    r.failures
+                };
+                if failures >= ctx.max_ack_retries {
+                    tracing::warn!(
+                        key = k,
+                        error = %e,
+                        failures,
+                        "giving up on an owed acknowledgement until the next start"
+                    );
+                } else {
+                    tracing::warn!(key = k, error = %e, failures, "an owed acknowledgement failed");
+                }
+                summary.errors.push(format!("acknowledge {id} (owed): {e}"));
+            }
         }
     }
-    ctx.ledger
-        .append(k, Entry::Acknowledged)
-        .map_err(|e| e.to_string())
 }
 
 async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
     let record = ctx.ledger.get(k).unwrap_or_default();
     if record.parked.is_some() {
         let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
-        return match acknowledge(ctx, k, &msg, &folder).await {
+        return match acknowledge(ctx, k, &msg.id, &folder).await {
             Ok(()) => Outcome::Parked,
             Err(e) => Outcome::AckFailed(e),
         };
@@ -776,7 +952,7 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
     if record.handled {
         // Handled before a crash (or before an acknowledgement failed): finish the job without
         // handing it over again. A notification that was attempted is not sent twice.
-        return match acknowledge(ctx, k, &msg, &ctx.spec.ack).await {
+        return match acknowledge(ctx, k, &msg.id, &ctx.spec.ack).await {
             Ok(()) => Outcome::Recovered,
             Err(e) => Outcome::AckFailed(e),
         };
@@ -790,21 +966,39 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
             msg.mime.len(),
             ctx.max_mime
         );
-        return park(ctx, k, &msg, reason).await;
+        return park(ctx, k, &msg.id, reason).await;
     }
-    let route = ctx.spec.router.route_mime(&msg.mime);
-    let sender = ctx.spec.template.as_ref().map(|_| {
-        ctx.spec
-            .router
-            .sender_policy()
-            .choose_for_route(&route, &ctx.spec.outbound_caps)
+    // Routing and header parsing read outside bytes with mail-parser, which may panic (fuzz
+    // finding 3): the same bytes would panic again, so such a message is parked at once.
+    let id = msg.id.clone();
+    let parsed = catch_panic(|| {
+        let route = ctx.spec.router.route_mime(&msg.mime);
+        let sender = ctx.spec.template.as_ref().map(|_| {
+            ctx.spec
+                .router
+                .sender_policy()
+                .choose_for_route(&route, &ctx.spec.outbound_caps)
+        });
+        Inbound::new(&ctx.spec.name, k, msg, route, sender)
     });
-    let inbound = Inbound::new(&ctx.spec.name, k, msg, route, sender);
+    let inbound = match parsed {
+        Ok(inbound) => inbound,
+        Err(p) => {
+            let reason = format!("reading the message's headers {p}; not handed over");
+            return park(ctx, k, &id, reason).await;
+        }
+    };
     let project = inbound.project().map(str::to_owned);
 
-    match ctx.handler.handle(&inbound).await {
-        Ok(()) => {}
-        Err(e) => return failed(ctx, k, &inbound, &record, e).await,
+    // A handler that panics (say, parsing the whole message with a parser that panics on it)
+    // fails this attempt like any error, so the message is parked after `max_attempts` instead
+    // of being fetched and crashing its task on every poll.
+    let handled = match CatchUnwind(ctx.handler.handle(&inbound)).await {
+        Ok(result) => result,
+        Err(p) => Err(HandlerError::retry(format!("the handler {p}"))),
+    };
+    if let Err(e) = handled {
+        return failed(ctx, k, &inbound, &record, e).await;
     }
     if let Err(e) = ctx.ledger.append(
         k,
@@ -828,7 +1022,9 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
         }
     }
 
-    let ack_error = acknowledge(ctx, k, &inbound.raw, &ctx.spec.ack).await.err();
+    let ack_error = acknowledge(ctx, k, &inbound.raw.id, &ctx.spec.ack)
+        .await
+        .err();
     match notify_error {
         Some(error) => {
             if let Some(e) = ack_error {
@@ -855,7 +1051,7 @@ async fn failed(
     let attempts = record.attempts + 1;
     if e.is_permanent() || attempts >= ctx.max_attempts {
         let reason = format!("{} (after {attempts} attempt(s))", e.reason());
-        return park(ctx, k, &inbound.raw, reason).await;
+        return park(ctx, k, &inbound.raw.id, reason).await;
     }
     match ctx.ledger.append(
         k,
@@ -870,7 +1066,7 @@ async fn failed(
 }
 
 /// Records `reason` in the ledger and moves the message to the poison folder.
-async fn park(ctx: &Ctx, k: &str, raw: &RawMessage, reason: String) -> Outcome {
+async fn park(ctx: &Ctx, k: &str, id: &MessageId, reason: String) -> Outcome {
     if let Err(err) = ctx.ledger.append(
         k,
         Entry::Parked {
@@ -881,7 +1077,7 @@ async fn park(ctx: &Ctx, k: &str, raw: &RawMessage, reason: String) -> Outcome {
     }
     tracing::warn!(key = k, reason, "parking poison message");
     let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
-    match acknowledge(ctx, k, raw, &folder).await {
+    match acknowledge(ctx, k, id, &folder).await {
         Ok(()) => Outcome::Parked,
         Err(e) => Outcome::AckFailed(e),
     }
@@ -921,4 +1117,20 @@ async fn notify(
         to,
         why: choice.explain(),
     }))
+}
+
+/// A future whose panics come out as [`Panicked`] (the handler's future is boxed, so `Unpin`).
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = Pin::new(&mut self.0);
+        match catch_panic(|| fut.poll(cx)) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(p) => Poll::Ready(Err(p)),
+        }
+    }
 }

@@ -50,6 +50,17 @@ fn mail(i: usize, subject: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The reason of the one message the ledger says is parked.
+fn the_parked_reason(ledger: &Ledger) -> String {
+    let mut reasons: Vec<String> = ledger
+        .records()
+        .into_iter()
+        .filter_map(|(_, r)| r.parked)
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    reasons.remove(0)
+}
+
 #[test]
 fn the_default_mime_cap_is_graphs_largest_message() {
     assert_eq!(MAX_MIME, 150 * 1024 * 1024);
@@ -106,17 +117,12 @@ async fn a_message_over_the_mime_cap_is_parked_unparsed_and_the_rest_flows() {
     assert_eq!(subjects, ["at the cap", "small"].map(String::from));
     let parked = mb.find("<m3@fabrikam.example>").expect("still there");
     assert_eq!(parked.folder, "Poison");
-    let reasons: Vec<String> = ledger
-        .records()
-        .into_iter()
-        .filter_map(|(_, r)| r.parked)
-        .collect();
-    assert_eq!(reasons.len(), 1);
+    let reason = the_parked_reason(&ledger);
     assert!(
-        reasons[0].contains(&format!("over the {cap}-byte limit")),
-        "{reasons:?}"
+        reason.contains(&format!("over the {cap}-byte limit")),
+        "{reason}"
     );
-    assert!(reasons[0].contains("not parsed"), "{reasons:?}");
+    assert!(reason.contains("not parsed"), "{reason}");
     // Nobody is answered for the parked message.
     assert_eq!(outbound.sent().len(), 2);
     assert!(
@@ -252,4 +258,104 @@ async fn encoded_crlf_in_subjects_and_display_names_injects_no_header() {
             "the text survives as text: {subject:?}"
         );
     }
+}
+
+/// fuzz/README.md finding 3: an 877-byte fuzz input (two limit bytes, then a forward with
+/// broken multipart boundaries) on which mail-parser 0.11.9 hits a `debug_assert!`.
+const FINDING_3: &[u8] =
+    include_bytes!("../../../fuzz/regressions/finding_3_mail_parser_debug_assert");
+
+/// A handler that reads the whole message with mail-parser, as an integrator taking the body
+/// text would.
+struct FullParser(Recorder);
+
+#[async_trait]
+impl Handler for FullParser {
+    async fn handle(&self, m: &Inbound) -> Result<(), HandlerError> {
+        let parsed = mail_parser::MessageParser::default().parse(&m.raw.mime);
+        if parsed.is_none() {
+            return Err(HandlerError::permanent("unreadable"));
+        }
+        self.0.handle(m).await
+    }
+}
+
+/// The pipeline reads the finding-3 message's headers (its own parsing is guarded and never
+/// reaches the multipart code), and a handler that panics on it (debug builds) fails its
+/// attempts like any error: the message is parked with the panic as the reason after
+/// `max_attempts`, and the rest of the mailbox flows.
+#[tokio::test]
+async fn a_message_mail_parser_panics_on_is_parked_with_the_reason_and_the_run_goes_on() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, "before", "hello"));
+    mb.deliver(FINDING_3[2..].to_vec());
+    mb.deliver(mail(3, "after", "hello"));
+    let rec = Arc::new(FullParser(Recorder::default()));
+    let ledger = Ledger::in_memory();
+    let mut p = Pipeline::new(
+        rec.clone(),
+        ledger.clone(),
+        Options::default().max_attempts(2),
+    );
+    p.add_source(SourceSpec::new("mem", Arc::new(mb.source()), router()).poison_folder("Poison"));
+    let first = p.run_once(&Shutdown::new()).await;
+    let second = p.run_once(&Shutdown::new()).await;
+    let mut subjects = rec.0.subjects.lock().expect("lock").clone();
+    subjects.sort();
+    let finding = mb
+        .messages()
+        .into_iter()
+        .find(|m| m.mime.starts_with(b"From: helpdesk@contoso.example"))
+        .expect("delivered");
+    if cfg!(debug_assertions) {
+        assert_eq!(first.sources[0].handled, 2, "{:?}", first.sources[0]);
+        assert_eq!(first.sources[0].failures, 1);
+        assert_eq!(second.sources[0].parked, 1, "{:?}", second.sources[0]);
+        assert_eq!(subjects, ["after", "before"].map(String::from));
+        assert_eq!(finding.folder, "Poison");
+        let reason = the_parked_reason(&ledger);
+        assert!(
+            reason.contains("the handler panicked: Invalid part ID, could not find multipart."),
+            "{reason}"
+        );
+        assert!(reason.contains("after 2 attempt(s)"), "{reason}");
+        // Parked: never fetched or handed over again.
+        let third = p.run_once(&Shutdown::new()).await;
+        assert_eq!(third.sources[0].failures + third.sources[0].handled, 0);
+    } else {
+        // Release builds: no debug assertions, mail-parser recovers and the message is handled.
+        assert_eq!(first.sources[0].handled, 3, "{:?}", first.sources[0]);
+        assert!(finding.is_read);
+    }
+}
+
+/// The pipeline's own reading of the finding-3 message (routing, headers) is guarded and gets
+/// what a header parse can: it is routed by the default rule and handed over.
+#[tokio::test]
+async fn the_finding_3_message_is_routed_and_handed_over_with_its_headers() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(FINDING_3[2..].to_vec());
+    let from = Arc::new(Mutex::new(Vec::new()));
+    let seen = from.clone();
+    let h = handler::FnHandler::new(move |m: &Inbound| {
+        seen.lock()
+            .map_err(|_| HandlerError::retry("poisoned"))?
+            .push((
+                m.header("From").map(str::to_owned),
+                m.project().map(str::to_owned),
+            ));
+        Ok(())
+    });
+    let mut p = Pipeline::new(Arc::new(h), Ledger::in_memory(), Options::default());
+    p.add_source(SourceSpec::new("mem", Arc::new(mb.source()), router()));
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].handled, 1, "{:?}", s.sources[0]);
+    let seen = from.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    // The mutated From line (a bare CR and NULs after the address) is kept raw.
+    assert!(
+        seen[0].0.as_deref().is_some_and(|f| f.starts_with(PICKUP)),
+        "{seen:?}"
+    );
+    assert_eq!(seen[0].1.as_deref(), Some("DESK"));
 }

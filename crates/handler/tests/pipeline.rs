@@ -101,11 +101,25 @@ async fn routes_every_message_to_its_project_and_acknowledges_it() {
 }
 
 /// A source whose acknowledgements fail a number of times: as if the process died between
-/// handling and acknowledging.
+/// handling and acknowledging, or (`lost_answer`) as if the acknowledgement took effect and
+/// its answer was lost (a reset after the server applied it). Counts acknowledge calls.
 #[derive(Debug)]
 struct FlakyAck {
     inner: MemorySource,
     failures_left: AtomicUsize,
+    lost_answer: bool,
+    calls: AtomicUsize,
+}
+
+impl FlakyAck {
+    fn new(inner: MemorySource, failures: usize, lost_answer: bool) -> Arc<Self> {
+        Arc::new(FlakyAck {
+            inner,
+            failures_left: AtomicUsize::new(failures),
+            lost_answer,
+            calls: AtomicUsize::new(0),
+        })
+    }
 }
 
 #[async_trait]
@@ -126,11 +140,15 @@ impl MessageSource for FlakyAck {
         self.inner.fetch(c, max).await
     }
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self
             .failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
+            if self.lost_answer {
+                self.inner.acknowledge(id, ack).await?;
+            }
             return Err(Error::transient("connection reset"));
         }
         self.inner.acknowledge(id, ack).await
@@ -174,10 +192,7 @@ async fn a_failed_acknowledgement_is_logged_as_a_warning() {
     for i in 0..3 {
         mb.deliver(mail(i, PICKUP, ""));
     }
-    let source = Arc::new(FlakyAck {
-        inner: mb.source(),
-        failures_left: AtomicUsize::new(2),
-    });
+    let source = FlakyAck::new(mb.source(), 2, false);
     let mut p = Pipeline::new(
         recorder(None),
         Ledger::open(dir.path().join("ledger.jsonl")).unwrap(),
@@ -211,10 +226,7 @@ async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
         mb.deliver(mail(i, PICKUP, ""));
     }
     let rec = recorder(None);
-    let source = Arc::new(FlakyAck {
-        inner: mb.source(),
-        failures_left: AtomicUsize::new(4),
-    });
+    let source = FlakyAck::new(mb.source(), 4, false);
     {
         let mut p = Pipeline::new(
             rec.clone(),
@@ -243,6 +255,187 @@ async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
         "each message handed over exactly once"
     );
     assert!(mb.messages().iter().all(|m| m.is_read));
+}
+
+/// RELIABILITY.md: an acknowledgement that took effect but whose answer was lost used to leave
+/// the ledger at `handled` forever (the message never comes back). A later pass makes it
+/// again from the ledger: mark-read is idempotent, so the ledger converges.
+#[tokio::test]
+async fn a_lost_acknowledgement_answer_is_made_again_on_the_next_pass() {
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..10 {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    let rec = recorder(None);
+    let source = FlakyAck::new(mb.source(), 3, true);
+    let ledger = Ledger::in_memory();
+    let mut p = Pipeline::new(rec.clone(), ledger.clone(), Options::default());
+    p.add_source(SourceSpec::new("lost", source.clone(), router(false)));
+    let first = p.run_once(&Shutdown::new()).await;
+    assert_eq!(first.sources[0].handled, 10);
+    assert_eq!(first.sources[0].errors.len(), 3);
+    assert_eq!(
+        first.sources[0].reacknowledged, 0,
+        "not in the pass that failed"
+    );
+    // The mailbox is right, the ledger owes three acknowledgements.
+    assert!(mb.messages().iter().all(|m| m.is_read));
+    assert_eq!(ledger.unacknowledged("lost|").len(), 3);
+
+    let second = p.run_once(&Shutdown::new()).await;
+    let s = &second.sources[0];
+    assert_eq!(
+        (s.handled, s.recovered, s.reacknowledged),
+        (0, 0, 3),
+        "{s:?}"
+    );
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert!(ledger.unacknowledged("lost|").is_empty());
+    for (_, r) in ledger.records() {
+        assert!(
+            r.handled && r.acknowledged && !r.acknowledged_by_absence,
+            "{r:?}"
+        );
+    }
+    assert_eq!(source.calls.load(Ordering::SeqCst), 13);
+    assert_eq!(
+        rec.calls.lock().unwrap().len(),
+        10,
+        "nothing handed over twice"
+    );
+    // Converged: nothing more to do.
+    let third = p.run_once(&Shutdown::new()).await;
+    assert_eq!(third.sources[0].reacknowledged, 0);
+    assert_eq!(source.calls.load(Ordering::SeqCst), 13);
+}
+
+/// A moved (EWS) or deleted message's id is gone once the acknowledgement took effect: the
+/// retry's "not found" is the answer, recorded as acknowledged by absence.
+#[tokio::test]
+async fn an_owed_acknowledgement_of_a_message_that_is_gone_is_recorded_as_absence() {
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..4 {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    let source = FlakyAck::new(mb.source(), 2, true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let mut p = Pipeline::new(
+        recorder(None),
+        Ledger::open(&path).unwrap(),
+        Options::default(),
+    );
+    p.add_source(
+        SourceSpec::new("gone", source.clone(), router(false))
+            .acknowledge_with(Acknowledgement::Delete),
+    );
+    p.run_once(&Shutdown::new()).await;
+    assert!(mb.messages().is_empty());
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].reacknowledged, 2);
+    let ledger = Ledger::open(&path).unwrap();
+    assert!(ledger.unacknowledged("gone|").is_empty());
+    let absent = ledger
+        .records()
+        .into_iter()
+        .filter(|(_, r)| r.acknowledged_by_absence)
+        .count();
+    assert_eq!(absent, 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text.matches("\"acknowledged_by_absence\"").count(),
+        2,
+        "{text}"
+    );
+}
+
+/// SIGKILL after the acknowledgement took effect and before the ledger recorded it: the next
+/// process makes the owed acknowledgement in its first pass.
+#[tokio::test]
+async fn a_crash_before_the_acknowledgement_was_recorded_is_finished_by_the_next_process() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, PICKUP, ""));
+    mb.deliver(mail(2, PICKUP, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    {
+        // What the killed process left: both handled, both read, one acknowledgement recorded.
+        let ledger = Ledger::open(&path).unwrap();
+        for m in mb.messages() {
+            let k = format!("mem|{}", m.id);
+            ledger
+                .append(&k, handler::Entry::Handled { project: None })
+                .unwrap();
+            mb.source()
+                .acknowledge(&m.id, &Acknowledgement::MarkRead)
+                .await
+                .unwrap();
+        }
+        let first = format!("mem|{}", mb.messages()[0].id);
+        ledger.append(&first, handler::Entry::Acknowledged).unwrap();
+    }
+    let rec = recorder(None);
+    let source = FlakyAck::new(mb.source(), 0, false);
+    let mut p = Pipeline::new(
+        rec.clone(),
+        Ledger::open(&path).unwrap(),
+        Options::default(),
+    );
+    p.add_source(SourceSpec::new("mem", source.clone(), router(false)));
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].reacknowledged, 1);
+    assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+    assert!(rec.calls.lock().unwrap().is_empty());
+    assert!(p.ledger().unacknowledged("mem|").is_empty());
+}
+
+/// An owed acknowledgement that keeps failing is retried with back-off (1, 2, 4 passes between
+/// failures) and given up after `max_ack_retries`; the other messages flow meanwhile.
+#[tokio::test]
+async fn owed_acknowledgements_back_off_and_give_up_after_max_ack_retries() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, PICKUP, ""));
+    // Every acknowledgement takes effect and loses its answer.
+    let source = FlakyAck::new(mb.source(), usize::MAX, true);
+    let ledger = Ledger::in_memory();
+    let mut p = Pipeline::new(
+        recorder(None),
+        ledger.clone(),
+        Options::default().max_ack_retries(3),
+    );
+    p.add_source(SourceSpec::new("stuck", source.clone(), router(false)));
+    let mut calls_per_pass = Vec::new();
+    for _ in 0..10 {
+        let before = source.calls.load(Ordering::SeqCst);
+        let s = p.run_once(&Shutdown::new()).await;
+        assert_eq!(s.sources[0].reacknowledged, 0);
+        calls_per_pass.push(source.calls.load(Ordering::SeqCst) - before);
+    }
+    // Pass 1: the normal acknowledgement. Then retries on passes 2, 4 and 7; then none.
+    assert_eq!(calls_per_pass, [1, 1, 0, 1, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(ledger.unacknowledged("stuck|").len(), 1);
+}
+
+/// Keys of a source named `a|b` are not retried by a source named `a`.
+#[tokio::test]
+async fn owed_acknowledgements_are_retried_by_their_own_source_only() {
+    let a = MemoryMailbox::new(PICKUP);
+    let ab = MemoryMailbox::new(PICKUP);
+    let ledger = Ledger::in_memory();
+    ledger
+        .append("a|b|x1", handler::Entry::Handled { project: None })
+        .unwrap();
+    let sa = FlakyAck::new(a.source(), 0, false);
+    let sab = FlakyAck::new(ab.source(), 0, false);
+    let mut p = Pipeline::new(recorder(None), ledger.clone(), Options::default());
+    p.add_source(SourceSpec::new("a", sa.clone(), router(false)));
+    p.add_source(SourceSpec::new("a|b", sab.clone(), router(false)));
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(sa.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(sab.calls.load(Ordering::SeqCst), 1);
+    // `x1` is not in a|b's mailbox: gone, so recorded by absence.
+    assert_eq!(s.sources[1].reacknowledged, 1);
+    assert!(ledger.get("a|b|x1").unwrap().acknowledged_by_absence);
 }
 
 #[tokio::test]
