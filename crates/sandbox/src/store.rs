@@ -332,6 +332,16 @@ pub enum Order {
     ReceivedAsc,
 }
 
+impl Order {
+    /// The opposite order.
+    pub fn reversed(self) -> Self {
+        match self {
+            Order::ReceivedDesc => Order::ReceivedAsc,
+            Order::ReceivedAsc => Order::ReceivedDesc,
+        }
+    }
+}
+
 /// A listing query. All filters are optional and combined with AND.
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {

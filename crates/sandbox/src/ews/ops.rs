@@ -701,25 +701,28 @@ fn find_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let from_end = view.and_then(|v| v.attr("BasePoint")) == Some("End");
-    let all = ListQuery {
+    // Only the page is taken from the store (cloning every message of a large folder to slice
+    // it showed in profiles). From the end: the same page, read in the opposite order.
+    let q = ListQuery {
         is_read,
-        order,
-        skip: 0,
-        top: None,
+        order: if from_end { order.reversed() } else { order },
+        skip: offset,
+        top: Some(max),
         ..ListQuery::default()
     };
-    let page = match ctx.state.store().list(&r.mailbox, Some(&r.folder), &all) {
+    let mut page = match ctx.state.store().list(&r.mailbox, Some(&r.folder), &q) {
         Ok(p) => p,
         Err(e) => return Ok(response("FindItem", vec![store_err(&e)])),
     };
-    let total = page.items.len();
+    let total = page.total;
     let (start, end) = if from_end {
+        page.items.reverse();
         let end = total.saturating_sub(offset);
         (end.saturating_sub(max), end)
     } else {
         (offset.min(total), (offset + max).min(total))
     };
-    let items = &page.items[start..end];
+    let items = &page.items;
     let mut w = Writer::new();
     let (next, total_s) = ((end).to_string(), total.to_string());
     let last = if from_end { start == 0 } else { end >= total };

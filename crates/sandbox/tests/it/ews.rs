@@ -448,3 +448,42 @@ async fn access_rules_impersonation_consent_and_policy() {
     assert_eq!(s, 200);
     e.validate_all();
 }
+
+/// `IndexedPageItemView BasePoint="End"`: the page counted back from the end of the view, its
+/// items still in the view's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_item_pages_from_the_end() {
+    let e = Ews::new().await;
+    e.inject(5);
+    let find = |offset: usize, max: usize, order: &str| {
+        FIND_UNREAD
+            .replace(r#"Offset="OFFSET""#, &format!(r#"Offset="{offset}""#))
+            .replace(
+                r#"MaxEntriesReturned="2""#,
+                &format!(r#"MaxEntriesReturned="{max}""#),
+            )
+            .replace(r#"BasePoint="Beginning""#, r#"BasePoint="End""#)
+            .replace(r#"Order="Ascending""#, &format!(r#"Order="{order}""#))
+    };
+    let subjects = |t: &str| -> Vec<String> {
+        t.split("<t:Subject>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</t:Subject>").map(|(a, _)| a.to_string()))
+            .collect()
+    };
+    let t = e.op(&find(1, 2, "Ascending")).await;
+    assert_eq!(subjects(&t), ["m2", "m3"], "{t}");
+    assert!(
+        t.contains(r#"IndexedPagingOffset="4""#)
+            && t.contains(r#"TotalItemsInView="5""#)
+            && t.contains(r#"IncludesLastItemInRange="false""#),
+        "{t}"
+    );
+    let t = e.op(&find(4, 2, "Ascending")).await;
+    assert_eq!(subjects(&t), ["m0"], "{t}");
+    assert!(t.contains(r#"IncludesLastItemInRange="true""#), "{t}");
+    let t = e.op(&find(0, 2, "Descending")).await;
+    assert_eq!(subjects(&t), ["m1", "m0"], "{t}");
+    let t = e.op(&find(9, 2, "Ascending")).await;
+    assert!(subjects(&t).is_empty(), "{t}");
+}
