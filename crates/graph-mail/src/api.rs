@@ -658,12 +658,12 @@ fn part_cut_range(raw: &[u8], header: usize, end: usize) -> Option<(usize, usize
 /// Splits `mime` for a draft: cuts attachment parts out, largest first, until what remains is
 /// at most `limit` bytes. Text and HTML bodies are never cut. The parts' bytes are cut along
 /// their MIME delimiters, so the rest of the message (headers such as `In-Reply-To`, other
-/// parts) reaches Graph exactly as built. Parsing is mail-parser's.
+/// parts) reaches Graph exactly as built. Parsing is mail-parser's, through
+/// [`connector::mime::parse`]: MIME it cannot read, or on which it panics (a forwarded customer
+/// message may be anything), is a `Configuration` error.
 pub fn split_for_draft(mime: &[u8], limit: usize) -> Result<SplitMessage, Error> {
     use mail_parser::MimeHeaders;
-    let msg = mail_parser::MessageParser::default()
-        .parse(mime)
-        .ok_or_else(|| Error::configuration("the message is not MIME that can be read"))?;
+    let msg = connector::mime::parse(mime).map_err(|e| Error::configuration(e.to_string()))?;
     let mut candidates: Vec<(usize, usize, Attachment)> = Vec::new();
     for (n, &id) in msg.attachments.iter().enumerate() {
         let Some(part) = msg.parts.get(id as usize) else {
@@ -1439,6 +1439,37 @@ mod tests {
         for bad in [&b""[..], b"\xff\xfe\r\n\r\n", b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Disposition: attachment\r\n\r\nxx"] {
             if let Ok(s) = split_for_draft(bad, 10) {
                 assert!(s.body.len() <= 10);
+            }
+        }
+    }
+
+    /// fuzz/README.md finding 3: mail-parser 0.11.9 hits a `debug_assert!` on this forward
+    /// with broken boundaries. Debug builds get a typed error, release builds a valid split.
+    #[test]
+    fn the_fuzz_finding_3_forward_is_a_typed_error_not_a_panic() {
+        let input: &[u8] =
+            include_bytes!("../../../fuzz/regressions/finding_3_mail_parser_debug_assert");
+        let mime = &input[2..];
+        for limit in [
+            usize::from(u16::from_le_bytes([input[0], input[1]])),
+            100,
+            mime.len(),
+        ] {
+            let result = split_for_draft(mime, limit);
+            if cfg!(debug_assertions) {
+                let Err(e) = result else {
+                    panic!("debug builds must see the parser's panic");
+                };
+                assert_eq!(e.kind(), connector::ErrorKind::Configuration);
+                let text = e.to_string();
+                assert!(text.contains("MIME parser failed"), "{text}");
+                assert!(text.contains("Invalid part ID"), "{text}");
+            } else {
+                // Release builds: mail-parser recovers; only the size may refuse the split.
+                match result {
+                    Err(e) => assert_eq!(e.kind(), connector::ErrorKind::Unsupported, "{e}"),
+                    Ok(s) => assert!(s.body.len() <= limit && s.body.len() <= mime.len()),
+                }
             }
         }
     }
