@@ -3,7 +3,9 @@
 //! handler killed with SIGKILL at random moments and restarted while the in-process sandbox
 //! injects faults, expires tokens, revokes a refresh token and withdraws consent. Fails on any
 //! lost, duplicated or unacknowledged message. `--small` is the quick run for CI: 500 messages,
-//! 5 kills, every fault kind.
+//! 5 kills, every fault kind. `--debug` builds and runs the dev-profile binaries instead, which
+//! `cargo test` has mostly built already (CI runs `--small --debug` right after the tests, so
+//! it needs no second, release build of the workspace).
 
 use std::env;
 use std::path::PathBuf;
@@ -13,9 +15,11 @@ use crate::{root, run};
 
 pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
     let mut pass: Vec<String> = Vec::new();
+    let mut debug = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--debug" => debug = true,
             "--small" => pass.extend(
                 ["--messages", "500", "--kills", "5", "--expire-every", "5"].map(String::from),
             ),
@@ -27,17 +31,23 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small \
+                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small --debug \
                      --work-dir DIR --fault-scale F --backlog N --expire-every SECS --timeout SECS)"
                 ));
             }
         }
     }
+    let (profile, dir) = if debug {
+        ("dev", "debug")
+    } else {
+        ("release", "release")
+    };
     run(
         "cargo",
         &[
             "build",
-            "--release",
+            "--profile",
+            profile,
             "--locked",
             "-p",
             "m365mail",
@@ -45,13 +55,13 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
             "m365-chaos",
         ],
     )?;
-    let release = env::var_os("CARGO_TARGET_DIR")
+    let out = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|t| if t.is_relative() { root().join(t) } else { t })
         .unwrap_or_else(|| root().join("target"))
-        .join("release");
-    let bin = release.join("m365mail");
-    let chaos = release.join("m365-chaos");
+        .join(dir);
+    let bin = out.join("m365mail");
+    let chaos = out.join("m365-chaos");
     eprintln!(
         "$ {} --bin {} {}",
         chaos.display(),

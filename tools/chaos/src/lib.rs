@@ -337,8 +337,11 @@ pub fn read_records(out: &Path) -> Result<BTreeMap<String, Vec<String>>, ReadErr
 pub struct LedgerFacts {
     /// Key -> how many `handled` lines it has.
     pub handled: BTreeMap<String, u32>,
-    /// Keys with an `acknowledged` line.
+    /// Keys with an `acknowledged` or `acknowledged_by_absence` line.
     pub acknowledged: BTreeSet<String>,
+    /// Keys with an `acknowledged_by_absence` line (the source no longer had the message when
+    /// the acknowledgement was made again).
+    pub absent: BTreeSet<String>,
     /// Keys with a `parked` line.
     pub parked: BTreeSet<String>,
 }
@@ -365,6 +368,10 @@ pub fn read_ledger(path: &Path) -> Result<LedgerFacts, ReadError> {
             Some("handled") => *facts.handled.entry(key).or_default() += 1,
             Some("acknowledged") => {
                 facts.acknowledged.insert(key);
+            }
+            Some("acknowledged_by_absence") => {
+                facts.acknowledged.insert(key.clone());
+                facts.absent.insert(key);
             }
             Some("parked") => {
                 facts.parked.insert(key);
@@ -405,10 +412,13 @@ pub struct Verdict {
     /// Handled, but not acknowledged at its source (not moved to `Processed` / not read).
     pub unacknowledged: Vec<String>,
     /// Acknowledged at the source, but the ledger never recorded it: the acknowledgement took
-    /// effect and its answer was lost (a reset or 504 after the move), so the pipeline saw an
-    /// error and the message never came back to be confirmed. Reported, not a failure: the
-    /// mailbox is right and nothing is handled again.
+    /// effect and its answer was lost (or the handler was killed before recording it), and the
+    /// pipeline did not make the owed acknowledgement again from its ledger before it was
+    /// stopped. A failure: the ledger must converge.
     pub ledger_unconfirmed: Vec<String>,
+    /// Keys the ledger records as acknowledged by absence (an owed acknowledgement made again
+    /// found the message gone: EWS ids change on a move). Reported, not a failure.
+    pub acknowledged_by_absence: usize,
     /// Records of messages that were never delivered.
     pub unexpected: Vec<String>,
     /// Webhook deliveries repeated with the same `Idempotency-Key`: the crash window between a
@@ -421,11 +431,13 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Nothing lost, nothing handled twice, everything acknowledged, nothing left waiting.
+    /// Nothing lost, nothing handled twice, everything acknowledged (at the source and in the
+    /// ledger), nothing left waiting.
     pub fn is_clean(&self) -> bool {
         self.lost.is_empty()
             && self.duplicated.is_empty()
             && self.unacknowledged.is_empty()
+            && self.ledger_unconfirmed.is_empty()
             && self.unexpected.is_empty()
             && self.waiting == 0
             && self.poisoned == 0
@@ -438,6 +450,7 @@ impl Evidence {
         let mut v = Verdict {
             waiting: self.waiting,
             poisoned: self.poisoned,
+            acknowledged_by_absence: self.ledger.absent.len(),
             ..Verdict::default()
         };
         let mut duplicated = BTreeSet::new();
@@ -565,12 +578,18 @@ mod tests {
         let v = e.verdict();
         assert_eq!(v.unacknowledged, vec!["m0".to_owned()]);
         assert!(!v.is_clean());
-        // Acknowledged at the source but not in the ledger: reported, not a failure.
+        // Acknowledged at the source but never in the ledger: the ledger did not converge.
         let mut e = clean(3);
         e.ledger.acknowledged.remove("src|1");
         let v = e.verdict();
         assert_eq!(v.ledger_unconfirmed, vec!["m1".to_owned()]);
+        assert!(!v.is_clean(), "{v:?}");
+        // Acknowledged by absence is acknowledged.
+        let mut e = clean(3);
+        e.ledger.absent.insert("src|1".into());
+        let v = e.verdict();
         assert!(v.is_clean(), "{v:?}");
+        assert_eq!(v.acknowledged_by_absence, 1);
 
         let mut e = clean(2);
         e.waiting = 1;
@@ -601,12 +620,15 @@ mod tests {
         std::fs::write(
             &ledger,
             "{\"key\":\"s|1\",\"state\":\"handled\",\"project\":null}\n\
-             {\"key\":\"s|1\",\"state\":\"acknowledged\"}\n{\"key\":\"s|2\",\"sta",
+             {\"key\":\"s|1\",\"state\":\"acknowledged\"}\n\
+             {\"key\":\"s|3\",\"state\":\"acknowledged_by_absence\"}\n{\"key\":\"s|2\",\"sta",
         )
         .unwrap();
         let f = read_ledger(&ledger).unwrap();
         assert_eq!(f.handled["s|1"], 1);
         assert!(f.acknowledged.contains("s|1"));
+        assert!(f.acknowledged.contains("s|3") && f.absent.contains("s|3"));
+        assert!(!f.absent.contains("s|1"));
         assert!(!f.handled.contains_key("s|2"));
 
         // Garbage before the last line is an error, not a guess.

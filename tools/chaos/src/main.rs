@@ -745,8 +745,15 @@ async fn chaos(args: Args) -> Res<bool> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let run_time = t0.elapsed();
-    // Let the handler finish what is in flight, then stop it as Ctrl-C does.
+    // Let the handler finish what is in flight, and make the acknowledgements its ledger still
+    // owes (answers lost, or a kill between an acknowledgement and its record): they are made
+    // on its next passes (polled every second here). Then stop it as Ctrl-C does.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let converged_after = if timed_out.is_none() {
+        ledger_converges(&out, &delivered, Duration::from_secs(30)).await
+    } else {
+        None
+    };
     let final_exit = stop(&mut child);
     let story = if auth.is_finished() {
         auth.await.map_err(|e| format!("auth events: {e}"))?
@@ -854,6 +861,7 @@ async fn chaos(args: Args) -> Res<bool> {
         unexpected_exits: &unexpected_exits,
         timed_out: timed_out.as_deref(),
         inject_error: inject_error.as_deref(),
+        converged_after,
         pass,
     });
     println!("{report}");
@@ -863,6 +871,31 @@ async fn chaos(args: Args) -> Res<bool> {
     }
     sb.shutdown().await;
     Ok(pass)
+}
+
+/// Waits until the ledger has an acknowledgement for every delivered message that has a
+/// folder record (up to `limit`); returns how long that took, or `None` if it did not.
+async fn ledger_converges(
+    out: &Path,
+    delivered: &BTreeSet<String>,
+    limit: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        let evidence = Evidence {
+            delivered: delivered.clone(),
+            records: m365_chaos::read_records(out).unwrap_or_default(),
+            ledger: m365_chaos::read_ledger(&out.join("ledger.jsonl")).unwrap_or_default(),
+            ..Evidence::default()
+        };
+        if evidence.verdict().ledger_unconfirmed.is_empty() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Seed messages already in mailbox `s` (they are all in the Graph mailbox in the demo seed).
@@ -888,6 +921,7 @@ struct Report<'a> {
     unexpected_exits: &'a [String],
     timed_out: Option<&'a str>,
     inject_error: Option<&'a str>,
+    converged_after: Option<Duration>,
     pass: bool,
 }
 
@@ -956,9 +990,22 @@ fn render(r: &Report<'_>) -> String {
     let _ = writeln!(s, "  unacknowledged:  {}", v.unacknowledged.len());
     let _ = writeln!(
         s,
-        "  acknowledged at the source but not confirmed in the ledger (answer lost after the \
-         acknowledgement took effect; reported, not a failure): {}",
+        "  acknowledged at the source but not confirmed in the ledger (owed acknowledgements \
+         not made again before the stop): {}",
         v.ledger_unconfirmed.len()
+    );
+    let _ = writeln!(
+        s,
+        "  owed acknowledgements recorded by absence (the message was gone): {}",
+        v.acknowledged_by_absence
+    );
+    let _ = writeln!(
+        s,
+        "  ledger converged {} after the last acknowledgement at the source",
+        match r.converged_after {
+            Some(d) => format!("{:.1} s", 2.0 + d.as_secs_f64()),
+            None => "NOT within 32 s".to_owned(),
+        }
     );
     let _ = writeln!(s, "  still waiting:   {}", v.waiting);
     let _ = writeln!(s, "  parked (poison): {}", v.poisoned);
