@@ -368,7 +368,7 @@ impl Admin {
             AdminCommand::DeclineDeviceCode { user_code } => {
                 self.set_device_status(&user_code, DeviceStatus::Declined)?;
             }
-            AdminCommand::ExpireAccessTokens => st.identity().expire_tokens_before(now + 1),
+            AdminCommand::ExpireAccessTokens => st.identity().expire_issued_tokens(),
             AdminCommand::RevokeRefreshTokens { user } => {
                 let uid = match user {
                     Some(u) => Some(
@@ -629,9 +629,7 @@ impl Admin {
 
     /// Makes every access token issued so far count as expired.
     pub fn expire_access_tokens(&self) {
-        self.state
-            .identity()
-            .expire_tokens_before(self.state.clock().now_unix() + 1);
+        self.state.identity().expire_issued_tokens();
     }
 
     /// Revokes refresh tokens of one user (`Some`) or everyone; returns how many.

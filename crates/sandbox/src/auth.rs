@@ -274,7 +274,7 @@ fn authenticate_token(
         )
     })?;
     let now = state.clock().now_unix();
-    if claims.exp <= now || claims.iat < state.identity().tokens_valid_after() {
+    if claims.exp <= now || claims.generation < state.identity().token_generation() {
         return Err((
             AuthFailureReason::Expired,
             "Lifetime validation failed, the token is expired.".into(),

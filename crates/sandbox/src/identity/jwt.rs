@@ -189,6 +189,10 @@ pub(crate) struct AccessClaims {
     pub(crate) idtyp: String,
     pub(crate) uti: String,
     pub(crate) ver: String,
+    /// The sandbox's token generation at issue (see `IdentityState::expire_issued_tokens`); a
+    /// private claim, as Microsoft's own `xms_*` claims are, and meaningless to clients.
+    #[serde(default, rename = "xms_sbx_gen")]
+    pub(crate) generation: u64,
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ mod token;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -100,7 +100,8 @@ pub(crate) struct IdInner {
 pub(crate) struct IdentityState {
     key: jwt::SigningKey,
     inner: Mutex<IdInner>,
-    tokens_valid_after: AtomicI64,
+    /// Bumped by "expire every access token issued so far".
+    token_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for IdentityState {
@@ -119,7 +120,7 @@ impl IdentityState {
         Self {
             key: jwt::SigningKey::emulator(),
             inner: Mutex::new(IdInner::default()),
-            tokens_valid_after: AtomicI64::new(i64::MIN),
+            token_generation: AtomicU64::new(0),
         }
     }
 
@@ -131,13 +132,17 @@ impl IdentityState {
         lock(&self.inner)
     }
 
-    /// Access tokens issued before this unix time are treated as expired.
-    pub(crate) fn tokens_valid_after(&self) -> i64 {
-        self.tokens_valid_after.load(Ordering::SeqCst)
+    /// The generation new access tokens carry; a token of an older generation is expired.
+    pub(crate) fn token_generation(&self) -> u64 {
+        self.token_generation.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn expire_tokens_before(&self, t: i64) {
-        self.tokens_valid_after.store(t, Ordering::SeqCst);
+    /// Makes every access token issued so far count as expired, and only those: a token issued
+    /// a moment later (even within the same second) is valid. A timestamp cut-off could not
+    /// tell them apart, because `iat` has whole seconds, and a client refreshing right after
+    /// the expiry got a dead token again.
+    pub(crate) fn expire_issued_tokens(&self) {
+        self.token_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Revokes every refresh token of a user (optionally only for one app). Returns how many.

@@ -93,6 +93,7 @@ pub(crate) fn issue_access_token(
         },
         uti: super::random_token(16),
         ver: "2.0".into(),
+        generation: state.identity().token_generation(),
     };
     state.identity().key().sign(&claims)
 }

@@ -1149,6 +1149,15 @@ async fn token_lifetime_and_forced_expiry() {
             .reason,
         AuthFailureReason::Expired
     );
+    // A token fetched right after the expiry (the sandbox clock has not moved, so it is the
+    // same second) is valid: only tokens issued before the expiry die. The chaos run's handler
+    // stalled OFFLINE when a whole-second cut-off also killed the refreshed token.
+    let at3 = get().await["access_token"].as_str().unwrap().to_string();
+    assert!(authenticate(sb.state(), &bearer(&at3), Resource::Graph).is_ok());
+    sb.admin().expire_access_tokens();
+    assert!(authenticate(sb.state(), &bearer(&at3), Resource::Graph).is_err());
+    let at4 = get().await["access_token"].as_str().unwrap().to_string();
+    assert!(authenticate(sb.state(), &bearer(&at4), Resource::Graph).is_ok());
     // Missing, malformed and forged tokens.
     let none = http::HeaderMap::new();
     assert_eq!(
