@@ -103,7 +103,9 @@ pub struct Options {
     pub max_attempts: u32,
     /// Pause between polls of a source that had nothing waiting.
     pub poll_interval: Duration,
-    /// First pause after a source went OFFLINE; doubles up to `max_offline_backoff`.
+    /// First pause after a source went OFFLINE; doubles up to `max_offline_backoff`. Each
+    /// pause is varied by up to ±20% at random, so sources (and handler processes) do not retry
+    /// in step with each other or with something periodic on the server's side.
     pub offline_backoff: Duration,
     /// Longest pause between pings of an OFFLINE source.
     pub max_offline_backoff: Duration,
@@ -559,7 +561,7 @@ impl Pipeline {
                             reason = summary.reason.as_deref().unwrap_or(""),
                             "source OFFLINE"
                         );
-                        let p = backoff;
+                        let p = jittered(backoff);
                         backoff = (backoff * 2).min(options.max_offline_backoff);
                         p
                     } else {
@@ -585,6 +587,17 @@ impl Pipeline {
             sources: out.into_iter().map(|(_, s)| s).collect(),
         }
     }
+}
+
+/// `d` varied at random by up to ±20%. The chaos run found the back-off's fixed 5/10/20/40 s
+/// pauses staying in step with the sandbox's periodic token expiry, minute after minute.
+/// Randomness from std's per-instance `RandomState` keys: enough for jitter, no extra crate.
+fn jittered(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(d.as_nanos());
+    let unit = (h.finish() % 10_001) as f64 / 10_000.0; // 0.0 ..= 1.0
+    d.mul_f64(0.8 + 0.4 * unit)
 }
 
 /// Pings, then handles pages until nothing new is waiting; reports the pass as [`Progress`].
@@ -1132,5 +1145,25 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Err(p) => Poll::Ready(Err(p)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_pauses_vary_within_twenty_percent() {
+        let d = Duration::from_secs(5);
+        let pauses: Vec<Duration> = (0..200).map(|_| jittered(d)).collect();
+        for p in &pauses {
+            assert!(
+                *p >= d.mul_f64(0.8) && *p <= d.mul_f64(1.2),
+                "{p:?} is outside 4..=6 s"
+            );
+        }
+        // Not a constant: 200 draws from 10,001 steps are not all alike (and spread both ways).
+        assert!(pauses.iter().any(|p| *p < d.mul_f64(0.95)), "{pauses:?}");
+        assert!(pauses.iter().any(|p| *p > d.mul_f64(1.05)), "{pauses:?}");
     }
 }
