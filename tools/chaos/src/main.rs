@@ -702,7 +702,10 @@ async fn chaos(args: Args) -> Res<bool> {
         t0,
         messages: total_expected,
     });
-    let auth = tokio::spawn(auth_events(ctx.clone()));
+    let mut auth = tokio::spawn(auth_events(ctx.clone()));
+    // The sign-in and consent story once it has finished: a failed one ends the run at once
+    // (a source left signed out would otherwise wait for the stall limit).
+    let mut auth_story: Option<AuthStory> = None;
 
     let kill_points = m365_chaos::kill_points(args.seed, total_expected, args.kills);
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x6a69_7474);
@@ -779,8 +782,20 @@ async fn chaos(args: Args) -> Res<bool> {
             last_expiry = Instant::now();
         }
 
+        if auth_story.is_none() && auth.is_finished() {
+            let story = (&mut auth).await.map_err(|e| format!("auth events: {e}"))?;
+            let failed = !story.ok;
+            auth_story = Some(story);
+            if failed {
+                timed_out = Some("the sign-in and consent events failed".into());
+                break;
+            }
+        }
         let all_in = queue[0].is_empty() && queue[1].is_empty();
-        if all_in && done >= total_expected && next_kill >= kill_points.len() && auth.is_finished()
+        if all_in
+            && done >= total_expected
+            && next_kill >= kill_points.len()
+            && auth_story.is_some()
         {
             break;
         }
@@ -811,7 +826,9 @@ async fn chaos(args: Args) -> Res<bool> {
         None
     };
     let final_exit = stop(&mut child);
-    let story = if auth.is_finished() {
+    let story = if let Some(story) = auth_story {
+        story
+    } else if auth.is_finished() {
         auth.await.map_err(|e| format!("auth events: {e}"))?
     } else {
         auth.abort();
