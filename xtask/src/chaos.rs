@@ -4,8 +4,11 @@
 //! injects faults, expires tokens, revokes a refresh token and withdraws consent. Fails on any
 //! lost, duplicated or unacknowledged message. `--small` is the quick run for CI: 500 messages,
 //! 5 kills, every fault kind. `--debug` builds and runs the dev-profile binaries instead, which
-//! `cargo test` has mostly built already (CI runs `--small --debug` right after the tests, so
-//! it needs no second, release build of the workspace).
+//! `cargo test` has mostly built already. `--prebuilt` (with `--debug`) skips the build and runs
+//! the binaries `cargo test --workspace` has just built (both have integration tests, so the test
+//! build makes them): CI runs `--small --debug --prebuilt` right after the tests, because a
+//! `cargo build -p ...` resolves features differently from the test build and would compile a
+//! second copy of much of the dependency tree, which costs minutes and gigabytes of disk.
 
 use std::env;
 use std::path::PathBuf;
@@ -16,10 +19,12 @@ use crate::{root, run};
 pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
     let mut pass: Vec<String> = Vec::new();
     let mut debug = false;
+    let mut prebuilt = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--debug" => debug = true,
+            "--prebuilt" => prebuilt = true,
             "--small" => pass.extend(
                 ["--messages", "500", "--kills", "5", "--expire-every", "5"].map(String::from),
             ),
@@ -31,7 +36,7 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small --debug \
+                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small --debug --prebuilt \
                      --work-dir DIR --fault-scale F --backlog N --expire-every SECS --timeout SECS)"
                 ));
             }
@@ -42,19 +47,24 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
     } else {
         ("release", "release")
     };
-    run(
-        "cargo",
-        &[
-            "build",
-            "--profile",
-            profile,
-            "--locked",
-            "-p",
-            "m365mail",
-            "-p",
-            "m365-chaos",
-        ],
-    )?;
+    if prebuilt && !debug {
+        return Err("chaos: --prebuilt runs the binaries `cargo test` built: add --debug".into());
+    }
+    if !prebuilt {
+        run(
+            "cargo",
+            &[
+                "build",
+                "--profile",
+                profile,
+                "--locked",
+                "-p",
+                "m365mail",
+                "-p",
+                "m365-chaos",
+            ],
+        )?;
+    }
     let out = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|t| if t.is_relative() { root().join(t) } else { t })

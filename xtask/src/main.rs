@@ -124,7 +124,7 @@ fn ci() -> Result<(), String> {
     test()?;
     // The small chaos run (500 messages, 5 SIGKILLs, every fault kind) proves 0 lost, 0 twice,
     // all acknowledged on every CI machine; with the dev-profile binaries the tests just built.
-    chaos::chaos(&["--small".into(), "--debug".into()])?;
+    chaos::chaos(&["--small".into(), "--debug".into(), "--prebuilt".into()])?;
     deny(false)?;
     exchangelib()?;
     eprintln!("xtask ci: all checks passed");
