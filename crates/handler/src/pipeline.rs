@@ -411,6 +411,21 @@ struct Ctx {
     /// The other sources' names (a key `a|b|1` is source `a|b`'s, not `a`'s).
     other_sources: Vec<String>,
     ack_retries: Arc<Mutex<HashMap<String, AckRetry>>>,
+    /// The source acknowledges many messages per round trip
+    /// ([`SourceCapabilities::batch_acknowledge`](connector::SourceCapabilities)): handled
+    /// messages are then acknowledged together, [`ACK_CHUNK`] at a time, instead of one request
+    /// each inside their tasks.
+    batch_ack: bool,
+}
+
+/// Acknowledgements gathered before one `acknowledge_many` call (Graph sends them 20 per
+/// `$batch`, EWS 100 per UpdateItem).
+const ACK_CHUNK: usize = 100;
+
+/// An acknowledgement a message's outcome waits for.
+struct PendingAck {
+    id: MessageId,
+    ack: Acknowledgement,
 }
 
 impl Ctx {
@@ -444,6 +459,31 @@ enum Outcome {
     Error(String),
 }
 
+impl Outcome {
+    /// The outcome once its acknowledgement was made (`Ok`) or failed (`Err`).
+    fn settle(self, acked: Result<(), String>) -> Outcome {
+        let Err(e) = acked else { return self };
+        match self {
+            Outcome::Handled {
+                project,
+                notification,
+                notification_skipped,
+                ack_error: _,
+            } => Outcome::Handled {
+                project,
+                notification,
+                notification_skipped,
+                ack_error: Some(e),
+            },
+            Outcome::NotifyFailed { error, .. } => {
+                Outcome::AckFailed(format!("{e}; notify: {error}"))
+            }
+            Outcome::Recovered | Outcome::Parked => Outcome::AckFailed(e),
+            other @ (Outcome::Failed | Outcome::AckFailed(_) | Outcome::Error(_)) => other,
+        }
+    }
+}
+
 impl Pipeline {
     /// A pipeline handing messages to `handler` and recording them in `ledger`.
     pub fn new(handler: Arc<dyn Handler>, ledger: Ledger, options: Options) -> Self {
@@ -473,6 +513,7 @@ impl Pipeline {
                 .map(|s| s.name.clone())
                 .collect(),
             ack_retries: self.ack_retries.clone(),
+            batch_ack: spec.source.capabilities().batch_acknowledge,
         })
     }
 
@@ -704,88 +745,58 @@ async fn drain_pages(
             set.spawn(async move {
                 let _permit = permit;
                 let k = key(&ctx.spec.name, &msg);
-                let outcome = handle_one(&ctx, &k, msg).await;
-                (k, outcome)
+                let (outcome, pending) = handle_one(&ctx, &k, msg).await;
+                // A source that cannot batch is acknowledged here, inside the task, so that
+                // its one-request-per-message acknowledgements still run concurrently.
+                match pending {
+                    Some(p) if !ctx.batch_ack => {
+                        let acked = acknowledge(&ctx, &k, &p.id, &p.ack).await;
+                        (k, outcome.settle(acked), None)
+                    }
+                    pending => (k, outcome, pending),
+                }
             });
         }
-        while let Some(joined) = set.join_next().await {
-            let Ok((k, outcome)) = joined else {
-                summary.errors.push("a message task panicked".into());
-                ctx.report(Progress::Message {
-                    source: ctx.spec.name.clone(),
-                    outcome: MessageOutcome::Error,
-                });
-                continue;
-            };
-            ctx.report(Progress::Message {
-                source: ctx.spec.name.clone(),
-                outcome: match &outcome {
-                    Outcome::Handled { .. } | Outcome::NotifyFailed { .. } => {
-                        MessageOutcome::Handled
-                    }
-                    Outcome::Recovered => MessageOutcome::Recovered,
-                    Outcome::Parked => MessageOutcome::Parked,
-                    Outcome::Failed => MessageOutcome::Failed,
-                    Outcome::AckFailed(_) | Outcome::Error(_) => MessageOutcome::Error,
-                },
-            });
-            match outcome {
-                Outcome::Handled {
-                    project,
-                    notification,
-                    notification_skipped,
-                    ack_error,
-                } => {
-                    match ack_error {
-                        None => acked_any = true,
-                        Some(e) => {
-                            summary.errors.push(e);
-                            owe_acknowledgement(ctx, &k);
-                            skip.insert(k);
-                        }
-                    }
-                    summary.handled += 1;
-                    *summary
-                        .per_project
-                        .entry(project.unwrap_or_else(|| "(none)".into()))
-                        .or_default() += 1;
-                    if let Some(n) = notification {
-                        summary.notifications.push(n);
-                    }
-                    if notification_skipped {
-                        summary.notifications_skipped += 1;
-                    }
+        // Outcomes waiting for their acknowledgement, made ACK_CHUNK at a time.
+        let mut waiting: Vec<(String, Outcome, PendingAck)> = Vec::new();
+        loop {
+            let joined = set.join_next().await;
+            let done = joined.is_none();
+            match joined {
+                None => {}
+                Some(Err(_)) => {
+                    summary.errors.push("a message task panicked".into());
+                    ctx.report(Progress::Message {
+                        source: ctx.spec.name.clone(),
+                        outcome: MessageOutcome::Error,
+                    });
                 }
-                Outcome::NotifyFailed { project, error } => {
-                    acked_any = true;
-                    summary.handled += 1;
-                    *summary
-                        .per_project
-                        .entry(project.unwrap_or_else(|| "(none)".into()))
-                        .or_default() += 1;
-                    summary.errors.push(format!("notify: {error}"));
+                Some(Ok((k, outcome, None))) => {
+                    account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
                 }
-                Outcome::Recovered => {
-                    acked_any = true;
-                    summary.recovered += 1;
+                Some(Ok((k, outcome, Some(p)))) => waiting.push((k, outcome, p)),
+            }
+            if waiting.len() >= ACK_CHUNK || (done && !waiting.is_empty()) {
+                let chunk = std::mem::take(&mut waiting);
+                let items: Vec<(&str, &MessageId, &Acknowledgement)> = chunk
+                    .iter()
+                    .map(|(k, _, p)| (k.as_str(), &p.id, &p.ack))
+                    .collect();
+                let results = acknowledge_many(ctx, &items).await;
+                drop(items);
+                for ((k, outcome, _), acked) in chunk.into_iter().zip(results) {
+                    account(
+                        ctx,
+                        summary,
+                        &mut skip,
+                        &mut acked_any,
+                        k,
+                        outcome.settle(acked),
+                    );
                 }
-                Outcome::Parked => {
-                    acked_any = true;
-                    summary.parked += 1;
-                }
-                Outcome::Failed => {
-                    summary.failures += 1;
-                    skip.insert(k);
-                }
-                Outcome::AckFailed(e) => {
-                    summary.errors.push(e);
-                    owe_acknowledgement(ctx, &k);
-                    skip.insert(k);
-                }
-                Outcome::Error(e) => {
-                    summary.errors.push(e);
-                    skip.insert(k);
-                }
+            }
+            if done {
+                break;
             }
         }
         if acked_any {
@@ -796,6 +807,85 @@ async fn drain_pages(
                 Some(next) => cursor = Some(next),
                 None => return,
             }
+        }
+    }
+}
+
+/// Reports one message's final outcome and counts it in `summary`.
+fn account(
+    ctx: &Ctx,
+    summary: &mut SourceSummary,
+    skip: &mut HashSet<String>,
+    acked_any: &mut bool,
+    k: String,
+    outcome: Outcome,
+) {
+    ctx.report(Progress::Message {
+        source: ctx.spec.name.clone(),
+        outcome: match &outcome {
+            Outcome::Handled { .. } | Outcome::NotifyFailed { .. } => MessageOutcome::Handled,
+            Outcome::Recovered => MessageOutcome::Recovered,
+            Outcome::Parked => MessageOutcome::Parked,
+            Outcome::Failed => MessageOutcome::Failed,
+            Outcome::AckFailed(_) | Outcome::Error(_) => MessageOutcome::Error,
+        },
+    });
+    match outcome {
+        Outcome::Handled {
+            project,
+            notification,
+            notification_skipped,
+            ack_error,
+        } => {
+            match ack_error {
+                None => *acked_any = true,
+                Some(e) => {
+                    summary.errors.push(e);
+                    owe_acknowledgement(ctx, &k);
+                    skip.insert(k);
+                }
+            }
+            summary.handled += 1;
+            *summary
+                .per_project
+                .entry(project.unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            if let Some(n) = notification {
+                summary.notifications.push(n);
+            }
+            if notification_skipped {
+                summary.notifications_skipped += 1;
+            }
+        }
+        Outcome::NotifyFailed { project, error } => {
+            *acked_any = true;
+            summary.handled += 1;
+            *summary
+                .per_project
+                .entry(project.unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            summary.errors.push(format!("notify: {error}"));
+        }
+        Outcome::Recovered => {
+            *acked_any = true;
+            summary.recovered += 1;
+        }
+        Outcome::Parked => {
+            *acked_any = true;
+            summary.parked += 1;
+        }
+        Outcome::Failed => {
+            summary.failures += 1;
+            skip.insert(k);
+        }
+        Outcome::AckFailed(e) => {
+            summary.errors.push(e);
+            owe_acknowledgement(ctx, &k);
+            skip.insert(k);
+        }
+        Outcome::Error(e) => {
+            summary.errors.push(e);
+            skip.insert(k);
         }
     }
 }
@@ -814,7 +904,43 @@ async fn acknowledge_and_record(
     id: &MessageId,
     ack: &Acknowledgement,
 ) -> Result<(), AckError> {
-    let entry = match ctx.spec.source.acknowledge(id, ack).await {
+    let answer = ctx.spec.source.acknowledge(id, ack).await;
+    record_acknowledgement(ctx, k, answer)
+}
+
+/// [`acknowledge_and_record`] for many messages, in one
+/// [`acknowledge_many`](MessageSource::acknowledge_many) call: one result per item, in order.
+async fn acknowledge_and_record_many(
+    ctx: &Ctx,
+    items: &[(&str, &MessageId, &Acknowledgement)],
+) -> Vec<Result<(), AckError>> {
+    let pairs: Vec<(MessageId, Acknowledgement)> = items
+        .iter()
+        .map(|(_, id, ack)| ((*id).clone(), (*ack).clone()))
+        .collect();
+    let mut answers = ctx.spec.source.acknowledge_many(&pairs).await.into_iter();
+    items
+        .iter()
+        .map(|(k, _, _)| {
+            // A source that answers fewer results than items leaves the rest owed, not lost.
+            let answer = answers.next().unwrap_or_else(|| {
+                Err(connector::Error::bad_response(
+                    "the source gave no result for this acknowledgement",
+                ))
+            });
+            record_acknowledgement(ctx, k, answer)
+        })
+        .collect()
+}
+
+/// Records the source's answer to one acknowledgement in the ledger. A message the source no
+/// longer has needs no acknowledgement: that is recorded as [`Entry::AcknowledgedByAbsence`].
+fn record_acknowledgement(
+    ctx: &Ctx,
+    k: &str,
+    answer: Result<(), connector::Error>,
+) -> Result<(), AckError> {
+    let entry = match answer {
         Ok(()) => Entry::Acknowledged,
         Err(e) if e.kind() == ErrorKind::NotFound => Entry::AcknowledgedByAbsence,
         Err(e) => return Err(AckError::Source(e)),
@@ -835,7 +961,30 @@ async fn acknowledge(
     id: &MessageId,
     ack: &Acknowledgement,
 ) -> Result<(), String> {
-    match acknowledge_and_record(ctx, k, id, ack).await {
+    let result = acknowledge_and_record(ctx, k, id, ack).await;
+    describe_ack_failure(k, id, result)
+}
+
+/// [`acknowledge`] for many messages in one [`acknowledge_many`](MessageSource::acknowledge_many)
+/// call (which the source splits into as few round trips as it can).
+async fn acknowledge_many(
+    ctx: &Ctx,
+    items: &[(&str, &MessageId, &Acknowledgement)],
+) -> Vec<Result<(), String>> {
+    let results = acknowledge_and_record_many(ctx, items).await;
+    items
+        .iter()
+        .zip(results)
+        .map(|((k, id, _), r)| describe_ack_failure(k, id, r))
+        .collect()
+}
+
+fn describe_ack_failure(
+    k: &str,
+    id: &MessageId,
+    result: Result<(), AckError>,
+) -> Result<(), String> {
+    match result {
         Ok(()) => Ok(()),
         Err(AckError::Source(e)) => {
             // Said at once, not only in the end-of-run summary: a long-running handler whose
@@ -903,72 +1052,89 @@ async fn retry_owed_acknowledgements(ctx: &Ctx, shutdown: &Shutdown, summary: &m
         due.sort();
         due
     };
-    for k in due {
+    // One acknowledge_many call per ACK_CHUNK owed messages: after a burst of lost answers (an
+    // outage mid-acknowledgement) the ledger can owe hundreds, and one request each would spend
+    // the mailbox's request budget exactly when the service is struggling.
+    for chunk in due.chunks(ACK_CHUNK) {
         if shutdown.is_triggered() {
             return;
         }
-        let Some(record) = owed.get(&k) else { continue };
-        let ack = if record.parked.is_some() {
-            Acknowledgement::MoveTo(ctx.spec.poison_folder.clone())
-        } else {
-            ctx.spec.ack.clone()
-        };
-        let id = MessageId::new(&k[prefix.len()..]);
-        match acknowledge_and_record(ctx, &k, &id, &ack).await {
-            Ok(()) => {
-                lock(&ctx.ack_retries).remove(&k);
-                summary.reacknowledged += 1;
-                tracing::info!(key = k, "an owed acknowledgement was made from the ledger");
-            }
-            Err(AckError::Ledger(e)) => {
-                summary.errors.push(format!("ledger: {e}"));
-                return;
-            }
-            Err(AckError::Source(e)) if e.kind() == ErrorKind::Authentication => {
-                // The sign-in is gone: the next pass pings (and reports OFFLINE) first.
-                summary.errors.push(format!("acknowledge {id} (owed): {e}"));
-                return;
-            }
-            Err(AckError::Source(e)) => {
-                let failures = {
-                    let mut retries = lock(&ctx.ack_retries);
-                    let r = retries.entry(k.clone()).or_default();
-                    r.failures += 1;
-                    r.wait = 1u32 << (r.failures - 1).min(6);
-                    r.failures
-                };
-                if failures >= ctx.max_ack_retries {
-                    tracing::warn!(
-                        key = k,
-                        error = %e,
-                        failures,
-                        "giving up on an owed acknowledgement until the next start"
-                    );
+        let items: Vec<(&str, MessageId, Acknowledgement)> = chunk
+            .iter()
+            .filter_map(|k| {
+                let record = owed.get(k)?;
+                let ack = if record.parked.is_some() {
+                    Acknowledgement::MoveTo(ctx.spec.poison_folder.clone())
                 } else {
-                    tracing::warn!(key = k, error = %e, failures, "an owed acknowledgement failed");
+                    ctx.spec.ack.clone()
+                };
+                Some((k.as_str(), MessageId::new(&k[prefix.len()..]), ack))
+            })
+            .collect();
+        let refs: Vec<(&str, &MessageId, &Acknowledgement)> =
+            items.iter().map(|(k, id, ack)| (*k, id, ack)).collect();
+        let results = acknowledge_and_record_many(ctx, &refs).await;
+        let mut signed_out = false;
+        for ((k, id, _), result) in refs.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    lock(&ctx.ack_retries).remove(*k);
+                    summary.reacknowledged += 1;
+                    tracing::info!(key = k, "an owed acknowledgement was made from the ledger");
                 }
-                summary.errors.push(format!("acknowledge {id} (owed): {e}"));
+                Err(AckError::Ledger(e)) => {
+                    summary.errors.push(format!("ledger: {e}"));
+                    return;
+                }
+                Err(AckError::Source(e)) if e.kind() == ErrorKind::Authentication => {
+                    // The sign-in is gone: not a failure of this acknowledgement. The next pass
+                    // pings (and reports OFFLINE) first.
+                    if !signed_out {
+                        summary.errors.push(format!("acknowledge {id} (owed): {e}"));
+                    }
+                    signed_out = true;
+                }
+                Err(AckError::Source(e)) => {
+                    let failures = {
+                        let mut retries = lock(&ctx.ack_retries);
+                        let r = retries.entry((*k).to_owned()).or_default();
+                        r.failures += 1;
+                        r.wait = 1u32 << (r.failures - 1).min(6);
+                        r.failures
+                    };
+                    if failures >= ctx.max_ack_retries {
+                        tracing::warn!(
+                            key = k,
+                            error = %e,
+                            failures,
+                            "giving up on an owed acknowledgement until the next start"
+                        );
+                    } else {
+                        tracing::warn!(key = k, error = %e, failures, "an owed acknowledgement failed");
+                    }
+                    summary.errors.push(format!("acknowledge {id} (owed): {e}"));
+                }
             }
+        }
+        if signed_out {
+            return;
         }
     }
 }
 
-async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
+/// Handles one message up to its acknowledgement: the outcome, as it stands once the returned
+/// acknowledgement (if any) is made; [`Outcome::settle`] turns it into the final one.
+async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> (Outcome, Option<PendingAck>) {
     let record = ctx.ledger.get(k).unwrap_or_default();
     if record.parked.is_some() {
-        let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
-        return match acknowledge(ctx, k, &msg.id, &folder).await {
-            Ok(()) => Outcome::Parked,
-            Err(e) => Outcome::AckFailed(e),
-        };
+        let ack = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+        return (Outcome::Parked, Some(PendingAck { id: msg.id, ack }));
     }
     if record.handled {
         // Handled before a crash (or before an acknowledgement failed): finish the job without
         // handing it over again. A notification that was attempted is not sent twice.
-        return match acknowledge(ctx, k, &msg.id, &ctx.spec.ack).await {
-            Ok(()) => Outcome::Recovered,
-            Err(e) => Outcome::AckFailed(e),
-        };
+        let ack = ctx.spec.ack.clone();
+        return (Outcome::Recovered, Some(PendingAck { id: msg.id, ack }));
     }
 
     if msg.mime.len() > ctx.max_mime {
@@ -979,7 +1145,7 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
             msg.mime.len(),
             ctx.max_mime
         );
-        return park(ctx, k, &msg.id, reason).await;
+        return park(ctx, k, &msg.id, reason);
     }
     // Routing and header parsing read outside bytes with mail-parser, which may panic (fuzz
     // finding 3): the same bytes would panic again, so such a message is parked at once.
@@ -998,7 +1164,7 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
         Ok(inbound) => inbound,
         Err(p) => {
             let reason = format!("reading the message's headers {p}; not handed over");
-            return park(ctx, k, &id, reason).await;
+            return park(ctx, k, &id, reason);
         }
     };
     let project = inbound.project().map(str::to_owned);
@@ -1019,7 +1185,7 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
             project: project.clone(),
         },
     ) {
-        return Outcome::Error(format!("ledger: {e}"));
+        return (Outcome::Error(format!("ledger: {e}")), None);
     }
 
     let mut notification = None;
@@ -1035,23 +1201,20 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> Outcome {
         }
     }
 
-    let ack_error = acknowledge(ctx, k, &inbound.raw.id, &ctx.spec.ack)
-        .await
-        .err();
-    match notify_error {
-        Some(error) => {
-            if let Some(e) = ack_error {
-                return Outcome::AckFailed(format!("{e}; notify: {error}"));
-            }
-            Outcome::NotifyFailed { project, error }
-        }
+    let outcome = match notify_error {
+        Some(error) => Outcome::NotifyFailed { project, error },
         None => Outcome::Handled {
             project,
             notification,
             notification_skipped,
-            ack_error,
+            ack_error: None,
         },
-    }
+    };
+    let pending = PendingAck {
+        id: inbound.raw.id.clone(),
+        ack: ctx.spec.ack.clone(),
+    };
+    (outcome, Some(pending))
 }
 
 async fn failed(
@@ -1060,11 +1223,11 @@ async fn failed(
     inbound: &Inbound,
     record: &crate::ledger::Record,
     e: HandlerError,
-) -> Outcome {
+) -> (Outcome, Option<PendingAck>) {
     let attempts = record.attempts + 1;
     if e.is_permanent() || attempts >= ctx.max_attempts {
         let reason = format!("{} (after {attempts} attempt(s))", e.reason());
-        return park(ctx, k, &inbound.raw.id, reason).await;
+        return park(ctx, k, &inbound.raw.id, reason);
     }
     match ctx.ledger.append(
         k,
@@ -1073,27 +1236,26 @@ async fn failed(
             reason: e.reason().to_owned(),
         },
     ) {
-        Ok(()) => Outcome::Failed,
-        Err(err) => Outcome::Error(format!("ledger: {err}")),
+        Ok(()) => (Outcome::Failed, None),
+        Err(err) => (Outcome::Error(format!("ledger: {err}")), None),
     }
 }
 
-/// Records `reason` in the ledger and moves the message to the poison folder.
-async fn park(ctx: &Ctx, k: &str, id: &MessageId, reason: String) -> Outcome {
+/// Records `reason` in the ledger; the message is then moved to the poison folder by the
+/// returned acknowledgement.
+fn park(ctx: &Ctx, k: &str, id: &MessageId, reason: String) -> (Outcome, Option<PendingAck>) {
     if let Err(err) = ctx.ledger.append(
         k,
         Entry::Parked {
             reason: reason.clone(),
         },
     ) {
-        return Outcome::Error(format!("ledger: {err}"));
+        return (Outcome::Error(format!("ledger: {err}")), None);
     }
     tracing::warn!(key = k, reason, "parking poison message");
-    let folder = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
-    match acknowledge(ctx, k, id, &folder).await {
-        Ok(()) => Outcome::Parked,
-        Err(e) => Outcome::AckFailed(e),
-    }
+    let ack = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+    let id = id.clone();
+    (Outcome::Parked, Some(PendingAck { id, ack }))
 }
 
 async fn notify(

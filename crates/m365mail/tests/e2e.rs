@@ -1044,5 +1044,37 @@ async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
     let log = sb.request_log();
     assert_eq!(log.count_operation("FindItem"), 2, "{log:?}");
     assert_eq!(log.count_operation("GetItem"), 3, "{log:?}");
+    // The handler gives the source its acknowledgements together: 100 per UpdateItem.
+    assert_eq!(log.count_operation("UpdateItem"), 3, "{log:?}");
+    sb.shutdown().await;
+}
+
+/// Over Graph, the handler's acknowledgements (here moves to Processed) travel in `$batch`
+/// requests, 20 at most per request, never as one request per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_source_acknowledges_in_batches_not_one_request_per_message() {
+    let sb = large_mailbox(58).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("m365mail.toml");
+    let text = folder_config(&sb, &out).replace("batch_size = 10", "batch_size = 20");
+    assert!(text.contains("acknowledge = \"move:Processed\"") && text.contains("batch_size = 20"));
+    std::fs::write(&cfg, text).unwrap();
+    sb.admin().clear_request_log();
+
+    let summary = run_once_json(&cfg).await;
+    let s = &summary["sources"][0];
+    assert_eq!(s["handled"], 60, "{summary}");
+    assert_eq!(records(&out).len(), 60);
+    let log = sb.request_log();
+    let single: u64 = log
+        .entries
+        .iter()
+        .filter(|e| e.path.ends_with("/move") || e.method.eq_ignore_ascii_case("PATCH"))
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(single, 0, "no per-message acknowledgement: {log:?}");
+    // Three pages of 20: per page one `$batch` of MIME downloads and one of moves.
+    assert_eq!(log.count("POST", "/v1.0/$batch"), 6, "{log:?}");
     sb.shutdown().await;
 }
