@@ -178,8 +178,16 @@ pub struct MessageProps {
 }
 
 impl MessageProps {
-    /// Derives the properties from raw MIME. Fails only when mail-parser cannot read it at all.
+    /// Derives the properties from raw MIME. Fails only when mail-parser cannot read it at all,
+    /// or panics on it (fuzz/README.md finding 3: a `debug_assert!` deep in multipart nesting,
+    /// reachable in debug builds). Delivery reads bytes from any SMTP peer, so a panic here is
+    /// turned into [`StoreError::InvalidMime`] instead of ending the session's task.
     pub fn from_mime(mime: &[u8]) -> Result<Self, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::derive(mime)))
+            .unwrap_or(Err(StoreError::InvalidMime))
+    }
+
+    fn derive(mime: &[u8]) -> Result<Self, StoreError> {
         let msg = mail_parser::MessageParser::default()
             .parse(mime)
             .ok_or(StoreError::InvalidMime)?;
@@ -1053,6 +1061,22 @@ mod tests {
             is_read: false,
             is_draft: false,
             received: OffsetDateTime::from_unix_timestamp(t).unwrap(),
+        }
+    }
+
+    /// The finding-3 bytes make mail-parser's debug assertion fire in this (debug) build: the
+    /// sandbox refuses them as invalid MIME instead of panicking. A build without debug
+    /// assertions parses them.
+    #[test]
+    fn mime_the_parser_panics_on_is_invalid_not_a_panic() {
+        const FINDING_3: &[u8] =
+            include_bytes!("../../../fuzz/regressions/finding_3_mail_parser_debug_assert");
+        let mime = &FINDING_3[2..];
+        let parsed = MessageProps::from_mime(mime);
+        if cfg!(debug_assertions) {
+            assert!(matches!(parsed, Err(StoreError::InvalidMime)), "{parsed:?}");
+        } else {
+            assert!(parsed.is_ok(), "{parsed:?}");
         }
     }
 
