@@ -1111,6 +1111,58 @@ async fn bad_input_gets_microsoft_errors_not_crashes() {
     assert_eq!(s, 200);
 }
 
+/// The race the chaos run found: a token request that arrived before "expire access tokens"
+/// but is answered after it must not hand out a token that outlives the expiry. A slow-response
+/// fault holds the request after it arrived; the expiry happens while it waits. Its token is
+/// already expired; a request that arrives after the expiry gets a valid one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_request_in_flight_across_an_expiry_gets_an_expired_token() {
+    let sb = start().await;
+    sb.admin().set_faults(sandbox::FaultPlan {
+        seed: 1,
+        rules: vec![sandbox::FaultRule::next(
+            sandbox::Protocol::Token,
+            1,
+            sandbox::FaultKind::Slow { millis: 1_500 },
+        )],
+    });
+    let url = sb.token_url(TENANT);
+    let form = [
+        ("client_id", DEMO_APP),
+        ("client_secret", DEMO_SECRET),
+        ("grant_type", "client_credentials"),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let held = tokio::spawn({
+        let url = url.clone();
+        async move { post_form(&url, &form).await }
+    });
+    // Wait until the held request has been admitted (the fault fired), then expire.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sb.admin().faults_fired() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow fault never fired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sb.admin().expire_access_tokens();
+    let (status, v) = held.await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    let stale = v["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        authenticate(sb.state(), &bearer(&stale), Resource::Graph)
+            .unwrap_err()
+            .reason,
+        AuthFailureReason::Expired,
+        "a token from a request that arrived before the expiry dies with it"
+    );
+    let (status, v) = post_form(&url, &form).await;
+    assert_eq!(status, 200, "{v}");
+    let fresh = v["access_token"].as_str().unwrap();
+    assert!(authenticate(sb.state(), &bearer(fresh), Resource::Graph).is_ok());
+}
+
 #[tokio::test]
 async fn token_lifetime_and_forced_expiry() {
     let sb = start().await;
