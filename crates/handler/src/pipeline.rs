@@ -564,7 +564,7 @@ impl Pipeline {
             let shutdown = shutdown.clone();
             set.spawn(async move {
                 let mut summary = SourceSummary::new(&ctx.spec.name);
-                drain(&ctx, &options, &shutdown, &mut summary).await;
+                drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
                 (i, summary)
             });
         }
@@ -595,7 +595,7 @@ impl Pipeline {
                 let mut summary = SourceSummary::new(&ctx.spec.name);
                 let mut backoff = options.offline_backoff;
                 loop {
-                    drain(&ctx, &options, &shutdown, &mut summary).await;
+                    drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
                     let pause = if summary.status == PingStatus::Offline {
                         tracing::warn!(
                             source = %summary.name,
@@ -639,6 +639,35 @@ fn jittered(d: Duration) -> Duration {
     h.write_u128(d.as_nanos());
     let unit = (h.finish() % 10_001) as f64 / 10_000.0; // 0.0 ..= 1.0
     d.mul_f64(0.8 + 0.4 * unit)
+}
+
+/// [`drain`], with a panic in the source's own code (a third-party [`MessageSource`], or a
+/// bug of ours) turned into an OFFLINE pass with the reason. Uncaught, it ended the source's
+/// task: under [`Pipeline::run`] that source stopped for good while the others went on, the
+/// silent stop this crate exists to prevent; under [`Pipeline::run_once`] it vanished from
+/// the summary. OFFLINE sources are retried with back-off, so a source that panics once
+/// comes back.
+async fn drain_guarded(
+    ctx: &Arc<Ctx>,
+    options: &Options,
+    shutdown: &Shutdown,
+    summary: &mut SourceSummary,
+) {
+    let pass = CatchUnwind(Box::pin(drain(ctx, options, shutdown, summary))).await;
+    if let Err(p) = pass {
+        let reason = format!("the source {p}");
+        tracing::error!(source = %ctx.spec.name, reason, "a pass of the source panicked");
+        summary.errors.push(reason.clone());
+        if summary.status != PingStatus::Offline || summary.offline_since.is_none() {
+            summary.offline_since = Some(OffsetDateTime::now_utc());
+        }
+        summary.status = PingStatus::Offline;
+        summary.reason = Some(reason);
+        ctx.report(Progress::Offline {
+            source: ctx.spec.name.clone(),
+            reason: summary.reason.clone(),
+        });
+    }
 }
 
 /// Pings, then handles pages until nothing new is waiting; reports the pass as [`Progress`].

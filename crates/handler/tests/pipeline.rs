@@ -782,3 +782,108 @@ async fn a_short_answer_from_acknowledge_many_leaves_the_rest_owed() {
     assert!(ledger.unacknowledged("short|").is_empty());
     assert_eq!(rec.calls.lock().unwrap().len(), 5);
 }
+
+/// A source whose `fetch` panics the first `panics` times (a buggy third-party source).
+struct PanickyFetch {
+    inner: MemorySource,
+    panics_left: AtomicUsize,
+}
+
+#[async_trait]
+impl MessageSource for PanickyFetch {
+    fn name(&self) -> String {
+        "panicky".into()
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        self.inner.capabilities()
+    }
+    async fn ping(&self) -> PingReport {
+        self.inner.ping().await
+    }
+    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        self.inner.count_waiting().await
+    }
+    async fn fetch(&self, c: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+        if self
+            .panics_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("index out of bounds in a third-party source");
+        }
+        self.inner.fetch(c, max).await
+    }
+    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        self.inner.acknowledge(id, ack).await
+    }
+}
+
+/// A panic in a source's own code is an OFFLINE pass with the reason, not a source that
+/// vanishes from the summary; the next pass works.
+#[tokio::test]
+async fn a_source_that_panics_is_reported_offline_and_comes_back() {
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..3 {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    let source = Arc::new(PanickyFetch {
+        inner: mb.source(),
+        panics_left: AtomicUsize::new(1),
+    });
+    let rec = recorder(None);
+    let mut p = Pipeline::new(rec.clone(), Ledger::in_memory(), Options::default());
+    p.add_source(SourceSpec::new("panicky", source, router(false)));
+    let first = p.run_once(&Shutdown::new()).await;
+    assert_eq!(first.sources.len(), 1, "the source is still in the summary");
+    let s = &first.sources[0];
+    assert_eq!(s.status, connector::PingStatus::Offline, "{s:?}");
+    let reason = s.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("panicked") && reason.contains("third-party source"),
+        "{reason}"
+    );
+    assert!(s.offline_since.is_some());
+    let second = p.run_once(&Shutdown::new()).await;
+    assert_eq!(second.sources[0].handled, 3, "{:?}", second.sources[0]);
+    assert_eq!(rec.calls.lock().unwrap().len(), 3);
+}
+
+/// Under `run`, the source that panicked is retried after its OFFLINE pause and its mail
+/// flows; before, its task ended and it stopped for good while the process ran on.
+#[tokio::test]
+async fn a_long_run_keeps_polling_a_source_after_it_panicked() {
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..3 {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    let source = Arc::new(PanickyFetch {
+        inner: mb.source(),
+        panics_left: AtomicUsize::new(2),
+    });
+    let shutdown = Shutdown::new();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let handler = FnHandler::new({
+        let handled = handled.clone();
+        let shutdown = shutdown.clone();
+        move |_: &Inbound| {
+            if handled.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
+                shutdown.trigger();
+            }
+            Ok(())
+        }
+    });
+    let options = Options::default()
+        .poll_interval(std::time::Duration::from_millis(10))
+        .offline_backoff(
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_millis(20),
+        );
+    let mut p = Pipeline::new(Arc::new(handler), Ledger::in_memory(), options);
+    p.add_source(SourceSpec::new("panicky", source, router(false)));
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(60), p.run(&shutdown))
+        .await
+        .expect("the run went on and handled the mail");
+    assert_eq!(handled.load(Ordering::SeqCst), 3);
+    assert_eq!(summary.sources.len(), 1);
+    assert_eq!(summary.sources[0].handled, 3, "{:?}", summary.sources[0]);
+}
