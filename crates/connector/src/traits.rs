@@ -24,7 +24,10 @@ pub struct SourceCapabilities {
     pub can_count: bool,
     /// How it finds new mail.
     pub sync: SyncKind,
-    /// It acknowledges many messages in one round trip.
+    /// It acknowledges many messages in one round trip. The handler's pipeline then gives it
+    /// a page's acknowledgements together through
+    /// [`MessageSource::acknowledge_many`]; otherwise it acknowledges each message on its own,
+    /// concurrently.
     pub batch_acknowledge: bool,
     /// The most messages one fetch returns.
     pub max_batch: usize,
