@@ -2,9 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::pin::Pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use addressing::{Router, SenderChoice};
@@ -12,6 +11,7 @@ use connector::mime::{Panicked, catch_panic};
 use connector::{
     Acknowledgement, ErrorKind, MessageId, MessageOutbound, MessageSource, PingStatus, RawMessage,
 };
+use futures_util::FutureExt as _;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -459,28 +459,24 @@ enum Outcome {
     Error(String),
 }
 
-impl Outcome {
-    /// The outcome once its acknowledgement was made (`Ok`) or failed (`Err`).
-    fn settle(self, acked: Result<(), String>) -> Outcome {
-        let Err(e) = acked else { return self };
-        match self {
-            Outcome::Handled {
-                project,
-                notification,
-                notification_skipped,
-                ack_error: _,
-            } => Outcome::Handled {
-                project,
-                notification,
-                notification_skipped,
-                ack_error: Some(e),
-            },
-            Outcome::NotifyFailed { error, .. } => {
-                Outcome::AckFailed(format!("{e}; notify: {error}"))
-            }
-            Outcome::Recovered | Outcome::Parked => Outcome::AckFailed(e),
-            other @ (Outcome::Failed | Outcome::AckFailed(_) | Outcome::Error(_)) => other,
-        }
+/// `outcome` once its acknowledgement was made (`Ok`) or failed (`Err`).
+fn settle(outcome: Outcome, acked: Result<(), String>) -> Outcome {
+    let Err(e) = acked else { return outcome };
+    match outcome {
+        Outcome::Handled {
+            project,
+            notification,
+            notification_skipped,
+            ack_error: _,
+        } => Outcome::Handled {
+            project,
+            notification,
+            notification_skipped,
+            ack_error: Some(e),
+        },
+        Outcome::NotifyFailed { error, .. } => Outcome::AckFailed(format!("{e}; notify: {error}")),
+        Outcome::Recovered | Outcome::Parked => Outcome::AckFailed(e),
+        other @ (Outcome::Failed | Outcome::AckFailed(_) | Outcome::Error(_)) => other,
     }
 }
 
@@ -653,7 +649,7 @@ async fn drain_guarded(
     shutdown: &Shutdown,
     summary: &mut SourceSummary,
 ) {
-    let pass = CatchUnwind(Box::pin(drain(ctx, options, shutdown, summary))).await;
+    let pass = catch_unwind(drain(ctx, options, shutdown, summary)).await;
     if let Err(p) = pass {
         let reason = format!("the source {p}");
         tracing::error!(source = %ctx.spec.name, reason, "a pass of the source panicked");
@@ -779,15 +775,20 @@ async fn drain_pages(
                 // its one-request-per-message acknowledgements still run concurrently.
                 match pending {
                     Some(p) if !ctx.batch_ack => {
-                        let acked = acknowledge(&ctx, &k, &p.id, &p.ack).await;
-                        (k, outcome.settle(acked), None)
+                        let pair = [(p.id, p.ack)];
+                        let acked = acknowledge(&ctx, std::slice::from_ref(&k), &pair).await;
+                        // One key, so one result.
+                        (k, acked.into_iter().fold(outcome, settle), None)
                     }
                     pending => (k, outcome, pending),
                 }
             });
         }
-        // Outcomes waiting for their acknowledgement, made ACK_CHUNK at a time.
-        let mut waiting: Vec<(String, Outcome, PendingAck)> = Vec::new();
+        // Outcomes waiting for their acknowledgement (keys, outcomes and acknowledgements side
+        // by side), made ACK_CHUNK at a time.
+        let mut keys: Vec<String> = Vec::new();
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut acks: Vec<(MessageId, Acknowledgement)> = Vec::new();
         loop {
             let joined = set.join_next().await;
             let done = joined.is_none();
@@ -803,25 +804,19 @@ async fn drain_pages(
                 Some(Ok((k, outcome, None))) => {
                     account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
                 }
-                Some(Ok((k, outcome, Some(p)))) => waiting.push((k, outcome, p)),
+                Some(Ok((k, outcome, Some(p)))) => {
+                    keys.push(k);
+                    outcomes.push(outcome);
+                    acks.push((p.id, p.ack));
+                }
             }
-            if waiting.len() >= ACK_CHUNK || (done && !waiting.is_empty()) {
-                let chunk = std::mem::take(&mut waiting);
-                let items: Vec<(&str, &MessageId, &Acknowledgement)> = chunk
-                    .iter()
-                    .map(|(k, _, p)| (k.as_str(), &p.id, &p.ack))
-                    .collect();
-                let results = acknowledge_many(ctx, &items).await;
-                drop(items);
-                for ((k, outcome, _), acked) in chunk.into_iter().zip(results) {
-                    account(
-                        ctx,
-                        summary,
-                        &mut skip,
-                        &mut acked_any,
-                        k,
-                        outcome.settle(acked),
-                    );
+            if keys.len() >= ACK_CHUNK || (done && !keys.is_empty()) {
+                let results = acknowledge(ctx, &keys, &acks).await;
+                acks.clear();
+                let settled = outcomes.drain(..).zip(results);
+                for (k, (outcome, acked)) in keys.drain(..).zip(settled) {
+                    let outcome = settle(outcome, acked);
+                    account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
                 }
             }
             if done {
@@ -924,59 +919,35 @@ fn key(source: &str, msg: &RawMessage) -> String {
     format!("{source}|{}", msg.id)
 }
 
-/// Acknowledges `id` at the source and records it in the ledger. A message the source no
-/// longer has (acknowledged before a crash or a lost answer, or removed by someone) needs no
-/// acknowledgement: that is recorded as [`Entry::AcknowledgedByAbsence`].
+/// Acknowledges `acks[i]` at the source for the ledger key `keys[i]`, all in one
+/// [`acknowledge_many`](MessageSource::acknowledge_many) call (which the source splits into as
+/// few round trips as it can), and records each answer in the ledger: one result per key, in
+/// order. A message the source no longer has (acknowledged before a crash or a lost answer, or
+/// removed by someone) needs no acknowledgement: that is recorded as
+/// [`Entry::AcknowledgedByAbsence`].
 async fn acknowledge_and_record(
     ctx: &Ctx,
-    k: &str,
-    id: &MessageId,
-    ack: &Acknowledgement,
-) -> Result<(), AckError> {
-    let answer = ctx.spec.source.acknowledge(id, ack).await;
-    record_acknowledgement(ctx, k, answer)
-}
-
-/// [`acknowledge_and_record`] for many messages, in one
-/// [`acknowledge_many`](MessageSource::acknowledge_many) call: one result per item, in order.
-async fn acknowledge_and_record_many(
-    ctx: &Ctx,
-    items: &[(&str, &MessageId, &Acknowledgement)],
+    keys: &[String],
+    acks: &[(MessageId, Acknowledgement)],
 ) -> Vec<Result<(), AckError>> {
-    let pairs: Vec<(MessageId, Acknowledgement)> = items
-        .iter()
-        .map(|(_, id, ack)| ((*id).clone(), (*ack).clone()))
-        .collect();
-    let mut answers = ctx.spec.source.acknowledge_many(&pairs).await.into_iter();
-    items
-        .iter()
-        .map(|(k, _, _)| {
+    let mut answers = ctx.spec.source.acknowledge_many(acks).await.into_iter();
+    keys.iter()
+        .map(|k| {
             // A source that answers fewer results than items leaves the rest owed, not lost.
-            let answer = answers.next().unwrap_or_else(|| {
+            let entry = match answers.next().unwrap_or_else(|| {
                 Err(connector::Error::bad_response(
                     "the source gave no result for this acknowledgement",
                 ))
-            });
-            record_acknowledgement(ctx, k, answer)
+            }) {
+                Ok(()) => Entry::Acknowledged,
+                Err(e) if e.kind() == ErrorKind::NotFound => Entry::AcknowledgedByAbsence,
+                Err(e) => return Err(AckError::Source(e)),
+            };
+            ctx.ledger
+                .append(k, entry)
+                .map_err(|e| AckError::Ledger(e.to_string()))
         })
         .collect()
-}
-
-/// Records the source's answer to one acknowledgement in the ledger. A message the source no
-/// longer has needs no acknowledgement: that is recorded as [`Entry::AcknowledgedByAbsence`].
-fn record_acknowledgement(
-    ctx: &Ctx,
-    k: &str,
-    answer: Result<(), connector::Error>,
-) -> Result<(), AckError> {
-    let entry = match answer {
-        Ok(()) => Entry::Acknowledged,
-        Err(e) if e.kind() == ErrorKind::NotFound => Entry::AcknowledgedByAbsence,
-        Err(e) => return Err(AckError::Source(e)),
-    };
-    ctx.ledger
-        .append(k, entry)
-        .map_err(|e| AckError::Ledger(e.to_string()))
 }
 
 enum AckError {
@@ -984,46 +955,28 @@ enum AckError {
     Ledger(String),
 }
 
+/// [`acknowledge_and_record`], with each failure said at once and described for the summary.
 async fn acknowledge(
     ctx: &Ctx,
-    k: &str,
-    id: &MessageId,
-    ack: &Acknowledgement,
-) -> Result<(), String> {
-    let result = acknowledge_and_record(ctx, k, id, ack).await;
-    describe_ack_failure(k, id, result)
-}
-
-/// [`acknowledge`] for many messages in one [`acknowledge_many`](MessageSource::acknowledge_many)
-/// call (which the source splits into as few round trips as it can).
-async fn acknowledge_many(
-    ctx: &Ctx,
-    items: &[(&str, &MessageId, &Acknowledgement)],
+    keys: &[String],
+    acks: &[(MessageId, Acknowledgement)],
 ) -> Vec<Result<(), String>> {
-    let results = acknowledge_and_record_many(ctx, items).await;
-    items
-        .iter()
+    let results = acknowledge_and_record(ctx, keys, acks).await;
+    keys.iter()
+        .zip(acks)
         .zip(results)
-        .map(|((k, id, _), r)| describe_ack_failure(k, id, r))
+        .map(|((k, (id, _)), result)| match result {
+            Ok(()) => Ok(()),
+            Err(AckError::Source(e)) => {
+                // Said at once, not only in the end-of-run summary: a long-running handler
+                // whose acknowledgements keep failing re-fetches (and skips, thanks to the
+                // ledger) the same messages every poll, which nobody would otherwise notice.
+                tracing::warn!(key = k, error = %e, "acknowledging a handled message failed");
+                Err(format!("acknowledge {id}: {e}"))
+            }
+            Err(AckError::Ledger(e)) => Err(e),
+        })
         .collect()
-}
-
-fn describe_ack_failure(
-    k: &str,
-    id: &MessageId,
-    result: Result<(), AckError>,
-) -> Result<(), String> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(AckError::Source(e)) => {
-            // Said at once, not only in the end-of-run summary: a long-running handler whose
-            // acknowledgements keep failing re-fetches (and skips, thanks to the ledger) the
-            // same messages every poll, which nobody would otherwise notice.
-            tracing::warn!(key = k, error = %e, "acknowledging a handled message failed");
-            Err(format!("acknowledge {id}: {e}"))
-        }
-        Err(AckError::Ledger(e)) => Err(e),
-    }
 }
 
 /// Notes that acknowledging `k` failed in this pass: if the message does not come back (the
@@ -1088,26 +1041,24 @@ async fn retry_owed_acknowledgements(ctx: &Ctx, shutdown: &Shutdown, summary: &m
         if shutdown.is_triggered() {
             return;
         }
-        let items: Vec<(&str, MessageId, Acknowledgement)> = chunk
+        let acks: Vec<(MessageId, Acknowledgement)> = chunk
             .iter()
-            .filter_map(|k| {
-                let record = owed.get(k)?;
-                let ack = if record.parked.is_some() {
+            .map(|k| {
+                let parked = owed.get(k).is_some_and(|r| r.parked.is_some());
+                let ack = if parked {
                     Acknowledgement::MoveTo(ctx.spec.poison_folder.clone())
                 } else {
                     ctx.spec.ack.clone()
                 };
-                Some((k.as_str(), MessageId::new(&k[prefix.len()..]), ack))
+                (MessageId::new(&k[prefix.len()..]), ack)
             })
             .collect();
-        let refs: Vec<(&str, &MessageId, &Acknowledgement)> =
-            items.iter().map(|(k, id, ack)| (*k, id, ack)).collect();
-        let results = acknowledge_and_record_many(ctx, &refs).await;
+        let results = acknowledge_and_record(ctx, chunk, &acks).await;
         let mut signed_out = false;
-        for ((k, id, _), result) in refs.iter().zip(results) {
+        for ((k, (id, _)), result) in chunk.iter().zip(&acks).zip(results) {
             match result {
                 Ok(()) => {
-                    lock(&ctx.ack_retries).remove(*k);
+                    lock(&ctx.ack_retries).remove(k);
                     summary.reacknowledged += 1;
                     tracing::info!(key = k, "an owed acknowledgement was made from the ledger");
                 }
@@ -1126,7 +1077,7 @@ async fn retry_owed_acknowledgements(ctx: &Ctx, shutdown: &Shutdown, summary: &m
                 Err(AckError::Source(e)) => {
                     let failures = {
                         let mut retries = lock(&ctx.ack_retries);
-                        let r = retries.entry((*k).to_owned()).or_default();
+                        let r = retries.entry(k.clone()).or_default();
                         r.failures += 1;
                         r.wait = 1u32 << (r.failures - 1).min(6);
                         r.failures
@@ -1152,7 +1103,7 @@ async fn retry_owed_acknowledgements(ctx: &Ctx, shutdown: &Shutdown, summary: &m
 }
 
 /// Handles one message up to its acknowledgement: the outcome, as it stands once the returned
-/// acknowledgement (if any) is made; [`Outcome::settle`] turns it into the final one.
+/// acknowledgement (if any) is made; [`settle`] turns it into the final one.
 async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> (Outcome, Option<PendingAck>) {
     let record = ctx.ledger.get(k).unwrap_or_default();
     if record.parked.is_some() {
@@ -1201,7 +1152,7 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> (Outcome, Option<Pen
     // A handler that panics (say, parsing the whole message with a parser that panics on it)
     // fails this attempt like any error, so the message is parked after `max_attempts` instead
     // of being fetched and crashing its task on every poll.
-    let handled = match CatchUnwind(ctx.handler.handle(&inbound)).await {
+    let handled = match catch_unwind(ctx.handler.handle(&inbound)).await {
         Ok(result) => result,
         Err(p) => Err(HandlerError::retry(format!("the handler {p}"))),
     };
@@ -1323,20 +1274,12 @@ async fn notify(
     }))
 }
 
-/// A future whose panics come out as [`Panicked`] (the handler's future is boxed, so `Unpin`).
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Panicked>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let fut = Pin::new(&mut self.0);
-        match catch_panic(|| fut.poll(cx)) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(p) => Poll::Ready(Err(p)),
-        }
-    }
+/// Runs `fut`, with a panic while it is polled coming out as [`Panicked`].
+async fn catch_unwind<T>(fut: impl Future<Output = T>) -> Result<T, Panicked> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|p| Panicked::from_payload(p.as_ref()))
 }
 
 #[cfg(test)]
