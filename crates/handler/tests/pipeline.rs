@@ -48,6 +48,15 @@ fn mail(i: usize, to: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The pickup mailbox with `n` plain messages to it waiting.
+fn mailbox_with(n: usize) -> MemoryMailbox {
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..n {
+        mb.deliver(mail(i, PICKUP, ""));
+    }
+    mb
+}
+
 struct Recorder {
     calls: Mutex<Vec<(String, Option<String>)>>,
     fail_subject: Option<String>,
@@ -236,10 +245,7 @@ async fn a_failed_acknowledgement_is_logged_as_a_warning() {
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..3 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(3);
     let source = FlakyAck::new(mb.source(), 2, false);
     let mut p = Pipeline::new(
         recorder(None),
@@ -269,10 +275,7 @@ async fn a_failed_acknowledgement_is_logged_as_a_warning() {
 async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
     let dir = tempfile::tempdir().unwrap();
     let ledger_path = dir.path().join("ledger.jsonl");
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..10 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(10);
     let rec = recorder(None);
     let source = FlakyAck::new(mb.source(), 4, false);
     {
@@ -310,10 +313,7 @@ async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
 /// again from the ledger: mark-read is idempotent, so the ledger converges.
 #[tokio::test]
 async fn a_lost_acknowledgement_answer_is_made_again_on_the_next_pass() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..10 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(10);
     let rec = recorder(None);
     let source = FlakyAck::new(mb.source(), 3, true);
     let ledger = Ledger::in_memory();
@@ -361,10 +361,7 @@ async fn a_lost_acknowledgement_answer_is_made_again_on_the_next_pass() {
 /// retry's "not found" is the answer, recorded as acknowledged by absence.
 #[tokio::test]
 async fn an_owed_acknowledgement_of_a_message_that_is_gone_is_recorded_as_absence() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..4 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(4);
     let source = FlakyAck::new(mb.source(), 2, true);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
@@ -641,10 +638,7 @@ async fn the_folder_handler_writes_eml_and_routing_record_once() {
 /// message, which spent the mailbox's request budget ten to a hundred times faster.
 #[tokio::test]
 async fn a_batching_source_gets_its_acknowledgements_together() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..120 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(120);
     let source = FlakyAck::batching(mb.source(), 0, false);
     let rec = recorder(None);
     let ledger = Ledger::in_memory();
@@ -669,10 +663,7 @@ async fn a_batching_source_gets_its_acknowledgements_together() {
 /// the other messages' mark-read: one call per page (the in-memory source pages 100 at a time).
 #[tokio::test]
 async fn a_parking_move_travels_with_the_pages_other_acknowledgements() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..230 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(230);
     let source = FlakyAck::batching(mb.source(), 0, false);
     // "request 7" always fails permanently: parked at once.
     let handler = FnHandler::new(|m: &Inbound| {
@@ -713,10 +704,7 @@ async fn a_parking_move_travels_with_the_pages_other_acknowledgements() {
 /// owed ones together.
 #[tokio::test]
 async fn failures_inside_a_batch_are_owed_and_made_together_on_the_next_pass() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..10 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(10);
     let rec = recorder(None);
     let source = FlakyAck::batching(mb.source(), 3, true);
     let ledger = Ledger::in_memory();
@@ -757,10 +745,7 @@ async fn failures_inside_a_batch_are_owed_and_made_together_on_the_next_pass() {
 /// unanswered message is owed and made on the next pass.
 #[tokio::test]
 async fn a_short_answer_from_acknowledge_many_leaves_the_rest_owed() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..5 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(5);
     let source = FlakyAck::build(mb.source(), 0, false, true, 1);
     let ledger = Ledger::in_memory();
     let rec = recorder(None);
@@ -822,10 +807,7 @@ impl MessageSource for PanickyFetch {
 /// vanishes from the summary; the next pass works.
 #[tokio::test]
 async fn a_source_that_panics_is_reported_offline_and_comes_back() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..3 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(3);
     let source = Arc::new(PanickyFetch {
         inner: mb.source(),
         panics_left: AtomicUsize::new(1),
@@ -852,10 +834,7 @@ async fn a_source_that_panics_is_reported_offline_and_comes_back() {
 /// flows; before, its task ended and it stopped for good while the process ran on.
 #[tokio::test]
 async fn a_long_run_keeps_polling_a_source_after_it_panicked() {
-    let mb = MemoryMailbox::new(PICKUP);
-    for i in 0..3 {
-        mb.deliver(mail(i, PICKUP, ""));
-    }
+    let mb = mailbox_with(3);
     let source = Arc::new(PanickyFetch {
         inner: mb.source(),
         panics_left: AtomicUsize::new(2),
