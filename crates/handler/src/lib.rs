@@ -12,7 +12,9 @@
 //!    [`connector::MessageOutbound`] from the address the customer wrote to (or the primary
 //!    address with `Reply-To` set to it, when the tenant does not allow sending from aliases),
 //!    never answering auto-replies, bounces, list mail or our own notifications;
-//! 5. acknowledges it at the source (mark read, move, delete).
+//! 5. acknowledges it at the source (mark read, move, delete); a source that batches (Graph
+//!    `$batch`, EWS) gets a page's acknowledgements together, 100 per
+//!    [`acknowledge_many`](connector::MessageSource::acknowledge_many) call.
 //!
 //! A crash anywhere leaves the message waiting in the mailbox (at-least-once), and the ledger
 //! makes sure it is not handed over twice: handling is effectively exactly-once. A message whose
