@@ -80,7 +80,7 @@ pub fn client_secret(app: &AppConfig) -> Result<Option<ClientSecret>> {
         ))?;
         return Ok(Some(ClientSecret::new(v.trim().to_owned())));
     }
-    Ok(app.client_secret.clone().map(ClientSecret::new))
+    Ok(app.client_secret.clone())
 }
 
 /// The confidential-client credential of an app: its certificate (PEM or PKCS#12) or its secret,
@@ -397,10 +397,10 @@ pub fn outbound(
                     path,
                 )?);
             }
-            Ok(Arc::new(smtp_mail::SmtpOutbound::new(
-                smtp,
-                Arc::new(provider),
-            )))
+            Ok(Arc::new(
+                smtp_mail::SmtpOutbound::new(smtp, Arc::new(provider))
+                    .context(format!("outbounds.{}", o.name))?,
+            ))
         }
     }
 }

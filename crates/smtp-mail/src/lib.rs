@@ -41,7 +41,7 @@
 //!     .credential(ClientCredential::Secret(ClientSecret::new("<secret>")))
 //!     .scopes([APP_SCOPE])
 //!     .build()?;
-//! let out = SmtpOutbound::new(SmtpConfig::office365("helpdesk@contoso.com"), Arc::new(tokens));
+//! let out = SmtpOutbound::new(SmtpConfig::office365("helpdesk@contoso.com"), Arc::new(tokens))?;
 //!
 //! let report = out.ping().await; // connects, STARTTLS, AUTH XOAUTH2, QUIT
 //! println!("{report}");
@@ -69,7 +69,8 @@
 //! Sovereign clouds and on-premises Exchange use other hosts:
 //! [`SmtpConfig::with_server`] (`smtp.office365.us` for GCC High, for example),
 //! [`SmtpConfig::with_root_certificate_pem`] for a private CA, and [`Security::ImplicitTls`]
-//! for port 465. The sandbox (`sandbox::Sandbox::smtp_addr`) offers `STARTTLS` with a
+//! for port 465. [`Security::DangerousPlaintext`] (no TLS, the token in clear) is refused by
+//! [`SmtpOutbound::new`] unless the host is loopback (`localhost`, `127.0.0.0/8`, `::1`). The sandbox (`sandbox::Sandbox::smtp_addr`) offers `STARTTLS` with a
 //! certificate for `127.0.0.1` issued by `Sandbox::smtp_ca_pem`, so tests run the same path as
 //! production.
 //!

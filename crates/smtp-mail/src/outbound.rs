@@ -1,6 +1,7 @@
 //! [`SmtpOutbound`]: the connector outbound over lettre's SMTP connection.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,9 @@ pub enum Security {
     StartTls,
     /// TLS from the first byte (port 465 on some on-premises servers).
     ImplicitTls,
-    /// No TLS at all: the token crosses the network in clear. Only for a loopback test server.
+    /// No TLS at all: the token crosses the network in clear. Only for a loopback test server:
+    /// [`SmtpOutbound::new`] refuses it unless the host is `localhost`, an address in
+    /// `127.0.0.0/8` or `::1`.
     DangerousPlaintext,
 }
 
@@ -178,12 +181,42 @@ impl fmt::Debug for SmtpOutbound {
 
 impl SmtpOutbound {
     /// An outbound with this configuration and token source.
-    pub fn new(config: SmtpConfig, tokens: Arc<dyn TokenSource>) -> Self {
-        SmtpOutbound {
+    ///
+    /// # Errors
+    ///
+    /// A [`Configuration`](connector::ErrorKind::Configuration) error, before any connection,
+    /// when `config` would let the token cross the network in clear:
+    /// [`Security::DangerousPlaintext`] to a host that is not loopback (`localhost`, an address
+    /// in `127.0.0.0/8`, or `::1`). A name that merely resolves to a loopback address does not
+    /// count.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use connector::ErrorKind;
+    /// use smtp_mail::{FnTokenSource, Security, SmtpConfig, SmtpOutbound};
+    ///
+    /// let tokens = Arc::new(FnTokenSource::new(|_| Ok("token".to_owned())));
+    /// let plain = SmtpConfig::office365("helpdesk@contoso.example")
+    ///     .with_server("smtp.contoso.example", 25)
+    ///     .with_security(Security::DangerousPlaintext);
+    /// let err = SmtpOutbound::new(plain.clone(), tokens.clone()).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Configuration);
+    /// assert!(SmtpOutbound::new(plain.with_server("127.0.0.1", 2525), tokens).is_ok());
+    /// ```
+    pub fn new(config: SmtpConfig, tokens: Arc<dyn TokenSource>) -> Result<Self, Error> {
+        if config.security == Security::DangerousPlaintext && !is_loopback_host(&config.host) {
+            return Err(Error::configuration(format!(
+                "SMTP server {:?}: plaintext (Security::DangerousPlaintext) would send the \
+                 XOAUTH2 token in clear, so it is only allowed to a loopback host (localhost, \
+                 127.0.0.0/8, ::1); use StartTls or ImplicitTls",
+                config.host
+            )));
+        }
+        Ok(SmtpOutbound {
             config,
             tokens,
             log: ConnectionLog::default(),
-        }
+        })
     }
 
     /// The configuration.
@@ -474,6 +507,20 @@ impl SmtpOutbound {
     }
 }
 
+/// Whether `host` names this machine by itself: `localhost` (any case), or an IP address in
+/// `127.0.0.0/8` or `::1` (bracketed or not; IPv4-mapped included). Decided from the text
+/// alone, without resolving anything.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
 enum AuthOutcome {
     Ok,
     Disabled(Reply),
@@ -518,6 +565,41 @@ impl MessageOutbound for SmtpOutbound {
                 self.config.host, self.config.port, self.config.timeout
             ))
             .with_delivery(Delivery::MaybeSent)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_told_from_the_text_alone() {
+        for host in [
+            "localhost",
+            "LocalHost",
+            "127.0.0.1",
+            "127.255.0.9",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "smtp.contoso.example",
+            "localhost.contoso.example",
+            "127.0.0.1.contoso.example",
+            "localhost.",
+            "127.1",
+            "0.0.0.0",
+            "::",
+            "10.0.0.1",
+            "128.0.0.1",
+            "[127.0.0.1",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 }

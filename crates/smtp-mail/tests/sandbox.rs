@@ -1,6 +1,7 @@
 //! smtp-mail against the in-process sandbox: STARTTLS + XOAUTH2 submission, ping, one refresh
 //! on a refused token, the decoded error challenge, SMTP AUTH disabled, no secrets in errors,
-//! and the connector conformance kit (source: graph-mail's GraphSource on the same mailbox).
+//! plaintext refused unless loopback, and the connector conformance kit (source: graph-mail's
+//! GraphSource on the same mailbox).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -122,7 +123,7 @@ fn subjects(sb: &Sandbox, mailbox: &str, folder: &str) -> Vec<String> {
 async fn send_over_starttls_arrives_and_is_kept_in_sent_items() {
     let sb = sandbox().await;
     let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
     let receipt = out
         .send(&message(ADELE, ALEX, "hello-over-tls"))
         .await
@@ -149,7 +150,8 @@ async fn send_over_starttls_arrives_and_is_kept_in_sent_items() {
 #[tokio::test]
 async fn external_recipients_are_relayed_after_auth() {
     let sb = sandbox().await;
-    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0));
+    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0))
+        .expect("a valid configuration");
     out.send(&message(ADELE, "partner@fabrikam.example", "to-partner"))
         .await
         .expect("send");
@@ -161,7 +163,7 @@ async fn external_recipients_are_relayed_after_auth() {
 async fn ping_signs_in_and_sends_nothing() {
     let sb = sandbox().await;
     let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
     let report = out.ping().await;
     assert!(report.is_online(), "{report}");
     assert!(report.log.iter().any(|l| l.method == "QUIT"), "{report:?}");
@@ -174,7 +176,7 @@ async fn ping_signs_in_and_sends_nothing() {
 async fn a_refused_token_is_refreshed_once_and_the_send_succeeds() {
     let sb = sandbox().await;
     let tokens = Tokens::new(&sb, ADELE, 1);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
     out.send(&message(ADELE, ALEX, "after-refresh"))
         .await
         .expect("send after one refresh");
@@ -186,7 +188,7 @@ async fn a_refused_token_is_refreshed_once_and_the_send_succeeds() {
 async fn a_token_refused_twice_is_diagnosed_from_the_challenge_without_leaking_it() {
     let sb = sandbox().await;
     let tokens = Tokens::new(&sb, ADELE, usize::MAX);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
     let err = out
         .send(&message(ADELE, ALEX, "never"))
         .await
@@ -222,7 +224,8 @@ async fn a_mailbox_the_identity_may_not_use_is_refused_with_the_reason() {
     let out = SmtpOutbound::new(
         config(&sb, "helpdesk@contoso.example"),
         Tokens::new(&sb, ADELE, 0),
-    );
+    )
+    .expect("a valid configuration");
     let report = out.ping().await;
     assert!(!report.is_online());
     let reason = report.reason.unwrap_or_default();
@@ -235,7 +238,7 @@ async fn smtp_auth_disabled_for_the_tenant_is_a_clear_error_without_refresh() {
     sb.admin()
         .update_org(|o| o.smtp_client_authentication_disabled = true);
     let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
     let err = out
         .send(&message(ADELE, ALEX, "disabled"))
         .await
@@ -279,7 +282,7 @@ async fn an_untrusted_certificate_fails_before_the_token_is_sent() {
     let tokens = Tokens::new(&sb, ADELE, 0);
     let addr = sb.smtp_addr().expect("smtp");
     let cfg = SmtpConfig::office365(ADELE).with_server(addr.ip().to_string(), addr.port());
-    let out = SmtpOutbound::new(cfg, tokens.clone());
+    let out = SmtpOutbound::new(cfg, tokens.clone()).expect("a valid configuration");
     let err = out
         .send(&message(ADELE, ALEX, "untrusted"))
         .await
@@ -323,7 +326,8 @@ async fn a_server_without_starttls_never_sees_the_token() {
     let out = SmtpOutbound::new(
         SmtpConfig::office365(ADELE).with_server("127.0.0.1", port),
         tokens,
-    );
+    )
+    .expect("a valid configuration");
     let report = out.ping().await;
     assert!(!report.is_online());
     assert!(
@@ -335,10 +339,84 @@ async fn a_server_without_starttls_never_sees_the_token() {
     assert!(!seen.contains(FORGED), "{seen}");
 }
 
+/// Security issue #24: plaintext SMTP (the XOAUTH2 token in clear) to a host that is not
+/// loopback is refused when the outbound is built, before any token is asked for or any
+/// connection is made (these hosts are never contacted).
+#[test]
+fn plaintext_to_a_host_that_is_not_loopback_is_refused_at_construction() {
+    use smtp_mail::Security;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(FnTokenSource::new({
+        let asked = asked.clone();
+        move |_| {
+            asked.fetch_add(1, Ordering::SeqCst);
+            Ok(FORGED.to_owned())
+        }
+    }));
+    for host in [
+        "smtp.contoso.example",
+        "localhost.contoso.example",
+        "127.0.0.1.contoso.example",
+        "192.0.2.25",
+        "0.0.0.0",
+    ] {
+        let cfg = SmtpConfig::office365(ADELE)
+            .with_server(host, 25)
+            .with_security(Security::DangerousPlaintext);
+        let err = SmtpOutbound::new(cfg, tokens.clone()).expect_err(host);
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{host}: {err}");
+        assert!(err.to_string().contains("loopback"), "{host}: {err}");
+        assert!(err.to_string().contains(host), "{host}: {err}");
+        assert!(!err.to_string().contains(FORGED), "{err}");
+    }
+    // The same hosts with TLS are fine to build (not contacted here).
+    for security in [Security::StartTls, Security::ImplicitTls] {
+        let cfg = SmtpConfig::office365(ADELE)
+            .with_server("smtp.contoso.example", 587)
+            .with_security(security);
+        assert!(
+            SmtpOutbound::new(cfg, tokens.clone()).is_ok(),
+            "{security:?}"
+        );
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+}
+
+/// Plaintext to a loopback test server is still allowed, and works against the sandbox (which
+/// offers AUTH before STARTTLS).
+#[tokio::test]
+async fn plaintext_to_a_loopback_server_still_sends() {
+    use smtp_mail::Security;
+    let sb = sandbox().await;
+    let addr = sb.smtp_addr().expect("smtp listener");
+    assert!(addr.ip().is_loopback());
+    let tokens = Tokens::new(&sb, ADELE, 0);
+    let out = SmtpOutbound::new(
+        SmtpConfig::office365(ADELE)
+            .with_server(addr.ip().to_string(), addr.port())
+            .with_security(Security::DangerousPlaintext),
+        tokens.clone(),
+    )
+    .expect("plaintext to 127.0.0.1 is allowed");
+    out.send(&message(ADELE, ALEX, "plaintext-on-loopback"))
+        .await
+        .expect("send");
+    assert!(subjects(&sb, ALEX, "inbox").contains(&"plaintext-on-loopback".to_owned()));
+    let verbs: Vec<String> = out.log().lines().into_iter().map(|l| l.method).collect();
+    assert!(!verbs.iter().any(|v| v == "STARTTLS"), "{verbs:?}");
+    for host in ["localhost", "LOCALHOST", "127.0.0.2", "::1", "[::1]"] {
+        let cfg = SmtpConfig::office365(ADELE)
+            .with_server(host, 25)
+            .with_security(Security::DangerousPlaintext);
+        assert!(SmtpOutbound::new(cfg, tokens.clone()).is_ok(), "{host}");
+    }
+}
+
 #[tokio::test]
 async fn send_as_another_address_is_refused_for_good() {
     let sb = sandbox().await;
-    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0));
+    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0))
+        .expect("a valid configuration");
     let err = out
         .send(&message("helpdesk@contoso.example", ALEX, "spoof"))
         .await
@@ -353,7 +431,7 @@ async fn send_as_another_address_is_refused_for_good() {
 async fn a_bad_address_is_a_typed_error_before_connecting() {
     let sb = sandbox().await;
     let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone());
+    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
     let msg = OutgoingMessage::raw(
         Envelope::new(ADELE, vec!["not an address".into()]),
         b"Subject: x\r\n\r\nx\r\n".to_vec(),
@@ -451,7 +529,8 @@ async fn conformance_kit_outbound_checks_pass() {
         .build()
         .expect("client");
     let source = GraphSource::new(client, SourceConfig::default());
-    let outbound = SmtpOutbound::new(config(&sb, &address), Tokens::new(&sb, &address, 0));
+    let outbound = SmtpOutbound::new(config(&sb, &address), Tokens::new(&sb, &address, 0))
+        .expect("a valid configuration");
     let h = SmtpHarness {
         sb,
         address,
@@ -485,12 +564,14 @@ async fn delegated_token_helper_is_accepted_by_the_sandbox() {
     let ok = SmtpOutbound::new(
         config(&sb, ADELE),
         Arc::new(FnTokenSource::new(move |_| Ok(good.clone()))),
-    );
+    )
+    .expect("a valid configuration");
     assert!(ok.ping().await.is_online());
     let bad = SmtpOutbound::new(
         config(&sb, ADELE),
         Arc::new(FnTokenSource::new(|_| Ok(FORGED.to_owned()))),
-    );
+    )
+    .expect("a valid configuration");
     assert!(!bad.ping().await.is_online());
 }
 
@@ -522,7 +603,8 @@ async fn an_msauth_app_only_token_signs_in_and_sends() {
         .scopes([smtp_mail::APP_SCOPE])
         .build()
         .unwrap();
-    let outbound = SmtpOutbound::new(config(&sb, ALEX), Arc::new(provider));
+    let outbound =
+        SmtpOutbound::new(config(&sb, ALEX), Arc::new(provider)).expect("a valid configuration");
     let ping = outbound.ping().await;
     assert!(ping.is_online(), "{ping}");
     outbound
