@@ -1,13 +1,45 @@
 //! The built-in webhook handler: POST each routed message as JSON.
+//!
+//! Each POST carries the whole message (its MIME, base64), so the URL must protect it in
+//! transit: [`WebhookHandler::new`] accepts `https` to any host and plain `http` only to a
+//! loopback host (`localhost`, `127.0.0.0/8`, `::1`), and refuses anything else with a
+//! [`WebhookError`].
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use serde_json::json;
-use url::Url;
+use url::{Host, Url};
 
 use crate::{Handler, HandlerError, Inbound};
+
+/// Why a [`WebhookHandler`] cannot be built. Messages name the scheme and host only, never the
+/// whole URL (its path or query may carry a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The URL is neither `https` nor `http`.
+    #[error("the webhook URL's scheme {scheme:?} is not supported: use https")]
+    UnsupportedScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// Plain `http` to a host that is not loopback: every message would cross the network in
+    /// clear.
+    #[error(
+        "the webhook URL is plain http to {host:?}, which is not a loopback host: messages would \
+         cross the network in clear; use https (http only to localhost, 127.0.0.0/8 or ::1)"
+    )]
+    InsecureHttp {
+        /// The host given.
+        host: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("the webhook's HTTP client cannot be built: {0}")]
+    Client(String),
+}
 
 /// POSTs each routed message to a URL as JSON, with an `Idempotency-Key` header equal to
 /// [`Inbound::key`]. Redirects are never followed (a redirect is a failure, so a compromised
@@ -23,12 +55,46 @@ pub struct WebhookHandler {
 
 impl WebhookHandler {
     /// A handler posting to `url` with a 30-second timeout.
-    pub fn new(url: Url) -> Result<Self, HandlerError> {
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::UnsupportedScheme`] unless `url` is `https` or `http`;
+    /// [`WebhookError::InsecureHttp`] for `http` to a host that is not loopback (`localhost`,
+    /// an address in `127.0.0.0/8`, or `::1`; a name that merely resolves there does not
+    /// count). Nothing is sent.
+    ///
+    /// ```
+    /// use handler::WebhookHandler;
+    /// use handler::webhook::WebhookError;
+    ///
+    /// let url = |u: &str| url::Url::parse(u).unwrap();
+    /// assert!(WebhookHandler::new(url("https://hooks.example/mail")).is_ok());
+    /// assert!(WebhookHandler::new(url("http://127.0.0.1:8080/mail")).is_ok());
+    /// assert!(matches!(
+    ///     WebhookHandler::new(url("http://hooks.example/mail")),
+    ///     Err(WebhookError::InsecureHttp { .. })
+    /// ));
+    /// ```
+    pub fn new(url: Url) -> Result<Self, WebhookError> {
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(WebhookError::InsecureHttp {
+                    host: url.host_str().unwrap_or_default().to_owned(),
+                });
+            }
+            other => {
+                return Err(WebhookError::UnsupportedScheme {
+                    scheme: other.to_owned(),
+                });
+            }
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| HandlerError::permanent(format!("webhook client: {e}")))?;
+            .map_err(|e| WebhookError::Client(e.to_string()))?;
         Ok(WebhookHandler { url, client })
     }
 
@@ -48,6 +114,18 @@ impl WebhookHandler {
             "from": msg.from_address(),
             "mime_base64": base64::engine::general_purpose::STANDARD.encode(&msg.raw.mime),
         })
+    }
+}
+
+/// Whether the URL's host is this machine by itself: `localhost`, or an address in
+/// `127.0.0.0/8` or `::1` (IPv4-mapped included). The URL parser has already normalised the
+/// host (lower case, `127.1` written as `127.0.0.1`), and that normalised URL is what is used.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).to_canonical().is_loopback(),
+        None => false,
     }
 }
 
