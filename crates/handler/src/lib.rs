@@ -75,7 +75,10 @@ use connector::RawMessage;
 
 pub use folder::FolderHandler;
 pub use ledger::{Entry, Ledger, LedgerError, Record};
-pub use notify::{NOTIFICATION_HEADER, NotificationTemplate};
+pub use notify::{
+    NOTIFICATION_HEADER, NotificationPolicy, NotificationTemplate, RecipientLimit, ReplyToPolicy,
+    SenderAuthentication, Unauthenticated,
+};
 pub use pipeline::{
     MessageOutcome, Options, Pipeline, Progress, ProgressObserver, SentNotification, Shutdown,
     SourceSpec, SourceSummary, Summary,
@@ -102,6 +105,7 @@ pub struct Inbound {
     from: Option<String>,
     reply_to: Option<String>,
     message_id: Option<String>,
+    in_reply_to: Vec<String>,
     references: Vec<String>,
 }
 
@@ -120,6 +124,7 @@ impl Inbound {
         let mut from = None;
         let mut reply_to = None;
         let mut message_id = None;
+        let mut in_reply_to = Vec::new();
         let mut references = Vec::new();
         if let Ok(msg) = connector::mime::parse_headers(&raw.mime) {
             for h in msg.headers() {
@@ -142,11 +147,8 @@ impl Inbound {
                 .and_then(|a| a.address())
                 .map(str::to_owned);
             message_id = msg.message_id().map(str::to_owned);
-            if let mail_parser::HeaderValue::TextList(list) = msg.references() {
-                references = list.iter().map(|s| s.to_string()).collect();
-            } else if let mail_parser::HeaderValue::Text(t) = msg.references() {
-                references = vec![t.to_string()];
-            }
+            references = id_list(msg.references());
+            in_reply_to = id_list(msg.in_reply_to());
         }
         Inbound {
             source: source.to_owned(),
@@ -159,6 +161,7 @@ impl Inbound {
             from,
             reply_to,
             message_id,
+            in_reply_to,
             references,
         }
     }
@@ -178,9 +181,52 @@ impl Inbound {
         self.from.as_deref()
     }
 
-    /// Where an answer goes: `Reply-To`, else `From`.
+    /// Where the sender asks answers to go: `Reply-To`, else `From`. This is the sender's
+    /// claim, not a decision: anybody can write any `Reply-To`. The acknowledgement goes where
+    /// [`notify::NotificationPolicy::recipient`] decides.
     pub fn reply_address(&self) -> Option<String> {
         self.reply_to.clone().or_else(|| self.from.clone())
+    }
+
+    /// The first `Reply-To` address, if any.
+    pub fn reply_to_address(&self) -> Option<&str> {
+        self.reply_to.as_deref()
+    }
+
+    /// What the receiving service said about the sender, from the topmost
+    /// `Authentication-Results` header (the one Exchange Online prepends on receipt; headers
+    /// below it may have come with the message and are not read).
+    pub fn sender_authentication(&self) -> notify::SenderAuthentication {
+        self.header("Authentication-Results")
+            .map(notify::SenderAuthentication::from_header)
+            .unwrap_or(notify::SenderAuthentication::None)
+    }
+
+    /// Whether this message answers or bounces one of our own notifications: it carries
+    /// [`NOTIFICATION_HEADER`], refers to a notification's `Message-ID` (they start with
+    /// [`notify::NOTIFICATION_ID_PREFIX`]) in `In-Reply-To` or `References`, or quotes either
+    /// within its first 256 KiB (a bounce that is not a standard delivery report). Such mail is
+    /// handed over (a customer's reply belongs to their ticket) but never acknowledged.
+    pub fn answers_notification(&self) -> bool {
+        let ours = |id: &String| {
+            id.trim_start_matches('<')
+                .to_ascii_lowercase()
+                .starts_with(notify::NOTIFICATION_ID_PREFIX)
+        };
+        if self.header(NOTIFICATION_HEADER).is_some()
+            || self.in_reply_to.iter().any(ours)
+            || self.references.iter().any(ours)
+        {
+            return true;
+        }
+        let head = &self.raw.mime[..self.raw.mime.len().min(256 * 1024)];
+        contains_ignore_case(head, NOTIFICATION_HEADER.as_bytes())
+            || contains_ignore_case(head, notify::NOTIFICATION_ID_PREFIX.as_bytes())
+    }
+
+    /// The `In-Reply-To` ids.
+    pub fn in_reply_to(&self) -> &[String] {
+        &self.in_reply_to
     }
 
     /// The `Message-ID`, without angle brackets.
@@ -200,6 +246,22 @@ impl Inbound {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+fn id_list(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
+    match value {
+        mail_parser::HeaderValue::TextList(list) => list.iter().map(|s| s.to_string()).collect(),
+        mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `needle` (ASCII) occurs in `haystack`, ignoring ASCII case.
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Why a handler did not take a message.

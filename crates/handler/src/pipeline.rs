@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::ledger::{Entry, Ledger};
-use crate::notify::{NotificationTemplate, build_notification, should_not_answer};
+use crate::notify::{NotificationPolicy, build_notification};
 use crate::{Handler, HandlerError, Inbound};
 
 /// A source and everything the pipeline needs to handle its mail.
@@ -30,7 +30,7 @@ pub struct SourceSpec {
     pub(crate) poison_folder: String,
     pub(crate) outbound: Option<Arc<dyn MessageOutbound>>,
     pub(crate) outbound_caps: addressing::OutboundCapabilities,
-    pub(crate) template: Option<NotificationTemplate>,
+    pub(crate) notification: Option<NotificationPolicy>,
 }
 
 impl std::fmt::Debug for SourceSpec {
@@ -39,7 +39,7 @@ impl std::fmt::Debug for SourceSpec {
             .field("name", &self.name)
             .field("ack", &self.ack)
             .field("poison_folder", &self.poison_folder)
-            .field("notifies", &self.template.is_some())
+            .field("notifies", &self.notification.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -55,7 +55,7 @@ impl SourceSpec {
             poison_folder: "Poison".into(),
             outbound: None,
             outbound_caps: addressing::OutboundCapabilities::new(),
-            template: None,
+            notification: None,
         }
     }
 
@@ -72,16 +72,18 @@ impl SourceSpec {
     }
 
     /// Sends an acknowledgement notification for each handled message through `outbound`, from
-    /// the address the sender policy chooses given `caps`.
+    /// the address the sender policy chooses given `caps`, to whoever `policy` allows (a
+    /// [`crate::NotificationTemplate`] converts into the safe default policy; see
+    /// [`crate::notify`] for the rules).
     pub fn notify_through(
         mut self,
         outbound: Arc<dyn MessageOutbound>,
         caps: addressing::OutboundCapabilities,
-        template: NotificationTemplate,
+        policy: impl Into<NotificationPolicy>,
     ) -> Self {
         self.outbound = Some(outbound);
         self.outbound_caps = caps;
-        self.template = Some(template);
+        self.notification = Some(policy.into());
         self
     }
 
@@ -1132,7 +1134,7 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> (Outcome, Option<Pen
     let id = msg.id.clone();
     let parsed = catch_panic(|| {
         let route = ctx.spec.router.route_mime(&msg.mime);
-        let sender = ctx.spec.template.as_ref().map(|_| {
+        let sender = ctx.spec.notification.as_ref().map(|_| {
             ctx.spec
                 .router
                 .sender_policy()
@@ -1171,10 +1173,10 @@ async fn handle_one(ctx: &Ctx, k: &str, msg: RawMessage) -> (Outcome, Option<Pen
     let mut notification = None;
     let mut notification_skipped = false;
     let mut notify_error = None;
-    if let (Some(outbound), Some(template), Some(choice)) =
-        (&ctx.spec.outbound, &ctx.spec.template, &inbound.sender)
+    if let (Some(outbound), Some(policy), Some(choice)) =
+        (&ctx.spec.outbound, &ctx.spec.notification, &inbound.sender)
     {
-        match notify(ctx, k, outbound.as_ref(), template, choice, &inbound).await {
+        match notify(ctx, k, outbound.as_ref(), policy, choice, &inbound).await {
             Ok(Some(n)) => notification = Some(n),
             Ok(None) => notification_skipped = true,
             Err(e) => notify_error = Some(e),
@@ -1242,15 +1244,25 @@ async fn notify(
     ctx: &Ctx,
     k: &str,
     outbound: &dyn MessageOutbound,
-    template: &NotificationTemplate,
+    policy: &NotificationPolicy,
     choice: &SenderChoice,
     inbound: &Inbound,
 ) -> Result<Option<SentNotification>, String> {
-    if let Some(why) = should_not_answer(inbound, ctx.spec.router.mailbox()) {
-        tracing::debug!(key = k, why, "no notification");
+    let to = match policy.recipient(inbound, ctx.spec.router.mailbox()) {
+        Ok(to) => to,
+        Err(why) => {
+            tracing::info!(key = k, why, "no notification");
+            return Ok(None);
+        }
+    };
+    if !policy.admit(&to) {
+        tracing::warn!(
+            key = k,
+            "no notification: the recipient reached the acknowledgement rate limit"
+        );
         return Ok(None);
     }
-    let Some((message, to)) = build_notification(template, choice, inbound) else {
+    let Some((message, to)) = build_notification(policy.template(), choice, inbound, to) else {
         return Ok(None);
     };
     // At most once: record the attempt before sending, so a crash mid-send never sends twice.

@@ -551,7 +551,10 @@ async fn notifications_come_from_the_retained_address_and_never_answer_robots() 
         .iter()
         .map(|m| String::from_utf8_lossy(m.mime()).into_owned())
         .collect();
-    let billing = texts.iter().find(|t| t.contains("request 1")).unwrap();
+    let billing = texts
+        .iter()
+        .find(|t| t.contains("In-Reply-To: <m1@"))
+        .unwrap();
     assert!(
         billing.contains("From: billing@contoso.example"),
         "{billing}"
@@ -562,7 +565,10 @@ async fn notifications_come_from_the_retained_address_and_never_answer_robots() 
     );
     assert!(billing.contains("Auto-Submitted: auto-replied"));
     assert!(billing.contains("To: c1@fabrikam.example"));
-    let plus = texts.iter().find(|t| t.contains("request 2")).unwrap();
+    let plus = texts
+        .iter()
+        .find(|t| t.contains("In-Reply-To: <m2@"))
+        .unwrap();
     assert!(
         plus.contains("Reply-To: helpdesk+payments@contoso.example"),
         "{plus}"
