@@ -1,16 +1,22 @@
 //! The loopback redirect listener for browser sign-in on the same machine.
 //!
+//! Any process on the machine can reach a loopback port, so a request is acted on only when it
+//! carries the `state` of this sign-in: a request without it (a forged `?error=access_denied`,
+//! a code with a wrong `state`, a stale tab) is answered with 400 and ignored, and the listener
+//! keeps waiting for the real redirect.
+//!
 //! Hand-written on a tokio `TcpListener` rather than axum/hyper: it answers a single GET with a
 //! fixed page, and pulling a server framework into a library's dependencies for that is not
 //! worth the build time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::authcode::PendingAuthorization;
+use crate::authcode::{PendingAuthorization, query_pairs};
 use crate::error::{AuthError, RedirectError};
 use crate::secret::AuthorizationCode;
 
@@ -103,22 +109,37 @@ impl LoopbackListener {
     }
 
     /// Waits for the browser to come back (at most `timeout`), shows a short page, and returns
-    /// the code. Requests for other paths (e.g. `/favicon.ico`) get 404 and waiting continues. A
-    /// redirect with an error or a wrong `state` ends the wait with that error.
+    /// the code. Requests for other paths (e.g. `/favicon.ico`) get 404 and waiting continues.
+    ///
+    /// Only a redirect carrying this sign-in's `state` ends the wait: with the code, or with
+    /// the error it carries ([`RedirectError::Denied`], diagnosed). A request on the redirect
+    /// path whose `state` is missing or different — whatever else it carries, `code=` or
+    /// `error=` — is answered with 400 and ignored, since any local process can send one; the
+    /// wait continues until the real redirect or the timeout, whose error then says how many
+    /// such requests were ignored.
     pub async fn wait_for_code(
         self,
         pending: &PendingAuthorization,
         timeout: Duration,
     ) -> Result<AuthorizationCode, AuthError> {
-        match tokio::time::timeout(timeout, self.serve(pending)).await {
+        let ignored = AtomicUsize::new(0);
+        match tokio::time::timeout(timeout, self.serve(pending, &ignored)).await {
             Ok(r) => r,
-            Err(_) => Err(AuthError::Timeout(
-                "no sign-in redirect arrived in time".into(),
-            )),
+            Err(_) => Err(AuthError::Timeout(match ignored.load(Ordering::Relaxed) {
+                0 => "no sign-in redirect arrived in time".into(),
+                n => format!(
+                    "no sign-in redirect arrived in time ({n} request(s) without this \
+                     sign-in's state were ignored)"
+                ),
+            })),
         }
     }
 
-    async fn serve(&self, pending: &PendingAuthorization) -> Result<AuthorizationCode, AuthError> {
+    async fn serve(
+        &self,
+        pending: &PendingAuthorization,
+        ignored: &AtomicUsize,
+    ) -> Result<AuthorizationCode, AuthError> {
         loop {
             let accepted = match &self.listener_v6 {
                 Some(v6) => tokio::select! {
@@ -142,7 +163,23 @@ impl LoopbackListener {
                 let _ = respond(&mut stream, "404 Not Found", "Not found").await;
                 continue;
             }
-            let result = pending.parse_redirect(&format!("http://127.0.0.1{target}"));
+            let redirect = format!("http://127.0.0.1{target}");
+            // The state first: nothing else in a request is acted on unless it belongs to
+            // this sign-in.
+            if !carries_state(&redirect, pending.state()) {
+                ignored.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "loopback listener: ignoring a redirect without this sign-in's state"
+                );
+                let _ = respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "This sign-in response was not expected. Return to the application and start again.",
+                )
+                .await;
+                continue;
+            }
+            let result = pending.parse_redirect(&redirect);
             let (status, page) = match &result {
                 Ok(_) => (
                     "200 OK",
@@ -161,6 +198,23 @@ impl LoopbackListener {
             return result.map_err(AuthError::from);
         }
     }
+}
+
+/// Whether the redirect's `state` (the first one, as [`PendingAuthorization::parse_redirect`]
+/// reads it) is `expected`, compared in constant time.
+fn carries_state(redirect: &str, expected: &str) -> bool {
+    let Ok(pairs) = query_pairs(redirect) else {
+        return false;
+    };
+    pairs
+        .iter()
+        .find(|(k, _)| k == "state")
+        .is_some_and(|(_, v)| constant_time_eq(v.as_bytes(), expected.as_bytes()))
+}
+
+/// Equality whose time depends on the lengths only, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn read_request_target(stream: &mut tokio::net::TcpStream) -> Option<String> {

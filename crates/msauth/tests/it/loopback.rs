@@ -44,20 +44,74 @@ async fn receives_the_code_after_ignoring_other_paths() {
     assert_eq!(wait.await.unwrap().unwrap().secret(), "the-code");
 }
 
+/// Sends each forged request (each must get 400) and checks the sign-in is still waiting
+/// after each.
+async fn forge(
+    redirect: &url::Url,
+    wait: &tokio::task::JoinHandle<Result<AuthorizationCode, AuthError>>,
+    requests: &[&str],
+) {
+    for r in requests {
+        let page = browser_get(redirect, r).await;
+        assert!(page.starts_with("HTTP/1.1 400"), "{r}: {page}");
+        assert!(!page.contains("Signed in"), "{r}: {page}");
+        // Give a listener that (wrongly) stopped a moment to finish its task.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!wait.is_finished(), "the forged {r:?} ended the sign-in");
+    }
+}
+
+/// Security issue #24: any local process can reach the listener, so an `?error=` without this
+/// sign-in's state must not end it; the real redirect that follows is still received.
 #[tokio::test]
-async fn wrong_state_and_errors_end_the_wait_with_a_failure_page() {
+async fn a_forged_error_without_the_right_state_does_not_end_the_sign_in() {
+    let l = LoopbackListener::bind("/").await.unwrap();
+    let redirect = l.redirect_uri().clone();
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    forge(
+        &redirect,
+        &wait,
+        &[
+            "/?error=access_denied",
+            "/?error=access_denied&error_description=AADSTS65004%3A+declined",
+            "/?error=access_denied&state=wrong",
+            "/?error=access_denied&state=",
+            "/?error=access_denied&state=s-1x",
+            "/?state=wrong&error=access_denied&state=s-1",
+            "/",
+        ],
+    )
+    .await;
+    let page = browser_get(&redirect, "/?code=the-real-code&state=s-1").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert_eq!(wait.await.unwrap().unwrap().secret(), "the-real-code");
+}
+
+/// A code with a wrong (or no) state is ignored too: it neither ends the sign-in nor is
+/// redeemed, and the real code that follows is.
+#[tokio::test]
+async fn a_forged_code_with_a_wrong_state_is_ignored() {
     let l = LoopbackListener::bind_host("localhost", "/").await.unwrap();
     let redirect = l.redirect_uri().clone();
     assert_eq!(redirect.host_str(), Some("localhost"));
     let p = pending(redirect.clone());
     let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
-    let page = browser_get(&redirect, "/?code=c&state=forged").await;
-    assert!(page.starts_with("HTTP/1.1 400"), "{page}");
-    assert_eq!(
-        wait.await.unwrap().unwrap_err(),
-        AuthError::Redirect(RedirectError::StateMismatch)
-    );
+    forge(
+        &redirect,
+        &wait,
+        &["/?code=x&state=wrong", "/?code=x", "/?code=x&state=S-1"],
+    )
+    .await;
+    let page = browser_get(&redirect, "/?code=the-real-code&state=s-1").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert_eq!(wait.await.unwrap().unwrap().secret(), "the-real-code");
+}
 
+/// The real error redirect (it carries the state: Microsoft echoes it) still ends the sign-in
+/// with that error, diagnosed.
+#[tokio::test]
+async fn an_error_with_the_right_state_ends_the_sign_in_with_that_error() {
     let l = LoopbackListener::bind("/").await.unwrap();
     let redirect = l.redirect_uri().clone();
     let p = pending(redirect.clone());
@@ -67,9 +121,33 @@ async fn wrong_state_and_errors_end_the_wait_with_a_failure_page() {
         "/?error=access_denied&error_description=AADSTS65004%3A+declined&state=s-1",
     )
     .await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
     assert!(page.contains("Sign-in failed"), "{page}");
     let e = wait.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&e, AuthError::Redirect(RedirectError::Denied { error, .. }) if error == "access_denied"),
+        "{e:?}"
+    );
     assert_eq!(e.diagnosis().code(), Some(65004));
+}
+
+/// Forged requests alone leave the sign-in waiting until its timeout, which says they were
+/// ignored.
+#[tokio::test]
+async fn forged_requests_alone_end_in_the_timeout() {
+    let l = LoopbackListener::bind("/").await.unwrap();
+    let redirect = l.redirect_uri().clone();
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_millis(500)).await });
+    for r in ["/?error=access_denied", "/?code=x&state=wrong"] {
+        let page = browser_get(&redirect, r).await;
+        assert!(page.starts_with("HTTP/1.1 400"), "{r}: {page}");
+    }
+    let e = wait.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&e, AuthError::Timeout(m) if m.contains("2 request(s)")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
