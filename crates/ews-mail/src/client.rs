@@ -1,6 +1,14 @@
 //! The I/O layer: runs [`Operation`]s over HTTPS with reqwest, with authentication,
 //! impersonation, `X-AnchorMailbox`, a response size cap, retries for throttling and transient
 //! failures, and one token refresh on 401.
+//!
+//! The endpoint must be `https`, or plain `http` on a loopback host
+//! ([`crate::endpoint::check_endpoint`]): [`EwsClient::new`] and [`EwsClient::try_with_http`]
+//! refuse anything else before a token is asked for. Redirects are not followed: EWS has no use
+//! for them, and a redirect could carry the request (with its `Authorization` header when the
+//! host and port stay the same, as on an `https` to `http` move on one port) somewhere else. A
+//! 3xx is reported as an error; an answer that a caller's own reqwest client reached by
+//! following a redirect is refused ([`EwsError::Redirected`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,6 +19,7 @@ use connector::{AuthProblem, ConnectionLog, LogLine};
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::endpoint::check_endpoint;
 use crate::error::{CallContext, EwsError, into_connector};
 use crate::soap::{self, Operation, RequestHeader, ServerVersion, response_messages};
 use crate::types::FolderId;
@@ -194,7 +203,9 @@ fn default_jitter() -> f64 {
 /// Client configuration.
 #[derive(Clone)]
 pub struct EwsConfig {
-    /// The EWS endpoint ([`EXCHANGE_ONLINE`] or an on-premises URL).
+    /// The EWS endpoint ([`EXCHANGE_ONLINE`] or an on-premises URL). It must be `https`, or
+    /// `http` on a loopback host (127.0.0.0/8, `::1`, `localhost`); the client refuses anything
+    /// else ([`crate::endpoint::check_endpoint`]).
     pub endpoint: Url,
     /// How to sign in.
     pub credentials: Credentials,
@@ -309,9 +320,52 @@ fn challenge_description(headers: &http::HeaderMap) -> Option<String> {
     Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
 }
 
+/// Why a size-capped body read stopped.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The body (announced or received) is larger than the cap.
+    TooLarge,
+    /// The connection failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads a response body of at most `limit` bytes, chunk by chunk: an announced
+/// `Content-Length` over the cap is refused before reading, and a body that grows past it is
+/// refused as soon as it does, so no more than `limit` bytes are ever buffered.
+pub(crate) async fn read_capped(
+    resp: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if resp
+        .content_length()
+        .is_some_and(|l| usize::try_from(l).map_or(true, |l| l > limit))
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(c) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len().saturating_add(c.len()) > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&c);
+    }
+    Ok(body)
+}
+
+/// The configuration error for an endpoint credentials may not be sent to.
+fn refuse_endpoint(cfg: &EwsConfig) -> Result<(), connector::Error> {
+    check_endpoint(&cfg.endpoint)
+        .map_err(|e| connector::Error::configuration(format!("EWS endpoint: {e}")).with_source(e))
+}
+
 impl EwsClient {
-    /// A client with its own HTTP connection pool.
+    /// A client with its own HTTP connection pool (no redirects followed).
+    ///
+    /// Refuses, with a [`connector::ErrorKind::Configuration`] error whose source is a
+    /// [`crate::endpoint::EndpointError`], an endpoint that is not `https` or loopback `http`.
+    /// Nothing is sent and no token is asked for.
     pub fn new(cfg: EwsConfig) -> Result<Self, connector::Error> {
+        refuse_endpoint(&cfg)?;
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -323,7 +377,21 @@ impl EwsClient {
         Ok(Self::with_http(cfg, http))
     }
 
-    /// A client over a caller's reqwest client (custom roots, proxies).
+    /// A client over a caller's reqwest client (custom roots, proxies), refusing an endpoint
+    /// that is not `https` or loopback `http` as [`EwsClient::new`] does.
+    ///
+    /// Build `http` with `redirect(reqwest::redirect::Policy::none())`: an answer reached
+    /// through a redirect is refused anyway ([`EwsError::Redirected`]), but by then the request
+    /// went to the redirect target (reqwest drops `Authorization` only when the host or port
+    /// changes).
+    pub fn try_with_http(cfg: EwsConfig, http: reqwest::Client) -> Result<Self, connector::Error> {
+        refuse_endpoint(&cfg)?;
+        Ok(Self::with_http(cfg, http))
+    }
+
+    /// A client over a caller's reqwest client, without checking the endpoint here: an
+    /// endpoint that is not `https` or loopback `http` is refused by every call instead, before
+    /// a token is asked for. Prefer [`EwsClient::try_with_http`], which refuses it at once.
     pub fn with_http(cfg: EwsConfig, http: reqwest::Client) -> Self {
         EwsClient {
             cfg: Arc::new(cfg),
@@ -418,42 +486,37 @@ impl EwsClient {
         if let Some((h, v)) = request_id(&headers) {
             line = line.request_id(h, &v);
         }
+        if resp.url() != &self.cfg.endpoint {
+            // A caller's reqwest client followed a redirect: this answer is not the endpoint's.
+            let host = resp.url().host_str().unwrap_or("").to_owned();
+            self.cfg.log.push(
+                line.duration(started.elapsed())
+                    .note(&format!("{op}: redirected to {host}, refused")),
+            );
+            return Err(EwsError::Redirected { host });
+        }
         let limit = self.cfg.max_response;
-        if resp.content_length().is_some_and(|l| l as usize > limit) {
-            self.cfg
-                .log
-                .push(line.note(&format!("{op}: response too large")));
-            return Err(EwsError::BadXml(format!(
-                "the response is larger than {limit} bytes"
-            )));
-        }
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if body.len() + c.len() > limit {
-                        self.cfg
-                            .log
-                            .push(line.note(&format!("{op}: response too large")));
-                        return Err(EwsError::BadXml(format!(
-                            "the response is larger than {limit} bytes"
-                        )));
-                    }
-                    body.extend_from_slice(&c);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    self.cfg.log.push(
-                        line.duration(started.elapsed())
-                            .note(&format!("{op}: body failed: {e}")),
-                    );
-                    return Err(EwsError::Transport {
-                        message: format!("reading the response: {e}"),
-                        maybe_sent: true,
-                    });
-                }
+        let body = match read_capped(&mut resp, limit).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                self.cfg
+                    .log
+                    .push(line.note(&format!("{op}: response too large")));
+                return Err(EwsError::BadXml(format!(
+                    "the response is larger than {limit} bytes"
+                )));
             }
-        }
+            Err(BodyError::Transport(e)) => {
+                self.cfg.log.push(
+                    line.duration(started.elapsed())
+                        .note(&format!("{op}: body failed: {e}")),
+                );
+                return Err(EwsError::Transport {
+                    message: format!("reading the response: {e}"),
+                    maybe_sent: true,
+                });
+            }
+        };
         self.cfg.log.push(line.duration(started.elapsed()));
         Ok(Answer {
             status,
@@ -519,6 +582,8 @@ impl EwsClient {
         let body = soap::envelope(op, &self.header());
         let mut refreshed = false;
         let mut attempt = 0u32;
+        // Before any token is asked for: a client built with `with_http` was not checked.
+        refuse_endpoint(&self.cfg)?;
         let mut auth = self.auth_header(false).await?;
         loop {
             let sent = self.send_once(O::NAME, &body, auth.clone()).await;

@@ -159,6 +159,16 @@ pub enum EwsError {
     /// Our configuration is wrong.
     #[error("EWS configuration: {0}")]
     Config(String),
+    /// The answer came from another URL than the endpoint: the caller's reqwest client followed
+    /// a redirect (EWS never needs one). Build it with `redirect::Policy::none()`.
+    #[error(
+        "EWS answered from {host} after a redirect, which is refused: the HTTP client must not \
+         follow redirects (reqwest::redirect::Policy::none())"
+    )]
+    Redirected {
+        /// The host the redirect led to.
+        host: String,
+    },
 }
 
 impl From<XmlError> for EwsError {
@@ -183,7 +193,7 @@ impl EwsError {
             },
             EwsError::Unauthorized(_) => ErrorKind::Authentication,
             EwsError::Forbidden => ErrorKind::Refused,
-            EwsError::BadXml(_) => ErrorKind::BadResponse,
+            EwsError::BadXml(_) | EwsError::Redirected { .. } => ErrorKind::BadResponse,
             EwsError::Transport { .. } => ErrorKind::Transient,
             EwsError::Config(_) => ErrorKind::Configuration,
         }

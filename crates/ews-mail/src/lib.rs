@@ -21,11 +21,25 @@
 //!   authentication as an explicit on-premises opt-in, `X-AnchorMailbox` on every request,
 //!   retries for `ErrorServerBusy` (honouring `BackOffMilliseconds`), 503 and transient codes,
 //!   and one token refresh on 401.
+//! * [`endpoint`]: which URLs credentials may go to (`https`, or `http` on loopback only).
 //! * [`source`]: [`EwsSource`] lists up to 1,000 unread ids per FindItem
 //!   ([`EwsSource::with_max_batch`]) and downloads and acknowledges them 100 per request, the
 //!   fewest round trips EWS allows (see the module's notes on memory); [`EwsOutbound`] sends.
 //! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
 //! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded.
+//!
+//! ## Where the token may go
+//!
+//! An app-only token (`full_access_as_app`) opens every mailbox of the tenant, so:
+//!
+//! * the endpoint must be `https://…/EWS/Exchange.asmx`; plain `http` is accepted only on a
+//!   loopback host (127.0.0.0/8, `::1`, `localhost`: the sandbox, a local test server).
+//!   [`EwsClient::new`] and [`EwsClient::try_with_http`] refuse anything else with a
+//!   configuration error naming the host, before a token is asked for
+//!   ([`endpoint::EndpointError`] is its source); a client made with [`EwsClient::with_http`]
+//!   refuses on every call instead;
+//! * redirects are not followed ([`EwsError::Redirected`] if a caller's own reqwest client
+//!   followed one).
 //!
 //! ## Writing and reading without a server
 //!
@@ -94,6 +108,7 @@
 
 pub mod autodiscover;
 pub mod client;
+pub mod endpoint;
 pub mod error;
 mod msauth_adapter;
 pub mod ops;
@@ -107,6 +122,7 @@ pub use client::{
     BearerToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, RetryPolicy,
     StaticToken, TokenSource,
 };
+pub use endpoint::EndpointError;
 pub use error::{EwsError, ResponseClass, ResponseError};
 pub use msauth_adapter::MsauthTokens;
 pub use soap::ServerVersion;
