@@ -368,7 +368,7 @@ impl NotificationPolicy {
         }
         let domain = addr.domain().to_ascii_lowercase();
         let ours = match &self.own_domains {
-            Some(list) => list.iter().any(|d| *d == domain),
+            Some(list) => list.contains(&domain),
             None => mailbox
                 .own_addresses()
                 .any(|a| a.domain().eq_ignore_ascii_case(&domain)),

@@ -143,9 +143,10 @@ pub struct AppConfig {
     pub authority_base: Option<String>,
     /// The application (client) id.
     pub client_id: String,
-    /// The client secret, inline. Only for demos: prefer `client_secret_env`.
+    /// The client secret, inline. Only for demos: prefer `client_secret_env`. Redacted in
+    /// `Debug`, and never shown in a configuration error.
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<msauth::ClientSecret>,
     /// The environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
@@ -347,7 +348,19 @@ impl Default for HandlerConfig {
     }
 }
 
-/// The acknowledgement notification's templates (`{project}`, `{subject}`, `{catch}`, `{from}`).
+/// The acknowledgement notification: its templates (`{project}`, `{subject}`, `{catch}`,
+/// `{from}`) and who may be answered (see `handler::notify` for the rules).
+///
+/// ```toml
+/// [notifications]
+/// subject = "[{project}] We received your message"
+/// subject_max_chars = 60                    # the most of the inbound subject {subject} shows
+/// reply_to = "if-authenticated"             # or "from-only"
+/// unauthenticated_reply_to = "answer-from"  # or "do-not-answer"
+/// own_domains = ["contoso.com", "contoso.onmicrosoft.com"]  # never answered
+/// per_recipient_max = 5                     # acknowledgements per recipient ...
+/// per_recipient_period_secs = 3600          # ... in this window (max 0: no limit)
+/// ```
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationConfig {
@@ -357,6 +370,86 @@ pub struct NotificationConfig {
     /// Body template.
     #[serde(default)]
     pub body: Option<String>,
+    /// The most characters of the inbound subject that `{subject}` shows (default 60).
+    #[serde(default)]
+    pub subject_max_chars: Option<usize>,
+    /// When `Reply-To` disagrees with `From`: `if-authenticated` (default: answer `Reply-To`
+    /// only when Exchange Online's `Authentication-Results` passed) or `from-only`.
+    #[serde(default)]
+    pub reply_to: Option<ReplyToName>,
+    /// With `reply_to = "if-authenticated"` and an unauthenticated sender: `answer-from`
+    /// (default) or `do-not-answer`.
+    #[serde(default)]
+    pub unauthenticated_reply_to: Option<UnauthenticatedName>,
+    /// Domains never answered (the tenant's accepted domains). Default: the domains of each
+    /// source's mailbox and aliases; `[]` answers colleagues at our own domains.
+    #[serde(default)]
+    pub own_domains: Option<Vec<String>>,
+    /// Acknowledgements to one recipient per window (default 5; 0 turns the limit off).
+    #[serde(default)]
+    pub per_recipient_max: Option<u32>,
+    /// The window of `per_recipient_max`, in seconds (default 3600).
+    #[serde(default)]
+    pub per_recipient_period_secs: Option<u64>,
+}
+
+/// `notifications.reply_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyToName {
+    /// Answer `Reply-To` only for an authenticated sender.
+    IfAuthenticated,
+    /// Always answer `From`.
+    FromOnly,
+}
+
+/// `notifications.unauthenticated_reply_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnauthenticatedName {
+    /// Answer `From` instead.
+    AnswerFrom,
+    /// Answer nobody.
+    DoNotAnswer,
+}
+
+impl NotificationConfig {
+    /// The notification policy these settings describe (one for all sources, so that they
+    /// share the per-recipient limit).
+    pub fn policy(&self) -> handler::NotificationPolicy {
+        let defaults = handler::NotificationTemplate::default();
+        let mut template = handler::NotificationTemplate::new(
+            self.subject.clone().unwrap_or(defaults.subject),
+            self.body.clone().unwrap_or(defaults.body),
+        );
+        if let Some(max) = self.subject_max_chars {
+            template = template.subject_max_chars(max);
+        }
+        let otherwise = match self.unauthenticated_reply_to {
+            Some(UnauthenticatedName::DoNotAnswer) => handler::Unauthenticated::DoNotAnswer,
+            _ => handler::Unauthenticated::AnswerFrom,
+        };
+        let reply_to = match self.reply_to {
+            Some(ReplyToName::FromOnly) => handler::ReplyToPolicy::FromOnly,
+            _ => handler::ReplyToPolicy::IfAuthenticated(otherwise),
+        };
+        let defaults = handler::RecipientLimit::default();
+        let limit = match self.per_recipient_max {
+            Some(0) => None,
+            max => Some(handler::RecipientLimit::new(
+                max.unwrap_or(defaults.max),
+                self.per_recipient_period_secs
+                    .map_or(defaults.per, std::time::Duration::from_secs),
+            )),
+        };
+        let mut policy = handler::NotificationPolicy::new(template)
+            .reply_to(reply_to)
+            .per_recipient(limit);
+        if let Some(domains) = &self.own_domains {
+            policy = policy.own_domains(domains);
+        }
+        policy
+    }
 }
 
 impl Config {
@@ -370,10 +463,14 @@ impl Config {
     }
 
     /// Parses and checks configuration text; `path` is used in messages.
+    ///
+    /// A parse error names the line, column and key, but never quotes the file: toml's own
+    /// message shows the offending line, which may hold an inline `client_secret`. Values of
+    /// secret keys are also cut out of the message itself (a type error may quote a value).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: parse_message(text, &e),
         })?;
         config.check(path)?;
         Ok(config)
@@ -398,6 +495,17 @@ impl Config {
             if has_secret && app.certificate_file.is_some() {
                 return Err(invalid(format!(
                     "apps.{}: give a client secret or certificate_file, not both",
+                    app.name
+                )));
+            }
+            if let Some(var) = &app.client_secret_env
+                && !env_name_like(var)
+            {
+                // Most likely the secret itself, put in the wrong key: never repeat it.
+                return Err(invalid(format!(
+                    "apps.{}.client_secret_env: the value is not an environment variable's \
+                     name (letters, digits and _); it names the variable that holds the \
+                     secret, not the secret itself",
                     app.name
                 )));
             }
@@ -513,6 +621,74 @@ impl Config {
                 .join("graph-delta.json")
         })
     }
+}
+
+/// Whether `s` can be an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
+fn env_name_like(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// toml's error without its quote of the file: `line L, column C: message`, with the key the
+/// line sets, and the values of secret-looking keys removed.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.message().trim().to_owned();
+    for secret in secret_values(text) {
+        message = message.replace(&secret, "[redacted]");
+    }
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(1, |l| l.chars().count() + 1);
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && k.len() < 100);
+    match key {
+        Some(key) => format!("line {line}, column {column} (key `{key}`): {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
+}
+
+/// The literal values given to keys that hold secrets (`client_secret`, anything named like
+/// a secret, password or token), as they appear in the file, quotes removed.
+fn secret_values(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+        let key = key.rsplit('.').next().unwrap_or(&key);
+        let secretish = ["secret", "password", "token", "credential", "private"]
+            .iter()
+            .any(|w| key.contains(w))
+            && !key.ends_with("_env")
+            && !key.ends_with("_file");
+        if !secretish {
+            continue;
+        }
+        let value = value
+            .trim()
+            .trim_matches(['"', '\'', ' ', '{', '}', '[', ']']);
+        for piece in value.split(['"', '\'']) {
+            let piece = piece.trim();
+            if piece.len() >= 4 {
+                out.push(piece.to_owned());
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
 }
 
 /// Parses an `acknowledge` value.
@@ -774,5 +950,93 @@ mailbox = "helpdesk@contoso.com"
             e.contains("es256") || e.contains("assertion_algorithm"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_inline_secret_stays_out_of_debug_and_parse_errors() {
+        const SECRET: &str = "in-line~Secret.0123";
+        let inline = GOOD.replace(
+            "client_secret_env = \"HELPDESK_SECRET\"",
+            &format!("client_secret = \"{SECRET}\""),
+        );
+        let c = Config::parse(&inline, Path::new("m.toml")).unwrap();
+        assert_eq!(
+            c.apps[0].client_secret.as_ref().map(|s| s.secret()),
+            Some(SECRET)
+        );
+        let debug = format!("{c:?} {:?}", c.apps[0]);
+        assert!(!debug.contains(SECRET), "{debug}");
+
+        // toml quotes the offending line; ours names line, column and key instead.
+        let typo = inline.replace("client_secret =", "client_secrt =");
+        let e = Config::parse(&typo, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains(SECRET), "{e}");
+        assert!(e.contains("line 6") && e.contains("client_secrt"), "{e}");
+        // A type error may quote the value itself: cut out.
+        let quoted = toml::from_str::<Config>("[[apps]]\nclient_secret = 5\n").unwrap_err();
+        assert!(
+            !parse_message("[[apps]]\nclient_secret = \"abcd1234\"\n", &quoted)
+                .contains("abcd1234")
+        );
+        let e = Config::parse(
+            &inline.replace(&format!("\"{SECRET}\""), &format!("\"{SECRET}")),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains(SECRET) && e.contains("line 6"), "{e}");
+        // The secret itself where the variable's name belongs: refused without repeating it.
+        let misplaced = GOOD.replace("\"HELPDESK_SECRET\"", &format!("\"{SECRET}\""));
+        let e = Config::parse(&misplaced, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains(SECRET) && e.contains("client_secret_env"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_values_are_found_under_secret_keys_only() {
+        let text = "client_secret = \"s3cr3t-value\"\napps.password = 'pw-value'\n\
+                    client_secret_env = \"NAME_OF_VAR\"\nname = \"helpdesk\"\n";
+        let found = secret_values(text);
+        assert!(found.contains(&"s3cr3t-value".to_string()), "{found:?}");
+        assert!(found.contains(&"pw-value".to_string()), "{found:?}");
+        assert!(
+            !found.iter().any(|v| v == "NAME_OF_VAR" || v == "helpdesk"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_notification_settings_build_the_policy() {
+        let text = format!(
+            "{GOOD}\n[notifications]\nreply_to = \"from-only\"\nsubject_max_chars = 10\n\
+             own_domains = [\"contoso.com\"]\nper_recipient_max = 0\n"
+        );
+        let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+        assert_eq!(c.notifications.reply_to, Some(ReplyToName::FromOnly));
+        let policy = c.notifications.policy();
+        assert_eq!(policy.template().subject_max_chars, 10);
+        // per_recipient_max = 0: no limit.
+        assert!((0..50).all(|_| policy.admit("a@fabrikam.example")));
+        let limited = Config::parse(GOOD, Path::new("m.toml"))
+            .unwrap()
+            .notifications
+            .policy();
+        assert_eq!(
+            (0..50)
+                .filter(|_| limited.admit("a@fabrikam.example"))
+                .count(),
+            5
+        );
+        let bad = format!("{GOOD}\n[notifications]\nreply_to = \"always\"\n");
+        let e = Config::parse(&bad, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reply_to") && e.contains("always"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use connector::{Envelope, OutgoingMessage};
 use handler::{
-    FolderHandler, Handler, HandlerError, Inbound, Ledger, NotificationTemplate, Options, Pipeline,
+    FolderHandler, Handler, HandlerError, Inbound, Ledger, Options, Pipeline,
     Shutdown, SourceSpec, WebhookHandler,
 };
 
@@ -56,12 +56,15 @@ enum Command {
     },
     /// Run the standalone sandbox tenant (identity, Graph, EWS, SMTP) until Ctrl-C.
     Sandbox {
-        /// HTTP(S) port on 127.0.0.1.
+        /// HTTP(S) port on the --bind address.
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// SMTP port on 127.0.0.1.
+        /// SMTP port on the --bind address.
         #[arg(long, default_value_t = 2525)]
         smtp_port: u16,
+        /// Listen address and admin API access.
+        #[command(flatten)]
+        access: SandboxAccess,
         /// Seed file (TOML or JSON). Default: the demo helpdesk tenant.
         #[arg(long)]
         seed: Option<PathBuf>,
@@ -186,11 +189,12 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Sandbox {
             port,
             smtp_port,
+            access,
             seed,
             tls,
             ca_out,
             smtp_ca_out,
-        } => run_sandbox(port, smtp_port, seed, tls, ca_out, smtp_ca_out).await,
+        } => run_sandbox(port, smtp_port, access, seed, tls, ca_out, smtp_ca_out).await,
         Command::Login {
             config,
             app,
@@ -297,16 +301,8 @@ async fn run(
                 .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
         );
     let mut pipeline = Pipeline::new(handler, ledger, options);
-    let template = NotificationTemplate::new(
-        cfg.notifications
-            .subject
-            .clone()
-            .unwrap_or_else(|| NotificationTemplate::default().subject),
-        cfg.notifications
-            .body
-            .clone()
-            .unwrap_or_else(|| NotificationTemplate::default().body),
-    );
+    // One policy for every source, so that they share the per-recipient limit.
+    let policy = cfg.notifications.policy();
     let mut providers = Providers::default();
     for s in &cfg.sources {
         let source = connect::source(&mut providers, &cfg, s)?;
@@ -319,7 +315,7 @@ async fn run(
             && let Some(o) = cfg.outbounds.iter().find(|o| &o.name == oname)
         {
             let outbound = connect::outbound(&mut providers, &cfg, o)?;
-            spec = spec.notify_through(outbound, connect::outbound_caps(o)?, template.clone());
+            spec = spec.notify_through(outbound, connect::outbound_caps(o)?, policy.clone());
         }
         pipeline.add_source(spec);
     }
@@ -365,9 +361,26 @@ async fn run(
     })
 }
 
+/// `m365mail sandbox`: where it listens and who may use its admin API.
+#[derive(clap::Args, Debug)]
+struct SandboxAccess {
+    /// Address to listen on. Anything but loopback needs --allow-non-loopback.
+    #[arg(long, default_value_t = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))]
+    bind: std::net::IpAddr,
+    /// Allow a --bind address beyond loopback (other machines reach the tenant and its demo
+    /// secrets); the admin API then needs a token, generated and printed unless given.
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Require `Authorization: Bearer TOKEN` on the admin API (/_sandbox/*). Default: the
+    /// SANDBOX_ADMIN_TOKEN environment variable; none on loopback, a random one beyond it.
+    #[arg(long)]
+    admin_token: Option<String>,
+}
+
 async fn run_sandbox(
     port: u16,
     smtp_port: u16,
+    access: SandboxAccess,
     seed: Option<PathBuf>,
     tls: bool,
     ca_out: PathBuf,
@@ -379,11 +392,18 @@ async fn run_sandbox(
     };
     let mut b = sandbox::Sandbox::builder()
         .seed(seed)
-        .http_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .smtp_addr(Some(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            smtp_port,
-        ))));
+        .http_addr(std::net::SocketAddr::new(access.bind, port))
+        .smtp_addr(Some(std::net::SocketAddr::new(access.bind, smtp_port)));
+    if access.allow_non_loopback {
+        b = b.allow_non_loopback();
+    }
+    let token = access
+        .admin_token
+        .or_else(|| std::env::var("SANDBOX_ADMIN_TOKEN").ok());
+    let token_given = token.is_some();
+    if let Some(t) = token {
+        b = b.admin_token(t);
+    }
     if tls {
         b = b.tls(sandbox::TlsOptions {
             ca_pem_path: ca_out.clone(),
@@ -407,6 +427,12 @@ async fn run_sandbox(
     }
     if tls {
         println!("  CA:        {}", ca_out.display());
+    }
+    match sb.admin_token() {
+        // Printed on purpose: a generated token is useless unless its owner learns it.
+        Some(t) if !token_given => println!("  admin token (generated): {}", t.expose()),
+        Some(_) => println!("  admin token: required (the one given)"),
+        None => {}
     }
     println!("Ctrl-C to stop.");
     sb.run_until_ctrl_c().await;
