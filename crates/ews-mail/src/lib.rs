@@ -26,7 +26,8 @@
 //!   ([`EwsSource::with_max_batch`]) and downloads and acknowledges them 100 per request, the
 //!   fewest round trips EWS allows (see the module's notes on memory); [`EwsOutbound`] sends.
 //! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
-//! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded.
+//! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded,
+//!   asked over `https`, answers capped at [`autodiscover::MAX_ANSWER`] and checked before use.
 //!
 //! ## Where the token may go
 //!
@@ -39,7 +40,10 @@
 //!   ([`endpoint::EndpointError`] is its source); a client made with [`EwsClient::with_http`]
 //!   refuses on every call instead;
 //! * redirects are not followed ([`EwsError::Redirected`] if a caller's own reqwest client
-//!   followed one).
+//!   followed one);
+//! * an autodiscover answer must name an `https` URL on the mailbox's domain (or a subdomain),
+//!   the autodiscover host, Exchange Online (`outlook.office365.com`, `outlook.office.com`) or
+//!   a host allowed with [`autodiscover::Autodiscover::with_allowed_host`].
 //!
 //! ## Writing and reading without a server
 //!

@@ -1,4 +1,5 @@
-//! Security issue #24 item 2 for EWS: no bearer token over plain http.
+//! Security issue #24 item 2 for EWS: no bearer token over plain http, and autodiscover answers
+//! cannot point the client (and its token) at plain http or at a host nobody chose.
 //!
 //! Every server here listens on loopback; the non-loopback URLs (`*.contoso.example`,
 //! `evil.example`) never resolve and are refused before any connection is tried.
@@ -6,9 +7,11 @@
 use std::error::Error as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use connector::ErrorKind;
+use ews_mail::autodiscover::{self, Autodiscover, AutodiscoverError, MAX_ANSWER};
 use ews_mail::endpoint::EndpointError;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
@@ -47,6 +50,8 @@ fn op() -> GetFolder {
 enum Reply {
     /// Status, extra headers and a body with its `Content-Length`.
     Fixed(u16, Vec<(&'static str, String)>, String),
+    /// A 200 without `Content-Length` whose body never ends (until the client hangs up).
+    Endless,
 }
 
 fn ok(body: impl Into<String>) -> Reply {
@@ -109,6 +114,20 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<String>>>) {
                         resp.push_str("\r\n");
                         resp.push_str(&body);
                         let _ = s.write_all(resp.as_bytes()).await;
+                    }
+                    Reply::Endless => {
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                    Connection: close\r\n\r\n{\"Protocol\":\"EWS\",\"Pad\":\"";
+                        if s.write_all(head.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        let chunk = vec![b'x'; 64 * 1024];
+                        // Bounded so a client that never hangs up cannot keep a test running.
+                        for _ in 0..(1usize << 14) {
+                            if s.write_all(&chunk).await.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
                 let _ = s.shutdown().await;
@@ -241,4 +260,245 @@ async fn a_callers_client_that_follows_redirects_does_not_carry_the_token_and_is
         target_seen[0]
     );
     assert!(!target_seen[0].contains("secret-token-value"));
+}
+
+// ---- autodiscover ----
+
+fn json(url: &str) -> String {
+    format!(r#"{{"Protocol":"EWS","Url":"{url}"}}"#)
+}
+
+fn pox(url: &str) -> String {
+    format!(
+        r#"<Autodiscover><Response><Account><Action>settings</Action><Protocol><Type>EXPR</Type><EwsUrl>{url}</EwsUrl></Protocol></Account></Response></Autodiscover>"#
+    )
+}
+
+fn host_of(base: &str) -> String {
+    base.trim_start_matches("http://").to_owned()
+}
+
+async fn discover_from(replies: Vec<Reply>) -> Result<url::Url, AutodiscoverError> {
+    let (base, _) = serve(replies).await;
+    autodiscover::discover(
+        &reqwest::Client::new(),
+        "u@contoso.example",
+        Some(vec![host_of(&base)]),
+        "http",
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn autodiscover_answers_naming_plain_http_or_a_foreign_host_are_refused() {
+    for url in [
+        "http://evil.example/EWS/Exchange.asmx",
+        // In the mailbox's domain, but plain http: the token would still cross in the clear.
+        "http://mail.contoso.example/EWS/Exchange.asmx",
+        "ftp://mail.contoso.example/EWS/Exchange.asmx",
+    ] {
+        for replies in [
+            vec![ok(json(url))],
+            vec![Reply::Fixed(404, vec![], String::new()), ok(pox(url))],
+        ] {
+            match discover_from(replies).await {
+                Err(AutodiscoverError::InsecureAnswer {
+                    host,
+                    autodiscover_host,
+                    ..
+                }) => {
+                    assert!(url.contains(&host), "{url}: {host}");
+                    assert_eq!(autodiscover_host, "127.0.0.1");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+    for (url, named) in [
+        ("https://evil.example/EWS/Exchange.asmx", "evil.example"),
+        (
+            "https://contoso.example.evil.example/EWS/Exchange.asmx",
+            "contoso.example.evil.example",
+        ),
+        (
+            "https://evilcontoso.example/EWS/Exchange.asmx",
+            "evilcontoso.example",
+        ),
+    ] {
+        for replies in [
+            vec![ok(json(url))],
+            vec![Reply::Fixed(404, vec![], String::new()), ok(pox(url))],
+        ] {
+            match discover_from(replies).await {
+                Err(e @ AutodiscoverError::UntrustedHost { .. }) => {
+                    let AutodiscoverError::UntrustedHost { host, domain, .. } = &e else {
+                        unreachable!()
+                    };
+                    assert_eq!(host, named);
+                    assert_eq!(domain, "contoso.example");
+                    assert!(e.to_string().contains(named), "{e}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_address_does_not_widen_the_trusted_domain() {
+    let redirect = r#"<Autodiscover><Response><Account><Action>redirectAddr</Action><RedirectAddr>u@evil.example</RedirectAddr></Account></Response></Autodiscover>"#;
+    let r = discover_from(vec![
+        Reply::Fixed(404, vec![], String::new()),
+        ok(redirect),
+        ok(json("https://mail.evil.example/EWS/Exchange.asmx")),
+    ])
+    .await;
+    assert!(
+        matches!(&r, Err(AutodiscoverError::UntrustedHost { host, .. }) if host == "mail.evil.example"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_autodiscover_answers_are_refused_with_the_size_error() {
+    // A valid answer padded past the cap: read whole, it would have been believed.
+    let padded = format!(
+        r#"{{"Protocol":"EWS","Url":"https://mail.contoso.example/EWS/Exchange.asmx","Pad":"{}"}}"#,
+        "x".repeat(MAX_ANSWER)
+    );
+    match discover_from(vec![ok(padded)]).await {
+        Err(e @ AutodiscoverError::TooLarge { .. }) => {
+            assert!(e.to_string().contains(&MAX_ANSWER.to_string()), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // No Content-Length and no end: the read stops at the cap instead of buffering it all.
+    match discover_from(vec![Reply::Endless]).await {
+        Err(AutodiscoverError::TooLarge {
+            autodiscover_host,
+            limit,
+        }) => {
+            assert_eq!(autodiscover_host, "127.0.0.1");
+            assert_eq!(limit, MAX_ANSWER);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn allowed_hosts_exchange_online_and_the_mail_domain_are_accepted() {
+    let foreign = "https://exchange.fabrikam-hosting.example/EWS/Exchange.asmx";
+    assert!(matches!(
+        discover_from(vec![ok(json(foreign))]).await,
+        Err(AutodiscoverError::UntrustedHost { .. })
+    ));
+    let (base, _) = serve(vec![ok(json(foreign))]).await;
+    let url = Autodiscover::new(Duration::from_secs(10))
+        .with_hosts(vec![host_of(&base)])
+        .with_scheme("http")
+        .with_allowed_host("Exchange.Fabrikam-Hosting.example")
+        .discover(&reqwest::Client::new(), "u@contoso.example")
+        .await
+        .expect("an allowed host");
+    assert_eq!(url.as_str(), foreign);
+
+    for ok_url in [
+        "https://outlook.office365.com/EWS/Exchange.asmx",
+        "https://outlook.office.com/EWS/Exchange.asmx",
+        "https://contoso.example/EWS/Exchange.asmx",
+        "https://mail.eu.contoso.example/EWS/Exchange.asmx",
+    ] {
+        let url = discover_from(vec![ok(json(ok_url))])
+            .await
+            .unwrap_or_else(|e| panic!("{ok_url}: {e}"));
+        assert_eq!(url.as_str(), ok_url);
+    }
+    // Plain http only when both the answer and the autodiscover endpoint are loopback.
+    let local = "http://127.0.0.1:9/EWS/Exchange.asmx";
+    assert_eq!(
+        discover_from(vec![ok(json(local))])
+            .await
+            .expect("loopback")
+            .as_str(),
+        local
+    );
+}
+
+#[tokio::test]
+async fn autodiscover_is_not_asked_over_plain_http_off_loopback() {
+    let http = reqwest::Client::new();
+    let r = autodiscover::discover(
+        &http,
+        "u@contoso.example",
+        Some(vec!["autodiscover.contoso.example".into()]),
+        "http",
+        Duration::from_secs(30),
+    )
+    .await;
+    match r {
+        Err(AutodiscoverError::InsecureRequest { host, reason }) => {
+            assert_eq!(host, "autodiscover.contoso.example");
+            assert_eq!(
+                reason,
+                EndpointError::PlainHttp {
+                    host: "autodiscover.contoso.example".into()
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unknown scheme is refused too, not silently replaced by https.
+    let (base, seen) = serve(vec![ok(json("https://mail.contoso.example/EWS"))]).await;
+    let r = autodiscover::discover(
+        &http,
+        "u@contoso.example",
+        Some(vec![host_of(&base)]),
+        "gopher",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        matches!(
+            &r,
+            Err(AutodiscoverError::InsecureRequest {
+                reason: EndpointError::UnsupportedScheme { .. },
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(seen.lock().expect("seen").is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn an_autodiscover_answer_reached_through_a_redirect_is_not_used() {
+    // The target answers a loopback URL on the same host, which would pass the host check if the
+    // redirect target were taken for the autodiscover endpoint.
+    let (target, target_seen) = serve(vec![ok(json("http://127.0.0.1:9/EWS/Exchange.asmx"))]).await;
+    let (base, _) = serve(vec![Reply::Fixed(
+        302,
+        vec![("Location", format!("{target}/autodiscover/elsewhere"))],
+        String::new(),
+    )])
+    .await;
+    // reqwest's default client follows the redirect.
+    let r = autodiscover::discover(
+        &reqwest::Client::new(),
+        "u@contoso.example",
+        Some(vec![host_of(&base)]),
+        "http",
+        Duration::from_secs(10),
+    )
+    .await;
+    match r {
+        Err(AutodiscoverError::NotFound { reasons, .. }) => {
+            assert!(reasons.contains("redirected"), "{reasons}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !target_seen.lock().expect("seen").is_empty(),
+        "it was followed"
+    );
 }
