@@ -186,19 +186,22 @@ impl PendingAuthorization {
     }
 
     /// Reads the redirect: a full URL, a `?query`, or a bare query string (what a person pastes
-    /// from the browser's address bar). Checks `error` first, then `state`, then takes `code`.
+    /// from the browser's address bar). Checks `state` first (nothing without this sign-in's state
+    /// is acted on), then `error`, then takes `code`.
     pub fn parse_redirect(&self, redirect: &str) -> Result<AuthorizationCode, RedirectError> {
         let pairs = query_pairs(redirect)?;
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        // The state first (RFC 6749 §4.1.2.1: the service returns it with errors too): an error
+        // that does not carry this sign-in's state was not sent by the service for it.
+        match get("state") {
+            Some(s) if constant_time_eq(s.as_bytes(), self.state.as_bytes()) => {}
+            _ => return Err(RedirectError::StateMismatch),
+        }
         if let Some(error) = get("error") {
             return Err(RedirectError::Denied {
                 error,
                 description: get("error_description"),
             });
-        }
-        match get("state") {
-            Some(s) if constant_time_eq(s.as_bytes(), self.state.as_bytes()) => {}
-            _ => return Err(RedirectError::StateMismatch),
         }
         get("code")
             .filter(|c| !c.is_empty())
@@ -247,6 +250,6 @@ pub(crate) fn query_pairs(text: &str) -> Result<Vec<(String, String)>, RedirectE
         .collect())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

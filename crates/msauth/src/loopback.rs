@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::authcode::{PendingAuthorization, query_pairs};
+use crate::authcode::{PendingAuthorization, constant_time_eq, query_pairs};
 use crate::error::{AuthError, RedirectError};
 use crate::secret::AuthorizationCode;
 
@@ -210,11 +210,6 @@ fn carries_state(redirect: &str, expected: &str) -> bool {
         .iter()
         .find(|(k, _)| k == "state")
         .is_some_and(|(_, v)| constant_time_eq(v.as_bytes(), expected.as_bytes()))
-}
-
-/// Equality whose time depends on the lengths only, not on where the bytes differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn read_request_target(stream: &mut tokio::net::TcpStream) -> Option<String> {

@@ -111,7 +111,7 @@ fn random_state_and_verifier_differ_per_sign_in() {
 }
 
 #[test]
-fn redirect_parsing_checks_error_then_state_then_code() {
+fn redirect_parsing_checks_state_then_error_then_code() {
     let (_, p) = AuthorizationRequest::new(
         "app",
         Url::parse("http://127.0.0.1:1/").unwrap(),
@@ -149,8 +149,17 @@ fn redirect_parsing_checks_error_then_state_then_code() {
         ),
         Err(AuthError::Config(_))
     ));
-    // Error wins even with a wrong state.
-    let e = p.parse_redirect("http://127.0.0.1:1/?error=access_denied&error_description=AADSTS65004%3A+declined&state=evil").unwrap_err();
+    // An error without this sign-in's state is not acted on (anyone can send one; security
+    // #24): it is a state mismatch. With the right state it is the service's answer.
+    assert_eq!(
+        p.parse_redirect("http://127.0.0.1:1/?error=access_denied&error_description=AADSTS65004%3A+declined&state=evil"),
+        Err(RedirectError::StateMismatch)
+    );
+    assert_eq!(
+        p.parse_redirect("http://127.0.0.1:1/?error=access_denied"),
+        Err(RedirectError::StateMismatch)
+    );
+    let e = p.parse_redirect("http://127.0.0.1:1/?error=access_denied&error_description=AADSTS65004%3A+declined&state=good").unwrap_err();
     assert_eq!(
         e,
         RedirectError::Denied {
