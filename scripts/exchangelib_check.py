@@ -8,6 +8,10 @@ Gets an app-only token from the sandbox's token endpoint (client credentials, th
 then with exchangelib impersonating megan.bowen@contoso.example: reads the inbox counts, lists
 the inbox, fetches MIME, marks a message read, moves one to a new folder, deletes one, and sends
 one (checking it arrives). Exits non-zero with a message on the first failure.
+
+Messages are delivered through the admin API as JSON (`Content-Type: application/json`, the only
+type it takes), with `Authorization: Bearer $SANDBOX_ADMIN_TOKEN` when that variable is set (a
+sandbox bound beyond loopback requires its admin token).
 """
 import json
 import sys
@@ -60,9 +64,11 @@ def inject(base, subject, n):
         mime = (f"From: Customer {i} <customer{i}@fabrikam.example>\r\nTo: {MAILBOX}\r\n"
                 f"Subject: {subject} {i}\r\nMessage-ID: <exchangelib-{subject}-{i}@check>\r\n"
                 f"Content-Type: text/plain; charset=utf-8\r\n\r\nbody {i}\r\n")
+        headers = {"Content-Type": "application/json"}
+        if os.environ.get("SANDBOX_ADMIN_TOKEN"):
+            headers["Authorization"] = f"Bearer {os.environ['SANDBOX_ADMIN_TOKEN']}"
         post(f"{base}/_sandbox/admin", json.dumps(
-            {"op": "inject_mime", "to": [MAILBOX], "mime": mime}).encode(),
-            {"Content-Type": "application/json"})
+            {"op": "inject_mime", "to": [MAILBOX], "mime": mime}).encode(), headers)
 
 
 def main():

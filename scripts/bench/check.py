@@ -7,11 +7,13 @@
 Passes when OUT.json says fetched == acknowledged == the seeded count, routed equals the
 seeder's per-project counts, and there are no errors; and the sandbox itself (Graph, app-only)
 reports no unread message left in the mailbox's Inbox. Prints the requests the run made, per
-endpoint and EWS operation, from the sandbox's request log (minus BEFORE.json if given).
+endpoint and EWS operation, from the sandbox's request log (minus BEFORE.json if given). The log
+is read with `Authorization: Bearer $SANDBOX_ADMIN_TOKEN` when that variable is set.
 """
 
 import argparse
 import json
+import os
 import ssl
 import sys
 import urllib.parse
@@ -77,7 +79,9 @@ def main():
     if inbox.get("unreadItemCount") != 0:
         problems.append(f"the sandbox's Inbox still has {inbox.get('unreadItemCount')} unread")
 
-    now = log_counts(fetch(f"{base}/_sandbox/requests", ctx))
+    admin_token = os.environ.get("SANDBOX_ADMIN_TOKEN")
+    admin_headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else None
+    now = log_counts(fetch(f"{base}/_sandbox/requests", ctx, headers=admin_headers))
     before = {}
     if args.requests_before:
         with open(args.requests_before, encoding="utf-8") as f:

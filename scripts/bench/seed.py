@@ -11,11 +11,16 @@ to `+tag` sub-addresses of them, by Cc only, or to the mailbox itself (the defau
 routing has every case to get right. Writes the ROUTES.json the jobs take and EXPECTED.json:
 {"count": N, "routed": {"project": n, ...}}, where each message's project is the one the seeder
 addressed it to (decided here, not by the jobs' router).
+
+The admin API takes JSON only (`Content-Type: application/json`); when the sandbox requires an
+admin token (always when bound beyond loopback), put it in the SANDBOX_ADMIN_TOKEN environment
+variable.
 """
 
 import argparse
 import base64
 import json
+import os
 import random
 import sys
 import ssl
@@ -119,8 +124,10 @@ def main():
         kind = "big" if i in big else ("html" if i % 4 == 3 else "text")
         body = json.dumps({"op": "inject_mime", "to": [args.mailbox],
                            "mime": message(i, rng, to, cc, kind)}).encode()
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if os.environ.get("SANDBOX_ADMIN_TOKEN"):
+            headers["Authorization"] = f"Bearer {os.environ['SANDBOX_ADMIN_TOKEN']}"
+        req = urllib.request.Request(url, data=body, method="POST", headers=headers)
         with urllib.request.urlopen(req, context=ctx) as r:
             out = json.loads(r.read())
         if args.mailbox not in out.get("delivered", []):

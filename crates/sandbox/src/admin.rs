@@ -10,7 +10,12 @@
 //! GET  /_sandbox/tenant         the tenant model (secrets redacted)
 //! ```
 //!
-//! The admin API is unauthenticated: the sandbox binds to loopback and is for tests and demos.
+//! Over HTTP the admin API answers only requests addressed to the sandbox itself (`Host`), not
+//! sent cross-site (`Origin`), and, when an admin token is configured (always when bound beyond
+//! loopback), carrying `Authorization: Bearer <token>`; `POST /_sandbox/admin` takes only
+//! `Content-Type: application/json` (`415` otherwise). Refusals are JSON
+//! `{"ok": false, "code": …, "error": …}`. See [`crate::SandboxBuilder::allow_non_loopback`] and
+//! [`crate::SandboxBuilder::admin_token`].
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +30,7 @@ use crate::reqlog::RequestLogSnapshot;
 use crate::state::AppState;
 use crate::tenant::{
     AppRegistration, ClientSecret, Group, IdentitySettings, Mailbox, MailboxKind, OrgSettings,
-    Permission, SecretString, Tenant,
+    Permission, SecretString, SenderAuthVerdict, Tenant,
 };
 
 /// One admin operation (the JSON body of `POST /_sandbox/admin`, tagged by `op`).
@@ -108,7 +113,16 @@ pub enum AdminCommand {
         /// User address.
         user: String,
     },
-    /// Replaces the organisation settings.
+    /// Sets the sender-authentication verdict stamped (`Authentication-Results`) on external
+    /// mail whose `From` is in `domain`:
+    /// `{"op":"set_sender_authentication","domain":"fabrikam.example","verdict":"pass"}`.
+    SetSenderAuthentication {
+        /// The `From` domain (case-insensitive).
+        domain: String,
+        /// `pass`, `fail` or `none` (`none` is also what unlisted domains get).
+        verdict: SenderAuthVerdict,
+    },
+    /// Replaces the organisation settings (sender-authentication verdicts included).
     SetOrg {
         /// New settings.
         settings: OrgSettings,
@@ -342,6 +356,20 @@ impl Admin {
                     m.remove(&uid);
                 }
             }
+            AdminCommand::SetSenderAuthentication { domain, verdict } => {
+                let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+                let valid = !domain.is_empty()
+                    && domain
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+                if !valid {
+                    return Err(AdminError::Invalid(format!("{domain:?} is not a domain")));
+                }
+                let mut t = st.tenant_mut();
+                let map = &mut t.org.sender_authentication;
+                map.retain(|d, _| !d.eq_ignore_ascii_case(&domain));
+                map.insert(domain, verdict);
+            }
             AdminCommand::SetOrg { settings } => st.tenant_mut().org = settings,
             AdminCommand::SetIdentity { settings } => st.tenant_mut().identity = settings,
             AdminCommand::InjectMime { from, to, mime } => {
@@ -538,6 +566,21 @@ impl Admin {
         .map(drop)
     }
 
+    /// Sets the sender-authentication verdict for external mail whose `From` is in `domain`
+    /// (case-insensitive): the `Authentication-Results` header delivery stamps on it says
+    /// `pass`, `fail` or `none` (see [`crate::delivery`]). Unlisted domains get `none`.
+    pub fn set_sender_authentication(
+        &self,
+        domain: &str,
+        verdict: SenderAuthVerdict,
+    ) -> Result<(), AdminError> {
+        self.apply(AdminCommand::SetSenderAuthentication {
+            domain: domain.into(),
+            verdict,
+        })
+        .map(drop)
+    }
+
     /// Changes organisation settings in place.
     pub fn update_org(&self, f: impl FnOnce(&mut OrgSettings)) {
         f(&mut self.state.tenant_mut().org);
@@ -656,7 +699,34 @@ impl Admin {
     }
 }
 
-async fn post_admin(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+/// Whether a `Content-Type` value is `application/json` (parameters such as `charset` allowed).
+fn is_json(content_type: Option<&http::HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn post_admin(
+    State(state): State<AppState>,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    // A browser sends `text/plain`, form or multipart bodies cross-site without asking; JSON
+    // needs a CORS preflight the sandbox never answers. So only JSON is an admin command.
+    if !is_json(headers.get(http::header::CONTENT_TYPE)) {
+        return crate::admin_guard::refuse(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "admin commands must be sent with `Content-Type: application/json`, not {}",
+                headers
+                    .get(http::header::CONTENT_TYPE)
+                    .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
+                    .unwrap_or_else(|| "none".into())
+            ),
+        );
+    }
     let cmd: AdminCommand = match serde_json::from_slice(&body) {
         Ok(c) => c,
         Err(e) => {
@@ -703,12 +773,17 @@ async fn get_tenant(State(state): State<AppState>) -> Response {
     Json(state.tenant().clone()).into_response()
 }
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/_sandbox/admin", post(post_admin))
         .route("/_sandbox/requests", get(get_requests))
         .route("/_sandbox/outbox", get(get_outbox))
         .route("/_sandbox/tenant", get(get_tenant))
+        // Host, Origin and admin token, before anything else (see `admin_guard`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::admin_guard::middleware,
+        ))
         // `inject_mime` carries whole messages: allow Exchange Online's default 35 MB maximum
         // message size (base64 and JSON escaping included), not axum's 2 MB default.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))

@@ -10,13 +10,43 @@
 //! Entry points: [`deliver`] (SMTP and admin injection: the envelope decides), and [`submit`]
 //! (internal send from a mailbox — Graph `sendMail`, EWS `CreateItem` with `SendAndSaveCopy` —
 //! where the headers decide).
+//!
+//! # Stamped headers
+//!
+//! Each delivered copy gets, on top of the message's own headers, `Received`, `Return-Path`
+//! (the envelope sender) and `X-MS-Exchange-Organization-Recipient-P2-Type` (`To`, `Cc` or
+//! `Bcc`). Mail whose envelope sender is not in one of the tenant's own domains (mail from
+//! outside the organisation; a null sender counts as outside) also gets, as its topmost header,
+//! an `Authentication-Results` header shaped like Exchange Online's:
+//!
+//! ```text
+//! Authentication-Results: spf=pass (sender IP is 127.0.0.1) smtp.mailfrom=fabrikam.example; dkim=pass (signature was verified) header.d=fabrikam.example;dmarc=pass action=none header.from=fabrikam.example;compauth=pass reason=100
+//! ```
+//!
+//! `smtp.mailfrom` is the envelope sender's domain, `header.from` (and `header.d` when there is
+//! a signature to speak of) the `From` header's domain (either stands in for the other when
+//! missing). The sandbox cannot check SPF or DKIM, so the verdict is what the tenant model says
+//! for the `From` domain ([`crate::tenant::OrgSettings::sender_authentication`], default
+//! `none`), and spf, dkim, dmarc and compauth all take it:
+//!
+//! | verdict | spf / dkim | dmarc | compauth |
+//! |---|---|---|---|
+//! | `pass` | `pass` / `pass (signature was verified) header.d=D` | `pass action=none` | `pass reason=100` |
+//! | `fail` | `fail` / `fail (signature did not verify) header.d=D` | `fail action=none` | `fail reason=000` |
+//! | `none` | `none` / `none (message not signed) header.d=none` | `none action=none` | `none reason=905` |
+//!
+//! `action=none` throughout because the sandbox acts on no verdict: a failing message is still
+//! delivered to the inbox. The sender IP is always `127.0.0.1`. Any `Authentication-Results` the
+//! message already carried (forged by its sender) stays below, untouched, as in Exchange Online;
+//! readers must trust only the topmost one. Internal mail ([`submit`], or an envelope sender in
+//! the tenant's domains) gets none.
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::state::AppState;
 use crate::store::{InsertOptions, Message, StoreError};
-use crate::tenant::{Resolved, Tenant};
+use crate::tenant::{Resolved, SenderAuthVerdict, Tenant};
 
 /// Where an address goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,6 +192,41 @@ fn rfc2822(t: OffsetDateTime) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// The domain of an address (`<a@b>`, `a@b`), lowercase and reduced to the characters a domain
+/// may have, so that nothing from the message can break out of a header value.
+fn header_domain(address: &str) -> Option<String> {
+    let (_, domain) = address
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .rsplit_once('@')?;
+    let d: String = domain
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (!d.is_empty()).then_some(d)
+}
+
+/// The `Authentication-Results` value for a message from outside (see the module documentation).
+fn authentication_results(
+    mailfrom_domain: &str,
+    from_domain: &str,
+    verdict: SenderAuthVerdict,
+) -> String {
+    let (dkim, header_d, reason) = match verdict {
+        SenderAuthVerdict::Pass => ("pass (signature was verified)", from_domain, "100"),
+        SenderAuthVerdict::Fail => ("fail (signature did not verify)", from_domain, "000"),
+        SenderAuthVerdict::None => ("none (message not signed)", "none", "905"),
+    };
+    let v = verdict.as_str();
+    format!(
+        "spf={v} (sender IP is 127.0.0.1) smtp.mailfrom={mailfrom_domain}; dkim={dkim} \
+         header.d={header_d};dmarc={v} action=none header.from={from_domain};compauth={v} \
+         reason={reason}"
+    )
+}
+
 /// Delivers a message with an explicit envelope (SMTP, admin injection). Each recipient is routed
 /// independently; refused ones are listed in the report (SMTP refuses them at `RCPT` already).
 pub fn deliver(
@@ -185,8 +250,27 @@ pub fn deliver(
     let now = state.clock().now();
     let mut report = DeliveryReport::default();
     let mut targets: Vec<(String, String)> = Vec::new();
+    let auth_results;
     {
         let tenant = state.tenant();
+        let mailfrom = header_domain(envelope_from);
+        let from = props.from.as_ref().and_then(|a| header_domain(&a.address));
+        auth_results = match (mailfrom, from) {
+            (Some(m), _) if tenant.is_own_domain(&m) => None,
+            (None, None) => Some(authentication_results(
+                "none",
+                "none",
+                SenderAuthVerdict::None,
+            )),
+            (m, f) => {
+                let (m, f) = (
+                    m.clone().or_else(|| f.clone()).unwrap_or_default(),
+                    f.or(m).unwrap_or_default(),
+                );
+                let verdict = tenant.org.sender_authentication_for(&f);
+                Some(authentication_results(&m, &f, verdict))
+            }
+        };
         for r in recipients {
             match route(&tenant, r, now_unix) {
                 Ok(Route::Mailboxes(mbs)) => {
@@ -217,9 +301,11 @@ pub fn deliver(
         } else {
             "Bcc"
         };
-        let stamped = add_headers(
-            mime,
-            &[
+        let mut stamped_headers = Vec::with_capacity(4);
+        if let Some(v) = &auth_results {
+            stamped_headers.push(("Authentication-Results".to_string(), v.clone()));
+        }
+        stamped_headers.extend([
                 (
                     "Received".into(),
                     format!(
@@ -232,8 +318,8 @@ pub fn deliver(
                     "X-MS-Exchange-Organization-Recipient-P2-Type".into(),
                     p2.into(),
                 ),
-            ],
-        );
+        ]);
+        let stamped = add_headers(mime, &stamped_headers);
         state.store().ensure_mailbox(&mb);
         let msg = state.store().insert(
             &mb,
@@ -466,6 +552,33 @@ mod tests {
             String::from_utf8_lossy(&r),
             "From: a@x\r\nSubject: s\r\n\r\nBcc: body stays\r\n"
         );
+    }
+
+    #[test]
+    fn authentication_results_values_stay_one_clean_header() {
+        assert_eq!(
+            header_domain("<Nestor@Fabrikam.EXAMPLE>").as_deref(),
+            Some("fabrikam.example")
+        );
+        assert_eq!(
+            header_domain("a@evil.example\r\nX-Injected: 1; b").as_deref(),
+            Some("evil.examplex-injected:1b")
+        );
+        assert_eq!(header_domain("no-domain"), None);
+        assert_eq!(header_domain("a@ \r\n"), None);
+        for v in [
+            SenderAuthVerdict::Pass,
+            SenderAuthVerdict::Fail,
+            SenderAuthVerdict::None,
+        ] {
+            let h = authentication_results("m.example", "f.example", v);
+            assert!(!h.contains(['\r', '\n']), "{h}");
+            assert!(h.starts_with(&format!("spf={} (sender IP is 127.0.0.1) ", v.as_str())));
+            assert!(
+                h.contains(&format!(";compauth={} reason=", v.as_str())),
+                "{h}"
+            );
+        }
     }
 
     #[test]

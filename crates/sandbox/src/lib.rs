@@ -72,16 +72,24 @@
 //! The standalone server takes the same operations as JSON on `POST /_sandbox/admin`, tagged by
 //! `op` ([`AdminCommand`]: `add_mailbox`, `add_group`, `add_alias`, `set_user_enabled`,
 //! `add_app`, `add_secret`, `assign_user`, `grant_admin_consent`, `revoke_admin_consent`,
-//! `grant_user_consent`, `revoke_user_consent`, `set_org`, `set_identity`, `inject_mime`,
-//! `set_faults`, `set_throttle`, `approve_device_code`, `decline_device_code`,
-//! `expire_access_tokens`, `revoke_refresh_tokens`, `advance_clock`, `clear_request_log`), and
-//! serves `GET /_sandbox/requests`, `/_sandbox/outbox` and `/_sandbox/tenant` (secrets
-//! redacted). Example:
+//! `grant_user_consent`, `revoke_user_consent`, `set_org`, `set_sender_authentication`,
+//! `set_identity`, `inject_mime`, `set_faults`, `set_throttle`, `approve_device_code`,
+//! `decline_device_code`, `expire_access_tokens`, `revoke_refresh_tokens`, `advance_clock`,
+//! `clear_request_log`), and serves `GET /_sandbox/requests`, `/_sandbox/outbox` and
+//! `/_sandbox/tenant` (secrets redacted). Example:
 //!
 //! ```text
-//! curl -X POST localhost:8080/_sandbox/admin -d '{"op":"set_faults","plan":{"seed":1,"rules":[
+//! curl -X POST localhost:8080/_sandbox/admin -H 'Content-Type: application/json' \
+//!   -d '{"op":"set_faults","plan":{"seed":1,"rules":[
 //!   {"protocol":"graph","trigger":{"next":3},"fault":{"kind":"throttle","retry_after_secs":2}}]}}'
 //! ```
+//!
+//! The admin API refuses what a web page in the developer's browser could send: commands that
+//! are not `Content-Type: application/json` (`415`), a `Host` that is not the sandbox's own
+//! address (DNS rebinding, `403`), a foreign `Origin` (`403`). With an admin token
+//! ([`SandboxBuilder::admin_token`]; always when bound beyond loopback, which needs
+//! [`SandboxBuilder::allow_non_loopback`]) every `/_sandbox/*` request needs
+//! `Authorization: Bearer <token>` (`401` otherwise); add `-H "Authorization: Bearer $TOKEN"`.
 //!
 //! # Time
 //!
@@ -95,6 +103,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+mod admin_guard;
 pub mod auth;
 pub mod delivery;
 pub mod faults;
@@ -115,7 +124,7 @@ pub use identity::{MintRequest, TokenKind};
 pub use reqlog::RequestLogSnapshot;
 pub use server::{Sandbox, SandboxBuilder, StartError, TlsOptions};
 pub use state::AppState;
-pub use tenant::{ApiResource, Seed, SeedError};
+pub use tenant::{ApiResource, Seed, SeedError, SenderAuthVerdict};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "sandbox";

@@ -14,7 +14,7 @@ use crate::admin::Admin;
 use crate::reqlog::RequestLogSnapshot;
 use crate::state::{AppState, Clock, Config};
 use crate::store::InsertOptions;
-use crate::tenant::Seed;
+use crate::tenant::{SecretString, Seed};
 
 /// Why the sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,23 @@ pub enum StartError {
     /// TLS setup failed.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// A listen address is not a loopback address and the builder was not told
+    /// [`SandboxBuilder::allow_non_loopback`].
+    #[error(
+        "refusing to bind {what} on {addr}: it is not a loopback address, and the sandbox's \
+         tenant (demo secrets, admin API) would be reachable from other machines; opt in \
+         explicitly (SandboxBuilder::allow_non_loopback, --allow-non-loopback) to do so"
+    )]
+    NotLoopback {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The admin token given to [`SandboxBuilder::admin_token`] cannot be used, or none could be
+    /// generated.
+    #[error("admin token: {0}")]
+    AdminToken(String),
     /// A seed message could not be stored.
     #[error("seed message for {mailbox} is invalid: {reason}")]
     SeedMessage {
@@ -61,6 +78,9 @@ pub struct SandboxBuilder {
     fault_seed: u64,
     tls: Option<TlsOptions>,
     public_base_url: Option<String>,
+    allow_non_loopback: bool,
+    admin_token: Option<SecretString>,
+    admin_hosts: Vec<String>,
 }
 
 impl SandboxBuilder {
@@ -70,13 +90,15 @@ impl SandboxBuilder {
         self
     }
 
-    /// HTTP listen address (default `127.0.0.1:0`, an ephemeral port).
+    /// HTTP listen address (default `127.0.0.1:0`, an ephemeral port). An address beyond
+    /// loopback also needs [`SandboxBuilder::allow_non_loopback`].
     pub fn http_addr(mut self, addr: SocketAddr) -> Self {
         self.http_addr = addr;
         self
     }
 
-    /// SMTP listen address (default `127.0.0.1:0`); `None` disables the SMTP listener.
+    /// SMTP listen address (default `127.0.0.1:0`); `None` disables the SMTP listener. An
+    /// address beyond loopback also needs [`SandboxBuilder::allow_non_loopback`].
     pub fn smtp_addr(mut self, addr: Option<SocketAddr>) -> Self {
         self.smtp_addr = addr;
         self
@@ -100,8 +122,46 @@ impl SandboxBuilder {
         self
     }
 
+    /// Allows listen addresses beyond loopback (a LAN address, `0.0.0.0`, `::`). Without this,
+    /// [`SandboxBuilder::start`] refuses them with [`StartError::NotLoopback`]: other machines
+    /// would reach a tenant with public demo secrets. When bound beyond loopback the HTTP admin
+    /// API always needs an admin token: the one given to [`SandboxBuilder::admin_token`], or a
+    /// random one generated at start (read it with [`Sandbox::admin_token`]).
+    pub fn allow_non_loopback(mut self) -> Self {
+        self.allow_non_loopback = true;
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every `/_sandbox/*` request (the token must
+    /// be printable ASCII without spaces). Optional on loopback; see
+    /// [`SandboxBuilder::allow_non_loopback`].
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(SecretString::new(token));
+        self
+    }
+
+    /// A further host name the HTTP admin API answers to on the bound port (besides
+    /// `127.0.0.1`, `localhost`, `[::1]`, the bound IP, the TLS host names and the public base
+    /// URL's host), e.g. the machine's name when bound to `0.0.0.0`.
+    pub fn admin_host(mut self, host: impl Into<String>) -> Self {
+        self.admin_hosts.push(host.into());
+        self
+    }
+
     /// Binds the listeners and starts serving.
     pub async fn start(self) -> Result<Sandbox, StartError> {
+        if !self.allow_non_loopback {
+            let addrs = std::iter::once(("HTTP", self.http_addr))
+                .chain(self.smtp_addr.map(|a| ("SMTP", a)));
+            for (what, addr) in addrs {
+                if !addr.ip().is_loopback() {
+                    return Err(StartError::NotLoopback { what, addr });
+                }
+            }
+        }
+        let beyond_loopback = !self.http_addr.ip().is_loopback()
+            || self.smtp_addr.is_some_and(|a| !a.ip().is_loopback());
+        let admin_token = resolve_admin_token(self.admin_token.clone(), beyond_loopback)?;
         let listener =
             TcpListener::bind(self.http_addr)
                 .await
@@ -127,11 +187,24 @@ impl SandboxBuilder {
             .unwrap_or_else(|| format!("{scheme}://{host}"))
             .trim_end_matches('/')
             .to_string();
+        let mut admin_names: Vec<String> = match &self.tls {
+            Some(t) if t.hosts.is_empty() => vec!["localhost".into(), "127.0.0.1".into()],
+            Some(t) => t.hosts.clone(),
+            None => Vec::new(),
+        };
+        admin_names.extend(self.admin_hosts.iter().cloned());
         let (tenant, messages) = self.seed.into_parts();
         let state = AppState::new(
             tenant,
             Config {
                 base_url: base_url.clone(),
+                admin_access: crate::admin_guard::AdminAccess::new(
+                    self.tls.is_some(),
+                    local,
+                    &admin_names,
+                    self.public_base_url.as_deref(),
+                    admin_token.clone(),
+                ),
             },
             Clock::default(),
             self.fault_seed,
@@ -235,7 +308,29 @@ impl SandboxBuilder {
             stop: stop_tx,
             tasks,
             ca_pem,
+            admin_token,
         })
+    }
+}
+
+/// The admin token to require: the one given (if usable), else a generated one when bound
+/// beyond loopback, else none.
+fn resolve_admin_token(
+    given: Option<SecretString>,
+    beyond_loopback: bool,
+) -> Result<Option<SecretString>, StartError> {
+    match given {
+        Some(t) if t.expose().is_empty() => {
+            Err(StartError::AdminToken("the token given is empty".into()))
+        }
+        Some(t) if !t.expose().bytes().all(|b| b.is_ascii_graphic()) => Err(
+            StartError::AdminToken("the token given must be printable ASCII without spaces".into()),
+        ),
+        Some(t) => Ok(Some(t)),
+        None if beyond_loopback => crate::admin_guard::generate_token()
+            .map(Some)
+            .map_err(StartError::AdminToken),
+        None => Ok(None),
     }
 }
 
@@ -245,7 +340,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(crate::identity::routes())
         .merge(crate::graph::routes())
         .merge(crate::ews::routes())
-        .merge(crate::admin::routes())
+        .merge(crate::admin::routes(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::reqlog::middleware,
@@ -344,6 +439,7 @@ pub struct Sandbox {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     ca_pem: Option<String>,
+    admin_token: Option<SecretString>,
 }
 
 impl Sandbox {
@@ -356,6 +452,9 @@ impl Sandbox {
             fault_seed: 0,
             tls: None,
             public_base_url: None,
+            allow_non_loopback: false,
+            admin_token: None,
+            admin_hosts: Vec::new(),
         }
     }
 
@@ -404,6 +503,13 @@ impl Sandbox {
         self.ca_pem.as_deref()
     }
 
+    /// The token the HTTP admin API requires (`Authorization: Bearer …`): the one given to
+    /// [`SandboxBuilder::admin_token`], or the one generated because the sandbox is bound beyond
+    /// loopback; `None` when none is required. Redacted in `Debug`.
+    pub fn admin_token(&self) -> Option<&SecretString> {
+        self.admin_token.as_ref()
+    }
+
     /// The admin handle.
     pub fn admin(&self) -> Admin {
         Admin::new(self.state.clone())
@@ -440,6 +546,30 @@ impl Drop for Sandbox {
         let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_token_is_generated_beyond_loopback_only() {
+        assert!(resolve_admin_token(None, false).unwrap().is_none());
+        let generated = resolve_admin_token(None, true).unwrap().unwrap();
+        assert!(generated.expose().len() >= 32);
+        let given = resolve_admin_token(Some(SecretString::new("t0ken")), true).unwrap();
+        assert_eq!(
+            given.map(|t| t.expose().to_string()).as_deref(),
+            Some("t0ken")
+        );
+        let given = resolve_admin_token(Some(SecretString::new("t0ken")), false).unwrap();
+        assert!(given.is_some(), "a token given on loopback is required too");
+        for bad in ["", "two words", "tab\there", "é"] {
+            let e = resolve_admin_token(Some(SecretString::new(bad)), true).unwrap_err();
+            assert!(matches!(e, StartError::AdminToken(_)), "{bad:?}: {e}");
+            assert!(!e.to_string().contains(bad) || bad.is_empty(), "{e}");
         }
     }
 }

@@ -46,6 +46,8 @@ impl Clock {
 pub struct Config {
     /// Base URL clients use, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub base_url: String,
+    /// Who may use the HTTP admin API (Host, Origin, admin token).
+    pub(crate) admin_access: crate::admin_guard::AdminAccess,
 }
 
 /// Shared state of a running sandbox. See the module documentation.

@@ -219,6 +219,40 @@ pub struct OrgSettings {
     /// `Set-TransportConfig -SmtpClientAuthenticationDisabled` (default `false`): when set, SMTP
     /// AUTH client submission is refused with `535 5.7.139`.
     pub smtp_client_authentication_disabled: bool,
+    /// The sender-authentication verdict (SPF, DKIM, DMARC, composite) stamped on mail from
+    /// outside the organisation, by the domain of its `From` header (lowercase keys, matched
+    /// case-insensitively). The sandbox cannot check SPF or DKIM, so it claims nothing it was not
+    /// told: unlisted domains get [`SenderAuthVerdict::None`]. In a seed:
+    /// `[organization.sender_authentication]` with `"fabrikam.example" = "pass"`; at run time:
+    /// [`crate::Admin::set_sender_authentication`]. See [`crate::delivery`] for the header.
+    pub sender_authentication: BTreeMap<String, SenderAuthVerdict>,
+}
+
+/// A sender-authentication verdict, as Exchange Online's `Authentication-Results` header states
+/// it for SPF, DKIM, DMARC and composite authentication (`compauth`). Serialised lowercase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderAuthVerdict {
+    /// Authenticated: `spf=pass`, `dkim=pass`, `dmarc=pass`, `compauth=pass reason=100`.
+    Pass,
+    /// Explicitly failed (a spoof): `spf=fail`, `dkim=fail`, `dmarc=fail`,
+    /// `compauth=fail reason=000`.
+    Fail,
+    /// Nothing to check (no SPF record, not signed, no DMARC policy): `spf=none`, `dkim=none`,
+    /// `dmarc=none`, `compauth=none reason=905`. The default.
+    #[default]
+    None,
+}
+
+impl SenderAuthVerdict {
+    /// `pass`, `fail` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::None => "none",
+        }
+    }
 }
 
 impl Default for OrgSettings {
@@ -238,11 +272,22 @@ impl Default for OrgSettings {
             app_access_policies: Vec::new(),
             admins: Vec::new(),
             smtp_client_authentication_disabled: false,
+            sender_authentication: BTreeMap::new(),
         }
     }
 }
 
 impl OrgSettings {
+    /// The sender-authentication verdict for mail whose `From` is in `domain`
+    /// (case-insensitive; [`SenderAuthVerdict::None`] when the domain is not listed).
+    pub fn sender_authentication_for(&self, domain: &str) -> SenderAuthVerdict {
+        self.sender_authentication
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map(|(_, v)| *v)
+            .unwrap_or_default()
+    }
+
     /// Whether plus addressing is on.
     pub fn plus_addressing(&self) -> bool {
         !self.disable_plus_address_in_recipients

@@ -1,6 +1,7 @@
 //! Integration tests of the sandbox (one binary to keep link time down).
 
 mod access;
+mod admin_http;
 mod common;
 mod ews;
 mod ews_convert_id;
@@ -8,5 +9,6 @@ mod graph;
 mod hostile;
 mod identity;
 mod platform;
+mod sender_auth;
 mod smtp_tls;
 mod xml_entities;

@@ -134,6 +134,15 @@ async fn smtp_delivery_and_routing_rules() {
         m.props.header("Return-Path"),
         Some("<nestor@fabrikam.example>")
     );
+    // Mail from outside gets Exchange Online's verdict header (the demo says fabrikam passes).
+    assert!(
+        m.props
+            .header("Authentication-Results")
+            .is_some_and(|v| v
+                .starts_with("spf=pass (sender IP is 127.0.0.1) smtp.mailfrom=fabrikam.example;")),
+        "{:?}",
+        m.props.headers
+    );
     assert!(!m.is_read);
     // Group delivery reaches every member (nested groups expanded once).
     sb.admin()
@@ -343,6 +352,7 @@ async fn admin_inject_and_seed_messages() {
     // Over HTTP.
     let resp = client()
         .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .header("content-type", "application/json")
         .body(r#"{"op":"inject_mime","to":["support@contoso.example"],"mime":"Subject: via http\r\n\r\nx"}"#)
         .send()
         .await
@@ -355,6 +365,7 @@ async fn admin_inject_and_seed_messages() {
     );
     let resp = client()
         .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .header("content-type", "application/json")
         .body("{\"op\":\"nope\"}")
         .send()
         .await
@@ -362,6 +373,7 @@ async fn admin_inject_and_seed_messages() {
     assert_eq!(resp.status(), 400);
     let resp = client()
         .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .header("content-type", "application/json")
         .body(r#"{"op":"add_alias","mailbox":"ghost@contoso.example","alias":"x@contoso.example"}"#)
         .send()
         .await
@@ -650,6 +662,7 @@ async fn token_endpoint_faults_throttling_and_connection_reset() {
     ]}});
     let resp = client()
         .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .header("content-type", "application/json")
         .body(plan.to_string())
         .send()
         .await
