@@ -1,0 +1,367 @@
+//! Security issue #24 through the `m365mail` binary against the sandbox: each attack that
+//! worked on the handler's acknowledgements, and the configuration's secrets kept out of
+//! every output. The rules themselves are tested one by one in
+//! `crates/handler/tests/acknowledgements.rs`.
+
+use std::path::Path;
+use std::process::Command;
+
+use sandbox::{Sandbox, Seed, SenderAuthVerdict};
+
+const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
+const PHISH: &str = "Your account is locked - verify at http://evil.example/login";
+
+/// A Graph source on the sandbox's helpdesk mailbox that acknowledges through Graph, with
+/// `extra` appended (a `[notifications]` section, say).
+fn config(sb: &Sandbox, out: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[[apps]]
+name = "demo"
+tenant = "{tenant}"
+authority_base = "{base}"
+client_id = "00000000-0000-0000-0000-00000000d3e0"
+client_secret = "demo-secret-do-not-use-in-production"
+
+[[sources]]
+name = "helpdesk"
+kind = "graph"
+app = "demo"
+mailbox = "helpdesk@contoso.example"
+url = "{graph}"
+acknowledge = "move:Processed"
+notify_through = "out"
+
+[sources.routing.mailbox]
+primary = "helpdesk@contoso.example"
+aliases = ["billing@contoso.example", "support@contoso.example"]
+
+[[sources.routing.rules]]
+match = "default"
+project = "DESK"
+
+[[outbounds]]
+name = "out"
+kind = "graph"
+app = "demo"
+mailbox = "helpdesk@contoso.example"
+url = "{graph}"
+send_from_alias_enabled = true
+
+[handler]
+output_dir = "{out}"
+{extra}
+"#,
+        tenant = sb.tenant_id(),
+        base = sb.base_url().trim_end_matches('/'),
+        graph = sb.graph_url(),
+        out = out.display(),
+    )
+}
+
+/// Delivers a message from outside to the helpdesk; `extra` holds header lines.
+fn deliver(sb: &Sandbox, id: &str, from: &str, extra: &str, subject: &str) {
+    let mime = format!(
+        "Message-ID: <{id}@outside.example>\r\nFrom: {from}\r\nTo: helpdesk@contoso.example\r\n\
+         Subject: {subject}\r\n{extra}\r\nhello\r\n"
+    );
+    sb.admin()
+        .inject_mime("helpdesk@contoso.example", &mime)
+        .expect("delivered");
+}
+
+/// Runs `m365mail run --once --json` and returns its summary.
+async fn run_once(cfg: &Path) -> serde_json::Value {
+    let cfg = cfg.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["run", "--once", "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON summary")
+}
+
+/// Every (recipient, MIME) the sandbox sent outside the tenant since `setup` (which answered
+/// the demo seed's own waiting mail).
+fn outbox(t: &Tenant) -> Vec<(String, String)> {
+    t.sb.admin()
+        .outbox()
+        .into_iter()
+        .skip(t.before)
+        .flat_map(|e| {
+            let mime = String::from_utf8_lossy(&e.mime).into_owned();
+            e.recipients
+                .into_iter()
+                .map(move |r| (r.to_ascii_lowercase(), mime.clone()))
+        })
+        .collect()
+}
+
+fn to(outbox: &[(String, String)]) -> Vec<&str> {
+    let mut v: Vec<&str> = outbox.iter().map(|(r, _)| r.as_str()).collect();
+    v.sort();
+    v
+}
+
+struct Tenant {
+    sb: Sandbox,
+    cfg: std::path::PathBuf,
+    before: usize,
+    _dir: tempfile::TempDir,
+}
+
+/// The demo tenant with its waiting mail already handled, and a configuration for it.
+async fn setup(extra: &str) -> Tenant {
+    let sb = Sandbox::builder()
+        .seed(Seed::demo())
+        .start()
+        .await
+        .expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("m.toml");
+    std::fs::write(&cfg, config(&sb, &dir.path().join("out"), extra)).expect("write");
+    run_once(&cfg).await;
+    let before = sb.admin().outbox().len();
+    Tenant {
+        sb,
+        cfg,
+        before,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phishing_relay_through_reply_to_is_refused() {
+    let t = setup("").await;
+    // The attack as seen: From the attacker, Reply-To the victim, a phishing subject; the
+    // sandbox, like Exchange Online, stamps it compauth=none (nothing proves the sender).
+    deliver(
+        &t.sb,
+        "phish",
+        "attacker@evil.example",
+        "Reply-To: victim@victim.example\r\n",
+        PHISH,
+    );
+    let s = run_once(&t.cfg).await;
+    assert_eq!(s["sources"][0]["handled"], 1, "{s}");
+    let sent = outbox(&t);
+    assert_eq!(to(&sent), ["attacker@evil.example"], "{s}");
+    for (_, mime) in &sent {
+        assert!(!mime.contains("evil.example/login"), "{mime}");
+        assert!(!mime.contains("account is locked"), "{mime}");
+    }
+
+    // `do-not-answer`: nobody at all.
+    let t = setup("[notifications]\nunauthenticated_reply_to = \"do-not-answer\"\n").await;
+    deliver(
+        &t.sb,
+        "phish",
+        "attacker@evil.example",
+        "Reply-To: victim@victim.example\r\n",
+        PHISH,
+    );
+    let s = run_once(&t.cfg).await;
+    assert_eq!(s["sources"][0]["handled"], 1, "{s}");
+    assert!(outbox(&t).is_empty(), "{:?}", to(&outbox(&t)));
+    assert_eq!(s["sources"][0]["notifications_skipped"], 1, "{s}");
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_to_a_system_address_or_our_own_alias_is_not_answered_even_when_authenticated() {
+    let t = setup("").await;
+    t.sb.admin()
+        .set_sender_authentication("fabrikam.example", SenderAuthVerdict::Pass)
+        .expect("set");
+    deliver(
+        &t.sb,
+        "daemon",
+        "ann@fabrikam.example",
+        "Reply-To: MAILER-DAEMON@victim.example\r\n",
+        "x",
+    );
+    deliver(
+        &t.sb,
+        "alias",
+        "bob@fabrikam.example",
+        "Reply-To: billing@contoso.example\r\n",
+        "y",
+    );
+    // The control: an authenticated sender's Reply-To is answered.
+    deliver(
+        &t.sb,
+        "fine",
+        "cy@fabrikam.example",
+        "Reply-To: tickets@fabrikam.example\r\n",
+        "z",
+    );
+    let s = run_once(&t.cfg).await;
+    assert_eq!(s["sources"][0]["handled"], 3, "{s}");
+    assert_eq!(to(&outbox(&t)), ["tickets@fabrikam.example"], "{s}");
+    // Nothing went into our own mailbox to become a new ticket.
+    let again = run_once(&t.cfg).await;
+    assert_eq!(again["sources"][0]["handled"], 0, "{again}");
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_that_answers_our_acknowledgement_gets_no_second_one() {
+    let t = setup("").await;
+    deliver(&t.sb, "first", "robot@fabrikam.example", "", "help");
+    let s = run_once(&t.cfg).await;
+    let sent = outbox(&t);
+    assert_eq!(to(&sent), ["robot@fabrikam.example"], "{s}");
+    let ack = mail_parser::MessageParser::default()
+        .parse(sent[0].1.as_bytes())
+        .expect("parses");
+    let id = ack.message_id().expect("Message-ID").to_owned();
+    // The robot answers it without Auto-Submitted, as the issue's responder did.
+    deliver(
+        &t.sb,
+        "answer",
+        "robot@fabrikam.example",
+        &format!("In-Reply-To: <{id}>\r\nReferences: <{id}>\r\n"),
+        "Re: your message",
+    );
+    let s = run_once(&t.cfg).await;
+    assert_eq!(s["sources"][0]["handled"], 1, "{s}");
+    assert_eq!(outbox(&t).len(), 1, "no second acknowledgement: {s}");
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_per_recipient_are_capped() {
+    let t =
+        setup("[notifications]\nper_recipient_max = 3\nper_recipient_period_secs = 3600\n").await;
+    for i in 0..6 {
+        deliver(
+            &t.sb,
+            &format!("m{i}"),
+            "loop@fabrikam.example",
+            "",
+            "again",
+        );
+    }
+    deliver(&t.sb, "other", "ann@fabrikam.example", "", "hello");
+    let s = run_once(&t.cfg).await;
+    assert_eq!(s["sources"][0]["handled"], 7, "{s}");
+    let sent = outbox(&t);
+    let looped = sent
+        .iter()
+        .filter(|(r, _)| r == "loop@fabrikam.example")
+        .count();
+    assert_eq!(looped, 3, "{:?}", to(&sent));
+    assert!(sent.iter().any(|(r, _)| r == "ann@fabrikam.example"));
+    t.sb.shutdown().await;
+}
+
+/// Broken configurations that each hold a known inline secret: no output of any command
+/// shows it.
+#[test]
+fn an_inline_secret_never_appears_in_a_configuration_error() {
+    const SECRET: &str = "Sup3r-S3cret-Value~0123456789";
+    let good = format!(
+        "[[apps]]\nname = \"a\"\ntenant = \"contoso.example\"\nclient_id = \"x\"\n\
+         client_secret = \"{SECRET}\"\n"
+    );
+    let broken = [
+        // The secret's own line is the one toml complains about (it quoted that line).
+        good.replace("client_secret =", "client_secrt ="),
+        good.replace(&format!("\"{SECRET}\""), &format!("\"{SECRET}")),
+        good.replace(
+            &format!("\"{SECRET}\""),
+            &format!("{{ value = \"{SECRET}\" }}"),
+        ),
+        good.replace(&format!("\"{SECRET}\""), &format!("[\"{SECRET}\"]")),
+        format!("{good}client_secret = \"{SECRET}\"\n"),
+        format!("{good}client_secret_env = \"X\"\ncertificate_file = \"a.pem\"\n"),
+        format!("{good}\n[[sources]]\nname = \"s\"\nkind = \"imap\"\n"),
+        format!("{good}\n[[sources]]\nname = \"s\"\nkind = \"graph\"\napp = \"nope\"\n"),
+        // The secret itself put where the variable's name belongs.
+        good.replace("client_secret =", "client_secret_env ="),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, text) in broken.iter().enumerate() {
+        let cfg = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&cfg, text).expect("write");
+        for args in [
+            vec!["run", "--once", "--config"],
+            vec!["ping", "--config"],
+            vec!["consent-url", "--config"],
+            vec!["route", "--address", "a@contoso.example", "--config"],
+            vec!["login", "--app", "a", "--config"],
+        ] {
+            let output = Command::new(BIN)
+                .args(&args)
+                .arg(&cfg)
+                .env("RUST_LOG", "trace")
+                .output()
+                .expect("runs");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(!output.status.success(), "case {i} {args:?} passed: {all}");
+            assert!(
+                !all.contains(SECRET) && !all.contains("Sup3r-S3cret"),
+                "case {i} {args:?} shows the secret:\n{all}"
+            );
+            assert!(
+                all.contains("line") || all.contains("apps") || all.contains("sources"),
+                "case {i} {args:?} says nothing useful:\n{all}"
+            );
+        }
+    }
+}
+
+/// The binary refuses to send mail or tokens in clear to a host that is not loopback: an EWS
+/// source's URL and the webhook (each protocol's own test is in its crate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_off_loopback_is_a_configuration_error_for_ews_and_the_webhook() {
+    let t = setup("").await;
+    let text = std::fs::read_to_string(&t.cfg).expect("read");
+    let ews = text.replacen(
+        "kind = \"graph\"\napp = \"demo\"\nmailbox = \"helpdesk@contoso.example\"\nurl = ",
+        "kind = \"ews\"\napp = \"demo\"\nmailbox = \"helpdesk@contoso.example\"\nurl = \
+         \"http://mail.contoso.example/EWS/Exchange.asmx\"\n# ",
+        1,
+    );
+    assert_ne!(ews, text, "the test changed the source");
+    let webhook = text.replace(
+        "[handler]\n",
+        "[handler]\nwebhook = \"http://hooks.contoso.example/mail\"\n",
+    );
+    for (name, cfg, host) in [
+        ("ews", ews, "mail.contoso.example"),
+        ("webhook", webhook, "hooks.contoso.example"),
+    ] {
+        let path = t.cfg.with_file_name(format!("{name}.toml"));
+        std::fs::write(&path, cfg).expect("write");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["run", "--once", "--config"])
+                .arg(&path)
+                .output()
+                .expect("runs")
+        })
+        .await
+        .expect("joins");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}: {err}");
+        assert!(
+            err.contains(host) && err.contains("https") && err.contains("loopback"),
+            "{name}: {err}"
+        );
+    }
+    t.sb.shutdown().await;
+}
