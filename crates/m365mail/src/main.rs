@@ -13,8 +13,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use connector::{Envelope, OutgoingMessage};
 use handler::{
-    FolderHandler, Handler, HandlerError, Inbound, Ledger, Options, Pipeline,
-    Shutdown, SourceSpec, WebhookHandler,
+    FolderHandler, Handler, HandlerError, Inbound, Ledger, Options, Pipeline, Shutdown, SourceSpec,
+    WebhookHandler,
 };
 
 use m365mail::config::{self, Config};
