@@ -1,0 +1,202 @@
+//! One message from routing to its pending acknowledgement: hand over, record, park, notify.
+
+use super::*;
+
+/// Handles one message up to its acknowledgement: the outcome, as it stands once the returned
+/// acknowledgement (if any) is made; [`settle`] turns it into the final one.
+pub(super) async fn handle_one(
+    ctx: &Ctx,
+    k: &str,
+    msg: RawMessage,
+) -> (Outcome, Option<PendingAck>) {
+    let record = ctx.ledger.get(k).unwrap_or_default();
+    if record.parked.is_some() {
+        let ack = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+        return (Outcome::Parked, Some(PendingAck { id: msg.id, ack }));
+    }
+    if record.handled {
+        // Handled before a crash (or before an acknowledgement failed): finish the job without
+        // handing it over again. A notification that was attempted is not sent twice.
+        let ack = ctx.spec.ack.clone();
+        return (Outcome::Recovered, Some(PendingAck { id: msg.id, ack }));
+    }
+
+    if msg.mime.len() > ctx.max_mime {
+        // Not parsed at all: the router and mail-parser would hold it (and what they build
+        // from it) in memory, and no handler is expected to take it.
+        let reason = format!(
+            "the message is {} bytes, over the {}-byte limit (Options::max_mime); not parsed",
+            msg.mime.len(),
+            ctx.max_mime
+        );
+        return park(ctx, k, &msg.id, reason);
+    }
+    // Routing and header parsing read outside bytes with mail-parser, which may panic (fuzz
+    // finding 3): the same bytes would panic again, so such a message is parked at once.
+    let id = msg.id.clone();
+    let parsed = catch_panic(|| {
+        let route = ctx.spec.router.route_mime(&msg.mime);
+        let sender = ctx.spec.notification.as_ref().map(|_| {
+            ctx.spec
+                .router
+                .sender_policy()
+                .choose_for_route(&route, &ctx.spec.outbound_caps)
+        });
+        Inbound::new(&ctx.spec.name, k, msg, route, sender)
+    });
+    let inbound = match parsed {
+        Ok(inbound) => inbound,
+        Err(p) => {
+            let reason = format!("reading the message's headers {p}; not handed over");
+            return park(ctx, k, &id, reason);
+        }
+    };
+    let project = inbound.project().map(str::to_owned);
+
+    // A handler that panics (say, parsing the whole message with a parser that panics on it)
+    // fails this attempt like any error, so the message is parked after `max_attempts` instead
+    // of being fetched and crashing its task on every poll.
+    let handled = match catch_unwind(ctx.handler.handle(&inbound)).await {
+        Ok(result) => result,
+        Err(p) => Err(HandlerError::retry(format!("the handler {p}"))),
+    };
+    if let Err(e) = handled {
+        return failed(ctx, k, &inbound, &record, e).await;
+    }
+    if let Err(e) = ctx.ledger.append(
+        k,
+        Entry::Handled {
+            project: project.clone(),
+        },
+    ) {
+        return (Outcome::Error(format!("ledger: {e}")), None);
+    }
+
+    let mut notification = None;
+    let mut notification_skipped = false;
+    let mut notify_error = None;
+    if let (Some(outbound), Some(policy), Some(choice)) =
+        (&ctx.spec.outbound, &ctx.spec.notification, &inbound.sender)
+    {
+        match notify(ctx, k, outbound.as_ref(), policy, choice, &inbound).await {
+            Ok(Some(n)) => notification = Some(n),
+            Ok(None) => notification_skipped = true,
+            Err(e) => notify_error = Some(e),
+        }
+    }
+
+    let outcome = match notify_error {
+        Some(error) => Outcome::NotifyFailed { project, error },
+        None => Outcome::Handled {
+            project,
+            notification,
+            notification_skipped,
+            ack_error: None,
+        },
+    };
+    let pending = PendingAck {
+        id: inbound.raw.id.clone(),
+        ack: ctx.spec.ack.clone(),
+    };
+    (outcome, Some(pending))
+}
+
+pub(super) async fn failed(
+    ctx: &Ctx,
+    k: &str,
+    inbound: &Inbound,
+    record: &crate::ledger::Record,
+    e: HandlerError,
+) -> (Outcome, Option<PendingAck>) {
+    let attempts = record.attempts + 1;
+    if e.is_permanent() || attempts >= ctx.max_attempts {
+        let reason = format!("{} (after {attempts} attempt(s))", e.reason());
+        return park(ctx, k, &inbound.raw.id, reason);
+    }
+    match ctx.ledger.append(
+        k,
+        Entry::Failed {
+            attempts,
+            reason: e.reason().to_owned(),
+        },
+    ) {
+        Ok(()) => (Outcome::Failed, None),
+        Err(err) => (Outcome::Error(format!("ledger: {err}")), None),
+    }
+}
+
+/// Records `reason` in the ledger; the message is then moved to the poison folder by the
+/// returned acknowledgement.
+pub(super) fn park(
+    ctx: &Ctx,
+    k: &str,
+    id: &MessageId,
+    reason: String,
+) -> (Outcome, Option<PendingAck>) {
+    if let Err(err) = ctx.ledger.append(
+        k,
+        Entry::Parked {
+            reason: reason.clone(),
+        },
+    ) {
+        return (Outcome::Error(format!("ledger: {err}")), None);
+    }
+    tracing::warn!(key = k, reason, "parking poison message");
+    let ack = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
+    let id = id.clone();
+    (Outcome::Parked, Some(PendingAck { id, ack }))
+}
+
+pub(super) async fn notify(
+    ctx: &Ctx,
+    k: &str,
+    outbound: &dyn MessageOutbound,
+    policy: &NotificationPolicy,
+    choice: &SenderChoice,
+    inbound: &Inbound,
+) -> Result<Option<SentNotification>, String> {
+    let to = match policy.recipient(inbound, ctx.spec.router.mailbox()) {
+        Ok(to) => to,
+        Err(why) => {
+            tracing::info!(key = k, why, "no notification");
+            return Ok(None);
+        }
+    };
+    if !policy.admit(&to) {
+        tracing::warn!(
+            key = k,
+            "no notification: the recipient reached the acknowledgement rate limit"
+        );
+        return Ok(None);
+    }
+    let Some((message, to)) = build_notification(policy.template(), choice, inbound, to) else {
+        return Ok(None);
+    };
+    // At most once: record the attempt before sending, so a crash mid-send never sends twice.
+    ctx.ledger
+        .append(k, Entry::Notifying)
+        .map_err(|e| e.to_string())?;
+    outbound.send(&message).await.map_err(|e| e.to_string())?;
+    ctx.ledger
+        .append(
+            k,
+            Entry::Notified {
+                from: choice.from.to_string(),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Some(SentNotification {
+        from: choice.from.to_string(),
+        reply_to: choice.reply_to.as_ref().map(|r| r.to_string()),
+        to,
+        why: choice.explain(),
+    }))
+}
+
+/// Runs `fut`, with a panic while it is polled coming out as [`Panicked`].
+pub(super) async fn catch_unwind<T>(fut: impl Future<Output = T>) -> Result<T, Panicked> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|p| Panicked::from_payload(p.as_ref()))
+}

@@ -1,0 +1,190 @@
+//! What the pipeline reports: per-run summaries, progress events, and the shutdown signal.
+
+use super::*;
+
+/// A notification that went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentNotification {
+    /// The `From` address used.
+    pub from: String,
+    /// The `Reply-To`, if set.
+    pub reply_to: Option<String>,
+    /// The recipient.
+    pub to: String,
+    /// Why that sender was chosen.
+    pub why: String,
+}
+
+/// What happened to one source during a run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SourceSummary {
+    /// The source's name.
+    pub name: String,
+    /// Its last ping status.
+    pub status: PingStatus,
+    /// For OFFLINE: the reason, for a person.
+    pub reason: Option<String>,
+    /// Since when it has been OFFLINE.
+    pub offline_since: Option<OffsetDateTime>,
+    /// Messages waiting at the first ping.
+    pub waiting_at_start: Option<u64>,
+    /// Messages handed to the handler successfully.
+    pub handled: u64,
+    /// Messages seen again after a crash, acknowledged without handling them twice.
+    pub recovered: u64,
+    /// Acknowledgements the ledger owed (handled or parked messages whose acknowledgement
+    /// failed or whose answer was lost, so they never came back), made again from the ledger
+    /// on a later pass, or found gone from the source ([`crate::Entry::AcknowledgedByAbsence`]).
+    pub reacknowledged: u64,
+    /// Handled messages per project (`(none)` for messages no rule matched).
+    pub per_project: BTreeMap<String, u64>,
+    /// Notifications sent.
+    pub notifications: Vec<SentNotification>,
+    /// Notifications not sent (auto-replies, bounces, our own mail) and why.
+    pub notifications_skipped: u64,
+    /// Messages parked as poison.
+    pub parked: u64,
+    /// Handler failures that will be retried.
+    pub failures: u64,
+    /// Errors talking to the source or outbound.
+    pub errors: Vec<String>,
+}
+
+impl SourceSummary {
+    pub(super) fn new(name: &str) -> Self {
+        SourceSummary {
+            name: name.to_owned(),
+            status: PingStatus::Offline,
+            reason: None,
+            offline_since: None,
+            waiting_at_start: None,
+            handled: 0,
+            recovered: 0,
+            reacknowledged: 0,
+            per_project: BTreeMap::new(),
+            notifications: Vec::new(),
+            notifications_skipped: 0,
+            parked: 0,
+            failures: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The outcome of a run, per source.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Summary {
+    /// One entry per source, in the order they were added.
+    pub sources: Vec<SourceSummary>,
+}
+
+/// What became of one message, as reported in [`Progress::Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageOutcome {
+    /// Handed to the handler, recorded and acknowledged (or to be acknowledged on a later pass).
+    Handled,
+    /// Handled before a crash: acknowledged now without being handed over again.
+    Recovered,
+    /// Parked as poison.
+    Parked,
+    /// The handler failed; it is retried on a later run.
+    Failed,
+    /// Talking to the source or the ledger failed; it stays waiting.
+    Error,
+}
+
+/// A progress event of a run, for a progress bar, metrics or a log: see
+/// [`Pipeline::on_progress`].
+///
+/// For each source and each pass over its mailbox the pipeline reports either
+/// [`Progress::Offline`], or [`Progress::Started`], one [`Progress::Message`] per message it
+/// dealt with, and [`Progress::Finished`]. `run_once` makes one pass per source; `run` makes one
+/// per poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// The source answered its ping: a pass begins. `waiting` is what the source said is
+    /// waiting (`None` if it cannot tell).
+    Started {
+        /// The source's name.
+        source: String,
+        /// Messages waiting, as the ping reported them.
+        waiting: Option<u64>,
+    },
+    /// One message was dealt with.
+    Message {
+        /// The source's name.
+        source: String,
+        /// What became of it.
+        outcome: MessageOutcome,
+    },
+    /// The pass is over: nothing new is waiting, or a fetch failed, or shutdown was asked.
+    Finished {
+        /// The source's name.
+        source: String,
+    },
+    /// The source did not answer its ping (or refused the sign-in): no pass.
+    Offline {
+        /// The source's name.
+        source: String,
+        /// Why, for a person.
+        reason: Option<String>,
+    },
+}
+
+/// Receives [`Progress`] events; called on the pipeline's tasks, so it should return quickly.
+pub type ProgressObserver = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Tells a running pipeline to stop: work in flight finishes, no new batch is fetched.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+    rx: watch::Receiver<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// A switch that is not yet triggered.
+    pub fn new() -> Self {
+        let (tx, rx) = watch::channel(false);
+        Shutdown {
+            tx: Arc::new(tx),
+            rx,
+        }
+    }
+
+    /// Asks everything that holds a clone to stop.
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+
+    /// Whether stop was asked.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    async fn wait(&mut self) {
+        while !*self.rx.borrow() {
+            if self.rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sleeps for `d` unless stop is asked first; returns whether stop was asked.
+    pub(super) async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.is_triggered(),
+            _ = self.wait() => true,
+        }
+    }
+}

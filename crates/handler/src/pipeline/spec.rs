@@ -1,0 +1,168 @@
+//! What the pipeline is given: the sources with their routing and notifications, and its options.
+
+use super::*;
+
+/// A source and everything the pipeline needs to handle its mail.
+#[derive(Clone)]
+pub struct SourceSpec {
+    pub(crate) name: String,
+    pub(crate) source: Arc<dyn MessageSource>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) ack: Acknowledgement,
+    pub(crate) poison_folder: String,
+    pub(crate) outbound: Option<Arc<dyn MessageOutbound>>,
+    pub(crate) outbound_caps: addressing::OutboundCapabilities,
+    pub(crate) notification: Option<NotificationPolicy>,
+}
+
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("name", &self.name)
+            .field("ack", &self.ack)
+            .field("poison_folder", &self.poison_folder)
+            .field("notifies", &self.notification.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceSpec {
+    /// A source whose mail is routed by `router` and marked read once handled.
+    pub fn new(name: impl Into<String>, source: Arc<dyn MessageSource>, router: Router) -> Self {
+        SourceSpec {
+            name: name.into(),
+            source,
+            router: Arc::new(router),
+            ack: Acknowledgement::MarkRead,
+            poison_folder: "Poison".into(),
+            outbound: None,
+            outbound_caps: addressing::OutboundCapabilities::new(),
+            notification: None,
+        }
+    }
+
+    /// How handled messages are acknowledged (default: mark read).
+    pub fn acknowledge_with(mut self, ack: Acknowledgement) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// The folder poison messages are parked in (default `Poison`).
+    pub fn poison_folder(mut self, folder: impl Into<String>) -> Self {
+        self.poison_folder = folder.into();
+        self
+    }
+
+    /// Sends an acknowledgement notification for each handled message through `outbound`, from
+    /// the address the sender policy chooses given `caps`, to whoever `policy` allows (a
+    /// [`crate::NotificationTemplate`] converts into the safe default policy; see
+    /// [`crate::notify`] for the rules).
+    pub fn notify_through(
+        mut self,
+        outbound: Arc<dyn MessageOutbound>,
+        caps: addressing::OutboundCapabilities,
+        policy: impl Into<NotificationPolicy>,
+    ) -> Self {
+        self.outbound = Some(outbound);
+        self.outbound_caps = caps;
+        self.notification = Some(policy.into());
+        self
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Knobs of the pipeline.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Messages per fetch.
+    pub batch_size: usize,
+    /// Messages of one source handled at once.
+    pub concurrency: usize,
+    /// Handler failures after which a message is parked.
+    pub max_attempts: u32,
+    /// Pause between polls of a source that had nothing waiting.
+    pub poll_interval: Duration,
+    /// First pause after a source went OFFLINE; doubles up to `max_offline_backoff`. Each
+    /// pause is varied by up to ±20% at random, so sources (and handler processes) do not retry
+    /// in step with each other or with something periodic on the server's side.
+    pub offline_backoff: Duration,
+    /// Longest pause between pings of an OFFLINE source.
+    pub max_offline_backoff: Duration,
+    /// Largest MIME message handed to the router and the handler; a bigger one is parked as
+    /// poison without being parsed (a source may return anything). Default [`MAX_MIME`].
+    pub max_mime: usize,
+    /// Attempts at an acknowledgement the ledger still owes (the message was handled or
+    /// parked, but acknowledging it failed or the process died first) before this process
+    /// gives up on it; they are made on later passes, waiting 1, 2, 4, ... up to 64 passes
+    /// between failures. Default 8.
+    pub max_ack_retries: u32,
+}
+
+/// The default [`Options::max_mime`]: 150 MiB, the largest message Microsoft 365 accepts.
+pub const MAX_MIME: usize = 150 * 1024 * 1024;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_size: 50,
+            concurrency: 4,
+            max_attempts: 3,
+            poll_interval: Duration::from_secs(30),
+            offline_backoff: Duration::from_secs(5),
+            max_offline_backoff: Duration::from_secs(300),
+            max_mime: MAX_MIME,
+            max_ack_retries: 8,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the batch size.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Sets the per-source concurrency.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the attempts before parking.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the poll interval.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Sets the largest MIME message handled (at least 1 KiB); bigger ones are parked.
+    pub fn max_mime(mut self, bytes: usize) -> Self {
+        self.max_mime = bytes.max(1024);
+        self
+    }
+
+    /// Sets the attempts at an owed acknowledgement (at least 1): see
+    /// [`Options::max_ack_retries`].
+    pub fn max_ack_retries(mut self, n: u32) -> Self {
+        self.max_ack_retries = n.max(1);
+        self
+    }
+
+    /// Sets the offline backoff bounds.
+    pub fn offline_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.offline_backoff = first;
+        self.max_offline_backoff = max.max(first);
+        self
+    }
+}
