@@ -119,6 +119,19 @@ impl Inbound {
         route: Route,
         sender: Option<SenderChoice>,
     ) -> Self {
+        Inbound::parse_then_route(source, key, raw, |_, _| (route, sender))
+    }
+
+    /// Parses the header section once and lets `decide` route the message from the parsed
+    /// `(name, raw value)` pairs (`None` when the header section could not be read; the MIME is
+    /// passed too), so the pipeline does not parse each message twice (once to route, once for
+    /// the handler).
+    pub(crate) fn parse_then_route(
+        source: &str,
+        key: &str,
+        raw: RawMessage,
+        decide: impl FnOnce(Option<&[(String, String)]>, &[u8]) -> (Route, Option<SenderChoice>),
+    ) -> Self {
         let mut headers = Vec::new();
         let mut subject = String::new();
         let mut from = None;
@@ -126,30 +139,35 @@ impl Inbound {
         let mut message_id = None;
         let mut in_reply_to = Vec::new();
         let mut references = Vec::new();
-        if let Ok(msg) = connector::mime::parse_headers(&raw.mime) {
-            for h in msg.headers() {
-                let raw_value = msg
-                    .raw_message()
-                    .get(h.offset_start() as usize..h.offset_end() as usize)
-                    .map(|b| String::from_utf8_lossy(b).trim().to_owned())
-                    .unwrap_or_default();
-                headers.push((h.name().to_owned(), raw_value));
+        let readable = match connector::mime::parse_headers(&raw.mime) {
+            Ok(msg) => {
+                for h in msg.headers() {
+                    let raw_value = msg
+                        .raw_message()
+                        .get(h.offset_start() as usize..h.offset_end() as usize)
+                        .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                        .unwrap_or_default();
+                    headers.push((h.name().to_owned(), raw_value));
+                }
+                subject = msg.subject().unwrap_or_default().to_owned();
+                from = msg
+                    .from()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_owned);
+                reply_to = msg
+                    .reply_to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_owned);
+                message_id = msg.message_id().map(str::to_owned);
+                references = id_list(msg.references());
+                in_reply_to = id_list(msg.in_reply_to());
+                true
             }
-            subject = msg.subject().unwrap_or_default().to_owned();
-            from = msg
-                .from()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .map(str::to_owned);
-            reply_to = msg
-                .reply_to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .map(str::to_owned);
-            message_id = msg.message_id().map(str::to_owned);
-            references = id_list(msg.references());
-            in_reply_to = id_list(msg.in_reply_to());
-        }
+            Err(_) => false,
+        };
+        let (route, sender) = decide(readable.then_some(headers.as_slice()), &raw.mime);
         Inbound {
             source: source.to_owned(),
             key: key.to_owned(),

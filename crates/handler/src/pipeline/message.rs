@@ -35,14 +35,23 @@ pub(super) async fn handle_one(
     // finding 3): the same bytes would panic again, so such a message is parked at once.
     let id = msg.id.clone();
     let parsed = catch_panic(|| {
-        let route = ctx.spec.router.route_mime(&msg.mime);
-        let sender = ctx.spec.notification.as_ref().map(|_| {
-            ctx.spec
-                .router
-                .sender_policy()
-                .choose_for_route(&route, &ctx.spec.outbound_caps)
-        });
-        Inbound::new(&ctx.spec.name, k, msg, route, sender)
+        // The header section is parsed once, for routing and for the handler alike; a message
+        // whose headers cannot be read is routed as the router routes unreadable mail.
+        Inbound::parse_then_route(&ctx.spec.name, k, msg, |headers, mime| {
+            let router = &ctx.spec.router;
+            let route = match headers {
+                Some(h) => router.route(&addressing::InboundHeaders::from_header_pairs(
+                    h.iter().map(|(n, v)| (n, v)),
+                )),
+                None => router.route_mime(mime),
+            };
+            let sender = ctx.spec.notification.as_ref().map(|_| {
+                router
+                    .sender_policy()
+                    .choose_for_route(&route, &ctx.spec.outbound_caps)
+            });
+            (route, sender)
+        })
     });
     let inbound = match parsed {
         Ok(inbound) => inbound,

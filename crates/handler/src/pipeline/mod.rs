@@ -408,10 +408,12 @@ async fn drain_pages(
         for (id, e) in &batch.failed {
             summary.errors.push(format!("fetch {id}: {e}"));
         }
-        let fresh: Vec<RawMessage> = batch
+        // Each message's ledger key, computed once and carried with it.
+        let fresh: Vec<(String, RawMessage)> = batch
             .messages
             .into_iter()
-            .filter(|m| !skip.contains(&key(&ctx.spec.name, m)))
+            .map(|m| (key(&ctx.spec.name, &m), m))
+            .filter(|(k, _)| !skip.contains(k))
             .collect();
         if fresh.is_empty() {
             match batch.next {
@@ -424,12 +426,11 @@ async fn drain_pages(
         }
         let mut acked_any = false;
         let mut set = JoinSet::new();
-        for msg in fresh {
+        for (k, msg) in fresh {
             let ctx = ctx.clone();
             let permit = sem.clone().acquire_owned().await;
             set.spawn(async move {
                 let _permit = permit;
-                let k = key(&ctx.spec.name, &msg);
                 let (outcome, pending) = handle_one(&ctx, &k, msg).await;
                 // A source that cannot batch is acknowledged here, inside the task, so that
                 // its one-request-per-message acknowledgements still run concurrently.
