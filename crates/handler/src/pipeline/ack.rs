@@ -15,23 +15,38 @@ pub(super) async fn acknowledge_and_record(
     acks: &[(MessageId, Acknowledgement)],
 ) -> Vec<Result<(), AckError>> {
     let mut answers = ctx.spec.source.acknowledge_many(acks).await.into_iter();
-    keys.iter()
-        .map(|k| {
-            // A source that answers fewer results than items leaves the rest owed, not lost.
-            let entry = match answers.next().unwrap_or_else(|| {
-                Err(connector::Error::bad_response(
-                    "the source gave no result for this acknowledgement",
-                ))
-            }) {
-                Ok(()) => Entry::Acknowledged,
-                Err(e) if e.kind() == ErrorKind::NotFound => Entry::AcknowledgedByAbsence,
-                Err(e) => return Err(AckError::Source(e)),
-            };
-            ctx.ledger
-                .append(k, entry)
-                .map_err(|e| AckError::Ledger(e.to_string()))
-        })
-        .collect()
+    // One result per key: the entry to record, or why not. Then one ledger write (one disk
+    // sync) for the whole chunk instead of one per message.
+    let mut results: Vec<Result<(), AckError>> = Vec::with_capacity(keys.len());
+    let mut entries: Vec<(String, Entry)> = Vec::with_capacity(keys.len());
+    for k in keys {
+        // A source that answers fewer results than items leaves the rest owed, not lost.
+        let answer = answers.next().unwrap_or_else(|| {
+            Err(connector::Error::bad_response(
+                "the source gave no result for this acknowledgement",
+            ))
+        });
+        let entry = match answer {
+            Ok(()) => Entry::Acknowledged,
+            Err(e) if e.kind() == ErrorKind::NotFound => Entry::AcknowledgedByAbsence,
+            Err(e) => {
+                results.push(Err(AckError::Source(e)));
+                continue;
+            }
+        };
+        entries.push((k.clone(), entry));
+        results.push(Ok(()));
+    }
+    if entries.is_empty() {
+        return results;
+    }
+    if let Err(e) = ctx.ledger.append_many_async(entries).await {
+        let e = e.to_string();
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(AckError::Ledger(e.clone()));
+        }
+    }
+    results
 }
 
 pub(super) enum AckError {

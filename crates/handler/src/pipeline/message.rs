@@ -29,7 +29,7 @@ pub(super) async fn handle_one(
             msg.mime.len(),
             ctx.max_mime
         );
-        return park(ctx, k, &msg.id, reason);
+        return park(ctx, k, &msg.id, reason).await;
     }
     // Routing and header parsing read outside bytes with mail-parser, which may panic (fuzz
     // finding 3): the same bytes would panic again, so such a message is parked at once.
@@ -57,7 +57,7 @@ pub(super) async fn handle_one(
         Ok(inbound) => inbound,
         Err(p) => {
             let reason = format!("reading the message's headers {p}; not handed over");
-            return park(ctx, k, &id, reason);
+            return park(ctx, k, &id, reason).await;
         }
     };
     let project = inbound.project().map(str::to_owned);
@@ -72,12 +72,16 @@ pub(super) async fn handle_one(
     if let Err(e) = handled {
         return failed(ctx, k, &inbound, &record, e).await;
     }
-    if let Err(e) = ctx.ledger.append(
-        k,
-        Entry::Handled {
-            project: project.clone(),
-        },
-    ) {
+    if let Err(e) = ctx
+        .ledger
+        .append_async(
+            k,
+            Entry::Handled {
+                project: project.clone(),
+            },
+        )
+        .await
+    {
         return (Outcome::Error(format!("ledger: {e}")), None);
     }
 
@@ -120,15 +124,19 @@ pub(super) async fn failed(
     let attempts = record.attempts + 1;
     if e.is_permanent() || attempts >= ctx.max_attempts {
         let reason = format!("{} (after {attempts} attempt(s))", e.reason());
-        return park(ctx, k, &inbound.raw.id, reason);
+        return park(ctx, k, &inbound.raw.id, reason).await;
     }
-    match ctx.ledger.append(
-        k,
-        Entry::Failed {
-            attempts,
-            reason: e.reason().to_owned(),
-        },
-    ) {
+    match ctx
+        .ledger
+        .append_async(
+            k,
+            Entry::Failed {
+                attempts,
+                reason: e.reason().to_owned(),
+            },
+        )
+        .await
+    {
         Ok(()) => (Outcome::Failed, None),
         Err(err) => (Outcome::Error(format!("ledger: {err}")), None),
     }
@@ -136,18 +144,22 @@ pub(super) async fn failed(
 
 /// Records `reason` in the ledger; the message is then moved to the poison folder by the
 /// returned acknowledgement.
-pub(super) fn park(
+pub(super) async fn park(
     ctx: &Ctx,
     k: &str,
     id: &MessageId,
     reason: String,
 ) -> (Outcome, Option<PendingAck>) {
-    if let Err(err) = ctx.ledger.append(
-        k,
-        Entry::Parked {
-            reason: reason.clone(),
-        },
-    ) {
+    if let Err(err) = ctx
+        .ledger
+        .append_async(
+            k,
+            Entry::Parked {
+                reason: reason.clone(),
+            },
+        )
+        .await
+    {
         return (Outcome::Error(format!("ledger: {err}")), None);
     }
     tracing::warn!(key = k, reason, "parking poison message");
@@ -183,16 +195,18 @@ pub(super) async fn notify(
     };
     // At most once: record the attempt before sending, so a crash mid-send never sends twice.
     ctx.ledger
-        .append(k, Entry::Notifying)
+        .append_async(k, Entry::Notifying)
+        .await
         .map_err(|e| e.to_string())?;
     outbound.send(&message).await.map_err(|e| e.to_string())?;
     ctx.ledger
-        .append(
+        .append_async(
             k,
             Entry::Notified {
                 from: choice.from.to_string(),
             },
         )
+        .await
         .map_err(|e| e.to_string())?;
     Ok(Some(SentNotification {
         from: choice.from.to_string(),
