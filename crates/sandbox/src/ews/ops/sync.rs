@@ -1,0 +1,96 @@
+//! SyncFolderItems: a folder's changes since a sync state.
+
+use base64::Engine as _;
+
+use super::folders::folder_ref;
+use super::shape::{parse_shape, write_item};
+use super::shared::{Msg, err, response, store_err};
+use crate::ews::xml::{Element, Writer};
+use crate::ews::{Ctx, Fault};
+
+const SYNC_PREFIX: &str = "sandbox-sync:";
+
+pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
+    let shape = parse_shape(op.child("ItemShape"));
+    let Some(fel) = op.child("SyncFolderId").and_then(|s| s.children.first()) else {
+        return Err(Fault::new(
+            "ErrorSchemaValidation",
+            "SyncFolderItems needs a SyncFolderId.",
+        ));
+    };
+    let r = match folder_ref(ctx, fel, false) {
+        Ok(r) => r,
+        Err(m) => return Ok(response("SyncFolderItems", vec![m])),
+    };
+    let since = match op.child_text("SyncState") {
+        None => 0,
+        Some(s) => match base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| {
+                t.strip_prefix(SYNC_PREFIX)
+                    .and_then(|n| n.parse::<u64>().ok())
+            }) {
+            Some(n) => n,
+            None => {
+                return Ok(response(
+                    "SyncFolderItems",
+                    vec![err(
+                        "ErrorInvalidSyncStateData",
+                        "Synchronization state data is corrupt or otherwise invalid.",
+                    )],
+                ));
+            }
+        },
+    };
+    let max: usize = op
+        .child_text("MaxChangesReturned")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+        .clamp(1, 512);
+    let changes = match ctx
+        .state
+        .store()
+        .changes_since(&r.mailbox, &r.folder, since)
+    {
+        Ok(c) => c,
+        Err(e) => return Ok(response("SyncFolderItems", vec![store_err(&e)])),
+    };
+    let truncated = changes.changes.len() > max;
+    let taken = &changes.changes[..changes.changes.len().min(max)];
+    let new_seq = if truncated {
+        taken.last().map(|c| c.seq).unwrap_or(since)
+    } else {
+        changes.latest_seq
+    };
+    let state = base64::engine::general_purpose::STANDARD.encode(format!("{SYNC_PREFIX}{new_seq}"));
+    let mut w = Writer::new();
+    w.text_element("m:SyncState", &state);
+    w.text_element(
+        "m:IncludesLastItemInRange",
+        if truncated { "false" } else { "true" },
+    );
+    w.start("m:Changes", &[]);
+    for c in taken {
+        match (c.kind, &c.message) {
+            (crate::store::ChangeKind::Created, Some(m)) => {
+                w.start("t:Create", &[]);
+                write_item(&mut w, m, &shape);
+                w.end();
+            }
+            (crate::store::ChangeKind::Updated, Some(m)) => {
+                w.start("t:Update", &[]);
+                write_item(&mut w, m, &shape);
+                w.end();
+            }
+            _ => {
+                w.start("t:Delete", &[]);
+                w.empty("t:ItemId", &[("Id", &c.id)]);
+                w.end();
+            }
+        }
+    }
+    w.end();
+    Ok(response("SyncFolderItems", vec![Msg::Ok(w.finish())]))
+}
