@@ -1,5 +1,6 @@
 //! Fixture tests: every request the crate writes is valid against Microsoft's EWS schema, and
-//! Microsoft's documented response samples parse.
+//! Microsoft's documented response samples parse. Schema, validator and samples are the committed
+//! copies in `testdata/reference/`; a missing one fails the test.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,16 +10,51 @@ use ews_mail::soap::{Operation, RequestHeader, ServerVersion, envelope, parse_en
 use ews_mail::types::{FolderId, ItemId};
 use ews_mail::{EwsError, ResponseClass};
 
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+/// A path in the committed reference fixtures (`testdata/reference/`).
+fn reference(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference")
+        .join(rel)
+}
+
+/// The bytes of a reference fixture; a missing file fails the test and says how to get it back.
+fn read_reference(rel: &str) -> Vec<u8> {
+    let path = reference(rel);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the fixture is committed under testdata/reference/: restore it with \
+             `git checkout -- testdata`)",
+            path.display()
+        )
+    })
+}
+
+/// The schema validator, `python3 testdata/reference/ews/validate-ews.py FILE...`; fails the
+/// test when the script or xmllint (which it runs) is missing.
+fn validator() -> Command {
+    assert!(
+        Command::new("xmllint").arg("--version").output().is_ok(),
+        "xmllint is missing: install it with `apt-get install -y libxml2-utils` (`cargo xtask ci` \
+         does)"
+    );
+    let script = reference("ews/validate-ews.py");
+    assert!(
+        script.is_file(),
+        "{} is missing: it is committed under testdata/reference/ (restore it with \
+         `git checkout -- testdata`)",
+        script.display()
+    );
+    let mut c = Command::new("python3");
+    c.arg(script);
+    c
+}
+
+fn python3_missing(e: std::io::Error) -> std::process::Output {
+    panic!("python3 could not start ({e}): install it with `apt-get install -y python3`")
 }
 
 /// Validates documents with the reference validator; fails loudly if xmllint is missing.
 fn validate(docs: &[(String, String)]) {
-    assert!(
-        Command::new("xmllint").arg("--version").output().is_ok(),
-        "xmllint is missing: install it with `apt-get install -y libxml2-utils` (CI does)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
     for (name, doc) in docs {
@@ -26,11 +62,10 @@ fn validate(docs: &[(String, String)]) {
         std::fs::write(&p, doc).unwrap();
         paths.push(p);
     }
-    let out = Command::new("python3")
-        .arg(shared().join("ews/validate-ews.py"))
+    let out = validator()
         .args(&paths)
         .output()
-        .expect("python3 runs");
+        .unwrap_or_else(python3_missing);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -258,17 +293,19 @@ fn an_invalid_request_is_caught_by_the_validator() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.xml");
     std::fs::write(&p, bad).unwrap();
-    let out = Command::new("python3")
-        .arg(shared().join("ews/validate-ews.py"))
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = validator().arg(&p).output().unwrap_or_else(python3_missing);
     assert!(!out.status.success());
+    // Refused for the bogus element, not because the validator could not run.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("INVALID"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(shared().join("samples/ews/messages").join(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    read_reference(&format!("samples/ews/messages/{name}"))
 }
 
 fn body_of(name: &str) -> ews_mail::xml::Element {
@@ -403,14 +440,12 @@ fn every_wellformed_response_sample_parses_or_fails_cleanly() {
     // Robustness: the reader never panics on Microsoft's documented responses, and every
     // envelope whose body is one of our operations' responses parses with that operation.
     let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shared().join("samples/ews/index.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&read_reference("samples/ews/index.json")).expect("index is JSON");
     let mut ours = 0;
     for s in index["samples"].as_array().unwrap() {
         let file = s["file"].as_str().unwrap();
-        let Ok(doc) = std::fs::read(shared().join("samples/ews").join(file)) else {
-            continue;
-        };
+        // Every indexed sample is committed: a missing one fails rather than shrinking the test.
+        let doc = read_reference(&format!("samples/ews/{file}"));
         let env = match parse_envelope(&doc, 1 << 24) {
             Ok(e) => e,
             Err(_) => continue,

@@ -1,4 +1,4 @@
-//! Microsoft's documented MIME samples (`shared/reference/samples/graph/mime`), whose header
+//! Microsoft's documented MIME samples (`testdata/reference/samples/graph/mime`), whose header
 //! folding was lost in publishing: robustness cases for routing raw messages.
 
 use std::path::PathBuf;
@@ -7,9 +7,15 @@ use addressing::{MailboxConfig, PickupMailbox, RecipientSource, Router, RouterOp
 
 fn sample(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/samples/graph/mime")
+        .join("../../testdata/reference/samples/graph/mime")
         .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the fixture is committed under testdata/reference/: restore it with \
+             `git checkout -- testdata`)",
+            path.display()
+        )
+    })
 }
 
 #[test]

@@ -5,11 +5,16 @@ use std::time::{Duration, SystemTime};
 use msauth::*;
 
 fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/../../../shared/reference/samples/identity/msal-dotnet/{name}",
+    let path = format!(
+        "{}/../../testdata/reference/samples/identity/msal-dotnet/{name}",
         env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    );
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{path}: {e} (MSAL.NET's cache files are committed under testdata/reference/: \
+             restore them with `git checkout -- testdata`)"
+        )
+    })
 }
 
 #[test]

@@ -118,9 +118,15 @@ pub fn field(body: &str, name: &str) -> Option<String> {
 pub fn samples() -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/samples/identity/aadsts-samples.json"
+        "/../../testdata/reference/samples/identity/aadsts-samples.json"
     );
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{path}: {e} (the fixture is committed under testdata/reference/: restore it with \
+             `git checkout -- testdata`)"
+        )
+    });
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> http::Response<Vec<u8>> {

@@ -1,5 +1,5 @@
 //! The EWS endpoint: behaviour of each operation, and every response valid against the EWS
-//! schema (`../shared/reference/ews`, checked with xmllint through validate-ews.py).
+//! schema (`testdata/reference/ews`, checked with xmllint through validate-ews.py).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -124,15 +124,29 @@ impl Ews {
             paths.push(p);
         }
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference/ews/validate-ews.py");
+            .join("../../testdata/reference/ews/validate-ews.py");
+        assert!(
+            script.is_file(),
+            "{} is missing: it is committed under testdata/reference/ (restore it with \
+             `git checkout -- testdata`)",
+            script.display()
+        );
         let out = Command::new("python3")
             .arg(script)
             .args(&paths)
             .output()
-            .expect("python3 runs");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "python3 could not start ({e}): install it with `apt-get install -y python3`"
+                )
+            });
         let text = String::from_utf8_lossy(&out.stdout);
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(out.status.success(), "schema validation failed:\n{text}");
+        assert!(
+            out.status.success(),
+            "schema validation failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(
             text.lines().filter(|l| l.starts_with("valid")).count(),
             docs.len()

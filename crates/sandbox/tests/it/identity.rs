@@ -1265,15 +1265,19 @@ async fn secrets_never_appear_in_debug_or_errors() {
 }
 
 /// Our error and device-flow bodies have the shape of Microsoft's recorded responses
-/// (`/work/shared/reference/samples/identity/aadsts-samples.json`).
+/// (`testdata/reference/samples/identity/aadsts-samples.json`).
 #[tokio::test]
 async fn responses_match_recorded_entra_samples() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/samples/identity/aadsts-samples.json"
+        "/../../testdata/reference/samples/identity/aadsts-samples.json"
     );
-    let text = std::fs::read_to_string(path)
-        .expect("reference samples (../shared/reference) are part of the project");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{path}: {e} (the fixture is committed under testdata/reference/: restore it with \
+             `git checkout -- testdata`)"
+        )
+    });
     let samples: Value = serde_json::from_str(&text).unwrap();
     let sample = |id: &str| {
         samples["samples"]
