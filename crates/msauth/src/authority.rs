@@ -5,28 +5,7 @@ use std::net::IpAddr;
 
 use url::Url;
 
-/// A Microsoft national cloud. Tokens are not interchangeable between clouds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Cloud {
-    /// The global Azure cloud (`login.microsoftonline.com`); also used by GCC (moderate).
-    Global,
-    /// US Government (GCC High, DoD): `login.microsoftonline.us`.
-    UsGovernment,
-    /// China, operated by 21Vianet: `login.partner.microsoftonline.cn`.
-    China,
-}
-
-impl Cloud {
-    /// The login host of this cloud.
-    pub fn login_host(self) -> &'static str {
-        match self {
-            Cloud::Global => "login.microsoftonline.com",
-            Cloud::UsGovernment => "login.microsoftonline.us",
-            Cloud::China => "login.partner.microsoftonline.cn",
-        }
-    }
-}
+use crate::cloud::Cloud;
 
 /// Who may sign in: the `{tenant}` path segment of a Microsoft authority.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

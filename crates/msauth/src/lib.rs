@@ -22,6 +22,10 @@
 //!   `connector::AuthProblem` and an [`AuthError`] into a `connector::Error` of the right kind.
 //! * **MSAL interop.** [`MsalCache`] reads MSAL's unified token cache (and writes a rotated refresh
 //!   token back), so a person signed in with an MSAL-based tool keeps that sign-in.
+//! * **National clouds.** [`Cloud`] (Global, UsGovL4, UsGovL5, China) carries the sign-in
+//!   host and, per [`Service`] (Graph, EWS, SMTP), the endpoint and the token scopes, so a
+//!   request and its token always name the same cloud (the table and its sources are on
+//!   [`Cloud`]).
 //! * **Emulators and other servers.** [`Authority::microsoft_layout`] (Microsoft's URL layout on
 //!   another host, e.g. the sandbox), [`discover`] (OpenID Connect discovery) and
 //!   [`Authority::custom`] (explicit endpoints). HTTPS is required except on loopback.
@@ -90,6 +94,7 @@ mod authcode;
 mod authority;
 mod cache;
 mod cert;
+mod cloud;
 mod connector_glue;
 mod consent;
 mod device;
@@ -103,9 +108,10 @@ mod secret;
 mod token;
 
 pub use authcode::{AuthorizationRequest, PendingAuthorization};
-pub use authority::{Authority, AuthorityError, Cloud, Endpoints, Tenant, check_endpoint};
+pub use authority::{Authority, AuthorityError, Endpoints, Tenant, check_endpoint};
 pub use cache::{CacheKey, CachedToken, FileStore, MemoryStore, StoreGuard, TokenStore};
 pub use cert::{ASSERTION_LIFETIME, AssertionAlgorithm, CertificateCredential, Pkcs12Error};
+pub use cloud::{Cloud, Service, ServiceEndpoint, UnknownCloud};
 pub use consent::{AdminConsentGranted, admin_consent_url, parse_admin_consent_callback};
 pub use device::{DEFAULT_INTERVAL, DeviceCodeFlow, DeviceCodeRequest, DevicePoll, SLOW_DOWN_STEP};
 pub use diagnosis::{
