@@ -6,7 +6,11 @@
 //!   (Python's exchangelib against the standalone sandbox). It installs the tools it needs that
 //!   are missing (cargo-deny from crates.io, xmllint from Debian) so that it works on a fresh
 //!   machine.
-//! - `cargo xtask test`: only the tests (the README's quick loop).
+//! - `cargo xtask test [ARGS]`: only the tests (the README's quick loop); ARGS go to
+//!   `cargo test` in place of `--workspace` (e.g. `-p sandbox --test it`). The tests read their
+//!   fixtures from `testdata/` only: a static check refuses tracked files that point at the
+//!   shared reference directory beside the repository, and where it can (root on Linux, with
+//!   `unshare`) the tests run with that directory hidden, so CI proves the suite stands alone.
 //! - `cargo xtask exchangelib`: only the real-client check.
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: builds and runs the libFuzzer targets in
 //!   `fuzz/` (each for N seconds, default 60, one at a time). Not part of `ci`: it needs
@@ -35,7 +39,8 @@ cargo xtask <command>
 Commands:
   ci           everything CI runs: fmt, clippy, rustdoc, tests, small chaos run, cargo deny,
                exchangelib check
-  test         the workspace tests
+  test [ARGS]  the workspace tests (ARGS replace --workspace, e.g. -p sandbox --test it), with
+               the shared reference directory beside the repository hidden when possible
   lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings
   deny         cargo deny: licences, bans, sources (--advisories: also RustSec, needs GitHub)
   exchangelib  run Python's exchangelib against the standalone sandbox
@@ -58,7 +63,7 @@ fn main() -> ExitCode {
     let cmd = args.first().map(String::as_str).unwrap_or("help");
     let result = match cmd {
         "ci" => ci(),
-        "test" => test(),
+        "test" => test(&args[1..]),
         "lint" => lint(),
         "deny" => deny(args.iter().any(|a| a == "--advisories")),
         "exchangelib" => exchangelib(),
@@ -121,7 +126,7 @@ fn have(program: &str, probe: &[&str]) -> bool {
 fn ci() -> Result<(), String> {
     ensure_xmllint()?;
     lint()?;
-    test()?;
+    test(&[])?;
     // The small chaos run (500 messages, 5 SIGKILLs, every fault kind) proves 0 lost, 0 twice,
     // all acknowledged on every CI machine; with the dev-profile binaries the tests just built.
     chaos::chaos(&["--small".into(), "--debug".into(), "--prebuilt".into()])?;
@@ -152,9 +157,166 @@ fn lint() -> Result<(), String> {
     )
 }
 
-fn test() -> Result<(), String> {
+/// The tests: `cargo test --workspace --locked`, or `cargo test --locked ARGS`. First the static
+/// check that no tracked file points outside the repository for test data; then, where this
+/// machine allows it, the run itself cannot see the shared directory beside the repository.
+fn test(extra: &[String]) -> Result<(), String> {
     ensure_xmllint()?;
-    run("cargo", &["test", "--workspace", "--locked"])
+    self_contained()?;
+    let mut args = vec!["test", "--locked"];
+    if extra.is_empty() {
+        args.push("--workspace");
+    } else {
+        args.extend(extra.iter().map(String::as_str));
+    }
+    match shared_to_hide() {
+        Ok(shared) => {
+            let shared_s = shared.to_string_lossy().into_owned();
+            let mut hidden = vec![
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                HIDE_AND_EXEC,
+                "sh",
+                shared_s.as_str(),
+                "cargo",
+            ];
+            hidden.extend(&args);
+            run("unshare", &hidden)?;
+            eprintln!(
+                "xtask test: the tests ran with {} hidden (an empty read-only tmpfs over it, in a \
+                 private mount namespace): they need nothing outside the repository",
+                shared.display()
+            );
+            Ok(())
+        }
+        Err(why) => {
+            eprintln!(
+                "xtask test: not hiding the shared reference directory ({why}); the static check \
+                 above is the proof that no test reads it"
+            );
+            run("cargo", &args)
+        }
+    }
+}
+
+/// Run by `unshare --mount` (a private mount namespace, so the mount is seen by this process tree
+/// only and disappears with it): `$1` is the directory to hide, the rest the command to run.
+const HIDE_AND_EXEC: &str =
+    r#"mount -t tmpfs -o ro,size=1m,mode=0555 xtask-hidden "$1" && shift && exec "$@""#;
+
+/// The shared reference directory beside the repository, when it exists and this machine can
+/// hide it (Linux, root, `unshare` from util-linux, and mounting allowed: some containers refuse
+/// even root); otherwise why not.
+fn shared_to_hide() -> Result<PathBuf, String> {
+    if !cfg!(target_os = "linux") {
+        return Err("not Linux".into());
+    }
+    let shared = root()
+        .parent()
+        .map(|p| p.join("shared"))
+        .ok_or("the repository has no parent directory")?;
+    if !shared.is_dir() {
+        return Err(format!("{} does not exist", shared.display()));
+    }
+    // The effective uid, from the second field of /proc/self/status's `Uid:` line.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1));
+    if euid != Some("0") {
+        return Err("not running as root, which mounting needs".into());
+    }
+    if !have("unshare", &["--version"]) {
+        return Err("unshare (util-linux) is not installed".into());
+    }
+    // A dry run of the same mount, so a machine that forbids it falls back instead of failing.
+    let shared_s = shared.to_string_lossy();
+    let probe = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .args([HIDE_AND_EXEC, "sh", &shared_s, "true"])
+        .output()
+        .map_err(|e| format!("unshare could not start: {e}"))?;
+    if !probe.status.success() {
+        return Err(format!(
+            "mounting over it in a private namespace failed: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+    }
+    Ok(shared)
+}
+
+/// The static half of the proof, run on every machine: no tracked file may name the shared
+/// reference directory beside the repository (a relative path climbing into it, or its absolute
+/// path on the build machines), because tests must read fixtures from `testdata/` only.
+/// Exempt: Markdown (history and provenance notes such as `testdata/reference/README.md` may
+/// name where the copies came from; documentation cannot make a test read anything) and
+/// `.ci/run` (its header describes the CI machine). The pattern is written so that this file
+/// does not match itself. Outside a git checkout the files on disk are searched instead.
+fn self_contained() -> Result<(), String> {
+    const PATTERN: &str = r"\.\./shared|/work/share[d]";
+    let out = Command::new("git")
+        .args(["grep", "-n", "-I", "-E", PATTERN, "--", "."])
+        .args([":(exclude)*.md", ":(exclude).ci/run"])
+        .current_dir(root())
+        .output();
+    let hits = match out {
+        Ok(o) if o.status.code() == Some(0) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) if o.status.code() == Some(1) && o.stderr.is_empty() => String::new(),
+        _ => {
+            eprintln!("xtask test: git grep unavailable here: searching the files on disk");
+            let mut hits = Vec::new();
+            search_tree(&root(), &mut hits)?;
+            hits.join("\n")
+        }
+    };
+    if hits.is_empty() {
+        eprintln!("xtask test: no tracked file points outside the repository for test data");
+        Ok(())
+    } else {
+        Err(format!(
+            "these lines point at the shared reference directory outside the repository; \
+             copy the fixture into testdata/reference/ and read it from there:\n{hits}"
+        ))
+    }
+}
+
+/// `self_contained` without git: every file under `dir` but build output, `.git` and Markdown.
+fn search_tree(dir: &Path, hits: &mut Vec<String>) -> Result<(), String> {
+    // Assembled, like PATTERN, so that this file does not match itself.
+    const SHARED: &str = "shared";
+    let needles = [format!("../{SHARED}"), format!("/work/{SHARED}")];
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            let skip = name == ".git"
+                || name.starts_with("target")
+                || matches!(name.as_str(), "ci-out" | "m365mail-out" | "__pycache__");
+            if !skip {
+                search_tree(&path, hits)?;
+            }
+            continue;
+        }
+        if name.ends_with(".md") || path.ends_with(".ci/run") {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if needles
+            .iter()
+            .any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
+        {
+            hits.push(path.display().to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Licences, bans and sources always; advisories only when asked, because the RustSec database
