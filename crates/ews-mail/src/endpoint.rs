@@ -24,6 +24,25 @@
 
 use url::{Host, Url};
 
+/// Exchange Online's EWS URL in `cloud`, from msauth's [`Cloud::ews`](msauth::Cloud::ews):
+/// `https://outlook.office365.us/EWS/Exchange.asmx` for GCC High, for example; no autodiscover
+/// needed. The token must name the same cloud's Exchange resource: `cloud.ews().app_scope()`
+/// (app-only, `full_access_as_app`) or `cloud.ews().delegated_scope("EWS.AccessAsUser.All")`.
+/// [`EXCHANGE_ONLINE`](crate::EXCHANGE_ONLINE) is the global cloud's.
+///
+/// ```
+/// use msauth::Cloud;
+///
+/// let url = ews_mail::exchange_online(Cloud::China);
+/// assert_eq!(url.as_str(), "https://partner.outlook.cn/EWS/Exchange.asmx");
+/// assert_eq!(ews_mail::exchange_online(Cloud::Global).as_str(), ews_mail::EXCHANGE_ONLINE);
+/// ```
+pub fn exchange_online(cloud: msauth::Cloud) -> Url {
+    // The URLs are constants that parse: this is not data from outside.
+    #[allow(clippy::expect_used)]
+    Url::parse(cloud.ews().endpoint()).expect("constant EWS URL parses")
+}
+
 /// Why a URL is not one credentials may be sent to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -80,6 +99,34 @@ pub fn check_endpoint(url: &Url) -> Result<(), EndpointError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_cloud_has_an_https_exchange_online_url() {
+        use msauth::Cloud;
+        for (cloud, url) in [
+            (
+                Cloud::Global,
+                "https://outlook.office365.com/EWS/Exchange.asmx",
+            ),
+            (
+                Cloud::UsGovL4,
+                "https://outlook.office365.us/EWS/Exchange.asmx",
+            ),
+            (
+                Cloud::UsGovL5,
+                "https://outlook-dod.office365.us/EWS/Exchange.asmx",
+            ),
+            (Cloud::China, "https://partner.outlook.cn/EWS/Exchange.asmx"),
+        ] {
+            let u = exchange_online(cloud);
+            assert_eq!(u.as_str(), url);
+            assert_eq!(check_endpoint(&u), Ok(()));
+        }
+        assert_eq!(
+            exchange_online(Cloud::Global).as_str(),
+            crate::EXCHANGE_ONLINE
+        );
+    }
 
     fn check(s: &str) -> Result<(), EndpointError> {
         check_endpoint(&Url::parse(s).unwrap())

@@ -97,6 +97,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Sovereign clouds have their own Exchange Online host and token audience:
+//! [`exchange_online`]`(cloud)` gives the EWS URL (`https://outlook.office365.us/…` for GCC
+//! High) and msauth's `cloud.ews().app_scope()` the matching scope.
+//!
 //! With msauth, wrap a `TokenProvider` in [`MsauthTokens`] instead of a static token: a 401 then
 //! triggers one refresh, and a persistent 401 is diagnosed ("legacy EWS connections do not work
 //! with user consent": delegated EWS needs *admin* consent).
@@ -126,7 +130,7 @@ pub use client::{
     BearerToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, RetryPolicy,
     StaticToken, TokenSource,
 };
-pub use endpoint::EndpointError;
+pub use endpoint::{EndpointError, exchange_online};
 pub use error::{EwsError, ResponseClass, ResponseError};
 pub use msauth_adapter::MsauthTokens;
 pub use soap::ServerVersion;

@@ -4,36 +4,11 @@
 use connector::Error;
 use url::Url;
 
-/// A Microsoft cloud and its Graph root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Cloud {
-    /// The global cloud (including GCC): `https://graph.microsoft.com`.
-    Global,
-    /// US Government L4 (GCC High): `https://graph.microsoft.us`.
-    UsGovL4,
-    /// US Government L5 (DoD): `https://dod-graph.microsoft.us`.
-    UsGovL5,
-    /// China (operated by 21Vianet): `https://microsoftgraph.chinacloudapi.cn`.
-    China,
-}
-
-impl Cloud {
-    /// The Graph root, without version.
-    pub fn graph_root(self) -> &'static str {
-        match self {
-            Cloud::Global => "https://graph.microsoft.com",
-            Cloud::UsGovL4 => "https://graph.microsoft.us",
-            Cloud::UsGovL5 => "https://dod-graph.microsoft.us",
-            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
-        }
-    }
-
-    /// The `.default` scope for app-only tokens in this cloud.
-    pub fn default_scope(self) -> String {
-        format!("{}/.default", self.graph_root())
-    }
-}
+/// A Microsoft national cloud: msauth's, which also knows each cloud's sign-in host and its
+/// EWS and SMTP endpoints. [`Endpoint::cloud`] takes the Graph root from
+/// [`Cloud::graph`]; a token for it is asked with `cloud.graph().app_scope()` (app-only) or
+/// `cloud.graph().delegated_scope(..)`.
+pub use msauth::Cloud;
 
 /// Whose mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,7 +52,7 @@ impl Endpoint {
     pub fn cloud(cloud: Cloud, mailbox: Mailbox) -> Self {
         // The roots are constants that parse: this is not data from outside.
         #[allow(clippy::expect_used)]
-        let base = Url::parse(&format!("{}/v1.0/", cloud.graph_root()))
+        let base = Url::parse(&format!("{}/v1.0/", cloud.graph().endpoint()))
             .expect("constant Graph root parses");
         Endpoint { base, mailbox }
     }
@@ -176,9 +151,13 @@ mod tests {
             "https://microsoftgraph.chinacloudapi.cn/v1.0/me/messages"
         );
         assert_eq!(
-            Cloud::UsGovL4.default_scope(),
+            Cloud::UsGovL4.graph().app_scope(),
             "https://graph.microsoft.us/.default"
         );
+        let gov = Endpoint::cloud(Cloud::UsGovL4, Mailbox::Me);
+        assert_eq!(gov.base().as_str(), "https://graph.microsoft.us/v1.0/");
+        let dod = Endpoint::cloud(Cloud::UsGovL5, Mailbox::Me);
+        assert_eq!(dod.base().as_str(), "https://dod-graph.microsoft.us/v1.0/");
     }
 
     #[test]

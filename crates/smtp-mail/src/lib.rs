@@ -66,8 +66,11 @@
 //!
 //! # Other servers
 //!
-//! Sovereign clouds and on-premises Exchange use other hosts:
-//! [`SmtpConfig::with_server`] (`smtp.office365.us` for GCC High, for example),
+//! Sovereign clouds use other hosts and other token audiences, both from msauth's `Cloud`:
+//! [`SmtpConfig::exchange_online`] (`smtp.office365.us` for GCC High, for example) with a token
+//! for `cloud.smtp().app_scope()` or `cloud.smtp().delegated_scope("SMTP.Send")`
+//! ([`APP_SCOPE`] and [`DELEGATED_SCOPE`] are the global cloud's). On-premises Exchange:
+//! [`SmtpConfig::with_server`],
 //! [`SmtpConfig::with_root_certificate_pem`] for a private CA, and [`Security::ImplicitTls`]
 //! for port 465. [`Security::DangerousPlaintext`] (no TLS, the token in clear) is refused by
 //! [`SmtpOutbound::new`] unless the host is loopback (`localhost`, `127.0.0.0/8`, `::1`). The sandbox (`sandbox::Sandbox::smtp_addr`) offers `STARTTLS` with a

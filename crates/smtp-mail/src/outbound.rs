@@ -41,13 +41,16 @@ pub enum Security {
 ///
 /// let c = SmtpConfig::office365("helpdesk@contoso.com");
 /// assert_eq!((c.host.as_str(), c.port, c.security), ("smtp.office365.com", 587, Security::StartTls));
-/// let gcc_high = SmtpConfig::office365("helpdesk@contoso.us").with_server("smtp.office365.us", 587);
+/// let gcc_high = SmtpConfig::exchange_online(msauth::Cloud::UsGovL4, "helpdesk@contoso.us");
 /// assert_eq!(gcc_high.host, "smtp.office365.us");
+/// let on_premises = SmtpConfig::office365("helpdesk@contoso.com").with_server("mail.contoso.com", 587);
+/// assert_eq!(on_premises.host, "mail.contoso.com");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SmtpConfig {
-    /// The server (`smtp.office365.com`; sovereign clouds and on-premises differ).
+    /// The server (`smtp.office365.com`; [`SmtpConfig::exchange_online`] knows the sovereign
+    /// clouds' hosts; on-premises servers differ).
     pub host: String,
     /// The port (587 for submission with STARTTLS).
     pub port: u16,
@@ -82,10 +85,20 @@ impl fmt::Debug for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// Office 365 client submission: `smtp.office365.com:587` with STARTTLS.
+    /// Office 365 client submission in the global cloud: `smtp.office365.com:587` with
+    /// STARTTLS. The same as [`exchange_online`](Self::exchange_online) with
+    /// `Cloud::Global`.
     pub fn office365(mailbox: impl Into<String>) -> Self {
+        Self::exchange_online(msauth::Cloud::Global, mailbox)
+    }
+
+    /// Exchange Online client submission in `cloud`: its host (msauth's
+    /// [`Cloud::smtp`](msauth::Cloud::smtp), e.g. `smtp.office365.us` for GCC High), port 587,
+    /// STARTTLS. The token must come from the same cloud: `cloud.smtp().app_scope()` (app-only,
+    /// `SMTP.SendAsApp`) or `cloud.smtp().delegated_scope("SMTP.Send")`.
+    pub fn exchange_online(cloud: msauth::Cloud, mailbox: impl Into<String>) -> Self {
         SmtpConfig {
-            host: "smtp.office365.com".into(),
+            host: cloud.smtp().endpoint().into(),
             port: 587,
             security: Security::StartTls,
             mailbox: mailbox.into(),
@@ -572,6 +585,30 @@ impl MessageOutbound for SmtpOutbound {
 #[cfg(test)]
 mod tests {
     use super::is_loopback_host;
+
+    #[test]
+    fn each_cloud_has_its_host_and_the_global_constants_agree() {
+        use msauth::Cloud;
+        for (cloud, host) in [
+            (Cloud::Global, "smtp.office365.com"),
+            (Cloud::UsGovL4, "smtp.office365.us"),
+            (Cloud::UsGovL5, "outlook-dod.office365.us"),
+            (Cloud::China, "smtp.partner.outlook.cn"),
+        ] {
+            let c = super::SmtpConfig::exchange_online(cloud, "a@b.example");
+            assert_eq!((c.host.as_str(), c.port), (host, 587), "{cloud}");
+            assert_eq!(c.security, super::Security::StartTls);
+        }
+        assert_eq!(
+            super::SmtpConfig::office365("a@b.example"),
+            super::SmtpConfig::exchange_online(Cloud::Global, "a@b.example")
+        );
+        assert_eq!(crate::APP_SCOPE, Cloud::Global.smtp().app_scope());
+        assert_eq!(
+            crate::DELEGATED_SCOPE,
+            Cloud::Global.smtp().delegated_scope("SMTP.Send")
+        );
+    }
 
     #[test]
     fn loopback_hosts_are_told_from_the_text_alone() {
