@@ -16,7 +16,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, StatusCode};
 
-use super::token::{find_app, read_form, record_user_consent};
+use super::client::{find_app, read_form};
+use super::delegated::record_user_consent;
 use super::{AadError, AuthCode, Authority, is_oidc, random_token, resolve_authority};
 use crate::state::AppState;
 use crate::tenant::{AppRegistration, Mailbox, Permission, Tenant};
@@ -333,7 +334,7 @@ async fn authorize_flow(
         ));
     }
     if app.user_assignment_required && !state.tenant().is_assigned(&app, &user) {
-        let e = super::token::not_assigned(state, &app, &user.upn);
+        let e = super::delegated::not_assigned(state, &app, &user.upn);
         return redirect_error(state, &p, "access_denied", &e);
     }
     let (missing, needs_admin) = {

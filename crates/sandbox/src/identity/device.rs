@@ -11,7 +11,8 @@ use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 
 use super::authorize::{esc, page};
-use super::token::{find_app, read_form, record_user_consent};
+use super::client::{find_app, read_form};
+use super::delegated::record_user_consent;
 use super::{AadError, DeviceGrant, DeviceStatus, parse_scopes, random_token, resolve_authority};
 use crate::state::AppState;
 

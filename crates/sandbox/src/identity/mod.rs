@@ -20,8 +20,11 @@ pub(crate) mod jwt;
 
 mod assertion;
 mod authorize;
+mod client;
+mod delegated;
 mod device;
 mod errors;
+mod mint;
 mod token;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -37,8 +40,8 @@ use crate::state::{AppState, lock};
 use crate::tenant::{ApiResource, AppRegistration, Mailbox, Permission, Tenant};
 
 pub(crate) use errors::AadError;
-pub(crate) use token::mint as token_mint;
-pub use token::{MintRequest, TokenKind};
+pub(crate) use mint::mint as token_mint;
+pub use mint::{MintRequest, TokenKind};
 
 /// OIDC scopes that need no consent and belong to no resource.
 pub(crate) const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
