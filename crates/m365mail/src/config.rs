@@ -9,6 +9,7 @@
 //! # or a certificate: certificate_file = "app.pfx" + certificate_password_env = "PFX_PASSWORD",
 //! # or certificate_file = "app.pem" (+ certificate_key_file = "key.pem"); assertion_algorithm = "ps256"
 //! flow = "client-credentials"             # or "device-code", "browser"
+//! cloud = "global"                        # or "us-gov-l4" (GCC High), "us-gov-l5" (DoD), "china"
 //!
 //! [[sources]]
 //! name = "helpdesk"
@@ -40,7 +41,7 @@
 //! kind = "smtp"                           # SMTP AUTH XOAUTH2 with STARTTLS
 //! app = "helpdesk"
 //! mailbox = "helpdesk@contoso.com"
-//! host = "smtp.office365.com"             # the default; port defaults to 587
+//! host = "smtp.office365.com"             # the app's cloud's host is the default; port 587
 //! # ca_file = "internal-ca.pem"           # extra CA(s) to trust (on-premises, the sandbox);
 //! #                                         # apps, sources and Graph/EWS outbounds take it too
 //!
@@ -135,10 +136,15 @@ pub struct AppConfig {
     pub name: String,
     /// Tenant id or verified domain (`organizations` for delegated multi-tenant apps).
     pub tenant: String,
-    /// `global`, `us-government` or `china`.
-    #[serde(default)]
-    pub cloud: Option<String>,
-    /// A custom login host (an emulator such as the sandbox): `http://127.0.0.1:8080`.
+    /// The Microsoft cloud the tenant lives in: `global` (default, also GCC), `us-gov-l4`
+    /// (aliases `us-government`, `gcc-high`), `us-gov-l5` (alias `dod`) or `china`. It picks
+    /// the sign-in host, the default Graph, EWS and SMTP endpoints of the app's connections and
+    /// the audience of their tokens (msauth's `Cloud`). Read once, when the file is loaded; an
+    /// unknown name is refused with its line and key.
+    #[serde(default = "default_cloud", deserialize_with = "cloud_name")]
+    pub cloud: msauth::Cloud,
+    /// A custom login host (an emulator such as the sandbox): `http://127.0.0.1:8080`. It
+    /// replaces the cloud's sign-in host; the tokens are still asked for the cloud's resources.
     #[serde(default)]
     pub authority_base: Option<String>,
     /// The application (client) id.
@@ -183,6 +189,16 @@ pub struct AppConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+fn default_cloud() -> msauth::Cloud {
+    msauth::Cloud::Global
+}
+
+/// `apps.cloud`: a name [`msauth::Cloud::parse`] knows.
+fn cloud_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<msauth::Cloud, D::Error> {
+    let name = String::deserialize(d)?;
+    msauth::Cloud::parse(&name).map_err(serde::de::Error::custom)
+}
+
 /// The kind of connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -219,7 +235,8 @@ pub struct SourceConfig {
     /// The outbound that sends notifications for this source.
     #[serde(default)]
     pub notify_through: Option<String>,
-    /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL.
+    /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL (default: the app's
+    /// cloud's Graph v1.0 root or Exchange Online EWS URL).
     #[serde(default)]
     pub url: Option<String>,
     /// Graph only: how new mail is found. `unread` (default) lists the unread messages of the
@@ -272,10 +289,11 @@ pub struct OutboundConfig {
     /// Addresses this connection has Send As rights on.
     #[serde(default)]
     pub send_as: Vec<String>,
-    /// A custom Graph base or EWS URL.
+    /// A custom Graph base or EWS URL (default: the app's cloud's).
     #[serde(default)]
     pub url: Option<String>,
-    /// For `kind = "smtp"`: the server (default `smtp.office365.com`).
+    /// For `kind = "smtp"`: the server (default: the app's cloud's, `smtp.office365.com` in
+    /// the global cloud).
     #[serde(default)]
     pub host: Option<String>,
     /// For `kind = "smtp"`: the port (default 587, STARTTLS).
@@ -751,6 +769,33 @@ mailbox = "helpdesk@contoso.com"
             connector::Acknowledgement::MoveTo("Processed".into())
         );
         assert_eq!(c.handler.max_attempts, 3);
+    }
+
+    #[test]
+    fn the_cloud_is_parsed_when_the_file_is_loaded_and_a_wrong_one_names_its_key() {
+        use msauth::Cloud;
+        let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+        assert_eq!(c.apps[0].cloud, Cloud::Global);
+        let secret = "client_secret_env = \"HELPDESK_SECRET\"";
+        for (name, cloud) in [
+            ("global", Cloud::Global),
+            ("us-gov-l4", Cloud::UsGovL4),
+            ("us-government", Cloud::UsGovL4),
+            ("gcc-high", Cloud::UsGovL4),
+            ("us-gov-l5", Cloud::UsGovL5),
+            ("dod", Cloud::UsGovL5),
+            ("china", Cloud::China),
+        ] {
+            let text = GOOD.replace(secret, &format!("{secret}\ncloud = \"{name}\""));
+            let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+            assert_eq!(c.apps[0].cloud, cloud, "{name}");
+        }
+        let text = GOOD.replace(secret, &format!("{secret}\ncloud = \"germany\""));
+        let e = Config::parse(&text, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 7") && e.contains("key `cloud`"), "{e}");
+        assert!(e.contains("\"germany\"") && e.contains("us-gov-l4"), "{e}");
     }
 
     #[test]

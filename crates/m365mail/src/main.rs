@@ -447,8 +447,8 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
         .find(|a| a.name == app_name)
         .ok_or_else(|| format!("no app called {app_name:?} in {}", config.display()))?;
     let scope = match resource {
-        "graph" => connect::GRAPH_DEFAULT_SCOPE,
-        "ews" => connect::EWS_DEFAULT_SCOPE,
+        "graph" => connect::graph_scope(app),
+        "ews" => connect::ews_scope(app),
         other => return Err(format!("--resource {other:?}: use graph or ews")),
     };
     let provider = connect::provider(app, scope)?;
@@ -508,7 +508,7 @@ async fn consent_url(config: Option<PathBuf>, app: Option<String>) -> Result<Exi
         None => cfg.apps.first(),
     }
     .ok_or("no such app in the configuration")?;
-    let provider = connect::provider(app, connect::GRAPH_DEFAULT_SCOPE)?;
+    let provider = connect::provider(app, connect::graph_scope(app))?;
     match provider.admin_consent_url() {
         Some(url) => {
             println!("{url}");
