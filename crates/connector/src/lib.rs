@@ -15,6 +15,9 @@
 //!   no token, secret or `Authorization` header ever appears;
 //! - one [`Error`] whose [`ErrorKind`] says what the caller can do (sign in again, wait
 //!   [`Error::retry_after`], give up) and whether the request may already have taken effect;
+//! - a **token source** ([`TokenSource`]) is where every connection gets its bearer
+//!   [`AccessToken`], a fresh one after a refusal (with the claims challenge), and what a refusal
+//!   means; its failures are classified once into the kinds above ([`token`]);
 //! - **capabilities** ([`SourceCapabilities`], [`OutboundCapabilities`]) that each connection
 //!   declares instead of pretending parity.
 //!
@@ -61,6 +64,7 @@ pub mod memory;
 pub mod message;
 pub mod mime;
 pub mod ping;
+pub mod token;
 pub mod traits;
 
 pub use error::{AuthProblem, Delivery, Error, ErrorKind, ResponseDetails};
@@ -69,6 +73,7 @@ pub use message::{
     Acknowledgement, Batch, Cursor, Envelope, MessageId, OutgoingMessage, RawMessage, SendReceipt,
 };
 pub use ping::{PingReport, PingStatus};
+pub use token::{AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource};
 pub use traits::{
     MessageOutbound, MessageSource, OutboundCapabilities, SourceCapabilities, SyncKind,
 };

@@ -1,0 +1,375 @@
+//! The token seam: where every connection gets its bearer token, and what a refusal means.
+//!
+//! Graph, EWS and SMTP all ask one [`TokenSource`] for an [`AccessToken`] before a request,
+//! ask it once for a fresh one ([`TokenSource::refresh`]) when the service refuses the token —
+//! passing on the claims challenge the service sent, if any — and ask it what a refusal that a
+//! fresh token did not cure means ([`TokenSource::diagnose`]). `msauth`'s `TokenProvider`
+//! implements the trait; [`StaticToken`] and [`FnTokenSource`] serve tests, examples and
+//! tokens obtained elsewhere.
+//!
+//! # What a token failure means
+//!
+//! A source reports a failure to get a token as an [`Error`] whose kind says what the caller
+//! can do, the same for every protocol:
+//!
+//! | the token request…                                   | [`ErrorKind`](crate::ErrorKind)       |
+//! |------------------------------------------------------|--------------------------------------|
+//! | was throttled (429, AADSTS throttling)               | `Throttled`, with `retry_after` when known |
+//! | failed on the network, timed out, got a 5xx or a proxy's page | `Transient`               |
+//! | was refused: sign-in needed, consent missing, bad secret | `Authentication`, with the [`AuthProblem`] |
+//! | could not be made: our configuration is wrong        | `Configuration`                      |
+//! | got an answer nobody can read                        | `BadResponse`                        |
+//!
+//! and with [`Delivery::NotSent`](crate::Delivery::NotSent): the request that wanted the token
+//! never left. The handler pipeline marks a source OFFLINE for sign-in only on
+//! `Authentication`; the retryable kinds are retried like any other transient failure.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{AuthProblem, Error};
+
+/// An OAuth 2.0 access token, sent as `Authorization: Bearer …` (or inside SASL XOAUTH2). It
+/// never appears in `Debug` or `Display` output.
+///
+/// ```
+/// let t = connector::AccessToken::new("eyJ0eXAiOi.secret.value");
+/// assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
+/// assert_eq!(t.to_string(), "[redacted]");
+/// assert_eq!(t.secret(), "eyJ0eXAiOi.secret.value");
+/// ```
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        AccessToken(token.into())
+    }
+
+    /// The token itself, for the `Authorization` header or the SASL response only. Never log
+    /// or display it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+impl fmt::Display for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// What a service answered when it refused a token: an HTTP-like status, the response headers
+/// (`WWW-Authenticate`, EWS's `x-ms-diagnostics`, …) and the body. Protocol-neutral, so that
+/// this crate needs no HTTP dependency: SMTP builds one from its decoded XOAUTH2 challenge.
+///
+/// ```
+/// use connector::Refusal;
+///
+/// let r = Refusal::new(401).with_header(
+///     "WWW-Authenticate",
+///     r#"Bearer error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ==""#,
+/// );
+/// assert_eq!(r.bearer_param("error").as_deref(), Some("insufficient_claims"));
+/// assert_eq!(r.bearer_param("claims").as_deref(), Some("eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal<'a> {
+    status: u16,
+    headers: Vec<(&'a str, &'a str)>,
+    body: &'a [u8],
+}
+
+impl<'a> Refusal<'a> {
+    /// A refusal with `status` (401 for a refused token), no headers and no body.
+    pub fn new(status: u16) -> Self {
+        Refusal {
+            status,
+            headers: Vec::new(),
+            body: &[],
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &'a str, value: &'a str) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Sets the response body.
+    pub fn with_body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Every header, in the order given.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.headers.iter().copied()
+    }
+
+    /// The values of the header `name` (compared case-insensitively).
+    pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    /// The body.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// One `name="value"` (or `name=value`) parameter of the first `WWW-Authenticate` value
+    /// that has it: `error`, `error_description`, `claims`.
+    pub fn bearer_param(&self, name: &str) -> Option<String> {
+        self.header_values("www-authenticate")
+            .find_map(|v| auth_param(v, name))
+    }
+}
+
+/// One parameter of a `WWW-Authenticate` value. Hand-written: the grammar (RFC 7235
+/// auth-params) is small, and msauth's full parser is used whenever an msauth provider is the
+/// token source.
+fn auth_param(header: &str, name: &str) -> Option<String> {
+    let mut rest = header;
+    while let Some(pos) = rest.find(name) {
+        let before_ok = pos == 0
+            || rest[..pos]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c == ' ' || c == ',');
+        let after = &rest[pos + name.len()..];
+        if before_ok && let Some(v) = after.trim_start().strip_prefix('=') {
+            let v = v.trim_start();
+            return Some(if let Some(q) = v.strip_prefix('"') {
+                q.split('"').next().unwrap_or("").to_owned()
+            } else {
+                v.split(',').next().unwrap_or("").trim().to_owned()
+            });
+        }
+        rest = after;
+    }
+    None
+}
+
+/// What a refusal means, and whether a fresh token may cure it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Challenge {
+    /// What a person must do if a fresh token does not help.
+    pub problem: AuthProblem,
+    /// Whether asking for a fresh token may help (an expired token, a claims challenge).
+    pub refresh: bool,
+    /// A claims challenge to pass to the next token request (Conditional Access, CAE).
+    pub claims: Option<String>,
+}
+
+impl Challenge {
+    /// A challenge with `problem`, saying whether a fresh token may help; no claims.
+    pub fn new(problem: AuthProblem, refresh: bool) -> Self {
+        Challenge {
+            problem,
+            refresh,
+            claims: None,
+        }
+    }
+
+    /// Sets the claims challenge.
+    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
+    }
+}
+
+/// A bearer token for one resource (Graph, Exchange), for every protocol.
+///
+/// Errors follow the [module](self)'s table: `Throttled`/`Transient` for a failure that may
+/// pass, `Authentication` (with its [`AuthProblem`]) when the sign-in is refused,
+/// `Configuration` when our own settings are wrong, each with
+/// [`Delivery::NotSent`](crate::Delivery::NotSent).
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    /// A token for the next request (cached while it is fresh).
+    async fn token(&self) -> Result<AccessToken, Error>;
+
+    /// A new token, bypassing any cache, after the service refused the current one. `claims` is
+    /// the claims challenge the service sent with the refusal, as [`diagnose`](Self::diagnose)
+    /// (or the protocol's own reading of the refusal) found it.
+    async fn refresh(&self, claims: Option<&str>) -> Result<AccessToken, Error>;
+
+    /// What a refusal means, with this source's knowledge of the identity platform. The default
+    /// knows nothing more than the protocol and returns `None`: the client then reads the
+    /// refusal itself (the `WWW-Authenticate` parameters, the service's error text).
+    fn diagnose(&self, refusal: &Refusal<'_>) -> Option<Challenge> {
+        let _ = refusal;
+        None
+    }
+}
+
+impl fmt::Debug for dyn TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSource")
+    }
+}
+
+#[async_trait]
+impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
+    async fn token(&self) -> Result<AccessToken, Error> {
+        (**self).token().await
+    }
+
+    async fn refresh(&self, claims: Option<&str>) -> Result<AccessToken, Error> {
+        (**self).refresh(claims).await
+    }
+
+    fn diagnose(&self, refusal: &Refusal<'_>) -> Option<Challenge> {
+        (**self).diagnose(refusal)
+    }
+}
+
+/// A fixed token (tests, scripts): `refresh` hands out the same token.
+///
+/// ```
+/// use connector::{AccessToken, StaticToken, TokenSource};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let tokens = StaticToken(AccessToken::new("t"));
+/// assert_eq!(tokens.refresh(Some("{}")).await?.secret(), "t");
+/// # Ok::<(), connector::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct StaticToken(pub AccessToken);
+
+#[async_trait]
+impl TokenSource for StaticToken {
+    async fn token(&self) -> Result<AccessToken, Error> {
+        Ok(self.0.clone())
+    }
+
+    async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, Error> {
+        Ok(self.0.clone())
+    }
+}
+
+type TokenFn = dyn Fn(bool) -> Result<String, Error> + Send + Sync;
+
+/// A token source over a closure called with `true` when a fresh token is needed (claims are
+/// not passed on).
+///
+/// ```
+/// use connector::{FnTokenSource, TokenSource};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let tokens = FnTokenSource::new(|fresh| Ok(if fresh { "new" } else { "cached" }.to_owned()));
+/// assert_eq!(tokens.token().await?.secret(), "cached");
+/// assert_eq!(tokens.refresh(None).await?.secret(), "new");
+/// # Ok::<(), connector::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct FnTokenSource(Arc<TokenFn>);
+
+impl FnTokenSource {
+    /// A source calling `f(fresh)`.
+    pub fn new(f: impl Fn(bool) -> Result<String, Error> + Send + Sync + 'static) -> Self {
+        FnTokenSource(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for FnTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnTokenSource")
+    }
+}
+
+#[async_trait]
+impl TokenSource for FnTokenSource {
+    async fn token(&self) -> Result<AccessToken, Error> {
+        (self.0)(false).map(AccessToken::new)
+    }
+
+    async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, Error> {
+        (self.0)(true).map(AccessToken::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_redacted() {
+        let t = AccessToken::new("abc.def.ghi");
+        assert!(!format!("{t:?} {t}").contains("abc"));
+        let s = StaticToken(t);
+        assert!(!format!("{s:?}").contains("abc"));
+        assert_eq!(serde_json::to_string(&s.0).unwrap(), "\"abc.def.ghi\"");
+    }
+
+    #[test]
+    fn param_names_must_stand_alone() {
+        assert_eq!(
+            auth_param("Bearer suberror=\"x\", error=\"y\"", "error").as_deref(),
+            Some("y")
+        );
+        assert_eq!(
+            auth_param("Bearer error=plain, a=b", "error").as_deref(),
+            Some("plain")
+        );
+        assert_eq!(auth_param("Bearer", "error"), None);
+    }
+
+    #[test]
+    fn refusal_headers_are_case_insensitive_and_all_values_are_read() {
+        let r = Refusal::new(401)
+            .with_header("www-authenticate", "Basic realm=\"x\"")
+            .with_header("WWW-Authenticate", "Bearer claims=\"c\"")
+            .with_header("x-ms-diagnostics", "2000008;reason=\"x\"")
+            .with_body(b"body");
+        assert_eq!(r.bearer_param("claims").as_deref(), Some("c"));
+        assert_eq!(r.header_values("X-MS-Diagnostics").count(), 1);
+        assert_eq!(r.headers().count(), 3);
+        assert_eq!((r.status(), r.body()), (401, &b"body"[..]));
+    }
+
+    #[tokio::test]
+    async fn an_arc_passes_claims_and_diagnosis_through() {
+        #[derive(Default)]
+        struct Recording(std::sync::Mutex<Vec<Option<String>>>);
+        #[async_trait]
+        impl TokenSource for Recording {
+            async fn token(&self) -> Result<AccessToken, Error> {
+                Ok(AccessToken::new("t"))
+            }
+            async fn refresh(&self, claims: Option<&str>) -> Result<AccessToken, Error> {
+                self.0.lock().unwrap().push(claims.map(str::to_owned));
+                Ok(AccessToken::new("t2"))
+            }
+            fn diagnose(&self, r: &Refusal<'_>) -> Option<Challenge> {
+                Some(Challenge::new(
+                    AuthProblem::new("s", "r"),
+                    r.status() == 401,
+                ))
+            }
+        }
+        let inner = Arc::new(Recording::default());
+        let outer: Arc<dyn TokenSource> = Arc::new(inner.clone());
+        assert_eq!(outer.refresh(Some("{}")).await.unwrap().secret(), "t2");
+        assert_eq!(*inner.0.lock().unwrap(), vec![Some("{}".to_owned())]);
+        assert!(outer.diagnose(&Refusal::new(401)).unwrap().refresh);
+        assert_eq!(format!("{outer:?}"), "TokenSource");
+    }
+}
