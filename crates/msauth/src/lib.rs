@@ -47,7 +47,7 @@
 //!     .scopes(["https://graph.microsoft.com/.default"])
 //!     .build()?;
 //! match provider.access_token().await {
-//!     Ok(token) => { let _header = token.authorization_header(); }
+//!     Ok(token) => { let _header = msauth::AuthorizationHeader::authorization_header(&token); }
 //!     Err(e) => eprintln!("{}", e.diagnosis().explain()),
 //! }
 //! # Ok(()) }
@@ -129,8 +129,8 @@ pub use provider::{
     Clock, DEFAULT_SKEW, ManualClock, SystemClock, TokenProvider, TokenProviderBuilder,
 };
 pub use secret::{
-    AccessToken, AuthorizationCode, ClientAssertion, ClientSecret, DeviceCode, IdToken,
-    PkceVerifier, Pkcs12Password, RefreshToken,
+    AccessToken, AuthorizationCode, AuthorizationHeader, ClientAssertion, ClientSecret, DeviceCode,
+    IdToken, PkceVerifier, Pkcs12Password, RefreshToken,
 };
 pub use token::{
     ClientCredential, Grant, MAX_BODY, TokenRequest, TokenResponse, parse_retry_after,

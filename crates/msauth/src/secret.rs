@@ -45,10 +45,9 @@ secret_type!(
     /// A client secret (the secret *value* from the app registration, not its id).
     ClientSecret
 );
-secret_type!(
-    /// An OAuth 2.0 access token, sent as `Authorization: Bearer …`.
-    AccessToken
-);
+/// An OAuth 2.0 access token, sent as `Authorization: Bearer …`: the workspace's one token type,
+/// defined in `connector` so that every mail crate's token seam hands out the same value.
+pub use connector::AccessToken;
 secret_type!(
     /// A refresh token. Rotates on every refresh: always keep the newest.
     RefreshToken
@@ -82,13 +81,17 @@ secret_type!(
     ClientAssertion
 );
 
-impl AccessToken {
+/// The `Authorization` header of an [`AccessToken`] (an extension trait: the token type lives in
+/// `connector`, which has no HTTP dependency).
+pub trait AuthorizationHeader {
     /// The value of an `Authorization` header carrying this token, marked sensitive so that
     /// HTTP client logs leave it out.
-    pub fn authorization_header(
-        &self,
-    ) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
-        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", self.0))?;
+    fn authorization_header(&self) -> Result<http::HeaderValue, http::header::InvalidHeaderValue>;
+}
+
+impl AuthorizationHeader for AccessToken {
+    fn authorization_header(&self) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", self.secret()))?;
         value.set_sensitive(true);
         Ok(value)
     }

@@ -14,6 +14,7 @@ use ews_mail::ops::{FindItem, GetItem, UpdateItem};
 use ews_mail::soap::{Operation, RequestHeader, envelope, parse_envelope};
 use ews_mail::types::{FolderId, ItemId};
 use graph_mail::api::{self, BatchItem};
+use msauth::AuthorizationHeader as _;
 
 use crate::ingest::{EWS_SCOPE, GRAPH_SCOPE, http_client, token_provider};
 use crate::report::{
