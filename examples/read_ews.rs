@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use connector::{Acknowledgement, MessageSource};
-use ews_mail::{Credentials, EwsClient, EwsConfig, EwsSource, MailboxAccess, MsauthTokens};
+use ews_mail::{Credentials, EwsClient, EwsConfig, EwsSource, MailboxAccess};
 use msauth::{Authority, ClientCredential, ClientSecret, Tenant, TokenProvider};
 
 #[tokio::main]
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let config = EwsConfig::new(
         url::Url::parse(&sandbox.ews_url())?,
-        Credentials::Bearer(Arc::new(MsauthTokens(tokens))),
+        Credentials::Bearer(Arc::new(tokens)),
         MailboxAccess::Impersonate("projects@contoso.example".into()),
     );
     let source = EwsSource::new(EwsClient::new(config)?);

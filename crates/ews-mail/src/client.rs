@@ -14,7 +14,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use connector::{AuthProblem, ConnectionLog, LogLine};
 use time::OffsetDateTime;
 use url::Url;
@@ -28,65 +27,41 @@ use crate::xml::DEFAULT_MAX_RESPONSE;
 /// The Exchange Online EWS endpoint: no autodiscover needed.
 pub const EXCHANGE_ONLINE: &str = "https://outlook.office365.com/EWS/Exchange.asmx";
 
-/// A bearer token, redacted in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
+pub use connector::token::{AccessToken, Challenge, Refusal, StaticToken, TokenSource};
 
-impl BearerToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        BearerToken(token.into())
+/// The password of [`Credentials::BasicOnPremises`], redacted in `Debug` and `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
     }
 
-    /// The token itself, for the `Authorization` header only.
+    /// The password itself, for the `Authorization` header only.
     pub fn secret(&self) -> &str {
         &self.0
     }
 }
 
-impl fmt::Debug for BearerToken {
+impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BearerToken([redacted])")
+        f.write_str("Password([redacted])")
     }
 }
 
-/// Where access tokens come from (msauth's `TokenProvider` through [`crate::MsauthTokens`], or
-/// anything else).
-#[async_trait]
-pub trait TokenSource: Send + Sync + fmt::Debug {
-    /// A valid access token for `https://outlook.office365.com`.
-    async fn token(&self) -> Result<BearerToken, connector::Error>;
-    /// A new token after the server refused the last one.
-    async fn refresh(&self) -> Result<BearerToken, connector::Error>;
-    /// A diagnosis of a 401 that survived a refresh (status, headers, body of the answer).
-    fn diagnose(
-        &self,
-        _status: u16,
-        _headers: &http::HeaderMap,
-        _body: &[u8],
-    ) -> Option<AuthProblem> {
-        None
-    }
-}
-
-/// A fixed token (tests, scripts). `refresh` hands out the same token.
-#[derive(Debug, Clone)]
-pub struct StaticToken(pub BearerToken);
-
-#[async_trait]
-impl TokenSource for StaticToken {
-    async fn token(&self) -> Result<BearerToken, connector::Error> {
-        Ok(self.0.clone())
-    }
-    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
-        Ok(self.0.clone())
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 
 /// How the client signs in.
 #[derive(Clone)]
 pub enum Credentials {
-    /// OAuth bearer tokens (Exchange Online, modern-auth on-premises).
+    /// OAuth bearer tokens (Exchange Online, modern-auth on-premises), from the workspace's
+    /// token seam: msauth's `TokenProvider` as it is, or a [`StaticToken`].
     Bearer(Arc<dyn TokenSource>),
     /// HTTP Basic authentication: explicit opt-in for on-premises servers only (Exchange Online
     /// turned it off in 2022).
@@ -94,7 +69,7 @@ pub enum Credentials {
         /// User name (`DOMAIN\user` or UPN).
         user: String,
         /// Password.
-        password: BearerToken,
+        password: Password,
     },
 }
 
@@ -312,14 +287,6 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// The `error_description` of a `WWW-Authenticate: Bearer` challenge.
-fn challenge_description(headers: &http::HeaderMap) -> Option<String> {
-    let v = headers.get(http::header::WWW_AUTHENTICATE)?.to_str().ok()?;
-    let i = v.find("error_description=\"")?;
-    let rest = &v[i + "error_description=\"".len()..];
-    Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
-}
-
 /// Why a size-capped body read stopped.
 #[derive(Debug)]
 pub(crate) enum BodyError {
@@ -420,13 +387,17 @@ impl EwsClient {
         }
     }
 
-    async fn auth_header(&self, refresh: bool) -> Result<http::HeaderValue, connector::Error> {
+    /// The `Authorization` header: a cached token, or (`refresh`) a fresh one asked for with
+    /// the claims challenge of the refusal, if it had one.
+    async fn auth_header(
+        &self,
+        refresh: Option<Option<&str>>,
+    ) -> Result<http::HeaderValue, connector::Error> {
         let mut v = match &self.cfg.credentials {
             Credentials::Bearer(src) => {
-                let t = if refresh {
-                    src.refresh().await?
-                } else {
-                    src.token().await?
+                let t = match refresh {
+                    Some(claims) => src.refresh(claims).await?,
+                    None => src.token().await?,
                 };
                 http::HeaderValue::from_str(&format!("Bearer {}", t.secret()))
             }
@@ -584,7 +555,7 @@ impl EwsClient {
         let mut attempt = 0u32;
         // Before any token is asked for: a client built with `with_http` was not checked.
         refuse_endpoint(&self.cfg)?;
-        let mut auth = self.auth_header(false).await?;
+        let mut auth = self.auth_header(None).await?;
         loop {
             let sent = self.send_once(O::NAME, &body, auth.clone()).await;
             let (err, ctx) = match sent {
@@ -615,15 +586,18 @@ impl EwsClient {
                     match self.interpret::<O>(&a) {
                         Ok(r) => return Ok(r),
                         Err(EwsError::Http { status: 401, .. }) => {
-                            if !refreshed && matches!(self.cfg.credentials, Credentials::Bearer(_))
+                            let challenge = self.diagnose_401(&a);
+                            if !refreshed
+                                && challenge.refresh
+                                && matches!(self.cfg.credentials, Credentials::Bearer(_))
                             {
+                                // One fresh token, with the claims challenge if there was one.
                                 refreshed = true;
-                                auth = self.auth_header(true).await?;
+                                auth = self.auth_header(Some(challenge.claims.as_deref())).await?;
                                 continue;
                             }
-                            let problem = self.diagnose_401(&a);
                             return Err(into_connector(
-                                EwsError::Unauthorized(Box::new(problem)),
+                                EwsError::Unauthorized(Box::new(challenge.problem)),
                                 &what,
                                 &ctx,
                             ));
@@ -651,13 +625,19 @@ impl EwsClient {
         }
     }
 
-    fn diagnose_401(&self, a: &Answer) -> AuthProblem {
+    /// What a 401 means: the token source's diagnosis, or else EWS's own reading of the
+    /// `WWW-Authenticate` challenge (its description and claims). A fresh token may help unless
+    /// the source's diagnosis says otherwise.
+    fn diagnose_401(&self, a: &Answer) -> Challenge {
+        let refusal = refusal(a);
         if let Credentials::Bearer(src) = &self.cfg.credentials
-            && let Some(p) = src.diagnose(a.status, &a.headers, &a.body)
+            && let Some(c) = src.diagnose(&refusal)
         {
-            return p;
+            return c;
         }
-        let desc = challenge_description(&a.headers).unwrap_or_default();
+        let desc = refusal
+            .bearer_param("error_description")
+            .unwrap_or_default();
         let consent = desc.contains("AADSTS65001") || desc.to_ascii_lowercase().contains("consent");
         let mut p = if consent {
             match self.cfg.access {
@@ -691,8 +671,27 @@ impl EwsClient {
         if consent {
             p = p.with_code("AADSTS65001");
         }
-        p
+        let claims = refusal.bearer_param("claims");
+        if let Some(c) = &claims {
+            p = p.with_claims(c.clone());
+        }
+        let challenge = Challenge::new(p, true);
+        match claims {
+            Some(c) => challenge.with_claims(c),
+            None => challenge,
+        }
     }
+}
+
+/// A 401 answer as the protocol-neutral [`Refusal`] a [`TokenSource`] diagnoses (headers that
+/// are not text are left out).
+fn refusal(a: &Answer) -> Refusal<'_> {
+    a.headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+        .fold(Refusal::new(a.status).with_body(&a.body), |r, (n, v)| {
+            r.with_header(n, v)
+        })
 }
 
 fn forbidden(what: &str, ctx: &CallContext) -> connector::Error {
@@ -738,13 +737,13 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let c = Credentials::Bearer(Arc::new(StaticToken(BearerToken::new(
+        let c = Credentials::Bearer(Arc::new(StaticToken(AccessToken::new(
             "eyJsecret.token.value",
         ))));
         assert!(!format!("{c:?}").contains("eyJsecret"));
         let b = Credentials::BasicOnPremises {
             user: "u".into(),
-            password: BearerToken::new("hunter2"),
+            password: Password::new("hunter2"),
         };
         assert!(!format!("{b:?}").contains("hunter2"));
         let url = Url::parse("https://x/EWS/Exchange.asmx").unwrap();
@@ -759,8 +758,13 @@ mod tests {
             http::header::WWW_AUTHENTICATE,
             http::HeaderValue::from_static("Bearer client_id=\"x\", error=\"invalid_token\", error_description=\"AADSTS65001: no consent\""),
         );
+        let a = Answer {
+            status: 401,
+            headers: h,
+            body: Vec::new(),
+        };
         assert_eq!(
-            challenge_description(&h).as_deref(),
+            refusal(&a).bearer_param("error_description").as_deref(),
             Some("AADSTS65001: no consent")
         );
     }

@@ -80,12 +80,12 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use connector::{Acknowledgement, MessageSource};
-//! use ews_mail::{Credentials, EwsClient, EwsConfig, EwsSource, MailboxAccess, StaticToken, BearerToken};
+//! use ews_mail::{AccessToken, Credentials, EwsClient, EwsConfig, EwsSource, MailboxAccess, StaticToken};
 //!
 //! # async fn run(token: String) -> Result<(), connector::Error> {
 //! let cfg = EwsConfig::new(
 //!     ews_mail::EXCHANGE_ONLINE.parse().expect("a URL"),
-//!     Credentials::Bearer(Arc::new(StaticToken(BearerToken::new(token)))),
+//!     Credentials::Bearer(Arc::new(StaticToken(AccessToken::new(token)))),
 //!     // full_access_as_app: every request impersonates the pickup mailbox.
 //!     MailboxAccess::Impersonate("helpdesk@contoso.com".into()),
 //! );
@@ -101,9 +101,12 @@
 //! [`exchange_online`]`(cloud)` gives the EWS URL (`https://outlook.office365.us/…` for GCC
 //! High) and msauth's `cloud.ews().app_scope()` the matching scope.
 //!
-//! With msauth, wrap a `TokenProvider` in [`MsauthTokens`] instead of a static token: a 401 then
-//! triggers one refresh, and a persistent 401 is diagnosed ("legacy EWS connections do not work
-//! with user consent": delegated EWS needs *admin* consent).
+//! With msauth, pass its `TokenProvider` itself instead of a static token (it is a
+//! [`TokenSource`], the workspace's one token seam in `connector`): a 401 then triggers one
+//! refresh, carrying the claims challenge of the `WWW-Authenticate` header if there is one,
+//! and a persistent 401 is diagnosed ("legacy EWS connections do not work with user consent":
+//! delegated EWS needs *admin* consent). A token endpoint that is throttled or unreachable is a
+//! retryable error (`Throttled`/`Transient`), not an authentication failure.
 //!
 //! ## EWS in Exchange Online is being retired
 //!
@@ -118,7 +121,6 @@ pub mod autodiscover;
 pub mod client;
 pub mod endpoint;
 pub mod error;
-mod msauth_adapter;
 pub mod ops;
 pub mod soap;
 pub mod source;
@@ -127,12 +129,11 @@ pub mod types;
 pub mod xml;
 
 pub use client::{
-    BearerToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, RetryPolicy,
-    StaticToken, TokenSource,
+    AccessToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, Password,
+    RetryPolicy, StaticToken, TokenSource,
 };
 pub use endpoint::{EndpointError, exchange_online};
 pub use error::{EwsError, ResponseClass, ResponseError};
-pub use msauth_adapter::MsauthTokens;
 pub use soap::ServerVersion;
 pub use source::{EwsOutbound, EwsSource};
 

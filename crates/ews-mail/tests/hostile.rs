@@ -10,7 +10,7 @@ use ews_mail::client::Jitter;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
 use ews_mail::{
-    BearerToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
+    AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -68,7 +68,7 @@ fn client(base: &str) -> EwsClient {
     let jitter: Jitter = Arc::new(|| 0.5);
     let cfg = EwsConfig::new(
         format!("{base}/EWS/Exchange.asmx").parse().expect("url"),
-        Credentials::Bearer(Arc::new(StaticToken(BearerToken::new("tok")))),
+        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new("tok")))),
         MailboxAccess::Shared("shared@contoso.example".into()),
     )
     .with_retry(RetryPolicy {

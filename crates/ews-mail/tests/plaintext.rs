@@ -15,7 +15,7 @@ use ews_mail::autodiscover::{self, Autodiscover, AutodiscoverError, MAX_ANSWER};
 use ews_mail::endpoint::EndpointError;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
-use ews_mail::{BearerToken, Credentials, EwsClient, EwsConfig, MailboxAccess, TokenSource};
+use ews_mail::{AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, TokenSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A token source that counts how often it was asked.
@@ -24,11 +24,11 @@ struct Counting(AtomicUsize);
 
 #[async_trait]
 impl TokenSource for Counting {
-    async fn token(&self) -> Result<BearerToken, connector::Error> {
+    async fn token(&self) -> Result<AccessToken, connector::Error> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(BearerToken::new("secret-token-value"))
+        Ok(AccessToken::new("secret-token-value"))
     }
-    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+    async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, connector::Error> {
         self.token().await
     }
 }

@@ -17,7 +17,7 @@ use ews_mail::source::{DEFAULT_MAX_BATCH, MAX_PAGE};
 use ews_mail::sync::{FolderSync, MemorySyncStore};
 use ews_mail::types::{FolderId, ItemId};
 use ews_mail::{
-    BearerToken, Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, MailboxAccess,
+    AccessToken, Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, MailboxAccess,
     RetryPolicy, TokenSource,
 };
 use sandbox::{
@@ -37,7 +37,7 @@ struct Minted {
 
 #[async_trait]
 impl TokenSource for Minted {
-    async fn token(&self) -> Result<BearerToken, connector::Error> {
+    async fn token(&self) -> Result<AccessToken, connector::Error> {
         let req = MintRequest {
             app_id: APP.into(),
             kind: self.kind.clone(),
@@ -46,10 +46,10 @@ impl TokenSource for Minted {
         };
         self.admin
             .mint_token(&req)
-            .map(BearerToken::new)
+            .map(AccessToken::new)
             .map_err(|e| connector::Error::configuration(e.to_string()))
     }
-    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+    async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, connector::Error> {
         self.token().await
     }
 }
@@ -390,7 +390,7 @@ impl std::fmt::Debug for HookAfterFirst {
 
 #[async_trait]
 impl TokenSource for HookAfterFirst {
-    async fn token(&self) -> Result<BearerToken, connector::Error> {
+    async fn token(&self) -> Result<AccessToken, connector::Error> {
         if self.calls.fetch_add(1, Ordering::SeqCst) >= 1 {
             let mut hook = self.hook.lock().unwrap();
             if let Some(h) = hook.take() {
@@ -399,7 +399,7 @@ impl TokenSource for HookAfterFirst {
         }
         self.inner.token().await
     }
-    async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+    async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, connector::Error> {
         self.token().await
     }
 }
@@ -776,11 +776,11 @@ async fn expired_token_is_refreshed_once() {
     }
     #[async_trait]
     impl TokenSource for FirstStale {
-        async fn token(&self) -> Result<BearerToken, connector::Error> {
+        async fn token(&self) -> Result<AccessToken, connector::Error> {
             self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(BearerToken::new("not-a-jwt"))
+            Ok(AccessToken::new("not-a-jwt"))
         }
-        async fn refresh(&self) -> Result<BearerToken, connector::Error> {
+        async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, connector::Error> {
             self.inner.token().await
         }
     }
@@ -820,7 +820,7 @@ async fn msauth_tokens_from_the_token_endpoint_and_consent_loss_is_diagnosed() {
         .unwrap();
     let c = client(
         &sb,
-        Arc::new(ews_mail::MsauthTokens(tokens)),
+        Arc::new(tokens),
         MailboxAccess::Impersonate(MAILBOX.into()),
     );
     let src = EwsSource::new(c);
@@ -863,4 +863,113 @@ async fn request_budget_throttling_returns_the_back_off_and_recovers_with_time()
     // The sandbox clock moves on instead of the test sleeping.
     sb.admin().advance_clock(601);
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+}
+
+/// msauth's provider (app-only, client secret) at `base`, as the EWS source's token source.
+fn msauth_provider(base: &str, tenant: &str) -> msauth::TokenProvider {
+    let authority =
+        msauth::Authority::microsoft_layout(base, msauth::Tenant::parse(tenant).unwrap()).unwrap();
+    msauth::TokenProvider::builder(authority, APP)
+        .credential(msauth::ClientCredential::Secret(msauth::ClientSecret::new(
+            "demo-secret-do-not-use-in-production",
+        )))
+        .scopes(["https://outlook.office365.com/.default"])
+        .build()
+        .unwrap()
+}
+
+/// Issue #16: a throttled token endpoint is the identity platform asking us to wait, not a
+/// refused sign-in. ews-mail's own msauth adapter used to report every token failure as
+/// `Authentication`, so the pipeline took an EWS source OFFLINE "for sign-in" where a Graph
+/// source would have retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_token_endpoint_is_a_retryable_error_not_a_sign_in_failure() {
+    let sb = sandbox().await;
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Token,
+            100,
+            FaultKind::Throttle {
+                retry_after_secs: 7,
+            },
+        )],
+    });
+    let tokens = msauth_provider(sb.base_url(), &sb.tenant_id());
+    let src = EwsSource::new(client(
+        &sb,
+        Arc::new(tokens.clone()),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    ));
+    let e = src.fetch(None, 5).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled, "{e}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)), "{e}");
+    assert!(!e.may_have_taken_effect(), "no EWS request was sent: {e}");
+    let e = src.count_waiting().await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_ne!(e.kind(), ErrorKind::Authentication, "{e}");
+    // The same provider through the outbound: a send is not sent, and may be retried.
+    let out = EwsOutbound::new(client(
+        &sb,
+        Arc::new(tokens),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    ));
+    let msg = connector::OutgoingMessage::raw(
+        connector::Envelope::new(MAILBOX, vec!["adele.vance@contoso.example".into()]),
+        b"From: megan.bowen@contoso.example\r\nTo: adele.vance@contoso.example\r\nSubject: x\r\n\r\nx\r\n".to_vec(),
+    );
+    let e = out.send(&msg).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled, "{e}");
+    assert!(!e.may_have_taken_effect(), "{e}");
+
+    // Once the token endpoint answers again, so does the source.
+    sb.admin().set_faults(FaultPlan::default());
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+}
+
+/// A token endpoint with a server error (503) or none at all (nothing listening) is transient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_or_unreachable_token_endpoint_is_transient() {
+    let sb = sandbox().await;
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::next(
+            Protocol::Token,
+            100,
+            FaultKind::ServerError503,
+        )],
+    });
+    let src = EwsSource::new(client(
+        &sb,
+        Arc::new(msauth_provider(sb.base_url(), &sb.tenant_id())),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    ));
+    let e = src.fetch(None, 5).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(e.auth_problem().is_some_and(|p| !p.summary.is_empty()));
+
+    // Nothing listens on this port any more: the connection is refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let src = EwsSource::new(client(
+        &sb,
+        Arc::new(msauth_provider(
+            &format!("http://{closed}"),
+            &sb.tenant_id(),
+        )),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    ));
+    let e = src.fetch(None, 5).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(!e.may_have_taken_effect(), "{e}");
+    let ping = src.ping().await;
+    assert!(!ping.is_online());
+    assert!(
+        ping.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("identity service")),
+        "{ping}"
+    );
 }

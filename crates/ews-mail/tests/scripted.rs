@@ -9,7 +9,7 @@ use ews_mail::client::Jitter;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
 use ews_mail::{
-    BearerToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
+    AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -92,7 +92,7 @@ fn client(base: &str, max_response: usize) -> EwsClient {
     let jitter: Jitter = Arc::new(|| 0.5);
     let cfg = EwsConfig::new(
         format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
-        Credentials::Bearer(Arc::new(StaticToken(BearerToken::new(
+        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new(
             "secret-token-value",
         )))),
         MailboxAccess::Shared("shared@contoso.example".into()),
@@ -244,4 +244,125 @@ async fn autodiscover_json_then_pox() {
     let seen = seen.lock().unwrap();
     assert!(seen[1].starts_with("POST /autodiscover/autodiscover.xml"));
     assert!(seen[1].contains("<EMailAddress>u@contoso.example</EMailAddress>"));
+}
+
+/// Records the claims each refresh is asked for; diagnoses with `decoded` claims when set.
+#[derive(Debug, Default)]
+struct Recording {
+    refreshes: Mutex<Vec<Option<String>>>,
+    decoded: Option<&'static str>,
+}
+
+#[async_trait::async_trait]
+impl ews_mail::TokenSource for Recording {
+    async fn token(&self) -> Result<AccessToken, connector::Error> {
+        Ok(AccessToken::new("first-token"))
+    }
+    async fn refresh(&self, claims: Option<&str>) -> Result<AccessToken, connector::Error> {
+        self.refreshes
+            .lock()
+            .unwrap()
+            .push(claims.map(str::to_owned));
+        Ok(AccessToken::new("fresh-token"))
+    }
+    fn diagnose(&self, refusal: &connector::Refusal<'_>) -> Option<connector::Challenge> {
+        let decoded = self.decoded?;
+        assert!(refusal.bearer_param("claims").is_some(), "{refusal:?}");
+        Some(
+            connector::Challenge::new(connector::AuthProblem::new("claims", "refresh"), true)
+                .with_claims(decoded),
+        )
+    }
+}
+
+const CLAIMS_B64: &str = "eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZX19fQ==";
+
+fn claims_challenge() -> Answer {
+    (
+        401,
+        vec![(
+            "WWW-Authenticate",
+            format!(
+                r#"Bearer realm="", error="insufficient_claims", error_description="Continuous access evaluation resulted in claims challenge", claims="{CLAIMS_B64}""#
+            ),
+        )],
+        String::new(),
+    )
+}
+
+fn recording_client(base: &str, tokens: Arc<Recording>) -> EwsClient {
+    let cfg = EwsConfig::new(
+        format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
+        Credentials::Bearer(tokens),
+        MailboxAccess::Shared("shared@contoso.example".into()),
+    );
+    EwsClient::new(cfg).unwrap()
+}
+
+/// Issue #16: an EWS 401 with a claims challenge (CAE, Conditional Access) hands the claims to
+/// the one refresh, as Graph does; the retried request carries the fresh token.
+#[tokio::test]
+async fn a_claims_challenge_reaches_the_token_source_on_the_refresh() {
+    let (base, seen) = serve(vec![
+        claims_challenge(),
+        (200, vec![], folder_response("Success", "NoError", None)),
+    ])
+    .await;
+    let tokens = Arc::new(Recording::default());
+    let r = recording_client(&base, tokens.clone())
+        .call(&op())
+        .await
+        .unwrap();
+    assert_eq!(r[0].as_ref().unwrap().unread_count, Some(3));
+    // No diagnosis from the source: EWS's own reading of the challenge, as sent.
+    assert_eq!(
+        *tokens.refreshes.lock().unwrap(),
+        vec![Some(CLAIMS_B64.to_owned())]
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[1]
+            .to_ascii_lowercase()
+            .contains("authorization: bearer fresh-token")
+    );
+
+    // A source that diagnoses (msauth decodes the claims) gets its own claims back.
+    let (base, _) = serve(vec![
+        claims_challenge(),
+        (200, vec![], folder_response("Success", "NoError", None)),
+    ])
+    .await;
+    let tokens = Arc::new(Recording {
+        decoded: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#),
+        ..Recording::default()
+    });
+    recording_client(&base, tokens.clone())
+        .call(&op())
+        .await
+        .unwrap();
+    assert_eq!(
+        *tokens.refreshes.lock().unwrap(),
+        vec![Some(
+            r#"{"access_token":{"nbf":{"essential":true}}}"#.to_owned()
+        )]
+    );
+}
+
+/// A 401 that survives the refresh is `Authentication`, with the challenge's description, and
+/// the token is asked for once more only.
+#[tokio::test]
+async fn a_second_401_is_diagnosed_after_one_refresh() {
+    let (base, seen) = serve(vec![claims_challenge()]).await;
+    let tokens = Arc::new(Recording::default());
+    let e = recording_client(&base, tokens.clone())
+        .call(&op())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    let p = e.auth_problem().unwrap();
+    assert!(p.summary.contains("claims challenge"), "{p:?}");
+    assert_eq!(p.claims.as_deref(), Some(CLAIMS_B64));
+    assert_eq!(tokens.refreshes.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 2);
 }

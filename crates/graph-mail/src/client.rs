@@ -93,12 +93,6 @@ pub struct GraphClientBuilder {
     timeout: Duration,
 }
 
-impl std::fmt::Debug for dyn TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenSource")
-    }
-}
-
 impl GraphClientBuilder {
     /// Sets the retry policy.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
@@ -380,7 +374,7 @@ impl GraphClient {
         parts: &http::request::Parts,
         url: &Url,
         body: Bytes,
-        token: Option<&crate::token::BearerToken>,
+        token: Option<&crate::token::AccessToken>,
         idem: Idempotency,
         extra: Option<&ConnectionLog>,
     ) -> Attempt {
@@ -473,7 +467,11 @@ impl GraphClient {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let gerr = GraphError::parse(status, &headers, &body);
         if status == 401 {
-            let c = self.inner.tokens.diagnose(status, &headers, &body);
+            let c = self
+                .inner
+                .tokens
+                .diagnose(&crate::token::refusal(status, &headers, &body))
+                .unwrap_or_else(|| crate::token::diagnose_minimal(status, &headers, &body));
             let mut details = ResponseDetails::status(status).with_body(&body);
             if let Some(code) = &gerr.code {
                 details = details.with_server_code(code.clone());

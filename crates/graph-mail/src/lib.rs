@@ -48,9 +48,13 @@
 //!
 //! ## Tokens
 //!
-//! `msauth`'s `TokenProvider` is a [`TokenSource`] (delegated or app-only; its diagnosis of a
-//! 401 becomes the error's [`AuthProblem`](connector::AuthProblem)). Anything else can be
-//! wrapped with [`FnTokenSource`].
+//! Tokens come through the workspace's one seam, `connector`'s [`TokenSource`]: `msauth`'s
+//! `TokenProvider` is one (delegated or app-only; its diagnosis of a 401 becomes the error's
+//! [`AuthProblem`](connector::AuthProblem), and a claims challenge in Graph's
+//! `WWW-Authenticate` goes back to it with the one refresh). Anything else can be wrapped with
+//! [`FnTokenSource`] or [`StaticToken`]. A failure to get a token keeps the kind the source
+//! gave it: a throttled or unreachable token endpoint is retryable, a refused sign-in is
+//! `Authentication`.
 //!
 //! ## Example: read, route and acknowledge
 //!
@@ -112,7 +116,7 @@ pub use client::{GraphClient, GraphClientBuilder, Idempotency, Response};
 pub use endpoint::{Cloud, Endpoint, Mailbox};
 pub use outbound::GraphOutbound;
 pub use source::{DeleteMode, GraphSource, SourceConfig};
-pub use token::{BearerToken, Challenge, FnTokenSource, TokenSource};
+pub use token::{AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "graph-mail";

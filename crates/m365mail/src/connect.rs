@@ -392,7 +392,7 @@ fn ews_client(
     };
     let cfg = ews_mail::EwsConfig::new(
         endpoint,
-        ews_mail::Credentials::Bearer(Arc::new(ews_mail::MsauthTokens(provider))),
+        ews_mail::Credentials::Bearer(Arc::new(provider)),
         access,
     );
     match t.ca_file {

@@ -12,7 +12,9 @@
 //!    the default): a server that does not offer it never sees the token;
 //! 2. signs in with `AUTH XOAUTH2`, the initial response being base64 of
 //!    `user=<mailbox>\x01auth=Bearer <token>\x01\x01`, with a token from a [`TokenSource`]
-//!    (`msauth`'s `TokenProvider` for [`DELEGATED_SCOPE`] or [`APP_SCOPE`]);
+//!    (the workspace's one token seam, in `connector`: `msauth`'s `TokenProvider` for
+//!    [`DELEGATED_SCOPE`] or [`APP_SCOPE`]); a token endpoint that is throttled or unreachable
+//!    is a retryable error, a refused sign-in an `Authentication` one;
 //! 3. on `535 5.7.3`, or on Office 365's *error challenge* (a `334` reply carrying base64
 //!    JSON, which lettre's own `auth` would answer blindly and lose), asks the token source
 //!    **once** for a fresh token and signs in again; if that fails too, the error carries the
@@ -23,7 +25,7 @@
 //! 5. sends (`MAIL FROM`, `RCPT TO`, `DATA`) and quits; [`ping`](connector::MessageOutbound::ping)
 //!    stops after signing in.
 //!
-//! Tokens never appear in `Debug`, `Display`, logs or errors: [`SmtpToken`] is redacted, and
+//! Tokens never appear in `Debug`, `Display`, logs or errors: [`AccessToken`] is redacted, and
 //! the connection log records verbs, reply codes and durations only.
 //!
 //! # Example
@@ -94,4 +96,4 @@ mod token;
 
 pub use diagnosis::{AuthChallenge, Reply, smtp_auth_disabled, token_refused};
 pub use outbound::{Security, SmtpConfig, SmtpOutbound};
-pub use token::{APP_SCOPE, DELEGATED_SCOPE, FnTokenSource, SmtpToken, TokenSource};
+pub use token::{APP_SCOPE, AccessToken, DELEGATED_SCOPE, FnTokenSource, StaticToken, TokenSource};

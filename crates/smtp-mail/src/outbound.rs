@@ -17,7 +17,7 @@ use lettre::transport::smtp::extension::ClientId;
 use url::Url;
 
 use crate::diagnosis::{self, AuthChallenge, Reply};
-use crate::token::{SmtpToken, TokenSource};
+use crate::token::{AccessToken, ChallengeHeader, TokenSource};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,7 +318,7 @@ impl SmtpOutbound {
             .with_delivery(Delivery::NotSent));
         }
         let token = self.tokens.token().await?;
-        match self.authenticate(&mut conn, &token).await? {
+        let claims = match self.authenticate(&mut conn, &token).await? {
             AuthOutcome::Ok => return Ok(conn),
             AuthOutcome::Disabled(reply) => {
                 conn.abort().await;
@@ -327,10 +327,15 @@ impl SmtpOutbound {
                     Some(&reply),
                 ));
             }
-            AuthOutcome::Refused(..) => {}
-        }
-        // One fresh token, then a second try on the same connection.
-        let token = match self.tokens.refresh().await {
+            AuthOutcome::Refused(_, challenge) => challenge.as_ref().and_then(|ch| {
+                self.tokens
+                    .diagnose(&ChallengeHeader::of(ch).refusal())
+                    .and_then(|c| c.claims)
+            }),
+        };
+        // One fresh token (with the claims of the challenge, if it had any), then a second try
+        // on the same connection.
+        let token = match self.tokens.refresh(claims.as_deref()).await {
             Ok(t) => t,
             Err(e) => {
                 conn.abort().await;
@@ -350,7 +355,8 @@ impl SmtpOutbound {
                 conn.abort().await;
                 let problem = challenge
                     .as_ref()
-                    .and_then(|ch| self.tokens.diagnose(ch))
+                    .and_then(|ch| self.tokens.diagnose(&ChallengeHeader::of(ch).refusal()))
+                    .map(|c| c.problem)
                     .map(|mut p| {
                         p.summary = format!(
                             "the SMTP server refused the access token for {}: {}",
@@ -369,7 +375,7 @@ impl SmtpOutbound {
     async fn authenticate(
         &self,
         conn: &mut AsyncSmtpConnection,
-        token: &SmtpToken,
+        token: &AccessToken,
     ) -> Result<AuthOutcome, Error> {
         use base64::Engine as _;
         let started = Instant::now();

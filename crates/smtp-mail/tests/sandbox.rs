@@ -54,10 +54,10 @@ struct Tokens {
 
 #[async_trait]
 impl TokenSource for Tokens {
-    async fn token(&self) -> Result<smtp_mail::SmtpToken, Error> {
+    async fn token(&self) -> Result<smtp_mail::AccessToken, Error> {
         self.next()
     }
-    async fn refresh(&self) -> Result<smtp_mail::SmtpToken, Error> {
+    async fn refresh(&self, _claims: Option<&str>) -> Result<smtp_mail::AccessToken, Error> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
         self.next()
     }
@@ -74,10 +74,10 @@ impl Tokens {
         })
     }
 
-    fn next(&self) -> Result<smtp_mail::SmtpToken, Error> {
+    fn next(&self) -> Result<smtp_mail::AccessToken, Error> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n < self.bad_until {
-            return Ok(smtp_mail::SmtpToken::new(FORGED));
+            return Ok(smtp_mail::AccessToken::new(FORGED));
         }
         self.admin
             .mint_token(&MintRequest {
@@ -89,7 +89,7 @@ impl Tokens {
                 resource: ApiResource::Exchange,
                 lifetime_secs: None,
             })
-            .map(smtp_mail::SmtpToken::new)
+            .map(smtp_mail::AccessToken::new)
             .map_err(|e| Error::configuration(e.to_string()))
     }
 }

@@ -177,7 +177,7 @@ pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
                 .map_err(|e| format!("EWS url: {e}"))?;
             let cfg = ews_mail::EwsConfig::new(
                 endpoint,
-                ews_mail::Credentials::Bearer(Arc::new(ews_mail::MsauthTokens(p))),
+                ews_mail::Credentials::Bearer(Arc::new(p)),
                 ews_mail::MailboxAccess::Impersonate(args.mailbox.clone()),
             );
             // One FindItem lists a whole page (up to 1,000 ids); MIME and acknowledgements go
