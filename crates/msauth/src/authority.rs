@@ -461,7 +461,7 @@ mod tests {
 
         let dir = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/reference/samples/identity/msal-dotnet/"
+            "/../../testdata/reference/samples/identity/msal-dotnet/"
         );
         let body = std::fs::read(format!("{dir}OpenidConfiguration.json")).unwrap();
         let a = Authority::from_openid_configuration(&body).unwrap();
