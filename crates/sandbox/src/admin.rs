@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::delivery::{self, DeliveryReport, OutboxEntry};
 use crate::faults::{FaultPlan, ThrottleConfig};
-use crate::identity::{DeviceStatus, MintRequest};
+use crate::identity::MintRequest;
+use crate::identity::grants::DeviceStatus;
 use crate::reqlog::RequestLogSnapshot;
 use crate::state::AppState;
 use crate::tenant::{
@@ -781,7 +782,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/_sandbox/tenant", get(get_tenant))
         // Host, Origin and admin token, before anything else (see `admin_guard`).
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.config().admin_access.clone(),
             crate::admin_guard::middleware,
         ))
         // `inject_mime` carries whole messages: allow Exchange Online's default 35 MB maximum

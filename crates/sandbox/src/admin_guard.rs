@@ -28,7 +28,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use crate::state::AppState;
 use crate::tenant::SecretString;
 
 /// The admin API's access rules of one running sandbox (see the module documentation).
@@ -266,11 +265,11 @@ pub(crate) fn refuse(status: StatusCode, code: &str, error: String) -> Response 
 
 /// Middleware in front of every `/_sandbox/*` route.
 pub(crate) async fn middleware(
-    State(state): State<AppState>,
+    State(access): State<AdminAccess>,
     req: Request,
     next: Next,
 ) -> Response {
-    if let Err(refusal) = state.config().admin_access.check(req.headers(), req.uri()) {
+    if let Err(refusal) = access.check(req.headers(), req.uri()) {
         return refusal.into_response();
     }
     next.run(req).await

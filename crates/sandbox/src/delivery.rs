@@ -41,9 +41,9 @@
 //! readers must trust only the topmost one. Internal mail ([`submit`], or an envelope sender in
 //! the tenant's domains) gets none.
 
-use serde::Serialize;
 use time::OffsetDateTime;
 
+pub use crate::outbox::OutboxEntry;
 use crate::state::AppState;
 use crate::store::{InsertOptions, Message, StoreError};
 use crate::tenant::{Resolved, SenderAuthVerdict, Tenant};
@@ -118,25 +118,6 @@ pub fn route(tenant: &Tenant, address: &str, now: i64) -> Result<Route, RouteErr
     } else {
         Ok(Route::External)
     }
-}
-
-/// A message that left the tenant (recorded, not sent anywhere).
-#[derive(Clone, Debug, Serialize)]
-pub struct OutboxEntry {
-    /// Envelope sender.
-    pub from: String,
-    /// External recipients.
-    pub recipients: Vec<String>,
-    /// The MIME as it would have left.
-    #[serde(serialize_with = "ser_mime")]
-    pub mime: bytes::Bytes,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-}
-
-fn ser_mime<S: serde::Serializer>(m: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(m))
 }
 
 /// Result of [`deliver`] / [`submit`].

@@ -22,7 +22,8 @@ use std::time::Duration;
 use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{AppState, lock};
+use crate::locks::lock;
+use crate::state::AppState;
 
 /// The protocol a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -108,6 +108,8 @@ pub mod auth;
 pub mod delivery;
 pub mod faults;
 pub mod identity;
+mod locks;
+mod outbox;
 pub mod reqlog;
 mod server;
 mod smtp;

@@ -9,14 +9,14 @@
 //! counted by [`RequestLogSnapshot::token_requests`].
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::state::{AppState, lock};
+use crate::locks::lock;
 
 /// The `path` recorded for requests that matched no route.
 pub const UNMATCHED: &str = "(unmatched)";
@@ -237,7 +237,7 @@ fn is_ews_path(path: &str) -> bool {
 
 /// Middleware recording each request's method, route template and final status.
 pub(crate) async fn middleware(
-    State(state): State<AppState>,
+    State(log): State<Arc<RequestLog>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -261,10 +261,8 @@ pub(crate) async fn middleware(
                 )
             }
             Err(_) => {
-                state.reqlog().record(&method, &path, 413);
-                state
-                    .reqlog()
-                    .record_operation(&method, &path, OTHER_OPERATION, 413);
+                log.record(&method, &path, 413);
+                log.record_operation(&method, &path, OTHER_OPERATION, 413);
                 return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
             }
         }
@@ -274,9 +272,9 @@ pub(crate) async fn middleware(
     let resp = next.run(req).await;
     if !path.starts_with("/_sandbox") && !req_path_is_admin {
         let status = resp.status().as_u16();
-        state.reqlog().record(&method, &path, status);
+        log.record(&method, &path, status);
         if let Some(op) = operation {
-            state.reqlog().record_operation(&method, &path, &op, status);
+            log.record_operation(&method, &path, &op, status);
         }
     }
     resp

@@ -342,7 +342,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(crate::ews::routes())
         .merge(crate::admin::routes(&state))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.reqlog_handle(),
             crate::reqlog::middleware,
         ))
         .with_state(state)
@@ -496,6 +496,12 @@ impl Sandbox {
     /// SMTP listener address (`None` if disabled).
     pub fn smtp_addr(&self) -> Option<SocketAddr> {
         self.smtp_addr
+    }
+
+    /// PEM of the CA that issued the SMTP listener's STARTTLS certificate (valid for
+    /// `localhost` and `127.0.0.1`), for clients to trust; `None` if it could not be generated.
+    pub fn smtp_ca_pem(&self) -> Option<String> {
+        crate::smtp::starttls_material().map(|(_, pem)| pem)
     }
 
     /// PEM of the generated CA when serving TLS.

@@ -5,7 +5,7 @@
 //! not-yet-propagated aliases refused with `550 5.1.1`), `DATA` (dot-unstuffing, size cap →
 //! `552 5.3.4`), `RSET`, `NOOP`, `QUIT`, `VRFY` (`252`), `STARTTLS` (RFC 3207, with a certificate
 //! for `localhost` and `127.0.0.1` issued by a CA generated once per process: clients trust
-//! [`Sandbox::smtp_ca_pem`]). Without authentication it stands in for the Internet-facing MX:
+//! [`crate::Sandbox::smtp_ca_pem`]). Without authentication it stands in for the Internet-facing MX:
 //! mail to tenant addresses only, no relaying.
 //!
 //! `AUTH XOAUTH2` (as on `smtp.office365.com`) turns the session into client submission: the
@@ -85,7 +85,7 @@ fn starttls_config() -> Option<Arc<rustls::ServerConfig>> {
     starttls_material().map(|(config, _)| config)
 }
 
-fn starttls_material() -> Option<(Arc<rustls::ServerConfig>, String)> {
+pub(crate) fn starttls_material() -> Option<(Arc<rustls::ServerConfig>, String)> {
     static MATERIAL: OnceLock<Option<(Arc<rustls::ServerConfig>, String)>> = OnceLock::new();
     MATERIAL
         .get_or_init(|| match generate_tls() {
@@ -127,14 +127,6 @@ fn generate_tls() -> Result<(Arc<rustls::ServerConfig>, String), String> {
         .with_single_cert(vec![cert.der().clone()], key_der)
         .map_err(|e| err(&e))?;
     Ok((Arc::new(config), ca_cert.pem()))
-}
-
-impl crate::server::Sandbox {
-    /// PEM of the CA that issued the SMTP listener's STARTTLS certificate (valid for
-    /// `localhost` and `127.0.0.1`), for clients to trust; `None` if it could not be generated.
-    pub fn smtp_ca_pem(&self) -> Option<String> {
-        starttls_material().map(|(_, pem)| pem)
-    }
 }
 
 /// One SMTP dialogue over `stream`. Returns the stream when the client asked for STARTTLS and

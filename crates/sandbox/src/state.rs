@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use time::OffsetDateTime;
 
-use crate::delivery::OutboxEntry;
 use crate::faults::FaultController;
-use crate::identity::IdentityState;
+use crate::identity::grants::IdentityState;
+use crate::outbox::OutboxEntry;
 use crate::reqlog::RequestLog;
 use crate::store::MailStore;
 use crate::tenant::Tenant;
@@ -68,7 +68,7 @@ struct Shared {
     tenant: RwLock<Tenant>,
     store: MailStore,
     faults: FaultController,
-    reqlog: RequestLog,
+    reqlog: Arc<RequestLog>,
     clock: Clock,
     config: Config,
     identity: IdentityState,
@@ -86,7 +86,7 @@ impl AppState {
                 tenant: RwLock::new(tenant),
                 store,
                 faults: FaultController::new(fault_seed),
-                reqlog: RequestLog::default(),
+                reqlog: Arc::default(),
                 clock,
                 config,
                 identity: IdentityState::new(),
@@ -126,6 +126,11 @@ impl AppState {
         &self.inner.reqlog
     }
 
+    /// The request log, shared with the router's middleware.
+    pub(crate) fn reqlog_handle(&self) -> Arc<RequestLog> {
+        Arc::clone(&self.inner.reqlog)
+    }
+
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
@@ -152,9 +157,4 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Locks a mutex, recovering from poisoning (a panicked handler must not wedge the sandbox).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

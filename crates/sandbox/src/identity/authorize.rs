@@ -18,7 +18,8 @@ use http::{HeaderMap, StatusCode};
 
 use super::client::{find_app, read_form};
 use super::delegated::record_user_consent;
-use super::{AadError, AuthCode, Authority, is_oidc, random_token, resolve_authority};
+use super::grants::AuthCode;
+use super::{AadError, Authority, is_oidc, random_token, resolve_authority};
 use crate::state::AppState;
 use crate::tenant::{AppRegistration, Mailbox, Permission, Tenant};
 

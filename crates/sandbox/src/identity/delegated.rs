@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use axum::response::Response;
 
 use super::client::{Client, Form};
+use super::grants::RefreshGrant;
 use super::mint::{issue_access_token, token_response};
-use super::{AadError, RefreshGrant, ScopeRequest, consent_check, is_oidc, random_token};
+use super::{AadError, ScopeRequest, consent_check, is_oidc, random_token};
 use crate::state::AppState;
 use crate::tenant::{ApiResource, AppRegistration, Permission};
 

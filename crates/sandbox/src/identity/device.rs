@@ -13,7 +13,8 @@ use http::{HeaderMap, StatusCode};
 use super::authorize::{esc, page};
 use super::client::{find_app, read_form};
 use super::delegated::record_user_consent;
-use super::{AadError, DeviceGrant, DeviceStatus, parse_scopes, random_token, resolve_authority};
+use super::grants::{DeviceGrant, DeviceStatus};
+use super::{AadError, parse_scopes, random_token, resolve_authority};
 use crate::state::AppState;
 
 fn user_code() -> String {

@@ -8,10 +8,10 @@ use http::HeaderMap;
 
 use super::client::{Client, Form, authenticate_client, read_form};
 use super::delegated::{check_user, issue_delegated};
+use super::grants::DeviceStatus;
 use super::mint::{REQUEST_GENERATION, issue_access_token, token_response};
 use super::{
-    AadError, Authority, DeviceStatus, ScopeRequest, consent_check, is_oidc, parse_scopes,
-    resolve_authority,
+    AadError, Authority, ScopeRequest, consent_check, is_oidc, parse_scopes, resolve_authority,
 };
 use crate::state::AppState;
 use crate::tenant::{ApiResource, Permission};

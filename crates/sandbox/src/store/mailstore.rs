@@ -11,7 +11,7 @@ use super::{
     ChangeKind, DeleteMode, FolderChange, FolderChanges, FolderInfo, InsertOptions, ListPage,
     ListQuery, Message, MessageProps, Order, StoreError, WellKnownFolder,
 };
-use crate::state::lock;
+use crate::locks::lock;
 
 /// The mail store. Thread-safe; every method takes `&self`.
 #[derive(Debug, Default)]

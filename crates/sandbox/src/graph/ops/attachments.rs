@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 
 use super::shared::{B64, Op, bad, json_body, store_error, wrap76};
 use crate::graph::{GReq, GResp, error, render};
-use crate::state::{AppState, lock};
+use crate::locks::lock;
+use crate::state::AppState;
 
 fn unfolded_header(head: &str, name: &str) -> Option<String> {
     let mut out: Option<String> = None;
