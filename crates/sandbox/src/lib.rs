@@ -122,11 +122,13 @@ pub(crate) mod graph;
 
 pub use admin::{Admin, AdminCommand, AdminError};
 pub use faults::{FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger};
-pub use identity::{MintRequest, TokenKind};
+pub use identity::mint::{MintRequest, TokenKind};
 pub use reqlog::RequestLogSnapshot;
 pub use server::{Sandbox, SandboxBuilder, StartError, TlsOptions};
 pub use state::AppState;
-pub use tenant::{ApiResource, Seed, SeedError, SenderAuthVerdict};
+pub use tenant::apps::ApiResource;
+pub use tenant::org::SenderAuthVerdict;
+pub use tenant::seed::{Seed, SeedError};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "sandbox";

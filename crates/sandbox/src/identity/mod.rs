@@ -25,7 +25,7 @@ mod delegated;
 mod device;
 mod errors;
 pub(crate) mod grants;
-mod mint;
+pub(crate) mod mint;
 mod token;
 
 use std::collections::BTreeSet;
@@ -40,7 +40,8 @@ use crate::tenant::{ApiResource, AppRegistration, Mailbox, Permission, Tenant};
 
 pub(crate) use errors::AadError;
 pub(crate) use mint::mint as token_mint;
-pub use mint::{MintRequest, TokenKind};
+// `MintRequest` and `TokenKind` are public at the crate root only (`sandbox::MintRequest`).
+pub(crate) use mint::MintRequest;
 
 /// OIDC scopes that need no consent and belong to no resource.
 pub(crate) const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];

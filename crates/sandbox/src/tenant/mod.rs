@@ -21,24 +21,26 @@
 //! and identity settings (`org`), app registrations, permissions and consent (`apps`), and the
 //! seed file (`seed`); [`Tenant`] holds them together and answers directory questions.
 
-mod apps;
+pub(crate) mod apps;
 mod directory;
-mod org;
-mod seed;
+pub(crate) mod org;
+pub(crate) mod seed;
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+// `ApiResource`, `Seed`, `SeedError` and `SenderAuthVerdict` are public at the crate root only
+// (`sandbox::Seed`, ...): one path per public type.
+pub(crate) use self::apps::ApiResource;
 pub use self::apps::{
-    AdminGrant, ApiResource, AppCertificate, AppRegistration, ClientSecret, Consents, Permission,
-    SecretString,
+    AdminGrant, AppCertificate, AppRegistration, ClientSecret, Consents, Permission, SecretString,
 };
 pub use self::directory::{Group, Mailbox, MailboxKind};
-pub use self::org::{
-    AppAccessPolicy, IdentitySettings, OrgSettings, PolicyMode, SenderAuthVerdict, TenantInfo,
-};
-pub use self::seed::{Seed, SeedError, SeedMessage};
+pub(crate) use self::org::SenderAuthVerdict;
+pub use self::org::{AppAccessPolicy, IdentitySettings, OrgSettings, PolicyMode, TenantInfo};
+pub use self::seed::SeedMessage;
+pub(crate) use self::seed::Seed;
 
 /// The whole tenant model, held by the running sandbox behind a lock.
 #[derive(Clone, Debug, Serialize)]

@@ -2,8 +2,8 @@
 //! application access policies, and tokens minted through the admin API.
 
 use sandbox::auth::{AccessDeniedKind, Resource, authenticate};
-use sandbox::tenant::{ApiResource, AppAccessPolicy, PolicyMode};
-use sandbox::{MintRequest, TokenKind};
+use sandbox::tenant::{AppAccessPolicy, PolicyMode};
+use sandbox::{ApiResource, MintRequest, TokenKind};
 
 use crate::common::*;
 
