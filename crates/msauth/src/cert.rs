@@ -12,7 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
-use crate::error::AuthError;
+use crate::error::{AuthError, Pkcs12Error};
 use crate::secret::{ClientAssertion, Pkcs12Password};
 
 /// The signature algorithm of client assertions.
@@ -249,33 +249,8 @@ impl CertificateCredential {
     }
 }
 
-/// Why a PKCS#12 (`.pfx`/`.p12`) file could not be used. No variant carries the password or key
-/// material.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Pkcs12Error {
-    /// The password does not open the file (its integrity check or decryption failed).
-    #[error("the PKCS#12 file's password is wrong (or the file is damaged)")]
-    WrongPassword,
-    /// Not a PKCS#12 file, or a damaged one.
-    #[error("not a readable PKCS#12 file: {0}")]
-    Corrupt(String),
-    /// A readable file that uses an encryption or integrity algorithm not supported here.
-    #[error("the PKCS#12 file uses an unsupported algorithm: {0}")]
-    Unsupported(String),
-    /// The file holds no private key (a certificate-only export).
-    #[error("the PKCS#12 file holds no private key; export the certificate with its private key")]
-    NoPrivateKey,
-    /// The file holds more than one private key: which one to use would be a guess.
-    #[error("the PKCS#12 file holds several private keys; export only the application's")]
-    SeveralPrivateKeys,
-    /// No certificate in the file belongs to the private key.
-    #[error("the PKCS#12 file holds no certificate for its private key")]
-    NoCertificate,
-}
-
 impl Pkcs12Error {
-    fn from_library(e: p12_keystore::error::Error) -> Self {
+    pub(crate) fn from_library(e: p12_keystore::error::Error) -> Self {
         use p12_keystore::error::Error as E;
         match e {
             // The MAC is keyed by the password: a mismatch is a wrong password (or a damaged

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::authority::AuthorityError;
-use crate::diagnosis::Diagnosis;
+use crate::diagnosis::kinds::Diagnosis;
 
 /// The JSON error body of an OAuth 2.0 endpoint (RFC 6749 §5.2) with Microsoft's extra fields.
 ///
@@ -213,7 +213,7 @@ pub enum AuthError {
     Certificate(String),
     /// A PKCS#12 (`.pfx`/`.p12`) key file could not be opened.
     #[error(transparent)]
-    Pkcs12(#[from] crate::cert::Pkcs12Error),
+    Pkcs12(#[from] Pkcs12Error),
 }
 
 fn service_message(e: &ServiceError) -> String {
@@ -237,11 +237,6 @@ fn service_message(e: &ServiceError) -> String {
 }
 
 impl AuthError {
-    /// What this failure means and what to do about it.
-    pub fn diagnosis(&self) -> Diagnosis {
-        crate::diagnosis::diagnose_auth_error(self)
-    }
-
     /// The service error, if the identity service refused.
     pub fn service_error(&self) -> Option<&ServiceError> {
         match self {
@@ -295,4 +290,29 @@ pub enum DeviceFlowError {
     /// The flow already finished.
     #[error("the device-code flow has already finished")]
     Finished,
+}
+
+/// Why a PKCS#12 (`.pfx`/`.p12`) file could not be used. No variant carries the password or key
+/// material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Pkcs12Error {
+    /// The password does not open the file (its integrity check or decryption failed).
+    #[error("the PKCS#12 file's password is wrong (or the file is damaged)")]
+    WrongPassword,
+    /// Not a PKCS#12 file, or a damaged one.
+    #[error("not a readable PKCS#12 file: {0}")]
+    Corrupt(String),
+    /// A readable file that uses an encryption or integrity algorithm not supported here.
+    #[error("the PKCS#12 file uses an unsupported algorithm: {0}")]
+    Unsupported(String),
+    /// The file holds no private key (a certificate-only export).
+    #[error("the PKCS#12 file holds no private key; export the certificate with its private key")]
+    NoPrivateKey,
+    /// The file holds more than one private key: which one to use would be a guess.
+    #[error("the PKCS#12 file holds several private keys; export only the application's")]
+    SeveralPrivateKeys,
+    /// No certificate in the file belongs to the private key.
+    #[error("the PKCS#12 file holds no certificate for its private key")]
+    NoCertificate,
 }

@@ -110,7 +110,7 @@ mod token;
 pub use authcode::{AuthorizationRequest, PendingAuthorization};
 pub use authority::{Authority, AuthorityError, Endpoints, Tenant, check_endpoint};
 pub use cache::{CacheKey, CachedToken, FileStore, MemoryStore, StoreGuard, TokenStore};
-pub use cert::{ASSERTION_LIFETIME, AssertionAlgorithm, CertificateCredential, Pkcs12Error};
+pub use cert::{ASSERTION_LIFETIME, AssertionAlgorithm, CertificateCredential};
 pub use cloud::{Cloud, Service, ServiceEndpoint, UnknownCloud};
 pub use consent::{AdminConsentGranted, admin_consent_url, parse_admin_consent_callback};
 pub use device::{DEFAULT_INTERVAL, DeviceCodeFlow, DeviceCodeRequest, DevicePoll, SLOW_DOWN_STEP};
@@ -119,8 +119,8 @@ pub use diagnosis::{
     diagnose_resource_challenge, merge_claims,
 };
 pub use error::{
-    AuthError, CacheError, DeviceFlowError, ErrorResponse, RedirectError, ResponseProblem,
-    SendStage, ServiceError,
+    AuthError, CacheError, DeviceFlowError, ErrorResponse, Pkcs12Error, RedirectError,
+    ResponseProblem, SendStage, ServiceError,
 };
 pub use http::{AuthClient, HttpClient, ReqwestClient, discover};
 pub use loopback::LoopbackListener;
