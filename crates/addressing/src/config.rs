@@ -1,10 +1,10 @@
-//! Configuration errors: every problem names where it is (`mailbox.aliases[2]`,
-//! `rules[3].detail`) and what is wrong.
+//! The configuration's vocabulary and its errors: the kinds of rule, and problems that each
+//! name where they are (`mailbox.aliases[2]`, `rules[3].detail`) and what is wrong.
 
 use std::fmt;
 
 use crate::address::AddressError;
-use crate::rules::RuleKind;
+use serde::{Deserialize, Serialize};
 
 /// Where in the configuration a problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,3 +193,35 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The kind of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RuleKind {
+    /// [`RuleConfig::Address`](crate::RuleConfig::Address).
+    Address,
+    /// [`RuleConfig::Alias`](crate::RuleConfig::Alias).
+    Alias,
+    /// [`RuleConfig::Detail`](crate::RuleConfig::Detail).
+    Detail,
+    /// [`RuleConfig::DetailPattern`](crate::RuleConfig::DetailPattern).
+    DetailPattern,
+    /// [`RuleConfig::Domain`](crate::RuleConfig::Domain).
+    Domain,
+    /// [`RuleConfig::Default`](crate::RuleConfig::Default).
+    Default,
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuleKind::Address => "address",
+            RuleKind::Alias => "alias",
+            RuleKind::Detail => "detail",
+            RuleKind::DetailPattern => "detail-pattern",
+            RuleKind::Domain => "domain",
+            RuleKind::Default => "default",
+        })
+    }
+}

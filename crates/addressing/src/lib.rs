@@ -113,6 +113,7 @@
 mod address;
 mod config;
 mod identity;
+mod outcome;
 mod route;
 mod rules;
 mod sender;
@@ -122,16 +123,16 @@ pub use address::{
     AddressError, AddressList, EmailAddress, LocalPartCase, MAX_ADDRESS_LEN, MAX_DOMAIN_LEN,
     MAX_HEADER_VALUE_LEN, MAX_LOCAL_PART_LEN, NamedAddress, parse_address_list,
 };
-pub use config::{ConfigError, ConfigProblem, Location, ProblemKind};
+pub use config::{ConfigError, ConfigProblem, Location, ProblemKind, RuleKind};
 pub use identity::{
     AddressRole, GraphUserAddresses, MailboxConfig, MailboxMatch, PickupMailbox, ProxyAddressError,
 };
+pub use outcome::{Catch, CatchAddress, MatchedRule, RecipientSource, Route, Undetermined};
 pub use route::{
-    Catch, CatchAddress, EXCHANGE_RECIPIENT_TYPE_HEADER, ExchangeRecipientType, HeaderProblem,
-    InboundHeaders, MatchedRule, MimeError, RecipientSource, Route, Router, RouterOptions,
-    RoutingConfig, Undetermined,
+    EXCHANGE_RECIPIENT_TYPE_HEADER, ExchangeRecipientType, HeaderProblem, InboundHeaders,
+    MimeError, Router, RouterOptions, RoutingConfig,
 };
-pub use rules::{MAX_PATTERN_LEN, ProjectKey, RuleConfig, RuleKind};
+pub use rules::{MAX_PATTERN_LEN, ProjectKey, RuleConfig};
 pub use sender::{FallbackReason, OutboundCapabilities, SenderBranch, SenderChoice, SenderPolicy};
 pub use subaddress::{InvalidSeparator, Separator, SubAddress};
 

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::address::{EmailAddress, LocalPartCase, normalize_domain};
-use crate::config::{ConfigProblem, Location, ProblemKind};
+use crate::config::{ConfigProblem, Location, ProblemKind, RuleKind};
 use crate::identity::{MailboxMatch, PickupMailbox};
 
 /// The longest sub-address pattern accepted (a detail is at most 64 octets anyway).
@@ -125,38 +125,6 @@ impl RuleConfig {
             | RuleConfig::Domain { project, .. }
             | RuleConfig::Default { project } => project,
         }
-    }
-}
-
-/// The kind of a rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum RuleKind {
-    /// [`RuleConfig::Address`].
-    Address,
-    /// [`RuleConfig::Alias`].
-    Alias,
-    /// [`RuleConfig::Detail`].
-    Detail,
-    /// [`RuleConfig::DetailPattern`].
-    DetailPattern,
-    /// [`RuleConfig::Domain`].
-    Domain,
-    /// [`RuleConfig::Default`].
-    Default,
-}
-
-impl fmt::Display for RuleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RuleKind::Address => "address",
-            RuleKind::Alias => "alias",
-            RuleKind::Detail => "detail",
-            RuleKind::DetailPattern => "detail-pattern",
-            RuleKind::Domain => "domain",
-            RuleKind::Default => "default",
-        })
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::{EmailAddress, LocalPartCase};
 use crate::identity::{AddressRole, PickupMailbox};
-use crate::route::{CatchAddress, Route};
+use crate::outcome::{CatchAddress, Route};
 
 /// What the outbound connection can do, as far as the sender address goes.
 ///
