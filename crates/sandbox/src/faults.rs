@@ -1,6 +1,6 @@
 //! Throttling (as Exchange Online does it) and deterministic fault injection.
 //!
-//! Every protocol handler calls [`admit`] once per request, after authentication, with the app id
+//! Every protocol handler calls [`AppState::admit`](crate::AppState::admit) once per request, after authentication, with the app id
 //! and the mailbox the request is about. The answer is one of:
 //!
 //! - [`Admission::Proceed`]: go ahead; keep the [`AdmissionGuard`] alive until the response is
@@ -9,7 +9,7 @@
 //!   `Retry-After`; EWS: `ErrorServerBusy` with `BackOffMilliseconds`);
 //! - [`Admission::Fault`]: render the injected [`FaultKind`].
 //!
-//! Slow-response faults are applied inside [`admit`] (it sleeps, then proceeds).
+//! Slow-response faults are applied inside [`AppState::admit`](crate::AppState::admit) (it sleeps, then proceeds).
 //!
 //! Fault plans are deterministic: rules are evaluated in order for each request, `Next` rules
 //! count matching requests, and `Rate` rules draw from a `StdRng` seeded with the plan's seed,
@@ -23,7 +23,6 @@ use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
 use crate::locks::lock;
-use crate::state::AppState;
 
 /// The protocol a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -59,7 +58,7 @@ pub enum FaultKind {
     },
     /// Drop the connection mid-response (see [`reset_response`]).
     ResetConnection,
-    /// Answer normally but only after this many milliseconds (applied inside [`admit`]).
+    /// Answer normally but only after this many milliseconds (applied inside [`AppState::admit`](crate::AppState::admit)).
     Slow {
         /// Delay in milliseconds.
         millis: u64,
@@ -179,7 +178,7 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// The result of [`admit`].
+/// The result of [`AppState::admit`](crate::AppState::admit).
 #[derive(Debug)]
 pub enum Admission {
     /// Serve the request; keep the guard until the response is built.
@@ -231,7 +230,7 @@ struct PlanState {
     by_kind: std::collections::BTreeMap<(Protocol, &'static str), u64>,
 }
 
-/// The fault and throttling controller held by [`AppState`].
+/// The fault and throttling controller held by [`AppState`](crate::AppState).
 #[derive(Debug)]
 pub struct FaultController {
     plan: Mutex<PlanState>,
@@ -297,7 +296,12 @@ impl FaultController {
         lock(&self.throttle).clone()
     }
 
-    fn pick_fault(&self, protocol: Protocol, app_id: &str, mailbox: &str) -> Option<FaultKind> {
+    pub(crate) fn pick_fault(
+        &self,
+        protocol: Protocol,
+        app_id: &str,
+        mailbox: &str,
+    ) -> Option<FaultKind> {
         let mut guard = lock(&self.plan);
         let st = &mut *guard;
         if st.seen.len() != st.plan.rules.len() {
@@ -332,7 +336,7 @@ impl FaultController {
         None
     }
 
-    fn take_slot(
+    pub(crate) fn take_slot(
         &self,
         protocol: Protocol,
         app_id: &str,
@@ -374,30 +378,6 @@ impl FaultController {
         Ok(AdmissionGuard {
             slot: Some((Arc::clone(&self.windows), key)),
         })
-    }
-}
-
-/// Decides whether a request may proceed. See the module documentation.
-pub async fn admit(state: &AppState, protocol: Protocol, app_id: &str, mailbox: &str) -> Admission {
-    let fault = state.faults().pick_fault(protocol, app_id, mailbox);
-    match fault {
-        Some(FaultKind::Slow { millis }) => {
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-        }
-        Some(FaultKind::Throttle { retry_after_secs }) => {
-            return Admission::Throttled {
-                retry_after: Duration::from_secs(retry_after_secs),
-            };
-        }
-        Some(f) => return Admission::Fault(f),
-        None => {}
-    }
-    match state
-        .faults()
-        .take_slot(protocol, app_id, mailbox, state.clock().now_unix())
-    {
-        Ok(g) => Admission::Proceed(g),
-        Err(retry_after) => Admission::Throttled { retry_after },
     }
 }
 

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use time::OffsetDateTime;
 
-use crate::faults::FaultController;
+use std::time::Duration;
+
+use crate::faults::{Admission, FaultController, FaultKind, Protocol};
 use crate::identity::grants::IdentityState;
 use crate::outbox::OutboxEntry;
 use crate::reqlog::RequestLog;
@@ -76,6 +78,31 @@ struct Shared {
 }
 
 impl AppState {
+    /// Decides whether a request may proceed: the fault plan first (a slow answer waits
+    /// here), then the throttling budget. See [`crate::faults`].
+    pub async fn admit(&self, protocol: Protocol, app_id: &str, mailbox: &str) -> Admission {
+        let fault = self.faults().pick_fault(protocol, app_id, mailbox);
+        match fault {
+            Some(FaultKind::Slow { millis }) => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+            }
+            Some(FaultKind::Throttle { retry_after_secs }) => {
+                return Admission::Throttled {
+                    retry_after: Duration::from_secs(retry_after_secs),
+                };
+            }
+            Some(f) => return Admission::Fault(f),
+            None => {}
+        }
+        match self
+            .faults()
+            .take_slot(protocol, app_id, mailbox, self.clock().now_unix())
+        {
+            Ok(g) => Admission::Proceed(g),
+            Err(retry_after) => Admission::Throttled { retry_after },
+        }
+    }
+
     pub(crate) fn new(tenant: Tenant, config: Config, clock: Clock, fault_seed: u64) -> Self {
         let store = MailStore::new();
         for m in &tenant.mailboxes {
@@ -116,7 +143,7 @@ impl AppState {
         &self.inner.store
     }
 
-    /// The fault injection and throttling controller (see [`crate::faults::admit`]).
+    /// The fault injection and throttling controller (see [`AppState::admit`]).
     pub fn faults(&self) -> &FaultController {
         &self.inner.faults
     }

@@ -4,7 +4,7 @@
 //! for the Exchange resource; delegated `EWS.AccessAsUser.All` needs *admin* consent), the
 //! organisation's `EwsEnabled` / `EwsAllowedAppIDs` policy (HTTP 403), the SOAP headers
 //! (`RequestServerVersion`; `ExchangeImpersonation`, which app-only `full_access_as_app` tokens
-//! must send), throttling and fault injection ([`crate::faults::admit`]: `ErrorServerBusy` with
+//! must send), throttling and fault injection ([`AppState::admit`](crate::AppState::admit): `ErrorServerBusy` with
 //! `BackOffMilliseconds` as a SOAP fault, 503, 504, connection resets), and then the operation.
 //!
 //! Operations: FindItem (`IndexedPageItemView`, `Restriction` on `message:IsRead`, `SortOrder`
@@ -312,7 +312,10 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             ));
         }
     };
-    let _guard = match faults::admit(&state, Protocol::Ews, &principal.app_id, &mailbox).await {
+    let _guard = match state
+        .admit(Protocol::Ews, &principal.app_id, &mailbox)
+        .await
+    {
         Admission::Proceed(g) => g,
         Admission::Throttled { retry_after } => {
             return render_fault(&Fault::server_busy(retry_after.as_millis() as u64));

@@ -4,7 +4,7 @@
 //! `/v1.0/users/{id|upn}/…`. A request goes through, in order: token validation
 //! ([`crate::auth::authenticate`], 401 with `WWW-Authenticate`), the mailbox and permission check
 //! (403 `ErrorAccessDenied` / 404 `ErrorInvalidUser`), throttling and fault injection
-//! ([`crate::faults::admit`], 429 with `Retry-After`, 503, 504, reset), then the operation.
+//! ([`AppState::admit`](crate::AppState::admit), 429 with `Retry-After`, 503, 504, reset), then the operation.
 //! Every answer carries `request-id` and `client-request-id`; errors use Graph's error JSON.
 //!
 //! The routes are registered one per endpoint template (so the request log counts per
@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::auth::{AccessDenied, Principal, Resource, authenticate};
-use crate::faults::{Admission, FaultKind, Protocol, admit};
+use crate::faults::{Admission, FaultKind, Protocol};
 use crate::state::AppState;
 
 /// Mailbox-relative endpoint templates.
@@ -236,7 +236,7 @@ pub(crate) async fn dispatch(st: &AppState, who: &Principal, req: &GReq) -> GRes
         Ok(m) => m,
         Err(d) => return denied(&d),
     };
-    let _guard = match admit(st, Protocol::Graph, &who.app_id, &mailbox).await {
+    let _guard = match st.admit(Protocol::Graph, &who.app_id, &mailbox).await {
         Admission::Proceed(g) => g,
         Admission::Throttled { retry_after } => {
             return error(

@@ -47,13 +47,13 @@ async fn token_inner(
     }
     .ok_or_else(|| AadError::tenant_not_found(state, tenant_name))?;
     let form = read_form(state, headers, body).await?;
-    match crate::faults::admit(
-        state,
-        crate::faults::Protocol::Token,
-        form.get("client_id").unwrap_or_default(),
-        "",
-    )
-    .await
+    match state
+        .admit(
+            crate::faults::Protocol::Token,
+            form.get("client_id").unwrap_or_default(),
+            "",
+        )
+        .await
     {
         crate::faults::Admission::Proceed(_) => {}
         crate::faults::Admission::Throttled { retry_after } => {

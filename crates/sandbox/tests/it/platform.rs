@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sandbox::faults::{
-    Admission, FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger, admit,
+    Admission, FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger,
 };
 use sandbox::store::ListQuery;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -384,13 +384,10 @@ async fn admin_inject_and_seed_messages() {
 async fn admit_sequence(sb: &sandbox::Sandbox, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let a = admit(
-            sb.state(),
-            Protocol::Graph,
-            DEMO_APP,
-            "helpdesk@contoso.example",
-        )
-        .await;
+        let a = sb
+            .state()
+            .admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
+            .await;
         out.push(match a {
             Admission::Proceed(_) => "ok".to_string(),
             Admission::Throttled { retry_after } => format!("429/{}", retry_after.as_secs()),
@@ -438,13 +435,10 @@ async fn fault_plans_are_deterministic() {
             fault: FaultKind::GatewayTimeout504,
         }],
     });
-    let ews = admit(
-        sb.state(),
-        Protocol::Ews,
-        DEMO_APP,
-        "helpdesk@contoso.example",
-    )
-    .await;
+    let ews = sb
+        .state()
+        .admit(Protocol::Ews, DEMO_APP, "helpdesk@contoso.example")
+        .await;
     assert!(matches!(ews, Admission::Proceed(_)));
     assert_eq!(
         admit_sequence(&sb, 3).await,
@@ -459,23 +453,29 @@ async fn concurrency_and_budget_throttling() {
     let st = sb.state();
     let mut guards = Vec::new();
     for _ in 0..4 {
-        match admit(st, Protocol::Graph, DEMO_APP, "helpdesk@contoso.example").await {
+        match st
+            .admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
+            .await
+        {
             Admission::Proceed(g) => guards.push(g),
             other => panic!("expected a slot, got {other:?}"),
         }
     }
     assert!(matches!(
-        admit(st, Protocol::Graph, DEMO_APP, "helpdesk@contoso.example").await,
+        st.admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
+            .await,
         Admission::Throttled { .. }
     ));
     // Another mailbox has its own slots.
     assert!(matches!(
-        admit(st, Protocol::Graph, DEMO_APP, "adele.vance@contoso.example").await,
+        st.admit(Protocol::Graph, DEMO_APP, "adele.vance@contoso.example")
+            .await,
         Admission::Proceed(_)
     ));
     guards.pop();
     assert!(matches!(
-        admit(st, Protocol::Graph, DEMO_APP, "helpdesk@contoso.example").await,
+        st.admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
+            .await,
         Admission::Proceed(_)
     ));
     drop(guards);
@@ -486,11 +486,15 @@ async fn concurrency_and_budget_throttling() {
     });
     for _ in 0..3 {
         assert!(matches!(
-            admit(st, Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example").await,
+            st.admit(Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example")
+                .await,
             Admission::Proceed(_)
         ));
     }
-    match admit(st, Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example").await {
+    match st
+        .admit(Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example")
+        .await
+    {
         Admission::Throttled { retry_after } => {
             assert!(retry_after <= Duration::from_secs(60) && retry_after >= Duration::from_secs(1))
         }
@@ -498,7 +502,8 @@ async fn concurrency_and_budget_throttling() {
     }
     sb.admin().advance_clock(61);
     assert!(matches!(
-        admit(st, Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example").await,
+        st.admit(Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example")
+            .await,
         Admission::Proceed(_)
     ));
 }
