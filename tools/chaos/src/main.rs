@@ -26,6 +26,14 @@ use rand::{Rng as _, SeedableRng as _};
 use sandbox::store::{ListQuery, MailStore};
 use sandbox::{Admin, Sandbox, Seed, ThrottleConfig};
 
+mod mailbox;
+mod report;
+mod story;
+
+use mailbox::*;
+use report::*;
+use story::*;
+
 /// The chaos run: m365mail killed and restarted against a faulty sandbox tenant.
 #[derive(Parser, Debug)]
 #[command(name = "m365-chaos")]
@@ -62,7 +70,7 @@ struct Args {
     stall: u64,
 }
 
-type Res<T> = Result<T, String>;
+pub(crate) type Res<T> = Result<T, String>;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -88,14 +96,14 @@ fn main() -> ExitCode {
 }
 
 /// Webhook deliveries: Message-ID -> (Idempotency-Key -> count).
-type Deliveries = Arc<Mutex<BTreeMap<String, BTreeMap<String, u32>>>>;
+pub(crate) type Deliveries = Arc<Mutex<BTreeMap<String, BTreeMap<String, u32>>>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A webhook receiver that counts deliveries per Message-ID and key.
-async fn webhook() -> Res<(String, Deliveries)> {
+pub(crate) async fn webhook() -> Res<(String, Deliveries)> {
     let seen: Deliveries = Arc::default();
     let s = seen.clone();
     let app = axum::Router::new().route(
@@ -130,58 +138,14 @@ async fn webhook() -> Res<(String, Deliveries)> {
     Ok((format!("http://{addr}/hook"), seen))
 }
 
-/// A folder by display name at the top level or under the inbox.
-fn find_folder(store: &MailStore, mailbox: &str, name: &str) -> Option<sandbox::store::FolderInfo> {
-    for parent in [None, Some("inbox")] {
-        if let Ok(Some(f)) = store.find_folder(mailbox, parent, name) {
-            return Some(f);
-        }
-    }
-    None
-}
-
-fn count(store: &MailStore, mailbox: &str, folder: &str) -> usize {
-    match folder {
-        "inbox" => store
-            .folder(mailbox, "inbox")
-            .map(|f| f.total_count)
-            .unwrap_or(0),
-        _ => find_folder(store, mailbox, folder)
-            .map(|f| f.total_count)
-            .unwrap_or(0),
-    }
-}
-
-/// Messages the EWS source acknowledged: read messages in its inbox.
-fn read_in_inbox(store: &MailStore) -> usize {
-    store
-        .folder(EWS_MAILBOX, "inbox")
-        .map(|f| f.total_count.saturating_sub(f.unread_count))
-        .unwrap_or(0)
-}
-
-/// Message-IDs in a folder (by id).
-fn ids_in(store: &MailStore, mailbox: &str, folder_id: &str) -> Vec<String> {
-    store
-        .list(mailbox, Some(folder_id), &ListQuery::default())
-        .map(|p| {
-            p.items
-                .iter()
-                .filter_map(|m| m.props.internet_message_id.as_deref())
-                .map(m365_chaos::normalize_id)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Progress the other tasks read: messages acknowledged, per source.
 #[derive(Debug, Default)]
-struct Progress {
-    graph: AtomicUsize,
-    ews: AtomicUsize,
+pub(crate) struct Progress {
+    pub(crate) graph: AtomicUsize,
+    pub(crate) ews: AtomicUsize,
     /// Messages of the run not yet acknowledged at each source (delivered or still to come).
-    graph_left: AtomicUsize,
-    ews_left: AtomicUsize,
+    pub(crate) graph_left: AtomicUsize,
+    pub(crate) ews_left: AtomicUsize,
 }
 
 impl Progress {
@@ -190,356 +154,29 @@ impl Progress {
     }
 }
 
-/// Signs Adele in with `m365mail login` (device code), approving the code through the admin
-/// API as she would in a browser. Returns how long it took.
-fn sign_in(bin: &Path, cfg: &Path, admin: &Admin) -> Res<Duration> {
-    let start = Instant::now();
-    let mut child = Command::new(bin)
-        .args(["login", "--app", "adele", "--resource", "ews", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting m365mail login: {e}"))?;
-    let stderr = child.stderr.take().ok_or("login: no stderr")?;
-    let mut code = None;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.map_err(|e| format!("login output: {e}"))?;
-        if let Some(rest) = line.split("enter the code ").nth(1) {
-            code = rest.split_whitespace().next().map(str::to_owned);
-            break;
-        }
-    }
-    let code = code.ok_or("m365mail login printed no device code")?;
-    admin
-        .approve_device_code(&code, m365_chaos::DELEGATED_USER)
-        .map_err(|e| format!("approving the device code: {e}"))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("m365mail login: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !stdout.contains("signed in") {
-        return Err(format!("m365mail login failed ({}): {stdout}", out.status));
-    }
-    Ok(start.elapsed())
+pub(crate) struct Ctx {
+    pub(crate) bin: PathBuf,
+    pub(crate) cfg: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) admin: Admin,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) t0: Instant,
+    pub(crate) messages: usize,
 }
 
-/// `m365mail ping --json` of one source: (status, reason with the AADSTS code if any).
-fn ping(bin: &Path, cfg: &Path, source: &str) -> Res<(String, String)> {
-    let out = Command::new(bin)
-        .args(["ping", "--json", "--config"])
-        .arg(cfg)
-        .arg(source)
-        .output()
-        .map_err(|e| format!("m365mail ping: {e}"))?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "m365mail ping printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    let r = &v[0];
-    let status = r["status"].as_str().unwrap_or("?").to_owned();
-    let mut reason = r["reason"].as_str().unwrap_or("").to_owned();
-    if let Some(code) = r["auth_code"].as_str() {
-        reason = format!("[{code}] {reason}");
-    }
-    Ok((status, reason))
-}
-
-/// The handler's log (all runs, appended): lines after `from` that say `source` went OFFLINE.
-fn offline_lines(log: &Path, from: u64, source: &str) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(log) else {
-        return Vec::new();
-    };
-    let from = usize::try_from(from).unwrap_or(0).min(bytes.len());
-    String::from_utf8_lossy(&bytes[from..])
-        .lines()
-        .filter(|l| l.contains("source OFFLINE") && l.contains(source))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn log_len(log: &Path) -> u64 {
-    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
-}
-
-/// What happened to the sign-in and consent events.
-#[derive(Debug, Default, Clone)]
-struct AuthStory {
-    lines: Vec<String>,
-    ok: bool,
-}
-
-impl AuthStory {
-    fn say(&mut self, t0: Instant, s: String) {
-        let line = format!("[{:>6.1}s] {s}", t0.elapsed().as_secs_f64());
-        eprintln!("chaos: {line}");
-        self.lines.push(line);
-    }
-}
-
-struct Ctx {
-    bin: PathBuf,
-    cfg: PathBuf,
-    log: PathBuf,
-    admin: Admin,
-    progress: Arc<Progress>,
-    t0: Instant,
-    messages: usize,
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Res<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Res<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| format!("blocking task: {e}"))
 }
 
-async fn wait_for(progress: &Progress, at_least: usize) {
+pub(crate) async fn wait_for(progress: &Progress, at_least: usize) {
     while progress.total() < at_least {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// Polls `ping` for `source` until it is OFFLINE; returns the diagnosis.
-async fn until_offline(ctx: &Ctx, source: &'static str, limit: Duration) -> Res<String> {
-    let start = Instant::now();
-    loop {
-        let (bin, cfg) = (ctx.bin.clone(), ctx.cfg.clone());
-        let (status, reason) = blocking(move || ping(&bin, &cfg, source)).await??;
-        if status == "OFFLINE" {
-            return Ok(reason);
-        }
-        if start.elapsed() > limit {
-            return Err(format!("{source} still {status} after {limit:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Waits until the running handler logged `source` OFFLINE after log offset `from`.
-async fn until_logged_offline(
-    ctx: &Ctx,
-    from: u64,
-    source: &str,
-    limit: Duration,
-) -> Option<String> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(l) = offline_lines(&ctx.log, from, source).into_iter().next() {
-            return Some(l);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    None
-}
-
-/// How a source came back after a sign-in or consent event.
-enum Resumed {
-    /// Its acknowledged count moved, this long after the event.
-    Moving(Duration),
-    /// Nothing of the run was left for it (it had drained its share before the event), and a
-    /// ping says it is ONLINE again, this long after the event.
-    OnlineWithNothingLeft(Duration),
-}
-
-impl std::fmt::Display for Resumed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Resumed::Moving(d) => write!(f, "{d:.1?}"),
-            Resumed::OnlineWithNothingLeft(d) => {
-                write!(f, "{d:.1?} (ONLINE by ping; its share was already drained)")
-            }
-        }
-    }
-}
-
-/// Waits until a source's acknowledged count moves past `past`; a source with nothing left to
-/// acknowledge cannot move, so for it an ONLINE ping is the proof instead (a small run can
-/// drain one source before consent comes back).
-async fn until_moving(
-    ctx: &Ctx,
-    source: &'static str,
-    counter: &AtomicUsize,
-    left: &AtomicUsize,
-    past: usize,
-    limit: Duration,
-) -> Res<Option<Resumed>> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if counter.load(Ordering::SeqCst) > past {
-            return Ok(Some(Resumed::Moving(start.elapsed())));
-        }
-        if left.load(Ordering::SeqCst) == 0 {
-            let (bin, cfg) = (ctx.bin.clone(), ctx.cfg.clone());
-            let (status, _) = blocking(move || ping(&bin, &cfg, source)).await??;
-            if status == "ONLINE" {
-                return Ok(Some(Resumed::OnlineWithNothingLeft(start.elapsed())));
-            }
-            tokio::time::sleep(Duration::from_millis(400)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(None)
-}
-
-/// One line for the report: no terminal colours, at most 220 characters.
-fn short(s: &str) -> String {
-    let mut plain = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // An ANSI colour sequence: ESC [ ... m
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    let s = plain.trim();
-    if s.chars().count() > 220 {
-        format!("{}...", s.chars().take(220).collect::<String>())
-    } else {
-        s.to_owned()
-    }
-}
-
-/// The sign-in and consent events, run beside the handler: the delegated source's refresh
-/// token revoked (the source must stop with a diagnosis, then resume after a new sign-in), then
-/// the app's consent withdrawn and granted again (both sources stop, then resume).
-async fn auth_events(ctx: Arc<Ctx>) -> AuthStory {
-    let mut story = AuthStory::default();
-    match auth_events_inner(&ctx, &mut story).await {
-        Ok(()) => story.ok = true,
-        Err(e) => story.say(ctx.t0, format!("FAILED: {e}")),
-    }
-    story
-}
-
-async fn auth_events_inner(ctx: &Ctx, story: &mut AuthStory) -> Res<()> {
-    let p = &ctx.progress;
-    let limit = Duration::from_secs(180);
-
-    // 1. Adele's refresh token is revoked (an admin's "revoke sessions"), and access tokens
-    //    issued so far stop working.
-    wait_for(p, ctx.messages / 4).await;
-    let from = log_len(&ctx.log);
-    let n = ctx
-        .admin
-        .revoke_refresh_tokens(Some(m365_chaos::DELEGATED_USER))
-        .map_err(|e| e.to_string())?;
-    ctx.admin.expire_access_tokens();
-    story.say(
-        ctx.t0,
-        format!(
-            "revoked {n} refresh token(s) of {} and expired access tokens",
-            m365_chaos::DELEGATED_USER
-        ),
-    );
-    let diagnosis = until_offline(ctx, EWS_SOURCE, limit).await?;
-    story.say(
-        ctx.t0,
-        format!("ping {EWS_SOURCE}: OFFLINE: {}", short(&diagnosis)),
-    );
-    let logged = until_logged_offline(ctx, from, EWS_SOURCE, limit)
-        .await
-        .ok_or(format!("the handler never reported {EWS_SOURCE} OFFLINE"))?;
-    story.say(ctx.t0, format!("handler log: {}", short(&logged)));
-    // Stopped cleanly: the EWS source moves nothing while the Graph source goes on.
-    let (ews0, graph0) = (p.ews.load(Ordering::SeqCst), p.graph.load(Ordering::SeqCst));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (ews1, graph1) = (p.ews.load(Ordering::SeqCst), p.graph.load(Ordering::SeqCst));
-    story.say(
-        ctx.t0,
-        format!(
-            "while signed out for 3 s: {EWS_SOURCE} acknowledged {}, {GRAPH_SOURCE} {}",
-            ews1 - ews0,
-            graph1 - graph0
-        ),
-    );
-    if ews1 != ews0 {
-        return Err(format!(
-            "{EWS_SOURCE} kept acknowledging mail without a valid sign-in"
-        ));
-    }
-    let (bin, cfg, admin) = (ctx.bin.clone(), ctx.cfg.clone(), ctx.admin.clone());
-    let took = blocking(move || sign_in(&bin, &cfg, &admin)).await??;
-    story.say(
-        ctx.t0,
-        format!("signed in again with m365mail login (device code) in {took:.1?}"),
-    );
-    let resumed = until_moving(
-        ctx,
-        EWS_SOURCE,
-        &p.ews,
-        &p.ews_left,
-        ews1,
-        Duration::from_secs(400),
-    )
-    .await?
-    .ok_or(format!("{EWS_SOURCE} did not resume after the new sign-in"))?;
-    story.say(
-        ctx.t0,
-        format!("{EWS_SOURCE} resumed {resumed} after the sign-in"),
-    );
-
-    // 2. The app's admin consent is withdrawn, then granted again.
-    wait_for(p, ctx.messages * 55 / 100).await;
-    let from = log_len(&ctx.log);
-    // What the tenant had, to grant exactly that again.
-    let grant = ctx
-        .admin
-        .tenant()
-        .consents
-        .admin
-        .get(m365_chaos::CLIENT_ID)
-        .cloned()
-        .ok_or("the demo tenant has no admin consent for the app")?;
-    ctx.admin
-        .revoke_admin_consent(m365_chaos::CLIENT_ID)
-        .map_err(|e| e.to_string())?;
-    story.say(ctx.t0, "admin consent withdrawn".into());
-    for source in [GRAPH_SOURCE, EWS_SOURCE] {
-        let diagnosis = until_offline(ctx, source, limit).await?;
-        story.say(
-            ctx.t0,
-            format!("ping {source}: OFFLINE: {}", short(&diagnosis)),
-        );
-    }
-    for source in [GRAPH_SOURCE, EWS_SOURCE] {
-        let logged = until_logged_offline(ctx, from, source, limit)
-            .await
-            .ok_or(format!("the handler never reported {source} OFFLINE"))?;
-        story.say(ctx.t0, format!("handler log: {}", short(&logged)));
-    }
-    let (ews0, graph0) = (p.ews.load(Ordering::SeqCst), p.graph.load(Ordering::SeqCst));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    ctx.admin
-        .apply(sandbox::AdminCommand::GrantAdminConsent {
-            app: m365_chaos::CLIENT_ID.into(),
-            delegated: grant.delegated.into_iter().collect(),
-            application: grant.application.into_iter().collect(),
-        })
-        .map_err(|e| e.to_string())?;
-    story.say(ctx.t0, "admin consent granted again".into());
-    let mut resumed = Vec::new();
-    for (source, counter, left, past) in [
-        (GRAPH_SOURCE, &p.graph, &p.graph_left, graph0),
-        (EWS_SOURCE, &p.ews, &p.ews_left, ews0),
-    ] {
-        let d = until_moving(ctx, source, counter, left, past, Duration::from_secs(400))
-            .await?
-            .ok_or(format!("{source} did not resume after consent was granted"))?;
-        resumed.push(format!("{source} after {d}"));
-    }
-    story.say(ctx.t0, format!("resumed: {}", resumed.join(", ")));
-    Ok(())
-}
-
-fn spawn_handler(bin: &Path, cfg: &Path, log: &Path) -> Res<Child> {
+pub(crate) fn spawn_handler(bin: &Path, cfg: &Path, log: &Path) -> Res<Child> {
     let open = || {
         std::fs::OpenOptions::new()
             .create(true)
@@ -560,7 +197,7 @@ fn spawn_handler(bin: &Path, cfg: &Path, log: &Path) -> Res<Child> {
 
 /// Asks the handler to stop as Ctrl-C does (SIGINT through kill(1): std has no portable way
 /// to send a signal other than SIGKILL, and this is not worth a dependency); SIGKILL after 30 s.
-fn stop(child: &mut Child) -> String {
+pub(crate) fn stop(child: &mut Child) -> String {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
@@ -577,7 +214,7 @@ fn stop(child: &mut Child) -> String {
 }
 
 #[allow(clippy::too_many_lines)]
-async fn chaos(args: Args) -> Res<bool> {
+pub(crate) async fn chaos(args: Args) -> Res<bool> {
     let bin = match &args.bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()
@@ -944,178 +581,4 @@ async fn chaos(args: Args) -> Res<bool> {
     }
     sb.shutdown().await;
     Ok(pass)
-}
-
-/// Waits until the ledger has an acknowledgement for every delivered message that has a
-/// folder record (up to `limit`); returns how long that took, or `None` if it did not.
-async fn ledger_converges(
-    out: &Path,
-    delivered: &BTreeSet<String>,
-    limit: Duration,
-) -> Option<Duration> {
-    let start = Instant::now();
-    loop {
-        let evidence = Evidence {
-            delivered: delivered.clone(),
-            records: m365_chaos::read_records(out).unwrap_or_default(),
-            ledger: m365_chaos::read_ledger(&out.join("ledger.jsonl")).unwrap_or_default(),
-            ..Evidence::default()
-        };
-        if evidence.verdict().ledger_unconfirmed.is_empty() {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() >= limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Seed messages already in mailbox `s` (they are all in the Graph mailbox in the demo seed).
-fn preexisting_in(s: usize, preexisting: usize) -> usize {
-    if s == 0 { preexisting } else { 0 }
-}
-
-struct Report<'a> {
-    args: &'a Args,
-    total_expected: usize,
-    delivered: usize,
-    run_time: Duration,
-    kills: &'a [(Duration, usize)],
-    faults: &'a [(sandbox::Protocol, &'static str, u64)],
-    by_status: &'a BTreeMap<(&'a str, u16), u64>,
-    failed_answers: u64,
-    resets: u64,
-    expiries: u64,
-    offline_logged: usize,
-    story: &'a AuthStory,
-    verdict: &'a Verdict,
-    final_exit: &'a str,
-    unexpected_exits: &'a [String],
-    timed_out: Option<&'a str>,
-    inject_error: Option<&'a str>,
-    converged_after: Option<Duration>,
-    pass: bool,
-}
-
-fn render(r: &Report<'_>) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let secs = r.run_time.as_secs_f64();
-    let _ = writeln!(
-        s,
-        "chaos run: seed {}, {} messages ({} delivered), {} kills asked, fault scale {}",
-        r.args.seed, r.total_expected, r.delivered, r.args.kills, r.args.fault_scale
-    );
-    let _ = writeln!(
-        s,
-        "time: {secs:.1} s ({:.0} messages/s, start to last acknowledgement)",
-        r.total_expected as f64 / secs.max(0.001)
-    );
-    let _ = writeln!(
-        s,
-        "restarts: {} SIGKILLs (seconds/acknowledged at each: {})",
-        r.kills.len(),
-        r.kills
-            .iter()
-            .map(|(t, n)| format!("{:.0}s/{n}", t.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let _ = writeln!(s, "faults injected (per protocol and kind):");
-    let total: u64 = r.faults.iter().map(|f| f.2).sum();
-    for (p, k, n) in r.faults {
-        let _ = writeln!(s, "  {:<6} {k:<20} {n}", format!("{p:?}").to_lowercase());
-    }
-    let _ = writeln!(s, "  total  {total}");
-    let _ = writeln!(
-        s,
-        "access-token expiries forced by the sandbox: {} (plus 330 s lifetimes: a refresh every 30 s)",
-        r.expiries
-    );
-    let _ = writeln!(s, "requests answered, per protocol and status:");
-    for ((p, st), n) in r.by_status {
-        let _ = writeln!(s, "  {p:<6} {st}  {n}");
-    }
-    let _ = writeln!(
-        s,
-        "retries: {} (Graph/EWS requests answered 4xx/5xx + {} connection resets: each was retried or waited out)",
-        r.failed_answers + r.resets,
-        r.resets
-    );
-    let _ = writeln!(
-        s,
-        "'source OFFLINE' reports in the handler's log: {}",
-        r.offline_logged
-    );
-    let _ = writeln!(
-        s,
-        "sign-in and consent events ({}):",
-        if r.story.ok { "ok" } else { "FAILED" }
-    );
-    for l in &r.story.lines {
-        let _ = writeln!(s, "  {l}");
-    }
-    let v = r.verdict;
-    let _ = writeln!(s, "result:");
-    let _ = writeln!(s, "  lost:            {}", v.lost.len());
-    let _ = writeln!(s, "  handled twice:   {}", v.duplicated.len());
-    let _ = writeln!(s, "  unacknowledged:  {}", v.unacknowledged.len());
-    let _ = writeln!(
-        s,
-        "  acknowledged at the source but not confirmed in the ledger (owed acknowledgements \
-         not made again before the stop): {}",
-        v.ledger_unconfirmed.len()
-    );
-    let _ = writeln!(
-        s,
-        "  owed acknowledgements recorded by absence (the message was gone): {}",
-        v.acknowledged_by_absence
-    );
-    let _ = writeln!(
-        s,
-        "  ledger converged {} after the last acknowledgement at the source",
-        match r.converged_after {
-            Some(d) => format!("{:.1} s", 2.0 + d.as_secs_f64()),
-            None => "NOT within 32 s".to_owned(),
-        }
-    );
-    let _ = writeln!(s, "  still waiting:   {}", v.waiting);
-    let _ = writeln!(s, "  parked (poison): {}", v.poisoned);
-    let _ = writeln!(s, "  unexpected:      {}", v.unexpected.len());
-    let _ = writeln!(
-        s,
-        "  webhook repeats with the same Idempotency-Key (crash window, not duplicates): {}",
-        v.same_key_repeats
-    );
-    let sample = |name: &str, ids: &[String], s: &mut String| {
-        if !ids.is_empty() {
-            let _ = writeln!(
-                s,
-                "  {name}: {}",
-                ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-    };
-    sample("lost", &v.lost, &mut s);
-    sample("handled twice", &v.duplicated, &mut s);
-    sample("unacknowledged", &v.unacknowledged, &mut s);
-    sample("unexpected", &v.unexpected, &mut s);
-    sample("not confirmed in the ledger", &v.ledger_unconfirmed, &mut s);
-    let _ = writeln!(s, "handler's last exit: {}", r.final_exit);
-    if !r.unexpected_exits.is_empty() {
-        let _ = writeln!(
-            s,
-            "handler exited by itself: {}",
-            r.unexpected_exits.join("; ")
-        );
-    }
-    if let Some(t) = r.timed_out {
-        let _ = writeln!(s, "GAVE UP: {t}");
-    }
-    if let Some(e) = r.inject_error {
-        let _ = writeln!(s, "delivery failed: {e}");
-    }
-    let _ = write!(s, "{}", if r.pass { "PASS" } else { "FAIL" });
-    s
 }
