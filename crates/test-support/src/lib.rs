@@ -1,0 +1,27 @@
+//! What the workspace's tests would otherwise each write again (not published; a
+//! dev-dependency only):
+//!
+//! - [`tokens`]: a started sandbox tenant ([`start`]) and tokens minted by its own signing key
+//!   for Graph, EWS and SMTP, app-only or delegated, counting the calls and refreshes;
+//! - [`harness`]: the connector conformance kit's [`Harness`](connector::conformance::Harness)
+//!   over one sandbox mailbox, whatever source and outbound are under test (the kit itself stays
+//!   in `connector::conformance`: it is public API that integrators run on their own sources);
+//! - [`scripted`]: a loopback HTTP/1.1 server that answers from a script, for the answers the
+//!   sandbox does not give (redirects, hostile XML, bodies that never end);
+//! - [`config`]: the `m365mail` configuration text over the sandbox's demo app;
+//! - [`mime`]: small RFC 822 test messages.
+
+pub mod config;
+pub mod harness;
+pub mod mime;
+pub mod scripted;
+pub mod tokens;
+
+pub use harness::SandboxHarness;
+pub use tokens::{SandboxTokens, start};
+
+/// The sandbox demo seed's app registration.
+pub const DEMO_APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+
+/// The demo seed's public, demo-only client secret of [`DEMO_APP`].
+pub const DEMO_SECRET: &str = "demo-secret-do-not-use-in-production";

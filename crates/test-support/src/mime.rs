@@ -1,0 +1,59 @@
+//! Small RFC 822 test messages.
+
+/// A text message, its header fields in the order given, CRLF line ends.
+#[derive(Debug, Clone, Default)]
+pub struct Mime {
+    fields: Vec<(String, String)>,
+    body: String,
+}
+
+impl Mime {
+    /// A message whose `Message-ID` is `<id>`.
+    pub fn new(id: &str) -> Self {
+        Mime::default().header("Message-ID", format!("<{id}>"))
+    }
+
+    /// With a `From`.
+    pub fn from(self, from: &str) -> Self {
+        self.header("From", from)
+    }
+
+    /// With a `To`.
+    pub fn to(self, to: &str) -> Self {
+        self.header("To", to)
+    }
+
+    /// With a `Subject`.
+    pub fn subject(self, subject: &str) -> Self {
+        self.header("Subject", subject)
+    }
+
+    /// With this header field too.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.fields.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// With this body (a CRLF is added after it).
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The message as text.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.fields {
+            s.push_str(&format!("{k}: {v}\r\n"));
+        }
+        s.push_str("\r\n");
+        s.push_str(&self.body);
+        s.push_str("\r\n");
+        s
+    }
+
+    /// The message as bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.text().into_bytes()
+    }
+}
