@@ -2,74 +2,25 @@
 //! body over the client's cap is a typed error that leaves the client usable.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use connector::{Error, ErrorKind, MessageSource};
+use connector::{ErrorKind, MessageSource};
 use graph_mail::client::Idempotency;
 use graph_mail::retry::{RecordingSleeper, RetryPolicy};
 use graph_mail::{Endpoint, FnTokenSource, GraphClient, GraphSource, Mailbox, SourceConfig, api};
-use sandbox::{ApiResource, MintRequest, Sandbox, TokenKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
-
-/// Reads one request head from `sock` (enough for GETs and small POSTs).
-async fn read_head(sock: &mut tokio::net::TcpStream) -> bool {
-    let mut buf = [0u8; 8192];
-    let mut seen = Vec::new();
-    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-        match sock.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
-    true
-}
+use test_support::SandboxTokens;
+use test_support::scripted::{self, Reply};
 
 /// A listener that counts the connections made to it and answers 200 `{}`.
-async fn counting_target() -> (String, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            h.fetch_add(1, Ordering::SeqCst);
-            if read_head(&mut s).await {
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-                    .await;
-            }
-        }
-    });
-    (format!("http://{addr}/"), hits)
+async fn counting_target() -> scripted::Server {
+    scripted::serve(vec![
+        Reply::ok("{}").header("Content-Type", "application/json"),
+    ])
+    .await
 }
 
 /// A server answering every request with `status` and `Location: target`.
-async fn redirecting(status: u16, target: String) -> (String, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            h.fetch_add(1, Ordering::SeqCst);
-            let target = target.clone();
-            tokio::spawn(async move {
-                if read_head(&mut s).await {
-                    let head = format!(
-                        "HTTP/1.1 {status} Moved\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = s.write_all(head.as_bytes()).await;
-                }
-            });
-        }
-    });
-    (format!("http://{addr}/v1.0"), hits)
+async fn redirecting(status: u16, target: String) -> scripted::Server {
+    scripted::serve(vec![Reply::redirect(status, target)]).await
 }
 
 fn client_for(base: &str, max_body: Option<usize>) -> GraphClient {
@@ -86,8 +37,10 @@ fn client_for(base: &str, max_body: Option<usize>) -> GraphClient {
 #[tokio::test]
 async fn redirects_from_graph_are_reported_not_followed() {
     for status in [301u16, 302, 303, 307, 308] {
-        let (target, target_hits) = counting_target().await;
-        let (base, hits) = redirecting(status, target.clone()).await;
+        let target_server = counting_target().await;
+        let target = format!("{}/", target_server.url);
+        let server = redirecting(status, target.clone()).await;
+        let base = format!("{}/v1.0", server.url);
         let source = GraphSource::new(client_for(&base, None), SourceConfig::default());
 
         let err = source
@@ -115,34 +68,18 @@ async fn redirects_from_graph_are_reported_not_followed() {
             .expect_err("a redirect is not a send");
         assert_eq!(err.response().and_then(|r| r.status), Some(status), "{err}");
 
-        assert!(hits.load(Ordering::SeqCst) >= 4, "the server was asked");
+        assert!(server.hits() >= 4, "the server was asked");
         assert_eq!(
-            target_hits.load(Ordering::SeqCst),
+            target_server.hits(),
             0,
             "{status}: the client went to the redirect target {target}"
         );
     }
 }
 
-fn app_tokens(sb: &Sandbox) -> Arc<FnTokenSource> {
-    let admin = sb.admin();
-    Arc::new(FnTokenSource::new(move |_| {
-        admin
-            .mint_token(&MintRequest {
-                app_id: APP.into(),
-                kind: TokenKind::App {
-                    roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-                },
-                resource: ApiResource::Graph,
-                lifetime_secs: None,
-            })
-            .map_err(|e| Error::configuration(e.to_string()))
-    }))
-}
-
 #[tokio::test]
 async fn an_oversized_mime_body_is_a_typed_error_and_the_client_stays_usable() {
-    let sb = Sandbox::builder().start().await.expect("sandbox starts");
+    let sb = test_support::start().await;
     let to = "helpdesk@contoso.example";
     let cap = 64 * 1024;
     let big = format!(
@@ -161,7 +98,7 @@ async fn an_oversized_mime_body_is_a_typed_error_and_the_client_stays_usable() {
     // to the whole batch answer: the big message must not take the others down with it.
     for use_batch in [false, true] {
         let ep = Endpoint::custom(&sb.graph_url(), Mailbox::user(to)).expect("endpoint");
-        let client = GraphClient::builder(ep, app_tokens(&sb))
+        let client = GraphClient::builder(ep, SandboxTokens::graph_app(&sb))
             .retry(RetryPolicy::never())
             .max_body(cap)
             .build()
@@ -203,35 +140,12 @@ async fn an_oversized_mime_body_is_a_typed_error_and_the_client_stays_usable() {
 /// A `/$value` answer streamed without `Content-Length` is cut off at the cap too.
 #[tokio::test]
 async fn a_chunked_mime_body_over_the_cap_is_refused() {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                if !read_head(&mut s).await {
-                    return;
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-                    .await;
-                let chunk = vec![b'a'; 16 * 1024];
-                // 1 MiB in 16 KiB chunks, unless the client hangs up first.
-                for _ in 0..64 {
-                    let head = format!("{:x}\r\n", chunk.len());
-                    if s.write_all(head.as_bytes()).await.is_err()
-                        || s.write_all(&chunk).await.is_err()
-                        || s.write_all(b"\r\n").await.is_err()
-                    {
-                        return;
-                    }
-                }
-                let _ = s.write_all(b"0\r\n\r\n").await;
-            });
-        }
-    });
-    let client = client_for(&format!("http://{addr}/v1.0"), Some(64 * 1024));
+    // 1 MiB in 16 KiB chunks, unless the client hangs up first.
+    let server = scripted::serve(vec![
+        Reply::chunked(b'a', 16 * 1024, 64).header("Content-Type", "text/plain"),
+    ])
+    .await;
+    let client = client_for(&format!("{}/v1.0", server.url), Some(64 * 1024));
     let req = api::get_mime(client.endpoint(), "m1").expect("request");
     let err = client
         .execute("downloading a message", req, Idempotency::Safe)

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use connector::conformance::{Harness, Location, run};
+use connector::conformance::run;
 use connector::{
-    Acknowledgement, Envelope, Error, ErrorKind, MessageId, MessageOutbound, MessageSource,
+    Acknowledgement, Envelope, ErrorKind, MessageId, MessageOutbound, MessageSource,
     OutgoingMessage,
 };
 use graph_mail::retry::{RecordingSleeper, RetryPolicy, SeededJitter};
@@ -16,51 +15,33 @@ use graph_mail::{
     Endpoint, FnTokenSource, GraphClient, GraphOutbound, GraphSource, Mailbox, SourceConfig,
 };
 use sandbox::store::ListQuery;
-use sandbox::{
-    ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, TokenKind,
-    Trigger,
-};
+use sandbox::{ApiResource, FaultKind, FaultPlan, FaultRule, Protocol, Sandbox, Trigger};
+use test_support::harness::GRAPH_UNKNOWN_ID;
+use test_support::scripted::{self, Reply};
+use test_support::tokens::delegated;
+use test_support::{SandboxHarness, SandboxTokens};
 
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+const APP: &str = test_support::DEMO_APP;
 
 struct Env {
     sb: Sandbox,
     sleeper: Arc<RecordingSleeper>,
-    refreshes: Arc<AtomicUsize>,
+    tokens: Arc<SandboxTokens>,
 }
 
 async fn env() -> Env {
-    let sb = Sandbox::builder().start().await.expect("sandbox starts");
+    let sb = test_support::start().await;
     Env {
+        tokens: SandboxTokens::graph_app(&sb),
         sb,
         sleeper: Arc::new(RecordingSleeper::default()),
-        refreshes: Arc::new(AtomicUsize::new(0)),
     }
-}
-
-fn app_tokens(sb: &Sandbox, refreshes: Arc<AtomicUsize>) -> Arc<FnTokenSource> {
-    let admin = sb.admin();
-    Arc::new(FnTokenSource::new(move |fresh| {
-        if fresh {
-            refreshes.fetch_add(1, Ordering::SeqCst);
-        }
-        admin
-            .mint_token(&MintRequest {
-                app_id: APP.into(),
-                kind: TokenKind::App {
-                    roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-                },
-                resource: ApiResource::Graph,
-                lifetime_secs: None,
-            })
-            .map_err(|e| Error::configuration(e.to_string()))
-    }))
 }
 
 impl Env {
     fn client(&self, mailbox: Mailbox) -> GraphClient {
         let ep = Endpoint::custom(&self.sb.graph_url(), mailbox).expect("endpoint");
-        GraphClient::builder(ep, app_tokens(&self.sb, self.refreshes.clone()))
+        GraphClient::builder(ep, self.tokens.clone())
             .sleeper(self.sleeper.clone())
             .jitter(Arc::new(SeededJitter::new(1)))
             .build()
@@ -82,96 +63,22 @@ impl Env {
                 .expect("inject");
         }
     }
-}
 
-struct GraphHarness {
-    env: Env,
-    address: String,
-    source: GraphSource,
-    outbound: GraphOutbound,
-}
-
-#[async_trait]
-impl Harness for GraphHarness {
-    fn source(&self) -> &dyn MessageSource {
-        &self.source
-    }
-
-    fn outbound(&self) -> Option<&dyn MessageOutbound> {
-        Some(&self.outbound)
-    }
-
-    fn mailbox_address(&self) -> String {
-        self.address.clone()
-    }
-
-    async fn seed(&self, messages: Vec<Vec<u8>>) -> Result<(), Error> {
-        for m in messages {
-            self.env
-                .sb
-                .admin()
-                .inject(
-                    "kit@fabrikam.example",
-                    std::slice::from_ref(&self.address),
-                    &m,
-                )
-                .map_err(|e| Error::configuration(e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    async fn locate(&self, imid: &str) -> Result<Option<Location>, Error> {
-        let admin = self.env.sb.admin();
-        let store = admin.store();
-        let page = store
-            .list(&self.address, None, &ListQuery::default())
-            .map_err(|e| Error::configuration(e.to_string()))?;
-        let Some(m) = page
-            .items
-            .into_iter()
-            .find(|m| m.props.internet_message_id.as_deref() == Some(imid))
-        else {
-            return Ok(None);
-        };
-        let f = store
-            .folder(&self.address, &m.folder_id)
-            .map_err(|e| Error::configuration(e.to_string()))?;
-        let name = f
-            .well_known
-            .map(|w| w.name().to_owned())
-            .unwrap_or(f.display_name);
-        Ok(Some(Location::new(name, m.is_read)))
-    }
-
-    fn unknown_id(&self) -> MessageId {
-        MessageId::new("AAkALgAAAAAAHYQDEapmEc2byACqAC-EWgaaaaaaaaaaaa")
-    }
-
-    async fn break_auth(&self) -> bool {
-        self.env.sb.admin().revoke_admin_consent(APP).is_ok()
-    }
-
-    async fn restore_auth(&self) {
-        self.env
-            .sb
-            .admin()
-            .grant_admin_consent(APP, &[], &["Mail.ReadWrite", "Mail.Send"])
-            .expect("grant consent");
+    /// The conformance kit's harness on `address`, able to break sign-in.
+    fn harness(self, address: &str, source: GraphSource) -> SandboxHarness {
+        let outbound = GraphOutbound::new(self.client(Mailbox::user(address)));
+        SandboxHarness::new(self.sb, address, source, GRAPH_UNKNOWN_ID)
+            .with_outbound(outbound)
+            .breaking_auth(&[], &["Mail.ReadWrite", "Mail.Send"])
     }
 }
 
 #[tokio::test]
 async fn conformance_kit_passes() {
     let env = env().await;
-    let address = "megan.bowen@contoso.example".to_owned();
-    let source = GraphSource::new(env.client(Mailbox::user(&address)), SourceConfig::default());
-    let outbound = GraphOutbound::new(env.client(Mailbox::user(&address)));
-    let h = GraphHarness {
-        env,
-        address,
-        source,
-        outbound,
-    };
+    let tokens = env.tokens.clone();
+    let source = env.source("megan.bowen@contoso.example");
+    let h = env.harness("megan.bowen@contoso.example", source);
     let report = run(&h).await;
     eprintln!("{report}");
     assert!(report.checks.len() >= 15, "{report}");
@@ -187,7 +94,7 @@ async fn conformance_kit_passes() {
         );
     }
     // The broken-auth check made the client ask for exactly one fresh token per failing call.
-    assert!(h.env.refreshes.load(Ordering::SeqCst) >= 1);
+    assert!(tokens.refreshes() >= 1);
 }
 
 #[tokio::test]
@@ -270,7 +177,7 @@ async fn server_errors_back_off_then_give_up_at_the_attempt_cap() {
         Mailbox::user("helpdesk@contoso.example"),
     )
     .expect("endpoint");
-    let client = GraphClient::builder(ep, app_tokens(&env.sb, env.refreshes.clone()))
+    let client = GraphClient::builder(ep, env.tokens.clone())
         .sleeper(env.sleeper.clone())
         .jitter(Arc::new(SeededJitter::new(3)))
         .retry(RetryPolicy::default().with_max_attempts(4))
@@ -401,7 +308,7 @@ async fn withdrawn_consent_is_diagnosed_after_one_refresh() {
     let report = source.ping().await;
     assert!(!report.is_online());
     assert!(report.auth.is_some(), "{report}");
-    assert_eq!(env.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(env.tokens.refreshes(), 1);
     let rendered = format!("{report} {:?} {}", report.log, report.to_json());
     assert!(
         !rendered.contains("eyJ"),
@@ -411,26 +318,17 @@ async fn withdrawn_consent_is_diagnosed_after_one_refresh() {
     assert_eq!(err.kind(), ErrorKind::Authentication);
     assert_eq!(err.response().and_then(|r| r.status), Some(401));
     assert!(!format!("{err} {err:?}").contains("eyJ"));
-    assert_eq!(env.refreshes.load(Ordering::SeqCst), 2);
+    assert_eq!(env.tokens.refreshes(), 2);
 }
 
 #[tokio::test]
 async fn send_as_rights_are_checked_and_diagnosed() {
     let env = env().await;
-    let admin = env.sb.admin();
-    let tokens = Arc::new(FnTokenSource::new(move |_| {
-        admin
-            .mint_token(&MintRequest {
-                app_id: APP.into(),
-                kind: TokenKind::Delegated {
-                    user: "helpdesk@contoso.example".into(),
-                    scopes: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-                },
-                resource: ApiResource::Graph,
-                lifetime_secs: None,
-            })
-            .map_err(|e| Error::configuration(e.to_string()))
-    }));
+    let tokens = Arc::new(SandboxTokens::new(
+        &env.sb,
+        delegated("helpdesk@contoso.example", &["Mail.ReadWrite", "Mail.Send"]),
+        ApiResource::Graph,
+    ));
     let ep = Endpoint::custom(&env.sb.graph_url(), Mailbox::Me).expect("endpoint");
     let client = GraphClient::builder(ep, tokens).build().expect("client");
     let out = GraphOutbound::new(client.clone());
@@ -801,46 +699,16 @@ async fn failed_dependencies_are_resubmitted_with_their_dependency() {
 }
 
 /// A server that answers every request with `status`, `content_type` and `body`.
-async fn fixed_server(status: u16, content_type: &'static str, body: Vec<u8>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-            });
-        }
-    });
-    format!("http://{addr}/v1.0")
+async fn fixed_server(status: u16, content_type: &'static str, body: String) -> String {
+    let reply = Reply::new(status, body).header("Content-Type", content_type);
+    format!("{}/v1.0", scripted::serve(vec![reply]).await.url)
 }
 
 #[tokio::test]
 async fn wrong_content_types_and_oversized_bodies_are_typed_errors() {
-    let html = fixed_server(200, "text/html", b"<html>proxy login</html>".to_vec()).await;
-    let big = fixed_server(200, "application/json", vec![b' '; 300 * 1024]).await;
-    let truncated = fixed_server(
-        200,
-        "application/json",
-        b"{\"value\":[{\"id\":\"a\"".to_vec(),
-    )
-    .await;
+    let html = fixed_server(200, "text/html", "<html>proxy login</html>".into()).await;
+    let big = fixed_server(200, "application/json", " ".repeat(300 * 1024)).await;
+    let truncated = fixed_server(200, "application/json", "{\"value\":[{\"id\":\"a\"".into()).await;
     for (base, cap) in [(html, None), (big, Some(64 * 1024)), (truncated, None)] {
         let ep = Endpoint::custom(&base, Mailbox::Me).expect("endpoint");
         let mut b = GraphClient::builder(ep, Arc::new(FnTokenSource::new(|_| Ok("t".into()))))
@@ -880,7 +748,7 @@ async fn a_mailbox_the_app_may_not_reach_pings_offline_with_the_reason() {
             .is_online()
     );
     assert_eq!(
-        env.refreshes.load(Ordering::SeqCst),
+        env.tokens.refreshes(),
         0,
         "a 403 is not cured by a new token"
     );
@@ -945,17 +813,11 @@ fn delta_source(
 async fn conformance_kit_passes_in_delta_mode() {
     use graph_mail::delta::MemoryDeltaStore;
     let env = env().await;
-    let address = "megan.bowen@contoso.example".to_owned();
-    let source = delta_source(&env, &address, Arc::new(MemoryDeltaStore::default()));
+    let address = "megan.bowen@contoso.example";
+    let source = delta_source(&env, address, Arc::new(MemoryDeltaStore::default()));
     assert!(source.is_delta());
     assert_eq!(source.capabilities().sync, connector::SyncKind::Incremental);
-    let outbound = GraphOutbound::new(env.client(Mailbox::user(&address)));
-    let h = GraphHarness {
-        env,
-        address,
-        source,
-        outbound,
-    };
+    let h = env.harness(address, source);
     let report = run(&h).await;
     eprintln!("{report}");
     assert!(report.checks.len() >= 15, "{report}");
@@ -972,7 +834,7 @@ async fn conformance_kit_passes_in_delta_mode() {
         );
     }
     // Delta mode never listed unread mail: it only asked for changes.
-    let log = h.env.sb.request_log();
+    let log = h.sandbox().request_log();
     assert_eq!(
         log.count("GET", "/v1.0/users/{user}/mailFolders/{folder}/messages"),
         0,
@@ -1259,83 +1121,35 @@ async fn send_picks_a_draft_and_upload_sessions_for_large_messages() {
     assert!(drafts.items.is_empty());
 }
 
-/// A fake Graph that creates drafts and hands out an upload session on another host; it
-/// records every request line.
-async fn upload_elsewhere_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                loop {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut got = Vec::new();
-                    let head_end = loop {
-                        if let Some(p) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break p + 4;
-                        }
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    while got.len() < head_end + len {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let line = head.lines().next().unwrap_or("").to_owned();
-                    log.lock().unwrap().push(line.clone());
-                    let (status, body) = if line.starts_with("POST")
-                        && line.contains("/createUploadSession")
-                    {
-                        (
-                            201,
-                            r#"{"uploadUrl":"https://uploads.attacker.example/up?authtoken=x","nextExpectedRanges":["0-"]}"#,
-                        )
-                    } else if line.starts_with("POST") && line.contains("/messages ") {
-                        (201, r#"{"id":"draft-1"}"#)
-                    } else if line.starts_with("DELETE") {
-                        (204, "")
-                    } else {
-                        (
-                            404,
-                            r#"{"error":{"code":"ErrorItemNotFound","message":"no"}}"#,
-                        )
-                    };
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if sock.write_all(resp.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (format!("http://{addr}/v1.0"), seen)
+/// A fake Graph that creates drafts and hands out an upload session on another host.
+async fn upload_elsewhere_server() -> scripted::Server {
+    scripted::serve_with(|request| {
+        let line = request.lines().next().unwrap_or("");
+        let (status, body) = if line.starts_with("POST") && line.contains("/createUploadSession")
+        {
+            (
+                201,
+                r#"{"uploadUrl":"https://uploads.attacker.example/up?authtoken=x","nextExpectedRanges":["0-"]}"#,
+            )
+        } else if line.starts_with("POST") && line.contains("/messages ") {
+            (201, r#"{"id":"draft-1"}"#)
+        } else if line.starts_with("DELETE") {
+            (204, "")
+        } else {
+            (
+                404,
+                r#"{"error":{"code":"ErrorItemNotFound","message":"no"}}"#,
+            )
+        };
+        Reply::new(status, body).header("Content-Type", "application/json")
+    })
+    .await
 }
 
 #[tokio::test]
 async fn an_upload_url_on_another_host_is_refused_and_the_draft_discarded() {
-    let (base, seen) = upload_elsewhere_server().await;
+    let server = upload_elsewhere_server().await;
+    let base = format!("{}/v1.0", server.url);
     let ep = Endpoint::custom(&base, Mailbox::user("helpdesk@contoso.example")).expect("endpoint");
     let client = GraphClient::builder(ep, Arc::new(FnTokenSource::new(|_| Ok("t".into()))))
         .retry(RetryPolicy::never())
@@ -1352,7 +1166,7 @@ async fn an_upload_url_on_another_host_is_refused_and_the_draft_discarded() {
     assert_eq!(err.kind(), ErrorKind::BadResponse, "{err}");
     assert!(err.to_string().contains("attacker.example"), "{err}");
     assert!(!err.may_have_taken_effect(), "nothing was sent");
-    let seen = seen.lock().unwrap().clone();
+    let seen = server.request_lines();
     assert!(
         seen.iter()
             .any(|l| l.starts_with("DELETE ") && l.contains("/messages/draft-1")),
