@@ -6,92 +6,26 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
-use connector::conformance::{Harness, Location, run};
-use connector::{
-    Envelope, Error, ErrorKind, MessageId, MessageOutbound, MessageSource, OutgoingMessage,
-};
+use connector::conformance::run;
+use connector::{Envelope, ErrorKind, MessageOutbound, OutgoingMessage};
 use graph_mail::{Endpoint, GraphClient, GraphSource, Mailbox, SourceConfig};
+use sandbox::Sandbox;
 use sandbox::store::ListQuery;
-use sandbox::{ApiResource, MintRequest, Sandbox, TokenKind};
-use smtp_mail::{FnTokenSource, SmtpConfig, SmtpOutbound, TokenSource};
+use smtp_mail::{FnTokenSource, SmtpConfig, SmtpOutbound};
+use test_support::harness::{GRAPH_UNKNOWN_ID, assert_ran};
+use test_support::tokens::FORGED;
+use test_support::{SandboxHarness, SandboxTokens};
 
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+const APP: &str = test_support::DEMO_APP;
 const ADELE: &str = "adele.vance@contoso.example";
 const ALEX: &str = "alex.wilber@contoso.example";
-const FORGED: &str = "forged-token-SECRET-7d1e";
 
 async fn sandbox() -> Sandbox {
-    let sb = Sandbox::builder().start().await.expect("sandbox starts");
+    let sb = test_support::start().await;
     sb.admin()
         .grant_admin_consent(APP, &["https://outlook.office365.com/SMTP.Send"], &[])
         .expect("consent");
     sb
-}
-
-fn delegated_token(sb: &Sandbox, user: &str) -> Result<String, Error> {
-    sb.admin()
-        .mint_token(&MintRequest {
-            app_id: APP.into(),
-            kind: TokenKind::Delegated {
-                user: user.into(),
-                scopes: vec!["SMTP.Send".into()],
-            },
-            resource: ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .map_err(|e| Error::configuration(e.to_string()))
-}
-
-/// Tokens for `user`; `bad_until` calls (counting both kinds) get a forged token first.
-struct Tokens {
-    calls: AtomicUsize,
-    refreshes: AtomicUsize,
-    bad_until: usize,
-    admin: sandbox::Admin,
-    user: String,
-}
-
-#[async_trait]
-impl TokenSource for Tokens {
-    async fn token(&self) -> Result<smtp_mail::AccessToken, Error> {
-        self.next()
-    }
-    async fn refresh(&self, _claims: Option<&str>) -> Result<smtp_mail::AccessToken, Error> {
-        self.refreshes.fetch_add(1, Ordering::SeqCst);
-        self.next()
-    }
-}
-
-impl Tokens {
-    fn new(sb: &Sandbox, user: &str, bad_until: usize) -> Arc<Self> {
-        Arc::new(Tokens {
-            calls: AtomicUsize::new(0),
-            refreshes: AtomicUsize::new(0),
-            bad_until,
-            admin: sb.admin(),
-            user: user.into(),
-        })
-    }
-
-    fn next(&self) -> Result<smtp_mail::AccessToken, Error> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        if n < self.bad_until {
-            return Ok(smtp_mail::AccessToken::new(FORGED));
-        }
-        self.admin
-            .mint_token(&MintRequest {
-                app_id: APP.into(),
-                kind: TokenKind::Delegated {
-                    user: self.user.clone(),
-                    scopes: vec!["SMTP.Send".into()],
-                },
-                resource: ApiResource::Exchange,
-                lifetime_secs: None,
-            })
-            .map(smtp_mail::AccessToken::new)
-            .map_err(|e| Error::configuration(e.to_string()))
-    }
 }
 
 fn config(sb: &Sandbox, mailbox: &str) -> SmtpConfig {
@@ -99,6 +33,13 @@ fn config(sb: &Sandbox, mailbox: &str) -> SmtpConfig {
     SmtpConfig::office365(mailbox)
         .with_server(addr.ip().to_string(), addr.port())
         .with_root_certificate_pem(sb.smtp_ca_pem().expect("STARTTLS CA"))
+}
+
+/// Adele's outbound, signing in with her tokens (the first `forged` of them forged).
+fn adele(sb: &Sandbox, forged: usize) -> (Arc<SandboxTokens>, SmtpOutbound) {
+    let tokens = SandboxTokens::smtp_delegated(sb, ADELE, forged);
+    let out = SmtpOutbound::new(config(sb, ADELE), tokens.clone()).expect("a valid configuration");
+    (tokens, out)
 }
 
 fn message(from: &str, to: &str, subject: &str) -> OutgoingMessage {
@@ -122,8 +63,7 @@ fn subjects(sb: &Sandbox, mailbox: &str, folder: &str) -> Vec<String> {
 #[tokio::test]
 async fn send_over_starttls_arrives_and_is_kept_in_sent_items() {
     let sb = sandbox().await;
-    let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
+    let (tokens, out) = adele(&sb, 0);
     let receipt = out
         .send(&message(ADELE, ALEX, "hello-over-tls"))
         .await
@@ -131,7 +71,7 @@ async fn send_over_starttls_arrives_and_is_kept_in_sent_items() {
     assert_eq!(receipt.from.as_deref(), Some(ADELE));
     assert!(subjects(&sb, ALEX, "inbox").contains(&"hello-over-tls".to_owned()));
     assert!(subjects(&sb, ADELE, "sentitems").contains(&"hello-over-tls".to_owned()));
-    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 0);
+    assert_eq!(tokens.refreshes(), 0);
     // The connection was upgraded before AUTH.
     let verbs: Vec<(String, Option<u16>)> = out
         .log()
@@ -150,8 +90,7 @@ async fn send_over_starttls_arrives_and_is_kept_in_sent_items() {
 #[tokio::test]
 async fn external_recipients_are_relayed_after_auth() {
     let sb = sandbox().await;
-    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0))
-        .expect("a valid configuration");
+    let out = adele(&sb, 0).1;
     out.send(&message(ADELE, "partner@fabrikam.example", "to-partner"))
         .await
         .expect("send");
@@ -162,44 +101,37 @@ async fn external_recipients_are_relayed_after_auth() {
 #[tokio::test]
 async fn ping_signs_in_and_sends_nothing() {
     let sb = sandbox().await;
-    let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
+    let (tokens, out) = adele(&sb, 0);
     let report = out.ping().await;
     assert!(report.is_online(), "{report}");
     assert!(report.log.iter().any(|l| l.method == "QUIT"), "{report:?}");
     assert!(sb.admin().outbox().is_empty());
     assert!(subjects(&sb, ADELE, "sentitems").is_empty());
-    assert_eq!(tokens.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(tokens.calls(), 1);
 }
 
 #[tokio::test]
 async fn a_refused_token_is_refreshed_once_and_the_send_succeeds() {
     let sb = sandbox().await;
-    let tokens = Tokens::new(&sb, ADELE, 1);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
+    let (tokens, out) = adele(&sb, 1);
     out.send(&message(ADELE, ALEX, "after-refresh"))
         .await
         .expect("send after one refresh");
-    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(tokens.refreshes(), 1);
     assert!(subjects(&sb, ALEX, "inbox").contains(&"after-refresh".to_owned()));
 }
 
 #[tokio::test]
 async fn a_token_refused_twice_is_diagnosed_from_the_challenge_without_leaking_it() {
     let sb = sandbox().await;
-    let tokens = Tokens::new(&sb, ADELE, usize::MAX);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
+    let (tokens, out) = adele(&sb, usize::MAX);
     let err = out
         .send(&message(ADELE, ALEX, "never"))
         .await
         .expect_err("forged token");
     assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
     assert!(!err.may_have_taken_effect());
-    assert_eq!(
-        tokens.refreshes.load(Ordering::SeqCst),
-        1,
-        "exactly one refresh"
-    );
+    assert_eq!(tokens.refreshes(), 1, "exactly one refresh");
     let problem = err.auth_problem().expect("diagnosis");
     // The sandbox's challenge said why: the JWT is not well formed (IDX14100).
     assert!(problem.summary.contains("IDX14100"), "{problem:?}");
@@ -223,7 +155,7 @@ async fn a_mailbox_the_identity_may_not_use_is_refused_with_the_reason() {
     // Adele's token, but signing in as the helpdesk mailbox.
     let out = SmtpOutbound::new(
         config(&sb, "helpdesk@contoso.example"),
-        Tokens::new(&sb, ADELE, 0),
+        SandboxTokens::smtp_delegated(&sb, ADELE, 0),
     )
     .expect("a valid configuration");
     let report = out.ping().await;
@@ -237,8 +169,7 @@ async fn smtp_auth_disabled_for_the_tenant_is_a_clear_error_without_refresh() {
     let sb = sandbox().await;
     sb.admin()
         .update_org(|o| o.smtp_client_authentication_disabled = true);
-    let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
+    let (tokens, out) = adele(&sb, 0);
     let err = out
         .send(&message(ADELE, ALEX, "disabled"))
         .await
@@ -260,7 +191,7 @@ async fn smtp_auth_disabled_for_the_tenant_is_a_clear_error_without_refresh() {
         err.response().and_then(|r| r.server_code.as_deref()),
         Some("535 5.7.139")
     );
-    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 0);
+    assert_eq!(tokens.refreshes(), 0);
     let report = out.ping().await;
     assert!(!report.is_online());
     assert!(
@@ -279,7 +210,7 @@ async fn smtp_auth_disabled_for_the_tenant_is_a_clear_error_without_refresh() {
 #[tokio::test]
 async fn an_untrusted_certificate_fails_before_the_token_is_sent() {
     let sb = sandbox().await;
-    let tokens = Tokens::new(&sb, ADELE, 0);
+    let tokens = SandboxTokens::smtp_delegated(&sb, ADELE, 0);
     let addr = sb.smtp_addr().expect("smtp");
     let cfg = SmtpConfig::office365(ADELE).with_server(addr.ip().to_string(), addr.port());
     let out = SmtpOutbound::new(cfg, tokens.clone()).expect("a valid configuration");
@@ -289,7 +220,7 @@ async fn an_untrusted_certificate_fails_before_the_token_is_sent() {
         .expect_err("the sandbox CA is not trusted");
     assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
     assert!(err.to_string().contains("STARTTLS"), "{err}");
-    assert_eq!(tokens.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(tokens.calls(), 0);
 }
 
 #[tokio::test]
@@ -390,7 +321,7 @@ async fn plaintext_to_a_loopback_server_still_sends() {
     let sb = sandbox().await;
     let addr = sb.smtp_addr().expect("smtp listener");
     assert!(addr.ip().is_loopback());
-    let tokens = Tokens::new(&sb, ADELE, 0);
+    let tokens = SandboxTokens::smtp_delegated(&sb, ADELE, 0);
     let out = SmtpOutbound::new(
         SmtpConfig::office365(ADELE)
             .with_server(addr.ip().to_string(), addr.port())
@@ -415,8 +346,7 @@ async fn plaintext_to_a_loopback_server_still_sends() {
 #[tokio::test]
 async fn send_as_another_address_is_refused_for_good() {
     let sb = sandbox().await;
-    let out = SmtpOutbound::new(config(&sb, ADELE), Tokens::new(&sb, ADELE, 0))
-        .expect("a valid configuration");
+    let out = adele(&sb, 0).1;
     let err = out
         .send(&message("helpdesk@contoso.example", ALEX, "spoof"))
         .await
@@ -430,8 +360,7 @@ async fn send_as_another_address_is_refused_for_good() {
 #[tokio::test]
 async fn a_bad_address_is_a_typed_error_before_connecting() {
     let sb = sandbox().await;
-    let tokens = Tokens::new(&sb, ADELE, 0);
-    let out = SmtpOutbound::new(config(&sb, ADELE), tokens.clone()).expect("a valid configuration");
+    let (tokens, out) = adele(&sb, 0);
     let msg = OutgoingMessage::raw(
         Envelope::new(ADELE, vec!["not an address".into()]),
         b"Subject: x\r\n\r\nx\r\n".to_vec(),
@@ -439,128 +368,42 @@ async fn a_bad_address_is_a_typed_error_before_connecting() {
     let err = out.send(&msg).await.expect_err("bad address");
     assert_eq!(err.kind(), ErrorKind::Refused);
     assert!(!err.may_have_taken_effect());
-    assert_eq!(tokens.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(tokens.calls(), 0);
 }
 
 // --- the conformance kit: SmtpOutbound paired with graph-mail's GraphSource -------------------
 
-struct SmtpHarness {
-    sb: Sandbox,
-    address: String,
-    source: GraphSource,
-    outbound: SmtpOutbound,
-}
-
-#[async_trait]
-impl Harness for SmtpHarness {
-    fn source(&self) -> &dyn MessageSource {
-        &self.source
-    }
-
-    fn outbound(&self) -> Option<&dyn MessageOutbound> {
-        Some(&self.outbound)
-    }
-
-    fn mailbox_address(&self) -> String {
-        self.address.clone()
-    }
-
-    async fn seed(&self, messages: Vec<Vec<u8>>) -> Result<(), Error> {
-        for m in messages {
-            self.sb
-                .admin()
-                .inject(
-                    "kit@fabrikam.example",
-                    std::slice::from_ref(&self.address),
-                    &m,
-                )
-                .map_err(|e| Error::configuration(e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    async fn locate(&self, imid: &str) -> Result<Option<Location>, Error> {
-        let admin = self.sb.admin();
-        let store = admin.store();
-        let page = store
-            .list(&self.address, None, &ListQuery::default())
-            .map_err(|e| Error::configuration(e.to_string()))?;
-        let Some(m) = page
-            .items
-            .into_iter()
-            .find(|m| m.props.internet_message_id.as_deref() == Some(imid))
-        else {
-            return Ok(None);
-        };
-        let f = store
-            .folder(&self.address, &m.folder_id)
-            .map_err(|e| Error::configuration(e.to_string()))?;
-        let name = f
-            .well_known
-            .map(|w| w.name().to_owned())
-            .unwrap_or(f.display_name);
-        Ok(Some(Location::new(name, m.is_read)))
-    }
-
-    fn unknown_id(&self) -> MessageId {
-        MessageId::new("AAkALgAAAAAAHYQDEapmEc2byACqAC-EWgaaaaaaaaaaaa")
-    }
-}
-
 #[tokio::test]
 async fn conformance_kit_outbound_checks_pass() {
     let sb = sandbox().await;
-    let address = "megan.bowen@contoso.example".to_owned();
-    let admin = sb.admin();
-    let graph_tokens = Arc::new(graph_mail::FnTokenSource::new(move |_| {
-        admin
-            .mint_token(&MintRequest {
-                app_id: APP.into(),
-                kind: TokenKind::App {
-                    roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-                },
-                resource: ApiResource::Graph,
-                lifetime_secs: None,
-            })
-            .map_err(|e| Error::configuration(e.to_string()))
-    }));
-    let ep = Endpoint::custom(&sb.graph_url(), Mailbox::user(&address)).expect("endpoint");
-    let client = GraphClient::builder(ep, graph_tokens)
+    let address = "megan.bowen@contoso.example";
+    let ep = Endpoint::custom(&sb.graph_url(), Mailbox::user(address)).expect("endpoint");
+    let client = GraphClient::builder(ep, SandboxTokens::graph_app(&sb))
         .build()
         .expect("client");
     let source = GraphSource::new(client, SourceConfig::default());
-    let outbound = SmtpOutbound::new(config(&sb, &address), Tokens::new(&sb, &address, 0))
-        .expect("a valid configuration");
-    let h = SmtpHarness {
-        sb,
-        address,
-        source,
-        outbound,
-    };
+    let outbound = SmtpOutbound::new(
+        config(&sb, address),
+        SandboxTokens::smtp_delegated(&sb, address, 0),
+    )
+    .expect("a valid configuration");
+    let h = SandboxHarness::new(sb, address, source, GRAPH_UNKNOWN_ID).with_outbound(outbound);
     let report = run(&h).await;
-    assert!(
-        report
-            .checks
-            .iter()
-            .any(|c| c.name == "outbound_ping_online"),
-        "{report}"
+    assert_ran(
+        &report,
+        &["outbound_ping_online", "outbound_send_reads_back"],
     );
     assert!(!report.failed("outbound_ping_online"), "{report}");
     assert!(report.passed(), "{report}");
-    assert!(
-        report
-            .checks
-            .iter()
-            .any(|c| c.name == "outbound_send_reads_back"),
-        "{report}"
-    );
 }
 
 #[tokio::test]
 async fn delegated_token_helper_is_accepted_by_the_sandbox() {
     // Guards the fixtures above: a real minted token signs in, a forged one does not.
     let sb = sandbox().await;
-    let good = delegated_token(&sb, ADELE).expect("mint");
+    let good = SandboxTokens::smtp_delegated(&sb, ADELE, 0)
+        .mint()
+        .expect("mint");
     let ok = SmtpOutbound::new(
         config(&sb, ADELE),
         Arc::new(FnTokenSource::new(move |_| Ok(good.clone()))),

@@ -3,7 +3,7 @@
 //! sign-in by withdrawing [`DEMO_APP`]'s consent.
 
 use async_trait::async_trait;
-use connector::conformance::{Harness, Location};
+use connector::conformance::{Harness, Location, Report};
 use connector::{Error, MessageId, MessageOutbound, MessageSource};
 use sandbox::store::ListQuery;
 use sandbox::{Admin, Sandbox};
@@ -145,4 +145,15 @@ impl Harness for SandboxHarness {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// Asserts that the kit ran each of these checks (whether they passed is the report's
+/// [`passed`](Report::passed)).
+pub fn assert_ran(report: &Report, names: &[&str]) {
+    for name in names {
+        assert!(
+            report.checks.iter().any(|c| c.name == *name),
+            "{name} did not run: {report}"
+        );
+    }
 }
