@@ -2,7 +2,6 @@
 //! external-entity payloads are refused before any entity is expanded or any file is read.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use connector::ErrorKind;
@@ -12,56 +11,12 @@ use ews_mail::types::FolderId;
 use ews_mail::{
     AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_support::scripted::{self, Reply};
 
-/// Reads one request (head and the body its `Content-Length` announces).
-async fn read_request(s: &mut tokio::net::TcpStream) -> bool {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let k = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return false,
-            Ok(k) => k,
-        };
-        buf.extend_from_slice(&chunk[..k]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return true;
-            }
-        }
-    }
-}
-
-/// Answers every request with `head` (status line and headers) and `body`; counts connections.
-async fn serve(head: String, body: String) -> (String, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            h.fetch_add(1, Ordering::SeqCst);
-            if read_request(&mut s).await {
-                let resp = format!(
-                    "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.shutdown().await;
-            }
-        }
-    });
-    (format!("http://{addr}"), hits)
+/// Answers every request with `reply`; counts connections.
+async fn serve(reply: Reply) -> (String, scripted::Server) {
+    let server = scripted::serve(vec![reply]).await;
+    (server.url.clone(), server)
 }
 
 fn client(base: &str) -> EwsClient {
@@ -71,12 +26,12 @@ fn client(base: &str) -> EwsClient {
         Credentials::Bearer(Arc::new(StaticToken(AccessToken::new("tok")))),
         MailboxAccess::Shared("shared@contoso.example".into()),
     )
-    .with_retry(RetryPolicy {
-        max_retries: 2,
-        base: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_wait: Duration::from_secs(1),
-    })
+    .with_retry(
+        RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .with_max_retry_after(Duration::from_secs(1)),
+    )
     .with_max_response(1 << 20)
     .with_jitter(jitter);
     EwsClient::new(cfg).expect("client")
@@ -99,16 +54,12 @@ fn envelope(name: &str) -> String {
 
 #[tokio::test]
 async fn redirects_from_ews_are_reported_not_followed() {
-    let (target, target_hits) = serve(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n".into(),
-        envelope("Inbox"),
-    )
-    .await;
+    let (target, target_server) = serve(Reply::xml(envelope("Inbox"))).await;
     for status in [301u16, 302, 303, 307, 308] {
-        let (base, hits) = serve(
-            format!("HTTP/1.1 {status} Moved\r\nLocation: {target}/EWS/Exchange.asmx\r\n"),
-            String::new(),
-        )
+        let (base, server) = serve(Reply::redirect(
+            status,
+            format!("{target}/EWS/Exchange.asmx"),
+        ))
         .await;
         let err = client(&base)
             .call(&op())
@@ -116,10 +67,10 @@ async fn redirects_from_ews_are_reported_not_followed() {
             .expect_err("a redirect is not an answer");
         assert_ne!(err.kind(), ErrorKind::Transient, "{status}: {err}");
         assert_eq!(err.response().and_then(|r| r.status), Some(status), "{err}");
-        assert_eq!(hits.load(Ordering::SeqCst), 1, "{status}: asked once");
+        assert_eq!(server.hits(), 1, "{status}: asked once");
     }
     assert_eq!(
-        target_hits.load(Ordering::SeqCst),
+        target_server.hits(),
         0,
         "the client went to the redirect target"
     );
@@ -160,18 +111,15 @@ async fn billion_laughs_and_external_entities_are_refused() {
         ("billion laughs", billion_laughs()),
         ("external entity", external_entity()),
     ] {
-        let (base, hits) = serve(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\n".into(),
-            body.clone(),
-        )
-        .await;
+        let (base, server) =
+            serve(Reply::ok(body.clone()).header("Content-Type", "text/xml; charset=utf-8")).await;
         let err = client(&base).call(&op()).await.expect_err("refused");
         assert_eq!(err.kind(), ErrorKind::BadResponse, "{what}: {err}");
         let text = err.to_string();
         assert!(text.contains("DOCTYPE"), "{what}: {text}");
         assert!(!text.contains("lollol"), "{what}: expanded: {text}");
         assert!(!text.contains("root:"), "{what}: read a file: {text}");
-        assert_eq!(hits.load(Ordering::SeqCst), 1, "{what}: not retried");
+        assert_eq!(server.hits(), 1, "{what}: not retried");
 
         // The parser itself, with a generous limit: refused, not expanded.
         let e = ews_mail::xml::parse(body.as_bytes(), 64 << 20).expect_err(what);

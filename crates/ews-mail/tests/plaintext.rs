@@ -16,7 +16,7 @@ use ews_mail::endpoint::EndpointError;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
 use ews_mail::{AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, TokenSource};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_support::scripted::{self, Reply};
 
 /// A token source that counts how often it was asked.
 #[derive(Debug, Default)]
@@ -45,96 +45,14 @@ fn op() -> GetFolder {
     GetFolder::new(vec![FolderId::distinguished("inbox")])
 }
 
-/// What a scripted server answers.
-#[derive(Clone)]
-enum Reply {
-    /// Status, extra headers and a body with its `Content-Length`.
-    Fixed(u16, Vec<(&'static str, String)>, String),
-    /// A 200 without `Content-Length` whose body never ends (until the client hangs up).
-    Endless,
-}
-
 fn ok(body: impl Into<String>) -> Reply {
-    Reply::Fixed(200, vec![], body.into())
-}
-
-/// Reads one request (head and the body its `Content-Length` announces).
-async fn read_request(s: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let k = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => k,
-        };
-        buf.extend_from_slice(&chunk[..k]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return Some(String::from_utf8_lossy(&buf).into_owned());
-            }
-        }
-    }
+    Reply::ok(body)
 }
 
 /// Serves the replies in order (the last one repeats) on loopback and records each request.
 async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        while let Ok((mut s, _)) = l.accept().await {
-            let Some(req) = read_request(&mut s).await else {
-                continue;
-            };
-            log.lock().expect("log").push(req);
-            let reply = replies[n.min(replies.len() - 1)].clone();
-            n += 1;
-            tokio::spawn(async move {
-                match reply {
-                    Reply::Fixed(status, headers, body) => {
-                        let mut resp = format!(
-                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                            body.len()
-                        );
-                        for (k, v) in headers {
-                            resp.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        resp.push_str("\r\n");
-                        resp.push_str(&body);
-                        let _ = s.write_all(resp.as_bytes()).await;
-                    }
-                    Reply::Endless => {
-                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                                    Connection: close\r\n\r\n{\"Protocol\":\"EWS\",\"Pad\":\"";
-                        if s.write_all(head.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        let chunk = vec![b'x'; 64 * 1024];
-                        // Bounded so a client that never hangs up cannot keep a test running.
-                        for _ in 0..(1usize << 14) {
-                            if s.write_all(&chunk).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    (format!("http://{addr}"), seen)
+    let server = scripted::serve(replies).await;
+    (server.url, server.requests)
 }
 
 fn envelope() -> String {
@@ -223,10 +141,9 @@ async fn schemes_other_than_https_and_http_are_refused() {
 async fn a_callers_client_that_follows_redirects_does_not_carry_the_token_and_is_not_believed() {
     // The redirect target is a working EWS endpoint, so only the client can make the call fail.
     let (target, target_seen) = serve(vec![ok(envelope())]).await;
-    let (base, seen) = serve(vec![Reply::Fixed(
+    let (base, seen) = serve(vec![Reply::redirect(
         307,
-        vec![("Location", format!("{target}/EWS/Exchange.asmx"))],
-        String::new(),
+        format!("{target}/EWS/Exchange.asmx"),
     )])
     .await;
     // reqwest's default client follows up to ten redirects.
@@ -298,10 +215,7 @@ async fn autodiscover_answers_naming_plain_http_or_a_foreign_host_are_refused() 
         "http://mail.contoso.example/EWS/Exchange.asmx",
         "ftp://mail.contoso.example/EWS/Exchange.asmx",
     ] {
-        for replies in [
-            vec![ok(json(url))],
-            vec![Reply::Fixed(404, vec![], String::new()), ok(pox(url))],
-        ] {
+        for replies in [vec![ok(json(url))], vec![Reply::new(404, ""), ok(pox(url))]] {
             match discover_from(replies).await {
                 Err(AutodiscoverError::InsecureAnswer {
                     host,
@@ -326,10 +240,7 @@ async fn autodiscover_answers_naming_plain_http_or_a_foreign_host_are_refused() 
             "evilcontoso.example",
         ),
     ] {
-        for replies in [
-            vec![ok(json(url))],
-            vec![Reply::Fixed(404, vec![], String::new()), ok(pox(url))],
-        ] {
+        for replies in [vec![ok(json(url))], vec![Reply::new(404, ""), ok(pox(url))]] {
             match discover_from(replies).await {
                 Err(e @ AutodiscoverError::UntrustedHost { .. }) => {
                     let AutodiscoverError::UntrustedHost { host, domain, .. } = &e else {
@@ -349,7 +260,7 @@ async fn autodiscover_answers_naming_plain_http_or_a_foreign_host_are_refused() 
 async fn a_redirect_address_does_not_widen_the_trusted_domain() {
     let redirect = r#"<Autodiscover><Response><Account><Action>redirectAddr</Action><RedirectAddr>u@evil.example</RedirectAddr></Account></Response></Autodiscover>"#;
     let r = discover_from(vec![
-        Reply::Fixed(404, vec![], String::new()),
+        Reply::new(404, ""),
         ok(redirect),
         ok(json("https://mail.evil.example/EWS/Exchange.asmx")),
     ])
@@ -374,7 +285,12 @@ async fn oversized_autodiscover_answers_are_refused_with_the_size_error() {
         other => panic!("{other:?}"),
     }
     // No Content-Length and no end: the read stops at the cap instead of buffering it all.
-    match discover_from(vec![Reply::Endless]).await {
+    match discover_from(vec![
+        Reply::endless("{\"Protocol\":\"EWS\",\"Pad\":\"")
+            .header("Content-Type", "application/json"),
+    ])
+    .await
+    {
         Err(AutodiscoverError::TooLarge {
             autodiscover_host,
             limit,
@@ -476,10 +392,9 @@ async fn an_autodiscover_answer_reached_through_a_redirect_is_not_used() {
     // The target answers a loopback URL on the same host, which would pass the host check if the
     // redirect target were taken for the autodiscover endpoint.
     let (target, target_seen) = serve(vec![ok(json("http://127.0.0.1:9/EWS/Exchange.asmx"))]).await;
-    let (base, _) = serve(vec![Reply::Fixed(
+    let (base, _) = serve(vec![Reply::redirect(
         302,
-        vec![("Location", format!("{target}/autodiscover/elsewhere"))],
-        String::new(),
+        format!("{target}/autodiscover/elsewhere"),
     )])
     .await;
     // reqwest's default client follows the redirect.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector::conformance::{self, Harness, Location};
+use connector::conformance;
 use connector::{Acknowledgement, ErrorKind, MessageId, MessageOutbound, MessageSource};
 use ews_mail::client::Jitter;
 use ews_mail::ops::{GetItem, UpdateItem};
@@ -20,57 +20,19 @@ use ews_mail::{
     AccessToken, Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, MailboxAccess,
     RetryPolicy, TokenSource,
 };
-use sandbox::{
-    Admin, ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed,
-    TokenKind, Trigger,
-};
+use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Sandbox, Trigger};
+use test_support::harness::EWS_UNKNOWN_ID;
+use test_support::{SandboxHarness, SandboxTokens};
 
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+const APP: &str = test_support::DEMO_APP;
 const MAILBOX: &str = "megan.bowen@contoso.example";
 
-/// Mints a fresh token from the sandbox on every call (the sandbox's own signing key).
-#[derive(Debug)]
-struct Minted {
-    admin: Admin,
-    kind: TokenKind,
-}
-
-#[async_trait]
-impl TokenSource for Minted {
-    async fn token(&self) -> Result<AccessToken, connector::Error> {
-        let req = MintRequest {
-            app_id: APP.into(),
-            kind: self.kind.clone(),
-            resource: ApiResource::Exchange,
-            lifetime_secs: None,
-        };
-        self.admin
-            .mint_token(&req)
-            .map(AccessToken::new)
-            .map_err(|e| connector::Error::configuration(e.to_string()))
-    }
-    async fn refresh(&self, _claims: Option<&str>) -> Result<AccessToken, connector::Error> {
-        self.token().await
-    }
-}
-
 fn app_token(sb: &Sandbox) -> Arc<dyn TokenSource> {
-    Arc::new(Minted {
-        admin: sb.admin(),
-        kind: TokenKind::App {
-            roles: vec!["full_access_as_app".into()],
-        },
-    })
+    SandboxTokens::ews_app(sb)
 }
 
 fn user_token(sb: &Sandbox, user: &str) -> Arc<dyn TokenSource> {
-    Arc::new(Minted {
-        admin: sb.admin(),
-        kind: TokenKind::Delegated {
-            user: user.into(),
-            scopes: vec!["EWS.AccessAsUser.All".into()],
-        },
-    })
+    SandboxTokens::ews_delegated(sb, user)
 }
 
 fn no_jitter() -> Jitter {
@@ -83,124 +45,54 @@ fn client(sb: &Sandbox, tokens: Arc<dyn TokenSource>, access: MailboxAccess) -> 
         Credentials::Bearer(tokens),
         access,
     )
-    .with_retry(RetryPolicy {
-        max_retries: 3,
-        base: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        max_wait: Duration::from_secs(2),
-    })
+    .with_retry(
+        RetryPolicy::default()
+            .with_max_attempts(4)
+            .with_backoff(Duration::from_millis(5), Duration::from_millis(20))
+            .with_max_retry_after(Duration::from_secs(2)),
+    )
     .with_jitter(no_jitter());
     EwsClient::new(cfg).unwrap()
 }
 
 async fn sandbox() -> Sandbox {
-    Sandbox::builder()
-        .seed(Seed::demo())
-        .start()
-        .await
-        .expect("sandbox starts")
+    test_support::start().await
 }
 
-fn location(admin: &Admin, mailbox: &str, imid: &str) -> Option<Location> {
-    let store = admin.store();
-    let all = store
-        .list(mailbox, None, &sandbox::store::ListQuery::default())
-        .ok()?;
-    let want = imid.trim_matches(['<', '>']);
-    let mut found: Vec<Location> = all
-        .items
-        .into_iter()
-        .filter(|m| {
-            m.props
-                .internet_message_id
-                .as_deref()
-                .map(|i| i.trim_matches(['<', '>']))
-                == Some(want)
-        })
-        .filter_map(|m| {
-            let f = store.folder(mailbox, &m.folder_id).ok()?;
-            let name = f
-                .well_known
-                .map(|w| w.name().to_string())
-                .unwrap_or(f.display_name);
-            Some(Location::new(name, m.is_read))
-        })
-        .collect();
-    // A message sent to the mailbox itself is also in Sent Items: report the received copy.
-    found.sort_by_key(|l| l.folder == "sentitems");
-    found.into_iter().next()
+/// A client impersonating [`MAILBOX`] with app-only tokens.
+fn app_client(sb: &Sandbox) -> EwsClient {
+    client(
+        sb,
+        app_token(sb),
+        MailboxAccess::Impersonate(MAILBOX.into()),
+    )
 }
 
-struct EwsHarness {
-    sb: Sandbox,
-    source: EwsSource,
-    outbound: EwsOutbound,
-}
-
-#[async_trait]
-impl Harness for EwsHarness {
-    fn source(&self) -> &dyn MessageSource {
-        &self.source
-    }
-    fn outbound(&self) -> Option<&dyn MessageOutbound> {
-        Some(&self.outbound)
-    }
-    fn mailbox_address(&self) -> String {
-        MAILBOX.into()
-    }
-    async fn seed(&self, messages: Vec<Vec<u8>>) -> Result<(), connector::Error> {
-        for m in messages {
-            self.sb
-                .admin()
-                .inject("customer@fabrikam.example", &[MAILBOX.to_string()], &m)
-                .map_err(|e| connector::Error::configuration(e.to_string()))?;
-        }
-        Ok(())
-    }
-    async fn locate(&self, imid: &str) -> Result<Option<Location>, connector::Error> {
-        Ok(location(&self.sb.admin(), MAILBOX, imid))
-    }
-    fn unknown_id(&self) -> MessageId {
-        MessageId::new("AAMkAGNvbmZvcm1hbmNlLXVua25vd24tMDAwMDAw")
-    }
-    async fn break_auth(&self) -> bool {
-        self.sb.admin().revoke_admin_consent(APP).is_ok()
-    }
-    async fn restore_auth(&self) {
-        self.sb
-            .admin()
-            .grant_admin_consent(
-                APP,
-                &[
-                    "User.Read",
-                    "Mail.ReadWrite",
-                    "Mail.Send",
-                    "https://outlook.office365.com/EWS.AccessAsUser.All",
-                ],
-                &[
-                    "Mail.ReadWrite",
-                    "Mail.Send",
-                    "https://outlook.office365.com/full_access_as_app",
-                ],
-            )
-            .expect("consent restored");
-    }
+/// The conformance kit's harness on [`MAILBOX`] through `c`, able to break sign-in.
+fn harness(sb: Sandbox, source: EwsSource, c: EwsClient) -> SandboxHarness {
+    SandboxHarness::new(sb, MAILBOX, source, EWS_UNKNOWN_ID)
+        .with_outbound(EwsOutbound::new(c))
+        .breaking_auth(
+            &[
+                "User.Read",
+                "Mail.ReadWrite",
+                "Mail.Send",
+                "https://outlook.office365.com/EWS.AccessAsUser.All",
+            ],
+            &[
+                "Mail.ReadWrite",
+                "Mail.Send",
+                "https://outlook.office365.com/full_access_as_app",
+            ],
+        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_kit_passes_with_app_impersonation() {
     let sb = sandbox().await;
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
+    let c = app_client(&sb);
     // The largest page, as the benchmark runs it.
-    let h = EwsHarness {
-        source: EwsSource::new(c.clone()).with_max_batch(MAX_PAGE),
-        outbound: EwsOutbound::new(c),
-        sb,
-    };
+    let h = harness(sb, EwsSource::new(c.clone()).with_max_batch(MAX_PAGE), c);
     let report = conformance::run(&h).await;
     assert!(report.passed(), "{report}");
 }
@@ -213,11 +105,7 @@ async fn conformance_kit_passes_with_a_delegated_token() {
         user_token(&sb, MAILBOX),
         MailboxAccess::Own(MAILBOX.into()),
     );
-    let h = EwsHarness {
-        source: EwsSource::new(c.clone()),
-        outbound: EwsOutbound::new(c),
-        sb,
-    };
+    let h = harness(sb, EwsSource::new(c.clone()), c);
     let report = conformance::run(&h).await;
     assert!(report.passed(), "{report}");
 }
@@ -291,6 +179,19 @@ fn inject_numbered(sb: &Sandbox, tag: &str, n: usize) {
     }
 }
 
+/// Delivers `<{tag}{i}@x>` with subject `i`, for each `i` in `range`, from outside.
+fn inject_short(sb: &Sandbox, tag: &str, range: std::ops::Range<usize>) {
+    for i in range {
+        sb.admin()
+            .inject(
+                "c@x.example",
+                &[MAILBOX.to_string()],
+                format!("Message-ID: <{tag}{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes(),
+            )
+            .unwrap();
+    }
+}
+
 /// The Message-IDs of `messages`, each once (a repeat fails the test).
 fn unique_imids(messages: &[connector::RawMessage]) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
@@ -310,11 +211,7 @@ fn numbered(tag: &str, range: std::ops::Range<usize>) -> BTreeSet<String> {
 async fn seeded(tag: &str, n: usize) -> (Sandbox, EwsClient) {
     let sb = sandbox().await;
     inject_numbered(&sb, tag, n);
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
+    let c = app_client(&sb);
     (sb, c)
 }
 
@@ -373,11 +270,11 @@ async fn the_default_source_still_fetches_100_per_finditem() {
     assert_eq!(log.count_operation("GetItem"), 1);
 }
 
-/// Mints like [`Minted`], and runs `hook` once, before the first request after the first one:
+/// Mints like [`SandboxTokens`], and runs `hook` once, before the first request after the first one:
 /// in a fetch, after FindItem has listed and before any GetItem is sent. Every later call
 /// waits for the hook under the lock, so no concurrent GetItem can overtake it.
 struct HookAfterFirst {
-    inner: Minted,
+    inner: Arc<SandboxTokens>,
     calls: AtomicUsize,
     hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -427,12 +324,7 @@ async fn a_message_gone_between_finditem_and_getitem_fails_alone() {
     let admin = sb.admin();
     let id = gone.clone();
     let tokens = Arc::new(HookAfterFirst {
-        inner: Minted {
-            admin: sb.admin(),
-            kind: TokenKind::App {
-                roles: vec!["full_access_as_app".into()],
-            },
-        },
+        inner: SandboxTokens::ews_app(&sb),
         calls: AtomicUsize::new(0),
         hook: std::sync::Mutex::new(Some(Box::new(move || {
             admin
@@ -516,11 +408,7 @@ async fn a_getitem_chunk_that_fails_as_a_whole_fails_only_its_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_busy_and_503_are_retried_within_limits() {
     let sb = sandbox().await;
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
+    let c = app_client(&sb);
     let src = EwsSource::new(c);
     sb.admin().set_faults(FaultPlan {
         seed: 1,
@@ -570,11 +458,7 @@ async fn server_busy_and_503_are_retried_within_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_not_retried_after_a_reset_connection() {
     let sb = sandbox().await;
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
+    let c = app_client(&sb);
     let out = EwsOutbound::new(c);
     sb.admin().set_faults(FaultPlan {
         seed: 1,
@@ -632,13 +516,7 @@ async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
         o.ews_enabled = Some(true);
         o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
     });
-    let ping = EwsSource::new(client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    ))
-    .ping()
-    .await;
+    let ping = EwsSource::new(app_client(&sb)).ping().await;
     let reason = ping.reason.unwrap();
     assert!(
         reason.contains("EwsAllowedAppIDs") && reason.contains("Graph"),
@@ -671,20 +549,8 @@ async fn ping_diagnoses_consent_policy_impersonation_and_missing_mailbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_change_key_is_recovered_and_item_errors_stay_in_place() {
     let sb = sandbox().await;
-    for i in 0..3 {
-        sb.admin()
-            .inject(
-                "c@x.example",
-                &[MAILBOX.to_string()],
-                format!("Message-ID: <s{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes(),
-            )
-            .unwrap();
-    }
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
+    inject_short(&sb, "s", 0..3);
+    let c = app_client(&sb);
     let src = EwsSource::new(c.clone());
     let b = src.fetch(None, 10).await.unwrap();
     assert_eq!(b.messages.len(), 3);
@@ -726,20 +592,8 @@ async fn stale_change_key_is_recovered_and_item_errors_stay_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_folder_items_keeps_state_in_the_callers_store() {
     let sb = sandbox().await;
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
-    for i in 0..5 {
-        sb.admin()
-            .inject(
-                "c@x.example",
-                &[MAILBOX.to_string()],
-                format!("Message-ID: <y{i}@x>\r\nSubject: {i}\r\n\r\nb\r\n").as_bytes(),
-            )
-            .unwrap();
-    }
+    let c = app_client(&sb);
+    inject_short(&sb, "y", 0..5);
     let store = MemorySyncStore::default();
     let sync =
         FolderSync::new(&c, FolderId::distinguished("inbox"), "inbox", &store).with_max_changes(3);
@@ -771,7 +625,7 @@ async fn sync_folder_items_keeps_state_in_the_callers_store() {
 async fn expired_token_is_refreshed_once() {
     #[derive(Debug)]
     struct FirstStale {
-        inner: Minted,
+        inner: Arc<SandboxTokens>,
         calls: std::sync::atomic::AtomicU32,
     }
     #[async_trait]
@@ -786,12 +640,7 @@ async fn expired_token_is_refreshed_once() {
     }
     let sb = sandbox().await;
     let tokens = Arc::new(FirstStale {
-        inner: Minted {
-            admin: sb.admin(),
-            kind: TokenKind::App {
-                roles: vec!["full_access_as_app".into()],
-            },
-        },
+        inner: SandboxTokens::ews_app(&sb),
         calls: Default::default(),
     });
     let c = client(&sb, tokens, MailboxAccess::Impersonate(MAILBOX.into()));
@@ -844,11 +693,7 @@ async fn request_budget_throttling_returns_the_back_off_and_recovers_with_time()
         window_secs: 600,
         ..sandbox::ThrottleConfig::default()
     });
-    let c = client(
-        &sb,
-        app_token(&sb),
-        MailboxAccess::Impersonate(MAILBOX.into()),
-    );
+    let c = app_client(&sb);
     let src = EwsSource::new(c);
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));

@@ -11,63 +11,25 @@ use ews_mail::types::FolderId;
 use ews_mail::{
     AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_support::scripted::{self, Reply};
 
 /// A canned answer: status, extra headers, body.
 type Answer = (u16, Vec<(&'static str, String)>, String);
 
-/// Serves the canned answers in order (the last one repeats) and records each request.
+/// Serves the canned answers in order (the last one repeats), each as `text/xml`, and records
+/// each request.
 async fn serve(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        while let Ok((mut s, _)) = l.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            // Read headers and the body announced by Content-Length.
-            loop {
-                let k = s.read(&mut chunk).await.unwrap_or(0);
-                if k == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..k]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let len = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + len {
-                        break;
-                    }
-                }
-            }
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&buf).to_string());
-            let (status, headers, body) = answers[n.min(answers.len() - 1)].clone();
-            n += 1;
-            let mut resp = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\nContent-Type: text/xml\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                resp.push_str(&format!("{k}: {v}\r\n"));
-            }
-            resp.push_str("\r\n");
-            resp.push_str(&body);
-            let _ = s.write_all(resp.as_bytes()).await;
-            let _ = s.shutdown().await;
-        }
-    });
-    (format!("http://{addr}"), seen)
+    let replies = answers
+        .into_iter()
+        .map(|(status, headers, body)| {
+            headers.into_iter().fold(
+                Reply::new(status, body).header("Content-Type", "text/xml"),
+                |r, (k, v)| r.header(k, v),
+            )
+        })
+        .collect();
+    let server = scripted::serve(replies).await;
+    (server.url, server.requests)
 }
 
 fn folder_response(class: &str, code: &str, back_off: Option<u32>) -> String {
@@ -97,12 +59,12 @@ fn client(base: &str, max_response: usize) -> EwsClient {
         )))),
         MailboxAccess::Shared("shared@contoso.example".into()),
     )
-    .with_retry(RetryPolicy {
-        max_retries: 2,
-        base: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_wait: Duration::from_secs(1),
-    })
+    .with_retry(
+        RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .with_max_retry_after(Duration::from_secs(1)),
+    )
     .with_max_response(max_response)
     .with_jitter(jitter);
     EwsClient::new(cfg).unwrap()
@@ -197,21 +159,26 @@ async fn doctype_and_oversized_answers_are_refused() {
     assert!(e.to_string().contains("larger than 100 bytes"), "{e}");
 }
 
-#[tokio::test]
-async fn autodiscover_json_then_pox() {
-    let json = r#"{"Protocol":"EWS","Url":"https://mail.contoso.example/EWS/Exchange.asmx"}"#;
-    let (base, seen) = serve(vec![(200, vec![], json.to_string())]).await;
+/// Autodiscover for `u@contoso.example` over plain http at the scripted server `base`.
+async fn discover_at(http: &reqwest::Client, base: &str) -> url::Url {
     let host = base.trim_start_matches("http://").to_string();
-    let http = reqwest::Client::new();
-    let url = ews_mail::autodiscover::discover(
-        &http,
+    ews_mail::autodiscover::discover(
+        http,
         "u@contoso.example",
         Some(vec![host]),
         "http",
         Duration::from_secs(5),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn autodiscover_json_then_pox() {
+    let json = r#"{"Protocol":"EWS","Url":"https://mail.contoso.example/EWS/Exchange.asmx"}"#;
+    let (base, seen) = serve(vec![(200, vec![], json.to_string())]).await;
+    let http = reqwest::Client::new();
+    let url = discover_at(&http, &base).await;
     assert_eq!(
         url.as_str(),
         "https://mail.contoso.example/EWS/Exchange.asmx"
@@ -227,16 +194,7 @@ async fn autodiscover_json_then_pox() {
         (200, vec![], pox.to_string()),
     ])
     .await;
-    let host = base.trim_start_matches("http://").to_string();
-    let url = ews_mail::autodiscover::discover(
-        &http,
-        "u@contoso.example",
-        Some(vec![host]),
-        "http",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let url = discover_at(&http, &base).await;
     assert_eq!(
         url.as_str(),
         "https://onprem.contoso.example/EWS/Exchange.asmx"
