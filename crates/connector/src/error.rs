@@ -351,6 +351,37 @@ impl Error {
         }
     }
 
+    /// Whether a retry of the request that failed with this error may help (smithy-rs's
+    /// classification, kept beside the error rather than in each executor): throttling and
+    /// transient failures may pass; a request that may already have taken effect is retried
+    /// only when it is [`Idempotency::Safe`](crate::retry::Idempotency::Safe); the service's
+    /// [`retry_after`](Self::retry_after) comes along. [`RetryPolicy`](crate::retry::RetryPolicy)
+    /// decides when.
+    ///
+    /// ```
+    /// use connector::retry::{Idempotency, RetryAction};
+    /// use connector::{Delivery, Error};
+    ///
+    /// let reset = Error::transient("the connection was reset").with_delivery(Delivery::MaybeSent);
+    /// assert_eq!(reset.retry_action(Idempotency::Safe), RetryAction::Retry { after: None });
+    /// assert_eq!(reset.retry_action(Idempotency::SendOnce), RetryAction::Forbidden);
+    /// ```
+    pub fn retry_action(
+        &self,
+        idempotency: crate::retry::Idempotency,
+    ) -> crate::retry::RetryAction {
+        use crate::retry::{Idempotency, RetryAction};
+        if !self.is_retryable() {
+            RetryAction::No
+        } else if idempotency == Idempotency::SendOnce && self.may_have_taken_effect() {
+            RetryAction::Forbidden
+        } else {
+            RetryAction::Retry {
+                after: self.retry_after,
+            }
+        }
+    }
+
     /// How far the request got.
     pub fn delivery(&self) -> Delivery {
         self.delivery

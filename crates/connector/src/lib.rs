@@ -15,6 +15,9 @@
 //!   no token, secret or `Authorization` header ever appears;
 //! - one [`Error`] whose [`ErrorKind`] says what the caller can do (sign in again, wait
 //!   [`Error::retry_after`], give up) and whether the request may already have taken effect;
+//! - **retries** ([`retry`]): the one `Retry-After` reader, [`Error::retry_action`] classifying
+//!   each error the way smithy-rs does, and the one [`retry::RetryPolicy`] and jitter source
+//!   that Graph and EWS follow;
 //! - a **token source** ([`TokenSource`]) is where every connection gets its bearer
 //!   [`AccessToken`], a fresh one after a refusal (with the claims challenge), and what a refusal
 //!   means; its failures are classified once into the kinds above ([`token`]);
@@ -64,6 +67,7 @@ pub mod memory;
 pub mod message;
 pub mod mime;
 pub mod ping;
+pub mod retry;
 pub mod token;
 pub mod traits;
 
