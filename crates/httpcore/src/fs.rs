@@ -1,0 +1,116 @@
+//! The one atomic file write: the token cache, graph-mail's delta state, the handler's ledger
+//! compaction and its folder handler all write through [`write_atomic`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Who may read the written file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMode {
+    /// Whatever the process's umask gives a new file (usually `0644`).
+    Default,
+    /// The owner only (`0600` on Unix): files with tokens or links that act like them.
+    OwnerOnly,
+}
+
+/// Writes `bytes` to `path` so that a reader (or a crash) sees either the old file or the whole
+/// new one: a new temporary file in the same directory (a unique name, created exclusively,
+/// with `mode`), written and synced, renamed over `path`, and then the directory synced (Unix)
+/// so the rename itself is durable. The temporary file is removed when a step fails. The
+/// directory must exist.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: FileMode) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = temp_name(&dir, path);
+    let written = (|| {
+        let mut f = options(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    #[cfg(unix)]
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(())
+}
+
+/// `.{name}.{pid}.{n}.tmp` beside `path`: unique within the process by a counter, across
+/// processes by the pid, and hidden from a listing of `*.eml` or `*.json`.
+fn temp_name(dir: &Path, path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+fn options(mode: FileMode) -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    if mode == FileMode::OwnerOnly {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"one", FileMode::Default).unwrap();
+        write_atomic(&path, b"two", FileMode::Default).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(names(dir.path()), ["state.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn owner_only_files_are_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        write_atomic(&path, b"secret", FileMode::OwnerOnly).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename fails after the temporary file was written.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&path, b"new", FileMode::Default).is_err());
+        assert_eq!(names(dir.path()), ["taken"]);
+        // A missing directory is an error, not created.
+        let missing = dir.path().join("no/such/dir/file");
+        assert!(write_atomic(&missing, b"x", FileMode::Default).is_err());
+    }
+}
