@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use connector::retry::RetryAction;
 use connector::{ConnectionLog, Delivery, Error, LogLine, ResponseDetails};
-use rand::Rng;
+use httpcore::BodyError;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::api::{self, BatchItem, GraphError};
 use crate::endpoint::Endpoint;
-use crate::retry::{Jitter, RetryPolicy, SeededJitter, Sleeper, TokioSleeper, parse_retry_after};
+use crate::retry::{Jitter, ProcessJitter, RetryPolicy, Sleeper, TokioSleeper};
 use crate::token::TokenSource;
 
 /// The `Prefer` header sent on every request, so message ids survive moves.
@@ -25,15 +26,7 @@ pub const MAX_CONCURRENCY: usize = 4;
 /// Default cap of a response body (a MIME message with large attachments fits).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// Whether a request may be repeated when it is unknown whether the service acted on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idempotency {
-    /// Reads, flag updates, moves by immutable id, deletes: repeating is harmless.
-    Safe,
-    /// Sends: retried only when the service certainly has not accepted the request (429, 503,
-    /// connection refused, 401 before the refresh).
-    SendOnce,
-}
+pub use connector::retry::Idempotency;
 
 /// A successful answer.
 #[derive(Debug, Clone)]
@@ -147,12 +140,12 @@ impl GraphClientBuilder {
     pub fn build(self) -> Result<GraphClient, Error> {
         let http = match self.http {
             Some(h) => h,
-            None => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(self.timeout)
-                .user_agent(concat!("graph-mail/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::configuration(format!("building the HTTP client: {e}")))?,
+            None => {
+                httpcore::HttpClientBuilder::new(concat!("graph-mail/", env!("CARGO_PKG_VERSION")))
+                    .timeout(self.timeout)
+                    .build()
+                    .map_err(|e| Error::configuration(format!("building the HTTP client: {e}")))?
+            }
         };
         Ok(GraphClient {
             inner: Arc::new(Inner {
@@ -206,25 +199,17 @@ pub struct GraphClient {
 
 enum Attempt {
     Done(Response),
+    /// A failure; whether to retry is the error's own classification
+    /// ([`Error::retry_action`]) under the policy, except for a 401, where `refresh` says
+    /// whether a fresh token may help.
     Fail {
         err: Error,
-        retry: bool,
-        retry_after: Option<Duration>,
+        refresh: bool,
     },
 }
 
 fn random_id() -> String {
-    let mut rng = rand::rng();
-    let a: u128 = rng.random();
-    let h = format!("{a:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 impl GraphClient {
@@ -236,7 +221,7 @@ impl GraphClient {
             http: None,
             policy: RetryPolicy::default(),
             sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(SeededJitter::from_clock()),
+            jitter: Arc::new(ProcessJitter),
             log: ConnectionLog::default(),
             max_concurrency: MAX_CONCURRENCY,
             max_body: DEFAULT_MAX_BODY,
@@ -304,41 +289,26 @@ impl GraphClient {
         loop {
             attempt += 1;
             let outcome = self
-                .attempt(
-                    what,
-                    &parts,
-                    &url,
-                    body.clone(),
-                    token.as_ref(),
-                    idem,
-                    extra,
-                )
+                .attempt(what, &parts, &url, body.clone(), token.as_ref(), extra)
                 .await;
-            let (err, retry, retry_after) = match outcome {
+            let (err, refresh) = match outcome {
                 Attempt::Done(r) => return Ok(r),
-                Attempt::Fail {
-                    err,
-                    retry,
-                    retry_after,
-                } => (err, retry, retry_after),
+                Attempt::Fail { err, refresh } => (err, refresh),
             };
             if err.kind() == connector::ErrorKind::Authentication && auth && !refreshed {
                 // One fresh token, then the diagnosis stands.
                 refreshed = true;
-                if retry {
+                if refresh {
                     let claims = err.auth_problem().and_then(|p| p.claims.clone());
                     token = Some(self.inner.tokens.refresh(claims.as_deref()).await?);
                     continue;
                 }
                 return Err(err);
             }
-            if !retry || err.kind() == connector::ErrorKind::Authentication {
-                return Err(err);
-            }
             match self
                 .inner
                 .policy
-                .decide(attempt, waited, retry_after, self.inner.jitter.next())
+                .next_wait(&err, idem, attempt, waited, self.inner.jitter.next())
             {
                 Some(wait) => {
                     self.note(
@@ -367,7 +337,6 @@ impl GraphClient {
         self.inner.log.push(line);
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         what: &str,
@@ -375,7 +344,6 @@ impl GraphClient {
         url: &Url,
         body: Bytes,
         token: Option<&crate::token::AccessToken>,
-        idem: Idempotency,
         extra: Option<&ConnectionLog>,
     ) -> Attempt {
         let mut rb = self
@@ -397,8 +365,7 @@ impl GraphClient {
             Err(_) => {
                 return Attempt::Fail {
                     err: Error::configuration("the client was shut down"),
-                    retry: false,
-                    retry_after: None,
+                    refresh: false,
                 };
             }
         };
@@ -410,9 +377,9 @@ impl GraphClient {
                 drop(permit);
                 // Connection refused or DNS failure: the request never left. Anything else
                 // (timeout, reset) may have reached the service.
-                let not_sent = e.is_connect() || e.is_builder();
-                let err = Error::transient(format!("{what}: {}", describe(&e))).with_delivery(
-                    if not_sent {
+                let described = httpcore::log::describe(&e);
+                let err = Error::transient(format!("{what}: {described}")).with_delivery(
+                    if httpcore::log::never_sent(&e) {
                         Delivery::NotSent
                     } else {
                         Delivery::MaybeSent
@@ -420,36 +387,44 @@ impl GraphClient {
                 );
                 line = line
                     .duration(t0.elapsed())
-                    .note(&format!("no answer: {}", describe(&e)));
+                    .note(&format!("no answer: {described}"));
                 self.push(extra, line);
                 return Attempt::Fail {
                     err,
-                    retry: not_sent || idem == Idempotency::Safe,
-                    retry_after: None,
+                    refresh: false,
                 };
             }
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let read = read_capped(resp, self.inner.max_body).await;
+        let mut resp = resp;
+        let read = httpcore::read_capped(&mut resp, self.inner.max_body).await;
         drop(permit);
-        line = line.status(status).duration(t0.elapsed());
-        for h in ["request-id", "client-request-id"] {
-            if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
-                line = line.request_id(h, v);
-            }
-        }
+        line = httpcore::log::with_request_ids(
+            line.status(status).duration(t0.elapsed()),
+            &headers,
+            &["request-id", "client-request-id"],
+        );
         let body = match read {
-            Ok(b) => b,
+            Ok(b) => Bytes::from(b),
             Err(e) => {
-                self.push(extra, line.note(e.message()));
-                let retry = idem == Idempotency::Safe || (status == 429 || status == 503);
+                let message = e.to_string();
+                self.push(extra, line.note(&message));
+                let err = match e {
+                    BodyError::Transport(_) => Error::transient(format!("{what}: {message}")),
+                    _ => Error::bad_response(format!("{what}: {message}")),
+                };
+                // A 429 or 503 refused the request before its body broke off: not done.
+                let delivery = if matches!(status, 429 | 503) {
+                    Delivery::Answered
+                } else {
+                    Delivery::MaybeSent
+                };
                 return Attempt::Fail {
-                    err: Error::new(e.kind(), format!("{what}: {}", e.message()))
-                        .with_delivery(Delivery::MaybeSent)
+                    err: err
+                        .with_delivery(delivery)
                         .with_response(ResponseDetails::status(status)),
-                    retry: retry && e.kind() == connector::ErrorKind::Transient,
-                    retry_after: None,
+                    refresh: false,
                 };
             }
         };
@@ -461,10 +436,7 @@ impl GraphClient {
                 body,
             });
         }
-        let retry_after = headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = httpcore::retry_after(&headers, SystemTime::now());
         let gerr = GraphError::parse(status, &headers, &body);
         if status == 401 {
             let c = self
@@ -483,19 +455,12 @@ impl GraphClient {
                 err: Error::auth(c.problem)
                     .with_delivery(Delivery::Answered)
                     .with_response(details),
-                retry: c.refresh,
-                retry_after: None,
+                refresh: c.refresh,
             };
         }
-        let retry = match status {
-            429 | 503 => true,
-            504 => idem == Idempotency::Safe,
-            _ => false,
-        };
         Attempt::Fail {
             err: gerr.into_error(what, &body, retry_after),
-            retry,
-            retry_after,
+            refresh: false,
         }
     }
 
@@ -507,9 +472,9 @@ impl GraphClient {
     }
 
     /// Runs many requests through JSON `$batch` (20 per batch), returning one result per
-    /// request, in order. Inner 429s are retried after their `Retry-After`, inner 503/504 and
-    /// 424 (failed dependency) resubmitted, within the retry policy; every other inner failure
-    /// is that item's error. No item is dropped: an item the service did not answer is an error.
+    /// request, in order. Inner failures a retry may help ([`Error::retry_action`]: 429 after
+    /// its `Retry-After`, 5xx) and 424 (failed dependency) are resubmitted, within the retry
+    /// policy; every other inner failure is that item's error. No item is dropped: an item the service did not answer is an error.
     pub async fn batch(&self, what: &str, items: Vec<BatchItem>) -> Vec<Result<Response, Error>> {
         let n = items.len();
         let mut results: Vec<Option<Result<Response, Error>>> = (0..n).map(|_| None).collect();
@@ -559,11 +524,7 @@ impl GraphClient {
                     if let Some(pos) = chunk.iter().position(|&c| c == i) {
                         answered[pos] = true;
                     }
-                    let retry_after = a
-                        .headers
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    let retry_after = httpcore::retry_after(&a.headers, SystemTime::now());
                     if (200..300).contains(&a.status) {
                         results[i] = Some(Ok(Response {
                             status: a.status,
@@ -577,7 +538,8 @@ impl GraphClient {
                         &a.body,
                         retry_after,
                     );
-                    if matches!(a.status, 429 | 503 | 504 | 424) {
+                    let action = err.retry_action(Idempotency::Safe);
+                    if a.status == 424 || matches!(action, RetryAction::Retry { .. }) {
                         if let Some(r) = retry_after {
                             longest = Some(longest.map_or(r, |l| l.max(r)));
                         }
@@ -659,58 +621,4 @@ pub(crate) fn copy_error(e: &Error) -> Error {
         c = c.with_response(d.clone());
     }
     c
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    // reqwest's Display names the URL, whose query may carry an upload session's token: print
-    // the kind of failure only.
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the connection broke while reading the answer"
-    } else if e.is_request() {
-        "the request failed"
-    } else {
-        "HTTP error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind} ({detail})")
-    }
-}
-
-async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, Error> {
-    if let Some(len) = resp.content_length()
-        && len > max as u64
-    {
-        return Err(Error::bad_response(format!(
-            "the answer is {len} bytes, over the {max}-byte cap"
-        )));
-    }
-    let mut buf = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if buf.len() + c.len() > max {
-                    return Err(Error::bad_response(format!(
-                        "the answer is over the {max}-byte cap"
-                    )));
-                }
-                buf.extend_from_slice(&c);
-            }
-            Ok(None) => return Ok(Bytes::from(buf)),
-            Err(e) => {
-                return Err(Error::transient(describe(&e)));
-            }
-        }
-    }
 }

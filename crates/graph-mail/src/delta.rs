@@ -31,7 +31,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -485,13 +484,16 @@ impl FileDeltaStore {
         };
         let bytes = serde_json::to_vec_pretty(&file)
             .map_err(|e| Error::configuration(format!("serializing delta state: {e}")))?;
-        write_atomic(&self.path, &bytes).map_err(|e| {
-            Error::configuration(format!(
-                "cannot write the delta state file {}: {e}",
-                self.path.display()
-            ))
-            .with_source(e)
-        })
+        // Owner-only (0600), as the `tempfile` it was written through before left it.
+        httpcore::fs::write_atomic(&self.path, &bytes, httpcore::fs::FileMode::OwnerOnly).map_err(
+            |e| {
+                Error::configuration(format!(
+                    "cannot write the delta state file {}: {e}",
+                    self.path.display()
+                ))
+                .with_source(e)
+            },
+        )
     }
 
     fn update(&self, f: impl FnOnce(&mut BTreeMap<String, DeltaState>)) -> Result<(), Error> {
@@ -502,22 +504,6 @@ impl FileDeltaStore {
         *guard = next;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory (tempfile), synced
-/// before it is renamed over `path`, then syncs the directory so the rename is durable too.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    #[cfg(unix)]
-    std::fs::File::open(&dir)?.sync_all()?;
-    Ok(())
 }
 
 impl DeltaStore for FileDeltaStore {

@@ -11,9 +11,11 @@
 //!    typed [`connector::Error`] — never a panic. Everything there is testable without a server.
 //! 2. **The executor** ([`GraphClient`]): adds the bearer token from a [`TokenSource`] (never
 //!    logged) and `Prefer: IdType="ImmutableId"` (ids survive moves), limits itself to 4
-//!    concurrent requests per mailbox, retries 429/503/504 after `Retry-After` (whole seconds,
-//!    decimal seconds such as `2.128`, or an HTTP date) or with capped, jittered exponential
-//!    backoff, within attempt and total-time caps ([`retry`]), refreshes the token once on 401
+//!    concurrent requests per mailbox, retries what the error's own classification allows
+//!    ([`connector::Error::retry_action`]: 429 and 503 always, other 5xx and broken connections
+//!    for reads) after `Retry-After` (whole seconds, decimal seconds such as `2.128`, or an HTTP
+//!    date) or with capped, jittered exponential backoff, within attempt and total-time caps
+//!    ([`retry`], the policy EWS shares), refreshes the token once on 401
 //!    and then reports the diagnosis, caps response bodies, and writes a
 //!    [`ConnectionLog`](connector::ConnectionLog) line with Graph's `request-id` for every
 //!    attempt. A send is retried only when the service certainly did not accept it.
