@@ -32,10 +32,8 @@
 //! use ews_mail::autodiscover::Autodiscover;
 //!
 //! # async fn run() -> Result<(), ews_mail::autodiscover::AutodiscoverError> {
-//! let http = reqwest::Client::builder()
-//!     .redirect(reqwest::redirect::Policy::none())
-//!     .build()
-//!     .expect("client");
+//! // httpcore's client never follows redirects.
+//! let http = httpcore::HttpClientBuilder::new("my-app/1.0").build().expect("client");
 //! let ews = Autodiscover::new(Duration::from_secs(30))
 //!     // The on-premises server lives outside the mail domain.
 //!     .with_allowed_host("exchange.fabrikam-hosting.example")
@@ -49,9 +47,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::client::{BodyError, read_capped};
 use crate::endpoint::{EndpointError, check_endpoint, is_loopback};
 use crate::xml;
+use httpcore::{BodyError, read_capped};
 
 /// The largest autodiscover answer read, in bytes (1 MiB); real answers are a few KiB.
 pub const MAX_ANSWER: usize = 1 << 20;
@@ -374,11 +372,11 @@ impl Autodiscover {
         }
         match read_capped(&mut r, MAX_ANSWER).await {
             Ok(b) => Ok(Ok(b)),
-            Err(BodyError::TooLarge) => Err(AutodiscoverError::TooLarge {
+            Err(BodyError::TooLarge { .. }) => Err(AutodiscoverError::TooLarge {
                 autodiscover_host: asked.host_str().unwrap_or("").to_owned(),
                 limit: MAX_ANSWER,
             }),
-            Err(BodyError::Transport(e)) => Ok(Err(format!("reading the answer: {e}"))),
+            Err(e) => Ok(Err(e.to_string())),
         }
     }
 

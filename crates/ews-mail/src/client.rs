@@ -12,9 +12,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use connector::retry::{Idempotency, ProcessJitter};
 use connector::{AuthProblem, ConnectionLog, LogLine};
+use httpcore::BodyError;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -116,64 +118,11 @@ impl MailboxAccess {
     }
 }
 
-/// Retry limits and backoff. Delays are computed from the attempt number, the server's hint and
-/// a jitter value passed in, so they are testable without sleeping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// First backoff without a server hint.
-    pub base: Duration,
-    /// Largest backoff without a server hint.
-    pub max_delay: Duration,
-    /// A server hint longer than this is not waited for: the error is returned instead.
-    pub max_wait: Duration,
-}
+pub use connector::retry::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 4,
-            base: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_wait: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (0-based), or `None` to give up. `jitter` is in
-    /// `[0, 1)`; without a server hint the delay is `base·2^attempt` scaled into
-    /// `[50%, 100%)` by the jitter and capped at `max_delay`.
-    pub fn delay(&self, attempt: u32, hint: Option<Duration>, jitter: f64) -> Option<Duration> {
-        if attempt >= self.max_retries {
-            return None;
-        }
-        if let Some(h) = hint {
-            return (h <= self.max_wait).then_some(h);
-        }
-        let exp = self.base.saturating_mul(1u32 << attempt.min(16));
-        let capped = exp.min(self.max_delay);
-        let j = jitter.clamp(0.0, 1.0);
-        Some(capped.mul_f64(0.5 + j / 2.0))
-    }
-}
-
-/// A source of jitter in `[0, 1)`.
-pub type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
-
-fn default_jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    // Cheap randomness without a dependency: the std hasher is randomly keyed per process.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() % 10_000) as f64 / 10_000.0
-}
+/// A source of jitter in `[0, 1]` for back-off: any [`connector::retry::Jitter`], a closure
+/// `|| 0.5` included. The default is the process's shared [`ProcessJitter`].
+pub type Jitter = Arc<dyn connector::retry::Jitter>;
 
 /// Client configuration.
 #[derive(Clone)]
@@ -213,7 +162,8 @@ impl fmt::Debug for EwsConfig {
 }
 
 impl EwsConfig {
-    /// A configuration with defaults: Exchange 2016 schema, 64 MiB responses, 100 s timeout.
+    /// A configuration with defaults: Exchange 2016 schema, 64 MiB responses, 100 s timeout,
+    /// the workspace's [`RetryPolicy::default`].
     pub fn new(endpoint: Url, credentials: Credentials, access: MailboxAccess) -> Self {
         EwsConfig {
             endpoint,
@@ -223,7 +173,7 @@ impl EwsConfig {
             retry: RetryPolicy::default(),
             max_response: DEFAULT_MAX_RESPONSE,
             timeout: Duration::from_secs(100),
-            jitter: Arc::new(default_jitter),
+            jitter: Arc::new(ProcessJitter),
             log: ConnectionLog::default(),
         }
     }
@@ -278,47 +228,6 @@ fn request_id(headers: &http::HeaderMap) -> Option<(String, String)> {
     })
 }
 
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-/// Why a size-capped body read stopped.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// The body (announced or received) is larger than the cap.
-    TooLarge,
-    /// The connection failed while reading.
-    Transport(reqwest::Error),
-}
-
-/// Reads a response body of at most `limit` bytes, chunk by chunk: an announced
-/// `Content-Length` over the cap is refused before reading, and a body that grows past it is
-/// refused as soon as it does, so no more than `limit` bytes are ever buffered.
-pub(crate) async fn read_capped(
-    resp: &mut reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, BodyError> {
-    if resp
-        .content_length()
-        .is_some_and(|l| usize::try_from(l).map_or(true, |l| l > limit))
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(c) = resp.chunk().await.map_err(BodyError::Transport)? {
-        if body.len().saturating_add(c.len()) > limit {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&c);
-    }
-    Ok(body)
-}
-
 /// The configuration error for an endpoint credentials may not be sent to.
 fn refuse_endpoint(cfg: &EwsConfig) -> Result<(), connector::Error> {
     check_endpoint(&cfg.endpoint)
@@ -333,14 +242,13 @@ impl EwsClient {
     /// Nothing is sent and no token is asked for.
     pub fn new(cfg: EwsConfig) -> Result<Self, connector::Error> {
         refuse_endpoint(&cfg)?;
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ews-mail/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                connector::Error::configuration(format!("building the HTTP client: {e}"))
-            })?;
+        let http =
+            httpcore::HttpClientBuilder::new(concat!("ews-mail/", env!("CARGO_PKG_VERSION")))
+                .timeout(cfg.timeout)
+                .build()
+                .map_err(|e| {
+                    connector::Error::configuration(format!("building the HTTP client: {e}"))
+                })?;
         Ok(Self::with_http(cfg, http))
     }
 
@@ -440,23 +348,20 @@ impl EwsClient {
         let mut resp = match res {
             Ok(r) => r,
             Err(e) => {
-                let maybe_sent = !e.is_connect();
+                let message = httpcore::log::describe(&e);
                 self.cfg.log.push(
                     line.duration(started.elapsed())
-                        .note(&format!("{op} failed: {e}")),
+                        .note(&format!("{op} failed: {message}")),
                 );
                 return Err(EwsError::Transport {
-                    message: e.to_string(),
-                    maybe_sent,
+                    message,
+                    maybe_sent: !httpcore::log::never_sent(&e),
                 });
             }
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        line = line.status(status);
-        if let Some((h, v)) = request_id(&headers) {
-            line = line.request_id(h, &v);
-        }
+        line = httpcore::log::with_request_ids(line.status(status), &headers, REQUEST_ID_HEADERS);
         if resp.url() != &self.cfg.endpoint {
             // A caller's reqwest client followed a redirect: this answer is not the endpoint's.
             let host = resp.url().host_str().unwrap_or("").to_owned();
@@ -467,9 +372,9 @@ impl EwsClient {
             return Err(EwsError::Redirected { host });
         }
         let limit = self.cfg.max_response;
-        let body = match read_capped(&mut resp, limit).await {
+        let body = match httpcore::read_capped(&mut resp, limit).await {
             Ok(b) => b,
-            Err(BodyError::TooLarge) => {
+            Err(BodyError::TooLarge { .. }) => {
                 self.cfg
                     .log
                     .push(line.note(&format!("{op}: response too large")));
@@ -477,13 +382,13 @@ impl EwsClient {
                     "the response is larger than {limit} bytes"
                 )));
             }
-            Err(BodyError::Transport(e)) => {
+            Err(e) => {
                 self.cfg.log.push(
                     line.duration(started.elapsed())
                         .note(&format!("{op}: body failed: {e}")),
                 );
                 return Err(EwsError::Transport {
-                    message: format!("reading the response: {e}"),
+                    message: e.to_string(),
                     maybe_sent: true,
                 });
             }
@@ -510,7 +415,7 @@ impl EwsClient {
             s => {
                 return Err(EwsError::Http {
                     status: s,
-                    retry_after: retry_after(&a.headers),
+                    retry_after: httpcore::retry_after(&a.headers, SystemTime::now()),
                 });
             }
         }
@@ -520,7 +425,7 @@ impl EwsClient {
                 tracing::debug!("unreadable 500 body: {m}");
                 return Err(EwsError::Http {
                     status: 500,
-                    retry_after: retry_after(&a.headers),
+                    retry_after: httpcore::retry_after(&a.headers, SystemTime::now()),
                 });
             }
             Err(e) => return Err(e),
@@ -546,36 +451,28 @@ impl EwsClient {
         O::parse(&env.body)
     }
 
-    /// Runs an operation: one request, retried on throttling and transient failures within the
-    /// policy, with one token refresh on 401.
+    /// Runs an operation: one request, retried within the policy when the error's own
+    /// classification allows it ([`connector::Error::retry_action`]: throttling and transient
+    /// failures, but an operation that is not idempotent only when EWS certainly did not act on
+    /// it), with one token refresh on 401.
     pub async fn call<O: Operation>(&self, op: &O) -> Result<O::Response, connector::Error> {
         let what = format!("EWS {}", O::NAME);
+        let idempotency = if O::IDEMPOTENT {
+            Idempotency::Safe
+        } else {
+            Idempotency::SendOnce
+        };
         let body = soap::envelope(op, &self.header());
         let mut refreshed = false;
         let mut attempt = 0u32;
+        let mut waited = Duration::ZERO;
         // Before any token is asked for: a client built with `with_http` was not checked.
         refuse_endpoint(&self.cfg)?;
         let mut auth = self.auth_header(None).await?;
         loop {
-            let sent = self.send_once(O::NAME, &body, auth.clone()).await;
-            let (err, ctx) = match sent {
-                Err(e) => {
-                    let maybe_sent = matches!(
-                        e,
-                        EwsError::Transport {
-                            maybe_sent: true,
-                            ..
-                        }
-                    );
-                    let ctx = CallContext {
-                        maybe_sent,
-                        ..CallContext::default()
-                    };
-                    if maybe_sent && !O::IDEMPOTENT {
-                        return Err(into_connector(e, &what, &ctx));
-                    }
-                    (e, ctx)
-                }
+            attempt += 1;
+            let err = match self.send_once(O::NAME, &body, auth.clone()).await {
+                Err(e) => into_connector(e, &what, &CallContext::default()),
                 Ok(a) => {
                     let ctx = CallContext {
                         status: Some(a.status),
@@ -605,23 +502,22 @@ impl EwsClient {
                         Err(EwsError::Forbidden) => {
                             return Err(forbidden(&what, &ctx));
                         }
-                        Err(e) => (e, ctx),
+                        Err(e) => into_connector(e, &what, &ctx),
                     }
                 }
             };
-            if !err.is_retryable() {
-                return Err(into_connector(err, &what, &ctx));
-            }
-            let Some(delay) = self
-                .cfg
-                .retry
-                .delay(attempt, err.back_off(), (self.cfg.jitter)())
-            else {
-                return Err(into_connector(err, &what, &ctx));
+            let Some(delay) = self.cfg.retry.next_wait(
+                &err,
+                idempotency,
+                attempt,
+                waited,
+                self.cfg.jitter.next(),
+            ) else {
+                return Err(err);
             };
             tracing::debug!(op = O::NAME, attempt, ?delay, "retrying EWS call: {err}");
-            attempt += 1;
             tokio::time::sleep(delay).await;
+            waited += delay;
         }
     }
 
@@ -710,30 +606,6 @@ fn forbidden(what: &str, ctx: &CallContext) -> connector::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_uses_hint_attempt_and_jitter() {
-        let p = RetryPolicy {
-            max_retries: 3,
-            base: Duration::from_millis(100),
-            max_delay: Duration::from_millis(300),
-            max_wait: Duration::from_secs(5),
-        };
-        assert_eq!(p.delay(0, None, 0.0), Some(Duration::from_millis(50)));
-        assert_eq!(p.delay(1, None, 0.0), Some(Duration::from_millis(100)));
-        assert_eq!(p.delay(2, None, 0.0), Some(Duration::from_millis(150)));
-        assert_eq!(p.delay(2, None, 1.0), Some(Duration::from_millis(300)));
-        assert_eq!(p.delay(3, None, 0.0), None, "retries are capped");
-        assert_eq!(
-            p.delay(0, Some(Duration::from_millis(1234)), 0.9),
-            Some(Duration::from_millis(1234))
-        );
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(6)), 0.0),
-            None,
-            "too long a hint is not waited for"
-        );
-    }
 
     #[test]
     fn secrets_are_redacted_in_debug() {

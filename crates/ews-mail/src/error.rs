@@ -256,6 +256,7 @@ pub fn into_connector(err: EwsError, what: &str, ctx: &CallContext) -> connector
         }
     }
     let back_off = err.back_off();
+    let delivery = delivery(&err, ctx);
     let mut out = match err {
         EwsError::Unauthorized(problem) => {
             connector::Error::auth(*problem).with_delivery(Delivery::Answered)
@@ -265,12 +266,32 @@ pub fn into_connector(err: EwsError, what: &str, ctx: &CallContext) -> connector
     if let Some(b) = back_off {
         out = out.with_retry_after(b);
     }
-    if ctx.maybe_sent && kind == ErrorKind::Transient {
-        out = out.with_delivery(Delivery::MaybeSent);
-    } else if kind == ErrorKind::Transient && ctx.status.is_some() {
-        out = out.with_delivery(Delivery::Answered);
+    if let Some(d) = delivery {
+        out = out.with_delivery(d);
     }
     out.with_response(details)
+}
+
+/// How far a transient failure got, which decides whether a send may be retried
+/// ([`connector::Error::retry_action`]); `None` keeps the kind's default.
+fn delivery(err: &EwsError, ctx: &CallContext) -> Option<Delivery> {
+    if err.kind() != ErrorKind::Transient {
+        return None;
+    }
+    Some(match err {
+        // Connection refused or DNS: the request never left.
+        EwsError::Transport { maybe_sent, .. } if !maybe_sent && !ctx.maybe_sent => {
+            Delivery::NotSent
+        }
+        EwsError::Transport { .. } => Delivery::MaybeSent,
+        // A status without a SOAP answer: 503 refused the request, but a 500 without a fault or
+        // a gateway's 502/504 may come after EWS did the work.
+        EwsError::Http { status, .. } if *status != 503 => Delivery::MaybeSent,
+        // EWS answered (a ResponseCode, a fault, a 503).
+        _ if ctx.maybe_sent => Delivery::MaybeSent,
+        _ if ctx.status.is_some() => Delivery::Answered,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
