@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -362,27 +361,11 @@ impl FileStore {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "cache".into());
-        let tmp = dir.join(format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        let result = (|| {
-            std::fs::create_dir_all(dir)?;
-            let mut f = private_options().write(true).create_new(true).open(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(|e| self.io(e))
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                httpcore::fs::write_atomic(&self.path, &json, httpcore::fs::FileMode::OwnerOnly)
+            })
+            .map_err(|e| self.io(e))
     }
 }
 

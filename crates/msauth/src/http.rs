@@ -35,12 +35,11 @@ pub struct ReqwestClient {
 impl ReqwestClient {
     /// A client with the defaults.
     pub fn new() -> Result<Self, AuthError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("msauth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| AuthError::Config(format!("cannot build HTTP client: {e}")))?;
+        let client =
+            httpcore::HttpClientBuilder::new(concat!("msauth/", env!("CARGO_PKG_VERSION")))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| AuthError::Config(e.to_string()))?;
         Ok(ReqwestClient {
             client,
             max_body: MAX_BODY,
@@ -62,36 +61,16 @@ impl ReqwestClient {
     }
 }
 
+/// A failed exchange: never sent (refused, DNS) or maybe sent, described without the URL.
 fn transport(e: &reqwest::Error) -> AuthError {
-    let stage = if e.is_connect() || e.is_builder() {
-        SendStage::NotSent
-    } else {
-        SendStage::MaybeSent
-    };
-    // `without_url`: URLs carry no secrets here, but keep messages short and uniform.
-    let msg = if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        strip_url(e)
-    };
     AuthError::Transport {
-        stage,
-        message: msg,
+        stage: if httpcore::log::never_sent(e) {
+            SendStage::NotSent
+        } else {
+            SendStage::MaybeSent
+        },
+        message: httpcore::log::describe(e),
     }
-}
-
-fn strip_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(url) = e.url() {
-        s = s.replace(url.as_str(), "<url>");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[async_trait::async_trait]
@@ -102,45 +81,29 @@ impl HttpClient for ReqwestClient {
     ) -> Result<http::Response<Vec<u8>>, AuthError> {
         let req = reqwest::Request::try_from(request).map_err(|e| AuthError::Transport {
             stage: SendStage::NotSent,
-            message: strip_url(&e),
+            message: httpcore::log::describe(&e),
         })?;
         let mut resp = self.client.execute(req).await.map_err(|e| transport(&e))?;
         let status = resp.status();
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.max_body as u64)
-        {
-            return Err(AuthError::BadResponse {
-                status: status.as_u16(),
-                problem: ResponseProblem::TooLarge(self.max_body),
-            });
-        }
         let mut builder = http::Response::builder().status(status);
         for (k, v) in resp.headers() {
             builder = builder.header(k, v);
         }
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > self.max_body {
-                        return Err(AuthError::BadResponse {
-                            status: status.as_u16(),
-                            problem: ResponseProblem::TooLarge(self.max_body),
-                        });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(transport(&e)),
-                Err(_) => {
-                    return Err(AuthError::BadResponse {
-                        status: status.as_u16(),
-                        problem: ResponseProblem::Truncated,
-                    });
-                }
+        let body = match httpcore::read_capped(&mut resp, self.max_body).await {
+            Ok(body) => body,
+            Err(httpcore::BodyError::Transport(e)) if e.is_timeout() => return Err(transport(&e)),
+            Err(e) => {
+                return Err(AuthError::BadResponse {
+                    status: status.as_u16(),
+                    problem: match e {
+                        httpcore::BodyError::TooLarge { .. } => {
+                            ResponseProblem::TooLarge(self.max_body)
+                        }
+                        _ => ResponseProblem::Truncated,
+                    },
+                });
             }
-        }
+        };
         builder.body(body).map_err(|e| AuthError::Transport {
             stage: SendStage::MaybeSent,
             message: e.to_string(),

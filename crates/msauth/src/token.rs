@@ -340,20 +340,9 @@ pub(crate) fn json_problem(e: &serde_json::Error) -> ResponseProblem {
     }
 }
 
-/// Parses `Retry-After`: delta seconds (integer or decimal) or an HTTP date relative to `now`.
-pub fn parse_retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
-    let v = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
+/// Parses `Retry-After`: the workspace's one reader ([`httpcore::retry_after`]: delta seconds,
+/// integer or decimal, or an HTTP date relative to `now`, capped at a day).
+pub use httpcore::retry_after as parse_retry_after;
 
 /// Turns a non-success response into an [`AuthError`]: a [`ServiceError`] with a diagnosis when
 /// the body is an OAuth error (or the status is 429/5xx), otherwise a [`AuthError::BadResponse`].
