@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use httpcore::fs::{FileMode, write_atomic};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -71,7 +72,7 @@ impl FolderHandler {
             return Ok(()); // already written: idempotent by key
         }
         let eml = format!("{stem}.eml");
-        write_atomic(&dir.join(&eml), &msg.raw.mime)?;
+        write_atomic(&dir.join(&eml), &msg.raw.mime, FileMode::Default)?;
         let record = RoutingRecord {
             source: &msg.source,
             key: &msg.key,
@@ -90,7 +91,7 @@ impl FolderHandler {
         };
         let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
         // The record is written last: its presence means the message is completely written.
-        write_atomic(&json_path, &json)
+        write_atomic(&json_path, &json, FileMode::Default)
     }
 }
 
@@ -127,17 +128,6 @@ fn safe_name(name: &str) -> String {
         .collect();
     let s = s.trim_start_matches('.').to_owned();
     if s.is_empty() { "_".into() } else { s }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

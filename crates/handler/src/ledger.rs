@@ -441,23 +441,21 @@ impl Ledger {
             source,
         };
         let mut inner = self.lock();
-        let tmp = path.with_extension("compact.tmp");
-        {
-            let mut out = File::create(&tmp).map_err(io)?;
-            for (key, rec) in &inner.records {
-                for entry in entries_for(rec) {
-                    let mut line = serde_json::to_vec(&Line {
+        let mut out = Vec::new();
+        for (key, rec) in &inner.records {
+            for entry in entries_for(rec) {
+                serde_json::to_writer(
+                    &mut out,
+                    &Line {
                         key: key.clone(),
                         entry,
-                    })
-                    .map_err(|e| io(std::io::Error::other(e)))?;
-                    line.push(b'\n');
-                    out.write_all(&line).map_err(io)?;
-                }
+                    },
+                )
+                .map_err(|e| io(std::io::Error::other(e)))?;
+                out.push(b'\n');
             }
-            out.sync_all().map_err(io)?;
         }
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        httpcore::fs::write_atomic(&path, &out, httpcore::fs::FileMode::Default).map_err(io)?;
         inner.file = Some(Arc::new(
             OpenOptions::new().append(true).open(&path).map_err(io)?,
         ));

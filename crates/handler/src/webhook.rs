@@ -90,11 +90,11 @@ impl WebhookHandler {
                 });
             }
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| WebhookError::Client(e.to_string()))?;
+        let client =
+            httpcore::HttpClientBuilder::new(concat!("handler/", env!("CARGO_PKG_VERSION")))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| WebhookError::Client(e.to_string()))?;
         Ok(WebhookHandler { url, client })
     }
 

@@ -288,13 +288,10 @@ impl Pipeline {
 
 /// `d` varied at random by up to ±20%. The chaos run found the back-off's fixed 5/10/20/40 s
 /// pauses staying in step with the sandbox's periodic token expiry, minute after minute.
-/// Randomness from std's per-instance `RandomState` keys: enough for jitter, no extra crate.
+/// Randomness from the workspace's one jitter source (`connector::retry::ProcessJitter`).
 fn jittered(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(d.as_nanos());
-    let unit = (h.finish() % 10_001) as f64 / 10_000.0; // 0.0 ..= 1.0
-    d.mul_f64(0.8 + 0.4 * unit)
+    use connector::retry::{Jitter, ProcessJitter, spread};
+    spread(d, 0.2, ProcessJitter.next())
 }
 
 /// [`drain`], with a panic in the source's own code (a third-party [`MessageSource`], or a
