@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 use sandbox::{Sandbox, Seed};
+use test_support::config::Config;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
@@ -123,22 +124,11 @@ async fn headless_chromium_signs_in_and_consents_on_the_tenant_pages_and_returns
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("tokens.json");
     let cfg = dir.path().join("m365mail.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[apps]]\nname = \"me\"\ntenant = \"{}\"\nauthority_base = \"{}\"\n\
-             client_id = \"00000000-0000-0000-0000-00000000d3e0\"\nflow = \"browser\"\n\
-             token_cache = \"{}\"\n",
-            sb.tenant_id(),
-            sb.base_url().trim_end_matches('/'),
-            cache.display()
-        ),
-    )
-    .unwrap();
+    Config::person(&sb, "me", "browser", &cache).write(&cfg);
 
     // Nobody has consented yet (the demo tenant pre-approves the demo app): Adele sees the
     // consent page and gives her own consent there.
-    const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+    const APP: &str = test_support::DEMO_APP;
     sb.admin().revoke_admin_consent(APP).unwrap();
     let _ = sb
         .admin()

@@ -1,12 +1,14 @@
 //! End-to-end: the `m365mail` binary against the sandbox tenant.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandbox::{Sandbox, Seed};
+use test_support::config::Config;
+use test_support::process::run_once_json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 
@@ -131,47 +133,26 @@ async fn webhook() -> (String, Arc<Mutex<HashMap<String, u32>>>) {
     (format!("http://{addr}/hook"), counts)
 }
 
+/// A Graph source on the helpdesk that moves handled mail to `Processed`, billing mail its own
+/// project, the folder handler writing to `out` and a webhook.
 fn config(sb: &Sandbox, out: &Path, hook: &str) -> String {
-    format!(
-        r#"
-[[apps]]
-name = "demo"
-tenant = "{tenant}"
-authority_base = "{base}"
-client_id = "00000000-0000-0000-0000-00000000d3e0"
-client_secret = "demo-secret-do-not-use-in-production"
-
-[[sources]]
-name = "helpdesk"
-kind = "graph"
-app = "demo"
-mailbox = "helpdesk@contoso.example"
-url = "{graph}"
-acknowledge = "move:Processed"
-
-[sources.routing.mailbox]
-primary = "helpdesk@contoso.example"
-aliases = ["billing@contoso.example", "support@contoso.example"]
-
-[[sources.routing.rules]]
-match = "alias"
-alias = "billing@contoso.example"
-project = "BILLING"
-
-[[sources.routing.rules]]
-match = "default"
-project = "DESK"
-
-[handler]
-output_dir = "{out}"
-webhook = "{hook}"
-batch_size = 10
-"#,
-        tenant = sb.tenant_id(),
-        base = sb.base_url().trim_end_matches('/'),
-        graph = sb.graph_url(),
-        out = out.display(),
-    )
+    Config::demo(sb)
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &sb.graph_url(),
+            "acknowledge = \"move:Processed\"",
+        )
+        .mailbox(
+            "helpdesk@contoso.example",
+            &["billing@contoso.example", "support@contoso.example"],
+        )
+        .alias_rule("billing@contoso.example", "BILLING")
+        .default_rule("DESK")
+        .handler(out, &format!("webhook = \"{hook}\"\nbatch_size = 10"))
+        .text()
 }
 
 /// Records written by the folder handler: message id -> how many records name it.
@@ -380,18 +361,7 @@ async fn browser_sign_in_through_the_tenant_pages_to_the_loopback_listener() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("tokens.json");
     let cfg = dir.path().join("m365mail.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[apps]]\nname = \"me\"\ntenant = \"{}\"\nauthority_base = \"{}\"\n\
-             client_id = \"00000000-0000-0000-0000-00000000d3e0\"\nflow = \"browser\"\n\
-             token_cache = \"{}\"\n",
-            sb.tenant_id(),
-            sb.base_url().trim_end_matches('/'),
-            cache.display()
-        ),
-    )
-    .unwrap();
+    Config::person(&sb, "me", "browser", &cache).write(&cfg);
     let mut child = tokio::process::Command::new(BIN)
         .args(["login", "--app", "me", "--config"])
         .arg(&cfg)
@@ -459,6 +429,19 @@ async fn browser_sign_in_through_the_tenant_pages_to_the_loopback_listener() {
 }
 
 /// `config` without the webhook, for runs that only write to the folder.
+/// [`folder_config`], changed by `edit`, written into a new temporary directory: the directory,
+/// the handler's output folder in it and the configuration file.
+fn write_folder_config(
+    sb: &Sandbox,
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, edit(folder_config(sb, &out))).unwrap();
+    (dir, out, cfg)
+}
+
 fn folder_config(sb: &Sandbox, out: &Path) -> String {
     config(sb, out, "http://127.0.0.1:9/hook")
         .replace("webhook = \"http://127.0.0.1:9/hook\"\n", "")
@@ -515,10 +498,7 @@ async fn large_mailbox(n: usize) -> Sandbox {
 async fn a_large_mailbox_drains_with_a_progress_bar_on_a_terminal_only() {
     const N: usize = 60;
     let sb = large_mailbox(N).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let cfg = dir.path().join("m365mail.toml");
-    std::fs::write(&cfg, folder_config(&sb, &out)).unwrap();
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| text);
     let cfg_s = cfg.display().to_string();
 
     let terminal =
@@ -548,10 +528,7 @@ async fn a_large_mailbox_drains_with_a_progress_bar_on_a_terminal_only() {
 async fn json_output_and_output_to_a_pipe_carry_no_progress_bar() {
     const N: usize = 40;
     let sb = large_mailbox(N).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let cfg = dir.path().join("m365mail.toml");
-    std::fs::write(&cfg, folder_config(&sb, &out)).unwrap();
+    let (_dir, _out, cfg) = write_folder_config(&sb, |text| text);
 
     // --json on a terminal: everything the terminal shows is the JSON document.
     let cfg_s = cfg.display().to_string();
@@ -593,7 +570,7 @@ async fn json_output_and_output_to_a_pipe_carry_no_progress_bar() {
 
 /// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented).
 fn allow_smtp_send_as_app(sb: &Sandbox) {
-    const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
+    const APP: &str = test_support::DEMO_APP;
     const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
     sb.admin().update_tenant(|t| {
         if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
@@ -612,27 +589,15 @@ fn smtp_config(sb: &Sandbox, ca_file: Option<&Path>) -> String {
     let ca = ca_file
         .map(|p| format!("ca_file = \"{}\"\n", p.display()))
         .unwrap_or_default();
-    format!(
-        r#"
-[[apps]]
-name = "demo"
-tenant = "{tenant}"
-authority_base = "{base}"
-client_id = "00000000-0000-0000-0000-00000000d3e0"
-client_secret = "demo-secret-do-not-use-in-production"
-
-[[outbounds]]
-name = "smtp"
-kind = "smtp"
-app = "demo"
-mailbox = "helpdesk@contoso.example"
-host = "127.0.0.1"
-port = {port}
-{ca}"#,
-        tenant = sb.tenant_id(),
-        base = sb.base_url().trim_end_matches('/'),
-        port = smtp.port(),
-    )
+    Config::demo(sb)
+        .outbound(
+            "smtp",
+            "smtp",
+            "demo",
+            "helpdesk@contoso.example",
+            &format!("host = \"127.0.0.1\"\nport = {}\n{ca}", smtp.port()),
+        )
+        .text()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,41 +682,20 @@ async fn an_smtp_outbound_with_the_sandbox_ca_sends_over_starttls() {
     sb.shutdown().await;
 }
 
-/// Runs `m365mail run --once --json --config cfg` and returns its summary.
-async fn run_once_json(cfg: &Path) -> serde_json::Value {
-    let cfg = cfg.to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["run", "--once", "--json", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run() {
     const N: usize = 25;
     let sb = large_mailbox(N).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let cfg = dir.path().join("m365mail.toml");
-    let text = folder_config(&sb, &out).replace(
-        "acknowledge = \"move:Processed\"\n",
-        "acknowledge = \"mark-read\"\nmode = \"delta\"\n",
-    );
-    assert!(text.contains("mode = \"delta\""));
-    std::fs::write(&cfg, text).unwrap();
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| {
+        let text = text.replace(
+            "acknowledge = \"move:Processed\"\n",
+            "acknowledge = \"mark-read\"\nmode = \"delta\"\n",
+        );
+        assert!(text.contains("mode = \"delta\""));
+        text
+    });
 
-    let first = run_once_json(&cfg).await;
+    let first = run_once_json(BIN, &cfg).await;
     let s = &first["sources"][0];
     assert_eq!(s["status"], "ONLINE", "{first}");
     assert_eq!(s["handled"], N as u64 + 2, "{first}");
@@ -760,7 +704,7 @@ async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run(
     assert!(out.join("graph-delta.json").is_file());
 
     // Nothing new: the second run finds nothing and hands nothing over, not even to recover it.
-    let second = run_once_json(&cfg).await;
+    let second = run_once_json(BIN, &cfg).await;
     let s = &second["sources"][0];
     assert_eq!(s["status"], "ONLINE", "{second}");
     assert_eq!(s["handled"], 0, "{second}");
@@ -776,7 +720,7 @@ async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run(
             .inject_mime("billing@contoso.example", &mime)
             .unwrap();
     }
-    let third = run_once_json(&cfg).await;
+    let third = run_once_json(BIN, &cfg).await;
     let s = &third["sources"][0];
     assert_eq!(s["handled"], 3, "{third}");
     assert_eq!(s["per_project"]["BILLING"], 3, "{third}");
@@ -801,33 +745,19 @@ async fn client_credentials_with_a_certificate_from_pkcs12_or_pem() {
     let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = |credential: &str| {
-        format!(
-            r#"
-[[apps]]
-name = "demo"
-tenant = "{tenant}"
-authority_base = "{base}"
-client_id = "00000000-0000-0000-0000-00000000d3e0"
-{credential}
-
-[[sources]]
-name = "helpdesk"
-kind = "graph"
-app = "demo"
-mailbox = "helpdesk@contoso.example"
-url = "{graph}"
-
-[sources.routing.mailbox]
-primary = "helpdesk@contoso.example"
-
-[[sources.routing.rules]]
-match = "default"
-project = "DESK"
-"#,
-            tenant = sb.tenant_id(),
-            base = sb.base_url().trim_end_matches('/'),
-            graph = sb.graph_url(),
-        )
+        Config::new()
+            .sandbox_app(&sb, "demo", credential)
+            .source(
+                "helpdesk",
+                "graph",
+                "demo",
+                "helpdesk@contoso.example",
+                &sb.graph_url(),
+                "",
+            )
+            .mailbox("helpdesk@contoso.example", &[])
+            .default_rule("DESK")
+            .text()
     };
     let ping = |credential: String, password: Option<&str>| {
         let path = dir.path().join("m365mail.toml");
@@ -1022,22 +952,21 @@ async fn graph_over_https_with_an_internal_ca_needs_ca_file_on_app_and_source() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
     let sb = large_mailbox(250).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let cfg = dir.path().join("m365mail.toml");
-    let text = folder_config(&sb, &out)
-        .replace("kind = \"graph\"", "kind = \"ews\"")
-        .replace(&sb.graph_url(), &sb.ews_url())
-        .replace(
-            "acknowledge = \"move:Processed\"\n",
-            "acknowledge = \"mark-read\"\n",
-        )
-        .replace("batch_size = 10", "batch_size = 300");
-    assert!(text.contains("kind = \"ews\"") && text.contains("batch_size = 300"));
-    std::fs::write(&cfg, text).unwrap();
+    let (_dir, _, cfg) = write_folder_config(&sb, |text| {
+        let text = text
+            .replace("kind = \"graph\"", "kind = \"ews\"")
+            .replace(&sb.graph_url(), &sb.ews_url())
+            .replace(
+                "acknowledge = \"move:Processed\"\n",
+                "acknowledge = \"mark-read\"\n",
+            )
+            .replace("batch_size = 10", "batch_size = 300");
+        assert!(text.contains("kind = \"ews\"") && text.contains("batch_size = 300"));
+        text
+    });
     sb.admin().clear_request_log();
 
-    let summary = run_once_json(&cfg).await;
+    let summary = run_once_json(BIN, &cfg).await;
     let s = &summary["sources"][0];
     assert_eq!(s["status"], "ONLINE", "{summary}");
     assert_eq!(s["handled"], 252, "{summary}");
@@ -1054,15 +983,16 @@ async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graph_source_acknowledges_in_batches_not_one_request_per_message() {
     let sb = large_mailbox(58).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let cfg = dir.path().join("m365mail.toml");
-    let text = folder_config(&sb, &out).replace("batch_size = 10", "batch_size = 20");
-    assert!(text.contains("acknowledge = \"move:Processed\"") && text.contains("batch_size = 20"));
-    std::fs::write(&cfg, text).unwrap();
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| {
+        let text = text.replace("batch_size = 10", "batch_size = 20");
+        assert!(
+            text.contains("acknowledge = \"move:Processed\"") && text.contains("batch_size = 20")
+        );
+        text
+    });
     sb.admin().clear_request_log();
 
-    let summary = run_once_json(&cfg).await;
+    let summary = run_once_json(BIN, &cfg).await;
     let s = &summary["sources"][0];
     assert_eq!(s["handled"], 60, "{summary}");
     assert_eq!(records(&out).len(), 60);

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use sandbox::{Sandbox, Seed, SenderAuthVerdict};
+use test_support::config::Config;
+use test_support::process::run_once_json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 const PHISH: &str = "Your account is locked - verify at http://evil.example/login";
@@ -14,49 +16,30 @@ const PHISH: &str = "Your account is locked - verify at http://evil.example/logi
 /// A Graph source on the sandbox's helpdesk mailbox that acknowledges through Graph, with
 /// `extra` appended (a `[notifications]` section, say).
 fn config(sb: &Sandbox, out: &Path, extra: &str) -> String {
-    format!(
-        r#"
-[[apps]]
-name = "demo"
-tenant = "{tenant}"
-authority_base = "{base}"
-client_id = "00000000-0000-0000-0000-00000000d3e0"
-client_secret = "demo-secret-do-not-use-in-production"
-
-[[sources]]
-name = "helpdesk"
-kind = "graph"
-app = "demo"
-mailbox = "helpdesk@contoso.example"
-url = "{graph}"
-acknowledge = "move:Processed"
-notify_through = "out"
-
-[sources.routing.mailbox]
-primary = "helpdesk@contoso.example"
-aliases = ["billing@contoso.example", "support@contoso.example"]
-
-[[sources.routing.rules]]
-match = "default"
-project = "DESK"
-
-[[outbounds]]
-name = "out"
-kind = "graph"
-app = "demo"
-mailbox = "helpdesk@contoso.example"
-url = "{graph}"
-send_from_alias_enabled = true
-
-[handler]
-output_dir = "{out}"
-{extra}
-"#,
-        tenant = sb.tenant_id(),
-        base = sb.base_url().trim_end_matches('/'),
-        graph = sb.graph_url(),
-        out = out.display(),
-    )
+    let graph = sb.graph_url();
+    Config::demo(sb)
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &graph,
+            "acknowledge = \"move:Processed\"\nnotify_through = \"out\"",
+        )
+        .mailbox(
+            "helpdesk@contoso.example",
+            &["billing@contoso.example", "support@contoso.example"],
+        )
+        .default_rule("DESK")
+        .outbound(
+            "out",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &format!("url = \"{graph}\"\nsend_from_alias_enabled = true"),
+        )
+        .handler(out, extra)
+        .text()
 }
 
 /// Delivers a message from outside to the helpdesk; `extra` holds header lines.
@@ -68,26 +51,6 @@ fn deliver(sb: &Sandbox, id: &str, from: &str, extra: &str, subject: &str) {
     sb.admin()
         .inject_mime("helpdesk@contoso.example", &mime)
         .expect("delivered");
-}
-
-/// Runs `m365mail run --once --json` and returns its summary.
-async fn run_once(cfg: &Path) -> serde_json::Value {
-    let cfg = cfg.to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["run", "--once", "--json", "--config"])
-            .arg(&cfg)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("a JSON summary")
 }
 
 /// Every (recipient, MIME) the sandbox sent outside the tenant since `setup` (which answered
@@ -129,7 +92,7 @@ async fn setup(extra: &str) -> Tenant {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, config(&sb, &dir.path().join("out"), extra)).expect("write");
-    run_once(&cfg).await;
+    run_once_json(BIN, &cfg).await;
     let before = sb.admin().outbox().len();
     Tenant {
         sb,
@@ -139,19 +102,24 @@ async fn setup(extra: &str) -> Tenant {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_phishing_relay_through_reply_to_is_refused() {
-    let t = setup("").await;
-    // The attack as seen: From the attacker, Reply-To the victim, a phishing subject; the
-    // sandbox, like Exchange Online, stamps it compauth=none (nothing proves the sender).
+/// The attack as seen: From the attacker, Reply-To the victim, a phishing subject.
+fn deliver_phish(sb: &Sandbox) {
     deliver(
-        &t.sb,
+        sb,
         "phish",
         "attacker@evil.example",
         "Reply-To: victim@victim.example\r\n",
         PHISH,
     );
-    let s = run_once(&t.cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phishing_relay_through_reply_to_is_refused() {
+    let t = setup("").await;
+    // The sandbox, like Exchange Online, stamps the phish compauth=none (nothing proves the
+    // sender).
+    deliver_phish(&t.sb);
+    let s = run_once_json(BIN, &t.cfg).await;
     assert_eq!(s["sources"][0]["handled"], 1, "{s}");
     let sent = outbox(&t);
     assert_eq!(to(&sent), ["attacker@evil.example"], "{s}");
@@ -162,14 +130,8 @@ async fn the_phishing_relay_through_reply_to_is_refused() {
 
     // `do-not-answer`: nobody at all.
     let t = setup("[notifications]\nunauthenticated_reply_to = \"do-not-answer\"\n").await;
-    deliver(
-        &t.sb,
-        "phish",
-        "attacker@evil.example",
-        "Reply-To: victim@victim.example\r\n",
-        PHISH,
-    );
-    let s = run_once(&t.cfg).await;
+    deliver_phish(&t.sb);
+    let s = run_once_json(BIN, &t.cfg).await;
     assert_eq!(s["sources"][0]["handled"], 1, "{s}");
     assert!(outbox(&t).is_empty(), "{:?}", to(&outbox(&t)));
     assert_eq!(s["sources"][0]["notifications_skipped"], 1, "{s}");
@@ -204,11 +166,11 @@ async fn reply_to_a_system_address_or_our_own_alias_is_not_answered_even_when_au
         "Reply-To: tickets@fabrikam.example\r\n",
         "z",
     );
-    let s = run_once(&t.cfg).await;
+    let s = run_once_json(BIN, &t.cfg).await;
     assert_eq!(s["sources"][0]["handled"], 3, "{s}");
     assert_eq!(to(&outbox(&t)), ["tickets@fabrikam.example"], "{s}");
     // Nothing went into our own mailbox to become a new ticket.
-    let again = run_once(&t.cfg).await;
+    let again = run_once_json(BIN, &t.cfg).await;
     assert_eq!(again["sources"][0]["handled"], 0, "{again}");
     t.sb.shutdown().await;
 }
@@ -217,7 +179,7 @@ async fn reply_to_a_system_address_or_our_own_alias_is_not_answered_even_when_au
 async fn a_responder_that_answers_our_acknowledgement_gets_no_second_one() {
     let t = setup("").await;
     deliver(&t.sb, "first", "robot@fabrikam.example", "", "help");
-    let s = run_once(&t.cfg).await;
+    let s = run_once_json(BIN, &t.cfg).await;
     let sent = outbox(&t);
     assert_eq!(to(&sent), ["robot@fabrikam.example"], "{s}");
     let ack = mail_parser::MessageParser::default()
@@ -232,7 +194,7 @@ async fn a_responder_that_answers_our_acknowledgement_gets_no_second_one() {
         &format!("In-Reply-To: <{id}>\r\nReferences: <{id}>\r\n"),
         "Re: your message",
     );
-    let s = run_once(&t.cfg).await;
+    let s = run_once_json(BIN, &t.cfg).await;
     assert_eq!(s["sources"][0]["handled"], 1, "{s}");
     assert_eq!(outbox(&t).len(), 1, "no second acknowledgement: {s}");
     t.sb.shutdown().await;
@@ -252,7 +214,7 @@ async fn acknowledgements_per_recipient_are_capped() {
         );
     }
     deliver(&t.sb, "other", "ann@fabrikam.example", "", "hello");
-    let s = run_once(&t.cfg).await;
+    let s = run_once_json(BIN, &t.cfg).await;
     assert_eq!(s["sources"][0]["handled"], 7, "{s}");
     let sent = outbox(&t);
     let looped = sent

@@ -2,9 +2,8 @@
 //! refused sign-in, for an EWS source as for a Graph one. On the old main, ews-mail turned every
 //! token failure into an authentication error and the pipeline marked the source OFFLINE.
 
-use std::process::Command;
-
 use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Sandbox, Seed, Trigger};
+use test_support::config::Config;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 
@@ -48,50 +47,20 @@ async fn a_throttled_token_endpoint_leaves_an_ews_source_online() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("m.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[[apps]]
-name = "demo"
-tenant = "{tenant}"
-authority_base = "{base}"
-client_id = "00000000-0000-0000-0000-00000000d3e0"
-client_secret = "demo-secret-do-not-use-in-production"
-
-[[sources]]
-name = "projects"
-kind = "ews"
-app = "demo"
-mailbox = "projects@contoso.example"
-url = "{ews}"
-
-[sources.routing.mailbox]
-primary = "projects@contoso.example"
-
-[[sources.routing.rules]]
-match = "default"
-project = "P"
-
-[handler]
-output_dir = "{out}"
-"#,
-            tenant = sb.tenant_id(),
-            base = sb.base_url().trim_end_matches('/'),
-            ews = sb.ews_url(),
-            out = dir.path().join("out").display(),
-        ),
-    )
-    .expect("write");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["run", "--once", "--json", "--config"])
-            .arg(&cfg)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins");
+    Config::demo(&sb)
+        .source(
+            "projects",
+            "ews",
+            "demo",
+            "projects@contoso.example",
+            &sb.ews_url(),
+            "",
+        )
+        .mailbox("projects@contoso.example", &[])
+        .default_rule("P")
+        .handler(&dir.path().join("out"), "")
+        .write(&cfg);
+    let output = test_support::process::run_once(BIN, &cfg).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let s: serde_json::Value =
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));

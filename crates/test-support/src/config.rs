@@ -29,6 +29,17 @@ impl Config {
         Config::new().sandbox_app(sb, "demo", SECRET_LINE)
     }
 
+    /// An app named `name` in the sandbox's tenant that a person signs in to with `flow`
+    /// (`browser`, `device-code`), its tokens cached in `token_cache`.
+    pub fn person(sb: &Sandbox, name: &str, flow: &str, token_cache: &Path) -> Self {
+        let cache = toml_string(&token_cache.display().to_string());
+        Config::new().sandbox_app(
+            sb,
+            name,
+            &format!("flow = \"{flow}\"\ntoken_cache = {cache}"),
+        )
+    }
+
     /// `[[apps]]` named `name` for [`DEMO_APP`] in the sandbox's tenant, then the lines of
     /// `extra` (the credential, `flow`, `token_cache`, ...).
     pub fn sandbox_app(self, sb: &Sandbox, name: &str, extra: &str) -> Self {

@@ -9,11 +9,13 @@
 //! - [`scripted`]: a loopback HTTP/1.1 server that answers from a script, for the answers the
 //!   sandbox does not give (redirects, hostile XML, bodies that never end);
 //! - [`config`]: the `m365mail` configuration text over the sandbox's demo app;
-//! - [`mime`]: small RFC 822 test messages.
+//! - [`mime`]: small RFC 822 test messages;
+//! - [`process`]: `m365mail run --once --json` from an async test.
 
 pub mod config;
 pub mod harness;
 pub mod mime;
+pub mod process;
 pub mod scripted;
 pub mod tokens;
 

@@ -1,0 +1,30 @@
+//! The `m365mail` binary, run from an async test (its `CARGO_BIN_EXE_m365mail` path is only
+//! known to the crate that builds it, so the caller passes it in).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `bin run --once --json --config cfg`, run off the async runtime; its output, whatever it is.
+pub async fn run_once(bin: &str, cfg: &Path) -> Output {
+    let (bin, cfg) = (bin.to_owned(), cfg.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["run", "--once", "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins")
+}
+
+/// [`run_once`], which must succeed; its JSON summary.
+pub async fn run_once_json(bin: &str, cfg: &Path) -> serde_json::Value {
+    let output = run_once(bin, cfg).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON summary")
+}
