@@ -408,22 +408,16 @@ fn ews_client(
 /// Graph's default request timeout in graph-mail, kept when a custom HTTP client is built here.
 const GRAPH_TIMEOUT: Duration = Duration::from_secs(100);
 
-/// An HTTPS client like the crates' own (no redirects followed, the same timeout) that also
-/// trusts the CA certificates in `pem`. Hand-written here rather than in each crate because
-/// only the binary reads CA files; the crates take a ready `reqwest::Client`.
+/// An HTTPS client like the crates' own (httpcore's builder: no redirects followed, the same
+/// timeout) that also trusts the CA certificates in `pem`. Built here because only the binary
+/// reads CA files; the crates take a ready `reqwest::Client`.
 fn https_client(pem: &str, agent: &str, timeout: Duration) -> Result<reqwest::Client> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    let agent = format!("{agent} (m365mail/{})", env!("CARGO_PKG_VERSION"));
+    httpcore::HttpClientBuilder::new(agent)
         .timeout(timeout)
-        .user_agent(format!("{agent} (m365mail/{})", env!("CARGO_PKG_VERSION")));
-    for c in certs {
-        builder = builder.add_root_certificate(c);
-    }
-    builder
+        .extra_roots_pem(pem.as_bytes())
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Builds a source.
