@@ -105,16 +105,15 @@ pub fn route_one(router: &Router, mime: &[u8]) -> Result<String, String> {
 /// A reqwest client trusting `ca` (PEM) in addition to the system roots, never following
 /// redirects.
 pub fn http_client(ca: Option<&PathBuf>) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    let b = httpcore::HttpClientBuilder::new(concat!("m365-bench/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(120));
-    if let Some(path) = ca {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build().map_err(|e| format!("HTTP client: {e}"))
+    let Some(path) = ca else {
+        return b.build().map_err(|e| format!("HTTP client: {e}"));
+    };
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    b.extra_roots_pem(&pem)
+        .build()
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// An app-only token provider for `scope` against the sandbox (or any Microsoft-layout
