@@ -343,15 +343,7 @@ impl Ledger {
         };
         let mut lines = Vec::with_capacity(entries.len() * 128);
         for (key, entry) in entries {
-            serde_json::to_writer(
-                &mut lines,
-                &LineRef {
-                    key: key.as_ref(),
-                    entry,
-                },
-            )
-            .map_err(|e| io(std::io::Error::other(e)))?;
-            lines.push(b'\n');
+            push_line(&mut lines, key.as_ref(), entry).map_err(io)?;
         }
         (&*file).write_all(&lines).map_err(io)?;
         // Readers see the entries from here on, before their sync ends; the caller goes on
@@ -444,15 +436,7 @@ impl Ledger {
         let mut out = Vec::new();
         for (key, rec) in &inner.records {
             for entry in entries_for(rec) {
-                serde_json::to_writer(
-                    &mut out,
-                    &Line {
-                        key: key.clone(),
-                        entry,
-                    },
-                )
-                .map_err(|e| io(std::io::Error::other(e)))?;
-                out.push(b'\n');
+                push_line(&mut out, key, &entry).map_err(io)?;
             }
         }
         httpcore::fs::write_atomic(&path, &out, httpcore::fs::FileMode::Default).map_err(io)?;
@@ -468,6 +452,13 @@ impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Appends the JSON line of `entry` for `key` to `out`.
+fn push_line(out: &mut Vec<u8>, key: &str, entry: &Entry) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &LineRef { key, entry }).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    Ok(())
 }
 
 fn entries_for(rec: &Record) -> Vec<Entry> {
