@@ -13,11 +13,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use connector::{Envelope, OutgoingMessage};
 use handler::{
-    FolderHandler, Handler, HandlerError, Inbound, Ledger, Options, Pipeline, Shutdown, SourceSpec,
+    FolderHandler, Handler, HandlerError, Inbound, Ledger, Pipeline, Shutdown, SourceSpec,
     WebhookHandler,
 };
 
-use m365mail::config::{self, Config};
+use m365mail::config::{self, Config, Overrides};
 use m365mail::connect::anyhow_lite::{Context, Result};
 use m365mail::connect::{self, Providers};
 use m365mail::{demo, output};
@@ -220,14 +220,22 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
     }
 }
 
-/// A configuration from a file, or the demo (with its sandbox kept alive by the caller).
+/// The resolved configuration of a file (`out` replacing `handler.output_dir` before the
+/// paths that follow from it are resolved), or the demo's (with its sandbox kept alive by the
+/// caller). The one place a command gets its configuration.
 async fn load(
     config: Option<PathBuf>,
     with_mail: bool,
     out: Option<&std::path::Path>,
 ) -> Result<(Config, Option<sandbox::Sandbox>)> {
     match config {
-        Some(path) => Ok((Config::load(&path).map_err(|e| e.to_string())?, None)),
+        Some(path) => {
+            let overrides = Overrides {
+                output_dir: out.map(std::path::Path::to_path_buf),
+            };
+            let cfg = Config::load_with(&path, &overrides).map_err(|e| e.to_string())?;
+            Ok((cfg, None))
+        }
         None => {
             let sb = demo::start(with_mail).await?;
             let out = out
@@ -268,10 +276,7 @@ async fn run(
             "No --config given: starting the embedded sandbox tenant (demo helpdesk) with demo mail."
         );
     }
-    let (mut cfg, sb) = load(config, true, out.as_deref()).await?;
-    if let Some(out) = out {
-        cfg.handler.output_dir = out;
-    }
+    let (cfg, sb) = load(config, true, out.as_deref()).await?;
     if demo {
         // A fresh demo tenant each time: start from an empty output folder.
         let _ = std::fs::remove_dir_all(&cfg.handler.output_dir);
@@ -279,43 +284,28 @@ async fn run(
     let ledger = if demo {
         Ledger::in_memory()
     } else {
-        Ledger::open(cfg.ledger_path()).map_err(|e| e.to_string())?
+        Ledger::open(&cfg.handler.ledger).map_err(|e| e.to_string())?
     };
     let webhook = match &cfg.handler.webhook {
-        Some(u) => Some(
-            WebhookHandler::new(url::Url::parse(u).context("handler.webhook")?)
-                .map_err(|e| e.to_string())?,
-        ),
+        // Checked when the file was loaded; building the client can still fail.
+        Some(url) => Some(WebhookHandler::new(url.clone()).context("handler.webhook")?),
         None => None,
     };
     let handler = Arc::new(Both {
         folder: FolderHandler::new(cfg.handler.output_dir.clone()),
         webhook,
     });
-    let options = Options::default()
-        .batch_size(cfg.handler.batch_size)
-        .max_attempts(cfg.handler.max_attempts)
-        .poll_interval(Duration::from_secs(cfg.handler.poll_interval_secs))
-        .max_mime(
-            usize::try_from(cfg.handler.max_message_mib)
-                .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
-        );
-    let mut pipeline = Pipeline::new(handler, ledger, options);
-    // One policy for every source, so that they share the per-recipient limit.
-    let policy = cfg.notifications.policy();
+    let mut pipeline = Pipeline::new(handler, ledger, cfg.handler.options());
     let mut providers = Providers::default();
     for s in &cfg.sources {
-        let source = connect::source(&mut providers, &cfg, s)?;
-        let router = addressing::Router::from_config(&s.routing)
-            .map_err(|e| format!("sources.{}.routing: {e}", s.name))?;
-        let mut spec = SourceSpec::new(s.name.clone(), source, router)
-            .acknowledge_with(config::parse_ack(s.acknowledge.as_deref())?)
-            .poison_folder(s.poison_folder.clone().unwrap_or_else(|| "Poison".into()));
-        if let Some(oname) = &s.notify_through
-            && let Some(o) = cfg.outbounds.iter().find(|o| &o.name == oname)
-        {
-            let outbound = connect::outbound(&mut providers, &cfg, o)?;
-            spec = spec.notify_through(outbound, connect::outbound_caps(o)?, policy.clone());
+        let source = connect::source(&mut providers, s, cfg.handler.batch_size)?;
+        let mut spec = SourceSpec::new(s.name.clone(), source, s.router.clone())
+            .acknowledge_with(s.acknowledge.clone())
+            .poison_folder(s.poison_folder.clone());
+        if let Some(o) = &s.notify_through {
+            let outbound = connect::outbound(&mut providers, o)?;
+            // One policy for every source, so that they share the per-recipient limit.
+            spec = spec.notify_through(outbound, o.capabilities.clone(), cfg.notifications.clone());
         }
         pipeline.add_source(spec);
     }
@@ -442,13 +432,11 @@ async fn run_sandbox(
 async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Result<ExitCode> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
     let app = cfg
-        .apps
-        .iter()
-        .find(|a| a.name == app_name)
+        .app(app_name)
         .ok_or_else(|| format!("no app called {app_name:?} in {}", config.display()))?;
     let scope = match resource {
-        "graph" => connect::graph_scope(app),
-        "ews" => connect::ews_scope(app),
+        "graph" => app.graph_scope(),
+        "ews" => app.ews_scope(),
         other => return Err(format!("--resource {other:?}: use graph or ews")),
     };
     let provider = connect::provider(app, scope)?;
@@ -476,9 +464,9 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
             let (url, pending) = msauth::AuthorizationRequest::new(
                 app.client_id.clone(),
                 listener.redirect_uri().clone(),
-                connect::delegated_scopes(scope),
+                config::scopes::delegated(scope),
             )
-            .build(&connect::authority(app)?);
+            .build(&app.authority);
             eprintln!("Open this address in a browser and sign in:\n\n  {url}\n");
             let code = listener
                 .wait_for_code(&pending, Duration::from_secs(300))
@@ -504,11 +492,11 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
 async fn consent_url(config: Option<PathBuf>, app: Option<String>) -> Result<ExitCode> {
     let (cfg, _sb) = load(config, false, None).await?;
     let app = match app {
-        Some(name) => cfg.apps.iter().find(|a| a.name == name),
+        Some(name) => cfg.app(&name),
         None => cfg.apps.first(),
     }
     .ok_or("no such app in the configuration")?;
-    let provider = connect::provider(app, connect::graph_scope(app))?;
+    let provider = connect::provider(app, app.graph_scope())?;
     match provider.admin_consent_url() {
         Some(url) => {
             println!("{url}");
@@ -529,14 +517,14 @@ async fn ping(config: Option<PathBuf>, name: Option<String>, json: bool) -> Resu
         if name.as_ref().is_some_and(|n| n != &s.name) {
             continue;
         }
-        let src = connect::source(&mut providers, &cfg, s)?;
+        let src = connect::source(&mut providers, s, cfg.handler.batch_size)?;
         reports.push((format!("source {}", s.name), src.ping().await));
     }
     for o in &cfg.outbounds {
         if name.as_ref().is_some_and(|n| n != &o.name) {
             continue;
         }
-        let out = connect::outbound(&mut providers, &cfg, o)?;
+        let out = connect::outbound(&mut providers, o)?;
         reports.push((format!("outbound {}", o.name), out.ping().await));
     }
     if reports.is_empty() {
@@ -581,12 +569,12 @@ async fn send(
 ) -> Result<ExitCode> {
     let (cfg, sb) = load(config, false, None).await?;
     let o = match &outbound {
-        Some(n) => cfg.outbounds.iter().find(|o| &o.name == n),
+        Some(n) => cfg.outbound(n),
         None => cfg.outbounds.first(),
     }
     .ok_or("no such outbound in the configuration")?;
     let mut providers = Providers::default();
-    let out = connect::outbound(&mut providers, &cfg, o)?;
+    let out = connect::outbound(&mut providers, o)?;
     let from = from.unwrap_or_else(|| o.mailbox.clone());
     let msg = lettre::Message::builder()
         .from(from.parse().context("--from")?)
@@ -620,21 +608,14 @@ async fn route(
     file: Option<PathBuf>,
     json: bool,
 ) -> Result<ExitCode> {
-    let (cfg, sb) = match config {
-        Some(p) => (Config::load(&p).map_err(|e| e.to_string())?, None),
-        None => {
-            // Routing needs no tenant, but the demo configuration names the sandbox's URLs.
-            let sb = demo::start(false).await?;
-            let cfg = demo::demo_config(&sb, std::path::Path::new("m365mail-out/demo"))?;
-            (cfg, Some(sb))
-        }
-    };
+    // Routing needs no tenant, but the demo configuration names the sandbox's URLs.
+    let (cfg, sb) = load(config, false, None).await?;
     let s = match &source {
-        Some(n) => cfg.sources.iter().find(|s| &s.name == n),
+        Some(n) => cfg.source(n),
         None => cfg.sources.first(),
     }
     .ok_or("no such source in the configuration")?;
-    let router = addressing::Router::from_config(&s.routing).map_err(|e| e.to_string())?;
+    let router = &s.router;
     let mime = match (address, file) {
         (Some(a), _) => format!(
             "From: customer@example.net\r\nTo: {}\r\nSubject: (route check)\r\n\r\n",
@@ -645,12 +626,10 @@ async fn route(
         (None, None) => return Err("give --address ADDR or --file MESSAGE.eml".into()),
     };
     let route = router.route_mime(&mime);
-    let caps = cfg
-        .outbounds
-        .iter()
-        .find(|o| s.notify_through.as_ref() == Some(&o.name))
-        .map(connect::outbound_caps)
-        .transpose()?
+    let caps = s
+        .notify_through
+        .as_ref()
+        .map(|o| o.capabilities.clone())
         .unwrap_or_default();
     let choice = router.sender_policy().choose_for_route(&route, &caps);
     if json {

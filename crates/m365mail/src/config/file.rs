@@ -1,0 +1,292 @@
+//! The file as written: the shapes serde reads the TOML into, before anything is resolved.
+//! [`resolve`](super::resolve) turns a [`File`] into the [`Config`](super::Config) the commands
+//! use; nothing else reads these types.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::notifications::NotificationConfig;
+
+/// The whole file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// App registrations.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    /// Where mail comes from.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Where mail goes out.
+    #[serde(default)]
+    pub outbounds: Vec<OutboundConfig>,
+    /// What to do with routed mail.
+    #[serde(default)]
+    pub handler: HandlerConfig,
+    /// The acknowledgement notification.
+    #[serde(default)]
+    pub notifications: NotificationConfig,
+}
+
+/// How an app signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// App-only: a daemon with a client secret.
+    #[default]
+    ClientCredentials,
+    /// A user signs in on another device with a code.
+    DeviceCode,
+    /// A user signs in with a browser (authorization code with PKCE, loopback redirect).
+    Browser,
+}
+
+/// The signature of a certificate's client assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssertionAlgorithmName {
+    /// RSASSA-PSS with SHA-256 and `x5t#S256` (Microsoft's current form).
+    Ps256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and `x5t` (the legacy form).
+    Rs256,
+}
+
+/// An app registration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// A name the sources refer to.
+    pub name: String,
+    /// Tenant id or verified domain (`organizations` for delegated multi-tenant apps).
+    pub tenant: String,
+    /// The Microsoft cloud the tenant lives in: `global` (default, also GCC), `us-gov-l4`
+    /// (aliases `us-government`, `gcc-high`), `us-gov-l5` (alias `dod`) or `china`. It picks
+    /// the sign-in host, the default Graph, EWS and SMTP endpoints of the app's connections and
+    /// the audience of their tokens (msauth's `Cloud`). Read once, when the file is loaded; an
+    /// unknown name is refused with its line and key.
+    #[serde(default = "default_cloud", deserialize_with = "cloud_name")]
+    pub cloud: msauth::Cloud,
+    /// A custom login host (an emulator such as the sandbox): `http://127.0.0.1:8080`. It
+    /// replaces the cloud's sign-in host; the tokens are still asked for the cloud's resources.
+    #[serde(default)]
+    pub authority_base: Option<String>,
+    /// The application (client) id.
+    pub client_id: String,
+    /// The client secret, inline. Only for demos: prefer `client_secret_env`. Redacted in
+    /// `Debug`, and never shown in a configuration error.
+    #[serde(default)]
+    pub client_secret: Option<msauth::ClientSecret>,
+    /// The environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// A certificate credential instead of a secret (RFC 7523 client assertion): a PEM file with
+    /// the certificate (and the key, unless `certificate_key_file` is set), or a PKCS#12 file
+    /// (`.pfx`/`.p12`, recognised by its extension) holding both.
+    #[serde(default)]
+    pub certificate_file: Option<PathBuf>,
+    /// The PEM private key (PKCS#8 or PKCS#1 RSA) for a PEM `certificate_file`.
+    #[serde(default)]
+    pub certificate_key_file: Option<PathBuf>,
+    /// The environment variable holding the PKCS#12 file's password (unset: an empty password).
+    #[serde(default)]
+    pub certificate_password_env: Option<String>,
+    /// The client assertion's signature: `ps256` (default, `x5t#S256`) or `rs256` (`x5t`).
+    #[serde(default)]
+    pub assertion_algorithm: Option<AssertionAlgorithmName>,
+    /// The sign-in flow.
+    #[serde(default)]
+    pub flow: Flow,
+    /// Where delegated tokens are cached (JSON, mode 0600).
+    #[serde(default)]
+    pub token_cache: Option<PathBuf>,
+    /// The redirect URI registered for admin consent and browser sign-in.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// A PEM file of one or more extra CA certificates to trust for the sign-in authority
+    /// (its token and discovery endpoints), besides the public roots: an on-premises identity
+    /// server with an internal CA, or the sandbox started with `--tls`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_cloud() -> msauth::Cloud {
+    msauth::Cloud::Global
+}
+
+/// `apps.cloud`: a name [`msauth::Cloud::parse`] knows.
+fn cloud_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<msauth::Cloud, D::Error> {
+    let name = String::deserialize(d)?;
+    msauth::Cloud::parse(&name).map_err(serde::de::Error::custom)
+}
+
+/// The kind of connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Microsoft Graph.
+    Graph,
+    /// Exchange Web Services.
+    Ews,
+    /// SMTP AUTH client submission with XOAUTH2 (outbounds only).
+    Smtp,
+}
+
+/// A message source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Its name.
+    pub name: String,
+    /// Graph or EWS.
+    pub kind: Kind,
+    /// The app it signs in with.
+    pub app: String,
+    /// The pickup mailbox.
+    pub mailbox: String,
+    /// The folder to read (default `inbox`).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// `mark-read` (default), `delete`, or `move:FOLDER`.
+    #[serde(default)]
+    pub acknowledge: Option<String>,
+    /// Where poison messages are parked (default `Poison`).
+    #[serde(default)]
+    pub poison_folder: Option<String>,
+    /// The outbound that sends notifications for this source.
+    #[serde(default)]
+    pub notify_through: Option<String>,
+    /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL (default: the app's
+    /// cloud's Graph v1.0 root or Exchange Online EWS URL).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Graph only: how new mail is found. `unread` (default) lists the unread messages of the
+    /// folder each poll; `delta` follows the folder with Graph's delta query, so each poll asks
+    /// only for what changed since the last one (cheaper on a large mailbox, and it finds new
+    /// mail even if someone else read it first). The delta state is kept in `delta_state`.
+    #[serde(default)]
+    pub mode: SourceMode,
+    /// Graph `delta` mode: the file the delta state is kept in (default `graph-delta.json` next
+    /// to the ledger; several sources may share it). Losing it costs a full resync, which
+    /// hands over only what is still unread, and the ledger keeps anything from being handled
+    /// twice.
+    #[serde(default)]
+    pub delta_state: Option<PathBuf>,
+    /// A PEM file of one or more extra CA certificates to trust for this connection's Graph or
+    /// EWS endpoint, besides the public roots (on-premises Exchange with an internal CA, or the
+    /// sandbox started with `--tls`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Routing: the mailbox's addresses and the project rules.
+    pub routing: addressing::RoutingConfig,
+}
+
+/// How a Graph source finds new mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceMode {
+    /// List the unread messages each poll.
+    #[default]
+    Unread,
+    /// Graph's delta query, with its state kept in a file.
+    Delta,
+}
+
+/// A message outbound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Its name.
+    pub name: String,
+    /// Graph or EWS.
+    pub kind: Kind,
+    /// The app it signs in with.
+    pub app: String,
+    /// The mailbox it sends as.
+    pub mailbox: String,
+    /// The tenant's `SendFromAliasEnabled`.
+    #[serde(default)]
+    pub send_from_alias_enabled: bool,
+    /// Addresses this connection has Send As rights on.
+    #[serde(default)]
+    pub send_as: Vec<String>,
+    /// A custom Graph base or EWS URL (default: the app's cloud's); not for `kind = "smtp"`,
+    /// which takes `host` and `port`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// For `kind = "smtp"`: the server (default: the app's cloud's, `smtp.office365.com` in
+    /// the global cloud).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// For `kind = "smtp"`: the port (default 587, STARTTLS).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// A PEM file of one or more extra CA certificates to trust, besides the public roots: for
+    /// `kind = "smtp"` the STARTTLS certificate (an on-premises server with an internal CA, or
+    /// the sandbox: `m365mail sandbox --smtp-ca-out FILE`), for Graph and EWS the HTTPS
+    /// endpoint in `url`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// What to do with routed mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerConfig {
+    /// Write each message and its routing record under this folder, one folder per project.
+    #[serde(default = "default_output")]
+    pub output_dir: PathBuf,
+    /// Also POST each message as JSON to this URL.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// The ledger file (default: `ledger.jsonl` in `output_dir`).
+    #[serde(default)]
+    pub ledger: Option<PathBuf>,
+    /// Handler failures before a message is parked.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Seconds between polls.
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: u64,
+    /// Messages per fetch (1 to 1,000): also the sources' list page size, so a larger batch
+    /// means fewer list requests per message (and more MIME held in memory at once).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// The largest message handed to the parser, in MiB (default 150, the largest message
+    /// Microsoft 365 accepts); a bigger one is parked unparsed with the reason.
+    #[serde(default = "default_max_message_mib")]
+    pub max_message_mib: u32,
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("m365mail-out")
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_poll() -> u64 {
+    30
+}
+fn default_batch() -> usize {
+    50
+}
+fn default_max_message_mib() -> u32 {
+    150
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        HandlerConfig {
+            output_dir: default_output(),
+            webhook: None,
+            ledger: None,
+            max_attempts: default_attempts(),
+            poll_interval_secs: default_poll(),
+            batch_size: default_batch(),
+            max_message_mib: default_max_message_mib(),
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! From text to [`Config`], once: toml's document (kept for the lines of the values), serde's
+//! [`File`] read from that same document, then every value parsed and every reference followed.
+//! The first problem found is returned with its key and line.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use url::Url;
+
+use super::file::{AppConfig, AssertionAlgorithmName, File, Flow, Kind, OutboundConfig};
+use super::file::{SourceConfig, SourceMode};
+use super::model::{
+    App, CertificateSource, Credential, Handler, Outbound, SecretSource, Service, Source,
+};
+use super::{Config, ConfigError, Overrides, parse_ack};
+
+/// Parses `text`, applies `overrides` and resolves it.
+pub(super) fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let parse_error = |e: toml::de::Error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: parse_message(text, &e),
+    };
+    let root = DeTable::parse(text).map_err(parse_error)?;
+    let mut file =
+        File::deserialize(toml::de::Deserializer::from(root.clone())).map_err(parse_error)?;
+    if let Some(out) = &overrides.output_dir {
+        file.handler.output_dir = out.clone();
+    }
+    let doc = Document {
+        text,
+        root: root.into_inner(),
+    };
+    Resolver { path, doc: &doc }.config(file)
+}
+
+/// One step of a key's path in the document.
+#[derive(Debug, Clone, Copy)]
+enum At<'k> {
+    /// A key of a table.
+    Key(&'k str),
+    /// An element of an array (of tables).
+    Index(usize),
+}
+
+/// The parsed document, for the lines of its values.
+struct Document<'t> {
+    text: &'t str,
+    root: DeTable<'t>,
+}
+
+impl Document<'_> {
+    /// The line of the value at `path`; when the rest of the path is not written (a default),
+    /// the line of the last table on the way (an `[[apps]]` header, say).
+    fn line(&self, path: &[At<'_>]) -> Option<usize> {
+        let mut start = None;
+        let mut here: Option<&DeValue<'_>> = None;
+        for step in path {
+            let next = match (step, here) {
+                (At::Key(k), None) => lookup(&self.root, k),
+                (At::Key(k), Some(DeValue::Table(t))) => lookup(t, k),
+                (At::Index(i), Some(DeValue::Array(a))) => a.get(*i),
+                _ => None,
+            };
+            let Some(next) = next else { break };
+            start = Some(next.span().start);
+            here = Some(next.get_ref());
+        }
+        let before = self.text.get(..start?)?;
+        Some(before.matches('\n').count() + 1)
+    }
+}
+
+fn lookup<'a, 't>(table: &'a DeTable<'t>, key: &str) -> Option<&'a toml::Spanned<DeValue<'t>>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v)
+}
+
+struct Resolver<'a> {
+    path: &'a Path,
+    doc: &'a Document<'a>,
+}
+
+impl Resolver<'_> {
+    fn invalid(
+        &self,
+        key: impl Into<String>,
+        at: &[At<'_>],
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.into(),
+            line: self.doc.line(at),
+            message: message.into(),
+        }
+    }
+
+    fn config(&self, file: File) -> Result<Config, ConfigError> {
+        let mut names = HashSet::new();
+        let mut apps: Vec<Arc<App>> = Vec::with_capacity(file.apps.len());
+        for (i, a) in file.apps.iter().enumerate() {
+            if !names.insert(("app", a.name.clone())) {
+                return Err(self.invalid(
+                    "apps",
+                    &[At::Key("apps"), At::Index(i), At::Key("name")],
+                    format!("the name {:?} is used twice", a.name),
+                ));
+            }
+            apps.push(Arc::new(self.app(i, a)?));
+        }
+        let find_app = |name: &str| apps.iter().find(|a| a.name == name).cloned();
+
+        let mut outbounds: Vec<Arc<Outbound>> = Vec::with_capacity(file.outbounds.len());
+        for (i, o) in file.outbounds.iter().enumerate() {
+            let at = |k| [At::Key("outbounds"), At::Index(i), At::Key(k)];
+            if !names.insert(("outbound", o.name.clone())) {
+                return Err(self.invalid(
+                    format!("outbounds[{i}]"),
+                    &at("name"),
+                    format!("the name {:?} is used twice", o.name),
+                ));
+            }
+            let app = find_app(&o.app).ok_or_else(|| {
+                self.invalid(
+                    format!("outbounds[{i}] ({})", o.name),
+                    &at("app"),
+                    format!("app {:?} is not defined in [[apps]]", o.app),
+                )
+            })?;
+            outbounds.push(Arc::new(self.outbound(i, o, app)?));
+        }
+
+        let ledger = file
+            .handler
+            .ledger
+            .clone()
+            .unwrap_or_else(|| file.handler.output_dir.join("ledger.jsonl"));
+        let mut sources = Vec::with_capacity(file.sources.len());
+        for (i, s) in file.sources.iter().enumerate() {
+            let at = |k| [At::Key("sources"), At::Index(i), At::Key(k)];
+            if !names.insert(("source", s.name.clone())) {
+                return Err(self.invalid(
+                    format!("sources[{i}]"),
+                    &at("name"),
+                    format!("the name {:?} is used twice", s.name),
+                ));
+            }
+            let app = find_app(&s.app).ok_or_else(|| {
+                self.invalid(
+                    format!("sources[{i}] ({})", s.name),
+                    &at("app"),
+                    format!("app {:?} is not defined in [[apps]]", s.app),
+                )
+            })?;
+            sources.push(self.source(i, s, app, &outbounds, &ledger)?);
+        }
+
+        let handler = self.handler(&file, ledger)?;
+        Ok(Config {
+            apps,
+            sources,
+            outbounds,
+            handler,
+            notifications: file.notifications.policy(),
+        })
+    }
+
+    fn app(&self, i: usize, a: &AppConfig) -> Result<App, ConfigError> {
+        let at = |k| [At::Key("apps"), At::Index(i), At::Key(k)];
+        let key = |k: &str| format!("apps.{}{k}", a.name);
+        let has_secret = a.client_secret.is_some()
+            || a.client_secret_env.is_some()
+            || a.client_secret_file.is_some();
+        if has_secret && a.certificate_file.is_some() {
+            return Err(self.invalid(
+                key(""),
+                &at("certificate_file"),
+                "give a client secret or certificate_file, not both",
+            ));
+        }
+        if let Some(var) = &a.client_secret_env
+            && !env_name_like(var)
+        {
+            // Most likely the secret itself, put in the wrong key: never repeat it.
+            return Err(self.invalid(
+                key(".client_secret_env"),
+                &at("client_secret_env"),
+                "the value is not an environment variable's name (letters, digits and _); it \
+                 names the variable that holds the secret, not the secret itself",
+            ));
+        }
+        if a.certificate_file.is_none() {
+            let stray = [
+                ("certificate_key_file", a.certificate_key_file.is_some()),
+                (
+                    "certificate_password_env",
+                    a.certificate_password_env.is_some(),
+                ),
+                ("assertion_algorithm", a.assertion_algorithm.is_some()),
+            ];
+            if let Some((first, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(self.invalid(
+                    key(""),
+                    &at(first),
+                    "certificate_key_file, certificate_password_env and assertion_algorithm \
+                     need certificate_file",
+                ));
+            }
+            if a.flow == Flow::ClientCredentials && !has_secret {
+                return Err(self.invalid(
+                    key(""),
+                    &at("flow"),
+                    "flow \"client-credentials\" needs client_secret_env, client_secret_file or \
+                     certificate_file",
+                ));
+            }
+        }
+        let tenant = msauth::Tenant::parse(&a.tenant)
+            .map_err(|e| self.invalid(key(".tenant"), &at("tenant"), e.to_string()))?;
+        let authority = match &a.authority_base {
+            Some(base) => msauth::Authority::microsoft_layout(base, tenant).map_err(|e| {
+                self.invalid(key(".authority_base"), &at("authority_base"), e.to_string())
+            })?,
+            None => msauth::Authority::microsoft(a.cloud, tenant)
+                .map_err(|e| self.invalid(key(".tenant"), &at("tenant"), e.to_string()))?,
+        };
+        let redirect_uri = match &a.redirect_uri {
+            Some(uri) => Some(Url::parse(uri).map_err(|e| {
+                self.invalid(key(".redirect_uri"), &at("redirect_uri"), e.to_string())
+            })?),
+            None => None,
+        };
+        Ok(App {
+            name: a.name.clone(),
+            cloud: a.cloud,
+            authority,
+            client_id: a.client_id.clone(),
+            credential: credential(a),
+            flow: a.flow,
+            token_cache: a.token_cache.clone(),
+            redirect_uri,
+            ca_file: a.ca_file.clone(),
+        })
+    }
+
+    fn outbound(
+        &self,
+        i: usize,
+        o: &OutboundConfig,
+        app: Arc<App>,
+    ) -> Result<Outbound, ConfigError> {
+        let at = |k| [At::Key("outbounds"), At::Index(i), At::Key(k)];
+        let key = |k: &str| format!("outbounds[{i}] ({}){k}", o.name);
+        let unused: &[(&str, bool)] = match o.kind {
+            Kind::Smtp => &[("url", o.url.is_some())],
+            Kind::Graph | Kind::Ews => &[("host", o.host.is_some()), ("port", o.port.is_some())],
+        };
+        if let Some((k, _)) = unused.iter().find(|(_, set)| *set) {
+            let why = match o.kind {
+                Kind::Smtp => "only for Graph and EWS (SMTP uses `host` and `port`)",
+                Kind::Graph | Kind::Ews => "only for kind = \"smtp\" (Graph and EWS use `url`)",
+            };
+            return Err(self.invalid(key(&format!(".{k}")), &at(k), why));
+        }
+        let mut capabilities = addressing::OutboundCapabilities::new()
+            .send_from_alias_enabled(o.send_from_alias_enabled);
+        for (j, a) in o.send_as.iter().enumerate() {
+            let address = addressing::EmailAddress::parse(a).map_err(|e| {
+                self.invalid(
+                    key(&format!(".send_as[{j}]")),
+                    &[
+                        At::Key("outbounds"),
+                        At::Index(i),
+                        At::Key("send_as"),
+                        At::Index(j),
+                    ],
+                    format!("{a:?}: {e}"),
+                )
+            })?;
+            capabilities = capabilities.send_as(address);
+        }
+        let (service, scope) = match o.kind {
+            Kind::Smtp => {
+                let defaults = smtp_mail::SmtpConfig::exchange_online(app.cloud, o.mailbox.clone());
+                let smtp = defaults.clone().with_server(
+                    o.host.clone().unwrap_or(defaults.host),
+                    o.port.unwrap_or(defaults.port),
+                );
+                (Service::Smtp(smtp), app.smtp_scope())
+            }
+            kind => self.http_service(
+                kind,
+                &app,
+                o.url.as_deref(),
+                &o.mailbox,
+                &key(".url"),
+                &at("url"),
+            )?,
+        };
+        Ok(Outbound {
+            name: o.name.clone(),
+            app,
+            mailbox: o.mailbox.clone(),
+            service,
+            scope,
+            capabilities,
+            ca_file: o.ca_file.clone(),
+        })
+    }
+
+    fn source(
+        &self,
+        i: usize,
+        s: &SourceConfig,
+        app: Arc<App>,
+        outbounds: &[Arc<Outbound>],
+        ledger: &Path,
+    ) -> Result<Source, ConfigError> {
+        let at = |k| [At::Key("sources"), At::Index(i), At::Key(k)];
+        let key = |k: &str| format!("sources[{i}] ({}){k}", s.name);
+        if s.kind == Kind::Smtp {
+            return Err(self.invalid(
+                key(""),
+                &at("kind"),
+                "kind \"smtp\" only sends; use it in [[outbounds]]",
+            ));
+        }
+        if s.mode == SourceMode::Delta && s.kind != Kind::Graph {
+            return Err(self.invalid(
+                key(".mode"),
+                &at("mode"),
+                "\"delta\" is for kind = \"graph\" only",
+            ));
+        }
+        if s.delta_state.is_some() && s.mode != SourceMode::Delta {
+            return Err(self.invalid(
+                key(".delta_state"),
+                &at("delta_state"),
+                "only with mode = \"delta\"",
+            ));
+        }
+        let notify_through = match &s.notify_through {
+            Some(name) => Some(
+                outbounds
+                    .iter()
+                    .find(|o| &o.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        self.invalid(
+                            key(""),
+                            &at("notify_through"),
+                            format!("notify_through {name:?} is not defined in [[outbounds]]"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let acknowledge = parse_ack(s.acknowledge.as_deref())
+            .map_err(|m| self.invalid(key(".acknowledge"), &at("acknowledge"), m))?;
+        let router = addressing::Router::from_config(&s.routing)
+            .map_err(|e| self.routing_error(i, &key(".routing"), &e))?;
+        let (service, scope) = self.http_service(
+            s.kind,
+            &app,
+            s.url.as_deref(),
+            &s.mailbox,
+            &key(".url"),
+            &at("url"),
+        )?;
+        let delta_state = (s.mode == SourceMode::Delta).then(|| {
+            s.delta_state.clone().unwrap_or_else(|| {
+                ledger
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+                    .join("graph-delta.json")
+            })
+        });
+        Ok(Source {
+            name: s.name.clone(),
+            app,
+            mailbox: s.mailbox.clone(),
+            service,
+            scope,
+            folder: s.folder.clone(),
+            delta_state,
+            acknowledge,
+            poison_folder: s.poison_folder.clone().unwrap_or_else(|| "Poison".into()),
+            notify_through,
+            ca_file: s.ca_file.clone(),
+            router,
+        })
+    }
+
+    /// A Graph or EWS endpoint (`url`, or the app's cloud's) with its scope, checked as the
+    /// client crates check it: https, or http only on loopback.
+    fn http_service(
+        &self,
+        kind: Kind,
+        app: &App,
+        url: Option<&str>,
+        mailbox: &str,
+        key: &str,
+        at: &[At<'_>],
+    ) -> Result<(Service, String), ConfigError> {
+        let invalid = |m: String| self.invalid(key, at, m);
+        match kind {
+            Kind::Graph => {
+                let mailbox = graph_mail::Mailbox::user(mailbox);
+                let endpoint = match url {
+                    Some(u) => graph_mail::Endpoint::custom(u, mailbox)
+                        .map_err(|e| invalid(e.to_string()))?,
+                    None => graph_mail::Endpoint::cloud(app.cloud, mailbox),
+                };
+                Ok((Service::Graph(endpoint), app.graph_scope().to_owned()))
+            }
+            Kind::Ews => {
+                let endpoint = match url {
+                    Some(u) => {
+                        let parsed = Url::parse(u).map_err(|e| invalid(format!("{u:?}: {e}")))?;
+                        ews_mail::endpoint::check_endpoint(&parsed)
+                            .map_err(|e| invalid(e.to_string()))?;
+                        parsed
+                    }
+                    None => ews_mail::exchange_online(app.cloud),
+                };
+                Ok((Service::Ews(endpoint), app.ews_scope().to_owned()))
+            }
+            Kind::Smtp => Err(invalid("kind \"smtp\" only sends".into())),
+        }
+    }
+
+    /// A routing error: each problem with its own key and line.
+    fn routing_error(&self, i: usize, key: &str, e: &addressing::ConfigError) -> ConfigError {
+        let located: Vec<(String, Option<usize>, String)> = e
+            .problems()
+            .iter()
+            .map(|p| {
+                let mut at = vec![At::Key("sources"), At::Index(i), At::Key("routing")];
+                let field = match &p.location {
+                    addressing::Location::Mailbox { field } => {
+                        at.push(At::Key("mailbox"));
+                        field.as_str()
+                    }
+                    addressing::Location::Rule { index, field } => {
+                        at.extend([At::Key("rules"), At::Index(*index)]);
+                        field
+                    }
+                    _ => "",
+                };
+                match field.split_once('[') {
+                    Some((name, index)) => {
+                        at.push(At::Key(name));
+                        if let Ok(n) = index.trim_end_matches(']').parse() {
+                            at.push(At::Index(n));
+                        }
+                    }
+                    None if !field.is_empty() => at.push(At::Key(field)),
+                    None => {}
+                }
+                (
+                    format!("{key}.{}", p.location),
+                    self.doc.line(&at),
+                    p.kind.to_string(),
+                )
+            })
+            .collect();
+        match located.as_slice() {
+            [(key, line, message)] => ConfigError::Invalid {
+                path: self.path.to_path_buf(),
+                key: key.clone(),
+                line: *line,
+                message: message.clone(),
+            },
+            many => {
+                let mut message = format!("{} problems:", many.len());
+                for (key, line, what) in many {
+                    let line = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                    message += &format!("\n  {line}{key}: {what}");
+                }
+                ConfigError::Invalid {
+                    path: self.path.to_path_buf(),
+                    key: key.to_owned(),
+                    line: many.first().and_then(|(_, line, _)| *line),
+                    message,
+                }
+            }
+        }
+    }
+
+    fn handler(&self, file: &File, ledger: PathBuf) -> Result<Handler, ConfigError> {
+        let h = &file.handler;
+        let at = [At::Key("handler"), At::Key("webhook")];
+        let webhook = match &h.webhook {
+            Some(u) => {
+                let url = Url::parse(u)
+                    .map_err(|e| self.invalid("handler.webhook", &at, format!("{u:?}: {e}")))?;
+                // The handler's own rule (https, or http to loopback only), applied now.
+                handler::WebhookHandler::new(url.clone())
+                    .map_err(|e| self.invalid("handler.webhook", &at, e.to_string()))?;
+                Some(url)
+            }
+            None => None,
+        };
+        Ok(Handler {
+            output_dir: h.output_dir.clone(),
+            webhook,
+            ledger,
+            max_attempts: h.max_attempts,
+            poll_interval: Duration::from_secs(h.poll_interval_secs),
+            batch_size: h.batch_size,
+            max_message_bytes: usize::try_from(h.max_message_mib)
+                .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
+        })
+    }
+}
+
+/// Where an app's credential is: a certificate, else the secret's environment variable, file or
+/// inline value (in that order), else none.
+fn credential(a: &AppConfig) -> Credential {
+    if let Some(file) = &a.certificate_file {
+        return Credential::Certificate(CertificateSource {
+            file: file.clone(),
+            key_file: a.certificate_key_file.clone(),
+            password_env: a.certificate_password_env.clone(),
+            algorithm: match a.assertion_algorithm {
+                Some(AssertionAlgorithmName::Rs256) => msauth::AssertionAlgorithm::Rs256,
+                Some(AssertionAlgorithmName::Ps256) | None => msauth::AssertionAlgorithm::Ps256,
+            },
+        });
+    }
+    let secret = if let Some(var) = &a.client_secret_env {
+        SecretSource::Env(var.clone())
+    } else if let Some(path) = &a.client_secret_file {
+        SecretSource::File(path.clone())
+    } else if let Some(secret) = &a.client_secret {
+        SecretSource::Inline(secret.clone())
+    } else {
+        return Credential::None;
+    };
+    Credential::Secret(secret)
+}
+
+/// Whether `s` can be an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
+fn env_name_like(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// toml's error without its quote of the file: `line L, column C: message`, with the key the
+/// line sets, and the values of secret-looking keys removed.
+pub(super) fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.message().trim().to_owned();
+    for secret in secret_values(text) {
+        message = message.replace(&secret, "[redacted]");
+    }
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(1, |l| l.chars().count() + 1);
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && k.len() < 100);
+    match key {
+        Some(key) => format!("line {line}, column {column} (key `{key}`): {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
+}
+
+/// The literal values given to keys that hold secrets (`client_secret`, anything named like
+/// a secret, password or token), as they appear in the file, quotes removed.
+pub(super) fn secret_values(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+        let key = key.rsplit('.').next().unwrap_or(&key);
+        let secretish = ["secret", "password", "token", "credential", "private"]
+            .iter()
+            .any(|w| key.contains(w))
+            && !key.ends_with("_env")
+            && !key.ends_with("_file");
+        if !secretish {
+            continue;
+        }
+        let value = value
+            .trim()
+            .trim_matches(['"', '\'', ' ', '{', '}', '[', ']']);
+        for piece in value.split(['"', '\'']) {
+            let piece = piece.trim();
+            if piece.len() >= 4 {
+                out.push(piece.to_owned());
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}

@@ -1,0 +1,365 @@
+//! The file's own tests: what is read, what is refused, and what a refusal says.
+
+use std::path::Path;
+
+use super::resolve::{parse_message, secret_values};
+use super::*;
+
+mod clouds;
+mod model;
+
+pub(super) const GOOD: &str = r#"
+[[apps]]
+name = "helpdesk"
+tenant = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+client_secret_env = "HELPDESK_SECRET"
+
+[[sources]]
+name = "helpdesk"
+kind = "graph"
+app = "helpdesk"
+mailbox = "helpdesk@contoso.com"
+acknowledge = "move:Processed"
+notify_through = "out"
+
+[sources.routing.mailbox]
+primary = "helpdesk@contoso.com"
+aliases = ["billing@contoso.com"]
+
+[[sources.routing.rules]]
+match = "alias"
+alias = "billing@contoso.com"
+project = "BILL"
+
+[[outbounds]]
+name = "out"
+kind = "graph"
+app = "helpdesk"
+mailbox = "helpdesk@contoso.com"
+"#;
+
+#[test]
+fn a_complete_file_loads() {
+    let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+    assert_eq!(c.sources[0].service.kind(), Kind::Graph);
+    assert_eq!(
+        c.sources[0].acknowledge,
+        connector::Acknowledgement::MoveTo("Processed".into())
+    );
+    assert_eq!(c.handler.max_attempts, 3);
+}
+
+#[test]
+fn the_cloud_is_parsed_when_the_file_is_loaded_and_a_wrong_one_names_its_key() {
+    use msauth::Cloud;
+    let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+    assert_eq!(c.apps[0].cloud, Cloud::Global);
+    let secret = "client_secret_env = \"HELPDESK_SECRET\"";
+    for (name, cloud) in [
+        ("global", Cloud::Global),
+        ("us-gov-l4", Cloud::UsGovL4),
+        ("us-government", Cloud::UsGovL4),
+        ("gcc-high", Cloud::UsGovL4),
+        ("us-gov-l5", Cloud::UsGovL5),
+        ("dod", Cloud::UsGovL5),
+        ("china", Cloud::China),
+    ] {
+        let text = GOOD.replace(secret, &format!("{secret}\ncloud = \"{name}\""));
+        let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+        assert_eq!(c.apps[0].cloud, cloud, "{name}");
+    }
+    let text = GOOD.replace(secret, &format!("{secret}\ncloud = \"germany\""));
+    let e = Config::parse(&text, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 7") && e.contains("key `cloud`"), "{e}");
+    assert!(e.contains("\"germany\"") && e.contains("us-gov-l4"), "{e}");
+}
+
+#[test]
+fn smtp_is_an_outbound_kind_only() {
+    let smtp = GOOD.replace(
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+        "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nhost = \"smtp.office365.us\"\nport = 587",
+    );
+    let c = Config::parse(&smtp, Path::new("m.toml")).unwrap();
+    assert_eq!(c.outbounds[0].service.kind(), Kind::Smtp);
+    let Service::Smtp(smtp) = &c.outbounds[0].service else {
+        panic!("{:?}", c.outbounds[0].service)
+    };
+    assert_eq!(smtp.host, "smtp.office365.us");
+    assert_eq!(smtp.port, 587);
+
+    let bad = GOOD.replace(
+        "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
+        "[[sources]]\nname = \"helpdesk\"\nkind = \"smtp\"",
+    );
+    let e = Config::parse(&bad, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("only sends"), "{e}");
+}
+
+#[test]
+fn every_connection_takes_a_ca_file_but_only_smtp_takes_host_and_port() {
+    let smtp = GOOD.replace(
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+        "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nca_file = \"ca.pem\"",
+    );
+    let c = Config::parse(&smtp, Path::new("m.toml")).unwrap();
+    assert_eq!(c.outbounds[0].ca_file.as_deref(), Some(Path::new("ca.pem")));
+
+    let graph = GOOD.replace(
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nca_file = \"ca.pem\"",
+    );
+    let c = Config::parse(&graph, Path::new("m.toml")).unwrap();
+    assert_eq!(c.outbounds[0].ca_file.as_deref(), Some(Path::new("ca.pem")));
+
+    let source = GOOD.replace(
+        "notify_through = \"out\"\n",
+        "notify_through = \"out\"\nca_file = \"src.pem\"\n",
+    );
+    let c = Config::parse(&source, Path::new("m.toml")).unwrap();
+    assert_eq!(c.sources[0].ca_file.as_deref(), Some(Path::new("src.pem")));
+    assert_eq!(c.handler.max_message_bytes, 150 << 20);
+
+    let port = GOOD.replace(
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nport = 25",
+    );
+    let e = Config::parse(&port, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("(out).port") && e.contains("only for kind"),
+        "{e}"
+    );
+}
+
+#[test]
+fn delta_mode_is_for_graph_sources_and_keeps_its_state_next_to_the_ledger() {
+    let delta = GOOD.replace(
+        "notify_through = \"out\"\n",
+        "notify_through = \"out\"\nmode = \"delta\"\n",
+    );
+    let c = Config::parse(&delta, Path::new("m.toml")).unwrap();
+    assert_eq!(
+        c.sources[0].delta_state.as_deref(),
+        Some(Path::new("m365mail-out/graph-delta.json"))
+    );
+    let moved = format!("{delta}\n[handler]\nledger = \"/var/lib/m365mail/ledger.jsonl\"\n");
+    let c = Config::parse(&moved, Path::new("m.toml")).unwrap();
+    assert_eq!(
+        c.sources[0].delta_state.as_deref(),
+        Some(Path::new("/var/lib/m365mail/graph-delta.json"))
+    );
+    let own = delta.replace(
+        "mode = \"delta\"\n",
+        "mode = \"delta\"\ndelta_state = \"state/helpdesk.json\"\n",
+    );
+    let c = Config::parse(&own, Path::new("m.toml")).unwrap();
+    assert_eq!(
+        c.sources[0].delta_state.as_deref(),
+        Some(Path::new("state/helpdesk.json"))
+    );
+
+    let ews = delta.replace(
+        "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
+        "[[sources]]\nname = \"helpdesk\"\nkind = \"ews\"",
+    );
+    let e = Config::parse(&ews, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(helpdesk).mode"), "{e}");
+    let stray = GOOD.replace(
+        "notify_through = \"out\"\n",
+        "notify_through = \"out\"\ndelta_state = \"x.json\"\n",
+    );
+    let e = Config::parse(&stray, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("delta_state: only with mode"), "{e}");
+    let typo = delta.replace("mode = \"delta\"", "mode = \"deltas\"");
+    let e = Config::parse(&typo, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("deltas") && e.contains("line"), "{e}");
+}
+
+#[test]
+fn errors_name_the_key_and_line() {
+    let bad = GOOD.replace(
+        "kind = \"graph\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
+        "kind = \"imap\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
+    );
+    let e = Config::parse(&bad, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 10"), "{e}");
+    assert!(e.contains("imap"), "{e}");
+
+    let typo = GOOD.replace("notify_through", "notify_thru");
+    let e = Config::parse(&typo, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("notify_thru"), "{e}");
+}
+
+#[test]
+fn references_must_exist() {
+    let e = Config::parse(
+        &GOOD.replace("notify_through = \"out\"", "notify_through = \"nope\""),
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("notify_through \"nope\""), "{e}");
+    let e = Config::parse(
+        &GOOD.replace(
+            "acknowledge = \"move:Processed\"",
+            "acknowledge = \"archive\"",
+        ),
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("acknowledge"), "{e}");
+}
+
+#[test]
+fn a_daemon_needs_a_secret_source() {
+    let e = Config::parse(
+        &GOOD.replace("client_secret_env = \"HELPDESK_SECRET\"", ""),
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("client_secret_env"), "{e}");
+}
+
+#[test]
+fn a_certificate_replaces_the_secret_and_its_settings_are_checked() {
+    let parse = |text: &str| Config::parse(text, Path::new("m.toml"));
+    let cert = GOOD.replace(
+        "client_secret_env = \"HELPDESK_SECRET\"",
+        "certificate_file = \"app.pfx\"\ncertificate_password_env = \"PFX\"\nassertion_algorithm = \"rs256\"",
+    );
+    let c = parse(&cert).unwrap();
+    let Credential::Certificate(certificate) = &c.apps[0].credential else {
+        panic!("{:?}", c.apps[0].credential)
+    };
+    assert_eq!(certificate.file, Path::new("app.pfx"));
+    assert_eq!(certificate.password_env.as_deref(), Some("PFX"));
+    assert_eq!(certificate.algorithm, msauth::AssertionAlgorithm::Rs256);
+    // Both a secret and a certificate: ambiguous, refused.
+    let both = GOOD.replace(
+        "client_secret_env = \"HELPDESK_SECRET\"",
+        "client_secret_env = \"S\"\ncertificate_file = \"app.pfx\"",
+    );
+    let e = parse(&both).unwrap_err().to_string();
+    assert!(e.contains("not both"), "{e}");
+    // Certificate settings without the certificate: refused, named.
+    let stray = GOOD.replace(
+        "client_secret_env = \"HELPDESK_SECRET\"",
+        "client_secret_env = \"S\"\ncertificate_key_file = \"k.pem\"",
+    );
+    let e = parse(&stray).unwrap_err().to_string();
+    assert!(e.contains("need certificate_file"), "{e}");
+    // An algorithm we do not know: the key is named.
+    let alg = cert.replace("\"rs256\"", "\"es256\"");
+    let e = parse(&alg).unwrap_err().to_string();
+    assert!(
+        e.contains("es256") || e.contains("assertion_algorithm"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_inline_secret_stays_out_of_debug_and_parse_errors() {
+    const SECRET: &str = "in-line~Secret.0123";
+    let inline = GOOD.replace(
+        "client_secret_env = \"HELPDESK_SECRET\"",
+        &format!("client_secret = \"{SECRET}\""),
+    );
+    let c = Config::parse(&inline, Path::new("m.toml")).unwrap();
+    let Credential::Secret(SecretSource::Inline(secret)) = &c.apps[0].credential else {
+        panic!("{:?}", c.apps[0].credential)
+    };
+    assert_eq!(secret.secret(), SECRET);
+    let debug = format!("{c:?} {:?}", c.apps[0]);
+    assert!(!debug.contains(SECRET), "{debug}");
+
+    // toml quotes the offending line; ours names line, column and key instead.
+    let typo = inline.replace("client_secret =", "client_secrt =");
+    let e = Config::parse(&typo, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains(SECRET), "{e}");
+    assert!(e.contains("line 6") && e.contains("client_secrt"), "{e}");
+    // A type error may quote the value itself: cut out.
+    let quoted = toml::from_str::<File>("[[apps]]\nclient_secret = 5\n").unwrap_err();
+    assert!(
+        !parse_message("[[apps]]\nclient_secret = \"abcd1234\"\n", &quoted).contains("abcd1234")
+    );
+    let e = Config::parse(
+        &inline.replace(&format!("\"{SECRET}\""), &format!("\"{SECRET}")),
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!e.contains(SECRET) && e.contains("line 6"), "{e}");
+    // The secret itself where the variable's name belongs: refused without repeating it.
+    let misplaced = GOOD.replace("\"HELPDESK_SECRET\"", &format!("\"{SECRET}\""));
+    let e = Config::parse(&misplaced, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !e.contains(SECRET) && e.contains("client_secret_env"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secret_values_are_found_under_secret_keys_only() {
+    let text = "client_secret = \"s3cr3t-value\"\napps.password = 'pw-value'\n\
+                client_secret_env = \"NAME_OF_VAR\"\nname = \"helpdesk\"\n";
+    let found = secret_values(text);
+    assert!(found.contains(&"s3cr3t-value".to_string()), "{found:?}");
+    assert!(found.contains(&"pw-value".to_string()), "{found:?}");
+    assert!(
+        !found.iter().any(|v| v == "NAME_OF_VAR" || v == "helpdesk"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_notification_settings_build_the_policy() {
+    let text = format!(
+        "{GOOD}\n[notifications]\nreply_to = \"from-only\"\nsubject_max_chars = 10\n\
+         own_domains = [\"contoso.com\"]\nper_recipient_max = 0\n"
+    );
+    let file: File = toml::from_str(&text).unwrap();
+    assert_eq!(file.notifications.reply_to, Some(ReplyToName::FromOnly));
+    let policy = Config::parse(&text, Path::new("m.toml"))
+        .unwrap()
+        .notifications;
+    assert_eq!(policy.template().subject_max_chars, 10);
+    // per_recipient_max = 0: no limit.
+    assert!((0..50).all(|_| policy.admit("a@fabrikam.example")));
+    let limited = Config::parse(GOOD, Path::new("m.toml"))
+        .unwrap()
+        .notifications;
+    assert_eq!(
+        (0..50)
+            .filter(|_| limited.admit("a@fabrikam.example"))
+            .count(),
+        5
+    );
+    let bad = format!("{GOOD}\n[notifications]\nreply_to = \"always\"\n");
+    let e = Config::parse(&bad, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reply_to") && e.contains("always"), "{e}");
+}
