@@ -143,27 +143,86 @@ impl<'a> Refusal<'a> {
     }
 }
 
-/// One parameter of a `WWW-Authenticate` value. Hand-written: the grammar (RFC 7235
-/// auth-params) is small, and msauth's full parser is used whenever an msauth provider is the
-/// token source.
+/// One parameter of the `Bearer` challenge in a `WWW-Authenticate` value.
 fn auth_param(header: &str, name: &str) -> Option<String> {
-    let mut rest = header;
-    while let Some(pos) = rest.find(name) {
-        let before_ok = pos == 0
-            || rest[..pos]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c == ' ' || c == ',');
-        let after = &rest[pos + name.len()..];
-        if before_ok && let Some(v) = after.trim_start().strip_prefix('=') {
-            let v = v.trim_start();
-            return Some(if let Some(q) = v.strip_prefix('"') {
-                q.split('"').next().unwrap_or("").to_owned()
-            } else {
-                v.split(',').next().unwrap_or("").trim().to_owned()
-            });
+    challenge_params(header, "bearer")?
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+}
+
+/// The parameters of the `scheme` challenge in one `WWW-Authenticate` value (RFC 7235
+/// auth-params: `name=token` or `name="quoted \"string\""`), names lowercased, in order; `None`
+/// when the value holds no such challenge. The scheme is matched without regard to case and
+/// only as a whole word; the parameters end where the next scheme begins.
+///
+/// Hand-written: no maintained small crate parses RFC 7235 auth-params with quoted strings,
+/// and the grammar needed here is small. This is the one parser of the workspace (msauth's
+/// `BearerChallenge` reads its result).
+///
+/// ```
+/// use connector::token::challenge_params;
+/// let h = r#"Bearer realm="", error="insufficient_claims", claims="e30=", Basic realm="x""#;
+/// let p = challenge_params(h, "bearer").unwrap();
+/// assert_eq!(p[1], ("error".to_string(), "insufficient_claims".to_string()));
+/// assert_eq!(p.len(), 3);
+/// assert!(challenge_params("Basic realm=\"x\"", "bearer").is_none());
+/// ```
+pub fn challenge_params(header: &str, scheme: &str) -> Option<Vec<(String, String)>> {
+    let lower = header.to_ascii_lowercase();
+    let start = find_scheme(&lower, &scheme.to_ascii_lowercase())?;
+    let mut rest = header.get(start + scheme.len()..)?;
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',', '\t']);
+        let Some(eq) = rest.find('=') else { break };
+        let name = rest[..eq].trim().to_ascii_lowercase();
+        if name.is_empty() || name.contains(' ') {
+            break; // the next scheme
         }
-        rest = after;
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(q) = rest.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            out.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            value = out;
+            rest = q.get(end..).unwrap_or("");
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        params.push((name, value));
+    }
+    Some(params)
+}
+
+/// Where `scheme` (lowercase) starts as a whole word in `lower`.
+fn find_scheme(lower: &str, scheme: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = lower.get(from..)?.find(scheme) {
+        let at = from + i;
+        let before_ok = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b',');
+        let after = lower.as_bytes().get(at + scheme.len());
+        if before_ok && matches!(after, None | Some(b' ')) {
+            return Some(at);
+        }
+        from = at + scheme.len();
     }
     None
 }

@@ -22,46 +22,8 @@ pub struct BearerChallenge {
 impl BearerChallenge {
     /// Parses the `Bearer` challenge out of a `WWW-Authenticate` value, if there is one.
     pub fn parse(header: &str) -> Option<BearerChallenge> {
-        // Hand-written: no maintained small crate parses RFC 7235 auth-params with quoted
-        // strings; the grammar we need (token=token / token="quoted") is small.
-        let lower = header.to_ascii_lowercase();
-        let start = find_scheme(&lower, "bearer")?;
-        let mut rest = &header[start + "bearer".len()..];
         let mut ch = BearerChallenge::default();
-        loop {
-            rest = rest.trim_start_matches([' ', ',', '\t']);
-            let Some(eq) = rest.find('=') else { break };
-            let name = rest[..eq].trim().to_ascii_lowercase();
-            if name.contains(' ') {
-                break; // next scheme
-            }
-            rest = rest[eq + 1..].trim_start();
-            let value;
-            if let Some(q) = rest.strip_prefix('"') {
-                let mut out = String::new();
-                let mut chars = q.char_indices();
-                let mut end = q.len();
-                while let Some((i, c)) = chars.next() {
-                    match c {
-                        '\\' => {
-                            if let Some((_, n)) = chars.next() {
-                                out.push(n);
-                            }
-                        }
-                        '"' => {
-                            end = i + 1;
-                            break;
-                        }
-                        c => out.push(c),
-                    }
-                }
-                value = out;
-                rest = q.get(end..).unwrap_or("");
-            } else {
-                let end = rest.find(',').unwrap_or(rest.len());
-                value = rest[..end].trim().to_owned();
-                rest = &rest[end..];
-            }
+        for (name, value) in connector::token::challenge_params(header, "bearer")? {
             match name.as_str() {
                 "realm" => ch.realm = Some(value),
                 "error" => ch.error = Some(value),
@@ -73,20 +35,6 @@ impl BearerChallenge {
         }
         Some(ch)
     }
-}
-
-fn find_scheme(lower: &str, scheme: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = lower[from..].find(scheme) {
-        let at = from + i;
-        let before_ok = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b',');
-        let after = lower.as_bytes().get(at + scheme.len());
-        if before_ok && matches!(after, None | Some(b' ')) {
-            return Some(at);
-        }
-        from = at + scheme.len();
-    }
-    None
 }
 
 /// The result of [`diagnose_resource_challenge`]: what a 401/403 from Graph or EWS means.
