@@ -39,8 +39,8 @@ pub use self::apps::{
 pub use self::directory::{Group, Mailbox, MailboxKind};
 pub(crate) use self::org::SenderAuthVerdict;
 pub use self::org::{AppAccessPolicy, IdentitySettings, OrgSettings, PolicyMode, TenantInfo};
-pub use self::seed::SeedMessage;
 pub(crate) use self::seed::Seed;
+pub use self::seed::SeedMessage;
 
 /// The whole tenant model, held by the running sandbox behind a lock.
 #[derive(Clone, Debug, Serialize)]
