@@ -1,6 +1,7 @@
-//! The executor: runs the requests of [`crate::api`] over reqwest with a token, immutable
-//! ids, a per-mailbox concurrency limit, retries that honour `Retry-After`, one token refresh on
-//! 401, capped bodies, and a connection log line for every attempt.
+//! The executor: runs the operations of [`crate::api`] ([`GraphOperation`]) over reqwest with a
+//! token, immutable ids, a per-mailbox concurrency limit, retries that honour `Retry-After` as
+//! far as each operation's declared idempotency allows, one token refresh on 401, capped
+//! bodies, and a connection log line for every attempt; and carries many of them in `$batch`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use crate::api::{self, BatchItem, GraphError};
+use crate::api::{self, BatchItem, GraphError, GraphOperation, JsonBatch};
 use crate::endpoint::Endpoint;
 use crate::retry::{Jitter, ProcessJitter, RetryPolicy, Sleeper, TokioSleeper};
 use crate::token::TokenSource;
@@ -28,48 +29,7 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024 * 1024;
 
 pub use connector::retry::Idempotency;
 
-/// A successful answer.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Response {
-    /// HTTP status (2xx).
-    pub status: u16,
-    /// Headers.
-    pub headers: http::HeaderMap,
-    /// Body, at most the client's body cap.
-    pub body: Bytes,
-}
-
-impl Response {
-    /// Checks that the answer is JSON (a proxy's HTML error page is not).
-    pub fn json(&self) -> Result<&[u8], Error> {
-        self.expect_type(&["application/json"])
-    }
-
-    /// Checks that the answer is a MIME message (`text/plain` as Graph sends `/$value`, or
-    /// `message/rfc822`).
-    pub fn mime(&self) -> Result<&[u8], Error> {
-        self.expect_type(&["text/plain", "message/rfc822", "application/octet-stream"])
-    }
-
-    fn expect_type(&self, types: &[&str]) -> Result<&[u8], Error> {
-        let ct = self
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let base = ct.split(';').next().unwrap_or("").trim();
-        if types.iter().any(|t| base.eq_ignore_ascii_case(t)) {
-            Ok(&self.body)
-        } else {
-            Err(Error::bad_response(format!(
-                "Graph answered with content type {ct:?}, expected {}",
-                types.join(" or ")
-            ))
-            .with_response(ResponseDetails::status(self.status).with_body(&self.body)))
-        }
-    }
-}
+pub use crate::api::Response;
 
 /// Builds a [`GraphClient`].
 #[derive(Debug)]
@@ -181,15 +141,16 @@ struct Inner {
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use graph_mail::{api, Cloud, Endpoint, FnTokenSource, GraphClient, Idempotency, Mailbox};
+/// use graph_mail::{api, Cloud, Endpoint, FnTokenSource, GraphClient, Mailbox};
 ///
 /// # async fn run() -> Result<(), connector::Error> {
 /// let ep = Endpoint::cloud(Cloud::Global, Mailbox::user("helpdesk@contoso.com"));
 /// let tokens = Arc::new(FnTokenSource::new(|_| Ok("…".into())));
-/// let client = GraphClient::builder(ep.clone(), tokens).build()?;
-/// let inbox = client.execute("reading the inbox", api::get_folder(&ep, "inbox")?, Idempotency::Safe).await?;
-/// let folder = api::parse_folder(inbox.json()?)?;
+/// let client = GraphClient::builder(ep, tokens).build()?;
+/// let folder = client.execute(&api::GetFolder::new("inbox")).await?;
 /// println!("{} unread", folder.unread_item_count.unwrap_or(0));
+/// let folders = client.batch("reading folders", &[api::GetFolder::new("inbox"), api::GetFolder::new("archive")]).await;
+/// println!("{} folders read in one round trip", folders.iter().filter(|f| f.is_ok()).count());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -244,29 +205,32 @@ impl GraphClient {
         &self.inner.policy
     }
 
-    /// Runs `req` with retries; `what` says what was being done, for errors. Non-2xx answers
-    /// become errors carrying Graph's code and request ids.
-    pub async fn execute(
-        &self,
-        what: &str,
-        req: http::Request<Vec<u8>>,
-        idem: Idempotency,
-    ) -> Result<Response, Error> {
-        self.execute_logged(what, req, idem, None, true).await
-    }
-
-    /// Runs a request to a pre-authenticated URL (an upload session): no `Authorization`.
-    pub async fn execute_unauthenticated(
-        &self,
-        what: &str,
-        req: http::Request<Vec<u8>>,
-        idem: Idempotency,
-    ) -> Result<Response, Error> {
-        self.execute_logged(what, req, idem, None, false).await
+    /// Runs `op`: builds its request, sends it with retries as far as its declared
+    /// [`idempotency`](GraphOperation::idempotency) allows (a `SendOnce` operation only when the
+    /// service certainly did not accept it), and parses a 2xx answer with the operation's own
+    /// [`parse`](GraphOperation::parse). A non-2xx answer is an error carrying Graph's code and
+    /// request ids. A request the operation refuses to build is an error before anything is
+    /// sent (or any token asked for).
+    pub async fn execute<O: GraphOperation + ?Sized>(&self, op: &O) -> Result<O::Output, Error> {
+        self.execute_logged(op, None).await
     }
 
     /// [`execute`](Self::execute), also writing the log lines to `extra` (a ping's own log).
-    pub async fn execute_logged(
+    pub async fn execute_logged<O: GraphOperation + ?Sized>(
+        &self,
+        op: &O,
+        extra: Option<&ConnectionLog>,
+    ) -> Result<O::Output, Error> {
+        let ep = &self.inner.endpoint;
+        let req = op.request(ep)?;
+        let r = self
+            .send(op.what(), req, op.idempotency(), extra, op.authenticated())
+            .await?;
+        op.parse(ep, &r)
+    }
+
+    /// Sends one request with retries under `idem`.
+    async fn send(
         &self,
         what: &str,
         req: http::Request<Vec<u8>>,
@@ -471,11 +435,67 @@ impl GraphClient {
         self.inner.log.push(line);
     }
 
-    /// Runs many requests through JSON `$batch` (20 per batch), returning one result per
-    /// request, in order. Inner failures a retry may help ([`Error::retry_action`]: 429 after
-    /// its `Retry-After`, 5xx) and 424 (failed dependency) are resubmitted, within the retry
-    /// policy; every other inner failure is that item's error. No item is dropped: an item the service did not answer is an error.
-    pub async fn batch(&self, what: &str, items: Vec<BatchItem>) -> Vec<Result<Response, Error>> {
+    /// Runs many operations through JSON `$batch` (20 per batch), returning one result per
+    /// operation, in order, each answer parsed by its own operation. Each item is built from
+    /// its operation's parts ([`BatchItem::from_op`]); one that cannot be batched (a MIME body)
+    /// is that item's error. Inner failures a retry may help ([`Error::retry_action`] under
+    /// the operation's declared idempotency: 429 after its `Retry-After`, 5xx) and 424 (failed
+    /// dependency) are resubmitted, within the retry policy; every other inner failure is that
+    /// item's error. No item is dropped: an item the service did not answer is an error.
+    pub async fn batch<O: GraphOperation>(
+        &self,
+        what: &str,
+        ops: &[O],
+    ) -> Vec<Result<O::Output, Error>> {
+        let ep = &self.inner.endpoint;
+        let mut items = Vec::with_capacity(ops.len());
+        let mut idems = Vec::with_capacity(ops.len());
+        let mut built: Vec<Option<Error>> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match BatchItem::from_op(ep, i.to_string(), op) {
+                Ok(item) => {
+                    items.push(item);
+                    idems.push(op.idempotency());
+                    built.push(None);
+                }
+                Err(e) => built.push(Some(e)),
+            }
+        }
+        let mut answers = self.run_batch(what, items, &idems).await.into_iter();
+        built
+            .into_iter()
+            .zip(ops)
+            .map(|(failed, op)| match failed {
+                Some(e) => Err(e),
+                None => match answers.next() {
+                    Some(Ok(r)) => op.parse(ep, &r),
+                    Some(Err(e)) => Err(e),
+                    None => Err(Error::bad_response("a batch item got no result")),
+                },
+            })
+            .collect()
+    }
+
+    /// [`batch`](Self::batch) for items built beforehand ([`BatchItem::from_op`]), such as
+    /// items that depend on others ([`BatchItem::depends_on`]), each with its operation's
+    /// declared idempotency. The answers are returned unparsed, in order: hand each to its
+    /// operation's [`parse`](GraphOperation::parse).
+    pub async fn batch_items(
+        &self,
+        what: &str,
+        items: Vec<(BatchItem, Idempotency)>,
+    ) -> Vec<Result<Response, Error>> {
+        let (items, idems): (Vec<BatchItem>, Vec<Idempotency>) = items.into_iter().unzip();
+        self.run_batch(what, items, &idems).await
+    }
+
+    /// The `$batch` rounds of [`batch`](Self::batch): `items[i]` declared `idems[i]`.
+    async fn run_batch(
+        &self,
+        what: &str,
+        items: Vec<BatchItem>,
+        idems: &[Idempotency],
+    ) -> Vec<Result<Response, Error>> {
         let n = items.len();
         let mut results: Vec<Option<Result<Response, Error>>> = (0..n).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..n).collect();
@@ -501,14 +521,13 @@ impl GraphClient {
                         it
                     })
                     .collect();
-                let outer = match api::batch(&self.inner.endpoint, &batch_items) {
-                    Ok(r) => self.execute(what, r, Idempotency::Safe).await,
-                    Err(e) => Err(e),
+                // The `$batch` POST may be repeated only if every item in it may.
+                let idem = if chunk.iter().all(|&i| idems[i] == Idempotency::Safe) {
+                    Idempotency::Safe
+                } else {
+                    Idempotency::SendOnce
                 };
-                let answers = outer.and_then(|r| {
-                    let body = r.json()?.to_vec();
-                    api::parse_batch(&body, &ids)
-                });
+                let answers = self.execute(&JsonBatch::new(batch_items, what, idem)).await;
                 let answers = match answers {
                     Ok(a) => a,
                     Err(e) => {
@@ -526,11 +545,7 @@ impl GraphClient {
                     }
                     let retry_after = httpcore::retry_after(&a.headers, SystemTime::now());
                     if (200..300).contains(&a.status) {
-                        results[i] = Some(Ok(Response {
-                            status: a.status,
-                            headers: a.headers,
-                            body: Bytes::from(a.body),
-                        }));
+                        results[i] = Some(Ok(a.into_response()));
                         continue;
                     }
                     let err = GraphError::parse(a.status, &a.headers, &a.body).into_error(
@@ -538,7 +553,7 @@ impl GraphClient {
                         &a.body,
                         retry_after,
                     );
-                    let action = err.retry_action(Idempotency::Safe);
+                    let action = err.retry_action(idems[i]);
                     if a.status == 424 || matches!(action, RetryAction::Retry { .. }) {
                         if let Some(r) = retry_after {
                             longest = Some(longest.map_or(r, |l| l.max(r)));

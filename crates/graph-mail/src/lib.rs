@@ -6,16 +6,20 @@
 //!
 //! ## Layers
 //!
-//! 1. **Requests and responses as values** ([`api`]): each Graph call is a function that builds
-//!    an `http::Request<Vec<u8>>`, and each answer is parsed from bytes into typed values or a
-//!    typed [`connector::Error`] — never a panic. Everything there is testable without a server.
-//! 2. **The executor** ([`GraphClient`]): adds the bearer token from a [`TokenSource`] (never
+//! 1. **Operations as values** ([`api`]): each Graph call is an [`api::GraphOperation`] — a
+//!    value that builds its request (an `http::Request<Vec<u8>>`, or the parts a `$batch` item
+//!    is made of), parses its answer from bytes into typed values or a typed
+//!    [`connector::Error`] (never a panic), and declares whether it may be repeated
+//!    ([`Idempotency`]). Everything there is testable without a server.
+//! 2. **The executor** ([`GraphClient`]): runs an operation ([`GraphClient::execute`]) or many
+//!    through `$batch` ([`GraphClient::batch`], each item built from its operation and each
+//!    answer parsed by it); adds the bearer token from a [`TokenSource`] (never
 //!    logged) and `Prefer: IdType="ImmutableId"` (ids survive moves), limits itself to 4
 //!    concurrent requests per mailbox, retries what the error's own classification allows
 //!    ([`connector::Error::retry_action`]: 429 and 503 always, other 5xx and broken connections
 //!    for reads) after `Retry-After` (whole seconds, decimal seconds such as `2.128`, or an HTTP
 //!    date) or with capped, jittered exponential backoff, within attempt and total-time caps
-//!    ([`retry`], the policy EWS shares), refreshes the token once on 401
+//!    ([`retry`], the policy EWS shares) and the operation's declared idempotency, refreshes the token once on 401
 //!    and then reports the diagnosis, caps response bodies, and writes a
 //!    [`ConnectionLog`](connector::ConnectionLog) line with Graph's `request-id` for every
 //!    attempt. A send is retried only when the service certainly did not accept it.
@@ -87,16 +91,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Example: a request as a value
+//! ## Example: an operation as a value
 //!
 //! ```
-//! use graph_mail::{api, Endpoint, Mailbox};
+//! use graph_mail::api::{self, BatchItem, GraphOperation};
+//! use graph_mail::{Endpoint, Idempotency, Mailbox};
 //!
 //! let ep = Endpoint::custom("http://127.0.0.1:8080/v1.0", Mailbox::Me)?;
-//! let req = api::move_message(&ep, "AAMkAD=", "archive")?;
+//! let op = api::MoveMessage::new("AAMkAD=", "archive");
+//! let req = op.request(&ep)?;
 //! assert_eq!(req.method(), "POST");
 //! assert_eq!(req.uri().path(), "/v1.0/me/messages/AAMkAD=/move");
 //! assert_eq!(req.body(), br#"{"destinationId":"archive"}"#);
+//! assert_eq!(op.idempotency(), Idempotency::Safe);
+//!
+//! // The same value is a `$batch` item, built from its parts.
+//! let item = BatchItem::from_op(&ep, "1", &op)?;
+//! assert_eq!(item.url, "/me/messages/AAMkAD=/move");
 //!
 //! let err = api::GraphError::parse(404, &http::HeaderMap::new(),
 //!     br#"{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}"#);

@@ -7,7 +7,7 @@ use connector::{
 };
 
 use crate::api;
-use crate::client::{GraphClient, Idempotency};
+use crate::client::GraphClient;
 
 /// The largest MIME message sent in one `sendMail` (base64 grows it by a third; Graph's limit is
 /// about 4 MB per request). Larger messages go through a draft.
@@ -72,18 +72,8 @@ impl GraphOutbound {
     }
 
     async fn probe(&self, log: &ConnectionLog) -> Result<(), Error> {
-        let req = api::send_probe(self.client.endpoint(), self.probe_from.as_deref())?;
-        match self
-            .client
-            .execute_logged(
-                "checking the right to send",
-                req,
-                Idempotency::SendOnce,
-                Some(log),
-                true,
-            )
-            .await
-        {
+        let probe = api::SendProbe::new(self.probe_from.as_deref());
+        match self.client.execute_logged(&probe, Some(log)).await {
             // The probe names no recipient: Graph checked token, mailbox and From, then refused
             // the message itself.
             Err(e)
@@ -172,9 +162,8 @@ impl MessageOutbound for GraphOutbound {
             r.from = from;
             return Ok(r);
         }
-        let req = api::send_mime(self.client.endpoint(), mime)?;
         self.client
-            .execute("sending a message", req, Idempotency::SendOnce)
+            .execute(&api::SendMime::new(mime))
             .await
             .map_err(|e| explain_send_error(e, from.as_deref()))?;
         Ok(match from {
@@ -189,9 +178,8 @@ impl GraphOutbound {
     /// reply-to, `from` (an alias or another mailbox), text or HTML body, small attachments,
     /// and `saveToSentItems`.
     pub async fn send_json(&self, mail: &api::JsonMail) -> Result<SendReceipt, Error> {
-        let req = api::send_json(self.client.endpoint(), mail)?;
         self.client
-            .execute("sending a message", req, Idempotency::SendOnce)
+            .execute(&api::SendJson::new(mail))
             .await
             .map_err(|e| explain_send_error(e, mail.from.as_deref()))?;
         Ok(match &mail.from {
@@ -232,17 +220,11 @@ impl GraphOutbound {
         attachments: &[api::Attachment],
         from: Option<&str>,
     ) -> Result<SendReceipt, Error> {
-        let ep = self.client.endpoint();
         let draft = self
             .client
-            .execute(
-                "creating a draft",
-                api::create_draft_mime(ep, mime)?,
-                Idempotency::SendOnce,
-            )
+            .execute(&api::CreateDraftMime::new(mime))
             .await
             .map_err(|e| e.with_delivery(Delivery::NotSent))?;
-        let draft = api::parse_message(draft.json()?)?;
         for att in attachments {
             if let Err(e) = self.attach(&draft.id, att).await {
                 self.discard_draft(&draft.id).await;
@@ -251,11 +233,7 @@ impl GraphOutbound {
             }
         }
         self.client
-            .execute(
-                "sending a draft",
-                api::send_draft(ep, &draft.id)?,
-                Idempotency::SendOnce,
-            )
+            .execute(&api::SendDraft::new(&draft.id))
             .await
             .map_err(|e| explain_send_error(e, from))?;
         let mut r = SendReceipt::default();
@@ -265,27 +243,17 @@ impl GraphOutbound {
 
     /// Adds one attachment to a draft: one request when small, an upload session when large.
     async fn attach(&self, draft_id: &str, att: &api::Attachment) -> Result<(), Error> {
-        let ep = self.client.endpoint();
         if att.bytes.len() <= api::MAX_INLINE_ATTACHMENT {
-            self.client
-                .execute(
-                    "adding an attachment",
-                    api::add_attachment(ep, draft_id, att)?,
-                    Idempotency::SendOnce,
-                )
-                .await?;
-            return Ok(());
+            return self
+                .client
+                .execute(&api::AddAttachment::new(draft_id, att))
+                .await;
         }
-        let s = self
+        // The session's URL is checked by the operation (Graph or its Outlook upload host).
+        let session = self
             .client
-            .execute(
-                "starting an attachment upload",
-                api::create_attachment_upload_session(ep, draft_id, att)?,
-                Idempotency::SendOnce,
-            )
+            .execute(&api::CreateAttachmentUploadSession::new(draft_id, att))
             .await?;
-        let session = api::parse_upload_session(s.json()?)?;
-        api::check_upload_url(ep, &session.upload_url)?;
         let total = att.bytes.len() as u64;
         for (start, end) in api::chunk_ranges(total, api::UPLOAD_CHUNK) {
             let chunk = usize::try_from(start)
@@ -294,11 +262,12 @@ impl GraphOutbound {
                 .and_then(|(s, e)| att.bytes.get(s..=e))
                 .ok_or_else(|| Error::configuration("attachment range out of bounds"))?;
             self.client
-                .execute_unauthenticated(
-                    "uploading an attachment",
-                    api::upload_chunk(&session.upload_url, start, chunk, total)?,
-                    Idempotency::Safe,
-                )
+                .execute(&api::UploadChunk::new(
+                    &session.upload_url,
+                    start,
+                    chunk,
+                    total,
+                ))
                 .await?;
         }
         Ok(())
@@ -306,13 +275,9 @@ impl GraphOutbound {
 
     /// Deletes a draft that will not be sent (best effort: a left-over draft is only clutter).
     async fn discard_draft(&self, draft_id: &str) {
-        let req = match api::delete_message(self.client.endpoint(), draft_id) {
-            Ok(r) => r,
-            Err(_) => return,
-        };
         if let Err(e) = self
             .client
-            .execute("deleting an unsent draft", req, Idempotency::Safe)
+            .execute(&api::DeleteMessage::new(draft_id))
             .await
         {
             tracing::warn!(error = %e, "could not delete the unsent draft");

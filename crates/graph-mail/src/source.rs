@@ -9,9 +9,10 @@ use connector::{
     PingReport, RawMessage, SourceCapabilities, SyncKind,
 };
 
-use crate::api::{self, BatchItem, MessageMeta};
+use crate::api::{self, GraphOperation, MessageMeta, OpRequest, Response};
 use crate::client::{GraphClient, Idempotency, copy_error};
 use crate::delta::{DeltaMode, DeltaStore, state_key};
+use crate::endpoint::Endpoint;
 
 /// What [`Acknowledgement::Delete`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -187,18 +188,10 @@ impl GraphSource {
 
     /// The unread count of the folder, logging to `log` as well.
     async fn unread(&self, log: Option<&ConnectionLog>) -> Result<u64, Error> {
-        let ep = self.client.endpoint();
-        let r = self
+        let f = self
             .client
-            .execute_logged(
-                "reading the folder counts",
-                api::get_folder(ep, &self.config.folder)?,
-                Idempotency::Safe,
-                log,
-                true,
-            )
+            .execute_logged(&api::GetFolder::new(&self.config.folder), log)
             .await?;
-        let f = api::parse_folder(r.json()?)?;
         f.unread_item_count
             .ok_or_else(|| Error::bad_response("the folder answer has no unreadItemCount"))
     }
@@ -218,16 +211,9 @@ impl GraphSource {
         {
             return Ok(id.clone());
         }
-        let ep = self.client.endpoint();
-        let found = self
-            .client
-            .execute(
-                "looking up a folder",
-                api::find_folder(ep, None, name)?,
-                Idempotency::Safe,
-            )
-            .await?;
-        let existing = api::parse_folders(found.json()?)?.into_iter().find(|f| {
+        let find = api::FindFolder::new(None, name);
+        let found = self.client.execute(&find).await?;
+        let existing = found.into_iter().find(|f| {
             f.display_name
                 .as_deref()
                 .is_some_and(|n| n.eq_ignore_ascii_case(name))
@@ -237,32 +223,17 @@ impl GraphSource {
             None => {
                 let created = self
                     .client
-                    .execute(
-                        "creating a folder",
-                        api::create_folder(ep, None, name)?,
-                        Idempotency::SendOnce,
-                    )
+                    .execute(&api::CreateFolder::new(None, name))
                     .await;
                 match created {
-                    Ok(r) => api::parse_folder(r.json()?)?.id,
+                    Ok(f) => f.id,
                     // Someone created it meanwhile: look again.
                     Err(e)
                         if e.response().and_then(|r| r.server_code.as_deref())
                             == Some("ErrorFolderExists") =>
                     {
-                        let again = self
-                            .client
-                            .execute(
-                                "looking up a folder",
-                                api::find_folder(ep, None, name)?,
-                                Idempotency::Safe,
-                            )
-                            .await?;
-                        api::parse_folders(again.json()?)?
-                            .into_iter()
-                            .next()
-                            .map(|f| f.id)
-                            .ok_or(e)?
+                        let again = self.client.execute(&find).await?;
+                        again.into_iter().next().map(|f| f.id).ok_or(e)?
                     }
                     Err(e) => return Err(e),
                 }
@@ -275,22 +246,23 @@ impl GraphSource {
         Ok(id)
     }
 
-    fn ack_request(
-        &self,
-        id: &str,
-        ack: &Acknowledgement,
-        dest: Option<&str>,
-    ) -> Result<http::Request<Vec<u8>>, Error> {
-        let ep = self.client.endpoint();
-        match (ack, dest) {
-            (Acknowledgement::MarkRead, _) => api::mark_read(ep, id),
-            (Acknowledgement::MoveTo(_), Some(d)) => api::move_message(ep, id, d),
+    /// The operation of an acknowledgement (`dest`: the resolved folder of a move).
+    fn ack_op(&self, id: &str, ack: &Acknowledgement, dest: Option<&str>) -> Result<AckOp, Error> {
+        let kind = match (ack, dest) {
+            (Acknowledgement::MarkRead, _) => AckKind::Read(api::MarkRead::new(id)),
+            (Acknowledgement::MoveTo(_), Some(d)) => AckKind::Move(api::MoveMessage::new(id, d)),
             (Acknowledgement::Delete, _) => match self.config.delete {
-                DeleteMode::Soft => api::delete_message(ep, id),
-                DeleteMode::MoveToDeletedItems => api::move_message(ep, id, "deleteditems"),
+                DeleteMode::Soft => AckKind::Delete(api::DeleteMessage::new(id)),
+                DeleteMode::MoveToDeletedItems => {
+                    AckKind::Move(api::MoveMessage::new(id, "deleteditems"))
+                }
             },
-            (other, _) => Err(Error::unsupported(format!("acknowledgement {other}"))),
-        }
+            (other, _) => return Err(Error::unsupported(format!("acknowledgement {other}"))),
+        };
+        Ok(AckOp {
+            what: format!("acknowledging ({ack})"),
+            kind,
+        })
     }
 
     async fn dest(&self, ack: &Acknowledgement) -> Result<Option<String>, Error> {
@@ -301,19 +273,10 @@ impl GraphSource {
     }
 
     async fn mime_one(&self, id: &str) -> Result<Vec<u8>, Error> {
-        let r = self
-            .client
-            .execute(
-                "downloading a message",
-                api::get_mime(self.client.endpoint(), id)?,
-                Idempotency::Safe,
-            )
-            .await?;
-        Ok(r.mime()?.to_vec())
+        self.client.execute(&api::GetMime::new(id)).await
     }
 
     async fn mimes(&self, metas: &[MessageMeta]) -> Vec<Result<Vec<u8>, Error>> {
-        let ep = self.client.endpoint();
         if !self.config.use_batch || metas.len() <= 1 {
             let mut out = Vec::with_capacity(metas.len());
             for m in metas {
@@ -321,35 +284,8 @@ impl GraphSource {
             }
             return out;
         }
-        let mut items = Vec::with_capacity(metas.len());
-        let mut build_errors: Vec<Option<Error>> = Vec::new();
-        for (i, m) in metas.iter().enumerate() {
-            match api::get_mime(ep, &m.id)
-                .and_then(|r| BatchItem::from_request(ep, i.to_string(), &r))
-            {
-                Ok(it) => {
-                    items.push(it);
-                    build_errors.push(None);
-                }
-                Err(e) => build_errors.push(Some(e)),
-            }
-        }
-        let mut answers = self
-            .client
-            .batch("downloading messages", items)
-            .await
-            .into_iter();
-        let mut out: Vec<Result<Vec<u8>, Error>> = build_errors
-            .into_iter()
-            .map(|e| match e {
-                Some(e) => Err(e),
-                None => match answers.next() {
-                    Some(Ok(r)) => r.mime().map(<[u8]>::to_vec),
-                    Some(Err(e)) => Err(e),
-                    None => Err(Error::bad_response("a batch item got no result")),
-                },
-            })
-            .collect();
+        let ops: Vec<api::GetMime> = metas.iter().map(|m| api::GetMime::new(&m.id)).collect();
+        let mut out = self.client.batch("downloading messages", &ops).await;
         // A batch answer that could not be read (one message over the body cap makes the whole
         // answer too big) fails every item in it: download those one by one, so only the
         // message at fault stays failed.
@@ -428,16 +364,17 @@ impl MessageSource for GraphSource {
         if let Some(d) = &self.delta {
             return self.fetch_delta(d, cursor, max).await;
         }
-        let ep = self.client.endpoint();
-        let req = match cursor {
-            Some(c) => api::follow_link(ep, c.as_str())?,
-            None => api::list_unread(ep, &self.config.folder, max)?,
+        let page = match cursor {
+            Some(c) => {
+                self.client
+                    .execute(&api::FollowLink::new(c.as_str()))
+                    .await?
+            }
+            None => {
+                let list = api::ListUnread::new(&self.config.folder, max);
+                self.client.execute(&list).await?
+            }
         };
-        let r = self
-            .client
-            .execute("listing unread messages", req, Idempotency::Safe)
-            .await?;
-        let page = api::parse_message_page(ep, r.json()?)?;
         if page.messages.len() > max && cursor.is_none() {
             return Err(Error::bad_response(format!(
                 "asked Graph for {max} messages and got {}",
@@ -512,11 +449,8 @@ impl GraphSource {
 
     async fn acknowledge_one(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
         let dest = self.dest(ack).await?;
-        let req = self.ack_request(id.as_str(), ack, dest.as_deref())?;
-        self.client
-            .execute(&format!("acknowledging ({ack})"), req, Idempotency::Safe)
-            .await
-            .map(|_| ())
+        let op = self.ack_op(id.as_str(), ack, dest.as_deref())?;
+        self.client.execute(&op).await
     }
 
     async fn acknowledge_many_inner(
@@ -530,7 +464,6 @@ impl GraphSource {
             }
             return out;
         }
-        let ep = self.client.endpoint();
         // Resolve each destination folder once, before batching.
         let mut dests: HashMap<String, Result<String, Error>> = HashMap::new();
         for (_, ack) in items {
@@ -541,8 +474,8 @@ impl GraphSource {
                 dests.insert(name.clone(), d);
             }
         }
-        let mut prepared: Vec<Result<BatchItem, Error>> = Vec::with_capacity(items.len());
-        for (i, (id, ack)) in items.iter().enumerate() {
+        let mut prepared: Vec<Result<AckOp, Error>> = Vec::with_capacity(items.len());
+        for (id, ack) in items {
             let dest = match ack {
                 Acknowledgement::MoveTo(name) => match dests.get(name) {
                     Some(Ok(d)) => Some(d.as_str()),
@@ -554,30 +487,78 @@ impl GraphSource {
                 },
                 _ => None,
             };
-            prepared.push(
-                self.ack_request(id.as_str(), ack, dest)
-                    .and_then(|r| BatchItem::from_request(ep, i.to_string(), &r)),
-            );
+            prepared.push(self.ack_op(id.as_str(), ack, dest));
         }
-        let to_send: Vec<BatchItem> = prepared
-            .iter()
-            .filter_map(|p| p.as_ref().ok().cloned())
-            .collect();
+        let mut slots: Vec<Option<Error>> = Vec::with_capacity(prepared.len());
+        let mut to_send: Vec<AckOp> = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            match p {
+                Ok(op) => {
+                    to_send.push(op);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(e)),
+            }
+        }
         let mut answers = self
             .client
-            .batch("acknowledging messages", to_send)
+            .batch("acknowledging messages", &to_send)
             .await
             .into_iter();
-        prepared
+        slots
             .into_iter()
-            .map(|p| match p {
-                Err(e) => Err(e),
-                Ok(_) => match answers.next() {
-                    Some(r) => r.map(|_| ()),
-                    None => Err(Error::bad_response("a batch item got no result")),
-                },
+            .map(|failed| match failed {
+                Some(e) => Err(e),
+                None => answers
+                    .next()
+                    .unwrap_or_else(|| Err(Error::bad_response("a batch item got no result"))),
             })
             .collect()
+    }
+}
+
+/// An acknowledgement as one operation, so that a page's marks, moves and deletes share
+/// `$batch` round trips; its errors say which acknowledgement failed.
+#[derive(Debug)]
+struct AckOp {
+    what: String,
+    kind: AckKind,
+}
+
+#[derive(Debug)]
+enum AckKind {
+    Read(api::MarkRead),
+    Move(api::MoveMessage),
+    Delete(api::DeleteMessage),
+}
+
+impl AckOp {
+    fn inner(&self) -> &dyn GraphOperation<Output = ()> {
+        match &self.kind {
+            AckKind::Read(op) => op,
+            AckKind::Move(op) => op,
+            AckKind::Delete(op) => op,
+        }
+    }
+}
+
+impl GraphOperation for AckOp {
+    type Output = ();
+
+    fn what(&self) -> &str {
+        &self.what
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        self.inner().idempotency()
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        self.inner().build(ep)
+    }
+
+    fn parse(&self, ep: &Endpoint, response: &Response) -> Result<(), Error> {
+        self.inner().parse(ep, response)
     }
 }
 

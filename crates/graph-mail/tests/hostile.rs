@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use connector::{ErrorKind, MessageSource};
-use graph_mail::client::Idempotency;
 use graph_mail::retry::{RecordingSleeper, RetryPolicy};
 use graph_mail::{Endpoint, FnTokenSource, GraphClient, GraphSource, Mailbox, SourceConfig, api};
 use test_support::SandboxTokens;
@@ -61,9 +60,8 @@ async fn redirects_from_graph_are_reported_not_followed() {
         let client = client_for(&base, None);
         let mime =
             b"From: a@contoso.example\r\nTo: b@fabrikam.example\r\nSubject: x\r\n\r\nbody\r\n";
-        let req = api::send_mime(client.endpoint(), mime).expect("request");
         let err = client
-            .execute("sending", req, Idempotency::SendOnce)
+            .execute(&api::SendMime::new(mime))
             .await
             .expect_err("a redirect is not a send");
         assert_eq!(err.response().and_then(|r| r.status), Some(status), "{err}");
@@ -146,9 +144,8 @@ async fn a_chunked_mime_body_over_the_cap_is_refused() {
     ])
     .await;
     let client = client_for(&format!("{}/v1.0", server.url), Some(64 * 1024));
-    let req = api::get_mime(client.endpoint(), "m1").expect("request");
     let err = client
-        .execute("downloading a message", req, Idempotency::Safe)
+        .execute(&api::GetMime::new("m1"))
         .await
         .expect_err("over the cap");
     assert_eq!(err.kind(), ErrorKind::BadResponse, "{err}");

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use graph_mail::api::{self, DeltaItem, GraphError};
+use graph_mail::api::{self, DeltaItem, GraphError, GraphOperation};
 use graph_mail::retry::parse_retry_after;
 use graph_mail::{Cloud, Endpoint, Mailbox};
 use serde_json::Value;
@@ -133,7 +133,8 @@ fn upload_session_sample_and_request() {
     assert_eq!(s.upload_url.host_str(), Some("outlook.office.com"));
     assert_eq!(s.next_expected_ranges, vec!["0-".to_owned()]);
     let (_, want) = sample(&all, "/attachment-createuploadsession.md", "request", 0);
-    let req = api::create_upload_session(&ep(), "AAMkADI5MAAIT3drCAAA=", "flower", 3_483_322)
+    let req = api::CreateUploadSession::new("AAMkADI5MAAIT3drCAAA=", "flower", 3_483_322)
+        .request(&ep())
         .expect("request");
     let got: Value = serde_json::from_slice(req.body()).expect("json");
     assert_eq!(got, want);
@@ -154,7 +155,7 @@ fn send_mail_request_matches_the_sample_shape() {
     );
     mail.cc = vec!["danas@contoso.onmicrosoft.com".into()];
     mail.save_to_sent_items = false;
-    let req = api::send_json(&ep(), &mail).expect("request");
+    let req = api::SendJson::new(&mail).request(&ep()).expect("request");
     let got: Value = serde_json::from_slice(req.body()).expect("json");
     for key in ["subject", "body", "toRecipients", "ccRecipients"] {
         assert_eq!(got["message"][key], want["message"][key], "{key}");

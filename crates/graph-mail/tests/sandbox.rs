@@ -661,7 +661,7 @@ async fn at_most_four_requests_are_in_flight_per_mailbox() {
 
 #[tokio::test]
 async fn failed_dependencies_are_resubmitted_with_their_dependency() {
-    use graph_mail::api::{self, BatchItem};
+    use graph_mail::api::{self, BatchItem, GraphOperation};
     let env = env().await;
     env.sb.admin().set_faults(FaultPlan {
         seed: 1,
@@ -675,19 +675,26 @@ async fn failed_dependencies_are_resubmitted_with_their_dependency() {
     });
     let client = env.client(Mailbox::user("helpdesk@contoso.example"));
     let ep = client.endpoint().clone();
-    let first = BatchItem::from_request(&ep, "1", &api::get_folder(&ep, "inbox").expect("req"))
-        .expect("item");
-    let second = BatchItem::from_request(&ep, "2", &api::get_folder(&ep, "drafts").expect("req"))
+    let ops = [api::GetFolder::new("inbox"), api::GetFolder::new("drafts")];
+    let first = BatchItem::from_op(&ep, "1", &ops[0]).expect("item");
+    let second = BatchItem::from_op(&ep, "2", &ops[1])
         .expect("item")
         .depends_on(vec!["1".into()]);
-    let results = client.batch("reading folders", vec![first, second]).await;
+    let results = client
+        .batch_items(
+            "reading folders",
+            vec![
+                (first, ops[0].idempotency()),
+                (second, ops[1].idempotency()),
+            ],
+        )
+        .await;
     let names: Vec<Option<String>> = results
         .iter()
-        .map(|r| {
+        .zip(&ops)
+        .map(|(r, op)| {
             let r = r.as_ref().expect("item succeeded after resubmission");
-            api::parse_folder(r.json().expect("json"))
-                .expect("folder")
-                .display_name
+            op.parse(&ep, r).expect("folder").display_name
         })
         .collect();
     assert_eq!(names, vec![Some("Inbox".into()), Some("Drafts".into())]);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ews_mail::ops::{FindItem, GetItem, UpdateItem};
 use ews_mail::soap::{Operation, RequestHeader, envelope, parse_envelope};
 use ews_mail::types::{FolderId, ItemId};
-use graph_mail::api::{self, BatchItem};
+use graph_mail::api::{self, BatchItem, GraphOperation};
 use msauth::AuthorizationHeader as _;
 
 use crate::ingest::{EWS_SCOPE, GRAPH_SCOPE, http_client, token_provider};
@@ -64,16 +64,17 @@ fn graph_batches(
                 .iter()
                 .enumerate()
                 .map(|(i, id)| {
-                    let r = if mark {
-                        api::mark_read(ep, id)
+                    if mark {
+                        BatchItem::from_op(ep, i.to_string(), &api::MarkRead::new(id))
                     } else {
-                        api::get_mime(ep, id)
-                    };
-                    r.and_then(|r| BatchItem::from_request(ep, i.to_string(), &r))
+                        BatchItem::from_op(ep, i.to_string(), &api::GetMime::new(id))
+                    }
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
-            api::batch(ep, &items).map_err(|e| e.to_string())
+            api::JsonBatch::new(items, "capacity", api::Idempotency::Safe)
+                .request(ep)
+                .map_err(|e| e.to_string())
         })
         .collect()
 }
@@ -117,8 +118,9 @@ pub async fn capacity(
             .map_err(|e| e.to_string())?;
 
     // Ids to work on: one full Graph page and one full EWS page.
-    let list =
-        api::list_unread(&ep, "inbox", GRAPH_MAX_PAGE as usize).map_err(|e| e.to_string())?;
+    let list = api::ListUnread::new("inbox", GRAPH_MAX_PAGE as usize)
+        .request(&ep)
+        .map_err(|e| e.to_string())?;
     let body = http
         .execute(with_auth(list.clone(), &gauth)?)
         .await

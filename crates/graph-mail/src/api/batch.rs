@@ -21,40 +21,48 @@ pub struct BatchItem {
 }
 
 impl BatchItem {
-    /// Turns a request built by this module into a batch item.
-    pub fn from_request(
+    /// The batch item of an operation, built from the parts it asks for ([`GraphOperation::build`]):
+    /// its URL relative to the version root, its JSON body as a value and its extra headers
+    /// (`Content-Length` aside, which a JSON batch item has no use for). Nothing is read back
+    /// from a built request. Only operations under the Graph base with no body or a JSON body
+    /// can be batched: a MIME body goes on its own.
+    pub fn from_op<O: GraphOperation + ?Sized>(
         ep: &Endpoint,
         id: impl Into<String>,
-        req: &http::Request<Vec<u8>>,
+        op: &O,
     ) -> Result<Self, Error> {
-        let url = Url::parse(&req.uri().to_string())
-            .map_err(|e| Error::configuration(format!("batch item URL: {e}")))?;
-        let rel = ep.relative(&url).ok_or_else(|| {
-            Error::configuration(format!("batch item {url} is not under the Graph base"))
+        let req = op.build(ep)?;
+        let rel = ep.relative(&req.url).ok_or_else(|| {
+            Error::configuration(format!(
+                "batch item {} is not under the Graph base",
+                req.url
+            ))
         })?;
         let mut headers = BTreeMap::new();
-        let body = if req.body().is_empty() {
-            None
-        } else {
-            let ct = req
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !ct.starts_with("application/json") {
+        let body = match req.body {
+            Body::Empty => None,
+            Body::Json(v) => {
+                headers.insert("Content-Type".to_owned(), "application/json".to_owned());
+                Some(v)
+            }
+            Body::Bytes { .. } => {
                 return Err(Error::unsupported(
                     "only JSON bodies are batched; send MIME bodies on their own",
                 ));
             }
-            headers.insert("Content-Type".to_owned(), "application/json".to_owned());
-            Some(
-                serde_json::from_slice(req.body())
-                    .map_err(|e| Error::configuration(format!("batch item body: {e}")))?,
-            )
         };
+        for (name, value) in &req.headers {
+            if name == http::header::CONTENT_LENGTH {
+                continue;
+            }
+            let value = value
+                .to_str()
+                .map_err(|e| Error::configuration(format!("batch item header {name}: {e}")))?;
+            headers.insert(name.as_str().to_owned(), value.to_owned());
+        }
         Ok(BatchItem {
             id: id.into(),
-            method: req.method().as_str().to_owned(),
+            method: req.method.as_str().to_owned(),
             url: rel,
             headers,
             body,
@@ -62,9 +70,22 @@ impl BatchItem {
         })
     }
 
-    /// Adds a header to the item.
+    /// Adds a header to the item; a header of the same name (in any case) gets `value`
+    /// appended after a comma, as `Prefer` preferences combine.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.insert(name.to_owned(), value.to_owned());
+        match self
+            .headers
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(value);
+            }
+            None => {
+                self.headers.insert(name.to_owned(), value.to_owned());
+            }
+        }
         self
     }
 
@@ -75,50 +96,98 @@ impl BatchItem {
     }
 }
 
-/// `POST {base}/$batch`: at most [`MAX_BATCH`] items with unique ids whose dependencies exist.
-pub fn batch(ep: &Endpoint, items: &[BatchItem]) -> Result<http::Request<Vec<u8>>, Error> {
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(Error::configuration(format!(
-            "a batch holds 1 to {MAX_BATCH} requests, not {}",
-            items.len()
-        )));
-    }
-    let mut ids = HashSet::new();
-    for i in items {
-        if !ids.insert(i.id.as_str()) {
-            return Err(Error::configuration(format!(
-                "batch id {} is used twice",
-                i.id
-            )));
+/// `POST {base}/$batch`: at most [`MAX_BATCH`] items with unique ids whose dependencies exist;
+/// its answer parses into one [`BatchResponseItem`] per answered id ([`parse_batch`]).
+///
+/// The executor's [`GraphClient::batch`](crate::GraphClient::batch) builds one from
+/// operations and hands each answer to its own operation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JsonBatch {
+    /// The items.
+    pub items: Vec<BatchItem>,
+    /// What the batch does, for errors and logs.
+    pub what: String,
+    /// [`Idempotency::Safe`] when every item is.
+    pub idempotency: Idempotency,
+}
+
+impl JsonBatch {
+    /// A batch of `items` (`what` for errors; `idempotency` the least safe of the items').
+    pub fn new(items: Vec<BatchItem>, what: impl Into<String>, idempotency: Idempotency) -> Self {
+        JsonBatch {
+            items,
+            what: what.into(),
+            idempotency,
         }
     }
-    let reqs: Vec<Value> = items
-        .iter()
-        .map(|i| {
-            if let Some(d) = i.depends_on.iter().find(|d| !ids.contains(d.as_str())) {
+
+    /// The item ids, in order.
+    pub fn ids(&self) -> Vec<&str> {
+        self.items.iter().map(|i| i.id.as_str()).collect()
+    }
+}
+
+impl GraphOperation for JsonBatch {
+    type Output = Vec<BatchResponseItem>;
+
+    fn what(&self) -> &str {
+        &self.what
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        self.idempotency
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let items = &self.items;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(Error::configuration(format!(
+                "a batch holds 1 to {MAX_BATCH} requests, not {}",
+                items.len()
+            )));
+        }
+        let mut ids = HashSet::new();
+        for i in items {
+            if !ids.insert(i.id.as_str()) {
                 return Err(Error::configuration(format!(
-                    "batch item {} depends on unknown item {d}",
+                    "batch id {} is used twice",
                     i.id
                 )));
             }
-            let mut v = json!({ "id": i.id, "method": i.method, "url": i.url });
-            if !i.headers.is_empty() {
-                v["headers"] = json!(i.headers);
-            }
-            if let Some(b) = &i.body {
-                v["body"] = b.clone();
-            }
-            if !i.depends_on.is_empty() {
-                v["dependsOn"] = json!(i.depends_on);
-            }
-            Ok(v)
-        })
-        .collect::<Result<_, Error>>()?;
-    request(
-        http::Method::POST,
-        &ep.url(&["$batch"]),
-        json_body(&json!({ "requests": reqs })),
-    )
+        }
+        let reqs: Vec<Value> = items
+            .iter()
+            .map(|i| {
+                if let Some(d) = i.depends_on.iter().find(|d| !ids.contains(d.as_str())) {
+                    return Err(Error::configuration(format!(
+                        "batch item {} depends on unknown item {d}",
+                        i.id
+                    )));
+                }
+                let mut v = json!({ "id": i.id, "method": i.method, "url": i.url });
+                if !i.headers.is_empty() {
+                    v["headers"] = json!(i.headers);
+                }
+                if let Some(b) = &i.body {
+                    v["body"] = b.clone();
+                }
+                if !i.depends_on.is_empty() {
+                    v["dependsOn"] = json!(i.depends_on);
+                }
+                Ok(v)
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(OpRequest::new(
+            http::Method::POST,
+            ep.url(&["$batch"]),
+            Body::Json(json!({ "requests": reqs })),
+        ))
+    }
+
+    fn parse(&self, _: &Endpoint, response: &Response) -> Result<Vec<BatchResponseItem>, Error> {
+        parse_batch(response.json()?, &self.ids())
+    }
 }
 
 /// One answer of a JSON `$batch`.
@@ -134,6 +203,13 @@ pub struct BatchResponseItem {
     /// Its body: JSON re-serialized, or the decoded bytes of a non-JSON body (Graph base64-encodes
     /// those).
     pub body: Vec<u8>,
+}
+
+impl BatchResponseItem {
+    /// The item's answer as a [`Response`], for its operation's [`GraphOperation::parse`].
+    pub fn into_response(self) -> Response {
+        Response::new(self.status, self.headers, self.body)
+    }
 }
 
 /// Parses a `$batch` answer. Answers for ids that were not sent are refused; the caller treats

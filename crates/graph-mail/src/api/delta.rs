@@ -8,30 +8,101 @@ pub const DELTA_PAGE: usize = 100;
 /// The `Prefer` value asking for [`DELTA_PAGE`] messages per delta page.
 pub(super) const DELTA_PREFER: &str = "odata.maxpagesize=100";
 
-pub(super) fn prefer_page_size(mut r: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+fn prefer_page_size(r: OpRequest) -> OpRequest {
     // Appended: the executor adds its own `Prefer: IdType="ImmutableId"` beside it.
-    r.headers_mut().append(
+    r.with_header(
         http::header::HeaderName::from_static("prefer"),
         http::HeaderValue::from_static(DELTA_PREFER),
-    );
-    r
+    )
 }
 
 /// `GET …/mailFolders/{folder}/messages/delta` with the listing's `$select` and
-/// `Prefer: odata.maxpagesize=`[`DELTA_PAGE`] (the first call of a delta round; later calls
-/// follow the links with [`follow_delta_link`]).
-pub fn delta(ep: &Endpoint, folder: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    let url = with_query(
-        ep.mailbox_url(&["mailFolders", folder, "messages", "delta"]),
-        &[("$select", LIST_SELECT)],
-    );
-    request(http::Method::GET, &url, None).map(prefer_page_size)
+/// `Prefer: odata.maxpagesize=`[`DELTA_PAGE`]: the first call of a delta round (later calls
+/// follow the links with [`FollowDeltaLink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delta {
+    /// A well-known name (`inbox`) or a folder id.
+    pub folder: String,
 }
 
-/// Follows a delta round's `@odata.nextLink` or `@odata.deltaLink` as [`follow_link`] does,
-/// asking for the same page size as [`delta`].
-pub fn follow_delta_link(ep: &Endpoint, link: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    follow_link(ep, link).map(prefer_page_size)
+impl Delta {
+    /// A full delta round of `folder`.
+    pub fn new(folder: impl Into<String>) -> Self {
+        Delta {
+            folder: folder.into(),
+        }
+    }
+}
+
+impl GraphOperation for Delta {
+    type Output = DeltaPage;
+
+    fn what(&self) -> &str {
+        "reading folder changes"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let url = with_query(
+            ep.mailbox_url(&["mailFolders", &self.folder, "messages", "delta"]),
+            &[("$select", LIST_SELECT)],
+        );
+        Ok(prefer_page_size(OpRequest::new(
+            http::Method::GET,
+            url,
+            Body::Empty,
+        )))
+    }
+
+    fn parse(&self, ep: &Endpoint, response: &Response) -> Result<DeltaPage, Error> {
+        parse_delta_page(ep, response.json()?)
+    }
+}
+
+/// Follows a delta round's `@odata.nextLink` or `@odata.deltaLink` as [`FollowLink`] does
+/// (refusing a link outside the configured Graph base), asking for the same page size as
+/// [`Delta`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FollowDeltaLink {
+    /// The link.
+    pub link: String,
+}
+
+impl FollowDeltaLink {
+    /// Follows `link`.
+    pub fn new(link: impl Into<String>) -> Self {
+        FollowDeltaLink { link: link.into() }
+    }
+}
+
+impl GraphOperation for FollowDeltaLink {
+    type Output = DeltaPage;
+
+    fn what(&self) -> &str {
+        "reading folder changes"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let url = checked_url(ep, &self.link)?;
+        Ok(prefer_page_size(OpRequest::new(
+            http::Method::GET,
+            url,
+            Body::Empty,
+        )))
+    }
+
+    fn parse(&self, ep: &Endpoint, response: &Response) -> Result<DeltaPage, Error> {
+        parse_delta_page(ep, response.json()?)
+    }
 }
 
 /// One entry of a delta page.

@@ -1,55 +1,150 @@
-//! Mail folders: look up, find by name, create; and the folder answers.
+//! Mail folders: read, find by name, create; and the folder answers.
 
 use super::*;
 
 /// `GET …/mailFolders/{folder}`: id, name and the counts (`totalItemCount`, `unreadItemCount`).
-pub fn get_folder(ep: &Endpoint, folder: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    let url = with_query(
-        ep.mailbox_url(&["mailFolders", folder]),
-        &[(
-            "$select",
-            "id,displayName,parentFolderId,totalItemCount,unreadItemCount",
-        )],
-    );
-    request(http::Method::GET, &url, None)
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GetFolder {
+    /// A well-known name (`inbox`) or a folder id.
+    pub folder: String,
 }
 
-/// `GET …/mailFolders[/{parent}/childFolders]?$filter=displayName eq '…'`.
-pub fn find_folder(
-    ep: &Endpoint,
-    parent: Option<&str>,
-    display_name: &str,
-) -> Result<http::Request<Vec<u8>>, Error> {
-    let base = match parent {
-        Some(p) => ep.mailbox_url(&["mailFolders", p, "childFolders"]),
-        None => ep.mailbox_url(&["mailFolders"]),
-    };
-    let filter = format!("displayName eq '{}'", display_name.replace('\'', "''"));
-    let url = with_query(
-        base,
-        &[("$filter", &filter), ("includeHiddenFolders", "true")],
-    );
-    request(http::Method::GET, &url, None)
-}
-
-/// `POST …/mailFolders[/{parent}/childFolders]` `{"displayName": …}` → 201 folder.
-pub fn create_folder(
-    ep: &Endpoint,
-    parent: Option<&str>,
-    display_name: &str,
-) -> Result<http::Request<Vec<u8>>, Error> {
-    if display_name.trim().is_empty() {
-        return Err(Error::configuration("a folder name is empty"));
+impl GetFolder {
+    /// Reads `folder`.
+    pub fn new(folder: impl Into<String>) -> Self {
+        GetFolder {
+            folder: folder.into(),
+        }
     }
-    let url = match parent {
+}
+
+impl GraphOperation for GetFolder {
+    type Output = MailFolder;
+
+    fn what(&self) -> &str {
+        "reading the folder counts"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let url = with_query(
+            ep.mailbox_url(&["mailFolders", &self.folder]),
+            &[(
+                "$select",
+                "id,displayName,parentFolderId,totalItemCount,unreadItemCount",
+            )],
+        );
+        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+    }
+
+    fn parse(&self, _: &Endpoint, response: &Response) -> Result<MailFolder, Error> {
+        parse_folder(response.json()?)
+    }
+}
+
+/// `GET …/mailFolders[/{parent}/childFolders]?$filter=displayName eq '…'`: the folders of that
+/// name (hidden ones included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FindFolder {
+    /// The parent folder; `None` for the top level.
+    pub parent: Option<String>,
+    /// The display name to look for.
+    pub display_name: String,
+}
+
+impl FindFolder {
+    /// Looks for `display_name` under `parent` (the top level when `None`).
+    pub fn new(parent: Option<&str>, display_name: impl Into<String>) -> Self {
+        FindFolder {
+            parent: parent.map(str::to_owned),
+            display_name: display_name.into(),
+        }
+    }
+}
+
+fn folders_url(ep: &Endpoint, parent: Option<&str>) -> Url {
+    match parent {
         Some(p) => ep.mailbox_url(&["mailFolders", p, "childFolders"]),
         None => ep.mailbox_url(&["mailFolders"]),
-    };
-    request(
-        http::Method::POST,
-        &url,
-        json_body(&json!({ "displayName": display_name })),
-    )
+    }
+}
+
+impl GraphOperation for FindFolder {
+    type Output = Vec<MailFolder>;
+
+    fn what(&self) -> &str {
+        "looking up a folder"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let filter = format!("displayName eq '{}'", self.display_name.replace('\'', "''"));
+        let url = with_query(
+            folders_url(ep, self.parent.as_deref()),
+            &[("$filter", &filter), ("includeHiddenFolders", "true")],
+        );
+        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+    }
+
+    fn parse(&self, _: &Endpoint, response: &Response) -> Result<Vec<MailFolder>, Error> {
+        parse_folders(response.json()?)
+    }
+}
+
+/// `POST …/mailFolders[/{parent}/childFolders]` `{"displayName": …}` → 201 folder. Not
+/// idempotent: a repeat after a lost answer meets `ErrorFolderExists`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreateFolder {
+    /// The parent folder; `None` for the top level.
+    pub parent: Option<String>,
+    /// The new folder's display name (not empty).
+    pub display_name: String,
+}
+
+impl CreateFolder {
+    /// Creates `display_name` under `parent` (the top level when `None`).
+    pub fn new(parent: Option<&str>, display_name: impl Into<String>) -> Self {
+        CreateFolder {
+            parent: parent.map(str::to_owned),
+            display_name: display_name.into(),
+        }
+    }
+}
+
+impl GraphOperation for CreateFolder {
+    type Output = MailFolder;
+
+    fn what(&self) -> &str {
+        "creating a folder"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::SendOnce
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        if self.display_name.trim().is_empty() {
+            return Err(Error::configuration("a folder name is empty"));
+        }
+        Ok(OpRequest::new(
+            http::Method::POST,
+            folders_url(ep, self.parent.as_deref()),
+            Body::Json(json!({ "displayName": self.display_name })),
+        ))
+    }
+
+    fn parse(&self, _: &Endpoint, response: &Response) -> Result<MailFolder, Error> {
+        parse_folder(response.json()?)
+    }
 }
 
 /// A mail folder with its counts.

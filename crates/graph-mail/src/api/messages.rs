@@ -2,33 +2,64 @@
 
 use super::*;
 
-/// `GET …/mailFolders/{folder}/messages`: unread messages, oldest first, `$top` = `top`.
+/// `GET …/mailFolders/{folder}/messages`: unread messages, oldest first, `$top` = `top`
+/// (1 to [`MAX_PAGE`]).
 ///
 /// `$orderby=receivedDateTime asc` needs `receivedDateTime` first in `$filter`, or Graph answers
 /// `InefficientFilter`; an always-true `receivedDateTime ge 1900-01-01` term satisfies the rule.
-pub fn list_unread(
-    ep: &Endpoint,
-    folder: &str,
-    top: usize,
-) -> Result<http::Request<Vec<u8>>, Error> {
-    let top = top.clamp(1, MAX_PAGE).to_string();
-    let filter = format!("{EPOCH_FILTER} and isRead eq false");
-    let url = with_query(
-        ep.mailbox_url(&["mailFolders", folder, "messages"]),
-        &[
-            ("$select", LIST_SELECT),
-            ("$filter", &filter),
-            ("$orderby", "receivedDateTime asc"),
-            ("$top", &top),
-        ],
-    );
-    request(http::Method::GET, &url, None)
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListUnread {
+    /// A well-known name (`inbox`) or a folder id.
+    pub folder: String,
+    /// Page size, clamped to 1..=[`MAX_PAGE`].
+    pub top: usize,
 }
 
-/// Follows a `@odata.nextLink` or `@odata.deltaLink` verbatim, refusing one that points
-/// anywhere but the configured Graph base (another host, scheme or port would receive the
-/// token).
-pub fn follow_link(ep: &Endpoint, link: &str) -> Result<http::Request<Vec<u8>>, Error> {
+impl ListUnread {
+    /// The first page of `folder`'s unread mail, `top` messages at most.
+    pub fn new(folder: impl Into<String>, top: usize) -> Self {
+        ListUnread {
+            folder: folder.into(),
+            top,
+        }
+    }
+}
+
+impl GraphOperation for ListUnread {
+    type Output = MessagePage;
+
+    fn what(&self) -> &str {
+        "listing unread messages"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let top = self.top.clamp(1, MAX_PAGE).to_string();
+        let filter = format!("{EPOCH_FILTER} and isRead eq false");
+        let url = with_query(
+            ep.mailbox_url(&["mailFolders", &self.folder, "messages"]),
+            &[
+                ("$select", LIST_SELECT),
+                ("$filter", &filter),
+                ("$orderby", "receivedDateTime asc"),
+                ("$top", &top),
+            ],
+        );
+        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+    }
+
+    fn parse(&self, ep: &Endpoint, response: &Response) -> Result<MessagePage, Error> {
+        parse_message_page(ep, response.json()?)
+    }
+}
+
+/// A link Graph handed out (`@odata.nextLink`, `@odata.deltaLink`), checked to lie under the
+/// configured Graph base: another host, scheme or port would receive the token.
+pub(super) fn checked_url(ep: &Endpoint, link: &str) -> Result<Url, Error> {
     let url = Url::parse(link)
         .map_err(|e| Error::bad_response(format!("Graph sent an unreadable link: {e}")))?;
     if !ep.owns(&url) {
@@ -40,43 +71,213 @@ pub fn follow_link(ep: &Endpoint, link: &str) -> Result<http::Request<Vec<u8>>, 
             ep.base()
         )));
     }
-    request(http::Method::GET, &url, None)
+    Ok(url)
+}
+
+/// The next page of a message listing: its `@odata.nextLink` followed verbatim, refusing one
+/// that points anywhere but the configured Graph base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FollowLink {
+    /// The link.
+    pub link: String,
+}
+
+impl FollowLink {
+    /// Follows `link`.
+    pub fn new(link: impl Into<String>) -> Self {
+        FollowLink { link: link.into() }
+    }
+}
+
+impl GraphOperation for FollowLink {
+    type Output = MessagePage;
+
+    fn what(&self) -> &str {
+        "listing unread messages"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        let url = checked_url(ep, &self.link)?;
+        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+    }
+
+    fn parse(&self, ep: &Endpoint, response: &Response) -> Result<MessagePage, Error> {
+        parse_message_page(ep, response.json()?)
+    }
 }
 
 /// `GET …/messages/{id}/$value`: the message as RFC 822 MIME.
-pub fn get_mime(ep: &Endpoint, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    request(
-        http::Method::GET,
-        &ep.mailbox_url(&["messages", id, "$value"]),
-        None,
-    )
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GetMime {
+    /// The message id.
+    pub id: String,
 }
 
-/// `PATCH …/messages/{id}` `{"isRead": true}`.
-pub fn mark_read(ep: &Endpoint, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    request(
-        http::Method::PATCH,
-        &with_query(ep.mailbox_url(&["messages", id]), &[("$select", "id")]),
-        json_body(&json!({ "isRead": true })),
-    )
+impl GetMime {
+    /// Downloads message `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        GetMime { id: id.into() }
+    }
 }
 
-/// `POST …/messages/{id}/move` `{"destinationId": …}` → 201 with the moved message.
-pub fn move_message(ep: &Endpoint, id: &str, dest: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    request(
-        http::Method::POST,
-        &ep.mailbox_url(&["messages", id, "move"]),
-        json_body(&json!({ "destinationId": dest })),
-    )
+impl GraphOperation for GetMime {
+    type Output = Vec<u8>;
+
+    fn what(&self) -> &str {
+        "downloading a message"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        Ok(OpRequest::new(
+            http::Method::GET,
+            ep.mailbox_url(&["messages", &self.id, "$value"]),
+            Body::Empty,
+        ))
+    }
+
+    /// The MIME bytes (`text/plain`, `message/rfc822` or `application/octet-stream`; an empty
+    /// body is for the caller to judge).
+    fn parse(&self, _: &Endpoint, response: &Response) -> Result<Vec<u8>, Error> {
+        response.mime().map(<[u8]>::to_vec)
+    }
+}
+
+/// `PATCH …/messages/{id}?$select=id` `{"isRead": true}`. The answer's body is not read: an
+/// acknowledgement needs only its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MarkRead {
+    /// The message id.
+    pub id: String,
+}
+
+impl MarkRead {
+    /// Marks message `id` read.
+    pub fn new(id: impl Into<String>) -> Self {
+        MarkRead { id: id.into() }
+    }
+}
+
+impl GraphOperation for MarkRead {
+    type Output = ();
+
+    fn what(&self) -> &str {
+        "marking a message read"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        Ok(OpRequest::new(
+            http::Method::PATCH,
+            with_query(
+                ep.mailbox_url(&["messages", &self.id]),
+                &[("$select", "id")],
+            ),
+            Body::Json(json!({ "isRead": true })),
+        ))
+    }
+
+    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// `POST …/messages/{id}/move` `{"destinationId": …}` → 201 with the moved message (not read).
+/// Declared [`Idempotency::Safe`]: ids are immutable, so a repeat after a lost answer finds the
+/// message already gone from its folder (404), which is no second move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MoveMessage {
+    /// The message id.
+    pub id: String,
+    /// The destination folder's id or well-known name.
+    pub destination: String,
+}
+
+impl MoveMessage {
+    /// Moves message `id` to `destination`.
+    pub fn new(id: impl Into<String>, destination: impl Into<String>) -> Self {
+        MoveMessage {
+            id: id.into(),
+            destination: destination.into(),
+        }
+    }
+}
+
+impl GraphOperation for MoveMessage {
+    type Output = ();
+
+    fn what(&self) -> &str {
+        "moving a message"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        Ok(OpRequest::new(
+            http::Method::POST,
+            ep.mailbox_url(&["messages", &self.id, "move"]),
+            Body::Json(json!({ "destinationId": self.destination })),
+        ))
+    }
+
+    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// `DELETE …/messages/{id}` → 204 (a soft delete).
-pub fn delete_message(ep: &Endpoint, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
-    request(
-        http::Method::DELETE,
-        &ep.mailbox_url(&["messages", id]),
-        None,
-    )
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeleteMessage {
+    /// The message id.
+    pub id: String,
+}
+
+impl DeleteMessage {
+    /// Deletes message `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        DeleteMessage { id: id.into() }
+    }
+}
+
+impl GraphOperation for DeleteMessage {
+    type Output = ();
+
+    fn what(&self) -> &str {
+        "deleting a message"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
+        Ok(OpRequest::new(
+            http::Method::DELETE,
+            ep.mailbox_url(&["messages", &self.id]),
+            Body::Empty,
+        ))
+    }
+
+    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -227,7 +428,7 @@ pub(super) struct RawPage {
 pub(super) fn checked_link(ep: &Endpoint, link: Option<String>) -> Result<Option<String>, Error> {
     match link {
         None => Ok(None),
-        Some(l) => follow_link(ep, &l).map(|_| Some(l)),
+        Some(l) => checked_url(ep, &l).map(|_| Some(l)),
     }
 }
 

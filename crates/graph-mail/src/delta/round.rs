@@ -4,8 +4,8 @@ use connector::{ConnectionLog, Error};
 use url::Url;
 
 use super::{DeltaStore, state_key};
-use crate::api::{self, DeltaItem, MessageMeta};
-use crate::client::{GraphClient, Idempotency};
+use crate::api::{self, DeltaItem, DeltaPage, GraphOperation, MessageMeta};
+use crate::client::GraphClient;
 
 /// The outcome of one delta round.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub(crate) async fn run_round(
     let ep = client.endpoint();
     let usable = saved_link.filter(|l| Url::parse(l).is_ok_and(|u| ep.owns(&u)));
     if let Some(link) = usable {
-        match pages(client, api::follow_delta_link(ep, link)?, log).await {
+        match pages(client, &api::FollowDeltaLink::new(link), log).await {
             Ok((items, delta_link)) => {
                 return Ok(Round {
                     items,
@@ -69,7 +69,7 @@ pub(crate) async fn run_round(
             "the saved delta link is not under this endpoint's Graph base: full resync"
         );
     }
-    let (items, delta_link) = pages(client, api::delta(ep, folder)?, log).await?;
+    let (items, delta_link) = pages(client, &api::Delta::new(folder), log).await?;
     Ok(Round {
         items,
         delta_link,
@@ -78,21 +78,23 @@ pub(crate) async fn run_round(
     })
 }
 
+/// Runs `first` and follows its next links up to the delta link: at most [`MAX_PAGES`]
+/// requests.
 async fn pages(
     client: &GraphClient,
-    mut req: http::Request<Vec<u8>>,
+    first: &(dyn GraphOperation<Output = DeltaPage> + Sync),
     log: Option<&ConnectionLog>,
 ) -> Result<(Vec<DeltaItem>, String), Error> {
-    let ep = client.endpoint();
     let mut items = Vec::new();
+    let mut next: Option<api::FollowDeltaLink> = None;
     for _ in 0..MAX_PAGES {
-        let r = client
-            .execute_logged("reading folder changes", req, Idempotency::Safe, log, true)
-            .await?;
-        let page = api::parse_delta_page(ep, r.json()?)?;
+        let page = match &next {
+            None => client.execute_logged(first, log).await?,
+            Some(op) => client.execute_logged(op, log).await?,
+        };
         items.extend(page.items);
         match (page.next_link, page.delta_link) {
-            (Some(next), _) => req = api::follow_delta_link(ep, &next)?,
+            (Some(link), _) => next = Some(api::FollowDeltaLink::new(link)),
             (None, Some(delta)) => return Ok((items, delta)),
             (None, None) => return Err(Error::bad_response("a delta page without links")),
         }
