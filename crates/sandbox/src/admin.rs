@@ -633,9 +633,9 @@ impl Admin {
         self.state.faults().fired()
     }
 
-    /// Faults injected since the plan was set, per protocol and kind (see
-    /// [`FaultController::fired_by_kind`](crate::faults::FaultController::fired_by_kind)).
-    pub fn faults_fired_by_kind(&self) -> Vec<(crate::faults::Protocol, &'static str, u64)> {
+    /// Faults injected since the plan was set, per protocol and
+    /// [`FaultKind::name`](crate::FaultKind::name); kinds that never fired are absent.
+    pub fn faults_fired_by_kind(&self) -> Vec<(crate::Protocol, &'static str, u64)> {
         self.state.faults().fired_by_kind()
     }
 

@@ -24,7 +24,7 @@ use crate::tenant::{ApiResource, Mailbox};
 
 /// The endpoint family a token is presented to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     /// Microsoft Graph (`aud` = `https://graph.microsoft.com`).
     Graph,
     /// EWS (`aud` = `https://outlook.office365.com`).
@@ -35,7 +35,7 @@ pub enum Resource {
 
 impl Resource {
     /// The API the token must be for.
-    pub fn api(self) -> ApiResource {
+    pub(crate) fn api(self) -> ApiResource {
         match self {
             Resource::Graph => ApiResource::Graph,
             Resource::Ews | Resource::Smtp => ApiResource::Exchange,
@@ -45,7 +45,7 @@ impl Resource {
 
 /// Who is calling.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PrincipalKind {
+pub(crate) enum PrincipalKind {
     /// A user signed in to an app (delegated permissions).
     Delegated {
         /// The signed-in user's primary SMTP address.
@@ -64,7 +64,7 @@ pub enum PrincipalKind {
 
 /// An authenticated caller. Cloning is cheap.
 #[derive(Clone)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// Client (app) id.
     pub app_id: String,
     /// Tenant id.
@@ -73,8 +73,6 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// The resource the token was accepted for.
     pub resource: Resource,
-    /// Unique token id (`uti`), for logs.
-    pub token_id: String,
     state: AppState,
 }
 
@@ -92,7 +90,7 @@ impl std::fmt::Debug for Principal {
 /// Why a token was refused (the `reason` of an [`AuthFailure`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AuthFailureReason {
+pub(crate) enum AuthFailureReason {
     /// No `Authorization: Bearer` header.
     MissingToken,
     /// Not a JWT, or unreadable claims.
@@ -117,8 +115,9 @@ pub enum AuthFailureReason {
 
 /// A refused token: what to put in the 401.
 #[derive(Clone, Debug)]
-pub struct AuthFailure {
+pub(crate) struct AuthFailure {
     /// Machine-readable reason.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the unit tests only"))]
     pub reason: AuthFailureReason,
     /// Human-readable description (safe to show; never contains the token).
     pub description: String,
@@ -128,7 +127,7 @@ pub struct AuthFailure {
 
 impl AuthFailure {
     /// The Graph error code for the 401 body (`InvalidAuthenticationToken`).
-    pub fn graph_code(&self) -> &'static str {
+    pub(crate) fn graph_code(&self) -> &'static str {
         "InvalidAuthenticationToken"
     }
 }
@@ -136,7 +135,7 @@ impl AuthFailure {
 /// Why an authenticated principal may not do something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AccessDeniedKind {
+pub(crate) enum AccessDeniedKind {
     /// The mailbox does not exist (Graph 404 `ErrorInvalidUser` / EWS `ErrorNonExistentMailbox`).
     MailboxNotFound,
     /// The token lacks the needed scope/role (403 `ErrorAccessDenied`).
@@ -151,7 +150,7 @@ pub enum AccessDeniedKind {
 
 /// A permission denial.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccessDenied {
+pub(crate) struct AccessDenied {
     /// Why.
     pub kind: AccessDeniedKind,
     /// Human-readable message.
@@ -167,7 +166,7 @@ impl AccessDenied {
     }
 
     /// The Exchange/Graph error code for this denial.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self.kind {
             AccessDeniedKind::MailboxNotFound => "ErrorInvalidUser",
             AccessDeniedKind::SendAsDenied => "ErrorSendAsDenied",
@@ -176,7 +175,7 @@ impl AccessDenied {
     }
 
     /// The HTTP status Graph uses for this denial (404 or 403).
-    pub fn http_status(&self) -> u16 {
+    pub(crate) fn http_status(&self) -> u16 {
         match self.kind {
             AccessDeniedKind::MailboxNotFound => 404,
             _ => 403,
@@ -186,7 +185,7 @@ impl AccessDenied {
 
 /// The outcome of [`Principal::may_send_as`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendAs {
+pub(crate) struct SendAs {
     /// Primary address of the mailbox sending (whose Sent Items get the copy).
     pub mailbox: String,
     /// Primary address of the mailbox named in From (may equal `mailbox`).
@@ -211,7 +210,7 @@ fn challenge(state: &AppState, resource: Resource, error_description: &str) -> S
 }
 
 /// Validates the bearer token in `headers` for `resource`. See the module documentation.
-pub fn authenticate(
+pub(crate) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     resource: Resource,
@@ -239,7 +238,7 @@ pub fn authenticate(
 }
 
 /// Validates a raw access token (for SMTP AUTH XOAUTH2, which carries it outside HTTP headers).
-pub fn authenticate_bearer(
+pub(crate) fn authenticate_bearer(
     state: &AppState,
     token: &str,
     resource: Resource,
@@ -370,7 +369,6 @@ fn authenticate_token(
         tenant_id,
         kind,
         resource,
-        token_id: claims.uti,
         state: state.clone(),
     })
 }
@@ -384,7 +382,7 @@ enum Access {
 
 impl Principal {
     /// Whether the principal holds any of these permission names (case-insensitive).
-    pub fn has_any(&self, names: &[&str]) -> bool {
+    pub(crate) fn has_any(&self, names: &[&str]) -> bool {
         let set = match &self.kind {
             PrincipalKind::Delegated { scopes, .. } => scopes,
             PrincipalKind::App { roles } => roles,
@@ -394,7 +392,7 @@ impl Principal {
     }
 
     /// The signed-in user's primary address (delegated tokens only).
-    pub fn user(&self) -> Option<&str> {
+    pub(crate) fn user(&self) -> Option<&str> {
         match &self.kind {
             PrincipalKind::Delegated { user, .. } => Some(user),
             PrincipalKind::App { .. } => None,
@@ -402,7 +400,7 @@ impl Principal {
     }
 
     /// Whether this is an app-only principal.
-    pub fn is_app(&self) -> bool {
+    pub(crate) fn is_app(&self) -> bool {
         matches!(self.kind, PrincipalKind::App { .. })
     }
 
@@ -487,12 +485,12 @@ impl Principal {
     }
 
     /// May the principal read `mailbox` (address, alias, UPN or id)? Returns its primary address.
-    pub fn may_read(&self, mailbox: &str) -> Result<String, AccessDenied> {
+    pub(crate) fn may_read(&self, mailbox: &str) -> Result<String, AccessDenied> {
         self.check(mailbox, Access::Read)
     }
 
     /// May the principal change `mailbox` (flags, move, delete, drafts)? Returns its primary.
-    pub fn may_write(&self, mailbox: &str) -> Result<String, AccessDenied> {
+    pub(crate) fn may_write(&self, mailbox: &str) -> Result<String, AccessDenied> {
         self.check(mailbox, Access::Write)
     }
 
@@ -501,7 +499,11 @@ impl Principal {
     /// `from_address` may be the mailbox's own primary address or alias, or another mailbox on
     /// which the sending user (delegated) or the mailbox itself holds Send As / Send on Behalf.
     /// App-only principals with `Mail.Send` may send as any mailbox (subject to policies).
-    pub fn may_send_as(&self, mailbox: &str, from_address: &str) -> Result<SendAs, AccessDenied> {
+    pub(crate) fn may_send_as(
+        &self,
+        mailbox: &str,
+        from_address: &str,
+    ) -> Result<SendAs, AccessDenied> {
         let primary = self.check(mailbox, Access::Send)?;
         let now = self.state.clock().now_unix();
         let tenant = self.state.tenant();

@@ -1,15 +1,15 @@
 //! Mail routing and delivery: what happens to a message addressed to the tenant.
 //!
-//! Routing follows the tenant ([`route`]): primary addresses and active aliases reach their
+//! Routing follows the tenant: primary addresses and active aliases reach their
 //! mailbox; an alias still within its propagation delay is refused (a non-delivery report for
 //! internal senders, `550 5.1.1` over SMTP); `local+tag@domain` reaches `local@domain` only when
 //! plus addressing is on and only for mailboxes (not groups); group addresses expand to their
 //! members; unknown addresses in the tenant's domains are refused; other domains are external
 //! and recorded in the outbox.
 //!
-//! Entry points: [`deliver`] (SMTP and admin injection: the envelope decides), and [`submit`]
-//! (internal send from a mailbox — Graph `sendMail`, EWS `CreateItem` with `SendAndSaveCopy` —
-//! where the headers decide).
+//! Mail arrives in two ways: delivery with an envelope (SMTP and [`crate::Admin::inject`]: the
+//! envelope decides), and internal submission from a mailbox (Graph `sendMail`, EWS `CreateItem`
+//! with `SendAndSaveCopy`), where the headers decide. Both report a [`DeliveryReport`].
 //!
 //! # Stamped headers
 //!
@@ -38,7 +38,7 @@
 //! `action=none` throughout because the sandbox acts on no verdict: a failing message is still
 //! delivered to the inbox. The sender IP is always `127.0.0.1`. Any `Authentication-Results` the
 //! message already carried (forged by its sender) stays below, untouched, as in Exchange Online;
-//! readers must trust only the topmost one. Internal mail ([`submit`], or an envelope sender in
+//! readers must trust only the topmost one. Internal mail (internal submission, or an envelope sender in
 //! the tenant's domains) gets none.
 
 use time::OffsetDateTime;
@@ -50,7 +50,7 @@ use crate::tenant::{Resolved, SenderAuthVerdict, Tenant};
 
 /// Where an address goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// Delivered to these mailboxes (primary addresses; several for a group).
     Mailboxes(Vec<String>),
     /// Outside the tenant.
@@ -80,7 +80,7 @@ impl RouteError {
 }
 
 /// Routes one address at time `now` (unix seconds).
-pub fn route(tenant: &Tenant, address: &str, now: i64) -> Result<Route, RouteError> {
+pub(crate) fn route(tenant: &Tenant, address: &str, now: i64) -> Result<Route, RouteError> {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>');
     let Some((local, domain)) = address.rsplit_once('@') else {
         return Err(RouteError::InvalidAddress(address.to_string()));
@@ -120,7 +120,7 @@ pub fn route(tenant: &Tenant, address: &str, now: i64) -> Result<Route, RouteErr
     }
 }
 
-/// Result of [`deliver`] / [`submit`].
+/// Result of a delivery or an internal submission ([`crate::Admin::inject`] returns one).
 #[derive(Clone, Debug, Default)]
 pub struct DeliveryReport {
     /// (recipient as addressed, mailbox primary, stored message) for each delivered copy.
@@ -129,14 +129,14 @@ pub struct DeliveryReport {
     pub rejected: Vec<(String, RouteError)>,
     /// External recipients (recorded in the outbox).
     pub external: Vec<String>,
-    /// The copy saved in Sent Items ([`submit`] with `save_copy`).
+    /// The copy saved in Sent Items (internal submission that saves a copy).
     pub sent_copy: Option<Message>,
 }
 
 /// Errors of [`deliver`] and [`submit`] that affect the whole message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum DeliveryError {
+pub(crate) enum DeliveryError {
     /// Larger than the organisation's maximum message size.
     #[error("552 5.3.4 message size exceeds the limit of {0} bytes")]
     TooLarge(usize),
@@ -210,7 +210,7 @@ fn authentication_results(
 
 /// Delivers a message with an explicit envelope (SMTP, admin injection). Each recipient is routed
 /// independently; refused ones are listed in the report (SMTP refuses them at `RCPT` already).
-pub fn deliver(
+pub(crate) fn deliver(
     state: &AppState,
     envelope_from: &str,
     recipients: &[String],
@@ -406,7 +406,7 @@ fn remove_header(mime: &[u8], name: &str) -> Vec<u8> {
 ///   that mailbox's primary address (on both the delivered and the saved copies).
 /// - `Date` and `Message-ID` are added when missing.
 /// - Refused internal recipients produce a non-delivery report in `from_mailbox`'s inbox.
-pub fn submit(
+pub(crate) fn submit(
     state: &AppState,
     from_mailbox: &str,
     mime: &[u8],

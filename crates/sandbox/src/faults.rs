@@ -56,9 +56,10 @@ pub enum FaultKind {
         /// Back-off in milliseconds.
         back_off_ms: u64,
     },
-    /// Drop the connection mid-response (see [`reset_response`]).
+    /// Drop the connection mid-response: a few body bytes, then the connection fails (the client
+    /// sees a reset or an incomplete message).
     ResetConnection,
-    /// Answer normally but only after this many milliseconds (applied inside [`AppState::admit`](crate::AppState::admit)).
+    /// Answer normally but only after this many milliseconds (applied when the request is admitted).
     Slow {
         /// Delay in milliseconds.
         millis: u64,
@@ -180,7 +181,7 @@ impl Default for ThrottleConfig {
 
 /// The result of [`AppState::admit`](crate::AppState::admit).
 #[derive(Debug)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Serve the request; keep the guard until the response is built.
     Proceed(AdmissionGuard),
     /// Throttled by the limits; wait this long.
@@ -194,7 +195,7 @@ pub enum Admission {
 
 /// Holds a concurrency slot; releases it when dropped.
 #[derive(Debug)]
-pub struct AdmissionGuard {
+pub(crate) struct AdmissionGuard {
     slot: Option<(Windows, Key)>,
 }
 
@@ -232,7 +233,7 @@ struct PlanState {
 
 /// The fault and throttling controller held by [`AppState`](crate::AppState).
 #[derive(Debug)]
-pub struct FaultController {
+pub(crate) struct FaultController {
     plan: Mutex<PlanState>,
     throttle: Mutex<ThrottleConfig>,
     windows: Arc<Mutex<HashMap<Key, Window>>>,
@@ -257,7 +258,7 @@ impl FaultController {
     }
 
     /// Replaces the fault plan (resets counters and reseeds the generator).
-    pub fn set_plan(&self, plan: FaultPlan) {
+    pub(crate) fn set_plan(&self, plan: FaultPlan) {
         let mut p = lock(&self.plan);
         p.rng = rand::rngs::StdRng::seed_from_u64(plan.seed);
         p.seen = vec![0; plan.rules.len()];
@@ -266,19 +267,14 @@ impl FaultController {
         p.by_kind.clear();
     }
 
-    /// The current plan.
-    pub fn plan(&self) -> FaultPlan {
-        lock(&self.plan).plan.clone()
-    }
-
     /// Number of faults injected since the plan was set.
-    pub fn fired(&self) -> u64 {
+    pub(crate) fn fired(&self) -> u64 {
         lock(&self.plan).fired
     }
 
     /// Faults injected since the plan was set, per protocol and [`FaultKind::name`]; kinds
     /// that never fired are absent.
-    pub fn fired_by_kind(&self) -> Vec<(Protocol, &'static str, u64)> {
+    pub(crate) fn fired_by_kind(&self) -> Vec<(Protocol, &'static str, u64)> {
         lock(&self.plan)
             .by_kind
             .iter()
@@ -287,12 +283,12 @@ impl FaultController {
     }
 
     /// Replaces the throttling limits.
-    pub fn set_throttle(&self, cfg: ThrottleConfig) {
+    pub(crate) fn set_throttle(&self, cfg: ThrottleConfig) {
         *lock(&self.throttle) = cfg;
     }
 
     /// The throttling limits.
-    pub fn throttle(&self) -> ThrottleConfig {
+    pub(crate) fn throttle(&self) -> ThrottleConfig {
         lock(&self.throttle).clone()
     }
 
@@ -384,7 +380,7 @@ impl FaultController {
 /// A response whose body sends a few bytes and then fails, so the server drops the connection
 /// mid-response (the client sees a reset / incomplete message). Use for
 /// [`FaultKind::ResetConnection`].
-pub fn reset_response() -> axum::response::Response {
+pub(crate) fn reset_response() -> axum::response::Response {
     let body = axum::body::Body::new(BrokenBody { sent: false });
     let mut resp = axum::response::Response::new(body);
     resp.headers_mut().insert(

@@ -47,7 +47,8 @@
 //!
 //! serves HTTPS with a freshly generated CA and server certificate (for `localhost` and
 //! `127.0.0.1`) and writes the CA certificate to `sandbox-ca.pem` so real clients (MSAL,
-//! exchangelib) can trust it. The admin API is then available over HTTP as JSON, see [`admin`].
+//! exchangelib) can trust it. The admin API is then available over HTTP as JSON, see
+//! [Admin API over HTTP](#admin-api-over-http).
 //!
 //! # Recipes for tests
 //!
@@ -96,36 +97,45 @@
 //! Expiry (tokens, secrets, codes), alias propagation and throttling windows read the sandbox
 //! clock, which tests move with [`Admin::advance_clock`] instead of sleeping.
 //!
+//! # Where things are
+//!
+//! What a test or demo needs is at the crate root: [`Sandbox`] and its builder, [`Seed`], the
+//! [`Admin`] handle and its [`AdminCommand`]s, fault plans ([`FaultPlan`], [`ThrottleConfig`]) and
+//! [`MintRequest`]. Four modules hold what an integrator reads back: [`store`] (the mail store
+//! behind Graph and EWS), [`tenant`] (the tenant model), [`delivery`] (what a delivery reports
+//! and what it stamps on a message) and [`reqlog`] (the request log); [`identity`] documents the
+//! identity endpoints. Each public type has exactly one path.
+//!
 //! # Keys
 //!
 //! Tokens are RS256 JWTs signed with a fixed RSA key embedded in this crate. It is a public,
 //! non-secret emulator key: anyone can mint tokens the sandbox accepts, which is the point.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod admin;
+// One path per public type (see "Where things are" above). The private modules are the
+// emulator's insides; tests that reach into them are unit tests (`src/tests/`).
+mod admin;
 mod admin_guard;
-pub mod auth;
+mod auth;
 pub mod delivery;
-pub mod faults;
+mod faults;
 pub mod identity;
 mod locks;
 mod outbox;
 pub mod reqlog;
 mod server;
 mod smtp;
-pub mod state;
+mod state;
 pub mod store;
 pub mod tenant;
 
-pub(crate) mod ews;
-pub(crate) mod graph;
+mod ews;
+mod graph;
 
-pub use admin::{Admin, AdminCommand, AdminError};
+pub use admin::{Admin, AdminCommand, AdminError, AdminOutcome};
 pub use faults::{FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger};
 pub use identity::mint::{MintRequest, TokenKind};
-pub use reqlog::RequestLogSnapshot;
 pub use server::{Sandbox, SandboxBuilder, StartError, TlsOptions};
-pub use state::AppState;
 pub use tenant::apps::ApiResource;
 pub use tenant::org::SenderAuthVerdict;
 pub use tenant::seed::{Seed, SeedError};
@@ -133,10 +143,10 @@ pub use tenant::seed::{Seed, SeedError};
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "sandbox";
 
+// Lets the integration tests' helpers (`tests/it/common.rs`, shared with the unit tests in
+// `src/tests/`) name this crate `sandbox` from inside it.
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn crate_name_matches_package() {
-        assert_eq!(super::CRATE_NAME, env!("CARGO_PKG_NAME"));
-    }
-}
+extern crate self as sandbox;
+
+#[cfg(test)]
+mod tests;

@@ -36,7 +36,7 @@ type OpKey = (String, String, String, u16);
 
 /// Counts per endpoint and status.
 #[derive(Debug, Default)]
-pub struct RequestLog {
+pub(crate) struct RequestLog {
     counts: Mutex<BTreeMap<(String, String, u16), u64>>,
     operations: Mutex<BTreeMap<OpKey, u64>>,
 }
@@ -140,7 +140,7 @@ fn is_token_path(path: &str) -> bool {
 
 impl RequestLog {
     /// Records one request.
-    pub fn record(&self, method: &str, path: &str, status: u16) {
+    pub(crate) fn record(&self, method: &str, path: &str, status: u16) {
         *lock(&self.counts)
             .entry((method.to_string(), path.to_string(), status))
             .or_insert(0) += 1;
@@ -148,7 +148,7 @@ impl RequestLog {
 
     /// Records one EWS request of SOAP operation `operation` (also counted by [`Self::record`]).
     /// Past [`MAX_OPERATIONS`] distinct names, new names are pooled as [`OTHER_OPERATION`].
-    pub fn record_operation(&self, method: &str, path: &str, operation: &str, status: u16) {
+    pub(crate) fn record_operation(&self, method: &str, path: &str, operation: &str, status: u16) {
         let mut ops = lock(&self.operations);
         let known = operation == OTHER_OPERATION || ops.keys().any(|k| k.2 == operation);
         let distinct = if known {
@@ -169,7 +169,7 @@ impl RequestLog {
     }
 
     /// A copy of the counts.
-    pub fn snapshot(&self) -> RequestLogSnapshot {
+    pub(crate) fn snapshot(&self) -> RequestLogSnapshot {
         RequestLogSnapshot {
             entries: lock(&self.counts)
                 .iter()
@@ -194,7 +194,7 @@ impl RequestLog {
     }
 
     /// Forgets everything counted so far.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         lock(&self.counts).clear();
         lock(&self.operations).clear();
     }
@@ -203,7 +203,7 @@ impl RequestLog {
 /// The SOAP operation of an EWS request body: the local name of the first element inside the
 /// SOAP `Body`, if it is a plausible operation name (ASCII letters, at most 64). quick-xml reads
 /// only up to that element.
-pub fn ews_operation(body: &[u8]) -> Option<String> {
+pub(crate) fn ews_operation(body: &[u8]) -> Option<String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut in_body = false;

@@ -526,8 +526,9 @@ impl Sandbox {
         self.state.reqlog().snapshot()
     }
 
-    /// The shared state (for code inside this crate and its tests).
-    pub fn state(&self) -> &AppState {
+    /// The shared state (for this crate's unit tests).
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &AppState {
         &self.state
     }
 

@@ -22,30 +22,30 @@ use crate::tenant::Tenant;
 /// [`crate::Admin::advance_clock`]) instead of sleeping. Token expiry, alias propagation, device
 /// code expiry and throttling windows all read this clock.
 #[derive(Clone, Debug, Default)]
-pub struct Clock {
+pub(crate) struct Clock {
     offset_secs: Arc<AtomicI64>,
 }
 
 impl Clock {
     /// Current time.
-    pub fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + time::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
     }
 
     /// Current time as unix seconds.
-    pub fn now_unix(&self) -> i64 {
+    pub(crate) fn now_unix(&self) -> i64 {
         self.now().unix_timestamp()
     }
 
     /// Moves the clock forward by `secs` seconds (negative moves it back).
-    pub fn advance(&self, secs: i64) {
+    pub(crate) fn advance(&self, secs: i64) {
         self.offset_secs.fetch_add(secs, Ordering::SeqCst);
     }
 }
 
 /// Static configuration of a running sandbox.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// Base URL clients use, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub base_url: String,
     /// Who may use the HTTP admin API (Host, Origin, admin token).
@@ -54,7 +54,7 @@ pub struct Config {
 
 /// Shared state of a running sandbox. See the module documentation.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     inner: Arc<Shared>,
 }
 
@@ -80,7 +80,7 @@ struct Shared {
 impl AppState {
     /// Decides whether a request may proceed: the fault plan first (a slow answer waits
     /// here), then the throttling budget. See [`crate::faults`].
-    pub async fn admit(&self, protocol: Protocol, app_id: &str, mailbox: &str) -> Admission {
+    pub(crate) async fn admit(&self, protocol: Protocol, app_id: &str, mailbox: &str) -> Admission {
         let fault = self.faults().pick_fault(protocol, app_id, mailbox);
         match fault {
             Some(FaultKind::Slow { millis }) => {
@@ -123,7 +123,7 @@ impl AppState {
     }
 
     /// Read access to the tenant model. Do not hold the guard across `.await`.
-    pub fn tenant(&self) -> RwLockReadGuard<'_, Tenant> {
+    pub(crate) fn tenant(&self) -> RwLockReadGuard<'_, Tenant> {
         self.inner
             .tenant
             .read()
@@ -131,7 +131,7 @@ impl AppState {
     }
 
     /// Write access to the tenant model (admin changes). Do not hold the guard across `.await`.
-    pub fn tenant_mut(&self) -> RwLockWriteGuard<'_, Tenant> {
+    pub(crate) fn tenant_mut(&self) -> RwLockWriteGuard<'_, Tenant> {
         self.inner
             .tenant
             .write()
@@ -139,17 +139,17 @@ impl AppState {
     }
 
     /// The mail store.
-    pub fn store(&self) -> &MailStore {
+    pub(crate) fn store(&self) -> &MailStore {
         &self.inner.store
     }
 
     /// The fault injection and throttling controller (see [`AppState::admit`]).
-    pub fn faults(&self) -> &FaultController {
+    pub(crate) fn faults(&self) -> &FaultController {
         &self.inner.faults
     }
 
     /// The request log.
-    pub fn reqlog(&self) -> &RequestLog {
+    pub(crate) fn reqlog(&self) -> &RequestLog {
         &self.inner.reqlog
     }
 
@@ -159,17 +159,17 @@ impl AppState {
     }
 
     /// The clock.
-    pub fn clock(&self) -> &Clock {
+    pub(crate) fn clock(&self) -> &Clock {
         &self.inner.clock
     }
 
     /// Configuration (base URL).
-    pub fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.inner.config
     }
 
     /// Base URL without trailing slash, e.g. `http://127.0.0.1:41234`.
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         &self.inner.config.base_url
     }
 

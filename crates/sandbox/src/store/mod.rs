@@ -15,7 +15,7 @@
 //! [`MailStore::changes_since`] summarises it for Graph delta and EWS `SyncFolderItems`.
 //!
 //! Callers pass the mailbox's *primary* address (resolve aliases through the tenant first,
-//! e.g. with [`crate::auth::Principal::may_read`] which returns it).
+//! e.g. with [`Tenant::mailbox`](crate::tenant::Tenant::mailbox), whose `mail` it is).
 //!
 //! The store's modules: the message properties derived from MIME (`props`), the queries and
 //! results of its operations (`query`), one mailbox's folders, messages and change journal

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests and the unit tests in `src/tests/`.
 #![allow(dead_code)]
 
 use base64::Engine as _;
@@ -191,4 +191,42 @@ pub(crate) fn public_app(id: &str, delegated: &[&str]) -> sandbox::tenant::AppRe
         .map(|p| sandbox::tenant::Permission::parse(p).expect("perm"))
         .collect();
     app
+}
+
+/// The messages in `mailbox`'s Inbox.
+pub(crate) fn inbox(sb: &sandbox::Sandbox, mailbox: &str) -> Vec<sandbox::store::Message> {
+    sb.admin()
+        .store()
+        .list(
+            mailbox,
+            Some("inbox"),
+            &sandbox::store::ListQuery::default(),
+        )
+        .unwrap()
+        .items
+}
+
+/// Header (name, value) pairs of a stored message, in order, as they are in its MIME.
+pub(crate) fn headers(mime: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(mime);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push_str(line);
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            out.push((n.to_string(), v.trim_start().to_string()));
+        }
+    }
+    out
+}
+
+/// The `Authentication-Results` values among `h`, topmost first.
+pub(crate) fn auth_results(h: &[(String, String)]) -> Vec<&str> {
+    h.iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, v)| v.as_str())
+        .collect()
 }

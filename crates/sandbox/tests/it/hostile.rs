@@ -1,7 +1,6 @@
 //! Hostile input never panics: arbitrary MIME, addresses, seeds, tokens and forms.
 
 use proptest::prelude::*;
-use sandbox::auth::{Resource, authenticate_bearer};
 use sandbox::store::MessageProps;
 
 proptest! {
@@ -20,12 +19,6 @@ proptest! {
     }
 
     #[test]
-    fn routing_never_panics(addr in "[ -~]{0,80}") {
-        let seed = sandbox::Seed::demo();
-        let _ = sandbox::delivery::route(seed.tenant(), &addr, 0);
-    }
-
-    #[test]
     fn seed_parsing_never_panics(s in "[ -~\n]{0,400}") {
         let _ = sandbox::Seed::from_toml_str(&s);
         let _ = sandbox::Seed::from_json_str(&s);
@@ -34,18 +27,5 @@ proptest! {
     #[test]
     fn permission_parsing_never_panics(s in "[ -~]{0,80}") {
         let _ = sandbox::tenant::Permission::parse(&s);
-    }
-}
-
-#[tokio::test]
-async fn garbage_tokens_are_refused_not_panicked_on() {
-    let sb = crate::common::start().await;
-    let mut runner = proptest::test_runner::TestRunner::default();
-    let strat = "[A-Za-z0-9_.=-]{0,300}";
-    for _ in 0..200 {
-        let t = proptest::strategy::ValueTree::current(
-            &proptest::strategy::Strategy::new_tree(&strat, &mut runner).unwrap(),
-        );
-        assert!(authenticate_bearer(sb.state(), &t, Resource::Graph).is_err());
     }
 }

@@ -1,6 +1,5 @@
 //! Integration tests of the sandbox (one binary to keep link time down).
 
-mod access;
 mod admin_http;
 mod common;
 mod ews;

@@ -1,11 +1,7 @@
-//! SMTP delivery and routing, internal submission, faults and throttling, the request log, TLS and
-//! seeds.
+//! SMTP delivery and routing, admin injection, token-endpoint faults, the request log, TLS and
+//! seeds. (Internal submission and the fault controller's admission are checked at their entry
+//! points in `src/tests/platform.rs`.)
 
-use std::time::Duration;
-
-use sandbox::faults::{
-    Admission, FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger,
-};
 use sandbox::store::ListQuery;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
@@ -50,14 +46,6 @@ impl Smtp {
             .unwrap();
         self.reply().await
     }
-}
-
-fn inbox(sb: &sandbox::Sandbox, mailbox: &str) -> Vec<sandbox::store::Message> {
-    sb.admin()
-        .store()
-        .list(mailbox, Some("inbox"), &ListQuery::default())
-        .unwrap()
-        .items
 }
 
 #[tokio::test]
@@ -249,89 +237,6 @@ async fn smtp_size_cap_plus_addressing_switch_and_alias_propagation() {
 }
 
 #[tokio::test]
-async fn internal_submit_rewrites_from_strips_bcc_records_outbox_and_ndrs() {
-    let sb = start().await;
-    let st = sb.state();
-    let mime = b"From: Billing <billing@contoso.example>\r\nTo: adele.vance@contoso.example, partner@fabrikam.example\r\nCc: nobody@contoso.example\r\nBcc: alex.wilber@contoso.example\r\nSubject: Your invoice\r\n\r\nSee attached.\r\n";
-    let report = sandbox::delivery::submit(st, "helpdesk@contoso.example", mime, true).unwrap();
-    assert_eq!(
-        report.external,
-        vec!["partner@fabrikam.example".to_string()]
-    );
-    assert_eq!(report.rejected.len(), 1);
-    let adele = inbox(&sb, "adele.vance@contoso.example");
-    let got = adele
-        .iter()
-        .find(|m| m.props.subject == "Your invoice")
-        .unwrap();
-    assert_eq!(
-        got.props.from.as_ref().unwrap().address,
-        "helpdesk@contoso.example",
-        "alias rewritten to primary"
-    );
-    assert!(got.props.bcc.is_empty() && got.props.header("Bcc").is_none());
-    assert!(
-        got.props.internet_message_id.is_some() && got.props.sent.is_some(),
-        "Message-ID and Date added"
-    );
-    assert!(
-        inbox(&sb, "alex.wilber@contoso.example")
-            .iter()
-            .any(|m| m.props.subject == "Your invoice"),
-        "Bcc recipient gets a copy"
-    );
-    let sent = sb
-        .admin()
-        .store()
-        .list(
-            "helpdesk@contoso.example",
-            Some("sentitems"),
-            &ListQuery::default(),
-        )
-        .unwrap()
-        .items;
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].props.bcc.len(), 1, "Sent Items keeps Bcc");
-    let outbox = sb.admin().outbox();
-    assert_eq!(outbox.len(), 1);
-    assert_eq!(
-        outbox[0].recipients,
-        vec!["partner@fabrikam.example".to_string()]
-    );
-    assert!(
-        inbox(&sb, "helpdesk@contoso.example")
-            .iter()
-            .any(|m| m.props.subject == "Undeliverable: Your invoice"),
-        "NDR for the unknown internal recipient"
-    );
-    // With SendFromAliasEnabled the alias is kept.
-    sb.admin().update_org(|o| o.send_from_alias_enabled = true);
-    let mime = b"From: billing@contoso.example\r\nTo: adele.vance@contoso.example\r\nSubject: kept alias\r\n\r\nx\r\n";
-    sandbox::delivery::submit(st, "helpdesk@contoso.example", mime, false).unwrap();
-    let got = inbox(&sb, "adele.vance@contoso.example")
-        .into_iter()
-        .find(|m| m.props.subject == "kept alias")
-        .unwrap();
-    assert_eq!(
-        got.props.from.as_ref().unwrap().address,
-        "billing@contoso.example"
-    );
-    assert!(matches!(
-        sandbox::delivery::submit(st, "nobody@contoso.example", mime, false),
-        Err(sandbox::delivery::DeliveryError::UnknownSender(_))
-    ));
-    assert!(matches!(
-        sandbox::delivery::submit(
-            st,
-            "helpdesk@contoso.example",
-            b"Subject: none\r\n\r\nx",
-            false
-        ),
-        Err(sandbox::delivery::DeliveryError::NoRecipients)
-    ));
-}
-
-#[tokio::test]
 async fn admin_inject_and_seed_messages() {
     let sb = start().await;
     let seeded = inbox(&sb, "helpdesk@contoso.example");
@@ -379,133 +284,6 @@ async fn admin_inject_and_seed_messages() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-}
-
-async fn admit_sequence(sb: &sandbox::Sandbox, n: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let a = sb
-            .state()
-            .admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
-            .await;
-        out.push(match a {
-            Admission::Proceed(_) => "ok".to_string(),
-            Admission::Throttled { retry_after } => format!("429/{}", retry_after.as_secs()),
-            Admission::Fault(f) => format!("{f:?}"),
-        });
-    }
-    out
-}
-
-#[tokio::test]
-async fn fault_plans_are_deterministic() {
-    let sb = start().await;
-    let plan = FaultPlan {
-        seed: 42,
-        rules: vec![
-            FaultRule::next(
-                Protocol::Graph,
-                2,
-                FaultKind::Throttle {
-                    retry_after_secs: 3,
-                },
-            ),
-            FaultRule::rate(Protocol::Graph, 0.5, FaultKind::ServerError503),
-        ],
-    };
-    sb.admin().set_faults(plan.clone());
-    let a = admit_sequence(&sb, 30).await;
-    assert_eq!(&a[..2], &["429/3", "429/3"]);
-    let errors = a[2..].iter().filter(|s| s.contains("503")).count();
-    assert!(
-        errors > 3 && errors < 25,
-        "rate 0.5 over 28 requests: {errors}"
-    );
-    sb.admin().set_faults(plan);
-    let b = admit_sequence(&sb, 30).await;
-    assert_eq!(a, b, "same seed, same sequence");
-    // Filters: EWS requests are not affected by Graph rules; After{skip,count}.
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            protocol: Some(Protocol::Graph),
-            app_id: None,
-            mailbox: None,
-            trigger: Trigger::After { skip: 1, count: 1 },
-            fault: FaultKind::GatewayTimeout504,
-        }],
-    });
-    let ews = sb
-        .state()
-        .admit(Protocol::Ews, DEMO_APP, "helpdesk@contoso.example")
-        .await;
-    assert!(matches!(ews, Admission::Proceed(_)));
-    assert_eq!(
-        admit_sequence(&sb, 3).await,
-        vec!["ok", "GatewayTimeout504", "ok"]
-    );
-    assert_eq!(sb.admin().faults_fired(), 1);
-}
-
-#[tokio::test]
-async fn concurrency_and_budget_throttling() {
-    let sb = start().await;
-    let st = sb.state();
-    let mut guards = Vec::new();
-    for _ in 0..4 {
-        match st
-            .admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
-            .await
-        {
-            Admission::Proceed(g) => guards.push(g),
-            other => panic!("expected a slot, got {other:?}"),
-        }
-    }
-    assert!(matches!(
-        st.admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
-            .await,
-        Admission::Throttled { .. }
-    ));
-    // Another mailbox has its own slots.
-    assert!(matches!(
-        st.admit(Protocol::Graph, DEMO_APP, "adele.vance@contoso.example")
-            .await,
-        Admission::Proceed(_)
-    ));
-    guards.pop();
-    assert!(matches!(
-        st.admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
-            .await,
-        Admission::Proceed(_)
-    ));
-    drop(guards);
-    sb.admin().set_throttle(ThrottleConfig {
-        budget: Some(3),
-        window_secs: 60,
-        ..ThrottleConfig::default()
-    });
-    for _ in 0..3 {
-        assert!(matches!(
-            st.admit(Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example")
-                .await,
-            Admission::Proceed(_)
-        ));
-    }
-    match st
-        .admit(Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example")
-        .await
-    {
-        Admission::Throttled { retry_after } => {
-            assert!(retry_after <= Duration::from_secs(60) && retry_after >= Duration::from_secs(1))
-        }
-        other => panic!("budget exhausted, got {other:?}"),
-    }
-    sb.admin().advance_clock(61);
-    assert!(matches!(
-        st.admit(Protocol::Graph, DEMO_APP, "alex.wilber@contoso.example")
-            .await,
-        Admission::Proceed(_)
-    ));
 }
 
 #[tokio::test]

@@ -1,13 +1,12 @@
 //! Permission checks of authenticated principals: Exchange rights, shared scopes, send-as,
 //! application access policies, and tokens minted through the admin API.
 
-use sandbox::auth::{AccessDeniedKind, Resource, authenticate};
-use sandbox::tenant::{AppAccessPolicy, PolicyMode};
-use sandbox::{ApiResource, MintRequest, TokenKind};
+use super::common::*;
+use crate::auth::{AccessDeniedKind, Resource, authenticate};
+use crate::tenant::{AppAccessPolicy, PolicyMode};
+use crate::{ApiResource, MintRequest, TokenKind};
 
-use crate::common::*;
-
-fn delegated(sb: &sandbox::Sandbox, user: &str, scopes: &[&str], resource: ApiResource) -> String {
+fn delegated(sb: &crate::Sandbox, user: &str, scopes: &[&str], resource: ApiResource) -> String {
     sb.admin()
         .mint_token(&MintRequest {
             app_id: DEMO_APP.into(),
@@ -21,7 +20,7 @@ fn delegated(sb: &sandbox::Sandbox, user: &str, scopes: &[&str], resource: ApiRe
         .unwrap()
 }
 
-fn app_token(sb: &sandbox::Sandbox, roles: &[&str], resource: ApiResource) -> String {
+fn app_token(sb: &crate::Sandbox, roles: &[&str], resource: ApiResource) -> String {
     sb.admin()
         .mint_token(&MintRequest {
             app_id: DEMO_APP.into(),
