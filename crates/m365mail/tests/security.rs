@@ -226,6 +226,66 @@ async fn acknowledgements_per_recipient_are_capped() {
     t.sb.shutdown().await;
 }
 
+/// The rules the attacks above do not reach, through the binary too: list mail, a colleague
+/// at our own domain and a bounce of our notification that is not a delivery report get no
+/// answer; `reply_to = "from-only"` answers From even for an authenticated sender; a custom
+/// template shows no more of the inbound subject than `subject_max_chars`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_mail_colleagues_bounces_from_only_and_the_subject_cap_through_the_binary() {
+    let t = setup("").await;
+    deliver(&t.sb, "first", "dan@fabrikam.example", "", "hello");
+    run_once_json(BIN, &t.cfg).await;
+    let ours = outbox(&t);
+    assert_eq!(to(&ours), ["dan@fabrikam.example"]);
+    let quoted = ours[0].1.clone();
+    deliver(
+        &t.sb,
+        "list",
+        "ann@fabrikam.example",
+        "List-Unsubscribe: <mailto:leave@lists.fabrikam.example>\r\n",
+        "news",
+    );
+    deliver(&t.sb, "colleague", "colleague@contoso.example", "", "lunch");
+    t.sb.admin()
+        .inject_mime(
+            "helpdesk@contoso.example",
+            &format!(
+                "Message-ID: <bounce@relay.example>\r\nFrom: relay@relay.example\r\n\
+                 To: helpdesk@contoso.example\r\nSubject: Undeliverable\r\n\r\n\
+                 Your message could not be delivered:\r\n\r\n{quoted}"
+            ),
+        )
+        .expect("delivered");
+    let s = run_once_json(BIN, &t.cfg).await;
+    assert_eq!(s["sources"][0]["handled"], 3, "{s}");
+    assert_eq!(s["sources"][0]["notifications_skipped"], 3, "{s}");
+    assert_eq!(outbox(&t).len(), 1, "nothing new answered: {s}");
+    t.sb.shutdown().await;
+
+    let t = setup(
+        "[notifications]\nreply_to = \"from-only\"\nsubject = \"[{project}] Re: {subject}\"\n\
+         subject_max_chars = 20\n",
+    )
+    .await;
+    // fabrikam.example passes authentication in the demo tenant, so only from-only keeps
+    // this Reply-To from being answered.
+    deliver(
+        &t.sb,
+        "long",
+        "eve@fabrikam.example",
+        "Reply-To: tickets@fabrikam.example\r\n",
+        PHISH,
+    );
+    let s = run_once_json(BIN, &t.cfg).await;
+    let sent = outbox(&t);
+    assert_eq!(to(&sent), ["eve@fabrikam.example"], "{s}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(sent[0].1.as_bytes())
+        .expect("parses");
+    assert_eq!(parsed.subject(), Some("[DESK] Re: Your account is lock…"));
+    t.sb.shutdown().await;
+}
+
 /// Broken configurations that each hold a known inline secret: no output of any command
 /// shows it.
 #[test]
