@@ -61,18 +61,24 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod conformance;
-pub mod error;
-pub mod log;
+mod error;
+mod log;
 pub mod memory;
-pub mod message;
+mod message;
 pub mod mime;
-pub mod ping;
+mod ping;
 pub mod retry;
 pub mod token;
-pub mod traits;
+mod traits;
 
-pub use error::{AuthProblem, Delivery, Error, ErrorKind, ResponseDetails};
-pub use log::{ConnectionLog, LogLine};
+// One path per public type: the vocabulary is at the root (`connector::Error`), so the modules
+// that define it are private. `token` is still public: `challenge_params` lives there, and
+// graph-mail imports the token types as `connector::token::X`; once it imports them from the
+// root, `token`'s types should lose their second path too.
+pub use error::{
+    AuthProblem, Delivery, Error, ErrorKind, MAX_BODY_EXCERPT, ResponseDetails, excerpt,
+};
+pub use log::{ConnectionLog, LogLine, scrub};
 pub use message::{
     Acknowledgement, Batch, Cursor, Envelope, MessageId, OutgoingMessage, RawMessage, SendReceipt,
 };

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 /// How many lines a log keeps unless told otherwise.
-pub const DEFAULT_CAPACITY: usize = 200;
+const DEFAULT_CAPACITY: usize = 200;
 
 /// One exchange with a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +220,7 @@ const SECRET_KEYS: &[&str] = &[
 ///
 /// ```
 /// assert_eq!(
-///     connector::log::scrub("401 with Authorization: Bearer abc.def.ghi"),
+///     connector::scrub("401 with Authorization: Bearer abc.def.ghi"),
 ///     "401 with Authorization: [redacted] [redacted]"
 /// );
 /// ```

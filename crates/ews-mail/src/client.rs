@@ -29,7 +29,7 @@ use crate::xml::DEFAULT_MAX_RESPONSE;
 /// The Exchange Online EWS endpoint: no autodiscover needed.
 pub const EXCHANGE_ONLINE: &str = "https://outlook.office365.com/EWS/Exchange.asmx";
 
-pub use connector::token::{AccessToken, Challenge, Refusal, StaticToken, TokenSource};
+pub use connector::{AccessToken, Challenge, Refusal, StaticToken, TokenSource};
 
 /// The password of [`Credentials::BasicOnPremises`], redacted in `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -477,7 +477,7 @@ impl EwsClient {
                     let ctx = CallContext {
                         status: Some(a.status),
                         request_id: request_id(&a.headers).map(|(_, v)| v),
-                        body: (a.status != 200).then(|| connector::error::excerpt(&a.body)),
+                        body: (a.status != 200).then(|| connector::excerpt(&a.body)),
                         maybe_sent: false,
                     };
                     match self.interpret::<O>(&a) {

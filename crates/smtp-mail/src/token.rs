@@ -14,7 +14,7 @@ use connector::Refusal;
 
 use crate::diagnosis::AuthChallenge;
 
-pub use connector::token::{AccessToken, FnTokenSource, StaticToken, TokenSource};
+pub use connector::{AccessToken, FnTokenSource, StaticToken, TokenSource};
 
 /// The delegated scope for SMTP AUTH (`SMTP.Send`, on the Office 365 Exchange Online API).
 pub const DELEGATED_SCOPE: &str = "https://outlook.office.com/SMTP.Send";
