@@ -1,19 +1,4 @@
-//! The durable ledger: what has been handled, acknowledged, notified or parked.
-//!
-//! Sources deliver at least once: a message stays waiting until it is acknowledged, and a crash
-//! between handling and acknowledging hands it out again. The ledger turns that into effectively
-//! exactly-once handling. Before a message is acknowledged its `Handled` entry is written and
-//! synced to disk; a message whose key is already `Handled` is acknowledged without being
-//! handed to the handler again.
-//!
-//! The file is append-only JSON lines; an append returns only once its line is synced to disk.
-//! Appends that arrive while a sync is under way are synced together by the next one (group
-//! commit: one `fdatasync` for many messages handled at once, not one each), and
-//! [`Ledger::append_async`] waits for that on tokio's blocking pool, so the pipeline's tasks
-//! never hold a runtime thread through a disk sync. On open, every complete line is replayed; a
-//! torn last line (a crash mid-write) is ignored and reported, never fatal. Each line is small,
-//! so the file grows by about 200 bytes per message; [`Ledger::compact`] rewrites it with one
-//! line per key.
+//! The durable ledger (documented on [`Ledger`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -176,7 +161,23 @@ struct Shared {
     sync_done: Condvar,
 }
 
-/// The durable ledger. Cloning shares it.
+/// The durable ledger: what has been handled, acknowledged, notified or parked. Cloning shares
+/// it.
+///
+/// Sources deliver at least once: a message stays waiting until it is acknowledged, and a crash
+/// between handling and acknowledging hands it out again. The ledger turns that into effectively
+/// exactly-once handling. Before a message is acknowledged its `Handled` entry is written and
+/// synced to disk; a message whose key is already `Handled` is acknowledged without being
+/// handed to the handler again.
+///
+/// The file is append-only JSON lines; an append returns only once its line is synced to disk.
+/// Appends that arrive while a sync is under way are synced together by the next one (group
+/// commit: one `fdatasync` for many messages handled at once, not one each), and
+/// [`Ledger::append_async`] waits for that on tokio's blocking pool, so the pipeline's tasks
+/// never hold a runtime thread through a disk sync. On open, every complete line is replayed; a
+/// torn last line (a crash mid-write) is ignored and reported, never fatal. Each line is small,
+/// so the file grows by about 200 bytes per message; [`Ledger::compact`] rewrites it with one
+/// line per key.
 #[derive(Clone)]
 pub struct Ledger {
     path: Option<PathBuf>,

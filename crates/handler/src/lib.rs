@@ -61,11 +61,13 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod folder;
-pub mod ledger;
-pub mod notify;
-pub mod pipeline;
-pub mod webhook;
+// One path per public type: everything is at the root (`handler::Pipeline`), the modules that
+// define it are private.
+mod folder;
+mod ledger;
+mod notify;
+mod pipeline;
+mod webhook;
 
 use std::fmt;
 
@@ -73,17 +75,17 @@ use addressing::{Route, SenderChoice};
 use async_trait::async_trait;
 use connector::RawMessage;
 
-pub use folder::FolderHandler;
+pub use folder::{FolderHandler, RoutingRecord};
 pub use ledger::{Entry, Ledger, LedgerError, Record};
 pub use notify::{
-    NOTIFICATION_HEADER, NotificationPolicy, NotificationTemplate, RecipientLimit, ReplyToPolicy,
-    SenderAuthentication, Unauthenticated,
+    DEFAULT_SUBJECT_MAX_CHARS, NOTIFICATION_HEADER, NOTIFICATION_ID_PREFIX, NotificationPolicy,
+    NotificationTemplate, RecipientLimit, ReplyToPolicy, SenderAuthentication, Unauthenticated,
 };
 pub use pipeline::{
-    MessageOutcome, Options, Pipeline, Progress, ProgressObserver, SentNotification, Shutdown,
-    SourceSpec, SourceSummary, Summary,
+    MAX_MIME, MessageOutcome, Options, Pipeline, Progress, ProgressObserver, SentNotification,
+    Shutdown, SourceSpec, SourceSummary, Summary,
 };
-pub use webhook::WebhookHandler;
+pub use webhook::{WebhookError, WebhookHandler};
 
 /// A message handed to a [`Handler`]: raw MIME, a few parsed headers, and its route.
 #[derive(Debug, Clone)]

@@ -1,38 +1,4 @@
-//! Acknowledgement notifications: answer the customer from the address they wrote to, and
-//! never anyone else.
-//!
-//! An acknowledgement is mail the organisation sends to an address taken from a message that
-//! anybody on the Internet can write. Left alone that is a relay: mail with
-//! `From: attacker@evil.example`, `Reply-To: victim@victim.example` and a phishing subject
-//! makes the handler send that subject to the victim, under the organisation's name and from
-//! its own domain. A [`NotificationPolicy`] decides who, if anyone, is answered:
-//!
-//! - **Never an address that is ours**: the pickup mailbox, its aliases and their
-//!   sub-addresses, and any address at one of our domains ([`NotificationPolicy::own_domains`];
-//!   by default the domains of the mailbox and its aliases). Answering one would send the
-//!   acknowledgement into our own mailbox, where it becomes a new ticket.
-//! - **Never a system or list address** (`MAILER-DAEMON`, `postmaster`, `noreply`-style,
-//!   `…-request`, `owner-…`, `…-bounces`), nor mail that says it is automatic or list mail
-//!   (RFC 3834 `Auto-Submitted`, `Precedence`, `List-*` headers, delivery reports).
-//! - **`Reply-To` and `From` together** ([`ReplyToPolicy`]): when they disagree, `Reply-To` is
-//!   answered only if the receiving service authenticated the sender (the topmost
-//!   `Authentication-Results` header, which Exchange Online stamps on mail from outside the
-//!   organisation, says `compauth=pass`, or `dmarc=pass` without a `compauth`); otherwise
-//!   `From` is answered, or nobody ([`Unauthenticated`]).
-//! - **Not our own notifications, replies to them, or bounces of them**: each notification
-//!   carries [`NOTIFICATION_HEADER`] and a `Message-ID` that starts with
-//!   [`NOTIFICATION_ID_PREFIX`]; mail that carries either, refers to such an id in
-//!   `In-Reply-To` / `References`, or quotes it (a bounce that is not a standard delivery
-//!   report), is handed over but never acknowledged, so a responder that ignores RFC 3834
-//!   cannot ping-pong with the handler.
-//! - **At most so many per recipient per period** ([`RecipientLimit`], by default 5 an hour):
-//!   whatever slips through the rules above cannot be used to flood one address.
-//! - **No more of the inbound subject than the template allows**: the default template does
-//!   not echo it at all, and `{subject}` in a custom template is cut to
-//!   [`NotificationTemplate::subject_max_chars`] characters.
-//!
-//! The rate limit is held in memory (shared by every source that uses clones of one policy);
-//! a restart starts it afresh.
+//! Acknowledgement notifications: the rules are documented on [`NotificationPolicy`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -177,7 +143,7 @@ impl SenderAuthentication {
     /// action=none header.from=…;compauth=pass reason=100`.
     ///
     /// ```
-    /// use handler::notify::SenderAuthentication;
+    /// use handler::SenderAuthentication;
     /// let v = "spf=fail smtp.mailfrom=evil.example; dkim=none; dmarc=fail action=none \
     ///          header.from=bank.example;compauth=fail reason=000";
     /// assert_eq!(SenderAuthentication::from_header(v), SenderAuthentication::Fail);
@@ -231,7 +197,43 @@ impl Default for RecipientLimit {
     }
 }
 
-/// Who is answered, and how much: the rules in the [module docs](self).
+/// Who is answered, and how much. Acknowledgement notifications answer the customer from the
+/// address they wrote to, and never anyone else.
+///
+/// An acknowledgement is mail the organisation sends to an address taken from a message that
+/// anybody on the Internet can write. Left alone that is a relay: mail with
+/// `From: attacker@evil.example`, `Reply-To: victim@victim.example` and a phishing subject
+/// makes the handler send that subject to the victim, under the organisation's name and from
+/// its own domain. A [`NotificationPolicy`] decides who, if anyone, is answered:
+///
+/// - **Never an address that is ours**: the pickup mailbox, its aliases and their
+///   sub-addresses, and any address at one of our domains ([`NotificationPolicy::own_domains`];
+///   by default the domains of the mailbox and its aliases). Answering one would send the
+///   acknowledgement into our own mailbox, where it becomes a new ticket.
+/// - **Never a system or list address** (`MAILER-DAEMON`, `postmaster`, `noreply`-style,
+///   `…-request`, `owner-…`, `…-bounces`), nor mail that says it is automatic or list mail
+///   (RFC 3834 `Auto-Submitted`, `Precedence`, `List-*` headers, delivery reports).
+/// - **`Reply-To` and `From` together** ([`ReplyToPolicy`]): when they disagree, `Reply-To` is
+///   answered only if the receiving service authenticated the sender (the topmost
+///   `Authentication-Results` header, which Exchange Online stamps on mail from outside the
+///   organisation, says `compauth=pass`, or `dmarc=pass` without a `compauth`); otherwise
+///   `From` is answered, or nobody ([`Unauthenticated`]).
+/// - **Not our own notifications, replies to them, or bounces of them**: each notification
+///   carries [`NOTIFICATION_HEADER`] and a `Message-ID` that starts with
+///   [`NOTIFICATION_ID_PREFIX`]; mail that carries either, refers to such an id in
+///   `In-Reply-To` / `References`, or quotes it (a bounce that is not a standard delivery
+///   report), is handed over but never acknowledged, so a responder that ignores RFC 3834
+///   cannot ping-pong with the handler.
+/// - **At most so many per recipient per period** ([`RecipientLimit`], by default 5 an hour):
+///   whatever slips through the rules above cannot be used to flood one address.
+/// - **No more of the inbound subject than the template allows**: the default template does
+///   not echo it at all, and `{subject}` in a custom template is cut to
+///   [`NotificationTemplate::subject_max_chars`] characters.
+///
+/// The rate limit is held in memory (shared by every source that uses clones of one policy);
+/// a restart starts it afresh.
+///
+/// # Use
 ///
 /// A [`NotificationTemplate`] converts into a policy with the safe defaults, so
 /// `SourceSpec::notify_through(outbound, caps, template)` keeps working. Clones share one
@@ -239,7 +241,7 @@ impl Default for RecipientLimit {
 ///
 /// ```
 /// use std::time::Duration;
-/// use handler::notify::{NotificationPolicy, RecipientLimit, ReplyToPolicy, Unauthenticated};
+/// use handler::{NotificationPolicy, RecipientLimit, ReplyToPolicy, Unauthenticated};
 /// use handler::NotificationTemplate;
 ///
 /// let policy = NotificationPolicy::new(NotificationTemplate::default())

@@ -1,9 +1,4 @@
-//! The built-in webhook handler: POST each routed message as JSON.
-//!
-//! Each POST carries the whole message (its MIME, base64), so the URL must protect it in
-//! transit: [`WebhookHandler::new`] accepts `https` to any host and plain `http` only to a
-//! loopback host (`localhost`, `127.0.0.0/8`, `::1`), and refuses anything else with a
-//! [`WebhookError`].
+//! The built-in webhook handler (documented on [`WebhookHandler`]).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -45,6 +40,11 @@ pub enum WebhookError {
 /// [`Inbound::key`]. Redirects are never followed (a redirect is a failure, so a compromised
 /// endpoint cannot bounce mail elsewhere).
 ///
+/// Each POST carries the whole message (its MIME, base64), so the URL must protect it in
+/// transit: [`WebhookHandler::new`] accepts `https` to any host and plain `http` only to a
+/// loopback host (`localhost`, `127.0.0.0/8`, `::1`), and refuses anything else with a
+/// [`WebhookError`].
+///
 /// A 2xx answer means handled; 408, 429 and 5xx are retried on a later run; other answers park
 /// the message.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ impl WebhookHandler {
     ///
     /// ```
     /// use handler::WebhookHandler;
-    /// use handler::webhook::WebhookError;
+    /// use handler::WebhookError;
     ///
     /// let url = |u: &str| url::Url::parse(u).unwrap();
     /// assert!(WebhookHandler::new(url("https://hooks.example/mail")).is_ok());

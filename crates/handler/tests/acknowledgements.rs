@@ -1,6 +1,6 @@
 //! Who an acknowledgement may go to (security issue #24, item 1): each attack that worked
-//! against the handler, and each rule of `handler::notify`, over the in-memory connection.
-//! The same attacks run through the `m365mail` binary against the sandbox in
+//! against the handler, and each rule of `handler::NotificationPolicy`, over the in-memory
+//! connection. The same attacks run through the `m365mail` binary against the sandbox in
 //! `crates/m365mail/tests/security.rs`.
 
 use std::sync::Arc;
@@ -233,10 +233,7 @@ async fn a_responder_that_ignores_rfc_3834_cannot_ping_pong_with_the_handler() {
     let id = ours
         .message_id()
         .expect("our notification has a Message-ID");
-    assert!(
-        id.starts_with(handler::notify::NOTIFICATION_ID_PREFIX),
-        "{id}"
-    );
+    assert!(id.starts_with(handler::NOTIFICATION_ID_PREFIX), "{id}");
 
     // The robot answers our acknowledgement without Auto-Submitted, as a person would.
     mb.deliver(mail(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use addressing::{MailboxConfig, OutboundCapabilities, Router, RoutingConfig, RuleConfig};
 use async_trait::async_trait;
 use connector::memory::MemoryMailbox;
-use handler::pipeline::MAX_MIME;
+use handler::MAX_MIME;
 use handler::{
     Handler, HandlerError, Inbound, Ledger, NotificationTemplate, Options, Pipeline, Shutdown,
     SourceSpec,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
 use axum::http::{HeaderMap, StatusCode};
 use connector::{MessageId, RawMessage};
-use handler::webhook::WebhookError;
+use handler::WebhookError;
 use handler::{Handler, Inbound, WebhookHandler};
 
 async fn serve(status: StatusCode, seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>) -> String {

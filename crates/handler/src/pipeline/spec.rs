@@ -56,7 +56,7 @@ impl SourceSpec {
     /// Sends an acknowledgement notification for each handled message through `outbound`, from
     /// the address the sender policy chooses given `caps`, to whoever `policy` allows (a
     /// [`crate::NotificationTemplate`] converts into the safe default policy; see
-    /// [`crate::notify`] for the rules).
+    /// [`crate::NotificationPolicy`] for the rules).
     pub fn notify_through(
         mut self,
         outbound: Arc<dyn MessageOutbound>,

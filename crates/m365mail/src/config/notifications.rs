@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// The acknowledgement notification: its templates (`{project}`, `{subject}`, `{catch}`,
-/// `{from}`) and who may be answered (see `handler::notify` for the rules).
+/// `{from}`) and who may be answered (see `handler::NotificationPolicy` for the rules).
 ///
 /// ```toml
 /// [notifications]
