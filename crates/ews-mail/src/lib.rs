@@ -132,9 +132,8 @@ pub use client::{
     AccessToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, Password,
     RetryPolicy, StaticToken, TokenSource,
 };
-pub use endpoint::{EndpointError, exchange_online};
+pub use endpoint::exchange_online;
 pub use error::{EwsError, ResponseClass, ResponseError};
-pub use soap::ServerVersion;
 pub use source::{EwsOutbound, EwsSource};
 
 /// The crate's name, used in logs and user agents.
