@@ -61,6 +61,7 @@ impl fmt::Display for Password {
 
 /// How the client signs in.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Credentials {
     /// OAuth bearer tokens (Exchange Online, modern-auth on-premises), from the workspace's
     /// token seam: msauth's `TokenProvider` as it is, or a [`StaticToken`].
@@ -124,8 +125,9 @@ pub use connector::retry::RetryPolicy;
 /// `|| 0.5` included. The default is the process's shared [`ProcessJitter`].
 pub type Jitter = Arc<dyn connector::retry::Jitter>;
 
-/// Client configuration.
+/// Client configuration: [`EwsConfig::new`], then set the fields to change.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EwsConfig {
     /// The EWS endpoint ([`EXCHANGE_ONLINE`] or an on-premises URL). It must be `https`, or
     /// `http` on a loopback host (127.0.0.0/8, `::1`, `localhost`); the client refuses anything

@@ -33,6 +33,7 @@ impl ResponseClass {
 
 /// An EWS `ResponseCode` failure, from a response message or a SOAP fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponseError {
     /// `ResponseClass` (`Error` for faults).
     pub class: ResponseClass,

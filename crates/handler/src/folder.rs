@@ -22,6 +22,7 @@ pub struct FolderHandler {
 
 /// The routing record written beside each message.
 #[derive(Debug, Serialize)]
+#[non_exhaustive]
 pub struct RoutingRecord<'a> {
     /// The source's name.
     pub source: &'a str,

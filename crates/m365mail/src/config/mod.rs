@@ -81,6 +81,7 @@ pub use notifications::{NotificationConfig, ReplyToName, UnauthenticatedName};
 
 /// Why a configuration file was refused. The message names the key and the line.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
