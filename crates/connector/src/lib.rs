@@ -20,7 +20,7 @@
 //!   that Graph and EWS follow;
 //! - a **token source** ([`TokenSource`]) is where every connection gets its bearer
 //!   [`AccessToken`], a fresh one after a refusal (with the claims challenge), and what a refusal
-//!   means; its failures are classified once into the kinds above ([`token`]);
+//!   means; its failures are classified once into the kinds above ([`TokenSource`]);
 //! - **capabilities** ([`SourceCapabilities`], [`OutboundCapabilities`]) that each connection
 //!   declares instead of pretending parity.
 //!
@@ -68,13 +68,11 @@ mod message;
 pub mod mime;
 mod ping;
 pub mod retry;
-pub mod token;
+mod token;
 mod traits;
 
 // One path per public type: the vocabulary is at the root (`connector::Error`), so the modules
-// that define it are private. `token` is still public: `challenge_params` lives there, and
-// graph-mail imports the token types as `connector::token::X`; once it imports them from the
-// root, `token`'s types should lose their second path too.
+// that define it are private.
 pub use error::{
     AuthProblem, Delivery, Error, ErrorKind, MAX_BODY_EXCERPT, ResponseDetails, excerpt,
 };
@@ -83,7 +81,9 @@ pub use message::{
     Acknowledgement, Batch, Cursor, Envelope, MessageId, OutgoingMessage, RawMessage, SendReceipt,
 };
 pub use ping::{PingReport, PingStatus};
-pub use token::{AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource};
+pub use token::{
+    AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource, challenge_params,
+};
 pub use traits::{
     MessageOutbound, MessageSource, OutboundCapabilities, SourceCapabilities, SyncKind,
 };

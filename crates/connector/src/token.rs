@@ -7,22 +7,7 @@
 //! implements the trait; [`StaticToken`] and [`FnTokenSource`] serve tests, examples and
 //! tokens obtained elsewhere.
 //!
-//! # What a token failure means
-//!
-//! A source reports a failure to get a token as an [`Error`] whose kind says what the caller
-//! can do, the same for every protocol:
-//!
-//! | the token request…                                   | [`ErrorKind`](crate::ErrorKind)       |
-//! |------------------------------------------------------|--------------------------------------|
-//! | was throttled (429, AADSTS throttling)               | `Throttled`, with `retry_after` when known |
-//! | failed on the network, timed out, got a 5xx or a proxy's page | `Transient`               |
-//! | was refused: sign-in needed, consent missing, bad secret | `Authentication`, with the [`AuthProblem`] |
-//! | could not be made: our configuration is wrong        | `Configuration`                      |
-//! | got an answer nobody can read                        | `BadResponse`                        |
-//!
-//! and with [`Delivery::NotSent`](crate::Delivery::NotSent): the request that wanted the token
-//! never left. The handler pipeline marks a source OFFLINE for sign-in only on
-//! `Authentication`; the retryable kinds are retried like any other transient failure.
+//! What a token failure means is on [`TokenSource`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -161,7 +146,7 @@ fn auth_param(header: &str, name: &str) -> Option<String> {
 /// `BearerChallenge` reads its result).
 ///
 /// ```
-/// use connector::token::challenge_params;
+/// use connector::challenge_params;
 /// let h = r#"Bearer realm="", error="insufficient_claims", claims="e30=", Basic realm="x""#;
 /// let p = challenge_params(h, "bearer").unwrap();
 /// assert_eq!(p[1], ("error".to_string(), "insufficient_claims".to_string()));
@@ -258,10 +243,22 @@ impl Challenge {
 
 /// A bearer token for one resource (Graph, Exchange), for every protocol.
 ///
-/// Errors follow the [module](self)'s table: `Throttled`/`Transient` for a failure that may
-/// pass, `Authentication` (with its [`AuthProblem`]) when the sign-in is refused,
-/// `Configuration` when our own settings are wrong, each with
-/// [`Delivery::NotSent`](crate::Delivery::NotSent).
+/// # What a token failure means
+///
+/// A source reports a failure to get a token as an [`Error`] whose kind says what the caller
+/// can do, the same for every protocol:
+///
+/// | the token request…                                   | [`ErrorKind`](crate::ErrorKind)       |
+/// |------------------------------------------------------|--------------------------------------|
+/// | was throttled (429, AADSTS throttling)               | `Throttled`, with `retry_after` when known |
+/// | failed on the network, timed out, got a 5xx or a proxy's page | `Transient`               |
+/// | was refused: sign-in needed, consent missing, bad secret | `Authentication`, with the [`AuthProblem`] |
+/// | could not be made: our configuration is wrong        | `Configuration`                      |
+/// | got an answer nobody can read                        | `BadResponse`                        |
+///
+/// and with [`Delivery::NotSent`](crate::Delivery::NotSent): the request that wanted the token
+/// never left. The handler pipeline marks a source OFFLINE for sign-in only on
+/// `Authentication`; the retryable kinds are retried like any other transient failure.
 #[async_trait]
 pub trait TokenSource: Send + Sync {
     /// A token for the next request (cached while it is fresh).

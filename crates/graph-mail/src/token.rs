@@ -9,9 +9,7 @@
 //! [`diagnose_minimal`].
 
 use connector::AuthProblem;
-pub use connector::token::{
-    AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource,
-};
+pub use connector::{AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource};
 
 /// A 401 as the protocol-neutral [`Refusal`] a [`TokenSource`] diagnoses.
 pub(crate) fn refusal<'a>(

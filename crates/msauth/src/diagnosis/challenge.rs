@@ -23,7 +23,7 @@ impl BearerChallenge {
     /// Parses the `Bearer` challenge out of a `WWW-Authenticate` value, if there is one.
     pub fn parse(header: &str) -> Option<BearerChallenge> {
         let mut ch = BearerChallenge::default();
-        for (name, value) in connector::token::challenge_params(header, "bearer")? {
+        for (name, value) in connector::challenge_params(header, "bearer")? {
             match name.as_str() {
                 "realm" => ch.realm = Some(value),
                 "error" => ch.error = Some(value),
