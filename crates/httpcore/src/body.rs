@@ -97,12 +97,17 @@ mod tests {
         )
         .await;
         let mut resp = client().get(url).send().await.unwrap();
-        let e = read_capped(&mut resp, 64 * 1024).await.unwrap_err();
+        // The body never ends: the read must end by itself, at the cap. (How much the server
+        // got to write is up to the kernel's loopback buffers, so it is not asserted.)
+        let e = tokio::time::timeout(Duration::from_secs(30), read_capped(&mut resp, 64 * 1024))
+            .await
+            .expect("reading an endless body ends at the cap")
+            .unwrap_err();
         assert!(matches!(e, BodyError::TooLarge { limit: 65536 }), "{e:?}");
         assert_eq!(e.to_string(), "the answer is over the 65536-byte cap");
         assert!(
-            served.load(std::sync::atomic::Ordering::Relaxed) < 1000,
-            "reading stopped near the cap"
+            served.load(std::sync::atomic::Ordering::Relaxed) > 16,
+            "the server sent more than the cap"
         );
     }
 
