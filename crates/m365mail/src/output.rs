@@ -42,7 +42,7 @@ pub fn summary_text(summary: &Summary, out: &Path) -> String {
         if !src.notifications.is_empty() || src.notifications_skipped > 0 {
             let _ = writeln!(
                 s,
-                "  notifications: {} sent, {} not sent (auto-replies, bounces, our own mail)",
+                "  notifications: {} sent, {} not sent (robots, lists, our own or system addresses, unverified Reply-To, the per-recipient limit)",
                 src.notifications.len(),
                 src.notifications_skipped
             );

@@ -42,7 +42,8 @@ pub struct SourceSummary {
     pub per_project: BTreeMap<String, u64>,
     /// Notifications sent.
     pub notifications: Vec<SentNotification>,
-    /// Notifications not sent (auto-replies, bounces, our own mail) and why.
+    /// Notifications not sent: the policy answered nobody (robots, lists, our own or system
+    /// addresses, an unverified `Reply-To`, the per-recipient limit; see `NotificationPolicy`).
     pub notifications_skipped: u64,
     /// Messages parked as poison.
     pub parked: u64,
