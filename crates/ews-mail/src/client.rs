@@ -1,14 +1,4 @@
-//! The I/O layer: runs [`Operation`]s over HTTPS with reqwest, with authentication,
-//! impersonation, `X-AnchorMailbox`, a response size cap, retries for throttling and transient
-//! failures, and one token refresh on 401.
-//!
-//! The endpoint must be `https`, or plain `http` on a loopback host
-//! ([`crate::endpoint::check_endpoint`]): [`EwsClient::new`] and [`EwsClient::try_with_http`]
-//! refuse anything else before a token is asked for. Redirects are not followed: EWS has no use
-//! for them, and a redirect could carry the request (with its `Authorization` header when the
-//! host and port stay the same, as on an `https` to `http` move on one port) somewhere else. A
-//! 3xx is reported as an error; an answer that a caller's own reqwest client reached by
-//! following a redirect is refused ([`EwsError::Redirected`]).
+//! The I/O layer: [`EwsClient`] (its documentation is the module's).
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,7 +121,7 @@ pub type Jitter = Arc<dyn connector::retry::Jitter>;
 pub struct EwsConfig {
     /// The EWS endpoint ([`EXCHANGE_ONLINE`] or an on-premises URL). It must be `https`, or
     /// `http` on a loopback host (127.0.0.0/8, `::1`, `localhost`); the client refuses anything
-    /// else ([`crate::endpoint::check_endpoint`]).
+    /// else ([`check_endpoint`](crate::check_endpoint)).
     pub endpoint: Url,
     /// How to sign in.
     pub credentials: Credentials,
@@ -205,7 +195,17 @@ impl EwsConfig {
     }
 }
 
-/// An EWS client for one mailbox.
+/// An EWS client for one mailbox: runs [`Operation`]s over HTTPS with reqwest, with
+/// authentication, impersonation, `X-AnchorMailbox`, a response size cap, retries for
+/// throttling and transient failures, and one token refresh on 401.
+///
+/// The endpoint must be `https`, or plain `http` on a loopback host
+/// ([`check_endpoint`](crate::check_endpoint)): [`EwsClient::new`] and
+/// [`EwsClient::try_with_http`] refuse anything else before a token is asked for. Redirects are
+/// not followed: EWS has no use for them, and a redirect could carry the request (with its
+/// `Authorization` header when the host and port stay the same, as on an `https` to `http` move
+/// on one port) somewhere else. A 3xx is reported as an error; an answer that a caller's own
+/// reqwest client reached by following a redirect is refused ([`EwsError::Redirected`]).
 #[derive(Debug, Clone)]
 pub struct EwsClient {
     cfg: Arc<EwsConfig>,
@@ -240,7 +240,7 @@ impl EwsClient {
     /// A client with its own HTTP connection pool (no redirects followed).
     ///
     /// Refuses, with a [`connector::ErrorKind::Configuration`] error whose source is a
-    /// [`crate::endpoint::EndpointError`], an endpoint that is not `https` or loopback `http`.
+    /// [`EndpointError`](crate::EndpointError), an endpoint that is not `https` or loopback `http`.
     /// Nothing is sent and no token is asked for.
     pub fn new(cfg: EwsConfig) -> Result<Self, connector::Error> {
         refuse_endpoint(&cfg)?;

@@ -1,26 +1,5 @@
-//! Which URLs an EWS bearer token (or Basic password) may be sent to: `https`, or plain `http`
-//! only on a loopback host (security issue #24).
-//!
-//! An app-only EWS token (`full_access_as_app`) opens every mailbox of the tenant, so it must
-//! never cross a network unencrypted. The rule is the one graph-mail's `Endpoint::custom` and
-//! msauth's authority apply: `https` anywhere, `http` only on loopback (the sandbox, a local
-//! test server). It is checked when an [`crate::EwsClient`] is built, before any token is asked
-//! for, and on every URL autodiscover asks or answers ([`crate::autodiscover`]).
-//!
-//! ```
-//! use ews_mail::endpoint::{check_endpoint, EndpointError};
-//!
-//! let ok = "https://mail.contoso.example/EWS/Exchange.asmx".parse()?;
-//! assert!(check_endpoint(&ok).is_ok());
-//! let local = "http://127.0.0.1:8080/EWS/Exchange.asmx".parse()?;
-//! assert!(check_endpoint(&local).is_ok());
-//!
-//! let plain = "http://mail.contoso.example/EWS/Exchange.asmx".parse()?;
-//! let err = check_endpoint(&plain).unwrap_err();
-//! assert_eq!(err, EndpointError::PlainHttp { host: "mail.contoso.example".into() });
-//! assert!(err.to_string().contains("use https"));
-//! # Ok::<(), url::ParseError>(())
-//! ```
+//! Which URLs an EWS bearer token (or Basic password) may be sent to: [`check_endpoint`] (its
+//! documentation is the module's).
 
 use url::{Host, Url};
 
@@ -70,7 +49,7 @@ pub enum EndpointError {
 }
 
 /// Whether `url`'s host is loopback: `localhost`, an address in 127.0.0.0/8, or `::1`.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
@@ -79,7 +58,29 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Checks that credentials may be sent to `url`: `https`, or `http` on a loopback host.
+/// Checks that credentials (an EWS bearer token or a Basic password) may be sent to `url`:
+/// `https`, or plain `http` only on a loopback host (security issue #24).
+///
+/// An app-only EWS token (`full_access_as_app`) opens every mailbox of the tenant, so it must
+/// never cross a network unencrypted. The rule is the one graph-mail's `Endpoint::custom` and
+/// msauth's authority apply: `https` anywhere, `http` only on loopback (the sandbox, a local
+/// test server). It is checked when an [`EwsClient`](crate::EwsClient) is built, before any token is asked
+/// for, and on every URL autodiscover asks or answers ([`crate::autodiscover`]).
+///
+/// ```
+/// use ews_mail::{check_endpoint, EndpointError};
+///
+/// let ok = "https://mail.contoso.example/EWS/Exchange.asmx".parse()?;
+/// assert!(check_endpoint(&ok).is_ok());
+/// let local = "http://127.0.0.1:8080/EWS/Exchange.asmx".parse()?;
+/// assert!(check_endpoint(&local).is_ok());
+///
+/// let plain = "http://mail.contoso.example/EWS/Exchange.asmx".parse()?;
+/// let err = check_endpoint(&plain).unwrap_err();
+/// assert_eq!(err, EndpointError::PlainHttp { host: "mail.contoso.example".into() });
+/// assert!(err.to_string().contains("use https"));
+/// # Ok::<(), url::ParseError>(())
+/// ```
 pub fn check_endpoint(url: &Url) -> Result<(), EndpointError> {
     let host = url.host_str().filter(|h| !h.is_empty());
     match url.scheme() {

@@ -1,6 +1,5 @@
-//! EWS errors: what the server said (ResponseCode, MessageText, MessageXml, SOAP faults, HTTP
-//! statuses), classified for retry the way smithy-rs classifies, and converted into
-//! [`connector::Error`] with every detail kept.
+//! EWS errors: [`EwsError`] (its documentation is the module's) and the conversion into
+//! [`connector::Error`].
 
 use std::fmt;
 use std::time::Duration;
@@ -88,7 +87,7 @@ impl fmt::Display for ResponseError {
 }
 
 /// Maps an EWS `ResponseCode` to what the caller can do (protocol reference §3.5).
-pub fn classify_code(code: &str) -> ErrorKind {
+pub(crate) fn classify_code(code: &str) -> ErrorKind {
     match code {
         "ErrorServerBusy" | "ErrorExceededConnectionCount" | "ErrorTooManyObjectsOpened" => {
             ErrorKind::Throttled
@@ -117,7 +116,10 @@ pub fn classify_code(code: &str) -> ErrorKind {
     }
 }
 
-/// Every way an EWS call can fail.
+/// Every way an EWS call can fail: what the server said (ResponseCode, MessageText,
+/// MessageXml, SOAP faults, HTTP statuses), classified for retry the way smithy-rs classifies
+/// ([`EwsError::kind`], [`EwsError::is_retryable`]). [`EwsClient`](crate::EwsClient) converts
+/// it into [`connector::Error`] with every detail kept.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EwsError {
@@ -225,7 +227,7 @@ impl EwsError {
 
 /// Context of a failed call, for the converted [`connector::Error`].
 #[derive(Debug, Clone, Default)]
-pub struct CallContext {
+pub(crate) struct CallContext {
     /// HTTP status of the last answer.
     pub status: Option<u16>,
     /// The server's request id (`request-id`, `X-BEServer`…).
@@ -238,7 +240,7 @@ pub struct CallContext {
 
 /// Converts an EWS error into the connector's error, keeping ResponseCode, MessageText, the
 /// MessageXml values and the request id.
-pub fn into_connector(err: EwsError, what: &str, ctx: &CallContext) -> connector::Error {
+pub(crate) fn into_connector(err: EwsError, what: &str, ctx: &CallContext) -> connector::Error {
     let kind = err.kind();
     let mut details = ResponseDetails::default();
     details.status = ctx.status;

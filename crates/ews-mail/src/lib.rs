@@ -16,15 +16,17 @@
 //! * [`xml`]: a size-capped reader that refuses DOCTYPEs and entity declarations, and reads
 //!   leniently (date-times without a zone, empty values, mailboxes without an address, several
 //!   `ReplyTo`, free-form `RoutingType`).
-//! * [`client`]: [`EwsClient`] runs operations over reqwest with bearer tokens (delegated
+//! * [`EwsClient`] runs operations over reqwest with bearer tokens (delegated
 //!   `EWS.AccessAsUser.All`, or app-only `full_access_as_app` with impersonation), Basic
 //!   authentication as an explicit on-premises opt-in, `X-AnchorMailbox` on every request,
 //!   retries for `ErrorServerBusy` (honouring `BackOffMilliseconds`), 503 and transient codes,
-//!   and one token refresh on 401.
-//! * [`endpoint`]: which URLs credentials may go to (`https`, or `http` on loopback only).
-//! * [`source`]: [`EwsSource`] lists up to 1,000 unread ids per FindItem
-//!   ([`EwsSource::with_max_batch`]) and downloads and acknowledges them 100 per request, the
-//!   fewest round trips EWS allows (see the module's notes on memory); [`EwsOutbound`] sends.
+//!   and one token refresh on 401. Its failures are [`EwsError`]s, converted into
+//!   [`connector::Error`] with every detail kept.
+//! * [`check_endpoint`]: which URLs credentials may go to (`https`, or `http` on loopback
+//!   only).
+//! * [`EwsSource`] lists up to 1,000 unread ids per FindItem ([`EwsSource::with_max_batch`])
+//!   and downloads and acknowledges them 100 per request, the fewest round trips EWS allows
+//!   (see its notes on memory); [`EwsOutbound`] sends.
 //! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
 //! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded,
 //!   asked over `https`, answers capped at [`autodiscover::MAX_ANSWER`] and checked before use.
@@ -37,7 +39,7 @@
 //!   loopback host (127.0.0.0/8, `::1`, `localhost`: the sandbox, a local test server).
 //!   [`EwsClient::new`] and [`EwsClient::try_with_http`] refuse anything else with a
 //!   configuration error naming the host, before a token is asked for
-//!   ([`endpoint::EndpointError`] is its source); a client made with [`EwsClient::with_http`]
+//!   ([`EndpointError`] is its source); a client made with [`EwsClient::with_http`]
 //!   refuses on every call instead;
 //! * redirects are not followed ([`EwsError::Redirected`] if a caller's own reqwest client
 //!   followed one);
@@ -118,23 +120,28 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod autodiscover;
-pub mod client;
-pub mod endpoint;
-pub mod error;
+mod client;
+mod endpoint;
+mod error;
 pub mod ops;
 pub mod soap;
-pub mod source;
+mod source;
 pub mod sync;
 pub mod types;
 pub mod xml;
 
+// The modules `client`, `endpoint`, `error` and `source` are private: everything public in them
+// is here, at the root, its one public path (issue #16).
 pub use client::{
-    AccessToken, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, MailboxAccess, Password,
-    RetryPolicy, StaticToken, TokenSource,
+    AccessToken, Challenge, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, Jitter,
+    MailboxAccess, Password, Refusal, RetryPolicy, StaticToken, TokenSource,
 };
-pub use endpoint::exchange_online;
+pub use endpoint::{EndpointError, check_endpoint, exchange_online};
 pub use error::{EwsError, ResponseClass, ResponseError};
-pub use source::{EwsOutbound, EwsSource};
+pub use source::{
+    DEFAULT_FETCH_CONCURRENCY, DEFAULT_MAX_BATCH, EwsOutbound, EwsSource, ITEM_CHUNK,
+    MAX_FETCH_CONCURRENCY, MAX_PAGE,
+};
 
 /// The crate's name, used in logs and user agents.
 pub const CRATE_NAME: &str = "ews-mail";

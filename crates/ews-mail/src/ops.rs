@@ -107,6 +107,7 @@ pub enum SortDirection {
 /// `FindItem`: one page of a folder's items, optionally only unread ones, sorted by
 /// `DateTimeReceived`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FindItem {
     /// The folder to list.
     pub folder: FolderId,
@@ -131,10 +132,25 @@ impl FindItem {
             sort: SortDirection::Ascending,
         }
     }
+
+    /// All items of `folder`, read or not, oldest first, `max_entries` from `offset`.
+    pub fn all(folder: FolderId, offset: u32, max_entries: u32) -> Self {
+        FindItem {
+            unread_only: false,
+            ..FindItem::unread(folder, offset, max_entries)
+        }
+    }
+
+    /// Sorts the other way (default: [`SortDirection::Ascending`], oldest first).
+    pub fn with_sort(mut self, sort: SortDirection) -> Self {
+        self.sort = sort;
+        self
+    }
 }
 
 /// A page of [`FindItem`] results.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct FindItemPage {
     /// The items (ids and received times).
     pub items: Vec<Item>,
@@ -212,6 +228,7 @@ impl Operation for FindItem {
 
 /// `GetItem`: many items at once, with MIME and the routing properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GetItem {
     /// The items.
     pub ids: Vec<ItemId>,
@@ -270,6 +287,7 @@ impl Operation for GetItem {
 
 /// `GetFolder`: folders with their counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GetFolder {
     /// The folders.
     pub ids: Vec<FolderId>,
@@ -329,6 +347,7 @@ impl ConflictResolution {
 
 /// `UpdateItem` setting `message:IsRead` on many messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UpdateItem {
     /// The messages (with change keys where known).
     pub ids: Vec<ItemId>,
@@ -346,6 +365,20 @@ impl UpdateItem {
             is_read: true,
             conflict: ConflictResolution::AutoResolve,
         }
+    }
+
+    /// Marks `ids` unread.
+    pub fn mark_unread(ids: Vec<ItemId>) -> Self {
+        UpdateItem {
+            is_read: false,
+            ..UpdateItem::mark_read(ids)
+        }
+    }
+
+    /// Resolves conflicts another way (default: [`ConflictResolution::AutoResolve`]).
+    pub fn with_conflict(mut self, conflict: ConflictResolution) -> Self {
+        self.conflict = conflict;
+        self
     }
 }
 
@@ -387,11 +420,19 @@ impl Operation for UpdateItem {
 
 /// `MoveItem`: many items to one folder; answers the new ids (ids change on move).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MoveItem {
     /// The destination.
     pub to: FolderId,
     /// The items.
     pub ids: Vec<ItemId>,
+}
+
+impl MoveItem {
+    /// Moves `ids` to the folder `to`.
+    pub fn new(to: FolderId, ids: Vec<ItemId>) -> Self {
+        MoveItem { to, ids }
+    }
 }
 
 impl Operation for MoveItem {
@@ -436,11 +477,19 @@ impl DeleteType {
 
 /// `DeleteItem`: many items.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeleteItem {
     /// The items.
     pub ids: Vec<ItemId>,
     /// How.
     pub delete_type: DeleteType,
+}
+
+impl DeleteItem {
+    /// Deletes `ids` the way `delete_type` says.
+    pub fn new(ids: Vec<ItemId>, delete_type: DeleteType) -> Self {
+        DeleteItem { ids, delete_type }
+    }
 }
 
 impl Operation for DeleteItem {
@@ -481,6 +530,7 @@ impl MessageDisposition {
 
 /// `CreateItem` of one message from raw MIME.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CreateItem {
     /// The RFC 822 message.
     pub mime: Vec<u8>,
@@ -488,6 +538,22 @@ pub struct CreateItem {
     pub disposition: MessageDisposition,
     /// Where the copy goes (`sentitems` for sends, `drafts` for `SaveOnly`).
     pub saved_folder: Option<FolderId>,
+}
+
+impl CreateItem {
+    /// Creates one message from `mime`, saved in `saved_folder` when given (its
+    /// `SavedItemFolderId`).
+    pub fn new(
+        mime: Vec<u8>,
+        disposition: MessageDisposition,
+        saved_folder: Option<FolderId>,
+    ) -> Self {
+        CreateItem {
+            mime,
+            disposition,
+            saved_folder,
+        }
+    }
 }
 
 impl std::fmt::Debug for CreateItem {
@@ -531,11 +597,19 @@ impl Operation for CreateItem {
 
 /// `SendItem`: sends saved drafts, keeping a copy in `saved_folder` when given.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SendItem {
     /// The drafts.
     pub ids: Vec<ItemId>,
     /// Where the sent copy goes (`None`: no copy).
     pub saved_folder: Option<FolderId>,
+}
+
+impl SendItem {
+    /// Sends the drafts `ids`, keeping a copy in `saved_folder` when given.
+    pub fn new(ids: Vec<ItemId>, saved_folder: Option<FolderId>) -> Self {
+        SendItem { ids, saved_folder }
+    }
 }
 
 impl Operation for SendItem {
@@ -564,6 +638,7 @@ impl Operation for SendItem {
 
 /// `SyncFolderItems`: changes in a folder since a sync state.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SyncFolderItems {
     /// The folder.
     pub folder: FolderId,
@@ -571,6 +646,17 @@ pub struct SyncFolderItems {
     pub sync_state: Option<String>,
     /// `MaxChangesReturned` (1–512).
     pub max_changes: u32,
+}
+
+impl SyncFolderItems {
+    /// Up to `max_changes` changes in `folder` since `sync_state` (`None`: from the beginning).
+    pub fn new(folder: FolderId, sync_state: Option<String>, max_changes: u32) -> Self {
+        SyncFolderItems {
+            folder,
+            sync_state,
+            max_changes,
+        }
+    }
 }
 
 /// One change reported by [`SyncFolderItems`].
@@ -588,6 +674,7 @@ pub enum SyncChange {
 
 /// The answer of [`SyncFolderItems`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SyncPage {
     /// The state to pass next time.
     pub sync_state: String,
@@ -658,9 +745,17 @@ impl Operation for SyncFolderItems {
 
 /// `FindFolder`: the direct child folders of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FindFolder {
     /// The parent.
     pub parent: FolderId,
+}
+
+impl FindFolder {
+    /// The direct child folders of `parent`.
+    pub fn new(parent: FolderId) -> Self {
+        FindFolder { parent }
+    }
 }
 
 impl Operation for FindFolder {
@@ -691,11 +786,22 @@ impl Operation for FindFolder {
 
 /// `CreateFolder`: one mail folder under a parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CreateFolder {
     /// The parent.
     pub parent: FolderId,
     /// The new folder's display name.
     pub display_name: String,
+}
+
+impl CreateFolder {
+    /// A folder named `display_name` under `parent`.
+    pub fn new(parent: FolderId, display_name: impl Into<String>) -> Self {
+        CreateFolder {
+            parent,
+            display_name: display_name.into(),
+        }
+    }
 }
 
 impl Operation for CreateFolder {

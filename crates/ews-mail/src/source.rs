@@ -1,23 +1,5 @@
-//! [`EwsSource`] and [`EwsOutbound`]: the `connector` traits over EWS.
-//!
-//! ## Round trips of a fetch
-//!
-//! The fewest requests EWS allows for reading and acknowledging N messages are one FindItem per
-//! [`MAX_PAGE`] ids (Exchange Online's `EWSFindCountLimit`), one GetItem with MIME per
-//! [`ITEM_CHUNK`] items and one UpdateItem per [`ITEM_CHUNK`] acknowledgements. A fetch of up to
-//! [`EwsSource::with_max_batch`] messages does exactly that: one FindItem lists them all, and
-//! their MIME comes in GetItem chunks of [`ITEM_CHUNK`], up to
-//! [`EwsSource::with_fetch_concurrency`] chunks at a time. `acknowledge_many` sends
-//! [`ITEM_CHUNK`] items per request.
-//!
-//! The other way to list 1,000 ids at a time, keeping a FindItem listing between `fetch(None)`
-//! calls and handing it out 100 at a time, was not chosen: a cached listing goes stale as soon as
-//! anyone else reads, moves or deletes mail in the folder, and every cached id would need to be
-//! re-checked to keep the promise that a pass never serves a message twice. A larger fetch keeps
-//! the source stateless between fetches (only change keys are remembered), at the price of
-//! memory: **one fetch holds up to `max_batch` MIME bodies**, so choose the batch (the caller's
-//! `max` and the source's `max_batch`) with the mailbox's message sizes in mind. The default
-//! stays at [`DEFAULT_MAX_BATCH`].
+//! [`EwsSource`] and [`EwsOutbound`]: the `connector` traits over EWS (the notes on round
+//! trips and memory are [`EwsSource`]'s).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -101,7 +83,24 @@ fn offline_reason(e: &Error) -> String {
 /// [`Batch::failed`] and the others are delivered. Acknowledging batches, [`ITEM_CHUNK`] per
 /// request: UpdateItem for mark-reads, MoveItem per destination folder, DeleteItem for deletes.
 ///
-/// A fetch holds up to `max_batch` MIME bodies in memory (see the [module](self) notes).
+/// ## Round trips of a fetch
+///
+/// The fewest requests EWS allows for reading and acknowledging N messages are one FindItem per
+/// [`MAX_PAGE`] ids (Exchange Online's `EWSFindCountLimit`), one GetItem with MIME per
+/// [`ITEM_CHUNK`] items and one UpdateItem per [`ITEM_CHUNK`] acknowledgements. A fetch of up to
+/// [`EwsSource::with_max_batch`] messages does exactly that: one FindItem lists them all, and
+/// their MIME comes in GetItem chunks of [`ITEM_CHUNK`], up to
+/// [`EwsSource::with_fetch_concurrency`] chunks at a time. `acknowledge_many` sends
+/// [`ITEM_CHUNK`] items per request.
+///
+/// The other way to list 1,000 ids at a time, keeping a FindItem listing between `fetch(None)`
+/// calls and handing it out 100 at a time, was not chosen: a cached listing goes stale as soon as
+/// anyone else reads, moves or deletes mail in the folder, and every cached id would need to be
+/// re-checked to keep the promise that a pass never serves a message twice. A larger fetch keeps
+/// the source stateless between fetches (only change keys are remembered), at the price of
+/// memory: **one fetch holds up to `max_batch` MIME bodies**, so choose the batch (the caller's
+/// `max` and the source's `max_batch`) with the mailbox's message sizes in mind. The default
+/// stays at [`DEFAULT_MAX_BATCH`].
 #[derive(Debug)]
 pub struct EwsSource {
     client: EwsClient,
@@ -604,7 +603,7 @@ fn address_of(value: &str) -> String {
 /// Makes the `From` header name the envelope's sender: the envelope decides who sends, and
 /// Exchange refuses a `From` the mailbox may not send as (`ErrorSendAsDenied`). A `From` that
 /// already names the envelope address (with any display name) is kept as is.
-pub fn with_envelope_from(mime: &[u8], from: &str) -> Vec<u8> {
+fn with_envelope_from(mime: &[u8], from: &str) -> Vec<u8> {
     if from.trim().is_empty() {
         return mime.to_vec();
     }
@@ -647,8 +646,10 @@ pub fn with_envelope_from(mime: &[u8], from: &str) -> Vec<u8> {
 }
 
 /// Sends mail as the mailbox with `CreateItem` (`SendAndSaveCopy`, raw MIME), keeping a copy
-/// in Sent Items. The message's `From` is set to the envelope's sender
-/// ([`with_envelope_from`]).
+/// in Sent Items. The message's `From` header is set to the envelope's sender: the envelope
+/// decides who sends, and Exchange refuses a `From` the mailbox may not send as
+/// (`ErrorSendAsDenied`). A `From` that already names the envelope address (with any display
+/// name) is kept as is.
 #[derive(Debug)]
 pub struct EwsOutbound {
     client: EwsClient,

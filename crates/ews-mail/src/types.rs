@@ -119,6 +119,7 @@ impl FolderId {
 
 /// A mailbox as EWS reports it (`t:Mailbox`): every part may be missing on real servers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Mailbox {
     /// Display name.
     pub name: Option<String>,

@@ -108,7 +108,7 @@ fn all_requests() -> Vec<(String, String)> {
                 &FindItem::unread(
                     FolderId::distinguished("inbox"),
                     0,
-                    ews_mail::source::MAX_PAGE as u32,
+                    ews_mail::MAX_PAGE as u32,
                 ),
                 &imp,
             ),
@@ -117,7 +117,7 @@ fn all_requests() -> Vec<(String, String)> {
             "GetItemChunk".into(),
             envelope(
                 &GetItem::with_mime(
-                    (0..ews_mail::source::ITEM_CHUNK)
+                    (0..ews_mail::ITEM_CHUNK)
                         .map(|i| ItemId::new(format!("AAMkAGI{i}=")))
                         .collect(),
                 ),
@@ -127,11 +127,8 @@ fn all_requests() -> Vec<(String, String)> {
         (
             "FindItemAll".into(),
             envelope(
-                &FindItem {
-                    unread_only: false,
-                    sort: SortDirection::Descending,
-                    ..FindItem::unread(FolderId::distinguished("inbox"), 0, 10)
-                },
+                &FindItem::all(FolderId::distinguished("inbox"), 0, 10)
+                    .with_sort(SortDirection::Descending),
                 &old,
             ),
         ),
@@ -154,84 +151,58 @@ fn all_requests() -> Vec<(String, String)> {
         (
             "UpdateItemOverwrite".into(),
             envelope(
-                &UpdateItem {
-                    conflict: ConflictResolution::AlwaysOverwrite,
-                    is_read: false,
-                    ids: ids(),
-                },
+                &UpdateItem::mark_unread(ids()).with_conflict(ConflictResolution::AlwaysOverwrite),
                 &old,
             ),
         ),
         (
             "MoveItem".into(),
             envelope(
-                &MoveItem {
-                    to: FolderId::distinguished("archive"),
-                    ids: ids(),
-                },
+                &MoveItem::new(FolderId::distinguished("archive"), ids()),
                 &imp,
             ),
         ),
         (
             "SyncFolderItems".into(),
             envelope(
-                &SyncFolderItems {
-                    folder: shared_inbox.clone(),
-                    sync_state: Some("H4sIAAA=".into()),
-                    max_changes: 512,
-                },
+                &SyncFolderItems::new(shared_inbox.clone(), Some("H4sIAAA=".into()), 512),
                 &imp,
             ),
         ),
         (
             "SyncFolderItemsFirst".into(),
             envelope(
-                &SyncFolderItems {
-                    folder: FolderId::distinguished("inbox"),
-                    sync_state: None,
-                    max_changes: 10,
-                },
+                &SyncFolderItems::new(FolderId::distinguished("inbox"), None, 10),
                 &old,
             ),
         ),
         (
             "FindFolder".into(),
             envelope(
-                &FindFolder {
-                    parent: FolderId::distinguished("msgfolderroot"),
-                },
+                &FindFolder::new(FolderId::distinguished("msgfolderroot")),
                 &imp,
             ),
         ),
         (
             "CreateFolder".into(),
             envelope(
-                &CreateFolder {
-                    parent: FolderId::distinguished_in("msgfolderroot", "shared@contoso.example"),
-                    display_name: "Processed <&> tickets".into(),
-                },
+                &CreateFolder::new(
+                    FolderId::distinguished_in("msgfolderroot", "shared@contoso.example"),
+                    "Processed <&> tickets",
+                ),
                 &imp,
             ),
         ),
         (
             "SendItem".into(),
             envelope(
-                &SendItem {
-                    ids: ids(),
-                    saved_folder: Some(FolderId::distinguished("sentitems")),
-                },
+                &SendItem::new(ids(), Some(FolderId::distinguished("sentitems"))),
                 &imp,
             ),
         ),
         (
             "SendItemNoCopy".into(),
-            envelope(
-                &SendItem {
-                    ids: ids(),
-                    saved_folder: None,
-                },
-                &old,
-            ),
+            envelope(&SendItem::new(ids(), None), &old),
         ),
     ];
     for t in [
@@ -241,13 +212,7 @@ fn all_requests() -> Vec<(String, String)> {
     ] {
         v.push((
             format!("DeleteItem{}", t.as_str()),
-            envelope(
-                &DeleteItem {
-                    ids: ids(),
-                    delete_type: t,
-                },
-                &imp,
-            ),
+            envelope(&DeleteItem::new(ids(), t), &imp),
         ));
     }
     for (n, d, f) in [
@@ -266,11 +231,7 @@ fn all_requests() -> Vec<(String, String)> {
         v.push((
             n.into(),
             envelope(
-                &CreateItem {
-                    mime: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
-                    disposition: d,
-                    saved_folder: f,
-                },
+                &CreateItem::new(b"Subject: hi\r\n\r\nbody\r\n".to_vec(), d, f),
                 &imp,
             ),
         ));

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connector::ErrorKind;
-use ews_mail::client::Jitter;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
 use ews_mail::{
-    AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
+    AccessToken, Credentials, EwsClient, EwsConfig, Jitter, MailboxAccess, RetryPolicy, StaticToken,
 };
 use test_support::scripted::{self, Reply};
 

@@ -12,10 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector::ErrorKind;
 use ews_mail::autodiscover::{self, Autodiscover, AutodiscoverError, MAX_ANSWER};
-use ews_mail::endpoint::EndpointError;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
-use ews_mail::{AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, TokenSource};
+use ews_mail::{
+    AccessToken, Credentials, EndpointError, EwsClient, EwsConfig, MailboxAccess, TokenSource,
+};
 use test_support::scripted::{self, Reply};
 
 /// A token source that counts how often it was asked.

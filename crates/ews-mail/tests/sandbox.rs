@@ -11,14 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector::conformance;
 use connector::{Acknowledgement, ErrorKind, MessageId, MessageOutbound, MessageSource};
-use ews_mail::client::Jitter;
 use ews_mail::ops::{GetItem, UpdateItem};
-use ews_mail::source::{DEFAULT_MAX_BATCH, MAX_PAGE};
 use ews_mail::sync::{FolderSync, MemorySyncStore};
 use ews_mail::types::{FolderId, ItemId};
 use ews_mail::{
-    AccessToken, Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, MailboxAccess,
-    RetryPolicy, TokenSource,
+    AccessToken, Credentials, DEFAULT_MAX_BATCH, EwsClient, EwsConfig, EwsOutbound, EwsSource,
+    Jitter, MAX_PAGE, MailboxAccess, RetryPolicy, TokenSource,
 };
 use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Sandbox, Trigger};
 use test_support::harness::EWS_UNKNOWN_ID;
@@ -562,13 +560,7 @@ async fn stale_change_key_is_recovered_and_item_errors_stay_in_place() {
         .await
         .unwrap();
     let id0 = fresh[0].as_ref().unwrap().id.clone().unwrap();
-    let r = c
-        .call(&UpdateItem {
-            is_read: false,
-            ..UpdateItem::mark_read(vec![id0])
-        })
-        .await
-        .unwrap();
+    let r = c.call(&UpdateItem::mark_unread(vec![id0])).await.unwrap();
     assert!(r[0].is_ok());
     let items = vec![
         (b.messages[0].id.clone(), Acknowledgement::MarkRead),

@@ -424,8 +424,7 @@ impl Resolver<'_> {
                 let endpoint = match url {
                     Some(u) => {
                         let parsed = Url::parse(u).map_err(|e| invalid(format!("{u:?}: {e}")))?;
-                        ews_mail::endpoint::check_endpoint(&parsed)
-                            .map_err(|e| invalid(e.to_string()))?;
+                        ews_mail::check_endpoint(&parsed).map_err(|e| invalid(e.to_string()))?;
                         parsed
                     }
                     None => ews_mail::exchange_online(app.cloud),
