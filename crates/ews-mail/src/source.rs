@@ -519,14 +519,15 @@ impl MessageSource for EwsSource {
         let results = self.download(&ids).await?;
         let mut b = Batch::new(Vec::with_capacity(ids.len()), next);
         for (asked, r) in ids.into_iter().zip(results) {
-            let item = match r {
+            let mut item = match r {
                 Ok(item) => item,
                 Err(e) => {
                     b.failed.push((MessageId::new(asked.id), e));
                     continue;
                 }
             };
-            let Some(mime) = item.mime.clone() else {
+            // Taken, not cloned: the MIME body is the one large thing in an item.
+            let Some(mime) = item.mime.take() else {
                 b.failed.push((
                     MessageId::new(asked.id),
                     Error::bad_response("GetItem answered an item without MimeContent"),

@@ -272,11 +272,11 @@ impl GraphSource {
         }
     }
 
-    async fn mime_one(&self, id: &str) -> Result<Vec<u8>, Error> {
+    async fn mime_one(&self, id: &str) -> Result<bytes::Bytes, Error> {
         self.client.execute(&api::GetMime::new(id)).await
     }
 
-    async fn mimes(&self, metas: &[MessageMeta]) -> Vec<Result<Vec<u8>, Error>> {
+    async fn mimes(&self, metas: &[MessageMeta]) -> Vec<Result<bytes::Bytes, Error>> {
         if !self.config.use_batch || metas.len() <= 1 {
             let mut out = Vec::with_capacity(metas.len());
             for m in metas {
@@ -415,13 +415,14 @@ impl MessageSource for GraphSource {
 /// of that message only. Unread polling and delta share it.
 fn into_batch(
     metas: Vec<MessageMeta>,
-    mimes: Vec<Result<Vec<u8>, Error>>,
+    mimes: Vec<Result<bytes::Bytes, Error>>,
     next: Option<String>,
 ) -> Batch {
     let mut batch = Batch::new(Vec::new(), next.map(Cursor::new));
     for (meta, mime) in metas.into_iter().zip(mimes) {
         match mime {
-            Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, m)),
+            // The response that held the bytes is gone, so this takes the buffer over.
+            Ok(m) if !m.is_empty() => batch.messages.push(to_raw(meta, Vec::from(m))),
             Ok(_) => batch.failed.push((
                 MessageId::new(meta.id),
                 Error::bad_response("Graph returned an empty MIME message"),

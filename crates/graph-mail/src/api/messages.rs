@@ -127,7 +127,7 @@ impl GetMime {
 }
 
 impl GraphOperation for GetMime {
-    type Output = Vec<u8>;
+    type Output = bytes::Bytes;
 
     fn what(&self) -> &str {
         "downloading a message"
@@ -146,9 +146,11 @@ impl GraphOperation for GetMime {
     }
 
     /// The MIME bytes (`text/plain`, `message/rfc822` or `application/octet-stream`; an empty
-    /// body is for the caller to judge).
-    fn parse(&self, _: &Endpoint, response: &Response) -> Result<Vec<u8>, Error> {
-        response.mime().map(<[u8]>::to_vec)
+    /// body is for the caller to judge). They share the response's buffer instead of copying
+    /// it: once the response is dropped, `Vec::from` takes the buffer over without a copy.
+    fn parse(&self, _: &Endpoint, response: &Response) -> Result<bytes::Bytes, Error> {
+        response.mime()?;
+        Ok(response.body.clone())
     }
 }
 

@@ -542,9 +542,21 @@ fn message_operations() {
         http::HeaderValue::from_static("text/plain"),
     );
     let body = mime
-        .parse(&ep(), &Response::new(200, h, &b"Subject: x\r\n\r\nhi"[..]))
+        .parse(
+            &ep(),
+            &Response::new(200, h.clone(), &b"Subject: x\r\n\r\nhi"[..]),
+        )
         .unwrap();
-    assert_eq!(body, b"Subject: x\r\n\r\nhi");
+    assert_eq!(&body[..], b"Subject: x\r\n\r\nhi");
+    // No copy of the body: once the response is gone, the message takes its buffer over.
+    let downloaded = b"Subject: y\r\n\r\nbody".to_vec();
+    let at = downloaded.as_ptr();
+    let response = Response::new(200, h, downloaded);
+    let shared = mime.parse(&ep(), &response).unwrap();
+    drop(response);
+    let owned = Vec::from(shared);
+    assert_eq!(owned.as_ptr(), at, "the MIME body was copied");
+    assert_eq!(owned, b"Subject: y\r\n\r\nbody");
     assert!(
         mime.parse(&ep(), &json_answer("{}")).is_err(),
         "JSON is no MIME"
