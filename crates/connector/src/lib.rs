@@ -70,6 +70,7 @@ mod ping;
 pub mod retry;
 mod token;
 mod traits;
+mod transport;
 
 // One path per public type: the vocabulary is at the root (`connector::Error`), so the modules
 // that define it are private.
@@ -87,3 +88,4 @@ pub use token::{
 pub use traits::{
     MessageOutbound, MessageSource, OutboundCapabilities, SourceCapabilities, SyncKind,
 };
+pub use transport::{is_loopback, is_loopback_host};

@@ -1,7 +1,7 @@
 //! Which URLs an EWS bearer token (or Basic password) may be sent to: [`check_endpoint`] (its
 //! documentation is the module's).
 
-use url::{Host, Url};
+use url::Url;
 
 /// Exchange Online's EWS URL in `cloud`, from msauth's [`Cloud::ews`](msauth::Cloud::ews):
 /// `https://outlook.office365.us/EWS/Exchange.asmx` for GCC High, for example; no autodiscover
@@ -48,15 +48,7 @@ pub enum EndpointError {
     NoHost,
 }
 
-/// Whether `url`'s host is loopback: `localhost`, an address in 127.0.0.0/8, or `::1`.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+pub(crate) use connector::is_loopback;
 
 /// Checks that credentials (an EWS bearer token or a Basic password) may be sent to `url`:
 /// `https`, or plain `http` only on a loopback host (security issue #24).

@@ -62,8 +62,7 @@ impl Endpoint {
     pub fn custom(base: &str, mailbox: Mailbox) -> Result<Self, Error> {
         let mut url = Url::parse(base)
             .map_err(|e| Error::configuration(format!("Graph base URL {base:?}: {e}")))?;
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        if !(url.scheme() == "https" || (url.scheme() == "http" && connector::is_loopback(&url))) {
             return Err(Error::configuration(format!(
                 "Graph base URL {base:?} must be https (http only on loopback)"
             )));

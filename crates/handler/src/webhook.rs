@@ -1,12 +1,11 @@
 //! The built-in webhook handler (documented on [`WebhookHandler`]).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use serde_json::json;
-use url::{Host, Url};
+use url::Url;
 
 use crate::{Handler, HandlerError, Inbound};
 
@@ -78,7 +77,7 @@ impl WebhookHandler {
     pub fn new(url: Url) -> Result<Self, WebhookError> {
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback(&url) => {}
+            "http" if connector::is_loopback(&url) => {}
             "http" => {
                 return Err(WebhookError::InsecureHttp {
                     host: url.host_str().unwrap_or_default().to_owned(),
@@ -114,18 +113,6 @@ impl WebhookHandler {
             "from": msg.from_address(),
             "mime_base64": base64::engine::general_purpose::STANDARD.encode(&msg.raw.mime),
         })
-    }
-}
-
-/// Whether the URL's host is this machine by itself: `localhost`, or an address in
-/// `127.0.0.0/8` or `::1` (IPv4-mapped included). The URL parser has already normalised the
-/// host (lower case, `127.1` written as `127.0.0.1`), and that normalised URL is what is used.
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).to_canonical().is_loopback(),
-        None => false,
     }
 }
 

@@ -1,7 +1,6 @@
 //! Where tokens come from: Microsoft clouds × tenants, or any OpenID Connect server.
 
 use std::fmt;
-use std::net::IpAddr;
 
 use url::Url;
 
@@ -102,17 +101,8 @@ pub enum AuthorityError {
 pub fn check_endpoint(url: &Url) -> Result<(), AuthorityError> {
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
+        "http" if connector::is_loopback(url) => Ok(()),
         _ => Err(AuthorityError::InsecureEndpoint(url.to_string())),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
     }
 }
 

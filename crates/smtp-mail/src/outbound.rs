@@ -1,7 +1,6 @@
 //! [`SmtpOutbound`]: the connector outbound over lettre's SMTP connection.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -217,7 +216,9 @@ impl SmtpOutbound {
     /// assert!(SmtpOutbound::new(plain.with_server("127.0.0.1", 2525), tokens).is_ok());
     /// ```
     pub fn new(config: SmtpConfig, tokens: Arc<dyn TokenSource>) -> Result<Self, Error> {
-        if config.security == Security::DangerousPlaintext && !is_loopback_host(&config.host) {
+        if config.security == Security::DangerousPlaintext
+            && !connector::is_loopback_host(&config.host)
+        {
             return Err(Error::configuration(format!(
                 "SMTP server {:?}: plaintext (Security::DangerousPlaintext) would send the \
                  XOAUTH2 token in clear, so it is only allowed to a loopback host (localhost, \
@@ -526,20 +527,6 @@ impl SmtpOutbound {
     }
 }
 
-/// Whether `host` names this machine by itself: `localhost` (any case), or an IP address in
-/// `127.0.0.0/8` or `::1` (bracketed or not; IPv4-mapped included). Decided from the text
-/// alone, without resolving anything.
-fn is_loopback_host(host: &str) -> bool {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
 enum AuthOutcome {
     Ok,
     Disabled(Reply),
@@ -590,7 +577,7 @@ impl MessageOutbound for SmtpOutbound {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use connector::is_loopback_host;
 
     #[test]
     fn each_cloud_has_its_host_and_the_global_constants_agree() {
