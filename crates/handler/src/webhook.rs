@@ -75,26 +75,32 @@ impl WebhookHandler {
     /// ));
     /// ```
     pub fn new(url: Url) -> Result<Self, WebhookError> {
-        match url.scheme() {
-            "https" => {}
-            "http" if connector::is_loopback(&url) => {}
-            "http" => {
-                return Err(WebhookError::InsecureHttp {
-                    host: url.host_str().unwrap_or_default().to_owned(),
-                });
-            }
-            other => {
-                return Err(WebhookError::UnsupportedScheme {
-                    scheme: other.to_owned(),
-                });
-            }
-        }
+        Self::check_url(&url)?;
         let client =
             httpcore::HttpClientBuilder::new(concat!("handler/", env!("CARGO_PKG_VERSION")))
                 .timeout(Duration::from_secs(30))
                 .build()
                 .map_err(|e| WebhookError::Client(e.to_string()))?;
         Ok(WebhookHandler { url, client })
+    }
+
+    /// The rule [`new`](Self::new) applies to its URL, without building the handler (for a
+    /// configuration checked before anything runs): `https`, or `http` to loopback only.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), except [`WebhookError::Client`].
+    pub fn check_url(url: &Url) -> Result<(), WebhookError> {
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if connector::is_loopback(url) => Ok(()),
+            "http" => Err(WebhookError::InsecureHttp {
+                host: url.host_str().unwrap_or_default().to_owned(),
+            }),
+            other => Err(WebhookError::UnsupportedScheme {
+                scheme: other.to_owned(),
+            }),
+        }
     }
 
     /// The JSON body sent for `msg`.

@@ -498,10 +498,11 @@ impl Resolver<'_> {
         let at = [At::Key("handler"), At::Key("webhook")];
         let webhook = match &h.webhook {
             Some(u) => {
+                // The URL itself is not repeated: it may carry a token in its query.
                 let url = Url::parse(u)
-                    .map_err(|e| self.invalid("handler.webhook", &at, format!("{u:?}: {e}")))?;
+                    .map_err(|e| self.invalid("handler.webhook", &at, format!("not a URL: {e}")))?;
                 // The handler's own rule (https, or http to loopback only), applied now.
-                handler::WebhookHandler::new(url.clone())
+                handler::WebhookHandler::check_url(&url)
                     .map_err(|e| self.invalid("handler.webhook", &at, e.to_string()))?;
                 Some(url)
             }
