@@ -77,15 +77,6 @@ pub(crate) struct Client {
     pub(crate) app: AppRegistration,
 }
 
-/// Constant-time comparison of secrets (ring's helper is deprecated for external use; this is the
-/// usual fold over all bytes).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 fn app_not_found(state: &AppState, client_id: &str, tenant: &Tenant) -> AadError {
@@ -166,10 +157,7 @@ pub(super) fn authenticate_client(
         ));
     }
     if let Some(secret) = secret {
-        let matching = app
-            .secrets
-            .iter()
-            .find(|s| ct_eq(s.value.expose().as_bytes(), secret.as_bytes()));
+        let matching = app.secrets.iter().find(|s| s.value.matches(&secret));
         return match matching {
             Some(s) if s.expires.is_some_and(|e| e <= now) => Err(AadError::new(
                 state,
