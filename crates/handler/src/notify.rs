@@ -256,7 +256,7 @@ pub struct NotificationPolicy {
     reply_to: ReplyToPolicy,
     own_domains: Option<Vec<String>>,
     per_recipient: Option<RecipientLimit>,
-    sent: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    sent: Arc<Mutex<SentLog>>,
 }
 
 impl From<NotificationTemplate> for NotificationPolicy {
@@ -365,7 +365,8 @@ impl NotificationPolicy {
         if is_system_local_part(&local) {
             return Err("is a system or list address");
         }
-        if mailbox.match_address(&addr).is_some() || mailbox.is_own_address(&addr).is_some() {
+        // An exact own address always matches; a sub-address of one when plus addressing is on.
+        if mailbox.match_address(&addr).is_some() {
             return Err("is one of our own addresses (a loop)");
         }
         let domain = addr.domain().to_ascii_lowercase();
@@ -389,22 +390,47 @@ impl NotificationPolicy {
         };
         let now = Instant::now();
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget recipients whose window has passed, so the map holds only the last period.
-        sent.retain(|_, times| {
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= limit.per)
-            {
-                times.pop_front();
-            }
-            !times.is_empty()
-        });
-        let times = sent.entry(to.to_ascii_lowercase()).or_default();
+        sent.forget_old(now, limit.per);
+        let times = sent
+            .by_recipient
+            .entry(to.to_ascii_lowercase())
+            .or_default();
+        forget_before(times, now, limit.per);
         if times.len() >= limit.max as usize {
             return false;
         }
         times.push_back(now);
         true
+    }
+}
+
+/// When each recipient was acknowledged, within the rate limit's window.
+#[derive(Debug, Default)]
+struct SentLog {
+    by_recipient: HashMap<String, VecDeque<Instant>>,
+    /// The map's size at which recipients whose window has passed are next forgotten (twice
+    /// the size after the last sweep), so the sweep costs O(1) per acknowledgement on average
+    /// and the map holds about the last period's recipients.
+    sweep_at: usize,
+}
+
+impl SentLog {
+    fn forget_old(&mut self, now: Instant, per: Duration) {
+        if self.by_recipient.len() < self.sweep_at.max(64) {
+            return;
+        }
+        self.by_recipient.retain(|_, times| {
+            forget_before(times, now, per);
+            !times.is_empty()
+        });
+        self.sweep_at = self.by_recipient.len() * 2;
+    }
+}
+
+/// Drops the times that are a whole window `per` old.
+fn forget_before(times: &mut VecDeque<Instant>, now: Instant, per: Duration) {
+    while times.front().is_some_and(|t| now.duration_since(*t) >= per) {
+        times.pop_front();
     }
 }
 
@@ -641,5 +667,32 @@ mod tests {
         let unlimited =
             NotificationPolicy::new(NotificationTemplate::default()).per_recipient(None);
         assert!((0..100).all(|_| unlimited.admit("ann@fabrikam.example")));
+    }
+
+    #[test]
+    fn recipients_whose_window_passed_are_forgotten() {
+        let p = NotificationPolicy::new(NotificationTemplate::default())
+            .per_recipient(Some(RecipientLimit::new(1, Duration::from_millis(50))));
+        for i in 0..100 {
+            assert!(p.admit(&format!("old{i}@fabrikam.example")));
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        for i in 0..100 {
+            assert!(p.admit(&format!("new{i}@fabrikam.example")));
+        }
+        let log = p.sent.lock().unwrap();
+        assert!(
+            log.by_recipient.len() < 200,
+            "{} recipients kept",
+            log.by_recipient.len()
+        );
+        assert!(
+            log.by_recipient
+                .keys()
+                .filter(|k| k.starts_with("old"))
+                .count()
+                < 100,
+            "no old recipient was forgotten"
+        );
     }
 }
