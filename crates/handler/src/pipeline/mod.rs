@@ -224,17 +224,7 @@ impl Pipeline {
                 (i, summary)
             });
         }
-        let mut out: Vec<(usize, SourceSummary)> = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(pair) => out.push(pair),
-                Err(e) => tracing::error!("a source task failed: {e}"),
-            }
-        }
-        out.sort_by_key(|(i, _)| *i);
-        Summary {
-            sources: out.into_iter().map(|(_, s)| s).collect(),
-        }
+        summaries(set).await
     }
 
     /// Polls every source until `shutdown`: each source on its own task, so one failing
@@ -272,17 +262,22 @@ impl Pipeline {
                 (i, summary)
             });
         }
-        let mut out = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(pair) => out.push(pair),
-                Err(e) => tracing::error!("a source task failed: {e}"),
-            }
+        summaries(set).await
+    }
+}
+
+/// The sources' summaries in the order the sources were added, as their tasks end.
+async fn summaries(mut set: JoinSet<(usize, SourceSummary)>) -> Summary {
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(pair) => out.push(pair),
+            Err(e) => tracing::error!("a source task failed: {e}"),
         }
-        out.sort_by_key(|(i, _)| *i);
-        Summary {
-            sources: out.into_iter().map(|(_, s)| s).collect(),
-        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Summary {
+        sources: out.into_iter().map(|(_, s)| s).collect(),
     }
 }
 
