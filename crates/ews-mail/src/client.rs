@@ -201,7 +201,7 @@ impl EwsConfig {
 ///
 /// The endpoint must be `https`, or plain `http` on a loopback host
 /// ([`check_endpoint`](crate::check_endpoint)): [`EwsClient::new`] and
-/// [`EwsClient::try_with_http`] refuse anything else before a token is asked for. Redirects are
+/// [`EwsClient::with_http`] refuse anything else before a token is asked for. Redirects are
 /// not followed: EWS has no use for them, and a redirect could carry the request (with its
 /// `Authorization` header when the host and port stay the same, as on an `https` to `http` move
 /// on one port) somewhere else. A 3xx is reported as an error; an answer that a caller's own
@@ -251,7 +251,7 @@ impl EwsClient {
                 .map_err(|e| {
                     connector::Error::configuration(format!("building the HTTP client: {e}"))
                 })?;
-        Ok(Self::with_http(cfg, http))
+        Ok(Self::checked(cfg, http))
     }
 
     /// A client over a caller's reqwest client (custom roots, proxies), refusing an endpoint
@@ -261,15 +261,13 @@ impl EwsClient {
     /// through a redirect is refused anyway ([`EwsError::Redirected`]), but by then the request
     /// went to the redirect target (reqwest drops `Authorization` only when the host or port
     /// changes).
-    pub fn try_with_http(cfg: EwsConfig, http: reqwest::Client) -> Result<Self, connector::Error> {
+    pub fn with_http(cfg: EwsConfig, http: reqwest::Client) -> Result<Self, connector::Error> {
         refuse_endpoint(&cfg)?;
-        Ok(Self::with_http(cfg, http))
+        Ok(Self::checked(cfg, http))
     }
 
-    /// A client over a caller's reqwest client, without checking the endpoint here: an
-    /// endpoint that is not `https` or loopback `http` is refused by every call instead, before
-    /// a token is asked for. Prefer [`EwsClient::try_with_http`], which refuses it at once.
-    pub fn with_http(cfg: EwsConfig, http: reqwest::Client) -> Self {
+    /// The client, once `cfg`'s endpoint passed [`refuse_endpoint`].
+    fn checked(cfg: EwsConfig, http: reqwest::Client) -> Self {
         EwsClient {
             cfg: Arc::new(cfg),
             http,
@@ -468,8 +466,6 @@ impl EwsClient {
         let mut refreshed = false;
         let mut attempt = 0u32;
         let mut waited = Duration::ZERO;
-        // Before any token is asked for: a client built with `with_http` was not checked.
-        refuse_endpoint(&self.cfg)?;
         let mut auth = self.auth_header(None).await?;
         loop {
             attempt += 1;

@@ -37,10 +37,9 @@
 //!
 //! * the endpoint must be `https://…/EWS/Exchange.asmx`; plain `http` is accepted only on a
 //!   loopback host (127.0.0.0/8, `::1`, `localhost`: the sandbox, a local test server).
-//!   [`EwsClient::new`] and [`EwsClient::try_with_http`] refuse anything else with a
+//!   [`EwsClient::new`] and [`EwsClient::with_http`] refuse anything else with a
 //!   configuration error naming the host, before a token is asked for
-//!   ([`EndpointError`] is its source); a client made with [`EwsClient::with_http`]
-//!   refuses on every call instead;
+//!   ([`EndpointError`] is its source);
 //! * redirects are not followed ([`EwsError::Redirected`] if a caller's own reqwest client
 //!   followed one);
 //! * an autodiscover answer must name an `https` URL on the mailbox's domain (or a subdomain),

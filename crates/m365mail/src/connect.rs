@@ -236,7 +236,7 @@ fn ews_client(
         Some(path) => {
             let pem = read_ca_file(&t.ca_key, path)?;
             let http = https_client(&pem, "ews-mail", cfg.timeout).context(&t.ca_key)?;
-            ews_mail::EwsClient::try_with_http(cfg, http).map_err(|e| e.to_string())
+            ews_mail::EwsClient::with_http(cfg, http).map_err(|e| e.to_string())
         }
         None => ews_mail::EwsClient::new(cfg).map_err(|e| e.to_string()),
     }

@@ -182,8 +182,10 @@ pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
             // One FindItem lists a whole page (up to 1,000 ids); MIME and acknowledgements go
             // 100 items per GetItem/UpdateItem: the protocol minimum of round trips.
             Ok(Arc::new(
-                ews_mail::EwsSource::new(ews_mail::EwsClient::with_http(cfg, http))
-                    .with_max_batch(args.page),
+                ews_mail::EwsSource::new(
+                    ews_mail::EwsClient::with_http(cfg, http).map_err(|e| e.to_string())?,
+                )
+                .with_max_batch(args.page),
             ))
         }
     }
