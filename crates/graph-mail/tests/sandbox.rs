@@ -423,12 +423,12 @@ async fn delta_tracks_changes_and_recovers_from_lost_state() {
 
     // A state the server no longer knows: a full resync.
     let key = state_key(client.endpoint(), "inbox");
-    let saved = store.load(&key).expect("load").expect("saved state");
+    let saved = store.load(&key).await.expect("load").expect("saved state");
     assert!(saved.delta_link().is_some());
     let broken =
         DeltaState::from_json(&saved.to_json().replace("deltatoken=", "deltatoken=999999"))
             .expect("state");
-    store.save(&key, &broken).expect("save");
+    store.save(&key, &broken).await.expect("save");
     let resync = sync_folder(&client, &store, "inbox").await.expect("resync");
     assert!(resync.resynced);
     assert_eq!(
@@ -903,11 +903,11 @@ async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
     // The server forgets the state (410 syncStateNotFound): a full resync that keeps what is
     // waiting and brings nothing acknowledged back.
     let key = state_key(source.client().endpoint(), "inbox");
-    let saved = store.load(&key).expect("load").expect("state");
+    let saved = store.load(&key).await.expect("load").expect("state");
     let expired =
         DeltaState::from_json(&saved.to_json().replace("deltatoken=", "deltatoken=999999"))
             .expect("state");
-    store.save(&key, &expired).expect("save");
+    store.save(&key, &expired).await.expect("save");
     // A fresh source over the same store (a restart) reads the state from the store.
     let restarted = delta_source(&env, to, store.clone());
     env.sb.admin().clear_request_log();
@@ -919,7 +919,12 @@ async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
     );
     assert_eq!(env.sb.request_log().count_status(410), 1);
     assert_ne!(
-        store.load(&key).expect("load").expect("state").delta_link(),
+        store
+            .load(&key)
+            .await
+            .expect("load")
+            .expect("state")
+            .delta_link(),
         expired.delta_link(),
         "the resync saved a fresh link"
     );
@@ -928,6 +933,7 @@ async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
     let foreign = DeltaState::from_json(
         &store
             .load(&key)
+            .await
             .expect("load")
             .expect("state")
             .to_json()
@@ -939,14 +945,14 @@ async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
             .delta_link()
             .is_some_and(|l| l.contains("attacker.example"))
     );
-    store.save(&key, &foreign).expect("save");
+    store.save(&key, &foreign).await.expect("save");
     let again = delta_source(&env, to, store.clone());
     let fourth = again
         .fetch(None, 10)
         .await
         .expect("fetch after a foreign link");
     assert_eq!(seqs(&fourth), seqs(&third));
-    let link = store.load(&key).expect("load").expect("state");
+    let link = store.load(&key).await.expect("load").expect("state");
     assert!(!link.delta_link().unwrap_or("").contains("attacker"));
 }
 

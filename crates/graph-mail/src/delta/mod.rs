@@ -26,8 +26,8 @@
 //! temporary file in the same directory, synced, then renamed over the old one), so a crash
 //! leaves the old state or the new one, never half of each. A file that cannot be read is a
 //! [`Configuration`](connector::ErrorKind::Configuration) error naming the file, never a
-//! panic and never a silent restart. A database is one small trait away: [`DeltaState`]
-//! turns into JSON and back.
+//! panic and never a silent restart. A database is one small async trait away: [`DeltaState`]
+//! turns into JSON and back (the `fleet` crate's `PgDeltaStore` keeps it in PostgreSQL).
 //!
 //! ## Files
 //!
@@ -54,16 +54,19 @@ pub use store::{FileDeltaStore, MemoryDeltaStore};
 /// Where delta state is kept between rounds, one [`DeltaState`] per key (a mailbox and folder,
 /// see [`state_key`]).
 ///
-/// Calls come from async code and should be quick (a small file write, a database row).
-/// `save` must be durable when it returns `Ok`: a source saves after every round and after
-/// acknowledgements, and relies on what it saved after a restart.
+/// The methods are async so that a store can be a database (the `fleet` crate keeps it in
+/// PostgreSQL, shared by a fleet of workers) without holding a runtime thread; they should
+/// still be quick (a small file write, a database row). `save` must be durable when it returns
+/// `Ok`: a source saves after every round and after acknowledgements, and relies on what it
+/// saved after a restart.
+#[async_trait::async_trait]
 pub trait DeltaStore: Send + Sync {
     /// The saved state of `key`, or `None` if there is none (the next round is a full sync).
-    fn load(&self, key: &str) -> Result<Option<DeltaState>, Error>;
+    async fn load(&self, key: &str) -> Result<Option<DeltaState>, Error>;
     /// Saves the state of `key`.
-    fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error>;
+    async fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error>;
     /// Forgets the state of `key` (its next round is a full sync).
-    fn clear(&self, key: &str) -> Result<(), Error>;
+    async fn clear(&self, key: &str) -> Result<(), Error>;
 }
 
 /// The key a [`GraphSource`](crate::GraphSource) in delta mode and [`sync_folder`] use for a

@@ -39,9 +39,12 @@ impl DeltaMode {
         }
     }
 
-    fn loaded<'a>(&self, slot: &'a mut Option<DeltaState>) -> Result<&'a mut DeltaState, Error> {
+    async fn loaded<'a>(
+        &self,
+        slot: &'a mut Option<DeltaState>,
+    ) -> Result<&'a mut DeltaState, Error> {
         if slot.is_none() {
-            *slot = Some(self.store.load(&self.key)?.unwrap_or_default());
+            *slot = Some(self.store.load(&self.key).await?.unwrap_or_default());
         }
         slot.as_mut()
             .ok_or_else(|| Error::configuration("delta state not loaded"))
@@ -55,11 +58,11 @@ impl DeltaMode {
         log: Option<&ConnectionLog>,
     ) -> Result<usize, Error> {
         let mut slot = self.state.lock().await;
-        let state = self.loaded(&mut slot)?;
+        let state = self.loaded(&mut slot).await?;
         let round = run_round(client, state.delta_link.as_deref(), folder, log).await?;
         let mut next = state.clone();
         let merged = next.merge(round.items, round.delta_link, round.full);
-        self.store.save(&self.key, &next)?;
+        self.store.save(&self.key, &next).await?;
         tracing::debug!(
             folder,
             added = merged.added,
@@ -79,7 +82,7 @@ impl DeltaMode {
     ) -> Result<PendingPage, Error> {
         let after = cursor.map(parse_cursor).transpose()?;
         let mut slot = self.state.lock().await;
-        let state = self.loaded(&mut slot)?;
+        let state = self.loaded(&mut slot).await?;
         let (page, more) = state.page(after, max);
         Ok(PendingPage {
             next: if more {
@@ -98,7 +101,7 @@ impl DeltaMode {
             return;
         }
         let mut slot = self.state.lock().await;
-        let state = match self.loaded(&mut slot) {
+        let state = match self.loaded(&mut slot).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "delta state unavailable after an acknowledgement");
@@ -106,7 +109,7 @@ impl DeltaMode {
             }
         };
         if state.forget(ids)
-            && let Err(e) = self.store.save(&self.key, state)
+            && let Err(e) = self.store.save(&self.key, state).await
         {
             tracing::warn!(error = %e, "could not save the delta state after an acknowledgement");
         }

@@ -117,10 +117,10 @@ pub async fn sync_folder(
     folder: &str,
 ) -> Result<DeltaChanges, Error> {
     let key = state_key(client.endpoint(), folder);
-    let mut state = store.load(&key)?.unwrap_or_default();
+    let mut state = store.load(&key).await?.unwrap_or_default();
     let round = run_round(client, state.delta_link.as_deref(), folder, None).await?;
     state.delta_link = Some(round.delta_link);
-    store.save(&key, &state)?;
+    store.save(&key, &state).await?;
     let mut out = DeltaChanges {
         resynced: round.resynced,
         ..DeltaChanges::default()

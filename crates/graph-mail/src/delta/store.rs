@@ -14,8 +14,9 @@ use super::state::{DeltaState, STATE_VERSION};
 #[derive(Debug, Default)]
 pub struct MemoryDeltaStore(Mutex<BTreeMap<String, DeltaState>>);
 
+#[async_trait::async_trait]
 impl DeltaStore for MemoryDeltaStore {
-    fn load(&self, key: &str) -> Result<Option<DeltaState>, Error> {
+    async fn load(&self, key: &str) -> Result<Option<DeltaState>, Error> {
         Ok(self
             .0
             .lock()
@@ -24,7 +25,7 @@ impl DeltaStore for MemoryDeltaStore {
             .cloned())
     }
 
-    fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error> {
+    async fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -32,7 +33,7 @@ impl DeltaStore for MemoryDeltaStore {
         Ok(())
     }
 
-    fn clear(&self, key: &str) -> Result<(), Error> {
+    async fn clear(&self, key: &str) -> Result<(), Error> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
         Ok(())
     }
@@ -139,8 +140,9 @@ impl FileDeltaStore {
     }
 }
 
+#[async_trait::async_trait]
 impl DeltaStore for FileDeltaStore {
-    fn load(&self, key: &str) -> Result<Option<DeltaState>, Error> {
+    async fn load(&self, key: &str) -> Result<Option<DeltaState>, Error> {
         Ok(self
             .states
             .lock()
@@ -149,13 +151,13 @@ impl DeltaStore for FileDeltaStore {
             .cloned())
     }
 
-    fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error> {
+    async fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error> {
         self.update(|m| {
             m.insert(key.to_owned(), state.clone());
         })
     }
 
-    fn clear(&self, key: &str) -> Result<(), Error> {
+    async fn clear(&self, key: &str) -> Result<(), Error> {
         self.update(|m| {
             m.remove(key);
         })

@@ -33,22 +33,22 @@ fn removed(id: &str) -> DeltaItem {
     }
 }
 
-#[test]
-fn memory_store_round_trip() {
+#[tokio::test]
+async fn memory_store_round_trip() {
     let s = MemoryDeltaStore::default();
-    assert_eq!(s.load("me/mailFolders/inbox").unwrap(), None);
+    assert_eq!(s.load("me/mailFolders/inbox").await.unwrap(), None);
     let mut st = DeltaState::new();
     st.merge(
         vec![changed("a", 1, false)],
         "https://x/delta?$deltatoken=1".into(),
         true,
     );
-    s.save("me/mailFolders/inbox", &st).unwrap();
-    let back = s.load("me/mailFolders/inbox").unwrap().unwrap();
+    s.save("me/mailFolders/inbox", &st).await.unwrap();
+    let back = s.load("me/mailFolders/inbox").await.unwrap().unwrap();
     assert_eq!(back.delta_link(), Some("https://x/delta?$deltatoken=1"));
     assert_eq!(back.pending_ids(), ["a"]);
-    s.clear("me/mailFolders/inbox").unwrap();
-    assert_eq!(s.load("me/mailFolders/inbox").unwrap(), None);
+    s.clear("me/mailFolders/inbox").await.unwrap();
+    assert_eq!(s.load("me/mailFolders/inbox").await.unwrap(), None);
 }
 
 #[test]
@@ -213,26 +213,30 @@ fn state_json_round_trips_and_rejects_garbage() {
     assert!(!format!("{st:?}").contains("deltatoken"));
 }
 
-#[test]
-fn file_store_persists_atomically_and_reports_corruption() {
+#[tokio::test]
+async fn file_store_persists_atomically_and_reports_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("delta.json");
     let store = FileDeltaStore::open(&path).unwrap();
-    assert_eq!(store.load("k").unwrap(), None);
+    assert_eq!(store.load("k").await.unwrap(), None);
     let mut st = DeltaState::new();
     st.merge(
         vec![changed("a", 1, false)],
         "https://x/d?$deltatoken=7".into(),
         true,
     );
-    store.save("k", &st).unwrap();
-    store.save("other", &DeltaState::new()).unwrap();
+    store.save("k", &st).await.unwrap();
+    store.save("other", &DeltaState::new()).await.unwrap();
     // A second store (a restart) reads what the first wrote.
     let again = FileDeltaStore::open(&path).unwrap();
-    assert_eq!(again.load("k").unwrap(), Some(st.clone()));
-    again.clear("other").unwrap();
+    assert_eq!(again.load("k").await.unwrap(), Some(st.clone()));
+    again.clear("other").await.unwrap();
     assert_eq!(
-        FileDeltaStore::open(&path).unwrap().load("other").unwrap(),
+        FileDeltaStore::open(&path)
+            .unwrap()
+            .load("other")
+            .await
+            .unwrap(),
         None
     );
     // No temporary files are left behind.
@@ -256,10 +260,10 @@ fn file_store_persists_atomically_and_reports_corruption() {
     }
     // A directory that does not exist: the save fails with the path, nothing panics.
     let nowhere = FileDeltaStore::open(dir.path().join("missing/delta.json")).unwrap();
-    let e = nowhere.save("k", &st).unwrap_err();
+    let e = nowhere.save("k", &st).await.unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
     assert_eq!(
-        nowhere.load("k").unwrap(),
+        nowhere.load("k").await.unwrap(),
         None,
         "a failed save changes nothing"
     );
