@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,10 @@ struct Line {
     key: String,
     #[serde(flatten)]
     entry: Entry,
+    /// When an acknowledgement was recorded (Unix seconds), for [`Ledger::expire_acknowledged`].
+    /// Written on acknowledgements only; ledgers written before it existed have none.
+    #[serde(default)]
+    at: Option<u64>,
 }
 
 /// A [`Line`] to write, borrowing its parts.
@@ -58,6 +63,8 @@ struct LineRef<'a> {
     key: &'a str,
     #[serde(flatten)]
     entry: &'a Entry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
 }
 
 /// What the ledger knows about one key, folded from its entries.
@@ -81,10 +88,22 @@ pub struct Record {
     pub acknowledged_by_absence: bool,
     /// Parked, with the reason.
     pub parked: Option<String>,
+    /// When it was acknowledged (or found gone), if the store knows: what
+    /// [`LedgerStore::expire`](crate::LedgerStore::expire) goes by.
+    pub acknowledged_at: Option<SystemTime>,
 }
 
 impl Record {
-    fn apply(&mut self, entry: &Entry) {
+    /// Folds `entry`, recorded at `at`, into the record (what every ledger backend does with
+    /// its entries, in the order they were recorded).
+    pub fn apply(&mut self, entry: &Entry, at: SystemTime) {
+        if matches!(entry, Entry::Acknowledged | Entry::AcknowledgedByAbsence) {
+            self.acknowledged_at = Some(at);
+        }
+        self.fold(entry);
+    }
+
+    fn fold(&mut self, entry: &Entry) {
         match entry {
             Entry::Failed { attempts, .. } => self.attempts = *attempts,
             Entry::Handled { project } => {
@@ -127,6 +146,23 @@ pub enum LedgerError {
         /// 1-based line number.
         line: usize,
         /// What was wrong.
+        reason: String,
+    },
+    /// The write carried a fence whose lease is no longer held (expired and taken by another
+    /// worker, or released): nothing was recorded, and this worker must stop working on the
+    /// source.
+    #[error("ledger: {fence} no longer holds the lease; nothing recorded")]
+    Fenced {
+        /// The stale fence.
+        fence: crate::Fence,
+    },
+    /// A database-backed ledger could not be reached or refused the write; nothing was
+    /// recorded, and the caller pauses and tries again.
+    #[error("ledger ({backend}): {reason}")]
+    Backend {
+        /// Which backend (`postgres`, `file`).
+        backend: &'static str,
+        /// What went wrong.
         reason: String,
     },
 }
@@ -218,6 +254,9 @@ impl Ledger {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let mut records: HashMap<String, Record> = HashMap::new();
+        // Acknowledgements recorded before lines carried a time count from now: they expire one
+        // retention period after the upgrade, never at once.
+        let opened_at = SystemTime::now();
         let mut torn_tail = false;
         let mut valid_len: u64 = 0;
         if path.exists() {
@@ -234,7 +273,8 @@ impl Ledger {
                 let unterminated = i + 1 == total;
                 match serde_json::from_slice::<Line>(bytes) {
                     Ok(line) if !unterminated => {
-                        records.entry(line.key).or_default().apply(&line.entry);
+                        let at = line.at.map_or(opened_at, from_unix);
+                        records.entry(line.key).or_default().apply(&line.entry, at);
                         valid_len += bytes.len() as u64 + 1;
                     }
                     // A crash mid-append leaves a partial last line: drop it.
@@ -332,19 +372,21 @@ impl Ledger {
             path: self.path.clone().unwrap_or_default(),
             source,
         };
+        // Whole seconds, as the file keeps them: a record reads the same after reopening.
+        let now = from_unix(unix(SystemTime::now()));
         let mut g = self.lock();
         let Some(file) = g.file.clone() else {
             for (key, entry) in entries {
                 g.records
                     .entry(key.as_ref().to_owned())
                     .or_default()
-                    .apply(entry);
+                    .apply(entry, now);
             }
             return Ok(());
         };
         let mut lines = Vec::with_capacity(entries.len() * 128);
         for (key, entry) in entries {
-            push_line(&mut lines, key.as_ref(), entry).map_err(io)?;
+            push_line(&mut lines, key.as_ref(), entry, Some(now)).map_err(io)?;
         }
         (&*file).write_all(&lines).map_err(io)?;
         // Readers see the entries from here on, before their sync ends; the caller goes on
@@ -355,7 +397,7 @@ impl Ledger {
             g.records
                 .entry(key.as_ref().to_owned())
                 .or_default()
-                .apply(entry);
+                .apply(entry, now);
         }
         g.written += 1;
         let mine = g.written;
@@ -423,6 +465,26 @@ impl Ledger {
         }
     }
 
+    /// Forgets every key acknowledged (or found gone) before `cutoff` and, if any was, rewrites
+    /// the file without them ([`compact`](Self::compact)). Returns how many were forgotten.
+    ///
+    /// This is what keeps the ledger from growing without bound: a message that was
+    /// acknowledged is no longer handed out by its source (it was marked read, moved or found
+    /// gone), so its record is no longer needed once the retention has passed.
+    pub fn expire_acknowledged(&self, cutoff: SystemTime) -> Result<usize, LedgerError> {
+        let removed = {
+            let mut g = self.lock();
+            let before = g.records.len();
+            g.records
+                .retain(|_, r| !(r.acknowledged && r.acknowledged_at.is_some_and(|t| t < cutoff)));
+            before - g.records.len()
+        };
+        if removed > 0 {
+            self.compact()?;
+        }
+        Ok(removed)
+    }
+
     /// Rewrites the file with the folded state of every key (atomically, through a temporary
     /// file and rename).
     pub fn compact(&self) -> Result<(), LedgerError> {
@@ -437,7 +499,7 @@ impl Ledger {
         let mut out = Vec::new();
         for (key, rec) in &inner.records {
             for entry in entries_for(rec) {
-                push_line(&mut out, key, &entry).map_err(io)?;
+                push_line(&mut out, key, &entry, rec.acknowledged_at).map_err(io)?;
             }
         }
         httpcore::fs::write_atomic(&path, &out, httpcore::fs::FileMode::Default).map_err(io)?;
@@ -455,11 +517,28 @@ impl Ledger {
     }
 }
 
-/// Appends the JSON line of `entry` for `key` to `out`.
-fn push_line(out: &mut Vec<u8>, key: &str, entry: &Entry) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &LineRef { key, entry }).map_err(std::io::Error::other)?;
+/// Appends the JSON line of `entry` for `key` to `out`; an acknowledgement carries `at`.
+fn push_line(
+    out: &mut Vec<u8>,
+    key: &str,
+    entry: &Entry,
+    at: Option<SystemTime>,
+) -> std::io::Result<()> {
+    let at = at
+        .filter(|_| matches!(entry, Entry::Acknowledged | Entry::AcknowledgedByAbsence))
+        .map(unix);
+    serde_json::to_writer(&mut *out, &LineRef { key, entry, at }).map_err(std::io::Error::other)?;
     out.push(b'\n');
     Ok(())
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn from_unix(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn entries_for(rec: &Record) -> Vec<Entry> {
@@ -600,7 +679,7 @@ mod tests {
         assert!(r2.acknowledged && !r2.acknowledged_by_absence);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.contains(r#"{"key":"s|3","state":"acknowledged_by_absence"}"#),
+            text.contains(r#"{"key":"s|3","state":"acknowledged_by_absence","at":"#),
             "{text}"
         );
         l.compact().unwrap();
@@ -617,14 +696,16 @@ mod tests {
         let l = Ledger::open(&path).unwrap();
         for i in 0..50 {
             let k = format!("k{i}");
-            l.append(
-                &k,
-                Entry::Failed {
-                    attempts: 1,
-                    reason: "x".into(),
-                },
-            )
-            .unwrap();
+            for attempts in 1..=2 {
+                l.append(
+                    &k,
+                    Entry::Failed {
+                        attempts,
+                        reason: "x".into(),
+                    },
+                )
+                .unwrap();
+            }
             l.append(
                 &k,
                 Entry::Handled {
@@ -646,7 +727,7 @@ mod tests {
         let r = again.get("k7").unwrap();
         assert!(r.handled && r.acknowledged);
         assert_eq!(r.notified_from.as_deref(), Some("a@b"));
-        assert_eq!(r.attempts, 1);
+        assert_eq!(r.attempts, 2);
     }
 
     #[test]
@@ -711,6 +792,51 @@ mod tests {
         assert_eq!(again.len(), 101);
         assert!(again.get("s|7").unwrap().acknowledged);
         assert!(again.get("s|100").unwrap().handled);
+    }
+
+    #[test]
+    fn acknowledged_records_expire_after_the_retention_and_the_rest_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        // An acknowledgement recorded 40 days ago (as the file keeps it), one from a ledger
+        // written before lines carried a time, and one made now.
+        let long_ago = unix(SystemTime::now() - Duration::from_secs(40 * 24 * 3600));
+        std::fs::write(
+            &path,
+            format!(
+                "{{\"key\":\"s|old\",\"state\":\"handled\",\"project\":null}}\n\
+                 {{\"key\":\"s|old\",\"state\":\"acknowledged\",\"at\":{long_ago}}}\n\
+                 {{\"key\":\"s|legacy\",\"state\":\"acknowledged\"}}\n"
+            ),
+        )
+        .unwrap();
+        let l = Ledger::open(&path).unwrap();
+        l.append("s|new", Entry::Handled { project: None }).unwrap();
+        l.append("s|new", Entry::Acknowledged).unwrap();
+        l.append("s|owed", Entry::Handled { project: None })
+            .unwrap();
+        let cutoff = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+        assert_eq!(l.expire_acknowledged(cutoff).unwrap(), 1);
+        assert!(l.get("s|old").is_none());
+        // Without a time, the acknowledgement counts from when the ledger was opened.
+        assert!(l.get("s|legacy").is_some());
+        assert!(l.get("s|new").unwrap().acknowledged_at.is_some());
+        assert!(
+            l.get("s|owed").is_some(),
+            "an owed acknowledgement never expires"
+        );
+        // The file was rewritten without it, and the times survive reopening.
+        let again = Ledger::open(&path).unwrap();
+        assert!(again.get("s|old").is_none());
+        assert_eq!(again.get("s|new"), l.get("s|new"));
+        assert_eq!(again.len(), 3);
+        assert_eq!(
+            again
+                .expire_acknowledged(SystemTime::now() + Duration::from_secs(5))
+                .unwrap(),
+            2
+        );
+        assert_eq!(again.unacknowledged("s|").len(), 1);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -67,6 +67,7 @@ mod folder;
 mod ledger;
 mod notify;
 mod pipeline;
+mod store;
 mod webhook;
 
 use std::fmt;
@@ -82,9 +83,10 @@ pub use notify::{
     NotificationTemplate, RecipientLimit, ReplyToPolicy, SenderAuthentication, Unauthenticated,
 };
 pub use pipeline::{
-    MAX_MIME, MessageOutcome, Options, Pipeline, Progress, ProgressObserver, SentNotification,
-    Shutdown, SourceSpec, SourceSummary, Summary,
+    DEFAULT_RETENTION, FleetOptions, MAX_MIME, MessageOutcome, Options, Pipeline, Progress,
+    ProgressObserver, SentNotification, Shutdown, SourceSpec, SourceSummary, Summary,
 };
+pub use store::{Fence, FleetView, LeaseError, LeaseStore, LedgerStore, LocalLeases};
 pub use webhook::{WebhookError, WebhookHandler};
 
 /// A message handed to a [`Handler`]: raw MIME, a few parsed headers, and its route.

@@ -431,7 +431,7 @@ async fn a_crash_before_the_acknowledgement_was_recorded_is_finished_by_the_next
     assert_eq!(s.sources[0].reacknowledged, 1);
     assert_eq!(source.calls.load(Ordering::SeqCst), 1);
     assert!(rec.calls.lock().unwrap().is_empty());
-    assert!(p.ledger().unacknowledged("mem|").is_empty());
+    assert!(p.ledger().unacknowledged("mem|").await.unwrap().is_empty());
 }
 
 /// An owed acknowledgement that keeps failing is retried with back-off (1, 2, 4 passes between

@@ -14,6 +14,12 @@ pub(super) async fn acknowledge_and_record(
     keys: &[String],
     acks: &[(MessageId, Acknowledgement)],
 ) -> Vec<Result<(), AckError>> {
+    if let Err(e) = ctx.may_act() {
+        return keys
+            .iter()
+            .map(|_| Err(AckError::Ledger(e.clone())))
+            .collect();
+    }
     let mut answers = ctx.spec.source.acknowledge_many(acks).await.into_iter();
     // One result per key: the entry to record, or why not. Then one ledger write (one disk
     // sync) for the whole chunk instead of one per message.
@@ -40,7 +46,7 @@ pub(super) async fn acknowledge_and_record(
     if entries.is_empty() {
         return results;
     }
-    if let Err(e) = ctx.ledger.append_many_async(entries).await {
+    if let Err(e) = ctx.ledger.append(entries, ctx.fence()).await {
         let e = e.to_string();
         for r in results.iter_mut().filter(|r| r.is_ok()) {
             *r = Err(AckError::Ledger(e.clone()));
@@ -112,9 +118,14 @@ pub(super) async fn retry_owed_acknowledgements(
         .map(|o| format!("{o}|"))
         .filter(|o| o.starts_with(&prefix))
         .collect();
-    let owed: HashMap<String, crate::Record> = ctx
-        .ledger
-        .unacknowledged(&prefix)
+    let owed = match ctx.ledger.unacknowledged(&prefix).await {
+        Ok(owed) => owed,
+        Err(e) => {
+            summary.errors.push(format!("ledger: {e}"));
+            return;
+        }
+    };
+    let owed: HashMap<String, crate::Record> = owed
         .into_iter()
         .filter(|(k, _)| !longer.iter().any(|o| k.starts_with(o.as_str())))
         .collect();

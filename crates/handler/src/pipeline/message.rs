@@ -9,7 +9,10 @@ pub(super) async fn handle_one(
     k: &str,
     msg: RawMessage,
 ) -> (Outcome, Option<PendingAck>) {
-    let record = ctx.ledger.get(k).unwrap_or_default();
+    let record = match ctx.ledger.get(k).await {
+        Ok(r) => r.unwrap_or_default(),
+        Err(e) => return (Outcome::Error(format!("ledger: {e}")), None),
+    };
     if record.parked.is_some() {
         let ack = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
         return (Outcome::Parked, Some(PendingAck { id: msg.id, ack }));
@@ -61,6 +64,9 @@ pub(super) async fn handle_one(
         }
     };
     let project = inbound.project().map(str::to_owned);
+    if let Err(e) = ctx.may_act() {
+        return (Outcome::Error(e), None);
+    }
 
     // A handler that panics (say, parsing the whole message with a parser that panics on it)
     // fails this attempt like any error, so the message is parked after `max_attempts` instead
@@ -73,8 +79,7 @@ pub(super) async fn handle_one(
         return failed(ctx, k, &inbound, &record, e).await;
     }
     if let Err(e) = ctx
-        .ledger
-        .append_async(
+        .record(
             k,
             Entry::Handled {
                 project: project.clone(),
@@ -127,8 +132,7 @@ pub(super) async fn failed(
         return park(ctx, k, &inbound.raw.id, reason).await;
     }
     match ctx
-        .ledger
-        .append_async(
+        .record(
             k,
             Entry::Failed {
                 attempts,
@@ -151,8 +155,7 @@ pub(super) async fn park(
     reason: String,
 ) -> (Outcome, Option<PendingAck>) {
     if let Err(err) = ctx
-        .ledger
-        .append_async(
+        .record(
             k,
             Entry::Parked {
                 reason: reason.clone(),
@@ -194,20 +197,18 @@ pub(super) async fn notify(
         return Ok(None);
     };
     // At most once: record the attempt before sending, so a crash mid-send never sends twice.
-    ctx.ledger
-        .append_async(k, Entry::Notifying)
+    ctx.record(k, Entry::Notifying)
         .await
         .map_err(|e| e.to_string())?;
     outbound.send(&message).await.map_err(|e| e.to_string())?;
-    ctx.ledger
-        .append_async(
-            k,
-            Entry::Notified {
-                from: choice.from.to_string(),
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    ctx.record(
+        k,
+        Entry::Notified {
+            from: choice.from.to_string(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(Some(SentNotification {
         from: choice.from.to_string(),
         reply_to: choice.reply_to.as_ref().map(|r| r.to_string()),

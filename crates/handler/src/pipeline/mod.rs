@@ -16,16 +16,20 @@ use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::ledger::{Entry, Ledger};
+use crate::ledger::{Entry, Ledger, LedgerError};
 use crate::notify::{NotificationPolicy, build_notification};
+use crate::store::{Fence, LedgerStore};
 use crate::{Handler, HandlerError, Inbound};
 
 mod ack;
+mod fleet;
 mod message;
 mod report;
 mod spec;
 
 use ack::*;
+pub use fleet::FleetOptions;
+use fleet::HeldLease;
 use message::*;
 pub use report::*;
 pub use spec::*;
@@ -34,7 +38,7 @@ pub use spec::*;
 pub struct Pipeline {
     sources: Vec<SourceSpec>,
     handler: Arc<dyn Handler>,
-    ledger: Ledger,
+    ledger: Arc<dyn LedgerStore>,
     options: Options,
     observers: Vec<ProgressObserver>,
     ack_retries: Arc<Mutex<HashMap<String, AckRetry>>>,
@@ -63,7 +67,9 @@ impl std::fmt::Debug for Pipeline {
 struct Ctx {
     spec: SourceSpec,
     handler: Arc<dyn Handler>,
-    ledger: Ledger,
+    ledger: Arc<dyn LedgerStore>,
+    /// The lease this worker holds on the source, in a fleet; `None` in a single process.
+    lease: Option<Arc<HeldLease>>,
     max_attempts: u32,
     max_mime: usize,
     max_ack_retries: u32,
@@ -93,6 +99,30 @@ impl Ctx {
         for o in &self.observers {
             o(&event);
         }
+    }
+
+    fn fence(&self) -> Option<&Fence> {
+        self.lease.as_deref().map(HeldLease::fence)
+    }
+
+    /// Whether this worker may still act for the source: always in a single process; in a
+    /// fleet, while its lease is held with time to spare (checked before handing a message
+    /// over and before acknowledging; the ledger's fenced writes check again in the store).
+    fn may_act(&self) -> Result<(), String> {
+        match &self.lease {
+            Some(lease) if !lease.holds() => Err(format!(
+                "the lease was lost or is about to expire ({}); left for its next holder",
+                lease.fence()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records `entry` for `k` (fenced in a fleet).
+    async fn record(&self, k: &str, entry: Entry) -> Result<(), LedgerError> {
+        self.ledger
+            .append(vec![(k.to_owned(), entry)], self.fence())
+            .await
     }
 }
 
@@ -141,8 +171,19 @@ fn settle(outcome: Outcome, acked: Result<(), String>) -> Outcome {
 }
 
 impl Pipeline {
-    /// A pipeline handing messages to `handler` and recording them in `ledger`.
+    /// A pipeline handing messages to `handler` and recording them in `ledger` (a local
+    /// [`Ledger`]; see [`with_store`](Self::with_store) for any [`LedgerStore`]).
     pub fn new(handler: Arc<dyn Handler>, ledger: Ledger, options: Options) -> Self {
+        Self::with_store(handler, Arc::new(ledger), options)
+    }
+
+    /// A pipeline recording in any [`LedgerStore`]: the local [`Ledger`], or a fleet's shared
+    /// database.
+    pub fn with_store(
+        handler: Arc<dyn Handler>,
+        ledger: Arc<dyn LedgerStore>,
+        options: Options,
+    ) -> Self {
         Pipeline {
             sources: Vec::new(),
             handler,
@@ -153,11 +194,12 @@ impl Pipeline {
         }
     }
 
-    fn ctx(&self, spec: &SourceSpec) -> Arc<Ctx> {
+    fn ctx(&self, spec: &SourceSpec, lease: Option<Arc<HeldLease>>) -> Arc<Ctx> {
         Arc::new(Ctx {
             spec: spec.clone(),
             handler: self.handler.clone(),
             ledger: self.ledger.clone(),
+            lease,
             max_attempts: self.options.max_attempts,
             max_mime: self.options.max_mime,
             max_ack_retries: self.options.max_ack_retries,
@@ -206,7 +248,7 @@ impl Pipeline {
     }
 
     /// The ledger.
-    pub fn ledger(&self) -> &Ledger {
+    pub fn ledger(&self) -> &Arc<dyn LedgerStore> {
         &self.ledger
     }
 
@@ -215,7 +257,7 @@ impl Pipeline {
     pub async fn run_once(&self, shutdown: &Shutdown) -> Summary {
         let mut set = JoinSet::new();
         for (i, spec) in self.sources.iter().enumerate() {
-            let ctx = self.ctx(spec);
+            let ctx = self.ctx(spec, None);
             let options = self.options.clone();
             let shutdown = shutdown.clone();
             set.spawn(async move {
@@ -232,38 +274,69 @@ impl Pipeline {
     /// growing pauses and reported with its reason and since when. Returns the accumulated
     /// summary.
     pub async fn run(&self, shutdown: &Shutdown) -> Summary {
+        let expiry = self.spawn_expiry(shutdown);
         let mut set = JoinSet::new();
         for (i, spec) in self.sources.iter().enumerate() {
-            let ctx = self.ctx(spec);
+            let ctx = self.ctx(spec, None);
             let options = self.options.clone();
-            let mut shutdown = shutdown.clone();
-            set.spawn(async move {
-                let mut summary = SourceSummary::new(&ctx.spec.name);
-                let mut backoff = options.offline_backoff;
-                loop {
-                    drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
-                    let pause = if summary.status == PingStatus::Offline {
-                        tracing::warn!(
-                            source = %summary.name,
-                            reason = summary.reason.as_deref().unwrap_or(""),
-                            "source OFFLINE"
-                        );
-                        let p = jittered(backoff);
-                        backoff = (backoff * 2).min(options.max_offline_backoff);
-                        p
-                    } else {
-                        backoff = options.offline_backoff;
-                        options.poll_interval
-                    };
-                    if shutdown.is_triggered() || shutdown.sleep(pause).await {
-                        break;
-                    }
-                }
-                (i, summary)
-            });
+            let shutdown = shutdown.clone();
+            set.spawn(async move { (i, serve(ctx, options, shutdown).await) });
         }
-        summaries(set).await
+        let summary = summaries(set).await;
+        expiry.abort();
+        summary
     }
+
+    /// Forgets acknowledged messages older than [`Options::retention`] now and every hour,
+    /// until `shutdown` (or until the returned task is aborted).
+    fn spawn_expiry(&self, shutdown: &Shutdown) -> tokio::task::JoinHandle<()> {
+        let ledger = self.ledger.clone();
+        let retention = self.options.retention;
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Some(keep) = retention else { return };
+            loop {
+                let cutoff = std::time::SystemTime::now()
+                    .checked_sub(keep)
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                match ledger.expire(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(forgotten = n, "expired acknowledged ledger records"),
+                    Err(e) => tracing::warn!(error = %e, "expiring the ledger failed"),
+                }
+                if shutdown.sleep(Duration::from_secs(3600)).await {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// Polls one source until `shutdown`: a pass, then the poll interval, or growing pauses while
+/// it is OFFLINE (reported with its reason and since when).
+async fn serve(ctx: Arc<Ctx>, options: Options, mut shutdown: Shutdown) -> SourceSummary {
+    let mut summary = SourceSummary::new(&ctx.spec.name);
+    let mut backoff = options.offline_backoff;
+    loop {
+        drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
+        let pause = if summary.status == PingStatus::Offline {
+            tracing::warn!(
+                source = %summary.name,
+                reason = summary.reason.as_deref().unwrap_or(""),
+                "source OFFLINE"
+            );
+            let p = jittered(backoff);
+            backoff = (backoff * 2).min(options.max_offline_backoff);
+            p
+        } else {
+            backoff = options.offline_backoff;
+            options.poll_interval
+        };
+        if shutdown.is_triggered() || shutdown.sleep(pause).await {
+            break;
+        }
+    }
+    summary
 }
 
 /// The sources' summaries in the order the sources were added, as their tasks end.

@@ -101,7 +101,15 @@ pub struct Options {
     /// gives up on it; they are made on later passes, waiting 1, 2, 4, ... up to 64 passes
     /// between failures. Default 8.
     pub max_ack_retries: u32,
+    /// How long the ledger keeps the record of an acknowledged message
+    /// ([`LedgerStore::expire`](crate::LedgerStore::expire)); `None` keeps every record for
+    /// ever. Default 30 days. Expiry runs when [`Pipeline::run`](crate::Pipeline::run) starts
+    /// and every hour after.
+    pub retention: Option<Duration>,
 }
+
+/// The default [`Options::retention`]: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The default [`Options::max_mime`]: 150 MiB, the largest message Microsoft 365 accepts.
 pub const MAX_MIME: usize = 150 * 1024 * 1024;
@@ -117,6 +125,7 @@ impl Default for Options {
             max_offline_backoff: Duration::from_secs(300),
             max_mime: MAX_MIME,
             max_ack_retries: 8,
+            retention: Some(DEFAULT_RETENTION),
         }
     }
 }
@@ -156,6 +165,13 @@ impl Options {
     /// [`Options::max_ack_retries`].
     pub fn max_ack_retries(mut self, n: u32) -> Self {
         self.max_ack_retries = n.max(1);
+        self
+    }
+
+    /// Sets how long acknowledged messages stay in the ledger (`None`: for ever); see
+    /// [`Options::retention`].
+    pub fn retention(mut self, keep: Option<Duration>) -> Self {
+        self.retention = keep;
         self
     }
 

@@ -1,0 +1,277 @@
+//! One worker of a fleet: the sources it holds a lease on, renewed while held, balanced over the
+//! live workers, handed back when it stops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::*;
+use crate::store::LeaseStore;
+
+/// How a worker of a fleet takes part in it ([`Pipeline::run_leased`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FleetOptions {
+    /// This worker's name: unique in the fleet (a host name and process id will do).
+    pub worker: String,
+    /// How long a lease (and a heartbeat) lasts unless renewed. A SIGKILLed worker's sources
+    /// are polled again by another within this time plus one tick. Default 30 s.
+    pub lease_ttl: Duration,
+    /// How often the worker heartbeats, renews its leases, and rebalances. Default a third of
+    /// the lease time.
+    pub tick: Duration,
+    /// The worker stops acting for a source (handing over, acknowledging) once its lease has
+    /// less than this left without a renewal, so that a renewal delayed by a slow store never
+    /// lets two workers act at once. Default a sixth of the lease time.
+    pub safety_margin: Duration,
+}
+
+impl FleetOptions {
+    /// Options for the worker named `worker`, with the default times.
+    pub fn new(worker: impl Into<String>) -> Self {
+        let lease_ttl = Duration::from_secs(30);
+        FleetOptions {
+            worker: worker.into(),
+            lease_ttl,
+            tick: lease_ttl / 3,
+            safety_margin: lease_ttl / 6,
+        }
+    }
+
+    /// Sets the lease time, with the tick at a third of it and the safety margin a sixth.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self.tick = ttl / 3;
+        self.safety_margin = ttl / 6;
+        self
+    }
+}
+
+/// A lease this worker holds, as this worker knows it: valid until the last successful renewal
+/// plus the lease time, by this process's monotonic clock (which keeps running while the
+/// process is stopped, so a worker resumed after a SIGSTOP knows at once that it lost it).
+#[derive(Debug)]
+pub(crate) struct HeldLease {
+    fence: Fence,
+    valid_until: Mutex<Instant>,
+    margin: Duration,
+    lost: AtomicBool,
+}
+
+impl HeldLease {
+    fn new(fence: Fence, renewed_at: Instant, ttl: Duration, margin: Duration) -> Self {
+        HeldLease {
+            fence,
+            valid_until: Mutex::new(renewed_at + ttl),
+            margin,
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Held, with more than the safety margin left.
+    pub(crate) fn holds(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst) && Instant::now() + self.margin < *lock(&self.valid_until)
+    }
+
+    fn renewed(&self, at: Instant, ttl: Duration) {
+        *lock(&self.valid_until) = at + ttl;
+    }
+
+    fn lose(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A source this worker serves.
+struct Serving {
+    lease: Arc<HeldLease>,
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<SourceSummary>,
+}
+
+impl Pipeline {
+    /// Runs this pipeline as one worker of a fleet until `shutdown`: it serves only the sources
+    /// whose lease it holds in `leases`, at most its fair share of them (the sources divided by
+    /// the live workers, rounded up), renews them every [`FleetOptions::tick`], takes more when
+    /// workers leave or die and gives some back when workers join. Every ledger write carries
+    /// the lease's [`Fence`]. On shutdown it stops its sources, hands their leases back at once
+    /// and leaves the fleet.
+    ///
+    /// Returns a summary per pass of a source it served (a source served twice, having been
+    /// handed back and taken again, appears twice).
+    pub async fn run_leased(
+        &self,
+        leases: Arc<dyn LeaseStore>,
+        fleet: FleetOptions,
+        shutdown: &Shutdown,
+    ) -> Summary {
+        let expiry = self.spawn_expiry(shutdown);
+        let mut serving: BTreeMap<String, Serving> = BTreeMap::new();
+        let mut done: Vec<SourceSummary> = Vec::new();
+        let names: Vec<String> = self.sources.iter().map(|s| s.name.clone()).collect();
+        // Each worker looks at the sources from its own starting point, so that workers that
+        // start together do not all race for the same first source.
+        let offset = {
+            use connector::retry::{Jitter, ProcessJitter};
+            // A value in [0, 1] scaled to a starting index; truncation is the point.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let at = (ProcessJitter.next().clamp(0.0, 1.0) * 1024.0) as usize;
+            at
+        };
+        let mut shutdown_wait = shutdown.clone();
+        loop {
+            self.tick(&leases, &fleet, &names, offset, &mut serving, &mut done)
+                .await;
+            if shutdown.is_triggered() || shutdown_wait.sleep(fleet.tick).await {
+                break;
+            }
+        }
+        // Stop every source, then hand its lease back: another worker may take it at once.
+        let ids: Vec<String> = serving.keys().cloned().collect();
+        for id in ids {
+            if let Some(s) = serving.remove(&id) {
+                done.push(stop(&leases, s).await);
+            }
+        }
+        if let Err(e) = leases.leave(&fleet.worker).await {
+            tracing::warn!(error = %e, "leaving the fleet failed; the heartbeat expires");
+        }
+        expiry.abort();
+        Summary { sources: done }
+    }
+
+    /// One heartbeat: renew what is held, drop what was lost, give back or take to reach the
+    /// fair share.
+    async fn tick(
+        &self,
+        leases: &Arc<dyn LeaseStore>,
+        fleet: &FleetOptions,
+        names: &[String],
+        offset: usize,
+        serving: &mut BTreeMap<String, Serving>,
+        done: &mut Vec<SourceSummary>,
+    ) {
+        // Sources whose task ended on its own (it cannot, short of a bug) are given back.
+        let ended: Vec<String> = serving
+            .iter()
+            .filter(|(_, s)| s.task.is_finished())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ended {
+            if let Some(s) = serving.remove(&id) {
+                done.push(stop(leases, s).await);
+            }
+        }
+        let view = match leases.heartbeat(&fleet.worker, fleet.lease_ttl).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "fleet heartbeat failed; leases run out unless renewed");
+                None
+            }
+        };
+        // Renew. A lease the store says is lost stops its source at once; one that could not be
+        // renewed (the store is unreachable) stops acting by itself when its time runs out.
+        let ids: Vec<String> = serving.keys().cloned().collect();
+        for id in ids {
+            let Some(s) = serving.get(&id) else { continue };
+            let at = Instant::now();
+            match leases.renew(s.lease.fence(), fleet.lease_ttl).await {
+                Ok(true) => s.lease.renewed(at, fleet.lease_ttl),
+                Ok(false) => {
+                    tracing::warn!(lease = %s.lease.fence(), "lease lost; the source stops here");
+                    s.lease.lose();
+                    if let Some(s) = serving.remove(&id) {
+                        done.push(stop(leases, s).await);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %s.lease.fence(), error = %e, "renewing a lease failed");
+                    if !s.lease.holds() {
+                        s.lease.lose();
+                        if let Some(s) = serving.remove(&id) {
+                            done.push(stop(leases, s).await);
+                        }
+                    }
+                }
+            }
+        }
+        let Some(view) = view else { return };
+        let workers = view.live_workers.len().max(1);
+        let fair = names.len().div_ceil(workers);
+        // Too many (a worker joined): give back the excess, the last ones first.
+        while serving.len() > fair {
+            let Some((_, s)) = serving.pop_last() else {
+                break;
+            };
+            tracing::info!(lease = %s.lease.fence(), fair, "handing a source to a new worker");
+            done.push(stop(leases, s).await);
+        }
+        // Too few: take free (or expired) sources up to the fair share.
+        if serving.len() < fair && !names.is_empty() {
+            for i in 0..names.len() {
+                if serving.len() >= fair {
+                    break;
+                }
+                let name = &names[(i + offset) % names.len()];
+                if serving.contains_key(name) {
+                    continue;
+                }
+                let at = Instant::now();
+                match leases.acquire(name, &fleet.worker, fleet.lease_ttl).await {
+                    Ok(Some(fence)) => {
+                        tracing::info!(lease = %fence, "serving a source");
+                        let lease = Arc::new(HeldLease::new(
+                            fence,
+                            at,
+                            fleet.lease_ttl,
+                            fleet.safety_margin,
+                        ));
+                        match self.start(name, lease.clone()) {
+                            Some(s) => {
+                                serving.insert(name.clone(), s);
+                            }
+                            None => {
+                                let _ = leases.release(lease.fence()).await;
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(source = %name, error = %e, "acquiring a lease failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&self, name: &str, lease: Arc<HeldLease>) -> Option<Serving> {
+        let spec = self.sources.iter().find(|s| s.name == name)?;
+        let ctx = self.ctx(spec, Some(lease.clone()));
+        let stop = Shutdown::new();
+        let task = tokio::spawn(serve(ctx, self.options.clone(), stop.clone()));
+        Some(Serving { lease, stop, task })
+    }
+}
+
+/// Stops serving a source (its current message tasks finish), then hands its lease back.
+async fn stop(leases: &Arc<dyn LeaseStore>, s: Serving) -> SourceSummary {
+    s.stop.trigger();
+    let summary = match s.task.await {
+        Ok(summary) => summary,
+        Err(e) => {
+            let mut summary = SourceSummary::new(&s.lease.fence().source);
+            summary
+                .errors
+                .push(format!("the source's task failed: {e}"));
+            summary
+        }
+    };
+    if let Err(e) = leases.release(s.lease.fence()).await {
+        tracing::warn!(lease = %s.lease.fence(), error = %e, "handing a lease back failed; it expires");
+    }
+    summary
+}
