@@ -139,6 +139,15 @@ pub struct FleetView {
     pub live_workers: Vec<String>,
 }
 
+impl FleetView {
+    /// The view of a fleet whose live workers are `live_workers` (sorted here).
+    pub fn new(mut live_workers: Vec<String>) -> Self {
+        live_workers.sort();
+        live_workers.dedup();
+        FleetView { live_workers }
+    }
+}
+
 /// Who owns which source: leases that expire unless renewed, with fencing epochs.
 ///
 /// A worker [`heartbeat`](Self::heartbeat)s, [`acquire`](Self::acquire)s the sources it should
@@ -215,9 +224,7 @@ impl LeaseStore for LocalLeases {
         let mut s = self.state();
         s.workers.insert(worker.to_owned(), now + ttl);
         s.workers.retain(|_, until| *until > now);
-        let mut live_workers: Vec<String> = s.workers.keys().cloned().collect();
-        live_workers.sort();
-        Ok(FleetView { live_workers })
+        Ok(FleetView::new(s.workers.keys().cloned().collect()))
     }
 
     async fn acquire(
