@@ -16,16 +16,7 @@ fn add_secret_command() -> String {
 
 /// A client-credentials token request with `secret` for the demo app.
 async fn token_with(sb: &sandbox::Sandbox, secret: &str) -> (u16, Value) {
-    post_form(
-        &sb.token_url(TENANT),
-        &[
-            ("client_id", DEMO_APP),
-            ("client_secret", secret),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await
+    client_credentials(&sb.token_url(TENANT), DEMO_APP, secret, GRAPH_DEFAULT).await
 }
 
 /// Sends a request, returns (status, JSON body).
@@ -43,6 +34,16 @@ fn admin_post(sb: &sandbox::Sandbox, body: String) -> reqwest::RequestBuilder {
     client()
         .post(format!("{}/_sandbox/admin", sb.base_url()))
         .body(body)
+}
+
+/// [`admin_post`] as `application/json`.
+fn admin_post_json(sb: &sandbox::Sandbox, body: String) -> reqwest::RequestBuilder {
+    admin_post(sb, body).header("content-type", "application/json")
+}
+
+/// `GET /_sandbox/tenant`.
+fn tenant_get(sb: &sandbox::Sandbox) -> reqwest::RequestBuilder {
+    client().get(format!("{}/_sandbox/tenant", sb.base_url()))
 }
 
 fn secret_count(sb: &sandbox::Sandbox) -> usize {
@@ -149,12 +150,7 @@ async fn admin_routes_refuse_a_host_that_is_not_the_sandbox() {
                 "the error says which addresses are allowed: {v}"
             );
         }
-        let (s, v) = send(
-            admin_post(&sb, alias.clone())
-                .header("content-type", "application/json")
-                .header("host", &host),
-        )
-        .await;
+        let (s, v) = send(admin_post_json(&sb, alias.clone()).header("host", &host)).await;
         assert_eq!((s, v["code"].as_str()), (403, Some("wrong_host")), "{host}");
     }
     assert!(
@@ -171,12 +167,7 @@ async fn admin_routes_refuse_a_host_that_is_not_the_sandbox() {
         format!("LocalHost:{port}"),
         format!("[::1]:{port}"),
     ] {
-        let (s, _) = send(
-            client()
-                .get(format!("{}/_sandbox/tenant", sb.base_url()))
-                .header("host", &host),
-        )
-        .await;
+        let (s, _) = send(tenant_get(&sb).header("host", &host)).await;
         assert_eq!(s, 200, "{host}");
     }
     // The mail and identity endpoints are not admin routes and are unaffected.
@@ -204,47 +195,23 @@ async fn admin_routes_refuse_a_foreign_origin_and_accept_their_own() {
         format!("http://127.0.0.1:{}", port.wrapping_add(1)),
         "null".to_string(),
     ] {
-        let (s, v) = send(
-            client()
-                .get(format!("{}/_sandbox/tenant", sb.base_url()))
-                .header("origin", &origin),
-        )
-        .await;
-        assert_eq!(
-            (s, v["code"].as_str()),
-            (403, Some("foreign_origin")),
-            "{origin}"
-        );
-        let (s, v) = send(
-            admin_post(&sb, clear())
-                .header("content-type", "application/json")
-                .header("origin", &origin),
-        )
-        .await;
-        assert_eq!(
-            (s, v["code"].as_str()),
-            (403, Some("foreign_origin")),
-            "{origin}"
-        );
+        for req in [tenant_get(&sb), admin_post_json(&sb, clear())] {
+            let (s, v) = send(req.header("origin", &origin)).await;
+            assert_eq!(
+                (s, v["code"].as_str()),
+                (403, Some("foreign_origin")),
+                "{origin}"
+            );
+        }
     }
     // Same origin (a page served by the sandbox itself) is accepted.
     for origin in [
         sb.base_url().to_string(),
         format!("http://localhost:{port}"),
     ] {
-        let (s, v) = send(
-            client()
-                .get(format!("{}/_sandbox/tenant", sb.base_url()))
-                .header("origin", &origin),
-        )
-        .await;
+        let (s, v) = send(tenant_get(&sb).header("origin", &origin)).await;
         assert_eq!(s, 200, "{origin}: {v}");
-        let (s, v) = send(
-            admin_post(&sb, clear())
-                .header("content-type", "application/json")
-                .header("origin", &origin),
-        )
-        .await;
+        let (s, v) = send(admin_post_json(&sb, clear()).header("origin", &origin)).await;
         assert_eq!((s, &v["ok"]), (200, &json!(true)), "{origin}: {v}");
     }
 }
@@ -276,7 +243,7 @@ async fn an_admin_token_is_required_when_configured() {
         Some(TOKEN.to_string()),
     ] {
         let mut get = client().get(&tenant_url);
-        let mut post = admin_post(&sb, alias()).header("content-type", "application/json");
+        let mut post = admin_post_json(&sb, alias());
         if let Some(a) = &auth {
             get = get.header("authorization", a);
             post = post.header("authorization", a);
@@ -303,12 +270,7 @@ async fn an_admin_token_is_required_when_configured() {
     let bearer = format!("Bearer {TOKEN}");
     let (s, _) = send(client().get(&tenant_url).header("authorization", &bearer)).await;
     assert_eq!(s, 200);
-    let (s, v) = send(
-        admin_post(&sb, alias())
-            .header("content-type", "application/json")
-            .header("authorization", &bearer),
-    )
-    .await;
+    let (s, v) = send(admin_post_json(&sb, alias()).header("authorization", &bearer)).await;
     assert_eq!((s, &v["ok"]), (200, &json!(true)), "{v}");
     // The token does not excuse a foreign Host.
     let (s, _) = send(

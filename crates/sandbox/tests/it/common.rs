@@ -9,6 +9,10 @@ pub(crate) const DEMO_SECRET: &str = "demo-secret-do-not-use-in-production";
 pub(crate) const TENANT: &str = "contoso.example";
 pub(crate) const TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 pub(crate) const REDIRECT: &str = "http://localhost";
+pub(crate) const ALEX: &str = "alex.wilber@contoso.example";
+pub(crate) const MEGAN: &str = "megan.bowen@contoso.example";
+pub(crate) const GRAPH_DEFAULT: &str = "https://graph.microsoft.com/.default";
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 pub(crate) async fn start() -> sandbox::Sandbox {
     sandbox::Sandbox::builder()
@@ -102,6 +106,17 @@ pub(crate) fn bearer(token: &str) -> http::HeaderMap {
     h
 }
 
+/// Posts a JSON command to the sandbox's HTTP admin API.
+pub(crate) async fn admin_json(sb: &sandbox::Sandbox, command: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/_sandbox/admin", sb.base_url()))
+        .header("content-type", "application/json")
+        .body(command.to_owned())
+        .send()
+        .await
+        .expect("admin request")
+}
+
 /// Query parameters of a redirect `Location`.
 pub(crate) fn location_params(
     resp: &reqwest::Response,
@@ -146,6 +161,110 @@ pub(crate) async fn authorize(
         .send()
         .await
         .expect("authorize")
+}
+
+/// `/authorize` for one app with one PKCE challenge, posted as different users and actions.
+pub(crate) struct AuthorizeForm<'a> {
+    pub(crate) sb: &'a sandbox::Sandbox,
+    pub(crate) client_id: &'a str,
+    pub(crate) challenge: String,
+}
+
+impl<'a> AuthorizeForm<'a> {
+    /// The form of `client_id` with `challenge`.
+    pub(crate) fn new(sb: &'a sandbox::Sandbox, client_id: &'a str, challenge: String) -> Self {
+        AuthorizeForm {
+            sb,
+            client_id,
+            challenge,
+        }
+    }
+
+    /// [`authorize`] with this form's app and challenge.
+    pub(crate) async fn post(&self, scope: &str, login: &str, action: &str) -> reqwest::Response {
+        authorize(
+            self.sb,
+            self.client_id,
+            scope,
+            login,
+            &self.challenge,
+            action,
+        )
+        .await
+    }
+}
+
+/// Asserts that `resp` redirects back with `error` and a description starting with `aadsts`
+/// (`AADSTS65004`); returns the redirect's parameters.
+pub(crate) fn assert_redirect_error(
+    resp: &reqwest::Response,
+    error: &str,
+    aadsts: &str,
+) -> std::collections::HashMap<String, String> {
+    let p = location_params(resp);
+    assert_eq!(p["error"], error, "{p:?}");
+    assert!(
+        p["error_description"].starts_with(aadsts),
+        "{}",
+        p["error_description"]
+    );
+    p
+}
+
+/// A client-credentials token request with the secret in the form.
+pub(crate) async fn client_credentials(
+    url: &str,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
+    post_form(
+        url,
+        &[
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+        ],
+    )
+    .await
+}
+
+/// Redeems an authorization code with its PKCE verifier (a public client, no scope).
+pub(crate) async fn redeem_code(
+    url: &str,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> (u16, Value) {
+    post_form(
+        url,
+        &[
+            ("client_id", client_id),
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// One poll of the device-code grant.
+pub(crate) async fn poll_device_code(
+    url: &str,
+    client_id: &str,
+    device_code: &str,
+) -> (u16, Value) {
+    post_form(
+        url,
+        &[
+            ("client_id", client_id),
+            ("grant_type", DEVICE_CODE_GRANT),
+            ("device_code", device_code),
+        ],
+    )
+    .await
 }
 
 /// Full auth-code + PKCE sign-in for a public client; returns the token response.
@@ -229,4 +348,106 @@ pub(crate) fn auth_results(h: &[(String, String)]) -> Vec<&str> {
         .filter(|(n, _)| n.eq_ignore_ascii_case("Authentication-Results"))
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+/// The namespaces of an EWS SOAP envelope (`soap:`, `t:`, `m:`).
+pub(crate) const EWS_NS: &str = r#"xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages""#;
+
+/// An app-only Exchange token of the demo app with `full_access_as_app`.
+pub(crate) fn ews_app_token(sb: &sandbox::Sandbox) -> String {
+    sb.admin()
+        .mint_token(&sandbox::MintRequest {
+            app_id: DEMO_APP.into(),
+            kind: sandbox::TokenKind::App {
+                roles: vec!["full_access_as_app".into()],
+            },
+            resource: sandbox::ApiResource::Exchange,
+            lifetime_secs: None,
+        })
+        .expect("token")
+}
+
+/// POSTs SOAP document `doc` to the EWS endpoint with `token` (and `X-AnchorMailbox` when
+/// `anchor` is given); returns the status and the body.
+pub(crate) async fn post_soap(
+    http: &reqwest::Client,
+    sb: &sandbox::Sandbox,
+    token: &str,
+    anchor: Option<&str>,
+    doc: String,
+) -> (u16, String) {
+    let mut req = http
+        .post(sb.ews_url())
+        .bearer_auth(token)
+        .header("Content-Type", "text/xml; charset=utf-8");
+    if let Some(a) = anchor {
+        req = req.header("X-AnchorMailbox", a);
+    }
+    let r = req.body(doc).send().await.expect("the sandbox answers");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("body"))
+}
+
+/// The XOAUTH2 SASL string of `user` with bearer token `tok`, base64-encoded.
+pub(crate) fn sasl(user: &str, tok: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("user={user}\x01auth=Bearer {tok}\x01\x01"))
+}
+
+/// A line-oriented SMTP client over any stream (TCP, or TLS after `STARTTLS`).
+pub(crate) struct SmtpClient<S> {
+    pub(crate) s: tokio::io::BufReader<S>,
+}
+
+impl SmtpClient<tokio::net::TcpStream> {
+    /// Connects to the sandbox's SMTP listener and reads its 220 greeting.
+    pub(crate) async fn connect(sb: &sandbox::Sandbox) -> Self {
+        let s = tokio::net::TcpStream::connect(sb.smtp_addr().unwrap())
+            .await
+            .unwrap();
+        let mut c = SmtpClient::new(s);
+        assert!(c.reply().await.starts_with("220 "));
+        c
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> SmtpClient<S> {
+    pub(crate) fn new(s: S) -> Self {
+        SmtpClient {
+            s: tokio::io::BufReader::new(s),
+        }
+    }
+
+    /// Reads a (possibly multi-line) reply.
+    pub(crate) async fn reply(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            self.s.read_line(&mut line).await.unwrap();
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    /// Writes `bytes` as they are (a message ending in `\r\n.\r\n`) and reads the reply.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> String {
+        use tokio::io::AsyncWriteExt as _;
+        self.s.get_mut().write_all(bytes).await.unwrap();
+        self.reply().await
+    }
+
+    /// Sends command `c` and reads the reply.
+    pub(crate) async fn cmd(&mut self, c: &str) -> String {
+        self.write(format!("{c}\r\n").as_bytes()).await
+    }
+
+    /// Sends command `c` and asserts that the reply starts with `want`; returns the reply.
+    pub(crate) async fn expect(&mut self, c: &str, want: &str) -> String {
+        let reply = self.cmd(c).await;
+        assert!(reply.starts_with(want), "{c:?} → {reply:?}, want {want}");
+        reply
+    }
 }

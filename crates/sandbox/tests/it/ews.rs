@@ -6,12 +6,12 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use sandbox::{
-    ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, Seed, TokenKind,
+    ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, TokenKind,
 };
 
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
-const MB: &str = "megan.bowen@contoso.example";
-const NS: &str = r#"xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages""#;
+use crate::common::{DEMO_APP, EWS_NS, MEGAN, ews_app_token, post_soap, start};
+
+const MB: &str = MEGAN;
 
 struct Ews {
     sb: Sandbox,
@@ -20,23 +20,10 @@ struct Ews {
     seen: Mutex<Vec<(String, String)>>,
 }
 
-fn app_token(sb: &Sandbox) -> String {
-    sb.admin()
-        .mint_token(&MintRequest {
-            app_id: APP.into(),
-            kind: TokenKind::App {
-                roles: vec!["full_access_as_app".into()],
-            },
-            resource: ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .unwrap()
-}
-
 fn user_token(sb: &Sandbox, user: &str) -> String {
     sb.admin()
         .mint_token(&MintRequest {
-            app_id: APP.into(),
+            app_id: DEMO_APP.into(),
             kind: TokenKind::Delegated {
                 user: user.into(),
                 scopes: vec!["EWS.AccessAsUser.All".into()],
@@ -52,17 +39,13 @@ fn envelope(impersonate: Option<&str>, body: &str) -> String {
         .map(|m| format!("<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{m}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"))
         .unwrap_or_default();
     format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope {NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/>{imp}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"#
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope {EWS_NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/>{imp}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"#
     )
 }
 
 impl Ews {
     async fn new() -> Self {
-        let sb = Sandbox::builder()
-            .seed(Seed::demo())
-            .start()
-            .await
-            .expect("sandbox starts");
+        let sb = start().await;
         Ews {
             sb,
             http: reqwest::Client::new(),
@@ -71,18 +54,7 @@ impl Ews {
     }
 
     async fn raw(&self, token: &str, doc: String) -> (u16, String) {
-        let r = self
-            .http
-            .post(self.sb.ews_url())
-            .bearer_auth(token)
-            .header("Content-Type", "text/xml; charset=utf-8")
-            .header("X-AnchorMailbox", MB)
-            .body(doc)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
+        let (status, text) = post_soap(&self.http, &self.sb, token, Some(MB), doc).await;
         if status == 200 || status == 500 {
             let mut seen = self.seen.lock().unwrap();
             let n = seen.len();
@@ -91,11 +63,14 @@ impl Ews {
         (status, text)
     }
 
+    /// [`Ews::raw`] with the app's token.
+    async fn as_app(&self, doc: String) -> (u16, String) {
+        self.raw(&ews_app_token(&self.sb), doc).await
+    }
+
     /// An operation as the app impersonating `MB`.
     async fn op(&self, body: &str) -> String {
-        let (s, t) = self
-            .raw(&app_token(&self.sb), envelope(Some(MB), body))
-            .await;
+        let (s, t) = self.as_app(envelope(Some(MB), body)).await;
         assert_eq!(s, 200, "{t}");
         t
     }
@@ -342,10 +317,7 @@ async fn operations_behave_and_every_response_is_schema_valid() {
         )],
     });
     let (s, t) = e
-        .raw(
-            &app_token(&e.sb),
-            envelope(Some(MB), &FIND_UNREAD.replace("OFFSET", "0")),
-        )
+        .as_app(envelope(Some(MB), &FIND_UNREAD.replace("OFFSET", "0")))
         .await;
     assert_eq!(s, 500);
     assert!(
@@ -367,7 +339,7 @@ async fn access_rules_impersonation_consent_and_policy() {
     let e = Ews::new().await;
     let get = r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#;
     // App-only tokens must impersonate.
-    let (s, t) = e.raw(&app_token(&e.sb), envelope(None, get)).await;
+    let (s, t) = e.as_app(envelope(None, get)).await;
     assert_eq!(s, 500);
     assert!(t.contains("ErrorInvalidExchangeImpersonationHeaderData"));
     // Delegated tokens may not impersonate.
@@ -380,41 +352,30 @@ async fn access_rules_impersonation_consent_and_policy() {
     assert_eq!(s, 500);
     assert!(t.contains("ErrorImpersonateUserDenied"));
     // Unknown mailbox.
-    let (_, t) = e
-        .raw(
-            &app_token(&e.sb),
-            envelope(Some("ghost@contoso.example"), get),
-        )
-        .await;
+    let (_, t) = e.as_app(envelope(Some("ghost@contoso.example"), get)).await;
     assert!(t.contains("ErrorNonExistentMailbox"));
     // A bad server version.
     let (s, t) = e
-        .raw(
-            &app_token(&e.sb),
-            envelope(Some(MB), get).replace("Exchange2016", "Exchange207_SP1"),
-        )
+        .as_app(envelope(Some(MB), get).replace("Exchange2016", "Exchange207_SP1"))
         .await;
     assert_eq!(s, 500);
     assert!(t.contains("ErrorInvalidServerVersion"));
     // A DOCTYPE is refused.
     let (s, _) = e
-        .raw(
-            &app_token(&e.sb),
-            format!(
-                "<!DOCTYPE x [<!ENTITY a \"b\">]>{}",
-                envelope(Some(MB), get)
-                    .trim_start_matches("<?xml version=\"1.0\" encoding=\"utf-8\"?>")
-            ),
-        )
+        .as_app(format!(
+            "<!DOCTYPE x [<!ENTITY a \"b\">]>{}",
+            envelope(Some(MB), get)
+                .trim_start_matches("<?xml version=\"1.0\" encoding=\"utf-8\"?>")
+        ))
         .await;
     assert_eq!(s, 500);
     // Delegated: works with admin consent, 401 with user consent only.
     let (s, _) = e.raw(&user_token(&e.sb, MB), envelope(None, get)).await;
     assert_eq!(s, 200);
-    e.sb.admin().revoke_admin_consent(APP).unwrap();
+    e.sb.admin().revoke_admin_consent(DEMO_APP).unwrap();
     e.sb.admin()
         .grant_user_consent(
-            APP,
+            DEMO_APP,
             MB,
             &["https://outlook.office365.com/EWS.AccessAsUser.All"],
         )
@@ -443,7 +404,7 @@ async fn access_rules_impersonation_consent_and_policy() {
         o.ews_enabled = None;
         o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
     });
-    let (s, _) = e2.raw(&app_token(&e2.sb), envelope(Some(MB), get)).await;
+    let (s, _) = e2.as_app(envelope(Some(MB), get)).await;
     assert_eq!(
         s, 200,
         "EwsAllowedAppIDs applies only when EwsEnabled is set"
@@ -453,12 +414,12 @@ async fn access_rules_impersonation_consent_and_policy() {
         o.ews_enabled = Some(true);
         o.ews_allowed_app_ids = Some(vec!["11111111-1111-1111-1111-111111111111".into()]);
     });
-    let (s, _) = e2.raw(&app_token(&e2.sb), envelope(Some(MB), get)).await;
+    let (s, _) = e2.as_app(envelope(Some(MB), get)).await;
     assert_eq!(s, 403);
     e2.sb
         .admin()
-        .update_org(|o| o.ews_allowed_app_ids = Some(vec![APP.into()]));
-    let (s, _) = e2.raw(&app_token(&e2.sb), envelope(Some(MB), get)).await;
+        .update_org(|o| o.ews_allowed_app_ids = Some(vec![DEMO_APP.into()]));
+    let (s, _) = e2.as_app(envelope(Some(MB), get)).await;
     assert_eq!(s, 200);
     e.validate_all();
 }

@@ -2,43 +2,20 @@
 //! version with `ConvertId` of a dummy id; a fault made it retry every older schema version down
 //! to Exchange2007 and then run with that.
 
-use sandbox::{ApiResource, MintRequest, Sandbox, Seed, TokenKind};
+use crate::common::*;
 
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
-const MB: &str = "megan.bowen@contoso.example";
+const MB: &str = MEGAN;
 
 #[tokio::test]
 async fn convert_id_answers_each_id_with_a_response_message_and_the_version_header() {
-    let sb = Sandbox::builder()
-        .seed(Seed::demo())
-        .start()
-        .await
-        .expect("sandbox starts");
-    let token = sb
-        .admin()
-        .mint_token(&MintRequest {
-            app_id: APP.into(),
-            kind: TokenKind::App {
-                roles: vec!["full_access_as_app".into()],
-            },
-            resource: ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .expect("token");
+    let sb = start().await;
+    let token = ews_app_token(&sb);
     // exchangelib's probe, as it sends it (Version.guess).
     let doc = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header><t:RequestServerVersion Version="Exchange2016"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{MB}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></s:Header><s:Body><m:ConvertId DestinationFormat="EntryId"><m:SourceIds><t:AlternateId Id="DUMMY" Format="EwsId" Mailbox="DUMMY"/><t:AlternateId Id="AAAAAAAAAAAAAAAAAAAA" Format="EwsId" Mailbox="{MB}"/></m:SourceIds></m:ConvertId></s:Body></s:Envelope>"#
     );
-    let r = reqwest::Client::new()
-        .post(sb.ews_url())
-        .bearer_auth(token)
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .body(doc)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status().as_u16(), 200);
-    let t = r.text().await.expect("body");
+    let (status, t) = post_soap(&reqwest::Client::new(), &sb, &token, None, doc).await;
+    assert_eq!(status, 200);
     assert!(!t.contains("Fault"), "{t}");
     assert!(t.contains("ServerVersionInfo"), "{t}");
     assert_eq!(t.matches("<m:ConvertIdResponseMessage ").count(), 2, "{t}");

@@ -39,6 +39,41 @@ impl G {
         }
     }
 
+    /// A request to `url` with the app's token and nothing else.
+    fn raw(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, url).bearer_auth(&self.token)
+    }
+
+    /// [`G::call`] on a path under the helpdesk mailbox (`/users/helpdesk@…{rest}`).
+    async fn helpdesk(
+        &self,
+        method: &str,
+        rest: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.call(method, &format!("/users/{HELPDESK}{rest}"), body)
+            .await
+    }
+
+    /// [`G::raw`] on a path under the helpdesk mailbox.
+    fn helpdesk_raw(&self, method: reqwest::Method, rest: &str) -> reqwest::RequestBuilder {
+        self.raw(method, &self.url(&format!("/users/{HELPDESK}{rest}")))
+    }
+
+    /// Creates folder `name` in the helpdesk mailbox, under `parent` (the top level when `None`).
+    async fn create_folder(
+        &self,
+        parent: Option<&str>,
+        name: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let rest = match parent {
+            Some(p) => format!("/mailFolders/{p}/childFolders"),
+            None => "/mailFolders".to_owned(),
+        };
+        self.helpdesk("POST", &rest, Some(json!({ "displayName": name })))
+            .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.sb.graph_url())
     }
@@ -72,48 +107,27 @@ impl G {
 #[tokio::test]
 async fn folders_counts_and_creation() {
     let g = G::new().await;
-    let (s, h, inbox) = g
-        .call("GET", &format!("/users/{HELPDESK}/mailFolders/inbox"), None)
-        .await;
+    let (s, h, inbox) = g.helpdesk("GET", "/mailFolders/inbox", None).await;
     assert_eq!(s, 200);
     assert!(h.contains_key("request-id"));
     assert_eq!(inbox["displayName"], "Inbox");
     assert_eq!(inbox["totalItemCount"], 2);
     assert_eq!(inbox["unreadItemCount"], 2);
-    let (s, _, f) = g
-        .call(
-            "POST",
-            &format!("/users/{HELPDESK}/mailFolders"),
-            Some(json!({"displayName": "Processed"})),
-        )
-        .await;
+    let (s, _, f) = g.create_folder(None, "Processed").await;
     assert_eq!(s, 201);
-    let (s, _, dup) = g
-        .call(
-            "POST",
-            &format!("/users/{HELPDESK}/mailFolders"),
-            Some(json!({"displayName": "processed"})),
-        )
-        .await;
+    let (s, _, dup) = g.create_folder(None, "processed").await;
     assert_eq!(s, 409);
     assert_eq!(dup["error"]["code"], "ErrorFolderExists");
     let (_, _, found) = g
-        .call(
+        .helpdesk(
             "GET",
-            &format!("/users/{HELPDESK}/mailFolders?$filter=displayName%20eq%20'Processed'"),
+            "/mailFolders?$filter=displayName%20eq%20'Processed'",
             None,
         )
         .await;
     assert_eq!(found["value"][0]["id"], f["id"]);
     let (s, _, child) = g
-        .call(
-            "POST",
-            &format!(
-                "/users/{HELPDESK}/mailFolders/{}/childFolders",
-                f["id"].as_str().unwrap_or("")
-            ),
-            Some(json!({"displayName": "2026"})),
-        )
+        .create_folder(Some(f["id"].as_str().unwrap_or("")), "2026")
         .await;
     assert_eq!(s, 201);
     assert_eq!(child["parentFolderId"], f["id"]);
@@ -161,9 +175,7 @@ async fn listing_filters_orders_and_pages() {
         .to_owned();
     assert!(next.starts_with(&g.sb.graph_url()));
     let resp = g
-        .http
-        .get(&next)
-        .bearer_auth(&g.token)
+        .raw(reqwest::Method::GET, &next)
         .send()
         .await
         .expect("next");
@@ -172,9 +184,9 @@ async fn listing_filters_orders_and_pages() {
     assert!(p2.get("@odata.nextLink").is_none());
     let id = p2["value"][0]["id"].as_str().expect("id").to_owned();
     let (_, _, with_headers) = g
-        .call(
+        .helpdesk(
             "GET",
-            &format!("/users/{HELPDESK}/messages/{id}?$select=internetMessageHeaders"),
+            &format!("/messages/{id}?$select=internetMessageHeaders"),
             None,
         )
         .await;
@@ -188,35 +200,27 @@ async fn listing_filters_orders_and_pages() {
 #[tokio::test]
 async fn mutations_mime_and_ids() {
     let g = G::new().await;
-    let (_, _, list) = g
-        .call(
-            "GET",
-            &format!("/users/{HELPDESK}/messages?$select=id"),
-            None,
-        )
-        .await;
+    let (_, _, list) = g.helpdesk("GET", "/messages?$select=id", None).await;
     let id = list["value"][0]["id"].as_str().expect("id").to_owned();
     let resp = g
-        .http
-        .get(g.url(&format!("/users/{HELPDESK}/messages/{id}/$value")))
-        .bearer_auth(&g.token)
+        .helpdesk_raw(reqwest::Method::GET, &format!("/messages/{id}/$value"))
         .send()
         .await
         .expect("value");
     assert_eq!(resp.headers()["content-type"], "text/plain");
     assert!(resp.text().await.expect("text").contains("Message-ID:"));
     let (s, _, m) = g
-        .call(
+        .helpdesk(
             "PATCH",
-            &format!("/users/{HELPDESK}/messages/{id}"),
+            &format!("/messages/{id}"),
             Some(json!({"isRead": true})),
         )
         .await;
     assert_eq!((s, m["isRead"].clone()), (200, json!(true)));
     let (s, _, moved) = g
-        .call(
+        .helpdesk(
             "POST",
-            &format!("/users/{HELPDESK}/messages/{id}/move"),
+            &format!("/messages/{id}/move"),
             Some(json!({"destinationId": "archive"})),
         )
         .await;
@@ -224,9 +228,7 @@ async fn mutations_mime_and_ids() {
     assert_eq!(moved["id"], id.as_str(), "immutable ids survive moves");
     // Without the immutable-id preference the id changes on move.
     let r = g
-        .http
-        .post(g.url(&format!("/users/{HELPDESK}/messages/{id}/move")))
-        .bearer_auth(&g.token)
+        .helpdesk_raw(reqwest::Method::POST, &format!("/messages/{id}/move"))
         .json(&json!({"destinationId": "inbox"}))
         .send()
         .await
@@ -234,13 +236,9 @@ async fn mutations_mime_and_ids() {
     assert_eq!(r.status().as_u16(), 201);
     let v: Value = r.json().await.expect("json");
     assert_ne!(v["id"], id.as_str());
-    let (s, _, _) = g
-        .call("DELETE", &format!("/users/{HELPDESK}/messages/{id}"), None)
-        .await;
+    let (s, _, _) = g.helpdesk("DELETE", &format!("/messages/{id}"), None).await;
     assert_eq!(s, 204);
-    let (s, _, e) = g
-        .call("GET", &format!("/users/{HELPDESK}/messages/nope"), None)
-        .await;
+    let (s, _, e) = g.helpdesk("GET", "/messages/nope", None).await;
     assert_eq!(s, 404);
     assert_eq!(e["error"]["code"], "ErrorItemNotFound");
     assert!(e["error"]["innerError"]["request-id"].is_string());
@@ -270,9 +268,7 @@ async fn auth_and_mailbox_errors() {
     let (s, _, _) = g.call("GET", "/me/messages", None).await;
     assert_eq!(s, 400, "/me needs a delegated token");
     g.sb.admin().revoke_admin_consent(DEMO_APP).expect("revoke");
-    let (s, h, e) = g
-        .call("GET", &format!("/users/{HELPDESK}/messages"), None)
-        .await;
+    let (s, h, e) = g.helpdesk("GET", "/messages", None).await;
     assert_eq!(s, 401);
     assert!(h.contains_key("www-authenticate"));
     assert_eq!(e["error"]["code"], "InvalidAuthenticationToken");
@@ -308,41 +304,30 @@ async fn throttling_and_faults() {
 async fn send_mail_json_and_mime() {
     let g = G::new().await;
     let (s, _, _) = g
-        .call(
-            "POST",
-            &format!("/users/{HELPDESK}/sendMail"),
+        .helpdesk("POST", "/sendMail",
             Some(json!({"message": {"subject": "json", "body": {"contentType": "Text", "content": "hi"},
                 "toRecipients": [{"emailAddress": {"address": "adele.vance@contoso.example"}}]}})),
         )
         .await;
     assert_eq!(s, 202);
     let mime = "From: helpdesk@contoso.example\r\nTo: adele.vance@contoso.example\r\nSubject: mime\r\n\r\nhello\r\n";
-    let r = g
-        .http
-        .post(g.url(&format!("/users/{HELPDESK}/sendMail")))
-        .bearer_auth(&g.token)
-        .header("Content-Type", "text/plain")
-        .body(base64::engine::general_purpose::STANDARD.encode(mime))
-        .send()
-        .await
-        .expect("send");
+    let send_text = |body: String| {
+        g.helpdesk_raw(reqwest::Method::POST, "/sendMail")
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .send()
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(mime);
+    let r = send_text(b64).await.expect("send");
     assert_eq!(r.status().as_u16(), 202);
-    let r = g
-        .http
-        .post(g.url(&format!("/users/{HELPDESK}/sendMail")))
-        .bearer_auth(&g.token)
-        .header("Content-Type", "text/plain")
-        .body("not base64 !!!")
-        .send()
-        .await
-        .expect("send");
+    let r = send_text("not base64 !!!".into()).await.expect("send");
     assert_eq!(r.status().as_u16(), 400);
     let e: Value = r.json().await.expect("json");
     assert_eq!(e["error"]["code"], "ErrorMimeContentInvalidBase64String");
     let (s, _, e) = g
-        .call(
+        .helpdesk(
             "POST",
-            &format!("/users/{HELPDESK}/sendMail"),
+            "/sendMail",
             Some(json!({"message": {"subject": "none", "toRecipients": []}})),
         )
         .await;
@@ -368,9 +353,7 @@ async fn send_mail_json_and_mime() {
 async fn draft_send_needs_content_length() {
     let g = G::new().await;
     let (s, _, d) = g
-        .call(
-            "POST",
-            &format!("/users/{HELPDESK}/messages"),
+        .helpdesk("POST", "/messages",
             Some(json!({"subject": "draft", "toRecipients": [{"emailAddress": {"address": "adele.vance@contoso.example"}}]})),
         )
         .await;
@@ -389,9 +372,7 @@ async fn draft_send_needs_content_length() {
     tcp.read_to_string(&mut answer).await.expect("read");
     assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
     let r = g
-        .http
-        .post(g.url(&format!("/users/{HELPDESK}/messages/{id}/send")))
-        .bearer_auth(&g.token)
+        .helpdesk_raw(reqwest::Method::POST, &format!("/messages/{id}/send"))
         .header("Content-Length", "0")
         .send()
         .await
@@ -427,33 +408,25 @@ async fn batch_limits_dependencies_and_inner_statuses() {
             },
         )],
     });
+    // Both batches: a (throttled), b (missing), c (depends on b), and a last item d.
+    let batch = |d: Value| {
+        Some(json!({"requests": [
+            {"id": "a", "method": "GET", "url": format!("/users/{HELPDESK}/mailFolders/inbox")},
+            {"id": "b", "method": "GET", "url": format!("/users/{HELPDESK}/messages/missing")},
+            {"id": "c", "method": "GET", "url": format!("/users/{HELPDESK}/mailFolders/inbox"), "dependsOn": ["b"]},
+            d
+        ]}))
+    };
+    let patch_without_content_type = json!({"id": "d", "method": "PATCH",
+        "url": format!("/users/{HELPDESK}/messages/missing"), "body": {"isRead": true}});
     let (s, _, b) = g
-        .call(
-            "POST",
-            "/$batch",
-            Some(json!({"requests": [
-                {"id": "a", "method": "GET", "url": format!("/users/{HELPDESK}/mailFolders/inbox")},
-                {"id": "b", "method": "GET", "url": format!("/users/{HELPDESK}/messages/missing")},
-                {"id": "c", "method": "GET", "url": format!("/users/{HELPDESK}/mailFolders/inbox"), "dependsOn": ["b"]},
-                {"id": "d", "method": "PATCH", "url": format!("/users/{HELPDESK}/messages/missing"),
-                 "body": {"isRead": true}}
-            ]})),
-        )
+        .call("POST", "/$batch", batch(patch_without_content_type))
         .await;
     assert_eq!(s, 400, "a body without Content-Type is refused");
     assert_eq!(b["error"]["code"], "BadRequest");
-    let (s, _, b) = g
-        .call(
-            "POST",
-            "/$batch",
-            Some(json!({"requests": [
-                {"id": "a", "method": "GET", "url": format!("/users/{HELPDESK}/mailFolders/inbox")},
-                {"id": "b", "method": "GET", "url": format!("/users/{HELPDESK}/messages/missing")},
-                {"id": "c", "method": "GET", "url": format!("/users/{HELPDESK}/mailFolders/inbox"), "dependsOn": ["b"]},
-                {"id": "d", "method": "GET", "url": format!("/users/{HELPDESK}/messages?$top=1&$select=id")}
-            ]})),
-        )
-        .await;
+    let list = json!({"id": "d", "method": "GET",
+        "url": format!("/users/{HELPDESK}/messages?$top=1&$select=id")});
+    let (s, _, b) = g.call("POST", "/$batch", batch(list)).await;
     assert_eq!(s, 200);
     let status = |id: &str| {
         b["responses"]
@@ -484,17 +457,11 @@ async fn delta_links_and_removals() {
         .to_owned();
     let gone = first["value"][0]["id"].as_str().expect("id").to_owned();
     let (s, _, _) = g
-        .call(
-            "DELETE",
-            &format!("/users/{HELPDESK}/messages/{gone}"),
-            None,
-        )
+        .helpdesk("DELETE", &format!("/messages/{gone}"), None)
         .await;
     assert_eq!(s, 204);
     let r = g
-        .http
-        .get(&delta)
-        .bearer_auth(&g.token)
+        .raw(reqwest::Method::GET, &delta)
         .header("Prefer", "IdType=\"ImmutableId\"")
         .send()
         .await
@@ -504,9 +471,7 @@ async fn delta_links_and_removals() {
     assert_eq!(v["value"][0]["@removed"]["reason"], "deleted");
     let bad = delta.replace("deltatoken=", "deltatoken=99999");
     let r = g
-        .http
-        .get(&bad)
-        .bearer_auth(&g.token)
+        .raw(reqwest::Method::GET, &bad)
         .send()
         .await
         .expect("delta");
@@ -526,9 +491,7 @@ async fn a_mailbox_outside_the_app_access_policy_is_forbidden() {
             mode: PolicyMode::RestrictAccess,
         })
     });
-    let (s, _, _) = g
-        .call("GET", &format!("/users/{HELPDESK}/mailFolders/inbox"), None)
-        .await;
+    let (s, _, _) = g.helpdesk("GET", "/mailFolders/inbox", None).await;
     assert_eq!(s, 200);
     let (s, _, e) = g
         .call(

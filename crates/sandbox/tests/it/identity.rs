@@ -4,22 +4,23 @@ use serde_json::Value;
 
 use crate::common::*;
 
+/// The OpenID configuration of `tenant`.
+async fn openid_configuration(sb: &sandbox::Sandbox, tenant: &str) -> (u16, Value) {
+    get_json(&format!(
+        "{}/{tenant}/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn discovery_and_jwks() {
     let sb = start().await;
-    let (s, v) = get_json(&format!(
-        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
-    .await;
+    let (s, v) = openid_configuration(&sb, TENANT).await;
     assert_eq!(s, 200);
     assert_eq!(v["token_endpoint"], sb.token_url(TENANT));
     assert_eq!(v["issuer"], format!("{}/{TENANT_ID}/v2.0", sb.base_url()));
-    let (s, v) = get_json(&format!(
-        "{}/organizations/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
-    .await;
+    let (s, v) = openid_configuration(&sb, "organizations").await;
     assert_eq!(s, 200);
     assert_eq!(v["issuer"], format!("{}/{{tenantid}}/v2.0", sb.base_url()));
     let (s, jwks) = get_json(v["jwks_uri"].as_str().unwrap()).await;
@@ -34,11 +35,7 @@ async fn discovery_and_jwks() {
     assert_eq!(s, 200);
     let host = sb.base_url().trim_start_matches("http://").to_string();
     assert_eq!(inst["metadata"][0]["aliases"][0], host.as_str());
-    let (s, v) = get_json(&format!(
-        "{}/fabrikam.example/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
-    .await;
+    let (s, v) = openid_configuration(&sb, "fabrikam.example").await;
     assert_aad(s, &v, 400, "invalid_request", 90002);
 }
 
@@ -46,90 +43,58 @@ async fn discovery_and_jwks() {
 async fn client_credentials_errors() {
     let sb = start().await;
     let url = sb.token_url(TENANT);
-    let base = |secret: &'static str, scope: &'static str| {
-        vec![
-            ("client_id", DEMO_APP),
-            ("client_secret", secret),
-            ("grant_type", "client_credentials"),
-            ("scope", scope),
-        ]
-    };
-    let (s, v) = post_form(&url, &base("wrong", "https://graph.microsoft.com/.default")).await;
+    let (s, v) = client_credentials(&url, DEMO_APP, "wrong", GRAPH_DEFAULT).await;
     assert_aad(s, &v, 401, "invalid_client", 7000215);
     assert!(!v.to_string().contains(DEMO_SECRET));
-    let (s, v) = post_form(
-        &url,
-        &[
-            ("client_id", "11111111-1111-1111-1111-111111111111"),
-            ("client_secret", "x"),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
+    let unknown = "11111111-1111-1111-1111-111111111111";
+    let (s, v) = client_credentials(&url, unknown, "x", GRAPH_DEFAULT).await;
     assert_aad(s, &v, 400, "unauthorized_client", 700016);
     let (s, v) = post_form(
         &url,
         &[
             ("client_id", DEMO_APP),
             ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
+            ("scope", GRAPH_DEFAULT),
         ],
     )
     .await;
     assert_aad(s, &v, 401, "invalid_client", 7000218);
-    let (s, v) = post_form(&url, &base(DEMO_SECRET, "Mail.Read")).await;
-    assert_aad(s, &v, 400, "invalid_scope", 1002012);
-    let (s, v) = post_form(
-        &url,
-        &base(
-            DEMO_SECRET,
+    for (scope, error, code) in [
+        ("Mail.Read", "invalid_scope", 1002012),
+        (
             "https://graph.microsoft.com/.default https://outlook.office365.com/.default",
+            "invalid_scope",
+            70011,
         ),
-    )
-    .await;
-    assert_aad(s, &v, 400, "invalid_scope", 70011);
-    let (s, v) = post_form(
-        &url,
-        &base(
-            DEMO_SECRET,
+        (
             "https://graph.microsoft.com/.default Mail.Read",
+            "invalid_scope",
+            70011,
         ),
-    )
-    .await;
-    assert_aad(s, &v, 400, "invalid_scope", 70011);
-    let (s, v) = post_form(&url, &base(DEMO_SECRET, "https://unknown.example/.default")).await;
-    assert_aad(s, &v, 400, "invalid_resource", 500011);
-    let (s, v) = post_form(
-        &sb.token_url("common"),
-        &base(DEMO_SECRET, "https://graph.microsoft.com/.default"),
-    )
-    .await;
-    assert_aad(s, &v, 400, "invalid_request", 9001023);
-    let (s, v) = post_form(
-        &sb.token_url("wrong-tenant.example"),
-        &base(DEMO_SECRET, "https://graph.microsoft.com/.default"),
-    )
-    .await;
-    assert_aad(s, &v, 400, "invalid_request", 90002);
+        (
+            "https://unknown.example/.default",
+            "invalid_resource",
+            500011,
+        ),
+    ] {
+        let (s, v) = client_credentials(&url, DEMO_APP, DEMO_SECRET, scope).await;
+        assert_aad(s, &v, 400, error, code);
+    }
+    for (tenant, code) in [("common", 9001023), ("wrong-tenant.example", 90002)] {
+        let tenant_url = sb.token_url(tenant);
+        let (s, v) = client_credentials(&tenant_url, DEMO_APP, DEMO_SECRET, GRAPH_DEFAULT).await;
+        assert_aad(s, &v, 400, "invalid_request", code);
+    }
     // Expired secret: add one, move the clock past its expiry.
     let admin = sb.admin();
     let soon = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     admin
         .add_secret(DEMO_APP, "second-secret", Some(soon))
         .unwrap();
-    let (s, _) = post_form(
-        &url,
-        &base("second-secret", "https://graph.microsoft.com/.default"),
-    )
-    .await;
+    let (s, _) = client_credentials(&url, DEMO_APP, "second-secret", GRAPH_DEFAULT).await;
     assert_eq!(s, 200);
     admin.advance_clock(7200);
-    let (s, v) = post_form(
-        &url,
-        &base("second-secret", "https://graph.microsoft.com/.default"),
-    )
-    .await;
+    let (s, v) = client_credentials(&url, DEMO_APP, "second-secret", GRAPH_DEFAULT).await;
     assert_aad(s, &v, 401, "invalid_client", 7000222);
 }
 
@@ -243,58 +208,25 @@ async fn client_credentials_with_certificate_assertion() {
 #[tokio::test]
 async fn auth_code_errors() {
     let sb = start().await;
+    let url = sb.token_url(TENANT);
     let scope = "offline_access Mail.ReadWrite";
     let (verifier, challenge) = pkce();
-    let resp = authorize(
-        &sb,
-        DEMO_APP,
-        scope,
-        "alex.wilber@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let form = AuthorizeForm::new(&sb, DEMO_APP, challenge);
+    let resp = form.post(scope, ALEX, "signin").await;
     assert_eq!(resp.status(), 302);
     let code = location_params(&resp)["code"].clone();
-    let redeem = |code: String, verifier: String| {
-        let url = sb.token_url(TENANT);
-        async move {
-            post_form(
-                &url,
-                &[
-                    ("client_id", DEMO_APP),
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", &verifier),
-                ],
-            )
-            .await
-        }
-    };
-    let (s, v) = redeem(
-        code.clone(),
-        "wrong-verifier-wrong-verifier-wrong-verifier".into(),
-    )
-    .await;
+    let wrong = "wrong-verifier-wrong-verifier-wrong-verifier";
+    let (s, v) = redeem_code(&url, DEMO_APP, &code, wrong).await;
     assert_aad(s, &v, 400, "invalid_grant", 501481);
-    let (s, _) = redeem(code.clone(), verifier.clone()).await;
+    let (s, _) = redeem_code(&url, DEMO_APP, &code, &verifier).await;
     assert_eq!(s, 200);
-    let (s, v) = redeem(code, verifier.clone()).await;
+    let (s, v) = redeem_code(&url, DEMO_APP, &code, &verifier).await;
     assert_aad(s, &v, 400, "invalid_grant", 54005);
     // Expired code.
-    let resp = authorize(
-        &sb,
-        DEMO_APP,
-        scope,
-        "alex.wilber@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let resp = form.post(scope, ALEX, "signin").await;
     let code = location_params(&resp)["code"].clone();
     sb.admin().advance_clock(601);
-    let (s, v) = redeem(code, verifier).await;
+    let (s, v) = redeem_code(&url, DEMO_APP, &code, &verifier).await;
     assert_aad(s, &v, 400, "invalid_grant", 70008);
 }
 
@@ -314,7 +246,11 @@ async fn authorize_pages_and_redirect_errors() {
             ("code_challenge_method", "S256".into()),
         ]
     };
-    let resp = client().get(&url).query(&q(REDIRECT)).send().await.unwrap();
+    let get = |query: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        async move { client().get(&url).query(&query).send().await.unwrap() }
+    };
+    let resp = get(q(REDIRECT)).await;
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     assert!(
@@ -322,43 +258,31 @@ async fn authorize_pages_and_redirect_errors() {
         "{html}"
     );
     // Redirect URI not registered: an error page, never a redirect.
-    let resp = client()
-        .get(&url)
-        .query(&q("http://evil.example/cb"))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(q("http://evil.example/cb")).await;
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("AADSTS50011"));
     // Unknown app.
     let mut bad = q(REDIRECT);
     bad[0].1 = "44444444-0000-0000-0000-000000000000".into();
-    let resp = client().get(&url).query(&bad).send().await.unwrap();
+    let resp = get(bad).await;
     assert!(resp.text().await.unwrap().contains("AADSTS700016"));
     // Unknown user.
-    let resp = authorize(
-        &sb,
-        DEMO_APP,
-        "Mail.Read",
-        "nobody@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let form = AuthorizeForm::new(&sb, DEMO_APP, challenge.clone());
+    let resp = form
+        .post("Mail.Read", "nobody@contoso.example", "signin")
+        .await;
     assert!(resp.text().await.unwrap().contains("AADSTS50034"));
     // Unsupported response type → redirect with error.
     let mut bad = q(REDIRECT);
     bad[1].1 = "token".into();
-    let resp = client().get(&url).query(&bad).send().await.unwrap();
+    let resp = get(bad).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(location_params(&resp)["error"], "unsupported_response_type");
     // prompt=none without a session.
     let mut silent = q(REDIRECT);
     silent.push(("prompt", "none".into()));
-    let resp = client().get(&url).query(&silent).send().await.unwrap();
-    let p = location_params(&resp);
-    assert_eq!(p["error"], "login_required");
-    assert!(p["error_description"].starts_with("AADSTS50058"));
+    let resp = get(silent).await;
+    let p = assert_redirect_error(&resp, "login_required", "AADSTS50058");
     assert_eq!(p["state"], "s1");
 }
 
@@ -381,29 +305,16 @@ async fn silent_and_form_post_authorize() {
         q
     };
     // prompt=none with a login hint and existing consent: straight back with a code.
-    let q = base(&[
-        ("prompt", "none"),
-        ("login_hint", "alex.wilber@contoso.example"),
-    ]);
+    let q = base(&[("prompt", "none"), ("login_hint", ALEX)]);
     let resp = client().get(&url).query(&q).send().await.unwrap();
     assert_eq!(resp.status(), 302);
     let code = location_params(&resp)["code"].clone();
-    let (s, _) = post_form(
-        &sb.token_url(TENANT),
-        &[
-            ("client_id", DEMO_APP),
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, _) = redeem_code(&sb.token_url(TENANT), DEMO_APP, &code, &verifier).await;
     assert_eq!(s, 200);
     // prompt=none when consent is missing: consent_required, no page.
     let q = base(&[
         ("prompt", "none"),
-        ("login_hint", "alex.wilber@contoso.example"),
+        ("login_hint", ALEX),
         ("scope", "Mail.Read.Shared"),
     ]);
     let q: Vec<(&str, String)> = q
@@ -415,7 +326,7 @@ async fn silent_and_form_post_authorize() {
     assert_eq!(p["error"], "consent_required");
     // response_mode=form_post: an auto-submitting form to the redirect URI.
     let mut q = base(&[("response_mode", "form_post")]);
-    q.push(("login", "alex.wilber@contoso.example".into()));
+    q.push(("login", ALEX.into()));
     q.push(("action", "signin".into()));
     let resp = client().post(&url).form(&q).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -433,16 +344,8 @@ async fn user_consent_page_accept_and_decline() {
     let sb = start().await;
     let app = "55555555-0000-0000-0000-000000000001";
     sb.admin().add_app(public_app(app, &["Mail.Read"])).unwrap();
-    let (_, challenge) = pkce();
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let form = AuthorizeForm::new(&sb, app, pkce().1);
+    let resp = form.post("Mail.Read", ALEX, "signin").await;
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     assert!(
@@ -450,45 +353,19 @@ async fn user_consent_page_accept_and_decline() {
             && html.contains("https://graph.microsoft.com/Mail.Read"),
         "{html}"
     );
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "decline",
-    )
-    .await;
-    let p = location_params(&resp);
-    assert_eq!(p["error"], "access_denied");
-    assert!(p["error_description"].starts_with("AADSTS65004"));
-    let (s, v) = sign_in(&sb, app, "Mail.Read", "alex.wilber@contoso.example").await;
+    let resp = form.post("Mail.Read", ALEX, "decline").await;
+    assert_redirect_error(&resp, "access_denied", "AADSTS65004");
+    let (s, v) = sign_in(&sb, app, "Mail.Read", ALEX).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         claims(v["access_token"].as_str().unwrap())["scp"],
         "Mail.Read"
     );
     // Consent recorded: the next sign-in goes straight through.
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let resp = form.post("Mail.Read", ALEX, "signin").await;
     assert_eq!(resp.status(), 302);
     // Another user still needs to consent.
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "megan.bowen@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let resp = form.post("Mail.Read", MEGAN, "signin").await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -499,17 +376,9 @@ async fn admin_approval_required_90094() {
     sb.admin()
         .add_app(public_app(app, &["Mail.Read", "User.Read.All"]))
         .unwrap();
-    let (_, challenge) = pkce();
+    let form = AuthorizeForm::new(&sb, app, pkce().1);
     // Admin-only scope.
-    let resp = authorize(
-        &sb,
-        app,
-        "User.Read.All",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "consent",
-    )
-    .await;
+    let resp = form.post("User.Read.All", ALEX, "consent").await;
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     assert!(
@@ -518,41 +387,15 @@ async fn admin_approval_required_90094() {
     );
     // User consent switched off for the organisation.
     sb.admin().update_org(|o| o.users_can_consent = false);
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "consent",
-    )
-    .await;
+    let resp = form.post("Mail.Read", ALEX, "consent").await;
     assert!(resp.text().await.unwrap().contains("AADSTS90094"));
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "back",
-    )
-    .await;
-    let p = location_params(&resp);
-    assert_eq!(p["error"], "consent_required");
-    assert!(p["error_description"].starts_with("AADSTS65001"));
+    let resp = form.post("Mail.Read", ALEX, "back").await;
+    assert_redirect_error(&resp, "consent_required", "AADSTS65001");
     // Once an admin consents, sign-in succeeds without any consent page.
     sb.admin()
         .grant_admin_consent(app, &["Mail.Read"], &[])
         .unwrap();
-    let resp = authorize(
-        &sb,
-        app,
-        "Mail.Read",
-        "alex.wilber@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let resp = form.post("Mail.Read", ALEX, "signin").await;
     assert_eq!(resp.status(), 302);
     assert!(location_params(&resp).contains_key("code"));
 }
@@ -568,31 +411,11 @@ async fn user_assignment_required_50105() {
     sb.admin()
         .grant_admin_consent(app, &["Mail.Read"], &[])
         .unwrap();
-    let (_, challenge) = pkce();
-    let resp = authorize(
-        &sb,
-        app,
-        "offline_access Mail.Read",
-        "megan.bowen@contoso.example",
-        &challenge,
-        "signin",
-    )
-    .await;
+    let form = AuthorizeForm::new(&sb, app, pkce().1);
+    let resp = form.post("offline_access Mail.Read", MEGAN, "signin").await;
     assert_eq!(resp.status(), 302);
-    let p = location_params(&resp);
-    assert_eq!(p["error"], "access_denied");
-    assert!(
-        p["error_description"].starts_with("AADSTS50105"),
-        "{}",
-        p["error_description"]
-    );
-    let (s, v) = sign_in(
-        &sb,
-        app,
-        "offline_access Mail.Read",
-        "alex.wilber@contoso.example",
-    )
-    .await;
+    assert_redirect_error(&resp, "access_denied", "AADSTS50105");
+    let (s, v) = sign_in(&sb, app, "offline_access Mail.Read", ALEX).await;
     assert_eq!(s, 200, "{v}");
     // Unassigned later: refresh is refused with 50105.
     sb.admin()
@@ -621,7 +444,7 @@ async fn admin_consent_endpoint() {
     let url = format!("{}/{TENANT}/v2.0/adminconsent", sb.base_url());
     let q = [
         ("client_id", app),
-        ("scope", "https://graph.microsoft.com/.default"),
+        ("scope", GRAPH_DEFAULT),
         ("redirect_uri", REDIRECT),
         ("state", "12"),
     ];
@@ -642,30 +465,23 @@ async fn admin_consent_endpoint() {
             client().post(&url).form(&f).send().await.unwrap()
         }
     };
-    let p = location_params(&post("megan.bowen@contoso.example", "decline").await);
-    assert_eq!(p["error"], "consent_required");
-    assert!(p["error_description"].starts_with("AADSTS65004"));
+    let p = assert_redirect_error(
+        &post(MEGAN, "decline").await,
+        "consent_required",
+        "AADSTS65004",
+    );
     assert_eq!(
         p["admin_consent"], "True",
         "admin_consent=True even on error"
     );
     let p = location_params(&post("adele.vance@contoso.example", "consent").await);
     assert_eq!(p["error"], "access_denied", "not an admin");
-    let p = location_params(&post("megan.bowen@contoso.example", "consent").await);
+    let p = location_params(&post(MEGAN, "consent").await);
     assert!(!p.contains_key("error"), "{p:?}");
     assert_eq!(p["admin_consent"], "True");
     assert_eq!(p["tenant"], TENANT_ID);
     assert_eq!(p["state"], "12");
-    let (s, v) = post_form(
-        &sb.token_url(TENANT),
-        &[
-            ("client_id", app),
-            ("client_secret", "sek"),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
+    let (s, v) = client_credentials(&sb.token_url(TENANT), app, "sek", GRAPH_DEFAULT).await;
     assert_eq!(s, 200);
     assert_eq!(
         claims(v["access_token"].as_str().unwrap())["roles"][0],
@@ -685,6 +501,7 @@ async fn admin_consent_endpoint() {
 async fn device_code_flow() {
     let sb = start().await;
     let dc_url = format!("{}/organizations/oauth2/v2.0/devicecode", sb.base_url());
+    let token_url = sb.token_url("organizations");
     let (s, v) = post_form(
         &dc_url,
         &[
@@ -700,52 +517,21 @@ async fn device_code_flow() {
     let user_code = v["user_code"].as_str().unwrap().to_string();
     assert!(v["message"].as_str().unwrap().contains(&user_code));
     let device_code = v["device_code"].as_str().unwrap().to_string();
-    let poll = |dc: String| {
-        let url = sb.token_url("organizations");
-        async move {
-            post_form(
-                &url,
-                &[
-                    ("client_id", DEMO_APP),
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                    ("device_code", &dc),
-                ],
-            )
-            .await
-        }
+    let poll = |dc: &Value| {
+        let (url, dc) = (token_url.clone(), dc.as_str().unwrap().to_owned());
+        async move { poll_device_code(&url, DEMO_APP, &dc).await }
     };
-    let (s, v) = poll(device_code.clone()).await;
+    let (s, v) = poll(&v["device_code"]).await;
     assert_aad(s, &v, 400, "authorization_pending", 70016);
-    sb.admin()
-        .approve_device_code(&user_code, "alex.wilber@contoso.example")
-        .unwrap();
-    let (s, v) = poll(device_code.clone()).await;
+    sb.admin().approve_device_code(&user_code, ALEX).unwrap();
+    let (s, v) = poll_device_code(&token_url, DEMO_APP, &device_code).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(
-        claims(v["access_token"].as_str().unwrap())["upn"],
-        "alex.wilber@contoso.example"
-    );
+    assert_eq!(claims(v["access_token"].as_str().unwrap())["upn"], ALEX);
     assert!(v["refresh_token"].is_string());
-    let (s, _) = poll(device_code).await;
+    let (s, _) = poll_device_code(&token_url, DEMO_APP, &device_code).await;
     assert_eq!(s, 400, "a device code is redeemed once");
-    let (s, v) = poll("bogus".into()).await;
+    let (s, v) = poll_device_code(&token_url, DEMO_APP, "bogus").await;
     assert_aad(s, &v, 400, "bad_verification_code", 70000);
-    // slow_down when the poll interval is enforced (opt-in), measured on the sandbox clock.
-    sb.admin()
-        .update_identity(|i| i.enforce_device_poll_interval = true);
-    let (_, v) = post_form(
-        &dc_url,
-        &[("client_id", DEMO_APP), ("scope", "Mail.ReadWrite")],
-    )
-    .await;
-    let dc = v["device_code"].as_str().unwrap().to_string();
-    assert_eq!(poll(dc.clone()).await.1["error"], "authorization_pending");
-    let (s, b) = poll(dc.clone()).await;
-    assert_aad(s, &b, 400, "slow_down", 70016);
-    sb.admin().advance_clock(5);
-    assert_eq!(poll(dc).await.1["error"], "authorization_pending");
-    sb.admin()
-        .update_identity(|i| i.enforce_device_poll_interval = false);
     // Approve through the page; decline through the page; expiry.
     let new_code = || async {
         post_form(
@@ -755,37 +541,48 @@ async fn device_code_flow() {
         .await
         .1
     };
+    // slow_down when the poll interval is enforced (opt-in), measured on the sandbox clock.
+    sb.admin()
+        .update_identity(|i| i.enforce_device_poll_interval = true);
     let v = new_code().await;
-    let resp = client()
-        .post(format!("{}/devicelogin", sb.base_url()))
-        .form(&[
-            ("user_code", v["user_code"].as_str().unwrap()),
-            ("login", "adele.vance@contoso.example"),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(
+        poll(&v["device_code"]).await.1["error"],
+        "authorization_pending"
+    );
+    let (s, b) = poll(&v["device_code"]).await;
+    assert_aad(s, &b, 400, "slow_down", 70016);
+    sb.admin().advance_clock(5);
+    assert_eq!(
+        poll(&v["device_code"]).await.1["error"],
+        "authorization_pending"
+    );
+    sb.admin()
+        .update_identity(|i| i.enforce_device_poll_interval = false);
+    let devicelogin = |form: Vec<(&'static str, String)>| {
+        let url = format!("{}/devicelogin", sb.base_url());
+        async move { client().post(url).form(&form).send().await.unwrap() }
+    };
+    let v = new_code().await;
+    let user_code = v["user_code"].as_str().unwrap().to_string();
+    let resp = devicelogin(vec![
+        ("user_code", user_code),
+        ("login", "adele.vance@contoso.example".into()),
+        ("action", "approve".into()),
+    ])
+    .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(poll(v["device_code"].as_str().unwrap().into()).await.0, 200);
+    assert_eq!(poll(&v["device_code"]).await.0, 200);
     let v = new_code().await;
-    client()
-        .post(format!("{}/devicelogin", sb.base_url()))
-        .form(&[
-            ("user_code", v["user_code"].as_str().unwrap()),
-            ("action", "decline"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (s, b) = poll(v["device_code"].as_str().unwrap().into()).await;
+    let user_code = v["user_code"].as_str().unwrap().to_string();
+    devicelogin(vec![("user_code", user_code), ("action", "decline".into())]).await;
+    let (s, b) = poll(&v["device_code"]).await;
     assert_eq!(
         (s, b["error"].as_str()),
         (400, Some("authorization_declined"))
     );
     let v = new_code().await;
     sb.admin().advance_clock(901);
-    let (s, b) = poll(v["device_code"].as_str().unwrap().into()).await;
+    let (s, b) = poll(&v["device_code"]).await;
     assert_aad(s, &b, 400, "expired_token", 70019);
     // An app without "allow public client flows" cannot poll without a credential.
     let app = "77777777-0000-0000-0000-000000000001";
@@ -793,15 +590,7 @@ async fn device_code_flow() {
     reg.allow_public_client_flows = false;
     sb.admin().add_app(reg).unwrap();
     let (_, v) = post_form(&dc_url, &[("client_id", app), ("scope", "Mail.Read")]).await;
-    let (s, b) = post_form(
-        &sb.token_url("organizations"),
-        &[
-            ("client_id", app),
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", v["device_code"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (s, b) = poll_device_code(&token_url, app, v["device_code"].as_str().unwrap()).await;
     assert_aad(s, &b, 401, "invalid_client", 7000218);
 }
 
@@ -813,49 +602,46 @@ async fn bad_input_gets_microsoft_errors_not_crashes() {
     assert_aad(s, &v, 400, "unsupported_grant_type", 70003);
     let (s, v) = post_form(&url, &[("client_id", DEMO_APP)]).await;
     assert_aad(s, &v, 400, "invalid_request", 900144);
-    let resp = client()
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"grant_type\":\"client_credentials\"}")
-        .send()
-        .await
-        .unwrap();
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        let url = url.clone();
+        async move {
+            client()
+                .post(&url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let form = "application/x-www-form-urlencoded";
+    let resp = post(
+        "application/json",
+        b"{\"grant_type\":\"client_credentials\"}".to_vec(),
+    )
+    .await;
     assert_eq!(resp.status(), 400);
-    let resp = client()
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&grant_type=refresh_token")
-        .send()
-        .await
-        .unwrap();
+    let resp = post(
+        form,
+        b"grant_type=client_credentials&grant_type=refresh_token".to_vec(),
+    )
+    .await;
     let s = resp.status().as_u16();
     let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_aad(s, &v, 400, "invalid_request", 9002313);
     let big = "a".repeat(200 * 1024);
-    let resp = client()
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=client_credentials&x={big}"))
-        .send()
-        .await
-        .unwrap();
+    let resp = post(
+        form,
+        format!("grant_type=client_credentials&x={big}").into(),
+    )
+    .await;
     assert_eq!(resp.status(), 413);
     let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(v["error"], "invalid_request");
-    let resp = client()
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(vec![0xff, 0xfe, b'=', 0x00, b'&', b'%', b'z'])
-        .send()
-        .await
-        .unwrap();
+    let resp = post(form, vec![0xff, 0xfe, b'=', 0x00, b'&', b'%', b'z']).await;
     assert_eq!(resp.status(), 400);
     // The server still answers afterwards.
-    let (s, _) = get_json(&format!(
-        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
-    .await;
+    let (s, _) = openid_configuration(&sb, TENANT).await;
     assert_eq!(s, 200);
 }
 
@@ -908,16 +694,7 @@ async fn responses_match_recorded_entra_samples() {
     };
     let sb = start().await;
     let url = sb.token_url(TENANT);
-    let (s, v) = post_form(
-        &url,
-        &[
-            ("client_id", DEMO_APP),
-            ("client_secret", "nope"),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
+    let (s, v) = client_credentials(&url, DEMO_APP, "nope", GRAPH_DEFAULT).await;
     same_shape(&v, s, &sample("invalid_client_secret_7000215"));
     let (verifier, challenge) = pkce();
     let resp = authorize(
@@ -930,26 +707,10 @@ async fn responses_match_recorded_entra_samples() {
     )
     .await;
     let code = location_params(&resp)["code"].clone();
-    let form = [
-        ("client_id", DEMO_APP),
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier.as_str()),
-    ];
-    assert_eq!(post_form(&url, &form).await.0, 200);
-    let (s, v) = post_form(&url, &form).await;
+    assert_eq!(redeem_code(&url, DEMO_APP, &code, &verifier).await.0, 200);
+    let (s, v) = redeem_code(&url, DEMO_APP, &code, &verifier).await;
     same_shape(&v, s, &sample("auth_code_already_redeemed_54005"));
-    let (s, v) = post_form(
-        &url,
-        &[
-            ("client_id", DEMO_APP),
-            ("client_secret", DEMO_SECRET),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
+    let (s, v) = client_credentials(&url, DEMO_APP, DEMO_SECRET, GRAPH_DEFAULT).await;
     let ok = sample("client_credentials_success");
     assert_eq!(s, 200);
     assert_eq!(keys(&v), keys(&ok["body"]));
@@ -961,15 +722,8 @@ async fn responses_match_recorded_entra_samples() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(keys(&v), keys(&flow["steps"][0]["body"]));
-    let (s, p) = post_form(
-        &sb.token_url("organizations"),
-        &[
-            ("client_id", DEMO_APP),
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", v["device_code"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let device_code = v["device_code"].as_str().unwrap();
+    let (s, p) = poll_device_code(&sb.token_url("organizations"), DEMO_APP, device_code).await;
     same_shape(
         &p,
         s,

@@ -3,102 +3,33 @@
 //! points in `src/tests/platform.rs`.)
 
 use sandbox::store::ListQuery;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use crate::common::*;
-
-struct Smtp {
-    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Smtp {
-    async fn connect(sb: &sandbox::Sandbox) -> Self {
-        let s = tokio::net::TcpStream::connect(sb.smtp_addr().unwrap())
-            .await
-            .unwrap();
-        let (r, w) = s.into_split();
-        let mut c = Self {
-            r: BufReader::new(r),
-            w,
-        };
-        assert!(c.reply().await.starts_with("220 "));
-        c
-    }
-
-    /// Reads a (possibly multi-line) reply.
-    async fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            self.r.read_line(&mut line).await.unwrap();
-            all.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] != b'-' {
-                return all;
-            }
-        }
-    }
-
-    async fn cmd(&mut self, c: &str) -> String {
-        self.w
-            .write_all(format!("{c}\r\n").as_bytes())
-            .await
-            .unwrap();
-        self.reply().await
-    }
-}
 
 #[tokio::test]
 async fn smtp_delivery_and_routing_rules() {
     let sb = start().await;
     let before = inbox(&sb, "helpdesk@contoso.example").len();
-    let mut c = Smtp::connect(&sb).await;
+    let mut c = SmtpClient::connect(&sb).await;
     let ehlo = c.cmd("EHLO client.example").await;
     assert!(ehlo.starts_with("250-") && ehlo.contains("SIZE "), "{ehlo}");
-    assert!(
-        c.cmd("RCPT TO:<support@contoso.example>")
-            .await
-            .starts_with("503"),
-        "RCPT before MAIL"
-    );
-    assert!(
-        c.cmd("MAIL FROM:<nestor@fabrikam.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(
-        c.cmd("RCPT TO:<nobody@contoso.example>")
-            .await
-            .starts_with("550 5.1.1")
-    );
-    assert!(
-        c.cmd("RCPT TO:<someone@elsewhere.example>")
-            .await
-            .starts_with("550 5.7.54"),
-        "no relaying"
-    );
-    assert!(
-        c.cmd("RCPT TO:<team+x@contoso.example>")
-            .await
-            .starts_with("550 5.1.1"),
-        "no plus addressing for groups"
-    );
-    assert!(
-        c.cmd("RCPT TO:<Support+Printer@Contoso.Example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(
-        c.cmd("RCPT TO:<billing@contoso.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(c.cmd("DATA").await.starts_with("354"));
-    c.w.write_all(b"From: Nestor <nestor@fabrikam.example>\r\nTo: support+printer@contoso.example\r\nCc: billing@contoso.example\r\nSubject: SMTP test\r\nMessage-ID: <smtp-1@fabrikam.example>\r\n\r\n..leading dot\r\nbody\r\n.\r\n").await.unwrap();
-    assert!(c.reply().await.starts_with("250 2.6.0"));
-    assert!(c.cmd("NOOP").await.starts_with("250"));
-    assert!(c.cmd("BOGUS").await.starts_with("502"));
-    assert!(c.cmd("QUIT").await.starts_with("221"));
+    for (command, want) in [
+        ("RCPT TO:<support@contoso.example>", "503"), // RCPT before MAIL
+        ("MAIL FROM:<nestor@fabrikam.example>", "250"),
+        ("RCPT TO:<nobody@contoso.example>", "550 5.1.1"),
+        ("RCPT TO:<someone@elsewhere.example>", "550 5.7.54"), // no relaying
+        ("RCPT TO:<team+x@contoso.example>", "550 5.1.1"),     // no plus addressing for groups
+        ("RCPT TO:<Support+Printer@Contoso.Example>", "250"),
+        ("RCPT TO:<billing@contoso.example>", "250"),
+        ("DATA", "354"),
+    ] {
+        c.expect(command, want).await;
+    }
+    let reply = c.write(b"From: Nestor <nestor@fabrikam.example>\r\nTo: support+printer@contoso.example\r\nCc: billing@contoso.example\r\nSubject: SMTP test\r\nMessage-ID: <smtp-1@fabrikam.example>\r\n\r\n..leading dot\r\nbody\r\n.\r\n").await;
+    assert!(reply.starts_with("250 2.6.0"), "{reply}");
+    for (command, want) in [("NOOP", "250"), ("BOGUS", "502"), ("QUIT", "221")] {
+        c.expect(command, want).await;
+    }
     let msgs = inbox(&sb, "helpdesk@contoso.example");
     assert_eq!(
         msgs.len(),
@@ -157,19 +88,13 @@ async fn smtp_delivery_and_routing_rules() {
             "megan.bowen@contoso.example"
         ]
     );
-    let mut c = Smtp::connect(&sb).await;
+    let mut c = SmtpClient::connect(&sb).await;
     c.cmd("HELO x").await;
     c.cmd("MAIL FROM:<a@fabrikam.example>").await;
-    assert!(
-        c.cmd("RCPT TO:<team@contoso.example>")
-            .await
-            .starts_with("250")
-    );
+    c.expect("RCPT TO:<team@contoso.example>", "250").await;
     c.cmd("DATA").await;
-    c.w.write_all(b"Subject: to the team\r\n\r\nhi\r\n.\r\n")
-        .await
-        .unwrap();
-    assert!(c.reply().await.starts_with("250"));
+    let reply = c.write(b"Subject: to the team\r\n\r\nhi\r\n.\r\n").await;
+    assert!(reply.starts_with("250"), "{reply}");
     for who in ["adele.vance@contoso.example", "alex.wilber@contoso.example"] {
         assert!(
             inbox(&sb, who)
@@ -189,35 +114,21 @@ async fn smtp_size_cap_plus_addressing_switch_and_alias_propagation() {
         o.max_message_size = 200;
         o.disable_plus_address_in_recipients = true;
     });
-    let mut c = Smtp::connect(&sb).await;
+    let mut c = SmtpClient::connect(&sb).await;
     c.cmd("EHLO x").await;
-    assert!(
-        c.cmd("MAIL FROM:<a@fabrikam.example> SIZE=5000")
-            .await
-            .starts_with("552")
-    );
-    assert!(
-        c.cmd("MAIL FROM:<a@fabrikam.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(
-        c.cmd("RCPT TO:<support+x@contoso.example>")
-            .await
-            .starts_with("550 5.1.1"),
-        "plus addressing off"
-    );
-    assert!(
-        c.cmd("RCPT TO:<support@contoso.example>")
-            .await
-            .starts_with("250")
-    );
+    for (command, want) in [
+        ("MAIL FROM:<a@fabrikam.example> SIZE=5000", "552"),
+        ("MAIL FROM:<a@fabrikam.example>", "250"),
+        ("RCPT TO:<support+x@contoso.example>", "550 5.1.1"), // plus addressing off
+        ("RCPT TO:<support@contoso.example>", "250"),
+    ] {
+        c.expect(command, want).await;
+    }
     c.cmd("DATA").await;
-    c.w.write_all(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "x".repeat(400)).as_bytes())
-        .await
-        .unwrap();
-    assert!(c.reply().await.starts_with("552"));
-    assert!(c.cmd("RSET").await.starts_with("250"));
+    let big = format!("Subject: big\r\n\r\n{}\r\n.\r\n", "x".repeat(400));
+    let reply = c.write(big.as_bytes()).await;
+    assert!(reply.starts_with("552"), "{reply}");
+    c.expect("RSET", "250").await;
     // A new alias is refused until it has propagated (demo delay: 5 s on the sandbox clock).
     admin
         .add_alias("helpdesk@contoso.example", "newproject@contoso.example")
@@ -229,11 +140,8 @@ async fn smtp_size_cap_plus_addressing_switch_and_alias_propagation() {
         "{r}"
     );
     admin.advance_clock(6);
-    assert!(
-        c.cmd("RCPT TO:<newproject@contoso.example>")
-            .await
-            .starts_with("250")
-    );
+    c.expect("RCPT TO:<newproject@contoso.example>", "250")
+        .await;
 }
 
 #[tokio::test]
@@ -255,52 +163,42 @@ async fn admin_inject_and_seed_messages() {
         .unwrap();
     assert!(r.delivered.is_empty() && r.rejected.len() == 1);
     // Over HTTP.
-    let resp = client()
-        .post(format!("{}/_sandbox/admin", sb.base_url()))
-        .header("content-type", "application/json")
-        .body(r#"{"op":"inject_mime","to":["support@contoso.example"],"mime":"Subject: via http\r\n\r\nx"}"#)
-        .send()
-        .await
-        .unwrap();
+    let resp = admin_json(
+        &sb,
+        r#"{"op":"inject_mime","to":["support@contoso.example"],"mime":"Subject: via http\r\n\r\nx"}"#,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert!(
         inbox(&sb, "helpdesk@contoso.example")
             .iter()
             .any(|m| m.props.subject == "via http")
     );
-    let resp = client()
-        .post(format!("{}/_sandbox/admin", sb.base_url()))
-        .header("content-type", "application/json")
-        .body("{\"op\":\"nope\"}")
-        .send()
-        .await
-        .unwrap();
+    let resp = admin_json(&sb, "{\"op\":\"nope\"}").await;
     assert_eq!(resp.status(), 400);
-    let resp = client()
-        .post(format!("{}/_sandbox/admin", sb.base_url()))
-        .header("content-type", "application/json")
-        .body(r#"{"op":"add_alias","mailbox":"ghost@contoso.example","alias":"x@contoso.example"}"#)
-        .send()
-        .await
-        .unwrap();
+    let resp = admin_json(
+        &sb,
+        r#"{"op":"add_alias","mailbox":"ghost@contoso.example","alias":"x@contoso.example"}"#,
+    )
+    .await;
     assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]
 async fn request_log_counts_per_endpoint_and_status() {
     let sb = start().await;
-    let disco = format!(
-        "{}/{TENANT}/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    );
-    get_json(&disco).await;
-    get_json(&disco).await;
-    get_json(&format!(
-        "{}/nope.example/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
-    .await;
-    post_form(&sb.token_url(TENANT), &[("grant_type", "nope")]).await;
+    // Two discoveries (200), one of an unknown tenant (400), one refused token request.
+    let four_requests = || async {
+        for tenant in [TENANT, TENANT, "nope.example"] {
+            get_json(&format!(
+                "{}/{tenant}/v2.0/.well-known/openid-configuration",
+                sb.base_url()
+            ))
+            .await;
+        }
+        post_form(&sb.token_url(TENANT), &[("grant_type", "nope")]).await;
+    };
+    four_requests().await;
     get_json(&format!("{}/_sandbox/requests", sb.base_url())).await;
     let log = sb.request_log();
     let tpl = "/{tenant}/v2.0/.well-known/openid-configuration";
@@ -321,14 +219,7 @@ async fn request_log_counts_per_endpoint_and_status() {
     let log = sb.request_log();
     assert_eq!(log.count("GET", sandbox::reqlog::UNMATCHED), 2);
     sb.admin().clear_request_log();
-    get_json(&disco).await;
-    get_json(&disco).await;
-    get_json(&format!(
-        "{}/nope.example/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
-    .await;
-    post_form(&sb.token_url(TENANT), &[("grant_type", "nope")]).await;
+    four_requests().await;
     let log = sb.request_log();
     assert_eq!(log.total(), 4, "admin requests are not counted: {log:?}");
     let (_, v) = get_json(&format!("{}/_sandbox/requests", sb.base_url())).await;
@@ -434,7 +325,7 @@ async fn token_endpoint_faults_throttling_and_connection_reset() {
         ("client_id", DEMO_APP),
         ("client_secret", DEMO_SECRET),
         ("grant_type", "client_credentials"),
-        ("scope", "https://graph.microsoft.com/.default"),
+        ("scope", GRAPH_DEFAULT),
     ];
     // Set over the HTTP admin API, as a standalone user would.
     let plan = serde_json::json!({"op": "set_faults", "plan": {"seed": 7, "rules": [
@@ -443,13 +334,7 @@ async fn token_endpoint_faults_throttling_and_connection_reset() {
         {"protocol": "token", "trigger": {"next": 1}, "fault": {"kind": "reset_connection"}},
         {"protocol": "token", "trigger": {"next": 1}, "fault": {"kind": "slow", "millis": 1}}
     ]}});
-    let resp = client()
-        .post(format!("{}/_sandbox/admin", sb.base_url()))
-        .header("content-type", "application/json")
-        .body(plan.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = admin_json(&sb, &plan.to_string()).await;
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
     let resp = client()
         .post(sb.token_url(TENANT))
@@ -523,7 +408,6 @@ async fn standalone_binary_serves_a_seed_file() {
 
 #[tokio::test]
 async fn smtp_auth_xoauth2_submission() {
-    use base64::Engine as _;
     let sb = start().await;
     sb.admin()
         .grant_admin_consent(DEMO_APP, &["https://outlook.office365.com/SMTP.Send"], &[])
@@ -540,62 +424,41 @@ async fn smtp_auth_xoauth2_submission() {
             lifetime_secs: None,
         })
         .unwrap();
-    let sasl = |user: &str, tok: &str| {
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("user={user}\x01auth=Bearer {tok}\x01\x01"))
-    };
-    let mut c = Smtp::connect(&sb).await;
+    let mut c = SmtpClient::connect(&sb).await;
     assert!(c.cmd("EHLO x").await.contains("AUTH XOAUTH2"));
-    assert!(c.cmd("AUTH PLAIN abc").await.starts_with("504"));
-    // A refused token gets Office 365's error challenge (334 + base64 JSON), then 535.
-    assert!(
-        c.cmd(&format!(
-            "AUTH XOAUTH2 {}",
-            sasl("adele.vance@contoso.example", "forged.token.x")
-        ))
-        .await
-        .starts_with("334 ")
+    let forged = format!(
+        "AUTH XOAUTH2 {}",
+        sasl("adele.vance@contoso.example", "forged.token.x")
     );
-    assert!(c.cmd("").await.starts_with("535 5.7.3"));
-    assert!(
-        c.cmd(&format!(
-            "AUTH XOAUTH2 {}",
-            sasl("helpdesk@contoso.example", &token)
-        ))
-        .await
-        .starts_with("334 "),
-        "no right on another mailbox"
-    );
-    assert!(c.cmd("").await.starts_with("535"));
-    assert!(c.cmd("AUTH XOAUTH2").await.starts_with("334"));
-    assert!(
-        c.cmd(&sasl("adele.vance@contoso.example", &token))
-            .await
-            .starts_with("235 2.7.0")
-    );
+    let other_mailbox = format!("AUTH XOAUTH2 {}", sasl("helpdesk@contoso.example", &token));
+    let own = sasl("adele.vance@contoso.example", &token);
+    for (command, want) in [
+        ("AUTH PLAIN abc", "504"),
+        // A refused token gets Office 365's error challenge (334 + base64 JSON), then 535.
+        (forged.as_str(), "334 "),
+        ("", "535 5.7.3"),
+        (other_mailbox.as_str(), "334 "), // no right on another mailbox
+        ("", "535"),
+        ("AUTH XOAUTH2", "334"),
+        (own.as_str(), "235 2.7.0"),
+    ] {
+        c.expect(command, want).await;
+    }
     c.cmd("MAIL FROM:<adele.vance@contoso.example>").await;
-    assert!(
-        c.cmd("RCPT TO:<partner@fabrikam.example>")
-            .await
-            .starts_with("250"),
-        "authenticated relay"
-    );
-    assert!(
-        c.cmd("RCPT TO:<alex.wilber@contoso.example>")
-            .await
-            .starts_with("250")
-    );
+    c.expect("RCPT TO:<partner@fabrikam.example>", "250").await; // authenticated relay
+    c.expect("RCPT TO:<alex.wilber@contoso.example>", "250")
+        .await;
     c.cmd("DATA").await;
-    c.w.write_all(b"From: adele.vance@contoso.example\r\nTo: partner@fabrikam.example, alex.wilber@contoso.example\r\nSubject: submitted\r\n\r\nhi\r\n.\r\n").await.unwrap();
-    assert!(c.reply().await.starts_with("250"));
+    let reply = c.write(b"From: adele.vance@contoso.example\r\nTo: partner@fabrikam.example, alex.wilber@contoso.example\r\nSubject: submitted\r\n\r\nhi\r\n.\r\n").await;
+    assert!(reply.starts_with("250"), "{reply}");
     // Sending as a mailbox without Send As is refused.
     c.cmd("MAIL FROM:<adele.vance@contoso.example>").await;
     c.cmd("RCPT TO:<alex.wilber@contoso.example>").await;
     c.cmd("DATA").await;
-    c.w.write_all(b"From: helpdesk@contoso.example\r\nSubject: spoof\r\n\r\nhi\r\n.\r\n")
-        .await
-        .unwrap();
-    assert!(c.reply().await.starts_with("554 5.2.252"));
+    let reply = c
+        .write(b"From: helpdesk@contoso.example\r\nSubject: spoof\r\n\r\nhi\r\n.\r\n")
+        .await;
+    assert!(reply.starts_with("554 5.2.252"), "{reply}");
     assert!(
         inbox(&sb, "alex.wilber@contoso.example")
             .iter()

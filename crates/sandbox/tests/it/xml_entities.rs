@@ -2,16 +2,14 @@
 //! (`SYSTEM "file:///etc/passwd"`) payloads (issue 11 item 3): refused with a schema-validation
 //! fault naming the DOCTYPE, nothing expanded or read, and the server keeps answering.
 
-use sandbox::{ApiResource, MintRequest, Sandbox, Seed, TokenKind};
+use crate::common::*;
 
-const APP: &str = "00000000-0000-0000-0000-00000000d3e0";
-const MB: &str = "megan.bowen@contoso.example";
-const NS: &str = r#"xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages""#;
+const MB: &str = MEGAN;
 
 /// A GetFolder request impersonating `who` (an entity reference in the hostile cases).
 fn request(prolog: &str, who: &str) -> String {
     format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>{prolog}<soap:Envelope {NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{who}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"#
+        r#"<?xml version="1.0" encoding="utf-8"?>{prolog}<soap:Envelope {EWS_NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{who}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"#
     )
 }
 
@@ -39,36 +37,10 @@ fn external_entity() -> String {
 
 #[tokio::test]
 async fn billion_laughs_and_external_entities_are_refused_by_the_ews_endpoint() {
-    let sb = Sandbox::builder()
-        .seed(Seed::demo())
-        .start()
-        .await
-        .expect("sandbox starts");
-    let token = sb
-        .admin()
-        .mint_token(&MintRequest {
-            app_id: APP.into(),
-            kind: TokenKind::App {
-                roles: vec!["full_access_as_app".into()],
-            },
-            resource: ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .expect("token");
+    let sb = start().await;
+    let token = ews_app_token(&sb);
     let http = reqwest::Client::new();
-    let post = |doc: String| {
-        let req = http
-            .post(sb.ews_url())
-            .bearer_auth(&token)
-            .header("Content-Type", "text/xml; charset=utf-8")
-            .header("X-AnchorMailbox", MB)
-            .body(doc);
-        async move {
-            let r = req.send().await.expect("the sandbox answers");
-            let status = r.status().as_u16();
-            (status, r.text().await.expect("body"))
-        }
-    };
+    let post = |doc: String| post_soap(&http, &sb, &token, Some(MB), doc);
     for (what, doc) in [
         ("billion laughs", billion_laughs()),
         ("external entity", external_entity()),
