@@ -325,16 +325,19 @@ pub(crate) fn deliver(
     Ok(report)
 }
 
+/// The header block and the rest (from the blank line that ends the block, CRLF or LF); the
+/// whole text is the header block when there is no blank line.
+fn split_head(text: &str) -> (&str, &str) {
+    match text.find("\r\n\r\n").or_else(|| text.find("\n\n")) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    }
+}
+
 /// Replaces the value of the first header named `name` (case-insensitive) in the header block.
 fn rewrite_header(mime: &[u8], name: &str, value: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(mime);
-    let (head, body) = match text.find("\r\n\r\n") {
-        Some(i) => (&text[..i], &text[i..]),
-        None => match text.find("\n\n") {
-            Some(i) => (&text[..i], &text[i..]),
-            None => (&text[..], ""),
-        },
-    };
+    let (head, body) = split_head(&text);
     let mut out = String::with_capacity(mime.len() + 64);
     let mut replacing = false;
     let mut done = false;
@@ -370,13 +373,7 @@ fn rewrite_header(mime: &[u8], name: &str, value: &str) -> Vec<u8> {
 /// Removes every header named `name`.
 fn remove_header(mime: &[u8], name: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(mime);
-    let (head, body) = match text.find("\r\n\r\n") {
-        Some(i) => (&text[..i], &text[i..]),
-        None => match text.find("\n\n") {
-            Some(i) => (&text[..i], &text[i..]),
-            None => (&text[..], ""),
-        },
-    };
+    let (head, body) = split_head(&text);
     let mut out = String::with_capacity(mime.len());
     let mut skipping = false;
     for line in head.split_inclusive('\n') {

@@ -59,17 +59,20 @@ pub(crate) fn verify(
         .and_then(super::jwt::b64url_decode)
         .map(|b| hex(&b))
         .unwrap_or_default();
-    if candidates.is_empty() {
-        return Err(AadError::new(
+    let bad_signature = |detail: String| {
+        AadError::new(
             state,
             401,
             "invalid_client",
             Some(700027),
-            format!(
-                "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{thumb}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
-                app.client_id
-            ),
-        ));
+            format!("Client assertion contains an invalid signature. [Reason - {detail}]"),
+        )
+    };
+    if candidates.is_empty() {
+        return Err(bad_signature(format!(
+            "The key was not found., Thumbprint of key used by client: '{thumb}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.",
+            app.client_id
+        )));
     }
     let verified = candidates.iter().any(|der| {
         let cert_der = CertificateDer::from(der.as_slice());
@@ -79,16 +82,10 @@ pub(crate) fn verify(
         })
     });
     if !verified {
-        return Err(AadError::new(
-            state,
-            401,
-            "invalid_client",
-            Some(700027),
-            format!(
-                "Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '{thumb}', app Id '{}']",
-                app.client_id
-            ),
-        ));
+        return Err(bad_signature(format!(
+            "The provided signature value did not match the expected signature value., Thumbprint of key used by client: '{thumb}', app Id '{}'",
+            app.client_id
+        )));
     }
     let c = &parts.claims;
     let s = |k: &str| c.get(k).and_then(Value::as_str);

@@ -21,7 +21,7 @@ use super::delegated::record_user_consent;
 use super::grants::AuthCode;
 use super::{AadError, Authority, is_oidc, random_token, resolve_authority};
 use crate::state::AppState;
-use crate::tenant::{AppRegistration, Mailbox, Permission, Tenant};
+use crate::tenant::{AppRegistration, Permission};
 
 pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -54,36 +54,27 @@ pub(crate) fn error_page(e: &AadError) -> Response {
     )
 }
 
+fn hidden_input(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        esc(name),
+        esc(value)
+    )
+}
+
 fn hidden(params: &HashMap<String, String>) -> String {
     let mut keys: Vec<&String> = params
         .keys()
         .filter(|k| !matches!(k.as_str(), "login" | "action"))
         .collect();
     keys.sort();
-    keys.iter()
-        .map(|k| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(&params[*k])
-            )
-        })
-        .collect()
+    keys.iter().map(|k| hidden_input(k, &params[*k])).collect()
 }
 
 /// Redirect to the client with `params`, honouring `response_mode`.
 fn redirect_to(redirect_uri: &str, mode: Option<&str>, params: &[(&str, &str)]) -> Response {
     if mode == Some("form_post") {
-        let fields: String = params
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                    esc(k),
-                    esc(v)
-                )
-            })
-            .collect();
+        let fields: String = params.iter().map(|(k, v)| hidden_input(k, v)).collect();
         return page(
             StatusCode::OK,
             "Working...",
@@ -168,11 +159,9 @@ fn validate_client(
         .iter()
         .any(|r| redirect_matches(r, redirect))
     {
-        return Err(error_page(&AadError::new(
+        return Err(error_page(&AadError::invalid_request(
             state,
-            400,
-            "invalid_request",
-            Some(50011),
+            50011,
             format!(
                 "The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.",
                 app.client_id
@@ -192,40 +181,12 @@ fn requested_perms(app: &AppRegistration, scope: &str) -> Result<BTreeSet<Permis
         }
         let p = Permission::parse(raw).ok_or_else(|| format!("The provided value for the input parameter 'scope' is not valid. The scope '{raw}' does not exist."))?;
         if p.name == ".default" {
-            out.extend(
-                app.delegated_permissions
-                    .iter()
-                    .filter(|d| d.resource == p.resource && !is_oidc(&d.name))
-                    .cloned(),
-            );
+            out.extend(super::default_delegated(app, p.resource));
         } else {
             out.insert(p);
         }
     }
     Ok(out)
-}
-
-fn missing_consent(
-    t: &Tenant,
-    app: &AppRegistration,
-    user: &Mailbox,
-    requested: &BTreeSet<Permission>,
-) -> (BTreeSet<Permission>, bool) {
-    let granted = t.consents.delegated(&app.client_id, &user.id);
-    let missing: BTreeSet<Permission> = requested
-        .iter()
-        .filter(|p| !granted.iter().any(|g| g.is(p.resource, &p.name)))
-        .cloned()
-        .collect();
-    let needs_admin = !missing.is_empty()
-        && (!t.org.users_can_consent
-            || missing.iter().any(|m| {
-                t.org
-                    .admin_only_scopes
-                    .iter()
-                    .any(|a| a.is(m.resource, &m.name))
-            }));
-    (missing, needs_admin)
 }
 
 async fn authorize_get(
@@ -315,22 +276,18 @@ async fn authorize_flow(
     let user = state.tenant().user(login, now).cloned();
     let Some(user) = user else {
         let t = state.tenant().info.display_name.clone();
-        return error_page(&AadError::new(
+        return error_page(&AadError::invalid_request(
             state,
-            400,
-            "invalid_request",
-            Some(50034),
+            50034,
             format!(
                 "The user account {login} does not exist in the {t} directory. To sign into this application, the account must be added to the directory."
             ),
         ));
     };
     if !user.enabled {
-        return error_page(&AadError::new(
+        return error_page(&AadError::invalid_request(
             state,
-            400,
-            "invalid_request",
-            Some(50057),
+            50057,
             "The user account is disabled.",
         ));
     }
@@ -340,7 +297,7 @@ async fn authorize_flow(
     }
     let (missing, needs_admin) = {
         let t = state.tenant();
-        missing_consent(&t, &app, &user, &requested)
+        super::missing_consent(&t, &app, &user, &requested)
     };
     match action {
         Some("decline") => {
@@ -354,16 +311,7 @@ async fn authorize_flow(
             return redirect_error(state, &p, "access_denied", &e);
         }
         Some("back") => {
-            let e = AadError::new(
-                state,
-                400,
-                "consent_required",
-                Some(65001),
-                format!(
-                    "The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.",
-                    app.client_id, app.display_name
-                ),
-            );
+            let e = super::delegated::not_consented(state, &app, "consent_required");
             return redirect_error(state, &p, "consent_required", &e);
         }
         _ => {}
@@ -379,49 +327,34 @@ async fn authorize_flow(
             );
             return redirect_error(state, &p, "interaction_required", &e);
         }
-        let list: String = missing
-            .iter()
-            .map(|m| format!("<li>{}</li>", esc(&m.to_string())))
-            .collect();
-        return page(
-            StatusCode::OK,
+        return permissions_page(
             "Need admin approval",
             &format!(
-                "<p id=\"error\" data-code=\"90094\">AADSTS90094: {} needs permission to access resources in your organization that only an admin can grant. Please ask an admin to grant permission to this app before you can use it.</p><ul>{list}</ul><form method=\"POST\">{}<input type=\"hidden\" name=\"login\" value=\"{}\"><button name=\"action\" value=\"back\">Return to the application without granting consent</button></form>",
-                esc(&app.display_name),
-                hidden(&p),
-                esc(login)
+                "<p id=\"error\" data-code=\"90094\">AADSTS90094: {} needs permission to access resources in your organization that only an admin can grant. Please ask an admin to grant permission to this app before you can use it.</p><ul>",
+                esc(&app.display_name)
             ),
+            &missing,
+            &p,
+            login,
+            "<button name=\"action\" value=\"back\">Return to the application without granting consent</button>",
         );
     }
     let wants_consent_page = !missing.is_empty() || get("prompt") == Some("consent");
     if wants_consent_page && action != Some("consent") {
         if prompt_none {
-            let e = AadError::new(
-                state,
-                400,
-                "consent_required",
-                Some(65001),
-                format!(
-                    "The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.",
-                    app.client_id, app.display_name
-                ),
-            );
+            let e = super::delegated::not_consented(state, &app, "consent_required");
             return redirect_error(state, &p, "consent_required", &e);
         }
-        let list: String = requested
-            .iter()
-            .map(|m| format!("<li>{}</li>", esc(&m.to_string())))
-            .collect();
-        return page(
-            StatusCode::OK,
+        return permissions_page(
             "Permissions requested",
             &format!(
-                "<p>{} would like to:</p><ul id=\"permissions\">{list}</ul><form method=\"POST\">{}<input type=\"hidden\" name=\"login\" value=\"{}\"><button name=\"action\" value=\"consent\">Accept</button><button name=\"action\" value=\"decline\">Cancel</button></form>",
-                esc(&app.display_name),
-                hidden(&p),
-                esc(login)
+                "<p>{} would like to:</p><ul id=\"permissions\">",
+                esc(&app.display_name)
             ),
+            &requested,
+            &p,
+            login,
+            "<button name=\"action\" value=\"consent\">Accept</button><button name=\"action\" value=\"decline\">Cancel</button>",
         );
     }
     if !missing.is_empty() {
@@ -456,6 +389,31 @@ async fn authorize_flow(
     redirect_to(&redirect, get("response_mode"), &params)
 }
 
+/// A page: `intro` (ending in an opened `<ul>`), the `permissions` as its items, and a form that
+/// posts the request back as `login` with one of `buttons`.
+fn permissions_page(
+    title: &str,
+    intro: &str,
+    permissions: &BTreeSet<Permission>,
+    p: &HashMap<String, String>,
+    login: &str,
+    buttons: &str,
+) -> Response {
+    let list: String = permissions
+        .iter()
+        .map(|m| format!("<li>{}</li>", esc(&m.to_string())))
+        .collect();
+    page(
+        StatusCode::OK,
+        title,
+        &format!(
+            "{intro}{list}</ul><form method=\"POST\">{}{}{buttons}</form>",
+            hidden(p),
+            hidden_input("login", login)
+        ),
+    )
+}
+
 fn sign_in_page(p: &HashMap<String, String>, app: &AppRegistration) -> Response {
     let hint = p.get("login_hint").map(String::as_str).unwrap_or_default();
     page(
@@ -470,42 +428,25 @@ fn sign_in_page(p: &HashMap<String, String>, app: &AppRegistration) -> Response 
     )
 }
 
-async fn admin_consent_get(
+/// `GET` of the admin consent endpoint: v2.0 (`/{tenant}/v2.0/adminconsent`) when `V2`, else
+/// v1 (`/{tenant}/adminconsent`).
+async fn admin_consent_get<const V2: bool>(
     State(state): State<AppState>,
     Path(tenant_name): Path<String>,
     Query(p): Query<HashMap<String, String>>,
 ) -> Response {
-    admin_consent_flow(&state, &tenant_name, p, true)
+    admin_consent_flow(&state, &tenant_name, p, V2)
 }
 
-async fn admin_consent_post(
+/// `POST` of the admin consent endpoint, as [`admin_consent_get`].
+async fn admin_consent_post<const V2: bool>(
     State(state): State<AppState>,
     Path(tenant_name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     match read_form(&state, &headers, body).await {
-        Ok(f) => admin_consent_flow(&state, &tenant_name, f.0, true),
-        Err(e) => error_page(&e),
-    }
-}
-
-async fn admin_consent_v1_get(
-    State(state): State<AppState>,
-    Path(tenant_name): Path<String>,
-    Query(p): Query<HashMap<String, String>>,
-) -> Response {
-    admin_consent_flow(&state, &tenant_name, p, false)
-}
-
-async fn admin_consent_v1_post(
-    State(state): State<AppState>,
-    Path(tenant_name): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    match read_form(&state, &headers, body).await {
-        Ok(f) => admin_consent_flow(&state, &tenant_name, f.0, false),
+        Ok(f) => admin_consent_flow(&state, &tenant_name, f.0, V2),
         Err(e) => error_page(&e),
     }
 }
@@ -561,12 +502,7 @@ fn admin_consent_flow(
                             .filter(|a| a.resource == perm.resource)
                             .cloned(),
                     );
-                    delegated.extend(
-                        app.delegated_permissions
-                            .iter()
-                            .filter(|a| a.resource == perm.resource && !is_oidc(&a.name))
-                            .cloned(),
-                    );
+                    delegated.extend(super::default_delegated(&app, perm.resource));
                 } else {
                     delegated.insert(perm);
                 }
@@ -641,11 +577,9 @@ fn admin_consent_flow(
     match is_admin {
         None => {
             let dn = state.tenant().info.display_name.clone();
-            return error_page(&AadError::new(
+            return error_page(&AadError::invalid_request(
                 state,
-                400,
-                "invalid_request",
-                Some(50034),
+                50034,
                 format!("The user account {login} does not exist in the {dn} directory."),
             ));
         }
@@ -693,11 +627,11 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/{tenant}/v2.0/adminconsent",
-            get(admin_consent_get).post(admin_consent_post),
+            get(admin_consent_get::<true>).post(admin_consent_post::<true>),
         )
         .route(
             "/{tenant}/adminconsent",
-            get(admin_consent_v1_get).post(admin_consent_v1_post),
+            get(admin_consent_get::<false>).post(admin_consent_post::<false>),
         )
 }
 

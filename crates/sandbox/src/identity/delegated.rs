@@ -12,23 +12,33 @@ use super::{AadError, ScopeRequest, consent_check, is_oidc, random_token};
 use crate::state::AppState;
 use crate::tenant::{ApiResource, AppRegistration, Permission};
 
-fn consent_required(state: &AppState, app: &AppRegistration) -> AadError {
+/// AADSTS65001 as `error` (`invalid_grant` at the token endpoint, `consent_required` in a
+/// redirect): the user has not consented to `app`.
+pub(crate) fn not_consented(
+    state: &AppState,
+    app: &AppRegistration,
+    error: &'static str,
+) -> AadError {
     AadError::new(
         state,
         400,
-        "invalid_grant",
+        error,
         Some(65001),
-        format!("The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.", app.client_id, app.display_name),
+        format!(
+            "The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.",
+            app.client_id, app.display_name
+        ),
     )
-    .with_suberror("consent_required")
+}
+
+fn consent_required(state: &AppState, app: &AppRegistration) -> AadError {
+    not_consented(state, app, "invalid_grant").with_suberror("consent_required")
 }
 
 pub(crate) fn not_assigned(state: &AppState, app: &AppRegistration, user: &str) -> AadError {
-    AadError::new(
+    AadError::invalid_grant(
         state,
-        400,
-        "invalid_grant",
-        Some(50105),
+        50105,
         format!(
             "Your administrator has configured the application {} ('{}') to block users unless they are specifically granted ('assigned') access to the application. The signed in user '{user}' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator. Please contact your administrator to assign access to this application.",
             app.display_name, app.client_id
@@ -44,11 +54,9 @@ pub(crate) fn check_user(
 ) -> Result<crate::tenant::Mailbox, AadError> {
     let t = state.tenant();
     let Some(user) = t.user(user_id, i64::MAX) else {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(50034),
+            50034,
             format!(
                 "The user account {user_id} does not exist in the {} directory.",
                 t.info.display_name
@@ -56,11 +64,9 @@ pub(crate) fn check_user(
         ));
     };
     if !user.enabled {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(50057),
+            50057,
             "The user account is disabled.",
         ));
     }

@@ -61,6 +61,10 @@ impl AadError {
         Self::new(state, 400, "invalid_request", Some(code), message)
     }
 
+    pub(crate) fn invalid_grant(state: &AppState, code: u32, message: impl Into<String>) -> Self {
+        Self::new(state, 400, "invalid_grant", Some(code), message)
+    }
+
     /// The `error_description` text: `AADSTSnnnnn: message` + trace lines.
     pub(crate) fn description(&self, trace: &str, correlation: &str) -> String {
         let head = match self.code {

@@ -142,18 +142,41 @@ pub(crate) fn consent_check(
     let resource = req.resource;
     let requested: BTreeSet<Permission> = match resource {
         None => BTreeSet::new(),
-        Some(r) if req.default => app
-            .delegated_permissions
-            .iter()
-            .filter(|p| p.resource == r && !is_oidc(&p.name))
-            .cloned()
-            .collect(),
+        Some(r) if req.default => default_delegated(app, r).collect(),
         Some(r) => req
             .names
             .iter()
             .map(|n| Permission::new(r, n.clone()))
             .collect(),
     };
+    let (missing, needs_admin) = missing_consent(tenant, app, user, &requested);
+    ConsentCheck {
+        requested,
+        missing,
+        needs_admin,
+    }
+}
+
+/// What `.default` of `resource` means for a delegated request: the app's configured delegated
+/// permissions for that resource, without the OIDC scopes.
+pub(crate) fn default_delegated(
+    app: &AppRegistration,
+    resource: ApiResource,
+) -> impl Iterator<Item = Permission> + '_ {
+    app.delegated_permissions
+        .iter()
+        .filter(move |p| p.resource == resource && !is_oidc(&p.name))
+        .cloned()
+}
+
+/// Which of `requested` the user has not consented to for `app`, and whether consenting to them
+/// needs an admin (user consent is off for the organisation, or one of them is admin-only).
+pub(crate) fn missing_consent(
+    tenant: &Tenant,
+    app: &AppRegistration,
+    user: &Mailbox,
+    requested: &BTreeSet<Permission>,
+) -> (BTreeSet<Permission>, bool) {
     let granted = tenant.consents.delegated(&app.client_id, &user.id);
     let missing: BTreeSet<Permission> = requested
         .iter()
@@ -169,11 +192,7 @@ pub(crate) fn consent_check(
                     .iter()
                     .any(|a| a.is(m.resource, &m.name))
             }));
-    ConsentCheck {
-        requested,
-        missing,
-        needs_admin,
-    }
+    (missing, needs_admin)
 }
 
 async fn openid_configuration(

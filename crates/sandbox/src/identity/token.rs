@@ -185,32 +185,25 @@ fn authorization_code(
         let inner = state.identity().inner();
         inner.codes.get(code).cloned()
     };
-    let invalid =
-        |msg: &str| AadError::new(state, 400, "invalid_grant", Some(70000), msg.to_string());
+    let invalid = |msg: &str| AadError::invalid_grant(state, 70000, msg.to_string());
     let Some(grant) = grant else {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(9002313),
+            9002313,
             "Invalid request. Request is malformed or invalid: the authorization code is not valid.",
         ));
     };
     if grant.redeemed {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(54005),
+            54005,
             "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
         ));
     }
     if grant.expires_at <= now {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(70008),
+            70008,
             "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
         ));
     }
@@ -225,9 +218,14 @@ fn authorization_code(
         ));
     }
     if let Some((challenge, method)) = &grant.challenge {
-        let verifier = form.get("code_verifier").ok_or_else(|| {
-            AadError::new(state, 400, "invalid_grant", Some(501481), "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
-        })?;
+        let mismatch = || {
+            AadError::invalid_grant(
+                state,
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            )
+        };
+        let verifier = form.get("code_verifier").ok_or_else(mismatch)?;
         let computed = if method.eq_ignore_ascii_case("S256") {
             super::jwt::b64url(
                 ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref(),
@@ -236,25 +234,14 @@ fn authorization_code(
             verifier.to_string()
         };
         if &computed != challenge {
-            return Err(AadError::new(
-                state,
-                400,
-                "invalid_grant",
-                Some(501481),
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            ));
+            return Err(mismatch());
         }
     }
     if let Some(g) = state.identity().inner().codes.get_mut(code) {
         g.redeemed = true;
     }
     let user = check_user(state, &client.app, &grant.user_id)?;
-    let scopes_str = match form.get("scope") {
-        Some(s) => s.to_string(),
-        None => grant.scopes.join(" "),
-    };
-    let req = parse_scopes(&scopes_str, true).map_err(|m| invalid_scope(state, m))?;
-    let req = first_resource(req, &scopes_str);
+    let (_, req) = redeemed_scopes(state, form, &grant.scopes)?;
     issue_delegated(
         state,
         client,
@@ -264,6 +251,22 @@ fn authorization_code(
         grant.nonce.as_deref(),
         form,
     )
+}
+
+/// The scopes a code or refresh token is redeemed for: the form's `scope`, else the grant's;
+/// parsed, and kept to the first resource's.
+fn redeemed_scopes(
+    state: &AppState,
+    form: &Form,
+    grant_scopes: &[String],
+) -> Result<(String, ScopeRequest), AadError> {
+    let scopes_str = match form.get("scope") {
+        Some(s) => s.to_string(),
+        None => grant_scopes.join(" "),
+    };
+    let req = parse_scopes(&scopes_str, true).map_err(|m| invalid_scope(state, m))?;
+    let req = first_resource(req, &scopes_str);
+    Ok((scopes_str, req))
 }
 
 /// Keeps only the first resource's scopes (a token is for one resource; the first wins).
@@ -286,48 +289,35 @@ fn refresh_token(state: &AppState, client: &Client, form: &Form) -> Result<Respo
     let now = state.clock().now_unix();
     let grant = state.identity().inner().refresh.get(&rt).cloned();
     let Some(grant) = grant else {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(9002313),
+            9002313,
             "Invalid request. Request is malformed or invalid: the refresh token is not valid.",
         ));
     };
     if grant.revoked {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(70008),
+            70008,
             "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on a date before the grant was revoked.",
         ));
     }
     if grant.expires_at <= now {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(700082),
+            700082,
             "The refresh token has expired due to inactivity. The token was issued and was inactive for longer than the configured lifetime.",
         ));
     }
     if !grant.client_id.eq_ignore_ascii_case(&client.app.client_id) {
-        return Err(AadError::new(
+        return Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(70000),
+            70000,
             "The refresh token was issued to a different client.",
         ));
     }
     let user = check_user(state, &client.app, &grant.user_id)?;
-    let scopes_str = match form.get("scope") {
-        Some(s) => s.to_string(),
-        None => grant.scopes.join(" "),
-    };
-    let req = parse_scopes(&scopes_str, true).map_err(|m| invalid_scope(state, m))?;
-    let req = first_resource(req, &scopes_str);
+    let (scopes_str, req) = redeemed_scopes(state, form, &grant.scopes)?;
     // Keep the grant's OIDC scopes (offline_access) so rotation continues.
     let mut grant_scopes = grant.scopes.clone();
     for s in scopes_str.split_whitespace() {
@@ -407,11 +397,9 @@ fn device_code(state: &AppState, client: &Client, form: &Form) -> Result<Respons
             Some(70000),
             "The user declined the authorization request.",
         )),
-        DeviceStatus::Redeemed => Err(AadError::new(
+        DeviceStatus::Redeemed => Err(AadError::invalid_grant(
             state,
-            400,
-            "invalid_grant",
-            Some(54005),
+            54005,
             "The device code was already redeemed.",
         )),
         DeviceStatus::Approved(user_id) => {

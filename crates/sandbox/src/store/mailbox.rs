@@ -92,6 +92,22 @@ impl MailboxData {
         self.by_id.get(id).cloned()
     }
 
+    /// [`Self::immutable_of`], or `ItemNotFound`.
+    pub(super) fn require_immutable(&self, id: &str) -> Result<String, StoreError> {
+        self.immutable_of(id)
+            .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))
+    }
+
+    /// Message `id` (by either id) to change, with its immutable id; or `ItemNotFound`.
+    pub(super) fn message_mut(&mut self, id: &str) -> Result<(String, &mut Message), StoreError> {
+        let imm = self.require_immutable(id)?;
+        let msg = self
+            .messages
+            .get_mut(&imm)
+            .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
+        Ok((imm, msg))
+    }
+
     pub(super) fn info(&self, idx: usize) -> FolderInfo {
         let f = &self.folders[idx];
         let (mut total, mut unread) = (0, 0);

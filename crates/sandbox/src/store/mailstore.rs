@@ -269,13 +269,7 @@ impl MailStore {
         let change_key = inner.change_key();
         let seq = inner.next_seq();
         let mb = inner.mailbox(mailbox)?;
-        let imm = mb
-            .immutable_of(id)
-            .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
-        let msg = mb
-            .messages
-            .get_mut(&imm)
-            .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
+        let (imm, msg) = mb.message_mut(id)?;
         if let Some(ck) = expected_change_key
             && ck != msg.change_key
         {
@@ -345,13 +339,7 @@ impl MailStore {
         let mb = inner.mailbox(mailbox)?;
         let dest_idx = mb.folder_ref(dest)?;
         let dest_id = mb.folders[dest_idx].id.clone();
-        let imm = mb
-            .immutable_of(id)
-            .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
-        let msg = mb
-            .messages
-            .get_mut(&imm)
-            .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
+        let (imm, msg) = mb.message_mut(id)?;
         let old_id = std::mem::replace(&mut msg.id, new_id.clone());
         let old_folder = std::mem::replace(&mut msg.folder_id, dest_id.clone());
         msg.change_key = change_key;
@@ -429,9 +417,7 @@ impl MailStore {
                 let mut inner = lock(&self.inner);
                 let seq = inner.next_seq();
                 let mb = inner.mailbox(mailbox)?;
-                let imm = mb
-                    .immutable_of(id)
-                    .ok_or_else(|| StoreError::ItemNotFound(id.to_string()))?;
+                let imm = mb.require_immutable(id)?;
                 let msg = mb
                     .messages
                     .remove(&imm)
@@ -514,6 +500,8 @@ mod tests {
     use super::*;
     use crate::store::TEST_MIME as MIME;
 
+    const MB: &str = "u@contoso.example";
+
     fn opts(t: i64) -> InsertOptions {
         InsertOptions {
             is_read: false,
@@ -522,66 +510,57 @@ mod tests {
         }
     }
 
+    /// A store with mailbox [`MB`] and one unread message in its Inbox.
+    fn store_with_one_message() -> (MailStore, Message) {
+        let s = MailStore::new();
+        s.ensure_mailbox(MB);
+        let m = s.insert(MB, "inbox", MIME, opts(10)).unwrap();
+        (s, m)
+    }
+
+    /// The received times (Unix seconds) of a listing page, in its order.
+    fn received_times(page: &ListPage) -> Vec<i64> {
+        page.items
+            .iter()
+            .map(|m| m.received.unix_timestamp())
+            .collect()
+    }
+
     #[test]
     fn move_changes_id_but_not_immutable_id() {
-        let s = MailStore::new();
-        s.ensure_mailbox("u@contoso.example");
-        let m = s
-            .insert("u@contoso.example", "inbox", MIME, opts(10))
-            .unwrap();
+        let (s, m) = store_with_one_message();
         let now = OffsetDateTime::now_utc();
-        let moved = s
-            .move_to("u@contoso.example", &m.id, "archive", now)
-            .unwrap();
+        let moved = s.move_to(MB, &m.id, "archive", now).unwrap();
         assert_ne!(moved.id, m.id);
         assert_eq!(moved.immutable_id, m.immutable_id);
-        assert!(matches!(
-            s.get("u@contoso.example", &m.id),
-            Err(StoreError::ItemNotFound(_))
-        ));
-        assert_eq!(
-            s.get("u@contoso.example", &m.immutable_id).unwrap().id,
-            moved.id
-        );
-        assert_eq!(
-            s.folder("u@contoso.example", "inbox").unwrap().total_count,
-            0
-        );
-        assert_eq!(
-            s.folder("u@contoso.example", "archive")
-                .unwrap()
-                .unread_count,
-            1
-        );
+        assert!(matches!(s.get(MB, &m.id), Err(StoreError::ItemNotFound(_))));
+        assert_eq!(s.get(MB, &m.immutable_id).unwrap().id, moved.id);
+        assert_eq!(s.folder(MB, "inbox").unwrap().total_count, 0);
+        assert_eq!(s.folder(MB, "archive").unwrap().unread_count, 1);
     }
 
     #[test]
     fn change_key_conflicts_are_detected() {
-        let s = MailStore::new();
-        s.ensure_mailbox("u@contoso.example");
-        let m = s
-            .insert("u@contoso.example", "inbox", MIME, opts(10))
-            .unwrap();
+        let (s, m) = store_with_one_message();
         let now = OffsetDateTime::now_utc();
         let r = s
-            .set_read("u@contoso.example", &m.id, true, Some(&m.change_key), now)
+            .set_read(MB, &m.id, true, Some(&m.change_key), now)
             .unwrap();
         assert_ne!(r.change_key, m.change_key);
-        let e = s.set_read("u@contoso.example", &m.id, false, Some(&m.change_key), now);
+        let e = s.set_read(MB, &m.id, false, Some(&m.change_key), now);
         assert!(matches!(e, Err(StoreError::ChangeKeyMismatch(_))));
     }
 
     #[test]
     fn listing_filters_orders_and_pages() {
         let s = MailStore::new();
-        s.ensure_mailbox("u@contoso.example");
+        s.ensure_mailbox(MB);
         for t in [30, 10, 20] {
-            s.insert("u@contoso.example", "inbox", MIME, opts(t))
-                .unwrap();
+            s.insert(MB, "inbox", MIME, opts(t)).unwrap();
         }
         let page = s
             .list(
-                "u@contoso.example",
+                MB,
                 Some("inbox"),
                 &ListQuery {
                     top: Some(2),
@@ -590,41 +569,30 @@ mod tests {
             )
             .unwrap();
         assert_eq!(page.total, 3);
-        let times: Vec<i64> = page
-            .items
-            .iter()
-            .map(|m| m.received.unix_timestamp())
-            .collect();
-        assert_eq!(times, vec![30, 20]);
+        assert_eq!(received_times(&page), vec![30, 20]);
         let q = ListQuery {
             order: Order::ReceivedAsc,
             skip: 1,
             ..Default::default()
         };
-        let page = s.list("u@contoso.example", Some("inbox"), &q).unwrap();
-        let times: Vec<i64> = page
-            .items
-            .iter()
-            .map(|m| m.received.unix_timestamp())
-            .collect();
-        assert_eq!(times, vec![20, 30]);
+        let page = s.list(MB, Some("inbox"), &q).unwrap();
+        assert_eq!(received_times(&page), vec![20, 30]);
     }
 
     #[test]
     fn journal_collapses_changes() {
         let s = MailStore::new();
-        let mb = "u@contoso.example";
-        s.ensure_mailbox(mb);
-        let a = s.insert(mb, "inbox", MIME, opts(1)).unwrap();
-        let b = s.insert(mb, "inbox", MIME, opts(2)).unwrap();
+        s.ensure_mailbox(MB);
+        let a = s.insert(MB, "inbox", MIME, opts(1)).unwrap();
+        let b = s.insert(MB, "inbox", MIME, opts(2)).unwrap();
         let base = s.current_seq();
         let now = OffsetDateTime::now_utc();
-        s.set_read(mb, &a.id, true, None, now).unwrap();
-        s.delete(mb, &b.id, DeleteMode::SoftDelete, now).unwrap();
-        let c = s.insert(mb, "inbox", MIME, opts(3)).unwrap();
-        let d = s.insert(mb, "inbox", MIME, opts(4)).unwrap();
-        s.delete(mb, &d.id, DeleteMode::HardDelete, now).unwrap();
-        let ch = s.changes_since(mb, "inbox", base).unwrap();
+        s.set_read(MB, &a.id, true, None, now).unwrap();
+        s.delete(MB, &b.id, DeleteMode::SoftDelete, now).unwrap();
+        let c = s.insert(MB, "inbox", MIME, opts(3)).unwrap();
+        let d = s.insert(MB, "inbox", MIME, opts(4)).unwrap();
+        s.delete(MB, &d.id, DeleteMode::HardDelete, now).unwrap();
+        let ch = s.changes_since(MB, "inbox", base).unwrap();
         let kinds: Vec<(String, ChangeKind)> = ch
             .changes
             .iter()
@@ -640,7 +608,7 @@ mod tests {
         );
         assert_eq!(ch.latest_seq, s.current_seq());
         assert!(
-            s.changes_since(mb, "inbox", ch.latest_seq)
+            s.changes_since(MB, "inbox", ch.latest_seq)
                 .unwrap()
                 .changes
                 .is_empty()
@@ -650,32 +618,31 @@ mod tests {
     #[test]
     fn folders_and_errors() {
         let s = MailStore::new();
-        let mb = "u@contoso.example";
-        s.ensure_mailbox(mb);
-        let top = s.list_folders(mb, None, false).unwrap();
+        s.ensure_mailbox(MB);
+        let top = s.list_folders(MB, None, false).unwrap();
         assert!(
             top.iter()
                 .any(|f| f.well_known == Some(WellKnownFolder::Inbox))
         );
         assert!(!top.iter().any(|f| f.is_hidden));
-        let p = s.create_folder(mb, Some("inbox"), "Projects").unwrap();
-        assert_eq!(s.folder(mb, "inbox").unwrap().child_folder_count, 1);
+        let p = s.create_folder(MB, Some("inbox"), "Projects").unwrap();
+        assert_eq!(s.folder(MB, "inbox").unwrap().child_folder_count, 1);
         assert!(matches!(
-            s.create_folder(mb, Some("inbox"), "projects"),
+            s.create_folder(MB, Some("inbox"), "projects"),
             Err(StoreError::FolderExists(_))
         ));
-        let c = s.create_folder(mb, Some(&p.id), "Alpha").unwrap();
+        let c = s.create_folder(MB, Some(&p.id), "Alpha").unwrap();
         assert_eq!(c.parent_id.as_deref(), Some(p.id.as_str()));
         assert!(matches!(
             s.folder("x@y", "inbox"),
             Err(StoreError::MailboxNotFound(_))
         ));
         assert!(matches!(
-            s.folder(mb, "nope"),
+            s.folder(MB, "nope"),
             Err(StoreError::FolderNotFound(_))
         ));
         assert!(matches!(
-            s.insert(mb, "inbox", &b""[..], opts(1)),
+            s.insert(MB, "inbox", &b""[..], opts(1)),
             Err(StoreError::InvalidMime)
         ));
     }
