@@ -6,6 +6,9 @@
 //!   (Python's exchangelib against the standalone sandbox). It installs the tools it needs that
 //!   are missing (cargo-deny from crates.io, xmllint from Debian) so that it works on a fresh
 //!   machine.
+//! - Both start a throw-away PostgreSQL (`postgres.rs`) for the `fleet` crate's tests and pass
+//!   its URL in `M365MAIL_TEST_POSTGRES` (unless that is set already); `ci` fails without one
+//!   (install Debian's `postgresql`), `test` runs them skipped.
 //! - `cargo xtask test [ARGS]`: only the tests (the README's quick loop); ARGS go to
 //!   `cargo test` in place of `--workspace` (e.g. `-p sandbox --test it`). The tests read their
 //!   fixtures from `testdata/` only: a static check refuses tracked files that point at the
@@ -28,6 +31,7 @@
 
 mod bench;
 mod chaos;
+mod postgres;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -126,7 +130,15 @@ fn have(program: &str, probe: &[&str]) -> bool {
 fn ci() -> Result<(), String> {
     ensure_xmllint()?;
     lint()?;
-    test(&[])?;
+    if std::env::var_os(postgres::ENV).is_some() {
+        test_with(&[], &[])?;
+    } else {
+        // The fleet crate's tests need a PostgreSQL: a throw-away cluster, stopped when this
+        // scope ends, whether the tests passed or not.
+        let pg = postgres::Cluster::start()
+            .map_err(|e| format!("cannot start PostgreSQL for the tests: {e}"))?;
+        test_with(&[], &[(postgres::ENV, pg.url.as_str())])?;
+    }
     // The small chaos run (500 messages, 5 SIGKILLs, every fault kind) proves 0 lost, 0 twice,
     // all acknowledged on every CI machine; with the dev-profile binaries the tests just built.
     chaos::chaos(&["--small".into(), "--debug".into(), "--prebuilt".into()])?;
@@ -161,6 +173,20 @@ fn lint() -> Result<(), String> {
 /// check that no tracked file points outside the repository for test data; then, where this
 /// machine allows it, the run itself cannot see the shared directory beside the repository.
 fn test(extra: &[String]) -> Result<(), String> {
+    if std::env::var_os(postgres::ENV).is_some() {
+        return test_with(extra, &[]);
+    }
+    match postgres::Cluster::start() {
+        Ok(pg) => test_with(extra, &[(postgres::ENV, pg.url.as_str())]),
+        Err(e) => {
+            eprintln!("xtask test: no PostgreSQL, the fleet tests will be skipped ({e})");
+            test_with(extra, &[])
+        }
+    }
+}
+
+/// [`test`] with `envs` set for the test run.
+fn test_with(extra: &[String], envs: &[(&str, &str)]) -> Result<(), String> {
     ensure_xmllint()?;
     self_contained()?;
     let mut args = vec!["test", "--locked"];
@@ -185,7 +211,7 @@ fn test(extra: &[String]) -> Result<(), String> {
                 "cargo",
             ];
             hidden.extend(&args);
-            run("unshare", &hidden)?;
+            run_env("unshare", &hidden, envs)?;
             eprintln!(
                 "xtask test: the tests ran with {} hidden (an empty read-only tmpfs over it, in a \
                  private mount namespace): they need nothing outside the repository",
@@ -198,7 +224,7 @@ fn test(extra: &[String]) -> Result<(), String> {
                 "xtask test: not hiding the shared reference directory ({why}); the static check \
                  above is the proof that no test reads it"
             );
-            run("cargo", &args)
+            run_env("cargo", &args, envs)
         }
     }
 }
