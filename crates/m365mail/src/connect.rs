@@ -111,6 +111,16 @@ pub fn client_credential(app: &App) -> Result<Option<ClientCredential>> {
 
 /// A token provider for `app` and one resource.
 pub fn provider(app: &App, scope: &str) -> Result<TokenProvider> {
+    provider_with(app, scope, None)
+}
+
+/// [`provider`], keeping its tokens in `shared` (a fleet's store: one token request per app
+/// and lifetime between all workers) instead of the app's own cache.
+fn provider_with(
+    app: &App,
+    scope: &str,
+    shared: Option<Arc<dyn msauth::TokenStore>>,
+) -> Result<TokenProvider> {
     let mut builder = TokenProvider::builder(app.authority.clone(), app.client_id.clone())
         .scopes(scopes::requested(app.flow, scope));
     match app.flow {
@@ -122,14 +132,21 @@ pub fn provider(app: &App, scope: &str) -> Result<TokenProvider> {
                 )
             })?;
             builder = builder.credential(credential);
+            if let Some(store) = shared {
+                builder = builder.store(store);
+            }
         }
         Flow::DeviceCode | Flow::Browser => {
             if let Some(credential) = client_credential(app)? {
                 builder = builder.credential(credential);
             }
-            let cache = app.token_cache.clone().unwrap_or_else(default_cache);
-            let store = msauth::FileStore::new(cache);
-            builder = builder.store(Arc::new(store));
+            let store: Arc<dyn msauth::TokenStore> = match shared {
+                Some(store) => store,
+                None => Arc::new(msauth::FileStore::new(
+                    app.token_cache.clone().unwrap_or_else(default_cache),
+                )),
+            };
+            builder = builder.store(store);
         }
     }
     if let Some(path) = &app.ca_file {
@@ -159,15 +176,35 @@ pub fn default_cache() -> PathBuf {
 pub struct Providers {
     tokens: HashMap<(String, String), TokenProvider>,
     delta_stores: HashMap<PathBuf, Arc<dyn graph_mail::delta::DeltaStore>>,
+    shared: Option<SharedStores>,
+}
+
+/// The token cache and the delta state of a fleet, shared by all its workers (`m365mail
+/// worker`): they replace each app's token cache and each source's `delta_state` file.
+#[derive(Clone)]
+pub struct SharedStores {
+    /// Every app's tokens.
+    pub tokens: Arc<dyn msauth::TokenStore>,
+    /// Every Graph source's delta state (for sources that configure `delta_state`).
+    pub delta: Arc<dyn graph_mail::delta::DeltaStore>,
 }
 
 impl Providers {
+    /// Providers whose tokens and delta state live in `stores`.
+    pub fn shared(stores: SharedStores) -> Self {
+        Providers {
+            shared: Some(stores),
+            ..Providers::default()
+        }
+    }
+
     fn get(&mut self, app: &App, scope: &str) -> Result<TokenProvider> {
         let key = (app.name.clone(), scope.to_owned());
         if let Some(p) = self.tokens.get(&key) {
             return Ok(p.clone());
         }
-        let p = provider(app, scope)?;
+        let shared = self.shared.as_ref().map(|s| s.tokens.clone());
+        let p = provider_with(app, scope, shared)?;
         self.tokens.insert(key, p.clone());
         Ok(p)
     }
@@ -178,6 +215,9 @@ impl Providers {
         source: &str,
         path: &Path,
     ) -> Result<Arc<dyn graph_mail::delta::DeltaStore>> {
+        if let Some(shared) = &self.shared {
+            return Ok(shared.delta.clone());
+        }
         if let Some(s) = self.delta_stores.get(path) {
             return Ok(s.clone());
         }

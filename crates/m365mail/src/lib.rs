@@ -17,5 +17,7 @@
 pub mod config;
 pub mod connect;
 pub mod demo;
+pub mod handling;
 pub mod output;
 pub mod progress;
+pub mod worker;

@@ -12,10 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use connector::{Envelope, OutgoingMessage};
-use handler::{
-    FolderHandler, Handler, HandlerError, Inbound, Ledger, Pipeline, Shutdown, SourceSpec,
-    WebhookHandler,
-};
+use handler::{Ledger, Shutdown};
 
 use m365mail::config::{self, Config, Overrides};
 use m365mail::connect::anyhow_lite::{Context, Result};
@@ -51,6 +48,30 @@ enum Command {
         #[arg(long)]
         once: bool,
         /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one worker of a fleet: the configuration's sources shared with every worker that
+    /// uses the same PostgreSQL database, each source served by one worker at a time.
+    ///
+    /// The ledger, the token cache and the Graph delta state live in the database; the schema
+    /// is created (or migrated) on start. Ctrl-C hands this worker's sources back at once.
+    Worker {
+        /// Configuration file (TOML): the sources, routing and handler of the fleet.
+        #[arg(long)]
+        config: PathBuf,
+        /// The fleet's database, `postgres://user:password@host:port/database`. Default: the
+        /// M365MAIL_STORE environment variable (keeps the password off the command line).
+        #[arg(long)]
+        store: Option<String>,
+        /// This worker's name in the fleet (default: host name, process id, random suffix).
+        #[arg(long)]
+        name: Option<String>,
+        /// Seconds a lease lasts without renewal (a dead worker's sources are taken over
+        /// within this time and a third).
+        #[arg(long, default_value_t = 30)]
+        lease_secs: u64,
+        /// Print the summary as JSON when stopped.
         #[arg(long)]
         json: bool,
     },
@@ -186,6 +207,13 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             once,
             json,
         } => run(config, out, once, json).await,
+        Command::Worker {
+            config,
+            store,
+            name,
+            lease_secs,
+            json,
+        } => worker(config, store, name, lease_secs, json).await,
         Command::Sandbox {
             port,
             smtp_port,
@@ -247,23 +275,6 @@ async fn load(
     }
 }
 
-/// The folder handler, and the webhook handler too when configured.
-struct Both {
-    folder: FolderHandler,
-    webhook: Option<WebhookHandler>,
-}
-
-#[async_trait::async_trait]
-impl Handler for Both {
-    async fn handle(&self, m: &Inbound) -> std::result::Result<(), HandlerError> {
-        self.folder.handle(m).await?;
-        if let Some(w) = &self.webhook {
-            w.handle(m).await?;
-        }
-        Ok(())
-    }
-}
-
 async fn run(
     config: Option<PathBuf>,
     out: Option<PathBuf>,
@@ -286,29 +297,8 @@ async fn run(
     } else {
         Ledger::open(&cfg.handler.ledger).map_err(|e| e.to_string())?
     };
-    let webhook = match &cfg.handler.webhook {
-        // Checked when the file was loaded; building the client can still fail.
-        Some(url) => Some(WebhookHandler::new(url.clone()).context("handler.webhook")?),
-        None => None,
-    };
-    let handler = Arc::new(Both {
-        folder: FolderHandler::new(cfg.handler.output_dir.clone()),
-        webhook,
-    });
-    let mut pipeline = Pipeline::new(handler, ledger, cfg.handler.options());
     let mut providers = Providers::default();
-    for s in &cfg.sources {
-        let source = connect::source(&mut providers, s, cfg.handler.batch_size)?;
-        let mut spec = SourceSpec::new(s.name.clone(), source, s.router.clone())
-            .acknowledge_with(s.acknowledge.clone())
-            .poison_folder(s.poison_folder.clone());
-        if let Some(o) = &s.notify_through {
-            let outbound = connect::outbound(&mut providers, o)?;
-            // One policy for every source, so that they share the per-recipient limit.
-            spec = spec.notify_through(outbound, o.capabilities.clone(), cfg.notifications.clone());
-        }
-        pipeline.add_source(spec);
-    }
+    let mut pipeline = m365mail::handling::pipeline(&cfg, Arc::new(ledger), &mut providers)?;
     if m365mail::progress::wanted(json, std::io::stderr().is_terminal()) {
         m365mail::progress::Bars::stderr(cfg.handler.batch_size as u64).attach(&mut pipeline);
     }
@@ -349,6 +339,63 @@ async fn run(
     } else {
         ExitCode::from(3)
     })
+}
+
+async fn worker(
+    config: PathBuf,
+    store: Option<String>,
+    name: Option<String>,
+    lease_secs: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    let store = match store.or_else(|| std::env::var("M365MAIL_STORE").ok()) {
+        Some(url) => url,
+        None => {
+            return Err(
+                "worker needs the fleet's database: --store postgres://... or M365MAIL_STORE"
+                    .into(),
+            );
+        }
+    };
+    let (cfg, _) = load(Some(config), false, None).await?;
+    let mut settings = m365mail::worker::WorkerSettings::new();
+    if let Some(name) = name {
+        settings.name = name;
+    }
+    settings.lease_ttl = Duration::from_secs(lease_secs.max(3));
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Ctrl-C: finishing the messages in flight, handing the sources back.");
+            stop.trigger();
+        }
+    });
+    #[cfg(unix)]
+    {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate())
+                && term.recv().await.is_some()
+            {
+                stop.trigger();
+            }
+        });
+    }
+    let summary = m365mail::worker::run(&cfg, &store, &settings, &shutdown).await?;
+    if json {
+        println!(
+            "{}",
+            output::summary_json(&summary, &cfg.handler.output_dir)
+        );
+    } else {
+        print!(
+            "{}",
+            output::summary_text(&summary, &cfg.handler.output_dir)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `m365mail sandbox`: where it listens and who may use its admin API.

@@ -68,6 +68,24 @@ impl SandboxHarness {
     }
 }
 
+/// How many messages are in `mailbox`'s Inbox.
+pub fn inbox_count(admin: &Admin, mailbox: &str) -> usize {
+    let store = admin.store();
+    let Ok(all) = store.list(mailbox, None, &ListQuery::default()) else {
+        return 0;
+    };
+    all.items
+        .iter()
+        .filter(|m| {
+            store
+                .folder(mailbox, &m.folder_id)
+                .ok()
+                .and_then(|f| f.well_known)
+                .is_some_and(|w| w.name() == "inbox")
+        })
+        .count()
+}
+
 /// Where the message with this `Message-ID` (angle brackets optional) is in `mailbox`; a
 /// message the mailbox sent to itself is also in Sent Items, so the received copy is reported.
 pub fn locate(admin: &Admin, mailbox: &str, imid: &str) -> Option<Location> {

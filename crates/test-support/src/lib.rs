@@ -10,11 +10,13 @@
 //!   sandbox does not give (redirects, hostile XML, bodies that never end);
 //! - [`config`]: the `m365mail` configuration text over the sandbox's demo app;
 //! - [`mime`]: small RFC 822 test messages;
-//! - [`process`]: `m365mail run --once --json` from an async test.
+//! - [`process`]: `m365mail run --once --json` from an async test;
+//! - [`postgres`]: a fresh database per test on the server `cargo xtask ci` starts.
 
 pub mod config;
 pub mod harness;
 pub mod mime;
+pub mod postgres;
 pub mod process;
 pub mod scripted;
 pub mod tokens;

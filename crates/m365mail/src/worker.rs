@@ -1,0 +1,82 @@
+//! `m365mail worker`: one worker of a fleet. The sources of the configuration are shared by
+//! every worker pointed at the same PostgreSQL database; each source is served by one worker at
+//! a time (a lease with a fencing epoch), the ledger, tokens and delta state live in the
+//! database, and the sources are spread evenly over the live workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use handler::{FleetOptions, Shutdown, Summary};
+
+use crate::config::Config;
+use crate::connect::anyhow_lite::Result;
+use crate::connect::{Providers, SharedStores};
+
+/// How a worker joins its fleet.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerSettings {
+    /// This worker's name in the fleet (unique: by default the host name, the process id and
+    /// a random suffix).
+    pub name: String,
+    /// How long a lease lasts without renewal: another worker takes over a dead worker's
+    /// sources within this time plus a third of it.
+    pub lease_ttl: Duration,
+}
+
+impl WorkerSettings {
+    /// Settings with a generated name and a 30-second lease.
+    pub fn new() -> Self {
+        WorkerSettings {
+            name: default_name(),
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `host-pid-xxxx`: unique enough for a fleet, and readable in `status` and the logs.
+pub fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".into());
+    let suffix: u16 = {
+        use connector::retry::{Jitter, ProcessJitter};
+        // A value in [0, 1] scaled to 16 bits; truncation is the point.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = (ProcessJitter.next().clamp(0.0, 1.0) * f64::from(u16::MAX)) as u16;
+        n
+    };
+    format!("{host}-{}-{suffix:04x}", std::process::id())
+}
+
+/// Connects to the fleet's database at `store_url` (creating or migrating its schema), then
+/// serves this worker's share of `cfg`'s sources until `shutdown`, and hands its leases back.
+pub async fn run(
+    cfg: &Config,
+    store_url: &str,
+    settings: &WorkerSettings,
+    shutdown: &Shutdown,
+) -> Result<Summary> {
+    let store = fleet::PgStore::connect(store_url)
+        .await
+        .map_err(|e| format!("--store: {e}"))?;
+    let mut providers = Providers::shared(SharedStores {
+        tokens: Arc::new(store.tokens()),
+        delta: Arc::new(store.delta()),
+    });
+    let pipeline = crate::handling::pipeline(cfg, Arc::new(store.ledger()), &mut providers)?;
+    tracing::info!(worker = %settings.name, sources = cfg.sources.len(), "joining the fleet");
+    let fleet = FleetOptions::new(settings.name.clone()).lease_ttl(settings.lease_ttl);
+    Ok(pipeline
+        .run_leased(Arc::new(store.leases()), fleet, shutdown)
+        .await)
+}

@@ -1,0 +1,196 @@
+//! `m365mail worker`: three worker processes on one PostgreSQL database drain several mailboxes
+//! (Graph and EWS) of the sandbox while one is SIGKILLed and one is SIGSTOPped past its lease:
+//! every message is handled and acknowledged once in the ledger, nothing is recorded under a
+//! stale epoch, the workers share one token per resource, and a clean stop hands the leases
+//! back.
+//!
+//! Needs a PostgreSQL server: `M365MAIL_TEST_POSTGRES` (set by `cargo xtask ci`, which starts a
+//! throw-away one). Without it the test says it was skipped, and fails under `CI=true`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sandbox::{Sandbox, Seed};
+use test_support::config::Config;
+use test_support::postgres::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
+const MAILBOXES: usize = 6;
+const PER_MAILBOX: usize = 25;
+
+fn config(sb: &Sandbox, out: &Path) -> String {
+    let mut cfg = Config::demo(sb);
+    for i in 0..MAILBOXES {
+        let mailbox = format!("fleet{i}@contoso.example");
+        // Every third source reads through EWS, the others through Graph (delta state in the
+        // database).
+        let (kind, url, extra) = if i % 3 == 2 {
+            ("ews", sb.ews_url(), "acknowledge = \"move:Processed\"".to_owned())
+        } else {
+            (
+                "graph",
+                sb.graph_url(),
+                "acknowledge = \"move:Processed\"\nmode = \"delta\"".to_owned(),
+            )
+        };
+        cfg = cfg
+            .source(&format!("box{i}"), kind, "demo", &mailbox, &url, &extra)
+            .mailbox(&mailbox, &[])
+            .default_rule(&format!("P{i}"));
+    }
+    cfg.handler(out, "batch_size = 5\npoll_interval_secs = 1").text()
+}
+
+fn spawn_worker(cfg: &Path, url: &str, name: &str) -> Child {
+    let log = std::fs::File::create(cfg.with_file_name(format!("{name}.log"))).unwrap();
+    Command::new(BIN)
+        .args(["worker", "--lease-secs", "3", "--name", name, "--config"])
+        .arg(cfg)
+        .env("M365MAIL_STORE", url)
+        .env("M365MAIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// The workers' logs, for a failure's message.
+fn logs(dir: &Path) -> String {
+    ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            format!("--- {n}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
+    let Some(db) = TestDatabase::create("m365mail_fleet").await else {
+        return;
+    };
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let admin = sb.admin();
+    for i in 0..MAILBOXES {
+        let mailbox = format!("fleet{i}@contoso.example");
+        admin.add_shared_mailbox(&mailbox, &[]).unwrap();
+        for j in 0..PER_MAILBOX {
+            let mime = format!(
+                "From: c{j}@fabrikam.example\r\nTo: {mailbox}\r\nSubject: fleet {i}/{j}\r\n\
+                 Message-ID: <fleet-{i}-{j}@fabrikam.example>\r\n\r\nbody\r\n"
+            );
+            admin.inject_mime(&mailbox, &mime).unwrap();
+        }
+    }
+    let total = MAILBOXES * PER_MAILBOX;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, config(&sb, &dir.path().join("out"))).unwrap();
+    // The schema, as the first worker would create it (so the test can watch the ledger from
+    // the start).
+    fleet::PgStore::connect(db.url()).await.unwrap();
+    admin.clear_request_log();
+
+    let mut workers: Vec<Child> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| spawn_worker(&cfg, db.url(), n))
+        .collect();
+    let acknowledged = || async {
+        db.query_i64("SELECT count(*) FROM fleet_ledger WHERE acknowledged")
+            .await
+    };
+    // Once some mail has flowed: SIGKILL one worker, and SIGSTOP another for longer than its
+    // lease, then let it go on (it must notice it lost its sources and not record anything).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acknowledged().await < 20 {
+        assert!(Instant::now() < deadline, "no progress\n{}", logs(dir.path()));
+        for w in &mut workers {
+            let exited = w.try_wait().unwrap();
+            assert!(exited.is_none(), "a worker exited: {exited:?}\n{}", logs(dir.path()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    workers[0].kill().unwrap();
+    let _ = workers[0].wait();
+    signal(&workers[1], "-STOP");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signal(&workers[1], "-CONT");
+    while acknowledged().await < total as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {total} acknowledged\n{}",
+            acknowledged().await,
+            logs(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A clean stop hands the leases back.
+    for w in &workers[1..] {
+        signal(w, "-TERM");
+    }
+    for w in &mut workers[1..] {
+        let status = w.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+    let held = db
+        .query_i64("SELECT count(*) FROM fleet_leases WHERE worker IS NOT NULL")
+        .await;
+    assert_eq!(held, 0, "leases left behind after a clean stop");
+
+    // Every message handled and acknowledged once, by the ledger.
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM fleet_ledger WHERE handled AND acknowledged")
+            .await,
+        total as i64
+    );
+    let twice = db
+        .query_i64(
+            "SELECT count(*) FROM (SELECT key FROM fleet_ledger_log \
+             WHERE entry->>'state' = 'handled' GROUP BY key HAVING count(*) > 1) AS t",
+        )
+        .await;
+    assert_eq!(twice, 0, "a message recorded as handled twice");
+    // No entry was recorded under an epoch older than one already used for its source before
+    // it: the log, in order, never goes back in epoch per source.
+    let stale = db
+        .query_i64(
+            "SELECT count(*) FROM (SELECT source, epoch, max(epoch) OVER (PARTITION BY source \
+             ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
+             FROM fleet_ledger_log) AS t WHERE epoch < before",
+        )
+        .await;
+    assert_eq!(stale, 0, "an entry recorded under a stale epoch");
+    // The kill and the pause moved sources: some source was served at more than one epoch.
+    let moved = db
+        .query_i64("SELECT count(*) FROM fleet_leases WHERE epoch > 1")
+        .await;
+    assert!(moved > 0, "no source changed hands");
+    // One token per resource (Graph, EWS) for the whole fleet, the killed worker included.
+    let log = admin.request_log();
+    assert_eq!(log.token_requests(), 2, "token requests across the fleet");
+    // The mailboxes are empty: everything was moved to Processed.
+    let mut left: HashMap<String, usize> = HashMap::new();
+    for i in 0..MAILBOXES {
+        let mailbox = format!("fleet{i}@contoso.example");
+        let n = test_support::harness::inbox_count(&admin, &mailbox);
+        if n > 0 {
+            left.insert(mailbox, n);
+        }
+    }
+    assert!(left.is_empty(), "{left:?}");
+    sb.shutdown().await;
+}
