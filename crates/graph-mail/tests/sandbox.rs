@@ -64,6 +64,26 @@ impl Env {
         }
     }
 
+    /// Faults for Graph requests from now on (fault seed 1).
+    fn faults(&self, rules: Vec<FaultRule>) {
+        self.sb.admin().set_faults(FaultPlan { seed: 1, rules });
+    }
+
+    /// `kind` on the next `n` Graph requests.
+    fn fault_next(&self, n: u32, kind: FaultKind) {
+        self.faults(vec![FaultRule::next(Protocol::Graph, n, kind)]);
+    }
+
+    /// The messages in `address`'s Inbox, read from the store.
+    fn inbox(&self, address: &str) -> Vec<sandbox::store::Message> {
+        self.sb
+            .admin()
+            .store()
+            .list(address, Some("inbox"), &ListQuery::default())
+            .expect("list")
+            .items
+    }
+
     /// The conformance kit's harness on `address`, able to break sign-in.
     fn harness(self, address: &str, source: GraphSource) -> SandboxHarness {
         let outbound = GraphOutbound::new(self.client(Mailbox::user(address)));
@@ -73,24 +93,52 @@ impl Env {
     }
 }
 
+/// Fetches 100 at a time and marks each batch read until a fetch is empty (no batch may have
+/// failures); the ids handed over, in order.
+async fn fetch_and_mark_read_until_empty(source: &GraphSource) -> Vec<MessageId> {
+    let mut handled = Vec::new();
+    loop {
+        let batch = source.fetch(None, 100).await.expect("fetch");
+        assert!(batch.failed.is_empty());
+        if batch.messages.is_empty() {
+            return handled;
+        }
+        let acks: Vec<_> = batch
+            .messages
+            .iter()
+            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
+            .collect();
+        for r in source.acknowledge_many(&acks).await {
+            r.expect("ack");
+        }
+        handled.extend(batch.messages.into_iter().map(|m| m.id));
+    }
+}
+
+/// Runs the conformance kit: at least 15 checks, all passed, `ran` among them.
+async fn assert_conformance(h: &SandboxHarness, ran: &[&str]) {
+    let report = run(h).await;
+    eprintln!("{report}");
+    assert!(report.checks.len() >= 15, "{report}");
+    assert!(report.passed(), "{report}");
+    assert_ran(&report, ran);
+}
+
 #[tokio::test]
 async fn conformance_kit_passes() {
     let env = env().await;
     let tokens = env.tokens.clone();
     let source = env.source("megan.bowen@contoso.example");
     let h = env.harness("megan.bowen@contoso.example", source);
-    let report = run(&h).await;
-    eprintln!("{report}");
-    assert!(report.checks.len() >= 15, "{report}");
-    assert!(report.passed(), "{report}");
-    assert_ran(
-        &report,
+    assert_conformance(
+        &h,
         &[
             "outbound_send_arrives",
             "outbound_send_reads_back",
             "broken_auth_fetch_fails",
         ],
-    );
+    )
+    .await;
     // The broken-auth check made the client ask for exactly one fresh token per failing call.
     assert!(tokens.refreshes() >= 1);
 }
@@ -102,24 +150,8 @@ async fn a_thousand_messages_take_about_a_hundred_requests() {
     env.seed(to, 1000, "bulk");
     env.sb.admin().clear_request_log();
     let source = env.source(to);
-    let mut handled = 0;
-    loop {
-        let batch = source.fetch(None, 100).await.expect("fetch");
-        assert!(batch.failed.is_empty());
-        if batch.messages.is_empty() {
-            break;
-        }
-        let acks: Vec<_> = batch
-            .messages
-            .iter()
-            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
-            .collect();
-        for r in source.acknowledge_many(&acks).await {
-            r.expect("ack");
-        }
-        handled += batch.messages.len();
-    }
-    assert_eq!(handled, 1000);
+    let handled = fetch_and_mark_read_until_empty(&source).await;
+    assert_eq!(handled.len(), 1000);
     let log = env.sb.request_log();
     // 10 listings + 1 empty listing, 50 batches of 20 MIME downloads, 50 batches of 20 marks.
     assert_eq!(log.count("POST", "/v1.0/$batch"), 100, "{log:?}");
@@ -135,16 +167,12 @@ async fn a_thousand_messages_take_about_a_hundred_requests() {
 #[tokio::test]
 async fn throttling_honours_retry_after() {
     let env = env().await;
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(
-            Protocol::Graph,
-            2,
-            FaultKind::Throttle {
-                retry_after_secs: 7,
-            },
-        )],
-    });
+    env.fault_next(
+        2,
+        FaultKind::Throttle {
+            retry_after_secs: 7,
+        },
+    );
     let source = env.source("helpdesk@contoso.example");
     assert_eq!(source.count_waiting().await.expect("count"), Some(2));
     assert_eq!(
@@ -160,16 +188,13 @@ async fn throttling_honours_retry_after() {
 #[tokio::test]
 async fn server_errors_back_off_then_give_up_at_the_attempt_cap() {
     let env = env().await;
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            protocol: Some(Protocol::Graph),
-            app_id: None,
-            mailbox: None,
-            trigger: Trigger::Rate(1.0),
-            fault: FaultKind::ServerError503,
-        }],
-    });
+    env.faults(vec![FaultRule {
+        protocol: Some(Protocol::Graph),
+        app_id: None,
+        mailbox: None,
+        trigger: Trigger::Rate(1.0),
+        fault: FaultKind::ServerError503,
+    }]);
     let ep = Endpoint::custom(
         &env.sb.graph_url(),
         Mailbox::user("helpdesk@contoso.example"),
@@ -198,27 +223,13 @@ async fn server_errors_back_off_then_give_up_at_the_attempt_cap() {
 #[tokio::test]
 async fn a_reset_connection_is_retried_for_reads_but_a_send_is_not_repeated() {
     let env = env().await;
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(
-            Protocol::Graph,
-            1,
-            FaultKind::ResetConnection,
-        )],
-    });
+    env.fault_next(1, FaultKind::ResetConnection);
     let source = env.source("helpdesk@contoso.example");
     assert_eq!(source.count_waiting().await.expect("count"), Some(2));
     assert_eq!(env.sleeper.waits().len(), 1);
 
     // 504 on a send: the service may have accepted it, so it is not retried.
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(
-            Protocol::Graph,
-            1,
-            FaultKind::GatewayTimeout504,
-        )],
-    });
+    env.fault_next(1, FaultKind::GatewayTimeout504);
     env.sb.admin().clear_request_log();
     let out = GraphOutbound::new(env.client(Mailbox::user("helpdesk@contoso.example")));
     let msg = OutgoingMessage::raw(
@@ -235,26 +246,10 @@ async fn a_reset_connection_is_retried_for_reads_but_a_send_is_not_repeated() {
     );
 
     // 503 on a send: certainly not accepted, so it is retried and goes out once.
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(
-            Protocol::Graph,
-            1,
-            FaultKind::ServerError503,
-        )],
-    });
+    env.fault_next(1, FaultKind::ServerError503);
     out.send(&msg).await.expect("send after 503");
-    let adele = env
-        .sb
-        .admin()
-        .store()
-        .list(
-            "adele.vance@contoso.example",
-            Some("inbox"),
-            &ListQuery::default(),
-        )
-        .expect("list");
-    assert_eq!(adele.items.len(), 1, "sent exactly once");
+    let adele = env.inbox("adele.vance@contoso.example");
+    assert_eq!(adele.len(), 1, "sent exactly once");
 }
 
 #[tokio::test]
@@ -263,18 +258,15 @@ async fn inner_batch_throttling_is_retried_and_nothing_is_dropped() {
     let to = "adele.vance@contoso.example";
     env.seed(to, 5, "inner");
     // The listing passes; the first two $value items of the batch are throttled.
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            protocol: Some(Protocol::Graph),
-            app_id: None,
-            mailbox: None,
-            trigger: Trigger::After { skip: 1, count: 2 },
-            fault: FaultKind::Throttle {
-                retry_after_secs: 3,
-            },
-        }],
-    });
+    env.faults(vec![FaultRule {
+        protocol: Some(Protocol::Graph),
+        app_id: None,
+        mailbox: None,
+        trigger: Trigger::After { skip: 1, count: 2 },
+        fault: FaultKind::Throttle {
+            retry_after_secs: 3,
+        },
+    }]);
     let source = env.source(to);
     let batch = source.fetch(None, 10).await.expect("fetch");
     assert_eq!(batch.messages.len(), 5);
@@ -469,17 +461,8 @@ async fn large_attachments_go_through_an_upload_session() {
     let rendered = client.log().render();
     assert!(rendered.contains("/v1.0/_upload/"), "{rendered}");
     assert!(!rendered.contains("authtoken"), "{rendered}");
-    let inbox = env
-        .sb
-        .admin()
-        .store()
-        .list(
-            "adele.vance@contoso.example",
-            Some("inbox"),
-            &ListQuery::default(),
-        )
-        .expect("list");
-    let m = &inbox.items[0];
+    let inbox = env.inbox("adele.vance@contoso.example");
+    let m = &inbox[0];
     assert!(m.props.has_attachments);
     let parsed = mail_parser_len(&m.mime);
     assert_eq!(parsed, big.len());
@@ -663,16 +646,12 @@ async fn at_most_four_requests_are_in_flight_per_mailbox() {
 async fn failed_dependencies_are_resubmitted_with_their_dependency() {
     use graph_mail::api::{self, BatchItem, GraphOperation};
     let env = env().await;
-    env.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(
-            Protocol::Graph,
-            1,
-            FaultKind::Throttle {
-                retry_after_secs: 2,
-            },
-        )],
-    });
+    env.fault_next(
+        1,
+        FaultKind::Throttle {
+            retry_after_secs: 2,
+        },
+    );
     let client = env.client(Mailbox::user("helpdesk@contoso.example"));
     let ep = client.endpoint().clone();
     let ops = [api::GetFolder::new("inbox"), api::GetFolder::new("drafts")];
@@ -776,15 +755,8 @@ async fn json_send_with_html_reply_to_cc_and_attachment() {
     mail.save_to_sent_items = false;
     out.send_json(&mail).await.expect("send");
     let store = env.sb.admin();
-    let alex = store
-        .store()
-        .list(
-            "alex.wilber@contoso.example",
-            Some("inbox"),
-            &ListQuery::default(),
-        )
-        .expect("list");
-    let p = &alex.items[0].props;
+    let alex = env.inbox("alex.wilber@contoso.example");
+    let p = &alex[0].props;
     assert_eq!(p.subject, "Your ticket");
     assert!(
         p.body_html
@@ -823,19 +795,16 @@ async fn conformance_kit_passes_in_delta_mode() {
     assert!(source.is_delta());
     assert_eq!(source.capabilities().sync, connector::SyncKind::Incremental);
     let h = env.harness(address, source);
-    let report = run(&h).await;
-    eprintln!("{report}");
-    assert!(report.checks.len() >= 15, "{report}");
-    assert!(report.passed(), "{report}");
-    assert_ran(
-        &report,
+    assert_conformance(
+        &h,
         &[
             "count_after_acks",
             "acknowledged_messages_are_not_fetched_again",
             "outbound_send_reads_back",
             "broken_auth_fetch_fails",
         ],
-    );
+    )
+    .await;
     // Delta mode never listed unread mail: it only asked for changes.
     let log = h.sandbox().request_log();
     assert_eq!(
@@ -1084,14 +1053,8 @@ async fn send_picks_a_draft_and_upload_sessions_for_large_messages() {
         1
     );
 
-    let inbox = env
-        .sb
-        .admin()
-        .store()
-        .list(to, Some("inbox"), &ListQuery::default())
-        .expect("list");
+    let inbox = env.inbox(to);
     let m = inbox
-        .items
         .iter()
         .find(|m| m.props.internet_message_id.as_deref() == Some("<large-send@test.invalid>"))
         .expect("delivered");
@@ -1194,23 +1157,8 @@ async fn a_thousand_messages_in_delta_mode_take_about_a_hundred_and_twenty_reque
     env.sb.admin().clear_request_log();
     let source = delta_source(&env, to, Arc::new(MemoryDeltaStore::default()));
     let mut handled = std::collections::HashSet::new();
-    loop {
-        let batch = source.fetch(None, 100).await.expect("fetch");
-        assert!(batch.failed.is_empty());
-        if batch.messages.is_empty() {
-            break;
-        }
-        let acks: Vec<_> = batch
-            .messages
-            .iter()
-            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
-            .collect();
-        for r in source.acknowledge_many(&acks).await {
-            r.expect("ack");
-        }
-        for m in &batch.messages {
-            assert!(handled.insert(m.id.clone()), "handed over twice");
-        }
+    for id in fetch_and_mark_read_until_empty(&source).await {
+        assert!(handled.insert(id), "handed over twice");
     }
     assert_eq!(handled.len(), 1000);
     let log = env.sb.request_log();

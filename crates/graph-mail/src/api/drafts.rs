@@ -39,19 +39,15 @@ impl GraphOperation for CreateDraftMime<'_> {
     }
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
-        let body = base64::engine::general_purpose::STANDARD.encode(self.mime);
-        if body.len() > MAX_REQUEST_BODY {
-            return Err(Error::configuration(
+        let body = base64_mime(self.mime, || {
+            Error::configuration(
                 "the draft is over Graph's 4 MB request limit; attach large files with an upload session",
-            ));
-        }
+            )
+        })?;
         Ok(OpRequest::new(
             http::Method::POST,
             ep.mailbox_url(&["messages"]),
-            Body::Bytes {
-                content_type: "text/plain",
-                bytes: body.into_bytes(),
-            },
+            body,
         ))
     }
 
@@ -96,23 +92,26 @@ impl GraphOperation for CreateUploadSession {
     }
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
-        Ok(OpRequest::new(
-            http::Method::POST,
-            ep.mailbox_url(&[
-                "messages",
-                &self.message_id,
-                "attachments",
-                "createUploadSession",
-            ]),
-            Body::Json(json!({
-                "AttachmentItem": { "attachmentType": "file", "name": self.name, "size": self.size }
-            })),
+        Ok(upload_session_request(
+            ep,
+            &self.message_id,
+            json!({ "attachmentType": "file", "name": self.name, "size": self.size }),
         ))
     }
 
     fn parse(&self, ep: &Endpoint, response: &Response) -> Result<UploadSession, Error> {
         checked_session(ep, response)
     }
+}
+
+/// `POST …/messages/{message_id}/attachments/createUploadSession` for `item` (an
+/// `attachmentItem`).
+fn upload_session_request(ep: &Endpoint, message_id: &str, item: Value) -> OpRequest {
+    OpRequest::new(
+        http::Method::POST,
+        ep.mailbox_url(&["messages", message_id, "attachments", "createUploadSession"]),
+        Body::Json(json!({ "AttachmentItem": item })),
+    )
 }
 
 fn checked_session(ep: &Endpoint, response: &Response) -> Result<UploadSession, Error> {
@@ -307,6 +306,18 @@ impl Attachment {
             bytes,
         }
     }
+
+    /// `v` (a JSON object) with the attachment's name, content type, inline flag and
+    /// `contentId`, as a `fileAttachment` and an upload session's `attachmentItem` carry them.
+    fn properties(&self, mut v: Value) -> Value {
+        v["name"] = json!(self.name);
+        v["contentType"] = json!(self.content_type);
+        v["isInline"] = json!(self.inline);
+        if let Some(cid) = &self.content_id {
+            v["contentId"] = json!(cid);
+        }
+        v
+    }
 }
 
 /// `POST …/messages/{id}/attachments` with a `fileAttachment` (content as base64) → 201.
@@ -343,16 +354,10 @@ impl GraphOperation for AddAttachment<'_> {
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let att = self.attachment;
-        let mut v = json!({
+        let v = att.properties(json!({
             "@odata.type": "#microsoft.graph.fileAttachment",
-            "name": att.name,
-            "contentType": att.content_type,
-            "isInline": att.inline,
             "contentBytes": base64::engine::general_purpose::STANDARD.encode(&att.bytes),
-        });
-        if let Some(cid) = &att.content_id {
-            v["contentId"] = json!(cid);
-        }
+        }));
         if v.to_string().len() > MAX_REQUEST_BODY {
             return Err(Error::configuration(format!(
                 "a {}-byte attachment is over Graph's 4 MB request limit; use an upload session",
@@ -406,26 +411,11 @@ impl GraphOperation for CreateAttachmentUploadSession<'_> {
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let att = self.attachment;
-        let mut item = json!({
+        let item = att.properties(json!({
             "attachmentType": "file",
-            "name": att.name,
             "size": att.bytes.len() as u64,
-            "contentType": att.content_type,
-            "isInline": att.inline,
-        });
-        if let Some(cid) = &att.content_id {
-            item["contentId"] = json!(cid);
-        }
-        Ok(OpRequest::new(
-            http::Method::POST,
-            ep.mailbox_url(&[
-                "messages",
-                self.message_id,
-                "attachments",
-                "createUploadSession",
-            ]),
-            Body::Json(json!({ "AttachmentItem": item })),
-        ))
+        }));
+        Ok(upload_session_request(ep, self.message_id, item))
     }
 
     fn parse(&self, ep: &Endpoint, response: &Response) -> Result<UploadSession, Error> {

@@ -38,26 +38,35 @@ impl GraphOperation for SendMime<'_> {
     }
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
-        let body = base64::engine::general_purpose::STANDARD.encode(self.mime);
-        if body.len() > MAX_REQUEST_BODY {
-            return Err(Error::configuration(format!(
+        let body = base64_mime(self.mime, || {
+            Error::configuration(format!(
                 "a {}-byte message is over Graph's 4 MB request limit; send it through a draft and an upload session",
                 self.mime.len()
-            )));
-        }
+            ))
+        })?;
         Ok(OpRequest::new(
             http::Method::POST,
             ep.mailbox_url(&["sendMail"]),
-            Body::Bytes {
-                content_type: "text/plain",
-                bytes: body.into_bytes(),
-            },
+            body,
         ))
     }
 
     fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
         Ok(())
     }
+}
+
+/// `mime` base64-encoded as a `text/plain` body, as `sendMail` and a new draft take MIME; the
+/// `too_large` error when the encoding is over [`MAX_REQUEST_BODY`].
+pub(super) fn base64_mime(mime: &[u8], too_large: impl FnOnce() -> Error) -> Result<Body, Error> {
+    let body = base64::engine::general_purpose::STANDARD.encode(mime);
+    if body.len() > MAX_REQUEST_BODY {
+        return Err(too_large());
+    }
+    Ok(Body::Bytes {
+        content_type: "text/plain",
+        bytes: body.into_bytes(),
+    })
 }
 
 /// A message for the JSON form of `sendMail`.
