@@ -9,6 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use cold::ColdIndex;
+
+mod cold;
+
+/// Acknowledged records a file ledger keeps in memory before it moves them to its on-disk index
+/// of acknowledged messages and compacts its file to the messages still open.
+const SETTLE_AT: usize = 4096;
+
 /// The state of one message in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -177,16 +185,33 @@ struct Inner {
     synced: u64,
     /// A thread is syncing the file, outside the lock; the others wait for it.
     syncing: bool,
+    /// Records in `records` that are acknowledged (and could move to the on-disk index).
+    acknowledged: usize,
 }
 
 impl Inner {
     fn new(file: Option<File>, records: HashMap<String, Record>) -> Self {
+        let acknowledged = records.values().filter(|r| r.acknowledged).count();
         Inner {
             file: file.map(Arc::new),
             records,
             written: 0,
             synced: 0,
             syncing: false,
+            acknowledged,
+        }
+    }
+
+    /// Folds `entry` into `key`'s record, counting the records that become acknowledged.
+    fn apply(&mut self, key: &str, entry: &Entry, at: SystemTime) {
+        let r = match self.records.get_mut(key) {
+            Some(r) => r,
+            None => self.records.entry(key.to_owned()).or_default(),
+        };
+        let was = r.acknowledged;
+        r.apply(entry, at);
+        if r.acknowledged && !was {
+            self.acknowledged += 1;
         }
     }
 }
@@ -219,6 +244,8 @@ pub struct Ledger {
     path: Option<PathBuf>,
     inner: Arc<Shared>,
     torn_tail: bool,
+    /// The acknowledged messages, on disk (file ledgers only).
+    cold: Option<Arc<ColdIndex>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -240,6 +267,7 @@ impl Ledger {
                 sync_done: Condvar::new(),
             }),
             torn_tail: false,
+            cold: None,
         }
     }
 
@@ -299,14 +327,19 @@ impl Ledger {
             // Cut the torn line so the next append starts on a fresh line.
             file.set_len(valid_len).map_err(io)?;
         }
-        Ok(Ledger {
+        let cold = ColdIndex::open(&path)?;
+        let ledger = Ledger {
             path: Some(path),
             inner: Arc::new(Shared {
                 state: Mutex::new(Inner::new(Some(file), records)),
                 sync_done: Condvar::new(),
             }),
             torn_tail,
-        })
+            cold: Some(Arc::new(cold)),
+        };
+        // What the file says was acknowledged moves to the index; the file keeps the rest.
+        ledger.settle(1)?;
+        Ok(ledger)
     }
 
     /// Whether opening found (and dropped) a torn last line.
@@ -319,14 +352,35 @@ impl Ledger {
         self.path.as_deref()
     }
 
-    /// What the ledger knows about `key`.
+    /// What the ledger knows about `key` (`None` also when the on-disk index of acknowledged
+    /// messages cannot be read: see [`try_get`](Self::try_get)).
     pub fn get(&self, key: &str) -> Option<Record> {
-        self.lock().records.get(key).cloned()
+        self.try_get(key).unwrap_or_else(|e| {
+            tracing::error!(key, error = %e, "reading the ledger failed");
+            None
+        })
+    }
+
+    /// What the ledger knows about `key`, or why it cannot tell. A message acknowledged a while
+    /// ago is answered from the on-disk index, with only what the pipeline needs of it: handled
+    /// or parked, acknowledged (or found gone), and when.
+    pub fn try_get(&self, key: &str) -> Result<Option<Record>, LedgerError> {
+        if let Some(r) = self.lock().records.get(key) {
+            return Ok(Some(r.clone()));
+        }
+        match &self.cold {
+            Some(cold) => cold.get(key),
+            None => Ok(None),
+        }
     }
 
     /// How many keys the ledger knows.
     pub fn len(&self) -> usize {
-        self.lock().records.len()
+        let cold = self
+            .cold
+            .as_ref()
+            .map_or(0, |c| c.len().unwrap_or_default());
+        self.lock().records.len() + cold
     }
 
     /// Whether the ledger knows no key.
@@ -334,7 +388,9 @@ impl Ledger {
         self.len() == 0
     }
 
-    /// Every key with its record.
+    /// Every key held in memory with its record: the messages still open, and those
+    /// acknowledged since the ledger last moved acknowledged messages to its on-disk index
+    /// (every few thousand; an in-memory ledger keeps them all).
     pub fn records(&self) -> Vec<(String, Record)> {
         self.lock()
             .records
@@ -377,10 +433,7 @@ impl Ledger {
         let mut g = self.lock();
         let Some(file) = g.file.clone() else {
             for (key, entry) in entries {
-                g.records
-                    .entry(key.as_ref().to_owned())
-                    .or_default()
-                    .apply(entry, now);
+                g.apply(key.as_ref(), entry, now);
             }
             return Ok(());
         };
@@ -394,16 +447,19 @@ impl Ledger {
         // `compact`, which rewrites the file from the records, from dropping lines that are
         // written but not yet synced.
         for (key, entry) in entries {
-            g.records
-                .entry(key.as_ref().to_owned())
-                .or_default()
-                .apply(entry, now);
+            g.apply(key.as_ref(), entry, now);
         }
         g.written += 1;
         let mine = g.written;
         loop {
             if g.synced >= mine {
-                return Ok(());
+                let settle = g.acknowledged >= SETTLE_AT;
+                drop(g);
+                return if settle {
+                    self.settle(SETTLE_AT)
+                } else {
+                    Ok(())
+                };
             }
             if g.syncing {
                 g = self
@@ -477,17 +533,51 @@ impl Ledger {
             let before = g.records.len();
             g.records
                 .retain(|_, r| !(r.acknowledged && r.acknowledged_at.is_some_and(|t| t < cutoff)));
-            before - g.records.len()
+            let removed = before - g.records.len();
+            g.acknowledged -= removed;
+            removed
         };
         if removed > 0 {
             self.compact()?;
         }
-        Ok(removed)
+        let cold = match &self.cold {
+            Some(cold) => cold.expire(cutoff)?,
+            None => 0,
+        };
+        Ok(removed + cold)
     }
 
-    /// Rewrites the file with the folded state of every key (atomically, through a temporary
-    /// file and rename).
+    /// Moves the acknowledged records held in memory to the on-disk index (one durable commit)
+    /// and compacts the file to the rest, if there are at least `at_least` of them. The index
+    /// is written first: a crash before the file is rewritten leaves them in both, and the
+    /// next open moves them again.
+    fn settle(&self, at_least: usize) -> Result<(), LedgerError> {
+        let Some(cold) = &self.cold else {
+            return Ok(());
+        };
+        let mut g = self.lock();
+        if g.acknowledged < at_least.max(1) {
+            return Ok(());
+        }
+        cold.insert(
+            g.records
+                .iter()
+                .filter(|(_, r)| r.acknowledged)
+                .map(|(k, r)| (k.as_str(), r)),
+        )?;
+        g.records.retain(|_, r| !r.acknowledged);
+        g.acknowledged = 0;
+        self.compact_locked(&mut g)
+    }
+
+    /// Rewrites the file with the folded state of every key held in memory (atomically,
+    /// through a temporary file and rename).
     pub fn compact(&self) -> Result<(), LedgerError> {
+        let mut g = self.lock();
+        self.compact_locked(&mut g)
+    }
+
+    fn compact_locked(&self, inner: &mut Inner) -> Result<(), LedgerError> {
         let Some(path) = self.path.clone() else {
             return Ok(());
         };
@@ -495,7 +585,6 @@ impl Ledger {
             path: path.clone(),
             source,
         };
-        let mut inner = self.lock();
         let mut out = Vec::new();
         for (key, rec) in &inner.records {
             for entry in entries_for(rec) {
@@ -574,297 +663,4 @@ fn entries_for(rec: &Record) -> Vec<Entry> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        {
-            let l = Ledger::open(&path).unwrap();
-            l.append(
-                "a",
-                Entry::Handled {
-                    project: Some("payments".into()),
-                },
-            )
-            .unwrap();
-            l.append("a", Entry::Acknowledged).unwrap();
-            l.append(
-                "b",
-                Entry::Failed {
-                    attempts: 2,
-                    reason: "timeout".into(),
-                },
-            )
-            .unwrap();
-        }
-        let l = Ledger::open(&path).unwrap();
-        assert!(!l.had_torn_tail());
-        let a = l.get("a").unwrap();
-        assert!(a.handled && a.acknowledged);
-        assert_eq!(a.project.as_deref(), Some("payments"));
-        assert_eq!(l.get("b").unwrap().attempts, 2);
-        assert!(l.get("c").is_none());
-    }
-
-    #[test]
-    fn a_torn_last_line_is_dropped_and_appends_continue() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        {
-            let l = Ledger::open(&path).unwrap();
-            l.append("a", Entry::Handled { project: None }).unwrap();
-        }
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"key":"b","state":"hand"#).unwrap();
-        drop(f);
-        let l = Ledger::open(&path).unwrap();
-        assert!(l.had_torn_tail());
-        assert!(l.get("a").unwrap().handled);
-        assert!(l.get("b").is_none());
-        l.append("c", Entry::Acknowledged).unwrap();
-        let l = Ledger::open(&path).unwrap();
-        assert!(!l.had_torn_tail());
-        assert!(l.get("c").unwrap().acknowledged);
-    }
-
-    #[test]
-    fn garbage_in_the_middle_is_an_error_not_a_guess() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        std::fs::write(&path, "{\"key\":\"a\",\"state\":\"acknowledged\"}\nnot json\n{\"key\":\"b\",\"state\":\"acknowledged\"}\n").unwrap();
-        match Ledger::open(&path) {
-            Err(LedgerError::Corrupt { line, .. }) => assert_eq!(line, 2),
-            other => panic!("want corrupt, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn acknowledgements_owed_and_by_absence_survive_reopening_and_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        let l = Ledger::open(&path).unwrap();
-        for k in ["s|1", "s|2", "s|3", "s|4", "s|5", "t|1"] {
-            l.append(k, Entry::Handled { project: None }).unwrap();
-        }
-        l.append("s|2", Entry::Acknowledged).unwrap();
-        l.append("s|3", Entry::AcknowledgedByAbsence).unwrap();
-        l.append(
-            "s|6",
-            Entry::Parked {
-                reason: "bad".into(),
-            },
-        )
-        .unwrap();
-        l.append(
-            "s|7",
-            Entry::Failed {
-                attempts: 1,
-                reason: "x".into(),
-            },
-        )
-        .unwrap();
-        let owed = |l: &Ledger| {
-            let mut keys: Vec<String> =
-                l.unacknowledged("s|").into_iter().map(|(k, _)| k).collect();
-            keys.sort();
-            keys
-        };
-        assert_eq!(owed(&l), ["s|1", "s|4", "s|5", "s|6"]);
-        let r3 = l.get("s|3").unwrap();
-        assert!(r3.acknowledged && r3.acknowledged_by_absence);
-        let r2 = l.get("s|2").unwrap();
-        assert!(r2.acknowledged && !r2.acknowledged_by_absence);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.contains(r#"{"key":"s|3","state":"acknowledged_by_absence","at":"#),
-            "{text}"
-        );
-        l.compact().unwrap();
-        let again = Ledger::open(&path).unwrap();
-        assert_eq!(owed(&again), ["s|1", "s|4", "s|5", "s|6"]);
-        assert_eq!(again.get("s|3"), Some(r3));
-        assert_eq!(again.get("s|2"), Some(r2));
-    }
-
-    #[test]
-    fn compaction_keeps_every_fact() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        let l = Ledger::open(&path).unwrap();
-        for i in 0..50 {
-            let k = format!("k{i}");
-            for attempts in 1..=2 {
-                l.append(
-                    &k,
-                    Entry::Failed {
-                        attempts,
-                        reason: "x".into(),
-                    },
-                )
-                .unwrap();
-            }
-            l.append(
-                &k,
-                Entry::Handled {
-                    project: Some("p".into()),
-                },
-            )
-            .unwrap();
-            l.append(&k, Entry::Notified { from: "a@b".into() })
-                .unwrap();
-            l.append(&k, Entry::Acknowledged).unwrap();
-        }
-        let before = std::fs::metadata(&path).unwrap().len();
-        l.compact().unwrap();
-        l.append("new", Entry::Acknowledged).unwrap();
-        let after = std::fs::metadata(&path).unwrap().len();
-        assert!(after < before);
-        let again = Ledger::open(&path).unwrap();
-        assert_eq!(again.len(), 51);
-        let r = again.get("k7").unwrap();
-        assert!(r.handled && r.acknowledged);
-        assert_eq!(r.notified_from.as_deref(), Some("a@b"));
-        assert_eq!(r.attempts, 2);
-    }
-
-    #[test]
-    fn appends_from_many_threads_share_syncs_and_all_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        let l = Ledger::open(&path).unwrap();
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let l = l.clone();
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        let k = format!("t{t}|{i}");
-                        l.append(&k, Entry::Handled { project: None }).unwrap();
-                        l.append(&k, Entry::Acknowledged).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        {
-            let g = l.lock();
-            assert_eq!(g.written, 800);
-            assert_eq!(g.synced, g.written, "every write was synced");
-            assert!(!g.syncing);
-        }
-        let again = Ledger::open(&path).unwrap();
-        assert_eq!(again.len(), 400);
-        assert!(
-            again
-                .records()
-                .iter()
-                .all(|(_, r)| r.handled && r.acknowledged),
-            "each key's two entries were replayed in order"
-        );
-    }
-
-    #[test]
-    fn append_many_writes_every_entry_once_and_compaction_keeps_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        let l = Ledger::open(&path).unwrap();
-        let entries: Vec<(String, Entry)> = (0..100)
-            .map(|i| (format!("s|{i}"), Entry::Handled { project: None }))
-            .collect();
-        l.append_many(&entries).unwrap();
-        l.append_many(
-            &entries
-                .iter()
-                .map(|(k, _)| (k.as_str(), Entry::Acknowledged))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-        l.append_many::<&str>(&[]).unwrap();
-        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-        assert_eq!(lines, 200);
-        l.compact().unwrap();
-        l.append("s|100", Entry::Handled { project: None }).unwrap();
-        let again = Ledger::open(&path).unwrap();
-        assert_eq!(again.len(), 101);
-        assert!(again.get("s|7").unwrap().acknowledged);
-        assert!(again.get("s|100").unwrap().handled);
-    }
-
-    #[test]
-    fn acknowledged_records_expire_after_the_retention_and_the_rest_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        // An acknowledgement recorded 40 days ago (as the file keeps it), one from a ledger
-        // written before lines carried a time, and one made now.
-        let long_ago = unix(SystemTime::now() - Duration::from_secs(40 * 24 * 3600));
-        std::fs::write(
-            &path,
-            format!(
-                "{{\"key\":\"s|old\",\"state\":\"handled\",\"project\":null}}\n\
-                 {{\"key\":\"s|old\",\"state\":\"acknowledged\",\"at\":{long_ago}}}\n\
-                 {{\"key\":\"s|legacy\",\"state\":\"acknowledged\"}}\n"
-            ),
-        )
-        .unwrap();
-        let l = Ledger::open(&path).unwrap();
-        l.append("s|new", Entry::Handled { project: None }).unwrap();
-        l.append("s|new", Entry::Acknowledged).unwrap();
-        l.append("s|owed", Entry::Handled { project: None })
-            .unwrap();
-        let cutoff = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
-        assert_eq!(l.expire_acknowledged(cutoff).unwrap(), 1);
-        assert!(l.get("s|old").is_none());
-        // Without a time, the acknowledgement counts from when the ledger was opened.
-        assert!(l.get("s|legacy").is_some());
-        assert!(l.get("s|new").unwrap().acknowledged_at.is_some());
-        assert!(
-            l.get("s|owed").is_some(),
-            "an owed acknowledgement never expires"
-        );
-        // The file was rewritten without it, and the times survive reopening.
-        let again = Ledger::open(&path).unwrap();
-        assert!(again.get("s|old").is_none());
-        assert_eq!(again.get("s|new"), l.get("s|new"));
-        assert_eq!(again.len(), 3);
-        assert_eq!(
-            again
-                .expire_acknowledged(SystemTime::now() + Duration::from_secs(5))
-                .unwrap(),
-            2
-        );
-        assert_eq!(again.unacknowledged("s|").len(), 1);
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn async_appends_do_not_need_a_runtime_thread_each() {
-        // On a one-thread runtime, 200 tasks appending at once all finish: the syncs run on
-        // the blocking pool, so tasks waiting for theirs do not hold the only runtime thread.
-        let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open(dir.path().join("ledger.jsonl")).unwrap();
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..200 {
-            let l = l.clone();
-            set.spawn(async move {
-                l.append_async(&format!("k|{i}"), Entry::Handled { project: None })
-                    .await
-            });
-        }
-        while let Some(r) = set.join_next().await {
-            r.unwrap().unwrap();
-        }
-        assert_eq!(l.len(), 200);
-        {
-            let g = l.lock();
-            assert_eq!((g.written, g.synced), (200, 200));
-        }
-        let mem = Ledger::in_memory();
-        mem.append_many_async(vec![("m|1".into(), Entry::Acknowledged)])
-            .await
-            .unwrap();
-        assert!(mem.get("m|1").unwrap().acknowledged);
-    }
-}
+mod tests;
