@@ -80,20 +80,6 @@ fn epoch_param(fence: &Fence) -> Result<i64, LeaseError> {
     })
 }
 
-/// A [`FleetView`] of `live_workers`, sorted as [`handler::LocalLeases`] sorts them.
-///
-/// `FleetView` is `#[non_exhaustive]` without a constructor, so one is taken from a throw-away
-/// [`handler::LocalLeases`] and its public field set. (A `FleetView::new` in `handler` would
-/// make this one line.)
-async fn fleet_view(worker: &str, mut live_workers: Vec<String>) -> Result<FleetView, LeaseError> {
-    live_workers.sort();
-    let mut view = handler::LocalLeases::new()
-        .heartbeat(worker, Duration::from_secs(1))
-        .await?;
-    view.live_workers = live_workers;
-    Ok(view)
-}
-
 impl PgLeases {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
         PgLeases { inner }
@@ -137,7 +123,7 @@ impl LeaseStore for PgLeases {
             .map(|r| r.try_get::<_, String>(0))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.unavailable(&e))?;
-        fleet_view(worker, live_workers).await
+        Ok(FleetView::new(live_workers))
     }
 
     async fn acquire(
