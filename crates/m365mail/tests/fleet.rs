@@ -1,8 +1,8 @@
 //! `m365mail worker`: three worker processes on one PostgreSQL database drain several mailboxes
 //! (Graph and EWS) of the sandbox while one is SIGKILLed and one is SIGSTOPped past its lease:
 //! every message is handled and acknowledged once in the ledger, nothing is recorded under a
-//! stale epoch, the workers share one token per resource, and a clean stop hands the leases
-//! back.
+//! stale epoch, the workers share one token per resource, the database dropping every
+//! connection twice is survived, and a clean stop hands the leases back.
 //!
 //! Needs a PostgreSQL server: `M365MAIL_TEST_POSTGRES` (set by `cargo xtask ci`, which starts a
 //! throw-away one). Without it the test says it was skipped, and fails under `CI=true`.
@@ -18,7 +18,7 @@ use test_support::postgres::TestDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 const MAILBOXES: usize = 6;
-const PER_MAILBOX: usize = 25;
+const PER_MAILBOX: usize = 100;
 
 fn config(sb: &Sandbox, out: &Path) -> String {
     let mut cfg = Config::demo(sb);
@@ -127,8 +127,15 @@ async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
     workers[0].kill().unwrap();
     let _ = workers[0].wait();
     signal(&workers[1], "-STOP");
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Meanwhile the database drops every connection, as a restart or a failover would: the
+    // workers keep going through their pools' new connections.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = acknowledged().await;
+    assert!(before < total as i64, "the faults came too late: all done");
+    db.terminate_connections().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     signal(&workers[1], "-CONT");
+    db.terminate_connections().await;
     while acknowledged().await < total as i64 {
         assert!(
             Instant::now() < deadline,
