@@ -8,14 +8,17 @@
 //!   `wrk`, see [`wrk`]), and the 1,000-caller token-provider test;
 //! - [`wrk`]: wrk's Lua script, its run and the parsing of its report;
 //! - [`usage`]: CPU time and peak RSS of a child process from `getrusage(RUSAGE_CHILDREN)`;
-//! - [`report`]: the results, the protocol-minimum arithmetic and the Markdown report.
+//! - [`report`]: the results, the protocol-minimum arithmetic and the Markdown report;
+//! - [`ledger`]: the local ledger's peak memory as the count of handled messages grows.
 //!
-//! The binary `m365-bench` has the subcommands `run` (the driver), `ingest` and `rusage`.
+//! The binary `m365-bench` has the subcommands `run` (the driver), `ingest`, `rusage`,
+//! `ledger-memory` and `ledger-fill`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod capacity;
 pub mod ingest;
+pub mod ledger;
 pub mod mail;
 pub mod report;
 pub mod sbx;

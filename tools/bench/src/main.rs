@@ -19,7 +19,7 @@ use m365_bench::ingest::{IngestArgs, IngestOutcome, ingest};
 use m365_bench::mail::{MAILBOX, MixPlan, Routes, expected_routes};
 use m365_bench::report::{Machine, Micro, Protocol, Results, Run};
 use m365_bench::sbx::{CLIENT_ID, DEMO_SECRET, SandboxProc, TENANT, summarize_requests};
-use m365_bench::{capacity, usage};
+use m365_bench::{capacity, ledger, usage};
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +81,27 @@ enum Cmd {
         #[arg(long)]
         note: Vec<String>,
     },
+    /// The local ledger's peak memory at each count of handled messages (each in a process of
+    /// its own): it stays flat as the count grows.
+    LedgerMemory {
+        /// Counts of messages.
+        #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+        entries: Vec<usize>,
+        /// Measure an in-memory ledger instead (every record held: the contrast).
+        #[arg(long)]
+        in_memory: bool,
+    },
+    /// One size of `ledger-memory` (run by it).
+    LedgerFill {
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        entries: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        in_memory: bool,
+    },
     /// Runs a command and writes its rusage (CPU, peak RSS) as JSON.
     Rusage {
         #[arg(long)]
@@ -140,6 +161,34 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::LedgerMemory { entries, in_memory } => match ledger::memory(&entries, in_memory) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ledger-memory: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::LedgerFill {
+            path,
+            entries,
+            out,
+            in_memory,
+        } => {
+            let result = ledger::fill(&path, entries, in_memory);
+            match result {
+                Ok(line) => match std::fs::write(&out, line) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("ledger-fill: {}: {e}", out.display());
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => {
+                    eprintln!("ledger-fill: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Rusage { out, cmd } => {
             let Some((program, args)) = cmd.split_first() else {
                 eprintln!("rusage: no command");
