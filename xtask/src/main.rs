@@ -31,6 +31,7 @@
 
 mod bench;
 mod chaos;
+mod fleet_chaos;
 mod postgres;
 
 use std::env;
@@ -129,6 +130,7 @@ fn have(program: &str, probe: &[&str]) -> bool {
 
 fn ci() -> Result<(), String> {
     ensure_xmllint()?;
+    ensure_postgres()?;
     lint()?;
     if std::env::var_os(postgres::ENV).is_some() {
         test_with(&[], &[])?;
@@ -385,6 +387,24 @@ fn ensure_xmllint() -> Result<(), String> {
         return run("apt-get", &["install", "-y", "-qq", "libxml2-utils"]);
     }
     Err("xmllint is needed by the EWS schema tests: install libxml2-utils".into())
+}
+
+/// The fleet tests run against a real PostgreSQL: Debian's `postgresql` when none is found
+/// (unless `M365MAIL_TEST_POSTGRES` names a server already).
+fn ensure_postgres() -> Result<(), String> {
+    if std::env::var_os(postgres::ENV).is_some() || postgres::installed() {
+        return Ok(());
+    }
+    if have("apt-get", &["--version"]) {
+        eprintln!("PostgreSQL is missing: installing Debian's postgresql");
+        run("apt-get", &["update", "-qq"])?;
+        return run_env(
+            "apt-get",
+            &["install", "-y", "-qq", "postgresql"],
+            &[("DEBIAN_FRONTEND", "noninteractive")],
+        );
+    }
+    Err(postgres::INSTALL.into())
 }
 
 fn exchangelib() -> Result<(), String> {

@@ -47,6 +47,11 @@ fn bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
+/// Whether `initdb` and `pg_ctl` can be found.
+pub(crate) fn installed() -> bool {
+    bin_dir().is_some()
+}
+
 fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -150,18 +155,24 @@ impl Cluster {
         )?;
         let port = free_port()?;
         // Loopback only, the socket in the temporary directory (not /var/run/postgresql, which
-        // may not exist or belong to a system cluster), no fsync: the data is thrown away.
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200",
+        // may not exist or belong to a system cluster), no fsync: the data is thrown away. In
+        // the cluster's own postgresql.conf (the last setting wins), so that a plain `pg_ctl
+        // start` brings it back the same: the fleet chaos run stops and starts it mid-run.
+        let settings = format!(
+            "\n# xtask's throw-away cluster\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
+             unix_socket_directories = '{}'\nfsync = off\nmax_connections = 200\n",
             dir.display()
         );
-        let log = dir.join("log").to_string_lossy().into_owned();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, settings.as_bytes()))
+            .map_err(|e| format!("{}: {e}", data.join("postgresql.conf").display()))?;
+        let log = cluster.log().to_string_lossy().into_owned();
         if let Err(e) = run_as(
             user,
             &cluster.pg_ctl,
-            &[
-                "-D", &data_s, "-l", &log, "-o", &options, "-w", "-t", "60", "start",
-            ],
+            &["-D", &data_s, "-l", &log, "-w", "-t", "60", "start"],
         ) {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(format!("{e}\nserver log:\n{log}"));
@@ -173,6 +184,28 @@ impl Cluster {
             cluster.url
         );
         Ok(cluster)
+    }
+}
+
+impl Cluster {
+    /// The data directory (`pg_ctl -D`).
+    pub(crate) fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The server's log file.
+    pub(crate) fn log(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+
+    /// `pg_ctl`.
+    pub(crate) fn pg_ctl(&self) -> &Path {
+        &self.pg_ctl
+    }
+
+    /// The user the server runs as, when not this process's (`postgres` as root).
+    pub(crate) fn user(&self) -> Option<&'static str> {
+        self.user
     }
 }
 
