@@ -316,17 +316,7 @@ async fn run(
     } else {
         pipeline.run(&shutdown).await
     };
-    if json {
-        println!(
-            "{}",
-            output::summary_json(&summary, &cfg.handler.output_dir)
-        );
-    } else {
-        print!(
-            "{}",
-            output::summary_text(&summary, &cfg.handler.output_dir)
-        );
-    }
+    print_summary(&summary, &cfg, json);
     if let Some(sb) = sb {
         sb.shutdown().await;
     }
@@ -384,18 +374,17 @@ async fn worker(
         });
     }
     let summary = m365mail::worker::run(&cfg, &store, &settings, &shutdown).await?;
-    if json {
-        println!(
-            "{}",
-            output::summary_json(&summary, &cfg.handler.output_dir)
-        );
-    } else {
-        print!(
-            "{}",
-            output::summary_text(&summary, &cfg.handler.output_dir)
-        );
-    }
+    print_summary(&summary, &cfg, json);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's summary on stdout, as text or JSON.
+fn print_summary(summary: &handler::Summary, cfg: &Config, json: bool) {
+    if json {
+        println!("{}", output::summary_json(summary, &cfg.handler.output_dir));
+    } else {
+        print!("{}", output::summary_text(summary, &cfg.handler.output_dir));
+    }
 }
 
 /// `m365mail sandbox`: where it listens and who may use its admin API.
