@@ -17,6 +17,9 @@ use std::process::Command;
 use crate::{root, run};
 
 pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--fleet") {
+        return crate::fleet_chaos::fleet(args);
+    }
     let mut pass: Vec<String> = Vec::new();
     let mut debug = false;
     let mut prebuilt = false;
@@ -42,6 +45,32 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    let out = binaries(debug, prebuilt)?;
+    let bin = out.join("m365mail");
+    let chaos = out.join("m365-chaos");
+    eprintln!(
+        "$ {} --bin {} {}",
+        chaos.display(),
+        bin.display(),
+        pass.join(" ")
+    );
+    let status = Command::new(&chaos)
+        .arg("--bin")
+        .arg(&bin)
+        .args(&pass)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("could not start {}: {e}", chaos.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the chaos run failed ({status})"))
+    }
+}
+
+/// Builds the `m365mail` and `m365-chaos` binaries (release, or dev with `debug`; nothing with
+/// `prebuilt`, which needs `debug`) and returns the folder they are in.
+pub(crate) fn binaries(debug: bool, prebuilt: bool) -> Result<PathBuf, String> {
     let (profile, dir) = if debug {
         ("dev", "debug")
     } else {
@@ -65,29 +94,9 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
             ],
         )?;
     }
-    let out = env::var_os("CARGO_TARGET_DIR")
+    Ok(env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|t| if t.is_relative() { root().join(t) } else { t })
         .unwrap_or_else(|| root().join("target"))
-        .join(dir);
-    let bin = out.join("m365mail");
-    let chaos = out.join("m365-chaos");
-    eprintln!(
-        "$ {} --bin {} {}",
-        chaos.display(),
-        bin.display(),
-        pass.join(" ")
-    );
-    let status = Command::new(&chaos)
-        .arg("--bin")
-        .arg(&bin)
-        .args(&pass)
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("could not start {}: {e}", chaos.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the chaos run failed ({status})"))
-    }
+        .join(dir))
 }

@@ -17,6 +17,8 @@ use std::path::Path;
 use rand::{Rng as _, SeedableRng as _};
 use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol};
 
+pub mod fleet;
+
 /// The pickup mailbox read over Graph, app-only (client credentials).
 pub const GRAPH_MAILBOX: &str = "helpdesk@contoso.example";
 /// The shared mailbox read over EWS, delegated (Adele signs in with a device code).

@@ -26,6 +26,7 @@ use rand::{Rng as _, SeedableRng as _};
 use sandbox::store::{ListQuery, MailStore};
 use sandbox::{Admin, Sandbox, Seed, ThrottleConfig};
 
+mod fleet_run;
 mod mailbox;
 mod report;
 mod story;
@@ -73,6 +74,10 @@ struct Args {
 pub(crate) type Res<T> = Result<T, String>;
 
 fn main() -> ExitCode {
+    // `--fleet`: the fleet chaos run (fleet_run), with flags of its own.
+    if std::env::args().skip(1).any(|a| a == "--fleet") {
+        return fleet_run::main();
+    }
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,0 +1,899 @@
+//! `m365-chaos --fleet`: the fleet chaos run (issue #17 item 8). `W` `m365mail worker`
+//! processes share one PostgreSQL database and drain `M` mailboxes of two sandbox tenants (one
+//! sandbox each: a sandbox emulates one tenant) through Graph and EWS while the sandboxes
+//! inject the single-process run's faults, workers are SIGKILLed and restarted, one worker is
+//! SIGSTOPped past its lease and resumed, and PostgreSQL is stopped and started again mid-run.
+//! The verdict comes from the database (ledger, its log, a lease history kept by a trigger),
+//! the folder handler's records and the mailboxes. See `m365_chaos::fleet` for the plan and the
+//! verdict, RELIABILITY.md for the figures.
+//!
+//! The cluster is the run's own: `cargo xtask chaos --fleet` starts a throw-away one (as for
+//! the tests, `xtask/src/postgres.rs`) and passes `--pg-url --pg-ctl --pg-data --pg-log
+//! [--pg-user]`, so the run can restart it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Parser;
+use m365_chaos::fleet::{self as plan, FleetEvidence, Mailbox, PROCESSED, TENANTS};
+use m365_chaos::{Rates, fault_plan, kill_points};
+use rand::seq::IndexedRandom as _;
+use rand::{Rng as _, SeedableRng as _};
+use sandbox::{Admin, Sandbox, Seed, ThrottleConfig};
+
+use crate::mailbox::ids_in;
+use crate::{Res, blocking};
+
+mod pg;
+mod report;
+
+use pg::PgControl;
+use report::*;
+
+/// The fleet chaos run: m365mail workers on one PostgreSQL, killed, paused and cut off from
+/// their database, against two faulty sandbox tenants.
+#[derive(Parser, Debug)]
+#[command(name = "m365-chaos --fleet")]
+pub(crate) struct FleetArgs {
+    /// Selects this run (`m365-chaos --fleet ...`).
+    #[arg(long)]
+    fleet: bool,
+    /// Messages delivered over the run, in turn to each mailbox.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) messages: usize,
+    /// Mailboxes (sources), alternately of the two tenants; Graph, Graph delta and EWS mixed.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) mailboxes: usize,
+    /// Worker processes.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) workers: usize,
+    /// SIGKILLs of a worker (each restarted at once), at random moments.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) kills: usize,
+    /// Seed of the faults, the kill schedule and the choice of victims.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// The m365mail binary (default: `m365mail` beside this program).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Keep the run's files (configuration, workers' logs, output, report) here.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Multiplies every fault rate (0 turns rate-based faults off).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) fault_scale: f64,
+    /// Messages waiting per mailbox at most: delivery keeps this far ahead of the fleet.
+    #[arg(long, default_value_t = 40)]
+    backlog: usize,
+    /// Messages delivered per second at most (0: as fast as the backlog allows). Mail then
+    /// arrives over the whole run, so the kills, the pause and the restart meet a fleet at
+    /// work rather than one that drained everything in its first seconds.
+    #[arg(long, default_value_t = 100.0)]
+    pub(crate) rate: f64,
+    /// The workers' lease time (`m365mail worker --lease-secs`).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) lease_secs: u64,
+    /// The sources' poll interval.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) poll_secs: u64,
+    /// Messages fetched per page.
+    #[arg(long, default_value_t = 25)]
+    batch_size: usize,
+    /// Access-token lifetime in the sandboxes (msauth renews 300 s before expiry, so a token
+    /// is used for this minus 300 s).
+    #[arg(long, default_value_t = 420)]
+    pub(crate) token_lifetime: u64,
+    /// How long the paused worker stays stopped (default: twice the lease time plus 2 s).
+    #[arg(long)]
+    stop_secs: Option<u64>,
+    /// How long PostgreSQL stays down between its stop and its start.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) pg_down: u64,
+    /// The database the workers share (a fresh one).
+    #[arg(long)]
+    pg_url: String,
+    /// `pg_ctl` of the cluster.
+    #[arg(long)]
+    pg_ctl: PathBuf,
+    /// The cluster's data directory.
+    #[arg(long)]
+    pg_data: PathBuf,
+    /// The cluster's server log.
+    #[arg(long)]
+    pg_log: PathBuf,
+    /// The user the cluster runs as (`postgres` when run as root).
+    #[arg(long)]
+    pg_user: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+    /// Give up when nothing was acknowledged for this many seconds.
+    #[arg(long, default_value_t = 300)]
+    stall: u64,
+}
+
+/// Runs the fleet chaos run; `m365-chaos --fleet` lands here.
+pub(crate) fn main() -> ExitCode {
+    let args = FleetArgs::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleet chaos: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("fleet chaos: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One worker slot: the process now in it, restarted under a new generation after each kill.
+struct Slot {
+    /// 1, 2, ...: the worker's base name is `w{index}`.
+    index: usize,
+    child: Option<Child>,
+    name: String,
+    generation: usize,
+    log: PathBuf,
+    respawn_at: Option<Instant>,
+}
+
+pub(crate) struct Kill {
+    pub(crate) at: Duration,
+    pub(crate) wall: SystemTime,
+    pub(crate) acknowledged: usize,
+    pub(crate) worker: String,
+    /// The sources it held (epoch), when the database could tell.
+    pub(crate) held: BTreeMap<String, i64>,
+}
+
+pub(crate) struct Exit {
+    pub(crate) at: Duration,
+    pub(crate) worker: String,
+    pub(crate) status: String,
+    /// PostgreSQL was down (or just back): a worker cannot start without its database.
+    pub(crate) while_pg_down: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Pause {
+    pub(crate) worker: String,
+    pub(crate) stopped_at: Option<Duration>,
+    pub(crate) resumed_at: Option<Duration>,
+    pub(crate) resumed_wall: Option<SystemTime>,
+    pub(crate) held: BTreeMap<String, i64>,
+    /// Of `held`, taken over by another worker (at a higher epoch) before the resume.
+    pub(crate) taken_over: usize,
+    pub(crate) log_from: u64,
+    pub(crate) log_path: PathBuf,
+}
+
+#[derive(Default)]
+pub(crate) struct Restart {
+    pub(crate) stopped_at: Option<Duration>,
+    pub(crate) started_at: Option<Duration>,
+    pub(crate) started_wall: Option<SystemTime>,
+    pub(crate) error: Option<String>,
+    /// Workers alive when it went down.
+    pub(crate) workers: Vec<String>,
+}
+
+fn signal(child: &Child, sig: &str) -> bool {
+    Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn log_len(log: &Path) -> u64 {
+    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
+}
+
+struct Spawner {
+    bin: PathBuf,
+    cfg: PathBuf,
+    url: String,
+    lease_secs: u64,
+    t0: Instant,
+}
+
+impl Spawner {
+    fn spawn(&self, name: &str, log: &Path) -> Res<Child> {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| format!("{}: {e}", log.display()))
+        };
+        let mut f = open()?;
+        let _ = writeln!(
+            f,
+            "=== fleet chaos: starting worker {name} at {:.1} s ===",
+            self.t0.elapsed().as_secs_f64()
+        );
+        Command::new(&self.bin)
+            .args(["worker", "--config"])
+            .arg(&self.cfg)
+            .args(["--lease-secs", &self.lease_secs.to_string(), "--name", name])
+            .env("M365MAIL_STORE", &self.url)
+            .env("M365MAIL_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(open()?))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.bin.display()))
+    }
+}
+
+/// A worker's name in its slot and generation: the base name again on even generations (a
+/// restarted worker that keeps its name, as under a supervisor that names its workers), a new
+/// one on odd (as with the default name, which has the process id).
+fn worker_name(slot: usize, generation: usize) -> String {
+    if generation.is_multiple_of(2) {
+        format!("w{slot}")
+    } else {
+        format!("w{slot}.{generation}")
+    }
+}
+
+/// The sandbox of one tenant.
+struct Tenant {
+    sb: Sandbox,
+    admin: Admin,
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(args: FleetArgs) -> Res<bool> {
+    let bin = match &args.bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("m365mail"),
+    };
+    if !bin.exists() {
+        return Err(format!(
+            "no m365mail binary at {} (build it: cargo build --release -p m365mail)",
+            bin.display()
+        ));
+    }
+    if args.workers < 2 || args.mailboxes < args.workers || args.messages == 0 {
+        return Err("a fleet needs 2 workers or more, a mailbox per worker, and messages".into());
+    }
+    let tmp = match &args.work_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?),
+    };
+    let dir = match (&args.work_dir, &tmp) {
+        (Some(d), _) => {
+            let _ = std::fs::remove_dir_all(d);
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            d.clone()
+        }
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => return Err("no work folder".into()),
+    };
+    let out = dir.join("out");
+    let cfg = dir.join("m365mail.toml");
+    let pgc = PgControl {
+        url: args.pg_url.clone(),
+        pg_ctl: args.pg_ctl.clone(),
+        data: args.pg_data.clone(),
+        log: args.pg_log.clone(),
+        user: args.pg_user.clone(),
+    };
+    pg::prepare(&pgc.url).await?;
+
+    // Two tenants, a sandbox each, with the single-process run's faults (seeded per tenant).
+    let mailboxes = plan::mailboxes(args.mailboxes);
+    let s = args.fault_scale.max(0.0);
+    let r = Rates::default();
+    let rates = Rates {
+        throttle: r.throttle * s,
+        unavailable: r.unavailable * s,
+        gateway_timeout: r.gateway_timeout * s,
+        server_busy: r.server_busy * s,
+        reset: r.reset * s,
+        slow: r.slow * s,
+    };
+    let mut tenants = Vec::new();
+    for (t, spec) in TENANTS.iter().enumerate() {
+        let mine: Vec<&Mailbox> = mailboxes.iter().filter(|m| m.tenant == t).collect();
+        let seed = Seed::from_toml_str(&plan::seed_toml(spec, &mine, args.token_lifetime))
+            .map_err(|e| format!("the {} seed: {e}", spec.name))?;
+        let sb = Sandbox::builder()
+            .seed(seed)
+            .start()
+            .await
+            .map_err(|e| format!("starting the {} sandbox: {e}", spec.name))?;
+        let admin = sb.admin();
+        // As in the single-process run: the per-window request budget off (the run is about
+        // faults), the concurrency limits on.
+        admin.set_throttle(ThrottleConfig {
+            budget: None,
+            ..ThrottleConfig::default()
+        });
+        admin.set_faults(fault_plan(args.seed.wrapping_add(t as u64), &rates));
+        tenants.push(Tenant { sb, admin });
+    }
+    // The folder each mailbox's mail is moved to, as an administrator would create it.
+    let mut processed_ids = Vec::with_capacity(mailboxes.len());
+    for m in &mailboxes {
+        let f = tenants[m.tenant]
+            .admin
+            .store()
+            .create_folder(&m.address, None, PROCESSED)
+            .map_err(|e| format!("creating {PROCESSED} in {}: {e}", m.address))?;
+        processed_ids.push(f.id);
+    }
+    let endpoints: Vec<plan::TenantEndpoints> = tenants
+        .iter()
+        .map(|t| plan::TenantEndpoints {
+            authority_base: t.sb.base_url().to_string(),
+            graph: t.sb.graph_url(),
+            ews: t.sb.ews_url(),
+        })
+        .collect();
+    let endpoints: [plan::TenantEndpoints; 2] =
+        endpoints.try_into().map_err(|_| "two tenants".to_owned())?;
+    std::fs::write(
+        &cfg,
+        plan::config_toml(
+            &endpoints,
+            &mailboxes,
+            &out,
+            args.poll_secs,
+            args.batch_size,
+        ),
+    )
+    .map_err(|e| format!("{}: {e}", cfg.display()))?;
+
+    // The messages, queued per mailbox.
+    let mut queues: Vec<Vec<(String, String)>> = vec![Vec::new(); mailboxes.len()];
+    for i in 0..args.messages {
+        let (mb, id, mime) = plan::message(args.seed, i, &mailboxes);
+        queues[mb].push((id, mime));
+    }
+    for q in &mut queues {
+        q.reverse();
+    }
+    let total = args.messages;
+    let mut injected = vec![0usize; mailboxes.len()];
+    let mut delivered: BTreeSet<String> = BTreeSet::new();
+    let mut inject_error = None;
+
+    let t0 = Instant::now();
+    let spawner = Spawner {
+        bin: bin.clone(),
+        cfg: cfg.clone(),
+        url: pgc.url.clone(),
+        lease_secs: args.lease_secs,
+        t0,
+    };
+    let mut slots: Vec<Slot> = Vec::new();
+    for slot in 1..=args.workers {
+        let name = worker_name(slot, 0);
+        let log = dir.join(format!("worker-{slot}.log"));
+        let child = spawner.spawn(&name, &log)?;
+        slots.push(Slot {
+            index: slot,
+            child: Some(child),
+            name,
+            generation: 0,
+            log,
+            respawn_at: None,
+        });
+    }
+    eprintln!(
+        "fleet chaos: {} workers, {} mailboxes ({} tenants), {total} messages, {} kills, \
+         lease {} s, files in {}",
+        args.workers,
+        mailboxes.len(),
+        TENANTS.len(),
+        args.kills,
+        args.lease_secs,
+        dir.display()
+    );
+
+    let points = kill_points(args.seed, total, args.kills);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x666c_6565);
+    let mut next_kill = 0usize;
+    let mut armed: Option<Instant> = None;
+    let mut kills: Vec<Kill> = Vec::new();
+    let mut exits: Vec<Exit> = Vec::new();
+    let stop_at = total * 30 / 100;
+    let restart_at = total * 60 / 100;
+    let stop_secs = args.stop_secs.unwrap_or(2 * args.lease_secs + 2);
+    let mut pause = Pause::default();
+    let mut paused_slot: Option<(usize, Instant)> = None;
+    let pg_down = Arc::new(AtomicBool::new(false));
+    let mut pg_recent_until: Option<Instant> = None;
+    let mut restart = Restart::default();
+    let mut restart_task: Option<tokio::task::JoinHandle<Restart>> = None;
+    let deadline = t0 + Duration::from_secs(args.timeout);
+    let (mut last_done, mut last_move) = (0usize, Instant::now());
+    let mut last_ack_at = Duration::ZERO;
+    let mut timed_out = None;
+
+    loop {
+        // Acknowledged: in the Processed folders.
+        let mut done = 0usize;
+        for (i, m) in mailboxes.iter().enumerate() {
+            let store = tenants[m.tenant].admin.store();
+            let acked = store
+                .folder(&m.address, &processed_ids[i])
+                .map(|f| f.total_count)
+                .unwrap_or(0);
+            done += acked;
+            // Deliver, keeping at most `backlog` waiting, and at most `rate` a second.
+            let waiting = injected[i].saturating_sub(acked);
+            for _ in 0..args.backlog.saturating_sub(waiting) {
+                if args.rate > 0.0
+                    && delivered.len() as f64 >= args.rate * t0.elapsed().as_secs_f64()
+                {
+                    break;
+                }
+                let Some((id, mime)) = queues[i].pop() else {
+                    break;
+                };
+                match tenants[m.tenant].admin.inject_mime(&m.address, &mime) {
+                    Ok(_) => {
+                        delivered.insert(id);
+                        injected[i] += 1;
+                    }
+                    Err(e) => inject_error = Some(format!("delivering {id}: {e}")),
+                }
+            }
+        }
+        if done != last_done {
+            (last_done, last_move) = (done, Instant::now());
+            last_ack_at = t0.elapsed();
+        }
+        let pg_is_down =
+            pg_down.load(Ordering::SeqCst) || pg_recent_until.is_some_and(|u| Instant::now() < u);
+
+        // SIGKILL at random moments: once past the next point, after a random 0-500 ms, a
+        // random worker (not the paused one), restarted at once.
+        if next_kill < points.len() && done >= points[next_kill] {
+            let at = *armed.get_or_insert_with(|| {
+                Instant::now() + Duration::from_millis(rng.random_range(0..500))
+            });
+            let candidates: Vec<usize> = (0..slots.len())
+                .filter(|i| paused_slot.is_none_or(|(p, _)| p != *i))
+                .filter(|i| slots[*i].child.is_some())
+                .collect();
+            if Instant::now() >= at
+                && let Some(&victim) = candidates.choose(&mut rng)
+            {
+                let name = slots[victim].name.clone();
+                let held = if pg_is_down {
+                    BTreeMap::new()
+                } else {
+                    tokio::time::timeout(Duration::from_secs(2), pg::held_by(&pgc.url, &name))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default()
+                };
+                if let Some(mut child) = slots[victim].child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                kills.push(Kill {
+                    at: t0.elapsed(),
+                    wall: SystemTime::now(),
+                    acknowledged: done,
+                    worker: name.clone(),
+                    held,
+                });
+                eprintln!(
+                    "fleet chaos: SIGKILL {} of {} ({name}) at {:.1} s ({done} of {total} acknowledged)",
+                    kills.len(),
+                    args.kills,
+                    t0.elapsed().as_secs_f64()
+                );
+                next_kill += 1;
+                armed = None;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+                let s = &mut slots[victim];
+                s.generation += 1;
+                s.name = worker_name(s.index, s.generation);
+                s.child = Some(spawner.spawn(&s.name, &s.log)?);
+            }
+        }
+
+        // Workers must not exit by themselves; one that does is restarted a second later.
+        for s in &mut slots {
+            let exited = match s.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => Some(status.to_string()),
+                Some(Err(e)) => Some(format!("cannot wait: {e}")),
+                _ => None,
+            };
+            if let Some(status) = exited {
+                s.child = None;
+                exits.push(Exit {
+                    at: t0.elapsed(),
+                    worker: s.name.clone(),
+                    status,
+                    while_pg_down: pg_is_down,
+                });
+                eprintln!(
+                    "fleet chaos: worker {} exited by itself at {:.1} s{}",
+                    s.name,
+                    t0.elapsed().as_secs_f64(),
+                    if pg_is_down { " (PostgreSQL down)" } else { "" }
+                );
+                s.respawn_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+            if s.child.is_none() && s.respawn_at.is_some_and(|t| Instant::now() >= t) {
+                s.respawn_at = None;
+                s.generation += 1;
+                s.name = worker_name(s.index, s.generation);
+                s.child = Some(spawner.spawn(&s.name, &s.log)?);
+            }
+        }
+
+        // SIGSTOP one worker that holds sources, past its lease; then SIGCONT.
+        if pause.stopped_at.is_none() && done >= stop_at && !pg_is_down {
+            let mut candidates = Vec::new();
+            for (i, s) in slots.iter().enumerate() {
+                if s.child.is_some() {
+                    let held = pg::held_by(&pgc.url, &s.name).await.unwrap_or_default();
+                    if !held.is_empty() {
+                        candidates.push((i, held));
+                    }
+                }
+            }
+            if let Some((i, held)) = candidates.choose(&mut rng).cloned()
+                && let Some(child) = &slots[i].child
+                && signal(child, "-STOP")
+            {
+                pause.worker = slots[i].name.clone();
+                pause.held = held;
+                pause.stopped_at = Some(t0.elapsed());
+                paused_slot = Some((i, Instant::now() + Duration::from_secs(stop_secs)));
+                eprintln!(
+                    "fleet chaos: SIGSTOP {} ({} sources) at {:.1} s for {stop_secs} s",
+                    pause.worker,
+                    pause.held.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if let Some((i, until)) = paused_slot
+            && Instant::now() >= until
+        {
+            let sources: Vec<String> = pause.held.keys().cloned().collect();
+            let now = pg::holders(&pgc.url, &sources).await.unwrap_or_default();
+            pause.taken_over = pause
+                .held
+                .iter()
+                .filter(|(src, epoch)| {
+                    now.get(*src).is_some_and(|(w, e)| {
+                        e > *epoch && w.as_deref().is_some_and(|w| w != pause.worker)
+                    })
+                })
+                .count();
+            pause.log_path = slots[i].log.clone();
+            pause.log_from = log_len(&slots[i].log);
+            if let Some(child) = &slots[i].child {
+                signal(child, "-CONT");
+            }
+            pause.resumed_at = Some(t0.elapsed());
+            pause.resumed_wall = Some(SystemTime::now());
+            paused_slot = None;
+            eprintln!(
+                "fleet chaos: SIGCONT {} at {:.1} s ({} of its {} sources taken over meanwhile)",
+                pause.worker,
+                t0.elapsed().as_secs_f64(),
+                pause.taken_over,
+                pause.held.len()
+            );
+        }
+
+        // Stop PostgreSQL once the pause is over and 60 % is acknowledged; start it again
+        // `pg_down` seconds later.
+        if restart_task.is_none()
+            && restart.started_at.is_none()
+            && pause.resumed_at.is_some()
+            && done >= restart_at
+        {
+            let workers: Vec<String> = slots
+                .iter()
+                .filter(|s| s.child.is_some())
+                .map(|s| s.name.clone())
+                .collect();
+            let (pgc, down, flag) = (pgc.clone(), args.pg_down, pg_down.clone());
+            eprintln!(
+                "fleet chaos: stopping PostgreSQL at {:.1} s for {down} s",
+                t0.elapsed().as_secs_f64()
+            );
+            restart_task = Some(tokio::spawn(async move {
+                let mut r = Restart {
+                    workers,
+                    ..Restart::default()
+                };
+                flag.store(true, Ordering::SeqCst);
+                let p = pgc.clone();
+                if let Err(e) = blocking(move || p.stop()).await.and_then(|r| r) {
+                    r.error = Some(e);
+                }
+                r.stopped_at = Some(t0.elapsed());
+                tokio::time::sleep(Duration::from_secs(down)).await;
+                if let Err(e) = blocking(move || pgc.start()).await.and_then(|r| r) {
+                    r.error = Some(r.error.map_or(e.clone(), |x| format!("{x}; {e}")));
+                }
+                r.started_at = Some(t0.elapsed());
+                r.started_wall = Some(SystemTime::now());
+                flag.store(false, Ordering::SeqCst);
+                r
+            }));
+        }
+        if restart_task.as_ref().is_some_and(|t| t.is_finished())
+            && let Some(task) = restart_task.take()
+        {
+            restart = task.await.map_err(|e| format!("the restart task: {e}"))?;
+            // Workers restarted into the outage may still be failing to connect for a moment.
+            pg_recent_until = Some(Instant::now() + Duration::from_secs(3));
+            eprintln!(
+                "fleet chaos: PostgreSQL started again at {:.1} s{}",
+                t0.elapsed().as_secs_f64(),
+                restart
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" (ERROR: {e})"))
+                    .unwrap_or_default()
+            );
+            if restart.error.is_some() {
+                timed_out = Some("PostgreSQL could not be restarted".to_owned());
+                break;
+            }
+        }
+
+        let all_in = queues.iter().all(Vec::is_empty);
+        if all_in
+            && done >= total
+            && next_kill >= points.len()
+            && pause.resumed_at.is_some()
+            && restart.started_at.is_some()
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            timed_out = Some(format!("timed out after {} s", args.timeout));
+            break;
+        }
+        if last_move.elapsed() >= Duration::from_secs(args.stall) {
+            timed_out = Some(format!(
+                "stalled: nothing acknowledged for {} s ({done} of {total})",
+                args.stall
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run_time = last_ack_at;
+    if let Some((i, _)) = paused_slot.take()
+        && let Some(child) = &slots[i].child
+    {
+        signal(child, "-CONT");
+    }
+    if let Some(task) = restart_task.take() {
+        restart = task.await.map_err(|e| format!("the restart task: {e}"))?;
+    }
+
+    // The ledger must converge: owed acknowledgements are made again from it on later passes.
+    let converge_start = Instant::now();
+    let mut converged_after = None;
+    if timed_out.is_none() {
+        while converge_start.elapsed() < Duration::from_secs(60) {
+            if let Ok((owed, acked)) = pg::convergence(&pgc.url).await
+                && owed == 0
+                && usize::try_from(acked).unwrap_or(0) >= delivered.len()
+            {
+                converged_after = Some(converge_start.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    // A clean stop (SIGTERM) hands every lease back.
+    for s in &slots {
+        if let Some(c) = &s.child {
+            signal(c, "-TERM");
+        }
+    }
+    let mut final_exits = Vec::new();
+    for s in &mut slots {
+        let Some(mut c) = s.child.take() else {
+            final_exits.push((s.name.clone(), "not running".to_owned(), false));
+            continue;
+        };
+        let start = Instant::now();
+        let status = loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                break Some(st);
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = c.kill();
+                let _ = c.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        final_exits.push(match status {
+            Some(st) => (s.name.clone(), st.to_string(), st.success()),
+            None => (
+                s.name.clone(),
+                "did not stop on SIGTERM within 30 s: killed".to_owned(),
+                false,
+            ),
+        });
+    }
+
+    // The evidence.
+    let audit = pg::audit(&pgc.url).await?;
+    let mut processed: BTreeMap<String, u32> = BTreeMap::new();
+    let mut waiting = 0usize;
+    for (i, m) in mailboxes.iter().enumerate() {
+        let store = tenants[m.tenant].admin.store();
+        for id in ids_in(store, &m.address, &processed_ids[i]) {
+            *processed.entry(id).or_default() += 1;
+        }
+        waiting += store
+            .folder(&m.address, "inbox")
+            .map(|f| f.total_count)
+            .unwrap_or(0);
+    }
+    let evidence = FleetEvidence {
+        delivered: delivered.clone(),
+        records: m365_chaos::read_records(&out).map_err(|e| e.to_string())?,
+        ledger: audit.ledger.clone(),
+        handled_entries: audit.handled_entries.clone(),
+        processed,
+        waiting,
+        epoch_regressions: audit.epoch_regressions,
+        stale_entries: audit.stale_entries,
+        unfenced: audit.unfenced,
+    };
+    let verdict = evidence.verdict();
+
+    // Takeovers: how soon each killed worker's sources were served again (a lease change at a
+    // higher epoch), and each worker's first lease change after PostgreSQL came back.
+    let takeovers = takeover_delays(&pgc.url, &kills).await;
+    let recovered = match restart.started_wall {
+        Some(at) => pg::first_lease_writes(&pgc.url, &restart.workers, at)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(w, t)| (w, t.duration_since(at).unwrap_or_default()))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let pause_rejoined = match pause.resumed_wall {
+        Some(at) => pg::first_lease_writes(&pgc.url, std::slice::from_ref(&pause.worker), at)
+            .await
+            .unwrap_or_default()
+            .get(&pause.worker)
+            .and_then(|t| t.duration_since(at).ok()),
+        None => None,
+    };
+    let pause_log = std::fs::read(&pause.log_path)
+        .map(|b| {
+            let from = usize::try_from(pause.log_from).unwrap_or(0).min(b.len());
+            String::from_utf8_lossy(&b[from..]).into_owned()
+        })
+        .unwrap_or_default();
+    let logs: String = slots
+        .iter()
+        .map(|s| std::fs::read_to_string(&s.log).unwrap_or_default())
+        .collect();
+
+    let per_tenant: Vec<TenantFigures> = tenants
+        .iter()
+        .zip(TENANTS.iter())
+        .map(|(t, spec)| TenantFigures::of(spec.name, &t.admin))
+        .collect();
+    let killed_workers: BTreeSet<&str> = kills.iter().map(|k| k.worker.as_str()).collect();
+    // A worker that went into the outage must have come back (unless killed in the meantime).
+    let not_recovered: Vec<String> = restart
+        .workers
+        .iter()
+        .filter(|w| !recovered.contains_key(*w) && !killed_workers.contains(w.as_str()))
+        .cloned()
+        .collect();
+    let bad_exits: Vec<&Exit> = exits.iter().filter(|e| !e.while_pg_down).collect();
+    let pass = verdict.is_clean()
+        && timed_out.is_none()
+        && inject_error.is_none()
+        && kills.len() >= args.kills
+        && pause.resumed_at.is_some()
+        && restart.started_at.is_some()
+        && restart.error.is_none()
+        && not_recovered.is_empty()
+        && bad_exits.is_empty()
+        && converged_after.is_some()
+        && audit.held == 0
+        && final_exits.iter().all(|(_, _, ok)| *ok);
+    let report = render(&Report {
+        args: &args,
+        delivered: delivered.len(),
+        mailboxes: &mailboxes,
+        run_time,
+        kills: &kills,
+        takeovers: &takeovers,
+        exits: &exits,
+        pause: &pause,
+        pause_rejoined,
+        pause_log: &pause_log,
+        restart: &restart,
+        recovered: &recovered,
+        not_recovered: &not_recovered,
+        tenants: &per_tenant,
+        audit: &audit,
+        verdict: &verdict,
+        converged_after,
+        final_exits: &final_exits,
+        logs: &logs,
+        timed_out: timed_out.as_deref(),
+        inject_error: inject_error.as_deref(),
+        pass,
+    });
+    println!("{report}");
+    let _ = std::fs::write(dir.join("chaos-report.txt"), &report);
+    if let Some(d) = &args.work_dir {
+        eprintln!("fleet chaos: files kept in {}", d.display());
+    }
+    for t in tenants {
+        t.sb.shutdown().await;
+    }
+    Ok(pass)
+}
+
+/// For each kill, how long until every source the killed worker held was leased again at a
+/// higher epoch (by the lease history): the kill-to-takeover delay, per kill.
+async fn takeover_delays(url: &str, kills: &[Kill]) -> Vec<Option<Duration>> {
+    let Ok(client) = pg::connect(url).await else {
+        return kills.iter().map(|_| None).collect();
+    };
+    let mut out = Vec::new();
+    for k in kills {
+        if k.held.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let mut worst = Some(Duration::ZERO);
+        for (source, epoch) in &k.held {
+            let row = client
+                .query_opt(
+                    "SELECT min(at) FROM chaos_lease_history \
+                     WHERE source = $1 AND epoch > $2 AND at > $3 AND worker IS NOT NULL",
+                    &[source, epoch, &k.wall],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.get::<_, Option<SystemTime>>(0));
+            worst = match (worst, row.and_then(|t| t.duration_since(k.wall).ok())) {
+                (Some(w), Some(d)) => Some(w.max(d)),
+                _ => None,
+            };
+        }
+        out.push(worst);
+    }
+    out
+}
