@@ -83,8 +83,9 @@ pub use notify::{
     NotificationTemplate, RecipientLimit, ReplyToPolicy, SenderAuthentication, Unauthenticated,
 };
 pub use pipeline::{
-    DEFAULT_RETENTION, FleetOptions, MAX_MIME, MessageOutcome, Options, Pipeline, Progress,
-    ProgressObserver, SentNotification, Shutdown, SourceSpec, SourceSummary, Summary,
+    CatalogSource, DEFAULT_RETENTION, FleetOptions, MAX_MIME, MessageOutcome, Options, Pipeline,
+    Progress, ProgressObserver, SentNotification, Shutdown, SourceCatalog, SourceSpec,
+    SourceSummary, Summary,
 };
 pub use store::{Fence, FleetView, LeaseError, LeaseStore, LedgerStore, LocalLeases};
 pub use webhook::{WebhookError, WebhookHandler};

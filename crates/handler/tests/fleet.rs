@@ -12,8 +12,9 @@ use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
 use async_trait::async_trait;
 use connector::memory::MemoryMailbox;
 use handler::{
-    Entry, Fence, FleetOptions, FleetView, Handler, HandlerError, Inbound, LeaseError, LeaseStore,
-    Ledger, LedgerError, LedgerStore, LocalLeases, Options, Pipeline, Record, Shutdown, SourceSpec,
+    CatalogSource, Entry, Fence, FleetOptions, FleetView, Handler, HandlerError, Inbound,
+    LeaseError, LeaseStore, Ledger, LedgerError, LedgerStore, LocalLeases, Options, Pipeline,
+    Record, Shutdown, SourceCatalog, SourceSpec,
 };
 
 fn router(pickup: &str) -> Router {
@@ -397,4 +398,87 @@ async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_h
             .unwrap();
         assert!(r.handled && r.acknowledged, "{k}: {r:?}");
     }
+}
+
+/// A catalog an operator changes while the worker runs.
+struct Changing {
+    version: std::sync::atomic::AtomicI64,
+    sources: Mutex<Vec<CatalogSource>>,
+}
+
+#[async_trait]
+impl SourceCatalog for Changing {
+    async fn version(&self) -> Result<i64, String> {
+        Ok(self.version.load(Ordering::SeqCst))
+    }
+    async fn sources(&self) -> Result<Vec<CatalogSource>, String> {
+        Ok(self.sources.lock().unwrap().clone())
+    }
+}
+
+impl Changing {
+    fn set(&self, sources: Vec<CatalogSource>) {
+        *self.sources.lock().unwrap() = sources;
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_added_changed_and_removed_while_running_are_picked_up_without_a_restart() {
+    let fleet = Arc::new(Fleet::new(0, 0));
+    let spec = |name: &str, mb: &MemoryMailbox| {
+        SourceSpec::new(name, Arc::new(mb.source()), router(mb.address()))
+    };
+    let a = mailbox("a", 3);
+    let catalog = Arc::new(Changing {
+        version: Default::default(),
+        sources: Mutex::new(vec![CatalogSource::new(spec("a", &a), "v1")]),
+    });
+    let shutdown = Shutdown::new();
+    let p = fleet.pipeline("w1");
+    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
+    let (c, s) = (catalog.clone(), shutdown.clone());
+    let task = tokio::spawn(async move { p.run_fleet(leases, c, options("w1"), &s).await });
+    let read = |mb: &MemoryMailbox| mb.messages().iter().all(|m| m.is_read);
+    wait_until(|| read(&a)).await;
+    let held = || {
+        let leases = fleet.leases.clone();
+        async move {
+            let mut v: Vec<(String, u64)> = leases
+                .holders()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.source, f.epoch))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(held().await, [("a".to_owned(), 1)]);
+    // Added: a second mailbox is served without a restart.
+    let b = mailbox("b", 2);
+    catalog.set(vec![
+        CatalogSource::new(spec("a", &a), "v1"),
+        CatalogSource::new(spec("b", &b), "v1"),
+    ]);
+    wait_until(|| read(&b)).await;
+    // Changed (its routing, say): restarted under a new lease; removed: its lease handed back.
+    catalog.set(vec![CatalogSource::new(spec("a", &a), "v2")]);
+    for _ in 0..1000 {
+        if held().await == [("a".to_owned(), 2)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(held().await, [("a".to_owned(), 2)]);
+    a.deliver(
+        b"Message-ID: <late@x>\r\nTo: a@contoso.example\r\nSubject: late\r\n\r\nx\r\n".to_vec(),
+    );
+    wait_until(|| read(&a)).await;
+    shutdown.trigger();
+    let summary = task.await.unwrap();
+    assert!(summary.sources.iter().any(|s| s.name == "b"));
+    assert_eq!(fleet.handed_over().len(), 6);
+    assert!(fleet.handed_over().values().all(|w| w.len() == 1));
 }

@@ -90,6 +90,59 @@ struct Serving {
     lease: Arc<HeldLease>,
     stop: Shutdown,
     task: tokio::task::JoinHandle<SourceSummary>,
+    /// The fingerprint of the configuration it was started with.
+    fingerprint: String,
+}
+
+/// A source as a [`SourceCatalog`] hands it out: its spec, and a fingerprint of its
+/// configuration (a source whose fingerprint changes is restarted with the new spec).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CatalogSource {
+    /// The source.
+    pub spec: SourceSpec,
+    /// Anything that changes when the source's configuration does (its configuration's text).
+    pub fingerprint: String,
+}
+
+impl CatalogSource {
+    /// `spec`, whose configuration `fingerprint` identifies.
+    pub fn new(spec: SourceSpec, fingerprint: impl Into<String>) -> Self {
+        CatalogSource {
+            spec,
+            fingerprint: fingerprint.into(),
+        }
+    }
+}
+
+/// The sources of a fleet that is changed while it runs (sources added, removed, their routing
+/// changed): asked at every tick of [`Pipeline::run_fleet`].
+#[async_trait::async_trait]
+pub trait SourceCatalog: Send + Sync {
+    /// A number that changes whenever the sources do; asked every tick, so it should be cheap.
+    async fn version(&self) -> Result<i64, String>;
+    /// The sources now (asked when the version moved).
+    async fn sources(&self) -> Result<Vec<CatalogSource>, String>;
+}
+
+/// The pipeline's own sources, never changing.
+struct Fixed(Vec<CatalogSource>);
+
+#[async_trait::async_trait]
+impl SourceCatalog for Fixed {
+    async fn version(&self) -> Result<i64, String> {
+        Ok(0)
+    }
+    async fn sources(&self) -> Result<Vec<CatalogSource>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// What a worker knows of the catalog.
+#[derive(Default)]
+struct Known {
+    version: Option<i64>,
+    sources: BTreeMap<String, CatalogSource>,
 }
 
 impl Pipeline {
@@ -108,10 +161,30 @@ impl Pipeline {
         fleet: FleetOptions,
         shutdown: &Shutdown,
     ) -> Summary {
+        let fixed = self
+            .sources
+            .iter()
+            .map(|s| CatalogSource::new(s.clone(), ""))
+            .collect();
+        self.run_fleet(leases, Arc::new(Fixed(fixed)), fleet, shutdown)
+            .await
+    }
+
+    /// [`run_leased`](Self::run_leased) over the sources of `catalog` instead of the pipeline's
+    /// own: at every tick the catalog's version is asked, and when it moved, a removed source
+    /// is stopped (its messages in flight finish) and its lease handed back, a changed one is
+    /// restarted with its new configuration, and new ones join the sources shared out.
+    pub async fn run_fleet(
+        &self,
+        leases: Arc<dyn LeaseStore>,
+        catalog: Arc<dyn SourceCatalog>,
+        fleet: FleetOptions,
+        shutdown: &Shutdown,
+    ) -> Summary {
         let expiry = self.spawn_expiry(shutdown);
         let mut serving: BTreeMap<String, Serving> = BTreeMap::new();
+        let mut known = Known::default();
         let mut done: Vec<SourceSummary> = Vec::new();
-        let names: Vec<String> = self.sources.iter().map(|s| s.name.clone()).collect();
         // Each worker looks at the sources from its own starting point, so that workers that
         // start together do not all race for the same first source.
         let offset = {
@@ -123,7 +196,15 @@ impl Pipeline {
         };
         let mut shutdown_wait = shutdown.clone();
         loop {
-            self.tick(&leases, &fleet, &names, offset, &mut serving, &mut done)
+            self.refresh(
+                catalog.as_ref(),
+                &leases,
+                &mut known,
+                &mut serving,
+                &mut done,
+            )
+            .await;
+            self.tick(&leases, &fleet, &known, offset, &mut serving, &mut done)
                 .await;
             if shutdown.is_triggered() || shutdown_wait.sleep(fleet.tick).await {
                 break;
@@ -143,17 +224,68 @@ impl Pipeline {
         Summary { sources: done }
     }
 
+    /// Reads the catalog again if its version moved; stops the sources it no longer has or
+    /// whose configuration changed.
+    async fn refresh(
+        &self,
+        catalog: &dyn SourceCatalog,
+        leases: &Arc<dyn LeaseStore>,
+        known: &mut Known,
+        serving: &mut BTreeMap<String, Serving>,
+        done: &mut Vec<SourceSummary>,
+    ) {
+        let version = match catalog.version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the sources' version failed; keeping the last");
+                return;
+            }
+        };
+        if known.version == Some(version) {
+            return;
+        }
+        let sources = match catalog.sources().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the sources failed; keeping the last");
+                return;
+            }
+        };
+        known.sources = sources
+            .into_iter()
+            .map(|c| (c.spec.name.clone(), c))
+            .collect();
+        known.version = Some(version);
+        let stale: Vec<String> = serving
+            .iter()
+            .filter(|(name, s)| {
+                known
+                    .sources
+                    .get(*name)
+                    .is_none_or(|c| c.fingerprint != s.fingerprint)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(s) = serving.remove(&name) {
+                tracing::info!(lease = %s.lease.fence(), "the source was removed or changed");
+                done.push(stop(leases, s).await);
+            }
+        }
+    }
+
     /// One heartbeat: renew what is held, drop what was lost, give back or take to reach the
     /// fair share.
     async fn tick(
         &self,
         leases: &Arc<dyn LeaseStore>,
         fleet: &FleetOptions,
-        names: &[String],
+        known: &Known,
         offset: usize,
         serving: &mut BTreeMap<String, Serving>,
         done: &mut Vec<SourceSummary>,
     ) {
+        let names: Vec<&str> = known.sources.keys().map(String::as_str).collect();
         // Sources whose task ended on its own (it cannot, short of a bug) are given back.
         let ended: Vec<String> = serving
             .iter()
@@ -215,10 +347,13 @@ impl Pipeline {
                 if serving.len() >= fair {
                     break;
                 }
-                let name = &names[(i + offset) % names.len()];
+                let name = names[(i + offset) % names.len()];
                 if serving.contains_key(name) {
                     continue;
                 }
+                let Some(source) = known.sources.get(name) else {
+                    continue;
+                };
                 let at = Instant::now();
                 match leases.acquire(name, &fleet.worker, fleet.lease_ttl).await {
                     Ok(Some(fence)) => {
@@ -229,14 +364,18 @@ impl Pipeline {
                             fleet.lease_ttl,
                             fleet.safety_margin,
                         ));
-                        match self.start(name, lease.clone()) {
-                            Some(s) => {
-                                serving.insert(name.clone(), s);
-                            }
-                            None => {
-                                let _ = leases.release(lease.fence()).await;
-                            }
-                        }
+                        let ctx = self.ctx_among(&source.spec, Some(lease.clone()), &names);
+                        let stop = Shutdown::new();
+                        let task = tokio::spawn(serve(ctx, self.options.clone(), stop.clone()));
+                        serving.insert(
+                            name.to_owned(),
+                            Serving {
+                                lease,
+                                stop,
+                                task,
+                                fingerprint: source.fingerprint.clone(),
+                            },
+                        );
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -246,14 +385,6 @@ impl Pipeline {
                 }
             }
         }
-    }
-
-    fn start(&self, name: &str, lease: Arc<HeldLease>) -> Option<Serving> {
-        let spec = self.sources.iter().find(|s| s.name == name)?;
-        let ctx = self.ctx(spec, Some(lease.clone()));
-        let stop = Shutdown::new();
-        let task = tokio::spawn(serve(ctx, self.options.clone(), stop.clone()));
-        Some(Serving { lease, stop, task })
     }
 }
 

@@ -28,8 +28,8 @@ mod report;
 mod spec;
 
 use ack::*;
-pub use fleet::FleetOptions;
 use fleet::HeldLease;
+pub use fleet::{CatalogSource, FleetOptions, SourceCatalog};
 use message::*;
 pub use report::*;
 pub use spec::*;
@@ -195,6 +195,18 @@ impl Pipeline {
     }
 
     fn ctx(&self, spec: &SourceSpec, lease: Option<Arc<HeldLease>>) -> Arc<Ctx> {
+        let names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+        self.ctx_among(spec, lease, &names)
+    }
+
+    /// The context of `spec` among the sources named `names` (a key `a|b|1` is source `a|b`'s,
+    /// not `a`'s).
+    fn ctx_among(
+        &self,
+        spec: &SourceSpec,
+        lease: Option<Arc<HeldLease>>,
+        names: &[&str],
+    ) -> Arc<Ctx> {
         Arc::new(Ctx {
             spec: spec.clone(),
             handler: self.handler.clone(),
@@ -204,11 +216,10 @@ impl Pipeline {
             max_mime: self.options.max_mime,
             max_ack_retries: self.options.max_ack_retries,
             observers: self.observers.clone(),
-            other_sources: self
-                .sources
+            other_sources: names
                 .iter()
-                .filter(|s| s.name != spec.name)
-                .map(|s| s.name.clone())
+                .filter(|n| **n != spec.name)
+                .map(|n| (*n).to_owned())
                 .collect(),
             ack_retries: self.ack_retries.clone(),
             batch_ack: spec.source.capabilities().batch_acknowledge,
