@@ -73,10 +73,12 @@
 //! or a trusted network.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod catalog;
 mod delta;
 mod leases;
 mod ledger;
 mod schema;
+mod status;
 mod tokens;
 
 use std::fmt;
@@ -87,9 +89,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
+pub use catalog::{ConfigEntry, EntryKind, PgCatalog};
 pub use delta::PgDeltaStore;
 pub use leases::PgLeases;
 pub use ledger::PgLedger;
+pub use status::{FleetStatus, PgStatus, SourceEvent, SourceStatus, WorkerStatus};
 pub use tokens::PgTokenStore;
 
 /// What [`PgStore::connect`] and the store's own calls can fail with. Never carries the
@@ -288,6 +292,16 @@ impl PgStore {
     /// The Graph delta state ([`graph_mail::delta::DeltaStore`]).
     pub fn delta(&self) -> PgDeltaStore {
         PgDeltaStore::new(self.inner.clone())
+    }
+
+    /// The apps, sources and outbounds kept in the database, changed while the fleet runs.
+    pub fn catalog(&self) -> PgCatalog {
+        PgCatalog::new(self.inner.clone())
+    }
+
+    /// What workers report of their sources, and the fleet at a glance.
+    pub fn status(&self) -> PgStatus {
+        PgStatus::new(self.inner.clone())
     }
 }
 

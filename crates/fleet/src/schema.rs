@@ -81,6 +81,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at timestamptz NOT NULL
     );
     "#,
+    // 2: the configuration entries operators change while the fleet runs (apps, sources,
+    // outbounds as TOML fragments), its version, and what each worker last saw of a source.
+    r#"
+    CREATE TABLE fleet_config (
+        kind text COLLATE "C" NOT NULL CHECK (kind IN ('app', 'source', 'outbound')),
+        name text COLLATE "C" NOT NULL,
+        toml text NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    CREATE TABLE fleet_config_version (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        version bigint NOT NULL
+    );
+    INSERT INTO fleet_config_version (version) VALUES (0);
+
+    CREATE TABLE fleet_source_status (
+        source text COLLATE "C" PRIMARY KEY,
+        worker text NOT NULL,
+        online boolean NOT NULL,
+        reason text,
+        offline_since timestamptz,
+        waiting bigint,
+        last_pass_started timestamptz,
+        last_pass_finished timestamptz,
+        updated_at timestamptz NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this program knows: the number of migrations.

@@ -70,6 +70,11 @@ impl TestDatabase {
         &self.name
     }
 
+    /// A plain connection to the database (to look at its tables directly).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
     /// The one integer `sql` selects (a count, say).
     pub async fn query_i64(&self, sql: &str) -> i64 {
         let client = connect(&self.url).await;
@@ -83,17 +88,18 @@ impl TestDatabase {
     }
 
     /// Closes every connection to the database from the server's side, as a restart or a
-    /// failover would.
-    pub async fn terminate_connections(&self) {
+    /// failover would, waiting (up to 5 s each) until they are gone; returns how many.
+    pub async fn terminate_connections(&self) -> usize {
         let client = connect(&self.admin_url).await;
         client
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+            .query(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
                  WHERE datname = $1 AND pid <> pg_backend_pid()",
                 &[&self.name],
             )
             .await
-            .expect("pg_terminate_backend");
+            .expect("pg_terminate_backend")
+            .len()
     }
 }
 

@@ -8,8 +8,8 @@ use crate::db_or_skip;
 #[tokio::test]
 async fn state_round_trips_between_workers_and_an_unreadable_row_is_an_error() {
     let db = db_or_skip!();
-    let one = PgStore::connect(&db.url).await.unwrap().delta();
-    let two = PgStore::connect(&db.url).await.unwrap().delta();
+    let one = PgStore::connect(db.url()).await.unwrap().delta();
+    let two = PgStore::connect(db.url()).await.unwrap().delta();
     let key = "users/helpdesk@contoso.example/mailFolders/inbox";
     assert_eq!(one.load(key).await.unwrap(), None);
     let state = DeltaState::from_json(
@@ -26,7 +26,7 @@ async fn state_round_trips_between_workers_and_an_unreadable_row_is_an_error() {
     two.clear("other").await.unwrap();
     assert_eq!(one.load("other").await.unwrap(), None);
     assert_eq!(one.load(key).await.unwrap(), Some(state));
-    db.sql()
+    db.client()
         .await
         .execute(
             "UPDATE fleet_delta SET state = '{\"version\": 99}' WHERE key = $1",

@@ -10,11 +10,11 @@ use crate::db_or_skip;
 #[tokio::test]
 async fn a_lease_is_exclusive_until_released_or_expired_and_epochs_grow() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     // Two workers, each with its own pool, as two processes would be.
     let (l1, l2) = (
         store.leases(),
-        PgStore::connect(&db.url).await.unwrap().leases(),
+        PgStore::connect(db.url()).await.unwrap().leases(),
     );
     let ttl = Duration::from_secs(60);
     let a = l1.acquire("s", "w1", ttl).await.unwrap().unwrap();
@@ -56,7 +56,7 @@ async fn a_lease_is_exclusive_until_released_or_expired_and_epochs_grow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_racing_for_a_free_lease_get_one_holder() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     for round in 0..5 {
         let source = format!("src{round}");
         let mut set = tokio::task::JoinSet::new();
@@ -80,7 +80,7 @@ async fn workers_racing_for_a_free_lease_get_one_holder() {
 #[tokio::test]
 async fn heartbeats_expire_and_leaving_is_immediate() {
     let db = db_or_skip!();
-    let l = PgStore::connect(&db.url).await.unwrap().leases();
+    let l = PgStore::connect(db.url()).await.unwrap().leases();
     let v = l.heartbeat("w1", Duration::from_millis(200)).await.unwrap();
     assert_eq!(v.live_workers, ["w1"]);
     tokio::time::sleep(Duration::from_millis(300)).await;

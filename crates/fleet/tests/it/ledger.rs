@@ -71,7 +71,7 @@ fn keys(mut v: Vec<(String, Record)>) -> Vec<String> {
 #[tokio::test]
 async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     let pg = store.ledger();
     let local = Ledger::in_memory();
     for batch in batches() {
@@ -111,7 +111,7 @@ async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
     assert_eq!(keys(pg.unacknowledged("50%|").await.unwrap()), ["50%|d"]);
     // Every entry is in the log, in order, without a fence.
     let log: Vec<(String, serde_json::Value, Option<i64>)> = db
-        .sql()
+        .client()
         .await
         .query(
             "SELECT key, entry, epoch FROM fleet_ledger_log ORDER BY id",
@@ -133,7 +133,7 @@ async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
 #[tokio::test]
 async fn expire_forgets_what_was_acknowledged_before_the_cutoff_with_its_log() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     let pg = store.ledger();
     let local = Ledger::in_memory();
     for batch in batches() {
@@ -155,7 +155,7 @@ async fn expire_forgets_what_was_acknowledged_before_the_cutoff_with_its_log() {
         pg.get("s_1|f").await.unwrap().is_some(),
         "parked, not acknowledged: kept"
     );
-    let sql = db.sql().await;
+    let sql = db.client().await;
     let left: i64 = sql
         .query_one(
             "SELECT count(*) FROM fleet_ledger_log WHERE key IN ('s_1|a', 's_1|b')",
@@ -177,7 +177,7 @@ async fn expire_forgets_what_was_acknowledged_before_the_cutoff_with_its_log() {
 #[tokio::test]
 async fn a_stale_fence_records_nothing_and_the_current_one_does() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     let (pg, leases) = (store.ledger(), store.leases());
     let old = leases
         .acquire("s_1", "w1", Duration::from_millis(300))
@@ -240,7 +240,7 @@ async fn a_stale_fence_records_nothing_and_the_current_one_does() {
     // The audit: every logged entry carries the epoch of a holder, and none was recorded
     // under an epoch after that epoch's lease had been taken over.
     let log: Vec<(String, Option<String>, Option<i64>)> = db
-        .sql()
+        .client()
         .await
         .query(
             "SELECT key, worker, epoch FROM fleet_ledger_log ORDER BY id",
@@ -264,7 +264,7 @@ async fn a_stale_fence_records_nothing_and_the_current_one_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_to_the_same_keys_lose_nothing() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     let mut set = tokio::task::JoinSet::new();
     // Eight tasks each fold a different entry kind into the same new keys, in batches whose
     // key order differs: nothing may be lost to a race on a new row, and nothing deadlocks.
@@ -304,7 +304,7 @@ async fn concurrent_appends_to_the_same_keys_lose_nothing() {
         }
     }
     let logged: i64 = db
-        .sql()
+        .client()
         .await
         .query_one("SELECT count(*) FROM fleet_ledger_log", &[])
         .await

@@ -3,6 +3,7 @@
 
 mod db;
 
+mod catalog;
 mod delta;
 mod leases;
 mod ledger;

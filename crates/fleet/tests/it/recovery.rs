@@ -28,7 +28,7 @@ macro_rules! at_most_one_failure {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_backend_recovers_after_every_session_was_terminated() {
     let db = db_or_skip!();
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     let (ledger, leases, delta, tokens) = (
         store.ledger(),
         store.leases(),
@@ -54,7 +54,7 @@ async fn each_backend_recovers_after_every_session_was_terminated() {
     }
     for round in 0..3 {
         assert!(
-            db.terminate_sessions().await >= 1,
+            db.terminate_connections().await >= 1,
             "round {round}: sessions were open"
         );
         // The ledger: a failure is Backend("postgres"), which the pipeline retries later.
@@ -79,12 +79,12 @@ async fn each_backend_recovers_after_every_session_was_terminated() {
                 .unwrap()
                 .acknowledged
         );
-        db.terminate_sessions().await;
+        db.terminate_connections().await;
         assert!(at_most_one_failure!(
             leases.renew(&fence, ttl),
             |e: &LeaseError| matches!(e, LeaseError::Unavailable { .. })
         ));
-        db.terminate_sessions().await;
+        db.terminate_connections().await;
         at_most_one_failure!(
             delta.save("k", &DeltaState::new()),
             |e: &connector::Error| e.is_retryable()
@@ -92,7 +92,7 @@ async fn each_backend_recovers_after_every_session_was_terminated() {
         assert!(delta.load("k").await.unwrap().is_some());
     }
     // The blocking token store too.
-    db.terminate_sessions().await;
+    db.terminate_connections().await;
     tokio::task::spawn_blocking(move || {
         let key = msauth::CacheKey::new(
             &msauth::Authority::custom(

@@ -6,8 +6,8 @@ use handler::LeaseStore;
 
 use crate::db_or_skip;
 
-async fn version(db: &crate::db::TestDb) -> i32 {
-    db.sql()
+async fn version(db: &test_support::postgres::TestDatabase) -> i32 {
+    db.client()
         .await
         .query_one("SELECT version FROM fleet_schema", &[])
         .await
@@ -15,8 +15,8 @@ async fn version(db: &crate::db::TestDb) -> i32 {
         .get(0)
 }
 
-async fn tables(db: &crate::db::TestDb) -> Vec<String> {
-    db.sql()
+async fn tables(db: &test_support::postgres::TestDatabase) -> Vec<String> {
+    db.client()
         .await
         .query(
             "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
@@ -33,16 +33,19 @@ async fn tables(db: &crate::db::TestDb) -> Vec<String> {
 async fn a_fresh_database_gets_the_schema_and_a_second_connect_changes_nothing() {
     let db = db_or_skip!();
     assert!(tables(&db).await.is_empty());
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(db.url()).await.unwrap();
     assert_eq!(version(&db).await, PgStore::schema_version());
     assert_eq!(
         tables(&db).await,
         [
+            "fleet_config",
+            "fleet_config_version",
             "fleet_delta",
             "fleet_leases",
             "fleet_ledger",
             "fleet_ledger_log",
             "fleet_schema",
+            "fleet_source_status",
             "fleet_tokens",
             "fleet_workers"
         ]
@@ -55,7 +58,7 @@ async fn a_fresh_database_gets_the_schema_and_a_second_connect_changes_nothing()
         .unwrap();
     drop(store);
     // Connecting again is a no-op: same version, the data is still there.
-    let again = PgStore::connect(&db.url).await.unwrap();
+    let again = PgStore::connect(db.url()).await.unwrap();
     assert_eq!(version(&db).await, PgStore::schema_version());
     assert_eq!(again.leases().holders().await.unwrap(), vec![fence]);
 }
@@ -65,7 +68,7 @@ async fn workers_starting_together_migrate_once_without_racing() {
     let db = db_or_skip!();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let url = db.url.clone();
+        let url = db.url().to_owned();
         set.spawn(async move { PgStore::connect(&url).await.map(|_| ()) });
     }
     while let Some(r) = set.join_next().await {
@@ -73,7 +76,7 @@ async fn workers_starting_together_migrate_once_without_racing() {
     }
     assert_eq!(version(&db).await, PgStore::schema_version());
     let rows: i64 = db
-        .sql()
+        .client()
         .await
         .query_one("SELECT count(*) FROM fleet_schema", &[])
         .await
@@ -85,14 +88,14 @@ async fn workers_starting_together_migrate_once_without_racing() {
 #[tokio::test]
 async fn a_schema_newer_than_the_program_is_refused_naming_both_versions() {
     let db = db_or_skip!();
-    PgStore::connect(&db.url).await.unwrap();
+    PgStore::connect(db.url()).await.unwrap();
     let newer = PgStore::schema_version() + 3;
-    db.sql()
+    db.client()
         .await
         .execute("UPDATE fleet_schema SET version = $1", &[&newer])
         .await
         .unwrap();
-    let e = PgStore::connect(&db.url).await.unwrap_err();
+    let e = PgStore::connect(db.url()).await.unwrap_err();
     match &e {
         StoreError::SchemaTooNew { found, known } => {
             assert_eq!((*found, *known), (newer, PgStore::schema_version()));
@@ -114,7 +117,7 @@ async fn the_password_never_shows_in_debug_display_or_errors() {
     let db = db_or_skip!();
     const PW: &str = "pw-Very5ecret";
     // The test cluster trusts loopback, so any password connects; it must still never show.
-    let url = with_password(&db.url, PW);
+    let url = with_password(db.url(), PW);
     let store = PgStore::connect(&url).await.unwrap();
     let shown = format!(
         "{store:?} {:?} {:?} {:?} {:?}",
@@ -124,7 +127,7 @@ async fn the_password_never_shows_in_debug_display_or_errors() {
         store.delta()
     );
     assert!(!shown.contains(PW), "{shown}");
-    assert!(shown.contains(&db.name), "the target is named: {shown}");
+    assert!(shown.contains(db.name()), "the target is named: {shown}");
     // A server that is not there: the error names the target, not the password.
     let nowhere = format!("postgres://ann:{PW}@127.0.0.1:1/db?connect_timeout=2");
     let e = PgStore::connect(&nowhere).await.unwrap_err();

@@ -35,7 +35,7 @@ async fn only_one_worker_holds_the_lock_at_a_time() {
     const ROUNDS: usize = 5;
     for _ in 0..WORKERS {
         // Each worker has its own store (its own pool), as separate processes would.
-        let tokens = PgStore::connect(&db.url).await.unwrap().tokens();
+        let tokens = PgStore::connect(db.url()).await.unwrap().tokens();
         let (inside, most) = (inside.clone(), most.clone());
         // As msauth's provider calls it: on tokio's blocking pool.
         set.spawn_blocking(move || {
@@ -63,8 +63,8 @@ async fn only_one_worker_holds_the_lock_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_holders_lock_is_freed_by_the_server() {
     let db = db_or_skip!();
-    let a = PgStore::connect(&db.url).await.unwrap().tokens();
-    let b = PgStore::connect(&db.url).await.unwrap().tokens();
+    let a = PgStore::connect(db.url()).await.unwrap().tokens();
+    let b = PgStore::connect(db.url()).await.unwrap().tokens();
     let held = tokio::task::spawn_blocking(move || a.lock().unwrap())
         .await
         .unwrap();
@@ -80,7 +80,7 @@ async fn a_dead_holders_lock_is_freed_by_the_server() {
     // The holder's session dies (a SIGKILLed worker's connection does the same) while its
     // guard is still alive in this process.
     let killed: i64 = db
-        .sql()
+        .client()
         .await
         .query_one(
             "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_locks \
@@ -104,8 +104,8 @@ async fn a_dead_holders_lock_is_freed_by_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_round_trip_and_a_rotated_refresh_token_is_what_the_next_worker_loads() {
     let db = db_or_skip!();
-    let one = PgStore::connect(&db.url).await.unwrap().tokens();
-    let two = PgStore::connect(&db.url).await.unwrap().tokens();
+    let one = PgStore::connect(db.url()).await.unwrap().tokens();
+    let two = PgStore::connect(db.url()).await.unwrap().tokens();
     tokio::task::spawn_blocking(move || {
         let mail = key(Some("Alice@Contoso.example"), &["Mail.Read"]);
         let ews = key(
@@ -149,7 +149,7 @@ async fn entries_round_trip_and_a_rotated_refresh_token_is_what_the_next_worker_
     .unwrap();
     // The secrets are stored as msauth's FileStore writes them (the row is the serde form).
     let raw: serde_json::Value = db
-        .sql()
+        .client()
         .await
         .query_one("SELECT token FROM fleet_tokens", &[])
         .await
@@ -185,7 +185,7 @@ async fn providers_sharing_the_store_make_one_token_request() {
     const WORKERS: usize = 6;
     let mut providers = Vec::new();
     for _ in 0..WORKERS {
-        let store = PgStore::connect(&db.url).await.unwrap();
+        let store = PgStore::connect(db.url()).await.unwrap();
         providers.push(
             TokenProvider::builder(authority.clone(), APP)
                 .credential(ClientCredential::Secret(ClientSecret::new(SECRET)))
@@ -251,7 +251,7 @@ async fn workers_refreshing_in_turn_never_use_a_superseded_refresh_token() {
     const ROUNDS: u32 = 10;
     let mut workers = Vec::new();
     for _ in 0..2 {
-        let store = Arc::new(PgStore::connect(&db.url).await.unwrap().tokens());
+        let store = Arc::new(PgStore::connect(db.url()).await.unwrap().tokens());
         workers.push((
             TokenProvider::builder(authority.clone(), "app")
                 .scopes(["Mail.Read"])
