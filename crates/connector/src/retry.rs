@@ -11,6 +11,10 @@
 //!   exponential back-off with equal jitter, and the longest `Retry-After` worth waiting for.
 //! * [`Jitter`]: the one source of randomness for back-off ([`SeededJitter`], [`ProcessJitter`]),
 //!   and [`spread`] for a pause varied by a fraction either way.
+//! * [`note_wait`] / [`set_wait_observer`]: every client reports each wait before a retry
+//!   ([`RetryWait`]) to one process-wide observer, a no-op unless a program (the `m365mail`
+//!   worker's metrics) sets one, so throttling is visible without threading a callback
+//!   through every client.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -34,11 +38,11 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::Error;
+use crate::{Error, ErrorKind};
 
 /// The longest wait a `Retry-After` can ask for: one day. A larger value (or a date further
 /// ahead) is read as one day, so the caller still learns that the service wants a long pause.
@@ -317,10 +321,91 @@ pub fn spread(d: Duration, fraction: f64, jitter: f64) -> Duration {
     d.mul_f64(1.0 - f + 2.0 * f * j)
 }
 
+/// One wait of a client before it retries a request, as reported to the process's
+/// [wait observer](set_wait_observer): which client, why, what the service asked for and how
+/// long the client waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryWait {
+    /// The client that waits: `"graph"` (a request or the items of a `$batch`) or `"ews"`.
+    pub service: &'static str,
+    /// The kind of the failure being retried: [`ErrorKind::Throttled`] (HTTP 429, EWS
+    /// `ErrorServerBusy`) or [`ErrorKind::Transient`] (a 5xx, a timeout, a reset connection).
+    pub kind: ErrorKind,
+    /// The wait the service asked for (`Retry-After`, EWS `BackOffMilliseconds`), if it said.
+    /// When it did, [`wait`](Self::wait) is that value ([`RetryPolicy::decide`]).
+    pub retry_after: Option<Duration>,
+    /// How long the client waits before the next attempt.
+    pub wait: Duration,
+}
+
+impl RetryWait {
+    /// A wait of `service` of `wait` after a failure of `kind`, the service having asked for
+    /// `retry_after`.
+    pub fn new(
+        service: &'static str,
+        kind: ErrorKind,
+        retry_after: Option<Duration>,
+        wait: Duration,
+    ) -> Self {
+        RetryWait {
+            service,
+            kind,
+            retry_after,
+            wait,
+        }
+    }
+}
+
+/// Receives every [`RetryWait`] of the process; called on the waiting task right before it
+/// sleeps, so it must return quickly (count, do not block).
+pub type WaitObserver = Arc<dyn Fn(&RetryWait) + Send + Sync>;
+
+static WAIT_OBSERVER: RwLock<Option<WaitObserver>> = RwLock::new(None);
+
+/// Sets the process-wide observer of retry waits (`None`: none, the default) and returns the
+/// one it replaces. One per process, like a logger: a program sets it once at start (the
+/// `m365mail` worker's `/metrics` counts throttling waits and `Retry-After` seconds with it).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use connector::ErrorKind;
+/// use connector::retry::{RetryWait, note_wait, set_wait_observer};
+///
+/// let waits = Arc::new(AtomicU64::new(0));
+/// let w = waits.clone();
+/// set_wait_observer(Some(Arc::new(move |_: &RetryWait| {
+///     w.fetch_add(1, Ordering::Relaxed);
+/// })));
+/// // What a client does right before it sleeps:
+/// note_wait(&RetryWait::new("graph", ErrorKind::Throttled, Some(Duration::from_secs(2)), Duration::from_secs(2)));
+/// assert_eq!(waits.load(Ordering::Relaxed), 1);
+/// set_wait_observer(None);
+/// ```
+pub fn set_wait_observer(observer: Option<WaitObserver>) -> Option<WaitObserver> {
+    let mut slot = WAIT_OBSERVER.write().unwrap_or_else(|p| p.into_inner());
+    std::mem::replace(&mut *slot, observer)
+}
+
+/// Reports a wait to the process's observer, if one is set (see [`set_wait_observer`]). The
+/// Graph and EWS executors call it right before each sleep between attempts.
+pub fn note_wait(wait: &RetryWait) {
+    // Cloned out of the lock so that an observer may itself set another.
+    let observer = WAIT_OBSERVER
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(o) = observer {
+        o(wait);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Delivery, ErrorKind};
+    use crate::Delivery;
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)

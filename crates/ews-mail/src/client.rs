@@ -514,6 +514,12 @@ impl EwsClient {
                 return Err(err);
             };
             tracing::debug!(op = O::NAME, attempt, ?delay, "retrying EWS call: {err}");
+            connector::retry::note_wait(&connector::retry::RetryWait::new(
+                "ews",
+                err.kind(),
+                err.retry_after(),
+                delay,
+            ));
             tokio::time::sleep(delay).await;
             waited += delay;
         }

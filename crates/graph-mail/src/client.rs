@@ -285,6 +285,12 @@ impl GraphClient {
                             wait.as_millis()
                         ),
                     );
+                    connector::retry::note_wait(&connector::retry::RetryWait::new(
+                        "graph",
+                        err.kind(),
+                        err.retry_after(),
+                        wait,
+                    ));
                     self.inner.sleeper.sleep(wait).await;
                     waited += wait;
                 }
@@ -602,6 +608,18 @@ impl GraphClient {
                                 w.as_millis()
                             ),
                         );
+                        // Throttled when any item was; the service's longest wait, if any.
+                        let kind = if again
+                            .iter()
+                            .any(|(_, e)| e.kind() == connector::ErrorKind::Throttled)
+                        {
+                            connector::ErrorKind::Throttled
+                        } else {
+                            connector::ErrorKind::Transient
+                        };
+                        connector::retry::note_wait(&connector::retry::RetryWait::new(
+                            "graph", kind, longest, w,
+                        ));
                         self.inner.sleeper.sleep(w).await;
                         waited += w;
                     }
