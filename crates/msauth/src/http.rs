@@ -233,14 +233,25 @@ impl AuthClient {
         now: impl Fn() -> SystemTime,
     ) -> Result<TokenResponse, AuthError> {
         let http_req = request.to_http(&self.authority, &self.credential, now())?;
-        let resp = self.http.execute(http_req).await?;
-        let (parts, body) = resp.into_parts();
-        let consent = self.admin_consent_url(scopes_for_consent);
-        parse_token_response(
-            http::Response::from_parts(parts, body.as_slice()),
-            now(),
-            consent.as_ref(),
-        )
+        let started = std::time::Instant::now();
+        let result = match self.http.execute(http_req).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                let consent = self.admin_consent_url(scopes_for_consent);
+                parse_token_response(
+                    http::Response::from_parts(parts, body.as_slice()),
+                    now(),
+                    consent.as_ref(),
+                )
+            }
+            Err(e) => Err(e),
+        };
+        crate::observe::note_token_request(&crate::TokenRequested::new(
+            request.grant().grant_type(),
+            result.is_ok(),
+            started.elapsed(),
+        ));
+        result
     }
 
     /// Redeems the code of a browser sign-in (see [`PendingAuthorization`](crate::PendingAuthorization)).

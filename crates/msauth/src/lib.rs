@@ -103,6 +103,7 @@ mod error;
 mod http;
 mod loopback;
 mod msal;
+mod observe;
 mod provider;
 mod secret;
 mod token;
@@ -125,6 +126,7 @@ pub use error::{
 pub use http::{AuthClient, HttpClient, ReqwestClient, discover};
 pub use loopback::LoopbackListener;
 pub use msal::{MsalAccessToken, MsalAccount, MsalCache, MsalRefreshToken, same_environment};
+pub use observe::{TokenObserver, TokenRequested, set_token_observer};
 pub use provider::{
     Clock, DEFAULT_SKEW, ManualClock, SystemClock, TokenProvider, TokenProviderBuilder,
 };

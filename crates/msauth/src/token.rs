@@ -76,7 +76,7 @@ pub enum Grant {
 }
 
 impl Grant {
-    fn grant_type(&self) -> &'static str {
+    pub(crate) fn grant_type(&self) -> &'static str {
         match self {
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::RefreshToken(_) => "refresh_token",
