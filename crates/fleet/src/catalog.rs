@@ -56,6 +56,17 @@ pub struct ConfigEntry {
     pub toml: String,
 }
 
+impl ConfigEntry {
+    /// The entry `kind`/`name` whose table is `toml`.
+    pub fn new(kind: EntryKind, name: impl Into<String>, toml: impl Into<String>) -> Self {
+        ConfigEntry {
+            kind,
+            name: name.into(),
+            toml: toml.into(),
+        }
+    }
+}
+
 /// The apps, sources and outbounds that live in the database, beside the configuration file:
 /// what `m365mail sources add|remove|set-routing` change while the fleet runs.
 ///

@@ -9,7 +9,7 @@ use handler::{
     WebhookHandler,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::connect::anyhow_lite::{Context, Result};
 use crate::connect::{self, Providers};
 
@@ -30,6 +30,34 @@ impl Handler for Both {
     }
 }
 
+/// The handler `cfg` describes: its output folder, and its webhook when configured.
+pub fn handler(cfg: &Config) -> Result<Arc<dyn Handler>> {
+    let webhook = match &cfg.handler.webhook {
+        // Checked when the file was loaded; building the client can still fail.
+        Some(url) => Some(WebhookHandler::new(url.clone()).context("handler.webhook")?),
+        None => None,
+    };
+    Ok(Arc::new(Both {
+        folder: FolderHandler::new(cfg.handler.output_dir.clone()),
+        webhook,
+    }))
+}
+
+/// The source `s` of `cfg` with its routing, acknowledgement and notifications, connected
+/// through `providers`.
+pub fn spec(cfg: &Config, s: &Source, providers: &mut Providers) -> Result<SourceSpec> {
+    let source = connect::source(providers, s, cfg.handler.batch_size)?;
+    let mut spec = SourceSpec::new(s.name.clone(), source, s.router.clone())
+        .acknowledge_with(s.acknowledge.clone())
+        .poison_folder(s.poison_folder.clone());
+    if let Some(o) = &s.notify_through {
+        let outbound = connect::outbound(providers, o)?;
+        // One policy for every source, so that they share the per-recipient limit.
+        spec = spec.notify_through(outbound, o.capabilities.clone(), cfg.notifications.clone());
+    }
+    Ok(spec)
+}
+
 /// The pipeline of `cfg`: messages written to its output folder (and posted to its webhook),
 /// recorded in `ledger`, every source connected through `providers`.
 pub fn pipeline(
@@ -37,27 +65,9 @@ pub fn pipeline(
     ledger: Arc<dyn LedgerStore>,
     providers: &mut Providers,
 ) -> Result<Pipeline> {
-    let webhook = match &cfg.handler.webhook {
-        // Checked when the file was loaded; building the client can still fail.
-        Some(url) => Some(WebhookHandler::new(url.clone()).context("handler.webhook")?),
-        None => None,
-    };
-    let handler = Arc::new(Both {
-        folder: FolderHandler::new(cfg.handler.output_dir.clone()),
-        webhook,
-    });
-    let mut pipeline = Pipeline::with_store(handler, ledger, cfg.handler.options());
+    let mut pipeline = Pipeline::with_store(handler(cfg)?, ledger, cfg.handler.options());
     for s in &cfg.sources {
-        let source = connect::source(providers, s, cfg.handler.batch_size)?;
-        let mut spec = SourceSpec::new(s.name.clone(), source, s.router.clone())
-            .acknowledge_with(s.acknowledge.clone())
-            .poison_folder(s.poison_folder.clone());
-        if let Some(o) = &s.notify_through {
-            let outbound = connect::outbound(providers, o)?;
-            // One policy for every source, so that they share the per-recipient limit.
-            spec = spec.notify_through(outbound, o.capabilities.clone(), cfg.notifications.clone());
-        }
-        pipeline.add_source(spec);
+        pipeline.add_source(spec(cfg, s, providers)?);
     }
     Ok(pipeline)
 }

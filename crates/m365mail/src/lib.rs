@@ -14,10 +14,12 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod catalog;
 pub mod config;
 pub mod connect;
 pub mod demo;
 pub mod handling;
+pub mod operate;
 pub mod output;
 pub mod progress;
 pub mod worker;

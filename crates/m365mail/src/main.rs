@@ -19,6 +19,9 @@ use m365mail::connect::anyhow_lite::{Context, Result};
 use m365mail::connect::{self, Providers};
 use m365mail::{demo, output};
 
+mod fleet_commands;
+use fleet_commands::{SourcesAction, sources, status, worker};
+
 /// A Microsoft 365 mail handler: picks up mail, routes it to projects by the address it was sent
 /// to, hands it over, and answers from that same address.
 ///
@@ -72,6 +75,32 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         lease_secs: u64,
         /// Print the summary as JSON when stopped.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a running fleet's apps, sources and outbounds (kept in its database, beside the
+    /// configuration file): workers pick a change up within one tick, without a restart.
+    Sources {
+        /// The fleet's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The fleet's database (default: M365MAIL_STORE).
+        #[arg(long)]
+        store: Option<String>,
+        #[command(subcommand)]
+        action: SourcesAction,
+    },
+    /// The fleet at a glance: per source its status (ONLINE/OFFLINE with the diagnosis and
+    /// since when), messages waiting, last pass, the worker holding it and the acknowledgements
+    /// owed; per worker its heartbeat and sources.
+    Status {
+        /// The fleet's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The fleet's database (default: M365MAIL_STORE).
+        #[arg(long)]
+        store: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -214,6 +243,16 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             lease_secs,
             json,
         } => worker(config, store, name, lease_secs, json).await,
+        Command::Sources {
+            config,
+            store,
+            action,
+        } => sources(config, store, action).await,
+        Command::Status {
+            config,
+            store,
+            json,
+        } => status(config, store, json).await,
         Command::Sandbox {
             port,
             smtp_port,
@@ -329,53 +368,6 @@ async fn run(
     } else {
         ExitCode::from(3)
     })
-}
-
-async fn worker(
-    config: PathBuf,
-    store: Option<String>,
-    name: Option<String>,
-    lease_secs: u64,
-    json: bool,
-) -> Result<ExitCode> {
-    let store = match store.or_else(|| std::env::var("M365MAIL_STORE").ok()) {
-        Some(url) => url,
-        None => {
-            return Err(
-                "worker needs the fleet's database: --store postgres://... or M365MAIL_STORE"
-                    .into(),
-            );
-        }
-    };
-    let (cfg, _) = load(Some(config), false, None).await?;
-    let mut settings = m365mail::worker::WorkerSettings::new();
-    if let Some(name) = name {
-        settings.name = name;
-    }
-    settings.lease_ttl = Duration::from_secs(lease_secs.max(3));
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Ctrl-C: finishing the messages in flight, handing the sources back.");
-            stop.trigger();
-        }
-    });
-    #[cfg(unix)]
-    {
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            if let Ok(mut term) = signal(SignalKind::terminate())
-                && term.recv().await.is_some()
-            {
-                stop.trigger();
-            }
-        });
-    }
-    let summary = m365mail::worker::run(&cfg, &store, &settings, &shutdown).await?;
-    print_summary(&summary, &cfg, json);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The run's summary on stdout, as text or JSON.

@@ -6,11 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use handler::{FleetOptions, Shutdown, Summary};
+use std::path::Path;
 
+use fleet::SourceEvent;
+use handler::{FleetOptions, Pipeline, Progress, Shutdown, Summary};
+
+use crate::catalog::StoreCatalog;
 use crate::config::Config;
+use crate::connect::SharedStores;
 use crate::connect::anyhow_lite::Result;
-use crate::connect::{Providers, SharedStores};
 
 /// How a worker joins its fleet.
 #[derive(Debug, Clone)]
@@ -59,8 +63,11 @@ pub fn default_name() -> String {
 }
 
 /// Connects to the fleet's database at `store_url` (creating or migrating its schema), then
-/// serves this worker's share of `cfg`'s sources until `shutdown`, and hands its leases back.
+/// serves this worker's share of the fleet's sources until `shutdown`, and hands its leases
+/// back. The sources are the configuration file's (`path`, already resolved into `cfg`) and
+/// those kept in the database (`m365mail sources add`), watched while it runs.
 pub async fn run(
+    path: &Path,
     cfg: &Config,
     store_url: &str,
     settings: &WorkerSettings,
@@ -69,14 +76,57 @@ pub async fn run(
     let store = fleet::PgStore::connect(store_url)
         .await
         .map_err(|e| format!("--store: {e}"))?;
-    let mut providers = Providers::shared(SharedStores {
+    let file_text =
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stores = SharedStores {
         tokens: Arc::new(store.tokens()),
         delta: Arc::new(store.delta()),
-    });
-    let pipeline = crate::handling::pipeline(cfg, Arc::new(store.ledger()), &mut providers)?;
-    tracing::info!(worker = %settings.name, sources = cfg.sources.len(), "joining the fleet");
+    };
+    let catalog = Arc::new(StoreCatalog::new(
+        store.catalog(),
+        file_text,
+        path.to_path_buf(),
+        stores,
+    ));
+    let mut pipeline = Pipeline::with_store(
+        crate::handling::handler(cfg)?,
+        Arc::new(store.ledger()),
+        cfg.handler.options(),
+    );
+    report_status(&mut pipeline, store.status(), &settings.name);
+    tracing::info!(worker = %settings.name, "joining the fleet");
     let fleet = FleetOptions::new(settings.name.clone()).lease_ttl(settings.lease_ttl);
     Ok(pipeline
-        .run_leased(Arc::new(store.leases()), fleet, shutdown)
+        .run_fleet(Arc::new(store.leases()), catalog, fleet, shutdown)
         .await)
+}
+
+/// Records each pass's start (with the waiting count), end and OFFLINE diagnosis in the fleet's
+/// status table, for `m365mail status`. Written on tasks of their own: a slow database never
+/// holds up a pass, and a lost report is replaced by the next.
+fn report_status(pipeline: &mut Pipeline, status: fleet::PgStatus, worker: &str) {
+    let worker = worker.to_owned();
+    pipeline.on_progress(move |event: &Progress| {
+        let (source, event) = match event {
+            Progress::Started { source, waiting } => {
+                (source, SourceEvent::Started { waiting: *waiting })
+            }
+            Progress::Finished { source } => (source, SourceEvent::Finished),
+            Progress::Offline { source, reason } => (
+                source,
+                SourceEvent::Offline {
+                    reason: reason.clone(),
+                },
+            ),
+            _ => return,
+        };
+        let (status, worker, source) = (status.clone(), worker.clone(), source.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = status.record(&source, &worker, &event).await {
+                    tracing::debug!(source, error = %e, "recording the source's status failed");
+                }
+            });
+        }
+    });
 }
