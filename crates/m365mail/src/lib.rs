@@ -19,6 +19,7 @@ pub mod config;
 pub mod connect;
 pub mod demo;
 pub mod handling;
+pub mod metrics;
 pub mod operate;
 pub mod output;
 pub mod progress;
