@@ -136,7 +136,17 @@ pub(crate) async fn worker(
     name: Option<String>,
     lease_secs: u64,
     json: bool,
+    metrics_flags: crate::MetricsFlags,
 ) -> Result<ExitCode> {
+    // Refused or bound first: a wrong address fails before anything connects.
+    let metrics = m365mail::metrics::Metrics::new();
+    let endpoint = metrics
+        .start(
+            metrics_flags.metrics,
+            metrics_flags.metrics_allow_non_loopback,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     let store = store_url(store)?;
     let (cfg, _) = load(Some(config.clone()), false, None).await?;
     let mut settings = m365mail::worker::WorkerSettings::new();
@@ -144,6 +154,10 @@ pub(crate) async fn worker(
         settings.name = name;
     }
     settings.lease_ttl = Duration::from_secs(lease_secs.max(3));
+    if endpoint.is_some() {
+        metrics.install_process_hooks();
+        settings.metrics = Some(metrics);
+    }
     let shutdown = Shutdown::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {

@@ -77,6 +77,9 @@ enum Command {
         /// Print the summary as JSON when stopped.
         #[arg(long)]
         json: bool,
+        /// Where to serve metrics and health.
+        #[command(flatten)]
+        metrics: MetricsFlags,
     },
     /// Change a running fleet's apps, sources and outbounds (kept in its database, beside the
     /// configuration file): workers pick a change up within one tick, without a restart.
@@ -242,7 +245,8 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             name,
             lease_secs,
             json,
-        } => worker(config, store, name, lease_secs, json).await,
+            metrics,
+        } => worker(config, store, name, lease_secs, json, metrics).await,
         Command::Sources {
             config,
             store,
@@ -377,6 +381,20 @@ fn print_summary(summary: &handler::Summary, cfg: &Config, json: bool) {
     } else {
         print!("{}", output::summary_text(summary, &cfg.handler.output_dir));
     }
+}
+
+/// `m365mail worker`: where it serves Prometheus metrics, `/healthz` and `/readyz`.
+#[derive(clap::Args, Debug)]
+struct MetricsFlags {
+    /// Serve /metrics (Prometheus), /healthz and /readyz at ADDR, or `off`. Default
+    /// 127.0.0.1:9464 (if that is taken, e.g. by another worker, it warns and goes on without);
+    /// anything but loopback needs --metrics-allow-non-loopback.
+    #[arg(long, value_name = "ADDR|off")]
+    metrics: Option<m365mail::metrics::Listen>,
+    /// Allow a --metrics address beyond loopback (other machines can then read which mailboxes
+    /// this worker serves and how busily; the endpoint has no authentication).
+    #[arg(long)]
+    metrics_allow_non_loopback: bool,
 }
 
 /// `m365mail sandbox`: where it listens and who may use its admin API.

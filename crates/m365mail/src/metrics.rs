@@ -735,6 +735,19 @@ impl Metrics {
     }
 }
 
+/// The ledger and leases of a worker, timed into `metrics` when there are metrics (see
+/// [`Metrics::ledger`], [`Metrics::leases`]), else as they are.
+pub fn timed(
+    metrics: Option<&Metrics>,
+    ledger: Arc<dyn LedgerStore>,
+    leases: Arc<dyn LeaseStore>,
+) -> (Arc<dyn LedgerStore>, Arc<dyn LeaseStore>) {
+    match metrics {
+        Some(m) => (m.ledger(ledger), m.leases(leases)),
+        None => (ledger, leases),
+    }
+}
+
 /// A running metrics endpoint; dropping it stops it.
 #[derive(Debug)]
 pub struct MetricsServer {

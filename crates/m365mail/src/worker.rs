@@ -26,6 +26,8 @@ pub struct WorkerSettings {
     /// How long a lease lasts without renewal: another worker takes over a dead worker's
     /// sources within this time plus a third of it.
     pub lease_ttl: Duration,
+    /// The metrics its pipeline and stores feed (`--metrics`); none by default.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl WorkerSettings {
@@ -34,6 +36,7 @@ impl WorkerSettings {
         WorkerSettings {
             name: default_name(),
             lease_ttl: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -88,17 +91,23 @@ pub async fn run(
         path.to_path_buf(),
         stores,
     ));
+    let (ledger, leases) = crate::metrics::timed(
+        settings.metrics.as_ref(),
+        Arc::new(store.ledger()),
+        Arc::new(store.leases()),
+    );
     let mut pipeline = Pipeline::with_store(
         crate::handling::handler(cfg)?,
-        Arc::new(store.ledger()),
+        ledger,
         cfg.handler.options(),
     );
+    if let Some(m) = &settings.metrics {
+        m.attach(&mut pipeline);
+    }
     report_status(&mut pipeline, store.status(), &settings.name);
     tracing::info!(worker = %settings.name, "joining the fleet");
     let fleet = FleetOptions::new(settings.name.clone()).lease_ttl(settings.lease_ttl);
-    Ok(pipeline
-        .run_fleet(Arc::new(store.leases()), catalog, fleet, shutdown)
-        .await)
+    Ok(pipeline.run_fleet(leases, catalog, fleet, shutdown).await)
 }
 
 /// Records each pass's start (with the waiting count), end and OFFLINE diagnosis in the fleet's

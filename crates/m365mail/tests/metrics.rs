@@ -1,11 +1,13 @@
 //! The worker's metrics and health (`m365mail::metrics`): the exact series that progress events,
 //! retry waits, token requests and store operations become; readiness from the heartbeat; the
-//! process-wide hooks through real Graph and EWS clients against the sandbox; the endpoint
-//! itself, and the loopback guard of its address.
+//! process-wide hooks through real Graph and EWS clients against the sandbox; and, end to end,
+//! `m365mail worker --metrics` on PostgreSQL (skipped with a message without
+//! `M365MAIL_TEST_POSTGRES`, failing under `CI=true`), and the loopback guard of `--metrics`.
 
 use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use connector::ErrorKind;
@@ -15,6 +17,8 @@ use handler::{
 };
 use m365mail::metrics::{Listen, Metrics, MetricsError, check_listen};
 use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Sandbox, Seed};
+
+const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 
 /// The samples of a scrape: series (name and labels, as written) → value. Comments skipped.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -536,4 +540,169 @@ async fn the_endpoint_serves_metrics_health_and_readiness() {
             .unwrap()
             .is_none()
     );
+}
+
+#[test]
+fn a_worker_refuses_a_metrics_address_beyond_loopback_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let out = Command::new(BIN)
+        .args(["worker", "--metrics", "0.0.0.0:0", "--config"])
+        .arg(&cfg)
+        // Nothing listens there: the refusal must come before any connection.
+        .env("M365MAIL_STORE", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to serve metrics on 0.0.0.0:0")
+            && stderr.contains("--metrics-allow-non-loopback"),
+        "{stderr}"
+    );
+    // A malformed address is refused by the command line itself.
+    let out = Command::new(BIN)
+        .args(["worker", "--metrics", "localhost", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--metrics"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A free loopback port (bound, then released for the worker to take).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `m365mail worker --metrics 127.0.0.1:PORT` on PostgreSQL: the scrape counts every delivered
+/// message as handled and no acknowledgement owed, the source's gauges, the lease and the store
+/// timings appear, and the worker is healthy and ready; after SIGTERM it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_its_metrics_end_to_end() {
+    let Some(db) = test_support::postgres::TestDatabase::create("m365mail_metrics").await else {
+        return;
+    };
+    const MESSAGES: usize = 12;
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let admin = sb.admin();
+    let mailbox = "metrics@contoso.example";
+    admin.add_shared_mailbox(mailbox, &[]).unwrap();
+    for j in 0..MESSAGES {
+        let mime = format!(
+            "From: c{j}@fabrikam.example\r\nTo: {mailbox}\r\nSubject: metrics {j}\r\n\
+             Message-ID: <metrics-{j}@fabrikam.example>\r\n\r\nbody\r\n"
+        );
+        admin.inject_mime(mailbox, &mime).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    let text = test_support::config::Config::demo(&sb)
+        .source(
+            "box",
+            "graph",
+            "demo",
+            mailbox,
+            &sb.graph_url(),
+            "acknowledge = \"move:Processed\"",
+        )
+        .mailbox(mailbox, &[])
+        .default_rule("P")
+        .handler(
+            &dir.path().join("out"),
+            "batch_size = 5\npoll_interval_secs = 1",
+        )
+        .text();
+    std::fs::write(&cfg, text).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+    let mut worker: Child = Command::new(BIN)
+        .args(["worker", "--lease-secs", "3", "--name", "wm"])
+        .args(["--metrics", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&cfg)
+        .env("M365MAIL_STORE", db.url())
+        .env("M365MAIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let worker_log = || std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let handled = "m365mail_messages_handled_total{source=\"box\"}";
+    let owed = "m365mail_acknowledgements_owed{source=\"box\"}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited\n{}",
+            worker_log()
+        );
+        if let Ok(r) = http.get(format!("{base}/metrics")).send().await
+            && let Ok(text) = r.text().await
+            && samples(&text).get(handled) == Some(&(MESSAGES as f64))
+            // and a pass has checked the ledger's debt since: nothing owed.
+            && samples(&text).get(owed) == Some(&0.0)
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all handled in time\n{}",
+            worker_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let s = samples(&text);
+    assert_eq!(s["m365mail_leases_held"], 1.0, "{text}");
+    assert_eq!(s["m365mail_source_offline{source=\"box\"}"], 0.0, "{text}");
+    assert!(
+        s.contains_key("m365mail_source_waiting_messages{source=\"box\"}"),
+        "{text}"
+    );
+    assert!(
+        s["m365mail_store_operation_seconds_count{store=\"ledger\",operation=\"append\"}"] >= 1.0,
+        "{text}"
+    );
+    assert!(
+        s["m365mail_store_operation_seconds_count{store=\"leases\",operation=\"heartbeat\"}"]
+            >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        s["m365mail_token_requests_total{grant=\"client_credentials\",outcome=\"ok\"}"], 1.0,
+        "{text}"
+    );
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+    // The ledger agrees with the counter.
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM fleet_ledger WHERE handled")
+            .await,
+        MESSAGES as i64
+    );
+
+    let term = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "{status}\n{}", worker_log());
+    assert!(
+        http.get(format!("{base}/healthz")).send().await.is_err(),
+        "the endpoint ends with the worker"
+    );
+    sb.shutdown().await;
 }
