@@ -104,6 +104,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         reason text,
         offline_since timestamptz,
         waiting bigint,
+        oldest_waiting timestamptz,
         last_pass_started timestamptz,
         last_pass_finished timestamptz,
         updated_at timestamptz NOT NULL

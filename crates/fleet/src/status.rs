@@ -16,6 +16,12 @@ pub enum SourceEvent {
         /// Messages waiting.
         waiting: Option<u64>,
     },
+    /// A listing of the waiting mail: the oldest message on it arrived at `received` (`None`:
+    /// nothing is waiting).
+    OldestWaiting {
+        /// When the oldest waiting message arrived.
+        received: Option<SystemTime>,
+    },
     /// The pass is over.
     Finished,
     /// The source is OFFLINE, with the diagnosis.
@@ -43,6 +49,9 @@ pub struct SourceStatus {
     pub offline_since: Option<SystemTime>,
     /// Messages waiting at the last ping.
     pub waiting: Option<u64>,
+    /// When the oldest waiting message arrived, at the last listing (`None`: nothing waiting,
+    /// or not known).
+    pub oldest_waiting: Option<SystemTime>,
     /// When the last pass began and ended.
     pub last_pass: (Option<SystemTime>, Option<SystemTime>),
     /// The worker that reported last.
@@ -129,6 +138,22 @@ impl PgStatus {
                     )
                     .await
             }
+            SourceEvent::OldestWaiting { received } => {
+                let secs: Option<f64> = received.and_then(|t| {
+                    t.duration_since(SystemTime::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs_f64())
+                });
+                client
+                    .execute(
+                        "INSERT INTO fleet_source_status (source, worker, online, oldest_waiting, \
+                         updated_at) VALUES ($1, $2, true, to_timestamp($3), now()) \
+                         ON CONFLICT (source) DO UPDATE SET worker = $2, \
+                         oldest_waiting = to_timestamp($3), updated_at = now()",
+                        &[&source, &worker, &secs],
+                    )
+                    .await
+            }
             SourceEvent::Finished => {
                 client
                     .execute(
@@ -180,7 +205,8 @@ impl PgStatus {
                 "SELECT source, worker, online, reason, \
                  extract(epoch FROM offline_since)::float8, waiting, \
                  extract(epoch FROM last_pass_started)::float8, \
-                 extract(epoch FROM last_pass_finished)::float8 FROM fleet_source_status",
+                 extract(epoch FROM last_pass_finished)::float8, \
+                 extract(epoch FROM oldest_waiting)::float8 FROM fleet_source_status",
                 &[],
             )
             .await
@@ -212,6 +238,7 @@ impl PgStatus {
                 reason: None,
                 offline_since: None,
                 waiting: None,
+                oldest_waiting: None,
                 last_pass: (None, None),
                 reported_by: None,
                 owed: u64::try_from(owed).unwrap_or(0),
@@ -244,6 +271,7 @@ impl PgStatus {
                     at(row.try_get(6).map_err(|e| self.db(&e))?),
                     at(row.try_get(7).map_err(|e| self.db(&e))?),
                 );
+                s.oldest_waiting = at(row.try_get(8).map_err(|e| self.db(&e))?);
             }
             out.push(s);
         }

@@ -97,6 +97,43 @@ async fn a_pass_reports_started_with_the_waiting_count_one_event_per_message_and
 }
 
 #[tokio::test]
+async fn each_listing_reports_when_its_oldest_waiting_message_arrived_and_none_once_drained() {
+    let mb = MemoryMailbox::new(PICKUP);
+    for i in 0..5 {
+        mb.deliver(mail(i));
+    }
+    let (mut p, events) = pipeline(Ledger::in_memory());
+    p.add_source(SourceSpec::new("mem", Arc::new(mb.source()), router()));
+    p.run_once(&Shutdown::new()).await;
+    let oldest: Vec<Option<time::OffsetDateTime>> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Progress::OldestWaiting { source, received } if source == "mem" => Some(*received),
+            _ => None,
+        })
+        .collect();
+    // The memory mailbox stamps every message with the Unix epoch as its arrival.
+    assert_eq!(
+        oldest.first(),
+        Some(&Some(time::OffsetDateTime::UNIX_EPOCH))
+    );
+    // Request 3 failed and stays waiting (unread) for the next run; it is still the oldest.
+    assert!(oldest.len() >= 2, "{oldest:?}");
+    let mb2 = MemoryMailbox::new(PICKUP);
+    mb2.deliver(mail(0));
+    let (mut p, events) = pipeline(Ledger::in_memory());
+    p.add_source(SourceSpec::new("mem", Arc::new(mb2.source()), router()));
+    p.run_once(&Shutdown::new()).await;
+    let last = events.lock().unwrap().iter().rev().find_map(|e| match e {
+        Progress::OldestWaiting { received, .. } => Some(*received),
+        _ => None,
+    });
+    assert_eq!(last, Some(None), "once drained, nothing is waiting");
+}
+
+#[tokio::test]
 async fn a_message_handled_before_a_crash_is_reported_as_recovered() {
     let mb = MemoryMailbox::new(PICKUP);
     mb.deliver(mail(1));

@@ -233,8 +233,8 @@ fn rfc3339(t: Option<SystemTime>) -> serde_json::Value {
 /// `status` as text: a line per source, then a line per worker.
 pub fn status_text(s: &FleetStatus) -> String {
     let mut out = format!(
-        "{:<20} {:<8} {:<10} {:>8} {:<12} {:<24} {:>5}\n",
-        "SOURCE", "STATUS", "SINCE", "WAITING", "LAST PASS", "WORKER", "OWED"
+        "{:<20} {:<8} {:<10} {:>8} {:<10} {:<12} {:<24} {:>5}\n",
+        "SOURCE", "STATUS", "SINCE", "WAITING", "OLDEST", "LAST PASS", "WORKER", "OWED"
     );
     for src in &s.sources {
         let status = match src.online {
@@ -249,11 +249,12 @@ pub fn status_text(s: &FleetStatus) -> String {
         };
         let worker = src.lease.as_ref().map_or("(none)", |l| l.0.as_str());
         out.push_str(&format!(
-            "{:<20} {:<8} {:<10} {:>8} {:<12} {:<24} {:>5}\n",
+            "{:<20} {:<8} {:<10} {:>8} {:<10} {:<12} {:<24} {:>5}\n",
             src.source,
             status,
             since,
             src.waiting.map_or("-".into(), |w| w.to_string()),
+            ago(s.now, src.oldest_waiting),
             ago(s.now, src.last_pass.1),
             worker,
             src.owed
@@ -291,6 +292,8 @@ pub fn status_json(s: &FleetStatus) -> serde_json::Value {
             "reason": src.reason,
             "offline_since": rfc3339(src.offline_since),
             "waiting": src.waiting,
+            "oldest_waiting": rfc3339(src.oldest_waiting),
+            "oldest_waiting_age_secs": src.oldest_waiting.and_then(|t| s.now.duration_since(t).ok()).map(|d| d.as_secs()),
             "last_pass_started": rfc3339(src.last_pass.0),
             "last_pass_finished": rfc3339(src.last_pass.1),
             "worker": src.lease.as_ref().map(|l| l.0.clone()),

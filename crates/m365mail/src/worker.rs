@@ -120,6 +120,12 @@ fn report_status(pipeline: &mut Pipeline, status: fleet::PgStatus, worker: &str)
             Progress::Started { source, waiting } => {
                 (source, SourceEvent::Started { waiting: *waiting })
             }
+            Progress::OldestWaiting { source, received } => (
+                source,
+                SourceEvent::OldestWaiting {
+                    received: received.map(std::time::SystemTime::from),
+                },
+            ),
             Progress::Finished { source } => (source, SourceEvent::Finished),
             Progress::Offline { source, reason } => (
                 source,

@@ -76,6 +76,17 @@ async fn the_fleet_status_joins_leases_reports_owed_acknowledgements_and_workers
         .record("a", "w1", &SourceEvent::Started { waiting: Some(7) })
         .await
         .unwrap();
+    let arrived = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    status
+        .record(
+            "a",
+            "w1",
+            &SourceEvent::OldestWaiting {
+                received: Some(arrived),
+            },
+        )
+        .await
+        .unwrap();
     status
         .record("a", "w1", &SourceEvent::Finished)
         .await
@@ -120,6 +131,7 @@ async fn the_fleet_status_joins_leases_reports_owed_acknowledgements_and_workers
     );
     assert_eq!((a.online, a.waiting, a.owed), (Some(true), Some(7), 1));
     assert!(a.last_pass.0.is_some() && a.last_pass.1.is_some());
+    assert_eq!(a.oldest_waiting, Some(arrived));
     assert_eq!(b.online, Some(false));
     assert!(b.lease.is_none());
     assert!(b.offline_since.is_some());

@@ -484,6 +484,12 @@ async fn drain_pages(
         for (id, e) in &batch.failed {
             summary.errors.push(format!("fetch {id}: {e}"));
         }
+        if cursor.is_none() {
+            ctx.report(Progress::OldestWaiting {
+                source: ctx.spec.name.clone(),
+                received: batch.messages.iter().filter_map(|m| m.received).min(),
+            });
+        }
         // Each message's ledger key, computed once and carried with it.
         let fresh: Vec<(String, RawMessage)> = batch
             .messages

@@ -102,8 +102,8 @@ pub enum MessageOutcome {
 /// [`Pipeline::on_progress`].
 ///
 /// For each source and each pass over its mailbox the pipeline reports either
-/// [`Progress::Offline`], or [`Progress::Started`], one [`Progress::Message`] per message it
-/// dealt with, and [`Progress::Finished`]. `run_once` makes one pass per source; `run` makes one
+/// [`Progress::Offline`], or [`Progress::Started`], a [`Progress::OldestWaiting`] per listing,
+/// one [`Progress::Message`] per message it dealt with, and [`Progress::Finished`]. `run_once` makes one pass per source; `run` makes one
 /// per poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -115,6 +115,16 @@ pub enum Progress {
         source: String,
         /// Messages waiting, as the ping reported them.
         waiting: Option<u64>,
+    },
+    /// The first page of a pass was fetched: `received` is when the oldest message on it
+    /// arrived (`None`: nothing is waiting, or the source does not say). Sources list the
+    /// oldest first where the protocol allows (Graph's unread listing does), so this is the age
+    /// of the oldest waiting message: how far behind the source is.
+    OldestWaiting {
+        /// The source's name.
+        source: String,
+        /// When the oldest message of the first page arrived.
+        received: Option<OffsetDateTime>,
     },
     /// One message was dealt with.
     Message {
