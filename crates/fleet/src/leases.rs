@@ -100,7 +100,7 @@ impl PgLeases {
     ) -> Result<Vec<tokio_postgres::Row>, LeaseError> {
         let client = self
             .inner
-            .client()
+            .lease_client()
             .await
             .map_err(|e| self.unavailable(&e))?;
         let stmt = client
@@ -150,7 +150,7 @@ impl LeaseStore for PgLeases {
         let epoch = epoch_param(fence)?;
         let client = self
             .inner
-            .client()
+            .lease_client()
             .await
             .map_err(|e| self.unavailable(&e))?;
         let stmt = client

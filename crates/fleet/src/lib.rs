@@ -145,6 +145,7 @@ pub enum StoreError {
 #[non_exhaustive]
 pub struct PgOptions {
     /// Connections in the pool (default 16): the most statements one worker runs at once.
+    /// The leases and heartbeats have two more of their own.
     pub pool_size: usize,
     /// How long an operation waits for a connection, and a connection for the server, before
     /// it fails (default 10 s): the pipeline then treats the store as unavailable and tries
@@ -170,6 +171,9 @@ pub struct PgStore {
 
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
+    /// The leases' and heartbeats' own connections ([`LEASE_POOL_SIZE`]), so that a renewal
+    /// never queues behind the ledger's and the delta state's traffic in `pool`.
+    lease_pool: Pool,
     /// For the token store's dedicated lock connections.
     pub(crate) config: tokio_postgres::Config,
     /// `user@host:port/database`, for messages: never the password.
@@ -221,28 +225,33 @@ impl PgStore {
         }
         let target = target_of(&config);
         let handle = tokio::runtime::Handle::try_current().map_err(|_| StoreError::NoRuntime)?;
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                // A connection the server closed is noticed and replaced, without a round trip
-                // on every checkout.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.timeout))
-            .recycle_timeout(Some(options.timeout))
-            .build()
-            .map_err(|e| StoreError::Connect {
-                target: target.clone(),
-                reason: redact_all(e.to_string(), &secrets),
-            })?;
+        let build = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    // A connection the server closed is noticed and replaced, without a round
+                    // trip on every checkout.
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(options.timeout))
+                .create_timeout(Some(options.timeout))
+                .recycle_timeout(Some(options.timeout))
+                .build()
+                .map_err(|e| StoreError::Connect {
+                    target: target.clone(),
+                    reason: redact_all(e.to_string(), &secrets),
+                })
+        };
+        let pool = build(options.pool_size.max(1))?;
+        let lease_pool = build(LEASE_POOL_SIZE)?;
         let inner = Inner {
             pool,
+            lease_pool,
             config,
             target,
             secrets,
@@ -305,12 +314,27 @@ impl PgStore {
     }
 }
 
+/// Connections kept for leases and heartbeats, beside [`PgOptions::pool_size`]: a worker renews
+/// its leases one at a time, so two are plenty. The fleet chaos run (`cargo xtask chaos
+/// --fleet`) found renewals sharing the one pool: a worker that had just taken its share of 67
+/// sources renewed them a round trip every ~0.5 s, each waiting for a connection behind the
+/// first passes' ledger writes, so the leases it renewed last expired under it (57 taken over
+/// from a live worker in the first 16 s of a run without a single kill).
+const LEASE_POOL_SIZE: usize = 2;
+
 impl Inner {
     /// A pooled connection.
     pub(crate) async fn client(
         &self,
     ) -> Result<deadpool_postgres::Client, deadpool_postgres::PoolError> {
         self.pool.get().await
+    }
+
+    /// A connection for the leases and heartbeats, from their own pool.
+    pub(crate) async fn lease_client(
+        &self,
+    ) -> Result<deadpool_postgres::Client, deadpool_postgres::PoolError> {
+        self.lease_pool.get().await
     }
 
     /// The text of an error and its causes, without the password.
