@@ -400,6 +400,82 @@ async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_h
     }
 }
 
+/// Found by the fleet chaos run: a worker stopped a source it handed back (or lost) inline,
+/// waiting for the source's pass in flight, and renewed none of its other leases meanwhile, so
+/// a long pass let the sources it kept expire under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handing_a_source_back_holds_up_neither_the_renewal_of_the_others_nor_its_own_last_message()
+{
+    let fleet = Arc::new(Fleet::new(2, 3));
+    // A hand-over takes four lease times: the source handed back is mid-message for long.
+    *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1200);
+    let s1 = Shutdown::new();
+    let p1 = fleet.pipeline("w1");
+    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
+    let sd1 = s1.clone();
+    let t1 = tokio::spawn(async move { p1.run_leased(leases, options("w1"), &sd1).await });
+    // Alone, w1 serves both and hands all six messages over at once.
+    wait_until(|| fleet.counting.started.load(Ordering::SeqCst) == 6).await;
+    let held = || {
+        let leases = fleet.leases.clone();
+        async move {
+            let mut v: Vec<(String, String, u64)> = leases
+                .holders()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.source, f.worker, f.epoch))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let both = [
+        ("box0".to_owned(), "w1".to_owned(), 1),
+        ("box1".to_owned(), "w1".to_owned(), 1),
+    ];
+    assert_eq!(held().await, both);
+    // w2 joins: w1 hands box1 back, and goes on renewing box0 (and box1, until its message
+    // in flight is recorded and acknowledged).
+    let s2 = Shutdown::new();
+    let p2 = fleet.pipeline("w2");
+    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
+    let sd2 = s2.clone();
+    let t2 = tokio::spawn(async move { p2.run_leased(leases, options("w2"), &sd2).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        held().await,
+        both,
+        "w1 kept both leases while box1 finished"
+    );
+    wait_until(|| fleet.all_read()).await;
+    for _ in 0..300 {
+        if held()
+            .await
+            .iter()
+            .any(|(s, w, _)| s == "box1" && w == "w2")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let now = held().await;
+    assert_eq!(now[0], ("box0".to_owned(), "w1".to_owned(), 1), "{now:?}");
+    assert_eq!(now[1].0, "box1");
+    assert_eq!(now[1].1, "w2", "{now:?}");
+    s1.trigger();
+    s2.trigger();
+    t1.await.unwrap();
+    t2.await.unwrap();
+    assert!(
+        fleet.ledger.refused.lock().unwrap().is_empty(),
+        "every message was recorded under the lease it was handed over with"
+    );
+    let handed = fleet.handed_over();
+    assert_eq!(handed.len(), 6);
+    assert!(handed.values().all(|w| w == &["w1"]), "{handed:?}");
+}
+
 /// A catalog an operator changes while the worker runs.
 struct Changing {
     version: std::sync::atomic::AtomicI64,

@@ -85,6 +85,16 @@ impl HeldLease {
     }
 }
 
+/// Sources this worker is stopping: their tasks finish the messages in flight while the tick
+/// goes on (renewing their leases unless lost); each lease is handed back once its task ended.
+/// Stopping in the background matters: awaited inline, a source's pass in flight (seconds,
+/// when its service is slow or throttling) held up the renewal of every other lease the
+/// worker kept, and the fleet chaos run (`cargo xtask chaos --fleet`) saw them expire under a
+/// live worker: a worker resumed after a SIGSTOP with 177 lost sources stopped them one pass at
+/// a time and served nothing for 48 s, and a worker handing its excess to new workers lost
+/// the sources it kept.
+type Stopping = BTreeMap<String, Serving>;
+
 /// A source this worker serves.
 struct Serving {
     lease: Arc<HeldLease>,
@@ -183,6 +193,7 @@ impl Pipeline {
     ) -> Summary {
         let expiry = self.spawn_expiry(shutdown);
         let mut serving: BTreeMap<String, Serving> = BTreeMap::new();
+        let mut stopping: Stopping = BTreeMap::new();
         let mut known = Known::default();
         let mut done: Vec<SourceSummary> = Vec::new();
         // Each worker looks at the sources from its own starting point, so that workers that
@@ -196,26 +207,22 @@ impl Pipeline {
         };
         let mut shutdown_wait = shutdown.clone();
         loop {
-            self.refresh(
-                catalog.as_ref(),
-                &leases,
-                &mut known,
-                &mut serving,
-                &mut done,
-            )
-            .await;
-            self.tick(&leases, &fleet, &known, offset, &mut serving, &mut done)
+            reap(&leases, &mut stopping, &mut done).await;
+            self.refresh(catalog.as_ref(), &mut known, &mut serving, &mut stopping)
+                .await;
+            self.tick(&leases, &fleet, &known, offset, &mut serving, &mut stopping)
                 .await;
             if shutdown.is_triggered() || shutdown_wait.sleep(fleet.tick).await {
                 break;
             }
         }
-        // Stop every source, then hand its lease back: another worker may take it at once.
-        let ids: Vec<String> = serving.keys().cloned().collect();
-        for id in ids {
-            if let Some(s) = serving.remove(&id) {
-                done.push(stop(&leases, s).await);
-            }
+        // Stop every source (all at once: their messages in flight finish together), then hand
+        // each lease back as its task ends: another worker may take it at once.
+        for (name, s) in std::mem::take(&mut serving) {
+            begin_stop(&mut stopping, name, s);
+        }
+        for (_, s) in std::mem::take(&mut stopping) {
+            done.push(stop(&leases, s).await);
         }
         if let Err(e) = leases.leave(&fleet.worker).await {
             tracing::warn!(error = %e, "leaving the fleet failed; the heartbeat expires");
@@ -229,10 +236,9 @@ impl Pipeline {
     async fn refresh(
         &self,
         catalog: &dyn SourceCatalog,
-        leases: &Arc<dyn LeaseStore>,
         known: &mut Known,
         serving: &mut BTreeMap<String, Serving>,
-        done: &mut Vec<SourceSummary>,
+        stopping: &mut Stopping,
     ) {
         let version = match catalog.version().await {
             Ok(v) => v,
@@ -269,7 +275,7 @@ impl Pipeline {
         for name in stale {
             if let Some(s) = serving.remove(&name) {
                 tracing::info!(lease = %s.lease.fence(), "the source was removed or changed");
-                done.push(stop(leases, s).await);
+                begin_stop(stopping, name, s);
             }
         }
     }
@@ -283,7 +289,7 @@ impl Pipeline {
         known: &Known,
         offset: usize,
         serving: &mut BTreeMap<String, Serving>,
-        done: &mut Vec<SourceSummary>,
+        stopping: &mut Stopping,
     ) {
         let names: Vec<&str> = known.sources.keys().map(String::as_str).collect();
         // Sources whose task ended on its own (it cannot, short of a bug) are given back.
@@ -294,7 +300,7 @@ impl Pipeline {
             .collect();
         for id in ended {
             if let Some(s) = serving.remove(&id) {
-                done.push(stop(leases, s).await);
+                begin_stop(stopping, id, s);
             }
         }
         let view = match leases.heartbeat(&fleet.worker, fleet.lease_ttl).await {
@@ -304,29 +310,41 @@ impl Pipeline {
                 None
             }
         };
-        // Renew. A lease the store says is lost stops its source at once; one that could not be
-        // renewed (the store is unreachable) stops acting by itself when its time runs out.
-        let ids: Vec<String> = serving.keys().cloned().collect();
-        for id in ids {
-            let Some(s) = serving.get(&id) else { continue };
+        // Renew, the sources being stopped too (their messages in flight finish under a valid
+        // lease). A lease the store says is lost stops its source at once; one that could not
+        // be renewed (the store is unreachable) stops acting by itself when its time runs out.
+        let ids: Vec<(String, bool)> = serving
+            .keys()
+            .map(|k| (k.clone(), true))
+            .chain(
+                stopping
+                    .iter()
+                    .filter(|(_, s)| !s.lease.lost.load(Ordering::SeqCst))
+                    .map(|(k, _)| (k.clone(), false)),
+            )
+            .collect();
+        for (id, served) in ids {
+            let map: &BTreeMap<String, Serving> = if served { serving } else { stopping };
+            let Some(s) = map.get(&id) else { continue };
             let at = Instant::now();
-            match leases.renew(s.lease.fence(), fleet.lease_ttl).await {
-                Ok(true) => s.lease.renewed(at, fleet.lease_ttl),
+            let lost = match leases.renew(s.lease.fence(), fleet.lease_ttl).await {
+                Ok(true) => {
+                    s.lease.renewed(at, fleet.lease_ttl);
+                    false
+                }
                 Ok(false) => {
                     tracing::warn!(lease = %s.lease.fence(), "lease lost; the source stops here");
-                    s.lease.lose();
-                    if let Some(s) = serving.remove(&id) {
-                        done.push(stop(leases, s).await);
-                    }
+                    true
                 }
                 Err(e) => {
                     tracing::warn!(lease = %s.lease.fence(), error = %e, "renewing a lease failed");
-                    if !s.lease.holds() {
-                        s.lease.lose();
-                        if let Some(s) = serving.remove(&id) {
-                            done.push(stop(leases, s).await);
-                        }
-                    }
+                    !s.lease.holds()
+                }
+            };
+            if lost {
+                s.lease.lose();
+                if served && let Some(s) = serving.remove(&id) {
+                    begin_stop(stopping, id, s);
                 }
             }
         }
@@ -335,11 +353,11 @@ impl Pipeline {
         let fair = names.len().div_ceil(workers);
         // Too many (a worker joined): give back the excess, the last ones first.
         while serving.len() > fair {
-            let Some((_, s)) = serving.pop_last() else {
+            let Some((name, s)) = serving.pop_last() else {
                 break;
             };
             tracing::info!(lease = %s.lease.fence(), fair, "handing a source to a new worker");
-            done.push(stop(leases, s).await);
+            begin_stop(stopping, name, s);
         }
         // Too few: take free (or expired) sources up to the fair share.
         if serving.len() < fair && !names.is_empty() {
@@ -348,7 +366,8 @@ impl Pipeline {
                     break;
                 }
                 let name = names[(i + offset) % names.len()];
-                if serving.contains_key(name) {
+                // Not one still stopping here: its old task may still be finishing a message.
+                if serving.contains_key(name) || stopping.contains_key(name) {
                     continue;
                 }
                 let Some(source) = known.sources.get(name) else {
@@ -384,6 +403,31 @@ impl Pipeline {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Asks a source's task to stop (its current message tasks finish) and moves it to
+/// `stopping`, where [`reap`] hands its lease back once the task has ended.
+fn begin_stop(stopping: &mut Stopping, name: String, s: Serving) {
+    s.stop.trigger();
+    stopping.insert(name, s);
+}
+
+/// Hands back the leases of the sources in `stopping` whose task has ended.
+async fn reap(
+    leases: &Arc<dyn LeaseStore>,
+    stopping: &mut Stopping,
+    done: &mut Vec<SourceSummary>,
+) {
+    let ended: Vec<String> = stopping
+        .iter()
+        .filter(|(_, s)| s.task.is_finished())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for name in ended {
+        if let Some(s) = stopping.remove(&name) {
+            done.push(stop(leases, s).await);
         }
     }
 }
