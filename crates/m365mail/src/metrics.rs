@@ -27,6 +27,7 @@
 //! | `m365mail_message_errors_total` | counter | messages left waiting because the source or the ledger failed |
 //! | `m365mail_source_offline` | gauge | 1 while the source is OFFLINE (its ping failed or its sign-in was refused), 0 once a pass starts; `sum()` counts the OFFLINE sources |
 //! | `m365mail_source_waiting_messages` | gauge | messages waiting at the source's last ping (absent when the source cannot tell) |
+//! | `m365mail_source_oldest_waiting_age_seconds` | gauge | how long the oldest message waiting had waited when the last pass listed the mailbox (from [`Progress::OldestWaiting`]; absent when nothing was waiting or the source does not say) |
 //! | `m365mail_source_last_pass_age_seconds` | gauge | seconds since the source's last pass that finished ONLINE, computed when scraped: it grows while a source is OFFLINE or stuck |
 //! | `m365mail_acknowledgements_owed` | gauge | acknowledgements the ledger owes the source (handled or parked, the source not yet told), as of the last pass's check |
 //!
@@ -70,6 +71,7 @@
 //! m365mail_store_operation_seconds_count{store="ledger",operation="append"} 24
 //! m365mail_source_offline{source="helpdesk"} 0
 //! m365mail_source_waiting_messages{source="helpdesk"} 0
+//! m365mail_source_oldest_waiting_age_seconds{source="helpdesk"} 12.5
 //! m365mail_source_last_pass_age_seconds{source="helpdesk"} 4.2
 //! m365mail_acknowledgements_owed{source="helpdesk"} 0
 //! m365mail_leases_held 1
@@ -226,6 +228,8 @@ const STORE_BUCKETS: &[f64] = &[
 struct SourceState {
     offline: Option<bool>,
     waiting: Option<u64>,
+    /// Seconds the oldest waiting message had waited at the last pass's first listing.
+    oldest_age: Option<f64>,
     last_pass: Option<Instant>,
     owed: Option<u64>,
 }
@@ -280,7 +284,7 @@ impl Collector for StateCollector {
         };
         let now = Instant::now();
         type Pick = fn(&SourceState, Instant) -> Option<Value>;
-        let per_source: [(&str, &str, Pick); 4] = [
+        let per_source: [(&str, &str, Pick); 5] = [
             (
                 "source_offline",
                 "1 while the source is OFFLINE (its ping failed or its sign-in was refused), else 0.",
@@ -290,6 +294,11 @@ impl Collector for StateCollector {
                 "source_waiting_messages",
                 "Messages waiting at the source's last ping.",
                 |s, _| s.waiting.map(Value::Count),
+            ),
+            (
+                "source_oldest_waiting_age_seconds",
+                "How long the oldest waiting message had waited when the last pass listed the mailbox.",
+                |s, _| s.oldest_age.map(Value::Seconds),
             ),
             (
                 "source_last_pass_age_seconds",
@@ -518,6 +527,18 @@ impl Metrics {
                         source: source.clone(),
                     })
                     .inc();
+            }
+            Progress::OldestWaiting { source, received } => {
+                let age = received.map(|r| {
+                    (time::OffsetDateTime::now_utc() - r)
+                        .as_seconds_f64()
+                        .max(0.0)
+                });
+                self.state()
+                    .sources
+                    .entry(source.clone())
+                    .or_default()
+                    .oldest_age = age;
             }
             Progress::Finished { source } => {
                 let mut s = self.state();

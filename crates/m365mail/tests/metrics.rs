@@ -72,6 +72,11 @@ fn progress_events_become_exactly_these_series() {
     ] {
         m.observe(&message("helpdesk", outcome));
     }
+    // The first listing's oldest message arrived 90 s ago.
+    m.observe(&Progress::OldestWaiting {
+        source: "helpdesk".into(),
+        received: Some(time::OffsetDateTime::now_utc() - time::Duration::seconds(90)),
+    });
     m.observe(&Progress::Finished {
         source: "helpdesk".into(),
     });
@@ -130,6 +135,16 @@ fn progress_events_become_exactly_these_series() {
         "m365mail_source_last_pass_age_seconds{source=\"helpdesk\"}"
     );
     assert!((0.0..5.0).contains(ages[0].1), "{text}");
+    let oldest: Vec<(&String, &f64)> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("m365mail_source_oldest_waiting_age_seconds"))
+        .collect();
+    assert_eq!(oldest.len(), 1, "{text}");
+    assert_eq!(
+        oldest[0].0,
+        "m365mail_source_oldest_waiting_age_seconds{source=\"helpdesk\"}"
+    );
+    assert!((90.0..95.0).contains(oldest[0].1), "{text}");
     // Prometheus's text format: TYPE lines, counters with `_total`.
     assert!(
         text.contains("# TYPE m365mail_messages_handled_total counter\n"),
@@ -156,8 +171,17 @@ fn progress_events_become_exactly_these_series() {
     m.observe(&Progress::Finished {
         source: "projects".into(),
     });
+    // Nothing waiting at the next listing: no oldest age.
+    m.observe(&Progress::OldestWaiting {
+        source: "helpdesk".into(),
+        received: None,
+    });
     let s = samples(&m.encode());
     assert!(!s.contains_key("m365mail_source_last_pass_age_seconds{source=\"projects\"}"));
+    assert!(
+        !s.keys().any(|k| k.starts_with("m365mail_source_oldest")),
+        "{s:?}"
+    );
     assert_eq!(s["m365mail_source_offline{source=\"projects\"}"], 1.0);
 }
 
