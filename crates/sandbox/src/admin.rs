@@ -760,8 +760,10 @@ async fn get_requests(State(state): State<AppState>) -> Response {
     Json(serde_json::json!({
         "total": snap.total(),
         "token_requests": snap.token_requests(),
+        "graph_requests_as_counted": snap.graph_requests_as_counted(),
         "entries": snap.entries,
         "operations": snap.operations,
+        "batch_items": snap.batch_items,
     }))
     .into_response()
 }

@@ -7,6 +7,11 @@
 //! EWS has one URL for every operation, so EWS requests are also counted per SOAP operation
 //! (`POST /EWS/Exchange.asmx FindItem`) in [`RequestLogSnapshot::operations`]; token requests are
 //! counted by [`RequestLogSnapshot::token_requests`].
+//!
+//! Graph counts each request inside a `$batch` against the app's and mailbox's limits as one
+//! request (the `$batch` POST itself is only the envelope), so the items are counted too, per
+//! method and route template, in [`RequestLogSnapshot::batch_items`];
+//! [`RequestLogSnapshot::graph_requests_as_counted`] is what Graph's limits see.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +37,26 @@ pub const MAX_OPERATIONS: usize = 64;
 /// endpoint's own limit is the same); larger bodies are answered 413.
 const MAX_EWS_BODY: usize = 64 * 1024 * 1024;
 
+/// How many distinct `$batch` item templates the log keeps apart; past it, new ones are pooled
+/// as [`OTHER_OPERATION`] (hostile batches cannot grow it).
+pub const MAX_BATCH_TEMPLATES: usize = 64;
+
+/// The segments of a Graph path under a mailbox that are names, not ids, in a `$batch` item's
+/// route template.
+const GRAPH_LITERALS: &[&str] = &[
+    "mailFolders",
+    "childFolders",
+    "messages",
+    "delta",
+    "$value",
+    "move",
+    "copy",
+    "send",
+    "sendMail",
+    "attachments",
+    "createUploadSession",
+];
+
 type OpKey = (String, String, String, u16);
 
 /// Counts per endpoint and status.
@@ -39,6 +64,7 @@ type OpKey = (String, String, String, u16);
 pub(crate) struct RequestLog {
     counts: Mutex<BTreeMap<(String, String, u16), u64>>,
     operations: Mutex<BTreeMap<OpKey, u64>>,
+    batch_items: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
 /// One row of [`RequestLogSnapshot::operations`]: requests of one EWS SOAP operation.
@@ -79,6 +105,11 @@ pub struct RequestLogSnapshot {
     /// request here is also counted once in `entries`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<OperationCount>,
+    /// The requests inside Graph `$batch` POSTs, per method, route template as the item
+    /// named it (`/users/{user}/messages/{id}/$value`) and the item's own status; ordered by
+    /// method, path, status. The `$batch` POST carrying them is counted once in `entries`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batch_items: Vec<EndpointCount>,
 }
 
 impl RequestLogSnapshot {
@@ -132,6 +163,47 @@ impl RequestLogSnapshot {
             .map(|e| e.count)
             .sum()
     }
+
+    /// Requests inside `$batch` POSTs, any status.
+    pub fn batch_item_total(&self) -> u64 {
+        self.batch_items.iter().map(|e| e.count).sum()
+    }
+
+    /// Graph requests as Graph's throttling counts them: every Graph request except the
+    /// `$batch` envelopes, plus every item inside them; any status.
+    pub fn graph_requests_as_counted(&self) -> u64 {
+        self.count_prefix("/v1.0") - self.count("POST", BATCH_PATH) + self.batch_item_total()
+    }
+}
+
+/// The route template of Graph's `$batch` endpoint.
+pub const BATCH_PATH: &str = "/v1.0/$batch";
+
+/// The route template of a `$batch` item's URL (relative, with or without `/v1.0`, query
+/// dropped): the mailbox becomes `{user}` (or stays `/me`), and every segment after it that is
+/// not one of Graph's resource or action names becomes `{id}`.
+pub(crate) fn batch_item_template(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let path = path.strip_prefix("/v1.0").unwrap_or(path);
+    let mut segs = path.trim_start_matches('/').split('/');
+    let mut out = String::new();
+    match segs.next() {
+        Some("users") => {
+            out.push_str("/users/{user}");
+            segs.next();
+        }
+        Some("me") => out.push_str("/me"),
+        _ => return UNMATCHED.to_string(),
+    }
+    for seg in segs {
+        out.push('/');
+        out.push_str(if GRAPH_LITERALS.contains(&seg) {
+            seg
+        } else {
+            "{id}"
+        });
+    }
+    out
 }
 
 fn is_token_path(path: &str) -> bool {
@@ -168,6 +240,28 @@ impl RequestLog {
             .or_insert(0) += 1;
     }
 
+    /// Records one request inside a Graph `$batch` (its URL as the item gave it, its status).
+    /// Past [`MAX_BATCH_TEMPLATES`] distinct templates, new ones are pooled as
+    /// [`OTHER_OPERATION`].
+    pub(crate) fn record_batch_item(&self, method: &str, url: &str, status: u16) {
+        let template = batch_item_template(url);
+        let mut items = lock(&self.batch_items);
+        let known = items.keys().any(|k| k.1 == template);
+        let path = if known
+            || items
+                .keys()
+                .map(|k| k.1.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                < MAX_BATCH_TEMPLATES
+        {
+            template
+        } else {
+            OTHER_OPERATION.to_string()
+        };
+        *items.entry((method.to_string(), path, status)).or_insert(0) += 1;
+    }
+
     /// A copy of the counts.
     pub(crate) fn snapshot(&self) -> RequestLogSnapshot {
         RequestLogSnapshot {
@@ -190,6 +284,15 @@ impl RequestLog {
                     count: *c,
                 })
                 .collect(),
+            batch_items: lock(&self.batch_items)
+                .iter()
+                .map(|((m, p, s), c)| EndpointCount {
+                    method: m.clone(),
+                    path: p.clone(),
+                    status: *s,
+                    count: *c,
+                })
+                .collect(),
         }
     }
 
@@ -197,6 +300,7 @@ impl RequestLog {
     pub(crate) fn clear(&self) {
         lock(&self.counts).clear();
         lock(&self.operations).clear();
+        lock(&self.batch_items).clear();
     }
 }
 
@@ -325,5 +429,53 @@ mod tests {
         assert!(snap.count_operation(OTHER_OPERATION) > 0);
         log.clear();
         assert!(log.snapshot().operations.is_empty());
+    }
+
+    #[test]
+    fn batch_items_are_counted_by_template_and_bounded() {
+        assert_eq!(
+            batch_item_template("/users/a@b.example/messages/AAMk=/$value"),
+            "/users/{user}/messages/{id}/$value"
+        );
+        assert_eq!(
+            batch_item_template("/v1.0/users/x/mailFolders/inbox/messages?$top=5"),
+            "/users/{user}/mailFolders/{id}/messages"
+        );
+        assert_eq!(
+            batch_item_template("me/messages/1/move"),
+            "/me/messages/{id}/move"
+        );
+        assert_eq!(batch_item_template("/groups/1"), UNMATCHED);
+        let log = RequestLog::default();
+        log.record("POST", BATCH_PATH, 200);
+        log.record("GET", "/v1.0/users/{user}/mailFolders/{folder}", 200);
+        log.record_batch_item("GET", "/users/a/messages/1/$value", 200);
+        log.record_batch_item("GET", "/users/a/messages/2/$value", 200);
+        log.record_batch_item("PATCH", "/users/a/messages/2", 429);
+        let snap = log.snapshot();
+        assert_eq!(snap.batch_item_total(), 3);
+        assert_eq!(
+            snap.total(),
+            2,
+            "the items are not requests of their own here"
+        );
+        assert_eq!(snap.graph_requests_as_counted(), 4, "1 GET + 3 items");
+        for i in 0..(MAX_BATCH_TEMPLATES + 10) {
+            let url = format!("/users/a/messages/{}", "x/".repeat(i));
+            log.record_batch_item("GET", &url, 200);
+        }
+        let distinct: std::collections::BTreeSet<_> = log
+            .snapshot()
+            .batch_items
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
+        assert!(
+            distinct.len() <= MAX_BATCH_TEMPLATES + 1,
+            "{}",
+            distinct.len()
+        );
+        log.clear();
+        assert!(log.snapshot().batch_items.is_empty());
     }
 }

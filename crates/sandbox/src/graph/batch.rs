@@ -1,5 +1,13 @@
 //! JSON batching: `POST /v1.0/$batch` with up to 20 requests, `dependsOn`, and inner statuses
 //! (each inner request is admitted and throttled on its own; a failed dependency gives 424).
+//!
+//! As Graph counts them, each item is one request against the app's and mailbox's limits: it
+//! takes a concurrency slot while it runs and one unit of the window's budget, and is
+//! answered 429 inside the batch when either is used up; the envelope itself costs nothing.
+//! Each item is also counted in the request log ([`crate::reqlog`]'s `batch_items`). Graph is
+//! reported to dispatch up to four items of a batch at once (Microsoft Q&A); here they run one
+//! after another, so a client sending several batches to one mailbox at once meets the
+//! concurrency limit later than on Exchange Online.
 
 use std::collections::{HashMap, HashSet};
 
@@ -204,6 +212,8 @@ async fn run(st: &AppState, who: &crate::auth::Principal, outer: &HeaderMap, bod
                 };
                 dispatch(st, who, &req).await
             };
+            st.reqlog()
+                .record_batch_item(item.method.as_str(), &item.url, r.status);
             status.insert(item.id.clone(), r.status);
             responses.push(render(&item.id, r));
         }

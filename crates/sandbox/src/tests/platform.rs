@@ -218,3 +218,108 @@ async fn concurrency_and_budget_throttling() {
         Admission::Proceed(_)
     ));
 }
+
+/// Graph counts every request inside a `$batch` against the app's and mailbox's limits: each
+/// item takes one unit of the window's budget and a concurrency slot while it runs, and is
+/// answered 429 inside the batch when either is used up; the envelope costs nothing. The
+/// request log counts the items, so a client's requests can be counted as Graph counts them.
+#[tokio::test]
+async fn batch_items_count_one_by_one_against_the_budget_and_the_concurrency() {
+    let sb = start().await;
+    let st = sb.state();
+    let token = sb
+        .admin()
+        .mint_token(&crate::MintRequest {
+            app_id: DEMO_APP.into(),
+            kind: crate::TokenKind::App {
+                roles: vec!["Mail.ReadWrite".into()],
+            },
+            resource: crate::ApiResource::Graph,
+            lifetime_secs: None,
+        })
+        .unwrap();
+    let batch = |mailbox: &str, n: usize| {
+        let requests: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({"id": i.to_string(), "method": "GET",
+                    "url": format!("/users/{mailbox}/mailFolders/inbox")})
+            })
+            .collect();
+        let url = format!("{}/$batch", sb.graph_url());
+        let token = token.clone();
+        async move {
+            let resp = client()
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "requests": requests }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status().as_u16(),
+                200,
+                "the envelope itself is never throttled"
+            );
+            let body: serde_json::Value = resp.json().await.unwrap();
+            let mut statuses: Vec<(u64, u64)> = body["responses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let id: u64 = r["id"].as_str().unwrap().parse().unwrap();
+                    (id, r["status"].as_u64().unwrap())
+                })
+                .collect();
+            statuses.sort_unstable();
+            statuses.into_iter().map(|(_, s)| s).collect::<Vec<u64>>()
+        }
+    };
+    const HELPDESK: &str = "helpdesk@contoso.example";
+    sb.admin().set_throttle(ThrottleConfig {
+        budget: Some(25),
+        window_secs: 600,
+        ..ThrottleConfig::default()
+    });
+    sb.admin().clear_request_log();
+    assert_eq!(batch(HELPDESK, 20).await, vec![200; 20]);
+    // 5 of the budget left: the first 5 items of the next batch, then 429 until the window ends.
+    let second = batch(HELPDESK, 20).await;
+    assert_eq!(second[..5], [200; 5]);
+    assert_eq!(second[5..], [429; 15]);
+    assert!(matches!(
+        st.admit(Protocol::Graph, DEMO_APP, HELPDESK).await,
+        Admission::Throttled { .. }
+    ));
+    let log = sb.admin().request_log();
+    assert_eq!(log.count("POST", crate::reqlog::BATCH_PATH), 2);
+    assert_eq!(log.batch_item_total(), 40);
+    assert_eq!(log.graph_requests_as_counted(), 40);
+    let throttled: u64 = log
+        .batch_items
+        .iter()
+        .filter(|e| e.status == 429)
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(throttled, 15);
+    assert!(
+        log.batch_items
+            .iter()
+            .all(|e| e.method == "GET" && e.path == "/users/{user}/mailFolders/{id}"),
+        "{:?}",
+        log.batch_items
+    );
+
+    // Concurrency: with the mailbox's 4 slots held, every item is refused; with one free, the
+    // items (run one after another) take it in turn.
+    sb.admin().set_throttle(ThrottleConfig::default());
+    let mut guards = Vec::new();
+    for _ in 0..4 {
+        match st.admit(Protocol::Graph, DEMO_APP, ALEX).await {
+            Admission::Proceed(g) => guards.push(g),
+            other => panic!("expected a slot, got {other:?}"),
+        }
+    }
+    assert_eq!(batch(ALEX, 3).await, vec![429; 3]);
+    guards.pop();
+    assert_eq!(batch(ALEX, 3).await, vec![200; 3]);
+}
