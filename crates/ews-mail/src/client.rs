@@ -137,6 +137,10 @@ pub struct EwsConfig {
     pub timeout: Duration,
     /// Jitter for backoff.
     pub jitter: Jitter,
+    /// How the client waits between attempts (default [`httpcore::TokioSleeper`]; tests record
+    /// the waits with [`httpcore::RecordingSleeper`] instead of sleeping), the same seam as
+    /// graph-mail's.
+    pub sleeper: Arc<dyn httpcore::Sleeper>,
     /// Where requests are logged (no secrets).
     pub log: ConnectionLog,
 }
@@ -166,6 +170,7 @@ impl EwsConfig {
             max_response: DEFAULT_MAX_RESPONSE,
             timeout: Duration::from_secs(100),
             jitter: Arc::new(ProcessJitter),
+            sleeper: Arc::new(httpcore::TokioSleeper),
             log: ConnectionLog::default(),
         }
     }
@@ -191,6 +196,12 @@ impl EwsConfig {
     /// Sets the jitter source.
     pub fn with_jitter(mut self, j: Jitter) -> Self {
         self.jitter = j;
+        self
+    }
+
+    /// Sets how the client waits between attempts.
+    pub fn with_sleeper(mut self, s: Arc<dyn httpcore::Sleeper>) -> Self {
+        self.sleeper = s;
         self
     }
 }
@@ -520,7 +531,7 @@ impl EwsClient {
                 err.retry_after(),
                 delay,
             ));
-            tokio::time::sleep(delay).await;
+            self.cfg.sleeper.sleep(delay).await;
             waited += delay;
         }
     }

@@ -121,6 +121,27 @@ async fn retries_stop_at_the_cap_and_503_retry_after_is_kept() {
 }
 
 #[tokio::test]
+async fn waits_go_through_the_configured_sleeper_with_the_servers_retry_after() {
+    let (base, seen) = serve(vec![
+        (503, vec![("Retry-After", "7".into())], String::new()),
+        (200, vec![], folder_response("Success", "NoError", None)),
+    ])
+    .await;
+    let sleeper = Arc::new(httpcore::RecordingSleeper::default());
+    let cfg = client(&base, 1 << 20).config().clone();
+    let retry = cfg
+        .retry
+        .clone()
+        .with_max_retry_after(Duration::from_secs(30));
+    let cfg = cfg.with_retry(retry).with_sleeper(sleeper.clone());
+    let r = EwsClient::new(cfg).unwrap().call(&op()).await.unwrap();
+    assert_eq!(r[0].as_ref().unwrap().unread_count, Some(3));
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    // The server's seven seconds were asked of the sleeper, not slept.
+    assert_eq!(sleeper.waits(), [Duration::from_secs(7)]);
+}
+
+#[tokio::test]
 async fn per_item_errors_that_are_not_transient_are_returned_in_place() {
     let (base, seen) = serve(vec![(
         200,
