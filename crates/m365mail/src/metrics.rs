@@ -746,9 +746,9 @@ impl Metrics {
             Ok(listener) => Ok(Some(self.serve(listener))),
             Err(source) if given => Err(MetricsError::Bind { addr, source }),
             Err(e) => {
-                eprintln!(
-                    "warning: no metrics endpoint: {addr} (the default) is not free ({e}); \
-                     give each worker on this machine its own --metrics ADDR, or --metrics off"
+                tracing::warn!(
+                    "no metrics endpoint: {addr} (the default) is not free ({e}); give each \
+                     worker on this machine its own --metrics ADDR, or --metrics off"
                 );
                 Ok(None)
             }

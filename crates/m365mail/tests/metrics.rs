@@ -599,6 +599,47 @@ fn a_worker_refuses_a_metrics_address_beyond_loopback_without_the_flag() {
     );
 }
 
+/// The default address taken (here, or by another worker on this machine): the worker warns
+/// and goes on without metrics, as far as its store (unreachable here) lets it.
+#[tokio::test]
+async fn a_worker_goes_on_without_metrics_when_the_default_port_is_taken() {
+    // Held by this test, or already by another worker: taken either way.
+    let _held = std::net::TcpListener::bind(m365mail::metrics::DEFAULT_ADDR);
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    let text = test_support::config::Config::demo(&sb)
+        .source(
+            "box",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &sb.graph_url(),
+            "",
+        )
+        .mailbox("helpdesk@contoso.example", &[])
+        .default_rule("P")
+        .handler(&dir.path().join("out"), "")
+        .text();
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["worker", "--config"])
+        .arg(&cfg)
+        .env("M365MAIL_STORE", "postgres://nobody@127.0.0.1:1/none")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no metrics endpoint: 127.0.0.1:9464 (the default) is not free"),
+        "{stderr}"
+    );
+    // It went on, and stopped only at the store.
+    assert!(stderr.contains("error: --store"), "{stderr}");
+    sb.shutdown().await;
+}
+
 /// A free loopback port (bound, then released for the worker to take).
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
