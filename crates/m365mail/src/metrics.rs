@@ -87,12 +87,12 @@
 //! # Why `prometheus-client`
 //!
 //! It is the Prometheus project's own Rust client (`prometheus/client_rust`), follows the
-//! OpenMetrics data model, and is lean: with its default features off it brings four small
-//! crates (`dtoa`, `itoa`, `parking_lot`, already in the tree, and its derive macro) and no
+//! OpenMetrics data model, and is lean: with its default features off it adds two small crates
+//! to the tree (`dtoa` and its derive macro; `itoa` and `parking_lot` were already there) and no
 //! HTTP stack or protobuf, so the worker serves it with the axum it already has. Its
 //! `Collector` lets the per-source gauges be computed when scraped (ages, and the series of
-//! sources handed back simply absent). The `prometheus` crate (tikv) pulls protobuf and keeps a
-//! process-global default registry; `metrics` with `metrics-exporter-prometheus` adds a facade,
+//! sources handed back simply absent). The `prometheus` crate (tikv) pulls protobuf by default
+//! and keeps a process-global default registry; `metrics` with `metrics-exporter-prometheus` adds a facade,
 //! its own HTTP listener and more dependencies than the few series here need. The crate
 //! declares no `rust-version`; clippy's `incompatible_msrv` at the workspace's 1.89 finds no use
 //! of a newer standard library in it, and `cargo deny check` accepts it and its dependencies.
