@@ -301,9 +301,7 @@ async fn load(
 ) -> Result<(Config, Option<sandbox::Sandbox>)> {
     match config {
         Some(path) => {
-            let overrides = Overrides {
-                output_dir: out.map(std::path::Path::to_path_buf),
-            };
+            let overrides = Overrides::default().output_dir(out.map(std::path::Path::to_path_buf));
             let cfg = Config::load_with(&path, &overrides).map_err(|e| e.to_string())?;
             Ok((cfg, None))
         }

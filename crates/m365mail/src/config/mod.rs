@@ -126,6 +126,7 @@ impl ConfigError {
 
 /// The resolved configuration: what every command runs on.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// App registrations, in file order (see [`Config::app`]).
     pub apps: Vec<Arc<App>>,
@@ -143,9 +144,18 @@ pub struct Config {
 /// What the command line changes in a file before it is resolved (so that the paths that
 /// follow from it, such as the ledger's, follow the change).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Overrides {
     /// `--out`: replaces `handler.output_dir`.
     pub output_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// `--out`: `handler.output_dir` replaced by `dir` (`None`: as the file says).
+    pub fn output_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.output_dir = dir;
+        self
+    }
 }
 
 impl Config {

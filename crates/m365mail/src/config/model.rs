@@ -12,6 +12,7 @@ use super::file::Flow;
 
 /// An app registration, resolved: its cloud, its authority and where its credential is.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct App {
     /// The name sources and outbounds refer to (`apps.name`).
     pub name: String,
@@ -38,6 +39,7 @@ pub struct App {
 /// Where an app's credential comes from. Holds an inline secret only as msauth's redacting
 /// [`ClientSecret`](msauth::ClientSecret); nothing here prints a secret.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Credential {
     /// None: a public client (delegated flows without a secret).
     None,
@@ -49,6 +51,7 @@ pub enum Credential {
 
 /// Where a client secret is.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SecretSource {
     /// In the file itself (`client_secret`; demos only).
     Inline(msauth::ClientSecret),
@@ -60,6 +63,7 @@ pub enum SecretSource {
 
 /// Where a certificate credential is.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CertificateSource {
     /// The PEM or PKCS#12 (`.pfx`/`.p12`) file (`certificate_file`).
     pub file: PathBuf,
@@ -74,6 +78,7 @@ pub struct CertificateSource {
 /// Where a connection's requests go, checked (https, or http only on loopback) when the file
 /// was loaded.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Service {
     /// Microsoft Graph: the base URL and the mailbox.
     Graph(graph_mail::Endpoint),
@@ -105,6 +110,7 @@ impl Service {
 
 /// A message source, resolved.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Source {
     /// Its name.
     pub name: String,
@@ -136,6 +142,7 @@ pub struct Source {
 
 /// A message outbound, resolved.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Outbound {
     /// Its name.
     pub name: String,
@@ -156,6 +163,7 @@ pub struct Outbound {
 
 /// `[handler]`, resolved.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Handler {
     /// Where each message and its routing record are written, one folder per project.
     pub output_dir: PathBuf,
@@ -187,6 +195,7 @@ impl Handler {
 /// Where one source or outbound goes and what its token is for: read off the resolved
 /// configuration without any network (for checking a configuration, and for tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionPlan {
     /// The token endpoint of the app (its cloud's login host, or `authority_base`).
     pub token_endpoint: Url,
