@@ -1,0 +1,91 @@
+//! Runs without a configuration, a broken configuration, and `route`.
+
+use std::process::Command;
+
+use crate::support::{BIN, assert_success};
+
+#[test]
+fn run_without_configuration_routes_the_demo_mail_and_answers_from_the_retained_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(BIN)
+        .args(["run", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let sources = summary["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2);
+    let graph = &sources[0];
+    let ews = &sources[1];
+    assert_eq!(graph["status"], "ONLINE");
+    assert_eq!(ews["status"], "ONLINE");
+    assert_eq!(graph["handled"], graph["waiting_at_start"]);
+    assert_eq!(ews["handled"], 3);
+    assert_eq!(graph["per_project"]["BILLING"], 3);
+    assert_eq!(graph["per_project"]["FACILITIES"], 2);
+    assert_eq!(ews["per_project"]["ALPHA"], 1);
+    // The tenant allows sending from aliases: billing mail is answered from billing@.
+    let notes = graph["notifications"].as_array().unwrap();
+    let to_lynne = notes
+        .iter()
+        .find(|n| n["to"] == "lynne@fabrikam.example")
+        .unwrap();
+    assert_eq!(to_lynne["from"], "billing@contoso.example");
+    // A sub-address cannot be sent from: the alias it belongs to, with Reply-To the sub-address.
+    let to_debra = notes
+        .iter()
+        .find(|n| n["to"] == "debra@fabrikam.example")
+        .unwrap();
+    assert_eq!(to_debra["from"], "support@contoso.example");
+    assert_eq!(to_debra["reply_to"], "support+printer@contoso.example");
+    // Robots are not answered.
+    assert!(notes.iter().all(|n| n["to"] != "ooo@fabrikam.example"));
+    assert_eq!(graph["notifications_skipped"], 2);
+    // Every message is on disk with its routing record.
+    let billing: Vec<_> = std::fs::read_dir(out.join("BILLING"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(billing.len(), 3);
+}
+
+#[test]
+fn a_broken_configuration_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[apps]]\nname = \"a\"\ntenant = \"contoso.example\"\nclient_id = \"x\"\nclient_secret_env = \"X\"\n\n[[sources]]\nname = \"s\"\nkind = \"imap\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("line 9"), "{err}");
+    assert!(err.contains("imap"), "{err}");
+}
+
+#[test]
+fn route_explains_the_decision_for_an_address() {
+    let output = Command::new(BIN)
+        .args([
+            "route",
+            "--json",
+            "--address",
+            "support+printer@contoso.example",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(v["project"], "FACILITIES");
+    assert_eq!(v["catch_address"], "support+printer@contoso.example");
+    assert_eq!(v["answer_from"], "support@contoso.example");
+}

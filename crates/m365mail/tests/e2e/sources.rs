@@ -1,0 +1,119 @@
+//! What the sources ask of the server: delta mode run after run, and fetches and
+//! acknowledgements in batches.
+
+use test_support::process::run_once_json;
+
+use crate::support::{BIN, large_mailbox, records, write_folder_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run() {
+    const N: usize = 25;
+    let sb = large_mailbox(N).await;
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| {
+        let text = text.replace(
+            "acknowledge = \"move:Processed\"\n",
+            "acknowledge = \"mark-read\"\nmode = \"delta\"\n",
+        );
+        assert!(text.contains("mode = \"delta\""));
+        text
+    });
+
+    let first = run_once_json(BIN, &cfg).await;
+    let s = &first["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{first}");
+    assert_eq!(s["handled"], N as u64 + 2, "{first}");
+    // The state lives next to the ledger.
+    assert!(out.join("ledger.jsonl").is_file());
+    assert!(out.join("graph-delta.json").is_file());
+
+    // Nothing new: the second run finds nothing and hands nothing over, not even to recover it.
+    let second = run_once_json(BIN, &cfg).await;
+    let s = &second["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{second}");
+    assert_eq!(s["handled"], 0, "{second}");
+    assert_eq!(s["recovered"], 0, "{second}");
+
+    // New mail is found by the next run, and only it.
+    for i in 0..3 {
+        let mime = format!(
+            "From: n{i}@fabrikam.example\r\nTo: billing@contoso.example\r\nSubject: new {i}\r\n\
+             Message-ID: <new-{i}@fabrikam.example>\r\n\r\nbody\r\n"
+        );
+        sb.admin()
+            .inject_mime("billing@contoso.example", &mime)
+            .unwrap();
+    }
+    let third = run_once_json(BIN, &cfg).await;
+    let s = &third["sources"][0];
+    assert_eq!(s["handled"], 3, "{third}");
+    assert_eq!(s["per_project"]["BILLING"], 3, "{third}");
+
+    let seen = records(&out);
+    assert_eq!(seen.len(), N + 2 + 3);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "handed over more than once: {twice:?}");
+    sb.shutdown().await;
+}
+
+/// The handler's `batch_size` is the source's fetch size: an EWS source with a batch of 300
+/// lists 252 waiting messages with one FindItem (plus the final empty one that says the folder
+/// is drained) instead of one per 100, and downloads them in GetItem chunks of 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
+    let sb = large_mailbox(250).await;
+    let (_dir, _, cfg) = write_folder_config(&sb, |text| {
+        let text = text
+            .replace("kind = \"graph\"", "kind = \"ews\"")
+            .replace(&sb.graph_url(), &sb.ews_url())
+            .replace(
+                "acknowledge = \"move:Processed\"\n",
+                "acknowledge = \"mark-read\"\n",
+            )
+            .replace("batch_size = 10", "batch_size = 300");
+        assert!(text.contains("kind = \"ews\"") && text.contains("batch_size = 300"));
+        text
+    });
+    sb.admin().clear_request_log();
+
+    let summary = run_once_json(BIN, &cfg).await;
+    let s = &summary["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{summary}");
+    assert_eq!(s["handled"], 252, "{summary}");
+    let log = sb.request_log();
+    assert_eq!(log.count_operation("FindItem"), 2, "{log:?}");
+    assert_eq!(log.count_operation("GetItem"), 3, "{log:?}");
+    // The handler gives the source its acknowledgements together: 100 per UpdateItem.
+    assert_eq!(log.count_operation("UpdateItem"), 3, "{log:?}");
+    sb.shutdown().await;
+}
+
+/// Over Graph, the handler's acknowledgements (here moves to Processed) travel in `$batch`
+/// requests, 20 at most per request, never as one request per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_source_acknowledges_in_batches_not_one_request_per_message() {
+    let sb = large_mailbox(58).await;
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| {
+        let text = text.replace("batch_size = 10", "batch_size = 20");
+        assert!(
+            text.contains("acknowledge = \"move:Processed\"") && text.contains("batch_size = 20")
+        );
+        text
+    });
+    sb.admin().clear_request_log();
+
+    let summary = run_once_json(BIN, &cfg).await;
+    let s = &summary["sources"][0];
+    assert_eq!(s["handled"], 60, "{summary}");
+    assert_eq!(records(&out).len(), 60);
+    let log = sb.request_log();
+    let single: u64 = log
+        .entries
+        .iter()
+        .filter(|e| e.path.ends_with("/move") || e.method.eq_ignore_ascii_case("PATCH"))
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(single, 0, "no per-message acknowledgement: {log:?}");
+    // Three pages of 20: per page one `$batch` of MIME downloads and one of moves.
+    assert_eq!(log.count("POST", "/v1.0/$batch"), 6, "{log:?}");
+    sb.shutdown().await;
+}
