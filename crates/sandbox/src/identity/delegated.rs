@@ -124,7 +124,7 @@ pub(crate) fn issue_delegated(
     );
     let mut scope_out: Vec<String> = names
         .iter()
-        .map(|n| Permission::new(resource, n.clone()).to_string())
+        .map(|n| Permission::new(resource, n.clone()).response_scope())
         .collect();
     let offline = grant_scopes
         .iter()

@@ -136,6 +136,17 @@ impl Permission {
         }
     }
 
+    /// How a token response's `scope` names the permission: Graph's without the resource
+    /// prefix (`Mail.Read`), every other resource's with it
+    /// (`https://outlook.office365.com/EWS.AccessAsUser.All`), as Entra ID answers. Clients
+    /// such as MSAL cache by these names, so the prefixed form would never hit their cache.
+    pub fn response_scope(&self) -> String {
+        match self.resource {
+            ApiResource::Graph => self.name.clone(),
+            ApiResource::Exchange => self.to_string(),
+        }
+    }
+
     /// Case-insensitive name comparison (Entra treats scope names case-insensitively).
     pub fn is(&self, resource: ApiResource, name: &str) -> bool {
         self.resource == resource && self.name.eq_ignore_ascii_case(name)

@@ -129,7 +129,8 @@ async fn auth_code_with_pkce_and_refresh_rotation() {
         v["scope"]
             .as_str()
             .unwrap()
-            .contains("https://graph.microsoft.com/Mail.ReadWrite")
+            .split(' ')
+            .any(|s| s == "Mail.ReadWrite")
     );
     let p = authenticate(sb.state(), &bearer(at), Resource::Graph).unwrap();
     assert_eq!(p.user(), Some("adele.vance@contoso.example"));

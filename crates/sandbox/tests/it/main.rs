@@ -4,6 +4,7 @@ mod admin_http;
 mod common;
 mod ews;
 mod ews_convert_id;
+mod fidelity;
 mod graph;
 mod hostile;
 mod identity;
