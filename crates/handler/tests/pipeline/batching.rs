@@ -1,0 +1,156 @@
+//! Acknowledgements given to a batching source together, a page at a time, with the same
+//! guarantees as one by one.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use handler::{FnHandler, HandlerError, Inbound, Ledger, Options, Shutdown};
+
+use crate::support::{FlakyAck, mailbox_with, pipeline, recorder};
+
+/// Graph and EWS acknowledge many messages per round trip: the pipeline gives them a page's
+/// acknowledgements together (one `acknowledge_many` per page here) instead of one request per
+/// message, which spent the mailbox's request budget ten to a hundred times faster.
+#[tokio::test]
+async fn a_batching_source_gets_its_acknowledgements_together() {
+    let mb = mailbox_with(120);
+    let source = FlakyAck::batching(mb.source(), 0, false);
+    let rec = recorder(None);
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        rec.clone(),
+        ledger.clone(),
+        Options::default().batch_size(50).concurrency(8),
+        "batched",
+        source.clone(),
+    );
+    let s = p.run_once(&Shutdown::new()).await;
+    let s = &s.sources[0];
+    assert_eq!(s.handled, 120, "{s:?}");
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(source.many_calls(), vec![50, 50, 20], "one call per page");
+    assert_eq!(source.calls.load(Ordering::SeqCst), 120);
+    assert!(mb.messages().iter().all(|m| m.is_read));
+    assert!(ledger.unacknowledged("batched|").is_empty());
+    assert_eq!(rec.calls.lock().unwrap().len(), 120);
+}
+
+/// A poison message's move to the poison folder travels in the same `acknowledge_many` call as
+/// the other messages' mark-read: one call per page (the in-memory source pages 100 at a time).
+#[tokio::test]
+async fn a_parking_move_travels_with_the_pages_other_acknowledgements() {
+    let mb = mailbox_with(230);
+    let source = FlakyAck::batching(mb.source(), 0, false);
+    // "request 7" always fails permanently: parked at once.
+    let handler = FnHandler::new(|m: &Inbound| {
+        if m.subject() == "request 7" {
+            Err(HandlerError::permanent("cannot be turned into a ticket"))
+        } else {
+            Ok(())
+        }
+    });
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        Arc::new(handler),
+        ledger.clone(),
+        Options::default().batch_size(1000).concurrency(4),
+        "chunked",
+        source.clone(),
+    );
+    let s = p.run_once(&Shutdown::new()).await;
+    let s = &s.sources[0];
+    assert_eq!((s.handled, s.parked), (229, 1), "{s:?}");
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(source.many_calls(), vec![100, 100, 30]);
+    assert!(ledger.unacknowledged("chunked|").is_empty());
+    let parked: Vec<_> = mb
+        .messages()
+        .into_iter()
+        .filter(|m| m.folder != "inbox")
+        .collect();
+    assert_eq!(parked.len(), 1, "the poison message moved, the rest stayed");
+    assert_eq!(parked[0].folder, "Poison");
+    assert_eq!(
+        parked[0].internet_message_id.as_deref(),
+        Some("<m7@fabrikam.example>")
+    );
+}
+
+/// The batched path keeps the guarantees of the single one: a failed acknowledgement inside a
+/// batch leaves that message owed (not handed over twice), and the next pass acknowledges the
+/// owed ones together.
+#[tokio::test]
+async fn failures_inside_a_batch_are_owed_and_made_together_on_the_next_pass() {
+    let mb = mailbox_with(10);
+    let rec = recorder(None);
+    let source = FlakyAck::batching(mb.source(), 3, true);
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        rec.clone(),
+        ledger.clone(),
+        Options::default(),
+        "lostb",
+        source.clone(),
+    );
+    let first = p.run_once(&Shutdown::new()).await;
+    assert_eq!(first.sources[0].handled, 10);
+    assert_eq!(
+        first.sources[0].errors.len(),
+        3,
+        "{:?}",
+        first.sources[0].errors
+    );
+    assert_eq!(ledger.unacknowledged("lostb|").len(), 3);
+    assert_eq!(source.many_calls(), vec![10]);
+
+    let second = p.run_once(&Shutdown::new()).await;
+    let s = &second.sources[0];
+    assert_eq!(
+        (s.handled, s.recovered, s.reacknowledged),
+        (0, 0, 3),
+        "{s:?}"
+    );
+    assert!(ledger.unacknowledged("lostb|").is_empty());
+    assert_eq!(
+        source.many_calls(),
+        vec![10, 3],
+        "the owed three in one call"
+    );
+    assert_eq!(
+        rec.calls.lock().unwrap().len(),
+        10,
+        "nothing handed over twice"
+    );
+}
+
+/// A source that answers fewer results than it was given acknowledgements loses nothing: the
+/// unanswered message is owed and made on the next pass.
+#[tokio::test]
+async fn a_short_answer_from_acknowledge_many_leaves_the_rest_owed() {
+    let mb = mailbox_with(5);
+    let source = FlakyAck::build(mb.source(), 0, false, true, 1);
+    let ledger = Ledger::in_memory();
+    let rec = recorder(None);
+    let p = pipeline(
+        rec.clone(),
+        ledger.clone(),
+        Options::default(),
+        "short",
+        source.clone(),
+    );
+    let first = p.run_once(&Shutdown::new()).await;
+    let s = &first.sources[0];
+    assert_eq!(s.handled, 5);
+    assert_eq!(s.errors.len(), 1, "{:?}", s.errors);
+    assert!(s.errors[0].contains("no result"), "{:?}", s.errors);
+    assert_eq!(ledger.unacknowledged("short|").len(), 1);
+
+    let second = p.run_once(&Shutdown::new()).await;
+    assert_eq!(
+        second.sources[0].reacknowledged, 1,
+        "{:?}",
+        second.sources[0]
+    );
+    assert!(ledger.unacknowledged("short|").is_empty());
+    assert_eq!(rec.calls.lock().unwrap().len(), 5);
+}

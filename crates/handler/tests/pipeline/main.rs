@@ -1,0 +1,8 @@
+//! The pipeline over the in-memory connection: routing, exactly-once, poison, notifications.
+//! One binary, a module a topic; the shared helpers are in `support`.
+
+mod batching;
+mod exactly_once;
+mod failures;
+mod routing;
+mod support;
