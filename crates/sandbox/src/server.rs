@@ -198,6 +198,7 @@ impl SandboxBuilder {
             tenant,
             Config {
                 base_url: base_url.clone(),
+                links_follow_host: self.public_base_url.is_none(),
                 admin_access: crate::admin_guard::AdminAccess::new(
                     self.tls.is_some(),
                     local,

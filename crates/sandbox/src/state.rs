@@ -48,6 +48,10 @@ impl Clock {
 pub(crate) struct Config {
     /// Base URL clients use, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub base_url: String,
+    /// Whether links in answers (Graph's `@odata.nextLink`/`deltaLink`) name the host the
+    /// client called (its `Host`), as a service does; false when a public base URL was
+    /// configured (behind a proxy the `Host` seen here is not the client's).
+    pub(crate) links_follow_host: bool,
     /// Who may use the HTTP admin API (Host, Origin, admin token).
     pub(crate) admin_access: crate::admin_guard::AdminAccess,
 }

@@ -209,6 +209,7 @@ async fn run(st: &AppState, who: &crate::auth::Principal, outer: &HeaderMap, bod
                     query,
                     headers: item.headers.clone(),
                     body: item.body.clone(),
+                    base: crate::graph::request_base(st, outer),
                 };
                 dispatch(st, who, &req).await
             };

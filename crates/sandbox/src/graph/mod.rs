@@ -48,7 +48,8 @@ const TEMPLATES: &[&str] = &[
 pub(crate) fn routes() -> Router<AppState> {
     let mut r = Router::new()
         .route("/v1.0/$batch", post(batch::handle))
-        .route("/v1.0/_upload/{session}", put(ops::upload_put));
+        .route("/v1.0/_upload/{session}", put(ops::upload_put))
+        .route("/v1.0/{*rest}", any(unknown_route));
     for t in TEMPLATES {
         r = r
             .route(&format!("/v1.0/me/{t}"), any(handle))
@@ -71,6 +72,8 @@ pub(crate) struct GReq {
     pub(crate) query: Option<String>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// The base URL the client called (`scheme://host[:port]`), for links in answers.
+    pub(crate) base: String,
 }
 
 impl GReq {
@@ -188,6 +191,80 @@ pub(crate) fn authenticate_graph(st: &AppState, headers: &HeaderMap) -> Result<P
     authenticate(st, headers, Resource::Graph).map_err(|f| {
         error(401, f.graph_code(), &f.description).header("WWW-Authenticate", f.www_authenticate)
     })
+}
+
+/// The base URL of the request with `headers`: the configured scheme with the host the client
+/// named in `Host` (so a client that called `127.0.0.1` gets links to `127.0.0.1`, not
+/// `localhost`, and keeps its token on the next page), else the configured base URL.
+pub(crate) fn request_base(st: &AppState, headers: &HeaderMap) -> String {
+    let configured = st.base_url();
+    if !st.config().links_follow_host {
+        return configured.to_string();
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .filter(|a| !a.as_str().contains('@'));
+    match (host, configured.split_once("://")) {
+        (Some(a), Some((scheme, _))) => format!("{scheme}://{}", a.as_str()),
+        _ => configured.to_string(),
+    }
+}
+
+/// The first segment of a Graph path (after `/v1.0`) that names no endpoint the sandbox
+/// serves, for Graph's "Resource not found for the segment" answer.
+fn unknown_segment(path: &str) -> String {
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
+    let rest = match segs.first().map(String::as_str) {
+        Some("me") => &segs[1..],
+        Some("users") if segs.len() >= 2 => &segs[2..],
+        _ => return segs.first().cloned().unwrap_or_default(),
+    };
+    for i in 0..rest.len() {
+        let known = TEMPLATES.iter().any(|t| {
+            let ts: Vec<&str> = t.split('/').collect();
+            ts.len() > i
+                && ts[..=i]
+                    .iter()
+                    .zip(&rest[..=i])
+                    .all(|(t, s)| t.starts_with('{') || t == s)
+        });
+        if !known {
+            return rest[i].clone();
+        }
+    }
+    rest.last().cloned().unwrap_or_default()
+}
+
+/// Any `/v1.0/…` path no endpoint serves: Graph's JSON error (400 `BadRequest`, "Resource not
+/// found for the segment '…'", as Graph answers a segment it does not know), after the token
+/// check like every Graph request, never an empty 404.
+async fn unknown_route(
+    State(st): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let (rid, cid) = request_ids(&headers);
+    if let Err(r) = authenticate_graph(&st, &headers) {
+        return into_http(&st, r, &rid, &cid);
+    }
+    let path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
+    let seg = unknown_segment(path);
+    into_http(
+        &st,
+        error(
+            400,
+            "BadRequest",
+            &format!("Resource not found for the segment '{seg}'."),
+        ),
+        &rid,
+        &cid,
+    )
 }
 
 fn decode(s: &str) -> String {
@@ -358,6 +435,7 @@ async fn handle(
         method,
         path,
         query: uri.query().map(str::to_string),
+        base: request_base(&st, &headers),
         headers,
         body,
     };

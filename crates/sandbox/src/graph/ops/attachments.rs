@@ -12,7 +12,7 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::shared::{B64, Op, bad, json_body, store_error, wrap76};
+use super::shared::{B64, Op, action_param, bad, json_body, store_error, wrap76};
 use crate::graph::{GReq, GResp, error, render};
 use crate::locks::lock;
 use crate::state::AppState;
@@ -160,7 +160,7 @@ pub(super) fn upload_session(st: &AppState, req: &GReq, mailbox: &str, id: &str)
         Ok(b) => b,
         Err(r) => return Ok(r),
     };
-    let item = body.get("AttachmentItem");
+    let item = action_param(&body, "AttachmentItem");
     let name = item
         .and_then(|i| i.get("name"))
         .and_then(Value::as_str)

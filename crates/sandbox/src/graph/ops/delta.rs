@@ -83,10 +83,10 @@ pub(super) fn delta(st: &AppState, req: &GReq, mailbox: &str, folder: &str) -> O
             "$skiptoken".into(),
             format!("{since}.{upto}.{}", offset + size),
         ));
-        out["@odata.nextLink"] = json!(link(st, &req.path, &pairs));
+        out["@odata.nextLink"] = json!(link(req, &pairs));
     } else {
         pairs.push(("$deltatoken".into(), upto.to_string()));
-        out["@odata.deltaLink"] = json!(link(st, &req.path, &pairs));
+        out["@odata.deltaLink"] = json!(link(req, &pairs));
     }
     Ok(GResp::json(200, out))
 }

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::shared::{Op, bad, collection, context, json_body, link, select};
+use super::shared::{Op, action_param, bad, collection, context, json_body, link, select};
 use crate::graph::{GReq, GResp, error, render};
 use crate::state::AppState;
 use crate::store::{ListQuery, Order};
@@ -127,7 +127,7 @@ pub(super) fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str
             .filter(|(k, _)| k != "$skip")
             .collect();
         pairs.push(("$skip".into(), (skip + page.items.len()).to_string()));
-        out["@odata.nextLink"] = json!(link(st, &req.path, &pairs));
+        out["@odata.nextLink"] = json!(link(req, &pairs));
     }
     Ok(GResp::json(200, out))
 }
@@ -171,7 +171,7 @@ pub(super) fn move_message(st: &AppState, req: &GReq, mailbox: &str, id: &str) -
         Ok(b) => b,
         Err(r) => return Ok(r),
     };
-    let Some(dest) = body.get("destinationId").and_then(Value::as_str) else {
+    let Some(dest) = action_param(&body, "destinationId").and_then(Value::as_str) else {
         return bad("destinationId is required.");
     };
     // The destination must exist before the item is looked at (Graph: ErrorItemNotFound either

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::shared::{B64, Op, json_body, store_error, wrap76};
+use super::shared::{B64, Op, action_param, json_body, store_error, wrap76};
 use crate::auth::Principal;
 use crate::delivery::{DeliveryError, submit};
 use crate::graph::{GReq, GResp, error, render};
@@ -122,7 +122,7 @@ fn request_mime(req: &GReq, mailbox: &str, wrapped: bool) -> Result<(Vec<u8>, bo
     }
     let body = json_body(req)?;
     let (msg, save) = if wrapped {
-        let Some(m) = body.get("message") else {
+        let Some(m) = action_param(&body, "message") else {
             return Err(error(
                 400,
                 "ErrorInvalidParameter",
@@ -131,7 +131,7 @@ fn request_mime(req: &GReq, mailbox: &str, wrapped: bool) -> Result<(Vec<u8>, bo
         };
         (
             m.clone(),
-            body.get("saveToSentItems")
+            action_param(&body, "saveToSentItems")
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
         )

@@ -50,6 +50,18 @@ pub(super) fn bad(msg: &str) -> Op {
     Ok(error(400, "BadRequest", msg))
 }
 
+/// A parameter of an action's JSON body, by name, matched without regard to case as Graph
+/// does: the official SDKs send `Message`, `SaveToSentItems` and `DestinationId`, and Graph
+/// accepts them. An exact match wins over one that differs in case.
+pub(super) fn action_param<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
+    let o = body.as_object()?;
+    o.get(name).or_else(|| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
 pub(super) fn json_body(req: &GReq) -> Result<Value, GResp> {
     if !req.content_type().contains("json") {
         return Err(error(
@@ -95,7 +107,8 @@ pub(super) fn context(st: &AppState, mailbox: &str, what: &str) -> String {
     format!("{}/v1.0/$metadata#users('{mailbox}')/{what}", st.base_url())
 }
 
-pub(super) fn link(st: &AppState, path: &str, pairs: &[(String, String)]) -> String {
+/// A link to `path` with `pairs` on the host the client called.
+pub(super) fn link(req: &GReq, pairs: &[(String, String)]) -> String {
     let q: Vec<String> = pairs
         .iter()
         .map(|(k, v)| {
@@ -105,7 +118,7 @@ pub(super) fn link(st: &AppState, path: &str, pairs: &[(String, String)]) -> Str
             )
         })
         .collect();
-    format!("{}/v1.0{path}?{}", st.base_url(), q.join("&"))
+    format!("{}/v1.0{}?{}", req.base, req.path, q.join("&"))
 }
 
 pub(super) fn wrap76(b64: &str) -> String {
