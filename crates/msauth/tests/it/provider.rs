@@ -49,6 +49,19 @@ fn rotating_server(state: Arc<Mutex<u32>>, delay: Option<Duration>) -> Handler {
     })
 }
 
+/// Saves `body`, a token endpoint's JSON answer received at [`t0`], as `p`'s sign-in (as an
+/// interactive sign-in would).
+async fn save_sign_in(p: &TokenProvider, body: &str) {
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body.as_bytes())
+        .unwrap();
+    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
+        .await
+        .unwrap();
+}
+
 async fn delegated(
     server: &Server,
     clock: &ManualClock,
@@ -63,14 +76,11 @@ async fn delegated(
         .build()
         .unwrap();
     // Seed as an interactive sign-in would: an already-expired access token and rt-0.
-    let r = http::Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(&br#"{"access_token":"expired","expires_in":0,"refresh_token":"rt-0"}"#[..])
-        .unwrap();
-    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
-        .await
-        .unwrap();
+    save_sign_in(
+        &p,
+        r#"{"access_token":"expired","expires_in":0,"refresh_token":"rt-0"}"#,
+    )
+    .await;
     p
 }
 
@@ -431,14 +441,11 @@ async fn concurrent_forced_refreshes_share_one_request_and_capabilities_are_decl
         .client_capabilities(["cp1"])
         .build()
         .unwrap();
-    let r = http::Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(&br#"{"access_token":"a0","expires_in":3600,"refresh_token":"rt-0"}"#[..])
-        .unwrap();
-    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
-        .await
-        .unwrap();
+    save_sign_in(
+        &p,
+        r#"{"access_token":"a0","expires_in":3600,"refresh_token":"rt-0"}"#,
+    )
+    .await;
     // 100 callers all saw a 401 carrying the same claims challenge.
     let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
     let mut tasks = Vec::new();
@@ -591,14 +598,11 @@ async fn early_refresh_failing_transiently_keeps_serving_the_still_valid_token()
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
-    let r = http::Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(&br#"{"access_token":"old","expires_in":3600,"refresh_token":"rt"}"#[..])
-        .unwrap();
-    p.save_sign_in(&parse_token_response(r, t0(), None).unwrap())
-        .await
-        .unwrap();
+    save_sign_in(
+        &p,
+        r#"{"access_token":"old","expires_in":3600,"refresh_token":"rt"}"#,
+    )
+    .await;
     // Inside the skew but not expired: the refresh fails, the old token is still served.
     clock.advance(Duration::from_secs(3600 - 60));
     assert_eq!(p.access_token().await.unwrap().secret(), "old");
@@ -699,15 +703,11 @@ async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
         .store(store.clone())
         .build()
         .unwrap();
-    let r = http::Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(&br#"{"access_token":"g0","expires_in":3600,"refresh_token":"rt-signin"}"#[..])
-        .unwrap();
-    graph
-        .save_sign_in(&parse_token_response(r, t0(), None).unwrap())
-        .await
-        .unwrap();
+    save_sign_in(
+        &graph,
+        r#"{"access_token":"g0","expires_in":3600,"refresh_token":"rt-signin"}"#,
+    )
+    .await;
     // EWS had no sign-in of its own: it refreshes with Graph's refresh token for the EWS scope.
     let t = ews.access_token().await.unwrap();
     assert_eq!(
@@ -745,15 +745,11 @@ async fn a_dead_borrowed_refresh_token_is_dropped_everywhere() {
         .store(store.clone())
         .build()
         .unwrap();
-    let r = http::Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(&br#"{"access_token":"g0","expires_in":3600,"refresh_token":"revoked"}"#[..])
-        .unwrap();
-    graph
-        .save_sign_in(&parse_token_response(r, t0(), None).unwrap())
-        .await
-        .unwrap();
+    save_sign_in(
+        &graph,
+        r#"{"access_token":"g0","expires_in":3600,"refresh_token":"revoked"}"#,
+    )
+    .await;
     assert_eq!(
         ews.access_token().await.unwrap_err().diagnosis().code(),
         Some(50173)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use msauth::{
-    AuthClient, Authority, ClientCredential, ClientSecret, MemoryStore, Problem, Tenant,
+    AuthClient, AuthError, Authority, ClientCredential, ClientSecret, MemoryStore, Problem, Tenant,
     TokenProvider,
 };
 use sandbox::{Sandbox, Seed};
@@ -31,6 +31,13 @@ fn daemon(sb: &Sandbox, secret: &str) -> TokenProvider {
         .scopes([GRAPH])
         .build()
         .unwrap()
+}
+
+/// `err` carries the identity platform's error `code`, diagnosed as `problem`.
+fn assert_diagnosed(err: &AuthError, code: u32, problem: Problem) {
+    let d = err.diagnosis();
+    assert_eq!(d.code(), Some(code), "{}", d.explain());
+    assert_eq!(d.problem(), problem);
 }
 
 fn token_requests(sb: &Sandbox) -> u64 {
@@ -84,13 +91,7 @@ async fn an_expired_secret_is_diagnosed_as_expired() {
         .add_secret(APP, "old-secret", Some(past))
         .unwrap();
     let err = daemon(&sb, "old-secret").access_token().await.unwrap_err();
-    assert_eq!(
-        err.diagnosis().code(),
-        Some(7000222),
-        "{}",
-        err.diagnosis().explain()
-    );
-    assert_eq!(err.diagnosis().problem(), Problem::ExpiredClientSecret);
+    assert_diagnosed(&err, 7000222, Problem::ExpiredClientSecret);
 }
 
 #[tokio::test]
@@ -102,13 +103,7 @@ async fn an_unknown_application_is_diagnosed() {
         .build()
         .unwrap();
     let err = p.access_token().await.unwrap_err();
-    assert_eq!(
-        err.diagnosis().code(),
-        Some(700016),
-        "{}",
-        err.diagnosis().explain()
-    );
-    assert_eq!(err.diagnosis().problem(), Problem::ApplicationNotFound);
+    assert_diagnosed(&err, 700016, Problem::ApplicationNotFound);
 }
 
 #[tokio::test]
