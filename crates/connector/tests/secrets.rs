@@ -27,26 +27,16 @@ fn connection_log_never_contains_a_secret_passed_through_it() {
                 .note(&format!("Authorization: Bearer {ACCESS_TOKEN}")),
         );
     }
-    log.push(
-        LogLine::new(
-            at,
-            "POST",
-            &Url::parse("https://login.example/token").unwrap(),
-        )
-        .note(&format!(
+    // A token request's form and a token response's body, noted on the line.
+    let token_url = Url::parse("https://login.example/token").unwrap();
+    for note in [
+        format!(
             "grant_type=refresh_token&refresh_token={REFRESH_TOKEN}&client_secret={CLIENT_SECRET}"
-        )),
-    );
-    log.push(
-        LogLine::new(
-            at,
-            "POST",
-            &Url::parse("https://login.example/token").unwrap(),
-        )
-        .note(&format!(
-            "{{\"access_token\":\"{ACCESS_TOKEN}\",\"refresh_token\":\"{REFRESH_TOKEN}\"}}"
-        )),
-    );
+        ),
+        format!("{{\"access_token\":\"{ACCESS_TOKEN}\",\"refresh_token\":\"{REFRESH_TOKEN}\"}}"),
+    ] {
+        log.push(LogLine::new(at, "POST", &token_url).note(&note));
+    }
 
     let rendered = format!("{}\n{:?}\n{:?}", log.render(), log, log.lines());
     let report = PingReport::offline("401", log.clone());
