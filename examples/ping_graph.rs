@@ -7,20 +7,12 @@ use std::sync::Arc;
 
 use connector::MessageSource;
 use graph_mail::{Endpoint, GraphClient, GraphSource, Mailbox, SourceConfig};
-use msauth::{Authority, ClientCredential, ClientSecret, Tenant, TokenProvider};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sandbox = sandbox::Sandbox::builder().start().await?;
 
-    let authority =
-        Authority::microsoft_layout(sandbox.base_url(), Tenant::parse(&sandbox.tenant_id())?)?;
-    let tokens = TokenProvider::builder(authority, examples::DEMO_CLIENT_ID)
-        .credential(ClientCredential::Secret(ClientSecret::new(
-            examples::DEMO_SECRET,
-        )))
-        .scopes(["https://graph.microsoft.com/.default"])
-        .build()?;
+    let tokens = examples::demo_app_tokens(&sandbox, "https://graph.microsoft.com/.default")?;
     let endpoint = Endpoint::custom(
         &sandbox.graph_url(),
         Mailbox::user("helpdesk@contoso.example"),

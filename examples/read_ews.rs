@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use connector::{Acknowledgement, MessageSource};
 use ews_mail::{Credentials, EwsClient, EwsConfig, EwsSource, MailboxAccess};
-use msauth::{Authority, ClientCredential, ClientSecret, Tenant, TokenProvider};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,14 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "From: lee@fabrikam.example\r\nTo: alpha@contoso.example\r\nSubject: Alpha review\r\n\r\nSee you at ten.\r\n",
     )?;
 
-    let authority =
-        Authority::microsoft_layout(sandbox.base_url(), Tenant::parse(&sandbox.tenant_id())?)?;
-    let tokens = TokenProvider::builder(authority, examples::DEMO_CLIENT_ID)
-        .credential(ClientCredential::Secret(ClientSecret::new(
-            examples::DEMO_SECRET,
-        )))
-        .scopes(["https://outlook.office365.com/.default"])
-        .build()?;
+    let tokens = examples::demo_app_tokens(&sandbox, "https://outlook.office365.com/.default")?;
     let config = EwsConfig::new(
         url::Url::parse(&sandbox.ews_url())?,
         Credentials::Bearer(Arc::new(tokens)),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use connector::{MessageOutbound, OutgoingMessage};
 use graph_mail::{Endpoint, GraphClient, GraphOutbound, Mailbox};
-use msauth::{Authority, ClientCredential, ClientSecret, Tenant, TokenProvider};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,14 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .admin()
         .update_org(|org| org.send_from_alias_enabled = true);
 
-    let authority =
-        Authority::microsoft_layout(sandbox.base_url(), Tenant::parse(&sandbox.tenant_id())?)?;
-    let tokens = TokenProvider::builder(authority, examples::DEMO_CLIENT_ID)
-        .credential(ClientCredential::Secret(ClientSecret::new(
-            examples::DEMO_SECRET,
-        )))
-        .scopes(["https://graph.microsoft.com/.default"])
-        .build()?;
+    let tokens = examples::demo_app_tokens(&sandbox, "https://graph.microsoft.com/.default")?;
     let endpoint = Endpoint::custom(
         &sandbox.graph_url(),
         Mailbox::user("helpdesk@contoso.example"),
