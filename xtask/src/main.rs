@@ -1,7 +1,8 @@
 //! The project's automation, run as `cargo xtask <command>`.
 //!
 //! - `cargo xtask ci`: exactly what CI runs — fmt check, clippy `--all-targets -D warnings`,
-//!   the tests, the small chaos run (`chaos --small --debug`), rustdoc with `-D warnings`,
+//!   the tests, the small chaos runs (`chaos --small --debug`, then the fleet's, `chaos --fleet
+//!   --small --debug`), rustdoc with `-D warnings`,
 //!   `cargo deny check`, and the real-client check
 //!   (Python's exchangelib against the standalone sandbox). It installs the tools it needs that
 //!   are missing (cargo-deny from crates.io, xmllint from Debian) so that it works on a fresh
@@ -26,6 +27,10 @@
 //!   (`tools/chaos`, RELIABILITY.md): release builds, then m365mail killed and restarted while
 //!   the sandbox injects faults; `--small` (500 messages, 5 kills) is cheap enough for CI, and
 //!   `--debug` uses the dev-profile binaries the tests built.
+//! - `cargo xtask chaos --fleet [--messages N] [--kills K] [--mailboxes M] [--workers W]
+//!   [--small]`: the fleet chaos run (`tools/chaos/src/fleet_run`, `fleet_chaos.rs`,
+//!   RELIABILITY.md): workers of a fleet on a throw-away PostgreSQL of its own, SIGKILLed,
+//!   SIGSTOPped and cut off from their database while two sandbox tenants inject faults.
 //!
 //! xtask has no dependencies on purpose: it builds in a second and cannot break with them.
 
@@ -42,8 +47,8 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  ci           everything CI runs: fmt, clippy, rustdoc, tests, small chaos run, cargo deny,
-               exchangelib check
+  ci           everything CI runs: fmt, clippy, rustdoc, tests, small chaos runs (single
+               process and fleet), cargo deny, exchangelib check
   test [ARGS]  the workspace tests (ARGS replace --workspace, e.g. -p sandbox --test it), with
                the shared reference directory beside the repository hidden when possible
   lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings
@@ -57,6 +62,10 @@ Commands:
                m365mail SIGKILLed and restarted K times (default 20) while it handles N messages
                (default 10000) from a faulty sandbox; fails on any loss or duplicate
                (--debug: dev-profile binaries instead of release)
+  chaos --fleet [--messages N] [--kills K] [--mailboxes M] [--workers W] [--seed S] [--small]
+               W m365mail workers (default 3) on a PostgreSQL of their own drain M mailboxes
+               (200) of 2 tenants: N messages (20000), K SIGKILLs (30), a SIGSTOP past the
+               lease, a PostgreSQL restart; fails on loss, duplicates, a stale fencing epoch
   help         this text
 ";
 
@@ -144,6 +153,15 @@ fn ci() -> Result<(), String> {
     // The small chaos run (500 messages, 5 SIGKILLs, every fault kind) proves 0 lost, 0 twice,
     // all acknowledged on every CI machine; with the dev-profile binaries the tests just built.
     chaos::chaos(&["--small".into(), "--debug".into(), "--prebuilt".into()])?;
+    // The small fleet chaos run (issue #17): 3 workers on a PostgreSQL of its own, 24 mailboxes
+    // of 2 tenants, 3,000 messages, 8 SIGKILLs, a SIGSTOP past the lease and a PostgreSQL
+    // restart; 0 lost, 0 twice, all acknowledged, the ledger converged, no stale epoch.
+    chaos::chaos(&[
+        "--fleet".into(),
+        "--small".into(),
+        "--debug".into(),
+        "--prebuilt".into(),
+    ])?;
     deny(false)?;
     exchangelib()?;
     eprintln!("xtask ci: all checks passed");

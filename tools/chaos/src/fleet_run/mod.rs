@@ -173,6 +173,7 @@ pub(crate) struct Exit {
 pub(crate) struct Pause {
     pub(crate) worker: String,
     pub(crate) stopped_at: Option<Duration>,
+    pub(crate) stopped_wall: Option<SystemTime>,
     pub(crate) resumed_at: Option<Duration>,
     pub(crate) resumed_wall: Option<SystemTime>,
     pub(crate) held: BTreeMap<String, i64>,
@@ -184,6 +185,7 @@ pub(crate) struct Pause {
 
 #[derive(Default)]
 pub(crate) struct Restart {
+    pub(crate) stopping_wall: Option<SystemTime>,
     pub(crate) stopped_at: Option<Duration>,
     pub(crate) started_at: Option<Duration>,
     pub(crate) started_wall: Option<SystemTime>,
@@ -420,6 +422,7 @@ async fn run(args: FleetArgs) -> Res<bool> {
     let stop_secs = args.stop_secs.unwrap_or(2 * args.lease_secs + 2);
     let mut pause = Pause::default();
     let mut paused_slot: Option<(usize, Instant)> = None;
+    let mut resumed_slot: Option<usize> = None;
     let pg_down = Arc::new(AtomicBool::new(false));
     let mut pg_recent_until: Option<Instant> = None;
     let mut restart = Restart::default();
@@ -472,8 +475,15 @@ async fn run(args: FleetArgs) -> Res<bool> {
             let at = *armed.get_or_insert_with(|| {
                 Instant::now() + Duration::from_millis(rng.random_range(0..500))
             });
+            // Not the paused worker, nor the resumed one until it has had three lease times
+            // to show it rejoins.
+            let rejoining = pause
+                .resumed_at
+                .filter(|r| t0.elapsed() < *r + Duration::from_secs(3 * args.lease_secs))
+                .and(resumed_slot);
             let candidates: Vec<usize> = (0..slots.len())
                 .filter(|i| paused_slot.is_none_or(|(p, _)| p != *i))
+                .filter(|i| rejoining != Some(*i))
                 .filter(|i| slots[*i].child.is_some())
                 .collect();
             if Instant::now() >= at
@@ -565,6 +575,7 @@ async fn run(args: FleetArgs) -> Res<bool> {
                 pause.worker = slots[i].name.clone();
                 pause.held = held;
                 pause.stopped_at = Some(t0.elapsed());
+                pause.stopped_wall = Some(SystemTime::now());
                 paused_slot = Some((i, Instant::now() + Duration::from_secs(stop_secs)));
                 eprintln!(
                     "fleet chaos: SIGSTOP {} ({} sources) at {:.1} s for {stop_secs} s",
@@ -596,6 +607,7 @@ async fn run(args: FleetArgs) -> Res<bool> {
             pause.resumed_at = Some(t0.elapsed());
             pause.resumed_wall = Some(SystemTime::now());
             paused_slot = None;
+            resumed_slot = Some(i);
             eprintln!(
                 "fleet chaos: SIGCONT {} at {:.1} s ({} of its {} sources taken over meanwhile)",
                 pause.worker,
@@ -609,7 +621,9 @@ async fn run(args: FleetArgs) -> Res<bool> {
         // `pg_down` seconds later.
         if restart_task.is_none()
             && restart.started_at.is_none()
-            && pause.resumed_at.is_some()
+            && pause
+                .resumed_at
+                .is_some_and(|r| t0.elapsed() >= r + Duration::from_secs(2 * args.lease_secs))
             && done >= restart_at
         {
             let workers: Vec<String> = slots
@@ -625,6 +639,7 @@ async fn run(args: FleetArgs) -> Res<bool> {
             restart_task = Some(tokio::spawn(async move {
                 let mut r = Restart {
                     workers,
+                    stopping_wall: Some(SystemTime::now()),
                     ..Restart::default()
                 };
                 flag.store(true, Ordering::SeqCst);
@@ -746,7 +761,23 @@ async fn run(args: FleetArgs) -> Res<bool> {
     }
 
     // The evidence.
-    let audit = pg::audit(&pgc.url).await?;
+    let mut audit = pg::audit(&pgc.url).await?;
+    let stopped: Vec<String> = final_exits.iter().map(|(n, _, _)| n.clone()).collect();
+    audit.held = pg::named(&pgc.url, &stopped).await?;
+    // Leases that ran out under a worker that was alive and well: not killed, not paused,
+    // not cut off by the outage (each window widened by a lease time).
+    let lease = Duration::from_secs(args.lease_secs);
+    let killed: Vec<String> = kills.iter().map(|k| k.worker.clone()).collect();
+    let never = (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH);
+    let paused = match (pause.stopped_wall, pause.resumed_wall) {
+        (Some(a), Some(b)) => (a, b + lease),
+        _ => never,
+    };
+    let outage = match (restart.stopping_wall, restart.started_wall) {
+        (Some(a), Some(b)) => (a, b + lease),
+        _ => never,
+    };
+    audit.lapsed = pg::lapsed(&pgc.url, &killed, &pause.worker, paused, outage).await?;
     let mut processed: BTreeMap<String, u32> = BTreeMap::new();
     let mut waiting = 0usize;
     for (i, m) in mailboxes.iter().enumerate() {

@@ -191,6 +191,50 @@ pub(crate) async fn first_lease_writes(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Leases that still name one of `workers` (after they were stopped cleanly: none, for a
+/// clean stop hands every lease back). A worker SIGKILLed near the end may still be named by
+/// a lease nobody has needed to take over since; that is not counted.
+pub(crate) async fn named(url: &str, workers: &[String]) -> Res<i64> {
+    let client = connect(url).await?;
+    client
+        .query_one(
+            "SELECT count(*) FROM fleet_leases WHERE worker = ANY($1)",
+            &[&workers],
+        )
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| e.to_string())
+}
+
+/// Takeovers (a new epoch) of a lease that had expired under a worker that was alive: never
+/// SIGKILLed, not the paused one during its pause, and not during the PostgreSQL outage. Each
+/// is churn: a worker too slow to renew in time (its sources stop, another takes them over).
+pub(crate) async fn lapsed(
+    url: &str,
+    killed: &[String],
+    paused: &str,
+    pause: (SystemTime, SystemTime),
+    outage: (SystemTime, SystemTime),
+) -> Res<i64> {
+    let client = connect(url).await?;
+    client
+        .query_one(
+            "WITH h AS ( \
+                 SELECT epoch, at, lag(worker) OVER w AS pw, lag(epoch) OVER w AS pe, \
+                        lag(expires_at) OVER w AS pexp \
+                 FROM chaos_lease_history WINDOW w AS (PARTITION BY source ORDER BY at, id)) \
+             SELECT count(*) FROM h \
+             WHERE epoch > pe AND pw IS NOT NULL AND pexp < at \
+               AND NOT (pw = ANY($1)) \
+               AND NOT (pw = $2 AND pexp BETWEEN $3 AND $4) \
+               AND NOT (pexp BETWEEN $5 AND $6)",
+            &[&killed, &paused, &pause.0, &pause.1, &outage.0, &outage.1],
+        )
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| e.to_string())
+}
+
 /// What the database says at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Audit {
@@ -205,8 +249,10 @@ pub(crate) struct Audit {
     pub(crate) history: i64,
     /// Leases taken: (sources, epochs granted in all, the highest epoch).
     pub(crate) grants: (i64, i64, i64),
-    /// Leases not handed back (after the workers were stopped cleanly: should be none).
+    /// Leases not handed back by the workers stopped cleanly at the end (see [`named`]).
     pub(crate) held: i64,
+    /// Leases that expired under a live worker and were taken again (see [`lapsed`]).
+    pub(crate) lapsed: i64,
 }
 
 /// An entry's fence is stale unless the lease history's last change to its source at or before
@@ -308,6 +354,5 @@ pub(crate) async fn audit(url: &str) -> Res<Audit> {
         .await
         .map_err(q)?;
     a.grants = (g.get(0), g.get(1), g.get(2));
-    a.held = one("SELECT count(*) FROM fleet_leases WHERE worker IS NOT NULL").await?;
     Ok(a)
 }

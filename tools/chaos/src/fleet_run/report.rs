@@ -286,6 +286,12 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         au.grants.1,
         au.grants.2
     );
+    let _ = writeln!(
+        s,
+        "leases that ran out under a live worker (not killed, not paused, not in the outage) and \
+         were taken again: {}",
+        au.lapsed
+    );
     let count = |needle: &str| r.logs.lines().filter(|l| l.contains(needle)).count();
     let _ = writeln!(
         s,
