@@ -14,10 +14,14 @@
 //! (recorded in the outbox), the `From` header must be a mailbox the caller may send as
 //! (`554 5.2.252` otherwise), and a copy is saved in the sender's Sent Items.
 //!
-//! A refused token is answered the way Office 365 answers: a `334` challenge carrying base64
-//! JSON (`{"status":"401","schemes":"bearer","scope":…,"error":…,"error_description":…,
-//! "www_authenticate":…}`), and after the client's empty response `535 5.7.3 Authentication
-//! unsuccessful`. With the organisation's `SmtpClientAuthenticationDisabled` set, `AUTH` is
+//! The initial response may come on the `AUTH` line or, after `334`, on a line of its own
+//! (RFC 4954; both are documented for Office 365). A refused token is answered the way Office
+//! 365 answers: `535 5.7.3 Authentication unsuccessful`, with no reason. Gmail's form instead —
+//! a `334` challenge carrying base64 JSON (`{"status":"401","schemes":"bearer","scope":…,
+//! "error":…,"error_description":…,"www_authenticate":…}`), then `535 5.7.3` after the
+//! client's empty response — is there only when a test asks for it
+//! ([`OrgSettings::smtp_auth_error_challenge`](crate::tenant::OrgSettings::smtp_auth_error_challenge)).
+//! With the organisation's `SmtpClientAuthenticationDisabled` set, `AUTH` is
 //! answered `535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for
 //! the Tenant`.
 //!
@@ -219,8 +223,14 @@ where
                         w.write_all(b"535 5.7.3 Authentication unsuccessful\r\n")
                             .await?;
                     }
+                    Err(Refusal::Token(_)) if !state.tenant().org.smtp_auth_error_challenge => {
+                        // Office 365: no challenge, no reason.
+                        state.reqlog().record("SMTP", "AUTH", 535);
+                        w.write_all(b"535 5.7.3 Authentication unsuccessful\r\n")
+                            .await?;
+                    }
                     Err(Refusal::Token(json)) => {
-                        // Office 365's error challenge; the client answers with an empty line.
+                        // Gmail's error challenge; the client answers with an empty line.
                         use base64::Engine as _;
                         let b64 = base64::engine::general_purpose::STANDARD.encode(json);
                         w.write_all(format!("334 {b64}\r\n").as_bytes()).await?;

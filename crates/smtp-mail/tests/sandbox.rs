@@ -124,6 +124,10 @@ async fn a_refused_token_is_refreshed_once_and_the_send_succeeds() {
 #[tokio::test]
 async fn a_token_refused_twice_is_diagnosed_from_the_challenge_without_leaking_it() {
     let sb = sandbox().await;
+    // A server that says why in an error challenge (Gmail's form; Office 365 answers 535 at
+    // once: tests/fidelity.rs).
+    sb.admin()
+        .update_org(|o| o.smtp_auth_error_challenge = true);
     let (tokens, out) = adele(&sb, usize::MAX);
     let err = out
         .send(&message(ADELE, ALEX, "never"))

@@ -61,6 +61,12 @@ pub struct OrgSettings {
     /// `Set-TransportConfig -SmtpClientAuthenticationDisabled` (default `false`): when set, SMTP
     /// AUTH client submission is refused with `535 5.7.139`.
     pub smtp_client_authentication_disabled: bool,
+    /// Not an Exchange setting: answer a refused XOAUTH2 token the way Gmail does, with a `334`
+    /// error challenge (base64 JSON: `status`, `schemes`, `scope`, `error`,
+    /// `error_description`, `www_authenticate`) and `535 5.7.3` after the client's empty
+    /// response. Default `false`: as Office 365 does, `535 5.7.3 Authentication unsuccessful`
+    /// at once, with no reason. For testing clients that must handle both forms.
+    pub smtp_auth_error_challenge: bool,
     /// The sender-authentication verdict (SPF, DKIM, DMARC, composite) stamped on mail from
     /// outside the organisation, by the domain of its `From` header (lowercase keys, matched
     /// case-insensitively). The sandbox cannot check SPF or DKIM, so it claims nothing it was not
@@ -114,6 +120,7 @@ impl Default for OrgSettings {
             app_access_policies: Vec::new(),
             admins: Vec::new(),
             smtp_client_authentication_disabled: false,
+            smtp_auth_error_challenge: false,
             sender_authentication: BTreeMap::new(),
         }
     }

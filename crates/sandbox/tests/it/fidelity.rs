@@ -224,3 +224,38 @@ async fn graph_links_name_the_host_the_client_called() {
         assert!(link.starts_with(&format!("{root}/users/")), "{link}");
     }
 }
+
+/// Office 365 answers a refused XOAUTH2 token with `535 5.7.3 Authentication unsuccessful` at
+/// once, without Gmail's `334` error challenge, whether the response came on the `AUTH` line or
+/// after `334`.
+#[tokio::test]
+async fn smtp_refused_token_is_answered_535_at_once() {
+    let sb = start().await;
+    let mut c = SmtpClient::connect(&sb).await;
+    c.cmd("EHLO client").await;
+    let forged = sasl("adele.vance@contoso.example", "not.a.jwt");
+    let reply = c.cmd(&format!("AUTH XOAUTH2 {forged}")).await;
+    assert_eq!(reply, "535 5.7.3 Authentication unsuccessful\r\n");
+    c.expect("AUTH XOAUTH2", "334 ").await;
+    let reply = c.cmd(&forged).await;
+    assert_eq!(reply, "535 5.7.3 Authentication unsuccessful\r\n");
+    // The session goes on: a good token after two refusals signs in.
+    sb.admin()
+        .grant_admin_consent(DEMO_APP, &["https://outlook.office365.com/SMTP.Send"], &[])
+        .unwrap();
+    let token = sb
+        .admin()
+        .mint_token(&sandbox::MintRequest {
+            app_id: DEMO_APP.into(),
+            kind: sandbox::TokenKind::Delegated {
+                user: "adele.vance@contoso.example".into(),
+                scopes: vec!["SMTP.Send".into()],
+            },
+            resource: sandbox::ApiResource::Exchange,
+            lifetime_secs: None,
+        })
+        .unwrap();
+    c.expect("AUTH XOAUTH2", "334 ").await;
+    c.expect(&sasl("adele.vance@contoso.example", &token), "235 2.7.0")
+        .await;
+}
