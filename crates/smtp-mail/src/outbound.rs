@@ -162,6 +162,19 @@ impl SmtpConfig {
     }
 }
 
+/// The longest command line, CRLF included (RFC 5321 §4.5.3.1.4; Exchange announces no
+/// extension of it). RFC 4954 §4: when `AUTH` with its initial response would be longer, the
+/// client must not send the response on the `AUTH` line but after the server's `334`.
+const MAX_COMMAND_LINE: usize = 512;
+
+/// Whether a reply to `AUTH XOAUTH2 <response>` refuses the form of the command (line too long,
+/// a syntax or parameter error, the mechanism with an initial response not accepted) rather
+/// than the token: then the two-step form is worth one try on the same connection. The server
+/// announced XOAUTH2 before, so `504` can only be about the form.
+fn refuses_inline_form(code: u16) -> bool {
+    matches!(code, 500 | 501 | 504)
+}
+
 /// A `Display` that writes a raw command line (lettre's `command` takes any `Display`).
 struct Raw<'a>(&'a str);
 
@@ -174,7 +187,9 @@ impl fmt::Display for Raw<'_> {
 /// Sends mail through SMTP AUTH (XOAUTH2) with lettre's async SMTP connection.
 ///
 /// Each ping or send opens one connection: connect, `STARTTLS` (required by default), `AUTH
-/// XOAUTH2`, and for a send `MAIL`/`RCPT`/`DATA`, then `QUIT`. On `535 5.7.3` (or an XOAUTH2
+/// XOAUTH2` (the response on the `AUTH` line when it fits in 512 octets, else — or when the
+/// server refuses that form — after its `334`, RFC 4954 §4), and for a send
+/// `MAIL`/`RCPT`/`DATA`, then `QUIT`. On `535 5.7.3` (or an XOAUTH2
 /// error challenge) it asks the token source once for a fresh token and authenticates again;
 /// `535 5.7.139` (SMTP AUTH disabled) is reported at once. See the crate documentation.
 pub struct SmtpOutbound {
@@ -390,9 +405,17 @@ impl SmtpOutbound {
             Error::transient(format!("signing in to {}: {e}", self.config.host))
                 .with_delivery(Delivery::NotSent)
         };
-        let first = conn
-            .command(Raw(&format!("AUTH XOAUTH2 {initial}\r\n")))
-            .await;
+        let inline = format!("AUTH XOAUTH2 {initial}\r\n");
+        let first = if inline.len() > MAX_COMMAND_LINE {
+            Self::two_step(conn, &initial).await
+        } else {
+            match conn.command(Raw(&inline)).await {
+                Err(e) if Reply::from_lettre(&e).is_some_and(|r| refuses_inline_form(r.code)) => {
+                    Self::two_step(conn, &initial).await
+                }
+                other => other,
+            }
+        };
         let (reply, challenge) = match first {
             Ok(r) if r.has_code(235) => {
                 self.line("AUTH", started, Some(235), None);
@@ -448,6 +471,22 @@ impl SmtpOutbound {
             }
             None => Ok(AuthOutcome::Refused(None, challenge)),
         }
+    }
+
+    /// `AUTH XOAUTH2` alone, then the initial response after the server's `334` (RFC 4954
+    /// §4, the form for a response too long for the command line). lettre's `auth` cannot be
+    /// told to use this form (it always sends the response inline), so, like the rest of the
+    /// exchange, it is two raw commands over lettre's connection. Returns the server's answer
+    /// to the response, or to `AUTH` if that was not `334`.
+    async fn two_step(
+        conn: &mut AsyncSmtpConnection,
+        initial: &str,
+    ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+        let prompt = conn.command(Raw("AUTH XOAUTH2\r\n")).await?;
+        if !prompt.has_code(334) {
+            return Ok(prompt);
+        }
+        conn.command(Raw(&format!("{initial}\r\n"))).await
     }
 
     async fn ping_inner(&self) -> Result<(), Error> {
