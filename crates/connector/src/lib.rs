@@ -83,7 +83,8 @@ pub use message::{
 };
 pub use ping::{PingReport, PingStatus};
 pub use token::{
-    AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource, challenge_params,
+    AccessToken, Challenge, FnTokenSource, MsDiagnostics, Refusal, StaticToken, TokenSource,
+    challenge_params,
 };
 pub use traits::{
     MessageOutbound, MessageSource, OutboundCapabilities, SourceCapabilities, SyncKind,

@@ -536,7 +536,8 @@ impl EwsClient {
         }
     }
 
-    /// What a 401 means: the token source's diagnosis, or else EWS's own reading of the
+    /// What a 401 means: the token source's diagnosis, or else Exchange Online's
+    /// `x-ms-diagnostics` (code, category, reason), or else EWS's own reading of the
     /// `WWW-Authenticate` challenge (its description and claims). A fresh token may help unless
     /// the source's diagnosis says otherwise.
     fn diagnose_401(&self, a: &Answer) -> Challenge {
@@ -549,7 +550,25 @@ impl EwsClient {
         let desc = refusal
             .bearer_param("error_description")
             .unwrap_or_default();
-        let consent = desc.contains("AADSTS65001") || desc.to_ascii_lowercase().contains("consent");
+        // Exchange Online's reason is in x-ms-diagnostics, with an empty body.
+        let ms = refusal.ms_diagnostics();
+        let no_permissions = ms.as_ref().is_some_and(|m| {
+            !m.says_expired()
+                && (m.code == Some(2000008) || m.category.as_deref() == Some("invalid_grant"))
+        });
+        let consent = desc.contains("AADSTS65001")
+            || desc.to_ascii_lowercase().contains("consent")
+            || no_permissions;
+        // Anything else it says: its code, category and reason as msauth reads them (the
+        // token provider's reading too), before the words of the challenge.
+        if !consent
+            && ms.is_some()
+            && refusal.bearer_param("claims").is_none()
+            && let Ok(status) = http::StatusCode::from_u16(a.status)
+        {
+            let c = msauth::diagnose_resource_challenge(status, &a.headers, &a.body);
+            return Challenge::new(c.diagnosis().into(), c.should_refresh());
+        }
         let mut p = if consent {
             match self.cfg.access {
                 MailboxAccess::Impersonate(_) => AuthProblem::new(
@@ -579,14 +598,20 @@ impl EwsClient {
                 "check that the token is for https://outlook.office365.com and sign in again",
             )
         };
-        if consent {
+        if desc.contains("AADSTS65001") {
             p = p.with_code("AADSTS65001");
+        } else if let Some(m) = ms.as_ref().filter(|_| no_permissions) {
+            // The server's words, and its code; a fresh token carries the same permissions.
+            p.summary = format!("{} ({})", p.summary, m.describe());
+            if let Some(code) = m.code {
+                p = p.with_code(code.to_string());
+            }
         }
         let claims = refusal.bearer_param("claims");
         if let Some(c) = &claims {
             p = p.with_claims(c.clone());
         }
-        let challenge = Challenge::new(p, true);
+        let challenge = Challenge::new(p, !(no_permissions && claims.is_none()));
         match claims {
             Some(c) => challenge.with_claims(c),
             None => challenge,

@@ -104,9 +104,10 @@ pub fn diagnose_resource_challenge(
         .filter_map(|v| v.to_str().ok())
         .find_map(BearerChallenge::parse);
     let ms_diag = headers
-        .get("x-ms-diagnostics")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .get_all("x-ms-diagnostics")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(connector::MsDiagnostics::parse);
     let (body_code, body_message) = graph_error(body);
     let bearer_error = bearer
         .as_ref()
@@ -125,14 +126,9 @@ pub fn diagnose_resource_challenge(
             "Get a new token with the claims from the challenge and retry once; if that needs interaction, sign in again.",
         );
         refresh_once = true;
-    } else if ms_diag.contains("2000008") || ms_diag.to_ascii_lowercase().contains("no permissions")
-    {
-        d = Diagnosis::new(
-            PermissionMissing,
-            AdminConsent,
-            "The admin has not approved this application yet: its token carries no permissions for this mailbox service.",
-            "An administrator must grant admin consent for the application's permissions.",
-        );
+    } else if let Some((diagnosis, refresh)) = ms_diag.as_ref().and_then(exchange_diagnosis) {
+        d = diagnosis;
+        refresh_once = refresh;
     } else if status == http::StatusCode::FORBIDDEN {
         let lower = body_code.to_ascii_lowercase();
         if lower.contains("accessdenied")
@@ -207,6 +203,91 @@ pub fn diagnose_resource_challenge(
         claims,
         refresh_once,
     }
+}
+
+/// What Exchange Online's `x-ms-diagnostics` says about a refused token (it comes with an empty
+/// body): the code, the `error_category` and the reason read together (see
+/// [`connector::MsDiagnostics`] for the codes seen), the server's reason shown. An expired token
+/// is recognised by its reason whatever the code. `None` when the header says nothing this
+/// knows, so that the `WWW-Authenticate` challenge and the body are read instead.
+fn exchange_diagnosis(m: &connector::MsDiagnostics) -> Option<(Diagnosis, bool)> {
+    use Action::*;
+    use Problem::*;
+    let why = m.describe();
+    let category = m.category.as_deref().unwrap_or("");
+    if m.says_expired() {
+        return Some((
+            Diagnosis::new(
+                TokenRejected,
+                RefreshToken,
+                format!("The access token has expired ({why})."),
+                "Get a new token and retry once.",
+            ),
+            true,
+        ));
+    }
+    let d = match (m.code, category) {
+        (Some(2000003), _) | (_, "invalid_resource") => (
+            Diagnosis::new(
+                TokenRejected,
+                FixConfiguration,
+                format!("The access token is for a different service (wrong audience; {why})."),
+                "Request the token with this service's scope (EWS and SMTP: https://outlook.office365.com/.default, or the national cloud's Exchange host; Graph: https://graph.microsoft.com/.default).",
+            ),
+            false,
+        ),
+        (Some(2000004), _) | (_, "invalid_tenant") => (
+            Diagnosis::new(
+                TenantNotFound,
+                FixConfiguration,
+                format!("Exchange does not know the tenant the token was issued for ({why})."),
+                "Use the tenant (GUID or verified domain) where the mailbox lives, in the cloud that hosts it.",
+            ),
+            false,
+        ),
+        (Some(2000008), _) | (_, "invalid_grant") => (
+            Diagnosis::new(
+                PermissionMissing,
+                AdminConsent,
+                format!(
+                    "The token carries no permissions Exchange accepts for this mailbox service: usually the admin has not approved this application yet ({why})."
+                ),
+                "An administrator must grant admin consent for the application's Exchange permissions (full_access_as_app or EWS.AccessAsUser.All).",
+            ),
+            false,
+        ),
+        (Some(2000001), _) | (_, "invalid_token") => (
+            Diagnosis::new(
+                TokenRejected,
+                RefreshToken,
+                format!("Exchange could not validate the access token ({why})."),
+                "Get a new token and retry once; if it is refused again, check that the token is an Entra ID token for https://outlook.office365.com from the mailbox's tenant.",
+            ),
+            true,
+        ),
+        (_, "insufficient_claims") => (
+            Diagnosis::new(
+                BlockedByConditionalAccess,
+                ContactAdmin,
+                format!(
+                    "The token lacks claims Exchange requires, e.g. under tenant restrictions ({why})."
+                ),
+                "Ask the tenant administrator which access policy applies to this application.",
+            ),
+            false,
+        ),
+        (None, "") => return None,
+        _ => (
+            Diagnosis::new(
+                TokenRejected,
+                ContactAdmin,
+                format!("Exchange refused the access token ({why})."),
+                "Check the token's audience, tenant and permissions against the mailbox; the reason above is the server's.",
+            ),
+            true,
+        ),
+    };
+    Some(d)
 }
 
 /// Merges a claims request (JSON, e.g. from a challenge) with client capabilities (`cp1`) into

@@ -9,6 +9,7 @@
 mod cert;
 mod cross_process;
 mod diagnosis;
+mod fidelity;
 mod file_store;
 mod flows;
 mod loopback;

@@ -1,0 +1,105 @@
+//! Fidelity to Exchange Online (issue #22): a 401's reason is in `x-ms-diagnostics`, with an
+//! empty body. The client reads the header's code and reason for every code, whichever token
+//! source it has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector::ErrorKind;
+use ews_mail::ops::GetFolder;
+use ews_mail::types::FolderId;
+use ews_mail::{
+    AccessToken, Credentials, EwsClient, EwsConfig, Jitter, MailboxAccess, RetryPolicy, StaticToken,
+};
+use test_support::scripted::{self, Reply};
+
+fn client(base: &str) -> EwsClient {
+    let jitter: Jitter = Arc::new(|| 0.5);
+    let cfg = EwsConfig::new(
+        format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
+        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new("a-token")))),
+        MailboxAccess::Shared("shared@contoso.example".into()),
+    )
+    .with_retry(
+        RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
+    )
+    .with_jitter(jitter);
+    EwsClient::new(cfg).unwrap()
+}
+
+fn op() -> GetFolder {
+    GetFolder::new(vec![FolderId::distinguished_in(
+        "inbox",
+        "shared@contoso.example",
+    )])
+}
+
+/// Exchange Online's 401: empty body, a `Bearer` challenge that says nothing, the reason in
+/// `x-ms-diagnostics`.
+fn refused(diagnostics: &str) -> Reply {
+    Reply::new(401, "")
+        .header(
+            "WWW-Authenticate",
+            r#"Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", error="invalid_token""#,
+        )
+        .header("x-ms-diagnostics", diagnostics)
+}
+
+#[tokio::test]
+async fn a_wrong_audience_401_is_a_configuration_diagnosis_without_a_refresh() {
+    let server = scripted::serve(vec![refused(
+        r#"2000003;reason="The audience claim value is invalid 'https://graph.microsoft.com'.";error_category="invalid_resource""#,
+    )])
+    .await;
+    let e = client(&server.url).call(&op()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    let p = e.auth_problem().unwrap();
+    assert!(p.summary.contains("wrong audience"), "{p:?}");
+    assert!(
+        p.summary
+            .contains("The audience claim value is invalid 'https://graph.microsoft.com'."),
+        "{p:?}"
+    );
+    assert!(
+        p.remediation
+            .contains("https://outlook.office365.com/.default"),
+        "{p:?}"
+    );
+    // A fresh token for the same scope would be refused the same way: no second request.
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_and_then_named_expired() {
+    let server = scripted::serve(vec![refused(
+        r#"2000001;reason="The token has expired.";error_category="invalid_token""#,
+    )])
+    .await;
+    let e = client(&server.url).call(&op()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    let p = e.auth_problem().unwrap();
+    assert!(p.summary.contains("expired"), "{p:?}");
+    assert_eq!(server.requests.lock().unwrap().len(), 2, "one refresh");
+}
+
+#[tokio::test]
+async fn no_permissions_is_an_admin_consent_diagnosis() {
+    let server = scripted::serve(vec![refused(
+        r#"2000008;reason="The token contains no permissions, or permissions can not be understood.";error_category="invalid_grant""#,
+    )])
+    .await;
+    let e = client(&server.url).call(&op()).await.unwrap_err();
+    let p = e.auth_problem().unwrap();
+    assert!(p.summary.contains("admin consent"), "{p:?}");
+    assert!(
+        p.summary.contains(
+            "x-ms-diagnostics 2000008: The token contains no permissions, or permissions can not be understood."
+        ),
+        "{p:?}"
+    );
+    assert!(p.remediation.contains("admin consent"), "{p:?}");
+    assert_eq!(p.code.as_deref(), Some("2000008"));
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
