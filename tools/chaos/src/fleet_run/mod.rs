@@ -588,17 +588,10 @@ async fn run(args: FleetArgs) -> Res<bool> {
         if let Some((i, until)) = paused_slot
             && Instant::now() >= until
         {
-            let sources: Vec<String> = pause.held.keys().cloned().collect();
-            let now = pg::holders(&pgc.url, &sources).await.unwrap_or_default();
-            pause.taken_over = pause
-                .held
-                .iter()
-                .filter(|(src, epoch)| {
-                    now.get(*src).is_some_and(|(w, e)| {
-                        e > *epoch && w.as_deref().is_some_and(|w| w != pause.worker)
-                    })
-                })
-                .count();
+            match pg::taken_over(&pgc.url, &pause.held, &pause.worker, SystemTime::now()).await {
+                Ok(n) => pause.taken_over = n,
+                Err(e) => eprintln!("fleet chaos: counting the paused worker's takeovers: {e}"),
+            }
             pause.log_path = slots[i].log.clone();
             pause.log_from = log_len(&slots[i].log);
             if let Some(child) = &slots[i].child {
@@ -711,6 +704,26 @@ async fn run(args: FleetArgs) -> Res<bool> {
         restart = task.await.map_err(|e| format!("the restart task: {e}"))?;
     }
 
+    // Every worker that went into the outage (and was not killed since) must have come back:
+    // give it time to show it (a run whose mail was all handled before the restart ends here
+    // a moment after the start).
+    if let Some(at) = restart.started_wall {
+        let killed: BTreeSet<String> = kills.iter().map(|k| k.worker.clone()).collect();
+        let waited = Instant::now();
+        while waited.elapsed() < Duration::from_secs(60) {
+            let back = pg::first_lease_writes(&pgc.url, &restart.workers, at)
+                .await
+                .unwrap_or_default();
+            if restart
+                .workers
+                .iter()
+                .all(|w| back.contains_key(w) || killed.contains(w))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     // The ledger must converge: owed acknowledgements are made again from it on later passes.
     let converge_start = Instant::now();
     let mut converged_after = None;

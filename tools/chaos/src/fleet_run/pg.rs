@@ -139,24 +139,28 @@ pub(crate) async fn held_by(url: &str, worker: &str) -> Res<BTreeMap<String, i64
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The current holders and epochs of `sources`.
-pub(crate) async fn holders(
+/// Of the sources `held` (source -> epoch) by `worker`, how many another worker leased at a
+/// higher epoch before `before` (by the lease history).
+pub(crate) async fn taken_over(
     url: &str,
-    sources: &[String],
-) -> Res<BTreeMap<String, (Option<String>, i64)>> {
+    held: &BTreeMap<String, i64>,
+    worker: &str,
+    before: SystemTime,
+) -> Res<usize> {
     let client = connect(url).await?;
-    let rows = client
-        .query(
-            "SELECT source, CASE WHEN expires_at > clock_timestamp() THEN worker END, epoch \
-             FROM fleet_leases WHERE source = ANY($1)",
-            &[&sources],
+    let sources: Vec<&str> = held.keys().map(String::as_str).collect();
+    let epochs: Vec<i64> = held.values().copied().collect();
+    let n: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT h.source) FROM chaos_lease_history h \
+             JOIN unnest($1::text[], $2::int8[]) AS p(source, epoch) ON h.source = p.source \
+             WHERE h.epoch > p.epoch AND h.worker IS NOT NULL AND h.worker <> $3 AND h.at < $4",
+            &[&sources, &epochs, &worker, &before],
         )
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect())
+        .map_err(|e| e.to_string())?
+        .get(0);
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// Keys the ledger owes an acknowledgement, and keys handled and acknowledged.
