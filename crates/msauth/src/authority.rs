@@ -95,6 +95,12 @@ pub enum AuthorityError {
     /// Admin consent cannot be requested on `/common` or `/consumers`.
     #[error("admin consent needs the organizations authority or a specific tenant, not {0}")]
     ConsentTenant(String),
+    /// Admin consent without a redirect URI: the `/adminconsent` endpoint requires
+    /// `redirect_uri`, one registered on the app, and there is no default to fall back on.
+    #[error(
+        "admin consent needs a redirect URI registered on the app registration (the adminconsent endpoint requires redirect_uri; there is no default)"
+    )]
+    ConsentRedirectMissing,
 }
 
 /// Checks that `url` is HTTPS, or HTTP on a loopback address (127.0.0.0/8, ::1, `localhost`).

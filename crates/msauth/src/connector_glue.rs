@@ -67,9 +67,10 @@ fn classify(e: AuthError, for_request: Option<&str>) -> connector::Error {
         (_, Problem::Throttled) => {
             Error::throttled(message, d.retry_after()).with_delivery(Delivery::Answered)
         }
-        (AuthError::Config(_) | AuthError::Authority(_), _) => {
-            Error::configuration(message).with_delivery(Delivery::NotSent)
-        }
+        (
+            AuthError::Config(_) | AuthError::Authority(_) | AuthError::EndpointNotFound { .. },
+            _,
+        ) => Error::configuration(message).with_delivery(Delivery::NotSent),
         (AuthError::Transport { stage, .. }, _) => {
             Error::transient(message).with_delivery(match stage {
                 SendStage::NotSent => Delivery::NotSent,
@@ -238,6 +239,8 @@ mod tests {
         TokenProvider::builder(authority, "00000000-0000-0000-0000-000000000001")
             .credential(ClientCredential::Secret(ClientSecret::new("s3cr3t")))
             .scopes(["https://outlook.office365.com/.default"])
+            // The admin consent URL needs the app's registered redirect URI.
+            .consent_redirect(url::Url::parse("https://app.example/consented").unwrap())
             .build()
             .unwrap()
     }

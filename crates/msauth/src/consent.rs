@@ -9,7 +9,10 @@ use crate::error::RedirectError;
 /// Builds the v2 admin consent URL: `{tenant}/v2.0/adminconsent?client_id&scope&redirect_uri&state`.
 ///
 /// `scopes` is usually `["https://graph.microsoft.com/.default"]` for application permissions.
-/// The authority must be `/organizations` or a tenant (not `/common`).
+/// The authority must be `/organizations` or a tenant (not `/common`), and `redirect_uri` is
+/// required: the endpoint refuses a request without one (protocol.md §1.5: required, must match
+/// a registered URI; there is no documented default), so `None` is
+/// [`AuthorityError::ConsentRedirectMissing`] rather than a URL that cannot work.
 ///
 /// ```
 /// use msauth::{admin_consent_url, Authority, Cloud, Tenant};
@@ -27,13 +30,12 @@ pub fn admin_consent_url(
     state: Option<&str>,
 ) -> Result<Url, AuthorityError> {
     let mut url = authority.admin_consent_endpoint()?.clone();
+    let redirect_uri = redirect_uri.ok_or(AuthorityError::ConsentRedirectMissing)?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("client_id", client_id);
         q.append_pair("scope", &scopes.join(" "));
-        if let Some(r) = redirect_uri {
-            q.append_pair("redirect_uri", r.as_str());
-        }
+        q.append_pair("redirect_uri", redirect_uri.as_str());
         if let Some(s) = state {
             q.append_pair("state", s);
         }

@@ -179,6 +179,17 @@ pub enum AuthError {
         /// What was wrong.
         problem: ResponseProblem,
     },
+    /// The endpoint answered 404 with something other than an identity service's JSON error: no
+    /// such endpoint at that address (a wrong authority URL or path), which retrying will not
+    /// change.
+    #[error("no identity endpoint at {url} (HTTP 404, {problem}): check the authority URL")]
+    EndpointNotFound {
+        /// The endpoint asked (no query string, no credential: token endpoints take their
+        /// parameters in the body).
+        url: String,
+        /// What came back instead.
+        problem: ResponseProblem,
+    },
     /// A network failure.
     #[error("network error talking to the identity service ({stage:?}): {message}")]
     Transport {

@@ -233,6 +233,7 @@ impl AuthClient {
         now: impl Fn() -> SystemTime,
     ) -> Result<TokenResponse, AuthError> {
         let http_req = request.to_http(&self.authority, &self.credential, now())?;
+        let endpoint = endpoint_of(http_req.uri());
         let started = std::time::Instant::now();
         let result = match self.http.execute(http_req).await {
             Ok(resp) => {
@@ -245,7 +246,8 @@ impl AuthClient {
                 )
             }
             Err(e) => Err(e),
-        };
+        }
+        .map_err(|e| not_found(e, endpoint));
         crate::observe::note_token_request(&crate::TokenRequested::new(
             request.grant().grant_type(),
             result.is_ok(),
@@ -316,5 +318,27 @@ impl AuthClient {
                 DevicePoll::Token(t) => return Ok(*t),
             }
         }
+    }
+}
+
+/// The endpoint of a request, for a person: scheme, host, port and path (token endpoints take
+/// their parameters in the body; a query string is left out all the same).
+fn endpoint_of(uri: &http::Uri) -> String {
+    let mut u = uri.clone().into_parts();
+    u.path_and_query = uri.path().parse().ok();
+    http::Uri::from_parts(u)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| uri.path().to_owned())
+}
+
+/// A 404 that is not the identity service's JSON error means there is no such endpoint there:
+/// a configuration error naming the URL, not a bad response worth retrying.
+fn not_found(e: AuthError, url: String) -> AuthError {
+    match e {
+        AuthError::BadResponse {
+            status: 404,
+            problem,
+        } => AuthError::EndpointNotFound { url, problem },
+        e => e,
     }
 }

@@ -218,6 +218,13 @@ pub(crate) fn diagnose_auth_error(err: &AuthError) -> Diagnosis {
                 || matches!(problem, ResponseProblem::Truncated | ResponseProblem::Html);
             d
         }
+        AuthError::EndpointNotFound { url, problem } => Diagnosis::new(
+            Configuration,
+            FixConfiguration,
+            format!("There is no identity endpoint at {url}: it answered HTTP 404 with {problem}."),
+            "A wrong address is not transient: check the authority in the configuration (the \
+             tenant, the login host, or the authority base URL and its path), then try again.",
+        ),
         AuthError::Transport { stage, message } => {
             let mut d = Diagnosis::new(
                 Network,

@@ -75,3 +75,112 @@ fn every_x_ms_diagnostics_code_is_read_with_its_reason() {
         assert!(d.summary().contains(code), "{}", d.summary());
     }
 }
+
+/// The admin consent endpoint requires `redirect_uri` (protocol.md §1.5: required, must match a
+/// registered URI; no documented default): without one there is an error that says so, never
+/// a URL that cannot work.
+#[test]
+fn admin_consent_needs_a_redirect_uri() {
+    use msauth::{Authority, AuthorityError, Cloud, Tenant, admin_consent_url};
+    let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
+    let err = admin_consent_url(
+        &a,
+        "app",
+        &["https://graph.microsoft.com/.default"],
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err, AuthorityError::ConsentRedirectMissing);
+    assert!(err.to_string().contains("redirect_uri"), "{err}");
+    let redirect = url::Url::parse("https://app.example/consented").unwrap();
+    let url = admin_consent_url(
+        &a,
+        "app",
+        &["https://outlook.office365.com/.default"],
+        Some(&redirect),
+        None,
+    )
+    .unwrap();
+    assert!(
+        url.query_pairs()
+            .any(|(k, v)| k == "redirect_uri" && v == redirect.as_str()),
+        "{url}"
+    );
+}
+
+/// A provider without a consent redirect gives no admin consent URL (and so none in its
+/// diagnoses) rather than one the endpoint refuses.
+#[test]
+fn a_provider_without_a_consent_redirect_gives_no_consent_url() {
+    use msauth::{Authority, ClientCredential, ClientSecret, Cloud, Tenant, TokenProvider};
+    let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
+    let p = TokenProvider::builder(a, "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("s")))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .unwrap();
+    assert_eq!(p.admin_consent_url(), None);
+}
+
+/// A token endpoint that answers 404 in `text/plain` (a non-Microsoft authority's URL with a
+/// wrong path, say) is not there: a configuration error naming the URL, not "check proxies;
+/// retry later".
+#[tokio::test]
+async fn a_token_endpoint_that_is_not_there_is_a_configuration_error_naming_it() {
+    use std::sync::Arc;
+
+    use connector::ErrorKind;
+    use msauth::{AuthError, ClientCredential, ClientSecret, TokenProvider};
+
+    use crate::support::{Reply, Server};
+
+    let server = Server::start(Arc::new(|_| Reply {
+        status: 404,
+        headers: vec![("content-type", "text/plain".into())],
+        body: b"404 page not found".to_vec(),
+        delay: None,
+    }))
+    .await;
+    let p = TokenProvider::builder(server.authority(), "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("s")))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .unwrap();
+    let e = p.access_token().await.unwrap_err();
+    let url = format!("{}/token", server.base);
+    assert!(
+        matches!(&e, AuthError::EndpointNotFound { url: u, .. } if *u == url),
+        "{e:?}"
+    );
+    let d = e.diagnosis();
+    assert_eq!(d.problem(), Problem::Configuration);
+    assert_eq!(d.action(), Action::FixConfiguration);
+    assert!(!d.retryable());
+    assert!(d.summary().contains(&url), "{}", d.summary());
+    assert!(
+        !d.remediation().contains("retry later"),
+        "{}",
+        d.remediation()
+    );
+    // Through the token seam: a configuration error, which the handler does not retry.
+    let ce = connector::TokenSource::token(&p).await.unwrap_err();
+    assert_eq!(ce.kind(), ErrorKind::Configuration, "{ce}");
+    assert!(ce.to_string().contains(&url), "{ce}");
+    // A token endpoint that does exist but fails (5xx, not JSON) stays transient.
+    let flaky = Server::start(Arc::new(|_| Reply {
+        status: 502,
+        headers: vec![("content-type", "text/plain".into())],
+        body: b"bad gateway".to_vec(),
+        delay: None,
+    }))
+    .await;
+    let p = TokenProvider::builder(flaky.authority(), "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("s")))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .unwrap();
+    let e = p.access_token().await.unwrap_err();
+    assert!(!matches!(e, AuthError::EndpointNotFound { .. }), "{e:?}");
+    assert!(e.diagnosis().retryable(), "{e:?}");
+}

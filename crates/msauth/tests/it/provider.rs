@@ -230,6 +230,9 @@ async fn consent_errors_from_the_token_endpoint_carry_the_consent_url() {
     let p = TokenProvider::builder(server.authority(), "app")
         .credential(ClientCredential::Secret(ClientSecret::new("sv")))
         .scopes(["https://graph.microsoft.com/.default"])
+        // The consent URL needs the redirect URI registered on the app (the endpoint requires
+        // it); without one there is no URL to give: tests/it/fidelity.rs.
+        .consent_redirect(url::Url::parse("https://app.example/consented").unwrap())
         .build()
         .unwrap();
     let d = p.access_token().await.unwrap_err().diagnosis();
