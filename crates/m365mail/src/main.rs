@@ -540,16 +540,27 @@ async fn consent_url(config: Option<PathBuf>, app: Option<String>) -> Result<Exi
         None => cfg.apps.first(),
     }
     .ok_or("no such app in the configuration")?;
-    let provider = connect::provider(app, app.graph_scope())?;
-    match provider.admin_consent_url() {
-        Some(url) => {
+    // The resources the app is used with, not always Graph's.
+    let scopes = cfg.consent_scopes(app);
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    match msauth::admin_consent_url(
+        &app.authority,
+        &app.client_id,
+        &scopes,
+        app.redirect_uri.as_ref(),
+        None,
+    ) {
+        Ok(url) => {
             println!("{url}");
             Ok(ExitCode::SUCCESS)
         }
-        None => Err(format!(
-            "apps.{}: no admin consent URL (set redirect_uri, and a tenant other than `common`)",
-            app.name
+        Err(msauth::AuthorityError::ConsentRedirectMissing) => Err(format!(
+            "apps.{}.redirect_uri: admin consent needs the redirect URI registered on the app \
+             (the adminconsent endpoint requires redirect_uri and has no default): set \
+             apps.{}.redirect_uri to one of the app registration's redirect URIs",
+            app.name, app.name
         )),
+        Err(e) => Err(format!("apps.{}: no admin consent URL: {e}", app.name)),
     }
 }
 

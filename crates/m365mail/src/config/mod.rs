@@ -196,6 +196,41 @@ impl Config {
         self.apps.iter().find(|a| a.name == name)
     }
 
+    /// The scopes an admin consents to for `app`: one `{resource}/.default` per resource the
+    /// app is used with by a source or an outbound (Graph; Exchange Online for EWS and SMTP),
+    /// in file order, in the app's cloud. A delegated SMTP outbound's `SMTP.Send` becomes
+    /// Exchange Online's `.default` (protocol.md §4.2: SMTP consent is asked for with it; a
+    /// `.default` and a named scope of one resource cannot be mixed). An app no source or
+    /// outbound uses gets Graph's, the default connection type.
+    pub fn consent_scopes(&self, app: &App) -> Vec<String> {
+        let used = self
+            .sources
+            .iter()
+            .filter(|s| s.app.name == app.name)
+            .map(|s| s.scope.as_str())
+            .chain(
+                self.outbounds
+                    .iter()
+                    .filter(|o| o.app.name == app.name)
+                    .map(|o| o.scope.as_str()),
+            );
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in used {
+            let scope = if scope.ends_with("/.default") {
+                scope
+            } else {
+                app.ews_scope()
+            };
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        if scopes.is_empty() {
+            scopes.push(app.graph_scope().to_owned());
+        }
+        scopes
+    }
+
     /// The source called `name`.
     pub fn source(&self, name: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.name == name)
