@@ -27,7 +27,11 @@ fn config(sb: &Sandbox, out: &Path) -> String {
         // Every third source reads through EWS, the others through Graph (delta state in the
         // database).
         let (kind, url, extra) = if i % 3 == 2 {
-            ("ews", sb.ews_url(), "acknowledge = \"move:Processed\"".to_owned())
+            (
+                "ews",
+                sb.ews_url(),
+                "acknowledge = \"move:Processed\"".to_owned(),
+            )
         } else {
             (
                 "graph",
@@ -40,7 +44,8 @@ fn config(sb: &Sandbox, out: &Path) -> String {
             .mailbox(&mailbox, &[])
             .default_rule(&format!("P{i}"));
     }
-    cfg.handler(out, "batch_size = 5\npoll_interval_secs = 1").text()
+    cfg.handler(out, "batch_size = 5\npoll_interval_secs = 1")
+        .text()
 }
 
 fn spawn_worker(cfg: &Path, url: &str, name: &str) -> Child {
@@ -63,7 +68,10 @@ fn logs(dir: &Path) -> String {
         .map(|n| {
             let text = std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            format!("--- {n}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            format!(
+                "--- {n}\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -117,10 +125,18 @@ async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
     // lease, then let it go on (it must notice it lost its sources and not record anything).
     let deadline = Instant::now() + Duration::from_secs(120);
     while acknowledged().await < 20 {
-        assert!(Instant::now() < deadline, "no progress\n{}", logs(dir.path()));
+        assert!(
+            Instant::now() < deadline,
+            "no progress\n{}",
+            logs(dir.path())
+        );
         for w in &mut workers {
             let exited = w.try_wait().unwrap();
-            assert!(exited.is_none(), "a worker exited: {exited:?}\n{}", logs(dir.path()));
+            assert!(
+                exited.is_none(),
+                "a worker exited: {exited:?}\n{}",
+                logs(dir.path())
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

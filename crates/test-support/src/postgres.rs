@@ -84,7 +84,11 @@ impl TestDatabase {
 
     /// Runs `sql` (statements separated by `;`) on the database.
     pub async fn execute(&self, sql: &str) {
-        connect(&self.url).await.batch_execute(sql).await.expect(sql);
+        connect(&self.url)
+            .await
+            .batch_execute(sql)
+            .await
+            .expect(sql);
     }
 
     /// Closes every connection to the database from the server's side, as a restart or a
