@@ -200,12 +200,30 @@ pub(crate) fn render(r: &Report<'_>) -> String {
                 "  each worker's first lease change after the start: {}",
                 rs.workers
                     .iter()
-                    .map(|w| format!(
-                        "{w} {}",
-                        r.recovered
-                            .get(w)
-                            .map_or_else(|| "none".to_owned(), |d| secs(*d))
-                    ))
+                    .map(|w| {
+                        // A name SIGKILLed after the outage began and before the lease change
+                        // found under it: that change is its successor's (names are reused on
+                        // even generations).
+                        let first = r.recovered.get(w).copied();
+                        let killed = r
+                            .kills
+                            .iter()
+                            .find(|k| {
+                                &k.worker == w
+                                    && Some(k.at) >= rs.stopped_at
+                                    && first.is_none_or(|d| {
+                                        rs.started_at.is_some_and(|st| k.at < st + d)
+                                    })
+                            })
+                            .map(|k| {
+                                format!(" (SIGKILLed at {} before it leased again)", secs(k.at))
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "{w} {}{killed}",
+                            first.map_or_else(|| "none".to_owned(), secs)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             );
