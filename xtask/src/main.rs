@@ -205,7 +205,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     }
 }
 
-/// [`test`] with `envs` set for the test run.
+/// [`test()`] with `envs` set for the test run.
 fn test_with(extra: &[String], envs: &[(&str, &str)]) -> Result<(), String> {
     ensure_xmllint()?;
     self_contained()?;

@@ -209,7 +209,7 @@ pub fn challenge_params(header: &str, scheme: &str) -> Option<Vec<(String, Strin
 /// `2000003;reason="The audience claim value is invalid 'aud'.";error_category="invalid_resource"`.
 ///
 /// Microsoft does not document the codes; seen in its own documentation and in reports
-/// (protocol.md §1.8 marks the header [obs]): `2000001` `invalid_token` (the token cannot be
+/// (protocol.md §1.8 marks the header `[obs]`): `2000001` `invalid_token` (the token cannot be
 /// parsed or validated), `2000003` `invalid_resource` (wrong audience), `2000004`
 /// `invalid_tenant` (unknown tenant), `2000008` `invalid_grant` (the token carries no usable
 /// permissions), `2000020` `insufficient_claims` (tenant restrictions). Read the code, the
