@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sandbox::{Sandbox, Seed};
 use test_support::config::Config;
 use test_support::postgres::TestDatabase;
+use test_support::process::Reaped;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 const MAILBOXES: usize = 6;
@@ -113,9 +114,9 @@ async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
     fleet::PgStore::connect(db.url()).await.unwrap();
     admin.clear_request_log();
 
-    let mut workers: Vec<Child> = ["w1", "w2", "w3"]
+    let mut workers: Vec<Reaped> = ["w1", "w2", "w3"]
         .iter()
-        .map(|n| spawn_worker(&cfg, db.url(), n))
+        .map(|n| Reaped(spawn_worker(&cfg, db.url(), n)))
         .collect();
     let acknowledged = || async {
         db.query_i64("SELECT count(*) FROM fleet_ledger WHERE acknowledged")

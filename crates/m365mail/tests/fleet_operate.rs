@@ -6,12 +6,13 @@
 //! failing under `CI=true`.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sandbox::{Sandbox, Seed};
 use test_support::config::Config;
 use test_support::postgres::TestDatabase;
+use test_support::process::Reaped;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 
@@ -109,21 +110,23 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
         .text();
     std::fs::write(&cfg, text).unwrap();
     let cfg_arg = cfg.display().to_string();
-    let mut worker: Child = Command::new(BIN)
-        .args([
-            "worker",
-            "--lease-secs",
-            "3",
-            "--name",
-            "w1",
-            "--config",
-            &cfg_arg,
-        ])
-        .env("M365MAIL_STORE", db.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = Reaped(
+        Command::new(BIN)
+            .args([
+                "worker",
+                "--lease-secs",
+                "3",
+                "--name",
+                "w1",
+                "--config",
+                &cfg_arg,
+            ])
+            .env("M365MAIL_STORE", db.url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     eventually("the file's source ONLINE", || {
         source(&status(&db, &cfg), "helpdesk").is_some_and(|s| s["status"] == "ONLINE")
     })

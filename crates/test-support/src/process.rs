@@ -28,3 +28,29 @@ pub async fn run_once_json(bin: &str, cfg: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&output.stdout).expect("a JSON summary")
 }
+
+/// A child process that is killed (and reaped) when this is dropped, so that a test that fails
+/// half-way leaves no process behind. Derefs to the [`std::process::Child`].
+#[derive(Debug)]
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // After a wait that already reaped it, both fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
