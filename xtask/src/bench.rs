@@ -81,6 +81,9 @@ fn venv() -> Result<PathBuf, String> {
 }
 
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--fleet") {
+        return crate::fleet_bench::bench(args);
+    }
     let mut n = "1000,10000".to_owned();
     let mut ours_n = "100000".to_owned();
     let mut quick = false;

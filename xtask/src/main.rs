@@ -22,7 +22,9 @@
 //! - `cargo xtask bench [--n 1000,10000] [--ours-n 100000] [--quick]`: the ingest benchmark
 //!   (`tools/bench`, issue 10): release builds, a venv with the Python peers, criterion
 //!   micro-benchmarks, then every client against the standalone sandbox; writes BENCHMARKS.md
-//!   and bench-results.json.
+//!   and bench-results.json. `cargo xtask bench --fleet [--quick]`: the fleet under Exchange
+//!   Online's limits and the ledger's writes on one PostgreSQL (`fleet_bench.rs`): the
+//!   "Fleet under Exchange Online's limits" section of BENCHMARKS.md.
 //! - `cargo xtask chaos [--messages N] [--kills K] [--seed S] [--small]`: the chaos run
 //!   (`tools/chaos`, RELIABILITY.md): release builds, then m365mail killed and restarted while
 //!   the sandbox injects faults; `--small` (500 messages, 5 kills) is cheap enough for CI, and
@@ -36,6 +38,7 @@
 
 mod bench;
 mod chaos;
+mod fleet_bench;
 mod fleet_chaos;
 mod postgres;
 
@@ -58,6 +61,10 @@ Commands:
                run each fuzz target (or one) for N seconds (default 60); needs cargo-fuzz
   bench [--n 1000,10000] [--ours-n 100000] [--quick]
                ingest benchmark (ours vs exchangelib, msgraph-sdk): BENCHMARKS.md
+  bench --fleet [--quick]
+               1, 2, 3 m365mail workers on a throw-away PostgreSQL against the throttled
+               sandbox (200 mailboxes): msgs/s against the budget-bound ceiling, requests and
+               SQL statements per message by source mode, ledger writes per second
   chaos [--messages N] [--kills K] [--seed S] [--small] [--debug]
                m365mail SIGKILLed and restarted K times (default 20) while it handles N messages
                (default 10000) from a faulty sandbox; fails on any loss or duplicate

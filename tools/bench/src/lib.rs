@@ -9,16 +9,22 @@
 //! - [`wrk`]: wrk's Lua script, its run and the parsing of its report;
 //! - [`usage`]: CPU time and peak RSS of a child process from `getrusage(RUSAGE_CHILDREN)`;
 //! - [`report`]: the results, the protocol-minimum arithmetic and the Markdown report;
-//! - [`ledger`]: the local ledger's peak memory as the count of handled messages grows.
+//! - [`ledger`]: the local ledger's peak memory as the count of handled messages grows;
+//! - [`fleet`]: `m365mail worker` processes on one PostgreSQL against the throttled sandbox:
+//!   requests and statements per message by source mode, messages per second against the
+//!   budget-bound ceiling with 1, 2 and 3 workers (`cargo xtask bench --fleet`);
+//! - [`ledger_load`]: fenced appends to the PostgreSQL ledger at a given concurrency.
 //!
 //! The binary `m365-bench` has the subcommands `run` (the driver), `ingest`, `rusage`,
-//! `ledger-memory` and `ledger-fill`.
+//! `ledger-memory`, `ledger-fill`, `fleet` and `ledger-load`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod capacity;
+pub mod fleet;
 pub mod ingest;
 pub mod ledger;
+pub mod ledger_load;
 pub mod mail;
 pub mod report;
 pub mod sbx;

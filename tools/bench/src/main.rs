@@ -8,6 +8,8 @@
 //!                --result OUT.json [--ca-bundle CA.pem] [--page N]
 //! m365-bench report [--json bench-results.json] [--md BENCHMARKS.md] [--note TEXT]...
 //! m365-bench rusage --out USAGE.json -- CMD ARGS...
+//! m365-bench fleet --bin target/release/m365mail --pg-url URL [--workers 1,2,3] ...
+//! m365-bench ledger-load --pg-url URL [--rows single:16,...] [--fsync on,off]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -102,6 +104,10 @@ enum Cmd {
         #[arg(long)]
         in_memory: bool,
     },
+    /// The fleet under Exchange Online's limits (`cargo xtask bench --fleet`).
+    Fleet(m365_bench::fleet::FleetArgs),
+    /// Fenced ledger appends on one PostgreSQL, for SCALING.md.
+    LedgerLoad(m365_bench::ledger_load::LoadArgs),
     /// Runs a command and writes its rusage (CPU, peak RSS) as JSON.
     Rusage {
         #[arg(long)]
@@ -272,6 +278,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Fleet(args) => exit("fleet", m365_bench::fleet::main(args)),
+        Cmd::LedgerLoad(args) => exit("ledger-load", m365_bench::ledger_load::main(&args)),
         Cmd::Report { json, md, note } => match rewrite_report(&json, &md, note) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -297,6 +305,16 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn exit(what: &str, r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,855 @@
+//! `m365-bench fleet`: the fleet's throughput under Exchange Online's limits (issue #18 item
+//! 4), run by `cargo xtask bench --fleet`.
+//!
+//! One sandbox (in this process) with its per-app-and-mailbox throttling on: Graph 4
+//! concurrent requests, EWS 27, and a request budget per window, each `$batch` item counted as
+//! one request as Graph counts them. Release `m365mail worker` processes on one PostgreSQL
+//! (with `pg_stat_statements`), the folder handler writing every message to disk.
+//!
+//! 1. **Requests per message by source mode** ([`tenant::Mode`]): for each mode, fresh
+//!    mailboxes with mail waiting are drained by one worker at Exchange Online's documented
+//!    limits (10,000 requests per 600 s, not reached here), counting the requests as Graph
+//!    (or EWS) counts them from the sandbox's request log, PostgreSQL's statements from
+//!    `pg_stat_statements`, and what an idle source costs per poll.
+//! 2. **Throughput**: 200 mailboxes (Graph, unread polling, mark-read) kept topped up with
+//!    mail, the budget per window scaled with the window so the budget per second stays
+//!    Exchange Online's (16.7 requests per second per mailbox), with 1, 2 and 3 workers in
+//!    turn; messages acknowledged per second over whole windows against the budget-bound
+//!    ceiling (Σ over mailboxes of budget per second ÷ requests per message), with the CPU
+//!    time of every process involved, to say what held the fleet back.
+//! 3. Optionally the same with the budget per second divided by `--low-budget-factor`, so
+//!    that the budget, not this machine, is the limit: whether the fleet uses what it is given.
+//!
+//! The figures go to a section of BENCHMARKS.md ([`report`]) and a JSON file.
+
+pub mod observe;
+pub mod report;
+pub mod tenant;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sandbox::reqlog::RequestLogSnapshot;
+use sandbox::{Admin, Sandbox, ThrottleConfig};
+use serde::{Deserialize, Serialize};
+
+use self::observe::{CpuSplit, Pg, PgCounts};
+use self::tenant::{Mailbox, Mode};
+
+/// Exchange Online's request budget per app and mailbox.
+pub const EXO_BUDGET: u32 = 10_000;
+/// ... per this many seconds.
+pub const EXO_WINDOW_SECS: u64 = 600;
+
+/// `m365-bench fleet`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FleetArgs {
+    /// The `m365mail` binary (a release build).
+    #[arg(long)]
+    pub bin: PathBuf,
+    /// An administrator's URL of the PostgreSQL cluster (`pg_stat_statements` in its
+    /// `shared_preload_libraries`); the bench creates a database per scenario.
+    #[arg(long)]
+    pub pg_url: String,
+    /// The cluster's data directory, to count its processes' CPU time.
+    #[arg(long)]
+    pub pg_data: Option<PathBuf>,
+    /// Mailboxes of the throughput runs.
+    #[arg(long, default_value_t = 200)]
+    pub mailboxes: usize,
+    /// Worker counts, one throughput run each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub workers: Vec<usize>,
+    /// The budget window of the throughput runs, in seconds; the budget is Exchange Online's
+    /// 10,000 per 600 s scaled to it (the same budget per second).
+    #[arg(long, default_value_t = 60)]
+    pub window_secs: u64,
+    /// Also run with the budget per second divided by this (0: do not).
+    #[arg(long, default_value_t = 10)]
+    pub low_budget_factor: u32,
+    /// Seconds from the workers' start before measuring (leases spread, tokens taken).
+    #[arg(long, default_value_t = 20)]
+    pub warmup_secs: u64,
+    /// Seconds measured per throughput run (whole windows are best).
+    #[arg(long, default_value_t = 120)]
+    pub measure_secs: u64,
+    /// Messages kept waiting in each mailbox of a throughput run (topped up every second).
+    #[arg(long, default_value_t = 300)]
+    pub backlog: usize,
+    /// The handler's `batch_size` (messages per fetch).
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+    /// The handler's `poll_interval_secs` in the throughput runs.
+    #[arg(long, default_value_t = 30)]
+    pub poll_secs: u64,
+    /// The worker's lease time.
+    #[arg(long, default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Source modes measured for requests per message (see `tenant::Mode`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "graph-unread-read,graph-unread-move,graph-delta-read,graph-delta-move,ews-read,ews-move"
+    )]
+    pub modes: Vec<String>,
+    /// Mailboxes per mode.
+    #[arg(long, default_value_t = 20)]
+    pub mode_mailboxes: usize,
+    /// Messages per mailbox per mode.
+    #[arg(long, default_value_t = 250)]
+    pub mode_messages: usize,
+    /// Poll interval of the mode runs, and how long their idle sources are watched after
+    /// the drain (seconds).
+    #[arg(long, default_value_t = 10)]
+    pub mode_poll_secs: u64,
+    /// How long the idle sources of a mode run are watched.
+    #[arg(long, default_value_t = 30)]
+    pub idle_secs: u64,
+    /// Work directory (configurations, workers' logs, the handler's output).
+    #[arg(long, default_value = "target/bench/fleet")]
+    pub work: PathBuf,
+    /// The Markdown report whose fleet section is written (the rest is kept).
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub md: PathBuf,
+    /// The JSON results.
+    #[arg(long, default_value = "bench-fleet-results.json")]
+    pub json: PathBuf,
+    /// The ledger load's JSON results (`m365-bench ledger-load --json`), shown in the
+    /// section when present.
+    #[arg(long)]
+    pub ledger_load: Option<PathBuf>,
+    /// The exact commands, for the report.
+    #[arg(long)]
+    pub command: Vec<String>,
+    /// Notes to add to the section.
+    #[arg(long)]
+    pub note: Vec<String>,
+    /// Skip the runs and write the section again from `--json` (with the notes given).
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+/// Requests as the service counts them, from the sandbox's request log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requests {
+    /// Graph requests as Graph counts them (each `$batch` item one) plus EWS requests.
+    pub counted: u64,
+    /// Of those, answered 429 (refused by the concurrency limit or the budget: the sandbox
+    /// does not take them from the budget).
+    pub throttled: u64,
+    /// `$batch` POSTs (envelopes, not counted).
+    pub envelopes: u64,
+    /// Token requests (not counted against a mailbox).
+    pub token: u64,
+    /// Per endpoint: `GET /v1.0/users/{user}/...`, `$batch item PATCH ...`, `EWS GetItem`.
+    pub by_endpoint: BTreeMap<String, u64>,
+}
+
+impl Requests {
+    /// From a request-log snapshot.
+    pub fn of(snap: &RequestLogSnapshot) -> Requests {
+        let mut r = Requests {
+            envelopes: snap.count("POST", sandbox::reqlog::BATCH_PATH),
+            token: snap.token_requests(),
+            ..Requests::default()
+        };
+        for e in &snap.entries {
+            if e.path == sandbox::reqlog::BATCH_PATH || !e.path.starts_with("/v1.0") {
+                continue;
+            }
+            r.counted += e.count;
+            if e.status == 429 {
+                r.throttled += e.count;
+            }
+            *r.by_endpoint
+                .entry(format!("{} {}", e.method, e.path))
+                .or_default() += e.count;
+        }
+        for e in &snap.batch_items {
+            r.counted += e.count;
+            if e.status == 429 {
+                r.throttled += e.count;
+            }
+            *r.by_endpoint
+                .entry(format!("$batch item {} {}", e.method, e.path))
+                .or_default() += e.count;
+        }
+        for o in &snap.operations {
+            r.counted += o.count;
+            *r.by_endpoint
+                .entry(format!("EWS {}", o.operation))
+                .or_default() += o.count;
+        }
+        r
+    }
+
+    /// Counted and not refused: what the sandbox took from the budget.
+    pub fn admitted(&self) -> u64 {
+        self.counted - self.throttled
+    }
+}
+
+/// A Graph source's ping (the Inbox's counts), once per pass.
+pub const PING_GRAPH: &str = "GET /v1.0/users/{user}/mailFolders/{folder}";
+/// An EWS source's ping.
+pub const PING_EWS: &str = "EWS GetFolder";
+
+/// One source mode's drain.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModeResult {
+    /// [`Mode::name`].
+    pub mode: String,
+    /// Its configuration.
+    pub config: String,
+    /// Mailboxes.
+    pub mailboxes: usize,
+    /// Messages handled and acknowledged (the ledger's count).
+    pub messages: u64,
+    /// Seconds from the worker's start to the last acknowledgement.
+    pub drain_secs: f64,
+    /// The drain's requests.
+    pub requests: Requests,
+    /// The workers' statements during the drain.
+    pub pg: PgCounts,
+    /// Requests over the idle watch after the drain (nothing waiting).
+    pub idle_requests: Requests,
+    /// Seconds of the idle watch.
+    pub idle_secs: f64,
+    /// The poll interval then.
+    pub poll_secs: u64,
+}
+
+impl ModeResult {
+    /// Requests (as counted, admitted) per acknowledged message.
+    pub fn per_message(&self) -> f64 {
+        ratio(self.requests.admitted(), self.messages)
+    }
+
+    /// Polls of the idle sources: each pass begins with a ping, which reads the folder
+    /// (Graph `GET .../mailFolders/{folder}`, EWS `GetFolder`).
+    pub fn idle_polls(&self) -> u64 {
+        let by = &self.idle_requests.by_endpoint;
+        by.get(PING_GRAPH).copied().unwrap_or(0) + by.get(PING_EWS).copied().unwrap_or(0)
+    }
+
+    /// Requests per idle source per poll.
+    pub fn idle_per_poll(&self) -> f64 {
+        ratio(self.idle_requests.admitted(), self.idle_polls())
+    }
+}
+
+/// One throughput run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetRun {
+    /// `Exchange Online's rate` or `budget ÷ N`.
+    pub budget_label: String,
+    /// Requests per window per app and mailbox.
+    pub budget: u32,
+    /// The window in seconds.
+    pub window_secs: u64,
+    /// Worker processes.
+    pub workers: usize,
+    /// Mailboxes (sources).
+    pub mailboxes: usize,
+    /// Seconds measured.
+    pub measured_secs: f64,
+    /// Messages acknowledged in them (the ledger's count).
+    pub messages: u64,
+    /// Their requests.
+    pub requests: Requests,
+    /// The workers' statements.
+    pub pg: PgCounts,
+    /// CPU time of each party.
+    pub cpu: CpuSplit,
+    /// Messages per second in each 5-second slice.
+    pub slices: Vec<f64>,
+    /// The fewest messages waiting in any mailbox at a top-up (0: some mailbox ran dry).
+    pub min_waiting: usize,
+    /// Messages delivered during the measurement.
+    pub delivered: usize,
+    /// Sources leased per worker when the measurement began.
+    pub leases_at_start: BTreeMap<String, i64>,
+    /// Requests per message used for the ceiling (the mode run's, or this run's own if lower).
+    pub ceiling_requests_per_message: f64,
+    /// Where that figure comes from.
+    pub ceiling_basis: String,
+    /// Workers that exited by themselves during the run.
+    pub exits: Vec<String>,
+}
+
+impl FleetRun {
+    /// Acknowledged messages per second.
+    pub fn rate(&self) -> f64 {
+        if self.measured_secs > 0.0 {
+            self.messages as f64 / self.measured_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The budget-bound ceiling: Σ over mailboxes of (budget per second ÷ requests per
+    /// message).
+    pub fn ceiling(&self) -> f64 {
+        if self.ceiling_requests_per_message <= 0.0 || self.window_secs == 0 {
+            return 0.0;
+        }
+        self.mailboxes as f64 * f64::from(self.budget)
+            / self.window_secs as f64
+            / self.ceiling_requests_per_message
+    }
+
+    /// This run's own admitted requests per message.
+    pub fn own_per_message(&self) -> f64 {
+        ratio(self.requests.admitted(), self.messages)
+    }
+}
+
+/// Everything the fleet bench measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetResults {
+    /// When (UTC).
+    pub date: String,
+    /// The machine, one line.
+    pub machine: String,
+    /// The exact commands.
+    pub commands: Vec<String>,
+    /// PostgreSQL: version and the settings that matter.
+    pub postgres: String,
+    /// The settings of the runs, one line.
+    pub settings: String,
+    /// Load average before the runs.
+    pub load_before: String,
+    /// The modes.
+    pub modes: Vec<ModeResult>,
+    /// The throughput runs.
+    pub runs: Vec<FleetRun>,
+    /// Notes.
+    pub notes: Vec<String>,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Runs `m365-bench fleet`.
+pub fn main(args: FleetArgs) -> Result<(), String> {
+    if args.report_only {
+        let text = std::fs::read_to_string(&args.json)
+            .map_err(|e| format!("{}: {e}", args.json.display()))?;
+        let mut r: FleetResults = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        r.notes.extend(args.note.iter().cloned());
+        return write(&args, &r);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let results = rt.block_on(run(&args))?;
+    write(&args, &results)
+}
+
+fn write(args: &FleetArgs, r: &FleetResults) -> Result<(), String> {
+    std::fs::write(
+        &args.json,
+        serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", args.json.display()))?;
+    let ledger = match &args.ledger_load {
+        Some(p) => std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<crate::ledger_load::LoadResults>(&t).ok()),
+        None => None,
+    };
+    let section = report::section(r, ledger.as_ref());
+    let md = std::fs::read_to_string(&args.md).unwrap_or_default();
+    std::fs::write(&args.md, report::splice(&md, &section))
+        .map_err(|e| format!("{}: {e}", args.md.display()))?;
+    eprintln!(
+        "fleet bench: wrote {} and the section of {}",
+        args.json.display(),
+        args.md.display()
+    );
+    Ok(())
+}
+
+/// A worker process of a scenario.
+struct Worker {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+fn spawn(
+    args: &FleetArgs,
+    cfg: &Path,
+    url: &str,
+    name: &str,
+    dir: &Path,
+) -> Result<Worker, String> {
+    let log = dir.join(format!("{name}.log"));
+    let f = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let f2 = f.try_clone().map_err(|e| e.to_string())?;
+    let child = Command::new(&args.bin)
+        .args(["worker", "--config"])
+        .arg(cfg)
+        .args(["--lease-secs", &args.lease_secs.to_string(), "--name", name])
+        .env("M365MAIL_STORE", url)
+        .env("M365MAIL_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(f))
+        .stderr(Stdio::from(f2))
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", args.bin.display()))?;
+    Ok(Worker {
+        name: name.to_owned(),
+        child: Some(child),
+        log,
+    })
+}
+
+/// SIGTERM, then up to 30 s for a clean stop, then SIGKILL.
+async fn stop(workers: &mut [Worker]) {
+    for w in workers.iter() {
+        if let Some(c) = &w.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+    }
+    for w in workers.iter_mut() {
+        let Some(mut c) = w.child.take() else {
+            continue;
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = c.kill();
+                let _ = c.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Workers that exited by themselves (with the tail of their log).
+fn exited(workers: &mut [Worker]) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in workers.iter_mut() {
+        if let Some(c) = &mut w.child
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            let log = std::fs::read_to_string(&w.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            out.push(format!(
+                "{} exited ({status}): {}",
+                w.name,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ));
+            w.child = None;
+        }
+    }
+    out
+}
+
+fn pids(workers: &[Worker]) -> Vec<u32> {
+    workers
+        .iter()
+        .filter_map(|w| w.child.as_ref().map(Child::id))
+        .collect()
+}
+
+/// Tops the mailboxes up on the blocking pool (delivery takes the sandbox store's lock).
+async fn top_up(
+    admin: &Admin,
+    boxes: &[Mailbox],
+    level: usize,
+    next: u64,
+) -> Result<(usize, usize, u64), String> {
+    let (admin, boxes) = (admin.clone(), boxes.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let min = boxes
+            .iter()
+            .map(|m| tenant::waiting(&admin, m))
+            .min()
+            .unwrap_or(0);
+        let mut next = next;
+        let delivered = tenant::top_up(&admin, &boxes, level, &mut next)?;
+        Ok((delivered, min, next))
+    })
+    .await
+    .map_err(|e| format!("the top-up task: {e}"))?
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+async fn run(args: &FleetArgs) -> Result<FleetResults, String> {
+    if !args.bin.exists() {
+        return Err(format!(
+            "no m365mail binary at {} (cargo build --release -p m365mail)",
+            args.bin.display()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&args.work);
+    std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
+    let pg = Pg::connect(&args.pg_url).await?;
+    let sb = tenant::start().await?;
+    let admin = sb.admin();
+    let load_before = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut results = FleetResults {
+        date: report::now_utc(),
+        machine: report::machine(),
+        commands: args.command.clone(),
+        postgres: format!(
+            "PostgreSQL {} (fsync = {}, synchronous_commit = {}, shared_buffers = {}, \
+             pg_stat_statements.track = {})",
+            pg.version().await,
+            pg.setting("fsync").await,
+            pg.setting("synchronous_commit").await,
+            pg.setting("shared_buffers").await,
+            pg.setting("pg_stat_statements.track").await,
+        ),
+        settings: format!(
+            "handler batch_size {}, folder handler (two files per message, each written \
+             atomically with fsync), lease {} s; modes: {} mailboxes × {} messages, poll {} s, \
+             idle watch {} s; throughput: {} mailboxes, {} mail kept waiting in each (topped \
+             up every second), poll {} s, warm-up {} s, measured {} s, budget window {} s",
+            args.batch_size,
+            args.lease_secs,
+            args.mode_mailboxes,
+            args.mode_messages,
+            args.mode_poll_secs,
+            args.idle_secs,
+            args.mailboxes,
+            args.backlog,
+            args.poll_secs,
+            args.warmup_secs,
+            args.measure_secs,
+            args.window_secs,
+        ),
+        load_before,
+        notes: args.note.clone(),
+        ..FleetResults::default()
+    };
+    let mut next_message: u64 = 0;
+
+    // 1. Requests per message by mode, at Exchange Online's documented limits.
+    admin.set_throttle(ThrottleConfig::default());
+    for (i, name) in args.modes.iter().enumerate() {
+        let mode = Mode::by_name(name).ok_or_else(|| format!("unknown mode {name:?}"))?;
+        let r = run_mode(args, &pg, &sb, &admin, i, mode, &mut next_message).await?;
+        eprintln!(
+            "fleet bench: {}: {} messages in {:.1} s, {:.3} requests per message, {:.2} \
+             statements per message, idle {:.2} requests per poll",
+            r.mode,
+            r.messages,
+            r.drain_secs,
+            r.per_message(),
+            ratio(u64::try_from(r.pg.statements).unwrap_or(0), r.messages),
+            r.idle_per_poll()
+        );
+        results.modes.push(r);
+    }
+    let reference = results
+        .modes
+        .iter()
+        .find(|m| m.mode == "graph-unread-read")
+        .map(ModeResult::per_message);
+
+    // 2. and 3. Throughput.
+    let exo = u32::try_from(u64::from(EXO_BUDGET) * args.window_secs / EXO_WINDOW_SECS)
+        .map_err(|_| "the window is too long")?;
+    let mut budgets = vec![(
+        format!(
+            "Exchange Online's rate ({exo} per {} s = {:.1}/s)",
+            args.window_secs,
+            f64::from(exo) / args.window_secs as f64
+        ),
+        exo,
+    )];
+    if args.low_budget_factor > 1 {
+        let low = exo / args.low_budget_factor;
+        budgets.push((
+            format!(
+                "budget ÷{} ({low} per {} s = {:.2}/s)",
+                args.low_budget_factor,
+                args.window_secs,
+                f64::from(low) / args.window_secs as f64
+            ),
+            low,
+        ));
+    }
+    for (b, (label, budget)) in budgets.iter().enumerate() {
+        for &w in &args.workers {
+            let run = run_fleet(
+                args,
+                &pg,
+                &sb,
+                &admin,
+                (b, label, *budget),
+                w,
+                reference,
+                &mut next_message,
+            )
+            .await?;
+            eprintln!(
+                "fleet bench: {label}, {w} worker(s): {:.1} msgs/s of a {:.1} ceiling ({:.0}%), \
+                 {:.3} requests per message, {} throttled; CPU workers {:.0}%, sandbox {:.0}%, \
+                 PostgreSQL {:.0}%, others {:.0}%, idle {:.0}%",
+                run.rate(),
+                run.ceiling(),
+                100.0 * run.rate() / run.ceiling().max(f64::MIN_POSITIVE),
+                run.own_per_message(),
+                run.requests.throttled,
+                run.cpu.pct(run.cpu.workers),
+                run.cpu.pct(run.cpu.sandbox_and_driver),
+                run.cpu.pct(run.cpu.postgres),
+                run.cpu.pct(run.cpu.others),
+                run.cpu.pct(run.cpu.idle),
+            );
+            results.runs.push(run);
+        }
+    }
+    sb.shutdown().await;
+    Ok(results)
+}
+
+async fn run_mode(
+    args: &FleetArgs,
+    pg: &Pg,
+    sb: &Sandbox,
+    admin: &Admin,
+    index: usize,
+    mode: Mode,
+    next: &mut u64,
+) -> Result<ModeResult, String> {
+    let tag = format!("m{index}");
+    let boxes = tenant::mailboxes(&tag, args.mode_mailboxes, mode);
+    tenant::create(admin, &boxes)?;
+    let (_, _, n) = top_up(admin, &boxes, args.mode_messages, *next).await?;
+    *next = n;
+    let total = (args.mode_mailboxes * args.mode_messages) as i64;
+    let db = format!("bench_mode_{index}");
+    let url = pg.create_db(&db).await?;
+    // The schema, as the first worker would create it, so that its statements are not counted.
+    fleet::PgStore::connect(&url)
+        .await
+        .map_err(|e| format!("creating the schema: {e}"))?;
+    let dir = args.work.join(&tag);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cfg = dir.join("m365mail.toml");
+    std::fs::write(
+        &cfg,
+        tenant::config_toml(
+            sb,
+            &boxes,
+            &dir.join("out"),
+            args.mode_poll_secs,
+            args.batch_size,
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let observer = pg.observer(&db).await?;
+    admin.clear_request_log();
+    pg.reset_statements().await?;
+    let before = pg.counts(&db).await?;
+    let start = Instant::now();
+    let mut workers = vec![spawn(args, &cfg, &url, "w1", &dir)?];
+    let deadline = start + Duration::from_secs(900);
+    let mut done;
+    loop {
+        done = observe::acknowledged(&observer).await;
+        if done >= total {
+            break;
+        }
+        let gone = exited(&mut workers);
+        if !gone.is_empty() || Instant::now() > deadline {
+            stop(&mut workers).await;
+            return Err(format!(
+                "mode {}: {done} of {total} acknowledged; {}",
+                mode.name,
+                if gone.is_empty() {
+                    "timed out".to_owned()
+                } else {
+                    gone.join("; ")
+                }
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain_secs = start.elapsed().as_secs_f64();
+    let requests = Requests::of(&admin.request_log());
+    let after = pg.counts(&db).await?;
+    admin.clear_request_log();
+    let idle_start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let idle_requests = Requests::of(&admin.request_log());
+    let idle_secs = idle_start.elapsed().as_secs_f64();
+    stop(&mut workers).await;
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    Ok(ModeResult {
+        mode: mode.name.to_owned(),
+        config: mode.describe(),
+        mailboxes: args.mode_mailboxes,
+        messages: u64::try_from(done).unwrap_or(0),
+        drain_secs,
+        requests,
+        pg: after.since(&before),
+        idle_requests,
+        idle_secs,
+        poll_secs: args.mode_poll_secs,
+    })
+}
+
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+async fn run_fleet(
+    args: &FleetArgs,
+    pg: &Pg,
+    sb: &Sandbox,
+    admin: &Admin,
+    (b, label, budget): (usize, &str, u32),
+    nworkers: usize,
+    reference: Option<f64>,
+    next: &mut u64,
+) -> Result<FleetRun, String> {
+    let tag = format!("b{b}w{nworkers}");
+    let mode = Mode::ALL[0];
+    let boxes = tenant::mailboxes(&tag, args.mailboxes, mode);
+    tenant::create(admin, &boxes)?;
+    let (_, _, n) = top_up(admin, &boxes, args.backlog, *next).await?;
+    *next = n;
+    admin.set_throttle(ThrottleConfig {
+        budget: Some(budget),
+        window_secs: args.window_secs,
+        ..ThrottleConfig::default()
+    });
+    let db = format!("bench_fleet_{tag}");
+    let url = pg.create_db(&db).await?;
+    fleet::PgStore::connect(&url)
+        .await
+        .map_err(|e| format!("creating the schema: {e}"))?;
+    let dir = args.work.join(&tag);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cfg = dir.join("m365mail.toml");
+    std::fs::write(
+        &cfg,
+        tenant::config_toml(
+            sb,
+            &boxes,
+            &dir.join("out"),
+            args.poll_secs,
+            args.batch_size,
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let observer = pg.observer(&db).await?;
+    let mut workers = Vec::new();
+    for i in 1..=nworkers {
+        workers.push(spawn(args, &cfg, &url, &format!("w{i}"), &dir)?);
+    }
+    // Warm-up: every source leased and spread evenly, then `warmup_secs` in all at least.
+    let start = Instant::now();
+    let mut exits = Vec::new();
+    loop {
+        let (_, _, n) = top_up(admin, &boxes, args.backlog, *next).await?;
+        *next = n;
+        exits.extend(exited(&mut workers));
+        let leases = observe::leases(&observer).await;
+        let held: i64 = leases.values().sum();
+        let spread = leases.values().max().unwrap_or(&0) - leases.values().min().unwrap_or(&0);
+        let settled = held == args.mailboxes as i64 && leases.len() == nworkers && spread <= 1;
+        if (settled && start.elapsed() >= Duration::from_secs(args.warmup_secs))
+            || start.elapsed() > Duration::from_secs(args.warmup_secs + 120)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let leases_at_start = observe::leases(&observer).await;
+
+    // The measurement.
+    admin.clear_request_log();
+    pg.reset_statements().await?;
+    let pg0 = pg.counts(&db).await?;
+    let cpu0 = observe::cpu_reading(&pids(&workers), args.pg_data.as_deref());
+    let acked0 = observe::acknowledged(&observer).await;
+    let t0 = Instant::now();
+    let mut slices = Vec::new();
+    let mut last = (t0, acked0);
+    let mut min_waiting = usize::MAX;
+    let mut delivered = 0;
+    let measure = Duration::from_secs(args.measure_secs);
+    let mut tick = 0u64;
+    while t0.elapsed() < measure {
+        let (d, min, n) = top_up(admin, &boxes, args.backlog, *next).await?;
+        *next = n;
+        delivered += d;
+        min_waiting = min_waiting.min(min);
+        exits.extend(exited(&mut workers));
+        tick += 1;
+        if tick.is_multiple_of(5) {
+            let now = (Instant::now(), observe::acknowledged(&observer).await);
+            let secs = now.0.duration_since(last.0).as_secs_f64();
+            slices.push((now.1 - last.1) as f64 / secs.max(1e-9));
+            last = now;
+        }
+        let wake = t0 + Duration::from_secs(tick);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(wake.min(t0 + measure))).await;
+    }
+    let acked1 = observe::acknowledged(&observer).await;
+    let measured_secs = t0.elapsed().as_secs_f64();
+    let cpu1 = observe::cpu_reading(&pids(&workers), args.pg_data.as_deref());
+    let requests = Requests::of(&admin.request_log());
+    let pg1 = pg.counts(&db).await?;
+    stop(&mut workers).await;
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let messages = u64::try_from(acked1 - acked0).unwrap_or(0);
+    let own = ratio(requests.admitted(), messages);
+    let (per_message, basis) = match reference {
+        Some(r) if r > 0.0 && (own <= 0.0 || r <= own) => (
+            r,
+            "the graph-unread-read mode run's requests per message".to_owned(),
+        ),
+        Some(r) if r > 0.0 => (
+            own,
+            format!("this run's own requests per message (lower than the mode run's {r:.3})"),
+        ),
+        _ => (own, "this run's own requests per message".to_owned()),
+    };
+    Ok(FleetRun {
+        budget_label: label.to_owned(),
+        budget,
+        window_secs: args.window_secs,
+        workers: nworkers,
+        mailboxes: args.mailboxes,
+        measured_secs,
+        messages,
+        requests,
+        pg: pg1.since(&pg0),
+        cpu: CpuSplit::between(&cpu0, &cpu1, measured_secs, cores()),
+        slices,
+        min_waiting: if min_waiting == usize::MAX {
+            0
+        } else {
+            min_waiting
+        },
+        delivered,
+        leases_at_start,
+        ceiling_requests_per_message: per_message,
+        ceiling_basis: basis,
+        exits,
+    })
+}

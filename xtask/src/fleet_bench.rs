@@ -1,0 +1,220 @@
+//! `cargo xtask bench --fleet [--quick] [m365-bench fleet flags]`: the fleet's throughput
+//! under Exchange Online's limits (issue #18 item 4) and the ledger's write rate on one
+//! PostgreSQL (item 5, SCALING.md).
+//!
+//! 1. builds `m365mail` and `m365-bench` in release;
+//! 2. starts a throw-away PostgreSQL cluster (`postgres.rs`) and restarts it with
+//!    `pg_stat_statements` preloaded and `fsync = on` (the test clusters run without fsync;
+//!    a fleet's database would not);
+//! 3. runs `m365-bench ledger-load` (fenced appends, fsync on and off), then
+//!    `m365-bench fleet`, which writes the "Fleet under Exchange Online's limits" section of
+//!    BENCHMARKS.md and `bench-fleet-results.json`;
+//! 4. stops and deletes the cluster.
+//!
+//! `--quick` tries the pipeline in a few minutes: 40 mailboxes, two modes, short windows.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::postgres::Cluster;
+use crate::{root, run};
+
+/// Flags passed on to `m365-bench fleet` with their value.
+const WITH_VALUE: &[&str] = &[
+    "--mailboxes",
+    "--workers",
+    "--window-secs",
+    "--low-budget-factor",
+    "--warmup-secs",
+    "--measure-secs",
+    "--backlog",
+    "--batch-size",
+    "--poll-secs",
+    "--lease-secs",
+    "--modes",
+    "--mode-mailboxes",
+    "--mode-messages",
+    "--mode-poll-secs",
+    "--idle-secs",
+    "--note",
+];
+
+/// What `--quick` passes on (unless given).
+const QUICK: &[&str] = &[
+    "--mailboxes",
+    "40",
+    "--workers",
+    "1,2",
+    "--window-secs",
+    "12",
+    "--warmup-secs",
+    "10",
+    "--measure-secs",
+    "24",
+    "--modes",
+    "graph-unread-read,ews-read",
+    "--mode-mailboxes",
+    "5",
+    "--mode-messages",
+    "100",
+    "--idle-secs",
+    "12",
+    "--low-budget-factor",
+    "0",
+];
+
+/// Runs `program args` as `user` when set.
+fn run_as(user: Option<&str>, program: &Path, args: &[&str]) -> Result<(), String> {
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--"]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    let out = cmd
+        .args(args)
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", program.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{} {}` failed: {}{}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// `pg_stat_statements` preloaded and fsync on: appended to the cluster's postgresql.conf (the
+/// last setting wins), then a restart.
+fn configure(pg: &Cluster) -> Result<(), String> {
+    let conf = pg.data().join("postgresql.conf");
+    let settings = "\n# xtask bench --fleet\nshared_preload_libraries = 'pg_stat_statements'\n\
+                    pg_stat_statements.track_utility = on\nfsync = on\n";
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, settings.as_bytes()))
+        .map_err(|e| format!("{}: {e}", conf.display()))?;
+    let data = pg.data().to_string_lossy().into_owned();
+    let log = pg.log().to_string_lossy().into_owned();
+    run_as(
+        pg.user(),
+        pg.pg_ctl(),
+        &["-D", &data, "-l", &log, "-w", "-t", "60", "restart"],
+    )
+}
+
+/// The commit measured, and what of the working tree differs from it.
+fn tree_note() -> String {
+    let out = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let head = out(&["rev-parse", "--short", "HEAD"]);
+    let changed: Vec<String> = out(&["status", "--short", "--untracked-files=no"])
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_owned())
+        .filter(|p| p.ends_with(".rs") || p.ends_with("Cargo.toml"))
+        .collect();
+    if changed.is_empty() {
+        format!("Code measured: commit {head}, no uncommitted source changes.")
+    } else {
+        format!(
+            "Code measured: commit {head} with uncommitted changes (other engineers' work in \
+             the shared tree) in {}.",
+            changed.join(", ")
+        )
+    }
+}
+
+pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    let mut pass: Vec<String> = Vec::new();
+    let mut quick = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fleet" => {}
+            "--quick" => quick = true,
+            flag if WITH_VALUE.contains(&flag) => {
+                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+                pass.push(a.clone());
+                pass.push(v.clone());
+            }
+            other => {
+                return Err(format!(
+                    "bench --fleet: unknown flag {other:?} (--quick, and {} with a value)",
+                    WITH_VALUE.join(" ")
+                ));
+            }
+        }
+    }
+    let mut command = format!("cargo xtask bench --fleet {}", pass.join(" "))
+        .trim_end()
+        .to_owned();
+    if quick {
+        command.push_str(" --quick");
+        for pair in QUICK.chunks(2) {
+            if !pass.iter().any(|p| p == pair[0]) {
+                pass.extend(pair.iter().map(|s| (*s).to_owned()));
+            }
+        }
+    }
+    for pkg in ["m365mail", "m365-bench"] {
+        run("cargo", &["build", "--release", "--locked", "-p", pkg])?;
+    }
+    let release = root().join("target/release");
+    let bench = release.join("m365-bench");
+    let note = tree_note();
+    let pg = Cluster::start()?;
+    configure(&pg)?;
+    let load_json = root().join("target/bench/ledger-load.json");
+    let load_json_s = load_json.to_string_lossy().into_owned();
+    let bench_s = bench.to_string_lossy().into_owned();
+    let mut load = vec!["ledger-load", "--pg-url", &pg.url, "--json", &load_json_s];
+    if quick {
+        load.extend(["--secs", "2", "--rows", "single:16,message:16"]);
+    }
+    run(&bench_s, &load)?;
+    let bin = release.join("m365mail").to_string_lossy().into_owned();
+    let data = pg.data().to_string_lossy().into_owned();
+    let mut fleet: Vec<String> = [
+        "fleet",
+        "--bin",
+        &bin,
+        "--pg-url",
+        &pg.url,
+        "--pg-data",
+        &data,
+        "--ledger-load",
+        &load_json_s,
+        "--command",
+        &format!("{command}   # runs the commands below"),
+        "--command",
+        "m365-bench ledger-load --pg-url URL   # fsync on, then off",
+        "--command",
+        &format!(
+            "m365-bench fleet --bin target/release/m365mail --pg-url URL --pg-data DIR {}",
+            pass.join(" ")
+        ),
+        "--note",
+        &note,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    fleet.extend(pass);
+    let fleet: Vec<&str> = fleet.iter().map(String::as_str).collect();
+    let result = run(&bench_s, &fleet);
+    drop(pg);
+    result
+}
