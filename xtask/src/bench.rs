@@ -43,7 +43,7 @@ fn ensure_wrk() -> Result<(), String> {
     Err("the sandbox capacity test needs wrk: install Debian's wrk (apt-get install wrk)".into())
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| if p.is_absolute() { p } else { root().join(p) })

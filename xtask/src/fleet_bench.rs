@@ -172,12 +172,12 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     for pkg in ["m365mail", "m365-bench"] {
         run("cargo", &["build", "--release", "--locked", "-p", pkg])?;
     }
-    let release = root().join("target/release");
+    let release = crate::bench::target_dir().join("release");
     let bench = release.join("m365-bench");
     let note = tree_note();
     let pg = Cluster::start()?;
     configure(&pg)?;
-    let load_json = root().join("target/bench/ledger-load.json");
+    let load_json = crate::bench::target_dir().join("bench/ledger-load.json");
     let load_json_s = load_json.to_string_lossy().into_owned();
     let bench_s = bench.to_string_lossy().into_owned();
     let mut load = vec!["ledger-load", "--pg-url", &pg.url, "--json", &load_json_s];
@@ -187,8 +187,14 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     run(&bench_s, &load)?;
     let bin = release.join("m365mail").to_string_lossy().into_owned();
     let data = pg.data().to_string_lossy().into_owned();
+    let work = crate::bench::target_dir()
+        .join("bench/fleet")
+        .to_string_lossy()
+        .into_owned();
     let mut fleet: Vec<String> = [
         "fleet",
+        "--work",
+        &work,
         "--bin",
         &bin,
         "--pg-url",
