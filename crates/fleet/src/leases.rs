@@ -23,6 +23,14 @@ const RENEW: &str = "UPDATE fleet_leases \
      SET expires_at = clock_timestamp() + $4::bigint * interval '1 microsecond' \
      WHERE source = $1 AND worker = $2 AND epoch = $3 AND expires_at > clock_timestamp()";
 
+/// Renews many leases of one worker at once: the ones still held come back.
+const RENEW_ALL: &str = "UPDATE fleet_leases AS l \
+     SET expires_at = clock_timestamp() + $4::bigint * interval '1 microsecond' \
+     FROM unnest($1::text[], $3::bigint[]) AS f(source, epoch) \
+     WHERE l.source = f.source AND l.epoch = f.epoch AND l.worker = $2 \
+     AND l.expires_at > clock_timestamp() \
+     RETURNING l.source, l.epoch";
+
 /// Frees the lease but keeps its row, and so its epoch: the next holder's is higher.
 const RELEASE: &str = "UPDATE fleet_leases SET worker = NULL, expires_at = clock_timestamp() \
      WHERE source = $1 AND worker = $2 AND epoch = $3";
@@ -162,6 +170,40 @@ impl LeaseStore for PgLeases {
             .await
             .map_err(|e| self.unavailable(&e))?;
         Ok(n == 1)
+    }
+
+    async fn renew_all(&self, fences: &[Fence], ttl: Duration) -> Result<Vec<bool>, LeaseError> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement per worker: fences of several workers (unusual) go one by one.
+        let worker = &fences[0].worker;
+        if fences.iter().any(|f| &f.worker != worker) {
+            let mut out = Vec::with_capacity(fences.len());
+            for f in fences {
+                out.push(self.renew(f, ttl).await?);
+            }
+            return Ok(out);
+        }
+        let sources: Vec<&str> = fences.iter().map(|f| f.source.as_str()).collect();
+        let epochs = fences
+            .iter()
+            .map(epoch_param)
+            .collect::<Result<Vec<i64>, _>>()?;
+        let rows = self
+            .query(RENEW_ALL, &[&sources, worker, &epochs, &micros(ttl)])
+            .await?;
+        let mut renewed = std::collections::HashSet::with_capacity(rows.len());
+        for r in &rows {
+            let source: String = r.try_get(0).map_err(|e| self.unavailable(&e))?;
+            let epoch: i64 = r.try_get(1).map_err(|e| self.unavailable(&e))?;
+            renewed.insert((source, epoch));
+        }
+        Ok(fences
+            .iter()
+            .zip(&epochs)
+            .map(|(f, e)| renewed.contains(&(f.source.clone(), *e)))
+            .collect())
     }
 
     async fn release(&self, fence: &Fence) -> Result<(), LeaseError> {

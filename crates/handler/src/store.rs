@@ -175,6 +175,18 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// released), in which case the worker must stop working on the source at once.
     async fn renew(&self, fence: &Fence, ttl: Duration) -> Result<bool, LeaseError>;
 
+    /// [`renew`](Self::renew) for each of `fences` (all of one worker's leases at each tick),
+    /// one answer per fence in order. The default renews them one by one; a database backend
+    /// renews them in one statement, so that a worker holding many leases never has one run
+    /// out while it is still renewing the others.
+    async fn renew_all(&self, fences: &[Fence], ttl: Duration) -> Result<Vec<bool>, LeaseError> {
+        let mut out = Vec::with_capacity(fences.len());
+        for f in fences {
+            out.push(self.renew(f, ttl).await?);
+        }
+        Ok(out)
+    }
+
     /// Gives the lease back so another worker can take it at once (a no-op if it was lost).
     async fn release(&self, fence: &Fence) -> Result<(), LeaseError>;
 

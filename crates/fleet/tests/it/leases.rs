@@ -96,3 +96,34 @@ async fn heartbeats_expire_and_leaving_is_immediate() {
     let v = l.heartbeat("w1", Duration::from_secs(60)).await.unwrap();
     assert_eq!(v.live_workers, ["w0", "w1", "w3"]);
 }
+
+#[tokio::test]
+async fn renew_all_renews_every_held_lease_in_one_request_and_says_which_were_lost() {
+    let db = db_or_skip!();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let leases = store.leases();
+    let local = handler::LocalLeases::new();
+    let ttl = Duration::from_secs(60);
+    let short = Duration::from_millis(200);
+    let mut fences = Vec::new();
+    let mut local_fences = Vec::new();
+    for (i, t) in [ttl, short, ttl, ttl].into_iter().enumerate() {
+        let name = format!("s{i}");
+        fences.push(leases.acquire(&name, "w1", t).await.unwrap().unwrap());
+        local_fences.push(local.acquire(&name, "w1", t).await.unwrap().unwrap());
+    }
+    // s1 runs out and is taken over; s2 is released; s0 and s3 are still held.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    leases.acquire("s1", "w2", ttl).await.unwrap().unwrap();
+    local.acquire("s1", "w2", ttl).await.unwrap().unwrap();
+    leases.release(&fences[2]).await.unwrap();
+    local.release(&local_fences[2]).await.unwrap();
+    let held = leases.renew_all(&fences, ttl).await.unwrap();
+    assert_eq!(held, [true, false, false, true]);
+    // The same answers as the reference backend's one-by-one renewal.
+    assert_eq!(local.renew_all(&local_fences, ttl).await.unwrap(), held);
+    assert!(leases.renew_all(&[], ttl).await.unwrap().is_empty());
+    // What was renewed is held for the new time.
+    let holders = leases.holders().await.unwrap();
+    assert!(holders.contains(&fences[0]) && holders.contains(&fences[3]));
+}

@@ -323,11 +323,30 @@ impl Pipeline {
                     .map(|(k, _)| (k.clone(), false)),
             )
             .collect();
-        for (id, served) in ids {
+        let fences: Vec<Fence> = ids
+            .iter()
+            .filter_map(|(id, served)| {
+                let map: &BTreeMap<String, Serving> = if *served { serving } else { stopping };
+                map.get(id).map(|s| s.lease.fence().clone())
+            })
+            .collect();
+        // All of them in one request: renewed one by one, a worker holding many leases saw the
+        // last ones run out while it was still renewing the first (the fleet chaos run, with
+        // mail arriving as fast as the fleet takes it).
+        let at = Instant::now();
+        let answers: Vec<Result<bool, String>> =
+            match leases.renew_all(&fences, fleet.lease_ttl).await {
+                Ok(held) if held.len() == fences.len() => held.into_iter().map(Ok).collect(),
+                Ok(held) => {
+                    let e = format!("{} answers for {} leases", held.len(), fences.len());
+                    fences.iter().map(|_| Err(e.clone())).collect()
+                }
+                Err(e) => fences.iter().map(|_| Err(e.to_string())).collect(),
+            };
+        for ((id, served), answer) in ids.into_iter().zip(answers) {
             let map: &BTreeMap<String, Serving> = if served { serving } else { stopping };
             let Some(s) = map.get(&id) else { continue };
-            let at = Instant::now();
-            let lost = match leases.renew(s.lease.fence(), fleet.lease_ttl).await {
+            let lost = match answer {
                 Ok(true) => {
                     s.lease.renewed(at, fleet.lease_ttl);
                     false

@@ -146,6 +146,19 @@ impl LeaseStore for TimedLeases {
         r
     }
 
+    async fn renew_all(&self, fences: &[Fence], ttl: Duration) -> Result<Vec<bool>, LeaseError> {
+        let t = Instant::now();
+        let r = self.inner.renew_all(fences, ttl).await;
+        self.metrics.time_store("leases", "renew_all", t, &r);
+        if let Ok(held) = &r {
+            for (fence, _) in fences.iter().zip(held).filter(|(_, h)| !**h) {
+                self.metrics
+                    .leases_changed(|s| Metrics::drop_source(s, fence));
+            }
+        }
+        r
+    }
+
     async fn release(&self, fence: &Fence) -> Result<(), LeaseError> {
         let t = Instant::now();
         let r = self.inner.release(fence).await;
