@@ -76,9 +76,9 @@ pub async fn run(
     settings: &WorkerSettings,
     shutdown: &Shutdown,
 ) -> Result<Summary> {
-    let store = fleet::PgStore::connect(store_url)
-        .await
-        .map_err(|e| format!("--store: {e}"))?;
+    let Some(store) = connect(store_url, shutdown).await? else {
+        return Ok(Summary::default());
+    };
     let file_text =
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let stores = SharedStores {
@@ -108,6 +108,28 @@ pub async fn run(
     tracing::info!(worker = %settings.name, "joining the fleet");
     let fleet = FleetOptions::new(settings.name.clone()).lease_ttl(settings.lease_ttl);
     Ok(pipeline.run_fleet(leases, catalog, fleet, shutdown).await)
+}
+
+/// Connects to the fleet's database, waiting for it with growing pauses (1 s doubling to 30 s)
+/// while it cannot be reached: a worker started during a database restart or failover joins
+/// when it is back instead of exiting. A URL that is wrong or a schema this program does not
+/// know fails at once. `None` if `shutdown` came first.
+async fn connect(url: &str, shutdown: &Shutdown) -> Result<Option<fleet::PgStore>> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match fleet::PgStore::connect(url).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(e @ (fleet::StoreError::Connect { .. } | fleet::StoreError::Database { .. })) => {
+                tracing::warn!(error = %e, retry_in = ?pause, "the fleet's database is not reachable");
+                eprintln!("--store: {e}; trying again in {}s", pause.as_secs());
+            }
+            Err(e) => return Err(format!("--store: {e}")),
+        }
+        if shutdown.wait_for(pause).await {
+            return Ok(None);
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// Records each pass's start (with the waiting count), end and OFFLINE diagnosis in the fleet's

@@ -218,3 +218,50 @@ async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
     assert!(left.is_empty(), "{left:?}");
     sb.shutdown().await;
 }
+
+/// A worker started while the database is down waits for it (and says so) instead of exiting,
+/// and still stops cleanly; a URL that cannot be right fails at once. No database needed.
+#[test]
+fn a_worker_waits_for_an_unreachable_database_and_refuses_a_bad_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, "[handler]\noutput_dir = \"out\"\n").unwrap();
+    let log = dir.path().join("w.log");
+    // Port 1 on loopback: nothing listens there.
+    let mut worker = Reaped(
+        Command::new(BIN)
+            .args(["worker", "--metrics", "off", "--config"])
+            .arg(&cfg)
+            .env("M365MAIL_STORE", "postgres://postgres@127.0.0.1:1/fleet")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("trying again")
+    {
+        assert!(Instant::now() < deadline, "no retry said");
+        assert!(worker.try_wait().unwrap().is_none(), "the worker exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(worker.try_wait().unwrap().is_none(), "the worker exited");
+    signal(&worker, "-TERM");
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let bad = Command::new(BIN)
+        .args(["worker", "--metrics", "off", "--config"])
+        .arg(&cfg)
+        .env(
+            "M365MAIL_STORE",
+            "postgres://u:secret-pw@127.0.0.1:notaport/db",
+        )
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("--store"), "{said}");
+    assert!(!said.contains("secret-pw"), "{said}");
+}

@@ -191,6 +191,12 @@ impl Shutdown {
         }
     }
 
+    /// Waits for `d`, or less if stop is asked first; returns whether stop was asked (for a
+    /// caller's own pauses, such as waiting for a database to come back).
+    pub async fn wait_for(&self, d: Duration) -> bool {
+        self.clone().sleep(d).await
+    }
+
     /// Sleeps for `d` unless stop is asked first; returns whether stop was asked.
     pub(super) async fn sleep(&mut self, d: Duration) -> bool {
         tokio::select! {
