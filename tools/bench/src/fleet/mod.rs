@@ -277,6 +277,10 @@ pub struct FleetRun {
     pub ceiling_basis: String,
     /// Workers that exited by themselves during the run.
     pub exits: Vec<String>,
+    /// At the end of the run: rows and bytes (indexes included) of `fleet_ledger`...
+    pub ledger_rows_bytes: (i64, i64),
+    /// ... and of `fleet_ledger_log`.
+    pub log_rows_bytes: (i64, i64),
 }
 
 impl FleetRun {
@@ -815,6 +819,7 @@ async fn run_fleet(
     let requests = Requests::of(&admin.request_log());
     let pg1 = pg.counts(&db).await?;
     stop(&mut workers).await;
+    let (ledger_rows_bytes, log_rows_bytes) = observe::ledger_size(&observer).await;
     let _ = std::fs::remove_dir_all(dir.join("out"));
     let messages = u64::try_from(acked1 - acked0).unwrap_or(0);
     let own = ratio(requests.admitted(), messages);
@@ -851,5 +856,7 @@ async fn run_fleet(
         ceiling_requests_per_message: per_message,
         ceiling_basis: basis,
         exits,
+        ledger_rows_bytes,
+        log_rows_bytes,
     })
 }

@@ -244,6 +244,17 @@ pub async fn acknowledged(observer: &Client) -> i64 {
         .unwrap_or(0)
 }
 
+/// What the ledger holds on disk: (rows, bytes) of `fleet_ledger` and of `fleet_ledger_log`,
+/// indexes and TOAST included.
+pub async fn ledger_size(observer: &Client) -> ((i64, i64), (i64, i64)) {
+    let q = "SELECT (SELECT count(*) FROM fleet_ledger), pg_total_relation_size('fleet_ledger'), \
+             (SELECT count(*) FROM fleet_ledger_log), pg_total_relation_size('fleet_ledger_log')";
+    match observer.query_one(q, &[]).await {
+        Ok(r) => ((r.get(0), r.get(1)), (r.get(2), r.get(3))),
+        Err(_) => ((0, 0), (0, 0)),
+    }
+}
+
 /// Sources leased now, per worker.
 pub async fn leases(observer: &Client) -> BTreeMap<String, i64> {
     observer

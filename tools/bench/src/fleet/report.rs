@@ -223,7 +223,9 @@ fn run_rows(s: &mut String, runs: &[FleetRun]) {
             s,
             "- {}, {} worker(s): {} messages in {:.1} s; ceiling from {} ({:.3}); leases at the \
              start {:?}; {} delivered meanwhile; PostgreSQL {} transactions ({:.2} per message), \
-             {} rows inserted, {} updated; statements by kind per message: {}{}",
+             {} rows inserted, {} updated; at the end the ledger held {} rows in {:.1} MiB \
+             ({:.0} bytes per row) and its log {} rows in {:.1} MiB ({:.0} bytes per row), \
+             indexes included; statements by kind per message: {}{}",
             r.budget_label,
             r.workers,
             r.messages,
@@ -236,6 +238,15 @@ fn run_rows(s: &mut String, runs: &[FleetRun]) {
             per(r.pg.xact_commit, r.messages),
             r.pg.tup_inserted,
             r.pg.tup_updated,
+            r.ledger_rows_bytes.0,
+            r.ledger_rows_bytes.1 as f64 / 1_048_576.0,
+            per(
+                r.ledger_rows_bytes.1,
+                r.ledger_rows_bytes.0.max(0).unsigned_abs()
+            ),
+            r.log_rows_bytes.0,
+            r.log_rows_bytes.1 as f64 / 1_048_576.0,
+            per(r.log_rows_bytes.1, r.log_rows_bytes.0.max(0).unsigned_abs()),
             kinds(&r.pg, r.messages),
             if r.exits.is_empty() {
                 String::new()
