@@ -348,11 +348,41 @@ pub struct LedgerFacts {
     pub parked: BTreeSet<String>,
 }
 
-/// Reads the handler's ledger (JSON lines `{"key":..,"state":..}`). A torn last line (the
-/// process was killed while writing it) is skipped, as the ledger itself does.
+/// Reads the handler's ledger: its history segments (`<ledger>.history.<n>`, the lines its
+/// compactions dropped, oldest first) and then the file itself (JSON lines
+/// `{"key":..,"state":..}`), every recorded line once: lines a compaction carried over
+/// (`"carried":true`) repeat a line of a segment and are skipped. A torn last line (the process
+/// was killed while writing it) is skipped, as the ledger itself does.
 pub fn read_ledger(path: &Path) -> Result<LedgerFacts, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReadError::Io(path.to_path_buf(), e))?;
     let mut facts = LedgerFacts::default();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let prefix = format!(
+        "{}.history.",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let mut segments: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| ReadError::Io(dir.to_path_buf(), e))?
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix(&prefix)?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    segments.sort();
+    for (_, segment) in &segments {
+        read_ledger_file(segment, &mut facts)?;
+    }
+    read_ledger_file(path, &mut facts)?;
+    Ok(facts)
+}
+
+fn read_ledger_file(path: &Path, facts: &mut LedgerFacts) -> Result<(), ReadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ReadError::Io(path.to_path_buf(), e))?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     for (i, line) in lines.iter().enumerate() {
         let v: serde_json::Value = match serde_json::from_str(line) {
@@ -365,6 +395,9 @@ pub fn read_ledger(path: &Path) -> Result<LedgerFacts, ReadError> {
                 ));
             }
         };
+        if v["carried"].as_bool() == Some(true) {
+            continue;
+        }
         let key = v["key"].as_str().unwrap_or_default().to_owned();
         match v["state"].as_str() {
             Some("handled") => *facts.handled.entry(key).or_default() += 1,
@@ -381,7 +414,7 @@ pub fn read_ledger(path: &Path) -> Result<LedgerFacts, ReadError> {
             _ => {}
         }
     }
-    Ok(facts)
+    Ok(())
 }
 
 /// Everything the verdict is drawn from.
@@ -602,6 +635,30 @@ mod tests {
         let mut e = clean(2);
         e.records.insert("ghost".into(), vec!["src|g".into()]);
         assert_eq!(e.verdict().unexpected, vec!["ghost".to_owned()]);
+    }
+
+    #[test]
+    fn the_ledgers_history_segments_count_and_carried_lines_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.jsonl");
+        std::fs::write(
+            dir.path().join("ledger.jsonl.history.000001"),
+            "{\"key\":\"s|1\",\"state\":\"handled\",\"project\":null}\n\
+             {\"key\":\"s|2\",\"state\":\"handled\",\"project\":null}\n\
+             {\"key\":\"s|1\",\"state\":\"acknowledged\",\"at\":1}\n",
+        )
+        .unwrap();
+        // The compaction carried s|2 over; then s|2 was handled again: that one counts.
+        std::fs::write(
+            &ledger,
+            "{\"key\":\"s|2\",\"state\":\"handled\",\"project\":null,\"carried\":true}\n\
+             {\"key\":\"s|2\",\"state\":\"handled\",\"project\":null}\n",
+        )
+        .unwrap();
+        let f = read_ledger(&ledger).unwrap();
+        assert_eq!(f.handled["s|1"], 1);
+        assert_eq!(f.handled["s|2"], 2);
+        assert!(f.acknowledged.contains("s|1") && !f.acknowledged.contains("s|2"));
     }
 
     #[test]

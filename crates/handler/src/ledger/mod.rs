@@ -63,6 +63,10 @@ struct Line {
     /// Written on acknowledgements only; ledgers written before it existed have none.
     #[serde(default)]
     at: Option<u64>,
+    /// Written by a compaction, carrying a fact recorded earlier (whose own line is in a
+    /// history segment): replayed like any line, but not a new event for an audit.
+    #[serde(default)]
+    carried: bool,
 }
 
 /// A [`Line`] to write, borrowing its parts.
@@ -73,6 +77,8 @@ struct LineRef<'a> {
     entry: &'a Entry,
     #[serde(skip_serializing_if = "Option::is_none")]
     at: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    carried: bool,
 }
 
 /// What the ledger knows about one key, folded from its entries.
@@ -109,6 +115,29 @@ impl Record {
             self.acknowledged_at = Some(at);
         }
         self.fold(entry);
+    }
+
+    /// Adds what `other` knows about the same key (every fact of a record only ever goes from
+    /// unknown to known, so the join of two partial records is the whole one).
+    fn join(&mut self, other: &Record) {
+        self.attempts = self.attempts.max(other.attempts);
+        self.handled |= other.handled;
+        if self.project.is_none() {
+            self.project.clone_from(&other.project);
+        }
+        self.notification_attempted |= other.notification_attempted;
+        if self.notified_from.is_none() {
+            self.notified_from.clone_from(&other.notified_from);
+        }
+        self.acknowledged |= other.acknowledged;
+        self.acknowledged_by_absence |= other.acknowledged_by_absence;
+        if self.parked.is_none() {
+            self.parked.clone_from(&other.parked);
+        }
+        self.acknowledged_at = match (self.acknowledged_at, other.acknowledged_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     fn fold(&mut self, entry: &Entry) {
@@ -328,6 +357,13 @@ impl Ledger {
             file.set_len(valid_len).map_err(io)?;
         }
         let cold = ColdIndex::open(&path)?;
+        // Lines about a key whose record is in the index (an acknowledgement made again after
+        // it moved there) extend that record: the facts only ever grow, so the two are joined.
+        for (key, r) in records.iter_mut() {
+            if let Some(base) = cold.get(key)? {
+                r.join(&base);
+            }
+        }
         let ledger = Ledger {
             path: Some(path),
             inner: Arc::new(Shared {
@@ -431,6 +467,20 @@ impl Ledger {
         // Whole seconds, as the file keeps them: a record reads the same after reopening.
         let now = from_unix(unix(SystemTime::now()));
         let mut g = self.lock();
+        // A key whose record moved to the index comes back into memory whole first: a new entry
+        // extends its record, it never starts an empty one that would then replace it (an
+        // acknowledgement made again would otherwise forget that the message was handled).
+        if let Some(cold) = &self.cold {
+            for (key, _) in entries {
+                let key = key.as_ref();
+                if !g.records.contains_key(key)
+                    && let Some(r) = cold.get(key)?
+                {
+                    g.acknowledged += usize::from(r.acknowledged);
+                    g.records.insert(key.to_owned(), r);
+                }
+            }
+        }
         let Some(file) = g.file.clone() else {
             for (key, entry) in entries {
                 g.apply(key.as_ref(), entry, now);
@@ -439,7 +489,7 @@ impl Ledger {
         };
         let mut lines = Vec::with_capacity(entries.len() * 128);
         for (key, entry) in entries {
-            push_line(&mut lines, key.as_ref(), entry, Some(now)).map_err(io)?;
+            push_line(&mut lines, key.as_ref(), entry, Some(now), false).map_err(io)?;
         }
         (&*file).write_all(&lines).map_err(io)?;
         // Readers see the entries from here on, before their sync ends; the caller goes on
@@ -544,6 +594,17 @@ impl Ledger {
             Some(cold) => cold.expire(cutoff)?,
             None => 0,
         };
+        // History segments last written before the cutoff hold only what has expired.
+        if let Some(path) = &self.path {
+            for (_, segment) in history_segments(path).unwrap_or_default() {
+                let old = std::fs::metadata(&segment)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if old {
+                    let _ = std::fs::remove_file(&segment);
+                }
+            }
+        }
         Ok(removed + cold)
     }
 
@@ -567,6 +628,12 @@ impl Ledger {
         )?;
         g.records.retain(|_, r| !r.acknowledged);
         g.acknowledged = 0;
+        if let Some(path) = &self.path {
+            archive(path).map_err(|source| LedgerError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
         self.compact_locked(&mut g)
     }
 
@@ -588,7 +655,7 @@ impl Ledger {
         let mut out = Vec::new();
         for (key, rec) in &inner.records {
             for entry in entries_for(rec) {
-                push_line(&mut out, key, &entry, rec.acknowledged_at).map_err(io)?;
+                push_line(&mut out, key, &entry, rec.acknowledged_at, true).map_err(io)?;
             }
         }
         httpcore::fs::write_atomic(&path, &out, httpcore::fs::FileMode::Default).map_err(io)?;
@@ -612,13 +679,82 @@ fn push_line(
     key: &str,
     entry: &Entry,
     at: Option<SystemTime>,
+    carried: bool,
 ) -> std::io::Result<()> {
     let at = at
         .filter(|_| matches!(entry, Entry::Acknowledged | Entry::AcknowledgedByAbsence))
         .map(unix);
-    serde_json::to_writer(&mut *out, &LineRef { key, entry, at }).map_err(std::io::Error::other)?;
+    let line = LineRef {
+        key,
+        entry,
+        at,
+        carried,
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
     out.push(b'\n');
     Ok(())
+}
+
+/// Keeps the file's lines, before a compaction drops the acknowledged messages' from it, as a
+/// history segment beside it (`<ledger>.history.<n>`, a hard link: no copy): what was recorded
+/// stays on disk for an audit (the chaos run counts `handled` lines across them), as it did
+/// when the file only grew. The ledger never reads them; they are safe to delete, and expiry
+/// deletes those older than the retention. If the file already is the newest segment (a crash
+/// came between the link and the rewrite), it is not linked twice.
+fn archive(path: &Path) -> std::io::Result<()> {
+    let segments = history_segments(path)?;
+    if let Some((_, last)) = segments.last()
+        && same_file(path, last)?
+    {
+        return Ok(());
+    }
+    let next = segments.last().map_or(1, |(n, _)| n + 1);
+    std::fs::hard_link(path, history_path(path, next))
+}
+
+fn history_path(path: &Path, n: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".history.{n:06}"));
+    PathBuf::from(name)
+}
+
+/// The history segments of the ledger at `path`, oldest first.
+pub(crate) fn history_segments(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.history.", name.to_string_lossy());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        if let Some(n) = file
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            out.push((n, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &Path, _: &Path) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 fn unix(t: SystemTime) -> u64 {
