@@ -558,3 +558,60 @@ async fn sources_added_changed_and_removed_while_running_are_picked_up_without_a
     assert_eq!(fleet.handed_over().len(), 6);
     assert!(fleet.handed_over().values().all(|w| w.len() == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_sources_do_not_starve_the_others_and_count_in_the_fair_share() {
+    // Six sources, three of them OFFLINE (their sign-in refused), two workers: every online
+    // mailbox is drained whichever worker holds it, and each worker holds three.
+    let fleet = Arc::new(Fleet::new(6, 5));
+    for (i, (_, mb)) in fleet.mailboxes.iter().enumerate() {
+        if i % 2 == 0 {
+            mb.set_offline(Some("AADSTS65001: consent withdrawn"));
+        }
+    }
+    let shutdown = Shutdown::new();
+    let mut tasks = Vec::new();
+    for w in ["w1", "w2"] {
+        let p = fleet.pipeline(w);
+        let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
+        let s = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            p.run_leased(leases, options(w), &s).await
+        }));
+    }
+    let online_read = || {
+        fleet
+            .mailboxes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .all(|(_, (_, mb))| mb.messages().iter().all(|m| m.is_read))
+    };
+    wait_until(online_read).await;
+    let mut per_worker: HashMap<String, usize> = HashMap::new();
+    for _ in 0..300 {
+        per_worker.clear();
+        for f in fleet.leases.holders().await.unwrap() {
+            *per_worker.entry(f.worker.clone()).or_default() += 1;
+        }
+        if per_worker.len() == 2 && per_worker.values().all(|n| *n == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(per_worker.get("w1"), Some(&3), "{per_worker:?}");
+    assert_eq!(per_worker.get("w2"), Some(&3), "{per_worker:?}");
+    shutdown.trigger();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The OFFLINE mailboxes kept their mail; the online ones were handed over once each.
+    let handed = fleet.handed_over();
+    assert_eq!(handed.len(), 15);
+    assert!(handed.values().all(|w| w.len() == 1));
+    for (i, (_, mb)) in fleet.mailboxes.iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(mb.messages().iter().all(|m| !m.is_read));
+        }
+    }
+}
