@@ -30,7 +30,7 @@ pub struct LoadArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "single:1,single:16,single:64,batch100:1,batch100:16,message:16,message:64,message:200"
+        default_value = "single:1,single:16,single:64,batch100:1,batch100:16,message:16,message:64"
     )]
     pub rows: Vec<String>,
     /// `fsync` settings to run every row with.

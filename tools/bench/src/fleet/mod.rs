@@ -116,8 +116,8 @@ pub struct FleetArgs {
     /// The JSON results.
     #[arg(long, default_value = "bench-fleet-results.json")]
     pub json: PathBuf,
-    /// The ledger load's JSON results (`m365-bench ledger-load --json`), shown in the
-    /// section when present.
+    /// The ledger load's JSON results (`m365-bench ledger-load --json`): kept in `--json` and
+    /// shown in the section.
     #[arg(long)]
     pub ledger_load: Option<PathBuf>,
     /// The exact commands, for the report.
@@ -271,7 +271,7 @@ pub struct FleetRun {
     pub delivered: usize,
     /// Sources leased per worker when the measurement began.
     pub leases_at_start: BTreeMap<String, i64>,
-    /// Requests per message used for the ceiling (the mode run's, or this run's own if lower).
+    /// Requests per message used for the ceiling ([`ceiling_basis`]).
     pub ceiling_requests_per_message: f64,
     /// Where that figure comes from.
     pub ceiling_basis: String,
@@ -281,6 +281,10 @@ pub struct FleetRun {
     pub ledger_rows_bytes: (i64, i64),
     /// ... and of `fleet_ledger_log`.
     pub log_rows_bytes: (i64, i64),
+    /// How each worker stopped after the run (SIGTERM): how long it took, and how many of its
+    /// ledger writes the fence refused (its summary's errors).
+    #[serde(default)]
+    pub stops: Vec<String>,
 }
 
 impl FleetRun {
@@ -331,6 +335,41 @@ pub struct FleetResults {
     pub runs: Vec<FleetRun>,
     /// Notes.
     pub notes: Vec<String>,
+    /// `m365-bench ledger-load`'s results of the same invocation (`--ledger-load`).
+    #[serde(default)]
+    pub ledger_load: Option<crate::ledger_load::LoadResults>,
+}
+
+/// The requests per message a throughput run's ceiling is computed with: those of the mode
+/// run of the same mode (`graph-unread-read`, everything included, measured in the same
+/// invocation), else the run's own. Not the run's own when there is a mode run: messages in
+/// flight at the ends of the measured interval (fetched before it, acknowledged in it, or the
+/// other way round) move it by a few per cent when a budget window holds only ~50 messages
+/// per mailbox.
+pub fn ceiling_basis(reference: Option<f64>, own: f64) -> (f64, String) {
+    match reference {
+        Some(r) if r > 0.0 => (
+            r,
+            "the graph-unread-read mode run's requests per message".to_owned(),
+        ),
+        _ => (own, "this run's own requests per message".to_owned()),
+    }
+}
+
+impl FleetResults {
+    /// Sets every throughput run's ceiling basis with [`ceiling_basis`].
+    pub fn apply_ceilings(&mut self) {
+        let reference = self
+            .modes
+            .iter()
+            .find(|m| m.mode == "graph-unread-read")
+            .map(ModeResult::per_message);
+        for r in &mut self.runs {
+            let (per, basis) = ceiling_basis(reference, r.own_per_message());
+            r.ceiling_requests_per_message = per;
+            r.ceiling_basis = basis;
+        }
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -344,6 +383,7 @@ pub fn main(args: FleetArgs) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", args.json.display()))?;
         let mut r: FleetResults = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         r.notes.extend(args.note.iter().cloned());
+        r.apply_ceilings();
         return write(&args, &r);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -356,18 +396,18 @@ pub fn main(args: FleetArgs) -> Result<(), String> {
 }
 
 fn write(args: &FleetArgs, r: &FleetResults) -> Result<(), String> {
+    let mut r = r.clone();
+    if let Some(p) = &args.ledger_load {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        r.ledger_load =
+            Some(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?);
+    }
     std::fs::write(
         &args.json,
-        serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?,
+        serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
     )
     .map_err(|e| format!("{}: {e}", args.json.display()))?;
-    let ledger = match &args.ledger_load {
-        Some(p) => std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| serde_json::from_str::<crate::ledger_load::LoadResults>(&t).ok()),
-        None => None,
-    };
-    let section = report::section(r, ledger.as_ref());
+    let section = report::section(&r, r.ledger_load.as_ref());
     let md = std::fs::read_to_string(&args.md).unwrap_or_default();
     std::fs::write(&args.md, report::splice(&md, &section))
         .map_err(|e| format!("{}: {e}", args.md.display()))?;
@@ -414,8 +454,14 @@ fn spawn(
     })
 }
 
-/// SIGTERM, then up to 30 s for a clean stop, then SIGKILL.
-async fn stop(workers: &mut [Worker]) {
+/// How long a worker gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(120);
+
+/// SIGTERM to every worker at once, then up to [`STOP_GRACE`] for each to stop, then SIGKILL.
+/// Returns, per worker, how long it took and for how many sources its summary says ledger
+/// writes were refused because the lease had gone (the fence).
+async fn stop(workers: &mut [Worker]) -> Vec<String> {
+    let start = Instant::now();
     for w in workers.iter() {
         if let Some(c) = &w.child {
             let _ = Command::new("kill")
@@ -423,23 +469,57 @@ async fn stop(workers: &mut [Worker]) {
                 .status();
         }
     }
-    for w in workers.iter_mut() {
-        let Some(mut c) = w.child.take() else {
-            continue;
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(_)) = c.try_wait() {
-                break;
+    let mut out: Vec<Option<String>> = workers.iter().map(|_| None).collect();
+    loop {
+        let mut running = 0;
+        for (w, o) in workers.iter_mut().zip(out.iter_mut()) {
+            let Some(c) = &mut w.child else { continue };
+            match c.try_wait() {
+                Ok(Some(status)) => {
+                    *o = Some(format!(
+                        "{} stopped ({status}) {:.1} s after SIGTERM",
+                        w.name,
+                        start.elapsed().as_secs_f64()
+                    ));
+                    w.child = None;
+                }
+                _ => running += 1,
             }
-            if start.elapsed() > Duration::from_secs(30) {
-                let _ = c.kill();
-                let _ = c.wait();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if running == 0 || start.elapsed() > STOP_GRACE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (w, o) in workers.iter_mut().zip(out.iter_mut()) {
+        if let Some(mut c) = w.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            *o = Some(format!(
+                "{} still running {} s after SIGTERM: killed",
+                w.name,
+                STOP_GRACE.as_secs()
+            ));
         }
     }
+    workers
+        .iter()
+        .zip(out)
+        .map(|(w, o)| {
+            let log = std::fs::read_to_string(&w.log).unwrap_or_default();
+            let fenced: std::collections::BTreeSet<&str> = log
+                .lines()
+                .filter(|l| l.contains("no longer holds the lease"))
+                .filter_map(|l| l.split("source ").nth(1)?.split(' ').next())
+                .collect();
+            format!(
+                "{}, its summary showing ledger writes refused by the fence (the lease gone) \
+                 for {} sources",
+                o.unwrap_or_else(|| format!("{} had exited before", w.name)),
+                fenced.len()
+            )
+        })
+        .collect()
 }
 
 /// Workers that exited by themselves (with the tail of their log).
@@ -818,22 +898,12 @@ async fn run_fleet(
     let cpu1 = observe::cpu_reading(&pids(&workers), args.pg_data.as_deref());
     let requests = Requests::of(&admin.request_log());
     let pg1 = pg.counts(&db).await?;
-    stop(&mut workers).await;
+    let stops = stop(&mut workers).await;
     let (ledger_rows_bytes, log_rows_bytes) = observe::ledger_size(&observer).await;
     let _ = std::fs::remove_dir_all(dir.join("out"));
     let messages = u64::try_from(acked1 - acked0).unwrap_or(0);
     let own = ratio(requests.admitted(), messages);
-    let (per_message, basis) = match reference {
-        Some(r) if r > 0.0 && (own <= 0.0 || r <= own) => (
-            r,
-            "the graph-unread-read mode run's requests per message".to_owned(),
-        ),
-        Some(r) if r > 0.0 => (
-            own,
-            format!("this run's own requests per message (lower than the mode run's {r:.3})"),
-        ),
-        _ => (own, "this run's own requests per message".to_owned()),
-    };
+    let (per_message, basis) = ceiling_basis(reference, own);
     Ok(FleetRun {
         budget_label: label.to_owned(),
         budget,
@@ -858,5 +928,6 @@ async fn run_fleet(
         exits,
         ledger_rows_bytes,
         log_rows_bytes,
+        stops,
     })
 }
