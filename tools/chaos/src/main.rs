@@ -78,7 +78,15 @@ fn main() -> ExitCode {
     if std::env::args().skip(1).any(|a| a == "--fleet") {
         return fleet_run::main();
     }
-    let args = Args::parse();
+    run_to_verdict("chaos", chaos(Args::parse()))
+}
+
+/// Runs a chaos run on a two-thread runtime: success if it passed, failure if it did not, 2 if
+/// it could not be run (`name` prefixes the message).
+pub(crate) fn run_to_verdict(
+    name: &str,
+    run: impl std::future::Future<Output = Result<bool, String>>,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -86,15 +94,15 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("chaos: cannot start the runtime: {e}");
+            eprintln!("{name}: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(chaos(args)) {
+    match rt.block_on(run) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("chaos: {e}");
+            eprintln!("{name}: {e}");
             ExitCode::from(2)
         }
     }

@@ -144,15 +144,6 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         "  webhook repeats with the same Idempotency-Key (crash window, not duplicates): {}",
         v.same_key_repeats
     );
-    let sample = |name: &str, ids: &[String], s: &mut String| {
-        if !ids.is_empty() {
-            let _ = writeln!(
-                s,
-                "  {name}: {}",
-                ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-    };
     sample("lost", &v.lost, &mut s);
     sample("handled twice", &v.duplicated, &mut s);
     sample("unacknowledged", &v.unacknowledged, &mut s);
@@ -174,4 +165,16 @@ pub(crate) fn render(r: &Report<'_>) -> String {
     }
     let _ = write!(s, "{}", if r.pass { "PASS" } else { "FAIL" });
     s
+}
+
+/// Appends `  name: id, id, ...` (the first ten) to a report, if there are any.
+pub(crate) fn sample(name: &str, ids: &[String], s: &mut String) {
+    use std::fmt::Write as _;
+    if !ids.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {name}: {}",
+            ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
 }

@@ -119,26 +119,7 @@ pub(crate) struct FleetArgs {
 
 /// Runs the fleet chaos run; `m365-chaos --fleet` lands here.
 pub(crate) fn main() -> ExitCode {
-    let args = FleetArgs::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fleet chaos: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("fleet chaos: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::run_to_verdict("fleet chaos", run(FleetArgs::parse()))
 }
 
 /// One worker slot: the process now in it, restarted under a new generation after each kill.

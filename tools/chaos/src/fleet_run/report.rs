@@ -9,6 +9,7 @@ use sandbox::Admin;
 
 use super::pg::Audit;
 use super::{Exit, FleetArgs, Kill, Pause, Restart};
+use crate::report::sample;
 
 /// msauth renews an access token this long before it expires (`msauth::DEFAULT_SKEW`).
 const REFRESH_AHEAD_SECS: u64 = 300;
@@ -357,15 +358,6 @@ pub(crate) fn render(r: &Report<'_>) -> String {
         "  leases not handed back after the final SIGTERM: {}",
         au.held
     );
-    let sample = |name: &str, ids: &[String], s: &mut String| {
-        if !ids.is_empty() {
-            let _ = writeln!(
-                s,
-                "  {name}: {}",
-                ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-    };
     sample("lost", &v.lost, &mut s);
     sample("handled twice", &v.duplicated, &mut s);
     sample("unacknowledged", &v.unacknowledged, &mut s);
