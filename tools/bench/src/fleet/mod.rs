@@ -711,6 +711,31 @@ async fn run(args: &FleetArgs) -> Result<FleetResults, String> {
     Ok(results)
 }
 
+/// A run's database (its schema created, as the first worker would, so that its statements
+/// are not counted), its folder and configuration, and a connection that watches the database:
+/// `(url, folder, configuration file, observer)`.
+async fn prepare(
+    args: &FleetArgs,
+    pg: &Pg,
+    sb: &Sandbox,
+    db: &str,
+    tag: &str,
+    boxes: &[tenant::Mailbox],
+    poll_secs: u64,
+) -> Result<(String, PathBuf, PathBuf, tokio_postgres::Client), String> {
+    let url = pg.create_db(db).await?;
+    fleet::PgStore::connect(&url)
+        .await
+        .map_err(|e| format!("creating the schema: {e}"))?;
+    let dir = args.work.join(tag);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cfg = dir.join("m365mail.toml");
+    let text = tenant::config_toml(sb, boxes, &dir.join("out"), poll_secs, args.batch_size);
+    std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+    let observer = pg.observer(db).await?;
+    Ok((url, dir, cfg, observer))
+}
+
 async fn run_mode(
     args: &FleetArgs,
     pg: &Pg,
@@ -727,26 +752,8 @@ async fn run_mode(
     *next = n;
     let total = (args.mode_mailboxes * args.mode_messages) as i64;
     let db = format!("bench_mode_{index}");
-    let url = pg.create_db(&db).await?;
-    // The schema, as the first worker would create it, so that its statements are not counted.
-    fleet::PgStore::connect(&url)
-        .await
-        .map_err(|e| format!("creating the schema: {e}"))?;
-    let dir = args.work.join(&tag);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let cfg = dir.join("m365mail.toml");
-    std::fs::write(
-        &cfg,
-        tenant::config_toml(
-            sb,
-            &boxes,
-            &dir.join("out"),
-            args.mode_poll_secs,
-            args.batch_size,
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let observer = pg.observer(&db).await?;
+    let (url, dir, cfg, observer) =
+        prepare(args, pg, sb, &db, &tag, &boxes, args.mode_poll_secs).await?;
     admin.clear_request_log();
     pg.reset_statements().await?;
     let before = pg.counts(&db).await?;
@@ -821,25 +828,8 @@ async fn run_fleet(
         ..ThrottleConfig::default()
     });
     let db = format!("bench_fleet_{tag}");
-    let url = pg.create_db(&db).await?;
-    fleet::PgStore::connect(&url)
-        .await
-        .map_err(|e| format!("creating the schema: {e}"))?;
-    let dir = args.work.join(&tag);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let cfg = dir.join("m365mail.toml");
-    std::fs::write(
-        &cfg,
-        tenant::config_toml(
-            sb,
-            &boxes,
-            &dir.join("out"),
-            args.poll_secs,
-            args.batch_size,
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let observer = pg.observer(&db).await?;
+    let (url, dir, cfg, observer) =
+        prepare(args, pg, sb, &db, &tag, &boxes, args.poll_secs).await?;
     let mut workers = Vec::new();
     for i in 1..=nworkers {
         workers.push(spawn(args, &cfg, &url, &format!("w{i}"), &dir)?);
