@@ -373,47 +373,6 @@ const CLIENTS: [Client; 4] = [
     },
 ];
 
-fn machine() -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory_mib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024);
-    let kind = std::fs::read_to_string("/work/.library/env/README.md")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.split_once("Now: `")
-                    .map(|(_, r)| r.split('`').next().unwrap_or("").to_owned())
-            })
-        })
-        .map_or_else(
-            || "machine kind unknown".into(),
-            |k| format!("workplace machine kind `{k}`"),
-        );
-    let os = Command::new("uname")
-        .arg("-sr")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    Machine {
-        cpu,
-        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        memory_mib,
-        kind,
-        os,
-    }
-}
-
 fn micro(dirs: &[PathBuf]) -> Vec<Micro> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
@@ -467,7 +426,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let routes = Routes::bench();
     let mut results = Results {
         date: now_utc(),
-        machine: machine(),
+        machine: Machine::this(),
         commands: args.command.clone(),
         mix: Some(plan),
         notes: args.note.clone(),

@@ -22,38 +22,12 @@ pub fn now_utc() -> String {
     )
 }
 
-/// CPU model, cores, memory and kernel, one line.
+/// CPU model, machine kind, cores, memory and kernel, one line.
 pub fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, v)| v.trim())
-        .to_owned();
-    let memory_mib = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024);
-    let kind = std::fs::read_to_string("/work/.library/env/README.md")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.split_once("Now: `")
-                    .map(|(_, r)| r.split('`').next().unwrap_or("").to_owned())
-            })
-        })
-        .map_or_else(
-            || "machine kind unknown".into(),
-            |k| format!("workplace machine kind `{k}`"),
-        );
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let m = crate::report::Machine::this();
     format!(
-        "{cpu} ({kind}), {} cores, {memory_mib} MiB RAM, Linux {}",
-        super::cores(),
-        kernel.trim()
+        "{} ({}), {} cores, {} MiB RAM, {}",
+        m.cpu, m.kind, m.cores, m.memory_mib, m.os
     )
 }
 

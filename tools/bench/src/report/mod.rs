@@ -1,6 +1,7 @@
 //! Results of a benchmark run, the protocol-minimum arithmetic, and the Markdown report.
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,50 @@ pub struct Machine {
     pub kind: String,
     /// `uname -sr`.
     pub os: String,
+}
+
+impl Machine {
+    /// This machine: CPU model, cores, memory, the workplace's machine kind and the OS.
+    pub fn this() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown CPU".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_mib = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024);
+        let kind = std::fs::read_to_string("/work/.library/env/README.md")
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.split_once("Now: `")
+                        .map(|(_, r)| r.split('`').next().unwrap_or("").to_owned())
+                })
+            })
+            .map_or_else(
+                || "machine kind unknown".into(),
+                |k| format!("workplace machine kind `{k}`"),
+            );
+        let os = Command::new("uname")
+            .arg("-sr")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_mib,
+            kind,
+            os,
+        }
+    }
 }
 
 /// One client's ingest run.
