@@ -219,18 +219,28 @@ impl PgStatus {
             )
             .await
             .map_err(|e| self.db(&e))?;
+        // The owed acknowledgements of every source in one statement (the partial index of
+        // owed rows keeps it small).
+        let prefixes: Vec<String> = sources.iter().map(|n| format!("{n}|")).collect();
+        let owed_rows = client
+            .query(
+                "SELECT p.prefix, count(l.key) FROM unnest($1::text[]) AS p(prefix) \
+                 LEFT JOIN fleet_ledger l ON starts_with(l.key, p.prefix) \
+                 AND NOT l.acknowledged AND (l.handled OR l.parked IS NOT NULL) \
+                 GROUP BY p.prefix",
+                &[&prefixes],
+            )
+            .await
+            .map_err(|e| self.db(&e))?;
+        let mut owed_by_prefix = std::collections::HashMap::with_capacity(owed_rows.len());
+        for row in &owed_rows {
+            let prefix: String = row.try_get(0).map_err(|e| self.db(&e))?;
+            let n: i64 = row.try_get(1).map_err(|e| self.db(&e))?;
+            owed_by_prefix.insert(prefix, n);
+        }
         let mut out = Vec::with_capacity(sources.len());
-        for name in sources {
-            let prefix = format!("{name}|");
-            let owed: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM fleet_ledger WHERE starts_with(key, $1) \
-                     AND NOT acknowledged AND (handled OR parked IS NOT NULL)",
-                    &[&prefix],
-                )
-                .await
-                .and_then(|r| r.try_get(0))
-                .map_err(|e| self.db(&e))?;
+        for (name, prefix) in sources.iter().zip(&prefixes) {
+            let owed = owed_by_prefix.get(prefix).copied().unwrap_or(0);
             let mut s = SourceStatus {
                 source: name.clone(),
                 lease: None,
