@@ -23,7 +23,7 @@ use crate::connect::anyhow_lite::Result;
 use crate::connect::{Providers, SharedStores};
 
 /// The configuration file's table that holds entries of `kind`.
-fn array_of(kind: EntryKind) -> &'static str {
+pub(crate) fn array_of(kind: EntryKind) -> &'static str {
     match kind {
         EntryKind::App => "apps",
         EntryKind::Outbound => "outbounds",
@@ -177,8 +177,6 @@ pub struct StoreCatalog {
     stores: SharedStores,
     /// Connections' token providers, kept while the apps do not change.
     providers: Mutex<(String, Providers)>,
-    /// The sources' names after each rebuild, for `status` and the metrics.
-    names: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for StoreCatalog {
@@ -201,13 +199,7 @@ impl StoreCatalog {
             path,
             stores,
             providers: Mutex::new((String::new(), providers)),
-            names: Mutex::new(Vec::new()),
         }
-    }
-
-    /// The sources' names as last built.
-    pub fn names(&self) -> Vec<String> {
-        self.names.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     async fn build(&self) -> Result<Vec<CatalogSource>> {
@@ -224,8 +216,6 @@ impl StoreCatalog {
             let spec = crate::handling::spec(&cfg, s, &mut guard.1)?;
             out.push(CatalogSource::new(spec, fingerprint(&doc, &s.name)));
         }
-        *self.names.lock().unwrap_or_else(|p| p.into_inner()) =
-            cfg.sources.iter().map(|s| s.name.clone()).collect();
         Ok(out)
     }
 }

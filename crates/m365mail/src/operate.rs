@@ -117,17 +117,13 @@ impl Fleet {
         let in_file = catalog::merge(&self.file_text, &[])
             .ok()
             .and_then(|doc| {
-                doc.get(match kind {
-                    EntryKind::App => "apps",
-                    EntryKind::Outbound => "outbounds",
-                    _ => "sources",
-                })
-                .and_then(toml::Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .any(|v| v.get("name").and_then(toml::Value::as_str) == Some(name))
-                })
+                doc.get(catalog::array_of(kind))
+                    .and_then(toml::Value::as_array)
+                    .map(|items| {
+                        items
+                            .iter()
+                            .any(|v| v.get("name").and_then(toml::Value::as_str) == Some(name))
+                    })
             })
             .unwrap_or(false);
         if in_file {
