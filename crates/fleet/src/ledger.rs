@@ -157,6 +157,29 @@ impl LedgerStore for PgLedger {
             .map_err(|e| Self::corrupt(e.to_string()))
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Record>>, LedgerError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let sql = format!("SELECT key, {COLUMNS} FROM fleet_ledger WHERE key = ANY($1)");
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(|e| self.backend(&e))?;
+        let rows = client
+            .query(&stmt, &[&keys])
+            .await
+            .map_err(|e| self.backend(&e))?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row.try_get(0).map_err(|e| self.backend(&e))?;
+            let record = record_of(row).map_err(|e| Self::corrupt(e.to_string()))?;
+            found.insert(key, record);
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
     async fn append(
         &self,
         entries: Vec<(String, Entry)>,

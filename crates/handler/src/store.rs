@@ -62,6 +62,16 @@ pub trait LedgerStore: Send + Sync + fmt::Debug {
     /// What is known about `key`.
     async fn get(&self, key: &str) -> Result<Option<Record>, LedgerError>;
 
+    /// What is known about each of `keys`, in order: one lookup for a whole page of messages.
+    /// The default asks [`get`](Self::get) for each; a database backend asks once.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Record>>, LedgerError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
+
     /// Records `entries` durably, all or none, and returns once they are. With a `fence`, the
     /// store refuses ([`LedgerError::Fenced`]) unless the fence's worker still holds the
     /// source's lease at that epoch; without one (a single process) it records unconditionally.

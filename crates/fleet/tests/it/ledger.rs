@@ -93,6 +93,20 @@ async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
         );
         assert_eq!(got.map(timeless), want.map(timeless), "{key}");
     }
+    // A page's lookup in one query answers as the single lookups do, in order, unknown keys
+    // included (a key twice too).
+    let page: Vec<String> = all
+        .iter()
+        .rev()
+        .chain(["s_1|a"].iter())
+        .map(|k| (*k).to_owned())
+        .collect();
+    let many = pg.get_many(&page).await.unwrap();
+    assert_eq!(many.len(), page.len());
+    for (key, got) in page.iter().zip(many) {
+        assert_eq!(got, pg.get(key).await.unwrap(), "{key}");
+    }
+    assert!(pg.get_many(&[]).await.unwrap().is_empty());
     let a = pg.get("s_1|a").await.unwrap().unwrap();
     assert_eq!((a.attempts, a.handled, a.acknowledged), (2, true, true));
     assert_eq!(a.notified_from.as_deref(), Some("support@contoso.example"));

@@ -2,17 +2,14 @@
 
 use super::*;
 
-/// Handles one message up to its acknowledgement: the outcome, as it stands once the returned
+/// Handles one message, whose ledger record is `record`, up to its acknowledgement: the outcome, as it stands once the returned
 /// acknowledgement (if any) is made; [`settle`] turns it into the final one.
 pub(super) async fn handle_one(
     ctx: &Ctx,
     k: &str,
     msg: RawMessage,
+    record: crate::ledger::Record,
 ) -> (Outcome, Option<PendingAck>) {
-    let record = match ctx.ledger.get(k).await {
-        Ok(r) => r.unwrap_or_default(),
-        Err(e) => return (Outcome::Error(format!("ledger: {e}")), None),
-    };
     if record.parked.is_some() {
         let ack = Acknowledgement::MoveTo(ctx.spec.poison_folder.clone());
         return (Outcome::Parked, Some(PendingAck { id: msg.id, ack }));

@@ -506,14 +506,32 @@ async fn drain_pages(
                 None => return,
             }
         }
+        // What the ledger knows of the page, in one lookup (one query for a database).
+        let keys: Vec<String> = fresh.iter().map(|(k, _)| k.clone()).collect();
+        let records = match ctx.ledger.get_many(&keys).await {
+            Ok(r) if r.len() == keys.len() => r,
+            Ok(r) => {
+                summary.errors.push(format!(
+                    "ledger: {} records for {} keys",
+                    r.len(),
+                    keys.len()
+                ));
+                return;
+            }
+            Err(e) => {
+                summary.errors.push(format!("ledger: {e}"));
+                return;
+            }
+        };
         let mut acked_any = false;
         let mut set = JoinSet::new();
-        for (k, msg) in fresh {
+        for ((k, msg), record) in fresh.into_iter().zip(records) {
             let ctx = ctx.clone();
             let permit = sem.clone().acquire_owned().await;
             set.spawn(async move {
                 let _permit = permit;
-                let (outcome, pending) = handle_one(&ctx, &k, msg).await;
+                let record = record.unwrap_or_default();
+                let (outcome, pending) = handle_one(&ctx, &k, msg, record).await;
                 // A source that cannot batch is acknowledged here, inside the task, so that
                 // its one-request-per-message acknowledgements still run concurrently.
                 match pending {

@@ -38,6 +38,13 @@ impl LedgerStore for TimedLedger {
         r
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Record>>, LedgerError> {
+        let t = Instant::now();
+        let r = self.inner.get_many(keys).await;
+        self.metrics.time_store("ledger", "get_many", t, &r);
+        r
+    }
+
     async fn append(
         &self,
         entries: Vec<(String, Entry)>,
