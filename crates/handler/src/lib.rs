@@ -67,6 +67,7 @@ mod folder;
 mod ledger;
 mod notify;
 mod pipeline;
+pub mod probe;
 mod store;
 mod webhook;
 

@@ -60,6 +60,9 @@ pub(super) async fn handle_one(
             return park(ctx, k, &id, reason).await;
         }
     };
+    if let Some(probe) = inbound.probe_id(ctx.spec.router.mailbox()) {
+        return (skip_probe(ctx, k, probe, &inbound).await, None);
+    }
     let project = inbound.project().map(str::to_owned);
     if let Err(e) = ctx.may_act() {
         return (Outcome::Error(e), None);
@@ -114,6 +117,30 @@ pub(super) async fn handle_one(
         ack: ctx.spec.ack.clone(),
     };
     (outcome, Some(pending))
+}
+
+/// A probe of `m365mail doctor` (see [`crate::probe`]): never routed, handed over, recorded or
+/// answered; only marked read, so that an unread listing does not bring it back, and left where
+/// it is for the doctor to find and delete. A failed mark (the doctor may have deleted it
+/// already) is no error of the run.
+async fn skip_probe(ctx: &Ctx, k: &str, probe: &str, inbound: &Inbound) -> Outcome {
+    if let Err(e) = ctx.may_act() {
+        return Outcome::Error(e);
+    }
+    let marked = ctx
+        .spec
+        .source
+        .acknowledge(&inbound.raw.id, &Acknowledgement::MarkRead)
+        .await;
+    match &marked {
+        Ok(()) => tracing::info!(key = k, probe, "a doctor probe: not routed, marked read"),
+        Err(e) => {
+            tracing::debug!(key = k, probe, error = %e, "a doctor probe: marking it read failed")
+        }
+    }
+    Outcome::Probe {
+        marked: marked.is_ok(),
+    }
 }
 
 pub(super) async fn failed(

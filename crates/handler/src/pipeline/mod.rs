@@ -139,6 +139,10 @@ enum Outcome {
     Recovered,
     Failed,
     Parked,
+    /// A probe of `m365mail doctor`: not handed over; `marked` when it was marked read.
+    Probe {
+        marked: bool,
+    },
     /// Acknowledging failed: the message stays waiting (and is recorded as handled).
     AckFailed(String),
     /// Talking to the outbound failed (the message is still handled and acknowledged).
@@ -166,7 +170,10 @@ fn settle(outcome: Outcome, acked: Result<(), String>) -> Outcome {
         },
         Outcome::NotifyFailed { error, .. } => Outcome::AckFailed(format!("{e}; notify: {error}")),
         Outcome::Recovered | Outcome::Parked => Outcome::AckFailed(e),
-        other @ (Outcome::Failed | Outcome::AckFailed(_) | Outcome::Error(_)) => other,
+        other @ (Outcome::Failed
+        | Outcome::AckFailed(_)
+        | Outcome::Error(_)
+        | Outcome::Probe { .. }) => other,
     }
 }
 
@@ -611,6 +618,7 @@ fn account(
             Outcome::Handled { .. } | Outcome::NotifyFailed { .. } => MessageOutcome::Handled,
             Outcome::Recovered => MessageOutcome::Recovered,
             Outcome::Parked => MessageOutcome::Parked,
+            Outcome::Probe { .. } => MessageOutcome::Probe,
             Outcome::Failed => MessageOutcome::Failed,
             Outcome::AckFailed(_) | Outcome::Error(_) => MessageOutcome::Error,
         },
@@ -658,6 +666,14 @@ fn account(
         Outcome::Parked => {
             *acked_any = true;
             summary.parked += 1;
+        }
+        Outcome::Probe { marked } => {
+            summary.probes += 1;
+            if marked {
+                *acked_any = true;
+            } else {
+                skip.insert(k);
+            }
         }
         Outcome::Failed => {
             summary.failures += 1;

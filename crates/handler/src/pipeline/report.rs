@@ -47,6 +47,8 @@ pub struct SourceSummary {
     pub notifications_skipped: u64,
     /// Messages parked as poison.
     pub parked: u64,
+    /// Probes of `m365mail doctor` seen and left alone ([`crate::probe`]): not handed over.
+    pub probes: u64,
     /// Handler failures that will be retried.
     pub failures: u64,
     /// Errors talking to the source or outbound.
@@ -68,6 +70,7 @@ impl SourceSummary {
             notifications: Vec::new(),
             notifications_skipped: 0,
             parked: 0,
+            probes: 0,
             failures: 0,
             errors: Vec::new(),
         }
@@ -92,6 +95,9 @@ pub enum MessageOutcome {
     Recovered,
     /// Parked as poison.
     Parked,
+    /// A probe of `m365mail doctor` ([`crate::probe`]): not routed or handed over, only marked
+    /// read.
+    Probe,
     /// The handler failed; it is retried on a later run.
     Failed,
     /// Talking to the source or the ledger failed; it stays waiting.

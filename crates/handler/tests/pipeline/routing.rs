@@ -123,3 +123,50 @@ async fn the_folder_handler_writes_eml_and_routing_record_once() {
     let eml = std::fs::read(pay.join(names.iter().find(|n| n.ends_with(".eml")).unwrap())).unwrap();
     assert_eq!(eml, mail(1, "helpdesk+payments@contoso.example", ""));
 }
+
+/// A probe of `m365mail doctor` (its header, its subject marker, from our own address) is not
+/// routed to any project or handed over: it is only marked read (with the source's
+/// acknowledgement being a move, it stays in the inbox for the doctor to find). A stranger's
+/// message with the same header and subject is handled as usual.
+#[tokio::test]
+async fn doctor_probes_are_never_routed_or_handed_over() {
+    let mb = MemoryMailbox::new(PICKUP);
+    let probe = format!(
+        "Message-ID: <p1@contoso.example>\r\nFrom: billing@contoso.example\r\n\
+         To: helpdesk+probe-0a1b2c3d4e@contoso.example\r\n\
+         Subject: {} plus addressing\r\n{}: probe-0a1b2c3d4e\r\n\r\nprobe\r\n",
+        handler::probe::PROBE_SUBJECT_MARKER,
+        handler::probe::PROBE_HEADER,
+    );
+    mb.deliver(probe.clone().into_bytes());
+    let forged = probe
+        .replace("From: billing@contoso.example", "From: c9@fabrikam.example")
+        .replace("<p1@", "<p2@");
+    mb.deliver(forged.into_bytes());
+    mb.deliver(mail(3, "billing@contoso.example", ""));
+    let rec = recorder(None);
+    let mut p = Pipeline::new(rec.clone(), Ledger::in_memory(), Options::default());
+    p.add_source(
+        SourceSpec::new("mem", Arc::new(mb.source()), router(false))
+            .acknowledge_with(connector::Acknowledgement::MoveTo("Processed".into())),
+    );
+    let s = p.run_once(&Shutdown::new()).await;
+    let s = &s.sources[0];
+    assert_eq!(s.probes, 1);
+    assert_eq!(s.handled, 2, "{s:?}");
+    let mut calls = rec.calls.lock().unwrap().clone();
+    calls.sort();
+    let probe_subject = format!("{} plus addressing", handler::probe::PROBE_SUBJECT_MARKER);
+    // The stranger's copy was handed over (routed by the plus address's base, the default
+    // project); the probe was not.
+    assert_eq!(
+        calls,
+        vec![
+            (probe_subject, Some("DESK".to_owned())),
+            ("request 3".to_owned(), Some("BILL".to_owned())),
+        ]
+    );
+    let kept = mb.find("<p1@contoso.example>").unwrap();
+    assert_eq!((kept.folder.as_str(), kept.is_read), ("inbox", true));
+    assert_eq!(mb.find("<p2@contoso.example>").unwrap().folder, "Processed");
+}
