@@ -103,3 +103,38 @@ async fn no_permissions_is_an_admin_consent_diagnosis() {
     assert_eq!(p.code.as_deref(), Some("2000008"));
     assert_eq!(server.requests.lock().unwrap().len(), 1);
 }
+
+/// Against the sandbox, which now answers each refusal with its own code: a Graph token sent
+/// to EWS is named a wrong audience (a configuration problem, no refresh), not a generic
+/// "could not validate".
+#[tokio::test]
+async fn the_sandbox_names_a_graph_token_sent_to_ews_a_wrong_audience() {
+    use sandbox::{ApiResource, MintRequest, Sandbox, Seed, TokenKind};
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let graph_token = sb
+        .admin()
+        .mint_token(&MintRequest {
+            app_id: test_support::DEMO_APP.into(),
+            kind: TokenKind::App {
+                roles: vec!["Mail.ReadWrite".into()],
+            },
+            resource: ApiResource::Graph,
+            lifetime_secs: None,
+        })
+        .unwrap();
+    let cfg = EwsConfig::new(
+        sb.ews_url().parse().unwrap(),
+        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new(graph_token)))),
+        MailboxAccess::Impersonate("helpdesk@contoso.example".into()),
+    )
+    .with_retry(RetryPolicy::default().with_max_attempts(2));
+    let e = EwsClient::new(cfg)
+        .unwrap()
+        .call(&GetFolder::new(vec![FolderId::distinguished("inbox")]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    let p = e.auth_problem().unwrap();
+    assert!(p.summary.contains("wrong audience"), "{p:?}");
+    sb.shutdown().await;
+}

@@ -117,7 +117,6 @@ pub(crate) enum AuthFailureReason {
 #[derive(Clone, Debug)]
 pub(crate) struct AuthFailure {
     /// Machine-readable reason.
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the unit tests only"))]
     pub reason: AuthFailureReason,
     /// Human-readable description (safe to show; never contains the token).
     pub description: String,
@@ -129,6 +128,50 @@ impl AuthFailure {
     /// The Graph error code for the 401 body (`InvalidAuthenticationToken`).
     pub(crate) fn graph_code(&self) -> &'static str {
         "InvalidAuthenticationToken"
+    }
+
+    /// The `x-ms-diagnostics` value Exchange Online puts on an EWS 401 (whose body is empty):
+    /// a numeric code, the reason and a category, one per kind of refusal, in the form seen
+    /// from Exchange Online (`2000001` unreadable, `2000003` wrong audience, `2000004` unknown
+    /// tenant, `2000008` expired or without permissions). The codes are observed, not
+    /// documented (protocol.md marks them `[obs]`); clients must read the code, not the words.
+    pub(crate) fn ms_diagnostics(&self) -> String {
+        let (code, reason, category) = match self.reason {
+            AuthFailureReason::Expired => (
+                2000008,
+                "The token has expired.".to_owned(),
+                "invalid_token",
+            ),
+            AuthFailureReason::ConsentMissing => (
+                2000008,
+                "The token contains no permissions, or permissions can not be understood."
+                    .to_owned(),
+                "invalid_grant",
+            ),
+            AuthFailureReason::WrongAudience => (
+                2000003,
+                "The audience claim value is invalid.".to_owned(),
+                "invalid_resource",
+            ),
+            AuthFailureReason::WrongTenant => (
+                2000004,
+                "The tenant the token was issued for is not this organization.".to_owned(),
+                "invalid_tenant",
+            ),
+            AuthFailureReason::MissingToken
+            | AuthFailureReason::Malformed
+            | AuthFailureReason::InvalidSignature
+            | AuthFailureReason::NotYetValid
+            | AuthFailureReason::AppDisabled
+            | AuthFailureReason::UserDisabled => (
+                2000001,
+                "OAuth token submitted with the request cannot be parsed.".to_owned(),
+                "invalid_token",
+            ),
+        };
+        // The reason goes inside a quoted string: no quote may end it early.
+        let reason = reason.replace('"', "'");
+        format!("{code};reason=\"{reason}\";error_category=\"{category}\"")
     }
 }
 

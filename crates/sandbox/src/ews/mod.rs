@@ -187,12 +187,15 @@ pub(crate) fn xml_escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-fn unauthorized(www: &str) -> Response {
+/// An EWS 401: no body, the challenge, and the reason in `X-MS-Diagnostics`.
+fn unauthorized(f: &auth::AuthFailure) -> Response {
     let mut r = StatusCode::UNAUTHORIZED.into_response();
-    if let Ok(v) = HeaderValue::from_str(www) {
+    if let Ok(v) = HeaderValue::from_str(&f.www_authenticate) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
-    r.headers_mut().insert("X-MS-Diagnostics", HeaderValue::from_static("2000001;reason=\"The token is invalid or consent is missing.\";error_category=\"invalid_token\""));
+    if let Ok(v) = HeaderValue::from_str(&f.ms_diagnostics()) {
+        r.headers_mut().insert("X-MS-Diagnostics", v);
+    }
     r
 }
 
@@ -229,7 +232,7 @@ fn impersonated(header: Option<&Element>) -> Result<Option<String>, Fault> {
 async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let principal = match auth::authenticate(&state, &headers, Resource::Ews) {
         Ok(p) => p,
-        Err(f) => return unauthorized(&f.www_authenticate),
+        Err(f) => return unauthorized(&f),
     };
     if !state.tenant().org.ews_allowed_for(&principal.app_id) {
         // Exchange Online answers 403 for EWS blocked by EwsEnabled / EwsAllowedAppIDs.

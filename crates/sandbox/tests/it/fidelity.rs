@@ -259,3 +259,60 @@ async fn smtp_refused_token_is_answered_535_at_once() {
     c.expect(&sasl("adele.vance@contoso.example", &token), "235 2.7.0")
         .await;
 }
+
+/// Exchange Online answers an EWS request with an unusable token by an empty 401 whose reason
+/// is in `X-MS-Diagnostics`, one code per kind of refusal; the sandbox used to send `2000001`
+/// for every refusal, so a client could not tell an expired token from a wrong audience.
+#[tokio::test]
+async fn an_ews_401_says_why_in_x_ms_diagnostics() {
+    let sb = start().await;
+    let http = client();
+    let mint = |resource, lifetime_secs| {
+        sb.admin()
+            .mint_token(&sandbox::MintRequest {
+                app_id: DEMO_APP.into(),
+                kind: sandbox::TokenKind::App {
+                    roles: vec!["full_access_as_app".into(), "Mail.ReadWrite".into()],
+                },
+                resource,
+                lifetime_secs,
+            })
+            .unwrap()
+    };
+    let graph = mint(sandbox::ApiResource::Graph, Some(86_400));
+    let short = mint(sandbox::ApiResource::Exchange, Some(60));
+    sb.admin().advance_clock(3600);
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope {EWS_NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"#
+    );
+    let cases = [
+        (graph.as_str(), "2000003;", "invalid_resource"),
+        (short.as_str(), "2000008;", "invalid_token"),
+        ("not-a-token", "2000001;", "invalid_token"),
+    ];
+    for (token, code, category) in cases {
+        let r = http
+            .post(sb.ews_url())
+            .bearer_auth(token)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(doc.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{code}");
+        let diag = r
+            .headers()
+            .get("x-ms-diagnostics")
+            .expect("X-MS-Diagnostics on an EWS 401")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(diag.starts_with(code), "{code}: {diag}");
+        assert!(
+            diag.contains(&format!("error_category=\"{category}\"")),
+            "{diag}"
+        );
+        assert!(r.text().await.unwrap().is_empty(), "an EWS 401 has no body");
+    }
+    sb.shutdown().await;
+}
