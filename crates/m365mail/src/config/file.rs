@@ -71,6 +71,12 @@ pub struct AppConfig {
     /// replaces the cloud's sign-in host; the tokens are still asked for the cloud's resources.
     #[serde(default)]
     pub authority_base: Option<String>,
+    /// An identity provider that does not have Microsoft's URL layout (another OpenID Connect
+    /// server, a proxy with its own paths), named endpoint by endpoint:
+    /// `[apps.endpoints]` with `authorize` and `token` (required), `device` and
+    /// `admin_consent` (optional). Instead of `authority_base`, not with it.
+    #[serde(default)]
+    pub endpoints: Option<EndpointsConfig>,
     /// The application (client) id.
     pub client_id: String,
     /// The client secret, inline. Only for demos: prefer `client_secret_env`. Redacted in
@@ -111,6 +117,23 @@ pub struct AppConfig {
     /// server with an internal CA, or the sandbox started with `--tls`.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+/// `[apps.endpoints]`: the endpoints of an identity provider, each HTTPS (or HTTP on a
+/// loopback address).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointsConfig {
+    /// The authorization endpoint (browser sign-in).
+    pub authorize: String,
+    /// The token endpoint.
+    pub token: String,
+    /// The device authorization endpoint (RFC 8628), for `flow = "device-code"`.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// A Microsoft-style admin consent endpoint, for `m365mail consent-url`.
+    #[serde(default)]
+    pub admin_consent: Option<String>,
 }
 
 fn default_cloud() -> msauth::Cloud {

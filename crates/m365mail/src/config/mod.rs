@@ -10,6 +10,12 @@
 //! # or certificate_file = "app.pem" (+ certificate_key_file = "key.pem"); assertion_algorithm = "ps256"
 //! flow = "client-credentials"             # or "device-code", "browser"
 //! cloud = "global"                        # or "us-gov-l4" (GCC High), "us-gov-l5" (DoD), "china"
+//! # authority_base = "http://127.0.0.1:8080"  # Microsoft's URL layout elsewhere (the sandbox), or
+//! # [apps.endpoints]                      # any identity provider, endpoint by endpoint:
+//! # authorize = "https://id.example/authorize"
+//! # token = "https://id.example/token"
+//! # device = "https://id.example/device"  # optional, for flow = "device-code"
+//! # admin_consent = "..."                 # optional, for `m365mail consent-url`
 //!
 //! [[sources]]
 //! name = "helpdesk"
@@ -70,8 +76,8 @@ pub mod scopes;
 mod tests;
 
 pub use file::{
-    AppConfig, AssertionAlgorithmName, File, Flow, HandlerConfig, Kind, OutboundConfig,
-    SourceConfig, SourceMode,
+    AppConfig, AssertionAlgorithmName, EndpointsConfig, File, Flow, HandlerConfig, Kind,
+    OutboundConfig, SourceConfig, SourceMode,
 };
 pub use model::{
     App, CertificateSource, ConnectionPlan, Credential, Handler, Outbound, SecretSource, Service,

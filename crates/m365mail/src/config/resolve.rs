@@ -223,11 +223,49 @@ impl Resolver<'_> {
         }
         let tenant = msauth::Tenant::parse(&a.tenant)
             .map_err(|e| self.invalid(key(".tenant"), &at("tenant"), e.to_string()))?;
-        let authority = match &a.authority_base {
-            Some(base) => msauth::Authority::microsoft_layout(base, tenant).map_err(|e| {
-                self.invalid(key(".authority_base"), &at("authority_base"), e.to_string())
-            })?,
-            None => msauth::Authority::microsoft(a.cloud, tenant)
+        let authority = match (&a.authority_base, &a.endpoints) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    key(".endpoints"),
+                    &at("endpoints"),
+                    "authority_base and endpoints both name where the app signs in: keep one",
+                ));
+            }
+            (Some(base), None) => {
+                msauth::Authority::microsoft_layout(base, tenant).map_err(|e| {
+                    self.invalid(key(".authority_base"), &at("authority_base"), e.to_string())
+                })?
+            }
+            (None, Some(e)) => {
+                let named = |what: &str, r: Result<msauth::Endpoints, msauth::AuthorityError>| {
+                    r.map_err(|err| {
+                        self.invalid(
+                            key(&format!(".endpoints.{what}")),
+                            &[
+                                At::Key("apps"),
+                                At::Index(i),
+                                At::Key("endpoints"),
+                                At::Key(what),
+                            ],
+                            err.to_string(),
+                        )
+                    })
+                };
+                // Each required endpoint alone first, so the error names the one that is wrong.
+                named(
+                    "authorize",
+                    msauth::Endpoints::new(&e.authorize, &e.authorize),
+                )?;
+                let mut endpoints = named("token", msauth::Endpoints::new(&e.authorize, &e.token))?;
+                if let Some(device) = &e.device {
+                    endpoints = named("device", endpoints.with_device(device))?;
+                }
+                if let Some(consent) = &e.admin_consent {
+                    endpoints = named("admin_consent", endpoints.with_admin_consent(consent))?;
+                }
+                msauth::Authority::custom(endpoints)
+            }
+            (None, None) => msauth::Authority::microsoft(a.cloud, tenant)
                 .map_err(|e| self.invalid(key(".tenant"), &at("tenant"), e.to_string()))?,
         };
         let redirect_uri = match &a.redirect_uri {

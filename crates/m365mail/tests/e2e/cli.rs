@@ -89,3 +89,66 @@ fn route_explains_the_decision_for_an_address() {
     assert_eq!(v["catch_address"], "support+printer@contoso.example");
     assert_eq!(v["answer_from"], "support@contoso.example");
 }
+
+/// An identity provider without Microsoft's URL layout is named endpoint by endpoint in
+/// `[apps.endpoints]`: the app signs in at exactly those URLs (here the sandbox's, under the
+/// `127.0.0.1` host rather than a Microsoft login host), and `ping` is ONLINE through them. A
+/// plain-HTTP endpoint off loopback is refused with the key that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_signs_in_at_endpoints_named_one_by_one() {
+    use sandbox::{Sandbox, Seed};
+    use test_support::config::{Config, SECRET_LINE};
+
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let tenant = sb.tenant_id();
+    let token = sb.token_url(&tenant);
+    let authorize = token.replace("/token", "/authorize");
+    let app = |endpoints: &str| {
+        format!(
+            "[[apps]]\nname = \"custom\"\ntenant = \"{tenant}\"\nclient_id = \"{}\"\n\
+             {SECRET_LINE}\n[apps.endpoints]\n{endpoints}\n",
+            test_support::DEMO_APP
+        )
+    };
+    let rest = Config::new()
+        .source(
+            "helpdesk",
+            "graph",
+            "custom",
+            "helpdesk@contoso.example",
+            &sb.graph_url(),
+            "",
+        )
+        .mailbox("helpdesk@contoso.example", &[])
+        .default_rule("DESK")
+        .text();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    let ping = |text: String| {
+        std::fs::write(&cfg, text).unwrap();
+        Command::new(BIN)
+            .args(["ping", "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+
+    // One thread runs the sandbox while the other waits for the command.
+    let requests_before = sb.request_log().token_requests();
+    let good = ping(app(&format!("authorize = \"{authorize}\"\ntoken = \"{token}\"")) + &rest);
+    assert_success(&good);
+    let report: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report[0]["status"], "ONLINE", "{report}");
+    assert_eq!(sb.request_log().token_requests(), requests_before + 1);
+
+    let insecure = ping(
+        app(&format!(
+            "authorize = \"{authorize}\"\ntoken = \"http://login.example/t/oauth2/v2.0/token\""
+        )) + &rest,
+    );
+    assert!(!insecure.status.success());
+    let err = String::from_utf8_lossy(&insecure.stderr);
+    assert!(err.contains("apps.custom.endpoints.token"), "{err}");
+    assert!(err.contains("line 8"), "{err}");
+    sb.shutdown().await;
+}

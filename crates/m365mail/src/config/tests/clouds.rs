@@ -251,3 +251,32 @@ fn custom_endpoints_override_the_cloud() {
     let s = plan_outbound(&c, "daemon-smtp");
     assert_eq!(s.endpoint, "127.0.0.1:2525");
 }
+
+/// `[apps.endpoints]` names an identity provider without Microsoft's layout: the app signs in
+/// exactly there (device code too), the tokens are still for the cloud's resources, and
+/// `consent-url` has no admin consent endpoint unless one is named.
+#[test]
+fn endpoints_named_one_by_one_replace_the_sign_in_host() {
+    let endpoints = "[apps.endpoints]\nauthorize = \"https://id.example/oauth/authorize\"\n\
+                     token = \"https://id.example/oauth/token\"\n\
+                     device = \"https://id.example/oauth/device\"\n";
+    let line = "cloud = \"us-gov-l4\"\n\n";
+    let text =
+        text("us-gov-l4").replacen(line, &format!("cloud = \"us-gov-l4\"\n{endpoints}\n"), 1);
+    let c = Config::parse(&text, Path::new("clouds.toml")).unwrap();
+    let g = plan_source(&c, "daemon-graph");
+    assert_eq!(g.token_endpoint.as_str(), "https://id.example/oauth/token");
+    assert_eq!(audience(&g.scope), "graph.microsoft.us");
+    let app = &c.apps[0];
+    assert_eq!(app.name, "daemon");
+    assert_eq!(
+        app.authority.device_endpoint().unwrap().as_str(),
+        "https://id.example/oauth/device"
+    );
+    assert!(app.authority.admin_consent_endpoint().is_err());
+    // The other app keeps its cloud's login host.
+    assert_eq!(
+        c.apps[1].authority.token_endpoint().host_str(),
+        Some("login.microsoftonline.us")
+    );
+}

@@ -54,6 +54,42 @@ fn a_bad_value_in_each_checked_place_is_refused_once_with_its_key_and_line() {
             "apps.helpdesk.authority_base",
         ),
         (
+            "an endpoint in clear to another host",
+            with(
+                SECRET_ENV,
+                &format!(
+                    "{SECRET_ENV}[apps.endpoints]\nauthorize = \"https://id.example/a\"\n\
+                     token = \"http://id.example/t\"\n"
+                ),
+            ),
+            "token = ",
+            "apps.helpdesk.endpoints.token",
+        ),
+        (
+            "an authorize endpoint that is no URL",
+            with(
+                SECRET_ENV,
+                &format!(
+                    "{SECRET_ENV}[apps.endpoints]\nauthorize = \"id.example\"\n\
+                     token = \"https://id.example/t\"\n"
+                ),
+            ),
+            "authorize = ",
+            "apps.helpdesk.endpoints.authorize",
+        ),
+        (
+            "endpoints and authority_base together",
+            with(
+                SECRET_ENV,
+                &format!(
+                    "{SECRET_ENV}authority_base = \"http://127.0.0.1:9\"\n[apps.endpoints]\n\
+                     authorize = \"https://id.example/a\"\ntoken = \"https://id.example/t\"\n"
+                ),
+            ),
+            "[apps.endpoints]",
+            "apps.helpdesk.endpoints",
+        ),
+        (
             "redirect_uri",
             with(
                 SECRET_ENV,
