@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use httpcore::fs::{FileMode, write_atomic};
+use httpcore::fs::{FileMode, create_private_dir_all, write_atomic};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -66,14 +66,14 @@ impl FolderHandler {
 
     fn write(&self, msg: &Inbound) -> std::io::Result<()> {
         let dir = self.project_dir(msg.project());
-        std::fs::create_dir_all(&dir)?;
+        create_private_dir_all(&dir)?;
         let stem = file_stem(&msg.key);
         let json_path = dir.join(format!("{stem}.json"));
         if json_path.exists() {
             return Ok(()); // already written: idempotent by key
         }
         let eml = format!("{stem}.eml");
-        write_atomic(&dir.join(&eml), &msg.raw.mime, FileMode::Default)?;
+        write_atomic(&dir.join(&eml), &msg.raw.mime, FileMode::OwnerOnly)?;
         let record = RoutingRecord {
             source: &msg.source,
             key: &msg.key,
@@ -92,7 +92,7 @@ impl FolderHandler {
         };
         let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
         // The record is written last: its presence means the message is completely written.
-        write_atomic(&json_path, &json, FileMode::Default)
+        write_atomic(&json_path, &json, FileMode::OwnerOnly)
     }
 }
 

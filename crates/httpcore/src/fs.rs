@@ -14,6 +14,43 @@ pub enum FileMode {
     OwnerOnly,
 }
 
+/// Creates `path` and its missing parents as folders that only the owner may enter (`0700` on
+/// Unix), for what holds customers' mail or state about it. Folders that already exist keep
+/// their permissions: an operator may have opened one on purpose.
+pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Opens `path` for appending, creating it readable and writable by the owner only (`0600` on
+/// Unix). A file that already exists and is open to others (made by an older version, or
+/// copied in) is narrowed to `0600` as well: it holds the same data.
+pub fn open_private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let file = o.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(file)
+}
+
 /// Writes `bytes` to `path` so that a reader (or a crash) sees either the old file or the whole
 /// new one: a new temporary file in the same directory (a unique name, created exclusively,
 /// with `mode`), written and synced, renamed over `path`, and then the directory synced (Unix)
@@ -87,6 +124,32 @@ mod tests {
         write_atomic(&path, b"two", FileMode::Default).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(names(dir.path()), ["state.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_folders_are_0700_and_appended_files_0600_even_when_they_were_open() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b");
+        create_private_dir_all(&deep).unwrap();
+        for d in [dir.path().join("a"), deep.clone()] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}: {mode:o}", d.display());
+        }
+        let log = deep.join("ledger.jsonl");
+        open_private_append(&log).unwrap();
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // A file left open to others by an older version is narrowed.
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_private_append(&log).unwrap();
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[cfg(unix)]

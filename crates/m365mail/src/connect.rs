@@ -223,7 +223,7 @@ impl Providers {
         }
         let key = format!("sources.{source}.delta_state {}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).context(&key)?;
+            httpcore::fs::create_private_dir_all(dir).context(&key)?;
         }
         let store: Arc<dyn graph_mail::delta::DeltaStore> =
             Arc::new(graph_mail::delta::FileDeltaStore::open(path).context(&key)?);

@@ -361,7 +361,7 @@ impl FileStore {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
+        httpcore::fs::create_private_dir_all(dir)
             .and_then(|()| {
                 httpcore::fs::write_atomic(&self.path, &json, httpcore::fs::FileMode::OwnerOnly)
             })

@@ -308,7 +308,7 @@ impl Ledger {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            httpcore::fs::create_private_dir_all(dir).map_err(io)?;
         }
         let mut records: HashMap<String, Record> = HashMap::new();
         // Acknowledgements recorded before lines carried a time count from now: they expire one
@@ -347,11 +347,7 @@ impl Ledger {
                 }
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+        let file = httpcore::fs::open_private_append(&path).map_err(io)?;
         if torn_tail {
             // Cut the torn line so the next append starts on a fresh line.
             file.set_len(valid_len).map_err(io)?;
@@ -658,7 +654,7 @@ impl Ledger {
                 push_line(&mut out, key, &entry, rec.acknowledged_at, true).map_err(io)?;
             }
         }
-        httpcore::fs::write_atomic(&path, &out, httpcore::fs::FileMode::Default).map_err(io)?;
+        httpcore::fs::write_atomic(&path, &out, httpcore::fs::FileMode::OwnerOnly).map_err(io)?;
         inner.file = Some(Arc::new(
             OpenOptions::new().append(true).open(&path).map_err(io)?,
         ));

@@ -50,6 +50,30 @@ fn run_without_configuration_routes_the_demo_mail_and_answers_from_the_retained_
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .collect();
     assert_eq!(billing.len(), 3);
+    // Customers' mail and the state about it are the owner's alone, as in a mail store: every
+    // file the handler wrote (messages, routing records, the ledger, delta state) is 0600 and
+    // every folder it made 0700.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut stack = vec![out.clone()];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}: {mode:o}", dir.display());
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                    assert_eq!(mode, 0o600, "{}: {mode:o}", path.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 16, "only {files} files written");
+    }
 }
 
 #[test]
