@@ -95,6 +95,9 @@ impl HeldLease {
 /// the sources it kept.
 type Stopping = BTreeMap<String, Serving>;
 
+/// How often a stopping worker looks whether its sources' tasks have ended.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
 /// A source this worker serves.
 struct Serving {
     lease: Arc<HeldLease>,
@@ -221,8 +224,20 @@ impl Pipeline {
         for (name, s) in std::mem::take(&mut serving) {
             begin_stop(&mut stopping, name, s);
         }
-        for (_, s) in std::mem::take(&mut stopping) {
-            done.push(stop(&leases, s).await);
+        // Their leases are renewed meanwhile: a message in flight can take long to finish (a
+        // webhook, an acknowledgement waiting out Retry-After), and a lease that ran out under
+        // it would let another worker take the source while this one still writes.
+        let mut renewed = Instant::now();
+        loop {
+            reap(&leases, &mut stopping, &mut done).await;
+            if stopping.is_empty() {
+                break;
+            }
+            if renewed.elapsed() >= fleet.tick {
+                renew(&leases, &fleet, &mut serving, &mut stopping).await;
+                renewed = Instant::now();
+            }
+            tokio::time::sleep(STOP_POLL.min(fleet.tick)).await;
         }
         if let Err(e) = leases.leave(&fleet.worker).await {
             tracing::warn!(error = %e, "leaving the fleet failed; the heartbeat expires");
@@ -310,63 +325,7 @@ impl Pipeline {
                 None
             }
         };
-        // Renew, the sources being stopped too (their messages in flight finish under a valid
-        // lease). A lease the store says is lost stops its source at once; one that could not
-        // be renewed (the store is unreachable) stops acting by itself when its time runs out.
-        let ids: Vec<(String, bool)> = serving
-            .keys()
-            .map(|k| (k.clone(), true))
-            .chain(
-                stopping
-                    .iter()
-                    .filter(|(_, s)| !s.lease.lost.load(Ordering::SeqCst))
-                    .map(|(k, _)| (k.clone(), false)),
-            )
-            .collect();
-        let fences: Vec<Fence> = ids
-            .iter()
-            .filter_map(|(id, served)| {
-                let map: &BTreeMap<String, Serving> = if *served { serving } else { stopping };
-                map.get(id).map(|s| s.lease.fence().clone())
-            })
-            .collect();
-        // All of them in one request: renewed one by one, a worker holding many leases saw the
-        // last ones run out while it was still renewing the first (the fleet chaos run, with
-        // mail arriving as fast as the fleet takes it).
-        let at = Instant::now();
-        let answers: Vec<Result<bool, String>> =
-            match leases.renew_all(&fences, fleet.lease_ttl).await {
-                Ok(held) if held.len() == fences.len() => held.into_iter().map(Ok).collect(),
-                Ok(held) => {
-                    let e = format!("{} answers for {} leases", held.len(), fences.len());
-                    fences.iter().map(|_| Err(e.clone())).collect()
-                }
-                Err(e) => fences.iter().map(|_| Err(e.to_string())).collect(),
-            };
-        for ((id, served), answer) in ids.into_iter().zip(answers) {
-            let map: &BTreeMap<String, Serving> = if served { serving } else { stopping };
-            let Some(s) = map.get(&id) else { continue };
-            let lost = match answer {
-                Ok(true) => {
-                    s.lease.renewed(at, fleet.lease_ttl);
-                    false
-                }
-                Ok(false) => {
-                    tracing::warn!(lease = %s.lease.fence(), "lease lost; the source stops here");
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(lease = %s.lease.fence(), error = %e, "renewing a lease failed");
-                    !s.lease.holds()
-                }
-            };
-            if lost {
-                s.lease.lose();
-                if served && let Some(s) = serving.remove(&id) {
-                    begin_stop(stopping, id, s);
-                }
-            }
-        }
+        renew(leases, fleet, serving, stopping).await;
         let Some(view) = view else { return };
         let workers = view.live_workers.len().max(1);
         let fair = names.len().div_ceil(workers);
@@ -421,6 +380,72 @@ impl Pipeline {
                         break;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Renews the leases of `serving` and of `stopping` (their messages in flight finish under a
+/// valid lease) in one request. A lease the store says is lost stops its source at once; one
+/// that could not be renewed (the store is unreachable) stops acting by itself when its time
+/// runs out.
+async fn renew(
+    leases: &Arc<dyn LeaseStore>,
+    fleet: &FleetOptions,
+    serving: &mut BTreeMap<String, Serving>,
+    stopping: &mut Stopping,
+) {
+    let ids: Vec<(String, bool)> = serving
+        .keys()
+        .map(|k| (k.clone(), true))
+        .chain(
+            stopping
+                .iter()
+                .filter(|(_, s)| !s.lease.lost.load(Ordering::SeqCst))
+                .map(|(k, _)| (k.clone(), false)),
+        )
+        .collect();
+    let fences: Vec<Fence> = ids
+        .iter()
+        .filter_map(|(id, served)| {
+            let map: &BTreeMap<String, Serving> = if *served { serving } else { stopping };
+            map.get(id).map(|s| s.lease.fence().clone())
+        })
+        .collect();
+    // All of them in one request: renewed one by one, a worker holding many leases saw the
+    // last ones run out while it was still renewing the first (the fleet chaos run, with
+    // mail arriving as fast as the fleet takes it).
+    let at = Instant::now();
+    let answers: Vec<Result<bool, String>> = match leases.renew_all(&fences, fleet.lease_ttl).await
+    {
+        Ok(held) if held.len() == fences.len() => held.into_iter().map(Ok).collect(),
+        Ok(held) => {
+            let e = format!("{} answers for {} leases", held.len(), fences.len());
+            fences.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => fences.iter().map(|_| Err(e.to_string())).collect(),
+    };
+    for ((id, served), answer) in ids.into_iter().zip(answers) {
+        let map: &BTreeMap<String, Serving> = if served { serving } else { stopping };
+        let Some(s) = map.get(&id) else { continue };
+        let lost = match answer {
+            Ok(true) => {
+                s.lease.renewed(at, fleet.lease_ttl);
+                false
+            }
+            Ok(false) => {
+                tracing::warn!(lease = %s.lease.fence(), "lease lost; the source stops here");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(lease = %s.lease.fence(), error = %e, "renewing a lease failed");
+                !s.lease.holds()
+            }
+        };
+        if lost {
+            s.lease.lose();
+            if served && let Some(s) = serving.remove(&id) {
+                begin_stop(stopping, id, s);
             }
         }
     }

@@ -416,7 +416,11 @@ async fn drain(
     shutdown: &Shutdown,
     summary: &mut SourceSummary,
 ) {
-    let ping = ctx.spec.source.ping().await;
+    // A ping records nothing: a stop need not wait for it (a throttled service can hold it
+    // up for a minute of Retry-After).
+    let Some(ping) = shutdown.unless_stopped(ctx.spec.source.ping()).await else {
+        return;
+    };
     if !ping.is_online() {
         if summary.status != PingStatus::Offline || summary.offline_since.is_none() {
             summary.offline_since = Some(ping.checked_at);
@@ -471,14 +475,14 @@ async fn drain_pages(
         if shutdown.is_triggered() {
             return;
         }
-        let batch = match ctx
-            .spec
-            .source
-            .fetch(cursor.as_ref(), options.batch_size)
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
+        // Nor does a fetch: nothing of the page is handed over or recorded yet.
+        let fetched = shutdown
+            .unless_stopped(ctx.spec.source.fetch(cursor.as_ref(), options.batch_size))
+            .await;
+        let batch = match fetched {
+            None => return,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
                 summary.errors.push(format!("fetch: {e}"));
                 if e.kind() == ErrorKind::Authentication {
                     summary.status = PingStatus::Offline;

@@ -203,6 +203,21 @@ impl Shutdown {
         self.clone().sleep(d).await
     }
 
+    /// Runs `op` unless stop is asked first: its output, or `None` when stop came first (and
+    /// `op` was dropped). Only for work that records nothing, such as a ping or a page fetch,
+    /// which a stopping pipeline must not wait for.
+    pub(super) async fn unless_stopped<T>(
+        &self,
+        op: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let mut stop = self.clone();
+        tokio::select! {
+            biased;
+            out = op => Some(out),
+            () = stop.wait() => None,
+        }
+    }
+
     /// Sleeps for `d` unless stop is asked first; returns whether stop was asked.
     pub(super) async fn sleep(&mut self, d: Duration) -> bool {
         tokio::select! {
