@@ -29,6 +29,7 @@ use crate::identity::MintRequest;
 use crate::identity::grants::DeviceStatus;
 use crate::reqlog::RequestLogSnapshot;
 use crate::state::AppState;
+use crate::tenant::{AppAccessPolicy, PolicyMode};
 use crate::tenant::{
     AppRegistration, ClientSecret, Group, IdentitySettings, Mailbox, MailboxKind, OrgSettings,
     Permission, SecretString, SenderAuthVerdict, Tenant,
@@ -113,6 +114,49 @@ pub enum AdminCommand {
         app: String,
         /// User address.
         user: String,
+    },
+    /// Turns *Assignment required?* on or off (Entra admin center > Enterprise applications >
+    /// the app > Properties): with it on, only assigned users and groups may sign in
+    /// (AADSTS50105 otherwise, at sign-in and at every refresh):
+    /// `{"op":"set_assignment_required","app":"…","required":true}`.
+    SetAssignmentRequired {
+        /// Client id.
+        app: String,
+        /// Whether users must be assigned.
+        required: bool,
+    },
+    /// Removes a user's or group's assignment to an app (Enterprise applications > the app >
+    /// Users and groups > Remove).
+    UnassignUser {
+        /// Client id.
+        app: String,
+        /// User or group address, as assigned.
+        principal: String,
+    },
+    /// Removes an alias from a mailbox (`Set-Mailbox -EmailAddresses @{remove='smtp:…'}`),
+    /// pending or active: `{"op":"remove_alias","mailbox":"…","alias":"…"}`.
+    RemoveAlias {
+        /// Mailbox address.
+        mailbox: String,
+        /// The alias.
+        alias: String,
+    },
+    /// Removes a group (distribution list) by address or id.
+    RemoveGroup {
+        /// The group's address or id.
+        group: String,
+    },
+    /// Adds an application access policy (`New-ApplicationAccessPolicy -AppId … -PolicyScopeGroupId
+    /// … -AccessRight RestrictAccess|DenyAccess`):
+    /// `{"op":"add_app_access_policy","policy":{"app_id":"…","scope":["…"],"mode":"RestrictAccess"}}`.
+    AddAppAccessPolicy {
+        /// The policy.
+        policy: AppAccessPolicy,
+    },
+    /// Removes every application access policy of an app (`Remove-ApplicationAccessPolicy`).
+    RemoveAppAccessPolicies {
+        /// The app's client id.
+        app_id: String,
     },
     /// Sets the sender-authentication verdict stamped (`Authentication-Results`) on external
     /// mail whose `From` is in `domain`:
@@ -357,6 +401,68 @@ impl Admin {
                     m.remove(&uid);
                 }
             }
+            AdminCommand::SetAssignmentRequired { app, required } => {
+                st.tenant_mut()
+                    .app_mut(&app)
+                    .ok_or(AdminError::NotFound(app))?
+                    .user_assignment_required = required;
+            }
+            AdminCommand::UnassignUser { app, principal } => {
+                let mut t = st.tenant_mut();
+                let a = t.app_mut(&app).ok_or(AdminError::NotFound(app))?;
+                let before = a.assigned.len();
+                a.assigned.retain(|p| !p.eq_ignore_ascii_case(&principal));
+                if a.assigned.len() == before {
+                    return Err(AdminError::NotFound(format!(
+                        "{principal} is not assigned to {}",
+                        a.client_id
+                    )));
+                }
+            }
+            AdminCommand::RemoveAlias { mailbox, alias } => {
+                let mut t = st.tenant_mut();
+                let mb = t
+                    .mailbox_mut(&mailbox)
+                    .ok_or(AdminError::NotFound(mailbox))?;
+                let before = mb.aliases.len();
+                mb.aliases.retain(|a| !a.eq_ignore_ascii_case(&alias));
+                mb.pending_aliases
+                    .retain(|a, _| !a.eq_ignore_ascii_case(&alias));
+                if mb.aliases.len() == before {
+                    return Err(AdminError::NotFound(format!(
+                        "{alias} is no alias of {}",
+                        mb.mail
+                    )));
+                }
+            }
+            AdminCommand::RemoveGroup { group } => {
+                let mut t = st.tenant_mut();
+                let id = t
+                    .group(&group)
+                    .map(|g| g.id.clone())
+                    .ok_or(AdminError::NotFound(group))?;
+                t.groups.retain(|g| g.id != id);
+            }
+            AdminCommand::AddAppAccessPolicy { policy } => {
+                if uuid::Uuid::parse_str(&policy.app_id).is_err() {
+                    return Err(AdminError::Invalid(format!(
+                        "{:?} is not a GUID",
+                        policy.app_id
+                    )));
+                }
+                st.tenant_mut().org.app_access_policies.push(policy);
+            }
+            AdminCommand::RemoveAppAccessPolicies { app_id } => {
+                let mut t = st.tenant_mut();
+                let policies = &mut t.org.app_access_policies;
+                let before = policies.len();
+                policies.retain(|p| !p.app_id.eq_ignore_ascii_case(&app_id));
+                if policies.len() == before {
+                    return Err(AdminError::NotFound(format!(
+                        "no application access policy for {app_id}"
+                    )));
+                }
+            }
             AdminCommand::SetSenderAuthentication { domain, verdict } => {
                 let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
                 let valid = !domain.is_empty()
@@ -466,6 +572,67 @@ impl Admin {
         self.apply(AdminCommand::AssignUser {
             app: app.into(),
             principal: principal.into(),
+        })
+        .map(drop)
+    }
+
+    /// Turns the app's *Assignment required?* on or off.
+    pub fn set_assignment_required(&self, app: &str, required: bool) -> Result<(), AdminError> {
+        self.apply(AdminCommand::SetAssignmentRequired {
+            app: app.into(),
+            required,
+        })
+        .map(drop)
+    }
+
+    /// Removes a user's or group's assignment to an app.
+    pub fn unassign_user(&self, app: &str, principal: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::UnassignUser {
+            app: app.into(),
+            principal: principal.into(),
+        })
+        .map(drop)
+    }
+
+    /// Removes an alias (pending or active) from a mailbox.
+    pub fn remove_alias(&self, mailbox: &str, alias: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RemoveAlias {
+            mailbox: mailbox.into(),
+            alias: alias.into(),
+        })
+        .map(drop)
+    }
+
+    /// Removes a group by address or id.
+    pub fn remove_group(&self, group: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RemoveGroup {
+            group: group.into(),
+        })
+        .map(drop)
+    }
+
+    /// Adds an application access policy: the app may reach only (`RestrictAccess`) or every
+    /// mailbox but (`DenyAccess`) the mailboxes and group members in `scope`.
+    pub fn add_app_access_policy(
+        &self,
+        app_id: &str,
+        scope: &[&str],
+        mode: PolicyMode,
+    ) -> Result<(), AdminError> {
+        self.apply(AdminCommand::AddAppAccessPolicy {
+            policy: AppAccessPolicy {
+                app_id: app_id.into(),
+                scope: scope.iter().map(|s| s.to_string()).collect(),
+                mode,
+            },
+        })
+        .map(drop)
+    }
+
+    /// Removes every application access policy of the app.
+    pub fn remove_app_access_policies(&self, app_id: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RemoveAppAccessPolicies {
+            app_id: app_id.into(),
         })
         .map(drop)
     }

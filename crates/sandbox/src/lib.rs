@@ -67,6 +67,19 @@
 //!   [`Admin::set_throttle`], [`Admin::expire_access_tokens`], [`Admin::revoke_refresh_tokens`],
 //!   `update_org(|o| o.ews_enabled = Some(false))`.
 //! - **Counting requests**: [`Sandbox::request_log`] (per method + route template + status).
+//! - **The misconfigurations `m365mail doctor` looks for**, each switched on and off at run
+//!   time: consent ([`Admin::grant_admin_consent`] / [`Admin::revoke_admin_consent`]),
+//!   *assignment required* ([`Admin::set_assignment_required`], [`Admin::assign_user`] /
+//!   [`Admin::unassign_user`]: AADSTS50105 at sign-in and at every refresh), EWS blocked
+//!   (`update_org`: `ews_enabled`, `ews_allowed_app_ids`), plus addressing off
+//!   (`disable_plus_address_in_recipients`), an alias that does not receive yet
+//!   (`alias_propagation_delay_secs`, then [`Admin::add_alias`]; [`Admin::advance_clock`] or
+//!   [`Admin::remove_alias`]), a group where a mailbox is needed ([`Admin::add_group`] /
+//!   [`Admin::remove_group`]), `SendFromAliasEnabled` off (`send_from_alias_enabled`) and
+//!   application access policies ([`Admin::add_app_access_policy`] /
+//!   [`Admin::remove_app_access_policies`]). Over HTTP: `set_org`, `set_assignment_required`,
+//!   `assign_user`, `unassign_user`, `add_alias`, `remove_alias`, `add_group`, `remove_group`,
+//!   `add_app_access_policy`, `remove_app_access_policies`.
 //!
 //! # Admin API over HTTP
 //!

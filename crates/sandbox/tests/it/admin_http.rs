@@ -337,3 +337,66 @@ async fn binding_beyond_loopback_needs_an_explicit_opt_in() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--allow-non-loopback"), "{err}");
 }
+
+/// The switches `m365mail doctor`'s tests turn (issue #19, item 3) work over HTTP too: assignment
+/// required and assignments, removing an alias and a group, application access policies.
+#[tokio::test]
+async fn the_doctor_misconfigurations_switch_on_and_off_over_http() {
+    let sb = start().await;
+    let post = |cmd: Value| {
+        let sb = &sb;
+        async move { send(admin_post_json(sb, cmd.to_string())).await }
+    };
+    let app = || sb.admin().tenant().app(DEMO_APP).cloned().unwrap();
+    assert_eq!(
+        post(json!({"op": "set_assignment_required", "app": DEMO_APP, "required": true}))
+            .await
+            .0,
+        200
+    );
+    assert!(app().user_assignment_required);
+    post(json!({"op": "assign_user", "app": DEMO_APP, "principal": ALEX})).await;
+    assert_eq!(
+        post(json!({"op": "unassign_user", "app": DEMO_APP, "principal": ALEX}))
+            .await
+            .0,
+        200
+    );
+    assert!(app().assigned.is_empty());
+    let (status, body) =
+        post(json!({"op": "unassign_user", "app": DEMO_APP, "principal": ALEX})).await;
+    assert_eq!(status, 404, "{body}");
+    post(json!({"op": "set_assignment_required", "app": DEMO_APP, "required": false})).await;
+    assert!(!app().user_assignment_required);
+
+    let helpdesk = "helpdesk@contoso.example";
+    let (status, body) =
+        post(json!({"op": "remove_alias", "mailbox": helpdesk, "alias": "sales@contoso.example"}))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let t = sb.admin().tenant();
+    assert!(t.resolve("sales@contoso.example", i64::MAX).is_none());
+
+    assert_eq!(
+        post(json!({"op": "remove_group", "group": "team@contoso.example"}))
+            .await
+            .0,
+        200
+    );
+    assert!(sb.admin().tenant().group("team@contoso.example").is_none());
+
+    let policy = json!({"app_id": DEMO_APP, "scope": [ALEX], "mode": "RestrictAccess"});
+    let (status, body) = post(json!({"op": "add_app_access_policy", "policy": policy})).await;
+    assert_eq!(status, 200, "{body}");
+    let t = sb.admin().tenant();
+    let mb = t.mailbox(helpdesk, i64::MAX).unwrap();
+    assert!(!t.app_policy_allows(DEMO_APP, mb));
+    assert_eq!(
+        post(json!({"op": "remove_app_access_policies", "app_id": DEMO_APP}))
+            .await
+            .0,
+        200
+    );
+    let t = sb.admin().tenant();
+    assert!(t.app_policy_allows(DEMO_APP, t.mailbox(helpdesk, i64::MAX).unwrap()));
+}
