@@ -209,6 +209,11 @@ impl Providers {
         Ok(p)
     }
 
+    /// The token provider every connection of `app` for `scope` shares (built on first use).
+    pub fn token_provider(&mut self, app: &App, scope: &str) -> Result<TokenProvider> {
+        self.get(app, scope)
+    }
+
     /// The delta state store kept in `path`, opened on first use (its folder is created).
     fn delta_store(
         &mut self,
@@ -337,6 +342,63 @@ pub fn source(
             "sources.{}: kind \"smtp\" only sends; use it in [[outbounds]]",
             s.name
         )),
+    }
+}
+
+/// A client for a source's own mailbox, over the source's connection (its endpoint, token and
+/// extra CA): for what a source does not do itself, such as `m365mail doctor` sending probes
+/// from the mailbox and finding and deleting them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MailboxClient {
+    /// Microsoft Graph, for the source's mailbox.
+    Graph(graph_mail::GraphClient),
+    /// Exchange Web Services, for the source's mailbox.
+    Ews(ews_mail::EwsClient),
+}
+
+impl MailboxClient {
+    /// An outbound that sends as the mailbox (or one of its aliases) over this client.
+    pub fn outbound(&self) -> Arc<dyn MessageOutbound> {
+        match self {
+            MailboxClient::Graph(c) => Arc::new(graph_mail::GraphOutbound::new(c.clone())),
+            MailboxClient::Ews(c) => Arc::new(ews_mail::EwsOutbound::new(c.clone())),
+        }
+    }
+}
+
+/// The [`MailboxClient`] of source `s`.
+pub fn mailbox_client(providers: &mut Providers, s: &Source) -> Result<MailboxClient> {
+    let t = Target {
+        app: &s.app,
+        scope: &s.scope,
+        mailbox: &s.mailbox,
+        ca_file: s.ca_file.as_deref(),
+        ca_key: format!("sources.{}.ca_file", s.name),
+    };
+    match &s.service {
+        Service::Graph(endpoint) => {
+            Ok(MailboxClient::Graph(graph_client(providers, endpoint, &t)?))
+        }
+        Service::Ews(endpoint) => Ok(MailboxClient::Ews(ews_client(providers, endpoint, &t)?)),
+        Service::Smtp(_) => Err(format!(
+            "sources.{}: kind \"smtp\" only sends; use it in [[outbounds]]",
+            s.name
+        )),
+    }
+}
+
+/// The [`MailboxClient`] of a Graph or EWS outbound (`None` for SMTP).
+pub fn outbound_client(providers: &mut Providers, o: &Outbound) -> Result<Option<MailboxClient>> {
+    let t = target(o, format!("outbounds.{}.ca_file", o.name));
+    match &o.service {
+        Service::Graph(endpoint) => Ok(Some(MailboxClient::Graph(graph_client(
+            providers, endpoint, &t,
+        )?))),
+        Service::Ews(endpoint) => Ok(Some(MailboxClient::Ews(ews_client(
+            providers, endpoint, &t,
+        )?))),
+        Service::Smtp(_) => Ok(None),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod config;
 pub mod connect;
 pub mod demo;
+pub mod doctor;
 pub mod handling;
 pub mod metrics;
 pub mod operate;

@@ -165,6 +165,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the tenant's readiness for each source and outbound: consent, user assignment,
+    /// EWS allowed, the pickup address a mailbox (not a group), application access, plus
+    /// addressing, each alias receiving, sending from an alias keeping it. Prints pass / fail /
+    /// unknown with the fix (portal path or PowerShell command); exits 1 when a check fails.
+    ///
+    /// Probe messages are sent from the pickup mailbox (or its alias) to itself, recognised by
+    /// their X-M365Mail-Probe header (a running handler never routes them) and deleted
+    /// afterwards from the inbox and Sent Items.
+    Doctor {
+        /// Configuration file (default: the embedded demo tenant).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only this source (and the outbound it notifies through).
+        #[arg(long)]
+        source: Option<String>,
+        /// Seconds to wait for probe messages to arrive.
+        #[arg(long, default_value_t = 30)]
+        probe_wait_secs: u64,
+        /// Send no probes (plus addressing, aliases and sending from an alias are then not
+        /// checked).
+        #[arg(long)]
+        no_probes: bool,
+        /// Print JSON: {"ok", "findings": [{"target", "check", "about", "status", "detail",
+        /// "fix"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a message through an outbound.
     Send {
         /// Configuration file (default: the embedded demo tenant).
@@ -273,6 +300,19 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
         } => login(&config, &app, &resource).await,
         Command::ConsentUrl { config, app } => consent_url(config, app).await,
         Command::Ping { config, name, json } => ping(config, name, json).await,
+        Command::Doctor {
+            config,
+            source,
+            probe_wait_secs,
+            no_probes,
+            json,
+        } => {
+            let options = m365mail::doctor::Options::default()
+                .source(source)
+                .probe_wait(Duration::from_secs(probe_wait_secs))
+                .probes(!no_probes);
+            doctor(config, options, json).await
+        }
         Command::Send {
             config,
             outbound,
@@ -611,6 +651,29 @@ async fn ping(config: Option<PathBuf>, name: Option<String>, json: bool) -> Resu
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
+    })
+}
+
+async fn doctor(
+    config: Option<PathBuf>,
+    options: m365mail::doctor::Options,
+    json: bool,
+) -> Result<ExitCode> {
+    let (cfg, sb) = load(config, false, None).await?;
+    let report = m365mail::doctor::run_doctor(&cfg, &options).await;
+    if let Some(sb) = sb {
+        sb.shutdown().await;
+    }
+    let report = report?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
