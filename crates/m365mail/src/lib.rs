@@ -12,6 +12,11 @@
 //! }
 //! # Ok::<(), m365mail::config::ConfigError>(())
 //! ```
+//!
+//! [`doctor`] is `m365mail doctor` as a library: [`doctor::run_doctor`] checks a tenant's
+//! readiness for a configuration (consent, user assignment, EWS allowed, a mailbox and not a
+//! group, application access, plus addressing, aliases, sending from an alias) and returns a
+//! [`doctor::Report`] of pass / fail / unknown findings, each failure with its fix.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod catalog;
