@@ -1,5 +1,5 @@
-//! The built-in folder handler: one `.eml` and one JSON routing record per message, in a folder
-//! per project.
+//! The built-in folder handler: one `.eml`, its text and attachments, and one JSON routing
+//! record per message, in a folder per project.
 
 use std::path::{Path, PathBuf};
 
@@ -8,16 +8,23 @@ use httpcore::fs::{FileMode, create_private_dir_all, write_atomic};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::content::{AttachmentKind, ContentError, ContentLimits, MessageContent};
 use crate::{Handler, HandlerError, Inbound};
 
 /// Writes each routed message to `<root>/<project>/<id>.eml` with a `<id>.json` routing record
-/// beside it (project, catch address, rule, sender policy, source, key).
+/// beside it (project, catch address, rule, sender policy, source, key), its text in
+/// `<id>.txt` and its attachments in `<id>.files/` (safe names; one over the
+/// [`ContentLimits`] is listed in the record with the reason, not written).
+///
+/// Everything it writes is readable by the owner only (files `0600`, folders `0700`), as a
+/// mail store is.
 ///
 /// Writing is atomic (temporary file, then rename) and idempotent by [`Inbound::key`]: a
 /// message handed over twice is written once.
 #[derive(Debug, Clone)]
 pub struct FolderHandler {
     root: PathBuf,
+    limits: ContentLimits,
 }
 
 /// The routing record written beside each message.
@@ -46,12 +53,54 @@ pub struct RoutingRecord<'a> {
     pub from: Option<&'a str>,
     /// The `.eml` file's name.
     pub eml: String,
+    /// The text file's name (`<id>.txt`), when the message has text.
+    pub text: Option<String>,
+    /// Whether the message has an HTML body (it is in the `.eml`).
+    pub has_html: bool,
+    /// The attachments, in order.
+    pub attachments: Vec<AttachmentRecord>,
+    /// Attachments beyond the limit's count, not listed.
+    pub attachments_left_out: usize,
+    /// Why the content could not be read (the `.eml` is still written), if it could not.
+    pub content_error: Option<String>,
+}
+
+/// An attachment in a [`RoutingRecord`].
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct AttachmentRecord {
+    /// Its safe name.
+    pub name: String,
+    /// Where it was written, relative to the record (`<id>.files/<name>`), or `null` when
+    /// it was not.
+    pub file: Option<String>,
+    /// Why it was not written (over the size limit, or a write error).
+    pub refused: Option<String>,
+    /// `type/subtype`.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// The `Content-ID`.
+    pub content_id: Option<String>,
+    /// Shown inline in the body.
+    pub inline: bool,
+    /// `file`, `message` or `tnef`.
+    pub kind: AttachmentKind,
 }
 
 impl FolderHandler {
     /// A handler writing under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FolderHandler { root: root.into() }
+        FolderHandler {
+            root: root.into(),
+            limits: ContentLimits::default(),
+        }
+    }
+
+    /// Uses `limits` for attachments instead of [`ContentLimits::default`].
+    pub fn with_limits(mut self, limits: ContentLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The root folder.
@@ -74,6 +123,42 @@ impl FolderHandler {
         }
         let eml = format!("{stem}.eml");
         write_atomic(&dir.join(&eml), &msg.raw.mime, FileMode::OwnerOnly)?;
+        let (content, content_error) = match MessageContent::parse(&msg.raw.mime, &self.limits) {
+            Ok(c) => (c, None),
+            Err(e) => (MessageContent::default(), Some(e.to_string())),
+        };
+        let text = match &content.text {
+            Some(t) => {
+                let name = format!("{stem}.txt");
+                write_atomic(&dir.join(&name), t.as_bytes(), FileMode::OwnerOnly)?;
+                Some(name)
+            }
+            None => None,
+        };
+        let files = format!("{stem}.files");
+        if content.attachments.iter().any(|a| a.bytes().is_ok()) {
+            create_private_dir_all(&dir.join(&files))?;
+        }
+        let mut attachments = Vec::with_capacity(content.attachments.len());
+        for a in &content.attachments {
+            let (file, refused) = match a.save_in(&dir.join(&files)) {
+                Ok(_) => (Some(format!("{files}/{}", a.name)), None),
+                // Too large: listed with the reason. A write that failed is tried again with
+                // the whole message.
+                Err(e @ ContentError::TooLarge { .. }) => (None, Some(e.to_string())),
+                Err(e) => return Err(std::io::Error::other(e)),
+            };
+            attachments.push(AttachmentRecord {
+                name: a.name.clone(),
+                file,
+                refused,
+                content_type: a.content_type.clone(),
+                size: a.size,
+                content_id: a.content_id.clone(),
+                inline: a.inline,
+                kind: a.kind,
+            });
+        }
         let record = RoutingRecord {
             source: &msg.source,
             key: &msg.key,
@@ -89,6 +174,11 @@ impl FolderHandler {
             subject: msg.subject(),
             from: msg.from_address(),
             eml,
+            text,
+            has_html: content.html.is_some(),
+            attachments,
+            attachments_left_out: content.attachments_left_out,
+            content_error,
         };
         let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
         // The record is written last: its presence means the message is completely written.

@@ -21,6 +21,10 @@
 //! handler always fails is parked in a poison folder with its reason after
 //! [`Options::max_attempts`]. Notifications are at most once.
 //!
+//! [`Inbound::content`] reads what the message says: its text (made from the HTML when there
+//! is no plain text), its HTML and its attachments, with safe names and a size cap
+//! ([`MessageContent`]). The built-in [`FolderHandler`] and [`WebhookHandler`] carry it.
+//!
 //! [`Pipeline::on_progress`] reports each pass as [`Progress`] events (a source started with so
 //! many waiting, each message's [`MessageOutcome`], finished, or OFFLINE) for a progress bar or
 //! metrics.
@@ -63,6 +67,7 @@
 
 // One path per public type: everything is at the root (`handler::Pipeline`), the modules that
 // define it are private.
+mod content;
 mod folder;
 mod ledger;
 mod notify;
@@ -77,7 +82,8 @@ use addressing::{Route, SenderChoice};
 use async_trait::async_trait;
 use connector::RawMessage;
 
-pub use folder::{FolderHandler, RoutingRecord};
+pub use content::{Attachment, AttachmentKind, ContentError, ContentLimits, MessageContent};
+pub use folder::{AttachmentRecord, FolderHandler, RoutingRecord};
 pub use ledger::{Entry, Ledger, LedgerError, Record};
 pub use notify::{
     DEFAULT_SUBJECT_MAX_CHARS, NOTIFICATION_HEADER, NOTIFICATION_ID_PREFIX, NotificationPolicy,
@@ -188,6 +194,12 @@ impl Inbound {
             in_reply_to,
             references,
         }
+    }
+
+    /// The message's text, HTML and attachments (see [`MessageContent`]), parsed from the
+    /// MIME on each call: keep the result if you need it twice.
+    pub fn content(&self, limits: &ContentLimits) -> Result<MessageContent, ContentError> {
+        MessageContent::parse(&self.raw.mime, limits)
     }
 
     /// The project key, if a rule matched.

@@ -103,8 +103,28 @@ impl WebhookHandler {
         }
     }
 
-    /// The JSON body sent for `msg`.
+    /// The JSON body sent for `msg`: the route and headers, the content read from the MIME
+    /// (`text`, `html`, `attachments` without their bytes, `content_error` when it could not be
+    /// read) and the whole MIME in base64 (where the attachments' bytes are).
     pub fn body(msg: &Inbound) -> serde_json::Value {
+        let (content, content_error) = match msg.content(&crate::ContentLimits::default()) {
+            Ok(c) => (c, None),
+            Err(e) => (crate::MessageContent::default(), Some(e.to_string())),
+        };
+        let attachments: Vec<serde_json::Value> = content
+            .attachments
+            .iter()
+            .map(|a| {
+                json!({
+                    "name": a.name,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "content_id": a.content_id,
+                    "inline": a.inline,
+                    "kind": a.kind,
+                })
+            })
+            .collect();
         json!({
             "source": msg.source,
             "key": msg.key,
@@ -117,6 +137,10 @@ impl WebhookHandler {
             "message_id": msg.message_id(),
             "subject": msg.subject(),
             "from": msg.from_address(),
+            "text": content.text,
+            "html": content.html,
+            "attachments": attachments,
+            "content_error": content_error,
             "mime_base64": base64::engine::general_purpose::STANDARD.encode(&msg.raw.mime),
         })
     }

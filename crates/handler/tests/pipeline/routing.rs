@@ -113,7 +113,9 @@ async fn the_folder_handler_writes_eml_and_routing_record_once() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 2, "{names:?}");
+    // The message, its text, and its routing record.
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".txt")), "{names:?}");
     let json: serde_json::Value = serde_json::from_slice(
         &std::fs::read(pay.join(names.iter().find(|n| n.ends_with(".json")).unwrap())).unwrap(),
     )
