@@ -12,6 +12,12 @@
 //! - its `From` is one of the pickup mailbox's own addresses (the doctor sends every probe from
 //!   the mailbox or its alias to the mailbox itself).
 //!
+//! The non-delivery report about a probe (plus addressing off, an alias not yet active) is
+//! treated the same way: a delivery report (`X-MS-Exchange-Message-Is-Ndr`, or
+//! `Content-Type: multipart/report`) from an address in one of the mailbox's own domains (Exchange
+//! sends them as `postmaster@` / `MicrosoftExchange…@` of the tenant's domain) whose subject
+//! holds the marker and a probe id.
+//!
 //! Anybody can write those headers, so a stranger could make their own message count as a
 //! probe; all they achieve is that their message is not handed over, and the tenant's
 //! anti-spoofing stands between them and a `From` of ours. Mail that merely mentions the marker
@@ -38,13 +44,30 @@ impl Inbound {
     /// The probe id when this message is a probe of `m365mail doctor` sent from `mailbox` to
     /// itself (see the [module documentation](crate::probe) for the rule).
     pub fn probe_id(&self, mailbox: &PickupMailbox) -> Option<&str> {
-        let id = self.header(PROBE_HEADER).map(str::trim)?;
-        if !is_probe_id(id) || !self.subject().contains(PROBE_SUBJECT_MARKER) {
+        if !self.subject().contains(PROBE_SUBJECT_MARKER) {
             return None;
         }
         let from: EmailAddress = self.from_address()?.parse().ok()?;
-        mailbox.is_own_address(&from)?;
-        Some(id)
+        if let Some(id) = self.header(PROBE_HEADER).map(str::trim) {
+            mailbox.is_own_address(&from)?;
+            return is_probe_id(id).then_some(id);
+        }
+        // The bounce of a probe: a delivery report from the tenant's own domain.
+        let report = self.header("X-MS-Exchange-Message-Is-Ndr").is_some()
+            || self.header("Content-Type").is_some_and(|c| {
+                c.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/report")
+            });
+        let ours = mailbox
+            .own_addresses()
+            .any(|a| a.domain().eq_ignore_ascii_case(from.domain()));
+        if !report || !ours {
+            return None;
+        }
+        self.subject()
+            .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | ':'))
+            .find(|w| is_probe_id(w))
     }
 }
 
@@ -98,6 +121,27 @@ mod tests {
         let body = "From: helpdesk@contoso.example\r\nSubject: hello\r\n\r\n\
             X-M365Mail-Probe: probe-ab12cd34ef [m365mail doctor probe]\r\n";
         assert_eq!(inbound(body).probe_id(&m), None);
+    }
+
+    #[test]
+    fn the_bounce_of_a_probe_is_a_probe_too() {
+        let m = mailbox();
+        let ndr = "From: Microsoft Outlook <postmaster@contoso.example>\r\n\
+            To: helpdesk@contoso.example\r\nX-MS-Exchange-Message-Is-Ndr: \r\n\
+            Subject: Undeliverable: [m365mail doctor probe] plus addressing probe-ab12cd34ef\r\n\r\nx\r\n";
+        assert_eq!(inbound(ndr).probe_id(&m), Some("probe-ab12cd34ef"));
+        let report = ndr.replace(
+            "X-MS-Exchange-Message-Is-Ndr: \r\n",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n",
+        );
+        assert_eq!(inbound(&report).probe_id(&m), Some("probe-ab12cd34ef"));
+        // Not a delivery report, or from outside: handled as any mail.
+        let plain = ndr.replace("X-MS-Exchange-Message-Is-Ndr: \r\n", "");
+        assert_eq!(inbound(&plain).probe_id(&m), None);
+        let outside = ndr.replace("postmaster@contoso.example", "postmaster@fabrikam.example");
+        assert_eq!(inbound(&outside).probe_id(&m), None);
+        let no_id = ndr.replace(" probe-ab12cd34ef", "");
+        assert_eq!(inbound(&no_id).probe_id(&m), None);
     }
 
     #[test]

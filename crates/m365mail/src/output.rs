@@ -62,6 +62,13 @@ pub fn summary_text(summary: &Summary, out: &Path) -> String {
         if src.parked > 0 {
             let _ = writeln!(s, "  parked:    {} (poison folder)", src.parked);
         }
+        if src.probes > 0 {
+            let _ = writeln!(
+                s,
+                "  probes:    {} (m365mail doctor's test mail: not routed, marked read)",
+                src.probes
+            );
+        }
         if src.failures > 0 {
             let _ = writeln!(s, "  failures:  {} (will be retried)", src.failures);
         }
@@ -98,6 +105,7 @@ pub fn summary_json(summary: &Summary, out: &Path) -> serde_json::Value {
             })).collect::<Vec<_>>(),
             "notifications_skipped": s.notifications_skipped,
             "parked": s.parked,
+            "probes": s.probes,
             "failures": s.failures,
             "errors": s.errors,
         })).collect::<Vec<_>>(),

@@ -520,3 +520,98 @@ async fn an_application_access_policy_keeping_the_app_out_is_named() {
     run.assert_passes(OUTBOUND, "application-access", Some(HELPDESK));
     run.assert_all_pass();
 }
+
+/// While the doctor waits, its probes (and the bounce of one) sit in the pickup mailbox; a
+/// handler running at that moment hands none of them to a project: it marks them read and
+/// leaves them for the doctor to delete, and handles the customer's mail beside them as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_handler_never_routes_a_probe_or_its_bounce() {
+    let sb = start().await;
+    let probe = "From: billing@contoso.example\r\nTo: helpdesk@contoso.example\r\n\
+        Subject: [m365mail doctor probe] sent from billing@contoso.example probe-0a1b2c3d4e5\r\n\
+        X-M365Mail-Probe: probe-0a1b2c3d4e5\r\nMessage-ID: <probe-1@contoso.example>\r\n\r\nprobe\r\n";
+    let bounce = "From: Microsoft Outlook <postmaster@contoso.example>\r\n\
+        To: helpdesk@contoso.example\r\nX-MS-Exchange-Message-Is-Ndr: \r\n\
+        Subject: Undeliverable: [m365mail doctor probe] plus addressing probe-0a1b2c3d4e6\r\n\
+        Message-ID: <ndr-1@contoso.example>\r\n\r\nDelivery has failed\r\n";
+    let customer = "From: nestor@fabrikam.example\r\nTo: billing@contoso.example\r\n\
+        Subject: invoice\r\nMessage-ID: <c-1@fabrikam.example>\r\n\r\nhello\r\n";
+    let admin = sb.admin();
+    admin
+        .inject(
+            "billing@contoso.example",
+            &[HELPDESK.to_owned()],
+            probe.as_bytes(),
+        )
+        .unwrap();
+    admin
+        .inject(
+            "postmaster@contoso.example",
+            &[HELPDESK.to_owned()],
+            bounce.as_bytes(),
+        )
+        .unwrap();
+    admin
+        .inject_mime("billing@contoso.example", customer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = helpdesk(&sb, "graph", HELPDESK, ALIASES)
+        .replace(
+            "notify_through = \"notify\"",
+            "acknowledge = \"move:Processed\"",
+        )
+        .replace(
+            &std::env::temp_dir()
+                .join("m365mail-doctor-unused-out")
+                .display()
+                .to_string(),
+            &out.display().to_string(),
+        );
+    let path = dir.path().join("m365mail.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = tokio::process::Command::new(BIN)
+        .args(["run", "--once", "--json", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let s = &summary["sources"][0];
+    assert_eq!(s["probes"], 2, "{summary}");
+    // The demo seed's two messages and the customer's.
+    assert_eq!(s["handled"], 3, "{summary}");
+    assert_eq!(
+        s["per_project"],
+        serde_json::json!({"DESK": 3}),
+        "{summary}"
+    );
+    let inbox = sb
+        .admin()
+        .store()
+        .list(
+            HELPDESK,
+            Some("inbox"),
+            &sandbox::store::ListQuery::default(),
+        )
+        .unwrap()
+        .items;
+    assert_eq!(inbox.len(), 2, "only the probe and the bounce stay");
+    assert!(inbox.iter().all(|m| m.is_read));
+    // Nothing the handler wrote names a probe.
+    let mut written = String::new();
+    for project in std::fs::read_dir(&out).unwrap().flatten() {
+        if project.path().is_dir() {
+            for f in std::fs::read_dir(project.path()).unwrap().flatten() {
+                written.push_str(&String::from_utf8_lossy(&std::fs::read(f.path()).unwrap()));
+            }
+        }
+    }
+    assert!(
+        written.contains("invoice"),
+        "the customer's mail was written"
+    );
+    assert!(!written.contains("m365mail doctor probe"), "{written}");
+}
