@@ -162,6 +162,20 @@ pub(super) async fn find(
             if ids.is_empty() {
                 return Ok(out);
             }
+            // Subjects first, MIME only for this run's messages.
+            let mut subjects = ews_mail::ops::GetItem::ids_only(ids);
+            subjects.properties = vec!["item:Subject"];
+            let ids: Vec<_> = c
+                .call(&subjects)
+                .await?
+                .into_iter()
+                .flatten()
+                .filter(|i| i.subject.as_deref().is_some_and(|s| s.contains(run)))
+                .filter_map(|i| i.id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(out);
+            }
             let items = c.call(&ews_mail::ops::GetItem::with_mime(ids)).await?;
             for item in items.into_iter().flatten() {
                 let (Some(id), Some(mime)) = (item.id, item.mime) else {
