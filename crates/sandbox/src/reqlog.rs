@@ -48,6 +48,7 @@ const GRAPH_LITERALS: &[&str] = &[
     "childFolders",
     "messages",
     "delta",
+    "delta()",
     "$value",
     "move",
     "copy",

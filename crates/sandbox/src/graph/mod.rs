@@ -34,6 +34,7 @@ const TEMPLATES: &[&str] = &[
     "mailFolders/{folder}/childFolders",
     "mailFolders/{folder}/messages",
     "mailFolders/{folder}/messages/delta",
+    "mailFolders/{folder}/messages/delta()",
     "messages",
     "messages/{id}",
     "messages/{id}/$value",
@@ -295,7 +296,7 @@ pub(crate) async fn dispatch(st: &AppState, who: &Principal, req: &GReq) -> GRes
         Some("users") if segs.len() >= 2 => (segs[1].clone(), &segs[2..]),
         _ => return error(400, "BadRequest", "Resource not found for the segment."),
     };
-    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let rest: Vec<&str> = rest.iter().map(|s| function_name(s)).collect();
     let need = match (&req.method, rest.as_slice()) {
         (&Method::GET, _) => Need::Read,
         (&Method::POST, ["sendMail"]) | (&Method::POST, ["messages", _, "send"]) => Need::Send,
@@ -326,6 +327,15 @@ pub(crate) async fn dispatch(st: &AppState, who: &Principal, req: &GReq) -> GRes
         Admission::Fault(f) => return fault(f),
     };
     ops::run(st, who, req, &mailbox, &rest).await
+}
+
+/// A segment calling a function without parameters names it with or without OData's
+/// parentheses: Graph serves `messages/delta()` (as Microsoft's SDKs write it) as `messages/delta`.
+fn function_name(segment: &str) -> &str {
+    match segment {
+        "delta()" => "delta",
+        other => other,
+    }
 }
 
 fn fault(f: FaultKind) -> GResp {

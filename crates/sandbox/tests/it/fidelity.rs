@@ -316,3 +316,116 @@ async fn an_ews_401_says_why_in_x_ms_diagnostics() {
     }
     sb.shutdown().await;
 }
+
+// Found by the real-client checks (issue #22, item 3: scripts/realclients/).
+
+/// Graph serves a function without parameters under both OData spellings, `messages/delta` and
+/// `messages/delta()`; Microsoft's Graph SDKs (msgraph-sdk's request builders) write the second.
+#[tokio::test]
+async fn graph_delta_answers_the_function_call_spelling() {
+    let sb = start().await;
+    let inbox = format!(
+        "{}/users/{HELPDESK}/mailFolders/inbox/messages",
+        sb.graph_url()
+    );
+    let get = reqwest::Method::GET;
+    let (s, plain) = graph(
+        &sb,
+        get.clone(),
+        &format!("{inbox}/delta?$select=subject"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{plain}");
+    let (s, called) = graph(
+        &sb,
+        get.clone(),
+        &format!("{inbox}/delta()?$select=subject"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{called}");
+    let subjects = |v: &Value| -> Vec<String> {
+        let mut s: Vec<String> = v["value"]
+            .as_array()
+            .expect("value")
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(subjects(&called), subjects(&plain));
+    assert_eq!(subjects(&called).len(), 2, "the demo Inbox: {called}");
+    // Its deltaLink is served too: nothing changed since.
+    let link = called["@odata.deltaLink"].as_str().expect("deltaLink");
+    let (s, again) = graph(&sb, get, link, None).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["value"], json!([]), "{again}");
+    // And inside a $batch.
+    let (s, b) = graph(
+        &sb,
+        reqwest::Method::POST,
+        &format!("{}/$batch", sb.graph_url()),
+        Some(json!({"requests": [{"id": "1", "method": "GET",
+            "url": format!("/users/{HELPDESK}/mailFolders/inbox/messages/delta()")}]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["responses"][0]["status"], 200, "{b}");
+    sb.shutdown().await;
+}
+
+/// msgraph-core, the official Python SDK's batching, names an item's dependencies `depends_on`
+/// (not the batch format's `dependsOn`), and Graph serves such batches: the member is not one it
+/// knows, and it is not refused (microsoftgraph/msgraph-sdk-python-core#996 shows one run in
+/// Graph Explorer). A sandbox that refused it would fail every batch the SDK sends.
+#[tokio::test]
+async fn graph_batch_serves_msgraph_cores_depends_on() {
+    let sb = start().await;
+    let (s, page) = graph(
+        &sb,
+        reqwest::Method::GET,
+        &format!(
+            "{}/users/{HELPDESK}/mailFolders/inbox/messages?$select=id",
+            sb.graph_url()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let id = page["value"][0]["id"]
+        .as_str()
+        .expect("a message")
+        .to_owned();
+    let (s, b) = graph(
+        &sb,
+        reqwest::Method::POST,
+        &format!("{}/$batch", sb.graph_url()),
+        Some(json!({"requests": [
+            {"id": "get", "method": "GET", "depends_on": [],
+             "url": format!("/users/{HELPDESK}/messages/{id}/$value"),
+             "headers": {"accept": "application/octet-stream, application/json"}},
+            {"id": "read", "method": "PATCH", "depends_on": [],
+             "url": format!("/users/{HELPDESK}/messages/{id}"),
+             "headers": {"accept": "application/json", "content-type": "application/json"},
+             "body": {"@odata.type": "#microsoft.graph.message", "isRead": true}},
+        ]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let statuses: Vec<(String, u64)> = b["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(statuses.contains(&("get".into(), 200)), "{b}");
+    assert!(statuses.contains(&("read".into(), 200)), "{b}");
+    sb.shutdown().await;
+}
