@@ -31,8 +31,8 @@ use crate::reqlog::RequestLogSnapshot;
 use crate::state::AppState;
 use crate::tenant::{AppAccessPolicy, PolicyMode};
 use crate::tenant::{
-    AppRegistration, ClientSecret, Group, IdentitySettings, Mailbox, MailboxKind, OrgSettings,
-    Permission, SecretString, SenderAuthVerdict, Tenant,
+    AppRegistration, ClientSecret, Group, IdentitySettings, Mailbox, MailboxKind, MailboxRight,
+    OrgSettings, Permission, SecretString, SenderAuthVerdict, ServicePrincipal, Tenant,
 };
 
 /// One admin operation (the JSON body of `POST /_sandbox/admin`, tagged by `op`).
@@ -156,6 +156,51 @@ pub enum AdminCommand {
     /// Removes every application access policy of an app (`Remove-ApplicationAccessPolicy`).
     RemoveAppAccessPolicies {
         /// The app's client id.
+        app_id: String,
+    },
+    /// Grants a mailbox right, as `Add-MailboxPermission -AccessRights FullAccess`,
+    /// `Add-RecipientPermission -AccessRights SendAs` or `Set-Mailbox -GrantSendOnBehalfTo`:
+    /// `{"op":"add_mailbox_permission","mailbox":"billing@contoso.example",
+    /// "user":"helpdesk@contoso.example","right":"send_as"}`. `user` is a mailbox or group
+    /// address, or (FullAccess, Send As) a service principal registered with
+    /// `register_service_principal`, by app id or object id.
+    AddMailboxPermission {
+        /// The mailbox the right is on (address, alias or id).
+        mailbox: String,
+        /// The trustee.
+        user: String,
+        /// `full_access`, `send_as` or `send_on_behalf`.
+        right: MailboxRight,
+    },
+    /// Withdraws a mailbox right (`Remove-MailboxPermission`, `Remove-RecipientPermission`,
+    /// `Set-Mailbox -GrantSendOnBehalfTo @{Remove=…}`); live tokens lose it at once.
+    RemoveMailboxPermission {
+        /// The mailbox the right is on.
+        mailbox: String,
+        /// The trustee, as it was granted (or any other name of the same mailbox or service
+        /// principal).
+        user: String,
+        /// `full_access`, `send_as` or `send_on_behalf`.
+        right: MailboxRight,
+    },
+    /// Registers an app's service principal in Exchange (`New-ServicePrincipal -AppId …
+    /// -ObjectId …`), which SMTP AUTH app-only access needs:
+    /// `{"op":"register_service_principal","app_id":"…"}`; `object_id` (the Enterprise
+    /// application's) is derived from the app id when omitted.
+    RegisterServicePrincipal {
+        /// The app's client id.
+        app_id: String,
+        /// The Enterprise application's object id.
+        #[serde(default)]
+        object_id: Option<String>,
+        /// Display name.
+        #[serde(default)]
+        display_name: Option<String>,
+    },
+    /// Removes an app's service principal from Exchange (`Remove-ServicePrincipal`) and every
+    /// mailbox right it held.
+    RemoveServicePrincipal {
+        /// App id or object id.
         app_id: String,
     },
     /// Sets the sender-authentication verdict stamped (`Authentication-Results`) on external
@@ -477,6 +522,82 @@ impl Admin {
                 map.retain(|d, _| !d.eq_ignore_ascii_case(&domain));
                 map.insert(domain, verdict);
             }
+            AdminCommand::AddMailboxPermission {
+                mailbox,
+                user,
+                right,
+            } => {
+                let mut t = st.tenant_mut();
+                let trustee = trustee_name(&t, &user, right)?;
+                let target = t
+                    .mailbox_mut(&mailbox)
+                    .ok_or(AdminError::NotFound(mailbox))?;
+                let list = right.trustees_mut(target);
+                if !list.iter().any(|u| u.eq_ignore_ascii_case(&trustee)) {
+                    list.push(trustee);
+                }
+            }
+            AdminCommand::RemoveMailboxPermission {
+                mailbox,
+                user,
+                right,
+            } => {
+                let mut t = st.tenant_mut();
+                let names = trustee_names(&t, &user);
+                let target = t
+                    .mailbox_mut(&mailbox)
+                    .ok_or(AdminError::NotFound(mailbox))?;
+                let list = right.trustees_mut(target);
+                let before = list.len();
+                list.retain(|u| !names.iter().any(|n| n.eq_ignore_ascii_case(u)));
+                if list.len() == before {
+                    return Err(AdminError::NotFound(format!(
+                        "{user} holds no such right on {}",
+                        target.mail
+                    )));
+                }
+            }
+            AdminCommand::RegisterServicePrincipal {
+                app_id,
+                object_id,
+                display_name,
+            } => {
+                let mut sp = ServicePrincipal {
+                    app_id,
+                    object_id: object_id.unwrap_or_default(),
+                    display_name: display_name.unwrap_or_default(),
+                };
+                sp.fill_defaults();
+                for id in [&sp.app_id, &sp.object_id] {
+                    if uuid::Uuid::parse_str(id).is_err() {
+                        return Err(AdminError::Invalid(format!("{id:?} is not a GUID")));
+                    }
+                }
+                let mut t = st.tenant_mut();
+                if t.service_principal(&sp.app_id).is_some()
+                    || t.service_principal(&sp.object_id).is_some()
+                {
+                    return Err(AdminError::Conflict(sp.app_id));
+                }
+                t.service_principals.push(sp);
+            }
+            AdminCommand::RemoveServicePrincipal { app_id } => {
+                let mut t = st.tenant_mut();
+                let sp = t
+                    .service_principal(&app_id)
+                    .cloned()
+                    .ok_or(AdminError::NotFound(app_id))?;
+                t.service_principals.retain(|o| !o.is(&sp.app_id));
+                for mb in &mut t.mailboxes {
+                    for right in [
+                        MailboxRight::FullAccess,
+                        MailboxRight::SendAs,
+                        MailboxRight::SendOnBehalf,
+                    ] {
+                        right.trustees_mut(mb).retain(|u| !sp.is(u));
+                    }
+                }
+            }
             AdminCommand::SetOrg { settings } => st.tenant_mut().org = settings,
             AdminCommand::SetIdentity { settings } => st.tenant_mut().identity = settings,
             AdminCommand::InjectMime { from, to, mime } => {
@@ -553,6 +674,57 @@ impl Admin {
         m.send_as = m.full_access.clone();
         self.apply(AdminCommand::AddMailbox { mailbox: m })
             .map(drop)
+    }
+
+    /// Grants `user` (a mailbox or group address, or a registered service principal's app id or
+    /// object id) `right` on `mailbox`: `Add-MailboxPermission` (FullAccess),
+    /// `Add-RecipientPermission` (Send As), `Set-Mailbox -GrantSendOnBehalfTo`.
+    pub fn add_mailbox_permission(
+        &self,
+        mailbox: &str,
+        user: &str,
+        right: MailboxRight,
+    ) -> Result<(), AdminError> {
+        self.apply(AdminCommand::AddMailboxPermission {
+            mailbox: mailbox.into(),
+            user: user.into(),
+            right,
+        })
+        .map(drop)
+    }
+
+    /// Withdraws `right` on `mailbox` from `user`.
+    pub fn remove_mailbox_permission(
+        &self,
+        mailbox: &str,
+        user: &str,
+        right: MailboxRight,
+    ) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RemoveMailboxPermission {
+            mailbox: mailbox.into(),
+            user: user.into(),
+            right,
+        })
+        .map(drop)
+    }
+
+    /// Registers the app's service principal in Exchange (`New-ServicePrincipal`) with the
+    /// derived object id, which it returns.
+    pub fn register_service_principal(&self, app_id: &str) -> Result<String, AdminError> {
+        self.apply(AdminCommand::RegisterServicePrincipal {
+            app_id: app_id.into(),
+            object_id: None,
+            display_name: None,
+        })?;
+        Ok(ServicePrincipal::new(app_id).object_id)
+    }
+
+    /// Removes the app's service principal from Exchange, with every mailbox right it held.
+    pub fn remove_service_principal(&self, app_id: &str) -> Result<(), AdminError> {
+        self.apply(AdminCommand::RemoveServicePrincipal {
+            app_id: app_id.into(),
+        })
+        .map(drop)
     }
 
     /// Adds a group (distribution list) with member addresses.
@@ -865,6 +1037,44 @@ impl Admin {
     pub fn store(&self) -> &crate::store::MailStore {
         self.state.store()
     }
+}
+
+/// The name a permission list stores for trustee `user`: a mailbox's primary address, a
+/// group's address, or a registered service principal's app id (FullAccess and Send As only:
+/// Send on Behalf goes to recipients). Unknown trustees are refused, as Exchange refuses them.
+fn trustee_name(t: &Tenant, user: &str, right: MailboxRight) -> Result<String, AdminError> {
+    if let Some(m) = t.mailbox(user, i64::MAX) {
+        return Ok(m.mail.clone());
+    }
+    if let Some(g) = t.group(user) {
+        return Ok(g.mail.clone());
+    }
+    match t.service_principal(user) {
+        Some(sp) if right != MailboxRight::SendOnBehalf => Ok(sp.app_id.clone()),
+        Some(_) => Err(AdminError::Invalid(format!(
+            "Send on Behalf is granted to recipients, not to the service principal {user}"
+        ))),
+        None => Err(AdminError::NotFound(format!(
+            "{user} is no mailbox, group or registered service principal (New-ServicePrincipal)"
+        ))),
+    }
+}
+
+/// Every name under which `user` may stand in a permission list.
+fn trustee_names(t: &Tenant, user: &str) -> Vec<String> {
+    let mut names = vec![user.to_string()];
+    if let Some(m) = t.mailbox(user, i64::MAX) {
+        names.extend([m.mail.clone(), m.upn.clone(), m.id.clone()]);
+        names.extend(m.aliases.iter().cloned());
+    }
+    if let Some(g) = t.group(user) {
+        names.extend([g.mail.clone(), g.id.clone()]);
+        names.extend(g.aliases.iter().cloned());
+    }
+    if let Some(sp) = t.service_principal(user) {
+        names.extend([sp.app_id.clone(), sp.object_id.clone()]);
+    }
+    names
 }
 
 /// Whether a `Content-Type` value is `application/json` (parameters such as `charset` allowed).

@@ -41,13 +41,17 @@ pub struct Mailbox {
     /// Whether the account may sign in.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Users (addresses/UPNs) with FullAccess to this mailbox.
+    /// Trustees with FullAccess to this mailbox: mailboxes (address or UPN), groups (their
+    /// members), or Exchange-registered service principals (app id or object id, see
+    /// [`ServicePrincipal`]).
     #[serde(default)]
     pub full_access: Vec<String>,
-    /// Users with Send As on this mailbox.
+    /// Trustees with Send As on this mailbox (as for `full_access`). Sending with this
+    /// mailbox in `From` from any other mailbox needs Send As or Send on Behalf.
     #[serde(default)]
     pub send_as: Vec<String>,
-    /// Users with Send on Behalf on this mailbox.
+    /// Trustees with Send on Behalf on this mailbox (mailboxes or groups): the message goes out
+    /// with this mailbox in `From` and the sending mailbox in `Sender`.
     #[serde(default)]
     pub send_on_behalf: Vec<String>,
     /// Aliases added at run time, with the unix time from which they receive mail.
@@ -132,4 +136,89 @@ pub struct Group {
     /// Member addresses (mailboxes or other groups).
     #[serde(default)]
     pub members: Vec<String>,
+}
+
+/// A mailbox right an Exchange administrator grants (`Add-MailboxPermission`,
+/// `Add-RecipientPermission`, `Set-Mailbox -GrantSendOnBehalfTo`). Serialised snake_case:
+/// `full_access`, `send_as`, `send_on_behalf`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxRight {
+    /// FullAccess: open and read the mailbox (`Add-MailboxPermission -AccessRights
+    /// FullAccess`); for SMTP AUTH app-only access, what the service principal needs on the
+    /// mailbox named in `user=`.
+    FullAccess,
+    /// Send As: mail in the mailbox's name, indistinguishable from its own
+    /// (`Add-RecipientPermission -AccessRights SendAs`).
+    SendAs,
+    /// Send on Behalf: mail "from" the mailbox with the sender shown
+    /// (`Set-Mailbox -GrantSendOnBehalfTo`).
+    SendOnBehalf,
+}
+
+impl MailboxRight {
+    /// The mailbox's list of trustees holding this right.
+    pub fn trustees(self, mailbox: &Mailbox) -> &Vec<String> {
+        match self {
+            MailboxRight::FullAccess => &mailbox.full_access,
+            MailboxRight::SendAs => &mailbox.send_as,
+            MailboxRight::SendOnBehalf => &mailbox.send_on_behalf,
+        }
+    }
+
+    /// Mutable list of trustees holding this right.
+    pub fn trustees_mut(self, mailbox: &mut Mailbox) -> &mut Vec<String> {
+        match self {
+            MailboxRight::FullAccess => &mut mailbox.full_access,
+            MailboxRight::SendAs => &mut mailbox.send_as,
+            MailboxRight::SendOnBehalf => &mut mailbox.send_on_behalf,
+        }
+    }
+}
+
+/// An application's service principal as registered in Exchange Online
+/// (`New-ServicePrincipal -AppId … -ObjectId …`). SMTP AUTH with an app-only token
+/// (`SMTP.SendAsApp`) needs it, and FullAccess on the mailbox named in XOAUTH2's `user=`
+/// (`Add-MailboxPermission -Identity <mailbox> -User <service principal> -AccessRights
+/// FullAccess`). Mailbox permission lists name it by app id or object id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePrincipal {
+    /// The application (client) id.
+    pub app_id: String,
+    /// The object id of the app's Enterprise application in Entra ID (not the app
+    /// registration's); derived from the app id when omitted.
+    #[serde(default)]
+    pub object_id: String,
+    /// Display name (informational).
+    #[serde(default)]
+    pub display_name: String,
+}
+
+impl ServicePrincipal {
+    /// A registration for `app_id` with the derived object id.
+    pub fn new(app_id: impl Into<String>) -> Self {
+        let mut sp = Self {
+            app_id: app_id.into(),
+            object_id: String::new(),
+            display_name: String::new(),
+        };
+        sp.fill_defaults();
+        sp
+    }
+
+    pub(crate) fn fill_defaults(&mut self) {
+        self.app_id = self.app_id.trim().to_ascii_lowercase();
+        self.object_id = self.object_id.trim().to_ascii_lowercase();
+        if self.object_id.is_empty() {
+            self.object_id = stable_guid(&format!("service-principal:{}", self.app_id));
+        }
+    }
+
+    /// Whether `identity` (a trustee in a permission list) names this service principal: its
+    /// app id or its object id (case-insensitive).
+    pub fn is(&self, identity: &str) -> bool {
+        let identity = identity.trim();
+        self.app_id.eq_ignore_ascii_case(identity) || self.object_id.eq_ignore_ascii_case(identity)
+    }
 }

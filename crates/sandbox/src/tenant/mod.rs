@@ -36,7 +36,7 @@ pub(crate) use self::apps::ApiResource;
 pub use self::apps::{
     AdminGrant, AppCertificate, AppRegistration, ClientSecret, Consents, Permission, SecretString,
 };
-pub use self::directory::{Group, Mailbox, MailboxKind};
+pub use self::directory::{Group, Mailbox, MailboxKind, MailboxRight, ServicePrincipal};
 pub(crate) use self::org::SenderAuthVerdict;
 pub use self::org::{AppAccessPolicy, IdentitySettings, OrgSettings, PolicyMode, TenantInfo};
 pub(crate) use self::seed::Seed;
@@ -59,6 +59,9 @@ pub struct Tenant {
     pub apps: Vec<AppRegistration>,
     /// Consent grants.
     pub consents: Consents,
+    /// Service principals registered in Exchange Online (`New-ServicePrincipal`), for SMTP
+    /// AUTH app-only access.
+    pub service_principals: Vec<ServicePrincipal>,
 }
 
 /// What an address resolves to in the directory.
@@ -128,6 +131,30 @@ impl Tenant {
         self.apps
             .iter_mut()
             .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    /// The Exchange registration of an app's service principal, by app id or object id.
+    pub fn service_principal(&self, identity: &str) -> Option<&ServicePrincipal> {
+        self.service_principals.iter().find(|sp| sp.is(identity))
+    }
+
+    /// Whether `mailbox` holds `right` on `target`: named in its list directly (address, UPN,
+    /// id or alias) or through a group.
+    pub fn mailbox_holds(&self, target: &Mailbox, right: MailboxRight, mailbox: &Mailbox) -> bool {
+        right
+            .trustees(target)
+            .iter()
+            .any(|t| mailbox.answers_to(t, i64::MAX) || self.is_member(t, mailbox))
+    }
+
+    /// Whether the Exchange-registered service principal `sp` holds `right` on `target`.
+    pub fn service_principal_holds(
+        &self,
+        target: &Mailbox,
+        right: MailboxRight,
+        sp: &ServicePrincipal,
+    ) -> bool {
+        right.trustees(target).iter().any(|t| sp.is(t))
     }
 
     /// Whether `member` (a mailbox) is in group `group_address`, directly or through nested groups.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::apps::{AppRegistration, Consents, Permission};
-use super::directory::{Group, Mailbox, MailboxKind};
+use super::directory::{Group, Mailbox, MailboxKind, MailboxRight, ServicePrincipal};
 use super::org::{IdentitySettings, OrgSettings, TenantInfo, default_cloud, default_org_name};
 use super::{Tenant, display_from_address, stable_guid};
 
@@ -49,7 +49,25 @@ struct SeedFile {
     #[serde(default)]
     consent: ConsentSeed,
     #[serde(default)]
+    service_principals: Vec<ServicePrincipalSeed>,
+    #[serde(default)]
     messages: Vec<SeedMessage>,
+}
+
+/// `[[service_principals]]`: an app registered in Exchange (`New-ServicePrincipal`), with the
+/// mailboxes it gets FullAccess (and Send As) on, written onto those mailboxes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServicePrincipalSeed {
+    app_id: String,
+    #[serde(default)]
+    object_id: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    full_access: Vec<String>,
+    #[serde(default)]
+    send_as: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -166,6 +184,7 @@ impl Seed {
             groups: Vec::new(),
             apps: Vec::new(),
             consents: Consents::default(),
+            service_principals: Vec::new(),
         };
         Self {
             tenant,
@@ -266,6 +285,47 @@ impl Seed {
                 .or_default()
                 .extend(u.scopes);
         }
+        let mut service_principals: Vec<ServicePrincipal> = Vec::new();
+        for s in f.service_principals {
+            let mut sp = ServicePrincipal {
+                app_id: s.app_id,
+                object_id: s.object_id,
+                display_name: s.display_name,
+            };
+            sp.fill_defaults();
+            if uuid::Uuid::parse_str(&sp.app_id).is_err()
+                || uuid::Uuid::parse_str(&sp.object_id).is_err()
+            {
+                return Err(SeedError::Invalid(format!(
+                    "service principal {:?} / {:?}: app id and object id must be GUIDs",
+                    sp.app_id, sp.object_id
+                )));
+            }
+            if service_principals.iter().any(|o| o.is(&sp.app_id)) {
+                return Err(SeedError::Invalid(format!(
+                    "service principal {:?} is registered twice",
+                    sp.app_id
+                )));
+            }
+            for (right, list) in [
+                (MailboxRight::FullAccess, &s.full_access),
+                (MailboxRight::SendAs, &s.send_as),
+            ] {
+                for address in list {
+                    let mb = mailboxes
+                        .iter_mut()
+                        .find(|m| m.answers_to(address, i64::MAX))
+                        .ok_or_else(|| {
+                            SeedError::Invalid(format!(
+                                "service principal {:?} names unknown mailbox {address:?}",
+                                sp.app_id
+                            ))
+                        })?;
+                    right.trustees_mut(mb).push(sp.app_id.clone());
+                }
+            }
+            service_principals.push(sp);
+        }
         let tenant = Tenant {
             info: f.tenant,
             org: f.organization,
@@ -274,6 +334,7 @@ impl Seed {
             groups,
             apps: f.apps,
             consents,
+            service_principals,
         };
         for m in &f.messages {
             if tenant.mailbox(&m.mailbox, i64::MAX).is_none() {
