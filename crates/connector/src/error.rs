@@ -200,6 +200,28 @@ impl ResponseDetails {
     }
 }
 
+/// What a refused `From` means and what an Exchange administrator runs about it: the text of
+/// every connection's send-as refusal (Graph and EWS `ErrorSendAsDenied`, SMTP `5.2.252` and
+/// `5.7.60`). `sender` is whoever submitted — the mailbox sent from, or the signed-in user —
+/// and `from` the address in `From` (or `MAIL FROM`).
+///
+/// ```
+/// let text = connector::send_as_denied("helpdesk@contoso.com", "billing@contoso.com");
+/// assert!(text.starts_with("helpdesk@contoso.com may not send as billing@contoso.com"));
+/// assert!(text.contains(
+///     "Add-RecipientPermission -Identity billing@contoso.com -Trustee helpdesk@contoso.com -AccessRights SendAs"
+/// ));
+/// ```
+pub fn send_as_denied(sender: &str, from: &str) -> String {
+    format!(
+        "{sender} may not send as {from}: it holds neither Send As nor Send on Behalf on {from}; \
+         an Exchange administrator grants Send As with `Add-RecipientPermission -Identity {from} \
+         -Trustee {sender} -AccessRights SendAs` (the mail looks sent by {from}) or Send on Behalf \
+         with `Set-Mailbox -Identity {from} -GrantSendOnBehalfTo @{{Add=\"{sender}\"}}` (shown \
+         as sent by {sender} on behalf of {from}); an alias of {sender} itself needs no grant"
+    )
+}
+
 /// A bounded, lossily decoded copy of `body`.
 pub fn excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(MAX_BODY_EXCERPT)];

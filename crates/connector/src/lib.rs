@@ -76,6 +76,7 @@ mod transport;
 // that define it are private.
 pub use error::{
     AuthProblem, Delivery, Error, ErrorKind, MAX_BODY_EXCERPT, ResponseDetails, excerpt,
+    send_as_denied,
 };
 pub use log::{ConnectionLog, LogLine, scrub};
 pub use message::{

@@ -649,8 +649,10 @@ fn with_envelope_from(mime: &[u8], from: &str) -> Vec<u8> {
 /// Sends mail as the mailbox with `CreateItem` (`SendAndSaveCopy`, raw MIME), keeping a copy
 /// in Sent Items. The message's `From` header is set to the envelope's sender: the envelope
 /// decides who sends, and Exchange refuses a `From` the mailbox may not send as
-/// (`ErrorSendAsDenied`). A `From` that already names the envelope address (with any display
-/// name) is kept as is.
+/// (`ErrorSendAsDenied`: the mailbox, or the signed-in user, needs Send As or Send on Behalf on
+/// it — with impersonation too), which `send` reports as a `Refused` error naming the missing
+/// right and the PowerShell that grants it ([`connector::send_as_denied`]). A `From` that
+/// already names the envelope address (with any display name) is kept as is.
 #[derive(Debug)]
 pub struct EwsOutbound {
     client: EwsClient,
@@ -708,6 +710,22 @@ impl MessageOutbound for EwsOutbound {
         };
         match self.client.call(&op).await?.into_iter().next() {
             Some(Ok(_)) => Ok(SendReceipt::new(message.envelope().from.clone())),
+            Some(Err(e)) if e.code == "ErrorSendAsDenied" => {
+                // Who lacks which right, and the PowerShell that grants it; the server's code
+                // and text stay in the details.
+                let details = item_error(e, "sending").response().cloned();
+                let from = message.envelope().from.trim();
+                let from = if from.is_empty() {
+                    "the From address"
+                } else {
+                    from
+                };
+                let mut err = Error::refused(connector::send_as_denied(access.address(), from));
+                if let Some(d) = details {
+                    err = err.with_response(d);
+                }
+                Err(err)
+            }
             Some(Err(e)) => {
                 let err = item_error(e, "sending");
                 Err(if err.kind() == ErrorKind::Transient {

@@ -30,8 +30,10 @@ pub const MAX_MESSAGE: usize = 150 * 1024 * 1024;
 ///
 /// The `From` header of the message decides the sender: the mailbox itself, one of its aliases
 /// (where the tenant allows sending from aliases), or another mailbox on which the caller has
-/// Send As or Send on Behalf. A refused `From` is an error with the server code
-/// `ErrorSendAsDenied` and a message saying which right is missing.
+/// Send As or Send on Behalf (app-only tokens too: `Mail.Send` reaches every mailbox, not
+/// every `From`). A refused `From` is a `Refused` error with the server code
+/// `ErrorSendAsDenied` and a message saying which mailbox lacks which right on which address,
+/// with the PowerShell that grants it ([`connector::send_as_denied`]).
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -82,7 +84,11 @@ impl GraphOutbound {
             {
                 Ok(())
             }
-            Err(e) => Err(explain_send_error(e, self.probe_from.as_deref())),
+            Err(e) => Err(explain_send_error(
+                e,
+                self.client.endpoint().mailbox(),
+                self.probe_from.as_deref(),
+            )),
             Ok(_) => Err(Error::bad_response(
                 "Graph accepted a message without recipients; cannot tell whether sending works",
             )),
@@ -90,16 +96,21 @@ impl GraphOutbound {
     }
 }
 
-fn explain_send_error(e: Error, from: Option<&str>) -> Error {
+/// A refused `From` (`ErrorSendAsDenied`) becomes a `Refused` error that says who lacks which
+/// right and what an Exchange administrator runs ([`connector::send_as_denied`]); the server's
+/// code, status and request id are kept. Other errors pass unchanged.
+fn explain_send_error(e: Error, mailbox: &crate::Mailbox, from: Option<&str>) -> Error {
     let denied = e.response().and_then(|r| r.server_code.as_deref()) == Some("ErrorSendAsDenied");
     if !denied {
         return e;
     }
+    let sender = match mailbox {
+        crate::Mailbox::Me => "<the signed-in user>",
+        crate::Mailbox::User(u) => u.as_str(),
+    };
     let who = from.unwrap_or("the From address");
     let details = e.response().cloned();
-    let mut out = Error::refused(format!(
-        "the mailbox may not send as {who}: grant it Send As or Send on Behalf on {who}, or (for an alias) turn on SendFromAliasEnabled"
-    ));
+    let mut out = Error::refused(connector::send_as_denied(sender, who));
     if let Some(d) = details {
         out = out.with_response(d);
     }
@@ -165,7 +176,9 @@ impl MessageOutbound for GraphOutbound {
         self.client
             .execute(&api::SendMime::new(mime))
             .await
-            .map_err(|e| explain_send_error(e, from.as_deref()))?;
+            .map_err(|e| {
+                explain_send_error(e, self.client.endpoint().mailbox(), from.as_deref())
+            })?;
         Ok(match from {
             Some(f) => SendReceipt::new(f),
             None => SendReceipt::default(),
@@ -181,7 +194,9 @@ impl GraphOutbound {
         self.client
             .execute(&api::SendJson::new(mail))
             .await
-            .map_err(|e| explain_send_error(e, mail.from.as_deref()))?;
+            .map_err(|e| {
+                explain_send_error(e, self.client.endpoint().mailbox(), mail.from.as_deref())
+            })?;
         Ok(match &mail.from {
             Some(f) => SendReceipt::new(f.clone()),
             None => SendReceipt::default(),
@@ -235,7 +250,7 @@ impl GraphOutbound {
         self.client
             .execute(&api::SendDraft::new(&draft.id))
             .await
-            .map_err(|e| explain_send_error(e, from))?;
+            .map_err(|e| explain_send_error(e, self.client.endpoint().mailbox(), from))?;
         let mut r = SendReceipt::default();
         r.id = Some(draft.id);
         Ok(r)
@@ -310,10 +325,17 @@ mod tests {
         let e = Error::refused("x").with_response(
             connector::ResponseDetails::status(403).with_server_code("ErrorSendAsDenied"),
         );
-        let e = explain_send_error(e, Some("ceo@contoso.example"));
+        let helpdesk = crate::Mailbox::user("helpdesk@contoso.example");
+        let e = explain_send_error(e, &helpdesk, Some("ceo@contoso.example"));
         assert!(
             e.to_string()
-                .contains("may not send as ceo@contoso.example"),
+                .contains("helpdesk@contoso.example may not send as ceo@contoso.example"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains(
+                "Add-RecipientPermission -Identity ceo@contoso.example -Trustee helpdesk@contoso.example -AccessRights SendAs"
+            ),
             "{e}"
         );
         assert_eq!(

@@ -181,9 +181,22 @@ impl Reply {
         self.enhanced.as_deref() == Some("5.7.30")
     }
 
-    /// `5.2.252` (or `SendAsDenied`): the identity may not send as the `From` address.
+    /// `5.2.252` (or `SendAsDenied`): the identity may not send as the `From` address; or
+    /// `5.7.60` ("Client does not have permissions to send as this sender"): not as the
+    /// envelope sender (`MAIL FROM`).
     pub fn is_send_as_denied(&self) -> bool {
-        self.enhanced.as_deref() == Some("5.2.252") || self.text.contains("SendAsDenied")
+        self.is_envelope_send_as_denied()
+            || self.enhanced.as_deref() == Some("5.2.252")
+            || self.text.contains("SendAsDenied")
+    }
+
+    /// `5.7.60`: the envelope sender (`MAIL FROM`) is an address the identity may not send as.
+    pub fn is_envelope_send_as_denied(&self) -> bool {
+        self.enhanced.as_deref() == Some("5.7.60")
+            || self
+                .text
+                .to_ascii_lowercase()
+                .contains("does not have permissions to send as this sender")
     }
 
     /// `code enhanced`, for [`ResponseDetails::server_code`].
@@ -229,6 +242,60 @@ pub fn token_refused(mailbox: &str, challenge: Option<&AuthChallenge>) -> AuthPr
          SMTP AUTH is not disabled for this mailbox or tenant",
     )
     .with_code("5.7.3")
+}
+
+/// The diagnosis of an app-only token refused twice (`535 5.7.3`): besides the token itself,
+/// Exchange Online accepts an app on SMTP only when its service principal is registered in
+/// Exchange and holds FullAccess on the mailbox named in `user=` — and answers every one of
+/// these refusals with the same `535 5.7.3`, so the diagnosis names them all, registration
+/// first. `app_id` is the token's (`appid`), when it could be read.
+///
+/// ```
+/// let p = smtp_mail::app_token_refused("helpdesk@contoso.com", Some("11111111-2222-3333-4444-555555555555"), None);
+/// assert_eq!(p.code.as_deref(), Some("5.7.3"));
+/// assert!(p.remediation.contains("New-ServicePrincipal -AppId 11111111-2222-3333-4444-555555555555"));
+/// assert!(p.remediation.contains("Add-MailboxPermission -Identity helpdesk@contoso.com"));
+/// ```
+pub fn app_token_refused(
+    mailbox: &str,
+    app_id: Option<&str>,
+    challenge: Option<&AuthChallenge>,
+) -> AuthProblem {
+    let why = challenge
+        .map(AuthChallenge::summary)
+        .unwrap_or_else(|| "Authentication unsuccessful".to_owned());
+    let app = app_id.unwrap_or("<application (client) id>");
+    AuthProblem::new(
+        format!("the SMTP server refused the app-only sign-in to {mailbox} (535 5.7.3): {why}"),
+        format!(
+            "Exchange Online accepts an application on SMTP AUTH only when its service principal \
+             is registered in Exchange and holds FullAccess on the mailbox; an Exchange \
+             administrator runs `New-ServicePrincipal -AppId {app} -ObjectId <object id of the \
+             Enterprise application, not of the app registration>`, then \
+             `Add-MailboxPermission -Identity {mailbox} -User <that service principal's object \
+             id> -AccessRights FullAccess`. Also check that SMTP.SendAsApp has admin consent, that \
+             the token is for https://outlook.office365.com/.default, and that SMTP AUTH is not \
+             disabled for this mailbox or tenant"
+        ),
+    )
+    .with_code("5.7.3")
+}
+
+/// The error for a refused `From` or `MAIL FROM` (`5.2.252`, `5.7.60`): `mailbox` (XOAUTH2's
+/// `user=`) may not send as `from`, and what an Exchange administrator runs about it; with an
+/// app-only token the app's service principal may hold the right instead.
+pub(crate) fn send_as_error(mailbox: &str, from: &str, app_only: bool, reply: &Reply) -> Error {
+    let mut message = connector::send_as_denied(mailbox, from);
+    if app_only {
+        message.push_str(
+            " (with an app-only token the app's service principal may hold Send As instead: \
+             `-Trustee <service principal object id>`)",
+        );
+    }
+    message.push_str(&format!(" [{}: {}]", reply.server_code(), reply.text));
+    Error::refused(message)
+        .with_delivery(Delivery::Answered)
+        .with_response(reply.details())
 }
 
 /// The error for a refused `AUTH` reply (after any refresh).

@@ -84,8 +84,9 @@
 //! | Server says | [`connector::ErrorKind`] | Retried? |
 //! |---|---|---|
 //! | `334 <base64 JSON>` then `535 5.7.3` | `Authentication`, with the decoded challenge | once, with a fresh token |
+//! | `535 5.7.3` to an app-only token | `Authentication`: [`app_token_refused`] — the service principal must be registered in Exchange (`New-ServicePrincipal`) and hold FullAccess on the mailbox (`Add-MailboxPermission`) | once, with a fresh token |
 //! | `535 5.7.139` | `Authentication`: SMTP AUTH disabled | no |
-//! | `554 5.2.252 SendAsDenied` | `Refused` | no |
+//! | `550 5.7.60` (`MAIL FROM`), `554 5.2.252 SendAsDenied` (`From`) | `Refused`: which mailbox lacks Send As on which address, and the `Add-RecipientPermission` that grants it ([`connector::send_as_denied`]) | no |
 //! | `4xx` | `Transient` (not taken effect) | by the caller |
 //! | connection lost during `DATA` | `Transient`, `may_have_taken_effect` | not blindly |
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -94,6 +95,6 @@ mod diagnosis;
 mod outbound;
 mod token;
 
-pub use diagnosis::{AuthChallenge, Reply, smtp_auth_disabled, token_refused};
+pub use diagnosis::{AuthChallenge, Reply, app_token_refused, smtp_auth_disabled, token_refused};
 pub use outbound::{Security, SmtpConfig, SmtpOutbound};
 pub use token::{APP_SCOPE, AccessToken, DELEGATED_SCOPE, FnTokenSource, StaticToken, TokenSource};

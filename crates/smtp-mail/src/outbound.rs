@@ -270,8 +270,9 @@ impl SmtpOutbound {
         self.log.push(l);
     }
 
-    /// Connects, protects the connection and signs in.
-    async fn open(&self) -> Result<AsyncSmtpConnection, Error> {
+    /// Connects, protects the connection and signs in. Also says whether the token that
+    /// signed in is app-only (for the wording of a later send-as refusal).
+    async fn open(&self) -> Result<(AsyncSmtpConnection, bool), Error> {
         let c = &self.config;
         let hello = ClientId::Domain(c.hello_name.clone());
         let implicit = match c.security {
@@ -334,8 +335,9 @@ impl SmtpOutbound {
             .with_delivery(Delivery::NotSent));
         }
         let token = self.tokens.token().await?;
+        let app_only = |t: &AccessToken| crate::token::app_only(t).is_some_and(|(app, _)| app);
         let claims = match self.authenticate(&mut conn, &token).await? {
-            AuthOutcome::Ok => return Ok(conn),
+            AuthOutcome::Ok => return Ok((conn, app_only(&token))),
             AuthOutcome::Disabled(reply) => {
                 conn.abort().await;
                 return Err(diagnosis::auth_error(
@@ -359,7 +361,7 @@ impl SmtpOutbound {
             }
         };
         match self.authenticate(&mut conn, &token).await? {
-            AuthOutcome::Ok => Ok(conn),
+            AuthOutcome::Ok => Ok((conn, app_only(&token))),
             AuthOutcome::Disabled(reply) => {
                 conn.abort().await;
                 Err(diagnosis::auth_error(
@@ -380,7 +382,16 @@ impl SmtpOutbound {
                         );
                         p
                     })
-                    .unwrap_or_else(|| diagnosis::token_refused(&c.mailbox, challenge.as_ref()));
+                    .unwrap_or_else(|| match crate::token::app_only(&token) {
+                        // Exchange answers a missing service principal or FullAccess with the
+                        // same 535 5.7.3 as a bad token: name them all.
+                        Some((true, app_id)) => diagnosis::app_token_refused(
+                            &c.mailbox,
+                            app_id.as_deref(),
+                            challenge.as_ref(),
+                        ),
+                        _ => diagnosis::token_refused(&c.mailbox, challenge.as_ref()),
+                    });
                 Err(diagnosis::auth_error(problem, reply.as_ref()))
             }
         }
@@ -490,7 +501,7 @@ impl SmtpOutbound {
     }
 
     async fn ping_inner(&self) -> Result<(), Error> {
-        let mut conn = self.open().await?;
+        let (mut conn, _) = self.open().await?;
         let started = Instant::now();
         let quit = conn.quit().await;
         self.line("QUIT", started, quit.as_ref().ok().map(|_| 221), None);
@@ -524,7 +535,7 @@ impl SmtpOutbound {
             ))
             .with_delivery(Delivery::NotSent));
         }
-        let mut conn = self.open().await?;
+        let (mut conn, app_only) = self.open().await?;
         let started = Instant::now();
         let sent = conn.send(&envelope, mime).await;
         match sent {
@@ -547,6 +558,20 @@ impl SmtpOutbound {
                             Some(reply.code),
                             Some(&reply.server_code()),
                         );
+                        if reply.is_send_as_denied() {
+                            // 5.7.60 refuses MAIL FROM, 5.2.252 the From header.
+                            let from = if reply.is_envelope_send_as_denied() {
+                                env.from.clone()
+                            } else {
+                                header_from(mime).unwrap_or_else(|| env.from.clone())
+                            };
+                            return Err(diagnosis::send_as_error(
+                                &self.config.mailbox,
+                                &from,
+                                app_only,
+                                &reply,
+                            ));
+                        }
                         Err(diagnosis::send_error(
                             &format!("sending as {}", self.config.mailbox),
                             &reply,
@@ -564,6 +589,26 @@ impl SmtpOutbound {
             }
         }
     }
+}
+
+/// The address in the message's `From` header, if there is one (the header block only,
+/// unfolded; `Name <a@b>` or `a@b`).
+fn header_from(mime: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&mime[..mime.len().min(64 * 1024)]);
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    let value = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("from").then(|| v.trim().to_owned())
+    })?;
+    Some(match (value.rfind('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => value[a + 1..b].trim().to_owned(),
+        _ => value,
+    })
 }
 
 enum AuthOutcome {
@@ -617,6 +662,17 @@ impl MessageOutbound for SmtpOutbound {
 #[cfg(test)]
 mod tests {
     use connector::is_loopback_host;
+
+    #[test]
+    fn the_from_header_is_found() {
+        let f = |m: &str| super::header_from(m.as_bytes());
+        assert_eq!(
+            f("Subject: x\r\nFrom: Billing\r\n <billing@contoso.example>\r\n\r\nFrom: no"),
+            Some("billing@contoso.example".into())
+        );
+        assert_eq!(f("from: a@b.example\r\n\r\n"), Some("a@b.example".into()));
+        assert_eq!(f("Subject: x\r\n\r\nFrom: body@x.example"), None);
+    }
 
     #[test]
     fn each_cloud_has_its_host_and_the_global_constants_agree() {
