@@ -10,9 +10,11 @@
 //! Exchange Online.
 //!
 //! A [`Principal`] then answers permission questions ([`Principal::may_read`],
-//! [`Principal::may_write`], [`Principal::may_send_as`]) that include Exchange mailbox rights
-//! (FullAccess, SendAs, SendOnBehalf) and application access policies; a denial is an
-//! [`AccessDenied`] the protocol renders as 403 (`ErrorAccessDenied` / `ErrorSendAsDenied`) or 404.
+//! [`Principal::may_write`], [`Principal::may_send_as`], [`Principal::may_submit_as`]) that
+//! include Exchange mailbox rights (FullAccess, SendAs, SendOnBehalf — for app-only principals
+//! too), service principals registered in Exchange (SMTP app-only access) and application
+//! access policies; a denial is an [`AccessDenied`] the protocol renders as 403
+//! (`ErrorAccessDenied` / `ErrorSendAsDenied`), 404, or an SMTP reply.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +22,7 @@ use http::HeaderMap;
 
 use crate::identity::jwt::AccessClaims;
 use crate::state::AppState;
-use crate::tenant::{ApiResource, Mailbox};
+use crate::tenant::{ApiResource, Mailbox, MailboxRight};
 
 /// The endpoint family a token is presented to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +191,14 @@ pub(crate) enum AccessDeniedKind {
     BlockedByPolicy,
     /// No Send As / Send on Behalf right for the From address (403 `ErrorSendAsDenied`).
     SendAsDenied,
+    /// SMTP app-only: the app's service principal is not registered in Exchange
+    /// (`535 5.7.3` at `AUTH`).
+    ServicePrincipalNotRegistered,
 }
+
+/// Exchange's text for `ErrorSendAsDenied` (EWS's `MessageText`; Graph adds
+/// `Cannot submit message.`, see [`AccessDenied::graph_message`]).
+pub(crate) const SEND_AS_DENIED: &str = "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.";
 
 /// A permission denial.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,6 +226,16 @@ impl AccessDenied {
         }
     }
 
+    /// The message Graph gives: Microsoft's `ErrorSendAsDenied` text ends with
+    /// `Cannot submit message.` there.
+    pub(crate) fn graph_message(&self) -> String {
+        if self.message == SEND_AS_DENIED {
+            format!("{SEND_AS_DENIED} Cannot submit message.")
+        } else {
+            self.message.clone()
+        }
+    }
+
     /// The HTTP status Graph uses for this denial (404 or 403).
     pub(crate) fn http_status(&self) -> u16 {
         match self.kind {
@@ -235,6 +254,22 @@ pub(crate) struct SendAs {
     pub from_mailbox: String,
     /// `true` when the right used is Send on Behalf (the `Sender` header is the mailbox).
     pub on_behalf: bool,
+}
+
+impl SendAs {
+    /// `mime` as Exchange submits it: with Send on Behalf, a `Sender:` naming the sending
+    /// mailbox is added when the message has none (Graph fills `sender` the same way).
+    pub(crate) fn stamp<'a>(&self, mime: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        let has_sender = crate::store::MessageProps::from_mime(mime)
+            .ok()
+            .is_some_and(|p| p.header("Sender").is_some());
+        if !self.on_behalf || has_sender {
+            return std::borrow::Cow::Borrowed(mime);
+        }
+        let mut out = format!("Sender: {}\r\n", self.mailbox).into_bytes();
+        out.extend_from_slice(mime);
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 fn challenge(state: &AppState, resource: Resource, error_description: &str) -> String {
@@ -516,7 +551,7 @@ impl Principal {
                         "Access is denied. Check credentials and try again.",
                     ));
                 }
-                if !own && !has_right(&tenant, mb, user, |m| &m.full_access) {
+                if !own && !has_right(&tenant, mb, user, MailboxRight::FullAccess) {
                     return Err(AccessDenied::new(
                         AccessDeniedKind::NoMailboxRight,
                         "Access is denied. Check credentials and try again.",
@@ -539,9 +574,13 @@ impl Principal {
 
     /// May the principal send from `mailbox` with `from_address` in the From header?
     ///
-    /// `from_address` may be the mailbox's own primary address or alias, or another mailbox on
-    /// which the sending user (delegated) or the mailbox itself holds Send As / Send on Behalf.
-    /// App-only principals with `Mail.Send` may send as any mailbox (subject to policies).
+    /// `from_address` may be the mailbox's own primary address or alias (no right needed), or
+    /// another mailbox on which Send As or Send on Behalf is held by the sending mailbox, or —
+    /// delegated — by the signed-in user, or — SMTP app-only — by the app's Exchange-registered
+    /// service principal. App-only principals are held to the same rule as users: `Mail.Send`
+    /// (or `full_access_as_app`, `SMTP.SendAsApp`) reaches every mailbox, but putting another
+    /// mailbox in `From` needs Exchange's right, as in Exchange Online (`ErrorSendAsDenied`).
+    /// An application access policy must also allow the From mailbox.
     pub(crate) fn may_send_as(
         &self,
         mailbox: &str,
@@ -550,59 +589,85 @@ impl Principal {
         let primary = self.check(mailbox, Access::Send)?;
         let now = self.state.clock().now_unix();
         let tenant = self.state.tenant();
+        let denied = || AccessDenied::new(AccessDeniedKind::SendAsDenied, SEND_AS_DENIED);
         let Some(from_mb) = tenant.mailbox(from_address, now) else {
+            return Err(denied());
+        };
+        let grant = |on_behalf| {
+            Ok(SendAs {
+                mailbox: primary.clone(),
+                from_mailbox: from_mb.mail.clone(),
+                on_behalf,
+            })
+        };
+        if from_mb.mail.eq_ignore_ascii_case(&primary) {
+            return grant(false);
+        }
+        if self.is_app() && !tenant.app_policy_allows(&self.app_id, from_mb) {
             return Err(AccessDenied::new(
                 AccessDeniedKind::SendAsDenied,
+                "The application access policy does not allow sending as this mailbox.",
+            ));
+        }
+        let sending = tenant.mailbox(&primary, i64::MAX);
+        let actor = self.user().and_then(|u| tenant.mailbox(u, i64::MAX));
+        let sp = if self.is_app() && self.resource == Resource::Smtp {
+            tenant.service_principal(&self.app_id)
+        } else {
+            None
+        };
+        let holds = |right| {
+            [sending, actor]
+                .into_iter()
+                .flatten()
+                .any(|m| tenant.mailbox_holds(from_mb, right, m))
+                || sp.is_some_and(|sp| tenant.service_principal_holds(from_mb, right, sp))
+        };
+        if holds(MailboxRight::SendAs) {
+            return grant(false);
+        }
+        if holds(MailboxRight::SendOnBehalf) {
+            return grant(true);
+        }
+        Err(denied())
+    }
+
+    /// May the principal sign in to SMTP AUTH for `mailbox` (XOAUTH2's `user=`)? Returns its
+    /// primary address.
+    ///
+    /// Delegated (`SMTP.Send`): the user's own mailbox, or one the user has FullAccess on.
+    /// App-only (`SMTP.SendAsApp`): as Exchange Online requires, the app's service principal
+    /// must be registered in Exchange (`New-ServicePrincipal`) and hold FullAccess on the
+    /// mailbox (`Add-MailboxPermission`); the denial says which is missing (SMTP itself answers
+    /// both with `535 5.7.3`).
+    pub(crate) fn may_submit_as(&self, mailbox: &str) -> Result<String, AccessDenied> {
+        let primary = self.may_send_as(mailbox, mailbox)?.mailbox;
+        if !self.is_app() {
+            return Ok(primary);
+        }
+        let tenant = self.state.tenant();
+        let Some(sp) = tenant.service_principal(&self.app_id) else {
+            return Err(AccessDenied::new(
+                AccessDeniedKind::ServicePrincipalNotRegistered,
                 format!(
-                    "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account '{from_address}'."
+                    "The application {} has no service principal in Exchange Online (New-ServicePrincipal).",
+                    self.app_id
                 ),
             ));
         };
-        if from_mb.mail.eq_ignore_ascii_case(&primary) {
-            return Ok(SendAs {
-                mailbox: primary,
-                from_mailbox: from_mb.mail.clone(),
-                on_behalf: false,
-            });
+        let full_access = tenant
+            .mailbox(&primary, i64::MAX)
+            .is_some_and(|mb| tenant.service_principal_holds(mb, MailboxRight::FullAccess, sp));
+        if !full_access {
+            return Err(AccessDenied::new(
+                AccessDeniedKind::NoMailboxRight,
+                format!(
+                    "The service principal of application {} has no FullAccess on {primary} (Add-MailboxPermission).",
+                    self.app_id
+                ),
+            ));
         }
-        if self.is_app() {
-            if !tenant.app_policy_allows(&self.app_id, from_mb) {
-                return Err(AccessDenied::new(
-                    AccessDeniedKind::SendAsDenied,
-                    "The application access policy does not allow sending as this mailbox.",
-                ));
-            }
-            return Ok(SendAs {
-                mailbox: primary,
-                from_mailbox: from_mb.mail.clone(),
-                on_behalf: false,
-            });
-        }
-        let actor = self.user().unwrap_or(&primary).to_string();
-        if has_right(&tenant, from_mb, &actor, |m| &m.send_as)
-            || has_right(&tenant, from_mb, &primary, |m| &m.send_as)
-        {
-            return Ok(SendAs {
-                mailbox: primary,
-                from_mailbox: from_mb.mail.clone(),
-                on_behalf: false,
-            });
-        }
-        if has_right(&tenant, from_mb, &actor, |m| &m.send_on_behalf)
-            || has_right(&tenant, from_mb, &primary, |m| &m.send_on_behalf)
-        {
-            return Ok(SendAs {
-                mailbox: primary,
-                from_mailbox: from_mb.mail.clone(),
-                on_behalf: true,
-            });
-        }
-        Err(AccessDenied::new(
-            AccessDeniedKind::SendAsDenied,
-            format!(
-                "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account '{from_address}'."
-            ),
-        ))
+        Ok(primary)
     }
 }
 
@@ -610,12 +675,9 @@ fn has_right(
     tenant: &crate::tenant::Tenant,
     target: &Mailbox,
     who: &str,
-    list: impl Fn(&Mailbox) -> &Vec<String>,
+    right: MailboxRight,
 ) -> bool {
-    let Some(who_mb) = tenant.mailbox(who, i64::MAX) else {
-        return false;
-    };
-    list(target)
-        .iter()
-        .any(|g| who_mb.answers_to(g, i64::MAX) || tenant.is_member(g, who_mb))
+    tenant
+        .mailbox(who, i64::MAX)
+        .is_some_and(|m| tenant.mailbox_holds(target, right, m))
 }

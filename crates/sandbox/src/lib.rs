@@ -31,11 +31,14 @@
 //! # Seeds
 //!
 //! A seed (TOML or JSON, see [`Seed`]) describes the tenant: domains, users and their aliases,
-//! shared mailboxes, groups, organisation settings (plus addressing, `SendFromAliasEnabled`,
+//! shared mailboxes, groups, mailbox permissions (`full_access`, `send_as`, `send_on_behalf` on
+//! each mailbox), organisation settings (plus addressing, `SendFromAliasEnabled`,
 //! `EwsEnabled`/`EwsAllowedAppIDs`, alias propagation delay, user consent), app registrations
 //! (secrets with expiry, certificates, redirect URIs, public client flows, permissions, user
-//! assignment), consent grants and initial messages. [`Seed::demo`] is a helpdesk tenant whose
-//! pickup mailbox `helpdesk@contoso.example` has project aliases (`billing@`, `support@`,
+//! assignment), consent grants, service principals registered in Exchange
+//! (`[[service_principals]]` with `app_id`, optional `object_id`, and the mailboxes they get
+//! `full_access` and `send_as` on) and initial messages. [`Seed::demo`] is a helpdesk tenant
+//! whose pickup mailbox `helpdesk@contoso.example` has project aliases (`billing@`, `support@`,
 //! `sales@`, ...) and whose app `00000000-0000-0000-0000-00000000d3e0` has the **public, demo-only**
 //! client secret `demo-secret-do-not-use-in-production`.
 //!
@@ -60,6 +63,16 @@
 //! - **Consent and assignment**: [`Admin::grant_admin_consent`], [`Admin::revoke_admin_consent`]
 //!   (a live token stops working at once), [`Admin::grant_user_consent`],
 //!   `AdminCommand::AssignUser`, [`Admin::update_org`] (`users_can_consent`, `admin_only_scopes`).
+//! - **Sending as another mailbox**: as in Exchange Online, every token — app-only included —
+//!   needs Exchange's right to put another mailbox in `From`: Send As or Send on Behalf held by
+//!   the sending mailbox (or the signed-in user), else Graph `403 ErrorSendAsDenied`, EWS
+//!   `ErrorSendAsDenied`, SMTP `550 5.7.60` (`MAIL FROM`) / `554 5.2.252` (`From`). Aliases of
+//!   the mailbox itself need nothing. Grant with [`Admin::add_mailbox_permission`]
+//!   ([`tenant::MailboxRight`]: FullAccess, Send As, Send on Behalf), withdraw with
+//!   [`Admin::remove_mailbox_permission`]. SMTP AUTH with an app-only token (`SMTP.SendAsApp`)
+//!   also needs [`Admin::register_service_principal`] (`New-ServicePrincipal`) and FullAccess
+//!   for the service principal (its app id as `user`) on the mailbox in `user=`, else
+//!   `535 5.7.3`.
 //! - **Mail in**: [`Admin::inject_mime`] or any SMTP client against [`Sandbox::smtp_addr`];
 //!   mail out to other domains lands in [`Admin::outbox`].
 //! - **Failures**: [`Admin::set_faults`] with a [`FaultPlan`] ("the next 3 Graph requests get
@@ -85,12 +98,14 @@
 //!
 //! The standalone server takes the same operations as JSON on `POST /_sandbox/admin`, tagged by
 //! `op` ([`AdminCommand`]: `add_mailbox`, `add_group`, `add_alias`, `set_user_enabled`,
-//! `add_app`, `add_secret`, `assign_user`, `grant_admin_consent`, `revoke_admin_consent`,
-//! `grant_user_consent`, `revoke_user_consent`, `set_org`, `set_sender_authentication`,
-//! `set_identity`, `inject_mime`, `set_faults`, `set_throttle`, `approve_device_code`,
-//! `decline_device_code`, `expire_access_tokens`, `revoke_refresh_tokens`, `advance_clock`,
-//! `clear_request_log`), and serves `GET /_sandbox/requests`, `/_sandbox/outbox` and
-//! `/_sandbox/tenant` (secrets redacted). Example:
+//! `add_mailbox_permission`, `remove_mailbox_permission`, `register_service_principal`,
+//! `remove_service_principal`, `add_app`, `add_secret`, `assign_user`, `grant_admin_consent`,
+//! `revoke_admin_consent`, `grant_user_consent`, `revoke_user_consent`, `set_org`,
+//! `set_sender_authentication`, `set_identity`, `inject_mime`, `set_faults`, `set_throttle`,
+//! `approve_device_code`, `decline_device_code`, `expire_access_tokens`,
+//! `revoke_refresh_tokens`, `advance_clock`, `clear_request_log`), and serves
+//! `GET /_sandbox/requests`, `/_sandbox/outbox` and `/_sandbox/tenant` (secrets redacted).
+//! Example:
 //!
 //! ```text
 //! curl -X POST localhost:8080/_sandbox/admin -H 'Content-Type: application/json' \

@@ -10,9 +10,20 @@
 //!
 //! `AUTH XOAUTH2` (as on `smtp.office365.com`) turns the session into client submission: the
 //! token must be for `https://outlook.office365.com` with `SMTP.Send` (delegated) or
-//! `SMTP.SendAsApp` (app), `user=` names the sending mailbox, external recipients are accepted
-//! (recorded in the outbox), the `From` header must be a mailbox the caller may send as
-//! (`554 5.2.252` otherwise), and a copy is saved in the sender's Sent Items.
+//! `SMTP.SendAsApp` (app), `user=` names the sending mailbox — the user's own or one they have
+//! FullAccess on; with an app-only token, as Exchange Online requires, the app's service
+//! principal must be registered in Exchange (`New-ServicePrincipal`) and hold FullAccess on
+//! that mailbox (`Add-MailboxPermission`), else `535 5.7.3` (protocol.md §4.2). External
+//! recipients are accepted (recorded in the outbox). The envelope sender (`MAIL FROM`) and the
+//! `From` header must each be the mailbox, one of its aliases, or a mailbox on which Send As or
+//! Send on Behalf is held by the mailbox, the signed-in user or (app-only) the service
+//! principal: otherwise `MAIL FROM` is answered `550 5.7.60 SMTP; Client does not have
+//! permissions to send as this sender` and the end of `DATA` `554 5.2.252 SendAsDenied; …`.
+//! These two codes are what Exchange Online is reported to answer (not in Microsoft's
+//! reference, so the envelope check can be turned off with
+//! [`OrgSettings::smtp_check_envelope_sender`](crate::tenant::OrgSettings::smtp_check_envelope_sender)).
+//! With Send on Behalf a `Sender:` naming the mailbox is added. A copy is saved in the
+//! mailbox's Sent Items.
 //!
 //! The initial response may come on the `AUTH` line or, after `334`, on a line of its own
 //! (RFC 4954; both are documented for Office 365). A refused token is answered the way Office
@@ -275,6 +286,17 @@ where
                         .await?;
                     continue;
                 }
+                // Client submission: the envelope sender must be a mailbox the signed-in
+                // identity may send as, like the From header (checked after DATA).
+                let check_envelope = state.tenant().org.smtp_check_envelope_sender;
+                if let Some((principal, mailbox)) = &authed
+                    && check_envelope
+                    && principal.may_send_as(mailbox, &path).is_err()
+                {
+                    state.reqlog().record("SMTP", "MAIL", 550);
+                    w.write_all(b"550 5.7.60 SMTP; Client does not have permissions to send as this sender\r\n").await?;
+                    continue;
+                }
                 from = Some(path);
                 w.write_all(b"250 2.1.0 Sender OK\r\n").await?;
             }
@@ -474,9 +496,8 @@ fn xoauth2(state: &AppState, b64: &str) -> Result<(crate::auth::Principal, Strin
     let principal = crate::auth::authenticate_bearer(state, &token, crate::auth::Resource::Smtp)
         .map_err(|f| challenge("invalid_token", &f.description, Some(&f.www_authenticate)))?;
     let mailbox = principal
-        .may_send_as(&user, &user)
-        .map_err(|e| challenge("access_denied", &format!("{user}: {}", e.message), None))?
-        .mailbox;
+        .may_submit_as(&user)
+        .map_err(|e| challenge("access_denied", &format!("{user}: {}", e.message), None))?;
     Ok((principal, mailbox))
 }
 
@@ -495,12 +516,14 @@ fn submit_authenticated(
         .as_ref()
         .map(|f| f.address.clone())
         .unwrap_or_else(|| mailbox.to_string());
-    principal.may_send_as(mailbox, &from).map_err(|e| {
+    let right = principal.may_send_as(mailbox, &from).map_err(|_| {
         format!(
-            "554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {from}; {}",
-            e.message
+            "554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {from}; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message due to a permanent exception with message Cannot submit message."
         )
     })?;
+    // Send on Behalf: the sending mailbox goes in `Sender`.
+    let data = right.stamp(data);
+    let data = &data[..];
     let now = state.clock().now();
     state
         .store()

@@ -1,5 +1,6 @@
 //! smtp-mail against the in-process sandbox: STARTTLS + XOAUTH2 submission, ping, one refresh
-//! on a refused token, the decoded error challenge, SMTP AUTH disabled, no secrets in errors,
+//! on a refused token, the decoded error challenge, SMTP AUTH disabled, app-only access (service
+//! principal, FullAccess, Send As) and its diagnoses, no secrets in errors,
 //! plaintext refused unless loopback, and the connector conformance kit (source: graph-mail's
 //! GraphSource on the same mailbox).
 
@@ -351,14 +352,211 @@ async fn plaintext_to_a_loopback_server_still_sends() {
 async fn send_as_another_address_is_refused_for_good() {
     let sb = sandbox().await;
     let out = adele(&sb, 0).1;
+    // The envelope names the helpdesk: refused at MAIL FROM.
     let err = out
         .send(&message("helpdesk@contoso.example", ALEX, "spoof"))
         .await
         .expect_err("no Send As");
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(!err.may_have_taken_effect());
+    assert_eq!(
+        err.response().and_then(|r| r.server_code.as_deref()),
+        Some("550 5.7.60")
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("adele.vance@contoso.example may not send as helpdesk@contoso.example"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Add-RecipientPermission -Identity helpdesk@contoso.example -Trustee adele.vance@contoso.example -AccessRights SendAs"
+        ),
+        "{text}"
+    );
+    // Only the From header names the helpdesk: refused at the end of DATA.
+    let err = out
+        .send(&OutgoingMessage::raw(
+            Envelope::new(ADELE, vec![ALEX.into()]),
+            format!("From: Helpdesk <helpdesk@contoso.example>\r\nTo: {ALEX}\r\nSubject: spoof\r\n\r\nx\r\n")
+                .into_bytes(),
+        ))
+        .await
+        .expect_err("no Send As");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("5.2.252"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("adele.vance@contoso.example may not send as helpdesk@contoso.example"),
+        "{err}"
+    );
     assert!(subjects(&sb, ALEX, "inbox").is_empty());
+}
+
+/// The demo app may use SMTP AUTH as an app (`SMTP.SendAsApp`, admin-consented).
+fn allow_smtp_send_as_app(sb: &Sandbox) {
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
+            && let Some(p) =
+                sandbox::tenant::Permission::parse("https://outlook.office365.com/SMTP.SendAsApp")
+        {
+            app.application_permissions.push(p);
+        }
+    });
+    sb.admin()
+        .grant_admin_consent(APP, &[], &["https://outlook.office365.com/SMTP.SendAsApp"])
+        .expect("consent");
+}
+
+fn app_outbound(sb: &Sandbox, mailbox: &str) -> SmtpOutbound {
+    let tokens = Arc::new(SandboxTokens::new(
+        sb,
+        test_support::tokens::app(&["SMTP.SendAsApp"]),
+        sandbox::ApiResource::Exchange,
+    ));
+    SmtpOutbound::new(config(sb, mailbox), tokens).expect("a valid configuration")
+}
+
+fn assert_app_sign_in_refused(err: &connector::Error, mailbox: &str) {
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+    assert!(!err.may_have_taken_effect());
+    let p = err.auth_problem().expect("a diagnosis");
+    assert_eq!(p.code.as_deref(), Some("5.7.3"));
+    assert!(p.summary.contains("app-only sign-in"), "{p}");
+    assert!(
+        p.remediation
+            .contains(&format!("New-ServicePrincipal -AppId {APP}")),
+        "{p}"
+    );
+    assert!(
+        p.remediation
+            .contains(&format!("Add-MailboxPermission -Identity {mailbox} -User")),
+        "{p}"
+    );
+}
+
+/// Exchange Online lets an app use SMTP AUTH only when its service principal is registered
+/// (`New-ServicePrincipal`) and holds FullAccess on the mailbox in `user=`; both are refused
+/// with the same `535 5.7.3`, which the client diagnoses naming both steps.
+#[tokio::test]
+async fn app_only_sign_in_needs_a_registered_service_principal_with_full_access() {
+    let sb = sandbox().await;
+    allow_smtp_send_as_app(&sb);
+    let out = app_outbound(&sb, ALEX);
+
+    // Not registered.
+    let err = out
+        .send(&message(ALEX, ADELE, "unregistered"))
+        .await
+        .expect_err("no service principal");
+    assert_app_sign_in_refused(&err, ALEX);
+    let ping = out.ping().await;
+    assert!(!ping.is_online());
+    assert!(
+        ping.auth
+            .as_ref()
+            .is_some_and(|a| a.remediation.contains("New-ServicePrincipal")),
+        "{ping}"
+    );
+
+    // Registered, but no FullAccess on the mailbox.
+    let object_id = sb
+        .admin()
+        .register_service_principal(APP)
+        .expect("register");
+    let err = out
+        .send(&message(ALEX, ADELE, "no-full-access"))
+        .await
+        .expect_err("no FullAccess");
+    assert_app_sign_in_refused(&err, ALEX);
+    // FullAccess on another mailbox does not count.
+    sb.admin()
+        .add_mailbox_permission(ADELE, &object_id, sandbox::tenant::MailboxRight::FullAccess)
+        .expect("grant");
+    assert!(!out.ping().await.is_online());
+
+    // FullAccess on the mailbox, granted to the service principal by object id.
+    sb.admin()
+        .add_mailbox_permission(ALEX, &object_id, sandbox::tenant::MailboxRight::FullAccess)
+        .expect("grant");
+    let ping = out.ping().await;
+    assert!(ping.is_online(), "{ping}");
+    out.send(&message(ALEX, ADELE, "registered"))
+        .await
+        .expect("sent");
+    assert!(subjects(&sb, ADELE, "inbox").contains(&"registered".to_owned()));
+    assert!(subjects(&sb, ALEX, "sentitems").contains(&"registered".to_owned()));
+
+    // Removing the registration takes its rights with it.
+    sb.admin().remove_service_principal(APP).expect("remove");
+    assert!(!out.ping().await.is_online());
+    assert!(
+        sb.admin()
+            .tenant()
+            .mailbox(ALEX, 0)
+            .is_some_and(|m| m.full_access.is_empty())
+    );
+}
+
+/// With app-only access, another mailbox in `MAIL FROM` or `From` needs Send As, held by the
+/// signed-in mailbox or by the app's service principal.
+#[tokio::test]
+async fn app_only_send_as_another_mailbox_needs_send_as() {
+    use sandbox::tenant::MailboxRight;
+    let sb = sandbox().await;
+    allow_smtp_send_as_app(&sb);
+    sb.admin()
+        .register_service_principal(APP)
+        .expect("register");
+    sb.admin()
+        .add_mailbox_permission(ALEX, APP, MailboxRight::FullAccess)
+        .expect("grant");
+    let out = app_outbound(&sb, ALEX);
+
+    let err = out
+        .send(&message(ADELE, ALEX, "as-adele"))
+        .await
+        .expect_err("no Send As");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert_eq!(
+        err.response().and_then(|r| r.server_code.as_deref()),
+        Some("550 5.7.60")
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("alex.wilber@contoso.example may not send as adele.vance@contoso.example"),
+        "{text}"
+    );
+    assert!(text.contains("service principal"), "{text}");
+    let header_only = OutgoingMessage::raw(
+        Envelope::new(ALEX, vec![ADELE.into()]),
+        format!("From: {ADELE}\r\nTo: {ADELE}\r\nSubject: header\r\n\r\nx\r\n").into_bytes(),
+    );
+    let err = out.send(&header_only).await.expect_err("no Send As");
+    assert_eq!(
+        err.response().and_then(|r| r.server_code.as_deref()),
+        Some("554 5.2.252")
+    );
+
+    // Send As held by the signed-in mailbox ...
+    sb.admin()
+        .add_mailbox_permission(ADELE, ALEX, MailboxRight::SendAs)
+        .expect("grant");
+    out.send(&message(ADELE, ALEX, "as-adele"))
+        .await
+        .expect("sent");
+    // ... or by the app's service principal.
+    sb.admin()
+        .remove_mailbox_permission(ADELE, ALEX, MailboxRight::SendAs)
+        .expect("withdraw");
+    assert!(out.send(&message(ADELE, ALEX, "again")).await.is_err());
+    sb.admin()
+        .add_mailbox_permission(ADELE, APP, MailboxRight::SendAs)
+        .expect("grant");
+    out.send(&header_only).await.expect("sent");
+    let inbox = subjects(&sb, ALEX, "inbox");
+    assert!(inbox.contains(&"as-adele".to_owned()), "{inbox:?}");
+    assert!(!inbox.contains(&"again".to_owned()), "{inbox:?}");
 }
 
 #[tokio::test]
@@ -438,6 +636,13 @@ async fn an_msauth_app_only_token_signs_in_and_sends() {
     sb.admin()
         .grant_admin_consent(APP, &[], &["https://outlook.office365.com/SMTP.SendAsApp"])
         .expect("consent");
+    // What Exchange Online needs for SMTP with an app-only token.
+    sb.admin()
+        .register_service_principal(APP)
+        .expect("register");
+    sb.admin()
+        .add_mailbox_permission(ALEX, APP, sandbox::tenant::MailboxRight::FullAccess)
+        .expect("grant");
     let authority = msauth::Authority::microsoft_layout(
         sb.base_url(),
         msauth::Tenant::parse(&sb.tenant_id()).unwrap(),

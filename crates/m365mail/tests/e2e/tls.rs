@@ -8,7 +8,9 @@ use test_support::config::Config;
 
 use crate::support::{BIN, assert_success, folder_config};
 
-/// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented).
+/// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented), and, as
+/// Exchange Online requires, its service principal is registered in Exchange with FullAccess on
+/// the helpdesk mailbox.
 fn allow_smtp_send_as_app(sb: &Sandbox) {
     const APP: &str = test_support::DEMO_APP;
     const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
@@ -21,6 +23,14 @@ fn allow_smtp_send_as_app(sb: &Sandbox) {
     });
     sb.admin()
         .grant_admin_consent(APP, &[], &[SEND_AS_APP])
+        .unwrap();
+    sb.admin().register_service_principal(APP).unwrap();
+    sb.admin()
+        .add_mailbox_permission(
+            "helpdesk@contoso.example",
+            APP,
+            sandbox::tenant::MailboxRight::FullAccess,
+        )
         .unwrap();
 }
 

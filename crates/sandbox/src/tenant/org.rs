@@ -67,6 +67,11 @@ pub struct OrgSettings {
     /// response. Default `false`: as Office 365 does, `535 5.7.3 Authentication unsuccessful`
     /// at once, with no reason. For testing clients that must handle both forms.
     pub smtp_auth_error_challenge: bool,
+    /// SMTP client submission: refuse a `MAIL FROM` the authenticated mailbox may not send as
+    /// with `550 5.7.60 SMTP; Client does not have permissions to send as this sender`
+    /// (default `true`). Reported of Exchange Online, not in Microsoft's reference; with
+    /// `false` only the `From` header is checked (`554 5.2.252` at the end of `DATA`).
+    pub smtp_check_envelope_sender: bool,
     /// The sender-authentication verdict (SPF, DKIM, DMARC, composite) stamped on mail from
     /// outside the organisation, by the domain of its `From` header (lowercase keys, matched
     /// case-insensitively). The sandbox cannot check SPF or DKIM, so it claims nothing it was not
@@ -121,6 +126,7 @@ impl Default for OrgSettings {
             admins: Vec::new(),
             smtp_client_authentication_disabled: false,
             smtp_auth_error_challenge: false,
+            smtp_check_envelope_sender: true,
             sender_authentication: BTreeMap::new(),
         }
     }

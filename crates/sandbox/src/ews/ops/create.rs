@@ -113,16 +113,21 @@ fn send(ctx: &Ctx, mailbox: &str, mime: Vec<u8>, save: bool) -> Msg {
         .ok()
         .and_then(|p| p.from.map(|f| f.address))
         .unwrap_or_else(|| mailbox.to_string());
-    if let Err(d) = ctx.principal.may_send_as(mailbox, &from) {
-        return err(
-            if d.kind == AccessDeniedKind::SendAsDenied {
-                "ErrorSendAsDenied"
-            } else {
-                "ErrorAccessDenied"
-            },
-            d.message,
-        );
-    }
+    let right = match ctx.principal.may_send_as(mailbox, &from) {
+        Ok(r) => r,
+        Err(d) => {
+            return err(
+                if d.kind == AccessDeniedKind::SendAsDenied {
+                    "ErrorSendAsDenied"
+                } else {
+                    "ErrorAccessDenied"
+                },
+                d.message,
+            );
+        }
+    };
+    // Send on Behalf: the sending mailbox goes in `Sender`.
+    let mime = right.stamp(&mime);
     match delivery::submit(&ctx.state, mailbox, &mime, save) {
         Ok(_) => Msg::Ok("<m:Items/>".to_string()),
         Err(DeliveryError::TooLarge(n)) => err(

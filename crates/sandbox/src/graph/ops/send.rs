@@ -190,7 +190,7 @@ fn check_and_submit(
         .unwrap_or_else(|| mailbox.to_string());
     let right = match who.may_send_as(mailbox, &from) {
         Ok(r) => r,
-        Err(d) => return error(d.http_status(), d.code(), &d.message),
+        Err(d) => return error(d.http_status(), d.code(), &d.graph_message()),
     };
     if props.to.is_empty() && props.cc.is_empty() && props.bcc.is_empty() {
         return invalid_recipients();
