@@ -3,10 +3,10 @@
 //! - `cargo xtask ci`: exactly what CI runs — fmt check, clippy `--all-targets -D warnings`,
 //!   the tests, the small chaos runs (`chaos --small --debug`, then the fleet's, `chaos --fleet
 //!   --small --debug`), rustdoc with `-D warnings`,
-//!   `cargo deny check`, and the real-client check
-//!   (Python's exchangelib against the standalone sandbox). It installs the tools it needs that
-//!   are missing (cargo-deny from crates.io, xmllint from Debian) so that it works on a fresh
-//!   machine.
+//!   `cargo deny check`, and the real-client checks (Python libraries nobody here wrote —
+//!   exchangelib, msgraph-sdk with azure-identity, MSAL — against the standalone sandbox). It
+//!   installs the tools it needs that are missing (cargo-deny from crates.io, xmllint and
+//!   python3-venv from Debian) so that it works on a fresh machine.
 //! - Both start a throw-away PostgreSQL (`postgres.rs`) for the `fleet` crate's tests and pass
 //!   its URL in `M365MAIL_TEST_POSTGRES` (unless that is set already); `ci` fails without one
 //!   (install Debian's `postgresql`), `test` runs them skipped.
@@ -15,7 +15,10 @@
 //!   fixtures from `testdata/` only: a static check refuses tracked files that point at the
 //!   shared reference directory beside the repository, and where it can (root on Linux, with
 //!   `unshare`) the tests run with that directory hidden, so CI proves the suite stands alone.
-//! - `cargo xtask exchangelib`: only the real-client check.
+//! - `cargo xtask realclients [exchangelib] [graph-sdk] [msal]`: only the real-client checks
+//!   (all three by default), run by `scripts/realclients/run.sh`: one pinned venv under the
+//!   target dir, a fresh TLS sandbox per check. `cargo xtask exchangelib`, `graph-sdk` and
+//!   `msal` run one each.
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: builds and runs the libFuzzer targets in
 //!   `fuzz/` (each for N seconds, default 60, one at a time). Not part of `ci`: it needs
 //!   cargo-fuzz (installed here when missing) and instrumented builds.
@@ -51,12 +54,17 @@ cargo xtask <command>
 
 Commands:
   ci           everything CI runs: fmt, clippy, rustdoc, tests, small chaos runs (single
-               process and fleet), cargo deny, exchangelib check
+               process and fleet), cargo deny, the real-client checks
   test [ARGS]  the workspace tests (ARGS replace --workspace, e.g. -p sandbox --test it), with
                the shared reference directory beside the repository hidden when possible
   lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings
   deny         cargo deny: licences, bans, sources (--advisories: also RustSec, needs GitHub)
-  exchangelib  run Python's exchangelib against the standalone sandbox
+  realclients [exchangelib] [graph-sdk] [msal]
+               real Python clients, unchanged, against the standalone TLS sandbox (default:
+               all three): exchangelib (EWS), msgraph-sdk with azure-identity (Graph), MSAL
+               (identity); scripts/realclients/
+  exchangelib | graph-sdk | msal
+               one of them
   fuzz [--seconds N] [TARGET]
                run each fuzz target (or one) for N seconds (default 60); needs cargo-fuzz
   bench [--n 1000,10000] [--ours-n 100000] [--quick]
@@ -87,7 +95,8 @@ fn main() -> ExitCode {
         "test" => test(&args[1..]),
         "lint" => lint(),
         "deny" => deny(args.iter().any(|a| a == "--advisories")),
-        "exchangelib" => exchangelib(),
+        "realclients" => realclients(&args[1..]),
+        one @ ("exchangelib" | "graph-sdk" | "msal") => realclients(&[one.to_owned()]),
         "fuzz" => fuzz(&args[1..]),
         "bench" => bench::bench(&args[1..]),
         "chaos" => chaos::chaos(&args[1..]),
@@ -170,7 +179,7 @@ fn ci() -> Result<(), String> {
         "--prebuilt".into(),
     ])?;
     deny(false)?;
-    exchangelib()?;
+    realclients(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
@@ -432,12 +441,41 @@ fn ensure_postgres() -> Result<(), String> {
     Err(postgres::INSTALL.into())
 }
 
-fn exchangelib() -> Result<(), String> {
-    let script = root().join("scripts/exchangelib_check.sh");
+/// The real-client checks (`scripts/realclients/`): `names` of them, or all when empty.
+fn realclients(names: &[String]) -> Result<(), String> {
+    const CHECKS: [&str; 3] = ["exchangelib", "graph-sdk", "msal"];
+    if let Some(bad) = names.iter().find(|n| !CHECKS.contains(&n.as_str())) {
+        return Err(format!(
+            "realclients: unknown check {bad:?} (one of {})",
+            CHECKS.join(", ")
+        ));
+    }
+    let script = root().join("scripts/realclients/run.sh");
     if !script.exists() {
         return Err(format!("{} is missing", script.display()));
     }
-    run("bash", &[&script.to_string_lossy()])
+    ensure_python_venv()?;
+    let mut args = vec![script.to_string_lossy().into_owned()];
+    args.extend(names.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("bash", &args)
+}
+
+/// The real-client checks make a venv: Debian splits `venv` (with `ensurepip`) off python3.
+fn ensure_python_venv() -> Result<(), String> {
+    if have("python3", &["-c", "import ensurepip, venv"]) {
+        return Ok(());
+    }
+    if have("apt-get", &["--version"]) {
+        eprintln!("python3's venv is missing: installing Debian's python3-venv");
+        run("apt-get", &["update", "-qq"])?;
+        return run_env(
+            "apt-get",
+            &["install", "-y", "-qq", "python3", "python3-venv"],
+            &[("DEBIAN_FRONTEND", "noninteractive")],
+        );
+    }
+    Err("the real-client checks need Python 3 with venv: install python3-venv".into())
 }
 
 /// Builds and runs the cargo-fuzz targets one at a time (a 2-core machine), each seeded from
