@@ -325,6 +325,62 @@ impl LedgerStore for PgLedger {
             .await
             .map_err(|e| self.backend(&e))?;
         let n: i64 = row.try_get(0).map_err(|e| self.backend(&e))?;
+        let threads = client
+            .prepare_cached("DELETE FROM fleet_threads WHERE remembered_at < $1")
+            .await
+            .map_err(|e| self.backend(&e))?;
+        client
+            .execute(&threads, &[&cutoff])
+            .await
+            .map_err(|e| self.backend(&e))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn remember_thread(&self, refs: &[String], root: &str) -> Result<(), LedgerError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        // The first root a reference was remembered under stays: a later message of the same
+        // conversation must not move it.
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO fleet_threads (reference, root)                  SELECT r, $2 FROM unnest($1::text[]) AS r                  ON CONFLICT (reference) DO NOTHING",
+            )
+            .await
+            .map_err(|e| self.backend(&e))?;
+        client
+            .execute(&stmt, &[&refs, &root])
+            .await
+            .map_err(|e| self.backend(&e))?;
+        Ok(())
+    }
+
+    async fn find_thread(
+        &self,
+        refs: &[String],
+    ) -> Result<Option<handler::ThreadMatch>, LedgerError> {
+        if refs.is_empty() {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT t.reference, t.root FROM unnest($1::text[]) WITH ORDINALITY AS r(ref, n)                  JOIN fleet_threads t ON t.reference = r.ref ORDER BY r.n LIMIT 1",
+            )
+            .await
+            .map_err(|e| self.backend(&e))?;
+        let row = client
+            .query_opt(&stmt, &[&refs])
+            .await
+            .map_err(|e| self.backend(&e))?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let by: String = row.try_get(0).map_err(|e| self.backend(&e))?;
+                let root: String = row.try_get(1).map_err(|e| self.backend(&e))?;
+                Ok(Some(handler::ThreadMatch::new(root, by)))
+            }
+        }
     }
 }

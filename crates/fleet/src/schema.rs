@@ -110,6 +110,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at timestamptz NOT NULL
     );
     "#,
+    // 3: threads (handler's LedgerStore::remember_thread): a reference a later message may name
+    // (a Message-ID, a conversation) → the key of its thread's first message.
+    r#"
+    CREATE TABLE fleet_threads (
+        reference text COLLATE "C" PRIMARY KEY,
+        root text COLLATE "C" NOT NULL,
+        remembered_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX fleet_threads_remembered_at ON fleet_threads (remembered_at);
+    "#,
 ];
 
 /// The schema version this program knows: the number of migrations.

@@ -63,6 +63,12 @@ pub struct RoutingRecord<'a> {
     pub attachments_left_out: usize,
     /// Why the content could not be read (the `.eml` is still written), if it could not.
     pub content_error: Option<String>,
+    /// The key of the thread's first message: this message's own key when it starts one.
+    pub thread_root: String,
+    /// The earlier message it answers, and by which reference, if one was found.
+    pub thread: Option<crate::ThreadMatch>,
+    /// The ticket system's subject token (`HELP-123`), if configured and present.
+    pub subject_token: Option<String>,
 }
 
 /// An attachment in a [`RoutingRecord`].
@@ -179,6 +185,9 @@ impl FolderHandler {
             attachments,
             attachments_left_out: content.attachments_left_out,
             content_error,
+            thread_root: msg.thread_root().to_owned(),
+            thread: msg.thread().cloned(),
+            subject_token: msg.subject_token().map(str::to_owned),
         };
         let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
         // The record is written last: its presence means the message is completely written.

@@ -74,6 +74,7 @@ mod notify;
 mod pipeline;
 pub mod probe;
 mod store;
+mod thread;
 mod webhook;
 
 use std::fmt;
@@ -95,6 +96,7 @@ pub use pipeline::{
     SourceSummary, Summary,
 };
 pub use store::{Fence, FleetView, LeaseError, LeaseStore, LedgerStore, LocalLeases};
+pub use thread::{CONVERSATION_PREFIX, ThreadMatch, ThreadRefs};
 pub use webhook::{WebhookError, WebhookHandler};
 
 /// A message handed to a [`Handler`]: raw MIME, a few parsed headers, and its route.
@@ -119,6 +121,8 @@ pub struct Inbound {
     message_id: Option<String>,
     in_reply_to: Vec<String>,
     references: Vec<String>,
+    thread: Option<ThreadMatch>,
+    subject_token: Option<String>,
 }
 
 impl Inbound {
@@ -193,7 +197,41 @@ impl Inbound {
             message_id,
             in_reply_to,
             references,
+            thread: None,
+            subject_token: None,
         }
+    }
+
+    /// What this message says it answers ([`ThreadRefs`]): its `In-Reply-To`, `References`
+    /// and Outlook `Thread-Index`, and the subject token with `token_prefix` (`HELP` for
+    /// `[HELP-123]`).
+    pub fn thread_refs(&self, token_prefix: Option<&str>) -> ThreadRefs {
+        ThreadRefs::from_headers(
+            self.header("In-Reply-To"),
+            self.header("References"),
+            self.header("Thread-Index"),
+            &self.subject,
+            token_prefix,
+        )
+    }
+
+    /// The earlier message this one answers, found by the pipeline among those it handled
+    /// (see [`ThreadRefs`]): the key of the thread's first message. `None` for a new thread,
+    /// and outside a pipeline.
+    pub fn thread(&self) -> Option<&ThreadMatch> {
+        self.thread.as_ref()
+    }
+
+    /// The ticket system's subject token (`HELP-123`), when the pipeline was given its prefix
+    /// ([`Options::subject_token`]) and the subject has one.
+    pub fn subject_token(&self) -> Option<&str> {
+        self.subject_token.as_deref()
+    }
+
+    /// The key of the thread this message belongs to: the matched thread's first message, or
+    /// this message's own key when it starts a thread.
+    pub fn thread_root(&self) -> &str {
+        self.thread.as_ref().map_or(&self.key, |t| &t.root)
     }
 
     /// The message's text, HTML and attachments (see [`MessageContent`]), parsed from the

@@ -558,6 +558,18 @@ pub(crate) fn build_notification(
         refs.push(mid.clone());
         builder = builder.in_reply_to(mid).references(refs.join(" "));
     }
+    // Outlook files mail by conversation: the answer continues the customer's.
+    if let Some(index) = inbound
+        .header("Thread-Index")
+        .and_then(|parent| crate::thread::child_thread_index(parent, std::time::SystemTime::now()))
+    {
+        builder = builder.header(ThreadIndex(index));
+        let topic = inbound
+            .header("Thread-Topic")
+            .map(|t| single_line(t).trim().to_owned())
+            .unwrap_or_else(|| inbound.subject().to_owned());
+        builder = builder.header(ThreadTopic(single_line(&topic)));
+    }
     let message = builder.body(body).ok()?;
     Some((OutgoingMessage::from(message), to_addr))
 }
@@ -591,6 +603,38 @@ impl header::Header for NotificationMarker {
     }
     fn display(&self) -> header::HeaderValue {
         header::HeaderValue::new(Self::name(), "1".into())
+    }
+}
+
+/// Outlook's `Thread-Index`: the conversation the notification continues.
+#[derive(Clone)]
+struct ThreadIndex(String);
+
+impl header::Header for ThreadIndex {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Thread-Index")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ThreadIndex(s.to_owned()))
+    }
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// Outlook's `Thread-Topic`: the conversation's subject without `RE:`/`FW:`.
+#[derive(Clone)]
+struct ThreadTopic(String);
+
+impl header::Header for ThreadTopic {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Thread-Topic")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ThreadTopic(s.to_owned()))
+    }
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
     }
 }
 

@@ -87,8 +87,27 @@ pub trait LedgerStore: Send + Sync + fmt::Debug {
 
     /// Forgets the keys that were acknowledged (or found gone) before `cutoff`, and returns how
     /// many. A message its source no longer hands out needs no record; see
-    /// [`Options::retention`](crate::Options::retention).
+    /// [`Options::retention`](crate::Options::retention). The threads remembered before
+    /// `cutoff` are forgotten too.
     async fn expire(&self, cutoff: SystemTime) -> Result<usize, LedgerError>;
+
+    /// Remembers that mail naming any of `refs` (Message-IDs without brackets, or
+    /// `conversation:<guid>`, see [`ThreadRefs::lookups`](crate::ThreadRefs::lookups)) belongs
+    /// to the thread whose first message has the key `root`. A reference already remembered
+    /// keeps its first root. The default remembers nothing (threads are then not found).
+    async fn remember_thread(&self, refs: &[String], root: &str) -> Result<(), LedgerError> {
+        let _ = (refs, root);
+        Ok(())
+    }
+
+    /// The thread of the first of `refs` that was remembered, if any.
+    async fn find_thread(
+        &self,
+        refs: &[String],
+    ) -> Result<Option<crate::ThreadMatch>, LedgerError> {
+        let _ = refs;
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -110,6 +129,17 @@ impl LedgerStore for Ledger {
 
     async fn unacknowledged(&self, prefix: &str) -> Result<Vec<(String, Record)>, LedgerError> {
         Ok(Ledger::unacknowledged(self, prefix))
+    }
+
+    async fn remember_thread(&self, refs: &[String], root: &str) -> Result<(), LedgerError> {
+        self.remember_thread_now(refs, root, SystemTime::now())
+    }
+
+    async fn find_thread(
+        &self,
+        refs: &[String],
+    ) -> Result<Option<crate::ThreadMatch>, LedgerError> {
+        self.find_thread_now(refs)
     }
 
     async fn expire(&self, cutoff: SystemTime) -> Result<usize, LedgerError> {

@@ -326,3 +326,50 @@ async fn concurrent_appends_to_the_same_keys_lose_nothing() {
         .get(0);
     assert_eq!(logged, 8 * 10 * 5);
 }
+
+/// Threads agree with the local ledger's: the first root a reference was remembered under
+/// stays, the nearest remembered reference wins, and expiry forgets them.
+#[tokio::test]
+async fn threads_are_remembered_once_found_nearest_first_and_expired() {
+    let db = db_or_skip!();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let pg = store.ledger();
+    let local = Ledger::in_memory();
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+    for l in [&local as &dyn LedgerStore, &pg] {
+        l.remember_thread(&s(&["a@x", "conversation:ab"]), "src|1")
+            .await
+            .unwrap();
+        // A later message of the same conversation does not move it.
+        l.remember_thread(&s(&["b@x", "conversation:ab"]), "src|2")
+            .await
+            .unwrap();
+        l.remember_thread(&[], "src|3").await.unwrap();
+    }
+    for refs in [
+        s(&["zz@x", "b@x", "a@x"]),
+        s(&["conversation:ab"]),
+        s(&["a@x", "b@x"]),
+        s(&["nothing@x"]),
+        s(&[]),
+    ] {
+        let want = LedgerStore::find_thread(&local, &refs).await.unwrap();
+        assert_eq!(pg.find_thread(&refs).await.unwrap(), want, "{refs:?}");
+    }
+    let by_b = pg.find_thread(&s(&["zz@x", "b@x"])).await.unwrap().unwrap();
+    assert_eq!((by_b.root.as_str(), by_b.by.as_str()), ("src|2", "b@x"));
+    let conv = pg
+        .find_thread(&s(&["conversation:ab"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.root, "src|1");
+    pg.expire(SystemTime::now() - Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(pg.find_thread(&s(&["a@x"])).await.unwrap().is_some());
+    pg.expire(SystemTime::now() + Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(pg.find_thread(&s(&["a@x"])).await.unwrap().is_none());
+}

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sha2::{Digest, Sha256};
 
 use super::{LedgerError, Record};
@@ -32,6 +32,15 @@ type Row<'a> = (
 /// Key digest → [`Row`].
 const ACKED: TableDefinition<&[u8], Row<'static>> = TableDefinition::new("acknowledged");
 
+/// A thread's reference (its digest) → (the thread's root key, when remembered in Unix
+/// seconds). See [`LedgerStore::remember_thread`](crate::LedgerStore::remember_thread).
+const THREADS: TableDefinition<&[u8], (&str, u64)> = TableDefinition::new("threads");
+
+/// Thread references are committed without a sync of their own (they would double the syncs
+/// per message); every this many, a commit syncs them and everything before. A crash can lose
+/// the last few: a reply to those messages then starts a thread of its own, nothing more.
+const THREAD_SYNC_EVERY: u64 = 256;
+
 const HANDLED: u8 = 1;
 const BY_ABSENCE: u8 = 2;
 const NOTIFICATION_ATTEMPTED: u8 = 4;
@@ -42,6 +51,8 @@ const CACHE_BYTES: usize = 4 * 1024 * 1024;
 pub(super) struct ColdIndex {
     db: Database,
     path: PathBuf,
+    /// Thread commits made so far (see [`THREAD_SYNC_EVERY`]).
+    thread_commits: std::sync::atomic::AtomicU64,
 }
 
 impl ColdIndex {
@@ -72,10 +83,15 @@ impl ColdIndex {
             }
             Err(e) => return Err(err(&e)),
         };
-        let index = ColdIndex { db, path };
+        let index = ColdIndex {
+            db,
+            path,
+            thread_commits: std::sync::atomic::AtomicU64::new(0),
+        };
         // Create the table, so that reads never meet a missing one.
         let tx = index.db.begin_write().map_err(|e| index.err(&e))?;
         tx.open_table(ACKED).map_err(|e| index.err(&e))?;
+        tx.open_table(THREADS).map_err(|e| index.err(&e))?;
         tx.commit().map_err(|e| index.err(&e))?;
         Ok(index)
     }
@@ -155,10 +171,61 @@ impl ColdIndex {
             table
                 .retain(|_, row| row.0 >= cutoff)
                 .map_err(|e| self.err(&e))?;
-            before - table.len().map_err(|e| self.err(&e))?
+            let removed = before - table.len().map_err(|e| self.err(&e))?;
+            let mut threads = tx.open_table(THREADS).map_err(|e| self.err(&e))?;
+            threads
+                .retain(|_, (_, at)| at >= cutoff)
+                .map_err(|e| self.err(&e))?;
+            removed
         };
         tx.commit().map_err(|e| self.err(&e))?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    /// Remembers `refs` as belonging to the thread of `root` (a reference already here keeps
+    /// its root).
+    pub(super) fn remember_thread(
+        &self,
+        refs: &[String],
+        root: &str,
+        at: SystemTime,
+    ) -> Result<(), LedgerError> {
+        let mut tx = self.db.begin_write().map_err(|e| self.err(&e))?;
+        let n = self
+            .thread_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !(n + 1).is_multiple_of(THREAD_SYNC_EVERY) {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| self.err(&e))?;
+        }
+        {
+            let mut table = tx.open_table(THREADS).map_err(|e| self.err(&e))?;
+            for r in refs {
+                let d = digest(r);
+                let known = table.get(d.as_slice()).map_err(|e| self.err(&e))?.is_some();
+                if !known {
+                    table
+                        .insert(d.as_slice(), (root, super::unix(at)))
+                        .map_err(|e| self.err(&e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(&e))
+    }
+
+    /// The root of the first of `refs` remembered here, with the reference's position.
+    pub(super) fn find_thread(
+        &self,
+        refs: &[String],
+    ) -> Result<Option<(usize, String)>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(&e))?;
+        let table = tx.open_table(THREADS).map_err(|e| self.err(&e))?;
+        for (i, r) in refs.iter().enumerate() {
+            if let Some(v) = table.get(digest(r).as_slice()).map_err(|e| self.err(&e))? {
+                return Ok(Some((i, v.value().0.to_owned())));
+            }
+        }
+        Ok(None)
     }
 
     /// How many acknowledged messages are here.
@@ -167,6 +234,15 @@ impl ColdIndex {
         let table = tx.open_table(ACKED).map_err(|e| self.err(&e))?;
         let n = table.len().map_err(|e| self.err(&e))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}
+
+impl Drop for ColdIndex {
+    fn drop(&mut self) {
+        // One synced commit makes the thread references committed without a sync durable.
+        if let Ok(tx) = self.db.begin_write() {
+            let _ = tx.commit();
+        }
     }
 }
 

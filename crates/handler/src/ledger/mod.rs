@@ -247,6 +247,8 @@ impl Inner {
 
 struct Shared {
     state: Mutex<Inner>,
+    /// Thread references of a ledger without a file: reference → (root key, when).
+    threads: Mutex<HashMap<String, (String, SystemTime)>>,
     /// Signalled whenever a sync ends.
     sync_done: Condvar,
 }
@@ -294,6 +296,7 @@ impl Ledger {
             inner: Arc::new(Shared {
                 state: Mutex::new(Inner::new(None, HashMap::new())),
                 sync_done: Condvar::new(),
+                threads: Mutex::new(HashMap::new()),
             }),
             torn_tail: false,
             cold: None,
@@ -365,6 +368,7 @@ impl Ledger {
             inner: Arc::new(Shared {
                 state: Mutex::new(Inner::new(Some(file), records)),
                 sync_done: Condvar::new(),
+                threads: Mutex::new(HashMap::new()),
             }),
             torn_tail,
             cold: Some(Arc::new(cold)),
@@ -404,6 +408,51 @@ impl Ledger {
             Some(cold) => cold.get(key),
             None => Ok(None),
         }
+    }
+
+    /// [`LedgerStore::remember_thread`](crate::LedgerStore::remember_thread) at `at`.
+    pub(crate) fn remember_thread_now(
+        &self,
+        refs: &[String],
+        root: &str,
+        at: SystemTime,
+    ) -> Result<(), LedgerError> {
+        if let Some(cold) = &self.cold {
+            return cold.remember_thread(refs, root, at);
+        }
+        let mut threads = self
+            .inner
+            .threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for r in refs {
+            threads
+                .entry(r.clone())
+                .or_insert_with(|| (root.to_owned(), at));
+        }
+        Ok(())
+    }
+
+    /// [`LedgerStore::find_thread`](crate::LedgerStore::find_thread).
+    pub(crate) fn find_thread_now(
+        &self,
+        refs: &[String],
+    ) -> Result<Option<crate::ThreadMatch>, LedgerError> {
+        if let Some(cold) = &self.cold {
+            return Ok(cold
+                .find_thread(refs)?
+                .map(|(i, root)| crate::ThreadMatch::new(root, refs[i].clone())));
+        }
+        let threads = self
+            .inner
+            .threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(refs.iter().find_map(|r| {
+            threads
+                .get(r)
+                .map(|(root, _)| crate::ThreadMatch::new(root.clone(), r.clone()))
+        }))
     }
 
     /// How many keys the ledger knows.
@@ -588,7 +637,14 @@ impl Ledger {
         }
         let cold = match &self.cold {
             Some(cold) => cold.expire(cutoff)?,
-            None => 0,
+            None => {
+                self.inner
+                    .threads
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|_, (_, at)| *at >= cutoff);
+                0
+            }
         };
         // History segments last written before the cutoff hold only what has expired.
         if let Some(path) = &self.path {

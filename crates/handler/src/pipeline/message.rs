@@ -53,7 +53,7 @@ pub(super) async fn handle_one(
             (route, sender)
         })
     });
-    let inbound = match parsed {
+    let mut inbound = match parsed {
         Ok(inbound) => inbound,
         Err(p) => {
             let reason = format!("reading the message's headers {p}; not handed over");
@@ -66,6 +66,16 @@ pub(super) async fn handle_one(
     let project = inbound.project().map(str::to_owned);
     if let Err(e) = ctx.may_act() {
         return (Outcome::Error(e), None);
+    }
+    // Which earlier message it answers, among those handled: its ticket, for the handler.
+    let refs = inbound.thread_refs(ctx.subject_token.as_deref());
+    inbound.subject_token = refs.subject_token.clone();
+    let lookups = refs.lookups();
+    if !lookups.is_empty() {
+        match ctx.ledger.find_thread(&lookups).await {
+            Ok(found) => inbound.thread = found,
+            Err(e) => return (Outcome::Error(format!("ledger: {e}")), None),
+        }
     }
 
     // A handler that panics (say, parsing the whole message with a parser that panics on it)
@@ -88,6 +98,24 @@ pub(super) async fn handle_one(
         .await
     {
         return (Outcome::Error(format!("ledger: {e}")), None);
+    }
+    // Later mail naming this one, or its conversation, joins the same thread. Not remembering
+    // it loses no mail (a reply then starts a thread of its own): a failure is only logged.
+    let mut own: Vec<String> = inbound
+        .message_id()
+        .map(|m| m.trim_matches(['<', '>']).to_owned())
+        .into_iter()
+        .collect();
+    if let Some(c) = &refs.conversation {
+        own.push(format!("{}{c}", crate::CONVERSATION_PREFIX));
+    }
+    if !own.is_empty()
+        && let Err(e) = ctx
+            .ledger
+            .remember_thread(&own, inbound.thread_root())
+            .await
+    {
+        tracing::warn!(key = k, error = %e, "remembering the message's thread failed");
     }
 
     let mut notification = None;
@@ -225,6 +253,15 @@ pub(super) async fn notify(
         .await
         .map_err(|e| e.to_string())?;
     outbound.send(&message).await.map_err(|e| e.to_string())?;
+    // The customer's answer to the notification names it: remember it in the thread.
+    let sent_id = crate::notify::notification_id(&inbound.key, &choice.from);
+    if let Err(e) = ctx
+        .ledger
+        .remember_thread(&[sent_id], inbound.thread_root())
+        .await
+    {
+        tracing::warn!(key = k, error = %e, "remembering the notification's thread failed");
+    }
     ctx.record(
         k,
         Entry::Notified {

@@ -82,6 +82,8 @@ struct Ctx {
     /// messages are then acknowledged together, [`ACK_CHUNK`] at a time, instead of one request
     /// each inside their tasks.
     batch_ack: bool,
+    /// [`Options::subject_token`].
+    subject_token: Option<String>,
 }
 
 /// Acknowledgements gathered before one `acknowledge_many` call (Graph sends them 20 per
@@ -230,6 +232,7 @@ impl Pipeline {
                 .collect(),
             ack_retries: self.ack_retries.clone(),
             batch_ack: spec.source.capabilities().batch_acknowledge,
+            subject_token: self.options.subject_token.clone(),
         })
     }
 

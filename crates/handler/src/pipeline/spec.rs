@@ -106,6 +106,10 @@ pub struct Options {
     /// ever. Default 30 days. Expiry runs when [`Pipeline::run`](crate::Pipeline::run) starts
     /// and every hour after.
     pub retention: Option<Duration>,
+    /// The prefix of a ticket system's subject token (`HELP` for `[HELP-123]`): an inbound
+    /// message with one carries it as [`Inbound::subject_token`](crate::Inbound::subject_token).
+    /// Default none.
+    pub subject_token: Option<String>,
 }
 
 /// The default [`Options::retention`]: 30 days.
@@ -126,6 +130,7 @@ impl Default for Options {
             max_mime: MAX_MIME,
             max_ack_retries: 8,
             retention: Some(DEFAULT_RETENTION),
+            subject_token: None,
         }
     }
 }
@@ -172,6 +177,12 @@ impl Options {
     /// [`Options::retention`].
     pub fn retention(mut self, keep: Option<Duration>) -> Self {
         self.retention = keep;
+        self
+    }
+
+    /// Sets [`Options::subject_token`]: the prefix of `[PREFIX-123]` in subjects.
+    pub fn subject_token(mut self, prefix: impl Into<String>) -> Self {
+        self.subject_token = Some(prefix.into());
         self
     }
 

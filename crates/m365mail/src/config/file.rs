@@ -282,6 +282,10 @@ pub struct HandlerConfig {
     /// Microsoft 365 accepts); a bigger one is parked unparsed with the reason.
     #[serde(default = "default_max_message_mib")]
     pub max_message_mib: u32,
+    /// The prefix of a ticket system's subject token (`HELP` for `[HELP-123]`): a message
+    /// whose subject has one carries it in its routing record and webhook body.
+    #[serde(default)]
+    pub subject_token: Option<String>,
 }
 
 fn default_output() -> PathBuf {
@@ -310,6 +314,7 @@ impl Default for HandlerConfig {
             poll_interval_secs: default_poll(),
             batch_size: default_batch(),
             max_message_mib: default_max_message_mib(),
+            subject_token: None,
         }
     }
 }

@@ -55,6 +55,7 @@
 //! output_dir = "m365mail-out"
 //! batch_size = 50
 //! max_message_mib = 150                   # bigger messages are parked unparsed
+//! # subject_token = "HELP"                # a ticket system's [HELP-123] in subjects
 //! ```
 //!
 //! The file is read once, into a [`File`] (serde's shape of it), and resolved at once into a

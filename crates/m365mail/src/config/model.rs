@@ -179,16 +179,22 @@ pub struct Handler {
     pub batch_size: usize,
     /// The largest message handed to the parser, in bytes.
     pub max_message_bytes: usize,
+    /// The subject token's prefix (`handler.subject_token`).
+    pub subject_token: Option<String>,
 }
 
 impl Handler {
     /// The pipeline's options.
     pub fn options(&self) -> handler::Options {
-        handler::Options::default()
+        let options = handler::Options::default()
             .batch_size(self.batch_size)
             .max_attempts(self.max_attempts)
             .poll_interval(self.poll_interval)
-            .max_mime(self.max_message_bytes)
+            .max_mime(self.max_message_bytes);
+        match &self.subject_token {
+            Some(prefix) => options.subject_token(prefix.clone()),
+            None => options,
+        }
     }
 }
 

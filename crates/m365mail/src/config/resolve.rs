@@ -555,6 +555,7 @@ impl Resolver<'_> {
             batch_size: h.batch_size,
             max_message_bytes: usize::try_from(h.max_message_mib)
                 .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
+            subject_token: h.subject_token.clone().filter(|p| !p.trim().is_empty()),
         })
     }
 }

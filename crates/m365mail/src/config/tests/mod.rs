@@ -363,3 +363,12 @@ fn the_notification_settings_build_the_policy() {
         .to_string();
     assert!(e.contains("reply_to") && e.contains("always"), "{e}");
 }
+
+#[test]
+fn the_subject_token_prefix_reaches_the_pipeline() {
+    let text = format!("{GOOD}\n[handler]\nsubject_token = \"HELP\"\n");
+    let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+    assert_eq!(c.handler.options().subject_token.as_deref(), Some("HELP"));
+    let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+    assert_eq!(c.handler.options().subject_token, None);
+}
