@@ -88,7 +88,8 @@
 //!   (`disable_plus_address_in_recipients`), an alias that does not receive yet
 //!   (`alias_propagation_delay_secs`, then [`Admin::add_alias`]; [`Admin::advance_clock`] or
 //!   [`Admin::remove_alias`]), a group where a mailbox is needed ([`Admin::add_group`] /
-//!   [`Admin::remove_group`]), `SendFromAliasEnabled` off (`send_from_alias_enabled`) and
+//!   [`Admin::remove_group`]; Graph's `GET /v1.0/groups?$filter=mail eq '…'` finds it for a token
+//!   with `GroupMember.Read.All`), `SendFromAliasEnabled` off (`send_from_alias_enabled`) and
 //!   application access policies ([`Admin::add_app_access_policy`] /
 //!   [`Admin::remove_app_access_policies`]). Over HTTP: `set_org`, `set_assignment_required`,
 //!   `assign_user`, `unassign_user`, `add_alias`, `remove_alias`, `add_group`, `remove_group`,

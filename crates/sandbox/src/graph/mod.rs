@@ -11,6 +11,7 @@
 //! endpoint) but share one dispatcher, which `$batch` also uses for its inner requests.
 
 mod batch;
+mod directory;
 mod ops;
 mod render;
 
@@ -49,6 +50,7 @@ const TEMPLATES: &[&str] = &[
 pub(crate) fn routes() -> Router<AppState> {
     let mut r = Router::new()
         .route("/v1.0/$batch", post(batch::handle))
+        .route("/v1.0/groups", axum::routing::get(directory::list_groups))
         .route("/v1.0/_upload/{session}", put(ops::upload_put))
         .route("/v1.0/{*rest}", any(unknown_route));
     for t in TEMPLATES {
