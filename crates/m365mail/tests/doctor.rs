@@ -342,14 +342,34 @@ async fn a_group_where_the_pickup_mailbox_should_be_is_named() {
             "sources.helpdesk.mailbox",
         ],
     );
-    // The same over EWS.
-    let ews = write(helpdesk(&sb, "ews", desk, &[]));
-    doctor(&ews.path, &["--no-probes"]).await.assert_fails(
-        SOURCE,
-        "mailbox-not-group",
-        Some(desk),
-        &["Get-Recipient"],
+    let detail = |run: &Run| {
+        run.finding(SOURCE, "mailbox-not-group", Some(desk))["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The demo app may not read groups: a group, a contact or a typo, it cannot tell which.
+    let said = detail(&run);
+    assert!(
+        said.contains("cannot be told") && said.contains("GroupMember.Read.All"),
+        "{said}"
     );
+    // The same over EWS, which has no way to look groups up at all.
+    let ews = write(helpdesk(&sb, "ews", desk, &[]));
+    let over_ews = doctor(&ews.path, &["--no-probes"]).await;
+    over_ews.assert_fails(SOURCE, "mailbox-not-group", Some(desk), &["Get-Recipient"]);
+    assert!(
+        detail(&over_ews).contains("EWS cannot list groups"),
+        "{}",
+        over_ews.stdout
+    );
+    // With a directory permission, Graph says what it is.
+    sb.admin()
+        .grant_admin_consent(DEMO_APP, &[], &["GroupMember.Read.All"])
+        .unwrap();
+    let run = doctor(&s.path, &["--no-probes"]).await;
+    run.assert_fails(SOURCE, "mailbox-not-group", Some(desk), &["Get-Recipient"]);
+    assert!(detail(&run).contains("it is a group"), "{}", run.stdout);
 
     sb.admin().remove_group(desk).unwrap();
     sb.admin().add_user(desk).unwrap();

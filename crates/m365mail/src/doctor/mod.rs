@@ -8,7 +8,7 @@
 //! | `consent` | the token carries the permissions the connection needs | `roles` / `scp` in the token against [`checks::needed`] |
 //! | `user-assignment` | the signed-in person may use the app | AADSTS50105 at the refresh |
 //! | `ews-allowed` | EWS lets this app in (`EwsEnabled`, `EwsAllowedAppIDs`) | an EWS request answered 403 |
-//! | `mailbox-not-group` | the pickup address is a mailbox | Graph 404 `ErrorInvalidUser` / EWS `ErrorNonExistentMailbox` |
+//! | `mailbox-not-group` | the pickup address is a mailbox | Graph 404 `ErrorInvalidUser` / EWS `ErrorNonExistentMailbox`; then Graph `GET /groups` (with `GroupMember.Read.All`) tells a group from a typo |
 //! | `application-access` | no application access policy or RBAC for Applications scope keeps the app out of the mailbox (app-only) | 403 `ErrorAccessDenied` with the permissions in the token |
 //! | `mailbox-access` | the signed-in person has rights on the mailbox (delegated) | the same 403 |
 //! | `plus-addressing` | mail to `mailbox+probe-…@` arrives | a probe |
@@ -311,6 +311,9 @@ struct Conn<'a> {
     mailbox_key: String,
     resource: Resource,
     is_source: bool,
+    /// For an address that is no mailbox: whether a group has it (`Err`: why that cannot be
+    /// told).
+    group: Option<Result<Option<String>, String>>,
 }
 
 struct Doctor<'a> {
@@ -665,14 +668,27 @@ impl Doctor<'_> {
                     format!("{mailbox} is a mailbox: its inbox opened"),
                     None,
                 ),
-                Access::NotAMailbox(w) => (
-                    Status::Fail,
-                    format!(
-                        "{mailbox} is not a mailbox ({w}): a group or distribution list, a \
-                         contact, or a mistyped address; the app's permissions cannot tell which"
-                    ),
-                    Some(fix::not_a_mailbox(mailbox, mailbox_key)),
-                ),
+                Access::NotAMailbox(w) => {
+                    let which = match &c.group {
+                        Some(Ok(Some(name))) => format!(
+                            "it is a group ({name:?}), whose mail goes to its members and which no \
+                             app can read as a mailbox"
+                        ),
+                        Some(Ok(None)) => "no group has that address either: a contact, a \
+                                           mistyped address, or a mailbox not yet created"
+                            .to_owned(),
+                        Some(Err(why)) => format!(
+                            "a group, a contact or a mistyped address; which cannot be told \
+                             ({why})"
+                        ),
+                        None => "a group, a contact or a mistyped address".to_owned(),
+                    };
+                    (
+                        Status::Fail,
+                        format!("{mailbox} is not a mailbox ({w}): {which}"),
+                        Some(fix::not_a_mailbox(mailbox, mailbox_key)),
+                    )
+                }
                 other => (Status::Unknown, why(other), None),
             };
             self.push(finding(
@@ -752,6 +768,23 @@ impl Doctor<'_> {
             Err(e) => checks::classify(&e),
         };
         let key = format!("sources.{}.mailbox", s.name);
+        let group = match &access {
+            Access::NotAMailbox(_) => {
+                Some(probes::find_group(&client, &s.mailbox).await.map_err(|e| {
+                    match e.kind() {
+                        connector::ErrorKind::Unsupported => {
+                            "EWS cannot list groups; Microsoft Graph with GroupMember.Read.All can"
+                                .to_owned()
+                        }
+                        _ => format!(
+                            "looking the address up among groups needs GroupMember.Read.All: {}",
+                            e.message()
+                        ),
+                    }
+                }))
+            }
+            _ => None,
+        };
         let conn = Conn {
             target: &target,
             app: &s.app,
@@ -759,6 +792,7 @@ impl Doctor<'_> {
             mailbox_key: key,
             resource,
             is_source: true,
+            group,
         };
         self.access(&conn, facts.as_ref(), &access);
         if self.options.probes {
@@ -830,6 +864,7 @@ impl Doctor<'_> {
             mailbox_key: key,
             resource,
             is_source: false,
+            group: None,
         };
         self.access(&conn, facts.as_ref(), &access);
     }

@@ -98,6 +98,77 @@ impl GraphOperation for ListNewest {
     }
 }
 
+/// `GET /groups?$filter=proxyAddresses/any(…)`: the display name of the group with this address.
+struct FindGroup {
+    address: String,
+}
+
+impl GraphOperation for FindGroup {
+    type Output = Option<String>;
+
+    fn what(&self) -> &str {
+        "looking for a group with the address"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Safe
+    }
+
+    fn build(&self, ep: &graph_mail::Endpoint) -> Result<OpRequest, connector::Error> {
+        let mut url = ep.base().clone();
+        url.path_segments_mut()
+            .map_err(|()| connector::Error::configuration("the Graph base URL has no path"))?
+            .pop_if_empty()
+            .push("groups");
+        let filter = format!(
+            "proxyAddresses/any(x:x eq 'smtp:{}')",
+            self.address.replace('\'', "''")
+        );
+        url.query_pairs_mut()
+            .append_pair("$filter", &filter)
+            .append_pair("$select", "id,displayName,mail");
+        Ok(OpRequest::new(http::Method::GET, url, api::Body::Empty))
+    }
+
+    fn parse(
+        &self,
+        _: &graph_mail::Endpoint,
+        response: &api::Response,
+    ) -> Result<Option<String>, connector::Error> {
+        let v: serde_json::Value = serde_json::from_slice(response.json()?)
+            .map_err(|e| connector::Error::bad_response(format!("a group list: {e}")))?;
+        let first = v
+            .get("value")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|a| a.first());
+        Ok(first.map(|g| {
+            g.get("displayName")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        }))
+    }
+}
+
+/// Whether a group has `address`, through Graph (which needs a directory permission such as
+/// `GroupMember.Read.All`); `Ok(Some(display name))` when one has.
+pub(super) async fn find_group(
+    client: &MailboxClient,
+    address: &str,
+) -> Result<Option<String>, connector::Error> {
+    match client {
+        MailboxClient::Graph(c) => {
+            c.execute(&FindGroup {
+                address: address.to_owned(),
+            })
+            .await
+        }
+        MailboxClient::Ews(_) => Err(connector::Error::unsupported(
+            "EWS cannot look groups up for an app",
+        )),
+    }
+}
+
 /// Opens the folder: whether the mailbox can be reached at all.
 pub(super) async fn reach(client: &MailboxClient) -> Result<(), connector::Error> {
     match client {
