@@ -146,6 +146,7 @@
 mod admin;
 mod admin_guard;
 mod auth;
+mod bodies;
 pub mod delivery;
 mod faults;
 pub mod identity;

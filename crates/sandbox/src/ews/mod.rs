@@ -16,6 +16,7 @@
 //! Batched operations answer one `ResponseMessage` per item with its own `ResponseClass` and
 //! `ResponseCode`. Every response validates against the EWS schema (tested).
 
+mod headers;
 mod ops;
 mod xml;
 
@@ -271,6 +272,9 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
                 format!("The specified server version '{ver}' is invalid."),
             ));
         }
+    }
+    if let Err(f) = headers::check(soap_header) {
+        return render_fault(&f);
     }
     let Some(op) = doc.child("Body").and_then(|b| b.children.first()) else {
         return render_fault(&Fault::client(

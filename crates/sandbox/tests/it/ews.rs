@@ -13,14 +13,14 @@ use crate::common::{DEMO_APP, EWS_NS, MEGAN, ews_app_token, post_soap, start};
 
 const MB: &str = MEGAN;
 
-struct Ews {
-    sb: Sandbox,
+pub(crate) struct Ews {
+    pub(crate) sb: Sandbox,
     http: reqwest::Client,
     /// Every 200/500 SOAP body received, for schema validation.
     seen: Mutex<Vec<(String, String)>>,
 }
 
-fn user_token(sb: &Sandbox, user: &str) -> String {
+pub(crate) fn user_token(sb: &Sandbox, user: &str) -> String {
     sb.admin()
         .mint_token(&MintRequest {
             app_id: DEMO_APP.into(),
@@ -34,7 +34,7 @@ fn user_token(sb: &Sandbox, user: &str) -> String {
         .unwrap()
 }
 
-fn envelope(impersonate: Option<&str>, body: &str) -> String {
+pub(crate) fn envelope(impersonate: Option<&str>, body: &str) -> String {
     let imp = impersonate
         .map(|m| format!("<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{m}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"))
         .unwrap_or_default();
@@ -44,7 +44,7 @@ fn envelope(impersonate: Option<&str>, body: &str) -> String {
 }
 
 impl Ews {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let sb = start().await;
         Ews {
             sb,
@@ -53,7 +53,7 @@ impl Ews {
         }
     }
 
-    async fn raw(&self, token: &str, doc: String) -> (u16, String) {
+    pub(crate) async fn raw(&self, token: &str, doc: String) -> (u16, String) {
         let (status, text) = post_soap(&self.http, &self.sb, token, Some(MB), doc).await;
         if status == 200 || status == 500 {
             let mut seen = self.seen.lock().unwrap();
@@ -64,18 +64,18 @@ impl Ews {
     }
 
     /// [`Ews::raw`] with the app's token.
-    async fn as_app(&self, doc: String) -> (u16, String) {
+    pub(crate) async fn as_app(&self, doc: String) -> (u16, String) {
         self.raw(&ews_app_token(&self.sb), doc).await
     }
 
     /// An operation as the app impersonating `MB`.
-    async fn op(&self, body: &str) -> String {
+    pub(crate) async fn op(&self, body: &str) -> String {
         let (s, t) = self.as_app(envelope(Some(MB), body)).await;
         assert_eq!(s, 200, "{t}");
         t
     }
 
-    fn inject(&self, n: usize) {
+    pub(crate) fn inject(&self, n: usize) {
         for i in 0..n {
             self.sb
                 .admin()
@@ -84,7 +84,7 @@ impl Ews {
         }
     }
 
-    fn validate_all(&self) {
+    pub(crate) fn validate_all(&self) {
         let docs = self.seen.lock().unwrap().clone();
         assert!(!docs.is_empty());
         assert!(
@@ -146,14 +146,14 @@ fn uuid_like() -> u128 {
         .as_nanos()
 }
 
-fn between<'a>(s: &'a str, a: &str, b: &str) -> Vec<&'a str> {
+pub(crate) fn between<'a>(s: &'a str, a: &str, b: &str) -> Vec<&'a str> {
     s.split(a)
         .skip(1)
         .filter_map(|x| x.split(b).next())
         .collect()
 }
 
-fn ids(doc: &str) -> Vec<String> {
+pub(crate) fn ids(doc: &str) -> Vec<String> {
     between(doc, "<t:ItemId Id=\"", "\"")
         .into_iter()
         .map(str::to_string)

@@ -12,4 +12,5 @@ mod platform;
 mod send_as;
 mod sender_auth;
 mod smtp_tls;
+mod strict_ews;
 mod xml_entities;

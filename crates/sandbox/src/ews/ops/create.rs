@@ -4,12 +4,13 @@
 use base64::Engine as _;
 
 use super::folders::folder_ref;
-use super::shared::{Msg, err, item_ids, locate, now, response, store_err, xs_bool};
+use super::item_fields;
+use super::shared::{Msg, err, item_id, item_ids, locate, now, response, store_err, xs_bool};
 use crate::auth::AccessDeniedKind;
 use crate::delivery::{self, DeliveryError};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
-use crate::store::{DeleteMode, InsertOptions, StoreError};
+use crate::store::{DeleteMode, InsertOptions, StoreError, WellKnownFolder};
 
 fn encode_header(v: &str) -> String {
     if v.is_ascii() {
@@ -37,12 +38,15 @@ fn addresses(el: Option<&Element>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// The MIME of a `t:Message`: its `MimeContent`, or one built from the structured fields.
-fn message_mime(ctx: &Ctx, m: &Element) -> Result<Vec<u8>, Msg> {
+/// The MIME of a `t:Message`: its `MimeContent`, or one built from the structured fields
+/// ([`item_fields`] checks every field), and the `IsRead` it asks for.
+fn message_mime(ctx: &Ctx, m: &Element) -> Result<(Vec<u8>, Option<bool>), Msg> {
+    let extras = item_fields::read(m)?;
     if let Some(mc) = m.child("MimeContent") {
         let compact: String = mc.text.chars().filter(|c| !c.is_whitespace()).collect();
         return base64::engine::general_purpose::STANDARD
             .decode(compact)
+            .map(|mime| (mime, extras.is_read))
             .map_err(|_| {
                 err(
                     "ErrorMimeContentConversionFailed",
@@ -77,19 +81,26 @@ fn message_mime(ctx: &Ctx, m: &Element) -> Result<Vec<u8>, Msg> {
     let body = m.child("Body");
     let html = body.and_then(|b| b.attr("BodyType")) == Some("HTML");
     out.push_str("MIME-Version: 1.0\r\n");
-    out.push_str(if html {
+    let mut part = String::from(if html {
         "Content-Type: text/html; charset=utf-8\r\n"
     } else {
         "Content-Type: text/plain; charset=utf-8\r\n"
     });
-    out.push_str("Content-Transfer-Encoding: 8bit\r\n\r\n");
-    out.push_str(
+    part.push_str("Content-Transfer-Encoding: 8bit\r\n\r\n");
+    part.push_str(
         &body
             .map(|b| b.text.replace("\r\n", "\n").replace('\n', "\r\n"))
             .unwrap_or_default(),
     );
-    out.push_str("\r\n");
-    Ok(out.into_bytes())
+    part.push_str("\r\n");
+    let from_addr = m
+        .path(&["From", "Mailbox", "EmailAddress"])
+        .map(|e| e.text.trim().to_string())
+        .unwrap_or_else(|| ctx.mailbox.clone());
+    Ok((
+        item_fields::assemble(&out, &part, &extras, &from_addr),
+        extras.is_read,
+    ))
 }
 
 fn ensure_from(mime: Vec<u8>, mailbox: &str) -> Vec<u8> {
@@ -176,17 +187,32 @@ pub(super) fn create_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
             if let Err(d) = ctx.principal.may_write(&mailbox) {
                 return err("ErrorAccessDenied", d.message);
             }
-            let mime = match message_mime(ctx, m) {
+            let (mime, is_read) = match message_mime(ctx, m) {
                 Ok(x) => x,
                 Err(e) => return e,
             };
+            // A sent message's copy goes to Sent Items; another SavedItemFolderId is not
+            // implemented (refused, not ignored).
+            if matches!(disposition, Some("SendOnly" | "SendAndSaveCopy"))
+                && let Some(r) = saved
+                && !ctx
+                    .state
+                    .store()
+                    .folder(&r.mailbox, &r.folder)
+                    .is_ok_and(|f| f.well_known == Some(WellKnownFolder::SentItems))
+            {
+                return err(
+                    "ErrorInvalidRequest",
+                    "The sandbox saves sent messages to Sent Items only: another SavedItemFolderId is not implemented.",
+                );
+            }
             match disposition {
                 Some("SaveOnly") => {
                     let folder = saved
                         .map(|r| r.folder.clone())
                         .unwrap_or_else(|| "drafts".into());
                     let opts = InsertOptions {
-                        is_read: true,
+                        is_read: is_read.unwrap_or(true),
                         is_draft: true,
                         received: now(ctx),
                     };
@@ -220,10 +246,28 @@ pub(super) fn create_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
 
 pub(super) fn send_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     let save = op.attr("SaveItemToFolder").and_then(xs_bool) != Some(false);
+    // The copy goes to Sent Items: another SavedItemFolderId is refused, not ignored.
+    let other_folder = op
+        .child("SavedItemFolderId")
+        .and_then(|s| s.children.first())
+        .is_some_and(|f| {
+            !(f.name == "DistinguishedFolderId"
+                && f.attr("Id")
+                    .is_some_and(|i| i.eq_ignore_ascii_case("sentitems")))
+        });
     let msgs = item_ids(op, "ItemIds")
         .iter()
         .map(|el| {
-            let id = el.attr("Id").unwrap_or("");
+            if other_folder {
+                return err(
+                    "ErrorInvalidRequest",
+                    "The sandbox saves sent messages to Sent Items only: another SavedItemFolderId is not implemented.",
+                );
+            }
+            let id = match item_id(el) {
+                Ok(id) => id,
+                Err(m) => return m,
+            };
             let mb = match locate(ctx, id, true) {
                 Ok(mb) => mb,
                 Err(m) => return m,

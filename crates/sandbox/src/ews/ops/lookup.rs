@@ -1,6 +1,6 @@
 //! Look-ups that read no item: ResolveNames (the tenant's directory) and ConvertId.
 
-use super::shared::{Msg, err, locate, response};
+use super::shared::{Msg, err, locate, response, xs_bool};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
 
@@ -26,7 +26,30 @@ pub(super) fn convert_id(ctx: &Ctx, op: &Element) -> String {
     response("ConvertId", msgs)
 }
 
+/// ResolveNames against the tenant's directory, by exact address. `ReturnFullContactData`
+/// true (contact data in the answer) and `ContactDataShape` are refused; `SearchScope` and
+/// `ParentFolderIds` only choose contacts folders, and the sandbox's mailboxes have no contacts,
+/// so `Contacts` alone finds nothing and the others search the directory.
 pub(super) fn resolve_names(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
+    let full = match op.attr("ReturnFullContactData").map(xs_bool) {
+        Some(Some(b)) => b,
+        _ => {
+            return Err(Fault::new(
+                "ErrorSchemaValidation",
+                "ResolveNames needs ReturnFullContactData (xs:boolean).",
+            ));
+        }
+    };
+    if full || op.attr("ContactDataShape").is_some() {
+        return Ok(response(
+            "ResolveNames",
+            vec![err(
+                "ErrorInvalidRequest",
+                "The sandbox does not implement ResolveNames with contact data (ReturnFullContactData true, ContactDataShape).",
+            )],
+        ));
+    }
+    let contacts_only = op.attr("SearchScope") == Some("Contacts");
     let entry = op
         .child_text("UnresolvedEntry")
         .unwrap_or("")
@@ -38,6 +61,7 @@ pub(super) fn resolve_names(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
             .mailbox(entry, ctx.state.clock().now_unix())
             .map(|m| (m.display_name.clone(), m.mail.clone()))
     };
+    let found = found.filter(|_| !contacts_only);
     let msg = match found {
         None => err("ErrorNameResolutionNoResults", "No results were found."),
         Some((name, mail)) => {

@@ -9,8 +9,10 @@
 
 mod change;
 mod create;
+mod field_uris;
 mod find;
 mod folders;
+mod item_fields;
 mod lookup;
 mod shape;
 mod shared;

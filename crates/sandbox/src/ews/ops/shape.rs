@@ -1,9 +1,19 @@
-//! Item shapes (`ItemShape`: base shape, MIME, additional properties) and writing a message as
-//! a `t:Message` in a shape.
+//! Item and folder shapes (`ItemShape`, `FolderShape`: base shape, MIME, body type, additional
+//! properties) and writing a message as a `t:Message` in a shape.
+//!
+//! What a shape may ask for is checked before anything is read: a `FieldURI` the schema does not
+//! know is `ErrorSchemaValidation` (as Exchange validates requests against the schema); a valid
+//! path the sandbox does not model is answered without a value, as Exchange leaves out a
+//! property an item has none of (see [`crate::fidelity`]); options that would change what is
+//! returned and that the sandbox does not apply are refused with `ErrorInvalidPropertyRequest`
+//! or `ErrorInvalidRequest`.
 
 use std::collections::HashSet;
 
+use super::field_uris::FIELD_URIS;
 use super::shared::{dt, xs_bool};
+use crate::bodies::{BodyKind, body};
+use crate::ews::Fault;
 use crate::ews::xml::{Element, Writer};
 use crate::store::Message;
 
@@ -18,28 +28,134 @@ pub(super) struct Shape {
     base: Base,
     mime: bool,
     props: HashSet<String>,
+    body: BodyKind,
+    /// `ExtendedFieldURI PropertyTag="0x007D"` (`PR_TRANSPORT_MESSAGE_HEADERS`) was asked for.
+    transport_headers: bool,
 }
 
-pub(super) fn parse_shape(el: Option<&Element>) -> Shape {
-    let base = match el.and_then(|e| e.child_text("BaseShape")) {
-        Some("Default") => Base::Default,
-        Some("AllProperties") => Base::All,
-        _ => Base::IdOnly,
+fn schema(message: impl Into<String>) -> Fault {
+    Fault::new("ErrorSchemaValidation", message)
+}
+
+fn base_shape(el: &Element) -> Result<Base, Fault> {
+    match el.child_text("BaseShape") {
+        Some("IdOnly") => Ok(Base::IdOnly),
+        Some("Default") => Ok(Base::Default),
+        Some("AllProperties") => Ok(Base::All),
+        Some(other) => Err(Fault::new(
+            "ErrorInvalidRequest",
+            format!("The sandbox does not implement the base shape '{other}'."),
+        )),
+        None => Err(schema(format!(
+            "The {} element needs a BaseShape.",
+            el.name
+        ))),
+    }
+}
+
+/// The `FieldURI`s of an `AdditionalProperties` element, each checked against the schema, and
+/// whether `PR_TRANSPORT_MESSAGE_HEADERS` was asked for; other kinds of paths are refused.
+fn additional(el: Option<&Element>, items: bool) -> Result<(HashSet<String>, bool), Fault> {
+    let mut props = HashSet::new();
+    let mut transport = false;
+    for p in el.map(|a| a.children.as_slice()).unwrap_or_default() {
+        match p.name.as_str() {
+            "FieldURI" => {
+                let uri = p.attr("FieldURI").unwrap_or("");
+                if FIELD_URIS.binary_search(&uri).is_err() {
+                    return Err(schema(format!(
+                        "The 'FieldURI' attribute is invalid - The value '{uri}' is invalid according to its datatype 'http://schemas.microsoft.com/exchange/services/2006/types:UnindexedFieldURIType'."
+                    )));
+                }
+                if let Some((_, name)) = uri.split_once(':') {
+                    props.insert(name.to_string());
+                }
+            }
+            "ExtendedFieldURI"
+                if items
+                    && p.attr("PropertyTag").and_then(|t| {
+                        let t = t.trim();
+                        t.strip_prefix("0x")
+                            .or_else(|| t.strip_prefix("0X"))
+                            .map_or_else(|| t.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+                    }) == Some(0x7D)
+                    && p.attr("PropertyType") == Some("String")
+                    && p.attrs.len() == 2 =>
+            {
+                transport = true;
+            }
+            "ExtendedFieldURI" => {
+                return Err(Fault::new(
+                    "ErrorInvalidPropertyRequest",
+                    "The sandbox implements one extended property: PropertyTag 0x007D (PR_TRANSPORT_MESSAGE_HEADERS), PropertyType String.",
+                ));
+            }
+            "IndexedFieldURI" => {
+                return Err(Fault::new(
+                    "ErrorInvalidPropertyRequest",
+                    format!(
+                        "The sandbox does not implement indexed properties ({}).",
+                        p.attr("FieldURI").unwrap_or("")
+                    ),
+                ));
+            }
+            other => {
+                return Err(schema(format!(
+                    "Unexpected element '{other}' in AdditionalProperties."
+                )));
+            }
+        }
+    }
+    Ok((props, transport))
+}
+
+/// Reads an `ItemShape` (required by the schema wherever it appears).
+pub(super) fn parse_shape(el: Option<&Element>) -> Result<Shape, Fault> {
+    let Some(el) = el else {
+        return Err(schema("The request needs an ItemShape."));
     };
-    let mime = el
-        .and_then(|e| e.child_text("IncludeMimeContent"))
-        .and_then(xs_bool)
-        == Some(true);
-    let props = el
-        .and_then(|e| e.child("AdditionalProperties"))
-        .map(|a| {
-            a.children_named("FieldURI")
-                .filter_map(|f| f.attr("FieldURI"))
-                .filter_map(|u| u.split_once(':').map(|(_, n)| n.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    Shape { base, mime, props }
+    let base = base_shape(el)?;
+    let mut mime = false;
+    let mut body_kind = BodyKind::Best;
+    for c in &el.children {
+        let text = c.text.trim();
+        let flag =
+            || xs_bool(text).ok_or_else(|| schema(format!("{} must be an xs:boolean.", c.name)));
+        match c.name.as_str() {
+            "BaseShape" | "AdditionalProperties" => {}
+            "IncludeMimeContent" => mime = flag()?,
+            "BodyType" => {
+                body_kind = match text {
+                    "Best" => BodyKind::Best,
+                    "HTML" => BodyKind::Html,
+                    "Text" => BodyKind::Text,
+                    other => return Err(schema(format!("Invalid BodyType '{other}'."))),
+                }
+            }
+            // They format item:UniqueBody and item:NormalizedBody, which the sandbox answers
+            // without a value.
+            "UniqueBodyType" | "NormalizedBodyType" => {}
+            // Bodies are UTF-8 already.
+            "ConvertHtmlCodePageToUTF8" if flag()? => {}
+            "FilterHtmlContent" | "BlockExternalImages" | "AddBlankTargetToLinks" if !flag()? => {}
+            other => {
+                return Err(Fault::new(
+                    "ErrorInvalidRequest",
+                    format!(
+                        "The sandbox does not implement the item shape option {other} = '{text}'."
+                    ),
+                ));
+            }
+        }
+    }
+    let (props, transport_headers) = additional(el.child("AdditionalProperties"), true)?;
+    Ok(Shape {
+        base,
+        mime,
+        props,
+        body: body_kind,
+        transport_headers,
+    })
 }
 
 impl Shape {
@@ -76,6 +192,48 @@ impl Shape {
     }
 }
 
+/// A `FolderShape`: which folder properties to write.
+pub(super) struct FolderShape {
+    base: Base,
+    props: HashSet<String>,
+}
+
+/// Reads a `FolderShape` (required by the schema).
+pub(super) fn parse_folder_shape(el: Option<&Element>) -> Result<FolderShape, Fault> {
+    let Some(el) = el else {
+        return Err(schema("The request needs a FolderShape."));
+    };
+    let base = base_shape(el)?;
+    if let Some(c) = el
+        .children
+        .iter()
+        .find(|c| !matches!(c.name.as_str(), "BaseShape" | "AdditionalProperties"))
+    {
+        return Err(schema(format!(
+            "Unexpected element '{}' in FolderShape.",
+            c.name
+        )));
+    }
+    let (props, _) = additional(el.child("AdditionalProperties"), false)?;
+    Ok(FolderShape { base, props })
+}
+
+impl FolderShape {
+    /// Whether folder property `name` (`folder:{name}`) is written.
+    pub(super) fn has(&self, name: &str) -> bool {
+        const DEFAULT: &[&str] = &[
+            "DisplayName",
+            "TotalCount",
+            "ChildFolderCount",
+            "UnreadCount",
+        ];
+        const ALL: &[&str] = &["ParentFolderId", "FolderClass"];
+        self.props.contains(name)
+            || (self.base != Base::IdOnly && DEFAULT.contains(&name))
+            || (self.base == Base::All && ALL.contains(&name))
+    }
+}
+
 fn write_mailbox(w: &mut Writer, name: &str, address: &str) {
     w.start("t:Mailbox", &[]);
     if !name.is_empty() {
@@ -85,6 +243,17 @@ fn write_mailbox(w: &mut Writer, name: &str, address: &str) {
     w.text_element("t:RoutingType", "SMTP");
     w.text_element("t:MailboxType", "OneOff");
     w.end();
+}
+
+/// The header block of a MIME message, as `PR_TRANSPORT_MESSAGE_HEADERS` holds it.
+fn header_block(mime: &[u8]) -> String {
+    let end = mime
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| mime.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
+        .unwrap_or(mime.len());
+    String::from_utf8_lossy(&mime[..end]).into_owned()
 }
 
 pub(super) fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
@@ -108,16 +277,13 @@ pub(super) fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
         w.text_element("t:Subject", &p.subject);
     }
     if shape.has("Body") {
-        match &p.body_html {
-            Some(html) => w
-                .start("t:Body", &[("BodyType", "HTML")])
-                .raw(&crate::ews::xml_escape(html))
-                .end(),
-            None => w
-                .start("t:Body", &[("BodyType", "Text")])
-                .raw(&crate::ews::xml_escape(&p.body_text))
-                .end(),
-        };
+        let (html, content) = body(p, shape.body);
+        w.start(
+            "t:Body",
+            &[("BodyType", if html { "HTML" } else { "Text" })],
+        )
+        .raw(&crate::ews::xml_escape(&content))
+        .end();
     }
     if shape.has("DateTimeReceived") {
         w.text_element("t:DateTimeReceived", &dt(m.received));
@@ -145,6 +311,15 @@ pub(super) fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
             "t:HasAttachments",
             if p.has_attachments { "true" } else { "false" },
         );
+    }
+    if shape.transport_headers {
+        w.start("t:ExtendedProperty", &[]);
+        w.empty(
+            "t:ExtendedFieldURI",
+            &[("PropertyTag", "0x7d"), ("PropertyType", "String")],
+        );
+        w.text_element("t:Value", &header_block(&m.mime));
+        w.end();
     }
     if shape.has("Sender")
         && let Some(s) = &p.sender

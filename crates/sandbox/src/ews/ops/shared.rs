@@ -145,14 +145,23 @@ pub(super) fn locate(ctx: &Ctx, id: &str, write: bool) -> Result<String, Msg> {
     }
 }
 
+/// Every item reference under `op/tag`, of any kind: [`item_id`] reads one.
 pub(super) fn item_ids(op: &Element, tag: &str) -> Vec<Element> {
     op.child(tag)
-        .map(|i| {
-            i.children
-                .iter()
-                .filter(|c| c.name == "ItemId")
-                .cloned()
-                .collect()
-        })
+        .map(|i| i.children.clone())
         .unwrap_or_default()
+}
+
+/// The id of an item reference: an `ItemId`'s `Id`. Occurrence and recurring-master references
+/// name calendar items, which the sandbox does not hold: refused, never skipped.
+pub(super) fn item_id(el: &Element) -> Result<&str, Msg> {
+    match el.name.as_str() {
+        "ItemId" => Ok(el.attr("Id").unwrap_or("")),
+        other => Err(err(
+            "ErrorInvalidRequest",
+            format!(
+                "The sandbox holds messages only and does not implement item references of kind {other}."
+            ),
+        )),
+    }
 }

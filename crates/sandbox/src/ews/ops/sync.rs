@@ -4,14 +4,36 @@ use base64::Engine as _;
 
 use super::folders::folder_ref;
 use super::shape::{parse_shape, write_item};
-use super::shared::{Msg, err, response, store_err};
+use super::shared::{Msg, err, item_id, response, store_err};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
 
 const SYNC_PREFIX: &str = "sandbox-sync:";
 
 pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
-    let shape = parse_shape(op.child("ItemShape"));
+    let shape = parse_shape(op.child("ItemShape"))?;
+    // `SyncScope`: `NormalItems` or `NormalAndAssociatedItems` come to the same, as the
+    // sandbox's folders hold no associated items.
+    if let Some(s) = op.child_text("SyncScope")
+        && !matches!(s, "NormalItems" | "NormalAndAssociatedItems")
+    {
+        return Err(Fault::new(
+            "ErrorSchemaValidation",
+            format!("Invalid SyncScope '{s}'."),
+        ));
+    }
+    // `Ignore`: changes to these items are left out of the answer.
+    let mut ignore = Vec::new();
+    for el in op
+        .child("Ignore")
+        .map(|i| i.children.as_slice())
+        .unwrap_or_default()
+    {
+        match item_id(el) {
+            Ok(id) => ignore.push(id.to_string()),
+            Err(m) => return Ok(response("SyncFolderItems", vec![m])),
+        }
+    }
     let Some(fel) = op.child("SyncFolderId").and_then(|s| s.children.first()) else {
         return Err(Fault::new(
             "ErrorSchemaValidation",
@@ -57,8 +79,13 @@ pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault
         Ok(c) => c,
         Err(e) => return Ok(response("SyncFolderItems", vec![store_err(&e)])),
     };
-    let truncated = changes.changes.len() > max;
-    let taken = &changes.changes[..changes.changes.len().min(max)];
+    let all: Vec<&crate::store::FolderChange> = changes
+        .changes
+        .iter()
+        .filter(|c| !ignore.iter().any(|i| *i == c.id || *i == c.immutable_id))
+        .collect();
+    let truncated = all.len() > max;
+    let taken = &all[..all.len().min(max)];
     let new_seq = if truncated {
         taken.last().map(|c| c.seq).unwrap_or(since)
     } else {
