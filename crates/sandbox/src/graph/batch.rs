@@ -68,6 +68,21 @@ fn parse(outer: &HeaderMap, body: &[u8]) -> Result<Vec<Item>, GResp> {
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("Batch request id is missing."))?;
+        // A member Graph's batch format does not have is refused, never skipped; except
+        // msgraph-core's `depends_on`, which Graph serves without applying it (as here), so
+        // that the official Python SDK's batches work.
+        if let Some(k) = r.as_object().and_then(|o| {
+            o.keys().find(|k| {
+                !matches!(
+                    k.as_str(),
+                    "id" | "method" | "url" | "headers" | "body" | "dependsOn" | "depends_on"
+                )
+            })
+        }) {
+            return Err(bad(&format!(
+                "Batch request '{id}' has the property '{k}', which the batch format does not have."
+            )));
+        }
         if !ids.insert(id.to_string()) {
             return Err(bad(&format!("Batch request id '{id}' is not unique.")));
         }

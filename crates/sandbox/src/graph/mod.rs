@@ -109,6 +109,34 @@ impl GReq {
             .collect()
     }
 
+    /// `Prefer: outlook.body-content-type="text"|"html"`: the body kind asked for, if any;
+    /// another value is refused.
+    pub(crate) fn body_kind(&self) -> Result<Option<crate::bodies::BodyKind>, GResp> {
+        for p in self.prefers() {
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
+            if !k.trim().eq_ignore_ascii_case("outlook.body-content-type") {
+                continue;
+            }
+            let v = v.trim().trim_matches('"');
+            return if v.eq_ignore_ascii_case("text") {
+                Ok(Some(crate::bodies::BodyKind::Text))
+            } else if v.eq_ignore_ascii_case("html") {
+                Ok(Some(crate::bodies::BodyKind::Html))
+            } else {
+                Err(error(
+                    400,
+                    "BadRequest",
+                    &format!(
+                        "Invalid outlook.body-content-type preference '{v}': it must be text or html."
+                    ),
+                ))
+            };
+        }
+        Ok(None)
+    }
+
     pub(crate) fn immutable_ids(&self) -> bool {
         self.prefers().iter().any(|p| {
             p.replace(' ', "")
@@ -215,6 +243,34 @@ pub(crate) fn request_base(st: &AppState, headers: &HeaderMap) -> String {
     }
 }
 
+/// Whether `path` (after `/v1.0`) is one of the served templates: `None` when it is, else the
+/// first segment that names nothing.
+fn unknown_segment_of(path: &str) -> Option<String> {
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
+    let rest = match segs.first().map(String::as_str) {
+        Some("me") => &segs[1..],
+        Some("users") if segs.len() >= 2 => &segs[2..],
+        _ => return Some(unknown_segment(path)),
+    };
+    let whole = TEMPLATES.iter().any(|t| {
+        let ts: Vec<&str> = t.split('/').collect();
+        ts.len() == rest.len()
+            && ts
+                .iter()
+                .zip(rest)
+                .all(|(t, s)| t.starts_with('{') || t == s)
+    });
+    if whole {
+        None
+    } else {
+        Some(unknown_segment(path))
+    }
+}
+
 /// The first segment of a Graph path (after `/v1.0`) that names no endpoint the sandbox
 /// serves, for Graph's "Resource not found for the segment" answer.
 fn unknown_segment(path: &str) -> String {
@@ -249,14 +305,32 @@ fn unknown_segment(path: &str) -> String {
 /// check like every Graph request, never an empty 404.
 async fn unknown_route(
     State(st): State<AppState>,
+    method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let (rid, cid) = request_ids(&headers);
-    if let Err(r) = authenticate_graph(&st, &headers) {
+    let who = match authenticate_graph(&st, &headers) {
+        Ok(p) => p,
+        Err(r) => return into_http(&st, r, &rid, &cid),
+    };
+    let path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
+    // A trailing slash names the same resource (Graph's own samples write
+    // `messages/{id}/?$select=…`).
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.len() < path.len() && !trimmed.is_empty() && unknown_segment_of(trimmed).is_none() {
+        let req = GReq {
+            method,
+            path: trimmed.to_string(),
+            query: uri.query().map(str::to_string),
+            base: request_base(&st, &headers),
+            headers,
+            body,
+        };
+        let r = dispatch(&st, &who, &req).await;
         return into_http(&st, r, &rid, &cid);
     }
-    let path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
     let seg = unknown_segment(path);
     into_http(
         &st,

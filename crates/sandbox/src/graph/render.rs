@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::bodies::{BodyKind, body};
 use crate::store::{EmailAddress, FolderInfo, Message};
 
 /// Properties of `microsoft.graph.message` the sandbox knows (the names of the v1.0 CSDL).
@@ -60,11 +61,11 @@ fn recipients(v: &[EmailAddress]) -> Value {
 /// One property of a message (a name of [`MESSAGE_PROPS`]); `None` for a name it does not
 /// know. Only the properties asked for are built: a listing page of 1,000 messages with a short
 /// `$select` must not copy every body (that was most of the time of a Graph list page).
-fn property(m: &Message, id: &str, name: &str) -> Option<Value> {
+fn property(m: &Message, id: &str, name: &str, kind: BodyKind) -> Option<Value> {
     let p = &m.props;
-    let body = || match &p.body_html {
-        Some(html) => json!({ "contentType": "html", "content": html }),
-        None => json!({ "contentType": "text", "content": p.body_text }),
+    let body_json = || match body(p, kind) {
+        (true, html) => json!({ "contentType": "html", "content": html }),
+        (false, text) => json!({ "contentType": "text", "content": text }),
     };
     Some(match name {
         "id" => json!(id),
@@ -87,7 +88,7 @@ fn property(m: &Message, id: &str, name: &str) -> Option<Value> {
             "https://outlook.office365.com/owa/?ItemID={id}&exvsurl=1&viewmodel=ReadMessageItem"
         )),
         "inferenceClassification" => json!("focused"),
-        "body" | "uniqueBody" => body(),
+        "body" | "uniqueBody" => body_json(),
         "sender" => p.sender.as_ref().map(recipient).unwrap_or(Value::Null),
         "from" => p.from.as_ref().map(recipient).unwrap_or(Value::Null),
         "toRecipients" => recipients(&p.to),
@@ -107,6 +108,17 @@ fn property(m: &Message, id: &str, name: &str) -> Option<Value> {
 /// A message, with only the `$select`ed properties when `select` is given (`id` always).
 /// `internetMessageHeaders` appears only when selected, as in Graph.
 pub(crate) fn message(m: &Message, immutable: bool, select: Option<&[String]>) -> Value {
+    message_as(m, immutable, select, BodyKind::Best)
+}
+
+/// [`message`] with `body` and `uniqueBody` in the kind asked for
+/// (`Prefer: outlook.body-content-type`).
+pub(crate) fn message_as(
+    m: &Message,
+    immutable: bool,
+    select: Option<&[String]>,
+    kind: BodyKind,
+) -> Value {
     let id = if immutable { &m.immutable_id } else { &m.id };
     let mut out = Map::new();
     out.insert(
@@ -114,7 +126,7 @@ pub(crate) fn message(m: &Message, immutable: bool, select: Option<&[String]>) -
         json!(format!("W/\"{}\"", m.change_key)),
     );
     let mut put = |name: &str| {
-        if let Some(v) = property(m, id, name) {
+        if let Some(v) = property(m, id, name, kind) {
             out.insert(name.to_string(), v);
         }
     };
@@ -133,6 +145,17 @@ pub(crate) fn message(m: &Message, immutable: bool, select: Option<&[String]>) -
     Value::Object(out)
 }
 
+/// Properties of `microsoft.graph.mailFolder` the sandbox knows (the names of the v1.0 CSDL).
+pub(crate) const FOLDER_PROPS: &[&str] = &[
+    "id",
+    "displayName",
+    "parentFolderId",
+    "childFolderCount",
+    "unreadItemCount",
+    "totalItemCount",
+    "isHidden",
+];
+
 /// A mail folder.
 pub(crate) fn folder(f: &FolderInfo) -> Value {
     json!({
@@ -144,6 +167,15 @@ pub(crate) fn folder(f: &FolderInfo) -> Value {
         "totalItemCount": f.total_count,
         "isHidden": f.is_hidden,
     })
+}
+
+/// A mail folder with only the `$select`ed properties (`id` always) when `select` is given.
+pub(crate) fn folder_selected(f: &FolderInfo, select: Option<&[String]>) -> Value {
+    let mut v = folder(f);
+    if let (Some(sel), Value::Object(o)) = (select, &mut v) {
+        o.retain(|k, _| k == "id" || sel.iter().any(|s| s == k));
+    }
+    v
 }
 
 #[cfg(test)]

@@ -13,4 +13,5 @@ mod send_as;
 mod sender_auth;
 mod smtp_tls;
 mod strict_ews;
+mod strict_graph;
 mod xml_entities;

@@ -6,13 +6,15 @@ use std::sync::{LazyLock, Mutex};
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::response::Response;
-use base64::Engine as _;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::shared::{B64, Op, action_param, bad, json_body, store_error, wrap76};
+use super::message_json::{FileAttachment, attachment_part, file_attachment};
+use super::shared::{
+    Op, action_param, bad, json_body, not_supported, only_params, store_error, unknown_property,
+};
 use crate::graph::{GReq, GResp, error, render};
 use crate::locks::lock;
 use crate::state::AppState;
@@ -36,16 +38,12 @@ fn unfolded_header(head: &str, name: &str) -> Option<String> {
 }
 
 /// Appends an attachment to a message's MIME, turning it into `multipart/mixed` if needed.
-pub(crate) fn append_attachment(mime: &[u8], name: &str, ct: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn append_attachment(mime: &[u8], att: &FileAttachment) -> Vec<u8> {
     let text = String::from_utf8_lossy(mime)
         .replace("\r\n", "\n")
         .replace('\n', "\r\n");
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
-    let name = name.replace(['"', '\r', '\n'], "");
-    let part = format!(
-        "Content-Type: {ct}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-        wrap76(&B64.encode(data))
-    );
+    let part = attachment_part(att);
     let ctype =
         unfolded_header(head, "Content-Type").unwrap_or_else(|| "text/plain; charset=utf-8".into());
     if ctype.to_ascii_lowercase().starts_with("multipart/mixed")
@@ -103,29 +101,19 @@ pub(super) fn add_attachment(st: &AppState, req: &GReq, mailbox: &str, id: &str)
         Ok(b) => b,
         Err(r) => return Ok(r),
     };
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("attachment")
-        .to_string();
-    let ct = body
-        .get("contentType")
-        .and_then(Value::as_str)
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    let Some(data) = body
-        .get("contentBytes")
-        .and_then(Value::as_str)
-        .and_then(|b| B64.decode(b).ok())
-    else {
-        return bad("contentBytes must be base64.");
+    // The type must be named here: `attachment` itself is abstract.
+    if body.get("@odata.type").is_none() {
+        return bad("The attachment needs its '@odata.type' (#microsoft.graph.fileAttachment).");
+    }
+    let att = match file_attachment(&body) {
+        Ok(a) => a,
+        Err(r) => return Ok(r),
     };
     let m = st.store().get(mailbox, id)?;
-    let size = data.len();
     st.store().replace_mime(
         mailbox,
         id,
-        append_attachment(&m.mime, &name, &ct, &data),
+        append_attachment(&m.mime, &att),
         st.clock().now(),
     )?;
     Ok(GResp::json(
@@ -133,7 +121,8 @@ pub(super) fn add_attachment(st: &AppState, req: &GReq, mailbox: &str, id: &str)
         json!({
             "@odata.type": "#microsoft.graph.fileAttachment",
             "id": format!("AAMkAtt{}", uuid::Uuid::new_v4().simple()),
-            "name": name, "contentType": ct, "size": size, "isInline": false,
+            "name": att.name, "contentType": att.content_type, "size": att.data.len(),
+            "isInline": att.inline, "contentId": att.content_id,
         }),
     ))
 }
@@ -144,6 +133,9 @@ struct Session {
     mailbox: String,
     message: String,
     name: String,
+    content_type: String,
+    inline: bool,
+    content_id: Option<String>,
     size: usize,
     data: Vec<u8>,
     expires: i64,
@@ -160,12 +152,42 @@ pub(super) fn upload_session(st: &AppState, req: &GReq, mailbox: &str, id: &str)
         Ok(b) => b,
         Err(r) => return Ok(r),
     };
+    if let Err(r) = only_params(&body, &["AttachmentItem"], "createUploadSession") {
+        return Ok(r);
+    }
     let item = action_param(&body, "AttachmentItem");
+    // attachmentItem: a file's name, size, content type, inline flag and content id.
+    let mut content_type = "application/octet-stream".to_string();
+    let mut inline = false;
+    let mut content_id = None;
+    for (k, v) in item.and_then(Value::as_object).into_iter().flatten() {
+        let text = || v.as_str().map(|s| s.replace(['"', '\r', '\n'], ""));
+        match k.as_str() {
+            "name" | "size" => {}
+            "attachmentType" if v.as_str().is_some_and(|t| t.eq_ignore_ascii_case("file")) => {}
+            "attachmentType" => {
+                return Ok(not_supported(&format!(
+                    "upload sessions for attachments of type {v}"
+                )));
+            }
+            "contentType" => match text() {
+                Some(t) => content_type = t,
+                None => return bad("AttachmentItem.contentType must be a string."),
+            },
+            "isInline" => match v.as_bool() {
+                Some(b) => inline = b,
+                None => return bad("AttachmentItem.isInline must be a boolean."),
+            },
+            "contentId" => content_id = text(),
+            "@odata.type" if super::shared::is_type(v, "attachmentItem") => {}
+            k => return Ok(unknown_property(k, "attachmentItem")),
+        }
+    }
     let name = item
         .and_then(|i| i.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("attachment")
-        .to_string();
+        .replace(['"', '\r', '\n'], "");
     let Some(size) = item.and_then(|i| i.get("size")).and_then(Value::as_u64) else {
         return bad("AttachmentItem.size is required.");
     };
@@ -188,6 +210,9 @@ pub(super) fn upload_session(st: &AppState, req: &GReq, mailbox: &str, id: &str)
             mailbox: mailbox.to_string(),
             message: m.immutable_id.clone(),
             name,
+            content_type,
+            inline,
+            content_id,
             size: size as usize,
             data: Vec::new(),
             expires: expires.unix_timestamp(),
@@ -308,7 +333,14 @@ fn upload_chunk(st: &AppState, sid: &str, query: &str, headers: &HeaderMap, body
         Ok(m) => m,
         Err(e) => return store_error(&e),
     };
-    let mime = append_attachment(&m.mime, &s.name, "application/octet-stream", &s.data);
+    let att = FileAttachment {
+        name: s.name,
+        content_type: s.content_type,
+        data: s.data,
+        inline: s.inline,
+        content_id: s.content_id,
+    };
+    let mime = append_attachment(&m.mime, &att);
     if let Err(e) = st
         .store()
         .replace_mime(&s.mailbox, &s.message, mime, st.clock().now())
@@ -334,16 +366,21 @@ mod tests {
 
     #[test]
     fn attachments_make_multipart_and_append() {
+        let file = |name: &str, data: &[u8]| FileAttachment {
+            name: name.into(),
+            content_type: "application/octet-stream".into(),
+            data: data.to_vec(),
+            inline: false,
+            content_id: None,
+        };
         let once = append_attachment(
             b"From: a@x\r\nSubject: s\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
-            "a.bin",
-            "application/octet-stream",
-            b"abc",
+            &file("a.bin", b"abc"),
         );
         let p = MessageProps::from_mime(&once).unwrap();
         assert!(p.has_attachments);
         assert_eq!(p.body_text.trim(), "hello");
-        let twice = append_attachment(&once, "b.bin", "application/octet-stream", b"def");
+        let twice = append_attachment(&once, &file("b.bin", b"def"));
         let msg = mail_parser::MessageParser::default().parse(&twice).unwrap();
         assert_eq!(msg.attachments().count(), 2);
         assert_eq!(msg.attachment(1).unwrap().contents(), b"def");

@@ -1,10 +1,17 @@
-//! Messages: list (`$filter`, `$orderby`, `$top`, `$skip`), get, `PATCH` (`isRead`) and move.
+//! Messages: list (`$filter`, `$orderby`, `$top`, `$skip`, `$count`, `$select`), get
+//! (`$select`), `PATCH` (`isRead`) and move, with bodies in the kind `Prefer:
+//! outlook.body-content-type` asks for (answered with `Preference-Applied`).
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::shared::{Op, action_param, bad, collection, context, json_body, link, select};
+use super::query;
+use super::shared::{
+    Op, action_param, bad, collection, context, json_body, link, not_supported, only_params,
+    select, unknown_property,
+};
+use crate::bodies::BodyKind;
 use crate::graph::{GReq, GResp, error, render};
 use crate::state::AppState;
 use crate::store::{ListQuery, Order};
@@ -61,9 +68,38 @@ fn parse_filter(f: &str, q: &mut ListQuery) -> Result<Vec<Prop>, String> {
     Ok(props)
 }
 
+/// The body kind asked for, and the `Preference-Applied` header that says so.
+fn body_pref(req: &GReq) -> Result<(BodyKind, Option<String>), GResp> {
+    Ok(match req.body_kind()? {
+        None => (BodyKind::Best, None),
+        Some(k) => (
+            k,
+            Some(format!(
+                "outlook.body-content-type=\"{}\"",
+                if k == BodyKind::Text { "text" } else { "html" }
+            )),
+        ),
+    })
+}
+
+fn with_pref(r: GResp, applied: Option<String>) -> GResp {
+    match applied {
+        Some(p) => r.header("Preference-Applied", p),
+        None => r,
+    }
+}
+
 pub(super) fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str>) -> Op {
     let sel = match select(req) {
         Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let (kind, applied) = match body_pref(req) {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let count = match query::count(req) {
+        Ok(c) => c,
         Err(r) => return Ok(r),
     };
     let mut q = ListQuery::default();
@@ -117,19 +153,22 @@ pub(super) fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str
     let value: Vec<Value> = page
         .items
         .iter()
-        .map(|m| render::message(m, imm, sel.as_deref()))
+        .map(|m| render::message_as(m, imm, sel.as_deref(), kind))
         .collect();
     let mut out = collection(context(st, mailbox, "messages"), value);
+    if count {
+        out["@odata.count"] = json!(page.total);
+    }
     if skip + page.items.len() < page.total {
         let mut pairs: Vec<(String, String)> = req
             .query_pairs()
             .into_iter()
-            .filter(|(k, _)| k != "$skip")
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip"))
             .collect();
         pairs.push(("$skip".into(), (skip + page.items.len()).to_string()));
         out["@odata.nextLink"] = json!(link(req, &pairs));
     }
-    Ok(GResp::json(200, out))
+    Ok(with_pref(GResp::json(200, out), applied))
 }
 
 pub(super) fn get(st: &AppState, req: &GReq, mailbox: &str, id: &str) -> Op {
@@ -137,11 +176,45 @@ pub(super) fn get(st: &AppState, req: &GReq, mailbox: &str, id: &str) -> Op {
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
+    let (kind, applied) = match body_pref(req) {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
     let m = st.store().get(mailbox, id)?;
-    Ok(GResp::json(
-        200,
-        render::message(&m, req.immutable_ids(), sel.as_deref()),
+    Ok(with_pref(
+        GResp::json(
+            200,
+            render::message_as(&m, req.immutable_ids(), sel.as_deref(), kind),
+        ),
+        applied,
     ))
+}
+
+/// Checks a `PATCH` body: `isRead` is applied; the other properties of a message are refused
+/// (`notSupported`), names a message does not have are `RequestBodyRead`.
+fn patch_fields(body: &Value) -> Result<(), GResp> {
+    let Some(o) = body.as_object() else {
+        return Err(error(
+            400,
+            "BadRequest",
+            "The request body must be a JSON object.",
+        ));
+    };
+    for (k, v) in o {
+        match k.as_str() {
+            "isRead" => {}
+            "@odata.type" if super::shared::is_type(v, "message") => {}
+            k if render::MESSAGE_PROPS.contains(&k)
+                || super::message_json::OTHER_PROPS.contains(&k) =>
+            {
+                return Err(not_supported(&format!(
+                    "updating the message property '{k}'"
+                )));
+            }
+            k => return Err(unknown_property(k, "message")),
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn patch(st: &AppState, req: &GReq, mailbox: &str, id: &str) -> Op {
@@ -153,6 +226,9 @@ pub(super) fn patch(st: &AppState, req: &GReq, mailbox: &str, id: &str) -> Op {
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
+    if let Err(r) = patch_fields(&body) {
+        return Ok(r);
+    }
     let m = match body.get("isRead") {
         Some(Value::Bool(b)) => st
             .store()
@@ -171,6 +247,9 @@ pub(super) fn move_message(st: &AppState, req: &GReq, mailbox: &str, id: &str) -
         Ok(b) => b,
         Err(r) => return Ok(r),
     };
+    if let Err(r) = only_params(&body, &["destinationId"], "move") {
+        return Ok(r);
+    }
     let Some(dest) = action_param(&body, "destinationId").and_then(Value::as_str) else {
         return bad("destinationId is required.");
     };

@@ -6,7 +6,9 @@
 mod attachments;
 mod delta;
 mod folders;
+mod message_json;
 mod messages;
+mod query;
 mod send;
 mod shared;
 
@@ -14,7 +16,7 @@ use http::Method;
 
 use self::shared::store_error;
 use crate::auth::Principal;
-use crate::graph::{GBody, GReq, GResp, error, render};
+use crate::graph::{GBody, GReq, GResp, error};
 use crate::state::AppState;
 use crate::store::DeleteMode;
 
@@ -28,13 +30,24 @@ pub(super) async fn run(
     mailbox: &str,
     rest: &[&str],
 ) -> GResp {
+    if let Err(r) = query::check(req, rest) {
+        return r;
+    }
+    // Conditional requests are not implemented: refused, so a client never believes its
+    // precondition held.
+    if let Some(h) = ["if-match", "if-none-match"]
+        .into_iter()
+        .find(|h| req.headers.contains_key(*h))
+    {
+        return shared::not_supported(&format!("conditional requests (the {h} header)"));
+    }
     let r = match (&req.method, rest) {
         (&Method::GET, ["mailFolders"]) => folders::list_folders(st, req, mailbox, None),
         (&Method::POST, ["mailFolders"]) => folders::create_folder(st, req, mailbox, None),
-        (&Method::GET, ["mailFolders", f]) => st
-            .store()
-            .folder(mailbox, f)
-            .map(|f| GResp::json(200, render::folder(&f))),
+        (&Method::GET, ["mailFolders", "delta"]) => {
+            return shared::not_supported("mailFolders/delta (delta of the folder tree)");
+        }
+        (&Method::GET, ["mailFolders", f]) => folders::get_folder(st, req, mailbox, f),
         (&Method::GET, ["mailFolders", f, "childFolders"]) => {
             folders::list_folders(st, req, mailbox, Some(f))
         }

@@ -2,105 +2,15 @@
 //! Graph's message JSON when the request is not MIME already.
 
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::shared::{B64, Op, action_param, json_body, store_error, wrap76};
+use super::message_json;
+use super::shared::{B64, Op, action_param, json_body, only_params, store_error};
 use crate::auth::Principal;
 use crate::delivery::{DeliveryError, submit};
 use crate::graph::{GReq, GResp, error, render};
 use crate::state::AppState;
 use crate::store::{DeleteMode, InsertOptions, MessageProps};
-
-fn encode_word(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_string()
-    } else {
-        format!("=?utf-8?B?{}?=", B64.encode(s))
-    }
-}
-
-fn addresses(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.pointer("/emailAddress/address").and_then(Value::as_str))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Builds RFC 822 MIME from a Graph `message` JSON object.
-fn mime_from_json(msg: &Value, default_from: &str) -> Vec<u8> {
-    let mut h = String::new();
-    let from = addresses(Some(&json!([msg
-        .get("from")
-        .cloned()
-        .unwrap_or(Value::Null)])))
-    .into_iter()
-    .next()
-    .unwrap_or_else(|| default_from.to_string());
-    h.push_str(&format!("From: {from}\r\n"));
-    for (name, key) in [
-        ("To", "toRecipients"),
-        ("Cc", "ccRecipients"),
-        ("Bcc", "bccRecipients"),
-        ("Reply-To", "replyTo"),
-    ] {
-        let a = addresses(msg.get(key));
-        if !a.is_empty() {
-            h.push_str(&format!("{name}: {}\r\n", a.join(", ")));
-        }
-    }
-    let subject = msg.get("subject").and_then(Value::as_str).unwrap_or("");
-    h.push_str(&format!(
-        "Subject: {}\r\nMIME-Version: 1.0\r\n",
-        encode_word(subject)
-    ));
-    let html = msg
-        .pointer("/body/contentType")
-        .and_then(Value::as_str)
-        .is_some_and(|c| c.eq_ignore_ascii_case("html"));
-    let content = msg
-        .pointer("/body/content")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let body_part = format!(
-        "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-        if html { "html" } else { "plain" },
-        wrap76(&B64.encode(content))
-    );
-    let attachments = msg
-        .get("attachments")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if attachments.is_empty() {
-        h.push_str(&body_part);
-        return h.into_bytes();
-    }
-    let boundary = format!("sandbox-{}", uuid::Uuid::new_v4().simple());
-    h.push_str(&format!(
-        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n{body_part}"
-    ));
-    for a in attachments {
-        let name = a
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("attachment");
-        let ct = a
-            .get("contentType")
-            .and_then(Value::as_str)
-            .unwrap_or("application/octet-stream");
-        let bytes = a.get("contentBytes").and_then(Value::as_str).unwrap_or("");
-        h.push_str(&format!(
-            "--{boundary}\r\nContent-Type: {ct}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            wrap76(bytes)
-        ));
-    }
-    h.push_str(&format!("--{boundary}--\r\n"));
-    h.into_bytes()
-}
 
 /// Reads the MIME of a `sendMail` / draft request: base64 `text/plain`, or JSON.
 fn request_mime(req: &GReq, mailbox: &str, wrapped: bool) -> Result<(Vec<u8>, bool), GResp> {
@@ -122,6 +32,7 @@ fn request_mime(req: &GReq, mailbox: &str, wrapped: bool) -> Result<(Vec<u8>, bo
     }
     let body = json_body(req)?;
     let (msg, save) = if wrapped {
+        only_params(&body, &["message", "saveToSentItems"], "sendMail")?;
         let Some(m) = action_param(&body, "message") else {
             return Err(error(
                 400,
@@ -129,16 +40,25 @@ fn request_mime(req: &GReq, mailbox: &str, wrapped: bool) -> Result<(Vec<u8>, bo
                 "The 'message' parameter is required.",
             ));
         };
-        (
-            m.clone(),
-            action_param(&body, "saveToSentItems")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
-        )
+        // An Edm.Boolean; Graph also reads the string form its own sample sends ("false").
+        let save = match action_param(&body, "saveToSentItems") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(error(
+                    400,
+                    "BadRequest",
+                    &format!("Invalid value {v} for saveToSentItems: it must be a boolean."),
+                ));
+            }
+        };
+        (m.clone(), save)
     } else {
         (body, true)
     };
-    Ok((mime_from_json(&msg, mailbox), save))
+    Ok((message_json::mime(&msg, mailbox)?, save))
 }
 
 fn delivery_error(e: &DeliveryError) -> GResp {
@@ -268,22 +188,4 @@ pub(super) fn send_draft(
             .delete(mailbox, id, DeleteMode::HardDelete, st.clock().now());
     }
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_messages_become_mime() {
-        let m = json!({"subject":"Grüße","body":{"contentType":"Text","content":"hi"},
-            "toRecipients":[{"emailAddress":{"address":"b@contoso.example"}}],
-            "attachments":[{"name":"a.txt","contentType":"text/plain","contentBytes":"YWJj"}]});
-        let mime = mime_from_json(&m, "a@contoso.example");
-        let p = MessageProps::from_mime(&mime).unwrap();
-        assert_eq!(p.subject, "Grüße");
-        assert_eq!(p.from.unwrap().address, "a@contoso.example");
-        assert_eq!(p.to[0].address, "b@contoso.example");
-        assert!(p.has_attachments);
-    }
 }

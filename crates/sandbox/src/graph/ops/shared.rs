@@ -75,23 +75,92 @@ pub(super) fn json_body(req: &GReq) -> Result<Value, GResp> {
 }
 
 pub(super) fn select(req: &GReq) -> Result<Option<Vec<String>>, GResp> {
+    select_of(req, render::MESSAGE_PROPS, "message")
+}
+
+/// `$select` over the properties `props` of `microsoft.graph.{type_name}`.
+pub(super) fn select_of(
+    req: &GReq,
+    props: &[&str],
+    type_name: &str,
+) -> Result<Option<Vec<String>>, GResp> {
     let Some(s) = req.param("$select") else {
         return Ok(None);
     };
     let mut out = Vec::new();
     for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if !render::MESSAGE_PROPS.contains(&p) {
+        if !props.contains(&p) {
             return Err(error(
                 400,
                 "RequestBroker--ParseUri",
                 &format!(
-                    "Could not find a property named '{p}' on type 'microsoft.graph.message'."
+                    "Could not find a property named '{p}' on type 'microsoft.graph.{type_name}'."
                 ),
             ));
         }
         out.push(p.to_string());
     }
     Ok(Some(out))
+}
+
+/// Whether an `@odata.type` value names `microsoft.graph.{name}`: with or without the leading
+/// `#` (Graph's own samples write both), without regard to case.
+pub(super) fn is_type(v: &Value, name: &str) -> bool {
+    v.as_str().is_some_and(|t| {
+        t.trim_start_matches('#')
+            .eq_ignore_ascii_case(&format!("microsoft.graph.{name}"))
+    })
+}
+
+/// A property of a request body that the entity type does not have: Graph's OData reader
+/// answers 400 `RequestBodyRead`.
+pub(super) fn unknown_property(name: &str, type_name: &str) -> GResp {
+    error(
+        400,
+        "RequestBodyRead",
+        &format!(
+            "The property '{name}' does not exist on type 'microsoft.graph.{type_name}'. Make sure to only use property names that are defined by the type or mark the type as open type."
+        ),
+    )
+}
+
+/// An action parameter the action does not have: 400 `RequestBodyRead`.
+pub(super) fn unknown_parameter(name: &str, action: &str) -> GResp {
+    error(
+        400,
+        "RequestBodyRead",
+        &format!(
+            "The parameter '{name}' in the request payload is not a valid parameter for the operation '{action}'."
+        ),
+    )
+}
+
+/// Checks that an action's body names only `params` (without regard to case, as Graph).
+pub(super) fn only_params(body: &Value, params: &[&str], action: &str) -> Result<(), GResp> {
+    let Some(o) = body.as_object() else {
+        return Err(error(
+            400,
+            "BadRequest",
+            "The request body must be a JSON object.",
+        ));
+    };
+    match o
+        .keys()
+        .find(|k| !params.iter().any(|p| p.eq_ignore_ascii_case(k)))
+    {
+        Some(k) => Err(unknown_parameter(k, action)),
+        None => Ok(()),
+    }
+}
+
+/// Part of a request that Graph serves and the sandbox does not implement: refused with 400
+/// `notSupported` (Graph's code for a request the service does not support), never skipped.
+pub(super) fn not_supported(what: &str) -> GResp {
+    error(
+        400,
+        "notSupported",
+        &format!("The sandbox does not implement {what}."),
+    )
 }
 
 /// `{"@odata.context": …, "value": […]}`, moving the items in: `json!` would serialize a copy
