@@ -133,7 +133,9 @@
 //! [`MintRequest`]. Four modules hold what an integrator reads back: [`store`] (the mail store
 //! behind Graph and EWS), [`tenant`] (the tenant model), [`delivery`] (what a delivery reports
 //! and what it stamps on a message) and [`reqlog`] (the request log); [`identity`] documents the
-//! identity endpoints. Each public type has exactly one path.
+//! identity endpoints. Each public type has exactly one path. [`fidelity`] lists, per Graph route
+//! and EWS operation, what the sandbox implements and what it refuses (it never skips part of a
+//! request).
 //!
 //! # Keys
 //!
@@ -149,6 +151,7 @@ mod auth;
 mod bodies;
 pub mod delivery;
 mod faults;
+pub mod fidelity;
 pub mod identity;
 mod locks;
 mod outbox;

@@ -14,7 +14,9 @@
 //! `DeleteType`s), CreateItem (`SaveOnly`, `SendOnly`, `SendAndSaveCopy`, with `MimeContent` or
 //! structured fields), SendItem, SyncFolderItems, FindFolder, CreateFolder, ResolveNames.
 //! Batched operations answer one `ResponseMessage` per item with its own `ResponseClass` and
-//! `ResponseCode`. Every response validates against the EWS schema (tested).
+//! `ResponseCode`. Every response validates against the EWS schema (tested). What each operation
+//! implements and refuses, part by part, is listed in [`crate::fidelity`]: no part of a request
+//! is skipped.
 
 mod headers;
 mod ops;

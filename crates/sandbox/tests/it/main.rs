@@ -9,6 +9,7 @@ mod graph;
 mod hostile;
 mod identity;
 mod platform;
+mod samples;
 mod send_as;
 mod sender_auth;
 mod smtp_tls;

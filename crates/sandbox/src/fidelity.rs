@@ -1,0 +1,283 @@
+//! What each Graph route and EWS operation of the sandbox implements, and what it refuses.
+//!
+//! The rule (issue #22): **no part of a request is skipped**. A query option, header, body
+//! property, restriction, view or attachment is either applied, or refused with the error
+//! Microsoft gives for that kind of part, so a client that works against the sandbox does not
+//! rely on something the sandbox merely did not look at. Where Microsoft accepts a form, the
+//! sandbox accepts it too (action parameters in any case; `saveToSentItems` as the string its
+//! own sample sends; `xs:boolean` `1`/`0`). A few parts are *accepted without effect* because
+//! they change nothing for the items the sandbox holds (it holds messages only: no calendar,
+//! contacts, tasks or folder-associated items); each is named below with the reason.
+//!
+//! Two kinds of refusal:
+//!
+//! - what Microsoft itself refuses, with Microsoft's code (an unknown property, a header name
+//!   that does not start with `x-`, a `FieldURI` the schema does not know, …);
+//! - what Microsoft serves and the sandbox does not implement: Graph 400 `notSupported`
+//!   ("The sandbox does not implement …"), or `ErrorInvalidUrlQuery` for a query option; EWS the
+//!   response code Exchange uses for that kind of part (`ErrorUnsupportedQueryFilter`,
+//!   `ErrorUnsupportedPathForQuery`, `ErrorUnsupportedPathForSortGroup`,
+//!   `ErrorInvalidPropertyRequest`, …) or `ErrorInvalidRequest`, the message saying what the
+//!   sandbox does not implement.
+//!
+//! The tests `strict_graph.rs` and `strict_ews.rs` (in `tests/it/`) show every refusal and every
+//! part applied; `samples.rs` replays Microsoft's documented request samples (below).
+//!
+//! # Microsoft Graph v1.0
+//!
+//! ## Every request
+//!
+//! - `Authorization: Bearer` (401 `InvalidAuthenticationToken` with `WWW-Authenticate`), the
+//!   mailbox and permission check (403 `ErrorAccessDenied`, 404 `ErrorInvalidUser`), throttling
+//!   (429 with `Retry-After`) — see [`crate::Sandbox`].
+//! - Paths: `/me/…` (delegated tokens) and `/users/{id|upn}/…`. A path no route serves: 400
+//!   `BadRequest` "Resource not found for the segment '…'"; a method a route does not take: 405.
+//! - `client-request-id` is echoed; `request-id` is set.
+//! - `Prefer`: `IdType="ImmutableId"` (immutable ids), `outlook.body-content-type="text"|"html"`
+//!   (bodies converted, `Preference-Applied` says so; another value 400 `BadRequest`),
+//!   `odata.maxpagesize=N` on delta (with `Preference-Applied`). Other preferences are not
+//!   applied and not named in `Preference-Applied`, which is how HTTP lets a server decline a
+//!   preference (RFC 7240); Graph itself ignores the Outlook preferences that concern events
+//!   (`outlook.timezone`) on messages, and `odata.maxpagesize` is honoured on delta only here —
+//!   lists page by `$top`.
+//! - `If-Match`, `If-None-Match`: 400 `notSupported` (conditional requests are not implemented).
+//! - Query options: each route takes those listed below. Any other OData system option (`$search`,
+//!   `$expand`, `$count` where not listed, `$format`, …): 400 `ErrorInvalidUrlQuery`; any other
+//!   name (`$foo`, `cachebuster`): 400 `BadRequest` "The query parameter '…' is not supported."
+//!   `$select` of a property the type does not have: 400 `RequestBroker--ParseUri`.
+//! - JSON bodies: `Content-Type` must be JSON (415 otherwise). A property the entity type does not
+//!   have, or a parameter the action does not have: 400 `RequestBodyRead`. Action parameters
+//!   match without regard to case (`Message`, `SaveToSentItems`, `DestinationId`), as in Graph.
+//!
+//! ## `GET mailFolders`, `GET mailFolders/{id}/childFolders`
+//!
+//! Implemented: `$filter=displayName eq '…'` (any other filter 400 `BadRequest`),
+//! `includeHiddenFolders`, `$select`, `$top` (1–1000, default 10 as Graph pages folders), `$skip`
+//! with `@odata.nextLink`, `$count`.
+//!
+//! ## `GET mailFolders/{id}`
+//!
+//! Implemented: well-known names and ids, `$select`.
+//!
+//! ## `POST mailFolders`, `POST mailFolders/{id}/childFolders`
+//!
+//! Implemented: `displayName` (409 `ErrorFolderExists` when taken), `@odata.type`
+//! `#microsoft.graph.mailFolder`, `isHidden: false`. Refused: `isHidden: true` and the other
+//! properties (`notSupported`).
+//!
+//! ## `GET messages`, `GET mailFolders/{id}/messages`
+//!
+//! Implemented: `$select`; `$filter` with `and` of `isRead eq|ne true|false` and
+//! `receivedDateTime eq|ge|gt|le|lt {date-time}` (other filters 400 `BadRequest` "Invalid filter
+//! clause"); `$orderby=receivedDateTime [asc|desc]` with Graph's rule that it comes first in
+//! `$filter` (400 `InefficientFilter`; another property 400 `BadRequest`); `$top` (1–1000,
+//! default 10); `$skip` and `@odata.nextLink`; `$count=true` (`@odata.count`). Refused:
+//! `$search`, `$expand` (`ErrorInvalidUrlQuery`).
+//!
+//! ## `GET messages/{id}`, `GET messages/{id}/$value`
+//!
+//! Implemented: `$select` (`internetMessageHeaders` only when selected, as in Graph), body kind;
+//! `$value` is the MIME. Refused: `$expand` (attachments, extended properties, event of an event
+//! message: `ErrorInvalidUrlQuery`); any query option on `$value`.
+//!
+//! ## `PATCH messages/{id}`
+//!
+//! Implemented: `isRead`, `$select` on the answer, `@odata.type` `#microsoft.graph.message`.
+//! Refused: every other property of a message (`subject`, `body`, `categories`, `flag`, …:
+//! `notSupported`).
+//!
+//! ## `DELETE messages/{id}`
+//!
+//! Implemented: soft delete (Recoverable Items), 204.
+//!
+//! ## `POST messages/{id}/move`
+//!
+//! Implemented: `destinationId` (id or well-known name), 201 with the moved message. Another
+//! parameter: `RequestBodyRead`.
+//!
+//! ## `POST sendMail`, `POST messages` (draft)
+//!
+//! MIME (`Content-Type: text/plain`, base64; bad base64 400
+//! `ErrorMimeContentInvalidBase64String`) or JSON. `sendMail` parameters: `message`,
+//! `saveToSentItems` (boolean, or the strings `"true"`/`"false"`); another parameter:
+//! `RequestBodyRead`. Message properties applied: `subject`, `body` (`contentType` text or
+//! html), `from` (checked against Send As / Send on Behalf), `toRecipients`, `ccRecipients`,
+//! `bccRecipients`, `replyTo`, `internetMessageHeaders` (names must start with `x-`: 400
+//! `InvalidInternetMessageHeader`), `importance`, `isReadReceiptRequested`
+//! (`Disposition-Notification-To`), `internetMessageId`, `attachments` of
+//! `#microsoft.graph.fileAttachment` (`name`, `contentType`, `contentBytes`, `isInline`,
+//! `contentId`). Accepted at their defaults only (the state of every sandbox message):
+//! `categories: []`, `flag` not flagged, `isDeliveryReceiptRequested: false`,
+//! `inferenceClassification: focused`, `isRead: true`. Refused (`notSupported`): any other value
+//! of those, `sender`, `singleValueExtendedProperties`, `multiValueExtendedProperties`,
+//! `extensions`, `uniqueBody`, read-only properties, item and reference attachments.
+//!
+//! ## `POST messages/{id}/send`
+//!
+//! Implemented: sends a draft (400 `ErrorInvalidOperation` for a message that is not one;
+//! 411 without `Content-Length`).
+//!
+//! ## `POST messages/{id}/attachments`, `…/attachments/createUploadSession`, upload `PUT`s
+//!
+//! Implemented: `#microsoft.graph.fileAttachment` with `name`, `contentType`, `contentBytes`,
+//! `isInline`, `contentId` (the `@odata.type` is required: `attachment` is abstract). Upload
+//! sessions: `AttachmentItem` with `attachmentType: file`, `name`, `size` (≤ 150 MB),
+//! `contentType`, `isInline`, `contentId`; chunks with `Content-Range`, no `Authorization`.
+//! Refused: item and reference attachments, `attachmentType` item/reference (`notSupported`),
+//! other members (`RequestBodyRead`).
+//!
+//! ## `GET mailFolders/{id}/messages/delta`
+//!
+//! Implemented: `$select`, `$top` and `Prefer: odata.maxpagesize` (page size, default 10),
+//! `$filter=receivedDateTime ge|gt {date-time}` (removals are always reported),
+//! `changeType=created|updated|deleted`, `$skiptoken`/`$deltatoken` (410 `syncStateNotFound`
+//! for one the sandbox did not issue); the options are carried into the links. Refused: other
+//! filters (400 `ErrorInvalidUrlQueryFilter`), `$orderby`, `$expand`, `$search`, `$skip`
+//! (`ErrorInvalidUrlQuery`).
+//!
+//! ## `POST $batch`
+//!
+//! Implemented: up to 20 requests with `id`, `method`, `url` (relative), `headers` (the outer
+//! `Prefer` applies unless an item sets its own), `body` (JSON, or base64 for other content
+//! types; `Content-Type` required with a body), `dependsOn` (424 after a failed dependency); each
+//! item is checked like a request of its own. msgraph-core's `depends_on` (the official Python
+//! SDK writes it instead of `dependsOn`) is accepted and not applied, as Graph serves such
+//! batches. Refused: another member of an item (400 `BadRequest`), more than 20 items,
+//! duplicate ids, unknown or circular dependencies.
+//!
+//! # Exchange Web Services
+//!
+//! ## Every request: SOAP headers
+//!
+//! - `RequestServerVersion`: checked (`ErrorInvalidServerVersion`).
+//! - `ExchangeImpersonation`: selects the mailbox; app-only tokens must send it.
+//! - `TimeZoneContext`: accepted. Item times are answered in UTC as Exchange does; a zoneless time
+//!   in a restriction (which Exchange would read in this zone) is refused
+//!   (`ErrorInvalidRestriction`).
+//! - `MailboxCulture`: accepted (the sandbox's texts are English); a malformed name
+//!   `ErrorUnsupportedCulture`.
+//! - `DateTimePrecision`: `Seconds` accepted (the sandbox's times are whole seconds);
+//!   `Milliseconds` refused (`ErrorInvalidRequest`).
+//! - `ManagementRole`: refused (`ErrorInvalidManagementRoleHeader`); `SerializedSecurityContext`:
+//!   refused (`ErrorInvalidSerializedAccessToken`); any other header: `ErrorSchemaValidation`.
+//! - An operation the sandbox does not implement: SOAP fault `ErrorInvalidRequest` naming it.
+//!
+//! ## Item shapes (`ItemShape` of GetItem, FindItem, SyncFolderItems)
+//!
+//! - `BaseShape` `IdOnly`, `Default`, `AllProperties` (required: `ErrorSchemaValidation`);
+//!   `IncludeMimeContent`; `BodyType` `Best`, `HTML`, `Text` (bodies converted).
+//! - `AdditionalProperties/FieldURI`: every path of the schema is accepted (another:
+//!   `ErrorSchemaValidation`). Returned with a value: `item:MimeContent`, `ParentFolderId`,
+//!   `ItemClass`, `Subject`, `Body`, `DateTimeReceived`, `Size`, `InternetMessageHeaders`,
+//!   `DateTimeSent`, `DateTimeCreated`, `HasAttachments`, `message:Sender`, `ToRecipients`,
+//!   `CcRecipients`, `BccRecipients`, `From`, `InternetMessageId`, `IsRead`, `ReplyTo`. Every other
+//!   path is answered without a value, as Exchange leaves out a property an item has none of:
+//!   the sandbox's messages have no categories, reminders, flags or conversation data, and no
+//!   properties of other item types (`calendar:*`, `contacts:*`, …). exchangelib asks for all of
+//!   them on every GetItem.
+//! - `ExtendedFieldURI PropertyTag="0x007D" PropertyType="String"` (`PR_TRANSPORT_MESSAGE_HEADERS`):
+//!   the header block. Other extended properties and `IndexedFieldURI`:
+//!   `ErrorInvalidPropertyRequest`.
+//! - `UniqueBodyType`, `NormalizedBodyType`: accepted (they format properties answered without a
+//!   value); `ConvertHtmlCodePageToUTF8` true (bodies are UTF-8), `FilterHtmlContent`,
+//!   `BlockExternalImages`, `AddBlankTargetToLinks` false: accepted. Any other value or option
+//!   (`InlineImageUrlTemplate`, `MaximumBodySize`, …): `ErrorInvalidRequest`.
+//!
+//! ## Folder shapes (`FolderShape` of GetFolder, FindFolder)
+//!
+//! `BaseShape` (`IdOnly`: the id; `Default`: name and counts; `AllProperties`: also parent and
+//! class) and `AdditionalProperties/FieldURI` (schema paths; `folder:DisplayName`, `FolderClass`,
+//! `ParentFolderId`, `TotalCount`, `ChildFolderCount`, `UnreadCount` have values, the rest none).
+//!
+//! ## FindItem
+//!
+//! - `Traversal`: `Shallow`; `Associated` (the sandbox's folders hold no associated items: an
+//!   empty view). `Deep`, `SoftDeleted`: `ErrorInvalidRequest`.
+//! - `Restriction`: `IsEqualTo`/`IsNotEqualTo` on `message:IsRead`; `IsEqualTo`,
+//!   `IsGreaterThan[OrEqualTo]`, `IsLessThan[OrEqualTo]` on `item:DateTimeReceived` (with a
+//!   zone); `And` of those. Another property: `ErrorUnsupportedPathForQuery`; `Or`, `Not`,
+//!   `Contains`, `Excludes`, `Exists`, comparing two properties:
+//!   `ErrorUnsupportedQueryFilter`; malformed: `ErrorInvalidRestriction`.
+//! - `SortOrder`: one `FieldOrder` on `item:DateTimeReceived`; anything else
+//!   `ErrorUnsupportedPathForSortGroup`.
+//! - Paging: `IndexedPageItemView` (`BasePoint` Beginning or End, ≤ 1000); `FractionalPageItemView`
+//!   (`NumeratorOffset`/`AbsoluteDenominator` in the answer; a fraction above 1
+//!   `ErrorInvalidFractionalPagingParameters`); `CalendarView`:
+//!   `ErrorCalendarFolderIsInvalidForCalendarView`; `ContactsView`,
+//!   `SeekToConditionPageItemView`, `GroupBy`, `DistinguishedGroupBy`, `QueryString`:
+//!   `ErrorInvalidRequest`.
+//! - `ParentFolderIds`: each folder gets its own response message.
+//!
+//! ## GetItem
+//!
+//! `ItemIds/ItemId` (many; per-item `ErrorInvalidIdMalformed`, `ErrorItemNotFound`,
+//! `ErrorAccessDenied`), the item shape above. `OccurrenceItemId`, `RecurringMasterItemId` (any
+//! operation): `ErrorInvalidRequest` (no calendar items).
+//!
+//! ## UpdateItem
+//!
+//! `SetItemField` on `message:IsRead` with `MessageDisposition="SaveOnly"` (required:
+//! `ErrorMessageDispositionRequired`); `ConflictResolution` (a stale `ChangeKey` is
+//! `ErrorIrresolvableConflict` unless `AlwaysOverwrite`). `SuppressReadReceipts` and
+//! `SendMeetingInvitationsOrCancellations` are accepted (the sandbox sends no read receipts and
+//! holds no meetings). Refused: other updates (`ErrorInvalidPropertySet`), `SendOnly` /
+//! `SendAndSaveCopy` and `SavedItemFolderId` (`ErrorInvalidRequest`: save, then SendItem).
+//!
+//! ## MoveItem, CopyItem, DeleteItem
+//!
+//! `ToFolderId`, `ReturnNewItemIds`; moving between mailboxes `ErrorMoveCopyFailed`. DeleteItem:
+//! every `DeleteType`; `SendMeetingCancellations`, `AffectedTaskOccurrences` and
+//! `SuppressReadReceipts` are accepted (no meetings, tasks or read receipts in the sandbox).
+//!
+//! ## CreateItem, SendItem
+//!
+//! `MessageDisposition` `SaveOnly` (to `SavedItemFolderId` or Drafts), `SendOnly`,
+//! `SendAndSaveCopy` (the copy to Sent Items; another `SavedItemFolderId`: `ErrorInvalidRequest`);
+//! `SendMeetingInvitations` is accepted (no meetings). Items other than `t:Message`:
+//! `ErrorInvalidItemForOperationCreateItem`. Message fields: see the list in
+//! `ews/ops/item_fields.rs` — `MimeContent`, `Subject`, `Body`, `From`, recipients, `ReplyTo`,
+//! `Importance`, `Sensitivity`, `IsReadReceiptRequested`, `InReplyTo`, `References`,
+//! `Attachments/FileAttachment` (name, content type, content, `IsInline`, `ContentId`),
+//! `ExtendedProperty` headers of the `InternetHeaders` set, `IsRead` applied;
+//! `IsDeliveryReceiptRequested`, `IsResponseRequested`, `ReminderIsSet` false,
+//! `ReminderMinutesBeforeStart` and empty `Categories` accepted; read-only properties
+//! `ErrorInvalidPropertySet`; anything else (item attachments, other extended properties,
+//! categories, …) `ErrorInvalidRequest`. SendItem: `SaveItemToFolder`; a `SavedItemFolderId`
+//! other than `sentitems`: `ErrorInvalidRequest`.
+//!
+//! ## SyncFolderItems
+//!
+//! `ItemShape`, `SyncFolderId`, `SyncState` (`ErrorInvalidSyncStateData` for one the sandbox did
+//! not issue), `Ignore` (those items' changes left out), `MaxChangesReturned` (1–512),
+//! `SyncScope` (both values: no associated items).
+//!
+//! ## GetFolder, FindFolder, CreateFolder
+//!
+//! GetFolder: `FolderShape`, `FolderIds` (`DistinguishedFolderId` with `Mailbox`, `FolderId`).
+//! FindFolder: `Traversal` `Shallow`/`Deep` (`SoftDeleted`: `ErrorInvalidRequest`),
+//! `IndexedPageFolderView`, `Restriction` `IsEqualTo` on `folder:DisplayName` (another property
+//! `ErrorUnsupportedPathForQuery`, another expression `ErrorUnsupportedQueryFilter`);
+//! `FractionalPageFolderView`: `ErrorInvalidRequest`. CreateFolder: `t:Folder` with
+//! `DisplayName` and class `IPF.Note`; other folder kinds, classes and properties:
+//! `ErrorInvalidRequest`.
+//!
+//! ## ResolveNames, ConvertId
+//!
+//! ResolveNames: the directory, by address; `ReturnFullContactData` true and
+//! `ContactDataShape`: `ErrorInvalidRequest`; `SearchScope` `Contacts` finds nothing (no
+//! contacts), the others search the directory. ConvertId: per-id `ErrorInvalidIdMalformed` /
+//! `ErrorItemNotFound`, or `ErrorInvalidRequest` (no conversion between id formats).
+//!
+//! # Microsoft's documented request samples
+//!
+//! `tests/it/samples.rs` sends every request sample of the Exchange and Graph documentation
+//! (`testdata/reference/samples`: 287 EWS, 77 Graph) to the sandbox and records the answer of
+//! each in `tests/it/samples.expected`; the test fails when one changes, and every EWS answer is
+//! validated against the schema. Answered: the samples of the operations above that fit a
+//! mailbox of messages (their ids are the docs' placeholders, so most get the per-item
+//! `ErrorInvalidIdMalformed` or `ErrorItemNotFound` in a valid answer). Refused by name: the
+//! operations the sandbox does not implement (fault `ErrorInvalidRequest`), calendar, contact
+//! and task items (`ErrorInvalidItemForOperationCreateItem`), and the parts listed above. Graph
+//! samples of resources the sandbox does not serve (events, message rules, mailbox settings,
+//! subscriptions, `/me` profile) get 400 `BadRequest` "Resource not found for the segment";
+//! `beta` URLs are not served at all (404).
