@@ -740,3 +740,111 @@ async fn a_stopping_worker_renews_the_lease_of_a_message_in_flight() {
     assert_eq!(fleet.handed_over().len(), 1);
     assert!(fleet.all_read());
 }
+
+/// Leases that count what the workers ask of them.
+#[derive(Debug, Default)]
+struct Counted {
+    inner: Arc<LocalLeases>,
+    /// Successful acquisitions, per worker.
+    taken: Mutex<HashMap<String, usize>>,
+    /// Acquisitions refused (the source was held).
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl LeaseStore for Counted {
+    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<FleetView, LeaseError> {
+        self.inner.heartbeat(worker, ttl).await
+    }
+    async fn acquire(
+        &self,
+        source: &str,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Option<Fence>, LeaseError> {
+        let got = self.inner.acquire(source, worker, ttl).await?;
+        match &got {
+            Some(_) => *self.taken.lock().unwrap().entry(worker.into()).or_default() += 1,
+            None => {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(got)
+    }
+    async fn renew(&self, fence: &Fence, ttl: Duration) -> Result<bool, LeaseError> {
+        self.inner.renew(fence, ttl).await
+    }
+    async fn release(&self, fence: &Fence) -> Result<(), LeaseError> {
+        self.inner.release(fence).await
+    }
+    async fn leave(&self, worker: &str) -> Result<(), LeaseError> {
+        self.inner.leave(worker).await
+    }
+    async fn holders(&self) -> Result<Vec<Fence>, LeaseError> {
+        self.inner.holders().await
+    }
+}
+
+/// Three workers started together take their share of seven sources (three, three and one)
+/// at once: none takes every source at its first tick to hand most of them back later (each
+/// saw only itself then).
+/// And a worker below its fair share does not ask, tick after tick, for sources another worker
+/// holds: it asks the store who holds what, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_started_together_take_their_share_at_once_and_ask_only_for_free_sources() {
+    let fleet = Arc::new(Fleet::new(7, 0));
+    let counted = Arc::new(Counted {
+        inner: fleet.leases.clone(),
+        ..Counted::default()
+    });
+    let shutdown = Shutdown::new();
+    let mut tasks = Vec::new();
+    for w in ["w1", "w2", "w3"] {
+        let p = fleet.pipeline(w);
+        let leases: Arc<dyn LeaseStore> = counted.clone();
+        let s = shutdown.clone();
+        // A lease of 3 s: a tick, and the wait after the first heartbeat, of 1 s.
+        let opts = FleetOptions::new(w).lease_ttl(Duration::from_secs(3));
+        tasks.push(tokio::spawn(
+            async move { p.run_leased(leases, opts, &s).await },
+        ));
+    }
+    let per_worker = || async {
+        let mut m: HashMap<String, usize> = HashMap::new();
+        for f in fleet.leases.holders().await.unwrap() {
+            *m.entry(f.worker.clone()).or_default() += 1;
+        }
+        m
+    };
+    let shares = || async {
+        let mut v: Vec<usize> = per_worker().await.into_values().collect();
+        v.sort_unstable();
+        v
+    };
+    for _ in 0..500 {
+        if shares().await == [1, 3, 3] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(shares().await, [1, 3, 3], "{:?}", per_worker().await);
+    // Three more ticks of steady state. (Workers racing for the same free source at the start
+    // may be refused once; once each holds its share, nobody asks for another's.)
+    let refused_at_start = counted.refused.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let taken = counted.taken.lock().unwrap().clone();
+    assert_eq!(
+        taken.values().sum::<usize>(),
+        7,
+        "each source taken once, none handed back: {taken:?}"
+    );
+    assert_eq!(
+        counted.refused.load(Ordering::SeqCst),
+        refused_at_start,
+        "no worker asked for a source another held"
+    );
+    shutdown.trigger();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

@@ -95,6 +95,10 @@ impl HeldLease {
 /// the sources it kept.
 type Stopping = BTreeMap<String, Serving>;
 
+/// How long a worker waits after its first heartbeat before taking sources (see
+/// [`Pipeline::run_fleet`]).
+const JOIN_GRACE: Duration = Duration::from_secs(1);
+
 /// How often a stopping worker looks whether its sources' tasks have ended.
 const STOP_POLL: Duration = Duration::from_millis(20);
 
@@ -209,6 +213,20 @@ impl Pipeline {
             at
         };
         let mut shutdown_wait = shutdown.clone();
+        // Workers started together each saw only themselves at their first heartbeat and took
+        // every source, to hand most back a tick later. The first heartbeat is now followed by
+        // a short wait and a second one, so that those starting together see each other.
+        match leases.heartbeat(&fleet.worker, fleet.lease_ttl).await {
+            Ok(_) => {
+                let grace = fleet.tick.min(JOIN_GRACE);
+                if shutdown_wait.sleep(grace).await {
+                    let _ = leases.leave(&fleet.worker).await;
+                    expiry.abort();
+                    return Summary { sources: done };
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "fleet heartbeat failed"),
+        }
         loop {
             reap(&leases, &mut stopping, &mut done).await;
             self.refresh(catalog.as_ref(), &mut known, &mut serving, &mut stopping)
@@ -337,15 +355,31 @@ impl Pipeline {
             tracing::info!(lease = %s.lease.fence(), fair, "handing a source to a new worker");
             begin_stop(stopping, name, s);
         }
-        // Too few: take free (or expired) sources up to the fair share.
+        // Too few: take free (or expired) sources up to the fair share. Those another worker
+        // holds are not even asked for (one query instead of one refusal per source per tick:
+        // the least loaded worker of a busy fleet asked for every other worker's sources).
         if serving.len() < fair && !names.is_empty() {
+            let others: std::collections::HashSet<String> = match leases.holders().await {
+                Ok(held) => held
+                    .into_iter()
+                    .filter(|f| f.worker != fleet.worker)
+                    .map(|f| f.source)
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the leases failed; asking for each");
+                    std::collections::HashSet::new()
+                }
+            };
             for i in 0..names.len() {
                 if serving.len() >= fair {
                     break;
                 }
                 let name = names[(i + offset) % names.len()];
                 // Not one still stopping here: its old task may still be finishing a message.
-                if serving.contains_key(name) || stopping.contains_key(name) {
+                if serving.contains_key(name)
+                    || stopping.contains_key(name)
+                    || others.contains(name)
+                {
                     continue;
                 }
                 let Some(source) = known.sources.get(name) else {
