@@ -24,6 +24,9 @@
 //! [`Inbound::content`] reads what the message says: its text (made from the HTML when there
 //! is no plain text), its HTML and its attachments, with safe names and a size cap
 //! ([`MessageContent`]). The built-in [`FolderHandler`] and [`WebhookHandler`] carry it.
+//! [`MessageContent::reply`] (or [`extract_reply`] on any text) is the new text of a reply,
+//! without the quoted history and the signature ([`Reply`]), in the shapes Outlook, Gmail, Apple
+//! Mail and Thunderbird write in their languages.
 //!
 //! [`Pipeline::on_progress`] reports each pass as [`Progress`] events (a source started with so
 //! many waiting, each message's [`MessageOutcome`], finished, or OFFLINE) for a progress bar or
@@ -73,6 +76,7 @@ mod ledger;
 mod notify;
 mod pipeline;
 pub mod probe;
+mod reply;
 mod store;
 mod thread;
 mod webhook;
@@ -95,6 +99,7 @@ pub use pipeline::{
     Progress, ProgressObserver, SentNotification, Shutdown, SourceCatalog, SourceSpec,
     SourceSummary, Summary,
 };
+pub use reply::{QuoteStart, Reply, extract_reply, extract_reply_html, html_to_text};
 pub use store::{Fence, FleetView, LeaseError, LeaseStore, LedgerStore, LocalLeases};
 pub use thread::{CONVERSATION_PREFIX, ThreadMatch, ThreadRefs};
 pub use webhook::{WebhookError, WebhookHandler};

@@ -1,0 +1,1198 @@
+//! The new text of a reply: without the quoted history below it and without the signature.
+//!
+//! A helpdesk that turns a customer's reply into a comment on a ticket wants what the customer
+//! wrote, not the whole thread again. [`extract_reply`] (plain text) and [`extract_reply_html`]
+//! (HTML) find where the quoted history starts and where the signature is, in the shapes the
+//! common clients write, in the languages they ship in:
+//!
+//! - Outlook (desktop, on the web, mobile): the header block (`From: … Sent: … To: …
+//!   Subject: …`, `Von: … Gesendet: …`, `De : … Envoyé : …`, `差出人: … 送信日時: …` and the
+//!   other languages), the underscore line above it, `-----Original Message-----` and its
+//!   translations; in HTML, `divRplyFwdMsg`, the reference-message container and Word's
+//!   border-top division;
+//! - Gmail, Apple Mail, Thunderbird: the attribution line (`On … wrote:`, `Am … schrieb …:`,
+//!   `Le … a écrit :`, `El … escribió:`, `Il giorno … ha scritto:`, `Op … schreef …:`,
+//!   `Em … escreveu:`, …), also when it wraps onto a second line, and `>` quoting; in HTML,
+//!   `gmail_quote`, `moz-cite-prefix` and `<blockquote type="cite">`;
+//! - forwards (`---------- Forwarded message ---------`, `Begin forwarded message:`,
+//!   `-------- Forwarded Message --------` and translations): the note above is the new text;
+//! - signatures: the `-- ` line, the mobile clients' `Sent from my iPhone` / `Get Outlook for
+//!   iOS` lines and their translations, and the signature elements of the HTML (Gmail's,
+//!   Thunderbird's, Outlook's).
+//!
+//! A reply written below the quote gives the text below it. A message without a quote is all new
+//! text (less its signature). A closing and a typed name ("Thanks,\nAnn") are part of the new
+//! text: only what a client marks as a signature is taken out.
+//!
+//! ```
+//! let reply = handler::extract_reply(
+//!     "Yes, Thursday works.\n\nSent from my iPhone\n\n\
+//!      On 3 Dec 2024, at 10:15, Contoso Helpdesk <helpdesk@contoso.example> wrote:\n\n\
+//!      > Would Thursday suit you?\n",
+//! );
+//! assert_eq!(reply.new_text, "Yes, Thursday works.");
+//! assert_eq!(reply.signature.as_deref(), Some("Sent from my iPhone"));
+//! assert_eq!(reply.quote_start, Some(handler::QuoteStart::Attribution));
+//! ```
+//!
+//! `cargo xtask bench --replies` measures it on the labelled corpus in
+//! `crates/handler/testdata/replies/` side by side with quotequail and mail-parser-reply
+//! (BENCHMARKS.md).
+
+use crate::MessageContent;
+
+/// What [`extract_reply`] found in a message's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reply {
+    /// What the sender wrote: the text above the quoted history (or below it, when they answered
+    /// below the quote), without the signature; lines trimmed at the end, no leading or trailing
+    /// blank lines. Empty only when the sender wrote nothing of their own (a bare forward).
+    pub new_text: String,
+    /// The signature taken off the new text, if one was found (without its `-- ` line).
+    pub signature: Option<String>,
+    /// The quoted history (or forwarded message), from its first line on, if there is one.
+    pub quoted: Option<String>,
+    /// What the quoted history starts with.
+    pub quote_start: Option<QuoteStart>,
+}
+
+/// The mark that starts the quoted history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuoteStart {
+    /// An attribution line: `On … wrote:` and its translations.
+    Attribution,
+    /// Outlook's header block (`From: … Sent: …`), or the underscore line above it.
+    HeaderBlock,
+    /// `-----Original Message-----` and its translations.
+    OriginalMessage,
+    /// A forward marker: `---------- Forwarded message ---------`, `Begin forwarded message:`.
+    Forward,
+    /// Lines quoted with `>`.
+    Quoted,
+    /// A quote element of the HTML (Outlook's `divRplyFwdMsg`, Gmail's `gmail_quote`,
+    /// Thunderbird's `moz-cite-prefix`, `<blockquote type="cite">`).
+    HtmlMarker,
+}
+
+impl MessageContent {
+    /// The new text of this message as a reply (see [`extract_reply`]): from the HTML when the
+    /// message has HTML (its quote and signature elements are the surest marks), else from the
+    /// text. `None` when the message has neither.
+    pub fn reply(&self) -> Option<Reply> {
+        if let Some(html) = &self.html {
+            return Some(extract_reply_html(html));
+        }
+        self.text.as_deref().map(extract_reply)
+    }
+}
+
+/// Marks the HTML converter leaves for the extractor: a line holding only one of them.
+const MARK: char = '\u{E000}';
+const QUOTE_MARK: &str = "\u{E000}q";
+const SIGNATURE_MARK: &str = "\u{E000}s";
+
+/// The new text of a plain-text reply, its signature and its quoted history.
+pub fn extract_reply(text: &str) -> Reply {
+    // Marks are the HTML converter's; a plain text cannot forge them.
+    let text: String = text
+        .replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\r' => '\n',
+            MARK => ' ',
+            c => c,
+        })
+        .collect();
+    extract(&text)
+}
+
+/// The new text of an HTML reply: the quote and signature elements of Outlook, Gmail, Apple
+/// Mail and Thunderbird mark where the history and the signature start; the HTML is then made
+/// into text ([`html_to_text`]) and read as [`extract_reply`] reads plain text.
+pub fn extract_reply_html(html: &str) -> Reply {
+    extract(&convert(html, true))
+}
+
+/// HTML made into text for reading: blocks (`div`, `p`, `br`, list items, table rows) become
+/// lines, paragraphs other than Word's are set apart by a blank line, `pre` keeps its line
+/// breaks, entities are decoded, `head`, `style` and `script` are left out.
+pub fn html_to_text(html: &str) -> String {
+    convert(html, false)
+}
+
+fn extract(text: &str) -> Reply {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let Some((cut, kind)) = quote_start(&lines) else {
+        let (new_text, signature) = split_signature(&lines);
+        return Reply {
+            new_text,
+            signature,
+            quoted: None,
+            quote_start: None,
+        };
+    };
+    let above = &lines[..cut];
+    let (mut new_text, mut signature) = split_signature(above);
+    let mut quoted_end = lines.len();
+    if new_text.is_empty()
+        && signature.is_none()
+        && matches!(kind, QuoteStart::Attribution | QuoteStart::Quoted)
+    {
+        // Nothing above the quote: the answer may be below it.
+        if let Some(end) = end_of_quoted(&lines, cut) {
+            let below = extract(&lines[end..].join("\n"));
+            new_text = below.new_text;
+            signature = below.signature;
+            quoted_end = end;
+        }
+    }
+    let quoted = join_trimmed(
+        lines[cut..quoted_end]
+            .iter()
+            .copied()
+            .filter(|l| !is_mark(l)),
+    );
+    Reply {
+        new_text,
+        signature,
+        quoted: (!quoted.is_empty()).then_some(quoted),
+        quote_start: Some(kind),
+    }
+}
+
+/// Where the answer below a quote starts: the first line after the quoted block (attribution
+/// and `>` lines) that is neither quoted nor blank.
+fn end_of_quoted(lines: &[&str], cut: usize) -> Option<usize> {
+    let mut i = cut;
+    // The attribution itself, up to three lines when it wraps.
+    if !is_quoted(lines[i]) {
+        i += attribution_len(lines, i).unwrap_or(1);
+    }
+    let mut saw_quote = false;
+    while i < lines.len() {
+        let l = lines[i];
+        if is_quoted(l) {
+            saw_quote = true;
+        } else if !clean(l).is_empty() {
+            return saw_quote.then_some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+fn is_mark(line: &str) -> bool {
+    line.trim().starts_with(MARK)
+}
+
+fn is_quoted(line: &str) -> bool {
+    line.trim_start_matches([' ', '\t']).starts_with('>')
+}
+
+/// A line with the odd spaces made plain and trimmed.
+fn clean(line: &str) -> String {
+    line.chars()
+        .map(|c| match c {
+            '\u{a0}' | '\u{202f}' | '\u{2007}' | '\t' | '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The first line of the quoted history and what it is.
+fn quote_start(lines: &[&str]) -> Option<(usize, QuoteStart)> {
+    for i in 0..lines.len() {
+        let raw = lines[i];
+        if raw.trim() == QUOTE_MARK {
+            return Some((i, QuoteStart::HtmlMarker));
+        }
+        let l = clean(raw);
+        if l.is_empty() || is_mark(raw) {
+            continue;
+        }
+        if let Some(kind) = dashed_marker(&l) {
+            return Some((i, kind));
+        }
+        if is_forward_line(&l) {
+            return Some((i, QuoteStart::Forward));
+        }
+        if l.len() >= 10
+            && l.chars().all(|c| c == '_')
+            && header_block_at(lines, next_text(lines, i + 1))
+        {
+            return Some((i, QuoteStart::HeaderBlock));
+        }
+        if header_block_at(lines, Some(i)) {
+            return Some((i, QuoteStart::HeaderBlock));
+        }
+        if attribution_len(lines, i).is_some() {
+            return Some((i, QuoteStart::Attribution));
+        }
+        if is_quoted(raw) {
+            // An attribution line without a date ("Ann wrote:") right above the quote.
+            if let Some(p) = prev_text(lines, i)
+                && i - p <= 2
+                && ends_like_attribution(&clean(lines[p]).to_lowercase())
+            {
+                return Some((p, QuoteStart::Attribution));
+            }
+            return Some((i, QuoteStart::Quoted));
+        }
+    }
+    None
+}
+
+fn next_text(lines: &[&str], from: usize) -> Option<usize> {
+    (from..lines.len()).find(|&j| !clean(lines[j]).is_empty())
+}
+
+fn prev_text(lines: &[&str], before: usize) -> Option<usize> {
+    (0..before).rev().find(|&j| !clean(lines[j]).is_empty())
+}
+
+/// `-----Original Message-----`, `---------- Forwarded message ---------` and the like: text
+/// between runs of at least three dashes (or `=`/`_` in a few clients).
+fn dashed_marker(l: &str) -> Option<QuoteStart> {
+    let inner = l.trim_start_matches(['-', '=']);
+    let lead = l.len() - inner.len();
+    let core = inner.trim_end_matches(['-', '=']);
+    let trail = inner.len() - core.len();
+    let core = core.trim();
+    if lead < 3 || trail < 3 || core.is_empty() || core.chars().count() > 60 {
+        return None;
+    }
+    let lower = core.to_lowercase();
+    if !core.chars().any(char::is_alphabetic) {
+        return None;
+    }
+    const FORWARD: &[&str] = &[
+        "forward",
+        "weitergeleitet",
+        "transféré",
+        "transfere",
+        "reenviado",
+        "inoltrat",
+        "doorgestuurd",
+        "encaminhada",
+        "reencaminhada",
+        "vidarebefordra",
+        "przekazan",
+        "転送",
+        "转发",
+        "videresend",
+        "välitetty",
+        "přeposlan",
+        "пересыла",
+    ];
+    if FORWARD.iter().any(|w| lower.contains(w)) {
+        Some(QuoteStart::Forward)
+    } else {
+        Some(QuoteStart::OriginalMessage)
+    }
+}
+
+/// Apple Mail's `Begin forwarded message:` and its translations.
+fn is_forward_line(l: &str) -> bool {
+    let lower = l
+        .to_lowercase()
+        .replace(['：', '\u{a0}'], ":")
+        .replace(" :", ":");
+    const LINES: &[&str] = &[
+        "begin forwarded message:",
+        "anfang der weitergeleiteten nachricht:",
+        "anfang der weitergeleiteten e-mail:",
+        "début du message réexpédié:",
+        "début du message transféré:",
+        "inicio del mensaje reenviado:",
+        "inizio messaggio inoltrato:",
+        "begin doorgestuurd bericht:",
+        "início da mensagem encaminhada:",
+        "início da mensagem reencaminhada:",
+        "転送されたメッセージ:",
+        "vidarebefordrat brev:",
+        "początek przekazywanej wiadomości:",
+        "转发的邮件:",
+        "videresendt meddelelse:",
+    ];
+    LINES.contains(&lower.as_str())
+}
+
+/// The kind of header a line of a header block starts with, if it does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Header {
+    From,
+    Date,
+    To,
+    Subject,
+    Cc,
+}
+
+fn header_label(line: &str) -> Option<Header> {
+    let l = clean(line);
+    let l = l.trim_start_matches(['*', ' ']);
+    let colon = l.find([':', '：'])?;
+    let label = l[..colon]
+        .trim_end_matches(['*', ' ', '\u{a0}'])
+        .trim()
+        .to_lowercase();
+    if label.is_empty() || label.chars().count() > 20 {
+        return None;
+    }
+    const FROM: &[&str] = &[
+        "from",
+        "von",
+        "de",
+        "da",
+        "van",
+        "差出人",
+        "发件人",
+        "寄件者",
+        "från",
+        "od",
+        "fra",
+        "mittente",
+        "lähettäjä",
+        "от",
+        "kimden",
+        "feladó",
+        "보낸 사람",
+    ];
+    const DATE: &[&str] = &[
+        "sent",
+        "date",
+        "gesendet",
+        "datum",
+        "envoyé",
+        "enviado",
+        "enviado el",
+        "enviada",
+        "enviada em",
+        "fecha",
+        "inviato",
+        "data",
+        "verzonden",
+        "送信日時",
+        "日付",
+        "发送时间",
+        "日期",
+        "寄件日期",
+        "skickat",
+        "wysłano",
+        "sendt",
+        "lähetetty",
+        "отправлено",
+        "gönderildi",
+        "날짜",
+        "보낸 날짜",
+    ];
+    const TO: &[&str] = &[
+        "to",
+        "an",
+        "à",
+        "a",
+        "para",
+        "aan",
+        "宛先",
+        "收件人",
+        "till",
+        "do",
+        "til",
+        "pour",
+        "vastaanottaja",
+        "кому",
+        "kime",
+        "받는 사람",
+    ];
+    const SUBJECT: &[&str] = &[
+        "subject",
+        "betreff",
+        "objet",
+        "sujet",
+        "asunto",
+        "oggetto",
+        "onderwerp",
+        "assunto",
+        "件名",
+        "主题",
+        "主旨",
+        "ämne",
+        "temat",
+        "emne",
+        "aihe",
+        "тема",
+        "konu",
+        "제목",
+    ];
+    const CC: &[&str] = &[
+        "cc", "kopie", "kopia", "dw", "抄送", "副本", "cco", "bcc", "kopio", "참조",
+    ];
+    let is = |set: &[&str]| set.contains(&label.as_str());
+    if is(FROM) {
+        Some(Header::From)
+    } else if is(DATE) {
+        Some(Header::Date)
+    } else if is(TO) {
+        Some(Header::To)
+    } else if is(SUBJECT) {
+        Some(Header::Subject)
+    } else if is(CC) {
+        Some(Header::Cc)
+    } else {
+        None
+    }
+}
+
+/// A header block starts at line `at`: at least two header lines in a row, one of them the
+/// sender and another the date or subject (Outlook: From/Sent/To/Subject; Apple's and
+/// Thunderbird's forwards: From/Subject/Date/To in some order).
+fn header_block_at(lines: &[&str], at: Option<usize>) -> bool {
+    let Some(at) = at else { return false };
+    let mut kinds = Vec::new();
+    for l in &lines[at..] {
+        match header_label(l) {
+            Some(h) => kinds.push(h),
+            None => break,
+        }
+        if kinds.len() >= 6 {
+            break;
+        }
+    }
+    kinds.len() >= 2
+        && kinds.contains(&Header::From)
+        && (kinds.contains(&Header::Date) || kinds.contains(&Header::Subject))
+        && (kinds[0] == Header::From || kinds.len() >= 3)
+}
+
+/// Suffixes of attribution lines (lower case).
+const WROTE: &[&str] = &[
+    "wrote:",
+    "a écrit :",
+    "a écrit:",
+    "escribió:",
+    "ha scritto:",
+    "schreef:",
+    "geschreven:",
+    "escreveu:",
+    "のメール:",
+    "書きました:",
+    "napisał(a):",
+    "napisała:",
+    "napisał:",
+    "pisze:",
+    "写道:",
+    "写道：",
+    "skrev:",
+    "kirjoitti:",
+    "napsal(a):",
+    "написал(а):",
+    "написал:",
+    "yazdı:",
+    "írta:",
+    "작성:",
+];
+
+fn ends_like_attribution(lower: &str) -> bool {
+    let l = lower.replace('\u{a0}', " ");
+    WROTE.iter().any(|w| l.ends_with(w))
+}
+
+/// Whether `l` (cleaned) is a whole attribution line.
+fn is_attribution(l: &str) -> bool {
+    let chars = l.chars().count();
+    if !(8..=320).contains(&chars) || !l.chars().any(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let lower = l.to_lowercase();
+    if !(lower.ends_with(':') || lower.ends_with('：')) {
+        return false;
+    }
+    if ends_like_attribution(&lower) {
+        return true;
+    }
+    // "Am 03.12.2024 um 10:15 schrieb Ann <ann@…>:", "Op … schreef Ann <…>:",
+    // "Den … skrev Ann <…>:".
+    let starts = |p: &[&str]| p.iter().any(|s| lower.starts_with(s));
+    if [" schrieb ", " schreef ", " skrev ", " napisał"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return true;
+    }
+    // Gmail in Japanese: "2024年12月3日(火) 10:15 Ann <ann@…>:".
+    if lower.contains('年') && lower.contains('@') && lower.ends_with(">:") {
+        return true;
+    }
+    // Apple Mail in Polish: "Wiadomość napisana przez Ann <…> w dniu … o godz. 10:15:".
+    starts(&["wiadomość napisana przez"])
+}
+
+/// How many lines (1 to 3) the attribution starting at `i` takes, if one does.
+fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
+    let first = clean(lines[i]);
+    if first.is_empty() || is_quoted(lines[i]) {
+        return None;
+    }
+    if is_attribution(&first) {
+        return Some(1);
+    }
+    // Wrapped: the first part has no end of sentence, and what follows is not an attribution
+    // of its own.
+    if first.ends_with(['.', '!', '?', ':']) {
+        return None;
+    }
+    let mut joined = first;
+    for extra in 1..3 {
+        let next = clean(lines.get(i + extra)?);
+        if next.is_empty() || is_attribution(&next) || is_quoted(lines[i + extra]) {
+            return None;
+        }
+        joined.push(' ');
+        joined.push_str(&next);
+        if is_attribution(&joined) {
+            return Some(extra + 1);
+        }
+    }
+    None
+}
+
+/// The new text and signature of the lines above the quote.
+fn split_signature(lines: &[&str]) -> (String, Option<String>) {
+    let last_text: Vec<usize> = (0..lines.len())
+        .filter(|&j| !clean(lines[j]).is_empty() && !is_mark(lines[j]))
+        .collect();
+    let mut cut = None;
+    for (j, l) in lines.iter().enumerate() {
+        let t = l.trim();
+        if t == SIGNATURE_MARK || t == "--" {
+            cut = Some(j);
+            break;
+        }
+        // A mobile signature is one of the last three lines of text.
+        if last_text.iter().rev().take(3).any(|&k| k == j) && is_mobile_signature(&clean(l)) {
+            cut = Some(j);
+            break;
+        }
+    }
+    let Some(cut) = cut else {
+        return (
+            join_trimmed(lines.iter().copied().filter(|l| !is_mark(l))),
+            None,
+        );
+    };
+    let new_text = join_trimmed(lines[..cut].iter().copied().filter(|l| !is_mark(l)));
+    let signature = join_trimmed(
+        lines[cut..]
+            .iter()
+            .copied()
+            .filter(|l| !is_mark(l) && l.trim() != "--"),
+    );
+    (new_text, (!signature.is_empty()).then_some(signature))
+}
+
+/// "Sent from my iPhone", "Get Outlook for iOS" and their translations.
+fn is_mobile_signature(l: &str) -> bool {
+    // "Get Outlook for iOS<https://aka.ms/o0ukef>": the link is not part of the words.
+    let l = match l.find('<') {
+        Some(k) if l.ends_with('>') => l[..k].trim(),
+        _ => l,
+    };
+    if l.chars().count() > 60 {
+        return false;
+    }
+    let lower = l.to_lowercase();
+    const PREFIXES: &[&str] = &[
+        "sent from my ",
+        "sent from outlook",
+        "sent from mail for",
+        "sent from yahoo mail",
+        "sent with ",
+        "get outlook for ",
+        "gesendet von ",
+        "envoyé de mon ",
+        "envoyé depuis ",
+        "envoyé à partir de ",
+        "télécharger outlook pour ",
+        "enviado desde mi ",
+        "enviado desde outlook",
+        "obtener outlook para ",
+        "enviado do meu ",
+        "enviado de meu ",
+        "enviado do outlook",
+        "obter o outlook para ",
+        "inviato da ",
+        "scarica outlook per ",
+        "verstuurd vanaf mijn ",
+        "verzonden vanaf mijn ",
+        "verzonden met ",
+        "skickat från min ",
+        "skickat från outlook",
+        "skaffa outlook för ",
+        "wysłane z ",
+        "pobierz aplikację outlook",
+        "sendt fra min ",
+        "发自我的",
+    ];
+    const PAIRS: &[(&str, &str)] = &[
+        ("von meinem ", " gesendet"),
+        ("outlook für ", " beziehen"),
+        ("outlook voor ", " downloaden"),
+        ("", "から送信"),
+        ("", "outlook を入手"),
+        ("获取 ", " outlook"),
+    ];
+    PREFIXES.iter().any(|p| lower.starts_with(p))
+        || PAIRS
+            .iter()
+            .any(|(p, s)| lower.starts_with(p) && lower.ends_with(s))
+}
+
+/// Lines trimmed at the end, without leading or trailing blank lines, joined with `\n`.
+fn join_trimmed<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let lines: Vec<&str> = lines.map(|l| l.trim_end()).collect();
+    let Some(first) = lines.iter().position(|l| !l.trim().is_empty()) else {
+        return String::new();
+    };
+    let last = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .unwrap_or(first);
+    lines[first..=last].join("\n")
+}
+
+// --- HTML to text ------------------------------------------------------------------------
+
+/// What the converter does with an element.
+struct Tag<'a> {
+    name: String,
+    closing: bool,
+    attrs: &'a str,
+}
+
+fn parse_tag(inner: &str) -> Tag<'_> {
+    let inner = inner.trim_start();
+    let (closing, rest) = match inner.strip_prefix('/') {
+        Some(r) => (true, r.trim_start()),
+        None => (false, inner),
+    };
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+        .unwrap_or(rest.len());
+    Tag {
+        name: rest[..end].to_ascii_lowercase(),
+        closing,
+        attrs: &rest[end..],
+    }
+}
+
+/// The value of attribute `name` (lower-cased), if present.
+fn attr(attrs: &str, name: &str) -> Option<String> {
+    let lower = attrs.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(k) = lower[from..].find(name) {
+        let at = from + k;
+        from = at + name.len();
+        let before_ok = at == 0
+            || lower[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_whitespace() || c == '"' || c == '\'');
+        let rest = lower[from..].trim_start();
+        if !before_ok || !rest.starts_with('=') {
+            continue;
+        }
+        let rest = rest[1..].trim_start();
+        let value = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => rest[1..].split(q).next().unwrap_or(""),
+            _ => rest
+                .split(|c: char| c.is_whitespace() || c == '>')
+                .next()
+                .unwrap_or(""),
+        };
+        return Some(value.to_owned());
+    }
+    None
+}
+
+/// Where a quote element starts, by its attributes.
+fn is_quote_element(tag: &Tag<'_>) -> bool {
+    let id = attr(tag.attrs, "id").unwrap_or_default();
+    let class = attr(tag.attrs, "class").unwrap_or_default();
+    if id.contains("divrplyfwdmsg")
+        || id.contains("mail-editor-reference-message-container")
+        || id.contains("olk_src_body_section")
+        || class.contains("gmail_quote")
+        || class.contains("moz-cite-prefix")
+        || class.contains("moz-forward-container")
+        || class.contains("yahoo_quoted")
+    {
+        return true;
+    }
+    if tag.name == "blockquote" && attr(tag.attrs, "type").as_deref() == Some("cite") {
+        return true;
+    }
+    if tag.name == "div" {
+        // Word's reply header: "border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt …".
+        let style: String = attr(tag.attrs, "style")
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if style.contains("border-top:solid#e1e1e1") || style.contains("border-top:solid#b5c4df") {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_signature_element(tag: &Tag<'_>) -> bool {
+    let id = attr(tag.attrs, "id").unwrap_or_default();
+    let class = attr(tag.attrs, "class").unwrap_or_default();
+    id == "signature"
+        || id.ends_with("_signature")
+        || id == "ms-outlook-mobile-signature"
+        || id == "applemailsignature"
+        || id == "linebreakatbeginningofsignature"
+        || class.contains("gmail_signature")
+        || class.contains("moz-signature")
+}
+
+const BLOCKS: &[&str] = &[
+    "div",
+    "p",
+    "blockquote",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "table",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "pre",
+    "center",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "dl",
+    "dt",
+    "dd",
+    "address",
+];
+
+/// Elements whose content is never shown.
+const HIDDEN: &[&str] = &["head", "style", "script", "title", "template", "xml"];
+
+struct Writer {
+    out: String,
+    /// The current line has text.
+    in_line: bool,
+    /// The last thing written was a space (collapse runs).
+    space: bool,
+}
+
+impl Writer {
+    fn newline(&mut self) {
+        if self.in_line {
+            self.out.push('\n');
+        }
+        self.in_line = false;
+        self.space = false;
+    }
+
+    fn br(&mut self) {
+        self.out.push('\n');
+        self.in_line = false;
+        self.space = false;
+    }
+
+    /// Ends the line and leaves one blank line after it (a paragraph).
+    fn paragraph(&mut self) {
+        self.newline();
+        if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+            self.out.push('\n');
+        }
+    }
+
+    fn mark(&mut self, mark: &str) {
+        self.newline();
+        self.out.push_str(mark);
+        self.out.push('\n');
+    }
+
+    fn text(&mut self, s: &str, pre: bool) {
+        for c in s.chars() {
+            if pre {
+                if c == '\n' {
+                    self.br();
+                } else if c != '\r' {
+                    self.out.push(if c == '\u{a0}' { ' ' } else { c });
+                    self.in_line = true;
+                }
+                continue;
+            }
+            if c.is_whitespace() && c != '\u{a0}' {
+                if self.in_line && !self.space {
+                    self.out.push(' ');
+                    self.space = true;
+                }
+                continue;
+            }
+            self.out.push(if c == '\u{a0}' { ' ' } else { c });
+            self.in_line = true;
+            self.space = false;
+        }
+    }
+}
+
+/// Decodes the entities of a run of text.
+fn decode_entities(run: &str) -> String {
+    let mut out = String::with_capacity(run.len());
+    let mut rest = run;
+    while let Some(k) = rest.find('&') {
+        out.push_str(&rest[..k]);
+        let after = &rest[k + 1..];
+        let len = after
+            .char_indices()
+            .take(32)
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map(|(n, c)| (n, c == ';'));
+        match len {
+            Some((n, true)) if n > 0 => {
+                // An ASCII token "&name;": mail-parser's table decodes it (or keeps it as is).
+                let token = &rest[k..k + n + 2];
+                mail_parser::decoders::html::add_html_token(&mut out, token.as_bytes(), false);
+                rest = &after[n + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace(MARK, " ")
+}
+
+fn convert(html: &str, marks: bool) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(html.len() / 2),
+        in_line: false,
+        space: false,
+    };
+    let mut hidden: Option<String> = None;
+    let mut pre = 0usize;
+    let mut word_paragraph = false;
+    let mut rest = html;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            if hidden.is_none() {
+                w.text(&decode_entities(rest), pre > 0);
+            }
+            break;
+        };
+        if lt > 0 && hidden.is_none() {
+            w.text(&decode_entities(&rest[..lt]), pre > 0);
+        }
+        rest = &rest[lt..];
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.find("-->").map_or("", |k| &after[k + 3..]);
+            continue;
+        }
+        // The end of the tag, not counting a '>' inside a quoted attribute.
+        let mut quote = None;
+        let mut end = None;
+        for (k, c) in rest.char_indices().skip(1) {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '>') => {
+                    end = Some(k);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else { break };
+        let tag = parse_tag(&rest[1..end]);
+        rest = &rest[end + 1..];
+        if let Some(h) = &hidden {
+            if tag.closing && &tag.name == h {
+                hidden = None;
+            }
+            continue;
+        }
+        if !tag.closing
+            && HIDDEN.contains(&tag.name.as_str())
+            && !tag.attrs.trim_end().ends_with('/')
+        {
+            hidden = Some(tag.name);
+            continue;
+        }
+        if marks && !tag.closing {
+            if is_quote_element(&tag) {
+                w.mark(QUOTE_MARK);
+            } else if is_signature_element(&tag) {
+                w.mark(SIGNATURE_MARK);
+            }
+        }
+        match tag.name.as_str() {
+            "br" => w.br(),
+            "p" if tag.closing => {
+                if word_paragraph {
+                    w.newline();
+                } else {
+                    w.paragraph();
+                }
+            }
+            "p" => {
+                word_paragraph = attr(tag.attrs, "class").is_some_and(|c| c.contains("mso"));
+                w.newline();
+            }
+            "pre" => {
+                if tag.closing {
+                    pre = pre.saturating_sub(1);
+                } else {
+                    pre += 1;
+                }
+                w.newline();
+            }
+            "td" | "th" if tag.closing => w.text(" ", false),
+            name if BLOCKS.contains(&name) => w.newline(),
+            _ => {}
+        }
+    }
+    join_trimmed(w.out.split('\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_text(text: &str) -> String {
+        extract_reply(text).new_text
+    }
+
+    #[test]
+    fn outlook_header_blocks_in_several_languages() {
+        let cases = [
+            "From: Contoso <h@contoso.example>\nSent: Tuesday, December 3, 2024 10:15 AM\nTo: Ann\nSubject: RE: x",
+            "Von: Contoso <h@contoso.example>\nGesendet: Dienstag, 3. Dezember 2024 10:15\nAn: Anna\nBetreff: AW: x",
+            "De\u{a0}: Contoso\nEnvoyé\u{a0}: mardi 3 décembre 2024 10:15\nÀ\u{a0}: Anne\nObjet\u{a0}: RE: x",
+            "De: Contoso\nEnviado el: martes, 3 de diciembre de 2024 10:15\nPara: Ana\nAsunto: RE: x",
+            "Da: Contoso\nInviato: martedì 3 dicembre 2024 10:15\nA: Anna\nOggetto: R: x",
+            "Van: Contoso\nVerzonden: dinsdag 3 december 2024 10:15\nAan: Anke\nOnderwerp: RE: x",
+            "De: Contoso\nEnviada: terça-feira, 3 de dezembro de 2024 10:15\nPara: Ana\nAssunto: RE: x",
+            "Od: Contoso\nWysłano: wtorek, 3 grudnia 2024 10:15\nDo: Anna\nTemat: RE: x",
+            "Från: Contoso\nSkickat: den 3 december 2024 10:15\nTill: Anna\nÄmne: SV: x",
+            "差出人: Contoso\n送信日時: 2024年12月3日 10:15\n宛先: 山田\n件名: RE: x",
+            "发件人: Contoso\n发送时间: 2024年12月3日 10:15\n收件人: 王芳\n主题: 回复: x",
+        ];
+        for block in cases {
+            let reply = extract_reply(&format!("Works now.\n\n{block}\n\nold text\n"));
+            assert_eq!(reply.new_text, "Works now.", "{block}");
+            assert_eq!(reply.quote_start, Some(QuoteStart::HeaderBlock), "{block}");
+            assert!(reply.quoted.unwrap().ends_with("old text"));
+        }
+    }
+
+    #[test]
+    fn separators_and_original_message_lines() {
+        let owa = "Fine.\n\n________________________________\nFrom: A\nSent: today\nTo: B\nSubject: x\n\nold";
+        assert_eq!(new_text(owa), "Fine.");
+        for marker in [
+            "-----Original Message-----",
+            "-----Ursprüngliche Nachricht-----",
+            "-----Message d'origine-----",
+            "-----Mensaje original-----",
+            "-----Messaggio originale-----",
+            "-----Oorspronkelijk bericht-----",
+            "-----Mensagem original-----",
+            "----- Original Message -----",
+        ] {
+            let reply = extract_reply(&format!("Fine.\n\n{marker}\nFrom: A\nSent: today\n\nold"));
+            assert_eq!(reply.new_text, "Fine.", "{marker}");
+            assert_eq!(reply.quote_start, Some(QuoteStart::OriginalMessage));
+        }
+    }
+
+    #[test]
+    fn attribution_lines_in_several_languages() {
+        let cases = [
+            "On Tue, Dec 3, 2024 at 10:15\u{202f}AM Contoso <h@contoso.example> wrote:",
+            "Am Di., 3. Dez. 2024 um 10:15 Uhr schrieb Contoso <h@contoso.example>:",
+            "Le mar. 3 déc. 2024 à 10:15, Contoso <h@contoso.example> a écrit :",
+            "El mar, 3 dic 2024 a las 10:15, Contoso (<h@contoso.example>) escribió:",
+            "Il giorno mar 3 dic 2024 alle ore 10:15 Contoso <h@contoso.example> ha scritto:",
+            "Op di 3 dec 2024 om 10:15 schreef Contoso <h@contoso.example>:",
+            "Op 3 dec. 2024 om 10:15 heeft Contoso <h@contoso.example> het volgende geschreven:",
+            "Em ter., 3 de dez. de 2024 às 10:15, Contoso <h@contoso.example> escreveu:",
+            "2024年12月3日(火) 10:15 Contoso <h@contoso.example>:",
+            "2024/12/03 10:15、Contoso <h@contoso.example>のメール:",
+            "Den tis 3 dec. 2024 kl 10:15 skrev Contoso <h@contoso.example>:",
+            "wt., 3 gru 2024 o 10:15 Contoso <h@contoso.example> napisał(a):",
+            "Contoso <h@contoso.example> 于2024年12月3日周二 10:15写道：",
+            "On 03/12/2024 10:15, Contoso wrote:",
+            "Am 03.12.24 um 10:15 schrieb Contoso:",
+        ];
+        for attribution in cases {
+            let reply = extract_reply(&format!("Thanks!\n\n{attribution}\n\n> old\n"));
+            assert_eq!(reply.new_text, "Thanks!", "{attribution}");
+            assert_eq!(
+                reply.quote_start,
+                Some(QuoteStart::Attribution),
+                "{attribution}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_attribution_wrapped_onto_two_lines() {
+        let text = "Thanks!\n\nOn Tue, Dec 3, 2024 at 10:15 AM Contoso Helpdesk\n\
+                    <helpdesk@contoso.example> wrote:\n\n> old\n";
+        let reply = extract_reply(text);
+        assert_eq!(reply.new_text, "Thanks!");
+        assert!(reply.quoted.unwrap().starts_with("On Tue"));
+    }
+
+    #[test]
+    fn quoting_without_attribution_and_answers_below_the_quote() {
+        assert_eq!(new_text("Agreed.\n> old\n> older\n"), "Agreed.");
+        let below =
+            "On 03/12/2024 10:15, Contoso wrote:\n> Which code?\n>\n> Tom\n\nE-42.\n\n-- \nAnn\n";
+        let reply = extract_reply(below);
+        assert_eq!(reply.new_text, "E-42.");
+        assert_eq!(reply.signature.as_deref(), Some("Ann"));
+        assert_eq!(
+            reply.quoted.as_deref(),
+            Some("On 03/12/2024 10:15, Contoso wrote:\n> Which code?\n>\n> Tom")
+        );
+    }
+
+    #[test]
+    fn forwards_keep_the_note() {
+        for marker in [
+            "---------- Forwarded message ---------",
+            "-------- Forwarded Message --------",
+            "-------- Weitergeleitete Nachricht --------",
+            "Begin forwarded message:",
+            "Début du message réexpédié :",
+            "Inicio del mensaje reenviado:",
+        ] {
+            let reply = extract_reply(&format!(
+                "FYI, see below.\n\n{marker}\nFrom: A\nDate: x\n\nold"
+            ));
+            assert_eq!(reply.new_text, "FYI, see below.", "{marker}");
+            assert_eq!(reply.quote_start, Some(QuoteStart::Forward), "{marker}");
+        }
+        let bare = extract_reply("---------- Forwarded message ---------\nFrom: A\nDate: x\n\nold");
+        assert_eq!(bare.new_text, "");
+        assert!(bare.quoted.is_some());
+    }
+
+    #[test]
+    fn signatures_are_taken_off() {
+        let cases = [
+            ("Ok.\n\nSent from my iPhone", "Sent from my iPhone"),
+            (
+                "Ok.\n\nVon meinem iPhone gesendet",
+                "Von meinem iPhone gesendet",
+            ),
+            ("Ok.\n\nEnvoyé de mon iPhone", "Envoyé de mon iPhone"),
+            (
+                "Ok.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>",
+                "Get Outlook for iOS<https://aka.ms/o0ukef>",
+            ),
+            (
+                "Ok.\n\nOutlook für Android beziehen",
+                "Outlook für Android beziehen",
+            ),
+            ("Ok.\n\niPhoneから送信", "iPhoneから送信"),
+            ("Ok.\n\n-- \nAnn Example\nFabrikam", "Ann Example\nFabrikam"),
+        ];
+        for (text, sig) in cases {
+            let reply = extract_reply(text);
+            assert_eq!(reply.new_text, "Ok.", "{text}");
+            assert_eq!(reply.signature.as_deref(), Some(sig), "{text}");
+            assert_eq!(reply.quoted, None);
+        }
+        // Mid-text, the words are the sender's.
+        let text = "Von meinem iPhone gesendet kommt nichts an.\nAuch nicht vom Laptop.\nNoch eine Zeile.\nAnna";
+        assert_eq!(new_text(text), text);
+    }
+
+    #[test]
+    fn text_that_only_looks_like_a_quote_mark_is_kept() {
+        let text = "Hi,\n\nmy colleague wrote: it works.\nOn Monday it did, on Tuesday it did not.\n\
+                    Von: wem kam die Mail? An: wen ging sie?\nFrom my side, done.";
+        let reply = extract_reply(text);
+        assert_eq!(reply.new_text, text);
+        assert_eq!(reply.quote_start, None);
+    }
+
+    #[test]
+    fn html_markers_of_each_client() {
+        let outlook = "<p class=MsoNormal>Works.<o:p></o:p></p><div style=\"border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm\"><p class=MsoNormal><b>From:</b> A</p></div><p>old</p>";
+        let owa = "<div>Works.</div><div id=\"Signature\">Ann<br>Fabrikam</div><div id=\"appendonsend\"></div><hr><div id=\"divRplyFwdMsg\"><b>From:</b> A</div><div>old</div>";
+        let gmail = "<div dir=\"ltr\">Works.<br></div><br><div class=\"gmail_quote\"><div class=\"gmail_attr\">On x, A wrote:<br></div><blockquote class=\"gmail_quote\">old</blockquote></div>";
+        let apple = "<div dir=\"ltr\">Works.</div><div dir=\"ltr\"><br id=\"lineBreakAtBeginningOfSignature\"><div dir=\"ltr\">Sent from my iPhone</div><blockquote type=\"cite\">On x, A wrote:</blockquote></div>";
+        let tb = "<p>Works.</p><pre class=\"moz-signature\" cols=\"72\">-- \nAnn</pre><div class=\"moz-cite-prefix\">On x, A wrote:<br></div><blockquote type=\"cite\">old</blockquote>";
+        for html in [outlook, owa, gmail, apple, tb] {
+            let reply = extract_reply_html(html);
+            assert_eq!(reply.new_text, "Works.", "{html}");
+            assert_eq!(reply.quote_start, Some(QuoteStart::HtmlMarker), "{html}");
+            assert!(
+                reply
+                    .quoted
+                    .is_some_and(|q| q.contains("old") || q.contains("wrote"))
+            );
+        }
+        assert_eq!(
+            extract_reply_html(owa).signature.as_deref(),
+            Some("Ann\nFabrikam")
+        );
+    }
+
+    #[test]
+    fn html_to_text_keeps_blocks_and_paragraphs() {
+        let html = "<html><head><style>p {x}</style><title>t</title></head><body>\
+                    <div>Hi &amp; hello,</div><div><br></div><div>line&nbsp;two</div>\
+                    <p>para one</p><p>para <b>two</b></p><pre>a\n  b</pre>\
+                    <!-- <div>comment</div> --><table><tr><td>c1</td><td>c2</td></tr></table></body></html>";
+        assert_eq!(
+            html_to_text(html),
+            "Hi & hello,\n\nline two\npara one\n\npara two\n\na\n  b\nc1 c2"
+        );
+    }
+
+    #[test]
+    fn no_quote_is_all_new_text_and_bad_input_does_not_panic() {
+        assert_eq!(new_text("Just a question.\n"), "Just a question.");
+        assert_eq!(extract_reply(""), Reply::default());
+        for html in [
+            "<",
+            "<div",
+            "<a href=\"x>",
+            "&",
+            "&#xFFFFFFFF;",
+            "&#55296;",
+            "<!--",
+            "<style>",
+            "é<é>&é;",
+        ] {
+            let _ = extract_reply_html(html);
+            let _ = extract_reply(html);
+        }
+        // The private marks cannot be forged from outside.
+        let forged = extract_reply("Real text\n\u{E000}q\nmore");
+        assert_eq!(forged.new_text, "Real text\n q\nmore");
+    }
+}
