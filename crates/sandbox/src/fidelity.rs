@@ -41,6 +41,9 @@
 //!   (`outlook.timezone`) on messages, and `odata.maxpagesize` is honoured on delta only here —
 //!   lists page by `$top`.
 //! - `If-Match`, `If-None-Match`: 400 `notSupported` (conditional requests are not implemented).
+//! - Headers that change nothing in a mail answer are not read: `Accept` (answers are JSON, or
+//!   the MIME of `$value`), `Accept-Encoding`, `User-Agent`, `SdkVersion`, `X-AnchorMailbox`,
+//!   `ConsistencyLevel` (it concerns directory queries).
 //! - Query options: each route takes those listed below. Any other OData system option (`$search`,
 //!   `$expand`, `$count` where not listed, `$format`, …): 400 `ErrorInvalidUrlQuery`; any other
 //!   name (`$foo`, `cachebuster`): 400 `BadRequest` "The query parameter '…' is not supported."
@@ -161,6 +164,8 @@
 //! - `ManagementRole`: refused (`ErrorInvalidManagementRoleHeader`); `SerializedSecurityContext`:
 //!   refused (`ErrorInvalidSerializedAccessToken`); any other header: `ErrorSchemaValidation`.
 //! - An operation the sandbox does not implement: SOAP fault `ErrorInvalidRequest` naming it.
+//! - HTTP headers: `Authorization` (bearer token) is read; `X-AnchorMailbox` (a routing hint
+//!   for Exchange Online's front ends) and `SOAPAction` change nothing here and are not read.
 //!
 //! ## Item shapes (`ItemShape` of GetItem, FindItem, SyncFolderItems)
 //!
