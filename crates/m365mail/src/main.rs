@@ -53,6 +53,13 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Serve /metrics (Prometheus), /healthz and /readyz at ADDR (loopback unless
+        /// --metrics-allow-non-loopback). Default off.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Allow a --metrics address beyond loopback (the endpoint has no authentication).
+        #[arg(long)]
+        metrics_allow_non_loopback: bool,
     },
     /// Run one worker of a fleet: the configuration's sources shared with every worker that
     /// uses the same PostgreSQL database, each source served by one worker at a time.
@@ -265,7 +272,12 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             out,
             once,
             json,
-        } => run(config, out, once, json).await,
+            metrics,
+            metrics_allow_non_loopback,
+        } => {
+            let metrics = metrics.map(|addr| (addr, metrics_allow_non_loopback));
+            run(config, out, once, json, metrics).await
+        }
         Command::Worker {
             config,
             store,
@@ -361,7 +373,17 @@ async fn run(
     out: Option<PathBuf>,
     once: bool,
     json: bool,
+    metrics_at: Option<(std::net::SocketAddr, bool)>,
 ) -> Result<ExitCode> {
+    // Refused or bound first: a wrong address fails before anything connects.
+    let metrics = m365mail::metrics::Metrics::new();
+    let endpoint = match metrics_at {
+        Some((addr, allow)) => metrics
+            .start(Some(m365mail::metrics::Listen::At(addr)), allow)
+            .await
+            .map_err(|e| e.to_string())?,
+        None => None,
+    };
     let demo = config.is_none();
     if demo && !json {
         eprintln!(
@@ -379,7 +401,17 @@ async fn run(
         Ledger::open(&cfg.handler.ledger).map_err(|e| e.to_string())?
     };
     let mut providers = Providers::default();
-    let mut pipeline = m365mail::handling::pipeline(&cfg, Arc::new(ledger), &mut providers)?;
+    let ledger: Arc<dyn handler::LedgerStore> = Arc::new(ledger);
+    let ledger = match &endpoint {
+        Some(_) => metrics.ledger(ledger),
+        None => ledger,
+    };
+    let mut pipeline = m365mail::handling::pipeline(&cfg, ledger, &mut providers)?;
+    if endpoint.is_some() {
+        metrics.single_process();
+        metrics.install_process_hooks();
+        metrics.attach(&mut pipeline);
+    }
     if m365mail::progress::wanted(json, std::io::stderr().is_terminal()) {
         m365mail::progress::Bars::stderr(cfg.handler.batch_size as u64).attach(&mut pipeline);
     }

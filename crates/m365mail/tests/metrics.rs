@@ -792,3 +792,94 @@ async fn a_worker_serves_its_metrics_end_to_end() {
     );
     sb.shutdown().await;
 }
+
+/// `m365mail run --metrics ADDR`: one process on local files serves the same endpoint as a
+/// worker (it used to be the worker's alone), ready while it runs (no fleet heartbeat to go
+/// by); and the loopback rule holds for it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_process_run_serves_metrics_too() {
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let admin = sb.admin();
+    for i in 0..5 {
+        admin
+            .inject_mime(
+                "helpdesk@contoso.example",
+                &format!(
+                    "From: c@fabrikam.example\r\nTo: helpdesk@contoso.example\r\n\
+                     Subject: m {i}\r\nMessage-ID: <run-metrics-{i}@fabrikam.example>\r\n\r\nx\r\n"
+                ),
+            )
+            .unwrap();
+    }
+    // The demo tenant's own mail waits there too.
+    let waiting = test_support::harness::inbox_count(&admin, "helpdesk@contoso.example") as f64;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    let text = test_support::config::Config::demo(&sb)
+        .source(
+            "box",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &sb.graph_url(),
+            "acknowledge = \"move:Processed\"",
+        )
+        .mailbox("helpdesk@contoso.example", &[])
+        .default_rule("P")
+        .handler(&dir.path().join("out"), "poll_interval_secs = 1")
+        .text();
+    std::fs::write(&cfg, text).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = test_support::process::Reaped(
+        Command::new(BIN)
+            .args(["run", "--metrics", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let handled = loop {
+        assert!(run.try_wait().unwrap().is_none(), "run exited");
+        if let Ok(r) = http.get(format!("{base}/metrics")).send().await {
+            let text = r.text().await.unwrap();
+            let n = samples(&text)
+                .get("m365mail_messages_handled_total{source=\"box\"}")
+                .copied()
+                .unwrap_or(0.0);
+            if n >= waiting {
+                break n;
+            }
+        }
+        assert!(Instant::now() < deadline, "no metrics of the run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(handled, waiting);
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(ready.text().await.unwrap().contains("one process"));
+    let _ = Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status();
+    assert!(run.wait().unwrap().success());
+    sb.shutdown().await;
+
+    let refused = Command::new(BIN)
+        .args(["run", "--metrics", "0.0.0.0:0", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--metrics-allow-non-loopback"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -254,6 +254,8 @@ enum Heartbeat {
     },
     /// The worker left the fleet (it is shutting down).
     Left,
+    /// Not in a fleet: `m365mail run`, one process on local files.
+    Alone,
 }
 
 #[derive(Debug)]
@@ -350,7 +352,7 @@ impl Collector for StateCollector {
         let last_ok = match heartbeat {
             Heartbeat::Ok { at, .. } => Some(at),
             Heartbeat::Failed { last_ok, .. } => last_ok,
-            Heartbeat::Never | Heartbeat::Left => None,
+            Heartbeat::Never | Heartbeat::Left | Heartbeat::Alone => None,
         };
         if let Some(at) = last_ok {
             ConstGauge::new(now.duration_since(at).as_secs_f64()).encode(
@@ -665,6 +667,12 @@ impl Metrics {
         out
     }
 
+    /// Marks these metrics as those of `m365mail run`, one process without a fleet: ready as
+    /// long as it serves (there is no heartbeat to go by).
+    pub fn single_process(&self) {
+        self.state().heartbeat = Heartbeat::Alone;
+    }
+
     /// `Ok` with a line about the worker when it is ready (its last heartbeat succeeded, within
     /// the lease time), `Err` with the reason when not.
     pub fn readiness(&self) -> Result<String, String> {
@@ -698,6 +706,7 @@ impl Metrics {
                 None => format!("not ready: the heartbeat failed ({error})"),
             }),
             Heartbeat::Left => Err("not ready: this worker has left the fleet (stopping)".into()),
+            Heartbeat::Alone => Ok("ready: one process on local files (no fleet)".into()),
         }
     }
 

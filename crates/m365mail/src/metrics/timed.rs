@@ -112,10 +112,12 @@ impl LeaseStore for TimedLeases {
                     error: e.to_string(),
                     last_ok: *last_ok,
                 },
-                (Err(e), Heartbeat::Never | Heartbeat::Left) => Heartbeat::Failed {
-                    error: e.to_string(),
-                    last_ok: None,
-                },
+                (Err(e), Heartbeat::Never | Heartbeat::Left | Heartbeat::Alone) => {
+                    Heartbeat::Failed {
+                        error: e.to_string(),
+                        last_ok: None,
+                    }
+                }
             };
         });
         r
