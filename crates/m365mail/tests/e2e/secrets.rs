@@ -42,6 +42,8 @@ fn a_full_run_never_leaks_a_secret_or_token() {
         vec!["run", "--out"],
         vec!["ping", "--json"],
         vec!["ping"],
+        vec!["doctor", "--json", "--probe-wait-secs", "2"],
+        vec!["doctor", "--probe-wait-secs", "2"],
     ] {
         let mut cmd = Command::new(BIN);
         cmd.args(&args).env("M365MAIL_LOG", "trace");
