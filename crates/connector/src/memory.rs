@@ -270,6 +270,7 @@ impl MessageSource for MemorySource {
             Acknowledgement::Delete => {
                 st.messages.remove(pos);
             }
+            Acknowledgement::Keep => {}
         }
         Ok(())
     }

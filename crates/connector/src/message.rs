@@ -153,6 +153,11 @@ pub enum Acknowledgement {
     MoveTo(String),
     /// Delete it (as the source is configured: soft delete or move to Deleted Items).
     Delete,
+    /// Leave it as it is: no request at all. Only for a source that does not hand the same
+    /// message out twice by itself (Graph delta sync: the deltaLink moves past it), where the
+    /// sync state and the ledger are the record; a source that lists unread mail would list
+    /// it again on every pass.
+    Keep,
 }
 
 impl fmt::Display for Acknowledgement {
@@ -161,6 +166,7 @@ impl fmt::Display for Acknowledgement {
             Acknowledgement::MarkRead => f.write_str("mark read"),
             Acknowledgement::MoveTo(folder) => write!(f, "move to {folder}"),
             Acknowledgement::Delete => f.write_str("delete"),
+            Acknowledgement::Keep => f.write_str("keep"),
         }
     }
 }

@@ -386,7 +386,11 @@ impl MessageSource for GraphSource {
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
-        self.acknowledge_one(id, ack).await?;
+        if *ack == Acknowledgement::Keep {
+            self.may_keep()?;
+        } else {
+            self.acknowledge_one(id, ack).await?;
+        }
         if let Some(d) = &self.delta {
             d.acknowledged(&[id.as_str()]).await;
         }
@@ -397,7 +401,25 @@ impl MessageSource for GraphSource {
         &self,
         items: &[(MessageId, Acknowledgement)],
     ) -> Vec<Result<(), Error>> {
-        let results = self.acknowledge_many_inner(items).await;
+        // `Keep` makes no request: only the others are sent.
+        let sent: Vec<(MessageId, Acknowledgement)> = items
+            .iter()
+            .filter(|(_, a)| *a != Acknowledgement::Keep)
+            .cloned()
+            .collect();
+        let mut answers = self.acknowledge_many_inner(&sent).await.into_iter();
+        let results: Vec<Result<(), Error>> = items
+            .iter()
+            .map(|(_, a)| {
+                if *a == Acknowledgement::Keep {
+                    self.may_keep()
+                } else {
+                    answers
+                        .next()
+                        .unwrap_or_else(|| Err(Error::bad_response("an item got no result")))
+                }
+            })
+            .collect();
         if let Some(d) = &self.delta {
             let done: Vec<&str> = items
                 .iter()
@@ -446,6 +468,19 @@ impl GraphSource {
         let page = d.page(cursor.map(Cursor::as_str), max).await?;
         let mimes = self.mimes(&page.metas).await;
         Ok(into_batch(page.metas, mimes, page.next))
+    }
+
+    /// [`Acknowledgement::Keep`] leaves the message as it is, which only delta mode can do:
+    /// the deltaLink has moved past it. Listing unread mail would hand it out again and again.
+    fn may_keep(&self) -> Result<(), Error> {
+        if self.delta.is_some() {
+            Ok(())
+        } else {
+            Err(Error::configuration(
+                "the acknowledgement \"keep\" needs delta mode: listing unread mail would hand \
+                 the same message out on every pass",
+            ))
+        }
     }
 
     async fn acknowledge_one(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {

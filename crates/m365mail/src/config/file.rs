@@ -173,7 +173,9 @@ pub struct SourceConfig {
     /// The folder to read (default `inbox`).
     #[serde(default)]
     pub folder: Option<String>,
-    /// `mark-read` (default), `delete`, or `move:FOLDER`.
+    /// `mark-read` (default), `delete`, `move:FOLDER`, or `keep` (no request at all: only with
+    /// `mode = "delta"`, where the deltaLink and the ledger are the record; one request per
+    /// message fewer against the mailbox's budget).
     #[serde(default)]
     pub acknowledge: Option<String>,
     /// Where poison messages are parked (default `Poison`).

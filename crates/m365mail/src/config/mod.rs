@@ -22,7 +22,7 @@
 //! kind = "graph"                          # or "ews"
 //! app = "helpdesk"
 //! mailbox = "helpdesk@contoso.com"
-//! acknowledge = "mark-read"               # or "delete", "move:Processed"
+//! acknowledge = "mark-read"               # or "delete", "move:Processed", "keep" (delta only)
 //! notify_through = "helpdesk-out"
 //! mode = "unread"                         # Graph only: or "delta" (see SourceConfig::mode)
 //!
@@ -254,12 +254,13 @@ pub fn parse_ack(value: Option<&str>) -> Result<connector::Acknowledgement, Stri
     match value.unwrap_or("mark-read") {
         "mark-read" | "read" => Ok(connector::Acknowledgement::MarkRead),
         "delete" => Ok(connector::Acknowledgement::Delete),
+        "keep" => Ok(connector::Acknowledgement::Keep),
         other => match other.strip_prefix("move:") {
             Some(folder) if !folder.trim().is_empty() => {
                 Ok(connector::Acknowledgement::MoveTo(folder.trim().to_owned()))
             }
             _ => Err(format!(
-                "{other:?} is not one of \"mark-read\", \"delete\", \"move:FOLDER\""
+                "{other:?} is not one of \"mark-read\", \"delete\", \"move:FOLDER\", \"keep\""
             )),
         },
     }

@@ -401,6 +401,15 @@ impl Resolver<'_> {
         };
         let acknowledge = parse_ack(s.acknowledge.as_deref())
             .map_err(|m| self.invalid(key(".acknowledge"), &at("acknowledge"), m))?;
+        if acknowledge == connector::Acknowledgement::Keep && s.mode != SourceMode::Delta {
+            return Err(self.invalid(
+                key(".acknowledge"),
+                &at("acknowledge"),
+                "\"keep\" leaves each message as it is, which only a Graph source with \
+                 mode = \"delta\" can do (the deltaLink moves past it); listing unread mail \
+                 would hand the same message out on every pass",
+            ));
+        }
         let router = addressing::Router::from_config(&s.routing)
             .map_err(|e| self.routing_error(i, &key(".routing"), &e))?;
         let (service, scope) = self.http_service(

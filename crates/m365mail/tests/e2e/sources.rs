@@ -117,3 +117,72 @@ async fn a_graph_source_acknowledges_in_batches_not_one_request_per_message() {
     assert_eq!(log.count("POST", "/v1.0/$batch"), 6, "{log:?}");
     sb.shutdown().await;
 }
+
+/// `acknowledge = "keep"` with delta mode: every message handed over once, run after run, and
+/// not one request to change a message: the deltaLink and the ledger are the record, so the
+/// mailbox is left as the customer's mail arrived (unread, in the Inbox) and each message costs
+/// one request fewer against its budget. Without delta mode it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_in_delta_mode_hands_everything_over_once_without_touching_the_mailbox() {
+    const N: usize = 25;
+    let sb = large_mailbox(N).await;
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| {
+        let text = text.replace(
+            "acknowledge = \"move:Processed\"\n",
+            "acknowledge = \"keep\"\nmode = \"delta\"\n",
+        );
+        assert!(text.contains("acknowledge = \"keep\""));
+        text
+    });
+    let unread_before = test_support::harness::inbox_count(&sb.admin(), "helpdesk@contoso.example");
+    sb.admin().clear_request_log();
+    let first = run_once_json(BIN, &cfg).await;
+    let s = &first["sources"][0];
+    assert_eq!(s["status"], "ONLINE", "{first}");
+    assert_eq!(s["handled"], N as u64 + 2, "{first}");
+    let second = run_once_json(BIN, &cfg).await;
+    assert_eq!(second["sources"][0]["handled"], 0, "{second}");
+    assert_eq!(second["sources"][0]["recovered"], 0, "{second}");
+
+    let log = sb.admin().request_log();
+    let changes: u64 = log
+        .entries
+        .iter()
+        .chain(log.batch_items.iter())
+        .filter(|e| {
+            e.method == "PATCH"
+                || e.method == "DELETE"
+                || (e.method == "POST" && e.path.ends_with("/move"))
+        })
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(changes, 0, "a message was changed: {log:?}");
+    assert_eq!(
+        test_support::harness::inbox_count(&sb.admin(), "helpdesk@contoso.example"),
+        unread_before,
+        "everything is still in the Inbox"
+    );
+    let seen = records(&out);
+    assert_eq!(seen.len(), N + 2);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+
+    // Listing unread mail would hand the same messages out on every pass: refused.
+    let (_dir2, _, unread) = write_folder_config(&sb, |text| {
+        text.replace(
+            "acknowledge = \"move:Processed\"\n",
+            "acknowledge = \"keep\"\n",
+        )
+    });
+    let refused = std::process::Command::new(BIN)
+        .args(["run", "--once", "--config"])
+        .arg(&unread)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("acknowledge") && err.contains("delta"),
+        "{err}"
+    );
+    sb.shutdown().await;
+}
