@@ -346,6 +346,14 @@ async fn item_and_folder_operations_apply_or_refuse_every_part() {
         "{mime}"
     );
     assert!(!stored.is_read);
+    // item:Attachments lists the files of a message.
+    let t = e
+        .op(&format!(r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:Attachments"/></t:AdditionalProperties></m:ItemShape><m:ItemIds><t:ItemId Id="{draft}"/></m:ItemIds></m:GetItem>"#))
+        .await;
+    assert!(
+        t.contains("<t:Name>a.txt</t:Name><t:ContentType>text/plain</t:ContentType><t:ContentId>a1</t:ContentId><t:Size>3</t:Size><t:IsInline>true</t:IsInline>"),
+        "{t}"
+    );
     // Refused fields of CreateItem.
     for (fields, code) in [
         (

@@ -245,6 +245,43 @@ fn write_mailbox(w: &mut Writer, name: &str, address: &str) {
     w.end();
 }
 
+/// A file attachment of a message, as `item:Attachments` lists it.
+struct AttachmentInfo {
+    name: String,
+    content_type: String,
+    content_id: Option<String>,
+    size: usize,
+    inline: bool,
+}
+
+/// The attachments of a MIME message (none when mail-parser cannot read it, or panics on it).
+fn attachments_of(mime: &[u8]) -> Vec<AttachmentInfo> {
+    use mail_parser::MimeHeaders as _;
+    std::panic::catch_unwind(|| {
+        let msg = mail_parser::MessageParser::default().parse(mime)?;
+        Some(
+            msg.attachments()
+                .map(|p| AttachmentInfo {
+                    name: p.attachment_name().unwrap_or("attachment").to_string(),
+                    content_type: p
+                        .content_type()
+                        .map(|c| match c.subtype() {
+                            Some(sub) => format!("{}/{sub}", c.ctype()),
+                            None => c.ctype().to_string(),
+                        })
+                        .unwrap_or_else(|| "application/octet-stream".into()),
+                    content_id: p.content_id().map(str::to_string),
+                    size: p.contents().len(),
+                    inline: p.content_disposition().is_some_and(|d| d.is_inline()),
+                })
+                .collect(),
+        )
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
 /// The header block of a MIME message, as `PR_TRANSPORT_MESSAGE_HEADERS` holds it.
 fn header_block(mime: &[u8]) -> String {
     let end = mime
@@ -284,6 +321,34 @@ pub(super) fn write_item(w: &mut Writer, m: &Message, shape: &Shape) {
         )
         .raw(&crate::ews::xml_escape(&content))
         .end();
+    }
+    // Inline-only messages have no `hasAttachments` but still list their (inline) files.
+    if shape.has("Attachments")
+        && (p.has_attachments
+            || m.mime
+                .windows(17)
+                .any(|w| w.eq_ignore_ascii_case(b"multipart/related"))
+            || m.mime
+                .windows(11)
+                .any(|w| w.eq_ignore_ascii_case(b"Content-ID:")))
+    {
+        let list = attachments_of(&m.mime);
+        if !list.is_empty() {
+            w.start("t:Attachments", &[]);
+            for (i, a) in list.iter().enumerate() {
+                w.start("t:FileAttachment", &[]);
+                w.empty("t:AttachmentId", &[("Id", &format!("{}ATT{i}", m.id))]);
+                w.text_element("t:Name", &a.name);
+                w.text_element("t:ContentType", &a.content_type);
+                if let Some(cid) = &a.content_id {
+                    w.text_element("t:ContentId", cid);
+                }
+                w.text_element("t:Size", &a.size.to_string());
+                w.text_element("t:IsInline", if a.inline { "true" } else { "false" });
+                w.end();
+            }
+            w.end();
+        }
     }
     if shape.has("DateTimeReceived") {
         w.text_element("t:DateTimeReceived", &dt(m.received));
