@@ -98,7 +98,7 @@
 //! Implemented: `destinationId` (id or well-known name), 201 with the moved message. Another
 //! parameter: `RequestBodyRead`.
 //!
-//! ## `POST sendMail`, `POST messages` (draft)
+//! ## `POST sendMail`, `POST messages`, `POST mailFolders/{id}/messages` (drafts)
 //!
 //! MIME (`Content-Type: text/plain`, base64; bad base64 400
 //! `ErrorMimeContentInvalidBase64String`) or JSON. `sendMail` parameters: `message`,
@@ -173,7 +173,9 @@
 //!   `IncludeMimeContent`; `BodyType` `Best`, `HTML`, `Text` (bodies converted).
 //! - `AdditionalProperties/FieldURI`: every path of the schema is accepted (another:
 //!   `ErrorSchemaValidation`). Returned with a value: `item:MimeContent`, `ParentFolderId`,
-//!   `ItemClass`, `Subject`, `Body`, `DateTimeReceived`, `Size`, `InternetMessageHeaders`,
+//!   `ItemClass`, `Subject`, `Body`, `Attachments` (file attachments: id, name, content type,
+//!   content id, size, inline; GetAttachment is not implemented), `DateTimeReceived`, `Size`,
+//!   `InternetMessageHeaders`,
 //!   `DateTimeSent`, `DateTimeCreated`, `HasAttachments`, `message:Sender`, `ToRecipients`,
 //!   `CcRecipients`, `BccRecipients`, `From`, `InternetMessageId`, `IsRead`, `ReplyTo`. Every other
 //!   path is answered without a value, as Exchange leaves out a property an item has none of:

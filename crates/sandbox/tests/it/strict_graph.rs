@@ -86,7 +86,14 @@ fn with(mut base: Value, key: &str, v: Value) -> Value {
 }
 
 /// Method, path, JSON body, `Prefer`, and the status and error code wanted.
-type Case<'a> = (&'a str, String, Option<Value>, Option<&'a str>, u16, &'a str);
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<Value>,
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
 
 #[tokio::test]
 async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
@@ -575,6 +582,23 @@ async fn graph_applies_query_options_preferences_and_message_properties() {
     ] {
         assert!(mime.contains(want), "{want}: {mime}");
     }
+
+    // A draft created in a folder lands there.
+    let (s, d) = {
+        let (s, _, d) = call(
+            &sb,
+            "POST",
+            "/mailFolders/archive/messages",
+            Some(basic_message()),
+            None,
+        )
+        .await;
+        (s, d)
+    };
+    assert_eq!(s, 201, "{d}");
+    let archive = sb.admin().store().folder(HELPDESK, "archive").unwrap();
+    assert_eq!(d["parentFolderId"], json!(archive.id), "{d}");
+    assert_eq!(d["isDraft"], json!(true));
 
     // Attachments on a draft and through an upload session keep their type and inline flag.
     let (s, _, d) = call(&sb, "POST", "/messages", Some(basic_message()), None).await;

@@ -59,7 +59,11 @@ pub(super) async fn run(
             delta::delta(st, req, mailbox, f)
         }
         (&Method::GET, ["messages"]) => messages::list(st, req, mailbox, None),
-        (&Method::POST, ["messages"]) => send::create_draft(st, req, mailbox),
+        (&Method::POST, ["messages"]) => send::create_draft(st, req, mailbox, "drafts"),
+        (&Method::POST, ["mailFolders", f, "messages"]) => st
+            .store()
+            .folder(mailbox, f)
+            .and_then(|_| send::create_draft(st, req, mailbox, f)),
         (&Method::GET, ["messages", id]) => messages::get(st, req, mailbox, id),
         (&Method::PATCH, ["messages", id]) => messages::patch(st, req, mailbox, id),
         (&Method::DELETE, ["messages", id]) => st

@@ -136,7 +136,8 @@ pub(super) fn send_mail(st: &AppState, who: &Principal, req: &GReq, mailbox: &st
     }
 }
 
-pub(super) fn create_draft(st: &AppState, req: &GReq, mailbox: &str) -> Op {
+/// `POST messages` (into Drafts) or `POST mailFolders/{folder}/messages` (into that folder).
+pub(super) fn create_draft(st: &AppState, req: &GReq, mailbox: &str, folder: &str) -> Op {
     let mime = match request_mime(req, mailbox, false) {
         Ok((m, _)) => m,
         Err(r) => return Ok(r),
@@ -144,7 +145,7 @@ pub(super) fn create_draft(st: &AppState, req: &GReq, mailbox: &str) -> Op {
     let now = st.clock().now();
     let m = st.store().insert(
         mailbox,
-        "drafts",
+        folder,
         mime,
         InsertOptions {
             is_read: true,
