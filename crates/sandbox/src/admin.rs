@@ -6,6 +6,7 @@
 //! ```text
 //! POST /_sandbox/admin          {"op": "grant_admin_consent", "app": "…", "delegated": ["Mail.Read"]}
 //! GET  /_sandbox/requests       request log
+//! GET  /_sandbox/slots          concurrency slot holds (after `record_slots`)
 //! GET  /_sandbox/outbox         mail sent outside the tenant
 //! GET  /_sandbox/tenant         the tenant model (secrets redacted)
 //! ```
@@ -241,6 +242,17 @@ pub enum AdminCommand {
     SetThrottle {
         /// The limits.
         config: ThrottleConfig,
+    },
+    /// Sets the latency added to every admitted Graph and EWS request (`null`: none).
+    SetLatency {
+        /// The latency model.
+        latency: Option<crate::faults::Latency>,
+    },
+    /// Starts recording each request's hold on a concurrency slot afresh (`true`; read them
+    /// with `GET /_sandbox/slots`), or stops and forgets them (`false`).
+    RecordSlots {
+        /// On or off.
+        on: bool,
     },
     /// Approves a pending device code as a user.
     ApproveDeviceCode {
@@ -613,6 +625,8 @@ impl Admin {
             }
             AdminCommand::SetFaults { plan } => st.faults().set_plan(plan),
             AdminCommand::SetThrottle { config } => st.faults().set_throttle(config),
+            AdminCommand::SetLatency { latency } => st.faults().set_latency(latency),
+            AdminCommand::RecordSlots { on } => st.faults().record_slots(on),
             AdminCommand::ApproveDeviceCode { user_code, user } => {
                 let uid = st
                     .tenant()
@@ -967,6 +981,25 @@ impl Admin {
         self.state.faults().set_throttle(config);
     }
 
+    /// Sets (or, with `None`, removes) the latency every admitted Graph and EWS request takes
+    /// while it holds its concurrency slot ([`Latency`](crate::Latency)).
+    pub fn set_latency(&self, latency: Option<crate::Latency>) {
+        self.state.faults().set_latency(latency);
+    }
+
+    /// Starts recording each request's hold on a concurrency slot afresh (`true`), or stops
+    /// and forgets them (`false`). See [`slot_uses`](Self::slot_uses).
+    pub fn record_slots(&self, on: bool) {
+        self.state.faults().record_slots(on);
+    }
+
+    /// The slot holds recorded since [`record_slots`](Self::record_slots)`(true)`, in the
+    /// order they ended; with [`busy_fraction`](crate::busy_fraction), how much of the time
+    /// every allowed request slot of an app and mailbox was busy.
+    pub fn slot_uses(&self) -> Vec<crate::SlotUse> {
+        self.state.faults().slot_uses()
+    }
+
     /// Number of faults injected since the plan was set.
     pub fn faults_fired(&self) -> u64 {
         self.state.faults().fired()
@@ -1132,6 +1165,10 @@ async fn post_admin(
     }
 }
 
+async fn get_slots(State(state): State<AppState>) -> Response {
+    Json(state.faults().slot_uses()).into_response()
+}
+
 async fn get_requests(State(state): State<AppState>) -> Response {
     let snap = state.reqlog().snapshot();
     Json(serde_json::json!({
@@ -1157,6 +1194,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/_sandbox/admin", post(post_admin))
         .route("/_sandbox/requests", get(get_requests))
+        .route("/_sandbox/slots", get(get_slots))
         .route("/_sandbox/outbox", get(get_outbox))
         .route("/_sandbox/tenant", get(get_tenant))
         // Host, Origin and admin token, before anything else (see `admin_guard`).

@@ -179,6 +179,108 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// The time a real service takes to answer, added to every admitted Graph and EWS request while
+/// it holds its concurrency slot, so that throughput is bound by concurrency × latency as it is
+/// against Exchange Online. Drawn from a log-normal distribution (the usual shape of service
+/// latencies: most answers near the median, a long tail), seeded and so repeatable.
+///
+/// Microsoft publishes no latency figures for Graph or EWS: the default,
+/// [`Latency::exchange_online`], is an assumption (a median of 120 ms, a 95th percentile near
+/// 320 ms, capped at 5 s), to be set to what one measures against a real tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// The median, in milliseconds.
+    pub median_ms: u64,
+    /// The spread: the σ of the latency's logarithm (0: always the median).
+    pub sigma: f64,
+    /// No answer takes longer than this, in milliseconds.
+    pub max_ms: u64,
+    /// The seed of the draws.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Latency {
+    /// The default assumption for Exchange Online (see the type's docs): median 120 ms,
+    /// σ 0.6, at most 5 s.
+    pub fn exchange_online() -> Self {
+        Latency {
+            median_ms: 120,
+            sigma: 0.6,
+            max_ms: 5_000,
+            seed: 1,
+        }
+    }
+
+    /// A fixed latency: every answer takes `millis`.
+    pub fn fixed(millis: u64) -> Self {
+        Latency {
+            median_ms: millis,
+            sigma: 0.0,
+            max_ms: millis,
+            seed: 1,
+        }
+    }
+
+    /// One draw: the median × e^(σ·z) for a standard normal z (Box–Muller), capped.
+    pub fn draw(&self, rng: &mut impl rand::Rng) -> Duration {
+        let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+        let u2: f64 = rng.random_range(0.0..1.0);
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let ms = (self.median_ms as f64) * (self.sigma.max(0.0) * z).exp();
+        let ms = ms.clamp(0.0, self.max_ms as f64);
+        Duration::from_secs_f64(ms / 1000.0)
+    }
+}
+
+/// One request's hold on a concurrency slot of an app and mailbox: what
+/// [`Admin::slot_uses`](crate::Admin::slot_uses) records, to tell how busy the slots were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SlotUse {
+    /// Graph or EWS.
+    pub protocol: Protocol,
+    /// The app, lower-case.
+    pub app_id: String,
+    /// The mailbox, lower-case.
+    pub mailbox: String,
+    /// When the slot was taken, in microseconds since recording started.
+    pub start_us: u64,
+    /// When it was given back, in microseconds since recording started.
+    pub end_us: u64,
+}
+
+/// The share of `[from_us, to_us)` during which `limit` or more of `uses` held a slot at once
+/// (pass the uses of one app and mailbox): 1.0 when every allowed request slot was busy all the
+/// time. 0.0 for an empty interval.
+pub fn busy_fraction(uses: &[SlotUse], limit: u32, from_us: u64, to_us: u64) -> f64 {
+    if to_us <= from_us || limit == 0 {
+        return 0.0;
+    }
+    let mut edges: Vec<(u64, i64)> = Vec::with_capacity(uses.len() * 2);
+    for u in uses {
+        let (s, e) = (u.start_us.max(from_us), u.end_us.min(to_us));
+        if s < e {
+            edges.push((s, 1));
+            edges.push((e, -1));
+        }
+    }
+    // Ends before starts at the same instant: a slot handed straight on is not double-counted.
+    edges.sort_unstable();
+    let (mut active, mut busy, mut since) = (0i64, 0u64, from_us);
+    for (t, d) in edges {
+        if active >= i64::from(limit) {
+            busy += t - since;
+        }
+        since = t;
+        active += d;
+    }
+    if active >= i64::from(limit) {
+        busy += to_us - since;
+    }
+    busy as f64 / (to_us - from_us) as f64
+}
+
 /// The result of [`AppState::admit`](crate::AppState::admit).
 #[derive(Debug)]
 pub(crate) enum Admission {
@@ -193,21 +295,47 @@ pub(crate) enum Admission {
     Fault(FaultKind),
 }
 
-/// Holds a concurrency slot; releases it when dropped.
+/// Holds a concurrency slot; releases it when dropped (and records the hold when slot uses
+/// are being recorded).
 #[derive(Debug)]
 pub(crate) struct AdmissionGuard {
     slot: Option<(Windows, Key)>,
+    recording: Option<(Recorder, std::time::Instant)>,
 }
 
 impl Drop for AdmissionGuard {
     fn drop(&mut self) {
-        if let Some((map, key)) = self.slot.take()
-            && let Some(w) = lock(&map).get_mut(&key)
-        {
-            w.active = w.active.saturating_sub(1);
+        if let Some((map, key)) = self.slot.take() {
+            if let Some(w) = lock(&map).get_mut(&key) {
+                w.active = w.active.saturating_sub(1);
+            }
+            if let Some((rec, start)) = self.recording.take() {
+                let mut r = lock(&rec);
+                if let Some((epoch, uses)) = r.as_mut()
+                    && uses.len() < MAX_SLOT_USES
+                {
+                    let micros = |t: std::time::Instant| {
+                        u64::try_from(t.saturating_duration_since(*epoch).as_micros())
+                            .unwrap_or(u64::MAX)
+                    };
+                    uses.push(SlotUse {
+                        protocol: key.0,
+                        app_id: key.1,
+                        mailbox: key.2,
+                        start_us: micros(start),
+                        end_us: micros(std::time::Instant::now()),
+                    });
+                }
+            }
         }
     }
 }
+
+/// At most this many slot uses are kept (a few MB): a long run records its start.
+const MAX_SLOT_USES: usize = 2_000_000;
+
+/// While recording: when it started, and the slot uses so far.
+type Recorder = Arc<Mutex<Option<(std::time::Instant, Vec<SlotUse>)>>>;
 
 type Key = (Protocol, String, String);
 type Windows = Arc<Mutex<HashMap<Key, Window>>>;
@@ -237,6 +365,8 @@ pub(crate) struct FaultController {
     plan: Mutex<PlanState>,
     throttle: Mutex<ThrottleConfig>,
     windows: Arc<Mutex<HashMap<Key, Window>>>,
+    latency: Mutex<Option<(Latency, rand::rngs::StdRng)>>,
+    recorder: Recorder,
 }
 
 impl FaultController {
@@ -254,7 +384,37 @@ impl FaultController {
             }),
             throttle: Mutex::new(ThrottleConfig::default()),
             windows: Arc::new(Mutex::new(HashMap::new())),
+            latency: Mutex::new(None),
+            recorder: Arc::default(),
         }
+    }
+
+    /// Sets (or, with `None`, removes) the latency added to admitted requests.
+    pub(crate) fn set_latency(&self, latency: Option<Latency>) {
+        *lock(&self.latency) = latency.map(|l| {
+            let rng = rand::rngs::StdRng::seed_from_u64(l.seed);
+            (l, rng)
+        });
+    }
+
+    /// The next latency to add, if a latency is set.
+    pub(crate) fn draw_latency(&self) -> Option<Duration> {
+        let mut g = lock(&self.latency);
+        let (l, rng) = g.as_mut()?;
+        Some(l.draw(rng))
+    }
+
+    /// Starts recording slot uses afresh (`true`), or stops and forgets them (`false`).
+    pub(crate) fn record_slots(&self, on: bool) {
+        *lock(&self.recorder) = on.then(|| (std::time::Instant::now(), Vec::new()));
+    }
+
+    /// The slot uses recorded so far (those still held are not in yet).
+    pub(crate) fn slot_uses(&self) -> Vec<SlotUse> {
+        lock(&self.recorder)
+            .as_ref()
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default()
     }
 
     /// Replaces the fault plan (resets counters and reseeds the generator).
@@ -346,7 +506,10 @@ impl FaultController {
             Protocol::Token | Protocol::Smtp => None,
         };
         let Some(limit) = limit else {
-            return Ok(AdmissionGuard { slot: None });
+            return Ok(AdmissionGuard {
+                slot: None,
+                recording: None,
+            });
         };
         let key = (
             protocol,
@@ -371,8 +534,12 @@ impl FaultController {
         }
         w.used += 1;
         w.active += 1;
+        let recording = lock(&self.recorder)
+            .is_some()
+            .then(|| (Arc::clone(&self.recorder), std::time::Instant::now()));
         Ok(AdmissionGuard {
             slot: Some((Arc::clone(&self.windows), key)),
+            recording,
         })
     }
 }

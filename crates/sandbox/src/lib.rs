@@ -78,6 +78,9 @@
 //! - **Failures**: [`Admin::set_faults`] with a [`FaultPlan`] ("the next 3 Graph requests get
 //!   429", "10 % of EWS requests get ServerBusy", seeded and deterministic),
 //!   [`Admin::set_throttle`], [`Admin::expire_access_tokens`], [`Admin::revoke_refresh_tokens`],
+//!   [`Admin::set_latency`] (Exchange Online's pace: each request holds its concurrency slot
+//!   for a drawn [`Latency`]; [`Admin::record_slots`] and [`busy_fraction`] tell how busy the
+//!   slots were),
 //!   `update_org(|o| o.ews_enabled = Some(false))`.
 //! - **Counting requests**: [`Sandbox::request_log`] (per method + route template + status).
 //! - **The misconfigurations `m365mail doctor` looks for**, each switched on and off at run
@@ -103,9 +106,11 @@
 //! `remove_service_principal`, `add_app`, `add_secret`, `assign_user`, `grant_admin_consent`,
 //! `revoke_admin_consent`, `grant_user_consent`, `revoke_user_consent`, `set_org`,
 //! `set_sender_authentication`, `set_identity`, `inject_mime`, `set_faults`, `set_throttle`,
+//! `set_latency`, `record_slots`,
 //! `approve_device_code`, `decline_device_code`, `expire_access_tokens`,
 //! `revoke_refresh_tokens`, `advance_clock`, `clear_request_log`), and serves
-//! `GET /_sandbox/requests`, `/_sandbox/outbox` and `/_sandbox/tenant` (secrets redacted).
+//! `GET /_sandbox/requests`, `/_sandbox/slots`, `/_sandbox/outbox` and `/_sandbox/tenant`
+//! (secrets redacted).
 //! Example:
 //!
 //! ```text
@@ -166,7 +171,10 @@ mod ews;
 mod graph;
 
 pub use admin::{Admin, AdminCommand, AdminError, AdminOutcome};
-pub use faults::{FaultKind, FaultPlan, FaultRule, Protocol, ThrottleConfig, Trigger};
+pub use faults::{
+    FaultKind, FaultPlan, FaultRule, Latency, Protocol, SlotUse, ThrottleConfig, Trigger,
+    busy_fraction,
+};
 pub use identity::mint::{MintRequest, TokenKind};
 pub use server::{Sandbox, SandboxBuilder, StartError, TlsOptions};
 pub use tenant::apps::ApiResource;

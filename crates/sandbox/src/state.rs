@@ -102,7 +102,13 @@ impl AppState {
             .faults()
             .take_slot(protocol, app_id, mailbox, self.clock().now_unix())
         {
-            Ok(g) => Admission::Proceed(g),
+            Ok(g) => {
+                // The service's own time, spent holding the slot (see `Latency`).
+                if let Some(d) = self.faults().draw_latency() {
+                    tokio::time::sleep(d).await;
+                }
+                Admission::Proceed(g)
+            }
             Err(retry_after) => Admission::Throttled { retry_after },
         }
     }

@@ -323,3 +323,96 @@ async fn batch_items_count_one_by_one_against_the_budget_and_the_concurrency() {
     guards.pop();
     assert_eq!(batch(ALEX, 3).await, vec![200; 3]);
 }
+
+/// The latency model's draws: their median is the median asked for, none is over the cap, the
+/// tail is long (the 95th percentile well above the median), a σ of 0 gives the median every
+/// time, and the same seed gives the same draws.
+#[test]
+fn latency_draws_follow_the_model() {
+    use rand::SeedableRng as _;
+    let model = crate::Latency::exchange_online();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut ms: Vec<f64> = (0..20_000)
+        .map(|_| model.draw(&mut rng).as_secs_f64() * 1000.0)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let median = ms[ms.len() / 2];
+    let p95 = ms[ms.len() * 95 / 100];
+    assert!((median - 120.0).abs() < 6.0, "median {median}");
+    assert!(p95 > 250.0 && p95 < 400.0, "p95 {p95}");
+    assert!(ms.iter().all(|m| *m <= 5_000.0 && *m >= 0.0));
+    let fixed = crate::Latency::fixed(40);
+    assert!((0..100).all(|_| fixed.draw(&mut rng) == Duration::from_millis(40)));
+    let draws = |seed| {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..10).map(|_| model.draw(&mut r)).collect::<Vec<_>>()
+    };
+    assert_eq!(draws(3), draws(3));
+}
+
+#[test]
+fn busy_fraction_counts_the_time_every_slot_was_held() {
+    let use_ = |s: u64, e: u64| crate::SlotUse {
+        protocol: Protocol::Graph,
+        app_id: "a".into(),
+        mailbox: "m".into(),
+        start_us: s,
+        end_us: e,
+    };
+    // Two slots: both held from 10 to 20 and from 30 to 40 (a slot handed straight on at 30).
+    let uses = [use_(0, 20), use_(10, 30), use_(30, 40), use_(30, 50)];
+    assert_eq!(crate::busy_fraction(&uses, 2, 0, 100), 0.2);
+    assert_eq!(crate::busy_fraction(&uses, 1, 0, 50), 1.0);
+    assert_eq!(crate::busy_fraction(&uses, 2, 10, 20), 1.0);
+    assert_eq!(crate::busy_fraction(&uses, 3, 0, 100), 0.0);
+    assert_eq!(crate::busy_fraction(&[], 1, 0, 100), 0.0);
+    assert_eq!(crate::busy_fraction(&uses, 2, 50, 50), 0.0);
+}
+
+/// With a latency set, each admitted request holds its slot at least that long (tokio's
+/// sleep never ends early), the concurrency limit is never exceeded, and requests beyond it
+/// are throttled; the recorded holds say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_is_spent_holding_a_slot_and_recorded() {
+    let sb = start().await;
+    sb.admin().set_throttle(ThrottleConfig {
+        graph_concurrency: 2,
+        budget: None,
+        ..ThrottleConfig::default()
+    });
+    sb.admin().set_latency(Some(crate::Latency::fixed(300)));
+    sb.admin().record_slots(true);
+    let st = sb.state().clone();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            matches!(
+                st.admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
+                    .await,
+                Admission::Proceed(_)
+            )
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 2, "the third finds both slots taken");
+    let uses = sb.admin().slot_uses();
+    assert_eq!(uses.len(), 2, "{uses:?}");
+    assert!(
+        uses.iter().all(|u| u.end_us - u.start_us >= 30_000),
+        "{uses:?}"
+    );
+    assert_eq!(uses[0].mailbox, "helpdesk@contoso.example");
+    // Stopped: forgotten, and nothing more recorded; no latency any more.
+    sb.admin().record_slots(false);
+    sb.admin().set_latency(None);
+    let _ = st
+        .admit(Protocol::Graph, DEMO_APP, "helpdesk@contoso.example")
+        .await;
+    assert!(sb.admin().slot_uses().is_empty());
+}

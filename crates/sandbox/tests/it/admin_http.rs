@@ -400,3 +400,51 @@ async fn the_doctor_misconfigurations_switch_on_and_off_over_http() {
     let t = sb.admin().tenant();
     assert!(t.app_policy_allows(DEMO_APP, t.mailbox(helpdesk, i64::MAX).unwrap()));
 }
+
+/// Exchange Online's pace over HTTP: a latency set with `set_latency`, slot holds recorded
+/// with `record_slots` and read back from `GET /_sandbox/slots`, each at least the latency.
+#[tokio::test]
+async fn latency_and_slot_recording_are_driven_over_http() {
+    let sb = start().await;
+    for cmd in [
+        r#"{"op":"set_latency","latency":{"median_ms":50,"sigma":0.0,"max_ms":50}}"#,
+        r#"{"op":"record_slots","on":true}"#,
+    ] {
+        let r = admin_json(&sb, cmd).await;
+        assert_eq!(r.status(), 200, "{cmd}: {}", r.text().await.unwrap());
+    }
+    let graph = sb
+        .admin()
+        .mint_token(&sandbox::MintRequest {
+            app_id: DEMO_APP.into(),
+            kind: sandbox::TokenKind::App {
+                roles: vec!["Mail.ReadWrite".into()],
+            },
+            resource: sandbox::ApiResource::Graph,
+            lifetime_secs: None,
+        })
+        .unwrap();
+    let r = client()
+        .get(format!(
+            "{}/users/helpdesk@contoso.example/mailFolders/inbox",
+            sb.graph_url()
+        ))
+        .bearer_auth(&graph)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let slots: Value = client()
+        .get(format!("{}/_sandbox/slots", sb.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slots = slots.as_array().unwrap();
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    assert_eq!(slots[0]["protocol"], "graph");
+    let held = slots[0]["end_us"].as_u64().unwrap() - slots[0]["start_us"].as_u64().unwrap();
+    assert!(held >= 50_000, "{held}");
+}
