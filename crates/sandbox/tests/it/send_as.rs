@@ -74,7 +74,10 @@ async fn graph_app_only_send_as_needs_the_right_granted_over_http() {
         .find(|m| m.props.subject == "on behalf")
         .expect("delivered");
     assert_eq!(
-        m.props.sender.as_ref().map(|a| a.address.to_ascii_lowercase()),
+        m.props
+            .sender
+            .as_ref()
+            .map(|a| a.address.to_ascii_lowercase()),
         Some(HELPDESK.to_owned())
     );
     // The tenant model shows the right; removing it refuses again at once.
