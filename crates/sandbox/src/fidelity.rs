@@ -270,7 +270,9 @@
 //!
 //! ## ResolveNames, ConvertId
 //!
-//! ResolveNames: the directory, by address; `ReturnFullContactData` true and
+//! ResolveNames: the directory, by address, else by ambiguous name resolution (a prefix of a
+//! display name, of a word of it, or of an address's local part; several matches are a
+//! `Warning` with `ErrorNameResolutionMultipleResults`); `ReturnFullContactData` true and
 //! `ContactDataShape`: `ErrorInvalidRequest`; `SearchScope` `Contacts` finds nothing (no
 //! contacts), the others search the directory. ConvertId: per-id `ErrorInvalidIdMalformed` /
 //! `ErrorItemNotFound`, or `ErrorInvalidRequest` (no conversion between id formats).

@@ -491,6 +491,26 @@ async fn item_and_folder_operations_apply_or_refuse_every_part() {
             .await;
         assert_eq!(codes(&t), [code], "{folder}: {t}");
     }
+    // ResolveNames: ambiguous name resolution, one match or several (a warning).
+    let resolve = |entry: &str| {
+        format!(
+            r#"<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>{entry}</m:UnresolvedEntry></m:ResolveNames>"#
+        )
+    };
+    let t = e.op(&resolve("megan")).await;
+    assert!(
+        t.contains("NoError") && t.contains(&format!("<t:EmailAddress>{MB}<")),
+        "{t}"
+    );
+    let t = e.op(&resolve("a")).await;
+    assert!(
+        t.contains(r#"ResponseClass="Warning""#)
+            && t.contains("ErrorNameResolutionMultipleResults")
+            && t.matches("<t:Resolution>").count() >= 2,
+        "{t}"
+    );
+    let t = e.op(&resolve("zz-nobody")).await;
+    assert_eq!(codes(&t), ["ErrorNameResolutionNoResults"], "{t}");
     // ResolveNames with contact data: refused.
     let t = e
         .op(&format!(r#"<m:ResolveNames ReturnFullContactData="true"><m:UnresolvedEntry>{MB}</m:UnresolvedEntry></m:ResolveNames>"#))
