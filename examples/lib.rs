@@ -7,6 +7,7 @@
 //! | `route_address` | `addressing`: routing addresses to projects and choosing the sender (no network) |
 //! | `send_from_alias` | `graph-mail` + `connector`: answering from an alias |
 //! | `read_ews` | `ews-mail`: reading a shared mailbox with app-only impersonation |
+//! | `ticket_reply` | `handler`: a reply turned into its ticket, its new text and its attachments (no network) |
 //!
 //! Every example runs against the embedded `sandbox` tenant, so none needs a Microsoft account.
 
