@@ -255,7 +255,8 @@
 //! ## SyncFolderItems
 //!
 //! `ItemShape`, `SyncFolderId`, `SyncState` (`ErrorInvalidSyncStateData` for one the sandbox did
-//! not issue), `Ignore` (those items' changes left out), `MaxChangesReturned` (1–512),
+//! not issue), `Ignore` (those items' changes left out), `MaxChangesReturned` (required, 1–512;
+//! otherwise `ErrorSchemaValidation`),
 //! `SyncScope` (both values: no associated items).
 //!
 //! ## GetFolder, FindFolder, CreateFolder

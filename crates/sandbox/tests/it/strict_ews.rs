@@ -410,6 +410,11 @@ async fn item_and_folder_operations_apply_or_refuse_every_part() {
         )))
         .await;
     assert_eq!(ids(&t), [all[1].clone()], "{t}");
+    // MaxChangesReturned above the schema's 512 is refused, not clamped.
+    let (_, t) = e
+        .as_app(envelope(Some(MB), &sync("").replace(">100<", ">1000<")))
+        .await;
+    assert_eq!(codes(&t), ["ErrorSchemaValidation"], "{t}");
 
     // Folders: shapes, restriction, paging, creation.
     let t = e.op(r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#).await;

@@ -66,11 +66,26 @@ pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault
             }
         },
     };
-    let max: usize = op
+    // Required, 1–512 (the schema's MaxSyncChangesReturnedType): never clamped in silence.
+    let max: usize = match op
         .child_text("MaxChangesReturned")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512)
-        .clamp(1, 512);
+        .map(|v| v.parse::<usize>())
+    {
+        Some(Ok(n)) if (1..=512).contains(&n) => n,
+        other => {
+            return Err(Fault::new(
+                "ErrorSchemaValidation",
+                format!(
+                    "MaxChangesReturned must be a number from 1 to 512{}.",
+                    if other.is_none() {
+                        " and is required"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    };
     let changes = match ctx
         .state
         .store()
