@@ -222,19 +222,23 @@ fn inbound(mime: &str) -> Inbound {
     )
 }
 
+/// The one routing record (JSON) the folder handler wrote in `dir`.
+fn routing_record(dir: &Path) -> serde_json::Value {
+    let path = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn the_folder_handler_writes_the_text_and_the_files_for_the_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let h = FolderHandler::new(dir.path()).with_limits(ContentLimits::default());
     h.handle(&inbound(OUTLOOK)).await.unwrap();
     let desk = dir.path().join("DESK");
-    let record_path = std::fs::read_dir(&desk)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .unwrap();
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    let record = routing_record(&desk);
     let text = desk.join(record["text"].as_str().unwrap());
     assert!(
         std::fs::read_to_string(&text)
@@ -265,13 +269,7 @@ async fn an_attachment_over_the_limit_is_recorded_as_refused_by_the_folder_handl
         .with_limits(ContentLimits::default().max_attachment_bytes(8));
     h.handle(&inbound(OUTLOOK)).await.unwrap();
     let desk = dir.path().join("DESK");
-    let record_path = std::fs::read_dir(&desk)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .unwrap();
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    let record = routing_record(&desk);
     let pdf = &record["attachments"][1];
     assert!(pdf["file"].is_null());
     assert!(

@@ -599,6 +599,32 @@ fn a_worker_refuses_a_metrics_address_beyond_loopback_without_the_flag() {
     );
 }
 
+/// `m365mail.toml` in `dir`: one Graph source `box` on the demo helpdesk, its `extra` lines,
+/// everything to project `P`, the handler writing to `dir/out` with `handler` lines.
+fn helpdesk_config(
+    sb: &Sandbox,
+    dir: &std::path::Path,
+    extra: &str,
+    handler: &str,
+) -> std::path::PathBuf {
+    let cfg = dir.join("m365mail.toml");
+    let text = test_support::config::Config::demo(sb)
+        .source(
+            "box",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &sb.graph_url(),
+            extra,
+        )
+        .mailbox("helpdesk@contoso.example", &[])
+        .default_rule("P")
+        .handler(&dir.join("out"), handler)
+        .text();
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 /// The default address taken (here, or by another worker on this machine): the worker warns
 /// and goes on without metrics, as far as its store (unreachable here) lets it.
 #[tokio::test]
@@ -607,21 +633,7 @@ async fn a_worker_goes_on_without_metrics_when_the_default_port_is_taken() {
     let _held = std::net::TcpListener::bind(m365mail::metrics::DEFAULT_ADDR);
     let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("m365mail.toml");
-    let text = test_support::config::Config::demo(&sb)
-        .source(
-            "box",
-            "graph",
-            "demo",
-            "helpdesk@contoso.example",
-            &sb.graph_url(),
-            "",
-        )
-        .mailbox("helpdesk@contoso.example", &[])
-        .default_rule("P")
-        .handler(&dir.path().join("out"), "")
-        .text();
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = helpdesk_config(&sb, dir.path(), "", "");
     let log = dir.path().join("worker.log");
     let mut worker = test_support::process::Reaped(
         Command::new(BIN)
@@ -814,21 +826,12 @@ async fn a_single_process_run_serves_metrics_too() {
     // The demo tenant's own mail waits there too.
     let waiting = test_support::harness::inbox_count(&admin, "helpdesk@contoso.example") as f64;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("m365mail.toml");
-    let text = test_support::config::Config::demo(&sb)
-        .source(
-            "box",
-            "graph",
-            "demo",
-            "helpdesk@contoso.example",
-            &sb.graph_url(),
-            "acknowledge = \"move:Processed\"",
-        )
-        .mailbox("helpdesk@contoso.example", &[])
-        .default_rule("P")
-        .handler(&dir.path().join("out"), "poll_interval_secs = 1")
-        .text();
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = helpdesk_config(
+        &sb,
+        dir.path(),
+        "acknowledge = \"move:Processed\"",
+        "poll_interval_secs = 1",
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
