@@ -389,6 +389,14 @@ async fn item_and_folder_operations_apply_or_refuse_every_part() {
         .op(&format!(r#"<m:SendItem SaveItemToFolder="true"><m:ItemIds><t:ItemId Id="{draft}"/></m:ItemIds><m:SavedItemFolderId><t:DistinguishedFolderId Id="drafts"/></m:SavedItemFolderId></m:SendItem>"#))
         .await;
     assert_eq!(codes(&t), ["ErrorInvalidRequest"], "{t}");
+    // SaveItemToFolder is required.
+    let (_, t) = e
+        .as_app(envelope(
+            Some(MB),
+            &format!(r#"<m:SendItem><m:ItemIds><t:ItemId Id="{draft}"/></m:ItemIds></m:SendItem>"#),
+        ))
+        .await;
+    assert_eq!(codes(&t), ["ErrorSchemaValidation"], "{t}");
     // UpdateItem then send: refused.
     let t = e
         .op(&format!(r#"<m:UpdateItem MessageDisposition="SendAndSaveCopy" ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{draft}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#))

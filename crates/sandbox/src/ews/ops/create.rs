@@ -245,7 +245,13 @@ pub(super) fn create_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
 }
 
 pub(super) fn send_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
-    let save = op.attr("SaveItemToFolder").and_then(xs_bool) != Some(false);
+    // Required by the schema: a missing or malformed value is refused, not read as true.
+    let Some(save) = op.attr("SaveItemToFolder").and_then(xs_bool) else {
+        return Err(Fault::new(
+            "ErrorSchemaValidation",
+            "SendItem needs the SaveItemToFolder attribute (xs:boolean).",
+        ));
+    };
     // The copy goes to Sent Items: another SavedItemFolderId is refused, not ignored.
     let other_folder = op
         .child("SavedItemFolderId")
