@@ -60,7 +60,8 @@
 //!
 //! ## `GET mailFolders/{id}`
 //!
-//! Implemented: well-known names and ids, `$select`.
+//! Implemented: well-known names and ids, `$select`. `mailFolders/delta` (delta of the folder
+//! tree) is refused (`notSupported`).
 //!
 //! ## `POST mailFolders`, `POST mailFolders/{id}/childFolders`
 //!
