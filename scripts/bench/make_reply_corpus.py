@@ -677,6 +677,63 @@ for li, lang in enumerate(MAIN + EXTRA):
     add("gmail", "nested", lang, "text", text, expected_of(body))
 
 
+# Second batch, written after the extractor's first version and measured before any change to it.
+MAC = {
+    "en": ("From:", "Date:", "To:", "Subject:", "Tuesday, 3 December 2024 at 10:15"),
+    "de": ("Von:", "Datum:", "An:", "Betreff:", "Dienstag, 3. Dezember 2024 um 10:15"),
+    "fr": ("De\u00a0:", "Date\u00a0:", "À\u00a0:", "Objet\u00a0:", "mardi 3 décembre 2024 à 10:15"),
+}
+GMAIL_APP = {
+    "en": "On Tue, 3 Dec 2024, 10:15 Contoso Helpdesk, <helpdesk@contoso.example> wrote:",
+    "de": "Contoso Helpdesk <helpdesk@contoso.example> schrieb am Di., 3. Dez. 2024, 10:15:",
+    "fr": "Le mar. 3 déc. 2024, 10:15, Contoso Helpdesk <helpdesk@contoso.example> a écrit :",
+    "es": "El mar., 3 dic. 2024 10:15, Contoso Helpdesk <helpdesk@contoso.example> escribió:",
+    "it": "Il mar 3 dic 2024, 10:15 Contoso Helpdesk <helpdesk@contoso.example> ha scritto:",
+    "nl": "Op di 3 dec. 2024 10:15 schreef Contoso Helpdesk <helpdesk@contoso.example>:",
+    "pt": "Em ter., 3 de dez. de 2024 10:15, Contoso Helpdesk <helpdesk@contoso.example> escreveu:",
+    "ja": "2024年12月3日(火) 10:15 Contoso Helpdesk <helpdesk@contoso.example>:",
+}
+for li, lang in enumerate(MAIN):
+    d = L[lang]
+    o = d["ol"]
+    k = li + 1
+    # Outlook 2010-2016 plain text: the sender with "[mailto:…]".
+    if lang != "ja":
+        body = b(lang, k + 2)
+        block = [f"{o['frm']} {AGENT} [mailto:{AGENT_ADDR}] ", f"{o['sent']} {o['date']}",
+                 f"{o['to']} {d['name']}", f"{o['subj']} {o['re']} {d['subject']}"]
+        text = plain(body) + "\n\n" + "\n".join(block) + "\n\n" + "\n".join(d["quoted"]) + "\n"
+        add("outlook-desktop", "mailto", lang, "text", text, expected_of(body))
+    # Outlook for Mac, plain text: "Date:" in place of "Sent:".
+    if lang in MAC:
+        f_, dt_, t_, s_, when = MAC[lang]
+        body = b(lang, k)
+        block = [f"{f_} {AGENT} <{AGENT_ADDR}>", f"{dt_} {when}", f"{t_} {d['name']} <{d['addr']}>",
+                 f"{s_} {o['re']} {d['subject']}"]
+        text = plain(body) + "\n\n" + "\n".join(block) + "\n\n" + "\n".join(d["quoted"]) + "\n"
+        add("outlook-desktop", "mac", lang, "text", text, expected_of(body))
+        # Thunderbird, HTML, answered below the quote.
+        body = b(lang, k + 1)
+        ps = "".join("<p>" + "<br>\n".join(esc(l) for l in p) + "</p>\n" for p in body)
+        q = "<br>\n".join(esc(l) for l in d["quoted"])
+        sig = dash_sig(lang)
+        html_ = ('<!DOCTYPE html>\n<html>\n  <head>\n    <meta http-equiv="Content-Type" content="text/html; charset=UTF-8">\n'
+                 '  </head>\n  <body>\n    <div class="moz-cite-prefix">' + esc(d["tb"]) + '<br>\n    </div>\n'
+                 '    <blockquote type="cite" cite="mid:c0ffee.1042@contoso.example">\n      <pre class="moz-quote-pre" wrap="">'
+                 + q + '</pre>\n    </blockquote>\n    ' + ps + '<pre class="moz-signature" cols="72">' + esc("\n".join(sig))
+                 + '</pre>\n  </body>\n</html>\n')
+        add("thunderbird", "bottom-post", lang, "html", html_, expected_of(body), "\n".join(sig[1:]))
+    # Gmail, plain text, wrapped at 76 columns as the web client's text part is.
+    body = b(lang, k)
+    wrapped = textwrap.wrap(d["gmail"], 76, break_long_words=False, break_on_hyphens=False)
+    text = plain(body) + "\n\n" + "\n".join(wrapped) + "\n\n" + "\n".join(quoted_gt(d["quoted"])) + "\n"
+    add("gmail", "wrapped-76", lang, "text", text, expected_of(body))
+    # The Gmail app on Android, plain text.
+    body = b(lang, k + 1)
+    text = plain(body) + "\n\n" + GMAIL_APP[lang] + "\n\n" + "\n".join(quoted_gt(d["quoted"])) + "\n"
+    add("gmail", "android-app", lang, "text", text, expected_of(body))
+
+
 # A few shapes met in real mailboxes, in English and German.
 add("gmail", "bottom-post", "en", "text",
     L["en"]["gmail"] + "\n\n" + "\n".join(quoted_gt(L["en"]["quoted"])) + "\n\nIt is E-42, as in my first mail.\n\nAnn\n",

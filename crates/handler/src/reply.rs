@@ -92,6 +92,8 @@ impl MessageContent {
 const MARK: char = '\u{E000}';
 const QUOTE_MARK: &str = "\u{E000}q";
 const SIGNATURE_MARK: &str = "\u{E000}s";
+/// The end of a quote element (a cited `blockquote`): an answer below it is the new text.
+const QUOTE_END_MARK: &str = "\u{E000}e";
 
 /// The new text of a plain-text reply, its signature and its quoted history.
 pub fn extract_reply(text: &str) -> Reply {
@@ -136,12 +138,14 @@ fn extract(text: &str) -> Reply {
     let above = &lines[..cut];
     let (mut new_text, mut signature) = split_signature(above);
     let mut quoted_end = lines.len();
-    if new_text.is_empty()
-        && signature.is_none()
-        && matches!(kind, QuoteStart::Attribution | QuoteStart::Quoted)
-    {
+    if new_text.is_empty() && signature.is_none() {
         // Nothing above the quote: the answer may be below it.
-        if let Some(end) = end_of_quoted(&lines, cut) {
+        let end = match kind {
+            QuoteStart::Attribution | QuoteStart::Quoted => end_of_quoted(&lines, cut),
+            QuoteStart::HtmlMarker => end_of_quote_element(&lines, cut),
+            _ => None,
+        };
+        if let Some(end) = end {
             let below = extract(&lines[end..].join("\n"));
             new_text = below.new_text;
             signature = below.signature;
@@ -181,6 +185,19 @@ fn end_of_quoted(lines: &[&str], cut: usize) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Where the answer below an HTML quote starts: after the end of the outermost cited
+/// `blockquote` that follows the quote mark, when text follows it.
+fn end_of_quote_element(lines: &[&str], cut: usize) -> Option<usize> {
+    let end = (cut..lines.len())
+        .rev()
+        .find(|&j| lines[j].trim() == QUOTE_END_MARK)?;
+    let after = end + 1;
+    let has_text = lines[after..]
+        .iter()
+        .any(|l| !is_mark(l) && !clean(l).is_empty());
+    has_text.then_some(after)
 }
 
 fn is_mark(line: &str) -> bool {
@@ -891,6 +908,8 @@ fn convert(html: &str, marks: bool) -> String {
     let mut hidden: Option<String> = None;
     let mut pre = 0usize;
     let mut word_paragraph = false;
+    // For each open blockquote: whether it is a quote element (its end is marked).
+    let mut blockquotes: Vec<bool> = Vec::new();
     let mut rest = html;
     while !rest.is_empty() {
         let Some(lt) = rest.find('<') else {
@@ -937,11 +956,19 @@ fn convert(html: &str, marks: bool) -> String {
             hidden = Some(tag.name);
             continue;
         }
+        let quote_element = !tag.closing && is_quote_element(&tag);
         if marks && !tag.closing {
-            if is_quote_element(&tag) {
+            if quote_element {
                 w.mark(QUOTE_MARK);
             } else if is_signature_element(&tag) {
                 w.mark(SIGNATURE_MARK);
+            }
+        }
+        if tag.name == "blockquote" {
+            if !tag.closing {
+                blockquotes.push(quote_element);
+            } else if blockquotes.pop() == Some(true) && marks {
+                w.mark(QUOTE_END_MARK);
             }
         }
         match tag.name.as_str() {
@@ -1159,6 +1186,17 @@ mod tests {
             extract_reply_html(owa).signature.as_deref(),
             Some("Ann\nFabrikam")
         );
+    }
+
+    #[test]
+    fn an_html_answer_below_the_quote() {
+        let tb = "<div class=\"moz-cite-prefix\">On x, A wrote:<br></div><blockquote type=\"cite\">\
+                  old<blockquote type=\"cite\">older</blockquote></blockquote><p>Below.</p>\
+                  <pre class=\"moz-signature\">-- \nAnn</pre>";
+        let reply = extract_reply_html(tb);
+        assert_eq!(reply.new_text, "Below.");
+        assert_eq!(reply.signature.as_deref(), Some("Ann"));
+        assert_eq!(reply.quoted.as_deref(), Some("On x, A wrote:\nold\nolder"));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-/// Exactly right when the floor was last raised (of 248 cases).
-const FLOOR: usize = 248;
+/// Exactly right when the floor was last raised (of 277 cases).
+const FLOOR: usize = 277;
 
 /// Whitespace does not count: runs of spaces within a line, line ends, runs of blank lines,
 /// leading and trailing blank lines. The bench compares the same way.
