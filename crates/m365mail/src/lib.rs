@@ -22,6 +22,7 @@
 pub mod catalog;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod demo;
 pub mod doctor;
 pub mod handling;

@@ -1,0 +1,256 @@
+//! The web console: the operator's screens for connecting mailboxes, served by
+//! `m365mail console` and available to integrators as an axum [`Router`] they mount in their own
+//! application ([`router`]).
+//!
+//! Server-rendered HTML with plain forms and a few lines of inline CSS: no JavaScript, no build
+//! chain. The pages:
+//!
+//! - **Sources** (`GET /console/`): every source of the configuration file with its status and
+//!   messages waiting as the console's last PING saw them, and a **PING** button
+//!   (`POST /console/sources/{name}/ping`) that shows the ping report with its connection log
+//!   (what `m365mail ping NAME` prints).
+//! - **Sign in with Microsoft** (`POST /console/signin`): authorization code with PKCE through
+//!   the browser, back to `/console/callback`; the mailbox is the signed-in account's
+//!   (`preferred_username` of the ID token the token endpoint returned), and the source is
+//!   appended to the configuration file (see [Where new sources go](#where-new-sources-go)).
+//! - When PING answers that the tenant has not consented, the report says so and offers the
+//!   admin consent link (`msauth::admin_consent_url`, as `m365mail consent-url`), which comes
+//!   back to `/console/consent`: a grant, a refusal (`error=access_denied` and the like), a
+//!   consent given in another tenant and a `state` this console did not issue are each told
+//!   apart.
+//! - When sign-in answers AADSTS50105 (the user is not assigned to the enterprise application
+//!   and *Assignment required* is on), the page names the fix and where in the Entra admin
+//!   center to make it; the same user then signs in again.
+//!
+//! # Mounting it
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use m365mail::console::{ConsoleOptions, ConsoleState, OperatorToken};
+//! let options = ConsoleOptions::new(
+//!     "m365mail.toml".into(),
+//!     OperatorToken::new(std::env::var("M365MAIL_CONSOLE_TOKEN").unwrap_or_default()),
+//!     url::Url::parse("https://helpdesk.example").expect("a URL"),
+//! );
+//! let app = axum::Router::new()
+//!     // your own routes ...
+//!     .merge(m365mail::console::router(ConsoleState::new(options)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8765").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! Merge it (do not `nest` it): its paths are `/console/...`, and `public_url` plus
+//! `/console/callback` and `/console/consent` are the redirect URIs to register on the app
+//! registration (Entra admin center > App registrations > the app > Authentication > Web).
+//!
+//! # Security
+//!
+//! - `m365mail console` listens on `127.0.0.1:8765` unless `--listen` says otherwise (an address
+//!   beyond loopback needs `--allow-non-loopback`).
+//! - Every page but the login form and the two identity callbacks needs the operator's sign-in:
+//!   the operator token (`M365MAIL_CONSOLE_TOKEN`; generated and printed when unset), compared
+//!   in constant time (SHA-256 digests), then a session cookie of 256 random bits, `HttpOnly`,
+//!   `SameSite=Strict`, `Path=/console`, and `Secure` when `public_url` is `https`. Sessions end
+//!   after 12 hours or at logout. A page asked for without a session redirects to the login
+//!   form; any other request without one is `401`.
+//! - Every state-changing request (`POST`) carries the session's CSRF token in a hidden field
+//!   (checked in constant time; `403` when missing or wrong), and a request whose `Origin` is
+//!   not the console's own, or whose `Host` is not one of its names (DNS rebinding), is `403`.
+//! - The identity callbacks are cross-site top-level `GET`s from the identity platform, on which
+//!   a `Strict` cookie is not sent: they need no cookie. A sign-in's PKCE verifier and a consent
+//!   link's expectations are kept on the server under the random `state` they were issued with
+//!   (one use; ten minutes for a sign-in, a day for a consent link), and the callbacks answer
+//!   with a page that links back, so the operator's next request is same-site again.
+//! - No secret is ever rendered: not the client secret, no token, not the operator token. The
+//!   connection log is the scrubbed one `m365mail ping` prints. Pages are sent with
+//!   `Cache-Control: no-store`, `Referrer-Policy: same-origin`, a `Content-Security-Policy` that
+//!   allows no script and no framing.
+//!
+//! # Where new sources go
+//!
+//! A source added by signing in is appended to the configuration file itself, as one
+//! `[[apps]]` and one `[[sources]]` table under a comment naming the account and the time: the
+//! app is a copy of the sign-in app (`--app`, or the first app with `flow = "browser"`) with the
+//! signed-in tenant and a token cache of its own (`m365mail-console-tokens/SOURCE.json` beside
+//! the file, mode 0600), because each signed-in person needs their own cached sign-in. Appending
+//! keeps the operator's text, comments and order untouched, and `m365mail run`, `ping` and
+//! `doctor` see the source at once with nothing else to know. The whole new text is resolved by
+//! [`Config::parse`](crate::config::Config::parse) before it replaces the file (atomically, with
+//! its permissions), so a console never leaves a file the other commands refuse.
+//!
+//! Not yet: the fleet's PostgreSQL catalog (`M365MAIL_STORE`) as the place sources are read
+//! from and written to; the *Outbounds* and *Routing* pages.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::{get, post};
+use url::Url;
+
+mod html;
+mod microsoft;
+mod security;
+mod sources;
+
+pub use security::OperatorToken;
+
+/// What a console serves and how it is reached.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsoleOptions {
+    /// The configuration file: its sources are listed, new ones are appended to it.
+    pub config: PathBuf,
+    /// The operator's token (the console's password).
+    pub operator_token: OperatorToken,
+    /// Where browsers reach the console (`http://127.0.0.1:8765`): the redirect URIs are
+    /// `{public_url}/console/callback` and `{public_url}/console/consent`; `https` makes the
+    /// session cookie `Secure`.
+    pub public_url: Url,
+    /// Further `Host` header values accepted besides `public_url`'s (an empty list and no
+    /// `public_url` host would accept any).
+    pub allowed_hosts: Vec<String>,
+    /// The app a person signs in with to add a source (default: the first app with
+    /// `flow = "browser"`).
+    pub sign_in_app: Option<String>,
+    /// The Graph base URL of sources added by sign-in (default: the one of an existing Graph
+    /// source of the sign-in app, else the app's cloud's).
+    pub graph_url: Option<String>,
+    /// The EWS URL of sources added by sign-in (default as for `graph_url`).
+    pub ews_url: Option<String>,
+}
+
+impl ConsoleOptions {
+    /// A console for the configuration file `config`, signed in to with `operator_token`,
+    /// reached at `public_url`.
+    pub fn new(config: PathBuf, operator_token: OperatorToken, public_url: Url) -> Self {
+        ConsoleOptions {
+            config,
+            operator_token,
+            public_url,
+            allowed_hosts: Vec::new(),
+            sign_in_app: None,
+            graph_url: None,
+            ews_url: None,
+        }
+    }
+
+    /// Also accept requests whose `Host` is `host` (`name:port`).
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Sign people in with the app called `name`.
+    pub fn sign_in_app(mut self, name: Option<String>) -> Self {
+        self.sign_in_app = name;
+        self
+    }
+
+    /// The Graph base URL and EWS URL of sources added by sign-in.
+    pub fn service_urls(mut self, graph: Option<String>, ews: Option<String>) -> Self {
+        self.graph_url = graph;
+        self.ews_url = ews;
+        self
+    }
+
+    /// The `Host` values the console answers to.
+    fn hosts(&self) -> Vec<String> {
+        let mut hosts = self.allowed_hosts.clone();
+        if let Some(h) = self.public_url.host_str() {
+            match self.public_url.port() {
+                Some(p) => hosts.push(format!("{h}:{p}")),
+                None => hosts.push(h.to_owned()),
+            }
+        }
+        hosts
+    }
+
+    /// Whether the console is reached over TLS (cookies are then `Secure`).
+    fn secure(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// `{public_url}{path}`.
+    fn url(&self, path: &str) -> Url {
+        let mut u = self.public_url.clone();
+        u.set_path(path);
+        u.set_query(None);
+        u.set_fragment(None);
+        u
+    }
+}
+
+/// A console's state: its options, sessions, sign-ins in progress and the last PING of each
+/// source. Cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct ConsoleState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: ConsoleOptions,
+    sessions: Mutex<security::Sessions>,
+    pending: Mutex<microsoft::Pending>,
+    pings: Mutex<std::collections::HashMap<String, sources::LastPing>>,
+    /// One writer of the configuration file at a time.
+    write: tokio::sync::Mutex<()>,
+}
+
+impl ConsoleState {
+    /// The state of a console with `options`.
+    pub fn new(options: ConsoleOptions) -> Self {
+        ConsoleState {
+            inner: Arc::new(Inner {
+                options,
+                sessions: Mutex::new(security::Sessions::default()),
+                pending: Mutex::new(microsoft::Pending::default()),
+                pings: Mutex::new(Default::default()),
+                write: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    fn options(&self) -> &ConsoleOptions {
+        &self.inner.options
+    }
+}
+
+/// Locks a mutex, taking over a poisoned one (the data are maps that stay consistent).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The console's routes (all under `/console`), to serve alone or merge into an application.
+pub fn router(state: ConsoleState) -> Router {
+    Router::new()
+        .route("/console", get(sources::to_sources))
+        .route("/console/", get(sources::sources_page))
+        .route(
+            "/console/login",
+            get(security::login_page).post(security::login),
+        )
+        .route("/console/logout", post(security::logout))
+        .route("/console/sources/{name}/ping", post(sources::ping))
+        .route("/console/signin", post(microsoft::start))
+        .route("/console/callback", get(microsoft::callback))
+        .route("/console/consent", get(microsoft::consent_callback))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until the task is dropped or fails.
+pub async fn serve(listener: tokio::net::TcpListener, state: ConsoleState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+/// Whether `addr` is a loopback address (the console's default; anything else must be asked for).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

@@ -1,0 +1,441 @@
+//! The Sources page, PING, and appending a signed-in source to the configuration file.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::response::Response;
+use connector::PingReport;
+use http::{HeaderMap, StatusCode};
+use time::OffsetDateTime;
+
+use super::html::{esc, page, see_other};
+use super::security::{Session, for_page, for_post, post_form};
+use super::{ConsoleState, lock, microsoft};
+use crate::config::{Config, Flow, Kind, Source};
+use crate::connect::{self, Providers};
+
+/// What the console's last PING of a source found.
+#[derive(Debug, Clone)]
+pub(super) struct LastPing {
+    online: bool,
+    waiting: Option<u64>,
+    at: OffsetDateTime,
+}
+
+/// `GET /console`: the Sources page is `/console/`.
+pub(super) async fn to_sources() -> Response {
+    see_other("/console/")
+}
+
+/// `GET /console/`: the Sources page.
+pub(super) async fn page_get(state: &ConsoleState, session: &Session, extra: &str) -> Response {
+    let flash = lock(&state.inner.sessions).take_flash(&session.key);
+    let body = match load(state) {
+        Ok(cfg) => sources_table(state, session, &cfg),
+        Err(e) => format!(
+            "<p class=\"box bad\" id=\"config-error\">The configuration cannot be read: {}</p>",
+            esc(&e)
+        ),
+    };
+    page(
+        StatusCode::OK,
+        "Sources",
+        Some(&session.csrf),
+        &format!(
+            "{}{extra}{body}{}",
+            flash.unwrap_or_default(),
+            sign_in_box(&session.csrf)
+        ),
+    )
+}
+
+/// `GET /console/`.
+pub(super) async fn sources_page(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+) -> Response {
+    match for_page(&state, &headers) {
+        Ok(session) => page_get(&state, &session, "").await,
+        Err(r) => r,
+    }
+}
+
+/// The configuration as the console sees it now (read again on each page: edits show).
+pub(super) fn load(state: &ConsoleState) -> Result<Config, String> {
+    Config::load(&state.options().config).map_err(|e| e.to_string())
+}
+
+fn kind_name(s: &Source) -> &'static str {
+    match s.service.kind() {
+        Kind::Graph => "Graph",
+        Kind::Ews => "EWS",
+        Kind::Smtp => "SMTP",
+    }
+}
+
+fn sources_table(state: &ConsoleState, session: &Session, cfg: &Config) -> String {
+    if cfg.sources.is_empty() {
+        return "<p class=\"box\" id=\"no-sources\">No source yet: sign in with Microsoft below to \
+                add one.</p>"
+            .to_owned();
+    }
+    let pings = lock(&state.inner.pings).clone();
+    let mut rows = String::new();
+    for s in &cfg.sources {
+        let (status, waiting, checked) = match pings.get(&s.name) {
+            Some(p) => (
+                if p.online {
+                    "<span class=\"online\">ONLINE</span>"
+                } else {
+                    "<span class=\"offline\">OFFLINE</span>"
+                },
+                p.waiting
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "—".into()),
+                format_time(p.at),
+            ),
+            None => ("<small>not checked yet</small>", "—".into(), "—".into()),
+        };
+        let ping = post_form(
+            &session.csrf,
+            &format!("/console/sources/{}/ping", encode(&s.name)),
+            "",
+            &format!(
+                "<button class=\"ping\" id=\"ping-{}\">PING</button>",
+                esc(&s.name)
+            ),
+        );
+        rows.push_str(&format!(
+            "<tr id=\"source-{n}\"><td>{n}</td><td>{k}</td><td>{m}</td><td>{status}</td>\
+             <td class=\"waiting\">{waiting}</td><td>{checked}</td>\
+             <td><small>— (kept by a fleet's workers)</small></td><td>{ping}</td></tr>",
+            n = esc(&s.name),
+            k = kind_name(s),
+            m = esc(&s.mailbox),
+        ));
+    }
+    format!(
+        "<table id=\"sources\"><tr><th>Source</th><th>Kind</th><th>Mailbox</th><th>Status</th>\
+         <th>Messages waiting</th><th>Last checked</th><th>Last pass</th><th></th></tr>{rows}</table>"
+    )
+}
+
+fn sign_in_box(csrf: &str) -> String {
+    format!(
+        "<div class=\"box\" id=\"add-source\"><h2>Add a source</h2>{}</div>",
+        post_form(
+            csrf,
+            "/console/signin",
+            "<label>Connection <select name=\"kind\" id=\"kind\">\
+             <option value=\"graph\">Microsoft Graph (recommended)</option>\
+             <option value=\"ews\">Exchange Web Services (legacy)</option></select></label>\
+             <label>Name <input name=\"name\" id=\"name\" placeholder=\"from the mailbox\"></label>",
+            "<button class=\"primary\" id=\"sign-in\">Sign in with Microsoft</button>",
+        )
+    )
+}
+
+fn format_time(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A path segment, percent-encoded.
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `POST /console/sources/{name}/ping`: the ping report with its connection log, and the admin
+/// consent link when consent is what is missing.
+pub(super) async fn ping(
+    State(state): State<ConsoleState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, _) = match for_post(&state, &headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let cfg = match load(&state) {
+        Ok(c) => c,
+        Err(e) => {
+            let note = format!("<p class=\"box bad\">{}</p>", esc(&e));
+            return page_get(&state, &session, &note).await;
+        }
+    };
+    let Some(source) = cfg.source(&name) else {
+        let note = format!(
+            "<p class=\"box bad\">There is no source called {} in the configuration.</p>",
+            esc(&name)
+        );
+        return page_get(&state, &session, &note).await;
+    };
+    let mut providers = Providers::default();
+    let report = match connect::source(&mut providers, source, cfg.handler.batch_size) {
+        Ok(src) => src.ping().await,
+        Err(e) => PingReport::offline(e, connector::ConnectionLog::default()),
+    };
+    lock(&state.inner.pings).insert(
+        source.name.clone(),
+        LastPing {
+            online: report.is_online(),
+            waiting: report.waiting,
+            at: report.checked_at,
+        },
+    );
+    let consent = if needs_consent(&report) {
+        microsoft::consent_offer(&state, &session, &cfg, source)
+    } else {
+        String::new()
+    };
+    let section = report_html(&source.name, &report, &consent);
+    page_get(&state, &session, &section).await
+}
+
+/// Whether the report says the tenant has not consented (the cure is the admin consent link).
+fn needs_consent(report: &PingReport) -> bool {
+    report.auth.as_ref().is_some_and(|a| {
+        let text = format!("{} {}", a.summary, a.remediation).to_ascii_lowercase();
+        a.consent_url.is_some()
+            || a.code.as_deref().is_some_and(|c| c.contains("65001"))
+            || text.contains("admin consent")
+            || text.contains("not consented")
+            || text.contains("has not approved")
+    })
+}
+
+fn report_html(name: &str, report: &PingReport, consent: &str) -> String {
+    let (class, status) = if report.is_online() {
+        (
+            "good",
+            "<span class=\"online\" id=\"ping-status\">ONLINE</span>",
+        )
+    } else {
+        (
+            "bad",
+            "<span class=\"offline\" id=\"ping-status\">OFFLINE</span>",
+        )
+    };
+    let waiting = report
+        .waiting
+        .map(|w| {
+            format!(
+                ", <span id=\"ping-waiting\">{w}</span> message{} waiting",
+                if w == 1 { "" } else { "s" }
+            )
+        })
+        .unwrap_or_default();
+    let reason = report
+        .reason
+        .as_ref()
+        .map(|r| format!("<p id=\"ping-reason\">{}</p>", esc(r)))
+        .unwrap_or_default();
+    let remediation = report
+        .auth
+        .as_ref()
+        .filter(|a| {
+            !report
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains(&a.remediation))
+        })
+        .map(|a| format!("<p><small>{}</small></p>", esc(&a.remediation)))
+        .unwrap_or_default();
+    let log: String = report
+        .log
+        .iter()
+        .map(|l| esc(&l.to_string()) + "\n")
+        .collect();
+    format!(
+        "<section class=\"box {class}\" id=\"ping-report\"><h2>PING {n}: {status}{waiting}</h2>\
+         {reason}{remediation}{consent}<h3>Connection log</h3><pre id=\"ping-log\">{log}</pre></section>",
+        n = esc(name)
+    )
+}
+
+/// A source signed in through the console, to append to the configuration file.
+#[derive(Debug)]
+pub(super) struct NewSource {
+    /// The sign-in app's `[[apps]]` table name.
+    pub(super) template_app: String,
+    /// Graph or EWS.
+    pub(super) kind: Kind,
+    /// The name asked for (empty: from the mailbox).
+    pub(super) name: String,
+    /// The signed-in account's mailbox.
+    pub(super) mailbox: String,
+    /// The signed-in account's tenant id.
+    pub(super) tenant: String,
+}
+
+/// What appending did: the source's name, its app and whether it existed already (then its
+/// sign-in is only renewed).
+#[derive(Debug)]
+pub(super) struct Appended {
+    pub(super) source: String,
+    pub(super) config: Config,
+    pub(super) existed: bool,
+}
+
+/// A name made of `[a-z0-9-]` from `s`.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+/// Where a console-added source's tokens are cached: beside the configuration file.
+fn token_cache(config: &Path, source: &str) -> PathBuf {
+    let dir = config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    dir.join("m365mail-console-tokens")
+        .join(format!("{source}.json"))
+}
+
+/// Appends `new` (an `[[apps]]` copied from the sign-in app, and the `[[sources]]` reading the
+/// signed-in mailbox) to the configuration file, unless a delegated source of that kind already
+/// reads the mailbox. The new text is resolved before it replaces the file.
+pub(super) async fn append(state: &ConsoleState, new: &NewSource) -> Result<Appended, String> {
+    let _writer = state.inner.write.lock().await;
+    let path = &state.options().config;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = Config::parse(&text, path).map_err(|e| e.to_string())?;
+    if let Some(existing) = cfg.sources.iter().find(|s| {
+        s.mailbox.eq_ignore_ascii_case(&new.mailbox)
+            && s.service.kind() == new.kind
+            && s.app.flow != Flow::ClientCredentials
+    }) {
+        return Ok(Appended {
+            source: existing.name.clone(),
+            config: cfg.clone(),
+            existed: true,
+        });
+    }
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("the configuration is not TOML: {}", e.message()))?;
+    let template = doc
+        .get("apps")
+        .and_then(toml::Value::as_array)
+        .and_then(|apps| {
+            apps.iter()
+                .find(|a| a.get("name").and_then(toml::Value::as_str) == Some(&new.template_app))
+        })
+        .and_then(toml::Value::as_table)
+        .ok_or_else(|| format!("no app called {:?} in the configuration", new.template_app))?;
+    let base = match slug(&new.name) {
+        s if !s.is_empty() => s,
+        _ => slug(new.mailbox.split('@').next().unwrap_or("mailbox")),
+    };
+    let base = if base.is_empty() {
+        "mailbox".into()
+    } else {
+        base
+    };
+    let taken = |n: &str| cfg.source(n).is_some() || cfg.app(&format!("console-{n}")).is_some();
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken(&name) {
+        name = format!("{base}-{i}");
+        i += 1;
+    }
+    let mut app = template.clone();
+    let app_name = format!("console-{name}");
+    app.insert("name".into(), app_name.clone().into());
+    app.insert("tenant".into(), new.tenant.clone().into());
+    app.insert("flow".into(), "browser".into());
+    let cache = token_cache(path, &name);
+    if let Some(dir) = cache.parent() {
+        httpcore::fs::create_private_dir_all(dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    app.insert("token_cache".into(), cache.display().to_string().into());
+    let template_app = cfg
+        .app(&new.template_app)
+        .ok_or_else(|| format!("no app called {:?}", new.template_app))?;
+    let (kind, url) = match new.kind {
+        Kind::Ews => (
+            "ews",
+            state
+                .options()
+                .ews_url
+                .clone()
+                .or_else(|| url_of(&cfg, &template_app.name, Kind::Ews)),
+        ),
+        _ => (
+            "graph",
+            state
+                .options()
+                .graph_url
+                .clone()
+                .or_else(|| url_of(&cfg, &template_app.name, Kind::Graph)),
+        ),
+    };
+    let mut source = toml::Table::new();
+    source.insert("name".into(), name.clone().into());
+    source.insert("kind".into(), kind.into());
+    source.insert("app".into(), app_name.into());
+    source.insert("mailbox".into(), new.mailbox.clone().into());
+    if let Some(url) = url {
+        source.insert("url".into(), url.into());
+    }
+    let mut mailbox = toml::Table::new();
+    mailbox.insert("primary".into(), new.mailbox.clone().into());
+    let mut rule = toml::Table::new();
+    rule.insert("match".into(), "default".into());
+    rule.insert("project".into(), name.clone().into());
+    let mut routing = toml::Table::new();
+    routing.insert("mailbox".into(), mailbox.into());
+    routing.insert("rules".into(), toml::Value::Array(vec![rule.into()]));
+    source.insert("routing".into(), routing.into());
+    let mut added = toml::Table::new();
+    added.insert("apps".into(), toml::Value::Array(vec![app.into()]));
+    added.insert("sources".into(), toml::Value::Array(vec![source.into()]));
+    let block = toml::to_string(&added).map_err(|e| e.to_string())?;
+    let stamp = format_time(OffsetDateTime::now_utc());
+    let mut new_text = text.clone();
+    if !new_text.ends_with('\n') {
+        new_text.push('\n');
+    }
+    new_text.push_str(&format!(
+        "\n# Added by m365mail console on {stamp}: {} signed in ({kind}).\n{block}",
+        new.mailbox.replace(['\n', '\r'], "")
+    ));
+    let config = Config::parse(&new_text, path)
+        .map_err(|e| format!("the source would make the configuration invalid: {e}"))?;
+    write_keeping_mode(path, new_text.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(Appended {
+        source: name,
+        config,
+        existed: false,
+    })
+}
+
+/// The `url` of a source of `kind` signing in with `app`, if the file has one.
+fn url_of(cfg: &Config, app: &str, kind: Kind) -> Option<String> {
+    cfg.sources
+        .iter()
+        .find(|s| s.app.name == app && s.service.kind() == kind)
+        .or_else(|| cfg.sources.iter().find(|s| s.service.kind() == kind))
+        .map(|s| s.service.address())
+}
+
+/// Replaces `path` atomically, keeping its permissions (it may hold an inline secret).
+fn write_keeping_mode(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let before = std::fs::metadata(path)?.permissions();
+    httpcore::fs::write_atomic(path, bytes, httpcore::fs::FileMode::OwnerOnly)?;
+    std::fs::set_permissions(path, before)
+}

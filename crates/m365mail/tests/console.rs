@@ -1,0 +1,632 @@
+//! The web console (`m365mail::console`): its security over plain HTTP (reqwest), and the two
+//! consent stories of issue #19 driven end to end in headless Chromium over WebDriver, against
+//! the sandbox's sign-in, consent and admin consent pages:
+//!
+//! (a) admin grant: a person signs in (an EWS source: Exchange honours EWS only with admin
+//!     consent), PING fails with 401 and offers the admin consent link, the administrator
+//!     consents on the tenant's page, PING is ONLINE with the messages waiting;
+//! (b) user assignment required: sign-in is refused with AADSTS50105, the console names the
+//!     fix, the administrator assigns the user, the same user signs in and PING is ONLINE.
+//!
+//! The browser tests need Debian's `chromium` and `chromium-driver` (`.ci/run` installs them);
+//! without them they fail when `CI` is set and otherwise print why they skipped, as
+//! `tests/browser.rs` does. With `M365MAIL_SCREENSHOTS=DIR` they save the screenshots the README
+//! shows (`docs/console/`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use m365mail::console::{ConsoleOptions, ConsoleState, OperatorToken};
+use sandbox::{Sandbox, Seed};
+use test_support::DEMO_APP;
+use test_support::config::{Config, SECRET_LINE};
+
+/// The longest any one step may take (not a speed assertion: a hung browser must not hang the
+/// suite).
+const STEP: Duration = Duration::from_secs(60);
+const TOKEN: &str = "operator-token-for-the-console-tests";
+const ADELE: &str = "adele.vance@contoso.example";
+const ADMIN: &str = "megan.bowen@contoso.example";
+
+/// The demo tenant, its app also registered with the console's redirect URIs.
+async fn sandbox() -> Sandbox {
+    let mut seed = Seed::demo();
+    for app in &mut seed.tenant_mut().apps {
+        if app.client_id == DEMO_APP {
+            app.redirect_uris
+                .push("http://127.0.0.1/console/callback".into());
+            app.redirect_uris
+                .push("http://127.0.0.1/console/consent".into());
+        }
+    }
+    Sandbox::builder().seed(seed).start().await.unwrap()
+}
+
+/// A console on a free loopback port over a configuration with an app-only Graph source
+/// (`helpdesk`, whose app has the demo's inline secret) and a browser sign-in app (`signin`).
+struct Console {
+    url: String,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("m365mail.toml");
+    Config::new()
+        .sandbox_app(sb, "demo", SECRET_LINE)
+        .sandbox_app(sb, "signin", "flow = \"browser\"")
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &sb.graph_url(),
+            "",
+        )
+        .mailbox("helpdesk@contoso.example", &["billing@contoso.example"])
+        .default_rule("general")
+        .handler(&dir.path().join("out"), "")
+        .write(&config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}");
+    let public = url::Url::parse(public.unwrap_or(&url)).unwrap();
+    let options = ConsoleOptions::new(config.clone(), OperatorToken::new(TOKEN), public)
+        .allow_host(addr.to_string())
+        .service_urls(Some(sb.graph_url()), Some(sb.ews_url()));
+    let state = ConsoleState::new(options);
+    let task = tokio::spawn(async move {
+        let _ = m365mail::console::serve(listener, state).await;
+    });
+    Console {
+        url,
+        config,
+        _dir: dir,
+        task,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with the operator token: the session cookie (`name=value`) and the whole header.
+async fn operator_login(c: &Console) -> (String, String) {
+    let r = http()
+        .post(format!("{}/console/login", c.url))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = set.split(';').next().unwrap().to_owned();
+    (pair, set)
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_refuses_strangers_cross_site_forms_and_foreign_hosts_and_shows_no_secret() {
+    let sb = sandbox().await;
+    let c = console(&sb, None).await;
+    let h = http();
+    let mut pages = Vec::new();
+
+    // Without a session: pages send to the login form, anything else is 401.
+    let r = h.get(format!("{}/console/", c.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+    for path in [
+        "/console/sources/helpdesk/ping",
+        "/console/signin",
+        "/console/logout",
+    ] {
+        let r = h
+            .post(format!("{}{path}", c.url))
+            .form(&[("csrf", "anything")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
+    let login = h
+        .get(format!("{}/console/login", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    pages.push(login.text().await.unwrap());
+
+    // A wrong token is refused and sets no cookie.
+    let r = h
+        .post(format!("{}/console/login", c.url))
+        .form(&[("token", "operator-token-for-the-console-test")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    pages.push(r.text().await.unwrap());
+
+    // The right one: a session cookie the page's script (there is none) could not read.
+    let (cookie, set) = operator_login(&c).await;
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
+    let r = h
+        .get(format!("{}/console/", c.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        assert_eq!(r.headers()[name], value);
+    }
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let sources = r.text().await.unwrap();
+    assert!(sources.contains("id=\"source-helpdesk\""), "{sources}");
+    let csrf = csrf_of(&sources);
+    pages.push(sources);
+
+    // A state-changing request without the CSRF token, or with another, is 403.
+    let ping = format!("{}/console/sources/helpdesk/ping", c.url);
+    for form in [vec![], vec![("csrf", "not-the-token")], vec![("csrf", "")]] {
+        let r = h
+            .post(&ping)
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{form:?}");
+    }
+    // With it, but sent by another site's page (its Origin): 403.
+    let r = h
+        .post(&ping)
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A Host the console is not (DNS rebinding): 403, even for pages.
+    let r = h
+        .get(format!("{}/console/", c.url))
+        .header("cookie", &cookie)
+        .header("host", "rebound.evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // From the console's own page: the ping report with its connection log.
+    let r = h
+        .post(&ping)
+        .header("cookie", &cookie)
+        .header("origin", &c.url)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report = r.text().await.unwrap();
+    assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
+    assert!(report.contains("id=\"ping-log\""), "{report}");
+    assert!(report.contains("GET"), "a connection log: {report}");
+    pages.push(report);
+
+    // Identity callbacks the console did not start: refused, nothing done.
+    for path in [
+        "/console/callback?code=stolen&state=forged",
+        "/console/consent?admin_consent=True&tenant=x&state=forged",
+        "/console/consent?error=access_denied&state=",
+    ] {
+        let r = h.get(format!("{}{path}", c.url)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("state mismatch"), "{body}");
+        pages.push(body);
+    }
+
+    // Logging out ends the session.
+    let r = h
+        .post(format!("{}/console/logout", c.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = h
+        .get(format!("{}/console/", c.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    // No page showed a secret: the app's client secret, the operator token, a token.
+    for p in &pages {
+        assert!(!p.contains(test_support::DEMO_SECRET), "{p}");
+        assert!(!p.contains(TOKEN), "{p}");
+        assert!(!p.contains("eyJ"), "a JWT in a page: {p}");
+    }
+    drop(c);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_tls_the_session_cookie_is_secure() {
+    let sb = sandbox().await;
+    let c = console(&sb, Some("https://console.example")).await;
+    let r = http()
+        .post(format!("{}/console/login", c.url))
+        .header("host", "console.example")
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    drop(c);
+    sb.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium
+
+/// The first of `names` found on `PATH`.
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// Chromium and chromedriver, or `None` after saying why the test is skipped. Under `CI` a
+/// missing browser is a failure.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let chromium = on_path(&["chromium", "chromium-browser", "google-chrome"]);
+    let driver = on_path(&["chromedriver"]);
+    match (chromium, driver) {
+        (Some(c), Some(d)) => Some((c, d)),
+        (c, d) => {
+            let missing = [
+                c.is_none().then_some("chromium"),
+                d.is_none()
+                    .then_some("chromedriver (Debian: chromium-driver)"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" and ");
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "CI is set but {missing} missing: .ci/run installs them \
+                     (apt-get install chromium chromium-driver)"
+                );
+            }
+            eprintln!(
+                "SKIPPED headless Chromium console test: {missing} not found on PATH. Install \
+                 with `apt-get install chromium chromium-driver` (CI fails instead of skipping)."
+            );
+            None
+        }
+    }
+}
+
+/// chromedriver on a free loopback port, in a process group of its own with the Chromium it
+/// starts: the whole group is killed when dropped.
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start(path: &Path) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(path)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let ready = tokio::time::timeout(STEP, async {
+            loop {
+                if let Ok(r) = http.get(format!("{url}/status")).send().await
+                    && let Ok(v) = r.json::<serde_json::Value>().await
+                    && v["value"]["ready"] == true
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(ready.is_ok(), "chromedriver did not become ready on {url}");
+        Driver { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A headless Chromium session (its profile in `dir`).
+async fn chromium(driver: &Driver, chromium: &Path, dir: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), "chrome".into());
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium.display().to_string(),
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-proxy-server",
+                "--no-first-run",
+                "--window-size=1200,860",
+                format!("--user-data-dir={}", dir.join("profile").display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    tokio::time::timeout(
+        STEP,
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&driver.url),
+    )
+    .await
+    .expect("a Chromium session in time")
+    .expect("a Chromium session")
+}
+
+/// The element `css`, waited for; on failure the page is shown.
+async fn wait(b: &Client, css: &str) -> fantoccini::elements::Element {
+    match b.wait().at_most(STEP).for_element(Locator::Css(css)).await {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "no {css} ({e}) at {:?}:\n{}",
+            b.current_url().await,
+            b.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+async fn click(b: &Client, css: &str) {
+    wait(b, css).await.click().await.unwrap();
+}
+
+/// Saves a screenshot as `DIR/name.png` when `M365MAIL_SCREENSHOTS=DIR` is set.
+async fn screenshot(b: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("M365MAIL_SCREENSHOTS") else {
+        return;
+    };
+    let png = b.screenshot().await.unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+}
+
+/// The operator signs in to the console in the browser.
+async fn browser_login(b: &Client, c: &Console) {
+    b.goto(&format!("{}/console/", c.url)).await.unwrap();
+    let token = wait(b, "#token").await;
+    token.send_keys(TOKEN).await.unwrap();
+    click(b, "#login").await;
+    wait(b, "#sources").await;
+}
+
+/// Sign in with Microsoft as `user` for a source of `kind`, through the tenant's sign-in page
+/// (and its consent page, when it shows one).
+async fn sign_in_with_microsoft(b: &Client, kind: &str, user: &str) {
+    wait(b, "#kind").await.select_by_value(kind).await.unwrap();
+    click(b, "#sign-in").await;
+    let account = wait(b, "input[name=login]").await;
+    account.clear().await.unwrap();
+    account.send_keys(user).await.unwrap();
+    click(b, "button[value=signin]").await;
+    // The consent page, if any, then back to the console (its callback, then Sources).
+    let back = tokio::time::timeout(STEP, async {
+        loop {
+            if let Ok(e) = b.find(Locator::Css("button[value=consent]")).await {
+                e.click().await.unwrap();
+            }
+            if b.find(Locator::Css("#sources")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    if back.is_err() {
+        panic!(
+            "not back on the Sources page: {:?}\n{}",
+            b.current_url().await,
+            b.source().await.unwrap_or_default()
+        );
+    }
+}
+
+async fn text(b: &Client, css: &str) -> String {
+    wait(b, css).await.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_grant_story_sign_in_ping_401_consent_link_admin_consents_ping_online() {
+    let Some((chromium_bin, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let sb = sandbox().await;
+    // Nobody has consented (the demo tenant pre-approves its app): Adele may consent for
+    // herself, but Exchange honours EWS.AccessAsUser.All only with an administrator's consent.
+    sb.admin().revoke_admin_consent(DEMO_APP).unwrap();
+    let _ = sb.admin().revoke_user_consent(DEMO_APP, ADELE);
+    for i in 1..=3 {
+        sb.admin()
+            .inject_mime(
+                ADELE,
+                &format!("From: c{i}@fabrikam.example\r\nTo: {ADELE}\r\nSubject: case {i}\r\n\r\nbody\r\n"),
+            )
+            .unwrap();
+    }
+    let c = console(&sb, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver).await;
+    let b = chromium(&driver, &chromium_bin, dir.path()).await;
+
+    browser_login(&b, &c).await;
+    sign_in_with_microsoft(&b, "ews", ADELE).await;
+    let added = text(&b, "#added-source").await;
+    assert_eq!(added, "adele-vance");
+    assert!(text(&b, "#source-adele-vance").await.contains(ADELE));
+    screenshot(&b, "1-signed-in").await;
+
+    // PING: 401, the tenant has not consented; the page offers the admin consent link.
+    click(&b, "#ping-adele-vance").await;
+    assert_eq!(text(&b, "#ping-status").await, "OFFLINE");
+    let consent = text(&b, "#consent").await;
+    assert!(consent.contains("not consented"), "{consent}");
+    let link = wait(&b, "#consent-link").await;
+    let href = link.attr("href").await.unwrap().unwrap();
+    let href = url::Url::parse(&href).unwrap();
+    assert!(href.path().ends_with("/v2.0/adminconsent"), "{href}");
+    let q: HashMap<String, String> = href.query_pairs().into_owned().collect();
+    assert_eq!(q["redirect_uri"], format!("{}/console/consent", c.url));
+    assert!(
+        q["scope"].contains("outlook.office365.com/.default"),
+        "{q:?}"
+    );
+    screenshot(&b, "2-ping-401-consent-link").await;
+
+    // The administrator opens it, signs in on the tenant's page and accepts.
+    link.click().await.unwrap();
+    let admin = wait(&b, "input[name=login]").await;
+    admin.send_keys(ADMIN).await.unwrap();
+    screenshot(&b, "3-admin-consent-page").await;
+    click(&b, "button[value=consent]").await;
+    let ok = text(&b, "#consent-ok").await;
+    assert!(ok.contains(&sb.tenant_id()), "{ok}");
+    click(&b, "#continue").await;
+
+    // PING again: ONLINE with the messages waiting.
+    click(&b, "#ping-adele-vance").await;
+    assert_eq!(text(&b, "#ping-status").await, "ONLINE");
+    assert_eq!(text(&b, "#ping-waiting").await, "3");
+    screenshot(&b, "4-ping-online").await;
+
+    // The source is in the configuration file for `m365mail run`, its sign-in cached apart.
+    let cfg = m365mail::config::Config::load(&c.config).unwrap();
+    let s = cfg.source("adele-vance").unwrap();
+    assert_eq!(s.mailbox, ADELE);
+    let cache = s.app.token_cache.clone().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let page = b.source().await.unwrap();
+    assert!(!page.contains(test_support::DEMO_SECRET));
+    assert!(!page.contains("eyJ"), "a token in the page");
+    b.close().await.unwrap();
+    drop(driver);
+    drop(c);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignment_story_50105_shows_the_fix_admin_assigns_same_user_signs_in_ping_online() {
+    let Some((chromium_bin, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let sb = sandbox().await;
+    sb.admin().set_assignment_required(DEMO_APP, true).unwrap();
+    for i in 1..=2 {
+        sb.admin()
+            .inject_mime(
+                ADELE,
+                &format!("From: c{i}@fabrikam.example\r\nTo: {ADELE}\r\nSubject: case {i}\r\n\r\nbody\r\n"),
+            )
+            .unwrap();
+    }
+    let c = console(&sb, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver).await;
+    let b = chromium(&driver, &chromium_bin, dir.path()).await;
+
+    browser_login(&b, &c).await;
+    sign_in_with_microsoft(&b, "graph", ADELE).await;
+    let fix = text(&b, "#fix-50105").await;
+    assert!(fix.contains("AADSTS50105"), "{fix}");
+    assert!(fix.contains("Enterprise applications"), "{fix}");
+    assert!(fix.contains("Users and groups"), "{fix}");
+    assert!(fix.contains("Assignment required"), "{fix}");
+    assert!(fix.contains(DEMO_APP), "{fix}");
+    assert!(b.find(Locator::Css("#source-adele-vance")).await.is_err());
+    screenshot(&b, "5-sign-in-50105-fix").await;
+
+    // The administrator assigns Adele to the enterprise application; she signs in again.
+    sb.admin().assign_user(DEMO_APP, ADELE).unwrap();
+    sign_in_with_microsoft(&b, "graph", ADELE).await;
+    assert_eq!(text(&b, "#added-source").await, "adele-vance");
+    click(&b, "#ping-adele-vance").await;
+    assert_eq!(text(&b, "#ping-status").await, "ONLINE");
+    assert_eq!(text(&b, "#ping-waiting").await, "2");
+    screenshot(&b, "6-assigned-ping-online").await;
+    b.close().await.unwrap();
+    drop(driver);
+    drop(c);
+    sb.shutdown().await;
+}
