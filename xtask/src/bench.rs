@@ -11,6 +11,13 @@
 //!
 //! `--quick` is for trying the pipeline: N=200 for everyone, no 100,000 run, short criterion and
 //! capacity measurements.
+//!
+//! `cargo xtask bench --replies`: reply extraction only (issue #21 item 2, a few seconds): builds
+//! `m365-bench`, makes the same venv (the reply peers quotequail and mail-parser-reply are pinned
+//! with the others) and runs `m365-bench replies`, which runs `handler::extract_reply` and
+//! `scripts/bench/reply_peers.py` over `crates/handler/testdata/replies/corpus.jsonl` and writes
+//! the "Reply extraction" section of BENCHMARKS.md (per-case results under
+//! `target/bench/replies/`).
 
 use std::path::PathBuf;
 
@@ -22,6 +29,8 @@ const PEERS: &[&str] = &[
     "msgraph-sdk==1.65.0",
     "azure-identity==1.27.0",
     "Deprecated==1.3.1",
+    "quotequail==0.5.4",
+    "mail-parser-reply==1.36",
 ];
 
 /// The capacity test drives the sandbox with Debian's `wrk` (issue 5 item 8); installed here
@@ -59,7 +68,7 @@ fn venv() -> Result<PathBuf, String> {
     let have = std::process::Command::new(&python)
         .args([
             "-c",
-            "import exchangelib, msgraph, azure.identity, deprecated",
+            "import exchangelib, msgraph, azure.identity, deprecated, quotequail, mailparser_reply",
         ])
         .output()
         .map(|o| o.status.success())
@@ -83,6 +92,9 @@ fn venv() -> Result<PathBuf, String> {
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--fleet") {
         return crate::fleet_bench::bench(args);
+    }
+    if args.iter().any(|a| a == "--replies") {
+        return replies(args);
     }
     let mut n = "1000,10000".to_owned();
     let mut ours_n = "100000".to_owned();
@@ -203,4 +215,48 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     }
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     run_env(&driver, &argv, &[])
+}
+
+/// `cargo xtask bench --replies`: reply extraction against quotequail and mail-parser-reply.
+fn replies(args: &[String]) -> Result<(), String> {
+    if let Some(other) = args.iter().find(|a| *a != "--replies") {
+        return Err(format!("bench --replies: unknown option {other:?}"));
+    }
+    run(
+        "cargo",
+        &["build", "--release", "--locked", "-p", "m365-bench"],
+    )?;
+    let python = venv()?;
+    let driver = target_dir().join("release/m365-bench");
+    let root = root();
+    let path = |p: &str| root.join(p).to_string_lossy().into_owned();
+    let argv = [
+        "replies".to_owned(),
+        "--corpus".into(),
+        path("crates/handler/testdata/replies/corpus.jsonl"),
+        "--python".into(),
+        python.to_string_lossy().into_owned(),
+        "--script".into(),
+        path("scripts/bench/reply_peers.py"),
+        "--work".into(),
+        target_dir()
+            .join("bench/replies")
+            .to_string_lossy()
+            .into_owned(),
+        "--md".into(),
+        path("BENCHMARKS.md"),
+        "--json".into(),
+        target_dir()
+            .join("bench/replies/results.json")
+            .to_string_lossy()
+            .into_owned(),
+        "--command".into(),
+        "cargo xtask bench --replies   # runs the command below".into(),
+        "--command".into(),
+        "target/release/m365-bench replies --python target/bench-venv/bin/python \
+         --corpus crates/handler/testdata/replies/corpus.jsonl"
+            .into(),
+    ];
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_env(&driver.to_string_lossy(), &argv, &[])
 }

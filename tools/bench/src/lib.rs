@@ -13,10 +13,12 @@
 //! - [`fleet`]: `m365mail worker` processes on one PostgreSQL against the throttled sandbox:
 //!   requests and statements per message by source mode, messages per second against the
 //!   budget-bound ceiling with 1, 2 and 3 workers (`cargo xtask bench --fleet`);
-//! - [`ledger_load`]: fenced appends to the PostgreSQL ledger at a given concurrency.
+//! - [`ledger_load`]: fenced appends to the PostgreSQL ledger at a given concurrency;
+//! - [`replies`]: reply extraction (`handler::extract_reply`) against quotequail and
+//!   mail-parser-reply on the labelled corpus (`cargo xtask bench --replies`).
 //!
 //! The binary `m365-bench` has the subcommands `run` (the driver), `ingest`, `rusage`,
-//! `ledger-memory`, `ledger-fill`, `fleet` and `ledger-load`.
+//! `ledger-memory`, `ledger-fill`, `fleet`, `ledger-load` and `replies`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -26,6 +28,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod ledger_load;
 pub mod mail;
+pub mod replies;
 pub mod report;
 pub mod sbx;
 pub mod usage;

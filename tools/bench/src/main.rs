@@ -10,6 +10,7 @@
 //! m365-bench rusage --out USAGE.json -- CMD ARGS...
 //! m365-bench fleet --bin target/release/m365mail --pg-url URL [--workers 1,2,3] ...
 //! m365-bench ledger-load --pg-url URL [--rows single:16,...] [--fsync on,off]
+//! m365-bench replies [--corpus crates/handler/testdata/replies/corpus.jsonl] [--python PY]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -108,6 +109,9 @@ enum Cmd {
     Fleet(m365_bench::fleet::FleetArgs),
     /// Fenced ledger appends on one PostgreSQL, for SCALING.md.
     LedgerLoad(m365_bench::ledger_load::LoadArgs),
+    /// Reply extraction against quotequail and mail-parser-reply (`cargo xtask bench
+    /// --replies`): the "Reply extraction" section of BENCHMARKS.md.
+    Replies(m365_bench::replies::RepliesArgs),
     /// Runs a command and writes its rusage (CPU, peak RSS) as JSON.
     Rusage {
         #[arg(long)]
@@ -280,6 +284,7 @@ fn main() -> ExitCode {
         }
         Cmd::Fleet(args) => exit("fleet", m365_bench::fleet::main(args)),
         Cmd::LedgerLoad(args) => exit("ledger-load", m365_bench::ledger_load::main(&args)),
+        Cmd::Replies(args) => exit("replies", m365_bench::replies::main(args)),
         Cmd::Report { json, md, note } => match rewrite_report(&json, &md, note) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -334,7 +339,28 @@ fn rewrite_report(json: &Path, md: &Path, notes: Vec<String>) -> Result<(), Stri
         serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
     )
     .map_err(|e| format!("{}: {e}", json.display()))?;
-    std::fs::write(md, r.to_markdown()).map_err(|e| format!("{}: {e}", md.display()))
+    write_markdown(md, &r.to_markdown())
+}
+
+/// The sections the ingest report writes (some only when measured in the run).
+const INGEST_SECTIONS: &[&str] = &[
+    "## Ingest job",
+    "## Sandbox serving capacity",
+    "## Token provider under concurrency",
+    "## Micro-benchmarks (criterion)",
+    "## Goals of issue 10",
+    "## Notes",
+];
+
+/// Writes the ingest report, keeping the sections of `md` it does not own (the fleet's, reply
+/// extraction, notes added by hand).
+fn write_markdown(md: &Path, report: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(md).unwrap_or_default();
+    std::fs::write(
+        md,
+        m365_bench::replies::keep_other_sections(&old, report, INGEST_SECTIONS),
+    )
+    .map_err(|e| format!("{}: {e}", md.display()))
 }
 
 const SEED: u64 = 0x00C0_FFEE;
@@ -438,7 +464,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?,
         )
         .map_err(|e| format!("{}: {e}", args.json.display()))?;
-        std::fs::write(&args.md, r.to_markdown()).map_err(|e| format!("{}: {e}", args.md.display()))
+        write_markdown(&args.md, &r.to_markdown())
     };
     let merging = args.merge && args.json.exists();
     if merging {
