@@ -27,7 +27,9 @@
 //!   micro-benchmarks, then every client against the standalone sandbox; writes BENCHMARKS.md
 //!   and bench-results.json. `cargo xtask bench --fleet [--quick]`: the fleet under Exchange
 //!   Online's limits and the ledger's writes on one PostgreSQL (`fleet_bench.rs`): the
-//!   "Fleet under Exchange Online's limits" section of BENCHMARKS.md.
+//!   "Fleet under Exchange Online's limits" section of BENCHMARKS.md. `cargo xtask bench
+//!   --replies`: reply extraction (`handler::extract_reply`) against quotequail and
+//!   mail-parser-reply on the labelled corpus: the "Reply extraction" section.
 //! - `cargo xtask chaos [--messages N] [--kills K] [--seed S] [--small]`: the chaos run
 //!   (`tools/chaos`, RELIABILITY.md): release builds, then m365mail killed and restarted while
 //!   the sandbox injects faults; `--small` (500 messages, 5 kills) is cheap enough for CI, and
@@ -73,6 +75,9 @@ Commands:
                1, 2, 3 m365mail workers on a throw-away PostgreSQL against the throttled
                sandbox (200 mailboxes): msgs/s against the budget-bound ceiling, requests and
                SQL statements per message by source mode, ledger writes per second
+  bench --replies
+               reply extraction (handler::extract_reply) against quotequail and
+               mail-parser-reply on crates/handler/testdata/replies: BENCHMARKS.md
   chaos [--messages N] [--kills K] [--seed S] [--small] [--debug]
                m365mail SIGKILLed and restarted K times (default 20) while it handles N messages
                (default 10000) from a faulty sandbox; fails on any loss or duplicate
