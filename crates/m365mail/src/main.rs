@@ -114,6 +114,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web console: the sources with PING and its connection log, Sign in with
+    /// Microsoft to add a source, the admin consent link when the tenant has not consented.
+    ///
+    /// Sign in to it with the operator token: M365MAIL_CONSOLE_TOKEN, or the one printed at
+    /// start when that is unset. Sources added by signing in are appended to --config.
+    Console {
+        /// Configuration file (TOML): its sources are listed, new ones appended.
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to listen on. Anything but loopback needs --allow-non-loopback.
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        listen: std::net::SocketAddr,
+        /// Allow a --listen address beyond loopback (put TLS in front: --public-url https://…).
+        #[arg(long)]
+        allow_non_loopback: bool,
+        /// Where browsers reach the console (default http://LISTEN); the redirect URIs to
+        /// register are PUBLIC_URL/console/callback and PUBLIC_URL/console/consent.
+        #[arg(long)]
+        public_url: Option<url::Url>,
+        /// The app people sign in with (default: the first with flow = "browser").
+        #[arg(long)]
+        app: Option<String>,
+        /// The Graph base URL of sources added by sign-in (default: an existing Graph
+        /// source's, else the cloud's).
+        #[arg(long)]
+        graph_url: Option<String>,
+        /// The EWS URL of sources added by sign-in (default as for --graph-url).
+        #[arg(long)]
+        ews_url: Option<String>,
+    },
     /// Run the standalone sandbox tenant (identity, Graph, EWS, SMTP) until Ctrl-C.
     Sandbox {
         /// HTTP(S) port on the --bind address.
@@ -296,6 +326,28 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             store,
             json,
         } => status(config, store, json).await,
+        Command::Console {
+            config,
+            listen,
+            allow_non_loopback,
+            public_url,
+            app,
+            graph_url,
+            ews_url,
+        } => {
+            let public_url = match public_url {
+                Some(u) => u,
+                None => url::Url::parse(&format!("http://{listen}")).context("--listen")?,
+            };
+            let options = m365mail::console::ConsoleOptions::new(
+                config,
+                m365mail::console::OperatorToken::new(String::new()),
+                public_url,
+            )
+            .sign_in_app(app)
+            .service_urls(graph_url, ews_url);
+            console(options, listen, allow_non_loopback).await
+        }
         Command::Sandbox {
             port,
             smtp_port,
@@ -602,6 +654,54 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
     };
     let _ = token;
     println!("signed in: app {app_name} has a token for {resource}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `m365mail console`: the operator token from M365MAIL_CONSOLE_TOKEN (or a generated one,
+/// printed), then the console on `listen` until Ctrl-C.
+async fn console(
+    mut options: m365mail::console::ConsoleOptions,
+    listen: std::net::SocketAddr,
+    allow_non_loopback: bool,
+) -> Result<ExitCode> {
+    if !listen.ip().is_loopback() && !allow_non_loopback {
+        return Err(format!(
+            "--listen {listen} is beyond loopback: add --allow-non-loopback (and serve it \
+             behind TLS with --public-url https://...)"
+        ));
+    }
+    Config::load(&options.config).map_err(|e| e.to_string())?;
+    let given = std::env::var("M365MAIL_CONSOLE_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    options.operator_token = match &given {
+        Some(t) => m365mail::console::OperatorToken::new(t.clone()),
+        None => m365mail::console::OperatorToken::generate(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .context(format!("listening on {listen}"))?;
+    let addr = listener.local_addr().context("the console's address")?;
+    if options.public_url.port() == Some(0) {
+        // `--listen …:0` took a free port: the default public URL follows it.
+        let _ = options.public_url.set_port(Some(addr.port()));
+    }
+    println!("m365mail console on {}console/", options.public_url);
+    println!("  listening on {addr}");
+    match &given {
+        Some(_) => println!("  operator token: M365MAIL_CONSOLE_TOKEN"),
+        // Printed on purpose: a generated token is useless unless its owner learns it.
+        None => println!(
+            "  operator token (generated; set M365MAIL_CONSOLE_TOKEN to choose one): {}",
+            options.operator_token.expose()
+        ),
+    }
+    println!("Ctrl-C to stop.");
+    let state = m365mail::console::ConsoleState::new(options);
+    tokio::select! {
+        r = m365mail::console::serve(listener, state) => r.context("serving the console")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
     Ok(ExitCode::SUCCESS)
 }
 

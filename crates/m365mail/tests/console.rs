@@ -307,6 +307,70 @@ async fn under_tls_the_session_cookie_is_secure() {
     sb.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_stays_on_loopback_and_asks_for_the_operator_token() {
+    let sb = sandbox().await;
+    let c = console(&sb, None).await;
+    const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
+    // Beyond loopback only when asked.
+    let out = tokio::process::Command::new(BIN)
+        .args(["console", "--listen", "0.0.0.0:0", "--config"])
+        .arg(&c.config)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-non-loopback"), "{err}");
+
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["console", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&c.config)
+        .env("M365MAIL_CONSOLE_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let mut printed = first.clone();
+    while let Ok(Ok(Some(l))) =
+        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+    {
+        printed.push_str(&l);
+        if l.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        !printed.contains(TOKEN),
+        "the given token is not printed: {printed}"
+    );
+    let r = http().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+    let r = http()
+        .post(format!("{}login", url))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the operator token from the environment");
+    child.kill().await.unwrap();
+    drop(c);
+    sb.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium
 
