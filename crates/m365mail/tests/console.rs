@@ -289,6 +289,101 @@ async fn the_console_refuses_strangers_cross_site_forms_and_foreign_hosts_and_sh
     sb.shutdown().await;
 }
 
+/// PINGs `source` as the operator whose cookie is `cookie`: the page.
+async fn ping_page(c: &Console, cookie: &str, source: &str) -> String {
+    let h = http();
+    let page = h
+        .get(format!("{}/console/", c.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    h.post(format!("{}/console/sources/{source}/ping", c.url))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The `state` of the admin consent link on a page.
+fn consent_state(page: &str) -> String {
+    let at = page
+        .find("id=\"consent-link\" href=\"")
+        .expect("a consent link")
+        + 25;
+    let href = page[at..].split('"').next().unwrap().replace("&amp;", "&");
+    let url = url::Url::parse(&href).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state in the link")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_callback_tells_a_refusal_another_tenant_and_a_used_state_apart() {
+    let sb = sandbox().await;
+    sb.admin().revoke_admin_consent(DEMO_APP).unwrap();
+    let c = console(&sb, None).await;
+    let (cookie, _) = operator_login(&c).await;
+    let h = http();
+    let page = ping_page(&c, &cookie, "helpdesk").await;
+    assert!(page.contains("id=\"ping-status\">OFFLINE"), "{page}");
+    assert!(page.contains("id=\"consent\""), "{page}");
+
+    // Declined: Microsoft answers error=access_denied with the AADSTS code.
+    let state = consent_state(&page);
+    let r = h
+        .get(format!(
+            "{}/console/consent?error=access_denied&error_description=AADSTS65004%3A+User+declined+to+consent.%0D%0ATrace+ID%3A+x&admin_consent=True&state={state}",
+            c.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("data-reason=\"denied\""), "{body}");
+    assert!(body.contains("access_denied"), "{body}");
+    assert!(body.contains("AADSTS65004"), "{body}");
+    assert!(!body.contains("Trace"), "only the first line: {body}");
+
+    // Granted, but in another tenant than the app signs in to.
+    let state = consent_state(&ping_page(&c, &cookie, "helpdesk").await);
+    let other = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let granted = format!(
+        "{}/console/consent?admin_consent=True&tenant={other}&scope=x&state={state}",
+        c.url
+    );
+    let body = h.get(&granted).send().await.unwrap().text().await.unwrap();
+    assert!(body.contains("data-reason=\"tenant\""), "{body}");
+    assert!(body.contains(other), "{body}");
+    // A state is used once.
+    let r = h.get(&granted).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("state mismatch"));
+
+    // The operator's next Sources page shows what came back.
+    let page = h
+        .get(format!("{}/console/", c.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-reason=\"tenant\""), "{page}");
+    drop(c);
+    sb.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_tls_the_session_cookie_is_secure() {
     let sb = sandbox().await;

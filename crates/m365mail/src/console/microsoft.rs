@@ -356,9 +356,16 @@ fn id_token_claims(token: &str) -> Option<serde_json::Value> {
 /// The tenant id an app signs in to, when its authority names one tenant by its id (a domain
 /// name cannot be compared with a callback's tenant id without asking the directory).
 fn one_tenant(app: &App) -> Option<String> {
-    let t = app.authority.tenant()?;
-    let t = t.as_str();
-    uuid_like(t).then(|| t.to_ascii_lowercase())
+    let t = match app.authority.tenant() {
+        Some(t) => t.as_str().to_owned(),
+        // Microsoft's layout on another host (`authority_base`): `{base}/{tenant}/oauth2/…`.
+        None => {
+            let segments: Vec<&str> = app.authority.token_endpoint().path_segments()?.collect();
+            let at = segments.iter().position(|s| *s == "oauth2")?;
+            (*segments.get(at.checked_sub(1)?)?).to_owned()
+        }
+    };
+    uuid_like(&t).then(|| t.to_ascii_lowercase())
 }
 
 fn uuid_like(s: &str) -> bool {
