@@ -124,10 +124,19 @@ pub fn html_to_text(html: &str) -> String {
     convert(html, false)
 }
 
+/// How many quote blocks with nothing above them are looked past for an answer below (an
+/// answer under the second or third quote of an interleaved reply): more would let a hostile
+/// message of many tiny quotes cost quadratic time.
+const MAX_QUOTES_PASSED: u8 = 4;
+
 fn extract(text: &str) -> Reply {
     let lines: Vec<&str> = text.split('\n').collect();
-    let Some((cut, kind)) = quote_start(&lines) else {
-        let (new_text, signature) = split_signature(&lines);
+    extract_lines(&lines, MAX_QUOTES_PASSED)
+}
+
+fn extract_lines(lines: &[&str], quotes_left: u8) -> Reply {
+    let Some((cut, kind)) = quote_start(lines) else {
+        let (new_text, signature) = split_signature(lines);
         return Reply {
             new_text,
             signature,
@@ -138,15 +147,15 @@ fn extract(text: &str) -> Reply {
     let above = &lines[..cut];
     let (mut new_text, mut signature) = split_signature(above);
     let mut quoted_end = lines.len();
-    if new_text.is_empty() && signature.is_none() {
+    if new_text.is_empty() && signature.is_none() && quotes_left > 0 {
         // Nothing above the quote: the answer may be below it.
         let end = match kind {
-            QuoteStart::Attribution | QuoteStart::Quoted => end_of_quoted(&lines, cut),
-            QuoteStart::HtmlMarker => end_of_quote_element(&lines, cut),
+            QuoteStart::Attribution | QuoteStart::Quoted => end_of_quoted(lines, cut),
+            QuoteStart::HtmlMarker => end_of_quote_element(lines, cut),
             _ => None,
         };
         if let Some(end) = end {
-            let below = extract(&lines[end..].join("\n"));
+            let below = extract_lines(&lines[end..], quotes_left - 1);
             new_text = below.new_text;
             signature = below.signature;
             quoted_end = end;
@@ -555,6 +564,9 @@ fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
     }
     if is_attribution(&first) {
         return Some(1);
+    }
+    if first.len() > 4 * 320 {
+        return None;
     }
     // Wrapped: the first part has no end of sentence, and what follows is not an attribution
     // of its own.
@@ -1229,6 +1241,14 @@ mod tests {
             let _ = extract_reply_html(html);
             let _ = extract_reply(html);
         }
+        // Hostile shapes finish (no deep recursion, nothing quadratic).
+        let many = "On 1 Dec 2024, A wrote:\n> x\n".repeat(50_000);
+        assert_eq!(extract_reply(&many).new_text, "");
+        let _ = extract_reply(&"x".repeat(1 << 20));
+        let _ = extract_reply(&"________________\n\n".repeat(20_000));
+        let _ = extract_reply_html(&"<blockquote type=cite>".repeat(50_000));
+        let _ = extract_reply_html(&"<".repeat(1 << 16));
+        let _ = extract_reply_html(&format!("<a b=\"{}", ">".repeat(1 << 16)));
         // The private marks cannot be forged from outside.
         let forged = extract_reply("Real text\n\u{E000}q\nmore");
         assert_eq!(forged.new_text, "Real text\n q\nmore");
