@@ -29,7 +29,7 @@ button{padding:.35em .9em;border:1px solid #0f3d6e;background:#fff;color:#0f3d6e
 button.primary{background:#0f3d6e;color:#fff}button.ping{background:#1e7d3b;border-color:#1e7d3b;color:#fff;font-weight:bold}\
 .box{background:#fff;border:1px solid #d0d4da;border-left:4px solid #0f3d6e;padding:.6em 1em;margin:1em 0}\
 .box.bad{border-left-color:#a4161a}.box.good{border-left-color:#1e7d3b}\
-pre{background:#111;color:#e6e6e6;padding:.8em;overflow:auto;font-size:.85em}\
+pre{background:#111;color:#e6e6e6;padding:.8em;white-space:pre-wrap;word-break:break-all;font-size:.85em}\
 label{margin-right:1em}small{color:#555}";
 
 /// A whole page: `title`, the header with the logout button when `csrf` is known, and `body`.

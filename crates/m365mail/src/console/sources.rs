@@ -137,7 +137,9 @@ fn sign_in_box(csrf: &str) -> String {
 }
 
 fn format_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
