@@ -632,7 +632,8 @@ fn is_mobile_signature(l: &str) -> bool {
     if l.chars().count() > 60 {
         return false;
     }
-    let lower = l.to_lowercase();
+    // Samsung's end with a full stop.
+    let lower = l.trim_end_matches('.').to_lowercase();
     const PREFIXES: &[&str] = &[
         "sent from my ",
         "sent from outlook",
@@ -653,6 +654,7 @@ fn is_mobile_signature(l: &str) -> bool {
         "enviado do outlook",
         "obter o outlook para ",
         "inviato da ",
+        "inviato dal mio ",
         "scarica outlook per ",
         "verstuurd vanaf mijn ",
         "verzonden vanaf mijn ",
@@ -1155,6 +1157,14 @@ mod tests {
                 "Outlook für Android beziehen",
             ),
             ("Ok.\n\niPhoneから送信", "iPhoneから送信"),
+            (
+                "Ok.\n\nVon meinem Samsung Galaxy Smartphone gesendet.",
+                "Von meinem Samsung Galaxy Smartphone gesendet.",
+            ),
+            (
+                "Ok.\n\nInviato dal mio dispositivo Galaxy",
+                "Inviato dal mio dispositivo Galaxy",
+            ),
             ("Ok.\n\n-- \nAnn Example\nFabrikam", "Ann Example\nFabrikam"),
         ];
         for (text, sig) in cases {

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-/// Exactly right when the floor was last raised (of 277 cases).
-const FLOOR: usize = 277;
+/// Exactly right when the floor was last raised (of 298 cases).
+const FLOOR: usize = 298;
 
 /// Whitespace does not count: runs of spaces within a line, line ends, runs of blank lines,
 /// leading and trailing blank lines. The bench compares the same way.
