@@ -75,7 +75,15 @@ async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
             "",
         )
         .mailbox("helpdesk@contoso.example", &["billing@contoso.example"])
+        .alias_rule("billing@contoso.example", "BILL")
         .default_rule("general")
+        .outbound(
+            "helpdesk-out",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &format!("url = \"{}\"", sb.graph_url()),
+        )
         .handler(&dir.path().join("out"), "")
         .write(&config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -380,6 +388,82 @@ async fn the_consent_callback_tells_a_refusal_another_tenant_and_a_used_state_ap
         .await
         .unwrap();
     assert!(page.contains("data-reason=\"tenant\""), "{page}");
+    drop(c);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbounds_with_ping_and_routing_with_an_address_tested() {
+    let sb = sandbox().await;
+    let c = console(&sb, None).await;
+    let h = http();
+    for path in [
+        "/console/outbounds",
+        "/console/routing?address=x%40y.example",
+    ] {
+        let r = h.get(format!("{}{path}", c.url)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path} needs the operator");
+    }
+    let r = h
+        .post(format!("{}/console/outbounds/helpdesk-out/ping", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (cookie, _) = operator_login(&c).await;
+    let get = |path: String| {
+        let h = h.clone();
+        let cookie = cookie.clone();
+        async move {
+            let r = h.get(path).header("cookie", cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let page = get(format!("{}/console/outbounds", c.url)).await;
+    assert!(page.contains("id=\"outbound-helpdesk-out\""), "{page}");
+    let csrf = csrf_of(&page);
+    let ping = format!("{}/console/outbounds/helpdesk-out/ping", c.url);
+    let r = h
+        .post(&ping)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no CSRF token");
+    let report = h
+        .post(&ping)
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
+    assert!(report.contains("id=\"ping-log\""), "{report}");
+
+    let page = get(format!(
+        "{}/console/routing?source=helpdesk&address=billing%2Binvoice%40contoso.example",
+        c.url
+    ))
+    .await;
+    assert!(page.contains("id=\"route-project\">BILL<"), "{page}");
+    assert!(
+        page.contains("billing@contoso.example"),
+        "the rule table: {page}"
+    );
+    let page = get(format!(
+        "{}/console/routing?source=helpdesk&address=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        c.url
+    ))
+    .await;
+    assert!(!page.contains("<script>"), "escaped: {page}");
+    for p in [&page, &report] {
+        assert!(!p.contains(test_support::DEMO_SECRET));
+        assert!(!p.contains("eyJ"));
+    }
     drop(c);
     sb.shutdown().await;
 }

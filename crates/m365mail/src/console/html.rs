@@ -55,7 +55,8 @@ fn render(status: StatusCode, title: &str, csrf: Option<&str>, head: &str, body:
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{t} - m365mail console</title>\
          {head}<style>{CSS}</style></head><body><header><strong>m365mail console</strong>\
-         <a href=\"/console/\">Sources</a>{logout}</header><main><h1>{t}</h1>{body}</main></body></html>",
+         <a href=\"/console/\">Sources</a><a href=\"/console/outbounds\">Outbounds</a>\
+         <a href=\"/console/routing\">Routing</a>{logout}</header><main><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title)
     );
     with_headers((status, html).into_response())

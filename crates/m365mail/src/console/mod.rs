@@ -79,8 +79,14 @@
 //! [`Config::parse`](crate::config::Config::parse) before it replaces the file (atomically, with
 //! its permissions), so a console never leaves a file the other commands refuse.
 //!
+//! - **Outbounds** (`GET /console/outbounds`): each outbound with what it may send as, and PING
+//!   (`POST /console/outbounds/{name}/ping`).
+//! - **Routing** (`GET /console/routing`): each source's addresses and rules in the order they
+//!   are tried, and a box to test an address (what `m365mail route --address` prints).
+//!
 //! Not yet: the fleet's PostgreSQL catalog (`M365MAIL_STORE`) as the place sources are read
-//! from and written to; the *Outbounds* and *Routing* pages.
+//! from and written to; creating an outbound; the Routing page's warnings (aliases that may not
+//! receive yet, plus addressing off, group addresses: `m365mail doctor` finds those).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,6 +98,7 @@ use url::Url;
 
 mod html;
 mod microsoft;
+mod pages;
 mod security;
 mod sources;
 
@@ -235,6 +242,9 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/logout", post(security::logout))
         .route("/console/sources/{name}/ping", post(sources::ping))
+        .route("/console/outbounds", get(pages::outbounds))
+        .route("/console/outbounds/{name}/ping", post(pages::ping_outbound))
+        .route("/console/routing", get(pages::routing))
         .route("/console/signin", post(microsoft::start))
         .route("/console/callback", get(microsoft::callback))
         .route("/console/consent", get(microsoft::consent_callback))

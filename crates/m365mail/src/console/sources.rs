@@ -144,7 +144,7 @@ fn format_time(t: OffsetDateTime) -> String {
 }
 
 /// A path segment, percent-encoded.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -208,7 +208,7 @@ fn needs_consent(report: &PingReport) -> bool {
     })
 }
 
-fn report_html(name: &str, report: &PingReport, consent: &str) -> String {
+pub(super) fn report_html(name: &str, report: &PingReport, consent: &str) -> String {
     let (class, status) = if report.is_online() {
         (
             "good",
