@@ -292,9 +292,31 @@ fn dashed_marker(l: &str) -> Option<QuoteStart> {
         return None;
     }
     let lower = core.to_lowercase();
-    if !core.chars().any(char::is_alphabetic) {
-        return None;
-    }
+    // A customer's own "--- Steps to reproduce ---" is text: only the clients' words count.
+    const ORIGINAL: &[&str] = &[
+        "original message",
+        "original-nachricht",
+        "ursprüngliche nachricht",
+        "message d'origine",
+        "message d\u{2019}origine",
+        "mensaje original",
+        "messaggio originale",
+        "oorspronkelijk bericht",
+        "origineel bericht",
+        "mensagem original",
+        "ursprungligt meddelande",
+        "oryginalna wiadomość",
+        "wiadomość oryginalna",
+        "原始邮件",
+        "元のメッセージ",
+        "original meddelelse",
+        "opprinnelig melding",
+        "alkuperäinen viesti",
+        "původní zpráva",
+        "исходное сообщение",
+        "eredeti üzenet",
+        "reply message",
+    ];
     const FORWARD: &[&str] = &[
         "forward",
         "weitergeleitet",
@@ -316,8 +338,10 @@ fn dashed_marker(l: &str) -> Option<QuoteStart> {
     ];
     if FORWARD.iter().any(|w| lower.contains(w)) {
         Some(QuoteStart::Forward)
-    } else {
+    } else if ORIGINAL.iter().any(|w| lower.contains(w)) {
         Some(QuoteStart::OriginalMessage)
+    } else {
+        None
     }
 }
 
@@ -478,19 +502,27 @@ fn header_label(line: &str) -> Option<Header> {
 fn header_block_at(lines: &[&str], at: Option<usize>) -> bool {
     let Some(at) = at else { return false };
     let mut kinds = Vec::new();
+    let mut from_has_address = false;
     for l in &lines[at..] {
         match header_label(l) {
-            Some(h) => kinds.push(h),
+            Some(h) => {
+                from_has_address |= h == Header::From && (l.contains('@') || l.contains("mailto:"));
+                kinds.push(h);
+            }
             None => break,
         }
         if kinds.len() >= 6 {
             break;
         }
     }
+    let has = |h: Header| kinds.contains(&h);
+    // Without an address, only a whole block (sender, date and subject) counts: "Da: Milano /
+    // A: Roma / Data: 3 dicembre" is a customer's itinerary, not a quote.
     kinds.len() >= 2
-        && kinds.contains(&Header::From)
-        && (kinds.contains(&Header::Date) || kinds.contains(&Header::Subject))
+        && has(Header::From)
+        && (has(Header::Date) || has(Header::Subject))
         && (kinds[0] == Header::From || kinds.len() >= 3)
+        && (from_has_address || (has(Header::Date) && has(Header::Subject) && kinds.len() >= 3))
 }
 
 /// Suffixes of attribution lines (lower case).
@@ -537,7 +569,9 @@ fn is_attribution(l: &str) -> bool {
         return false;
     }
     if ends_like_attribution(&lower) {
-        return true;
+        // "My colleague Tom (ext. 4411) wrote:" is text; the clients' English attribution
+        // starts with "On" or names an address.
+        return !lower.ends_with("wrote:") || lower.starts_with("on ") || lower.contains('@');
     }
     // "Am 03.12.2024 um 10:15 schrieb Ann <ann@…>:", "Op … schreef Ann <…>:",
     // "Den … skrev Ann <…>:".
@@ -1185,6 +1219,20 @@ mod tests {
         let reply = extract_reply(text);
         assert_eq!(reply.new_text, text);
         assert_eq!(reply.quote_start, None);
+    }
+
+    #[test]
+    fn a_customers_own_headings_lists_and_quotes_of_others_are_kept() {
+        let cases = [
+            "Il viaggio:\nDa: Milano\nA: Roma\nData: 3 dicembre 2024\n\nGrazie",
+            "Hi,\n\n--- Steps to reproduce ---\n1. open the scanner\n--- Expected ---\nmail",
+            "My colleague Tom (ext. 4411) wrote:\n\nthe scanner is broken",
+        ];
+        for text in cases {
+            let reply = extract_reply(text);
+            assert_eq!(reply.new_text, text, "{text}");
+            assert_eq!(reply.quote_start, None, "{text}");
+        }
     }
 
     #[test]
