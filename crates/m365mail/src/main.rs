@@ -143,6 +143,10 @@ enum Command {
         /// The EWS URL of sources added by sign-in (default as for --graph-url).
         #[arg(long)]
         ews_url: Option<String>,
+        /// A fleet's database: list its sources with the status its workers report (default:
+        /// M365MAIL_STORE; without either, the configuration file alone).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Run the standalone sandbox tenant (identity, Graph, EWS, SMTP) until Ctrl-C.
     Sandbox {
@@ -334,6 +338,7 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             app,
             graph_url,
             ews_url,
+            store,
         } => {
             let public_url = match public_url {
                 Some(u) => u,
@@ -345,7 +350,13 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 public_url,
             )
             .sign_in_app(app)
-            .service_urls(graph_url, ews_url);
+            .service_urls(graph_url, ews_url)
+            .store(
+                store
+                    .or_else(|| std::env::var("M365MAIL_STORE").ok())
+                    .filter(|s| !s.trim().is_empty())
+                    .map(m365mail::console::StoreUrl::new),
+            );
             console(options, listen, allow_non_loopback).await
         }
         Command::Sandbox {

@@ -194,6 +194,22 @@ impl Fleet {
         Ok(catalog::fingerprint(&doc, name))
     }
 
+    /// The fleet's configuration (the file with the database's entries), resolved, and the
+    /// merged document it was resolved from.
+    pub async fn config(&self) -> Result<(crate::config::Config, toml::Table)> {
+        let entries = self.entries().await?;
+        catalog::resolve(&self.file_text, &self.path, &entries)
+    }
+
+    /// The token cache and delta state the fleet's workers share (a sign-in saved here is the
+    /// one the workers use).
+    pub fn stores(&self) -> crate::connect::SharedStores {
+        crate::connect::SharedStores {
+            tokens: std::sync::Arc::new(self.store.tokens()),
+            delta: std::sync::Arc::new(self.store.delta()),
+        }
+    }
+
     /// The fleet at a glance.
     pub async fn status(&self) -> Result<FleetStatus> {
         let names: Vec<String> = self.sources().await?.into_iter().map(|(n, _)| n).collect();

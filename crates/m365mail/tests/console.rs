@@ -473,6 +473,105 @@ async fn outbounds_with_ping_and_routing_with_an_address_tested() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_fleet_store_the_sources_are_the_fleets_with_their_last_pass() {
+    let Some(db) = test_support::postgres::TestDatabase::create("console").await else {
+        return;
+    };
+    let sb = sandbox().await;
+    let c = console(&sb, None).await;
+    // A source kept in the fleet's database, and what a worker reported of it.
+    let fleet = m365mail::operate::Fleet::open(&c.config, db.url())
+        .await
+        .unwrap();
+    fleet
+        .add(&format!(
+            "[[sources]]\nname = \"stored\"\nkind = \"graph\"\napp = \"demo\"\n\
+             mailbox = \"{ADELE}\"\nurl = \"{}\"\n[sources.routing.mailbox]\n\
+             primary = \"{ADELE}\"\n[[sources.routing.rules]]\nmatch = \"default\"\n\
+             project = \"stored\"\n",
+            sb.graph_url()
+        ))
+        .await
+        .unwrap();
+    let store = fleet::PgStore::connect(db.url()).await.unwrap();
+    for event in [
+        fleet::SourceEvent::Started { waiting: Some(7) },
+        fleet::SourceEvent::Finished,
+    ] {
+        store
+            .status()
+            .record("stored", "worker-a", &event)
+            .await
+            .unwrap();
+    }
+    // A second console on the same file, reading the fleet.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}");
+    let options = ConsoleOptions::new(
+        c.config.clone(),
+        OperatorToken::new(TOKEN),
+        url::Url::parse(&url).unwrap(),
+    )
+    .store(Some(m365mail::console::StoreUrl::new(db.url())));
+    assert!(
+        !format!("{options:?}").contains(db.url()),
+        "the URL is redacted"
+    );
+    let state = ConsoleState::new(options);
+    let task = tokio::spawn(async move {
+        let _ = m365mail::console::serve(listener, state).await;
+    });
+    let fc = Console {
+        url,
+        config: c.config.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+        task,
+    };
+    let (cookie, _) = operator_login(&fc).await;
+    let page = http()
+        .get(format!("{}/console/", fc.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"source-helpdesk\""),
+        "the file's: {page}"
+    );
+    let row = &page[page
+        .find("id=\"source-stored\"")
+        .expect("the database's source")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("ONLINE"), "{row}");
+    assert!(row.contains(">7<"), "the waiting count reported: {row}");
+    assert!(row.contains("worker-a"), "{row}");
+    assert!(row.contains(" UTC"), "the last pass: {row}");
+    // PING through the fleet's token cache.
+    let report = ping_page(&fc, &cookie, "stored").await;
+    assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
+    // Signing in a source into the fleet is refused, with the reason.
+    let csrf = csrf_of(&report);
+    let r = http()
+        .post(format!("{}/console/signin", fc.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("kind", "graph")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not done yet"), "{body}");
+    assert!(!body.contains(db.url()));
+    drop(fc);
+    drop(c);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_tls_the_session_cookie_is_secure() {
     let sb = sandbox().await;
     let c = console(&sb, Some("https://console.example")).await;

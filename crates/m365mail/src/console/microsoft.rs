@@ -100,7 +100,17 @@ pub(super) async fn start(
         let note = format!("<p class=\"box bad\" id=\"signin-error\">{}</p>", esc(&why));
         (note, session.clone())
     };
-    let cfg = match sources::load(&state) {
+    if state.options().store.is_some() {
+        let (note, s) = fail(
+            "Adding a signed-in source to the fleet's database is not done yet: the fleet's \
+             token cache keeps one sign-in per app, tenant and resource, so people signed in \
+             with one app would share it. Add the source with `m365mail sources add` and sign \
+             it in with `m365mail login`, or run the console without M365MAIL_STORE."
+                .to_owned(),
+        );
+        return sources::page_get(&state, &s, &note).await;
+    }
+    let cfg = match sources::load(&state).await {
         Ok(c) => c,
         Err(e) => {
             let (note, s) = fail(e);
@@ -242,7 +252,7 @@ async fn finish_sign_in(state: &ConsoleState, s: &SignIn, query: &str) -> (Strin
         }
         Err(e) => return bad("Sign-in failed", &e.to_string()),
     };
-    let cfg = match sources::load(state) {
+    let cfg = match sources::load(state).await {
         Ok(c) => c,
         Err(e) => return bad("Sign-in failed", &e),
     };

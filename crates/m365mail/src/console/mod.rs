@@ -84,8 +84,14 @@
 //! - **Routing** (`GET /console/routing`): each source's addresses and rules in the order they
 //!   are tried, and a box to test an address (what `m365mail route --address` prints).
 //!
-//! Not yet: the fleet's PostgreSQL catalog (`M365MAIL_STORE`) as the place sources are read
-//! from and written to; creating an outbound; the Routing page's warnings (aliases that may not
+//! With the fleet's PostgreSQL database ([`ConsoleOptions::store`], `M365MAIL_STORE`), the
+//! Sources page lists the fleet's sources (the file's and the database's, as
+//! `m365mail sources list`), with the status, messages waiting, last pass and worker its workers
+//! report, and PING signs in through the fleet's token cache.
+//!
+//! Not yet: adding a signed-in source to a fleet's database (the console refuses it with the
+//! reason: the fleet's token cache keys a sign-in by app, tenant and scopes, not by account, so
+//! two people signed in with one app would share one entry); creating an outbound; the Routing page's warnings (aliases that may not
 //! receive yet, plus addressing off, group addresses: `m365mail doctor` finds those).
 
 use std::net::SocketAddr;
@@ -127,6 +133,27 @@ pub struct ConsoleOptions {
     pub graph_url: Option<String>,
     /// The EWS URL of sources added by sign-in (default as for `graph_url`).
     pub ews_url: Option<String>,
+    /// The fleet's PostgreSQL database (`M365MAIL_STORE`): the sources are then the fleet's
+    /// (the file's and the database's, as `m365mail sources list` shows them), with the status
+    /// and last pass its workers report, and PING uses the fleet's token cache.
+    pub store: Option<StoreUrl>,
+}
+
+/// The fleet database's URL (it may hold a password): never printed by `Debug`.
+#[derive(Clone)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL `postgres://user:password@host:port/database`.
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreUrl(url.into())
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl([redacted])")
+    }
 }
 
 impl ConsoleOptions {
@@ -141,7 +168,14 @@ impl ConsoleOptions {
             sign_in_app: None,
             graph_url: None,
             ews_url: None,
+            store: None,
         }
+    }
+
+    /// Read the fleet's sources from its PostgreSQL database at `url`.
+    pub fn store(mut self, url: Option<StoreUrl>) -> Self {
+        self.store = url;
+        self
     }
 
     /// Also accept requests whose `Host` is `host` (`name:port`).
@@ -205,6 +239,8 @@ struct Inner {
     pings: Mutex<std::collections::HashMap<String, sources::LastPing>>,
     /// One writer of the configuration file at a time.
     write: tokio::sync::Mutex<()>,
+    /// The fleet's database, connected on first use.
+    fleet: tokio::sync::OnceCell<crate::operate::Fleet>,
 }
 
 impl ConsoleState {
@@ -217,12 +253,25 @@ impl ConsoleState {
                 pending: Mutex::new(microsoft::Pending::default()),
                 pings: Mutex::new(Default::default()),
                 write: tokio::sync::Mutex::new(()),
+                fleet: tokio::sync::OnceCell::new(),
             }),
         }
     }
 
     fn options(&self) -> &ConsoleOptions {
         &self.inner.options
+    }
+
+    /// The fleet, when the console reads one (`None`: the configuration file alone). A failed
+    /// connection is tried again on the next request.
+    async fn fleet(&self) -> Option<Result<&crate::operate::Fleet, String>> {
+        let url = self.options().store.as_ref()?;
+        Some(
+            self.inner
+                .fleet
+                .get_or_try_init(|| crate::operate::Fleet::open(&self.options().config, &url.0))
+                .await,
+        )
     }
 }
 

@@ -12,9 +12,9 @@ use http::{HeaderMap, StatusCode};
 use super::ConsoleState;
 use super::html::{esc, page};
 use super::security::{Session, for_page, for_post, post_form};
-use super::sources::{encode, load, report_html};
+use super::sources::{encode, load, providers, report_html};
 use crate::config::{Config, Kind};
-use crate::connect::{self, Providers};
+use crate::connect;
 
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
@@ -86,7 +86,7 @@ fn outbounds_page(session: &Session, cfg: Result<Config, String>, extra: &str) -
 /// `GET /console/outbounds`.
 pub(super) async fn outbounds(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     match for_page(&state, &headers) {
-        Ok(session) => outbounds_page(&session, load(&state), ""),
+        Ok(session) => outbounds_page(&session, load(&state).await, ""),
         Err(r) => r,
     }
 }
@@ -102,7 +102,7 @@ pub(super) async fn ping_outbound(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let cfg = load(&state);
+    let cfg = load(&state).await;
     let section = match &cfg {
         Err(_) => String::new(),
         Ok(cfg) => match cfg.outbound(&name) {
@@ -111,8 +111,10 @@ pub(super) async fn ping_outbound(
                 esc(&name)
             ),
             Some(o) => {
-                let mut providers = Providers::default();
-                let report = match connect::outbound(&mut providers, o) {
+                let built = providers(&state)
+                    .await
+                    .and_then(|mut p| connect::outbound(&mut p, o));
+                let report = match built {
                     Ok(out) => out.ping().await,
                     Err(e) => PingReport::offline(e, connector::ConnectionLog::default()),
                 };
@@ -134,7 +136,7 @@ pub(super) async fn routing(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let cfg = match load(&state) {
+    let cfg = match load(&state).await {
         Ok(c) => c,
         Err(e) => {
             return page(

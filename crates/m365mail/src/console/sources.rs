@@ -31,8 +31,14 @@ pub(super) async fn to_sources() -> Response {
 /// `GET /console/`: the Sources page.
 pub(super) async fn page_get(state: &ConsoleState, session: &Session, extra: &str) -> Response {
     let flash = lock(&state.inner.sessions).take_flash(&session.key);
-    let body = match load(state) {
-        Ok(cfg) => sources_table(state, session, &cfg),
+    let body = match load(state).await {
+        Ok(cfg) => {
+            let fleet = match state.fleet().await {
+                Some(Ok(f)) => f.status().await.ok(),
+                _ => None,
+            };
+            sources_table(state, session, &cfg, fleet.as_ref())
+        }
         Err(e) => format!(
             "<p class=\"box bad\" id=\"config-error\">The configuration cannot be read: {}</p>",
             esc(&e)
@@ -61,9 +67,21 @@ pub(super) async fn sources_page(
     }
 }
 
-/// The configuration as the console sees it now (read again on each page: edits show).
-pub(super) fn load(state: &ConsoleState) -> Result<Config, String> {
-    Config::load(&state.options().config).map_err(|e| e.to_string())
+/// The configuration as the console sees it now (read again on each page: edits show), or
+/// the fleet's (the file and the database's entries).
+pub(super) async fn load(state: &ConsoleState) -> Result<Config, String> {
+    match state.fleet().await {
+        None => Config::load(&state.options().config).map_err(|e| e.to_string()),
+        Some(fleet) => Ok(fleet?.config().await?.0),
+    }
+}
+
+/// The connections' token providers: the apps' own caches, or the fleet's shared one.
+pub(super) async fn providers(state: &ConsoleState) -> Result<Providers, String> {
+    match state.fleet().await {
+        None => Ok(Providers::default()),
+        Some(fleet) => Ok(Providers::shared(fleet?.stores())),
+    }
 }
 
 fn kind_name(s: &Source) -> &'static str {
@@ -74,7 +92,12 @@ fn kind_name(s: &Source) -> &'static str {
     }
 }
 
-fn sources_table(state: &ConsoleState, session: &Session, cfg: &Config) -> String {
+fn sources_table(
+    state: &ConsoleState,
+    session: &Session,
+    cfg: &Config,
+    fleet: Option<&fleet::FleetStatus>,
+) -> String {
     if cfg.sources.is_empty() {
         return "<p class=\"box\" id=\"no-sources\">No source yet: sign in with Microsoft below to \
                 add one.</p>"
@@ -83,7 +106,35 @@ fn sources_table(state: &ConsoleState, session: &Session, cfg: &Config) -> Strin
     let pings = lock(&state.inner.pings).clone();
     let mut rows = String::new();
     for s in &cfg.sources {
-        let (status, waiting, checked) = match pings.get(&s.name) {
+        let reported = fleet.and_then(|f| f.sources.iter().find(|r| r.source == s.name));
+        let last_pass = match reported {
+            None if fleet.is_none() => "<small>— (kept by a fleet's workers)</small>".to_owned(),
+            None => "—".to_owned(),
+            Some(r) => {
+                let when = r.last_pass.1.map(|t| format_time(t.into()));
+                let worker = r
+                    .lease
+                    .as_ref()
+                    .map(|l| l.0.as_str())
+                    .or(r.reported_by.as_deref());
+                match (when, worker) {
+                    (Some(w), Some(by)) => format!("{w}<br><small>{}</small>", esc(by)),
+                    (Some(w), None) => w,
+                    (None, Some(by)) => format!("—<br><small>{}</small>", esc(by)),
+                    (None, None) => "—".to_owned(),
+                }
+            }
+        };
+        // A worker pings its source when a pass starts: that is when it last checked.
+        let from_fleet = reported.and_then(|r| {
+            let at = r.last_pass.0?;
+            r.online.map(|online| LastPing {
+                online,
+                waiting: r.waiting,
+                at: at.into(),
+            })
+        });
+        let (status, waiting, checked) = match pings.get(&s.name).or(from_fleet.as_ref()) {
             Some(p) => (
                 if p.online {
                     "<span class=\"online\">ONLINE</span>"
@@ -109,7 +160,7 @@ fn sources_table(state: &ConsoleState, session: &Session, cfg: &Config) -> Strin
         rows.push_str(&format!(
             "<tr id=\"source-{n}\"><td>{n}</td><td>{k}</td><td>{m}</td><td>{status}</td>\
              <td class=\"waiting\">{waiting}</td><td>{checked}</td>\
-             <td><small>— (kept by a fleet's workers)</small></td><td>{ping}</td></tr>",
+             <td class=\"last-pass\">{last_pass}</td><td>{ping}</td></tr>",
             n = esc(&s.name),
             k = kind_name(s),
             m = esc(&s.mailbox),
@@ -160,7 +211,7 @@ pub(super) async fn ping(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let cfg = match load(&state) {
+    let cfg = match load(&state).await {
         Ok(c) => c,
         Err(e) => {
             let note = format!("<p class=\"box bad\">{}</p>", esc(&e));
@@ -174,8 +225,10 @@ pub(super) async fn ping(
         );
         return page_get(&state, &session, &note).await;
     };
-    let mut providers = Providers::default();
-    let report = match connect::source(&mut providers, source, cfg.handler.batch_size) {
+    let built = providers(&state)
+        .await
+        .and_then(|mut p| connect::source(&mut p, source, cfg.handler.batch_size));
+    let report = match built {
         Ok(src) => src.ping().await,
         Err(e) => PingReport::offline(e, connector::ConnectionLog::default()),
     };
