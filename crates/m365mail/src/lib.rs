@@ -17,6 +17,10 @@
 //! readiness for a configuration (consent, user assignment, EWS allowed, a mailbox and not a
 //! group, application access, plus addressing, aliases, sending from an alias) and returns a
 //! [`doctor::Report`] of pass / fail / unknown findings, each failure with its fix.
+//!
+//! [`console`] is `m365mail console` as an axum router to mount in an application
+//! ([`console::router`]): the sources with PING, Sign in with Microsoft to add one, the admin
+//! consent link and the fix for AADSTS50105, behind an operator sign-in with CSRF protection.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod catalog;
