@@ -176,7 +176,15 @@ pub(super) async fn guard(State(state): State<ConsoleState>, req: Request, next:
         .unwrap_or_default()
         .to_ascii_lowercase();
     if !hosts.is_empty() && !hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
-        return refuse(StatusCode::FORBIDDEN, "Refused: unknown Host");
+        // Also a browser that opened `localhost` instead of `127.0.0.1`: one name only, as
+        // the session cookie and the redirect URIs belong to one host.
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Refused: unknown Host. Open the console at {}",
+                state.options().url("/console/")
+            ),
+        );
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD)
         && let Some(origin) = req.headers().get(header::ORIGIN)
