@@ -102,7 +102,7 @@ pub enum ContentError {
 #[non_exhaustive]
 pub struct MessageContent {
     /// The text: the plain-text parts, or text made from the HTML part when the message has no
-    /// plain text (mail-parser's converter). `None` when the message has neither.
+    /// plain text ([`html_to_text`](crate::html_to_text)). `None` when the message has neither.
     pub text: Option<String>,
     /// The HTML body, when the message has one (not made up from plain text).
     pub html: Option<String>,
@@ -199,9 +199,16 @@ impl MessageContent {
     /// (mail-parser is lenient: a truncated message gives what it has).
     pub fn parse(mime: &[u8], limits: &ContentLimits) -> Result<Self, ContentError> {
         let message = connector::mime::parse(mime)?;
-        let texts: Vec<String> = (0..message.text_body_count())
-            .filter_map(|i| message.body_text(i))
-            .map(|t| t.into_owned())
+        // An HTML part standing in for the text is read with this crate's converter: it starts
+        // a line at each `div` (Gmail and Outlook on the web put every line in one), where
+        // mail-parser's ran the lines together.
+        let texts: Vec<String> = message
+            .text_bodies()
+            .filter_map(|p| match &p.body {
+                PartType::Text(t) => Some(t.to_string()),
+                PartType::Html(h) => Some(crate::reply::html_to_text(h)),
+                _ => None,
+            })
             .collect();
         let text = (!texts.is_empty()).then(|| texts.join("\n"));
         let htmls: Vec<String> = message

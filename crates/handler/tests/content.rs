@@ -292,3 +292,25 @@ fn the_webhook_body_carries_the_content_without_the_bytes_twice() {
     assert!(body["attachments"][1].get("bytes").is_none());
     assert!(body["content_error"].is_null());
 }
+
+/// Gmail and Outlook on the web write each line of an HTML-only message in a `div` of its own:
+/// the text keeps them apart (mail-parser's converter ran them together).
+#[test]
+fn html_lines_in_divs_stay_lines() {
+    let c = parse(
+        "From: a@fabrikam.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <div dir=\"ltr\"><div>Hi Tom,</div><div>Thanks for the quick answer.</div></div>\r\n",
+    );
+    let text = c.text.unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines,
+        ["Hi Tom,", "Thanks for the quick answer."],
+        "{text:?}"
+    );
+}
