@@ -8,7 +8,8 @@ A first measurement for issue #23, not its full scenario (no peers, no 20 mailbo
 latency distribution). Usage, from the workspace root after `cargo build -p sandbox --bin
 sandbox -p m365mail`:
 
-    python3 scripts/bench/exo_pace.py N MODE LATENCY_MS   # MODE: mark-read|keep|move|delta-read
+    python3 scripts/bench/exo_pace.py N MODE LATENCY_MS [graph|ews]
+    # MODE: mark-read|keep|move|delta-read (Graph); mark-read|move (EWS)
 
 Set M365MAIL_BIN and SANDBOX_BIN to use other builds (default: target/debug).
 """
@@ -19,6 +20,7 @@ M365MAIL_BIN = os.environ.get("M365MAIL_BIN", f"{TARGET}/debug/m365mail")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 MODE = sys.argv[2] if len(sys.argv) > 2 else "mark-read"
 LAT = int(sys.argv[3]) if len(sys.argv) > 3 else 120
+KIND = sys.argv[4] if len(sys.argv) > 4 else "graph"  # or "ews"
 def free():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 port = free()
@@ -43,6 +45,7 @@ for i in range(N):
     admin({"op": "inject_mime", "to": [mb], "mime": f"From: c{i}@fabrikam.example\r\nTo: {mb}\r\nSubject: m {i}\r\nMessage-ID: <exo-{i}@fabrikam.example>\r\n\r\nbody {i}\r\n"})
 out = tempfile.mkdtemp()
 ack = {"mark-read": 'acknowledge = "mark-read"', "keep": 'acknowledge = "keep"\nmode = "delta"', "move": 'acknowledge = "move:Processed"', "delta-read": 'acknowledge = "mark-read"\nmode = "delta"'}[MODE]
+url = f"{base}/v1.0" if KIND == "graph" else f"{base}/EWS/Exchange.asmx"
 cfg = f'''
 [[apps]]
 name = "demo"
@@ -53,10 +56,10 @@ client_secret = "demo-secret-do-not-use-in-production"
 
 [[sources]]
 name = "box"
-kind = "graph"
+kind = "{KIND}"
 app = "demo"
 mailbox = "{mb}"
-url = "{base}/v1.0"
+url = "{url}"
 {ack}
 
 [sources.routing.mailbox]
@@ -82,21 +85,25 @@ summary = json.loads(r.stdout) if r.stdout.strip() else {}
 handled = summary.get("sources", [{}])[0].get("handled")
 reqs = get("/_sandbox/requests")
 slots = get("/_sandbox/slots")
-counted = reqs["graph_requests_as_counted"]
-g = [s for s in slots if s["protocol"] == "graph"]
+if KIND == "graph":
+    counted = reqs["graph_requests_as_counted"]
+else:
+    counted = sum(e["count"] for e in reqs["entries"] if e["path"].startswith("/EWS"))
+LIMIT = 4 if KIND == "graph" else 27
+g = [s for s in slots if s["protocol"] == KIND]
 start = min(s["start_us"] for s in g); end = max(s["end_us"] for s in g)
 # busy fraction: time with 4 slots held
 edges = sorted([(s["start_us"], 1) for s in g] + [(s["end_us"], -1) for s in g])
 active = 0; busy = 0; since = start; hist = {}
 for t, d in edges:
     hist[active] = hist.get(active, 0) + (t - since)
-    if active >= 4: busy += t - since
+    if active >= LIMIT: busy += t - since
     since = t; active += d
 span = end - start
 rpm = counted / max(1, handled or 1)
-ceiling = 4 / (LAT / 1000.0) / rpm
+ceiling = LIMIT / (LAT / 1000.0) / rpm
 rate = (handled or 0) / (span / 1e6)
-print(json.dumps({"mode": MODE, "N": N, "handled": handled, "wall_s": round(secs, 2), "graph_requests_as_counted": counted,
+print(json.dumps({"kind": KIND, "mode": MODE, "N": N, "handled": handled, "wall_s": round(secs, 2), "graph_requests_as_counted": counted,
                   "requests_per_message": round(rpm, 3), "ceiling_msgs_s": round(ceiling, 2), "rate_msgs_s": round(rate, 2),
                   "fraction_of_ceiling": round(rate / ceiling, 3), "all_slots_busy_fraction": round(busy / span, 3),
                   "time_share_by_active_slots": {k: round(v / span, 3) for k, v in sorted(hist.items())},
