@@ -146,8 +146,10 @@
 //! types; `Content-Type` required with a body), `dependsOn` (424 after a failed dependency); each
 //! item is checked like a request of its own. msgraph-core's `depends_on` (the official Python
 //! SDK writes it instead of `dependsOn`) is accepted and not applied, as Graph serves such
-//! batches. Refused: another member of an item (400 `BadRequest`), more than 20 items,
-//! duplicate ids, unknown or circular dependencies.
+//! batches. Items run up to four at a time, each holding a concurrency slot of its own (429
+//! inside the batch when the mailbox has none free); a batch with `dependsOn` runs one item at
+//! a time, as Graph documents for Outlook resources. Refused: another member of an item (400
+//! `BadRequest`), more than 20 items, duplicate ids, unknown or circular dependencies.
 //!
 //! # Exchange Web Services
 //!
