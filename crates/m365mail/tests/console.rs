@@ -64,23 +64,19 @@ impl Drop for Console {
     }
 }
 
-async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("m365mail.toml");
-    Config::new()
+/// The console's configuration: the source `helpdesk` reading `mailbox` with `aliases` (the
+/// first routed to `BILL`), and the outbound `helpdesk-out`.
+fn console_config(sb: &Sandbox, config: &std::path::Path, mailbox: &str, aliases: &[&str]) {
+    let dir = config.parent().unwrap();
+    let mut c = Config::new()
         .sandbox_app(sb, "demo", SECRET_LINE)
         .sandbox_app(sb, "signin", "flow = \"browser\"")
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            "helpdesk@contoso.example",
-            &sb.graph_url(),
-            "",
-        )
-        .mailbox("helpdesk@contoso.example", &["billing@contoso.example"])
-        .alias_rule("billing@contoso.example", "BILL")
-        .default_rule("general")
+        .source("helpdesk", "graph", "demo", mailbox, &sb.graph_url(), "")
+        .mailbox(mailbox, aliases);
+    if let Some(first) = aliases.first() {
+        c = c.alias_rule(first, "BILL");
+    }
+    c.default_rule("general")
         .outbound(
             "helpdesk-out",
             "graph",
@@ -88,8 +84,19 @@ async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
             "helpdesk@contoso.example",
             &format!("url = \"{}\"", sb.graph_url()),
         )
-        .handler(&dir.path().join("out"), "")
-        .write(&config);
+        .handler(&dir.join("out"), "")
+        .write(config);
+}
+
+async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("m365mail.toml");
+    console_config(
+        sb,
+        &config,
+        "helpdesk@contoso.example",
+        &["billing@contoso.example"],
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}");
@@ -468,6 +475,146 @@ async fn outbounds_with_ping_and_routing_with_an_address_tested() {
         assert!(!p.contains(test_support::DEMO_SECRET));
         assert!(!p.contains("eyJ"));
     }
+    drop(c);
+    sb.shutdown().await;
+}
+
+/// Presses a source's "Check addresses" on the Routing page: the page.
+async fn check_addresses(c: &Console, cookie: &str, source: &str) -> String {
+    let h = http();
+    let page = h
+        .get(format!("{}/console/routing", c.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("id=\"check-{source}\"")), "{page}");
+    let r = h
+        .post(format!("{}/console/routing/{source}/check", c.url))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf_of(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// The row of `check` (about `address`, if given) in an address check's answer.
+fn finding_row<'a>(page: &'a str, check: &str, address: Option<&str>) -> &'a str {
+    page.split("<tr class=\"finding\"")
+        .skip(1)
+        .map(|r| r.split("</tr>").next().unwrap())
+        .find(|r| {
+            r.contains(&format!("data-check=\"{check}\""))
+                && address.is_none_or(|a| r.contains(&format!("<td>{a}</td>")))
+        })
+        .unwrap_or_else(|| panic!("no {check} finding for {address:?}: {page}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_check_addresses_names_plus_addressing_off_a_pending_alias_and_a_group() {
+    let sb = sandbox().await;
+    sb.admin().update_org(|o| o.send_from_alias_enabled = true);
+    let c = console(&sb, None).await;
+    let r = http()
+        .post(format!("{}/console/routing/helpdesk/check", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no session");
+    let (cookie, _) = operator_login(&c).await;
+    let r = http()
+        .post(format!("{}/console/routing/helpdesk/check", c.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no CSRF token");
+
+    // A ready tenant: every address check passes.
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    assert!(page.contains("id=\"address-status\">PASS"), "{page}");
+    for check in ["mailbox-not-group", "plus-addressing", "alias-receives"] {
+        assert!(finding_row(&page, check, None).contains(">PASS<"), "{page}");
+    }
+
+    // Plus addressing off.
+    sb.admin()
+        .update_org(|o| o.disable_plus_address_in_recipients = true);
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    assert!(page.contains("id=\"address-status\">WARNINGS"), "{page}");
+    let row = finding_row(&page, "plus-addressing", None);
+    assert!(row.contains(">FAIL<"), "{row}");
+    assert!(
+        row.contains("fix: Exchange Online PowerShell: Set-OrganizationConfig -DisablePlusAddressInRecipients $false"),
+        "{row}"
+    );
+    sb.admin()
+        .update_org(|o| o.disable_plus_address_in_recipients = false);
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    assert!(
+        finding_row(&page, "plus-addressing", None).contains(">PASS<"),
+        "{page}"
+    );
+
+    // An alias that does not receive yet.
+    let fresh = "newproject@contoso.example";
+    sb.admin()
+        .update_org(|o| o.alias_propagation_delay_secs = 3600);
+    sb.admin()
+        .add_alias("helpdesk@contoso.example", fresh)
+        .unwrap();
+    console_config(
+        &sb,
+        &c.config,
+        "helpdesk@contoso.example",
+        &["billing@contoso.example", fresh],
+    );
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    let row = finding_row(&page, "alias-receives", Some(fresh));
+    assert!(row.contains(">FAIL<"), "{row}");
+    assert!(row.contains("up to 24 hours"), "{row}");
+    assert!(
+        row.contains("fix: ") && row.contains("Set-Mailbox -Identity helpdesk@contoso.example"),
+        "{row}"
+    );
+    assert!(
+        finding_row(&page, "alias-receives", Some("billing@contoso.example")).contains(">PASS<"),
+        "{page}"
+    );
+    sb.admin().advance_clock(3600);
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    assert!(
+        finding_row(&page, "alias-receives", Some(fresh)).contains(">PASS<"),
+        "{page}"
+    );
+
+    // The pickup address is a group.
+    let desk = "desk@contoso.example";
+    sb.admin()
+        .add_group(desk, &["alex.wilber@contoso.example"])
+        .unwrap();
+    console_config(&sb, &c.config, desk, &[]);
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    let row = finding_row(&page, "mailbox-not-group", Some(desk));
+    assert!(row.contains(">FAIL<"), "{row}");
+    assert!(
+        row.contains("Get-Recipient -Identity desk@contoso.example"),
+        "{row}"
+    );
+    sb.admin().remove_group(desk).unwrap();
+    sb.admin().add_user(desk).unwrap();
+    let page = check_addresses(&c, &cookie, "helpdesk").await;
+    assert!(
+        finding_row(&page, "mailbox-not-group", Some(desk)).contains(">PASS<"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"address-status\">PASS"), "{page}");
+    assert!(!page.contains(test_support::DEMO_SECRET));
     drop(c);
     sb.shutdown().await;
 }

@@ -82,7 +82,11 @@
 //! - **Outbounds** (`GET /console/outbounds`): each outbound with what it may send as, and PING
 //!   (`POST /console/outbounds/{name}/ping`).
 //! - **Routing** (`GET /console/routing`): each source's addresses and rules in the order they
-//!   are tried, and a box to test an address (what `m365mail route --address` prints).
+//!   are tried, and a box to test an address (what `m365mail route --address` prints). Each
+//!   source's **Check addresses** (`POST /console/routing/{name}/check`) runs the doctor for that
+//!   source alone (as `m365mail doctor --source NAME`, probes waited for 5 s) and shows its
+//!   address findings with their fixes: the pickup address a group, plus addressing off, an
+//!   alias that does not receive yet ("may take up to 24 hours").
 //!
 //! With the fleet's PostgreSQL database ([`ConsoleOptions::store`], `M365MAIL_STORE`), the
 //! Sources page lists the fleet's sources (the file's and the database's, as
@@ -91,8 +95,7 @@
 //!
 //! Not yet: adding a signed-in source to a fleet's database (the console refuses it with the
 //! reason: the fleet's token cache keys a sign-in by app, tenant and scopes, not by account, so
-//! two people signed in with one app would share one entry); creating an outbound; the Routing page's warnings (aliases that may not
-//! receive yet, plus addressing off, group addresses: `m365mail doctor` finds those).
+//! two people signed in with one app would share one entry); creating an outbound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -294,6 +297,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/outbounds", get(pages::outbounds))
         .route("/console/outbounds/{name}/ping", post(pages::ping_outbound))
         .route("/console/routing", get(pages::routing))
+        .route(
+            "/console/routing/{name}/check",
+            post(pages::check_addresses),
+        )
         .route("/console/signin", post(microsoft::start))
         .route("/console/callback", get(microsoft::callback))
         .route("/console/consent", get(microsoft::consent_callback))

@@ -2,6 +2,7 @@
 //! and rules, and a box to test an address: what `m365mail route --address` prints).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -15,6 +16,7 @@ use super::security::{Session, for_page, for_post, post_form};
 use super::sources::{encode, load, providers, report_html};
 use crate::config::{Config, Kind};
 use crate::connect;
+use crate::doctor::{self, Check};
 
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
@@ -132,11 +134,131 @@ pub(super) async fn routing(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let session = match for_page(&state, &headers) {
+    match for_page(&state, &headers) {
+        Ok(session) => routing_page(&state, &session, &q, "").await,
+        Err(r) => r,
+    }
+}
+
+/// The checks of the doctor's that are about a source's addresses (what the Routing page warns
+/// about).
+const ADDRESS_CHECKS: [Check; 3] = [
+    Check::MailboxNotGroup,
+    Check::PlusAddressing,
+    Check::AliasReceives,
+];
+
+/// How long "Check addresses" waits for the doctor's probes to arrive.
+const PROBE_WAIT: Duration = Duration::from_secs(5);
+
+/// `POST /console/routing/{name}/check`: the doctor's address checks of one source (the pickup
+/// address is a mailbox, plus addressing delivers, each alias receives), with their fixes.
+pub(super) async fn check_addresses(
+    State(state): State<ConsoleState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, _) = match for_post(&state, &headers, &body) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let cfg = match load(&state).await {
+    let mut q = HashMap::new();
+    q.insert("source".to_owned(), name.clone());
+    let section = match load(&state).await {
+        Err(_) => String::new(),
+        Ok(cfg) if cfg.source(&name).is_none() => format!(
+            "<p class=\"box bad\">There is no source called {} in the configuration.</p>",
+            esc(&name)
+        ),
+        Ok(cfg) => {
+            let options = doctor::Options::default()
+                .source(Some(name.clone()))
+                .probe_wait(PROBE_WAIT);
+            match doctor::run_doctor(&cfg, &options).await {
+                Err(e) => format!("<p class=\"box bad\" id=\"check-error\">{}</p>", esc(&e)),
+                Ok(report) => address_findings(&name, &report),
+            }
+        }
+    };
+    routing_page(&state, &session, &q, &section).await
+}
+
+/// The address findings of `source` in `report`, as a section of the Routing page.
+fn address_findings(source: &str, report: &doctor::Report) -> String {
+    let target = format!("source {source}");
+    let ours: Vec<&doctor::Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.target == target)
+        .collect();
+    let mut shown: Vec<&doctor::Finding> = ours
+        .iter()
+        .copied()
+        .filter(|f| ADDRESS_CHECKS.contains(&f.check))
+        .collect();
+    if shown.is_empty() {
+        // The addresses could not be checked: say what stopped the doctor (sign-in, consent...).
+        shown = ours
+            .into_iter()
+            .filter(|f| f.status != doctor::Status::Pass)
+            .collect();
+    }
+    let mut rows = String::new();
+    let mut failed = false;
+    for f in shown {
+        let class = match f.status {
+            doctor::Status::Pass => "online",
+            _ => {
+                failed = true;
+                "offline"
+            }
+        };
+        let fix = f
+            .fix
+            .as_deref()
+            .map(|x| format!("<br><small class=\"fix\">fix: {}</small>", esc(x)))
+            .unwrap_or_default();
+        rows.push_str(&format!(
+            "<tr class=\"finding\" data-check=\"{c}\"><td>{c}</td><td>{a}</td>\
+             <td class=\"{class}\">{s}</td><td>{d}{fix}</td></tr>",
+            c = f.check.name(),
+            a = esc(f.about.as_deref().unwrap_or("—")),
+            s = f.status.as_str().to_ascii_uppercase(),
+            d = esc(&f.detail),
+        ));
+    }
+    if rows.is_empty() {
+        rows.push_str(
+            "<tr><td colspan=\"4\">No address check could run (see m365mail doctor).</td></tr>",
+        );
+    }
+    format!(
+        "<section class=\"box {b}\" id=\"address-check\"><h2>Addresses of {n}: {v}</h2>\
+         <p><small>What <code>m365mail doctor --source {n}</code> checks of the addresses: the \
+         pickup address is a mailbox (not a group), plus addressing delivers and each alias \
+         receives (a recognisable probe message to each, deleted afterwards; waited for up to \
+         {w} s).</small></p><table><tr><th>Check</th><th>Address</th><th>Result</th>\
+         <th>Detail</th></tr>{rows}</table></section>",
+        b = if failed { "bad" } else { "good" },
+        n = esc(source),
+        v = if failed {
+            "<span class=\"offline\" id=\"address-status\">WARNINGS</span>"
+        } else {
+            "<span class=\"online\" id=\"address-status\">PASS</span>"
+        },
+        w = PROBE_WAIT.as_secs(),
+    )
+}
+
+/// The Routing page with `extra` above the rule tables.
+async fn routing_page(
+    state: &ConsoleState,
+    session: &Session,
+    q: &HashMap<String, String>,
+    extra: &str,
+) -> Response {
+    let cfg = match load(state).await {
         Ok(c) => c,
         Err(e) => {
             return page(
@@ -162,7 +284,7 @@ pub(super) async fn routing(
         .unwrap_or_default();
     let address = q.get("address").map(|a| a.trim().to_owned());
     let chosen = q.get("source").cloned();
-    let mut body = String::new();
+    let mut body = extra.to_owned();
     let options: String = cfg
         .sources
         .iter()
@@ -233,6 +355,15 @@ pub(super) async fn routing(
             .and_then(toml::Value::as_array)
             .map(|a| a.iter().filter_map(toml::Value::as_str).map(esc).collect())
             .unwrap_or_default();
+        let check = post_form(
+            &session.csrf,
+            &format!("/console/routing/{}/check", encode(&s.name)),
+            "",
+            &format!(
+                "<button id=\"check-{}\">Check addresses</button>",
+                esc(&s.name)
+            ),
+        );
         let mut rows = String::new();
         let rules = routing
             .and_then(|r| r.get("rules"))
@@ -257,7 +388,7 @@ pub(super) async fn routing(
         }
         body.push_str(&format!(
             "<h2 id=\"routing-{n}\">{n}</h2><p>Mailbox <strong>{m}</strong>{a}</p>\
-             <table><tr><th>#</th><th>Match</th><th>Condition</th><th>Project</th></tr>{rows}</table>",
+             {check}<table><tr><th>#</th><th>Match</th><th>Condition</th><th>Project</th></tr>{rows}</table>",
             n = esc(&s.name),
             m = esc(&s.mailbox),
             a = if aliases.is_empty() {
