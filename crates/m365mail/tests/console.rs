@@ -66,12 +66,25 @@ impl Drop for Console {
 
 /// The console's configuration: the source `helpdesk` reading `mailbox` with `aliases` (the
 /// first routed to `BILL`), and the outbound `helpdesk-out`.
-fn console_config(sb: &Sandbox, config: &std::path::Path, mailbox: &str, aliases: &[&str]) {
+fn console_config(
+    sb: &Sandbox,
+    config: &std::path::Path,
+    mailbox: &str,
+    aliases: &[&str],
+    source_extra: &str,
+) {
     let dir = config.parent().unwrap();
     let mut c = Config::new()
         .sandbox_app(sb, "demo", SECRET_LINE)
         .sandbox_app(sb, "signin", "flow = \"browser\"")
-        .source("helpdesk", "graph", "demo", mailbox, &sb.graph_url(), "")
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            mailbox,
+            &sb.graph_url(),
+            source_extra,
+        )
         .mailbox(mailbox, aliases);
     if let Some(first) = aliases.first() {
         c = c.alias_rule(first, "BILL");
@@ -96,6 +109,7 @@ async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
         &config,
         "helpdesk@contoso.example",
         &["billing@contoso.example"],
+        "",
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -479,6 +493,164 @@ async fn outbounds_with_ping_and_routing_with_an_address_tested() {
     sb.shutdown().await;
 }
 
+/// The row of `address` in an outbound PING's "May send as" table.
+fn send_as_row<'a>(page: &'a str, address: &str) -> &'a str {
+    let at = page
+        .find(&format!("<tr class=\"send-as\" data-address=\"{address}\""))
+        .unwrap_or_else(|| panic!("no send-as row for {address}: {page}"));
+    page[at..].split("</tr>").next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_is_created_then_its_ping_shows_the_right_to_send_as_each_alias() {
+    let sb = sandbox().await;
+    let c = console(&sb, None).await;
+    let h = http();
+    let url = format!("{}/console/outbounds", c.url);
+    let r = h
+        .post(&url)
+        .form(&[("name", "desk-out")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no session");
+    let (cookie, _) = operator_login(&c).await;
+    let page = h
+        .get(&url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"create-outbound\""), "{page}");
+    assert!(page.contains("<option value=\"demo\">"), "the apps: {page}");
+    let csrf = csrf_of(&page);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&c.config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = std::fs::read_to_string(&c.config).unwrap();
+    let create = |fields: Vec<(&'static str, &'static str)>, with_csrf: bool| {
+        let h = h.clone();
+        let cookie = cookie.clone();
+        let url = url.clone();
+        let mut fields: Vec<(&str, String)> =
+            fields.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        if with_csrf {
+            fields.push(("csrf", csrf.clone()));
+        }
+        async move {
+            let r = h
+                .post(url)
+                .header("cookie", cookie)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let good = vec![
+        ("name", "desk-out"),
+        ("kind", "graph"),
+        ("app", "demo"),
+        ("mailbox", "helpdesk@contoso.example"),
+        ("send_from_alias_enabled", "true"),
+    ];
+    let (status, _) = create(good.clone(), false).await;
+    assert_eq!(status, 403, "no CSRF token");
+    assert_eq!(std::fs::read_to_string(&c.config).unwrap(), before);
+    let with = |k: &'static str, v: &'static str| {
+        good.iter()
+            .map(|&(gk, gv)| if gk == k { (gk, v) } else { (gk, gv) })
+            .collect::<Vec<_>>()
+    };
+    for (fields, words) in [
+        (with("app", "nope"), "no app called &quot;nope&quot;"),
+        (with("mailbox", "not an address"), "is not an address"),
+        (with("name", "bad name!"), "is not 1 to 64"),
+        (with("kind", "imap"), "unknown kind"),
+    ] {
+        let (status, page) = create(fields, true).await;
+        assert_eq!(status, 400, "{page}");
+        assert!(page.contains("id=\"create-error\""), "{page}");
+        assert!(page.contains(words), "{words}: {page}");
+        assert!(!page.contains("id=\"outbound-desk-out\""), "{page}");
+        assert_eq!(std::fs::read_to_string(&c.config).unwrap(), before);
+    }
+    let (status, page) = create(good.clone(), true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"outbound-created\""), "{page}");
+    assert!(page.contains("id=\"outbound-desk-out\""), "listed: {page}");
+    let after = std::fs::read_to_string(&c.config).unwrap();
+    assert!(after.starts_with(&before), "appended: {after}");
+    assert!(after.contains("name = \"desk-out\""), "{after}");
+    assert!(after.contains("send_from_alias_enabled = true"), "{after}");
+    let mode = std::fs::metadata(&c.config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the file keeps its permissions");
+    let (status, page) = create(good.clone(), true).await;
+    assert_eq!(status, 400, "a second desk-out: {page}");
+    assert!(page.contains("exists already"), "{page}");
+    assert_eq!(std::fs::read_to_string(&c.config).unwrap(), after);
+
+    let ping = |name: &'static str| {
+        let h = h.clone();
+        let cookie = cookie.clone();
+        let url = format!("{}/console/outbounds/{name}/ping", c.url);
+        let csrf = csrf.clone();
+        async move {
+            let r = h
+                .post(url)
+                .header("cookie", cookie)
+                .form(&[("csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let report = ping("desk-out").await;
+    assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
+    assert!(
+        send_as_row(&report, "helpdesk@contoso.example").contains("ALLOWED"),
+        "{report}"
+    );
+
+    // The source notifies through helpdesk-out; one alias is the mailbox's own, the other is
+    // another mailbox, which an app-only token may put in From only with Send As on it.
+    let other = "adele.vance@contoso.example";
+    console_config(
+        &sb,
+        &c.config,
+        "helpdesk@contoso.example",
+        &["billing@contoso.example", other],
+        "notify_through = \"helpdesk-out\"",
+    );
+    let report = ping("helpdesk-out").await;
+    assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
+    assert!(
+        send_as_row(&report, "billing@contoso.example").contains("ALLOWED"),
+        "{report}"
+    );
+    let row = send_as_row(&report, other);
+    assert!(row.contains("REFUSED"), "{row}");
+    assert!(row.contains("may not send as"), "{row}");
+    sb.admin()
+        .add_mailbox_permission(
+            other,
+            "helpdesk@contoso.example",
+            sandbox::tenant::MailboxRight::SendAs,
+        )
+        .unwrap();
+    let report = ping("helpdesk-out").await;
+    assert!(send_as_row(&report, other).contains("ALLOWED"), "{report}");
+    assert!(!report.contains(test_support::DEMO_SECRET));
+    assert!(!report.contains("eyJ"));
+    drop(c);
+    sb.shutdown().await;
+}
+
 /// Presses a source's "Check addresses" on the Routing page: the page.
 async fn check_addresses(c: &Console, cookie: &str, source: &str) -> String {
     let h = http();
@@ -573,6 +745,7 @@ async fn routing_check_addresses_names_plus_addressing_off_a_pending_alias_and_a
         &c.config,
         "helpdesk@contoso.example",
         &["billing@contoso.example", fresh],
+        "",
     );
     let page = check_addresses(&c, &cookie, "helpdesk").await;
     let row = finding_row(&page, "alias-receives", Some(fresh));
@@ -598,7 +771,7 @@ async fn routing_check_addresses_names_plus_addressing_off_a_pending_alias_and_a
     sb.admin()
         .add_group(desk, &["alex.wilber@contoso.example"])
         .unwrap();
-    console_config(&sb, &c.config, desk, &[]);
+    console_config(&sb, &c.config, desk, &[], "");
     let page = check_addresses(&c, &cookie, "helpdesk").await;
     let row = finding_row(&page, "mailbox-not-group", Some(desk));
     assert!(row.contains(">FAIL<"), "{row}");

@@ -80,7 +80,13 @@
 //! its permissions), so a console never leaves a file the other commands refuse.
 //!
 //! - **Outbounds** (`GET /console/outbounds`): each outbound with what it may send as, and PING
-//!   (`POST /console/outbounds/{name}/ping`).
+//!   (`POST /console/outbounds/{name}/ping`), which also shows the right to send as the
+//!   mailbox and as each alias of the sources that notify through it (and each `send_as`):
+//!   for Graph, a send with that From and no recipient, which Graph refuses only after checking
+//!   the right, so nothing is sent; EWS and SMTP have no such probe and say so. A form
+//!   (`POST /console/outbounds`) creates an outbound (name, kind, one of the configured apps,
+//!   mailbox, `send_from_alias_enabled`), appended to the configuration file as a signed-in
+//!   source is; a refused value changes nothing and is named.
 //! - **Routing** (`GET /console/routing`): each source's addresses and rules in the order they
 //!   are tried, and a box to test an address (what `m365mail route --address` prints). Each
 //!   source's **Check addresses** (`POST /console/routing/{name}/check`) runs the doctor for that
@@ -95,7 +101,8 @@
 //!
 //! Not yet: adding a signed-in source to a fleet's database (the console refuses it with the
 //! reason: the fleet's token cache keys a sign-in by app, tenant and scopes, not by account, so
-//! two people signed in with one app would share one entry); creating an outbound.
+//! two people signed in with one app would share one entry), and likewise creating an outbound
+//! there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -294,7 +301,10 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/logout", post(security::logout))
         .route("/console/sources/{name}/ping", post(sources::ping))
-        .route("/console/outbounds", get(pages::outbounds))
+        .route(
+            "/console/outbounds",
+            get(pages::outbounds).post(pages::create_outbound),
+        )
         .route("/console/outbounds/{name}/ping", post(pages::ping_outbound))
         .route("/console/routing", get(pages::routing))
         .route(

@@ -7,14 +7,14 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::response::Response;
-use connector::PingReport;
+use connector::{MessageOutbound, PingReport};
 use http::{HeaderMap, StatusCode};
 
 use super::ConsoleState;
 use super::html::{esc, page};
 use super::security::{Session, for_page, for_post, post_form};
-use super::sources::{encode, load, providers, report_html};
-use crate::config::{Config, Kind};
+use super::sources::{NewOutbound, append_outbound, encode, load, providers, report_html};
+use crate::config::{Config, Kind, Outbound};
 use crate::connect;
 use crate::doctor::{self, Check};
 
@@ -27,6 +27,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 fn outbounds_page(session: &Session, cfg: Result<Config, String>, extra: &str) -> Response {
+    let apps = &app_names(&cfg);
     let body = match cfg {
         Err(e) => format!(
             "<p class=\"box bad\" id=\"config-error\">The configuration cannot be read: {}</p>",
@@ -77,11 +78,220 @@ fn outbounds_page(session: &Session, cfg: Result<Config, String>, extra: &str) -
             )
         }
     };
+    let form = create_form(&session.csrf, apps);
     page(
         StatusCode::OK,
         "Outbounds",
         Some(&session.csrf),
-        &format!("{extra}{body}"),
+        &format!("{extra}{body}{form}"),
+    )
+}
+
+/// The form that creates an outbound: name, kind, one of the configured `apps`, mailbox and
+/// `send_from_alias_enabled`.
+fn create_form(csrf: &str, apps: &[String]) -> String {
+    let options: String = apps
+        .iter()
+        .map(|a| format!("<option value=\"{a}\">{a}</option>", a = esc(a)))
+        .collect();
+    format!(
+        "<div class=\"box\" id=\"add-outbound\"><h2>Create an outbound</h2>{}</div>",
+        post_form(
+            csrf,
+            "/console/outbounds",
+            &format!(
+                "<label>Name <input name=\"name\" id=\"outbound-name\" \
+                 placeholder=\"helpdesk-out\"></label><label>Kind <select name=\"kind\" \
+                 id=\"outbound-kind\"><option value=\"graph\">Microsoft Graph</option>\
+                 <option value=\"ews\">Exchange Web Services</option>\
+                 <option value=\"smtp\">SMTP</option></select></label><label>App \
+                 <select name=\"app\" id=\"outbound-app\">{options}</select></label>\
+                 <label>Mailbox <input name=\"mailbox\" id=\"outbound-mailbox\" size=\"30\" \
+                 placeholder=\"helpdesk@contoso.com\"></label><label><input type=\"checkbox\" \
+                 name=\"send_from_alias_enabled\" value=\"true\" id=\"outbound-sfae\"> \
+                 SendFromAliasEnabled (the tenant keeps an alias as From)</label>"
+            ),
+            "<button class=\"primary\" id=\"create-outbound\">Create</button>",
+        )
+    )
+}
+
+/// The names of the configured apps (for the creation form).
+fn app_names(cfg: &Result<Config, String>) -> Vec<String> {
+    cfg.as_ref()
+        .map(|c| c.apps.iter().map(|a| a.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `name` may name an outbound: 1 to 64 of `[A-Za-z0-9._-]`.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `POST /console/outbounds`: creates an outbound from the form and appends it to the
+/// configuration file; a refused value changes nothing and is named (`400`).
+pub(super) async fn create_outbound(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, form) = match for_post(&state, &headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let name = field("name");
+    let app = field("app");
+    let mailbox = field("mailbox");
+    let checked = matches!(field("send_from_alias_enabled").as_str(), "true" | "on");
+    let kind = match field("kind").as_str() {
+        "graph" => Ok(Kind::Graph),
+        "ews" => Ok(Kind::Ews),
+        "smtp" => Ok(Kind::Smtp),
+        other => Err(format!("unknown kind {other:?} (graph, ews or smtp)")),
+    };
+    let cfg = load(&state).await;
+    let apps = app_names(&cfg);
+    let result = if state.fleet().await.is_some() {
+        Err(
+            "with a fleet's database the console does not create outbounds: add it to the \
+             configuration file"
+                .to_owned(),
+        )
+    } else if !valid_name(&name) {
+        Err(format!(
+            "the name {name:?} is not 1 to 64 letters, digits, '.', '_' or '-'"
+        ))
+    } else if !apps.contains(&app) {
+        Err(format!("no app called {app:?} in the configuration"))
+    } else if let Err(e) = addressing::EmailAddress::parse(&mailbox) {
+        Err(format!("the mailbox {mailbox:?} is not an address: {e}"))
+    } else {
+        match kind {
+            Err(e) => Err(e),
+            Ok(kind) => {
+                let new = NewOutbound {
+                    name: name.clone(),
+                    kind,
+                    app,
+                    mailbox,
+                    send_from_alias_enabled: checked,
+                };
+                append_outbound(&state, &new).await
+            }
+        }
+    };
+    match result {
+        Ok(cfg) => {
+            let note = format!(
+                "<p class=\"box good\" id=\"outbound-created\">Outbound {} created and \
+                 added to the configuration file: PING it to check its rights.</p>",
+                esc(&name)
+            );
+            outbounds_page(&session, Ok(cfg), &note)
+        }
+        Err(e) => {
+            let note = format!(
+                "<p class=\"box bad\" id=\"create-error\">Not created: {}</p>",
+                esc(&e)
+            );
+            let mut r = outbounds_page(&session, load(&state).await, &note);
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+    }
+}
+
+/// The addresses an outbound must be able to send as besides its mailbox: the aliases of the
+/// sources that notify through it, and its `send_as`.
+fn addresses_of(cfg: &Config, o: &Outbound) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let aliases = cfg
+        .sources
+        .iter()
+        .filter(|s| s.notify_through.as_ref().is_some_and(|n| n.name == o.name))
+        .flat_map(|s| s.router.mailbox().aliases().iter().map(|a| a.to_string()));
+    let send_as = o.capabilities.send_as.iter().map(|a| a.to_string());
+    for a in aliases.chain(send_as) {
+        if !a.eq_ignore_ascii_case(&o.mailbox) && !out.iter().any(|x| x.eq_ignore_ascii_case(&a)) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// The right to send as the mailbox and as each of [`addresses_of`]: for Graph, a ping with
+/// that From each (a send with no recipient, refused by Graph after it checked the token, the
+/// mailbox and the From: nothing is sent); EWS and SMTP have no such probe.
+async fn send_as_section(
+    state: &ConsoleState,
+    cfg: &Config,
+    o: &Outbound,
+    mailbox_ok: bool,
+) -> String {
+    let addresses = addresses_of(cfg, o);
+    let mut rows = format!(
+        "<tr class=\"send-as\" data-address=\"{m}\"><td>{m} (its mailbox)</td><td>{v}</td>\
+         <td>the PING above</td></tr>",
+        m = esc(&o.mailbox),
+        v = if mailbox_ok {
+            "<span class=\"online\">ALLOWED</span>"
+        } else {
+            "<span class=\"offline\">REFUSED</span>"
+        }
+    );
+    for a in &addresses {
+        let (verdict, why) = match o.service.kind() {
+            Kind::Graph => {
+                let client = providers(state)
+                    .await
+                    .and_then(|mut p| connect::outbound_client(&mut p, o));
+                match client {
+                    Ok(Some(connect::MailboxClient::Graph(c))) => {
+                        let report = graph_mail::GraphOutbound::new(c)
+                            .ping_from(a.clone())
+                            .ping()
+                            .await;
+                        if report.is_online() {
+                            ("<span class=\"online\">ALLOWED</span>", String::new())
+                        } else {
+                            (
+                                "<span class=\"offline\">REFUSED</span>",
+                                report.reason.unwrap_or_default(),
+                            )
+                        }
+                    }
+                    Ok(_) => ("NOT CHECKED", String::new()),
+                    Err(e) => ("<span class=\"offline\">REFUSED</span>", e),
+                }
+            }
+            Kind::Ews | Kind::Smtp => (
+                "NOT CHECKED",
+                "this kind of outbound has no probe that checks Send As without sending a \
+                 message; m365mail doctor checks sending from an alias with a probe to the \
+                 mailbox itself"
+                    .to_owned(),
+            ),
+        };
+        rows.push_str(&format!(
+            "<tr class=\"send-as\" data-address=\"{a}\"><td>{a}</td><td>{verdict}</td>\
+             <td>{w}</td></tr>",
+            a = esc(a),
+            w = esc(&why),
+        ));
+    }
+    format!(
+        "<section class=\"box\" id=\"send-as\"><h3>May send as</h3><p><small>Checked: the \
+         mailbox, each alias of the sources that notify through this outbound, and each \
+         <code>send_as</code> address. A Graph outbound is asked to send a message with that \
+         From and no recipient: Graph checks the sign-in, the mailbox and the right to send as \
+         the address, then refuses the message for having no recipient, so nothing is sent. \
+         EWS and SMTP outbounds have no such probe: their aliases are not checked here.\
+         </small></p><table><tr><th>Address</th><th>Send as</th><th>Detail</th></tr>{rows}\
+         </table></section>"
     )
 }
 
@@ -120,7 +330,8 @@ pub(super) async fn ping_outbound(
                     Ok(out) => out.ping().await,
                     Err(e) => PingReport::offline(e, connector::ConnectionLog::default()),
                 };
-                report_html(&o.name, &report, "")
+                let send_as = send_as_section(&state, cfg, o, report.is_online()).await;
+                report_html(&o.name, &report, &send_as)
             }
         },
     };

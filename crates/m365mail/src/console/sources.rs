@@ -479,6 +479,113 @@ pub(super) async fn append(state: &ConsoleState, new: &NewSource) -> Result<Appe
     })
 }
 
+/// An outbound created on the Outbounds page, to append to the configuration file.
+#[derive(Debug)]
+pub(super) struct NewOutbound {
+    /// Its name (not yet taken).
+    pub(super) name: String,
+    /// Graph, EWS or SMTP.
+    pub(super) kind: Kind,
+    /// The configured app it signs in with.
+    pub(super) app: String,
+    /// The mailbox it sends as.
+    pub(super) mailbox: String,
+    /// The tenant's `SendFromAliasEnabled`.
+    pub(super) send_from_alias_enabled: bool,
+}
+
+/// Appends `new` as an `[[outbounds]]` table to the configuration file, as [`append`] does a
+/// source: the new text is resolved by [`Config::parse`] before it replaces the file
+/// (atomically, keeping its permissions). Its `url` (Graph, EWS) is the console's, else an
+/// existing connection's of that kind; an SMTP outbound takes `host`, `port` and `ca_file` of
+/// an existing SMTP outbound, else the app's cloud's defaults.
+pub(super) async fn append_outbound(
+    state: &ConsoleState,
+    new: &NewOutbound,
+) -> Result<Config, String> {
+    let _writer = state.inner.write.lock().await;
+    let path = &state.options().config;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = Config::parse(&text, path).map_err(|e| e.to_string())?;
+    if cfg.outbound(&new.name).is_some() {
+        return Err(format!("an outbound called {:?} exists already", new.name));
+    }
+    if cfg.app(&new.app).is_none() {
+        return Err(format!("no app called {:?} in the configuration", new.app));
+    }
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("the configuration is not TOML: {}", e.message()))?;
+    let mut outbound = toml::Table::new();
+    outbound.insert("name".into(), new.name.clone().into());
+    let kind = match new.kind {
+        Kind::Graph => "graph",
+        Kind::Ews => "ews",
+        Kind::Smtp => "smtp",
+    };
+    outbound.insert("kind".into(), kind.into());
+    outbound.insert("app".into(), new.app.clone().into());
+    outbound.insert("mailbox".into(), new.mailbox.clone().into());
+    outbound.insert(
+        "send_from_alias_enabled".into(),
+        new.send_from_alias_enabled.into(),
+    );
+    match new.kind {
+        Kind::Smtp => {
+            let existing = doc
+                .get("outbounds")
+                .and_then(toml::Value::as_array)
+                .and_then(|all| {
+                    all.iter()
+                        .find(|o| o.get("kind").and_then(toml::Value::as_str) == Some("smtp"))
+                })
+                .and_then(toml::Value::as_table);
+            for key in ["host", "port", "ca_file"] {
+                if let Some(v) = existing.and_then(|o| o.get(key)) {
+                    outbound.insert(key.into(), v.clone());
+                }
+            }
+        }
+        kind => {
+            let configured = match kind {
+                Kind::Ews => state.options().ews_url.clone(),
+                _ => state.options().graph_url.clone(),
+            };
+            let url = configured
+                .or_else(|| url_of(&cfg, &new.app, kind))
+                .or_else(|| {
+                    cfg.outbounds
+                        .iter()
+                        .find(|o| o.service.kind() == kind)
+                        .map(|o| o.service.address())
+                });
+            if let Some(url) = url {
+                outbound.insert("url".into(), url.into());
+            }
+        }
+    }
+    let mut added = toml::Table::new();
+    added.insert(
+        "outbounds".into(),
+        toml::Value::Array(vec![outbound.into()]),
+    );
+    let block = toml::to_string(&added).map_err(|e| e.to_string())?;
+    let stamp = format_time(OffsetDateTime::now_utc());
+    let mut new_text = text.clone();
+    if !new_text.ends_with('\n') {
+        new_text.push('\n');
+    }
+    new_text.push_str(&format!(
+        "\n# Added by m365mail console on {stamp}: outbound {}.\n{block}",
+        new.name
+    ));
+    let config = Config::parse(&new_text, path)
+        .map_err(|e| format!("the outbound would make the configuration invalid: {e}"))?;
+    write_keeping_mode(path, new_text.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(config)
+}
+
 /// The `url` of a source of `kind` signing in with `app`, if the file has one.
 fn url_of(cfg: &Config, app: &str, kind: Kind) -> Option<String> {
     cfg.sources
