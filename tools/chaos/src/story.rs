@@ -239,6 +239,11 @@ pub(crate) async fn auth_events_inner(ctx: &Ctx, story: &mut AuthStory) -> Res<(
         .await
         .ok_or(format!("the handler never reported {EWS_SOURCE} OFFLINE"))?;
     story.say(ctx.t0, format!("handler log: {}", short(&logged)));
+    // A request the sandbox accepted before the revocation may still be finishing (a slow
+    // fault holds it up to SLOW_MILLIS after its token was checked), as Exchange finishes what
+    // it accepted: the window starts once those are done. (A CI run counted 25 messages marked
+    // read by an UpdateItem authenticated just before the revocation and slowed past it.)
+    tokio::time::sleep(Duration::from_millis(m365_chaos::SLOW_MILLIS + 700)).await;
     // Stopped cleanly: the EWS source moves nothing while the Graph source goes on.
     let (ews0, graph0) = (p.ews.load(Ordering::SeqCst), p.graph.load(Ordering::SeqCst));
     tokio::time::sleep(Duration::from_secs(3)).await;
