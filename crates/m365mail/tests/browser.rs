@@ -6,11 +6,10 @@
 //! test fails when `CI` is set and otherwise prints why it skipped.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use sandbox::{Sandbox, Seed};
 use test_support::config::Config;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -20,104 +19,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 /// browser must not hang the suite).
 const STEP: Duration = Duration::from_secs(60);
 
-/// The first of `names` found on `PATH`.
-fn on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
-/// Chromium and chromedriver, or `None` after saying why the test is skipped. Under `CI` a
-/// missing browser is a failure: CI must run this test.
-fn browser() -> Option<(PathBuf, PathBuf)> {
-    let chromium = on_path(&["chromium", "chromium-browser", "google-chrome"]);
-    let driver = on_path(&["chromedriver"]);
-    match (chromium, driver) {
-        (Some(c), Some(d)) => Some((c, d)),
-        (c, d) => {
-            let missing = [
-                c.is_none().then_some("chromium"),
-                d.is_none()
-                    .then_some("chromedriver (Debian: chromium-driver)"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" and ");
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "CI is set but {missing} missing: .ci/run installs them \
-                     (apt-get install chromium chromium-driver)"
-                );
-            }
-            eprintln!(
-                "SKIPPED headless Chromium sign-in test: {missing} not found on PATH. \
-                 Install with `apt-get install chromium chromium-driver` (CI fails instead of \
-                 skipping)."
-            );
-            None
-        }
-    }
-}
-
-/// chromedriver on a free loopback port, in a process group of its own with the Chromium it
-/// starts: the whole group is killed when dropped, so a failing test leaves no browser behind.
-struct Driver {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl Driver {
-    async fn start(path: &Path) -> Driver {
-        // A free port: bind, read it, release it; chromedriver takes it a moment later.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(path)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let ready = tokio::time::timeout(STEP, async {
-            loop {
-                if let Ok(r) = http.get(format!("{url}/status")).send().await
-                    && let Ok(v) = r.json::<serde_json::Value>().await
-                    && v["value"]["ready"] == true
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-        assert!(ready.is_ok(), "chromedriver did not become ready on {url}");
-        Driver { child, url }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // `kill -KILL -- -PGID`: the group (no unsafe libc call needed for it).
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-        let _ = self.child.start_kill();
-    }
-}
+// The chromedriver harness the console tests use too.
+#[path = "console/chromium.rs"]
+#[allow(dead_code, reason = "the page helpers are the console tests'")]
+mod chromium;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_signs_in_and_consents_on_the_tenant_pages_and_returns_to_the_listener() {
-    let Some((chromium, chromedriver)) = browser() else {
+    let Some((chromium, chromedriver)) = chromium::browser_binaries() else {
         return;
     };
     let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
@@ -134,35 +43,8 @@ async fn headless_chromium_signs_in_and_consents_on_the_tenant_pages_and_returns
         .admin()
         .revoke_user_consent(APP, "adele.vance@contoso.example");
 
-    let driver = Driver::start(&chromedriver).await;
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), "chrome".into());
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium.display().to_string(),
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-proxy-server",
-                "--no-first-run",
-                format!("--user-data-dir={}", dir.path().join("profile").display()),
-            ],
-        }),
-    );
-    // chromedriver speaks plain HTTP on loopback: hyper's HTTP connector, no TLS.
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let browser = tokio::time::timeout(
-        STEP,
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&driver.url),
-    )
-    .await
-    .expect("a Chromium session in time")
-    .expect("a Chromium session");
+    let driver = chromium::Driver::start(&chromedriver).await;
+    let browser = chromium::chromium(&driver, &chromium, dir.path()).await;
 
     let mut child = tokio::process::Command::new(BIN)
         .args(["login", "--app", "me", "--config"])

@@ -1,4 +1,5 @@
-//! Headless Chromium over chromedriver for the console tests (as `tests/browser.rs` runs it).
+//! Headless Chromium over chromedriver, for the console tests and `tests/browser.rs` (each
+//! defines the `STEP` limit this uses).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -40,7 +41,7 @@ pub(crate) fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
                 );
             }
             eprintln!(
-                "SKIPPED headless Chromium console test: {missing} not found on PATH. Install \
+                "SKIPPED headless Chromium test: {missing} not found on PATH. Install \
                  with `apt-get install chromium chromium-driver` (CI fails instead of skipping)."
             );
             None
