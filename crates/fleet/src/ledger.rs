@@ -336,21 +336,27 @@ impl LedgerStore for PgLedger {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    async fn remember_thread(&self, refs: &[String], root: &str) -> Result<(), LedgerError> {
-        if refs.is_empty() {
+    async fn remember_threads(&self, pairs: &[(String, String)]) -> Result<(), LedgerError> {
+        if pairs.is_empty() {
             return Ok(());
         }
+        let (references, roots): (Vec<&str>, Vec<&str>) = pairs
+            .iter()
+            .map(|(r, root)| (r.as_str(), root.as_str()))
+            .unzip();
         let client = self.client().await?;
-        // The first root a reference was remembered under stays: a later message of the same
-        // conversation must not move it.
+        // One statement for a page. The first root a reference was remembered under stays: a
+        // later message of the same conversation must not move it.
         let stmt = client
             .prepare_cached(
-                "INSERT INTO fleet_threads (reference, root)                  SELECT r, $2 FROM unnest($1::text[]) AS r                  ON CONFLICT (reference) DO NOTHING",
+                "INSERT INTO fleet_threads (reference, root) \
+                 SELECT r, root FROM unnest($1::text[], $2::text[]) AS t(r, root) \
+                 ON CONFLICT (reference) DO NOTHING",
             )
             .await
             .map_err(|e| self.backend(&e))?;
         client
-            .execute(&stmt, &[&refs, &root])
+            .execute(&stmt, &[&references, &roots])
             .await
             .map_err(|e| self.backend(&e))?;
         Ok(())

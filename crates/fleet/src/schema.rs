@@ -110,7 +110,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at timestamptz NOT NULL
     );
     "#,
-    // 3: threads (handler's LedgerStore::remember_thread): a reference a later message may name
+    // 3: threads (handler's LedgerStore::remember_threads): a reference a later message may name
     // (a Message-ID, a conversation) → the key of its thread's first message.
     r#"
     CREATE TABLE fleet_threads (

@@ -91,12 +91,14 @@ pub trait LedgerStore: Send + Sync + fmt::Debug {
     /// `cutoff` are forgotten too.
     async fn expire(&self, cutoff: SystemTime) -> Result<usize, LedgerError>;
 
-    /// Remembers that mail naming any of `refs` (Message-IDs without brackets, or
-    /// `conversation:<guid>`, see [`ThreadRefs::lookups`](crate::ThreadRefs::lookups)) belongs
-    /// to the thread whose first message has the key `root`. A reference already remembered
-    /// keeps its first root. The default remembers nothing (threads are then not found).
-    async fn remember_thread(&self, refs: &[String], root: &str) -> Result<(), LedgerError> {
-        let _ = (refs, root);
+    /// Remembers, for each `(reference, root)` pair, that mail naming `reference` (a
+    /// Message-ID without brackets, or `conversation:<guid>`, see
+    /// [`ThreadRefs::lookups`](crate::ThreadRefs::lookups)) belongs to the thread whose first
+    /// message has the key `root`: one call for a whole page of messages. A reference already
+    /// remembered keeps its first root. The default remembers nothing (threads are then not
+    /// found).
+    async fn remember_threads(&self, pairs: &[(String, String)]) -> Result<(), LedgerError> {
+        let _ = pairs;
         Ok(())
     }
 
@@ -131,8 +133,8 @@ impl LedgerStore for Ledger {
         Ok(Ledger::unacknowledged(self, prefix))
     }
 
-    async fn remember_thread(&self, refs: &[String], root: &str) -> Result<(), LedgerError> {
-        self.remember_thread_now(refs, root, SystemTime::now())
+    async fn remember_threads(&self, pairs: &[(String, String)]) -> Result<(), LedgerError> {
+        self.remember_threads_now(pairs, SystemTime::now())
     }
 
     async fn find_thread(

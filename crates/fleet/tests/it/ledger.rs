@@ -337,14 +337,20 @@ async fn threads_are_remembered_once_found_nearest_first_and_expired() {
     let local = Ledger::in_memory();
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
     for l in [&local as &dyn LedgerStore, &pg] {
-        l.remember_thread(&s(&["a@x", "conversation:ab"]), "src|1")
+        let pairs = |refs: &[&str], root: &str| {
+            refs.iter()
+                .map(|r| ((*r).to_owned(), root.to_owned()))
+                .collect::<Vec<_>>()
+        };
+        l.remember_threads(&pairs(&["a@x", "conversation:ab"], "src|1"))
             .await
             .unwrap();
-        // A later message of the same conversation does not move it.
-        l.remember_thread(&s(&["b@x", "conversation:ab"]), "src|2")
-            .await
-            .unwrap();
-        l.remember_thread(&[], "src|3").await.unwrap();
+        // A later message of the same conversation does not move it, in a later call or in
+        // the same one.
+        let mut page = pairs(&["b@x", "conversation:ab"], "src|2");
+        page.extend(pairs(&["b@x"], "src|9"));
+        l.remember_threads(&page).await.unwrap();
+        l.remember_threads(&[]).await.unwrap();
     }
     for refs in [
         s(&["zz@x", "b@x", "a@x"]),

@@ -33,11 +33,11 @@ type Row<'a> = (
 const ACKED: TableDefinition<&[u8], Row<'static>> = TableDefinition::new("acknowledged");
 
 /// A thread's reference (its digest) → (the thread's root key, when remembered in Unix
-/// seconds). See [`LedgerStore::remember_thread`](crate::LedgerStore::remember_thread).
+/// seconds). See [`LedgerStore::remember_threads`](crate::LedgerStore::remember_threads).
 const THREADS: TableDefinition<&[u8], (&str, u64)> = TableDefinition::new("threads");
 
-/// Thread references are committed without a sync of their own (they would double the syncs
-/// per message); every this many, a commit syncs them and everything before. A crash can lose
+/// Thread references are committed without a sync of their own (one commit per page of
+/// messages); every this many, a commit syncs them and everything before. A crash can lose
 /// the last few: a reply to those messages then starts a thread of its own, nothing more.
 const THREAD_SYNC_EVERY: u64 = 256;
 
@@ -182,12 +182,11 @@ impl ColdIndex {
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
-    /// Remembers `refs` as belonging to the thread of `root` (a reference already here keeps
+    /// Remembers each `(reference, root)` pair, in one commit (a reference already here keeps
     /// its root).
-    pub(super) fn remember_thread(
+    pub(super) fn remember_threads(
         &self,
-        refs: &[String],
-        root: &str,
+        pairs: &[(String, String)],
         at: SystemTime,
     ) -> Result<(), LedgerError> {
         let mut tx = self.db.begin_write().map_err(|e| self.err(&e))?;
@@ -200,12 +199,12 @@ impl ColdIndex {
         }
         {
             let mut table = tx.open_table(THREADS).map_err(|e| self.err(&e))?;
-            for r in refs {
-                let d = digest(r);
+            for (reference, root) in pairs {
+                let d = digest(reference);
                 let known = table.get(d.as_slice()).map_err(|e| self.err(&e))?.is_some();
                 if !known {
                     table
-                        .insert(d.as_slice(), (root, super::unix(at)))
+                        .insert(d.as_slice(), (root.as_str(), super::unix(at)))
                         .map_err(|e| self.err(&e))?;
                 }
             }

@@ -410,25 +410,27 @@ impl Ledger {
         }
     }
 
-    /// [`LedgerStore::remember_thread`](crate::LedgerStore::remember_thread) at `at`.
-    pub(crate) fn remember_thread_now(
+    /// [`LedgerStore::remember_threads`](crate::LedgerStore::remember_threads) at `at`.
+    pub(crate) fn remember_threads_now(
         &self,
-        refs: &[String],
-        root: &str,
+        pairs: &[(String, String)],
         at: SystemTime,
     ) -> Result<(), LedgerError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
         if let Some(cold) = &self.cold {
-            return cold.remember_thread(refs, root, at);
+            return cold.remember_threads(pairs, at);
         }
         let mut threads = self
             .inner
             .threads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for r in refs {
+        for (reference, root) in pairs {
             threads
-                .entry(r.clone())
-                .or_insert_with(|| (root.to_owned(), at));
+                .entry(reference.clone())
+                .or_insert_with(|| (root.clone(), at));
         }
         Ok(())
     }

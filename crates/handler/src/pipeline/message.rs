@@ -99,23 +99,16 @@ pub(super) async fn handle_one(
     {
         return (Outcome::Error(format!("ledger: {e}")), None);
     }
-    // Later mail naming this one, or its conversation, joins the same thread. Not remembering
-    // it loses no mail (a reply then starts a thread of its own): a failure is only logged.
-    let mut own: Vec<String> = inbound
-        .message_id()
-        .map(|m| m.trim_matches(['<', '>']).to_owned())
-        .into_iter()
-        .collect();
-    if let Some(c) = &refs.conversation {
-        own.push(format!("{}{c}", crate::CONVERSATION_PREFIX));
+    // Later mail naming this one, or its conversation, joins the same thread (remembered with
+    // the rest of the page, see `Ctx::remember_thread`).
+    if let Some(m) = inbound.message_id() {
+        ctx.remember_thread(m.trim_matches(['<', '>']), inbound.thread_root());
     }
-    if !own.is_empty()
-        && let Err(e) = ctx
-            .ledger
-            .remember_thread(&own, inbound.thread_root())
-            .await
-    {
-        tracing::warn!(key = k, error = %e, "remembering the message's thread failed");
+    if let Some(c) = &refs.conversation {
+        ctx.remember_thread(
+            &format!("{}{c}", crate::CONVERSATION_PREFIX),
+            inbound.thread_root(),
+        );
     }
 
     let mut notification = None;
@@ -254,14 +247,10 @@ pub(super) async fn notify(
         .map_err(|e| e.to_string())?;
     outbound.send(&message).await.map_err(|e| e.to_string())?;
     // The customer's answer to the notification names it: remember it in the thread.
-    let sent_id = crate::notify::notification_id(&inbound.key, &choice.from);
-    if let Err(e) = ctx
-        .ledger
-        .remember_thread(&[sent_id], inbound.thread_root())
-        .await
-    {
-        tracing::warn!(key = k, error = %e, "remembering the notification's thread failed");
-    }
+    ctx.remember_thread(
+        &crate::notify::notification_id(&inbound.key, &choice.from),
+        inbound.thread_root(),
+    );
     ctx.record(
         k,
         Entry::Notified {

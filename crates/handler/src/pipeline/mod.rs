@@ -84,6 +84,9 @@ struct Ctx {
     batch_ack: bool,
     /// [`Options::subject_token`].
     subject_token: Option<String>,
+    /// Thread references of the page's messages, `(reference, root)`, remembered together once
+    /// the page is done ([`remember_page_threads`]).
+    threads: Mutex<Vec<(String, String)>>,
 }
 
 /// Acknowledgements gathered before one `acknowledge_many` call (Graph sends them 20 per
@@ -97,6 +100,15 @@ struct PendingAck {
 }
 
 impl Ctx {
+    /// Notes that mail naming `reference` belongs to the thread of `root`, to be remembered
+    /// with the rest of the page.
+    fn remember_thread(&self, reference: &str, root: &str) {
+        self.threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((reference.to_owned(), root.to_owned()));
+    }
+
     fn report(&self, event: Progress) {
         for o in &self.observers {
             o(&event);
@@ -233,6 +245,7 @@ impl Pipeline {
             ack_retries: self.ack_retries.clone(),
             batch_ack: spec.source.capabilities().batch_acknowledge,
             subject_token: self.options.subject_token.clone(),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -598,6 +611,7 @@ async fn drain_pages(
                 break;
             }
         }
+        remember_page_threads(ctx).await;
         if acked_any {
             // Acknowledging shifts what is waiting: start a new pass.
             cursor = None;
@@ -607,6 +621,23 @@ async fn drain_pages(
                 None => return,
             }
         }
+    }
+}
+
+/// Remembers the thread references the page's messages noted, in one ledger call (one statement
+/// for a database, one commit for a file ledger). Not remembering them loses no mail (a reply
+/// then starts a thread of its own): a failure is only logged.
+async fn remember_page_threads(ctx: &Ctx) {
+    let pairs = std::mem::take(
+        &mut *ctx
+            .threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if !pairs.is_empty()
+        && let Err(e) = ctx.ledger.remember_threads(&pairs).await
+    {
+        tracing::warn!(source = %ctx.spec.name, error = %e, "remembering the page's threads failed");
     }
 }
 
