@@ -109,7 +109,8 @@ pub fn client_credential(app: &App) -> Result<Option<ClientCredential>> {
     )))
 }
 
-/// A token provider for `app` and one resource.
+/// A token provider for `app` and one resource, its tokens cached under the app's `account`
+/// when it names one (delegated flows).
 pub fn provider(app: &App, scope: &str) -> Result<TokenProvider> {
     provider_with(app, scope, None)
 }
@@ -139,6 +140,11 @@ fn provider_with(
         Flow::DeviceCode | Flow::Browser => {
             if let Some(credential) = client_credential(app)? {
                 builder = builder.credential(credential);
+            }
+            // The signed-in person is part of the cache key: two people signed in through one
+            // app registration keep two entries in a shared store (a fleet's database).
+            if let Some(account) = &app.account {
+                builder = builder.account(account.clone());
             }
             let store: Arc<dyn msauth::TokenStore> = match shared {
                 Some(store) => store,

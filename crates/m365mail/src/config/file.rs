@@ -109,6 +109,12 @@ pub struct AppConfig {
     /// Where delegated tokens are cached (JSON, mode 0600).
     #[serde(default)]
     pub token_cache: Option<PathBuf>,
+    /// The account a delegated flow signs in as (`adele.vance@contoso.com`): its tokens are
+    /// cached under it, so people signed in through one app registration keep one entry each
+    /// in a shared cache (a fleet's database). Unset: the app's one sign-in
+    /// (`m365mail login --app NAME`). Refused with `flow = "client-credentials"`.
+    #[serde(default)]
+    pub account: Option<String>,
     /// The redirect URI registered for admin consent and browser sign-in.
     #[serde(default)]
     pub redirect_uri: Option<String>,

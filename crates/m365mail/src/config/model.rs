@@ -30,6 +30,9 @@ pub struct App {
     pub flow: Flow,
     /// Where delegated tokens are cached (`None`: `~/.m365mail/tokens.json`).
     pub token_cache: Option<PathBuf>,
+    /// The account a delegated flow signs in as (`apps.account`, lower-case): the token
+    /// cache's key carries it. `None`: the app's one sign-in; always `None` for app-only.
+    pub account: Option<String>,
     /// The redirect URI registered for admin consent and browser sign-in.
     pub redirect_uri: Option<Url>,
     /// Extra CA certificates (PEM) for the authority.

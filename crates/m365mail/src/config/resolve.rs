@@ -274,6 +274,29 @@ impl Resolver<'_> {
             })?),
             None => None,
         };
+        let account = match &a.account {
+            None => None,
+            Some(_) if a.flow == Flow::ClientCredentials => {
+                return Err(self.invalid(
+                    key(".account"),
+                    &at("account"),
+                    "flow \"client-credentials\" signs in as the app, not as an account: \
+                     remove account, or use flow = \"browser\" or \"device-code\"",
+                ));
+            }
+            Some(acc) => Some(
+                addressing::EmailAddress::parse(acc.trim())
+                    .map_err(|e| {
+                        self.invalid(
+                            key(".account"),
+                            &at("account"),
+                            format!("not an account's address: {e}"),
+                        )
+                    })?
+                    .to_string()
+                    .to_ascii_lowercase(),
+            ),
+        };
         Ok(App {
             name: a.name.clone(),
             cloud: a.cloud,
@@ -282,6 +305,7 @@ impl Resolver<'_> {
             credential: credential(a),
             flow: a.flow,
             token_cache: a.token_cache.clone(),
+            account,
             redirect_uri,
             ca_file: a.ca_file.clone(),
         })

@@ -229,6 +229,44 @@ fn references_must_exist() {
 }
 
 #[test]
+fn a_delegated_apps_account_keys_its_tokens_and_an_app_only_one_has_none() {
+    let secret = "client_secret_env = \"HELPDESK_SECRET\"";
+    let delegated = GOOD.replace(
+        secret,
+        "flow = \"browser\"\naccount = \"Adele.Vance@Contoso.com\"",
+    );
+    let c = Config::parse(&delegated, Path::new("m.toml")).unwrap();
+    let app = &c.apps[0];
+    assert_eq!(app.account.as_deref(), Some("adele.vance@contoso.com"));
+    let provider = crate::connect::provider(app, app.graph_scope()).unwrap();
+    assert_eq!(
+        provider.cache_key().account.as_deref(),
+        Some("adele.vance@contoso.com"),
+        "the token cache's key carries the account"
+    );
+    let without = GOOD.replace(secret, "flow = \"browser\"");
+    let c = Config::parse(&without, Path::new("m.toml")).unwrap();
+    let provider = crate::connect::provider(&c.apps[0], c.apps[0].graph_scope()).unwrap();
+    assert_eq!(provider.cache_key().account, None, "the app's one sign-in");
+    for (extra, words) in [
+        (
+            format!("{secret}\naccount = \"adele.vance@contoso.com\""),
+            "signs in as the app",
+        ),
+        (
+            "flow = \"browser\"\naccount = \"not an address\"".to_owned(),
+            "not an account's address",
+        ),
+    ] {
+        let e = Config::parse(&GOOD.replace(secret, &extra), Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("account"), "{e}");
+        assert!(e.contains(words), "{e}");
+    }
+}
+
+#[test]
 fn a_daemon_needs_a_secret_source() {
     let e = Config::parse(
         &GOOD.replace("client_secret_env = \"HELPDESK_SECRET\"", ""),
