@@ -60,9 +60,9 @@ impl Fleet {
             .1)
     }
 
-    /// Adds (or replaces) the `[[apps]]`, `[[sources]]` and `[[outbounds]]` of `text`, after
-    /// checking that the fleet's configuration with them resolves; returns what was stored.
-    pub async fn add(&self, text: &str) -> Result<Vec<(EntryKind, String)>> {
+    /// The entries of `text` and the fleet's configuration as it would be with them (nothing
+    /// is stored).
+    async fn with_added(&self, text: &str) -> Result<(Vec<ConfigEntry>, crate::config::Config)> {
         let new = catalog::entries_of(text)?;
         if new.is_empty() {
             return Err("nothing to add: no [[apps]], [[sources]] or [[outbounds]]".into());
@@ -74,7 +74,21 @@ impl Fleet {
             .filter(|e| !new.iter().any(|n| n.kind == e.kind && n.name == e.name))
             .collect();
         all.extend(new.iter().cloned());
-        catalog::resolve(&self.file_text, &self.path, &all)?;
+        let (cfg, _) = catalog::resolve(&self.file_text, &self.path, &all)?;
+        Ok((new, cfg))
+    }
+
+    /// The fleet's configuration as [`add`](Self::add)ing `text` would make it, checked by
+    /// the same rules, without storing anything: what needs the new entries before the
+    /// workers see them (a sign-in saved first) uses it.
+    pub async fn preview(&self, text: &str) -> Result<crate::config::Config> {
+        Ok(self.with_added(text).await?.1)
+    }
+
+    /// Adds (or replaces) the `[[apps]]`, `[[sources]]` and `[[outbounds]]` of `text`, after
+    /// checking that the fleet's configuration with them resolves; returns what was stored.
+    pub async fn add(&self, text: &str) -> Result<Vec<(EntryKind, String)>> {
+        let (new, _) = self.with_added(text).await?;
         let cat = self.store.catalog();
         // Apps and outbounds first: a worker that reads between two puts finds what a new
         // source refers to.

@@ -100,16 +100,6 @@ pub(super) async fn start(
         let note = format!("<p class=\"box bad\" id=\"signin-error\">{}</p>", esc(&why));
         (note, session.clone())
     };
-    if state.options().store.is_some() {
-        let (note, s) = fail(
-            "Adding a signed-in source to the fleet's database is not done yet: the fleet's \
-             token cache keeps one sign-in per app, tenant and resource, so people signed in \
-             with one app would share it. Add the source with `m365mail sources add` and sign \
-             it in with `m365mail login`, or run the console without M365MAIL_STORE."
-                .to_owned(),
-        );
-        return sources::page_get(&state, &s, &note).await;
-    }
     let cfg = match sources::load(&state).await {
         Ok(c) => c,
         Err(e) => {
@@ -310,7 +300,7 @@ async fn finish_sign_in(state: &ConsoleState, s: &SignIn, query: &str) -> (Strin
             ),
         );
     }
-    let added = sources::append(
+    let added = sources::add_signed_in(
         state,
         &NewSource {
             template_app: s.template_app.clone(),
@@ -319,6 +309,7 @@ async fn finish_sign_in(state: &ConsoleState, s: &SignIn, query: &str) -> (Strin
             mailbox: mailbox.clone(),
             tenant,
         },
+        &response,
     )
     .await;
     let added = match added {
@@ -331,13 +322,6 @@ async fn finish_sign_in(state: &ConsoleState, s: &SignIn, query: &str) -> (Strin
             "it is not in the configuration",
         );
     };
-    let saved = match connect::provider(&source.app, &source.scope) {
-        Ok(p) => p.save_sign_in(&response).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = saved {
-        return bad("The sign-in could not be kept", &e);
-    }
     let what = if added.existed {
         "signed in again"
     } else {

@@ -69,11 +69,13 @@
 //!
 //! # Where new sources go
 //!
-//! A source added by signing in is appended to the configuration file itself, as one
+//! Without a fleet's database, a source added by signing in is appended to the configuration
+//! file itself, as one
 //! `[[apps]]` and one `[[sources]]` table under a comment naming the account and the time: the
 //! app is a copy of the sign-in app (`--app`, or the first app with `flow = "browser"`) with the
-//! signed-in tenant and a token cache of its own (`m365mail-console-tokens/SOURCE.json` beside
-//! the file, mode 0600), because each signed-in person needs their own cached sign-in. Appending
+//! signed-in tenant, the signed-in person as its `account` (the token cache's key carries it)
+//! and a token cache of its own (`m365mail-console-tokens/SOURCE.json` beside the file, mode
+//! 0600), because each signed-in person needs their own cached sign-in. Appending
 //! keeps the operator's text, comments and order untouched, and `m365mail run`, `ping` and
 //! `doctor` see the source at once with nothing else to know. The whole new text is resolved by
 //! [`Config::parse`](crate::config::Config::parse) before it replaces the file (atomically, with
@@ -85,8 +87,8 @@
 //!   for Graph, a send with that From and no recipient, which Graph refuses only after checking
 //!   the right, so nothing is sent; EWS and SMTP have no such probe and say so. A form
 //!   (`POST /console/outbounds`) creates an outbound (name, kind, one of the configured apps,
-//!   mailbox, `send_from_alias_enabled`), appended to the configuration file as a signed-in
-//!   source is; a refused value changes nothing and is named.
+//!   mailbox, `send_from_alias_enabled`), added where a signed-in source is (the file, or the
+//!   fleet's database); a refused value changes nothing and is named.
 //! - **Routing** (`GET /console/routing`): each source's addresses and rules in the order they
 //!   are tried, and a box to test an address (what `m365mail route --address` prints). Each
 //!   source's **Check addresses** (`POST /console/routing/{name}/check`) runs the doctor for that
@@ -99,10 +101,12 @@
 //! `m365mail sources list`), with the status, messages waiting, last pass and worker its workers
 //! report, and PING signs in through the fleet's token cache.
 //!
-//! Not yet: adding a signed-in source to a fleet's database (the console refuses it with the
-//! reason: the fleet's token cache keys a sign-in by app, tenant and scopes, not by account, so
-//! two people signed in with one app would share one entry), and likewise creating an outbound
-//! there.
+//! Signing in then adds the source to the fleet's database rather than the file: the copied
+//! `[[apps]]` (with `account`, no `token_cache`) and the `[[sources]]` go through
+//! [`Fleet::add`](crate::operate::Fleet::add), exactly what `m365mail sources add` stores, and
+//! the sign-in goes to the fleet's token cache under the signed-in account, before the source
+//! is stored, so a worker that picks the source up at its next tick finds its sign-in. An
+//! outbound created on the Outbounds page is stored in the database the same way.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

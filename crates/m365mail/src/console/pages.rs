@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode};
 use super::ConsoleState;
 use super::html::{esc, page};
 use super::security::{Session, for_page, for_post, post_form};
-use super::sources::{NewOutbound, append_outbound, encode, load, providers, report_html};
+use super::sources::{NewOutbound, add_outbound, encode, load, providers, report_html, written};
 use crate::config::{Config, Kind, Outbound};
 use crate::connect;
 use crate::doctor::{self, Check};
@@ -131,8 +131,8 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// `POST /console/outbounds`: creates an outbound from the form and appends it to the
-/// configuration file; a refused value changes nothing and is named (`400`).
+/// `POST /console/outbounds`: creates an outbound from the form and adds it to the
+/// configuration file or the fleet's database; a refused value changes nothing and is named (`400`).
 pub(super) async fn create_outbound(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
@@ -155,13 +155,7 @@ pub(super) async fn create_outbound(
     };
     let cfg = load(&state).await;
     let apps = app_names(&cfg);
-    let result = if state.fleet().await.is_some() {
-        Err(
-            "with a fleet's database the console does not create outbounds: add it to the \
-             configuration file"
-                .to_owned(),
-        )
-    } else if !valid_name(&name) {
+    let result = if !valid_name(&name) {
         Err(format!(
             "the name {name:?} is not 1 to 64 letters, digits, '.', '_' or '-'"
         ))
@@ -180,15 +174,20 @@ pub(super) async fn create_outbound(
                     mailbox,
                     send_from_alias_enabled: checked,
                 };
-                append_outbound(&state, &new).await
+                add_outbound(&state, &new).await
             }
         }
     };
     match result {
         Ok(cfg) => {
+            let place = if state.options().store.is_some() {
+                "stored in the fleet's database"
+            } else {
+                "added to the configuration file"
+            };
             let note = format!(
                 "<p class=\"box good\" id=\"outbound-created\">Outbound {} created and \
-                 added to the configuration file: PING it to check its rights.</p>",
+                 {place}: PING it to check its rights.</p>",
                 esc(&name)
             );
             outbounds_page(&session, Ok(cfg), &note)
@@ -483,11 +482,8 @@ async fn routing_page(
             );
         }
     };
-    // The rules as written (their order is the order they are tried in).
-    let doc: toml::Table = std::fs::read_to_string(&state.options().config)
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_default();
+    // The rules as written (their order is the order they are tried in), the database's too.
+    let doc = written(state).await;
     let raw_sources = doc
         .get("sources")
         .and_then(toml::Value::as_array)

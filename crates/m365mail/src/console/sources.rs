@@ -1,4 +1,5 @@
-//! The Sources page, PING, and appending a signed-in source to the configuration file.
+//! The Sources page, PING, and adding a signed-in source (or an outbound) to the configuration
+//! file or the fleet's database.
 
 use std::path::{Path, PathBuf};
 
@@ -310,7 +311,7 @@ pub(super) fn report_html(name: &str, report: &PingReport, consent: &str) -> Str
     )
 }
 
-/// A source signed in through the console, to append to the configuration file.
+/// A source signed in through the console, to add to the configuration.
 #[derive(Debug)]
 pub(super) struct NewSource {
     /// The sign-in app's `[[apps]]` table name.
@@ -319,14 +320,14 @@ pub(super) struct NewSource {
     pub(super) kind: Kind,
     /// The name asked for (empty: from the mailbox).
     pub(super) name: String,
-    /// The signed-in account's mailbox.
+    /// The signed-in account's mailbox (lower-case).
     pub(super) mailbox: String,
     /// The signed-in account's tenant id.
     pub(super) tenant: String,
 }
 
-/// What appending did: the source's name, its app and whether it existed already (then its
-/// sign-in is only renewed).
+/// What adding did: the source's name, the configuration with it and whether it existed
+/// already (then its sign-in is only renewed).
 #[derive(Debug)]
 pub(super) struct Appended {
     pub(super) source: String,
@@ -359,28 +360,134 @@ fn token_cache(config: &Path, source: &str) -> PathBuf {
         .join(format!("{source}.json"))
 }
 
-/// Appends `new` (an `[[apps]]` copied from the sign-in app, and the `[[sources]]` reading the
-/// signed-in mailbox) to the configuration file, unless a delegated source of that kind already
-/// reads the mailbox. The new text is resolved before it replaces the file.
-pub(super) async fn append(state: &ConsoleState, new: &NewSource) -> Result<Appended, String> {
-    let _writer = state.inner.write.lock().await;
+/// Where the console writes what it adds: the configuration file, or the fleet's database
+/// (the `[[apps]]`, `[[sources]]` and `[[outbounds]]` entries `m365mail sources add` stores,
+/// through the same [`Fleet::add`](crate::operate::Fleet::add)).
+enum Writer<'a> {
+    /// The configuration file, whose text was read.
+    File(String),
+    /// The fleet's database.
+    Fleet(&'a crate::operate::Fleet),
+}
+
+/// The configuration as it is now, as a resolved model and as the TOML document it came from
+/// (the file's, or the file's merged with the fleet's entries), and where additions go.
+async fn current(state: &ConsoleState) -> Result<(Writer<'_>, Config, toml::Table), String> {
+    if let Some(fleet) = state.fleet().await {
+        let fleet = fleet?;
+        let (cfg, doc) = fleet.config().await?;
+        return Ok((Writer::Fleet(fleet), cfg, doc));
+    }
     let path = &state.options().config;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg = Config::parse(&text, path).map_err(|e| e.to_string())?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("the configuration is not TOML: {}", e.message()))?;
+    Ok((Writer::File(text), cfg, doc))
+}
+
+/// The configuration as written (the file's TOML, merged with the fleet's entries), empty when
+/// it cannot be read (the page then says so from [`load`]).
+pub(super) async fn written(state: &ConsoleState) -> toml::Table {
+    current(state)
+        .await
+        .map(|(_, _, doc)| doc)
+        .unwrap_or_default()
+}
+
+impl Writer<'_> {
+    /// The text to [`commit`](Self::commit) to add `block` (TOML of `[[apps]]`, `[[sources]]`
+    /// or `[[outbounds]]` tables, with a `comment` line for the file), and the configuration
+    /// it makes, resolved by the same rules as the rest; nothing is written yet.
+    async fn preview(
+        &self,
+        path: &Path,
+        block: &str,
+        comment: &str,
+    ) -> Result<(String, Config), String> {
+        match self {
+            Writer::File(text) => {
+                let mut new_text = text.clone();
+                if !new_text.ends_with('\n') {
+                    new_text.push('\n');
+                }
+                new_text.push_str(&format!(
+                    "\n# {}\n{block}",
+                    comment.replace(['\n', '\r'], "")
+                ));
+                let cfg = Config::parse(&new_text, path).map_err(|e| e.to_string())?;
+                Ok((new_text, cfg))
+            }
+            Writer::Fleet(fleet) => Ok((block.to_owned(), fleet.preview(block).await?)),
+        }
+    }
+
+    /// Writes what [`preview`](Self::preview) made: the file replaced atomically (keeping its
+    /// permissions), or the entries stored in the fleet's database, where running workers pick
+    /// them up at their next tick.
+    async fn commit(&self, path: &Path, text: &str) -> Result<(), String> {
+        match self {
+            Writer::File(_) => write_keeping_mode(path, text.as_bytes())
+                .map_err(|e| format!("writing {}: {e}", path.display())),
+            Writer::Fleet(fleet) => fleet.add(text).await.map(|_| ()),
+        }
+    }
+
+    /// The token providers of the connections it configures: the apps' own caches, or the
+    /// fleet's shared store.
+    fn providers(&self) -> Providers {
+        match self {
+            Writer::File(_) => Providers::default(),
+            Writer::Fleet(fleet) => Providers::shared(fleet.stores()),
+        }
+    }
+}
+
+/// Keeps `response` (a sign-in of `source`'s account) where `source`'s connections look for
+/// it: the token cache of its app, under its account.
+async fn keep_sign_in(
+    providers: &mut Providers,
+    source: &Source,
+    response: &msauth::TokenResponse,
+) -> Result<(), String> {
+    let provider = providers.token_provider(&source.app, &source.scope)?;
+    provider
+        .save_sign_in(response)
+        .await
+        .map_err(|e| format!("the sign-in could not be kept: {e}"))
+}
+
+/// Adds `new` (an `[[apps]]` copied from the sign-in app with the signed-in account, and the
+/// `[[sources]]` reading its mailbox) to the configuration file or the fleet's database, unless
+/// a delegated source of that kind already reads the mailbox, and keeps the sign-in
+/// (`response`) in that source's token cache. The sign-in is kept before the source is written,
+/// so a worker never sees the source without it; the new configuration is resolved before
+/// either.
+pub(super) async fn add_signed_in(
+    state: &ConsoleState,
+    new: &NewSource,
+    response: &msauth::TokenResponse,
+) -> Result<Appended, String> {
+    let _writer = state.inner.write.lock().await;
+    let path = &state.options().config;
+    let (writer, cfg, doc) = current(state).await?;
     if let Some(existing) = cfg.sources.iter().find(|s| {
         s.mailbox.eq_ignore_ascii_case(&new.mailbox)
             && s.service.kind() == new.kind
             && s.app.flow != Flow::ClientCredentials
+            && s.app
+                .account
+                .as_deref()
+                .is_none_or(|a| a.eq_ignore_ascii_case(&new.mailbox))
     }) {
+        keep_sign_in(&mut writer.providers(), existing, response).await?;
         return Ok(Appended {
             source: existing.name.clone(),
             config: cfg.clone(),
             existed: true,
         });
     }
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("the configuration is not TOML: {}", e.message()))?;
     let template = doc
         .get("apps")
         .and_then(toml::Value::as_array)
@@ -411,12 +518,22 @@ pub(super) async fn append(state: &ConsoleState, new: &NewSource) -> Result<Appe
     app.insert("name".into(), app_name.clone().into());
     app.insert("tenant".into(), new.tenant.clone().into());
     app.insert("flow".into(), "browser".into());
-    let cache = token_cache(path, &name);
-    if let Some(dir) = cache.parent() {
-        httpcore::fs::create_private_dir_all(dir)
-            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    app.insert("account".into(), new.mailbox.clone().into());
+    match writer {
+        // Each signed-in person's sign-in in a file of its own.
+        Writer::File(_) => {
+            let cache = token_cache(path, &name);
+            if let Some(dir) = cache.parent() {
+                httpcore::fs::create_private_dir_all(dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            }
+            app.insert("token_cache".into(), cache.display().to_string().into());
+        }
+        // The fleet's shared token store, under the account: no file of its own.
+        Writer::Fleet(_) => {
+            app.remove("token_cache");
+        }
     }
-    app.insert("token_cache".into(), cache.display().to_string().into());
     let template_app = cfg
         .app(&new.template_app)
         .ok_or_else(|| format!("no app called {:?}", new.template_app))?;
@@ -459,19 +576,20 @@ pub(super) async fn append(state: &ConsoleState, new: &NewSource) -> Result<Appe
     added.insert("apps".into(), toml::Value::Array(vec![app.into()]));
     added.insert("sources".into(), toml::Value::Array(vec![source.into()]));
     let block = toml::to_string(&added).map_err(|e| e.to_string())?;
-    let stamp = format_time(OffsetDateTime::now_utc());
-    let mut new_text = text.clone();
-    if !new_text.ends_with('\n') {
-        new_text.push('\n');
-    }
-    new_text.push_str(&format!(
-        "\n# Added by m365mail console on {stamp}: {} signed in ({kind}).\n{block}",
-        new.mailbox.replace(['\n', '\r'], "")
-    ));
-    let config = Config::parse(&new_text, path)
+    let comment = format!(
+        "Added by m365mail console on {}: {} signed in ({kind}).",
+        format_time(OffsetDateTime::now_utc()),
+        new.mailbox
+    );
+    let (text, config) = writer
+        .preview(path, &block, &comment)
+        .await
         .map_err(|e| format!("the source would make the configuration invalid: {e}"))?;
-    write_keeping_mode(path, new_text.as_bytes())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let source = config
+        .source(&name)
+        .ok_or_else(|| format!("the source {name} is not in the new configuration"))?;
+    keep_sign_in(&mut writer.providers(), source, response).await?;
+    writer.commit(path, &text).await?;
     Ok(Appended {
         source: name,
         config,
@@ -479,7 +597,7 @@ pub(super) async fn append(state: &ConsoleState, new: &NewSource) -> Result<Appe
     })
 }
 
-/// An outbound created on the Outbounds page, to append to the configuration file.
+/// An outbound created on the Outbounds page, to add to the configuration.
 #[derive(Debug)]
 pub(super) struct NewOutbound {
     /// Its name (not yet taken).
@@ -494,28 +612,24 @@ pub(super) struct NewOutbound {
     pub(super) send_from_alias_enabled: bool,
 }
 
-/// Appends `new` as an `[[outbounds]]` table to the configuration file, as [`append`] does a
-/// source: the new text is resolved by [`Config::parse`] before it replaces the file
-/// (atomically, keeping its permissions). Its `url` (Graph, EWS) is the console's, else an
-/// existing connection's of that kind; an SMTP outbound takes `host`, `port` and `ca_file` of
-/// an existing SMTP outbound, else the app's cloud's defaults.
-pub(super) async fn append_outbound(
+/// Adds `new` as an `[[outbounds]]` table to the configuration file or the fleet's database,
+/// as [`add_signed_in`] does a source: resolved by the same rules before it is written. Its
+/// `url` (Graph, EWS) is the console's, else an existing connection's of that kind; an SMTP
+/// outbound takes `host`, `port` and `ca_file` of an existing SMTP outbound, else the app's
+/// cloud's defaults. The configuration with it is returned.
+pub(super) async fn add_outbound(
     state: &ConsoleState,
     new: &NewOutbound,
 ) -> Result<Config, String> {
     let _writer = state.inner.write.lock().await;
     let path = &state.options().config;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg = Config::parse(&text, path).map_err(|e| e.to_string())?;
+    let (writer, cfg, doc) = current(state).await?;
     if cfg.outbound(&new.name).is_some() {
         return Err(format!("an outbound called {:?} exists already", new.name));
     }
     if cfg.app(&new.app).is_none() {
         return Err(format!("no app called {:?} in the configuration", new.app));
     }
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("the configuration is not TOML: {}", e.message()))?;
     let mut outbound = toml::Table::new();
     outbound.insert("name".into(), new.name.clone().into());
     let kind = match new.kind {
@@ -570,19 +684,16 @@ pub(super) async fn append_outbound(
         toml::Value::Array(vec![outbound.into()]),
     );
     let block = toml::to_string(&added).map_err(|e| e.to_string())?;
-    let stamp = format_time(OffsetDateTime::now_utc());
-    let mut new_text = text.clone();
-    if !new_text.ends_with('\n') {
-        new_text.push('\n');
-    }
-    new_text.push_str(&format!(
-        "\n# Added by m365mail console on {stamp}: outbound {}.\n{block}",
+    let comment = format!(
+        "Added by m365mail console on {}: outbound {}.",
+        format_time(OffsetDateTime::now_utc()),
         new.name
-    ));
-    let config = Config::parse(&new_text, path)
+    );
+    let (text, config) = writer
+        .preview(path, &block, &comment)
+        .await
         .map_err(|e| format!("the outbound would make the configuration invalid: {e}"))?;
-    write_keeping_mode(path, new_text.as_bytes())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    writer.commit(path, &text).await?;
     Ok(config)
 }
 
