@@ -653,16 +653,94 @@ fn with_envelope_from(mime: &[u8], from: &str) -> Vec<u8> {
 /// it — with impersonation too), which `send` reports as a `Refused` error naming the missing
 /// right and the PowerShell that grants it ([`connector::send_as_denied`]). A `From` that
 /// already names the envelope address (with any display name) is kept as is.
-#[derive(Debug)]
+///
+/// [`ping_from`](EwsOutbound::ping_from) makes `ping` also check the right to send as an
+/// address without sending anything: the `CreateItem` of a send with that `From` and no
+/// recipient, which is refused either for the `From` (`ErrorSendAsDenied`) or, the right being
+/// there, for having no recipient (`ErrorInvalidRecipients`).
+#[derive(Debug, Clone)]
 pub struct EwsOutbound {
     client: EwsClient,
+    probe_from: Option<String>,
 }
 
 impl EwsOutbound {
     /// An outbound sending as the client's mailbox.
     pub fn new(client: EwsClient) -> Self {
-        EwsOutbound { client }
+        EwsOutbound {
+            client,
+            probe_from: None,
+        }
     }
+
+    /// Makes `ping` also prove the right to send as `from` (an alias of the mailbox or another
+    /// mailbox). The probe is the `CreateItem` a send makes (`SendAndSaveCopy`, raw MIME, the
+    /// copy for Sent Items), with `From: from` and no recipient: Exchange checks the right to
+    /// send as the `From` when it submits the message (`ErrorSendAsDenied`), and a message
+    /// without a recipient cannot be submitted (`ErrorInvalidRecipients`), so nothing is sent
+    /// and no copy is kept. That the right is checked before the recipients is what the
+    /// sandbox models (as Graph's `sendMail` does it); a server that checked the recipients
+    /// first would answer `ErrorInvalidRecipients` for a refused address too, so the probe
+    /// could not see that refusal. Should a server accept the recipient-less message (none
+    /// is known to), the probe says it cannot tell and names the copy it may have kept.
+    pub fn ping_from(mut self, from: impl Into<String>) -> Self {
+        self.probe_from = Some(from.into());
+        self
+    }
+
+    /// The send-rights probe of [`ping_from`](Self::ping_from).
+    async fn probe_send_as(&self, from: &str) -> Result<(), Error> {
+        let from = from.trim();
+        if from.is_empty() || from.chars().any(|c| c.is_control() || "<>\",;".contains(c)) {
+            return Err(Error::configuration(format!(
+                "{from:?} is not an address to check the right to send as"
+            )));
+        }
+        let access = &self.client.config().access;
+        let mime = format!(
+            "From: <{from}>\r\nSubject: {PROBE_SUBJECT}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nA check of the right to send as \
+             {from}: it names no recipient, so it is never sent.\r\n"
+        );
+        let op = CreateItem::new(
+            mime.into_bytes(),
+            MessageDisposition::SendAndSaveCopy,
+            Some(access.folder("sentitems")),
+        );
+        match self.client.call(&op).await?.into_iter().next() {
+            // Exchange checked token, mailbox and From, then refused the message itself.
+            Some(Err(e)) if e.code == "ErrorInvalidRecipients" => Ok(()),
+            Some(Err(e)) if e.code == "ErrorSendAsDenied" => Err(send_as_refused(e, access, from)),
+            Some(Err(e)) => Err(item_error(e, "checking the right to send")),
+            // Not seen from Exchange: a send without recipients was accepted. Nothing went
+            // to anyone; its copy, if one was kept, says what it is.
+            Some(Ok(_)) => Err(Error::bad_response(format!(
+                "EWS accepted a message without recipients from {from}; cannot tell whether \
+                 sending as {from} works (a copy titled {PROBE_SUBJECT:?} may be in Sent Items: \
+                 delete it)"
+            ))),
+            None => Err(Error::bad_response("CreateItem answered nothing")),
+        }
+    }
+}
+
+/// The subject of the send-rights probe ([`EwsOutbound::ping_from`]).
+const PROBE_SUBJECT: &str = "m365mail send-rights probe";
+
+/// An `ErrorSendAsDenied` answer as a `Refused` error: who lacks which right on `from`, and the
+/// PowerShell that grants it; the server's code and text stay in the details.
+fn send_as_refused(e: ResponseError, access: &MailboxAccess, from: &str) -> Error {
+    let details = item_error(e, "sending").response().cloned();
+    let from = if from.is_empty() {
+        "the From address"
+    } else {
+        from
+    };
+    let mut err = Error::refused(connector::send_as_denied(access.address(), from));
+    if let Some(d) = details {
+        err = err.with_response(d);
+    }
+    err
 }
 
 #[async_trait]
@@ -684,7 +762,13 @@ impl MessageOutbound for EwsOutbound {
             .await
         {
             Ok(r) => match r.into_iter().next() {
-                Some(Ok(_)) => PingReport::online(None, log),
+                Some(Ok(_)) => match &self.probe_from {
+                    None => PingReport::online(None, log),
+                    Some(from) => match self.probe_send_as(from).await {
+                        Ok(()) => PingReport::online(None, log),
+                        Err(e) => PingReport::from_error(&e, log),
+                    },
+                },
                 Some(Err(e)) => {
                     let e = item_error(e, "reading Sent Items");
                     PingReport::offline(offline_reason(&e), log)
@@ -711,20 +795,7 @@ impl MessageOutbound for EwsOutbound {
         match self.client.call(&op).await?.into_iter().next() {
             Some(Ok(_)) => Ok(SendReceipt::new(message.envelope().from.clone())),
             Some(Err(e)) if e.code == "ErrorSendAsDenied" => {
-                // Who lacks which right, and the PowerShell that grants it; the server's code
-                // and text stay in the details.
-                let details = item_error(e, "sending").response().cloned();
-                let from = message.envelope().from.trim();
-                let from = if from.is_empty() {
-                    "the From address"
-                } else {
-                    from
-                };
-                let mut err = Error::refused(connector::send_as_denied(access.address(), from));
-                if let Some(d) = details {
-                    err = err.with_response(d);
-                }
-                Err(err)
+                Err(send_as_refused(e, access, message.envelope().from.trim()))
             }
             Some(Err(e)) => {
                 let err = item_error(e, "sending");

@@ -29,3 +29,19 @@ pub const DEMO_APP: &str = "00000000-0000-0000-0000-00000000d3e0";
 
 /// The demo seed's public, demo-only client secret of [`DEMO_APP`].
 pub const DEMO_SECRET: &str = "demo-secret-do-not-use-in-production";
+
+/// Asserts that `text` (an error or a ping report's reason) says that `mailbox` may not send as
+/// `address` and names the PowerShell that grants Send As (`connector::send_as_denied`'s words).
+#[track_caller]
+pub fn assert_send_as_fix(text: &str, mailbox: &str, address: &str) {
+    assert!(
+        text.contains(&format!("{mailbox} may not send as {address}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Add-RecipientPermission -Identity {address} -Trustee {mailbox} -AccessRights SendAs"
+        )),
+        "{text}"
+    );
+}

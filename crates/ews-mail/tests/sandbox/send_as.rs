@@ -78,3 +78,59 @@ async fn app_only_send_as_needs_the_mailboxs_right() {
     assert_eq!(got("as alex"), (Some(ALEX.into()), Some(ALEX.into())));
     assert!(!inbox.iter().any(|m| m.props.subject == "denied"));
 }
+
+/// The messages in `mailbox`'s `folder`.
+fn count(sb: &sandbox::Sandbox, mailbox: &str, folder: &str) -> usize {
+    sb.admin()
+        .store()
+        .list(mailbox, Some(folder), &ListQuery::default())
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_from_checks_the_right_to_send_as_an_address_and_sends_nothing() {
+    let sb = sandbox().await;
+    let out = EwsOutbound::new(app_client(&sb));
+    let kept = |sb: &sandbox::Sandbox| {
+        (
+            count(sb, MAILBOX, "sentitems"),
+            count(sb, MAILBOX, "drafts"),
+            count(sb, ALEX, "inbox"),
+            sb.admin().outbox().len(),
+        )
+    };
+    let before = kept(&sb);
+
+    // Not granted: refused, with who lacks which right and the PowerShell that grants it.
+    let report = out.clone().ping_from(ALEX).ping().await;
+    assert!(!report.is_online(), "{report}");
+    test_support::assert_send_as_fix(report.reason.as_deref().unwrap_or_default(), MAILBOX, ALEX);
+    // The mailbox itself: allowed.
+    assert!(out.clone().ping_from(MAILBOX).ping().await.is_online());
+
+    // Granted: allowed. Withdrawn: refused again.
+    sb.admin()
+        .add_mailbox_permission(ALEX, MAILBOX, MailboxRight::SendAs)
+        .unwrap();
+    let report = out.clone().ping_from(ALEX).ping().await;
+    assert!(report.is_online(), "{report}");
+    sb.admin()
+        .remove_mailbox_permission(ALEX, MAILBOX, MailboxRight::SendAs)
+        .unwrap();
+    assert!(!out.clone().ping_from(ALEX).ping().await.is_online());
+
+    // Nothing was sent, saved or left as a draft.
+    assert_eq!(
+        kept(&sb),
+        before,
+        "(sent items, drafts, Alex's inbox, outbox)"
+    );
+    let refused = out
+        .clone()
+        .ping_from("bad\r\nBcc: x@y.example")
+        .ping()
+        .await;
+    assert!(!refused.is_online(), "{refused}");
+}
