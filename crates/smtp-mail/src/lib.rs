@@ -23,7 +23,10 @@
 //! 4. on `535 5.7.139` reports at once that *SMTP AUTH is disabled for this mailbox or
 //!    tenant*, with the PowerShell that enables it;
 //! 5. sends (`MAIL FROM`, `RCPT TO`, `DATA`) and quits; [`ping`](connector::MessageOutbound::ping)
-//!    stops after signing in.
+//!    stops after signing in, or, with [`SmtpOutbound::ping_from`], after `MAIL FROM:<alias>`,
+//!    `RCPT TO` and `RSET` (a check of the right to send as the alias at the envelope, where
+//!    Exchange Online is reported to refuse it; the `From` header is checked only after
+//!    `DATA`, which a ping never sends).
 //!
 //! Tokens never appear in `Debug`, `Display`, logs or errors: [`AccessToken`] is redacted, and
 //! the connection log records verbs, reply codes and durations only.

@@ -192,10 +192,15 @@ impl fmt::Display for Raw<'_> {
 /// `MAIL`/`RCPT`/`DATA`, then `QUIT`. On `535 5.7.3` (or an XOAUTH2
 /// error challenge) it asks the token source once for a fresh token and authenticates again;
 /// `535 5.7.139` (SMTP AUTH disabled) is reported at once. See the crate documentation.
+///
+/// [`ping_from`](SmtpOutbound::ping_from) makes `ping` also check the right to send as an
+/// address, up to `MAIL FROM` and `RCPT TO` and never `DATA`: nothing is sent.
+#[derive(Clone)]
 pub struct SmtpOutbound {
     config: SmtpConfig,
     tokens: Arc<dyn TokenSource>,
     log: ConnectionLog,
+    probe_from: Option<String>,
 }
 
 impl fmt::Debug for SmtpOutbound {
@@ -245,7 +250,23 @@ impl SmtpOutbound {
             config,
             tokens,
             log: ConnectionLog::default(),
+            probe_from: None,
         })
+    }
+
+    /// Makes `ping` also check the right to send as `from` (an alias of the mailbox or another
+    /// mailbox): after signing in it says `MAIL FROM:<from>` and `RCPT TO:<` the mailbox `>`,
+    /// then `RSET` and `QUIT`. No `DATA` is sent, so no message exists, is sent or kept.
+    ///
+    /// What it can see: Exchange Online is reported to refuse an envelope sender the mailbox
+    /// may not send as at `MAIL FROM` (`550 5.7.60`), and the sandbox does so by default. The
+    /// `From` header is checked only at the end of `DATA` (`554 5.2.252`), which a probe
+    /// never reaches: a server that checks only the header (the sandbox with
+    /// `smtp_check_envelope_sender` off) accepts the probe for an address it would refuse in
+    /// a send. The probe is then online with nothing proven; its log shows `MAIL` accepted.
+    pub fn ping_from(mut self, from: impl Into<String>) -> Self {
+        self.probe_from = Some(from.into());
+        self
     }
 
     /// The configuration.
@@ -501,11 +522,78 @@ impl SmtpOutbound {
     }
 
     async fn ping_inner(&self) -> Result<(), Error> {
-        let (mut conn, _) = self.open().await?;
+        let (mut conn, app_only) = self.open().await?;
+        if let Some(from) = &self.probe_from
+            && let Err(e) = self.probe_send_as(&mut conn, from, app_only).await
+        {
+            conn.abort().await;
+            return Err(e);
+        }
         let started = Instant::now();
         let quit = conn.quit().await;
         self.line("QUIT", started, quit.as_ref().ok().map(|_| 221), None);
         Ok(())
+    }
+
+    /// `MAIL FROM:<from>`, `RCPT TO:<mailbox>`, `RSET` on a signed-in connection: a refused
+    /// envelope sender is the send-as error a send would give.
+    async fn probe_send_as(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        from: &str,
+        app_only: bool,
+    ) -> Result<(), Error> {
+        use lettre::transport::smtp::commands::{Mail, Rcpt, Rset};
+        let sender = from.trim().parse::<Address>().map_err(|e| {
+            Error::configuration(format!(
+                "{from:?} is not an address to check the right to send as: {e}"
+            ))
+        })?;
+        let mailbox = self.config.mailbox.parse::<Address>().map_err(|e| {
+            Error::configuration(format!("the mailbox {:?}: {e}", self.config.mailbox))
+        })?;
+        let started = Instant::now();
+        let mail = conn.command(Mail::new(Some(sender), Vec::new())).await;
+        self.probe_step("MAIL", started, mail, from, app_only)?;
+        let started = Instant::now();
+        let rcpt = conn.command(Rcpt::new(mailbox, Vec::new())).await;
+        self.probe_step("RCPT", started, rcpt, from, app_only)?;
+        let started = Instant::now();
+        let rset = conn.command(Rset).await;
+        self.probe_step("RSET", started, rset, from, app_only)
+    }
+
+    /// Logs one command of the probe and turns its refusal into the error a send would give.
+    fn probe_step(
+        &self,
+        verb: &str,
+        started: Instant,
+        answer: Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+        from: &str,
+        app_only: bool,
+    ) -> Result<(), Error> {
+        let e = match answer {
+            Ok(r) => {
+                self.line(verb, started, Some(u16::from(r.code())), None);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let Some(reply) = Reply::from_lettre(&e) else {
+            self.line(verb, started, None, Some(&e.to_string()));
+            return Err(Error::transient(format!(
+                "checking the right to send as {from} through {}: {e}",
+                self.config.host
+            ))
+            .with_delivery(Delivery::NotSent));
+        };
+        self.line(verb, started, Some(reply.code), Some(&reply.server_code()));
+        Err(if reply.is_send_as_denied() {
+            diagnosis::send_as_error(&self.config.mailbox, from, app_only, &reply)
+        } else {
+            diagnosis::send_error(&format!("checking the right to send as {from}"), &reply)
+        }
+        .with_delivery(Delivery::NotSent))
     }
 
     async fn send_inner(&self, message: &OutgoingMessage) -> Result<SendReceipt, Error> {
@@ -631,7 +719,9 @@ impl MessageOutbound for SmtpOutbound {
     async fn ping(&self) -> PingReport {
         let log = ConnectionLog::default();
         let result = tokio::time::timeout(self.config.timeout, self.ping_inner()).await;
-        for l in self.log.lines().into_iter().rev().take(6).rev() {
+        // This ping's lines: CONNECT, STARTTLS, AUTH (twice after a refresh), the probe's MAIL,
+        // RCPT and RSET, QUIT.
+        for l in self.log.lines().into_iter().rev().take(9).rev() {
             log.push(l);
         }
         match result {

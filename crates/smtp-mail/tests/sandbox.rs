@@ -393,6 +393,53 @@ async fn send_as_another_address_is_refused_for_good() {
     assert!(subjects(&sb, ALEX, "inbox").is_empty());
 }
 
+#[tokio::test]
+async fn ping_from_checks_the_envelope_sender_and_sends_nothing() {
+    let sb = sandbox().await;
+    let out = adele(&sb, 0).1;
+    let kept = |sb: &Sandbox| {
+        (
+            subjects(sb, ADELE, "sentitems").len(),
+            subjects(sb, ALEX, "inbox").len(),
+            sb.admin().outbox().len(),
+        )
+    };
+    let before = kept(&sb);
+    // Not granted: refused at MAIL FROM, with who lacks which right and the fix.
+    let report = out.clone().ping_from(ALEX).ping().await;
+    assert!(!report.is_online(), "{report}");
+    let reason = report.reason.clone().unwrap_or_default();
+    test_support::assert_send_as_fix(&reason, ADELE, ALEX);
+    assert!(reason.contains("5.7.60"), "{report}");
+    // Her own address, and Alex's once she holds Send As on it: MAIL, RCPT and RSET accepted.
+    assert!(out.clone().ping_from(ADELE).ping().await.is_online());
+    sb.admin()
+        .add_mailbox_permission(ALEX, ADELE, sandbox::tenant::MailboxRight::SendAs)
+        .unwrap();
+    let report = out.clone().ping_from(ALEX).ping().await;
+    assert!(report.is_online(), "{report}");
+    let verbs: Vec<String> = report.log.iter().map(|l| l.to_string()).collect();
+    for verb in ["MAIL", "RCPT", "RSET"] {
+        assert!(verbs.iter().any(|l| l.contains(verb)), "{verb}: {verbs:?}");
+    }
+    assert!(!verbs.iter().any(|l| l.contains("DATA")), "{verbs:?}");
+    sb.admin()
+        .remove_mailbox_permission(ALEX, ADELE, sandbox::tenant::MailboxRight::SendAs)
+        .unwrap();
+    assert_eq!(kept(&sb), before, "(sent items, Alex's inbox, outbox)");
+
+    // The limit: a server that checks only the From header (at the end of DATA, which the
+    // probe never sends) accepts the probe for an address a send is refused for.
+    sb.admin()
+        .update_org(|o| o.smtp_check_envelope_sender = false);
+    assert!(out.clone().ping_from(ALEX).ping().await.is_online());
+    let err = out
+        .send(&message(ALEX, ALEX, "header-checked"))
+        .await
+        .expect_err("no Send As");
+    assert!(err.to_string().contains("5.2.252"), "{err}");
+}
+
 /// The demo app may use SMTP AUTH as an app (`SMTP.SendAsApp`, admin-consented).
 fn allow_smtp_send_as_app(sb: &Sandbox) {
     sb.admin().update_tenant(|t| {
