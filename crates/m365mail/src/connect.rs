@@ -410,17 +410,43 @@ pub fn outbound_client(providers: &mut Providers, o: &Outbound) -> Result<Option
 
 /// Builds an outbound.
 pub fn outbound(providers: &mut Providers, o: &Outbound) -> Result<Arc<dyn MessageOutbound>> {
+    outbound_with(providers, o, None)
+}
+
+/// [`outbound`], its `ping` also checking the right to send as `from` without sending
+/// anything: Graph and EWS send a message with that `From` and no recipient, which the service
+/// refuses for the `From` or else for having no recipient; SMTP goes as far as `MAIL FROM`
+/// and `RCPT TO`, never `DATA` (so only the envelope sender is checked).
+pub fn outbound_checking(
+    providers: &mut Providers,
+    o: &Outbound,
+    from: &str,
+) -> Result<Arc<dyn MessageOutbound>> {
+    outbound_with(providers, o, Some(from))
+}
+
+fn outbound_with(
+    providers: &mut Providers,
+    o: &Outbound,
+    probe_from: Option<&str>,
+) -> Result<Arc<dyn MessageOutbound>> {
     let ca_key = format!("outbounds.{}.ca_file", o.name);
     match &o.service {
         Service::Graph(endpoint) => {
             let t = target(o, ca_key);
-            let client = graph_client(providers, endpoint, &t)?;
-            Ok(Arc::new(graph_mail::GraphOutbound::new(client)))
+            let mut out = graph_mail::GraphOutbound::new(graph_client(providers, endpoint, &t)?);
+            if let Some(from) = probe_from {
+                out = out.ping_from(from);
+            }
+            Ok(Arc::new(out))
         }
         Service::Ews(endpoint) => {
             let t = target(o, ca_key);
-            let client = ews_client(providers, endpoint, &t)?;
-            Ok(Arc::new(ews_mail::EwsOutbound::new(client)))
+            let mut out = ews_mail::EwsOutbound::new(ews_client(providers, endpoint, &t)?);
+            if let Some(from) = probe_from {
+                out = out.ping_from(from);
+            }
+            Ok(Arc::new(out))
         }
         Service::Smtp(smtp) => {
             // App-only: SMTP.SendAsApp via the Exchange resource's .default; delegated: SMTP.Send.
@@ -429,10 +455,12 @@ pub fn outbound(providers: &mut Providers, o: &Outbound) -> Result<Arc<dyn Messa
             if let Some(path) = &o.ca_file {
                 smtp = smtp.with_root_certificate_pem(read_ca_file(&ca_key, path)?);
             }
-            Ok(Arc::new(
-                smtp_mail::SmtpOutbound::new(smtp, Arc::new(provider))
-                    .context(format!("outbounds.{}", o.name))?,
-            ))
+            let mut out = smtp_mail::SmtpOutbound::new(smtp, Arc::new(provider))
+                .context(format!("outbounds.{}", o.name))?;
+            if let Some(from) = probe_from {
+                out = out.ping_from(from);
+            }
+            Ok(Arc::new(out))
         }
     }
 }

@@ -489,6 +489,19 @@ async fn outbounds_with_ping_and_routing_with_an_address_tested() {
     sb.shutdown().await;
 }
 
+/// Presses an outbound's PING as the operator whose cookie is `cookie`: the page.
+async fn ping_outbound(c: &Console, cookie: &str, csrf: &str, name: &str) -> String {
+    let r = http()
+        .post(format!("{}/console/outbounds/{name}/ping", c.url))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
 /// The row of `address` in an outbound PING's "May send as" table.
 fn send_as_row<'a>(page: &'a str, address: &str) -> &'a str {
     let at = page
@@ -589,23 +602,7 @@ async fn an_outbound_is_created_then_its_ping_shows_the_right_to_send_as_each_al
     assert!(page.contains("exists already"), "{page}");
     assert_eq!(std::fs::read_to_string(&c.config).unwrap(), after);
 
-    let ping = |name: &'static str| {
-        let h = h.clone();
-        let cookie = cookie.clone();
-        let url = format!("{}/console/outbounds/{name}/ping", c.url);
-        let csrf = csrf.clone();
-        async move {
-            let r = h
-                .post(url)
-                .header("cookie", cookie)
-                .form(&[("csrf", csrf.as_str())])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            r.text().await.unwrap()
-        }
-    };
+    let ping = |name: &'static str| ping_outbound(&c, &cookie, &csrf, name);
     let report = ping("desk-out").await;
     assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
     assert!(
@@ -643,6 +640,114 @@ async fn an_outbound_is_created_then_its_ping_shows_the_right_to_send_as_each_al
     assert!(send_as_row(&report, other).contains("ALLOWED"), "{report}");
     assert!(!report.contains(test_support::DEMO_SECRET));
     assert!(!report.contains("eyJ"));
+    drop(c);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_and_smtp_outbounds_ping_shows_the_right_to_send_as_each_address() {
+    const HELPDESK: &str = "helpdesk@contoso.example";
+    const BILLING: &str = "billing@contoso.example";
+    let sb = sandbox().await;
+    test_support::tokens::allow_smtp_send_as_app(&sb);
+    let c = console(&sb, None).await;
+    let dir = c.config.parent().unwrap().to_path_buf();
+    let ca = dir.join("smtp-ca.pem");
+    std::fs::write(&ca, sb.smtp_ca_pem().unwrap()).unwrap();
+    let smtp = sb.smtp_addr().unwrap();
+    // Each sends as the helpdesk and may be asked for one of its aliases and for Adele.
+    let send_as = format!("send_as = [\"{BILLING}\", \"{ADELE}\"]");
+    Config::new()
+        .sandbox_app(&sb, "demo", SECRET_LINE)
+        .outbound(
+            "ews-out",
+            "ews",
+            "demo",
+            HELPDESK,
+            &format!("url = \"{}\"\n{send_as}", sb.ews_url()),
+        )
+        .outbound(
+            "smtp-out",
+            "smtp",
+            "demo",
+            HELPDESK,
+            &format!(
+                "host = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\n{send_as}",
+                smtp.port(),
+                ca.display()
+            ),
+        )
+        .handler(&dir.join("out"), "")
+        .write(&c.config);
+    let (cookie, _) = operator_login(&c).await;
+    let csrf = csrf_of(&page_of(&c, &cookie, "/console/outbounds").await);
+    let ping = |name: &'static str| ping_outbound(&c, &cookie, &csrf, name);
+    let kept = || {
+        let admin = sb.admin();
+        let n = |mailbox: &str, folder: &str| {
+            admin
+                .store()
+                .list(mailbox, Some(folder), &sandbox::store::ListQuery::default())
+                .unwrap()
+                .items
+                .len()
+        };
+        (
+            n(HELPDESK, "sentitems"),
+            n(HELPDESK, "drafts"),
+            n(ADELE, "inbox"),
+            admin.outbox().len(),
+        )
+    };
+    let before = kept();
+
+    // Not granted: the helpdesk's own alias may be sent as, Adele's mailbox may not.
+    for name in ["ews-out", "smtp-out"] {
+        let report = ping(name).await;
+        assert!(
+            report.contains("id=\"ping-status\">ONLINE"),
+            "{name}: {report}"
+        );
+        assert!(
+            send_as_row(&report, HELPDESK).contains("ALLOWED"),
+            "{name}: {report}"
+        );
+        assert!(
+            send_as_row(&report, BILLING).contains("ALLOWED"),
+            "{name}: {report}"
+        );
+        let row = send_as_row(&report, ADELE);
+        assert!(row.contains("REFUSED"), "{name}: {row}");
+        assert!(
+            row.contains("helpdesk@contoso.example may not send as adele.vance@contoso.example"),
+            "{name}: {row}"
+        );
+        assert!(row.contains("Add-RecipientPermission"), "{name}: {row}");
+        assert!(!report.contains("NOT CHECKED"), "{name}: {report}");
+        assert!(!report.contains(test_support::DEMO_SECRET));
+        assert!(!report.contains("eyJ"));
+    }
+    assert!(
+        send_as_row(&ping("smtp-out").await, BILLING).contains("MAIL FROM accepted"),
+        "an SMTP verdict says what it checked"
+    );
+
+    // Granted: allowed through both.
+    sb.admin()
+        .add_mailbox_permission(ADELE, HELPDESK, sandbox::tenant::MailboxRight::SendAs)
+        .unwrap();
+    for name in ["ews-out", "smtp-out"] {
+        let report = ping(name).await;
+        assert!(
+            send_as_row(&report, ADELE).contains("ALLOWED"),
+            "{name}: {report}"
+        );
+    }
+    assert_eq!(
+        kept(),
+        before,
+        "(sent items, drafts, Adele's inbox, outbox): nothing sent"
+    );
     drop(c);
     sb.shutdown().await;
 }

@@ -140,3 +140,30 @@ pub fn delegated(user: &str, scopes: &[&str]) -> TokenKind {
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
     }
 }
+
+/// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented), and, as
+/// Exchange Online requires, its service principal is registered in Exchange with FullAccess on
+/// the helpdesk mailbox.
+pub fn allow_smtp_send_as_app(sb: &Sandbox) {
+    const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
+    sb.admin().update_tenant(|t| {
+        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == DEMO_APP)
+            && let Some(p) = sandbox::tenant::Permission::parse(SEND_AS_APP)
+        {
+            app.application_permissions.push(p);
+        }
+    });
+    sb.admin()
+        .grant_admin_consent(DEMO_APP, &[], &[SEND_AS_APP])
+        .expect("consent");
+    sb.admin()
+        .register_service_principal(DEMO_APP)
+        .expect("service principal");
+    sb.admin()
+        .add_mailbox_permission(
+            "helpdesk@contoso.example",
+            DEMO_APP,
+            sandbox::tenant::MailboxRight::FullAccess,
+        )
+        .expect("FullAccess");
+}

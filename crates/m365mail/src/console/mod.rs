@@ -84,8 +84,14 @@
 //! - **Outbounds** (`GET /console/outbounds`): each outbound with what it may send as, and PING
 //!   (`POST /console/outbounds/{name}/ping`), which also shows the right to send as the
 //!   mailbox and as each alias of the sources that notify through it (and each `send_as`):
-//!   for Graph, a send with that From and no recipient, which Graph refuses only after checking
-//!   the right, so nothing is sent; EWS and SMTP have no such probe and say so. A form
+//!   each checked by the outbound's own probe, which sends nothing
+//!   ([`connect::outbound_checking`](crate::connect::outbound_checking)). Graph and EWS: a send
+//!   with that From and no recipient, which the service refuses for the From
+//!   (`ErrorSendAsDenied`) or else for having no recipient (that the right is checked first is
+//!   what the sandbox models). SMTP: `MAIL FROM` the address and `RCPT TO` the mailbox, then
+//!   `RSET`, never `DATA`: the envelope sender is refused there (`550 5.7.60`, as Exchange
+//!   Online is reported to do), but the From header is checked only in `DATA`, so an SMTP
+//!   ALLOWED says only that `MAIL FROM` was accepted, and the page says so. A form
 //!   (`POST /console/outbounds`) creates an outbound (name, kind, one of the configured apps,
 //!   mailbox, `send_from_alias_enabled`), added where a signed-in source is (the file, or the
 //!   fleet's database); a refused value changes nothing and is named.

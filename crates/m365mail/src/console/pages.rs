@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::response::Response;
-use connector::{MessageOutbound, PingReport};
+use connector::PingReport;
 use http::{HeaderMap, StatusCode};
 
 use super::ConsoleState;
@@ -222,9 +222,10 @@ fn addresses_of(cfg: &Config, o: &Outbound) -> Vec<String> {
     out
 }
 
-/// The right to send as the mailbox and as each of [`addresses_of`]: for Graph, a ping with
-/// that From each (a send with no recipient, refused by Graph after it checked the token, the
-/// mailbox and the From: nothing is sent); EWS and SMTP have no such probe.
+/// The right to send as the mailbox and as each of [`addresses_of`], each checked by the
+/// outbound's own probe ([`connect::outbound_checking`]): Graph and EWS send a message with that
+/// From and no recipient, which the service refuses for the From or else for having no
+/// recipient; SMTP goes as far as `MAIL FROM` and `RCPT TO`, never `DATA`. Nothing is sent.
 async fn send_as_section(
     state: &ConsoleState,
     cfg: &Config,
@@ -242,38 +243,30 @@ async fn send_as_section(
             "<span class=\"offline\">REFUSED</span>"
         }
     );
+    let mut providers = providers(state).await;
     for a in &addresses {
-        let (verdict, why) = match o.service.kind() {
-            Kind::Graph => {
-                let client = providers(state)
-                    .await
-                    .and_then(|mut p| connect::outbound_client(&mut p, o));
-                match client {
-                    Ok(Some(connect::MailboxClient::Graph(c))) => {
-                        let report = graph_mail::GraphOutbound::new(c)
-                            .ping_from(a.clone())
-                            .ping()
-                            .await;
-                        if report.is_online() {
-                            ("<span class=\"online\">ALLOWED</span>", String::new())
-                        } else {
-                            (
-                                "<span class=\"offline\">REFUSED</span>",
-                                report.reason.unwrap_or_default(),
-                            )
-                        }
-                    }
-                    Ok(_) => ("NOT CHECKED", String::new()),
-                    Err(e) => ("<span class=\"offline\">REFUSED</span>", e),
-                }
-            }
-            Kind::Ews | Kind::Smtp => (
-                "NOT CHECKED",
-                "this kind of outbound has no probe that checks Send As without sending a \
-                 message; m365mail doctor checks sending from an alias with a probe to the \
-                 mailbox itself"
+        let built = match &mut providers {
+            Ok(p) => connect::outbound_checking(p, o, a),
+            Err(e) => Err(e.clone()),
+        };
+        let report = match built {
+            Ok(out) => out.ping().await,
+            Err(e) => PingReport::offline(e, connector::ConnectionLog::default()),
+        };
+        let (verdict, why) = if report.is_online() {
+            let why = match o.service.kind() {
+                // Only the envelope was checked; the From header is checked after DATA.
+                Kind::Smtp => "MAIL FROM accepted (the From header is checked only when a \
+                               message is sent)"
                     .to_owned(),
-            ),
+                Kind::Graph | Kind::Ews => String::new(),
+            };
+            ("<span class=\"online\">ALLOWED</span>", why)
+        } else {
+            (
+                "<span class=\"offline\">REFUSED</span>",
+                report.reason.unwrap_or_default(),
+            )
         };
         rows.push_str(&format!(
             "<tr class=\"send-as\" data-address=\"{a}\"><td>{a}</td><td>{verdict}</td>\
@@ -285,12 +278,15 @@ async fn send_as_section(
     format!(
         "<section class=\"box\" id=\"send-as\"><h3>May send as</h3><p><small>Checked: the \
          mailbox, each alias of the sources that notify through this outbound, and each \
-         <code>send_as</code> address. A Graph outbound is asked to send a message with that \
-         From and no recipient: Graph checks the sign-in, the mailbox and the right to send as \
-         the address, then refuses the message for having no recipient, so nothing is sent. \
-         EWS and SMTP outbounds have no such probe: their aliases are not checked here.\
-         </small></p><table><tr><th>Address</th><th>Send as</th><th>Detail</th></tr>{rows}\
-         </table></section>"
+         <code>send_as</code> address, without sending anything. A Graph or EWS outbound is \
+         asked to send a message with that From and no recipient: the service checks the \
+         sign-in, the mailbox and the right to send as the address, then refuses the message \
+         for having no recipient. An SMTP outbound says <code>MAIL FROM</code> with the address \
+         and <code>RCPT TO</code> the mailbox, then <code>RSET</code>, never <code>DATA</code>: \
+         Exchange Online is reported to refuse an envelope sender the mailbox may not \
+         send as there (550 5.7.60), but checks the From header only in <code>DATA</code>, so an SMTP \
+         ALLOWED is the envelope's.</small></p><table><tr><th>Address</th><th>Send as</th>\
+         <th>Detail</th></tr>{rows}</table></section>"
     )
 }
 

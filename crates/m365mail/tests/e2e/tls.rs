@@ -5,34 +5,9 @@ use std::process::Command;
 
 use sandbox::{Sandbox, Seed};
 use test_support::config::Config;
+use test_support::tokens::allow_smtp_send_as_app;
 
 use crate::support::{BIN, assert_success, folder_config};
-
-/// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented), and, as
-/// Exchange Online requires, its service principal is registered in Exchange with FullAccess on
-/// the helpdesk mailbox.
-fn allow_smtp_send_as_app(sb: &Sandbox) {
-    const APP: &str = test_support::DEMO_APP;
-    const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
-    sb.admin().update_tenant(|t| {
-        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
-            && let Some(p) = sandbox::tenant::Permission::parse(SEND_AS_APP)
-        {
-            app.application_permissions.push(p);
-        }
-    });
-    sb.admin()
-        .grant_admin_consent(APP, &[], &[SEND_AS_APP])
-        .unwrap();
-    sb.admin().register_service_principal(APP).unwrap();
-    sb.admin()
-        .add_mailbox_permission(
-            "helpdesk@contoso.example",
-            APP,
-            sandbox::tenant::MailboxRight::FullAccess,
-        )
-        .unwrap();
-}
 
 fn smtp_config(sb: &Sandbox, ca_file: Option<&Path>) -> String {
     let smtp = sb.smtp_addr().unwrap();
