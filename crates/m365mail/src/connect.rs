@@ -167,6 +167,38 @@ fn provider_with(
     builder.build().context(format!("apps.{}", app.name))
 }
 
+/// Who a sign-in is: the account and tenant its ID token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignedIn {
+    /// `preferred_username` (else `upn`, else `email`), lower-case: an address.
+    pub account: String,
+    /// `tid`: the tenant's id.
+    pub tenant: String,
+}
+
+/// The account and tenant of a sign-in, from the ID token of `response` (asked for with the
+/// `openid` and `profile` scopes); `None` without one, or when it names no address or tenant.
+/// The ID token came straight from the token endpoint over the connection the client checked
+/// (OpenID Connect Core 3.1.3.7): its claims are read, not verified again.
+pub fn signed_in(response: &msauth::TokenResponse) -> Option<SignedIn> {
+    use base64::Engine as _;
+    let token = response.id_token.as_ref()?;
+    let payload = token.secret().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let account = claims["preferred_username"]
+        .as_str()
+        .or_else(|| claims["upn"].as_str())
+        .or_else(|| claims["email"].as_str())?
+        .trim()
+        .to_ascii_lowercase();
+    let tenant = claims["tid"].as_str()?.to_owned();
+    (account.contains('@') && !tenant.is_empty()).then_some(SignedIn { account, tenant })
+}
+
 /// Where delegated tokens are cached by default.
 pub fn default_cache() -> PathBuf {
     let home = std::env::var_os("HOME")

@@ -619,18 +619,46 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
         other => return Err(format!("--resource {other:?}: use graph or ews")),
     };
     let provider = connect::provider(app, scope)?;
+    // An app that names its account asks for an ID token too, to check who signed in before
+    // the tokens are kept under that account.
+    let identity: &[&str] = if app.account.is_some() {
+        &["openid", "profile"]
+    } else {
+        &[]
+    };
+    let keep = |response: msauth::TokenResponse| async {
+        check_account(app, &response)?;
+        provider
+            .save_sign_in(&response)
+            .await
+            .map_err(|e| e.diagnosis().explain())?;
+        Ok::<_, String>(response.access_token)
+    };
     let token = match app.flow {
-        config::Flow::DeviceCode => provider
-            .sign_in_with_device_code(|flow| match flow.message() {
+        config::Flow::DeviceCode => {
+            let mut scopes = config::scopes::delegated(scope);
+            scopes.extend(identity.iter().map(|s| (*s).to_owned()));
+            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let mut flow = provider
+                .client()
+                .start_device_code(&scopes)
+                .await
+                .map_err(|e| e.diagnosis().explain())?;
+            match flow.message() {
                 Some(m) => eprintln!("{m}"),
                 None => eprintln!(
                     "To sign in, open {} and enter the code {}",
                     flow.verification_uri(),
                     flow.user_code()
                 ),
-            })
-            .await
-            .map_err(|e| e.diagnosis().explain())?,
+            }
+            let response = provider
+                .client()
+                .finish_device_code(&mut flow)
+                .await
+                .map_err(|e| e.diagnosis().explain())?;
+            keep(response).await?
+        }
         config::Flow::ClientCredentials => provider
             .access_token()
             .await
@@ -640,10 +668,12 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
             let listener = msauth::LoopbackListener::bind_host("localhost", "/")
                 .await
                 .map_err(|e| e.diagnosis().explain())?;
+            let mut scopes = config::scopes::delegated(scope);
+            scopes.extend(identity.iter().map(|s| (*s).to_owned()));
             let (url, pending) = msauth::AuthorizationRequest::new(
                 app.client_id.clone(),
                 listener.redirect_uri().clone(),
-                config::scopes::delegated(scope),
+                scopes,
             )
             .build(&app.authority);
             eprintln!("Open this address in a browser and sign in:\n\n  {url}\n");
@@ -656,16 +686,38 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
                 .redeem_code(&pending, code)
                 .await
                 .map_err(|e| e.diagnosis().explain())?;
-            provider
-                .save_sign_in(&response)
-                .await
-                .map_err(|e| e.diagnosis().explain())?;
-            response.access_token
+            keep(response).await?
         }
     };
     let _ = token;
-    println!("signed in: app {app_name} has a token for {resource}");
+    match &app.account {
+        Some(account) => {
+            println!("signed in: app {app_name} has a token for {resource} as {account}")
+        }
+        None => println!("signed in: app {app_name} has a token for {resource}"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a sign-in of another person than the app's `account` (its tokens would be kept
+/// under that account); an app without one takes whoever signed in.
+fn check_account(app: &config::App, response: &msauth::TokenResponse) -> Result<()> {
+    let Some(expected) = &app.account else {
+        return Ok(());
+    };
+    match connect::signed_in(response) {
+        Some(who) if who.account.eq_ignore_ascii_case(expected) => Ok(()),
+        Some(who) => Err(format!(
+            "{} signed in, but apps.{}.account is {expected}: nothing was kept; sign in as \
+             {expected}, or change account",
+            who.account, app.name
+        )),
+        None => Err(format!(
+            "the sign-in returned no ID token naming the account, so it cannot be checked \
+             against apps.{}.account ({expected}): nothing was kept",
+            app.name
+        )),
+    }
 }
 
 /// `m365mail console`: the operator token from M365MAIL_CONSOLE_TOKEN (or a generated one,

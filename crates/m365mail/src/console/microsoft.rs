@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use base64::Engine as _;
 use http::{HeaderMap, StatusCode};
 
 use super::html::{esc, page_with_head, see_other};
@@ -18,7 +17,7 @@ use super::security::{Session, for_post, random};
 use super::sources::{self, NewSource};
 use super::{ConsoleState, lock};
 use crate::config::{App, Config, Flow, Kind, Source, scopes};
-use crate::connect;
+use crate::connect::{self, SignedIn};
 
 /// How long a sign-in may take, from the button to the callback.
 const SIGN_IN_LIFETIME: Duration = Duration::from_secs(600);
@@ -263,33 +262,17 @@ async fn finish_sign_in(state: &ConsoleState, s: &SignIn, query: &str) -> (Strin
             return bad("Sign-in failed", &first_line(&text));
         }
     };
-    // The ID token came straight from the token endpoint over the connection the client
-    // checked (OpenID Connect Core 3.1.3.7): its claims are read, not verified again.
-    let claims = response
-        .id_token
-        .as_ref()
-        .and_then(|t| id_token_claims(t.secret()));
-    let Some(claims) = claims else {
+    let Some(SignedIn {
+        account: mailbox,
+        tenant,
+    }) = connect::signed_in(&response)
+    else {
         return bad(
             "Sign-in failed",
-            "the token endpoint returned no ID token, so the account is unknown (the app must \
-             be allowed the openid and profile scopes)",
+            "the token endpoint returned no ID token naming the account (preferred_username) \
+             and its tenant (tid): the app must be allowed the openid and profile scopes",
         );
     };
-    let mailbox = claims["preferred_username"]
-        .as_str()
-        .or_else(|| claims["upn"].as_str())
-        .or_else(|| claims["email"].as_str())
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let tenant = claims["tid"].as_str().unwrap_or_default().to_owned();
-    if !mailbox.contains('@') || tenant.is_empty() {
-        return bad(
-            "Sign-in failed",
-            "the ID token names no mailbox (preferred_username) or tenant (tid)",
-        );
-    }
     if let Some(expected) = one_tenant(app)
         && !expected.eq_ignore_ascii_case(&tenant)
     {
@@ -336,15 +319,6 @@ async fn finish_sign_in(state: &ConsoleState, s: &SignIn, query: &str) -> (Strin
             esc(&source.name)
         ),
     )
-}
-
-/// The claims of an ID token (its payload, not verified: see the caller).
-fn id_token_claims(token: &str) -> Option<serde_json::Value> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// The tenant id an app signs in to, when its authority names one tenant by its id (a domain

@@ -84,25 +84,51 @@ fn a_full_run_never_leaks_a_secret_or_token() {
     assert!(found.is_empty(), "leaks:\n{}", found.join("\n"));
 }
 
+/// `m365mail login --app me --config CFG`, started: the child and its standard error, line by
+/// line.
+fn start_login(
+    cfg: &Path,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["login", "--app", "me", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Waits (up to a minute: a hung login must not hang the suite) for a `login` to end: whether
+/// it succeeded, and its standard output.
+async fn finish_login(mut child: tokio::process::Child) -> (bool, String) {
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stdout.take().unwrap(), &mut out)
+        .await
+        .unwrap();
+    (status.success(), out)
+}
+
 /// `m365mail login` with the browser flow: the person opens the printed address, signs in and
 /// consents on the tenant's page, and the browser comes back to the loopback listener. The
 /// browser is played by plain HTTP requests doing what the sign-in page's form does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sign_in_through_the_tenant_pages_to_the_loopback_listener() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("tokens.json");
     let cfg = dir.path().join("m365mail.toml");
     Config::person(&sb, "me", "browser", &cache).write(&cfg);
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["login", "--app", "me", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, mut lines) = start_login(&cfg);
     let mut url = None;
     while let Some(line) = lines.next_line().await.unwrap() {
         if let Some(u) = line.trim().strip_prefix("http") {
@@ -144,20 +170,70 @@ async fn browser_sign_in_through_the_tenant_pages_to_the_loopback_listener() {
         .unwrap();
     assert_eq!(landing.status().as_u16(), 200);
 
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut out = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stdout.take().unwrap(), &mut out)
-        .await
-        .unwrap();
-    assert!(status.success(), "{out}");
+    let (ok, out) = finish_login(child).await;
+    assert!(ok, "{out}");
     assert!(out.contains("signed in"), "{out}");
     // The token is cached, readable by its owner only.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    sb.shutdown().await;
+}
+
+/// `m365mail login` (device code) for an app that names its `account`: the person who signs in
+/// is checked against it before anything is kept, and the tokens are kept under that account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_keeps_only_the_sign_in_of_the_apps_account() {
+    const ALEX: &str = "alex.wilber@contoso.example";
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens.json");
+    let cfg = dir.path().join("m365mail.toml");
+    Config::new()
+        .sandbox_app(
+            &sb,
+            "me",
+            &format!(
+                "flow = \"device-code\"\naccount = \"{ALEX}\"\ntoken_cache = \"{}\"",
+                cache.display()
+            ),
+        )
+        .write(&cfg);
+    // Signs in as `user` (the tenant's device page, played by the admin API): the output.
+    let login = |user: &'static str| {
+        let cfg = cfg.clone();
+        let sb = &sb;
+        async move {
+            let (child, mut lines) = start_login(&cfg);
+            let mut code = None;
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, rest)) = line.split_once("enter the code ") {
+                    code = rest.split_whitespace().next().map(str::to_owned);
+                    break;
+                }
+            }
+            let code = code.expect("login printed a user code");
+            sb.admin().approve_device_code(&code, user).unwrap();
+            let mut rest = String::new();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                rest.push_str(&line);
+            }
+            let (ok, out) = finish_login(child).await;
+            (ok, format!("{out}{rest}"))
+        }
+    };
+    let (ok, out) = login("adele.vance@contoso.example").await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("adele.vance@contoso.example signed in, but apps.me.account is"),
+        "{out}"
+    );
+    assert!(!cache.exists(), "nothing kept");
+    let (ok, out) = login(ALEX).await;
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("as {ALEX}")), "{out}");
+    let kept = std::fs::read_to_string(&cache).unwrap();
+    assert!(kept.contains(ALEX), "the entry's key names the account");
     sb.shutdown().await;
 }
 
