@@ -1050,11 +1050,24 @@ async fn with_a_fleet_store_two_people_signed_in_through_one_app_are_served_by_t
         assert!(!page.contains("eyJ"), "a token in the page: {page}");
         assert!(!page.contains(db.url()));
     }
+    // Adele signs in again: her source's sign-in is renewed, no second source.
+    let page = sign_in_over_http(&fc, &cookie, "graph", ADELE).await;
+    assert!(page.contains("signed in again"), "{page}");
+    assert!(page.contains("id=\"added-source\">adele-vance<"), "{page}");
     assert_eq!(
         std::fs::read_to_string(&c.config).unwrap(),
         file_before,
         "the sources went to the fleet's database, not the file"
     );
+    // Each PINGs with its own person's sign-in, through the fleet's token cache.
+    for (name, waiting) in [("adele-vance", 2), ("alex-wilber", 1)] {
+        let report = ping_page(&fc, &cookie, name).await;
+        assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
+        assert!(
+            report.contains(&format!("id=\"ping-waiting\">{waiting}<")),
+            "{report}"
+        );
+    }
     // Their sign-ins are two entries of the fleet's token cache, one per account.
     let client = db.client().await;
     let accounts: Vec<Option<String>> = client
