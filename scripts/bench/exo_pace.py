@@ -5,8 +5,8 @@ allow for them (4 / latency / requests per message), the rate reached as a fract
 the share of the run during which all 4 slots were busy (from the sandbox's slot record).
 
 A first measurement for issue #23, not its full scenario (no peers, no 20 mailboxes, no
-latency distribution). Usage, from the workspace root after `cargo build -p sandbox --bin
-sandbox -p m365mail`:
+latency distribution). Usage, from the workspace root after `cargo build -p m365mail-sandbox
+-p m365mail`:
 
     python3 scripts/bench/exo_pace.py N MODE LATENCY_MS [graph|ews]
     # MODE: mark-read|keep|move|delta-read (Graph); mark-read|move (EWS)
@@ -15,7 +15,7 @@ Set M365MAIL_BIN and SANDBOX_BIN to use other builds (default: target/debug).
 """
 import json, subprocess, sys, time, urllib.request, os, socket, tempfile
 TARGET = os.environ.get("CARGO_TARGET_DIR", "target")
-SANDBOX_BIN = os.environ.get("SANDBOX_BIN", f"{TARGET}/debug/sandbox")
+SANDBOX_BIN = os.environ.get("SANDBOX_BIN", f"{TARGET}/debug/m365mail-sandbox")
 M365MAIL_BIN = os.environ.get("M365MAIL_BIN", f"{TARGET}/debug/m365mail")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 MODE = sys.argv[2] if len(sys.argv) > 2 else "mark-read"

@@ -28,8 +28,8 @@ if ! "$VENV/bin/python" -c "import exchangelib, msgraph, azure.identity, depreca
     "$VENV/bin/pip" install --quiet -r "$REQS"
 fi
 if [ -z "${SANDBOX_BIN:-}" ]; then
-    cargo build --quiet -p sandbox --bin sandbox
-    SANDBOX_BIN="$TARGET/debug/sandbox"
+    cargo build --quiet -p m365mail-sandbox --bin m365mail-sandbox
+    SANDBOX_BIN="$TARGET/debug/m365mail-sandbox"
 fi
 
 WORK="$(mktemp -d)"

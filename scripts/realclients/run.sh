@@ -43,8 +43,8 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$WANT" ]; then
     echo "$WANT" >"$VENV/.requirements.sha256"
 fi
 if [ -z "${SANDBOX_BIN:-}" ]; then
-    cargo build --quiet -p sandbox --bin sandbox
-    SANDBOX_BIN="$TARGET/debug/sandbox"
+    cargo build --quiet -p m365mail-sandbox --bin m365mail-sandbox
+    SANDBOX_BIN="$TARGET/debug/m365mail-sandbox"
 fi
 echo "venv and sandbox ready in $((SECONDS - started)) s"
 

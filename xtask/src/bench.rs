@@ -119,12 +119,12 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
             "--release",
             "--locked",
             "-p",
-            "sandbox",
+            "m365mail-sandbox",
             "--bin",
-            "sandbox",
+            "m365mail-sandbox",
         ],
     )?;
-    // A separate build: `--bin sandbox` would select only that binary of every package.
+    // A separate build: `--bin m365mail-sandbox` would select only that binary of every package.
     run(
         "cargo",
         &["build", "--release", "--locked", "-p", "m365-bench"],
@@ -132,7 +132,10 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     ensure_wrk()?;
     let python = venv()?;
     let (warm, measure) = if quick { ("0.5", "1") } else { ("1", "3") };
-    for (pkg, bench) in [("m365-bench", "hot_paths"), ("addressing", "route")] {
+    for (pkg, bench) in [
+        ("m365-bench", "hot_paths"),
+        ("m365mail-addressing", "route"),
+    ] {
         run(
             "cargo",
             &[
@@ -162,7 +165,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     cmd_line.push_str("   # runs the commands below, in this order");
     let cap_seconds = if quick { "1" } else { "5" };
     let driver_line = format!(
-        "target/release/m365-bench run --sandbox-bin target/release/sandbox --n {n}{} \
+        "target/release/m365-bench run --sandbox-bin target/release/m365mail-sandbox --n {n}{} \
          --python target/bench-venv/bin/python --work target/bench --criterion target/criterion \
          --capacity-seconds {}",
         if ours_n.is_empty() {
@@ -172,7 +175,10 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         },
         cap_seconds
     );
-    let sandbox = release.join("sandbox").to_string_lossy().into_owned();
+    let sandbox = release
+        .join("m365mail-sandbox")
+        .to_string_lossy()
+        .into_owned();
     let py = python.to_string_lossy().into_owned();
     let work = target.join("bench").to_string_lossy().into_owned();
     let crit = target.join("criterion").to_string_lossy().into_owned();
@@ -199,7 +205,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         ),
         "--command".into(),
         format!(
-            "cargo bench -p addressing --bench route -- --warm-up-time {warm} --measurement-time {measure}"
+            "cargo bench -p m365mail-addressing --bench route -- --warm-up-time {warm} --measurement-time {measure}"
         ),
         "--command".into(),
         driver_line,

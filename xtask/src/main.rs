@@ -3,7 +3,8 @@
 //! - `cargo xtask ci`: exactly what CI runs — fmt check, clippy `--all-targets -D warnings`,
 //!   the tests, the small chaos runs (`chaos --small --debug`, then the fleet's, `chaos --fleet
 //!   --small --debug`), rustdoc with `-D warnings`,
-//!   `cargo deny check`, and the real-client checks (Python libraries nobody here wrote —
+//!   `cargo deny check`, `cargo publish --workspace --dry-run` and `cargo semver-checks`
+//!   against the API baseline (`publish.rs`), and the real-client checks (Python libraries nobody here wrote —
 //!   exchangelib, msgraph-sdk with azure-identity, MSAL — against the standalone sandbox). It
 //!   installs the tools it needs that are missing (cargo-deny from crates.io, xmllint and
 //!   python3-venv from Debian) so that it works on a fresh machine.
@@ -11,8 +12,8 @@
 //!   its URL in `M365MAIL_TEST_POSTGRES` (unless that is set already); `ci` fails without one
 //!   (install Debian's `postgresql`), `test` runs them skipped.
 //! - `cargo xtask test [ARGS]`: only the tests (the README's quick loop); ARGS go to
-//!   `cargo test` in place of `--workspace` (e.g. `-p sandbox --test it`). The tests read their
-//!   fixtures from `testdata/` only: a static check refuses tracked files that point at the
+//!   `cargo test` in place of `--workspace` (e.g. `-p m365mail-sandbox --test it`). The tests
+//!   read their fixtures from `testdata/` only: a static check refuses tracked files that point at the
 //!   shared reference directory beside the repository, and where it can (root on Linux, with
 //!   `unshare`) the tests run with that directory hidden, so CI proves the suite stands alone.
 //! - `cargo xtask realclients [exchangelib] [graph-sdk] [msal]`: only the real-client checks
@@ -46,6 +47,7 @@ mod chaos;
 mod fleet_bench;
 mod fleet_chaos;
 mod postgres;
+mod publish;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -56,11 +58,18 @@ cargo xtask <command>
 
 Commands:
   ci           everything CI runs: fmt, clippy, rustdoc, tests, small chaos runs (single
-               process and fleet), cargo deny, the real-client checks
-  test [ARGS]  the workspace tests (ARGS replace --workspace, e.g. -p sandbox --test it), with
-               the shared reference directory beside the repository hidden when possible
+               process and fleet), cargo deny, publish-check, semver, the real-client
+               checks
+  test [ARGS]  the workspace tests (ARGS replace --workspace, e.g. -p m365mail-sandbox
+               --test it), with the shared reference directory beside the repository
+               hidden when possible
   lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings
   deny         cargo deny: licences, bans, sources (--advisories: also RustSec, needs GitHub)
+  publish-check
+               cargo publish --workspace --dry-run: every published crate packaged and built
+               from its package, in dependency order (nothing is uploaded)
+  semver       cargo semver-checks: each published library's public API against the
+               baseline commit in api-baseline/rev (installs cargo-semver-checks if missing)
   realclients [exchangelib] [graph-sdk] [msal]
                real Python clients, unchanged, against the standalone TLS sandbox (default:
                all three): exchangelib (EWS), msgraph-sdk with azure-identity (Graph), MSAL
@@ -100,6 +109,8 @@ fn main() -> ExitCode {
         "test" => test(&args[1..]),
         "lint" => lint(),
         "deny" => deny(args.iter().any(|a| a == "--advisories")),
+        "publish-check" => publish::publish_check(),
+        "semver" => publish::semver(),
         "realclients" => realclients(&args[1..]),
         one @ ("exchangelib" | "graph-sdk" | "msal") => realclients(&[one.to_owned()]),
         "fuzz" => fuzz(&args[1..]),
@@ -184,6 +195,8 @@ fn ci() -> Result<(), String> {
         "--prebuilt".into(),
     ])?;
     deny(false)?;
+    publish::publish_check()?;
+    publish::semver()?;
     realclients(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
@@ -203,10 +216,15 @@ fn lint() -> Result<(), String> {
             "warnings",
         ],
     )?;
+    // As docs.rs builds them (`[package.metadata.docs.rs]`: `--cfg docsrs`, which turns on
+    // `doc_cfg` in each library), with the unstable feature allowed on this stable toolchain.
     run_env(
         "cargo",
         &["doc", "--workspace", "--no-deps", "--locked"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
+        &[
+            ("RUSTDOCFLAGS", "-D warnings --cfg docsrs"),
+            ("RUSTC_BOOTSTRAP", "1"),
+        ],
     )
 }
 

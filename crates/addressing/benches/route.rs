@@ -3,7 +3,7 @@
 //! Two measurements per table: `mime` (parse the raw header section, find the catch address,
 //! look up the rule: what the handler does per message) and `lookup` (the same on headers parsed
 //! beforehand: only catch-address matching and rule lookup, where table size could show).
-//! Run: `cargo bench -p addressing --bench route -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench -p m365mail-addressing --bench route -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 

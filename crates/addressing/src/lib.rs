@@ -108,6 +108,7 @@
 //! - No header on an Exchange Online mailbox copy names the envelope recipient; Bcc'd mail
 //!   cannot be routed by address, only by a default rule (or a transport rule stamping a header
 //!   of its own, which the caller can feed in with [`InboundHeaders::add_address`]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod address;

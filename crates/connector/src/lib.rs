@@ -58,6 +58,7 @@
 //! # Ok::<(), connector::Error>(())
 //! # }).unwrap();
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod conformance;

@@ -116,6 +116,7 @@
 //! off for good. A 403 from `Exchange.asmx` with a valid token is reported as "EWS is disabled
 //! for this application" with a hint to use the Graph connection. On-premises Exchange is not
 //! affected.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod autodiscover;

@@ -71,6 +71,7 @@
 //! database's access accordingly (its own role and database, TLS or a private network); this
 //! crate connects without TLS (`sslmode=disable` or `prefer`), for a database on the same host
 //! or a trusted network.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod catalog;

@@ -114,6 +114,7 @@
 //! assert_eq!(err.code.as_deref(), Some("ErrorItemNotFound"));
 //! # Ok::<(), connector::Error>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;

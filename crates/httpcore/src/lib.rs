@@ -28,6 +28,7 @@
 //! let body = httpcore::read_capped(&mut resp, 1 << 20).await?;
 //! # let _ = (wait, body); Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;

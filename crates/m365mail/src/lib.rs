@@ -21,6 +21,7 @@
 //! [`console`] is `m365mail console` as an axum router to mount in an application
 //! ([`console::router`]): the sources with PING, Sign in with Microsoft to add one, the admin
 //! consent link and the fix for AADSTS50105, behind an operator sign-in with CSRF protection.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod catalog;

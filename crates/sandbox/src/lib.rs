@@ -45,7 +45,7 @@
 //! # Standalone, with TLS
 //!
 //! ```text
-//! cargo run -p sandbox -- --port 8443 --seed tenant.toml --tls --ca-out sandbox-ca.pem
+//! cargo run -p m365mail-sandbox -- --port 8443 --seed tenant.toml --tls --ca-out sandbox-ca.pem
 //! ```
 //!
 //! serves HTTPS with a freshly generated CA and server certificate (for `localhost` and
@@ -146,6 +146,7 @@
 //!
 //! Tokens are RS256 JWTs signed with a fixed RSA key embedded in this crate. It is a public,
 //! non-secret emulator key: anyone can mint tokens the sandbox accepts, which is the point.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 // One path per public type (see "Where things are" above). The private modules are the

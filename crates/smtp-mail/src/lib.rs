@@ -92,6 +92,7 @@
 //! | `550 5.7.60` (`MAIL FROM`), `554 5.2.252 SendAsDenied` (`From`) | `Refused`: which mailbox lacks Send As on which address, and the `Add-RecipientPermission` that grants it ([`connector::send_as_denied`]) | no |
 //! | `4xx` | `Transient` (not taken effect) | by the caller |
 //! | connection lost during `DATA` | `Transient`, `may_have_taken_effect` | not blindly |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod diagnosis;

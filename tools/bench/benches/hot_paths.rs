@@ -1,6 +1,6 @@
 //! Hot paths of the ingest job: parsing a Graph message page, an EWS GetItem response with MIME,
 //! and a 1 MB MIME message with mail-parser. Routing against 10 and 10,000 rules is measured by
-//! `crates/addressing/benches/route.rs` (`cargo bench -p addressing --bench route`), which
+//! `crates/addressing/benches/route.rs` (`cargo bench -p m365mail-addressing --bench route`), which
 //! `cargo xtask bench` runs and reports beside these.
 //!
 //! Run: `cargo bench -p m365-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3`.

@@ -1,7 +1,7 @@
 //! `m365-bench`: the driver of `cargo xtask bench` (see the library docs).
 //!
 //! ```text
-//! m365-bench run --sandbox-bin target/release/sandbox [--n 1000,10000] [--ours-n 100000]
+//! m365-bench run --sandbox-bin target/release/m365mail-sandbox [--n 1000,10000] [--ours-n 100000]
 //!                [--python VENV/bin/python] [--scripts scripts/bench] [--quick] ...
 //! m365-bench ingest --protocol graph|ews --base-url URL --tenant T --client-id ID
 //!                --client-secret S --mailbox ADDR --routes ROUTES.json --ack read

@@ -15,7 +15,7 @@ use clap::Parser;
 
 /// A local emulator of a Microsoft 365 tenant (identity, Graph, EWS, SMTP).
 #[derive(Parser, Debug)]
-#[command(name = "sandbox", version)]
+#[command(name = "m365mail-sandbox", version)]
 struct Args {
     /// HTTP(S) port on the --bind address (0 = any free port).
     #[arg(long, default_value_t = 8080)]

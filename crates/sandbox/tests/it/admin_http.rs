@@ -329,7 +329,7 @@ async fn binding_beyond_loopback_needs_an_explicit_opt_in() {
         .expect_err("refused");
     assert!(matches!(e, sandbox::StartError::AdminToken(_)), "{e}");
     // The standalone binary refuses too, and says how to opt in.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
         .args(["--port", "0", "--smtp-port", "0", "--bind", "0.0.0.0"])
         .output()
         .unwrap();

@@ -368,7 +368,7 @@ async fn standalone_binary_serves_a_seed_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let seed = dir.join("seed.toml");
     std::fs::write(&seed, "[tenant]\nid = \"11111111-2222-3333-4444-555555555555\"\ndomains = [\"fabrikam.example\"]\n[[users]]\nmail = \"ann@fabrikam.example\"\n").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
         .args(["--port", "0", "--smtp-port", "0", "--seed"])
         .arg(&seed)
         .stdout(std::process::Stdio::piped())
@@ -396,7 +396,7 @@ async fn standalone_binary_serves_a_seed_file() {
     );
     // A bad seed file is a readable error and a non-zero exit.
     std::fs::write(&seed, "[tenant]\nid = 5\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
         .args(["--port", "0", "--smtp-port", "0", "--seed"])
         .arg(&seed)
         .output()

@@ -5,7 +5,7 @@
 //! `tests/it/samples.expected` (one line per sample: file or sample name, HTTP status, and the
 //! response codes, or the top-level members of a JSON answer), and the test fails when an answer
 //! changes. EWS answers are also validated against the schema. After a deliberate change,
-//! rewrite the record with `UPDATE_SAMPLES=1 cargo test -p sandbox --test it samples`.
+//! rewrite the record with `UPDATE_SAMPLES=1 cargo test -p m365mail-sandbox --test it samples`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

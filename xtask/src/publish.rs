@@ -1,0 +1,108 @@
+//! `cargo xtask publish-check` and `cargo xtask semver`: what a release to crates.io needs, checked
+//! on every CI run instead of on release day.
+//!
+//! * [`publish_check`] runs `cargo publish --workspace --dry-run`: every package without
+//!   `publish = false` is packaged as crates.io would receive it and built from that package, in
+//!   dependency order, each against the packages of the others (Cargo's local overlay of the
+//!   registry), so a file left out of a package, a path dependency without a version or a
+//!   missing licence or description fails here. Nothing is uploaded.
+//! * [`semver`] holds each published library's public API to its baseline with
+//!   `cargo semver-checks`: the baseline is the commit named in `api-baseline/rev` (the API of
+//!   the last release; until the first upload, of 0.1.0). A change the baseline's version does
+//!   not allow (removing or changing a public item under the same version) fails, with the
+//!   lint's explanation; a deliberate break bumps the version (and CHANGELOG.md) or, before the
+//!   first release, moves the baseline.
+
+use std::path::Path;
+
+use crate::{have, root, run, run_env};
+
+/// cargo-semver-checks' version, pinned like cargo-deny's: a new release may add lints.
+const SEMVER_CHECKS_VERSION: &str = "0.51.0";
+
+/// The file that names the baseline commit, relative to the workspace root.
+const BASELINE_FILE: &str = "api-baseline/rev";
+
+/// `cargo publish --workspace --dry-run`, built with the workspace's own dev profile settings
+/// (the verification builds each package in a workspace of its own, whose manifest has no
+/// profile, so without them every dependency would be built a second time with other options).
+pub(crate) fn publish_check() -> Result<(), String> {
+    run(
+        "cargo",
+        &[
+            "publish",
+            "--workspace",
+            "--dry-run",
+            "--locked",
+            // A developer's uncommitted work is packaged as it is; CI's clone is clean anyway.
+            "--allow-dirty",
+            "--config",
+            "profile.dev.debug=\"line-tables-only\"",
+            "--config",
+            "profile.dev.package.\"*\".opt-level=1",
+            "--config",
+            "profile.dev.package.\"*\".debug=false",
+        ],
+    )
+}
+
+/// The baseline commit: the first line of [`BASELINE_FILE`] that is not blank or a comment.
+fn baseline(root: &Path) -> Result<String, String> {
+    let path = root.join(BASELINE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rev = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| format!("{}: names no commit", path.display()))?;
+    if rev.len() != 40 || !rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{}: {rev:?} is not a full commit hash (40 hex digits)",
+            path.display()
+        ));
+    }
+    Ok(rev.to_owned())
+}
+
+/// `cargo semver-checks` over every published library against the baseline commit.
+pub(crate) fn semver() -> Result<(), String> {
+    let root = root();
+    let rev = baseline(&root)?;
+    let known = std::process::Command::new("git")
+        .args(["cat-file", "-e", &format!("{rev}^{{commit}}")])
+        .current_dir(&root)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !known {
+        return Err(format!(
+            "the API baseline {rev} ({BASELINE_FILE}) is not in this clone's history: a shallow \
+             clone? `git fetch --unshallow` and run again"
+        ));
+    }
+    if !have("cargo-semver-checks", &["--version"]) {
+        run(
+            "cargo",
+            &[
+                "install",
+                "--locked",
+                "cargo-semver-checks",
+                "--version",
+                SEMVER_CHECKS_VERSION,
+            ],
+        )?;
+    }
+    // semver-checks reads rustdoc's JSON output, which stable toolchains give only to a caller
+    // that says it knows the format is unstable; the tool pins the format versions it reads.
+    run_env(
+        "cargo",
+        &[
+            "semver-checks",
+            "check-release",
+            "--workspace",
+            "--baseline-rev",
+            &rev,
+        ],
+        &[("RUSTC_BOOTSTRAP", "1")],
+    )
+}
