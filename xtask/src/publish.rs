@@ -23,9 +23,11 @@ const SEMVER_CHECKS_VERSION: &str = "0.51.0";
 /// The file that names the baseline commit, relative to the workspace root.
 const BASELINE_FILE: &str = "api-baseline/rev";
 
-/// `cargo publish --workspace --dry-run`, built with the workspace's own dev profile settings
-/// (the verification builds each package in a workspace of its own, whose manifest has no
-/// profile, so without them every dependency would be built a second time with other options).
+/// `cargo publish --workspace --dry-run`. The verification builds each package in a workspace
+/// of its own, with a fresh resolution of its dependencies (the newest versions its manifest
+/// allows, as a user's first build would get) and the default dev profile; passing this
+/// workspace's `opt-level = 1` for dependencies made it slower (8.9 against 4.6 CPU-minutes
+/// here), since nothing is shared with the test build either way.
 pub(crate) fn publish_check() -> Result<(), String> {
     run(
         "cargo",
@@ -36,12 +38,6 @@ pub(crate) fn publish_check() -> Result<(), String> {
             "--locked",
             // A developer's uncommitted work is packaged as it is; CI's clone is clean anyway.
             "--allow-dirty",
-            "--config",
-            "profile.dev.debug=\"line-tables-only\"",
-            "--config",
-            "profile.dev.package.\"*\".opt-level=1",
-            "--config",
-            "profile.dev.package.\"*\".debug=false",
         ],
     )
 }
