@@ -137,8 +137,8 @@ pub use rules::{MAX_PATTERN_LEN, ProjectKey, RuleConfig};
 pub use sender::{FallbackReason, OutboundCapabilities, SenderBranch, SenderChoice, SenderPolicy};
 pub use subaddress::{InvalidSeparator, Separator, SubAddress};
 
-/// The crate's name, used in logs and user agents.
-pub const CRATE_NAME: &str = "addressing";
+/// The package's name on crates.io, used in logs and user agents.
+pub const CRATE_NAME: &str = "m365mail-addressing";
 
 #[cfg(test)]
 mod tests {

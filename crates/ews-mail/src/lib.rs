@@ -143,8 +143,8 @@ pub use source::{
     MAX_FETCH_CONCURRENCY, MAX_PAGE,
 };
 
-/// The crate's name, used in logs and user agents.
-pub const CRATE_NAME: &str = "ews-mail";
+/// The package's name on crates.io, used in logs and user agents.
+pub const CRATE_NAME: &str = "m365mail-ews";
 
 #[cfg(test)]
 mod tests {

@@ -132,8 +132,8 @@ pub use outbound::GraphOutbound;
 pub use source::{DeleteMode, GraphSource, SourceConfig};
 pub use token::{AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource};
 
-/// The crate's name, used in logs and user agents.
-pub const CRATE_NAME: &str = "graph-mail";
+/// The package's name on crates.io, used in logs and user agents.
+pub const CRATE_NAME: &str = "m365mail-graph";
 
 #[cfg(test)]
 mod tests {

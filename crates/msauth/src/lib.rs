@@ -144,5 +144,5 @@ pub use token::{
 #[doc = include_str!("../TROUBLESHOOTING.md")]
 pub mod troubleshooting {}
 
-/// The crate's name, used in logs and user agents.
-pub const CRATE_NAME: &str = "msauth";
+/// The package's name on crates.io, used in logs and user agents.
+pub const CRATE_NAME: &str = "m365mail-msauth";

@@ -182,8 +182,8 @@ pub use tenant::apps::ApiResource;
 pub use tenant::org::SenderAuthVerdict;
 pub use tenant::seed::{Seed, SeedError};
 
-/// The crate's name, used in logs and user agents.
-pub const CRATE_NAME: &str = "sandbox";
+/// The package's name on crates.io, used in logs and user agents.
+pub const CRATE_NAME: &str = "m365mail-sandbox";
 
 // Lets the integration tests' helpers (`tests/it/common.rs`, shared with the unit tests in
 // `src/tests/`) name this crate `sandbox` from inside it.
