@@ -88,17 +88,63 @@ pub(crate) fn semver() -> Result<(), String> {
             ],
         )?;
     }
-    // semver-checks reads rustdoc's JSON output, which stable toolchains give only to a caller
-    // that says it knows the format is unstable; the tool pins the format versions it reads.
-    run_env(
-        "cargo",
-        &[
-            "semver-checks",
-            "check-release",
-            "--workspace",
-            "--baseline-rev",
-            &rev,
-        ],
-        &[("RUSTC_BOOTSTRAP", "1")],
-    )
+    // One package at a time, removing semver-checks' build directory after each: it builds
+    // every package's rustdoc JSON twice (baseline and current) in a workspace of its own, 7 GB
+    // for the eleven together, and a CI machine has run out of disk before (stop 14).
+    let scratch = crate::bench::target_dir().join("semver-checks");
+    let packages = published(&root)?;
+    for package in &packages {
+        // semver-checks reads rustdoc's JSON output, which stable toolchains give only to a
+        // caller that says it knows the format is unstable; the tool pins the format versions
+        // it reads.
+        let result = run_env(
+            "cargo",
+            &[
+                "semver-checks",
+                "check-release",
+                "--package",
+                package,
+                "--baseline-rev",
+                &rev,
+            ],
+            &[("RUSTC_BOOTSTRAP", "1")],
+        );
+        let _ = std::fs::remove_dir_all(&scratch);
+        result?;
+    }
+    eprintln!(
+        "xtask semver: {} published libraries hold the API of {rev}",
+        packages.len()
+    );
+    Ok(())
+}
+
+/// The workspace's packages that are published: those whose manifest does not say
+/// `publish = false`, by `cargo metadata`'s `publish` field (`null`: any registry).
+fn published(root: &Path) -> Result<Vec<String>, String> {
+    let out = std::process::Command::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1", "--locked"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata's output: {e}"))?;
+    let mut names: Vec<String> = meta["packages"]
+        .as_array()
+        .ok_or("cargo metadata's output has no packages")?
+        .iter()
+        .filter(|p| p["publish"].is_null())
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err("no published package in the workspace".into());
+    }
+    Ok(names)
 }
