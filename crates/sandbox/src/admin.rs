@@ -9,6 +9,7 @@
 //! GET  /_sandbox/slots          concurrency slot holds (after `record_slots`)
 //! GET  /_sandbox/outbox         mail sent outside the tenant
 //! GET  /_sandbox/tenant         the tenant model (secrets redacted)
+//! GET  /_sandbox/subscriptions  Graph subscriptions and what their notifications did
 //! ```
 //!
 //! Over HTTP the admin API answers only requests addressed to the sandbox itself (`Host`), not
@@ -281,6 +282,28 @@ pub enum AdminCommand {
     },
     /// Clears the request log.
     ClearRequestLog,
+    /// Sets the faults in the delivery of Graph change notifications
+    /// (`{"op":"set_notification_faults","faults":{"drop_rate":0.5}}`).
+    SetNotificationFaults {
+        /// The faults.
+        faults: crate::NotificationFaults,
+    },
+    /// Removes a Graph subscription as the service does when it must: it is gone, and a
+    /// `subscriptionRemoved` lifecycle notification goes to its `lifecycleNotificationUrl`
+    /// (`{"op":"remove_subscription","id":"…"}`).
+    RemoveSubscription {
+        /// The subscription's id.
+        id: String,
+    },
+    /// Sends a lifecycle notification for a Graph subscription
+    /// (`{"op":"send_lifecycle_notification","id":"…","event":"missed"}`).
+    SendLifecycleNotification {
+        /// The subscription's id.
+        id: String,
+        /// `subscriptionRemoved` (the subscription is removed too), `reauthorizationRequired`
+        /// or `missed`.
+        event: crate::LifecycleEvent,
+    },
 }
 
 fn default_sender() -> String {
@@ -655,8 +678,60 @@ impl Admin {
             }
             AdminCommand::AdvanceClock { secs } => st.clock().advance(secs),
             AdminCommand::ClearRequestLog => st.reqlog().clear(),
+            AdminCommand::SetNotificationFaults { faults } => st.notifier().set_faults(faults),
+            AdminCommand::RemoveSubscription { id } => {
+                self.lifecycle_event(&id, crate::LifecycleEvent::SubscriptionRemoved)?;
+            }
+            AdminCommand::SendLifecycleNotification { id, event } => {
+                self.lifecycle_event(&id, event)?;
+            }
         }
         Ok(AdminOutcome::ok())
+    }
+
+    /// Sends a lifecycle notification for the subscription `id`; `subscriptionRemoved` also
+    /// removes it. Needs a Tokio runtime (the notification is sent on a task).
+    pub fn lifecycle_event(
+        &self,
+        id: &str,
+        event: crate::LifecycleEvent,
+    ) -> Result<(), AdminError> {
+        let st = &self.state;
+        let sub = st
+            .notifier()
+            .get(id, st.clock().now())
+            .ok_or_else(|| AdminError::NotFound(format!("subscription {id}")))?;
+        if event == crate::LifecycleEvent::SubscriptionRemoved {
+            st.notifier().remove(id);
+        }
+        st.notifier().lifecycle(st, &sub, event);
+        Ok(())
+    }
+
+    /// Sets the faults in the delivery of Graph change notifications.
+    pub fn set_notification_faults(&self, faults: crate::NotificationFaults) {
+        self.state.notifier().set_faults(faults);
+    }
+
+    /// The live Graph subscriptions: id, app, mailbox, resource and expiry.
+    pub fn subscriptions(&self) -> Vec<crate::SubscriptionSummary> {
+        let st = &self.state;
+        st.notifier()
+            .list(st.clock().now())
+            .into_iter()
+            .map(|s| crate::SubscriptionSummary {
+                id: s.id,
+                app_id: s.app_id,
+                mailbox: s.mailbox,
+                resource: s.resource,
+                expiration: s.expiration,
+            })
+            .collect()
+    }
+
+    /// What the change-notification machinery has done so far.
+    pub fn notification_stats(&self) -> crate::NotificationStats {
+        self.state.notifier().stats()
     }
 
     fn set_device_status(&self, user_code: &str, status: DeviceStatus) -> Result<(), AdminError> {
@@ -1186,6 +1261,15 @@ async fn get_outbox(State(state): State<AppState>) -> Response {
     Json(state.outbox().clone()).into_response()
 }
 
+async fn get_subscriptions(State(state): State<AppState>) -> Response {
+    let admin = Admin::new(state);
+    Json(serde_json::json!({
+        "subscriptions": admin.subscriptions(),
+        "stats": admin.notification_stats(),
+    }))
+    .into_response()
+}
+
 async fn get_tenant(State(state): State<AppState>) -> Response {
     Json(state.tenant().clone()).into_response()
 }
@@ -1197,6 +1281,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/_sandbox/slots", get(get_slots))
         .route("/_sandbox/outbox", get(get_outbox))
         .route("/_sandbox/tenant", get(get_tenant))
+        .route("/_sandbox/subscriptions", get(get_subscriptions))
         // Host, Origin and admin token, before anything else (see `admin_guard`).
         .route_layer(axum::middleware::from_fn_with_state(
             state.config().admin_access.clone(),

@@ -150,6 +150,39 @@
 //! inside the batch when the mailbox has none free); a batch with `dependsOn` runs one item at
 //! a time, as Graph documents for Outlook resources. Refused: another member of an item (400
 //! `BadRequest`), more than 20 items, duplicate ids, unknown or circular dependencies.
+//! `/subscriptions` is not served inside a batch (400 "Resource not found for the segment").
+//!
+//! ## `POST/GET/PATCH/DELETE subscriptions`, `POST subscriptions/{id}/reauthorize`
+//!
+//! Change notifications on a mailbox's messages (issue #20; validation, notification shapes,
+//! retries and faults are in the private `notify` module). Implemented: `resource` `me/messages`, `users/{id|upn}/messages` (also `users('…')`), each
+//! with `mailFolders('{folder}')/messages` or `mailFolders/{folder}/messages` (well-known names
+//! and ids; leading `/` optional; 404 `ErrorInvalidUser` / `ErrorItemNotFound` as for the
+//! mailbox routes, 403 without read access); `changeType: "created"`; `notificationUrl` and
+//! `lifecycleNotificationUrl`, each validated before the subscription exists (400
+//! `ValidationError` when the answer is not 200 `text/plain` with the token within 10 seconds;
+//! `PATCH` of `notificationUrl` validates the new one); `clientState` (at most 128 characters);
+//! `expirationDateTime` (in the future, at most 10,080 minutes ahead: 400 `ExtensionError`
+//! "Subscription expiration can only be 10080 minutes in the future.", Graph's code and wording
+//! for this limit); `latestSupportedTlsVersion` (`v1_0`…`v1_3`, stored, not applied: the sandbox
+//! speaks whatever TLS the subscriber's URL offers); `includeResourceData: false`,
+//! `notificationContentType: "application/json"`, `@odata.type`. `GET` lists and reads the
+//! caller app's subscriptions (a delegated caller's own); another app's is 404
+//! `ResourceNotFound`, as is an expired one. `PATCH` takes `expirationDateTime` and
+//! `notificationUrl` only (another subscription property: 400 `InvalidRequest`); `reauthorize`
+//! answers 204. Throttling and the fault plan apply as on the mailbox routes.
+//! Refused: `changeType` `updated`/`deleted` and notifications with resource data
+//! (`includeResourceData: true`, `encryptionCertificate`, `encryptionCertificateId`),
+//! `notificationQueryOptions`, `notificationUrlAppId`, a `resource` with query options, other
+//! resources (`notSupported`); an unknown `changeType`, a missing required property, a read-only
+//! one (`id`, `applicationId`, `creatorId`), an expiry in the past or unparseable, and an `http`
+//! URL to a host that is not loopback (400 `InvalidRequest`; Graph requires https — the
+//! sandbox lets loopback `http` through because its subscribers are tests without TLS); any
+//! query option (`ErrorInvalidUrlQuery` / `BadRequest`). Not modelled: the limit of 1,000
+//! subscriptions per mailbox, the `reauthorizationRequired` Graph sends on its own (the admin
+//! API sends lifecycle events), and retries beyond 1, 2 and 4 seconds (Graph retries for up to
+//! 4 hours). Codes not given by Microsoft's reference and taken from reports of Graph's
+//! answers: `ValidationError`, `InvalidRequest`, `ResourceNotFound`.
 //!
 //! # Exchange Web Services
 //!

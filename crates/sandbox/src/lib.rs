@@ -160,6 +160,7 @@ mod faults;
 pub mod fidelity;
 pub mod identity;
 mod locks;
+mod notify;
 mod outbox;
 pub mod reqlog;
 mod server;
@@ -177,6 +178,7 @@ pub use faults::{
     busy_fraction,
 };
 pub use identity::mint::{MintRequest, TokenKind};
+pub use notify::{LifecycleEvent, NotificationFaults, NotificationStats, SubscriptionSummary};
 pub use server::{Sandbox, SandboxBuilder, StartError, TlsOptions};
 pub use tenant::apps::ApiResource;
 pub use tenant::org::SenderAuthVerdict;

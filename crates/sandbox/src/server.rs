@@ -259,7 +259,7 @@ impl SandboxBuilder {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let app = router(state.clone());
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(crate::notify::dispatch(state.clone()))];
         let mut ca_pem = None;
         match self.tls {
             None => {

@@ -79,6 +79,7 @@ struct Shared {
     config: Config,
     identity: IdentityState,
     outbox: Mutex<Vec<OutboxEntry>>,
+    notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -128,6 +129,7 @@ impl AppState {
                 config,
                 identity: IdentityState::new(),
                 outbox: Mutex::new(Vec::new()),
+                notifier: crate::notify::Notifier::new(),
             }),
         }
     }
@@ -185,6 +187,11 @@ impl AppState {
 
     pub(crate) fn identity(&self) -> &IdentityState {
         &self.inner.identity
+    }
+
+    /// Graph's change-notification subscriptions and their delivery.
+    pub(crate) fn notifier(&self) -> &crate::notify::Notifier {
+        &self.inner.notifier
     }
 
     /// Mail sent to addresses outside the tenant.

@@ -13,7 +13,7 @@
 mod batch;
 mod directory;
 mod ops;
-mod render;
+pub(crate) mod render;
 
 use axum::Router;
 use axum::body::Body;
@@ -52,6 +52,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1.0/$batch", post(batch::handle))
         .route("/v1.0/groups", axum::routing::get(directory::list_groups))
         .route("/v1.0/_upload/{session}", put(ops::upload_put))
+        .route("/v1.0/subscriptions", any(handle_subscriptions))
+        .route("/v1.0/subscriptions/{id}", any(handle_subscriptions))
+        .route(
+            "/v1.0/subscriptions/{id}/reauthorize",
+            any(handle_subscriptions),
+        )
         .route("/v1.0/{*rest}", any(unknown_route));
     for t in TEMPLATES {
         r = r
@@ -205,7 +211,7 @@ pub(crate) fn error(status: u16, code: &str, message: &str) -> GResp {
     )
 }
 
-fn denied(d: &AccessDenied) -> GResp {
+pub(crate) fn denied(d: &AccessDenied) -> GResp {
     error(d.http_status(), d.code(), &d.message)
 }
 
@@ -414,7 +420,7 @@ fn function_name(segment: &str) -> &str {
     }
 }
 
-fn fault(f: FaultKind) -> GResp {
+pub(crate) fn fault(f: FaultKind) -> GResp {
     match f {
         FaultKind::Throttle { retry_after_secs } => {
             error(429, "TooManyRequests", "Please retry again later.")
@@ -512,19 +518,47 @@ async fn handle(
         Ok(p) => p,
         Err(r) => return into_http(&st, r, &rid, &cid),
     };
-    let path = uri
-        .path()
-        .strip_prefix("/v1.0")
-        .unwrap_or(uri.path())
-        .to_string();
-    let req = GReq {
-        method,
-        path,
-        query: uri.query().map(str::to_string),
-        base: request_base(&st, &headers),
-        headers,
-        body,
-    };
+    let req = graph_request(&st, method, &uri, headers, body);
     let r = dispatch(&st, &who, &req).await;
     into_http(&st, r, &rid, &cid).into_response()
+}
+
+/// An HTTP request as the operations see it: the path after `/v1.0`.
+fn graph_request(
+    st: &AppState,
+    method: Method,
+    uri: &http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> GReq {
+    GReq {
+        method,
+        path: uri
+            .path()
+            .strip_prefix("/v1.0")
+            .unwrap_or(uri.path())
+            .to_string(),
+        query: uri.query().map(str::to_string),
+        base: request_base(st, &headers),
+        headers,
+        body,
+    }
+}
+
+/// `/v1.0/subscriptions…`: change-notification subscriptions (see [`crate::notify`]).
+async fn handle_subscriptions(
+    State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (rid, cid) = request_ids(&headers);
+    let who = match authenticate_graph(&st, &headers) {
+        Ok(p) => p,
+        Err(r) => return into_http(&st, r, &rid, &cid),
+    };
+    let req = graph_request(&st, method, &uri, headers, body);
+    let r = ops::subscriptions(&st, &who, &req).await;
+    into_http(&st, r, &rid, &cid)
 }

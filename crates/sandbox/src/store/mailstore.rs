@@ -17,6 +17,22 @@ use crate::locks::lock;
 #[derive(Debug, Default)]
 pub struct MailStore {
     inner: Mutex<Inner>,
+    /// Where each message created in a folder is announced (Graph change notifications);
+    /// set once by [`MailStore::watch_created`].
+    created: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Created>>,
+}
+
+/// A message that appeared in a folder (delivered, saved as a draft, copied or moved there).
+#[derive(Debug, Clone)]
+pub(crate) struct Created {
+    /// The mailbox, as the store was called with it.
+    pub(crate) mailbox: String,
+    /// The folder's id.
+    pub(crate) folder_id: String,
+    /// The message's id in that folder.
+    pub(crate) id: String,
+    /// Its change key (the `@odata.etag` of a notification).
+    pub(crate) change_key: String,
 }
 
 impl MailStore {
@@ -49,6 +65,20 @@ impl MailStore {
             });
         }
         inner.mailboxes.insert(key, data);
+    }
+
+    /// The stream of messages created in folders, from now on: the first caller gets it,
+    /// later callers `None` (the sandbox's notification dispatcher is its one reader).
+    pub(crate) fn watch_created(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Created>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.created.set(tx).ok().map(|()| rx)
+    }
+
+    fn announce(&self, c: Created) {
+        if let Some(tx) = self.created.get() {
+            // A closed channel means the sandbox is stopping: nobody is left to notify.
+            let _ = tx.send(c);
+        }
     }
 
     /// Whether the mailbox exists in the store.
@@ -174,6 +204,13 @@ impl MailStore {
         );
         mb.by_id.insert(id, immutable_id.clone());
         mb.messages.insert(immutable_id, msg.clone());
+        drop(inner);
+        self.announce(Created {
+            mailbox: mailbox.to_string(),
+            folder_id,
+            id: msg.id.clone(),
+            change_key: msg.change_key.clone(),
+        });
         Ok(msg)
     }
 
@@ -366,6 +403,13 @@ impl MailStore {
                 id: new_id,
             },
         );
+        drop(inner);
+        self.announce(Created {
+            mailbox: mailbox.to_string(),
+            folder_id: dest_id,
+            id: out.id.clone(),
+            change_key: out.change_key.clone(),
+        });
         Ok(out)
     }
 

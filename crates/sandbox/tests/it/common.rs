@@ -451,3 +451,17 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> SmtpClient<S> {
         reply
     }
 }
+
+/// An app-only Graph token of the demo app with `roles`.
+pub(crate) fn graph_token(sb: &sandbox::Sandbox, roles: &[&str]) -> String {
+    sb.admin()
+        .mint_token(&sandbox::MintRequest {
+            app_id: DEMO_APP.into(),
+            kind: sandbox::TokenKind::App {
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+            },
+            resource: sandbox::ApiResource::Graph,
+            lifetime_secs: None,
+        })
+        .expect("mint")
+}

@@ -15,4 +15,5 @@ mod sender_auth;
 mod smtp_tls;
 mod strict_ews;
 mod strict_graph;
+mod subscriptions;
 mod xml_entities;

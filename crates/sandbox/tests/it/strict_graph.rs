@@ -674,3 +674,118 @@ async fn graph_applies_query_options_preferences_and_message_properties() {
     assert_eq!(d["value"].as_array().unwrap().len(), 2, "{d}");
     assert_eq!(h["preference-applied"], "odata.maxpagesize=2");
 }
+
+/// `/subscriptions`: what the sandbox does not implement is refused by name, what Graph
+/// refuses with Graph's code; no part is skipped (issue #20).
+#[tokio::test]
+async fn subscriptions_refuse_what_is_not_implemented() {
+    let sb = start().await;
+    let url = format!("{}/subscriptions", sb.graph_url());
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let base = json!({
+        "changeType": "created",
+        "notificationUrl": "https://webhook.example/hook",
+        "resource": format!("users/{HELPDESK}/mailFolders('Inbox')/messages"),
+        "expirationDateTime": expires,
+        "clientState": "x",
+    });
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let cases = [
+        (with("changeType", json!("updated")), 400, "notSupported"),
+        (
+            with("changeType", json!("created,deleted")),
+            400,
+            "notSupported",
+        ),
+        (with("changeType", json!("renamed")), 400, "InvalidRequest"),
+        (
+            with("includeResourceData", json!(true)),
+            400,
+            "notSupported",
+        ),
+        (
+            with("encryptionCertificate", json!("MIIB")),
+            400,
+            "notSupported",
+        ),
+        (
+            with("notificationQueryOptions", json!("$filter=isRead eq false")),
+            400,
+            "notSupported",
+        ),
+        (with("resource", json!("me/events")), 400, "notSupported"),
+        (
+            with(
+                "resource",
+                json!(format!("users/{HELPDESK}/messages?$filter=isRead eq false")),
+            ),
+            400,
+            "notSupported",
+        ),
+        (with("resource", json!("me/messages")), 400, "BadRequest"),
+        (
+            with("notificationUrl", json!("http://webhook.example/hook")),
+            400,
+            "InvalidRequest",
+        ),
+        (
+            with("clientState", json!("x".repeat(129))),
+            400,
+            "InvalidRequest",
+        ),
+        (
+            with("latestSupportedTlsVersion", json!("v2_0")),
+            400,
+            "InvalidRequest",
+        ),
+        (with("id", json!("mine")), 400, "InvalidRequest"),
+        (with("colour", json!("blue")), 400, "RequestBodyRead"),
+        (
+            with("expirationDateTime", json!("tomorrow")),
+            400,
+            "InvalidRequest",
+        ),
+        (
+            with("expirationDateTime", json!("2016-11-20T18:23:45.9356913Z")),
+            400,
+            "InvalidRequest",
+        ),
+        (
+            with("resource", json!("users/nobody@contoso.example/messages")),
+            404,
+            "ErrorInvalidUser",
+        ),
+        (
+            with(
+                "resource",
+                json!(format!("users/{HELPDESK}/mailFolders('nope')/messages")),
+            ),
+            404,
+            "ErrorItemNotFound",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, _, b) = call(&sb, "POST", &url, Some(body.clone()), None).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {b}"
+        );
+    }
+    let (s, _, b) = call(&sb, "GET", &format!("{url}?$select=id"), None, None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("ErrorInvalidUrlQuery")),
+        "{b}"
+    );
+    let (s, _, b) = call(&sb, "PUT", &url, Some(base.clone()), None).await;
+    assert_eq!(s, 405, "{b}");
+    // Nothing was created by any of them (the https URL above was never reachable either).
+    assert!(sb.admin().subscriptions().is_empty());
+}

@@ -11,6 +11,7 @@ mod messages;
 mod query;
 mod send;
 mod shared;
+mod subscriptions;
 
 use http::Method;
 
@@ -21,6 +22,7 @@ use crate::state::AppState;
 use crate::store::DeleteMode;
 
 pub(super) use self::attachments::upload_put;
+pub(super) use self::subscriptions::run as subscriptions;
 
 /// Runs the operation named by `rest` (the path after the mailbox).
 pub(super) async fn run(
