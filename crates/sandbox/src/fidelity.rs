@@ -155,8 +155,8 @@
 //! ## `POST/GET/PATCH/DELETE subscriptions`, `POST subscriptions/{id}/reauthorize`
 //!
 //! Change notifications on a mailbox's messages (issue #20; validation, notification shapes,
-//! retries and faults are in the private `notify` module). Implemented: `resource` `me/messages`, `users/{id|upn}/messages` (also `users('…')`), each
-//! with `mailFolders('{folder}')/messages` or `mailFolders/{folder}/messages` (well-known names
+//! retries and faults are in the private `notify` module). Implemented: `resource`
+//! `me/messages`, `users/{id|upn}/messages` (also `users('…')`), each with `mailFolders('{folder}')/messages` or `mailFolders/{folder}/messages` (well-known names
 //! and ids; leading `/` optional; 404 `ErrorInvalidUser` / `ErrorItemNotFound` as for the
 //! mailbox routes, 403 without read access); `changeType: "created"`; `notificationUrl` and
 //! `lifecycleNotificationUrl`, each validated before the subscription exists (400
