@@ -156,8 +156,9 @@
 //!
 //! Change notifications on a mailbox's messages (issue #20; validation, notification shapes,
 //! retries and faults are in the private `notify` module). Implemented: `resource`
-//! `me/messages`, `users/{id|upn}/messages` (also `users('…')`), each with `mailFolders('{folder}')/messages` or `mailFolders/{folder}/messages` (well-known names
-//! and ids; leading `/` optional; 404 `ErrorInvalidUser` / `ErrorItemNotFound` as for the
+//! `me/messages`, `users/{id|upn}/messages` (also `users('…')`), each with
+//! `mailFolders('{folder}')/messages` or `mailFolders/{folder}/messages` (well-known names and
+//! ids; leading `/` optional; 404 `ErrorInvalidUser` / `ErrorItemNotFound` as for the
 //! mailbox routes, 403 without read access); `changeType: "created"`; `notificationUrl` and
 //! `lifecycleNotificationUrl`, each validated before the subscription exists (400
 //! `ValidationError` when the answer is not 200 `text/plain` with the token within 10 seconds;
