@@ -122,6 +122,7 @@ pub mod client;
 pub mod delta;
 pub mod endpoint;
 pub mod outbound;
+pub mod push;
 pub mod retry;
 pub mod source;
 pub mod token;

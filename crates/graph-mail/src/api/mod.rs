@@ -16,6 +16,7 @@
 //! | sending | [`SendMime`], [`SendJson`], [`SendProbe`] |
 //! | drafts | [`CreateDraftMime`], [`AddAttachment`], [`CreateAttachmentUploadSession`], [`CreateUploadSession`], [`UploadChunk`], [`SendDraft`] |
 //! | batch | [`JsonBatch`] |
+//! | subscriptions | [`CreateSubscription`], [`RenewSubscription`], [`DeleteSubscription`] |
 //!
 //! The parsers stay callable on their own ([`parse_message_page`], [`parse_batch`], …), as the
 //! fuzz targets use them.
@@ -57,6 +58,7 @@ mod messages;
 mod op;
 mod send;
 mod split;
+mod subscriptions;
 
 pub use batch::*;
 pub use delta::*;
@@ -66,6 +68,7 @@ pub use messages::*;
 pub use op::*;
 pub use send::*;
 pub use split::*;
+pub use subscriptions::*;
 
 /// Most messages a listing may ask for or a page may hold (Graph's `$top` limit for messages).
 pub const MAX_PAGE: usize = 1000;

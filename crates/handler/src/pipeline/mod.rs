@@ -364,9 +364,21 @@ async fn serve(ctx: Arc<Ctx>, options: Options, mut shutdown: Shutdown) -> Sourc
             p
         } else {
             backoff = options.offline_backoff;
-            options.poll_interval
+            ctx.spec.poll_interval.unwrap_or(options.poll_interval)
         };
-        if shutdown.is_triggered() || shutdown.sleep(pause).await {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let stopped = match &ctx.spec.wake {
+            // Push mode: the pause ends early when a notification says mail arrived (an
+            // OFFLINE source keeps its back-off).
+            Some(wake) if summary.status != PingStatus::Offline => tokio::select! {
+                stopped = shutdown.sleep(pause) => stopped,
+                () = wake.notified() => shutdown.is_triggered(),
+            },
+            _ => shutdown.sleep(pause).await,
+        };
+        if stopped {
             break;
         }
     }

@@ -13,6 +13,8 @@ pub struct SourceSpec {
     pub(crate) outbound: Option<Arc<dyn MessageOutbound>>,
     pub(crate) outbound_caps: addressing::OutboundCapabilities,
     pub(crate) notification: Option<NotificationPolicy>,
+    pub(crate) wake: Option<Arc<tokio::sync::Notify>>,
+    pub(crate) poll_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for SourceSpec {
@@ -22,6 +24,8 @@ impl std::fmt::Debug for SourceSpec {
             .field("ack", &self.ack)
             .field("poison_folder", &self.poison_folder)
             .field("notifies", &self.notification.is_some())
+            .field("pushed", &self.wake.is_some())
+            .field("poll_interval", &self.poll_interval)
             .finish_non_exhaustive()
     }
 }
@@ -38,7 +42,26 @@ impl SourceSpec {
             outbound: None,
             outbound_caps: addressing::OutboundCapabilities::new(),
             notification: None,
+            wake: None,
+            poll_interval: None,
         }
+    }
+
+    /// Runs a pass of this source as soon as `wake` is notified, instead of waiting out the
+    /// poll interval: push mode, where a change notification is a hint that something arrived
+    /// (`graph_mail::push`). A notification during a pass makes another pass follow it; many
+    /// notifications make one. The pass is an ordinary one (the source's delta round), so a
+    /// notification is never taken for the message.
+    pub fn wake_on(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// This source's pause between passes, instead of [`Options::poll_interval`]: in push mode,
+    /// the slow safety timer that catches up whatever no notification announced.
+    pub fn poll_every(mut self, interval: Duration) -> Self {
+        self.poll_interval = Some(interval);
+        self
     }
 
     /// How handled messages are acknowledged (default: mark read).

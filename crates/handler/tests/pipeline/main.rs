@@ -4,5 +4,6 @@
 mod batching;
 mod exactly_once;
 mod failures;
+mod push;
 mod routing;
 mod support;
