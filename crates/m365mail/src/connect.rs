@@ -340,6 +340,32 @@ fn https_client(pem: &str, agent: &str, timeout: Duration) -> Result<reqwest::Cl
         .map_err(|e| e.to_string())
 }
 
+impl<'a> Target<'a> {
+    /// Where source `s` connects.
+    fn of_source(s: &'a Source) -> Self {
+        Target {
+            app: &s.app,
+            scope: &s.scope,
+            mailbox: &s.mailbox,
+            ca_file: s.ca_file.as_deref(),
+            ca_key: format!("sources.{}.ca_file", s.name),
+        }
+    }
+}
+
+/// The Graph client of a Graph source (push mode's subscriptions use it beside the source);
+/// its token provider is the source's, shared through `providers`.
+pub fn source_graph_client(
+    providers: &mut Providers,
+    s: &Source,
+) -> Result<graph_mail::GraphClient> {
+    let Service::Graph(endpoint) = &s.service else {
+        return Err(format!("sources.{}: not a Graph source", s.name));
+    };
+    let t = Target::of_source(s);
+    graph_client(providers, endpoint, &t)
+}
+
 /// Builds a source; a fetch is as large as the handler's `batch_size` (fewer list requests per
 /// message).
 pub fn source(
@@ -347,13 +373,7 @@ pub fn source(
     s: &Source,
     batch_size: usize,
 ) -> Result<Arc<dyn MessageSource>> {
-    let t = Target {
-        app: &s.app,
-        scope: &s.scope,
-        mailbox: &s.mailbox,
-        ca_file: s.ca_file.as_deref(),
-        ca_key: format!("sources.{}.ca_file", s.name),
-    };
+    let t = Target::of_source(s);
     match &s.service {
         Service::Graph(endpoint) => {
             let client = graph_client(providers, endpoint, &t)?;
@@ -407,13 +427,7 @@ impl MailboxClient {
 
 /// The [`MailboxClient`] of source `s`.
 pub fn mailbox_client(providers: &mut Providers, s: &Source) -> Result<MailboxClient> {
-    let t = Target {
-        app: &s.app,
-        scope: &s.scope,
-        mailbox: &s.mailbox,
-        ca_file: s.ca_file.as_deref(),
-        ca_key: format!("sources.{}.ca_file", s.name),
-    };
+    let t = Target::of_source(s);
     match &s.service {
         Service::Graph(endpoint) => {
             Ok(MailboxClient::Graph(graph_client(providers, endpoint, &t)?))

@@ -71,3 +71,21 @@ pub fn pipeline(
     }
     Ok(pipeline)
 }
+
+/// [`pipeline`], with the sources of `mode = "push"` woken by their change notifications and
+/// polled at their safety interval; the returned [`Push`](crate::push::Push) is started
+/// (listeners, then subscribers) before the pipeline runs. `run` uses it; a fleet's workers
+/// poll every source.
+pub fn pipeline_with_push(
+    cfg: &Config,
+    ledger: Arc<dyn LedgerStore>,
+    providers: &mut Providers,
+) -> Result<(Pipeline, crate::push::Push)> {
+    let mut pipeline = Pipeline::with_store(handler(cfg)?, ledger, cfg.handler.options());
+    let mut push = crate::push::Push::default();
+    for s in &cfg.sources {
+        let spec = spec(cfg, s, providers)?;
+        pipeline.add_source(push.attach(s, spec, providers)?);
+    }
+    Ok((pipeline, push))
+}

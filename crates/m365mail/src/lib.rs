@@ -35,4 +35,5 @@ pub mod metrics;
 pub mod operate;
 pub mod output;
 pub mod progress;
+pub mod push;
 pub mod worker;

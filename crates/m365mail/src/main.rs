@@ -469,7 +469,8 @@ async fn run(
         Some(_) => metrics.ledger(ledger),
         None => ledger,
     };
-    let mut pipeline = m365mail::handling::pipeline(&cfg, ledger, &mut providers)?;
+    let (mut pipeline, push) =
+        m365mail::handling::pipeline_with_push(&cfg, ledger, &mut providers)?;
     if endpoint.is_some() {
         metrics.single_process();
         metrics.install_process_hooks();
@@ -490,6 +491,10 @@ async fn run(
     let summary = if demo || once {
         pipeline.run_once(&shutdown).await
     } else {
+        // Listening before subscribing: Graph validates the URL first.
+        if !push.is_empty() {
+            push.start(&shutdown).await?;
+        }
         pipeline.run(&shutdown).await
     };
     print_summary(&summary, &cfg, json);

@@ -197,6 +197,12 @@ impl Shutdown {
         }
     }
 
+    /// Completes when stop is asked (for a caller's own long-running tasks, such as push
+    /// mode's subscribers).
+    pub async fn stopped(&self) {
+        self.clone().wait().await;
+    }
+
     /// Waits for `d`, or less if stop is asked first; returns whether stop was asked (for a
     /// caller's own pauses, such as waiting for a database to come back).
     pub async fn wait_for(&self, d: Duration) -> bool {

@@ -200,6 +200,10 @@ pub struct SourceConfig {
     /// mail even if someone else read it first). The delta state is kept in `delta_state`.
     #[serde(default)]
     pub mode: SourceMode,
+    /// Graph `push` mode: where Graph's change notifications reach this process
+    /// (`[sources.push]`; required with `mode = "push"`, refused otherwise).
+    #[serde(default)]
+    pub push: Option<PushConfig>,
     /// Graph `delta` mode: the file the delta state is kept in (default `graph-delta.json` next
     /// to the ledger; several sources may share it). Losing it costs a full resync, which
     /// hands over only what is still unread, and the ledger keeps anything from being handled
@@ -224,6 +228,33 @@ pub enum SourceMode {
     Unread,
     /// Graph's delta query, with its state kept in a file.
     Delta,
+    /// Graph's delta query, run when a change notification says mail arrived (and on a slow
+    /// safety timer), with a subscription kept alive on the folder: mail is handled as it
+    /// arrives, and an idle mailbox costs a few requests an hour instead of one per poll.
+    Push,
+}
+
+/// `[sources.push]`: the listener Graph's change notifications are sent to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The URL Graph POSTs notifications to, as the internet sees it: https (a reverse proxy
+    /// in front of `listen` may terminate TLS and forward any path), or http to loopback only
+    /// (the sandbox).
+    pub public_url: String,
+    /// The address the listener binds (default `127.0.0.1:8425`: behind a reverse proxy on the
+    /// same machine).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The safety timer: a delta round this often even when no notification came, so that
+    /// lost notifications cost at most this long (default 900 seconds).
+    #[serde(default)]
+    pub safety_interval_secs: Option<u64>,
+    /// Where the subscription is recorded so that a restart reuses it instead of leaking it
+    /// (default `graph-subscriptions.json` next to the ledger; owner-only, it holds the
+    /// subscription's `clientState`).
+    #[serde(default)]
+    pub subscriptions: Option<PathBuf>,
 }
 
 /// A message outbound.

@@ -78,11 +78,11 @@ mod tests;
 
 pub use file::{
     AppConfig, AssertionAlgorithmName, EndpointsConfig, File, Flow, HandlerConfig, Kind,
-    OutboundConfig, SourceConfig, SourceMode,
+    OutboundConfig, PushConfig, SourceConfig, SourceMode,
 };
 pub use model::{
-    App, CertificateSource, ConnectionPlan, Credential, Handler, Outbound, SecretSource, Service,
-    Source,
+    App, CertificateSource, ConnectionPlan, Credential, Handler, Outbound, Push, SecretSource,
+    Service, Source,
 };
 pub use notifications::{NotificationConfig, ReplyToName, UnauthenticatedName};
 

@@ -131,6 +131,8 @@ pub struct Source {
     /// Graph `delta` mode: the file its state is kept in (`delta_state`, or `graph-delta.json`
     /// next to the ledger). `None`: the unread messages are listed each poll.
     pub delta_state: Option<PathBuf>,
+    /// Graph `push` mode (`delta_state` is then set too): the listener and the safety timer.
+    pub push: Option<Push>,
     /// What is done to a handled message.
     pub acknowledge: connector::Acknowledgement,
     /// Where poison messages are parked (default `Poison`).
@@ -141,6 +143,20 @@ pub struct Source {
     pub ca_file: Option<PathBuf>,
     /// The mailbox's addresses and the project rules, built.
     pub router: addressing::Router,
+}
+
+/// `[sources.push]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Push {
+    /// Where Graph sends notifications (https, or http to loopback).
+    pub public_url: Url,
+    /// Where the listener binds.
+    pub listen: std::net::SocketAddr,
+    /// The pause between delta rounds when no notification comes.
+    pub safety_interval: Duration,
+    /// Where the subscription is recorded.
+    pub subscriptions: PathBuf,
 }
 
 /// A message outbound, resolved.

@@ -14,7 +14,7 @@ use url::Url;
 use super::file::{AppConfig, AssertionAlgorithmName, File, Flow, Kind, OutboundConfig};
 use super::file::{SourceConfig, SourceMode};
 use super::model::{
-    App, CertificateSource, Credential, Handler, Outbound, SecretSource, Service, Source,
+    App, CertificateSource, Credential, Handler, Outbound, Push, SecretSource, Service, Source,
 };
 use super::{Config, ConfigError, Overrides, parse_ack};
 
@@ -400,11 +400,21 @@ impl Resolver<'_> {
                 "\"delta\" is for kind = \"graph\" only",
             ));
         }
-        if s.delta_state.is_some() && s.mode != SourceMode::Delta {
+        if s.mode == SourceMode::Push && s.kind != Kind::Graph {
+            return Err(self.invalid(
+                key(".mode"),
+                &at("mode"),
+                "\"push\" is for kind = \"graph\" only (EWS streaming notifications are not \
+                 implemented yet)",
+            ));
+        }
+        let delta_like = matches!(s.mode, SourceMode::Delta | SourceMode::Push);
+        let push = self.push(s, ledger, &key, &at)?;
+        if s.delta_state.is_some() && !delta_like {
             return Err(self.invalid(
                 key(".delta_state"),
                 &at("delta_state"),
-                "only with mode = \"delta\"",
+                "only with mode = \"delta\" or \"push\"",
             ));
         }
         let notify_through = match &s.notify_through {
@@ -425,7 +435,7 @@ impl Resolver<'_> {
         };
         let acknowledge = parse_ack(s.acknowledge.as_deref())
             .map_err(|m| self.invalid(key(".acknowledge"), &at("acknowledge"), m))?;
-        if acknowledge == connector::Acknowledgement::Keep && s.mode != SourceMode::Delta {
+        if acknowledge == connector::Acknowledgement::Keep && !delta_like {
             return Err(self.invalid(
                 key(".acknowledge"),
                 &at("acknowledge"),
@@ -444,7 +454,7 @@ impl Resolver<'_> {
             &key(".url"),
             &at("url"),
         )?;
-        let delta_state = (s.mode == SourceMode::Delta).then(|| {
+        let delta_state = delta_like.then(|| {
             s.delta_state.clone().unwrap_or_else(|| {
                 ledger
                     .parent()
@@ -461,12 +471,81 @@ impl Resolver<'_> {
             scope,
             folder: s.folder.clone(),
             delta_state,
+            push,
             acknowledge,
             poison_folder: s.poison_folder.clone().unwrap_or_else(|| "Poison".into()),
             notify_through,
             ca_file: s.ca_file.clone(),
             router,
         })
+    }
+
+    /// `[sources.push]`: required with `mode = "push"`, refused otherwise; the public URL
+    /// checked (https, or http to loopback), the defaults filled in.
+    fn push<'a>(
+        &self,
+        s: &SourceConfig,
+        ledger: &Path,
+        key: &dyn Fn(&str) -> String,
+        at: &dyn Fn(&'a str) -> [At<'a>; 3],
+    ) -> Result<Option<Push>, ConfigError> {
+        let p = match (&s.push, s.mode) {
+            (None, SourceMode::Push) => {
+                return Err(self.invalid(
+                    key(".mode"),
+                    &at("mode"),
+                    "\"push\" needs a [sources.push] table with public_url (the https URL \
+                     Graph sends change notifications to)",
+                ));
+            }
+            (Some(_), mode) if mode != SourceMode::Push => {
+                return Err(self.invalid(
+                    key(".push"),
+                    &at("push"),
+                    "[sources.push] is only read with mode = \"push\"",
+                ));
+            }
+            (None, _) => return Ok(None),
+            (Some(p), _) => p,
+        };
+        let public_url = Url::parse(&p.public_url)
+            .ok()
+            .filter(|u| {
+                u.scheme() == "https" || (u.scheme() == "http" && connector::is_loopback(u))
+            })
+            .ok_or_else(|| {
+                self.invalid(
+                    key(".push.public_url"),
+                    &at("push"),
+                    format!(
+                        "{:?} must be an https URL (Graph sends notifications over https only; \
+                         http is allowed to loopback, for the sandbox)",
+                        p.public_url
+                    ),
+                )
+            })?;
+        let safety = p.safety_interval_secs.unwrap_or(900);
+        if safety == 0 {
+            return Err(self.invalid(
+                key(".push.safety_interval_secs"),
+                &at("push"),
+                "must be at least 1: the safety timer catches up lost notifications",
+            ));
+        }
+        Ok(Some(Push {
+            public_url,
+            listen: p
+                .listen
+                .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8425))),
+            safety_interval: std::time::Duration::from_secs(safety),
+            subscriptions: p.subscriptions.clone().unwrap_or_else(|| {
+                ledger
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+                    .join("graph-subscriptions.json")
+            }),
+        }))
     }
 
     /// A Graph or EWS endpoint (`url`, or the app's cloud's) with its scope, checked as the

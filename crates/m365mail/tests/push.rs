@@ -1,0 +1,328 @@
+//! Push mode against the sandbox (issue #20): mail is handled as it arrives without waiting
+//! for a poll, forged notifications are ignored, a dropped notification is caught up by the
+//! safety timer, a removed subscription is made again, and a restart reuses the recorded
+//! subscription. Each test's poll interval (and, where it is not under test, the safety
+//! timer) is an hour: only push can bring the mail within the tests' bounds.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use handler::{Ledger, MessageOutcome, Progress, Shutdown};
+use m365mail::config::Config;
+use m365mail::connect::Providers;
+use sandbox::Sandbox;
+use test_support::config::{Config as ConfigText, toml_string};
+
+const HELPDESK: &str = "helpdesk@contoso.example";
+
+/// A free loopback port (the listener binds it right after; the URL must be known first).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(sb: &Sandbox, dir: &Path, port: u16, safety_secs: u64) -> Config {
+    let out = dir.join("out");
+    let record = toml_string(&dir.join("subscriptions.json").display().to_string());
+    let delta = toml_string(&dir.join("delta.json").display().to_string());
+    let text = ConfigText::demo(sb)
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            HELPDESK,
+            &sb.graph_url(),
+            &format!("mode = \"push\"\ndelta_state = {delta}"),
+        )
+        .section(&format!(
+            "[sources.push]\npublic_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
+             listen = \"127.0.0.1:{port}\"\nsafety_interval_secs = {safety_secs}\n\
+             subscriptions = {record}"
+        ))
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
+        .handler(&out, "poll_interval_secs = 3600")
+        .text();
+    Config::parse(&text, &dir.join("m365mail.toml")).expect("configuration")
+}
+
+/// One running handler in push mode.
+struct Running {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<handler::Summary>,
+    push: m365mail::push::Running,
+    listen: SocketAddr,
+    handled: Arc<AtomicUsize>,
+    passes: Arc<AtomicUsize>,
+}
+
+async fn start(cfg: &Config) -> Running {
+    let mut providers = Providers::default();
+    let (mut pipeline, push) =
+        m365mail::handling::pipeline_with_push(cfg, Arc::new(Ledger::in_memory()), &mut providers)
+            .expect("pipeline");
+    let handled = Arc::new(AtomicUsize::new(0));
+    let passes = Arc::new(AtomicUsize::new(0));
+    pipeline.on_progress({
+        let (handled, passes) = (handled.clone(), passes.clone());
+        move |e: &Progress| match e {
+            Progress::Message {
+                outcome: MessageOutcome::Handled,
+                ..
+            } => {
+                handled.fetch_add(1, Ordering::SeqCst);
+            }
+            Progress::Finished { .. } => {
+                passes.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    });
+    let shutdown = Shutdown::new();
+    let push = push.start(&shutdown).await.expect("push starts");
+    let listen = cfg.sources[0].push.as_ref().unwrap().listen;
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { pipeline.run(&stop).await });
+    Running {
+        shutdown,
+        task,
+        push,
+        listen,
+        handled,
+        passes,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("stops")
+            .unwrap();
+    }
+}
+
+/// Waits until `f` holds (a generous bound, so a broken build fails instead of hanging).
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..3000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn deliver(sb: &Sandbox, subject: &str) {
+    let mime =
+        format!("From: c@fabrikam.example\r\nTo: {HELPDESK}\r\nSubject: {subject}\r\n\r\nbody\r\n");
+    sb.admin()
+        .inject(
+            "c@fabrikam.example",
+            &[HELPDESK.to_string()],
+            mime.as_bytes(),
+        )
+        .unwrap();
+}
+
+/// Delivers a message and waits until the handler has handled it.
+async fn delivered_and_handled(sb: &Sandbox, r: &Running, subject: &str) {
+    let before = r.handled.load(Ordering::SeqCst);
+    deliver(sb, subject);
+    eventually(subject, || r.handled.load(Ordering::SeqCst) == before + 1).await;
+}
+
+/// Started, subscribed, and the first pass (the demo mail) over.
+async fn started(sb: &Sandbox, cfg: &Config) -> (Running, String) {
+    let r = start(cfg).await;
+    eventually("subscribed", || sb.admin().subscriptions().len() == 1).await;
+    eventually("the first pass ended", || {
+        r.passes.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let id = sb.admin().subscriptions()[0].id.clone();
+    (r, id)
+}
+
+#[tokio::test]
+async fn new_mail_is_handled_as_it_arrives_without_waiting_for_a_poll() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let (r, _) = started(&sb, &cfg).await;
+    delivered_and_handled(&sb, &r, "pushed 1").await;
+    delivered_and_handled(&sb, &r, "pushed 2").await;
+    let stats = r.push.stats(r.listen).unwrap();
+    assert!(stats.hints >= 2, "{stats:?}");
+    assert_eq!(stats.forged, 0);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn forged_notifications_are_ignored() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(&sb, dir.path(), port, 3600);
+    let (r, id) = started(&sb, &cfg).await;
+    let forged = serde_json::json!({"value": [{
+        "subscriptionId": id, "clientState": "a guess", "changeType": "created",
+        "resource": "Users/x/Messages/y", "resourceData": {"id": "y"},
+    }]});
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/graph/notify"))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "answered like any notification");
+    let stats = r.push.stats(r.listen).unwrap();
+    assert_eq!((stats.forged, stats.hints), (1, 0), "{stats:?}");
+    // Genuine ones still work.
+    delivered_and_handled(&sb, &r, "genuine").await;
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_notification_is_caught_up_by_the_safety_timer() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), free_port(), 1);
+    let (r, _) = started(&sb, &cfg).await;
+    sb.admin()
+        .set_notification_faults(sandbox::NotificationFaults {
+            drop_rate: 1.0,
+            ..Default::default()
+        });
+    delivered_and_handled(&sb, &r, "never announced").await;
+    assert!(sb.admin().notification_stats().dropped >= 1);
+    assert_eq!(
+        r.push.stats(r.listen).unwrap().hints,
+        0,
+        "no notification came"
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_subscription_is_made_again() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let (r, first) = started(&sb, &cfg).await;
+    sb.admin()
+        .lifecycle_event(&first, sandbox::LifecycleEvent::SubscriptionRemoved)
+        .unwrap();
+    eventually("subscribed again", || {
+        let subs = sb.admin().subscriptions();
+        subs.len() == 1 && subs[0].id != first
+    })
+    .await;
+    assert_eq!(r.push.stats(r.listen).unwrap().lifecycle, 1);
+    delivered_and_handled(&sb, &r, "after the removal").await;
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_reuses_the_recorded_subscription() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let (r, id) = started(&sb, &cfg).await;
+    let expiry = sb.admin().subscriptions()[0].expiration;
+    r.stop().await;
+
+    // Later, the same configuration again: the subscription is renewed, not made anew.
+    sb.admin().advance_clock(60);
+    let r = start(&cfg).await;
+    eventually("renewed", || {
+        let subs = sb.admin().subscriptions();
+        subs.len() == 1 && subs[0].expiration > expiry
+    })
+    .await;
+    let subs = sb.admin().subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].id, id, "the recorded subscription was reused");
+    eventually("the first pass ended", || {
+        r.passes.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // Its recorded clientState still matches what Graph sends.
+    delivered_and_handled(&sb, &r, "after the restart").await;
+    assert_eq!(r.push.stats(r.listen).unwrap().forged, 0);
+    r.stop().await;
+}
+
+#[test]
+fn push_mode_is_refused_where_it_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |source_extra: &str, push: &str| {
+        let text = ConfigText::new()
+            .app(
+                "demo",
+                "contoso.example",
+                "http://127.0.0.1:9",
+                test_support::config::SECRET_LINE,
+            )
+            .source(
+                "s",
+                "graph",
+                "demo",
+                HELPDESK,
+                "http://127.0.0.1:9/v1.0",
+                source_extra,
+            )
+            .section(push)
+            .mailbox(HELPDESK, &[])
+            .default_rule("DESK")
+            .text();
+        Config::parse(&text, &dir.path().join("m.toml"))
+            .expect_err("refused")
+            .to_string()
+    };
+    let table = "[sources.push]\npublic_url = \"https://mail.example.com/n\"";
+    let e = refused("mode = \"push\"", "");
+    assert!(e.contains("[sources.push]"), "{e}");
+    let e = refused("mode = \"delta\"", table);
+    assert!(e.contains("only read with mode = \"push\""), "{e}");
+    let e = refused(
+        "mode = \"push\"",
+        "[sources.push]\npublic_url = \"http://mail.example.com/n\"",
+    );
+    assert!(e.contains("https"), "{e}");
+    let e = refused(
+        "mode = \"push\"",
+        &format!("{table}\nsafety_interval_secs = 0"),
+    );
+    assert!(e.contains("safety"), "{e}");
+    let text = ConfigText::new()
+        .app(
+            "demo",
+            "contoso.example",
+            "http://127.0.0.1:9",
+            test_support::config::SECRET_LINE,
+        )
+        .source(
+            "s",
+            "ews",
+            "demo",
+            HELPDESK,
+            "http://127.0.0.1:9/EWS/Exchange.asmx",
+            "mode = \"push\"",
+        )
+        .section(table)
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
+        .text();
+    let e = Config::parse(&text, &dir.path().join("m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("graph"), "{e}");
+}
