@@ -12,6 +12,11 @@
 //! `--quick` is for trying the pipeline: N=200 for everyone, no 100,000 run, short criterion and
 //! capacity measurements.
 //!
+//! `cargo xtask bench --push`: push against polling only (issue #20, a few minutes): the
+//! latency from the sandbox accepting a message to the handler being handed it, p50 and p99,
+//! with Graph change notifications and with polling at the default interval, and the requests
+//! an idle mailbox costs per hour; the "Mail as it arrives" section of BENCHMARKS.md.
+//!
 //! `cargo xtask bench --replies`: reply extraction only (issue #21 item 2, a few seconds): builds
 //! `m365-bench`, makes the same venv (the reply peers quotequail and mail-parser-reply are pinned
 //! with the others) and runs `m365-bench replies`, which runs `handler::extract_reply` and
@@ -95,6 +100,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     }
     if args.iter().any(|a| a == "--replies") {
         return replies(args);
+    }
+    if args.iter().any(|a| a == "--push") {
+        return push(args);
     }
     let mut n = "1000,10000".to_owned();
     let mut ours_n = "100000".to_owned();
@@ -221,6 +229,22 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     }
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     run_env(&driver, &argv, &[])
+}
+
+/// `cargo xtask bench --push`: push against polling (issue #20), a few minutes: builds
+/// `m365-bench` and runs `m365-bench push`, which writes its section of BENCHMARKS.md. Other
+/// arguments go to it (`--messages N`, `--poll-secs S`, `--gap-ms MS`, `--idle-secs S`).
+fn push(args: &[String]) -> Result<(), String> {
+    run(
+        "cargo",
+        &["build", "--release", "--locked", "-p", "m365-bench"],
+    )?;
+    let driver = target_dir().join("release/m365-bench");
+    let md = root().join("BENCHMARKS.md").to_string_lossy().into_owned();
+    let mut argv = vec!["push".to_owned(), "--md".into(), md];
+    argv.extend(args.iter().filter(|a| *a != "--push").cloned());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_env(&driver.to_string_lossy(), &argv, &[])
 }
 
 /// `cargo xtask bench --replies`: reply extraction against quotequail and mail-parser-reply.

@@ -84,6 +84,9 @@ Commands:
                1, 2, 3 m365mail workers on a throw-away PostgreSQL against the throttled
                sandbox (200 mailboxes): msgs/s against the budget-bound ceiling, requests and
                SQL statements per message by source mode, ledger writes per second
+  bench --push [--messages N] [--poll-secs S]
+               latency (p50, p99) and idle requests per hour of a Graph source with change
+               notifications against polling at the default interval: BENCHMARKS.md
   bench --replies
                reply extraction (handler::extract_reply) against quotequail and
                mail-parser-reply on crates/handler/testdata/replies: BENCHMARKS.md

@@ -326,3 +326,39 @@ fn push_mode_is_refused_where_it_cannot_work() {
         .to_string();
     assert!(e.contains("graph"), "{e}");
 }
+
+/// The subscriber on its own (graph_mail::push behind m365mail's listener): renewed before it
+/// expires.
+#[tokio::test]
+async fn the_subscription_is_renewed_before_it_expires() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let hub = graph_mail::push::PushHub::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = m365mail::push::router(hub.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let tokens = test_support::SandboxTokens::graph_app(&sb);
+    let ep =
+        graph_mail::Endpoint::custom(&sb.graph_url(), graph_mail::Mailbox::user(HELPDESK)).unwrap();
+    let client = graph_mail::GraphClient::builder(ep, tokens)
+        .build()
+        .unwrap();
+    let url = url::Url::parse(&format!("http://{addr}/n")).unwrap();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    // A four-second lifetime, renewed when half of it is left.
+    let subscriber = graph_mail::push::PushSubscriber::builder(client, "s", "inbox", url)
+        .lifetime(Duration::from_secs(4))
+        .renew_before(Duration::from_secs(2))
+        .build(&hub, wake);
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    tokio::spawn(subscriber.run(async move { stop.stopped().await }));
+    eventually("subscribed", || sb.admin().subscriptions().len() == 1).await;
+    let first = sb.admin().subscriptions()[0].clone();
+    eventually("renewed", || {
+        sb.admin().subscriptions()[0].expiration > first.expiration
+    })
+    .await;
+    assert_eq!(sb.admin().subscriptions()[0].id, first.id);
+    shutdown.trigger();
+}

@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod ledger_load;
 pub mod mail;
+pub mod push;
 pub mod replies;
 pub mod report;
 pub mod sbx;

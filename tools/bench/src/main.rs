@@ -10,6 +10,7 @@
 //! m365-bench rusage --out USAGE.json -- CMD ARGS...
 //! m365-bench fleet --bin target/release/m365mail --pg-url URL [--workers 1,2,3] ...
 //! m365-bench ledger-load --pg-url URL [--rows single:16,...] [--fsync on,off]
+//! m365-bench push [--messages 60] [--poll-secs 30] [--gap-ms 1500] [--idle-secs 120]
 //! m365-bench replies [--corpus crates/handler/testdata/replies/corpus.jsonl] [--python PY]
 //! ```
 
@@ -112,6 +113,9 @@ enum Cmd {
     /// Reply extraction against quotequail and mail-parser-reply (`cargo xtask bench
     /// --replies`): the "Reply extraction" section of BENCHMARKS.md.
     Replies(m365_bench::replies::RepliesArgs),
+    /// Push against polling (`cargo xtask bench --push`): latency and idle requests, the "Mail
+    /// as it arrives" section of BENCHMARKS.md.
+    Push(m365_bench::push::PushArgs),
     /// Runs a command and writes its rusage (CPU, peak RSS) as JSON.
     Rusage {
         #[arg(long)]
@@ -285,6 +289,7 @@ fn main() -> ExitCode {
         Cmd::Fleet(args) => exit("fleet", m365_bench::fleet::main(args)),
         Cmd::LedgerLoad(args) => exit("ledger-load", m365_bench::ledger_load::main(&args)),
         Cmd::Replies(args) => exit("replies", m365_bench::replies::main(args)),
+        Cmd::Push(args) => exit("push", m365_bench::push::main(args)),
         Cmd::Report { json, md, note } => match rewrite_report(&json, &md, note) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
