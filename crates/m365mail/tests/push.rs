@@ -422,3 +422,27 @@ async fn every_message_is_handed_over_once_under_notification_faults() {
     assert_eq!(subjects.len(), N, "every message written once");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn reauthorization_required_renews_the_subscription() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let (r, id) = started(&sb, &cfg).await;
+    let expiry = sb.admin().subscriptions()[0].expiration;
+    sb.admin().advance_clock(60);
+    sb.admin()
+        .lifecycle_event(&id, sandbox::LifecycleEvent::ReauthorizationRequired)
+        .unwrap();
+    eventually("renewed", || {
+        let subs = sb.admin().subscriptions();
+        subs.len() == 1 && subs[0].expiration > expiry
+    })
+    .await;
+    assert_eq!(
+        sb.admin().subscriptions()[0].id,
+        id,
+        "the same subscription"
+    );
+    r.stop().await;
+}
