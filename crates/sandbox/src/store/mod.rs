@@ -31,8 +31,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-pub use self::mailstore::MailStore;
 pub(crate) use self::mailstore::Created;
+pub use self::mailstore::MailStore;
 pub use self::props::{EmailAddress, MessageProps};
 pub use self::query::{
     ChangeKind, DeleteMode, FolderChange, FolderChanges, InsertOptions, ListPage, ListQuery, Order,
