@@ -296,6 +296,25 @@
 //! otherwise `ErrorSchemaValidation`),
 //! `SyncScope` (both values: no associated items).
 //!
+//! ## Subscribe, GetStreamingEvents, Unsubscribe (streaming notifications)
+//!
+//! Implemented (issue #20): `StreamingSubscriptionRequest` with `FolderIds` (distinguished or
+//! by id, one mailbox; a missing one `ErrorInvalidSubscriptionRequest`) and `EventTypes`
+//! `NewMailEvent` (a message delivered or copied into the folder, not a draft or a move) and
+//! `CreatedEvent` (any message appearing there); the answer's `SubscriptionId`.
+//! GetStreamingEvents with `SubscriptionIds` and `ConnectionTimeout` (1–30 minutes, else
+//! `ErrorSchemaValidation`): a long-lived 200 answer, one whole SOAP envelope after another —
+//! a `t:Notification` per subscription with its events (`TimeStamp`, `ItemId` with
+//! `ChangeKey`, `ParentFolderId`) as they happen, `ConnectionStatus` `OK` after 30 seconds
+//! without any, `Closed` at the timeout or when the subscription is unsubscribed; events that
+//! arrive without a connection wait for the next one. An unknown subscription: 200 with
+//! `ErrorInvalidSubscription`, `ErrorSubscriptionIds` and `Closed` (another caller's:
+//! `ErrorSubscriptionAccessDenied`). Unsubscribe: `ErrorSubscriptionNotFound` for an unknown
+//! id. Refused (`ErrorInvalidRequest`): pull and push subscriptions, `SubscribeToAllFolders`,
+//! the other event types (Copied, Deleted, Modified, Moved, FreeBusyChanged). Not modelled: a
+//! subscription's expiry after 30 minutes without a connection, watermarks, and the
+//! per-mailbox limit on subscriptions and connections.
+//!
 //! ## GetFolder, FindFolder, CreateFolder
 //!
 //! GetFolder: `FolderShape`, `FolderIds` (`DistinguishedFolderId` with `Mailbox`, `FolderId`).

@@ -171,8 +171,38 @@ pub(crate) struct Subscription {
     pub(crate) tls_version: String,
 }
 
+/// An EWS streaming subscription (`Subscribe` with `StreamingSubscriptionRequest`): its events
+/// wait here until a `GetStreamingEvents` connection takes them.
+#[derive(Debug)]
+pub(crate) struct EwsSubscription {
+    pub(crate) app_id: String,
+    /// The mailbox's primary address.
+    pub(crate) mailbox: String,
+    /// The folder ids watched.
+    pub(crate) folders: Vec<String>,
+    /// `NewMailEvent` asked for.
+    pub(crate) new_mail: bool,
+    /// `CreatedEvent` asked for.
+    pub(crate) created: bool,
+    pub(crate) events: Vec<EwsEvent>,
+}
+
+/// One event of an EWS subscription.
+#[derive(Debug, Clone)]
+pub(crate) struct EwsEvent {
+    /// `NewMailEvent` or `CreatedEvent`.
+    pub(crate) kind: &'static str,
+    pub(crate) id: String,
+    pub(crate) change_key: String,
+    pub(crate) folder_id: String,
+    pub(crate) at: OffsetDateTime,
+}
+
 /// The tenant's subscriptions and the delivery of their notifications.
 pub(crate) struct Notifier {
+    ews: Mutex<BTreeMap<String, EwsSubscription>>,
+    /// Woken (all waiters) whenever an EWS subscription gets an event.
+    ews_events: tokio::sync::Notify,
     subs: Mutex<BTreeMap<String, Subscription>>,
     faults: Mutex<(NotificationFaults, StdRng)>,
     /// Per subscription, a notification held back to be reordered (its unique key and body).
@@ -198,6 +228,8 @@ impl Notifier {
             .build()
             .unwrap_or_default();
         Notifier {
+            ews: Mutex::default(),
+            ews_events: tokio::sync::Notify::new(),
             subs: Mutex::default(),
             faults: Mutex::new((NotificationFaults::default(), StdRng::seed_from_u64(0))),
             held: Mutex::default(),
@@ -323,8 +355,76 @@ impl Notifier {
         rt.spawn(async move { st.notifier().post(&url, &body).await });
     }
 
+    /// Records a new EWS streaming subscription; returns its id.
+    pub(crate) fn ews_subscribe(&self, sub: EwsSubscription) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        lock(&self.ews).insert(id.clone(), sub);
+        id
+    }
+
+    /// The app and mailbox of EWS subscription `id`, if it exists.
+    pub(crate) fn ews_owner(&self, id: &str) -> Option<(String, String)> {
+        lock(&self.ews)
+            .get(id)
+            .map(|s| (s.app_id.clone(), s.mailbox.clone()))
+    }
+
+    /// Ends EWS subscription `id`.
+    pub(crate) fn ews_unsubscribe(&self, id: &str) -> bool {
+        let gone = lock(&self.ews).remove(id).is_some();
+        // Open connections notice at once.
+        self.ews_events.notify_waiters();
+        gone
+    }
+
+    /// Takes the waiting events of the subscriptions `ids` (those still alive): per
+    /// subscription, its events; `None` for one that no longer exists.
+    pub(crate) fn ews_take(&self, ids: &[String]) -> Vec<(String, Option<Vec<EwsEvent>>)> {
+        let mut subs = lock(&self.ews);
+        ids.iter()
+            .map(|id| {
+                let events = subs.get_mut(id).map(|s| std::mem::take(&mut s.events));
+                (id.clone(), events)
+            })
+            .collect()
+    }
+
+    /// Completes when some EWS subscription gets an event (or one ends).
+    pub(crate) fn ews_events(&self) -> &tokio::sync::Notify {
+        &self.ews_events
+    }
+
+    fn on_created_ews(&self, st: &AppState, c: &Created) {
+        let at = st.clock().now();
+        let mut any = false;
+        for s in lock(&self.ews).values_mut() {
+            if !s.mailbox.eq_ignore_ascii_case(&c.mailbox) || !s.folders.contains(&c.folder_id) {
+                continue;
+            }
+            let event = |kind| EwsEvent {
+                kind,
+                id: c.id.clone(),
+                change_key: c.change_key.clone(),
+                folder_id: c.folder_id.clone(),
+                at,
+            };
+            if s.new_mail && c.new_mail {
+                s.events.push(event("NewMailEvent"));
+                any = true;
+            }
+            if s.created {
+                s.events.push(event("CreatedEvent"));
+                any = true;
+            }
+        }
+        if any {
+            self.ews_events.notify_waiters();
+        }
+    }
+
     /// Notifies every live subscription that watches the folder of `c`.
     fn on_created(&self, st: &AppState, c: &Created) {
+        self.on_created_ews(st, c);
         let now = st.clock().now();
         let subs: Vec<Subscription> = self
             .list(now)

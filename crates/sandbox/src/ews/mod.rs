@@ -354,24 +354,34 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         principal,
         mailbox,
     };
+    if op.name == "GetStreamingEvents" {
+        // A long-lived answer: one SOAP envelope after another (see `ops::streaming`).
+        return match ops::get_streaming_events(&ctx, op) {
+            Ok(r) => r,
+            Err(f) => render_fault(&f),
+        };
+    }
     match ops::dispatch(&ctx, op) {
-        Ok(body) => {
-            let mut w = Writer::with_capacity(body.len() + 1024);
-            w.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
-            w.start("s:Envelope", &[("xmlns:s", NS_SOAP)]);
-            header_block(&mut w);
-            w.start(
-                "s:Body",
-                &[
-                    ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
-                    ("xmlns:xsd", "http://www.w3.org/2001/XMLSchema"),
-                ],
-            );
-            w.raw(&body);
-            w.end();
-            w.end();
-            soap_response(StatusCode::OK, w.finish())
-        }
+        Ok(body) => soap_response(StatusCode::OK, envelope(&body)),
         Err(f) => render_fault(&f),
     }
+}
+
+/// A whole SOAP envelope around an operation's response element.
+pub(crate) fn envelope(body: &str) -> String {
+    let mut w = Writer::with_capacity(body.len() + 1024);
+    w.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+    w.start("s:Envelope", &[("xmlns:s", NS_SOAP)]);
+    header_block(&mut w);
+    w.start(
+        "s:Body",
+        &[
+            ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+            ("xmlns:xsd", "http://www.w3.org/2001/XMLSchema"),
+        ],
+    );
+    w.raw(body);
+    w.end();
+    w.end();
+    w.finish()
 }

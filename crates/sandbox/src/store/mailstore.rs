@@ -33,6 +33,9 @@ pub(crate) struct Created {
     pub(crate) id: String,
     /// Its change key (the `@odata.etag` of a notification).
     pub(crate) change_key: String,
+    /// Whether it is new mail (not a draft saved, nor a message moved in): EWS's
+    /// `NewMailEvent`.
+    pub(crate) new_mail: bool,
 }
 
 impl MailStore {
@@ -210,6 +213,7 @@ impl MailStore {
             folder_id,
             id: msg.id.clone(),
             change_key: msg.change_key.clone(),
+            new_mail: !opts.is_draft,
         });
         Ok(msg)
     }
@@ -409,6 +413,7 @@ impl MailStore {
             folder_id: dest_id,
             id: out.id.clone(),
             change_key: out.change_key.clone(),
+            new_mail: false,
         });
         Ok(out)
     }

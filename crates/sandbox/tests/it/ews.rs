@@ -84,6 +84,18 @@ impl Ews {
         }
     }
 
+    /// Adds a SOAP document (a request of ours, a streamed envelope) to those validated.
+    pub(crate) fn remember(&self, doc: String) {
+        let mut seen = self.seen.lock().unwrap();
+        let n = seen.len();
+        seen.push((format!("document-{n}"), doc));
+    }
+
+    /// The HTTP client.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub(crate) fn validate_all(&self) {
         let docs = self.seen.lock().unwrap().clone();
         assert!(!docs.is_empty());

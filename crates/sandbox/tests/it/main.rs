@@ -4,6 +4,7 @@ mod admin_http;
 mod common;
 mod ews;
 mod ews_convert_id;
+mod ews_streaming;
 mod fidelity;
 mod graph;
 mod hostile;

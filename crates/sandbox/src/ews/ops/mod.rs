@@ -3,7 +3,8 @@
 //!
 //! One module per kind of operation: [`folders`] (GetFolder, FindFolder, CreateFolder),
 //! [`find`] (GetItem, FindItem), [`change`] (UpdateItem, MoveItem, CopyItem, DeleteItem),
-//! [`create`] (CreateItem, SendItem), [`sync`] (SyncFolderItems) and [`lookup`] (ResolveNames,
+//! [`create`] (CreateItem, SendItem), [`sync`] (SyncFolderItems), [`streaming`] (Subscribe,
+//! GetStreamingEvents, Unsubscribe: streaming notifications) and [`lookup`] (ResolveNames,
 //! ConvertId); [`shape`] writes items in a requested shape and [`shared`] holds the helpers
 //! they share.
 
@@ -16,10 +17,13 @@ mod item_fields;
 mod lookup;
 mod shape;
 mod shared;
+mod streaming;
 mod sync;
 
 use super::xml::Element;
 use super::{Ctx, Fault};
+
+pub(super) use self::streaming::get_streaming_events;
 
 pub(super) fn dispatch(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     match op.name.as_str() {
@@ -37,6 +41,8 @@ pub(super) fn dispatch(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         "CreateFolder" => folders::create_folder(ctx, op),
         "ResolveNames" => lookup::resolve_names(ctx, op),
         "ConvertId" => Ok(lookup::convert_id(ctx, op)),
+        "Subscribe" => streaming::subscribe(ctx, op),
+        "Unsubscribe" => Ok(streaming::unsubscribe(ctx, op)),
         other => Err(Fault::new(
             "ErrorInvalidRequest",
             format!("The sandbox does not implement the EWS operation {other}."),
