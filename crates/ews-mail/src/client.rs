@@ -336,6 +336,17 @@ impl EwsClient {
         Ok(v)
     }
 
+    /// A SOAP POST of `body` to the endpoint with `auth`.
+    fn post(&self, body: String, auth: http::HeaderValue) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.cfg.endpoint.clone())
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header(http::header::AUTHORIZATION, auth)
+            .header("X-AnchorMailbox", self.cfg.access.address())
+            .header("Accept", "text/xml")
+            .body(body)
+    }
+
     async fn send_once(
         &self,
         op: &str,
@@ -346,16 +357,7 @@ impl EwsClient {
         let at = OffsetDateTime::now_utc();
         // The operation name is the note, so a log shows which operations a job ran.
         let mut line = LogLine::new(at, "POST", &self.cfg.endpoint).note(op);
-        let res = self
-            .http
-            .post(self.cfg.endpoint.clone())
-            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .header(http::header::AUTHORIZATION, auth)
-            .header("X-AnchorMailbox", self.cfg.access.address())
-            .header("Accept", "text/xml")
-            .body(body.to_string())
-            .send()
-            .await;
+        let res = self.post(body.to_string(), auth).send().await;
         let mut resp = match res {
             Ok(r) => r,
             Err(e) => {
@@ -460,6 +462,50 @@ impl EwsClient {
             return Err(EwsError::Response(e));
         }
         O::parse(&env.body)
+    }
+
+    /// Sends `op` and hands back the HTTP answer unread, for an answer that streams
+    /// (GetStreamingEvents, read envelope by envelope with [`crate::streaming`]): a 200 comes
+    /// back as it is, anything else is an error; one token refresh on 401; no other retry (the
+    /// caller reconnects). `read_for` bounds the whole answer, beyond the client's own timeout.
+    pub async fn open_stream<O: Operation>(
+        &self,
+        op: &O,
+        read_for: Duration,
+    ) -> Result<reqwest::Response, connector::Error> {
+        let body = soap::envelope(op, &self.header());
+        let mut refresh = None;
+        loop {
+            let auth = self.auth_header(refresh).await?;
+            let started = Instant::now();
+            let mut line =
+                LogLine::new(OffsetDateTime::now_utc(), "POST", &self.cfg.endpoint).note(O::NAME);
+            let res = self
+                .post(body.clone(), auth)
+                .timeout(read_for)
+                .send()
+                .await
+                .map_err(|e| {
+                    connector::Error::transient(format!(
+                        "{} failed: {}",
+                        O::NAME,
+                        httpcore::log::describe(&e)
+                    ))
+                })?;
+            let status = res.status().as_u16();
+            line = line.status(status).duration(started.elapsed());
+            self.cfg.log.push(line);
+            match status {
+                200 => return Ok(res),
+                401 if refresh.is_none() => refresh = Some(None),
+                s => {
+                    return Err(connector::Error::transient(format!(
+                        "EWS answered HTTP {s} to {}",
+                        O::NAME
+                    )));
+                }
+            }
+        }
     }
 
     /// Runs an operation: one request, retried within the policy when the error's own

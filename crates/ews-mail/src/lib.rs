@@ -126,6 +126,7 @@ mod error;
 pub mod ops;
 pub mod soap;
 mod source;
+pub mod streaming;
 pub mod sync;
 pub mod types;
 pub mod xml;

@@ -366,6 +366,15 @@ pub fn source_graph_client(
     graph_client(providers, endpoint, &t)
 }
 
+/// The EWS client of an EWS source (push mode's streaming notifications use it beside the
+/// source); its token provider is the source's, shared through `providers`.
+pub fn source_ews_client(providers: &mut Providers, s: &Source) -> Result<ews_mail::EwsClient> {
+    let Service::Ews(endpoint) = &s.service else {
+        return Err(format!("sources.{}: not an EWS source", s.name));
+    };
+    ews_client(providers, endpoint, &Target::of_source(s))
+}
+
 /// Builds a source; a fetch is as large as the handler's `batch_size` (fewer list requests per
 /// message).
 pub fn source(

@@ -1,5 +1,6 @@
-//! Push mode (`mode = "push"` on a Graph source): the listener Graph's change notifications
-//! reach, and the subscribers that keep each source's subscription alive.
+//! Push mode (`mode = "push"`): for a Graph source, the listener Graph's change notifications
+//! reach and the subscriber that keeps its subscription alive; for an EWS source, a streaming
+//! connection of its own (`ews_mail::streaming`, no listener).
 //!
 //! A notification is only a hint (see `graph_mail::push`): it wakes the source's task in the
 //! pipeline, which runs its ordinary delta round; the source's poll interval becomes the slow
@@ -35,12 +36,13 @@ pub struct Push {
     hubs: BTreeMap<SocketAddr, Arc<PushHub>>,
     subscribers: Vec<(SocketAddr, PushSubscriberBuilder, Arc<Notify>)>,
     stores: BTreeMap<std::path::PathBuf, Arc<dyn SubscriptionStore>>,
+    watchers: Vec<ews_mail::streaming::StreamingWatcher>,
 }
 
 impl Push {
     /// Whether any source is in push mode.
     pub fn is_empty(&self) -> bool {
-        self.subscribers.is_empty()
+        self.subscribers.is_empty() && self.watchers.is_empty()
     }
 
     /// Puts `spec` (of source `s`) in push mode when `s` says so: woken by its notifications,
@@ -51,6 +53,21 @@ impl Push {
         spec: SourceSpec,
         providers: &mut Providers,
     ) -> Result<SourceSpec> {
+        if let Some(safety) = s.streaming {
+            // EWS: a streaming connection of our own, no listener.
+            let client = connect::source_ews_client(providers, s)?;
+            let wake = Arc::new(Notify::new());
+            let folder = ews_mail::types::FolderId::distinguished(
+                s.folder.clone().unwrap_or_else(|| "inbox".into()),
+            );
+            self.watchers
+                .push(ews_mail::streaming::StreamingWatcher::new(
+                    client,
+                    folder,
+                    wake.clone(),
+                ));
+            return Ok(spec.wake_on(wake).poll_every(safety));
+        }
         let Some(p) = &s.push else {
             return Ok(spec);
         };
@@ -107,6 +124,10 @@ impl Push {
             let subscriber = builder.build(hub, wake);
             let stop = shutdown.clone();
             tokio::spawn(subscriber.run(async move { stop.stopped().await }));
+        }
+        for watcher in self.watchers {
+            let stop = shutdown.clone();
+            tokio::spawn(watcher.run(async move { stop.stopped().await }));
         }
         Ok(Running {
             hubs: self.hubs,

@@ -86,7 +86,12 @@ async fn start(cfg: &Config) -> Running {
     });
     let shutdown = Shutdown::new();
     let push = push.start(&shutdown).await.expect("push starts");
-    let listen = cfg.sources[0].push.as_ref().unwrap().listen;
+    // An EWS source has no listener: its `listen` is a placeholder no test asks about.
+    let listen = cfg.sources[0]
+        .push
+        .as_ref()
+        .map(|p| p.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move { pipeline.run(&stop).await });
     Running {
@@ -302,6 +307,7 @@ fn push_mode_is_refused_where_it_cannot_work() {
         &format!("{table}\nsafety_interval_secs = 0"),
     );
     assert!(e.contains("safety"), "{e}");
+    // EWS streams its notifications: Graph's keys are refused there.
     let text = ConfigText::new()
         .app(
             "demo",
@@ -324,7 +330,7 @@ fn push_mode_is_refused_where_it_cannot_work() {
     let e = Config::parse(&text, &dir.path().join("m.toml"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("graph"), "{e}");
+    assert!(e.contains("streams"), "{e}");
 }
 
 /// The subscriber on its own (graph_mail::push behind m365mail's listener): renewed before it
@@ -444,5 +450,32 @@ async fn reauthorization_required_renews_the_subscription() {
         id,
         "the same subscription"
     );
+    r.stop().await;
+}
+
+/// EWS in push mode: streaming notifications wake the source (no listener, no public URL).
+#[tokio::test]
+async fn an_ews_source_in_push_mode_handles_mail_as_it_arrives() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = ConfigText::demo(&sb)
+        .source(
+            "helpdesk-ews",
+            "ews",
+            "demo",
+            HELPDESK,
+            &sb.ews_url(),
+            "mode = \"push\"",
+        )
+        .section("[sources.push]\nsafety_interval_secs = 3600")
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
+        .handler(&dir.path().join("out"), "poll_interval_secs = 3600")
+        .text();
+    let cfg = Config::parse(&text, &dir.path().join("m365mail.toml")).expect("configuration");
+    let r = start(&cfg).await;
+    // The first pass, and the one the new connection asks for.
+    eventually("two passes", || r.passes.load(Ordering::SeqCst) >= 2).await;
+    delivered_and_handled(&sb, &r, "streamed").await;
     r.stop().await;
 }

@@ -10,4 +10,5 @@ mod conformance;
 mod faults;
 mod fetch;
 mod send_as;
+mod streaming;
 mod support;

@@ -228,9 +228,11 @@ pub enum SourceMode {
     Unread,
     /// Graph's delta query, with its state kept in a file.
     Delta,
-    /// Graph's delta query, run when a change notification says mail arrived (and on a slow
-    /// safety timer), with a subscription kept alive on the folder: mail is handled as it
-    /// arrives, and an idle mailbox costs a few requests an hour instead of one per poll.
+    /// Graph: the delta query, run when a change notification says mail arrived (and on a
+    /// slow safety timer), with a subscription kept alive on the folder. EWS: the unread
+    /// listing, run when a streaming notification says mail arrived (and on the safety timer).
+    /// Mail is handled as it arrives, and an idle mailbox costs a few requests an hour instead
+    /// of one per poll.
     Push,
 }
 
@@ -238,10 +240,11 @@ pub enum SourceMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushConfig {
-    /// The URL Graph POSTs notifications to, as the internet sees it: https (a reverse proxy
-    /// in front of `listen` may terminate TLS and forward any path), or http to loopback only
-    /// (the sandbox).
-    pub public_url: String,
+    /// Graph: the URL Graph POSTs notifications to, as the internet sees it: https (a reverse
+    /// proxy in front of `listen` may terminate TLS and forward any path), or http to loopback
+    /// only (the sandbox). Required for Graph; EWS streaming needs no URL.
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// The address the listener binds (default `127.0.0.1:8425`: behind a reverse proxy on the
     /// same machine).
     #[serde(default)]

@@ -133,6 +133,8 @@ pub struct Source {
     pub delta_state: Option<PathBuf>,
     /// Graph `push` mode (`delta_state` is then set too): the listener and the safety timer.
     pub push: Option<Push>,
+    /// EWS `push` mode (streaming notifications): the safety timer.
+    pub streaming: Option<Duration>,
     /// What is done to a handled message.
     pub acknowledge: connector::Acknowledgement,
     /// Where poison messages are parked (default `Poison`).

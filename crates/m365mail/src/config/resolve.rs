@@ -400,16 +400,21 @@ impl Resolver<'_> {
                 "\"delta\" is for kind = \"graph\" only",
             ));
         }
-        if s.mode == SourceMode::Push && s.kind != Kind::Graph {
+        if s.push.is_some() && s.mode != SourceMode::Push {
             return Err(self.invalid(
-                key(".mode"),
-                &at("mode"),
-                "\"push\" is for kind = \"graph\" only (EWS streaming notifications are not \
-                 implemented yet)",
+                key(".push"),
+                &at("push"),
+                "[sources.push] is only read with mode = \"push\"",
             ));
         }
-        let delta_like = matches!(s.mode, SourceMode::Delta | SourceMode::Push);
-        let push = self.push(s, ledger, &key, &at)?;
+        let graph_push = s.mode == SourceMode::Push && s.kind == Kind::Graph;
+        let delta_like = s.mode == SourceMode::Delta || graph_push;
+        let streaming = self.streaming(s, &key, &at)?;
+        let push = if graph_push {
+            self.push(s, ledger, &key, &at)?
+        } else {
+            None
+        };
         if s.delta_state.is_some() && !delta_like {
             return Err(self.invalid(
                 key(".delta_state"),
@@ -472,6 +477,7 @@ impl Resolver<'_> {
             folder: s.folder.clone(),
             delta_state,
             push,
+            streaming,
             acknowledge,
             poison_folder: s.poison_folder.clone().unwrap_or_else(|| "Poison".into()),
             notify_through,
@@ -480,7 +486,39 @@ impl Resolver<'_> {
         })
     }
 
-    /// `[sources.push]`: required with `mode = "push"`, refused otherwise; the public URL
+    /// EWS `mode = "push"`: the safety timer (`[sources.push] safety_interval_secs`, default 900
+    /// seconds); the table's Graph keys are refused. `None` for other sources.
+    fn streaming<'a>(
+        &self,
+        s: &SourceConfig,
+        key: &dyn Fn(&str) -> String,
+        at: &dyn Fn(&'a str) -> [At<'a>; 3],
+    ) -> Result<Option<Duration>, ConfigError> {
+        if s.kind != Kind::Ews || s.mode != SourceMode::Push {
+            return Ok(None);
+        }
+        let p = s.push.as_ref();
+        if p.is_some_and(|p| {
+            p.public_url.is_some() || p.listen.is_some() || p.subscriptions.is_some()
+        }) {
+            return Err(self.invalid(
+                key(".push"),
+                &at("push"),
+                "an EWS source streams its notifications: of [sources.push] only \
+                 safety_interval_secs applies (public_url, listen and subscriptions are Graph's)",
+            ));
+        }
+        match p.and_then(|p| p.safety_interval_secs).unwrap_or(900) {
+            0 => Err(self.invalid(
+                key(".push.safety_interval_secs"),
+                &at("push"),
+                "must be at least 1: the safety timer catches up lost notifications",
+            )),
+            secs => Ok(Some(Duration::from_secs(secs))),
+        }
+    }
+
+    /// `[sources.push]` of a Graph source in push mode (required); the public URL
     /// checked (https, or http to loopback), the defaults filled in.
     fn push<'a>(
         &self,
@@ -489,26 +527,23 @@ impl Resolver<'_> {
         key: &dyn Fn(&str) -> String,
         at: &dyn Fn(&'a str) -> [At<'a>; 3],
     ) -> Result<Option<Push>, ConfigError> {
-        let p = match (&s.push, s.mode) {
-            (None, SourceMode::Push) => {
-                return Err(self.invalid(
-                    key(".mode"),
-                    &at("mode"),
-                    "\"push\" needs a [sources.push] table with public_url (the https URL \
-                     Graph sends change notifications to)",
-                ));
-            }
-            (Some(_), mode) if mode != SourceMode::Push => {
-                return Err(self.invalid(
-                    key(".push"),
-                    &at("push"),
-                    "[sources.push] is only read with mode = \"push\"",
-                ));
-            }
-            (None, _) => return Ok(None),
-            (Some(p), _) => p,
+        let Some(p) = &s.push else {
+            return Err(self.invalid(
+                key(".mode"),
+                &at("mode"),
+                "\"push\" on a Graph source needs a [sources.push] table with public_url (the \
+                 https URL Graph sends change notifications to)",
+            ));
         };
-        let public_url = Url::parse(&p.public_url)
+        let Some(public) = &p.public_url else {
+            return Err(self.invalid(
+                key(".push.public_url"),
+                &at("push"),
+                "a Graph source in push mode needs public_url: the https URL Graph sends change \
+                 notifications to",
+            ));
+        };
+        let public_url = Url::parse(public)
             .ok()
             .filter(|u| {
                 u.scheme() == "https" || (u.scheme() == "http" && connector::is_loopback(u))
@@ -518,9 +553,8 @@ impl Resolver<'_> {
                     key(".push.public_url"),
                     &at("push"),
                     format!(
-                        "{:?} must be an https URL (Graph sends notifications over https only; \
-                         http is allowed to loopback, for the sandbox)",
-                        p.public_url
+                        "{public:?} must be an https URL (Graph sends notifications over https \
+                         only; http is allowed to loopback, for the sandbox)"
                     ),
                 )
             })?;

@@ -1,0 +1,58 @@
+//! Streaming notifications against the sandbox (issue #20): the watcher wakes the source when
+//! mail arrives, and after every (re)connection, which it makes before the service closes one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ews_mail::streaming::StreamingWatcher;
+use ews_mail::types::FolderId;
+use tokio::sync::Notify;
+
+use crate::support::*;
+
+async fn woken(wake: &Notify, what: &str) {
+    tokio::time::timeout(Duration::from_secs(30), wake.notified())
+        .await
+        .unwrap_or_else(|_| panic!("not woken: {what}"));
+}
+
+#[tokio::test]
+async fn new_mail_wakes_the_source() {
+    let sb = sandbox().await;
+    let wake = Arc::new(Notify::new());
+    let watcher = StreamingWatcher::new(
+        app_client(&sb),
+        FolderId::distinguished("inbox"),
+        wake.clone(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(watcher.run(async move {
+        let _ = stop_rx.await;
+    }));
+    // Connected (a catch-up wake), then nothing until mail comes.
+    woken(&wake, "after connecting").await;
+    inject_numbered(&sb, "stream", 1);
+    woken(&wake, "by the NewMailEvent").await;
+    inject_numbered(&sb, "stream-again", 1);
+    woken(&wake, "by the second NewMailEvent").await;
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_are_renewed_before_the_service_closes_them() {
+    let sb = sandbox().await;
+    let wake = Arc::new(Notify::new());
+    // One-minute connections, renewed after 100 ms: each renewal wakes the source.
+    let watcher = StreamingWatcher::new(
+        app_client(&sb),
+        FolderId::distinguished("inbox"),
+        wake.clone(),
+    )
+    .connection(1, Duration::from_millis(100));
+    let task = tokio::spawn(watcher.run(std::future::pending()));
+    for i in 0..3 {
+        woken(&wake, &format!("connection {i}")).await;
+    }
+    task.abort();
+}
