@@ -27,6 +27,7 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--debug" => debug = true,
+            "--push" => pass.push(a.clone()),
             "--prebuilt" => prebuilt = true,
             "--small" => pass.extend(
                 ["--messages", "500", "--kills", "5", "--expire-every", "5"].map(String::from),
@@ -39,7 +40,7 @@ pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small --debug --prebuilt \
+                    "chaos: unknown flag {other:?} (--messages N --kills K --seed S --small --push --debug --prebuilt \
                      --work-dir DIR --fault-scale F --backlog N --expire-every SECS --timeout SECS)"
                 ));
             }

@@ -57,6 +57,39 @@ pub struct Endpoints {
 /// `Processed`, the EWS source by marking read (moving from the shared mailbox fails with
 /// `ErrorMoveCopyFailed` in the sandbox: see RELIABILITY.md).
 pub fn config_toml(e: &Endpoints, out_dir: &Path, token_cache: &Path) -> String {
+    config_toml_with(e, out_dir, token_cache, None)
+}
+
+/// Push mode for the Graph source (`m365-chaos --push`): where its listener binds (a loopback
+/// port, also its public URL), its safety timer and its subscription record.
+#[derive(Debug, Clone)]
+pub struct GraphPush {
+    /// The listener's loopback port.
+    pub port: u16,
+    /// The safety timer, in seconds.
+    pub safety_secs: u64,
+    /// The subscription record.
+    pub record: std::path::PathBuf,
+}
+
+/// [`config_toml`], with the Graph source in push mode when `push` says so.
+pub fn config_toml_with(
+    e: &Endpoints,
+    out_dir: &Path,
+    token_cache: &Path,
+    push: Option<&GraphPush>,
+) -> String {
+    let graph_push = push
+        .map(|p| {
+            format!(
+                "mode = \"push\"\n\n[sources.push]\npublic_url = \"http://127.0.0.1:{port}/graph\"\n\
+                 listen = \"127.0.0.1:{port}\"\nsafety_interval_secs = {safety}\nsubscriptions = {record}\n",
+                port = p.port,
+                safety = p.safety_secs,
+                record = toml_string(&p.record.display().to_string()),
+            )
+        })
+        .unwrap_or_default();
     format!(
         r#"# Written by the chaos run (tools/chaos).
 [[apps]]
@@ -82,7 +115,7 @@ app = "daemon"
 mailbox = "{GRAPH_MAILBOX}"
 url = "{graph}"
 acknowledge = "move:{PROCESSED}"
-
+{graph_push}
 [sources.routing.mailbox]
 primary = "{GRAPH_MAILBOX}"
 aliases = ["billing@contoso.example", "support@contoso.example"]

@@ -69,6 +69,11 @@ struct Args {
     /// Give up when nothing was acknowledged for this many seconds.
     #[arg(long, default_value_t = 600)]
     stall: u64,
+    /// The Graph source in push mode (issue #20): change notifications through the sandbox's
+    /// notification faults (dropped, duplicated, delayed, reordered) and its subscription
+    /// removed half-way; a 3-second safety timer.
+    #[arg(long)]
+    push: bool,
 }
 
 pub(crate) type Res<T> = Result<T, String>;
@@ -286,8 +291,31 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
         ews: sb.ews_url().to_string(),
         webhook: hook,
     };
-    std::fs::write(&cfg, m365_chaos::config_toml(&endpoints, &out, &cache))
-        .map_err(|e| format!("{}: {e}", cfg.display()))?;
+    let graph_push = if args.push {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a port for the push listener: {e}"))?
+            .port();
+        admin.set_notification_faults(sandbox::NotificationFaults {
+            drop_rate: 0.2,
+            duplicate_rate: 0.2,
+            max_delay_ms: 300,
+            reorder: true,
+            seed: args.seed,
+        });
+        Some(m365_chaos::GraphPush {
+            port,
+            safety_secs: 3,
+            record: dir.join("graph-subscriptions.json"),
+        })
+    } else {
+        None
+    };
+    std::fs::write(
+        &cfg,
+        m365_chaos::config_toml_with(&endpoints, &out, &cache, graph_push.as_ref()),
+    )
+    .map_err(|e| format!("{}: {e}", cfg.display()))?;
 
     let store = admin.store();
     // The folder handled Graph mail is moved to, as an administrator would create it.
@@ -362,6 +390,7 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
     let mut next_kill = 0usize;
     let mut armed: Option<Instant> = None;
     let mut kills = Vec::new();
+    let mut removed = false;
     let mut expiries = 0u64;
     let mut last_expiry = Instant::now();
     let deadline = t0 + Duration::from_secs(args.timeout);
@@ -399,6 +428,19 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
             }
         }
 
+        // Push mode: the subscription removed by the service half-way.
+        if graph_push.is_some()
+            && !removed
+            && done >= total_expected / 2
+            && let Some(sub) = admin.subscriptions().first()
+        {
+            let _ = admin.lifecycle_event(&sub.id, sandbox::LifecycleEvent::SubscriptionRemoved);
+            eprintln!(
+                "chaos: push: the subscription removed at {:.1}s ({done} acknowledged)",
+                t0.elapsed().as_secs_f64()
+            );
+            removed = true;
+        }
         // Kill at random moments: once past the next kill point, after a random 0-500 ms.
         if next_kill < kill_points.len() && done >= kill_points[next_kill] {
             let at = *armed.get_or_insert_with(|| {
@@ -559,6 +601,19 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
     let handler_log = std::fs::read_to_string(&log).unwrap_or_default();
     let offline_logged = handler_log.matches("source OFFLINE").count();
 
+    if graph_push.is_some() {
+        let n = admin.notification_stats();
+        eprintln!(
+            "chaos: push: {} validations, {} notifications delivered, {} dropped, {} duplicated, \
+             {} lifecycle; subscription removed: {removed}; live subscriptions at the end: {}",
+            n.validations,
+            n.delivered,
+            n.dropped,
+            n.duplicated,
+            n.lifecycle,
+            admin.subscriptions().len()
+        );
+    }
     let kills_ok = kills.len() >= args.kills;
     let pass = verdict.is_clean()
         && kills_ok
