@@ -251,6 +251,18 @@ impl StreamingWatcher {
         self
     }
 
+    /// Unsubscribes at the end, best effort (a subscription left behind expires on its own
+    /// after 30 minutes without a connection).
+    async fn end(&self, subscription: Option<String>) {
+        let Some(id) = subscription else { return };
+        let op = Unsubscribe::new(id);
+        match tokio::time::timeout(Duration::from_secs(5), self.client.call(&op)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "unsubscribing failed"),
+            Err(_) => tracing::debug!("unsubscribing took too long"),
+        }
+    }
+
     /// After a failure: wakes the source (a catch-up pass), waits `retry` (or until `stop`,
     /// then `true`) and doubles it up to [`RETRY_MAX`].
     async fn failed(
@@ -267,8 +279,8 @@ impl StreamingWatcher {
         stopped
     }
 
-    /// Subscribes, streams and reconnects until `stop` completes. Every event, every new
-    /// connection and every failure wakes the source (a catch-up pass).
+    /// Subscribes, streams and reconnects until `stop` completes, then unsubscribes. Every
+    /// event, every new connection and every failure wakes the source (a catch-up pass).
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut subscription: Option<String> = None;
@@ -304,6 +316,7 @@ impl StreamingWatcher {
                 Err(e) => {
                     tracing::warn!(error = %e, "opening an EWS streaming connection failed");
                     if self.failed(&mut stop, &mut retry).await {
+                        self.end(subscription).await;
                         return;
                     }
                     continue;
@@ -317,7 +330,10 @@ impl StreamingWatcher {
             let mut buf = Vec::new();
             'connection: loop {
                 tokio::select! {
-                    () = &mut stop => return,
+                    () = &mut stop => {
+                        self.end(subscription).await;
+                        return;
+                    }
                     () = &mut renew => break 'connection,
                     chunk = resp.chunk() => match chunk {
                         Ok(Some(bytes)) => {

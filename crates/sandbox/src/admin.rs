@@ -729,6 +729,11 @@ impl Admin {
             .collect()
     }
 
+    /// How many EWS streaming subscriptions exist.
+    pub fn ews_subscriptions(&self) -> usize {
+        self.state.notifier().ews_count()
+    }
+
     /// What the change-notification machinery has done so far.
     pub fn notification_stats(&self) -> crate::NotificationStats {
         self.state.notifier().stats()

@@ -362,6 +362,11 @@ impl Notifier {
         id
     }
 
+    /// How many EWS subscriptions exist.
+    pub(crate) fn ews_count(&self) -> usize {
+        lock(&self.ews).len()
+    }
+
     /// The app and mailbox of EWS subscription `id`, if it exists.
     pub(crate) fn ews_owner(&self, id: &str) -> Option<(String, String)> {
         lock(&self.ews)

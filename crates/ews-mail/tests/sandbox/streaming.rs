@@ -35,8 +35,14 @@ async fn new_mail_wakes_the_source() {
     woken(&wake, "by the NewMailEvent").await;
     inject_numbered(&sb, "stream-again", 1);
     woken(&wake, "by the second NewMailEvent").await;
+    assert_eq!(sb.admin().ews_subscriptions(), 1);
     let _ = stop_tx.send(());
     task.await.unwrap();
+    assert_eq!(
+        sb.admin().ews_subscriptions(),
+        0,
+        "unsubscribed when stopped"
+    );
 }
 
 #[tokio::test]
