@@ -28,6 +28,9 @@
 //!   and downloads and acknowledges them 100 per request, the fewest round trips EWS allows
 //!   (see its notes on memory); [`EwsOutbound`] sends.
 //! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
+//! * [`streaming`]: streaming notifications — a [`streaming::StreamingWatcher`] keeps a
+//!   GetStreamingEvents connection open and wakes the source when new mail arrives (a hint for
+//!   its next pass, never the message).
 //! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded,
 //!   asked over `https`, answers capped at [`autodiscover::MAX_ANSWER`] and checked before use.
 //!

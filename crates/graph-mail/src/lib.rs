@@ -52,6 +52,15 @@
 //! after a crash between hand-over and acknowledgement it comes again (the handler's ledger
 //! makes that exactly once).
 //!
+//! ## Push
+//!
+//! Either way a source waits for its next poll. [`push`] adds Graph change notifications: a
+//! [`push::PushSubscriber`] keeps a subscription on the folder alive and a [`push::PushHub`]
+//! answers the notification URL (served by the caller's HTTP server); a genuine notification
+//! (its `clientState` checked) only wakes the source, whose next delta round finds the mail —
+//! a notification is never taken for the message, since Graph's may be late, repeated, out of
+//! order or lost.
+//!
 //! ## Tokens
 //!
 //! Tokens come through the workspace's one seam, `connector`'s [`TokenSource`]: `msauth`'s

@@ -24,7 +24,12 @@
 //! mailbox = "helpdesk@contoso.com"
 //! acknowledge = "mark-read"               # or "delete", "move:Processed", "keep" (delta only)
 //! notify_through = "helpdesk-out"
-//! mode = "unread"                         # Graph only: or "delta" (see SourceConfig::mode)
+//! mode = "unread"                         # Graph: or "delta", "push"; EWS: "push" (SourceConfig::mode)
+//!
+//! # With mode = "push" (see PushConfig):
+//! # [sources.push]
+//! # public_url = "https://mail.contoso.com/graph-notifications"   # Graph only
+//! # safety_interval_secs = 900
 //!
 //! [sources.routing.mailbox]
 //! primary = "helpdesk@contoso.com"
