@@ -213,6 +213,16 @@ impl StoreCatalog {
         }
         let mut out = Vec::with_capacity(cfg.sources.len());
         for s in &cfg.sources {
+            if s.push.is_some() || s.streaming.is_some() {
+                // Not silently: a fleet worker takes no notifications (issue #20 is not done
+                // for fleets), so the source is polled, as `mode = "delta"` (Graph) or the
+                // unread listing (EWS), every poll interval.
+                tracing::warn!(
+                    source = %s.name,
+                    "push mode is not available to fleet workers yet: this source is polled \
+                     every poll interval instead"
+                );
+            }
             let spec = crate::handling::spec(&cfg, s, &mut guard.1)?;
             out.push(CatalogSource::new(spec, fingerprint(&doc, &s.name)));
         }

@@ -76,6 +76,17 @@ pub async fn run(
     settings: &WorkerSettings,
     shutdown: &Shutdown,
 ) -> Result<Summary> {
+    for s in cfg
+        .sources
+        .iter()
+        .filter(|s| s.push.is_some() || s.streaming.is_some())
+    {
+        eprintln!(
+            "source {:?}: mode = \"push\" is not available to fleet workers yet; it is polled \
+             every poll interval instead (m365mail run serves push)",
+            s.name
+        );
+    }
     let Some(store) = connect(store_url, shutdown).await? else {
         return Ok(Summary::default());
     };

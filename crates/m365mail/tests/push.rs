@@ -479,3 +479,43 @@ async fn an_ews_source_in_push_mode_handles_mail_as_it_arrives() {
     delivered_and_handled(&sb, &r, "streamed").await;
     r.stop().await;
 }
+
+/// A fleet worker takes no notifications yet, and says so instead of quietly polling a source
+/// configured for push. No database needed: the worker speaks before it connects, and a URL
+/// with a port that cannot be one makes it exit right after.
+#[test]
+fn a_fleet_worker_says_it_polls_a_push_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = ConfigText::new()
+        .app(
+            "demo",
+            "contoso.example",
+            "http://127.0.0.1:9",
+            test_support::config::SECRET_LINE,
+        )
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            HELPDESK,
+            "http://127.0.0.1:9/v1.0",
+            "mode = \"push\"",
+        )
+        .section("[sources.push]\npublic_url = \"https://mail.example.com/n\"")
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
+        .text();
+    let cfg = dir.path().join("m365mail.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail"))
+        .args(["worker", "--metrics", "off", "--config"])
+        .arg(&cfg)
+        .env("M365MAIL_STORE", "postgres://u@127.0.0.1:notaport/db")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("\"helpdesk\": mode = \"push\" is not available to fleet workers yet"),
+        "{said}"
+    );
+}
