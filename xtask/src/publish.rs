@@ -29,6 +29,7 @@ const BASELINE_FILE: &str = "api-baseline/rev";
 /// workspace's `opt-level = 1` for dependencies made it slower (8.9 against 4.6 CPU-minutes
 /// here), since nothing is shared with the test build either way.
 pub(crate) fn publish_check() -> Result<(), String> {
+    forget_unpacked_overlays();
     run(
         "cargo",
         &[
@@ -40,6 +41,28 @@ pub(crate) fn publish_check() -> Result<(), String> {
             "--allow-dirty",
         ],
     )
+}
+
+/// Removes the sources Cargo unpacked from earlier dry runs' local registry overlays
+/// (`$CARGO_HOME/registry/src/-<hash>`: a registry without a host). Cargo keys them by the
+/// overlay's path and the package's name and version only, so a second dry run in the same
+/// checkout built `m365mail` against the first run's `m365mail-graph` 0.1.0, without the
+/// module added since, and failed. crates.io's unpacked sources are not touched.
+fn forget_unpacked_overlays() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with('-') {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The baseline commit: the first line of [`BASELINE_FILE`] that is not blank or a comment.
