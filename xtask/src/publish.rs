@@ -30,7 +30,13 @@ const BASELINE_FILE: &str = "api-baseline/rev";
 /// here), since nothing is shared with the test build either way.
 pub(crate) fn publish_check() -> Result<(), String> {
     forget_unpacked_overlays();
-    run(
+    // A build directory of its own, empty at the start and removed at the end: Cargo takes a
+    // registry package's build for immutable by name and version, so in the shared target
+    // directory a second run built `m365mail` against the first run's `m365mail-graph` 0.1.0.
+    let dir = crate::bench::target_dir().join("publish-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.to_string_lossy().into_owned();
+    let result = run_env(
         "cargo",
         &[
             "publish",
@@ -40,14 +46,17 @@ pub(crate) fn publish_check() -> Result<(), String> {
             // A developer's uncommitted work is packaged as it is; CI's clone is clean anyway.
             "--allow-dirty",
         ],
-    )
+        &[("CARGO_TARGET_DIR", dir_s.as_str())],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Removes the sources Cargo unpacked from earlier dry runs' local registry overlays
 /// (`$CARGO_HOME/registry/src/-<hash>`: a registry without a host). Cargo keys them by the
 /// overlay's path and the package's name and version only, so a second dry run in the same
-/// checkout built `m365mail` against the first run's `m365mail-graph` 0.1.0, without the
-/// module added since, and failed. crates.io's unpacked sources are not touched.
+/// checkout would build on the first run's sources of `m365mail-graph` 0.1.0, without what was
+/// added since. crates.io's unpacked sources are not touched.
 fn forget_unpacked_overlays() {
     let home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
