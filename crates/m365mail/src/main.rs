@@ -693,6 +693,12 @@ async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Resu
                 .map_err(|e| e.diagnosis().explain())?;
             keep(response).await?
         }
+        // The configuration model may learn flows this command does not sign in with yet.
+        other => {
+            return Err(format!(
+                "app {app_name}: m365mail login cannot sign in with {other:?}"
+            ));
+        }
     };
     let _ = token;
     match &app.account {

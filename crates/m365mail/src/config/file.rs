@@ -11,6 +11,7 @@ use super::notifications::NotificationConfig;
 /// The whole file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct File {
     /// App registrations.
     #[serde(default)]
@@ -32,6 +33,7 @@ pub struct File {
 /// How an app signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Flow {
     /// App-only: a daemon with a client secret.
     #[default]
@@ -45,6 +47,7 @@ pub enum Flow {
 /// The signature of a certificate's client assertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AssertionAlgorithmName {
     /// RSASSA-PSS with SHA-256 and `x5t#S256` (Microsoft's current form).
     Ps256,
@@ -55,6 +58,7 @@ pub enum AssertionAlgorithmName {
 /// An app registration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AppConfig {
     /// A name the sources refer to.
     pub name: String,
@@ -129,6 +133,7 @@ pub struct AppConfig {
 /// loopback address).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct EndpointsConfig {
     /// The authorization endpoint (browser sign-in).
     pub authorize: String,
@@ -155,6 +160,7 @@ fn cloud_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<msauth::Cloud, D
 /// The kind of connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Kind {
     /// Microsoft Graph.
     Graph,
@@ -167,6 +173,7 @@ pub enum Kind {
 /// A message source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SourceConfig {
     /// Its name.
     pub name: String,
@@ -222,6 +229,7 @@ pub struct SourceConfig {
 /// How a Graph source finds new mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum SourceMode {
     /// List the unread messages each poll.
     #[default]
@@ -239,6 +247,7 @@ pub enum SourceMode {
 /// `[sources.push]`: the listener Graph's change notifications are sent to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PushConfig {
     /// Graph: the URL Graph POSTs notifications to, as the internet sees it: https (a reverse
     /// proxy in front of `listen` may terminate TLS and forward any path), or http to loopback
@@ -263,6 +272,7 @@ pub struct PushConfig {
 /// A message outbound.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct OutboundConfig {
     /// Its name.
     pub name: String,
@@ -300,6 +310,7 @@ pub struct OutboundConfig {
 /// What to do with routed mail.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HandlerConfig {
     /// Write each message and its routing record under this folder, one folder per project.
     #[serde(default = "default_output")]
