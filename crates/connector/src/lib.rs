@@ -69,6 +69,7 @@ mod message;
 pub mod mime;
 mod ping;
 pub mod retry;
+mod secret;
 mod token;
 mod traits;
 mod transport;
@@ -84,6 +85,7 @@ pub use message::{
     Acknowledgement, Batch, Cursor, Envelope, MessageId, OutgoingMessage, RawMessage, SendReceipt,
 };
 pub use ping::{PingReport, PingStatus};
+pub use secret::constant_time_eq;
 pub use token::{
     AccessToken, Challenge, FnTokenSource, MsDiagnostics, Refusal, StaticToken, TokenSource,
     challenge_params,

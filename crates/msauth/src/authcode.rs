@@ -194,7 +194,7 @@ impl PendingAuthorization {
         // The state first (RFC 6749 §4.1.2.1: the service returns it with errors too): an error
         // that does not carry this sign-in's state was not sent by the service for it.
         match get("state") {
-            Some(s) if constant_time_eq(s.as_bytes(), self.state.as_bytes()) => {}
+            Some(s) if connector::constant_time_eq(s.as_bytes(), self.state.as_bytes()) => {}
             _ => return Err(RedirectError::StateMismatch),
         }
         if let Some(error) = get("error") {
@@ -248,8 +248,4 @@ pub(crate) fn query_pairs(text: &str) -> Result<Vec<(String, String)>, RedirectE
     Ok(url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect())
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -16,9 +16,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::authcode::{PendingAuthorization, constant_time_eq, query_pairs};
+use crate::authcode::{PendingAuthorization, query_pairs};
 use crate::error::{AuthError, RedirectError};
 use crate::secret::AuthorizationCode;
+use connector::constant_time_eq;
 
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 

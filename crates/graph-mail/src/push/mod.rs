@@ -90,12 +90,7 @@ impl ClientState {
     /// Whether `other` is this secret, compared in time that does not depend on where they
     /// differ.
     pub fn matches(&self, other: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), other.as_bytes());
-        let mut diff = a.len() ^ b.len();
-        for (i, x) in a.iter().enumerate() {
-            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-        }
-        diff == 0
+        connector::constant_time_eq(self.0.as_bytes(), other.as_bytes())
     }
 }
 
