@@ -219,6 +219,16 @@ pub fn split_envelopes(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(120);
 
+/// The pause after the `failures`-th failure in a row: the workspace's one backoff shape
+/// ([`connector::retry::RetryPolicy::backoff`], doubling from [`RETRY_FIRST`] to [`RETRY_MAX`],
+/// with the process's jitter), so sources reconnecting after an outage spread out.
+fn pause_after(failures: u32) -> Duration {
+    use connector::retry::{Jitter, ProcessJitter, RetryPolicy};
+    RetryPolicy::default()
+        .with_backoff(RETRY_FIRST, RETRY_MAX)
+        .backoff(failures, ProcessJitter.next())
+}
+
 /// Keeps a streaming subscription on one folder and wakes the source when mail arrives; see
 /// the [module documentation](self).
 #[derive(Debug)]
@@ -263,20 +273,19 @@ impl StreamingWatcher {
         }
     }
 
-    /// After a failure: wakes the source (a catch-up pass), waits `retry` (or until `stop`,
-    /// then `true`) and doubles it up to [`RETRY_MAX`].
+    /// After a failure: wakes the source (a catch-up pass), counts the failure and waits
+    /// [`pause_after`] it (or until `stop`, then `true`).
     async fn failed(
         &self,
         stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-        retry: &mut Duration,
+        failures: &mut u32,
     ) -> bool {
         self.wake.notify_one();
-        let stopped = tokio::select! {
+        *failures += 1;
+        tokio::select! {
             () = stop.as_mut() => true,
-            () = tokio::time::sleep(*retry) => false,
-        };
-        *retry = (*retry * 2).min(RETRY_MAX);
-        stopped
+            () = tokio::time::sleep(pause_after(*failures)) => false,
+        }
     }
 
     /// Subscribes, streams and reconnects until `stop` completes, then unsubscribes. Every
@@ -284,7 +293,7 @@ impl StreamingWatcher {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut subscription: Option<String> = None;
-        let mut retry = RETRY_FIRST;
+        let mut failures = 0;
         loop {
             let id = match subscription.clone() {
                 Some(id) => id,
@@ -299,7 +308,7 @@ impl StreamingWatcher {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "subscribing to EWS streaming notifications failed");
-                        if self.failed(&mut stop, &mut retry).await {
+                        if self.failed(&mut stop, &mut failures).await {
                             return;
                         }
                         continue;
@@ -315,14 +324,14 @@ impl StreamingWatcher {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "opening an EWS streaming connection failed");
-                    if self.failed(&mut stop, &mut retry).await {
+                    if self.failed(&mut stop, &mut failures).await {
                         self.end(subscription).await;
                         return;
                     }
                     continue;
                 }
             };
-            retry = RETRY_FIRST;
+            failures = 0;
             // Whatever arrived while no connection was open.
             self.wake.notify_one();
             let renew = tokio::time::sleep(self.reconnect_after);

@@ -25,6 +25,17 @@ const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(12 * 3600);
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
+/// The pause after the `failures`-th failed (re)subscription in a row: the workspace's one
+/// backoff shape ([`connector::retry::RetryPolicy::backoff`], doubling from [`RETRY_FIRST`] to
+/// [`RETRY_MAX`], with the process's jitter), so many sources subscribing again after an outage
+/// do not all ask at the same moment.
+fn pause_after(failures: u32) -> Duration {
+    use connector::retry::{Jitter, ProcessJitter, RetryPolicy};
+    RetryPolicy::default()
+        .with_backoff(RETRY_FIRST, RETRY_MAX)
+        .backoff(failures, ProcessJitter.next())
+}
+
 /// Builds a [`PushSubscriber`].
 #[derive(Debug)]
 pub struct PushSubscriberBuilder {
@@ -250,24 +261,24 @@ impl PushSubscriber {
     /// is left in place at the end, recorded, for the next run to reuse.
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut retry = RETRY_FIRST;
+        let mut failures = 0;
         loop {
             let rec = match self.current.clone() {
                 Some(r) => r,
                 None => match self.ensure().await {
                     Ok(r) => {
-                        retry = RETRY_FIRST;
+                        failures = 0;
                         // Whatever arrived while no subscription was live.
                         self.wake.notify_one();
                         r
                     }
                     Err(e) => {
                         tracing::warn!(source = %self.key, error = %e, "subscribing to new mail failed; the safety timer covers");
+                        failures += 1;
                         tokio::select! {
                             () = &mut stop => return,
-                            () = tokio::time::sleep(retry) => {}
+                            () = tokio::time::sleep(pause_after(failures)) => {}
                         }
-                        retry = (retry * 2).min(RETRY_MAX);
                         continue;
                     }
                 },
