@@ -229,6 +229,18 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// What an answer means for a call: see [`EwsClient::classify`].
+enum Classified<O: Operation> {
+    /// The operation's result.
+    Result(O::Response),
+    /// A 401 that one fresh token may cure, with the claims challenge if there was one.
+    Refresh(Option<String>),
+    /// A refusal no retry can help (the sign-in, a 403).
+    Refused(connector::Error),
+    /// A failure the retry policy decides on.
+    Failed(connector::Error),
+}
+
 const REQUEST_ID_HEADERS: &[&str] = &["request-id", "x-ms-request-id", "x-requestid", "x-beserver"];
 
 fn request_id(headers: &http::HeaderMap) -> Option<(String, String)> {
@@ -347,18 +359,25 @@ impl EwsClient {
             .body(body)
     }
 
-    async fn send_once(
+    /// Sends `body` and hands back the answer with its body unread, its log line (status and
+    /// request ids) still to be pushed: the part of a call that a streaming answer shares.
+    /// A transport failure or a redirected answer is logged here and is an error.
+    async fn send_unread(
         &self,
         op: &str,
-        body: &str,
+        body: String,
         auth: http::HeaderValue,
-    ) -> Result<Answer, EwsError> {
+        timeout: Option<Duration>,
+    ) -> Result<(reqwest::Response, LogLine, Instant), EwsError> {
         let started = Instant::now();
         let at = OffsetDateTime::now_utc();
         // The operation name is the note, so a log shows which operations a job ran.
-        let mut line = LogLine::new(at, "POST", &self.cfg.endpoint).note(op);
-        let res = self.post(body.to_string(), auth).send().await;
-        let mut resp = match res {
+        let line = LogLine::new(at, "POST", &self.cfg.endpoint).note(op);
+        let mut request = self.post(body, auth);
+        if let Some(t) = timeout {
+            request = request.timeout(t);
+        }
+        let resp = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 let message = httpcore::log::describe(&e);
@@ -372,9 +391,11 @@ impl EwsClient {
                 });
             }
         };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        line = httpcore::log::with_request_ids(line.status(status), &headers, REQUEST_ID_HEADERS);
+        let line = httpcore::log::with_request_ids(
+            line.status(resp.status().as_u16()),
+            resp.headers(),
+            REQUEST_ID_HEADERS,
+        );
         if resp.url() != &self.cfg.endpoint {
             // A caller's reqwest client followed a redirect: this answer is not the endpoint's.
             let host = resp.url().host_str().unwrap_or("").to_owned();
@@ -384,6 +405,18 @@ impl EwsClient {
             );
             return Err(EwsError::Redirected { host });
         }
+        Ok((resp, line, started))
+    }
+
+    /// Reads the body of an answer [`send_unread`](Self::send_unread) handed back, up to the
+    /// response cap, and logs the call.
+    async fn read_answer(
+        &self,
+        op: &str,
+        (mut resp, line, started): (reqwest::Response, LogLine, Instant),
+    ) -> Result<Answer, EwsError> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let limit = self.cfg.max_response;
         let body = match httpcore::read_capped(&mut resp, limit).await {
             Ok(b) => b,
@@ -412,6 +445,48 @@ impl EwsClient {
             headers,
             body,
         })
+    }
+
+    async fn send_once(
+        &self,
+        op: &str,
+        body: &str,
+        auth: http::HeaderValue,
+    ) -> Result<Answer, EwsError> {
+        let unread = self.send_unread(op, body.to_string(), auth, None).await?;
+        self.read_answer(op, unread).await
+    }
+
+    /// What an answer means for a call of `O` (`refreshed`: whether a fresh token was already
+    /// tried): a result, a 401 that one fresh token may cure (with the claims challenge, if
+    /// any), a refusal no retry can help, or a failure the retry policy decides on.
+    fn classify<O: Operation>(&self, a: &Answer, what: &str, refreshed: bool) -> Classified<O> {
+        let ctx = CallContext {
+            status: Some(a.status),
+            request_id: request_id(&a.headers).map(|(_, v)| v),
+            body: (a.status != 200).then(|| connector::excerpt(&a.body)),
+            maybe_sent: false,
+        };
+        match self.interpret::<O>(a) {
+            Ok(r) => Classified::Result(r),
+            Err(EwsError::Http { status: 401, .. }) => {
+                let challenge = self.diagnose_401(a);
+                if !refreshed
+                    && challenge.refresh
+                    && matches!(self.cfg.credentials, Credentials::Bearer(_))
+                {
+                    Classified::Refresh(challenge.claims)
+                } else {
+                    Classified::Refused(into_connector(
+                        EwsError::Unauthorized(Box::new(challenge.problem)),
+                        what,
+                        &ctx,
+                    ))
+                }
+            }
+            Err(EwsError::Forbidden) => Classified::Refused(forbidden(what, &ctx)),
+            Err(e) => Classified::Failed(into_connector(e, what, &ctx)),
+        }
     }
 
     /// Interprets one answer. `Ok(Ok(r))` is a result; `Ok(Err(e))` a call-level failure.
@@ -466,42 +541,42 @@ impl EwsClient {
 
     /// Sends `op` and hands back the HTTP answer unread, for an answer that streams
     /// (GetStreamingEvents, read envelope by envelope with [`crate::streaming`]): a 200 comes
-    /// back as it is, anything else is an error; one token refresh on 401; no other retry (the
-    /// caller reconnects). `read_for` bounds the whole answer, beyond the client's own timeout.
+    /// back as it is; any other answer is read and means what it means for [`call`](Self::call)
+    /// (a 401 diagnosed, with one fresh token and its claims challenge; a refusal; a SOAP
+    /// fault), without retries (the caller reconnects). `read_for` bounds the whole answer,
+    /// beyond the client's own timeout.
     pub async fn open_stream<O: Operation>(
         &self,
         op: &O,
         read_for: Duration,
     ) -> Result<reqwest::Response, connector::Error> {
+        let what = format!("EWS {}", O::NAME);
         let body = soap::envelope(op, &self.header());
-        let mut refresh = None;
+        let mut refreshed = false;
+        let mut auth = self.auth_header(None).await?;
         loop {
-            let auth = self.auth_header(refresh).await?;
-            let started = Instant::now();
-            let mut line =
-                LogLine::new(OffsetDateTime::now_utc(), "POST", &self.cfg.endpoint).note(O::NAME);
-            let res = self
-                .post(body.clone(), auth)
-                .timeout(read_for)
-                .send()
+            let (resp, line, started) = self
+                .send_unread(O::NAME, body.clone(), auth.clone(), Some(read_for))
                 .await
-                .map_err(|e| {
-                    connector::Error::transient(format!(
-                        "{} failed: {}",
-                        O::NAME,
-                        httpcore::log::describe(&e)
-                    ))
-                })?;
-            let status = res.status().as_u16();
-            line = line.status(status).duration(started.elapsed());
-            self.cfg.log.push(line);
-            match status {
-                200 => return Ok(res),
-                401 if refresh.is_none() => refresh = Some(None),
-                s => {
-                    return Err(connector::Error::transient(format!(
-                        "EWS answered HTTP {s} to {}",
-                        O::NAME
+                .map_err(|e| into_connector(e, &what, &CallContext::default()))?;
+            if resp.status() == http::StatusCode::OK {
+                self.cfg.log.push(line.duration(started.elapsed()));
+                return Ok(resp);
+            }
+            let a = self
+                .read_answer(O::NAME, (resp, line, started))
+                .await
+                .map_err(|e| into_connector(e, &what, &CallContext::default()))?;
+            match self.classify::<O>(&a, &what, refreshed) {
+                Classified::Refresh(claims) => {
+                    refreshed = true;
+                    auth = self.auth_header(Some(claims.as_deref())).await?;
+                }
+                Classified::Refused(e) | Classified::Failed(e) => return Err(e),
+                Classified::Result(_) => {
+                    return Err(connector::Error::bad_response(format!(
+                        "{what}: HTTP {} with a result instead of a stream",
+                        a.status
                     )));
                 }
             }
@@ -528,38 +603,17 @@ impl EwsClient {
             attempt += 1;
             let err = match self.send_once(O::NAME, &body, auth.clone()).await {
                 Err(e) => into_connector(e, &what, &CallContext::default()),
-                Ok(a) => {
-                    let ctx = CallContext {
-                        status: Some(a.status),
-                        request_id: request_id(&a.headers).map(|(_, v)| v),
-                        body: (a.status != 200).then(|| connector::excerpt(&a.body)),
-                        maybe_sent: false,
-                    };
-                    match self.interpret::<O>(&a) {
-                        Ok(r) => return Ok(r),
-                        Err(EwsError::Http { status: 401, .. }) => {
-                            let challenge = self.diagnose_401(&a);
-                            if !refreshed
-                                && challenge.refresh
-                                && matches!(self.cfg.credentials, Credentials::Bearer(_))
-                            {
-                                // One fresh token, with the claims challenge if there was one.
-                                refreshed = true;
-                                auth = self.auth_header(Some(challenge.claims.as_deref())).await?;
-                                continue;
-                            }
-                            return Err(into_connector(
-                                EwsError::Unauthorized(Box::new(challenge.problem)),
-                                &what,
-                                &ctx,
-                            ));
-                        }
-                        Err(EwsError::Forbidden) => {
-                            return Err(forbidden(&what, &ctx));
-                        }
-                        Err(e) => into_connector(e, &what, &ctx),
+                Ok(a) => match self.classify::<O>(&a, &what, refreshed) {
+                    Classified::Result(r) => return Ok(r),
+                    Classified::Refresh(claims) => {
+                        // One fresh token, with the claims challenge if there was one.
+                        refreshed = true;
+                        auth = self.auth_header(Some(claims.as_deref())).await?;
+                        continue;
                     }
-                }
+                    Classified::Refused(e) => return Err(e),
+                    Classified::Failed(e) => e,
+                },
             };
             let Some(delay) = self.cfg.retry.next_wait(
                 &err,

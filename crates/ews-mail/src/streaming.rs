@@ -120,6 +120,17 @@ pub struct GetStreamingEvents {
     pub timeout_minutes: u8,
 }
 
+impl GetStreamingEvents {
+    /// Streams the events of subscriptions `ids` on one connection of `timeout_minutes`
+    /// (clamped to EWS's 1–30).
+    pub fn new(ids: Vec<String>, timeout_minutes: u8) -> Self {
+        GetStreamingEvents {
+            ids,
+            timeout_minutes: timeout_minutes.clamp(1, 30),
+        }
+    }
+}
+
 impl Operation for GetStreamingEvents {
     type Response = Streamed;
     const NAME: &'static str = "GetStreamingEvents";
@@ -315,10 +326,7 @@ impl StreamingWatcher {
                     }
                 },
             };
-            let op = GetStreamingEvents {
-                ids: vec![id],
-                timeout_minutes: self.timeout_minutes,
-            };
+            let op = GetStreamingEvents::new(vec![id], self.timeout_minutes);
             let read_for = Duration::from_secs(u64::from(self.timeout_minutes) * 60 + 60);
             let mut resp = match self.client.open_stream(&op, read_for).await {
                 Ok(r) => r,

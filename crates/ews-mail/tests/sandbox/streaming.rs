@@ -62,3 +62,30 @@ async fn connections_are_renewed_before_the_service_closes_them() {
     }
     task.abort();
 }
+
+/// A streaming connection refused for its token means what the same refusal means to any
+/// other call: an authentication error with Exchange's reason, after one fresh token (which a
+/// static token cannot give), not a transient failure to reconnect from.
+#[tokio::test]
+async fn a_refused_streaming_connection_is_an_authentication_error() {
+    let sb = sandbox().await;
+    let id = app_client(&sb)
+        .call(&ews_mail::streaming::SubscribeStreaming::new(
+            FolderId::distinguished("inbox"),
+        ))
+        .await
+        .unwrap();
+    let refused = client(
+        &sb,
+        Arc::new(connector::StaticToken(ews_mail::AccessToken::new(
+            "not-a-jwt",
+        ))),
+        ews_mail::MailboxAccess::Impersonate(MAILBOX.into()),
+    );
+    let op = ews_mail::streaming::GetStreamingEvents::new(vec![id], 1);
+    let e = refused
+        .open_stream(&op, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), connector::ErrorKind::Authentication, "{e}");
+}
