@@ -168,8 +168,31 @@ pub fn demo_mail() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The demo configuration, pointing at a running sandbox.
+/// The demo configuration, pointing at a running sandbox: both sources poll.
 pub fn demo_config(sb: &Sandbox, output_dir: &Path) -> Result<Config> {
+    demo_config_with(sb, output_dir, "", "")
+}
+
+/// The demo configuration with both sources in push mode (`m365mail run --push`): the Graph
+/// source subscribes to change notifications, which reach a listener on `127.0.0.1:port`
+/// (plain HTTP, allowed to loopback only), and the EWS source keeps a streaming subscription.
+pub fn demo_push_config(sb: &Sandbox, output_dir: &Path, port: u16) -> Result<Config> {
+    let record = output_dir.join("graph-subscriptions.json");
+    let graph = format!(
+        "mode = \"push\"\n\n[sources.push]\npublic_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
+         listen = \"127.0.0.1:{port}\"\nsubscriptions = \"{}\"\n",
+        record.display().to_string().replace('\\', "/")
+    );
+    demo_config_with(sb, output_dir, &graph, "mode = \"push\"\n")
+}
+
+/// The demo's text with `graph_mode` and `ews_mode` added to the Graph and the EWS source.
+fn demo_config_with(
+    sb: &Sandbox,
+    output_dir: &Path,
+    graph_mode: &str,
+    ews_mode: &str,
+) -> Result<Config> {
     let text = format!(
         r#"
 [[apps]]
@@ -189,7 +212,7 @@ mailbox = "helpdesk@contoso.example"
 url = "{graph}"
 acknowledge = "move:Processed"
 notify_through = "helpdesk (Graph)"
-
+{graph_mode}
 [sources.routing.mailbox]
 primary = "helpdesk@contoso.example"
 aliases = ["billing@contoso.example", "support@contoso.example", "sales@contoso.example", "hr@contoso.example", "it@contoso.example"]
@@ -241,7 +264,7 @@ mailbox = "projects@contoso.example"
 url = "{ews}"
 acknowledge = "mark-read"
 notify_through = "projects (EWS)"
-
+{ews_mode}
 [sources.routing.mailbox]
 primary = "projects@contoso.example"
 aliases = ["alpha@contoso.example", "beta@contoso.example"]

@@ -4,23 +4,24 @@
 //! With no configuration, `m365mail run` starts an embedded sandbox tenant, delivers demo mail
 //! and processes it. With `--config FILE` it connects to a real tenant.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use connector::{Envelope, OutgoingMessage};
-use handler::{Ledger, Shutdown};
 
-use m365mail::config::{self, Config, Overrides};
+use m365mail::config::{Config, Overrides};
 use m365mail::connect::anyhow_lite::{Context, Result};
 use m365mail::connect::{self, Providers};
-use m365mail::{demo, output};
+use m365mail::demo;
 
 mod fleet_commands;
+mod run_command;
+mod signin_commands;
 use fleet_commands::{SourcesAction, sources, status, worker};
+use run_command::{print_summary, push_demo, run};
+use signin_commands::{consent_url, console, login};
 
 /// A Microsoft 365 mail handler: picks up mail, routes it to projects by the address it was sent
 /// to, hands it over, and answers from that same address.
@@ -50,6 +51,12 @@ enum Command {
         /// Drain the mailboxes once and exit (always so for the demo).
         #[arg(long)]
         once: bool,
+        /// The demo in push mode (only without --config): the Graph source woken by change
+        /// notifications, the EWS source by a streaming subscription, and the demo mail
+        /// delivered one message at a time, each reported with the time it took to be handed
+        /// over. With a configuration, set `mode = "push"` on its sources instead.
+        #[arg(long, conflicts_with_all = ["config", "once"])]
+        push: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -305,10 +312,14 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             config,
             out,
             once,
+            push,
             json,
             metrics,
             metrics_allow_non_loopback,
         } => {
+            if push {
+                return push_demo(out, json).await;
+            }
             let metrics = metrics.map(|addr| (addr, metrics_allow_non_loopback));
             run(config, out, once, json, metrics).await
         }
@@ -431,96 +442,6 @@ async fn load(
     }
 }
 
-async fn run(
-    config: Option<PathBuf>,
-    out: Option<PathBuf>,
-    once: bool,
-    json: bool,
-    metrics_at: Option<(std::net::SocketAddr, bool)>,
-) -> Result<ExitCode> {
-    // Refused or bound first: a wrong address fails before anything connects.
-    let metrics = m365mail::metrics::Metrics::new();
-    let endpoint = match metrics_at {
-        Some((addr, allow)) => metrics
-            .start(Some(m365mail::metrics::Listen::At(addr)), allow)
-            .await
-            .map_err(|e| e.to_string())?,
-        None => None,
-    };
-    let demo = config.is_none();
-    if demo && !json {
-        eprintln!(
-            "No --config given: starting the embedded sandbox tenant (demo helpdesk) with demo mail."
-        );
-    }
-    let (cfg, sb) = load(config, true, out.as_deref()).await?;
-    if demo {
-        // A fresh demo tenant each time: start from an empty output folder.
-        let _ = std::fs::remove_dir_all(&cfg.handler.output_dir);
-    }
-    let ledger = if demo {
-        Ledger::in_memory()
-    } else {
-        Ledger::open(&cfg.handler.ledger).map_err(|e| e.to_string())?
-    };
-    let mut providers = Providers::default();
-    let ledger: Arc<dyn handler::LedgerStore> = Arc::new(ledger);
-    let ledger = match &endpoint {
-        Some(_) => metrics.ledger(ledger),
-        None => ledger,
-    };
-    let (mut pipeline, push) =
-        m365mail::handling::pipeline_with_push(&cfg, ledger, &mut providers)?;
-    if endpoint.is_some() {
-        metrics.single_process();
-        metrics.install_process_hooks();
-        metrics.attach(&mut pipeline);
-    }
-    if m365mail::progress::wanted(json, std::io::stderr().is_terminal()) {
-        m365mail::progress::Bars::stderr(cfg.handler.batch_size as u64).attach(&mut pipeline);
-    }
-
-    let shutdown = Shutdown::new();
-    let ctrl_c = shutdown.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Ctrl-C: finishing the messages in flight, then stopping.");
-            ctrl_c.trigger();
-        }
-    });
-    let summary = if demo || once {
-        pipeline.run_once(&shutdown).await
-    } else {
-        // Listening before subscribing: Graph validates the URL first.
-        if !push.is_empty() {
-            push.start(&shutdown).await?;
-        }
-        pipeline.run(&shutdown).await
-    };
-    print_summary(&summary, &cfg, json);
-    if let Some(sb) = sb {
-        sb.shutdown().await;
-    }
-    let all_online = summary
-        .sources
-        .iter()
-        .all(|s| s.status == connector::PingStatus::Online);
-    Ok(if all_online {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
-}
-
-/// The run's summary on stdout, as text or JSON.
-fn print_summary(summary: &handler::Summary, cfg: &Config, json: bool) {
-    if json {
-        println!("{}", output::summary_json(summary, &cfg.handler.output_dir));
-    } else {
-        print!("{}", output::summary_text(summary, &cfg.handler.output_dir));
-    }
-}
-
 /// `m365mail worker`: where it serves Prometheus metrics, `/healthz` and `/readyz`.
 #[derive(clap::Args, Debug)]
 struct MetricsFlags {
@@ -611,203 +532,6 @@ async fn run_sandbox(
     println!("Ctrl-C to stop.");
     sb.run_until_ctrl_c().await;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn login(config: &std::path::Path, app_name: &str, resource: &str) -> Result<ExitCode> {
-    let cfg = Config::load(config).map_err(|e| e.to_string())?;
-    let app = cfg
-        .app(app_name)
-        .ok_or_else(|| format!("no app called {app_name:?} in {}", config.display()))?;
-    let scope = match resource {
-        "graph" => app.graph_scope(),
-        "ews" => app.ews_scope(),
-        other => return Err(format!("--resource {other:?}: use graph or ews")),
-    };
-    let provider = connect::provider(app, scope)?;
-    // An app that names its account asks for an ID token too, to check who signed in before
-    // the tokens are kept under that account.
-    let identity: &[&str] = if app.account.is_some() {
-        &["openid", "profile"]
-    } else {
-        &[]
-    };
-    let keep = |response: msauth::TokenResponse| async {
-        check_account(app, &response)?;
-        provider
-            .save_sign_in(&response)
-            .await
-            .map_err(|e| e.diagnosis().explain())?;
-        Ok::<_, String>(response.access_token)
-    };
-    let token = match app.flow {
-        config::Flow::DeviceCode => {
-            let mut scopes = config::scopes::delegated(scope);
-            scopes.extend(identity.iter().map(|s| (*s).to_owned()));
-            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            let mut flow = provider
-                .client()
-                .start_device_code(&scopes)
-                .await
-                .map_err(|e| e.diagnosis().explain())?;
-            match flow.message() {
-                Some(m) => eprintln!("{m}"),
-                None => eprintln!(
-                    "To sign in, open {} and enter the code {}",
-                    flow.verification_uri(),
-                    flow.user_code()
-                ),
-            }
-            let response = provider
-                .client()
-                .finish_device_code(&mut flow)
-                .await
-                .map_err(|e| e.diagnosis().explain())?;
-            keep(response).await?
-        }
-        config::Flow::ClientCredentials => provider
-            .access_token()
-            .await
-            .map_err(|e| e.diagnosis().explain())?,
-        config::Flow::Browser => {
-            // Authorization code with PKCE; the browser comes back to a listener on 127.0.0.1.
-            let listener = msauth::LoopbackListener::bind_host("localhost", "/")
-                .await
-                .map_err(|e| e.diagnosis().explain())?;
-            let mut scopes = config::scopes::delegated(scope);
-            scopes.extend(identity.iter().map(|s| (*s).to_owned()));
-            let (url, pending) = msauth::AuthorizationRequest::new(
-                app.client_id.clone(),
-                listener.redirect_uri().clone(),
-                scopes,
-            )
-            .build(&app.authority);
-            eprintln!("Open this address in a browser and sign in:\n\n  {url}\n");
-            let code = listener
-                .wait_for_code(&pending, Duration::from_secs(300))
-                .await
-                .map_err(|e| e.diagnosis().explain())?;
-            let response = provider
-                .client()
-                .redeem_code(&pending, code)
-                .await
-                .map_err(|e| e.diagnosis().explain())?;
-            keep(response).await?
-        }
-        // The configuration model may learn flows this command does not sign in with yet.
-        other => {
-            return Err(format!(
-                "app {app_name}: m365mail login cannot sign in with {other:?}"
-            ));
-        }
-    };
-    let _ = token;
-    match &app.account {
-        Some(account) => {
-            println!("signed in: app {app_name} has a token for {resource} as {account}")
-        }
-        None => println!("signed in: app {app_name} has a token for {resource}"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Refuses a sign-in of another person than the app's `account` (its tokens would be kept
-/// under that account); an app without one takes whoever signed in.
-fn check_account(app: &config::App, response: &msauth::TokenResponse) -> Result<()> {
-    let Some(expected) = &app.account else {
-        return Ok(());
-    };
-    match connect::signed_in(response) {
-        Some(who) if who.account.eq_ignore_ascii_case(expected) => Ok(()),
-        Some(who) => Err(format!(
-            "{} signed in, but apps.{}.account is {expected}: nothing was kept; sign in as \
-             {expected}, or change account",
-            who.account, app.name
-        )),
-        None => Err(format!(
-            "the sign-in returned no ID token naming the account, so it cannot be checked \
-             against apps.{}.account ({expected}): nothing was kept",
-            app.name
-        )),
-    }
-}
-
-/// `m365mail console`: the operator token from M365MAIL_CONSOLE_TOKEN (or a generated one,
-/// printed), then the console on `listen` until Ctrl-C.
-async fn console(
-    mut options: m365mail::console::ConsoleOptions,
-    listen: std::net::SocketAddr,
-    allow_non_loopback: bool,
-) -> Result<ExitCode> {
-    if !listen.ip().is_loopback() && !allow_non_loopback {
-        return Err(format!(
-            "--listen {listen} is beyond loopback: add --allow-non-loopback (and serve it \
-             behind TLS with --public-url https://...)"
-        ));
-    }
-    Config::load(&options.config).map_err(|e| e.to_string())?;
-    let given = std::env::var("M365MAIL_CONSOLE_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty());
-    options.operator_token = match &given {
-        Some(t) => m365mail::console::OperatorToken::new(t.clone()),
-        None => m365mail::console::OperatorToken::generate(),
-    };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .context(format!("listening on {listen}"))?;
-    let addr = listener.local_addr().context("the console's address")?;
-    if options.public_url.port() == Some(0) {
-        // `--listen …:0` took a free port: the default public URL follows it.
-        let _ = options.public_url.set_port(Some(addr.port()));
-    }
-    println!("m365mail console on {}console/", options.public_url);
-    println!("  listening on {addr}");
-    match &given {
-        Some(_) => println!("  operator token: M365MAIL_CONSOLE_TOKEN"),
-        // Printed on purpose: a generated token is useless unless its owner learns it.
-        None => println!(
-            "  operator token (generated; set M365MAIL_CONSOLE_TOKEN to choose one): {}",
-            options.operator_token.expose()
-        ),
-    }
-    println!("Ctrl-C to stop.");
-    let state = m365mail::console::ConsoleState::new(options);
-    tokio::select! {
-        r = m365mail::console::serve(listener, state) => r.context("serving the console")?,
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn consent_url(config: Option<PathBuf>, app: Option<String>) -> Result<ExitCode> {
-    let (cfg, _sb) = load(config, false, None).await?;
-    let app = match app {
-        Some(name) => cfg.app(&name),
-        None => cfg.apps.first(),
-    }
-    .ok_or("no such app in the configuration")?;
-    // The resources the app is used with, not always Graph's.
-    let scopes = cfg.consent_scopes(app);
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    match msauth::admin_consent_url(
-        &app.authority,
-        &app.client_id,
-        &scopes,
-        app.redirect_uri.as_ref(),
-        None,
-    ) {
-        Ok(url) => {
-            println!("{url}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(msauth::AuthorityError::ConsentRedirectMissing) => Err(format!(
-            "apps.{}.redirect_uri: admin consent needs the redirect URI registered on the app \
-             (the adminconsent endpoint requires redirect_uri and has no default): set \
-             apps.{}.redirect_uri to one of the app registration's redirect URIs",
-            app.name, app.name
-        )),
-        Err(e) => Err(format!("apps.{}: no admin consent URL: {e}", app.name)),
-    }
 }
 
 async fn ping(config: Option<PathBuf>, name: Option<String>, json: bool) -> Result<ExitCode> {

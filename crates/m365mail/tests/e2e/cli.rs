@@ -76,6 +76,59 @@ fn run_without_configuration_routes_the_demo_mail_and_answers_from_the_retained_
     }
 }
 
+/// `run --push`: the demo with both sources in push mode routes exactly what the polling demo
+/// routes, each message handed over because a notification woke its source (the safety timer
+/// is 15 minutes, the wait for each message 20 seconds), and no notification was forged.
+#[test]
+fn run_push_shows_the_demo_in_push_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let polled = Command::new(BIN)
+        .args(["run", "--json", "--out"])
+        .arg(dir.path().join("polled"))
+        .output()
+        .unwrap();
+    assert_success(&polled);
+    let pushed = Command::new(BIN)
+        .args(["run", "--push", "--json", "--out"])
+        .arg(dir.path().join("pushed"))
+        .output()
+        .unwrap();
+    assert_success(&pushed);
+    let polled: serde_json::Value = serde_json::from_slice(&polled.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&pushed.stdout).unwrap();
+    for (p, q) in summary["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(polled["sources"].as_array().unwrap())
+    {
+        assert_eq!(p["status"], "ONLINE", "{p}");
+        assert_eq!(p["handled"], q["handled"], "{p}");
+        assert_eq!(p["per_project"], q["per_project"], "{p}");
+        assert_eq!(
+            p["notifications_skipped"], q["notifications_skipped"],
+            "{p}"
+        );
+    }
+    let report = String::from_utf8_lossy(&pushed.stderr);
+    let delivered = report
+        .lines()
+        .filter(|l| l.trim_start().starts_with("delivered to "))
+        .count();
+    assert_eq!(delivered, m365mail::demo::demo_mail().len(), "{report}");
+    let listener = report
+        .lines()
+        .find(|l| l.starts_with("Graph notification listener:"))
+        .unwrap_or_else(|| panic!("no listener line in {report}"));
+    let count = |what: &str| -> u64 {
+        let words: Vec<&str> = listener.split_whitespace().collect();
+        let at = words.iter().position(|w| w.starts_with(what)).unwrap();
+        words[at - 1].trim_end_matches(',').parse().unwrap()
+    };
+    assert!(count("notifications") >= 1, "{listener}");
+    assert_eq!(count("forged"), 0, "{listener}");
+}
+
 #[test]
 fn a_broken_configuration_names_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
