@@ -95,10 +95,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod config;
 mod diagnosis;
 mod outbound;
 mod token;
 
+pub use config::{Security, SmtpConfig};
 pub use diagnosis::{AuthChallenge, Reply, app_token_refused, smtp_auth_disabled, token_refused};
-pub use outbound::{Security, SmtpConfig, SmtpOutbound};
+pub use outbound::SmtpOutbound;
 pub use token::{APP_SCOPE, AccessToken, DELEGATED_SCOPE, FnTokenSource, StaticToken, TokenSource};
