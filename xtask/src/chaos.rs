@@ -16,10 +16,8 @@ use std::process::Command;
 
 use crate::{root, run};
 
+/// The single-process chaos run (`--fleet` goes to `fleet_chaos::fleet`, from `main`).
 pub(crate) fn chaos(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "--fleet") {
-        return crate::fleet_chaos::fleet(args);
-    }
     let mut pass: Vec<String> = Vec::new();
     let mut debug = false;
     let mut prebuilt = false;

@@ -118,6 +118,7 @@ fn main() -> ExitCode {
         one @ ("exchangelib" | "graph-sdk" | "msal") => realclients(&[one.to_owned()]),
         "fuzz" => fuzz(&args[1..]),
         "bench" => bench::bench(&args[1..]),
+        "chaos" if args.iter().any(|a| a == "--fleet") => fleet_chaos::fleet(&args[1..]),
         "chaos" => chaos::chaos(&args[1..]),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
@@ -199,7 +200,7 @@ fn ci() -> Result<(), String> {
     // The small fleet chaos run (issue #17): 3 workers on a PostgreSQL of its own, 24 mailboxes
     // of 2 tenants, 3,000 messages, 8 SIGKILLs, a SIGSTOP past the lease and a PostgreSQL
     // restart; 0 lost, 0 twice, all acknowledged, the ledger converged, no stale epoch.
-    chaos::chaos(&[
+    fleet_chaos::fleet(&[
         "--fleet".into(),
         "--small".into(),
         "--debug".into(),

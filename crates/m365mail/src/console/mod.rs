@@ -122,6 +122,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use url::Url;
 
+mod consent;
 mod html;
 mod microsoft;
 mod pages;

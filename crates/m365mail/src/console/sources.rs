@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::html::{esc, page, see_other};
 use super::security::{Session, for_page, for_post, post_form};
-use super::{ConsoleState, lock, microsoft};
+use super::{ConsoleState, consent, lock};
 use crate::config::{Config, Flow, Kind, Source};
 use crate::connect::{self, Providers};
 
@@ -242,7 +242,7 @@ pub(super) async fn ping(
         },
     );
     let consent = if needs_consent(&report) {
-        microsoft::consent_offer(&state, &session, &cfg, source)
+        consent::consent_offer(&state, &session, &cfg, source)
     } else {
         String::new()
     };
