@@ -315,34 +315,20 @@ fn unknown_segment(path: &str) -> String {
 /// Any `/v1.0/…` path no endpoint serves: Graph's JSON error (400 `BadRequest`, "Resource not
 /// found for the segment '…'", as Graph answers a segment it does not know), after the token
 /// check like every Graph request, never an empty 404.
-async fn unknown_route(
-    State(st): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn unknown_route(State(st): State<AppState>, call: GraphCall) -> Response {
     let st = &st;
-    authenticated(st, headers, |who, headers| async move {
-        let path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
+    call.answer(st, |who, mut req| async move {
         // A trailing slash names the same resource (Graph's own samples write
         // `messages/{id}/?$select=…`).
-        let trimmed = path.trim_end_matches('/');
-        if trimmed.len() < path.len()
+        let trimmed = req.path.trim_end_matches('/');
+        if trimmed.len() < req.path.len()
             && !trimmed.is_empty()
             && unknown_segment_of(trimmed).is_none()
         {
-            let req = GReq {
-                method,
-                path: trimmed.to_string(),
-                query: uri.query().map(str::to_string),
-                base: request_base(st, &headers),
-                headers,
-                body,
-            };
+            req.path = trimmed.to_string();
             return dispatch(st, &who, &req).await;
         }
-        let seg = unknown_segment(path);
+        let seg = unknown_segment(&req.path);
         error(
             400,
             "BadRequest",
@@ -508,18 +494,62 @@ pub(crate) fn into_http(st: &AppState, mut r: GResp, rid: &str, cid: &str) -> Re
     resp
 }
 
-async fn handle(
-    State(st): State<AppState>,
+async fn handle(State(st): State<AppState>, call: GraphCall) -> Response {
+    let st = &st;
+    call.answer(st, |who, req| async move { dispatch(st, &who, &req).await })
+        .await
+}
+
+/// A Graph call as its handlers take it: the method, the URI as the client sent it, the headers
+/// and the body.
+struct GraphCall {
     method: Method,
-    OriginalUri(uri): OriginalUri,
+    uri: http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let st = &st;
-    authenticated(st, headers, |who, headers| async move {
-        dispatch(st, &who, &graph_request(st, method, &uri, headers, body)).await
-    })
-    .await
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for GraphCall {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let uri = match req.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(u)) => u.clone(),
+            None => req.uri().clone(),
+        };
+        let method = req.method().clone();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(axum::response::IntoResponse::into_response)?;
+        Ok(GraphCall {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
+impl GraphCall {
+    /// Answers the call in the frame of [`authenticated`]: `op` gets the caller and the request
+    /// as the operations see it.
+    async fn answer<F, Fut>(self, st: &AppState, op: F) -> Response
+    where
+        F: FnOnce(Principal, GReq) -> Fut,
+        Fut: std::future::Future<Output = GResp>,
+    {
+        let GraphCall {
+            method,
+            uri,
+            headers,
+            body,
+        } = self;
+        authenticated(st, headers, |who, headers| async move {
+            op(who, graph_request(st, method, &uri, headers, body)).await
+        })
+        .await
+    }
 }
 
 /// The frame of every authenticated Graph handler: the request ids, the bearer token checked
@@ -560,16 +590,10 @@ fn graph_request(
 }
 
 /// `/v1.0/subscriptions…`: change-notification subscriptions (see [`crate::notify`]).
-async fn handle_subscriptions(
-    State(st): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle_subscriptions(State(st): State<AppState>, call: GraphCall) -> Response {
     let st = &st;
-    authenticated(st, headers, |who, headers| async move {
-        ops::subscriptions(st, &who, &graph_request(st, method, &uri, headers, body)).await
+    call.answer(st, |who, req| async move {
+        ops::subscriptions(st, &who, &req).await
     })
     .await
 }
