@@ -152,6 +152,19 @@ pub(super) fn item_ids(op: &Element, tag: &str) -> Vec<Element> {
         .unwrap_or_default()
 }
 
+/// One response message per item reference under `tag`, in order: `f` answers a reference
+/// that names a message, given its id; any other reference is refused in its place
+/// ([`item_id`]).
+pub(super) fn per_item(op: &Element, tag: &str, mut f: impl FnMut(&str) -> Msg) -> Vec<Msg> {
+    item_ids(op, tag)
+        .iter()
+        .map(|el| match item_id(el) {
+            Ok(id) => f(id),
+            Err(m) => m,
+        })
+        .collect()
+}
+
 /// The id of an item reference: an `ItemId`'s `Id`. Occurrence and recurring-master references
 /// name calendar items, which the sandbox does not hold: refused, never skipped.
 pub(super) fn item_id(el: &Element) -> Result<&str, Msg> {
