@@ -62,6 +62,22 @@ async fn save_sign_in(p: &TokenProvider, body: &str) {
         .unwrap();
 }
 
+/// A public client of `account` with `scopes` whose sign-ins live in `store`, shared with other
+/// providers.
+fn sharing(
+    server: &Server,
+    scopes: &[&str],
+    account: &str,
+    store: &Arc<dyn TokenStore>,
+) -> TokenProvider {
+    TokenProvider::builder(server.authority(), "app")
+        .scopes(scopes.iter().copied())
+        .account(account)
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
 async fn delegated(
     server: &Server,
     clock: &ManualClock,
@@ -685,27 +701,17 @@ async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path().join("t.json")));
-    let graph = TokenProvider::builder(server.authority(), "app")
-        .scopes(["offline_access", "Mail.Read"])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
-    let ews = TokenProvider::builder(server.authority(), "app")
-        .scopes([
+    let graph = sharing(&server, &["offline_access", "Mail.Read"], "alice", &store);
+    let ews = sharing(
+        &server,
+        &[
             "offline_access",
             "https://outlook.office365.com/EWS.AccessAsUser.All",
-        ])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
-    let other_user = TokenProvider::builder(server.authority(), "app")
-        .scopes(["offline_access", "Mail.Read"])
-        .account("bob")
-        .store(store.clone())
-        .build()
-        .unwrap();
+        ],
+        "alice",
+        &store,
+    );
+    let other_user = sharing(&server, &["offline_access", "Mail.Read"], "bob", &store);
     save_sign_in(
         &graph,
         r#"{"access_token":"g0","expires_in":3600,"refresh_token":"rt-signin"}"#,
@@ -736,18 +742,13 @@ async fn a_dead_borrowed_refresh_token_is_dropped_everywhere() {
     }))
     .await;
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
-    let graph = TokenProvider::builder(server.authority(), "app")
-        .scopes(["Mail.Read"])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
-    let ews = TokenProvider::builder(server.authority(), "app")
-        .scopes(["https://outlook.office365.com/EWS.AccessAsUser.All"])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
+    let graph = sharing(&server, &["Mail.Read"], "alice", &store);
+    let ews = sharing(
+        &server,
+        &["https://outlook.office365.com/EWS.AccessAsUser.All"],
+        "alice",
+        &store,
+    );
     save_sign_in(
         &graph,
         r#"{"access_token":"g0","expires_in":3600,"refresh_token":"revoked"}"#,
