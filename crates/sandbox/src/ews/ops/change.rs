@@ -1,7 +1,9 @@
 //! Changing items: UpdateItem (`IsRead`), MoveItem / CopyItem and DeleteItem.
 
 use super::folders::folder_ref;
-use super::shared::{Msg, err, item_id, locate, now, per_item, response, store_err, xs_bool};
+use super::shared::{
+    Msg, err, item_id, locate, now, per_item, repeated, response, store_err, xs_bool,
+};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
 use crate::store::DeleteMode;
@@ -102,8 +104,7 @@ pub(super) fn move_or_copy(ctx: &Ctx, op: &Element, copy: bool) -> Result<String
     let msgs = per_item(op, "ItemIds", |id| {
         let to = match &to {
             Ok(t) => t,
-            Err(Msg::Err(c, t)) => return err(c, t.clone()),
-            Err(Msg::Ok(_)) => return err("ErrorInternalServerError", "unexpected"),
+            Err(refusal) => return repeated(refusal),
         };
         let mb = match locate(ctx, id, true) {
             Ok(mb) => mb,

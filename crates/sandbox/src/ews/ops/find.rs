@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::folders::folder_ref;
 use super::shape::{parse_shape, write_item};
-use super::shared::{Msg, err, locate, per_item, response, store_err, xs_bool};
+use super::shared::{Msg, err, locate, per_item, repeated, response, store_err, xs_bool};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
 use crate::store::{ListQuery, Order};
@@ -319,8 +319,7 @@ pub(super) fn find_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         .map(|parent| {
             let (order, view) = match &prepared {
                 Ok(p) => p,
-                Err(Msg::Err(c, t)) => return err(c, t.clone()),
-                Err(Msg::Ok(_)) => return err("ErrorInternalServerError", "unexpected"),
+                Err(refusal) => return repeated(refusal),
             };
             let r = match folder_ref(ctx, parent, false) {
                 Ok(r) => r,

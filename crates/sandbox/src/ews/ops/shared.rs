@@ -17,6 +17,15 @@ pub(super) fn err(code: &str, text: impl Into<String>) -> Msg {
     Msg::Err(code.to_string(), text.into())
 }
 
+/// A refusal worked out once for a whole request (its target folder, its view), answered again
+/// in each item's place; a success standing there would be the sandbox's own mistake.
+pub(super) fn repeated(refusal: &Msg) -> Msg {
+    match refusal {
+        Msg::Err(c, t) => err(c, t.clone()),
+        Msg::Ok(_) => err("ErrorInternalServerError", "unexpected"),
+    }
+}
+
 pub(super) fn store_err(e: &StoreError) -> Msg {
     match e {
         StoreError::ItemNotFound(_) => err(
