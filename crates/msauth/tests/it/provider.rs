@@ -62,6 +62,16 @@ async fn save_sign_in(p: &TokenProvider, body: &str) {
         .unwrap();
 }
 
+/// `p` has no usable sign-in: its caller is asked to sign in (and shown what it got otherwise).
+async fn assert_sign_in_required(p: &TokenProvider) {
+    let got = p.access_token().await;
+    assert!(
+        matches!(got, Err(AuthError::SignInRequired(_))),
+        "{:?}",
+        got.err()
+    );
+}
+
 /// A public client of `account` with `scopes` whose sign-ins live in `store`, shared with other
 /// providers.
 fn sharing(
@@ -268,10 +278,7 @@ async fn public_client_without_sign_in_needs_sign_in_and_no_scope_is_a_config_er
         .scopes(["Mail.Read"])
         .build()
         .unwrap();
-    assert!(matches!(
-        p.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&p).await;
     assert_eq!(server.count("/token"), 0);
     assert!(matches!(
         TokenProvider::builder(server.authority(), "app").build(),
@@ -684,10 +691,7 @@ async fn confidential_client_with_delegated_scopes_asks_for_sign_in_instead_of_c
         .scopes(["offline_access", "Mail.ReadWrite"])
         .build()
         .unwrap();
-    assert!(matches!(
-        p.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&p).await;
     assert_eq!(server.count("/token"), 0);
 }
 
@@ -728,10 +732,7 @@ async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
         Some(RefreshToken::new("rotated-rt-signin"))
     );
     // Another account does not borrow alice's sign-in.
-    assert!(matches!(
-        other_user.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&other_user).await;
     assert_eq!(server.count("/token"), 1);
 }
 
@@ -759,9 +760,6 @@ async fn a_dead_borrowed_refresh_token_is_dropped_everywhere() {
         Some(50173)
     );
     assert!(store.load(graph.cache_key()).unwrap().is_none());
-    assert!(matches!(
-        ews.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&ews).await;
     assert_eq!(server.count("/token"), 1);
 }
