@@ -232,6 +232,24 @@ pub fn excerpt(body: &[u8]) -> String {
     text
 }
 
+/// At most `max` bytes of a server-provided string, cut at a character boundary, with `…`
+/// where it was cut: the one bound on text a server put in a challenge or a reply.
+///
+/// ```
+/// assert_eq!(connector::bounded("short", 8), "short");
+/// assert_eq!(connector::bounded("ééé", 3), "é…");
+/// ```
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// The error of every message source and outbound.
 ///
 /// ```

@@ -77,7 +77,7 @@ mod transport;
 // One path per public type: the vocabulary is at the root (`connector::Error`), so the modules
 // that define it are private.
 pub use error::{
-    AuthProblem, Delivery, Error, ErrorKind, MAX_BODY_EXCERPT, ResponseDetails, excerpt,
+    AuthProblem, Delivery, Error, ErrorKind, MAX_BODY_EXCERPT, ResponseDetails, bounded, excerpt,
     send_as_denied,
 };
 pub use log::{ConnectionLog, LogLine, scrub};

@@ -297,15 +297,7 @@ impl MsDiagnostics {
 
 /// At most 512 bytes of a server-provided string.
 fn bounded(s: &str) -> String {
-    const MAX: usize = 512;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::error::bounded(s, 512)
 }
 
 /// Where `scheme` (lowercase) starts as a whole word in `lower`.

@@ -192,29 +192,37 @@ pub struct Authority {
     endpoints: Endpoints,
 }
 
+/// Microsoft's endpoint layout under `base` (no trailing `/`) for `tenant`:
+/// `{base}/{tenant}/oauth2/v2.0/{authorize,token,devicecode}`, `{base}/{tenant}/v2.0` as issuer
+/// and `{base}/{tenant}/v2.0/adminconsent` where a tenant can consent. A [`Tenant::Id`] built by
+/// hand with characters a tenant may not hold is refused.
+fn microsoft_endpoints(base: &str, tenant: &Tenant) -> Result<Endpoints, AuthorityError> {
+    if let Tenant::Id(id) = tenant
+        && !matches!(Tenant::parse(id), Ok(Tenant::Id(_)))
+    {
+        return Err(AuthorityError::InvalidTenant(id.clone()));
+    }
+    let base = format!("{base}/{}", tenant.as_str());
+    let mk = |path: &str| parse_endpoint(&format!("{base}{path}"));
+    Ok(Endpoints {
+        authorize: mk("/oauth2/v2.0/authorize")?,
+        token: mk("/oauth2/v2.0/token")?,
+        device: Some(mk("/oauth2/v2.0/devicecode")?),
+        admin_consent: match tenant {
+            Tenant::Common | Tenant::Consumers => None,
+            _ => Some(mk("/v2.0/adminconsent")?),
+        },
+        issuer: Some(mk("/v2.0")?),
+    })
+}
+
 impl Authority {
     /// A Microsoft Entra ID authority in `cloud` for `tenant`.
     ///
     /// Fails only for a [`Tenant::Id`] built by hand with characters that are not allowed in a
     /// tenant (use [`Tenant::parse`]).
     pub fn microsoft(cloud: Cloud, tenant: Tenant) -> Result<Self, AuthorityError> {
-        if let Tenant::Id(id) = &tenant
-            && !matches!(Tenant::parse(id), Ok(Tenant::Id(_)))
-        {
-            return Err(AuthorityError::InvalidTenant(id.clone()));
-        }
-        let base = format!("https://{}/{}", cloud.login_host(), tenant.as_str());
-        let mk = |path: &str| parse_endpoint(&format!("{base}{path}"));
-        let endpoints = Endpoints {
-            authorize: mk("/oauth2/v2.0/authorize")?,
-            token: mk("/oauth2/v2.0/token")?,
-            device: Some(mk("/oauth2/v2.0/devicecode")?),
-            admin_consent: match tenant {
-                Tenant::Common | Tenant::Consumers => None,
-                _ => Some(mk("/v2.0/adminconsent")?),
-            },
-            issuer: Some(mk("/v2.0")?),
-        };
+        let endpoints = microsoft_endpoints(&format!("https://{}", cloud.login_host()), &tenant)?;
         Ok(Authority {
             kind: Kind::Microsoft { cloud, tenant },
             endpoints,
@@ -232,23 +240,7 @@ impl Authority {
     /// # Ok::<(), msauth::AuthorityError>(())
     /// ```
     pub fn microsoft_layout(base: &str, tenant: Tenant) -> Result<Self, AuthorityError> {
-        if let Tenant::Id(id) = &tenant
-            && !matches!(Tenant::parse(id), Ok(Tenant::Id(_)))
-        {
-            return Err(AuthorityError::InvalidTenant(id.clone()));
-        }
-        let base = format!("{}/{}", base.trim_end_matches('/'), tenant.as_str());
-        let mk = |path: &str| parse_endpoint(&format!("{base}{path}"));
-        let endpoints = Endpoints {
-            authorize: mk("/oauth2/v2.0/authorize")?,
-            token: mk("/oauth2/v2.0/token")?,
-            device: Some(mk("/oauth2/v2.0/devicecode")?),
-            admin_consent: match tenant {
-                Tenant::Common | Tenant::Consumers => None,
-                _ => Some(mk("/v2.0/adminconsent")?),
-            },
-            issuer: Some(mk("/v2.0")?),
-        };
+        let endpoints = microsoft_endpoints(base.trim_end_matches('/'), &tenant)?;
         Ok(Authority {
             kind: Kind::Custom,
             endpoints,

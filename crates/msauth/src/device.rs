@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 use crate::authority::Authority;
-use crate::error::{AuthError, DeviceFlowError, ResponseProblem};
+use crate::error::{AuthError, DeviceFlowError};
 use crate::secret::DeviceCode;
 use crate::token::{
-    ClientCredential, Grant, TokenRequest, TokenResponse, check_json_body, error_from_response,
-    form_post, json_problem, later, parse_token_response,
+    ClientCredential, Grant, TokenRequest, TokenResponse, error_from_response, form_post,
+    json_body, later, malformed, parse_token_response,
 };
 
 /// Extra wait added on each `slow_down` (RFC 8628 §3.5).
@@ -55,7 +55,6 @@ impl DeviceCodeRequest {
             return Err(error_from_response(&resp, now, None));
         }
         let status = resp.status().as_u16();
-        check_json_body(&resp)?;
         #[derive(serde::Deserialize)]
         struct Raw {
             device_code: String,
@@ -70,14 +69,8 @@ impl DeviceCodeRequest {
             #[serde(default)]
             message: Option<String>,
         }
-        let raw: Raw = serde_json::from_slice(resp.body()).map_err(|e| AuthError::BadResponse {
-            status,
-            problem: json_problem(&e),
-        })?;
-        let malformed = |m: &str| AuthError::BadResponse {
-            status,
-            problem: ResponseProblem::Malformed(m.into()),
-        };
+        let raw: Raw = json_body(&resp)?;
+        let malformed = |m: &str| malformed(status, m);
         let secs = |v: &serde_json::Value| match v {
             serde_json::Value::Number(n) => n.as_u64(),
             serde_json::Value::String(s) => s.parse().ok(),

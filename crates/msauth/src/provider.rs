@@ -346,16 +346,20 @@ impl TokenProvider {
         .await
     }
 
-    /// The admin consent URL for this provider's scopes, if the authority supports it.
-    pub fn admin_consent_url(&self) -> Option<Url> {
-        let scopes: Vec<&str> = self
-            .inner
+    /// The scopes an administrator consents to: the configured ones without the OpenID Connect
+    /// scopes, which need no consent.
+    fn consent_scopes(&self) -> Vec<&str> {
+        self.inner
             .scopes
             .iter()
             .map(String::as_str)
             .filter(|s| !is_oidc_scope(s))
-            .collect();
-        self.inner.client.admin_consent_url(&scopes)
+            .collect()
+    }
+
+    /// The admin consent URL for this provider's scopes, if the authority supports it.
+    pub fn admin_consent_url(&self) -> Option<Url> {
+        self.inner.client.admin_consent_url(&self.consent_scopes())
     }
 
     /// [`diagnose_resource_challenge`](crate::diagnose_resource_challenge) with this
@@ -454,13 +458,7 @@ impl TokenProvider {
         if let Some(c) = crate::diagnosis::merge_claims(claims, &caps)? {
             request = request.with_claims(c);
         }
-        let consent_scopes: Vec<&str> = self
-            .inner
-            .scopes
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !is_oidc_scope(s))
-            .collect();
+        let consent_scopes = self.consent_scopes();
         let clock = self.inner.clock.clone();
         tracing::debug!(
             client_id = %self.inner.client.client_id(),

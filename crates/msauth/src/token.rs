@@ -332,6 +332,26 @@ pub(crate) fn check_json_body(resp: &http::Response<&[u8]>) -> Result<(), AuthEr
     Ok(())
 }
 
+/// Checks a response body ([`check_json_body`]) and reads it as `T`: the one reader of the
+/// identity provider's JSON answers (tokens, device codes, OAuth errors).
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    resp: &http::Response<&[u8]>,
+) -> Result<T, AuthError> {
+    check_json_body(resp)?;
+    serde_json::from_slice(resp.body()).map_err(|e| AuthError::BadResponse {
+        status: resp.status().as_u16(),
+        problem: json_problem(&e),
+    })
+}
+
+/// A readable JSON answer that lacks or misstates a member (`no access_token`).
+pub(crate) fn malformed(status: u16, what: &str) -> AuthError {
+    AuthError::BadResponse {
+        status,
+        problem: ResponseProblem::Malformed(what.into()),
+    }
+}
+
 pub(crate) fn json_problem(e: &serde_json::Error) -> ResponseProblem {
     if e.is_eof() {
         ResponseProblem::Truncated
@@ -353,12 +373,7 @@ pub(crate) fn error_from_response(
 ) -> AuthError {
     let status = resp.status().as_u16();
     let retry_after = parse_retry_after(resp.headers(), now);
-    let parsed = check_json_body(resp).and_then(|()| {
-        serde_json::from_slice::<ErrorResponse>(resp.body()).map_err(|e| AuthError::BadResponse {
-            status,
-            problem: json_problem(&e),
-        })
-    });
+    let parsed = json_body::<ErrorResponse>(resp);
     match parsed {
         Ok(body) if !body.error.is_empty() => service_error(status, body, retry_after, consent_url),
         Ok(_) | Err(_) if status == 429 || status >= 500 => service_error(
@@ -416,16 +431,8 @@ pub fn parse_token_response(
         return Err(error_from_response(&resp, now, consent_url));
     }
     let status = resp.status().as_u16();
-    check_json_body(&resp)?;
-    let raw: RawToken =
-        serde_json::from_slice(resp.body()).map_err(|e| AuthError::BadResponse {
-            status,
-            problem: json_problem(&e),
-        })?;
-    let malformed = |m: &str| AuthError::BadResponse {
-        status,
-        problem: ResponseProblem::Malformed(m.into()),
-    };
+    let raw: RawToken = json_body(&resp)?;
+    let malformed = |m: &str| malformed(status, m);
     let access_token = raw
         .access_token
         .filter(|t| !t.is_empty())

@@ -266,15 +266,7 @@ impl RequestLog {
     /// A copy of the counts.
     pub(crate) fn snapshot(&self) -> RequestLogSnapshot {
         RequestLogSnapshot {
-            entries: lock(&self.counts)
-                .iter()
-                .map(|((m, p, s), c)| EndpointCount {
-                    method: m.clone(),
-                    path: p.clone(),
-                    status: *s,
-                    count: *c,
-                })
-                .collect(),
+            entries: endpoint_counts(&self.counts),
             operations: lock(&self.operations)
                 .iter()
                 .map(|((m, p, o, s), c)| OperationCount {
@@ -285,15 +277,7 @@ impl RequestLog {
                     count: *c,
                 })
                 .collect(),
-            batch_items: lock(&self.batch_items)
-                .iter()
-                .map(|((m, p, s), c)| EndpointCount {
-                    method: m.clone(),
-                    path: p.clone(),
-                    status: *s,
-                    count: *c,
-                })
-                .collect(),
+            batch_items: endpoint_counts(&self.batch_items),
         }
     }
 
@@ -383,6 +367,19 @@ pub(crate) async fn middleware(
         }
     }
     resp
+}
+
+/// The counts of `map` (method, path template, status) as the snapshot lists them.
+fn endpoint_counts(map: &Mutex<BTreeMap<(String, String, u16), u64>>) -> Vec<EndpointCount> {
+    lock(map)
+        .iter()
+        .map(|((m, p, s), c)| EndpointCount {
+            method: m.clone(),
+            path: p.clone(),
+            status: *s,
+            count: *c,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -102,15 +102,7 @@ impl AuthChallenge {
 
 /// Keeps at most 1 KiB of a server-provided string.
 fn bounded(s: &str) -> String {
-    const MAX: usize = 1024;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    connector::bounded(s, 1024)
 }
 
 /// An SMTP reply: the basic code, the enhanced status code (RFC 3463) and the text.

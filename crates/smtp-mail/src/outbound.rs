@@ -293,6 +293,18 @@ impl SmtpOutbound {
             Error::transient(format!("signing in to {}: {e}", self.config.host))
                 .with_delivery(Delivery::NotSent)
         };
+        // The reply of an AUTH step that did not end in 235: the server's answer, or the reply
+        // inside lettre's error; an error without one is a network failure.
+        let refused = |answer: Result<
+            lettre::transport::smtp::response::Response,
+            lettre::transport::smtp::Error,
+        >| match answer {
+            Ok(r) => Ok(Reply::parse(
+                r.code().to_string().parse().unwrap_or(0),
+                &r.message().collect::<Vec<_>>().join(" "),
+            )),
+            Err(e) => Reply::from_lettre(&e).ok_or_else(|| network(e)),
+        };
         let inline = format!("AUTH XOAUTH2 {initial}\r\n");
         let first = if inline.len() > MAX_COMMAND_LINE {
             Self::two_step(conn, &initial).await
@@ -320,30 +332,10 @@ impl SmtpOutbound {
                         self.line("AUTH", started, Some(235), None);
                         return Ok(AuthOutcome::Ok);
                     }
-                    Ok(r) => (
-                        Some(Reply::parse(
-                            r.code().to_string().parse().unwrap_or(0),
-                            &r.message().collect::<Vec<_>>().join(" "),
-                        )),
-                        challenge,
-                    ),
-                    Err(e) => match Reply::from_lettre(&e) {
-                        Some(reply) => (Some(reply), challenge),
-                        None => return Err(network(e)),
-                    },
+                    other => (Some(refused(other)?), challenge),
                 }
             }
-            Ok(r) => (
-                Some(Reply::parse(
-                    r.code().to_string().parse().unwrap_or(0),
-                    &r.message().collect::<Vec<_>>().join(" "),
-                )),
-                None,
-            ),
-            Err(e) => match Reply::from_lettre(&e) {
-                Some(reply) => (Some(reply), None),
-                None => return Err(network(e)),
-            },
+            other => (Some(refused(other)?), None),
         };
         let code = reply.as_ref().map(|r| r.code);
         let note = reply.as_ref().map(|r| r.server_code());

@@ -672,17 +672,7 @@ async fn delegated_token_helper_is_accepted_by_the_sandbox() {
 #[tokio::test]
 async fn an_msauth_app_only_token_signs_in_and_sends() {
     let sb = sandbox().await;
-    sb.admin().update_tenant(|t| {
-        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
-            && let Some(p) =
-                sandbox::tenant::Permission::parse("https://outlook.office365.com/SMTP.SendAsApp")
-        {
-            app.application_permissions.push(p);
-        }
-    });
-    sb.admin()
-        .grant_admin_consent(APP, &[], &["https://outlook.office365.com/SMTP.SendAsApp"])
-        .expect("consent");
+    allow_smtp_send_as_app(&sb);
     // What Exchange Online needs for SMTP with an app-only token.
     sb.admin()
         .register_service_principal(APP)

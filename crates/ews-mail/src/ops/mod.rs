@@ -60,6 +60,16 @@ fn bad(op: &str, what: &str) -> EwsError {
     EwsError::BadXml(format!("{op} response: {what}"))
 }
 
+/// The first response message of a single-item operation's answer (`op` names it in errors):
+/// its element on success, the service's error otherwise.
+fn first_message<'a>(response: &'a Element, op: &str) -> Result<&'a Element, EwsError> {
+    response_messages(response)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad(op, "no response message"))?
+        .map_err(EwsError::Response)
+}
+
 /// Maps each response message through `f`, keeping per-item errors in place.
 fn per_item<T>(
     response: &Element,
@@ -208,11 +218,7 @@ impl Operation for FindItem {
     }
 
     fn parse(response: &Element) -> Result<FindItemPage, EwsError> {
-        let first = response_messages(response)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("FindItem", "no response message"))?
-            .map_err(EwsError::Response)?;
+        let first = first_message(response, "FindItem")?;
         let root = first
             .child("RootFolder")
             .ok_or_else(|| bad("FindItem", "no RootFolder"))?;
@@ -395,11 +401,7 @@ impl Operation for SyncFolderItems {
     }
 
     fn parse(response: &Element) -> Result<SyncPage, EwsError> {
-        let msg = response_messages(response)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("SyncFolderItems", "no response message"))?
-            .map_err(EwsError::Response)?;
+        let msg = first_message(response, "SyncFolderItems")?;
         let mut changes = Vec::new();
         if let Some(ch) = msg.child("Changes") {
             for c in &ch.children {
@@ -462,11 +464,7 @@ impl Operation for FindFolder {
     }
 
     fn parse(response: &Element) -> Result<Vec<Folder>, EwsError> {
-        let msg = response_messages(response)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("FindFolder", "no response message"))?
-            .map_err(EwsError::Response)?;
+        let msg = first_message(response, "FindFolder")?;
         Ok(msg
             .path(&["RootFolder", "Folders"])
             .map(|f| f.children.iter().map(Folder::parse).collect())

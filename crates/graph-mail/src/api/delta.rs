@@ -38,24 +38,14 @@ impl Delta {
 impl GraphOperation for Delta {
     type Output = DeltaPage;
 
-    fn what(&self) -> &str {
-        "reading folder changes"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("reading folder changes", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let url = with_query(
             ep.mailbox_url(&["mailFolders", &self.folder, "messages", "delta"]),
             &[("$select", LIST_SELECT)],
         );
-        Ok(prefer_page_size(OpRequest::new(
-            http::Method::GET,
-            url,
-            Body::Empty,
-        )))
+        Ok(prefer_page_size(OpRequest::get(url)))
     }
 
     fn parse(&self, ep: &Endpoint, response: &Response) -> Result<DeltaPage, Error> {
@@ -83,21 +73,11 @@ impl FollowDeltaLink {
 impl GraphOperation for FollowDeltaLink {
     type Output = DeltaPage;
 
-    fn what(&self) -> &str {
-        "reading folder changes"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("reading folder changes", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let url = checked_url(ep, &self.link)?;
-        Ok(prefer_page_size(OpRequest::new(
-            http::Method::GET,
-            url,
-            Body::Empty,
-        )))
+        Ok(prefer_page_size(OpRequest::get(url)))
     }
 
     fn parse(&self, ep: &Endpoint, response: &Response) -> Result<DeltaPage, Error> {

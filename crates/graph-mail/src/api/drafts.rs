@@ -30,13 +30,7 @@ impl std::fmt::Debug for CreateDraftMime<'_> {
 impl GraphOperation for CreateDraftMime<'_> {
     type Output = MessageMeta;
 
-    fn what(&self) -> &str {
-        "creating a draft"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("creating a draft", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let body = base64_mime(self.mime, || {
@@ -83,13 +77,7 @@ impl CreateUploadSession {
 impl GraphOperation for CreateUploadSession {
     type Output = UploadSession;
 
-    fn what(&self) -> &str {
-        "starting an attachment upload"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("starting an attachment upload", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(upload_session_request(
@@ -177,13 +165,7 @@ impl std::fmt::Debug for UploadChunk<'_> {
 impl GraphOperation for UploadChunk<'_> {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "uploading an attachment"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("uploading an attachment", Safe);
 
     fn authenticated(&self) -> bool {
         false
@@ -214,9 +196,7 @@ impl GraphOperation for UploadChunk<'_> {
         Ok(r)
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// `POST …/messages/{id}/send` with an empty body and `Content-Length: 0` (Graph answers 411
@@ -240,13 +220,7 @@ impl SendDraft {
 impl GraphOperation for SendDraft {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "sending a draft"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("sending a draft", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(OpRequest::new(
@@ -257,9 +231,7 @@ impl GraphOperation for SendDraft {
         .with_header(http::header::CONTENT_LENGTH, http::HeaderValue::from(0u32)))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// The largest attachment added to a draft in one `POST …/attachments` (Graph: "under 3 MB";
@@ -344,13 +316,7 @@ impl<'a> AddAttachment<'a> {
 impl GraphOperation for AddAttachment<'_> {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "adding an attachment"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("adding an attachment", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let att = self.attachment;
@@ -371,9 +337,7 @@ impl GraphOperation for AddAttachment<'_> {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// `POST …/messages/{id}/attachments/createUploadSession` for an [`Attachment`] (name, size,
@@ -401,13 +365,7 @@ impl<'a> CreateAttachmentUploadSession<'a> {
 impl GraphOperation for CreateAttachmentUploadSession<'_> {
     type Output = UploadSession;
 
-    fn what(&self) -> &str {
-        "starting an attachment upload"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("starting an attachment upload", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let att = self.attachment;

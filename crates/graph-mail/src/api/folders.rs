@@ -22,13 +22,7 @@ impl GetFolder {
 impl GraphOperation for GetFolder {
     type Output = MailFolder;
 
-    fn what(&self) -> &str {
-        "reading the folder counts"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("reading the folder counts", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let url = with_query(
@@ -38,7 +32,7 @@ impl GraphOperation for GetFolder {
                 "id,displayName,parentFolderId,totalItemCount,unreadItemCount",
             )],
         );
-        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+        Ok(OpRequest::get(url))
     }
 
     fn parse(&self, _: &Endpoint, response: &Response) -> Result<MailFolder, Error> {
@@ -77,13 +71,7 @@ fn folders_url(ep: &Endpoint, parent: Option<&str>) -> Url {
 impl GraphOperation for FindFolder {
     type Output = Vec<MailFolder>;
 
-    fn what(&self) -> &str {
-        "looking up a folder"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("looking up a folder", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let filter = format!("displayName eq '{}'", self.display_name.replace('\'', "''"));
@@ -91,7 +79,7 @@ impl GraphOperation for FindFolder {
             folders_url(ep, self.parent.as_deref()),
             &[("$filter", &filter), ("includeHiddenFolders", "true")],
         );
-        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+        Ok(OpRequest::get(url))
     }
 
     fn parse(&self, _: &Endpoint, response: &Response) -> Result<Vec<MailFolder>, Error> {
@@ -123,13 +111,7 @@ impl CreateFolder {
 impl GraphOperation for CreateFolder {
     type Output = MailFolder;
 
-    fn what(&self) -> &str {
-        "creating a folder"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("creating a folder", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         if self.display_name.trim().is_empty() {

@@ -29,13 +29,7 @@ impl ListUnread {
 impl GraphOperation for ListUnread {
     type Output = MessagePage;
 
-    fn what(&self) -> &str {
-        "listing unread messages"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("listing unread messages", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let top = self.top.clamp(1, MAX_PAGE).to_string();
@@ -49,7 +43,7 @@ impl GraphOperation for ListUnread {
                 ("$top", &top),
             ],
         );
-        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+        Ok(OpRequest::get(url))
     }
 
     fn parse(&self, ep: &Endpoint, response: &Response) -> Result<MessagePage, Error> {
@@ -93,17 +87,11 @@ impl FollowLink {
 impl GraphOperation for FollowLink {
     type Output = MessagePage;
 
-    fn what(&self) -> &str {
-        "listing unread messages"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("listing unread messages", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let url = checked_url(ep, &self.link)?;
-        Ok(OpRequest::new(http::Method::GET, url, Body::Empty))
+        Ok(OpRequest::get(url))
     }
 
     fn parse(&self, ep: &Endpoint, response: &Response) -> Result<MessagePage, Error> {
@@ -129,19 +117,11 @@ impl GetMime {
 impl GraphOperation for GetMime {
     type Output = bytes::Bytes;
 
-    fn what(&self) -> &str {
-        "downloading a message"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("downloading a message", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
-        Ok(OpRequest::new(
-            http::Method::GET,
+        Ok(OpRequest::get(
             ep.mailbox_url(&["messages", &self.id, "$value"]),
-            Body::Empty,
         ))
     }
 
@@ -173,13 +153,7 @@ impl MarkRead {
 impl GraphOperation for MarkRead {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "marking a message read"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("marking a message read", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(OpRequest::new(
@@ -192,9 +166,7 @@ impl GraphOperation for MarkRead {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// `POST …/messages/{id}/move` `{"destinationId": …}` → 201 with the moved message (not read).
@@ -222,13 +194,7 @@ impl MoveMessage {
 impl GraphOperation for MoveMessage {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "moving a message"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("moving a message", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(OpRequest::new(
@@ -238,9 +204,7 @@ impl GraphOperation for MoveMessage {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// `DELETE …/messages/{id}` → 204 (a soft delete).
@@ -261,13 +225,7 @@ impl DeleteMessage {
 impl GraphOperation for DeleteMessage {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "deleting a message"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("deleting a message", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(OpRequest::new(
@@ -277,9 +235,7 @@ impl GraphOperation for DeleteMessage {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 #[derive(Deserialize)]

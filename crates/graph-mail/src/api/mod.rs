@@ -50,6 +50,30 @@ use url::Url;
 
 use crate::endpoint::Endpoint;
 
+// The declarations of a `GraphOperation` that are constants, spelled once for every
+// operation: what the call does (for errors and logs) and its idempotency.
+macro_rules! describe_op {
+    ($what:expr, $idempotency:ident) => {
+        fn what(&self) -> &str {
+            $what
+        }
+
+        fn idempotency(&self) -> Idempotency {
+            Idempotency::$idempotency
+        }
+    };
+}
+
+// `GraphOperation::parse` of an operation whose status is its whole answer (`202 Accepted`,
+// `204`, or a moved or patched message that is not read): the body is not looked at.
+macro_rules! status_only {
+    () => {
+        fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
+            Ok(())
+        }
+    };
+}
+
 mod batch;
 mod delta;
 mod drafts;

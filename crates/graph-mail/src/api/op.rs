@@ -112,6 +112,11 @@ impl OpRequest {
         }
     }
 
+    /// A `GET` of `url` that accepts JSON, without a body or extra headers.
+    pub fn get(url: Url) -> Self {
+        OpRequest::new(http::Method::GET, url, Body::Empty)
+    }
+
     /// Appends a header.
     pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
         self.headers.append(name, value);

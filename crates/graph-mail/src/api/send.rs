@@ -29,13 +29,7 @@ impl std::fmt::Debug for SendMime<'_> {
 impl GraphOperation for SendMime<'_> {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "sending a message"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("sending a message", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let body = base64_mime(self.mime, || {
@@ -51,9 +45,7 @@ impl GraphOperation for SendMime<'_> {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// `mime` base64-encoded as a `text/plain` body, as `sendMail` and a new draft take MIME; the
@@ -162,13 +154,7 @@ impl<'a> SendJson<'a> {
 impl GraphOperation for SendJson<'_> {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "sending a message"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("sending a message", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let body = json!({
@@ -187,9 +173,7 @@ impl GraphOperation for SendJson<'_> {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 /// A `sendMail` that proves the right to send without sending: it names no recipient, so Graph
@@ -215,13 +199,7 @@ impl SendProbe {
 impl GraphOperation for SendProbe {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "checking the right to send"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::SendOnce
-    }
+    describe_op!("checking the right to send", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let mut m = json!({ "subject": "send-rights probe", "toRecipients": [] });
@@ -235,7 +213,5 @@ impl GraphOperation for SendProbe {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }

@@ -75,14 +75,8 @@ pub struct CreateSubscription {
 impl GraphOperation for CreateSubscription {
     type Output = Subscription;
 
-    fn what(&self) -> &str {
-        "creating a change-notification subscription"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        // A repeat would make a second subscription.
-        Idempotency::SendOnce
-    }
+    // A repeat would make a second subscription.
+    describe_op!("creating a change-notification subscription", SendOnce);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         let mut body = json!({
@@ -131,13 +125,7 @@ impl RenewSubscription {
 impl GraphOperation for RenewSubscription {
     type Output = Subscription;
 
-    fn what(&self) -> &str {
-        "renewing a change-notification subscription"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("renewing a change-notification subscription", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(OpRequest::new(
@@ -170,13 +158,7 @@ impl DeleteSubscription {
 impl GraphOperation for DeleteSubscription {
     type Output = ();
 
-    fn what(&self) -> &str {
-        "deleting a change-notification subscription"
-    }
-
-    fn idempotency(&self) -> Idempotency {
-        Idempotency::Safe
-    }
+    describe_op!("deleting a change-notification subscription", Safe);
 
     fn build(&self, ep: &Endpoint) -> Result<OpRequest, Error> {
         Ok(OpRequest::new(
@@ -186,9 +168,7 @@ impl GraphOperation for DeleteSubscription {
         ))
     }
 
-    fn parse(&self, _: &Endpoint, _: &Response) -> Result<(), Error> {
-        Ok(())
-    }
+    status_only!();
 }
 
 #[cfg(test)]

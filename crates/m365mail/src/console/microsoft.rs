@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use super::consent::{ConsentLink, one_tenant};
 use super::html::{esc, page_with_head, see_other};
-use super::security::for_post;
+use super::security::Posted;
 use super::sources::{self, NewSource};
 use super::{ConsoleState, lock};
 use crate::config::{App, Config, Flow, Kind, scopes};
@@ -78,13 +77,8 @@ fn sign_in_app<'a>(state: &ConsoleState, cfg: &'a Config) -> Result<&'a App, Str
 /// `POST /console/signin`: off to the tenant's sign-in page.
 pub(super) async fn start(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let (session, form) = match for_post(&state, &headers, &body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let fail = |why: String| {
         let note = format!("<p class=\"box bad\" id=\"signin-error\">{}</p>", esc(&why));
         (note, session.clone())

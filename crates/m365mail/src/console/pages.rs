@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::response::Response;
 use connector::PingReport;
@@ -12,7 +11,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::ConsoleState;
 use super::html::{esc, page};
-use super::security::{Session, for_page, for_post, post_form};
+use super::security::{Posted, Session, for_page, post_form};
 use super::sources::{NewOutbound, add_outbound, encode, load, providers, report_html, written};
 use crate::config::{Config, Kind, Outbound};
 use crate::connect;
@@ -135,13 +134,8 @@ fn valid_name(name: &str) -> bool {
 /// configuration file or the fleet's database; a refused value changes nothing and is named (`400`).
 pub(super) async fn create_outbound(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let (session, form) = match for_post(&state, &headers, &body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     let name = field("name");
     let app = field("app");
@@ -302,13 +296,8 @@ pub(super) async fn outbounds(State(state): State<ConsoleState>, headers: Header
 pub(super) async fn ping_outbound(
     State(state): State<ConsoleState>,
     UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Response {
-    let (session, _) = match for_post(&state, &headers, &body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let cfg = load(&state).await;
     let section = match &cfg {
         Err(_) => String::new(),
@@ -362,13 +351,8 @@ const PROBE_WAIT: Duration = Duration::from_secs(5);
 pub(super) async fn check_addresses(
     State(state): State<ConsoleState>,
     UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Response {
-    let (session, _) = match for_post(&state, &headers, &body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let mut q = HashMap::new();
     q.insert("source".to_owned(), name.clone());
     let section = match load(&state).await {

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use connector::constant_time_eq;
 use http::{HeaderMap, Method, StatusCode, header};
@@ -152,6 +152,28 @@ pub(super) fn for_post(
     Ok((session, form))
 }
 
+/// A console form `POST` that passed [`for_post`]: the signed-in session and the form's fields.
+/// A request that does not pass is refused with `for_post`'s answer before the handler runs.
+pub(super) struct Posted {
+    /// The session of the console user.
+    pub(super) session: Session,
+    /// The form's fields (the first of each name).
+    pub(super) form: HashMap<String, String>,
+}
+
+impl FromRequest<ConsoleState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &ConsoleState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (session, form) = for_post(state, &headers, &body)?;
+        Ok(Posted { session, form })
+    }
+}
+
 /// A form body's fields (the first of each name).
 pub(super) fn form(body: &Bytes) -> HashMap<String, String> {
     let mut out = HashMap::new();
@@ -274,13 +296,8 @@ pub(super) async fn login(State(state): State<ConsoleState>, body: Bytes) -> Res
 /// `POST /console/logout`.
 pub(super) async fn logout(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Response {
-    let (session, _) = match for_post(&state, &headers, &body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     {
         let mut sessions = lock(&state.inner.sessions);
         sessions.live.remove(&session.key);

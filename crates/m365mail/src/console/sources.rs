@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::response::Response;
 use connector::PingReport;
@@ -11,7 +10,7 @@ use http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 
 use super::html::{esc, page, see_other};
-use super::security::{Session, for_page, for_post, post_form};
+use super::security::{Posted, Session, for_page, post_form};
 use super::{ConsoleState, consent, lock};
 use crate::config::{Config, Flow, Kind, Source};
 use crate::connect::{self, Providers};
@@ -205,13 +204,8 @@ pub(super) fn encode(s: &str) -> String {
 pub(super) async fn ping(
     State(state): State<ConsoleState>,
     UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Response {
-    let (session, _) = match for_post(&state, &headers, &body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let cfg = match load(&state).await {
         Ok(c) => c,
         Err(e) => {

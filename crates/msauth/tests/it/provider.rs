@@ -62,6 +62,32 @@ async fn save_sign_in(p: &TokenProvider, body: &str) {
         .unwrap();
 }
 
+/// `p` has no usable sign-in: its caller is asked to sign in (and shown what it got otherwise).
+async fn assert_sign_in_required(p: &TokenProvider) {
+    let got = p.access_token().await;
+    assert!(
+        matches!(got, Err(AuthError::SignInRequired(_))),
+        "{:?}",
+        got.err()
+    );
+}
+
+/// A public client of `account` with `scopes` whose sign-ins live in `store`, shared with other
+/// providers.
+fn sharing(
+    server: &Server,
+    scopes: &[&str],
+    account: &str,
+    store: &Arc<dyn TokenStore>,
+) -> TokenProvider {
+    TokenProvider::builder(server.authority(), "app")
+        .scopes(scopes.iter().copied())
+        .account(account)
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
 async fn delegated(
     server: &Server,
     clock: &ManualClock,
@@ -252,10 +278,7 @@ async fn public_client_without_sign_in_needs_sign_in_and_no_scope_is_a_config_er
         .scopes(["Mail.Read"])
         .build()
         .unwrap();
-    assert!(matches!(
-        p.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&p).await;
     assert_eq!(server.count("/token"), 0);
     assert!(matches!(
         TokenProvider::builder(server.authority(), "app").build(),
@@ -668,10 +691,7 @@ async fn confidential_client_with_delegated_scopes_asks_for_sign_in_instead_of_c
         .scopes(["offline_access", "Mail.ReadWrite"])
         .build()
         .unwrap();
-    assert!(matches!(
-        p.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&p).await;
     assert_eq!(server.count("/token"), 0);
 }
 
@@ -685,27 +705,17 @@ async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path().join("t.json")));
-    let graph = TokenProvider::builder(server.authority(), "app")
-        .scopes(["offline_access", "Mail.Read"])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
-    let ews = TokenProvider::builder(server.authority(), "app")
-        .scopes([
+    let graph = sharing(&server, &["offline_access", "Mail.Read"], "alice", &store);
+    let ews = sharing(
+        &server,
+        &[
             "offline_access",
             "https://outlook.office365.com/EWS.AccessAsUser.All",
-        ])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
-    let other_user = TokenProvider::builder(server.authority(), "app")
-        .scopes(["offline_access", "Mail.Read"])
-        .account("bob")
-        .store(store.clone())
-        .build()
-        .unwrap();
+        ],
+        "alice",
+        &store,
+    );
+    let other_user = sharing(&server, &["offline_access", "Mail.Read"], "bob", &store);
     save_sign_in(
         &graph,
         r#"{"access_token":"g0","expires_in":3600,"refresh_token":"rt-signin"}"#,
@@ -722,10 +732,7 @@ async fn one_sign_in_serves_graph_and_ews_through_a_shared_store() {
         Some(RefreshToken::new("rotated-rt-signin"))
     );
     // Another account does not borrow alice's sign-in.
-    assert!(matches!(
-        other_user.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&other_user).await;
     assert_eq!(server.count("/token"), 1);
 }
 
@@ -736,18 +743,13 @@ async fn a_dead_borrowed_refresh_token_is_dropped_everywhere() {
     }))
     .await;
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
-    let graph = TokenProvider::builder(server.authority(), "app")
-        .scopes(["Mail.Read"])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
-    let ews = TokenProvider::builder(server.authority(), "app")
-        .scopes(["https://outlook.office365.com/EWS.AccessAsUser.All"])
-        .account("alice")
-        .store(store.clone())
-        .build()
-        .unwrap();
+    let graph = sharing(&server, &["Mail.Read"], "alice", &store);
+    let ews = sharing(
+        &server,
+        &["https://outlook.office365.com/EWS.AccessAsUser.All"],
+        "alice",
+        &store,
+    );
     save_sign_in(
         &graph,
         r#"{"access_token":"g0","expires_in":3600,"refresh_token":"revoked"}"#,
@@ -758,9 +760,6 @@ async fn a_dead_borrowed_refresh_token_is_dropped_everywhere() {
         Some(50173)
     );
     assert!(store.load(graph.cache_key()).unwrap().is_none());
-    assert!(matches!(
-        ews.access_token().await,
-        Err(AuthError::SignInRequired(_))
-    ));
+    assert_sign_in_required(&ews).await;
     assert_eq!(server.count("/token"), 1);
 }

@@ -207,14 +207,20 @@ async fn rt_of(store: &Arc<MemoryStore>, provider: &TokenProvider) -> String {
         .expect("a refresh token")
 }
 
-#[tokio::test]
-async fn a_declined_device_code_is_diagnosed() {
-    let sb = tenant().await;
-    let provider = TokenProvider::builder(authority(&sb), APP)
+/// Adele's public-client provider (`Mail.ReadWrite`, `offline_access`), with its own memory
+/// store.
+fn adele(sb: &Sandbox) -> TokenProvider {
+    TokenProvider::builder(authority(sb), APP)
         .scopes(["Mail.ReadWrite", "offline_access"])
         .account("adele.vance@contoso.example")
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_declined_device_code_is_diagnosed() {
+    let sb = tenant().await;
+    let provider = adele(&sb);
     let admin = sb.admin();
     let err = provider
         .sign_in_with_device_code(|flow| admin.decline_device_code(flow.user_code()).unwrap())
@@ -267,11 +273,7 @@ async fn an_unassigned_user_is_refused_when_assignment_is_required() {
 #[tokio::test]
 async fn a_revoked_refresh_token_asks_for_a_new_sign_in() {
     let sb = tenant().await;
-    let provider = TokenProvider::builder(authority(&sb), APP)
-        .scopes(["Mail.ReadWrite", "offline_access"])
-        .account("adele.vance@contoso.example")
-        .build()
-        .unwrap();
+    let provider = adele(&sb);
     let admin = sb.admin();
     provider
         .sign_in_with_device_code(|flow| {

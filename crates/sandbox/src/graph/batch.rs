@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Map, Value, json};
 
-use super::{GBody, GReq, GResp, authenticate_graph, dispatch, error, into_http, request_ids};
+use super::{GBody, GReq, GResp, authenticated, dispatch, error};
 use crate::state::AppState;
 
 /// Most requests in one batch.
@@ -30,13 +30,11 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (rid, cid) = request_ids(&headers);
-    let who = match authenticate_graph(&st, &headers) {
-        Ok(p) => p,
-        Err(r) => return into_http(&st, r, &rid, &cid),
-    };
-    let r = run(&st, &who, &headers, &body).await;
-    into_http(&st, r, &rid, &cid)
+    let st = &st;
+    authenticated(st, headers, |who, headers| async move {
+        run(st, &who, &headers, &body).await
+    })
+    .await
 }
 
 struct Item {

@@ -12,7 +12,7 @@ use axum::response::Response;
 use http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{GResp, authenticate_graph, error, into_http, request_ids};
+use super::{GResp, authenticated, error};
 use crate::state::AppState;
 
 /// The permissions that let a token read groups.
@@ -58,60 +58,58 @@ pub(super) async fn list_groups(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let (rid, cid) = request_ids(&headers);
-    let who = match authenticate_graph(&st, &headers) {
-        Ok(p) => p,
-        Err(r) => return into_http(&st, r, &rid, &cid),
-    };
-    let answer = if !who.has_any(READ_GROUPS) {
-        error(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        )
-    } else {
-        let filter = uri.query().and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k.eq_ignore_ascii_case("$filter"))
-                .map(|(_, v)| v.into_owned())
-        });
-        match filter.as_deref().map(filter_address) {
-            Some(Some(address)) => {
-                let t = st.tenant();
-                let value: Vec<Value> = t
-                    .group(&address)
-                    .map(|g| {
-                        json!({
-                            "id": g.id,
-                            "displayName": g.display_name,
-                            "mail": g.mail,
-                            "mailEnabled": true,
-                            "securityEnabled": false,
-                            "groupTypes": [],
-                            "proxyAddresses": std::iter::once(format!("SMTP:{}", g.mail))
-                                .chain(g.aliases.iter().map(|a| format!("smtp:{a}")))
-                                .collect::<Vec<_>>(),
+    let st = &st;
+    authenticated(st, headers, |who, _| async move {
+        if !who.has_any(READ_GROUPS) {
+            error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        } else {
+            let filter = uri.query().and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k.eq_ignore_ascii_case("$filter"))
+                    .map(|(_, v)| v.into_owned())
+            });
+            match filter.as_deref().map(filter_address) {
+                Some(Some(address)) => {
+                    let t = st.tenant();
+                    let value: Vec<Value> = t
+                        .group(&address)
+                        .map(|g| {
+                            json!({
+                                "id": g.id,
+                                "displayName": g.display_name,
+                                "mail": g.mail,
+                                "mailEnabled": true,
+                                "securityEnabled": false,
+                                "groupTypes": [],
+                                "proxyAddresses": std::iter::once(format!("SMTP:{}", g.mail))
+                                    .chain(g.aliases.iter().map(|a| format!("smtp:{a}")))
+                                    .collect::<Vec<_>>(),
+                            })
                         })
-                    })
-                    .into_iter()
-                    .collect();
-                GResp::json(
-                    200,
-                    json!({
-                        "@odata.context": format!("{}/v1.0/$metadata#groups", st.base_url()),
-                        "value": value,
-                    }),
-                )
-            }
-            _ => error(
-                400,
-                "Request_UnsupportedQuery",
-                "Unsupported query: the sandbox finds groups by $filter=mail eq '…' or \
+                        .into_iter()
+                        .collect();
+                    GResp::json(
+                        200,
+                        json!({
+                            "@odata.context": format!("{}/v1.0/$metadata#groups", st.base_url()),
+                            "value": value,
+                        }),
+                    )
+                }
+                _ => error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Unsupported query: the sandbox finds groups by $filter=mail eq '…' or \
                  proxyAddresses/any(x:x eq 'smtp:…') only.",
-            ),
+                ),
+            }
         }
-    };
-    into_http(&st, answer, &rid, &cid)
+    })
+    .await
 }
 
 #[cfg(test)]

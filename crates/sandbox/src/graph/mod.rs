@@ -18,7 +18,7 @@ pub(crate) mod render;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, post, put};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -249,26 +249,41 @@ pub(crate) fn request_base(st: &AppState, headers: &HeaderMap) -> String {
     }
 }
 
-/// Whether `path` (after `/v1.0`) is one of the served templates: `None` when it is, else the
-/// first segment that names nothing.
-fn unknown_segment_of(path: &str) -> Option<String> {
+/// The decoded segments of a Graph path (after `/v1.0`) and where its mailbox-relative part
+/// starts (after `me` or `users/{id}`); `None` when the path names no mailbox.
+fn mailbox_segments(path: &str) -> (Vec<String>, Option<usize>) {
     let segs: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
         .map(decode)
         .collect();
-    let rest = match segs.first().map(String::as_str) {
-        Some("me") => &segs[1..],
-        Some("users") if segs.len() >= 2 => &segs[2..],
-        _ => return Some(unknown_segment(path)),
+    let start = match segs.first().map(String::as_str) {
+        Some("me") => Some(1),
+        Some("users") if segs.len() >= 2 => Some(2),
+        _ => None,
     };
+    (segs, start)
+}
+
+/// Whether the segments `rest` follow `template`'s (a `{…}` segment takes any value).
+fn fits(template: &[&str], rest: &[String]) -> bool {
+    template
+        .iter()
+        .zip(rest)
+        .all(|(t, s)| t.starts_with('{') || t == s)
+}
+
+/// Whether `path` (after `/v1.0`) is one of the served templates: `None` when it is, else the
+/// first segment that names nothing.
+fn unknown_segment_of(path: &str) -> Option<String> {
+    let (segs, start) = mailbox_segments(path);
+    let Some(start) = start else {
+        return Some(unknown_segment(path));
+    };
+    let rest = &segs[start..];
     let whole = TEMPLATES.iter().any(|t| {
         let ts: Vec<&str> = t.split('/').collect();
-        ts.len() == rest.len()
-            && ts
-                .iter()
-                .zip(rest)
-                .all(|(t, s)| t.starts_with('{') || t == s)
+        ts.len() == rest.len() && fits(&ts, rest)
     });
     if whole {
         None
@@ -280,24 +295,15 @@ fn unknown_segment_of(path: &str) -> Option<String> {
 /// The first segment of a Graph path (after `/v1.0`) that names no endpoint the sandbox
 /// serves, for Graph's "Resource not found for the segment" answer.
 fn unknown_segment(path: &str) -> String {
-    let segs: Vec<String> = path
-        .trim_start_matches('/')
-        .split('/')
-        .map(decode)
-        .collect();
-    let rest = match segs.first().map(String::as_str) {
-        Some("me") => &segs[1..],
-        Some("users") if segs.len() >= 2 => &segs[2..],
-        _ => return segs.first().cloned().unwrap_or_default(),
+    let (segs, start) = mailbox_segments(path);
+    let Some(start) = start else {
+        return segs.first().cloned().unwrap_or_default();
     };
+    let rest = &segs[start..];
     for i in 0..rest.len() {
         let known = TEMPLATES.iter().any(|t| {
             let ts: Vec<&str> = t.split('/').collect();
-            ts.len() > i
-                && ts[..=i]
-                    .iter()
-                    .zip(&rest[..=i])
-                    .all(|(t, s)| t.starts_with('{') || t == s)
+            ts.len() > i && fits(&ts[..=i], &rest[..=i])
         });
         if !known {
             return rest[i].clone();
@@ -309,45 +315,27 @@ fn unknown_segment(path: &str) -> String {
 /// Any `/v1.0/…` path no endpoint serves: Graph's JSON error (400 `BadRequest`, "Resource not
 /// found for the segment '…'", as Graph answers a segment it does not know), after the token
 /// check like every Graph request, never an empty 404.
-async fn unknown_route(
-    State(st): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (rid, cid) = request_ids(&headers);
-    let who = match authenticate_graph(&st, &headers) {
-        Ok(p) => p,
-        Err(r) => return into_http(&st, r, &rid, &cid),
-    };
-    let path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
-    // A trailing slash names the same resource (Graph's own samples write
-    // `messages/{id}/?$select=…`).
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.len() < path.len() && !trimmed.is_empty() && unknown_segment_of(trimmed).is_none() {
-        let req = GReq {
-            method,
-            path: trimmed.to_string(),
-            query: uri.query().map(str::to_string),
-            base: request_base(&st, &headers),
-            headers,
-            body,
-        };
-        let r = dispatch(&st, &who, &req).await;
-        return into_http(&st, r, &rid, &cid);
-    }
-    let seg = unknown_segment(path);
-    into_http(
-        &st,
+async fn unknown_route(State(st): State<AppState>, call: GraphCall) -> Response {
+    let st = &st;
+    call.answer(st, |who, mut req| async move {
+        // A trailing slash names the same resource (Graph's own samples write
+        // `messages/{id}/?$select=…`).
+        let trimmed = req.path.trim_end_matches('/');
+        if trimmed.len() < req.path.len()
+            && !trimmed.is_empty()
+            && unknown_segment_of(trimmed).is_none()
+        {
+            req.path = trimmed.to_string();
+            return dispatch(st, &who, &req).await;
+        }
+        let seg = unknown_segment(&req.path);
         error(
             400,
             "BadRequest",
             &format!("Resource not found for the segment '{seg}'."),
-        ),
-        &rid,
-        &cid,
-    )
+        )
+    })
+    .await
 }
 
 fn decode(s: &str) -> String {
@@ -506,21 +494,77 @@ pub(crate) fn into_http(st: &AppState, mut r: GResp, rid: &str, cid: &str) -> Re
     resp
 }
 
-async fn handle(
-    State(st): State<AppState>,
+async fn handle(State(st): State<AppState>, call: GraphCall) -> Response {
+    let st = &st;
+    call.answer(st, |who, req| async move { dispatch(st, &who, &req).await })
+        .await
+}
+
+/// A Graph call as its handlers take it: the method, the URI as the client sent it, the headers
+/// and the body.
+struct GraphCall {
     method: Method,
-    OriginalUri(uri): OriginalUri,
+    uri: http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for GraphCall {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let uri = match req.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(u)) => u.clone(),
+            None => req.uri().clone(),
+        };
+        let method = req.method().clone();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(axum::response::IntoResponse::into_response)?;
+        Ok(GraphCall {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
+impl GraphCall {
+    /// Answers the call in the frame of [`authenticated`]: `op` gets the caller and the request
+    /// as the operations see it.
+    async fn answer<F, Fut>(self, st: &AppState, op: F) -> Response
+    where
+        F: FnOnce(Principal, GReq) -> Fut,
+        Fut: std::future::Future<Output = GResp>,
+    {
+        let GraphCall {
+            method,
+            uri,
+            headers,
+            body,
+        } = self;
+        authenticated(st, headers, |who, headers| async move {
+            op(who, graph_request(st, method, &uri, headers, body)).await
+        })
+        .await
+    }
+}
+
+/// The frame of every authenticated Graph handler: the request ids, the bearer token checked
+/// (its refusal is the answer), then `op`'s answer for the caller; both answers carry the ids.
+pub(crate) async fn authenticated<F, Fut>(st: &AppState, headers: HeaderMap, op: F) -> Response
+where
+    F: FnOnce(Principal, HeaderMap) -> Fut,
+    Fut: std::future::Future<Output = GResp>,
+{
     let (rid, cid) = request_ids(&headers);
-    let who = match authenticate_graph(&st, &headers) {
-        Ok(p) => p,
-        Err(r) => return into_http(&st, r, &rid, &cid),
+    let r = match authenticate_graph(st, &headers) {
+        Ok(who) => op(who, headers).await,
+        Err(r) => r,
     };
-    let req = graph_request(&st, method, &uri, headers, body);
-    let r = dispatch(&st, &who, &req).await;
-    into_http(&st, r, &rid, &cid).into_response()
+    into_http(st, r, &rid, &cid)
 }
 
 /// An HTTP request as the operations see it: the path after `/v1.0`.
@@ -546,19 +590,10 @@ fn graph_request(
 }
 
 /// `/v1.0/subscriptions…`: change-notification subscriptions (see [`crate::notify`]).
-async fn handle_subscriptions(
-    State(st): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (rid, cid) = request_ids(&headers);
-    let who = match authenticate_graph(&st, &headers) {
-        Ok(p) => p,
-        Err(r) => return into_http(&st, r, &rid, &cid),
-    };
-    let req = graph_request(&st, method, &uri, headers, body);
-    let r = ops::subscriptions(&st, &who, &req).await;
-    into_http(&st, r, &rid, &cid)
+async fn handle_subscriptions(State(st): State<AppState>, call: GraphCall) -> Response {
+    let st = &st;
+    call.answer(st, |who, req| async move {
+        ops::subscriptions(st, &who, &req).await
+    })
+    .await
 }

@@ -1,7 +1,7 @@
 //! [`MailStore`]: the store's operations on mailboxes, folders and messages.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -173,8 +173,7 @@ impl MailStore {
         mime: impl Into<Bytes>,
         opts: InsertOptions,
     ) -> Result<Message, StoreError> {
-        let mime: Bytes = mime.into();
-        let props = Arc::new(MessageProps::from_mime(&mime)?);
+        let (mime, props) = MessageProps::read(mime)?;
         let mut inner = lock(&self.inner);
         let id = inner.new_token("AAMkAG", mailbox);
         let immutable_id = inner.new_token("AAkALg", mailbox);
@@ -356,8 +355,7 @@ impl MailStore {
         mime: impl Into<Bytes>,
         now: OffsetDateTime,
     ) -> Result<Message, StoreError> {
-        let mime: Bytes = mime.into();
-        let props = Arc::new(MessageProps::from_mime(&mime)?);
+        let (mime, props) = MessageProps::read(mime)?;
         self.update(mailbox, id, None, now, |m| {
             m.mime = mime;
             m.props = props;

@@ -50,6 +50,16 @@ pub struct MessageProps {
 }
 
 impl MessageProps {
+    /// A message's MIME as the store keeps it, with the properties derived from it
+    /// ([`from_mime`](Self::from_mime)): what inserting and replacing a message both start from.
+    pub(crate) fn read(
+        mime: impl Into<bytes::Bytes>,
+    ) -> Result<(bytes::Bytes, std::sync::Arc<MessageProps>), StoreError> {
+        let mime = mime.into();
+        let props = std::sync::Arc::new(MessageProps::from_mime(&mime)?);
+        Ok((mime, props))
+    }
+
     /// Derives the properties from raw MIME. Fails only when mail-parser cannot read it at all,
     /// or panics on it (fuzz/README.md finding 3: a `debug_assert!` deep in multipart nesting,
     /// reachable in debug builds). Delivery reads bytes from any SMTP peer, so a panic here is

@@ -465,3 +465,9 @@ pub(crate) fn graph_token(sb: &sandbox::Sandbox, roles: &[&str]) -> String {
         })
         .expect("mint")
 }
+
+/// An app-only Graph token of the demo app that reads, writes and sends mail
+/// (`Mail.ReadWrite`, `Mail.Send`).
+pub(crate) fn graph_token_rw(sb: &sandbox::Sandbox) -> String {
+    graph_token(sb, &["Mail.ReadWrite", "Mail.Send"])
+}

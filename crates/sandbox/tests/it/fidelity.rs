@@ -48,17 +48,23 @@ async fn token_response_names_graph_scopes_without_prefix() {
 
 const HELPDESK: &str = "helpdesk@contoso.example";
 
-fn graph_app_token(sb: &sandbox::Sandbox) -> String {
-    sb.admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-            },
-            resource: sandbox::ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .expect("mint")
+/// The id of the first message in the helpdesk inbox, listed with the app's token.
+async fn first_inbox_id(sb: &sandbox::Sandbox) -> String {
+    let (s, page) = graph(
+        sb,
+        reqwest::Method::GET,
+        &format!(
+            "{}/users/{HELPDESK}/mailFolders/inbox/messages?$select=id",
+            sb.graph_url()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    page["value"][0]["id"]
+        .as_str()
+        .expect("a message")
+        .to_owned()
 }
 
 /// `(status, body)` of a Graph request with the app's token.
@@ -70,7 +76,7 @@ async fn graph(
 ) -> (u16, Value) {
     let mut r = client()
         .request(method, url)
-        .bearer_auth(graph_app_token(sb));
+        .bearer_auth(graph_token_rw(sb));
     if let Some(b) = body {
         r = r.json(&b);
     }
@@ -162,7 +168,7 @@ async fn graph_unknown_route_answers_graph_error_json() {
         let url = format!("{}{path}", sb.graph_url());
         let resp = client()
             .get(&url)
-            .bearer_auth(graph_app_token(&sb))
+            .bearer_auth(graph_token_rw(&sb))
             .send()
             .await
             .unwrap();
@@ -384,21 +390,7 @@ async fn graph_delta_answers_the_function_call_spelling() {
 #[tokio::test]
 async fn graph_batch_serves_msgraph_cores_depends_on() {
     let sb = start().await;
-    let (s, page) = graph(
-        &sb,
-        reqwest::Method::GET,
-        &format!(
-            "{}/users/{HELPDESK}/mailFolders/inbox/messages?$select=id",
-            sb.graph_url()
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{page}");
-    let id = page["value"][0]["id"]
-        .as_str()
-        .expect("a message")
-        .to_owned();
+    let id = first_inbox_id(&sb).await;
     let (s, b) = graph(
         &sb,
         reqwest::Method::POST,
@@ -438,21 +430,7 @@ async fn graph_batch_serves_msgraph_cores_depends_on() {
 #[tokio::test]
 async fn graph_batch_items_run_four_at_a_time_unless_they_depend_on_each_other() {
     let sb = start().await;
-    let (s, page) = graph(
-        &sb,
-        reqwest::Method::GET,
-        &format!(
-            "{}/users/{HELPDESK}/mailFolders/inbox/messages?$select=id",
-            sb.graph_url()
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{page}");
-    let id = page["value"][0]["id"]
-        .as_str()
-        .expect("a message")
-        .to_owned();
+    let id = first_inbox_id(&sb).await;
     sb.admin().set_latency(Some(sandbox::Latency::fixed(200)));
     let get = |n: usize, depends: bool| {
         let mut item = json!({"id": n.to_string(), "method": "GET",

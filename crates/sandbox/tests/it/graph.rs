@@ -5,22 +5,9 @@ use sandbox::{ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protoco
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::common::{DEMO_APP, start};
+use super::common::{DEMO_APP, graph_token_rw, start};
 
 const HELPDESK: &str = "helpdesk@contoso.example";
-
-fn app_token(sb: &sandbox::Sandbox) -> String {
-    sb.admin()
-        .mint_token(&MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: TokenKind::App {
-                roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-            },
-            resource: ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .expect("mint")
-}
 
 struct G {
     sb: sandbox::Sandbox,
@@ -31,7 +18,7 @@ struct G {
 impl G {
     async fn new() -> G {
         let sb = start().await;
-        let token = app_token(&sb);
+        let token = graph_token_rw(&sb);
         G {
             sb,
             http: reqwest::Client::new(),

@@ -19,19 +19,6 @@ async fn admin(sb: &sandbox::Sandbox, command: Value) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-fn graph_app_token(sb: &sandbox::Sandbox) -> String {
-    sb.admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: vec!["Mail.Send".into()],
-            },
-            resource: sandbox::ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .expect("token")
-}
-
 async fn send_mail(sb: &sandbox::Sandbox, token: &str, from: &str, subject: &str) -> (u16, Value) {
     let body = json!({"message": {
         "subject": subject,
@@ -52,7 +39,7 @@ async fn send_mail(sb: &sandbox::Sandbox, token: &str, from: &str, subject: &str
 #[tokio::test]
 async fn graph_app_only_send_as_needs_the_right_granted_over_http() {
     let sb = start().await;
-    let token = graph_app_token(&sb);
+    let token = graph_token(&sb, &["Mail.Send"]);
     let (s, v) = send_mail(&sb, &token, ADELE, "denied").await;
     assert_eq!(s, 403, "{v}");
     assert_eq!(v["error"]["code"], "ErrorSendAsDenied");

@@ -7,19 +7,6 @@ use crate::common::*;
 
 const HELPDESK: &str = "helpdesk@contoso.example";
 
-fn token(sb: &sandbox::Sandbox) -> String {
-    sb.admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-            },
-            resource: sandbox::ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .expect("mint")
-}
-
 /// `(status, headers, body)` of a Graph request under the helpdesk mailbox (`path` after it).
 async fn call(
     sb: &sandbox::Sandbox,
@@ -35,7 +22,7 @@ async fn call(
     };
     let mut r = client()
         .request(method.parse().unwrap(), &url)
-        .bearer_auth(token(sb));
+        .bearer_auth(graph_token_rw(sb));
     if let Some(p) = prefer {
         r = r.header("Prefer", p);
     }
@@ -53,6 +40,11 @@ async fn call(
         headers,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// [`call`] with a `GET` without a body or `Prefer`.
+async fn get(sb: &sandbox::Sandbox, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    call(sb, "GET", path, None, None).await
 }
 
 fn inject(sb: &sandbox::Sandbox, mime: &str) {
@@ -99,14 +91,7 @@ type Case<'a> = (
 async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
     let sb = start().await;
     inject(&sb, &text_mail("one"));
-    let (_, _, list) = call(
-        &sb,
-        "GET",
-        "/mailFolders/inbox/messages?$select=id",
-        None,
-        None,
-    )
-    .await;
+    let (_, _, list) = get(&sb, "/mailFolders/inbox/messages?$select=id").await;
     let id = list["value"][0]["id"].as_str().expect("id").to_string();
     let cases: Vec<Case> = vec![
         (
@@ -387,7 +372,7 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
     // Conditional requests.
     let resp = client()
         .patch(format!("{}/users/{HELPDESK}/messages/{id}", sb.graph_url()))
-        .bearer_auth(token(&sb))
+        .bearer_auth(graph_token_rw(&sb))
         .header("If-Match", "W/\"CQAAAA\"")
         .json(&json!({"isRead": true}))
         .send()
@@ -399,7 +384,7 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
     // A batch item member the format does not have.
     let resp = client()
         .post(format!("{}/$batch", sb.graph_url()))
-        .bearer_auth(token(&sb))
+        .bearer_auth(graph_token_rw(&sb))
         .json(&json!({"requests": [{"id": "1", "method": "GET", "url": format!("/users/{HELPDESK}/messages"), "atomicityGroup": "g"}]}))
         .send()
         .await
@@ -410,7 +395,7 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
     // Inside a batch, an item's query is checked like any request's.
     let resp = client()
         .post(format!("{}/$batch", sb.graph_url()))
-        .bearer_auth(token(&sb))
+        .bearer_auth(graph_token_rw(&sb))
         .json(&json!({"requests": [{"id": "1", "method": "GET", "url": format!("/users/{HELPDESK}/messages?$search=x")}]}))
         .send()
         .await
@@ -437,14 +422,7 @@ async fn graph_applies_query_options_preferences_and_message_properties() {
     );
 
     // $count.
-    let (s, _, v) = call(
-        &sb,
-        "GET",
-        "/mailFolders/inbox/messages?$count=true&$top=1",
-        None,
-        None,
-    )
-    .await;
+    let (s, _, v) = get(&sb, "/mailFolders/inbox/messages?$count=true&$top=1").await;
     assert_eq!(s, 200, "{v}");
     let total = sb
         .admin()
@@ -455,41 +433,20 @@ async fn graph_applies_query_options_preferences_and_message_properties() {
     assert_eq!(v["@odata.count"], json!(total), "{v}");
     assert_eq!(v["value"].as_array().unwrap().len(), 1);
     // Folder $select, $top and its nextLink.
-    let (_, _, v) = call(
-        &sb,
-        "GET",
-        "/mailFolders/inbox?$select=displayName",
-        None,
-        None,
-    )
-    .await;
+    let (_, _, v) = get(&sb, "/mailFolders/inbox?$select=displayName").await;
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["displayName", "id"], "{v}");
-    let (_, _, p1) = call(
-        &sb,
-        "GET",
-        "/mailFolders?$top=2&$select=displayName",
-        None,
-        None,
-    )
-    .await;
+    let (_, _, p1) = get(&sb, "/mailFolders?$top=2&$select=displayName").await;
     assert_eq!(p1["value"].as_array().unwrap().len(), 2, "{p1}");
     let next = p1["@odata.nextLink"]
         .as_str()
         .expect("next link")
         .to_string();
-    let (s, _, p2) = call(&sb, "GET", &next, None, None).await;
+    let (s, _, p2) = get(&sb, &next).await;
     assert_eq!(s, 200, "{p2}");
     assert!(!p2["value"].as_array().unwrap().is_empty());
     // outlook.body-content-type, both ways, with Preference-Applied.
-    let (_, _, list) = call(
-        &sb,
-        "GET",
-        "/mailFolders/inbox/messages?$select=subject",
-        None,
-        None,
-    )
-    .await;
+    let (_, _, list) = get(&sb, "/mailFolders/inbox/messages?$select=subject").await;
     let id_of = |subject: &str| {
         list["value"]
             .as_array()
@@ -629,12 +586,9 @@ async fn graph_applies_query_options_preferences_and_message_properties() {
     );
 
     // Delta: $top as the page size, carried into the next link; changeType; $filter.
-    let (_, _, d1) = call(
+    let (_, _, d1) = get(
         &sb,
-        "GET",
         "/mailFolders/inbox/messages/delta?$top=1&$select=subject",
-        None,
-        None,
     )
     .await;
     assert_eq!(d1["value"].as_array().unwrap().len(), 1, "{d1}");
@@ -643,25 +597,15 @@ async fn graph_applies_query_options_preferences_and_message_properties() {
         next.contains("%24top=1") || next.contains("$top=1"),
         "{next}"
     );
-    let (_, _, d2) = call(&sb, "GET", &next, None, None).await;
+    let (_, _, d2) = get(&sb, &next).await;
     assert_eq!(d2["value"].as_array().unwrap().len(), 1, "{d2}");
-    let (_, _, d) = call(
+    let (_, _, d) = get(
         &sb,
-        "GET",
         "/mailFolders/inbox/messages/delta?$filter=receivedDateTime%20ge%202999-01-01T00:00:00Z",
-        None,
-        None,
     )
     .await;
     assert_eq!(d["value"], json!([]), "{d}");
-    let (_, _, d) = call(
-        &sb,
-        "GET",
-        "/mailFolders/inbox/messages/delta?changeType=deleted",
-        None,
-        None,
-    )
-    .await;
+    let (_, _, d) = get(&sb, "/mailFolders/inbox/messages/delta?changeType=deleted").await;
     assert_eq!(d["value"], json!([]), "no deletions yet: {d}");
     let (_, h, d) = call(
         &sb,
@@ -778,7 +722,7 @@ async fn subscriptions_refuse_what_is_not_implemented() {
             "{body}: {b}"
         );
     }
-    let (s, _, b) = call(&sb, "GET", &format!("{url}?$select=id"), None, None).await;
+    let (s, _, b) = get(&sb, &format!("{url}?$select=id")).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (400, Some("ErrorInvalidUrlQuery")),

@@ -1,7 +1,9 @@
 //! Changing items: UpdateItem (`IsRead`), MoveItem / CopyItem and DeleteItem.
 
 use super::folders::folder_ref;
-use super::shared::{Msg, err, item_id, item_ids, locate, now, response, store_err, xs_bool};
+use super::shared::{
+    Msg, err, item_id, locate, now, per_item, repeated, response, store_err, xs_bool,
+};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
 use crate::store::DeleteMode;
@@ -99,49 +101,41 @@ pub(super) fn move_or_copy(ctx: &Ctx, op: &Element, copy: bool) -> Result<String
     };
     let to = folder_ref(ctx, to_el, true);
     let return_ids = op.child_text("ReturnNewItemIds").and_then(xs_bool) != Some(false);
-    let msgs = item_ids(op, "ItemIds")
-        .iter()
-        .map(|el| {
-            let id = match item_id(el) {
-                Ok(id) => id,
-                Err(m) => return m,
-            };
-            let to = match &to {
-                Ok(t) => t,
-                Err(Msg::Err(c, t)) => return err(c, t.clone()),
-                Err(Msg::Ok(_)) => return err("ErrorInternalServerError", "unexpected"),
-            };
-            let mb = match locate(ctx, id, true) {
-                Ok(mb) => mb,
-                Err(m) => return m,
-            };
-            if !mb.eq_ignore_ascii_case(&to.mailbox) {
-                return err(
-                    "ErrorMoveCopyFailed",
-                    "Moving or copying between mailboxes is not supported by the sandbox.",
-                );
-            }
-            let r = if copy {
-                ctx.state.store().copy_to(&mb, id, &to.folder, now(ctx))
-            } else {
-                ctx.state.store().move_to(&mb, id, &to.folder, now(ctx))
-            };
-            match r {
-                Ok(m) => {
-                    let mut w = Writer::new();
-                    w.start("m:Items", &[]);
-                    if return_ids {
-                        w.start("t:Message", &[]);
-                        w.empty("t:ItemId", &[("Id", &m.id), ("ChangeKey", &m.change_key)]);
-                        w.end();
-                    }
+    let msgs = per_item(op, "ItemIds", |id| {
+        let to = match &to {
+            Ok(t) => t,
+            Err(refusal) => return repeated(refusal),
+        };
+        let mb = match locate(ctx, id, true) {
+            Ok(mb) => mb,
+            Err(m) => return m,
+        };
+        if !mb.eq_ignore_ascii_case(&to.mailbox) {
+            return err(
+                "ErrorMoveCopyFailed",
+                "Moving or copying between mailboxes is not supported by the sandbox.",
+            );
+        }
+        let r = if copy {
+            ctx.state.store().copy_to(&mb, id, &to.folder, now(ctx))
+        } else {
+            ctx.state.store().move_to(&mb, id, &to.folder, now(ctx))
+        };
+        match r {
+            Ok(m) => {
+                let mut w = Writer::new();
+                w.start("m:Items", &[]);
+                if return_ids {
+                    w.start("t:Message", &[]);
+                    w.empty("t:ItemId", &[("Id", &m.id), ("ChangeKey", &m.change_key)]);
                     w.end();
-                    Msg::Ok(w.finish())
                 }
-                Err(e) => store_err(&e),
+                w.end();
+                Msg::Ok(w.finish())
             }
-        })
-        .collect();
+            Err(e) => store_err(&e),
+        }
+    });
     Ok(response(name, msgs))
 }
 
@@ -157,21 +151,12 @@ pub(super) fn delete_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
             ));
         }
     };
-    let msgs = item_ids(op, "ItemIds")
-        .iter()
-        .map(|el| {
-            let id = match item_id(el) {
-                Ok(id) => id,
-                Err(m) => return m,
-            };
-            match locate(ctx, id, true) {
-                Err(m) => m,
-                Ok(mb) => match ctx.state.store().delete(&mb, id, mode, now(ctx)) {
-                    Ok(_) => Msg::Ok(String::new()),
-                    Err(e) => store_err(&e),
-                },
-            }
-        })
-        .collect();
+    let msgs = per_item(op, "ItemIds", |id| match locate(ctx, id, true) {
+        Err(m) => m,
+        Ok(mb) => match ctx.state.store().delete(&mb, id, mode, now(ctx)) {
+            Ok(_) => Msg::Ok(String::new()),
+            Err(e) => store_err(&e),
+        },
+    });
     Ok(response("DeleteItem", msgs))
 }

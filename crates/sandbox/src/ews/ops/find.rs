@@ -13,36 +13,27 @@ use time::format_description::well_known::Rfc3339;
 
 use super::folders::folder_ref;
 use super::shape::{parse_shape, write_item};
-use super::shared::{Msg, err, item_id, item_ids, locate, response, store_err, xs_bool};
+use super::shared::{Msg, err, locate, per_item, repeated, response, store_err, xs_bool};
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
 use crate::store::{ListQuery, Order};
 
 pub(super) fn get_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     let shape = parse_shape(op.child("ItemShape"))?;
-    let msgs = item_ids(op, "ItemIds")
-        .iter()
-        .map(|el| {
-            let id = match item_id(el) {
-                Ok(id) => id,
-                Err(m) => return m,
-            };
-            match locate(ctx, id, false) {
-                Err(m) => m,
-                Ok(mb) => match ctx.state.store().get(&mb, id) {
-                    Ok(m) => {
-                        let mime = if shape.wants_mime() { m.mime.len() } else { 0 };
-                        let mut w = Writer::with_capacity(mime.div_ceil(3) * 4 + 2048);
-                        w.start("m:Items", &[]);
-                        write_item(&mut w, &m, &shape);
-                        w.end();
-                        Msg::Ok(w.finish())
-                    }
-                    Err(e) => store_err(&e),
-                },
+    let msgs = per_item(op, "ItemIds", |id| match locate(ctx, id, false) {
+        Err(m) => m,
+        Ok(mb) => match ctx.state.store().get(&mb, id) {
+            Ok(m) => {
+                let mime = if shape.wants_mime() { m.mime.len() } else { 0 };
+                let mut w = Writer::with_capacity(mime.div_ceil(3) * 4 + 2048);
+                w.start("m:Items", &[]);
+                write_item(&mut w, &m, &shape);
+                w.end();
+                Msg::Ok(w.finish())
             }
-        })
-        .collect();
+            Err(e) => store_err(&e),
+        },
+    });
     Ok(response("GetItem", msgs))
 }
 
@@ -328,8 +319,7 @@ pub(super) fn find_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         .map(|parent| {
             let (order, view) = match &prepared {
                 Ok(p) => p,
-                Err(Msg::Err(c, t)) => return err(c, t.clone()),
-                Err(Msg::Ok(_)) => return err("ErrorInternalServerError", "unexpected"),
+                Err(refusal) => return repeated(refusal),
             };
             let r = match folder_ref(ctx, parent, false) {
                 Ok(r) => r,

@@ -2,7 +2,7 @@
 //! or by id) every operation that names a folder resolves.
 
 use super::shape::{FolderShape, parse_folder_shape};
-use super::shared::{Msg, err, response, store_err};
+use super::shared::{Msg, err, repeated, response, store_err};
 use crate::auth::AccessDeniedKind;
 use crate::ews::xml::{Element, Writer};
 use crate::ews::{Ctx, Fault};
@@ -252,8 +252,7 @@ pub(super) fn find_folder(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         .map(|el| {
             let (deep, name, (max, offset, from_end)) = match &prepared {
                 Ok(p) => p,
-                Err(Msg::Err(c, t)) => return err(c, t.clone()),
-                Err(Msg::Ok(_)) => return err("ErrorInternalServerError", "unexpected"),
+                Err(refusal) => return repeated(refusal),
             };
             match folder_ref(ctx, el, false) {
                 Err(m) => m,

@@ -17,6 +17,15 @@ pub(super) fn err(code: &str, text: impl Into<String>) -> Msg {
     Msg::Err(code.to_string(), text.into())
 }
 
+/// A refusal worked out once for a whole request (its target folder, its view), answered again
+/// in each item's place; a success standing there would be the sandbox's own mistake.
+pub(super) fn repeated(refusal: &Msg) -> Msg {
+    match refusal {
+        Msg::Err(c, t) => err(c, t.clone()),
+        Msg::Ok(_) => err("ErrorInternalServerError", "unexpected"),
+    }
+}
+
 pub(super) fn store_err(e: &StoreError) -> Msg {
     match e {
         StoreError::ItemNotFound(_) => err(
@@ -150,6 +159,19 @@ pub(super) fn item_ids(op: &Element, tag: &str) -> Vec<Element> {
     op.child(tag)
         .map(|i| i.children.clone())
         .unwrap_or_default()
+}
+
+/// One response message per item reference under `tag`, in order: `f` answers a reference
+/// that names a message, given its id; any other reference is refused in its place
+/// ([`item_id`]).
+pub(super) fn per_item(op: &Element, tag: &str, mut f: impl FnMut(&str) -> Msg) -> Vec<Msg> {
+    item_ids(op, tag)
+        .iter()
+        .map(|el| match item_id(el) {
+            Ok(id) => f(id),
+            Err(m) => m,
+        })
+        .collect()
 }
 
 /// The id of an item reference: an `ItemId`'s `Id`. Occurrence and recurring-master references

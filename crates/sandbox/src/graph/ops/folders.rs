@@ -28,15 +28,9 @@ pub(super) fn list_folders(st: &AppState, req: &GReq, mailbox: &str, parent: Opt
         Some(v) if v.eq_ignore_ascii_case("false") => false,
         Some(v) => return bad(&format!("Invalid value '{v}' for includeHiddenFolders.")),
     };
-    let top = match req.param("$top").map(|t| t.parse::<usize>()) {
-        None => 10,
-        Some(Ok(t)) if (1..=1000).contains(&t) => t,
-        Some(_) => return bad("Invalid $top: it must be between 1 and 1000."),
-    };
-    let skip = match req.param("$skip").map(|t| t.parse::<usize>()) {
-        None => 0,
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return bad("Invalid $skip."),
+    let (top, skip) = match query::paging(req) {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
     };
     let mut folders = st.store().list_folders(mailbox, parent, hidden)?;
     if let Some(f) = req.param("$filter") {

@@ -68,6 +68,16 @@ fn parse_filter(f: &str, q: &mut ListQuery) -> Result<Vec<Prop>, String> {
     Ok(props)
 }
 
+/// What a message answer shows: the `$select`ed properties and the body kind `Prefer` asks
+/// for, with the `Preference-Applied` value that goes back.
+type AnswerShape = (Option<Vec<String>>, BodyKind, Option<String>);
+
+fn answer_shape(req: &GReq) -> Result<AnswerShape, GResp> {
+    let sel = select(req)?;
+    let (kind, applied) = body_pref(req)?;
+    Ok((sel, kind, applied))
+}
+
 /// The body kind asked for, and the `Preference-Applied` header that says so.
 fn body_pref(req: &GReq) -> Result<(BodyKind, Option<String>), GResp> {
     Ok(match req.body_kind()? {
@@ -90,12 +100,8 @@ fn with_pref(r: GResp, applied: Option<String>) -> GResp {
 }
 
 pub(super) fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str>) -> Op {
-    let sel = match select(req) {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
-    let (kind, applied) = match body_pref(req) {
-        Ok(p) => p,
+    let (sel, kind, applied) = match answer_shape(req) {
+        Ok(shape) => shape,
         Err(r) => return Ok(r),
     };
     let count = match query::count(req) {
@@ -136,15 +142,9 @@ pub(super) fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str
             ));
         }
     }
-    let top = match req.param("$top").map(|t| t.parse::<usize>()) {
-        None => 10,
-        Some(Ok(t)) if (1..=1000).contains(&t) => t,
-        Some(_) => return bad("Invalid $top: it must be between 1 and 1000."),
-    };
-    let skip = match req.param("$skip").map(|t| t.parse::<usize>()) {
-        None => 0,
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return bad("Invalid $skip."),
+    let (top, skip) = match query::paging(req) {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
     };
     q.skip = skip;
     q.top = Some(top);
@@ -172,12 +172,8 @@ pub(super) fn list(st: &AppState, req: &GReq, mailbox: &str, folder: Option<&str
 }
 
 pub(super) fn get(st: &AppState, req: &GReq, mailbox: &str, id: &str) -> Op {
-    let sel = match select(req) {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
-    let (kind, applied) = match body_pref(req) {
-        Ok(p) => p,
+    let (sel, kind, applied) = match answer_shape(req) {
+        Ok(shape) => shape,
         Err(r) => return Ok(r),
     };
     let m = st.store().get(mailbox, id)?;

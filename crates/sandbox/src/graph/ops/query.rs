@@ -101,3 +101,19 @@ pub(super) fn count(req: &GReq) -> Result<bool, GResp> {
         )),
     }
 }
+
+/// `$top` (1 to 1000, 10 when absent) and `$skip` (0 when absent) of a listing.
+pub(super) fn paging(req: &GReq) -> Result<(usize, usize), GResp> {
+    let bad = |msg: &str| error(400, "BadRequest", msg);
+    let top = match req.param("$top").map(|t| t.parse::<usize>()) {
+        None => 10,
+        Some(Ok(t)) if (1..=1000).contains(&t) => t,
+        Some(_) => return Err(bad("Invalid $top: it must be between 1 and 1000.")),
+    };
+    let skip = match req.param("$skip").map(|t| t.parse::<usize>()) {
+        None => 0,
+        Some(Ok(s)) => s,
+        Some(Err(_)) => return Err(bad("Invalid $skip.")),
+    };
+    Ok((top, skip))
+}
