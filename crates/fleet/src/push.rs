@@ -1,0 +1,332 @@
+//! Push mode in a fleet: graph-mail's subscription records in PostgreSQL
+//! ([`PgSubscriptionStore`]), and the wake-ups one worker sends another with
+//! `NOTIFY`/`LISTEN` ([`PgWakeups`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connector::Error;
+use graph_mail::push::{ClientState, SubscriptionRecord, SubscriptionStore};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::Inner;
+
+/// The channel wake-ups are sent on.
+const CHANNEL: &str = "m365mail_push";
+
+/// graph-mail's subscription records in PostgreSQL (`fleet_subscriptions`, one row per source):
+/// whichever worker holds a source's lease next reuses (renews) the subscription the last
+/// holder made, instead of making another and leaking the first, and any worker can check a
+/// notification that reached its listener for a source another worker holds
+/// ([`find`](Self::find)).
+///
+/// Each row holds the subscription's `clientState`, the secret that tells Graph's
+/// notifications from forged ones. It is kept as `fleet_tokens` keeps tokens: **not
+/// encrypted**, so restrict the database's access accordingly. It never appears in `Debug`,
+/// logs or errors of this crate (graph-mail's `ClientState` redacts itself).
+///
+/// The expiry is kept to the second. A database that cannot be reached is a transient
+/// [`Error`]; a row this program cannot read is a configuration error naming the key.
+#[derive(Clone)]
+pub struct PgSubscriptionStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PgSubscriptionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSubscriptionStore")
+            .field("target", &self.inner.target)
+            .finish()
+    }
+}
+
+const COLUMNS: &str = "key, id, resource, notification_url, client_state, expires_at";
+
+impl PgSubscriptionStore {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        PgSubscriptionStore { inner }
+    }
+
+    fn transient(&self, e: &(dyn std::error::Error + 'static)) -> Error {
+        Error::transient(format!(
+            "push subscriptions in PostgreSQL at {}: {}",
+            self.inner.target,
+            self.inner.reason(e)
+        ))
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Error> {
+        let client = self.inner.client().await.map_err(|e| self.transient(&e))?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.transient(&e))?;
+        client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| self.transient(&e))
+    }
+
+    /// The key and record of a row (in [`COLUMNS`] order).
+    fn record_of(&self, row: &tokio_postgres::Row) -> Result<(String, SubscriptionRecord), Error> {
+        let get =
+            |i: usize| -> Result<String, Error> { row.try_get(i).map_err(|e| self.transient(&e)) };
+        let key = get(0)?;
+        let expires: i64 = row.try_get(5).map_err(|e| self.transient(&e))?;
+        let expiration = OffsetDateTime::from_unix_timestamp(expires).map_err(|_| {
+            Error::configuration(format!(
+                "the push subscription of {key} in PostgreSQL at {} has an expiry out of range; \
+                 delete its row in fleet_subscriptions to subscribe anew",
+                self.inner.target
+            ))
+        })?;
+        let record = SubscriptionRecord::new(
+            get(1)?,
+            get(2)?,
+            get(3)?,
+            ClientState::from_secret(get(4)?),
+            expiration,
+        );
+        Ok((key, record))
+    }
+
+    /// The source (key) and record of subscription `id`, if a worker recorded it: how a worker
+    /// checks a notification for a source it does not serve.
+    pub async fn find(&self, id: &str) -> Result<Option<(String, SubscriptionRecord)>, Error> {
+        let rows = self
+            .run(
+                &format!("SELECT {COLUMNS} FROM fleet_subscriptions WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        rows.first().map(|r| self.record_of(r)).transpose()
+    }
+
+    /// Every recorded subscription, by source.
+    pub async fn all(&self) -> Result<Vec<(String, SubscriptionRecord)>, Error> {
+        let rows = self
+            .run(
+                &format!("SELECT {COLUMNS} FROM fleet_subscriptions ORDER BY key"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| self.record_of(r)).collect()
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for PgSubscriptionStore {
+    async fn load(&self, key: &str) -> Result<Option<SubscriptionRecord>, Error> {
+        let rows = self
+            .run(
+                &format!("SELECT {COLUMNS} FROM fleet_subscriptions WHERE key = $1"),
+                &[&key],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| self.record_of(r))
+            .transpose()?
+            .map(|(_, r)| r))
+    }
+
+    async fn save(&self, key: &str, record: &SubscriptionRecord) -> Result<(), Error> {
+        let expires = record.expiration.unix_timestamp();
+        self.run(
+            "INSERT INTO fleet_subscriptions \
+                 (key, id, resource, notification_url, client_state, expires_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, now()) \
+             ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, resource = EXCLUDED.resource, \
+                 notification_url = EXCLUDED.notification_url, \
+                 client_state = EXCLUDED.client_state, expires_at = EXCLUDED.expires_at, \
+                 updated_at = EXCLUDED.updated_at",
+            &[
+                &key,
+                &record.id,
+                &record.resource,
+                &record.notification_url,
+                &record.client_state.expose(),
+                &expires,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), Error> {
+        self.run("DELETE FROM fleet_subscriptions WHERE key = $1", &[&key])
+            .await
+            .map(drop)
+    }
+}
+
+/// What one worker tells the others: a genuine notification for `source` reached its
+/// listener (checked against the source's recorded `clientState`), or the connection that
+/// listens was made again (`source` is `None`: wake every source, a wake-up may have been
+/// missed meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Wakeup {
+    /// The source to wake; `None` after the listening connection was made again.
+    pub source: Option<String>,
+    /// The lifecycle event the notification carried (`subscriptionRemoved`, ...), if any.
+    pub lifecycle: Option<String>,
+}
+
+/// Wake-ups between the workers of a fleet, over PostgreSQL's `NOTIFY`/`LISTEN` (channel
+/// `m365mail_push`): a notification may reach any worker's listener (a load balancer in front
+/// of them), but only the worker holding the source's lease runs its delta round. The worker
+/// that received it sends a wake-up ([`send`](Self::send)); every worker listens
+/// ([`listen`](Self::listen)) and wakes the sources it serves. The payload names the source
+/// and the lifecycle event, never a secret. `NOTIFY` is delivered to the sessions listening
+/// when it commits, at most once; one that is lost (a listening connection that was down) is
+/// caught up by the source's safety timer, and a worker wakes all its push sources when its
+/// listening connection comes back.
+#[derive(Clone)]
+pub struct PgWakeups {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PgWakeups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgWakeups")
+            .field("target", &self.inner.target)
+            .finish()
+    }
+}
+
+impl PgWakeups {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        PgWakeups { inner }
+    }
+
+    /// Tells every listening worker to wake `source` (with `lifecycle`, the lifecycle event the
+    /// notification carried).
+    pub async fn send(&self, source: &str, lifecycle: Option<&str>) -> Result<(), Error> {
+        let payload = serde_json::json!({ "source": source, "lifecycle": lifecycle }).to_string();
+        let client = self.inner.client().await.map_err(|e| {
+            Error::transient(format!(
+                "PostgreSQL at {}: {}",
+                self.inner.target,
+                self.inner.reason(&e)
+            ))
+        })?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            .await
+            .map(drop)
+            .map_err(|e| {
+                Error::transient(format!(
+                    "PostgreSQL at {}: {}",
+                    self.inner.target,
+                    self.inner.reason(&e)
+                ))
+            })
+    }
+
+    /// Listens on a connection of its own (not from the pool), made again with growing pauses
+    /// when it drops, until the receiver is dropped. Each wake-up sent by any worker (this one
+    /// included) arrives once; after each reconnection a [`Wakeup`] without a source arrives.
+    pub fn listen(&self) -> mpsc::Receiver<Wakeup> {
+        let (tx, rx) = mpsc::channel(1024);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(200);
+            let mut first = true;
+            while !tx.is_closed() {
+                match listen_once(&inner, &tx, first).await {
+                    Ok(()) => return,
+                    Err(reason) => {
+                        tracing::warn!(error = %reason, retry_in = ?pause, "listening for push wake-ups failed");
+                    }
+                }
+                first = false;
+                tokio::select! {
+                    () = tx.closed() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        });
+        rx
+    }
+}
+
+/// One listening connection, until it fails (`Err`) or the receiver is gone (`Ok`).
+async fn listen_once(inner: &Inner, tx: &mpsc::Sender<Wakeup>, first: bool) -> Result<(), String> {
+    let (client, mut connection) = inner
+        .config
+        .connect(NoTls)
+        .await
+        .map_err(|e| inner.reason(&e))?;
+    let (msgs_tx, mut msgs) = mpsc::unbounded_channel();
+    // The connection is driven here: its messages (the notifications) go to `msgs`.
+    let driver = tokio::spawn(async move {
+        loop {
+            let m = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            let end = !matches!(m, Some(Ok(_)));
+            if msgs_tx.send(m).is_err() || end {
+                return;
+            }
+        }
+    });
+    let _abort = AbortOnDrop(driver);
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(|e| inner.reason(&e))?;
+    if !first
+        && tx
+            .send(Wakeup {
+                source: None,
+                lifecycle: None,
+            })
+            .await
+            .is_err()
+    {
+        return Ok(());
+    }
+    loop {
+        let m = tokio::select! {
+            () = tx.closed() => return Ok(()),
+            m = msgs.recv() => m,
+        };
+        match m {
+            Some(Some(Ok(AsyncMessage::Notification(n)))) => {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(n.payload()) else {
+                    continue;
+                };
+                let field = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_owned);
+                let Some(source) = field("source") else {
+                    continue;
+                };
+                let w = Wakeup {
+                    source: Some(source),
+                    lifecycle: field("lifecycle"),
+                };
+                if tx.send(w).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Some(Some(Ok(_))) => {}
+            Some(Some(Err(e))) => return Err(inner.reason(&e)),
+            Some(None) | None => return Err("the connection ended".into()),
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
