@@ -36,8 +36,9 @@ fn pause_after(failures: u32) -> Duration {
         .backoff(failures, ProcessJitter.next())
 }
 
-/// Builds a [`PushSubscriber`].
-#[derive(Debug)]
+/// Builds a [`PushSubscriber`]. Cloned, it builds another for the same source (a fleet's
+/// worker builds one each time it takes the source's lease).
+#[derive(Debug, Clone)]
 pub struct PushSubscriberBuilder {
     client: GraphClient,
     key: String,
@@ -258,8 +259,15 @@ impl PushSubscriber {
     /// Keeps the subscription alive until `stop` completes: ensures one (retrying with growing
     /// pauses, while the source's safety timer covers), wakes the source after each
     /// (re)subscription, renews before expiry and answers lifecycle events. The subscription
-    /// is left in place at the end, recorded, for the next run to reuse.
-    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+    /// is left in place at the end, recorded, for the next run (or a fleet's next holder of
+    /// the source) to reuse, and the hub forgets it.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let (hub, key) = (self.hub.clone(), self.key.clone());
+        self.keep_alive(stop).await;
+        hub.unregister(&key);
+    }
+
+    async fn keep_alive(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut failures = 0;
         loop {
