@@ -256,6 +256,15 @@ impl PushSubscriber {
         self.store.clear(&self.key).await
     }
 
+    /// Deletes the recorded subscription, if any, and forgets it, without making another: for
+    /// a source taken out of push mode (or removed) whose subscription no one will reuse.
+    pub async fn retire(&mut self) -> Result<(), Error> {
+        if self.current.is_none() {
+            self.current = self.store.load(&self.key).await?;
+        }
+        self.delete().await
+    }
+
     /// Keeps the subscription alive until `stop` completes: ensures one (retrying with growing
     /// pauses, while the source's safety timer covers), wakes the source after each
     /// (re)subscription, renews before expiry and answers lifecycle events. The subscription
