@@ -849,11 +849,13 @@ async fn workers_started_together_take_their_share_at_once_and_ask_only_for_free
     }
 }
 
+/// What a companion did: (worker, epoch, "start" | "end held" | "end lost").
+type CompanionLog = Arc<Mutex<Vec<(String, u64, &'static str)>>>;
+
 /// Records when a companion runs, and checks that its lease was still held when it ended.
 struct Recorder {
     leases: Arc<LocalLeases>,
-    /// (worker, epoch, "start" | "end held" | "end lost").
-    log: Arc<Mutex<Vec<(String, u64, &'static str)>>>,
+    log: CompanionLog,
     running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -884,7 +886,7 @@ impl Companion for Recorder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_companion_runs_only_while_its_source_is_leased() {
     let fleet = Fleet::new(1, 0);
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let log: CompanionLog = Arc::default();
     let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let pipeline = |worker: &str| {
         let handler = Arc::new(WorkerHandler {
