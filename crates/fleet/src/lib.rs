@@ -355,6 +355,39 @@ impl Inner {
         self.lease_pool.get().await
     }
 
+    /// A transient [`connector::Error`] for a failure of `what` (the delta state, the push
+    /// subscriptions: the backends graph-mail's traits see), without the password.
+    pub(crate) fn transient(
+        &self,
+        what: &str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> connector::Error {
+        connector::Error::transient(format!(
+            "{what} in PostgreSQL at {}: {}",
+            self.target,
+            self.reason(e)
+        ))
+    }
+
+    /// Runs `sql` (prepared once per pooled connection) for the backend of `what`; a failure
+    /// is [`transient`](Self::transient).
+    pub(crate) async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, connector::Error> {
+        let client = self.client().await.map_err(|e| self.transient(what, &e))?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.transient(what, &e))?;
+        client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| self.transient(what, &e))
+    }
+
     /// The text of an error and its causes, without the password.
     pub(crate) fn reason(&self, e: &(dyn std::error::Error + 'static)) -> String {
         redact_all(chain(e), &self.secrets)

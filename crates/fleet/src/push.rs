@@ -52,11 +52,7 @@ impl PgSubscriptionStore {
     }
 
     fn transient(&self, e: &(dyn std::error::Error + 'static)) -> Error {
-        Error::transient(format!(
-            "push subscriptions in PostgreSQL at {}: {}",
-            self.inner.target,
-            self.inner.reason(e)
-        ))
+        self.inner.transient("push subscriptions", e)
     }
 
     async fn run(
@@ -64,15 +60,7 @@ impl PgSubscriptionStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, Error> {
-        let client = self.inner.client().await.map_err(|e| self.transient(&e))?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| self.transient(&e))?;
-        client
-            .query(&stmt, params)
-            .await
-            .map_err(|e| self.transient(&e))
+        self.inner.query("push subscriptions", sql, params).await
     }
 
     /// The key and record of a row (in [`COLUMNS`] order).
@@ -212,24 +200,14 @@ impl PgWakeups {
     /// notification carried).
     pub async fn send(&self, source: &str, lifecycle: Option<&str>) -> Result<(), Error> {
         let payload = serde_json::json!({ "source": source, "lifecycle": lifecycle }).to_string();
-        let client = self.inner.client().await.map_err(|e| {
-            Error::transient(format!(
-                "PostgreSQL at {}: {}",
-                self.inner.target,
-                self.inner.reason(&e)
-            ))
-        })?;
-        client
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+        self.inner
+            .query(
+                "push wake-ups",
+                "SELECT pg_notify($1, $2)",
+                &[&CHANNEL, &payload],
+            )
             .await
             .map(drop)
-            .map_err(|e| {
-                Error::transient(format!(
-                    "PostgreSQL at {}: {}",
-                    self.inner.target,
-                    self.inner.reason(&e)
-                ))
-            })
     }
 
     /// Listens on a connection of its own (not from the pool), made again with growing pauses

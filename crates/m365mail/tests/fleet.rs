@@ -192,12 +192,7 @@ async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
             .await,
         total as i64
     );
-    let twice = db
-        .query_i64(
-            "SELECT count(*) FROM (SELECT key FROM fleet_ledger_log \
-             WHERE entry->>'state' = 'handled' GROUP BY key HAVING count(*) > 1) AS t",
-        )
-        .await;
+    let twice = handled_twice(&db).await;
     assert_eq!(twice, 0, "a message recorded as handled twice");
     // No entry was recorded under an epoch older than one already used for its source before
     // it: the log, in order, never goes back in epoch per source.
@@ -228,6 +223,15 @@ async fn three_workers_drain_the_mailboxes_once_through_a_kill_and_a_pause() {
     }
     assert!(left.is_empty(), "{left:?}");
     sb.shutdown().await;
+}
+
+/// Messages recorded as handled more than once in the fleet's ledger log.
+async fn handled_twice(db: &TestDatabase) -> i64 {
+    db.query_i64(
+        "SELECT count(*) FROM (SELECT key FROM fleet_ledger_log \
+         WHERE entry->>'state' = 'handled' GROUP BY key HAVING count(*) > 1) AS t",
+    )
+    .await
 }
 
 /// A worker started while the database is down waits for it (and says so) instead of exiting,
@@ -317,14 +321,6 @@ async fn balance(
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Two workers and a Graph source in push mode (issue #20), behind one public URL that a
 /// balancer sends to the worker NOT holding the source: each message is handed over once,
 /// brought by its notification (the poll interval and the safety timer are an hour), which the
@@ -347,7 +343,10 @@ async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_
         .with_state(balancer.clone());
     tokio::spawn(async move { axum::serve(front, app).await });
     let dir = tempfile::tempdir().unwrap();
-    let (port1, port2) = (free_port(), free_port());
+    let (port1, port2) = (
+        test_support::process::free_port(),
+        test_support::process::free_port(),
+    );
     // The workers' files differ only in where each listens.
     let config_for = |name: &str, port: u16| {
         let text = Config::demo(&sb)
@@ -532,12 +531,7 @@ async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_
     let rec = recorded().await;
     assert_eq!(rec.len(), 1);
     assert_eq!(rec[0].0, subs[0].id);
-    let twice = db
-        .query_i64(
-            "SELECT count(*) FROM (SELECT key FROM fleet_ledger_log \
-             WHERE entry->>'state' = 'handled' GROUP BY key HAVING count(*) > 1) AS t",
-        )
-        .await;
+    let twice = handled_twice(&db).await;
     assert_eq!(twice, 0, "a message handed over twice");
     signal(&w2, "-TERM");
     assert!(w2.wait().unwrap().success());
