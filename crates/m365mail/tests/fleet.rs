@@ -544,3 +544,65 @@ async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_
     );
     sb.shutdown().await;
 }
+
+/// A Graph push source added to the fleet's database is served in push mode (its listener
+/// bound when the worker first sees it); once removed, no source needs its subscription, and
+/// the worker deletes it (at Graph and in `fleet_subscriptions`) instead of leaking it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_source_removed_from_the_fleet_has_its_subscription_deleted() {
+    const HELPDESK: &str = "helpdesk@contoso.example";
+    let Some(db) = TestDatabase::create("m365mail_fleet_retire").await else {
+        return;
+    };
+    let sb = Sandbox::builder().start().await.unwrap();
+    let admin = sb.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let port = test_support::process::free_port();
+    let cfg = dir.path().join("w1.toml");
+    let file = Config::demo(&sb)
+        .handler(&dir.path().join("out"), "poll_interval_secs = 3600")
+        .text();
+    std::fs::write(&cfg, file).unwrap();
+    let entry = Config::new()
+        .source(
+            "helpdesk",
+            "graph",
+            "demo",
+            HELPDESK,
+            &sb.graph_url(),
+            "mode = \"push\"",
+        )
+        .section(&format!(
+            "[sources.push]\npublic_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
+             listen = \"127.0.0.1:{port}\"\nsafety_interval_secs = 3600"
+        ))
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
+        .text();
+    let store = fleet::PgStore::connect(db.url()).await.unwrap();
+    for e in m365mail::catalog::entries_of(&entry).unwrap() {
+        store.catalog().put(e.kind, &e.name, &e.toml).await.unwrap();
+    }
+    let recorded = || db.query_i64("SELECT count(*) FROM fleet_subscriptions");
+    let log = || std::fs::read_to_string(dir.path().join("w1.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut w1 = Reaped(spawn_worker(&cfg, db.url(), "w1"));
+    while !(admin.subscriptions().len() == 1 && recorded().await == 1) {
+        assert!(Instant::now() < deadline, "not subscribed\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        store
+            .catalog()
+            .remove(fleet::EntryKind::Source, "helpdesk")
+            .await
+            .unwrap()
+    );
+    while !(admin.subscriptions().is_empty() && recorded().await == 0) {
+        assert!(Instant::now() < deadline, "not deleted\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&w1, "-TERM");
+    assert!(w1.wait().unwrap().success());
+    sb.shutdown().await;
+}
