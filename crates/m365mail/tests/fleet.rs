@@ -498,6 +498,23 @@ async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_
         "the notifications reached w2"
     );
 
+    // A forged notification (the right subscription id, a guessed clientState) reaching w2 is
+    // checked against the record and goes no further.
+    let forged = serde_json::json!({"value": [{
+        "subscriptionId": first.id, "clientState": "a guess", "changeType": "created",
+    }]});
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port2}/graph/notify"))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202, "answered like any notification");
+    wait_until!(
+        "w2 refused the forged notification",
+        logs().contains("its clientState is not the subscription's")
+    );
+
     // w1 stops: w2 takes the lease over and renews the recorded subscription.
     admin.advance_clock(60);
     signal(&w1, "-TERM");
