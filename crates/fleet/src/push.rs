@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector::Error;
 use graph_mail::push::{ClientState, SubscriptionRecord, SubscriptionStore};
+use handler::Fence;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -31,15 +32,21 @@ const CHANNEL: &str = "m365mail_push";
 ///
 /// The expiry is kept to the second. A database that cannot be reached is a transient
 /// [`Error`]; a row this program cannot read is a configuration error naming the key.
+///
+/// A store [`fenced`](Self::fenced) by a source's lease writes only while that lease holds, by
+/// the database's clock: a worker that lost the source (paused, cut off) cannot overwrite the
+/// record its next holder keeps.
 #[derive(Clone)]
 pub struct PgSubscriptionStore {
     inner: Arc<Inner>,
+    fence: Option<Fence>,
 }
 
 impl fmt::Debug for PgSubscriptionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgSubscriptionStore")
             .field("target", &self.inner.target)
+            .field("fence", &self.fence)
             .finish()
     }
 }
@@ -48,7 +55,47 @@ const COLUMNS: &str = "key, id, resource, notification_url, client_state, expire
 
 impl PgSubscriptionStore {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        PgSubscriptionStore { inner }
+        PgSubscriptionStore { inner, fence: None }
+    }
+
+    /// This store, writing (saving, clearing) only while `fence` holds its source's lease;
+    /// a write refused for a lost lease is an error.
+    pub fn fenced(&self, fence: &Fence) -> Self {
+        PgSubscriptionStore {
+            inner: self.inner.clone(),
+            fence: Some(fence.clone()),
+        }
+    }
+
+    /// Runs the write `sql`, whose parameters after `params` are the fence's source, worker
+    /// and epoch when fenced (`$n IS NULL` otherwise); refused when it changed no row while
+    /// fenced.
+    async fn write(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), Error> {
+        let epoch = self
+            .fence
+            .as_ref()
+            .map(|f| i64::try_from(f.epoch).unwrap_or(i64::MAX));
+        let (source, worker) = (
+            self.fence.as_ref().map(|f| f.source.as_str()),
+            self.fence.as_ref().map(|f| f.worker.as_str()),
+        );
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+        all.extend([
+            &source as &(dyn tokio_postgres::types::ToSql + Sync),
+            &worker,
+            &epoch,
+        ]);
+        let rows = self.run(sql, &all).await?;
+        match &self.fence {
+            Some(f) if rows.is_empty() => Err(Error::transient(format!(
+                "the subscription record was not written: {f} no longer holds the lease"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn transient(&self, e: &(dyn std::error::Error + 'static)) -> Error {
@@ -128,33 +175,54 @@ impl SubscriptionStore for PgSubscriptionStore {
 
     async fn save(&self, key: &str, record: &SubscriptionRecord) -> Result<(), Error> {
         let expires = record.expiration.unix_timestamp();
-        self.run(
-            "INSERT INTO fleet_subscriptions \
-                 (key, id, resource, notification_url, client_state, expires_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, now()) \
-             ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, resource = EXCLUDED.resource, \
-                 notification_url = EXCLUDED.notification_url, \
-                 client_state = EXCLUDED.client_state, expires_at = EXCLUDED.expires_at, \
-                 updated_at = EXCLUDED.updated_at",
+        let secret = record.client_state.expose();
+        self.write(
+            &format!(
+                "INSERT INTO fleet_subscriptions \
+                     (key, id, resource, notification_url, client_state, expires_at, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, now() WHERE {HELD} \
+                 ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, \
+                     resource = EXCLUDED.resource, \
+                     notification_url = EXCLUDED.notification_url, \
+                     client_state = EXCLUDED.client_state, expires_at = EXCLUDED.expires_at, \
+                     updated_at = EXCLUDED.updated_at \
+                 RETURNING 1"
+            ),
             &[
                 &key,
                 &record.id,
                 &record.resource,
                 &record.notification_url,
-                &record.client_state.expose(),
+                &secret,
                 &expires,
             ],
         )
         .await
-        .map(drop)
     }
 
     async fn clear(&self, key: &str) -> Result<(), Error> {
-        self.run("DELETE FROM fleet_subscriptions WHERE key = $1", &[&key])
-            .await
-            .map(drop)
+        // Fenced, a clear of a row already gone is no refusal: the lease is checked apart.
+        self.write(
+            &format!(
+                "WITH held AS (SELECT 1 WHERE {HELD_2}), \
+                 gone AS (DELETE FROM fleet_subscriptions WHERE key = $1 \
+                          AND EXISTS (SELECT 1 FROM held)) \
+                 SELECT 1 FROM held"
+            ),
+            &[&key],
+        )
+        .await
     }
 }
+
+/// The write's fence check, its parameters after the six of a save: unfenced (`$7` NULL), or
+/// the lease row still names the worker at the epoch, unexpired by the database's clock.
+const HELD: &str = "($7::text IS NULL OR EXISTS (SELECT 1 FROM fleet_leases \
+     WHERE source = $7 AND worker = $8 AND epoch = $9 AND expires_at > clock_timestamp()))";
+
+/// [`HELD`] for a write with one parameter before the fence's.
+const HELD_2: &str = "($2::text IS NULL OR EXISTS (SELECT 1 FROM fleet_leases \
+     WHERE source = $2 AND worker = $3 AND epoch = $4 AND expires_at > clock_timestamp()))";
 
 /// What one worker tells the others: a genuine notification for `source` reached its
 /// listener (checked against the source's recorded `clientState`), or the connection that

@@ -43,7 +43,7 @@ pub struct Push {
     hubs: BTreeMap<SocketAddr, Arc<PushHub>>,
     stores: BTreeMap<std::path::PathBuf, Arc<dyn SubscriptionStore>>,
     /// A fleet's store, used instead of the `subscriptions` files.
-    fleet_store: Option<Arc<dyn SubscriptionStore>>,
+    fleet_store: Option<fleet::PgSubscriptionStore>,
     /// The sources in push mode.
     sources: usize,
 }
@@ -53,12 +53,18 @@ struct Subscribing {
     builder: PushSubscriberBuilder,
     hub: Arc<PushHub>,
     wake: Arc<Notify>,
+    /// A fleet's store: the record is written under the lease the source is served with.
+    fleet_store: Option<fleet::PgSubscriptionStore>,
 }
 
 #[async_trait::async_trait]
 impl Companion for Subscribing {
-    async fn run(&self, _fence: Option<Fence>, stop: Shutdown) {
-        let subscriber = self.builder.clone().build(&self.hub, self.wake.clone());
+    async fn run(&self, fence: Option<Fence>, stop: Shutdown) {
+        let builder = match (&self.fleet_store, &fence) {
+            (Some(st), Some(f)) => self.builder.clone().store(Arc::new(st.fenced(f))),
+            _ => self.builder.clone(),
+        };
+        let subscriber = builder.build(&self.hub, self.wake.clone());
         subscriber.run(async move { stop.stopped().await }).await;
     }
 }
@@ -109,7 +115,8 @@ impl Push {
             return Ok(spec);
         };
         let store = match (&self.fleet_store, self.stores.get(&p.subscriptions)) {
-            (Some(st), _) | (None, Some(st)) => st.clone(),
+            (Some(st), _) => Arc::new(st.clone()) as Arc<dyn SubscriptionStore>,
+            (None, Some(st)) => st.clone(),
             (None, None) => {
                 let key = format!("sources.{}.push.subscriptions", s.name);
                 let st: Arc<dyn SubscriptionStore> =
@@ -133,6 +140,7 @@ impl Push {
             builder,
             hub,
             wake: wake.clone(),
+            fleet_store: self.fleet_store.clone(),
         };
         Ok(spec
             .wake_on(wake)
@@ -285,7 +293,7 @@ impl FleetPush {
         let (tx, rx) = mpsc::channel(RELAY_QUEUE);
         let state = FleetState {
             push: Push {
-                fleet_store: Some(Arc::new(subscriptions.clone())),
+                fleet_store: Some(subscriptions.clone()),
                 ..Push::default()
             },
             relay: Some(rx),
@@ -465,6 +473,7 @@ impl FleetPush {
             };
             let mut subscriber = builder
                 .clone()
+                .store(Arc::new(self.subscriptions.fenced(&fence)))
                 .build(&PushHub::new(), Arc::new(Notify::new()));
             let done = subscriber.retire().await;
             if let Err(e) = self.leases.release(&fence).await {

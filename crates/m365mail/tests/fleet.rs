@@ -281,6 +281,28 @@ fn a_worker_waits_for_an_unreachable_database_and_refuses_a_bad_url() {
     assert!(!said.contains("secret-pw"), "{said}");
 }
 
+/// The sandbox's helpdesk mailbox (the push tests').
+const HELPDESK: &str = "helpdesk@contoso.example";
+
+/// The sandbox's helpdesk mailbox as the Graph source `helpdesk` in push mode, listening on
+/// `listen_port`, its notifications sent to `public_port`, its safety timer an hour.
+fn push_source(cfg: Config, sb: &Sandbox, public_port: u16, listen_port: u16) -> Config {
+    cfg.source(
+        "helpdesk",
+        "graph",
+        "demo",
+        HELPDESK,
+        &sb.graph_url(),
+        "mode = \"push\"",
+    )
+    .section(&format!(
+        "[sources.push]\npublic_url = \"http://127.0.0.1:{public_port}/graph/notify\"\n\
+         listen = \"127.0.0.1:{listen_port}\"\nsafety_interval_secs = 3600"
+    ))
+    .mailbox(HELPDESK, &[])
+    .default_rule("DESK")
+}
+
 /// The "load balancer" in front of the workers' listeners: forwards each POST to the worker
 /// listening on `target`, and counts what it forwarded to each.
 #[derive(Default)]
@@ -329,7 +351,6 @@ async fn balance(
 /// subscription, so the sandbox ends with exactly one live subscription for the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_notification() {
-    const HELPDESK: &str = "helpdesk@contoso.example";
     let Some(db) = TestDatabase::create("m365mail_fleet_push").await else {
         return;
     };
@@ -349,21 +370,7 @@ async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_
     );
     // The workers' files differ only in where each listens.
     let config_for = |name: &str, port: u16| {
-        let text = Config::demo(&sb)
-            .source(
-                "helpdesk",
-                "graph",
-                "demo",
-                HELPDESK,
-                &sb.graph_url(),
-                "mode = \"push\"",
-            )
-            .section(&format!(
-                "[sources.push]\npublic_url = \"http://127.0.0.1:{front_port}/graph/notify\"\n\
-                 listen = \"127.0.0.1:{port}\"\nsafety_interval_secs = 3600"
-            ))
-            .mailbox(HELPDESK, &[])
-            .default_rule("DESK")
+        let text = push_source(Config::demo(&sb), &sb, front_port, port)
             .handler(&dir.path().join("out"), "poll_interval_secs = 3600")
             .text();
         let path = dir.path().join(format!("{name}.toml"));
@@ -567,7 +574,6 @@ async fn two_workers_serve_a_push_source_woken_through_whichever_worker_got_the_
 /// the worker deletes it (at Graph and in `fleet_subscriptions`) instead of leaking it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_source_removed_from_the_fleet_has_its_subscription_deleted() {
-    const HELPDESK: &str = "helpdesk@contoso.example";
     let Some(db) = TestDatabase::create("m365mail_fleet_retire").await else {
         return;
     };
@@ -580,22 +586,7 @@ async fn a_push_source_removed_from_the_fleet_has_its_subscription_deleted() {
         .handler(&dir.path().join("out"), "poll_interval_secs = 3600")
         .text();
     std::fs::write(&cfg, file).unwrap();
-    let entry = Config::new()
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            HELPDESK,
-            &sb.graph_url(),
-            "mode = \"push\"",
-        )
-        .section(&format!(
-            "[sources.push]\npublic_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
-             listen = \"127.0.0.1:{port}\"\nsafety_interval_secs = 3600"
-        ))
-        .mailbox(HELPDESK, &[])
-        .default_rule("DESK")
-        .text();
+    let entry = push_source(Config::new(), &sb, port, port).text();
     let store = fleet::PgStore::connect(db.url()).await.unwrap();
     for e in m365mail::catalog::entries_of(&entry).unwrap() {
         store.catalog().put(e.kind, &e.name, &e.toml).await.unwrap();

@@ -130,3 +130,54 @@ async fn a_wake_up_sent_by_one_worker_reaches_every_listener_and_survives_a_drop
         }
     }
 }
+
+/// Fenced by a source's lease, a store writes only while that lease holds: a worker that lost
+/// the source cannot overwrite (or clear) the record its next holder keeps.
+#[tokio::test]
+async fn a_fenced_store_writes_only_under_its_lease() {
+    use handler::LeaseStore;
+    let db = db_or_skip!();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let leases = store.leases();
+    let ttl = Duration::from_secs(60);
+    let old = leases
+        .acquire("helpdesk", "w1", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = ClientState::generate();
+    let first = store.subscriptions().fenced(&old);
+    first
+        .save("helpdesk", &record("sub-1", &secret))
+        .await
+        .unwrap();
+    // w1 loses the source to w2.
+    leases.release(&old).await.unwrap();
+    let new = leases
+        .acquire("helpdesk", "w2", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store.subscriptions().fenced(&new);
+    second
+        .save("helpdesk", &record("sub-2", &secret))
+        .await
+        .unwrap();
+    let e = first
+        .save("helpdesk", &record("sub-3", &secret))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no longer holds the lease"), "{e}");
+    assert!(first.clear("helpdesk").await.is_err());
+    assert_eq!(
+        store
+            .subscriptions()
+            .load("helpdesk")
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some("sub-2".to_owned())
+    );
+    second.clear("helpdesk").await.unwrap();
+    assert_eq!(store.subscriptions().load("helpdesk").await.unwrap(), None);
+}

@@ -226,7 +226,14 @@ impl PushSubscriber {
             client_state,
             sub.expiration,
         );
-        self.store.save(&self.key, &rec).await?;
+        if let Err(e) = self.store.save(&self.key, &rec).await {
+            // Unrecorded, no run would reuse or delete it: deleted now rather than leaked (a
+            // fleet's store refuses the record once this worker lost the source).
+            if let Err(d) = self.client.execute(&DeleteSubscription::new(&rec.id)).await {
+                tracing::warn!(source = %self.key, subscription = %rec.id, error = %d, "deleting a subscription that could not be recorded failed; it expires on its own");
+            }
+            return Err(e);
+        }
         tracing::info!(source = %self.key, subscription = %rec.id, "subscribed to new mail");
         self.current = Some(rec.clone());
         Ok(rec)
