@@ -614,3 +614,64 @@ async fn a_push_source_removed_from_the_fleet_has_its_subscription_deleted() {
     assert!(w1.wait().unwrap().success());
     sb.shutdown().await;
 }
+
+/// An EWS source in push mode on a worker: its streaming watcher runs on the worker holding
+/// the lease, so new mail is handled without waiting for the hour-long safety timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_an_ews_source_in_push_mode() {
+    let Some(db) = TestDatabase::create("m365mail_fleet_ews_push").await else {
+        return;
+    };
+    let sb = Sandbox::builder().start().await.unwrap();
+    let admin = sb.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("w1.toml");
+    let text = Config::demo(&sb)
+        .source(
+            "helpdesk-ews",
+            "ews",
+            "demo",
+            HELPDESK,
+            &sb.ews_url(),
+            "mode = \"push\"",
+        )
+        .section("[sources.push]\nsafety_interval_secs = 3600")
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
+        .handler(&dir.path().join("out"), "poll_interval_secs = 3600")
+        .text();
+    std::fs::write(&cfg, text).unwrap();
+    fleet::PgStore::connect(db.url()).await.unwrap();
+    let log = || std::fs::read_to_string(dir.path().join("w1.log")).unwrap_or_default();
+    let handled =
+        || db.query_i64("SELECT count(*) FROM fleet_ledger WHERE handled AND acknowledged");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut w1 = Reaped(spawn_worker(&cfg, db.url(), "w1"));
+    // The first pass, and the one the new streaming connection asks for.
+    while db
+        .query_i64(
+            "SELECT count(*) FROM fleet_source_status WHERE source = 'helpdesk-ews' \
+             AND last_pass_finished IS NOT NULL AND last_pass_finished >= last_pass_started",
+        )
+        .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no first pass\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..2 {
+        let before = handled().await;
+        let mime = format!(
+            "From: c@fabrikam.example\r\nTo: {HELPDESK}\r\nSubject: streamed {i}\r\n\
+             Message-ID: <streamed-{i}@fabrikam.example>\r\n\r\nbody\r\n"
+        );
+        admin.inject_mime(HELPDESK, &mime).unwrap();
+        while handled().await != before + 1 {
+            assert!(Instant::now() < deadline, "not handled\n{}", log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    signal(&w1, "-TERM");
+    assert!(w1.wait().unwrap().success());
+    sb.shutdown().await;
+}
