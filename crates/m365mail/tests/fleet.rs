@@ -2,7 +2,10 @@
 //! (Graph and EWS) of the sandbox while one is SIGKILLed and one is SIGSTOPped past its lease:
 //! every message is handled and acknowledged once in the ledger, nothing is recorded under a
 //! stale epoch, the workers share one token per resource, the database dropping every
-//! connection twice is survived, and a clean stop hands the leases back.
+//! connection twice is survived, and a clean stop hands the leases back. And push mode in a
+//! fleet (issue #20): a notification reaching the worker that does not hold the source wakes
+//! the one that does, the next holder reuses the recorded subscription, a removed source's
+//! subscription is deleted, and an EWS source's streaming watcher runs on its lease holder.
 //!
 //! Needs a PostgreSQL server: `M365MAIL_TEST_POSTGRES` (set by `cargo xtask ci`, which starts a
 //! throw-away one). Without it the test says it was skipped, and fails under `CI=true`.
