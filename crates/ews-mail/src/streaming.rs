@@ -241,8 +241,9 @@ fn pause_after(failures: u32) -> Duration {
 }
 
 /// Keeps a streaming subscription on one folder and wakes the source when mail arrives; see
-/// the [module documentation](self).
-#[derive(Debug)]
+/// the [module documentation](self). Cloned, it watches the same folder again (a fleet's worker
+/// runs one each time it takes the source's lease).
+#[derive(Debug, Clone)]
 pub struct StreamingWatcher {
     client: EwsClient,
     folder: FolderId,

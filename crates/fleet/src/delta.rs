@@ -36,11 +36,7 @@ impl PgDeltaStore {
     }
 
     fn transient(&self, e: &(dyn std::error::Error + 'static)) -> Error {
-        Error::transient(format!(
-            "delta state in PostgreSQL at {}: {}",
-            self.inner.target,
-            self.inner.reason(e)
-        ))
+        self.inner.transient("delta state", e)
     }
 
     async fn run(
@@ -48,15 +44,7 @@ impl PgDeltaStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, Error> {
-        let client = self.inner.client().await.map_err(|e| self.transient(&e))?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| self.transient(&e))?;
-        client
-            .query(&stmt, params)
-            .await
-            .map_err(|e| self.transient(&e))
+        self.inner.query("delta state", sql, params).await
     }
 }
 

@@ -11,6 +11,7 @@
 //! | [`PgLeases`] | [`handler::LeaseStore`] | which worker serves which source (leases with fencing epochs), and which workers are alive |
 //! | [`PgTokenStore`] | [`msauth::TokenStore`] | the token cache, with a fleet-wide lock so that one worker signs in or refreshes at a time |
 //! | [`PgDeltaStore`] | [`graph_mail::delta::DeltaStore`] | Graph delta links and the messages seen but not yet acknowledged |
+//! | [`PgSubscriptionStore`] | [`graph_mail::push::SubscriptionStore`] | push mode's Graph subscriptions, reused by a source's next holder |
 //!
 //! [`PgStore::connect`] opens a connection pool and brings the schema up to date (the program
 //! creates and migrates its own tables, see below); its accessors hand out the four backends,
@@ -62,12 +63,15 @@
 //! - `fleet_leases` (source, worker or NULL once released, epoch, expiry) and `fleet_workers`
 //!   (heartbeats). All expiry is by the database's clock, never a worker's.
 //! - `fleet_tokens`: msauth's cache entries; `fleet_delta`: graph-mail's delta states.
+//! - `fleet_subscriptions`: push mode's Graph subscriptions, one per source, with their
+//!   `clientState` (a secret, kept like the tokens). Wake-ups between workers are not stored:
+//!   they are `NOTIFY`s on the channel `m365mail_push` ([`PgWakeups`]).
 //!
 //! # Security
 //!
 //! The password of the URL never appears in `Debug`, `Display` or an error of this crate.
 //! Tokens are stored as msauth's `FileStore` stores them: not encrypted, refresh tokens
-//! included. Whoever can read `fleet_tokens` can act as the application, so restrict the
+//! included; so are push subscriptions' `clientState`s. Whoever can read `fleet_tokens` can act as the application, so restrict the
 //! database's access accordingly (its own role and database, TLS or a private network); this
 //! crate connects without TLS (`sslmode=disable` or `prefer`), for a database on the same host
 //! or a trusted network.
@@ -78,6 +82,7 @@ mod catalog;
 mod delta;
 mod leases;
 mod ledger;
+mod push;
 mod schema;
 mod status;
 mod tokens;
@@ -94,6 +99,7 @@ pub use catalog::{ConfigEntry, EntryKind, PgCatalog};
 pub use delta::PgDeltaStore;
 pub use leases::PgLeases;
 pub use ledger::PgLedger;
+pub use push::{PgSubscriptionStore, PgWakeups, Wakeup};
 pub use status::{FleetStatus, PgStatus, SourceEvent, SourceStatus, WorkerStatus};
 pub use tokens::PgTokenStore;
 
@@ -313,6 +319,17 @@ impl PgStore {
     pub fn status(&self) -> PgStatus {
         PgStatus::new(self.inner.clone())
     }
+
+    /// Push mode's Graph subscriptions ([`graph_mail::push::SubscriptionStore`]), reused by
+    /// whichever worker holds a source next.
+    pub fn subscriptions(&self) -> PgSubscriptionStore {
+        PgSubscriptionStore::new(self.inner.clone())
+    }
+
+    /// Push mode's wake-ups between workers (`NOTIFY`/`LISTEN`).
+    pub fn wakeups(&self) -> PgWakeups {
+        PgWakeups::new(self.inner.clone())
+    }
 }
 
 /// Connections kept for leases and heartbeats, beside [`PgOptions::pool_size`]: a worker renews
@@ -336,6 +353,39 @@ impl Inner {
         &self,
     ) -> Result<deadpool_postgres::Client, deadpool_postgres::PoolError> {
         self.lease_pool.get().await
+    }
+
+    /// A transient [`connector::Error`] for a failure of `what` (the delta state, the push
+    /// subscriptions: the backends graph-mail's traits see), without the password.
+    pub(crate) fn transient(
+        &self,
+        what: &str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> connector::Error {
+        connector::Error::transient(format!(
+            "{what} in PostgreSQL at {}: {}",
+            self.target,
+            self.reason(e)
+        ))
+    }
+
+    /// Runs `sql` (prepared once per pooled connection) for the backend of `what`; a failure
+    /// is [`transient`](Self::transient).
+    pub(crate) async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, connector::Error> {
+        let client = self.client().await.map_err(|e| self.transient(what, &e))?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.transient(what, &e))?;
+        client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| self.transient(what, &e))
     }
 
     /// The text of an error and its causes, without the password.

@@ -120,6 +120,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX fleet_threads_remembered_at ON fleet_threads (remembered_at);
     "#,
+    // 4: push mode's Graph subscriptions (graph-mail's SubscriptionRecord), one per source, so
+    // that the source's next holder reuses the subscription; `client_state` is its secret, kept
+    // like fleet_tokens' tokens (not encrypted). `expires_at` in Unix seconds.
+    r#"
+    CREATE TABLE fleet_subscriptions (
+        key text COLLATE "C" PRIMARY KEY,
+        id text COLLATE "C" NOT NULL,
+        resource text NOT NULL,
+        notification_url text NOT NULL,
+        client_state text NOT NULL,
+        expires_at bigint NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE INDEX fleet_subscriptions_id ON fleet_subscriptions (id);
+    "#,
 ];
 
 /// The schema version this program knows: the number of migrations.

@@ -96,9 +96,9 @@ pub use notify::{
     NotificationTemplate, RecipientLimit, ReplyToPolicy, SenderAuthentication, Unauthenticated,
 };
 pub use pipeline::{
-    CatalogSource, DEFAULT_RETENTION, FleetOptions, MAX_MIME, MessageOutcome, Options, Pipeline,
-    Progress, ProgressObserver, SentNotification, Shutdown, SourceCatalog, SourceSpec,
-    SourceSummary, Summary,
+    COMPANION_GRACE, CatalogSource, Companion, DEFAULT_RETENTION, FleetOptions, MAX_MIME,
+    MessageOutcome, Options, Pipeline, Progress, ProgressObserver, SentNotification, Shutdown,
+    SourceCatalog, SourceSpec, SourceSummary, Summary,
 };
 pub use reply::{QuoteStart, Reply, extract_reply, extract_reply_html, html_to_text};
 pub use store::{Fence, FleetView, LeaseError, LeaseStore, LedgerStore, LocalLeases};

@@ -12,9 +12,9 @@ use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
 use async_trait::async_trait;
 use connector::memory::MemoryMailbox;
 use handler::{
-    CatalogSource, Entry, Fence, FleetOptions, FleetView, Handler, HandlerError, Inbound,
-    LeaseError, LeaseStore, Ledger, LedgerError, LedgerStore, LocalLeases, Options, Pipeline,
-    Record, Shutdown, SourceCatalog, SourceSpec,
+    CatalogSource, Companion, Entry, Fence, FleetOptions, FleetView, Handler, HandlerError,
+    Inbound, LeaseError, LeaseStore, Ledger, LedgerError, LedgerStore, LocalLeases, Options,
+    Pipeline, Record, Shutdown, SourceCatalog, SourceSpec,
 };
 
 fn router(pickup: &str) -> Router {
@@ -847,4 +847,96 @@ async fn workers_started_together_take_their_share_at_once_and_ask_only_for_free
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+/// What a companion did: (worker, epoch, "start" | "end held" | "end lost").
+type CompanionLog = Arc<Mutex<Vec<(String, u64, &'static str)>>>;
+
+/// Records when a companion runs, and checks that its lease was still held when it ended.
+struct Recorder {
+    leases: Arc<LocalLeases>,
+    log: CompanionLog,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Companion for Recorder {
+    async fn run(&self, fence: Option<Fence>, stop: Shutdown) {
+        let fence = fence.expect("a fleet's companion runs under a lease");
+        let at_once = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        assert_eq!(at_once, 1, "two companions of one source at once");
+        self.log
+            .lock()
+            .unwrap()
+            .push((fence.worker.clone(), fence.epoch, "start"));
+        stop.stopped().await;
+        let held = self.leases.holders().await.unwrap().contains(&fence);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push((
+            fence.worker.clone(),
+            fence.epoch,
+            if held { "end held" } else { "end lost" },
+        ));
+    }
+}
+
+/// A source's companion (push mode's subscriber) runs on the worker holding its lease, under
+/// that lease's fence, stops when the lease goes, and has ended before the lease is handed
+/// back; the next holder starts its own at a higher epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_companion_runs_only_while_its_source_is_leased() {
+    let fleet = Fleet::new(1, 0);
+    let log: CompanionLog = Arc::default();
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pipeline = |worker: &str| {
+        let handler = Arc::new(WorkerHandler {
+            worker: worker.into(),
+            shared: fleet.counting.clone(),
+        });
+        let options = Options::default().poll_interval(Duration::from_millis(20));
+        let mut p = Pipeline::with_store(handler, fleet.ledger.clone(), options);
+        let (name, mb) = &fleet.mailboxes[0];
+        let companion = Arc::new(Recorder {
+            leases: fleet.leases.clone(),
+            log: log.clone(),
+            running: running.clone(),
+        });
+        p.add_source(
+            SourceSpec::new(name.clone(), Arc::new(mb.source()), router(mb.address()))
+                .beside(companion),
+        );
+        p
+    };
+    let start = |worker: &'static str| {
+        let p = pipeline(worker);
+        let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
+        let stop = Shutdown::new();
+        let s = stop.clone();
+        (
+            stop,
+            tokio::spawn(async move { p.run_leased(leases, options(worker), &s).await }),
+        )
+    };
+    let (stop1, t1) = start("w1");
+    wait_until(|| log.lock().unwrap().len() == 1).await;
+    let (stop2, t2) = start("w2");
+    // w2 joins; the one source stays with w1 (its fair share is one).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(log.lock().unwrap().len(), 1);
+    stop1.trigger();
+    t1.await.unwrap();
+    wait_until(|| log.lock().unwrap().len() == 3).await;
+    stop2.trigger();
+    t2.await.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 4, "{log:?}");
+    let (w1, e1) = (&log[0].0, log[0].1);
+    assert_eq!((w1.as_str(), log[0].2), ("w1", "start"));
+    assert_eq!(
+        (log[1].0.as_str(), log[1].1, log[1].2),
+        ("w1", e1, "end held")
+    );
+    assert_eq!((log[2].0.as_str(), log[2].2), ("w2", "start"));
+    assert!(log[2].1 > e1, "{log:?}");
+    assert_eq!((log[3].0.as_str(), log[3].2), ("w2", "end held"));
 }

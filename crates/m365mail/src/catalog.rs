@@ -13,7 +13,7 @@
 //! keep them, per machine, and a database dump reveals none.)
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fleet::{ConfigEntry, EntryKind, PgCatalog};
 use handler::{CatalogSource, SourceCatalog};
@@ -21,6 +21,7 @@ use handler::{CatalogSource, SourceCatalog};
 use crate::config::Config;
 use crate::connect::anyhow_lite::Result;
 use crate::connect::{Providers, SharedStores};
+use crate::push::FleetPush;
 
 /// The configuration file's table that holds entries of `kind`.
 pub(crate) fn array_of(kind: EntryKind) -> &'static str {
@@ -177,6 +178,8 @@ pub struct StoreCatalog {
     stores: SharedStores,
     /// Connections' token providers, kept while the apps do not change.
     providers: Mutex<(String, Providers)>,
+    /// Push mode, when the worker serves it.
+    push: Option<Arc<FleetPush>>,
 }
 
 impl std::fmt::Debug for StoreCatalog {
@@ -199,13 +202,20 @@ impl StoreCatalog {
             path,
             stores,
             providers: Mutex::new((String::new(), providers)),
+            push: None,
         }
     }
 
-    async fn build(&self) -> Result<Vec<CatalogSource>> {
-        let (_, entries) = self.catalog.entries().await.map_err(|e| e.to_string())?;
-        let (cfg, doc) = resolve(&self.file_text, &self.path, &entries)?;
-        let apps = doc.get("apps").map(ToString::to_string).unwrap_or_default();
+    /// Sources in push mode (`mode = "push"`) are served in push mode through `push`: woken
+    /// by their notifications, their subscriptions recorded in the fleet's database. Without
+    /// it they are polled every poll interval.
+    pub fn with_push(mut self, push: Arc<FleetPush>) -> Self {
+        self.push = Some(push);
+        self
+    }
+
+    /// The sources of `cfg` (whose merged document is `doc`, its apps `apps`).
+    fn specs(&self, cfg: &Config, doc: &toml::Table, apps: String) -> Result<Vec<CatalogSource>> {
         let mut guard = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         if guard.0 != apps {
             // An app changed: its connections start afresh (their tokens stay in the store).
@@ -213,18 +223,22 @@ impl StoreCatalog {
         }
         let mut out = Vec::with_capacity(cfg.sources.len());
         for s in &cfg.sources {
-            if s.push.is_some() || s.streaming.is_some() {
-                // Not silently: a fleet worker takes no notifications (issue #20 is not done
-                // for fleets), so the source is polled, as `mode = "delta"` (Graph) or the
-                // unread listing (EWS), every poll interval.
-                tracing::warn!(
-                    source = %s.name,
-                    "push mode is not available to fleet workers yet: this source is polled \
-                     every poll interval instead"
-                );
+            let mut spec = crate::handling::spec(cfg, s, &mut guard.1)?;
+            if let Some(push) = &self.push {
+                spec = push.attach(s, spec, &mut guard.1)?;
             }
-            let spec = crate::handling::spec(&cfg, s, &mut guard.1)?;
-            out.push(CatalogSource::new(spec, fingerprint(&doc, &s.name)));
+            out.push(CatalogSource::new(spec, fingerprint(doc, &s.name)));
+        }
+        Ok(out)
+    }
+
+    async fn build(&self) -> Result<Vec<CatalogSource>> {
+        let (_, entries) = self.catalog.entries().await.map_err(|e| e.to_string())?;
+        let (cfg, doc) = resolve(&self.file_text, &self.path, &entries)?;
+        let apps = doc.get("apps").map(ToString::to_string).unwrap_or_default();
+        let out = self.specs(&cfg, &doc, apps)?;
+        if let Some(push) = &self.push {
+            push.built().await?;
         }
         Ok(out)
     }

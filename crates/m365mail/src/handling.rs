@@ -73,9 +73,9 @@ pub fn pipeline(
 }
 
 /// [`pipeline`], with the sources of `mode = "push"` woken by their change notifications and
-/// polled at their safety interval; the returned [`Push`](crate::push::Push) is started
-/// (listeners, then subscribers) before the pipeline runs. `run` uses it; a fleet's workers
-/// poll every source.
+/// polled at their safety interval; the returned [`Push`](crate::push::Push) is started (its
+/// listeners) before the pipeline runs, which starts each source's subscriber. `run` uses it;
+/// a fleet's workers attach their push sources through [`crate::push::FleetPush`].
 pub fn pipeline_with_push(
     cfg: &Config,
     ledger: Arc<dyn LedgerStore>,

@@ -1,7 +1,9 @@
 //! `m365mail worker`: one worker of a fleet. The sources of the configuration are shared by
 //! every worker pointed at the same PostgreSQL database; each source is served by one worker at
 //! a time (a lease with a fencing epoch), the ledger, tokens and delta state live in the
-//! database, and the sources are spread evenly over the live workers.
+//! database, and the sources are spread evenly over the live workers. Sources in push mode are
+//! served in push mode ([`crate::push::FleetPush`]): each worker listens, the worker holding a
+//! source runs its subscriber, and a notification any worker receives wakes the holder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,17 +78,6 @@ pub async fn run(
     settings: &WorkerSettings,
     shutdown: &Shutdown,
 ) -> Result<Summary> {
-    for s in cfg
-        .sources
-        .iter()
-        .filter(|s| s.push.is_some() || s.streaming.is_some())
-    {
-        eprintln!(
-            "source {:?}: mode = \"push\" is not available to fleet workers yet; it is polled \
-             every poll interval instead (m365mail run serves push)",
-            s.name
-        );
-    }
     let Some(store) = connect(store_url, shutdown).await? else {
         return Ok(Summary::default());
     };
@@ -96,16 +87,25 @@ pub async fn run(
         tokens: Arc::new(store.tokens()),
         delta: Arc::new(store.delta()),
     };
-    let catalog = Arc::new(StoreCatalog::new(
-        store.catalog(),
-        file_text,
-        path.to_path_buf(),
-        stores,
-    ));
     let (ledger, leases) = crate::metrics::timed(
         settings.metrics.as_ref(),
         Arc::new(store.ledger()),
         Arc::new(store.leases()),
+    );
+    // Push mode: the listeners of the file's push sources are bound now (a worker that cannot
+    // listen fails at start); subscribers run on the worker holding each source's lease.
+    let push = crate::push::FleetPush::new(
+        &store,
+        leases.clone(),
+        &settings.name,
+        settings.lease_ttl,
+        shutdown,
+    );
+    for p in cfg.sources.iter().filter_map(|s| s.push.as_ref()) {
+        push.listen_on(p.listen).await?;
+    }
+    let catalog = Arc::new(
+        StoreCatalog::new(store.catalog(), file_text, path.to_path_buf(), stores).with_push(push),
     );
     let mut pipeline = Pipeline::with_store(
         crate::handling::handler(cfg)?,

@@ -673,12 +673,6 @@ async fn a_worker_goes_on_without_metrics_when_the_default_port_is_taken() {
     sb.shutdown().await;
 }
 
-/// A free loopback port (bound, then released for the worker to take).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// `m365mail worker --metrics 127.0.0.1:PORT` on PostgreSQL: the scrape counts every delivered
 /// message as handled and no acknowledgement owed, the source's gauges, the lease and the store
 /// timings appear, and the worker is healthy and ready; after SIGTERM it is gone.
@@ -718,7 +712,7 @@ async fn a_worker_serves_its_metrics_end_to_end() {
         )
         .text();
     std::fs::write(&cfg, text).unwrap();
-    let port = free_port();
+    let port = test_support::process::free_port();
     let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
     let mut worker: Child = Command::new(BIN)
         .args(["worker", "--lease-secs", "3", "--name", "wm"])

@@ -18,15 +18,6 @@ use test_support::config::{Config as ConfigText, toml_string};
 
 const HELPDESK: &str = "helpdesk@contoso.example";
 
-/// A free loopback port (the listener binds it right after; the URL must be known first).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn config(sb: &Sandbox, dir: &Path, port: u16, safety_secs: u64) -> Config {
     let out = dir.join("out");
     let record = toml_string(&dir.join("subscriptions.json").display().to_string());
@@ -160,7 +151,7 @@ async fn started(sb: &Sandbox, cfg: &Config) -> (Running, String) {
 async fn new_mail_is_handled_as_it_arrives_without_waiting_for_a_poll() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
     let (r, _) = started(&sb, &cfg).await;
     delivered_and_handled(&sb, &r, "pushed 1").await;
     delivered_and_handled(&sb, &r, "pushed 2").await;
@@ -174,7 +165,7 @@ async fn new_mail_is_handled_as_it_arrives_without_waiting_for_a_poll() {
 async fn forged_notifications_are_ignored() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = test_support::process::free_port();
     let cfg = config(&sb, dir.path(), port, 3600);
     let (r, id) = started(&sb, &cfg).await;
     let forged = serde_json::json!({"value": [{
@@ -199,7 +190,7 @@ async fn forged_notifications_are_ignored() {
 async fn a_dropped_notification_is_caught_up_by_the_safety_timer() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), free_port(), 1);
+    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 1);
     let (r, _) = started(&sb, &cfg).await;
     sb.admin()
         .set_notification_faults(sandbox::NotificationFaults {
@@ -220,7 +211,7 @@ async fn a_dropped_notification_is_caught_up_by_the_safety_timer() {
 async fn a_removed_subscription_is_made_again() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
     let (r, first) = started(&sb, &cfg).await;
     sb.admin()
         .lifecycle_event(&first, sandbox::LifecycleEvent::SubscriptionRemoved)
@@ -239,7 +230,7 @@ async fn a_removed_subscription_is_made_again() {
 async fn a_restart_reuses_the_recorded_subscription() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
     let (r, id) = started(&sb, &cfg).await;
     let expiry = sb.admin().subscriptions()[0].expiration;
     r.stop().await;
@@ -377,7 +368,7 @@ async fn the_subscription_is_renewed_before_it_expires() {
 async fn every_message_is_handed_over_once_under_notification_faults() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), free_port(), 1);
+    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 1);
     let (r, first) = started(&sb, &cfg).await;
     let before = r.handled.load(Ordering::SeqCst);
     sb.admin()
@@ -433,7 +424,7 @@ async fn every_message_is_handed_over_once_under_notification_faults() {
 async fn reauthorization_required_renews_the_subscription() {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), free_port(), 3600);
+    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
     let (r, id) = started(&sb, &cfg).await;
     let expiry = sb.admin().subscriptions()[0].expiration;
     sb.admin().advance_clock(60);
@@ -478,44 +469,4 @@ async fn an_ews_source_in_push_mode_handles_mail_as_it_arrives() {
     eventually("two passes", || r.passes.load(Ordering::SeqCst) >= 2).await;
     delivered_and_handled(&sb, &r, "streamed").await;
     r.stop().await;
-}
-
-/// A fleet worker takes no notifications yet, and says so instead of quietly polling a source
-/// configured for push. No database needed: the worker speaks before it connects, and a URL
-/// with a port that cannot be one makes it exit right after.
-#[test]
-fn a_fleet_worker_says_it_polls_a_push_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = ConfigText::new()
-        .app(
-            "demo",
-            "contoso.example",
-            "http://127.0.0.1:9",
-            test_support::config::SECRET_LINE,
-        )
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            HELPDESK,
-            "http://127.0.0.1:9/v1.0",
-            "mode = \"push\"",
-        )
-        .section("[sources.push]\npublic_url = \"https://mail.example.com/n\"")
-        .mailbox(HELPDESK, &[])
-        .default_rule("DESK")
-        .text();
-    let cfg = dir.path().join("m365mail.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail"))
-        .args(["worker", "--metrics", "off", "--config"])
-        .arg(&cfg)
-        .env("M365MAIL_STORE", "postgres://u@127.0.0.1:notaport/db")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("\"helpdesk\": mode = \"push\" is not available to fleet workers yet"),
-        "{said}"
-    );
 }

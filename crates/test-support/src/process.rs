@@ -54,3 +54,10 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// A free loopback port: bound, then released, for a listener (a spawned worker's, or one
+/// whose URL must be known before it starts) to take right after.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    l.local_addr().expect("its address").port()
+}

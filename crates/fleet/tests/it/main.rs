@@ -7,6 +7,7 @@ mod catalog;
 mod delta;
 mod leases;
 mod ledger;
+mod push;
 mod recovery;
 mod schema;
 mod tokens;

@@ -46,6 +46,7 @@ async fn a_fresh_database_gets_the_schema_and_a_second_connect_changes_nothing()
             "fleet_ledger_log",
             "fleet_schema",
             "fleet_source_status",
+            "fleet_subscriptions",
             "fleet_threads",
             "fleet_tokens",
             "fleet_workers"

@@ -24,12 +24,23 @@ pub enum LifecycleEvent {
 }
 
 impl LifecycleEvent {
-    fn parse(s: &str) -> Self {
+    /// The event of its name in Graph's `lifecycleEvent` (an unknown name is [`Other`](Self::Other)).
+    pub fn parse(s: &str) -> Self {
         match s {
             "subscriptionRemoved" => LifecycleEvent::SubscriptionRemoved,
             "reauthorizationRequired" => LifecycleEvent::ReauthorizationRequired,
             "missed" => LifecycleEvent::Missed,
             other => LifecycleEvent::Other(other.to_owned()),
+        }
+    }
+
+    /// Its name in Graph's `lifecycleEvent`.
+    pub fn name(&self) -> &str {
+        match self {
+            LifecycleEvent::SubscriptionRemoved => "subscriptionRemoved",
+            LifecycleEvent::ReauthorizationRequired => "reauthorizationRequired",
+            LifecycleEvent::Missed => "missed",
+            LifecycleEvent::Other(s) => s,
         }
     }
 }
@@ -53,6 +64,17 @@ impl std::fmt::Debug for Notification {
             .field("subscription_id", &self.subscription_id)
             .field("lifecycle", &self.lifecycle)
             .finish_non_exhaustive()
+    }
+}
+
+impl Notification {
+    /// Whether it carries `state` as its `clientState`, compared in constant time: how a
+    /// notification for a subscription registered elsewhere (another worker of a fleet) is
+    /// told from a forged one.
+    pub fn carries(&self, state: &ClientState) -> bool {
+        self.client_state
+            .as_deref()
+            .is_some_and(|c| state.matches(c))
     }
 }
 
@@ -112,6 +134,11 @@ pub struct PushStats {
     pub lifecycle: u64,
     /// Notifications ignored: unknown subscription or wrong `clientState`.
     pub forged: u64,
+    /// Notifications for no subscription registered here, handed to
+    /// [`PushHub::forward_unknown`]'s channel to be checked elsewhere.
+    pub forwarded: u64,
+    /// Sources woken by [`PushHub::wake`] (a notification checked elsewhere).
+    pub woken_from_elsewhere: u64,
     /// Bodies that were no notification collection.
     pub malformed: u64,
 }
@@ -130,6 +157,7 @@ struct Entry {
 pub struct PushHub {
     entries: Mutex<BTreeMap<String, Entry>>,
     stats: Mutex<PushStats>,
+    unknown: Mutex<Option<mpsc::Sender<Notification>>>,
 }
 
 impl std::fmt::Debug for PushHub {
@@ -178,6 +206,41 @@ impl PushHub {
                     lifecycle,
                 },
             );
+    }
+
+    /// Forgets the subscription of `key` (its subscriber stopped): its notifications are no
+    /// longer this hub's to place.
+    pub(crate) fn unregister(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// Hands the notifications that match no subscription registered here to `to`, instead of
+    /// ignoring them as forged: in a fleet, a notification may reach a worker that does not
+    /// serve its source, and whoever reads `to` checks it against the recorded subscriptions
+    /// ([`Notification::carries`]) and wakes the worker that does. When `to` is full the
+    /// notification is dropped (counted as forged): the source's safety timer catches up.
+    pub fn forward_unknown(&self, to: mpsc::Sender<Notification>) {
+        *self.unknown.lock().unwrap_or_else(|p| p.into_inner()) = Some(to);
+    }
+
+    /// Wakes the source registered here under `key` (and hands `lifecycle` to its subscriber),
+    /// for a notification that reached another listener and was checked there. `false` when
+    /// no subscriber of `key` is registered here.
+    pub fn wake(&self, key: &str, lifecycle: Option<LifecycleEvent>) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = entries.get(key) else {
+            return false;
+        };
+        e.wake.notify_one();
+        if let Some(ev) = lifecycle {
+            let _ = e.lifecycle.send(ev);
+        }
+        drop(entries);
+        self.count(|s| s.woken_from_elsewhere += 1);
+        true
     }
 
     /// Records the id Graph gave the subscription of `key`.
@@ -237,6 +300,18 @@ impl PushHub {
         });
         let Some(e) = genuine else {
             drop(entries);
+            let forward = self
+                .unknown
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(tx) = forward
+                && n.client_state.is_some()
+                && tx.try_send(n.clone()).is_ok()
+            {
+                self.count(|s| s.forwarded += 1);
+                return;
+            }
             tracing::warn!(
                 subscription = %n.subscription_id,
                 "ignored a notification: no subscription of ours with that clientState"

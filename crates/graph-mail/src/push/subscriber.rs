@@ -36,8 +36,9 @@ fn pause_after(failures: u32) -> Duration {
         .backoff(failures, ProcessJitter.next())
 }
 
-/// Builds a [`PushSubscriber`].
-#[derive(Debug)]
+/// Builds a [`PushSubscriber`]. Cloned, it builds another for the same source (a fleet's
+/// worker builds one each time it takes the source's lease).
+#[derive(Debug, Clone)]
 pub struct PushSubscriberBuilder {
     client: GraphClient,
     key: String,
@@ -225,7 +226,14 @@ impl PushSubscriber {
             client_state,
             sub.expiration,
         );
-        self.store.save(&self.key, &rec).await?;
+        if let Err(e) = self.store.save(&self.key, &rec).await {
+            // Unrecorded, no run would reuse or delete it: deleted now rather than leaked (a
+            // fleet's store refuses the record once this worker lost the source).
+            if let Err(d) = self.client.execute(&DeleteSubscription::new(&rec.id)).await {
+                tracing::warn!(source = %self.key, subscription = %rec.id, error = %d, "deleting a subscription that could not be recorded failed; it expires on its own");
+            }
+            return Err(e);
+        }
         tracing::info!(source = %self.key, subscription = %rec.id, "subscribed to new mail");
         self.current = Some(rec.clone());
         Ok(rec)
@@ -255,11 +263,27 @@ impl PushSubscriber {
         self.store.clear(&self.key).await
     }
 
+    /// Deletes the recorded subscription, if any, and forgets it, without making another: for
+    /// a source taken out of push mode (or removed) whose subscription no one will reuse.
+    pub async fn retire(&mut self) -> Result<(), Error> {
+        if self.current.is_none() {
+            self.current = self.store.load(&self.key).await?;
+        }
+        self.delete().await
+    }
+
     /// Keeps the subscription alive until `stop` completes: ensures one (retrying with growing
     /// pauses, while the source's safety timer covers), wakes the source after each
     /// (re)subscription, renews before expiry and answers lifecycle events. The subscription
-    /// is left in place at the end, recorded, for the next run to reuse.
-    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+    /// is left in place at the end, recorded, for the next run (or a fleet's next holder of
+    /// the source) to reuse, and the hub forgets it.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let (hub, key) = (self.hub.clone(), self.key.clone());
+        self.keep_alive(stop).await;
+        hub.unregister(&key);
+    }
+
+    async fn keep_alive(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut failures = 0;
         loop {

@@ -88,6 +88,56 @@ async fn only_notifications_with_the_subscription_and_its_client_state_wake_the_
     assert!(!format!("{n:?}{hub:?}").contains(secret.expose()));
 }
 
+/// In a fleet: what this hub cannot place goes to the channel (where the recorded
+/// subscriptions can check it), a wake-up checked elsewhere reaches the source registered here,
+/// and a stopped subscriber's source is no longer this hub's.
+#[tokio::test]
+async fn unknown_notifications_are_forwarded_and_a_wake_from_elsewhere_reaches_the_source() {
+    let hub = PushHub::new();
+    let (fwd_tx, mut forwarded) = mpsc::channel(1);
+    hub.forward_unknown(fwd_tx);
+    let secret = ClientState::generate();
+    let body = serde_json::json!({"value": [
+        {"subscriptionId": "sub-9", "clientState": secret.expose(), "changeType": "created"},
+        {"subscriptionId": "sub-9", "clientState": secret.expose(), "changeType": "created"},
+        {"subscriptionId": "sub-9", "changeType": "created"},
+    ]})
+    .to_string();
+    assert_eq!(hub.answer(None, body.as_bytes()).status, 202);
+    // One fits the channel; the second finds it full and the third carries no secret at all.
+    assert_eq!((hub.stats().forwarded, hub.stats().forged), (1, 2));
+    let n = forwarded.try_recv().unwrap();
+    assert_eq!(n.subscription_id, "sub-9");
+    assert!(n.carries(&secret));
+    assert!(!n.carries(&ClientState::generate()));
+
+    let wake = Arc::new(Notify::new());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    assert!(!hub.wake("helpdesk", None), "nothing registered yet");
+    hub.register(
+        "helpdesk",
+        secret.clone(),
+        Some("sub-9".into()),
+        wake.clone(),
+        tx,
+    );
+    assert!(hub.wake(
+        "helpdesk",
+        Some(LifecycleEvent::parse("subscriptionRemoved"))
+    ));
+    tokio::time::timeout(std::time::Duration::from_secs(5), wake.notified())
+        .await
+        .expect("woken");
+    assert_eq!(rx.recv().await, Some(LifecycleEvent::SubscriptionRemoved));
+    assert_eq!(hub.stats().woken_from_elsewhere, 1);
+    assert_eq!(
+        LifecycleEvent::SubscriptionRemoved.name(),
+        "subscriptionRemoved"
+    );
+    hub.unregister("helpdesk");
+    assert!(!hub.wake("helpdesk", None));
+}
+
 #[tokio::test]
 async fn the_file_store_keeps_records_owner_only() {
     let dir = tempfile::tempdir().unwrap();

@@ -351,6 +351,11 @@ impl Pipeline {
 async fn serve(ctx: Arc<Ctx>, options: Options, mut shutdown: Shutdown) -> SourceSummary {
     let mut summary = SourceSummary::new(&ctx.spec.name);
     let mut backoff = options.offline_backoff;
+    // Its companion (push mode) runs as long as the source is served, under its lease.
+    let companion = ctx.spec.companion.clone().map(|c| {
+        let (fence, stop) = (ctx.fence().cloned(), shutdown.clone());
+        tokio::spawn(async move { c.run(fence, stop).await })
+    });
     loop {
         drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
         let pause = if summary.status == PingStatus::Offline {
@@ -380,6 +385,16 @@ async fn serve(ctx: Arc<Ctx>, options: Options, mut shutdown: Shutdown) -> Sourc
         };
         if stopped {
             break;
+        }
+    }
+    if let Some(mut task) = companion {
+        // Asked to stop with the source: ended before the lease is handed back.
+        if tokio::time::timeout(COMPANION_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(source = %summary.name, "the source's companion did not stop in time; aborted");
+            task.abort();
         }
     }
     summary

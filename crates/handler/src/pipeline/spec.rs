@@ -15,7 +15,24 @@ pub struct SourceSpec {
     pub(crate) notification: Option<NotificationPolicy>,
     pub(crate) wake: Option<Arc<tokio::sync::Notify>>,
     pub(crate) poll_interval: Option<Duration>,
+    pub(crate) companion: Option<Arc<dyn Companion>>,
 }
+
+/// Work that runs beside a source while this process serves it ([`SourceSpec::beside`]): push
+/// mode's subscriber or streaming connection, which wakes the source. In a fleet it runs only
+/// while this worker holds the source's lease: started with the source's task when the lease
+/// is taken, asked to stop with it when the lease goes, and the lease is handed back only once
+/// it has ended, so that two workers never run it for one source at once.
+#[async_trait::async_trait]
+pub trait Companion: Send + Sync {
+    /// Runs until `stop` is triggered, then returns promptly (it is aborted after
+    /// [`COMPANION_GRACE`]). `fence` is the lease the source is served under in a fleet, `None`
+    /// in a single process.
+    async fn run(&self, fence: Option<Fence>, stop: Shutdown);
+}
+
+/// How long a stopping source waits for its [`Companion`] to end before aborting it.
+pub const COMPANION_GRACE: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,6 +43,7 @@ impl std::fmt::Debug for SourceSpec {
             .field("notifies", &self.notification.is_some())
             .field("pushed", &self.wake.is_some())
             .field("poll_interval", &self.poll_interval)
+            .field("companion", &self.companion.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -44,6 +62,7 @@ impl SourceSpec {
             notification: None,
             wake: None,
             poll_interval: None,
+            companion: None,
         }
     }
 
@@ -61,6 +80,13 @@ impl SourceSpec {
     /// the slow safety timer that catches up whatever no notification announced.
     pub fn poll_every(mut self, interval: Duration) -> Self {
         self.poll_interval = Some(interval);
+        self
+    }
+
+    /// Runs `companion` beside this source while it is served (see [`Companion`]): in push
+    /// mode, what keeps its notifications coming and wakes it ([`wake_on`](Self::wake_on)).
+    pub fn beside(mut self, companion: Arc<dyn Companion>) -> Self {
+        self.companion = Some(companion);
         self
     }
 

@@ -264,7 +264,12 @@ pub struct PushConfig {
     pub safety_interval_secs: Option<u64>,
     /// Where the subscription is recorded so that a restart reuses it instead of leaking it
     /// (default `graph-subscriptions.json` next to the ledger; owner-only, it holds the
-    /// subscription's `clientState`).
+    /// subscription's `clientState`). Not used by a fleet's workers: they record subscriptions
+    /// in the fleet's database, for whichever worker holds the source next.
+    ///
+    /// In a fleet every worker binds its own `listen` address, and `public_url` should reach
+    /// all of them (a load balancer): a notification reaching a worker that does not serve
+    /// the source is checked there and passed to the one that does.
     #[serde(default)]
     pub subscriptions: Option<PathBuf>,
 }
