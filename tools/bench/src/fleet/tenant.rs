@@ -256,10 +256,19 @@ pub fn config_toml(
             mailbox = m.address,
             url = toml_string(&url),
             ack = m.mode.acknowledge(),
+            // A delta state file per source: one file shared by every source is written whole
+            // on each save (the `m365mail run` default; a fleet keeps it in PostgreSQL).
             delta = if m.mode.delta {
-                "mode = \"delta\"\n"
+                format!(
+                    "mode = \"delta\"\ndelta_state = {}\n",
+                    toml_string(
+                        &out.join(format!("delta-{}.json", m.source))
+                            .display()
+                            .to_string()
+                    )
+                )
             } else {
-                ""
+                String::new()
             },
             project = m.source.to_ascii_uppercase(),
             ca = ca_line,
