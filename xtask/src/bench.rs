@@ -260,7 +260,7 @@ fn push(args: &[String]) -> Result<(), String> {
 /// `m365-bench` and `m365mail` in release, makes the peers' venv and runs `m365-bench exo`,
 /// which prints its table and writes `bench-exo-results.json`. Other arguments go to it
 /// (`--scales 1x10000,20x500`, `--clients ...`, `--median-ms 120`, `--sigma 0.6`,
-/// `--max-ms 5000`, `--seed 1`, `--batch-size 50`).
+/// `--max-ms 5000`, `--seed 1`, `--batch-size 200`, `--in-flight 4`).
 fn exo(args: &[String]) -> Result<(), String> {
     run(
         "cargo",
