@@ -17,6 +17,12 @@
 //! with Graph change notifications and with polling at the default interval, and the requests
 //! an idle mailbox costs per hour; the "Mail as it arrives" section of BENCHMARKS.md.
 //!
+//! `cargo xtask bench --exo [--scales 1x10000,20x500] [--clients ...] [--median-ms 120]
+//! [--sigma 0.6] [--max-ms 5000] [--seed 1]`: every client at Exchange Online's pace (issue
+//! #23): a latency drawn per request and Exchange Online's throttling in the sandbox; the
+//! ceiling each client's requests per message allow and the share of it reached (`m365-bench
+//! exo`, the "At Exchange Online's pace" section of BENCHMARKS.md).
+//!
 //! `cargo xtask bench --replies`: reply extraction only (issue #21 item 2, a few seconds): builds
 //! `m365-bench`, makes the same venv (the reply peers quotequail and mail-parser-reply are pinned
 //! with the others) and runs `m365-bench replies`, which runs `handler::extract_reply` and
@@ -103,6 +109,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     }
     if args.iter().any(|a| a == "--push") {
         return push(args);
+    }
+    if args.iter().any(|a| a == "--exo") {
+        return exo(args);
     }
     let mut n = "1000,10000".to_owned();
     let mut ours_n = "100000".to_owned();
@@ -245,6 +254,50 @@ fn push(args: &[String]) -> Result<(), String> {
     argv.extend(args.iter().filter(|a| *a != "--push").cloned());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     run_env(&driver.to_string_lossy(), &argv, &[])
+}
+
+/// `cargo xtask bench --exo`: every client at Exchange Online's pace (issue #23): builds
+/// `m365-bench` and `m365mail` in release, makes the peers' venv and runs `m365-bench exo`,
+/// which prints its table and writes `bench-exo-results.json`. Other arguments go to it
+/// (`--scales 1x10000,20x500`, `--clients ...`, `--median-ms 120`, `--sigma 0.6`,
+/// `--max-ms 5000`, `--seed 1`, `--batch-size 200`, `--in-flight 4`).
+fn exo(args: &[String]) -> Result<(), String> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "m365-bench",
+            "-p",
+            "m365mail",
+        ],
+    )?;
+    let python = venv()?;
+    let release = target_dir().join("release");
+    let root = root();
+    let mut argv = vec![
+        "exo".to_owned(),
+        "--bin".into(),
+        release.join("m365mail").to_string_lossy().into_owned(),
+        "--python".into(),
+        python.to_string_lossy().into_owned(),
+        "--scripts".into(),
+        root.join("scripts/bench").to_string_lossy().into_owned(),
+        "--work".into(),
+        target_dir()
+            .join("bench/exo")
+            .to_string_lossy()
+            .into_owned(),
+        "--json".into(),
+        root.join("bench-exo-results.json")
+            .to_string_lossy()
+            .into_owned(),
+    ];
+    argv.extend(args.iter().filter(|a| *a != "--exo").cloned());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_env(&release.join("m365-bench").to_string_lossy(), &argv, &[])
 }
 
 /// `cargo xtask bench --replies`: reply extraction against quotequail and mail-parser-reply.

@@ -30,7 +30,9 @@
 //!   Online's limits and the ledger's writes on one PostgreSQL (`fleet_bench.rs`): the
 //!   "Fleet under Exchange Online's limits" section of BENCHMARKS.md. `cargo xtask bench
 //!   --replies`: reply extraction (`handler::extract_reply`) against quotequail and
-//!   mail-parser-reply on the labelled corpus: the "Reply extraction" section.
+//!   mail-parser-reply on the labelled corpus: the "Reply extraction" section. `cargo xtask
+//!   bench --exo`: every client at Exchange Online's pace (issue #23): the ceiling and the
+//!   share of it reached, the "At Exchange Online's pace" section.
 //! - `cargo xtask chaos [--messages N] [--kills K] [--seed S] [--small]`: the chaos run
 //!   (`tools/chaos`, RELIABILITY.md): release builds, then m365mail killed and restarted while
 //!   the sandbox injects faults; `--small` (500 messages, 5 kills) is cheap enough for CI, and
@@ -87,6 +89,10 @@ Commands:
   bench --push [--messages N] [--poll-secs S]
                latency (p50, p99) and idle requests per hour of a Graph source with change
                notifications against polling at the default interval: BENCHMARKS.md
+  bench --exo [--scales 1x10000,20x500] [--clients C,...] [--median-ms 120] [--sigma 0.6]
+              [--max-ms 5000] [--seed 1]
+               every client at Exchange Online's pace (latency per request, 4 Graph / 27 EWS
+               requests at once, 10,000 per 600 s): the ceiling and the share of it reached
   bench --replies
                reply extraction (handler::extract_reply) against quotequail and
                mail-parser-reply on crates/handler/testdata/replies: BENCHMARKS.md

@@ -390,6 +390,9 @@ pub fn source(
             if let Some(f) = &s.folder {
                 sc = sc.folder(f.clone());
             }
+            if let Some(n) = s.requests_in_flight {
+                sc = sc.use_batch(false).in_flight(n);
+            }
             let source = graph_mail::GraphSource::new(client, sc);
             Ok(match &s.delta_state {
                 None => Arc::new(source),

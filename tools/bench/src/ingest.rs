@@ -39,6 +39,9 @@ pub struct IngestArgs {
     pub ca_bundle: Option<PathBuf>,
     /// Messages per fetch.
     pub page: usize,
+    /// Graph: MIME downloads and acknowledgements as single requests, this many at once,
+    /// instead of `$batch` (`None`).
+    pub in_flight: Option<usize>,
 }
 
 /// The result file of the peer contract.
@@ -160,7 +163,10 @@ pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
                 .http_client(http)
                 .build()
                 .map_err(|e| e.to_string())?;
-            let cfg = graph_mail::SourceConfig::default().max_batch(args.page);
+            let mut cfg = graph_mail::SourceConfig::default().max_batch(args.page);
+            if let Some(n) = args.in_flight {
+                cfg = cfg.use_batch(false).in_flight(n);
+            }
             Ok(Arc::new(graph_mail::GraphSource::new(client, cfg)))
         }
         Protocol::Ews => {

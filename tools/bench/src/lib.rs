@@ -14,15 +14,19 @@
 //!   requests and statements per message by source mode, messages per second against the
 //!   budget-bound ceiling with 1, 2 and 3 workers (`cargo xtask bench --fleet`);
 //! - [`ledger_load`]: fenced appends to the PostgreSQL ledger at a given concurrency;
+//! - [`exo`]: every client at Exchange Online's pace (latency per request, its concurrency
+//!   limits and budget): requests per message, the ceiling they allow, the share of it reached
+//!   and how busy the slots were (`cargo xtask bench --exo`);
 //! - [`replies`]: reply extraction (`handler::extract_reply`) against quotequail and
 //!   mail-parser-reply on the labelled corpus (`cargo xtask bench --replies`).
 //!
 //! The binary `m365-bench` has the subcommands `run` (the driver), `ingest`, `rusage`,
-//! `ledger-memory`, `ledger-fill`, `fleet`, `ledger-load` and `replies`.
+//! `ledger-memory`, `ledger-fill`, `fleet`, `ledger-load`, `exo`, `push` and `replies`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod capacity;
+pub mod exo;
 pub mod fleet;
 pub mod ingest;
 pub mod ledger;

@@ -11,6 +11,8 @@
 //! m365-bench fleet --bin target/release/m365mail --pg-url URL [--workers 1,2,3] ...
 //! m365-bench ledger-load --pg-url URL [--rows single:16,...] [--fsync on,off]
 //! m365-bench push [--messages 60] [--poll-secs 30] [--gap-ms 1500] [--idle-secs 120]
+//! m365-bench exo --bin target/release/m365mail [--scales 1x10000,20x500] [--clients ...]
+//!                [--median-ms 120] [--sigma 0.6] [--max-ms 5000] [--seed 1] [--python PY]
 //! m365-bench replies [--corpus crates/handler/testdata/replies/corpus.jsonl] [--python PY]
 //! ```
 
@@ -71,6 +73,9 @@ enum Cmd {
         /// Messages per fetch (graph-mail: up to 1000; ews-mail caps at 100).
         #[arg(long, default_value_t = 1000)]
         page: usize,
+        /// Graph: single requests, this many at once, instead of `$batch`.
+        #[arg(long)]
+        in_flight: Option<usize>,
     },
     /// Writes the Markdown report again from the JSON results, adding notes (for what only a
     /// reader of the figures can explain, such as why a goal is missed).
@@ -108,6 +113,9 @@ enum Cmd {
     },
     /// The fleet under Exchange Online's limits (`cargo xtask bench --fleet`).
     Fleet(m365_bench::fleet::FleetArgs),
+    /// Every client at Exchange Online's pace (`cargo xtask bench --exo`): the ceiling and
+    /// the share of it reached.
+    Exo(m365_bench::exo::ExoArgs),
     /// Fenced ledger appends on one PostgreSQL, for SCALING.md.
     LedgerLoad(m365_bench::ledger_load::LoadArgs),
     /// Reply extraction against quotequail and mail-parser-reply (`cargo xtask bench
@@ -237,6 +245,7 @@ fn main() -> ExitCode {
             result,
             ca_bundle,
             page,
+            in_flight,
         } => {
             if ack != "read" {
                 eprintln!("ingest: --ack {ack:?} is not supported (only \"read\")");
@@ -255,6 +264,7 @@ fn main() -> ExitCode {
                 routes,
                 ca_bundle,
                 page,
+                in_flight,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -287,6 +297,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Fleet(args) => exit("fleet", m365_bench::fleet::main(args)),
+        Cmd::Exo(args) => exit("exo", m365_bench::exo::main(args)),
         Cmd::LedgerLoad(args) => exit("ledger-load", m365_bench::ledger_load::main(&args)),
         Cmd::Replies(args) => exit("replies", m365_bench::replies::main(args)),
         Cmd::Push(args) => exit("push", m365_bench::push::main(args)),

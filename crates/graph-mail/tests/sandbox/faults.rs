@@ -286,3 +286,77 @@ async fn wrong_content_types_and_oversized_bodies_are_typed_errors() {
         assert_eq!(err.kind(), ErrorKind::BadResponse, "{base}: {err}");
     }
 }
+
+/// The largest number of `uses` in flight at one instant.
+fn most_at_once(uses: &[sandbox::SlotUse]) -> usize {
+    let mut edges: Vec<(u64, i64)> = uses
+        .iter()
+        .flat_map(|u| [(u.start_us, 1), (u.end_us, -1)])
+        .collect();
+    // Ends before starts at the same instant: a slot handed straight on is not counted twice.
+    edges.sort_unstable();
+    let (mut now, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
+/// Without `$batch`, MIME downloads and acknowledgements go as single requests, up to
+/// `in_flight` at once (issue #23: each that ends makes room for the next, so the mailbox's
+/// four slots stay busy), and every answer still goes with its own message.
+#[tokio::test]
+async fn single_requests_keep_up_to_in_flight_slots_busy_and_answers_stay_with_their_message() {
+    let e = env().await;
+    let mb = "helpdesk@contoso.example";
+    e.seed(mb, 12, "pool");
+    let admin = e.sb.admin();
+    // Every request holds its slot long enough for the others to overlap it.
+    admin.set_latency(Some(sandbox::Latency::fixed(150)));
+    for (in_flight, expect) in [(1usize, 1usize), (4, 4)] {
+        admin.record_slots(true);
+        let source = GraphSource::new(
+            e.client(Mailbox::user(mb)),
+            SourceConfig::default()
+                .max_batch(12)
+                .use_batch(false)
+                .in_flight(in_flight),
+        );
+        let batch = source.fetch(None, 12).await.expect("fetch");
+        assert_eq!(batch.messages.len(), 12, "{:?}", batch.failed);
+        for m in &batch.messages {
+            let imid = m.internet_message_id.as_deref().expect("Message-ID");
+            let mime = String::from_utf8_lossy(&m.mime);
+            assert!(mime.contains(imid), "{imid} got another message's MIME");
+        }
+        let downloads: Vec<_> = admin
+            .slot_uses()
+            .into_iter()
+            .filter(|u| u.protocol == Protocol::Graph)
+            .collect();
+        // The listing, then the 12 downloads.
+        assert_eq!(downloads.len(), 13);
+        assert_eq!(most_at_once(&downloads), expect, "in_flight {in_flight}");
+        if in_flight == 4 {
+            let unread = |e: &crate::support::Env| {
+                e.sb.admin()
+                    .store()
+                    .folder(mb, "inbox")
+                    .map_or(0, |f| f.unread_count)
+            };
+            let before = unread(&e);
+            admin.record_slots(true);
+            let acks: Vec<_> = batch
+                .messages
+                .iter()
+                .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
+                .collect();
+            let results = source.acknowledge_many(&acks).await;
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            assert_eq!(most_at_once(&admin.slot_uses()), 4);
+            assert_eq!(unread(&e), before - 12);
+        }
+    }
+    admin.set_latency(None);
+}

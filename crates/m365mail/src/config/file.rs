@@ -197,6 +197,13 @@ pub struct SourceConfig {
     /// The outbound that sends notifications for this source.
     #[serde(default)]
     pub notify_through: Option<String>,
+    /// Graph only: download MIME and acknowledge with single requests, this many at once
+    /// (Exchange Online allows 4 per app and mailbox), instead of JSON `$batch` rounds of 20.
+    /// Graph counts each `$batch` item as a request, so both cost the same requests per message;
+    /// single requests keep every allowed slot busy, where a `$batch` ends with its slowest item
+    /// while the other slots wait. Unset: `$batch`.
+    #[serde(default)]
+    pub requests_in_flight: Option<usize>,
     /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL (default: the app's
     /// cloud's Graph v1.0 root or Exchange Online EWS URL).
     #[serde(default)]

@@ -25,6 +25,7 @@
 //! acknowledge = "mark-read"               # or "delete", "move:Processed", "keep" (delta only)
 //! notify_through = "helpdesk-out"
 //! mode = "unread"                         # Graph: or "delta", "push"; EWS: "push" (SourceConfig::mode)
+//! requests_in_flight = 4                  # Graph: single requests, 4 at once, instead of $batch
 //!
 //! # With mode = "push" (see PushConfig):
 //! # [sources.push]

@@ -128,6 +128,9 @@ pub struct Source {
     pub scope: String,
     /// The folder to read (`None`: the inbox).
     pub folder: Option<String>,
+    /// Graph: single requests in flight at once instead of `$batch` (`requests_in_flight`;
+    /// `None`: `$batch`).
+    pub requests_in_flight: Option<usize>,
     /// Graph `delta` mode: the file its state is kept in (`delta_state`, or `graph-delta.json`
     /// next to the ledger). `None`: the unread messages are listed each poll.
     pub delta_state: Option<PathBuf>,

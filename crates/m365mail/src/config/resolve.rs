@@ -449,6 +449,15 @@ impl Resolver<'_> {
                  would hand the same message out on every pass",
             ));
         }
+        if let Some(n) = s.requests_in_flight
+            && (s.kind != Kind::Graph || n == 0)
+        {
+            return Err(self.invalid(
+                key(".requests_in_flight"),
+                &at("requests_in_flight"),
+                "requests_in_flight is for Graph sources, and at least 1",
+            ));
+        }
         let router = addressing::Router::from_config(&s.routing)
             .map_err(|e| self.routing_error(i, &key(".routing"), &e))?;
         let (service, scope) = self.http_service(
@@ -475,6 +484,7 @@ impl Resolver<'_> {
             service,
             scope,
             folder: s.folder.clone(),
+            requests_in_flight: s.requests_in_flight,
             delta_state,
             push,
             streaming,

@@ -176,7 +176,8 @@ fn parse(outer: &HeaderMap, body: &[u8]) -> Result<Vec<Item>, GResp> {
 pub(crate) const PARALLEL_ITEMS: usize = 4;
 
 /// An item's answer being made.
-type ItemFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = GResp> + Send + 'a>>;
+type ItemFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (usize, GResp)> + Send + 'a>>;
 
 /// The answer to one item whose dependencies are done (`failed_dep`: one of them failed).
 async fn answer(
@@ -252,18 +253,27 @@ async fn run(st: &AppState, who: &crate::auth::Principal, outer: &HeaderMap, bod
                     .any(|d| status.get(d).is_some_and(|s| *s >= 400))
             })
             .collect();
-        // In order of the batch, `parallel` at a time. (The futures are boxed and collected
-        // first: a stream mapping borrowed items to futures is not `Send` for axum.)
+        // Started in the order of the batch, `parallel` at a time: each item that ends makes
+        // room for the next at once (a pool, not rounds: a slow item does not hold back the
+        // start of those after it). Answers are put back in the batch's order. (The futures
+        // are boxed and collected first: a stream mapping borrowed items to futures is not
+        // `Send` for axum.)
         use futures_util::StreamExt as _;
         let futures: Vec<ItemFuture<'_>> = ready
             .iter()
             .zip(failed)
-            .map(|(item, f)| Box::pin(answer(st, who, outer, item, f)) as ItemFuture<'_>)
+            .enumerate()
+            .map(|(i, (item, f))| {
+                Box::pin(async move { (i, answer(st, who, outer, item, f).await) })
+                    as ItemFuture<'_>
+            })
             .collect();
-        let answers: Vec<GResp> = futures_util::stream::iter(futures)
-            .buffered(parallel)
+        let mut answers: Vec<(usize, GResp)> = futures_util::stream::iter(futures)
+            .buffer_unordered(parallel)
             .collect()
             .await;
+        answers.sort_by_key(|(i, _)| *i);
+        let answers = answers.into_iter().map(|(_, r)| r);
         for (item, r) in ready.into_iter().zip(answers) {
             st.reqlog()
                 .record_batch_item(item.method.as_str(), &item.url, r.status);

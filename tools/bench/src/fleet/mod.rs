@@ -730,7 +730,15 @@ async fn prepare(
     let dir = args.work.join(tag);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let cfg = dir.join("m365mail.toml");
-    let text = tenant::config_toml(sb, boxes, &dir.join("out"), poll_secs, args.batch_size);
+    let text = tenant::config_toml(
+        sb,
+        boxes,
+        &dir.join("out"),
+        poll_secs,
+        args.batch_size,
+        None,
+        None,
+    );
     std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
     let observer = pg.observer(db).await?;
     Ok((url, dir, cfg, observer))

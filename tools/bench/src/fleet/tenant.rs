@@ -28,15 +28,21 @@ pub struct Mode {
     pub delta: bool,
     /// Acknowledge by moving to [`PROCESSED`] instead of marking read.
     pub move_ack: bool,
+    /// Acknowledge by changing nothing (`acknowledge = "keep"`, delta sources only).
+    pub keep: bool,
 }
 
 impl Mode {
     /// Every mode the bench knows.
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::new("graph-unread-read", false, false, false),
         Mode::new("graph-unread-move", false, false, true),
         Mode::new("graph-delta-read", false, true, false),
         Mode::new("graph-delta-move", false, true, true),
+        Mode {
+            keep: true,
+            ..Mode::new("graph-delta-keep", false, true, false)
+        },
         Mode::new("ews-read", true, false, false),
         Mode::new("ews-move", true, false, true),
     ];
@@ -47,6 +53,7 @@ impl Mode {
             ews,
             delta,
             move_ack,
+            keep: false,
         }
     }
 
@@ -66,7 +73,9 @@ impl Mode {
     }
 
     fn acknowledge(self) -> String {
-        if self.move_ack {
+        if self.keep {
+            "keep".to_owned()
+        } else if self.move_ack {
             format!("move:{PROCESSED}")
         } else {
             "mark-read".to_owned()
@@ -97,8 +106,14 @@ pub fn mailboxes(tag: &str, n: usize, mode: Mode) -> Vec<Mailbox> {
         .collect()
 }
 
-/// Starts the sandbox with the bench's app.
+/// Starts the sandbox with the bench's app, over plain HTTP.
 pub async fn start() -> Result<Sandbox, String> {
+    start_with(None).await
+}
+
+/// Starts the sandbox with the bench's app, serving HTTPS when `tls` is given (for clients
+/// that refuse a plain-HTTP authority, such as the Python peers).
+pub async fn start_with(tls: Option<sandbox::TlsOptions>) -> Result<Sandbox, String> {
     let seed = format!(
         r#"# Written by the fleet bench (tools/bench).
 [tenant]
@@ -121,8 +136,11 @@ application = ["Mail.ReadWrite", "https://outlook.office365.com/full_access_as_a
 "#
     );
     let seed = Seed::from_toml_str(&seed).map_err(|e| format!("the bench seed: {e}"))?;
-    Sandbox::builder()
-        .seed(seed)
+    let mut builder = Sandbox::builder().seed(seed);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    builder
         .start()
         .await
         .map_err(|e| format!("starting the sandbox: {e}"))
@@ -199,14 +217,17 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The configuration of a scenario's workers: the app, one source per mailbox (mail routed to
-/// a project named after the source), the folder handler writing to `out`.
+/// The configuration of a scenario's workers: the app (trusting `ca_file` when the sandbox
+/// serves HTTPS), one source per mailbox (mail routed to a project named after the source;
+/// Graph sources with `requests_in_flight` when given), the folder handler writing to `out`.
 pub fn config_toml(
     sb: &Sandbox,
     mailboxes: &[Mailbox],
     out: &Path,
     poll_interval_secs: u64,
     batch_size: usize,
+    ca_file: Option<&Path>,
+    requests_in_flight: Option<usize>,
 ) -> String {
     let mut s = format!(
         "# Written by the fleet bench (tools/bench).\n\n[[apps]]\nname = \"bench\"\n\
@@ -214,6 +235,11 @@ pub fn config_toml(
          client_secret = \"{SECRET}\"\nflow = \"client-credentials\"\n",
         toml_string(sb.base_url().trim_end_matches('/'))
     );
+    // The app's token requests and each source's connection trust it.
+    let ca_line = ca_file.map_or(String::new(), |ca| {
+        format!("ca_file = {}\n", toml_string(&ca.display().to_string()))
+    });
+    s.push_str(&ca_line);
     for m in mailboxes {
         let url = if m.mode.ews {
             sb.ews_url()
@@ -222,7 +248,7 @@ pub fn config_toml(
         };
         s.push_str(&format!(
             "\n[[sources]]\nname = \"{source}\"\nkind = \"{kind}\"\napp = \"bench\"\n\
-             mailbox = \"{mailbox}\"\nurl = {url}\nacknowledge = \"{ack}\"\n{delta}\
+             mailbox = \"{mailbox}\"\nurl = {url}\nacknowledge = \"{ack}\"\n{delta}{ca}{in_flight}\
              \n[sources.routing.mailbox]\nprimary = \"{mailbox}\"\n\
              \n[[sources.routing.rules]]\nmatch = \"default\"\nproject = \"{project}\"\n",
             source = m.source,
@@ -230,12 +256,26 @@ pub fn config_toml(
             mailbox = m.address,
             url = toml_string(&url),
             ack = m.mode.acknowledge(),
+            // A delta state file per source: one file shared by every source is written whole
+            // on each save (the `m365mail run` default; a fleet keeps it in PostgreSQL).
             delta = if m.mode.delta {
-                "mode = \"delta\"\n"
+                format!(
+                    "mode = \"delta\"\ndelta_state = {}\n",
+                    toml_string(
+                        &out.join(format!("delta-{}.json", m.source))
+                            .display()
+                            .to_string()
+                    )
+                )
             } else {
-                ""
+                String::new()
             },
             project = m.source.to_ascii_uppercase(),
+            ca = ca_line,
+            in_flight = match requests_in_flight {
+                Some(n) if !m.mode.ews => format!("requests_in_flight = {n}\n"),
+                _ => String::new(),
+            },
         ));
     }
     s.push_str(&format!(

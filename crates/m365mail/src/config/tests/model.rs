@@ -111,6 +111,12 @@ fn a_bad_value_in_each_checked_place_is_refused_once_with_its_key_and_line() {
             "sources[0] (helpdesk).acknowledge",
         ),
         (
+            "no request in flight",
+            with(NOTIFY, &format!("{NOTIFY}requests_in_flight = 0\n")),
+            "requests_in_flight = 0",
+            "sources[0] (helpdesk).requests_in_flight",
+        ),
+        (
             "a Graph url in clear to another host",
             with(
                 NOTIFY,
@@ -228,7 +234,7 @@ fn the_model_carries_the_apps_cloud_authority_router_acknowledgement_and_urls() 
     let text = with(SECRET_ENV, &format!("{SECRET_ENV}cloud = \"gcc-high\"\n"))
         .replace(
             NOTIFY,
-            &format!("{NOTIFY}mode = \"delta\"\npoison_folder = \"Bad\"\n"),
+            &format!("{NOTIFY}mode = \"delta\"\npoison_folder = \"Bad\"\nrequests_in_flight = 4\n"),
         )
         .replace(OUT, &format!("{OUT}send_as = [\"billing@contoso.com\"]\n"))
         + "\n[[sources]]\nname = \"local\"\nkind = \"ews\"\napp = \"helpdesk\"\n\
@@ -253,6 +259,7 @@ fn the_model_carries_the_apps_cloud_authority_router_acknowledgement_and_urls() 
         connector::Acknowledgement::MoveTo("Processed".into())
     );
     assert_eq!(s.poison_folder, "Bad");
+    assert_eq!(s.requests_in_flight, Some(4));
     let route = s
         .router
         .route_mime(b"From: a@fabrikam.example\r\nTo: billing@contoso.com\r\n\r\n");
@@ -278,6 +285,14 @@ fn the_model_carries_the_apps_cloud_authority_router_acknowledgement_and_urls() 
     assert_eq!(local.acknowledge, connector::Acknowledgement::MarkRead);
     assert_eq!(local.poison_folder, "Poison");
     assert!(local.notify_through.is_none() && local.delta_state.is_none());
+    assert_eq!(local.requests_in_flight, None);
+    // An EWS source has no `$batch` to replace.
+    let ews_in_flight = text.replace(
+        "url = \"http://127.0.0.1:9/EWS/Exchange.asmx\"\n",
+        "url = \"http://127.0.0.1:9/EWS/Exchange.asmx\"\nrequests_in_flight = 4\n",
+    );
+    let e = Config::parse(&ews_in_flight, Path::new("m.toml")).unwrap_err();
+    assert!(e.to_string().contains("requests_in_flight"), "{e}");
     let Service::Ews(url) = &local.service else {
         panic!("{:?}", local.service)
     };
