@@ -1,0 +1,331 @@
+//! The saved state of a sync-mode source's folder and how a page of changes is merged into it.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use connector::Error;
+use serde::{Deserialize, Serialize};
+
+use crate::ops::SyncChange;
+use crate::types::Item;
+
+pub(super) const STATE_VERSION: u32 = 1;
+
+fn state_version() -> u32 {
+    STATE_VERSION
+}
+
+/// A message seen in the folder's changes and not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Pending {
+    pub(super) id: String,
+    /// Order of first appearance, a tie-breaker for equal receive times.
+    seq: u64,
+    /// `DateTimeReceived` in Unix nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    received: Option<i64>,
+}
+
+impl Pending {
+    fn key(&self) -> (i64, u64) {
+        (self.received.unwrap_or(i64::MIN), self.seq)
+    }
+}
+
+fn nanos(item: &Item) -> Option<i64> {
+    item.received
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos()).ok())
+}
+
+/// The saved state of a sync-mode [`EwsSource`](crate::EwsSource)'s folder: the SyncState to
+/// start the next SyncFolderItems from, and the messages seen but not yet acknowledged (so that
+/// a restart hands them over again instead of losing them: the SyncState has moved past them).
+///
+/// The SyncState only moves on together with the messages it reported: both are saved in one
+/// write, so a crash leaves the old pair or the new one. A message leaves the state when it
+/// was acknowledged (or has left the folder), never when it was merely handed over; one handed
+/// over and not acknowledged before a crash is handed over again, and the handler's ledger
+/// keeps it from being handled twice.
+///
+/// It is stored as JSON ([`to_json`](Self::to_json) / [`from_json`](Self::from_json)).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSyncState {
+    #[serde(default = "state_version")]
+    version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sync_state: Option<String>,
+    /// A sync from the beginning is under way (its pages may span several calls): what it
+    /// lists as created is the folder's content, of which only unread mail is new.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    initial: bool,
+    #[serde(default)]
+    pending: Vec<Pending>,
+    #[serde(default)]
+    next_seq: u64,
+}
+
+impl Default for SourceSyncState {
+    fn default() -> Self {
+        SourceSyncState {
+            version: STATE_VERSION,
+            sync_state: None,
+            initial: false,
+            pending: Vec::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+impl fmt::Debug for SourceSyncState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The SyncState is Exchange's opaque token: not a credential, but not worth printing.
+        f.debug_struct("SourceSyncState")
+            .field("has_sync_state", &self.sync_state.is_some())
+            .field("initial", &self.initial)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl SourceSyncState {
+    /// An empty state: the next sync starts from the beginning.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The SyncState the next SyncFolderItems starts from, if one has been saved.
+    pub fn sync_state(&self) -> Option<&str> {
+        self.sync_state.as_deref()
+    }
+
+    /// Ids of the messages seen and not yet acknowledged, oldest first.
+    pub fn pending_ids(&self) -> Vec<&str> {
+        self.pending.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    /// The state as JSON.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and vectors always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a state written by [`to_json`](Self::to_json); anything else is a
+    /// [`Configuration`](connector::ErrorKind::Configuration) error.
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| corrupt(format!("it is not JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(corrupt("it is not a JSON object"));
+        }
+        let s: SourceSyncState = serde_json::from_value(v)
+            .map_err(|e| corrupt(format!("it is not an EWS sync state: {e}")))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), Error> {
+        if self.version != STATE_VERSION {
+            return Err(corrupt(format!(
+                "version {} is not the supported {STATE_VERSION}",
+                self.version
+            )));
+        }
+        if self.sync_state.as_deref() == Some("") {
+            return Err(corrupt("the SyncState is empty"));
+        }
+        let mut ids = HashSet::new();
+        for p in &self.pending {
+            if p.id.is_empty() {
+                return Err(corrupt("a pending message has an empty id"));
+            }
+            if !ids.insert(p.id.as_str()) {
+                return Err(corrupt(format!("message {} is pending twice", p.id)));
+            }
+            if p.seq >= self.next_seq {
+                return Err(corrupt(
+                    "a pending message's sequence number is out of range",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Exchange no longer knows the SyncState (`ErrorInvalidSyncStateData`): the next sync
+    /// starts from the beginning. The messages still waiting stay.
+    pub(super) fn restart(&mut self) {
+        self.sync_state = None;
+    }
+
+    /// Merges one page of SyncFolderItems, answered with `sync_state`; `last` says the folder
+    /// is in sync after it. Returns how many messages became pending.
+    ///
+    /// A created item is new mail, read or not (someone may have read it before this sync saw
+    /// it), except while a sync from the beginning lists the folder's content: then only
+    /// unread items are (read mail is history, as the unread listing would have it). Updates
+    /// and read-flag changes (this source's own mark-read among them) are not new mail; a
+    /// deleted item (deleted, or moved out by anyone) stops waiting.
+    pub(super) fn merge(
+        &mut self,
+        changes: Vec<SyncChange>,
+        sync_state: String,
+        last: bool,
+    ) -> usize {
+        if self.sync_state.is_none() {
+            self.initial = true;
+        }
+        let mut added = 0;
+        for change in changes {
+            match change {
+                SyncChange::Create(item) => {
+                    let Some(id) = item.id.as_ref().map(|i| i.id.clone()) else {
+                        continue;
+                    };
+                    if self.pending.iter().any(|p| p.id == id)
+                        || (self.initial && item.is_read == Some(true))
+                    {
+                        continue;
+                    }
+                    self.pending.push(Pending {
+                        received: nanos(&item),
+                        id,
+                        seq: self.next_seq,
+                    });
+                    self.next_seq += 1;
+                    added += 1;
+                }
+                SyncChange::Delete(id) => self.pending.retain(|p| p.id != id.id),
+                SyncChange::Update(_) | SyncChange::ReadFlagChange(..) => {}
+            }
+        }
+        self.pending.sort_by_key(Pending::key);
+        self.sync_state = Some(sync_state);
+        if last {
+            self.initial = false;
+        }
+        added
+    }
+
+    /// Drops acknowledged (or vanished) messages; whether any was pending.
+    pub(super) fn forget(&mut self, ids: &[&str]) -> bool {
+        let n = self.pending.len();
+        self.pending.retain(|p| !ids.contains(&p.id.as_str()));
+        n != self.pending.len()
+    }
+
+    /// Up to `max` pending messages after `after`, and whether more follow.
+    pub(super) fn page(&self, after: Option<(i64, u64)>, max: usize) -> (Vec<&Pending>, bool) {
+        let mut rest = self
+            .pending
+            .iter()
+            .filter(|p| after.is_none_or(|a| p.key() > a));
+        let page: Vec<&Pending> = rest.by_ref().take(max).collect();
+        (page, rest.next().is_some())
+    }
+
+    /// How many messages wait.
+    pub(super) fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+fn corrupt(why: impl fmt::Display) -> Error {
+    Error::configuration(format!("the saved EWS sync state is unreadable: {why}"))
+}
+
+const CURSOR_PREFIX: &str = "sync:";
+
+pub(super) fn cursor_of(p: &Pending) -> String {
+    let (r, s) = p.key();
+    format!("{CURSOR_PREFIX}{r}:{s}")
+}
+
+pub(super) fn parse_cursor(c: &str) -> Result<(i64, u64), Error> {
+    let bad = || {
+        Error::configuration(format!(
+            "{c:?} is not a cursor of a sync-mode EWS source (start a new pass with no cursor)"
+        ))
+    };
+    let rest = c.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    let (r, s) = rest.split_once(':').ok_or_else(bad)?;
+    Ok((r.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ItemId;
+
+    fn created(id: &str, read: bool) -> SyncChange {
+        let item = Item {
+            id: Some(ItemId::new(id)),
+            is_read: Some(read),
+            ..Item::default()
+        };
+        SyncChange::Create(item)
+    }
+
+    #[test]
+    fn the_first_sync_takes_unread_mail_and_later_ones_every_created_item() {
+        let mut s = SourceSyncState::new();
+        // A first sync over two pages: read mail is history on both.
+        s.merge(
+            vec![created("a", false), created("b", true)],
+            "s1".into(),
+            false,
+        );
+        s.merge(
+            vec![created("c", true), created("d", false)],
+            "s2".into(),
+            true,
+        );
+        assert_eq!(s.pending_ids(), ["a", "d"]);
+        // Afterwards a created item is new even if someone read it first; our own mark-read
+        // and deletes are no new mail.
+        s.merge(
+            vec![
+                created("e", true),
+                SyncChange::ReadFlagChange(ItemId::new("a"), true),
+                SyncChange::Delete(ItemId::new("d")),
+                created("a", false),
+            ],
+            "s3".into(),
+            true,
+        );
+        assert_eq!(s.pending_ids(), ["a", "e"]);
+        assert_eq!(s.sync_state(), Some("s3"));
+        // An invalid SyncState starts over: the folder is listed again, waiting mail stays.
+        s.restart();
+        s.merge(
+            vec![created("a", false), created("f", true)],
+            "s4".into(),
+            true,
+        );
+        assert_eq!(s.pending_ids(), ["a", "e"]);
+        assert!(s.forget(&["a"]));
+        assert!(!s.forget(&["a"]));
+        assert_eq!(s.waiting(), 1);
+    }
+
+    #[test]
+    fn a_state_survives_json_and_a_damaged_one_is_refused() {
+        let mut s = SourceSyncState::new();
+        s.merge(vec![created("a", false)], "s1".into(), true);
+        let back = SourceSyncState::from_json(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        for bad in [
+            "[]",
+            "not json",
+            r#"{"version":2}"#,
+            r#"{"version":1,"sync_state":""}"#,
+            r#"{"version":1,"pending":[{"id":"a","seq":0}],"next_seq":0}"#,
+            r#"{"version":1,"pending":[{"id":"a","seq":0},{"id":"a","seq":1}],"next_seq":2}"#,
+        ] {
+            let e = SourceSyncState::from_json(bad).unwrap_err();
+            assert_eq!(e.kind(), connector::ErrorKind::Configuration, "{bad}");
+        }
+        assert!(parse_cursor("delta:1:2").is_err());
+        let (page, more) = s.page(None, 1);
+        assert!(!more);
+        assert_eq!(parse_cursor(&cursor_of(page[0])).unwrap(), page[0].key());
+    }
+}
