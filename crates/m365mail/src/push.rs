@@ -60,9 +60,12 @@ impl Push {
             // `sync_state` by `connect::source`) catches up through SyncFolderItems when woken.
             let client = connect::source_ews_client(providers, s)?;
             let wake = Arc::new(Notify::new());
-            let folder = ews_mail::types::FolderId::distinguished(
-                s.folder.clone().unwrap_or_else(|| "inbox".into()),
-            );
+            // Addressed as the source addresses it: a shared mailbox's folder names the
+            // mailbox (a bare distinguished id would watch the signed-in user's own folder).
+            let folder = client
+                .config()
+                .access
+                .folder(s.folder.as_deref().unwrap_or("inbox"));
             self.watchers
                 .push(ews_mail::streaming::StreamingWatcher::new(
                     client,
