@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use connector::Error;
-use serde::{Deserialize, Serialize};
 
 use super::state::{STATE_VERSION, SourceSyncState};
 
@@ -48,24 +47,14 @@ impl SourceSyncStore for MemorySourceSyncStore {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct StateFile {
-    version: u32,
-    #[serde(default)]
-    states: BTreeMap<String, SourceSyncState>,
-}
-
 /// A [`SourceSyncStore`] in one JSON file, shared by every key, rewritten atomically on each
-/// save ([`httpcore::fs::write_atomic`]: a crash leaves the old file or the new one) and
-/// readable by its owner only (`0600`).
+/// save and readable by its owner only (`0600`), through [`httpcore::StateFile`]: a crash
+/// leaves the old file or the new one.
 ///
 /// One process should own the file: the store reads it once, when opened, and afterwards
 /// writes what it holds.
 #[derive(Debug)]
-pub struct FileSourceSyncStore {
-    path: PathBuf,
-    states: Mutex<BTreeMap<String, SourceSyncState>>,
-}
+pub struct FileSourceSyncStore(httpcore::StateFile<SourceSyncState>);
 
 impl FileSourceSyncStore {
     /// Opens the store at `path`: reads the file if it exists (a missing file is an empty
@@ -73,81 +62,32 @@ impl FileSourceSyncStore {
     /// [`Configuration`](connector::ErrorKind::Configuration) error naming it, so that a
     /// damaged state is looked at instead of silently replaced.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
-        let path = path.into();
-        let states = match std::fs::read(&path) {
-            Ok(bytes) => Self::parse(&path, &bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                return Err(Error::configuration(format!(
-                    "cannot read the EWS sync state file {}: {e}",
-                    path.display()
-                ))
-                .with_source(e));
-            }
-        };
-        Ok(FileSourceSyncStore {
+        httpcore::StateFile::open(
             path,
-            states: Mutex::new(states),
-        })
-    }
-
-    fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, SourceSyncState>, Error> {
-        let bad = |why: String| {
-            Error::configuration(format!(
-                "the EWS sync state file {} is corrupt ({why}); move it aside to start over \
-                 (the unread mail is handed over again, and the ledger keeps what was handled \
-                 from being handled twice)",
-                path.display()
-            ))
-        };
-        let file: StateFile = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-        if file.version != STATE_VERSION {
-            return Err(bad(format!("unsupported version {}", file.version)));
-        }
-        for (key, s) in &file.states {
-            s.validate()
-                .map_err(|e| bad(format!("{key}: {}", e.message())))?;
-        }
-        Ok(file.states)
+            "EWS sync state",
+            STATE_VERSION,
+            "move it aside to start over (the unread mail is handed over again, and the ledger \
+             keeps what was handled from being handled twice)",
+            |s: &SourceSyncState| s.validate().map_err(|e| e.message().to_string()),
+        )
+        .map(FileSourceSyncStore)
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 }
 
 #[async_trait::async_trait]
 impl SourceSyncStore for FileSourceSyncStore {
     async fn load(&self, key: &str) -> Result<Option<SourceSyncState>, Error> {
-        Ok(self
-            .states
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned())
+        Ok(self.0.get(key))
     }
 
     async fn save(&self, key: &str, state: &SourceSyncState) -> Result<(), Error> {
-        let mut guard = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = guard.clone();
-        next.insert(key.to_owned(), state.clone());
-        let file = StateFile {
-            version: STATE_VERSION,
-            states: next,
-        };
-        let bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| Error::configuration(format!("serializing the EWS sync state: {e}")))?;
-        httpcore::fs::write_atomic(&self.path, &bytes, httpcore::fs::FileMode::OwnerOnly).map_err(
-            |e| {
-                Error::configuration(format!(
-                    "cannot write the EWS sync state file {}: {e}",
-                    self.path.display()
-                ))
-                .with_source(e)
-            },
-        )?;
-        *guard = file.states;
-        Ok(())
+        self.0.update(|m| {
+            m.insert(key.to_owned(), state.clone());
+        })
     }
 }
