@@ -102,8 +102,9 @@ impl SyncMode {
             self.store.save(&self.key, &next).await?;
             *state = next;
             if page.includes_last {
-                tracing::debug!(key = %self.key, added, waiting = state.waiting(), "folder in sync");
-                return Ok(state.waiting());
+                let waiting = state.waiting().len();
+                tracing::debug!(key = %self.key, added, waiting, "folder in sync");
+                return Ok(waiting);
             }
         }
         Err(Error::bad_response(format!(
@@ -120,7 +121,7 @@ impl SyncMode {
         let after = cursor.map(parse_cursor).transpose()?;
         let mut slot = self.state.lock().await;
         let state = self.loaded(&mut slot).await?;
-        let (page, more) = state.page(after, max);
+        let (page, more) = state.waiting().page(after, max);
         Ok(PendingPage {
             next: if more {
                 page.last().map(|p| cursor_of(p))
@@ -146,7 +147,7 @@ impl SyncMode {
                 return;
             }
         };
-        if state.forget(ids)
+        if state.waiting_mut().forget(ids)
             && let Err(e) = self.store.save(&self.key, state).await
         {
             tracing::warn!(error = %e, "could not save the EWS sync state after an acknowledgement");

@@ -1,9 +1,9 @@
 //! The saved state of a sync-mode source's folder and how a page of changes is merged into it.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use connector::Error;
+use connector::waiting::{Waiting, WaitingEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::ops::SyncChange;
@@ -26,9 +26,15 @@ pub(super) struct Pending {
     received: Option<i64>,
 }
 
-impl Pending {
-    fn key(&self) -> (i64, u64) {
-        (self.received.unwrap_or(i64::MIN), self.seq)
+impl WaitingEntry for Pending {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn received(&self) -> Option<i64> {
+        self.received
     }
 }
 
@@ -47,7 +53,7 @@ fn nanos(item: &Item) -> Option<i64> {
 /// over and not acknowledged before a crash is handed over again, and the handler's ledger
 /// keeps it from being handled twice.
 ///
-/// It is stored as JSON ([`to_json`](Self::to_json) / [`from_json`](Self::from_json)).
+/// It is stored as JSON (serde), checked when read back by [`FileSourceSyncStore`](super::FileSourceSyncStore).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSyncState {
     #[serde(default = "state_version")]
@@ -58,10 +64,8 @@ pub struct SourceSyncState {
     /// lists as created is the folder's content, of which only unread mail is new.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     initial: bool,
-    #[serde(default)]
-    pending: Vec<Pending>,
-    #[serde(default)]
-    next_seq: u64,
+    #[serde(flatten)]
+    waiting: Waiting<Pending>,
 }
 
 impl Default for SourceSyncState {
@@ -70,8 +74,7 @@ impl Default for SourceSyncState {
             version: STATE_VERSION,
             sync_state: None,
             initial: false,
-            pending: Vec::new(),
-            next_seq: 0,
+            waiting: Waiting::default(),
         }
     }
 }
@@ -82,7 +85,7 @@ impl fmt::Debug for SourceSyncState {
         f.debug_struct("SourceSyncState")
             .field("has_sync_state", &self.sync_state.is_some())
             .field("initial", &self.initial)
-            .field("pending", &self.pending.len())
+            .field("pending", &self.waiting.len())
             .finish()
     }
 }
@@ -100,27 +103,11 @@ impl SourceSyncState {
 
     /// Ids of the messages seen and not yet acknowledged, oldest first.
     pub fn pending_ids(&self) -> Vec<&str> {
-        self.pending.iter().map(|p| p.id.as_str()).collect()
-    }
-
-    /// The state as JSON.
-    pub fn to_json(&self) -> String {
-        // A struct of strings, numbers and vectors always serializes.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// Reads a state written by [`to_json`](Self::to_json); anything else is a
-    /// [`Configuration`](connector::ErrorKind::Configuration) error.
-    pub fn from_json(json: &str) -> Result<Self, Error> {
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| corrupt(format!("it is not JSON: {e}")))?;
-        if !v.is_object() {
-            return Err(corrupt("it is not a JSON object"));
-        }
-        let s: SourceSyncState = serde_json::from_value(v)
-            .map_err(|e| corrupt(format!("it is not an EWS sync state: {e}")))?;
-        s.validate()?;
-        Ok(s)
+        self.waiting
+            .entries()
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Result<(), Error> {
@@ -133,21 +120,7 @@ impl SourceSyncState {
         if self.sync_state.as_deref() == Some("") {
             return Err(corrupt("the SyncState is empty"));
         }
-        let mut ids = HashSet::new();
-        for p in &self.pending {
-            if p.id.is_empty() {
-                return Err(corrupt("a pending message has an empty id"));
-            }
-            if !ids.insert(p.id.as_str()) {
-                return Err(corrupt(format!("message {} is pending twice", p.id)));
-            }
-            if p.seq >= self.next_seq {
-                return Err(corrupt(
-                    "a pending message's sequence number is out of range",
-                ));
-            }
-        }
-        Ok(())
+        self.waiting.check().map_err(corrupt)
     }
 
     /// Exchange no longer knows the SyncState (`ErrorInvalidSyncStateData`): the next sync
@@ -180,24 +153,23 @@ impl SourceSyncState {
                     let Some(id) = item.id.as_ref().map(|i| i.id.clone()) else {
                         continue;
                     };
-                    if self.pending.iter().any(|p| p.id == id)
-                        || (self.initial && item.is_read == Some(true))
-                    {
+                    if self.waiting.contains(&id) || (self.initial && item.is_read == Some(true)) {
                         continue;
                     }
-                    self.pending.push(Pending {
+                    self.waiting.push_with(|seq| Pending {
                         received: nanos(&item),
                         id,
-                        seq: self.next_seq,
+                        seq,
                     });
-                    self.next_seq += 1;
                     added += 1;
                 }
-                SyncChange::Delete(id) => self.pending.retain(|p| p.id != id.id),
+                SyncChange::Delete(id) => {
+                    self.waiting.forget(&[id.id.as_str()]);
+                }
                 SyncChange::Update(_) | SyncChange::ReadFlagChange(..) => {}
             }
         }
-        self.pending.sort_by_key(Pending::key);
+        self.waiting.sort();
         self.sync_state = Some(sync_state);
         if last {
             self.initial = false;
@@ -205,26 +177,14 @@ impl SourceSyncState {
         added
     }
 
-    /// Drops acknowledged (or vanished) messages; whether any was pending.
-    pub(super) fn forget(&mut self, ids: &[&str]) -> bool {
-        let n = self.pending.len();
-        self.pending.retain(|p| !ids.contains(&p.id.as_str()));
-        n != self.pending.len()
+    /// The messages waiting.
+    pub(super) fn waiting(&self) -> &Waiting<Pending> {
+        &self.waiting
     }
 
-    /// Up to `max` pending messages after `after`, and whether more follow.
-    pub(super) fn page(&self, after: Option<(i64, u64)>, max: usize) -> (Vec<&Pending>, bool) {
-        let mut rest = self
-            .pending
-            .iter()
-            .filter(|p| after.is_none_or(|a| p.key() > a));
-        let page: Vec<&Pending> = rest.by_ref().take(max).collect();
-        (page, rest.next().is_some())
-    }
-
-    /// How many messages wait.
-    pub(super) fn waiting(&self) -> usize {
-        self.pending.len()
+    /// The messages waiting, to forget some.
+    pub(super) fn waiting_mut(&mut self) -> &mut Waiting<Pending> {
+        &mut self.waiting
     }
 }
 
@@ -235,19 +195,11 @@ fn corrupt(why: impl fmt::Display) -> Error {
 const CURSOR_PREFIX: &str = "sync:";
 
 pub(super) fn cursor_of(p: &Pending) -> String {
-    let (r, s) = p.key();
-    format!("{CURSOR_PREFIX}{r}:{s}")
+    connector::waiting::cursor_of(CURSOR_PREFIX, p)
 }
 
 pub(super) fn parse_cursor(c: &str) -> Result<(i64, u64), Error> {
-    let bad = || {
-        Error::configuration(format!(
-            "{c:?} is not a cursor of a sync-mode EWS source (start a new pass with no cursor)"
-        ))
-    };
-    let rest = c.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
-    let (r, s) = rest.split_once(':').ok_or_else(bad)?;
-    Ok((r.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?))
+    connector::waiting::parse_cursor(CURSOR_PREFIX, "a sync-mode EWS source", c)
 }
 
 #[cfg(test)]
@@ -301,16 +253,21 @@ mod tests {
             true,
         );
         assert_eq!(s.pending_ids(), ["a", "e"]);
-        assert!(s.forget(&["a"]));
-        assert!(!s.forget(&["a"]));
-        assert_eq!(s.waiting(), 1);
+        assert!(s.waiting_mut().forget(&["a"]));
+        assert!(!s.waiting_mut().forget(&["a"]));
+        assert_eq!(s.waiting().len(), 1);
     }
 
     #[test]
     fn a_state_survives_json_and_a_damaged_one_is_refused() {
         let mut s = SourceSyncState::new();
         s.merge(vec![created("a", false)], "s1".into(), true);
-        let back = SourceSyncState::from_json(&s.to_json()).unwrap();
+        let read = |json: &str| -> Result<SourceSyncState, String> {
+            let st: SourceSyncState = serde_json::from_str(json).map_err(|e| e.to_string())?;
+            st.validate().map_err(|e| e.to_string())?;
+            Ok(st)
+        };
+        let back = read(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         for bad in [
             "[]",
@@ -320,12 +277,11 @@ mod tests {
             r#"{"version":1,"pending":[{"id":"a","seq":0}],"next_seq":0}"#,
             r#"{"version":1,"pending":[{"id":"a","seq":0},{"id":"a","seq":1}],"next_seq":2}"#,
         ] {
-            let e = SourceSyncState::from_json(bad).unwrap_err();
-            assert_eq!(e.kind(), connector::ErrorKind::Configuration, "{bad}");
+            assert!(read(bad).is_err(), "{bad}");
         }
         assert!(parse_cursor("delta:1:2").is_err());
-        let (page, more) = s.page(None, 1);
+        let (page, more) = s.waiting().page(None, 1);
         assert!(!more);
-        assert_eq!(parse_cursor(&cursor_of(page[0])).unwrap(), page[0].key());
+        assert_eq!(parse_cursor(&cursor_of(page[0])).unwrap(), page[0].order());
     }
 }
