@@ -364,8 +364,7 @@ pub fn main(args: PushArgs) -> Result<(), String> {
          idle window itself saw {push_req} requests). That is **{ratio:.0}×** fewer with push \
          (goal: 20×). EWS push: **{ews_hour:.1}** EWS requests an hour (derived: {timer_h:.0} \
          safety passes at the measured {ews_pass} requests of an idle pass, plus a new \
-         streaming connection every 29 minutes; the idle window itself saw {ews_req}, the \
-         open connection being one). With {n} samples per mode, p99 is the largest.\n",
+         streaming connection every 29 minutes; the idle window itself saw {ews_req}). With {n} samples per mode, p99 is the largest.\n",
         n = args.messages,
         g2 = 2 * args.gap_ms,
         build = if cfg!(debug_assertions) {

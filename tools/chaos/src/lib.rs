@@ -770,15 +770,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_configuration_loads_in_m365mail_shape_with_awkward_paths() {
-        let e = Endpoints {
+    /// Endpoints nothing listens on: the configuration is only parsed.
+    fn endpoints() -> Endpoints {
+        Endpoints {
             tenant: "t".into(),
             authority_base: "http://127.0.0.1:1/".into(),
             graph: "http://127.0.0.1:1/v1.0".into(),
             ews: "http://127.0.0.1:1/EWS/Exchange.asmx".into(),
             webhook: "http://127.0.0.1:2/hook".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_configuration_loads_in_m365mail_shape_with_awkward_paths() {
+        let e = endpoints();
         let out = Path::new("/tmp/a \"b\"\\c");
         let text = config_toml(&e, out, Path::new("/tmp/t.json"));
         // m365mail itself accepts it, and the awkward path survives quoting.
@@ -795,13 +800,7 @@ mod tests {
 
     #[test]
     fn push_puts_both_sources_in_push_mode() {
-        let e = Endpoints {
-            tenant: "t".into(),
-            authority_base: "http://127.0.0.1:1/".into(),
-            graph: "http://127.0.0.1:1/v1.0".into(),
-            ews: "http://127.0.0.1:1/EWS/Exchange.asmx".into(),
-            webhook: "http://127.0.0.1:2/hook".into(),
-        };
+        let e = endpoints();
         let push = GraphPush {
             port: 8425,
             safety_secs: 3,
