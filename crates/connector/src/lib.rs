@@ -73,6 +73,7 @@ mod secret;
 mod token;
 mod traits;
 mod transport;
+pub mod waiting;
 
 // One path per public type: the vocabulary is at the root (`connector::Error`), so the modules
 // that define it are private.

@@ -27,10 +27,12 @@
 //! * [`EwsSource`] lists up to 1,000 unread ids per FindItem ([`EwsSource::with_max_batch`])
 //!   and downloads and acknowledges them 100 per request, the fewest round trips EWS allows
 //!   (see its notes on memory); [`EwsOutbound`] sends.
-//! * [`sync`]: `SyncFolderItems` with the sync state kept in a caller-provided store.
+//! * [`sync`]: `SyncFolderItems` — the sync mode of [`EwsSource`]
+//!   ([`EwsSource::with_sync_state`]: new mail found through SyncFolderItems from a saved state,
+//!   which catches up whatever arrived while nothing watched) and a raw helper.
 //! * [`streaming`]: streaming notifications — a [`streaming::StreamingWatcher`] keeps a
 //!   GetStreamingEvents connection open and wakes the source when new mail arrives (a hint for
-//!   its next pass, never the message).
+//!   its next pass, never the message; with a sync-mode source that pass catches up).
 //! * [`autodiscover`]: from an email address to the EWS URL (JSON v2 and POX), time-bounded,
 //!   asked over `https`, answers capped at [`autodiscover::MAX_ANSWER`] and checked before use.
 //!

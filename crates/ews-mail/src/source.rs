@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use connector::{
     Acknowledgement, Batch, Cursor, Error, ErrorKind, MessageId, MessageOutbound, MessageSource,
     OutboundCapabilities, OutgoingMessage, PingReport, RawMessage, SendReceipt, SourceCapabilities,
+    SyncKind,
 };
 use tokio::task::JoinSet;
 
@@ -17,6 +18,7 @@ use crate::ops::{
     CreateFolder, CreateItem, DeleteItem, DeleteType, FindFolder, FindItem, GetFolder, GetItem,
     ItemResults, MessageDisposition, MoveItem, UpdateItem,
 };
+use crate::sync::{SourceSyncStore, SyncMode};
 use crate::types::{FolderId, Item, ItemId};
 
 /// The most ids one FindItem lists, and so the largest [`EwsSource::with_max_batch`]:
@@ -110,6 +112,7 @@ pub struct EwsSource {
     fetch_concurrency: usize,
     change_keys: Mutex<HashMap<String, String>>,
     folders: Mutex<HashMap<String, FolderId>>,
+    sync: Option<SyncMode>,
 }
 
 impl EwsSource {
@@ -123,13 +126,58 @@ impl EwsSource {
             fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
             change_keys: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
+            sync: None,
         }
     }
 
     /// Reads another well-known folder.
     pub fn with_folder(mut self, well_known: impl Into<String>) -> Self {
         self.folder = well_known.into();
+        let key = self.sync_key();
+        if let Some(s) = &mut self.sync {
+            s.key = key;
+        }
         self
+    }
+
+    /// Switches the source to **sync mode**: new mail is found through `SyncFolderItems` from
+    /// a saved SyncState instead of listing unread mail, with the state kept in `store` under
+    /// [`sync_key`](Self::sync_key) (see [`sync`](crate::sync)).
+    ///
+    /// - `fetch(None, n)` catches up (SyncFolderItems until the folder is in sync, each page
+    ///   saved before the next), merges the created items into the saved set of messages seen
+    ///   and not yet acknowledged, and hands out that set oldest first; a cursor pages through
+    ///   it without another sync. Mail that arrived while the process was stopped, or while
+    ///   push mode's streaming connection was down, is in the next catch-up.
+    /// - The first sync (no saved state) lists the whole folder and takes its *unread*
+    ///   messages. Afterwards every created item is new mail, also one someone read before the
+    ///   sync saw it. Read-flag changes (this source's own mark-read among them) and updates
+    ///   are not; a deleted item, or one moved out by anyone, stops waiting.
+    /// - A message is handed over until it is acknowledged (or has left the folder), also
+    ///   after a restart; the handler's ledger absorbs a repeat after a crash between handing
+    ///   over and acknowledging.
+    /// - A SyncState Exchange no longer accepts (`ErrorInvalidSyncStateData`) starts the sync
+    ///   from the beginning, keeping the messages still waiting.
+    /// - [`Acknowledgement::Keep`] is accepted (the SyncState has moved past the message);
+    ///   `count_waiting` and `ping` catch up and count the waiting messages.
+    pub fn with_sync_state(mut self, store: std::sync::Arc<dyn SourceSyncStore>) -> Self {
+        self.sync = Some(SyncMode::new(store, self.sync_key()));
+        self
+    }
+
+    /// Whether the source runs in sync mode.
+    pub fn is_sync(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// The key a sync-mode source keeps its state under: the mailbox's address (lower case)
+    /// and the folder, `helpdesk@contoso.com/inbox`.
+    pub fn sync_key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.access().address().to_ascii_lowercase(),
+            self.folder.to_ascii_lowercase()
+        )
     }
 
     /// How [`Acknowledgement::Delete`] deletes (default: move to Deleted Items).
@@ -316,6 +364,76 @@ impl EwsSource {
         Ok(out)
     }
 
+    /// Downloads `ids` and hands them over as a batch continuing at `next`. In sync mode
+    /// (`sync`), a message GetItem no longer finds (deleted or moved out before it was
+    /// fetched) stops waiting instead of failing: the unread listing would not have listed it.
+    async fn batch_of(
+        &self,
+        ids: Vec<ItemId>,
+        next: Option<Cursor>,
+        sync: Option<&SyncMode>,
+    ) -> Result<Batch, Error> {
+        if ids.is_empty() {
+            return Ok(Batch::new(Vec::new(), next));
+        }
+        let results = self.download(&ids).await?;
+        let mut b = Batch::new(Vec::with_capacity(ids.len()), next);
+        let mut vanished: Vec<String> = Vec::new();
+        for (asked, r) in ids.into_iter().zip(results) {
+            let mut item = match r {
+                Ok(item) => item,
+                Err(e) if sync.is_some() && e.kind() == ErrorKind::NotFound => {
+                    vanished.push(asked.id);
+                    continue;
+                }
+                Err(e) => {
+                    b.failed.push((MessageId::new(asked.id), e));
+                    continue;
+                }
+            };
+            // Taken, not cloned: the MIME body is the one large thing in an item.
+            let Some(mime) = item.mime.take() else {
+                b.failed.push((
+                    MessageId::new(asked.id),
+                    Error::bad_response("GetItem answered an item without MimeContent"),
+                ));
+                continue;
+            };
+            let id = item.id.clone().unwrap_or(asked);
+            self.remember(&id);
+            let mut m = RawMessage::new(MessageId::new(id.id.clone()), mime)
+                .with_recipients(item.recipient_addresses());
+            if let Some(imid) = &item.internet_message_id {
+                m = m.with_internet_message_id(imid.clone());
+            }
+            if let Some(t) = item.received {
+                m = m.with_received(t);
+            }
+            b.messages.push(m);
+        }
+        if let Some(s) = sync {
+            let gone: Vec<&str> = vanished.iter().map(String::as_str).collect();
+            s.forget(&gone).await;
+        }
+        Ok(b)
+    }
+
+    /// A sync-mode fetch: a catch-up when a pass starts, then a page of the waiting messages.
+    async fn fetch_sync(
+        &self,
+        s: &SyncMode,
+        cursor: Option<&Cursor>,
+        max: usize,
+    ) -> Result<Batch, Error> {
+        if cursor.is_none() {
+            s.refresh(&self.client, &self.access().folder(&self.folder))
+                .await?;
+        }
+        let page = s.page(cursor.map(Cursor::as_str), max).await?;
+        self.batch_of(page.ids, page.next.map(Cursor::new), Some(s))
+            .await
+    }
+
     async fn mark_read(&self, ids: &[MessageId]) -> Vec<Result<(), Error>> {
         let item_ids: Vec<ItemId> = ids.iter().map(|i| self.item_id(i)).collect();
         let results = match self.client.call(&UpdateItem::mark_read(item_ids)).await {
@@ -459,7 +577,12 @@ impl MessageSource for EwsSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities::unread_polling(self.max_batch).with_batch_acknowledge(true)
+        let caps = SourceCapabilities::unread_polling(self.max_batch).with_batch_acknowledge(true);
+        if self.sync.is_some() {
+            caps.with_sync(SyncKind::Incremental)
+        } else {
+            caps
+        }
     }
 
     async fn ping(&self) -> PingReport {
@@ -477,6 +600,13 @@ impl MessageSource for EwsSource {
     }
 
     async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        if let Some(s) = &self.sync {
+            let folder = self.access().folder(&self.folder);
+            return s
+                .refresh(&self.client, &folder)
+                .await
+                .map(|n| Some(n as u64));
+        }
         let folders = self
             .client
             .call(&GetFolder::new(vec![self.access().folder(&self.folder)]))
@@ -490,6 +620,9 @@ impl MessageSource for EwsSource {
 
     async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
         let max = max.clamp(1, self.max_batch);
+        if let Some(s) = &self.sync {
+            return self.fetch_sync(s, cursor, max).await;
+        }
         let offset: u32 = match cursor {
             None => 0,
             Some(c) => c.as_str().parse().map_err(|_| {
@@ -513,40 +646,7 @@ impl MessageSource for EwsSource {
                 page.next_offset.unwrap_or(offset + listed).to_string(),
             ))
         };
-        if ids.is_empty() {
-            return Ok(Batch::new(Vec::new(), next));
-        }
-        let results = self.download(&ids).await?;
-        let mut b = Batch::new(Vec::with_capacity(ids.len()), next);
-        for (asked, r) in ids.into_iter().zip(results) {
-            let mut item = match r {
-                Ok(item) => item,
-                Err(e) => {
-                    b.failed.push((MessageId::new(asked.id), e));
-                    continue;
-                }
-            };
-            // Taken, not cloned: the MIME body is the one large thing in an item.
-            let Some(mime) = item.mime.take() else {
-                b.failed.push((
-                    MessageId::new(asked.id),
-                    Error::bad_response("GetItem answered an item without MimeContent"),
-                ));
-                continue;
-            };
-            let id = item.id.clone().unwrap_or(asked);
-            self.remember(&id);
-            let mut m = RawMessage::new(MessageId::new(id.id.clone()), mime)
-                .with_recipients(item.recipient_addresses());
-            if let Some(imid) = &item.internet_message_id {
-                m = m.with_internet_message_id(imid.clone());
-            }
-            if let Some(t) = item.received {
-                m = m.with_received(t);
-            }
-            b.messages.push(m);
-        }
-        Ok(b)
+        self.batch_of(ids, next, None).await
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
@@ -577,6 +677,10 @@ impl MessageSource for EwsSource {
                     Acknowledgement::MarkRead => self.mark_read(&ids).await,
                     Acknowledgement::MoveTo(f) => self.move_to(f, &ids).await,
                     Acknowledgement::Delete => self.delete(&ids).await,
+                    // Sync mode has moved past the message: nothing to ask of Exchange.
+                    Acknowledgement::Keep if self.sync.is_some() => {
+                        ids.iter().map(|_| Ok(())).collect()
+                    }
                     other => fail_all(
                         ids.len(),
                         &Error::unsupported(format!("acknowledgement {other} is not supported")),
@@ -587,9 +691,20 @@ impl MessageSource for EwsSource {
                 }
             }
         }
-        out.into_iter()
+        let out: Vec<Result<(), Error>> = out
+            .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::bad_response("no result"))))
-            .collect()
+            .collect();
+        if let Some(s) = &self.sync {
+            let done: Vec<&str> = items
+                .iter()
+                .zip(&out)
+                .filter(|(_, r)| r.is_ok())
+                .map(|((id, _), _)| id.as_str())
+                .collect();
+            s.forget(&done).await;
+        }
+        out
     }
 }
 

@@ -6,7 +6,9 @@
 //! [`StreamingWatcher`] subscribes to a folder (`Subscribe` with a `StreamingSubscriptionRequest`
 //! for `NewMailEvent`), keeps a connection open, reconnects before the service closes it, and
 //! wakes the source on every event and after every (re)connection or error, so the source's
-//! ordinary pass (its unread listing) catches up whatever arrived while no connection was open.
+//! ordinary pass catches up whatever arrived while no connection was open (a sync-mode source,
+//! [`EwsSource::with_sync_state`](crate::EwsSource::with_sync_state), through SyncFolderItems;
+//! the unread listing would miss mail someone read meanwhile).
 //! The operations ([`SubscribeStreaming`], [`GetStreamingEvents`], [`Unsubscribe`]) and the
 //! reading of streamed envelopes ([`split_envelopes`], [`parse_streamed`]) do no I/O.
 

@@ -1,5 +1,5 @@
-//! The one atomic file write: the token cache, graph-mail's delta state, the handler's ledger
-//! compaction and its folder handler all write through [`write_atomic`].
+//! The one atomic file write: the token cache, graph-mail's delta state, ews-mail's sync state,
+//! the handler's ledger compaction and its folder handler all write through [`write_atomic`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,8 @@
 //! * [`fs::write_atomic`]: the one durable file write of the workspace's state files (token
 //!   cache, delta state, ledger compaction, the folder handler's messages). It is not HTTP, but
 //!   every crate that keeps state already depends on this one, and it needs only std.
+//! * [`StateFile`]: states by key in one owner-only JSON file written through it, with a
+//!   typed error naming a corrupt file (graph-mail's delta state, ews-mail's sync state).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -36,12 +38,14 @@ mod client;
 pub mod fs;
 pub mod log;
 mod sleep;
+mod state_file;
 
 use std::time::{Duration, SystemTime};
 
 pub use body::{BodyError, read_capped};
 pub use client::{BuildError, HttpClientBuilder};
 pub use sleep::{RecordingSleeper, Sleeper, TokioSleeper};
+pub use state_file::StateFile;
 
 /// The `Retry-After` of a response (seconds, decimal seconds or an HTTP date relative to `now`,
 /// capped at [`connector::retry::MAX_RETRY_AFTER`]); `None` when absent or unreadable.

@@ -208,12 +208,13 @@ pub fn default_cache() -> PathBuf {
 }
 
 /// What connections share within one process: token providers per (app, resource), so every
-/// connection of an app uses one token, and Graph delta state stores per file (a file store
-/// must be opened once per process: each instance writes the whole file).
+/// connection of an app uses one token, and Graph delta and EWS sync state stores per file (a
+/// file store must be opened once per process: each instance writes the whole file).
 #[derive(Default)]
 pub struct Providers {
     tokens: HashMap<(String, String), TokenProvider>,
     delta_stores: HashMap<PathBuf, Arc<dyn graph_mail::delta::DeltaStore>>,
+    sync_stores: HashMap<PathBuf, Arc<dyn ews_mail::sync::SourceSyncStore>>,
     shared: Option<SharedStores>,
 }
 
@@ -265,14 +266,41 @@ impl Providers {
             return Ok(s.clone());
         }
         let key = format!("sources.{source}.delta_state {}", path.display());
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            httpcore::fs::create_private_dir_all(dir).context(&key)?;
-        }
+        private_parent(path, &key)?;
         let store: Arc<dyn graph_mail::delta::DeltaStore> =
             Arc::new(graph_mail::delta::FileDeltaStore::open(path).context(&key)?);
         self.delta_stores.insert(path.to_path_buf(), store.clone());
         Ok(store)
     }
+
+    /// The EWS sync state store kept in `path`, opened on first use (its folder is created);
+    /// `None` for a fleet, whose workers share no such store yet (the source lists unread mail).
+    fn sync_store(
+        &mut self,
+        source: &str,
+        path: &Path,
+    ) -> Result<Option<Arc<dyn ews_mail::sync::SourceSyncStore>>> {
+        if self.shared.is_some() {
+            return Ok(None);
+        }
+        if let Some(s) = self.sync_stores.get(path) {
+            return Ok(Some(s.clone()));
+        }
+        let key = format!("sources.{source}.sync_state {}", path.display());
+        private_parent(path, &key)?;
+        let store: Arc<dyn ews_mail::sync::SourceSyncStore> =
+            Arc::new(ews_mail::sync::FileSourceSyncStore::open(path).context(&key)?);
+        self.sync_stores.insert(path.to_path_buf(), store.clone());
+        Ok(Some(store))
+    }
+}
+
+/// Creates the folder of a state file (owner-only), naming `key` when it cannot.
+fn private_parent(path: &Path, key: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        httpcore::fs::create_private_dir_all(dir).context(key)?;
+    }
+    Ok(())
 }
 
 /// The token, endpoint and extra CA of one Graph or EWS connection (`ca_key` names the
@@ -404,6 +432,11 @@ pub fn source(
             let mut src = ews_mail::EwsSource::new(client).with_max_batch(batch_size);
             if let Some(f) = &s.folder {
                 src = src.with_folder(f.clone());
+            }
+            if let Some(path) = &s.sync_state
+                && let Some(store) = providers.sync_store(&s.name, path)?
+            {
+                src = src.with_sync_state(store);
             }
             Ok(Arc::new(src))
         }

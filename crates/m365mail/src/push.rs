@@ -3,7 +3,9 @@
 //! connection of its own (`ews_mail::streaming`, no listener).
 //!
 //! A notification is only a hint (see `graph_mail::push`): it wakes the source's task in the
-//! pipeline, which runs its ordinary delta round; the source's poll interval becomes the slow
+//! pipeline, which runs its ordinary incremental round (a Graph delta round; for EWS a
+//! SyncFolderItems catch-up from the saved `sync_state`, which also finds what arrived while the
+//! stream was down or the process stopped); the source's poll interval becomes the slow
 //! safety timer (`[sources.push] safety_interval_secs`) that catches up what no notification
 //! announced. One listener per `listen` address serves every push source bound there, on any
 //! path (a reverse proxy may forward `public_url` to it under another path), and answers at
@@ -98,12 +100,16 @@ impl Push {
         providers: &mut Providers,
     ) -> Result<SourceSpec> {
         if let Some(safety) = s.streaming {
-            // EWS: a streaming connection of our own, no listener.
+            // EWS: a streaming connection of our own, no listener; the source (built with its
+            // `sync_state` by `connect::source`) catches up through SyncFolderItems when woken.
             let client = connect::source_ews_client(providers, s)?;
             let wake = Arc::new(Notify::new());
-            let folder = ews_mail::types::FolderId::distinguished(
-                s.folder.clone().unwrap_or_else(|| "inbox".into()),
-            );
+            // Addressed as the source addresses it: a shared mailbox's folder names the
+            // mailbox (a bare distinguished id would watch the signed-in user's own folder).
+            let folder = client
+                .config()
+                .access
+                .folder(s.folder.as_deref().unwrap_or("inbox"));
             let watcher = ews_mail::streaming::StreamingWatcher::new(client, folder, wake.clone());
             self.sources += 1;
             return Ok(spec

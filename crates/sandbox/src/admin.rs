@@ -734,6 +734,17 @@ impl Admin {
         self.state.notifier().ews_count()
     }
 
+    /// Takes EWS streaming notifications down (`true`) or brings them back (`false`), the
+    /// fault of a mailbox server failing over: while down, every EWS streaming subscription is
+    /// lost (open GetStreamingEvents connections end with `ConnectionStatus` `Closed`, and a
+    /// later one for them is answered `ErrorInvalidSubscription`), and Subscribe and
+    /// GetStreamingEvents are answered 503 with `Retry-After: 1`, as the load balancer in
+    /// front of it answers. Mail keeps arriving and every other operation works, so what
+    /// arrives meanwhile is announced by no notification: only a catch-up finds it.
+    pub fn set_ews_streaming_down(&self, down: bool) {
+        self.state.notifier().set_ews_down(down);
+    }
+
     /// What the change-notification machinery has done so far.
     pub fn notification_stats(&self) -> crate::NotificationStats {
         self.state.notifier().stats()

@@ -313,7 +313,15 @@
 //! id. Refused (`ErrorInvalidRequest`): pull and push subscriptions, `SubscribeToAllFolders`,
 //! the other event types (Copied, Deleted, Modified, Moved, FreeBusyChanged). Not modelled: a
 //! subscription's expiry after 30 minutes without a connection, watermarks, and the
-//! per-mailbox limit on subscriptions and connections.
+//! per-mailbox limit on subscriptions and connections. A fault of the admin API,
+//! `set_ews_streaming_down`, models a mailbox server failing over: every subscription is lost
+//! (open connections end `Closed`; the ids are then unknown), and Subscribe and
+//! GetStreamingEvents answer 503 with `Retry-After: 1` until it is lifted, while mail keeps
+//! arriving and the other operations work.
+//!
+//! SyncFolderItems reports a read-flag change as an `Update` of the item (Exchange sends a
+//! `ReadFlagChange` for it when the shape is `IdOnly`); `AdditionalProperties` of the shape
+//! (`message:IsRead`, `item:DateTimeReceived`…) are written on created and updated items.
 //!
 //! ## GetFolder, FindFolder, CreateFolder
 //!

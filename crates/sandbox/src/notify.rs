@@ -36,7 +36,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -203,6 +203,8 @@ pub(crate) struct Notifier {
     ews: Mutex<BTreeMap<String, EwsSubscription>>,
     /// Woken (all waiters) whenever an EWS subscription gets an event.
     ews_events: tokio::sync::Notify,
+    /// EWS streaming notifications are down (the admin API's fault, see `Admin`).
+    ews_down: AtomicBool,
     subs: Mutex<BTreeMap<String, Subscription>>,
     faults: Mutex<(NotificationFaults, StdRng)>,
     /// Per subscription, a notification held back to be reordered (its unique key and body).
@@ -230,6 +232,7 @@ impl Notifier {
         Notifier {
             ews: Mutex::default(),
             ews_events: tokio::sync::Notify::new(),
+            ews_down: AtomicBool::new(false),
             subs: Mutex::default(),
             faults: Mutex::new((NotificationFaults::default(), StdRng::seed_from_u64(0))),
             held: Mutex::default(),
@@ -380,6 +383,21 @@ impl Notifier {
         // Open connections notice at once.
         self.ews_events.notify_waiters();
         gone
+    }
+
+    /// Takes EWS streaming down (every subscription lost, open connections closed) or
+    /// brings it back up.
+    pub(crate) fn set_ews_down(&self, down: bool) {
+        self.ews_down.store(down, Ordering::SeqCst);
+        if down {
+            lock(&self.ews).clear();
+            self.ews_events.notify_waiters();
+        }
+    }
+
+    /// Whether EWS streaming is down.
+    pub(crate) fn ews_down(&self) -> bool {
+        self.ews_down.load(Ordering::SeqCst)
     }
 
     /// Takes the waiting events of the subscriptions `ids` (those still alive): per

@@ -59,6 +59,51 @@ struct Measured {
     latencies: Vec<Duration>,
     idle_requests: u64,
     idle_passes: usize,
+    /// EWS push: the requests of one idle pass (a wake with nothing new), measured.
+    pass_requests: u64,
+}
+
+/// The modes compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Graph change notifications, a delta source.
+    GraphPush,
+    /// EWS streaming notifications, a sync-mode source (SyncFolderItems).
+    EwsPush,
+    /// The Graph delta source polled.
+    Poll,
+}
+
+/// A token the sandbox mints for the demo app: `roles` for `resource`.
+fn app_tokens(
+    sb: &Sandbox,
+    roles: &[&str],
+    resource: sandbox::ApiResource,
+) -> Arc<graph_mail::FnTokenSource> {
+    let admin = sb.admin();
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    Arc::new(graph_mail::FnTokenSource::new(move |_| {
+        admin
+            .mint_token(&sandbox::MintRequest {
+                app_id: DEMO_APP.into(),
+                kind: sandbox::TokenKind::App {
+                    roles: roles.clone(),
+                },
+                resource,
+                lifetime_secs: None,
+            })
+            .map_err(|e| connector::Error::configuration(e.to_string()))
+    }))
+}
+
+/// The requests of the mode's protocol in the sandbox's log: Graph's as Graph counts them, or
+/// EWS's SOAP requests.
+fn requests(sb: &Sandbox, mode: Mode) -> u64 {
+    let log = sb.request_log();
+    match mode {
+        Mode::EwsPush => log.count_prefix("/EWS"),
+        _ => log.graph_requests_as_counted(),
+    }
 }
 
 fn router() -> Router {
@@ -79,31 +124,39 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-async fn measure(push: bool, args: &PushArgs) -> Result<Measured, String> {
+async fn measure(mode: Mode, args: &PushArgs) -> Result<Measured, String> {
+    let push = mode != Mode::Poll;
     let sb = Sandbox::builder()
         .start()
         .await
         .map_err(|e| e.to_string())?;
-    let admin = sb.admin();
-    let tokens = graph_mail::FnTokenSource::new(move |_| {
-        admin
-            .mint_token(&sandbox::MintRequest {
-                app_id: DEMO_APP.into(),
-                kind: sandbox::TokenKind::App {
-                    roles: vec!["Mail.ReadWrite".into()],
-                },
-                resource: sandbox::ApiResource::Graph,
-                lifetime_secs: None,
-            })
-            .map_err(|e| connector::Error::configuration(e.to_string()))
-    });
+    let tokens = app_tokens(&sb, &["Mail.ReadWrite"], sandbox::ApiResource::Graph);
     let ep = graph_mail::Endpoint::custom(&sb.graph_url(), graph_mail::Mailbox::user(HELPDESK))
         .map_err(|e| e.to_string())?;
-    let client = graph_mail::GraphClient::builder(ep, Arc::new(tokens))
+    let client = graph_mail::GraphClient::builder(ep, tokens)
         .build()
         .map_err(|e| e.to_string())?;
-    let source = graph_mail::GraphSource::new(client.clone(), graph_mail::SourceConfig::default())
-        .with_delta(Arc::new(graph_mail::delta::MemoryDeltaStore::default()));
+    let ews = ews_mail::EwsClient::new(ews_mail::EwsConfig::new(
+        url::Url::parse(&sb.ews_url()).map_err(|e| e.to_string())?,
+        ews_mail::Credentials::Bearer(app_tokens(
+            &sb,
+            &["full_access_as_app"],
+            sandbox::ApiResource::Exchange,
+        )),
+        ews_mail::MailboxAccess::Impersonate(HELPDESK.into()),
+    ))
+    .map_err(|e| e.to_string())?;
+    let source: Arc<dyn connector::MessageSource> = if mode == Mode::EwsPush {
+        Arc::new(
+            ews_mail::EwsSource::new(ews.clone())
+                .with_sync_state(Arc::new(ews_mail::sync::MemorySourceSyncStore::default())),
+        )
+    } else {
+        Arc::new(
+            graph_mail::GraphSource::new(client.clone(), graph_mail::SourceConfig::default())
+                .with_delta(Arc::new(graph_mail::delta::MemoryDeltaStore::default())),
+        )
+    };
 
     let handed: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
     let handler = FnHandler::new({
@@ -131,9 +184,16 @@ async fn measure(push: bool, args: &PushArgs) -> Result<Measured, String> {
             }
         }
     });
-    let mut spec = SourceSpec::new("helpdesk", Arc::new(source), router());
+    let mut spec = SourceSpec::new("helpdesk", source, router());
     let shutdown = Shutdown::new();
-    if push {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    if mode == Mode::EwsPush {
+        let folder = ews.config().access.folder("inbox");
+        let watcher = ews_mail::streaming::StreamingWatcher::new(ews, folder, wake.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(watcher.run(async move { stop.stopped().await }));
+        spec = spec.wake_on(wake.clone()).poll_every(SAFETY);
+    } else if push {
         let hub = PushHub::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -144,14 +204,13 @@ async fn measure(push: bool, args: &PushArgs) -> Result<Measured, String> {
         tokio::spawn(async move {
             axum_serve(listener, app, stop).await;
         });
-        let wake = Arc::new(tokio::sync::Notify::new());
         let url =
             url::Url::parse(&format!("http://{addr}/graph/notify")).map_err(|e| e.to_string())?;
         let subscriber =
             PushSubscriber::builder(client, "helpdesk", "inbox", url).build(&hub, wake.clone());
         let stop = shutdown.clone();
         tokio::spawn(subscriber.run(async move { stop.stopped().await }));
-        spec = spec.wake_on(wake).poll_every(SAFETY);
+        spec = spec.wake_on(wake.clone()).poll_every(SAFETY);
     }
     pipeline.add_source(spec);
     let stop = shutdown.clone();
@@ -160,7 +219,8 @@ async fn measure(push: bool, args: &PushArgs) -> Result<Measured, String> {
     // Subscribed (push) and the demo mail drained.
     let ready = Instant::now();
     while passes.load(Ordering::SeqCst) < 1
-        || (push && sb.admin().subscriptions().is_empty())
+        || (mode == Mode::GraphPush && sb.admin().subscriptions().is_empty())
+        || (mode == Mode::EwsPush && sb.admin().ews_subscriptions() == 0)
         || (push && passes.load(Ordering::SeqCst) < 2)
     {
         if ready.elapsed() > Duration::from_secs(120) {
@@ -173,8 +233,18 @@ async fn measure(push: bool, args: &PushArgs) -> Result<Measured, String> {
     let passes_before = passes.load(Ordering::SeqCst);
     sb.admin().clear_request_log();
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-    let idle_requests = sb.request_log().graph_requests_as_counted();
+    let idle_requests = requests(&sb, mode);
     let idle_passes = passes.load(Ordering::SeqCst) - passes_before;
+    // EWS push: one idle pass, woken by hand, counted.
+    let mut pass_requests = 0;
+    if mode == Mode::EwsPush {
+        let before = (requests(&sb, mode), passes.load(Ordering::SeqCst));
+        wake.notify_one();
+        while passes.load(Ordering::SeqCst) == before.1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        pass_requests = requests(&sb, mode) - before.0;
+    }
 
     // Deliveries at random gaps; each latency from acceptance to hand-over.
     let mut rng = rand::rngs::StdRng::seed_from_u64(20);
@@ -222,6 +292,7 @@ async fn measure(push: bool, args: &PushArgs) -> Result<Measured, String> {
         latencies,
         idle_requests,
         idle_passes,
+        pass_requests,
     })
 }
 
@@ -241,10 +312,11 @@ pub fn main(args: PushArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (push, poll) = rt.block_on(async {
-        let push = measure(true, &args).await?;
-        let poll = measure(false, &args).await?;
-        Ok::<_, String>((push, poll))
+    let (push, ews, poll) = rt.block_on(async {
+        let push = measure(Mode::GraphPush, &args).await?;
+        let ews = measure(Mode::EwsPush, &args).await?;
+        let poll = measure(Mode::Poll, &args).await?;
+        Ok::<_, String>((push, ews, poll))
     })?;
     let per_hour = |requests: u64| requests as f64 * 3600.0 / args.idle_secs as f64;
     // One idle pass's cost, as polling measured it.
@@ -255,6 +327,9 @@ pub fn main(args: PushArgs) -> Result<(), String> {
     };
     let poll_hour = per_hour(poll.idle_requests);
     let push_hour = per_pass * 3600.0 / SAFETY.as_secs_f64() + 1.0 / RENEWAL_EVERY_H;
+    // EWS: the safety timer's passes at the measured cost of one, and a new streaming
+    // connection every 29 minutes.
+    let ews_hour = ews.pass_requests as f64 * 3600.0 / SAFETY.as_secs_f64() + 60.0 / 29.0;
     let row = |name: &str, m: &Measured| {
         format!(
             "| {name} | {} | {} | {} | {} | {} |",
@@ -269,27 +344,41 @@ pub fn main(args: PushArgs) -> Result<(), String> {
     let text = format!(
         "{HEADING}\n\n\
          `cargo xtask bench --push` ({date}; {n} messages per mode at random gaps of 0–{g2} ms, \
-         seeded; the in-process sandbox without its latency model, on this 2-core machine). \
+         seeded; the in-process sandbox without its latency model, {build} build, on this 2-core \
+         machine). \
          Latency runs from the sandbox accepting a message (its delivery call returning) to the \
-         handler being handed it; both modes run the same Graph delta source and pipeline. Push \
-         mode is `graph_mail::push` behind `m365mail`'s listener with a {safety}-second safety \
-         timer; polling runs every {poll} seconds (the handler's default interval is 30).\n\n\
-         | mode | messages | p50 | p99 | max | Graph requests in {idle} s idle |\n\
+         handler being handed it; Graph push and polling run the same Graph delta source and \
+         pipeline. Graph push is `graph_mail::push` behind `m365mail`'s listener, EWS push an \
+         `EwsSource` in sync mode (SyncFolderItems) woken by `ews_mail::streaming`, both with a \
+         {safety}-second safety timer; polling runs every {poll} seconds (the handler's default \
+         interval is 30).\n\n\
+         | mode | messages | p50 | p99 | max | requests in {idle} s idle |\n\
          |---|---:|---:|---:|---:|---:|\n\
          {push_row}\n\
+         {ews_row}\n\
          {poll_row}\n\n\
          Requests per idle mailbox per hour: polling **{poll_hour:.0}** (measured: {poll_req} \
          requests in {idle} s, {passes} passes, {per_pass:.1} per idle pass); push \
          **{push_hour:.2}** (derived: the safety timer's {timer_h:.0} idle passes an hour at the \
          measured {per_pass:.1} requests each, plus one renewal every {renew:.0} hours; the \
          idle window itself saw {push_req} requests). That is **{ratio:.0}×** fewer with push \
-         (goal: 20×). With {n} samples per mode, p99 is the largest.\n",
+         (goal: 20×). EWS push: **{ews_hour:.1}** EWS requests an hour (derived: {timer_h:.0} \
+         safety passes at the measured {ews_pass} requests of an idle pass, plus a new \
+         streaming connection every 29 minutes; the idle window itself saw {ews_req}). With {n} samples per mode, p99 is the largest.\n",
         n = args.messages,
         g2 = 2 * args.gap_ms,
+        build = if cfg!(debug_assertions) {
+            "a debug"
+        } else {
+            "a release"
+        },
         safety = SAFETY.as_secs(),
         poll = args.poll_secs,
         idle = args.idle_secs,
-        push_row = row("push (change notifications)", &push),
+        push_row = row("Graph push (change notifications)", &push),
+        ews_row = row("EWS push (streaming, SyncFolderItems)", &ews),
+        ews_pass = ews.pass_requests,
+        ews_req = ews.idle_requests,
         poll_row = row(&format!("polling every {} s", args.poll_secs), &poll),
         poll_req = poll.idle_requests,
         passes = poll.idle_passes,

@@ -60,8 +60,10 @@ pub fn config_toml(e: &Endpoints, out_dir: &Path, token_cache: &Path) -> String 
     config_toml_with(e, out_dir, token_cache, None)
 }
 
-/// Push mode for the Graph source (`m365-chaos --push`): where its listener binds (a loopback
-/// port, also its public URL), its safety timer and its subscription record.
+/// Push mode (`m365-chaos --push`): for the Graph source, where its listener binds (a loopback
+/// port, also its public URL) and its subscription record; the safety timer of both sources
+/// (the EWS source streams, and catches up through SyncFolderItems from `ews-sync.json` beside
+/// the ledger).
 #[derive(Debug, Clone)]
 pub struct GraphPush {
     /// The listener's loopback port.
@@ -72,7 +74,7 @@ pub struct GraphPush {
     pub record: std::path::PathBuf,
 }
 
-/// [`config_toml`], with the Graph source in push mode when `push` says so.
+/// [`config_toml`], with both sources in push mode when `push` says so.
 pub fn config_toml_with(
     e: &Endpoints,
     out_dir: &Path,
@@ -87,6 +89,14 @@ pub fn config_toml_with(
                 port = p.port,
                 safety = p.safety_secs,
                 record = toml_string(&p.record.display().to_string()),
+            )
+        })
+        .unwrap_or_default();
+    let ews_push = push
+        .map(|p| {
+            format!(
+                "mode = \"push\"\n\n[sources.push]\nsafety_interval_secs = {}\n",
+                p.safety_secs
             )
         })
         .unwrap_or_default();
@@ -136,7 +146,7 @@ app = "adele"
 mailbox = "{EWS_MAILBOX}"
 url = "{ews}"
 acknowledge = "mark-read"
-
+{ews_push}
 [sources.routing.mailbox]
 primary = "{EWS_MAILBOX}"
 aliases = ["alpha@contoso.example", "beta@contoso.example"]
@@ -760,15 +770,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_configuration_loads_in_m365mail_shape_with_awkward_paths() {
-        let e = Endpoints {
+    /// Endpoints nothing listens on: the configuration is only parsed.
+    fn endpoints() -> Endpoints {
+        Endpoints {
             tenant: "t".into(),
             authority_base: "http://127.0.0.1:1/".into(),
             graph: "http://127.0.0.1:1/v1.0".into(),
             ews: "http://127.0.0.1:1/EWS/Exchange.asmx".into(),
             webhook: "http://127.0.0.1:2/hook".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_configuration_loads_in_m365mail_shape_with_awkward_paths() {
+        let e = endpoints();
         let out = Path::new("/tmp/a \"b\"\\c");
         let text = config_toml(&e, out, Path::new("/tmp/t.json"));
         // m365mail itself accepts it, and the awkward path survives quoting.
@@ -780,6 +795,30 @@ mod tests {
         assert_eq!(
             cfg.apps[1].token_cache.as_deref(),
             Some(Path::new("/tmp/t.json"))
+        );
+    }
+
+    #[test]
+    fn push_puts_both_sources_in_push_mode() {
+        let e = endpoints();
+        let push = GraphPush {
+            port: 8425,
+            safety_secs: 3,
+            record: "/tmp/subs.json".into(),
+        };
+        let text = config_toml_with(
+            &e,
+            Path::new("/tmp/out"),
+            Path::new("/tmp/t.json"),
+            Some(&push),
+        );
+        let cfg = m365mail::config::Config::parse(&text, Path::new("chaos.toml")).unwrap();
+        let (graph, ews) = (&cfg.sources[0], &cfg.sources[1]);
+        assert!(graph.push.is_some() && graph.delta_state.is_some());
+        assert_eq!(ews.streaming, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            ews.sync_state.as_deref(),
+            Some(Path::new("/tmp/out/ews-sync.json"))
         );
     }
 

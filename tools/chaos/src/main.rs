@@ -69,9 +69,10 @@ struct Args {
     /// Give up when nothing was acknowledged for this many seconds.
     #[arg(long, default_value_t = 600)]
     stall: u64,
-    /// The Graph source in push mode (issue #20): change notifications through the sandbox's
-    /// notification faults (dropped, duplicated, delayed, reordered) and its subscription
-    /// removed half-way; a 3-second safety timer.
+    /// Both sources in push mode (issue #20): the Graph source's change notifications through
+    /// the sandbox's notification faults (dropped, duplicated, delayed, reordered) and its
+    /// subscription removed half-way; the EWS source streaming, the stream taken down (every
+    /// subscription lost, reconnections refused) for a while half-way; a 3-second safety timer.
     #[arg(long)]
     push: bool,
 }
@@ -391,6 +392,8 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
     let mut armed: Option<Instant> = None;
     let mut kills = Vec::new();
     let mut removed = false;
+    // Push mode: when the EWS stream was taken down, and when it came back.
+    let mut ews_outage: (Option<Duration>, Option<Duration>) = (None, None);
     let mut expiries = 0u64;
     let mut last_expiry = Instant::now();
     let deadline = t0 + Duration::from_secs(args.timeout);
@@ -440,6 +443,29 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
                 t0.elapsed().as_secs_f64()
             );
             removed = true;
+        }
+        // Push mode: the EWS stream down for five seconds half-way (every subscription lost,
+        // reconnections refused); what arrives meanwhile is found by the catch-up alone.
+        if graph_push.is_some() && done >= total_expected / 2 {
+            match ews_outage {
+                (None, _) => {
+                    admin.set_ews_streaming_down(true);
+                    ews_outage.0 = Some(t0.elapsed());
+                    eprintln!(
+                        "chaos: push: the EWS stream taken down at {:.1}s ({done} acknowledged)",
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+                (Some(at), None) if t0.elapsed() >= at + Duration::from_secs(5) => {
+                    admin.set_ews_streaming_down(false);
+                    ews_outage.1 = Some(t0.elapsed());
+                    eprintln!(
+                        "chaos: push: the EWS stream back at {:.1}s",
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+                _ => {}
+            }
         }
         // Kill at random moments: once past the next kill point, after a random 0-500 ms.
         if next_kill < kill_points.len() && done >= kill_points[next_kill] {
@@ -612,6 +638,17 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
             n.duplicated,
             n.lifecycle,
             admin.subscriptions().len()
+        );
+        // Lifted at the end if the run ended while it was down.
+        admin.set_ews_streaming_down(false);
+        let secs = |d: Option<Duration>| {
+            d.map_or_else(|| "-".to_string(), |d| format!("{:.1}s", d.as_secs_f64()))
+        };
+        eprintln!(
+            "chaos: push: the EWS stream down from {} to {}; EWS subscriptions at the end: {}",
+            secs(ews_outage.0),
+            secs(ews_outage.1),
+            admin.ews_subscriptions()
         );
     }
     let kills_ok = kills.len() >= args.kills;

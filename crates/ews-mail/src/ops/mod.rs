@@ -342,6 +342,8 @@ pub struct SyncFolderItems {
     pub sync_state: Option<String>,
     /// `MaxChangesReturned` (1–512).
     pub max_changes: u32,
+    /// `AdditionalProperties` FieldURIs of the created and updated items (none: ids only).
+    pub properties: Vec<&'static str>,
 }
 
 impl SyncFolderItems {
@@ -351,7 +353,15 @@ impl SyncFolderItems {
             folder,
             sync_state,
             max_changes,
+            properties: Vec::new(),
         }
+    }
+
+    /// Asks for these properties of the created and updated items besides their ids
+    /// (`message:IsRead`, `item:DateTimeReceived`...).
+    pub fn with_properties(mut self, properties: &[&'static str]) -> Self {
+        self.properties = properties.to_vec();
+        self
     }
 }
 
@@ -388,6 +398,7 @@ impl Operation for SyncFolderItems {
         w.start("m:SyncFolderItems", &[]);
         w.start("m:ItemShape", &[]);
         w.text_element("t:BaseShape", "IdOnly");
+        write_properties(w, &self.properties);
         w.end();
         write_folder_ids(w, "m:SyncFolderId", std::slice::from_ref(&self.folder));
         if let Some(s) = &self.sync_state {

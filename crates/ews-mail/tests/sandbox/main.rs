@@ -12,3 +12,4 @@ mod fetch;
 mod send_as;
 mod streaming;
 mod support;
+mod sync_mode;

@@ -71,7 +71,7 @@ impl DeltaMode {
             "delta round merged"
         );
         *state = next;
-        Ok(state.pending.len())
+        Ok(state.pending().len())
     }
 
     /// A page of pending messages after `cursor` (from the start if `None`).

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use connector::Error;
+use connector::waiting::{Waiting, WaitingEntry};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -33,11 +34,19 @@ pub(super) struct Pending {
     received: Option<i64>,
 }
 
-impl Pending {
-    fn key(&self) -> (i64, u64) {
-        (self.received.unwrap_or(i64::MIN), self.seq)
+impl WaitingEntry for Pending {
+    fn id(&self) -> &str {
+        &self.id
     }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn received(&self) -> Option<i64> {
+        self.received
+    }
+}
 
+impl Pending {
     pub(super) fn meta(&self) -> MessageMeta {
         MessageMeta {
             id: self.id.clone(),
@@ -89,10 +98,8 @@ pub struct DeltaState {
     watermark: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     at_watermark: Vec<String>,
-    #[serde(default)]
-    pub(super) pending: Vec<Pending>,
-    #[serde(default)]
-    next_seq: u64,
+    #[serde(flatten)]
+    waiting: Waiting<Pending>,
 }
 
 impl Default for DeltaState {
@@ -102,8 +109,7 @@ impl Default for DeltaState {
             delta_link: None,
             watermark: None,
             at_watermark: Vec::new(),
-            pending: Vec::new(),
-            next_seq: 0,
+            waiting: Waiting::default(),
         }
     }
 }
@@ -113,7 +119,7 @@ impl fmt::Debug for DeltaState {
         // The link's query is Graph's sync token: not a credential, but not worth printing.
         f.debug_struct("DeltaState")
             .field("has_delta_link", &self.delta_link.is_some())
-            .field("pending", &self.pending.len())
+            .field("pending", &self.waiting.len())
             .field("watermark", &self.watermark)
             .finish()
     }
@@ -139,7 +145,16 @@ impl DeltaState {
 
     /// Ids of the messages seen and not yet acknowledged, oldest first.
     pub fn pending_ids(&self) -> Vec<&str> {
-        self.pending.iter().map(|p| p.id.as_str()).collect()
+        self.waiting
+            .entries()
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect()
+    }
+
+    /// The messages seen and not yet acknowledged, oldest first.
+    pub(super) fn pending(&self) -> &[Pending] {
+        self.waiting.entries()
     }
 
     /// The state as JSON.
@@ -169,21 +184,7 @@ impl DeltaState {
                 self.version
             )));
         }
-        let mut ids = HashSet::new();
-        for p in &self.pending {
-            if p.id.is_empty() {
-                return Err(corrupt("a pending message has an empty id"));
-            }
-            if !ids.insert(p.id.as_str()) {
-                return Err(corrupt(format!("message {} is pending twice", p.id)));
-            }
-            if p.seq >= self.next_seq {
-                return Err(corrupt(
-                    "a pending message's sequence number is out of range",
-                ));
-            }
-        }
-        Ok(())
+        self.waiting.check().map_err(corrupt)
     }
 
     /// Whether a changed message this state has not seen is new mail. Unread messages are.
@@ -220,9 +221,7 @@ impl DeltaState {
         for item in items {
             match item {
                 DeltaItem::Removed { id, .. } => {
-                    let n = self.pending.len();
-                    self.pending.retain(|p| p.id != id);
-                    out.removed += n - self.pending.len();
+                    out.removed += self.waiting.retain(|p| p.id != id);
                     listed.remove(&id);
                 }
                 DeltaItem::Changed(m) => {
@@ -230,27 +229,24 @@ impl DeltaState {
                         newest.push((r, m.id.clone()));
                     }
                     listed.insert(m.id.clone());
-                    if let Some(p) = self.pending.iter_mut().find(|p| p.id == m.id) {
+                    if let Some(p) = self.waiting.get_mut(&m.id) {
                         p.update(&m);
                     } else if before.is_new(&m, first_round) {
-                        self.pending.push(Pending {
+                        self.waiting.push_with(|seq| Pending {
                             received: nanos(&m),
                             id: m.id,
-                            seq: self.next_seq,
+                            seq,
                             internet_message_id: m.internet_message_id,
                             to: m.to,
                             cc: m.cc,
                         });
-                        self.next_seq += 1;
                         out.added += 1;
                     }
                 }
             }
         }
         if full {
-            let n = self.pending.len();
-            self.pending.retain(|p| listed.contains(&p.id));
-            out.removed += n - self.pending.len();
+            out.removed += self.waiting.retain(|p| listed.contains(&p.id));
         }
         if let Some(max) = newest.iter().map(|(r, _)| *r).max() {
             let at: Vec<String> = newest
@@ -273,26 +269,19 @@ impl DeltaState {
                 }
             }
         }
-        self.pending.sort_by_key(Pending::key);
+        self.waiting.sort();
         self.delta_link = Some(delta_link);
         out
     }
 
     /// Drops acknowledged messages; whether any was pending.
     pub(super) fn forget(&mut self, ids: &[&str]) -> bool {
-        let n = self.pending.len();
-        self.pending.retain(|p| !ids.contains(&p.id.as_str()));
-        n != self.pending.len()
+        self.waiting.forget(ids)
     }
 
     /// Up to `max` pending messages after `after`, and whether more follow.
     pub(super) fn page(&self, after: Option<(i64, u64)>, max: usize) -> (Vec<&Pending>, bool) {
-        let mut rest = self
-            .pending
-            .iter()
-            .filter(|p| after.is_none_or(|a| p.key() > a));
-        let page: Vec<&Pending> = rest.by_ref().take(max).collect();
-        (page, rest.next().is_some())
+        self.waiting.page(after, max)
     }
 }
 
@@ -303,17 +292,9 @@ fn corrupt(why: impl fmt::Display) -> Error {
 const CURSOR_PREFIX: &str = "delta:";
 
 pub(super) fn cursor_of(p: &Pending) -> String {
-    let (r, s) = p.key();
-    format!("{CURSOR_PREFIX}{r}:{s}")
+    connector::waiting::cursor_of(CURSOR_PREFIX, p)
 }
 
 pub(super) fn parse_cursor(c: &str) -> Result<(i64, u64), Error> {
-    let bad = || {
-        Error::configuration(format!(
-            "{c:?} is not a cursor of a delta-mode Graph source (start a new pass with no cursor)"
-        ))
-    };
-    let rest = c.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
-    let (r, s) = rest.split_once(':').ok_or_else(bad)?;
-    Ok((r.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?))
+    connector::waiting::parse_cursor(CURSOR_PREFIX, "a delta-mode Graph source", c)
 }

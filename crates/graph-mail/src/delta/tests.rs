@@ -195,7 +195,7 @@ fn state_json_round_trips_and_rejects_garbage() {
     );
     let back = DeltaState::from_json(&st.to_json()).unwrap();
     assert_eq!(back, st);
-    assert_eq!(back.pending[0].meta().to, ["helpdesk@contoso.example"]);
+    assert_eq!(back.pending()[0].meta().to, ["helpdesk@contoso.example"]);
     for bad in [
         "",
         "{",

@@ -208,10 +208,12 @@ pub struct SourceConfig {
     /// cloud's Graph v1.0 root or Exchange Online EWS URL).
     #[serde(default)]
     pub url: Option<String>,
-    /// Graph only: how new mail is found. `unread` (default) lists the unread messages of the
-    /// folder each poll; `delta` follows the folder with Graph's delta query, so each poll asks
-    /// only for what changed since the last one (cheaper on a large mailbox, and it finds new
-    /// mail even if someone else read it first). The delta state is kept in `delta_state`.
+    /// How new mail is found. `unread` (default) lists the unread messages of the folder each
+    /// poll; `delta` follows the folder's changes, so each poll asks only for what changed
+    /// since the last one (cheaper on a large mailbox, and it finds new mail even if someone
+    /// else read it first): Graph's delta query, its state kept in `delta_state`, or EWS's
+    /// SyncFolderItems, its state kept in `sync_state`. `push` is `delta` woken by
+    /// notifications.
     #[serde(default)]
     pub mode: SourceMode,
     /// Graph `push` mode: where Graph's change notifications reach this process
@@ -224,6 +226,13 @@ pub struct SourceConfig {
     /// twice.
     #[serde(default)]
     pub delta_state: Option<PathBuf>,
+    /// EWS `delta` and `push` modes: the file the SyncFolderItems state (the SyncState and the
+    /// messages seen and not yet acknowledged) is kept in (default `ews-sync.json` next to the
+    /// ledger; several sources may share it; owner-only). Losing it costs a sync from the
+    /// beginning, which hands over only what is still unread, and the ledger keeps anything
+    /// from being handled twice. A fleet worker keeps no such file: it lists unread mail.
+    #[serde(default)]
+    pub sync_state: Option<PathBuf>,
     /// A PEM file of one or more extra CA certificates to trust for this connection's Graph or
     /// EWS endpoint, besides the public roots (on-premises Exchange with an internal CA, or the
     /// sandbox started with `--tls`).
@@ -241,11 +250,12 @@ pub enum SourceMode {
     /// List the unread messages each poll.
     #[default]
     Unread,
-    /// Graph's delta query, with its state kept in a file.
+    /// Graph's delta query or EWS's SyncFolderItems, with its state kept in a file.
     Delta,
     /// Graph: the delta query, run when a change notification says mail arrived (and on a
-    /// slow safety timer), with a subscription kept alive on the folder. EWS: the unread
-    /// listing, run when a streaming notification says mail arrived (and on the safety timer).
+    /// slow safety timer), with a subscription kept alive on the folder. EWS: SyncFolderItems
+    /// from the saved `sync_state`, run when a streaming notification says mail arrived, after
+    /// every (re)connection or failure of the stream, and on the safety timer.
     /// Mail is handled as it arrives, and an idle mailbox costs a few requests an hour instead
     /// of one per poll.
     Push,

@@ -138,6 +138,10 @@ pub struct Source {
     pub push: Option<Push>,
     /// EWS `push` mode (streaming notifications): the safety timer.
     pub streaming: Option<Duration>,
+    /// EWS `delta` and `push` modes: the file the SyncFolderItems state is kept in
+    /// (`sync_state`, or `ews-sync.json` next to the ledger). `None`: the unread messages are
+    /// listed each poll.
+    pub sync_state: Option<PathBuf>,
     /// What is done to a handled message.
     pub acknowledge: connector::Acknowledgement,
     /// Where poison messages are parked (default `Poison`).

@@ -393,13 +393,6 @@ impl Resolver<'_> {
                 "kind \"smtp\" only sends; use it in [[outbounds]]",
             ));
         }
-        if s.mode == SourceMode::Delta && s.kind != Kind::Graph {
-            return Err(self.invalid(
-                key(".mode"),
-                &at("mode"),
-                "\"delta\" is for kind = \"graph\" only",
-            ));
-        }
         if s.push.is_some() && s.mode != SourceMode::Push {
             return Err(self.invalid(
                 key(".push"),
@@ -408,7 +401,9 @@ impl Resolver<'_> {
             ));
         }
         let graph_push = s.mode == SourceMode::Push && s.kind == Kind::Graph;
-        let delta_like = s.mode == SourceMode::Delta || graph_push;
+        let incremental = matches!(s.mode, SourceMode::Delta | SourceMode::Push);
+        let delta_like = incremental && s.kind == Kind::Graph;
+        let ews_sync = incremental && s.kind == Kind::Ews;
         let streaming = self.streaming(s, &key, &at)?;
         let push = if graph_push {
             self.push(s, ledger, &key, &at)?
@@ -419,7 +414,16 @@ impl Resolver<'_> {
             return Err(self.invalid(
                 key(".delta_state"),
                 &at("delta_state"),
-                "only with mode = \"delta\" or \"push\"",
+                "only with mode = \"delta\" or \"push\" on a Graph source (an EWS source \
+                 keeps its state in sync_state)",
+            ));
+        }
+        if s.sync_state.is_some() && !ews_sync {
+            return Err(self.invalid(
+                key(".sync_state"),
+                &at("sync_state"),
+                "only with mode = \"delta\" or \"push\" on an EWS source (a Graph source \
+                 keeps its state in delta_state)",
             ));
         }
         let notify_through = match &s.notify_through {
@@ -440,13 +444,13 @@ impl Resolver<'_> {
         };
         let acknowledge = parse_ack(s.acknowledge.as_deref())
             .map_err(|m| self.invalid(key(".acknowledge"), &at("acknowledge"), m))?;
-        if acknowledge == connector::Acknowledgement::Keep && !delta_like {
+        if acknowledge == connector::Acknowledgement::Keep && !incremental {
             return Err(self.invalid(
                 key(".acknowledge"),
                 &at("acknowledge"),
-                "\"keep\" leaves each message as it is, which only a Graph source with \
-                 mode = \"delta\" can do (the deltaLink moves past it); listing unread mail \
-                 would hand the same message out on every pass",
+                "\"keep\" leaves each message as it is, which only a source with \
+                 mode = \"delta\" or \"push\" can do (the deltaLink or SyncState moves past \
+                 it); listing unread mail would hand the same message out on every pass",
             ));
         }
         if let Some(n) = s.requests_in_flight
@@ -469,13 +473,14 @@ impl Resolver<'_> {
             &at("url"),
         )?;
         let delta_state = delta_like.then(|| {
-            s.delta_state.clone().unwrap_or_else(|| {
-                ledger
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default()
-                    .join("graph-delta.json")
-            })
+            s.delta_state
+                .clone()
+                .unwrap_or_else(|| beside_ledger(ledger, "graph-delta.json"))
+        });
+        let sync_state = ews_sync.then(|| {
+            s.sync_state
+                .clone()
+                .unwrap_or_else(|| beside_ledger(ledger, "ews-sync.json"))
         });
         Ok(Source {
             name: s.name.clone(),
@@ -488,6 +493,7 @@ impl Resolver<'_> {
             delta_state,
             push,
             streaming,
+            sync_state,
             acknowledge,
             poison_folder: s.poison_folder.clone().unwrap_or_else(|| "Poison".into()),
             notify_through,
@@ -582,13 +588,10 @@ impl Resolver<'_> {
                 .listen
                 .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8425))),
             safety_interval: std::time::Duration::from_secs(safety),
-            subscriptions: p.subscriptions.clone().unwrap_or_else(|| {
-                ledger
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default()
-                    .join("graph-subscriptions.json")
-            }),
+            subscriptions: p
+                .subscriptions
+                .clone()
+                .unwrap_or_else(|| beside_ledger(ledger, "graph-subscriptions.json")),
         }))
     }
 
@@ -808,4 +811,13 @@ pub(super) fn secret_values(text: &str) -> Vec<String> {
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));
     out
+}
+
+/// A state file's default place: `name` in the ledger's folder.
+fn beside_ledger(ledger: &Path, name: &str) -> PathBuf {
+    ledger
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join(name)
 }

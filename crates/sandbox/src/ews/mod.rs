@@ -354,6 +354,16 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         principal,
         mailbox,
     };
+    if matches!(op.name.as_str(), "Subscribe" | "GetStreamingEvents") && state.notifier().ews_down()
+    {
+        // `Admin::set_ews_streaming_down`: the notification service is gone, mail is not.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "Service Unavailable",
+        )
+            .into_response();
+    }
     if op.name == "GetStreamingEvents" {
         // A long-lived answer: one SOAP envelope after another (see `ops::streaming`).
         return match ops::get_streaming_events(&ctx, op) {

@@ -139,7 +139,7 @@ fn every_connection_takes_a_ca_file_but_only_smtp_takes_host_and_port() {
 }
 
 #[test]
-fn delta_mode_is_for_graph_sources_and_keeps_its_state_next_to_the_ledger() {
+fn delta_mode_keeps_its_graph_and_ews_state_next_to_the_ledger() {
     let delta = GOOD.replace(
         "notify_through = \"out\"\n",
         "notify_through = \"out\"\nmode = \"delta\"\n",
@@ -165,14 +165,65 @@ fn delta_mode_is_for_graph_sources_and_keeps_its_state_next_to_the_ledger() {
         Some(Path::new("state/helpdesk.json"))
     );
 
+    // EWS: SyncFolderItems, its state in sync_state (ews-sync.json beside the ledger).
     let ews = delta.replace(
         "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
         "[[sources]]\nname = \"helpdesk\"\nkind = \"ews\"",
     );
-    let e = Config::parse(&ews, Path::new("m.toml"))
+    let c = Config::parse(&ews, Path::new("m.toml")).unwrap();
+    assert_eq!(c.sources[0].delta_state, None);
+    assert_eq!(
+        c.sources[0].sync_state.as_deref(),
+        Some(Path::new("m365mail-out/ews-sync.json"))
+    );
+    let own = ews.replace(
+        "mode = \"delta\"\n",
+        "mode = \"delta\"\nsync_state = \"state/ews.json\"\n",
+    );
+    let c = Config::parse(&own, Path::new("m.toml")).unwrap();
+    assert_eq!(
+        c.sources[0].sync_state.as_deref(),
+        Some(Path::new("state/ews.json"))
+    );
+    let e = Config::parse(
+        &ews.replace(
+            "mode = \"delta\"\n",
+            "mode = \"delta\"\ndelta_state = \"x.json\"\n",
+        ),
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("(helpdesk).delta_state") && e.contains("sync_state") && e.contains("line"),
+        "{e}"
+    );
+    let e = Config::parse(
+        &delta.replace(
+            "mode = \"delta\"\n",
+            "mode = \"delta\"\nsync_state = \"x.json\"\n",
+        ),
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("(helpdesk).sync_state") && e.contains("EWS") && e.contains("line"),
+        "{e}"
+    );
+    let unread_ews = GOOD
+        .replace(
+            "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
+            "[[sources]]\nname = \"helpdesk\"\nkind = \"ews\"",
+        )
+        .replace(
+            "notify_through = \"out\"\n",
+            "notify_through = \"out\"\nsync_state = \"x.json\"\n",
+        );
+    let e = Config::parse(&unread_ews, Path::new("m.toml"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("(helpdesk).mode"), "{e}");
+    assert!(e.contains("sync_state: only with mode"), "{e}");
     let stray = GOOD.replace(
         "notify_through = \"out\"\n",
         "notify_through = \"out\"\ndelta_state = \"x.json\"\n",

@@ -1,6 +1,18 @@
-//! `SyncFolderItems` with the sync state kept in a caller-provided store: a small explicit
-//! state machine driven from outside (call [`FolderSync::next_page`] until it says the folder is
-//! in sync).
+//! `SyncFolderItems`, two ways:
+//!
+//! - **As a message source mode**: [`EwsSource::with_sync_state`](crate::EwsSource::with_sync_state)
+//!   makes an [`EwsSource`](crate::EwsSource) find new mail through SyncFolderItems from a
+//!   saved sync state instead of listing unread mail; the state ([`SourceSyncState`]: the
+//!   SyncState and the messages seen but not yet acknowledged) lives in a [`SourceSyncStore`]
+//!   ([`FileSourceSyncStore`], [`MemorySourceSyncStore`]). Push mode's streaming
+//!   notifications ([`streaming`](crate::streaming)) wake it; it catches up whatever arrived
+//!   while no connection was open, or while the process was stopped.
+//! - **As a helper**: [`FolderSync`], a small explicit state machine driven from outside (call
+//!   [`FolderSync::next_page`] until it says the folder is in sync), with the raw SyncState
+//!   kept in a [`SyncStateStore`].
+//!
+//! `state.rs` holds [`SourceSyncState`] and how a page of changes is merged into it,
+//! `store.rs` the stores, `mode.rs` the sync mode of [`EwsSource`](crate::EwsSource).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +20,14 @@ use std::sync::Mutex;
 use crate::client::EwsClient;
 use crate::ops::{SyncChange, SyncFolderItems};
 use crate::types::FolderId;
+
+mod mode;
+mod state;
+mod store;
+
+pub(crate) use mode::SyncMode;
+pub use state::SourceSyncState;
+pub use store::{FileSourceSyncStore, MemorySourceSyncStore, SourceSyncStore};
 
 /// Where sync states are kept between runs (a file, a database row…).
 pub trait SyncStateStore: Send + Sync {
@@ -88,11 +108,7 @@ impl<'a, S: SyncStateStore> FolderSync<'a, S> {
     /// (`ErrorInvalidSyncStateData`) is cleared and the sync restarts from the beginning.
     pub async fn next_page(&self) -> Result<SyncBatch, connector::Error> {
         let state = self.store.load(&self.key);
-        let op = SyncFolderItems {
-            folder: self.folder.clone(),
-            sync_state: state.clone(),
-            max_changes: self.max_changes,
-        };
+        let op = SyncFolderItems::new(self.folder.clone(), state.clone(), self.max_changes);
         let page = match self.client.call(&op).await {
             Ok(p) => p,
             Err(e)

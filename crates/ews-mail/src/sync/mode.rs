@@ -1,0 +1,156 @@
+//! The sync mode of an [`EwsSource`](crate::EwsSource).
+
+use std::fmt;
+use std::sync::Arc;
+
+use connector::Error;
+
+use super::SourceSyncStore;
+use super::state::{SourceSyncState, cursor_of, parse_cursor};
+use crate::client::EwsClient;
+use crate::ops::SyncFolderItems;
+use crate::types::{FolderId, ItemId};
+
+/// Most pages one catch-up follows (a guard against a server that never says it is done).
+const MAX_PAGES: usize = 10_000;
+
+/// What a sync asks of each created item besides its id: whether it is read (on a sync from
+/// the beginning only unread mail is new) and when it arrived (the order mail is handed over).
+const PROPERTIES: &[&str] = &["message:IsRead", "item:DateTimeReceived"];
+
+/// The sync mode of an [`EwsSource`](crate::EwsSource): the store, the key and the state
+/// (loaded on first use; catch-ups and acknowledgements take turns on it).
+pub(crate) struct SyncMode {
+    store: Arc<dyn SourceSyncStore>,
+    pub(crate) key: String,
+    state: tokio::sync::Mutex<Option<SourceSyncState>>,
+}
+
+impl fmt::Debug for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncMode").field("key", &self.key).finish()
+    }
+}
+
+/// A page of waiting messages handed out by a fetch.
+pub(crate) struct PendingPage {
+    pub(crate) ids: Vec<ItemId>,
+    pub(crate) next: Option<String>,
+}
+
+fn invalid_state(e: &Error) -> bool {
+    e.response().and_then(|r| r.server_code.as_deref()) == Some("ErrorInvalidSyncStateData")
+}
+
+impl SyncMode {
+    pub(crate) fn new(store: Arc<dyn SourceSyncStore>, key: String) -> Self {
+        SyncMode {
+            store,
+            key,
+            state: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn loaded<'a>(
+        &self,
+        slot: &'a mut Option<SourceSyncState>,
+    ) -> Result<&'a mut SourceSyncState, Error> {
+        if slot.is_none() {
+            *slot = Some(self.store.load(&self.key).await?.unwrap_or_default());
+        }
+        slot.as_mut()
+            .ok_or_else(|| Error::configuration("EWS sync state not loaded"))
+    }
+
+    /// Catches up: SyncFolderItems page after page until the folder is in sync, each page
+    /// merged and saved (the SyncState and the messages it reported in one write) before the
+    /// next is asked for. Returns the number of waiting messages.
+    pub(crate) async fn refresh(
+        &self,
+        client: &EwsClient,
+        folder: &FolderId,
+    ) -> Result<usize, Error> {
+        let mut slot = self.state.lock().await;
+        let state = self.loaded(&mut slot).await?;
+        let mut added = 0;
+        for _ in 0..MAX_PAGES {
+            let op =
+                SyncFolderItems::new(folder.clone(), state.sync_state().map(str::to_owned), 512)
+                    .with_properties(PROPERTIES);
+            let page = match client.call(&op).await {
+                Ok(p) => p,
+                Err(e) if state.sync_state().is_some() && invalid_state(&e) => {
+                    tracing::warn!(
+                        key = %self.key,
+                        "Exchange no longer knows the saved SyncState: syncing the folder from \
+                         the beginning (its unread mail is handed over again; the ledger keeps \
+                         what was handled from being handled twice)"
+                    );
+                    let mut next = state.clone();
+                    next.restart();
+                    self.store.save(&self.key, &next).await?;
+                    *state = next;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if page.sync_state.is_empty() {
+                return Err(Error::bad_response("SyncFolderItems answered no SyncState"));
+            }
+            let mut next = state.clone();
+            added += next.merge(page.changes, page.sync_state, page.includes_last);
+            self.store.save(&self.key, &next).await?;
+            *state = next;
+            if page.includes_last {
+                let waiting = state.waiting().len();
+                tracing::debug!(key = %self.key, added, waiting, "folder in sync");
+                return Ok(waiting);
+            }
+        }
+        Err(Error::bad_response(format!(
+            "SyncFolderItems did not say the folder is in sync within {MAX_PAGES} pages"
+        )))
+    }
+
+    /// A page of waiting messages after `cursor` (from the start if `None`).
+    pub(crate) async fn page(
+        &self,
+        cursor: Option<&str>,
+        max: usize,
+    ) -> Result<PendingPage, Error> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let mut slot = self.state.lock().await;
+        let state = self.loaded(&mut slot).await?;
+        let (page, more) = state.waiting().page(after, max);
+        Ok(PendingPage {
+            next: if more {
+                page.last().map(|p| cursor_of(p))
+            } else {
+                None
+            },
+            ids: page.iter().map(|p| ItemId::new(p.id.clone())).collect(),
+        })
+    }
+
+    /// Forgets acknowledged (or vanished) messages and saves. A failed save is logged, not
+    /// returned: the acknowledgement itself took effect, and the next save catches up (until
+    /// then a restart hands the message over again, which the ledger absorbs).
+    pub(crate) async fn forget(&self, ids: &[&str]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut slot = self.state.lock().await;
+        let state = match self.loaded(&mut slot).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "EWS sync state unavailable after an acknowledgement");
+                return;
+            }
+        };
+        if state.waiting_mut().forget(ids)
+            && let Err(e) = self.store.save(&self.key, state).await
+        {
+            tracing::warn!(error = %e, "could not save the EWS sync state after an acknowledgement");
+        }
+    }
+}
