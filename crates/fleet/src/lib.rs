@@ -2,7 +2,7 @@
 //! rest of the toolkit already speaks.
 //!
 //! One `m365mail run` on local files needs none of this. Several workers serving the same
-//! sources (for availability, or because one machine is not enough) share four things, each
+//! sources (for availability, or because one machine is not enough) share what follows, each
 //! kept here in one PostgreSQL database:
 //!
 //! | backend | trait | what it keeps |
@@ -11,10 +11,11 @@
 //! | [`PgLeases`] | [`handler::LeaseStore`] | which worker serves which source (leases with fencing epochs), and which workers are alive |
 //! | [`PgTokenStore`] | [`msauth::TokenStore`] | the token cache, with a fleet-wide lock so that one worker signs in or refreshes at a time |
 //! | [`PgDeltaStore`] | [`graph_mail::delta::DeltaStore`] | Graph delta links and the messages seen but not yet acknowledged |
+//! | [`PgEwsSyncStore`] | [`ews_mail::sync::SourceSyncStore`] | EWS SyncFolderItems states and the messages seen but not yet acknowledged |
 //! | [`PgSubscriptionStore`] | [`graph_mail::push::SubscriptionStore`] | push mode's Graph subscriptions, reused by a source's next holder |
 //!
 //! [`PgStore::connect`] opens a connection pool and brings the schema up to date (the program
-//! creates and migrates its own tables, see below); its accessors hand out the four backends,
+//! creates and migrates its own tables, see below); its accessors hand out the backends,
 //! cheap clones sharing the pool.
 //!
 //! ```no_run
@@ -96,7 +97,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
 pub use catalog::{ConfigEntry, EntryKind, PgCatalog};
-pub use delta::PgDeltaStore;
+pub use delta::{PgDeltaStore, PgEwsSyncStore};
 pub use leases::PgLeases;
 pub use ledger::PgLedger;
 pub use push::{PgSubscriptionStore, PgWakeups, Wakeup};
@@ -169,7 +170,7 @@ impl Default for PgOptions {
     }
 }
 
-/// A connection pool to the fleet's database, with the schema up to date: hands out the four
+/// A connection pool to the fleet's database, with the schema up to date: hands out the
 /// backends. Cloning shares the pool.
 #[derive(Clone)]
 pub struct PgStore {
@@ -308,6 +309,11 @@ impl PgStore {
     /// The Graph delta state ([`graph_mail::delta::DeltaStore`]).
     pub fn delta(&self) -> PgDeltaStore {
         PgDeltaStore::new(self.inner.clone())
+    }
+
+    /// The EWS sync state ([`ews_mail::sync::SourceSyncStore`]).
+    pub fn ews_sync(&self) -> PgEwsSyncStore {
+        PgEwsSyncStore::new(self.inner.clone())
     }
 
     /// The apps, sources and outbounds kept in the database, changed while the fleet runs.

@@ -135,6 +135,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX fleet_subscriptions_id ON fleet_subscriptions (id);
     "#,
+    // 5: ews-mail's sync state per mailbox folder (EWS sources in push or delta mode): the
+    // SyncFolderItems SyncState and the messages seen but not yet acknowledged, so that the
+    // source's next holder catches up where the last one left off.
+    r#"
+    CREATE TABLE fleet_ews_sync (
+        key text COLLATE "C" PRIMARY KEY,
+        state jsonb NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this program knows: the number of migrations.

@@ -218,14 +218,29 @@ pub struct Providers {
     shared: Option<SharedStores>,
 }
 
-/// The token cache and the delta state of a fleet, shared by all its workers (`m365mail
-/// worker`): they replace each app's token cache and each source's `delta_state` file.
+/// The token cache and the delta and sync state of a fleet, shared by all its workers
+/// (`m365mail worker`): they replace each app's token cache and each source's `delta_state`
+/// or `sync_state` file.
 #[derive(Clone)]
 pub struct SharedStores {
     /// Every app's tokens.
     pub tokens: Arc<dyn msauth::TokenStore>,
     /// Every Graph source's delta state (for sources that configure `delta_state`).
     pub delta: Arc<dyn graph_mail::delta::DeltaStore>,
+    /// Every EWS source's sync state (for sources in push or delta mode, which configure
+    /// `sync_state`).
+    pub ews_sync: Arc<dyn ews_mail::sync::SourceSyncStore>,
+}
+
+impl SharedStores {
+    /// The shared stores of the fleet whose database is `store`.
+    pub fn of_fleet(store: &fleet::PgStore) -> Self {
+        SharedStores {
+            tokens: Arc::new(store.tokens()),
+            delta: Arc::new(store.delta()),
+            ews_sync: Arc::new(store.ews_sync()),
+        }
+    }
 }
 
 impl Providers {
@@ -274,24 +289,24 @@ impl Providers {
     }
 
     /// The EWS sync state store kept in `path`, opened on first use (its folder is created);
-    /// `None` for a fleet, whose workers share no such store yet (the source lists unread mail).
+    /// a fleet's shared store instead of the file when there is one.
     fn sync_store(
         &mut self,
         source: &str,
         path: &Path,
-    ) -> Result<Option<Arc<dyn ews_mail::sync::SourceSyncStore>>> {
-        if self.shared.is_some() {
-            return Ok(None);
+    ) -> Result<Arc<dyn ews_mail::sync::SourceSyncStore>> {
+        if let Some(shared) = &self.shared {
+            return Ok(shared.ews_sync.clone());
         }
         if let Some(s) = self.sync_stores.get(path) {
-            return Ok(Some(s.clone()));
+            return Ok(s.clone());
         }
         let key = format!("sources.{source}.sync_state {}", path.display());
         private_parent(path, &key)?;
         let store: Arc<dyn ews_mail::sync::SourceSyncStore> =
             Arc::new(ews_mail::sync::FileSourceSyncStore::open(path).context(&key)?);
         self.sync_stores.insert(path.to_path_buf(), store.clone());
-        Ok(Some(store))
+        Ok(store)
     }
 }
 
@@ -433,10 +448,8 @@ pub fn source(
             if let Some(f) = &s.folder {
                 src = src.with_folder(f.clone());
             }
-            if let Some(path) = &s.sync_state
-                && let Some(store) = providers.sync_store(&s.name, path)?
-            {
-                src = src.with_sync_state(store);
+            if let Some(path) = &s.sync_state {
+                src = src.with_sync_state(providers.sync_store(&s.name, path)?);
             }
             Ok(Arc::new(src))
         }

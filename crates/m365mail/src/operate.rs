@@ -215,13 +215,10 @@ impl Fleet {
         catalog::resolve(&self.file_text, &self.path, &entries)
     }
 
-    /// The token cache and delta state the fleet's workers share (a sign-in saved here is the
+    /// The token cache and delta and sync state the fleet's workers share (a sign-in saved here is the
     /// one the workers use).
     pub fn stores(&self) -> crate::connect::SharedStores {
-        crate::connect::SharedStores {
-            tokens: std::sync::Arc::new(self.store.tokens()),
-            delta: std::sync::Arc::new(self.store.delta()),
-        }
+        crate::connect::SharedStores::of_fleet(&self.store)
     }
 
     /// The fleet at a glance.

@@ -83,10 +83,7 @@ pub async fn run(
     };
     let file_text =
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let stores = SharedStores {
-        tokens: Arc::new(store.tokens()),
-        delta: Arc::new(store.delta()),
-    };
+    let stores = SharedStores::of_fleet(&store);
     let (ledger, leases) = crate::metrics::timed(
         settings.metrics.as_ref(),
         Arc::new(store.ledger()),

@@ -619,7 +619,9 @@ async fn a_push_source_removed_from_the_fleet_has_its_subscription_deleted() {
 }
 
 /// An EWS source in push mode on a worker: its streaming watcher runs on the worker holding
-/// the lease, so new mail is handled without waiting for the hour-long safety timer.
+/// the lease, so new mail is handled without waiting for the hour-long safety timer; mail that
+/// arrives while the stream is down is caught up through SyncFolderItems from the state in
+/// `fleet_ews_sync` once it is back, each message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_an_ews_source_in_push_mode() {
     let Some(db) = TestDatabase::create("m365mail_fleet_ews_push").await else {
@@ -674,6 +676,32 @@ async fn a_worker_serves_an_ews_source_in_push_mode() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // The stream goes down (a failover: subscriptions lost, Subscribe refused); two messages
+    // arrive that no notification announces; the stream comes back.
+    let before = handled().await;
+    admin.set_ews_streaming_down(true);
+    for i in 0..2 {
+        let mime = format!(
+            "From: c@fabrikam.example\r\nTo: {HELPDESK}\r\nSubject: unannounced {i}\r\n\
+             Message-ID: <unannounced-{i}@fabrikam.example>\r\n\r\nbody\r\n"
+        );
+        admin.inject_mime(HELPDESK, &mime).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    admin.set_ews_streaming_down(false);
+    while handled().await != before + 2 {
+        assert!(Instant::now() < deadline, "not caught up\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(handled_twice(&db).await, 0);
+    // The catch-up ran from the fleet's EWS sync state, not the unread listing.
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM fleet_ews_sync WHERE state ? 'sync_state'")
+            .await,
+        1,
+        "{}",
+        log()
+    );
     signal(&w1, "-TERM");
     assert!(w1.wait().unwrap().success());
     sb.shutdown().await;

@@ -41,6 +41,7 @@ async fn a_fresh_database_gets_the_schema_and_a_second_connect_changes_nothing()
             "fleet_config",
             "fleet_config_version",
             "fleet_delta",
+            "fleet_ews_sync",
             "fleet_leases",
             "fleet_ledger",
             "fleet_ledger_log",

@@ -230,7 +230,8 @@ pub struct SourceConfig {
     /// messages seen and not yet acknowledged) is kept in (default `ews-sync.json` next to the
     /// ledger; several sources may share it; owner-only). Losing it costs a sync from the
     /// beginning, which hands over only what is still unread, and the ledger keeps anything
-    /// from being handled twice. A fleet worker keeps no such file: it lists unread mail.
+    /// from being handled twice. A fleet worker keeps no such file: the state is in the fleet's
+    /// database (`fleet_ews_sync`).
     #[serde(default)]
     pub sync_state: Option<PathBuf>,
     /// A PEM file of one or more extra CA certificates to trust for this connection's Graph or
