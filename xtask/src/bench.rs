@@ -100,10 +100,8 @@ fn venv() -> Result<PathBuf, String> {
     Ok(python)
 }
 
+/// The benchmarks but the fleet's (`--fleet` goes to `fleet_bench::bench`, from `main`).
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "--fleet") {
-        return crate::fleet_bench::bench(args);
-    }
     if args.iter().any(|a| a == "--replies") {
         return replies(args);
     }

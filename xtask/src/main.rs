@@ -123,6 +123,7 @@ fn main() -> ExitCode {
         "realclients" => realclients(&args[1..]),
         one @ ("exchangelib" | "graph-sdk" | "msal") => realclients(&[one.to_owned()]),
         "fuzz" => fuzz(&args[1..]),
+        "bench" if args.iter().any(|a| a == "--fleet") => fleet_bench::bench(&args[1..]),
         "bench" => bench::bench(&args[1..]),
         "chaos" if args.iter().any(|a| a == "--fleet") => fleet_chaos::fleet(&args[1..]),
         "chaos" => chaos::chaos(&args[1..]),
