@@ -86,15 +86,7 @@ pub(crate) async fn run(
     if let Some(sb) = sb {
         sb.shutdown().await;
     }
-    let all_online = summary
-        .sources
-        .iter()
-        .all(|s| s.status == connector::PingStatus::Online);
-    Ok(if all_online {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(exit_code(&summary))
 }
 
 /// The run's summary on stdout, as text or JSON.
@@ -184,15 +176,7 @@ pub(crate) async fn push_demo(out: Option<PathBuf>, json: bool) -> Result<ExitCo
         );
     }
 
-    let all_online = summary
-        .sources
-        .iter()
-        .all(|s| s.status == connector::PingStatus::Online);
-    Ok(if all_online {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(exit_code(&summary))
 }
 
 /// Waits until the sandbox holds the Graph and the EWS subscription, then delivers each demo
@@ -254,5 +238,18 @@ fn say(json: bool, line: &str) {
         eprintln!("{line}");
     } else {
         println!("{line}");
+    }
+}
+
+/// 0 when every source was ONLINE, 3 when one was not (the run itself worked).
+fn exit_code(summary: &handler::Summary) -> ExitCode {
+    let all_online = summary
+        .sources
+        .iter()
+        .all(|s| s.status == connector::PingStatus::Online);
+    if all_online {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
     }
 }
