@@ -112,20 +112,14 @@ impl SourceSyncState {
 
     /// The state as JSON, as a store keeps it (a fleet's PostgreSQL store, for one).
     pub fn to_json(&self) -> String {
-        // A struct of strings, numbers and vectors always serializes.
-        serde_json::to_string(self).unwrap_or_default()
+        connector::waiting::write_state(self)
     }
 
-    /// Reads a state written by [`to_json`](Self::to_json), checked as the file store checks
-    /// it; anything else is a [`Configuration`](connector::ErrorKind::Configuration) error.
+    /// Reads a state written by [`to_json`](Self::to_json), checked; anything else is a
+    /// [`Configuration`](connector::ErrorKind::Configuration) error.
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| corrupt(format!("it is not JSON: {e}")))?;
-        if !v.is_object() {
-            return Err(corrupt("it is not a JSON object"));
-        }
-        let s: SourceSyncState = serde_json::from_value(v)
-            .map_err(|e| corrupt(format!("it is not an EWS sync state: {e}")))?;
+        let s: SourceSyncState =
+            connector::waiting::read_state(json, "an EWS sync state").map_err(corrupt)?;
         s.validate()?;
         Ok(s)
     }

@@ -159,20 +159,14 @@ impl DeltaState {
 
     /// The state as JSON.
     pub fn to_json(&self) -> String {
-        // A struct of strings, numbers and vectors always serializes.
-        serde_json::to_string(self).unwrap_or_default()
+        connector::waiting::write_state(self)
     }
 
-    /// Reads a state written by [`to_json`](Self::to_json); anything else is a
+    /// Reads a state written by [`to_json`](Self::to_json), checked; anything else is a
     /// [`Configuration`](connector::ErrorKind::Configuration) error.
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| corrupt(format!("it is not JSON: {e}")))?;
-        if !v.is_object() {
-            return Err(corrupt("it is not a JSON object"));
-        }
-        let s: DeltaState = serde_json::from_value(v)
-            .map_err(|e| corrupt(format!("it is not a delta state: {e}")))?;
+        let s: DeltaState =
+            connector::waiting::read_state(json, "a delta state").map_err(corrupt)?;
         s.validate()?;
         Ok(s)
     }
