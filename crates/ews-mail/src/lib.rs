@@ -129,6 +129,7 @@ mod client;
 mod endpoint;
 mod error;
 pub mod ops;
+mod outbound;
 pub mod soap;
 mod source;
 pub mod streaming;
@@ -136,7 +137,7 @@ pub mod sync;
 pub mod types;
 pub mod xml;
 
-// The modules `client`, `endpoint`, `error` and `source` are private: everything public in them
+// The modules `client`, `endpoint`, `error`, `outbound` and `source` are private: everything public in them
 // is here, at the root, its one public path (issue #16).
 pub use client::{
     AccessToken, Challenge, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, Jitter,
@@ -144,9 +145,10 @@ pub use client::{
 };
 pub use endpoint::{EndpointError, check_endpoint, exchange_online};
 pub use error::{EwsError, ResponseClass, ResponseError};
+pub use outbound::EwsOutbound;
 pub use source::{
-    DEFAULT_FETCH_CONCURRENCY, DEFAULT_MAX_BATCH, EwsOutbound, EwsSource, ITEM_CHUNK,
-    MAX_FETCH_CONCURRENCY, MAX_PAGE,
+    DEFAULT_FETCH_CONCURRENCY, DEFAULT_MAX_BATCH, EwsSource, ITEM_CHUNK, MAX_FETCH_CONCURRENCY,
+    MAX_PAGE,
 };
 
 /// The package's name on crates.io, used in logs and user agents.
