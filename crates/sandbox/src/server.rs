@@ -341,7 +341,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(crate::identity::routes())
         .merge(crate::graph::routes())
         .merge(crate::ews::routes())
-        .merge(crate::admin::routes(&state))
+        .merge(crate::admin::web::routes(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.reqlog_handle(),
             crate::reqlog::middleware,
