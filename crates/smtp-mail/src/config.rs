@@ -18,8 +18,8 @@ pub enum Security {
     /// TLS from the first byte (port 465 on some on-premises servers).
     ImplicitTls,
     /// No TLS at all: the token crosses the network in clear. Only for a loopback test server:
-    /// [`SmtpOutbound::new`] refuses it unless the host is `localhost`, an address in
-    /// `127.0.0.0/8` or `::1`.
+    /// [`SmtpOutbound::new`](crate::SmtpOutbound::new) refuses it unless the host is
+    /// `localhost`, an address in `127.0.0.0/8` or `::1`.
     DangerousPlaintext,
 }
 
