@@ -35,8 +35,8 @@
 //! the next one of the same subscription (reordered), each drawn from a seeded generator.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -45,7 +45,6 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::locks::lock;
-use crate::state::AppState;
 use crate::store::Created;
 
 /// The longest a subscription to Outlook messages may live: 10,080 minutes (under 7 days),
@@ -338,14 +337,19 @@ impl Notifier {
     }
 
     /// Sends `event` to the subscription's lifecycle URL, if it has one.
-    pub(crate) fn lifecycle(&self, st: &AppState, s: &Subscription, event: LifecycleEvent) {
+    pub(crate) fn lifecycle(
+        self: &Arc<Self>,
+        tenant_id: &str,
+        s: &Subscription,
+        event: LifecycleEvent,
+    ) {
         let Some(url) = s.lifecycle_url.clone() else {
             return;
         };
         let body = json!({ "value": [{
             "subscriptionId": s.id,
             "subscriptionExpirationDateTime": crate::graph::render::datetime(s.expiration),
-            "tenantId": st.tenant().info.id,
+            "tenantId": tenant_id,
             "clientState": s.client_state,
             "lifecycleEvent": event.as_str(),
         }]});
@@ -354,8 +358,8 @@ impl Notifier {
             return;
         };
         self.count(|c| c.lifecycle += 1);
-        let st = st.clone();
-        rt.spawn(async move { st.notifier().post(&url, &body).await });
+        let n = Arc::clone(self);
+        rt.spawn(async move { n.post(&url, &body).await });
     }
 
     /// Records a new EWS streaming subscription; returns its id.
@@ -417,8 +421,7 @@ impl Notifier {
         &self.ews_events
     }
 
-    fn on_created_ews(&self, st: &AppState, c: &Created) {
-        let at = st.clock().now();
+    fn on_created_ews(&self, at: OffsetDateTime, c: &Created) {
         let mut any = false;
         for s in lock(&self.ews).values_mut() {
             if !s.mailbox.eq_ignore_ascii_case(&c.mailbox) || !s.folders.contains(&c.folder_id) {
@@ -445,10 +448,10 @@ impl Notifier {
         }
     }
 
-    /// Notifies every live subscription that watches the folder of `c`.
-    fn on_created(&self, st: &AppState, c: &Created) {
-        self.on_created_ews(st, c);
-        let now = st.clock().now();
+    /// Notifies every live subscription that watches the folder of `c`, created at `now` in the
+    /// tenant `tenant_id`.
+    pub(crate) fn on_created(self: &Arc<Self>, now: OffsetDateTime, tenant_id: &str, c: &Created) {
+        self.on_created_ews(now, c);
         let subs: Vec<Subscription> = self
             .list(now)
             .into_iter()
@@ -460,7 +463,6 @@ impl Notifier {
         if subs.is_empty() {
             return;
         }
-        let tenant_id = st.tenant().info.id.clone();
         for s in subs {
             let resource = format!("Users/{}/Messages/{}", s.user_id, c.id);
             let body = json!({ "value": [{
@@ -477,12 +479,12 @@ impl Notifier {
                 "clientState": s.client_state,
                 "tenantId": tenant_id,
             }]});
-            self.deliver(st, &s, body);
+            self.deliver(&s, body);
         }
     }
 
     /// Sends one change notification through the fault plan.
-    fn deliver(&self, st: &AppState, s: &Subscription, body: Value) {
+    fn deliver(self: &Arc<Self>, s: &Subscription, body: Value) {
         let (drop, copies, delay, reorder) = {
             let mut g = lock(&self.faults);
             let (f, rng) = &mut *g;
@@ -511,11 +513,10 @@ impl Notifier {
                 None => {
                     let Some(first) = bodies.pop() else { return };
                     lock(&self.held).insert(s.id.clone(), (key, first));
-                    let (st2, id, url) = (st.clone(), s.id.clone(), s.notification_url.clone());
+                    let (n, id, url) = (Arc::clone(self), s.id.clone(), s.notification_url.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(REORDER_HOLD).await;
                         let mine = {
-                            let n = st2.notifier();
                             let mut held = lock(&n.held);
                             match held.get(&id) {
                                 Some((k, _)) if *k == key => held.remove(&id).map(|(_, b)| b),
@@ -523,7 +524,7 @@ impl Notifier {
                             }
                         };
                         if let Some(b) = mine {
-                            st2.notifier().send_with_retries(&url, &b).await;
+                            n.send_with_retries(&url, &b).await;
                         }
                     });
                 }
@@ -532,13 +533,13 @@ impl Notifier {
         if bodies.is_empty() {
             return;
         }
-        let (st, url) = (st.clone(), s.notification_url.clone());
+        let (n, url) = (Arc::clone(self), s.notification_url.clone());
         tokio::spawn(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             for b in bodies {
-                st.notifier().send_with_retries(&url, &b).await;
+                n.send_with_retries(&url, &b).await;
             }
         });
     }
@@ -575,16 +576,5 @@ impl Notifier {
                 false
             }
         }
-    }
-}
-
-/// Reads the store's created messages and notifies the subscriptions that watch them, until
-/// the store goes away.
-pub(crate) async fn dispatch(st: AppState) {
-    let Some(mut rx) = st.store().watch_created() else {
-        return;
-    };
-    while let Some(c) = rx.recv().await {
-        st.notifier().on_created(&st, &c);
     }
 }

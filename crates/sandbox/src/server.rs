@@ -259,7 +259,7 @@ impl SandboxBuilder {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let app = router(state.clone());
-        let mut tasks = vec![tokio::spawn(crate::notify::dispatch(state.clone()))];
+        let mut tasks = vec![tokio::spawn(dispatch_notifications(state.clone()))];
         let mut ca_pem = None;
         match self.tls {
             None => {
@@ -555,6 +555,18 @@ impl Drop for Sandbox {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// Reads the store's created messages and hands each to the notifier, which tells the Graph and
+/// EWS subscriptions that watch its folder, until the store goes away.
+async fn dispatch_notifications(st: AppState) {
+    let Some(mut rx) = st.store().watch_created() else {
+        return;
+    };
+    while let Some(c) = rx.recv().await {
+        let tenant_id = st.tenant().info.id.clone();
+        st.notifier().on_created(st.clock().now(), &tenant_id, &c);
     }
 }
 

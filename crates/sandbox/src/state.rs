@@ -79,7 +79,7 @@ struct Shared {
     config: Config,
     identity: IdentityState,
     outbox: Mutex<Vec<OutboxEntry>>,
-    notifier: crate::notify::Notifier,
+    notifier: Arc<crate::notify::Notifier>,
 }
 
 impl AppState {
@@ -129,7 +129,7 @@ impl AppState {
                 config,
                 identity: IdentityState::new(),
                 outbox: Mutex::new(Vec::new()),
-                notifier: crate::notify::Notifier::new(),
+                notifier: Arc::new(crate::notify::Notifier::new()),
             }),
         }
     }
@@ -190,7 +190,7 @@ impl AppState {
     }
 
     /// Graph's change-notification subscriptions and their delivery.
-    pub(crate) fn notifier(&self) -> &crate::notify::Notifier {
+    pub(crate) fn notifier(&self) -> &Arc<crate::notify::Notifier> {
         &self.inner.notifier
     }
 

@@ -79,7 +79,8 @@ impl Admin {
         if event == crate::LifecycleEvent::SubscriptionRemoved {
             st.notifier().remove(id);
         }
-        st.notifier().lifecycle(st, &sub, event);
+        let tenant_id = st.tenant().info.id.clone();
+        st.notifier().lifecycle(&tenant_id, &sub, event);
         Ok(())
     }
 
