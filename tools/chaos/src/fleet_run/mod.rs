@@ -12,9 +12,8 @@
 //! [--pg-user]`, so the run can restart it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,9 +30,11 @@ use crate::{Res, blocking};
 
 mod pg;
 mod report;
+mod workers;
 
-use pg::PgControl;
+use pg::{PgControl, takeover_delays};
 use report::*;
+use workers::*;
 
 /// The fleet chaos run: m365mail workers on one PostgreSQL, killed, paused and cut off from
 /// their database, against two faulty sandbox tenants.
@@ -120,118 +121,6 @@ pub(crate) struct FleetArgs {
 /// Runs the fleet chaos run; `m365-chaos --fleet` lands here.
 pub(crate) fn main() -> ExitCode {
     crate::run_to_verdict("fleet chaos", run(FleetArgs::parse()))
-}
-
-/// One worker slot: the process now in it, restarted under a new generation after each kill.
-struct Slot {
-    /// 1, 2, ...: the worker's base name is `w{index}`.
-    index: usize,
-    child: Option<Child>,
-    name: String,
-    generation: usize,
-    log: PathBuf,
-    respawn_at: Option<Instant>,
-}
-
-pub(crate) struct Kill {
-    pub(crate) at: Duration,
-    pub(crate) wall: SystemTime,
-    pub(crate) acknowledged: usize,
-    pub(crate) worker: String,
-    /// The sources it held (epoch), when the database could tell.
-    pub(crate) held: BTreeMap<String, i64>,
-}
-
-pub(crate) struct Exit {
-    pub(crate) at: Duration,
-    pub(crate) worker: String,
-    pub(crate) status: String,
-    /// PostgreSQL was down (or just back): a worker cannot start without its database.
-    pub(crate) while_pg_down: bool,
-}
-
-#[derive(Default)]
-pub(crate) struct Pause {
-    pub(crate) worker: String,
-    pub(crate) stopped_at: Option<Duration>,
-    pub(crate) stopped_wall: Option<SystemTime>,
-    pub(crate) resumed_at: Option<Duration>,
-    pub(crate) resumed_wall: Option<SystemTime>,
-    pub(crate) held: BTreeMap<String, i64>,
-    /// Of `held`, taken over by another worker (at a higher epoch) before the resume.
-    pub(crate) taken_over: usize,
-    pub(crate) log_from: u64,
-    pub(crate) log_path: PathBuf,
-}
-
-#[derive(Default)]
-pub(crate) struct Restart {
-    pub(crate) stopping_wall: Option<SystemTime>,
-    pub(crate) stopped_at: Option<Duration>,
-    pub(crate) started_at: Option<Duration>,
-    pub(crate) started_wall: Option<SystemTime>,
-    pub(crate) error: Option<String>,
-    /// Workers alive when it went down.
-    pub(crate) workers: Vec<String>,
-}
-
-fn signal(child: &Child, sig: &str) -> bool {
-    Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn log_len(log: &Path) -> u64 {
-    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
-}
-
-struct Spawner {
-    bin: PathBuf,
-    cfg: PathBuf,
-    url: String,
-    lease_secs: u64,
-    t0: Instant,
-}
-
-impl Spawner {
-    fn spawn(&self, name: &str, log: &Path) -> Res<Child> {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .map_err(|e| format!("{}: {e}", log.display()))
-        };
-        let mut f = open()?;
-        let _ = writeln!(
-            f,
-            "=== fleet chaos: starting worker {name} at {:.1} s ===",
-            self.t0.elapsed().as_secs_f64()
-        );
-        Command::new(&self.bin)
-            .args(["worker", "--config"])
-            .arg(&self.cfg)
-            .args(["--lease-secs", &self.lease_secs.to_string(), "--name", name])
-            .env("M365MAIL_STORE", &self.url)
-            .env("M365MAIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::from(open()?))
-            .stderr(Stdio::from(f))
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", self.bin.display()))
-    }
-}
-
-/// A worker's name in its slot and generation: the base name again on even generations (a
-/// restarted worker that keeps its name, as under a supervisor that names its workers), a new
-/// one on odd (as with the default name, which has the process id).
-fn worker_name(slot: usize, generation: usize) -> String {
-    if generation.is_multiple_of(2) {
-        format!("w{slot}")
-    } else {
-        format!("w{slot}.{generation}")
-    }
 }
 
 /// The sandbox of one tenant.
@@ -887,38 +776,4 @@ async fn run(args: FleetArgs) -> Res<bool> {
         t.sb.shutdown().await;
     }
     Ok(pass)
-}
-
-/// For each kill, how long until every source the killed worker held was leased again at a
-/// higher epoch (by the lease history): the kill-to-takeover delay, per kill.
-async fn takeover_delays(url: &str, kills: &[Kill]) -> Vec<Option<Duration>> {
-    let Ok(client) = pg::connect(url).await else {
-        return kills.iter().map(|_| None).collect();
-    };
-    let mut out = Vec::new();
-    for k in kills {
-        if k.held.is_empty() {
-            out.push(None);
-            continue;
-        }
-        let mut worst = Some(Duration::ZERO);
-        for (source, epoch) in &k.held {
-            let row = client
-                .query_opt(
-                    "SELECT min(at) FROM chaos_lease_history \
-                     WHERE source = $1 AND epoch > $2 AND at > $3 AND worker IS NOT NULL",
-                    &[source, epoch, &k.wall],
-                )
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| r.get::<_, Option<SystemTime>>(0));
-            worst = match (worst, row.and_then(|t| t.duration_since(k.wall).ok())) {
-                (Some(w), Some(d)) => Some(w.max(d)),
-                _ => None,
-            };
-        }
-        out.push(worst);
-    }
-    out
 }

@@ -12,6 +12,8 @@ use tokio_postgres::NoTls;
 
 use crate::Res;
 
+use super::workers::Kill;
+
 /// How to reach and restart the cluster.
 #[derive(Debug, Clone)]
 pub(crate) struct PgControl {
@@ -359,4 +361,38 @@ pub(crate) async fn audit(url: &str) -> Res<Audit> {
         .map_err(q)?;
     a.grants = (g.get(0), g.get(1), g.get(2));
     Ok(a)
+}
+
+/// For each kill, how long until every source the killed worker held was leased again at a
+/// higher epoch (by the lease history): the kill-to-takeover delay, per kill.
+pub(crate) async fn takeover_delays(url: &str, kills: &[Kill]) -> Vec<Option<Duration>> {
+    let Ok(client) = connect(url).await else {
+        return kills.iter().map(|_| None).collect();
+    };
+    let mut out = Vec::new();
+    for k in kills {
+        if k.held.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let mut worst = Some(Duration::ZERO);
+        for (source, epoch) in &k.held {
+            let row = client
+                .query_opt(
+                    "SELECT min(at) FROM chaos_lease_history \
+                     WHERE source = $1 AND epoch > $2 AND at > $3 AND worker IS NOT NULL",
+                    &[source, epoch, &k.wall],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.get::<_, Option<SystemTime>>(0));
+            worst = match (worst, row.and_then(|t| t.duration_since(k.wall).ok())) {
+                (Some(w), Some(d)) => Some(w.max(d)),
+                _ => None,
+            };
+        }
+        out.push(worst);
+    }
+    out
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use m365_chaos::fleet::{FleetVerdict, Kind, Mailbox};
 use sandbox::Admin;
 
+use super::FleetArgs;
 use super::pg::Audit;
-use super::{Exit, FleetArgs, Kill, Pause, Restart};
+use super::workers::{Exit, Kill, Pause, Restart};
 use crate::report::sample;
 
 /// msauth renews an access token this long before it expires (`msauth::DEFAULT_SKEW`).
