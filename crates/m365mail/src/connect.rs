@@ -221,7 +221,11 @@ pub struct Providers {
 /// The token cache and the delta and sync state of a fleet, shared by all its workers
 /// (`m365mail worker`): they replace each app's token cache and each source's `delta_state`
 /// or `sync_state` file.
+///
+/// Non-exhaustive, since a fleet shares more as it grows (issue #20 added `ews_sync`): build one
+/// with [`SharedStores::of_fleet`] or [`SharedStores::new`].
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SharedStores {
     /// Every app's tokens.
     pub tokens: Arc<dyn msauth::TokenStore>,
@@ -233,13 +237,26 @@ pub struct SharedStores {
 }
 
 impl SharedStores {
+    /// Shared stores of an integrator's own: tokens, Graph delta state and EWS sync state.
+    pub fn new(
+        tokens: Arc<dyn msauth::TokenStore>,
+        delta: Arc<dyn graph_mail::delta::DeltaStore>,
+        ews_sync: Arc<dyn ews_mail::sync::SourceSyncStore>,
+    ) -> Self {
+        SharedStores {
+            tokens,
+            delta,
+            ews_sync,
+        }
+    }
+
     /// The shared stores of the fleet whose database is `store`.
     pub fn of_fleet(store: &fleet::PgStore) -> Self {
-        SharedStores {
-            tokens: Arc::new(store.tokens()),
-            delta: Arc::new(store.delta()),
-            ews_sync: Arc::new(store.ews_sync()),
-        }
+        Self::new(
+            Arc::new(store.tokens()),
+            Arc::new(store.delta()),
+            Arc::new(store.ews_sync()),
+        )
     }
 }
 
