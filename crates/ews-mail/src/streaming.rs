@@ -309,6 +309,7 @@ impl StreamingWatcher {
         let mut subscription: Option<String> = None;
         let mut failures = 0;
         loop {
+            let mut fresh = false;
             let id = match subscription.clone() {
                 Some(id) => id,
                 None => match self
@@ -318,6 +319,7 @@ impl StreamingWatcher {
                 {
                     Ok(id) => {
                         subscription = Some(id.clone());
+                        fresh = true;
                         id
                     }
                     Err(e) => {
@@ -342,12 +344,16 @@ impl StreamingWatcher {
                     continue;
                 }
             };
-            failures = 0;
             // Whatever arrived while no connection was open.
             self.wake.notify_one();
             let renew = tokio::time::sleep(self.reconnect_after);
             tokio::pin!(renew);
             let mut buf = Vec::new();
+            // The subscription was refused on this connection. One that was lost (a failover)
+            // is made again at once; one refused right after it was made (Exchange will not
+            // let this account use it) only after a growing pause, not in a loop of Subscribe
+            // calls.
+            let mut refused = false;
             'connection: loop {
                 tokio::select! {
                     () = &mut stop => {
@@ -367,6 +373,9 @@ impl StreamingWatcher {
                                         if let Some(e) = s.error {
                                             tracing::info!(code = %e.code, "the EWS subscription is gone; subscribing again");
                                             subscription = None;
+                                            refused = true;
+                                        } else {
+                                            failures = 0;
                                         }
                                         if s.closed {
                                             break 'connection;
@@ -383,6 +392,9 @@ impl StreamingWatcher {
                         Ok(None) | Err(_) => break 'connection,
                     },
                 }
+            }
+            if refused && fresh && self.failed(&mut stop, &mut failures).await {
+                return;
             }
         }
     }

@@ -308,8 +308,10 @@
 //! `ChangeKey`, `ParentFolderId`) as they happen, `ConnectionStatus` `OK` after 30 seconds
 //! without any, `Closed` at the timeout or when the subscription is unsubscribed; events that
 //! arrive without a connection wait for the next one. An unknown subscription: 200 with
-//! `ErrorInvalidSubscription`, `ErrorSubscriptionIds` and `Closed` (another caller's:
-//! `ErrorSubscriptionAccessDenied`). Unsubscribe: `ErrorSubscriptionNotFound` for an unknown
+//! `ErrorInvalidSubscription`, `ErrorSubscriptionIds` and `Closed` (one another account made:
+//! `ErrorSubscriptionAccessDenied`, "Only the subscription owner may access the subscription";
+//! the owner is the account that subscribed, so a delegate owns her subscription to a shared
+//! mailbox). Unsubscribe: `ErrorSubscriptionNotFound` for an unknown
 //! id. Refused (`ErrorInvalidRequest`): pull and push subscriptions, `SubscribeToAllFolders`,
 //! the other event types (Copied, Deleted, Modified, Moved, FreeBusyChanged). Not modelled: a
 //! subscription's expiry after 30 minutes without a connection, watermarks, and the

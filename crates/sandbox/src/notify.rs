@@ -175,7 +175,10 @@ pub(crate) struct Subscription {
 #[derive(Debug)]
 pub(crate) struct EwsSubscription {
     pub(crate) app_id: String,
-    /// The mailbox's primary address.
+    /// The account that made it, which alone may use it (the signed-in user, or the mailbox an
+    /// app impersonates): a delegate's subscription to a shared mailbox is the delegate's.
+    pub(crate) owner: String,
+    /// The watched mailbox's primary address.
     pub(crate) mailbox: String,
     /// The folder ids watched.
     pub(crate) folders: Vec<String>,
@@ -374,11 +377,11 @@ impl Notifier {
         lock(&self.ews).len()
     }
 
-    /// The app and mailbox of EWS subscription `id`, if it exists.
+    /// The app and the account that made EWS subscription `id`, if it exists.
     pub(crate) fn ews_owner(&self, id: &str) -> Option<(String, String)> {
         lock(&self.ews)
             .get(id)
-            .map(|s| (s.app_id.clone(), s.mailbox.clone()))
+            .map(|s| (s.app_id.clone(), s.owner.clone()))
     }
 
     /// Ends EWS subscription `id`.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ews_mail::MailboxAccess;
 use ews_mail::streaming::StreamingWatcher;
 use ews_mail::types::FolderId;
 use tokio::sync::Notify;
@@ -88,4 +89,56 @@ async fn a_refused_streaming_connection_is_an_authentication_error() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), connector::ErrorKind::Authentication, "{e}");
+}
+
+/// A delegate (Adele) watching a shared mailbox (projects@) owns the subscription she made:
+/// her GetStreamingEvents is accepted and streams the shared mailbox's new mail, with one
+/// subscription all along. Found by the push chaos run, where the sandbox answered
+/// `ErrorSubscriptionAccessDenied` (it took the watched mailbox for the owner) and the watcher
+/// subscribed again at once, over and over, leaving a subscription behind each time.
+#[tokio::test]
+async fn a_delegate_streams_a_shared_mailbox_with_one_subscription() {
+    let sb = sandbox().await;
+    let shared = "projects@contoso.example";
+    let c = client(
+        &sb,
+        user_token(&sb, "adele.vance@contoso.example"),
+        MailboxAccess::Shared(shared.into()),
+    );
+    let folder = c.config().access.folder("inbox");
+    let wake = Arc::new(Notify::new());
+    let watcher = StreamingWatcher::new(c, folder, wake.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(watcher.run(async move {
+        let _ = stop_rx.await;
+    }));
+    woken(&wake, "after connecting").await;
+    sb.admin()
+        .inject_mime(
+            shared,
+            "Message-ID: <shared-1@x>\r\nSubject: s\r\nTo: projects@contoso.example\r\n\r\nhi\r\n",
+        )
+        .unwrap();
+    woken(&wake, "by the shared mailbox's NewMailEvent").await;
+    sb.admin()
+        .inject_mime(
+            shared,
+            "Message-ID: <shared-2@x>\r\nSubject: s\r\nTo: projects@contoso.example\r\n\r\nhi\r\n",
+        )
+        .unwrap();
+    // Woken again on the same subscription (a refused one would be made again, and counted).
+    woken(&wake, "by the second NewMailEvent").await;
+    assert_eq!(sb.admin().ews_subscriptions(), 1, "one subscription, kept");
+    assert_eq!(
+        sb.request_log().count_operation("Subscribe"),
+        1,
+        "subscribed once"
+    );
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+    assert_eq!(
+        sb.admin().ews_subscriptions(),
+        0,
+        "unsubscribed when stopped"
+    );
 }

@@ -121,6 +121,7 @@ pub(super) fn subscribe(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     }
     let id = ctx.state.notifier().ews_subscribe(EwsSubscription {
         app_id: ctx.principal.app_id.clone(),
+        owner: ctx.mailbox.clone(),
         mailbox: mailbox.unwrap_or_else(|| ctx.mailbox.clone()),
         folders,
         new_mail,
@@ -143,14 +144,14 @@ fn check_owner(ctx: &Ctx, id: &str) -> Result<(), (&'static str, &'static str)> 
             "ErrorInvalidSubscription",
             "The subscription is invalid or has expired.",
         )),
-        Some((app, mailbox))
-            if app == ctx.principal.app_id && mailbox.eq_ignore_ascii_case(&ctx.mailbox) =>
+        Some((app, owner))
+            if app == ctx.principal.app_id && owner.eq_ignore_ascii_case(&ctx.mailbox) =>
         {
             Ok(())
         }
         Some(_) => Err((
             "ErrorSubscriptionAccessDenied",
-            "The subscription belongs to another account.",
+            "Access is denied. Only the subscription owner may access the subscription.",
         )),
     }
 }
