@@ -336,8 +336,11 @@ async fn a_new_worker_gets_its_share_and_a_stopped_one_is_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_higher_epoch() {
     let fleet = Arc::new(Fleet::new(1, 3));
-    // Each hand-over takes longer than the lease: w1 is mid-message when it is cut off.
-    *fleet.counting.delay.lock().unwrap() = Duration::from_millis(400);
+    // Each hand-over takes five lease times: w1 is mid-message when it is cut off, and its
+    // lease (renewed at most once more before the cut lands) has run out long before the
+    // hand-over ends, however late a loaded machine runs the cut. At 400 ms a renewal just
+    // before a late cut let w1 record its message legitimately (a CI failure, 2026-12-05).
+    *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1500);
     let cut = Arc::new(Partitionable {
         inner: fleet.leases.clone(),
         cut: AtomicBool::new(false),
