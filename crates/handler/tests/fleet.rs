@@ -48,6 +48,8 @@ struct Counting {
     seen: Mutex<Vec<(String, String)>>,
     delay: Mutex<Duration>,
     started: std::sync::atomic::AtomicUsize,
+    /// Run once, as the next hand-over starts (before its delay).
+    on_start: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 struct WorkerHandler {
@@ -59,6 +61,10 @@ struct WorkerHandler {
 impl Handler for WorkerHandler {
     async fn handle(&self, m: &Inbound) -> Result<(), HandlerError> {
         let delay = *self.shared.delay.lock().unwrap();
+        let hook = self.shared.on_start.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         self.shared.started.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(delay).await;
         self.shared
@@ -336,26 +342,31 @@ async fn a_new_worker_gets_its_share_and_a_stopped_one_is_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_higher_epoch() {
     let fleet = Arc::new(Fleet::new(1, 3));
-    // Each hand-over takes five lease times: w1 is mid-message when it is cut off, and its
-    // lease (renewed at most once more before the cut lands) has run out long before the
-    // hand-over ends, however late a loaded machine runs the cut. At 400 ms a renewal just
-    // before a late cut let w1 record its message legitimately (a CI failure, 2026-12-05).
+    // Each hand-over takes five lease times, and w1 is cut off as its first one starts (by the
+    // handler itself, not by the test once it sees the start). Its lease has run out long
+    // before any of its hand-overs ends.
     *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1500);
     let cut = Arc::new(Partitionable {
         inner: fleet.leases.clone(),
         cut: AtomicBool::new(false),
     });
+    let cutter = cut.clone();
+    *fleet.counting.on_start.lock().unwrap() = Some(Box::new(move || {
+        cutter.cut.store(true, Ordering::SeqCst);
+    }));
     let s1 = Shutdown::new();
     let p1 = fleet.pipeline("w1");
     let leases: Arc<dyn LeaseStore> = cut.clone();
     let sd1 = s1.clone();
     let t1 = tokio::spawn(async move { p1.run_leased(leases, options("w1"), &sd1).await });
-    // Cut w1 off once it is handing its first message over.
+    // w1 is cut off as it hands its first message over.
     wait_until(|| fleet.counting.started.load(Ordering::SeqCst) > 0).await;
+    assert!(cut.cut.load(Ordering::SeqCst));
     let first = fleet.leases.holders().await.unwrap()[0].clone();
     assert_eq!(first.worker, "w1");
-    cut.cut.store(true, Ordering::SeqCst);
-    *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1);
+    // Every hand-over stays slow, w2's too: made fast here, w1's next hand-over (it hands
+    // several over at once) could start fast and end within w1's still valid lease, a
+    // legitimate record the assertions below would count against the fence.
     let s2 = Shutdown::new();
     let p2 = fleet.pipeline("w2");
     let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
