@@ -8,7 +8,8 @@
 //! wakes the source on every event and after every (re)connection or error, so the source's
 //! ordinary pass catches up whatever arrived while no connection was open (a sync-mode source,
 //! [`EwsSource::with_sync_state`](crate::EwsSource::with_sync_state), through SyncFolderItems;
-//! the unread listing would miss mail someone read meanwhile).
+//! the unread listing would miss mail someone read meanwhile). A subscription Exchange has lost
+//! is made again at once; one it refuses right after it was made, only after a growing pause.
 //! The operations ([`SubscribeStreaming`], [`GetStreamingEvents`], [`Unsubscribe`]) and the
 //! reading of streamed envelopes ([`split_envelopes`], [`parse_streamed`]) do no I/O.
 
