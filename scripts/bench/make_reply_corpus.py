@@ -32,261 +32,13 @@ OUT = os.path.join(ROOT, "crates", "handler", "testdata", "replies", "corpus.jso
 AGENT = "Contoso Helpdesk"
 AGENT_ADDR = "helpdesk@contoso.example"
 
-# Per language: the customer, three reply bodies (paragraphs of lines), the agent's quoted
-# message, and what each client writes in that language.
-L = {}
-
-L["en"] = dict(
-    name="Ann Example", addr="ann@fabrikam.example", company="Fabrikam Ltd. | Facilities",
-    phone="+1 555 0100",
-    bodies=[
-        [["Hi Tom,"], ["Thanks for the quick answer. The printer on the 3rd floor works again, but the scanner still shows error E-42 when I scan to email."], ["Best regards,", "Ann"]],
-        [["Hello,"], ["I tried the steps you sent:", "- restarted the laptop", "- signed out and in again", "- cleared the Teams cache"], ["None of them helped. Could someone call me today at +1 555 0100?"], ["Thanks,", "Ann"]],
-        [["Yes, Thursday at 14:00 works for me. From my side nothing else is needed."]],
-    ],
-    quoted=["Hello Ann,", "", "thanks for your message. Could you tell us which error code the scanner shows?", "", "Kind regards", "Tom", "Contoso IT Support"],
-    subject="[HELP-1042] Scanner error",
-    ol=dict(frm="From:", sent="Sent:", to="To:", cc="Cc:", subj="Subject:", date="Tuesday, December 3, 2024 10:15 AM",
-            orig="-----Original Message-----", re="RE:", fw="FW:"),
-    get_outlook=("Get Outlook for iOS", "Get Outlook for Android"),
-    get_outlook_html=('Get <a href="https://aka.ms/o0ukef">Outlook for iOS</a>', 'Get <a href="https://aka.ms/AAb9ysg">Outlook for Android</a>'),
-    gmail="On Tue, Dec 3, 2024 at 10:15\u202fAM Contoso Helpdesk <helpdesk@contoso.example> wrote:",
-    gmail_fwd=("---------- Forwarded message ---------", "From:"),
-    apple="On 3 Dec 2024, at 10:15, Contoso Helpdesk <helpdesk@contoso.example> wrote:",
-    apple_ios="On Dec 3, 2024, at 10:15, Contoso Helpdesk <helpdesk@contoso.example> wrote:",
-    apple_fwd=("Begin forwarded message:", "From:", "Subject:", "Date:", "To:"),
-    iphone="Sent from my iPhone",
-    tb="On 03/12/2024 10:15, Contoso Helpdesk wrote:",
-    tb_fwd=("-------- Forwarded Message --------", "Subject:", "Date:", "From:", "To:"),
-    note=[["FYI, this is the mail from the supplier I mentioned on the phone."]],
-)
-
-L["de"] = dict(
-    name="Anna Beispiel", addr="anna@fabrikam.example", company="Fabrikam GmbH | Haustechnik",
-    phone="+49 30 1234567",
-    bodies=[
-        [["Hallo Tom,"], ["danke für die schnelle Antwort. Der Drucker im 3. Stock geht wieder, aber der Scanner zeigt beim Scan an E-Mail immer noch Fehler E-42."], ["Viele Grüße", "Anna"]],
-        [["Guten Tag,"], ["ich habe die Schritte ausprobiert:", "- Laptop neu gestartet", "- ab- und wieder angemeldet", "- den Teams-Cache geleert"], ["Nichts davon hat geholfen. Kann mich heute jemand unter +49 30 1234567 anrufen?"], ["Danke,", "Anna"]],
-        [["Ja, Donnerstag um 14:00 passt mir. Von meiner Seite ist sonst nichts nötig."]],
-    ],
-    quoted=["Hallo Anna,", "", "danke für Ihre Nachricht. Welchen Fehlercode zeigt der Scanner an?", "", "Freundliche Grüße", "Tom", "Contoso IT-Support"],
-    subject="[HELP-1042] Scannerfehler",
-    ol=dict(frm="Von:", sent="Gesendet:", to="An:", cc="Cc:", subj="Betreff:", date="Dienstag, 3. Dezember 2024 10:15",
-            orig="-----Ursprüngliche Nachricht-----", re="AW:", fw="WG:"),
-    get_outlook=("Outlook für iOS beziehen", "Outlook für Android beziehen"),
-    get_outlook_html=('<a href="https://aka.ms/o0ukef">Outlook für iOS</a> beziehen', '<a href="https://aka.ms/AAb9ysg">Outlook für Android</a> beziehen'),
-    gmail="Am Di., 3. Dez. 2024 um 10:15 Uhr schrieb Contoso Helpdesk <helpdesk@contoso.example>:",
-    gmail_fwd=("---------- Weitergeleitete Nachricht ---------", "Von:"),
-    apple="Am 03.12.2024 um 10:15 schrieb Contoso Helpdesk <helpdesk@contoso.example>:",
-    apple_ios="Am 03.12.2024 um 10:15 schrieb Contoso Helpdesk <helpdesk@contoso.example>:",
-    apple_fwd=("Anfang der weitergeleiteten Nachricht:", "Von:", "Betreff:", "Datum:", "An:"),
-    iphone="Von meinem iPhone gesendet",
-    tb="Am 03.12.24 um 10:15 schrieb Contoso Helpdesk:",
-    tb_fwd=("-------- Weitergeleitete Nachricht --------", "Betreff:", "Datum:", "Von:", "An:"),
-    note=[["Zur Info: das ist die Mail vom Lieferanten, von der ich am Telefon erzählt habe."]],
-)
-
-L["fr"] = dict(
-    name="Anne Exemple", addr="anne@fabrikam.example", company="Fabrikam SARL | Services généraux",
-    phone="+33 1 23 45 67 89",
-    bodies=[
-        [["Bonjour Tom,"], ["Merci pour la réponse rapide. L'imprimante du 3e étage fonctionne à nouveau, mais le scanner affiche toujours l'erreur E-42 lors de l'envoi par e-mail."], ["Cordialement,", "Anne"]],
-        [["Bonjour,"], ["J'ai essayé les étapes indiquées :", "- redémarrer l'ordinateur", "- me déconnecter puis me reconnecter", "- vider le cache de Teams"], ["Rien n'a fonctionné. Quelqu'un peut-il m'appeler aujourd'hui au +33 1 23 45 67 89 ?"], ["Merci,", "Anne"]],
-        [["Oui, jeudi à 14h00 me convient. De mon côté, rien d'autre n'est nécessaire."]],
-    ],
-    quoted=["Bonjour Anne,", "", "merci pour votre message. Quel code d'erreur le scanner affiche-t-il ?", "", "Cordialement", "Tom", "Support informatique Contoso"],
-    subject="[HELP-1042] Erreur du scanner",
-    ol=dict(frm="De\u00a0:", sent="Envoyé\u00a0:", to="À\u00a0:", cc="Cc\u00a0:", subj="Objet\u00a0:", date="mardi 3 décembre 2024 10:15",
-            orig="-----Message d'origine-----", re="RE\u00a0:", fw="TR\u00a0:"),
-    get_outlook=("Télécharger Outlook pour iOS", "Télécharger Outlook pour Android"),
-    get_outlook_html=('Télécharger <a href="https://aka.ms/o0ukef">Outlook pour iOS</a>', 'Télécharger <a href="https://aka.ms/AAb9ysg">Outlook pour Android</a>'),
-    gmail="Le mar. 3 déc. 2024 à 10:15, Contoso Helpdesk <helpdesk@contoso.example> a écrit :",
-    gmail_fwd=("---------- Forwarded message ---------", "De :"),
-    apple="Le 3 déc. 2024 à 10:15, Contoso Helpdesk <helpdesk@contoso.example> a écrit :",
-    apple_ios="Le 3 déc. 2024 à 10:15, Contoso Helpdesk <helpdesk@contoso.example> a écrit :",
-    apple_fwd=("Début du message réexpédié :", "De:", "Objet:", "Date:", "À:"),
-    iphone="Envoyé de mon iPhone",
-    tb="Le 03/12/2024 à 10:15, Contoso Helpdesk a écrit\u00a0:",
-    tb_fwd=("-------- Message transféré --------", "Sujet\u00a0:", "Date\u00a0:", "De\u00a0:", "Pour\u00a0:"),
-    note=[["Pour info, voici le mail du fournisseur dont je vous ai parlé au téléphone."]],
-)
-
-L["es"] = dict(
-    name="Ana Ejemplo", addr="ana@fabrikam.example", company="Fabrikam S.L. | Servicios generales",
-    phone="+34 912 345 678",
-    bodies=[
-        [["Hola Tom:"], ["Gracias por la respuesta rápida. La impresora de la 3.ª planta ya funciona, pero el escáner sigue mostrando el error E-42 al escanear a correo."], ["Saludos,", "Ana"]],
-        [["Buenos días:"], ["He probado los pasos que me enviaste:", "- reiniciar el portátil", "- cerrar sesión y volver a entrar", "- borrar la caché de Teams"], ["Nada ha funcionado. ¿Alguien me puede llamar hoy al +34 912 345 678?"], ["Gracias,", "Ana"]],
-        [["Sí, el jueves a las 14:00 me va bien. De mi parte no hace falta nada más."]],
-    ],
-    quoted=["Hola Ana:", "", "gracias por tu mensaje. ¿Qué código de error muestra el escáner?", "", "Saludos", "Tom", "Soporte TI de Contoso"],
-    subject="[HELP-1042] Error del escáner",
-    ol=dict(frm="De:", sent="Enviado el:", to="Para:", cc="CC:", subj="Asunto:", date="martes, 3 de diciembre de 2024 10:15",
-            orig="-----Mensaje original-----", re="RE:", fw="RV:"),
-    get_outlook=("Obtener Outlook para iOS", "Obtener Outlook para Android"),
-    get_outlook_html=('Obtener <a href="https://aka.ms/o0ukef">Outlook para iOS</a>', 'Obtener <a href="https://aka.ms/AAb9ysg">Outlook para Android</a>'),
-    gmail="El mar, 3 dic 2024 a las 10:15, Contoso Helpdesk (<helpdesk@contoso.example>) escribió:",
-    gmail_fwd=("---------- Forwarded message ---------", "De:"),
-    apple="El 3 dic 2024, a las 10:15, Contoso Helpdesk <helpdesk@contoso.example> escribió:",
-    apple_ios="El 3 dic 2024, a las 10:15, Contoso Helpdesk <helpdesk@contoso.example> escribió:",
-    apple_fwd=("Inicio del mensaje reenviado:", "De:", "Asunto:", "Fecha:", "Para:"),
-    iphone="Enviado desde mi iPhone",
-    tb="El 3/12/24 a las 10:15, Contoso Helpdesk escribió:",
-    tb_fwd=("-------- Mensaje reenviado --------", "Asunto:", "Fecha:", "De:", "Para:"),
-    note=[["Te reenvío el correo del proveedor del que te hablé por teléfono."]],
-)
-
-L["it"] = dict(
-    name="Anna Esempio", addr="anna.esempio@fabrikam.example", company="Fabrikam S.r.l. | Servizi generali",
-    phone="+39 02 1234 5678",
-    bodies=[
-        [["Ciao Tom,"], ["grazie per la risposta veloce. La stampante al 3° piano funziona di nuovo, ma lo scanner mostra ancora l'errore E-42 quando scansiono verso e-mail."], ["Cordiali saluti,", "Anna"]],
-        [["Buongiorno,"], ["ho provato i passaggi indicati:", "- riavviato il portatile", "- disconnesso e riconnesso l'account", "- svuotato la cache di Teams"], ["Niente ha funzionato. Qualcuno può chiamarmi oggi al +39 02 1234 5678?"], ["Grazie,", "Anna"]],
-        [["Sì, giovedì alle 14:00 va bene. Da parte mia non serve altro."]],
-    ],
-    quoted=["Ciao Anna,", "", "grazie per il messaggio. Quale codice di errore mostra lo scanner?", "", "Saluti", "Tom", "Supporto IT Contoso"],
-    subject="[HELP-1042] Errore dello scanner",
-    ol=dict(frm="Da:", sent="Inviato:", to="A:", cc="Cc:", subj="Oggetto:", date="martedì 3 dicembre 2024 10:15",
-            orig="-----Messaggio originale-----", re="R:", fw="I:"),
-    get_outlook=("Scarica Outlook per iOS", "Scarica Outlook per Android"),
-    get_outlook_html=('Scarica <a href="https://aka.ms/o0ukef">Outlook per iOS</a>', 'Scarica <a href="https://aka.ms/AAb9ysg">Outlook per Android</a>'),
-    gmail="Il giorno mar 3 dic 2024 alle ore 10:15 Contoso Helpdesk <helpdesk@contoso.example> ha scritto:",
-    gmail_fwd=("---------- Forwarded message ---------", "Da:"),
-    apple="Il giorno 3 dic 2024, alle ore 10:15, Contoso Helpdesk <helpdesk@contoso.example> ha scritto:",
-    apple_ios="Il giorno 3 dic 2024, alle ore 10:15, Contoso Helpdesk <helpdesk@contoso.example> ha scritto:",
-    apple_fwd=("Inizio messaggio inoltrato:", "Da:", "Oggetto:", "Data:", "A:"),
-    iphone="Inviato da iPhone",
-    tb="Il 03/12/24 10:15, Contoso Helpdesk ha scritto:",
-    tb_fwd=("-------- Messaggio Inoltrato --------", "Oggetto:", "Data:", "Mittente:", "A:"),
-    note=[["Ti inoltro la mail del fornitore di cui ti ho parlato al telefono."]],
-)
-
-L["nl"] = dict(
-    name="Anke Voorbeeld", addr="anke@fabrikam.example", company="Fabrikam B.V. | Facilitair",
-    phone="+31 20 123 4567",
-    bodies=[
-        [["Hoi Tom,"], ["Bedankt voor het snelle antwoord. De printer op de 3e verdieping werkt weer, maar de scanner geeft nog steeds fout E-42 bij scannen naar e-mail."], ["Met vriendelijke groet,", "Anke"]],
-        [["Goedemiddag,"], ["Ik heb de stappen geprobeerd:", "- laptop opnieuw opgestart", "- af- en weer aangemeld", "- Teams-cache gewist"], ["Niets hielp. Kan iemand me vandaag bellen op +31 20 123 4567?"], ["Bedankt,", "Anke"]],
-        [["Ja, donderdag om 14:00 past mij. Van mijn kant is verder niets nodig."]],
-    ],
-    quoted=["Hallo Anke,", "", "bedankt voor je bericht. Welke foutcode toont de scanner?", "", "Groet", "Tom", "Contoso IT-support"],
-    subject="[HELP-1042] Scannerfout",
-    ol=dict(frm="Van:", sent="Verzonden:", to="Aan:", cc="CC:", subj="Onderwerp:", date="dinsdag 3 december 2024 10:15",
-            orig="-----Oorspronkelijk bericht-----", re="RE:", fw="FW:"),
-    get_outlook=("Outlook voor iOS downloaden", "Outlook voor Android downloaden"),
-    get_outlook_html=('<a href="https://aka.ms/o0ukef">Outlook voor iOS</a> downloaden', '<a href="https://aka.ms/AAb9ysg">Outlook voor Android</a> downloaden'),
-    gmail="Op di 3 dec 2024 om 10:15 schreef Contoso Helpdesk <helpdesk@contoso.example>:",
-    gmail_fwd=("---------- Doorgestuurd bericht ---------", "Van:"),
-    apple="Op 3 dec. 2024 om 10:15 heeft Contoso Helpdesk <helpdesk@contoso.example> het volgende geschreven:",
-    apple_ios="Op 3 dec. 2024 om 10:15 heeft Contoso Helpdesk <helpdesk@contoso.example> het volgende geschreven:",
-    apple_fwd=("Begin doorgestuurd bericht:", "Van:", "Onderwerp:", "Datum:", "Aan:"),
-    iphone="Verstuurd vanaf mijn iPhone",
-    tb="Op 03-12-2024 om 10:15 schreef Contoso Helpdesk:",
-    tb_fwd=("-------- Doorgestuurd bericht --------", "Onderwerp:", "Datum:", "Van:", "Aan:"),
-    note=[["Ter info: dit is de mail van de leverancier waar ik het aan de telefoon over had."]],
-)
-
-L["pt"] = dict(
-    name="Ana Exemplo", addr="ana.exemplo@fabrikam.example", company="Fabrikam Ltda. | Facilities",
-    phone="+55 11 91234-5678",
-    bodies=[
-        [["Olá Tom,"], ["Obrigada pela resposta rápida. A impressora do 3º andar voltou a funcionar, mas o scanner ainda mostra o erro E-42 ao digitalizar para e-mail."], ["Atenciosamente,", "Ana"]],
-        [["Bom dia,"], ["Tentei os passos que você enviou:", "- reiniciei o notebook", "- saí e entrei de novo na conta", "- limpei o cache do Teams"], ["Nada funcionou. Alguém pode me ligar hoje no +55 11 91234-5678?"], ["Obrigada,", "Ana"]],
-        [["Sim, quinta-feira às 14:00 está ótimo. Da minha parte não é preciso mais nada."]],
-    ],
-    quoted=["Olá Ana,", "", "obrigado pela mensagem. Qual código de erro o scanner mostra?", "", "Abraço", "Tom", "Suporte de TI Contoso"],
-    subject="[HELP-1042] Erro no scanner",
-    ol=dict(frm="De:", sent="Enviado:", to="Para:", cc="Cc:", subj="Assunto:", date="terça-feira, 3 de dezembro de 2024 10:15",
-            orig="-----Mensagem original-----", re="RE:", fw="ENC:"),
-    get_outlook=("Obter o Outlook para iOS", "Obter o Outlook para Android"),
-    get_outlook_html=('Obter o <a href="https://aka.ms/o0ukef">Outlook para iOS</a>', 'Obter o <a href="https://aka.ms/AAb9ysg">Outlook para Android</a>'),
-    gmail="Em ter., 3 de dez. de 2024 às 10:15, Contoso Helpdesk <helpdesk@contoso.example> escreveu:",
-    gmail_fwd=("---------- Forwarded message ---------", "De:"),
-    apple="Em 3 de dez. de 2024, à(s) 10:15, Contoso Helpdesk <helpdesk@contoso.example> escreveu:",
-    apple_ios="Em 3 de dez. de 2024, à(s) 10:15, Contoso Helpdesk <helpdesk@contoso.example> escreveu:",
-    apple_fwd=("Início da mensagem encaminhada:", "De:", "Assunto:", "Data:", "Para:"),
-    iphone="Enviado do meu iPhone",
-    tb="Em 03/12/2024 10:15, Contoso Helpdesk escreveu:",
-    tb_fwd=("-------- Mensagem encaminhada --------", "Assunto:", "Data:", "De:", "Para:"),
-    note=[["Segue o e-mail do fornecedor que mencionei por telefone."]],
-)
-
-L["ja"] = dict(
-    name="山田 花子", addr="yamada@fabrikam.example", company="Fabrikam株式会社 総務部",
-    phone="03-1234-5678",
-    bodies=[
-        [["Tom様"], ["早速のご回答ありがとうございます。3階のプリンターは復旧しましたが、スキャナーでメール送信するとまだエラーE-42が表示されます。"], ["よろしくお願いいたします。", "山田"]],
-        [["お疲れ様です。"], ["ご案内いただいた手順を試しました:", "- ノートPCの再起動", "- サインアウトと再サインイン", "- Teamsのキャッシュ削除"], ["どれも効果がありませんでした。本日 03-1234-5678 までお電話いただけますか。"], ["山田"]],
-        [["はい、木曜日の14:00で問題ありません。"]],
-    ],
-    quoted=["山田様", "", "お問い合わせありがとうございます。スキャナーに表示されるエラーコードを教えていただけますか。", "", "Contoso ITサポート", "Tom"],
-    subject="[HELP-1042] スキャナーのエラー",
-    ol=dict(frm="差出人:", sent="送信日時:", to="宛先:", cc="CC:", subj="件名:", date="2024年12月3日 10:15",
-            orig="-----Original Message-----", re="RE:", fw="FW:"),
-    get_outlook=("iOS 版 Outlook を入手", "Android 版 Outlook を入手"),
-    get_outlook_html=('<a href="https://aka.ms/o0ukef">iOS 版 Outlook</a> を入手', '<a href="https://aka.ms/AAb9ysg">Android 版 Outlook</a> を入手'),
-    gmail="2024年12月3日(火) 10:15 Contoso Helpdesk <helpdesk@contoso.example>:",
-    gmail_fwd=("---------- Forwarded message ---------", "From:"),
-    apple="2024/12/03 10:15、Contoso Helpdesk <helpdesk@contoso.example>のメール:",
-    apple_ios="2024/12/03 10:15、Contoso Helpdesk <helpdesk@contoso.example>のメール:",
-    apple_fwd=("転送されたメッセージ:", "差出人:", "件名:", "日付:", "宛先:"),
-    iphone="iPhoneから送信",
-    tb="On 2024/12/03 10:15, Contoso Helpdesk wrote:",
-    tb_fwd=("-------- 転送メッセージ --------", "件名:", "日付:", "差出人:", "宛先:"),
-    note=[["ご参考までに、電話でお話しした仕入先からのメールを転送します。"]],
-)
-
-# Three more languages Outlook ships with, for Outlook's header block and the mobile clients.
-L["sv"] = dict(
-    name="Anna Exempel", addr="anna.exempel@fabrikam.example", company="Fabrikam AB | Fastighet",
-    phone="+46 8 123 456 78",
-    bodies=[
-        [["Hej Tom,"], ["Tack för det snabba svaret. Skrivaren på plan 3 fungerar igen, men skannern visar fortfarande fel E-42 vid skanning till e-post."], ["Vänliga hälsningar,", "Anna"]],
-        [["Ja, torsdag kl. 14:00 passar mig."]],
-    ],
-    quoted=["Hej Anna,", "", "tack för ditt meddelande. Vilken felkod visar skannern?", "", "Hälsningar", "Tom"],
-    subject="[HELP-1042] Skannerfel",
-    ol=dict(frm="Från:", sent="Skickat:", to="Till:", cc="Kopia:", subj="Ämne:", date="den 3 december 2024 10:15",
-            orig="-----Ursprungligt meddelande-----", re="SV:", fw="VB:"),
-    get_outlook=("Skaffa Outlook för iOS", "Skaffa Outlook för Android"),
-    gmail="Den tis 3 dec. 2024 kl 10:15 skrev Contoso Helpdesk <helpdesk@contoso.example>:",
-    iphone="Skickat från min iPhone",
-    apple="3 dec. 2024 kl. 10:15 skrev Contoso Helpdesk <helpdesk@contoso.example>:",
-)
-
-L["pl"] = dict(
-    name="Anna Przykład", addr="anna.przyklad@fabrikam.example", company="Fabrikam Sp. z o.o.",
-    phone="+48 22 123 45 67",
-    bodies=[
-        [["Dzień dobry,"], ["dziękuję za szybką odpowiedź. Drukarka na 3. piętrze znowu działa, ale skaner nadal pokazuje błąd E-42 przy skanowaniu do e-maila."], ["Pozdrawiam,", "Anna"]],
-        [["Tak, czwartek o 14:00 mi pasuje."]],
-    ],
-    quoted=["Dzień dobry,", "", "dziękujemy za wiadomość. Jaki kod błędu pokazuje skaner?", "", "Pozdrawiamy", "Tom"],
-    subject="[HELP-1042] Błąd skanera",
-    ol=dict(frm="Od:", sent="Wysłano:", to="Do:", cc="DW:", subj="Temat:", date="wtorek, 3 grudnia 2024 10:15",
-            orig="-----Oryginalna wiadomość-----", re="RE:", fw="PD:"),
-    get_outlook=("Pobierz aplikację Outlook dla systemu iOS", "Pobierz aplikację Outlook dla systemu Android"),
-    gmail="wt., 3 gru 2024 o 10:15 Contoso Helpdesk <helpdesk@contoso.example> napisał(a):",
-    iphone="Wysłane z iPhone'a",
-    apple="Wiadomość napisana przez Contoso Helpdesk <helpdesk@contoso.example> w dniu 3 gru 2024, o godz. 10:15:",
-)
-
-L["zh"] = dict(
-    name="王芳", addr="wang.fang@fabrikam.example", company="Fabrikam 有限公司 行政部",
-    phone="+86 10 1234 5678",
-    bodies=[
-        [["Tom，你好："], ["谢谢你的快速回复。三楼的打印机已经恢复正常，但扫描到邮件时扫描仪仍然显示错误 E-42。"], ["谢谢", "王芳"]],
-        [["好的，周四14:00可以。"]],
-    ],
-    quoted=["王芳，你好：", "", "感谢来信。请问扫描仪显示的错误代码是什么？", "", "Contoso IT 支持", "Tom"],
-    subject="[HELP-1042] 扫描仪错误",
-    ol=dict(frm="发件人:", sent="发送时间:", to="收件人:", cc="抄送:", subj="主题:", date="2024年12月3日 10:15",
-            orig="-----原始邮件-----", re="回复:", fw="转发:"),
-    get_outlook=("获取 iOS 版 Outlook", "获取 Android 版 Outlook"),
-    gmail="Contoso Helpdesk <helpdesk@contoso.example> 于2024年12月3日周二 10:15写道：",
-    iphone="发自我的iPhone",
-    apple="2024年12月3日 10:15，Contoso Helpdesk <helpdesk@contoso.example> 写道：",
-)
+# Per language (reply_corpus_languages.json, beside this script): the customer, reply bodies
+# (paragraphs of lines), the agent's quoted message, and what each client writes in that
+# language. sv, pl and zh, three more languages Outlook ships with, are for Outlook's header block
+# and the mobile clients (EXTRA below) and have fewer fields.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "reply_corpus_languages.json"),
+          encoding="utf-8") as f:
+    L = json.load(f)
 
 
 def expected_of(body):
@@ -325,6 +77,19 @@ def quoted_gt(lines):
     return [("> " + l) if l else ">" for l in lines]
 
 
+def elements(body, open_, close, blank=None):
+    """A body the way an HTML editor writes it: each line as open_ + line + close, and between
+    paragraphs an empty one, `blank` (by default open_ + "<br>" + close)."""
+    if blank is None:
+        blank = open_ + "<br>" + close
+    out = []
+    for i, p in enumerate(body):
+        if i:
+            out.append(blank)
+        out.extend(open_ + esc(line) + close for line in p)
+    return out
+
+
 # --- HTML renderers, one per client's editor ---------------------------------------------
 
 OUTLOOK_HEAD = (
@@ -339,13 +104,7 @@ OUTLOOK_HEAD = (
 
 
 def mso(body):
-    out = []
-    for i, p in enumerate(body):
-        if i:
-            out.append('<p class="MsoNormal"><o:p>&nbsp;</o:p></p>')
-        for line in p:
-            out.append(f'<p class="MsoNormal">{esc(line)}<o:p></o:p></p>')
-    return "\n".join(out)
+    return "\n".join(elements(body, '<p class="MsoNormal">', "<o:p></o:p></p>", '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>'))
 
 
 def mso_lines(lines):
@@ -375,13 +134,7 @@ OWA_STYLE = ('font-family: Aptos, Aptos_EmbeddedFont, Aptos_MSFontService, Calib
 
 
 def owa_divs(body):
-    out = []
-    for i, p in enumerate(body):
-        if i:
-            out.append(f'<div class="elementToProof" style="{OWA_STYLE}"><br></div>')
-        for line in p:
-            out.append(f'<div class="elementToProof" style="{OWA_STYLE}">{esc(line)}</div>')
-    return "\n".join(out)
+    return "\n".join(elements(body, f'<div class="elementToProof" style="{OWA_STYLE}">', "</div>"))
 
 
 def owa_quote_block(lang, subject_prefix, cc=False):
@@ -412,12 +165,7 @@ def owa_html(lang, body, subject_prefix, signature=None, cc=False):
 
 def outlook_mobile_html(lang, body, subject_prefix, android):
     d = L[lang]
-    divs = []
-    for i, p in enumerate(body):
-        if i:
-            divs.append('<div dir="auto"><br></div>')
-        for line in p:
-            divs.append(f'<div dir="auto">{esc(line)}</div>')
+    divs = elements(body, '<div dir="auto">', "</div>")
     get = d["get_outlook_html"][1 if android else 0]
     return ('<html>\n<head>\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\n</head>\n<body>\n'
             + "\n".join(divs) + '\n<div dir="auto"><br></div>\n'
@@ -426,14 +174,15 @@ def outlook_mobile_html(lang, body, subject_prefix, android):
             + '</div>\n</body>\n</html>\n')
 
 
+def outlook_mobile_text(lang, body, android):
+    d = L[lang]
+    get, link = (d["get_outlook"][1], "https://aka.ms/AAb9ysg") if android else (d["get_outlook"][0], "https://aka.ms/o0ukef")
+    return (plain(body) + "\n\n" + get + f"<{link}>\n" + "\n".join(outlook_block(lang, d["ol"]["re"], sep="_" * 32))
+            + "\n\n" + "\n".join(d["quoted"]) + "\n")
+
+
 def gmail_divs(body):
-    out = []
-    for i, p in enumerate(body):
-        if i:
-            out.append("<div><br></div>")
-        for line in p:
-            out.append(f"<div>{esc(line)}</div>")
-    return "".join(out)
+    return "".join(elements(body, "<div>", "</div>"))
 
 
 def gmail_attr_html(attr):
@@ -469,12 +218,7 @@ def gmail_fwd_html(lang, note):
 
 def apple_html(lang, body, ios):
     d = L[lang]
-    divs = []
-    for i, p in enumerate(body):
-        if i:
-            divs.append('<div dir="ltr"><br></div>')
-        for line in p:
-            divs.append(f'<div dir="ltr">{esc(line)}</div>')
+    divs = elements(body, '<div dir="ltr">', "</div>")
     q = "".join(f'<div dir="ltr">{esc(l)}</div>' if l else '<div dir="ltr"><br></div>' for l in d["quoted"])
     if ios:
         return ('<html><head><meta http-equiv="content-type" content="text/html; charset=utf-8"></head><body dir="auto">'
@@ -552,10 +296,8 @@ for li, lang in enumerate(MAIN + EXTRA):
 
     # Outlook mobile (iOS), plain text.
     body = b(lang, k + 1)
-    get = d["get_outlook"][0]
-    text = (plain(body) + "\n\n" + get + "<https://aka.ms/o0ukef>\n" + "\n".join(outlook_block(lang, o["re"], sep="_" * 32))
-            + "\n\n" + "\n".join(d["quoted"]) + "\n")
-    add("outlook-mobile", "ios", lang, "text", text, expected_of(body), get)
+    add("outlook-mobile", "ios", lang, "text", outlook_mobile_text(lang, body, android=False), expected_of(body),
+        d["get_outlook"][0])
 
     # Gmail, plain text, the attribution on one line.
     body = b(lang, k + 2)
@@ -593,10 +335,8 @@ for li, lang in enumerate(MAIN + EXTRA):
 
     # Outlook mobile (Android), plain text.
     body = b(lang, k + 2)
-    get = d["get_outlook"][1]
-    text = (plain(body) + "\n\n" + get + "<https://aka.ms/AAb9ysg>\n" + "\n".join(outlook_block(lang, o["re"], sep="_" * 32))
-            + "\n\n" + "\n".join(d["quoted"]) + "\n")
-    add("outlook-mobile", "android", lang, "text", text, expected_of(body), get)
+    add("outlook-mobile", "android", lang, "text", outlook_mobile_text(lang, body, android=True), expected_of(body),
+        d["get_outlook"][1])
 
     # Gmail, plain text, the attribution wrapped onto two lines, and a "-- " signature.
     body = b(lang, k + 1)
