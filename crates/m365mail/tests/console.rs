@@ -118,6 +118,18 @@ async fn console(sb: &Sandbox, public: Option<&str>) -> Console {
     let options = ConsoleOptions::new(config.clone(), OperatorToken::new(TOKEN), public)
         .allow_host(addr.to_string())
         .service_urls(Some(sb.graph_url()), Some(sb.ews_url()));
+    serve(listener, url, options, config, dir)
+}
+
+/// The console with `options` (over the file `config`) served on `listener`, whose address is
+/// `url`; `dir` is kept as long as it runs.
+fn serve(
+    listener: tokio::net::TcpListener,
+    url: String,
+    options: ConsoleOptions,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+) -> Console {
     let state = ConsoleState::new(options);
     let task = tokio::spawn(async move {
         let _ = m365mail::console::serve(listener, state).await;
@@ -209,12 +221,7 @@ async fn the_console_refuses_strangers_cross_site_forms_and_foreign_hosts_and_sh
         assert!(set.contains(attr), "{set}");
     }
     assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
-    let r = h
-        .get(format!("{}/console/", c.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_as(&c, &cookie, "/console/").await;
     assert_eq!(r.status(), 200);
     for (name, value) in [
         ("cache-control", "no-store"),
@@ -237,13 +244,7 @@ async fn the_console_refuses_strangers_cross_site_forms_and_foreign_hosts_and_sh
     // A state-changing request without the CSRF token, or with another, is 403.
     let ping = format!("{}/console/sources/helpdesk/ping", c.url);
     for form in [vec![], vec![("csrf", "not-the-token")], vec![("csrf", "")]] {
-        let r = h
-            .post(&ping)
-            .header("cookie", &cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let r = post_as(&c, &cookie, "/console/sources/helpdesk/ping", &form).await;
         assert_eq!(r.status(), 403, "{form:?}");
     }
     // With it, but sent by another site's page (its Origin): 403.
@@ -296,20 +297,9 @@ async fn the_console_refuses_strangers_cross_site_forms_and_foreign_hosts_and_sh
     }
 
     // Logging out ends the session.
-    let r = h
-        .post(format!("{}/console/logout", c.url))
-        .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&c, &cookie, "/console/logout", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), 303);
-    let r = h
-        .get(format!("{}/console/", c.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_as(&c, &cookie, "/console/").await;
     assert_eq!(r.status(), 303);
 
     // No page showed a secret: the app's client secret, the operator token, a token.
@@ -322,29 +312,43 @@ async fn the_console_refuses_strangers_cross_site_forms_and_foreign_hosts_and_sh
     sb.shutdown().await;
 }
 
-/// The page at `path` as the operator whose cookie is `cookie`.
-async fn page_of(c: &Console, cookie: &str, path: &str) -> String {
+/// GETs `path` as the operator whose cookie is `cookie`.
+async fn get_as(c: &Console, cookie: &str, path: &str) -> reqwest::Response {
     http()
         .get(format!("{}{path}", c.url))
         .header("cookie", cookie)
         .send()
         .await
         .unwrap()
-        .text()
+}
+
+/// POSTs `form` to `path` as the operator whose cookie is `cookie`.
+async fn post_as(
+    c: &Console,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    http()
+        .post(format!("{}{path}", c.url))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
         .await
         .unwrap()
 }
 
+/// The page at `path` as the operator whose cookie is `cookie`.
+async fn page_of(c: &Console, cookie: &str, path: &str) -> String {
+    get_as(c, cookie, path).await.text().await.unwrap()
+}
+
 /// PINGs `source` as the operator whose cookie is `cookie`: the page.
 async fn ping_page(c: &Console, cookie: &str, source: &str) -> String {
-    let h = http();
     let csrf = csrf_of(&page_of(c, cookie, "/console/").await);
-    h.post(format!("{}/console/sources/{source}/ping", c.url))
-        .header("cookie", cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
+    let path = format!("/console/sources/{source}/ping");
+    post_as(c, cookie, &path, &[("csrf", &csrf)])
         .await
-        .unwrap()
         .text()
         .await
         .unwrap()
@@ -452,16 +456,7 @@ async fn outbounds_with_ping_and_routing_with_an_address_tested() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "no CSRF token");
-    let report = h
-        .post(&ping)
-        .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = ping_outbound(&c, &cookie, &csrf, "helpdesk-out").await;
     assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
     assert!(report.contains("id=\"ping-log\""), "{report}");
 
@@ -491,13 +486,8 @@ async fn outbounds_with_ping_and_routing_with_an_address_tested() {
 
 /// Presses an outbound's PING as the operator whose cookie is `cookie`: the page.
 async fn ping_outbound(c: &Console, cookie: &str, csrf: &str, name: &str) -> String {
-    let r = http()
-        .post(format!("{}/console/outbounds/{name}/ping", c.url))
-        .header("cookie", cookie)
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/console/outbounds/{name}/ping");
+    let r = post_as(c, cookie, &path, &[("csrf", csrf)]).await;
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()
 }
@@ -524,15 +514,7 @@ async fn an_outbound_is_created_then_its_ping_shows_the_right_to_send_as_each_al
         .unwrap();
     assert_eq!(r.status(), 401, "no session");
     let (cookie, _) = operator_login(&c).await;
-    let page = h
-        .get(&url)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&c, &cookie, "/console/outbounds").await;
     assert!(page.contains("id=\"create-outbound\""), "{page}");
     assert!(page.contains("<option value=\"demo\">"), "the apps: {page}");
     let csrf = csrf_of(&page);
@@ -754,24 +736,10 @@ async fn ews_and_smtp_outbounds_ping_shows_the_right_to_send_as_each_address() {
 
 /// Presses a source's "Check addresses" on the Routing page: the page.
 async fn check_addresses(c: &Console, cookie: &str, source: &str) -> String {
-    let h = http();
-    let page = h
-        .get(format!("{}/console/routing", c.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(c, cookie, "/console/routing").await;
     assert!(page.contains(&format!("id=\"check-{source}\"")), "{page}");
-    let r = h
-        .post(format!("{}/console/routing/{source}/check", c.url))
-        .header("cookie", cookie)
-        .form(&[("csrf", csrf_of(&page).as_str())])
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/console/routing/{source}/check");
+    let r = post_as(c, cookie, &path, &[("csrf", &csrf_of(&page))]).await;
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()
 }
@@ -965,16 +933,13 @@ async fn fleet_console(c: &Console, db: &test_support::postgres::TestDatabase) -
         !format!("{options:?}").contains(db.url()),
         "the URL is redacted"
     );
-    let state = ConsoleState::new(options);
-    let task = tokio::spawn(async move {
-        let _ = m365mail::console::serve(listener, state).await;
-    });
-    Console {
+    serve(
+        listener,
         url,
-        config: c.config.clone(),
-        _dir: tempfile::tempdir().unwrap(),
-        task,
-    }
+        options,
+        c.config.clone(),
+        tempfile::tempdir().unwrap(),
+    )
 }
 
 /// Signs `user` in with Microsoft for a source of `kind` over plain HTTP, as a browser would:
@@ -983,13 +948,13 @@ async fn fleet_console(c: &Console, db: &test_support::postgres::TestDatabase) -
 async fn sign_in_over_http(c: &Console, cookie: &str, kind: &str, user: &str) -> String {
     let h = http();
     let csrf = csrf_of(&page_of(c, cookie, "/console/").await);
-    let r = h
-        .post(format!("{}/console/signin", c.url))
-        .header("cookie", cookie)
-        .form(&[("csrf", csrf.as_str()), ("kind", kind)])
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(
+        c,
+        cookie,
+        "/console/signin",
+        &[("csrf", &csrf), ("kind", kind)],
+    )
+    .await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let authorize = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
@@ -1024,16 +989,8 @@ async fn with_a_fleet_store_two_people_signed_in_through_one_app_are_served_by_t
     };
     const ALEX: &str = "alex.wilber@contoso.example";
     let sb = sandbox().await;
-    for (to, n) in [(ADELE, 2), (ALEX, 1)] {
-        for i in 1..=n {
-            sb.admin()
-                .inject_mime(
-                    to,
-                    &format!("From: c{i}@fabrikam.example\r\nTo: {to}\r\nSubject: case {i}\r\n\r\nbody\r\n"),
-                )
-                .unwrap();
-        }
-    }
+    inject_cases(&sb, ADELE, 2);
+    inject_cases(&sb, ALEX, 1);
     let c = console(&sb, None).await;
     let fc = fleet_console(&c, &db).await;
     let file_before = std::fs::read_to_string(&c.config).unwrap();
@@ -1144,21 +1101,15 @@ async fn with_a_fleet_store_two_people_signed_in_through_one_app_are_served_by_t
     worker.await.unwrap().unwrap();
 
     // An outbound created on the Outbounds page goes to the database too, and PINGs.
-    let h = http();
     let csrf = csrf_of(&page_of(&fc, &cookie, "/console/outbounds").await);
-    let r = h
-        .post(format!("{}/console/outbounds", fc.url))
-        .header("cookie", &cookie)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("name", "fleet-out"),
-            ("kind", "graph"),
-            ("app", "demo"),
-            ("mailbox", "helpdesk@contoso.example"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "fleet-out"),
+        ("kind", "graph"),
+        ("app", "demo"),
+        ("mailbox", "helpdesk@contoso.example"),
+    ];
+    let r = post_as(&fc, &cookie, "/console/outbounds", &form).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     assert!(page.contains("stored in the fleet's database"), "{page}");
@@ -1169,16 +1120,7 @@ async fn with_a_fleet_store_two_people_signed_in_through_one_app_are_served_by_t
         .unwrap();
     let (resolved, _) = fresh.config().await.unwrap();
     assert!(resolved.outbound("fleet-out").is_some());
-    let report = h
-        .post(format!("{}/console/outbounds/fleet-out/ping", fc.url))
-        .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = ping_outbound(&fc, &cookie, &csrf, "fleet-out").await;
     assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
     drop(fc);
     drop(c);
@@ -1267,13 +1209,31 @@ async fn the_command_stays_on_loopback_and_asks_for_the_operator_token() {
     sb.shutdown().await;
 }
 
-/// The operator signs in to the console in the browser.
-async fn browser_login(b: &Client, c: &Console) {
+/// Headless Chromium (its profile in the directory returned) over chromedriver, in which the
+/// operator has signed in to the console.
+async fn operator_in_browser(
+    c: &Console,
+    chromium_bin: &std::path::Path,
+    chromedriver: &std::path::Path,
+) -> (tempfile::TempDir, Driver, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = Driver::start(chromedriver).await;
+    let b = chromium(&driver, chromium_bin, dir.path()).await;
     b.goto(&format!("{}/console/", c.url)).await.unwrap();
-    let token = wait(b, "#token").await;
+    let token = wait(&b, "#token").await;
     token.send_keys(TOKEN).await.unwrap();
-    click(b, "#login").await;
-    wait(b, "#sources").await;
+    click(&b, "#login").await;
+    wait(&b, "#sources").await;
+    (dir, driver, b)
+}
+
+/// `n` cases from customers in the inbox of `to`.
+fn inject_cases(sb: &Sandbox, to: &str, n: usize) {
+    for i in 1..=n {
+        let mime =
+            format!("From: c{i}@fabrikam.example\r\nTo: {to}\r\nSubject: case {i}\r\n\r\nbody\r\n");
+        sb.admin().inject_mime(to, &mime).unwrap();
+    }
 }
 
 /// Sign in with Microsoft as `user` for a source of `kind`, through the tenant's sign-in page
@@ -1321,20 +1281,9 @@ async fn admin_grant_story_sign_in_ping_401_consent_link_admin_consents_ping_onl
     // herself, but Exchange honours EWS.AccessAsUser.All only with an administrator's consent.
     sb.admin().revoke_admin_consent(DEMO_APP).unwrap();
     let _ = sb.admin().revoke_user_consent(DEMO_APP, ADELE);
-    for i in 1..=3 {
-        sb.admin()
-            .inject_mime(
-                ADELE,
-                &format!("From: c{i}@fabrikam.example\r\nTo: {ADELE}\r\nSubject: case {i}\r\n\r\nbody\r\n"),
-            )
-            .unwrap();
-    }
+    inject_cases(&sb, ADELE, 3);
     let c = console(&sb, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let driver = Driver::start(&chromedriver).await;
-    let b = chromium(&driver, &chromium_bin, dir.path()).await;
-
-    browser_login(&b, &c).await;
+    let (_dir, driver, b) = operator_in_browser(&c, &chromium_bin, &chromedriver).await;
     sign_in_with_microsoft(&b, "ews", ADELE).await;
     let added = text(&b, "#added-source").await;
     assert_eq!(added, "adele-vance");
@@ -1400,20 +1349,9 @@ async fn assignment_story_50105_shows_the_fix_admin_assigns_same_user_signs_in_p
     };
     let sb = sandbox().await;
     sb.admin().set_assignment_required(DEMO_APP, true).unwrap();
-    for i in 1..=2 {
-        sb.admin()
-            .inject_mime(
-                ADELE,
-                &format!("From: c{i}@fabrikam.example\r\nTo: {ADELE}\r\nSubject: case {i}\r\n\r\nbody\r\n"),
-            )
-            .unwrap();
-    }
+    inject_cases(&sb, ADELE, 2);
     let c = console(&sb, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let driver = Driver::start(&chromedriver).await;
-    let b = chromium(&driver, &chromium_bin, dir.path()).await;
-
-    browser_login(&b, &c).await;
+    let (_dir, driver, b) = operator_in_browser(&c, &chromium_bin, &chromedriver).await;
     sign_in_with_microsoft(&b, "graph", ADELE).await;
     let fix = text(&b, "#fix-50105").await;
     assert!(fix.contains("AADSTS50105"), "{fix}");
