@@ -631,21 +631,7 @@ async fn a_worker_serves_an_ews_source_in_push_mode() {
     let admin = sb.admin();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("w1.toml");
-    let text = Config::demo(&sb)
-        .source(
-            "helpdesk-ews",
-            "ews",
-            "demo",
-            HELPDESK,
-            &sb.ews_url(),
-            "mode = \"push\"",
-        )
-        .section("[sources.push]\nsafety_interval_secs = 3600")
-        .mailbox(HELPDESK, &[])
-        .default_rule("DESK")
-        .handler(&dir.path().join("out"), "poll_interval_secs = 3600")
-        .text();
-    std::fs::write(&cfg, text).unwrap();
+    Config::ews_push(&sb, "helpdesk-ews", HELPDESK, &dir.path().join("out")).write(&cfg);
     fleet::PgStore::connect(db.url()).await.unwrap();
     let log = || std::fs::read_to_string(dir.path().join("w1.log")).unwrap_or_default();
     let handled =

@@ -152,6 +152,20 @@ async fn delivered_and_handled(sb: &Sandbox, r: &Running, subject: &str) {
     eventually(subject, || r.handled.load(Ordering::SeqCst) == before + 1).await;
 }
 
+/// A sandbox, a directory for the handler's output and records, and a configuration over both
+/// with the helpdesk in Graph push mode on a free port, its safety timer `safety_secs`.
+async fn graph_push(safety_secs: u64) -> (Sandbox, tempfile::TempDir, Config) {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &sb,
+        dir.path(),
+        test_support::process::free_port(),
+        safety_secs,
+    );
+    (sb, dir, cfg)
+}
+
 /// Started, subscribed, and the first pass (the demo mail) over.
 async fn started(sb: &Sandbox, cfg: &Config) -> (Running, String) {
     let r = start(cfg).await;
@@ -166,9 +180,7 @@ async fn started(sb: &Sandbox, cfg: &Config) -> (Running, String) {
 
 #[tokio::test]
 async fn new_mail_is_handled_as_it_arrives_without_waiting_for_a_poll() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
+    let (sb, _dir, cfg) = graph_push(3600).await;
     let (r, _) = started(&sb, &cfg).await;
     delivered_and_handled(&sb, &r, "pushed 1").await;
     delivered_and_handled(&sb, &r, "pushed 2").await;
@@ -180,17 +192,14 @@ async fn new_mail_is_handled_as_it_arrives_without_waiting_for_a_poll() {
 
 #[tokio::test]
 async fn forged_notifications_are_ignored() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = test_support::process::free_port();
-    let cfg = config(&sb, dir.path(), port, 3600);
+    let (sb, _dir, cfg) = graph_push(3600).await;
     let (r, id) = started(&sb, &cfg).await;
     let forged = serde_json::json!({"value": [{
         "subscriptionId": id, "clientState": "a guess", "changeType": "created",
         "resource": "Users/x/Messages/y", "resourceData": {"id": "y"},
     }]});
     let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/graph/notify"))
+        .post(format!("http://{}/graph/notify", r.listen))
         .json(&forged)
         .send()
         .await
@@ -205,9 +214,7 @@ async fn forged_notifications_are_ignored() {
 
 #[tokio::test]
 async fn a_dropped_notification_is_caught_up_by_the_safety_timer() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 1);
+    let (sb, _dir, cfg) = graph_push(1).await;
     let (r, _) = started(&sb, &cfg).await;
     sb.admin()
         .set_notification_faults(sandbox::NotificationFaults {
@@ -226,9 +233,7 @@ async fn a_dropped_notification_is_caught_up_by_the_safety_timer() {
 
 #[tokio::test]
 async fn a_removed_subscription_is_made_again() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
+    let (sb, _dir, cfg) = graph_push(3600).await;
     let (r, first) = started(&sb, &cfg).await;
     sb.admin()
         .lifecycle_event(&first, sandbox::LifecycleEvent::SubscriptionRemoved)
@@ -245,9 +250,7 @@ async fn a_removed_subscription_is_made_again() {
 
 #[tokio::test]
 async fn a_restart_reuses_the_recorded_subscription() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
+    let (sb, _dir, cfg) = graph_push(3600).await;
     let (r, id) = started(&sb, &cfg).await;
     let expiry = sb.admin().subscriptions()[0].expiration;
     r.stop().await;
@@ -276,7 +279,8 @@ async fn a_restart_reuses_the_recorded_subscription() {
 #[test]
 fn push_mode_is_refused_where_it_cannot_work() {
     let dir = tempfile::tempdir().unwrap();
-    let refused = |source_extra: &str, push: &str| {
+    // The error of a source of `kind` at `url` with `source_extra` and the `push` section.
+    let refused_source = |kind: &str, url: &str, source_extra: &str, push: &str| {
         let text = ConfigText::new()
             .app(
                 "demo",
@@ -284,14 +288,7 @@ fn push_mode_is_refused_where_it_cannot_work() {
                 "http://127.0.0.1:9",
                 test_support::config::SECRET_LINE,
             )
-            .source(
-                "s",
-                "graph",
-                "demo",
-                HELPDESK,
-                "http://127.0.0.1:9/v1.0",
-                source_extra,
-            )
+            .source("s", kind, "demo", HELPDESK, url, source_extra)
             .section(push)
             .mailbox(HELPDESK, &[])
             .default_rule("DESK")
@@ -299,6 +296,9 @@ fn push_mode_is_refused_where_it_cannot_work() {
         Config::parse(&text, &dir.path().join("m.toml"))
             .expect_err("refused")
             .to_string()
+    };
+    let refused = |source_extra: &str, push: &str| {
+        refused_source("graph", "http://127.0.0.1:9/v1.0", source_extra, push)
     };
     let table = "[sources.push]\npublic_url = \"https://mail.example.com/n\"";
     let e = refused("mode = \"push\"", "");
@@ -316,28 +316,12 @@ fn push_mode_is_refused_where_it_cannot_work() {
     );
     assert!(e.contains("safety"), "{e}");
     // EWS streams its notifications: Graph's keys are refused there.
-    let text = ConfigText::new()
-        .app(
-            "demo",
-            "contoso.example",
-            "http://127.0.0.1:9",
-            test_support::config::SECRET_LINE,
-        )
-        .source(
-            "s",
-            "ews",
-            "demo",
-            HELPDESK,
-            "http://127.0.0.1:9/EWS/Exchange.asmx",
-            "mode = \"push\"",
-        )
-        .section(table)
-        .mailbox(HELPDESK, &[])
-        .default_rule("DESK")
-        .text();
-    let e = Config::parse(&text, &dir.path().join("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refused_source(
+        "ews",
+        "http://127.0.0.1:9/EWS/Exchange.asmx",
+        "mode = \"push\"",
+        table,
+    );
     assert!(e.contains("streams"), "{e}");
 }
 
@@ -383,9 +367,7 @@ async fn the_subscription_is_renewed_before_it_expires() {
 /// deltaLink keep repeats out.
 #[tokio::test]
 async fn every_message_is_handed_over_once_under_notification_faults() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 1);
+    let (sb, dir, cfg) = graph_push(1).await;
     let (r, first) = started(&sb, &cfg).await;
     let before = r.handled.load(Ordering::SeqCst);
     sb.admin()
@@ -432,9 +414,7 @@ async fn every_message_is_handed_over_once_under_notification_faults() {
 
 #[tokio::test]
 async fn reauthorization_required_renews_the_subscription() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), test_support::process::free_port(), 3600);
+    let (sb, _dir, cfg) = graph_push(3600).await;
     let (r, id) = started(&sb, &cfg).await;
     let expiry = sb.admin().subscriptions()[0].expiration;
     sb.admin().advance_clock(60);
@@ -457,20 +437,7 @@ async fn reauthorization_required_renews_the_subscription() {
 /// An EWS source in push mode, its safety timer and poll interval an hour: only the stream
 /// (and its catch-ups) can bring mail within the tests' bounds.
 fn ews_config(sb: &Sandbox, dir: &Path) -> Config {
-    let text = ConfigText::demo(sb)
-        .source(
-            "helpdesk-ews",
-            "ews",
-            "demo",
-            HELPDESK,
-            &sb.ews_url(),
-            "mode = \"push\"",
-        )
-        .section("[sources.push]\nsafety_interval_secs = 3600")
-        .mailbox(HELPDESK, &[])
-        .default_rule("DESK")
-        .handler(&dir.join("out"), "poll_interval_secs = 3600")
-        .text();
+    let text = ConfigText::ews_push(sb, "helpdesk-ews", HELPDESK, &dir.join("out")).text();
     Config::parse(&text, &dir.join("m365mail.toml")).expect("configuration")
 }
 

@@ -40,6 +40,25 @@ impl Config {
         )
     }
 
+    /// The demo app and one EWS source `name` in push mode reading `mailbox` (all of it to the
+    /// project `DESK`), the handler writing to `out`. Its safety timer and the poll interval are
+    /// an hour: only the stream (and its catch-ups) can bring mail within a test's bounds.
+    pub fn ews_push(sb: &Sandbox, name: &str, mailbox: &str, out: &Path) -> Self {
+        Config::demo(sb)
+            .source(
+                name,
+                "ews",
+                "demo",
+                mailbox,
+                &sb.ews_url(),
+                "mode = \"push\"",
+            )
+            .section("[sources.push]\nsafety_interval_secs = 3600")
+            .mailbox(mailbox, &[])
+            .default_rule("DESK")
+            .handler(out, "poll_interval_secs = 3600")
+    }
+
     /// `[[apps]]` named `name` for [`DEMO_APP`] in the sandbox's tenant, then the lines of
     /// `extra` (the credential, `flow`, `token_cache`, ...).
     pub fn sandbox_app(self, sb: &Sandbox, name: &str, extra: &str) -> Self {
