@@ -233,6 +233,66 @@ fn options(worker: &str) -> FleetOptions {
     FleetOptions::new(worker).lease_ttl(Duration::from_millis(300))
 }
 
+/// `p` running as a worker (`opts`) over `leases` until `shutdown`.
+fn spawn_leased(
+    p: Pipeline,
+    leases: Arc<dyn LeaseStore>,
+    opts: FleetOptions,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<handler::Summary> {
+    let s = shutdown.clone();
+    tokio::spawn(async move { p.run_leased(leases, opts, &s).await })
+}
+
+impl Fleet {
+    /// The fleet's worker `worker` ([`options`]) running over `leases` until `shutdown`.
+    fn run(
+        &self,
+        worker: &str,
+        leases: Arc<dyn LeaseStore>,
+        shutdown: &Shutdown,
+    ) -> tokio::task::JoinHandle<handler::Summary> {
+        spawn_leased(self.pipeline(worker), leases, options(worker), shutdown)
+    }
+}
+
+/// The leases held: (source, worker, epoch), sorted.
+async fn held(leases: &LocalLeases) -> Vec<(String, String, u64)> {
+    let mut v: Vec<(String, String, u64)> = leases
+        .holders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.source, f.worker, f.epoch))
+        .collect();
+    v.sort();
+    v
+}
+
+/// How many leases each worker holds.
+async fn per_worker(leases: &LocalLeases) -> HashMap<String, usize> {
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for f in leases.holders().await.unwrap() {
+        *m.entry(f.worker.clone()).or_default() += 1;
+    }
+    m
+}
+
+/// Asserts that `w1` and `w2` come to hold three leases each (their fair share of six) within
+/// 3 s.
+async fn assert_three_each(leases: &LocalLeases) {
+    for _ in 0..300 {
+        let m = per_worker(leases).await;
+        if m.len() == 2 && m.values().all(|n| *n == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let per_worker = per_worker(leases).await;
+    assert_eq!(per_worker.get("w1"), Some(&3), "{per_worker:?}");
+    assert_eq!(per_worker.get("w2"), Some(&3), "{per_worker:?}");
+}
+
 async fn wait_until(mut f: impl FnMut() -> bool) {
     for _ in 0..1000 {
         if f() {
@@ -247,30 +307,12 @@ async fn wait_until(mut f: impl FnMut() -> bool) {
 async fn two_workers_split_the_sources_and_hand_each_message_over_once() {
     let fleet = Arc::new(Fleet::new(6, 5));
     let shutdown = Shutdown::new();
-    let mut tasks = Vec::new();
-    for w in ["w1", "w2"] {
-        let p = fleet.pipeline(w);
-        let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-        let s = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            p.run_leased(leases, options(w), &s).await
-        }));
-    }
+    let tasks: Vec<_> = ["w1", "w2"]
+        .map(|w| fleet.run(w, fleet.leases.clone(), &shutdown))
+        .into();
     wait_until(|| fleet.all_read()).await;
     // Steady state (within a few ticks): each holds its fair share, 3 of 6.
-    let mut per_worker: HashMap<String, usize> = HashMap::new();
-    for _ in 0..300 {
-        per_worker.clear();
-        for f in fleet.leases.holders().await.unwrap() {
-            *per_worker.entry(f.worker.clone()).or_default() += 1;
-        }
-        if per_worker.values().all(|n| *n == 3) && per_worker.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(per_worker.get("w1"), Some(&3), "{per_worker:?}");
-    assert_eq!(per_worker.get("w2"), Some(&3), "{per_worker:?}");
+    assert_three_each(&fleet.leases).await;
     shutdown.trigger();
     for t in tasks {
         t.await.unwrap();
@@ -289,23 +331,8 @@ async fn two_workers_split_the_sources_and_hand_each_message_over_once() {
 async fn a_new_worker_gets_its_share_and_a_stopped_one_is_taken_over() {
     let fleet = Arc::new(Fleet::new(4, 0));
     let first = Shutdown::new();
-    let p1 = fleet.pipeline("w1");
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let s1 = first.clone();
-    let t1 = tokio::spawn(async move { p1.run_leased(leases, options("w1"), &s1).await });
-    let count = |w: &str| {
-        let leases = fleet.leases.clone();
-        let w = w.to_owned();
-        async move {
-            leases
-                .holders()
-                .await
-                .unwrap()
-                .iter()
-                .filter(|f| f.worker == w)
-                .count()
-        }
-    };
+    let t1 = fleet.run("w1", fleet.leases.clone(), &first);
+    let count = async |w: &str| per_worker(&fleet.leases).await.get(w).copied().unwrap_or(0);
     for _ in 0..500 {
         if count("w1").await == 4 {
             break;
@@ -314,10 +341,7 @@ async fn a_new_worker_gets_its_share_and_a_stopped_one_is_taken_over() {
     }
     assert_eq!(count("w1").await, 4, "alone, a worker serves every source");
     let second = Shutdown::new();
-    let p2 = fleet.pipeline("w2");
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let s2 = second.clone();
-    let t2 = tokio::spawn(async move { p2.run_leased(leases, options("w2"), &s2).await });
+    let t2 = fleet.run("w2", fleet.leases.clone(), &second);
     for _ in 0..500 {
         if count("w2").await == 2 && count("w1").await == 2 {
             break;
@@ -355,10 +379,7 @@ async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_h
         cutter.cut.store(true, Ordering::SeqCst);
     }));
     let s1 = Shutdown::new();
-    let p1 = fleet.pipeline("w1");
-    let leases: Arc<dyn LeaseStore> = cut.clone();
-    let sd1 = s1.clone();
-    let t1 = tokio::spawn(async move { p1.run_leased(leases, options("w1"), &sd1).await });
+    let t1 = fleet.run("w1", cut.clone(), &s1);
     // w1 is cut off as it hands its first message over.
     wait_until(|| fleet.counting.started.load(Ordering::SeqCst) > 0).await;
     assert!(cut.cut.load(Ordering::SeqCst));
@@ -368,10 +389,7 @@ async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_h
     // several over at once) could start fast and end within w1's still valid lease, a
     // legitimate record the assertions below would count against the fence.
     let s2 = Shutdown::new();
-    let p2 = fleet.pipeline("w2");
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let sd2 = s2.clone();
-    let t2 = tokio::spawn(async move { p2.run_leased(leases, options("w2"), &sd2).await });
+    let t2 = fleet.run("w2", fleet.leases.clone(), &s2);
     wait_until(|| fleet.all_read()).await;
     s2.trigger();
     t2.await.unwrap();
@@ -424,26 +442,10 @@ async fn handing_a_source_back_holds_up_neither_the_renewal_of_the_others_nor_it
     // A hand-over takes four lease times: the source handed back is mid-message for long.
     *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1200);
     let s1 = Shutdown::new();
-    let p1 = fleet.pipeline("w1");
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let sd1 = s1.clone();
-    let t1 = tokio::spawn(async move { p1.run_leased(leases, options("w1"), &sd1).await });
+    let t1 = fleet.run("w1", fleet.leases.clone(), &s1);
     // Alone, w1 serves both and hands all six messages over at once.
     wait_until(|| fleet.counting.started.load(Ordering::SeqCst) == 6).await;
-    let held = || {
-        let leases = fleet.leases.clone();
-        async move {
-            let mut v: Vec<(String, String, u64)> = leases
-                .holders()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|f| (f.source, f.worker, f.epoch))
-                .collect();
-            v.sort();
-            v
-        }
-    };
+    let held = || held(&fleet.leases);
     let both = [
         ("box0".to_owned(), "w1".to_owned(), 1),
         ("box1".to_owned(), "w1".to_owned(), 1),
@@ -452,10 +454,7 @@ async fn handing_a_source_back_holds_up_neither_the_renewal_of_the_others_nor_it
     // w2 joins: w1 hands box1 back, and goes on renewing box0 (and box1, until its message
     // in flight is recorded and acknowledged).
     let s2 = Shutdown::new();
-    let p2 = fleet.pipeline("w2");
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let sd2 = s2.clone();
-    let t2 = tokio::spawn(async move { p2.run_leased(leases, options("w2"), &sd2).await });
+    let t2 = fleet.run("w2", fleet.leases.clone(), &s2);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         held().await,
@@ -531,19 +530,9 @@ async fn sources_added_changed_and_removed_while_running_are_picked_up_without_a
     let task = tokio::spawn(async move { p.run_fleet(leases, c, options("w1"), &s).await });
     let read = |mb: &MemoryMailbox| mb.messages().iter().all(|m| m.is_read);
     wait_until(|| read(&a)).await;
-    let held = || {
-        let leases = fleet.leases.clone();
-        async move {
-            let mut v: Vec<(String, u64)> = leases
-                .holders()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|f| (f.source, f.epoch))
-                .collect();
-            v.sort();
-            v
-        }
+    let held = async || -> Vec<(String, u64)> {
+        let all = held(&fleet.leases).await;
+        all.into_iter().map(|(s, _, e)| (s, e)).collect()
     };
     assert_eq!(held().await, [("a".to_owned(), 1)]);
     // Added: a second mailbox is served without a restart.
@@ -584,15 +573,9 @@ async fn offline_sources_do_not_starve_the_others_and_count_in_the_fair_share() 
         }
     }
     let shutdown = Shutdown::new();
-    let mut tasks = Vec::new();
-    for w in ["w1", "w2"] {
-        let p = fleet.pipeline(w);
-        let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-        let s = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            p.run_leased(leases, options(w), &s).await
-        }));
-    }
+    let tasks: Vec<_> = ["w1", "w2"]
+        .map(|w| fleet.run(w, fleet.leases.clone(), &shutdown))
+        .into();
     let online_read = || {
         fleet
             .mailboxes
@@ -602,19 +585,7 @@ async fn offline_sources_do_not_starve_the_others_and_count_in_the_fair_share() 
             .all(|(_, (_, mb))| mb.messages().iter().all(|m| m.is_read))
     };
     wait_until(online_read).await;
-    let mut per_worker: HashMap<String, usize> = HashMap::new();
-    for _ in 0..300 {
-        per_worker.clear();
-        for f in fleet.leases.holders().await.unwrap() {
-            *per_worker.entry(f.worker.clone()).or_default() += 1;
-        }
-        if per_worker.len() == 2 && per_worker.values().all(|n| *n == 3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(per_worker.get("w1"), Some(&3), "{per_worker:?}");
-    assert_eq!(per_worker.get("w2"), Some(&3), "{per_worker:?}");
+    assert_three_each(&fleet.leases).await;
     shutdown.trigger();
     for t in tasks {
         t.await.unwrap();
@@ -698,9 +669,7 @@ async fn a_stop_does_not_wait_for_a_fetch_held_up_by_the_service() {
         router(mb.address()),
     ));
     let shutdown = Shutdown::new();
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let s = shutdown.clone();
-    let task = tokio::spawn(async move { p.run_leased(leases, options_w1(), &s).await });
+    let task = spawn_leased(p, fleet.leases.clone(), options_w1(), &shutdown);
     wait_until(|| source.fetches.load(Ordering::SeqCst) > 0).await;
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(60), task)
@@ -728,23 +697,15 @@ async fn a_stopping_worker_renews_the_lease_of_a_message_in_flight() {
     let fleet = Arc::new(Fleet::new(1, 1));
     *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1200);
     let shutdown = Shutdown::new();
-    let p = fleet.pipeline("w1");
-    let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
-    let s = shutdown.clone();
-    let task = tokio::spawn(async move { p.run_leased(leases, options("w1"), &s).await });
+    let task = fleet.run("w1", fleet.leases.clone(), &shutdown);
     wait_until(|| fleet.counting.started.load(Ordering::SeqCst) == 1).await;
     shutdown.trigger();
     // Two lease times later the message is still in flight, and the lease still held.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let held: Vec<(String, String, u64)> = fleet
-        .leases
-        .holders()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| (f.source, f.worker, f.epoch))
-        .collect();
-    assert_eq!(held, [("box0".to_owned(), "w1".to_owned(), 1)]);
+    assert_eq!(
+        held(&fleet.leases).await,
+        [("box0".to_owned(), "w1".to_owned(), 1)]
+    );
     task.await.unwrap();
     assert!(fleet.leases.holders().await.unwrap().is_empty());
     assert!(
@@ -814,22 +775,16 @@ async fn workers_started_together_take_their_share_at_once_and_ask_only_for_free
     let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
     for w in ["w1", "w2", "w3"] {
-        let p = fleet.pipeline(w);
-        let leases: Arc<dyn LeaseStore> = counted.clone();
-        let s = shutdown.clone();
         // A lease of 3 s: a tick, and the wait after the first heartbeat, of 1 s.
         let opts = FleetOptions::new(w).lease_ttl(Duration::from_secs(3));
-        tasks.push(tokio::spawn(
-            async move { p.run_leased(leases, opts, &s).await },
+        tasks.push(spawn_leased(
+            fleet.pipeline(w),
+            counted.clone(),
+            opts,
+            &shutdown,
         ));
     }
-    let per_worker = || async {
-        let mut m: HashMap<String, usize> = HashMap::new();
-        for f in fleet.leases.holders().await.unwrap() {
-            *m.entry(f.worker.clone()).or_default() += 1;
-        }
-        m
-    };
+    let per_worker = || per_worker(&fleet.leases);
     let shares = || async {
         let mut v: Vec<usize> = per_worker().await.into_values().collect();
         v.sort_unstable();
@@ -922,14 +877,14 @@ async fn a_companion_runs_only_while_its_source_is_leased() {
         p
     };
     let start = |worker: &'static str| {
-        let p = pipeline(worker);
-        let leases: Arc<dyn LeaseStore> = fleet.leases.clone();
         let stop = Shutdown::new();
-        let s = stop.clone();
-        (
-            stop,
-            tokio::spawn(async move { p.run_leased(leases, options(worker), &s).await }),
-        )
+        let task = spawn_leased(
+            pipeline(worker),
+            fleet.leases.clone(),
+            options(worker),
+            &stop,
+        );
+        (stop, task)
     };
     let (stop1, t1) = start("w1");
     wait_until(|| log.lock().unwrap().len() == 1).await;
