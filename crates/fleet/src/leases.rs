@@ -88,6 +88,14 @@ fn epoch_param(fence: &Fence) -> Result<i64, LeaseError> {
     })
 }
 
+/// A lease's epoch as the database holds it, which is never negative.
+fn epoch_of(source: &str, epoch: i64) -> Result<u64, LeaseError> {
+    u64::try_from(epoch).map_err(|_| LeaseError::Unavailable {
+        backend: "postgres",
+        reason: format!("fleet_leases holds a negative epoch for {source}"),
+    })
+}
+
 impl PgLeases {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
         PgLeases { inner }
@@ -100,12 +108,11 @@ impl PgLeases {
         }
     }
 
-    /// Runs one cached statement and returns its rows.
-    async fn query(
+    /// A connection from the lease pool, and the statement `sql` prepared (cached) on it.
+    async fn prepared(
         &self,
         sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, LeaseError> {
+    ) -> Result<(deadpool_postgres::Client, tokio_postgres::Statement), LeaseError> {
         let client = self
             .inner
             .lease_client()
@@ -115,6 +122,16 @@ impl PgLeases {
             .prepare_cached(sql)
             .await
             .map_err(|e| self.unavailable(&e))?;
+        Ok((client, stmt))
+    }
+
+    /// Runs one cached statement and returns its rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, LeaseError> {
+        let (client, stmt) = self.prepared(sql).await?;
         client
             .query(&stmt, params)
             .await
@@ -147,24 +164,12 @@ impl LeaseStore for PgLeases {
             return Ok(None);
         };
         let epoch: i64 = row.try_get(0).map_err(|e| self.unavailable(&e))?;
-        let epoch = u64::try_from(epoch).map_err(|_| LeaseError::Unavailable {
-            backend: "postgres",
-            reason: format!("fleet_leases holds a negative epoch for {source}"),
-        })?;
-        Ok(Some(Fence::new(source, worker, epoch)))
+        Ok(Some(Fence::new(source, worker, epoch_of(source, epoch)?)))
     }
 
     async fn renew(&self, fence: &Fence, ttl: Duration) -> Result<bool, LeaseError> {
         let epoch = epoch_param(fence)?;
-        let client = self
-            .inner
-            .lease_client()
-            .await
-            .map_err(|e| self.unavailable(&e))?;
-        let stmt = client
-            .prepare_cached(RENEW)
-            .await
-            .map_err(|e| self.unavailable(&e))?;
+        let (client, stmt) = self.prepared(RENEW).await?;
         let n = client
             .execute(&stmt, &[&fence.source, &fence.worker, &epoch, &micros(ttl)])
             .await
@@ -230,10 +235,7 @@ impl LeaseStore for PgLeases {
             .map_err(|e| self.unavailable(&e))?
             .into_iter()
             .map(|(source, worker, epoch)| {
-                let epoch = u64::try_from(epoch).map_err(|_| LeaseError::Unavailable {
-                    backend: "postgres",
-                    reason: format!("fleet_leases holds a negative epoch for {source}"),
-                })?;
+                let epoch = epoch_of(&source, epoch)?;
                 Ok(Fence::new(source, worker, epoch))
             })
             .collect()
