@@ -186,6 +186,39 @@ pub fn demo_push_config(sb: &Sandbox, output_dir: &Path, port: u16) -> Result<Co
     demo_config_with(sb, output_dir, &graph, "mode = \"push\"\n")
 }
 
+/// The helpdesk's aliases, each with the project its mail goes to.
+const HELPDESK_ALIASES: &[(&str, &str)] = &[
+    ("billing@contoso.example", "BILLING"),
+    ("support@contoso.example", "SUPPORT"),
+    ("sales@contoso.example", "SALES"),
+    ("hr@contoso.example", "HR"),
+    ("it@contoso.example", "IT"),
+];
+
+/// The shared projects mailbox's aliases, each with its project.
+const PROJECTS_ALIASES: &[(&str, &str)] = &[
+    ("alpha@contoso.example", "ALPHA"),
+    ("beta@contoso.example", "BETA"),
+];
+
+/// The `aliases` array of a source's `[sources.routing.mailbox]`.
+fn toml_aliases(aliases: &[(&str, &str)]) -> String {
+    let quoted: Vec<String> = aliases.iter().map(|(a, _)| format!("\"{a}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// One `[[sources.routing.rules]]` an alias, sending its mail to its project.
+fn alias_rules(aliases: &[(&str, &str)]) -> String {
+    aliases
+        .iter()
+        .map(|(alias, project)| {
+            format!(
+                "[[sources.routing.rules]]\nmatch = \"alias\"\nalias = \"{alias}\"\nproject = \"{project}\"\n\n"
+            )
+        })
+        .collect()
+}
+
 /// The demo's text with `graph_mode` and `ews_mode` added to the Graph and the EWS source.
 fn demo_config_with(
     sb: &Sandbox,
@@ -215,7 +248,7 @@ notify_through = "helpdesk (Graph)"
 {graph_mode}
 [sources.routing.mailbox]
 primary = "helpdesk@contoso.example"
-aliases = ["billing@contoso.example", "support@contoso.example", "sales@contoso.example", "hr@contoso.example", "it@contoso.example"]
+aliases = {helpdesk_aliases}
 
 [[sources.routing.rules]]
 match = "detail"
@@ -227,32 +260,7 @@ match = "detail"
 detail = "payments"
 project = "PAYMENTS"
 
-[[sources.routing.rules]]
-match = "alias"
-alias = "billing@contoso.example"
-project = "BILLING"
-
-[[sources.routing.rules]]
-match = "alias"
-alias = "support@contoso.example"
-project = "SUPPORT"
-
-[[sources.routing.rules]]
-match = "alias"
-alias = "sales@contoso.example"
-project = "SALES"
-
-[[sources.routing.rules]]
-match = "alias"
-alias = "hr@contoso.example"
-project = "HR"
-
-[[sources.routing.rules]]
-match = "alias"
-alias = "it@contoso.example"
-project = "IT"
-
-[[sources.routing.rules]]
+{helpdesk_alias_rules}[[sources.routing.rules]]
 match = "default"
 project = "HELPDESK"
 
@@ -267,19 +275,9 @@ notify_through = "projects (EWS)"
 {ews_mode}
 [sources.routing.mailbox]
 primary = "projects@contoso.example"
-aliases = ["alpha@contoso.example", "beta@contoso.example"]
+aliases = {projects_aliases}
 
-[[sources.routing.rules]]
-match = "alias"
-alias = "alpha@contoso.example"
-project = "ALPHA"
-
-[[sources.routing.rules]]
-match = "alias"
-alias = "beta@contoso.example"
-project = "BETA"
-
-[[sources.routing.rules]]
+{projects_alias_rules}[[sources.routing.rules]]
 match = "default"
 project = "PROJECTS"
 
@@ -308,6 +306,10 @@ batch_size = 10
         graph = sb.graph_url(),
         ews = sb.ews_url(),
         out = output_dir.display().to_string().replace('\\', "/"),
+        helpdesk_aliases = toml_aliases(HELPDESK_ALIASES),
+        helpdesk_alias_rules = alias_rules(HELPDESK_ALIASES),
+        projects_aliases = toml_aliases(PROJECTS_ALIASES),
+        projects_alias_rules = alias_rules(PROJECTS_ALIASES),
     );
     Config::parse(&text, Path::new("(demo configuration)")).map_err(|e| e.to_string())
 }
