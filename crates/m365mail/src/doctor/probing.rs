@@ -143,6 +143,10 @@ impl Doctor<'_> {
             Arrival::Bounced => "came back undeliverable".to_owned(),
             _ => format!("did not arrive within {wait} s"),
         };
+        // The finding about the alias probed.
+        let on_alias = |status: Status, detail: String, fix: Option<String>| {
+            finding(target, check, Some(about), status, detail, fix)
+        };
         match check {
             Check::PlusAddressing => {
                 let uses = s.router.mailbox().plus_addressing();
@@ -181,18 +185,10 @@ impl Doctor<'_> {
                 }
             }
             Check::AliasReceives => match arrival {
-                Arrival::Arrived { .. } => finding(
-                    target,
-                    check,
-                    Some(about),
-                    Status::Pass,
-                    format!("a probe to {about} arrived"),
-                    None,
-                ),
-                _ => finding(
-                    target,
-                    check,
-                    Some(about),
+                Arrival::Arrived { .. } => {
+                    on_alias(Status::Pass, format!("a probe to {about} arrived"), None)
+                }
+                _ => on_alias(
                     Status::Fail,
                     format!(
                         "a probe to {about} {not_seen}: it is not (yet) an address of {}; a \
@@ -205,10 +201,7 @@ impl Doctor<'_> {
             _ => {
                 // Send from alias.
                 let Arrival::Arrived { from } = arrival else {
-                    return finding(
-                        target,
-                        check,
-                        Some(about),
+                    return on_alias(
                         Status::Unknown,
                         format!("the probe sent from {about} {not_seen}"),
                         None,
@@ -227,10 +220,7 @@ impl Doctor<'_> {
                     .map(|o| o.name.clone())
                     .collect();
                 if from.eq_ignore_ascii_case(about) {
-                    finding(
-                        target,
-                        check,
-                        Some(about),
+                    on_alias(
                         Status::Pass,
                         format!(
                             "a probe sent from {about} arrived from {about}: the tenant keeps \
@@ -239,10 +229,7 @@ impl Doctor<'_> {
                         None,
                     )
                 } else if relying.is_empty() {
-                    finding(
-                        target,
-                        check,
-                        Some(about),
+                    on_alias(
                         Status::Pass,
                         format!(
                             "a probe sent from {about} arrived from {from}: SendFromAliasEnabled \
@@ -252,10 +239,7 @@ impl Doctor<'_> {
                         None,
                     )
                 } else {
-                    finding(
-                        target,
-                        check,
-                        Some(about),
+                    on_alias(
                         Status::Fail,
                         format!(
                             "a probe sent from {about} arrived from {from}: SendFromAliasEnabled \
