@@ -195,21 +195,77 @@ pub(crate) async fn wait_for(progress: &Progress, at_least: usize) {
     }
 }
 
-pub(crate) fn spawn_handler(bin: &Path, cfg: &Path, log: &Path) -> Res<Child> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| format!("{}: {e}", log.display()))
+/// The m365mail binary: `bin` (`--bin`), or `m365mail` beside this program; it must exist.
+pub(crate) fn handler_bin(bin: Option<&Path>) -> Res<PathBuf> {
+    let bin = match bin {
+        Some(b) => b.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("m365mail"),
     };
+    if !bin.exists() {
+        return Err(format!(
+            "no m365mail binary at {} (build it: cargo build --release -p m365mail)",
+            bin.display()
+        ));
+    }
+    Ok(bin)
+}
+
+/// The run's folder: `work_dir` (`--work-dir`) emptied, or a new temporary folder, returned
+/// with it: the folder goes when that is dropped.
+pub(crate) fn work_folder(work_dir: Option<&Path>) -> Res<(Option<tempfile::TempDir>, PathBuf)> {
+    match work_dir {
+        Some(d) => {
+            let _ = std::fs::remove_dir_all(d);
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            Ok((None, d.to_path_buf()))
+        }
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
+            let dir = tmp.path().to_path_buf();
+            Ok((Some(tmp), dir))
+        }
+    }
+}
+
+/// `log` opened to append to, created if it is not there.
+pub(crate) fn append_to(log: &Path) -> Res<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))
+}
+
+/// The requests a sandbox answered, by protocol (`graph`, `ews`, `token` or `other`) and status.
+pub(crate) fn requests_by_status(
+    log: &sandbox::reqlog::RequestLogSnapshot,
+) -> BTreeMap<(&'static str, u16), u64> {
+    let mut by_status = BTreeMap::new();
+    for e in &log.entries {
+        let proto = if e.path.starts_with("/v1.0") {
+            "graph"
+        } else if e.path.to_ascii_lowercase().starts_with("/ews") {
+            "ews"
+        } else if e.path.contains("oauth2") {
+            "token"
+        } else {
+            "other"
+        };
+        *by_status.entry((proto, e.status)).or_default() += e.count;
+    }
+    by_status
+}
+
+pub(crate) fn spawn_handler(bin: &Path, cfg: &Path, log: &Path) -> Res<Child> {
     Command::new(bin)
         .args(["run", "--config"])
         .arg(cfg)
         .env("M365MAIL_LOG", "warn")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::from(open()?))
-        .stderr(Stdio::from(open()?))
+        .stdout(Stdio::from(append_to(log)?))
+        .stderr(Stdio::from(append_to(log)?))
         .spawn()
         .map_err(|e| format!("starting {}: {e}", bin.display()))
 }
@@ -234,31 +290,9 @@ pub(crate) fn stop(child: &mut Child) -> String {
 
 #[allow(clippy::too_many_lines)]
 pub(crate) async fn chaos(args: Args) -> Res<bool> {
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("m365mail"),
-    };
-    if !bin.exists() {
-        return Err(format!(
-            "no m365mail binary at {} (build it: cargo build --release -p m365mail)",
-            bin.display()
-        ));
-    }
-    let tmp = match &args.work_dir {
-        Some(_) => None,
-        None => Some(tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?),
-    };
-    let dir = match (&args.work_dir, &tmp) {
-        (Some(d), _) => {
-            let _ = std::fs::remove_dir_all(d);
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-            d.clone()
-        }
-        (None, Some(t)) => t.path().to_path_buf(),
-        (None, None) => return Err("no work folder".into()),
-    };
+    let bin = handler_bin(args.bin.as_deref())?;
+    // The temporary folder, if any, lives as long as `_tmp`.
+    let (_tmp, dir) = work_folder(args.work_dir.as_deref())?;
     let out = dir.join("out");
     let cfg = dir.join("m365mail.toml");
     let log = dir.join("handler.log");
@@ -600,20 +634,7 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
 
     // The figures.
     let faults = admin.faults_fired_by_kind();
-    let log_snapshot = admin.request_log();
-    let mut by_status: BTreeMap<(&str, u16), u64> = BTreeMap::new();
-    for e in &log_snapshot.entries {
-        let proto = if e.path.starts_with("/v1.0") {
-            "graph"
-        } else if e.path.to_ascii_lowercase().starts_with("/ews") {
-            "ews"
-        } else if e.path.contains("oauth2") {
-            "token"
-        } else {
-            "other"
-        };
-        *by_status.entry((proto, e.status)).or_default() += e.count;
-    }
+    let by_status = requests_by_status(&admin.request_log());
     let failed_answers: u64 = by_status
         .iter()
         .filter(|((p, s), _)| (*p == "graph" || *p == "ews") && *s >= 400)

@@ -26,7 +26,7 @@ use rand::{Rng as _, SeedableRng as _};
 use sandbox::{Admin, Sandbox, Seed, ThrottleConfig};
 
 use crate::mailbox::ids_in;
-use crate::{Res, blocking};
+use crate::{Res, blocking, handler_bin, work_folder};
 
 mod pg;
 mod report;
@@ -131,34 +131,12 @@ struct Tenant {
 
 #[allow(clippy::too_many_lines)]
 async fn run(args: FleetArgs) -> Res<bool> {
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("m365mail"),
-    };
-    if !bin.exists() {
-        return Err(format!(
-            "no m365mail binary at {} (build it: cargo build --release -p m365mail)",
-            bin.display()
-        ));
-    }
+    let bin = handler_bin(args.bin.as_deref())?;
     if args.workers < 2 || args.mailboxes < args.workers || args.messages == 0 {
         return Err("a fleet needs 2 workers or more, a mailbox per worker, and messages".into());
     }
-    let tmp = match &args.work_dir {
-        Some(_) => None,
-        None => Some(tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?),
-    };
-    let dir = match (&args.work_dir, &tmp) {
-        (Some(d), _) => {
-            let _ = std::fs::remove_dir_all(d);
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-            d.clone()
-        }
-        (None, Some(t)) => t.path().to_path_buf(),
-        (None, None) => return Err("no work folder".into()),
-    };
+    // The temporary folder, if any, lives as long as `_tmp`.
+    let (_tmp, dir) = work_folder(args.work_dir.as_deref())?;
     let out = dir.join("out");
     let cfg = dir.join("m365mail.toml");
     let pgc = PgControl {

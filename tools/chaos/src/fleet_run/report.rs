@@ -27,24 +27,11 @@ pub(crate) struct TenantFigures {
 impl TenantFigures {
     pub(crate) fn of(name: &'static str, admin: &Admin) -> Self {
         let log = admin.request_log();
-        let mut by_status = BTreeMap::new();
-        for e in &log.entries {
-            let proto = if e.path.starts_with("/v1.0") {
-                "graph"
-            } else if e.path.to_ascii_lowercase().starts_with("/ews") {
-                "ews"
-            } else if e.path.contains("oauth2") {
-                "token"
-            } else {
-                "other"
-            };
-            *by_status.entry((proto, e.status)).or_default() += e.count;
-        }
         TenantFigures {
             name,
             faults: admin.faults_fired_by_kind(),
             token_requests: log.token_requests(),
-            by_status,
+            by_status: crate::requests_by_status(&log),
         }
     }
 }

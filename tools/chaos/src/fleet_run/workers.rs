@@ -87,14 +87,7 @@ pub(crate) struct Spawner {
 impl Spawner {
     /// Starts worker `name`, its output appended to `log`.
     pub(crate) fn spawn(&self, name: &str, log: &Path) -> Res<Child> {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .map_err(|e| format!("{}: {e}", log.display()))
-        };
-        let mut f = open()?;
+        let mut f = crate::append_to(log)?;
         let _ = writeln!(
             f,
             "=== fleet chaos: starting worker {name} at {:.1} s ===",
@@ -107,7 +100,7 @@ impl Spawner {
             .env("M365MAIL_STORE", &self.url)
             .env("M365MAIL_LOG", "info")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::from(open()?))
+            .stdout(Stdio::from(crate::append_to(log)?))
             .stderr(Stdio::from(f))
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.bin.display()))
