@@ -45,3 +45,21 @@ pub fn assert_send_as_fix(text: &str, mailbox: &str, address: &str) {
         "{text}"
     );
 }
+
+/// The `From` and `Sender` addresses (lower case) of the message with `subject` among `messages`
+/// (a mailbox's Inbox, say): who a message sent as another mailbox arrived from, and on whose
+/// behalf.
+#[track_caller]
+pub fn from_and_sender(
+    messages: &[sandbox::store::Message],
+    subject: &str,
+) -> (Option<String>, Option<String>) {
+    let m = messages
+        .iter()
+        .find(|m| m.props.subject == subject)
+        .unwrap_or_else(|| panic!("{subject} arrived"));
+    let addr = |a: &Option<sandbox::store::EmailAddress>| {
+        a.as_ref().map(|a| a.address.to_ascii_lowercase())
+    };
+    (addr(&m.props.from), addr(&m.props.sender))
+}

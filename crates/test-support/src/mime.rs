@@ -57,3 +57,12 @@ impl Mime {
         self.text().into_bytes()
     }
 }
+
+/// A message from `from` to `to` with `subject` and the body `x`, ready to send (its envelope
+/// the same addresses).
+pub fn outgoing(from: &str, to: &str, subject: &str) -> connector::OutgoingMessage {
+    connector::OutgoingMessage::raw(
+        connector::Envelope::new(from, vec![to.to_owned()]),
+        format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nx\r\n").into_bytes(),
+    )
+}

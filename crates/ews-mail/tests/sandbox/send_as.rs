@@ -3,7 +3,7 @@
 //! Send on Behalf held by it, as in Exchange Online. Refused with a diagnosis naming the missing
 //! right, sent once the sandbox's admin API grants it (with `Sender` for Send on Behalf).
 
-use connector::{Envelope, ErrorKind, MessageOutbound, OutgoingMessage};
+use connector::{ErrorKind, MessageOutbound, OutgoingMessage};
 use ews_mail::EwsOutbound;
 use sandbox::store::ListQuery;
 use sandbox::tenant::MailboxRight;
@@ -14,10 +14,7 @@ const ALEX: &str = "alex.wilber@contoso.example";
 const ADELE: &str = "adele.vance@contoso.example";
 
 fn message(from: &str, subject: &str) -> OutgoingMessage {
-    OutgoingMessage::raw(
-        Envelope::new(from, vec![ADELE.into()]),
-        format!("From: {from}\r\nTo: {ADELE}\r\nSubject: {subject}\r\n\r\nx\r\n").into_bytes(),
-    )
+    test_support::mime::outgoing(from, ADELE, subject)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,17 +30,7 @@ async fn app_only_send_as_needs_the_mailboxs_right() {
         err.response().and_then(|r| r.server_code.as_deref()),
         Some("ErrorSendAsDenied")
     );
-    let text = err.to_string();
-    assert!(
-        text.contains("megan.bowen@contoso.example may not send as alex.wilber@contoso.example"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "Add-RecipientPermission -Identity alex.wilber@contoso.example -Trustee megan.bowen@contoso.example -AccessRights SendAs"
-        ),
-        "{text}"
-    );
+    test_support::assert_send_as_fix(&err.to_string(), MAILBOX, ALEX);
 
     admin
         .add_mailbox_permission(ALEX, MAILBOX, MailboxRight::SendOnBehalf)
@@ -64,16 +51,7 @@ async fn app_only_send_as_needs_the_mailboxs_right() {
         .list(ADELE, Some("inbox"), &ListQuery::default())
         .unwrap()
         .items;
-    let got = |subject: &str| {
-        let m = inbox
-            .iter()
-            .find(|m| m.props.subject == subject)
-            .unwrap_or_else(|| panic!("{subject} arrived"));
-        let addr = |a: &Option<sandbox::store::EmailAddress>| {
-            a.as_ref().map(|a| a.address.to_ascii_lowercase())
-        };
-        (addr(&m.props.from), addr(&m.props.sender))
-    };
+    let got = |subject: &str| test_support::from_and_sender(&inbox, subject);
     assert_eq!(got("on behalf"), (Some(ALEX.into()), Some(MAILBOX.into())));
     assert_eq!(got("as alex"), (Some(ALEX.into()), Some(ALEX.into())));
     assert!(!inbox.iter().any(|m| m.props.subject == "denied"));

@@ -155,9 +155,5 @@ pub(crate) fn fault_next(sb: &Sandbox, protocol: Protocol, n: u32, kind: FaultKi
 
 /// A plain message from [`MAILBOX`] to Adele.
 pub(crate) fn message_to_adele() -> connector::OutgoingMessage {
-    connector::OutgoingMessage::raw(
-        connector::Envelope::new(MAILBOX, vec!["adele.vance@contoso.example".into()]),
-        format!("From: {MAILBOX}\r\nTo: adele.vance@contoso.example\r\nSubject: x\r\n\r\nx\r\n")
-            .into_bytes(),
-    )
+    test_support::mime::outgoing(MAILBOX, "adele.vance@contoso.example", "x")
 }

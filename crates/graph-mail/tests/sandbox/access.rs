@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use connector::{Envelope, ErrorKind, MessageOutbound, MessageSource, OutgoingMessage};
+use connector::{ErrorKind, MessageOutbound, MessageSource};
 use graph_mail::{Endpoint, GraphClient, GraphOutbound, GraphSource, Mailbox, SourceConfig};
 use sandbox::ApiResource;
 use test_support::SandboxTokens;
@@ -47,15 +47,9 @@ async fn send_as_rights_are_checked_and_diagnosed() {
     // helpdesk has Send As on the shared mailbox projects@, not on adele.
     let denied = GraphOutbound::new(client.clone()).ping_from("adele.vance@contoso.example");
     let report = denied.ping().await;
-    assert!(!report.is_online());
-    assert!(
-        report
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("may not send as"),
-        "{report}"
-    );
+    assert!(!report.is_online(), "{report}");
+    let reason = report.reason.as_deref().unwrap_or("");
+    assert!(reason.contains("may not send as"), "{report}");
     assert!(
         GraphOutbound::new(client.clone())
             .ping_from("projects@contoso.example")
@@ -64,13 +58,7 @@ async fn send_as_rights_are_checked_and_diagnosed() {
             .is_online()
     );
     let msg = |from: &str| {
-        OutgoingMessage::raw(
-            Envelope::new(from, vec!["alex.wilber@contoso.example".into()]),
-            format!(
-                "From: {from}\r\nTo: alex.wilber@contoso.example\r\nSubject: as {from}\r\n\r\nx\r\n"
-            )
-            .into_bytes(),
-        )
+        test_support::mime::outgoing(from, "alex.wilber@contoso.example", &format!("as {from}"))
     };
     let err = out
         .send(&msg("adele.vance@contoso.example"))
