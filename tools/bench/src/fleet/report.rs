@@ -33,30 +33,7 @@ pub fn machine() -> String {
 
 /// `text` with the fleet section replaced by `section` (or added at the end).
 pub fn splice(text: &str, section: &str) -> String {
-    let Some(start) = text
-        .match_indices(HEADING)
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || text[..i].ends_with('\n'))
-    else {
-        let mut out = text.trim_end().to_owned();
-        out.push_str("\n\n");
-        out.push_str(section.trim_end());
-        out.push('\n');
-        return out;
-    };
-    let after = start + HEADING.len();
-    let end = text[after..]
-        .match_indices("\n## ")
-        .next()
-        .map_or(text.len(), |(i, _)| after + i + 1);
-    let mut out = text[..start].to_owned();
-    out.push_str(section.trim_end());
-    out.push('\n');
-    if end < text.len() {
-        out.push('\n');
-        out.push_str(&text[end..]);
-    }
-    out
+    crate::replies::splice(text, HEADING, section)
 }
 
 fn f(x: f64, digits: usize) -> String {
