@@ -144,16 +144,20 @@ pub fn token_provider(
 pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
     let http = http_client(args.ca_bundle.as_ref())?;
     let base = args.base_url.trim_end_matches('/');
+    let scope = match args.protocol {
+        Protocol::Graph => GRAPH_SCOPE,
+        Protocol::Ews => EWS_SCOPE,
+    };
+    let p = token_provider(
+        base,
+        &args.tenant,
+        &args.client_id,
+        args.client_secret.clone(),
+        scope,
+        http.clone(),
+    )?;
     match args.protocol {
         Protocol::Graph => {
-            let p = token_provider(
-                base,
-                &args.tenant,
-                &args.client_id,
-                args.client_secret.clone(),
-                GRAPH_SCOPE,
-                http.clone(),
-            )?;
             let ep = graph_mail::Endpoint::custom(
                 &format!("{base}/v1.0"),
                 graph_mail::Mailbox::user(&args.mailbox),
@@ -170,14 +174,6 @@ pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
             Ok(Arc::new(graph_mail::GraphSource::new(client, cfg)))
         }
         Protocol::Ews => {
-            let p = token_provider(
-                base,
-                &args.tenant,
-                &args.client_id,
-                args.client_secret.clone(),
-                EWS_SCOPE,
-                http.clone(),
-            )?;
             let endpoint = url::Url::parse(&format!("{base}/EWS/Exchange.asmx"))
                 .map_err(|e| format!("EWS url: {e}"))?;
             let cfg = ews_mail::EwsConfig::new(

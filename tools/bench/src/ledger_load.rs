@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use handler::{Entry, LeaseStore as _, LedgerStore as _};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::NoTls;
 
 /// `m365-bench ledger-load`.
 #[derive(clap::Args, Debug, Clone)]
@@ -96,16 +95,6 @@ pub fn main(args: &LoadArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn admin(url: &str) -> Result<tokio_postgres::Client, String> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
-
 async fn show(c: &tokio_postgres::Client, name: &str) -> String {
     c.query_one(&format!("SHOW {name}"), &[])
         .await
@@ -147,7 +136,7 @@ fn db_url(admin_url: &str, db: &str) -> String {
 }
 
 async fn run(args: &LoadArgs) -> Result<LoadResults, String> {
-    let c = admin(&args.pg_url).await?;
+    let c = crate::fleet::observe::connect(&args.pg_url).await?;
     let fsync_before = show(&c, "fsync").await;
     for sql in [
         "DROP DATABASE IF EXISTS bench_ledger_load WITH (FORCE)",

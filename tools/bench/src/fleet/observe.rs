@@ -19,7 +19,8 @@ pub struct Pg {
     port: u16,
 }
 
-async fn connect(url: &str) -> Result<Client, String> {
+/// A connection to `url`, its connection task spawned.
+pub(crate) async fn connect(url: &str) -> Result<Client, String> {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
         .await
         .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
