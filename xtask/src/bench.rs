@@ -63,6 +63,13 @@ fn ensure_wrk() -> Result<(), String> {
     Err("the sandbox capacity test needs wrk: install Debian's wrk (apt-get install wrk)".into())
 }
 
+/// `cargo build --release --locked` with `args` (the packages, `--bin`).
+pub(crate) fn build_release(args: &[&str]) -> Result<(), String> {
+    let mut argv = vec!["build", "--release", "--locked"];
+    argv.extend_from_slice(args);
+    run("cargo", &argv)
+}
+
 pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -127,23 +134,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         n = "200".into();
         ours_n = String::new();
     }
-    run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "m365mail-sandbox",
-            "--bin",
-            "m365mail-sandbox",
-        ],
-    )?;
+    build_release(&["-p", "m365mail-sandbox", "--bin", "m365mail-sandbox"])?;
     // A separate build: `--bin m365mail-sandbox` would select only that binary of every package.
-    run(
-        "cargo",
-        &["build", "--release", "--locked", "-p", "m365-bench"],
-    )?;
+    build_release(&["-p", "m365-bench"])?;
     ensure_wrk()?;
     let python = venv()?;
     let (warm, measure) = if quick { ("0.5", "1") } else { ("1", "3") };
@@ -242,10 +235,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
 /// `m365-bench` and runs `m365-bench push`, which writes its section of BENCHMARKS.md. Other
 /// arguments go to it (`--messages N`, `--poll-secs S`, `--gap-ms MS`, `--idle-secs S`).
 fn push(args: &[String]) -> Result<(), String> {
-    run(
-        "cargo",
-        &["build", "--release", "--locked", "-p", "m365-bench"],
-    )?;
+    build_release(&["-p", "m365-bench"])?;
     let driver = target_dir().join("release/m365-bench");
     let md = root().join("BENCHMARKS.md").to_string_lossy().into_owned();
     let mut argv = vec!["push".to_owned(), "--md".into(), md];
@@ -260,18 +250,7 @@ fn push(args: &[String]) -> Result<(), String> {
 /// (`--scales 1x10000,20x500`, `--clients ...`, `--median-ms 120`, `--sigma 0.6`,
 /// `--max-ms 5000`, `--seed 1`, `--batch-size 200`, `--in-flight 4`).
 fn exo(args: &[String]) -> Result<(), String> {
-    run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "m365-bench",
-            "-p",
-            "m365mail",
-        ],
-    )?;
+    build_release(&["-p", "m365-bench", "-p", "m365mail"])?;
     let python = venv()?;
     let release = target_dir().join("release");
     let root = root();
@@ -303,10 +282,7 @@ fn replies(args: &[String]) -> Result<(), String> {
     if let Some(other) = args.iter().find(|a| *a != "--replies") {
         return Err(format!("bench --replies: unknown option {other:?}"));
     }
-    run(
-        "cargo",
-        &["build", "--release", "--locked", "-p", "m365-bench"],
-    )?;
+    build_release(&["-p", "m365-bench"])?;
     let python = venv()?;
     let driver = target_dir().join("release/m365-bench");
     let root = root();

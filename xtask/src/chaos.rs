@@ -10,7 +10,6 @@
 //! `cargo build -p ...` resolves features differently from the test build and would compile a
 //! second copy of much of the dependency tree, which costs minutes and gigabytes of disk.
 
-use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -93,9 +92,5 @@ pub(crate) fn binaries(debug: bool, prebuilt: bool) -> Result<PathBuf, String> {
             ],
         )?;
     }
-    Ok(env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_relative() { root().join(t) } else { t })
-        .unwrap_or_else(|| root().join("target"))
-        .join(dir))
+    Ok(crate::bench::target_dir().join(dir))
 }

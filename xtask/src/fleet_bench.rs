@@ -13,10 +13,9 @@
 //!
 //! `--quick` tries the pipeline in a few minutes: 40 mailboxes, two modes, short windows.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::postgres::Cluster;
+use crate::postgres::{Cluster, run_as};
 use crate::{root, run};
 
 /// Flags passed on to `m365-bench fleet` with their value.
@@ -62,33 +61,6 @@ const QUICK: &[&str] = &[
     "--low-budget-factor",
     "0",
 ];
-
-/// Runs `program args` as `user` when set.
-fn run_as(user: Option<&str>, program: &Path, args: &[&str]) -> Result<(), String> {
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--"]).arg(program);
-            c
-        }
-        None => Command::new(program),
-    };
-    let out = cmd
-        .args(args)
-        .output()
-        .map_err(|e| format!("could not start {}: {e}", program.display()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{} {}` failed: {}{}",
-            program.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// `pg_stat_statements` preloaded and fsync on: appended to the cluster's postgresql.conf (the
 /// last setting wins), then a restart.
@@ -138,39 +110,17 @@ fn tree_note() -> String {
 }
 
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
-    let mut pass: Vec<String> = Vec::new();
-    let mut quick = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--fleet" => {}
-            "--quick" => quick = true,
-            flag if WITH_VALUE.contains(&flag) => {
-                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-                pass.push(a.clone());
-                pass.push(v.clone());
-            }
-            other => {
-                return Err(format!(
-                    "bench --fleet: unknown flag {other:?} (--quick, and {} with a value)",
-                    WITH_VALUE.join(" ")
-                ));
-            }
-        }
-    }
+    let (given, mut pass) = crate::fleet_flags("bench --fleet", args, &["--quick"], WITH_VALUE)?;
+    let quick = given.contains(&"--quick");
     let mut command = format!("cargo xtask bench --fleet {}", pass.join(" "))
         .trim_end()
         .to_owned();
     if quick {
         command.push_str(" --quick");
-        for pair in QUICK.chunks(2) {
-            if !pass.iter().any(|p| p == pair[0]) {
-                pass.extend(pair.iter().map(|s| (*s).to_owned()));
-            }
-        }
+        crate::add_defaults(&mut pass, QUICK);
     }
     for pkg in ["m365mail", "m365-bench"] {
-        run("cargo", &["build", "--release", "--locked", "-p", pkg])?;
+        crate::bench::build_release(&["-p", pkg])?;
     }
     let release = crate::bench::target_dir().join("release");
     let bench = release.join("m365-bench");

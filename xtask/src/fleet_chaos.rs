@@ -57,36 +57,17 @@ const WITH_VALUE: &[&str] = &[
 ];
 
 pub(crate) fn fleet(args: &[String]) -> Result<(), String> {
-    let mut pass: Vec<String> = Vec::new();
-    let (mut debug, mut prebuilt, mut small) = (false, false, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--fleet" => {}
-            "--debug" => debug = true,
-            "--prebuilt" => prebuilt = true,
-            "--small" => small = true,
-            flag if WITH_VALUE.contains(&flag) => {
-                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-                pass.push(a.clone());
-                pass.push(v.clone());
-            }
-            other => {
-                return Err(format!(
-                    "chaos --fleet: unknown flag {other:?} (--small --debug --prebuilt, and {} \
-                     with a value)",
-                    WITH_VALUE.join(" ")
-                ));
-            }
-        }
-    }
-    if small {
+    let (given, mut pass) = crate::fleet_flags(
+        "chaos --fleet",
+        args,
+        &["--small", "--debug", "--prebuilt"],
+        WITH_VALUE,
+    )?;
+    let debug = given.contains(&"--debug");
+    let prebuilt = given.contains(&"--prebuilt");
+    if given.contains(&"--small") {
         // The small run's values, unless given explicitly.
-        for pair in SMALL.chunks(2) {
-            if !pass.iter().any(|p| p == pair[0]) {
-                pass.extend(pair.iter().map(|s| (*s).to_owned()));
-            }
-        }
+        crate::add_defaults(&mut pass, SMALL);
     }
     let out = chaos::binaries(debug, prebuilt)?;
     let bin = out.join("m365mail");

@@ -172,6 +172,49 @@ fn run_env(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), St
     }
 }
 
+/// The flags of `cargo xtask <command> --fleet` (`--fleet` itself skipped): the ones of
+/// `switches` given, and the flags of `with_value` with their values, to pass on in order. An
+/// unknown flag is an error naming the ones known.
+fn fleet_flags(
+    command: &str,
+    args: &[String],
+    switches: &[&'static str],
+    with_value: &[&str],
+) -> Result<(Vec<&'static str>, Vec<String>), String> {
+    let (mut given, mut pass) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fleet" => {}
+            flag if with_value.contains(&flag) => {
+                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+                pass.push(a.clone());
+                pass.push(v.clone());
+            }
+            flag => match switches.iter().find(|s| **s == flag) {
+                Some(s) => given.push(*s),
+                None => {
+                    return Err(format!(
+                        "{command}: unknown flag {flag:?} ({}, and {} with a value)",
+                        switches.join(" "),
+                        with_value.join(" ")
+                    ));
+                }
+            },
+        }
+    }
+    Ok((given, pass))
+}
+
+/// Adds to `pass` each flag of `defaults` (flag, value, flag, value...) it does not give.
+fn add_defaults(pass: &mut Vec<String>, defaults: &[&str]) {
+    for pair in defaults.chunks(2) {
+        if !pass.iter().any(|p| p == pair[0]) {
+            pass.extend(pair.iter().map(|s| (*s).to_owned()));
+        }
+    }
+}
+
 fn have(program: &str, probe: &[&str]) -> bool {
     Command::new(program)
         .args(probe)

@@ -70,7 +70,7 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// Runs `program args` (as `user` when set), failing with its output.
-fn run_as(user: Option<&str>, program: &Path, args: &[&str]) -> Result<(), String> {
+pub(crate) fn run_as(user: Option<&str>, program: &Path, args: &[&str]) -> Result<(), String> {
     let mut cmd = match user {
         Some(u) => {
             let mut c = Command::new("runuser");
