@@ -44,10 +44,9 @@ pub(super) fn check(header: Option<&Element>) -> Result<(), Fault> {
                     ));
                 }
                 other => {
-                    return Err(Fault::new(
-                        "ErrorSchemaValidation",
-                        format!("Invalid DateTimePrecision '{other}'."),
-                    ));
+                    return Err(Fault::schema(format!(
+                        "Invalid DateTimePrecision '{other}'."
+                    )));
                 }
             },
             "ManagementRole" => {
@@ -63,10 +62,9 @@ pub(super) fn check(header: Option<&Element>) -> Result<(), Fault> {
                 ));
             }
             other => {
-                return Err(Fault::new(
-                    "ErrorSchemaValidation",
-                    format!("The SOAP header '{other}' is not an EWS header."),
-                ));
+                return Err(Fault::schema(format!(
+                    "The SOAP header '{other}' is not an EWS header."
+                )));
             }
         }
     }

@@ -98,6 +98,11 @@ impl Fault {
         }
     }
 
+    /// `ErrorSchemaValidation`: the request breaks the schema (Exchange validates against it).
+    pub(crate) fn schema(message: impl Into<String>) -> Self {
+        Fault::new("ErrorSchemaValidation", message)
+    }
+
     fn client(code: &'static str, message: impl Into<String>) -> Self {
         Fault {
             fault_code: code,

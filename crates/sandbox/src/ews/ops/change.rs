@@ -94,10 +94,7 @@ pub(super) fn update_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
 pub(super) fn move_or_copy(ctx: &Ctx, op: &Element, copy: bool) -> Result<String, Fault> {
     let name = if copy { "CopyItem" } else { "MoveItem" };
     let Some(to_el) = op.child("ToFolderId").and_then(|t| t.children.first()) else {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
-            format!("{name} needs a ToFolderId."),
-        ));
+        return Err(Fault::schema(format!("{name} needs a ToFolderId.")));
     };
     let to = folder_ref(ctx, to_el, true);
     let return_ids = op.child_text("ReturnNewItemIds").and_then(xs_bool) != Some(false);
@@ -145,10 +142,9 @@ pub(super) fn delete_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         Some("SoftDelete") => DeleteMode::SoftDelete,
         Some("MoveToDeletedItems") => DeleteMode::MoveToDeletedItems,
         other => {
-            return Err(Fault::new(
-                "ErrorSchemaValidation",
-                format!("The DeleteType attribute is invalid: {other:?}."),
-            ));
+            return Err(Fault::schema(format!(
+                "The DeleteType attribute is invalid: {other:?}."
+            )));
         }
     };
     let msgs = per_item(op, "ItemIds", |id| match locate(ctx, id, true) {

@@ -247,8 +247,7 @@ pub(super) fn create_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
 pub(super) fn send_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     // Required by the schema: a missing or malformed value is refused, not read as true.
     let Some(save) = op.attr("SaveItemToFolder").and_then(xs_bool) else {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
+        return Err(Fault::schema(
             "SendItem needs the SaveItemToFolder attribute (xs:boolean).",
         ));
     };

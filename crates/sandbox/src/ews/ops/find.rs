@@ -211,10 +211,7 @@ fn attr_num(v: &Element, name: &str) -> Result<Option<usize>, Fault> {
     v.attr(name)
         .map(|s| {
             s.trim().parse::<usize>().map_err(|_| {
-                Fault::new(
-                    "ErrorSchemaValidation",
-                    format!("{} {name} '{s}' is not a valid number.", v.name),
-                )
+                Fault::schema(format!("{} {name} '{s}' is not a valid number.", v.name))
             })
         })
         .transpose()
@@ -229,17 +226,13 @@ fn view(op: &Element) -> Result<Result<View, Msg>, Fault> {
             Some("Beginning") => false,
             Some("End") => true,
             other => {
-                return Err(Fault::new(
-                    "ErrorSchemaValidation",
-                    format!("IndexedPageItemView needs BasePoint Beginning or End, not {other:?}."),
-                ));
+                return Err(Fault::schema(format!(
+                    "IndexedPageItemView needs BasePoint Beginning or End, not {other:?}."
+                )));
             }
         };
         let Some(offset) = attr_num(v, "Offset")? else {
-            return Err(Fault::new(
-                "ErrorSchemaValidation",
-                "IndexedPageItemView needs an Offset.",
-            ));
+            return Err(Fault::schema("IndexedPageItemView needs an Offset."));
         };
         return Ok(Ok(View::Indexed {
             max: max_of(v)?,
@@ -251,8 +244,7 @@ fn view(op: &Element) -> Result<Result<View, Msg>, Fault> {
         let (Some(numerator), Some(denominator)) =
             (attr_num(v, "Numerator")?, attr_num(v, "Denominator")?)
         else {
-            return Err(Fault::new(
-                "ErrorSchemaValidation",
+            return Err(Fault::schema(
                 "FractionalPageItemView needs a Numerator and a Denominator.",
             ));
         };
@@ -296,20 +288,14 @@ pub(super) fn find_item(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     let shape = parse_shape(op.child("ItemShape"))?;
     let traversal = op.attr("Traversal");
     if traversal.is_none() {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
-            "FindItem needs the Traversal attribute.",
-        ));
+        return Err(Fault::schema("FindItem needs the Traversal attribute."));
     }
     let parents: Vec<&Element> = op
         .child("ParentFolderIds")
         .map(|p| p.children.iter().collect())
         .unwrap_or_default();
     if parents.is_empty() {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
-            "FindItem needs ParentFolderIds.",
-        ));
+        return Err(Fault::schema("FindItem needs ParentFolderIds."));
     }
     let view = view(op)?;
     let mut q = ListQuery::default();

@@ -236,10 +236,7 @@ pub(super) fn find_folder(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
             format!("The sandbox does not implement the {other} traversal of FindFolder."),
         )),
         None => {
-            return Err(Fault::new(
-                "ErrorSchemaValidation",
-                "FindFolder needs the Traversal attribute.",
-            ));
+            return Err(Fault::schema("FindFolder needs the Traversal attribute."));
         }
     };
     let prepared = deep.and_then(|d| Ok((d, folder_name_filter(op)?, folder_view(op)?)));
@@ -357,10 +354,7 @@ fn new_folder_name(f: &Element) -> Result<&str, Msg> {
 
 pub(super) fn create_folder(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     let Some(parent_el) = op.child("ParentFolderId").and_then(|p| p.children.first()) else {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
-            "CreateFolder needs a ParentFolderId.",
-        ));
+        return Err(Fault::schema("CreateFolder needs a ParentFolderId."));
     };
     let folders = op
         .child("Folders")

@@ -36,8 +36,7 @@ pub(super) fn resolve_names(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
     let full = match op.attr("ReturnFullContactData").map(xs_bool) {
         Some(Some(b)) => b,
         _ => {
-            return Err(Fault::new(
-                "ErrorSchemaValidation",
+            return Err(Fault::schema(
                 "ResolveNames needs ReturnFullContactData (xs:boolean).",
             ));
         }

@@ -33,10 +33,6 @@ pub(super) struct Shape {
     transport_headers: bool,
 }
 
-fn schema(message: impl Into<String>) -> Fault {
-    Fault::new("ErrorSchemaValidation", message)
-}
-
 fn base_shape(el: &Element) -> Result<Base, Fault> {
     match el.child_text("BaseShape") {
         Some("IdOnly") => Ok(Base::IdOnly),
@@ -46,7 +42,7 @@ fn base_shape(el: &Element) -> Result<Base, Fault> {
             "ErrorInvalidRequest",
             format!("The sandbox does not implement the base shape '{other}'."),
         )),
-        None => Err(schema(format!(
+        None => Err(Fault::schema(format!(
             "The {} element needs a BaseShape.",
             el.name
         ))),
@@ -63,7 +59,7 @@ fn additional(el: Option<&Element>, items: bool) -> Result<(HashSet<String>, boo
             "FieldURI" => {
                 let uri = p.attr("FieldURI").unwrap_or("");
                 if FIELD_URIS.binary_search(&uri).is_err() {
-                    return Err(schema(format!(
+                    return Err(Fault::schema(format!(
                         "The 'FieldURI' attribute is invalid - The value '{uri}' is invalid according to its datatype 'http://schemas.microsoft.com/exchange/services/2006/types:UnindexedFieldURIType'."
                     )));
                 }
@@ -100,7 +96,7 @@ fn additional(el: Option<&Element>, items: bool) -> Result<(HashSet<String>, boo
                 ));
             }
             other => {
-                return Err(schema(format!(
+                return Err(Fault::schema(format!(
                     "Unexpected element '{other}' in AdditionalProperties."
                 )));
             }
@@ -112,15 +108,16 @@ fn additional(el: Option<&Element>, items: bool) -> Result<(HashSet<String>, boo
 /// Reads an `ItemShape` (required by the schema wherever it appears).
 pub(super) fn parse_shape(el: Option<&Element>) -> Result<Shape, Fault> {
     let Some(el) = el else {
-        return Err(schema("The request needs an ItemShape."));
+        return Err(Fault::schema("The request needs an ItemShape."));
     };
     let base = base_shape(el)?;
     let mut mime = false;
     let mut body_kind = BodyKind::Best;
     for c in &el.children {
         let text = c.text.trim();
-        let flag =
-            || xs_bool(text).ok_or_else(|| schema(format!("{} must be an xs:boolean.", c.name)));
+        let flag = || {
+            xs_bool(text).ok_or_else(|| Fault::schema(format!("{} must be an xs:boolean.", c.name)))
+        };
         match c.name.as_str() {
             "BaseShape" | "AdditionalProperties" => {}
             "IncludeMimeContent" => mime = flag()?,
@@ -129,7 +126,7 @@ pub(super) fn parse_shape(el: Option<&Element>) -> Result<Shape, Fault> {
                     "Best" => BodyKind::Best,
                     "HTML" => BodyKind::Html,
                     "Text" => BodyKind::Text,
-                    other => return Err(schema(format!("Invalid BodyType '{other}'."))),
+                    other => return Err(Fault::schema(format!("Invalid BodyType '{other}'."))),
                 }
             }
             // They format item:UniqueBody and item:NormalizedBody, which the sandbox answers
@@ -201,7 +198,7 @@ pub(super) struct FolderShape {
 /// Reads a `FolderShape` (required by the schema).
 pub(super) fn parse_folder_shape(el: Option<&Element>) -> Result<FolderShape, Fault> {
     let Some(el) = el else {
-        return Err(schema("The request needs a FolderShape."));
+        return Err(Fault::schema("The request needs a FolderShape."));
     };
     let base = base_shape(el)?;
     if let Some(c) = el
@@ -209,7 +206,7 @@ pub(super) fn parse_folder_shape(el: Option<&Element>) -> Result<FolderShape, Fa
         .iter()
         .find(|c| !matches!(c.name.as_str(), "BaseShape" | "AdditionalProperties"))
     {
-        return Err(schema(format!(
+        return Err(Fault::schema(format!(
             "Unexpected element '{}' in FolderShape.",
             c.name
         )));

@@ -41,8 +41,7 @@ pub(super) fn subscribe(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
         ));
     }
     let Some(req) = op.child("StreamingSubscriptionRequest") else {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
+        return Err(Fault::schema(
             "Subscribe needs a PullSubscriptionRequest, PushSubscriptionRequest or StreamingSubscriptionRequest.",
         ));
     };
@@ -106,16 +105,12 @@ pub(super) fn subscribe(ctx: &Ctx, op: &Element) -> Result<String, Fault> {
                 )));
             }
             other => {
-                return Err(Fault::new(
-                    "ErrorSchemaValidation",
-                    format!("Invalid EventType '{other}'."),
-                ));
+                return Err(Fault::schema(format!("Invalid EventType '{other}'.")));
             }
         }
     }
     if !(new_mail || created) {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
+        return Err(Fault::schema(
             "A subscription needs at least one EventType.",
         ));
     }
@@ -259,8 +254,7 @@ pub(crate) fn get_streaming_events(ctx: &Ctx, op: &Element) -> Result<Response, 
         .map(|e| e.text.trim().to_string())
         .collect();
     if ids.is_empty() {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
+        return Err(Fault::schema(
             "GetStreamingEvents needs at least one SubscriptionId.",
         ));
     }
@@ -269,10 +263,7 @@ pub(crate) fn get_streaming_events(ctx: &Ctx, op: &Element) -> Result<Response, 
         .and_then(|t| t.trim().parse::<u64>().ok())
         .filter(|m| (1..=30).contains(m))
         .ok_or_else(|| {
-            Fault::new(
-                "ErrorSchemaValidation",
-                "ConnectionTimeout must be a number of minutes from 1 to 30.",
-            )
+            Fault::schema("ConnectionTimeout must be a number of minutes from 1 to 30.")
         })?;
     let bad: Vec<(String, (&str, &str))> = ids
         .iter()

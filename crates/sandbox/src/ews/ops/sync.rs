@@ -17,10 +17,7 @@ pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault
     if let Some(s) = op.child_text("SyncScope")
         && !matches!(s, "NormalItems" | "NormalAndAssociatedItems")
     {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
-            format!("Invalid SyncScope '{s}'."),
-        ));
+        return Err(Fault::schema(format!("Invalid SyncScope '{s}'.")));
     }
     // `Ignore`: changes to these items are left out of the answer.
     let mut ignore = Vec::new();
@@ -35,10 +32,7 @@ pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault
         }
     }
     let Some(fel) = op.child("SyncFolderId").and_then(|s| s.children.first()) else {
-        return Err(Fault::new(
-            "ErrorSchemaValidation",
-            "SyncFolderItems needs a SyncFolderId.",
-        ));
+        return Err(Fault::schema("SyncFolderItems needs a SyncFolderId."));
     };
     let r = match folder_ref(ctx, fel, false) {
         Ok(r) => r,
@@ -73,17 +67,14 @@ pub(super) fn sync_folder_items(ctx: &Ctx, op: &Element) -> Result<String, Fault
     {
         Some(Ok(n)) if (1..=512).contains(&n) => n,
         other => {
-            return Err(Fault::new(
-                "ErrorSchemaValidation",
-                format!(
-                    "MaxChangesReturned must be a number from 1 to 512{}.",
-                    if other.is_none() {
-                        " and is required"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
+            return Err(Fault::schema(format!(
+                "MaxChangesReturned must be a number from 1 to 512{}.",
+                if other.is_none() {
+                    " and is required"
+                } else {
+                    ""
+                }
+            )));
         }
     };
     let changes = match ctx
