@@ -6,20 +6,7 @@ use crate::auth::{AccessDeniedKind, Resource, authenticate};
 use crate::tenant::{AppAccessPolicy, MailboxRight, PolicyMode};
 use crate::{ApiResource, MintRequest, TokenKind};
 
-fn delegated(sb: &crate::Sandbox, user: &str, scopes: &[&str], resource: ApiResource) -> String {
-    sb.admin()
-        .mint_token(&MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: TokenKind::Delegated {
-                user: user.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            },
-            resource,
-            lifetime_secs: None,
-        })
-        .unwrap()
-}
-
+/// An app-only token of the demo app for `resource` with `roles`, valid for a minute.
 fn app_token(sb: &crate::Sandbox, roles: &[&str], resource: ApiResource) -> String {
     sb.admin()
         .mint_token(&MintRequest {
@@ -39,7 +26,7 @@ async fn delegated_rights_shared_scopes_and_send_as() {
     sb.admin()
         .grant_admin_consent(DEMO_APP, &["Mail.Read.Shared", "Mail.Send.Shared"], &[])
         .unwrap();
-    let t = delegated(
+    let t = delegated_token(
         &sb,
         "adele.vance@contoso.example",
         &["Mail.ReadWrite", "Mail.Send"],
@@ -60,7 +47,7 @@ async fn delegated_rights_shared_scopes_and_send_as() {
             403
         )
     );
-    let t = delegated(
+    let t = delegated_token(
         &sb,
         "adele.vance@contoso.example",
         &[
@@ -122,7 +109,7 @@ async fn delegated_rights_shared_scopes_and_send_as() {
             .on_behalf
     );
     // A scope the user never consented to does not count, even if the token carries it.
-    let t = delegated(
+    let t = delegated_token(
         &sb,
         "alex.wilber@contoso.example",
         &["Mail.ReadWrite", "Mail.ReadWrite.Shared"],
@@ -236,7 +223,7 @@ async fn smtp_submission_needs_a_registered_service_principal_with_full_access()
             &["https://outlook.office365.com/SMTP.SendAsApp"],
         )
         .unwrap();
-    let user = delegated(
+    let user = delegated_token(
         &sb,
         "adele.vance@contoso.example",
         &["SMTP.Send"],

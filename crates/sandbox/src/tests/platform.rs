@@ -227,17 +227,7 @@ async fn concurrency_and_budget_throttling() {
 async fn batch_items_count_one_by_one_against_the_budget_and_the_concurrency() {
     let sb = start().await;
     let st = sb.state();
-    let token = sb
-        .admin()
-        .mint_token(&crate::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: crate::TokenKind::App {
-                roles: vec!["Mail.ReadWrite".into()],
-            },
-            resource: crate::ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .unwrap();
+    let token = graph_token(&sb, &["Mail.ReadWrite"]);
     let batch = |mailbox: &str, n: usize| {
         let requests: Vec<serde_json::Value> = (0..n)
             .map(|i| {

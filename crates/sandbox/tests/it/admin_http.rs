@@ -413,17 +413,7 @@ async fn latency_and_slot_recording_are_driven_over_http() {
         let r = admin_json(&sb, cmd).await;
         assert_eq!(r.status(), 200, "{cmd}: {}", r.text().await.unwrap());
     }
-    let graph = sb
-        .admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: vec!["Mail.ReadWrite".into()],
-            },
-            resource: sandbox::ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .unwrap();
+    let graph = graph_token(&sb, &["Mail.ReadWrite"]);
     let r = client()
         .get(format!(
             "{}/users/helpdesk@contoso.example/mailFolders/inbox",

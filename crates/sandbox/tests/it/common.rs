@@ -355,16 +355,7 @@ pub(crate) const EWS_NS: &str = r#"xmlns:soap="http://schemas.xmlsoap.org/soap/e
 
 /// An app-only Exchange token of the demo app with `full_access_as_app`.
 pub(crate) fn ews_app_token(sb: &sandbox::Sandbox) -> String {
-    sb.admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: vec!["full_access_as_app".into()],
-            },
-            resource: sandbox::ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .expect("token")
+    app_token(sb, &["full_access_as_app"], sandbox::ApiResource::Exchange)
 }
 
 /// POSTs SOAP document `doc` to the EWS endpoint with `token` (and `X-AnchorMailbox` when
@@ -454,16 +445,92 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> SmtpClient<S> {
 
 /// An app-only Graph token of the demo app with `roles`.
 pub(crate) fn graph_token(sb: &sandbox::Sandbox, roles: &[&str]) -> String {
+    app_token(sb, roles, sandbox::ApiResource::Graph)
+}
+
+/// A token of the demo app for `resource` of `kind` (app-only roles or a person's scopes),
+/// minted by the sandbox's own key.
+pub(crate) fn demo_token(
+    sb: &sandbox::Sandbox,
+    kind: sandbox::TokenKind,
+    resource: sandbox::ApiResource,
+) -> String {
     sb.admin()
         .mint_token(&sandbox::MintRequest {
             app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: roles.iter().map(|r| r.to_string()).collect(),
-            },
-            resource: sandbox::ApiResource::Graph,
+            kind,
+            resource,
             lifetime_secs: None,
         })
         .expect("mint")
+}
+
+/// An app-only token of the demo app for `resource` with `roles`.
+pub(crate) fn app_token(
+    sb: &sandbox::Sandbox,
+    roles: &[&str],
+    resource: sandbox::ApiResource,
+) -> String {
+    let roles = roles.iter().map(|r| r.to_string()).collect();
+    demo_token(sb, sandbox::TokenKind::App { roles }, resource)
+}
+
+/// `user`'s token of the demo app for `resource` with the delegated `scopes`.
+pub(crate) fn delegated_token(
+    sb: &sandbox::Sandbox,
+    user: &str,
+    scopes: &[&str],
+    resource: sandbox::ApiResource,
+) -> String {
+    let kind = sandbox::TokenKind::Delegated {
+        user: user.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    demo_token(sb, kind, resource)
+}
+
+/// `user`'s token for SMTP AUTH (`SMTP.Send`), the demo app admin-consented for it first.
+pub(crate) fn smtp_send_token(sb: &sandbox::Sandbox, user: &str) -> String {
+    sb.admin()
+        .grant_admin_consent(DEMO_APP, &["https://outlook.office365.com/SMTP.Send"], &[])
+        .unwrap();
+    delegated_token(sb, user, &["SMTP.Send"], sandbox::ApiResource::Exchange)
+}
+
+/// Sends `r` with the JSON `body`, if any: the status, the headers and the JSON answered
+/// (`Null` when the answer is not JSON).
+pub(crate) async fn send_json(
+    mut r: reqwest::RequestBuilder,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Delivers `mime` to `to`, from c@fabrikam.example.
+pub(crate) fn deliver_mime(sb: &sandbox::Sandbox, to: &str, mime: &str) {
+    sb.admin()
+        .inject("c@fabrikam.example", &[to.to_string()], mime.as_bytes())
+        .unwrap();
+}
+
+/// How many messages are in `mailbox`'s `folder` (an id or a well-known name).
+pub(crate) fn folder_count(sb: &sandbox::Sandbox, mailbox: &str, folder: &str) -> usize {
+    sb.admin()
+        .store()
+        .folder(mailbox, folder)
+        .expect("the folder")
+        .total_count
 }
 
 /// An app-only Graph token of the demo app that reads, writes and sends mail

@@ -5,11 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-use sandbox::{
-    ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, Sandbox, TokenKind,
-};
+use sandbox::{ApiResource, FaultKind, FaultPlan, FaultRule, Protocol, Sandbox};
 
-use crate::common::{DEMO_APP, EWS_NS, MEGAN, ews_app_token, post_soap, start};
+use crate::common::{DEMO_APP, EWS_NS, MEGAN, delegated_token, ews_app_token, post_soap, start};
 
 const MB: &str = MEGAN;
 
@@ -21,17 +19,7 @@ pub(crate) struct Ews {
 }
 
 pub(crate) fn user_token(sb: &Sandbox, user: &str) -> String {
-    sb.admin()
-        .mint_token(&MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: TokenKind::Delegated {
-                user: user.into(),
-                scopes: vec!["EWS.AccessAsUser.All".into()],
-            },
-            resource: ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .unwrap()
+    delegated_token(sb, user, &["EWS.AccessAsUser.All"], ApiResource::Exchange)
 }
 
 pub(crate) fn envelope(impersonate: Option<&str>, body: &str) -> String {

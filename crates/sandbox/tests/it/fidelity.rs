@@ -74,19 +74,11 @@ async fn graph(
     url: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut r = client()
+    let r = client()
         .request(method, url)
         .bearer_auth(graph_token_rw(sb));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let (status, _, v) = send_json(r, body).await;
+    (status, v)
 }
 
 /// Graph matches the parameters of its actions without regard to case; the official SDKs send
@@ -95,12 +87,7 @@ async fn graph(
 async fn graph_action_parameters_match_case_insensitively() {
     let sb = start().await;
     let base = format!("{}/users/{HELPDESK}", sb.graph_url());
-    let sent_before = sb
-        .admin()
-        .store()
-        .folder(HELPDESK, "sentitems")
-        .unwrap()
-        .total_count;
+    let sent_before = folder_count(&sb, HELPDESK, "sentitems");
     let (s, v) = graph(
         &sb,
         reqwest::Method::POST,
@@ -118,12 +105,7 @@ async fn graph_action_parameters_match_case_insensitively() {
             .iter()
             .any(|m| String::from_utf8_lossy(&m.mime).contains("Subject: pascal"))
     );
-    let sent_after = sb
-        .admin()
-        .store()
-        .folder(HELPDESK, "sentitems")
-        .unwrap()
-        .total_count;
+    let sent_after = folder_count(&sb, HELPDESK, "sentitems");
     assert_eq!(sent_after, sent_before, "SaveToSentItems=false is honoured");
 
     let (_, list) = graph(
@@ -142,14 +124,7 @@ async fn graph_action_parameters_match_case_insensitively() {
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    assert!(
-        sb.admin()
-            .store()
-            .folder(HELPDESK, "archive")
-            .unwrap()
-            .total_count
-            >= 1
-    );
+    assert!(folder_count(&sb, HELPDESK, "archive") >= 1);
 }
 
 /// A path Graph does not serve answers Graph's JSON error, never an empty body.
@@ -247,21 +222,7 @@ async fn smtp_refused_token_is_answered_535_at_once() {
     let reply = c.cmd(&forged).await;
     assert_eq!(reply, "535 5.7.3 Authentication unsuccessful\r\n");
     // The session goes on: a good token after two refusals signs in.
-    sb.admin()
-        .grant_admin_consent(DEMO_APP, &["https://outlook.office365.com/SMTP.Send"], &[])
-        .unwrap();
-    let token = sb
-        .admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::Delegated {
-                user: "adele.vance@contoso.example".into(),
-                scopes: vec!["SMTP.Send".into()],
-            },
-            resource: sandbox::ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .unwrap();
+    let token = smtp_send_token(&sb, "adele.vance@contoso.example");
     c.expect("AUTH XOAUTH2", "334 ").await;
     c.expect(&sasl("adele.vance@contoso.example", &token), "235 2.7.0")
         .await;

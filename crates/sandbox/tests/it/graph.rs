@@ -1,11 +1,11 @@
 //! The sandbox's Graph v1.0 mail endpoints, exercised over HTTP.
 
 use base64::Engine;
-use sandbox::{ApiResource, FaultKind, FaultPlan, FaultRule, MintRequest, Protocol, TokenKind};
+use sandbox::{ApiResource, FaultKind, FaultPlan, FaultRule, Protocol};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::common::{DEMO_APP, graph_token_rw, start};
+use super::common::{DEMO_APP, delegated_token, folder_count, graph_token_rw, send_json, start};
 
 const HELPDESK: &str = "helpdesk@contoso.example";
 
@@ -71,23 +71,12 @@ impl G {
         path: &str,
         body: Option<Value>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut r = self
+        let r = self
             .http
             .request(method.parse().expect("method"), self.url(path))
             .bearer_auth(&self.token)
             .header("Prefer", "IdType=\"ImmutableId\"");
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("send");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.expect("body");
-        (
-            status,
-            headers,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        send_json(r, body).await
     }
 }
 
@@ -365,14 +354,7 @@ async fn draft_send_needs_content_length() {
         .await
         .expect("send");
     assert_eq!(r.status().as_u16(), 202);
-    assert_eq!(
-        g.sb.admin()
-            .store()
-            .folder(HELPDESK, "drafts")
-            .expect("drafts")
-            .total_count,
-        0
-    );
+    assert_eq!(folder_count(&g.sb, HELPDESK, "drafts"), 0);
 }
 
 #[tokio::test]
@@ -499,18 +481,7 @@ async fn send_on_behalf_sets_the_sender() {
             m.send_on_behalf.push(HELPDESK.into());
         }
     });
-    let token =
-        g.sb.admin()
-            .mint_token(&MintRequest {
-                app_id: DEMO_APP.into(),
-                kind: TokenKind::Delegated {
-                    user: HELPDESK.into(),
-                    scopes: vec!["Mail.Send".into()],
-                },
-                resource: ApiResource::Graph,
-                lifetime_secs: None,
-            })
-            .expect("mint");
+    let token = delegated_token(&g.sb, HELPDESK, &["Mail.Send"], ApiResource::Graph);
     let r = g
         .http
         .post(g.url("/me/sendMail"))

@@ -409,21 +409,7 @@ async fn standalone_binary_serves_a_seed_file() {
 #[tokio::test]
 async fn smtp_auth_xoauth2_submission() {
     let sb = start().await;
-    sb.admin()
-        .grant_admin_consent(DEMO_APP, &["https://outlook.office365.com/SMTP.Send"], &[])
-        .unwrap();
-    let token = sb
-        .admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::Delegated {
-                user: "adele.vance@contoso.example".into(),
-                scopes: vec!["SMTP.Send".into()],
-            },
-            resource: sandbox::ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .unwrap();
+    let token = smtp_send_token(&sb, "adele.vance@contoso.example");
     let mut c = SmtpClient::connect(&sb).await;
     assert!(c.cmd("EHLO x").await.contains("AUTH XOAUTH2"));
     let forged = format!(

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::common::{DEMO_APP, MEGAN, client};
+use crate::common::{MEGAN, client, delegated_token};
 use crate::ews::{Ews, between, user_token};
 
 fn reference(rel: &str) -> PathBuf {
@@ -146,18 +146,12 @@ async fn every_documented_ews_request_is_answered_or_refused_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_graph_request_is_answered_or_refused_by_name() {
     let sb = crate::common::start().await;
-    let token = sb
-        .admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::Delegated {
-                user: MEGAN.into(),
-                scopes: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
-            },
-            resource: sandbox::ApiResource::Graph,
-            lifetime_secs: None,
-        })
-        .unwrap();
+    let token = delegated_token(
+        &sb,
+        MEGAN,
+        &["Mail.ReadWrite", "Mail.Send"],
+        sandbox::ApiResource::Graph,
+    );
     let samples: Value =
         serde_json::from_str(&read("samples/graph/graph-docs-samples.json")).unwrap();
     let mut got = BTreeMap::new();

@@ -147,17 +147,7 @@ async fn smtp_app_only_needs_a_service_principal_full_access_and_send_as() {
     sb.admin()
         .grant_admin_consent(DEMO_APP, &[], &[SEND_AS_APP])
         .unwrap();
-    let token = sb
-        .admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind: sandbox::TokenKind::App {
-                roles: vec!["SMTP.SendAsApp".into()],
-            },
-            resource: sandbox::ApiResource::Exchange,
-            lifetime_secs: None,
-        })
-        .unwrap();
+    let token = app_token(&sb, &["SMTP.SendAsApp"], sandbox::ApiResource::Exchange);
     let auth = format!("AUTH XOAUTH2 {}", sasl(HELPDESK, &token));
     assert_auth_refused(&sb, &auth, "New-ServicePrincipal").await;
     let (s, v) = admin(

@@ -2,7 +2,7 @@
 //! skipped (issue #22 item 2). Each refusal names its code; each part applied shows its effect;
 //! every answer validates against the EWS schema.
 
-use crate::common::{EWS_NS, MEGAN};
+use crate::common::{EWS_NS, MEGAN, deliver_mime};
 use crate::ews::{Ews, between, envelope, ids};
 
 const MB: &str = MEGAN;
@@ -18,6 +18,16 @@ fn is_eq(field: &str, value: &str) -> String {
     format!(
         r#"<t:IsEqualTo><t:FieldURI FieldURI="{field}"/><t:FieldURIOrConstant><t:Constant Value="{value}"/></t:FieldURIOrConstant></t:IsEqualTo>"#
     )
+}
+
+/// `<m:Restriction>` around `inner`.
+fn restriction(inner: &str) -> String {
+    format!("<m:Restriction>{inner}</m:Restriction>")
+}
+
+/// A comparison `op` of the time an item was received with `time`.
+fn received(op: &str, time: &str) -> String {
+    cmp(op, "item:DateTimeReceived", time)
 }
 
 fn cmp(op: &str, field: &str, value: &str) -> String {
@@ -108,53 +118,23 @@ async fn find_item_applies_or_refuses_every_part() {
     let t = e.op(&find("", "").replace("Shallow", "SoftDeleted")).await;
     assert_eq!(codes(&t), ["ErrorInvalidRequest"], "{t}");
     // A zoneless time would be read in the TimeZoneContext: refused, not guessed.
-    let t = e
-        .op(&find(
-            "",
-            &format!(
-                "<m:Restriction>{}</m:Restriction>",
-                cmp(
-                    "IsGreaterThan",
-                    "item:DateTimeReceived",
-                    "2020-01-01T00:00:00"
-                )
-            ),
-        ))
-        .await;
+    let zoneless = restriction(&received("IsGreaterThan", "2020-01-01T00:00:00"));
+    let t = e.op(&find("", &zoneless)).await;
     assert_eq!(codes(&t), ["ErrorInvalidRestriction"], "{t}");
 
     // Applied parts.
-    let t = e
-        .op(&find(
-            "",
-            &format!(
-                "<m:Restriction>{}</m:Restriction>",
-                cmp(
-                    "IsGreaterThan",
-                    "item:DateTimeReceived",
-                    "2999-01-01T00:00:00Z"
-                )
-            ),
-        ))
-        .await;
+    let after_2999 = restriction(&received("IsGreaterThan", "2999-01-01T00:00:00Z"));
+    let t = e.op(&find("", &after_2999)).await;
     assert!(
         t.contains(r#"TotalItemsInView="0""#),
         "received after 2999: {t}"
     );
-    let t = e
-        .op(&find(
-            "",
-            &format!(
-                "<m:Restriction><t:And>{}{}</t:And></m:Restriction>",
-                is_eq("message:IsRead", "false"),
-                cmp(
-                    "IsGreaterThanOrEqualTo",
-                    "item:DateTimeReceived",
-                    "2000-01-01T00:00:00Z"
-                )
-            ),
-        ))
-        .await;
+    let unread_since_2000 = restriction(&format!(
+        "<t:And>{}{}</t:And>",
+        is_eq("message:IsRead", "false"),
+        received("IsGreaterThanOrEqualTo", "2000-01-01T00:00:00Z")
+    ));
+    let t = e.op(&find("", &unread_since_2000)).await;
     assert!(t.contains(r#"TotalItemsInView="4""#), "{t}");
     let t = e
         .op(&find(
@@ -188,13 +168,13 @@ async fn find_item_applies_or_refuses_every_part() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shapes_and_headers_are_applied_or_refused() {
     let e = Ews::new().await;
-    e.sb.admin()
-        .inject(
-            "c@fabrikam.example",
-            &[MB.to_string()],
-            format!("From: c@fabrikam.example\r\nTo: {MB}\r\nSubject: html\r\nX-Trace: 7\r\nContent-Type: text/html\r\n\r\n<html><body><p>Hello &amp; <b>bye</b></p></body></html>\r\n").as_bytes(),
-        )
-        .unwrap();
+    deliver_mime(
+        &e.sb,
+        MB,
+        &format!(
+            "From: c@fabrikam.example\r\nTo: {MB}\r\nSubject: html\r\nX-Trace: 7\r\nContent-Type: text/html\r\n\r\n<html><body><p>Hello &amp; <b>bye</b></p></body></html>\r\n"
+        ),
+    );
     let t = e.op(&find("", "")).await;
     let id = ids(&t)[0].clone();
     let get = |shape_extra: &str, props: &str| {

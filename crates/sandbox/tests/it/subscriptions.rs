@@ -102,19 +102,16 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut r = client()
+    let r = client()
         .request(method.parse().unwrap(), format!("{}{path}", sb.graph_url()))
         .bearer_auth(graph_token(sb, &["Mail.ReadWrite"]));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let (status, _, v) = send_json(r, body).await;
+    (status, v)
+}
+
+/// `POST /subscriptions` with `body`: the status and the answer.
+async fn post_subscription(sb: &sandbox::Sandbox, body: Value) -> (u16, Value) {
+    call(sb, "POST", "/subscriptions", Some(body)).await
 }
 
 fn in_minutes(m: i64) -> String {
@@ -140,13 +137,7 @@ fn subscription(url: &str, lifecycle: Option<&str>) -> Value {
 fn deliver(sb: &sandbox::Sandbox, subject: &str) {
     let mime =
         format!("From: c@fabrikam.example\r\nTo: {HELPDESK}\r\nSubject: {subject}\r\n\r\nbody\r\n");
-    sb.admin()
-        .inject(
-            "c@fabrikam.example",
-            &[HELPDESK.to_string()],
-            mime.as_bytes(),
-        )
-        .unwrap();
+    deliver_mime(sb, HELPDESK, &mime);
 }
 
 /// The id of the inbox message with `subject`.
@@ -162,13 +153,7 @@ fn id_of(sb: &sandbox::Sandbox, subject: &str) -> String {
 async fn a_validated_subscription_announces_new_mail_with_its_client_state() {
     let sb = start().await;
     let mut rx = receiver(Answer::Echo).await;
-    let (status, sub) = call(
-        &sb,
-        "POST",
-        "/subscriptions",
-        Some(subscription(&rx.url, None)),
-    )
-    .await;
+    let (status, sub) = post_subscription(&sb, subscription(&rx.url, None)).await;
     assert_eq!(status, 201, "{sub}");
     let validations = rx.validations.lock().unwrap().clone();
     assert_eq!(validations.len(), 1, "validated once, before it existed");
@@ -215,26 +200,14 @@ async fn a_validated_subscription_announces_new_mail_with_its_client_state() {
 async fn a_notification_url_that_fails_validation_gets_no_subscription() {
     let sb = start().await;
     let rx = receiver(Answer::WrongToken).await;
-    let (status, body) = call(
-        &sb,
-        "POST",
-        "/subscriptions",
-        Some(subscription(&rx.url, None)),
-    )
-    .await;
+    let (status, body) = post_subscription(&sb, subscription(&rx.url, None)).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "ValidationError");
     assert!(sb.admin().subscriptions().is_empty());
 
     // A lifecycle URL is validated too.
     let good = receiver(Answer::Echo).await;
-    let (status, body) = call(
-        &sb,
-        "POST",
-        "/subscriptions",
-        Some(subscription(&good.url, Some(&rx.url))),
-    )
-    .await;
+    let (status, body) = post_subscription(&sb, subscription(&good.url, Some(&rx.url))).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "ValidationError");
 
@@ -243,13 +216,7 @@ async fn a_notification_url_that_fails_validation_gets_no_subscription() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/hook", l.local_addr().unwrap())
     };
-    let (status, body) = call(
-        &sb,
-        "POST",
-        "/subscriptions",
-        Some(subscription(&closed, None)),
-    )
-    .await;
+    let (status, body) = post_subscription(&sb, subscription(&closed, None)).await;
     assert_eq!(status, 400, "{body}");
     assert!(sb.admin().subscriptions().is_empty());
 }
@@ -260,7 +227,7 @@ async fn the_lifetime_is_bounded_renewed_by_patch_and_ends_at_expiry() {
     let rx = receiver(Answer::Echo).await;
     let mut b = subscription(&rx.url, None);
     b["expirationDateTime"] = json!(in_minutes(10_080 + 5));
-    let (status, body) = call(&sb, "POST", "/subscriptions", Some(b.clone())).await;
+    let (status, body) = post_subscription(&sb, b.clone()).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "ExtensionError");
     assert_eq!(
@@ -269,7 +236,7 @@ async fn the_lifetime_is_bounded_renewed_by_patch_and_ends_at_expiry() {
     );
 
     b["expirationDateTime"] = json!(in_minutes(30));
-    let (status, sub) = call(&sb, "POST", "/subscriptions", Some(b)).await;
+    let (status, sub) = post_subscription(&sb, b).await;
     assert_eq!(status, 201, "{sub}");
     let id = sub["id"].as_str().unwrap().to_string();
     let path = format!("/subscriptions/{id}");
@@ -312,13 +279,7 @@ async fn removal_and_lifecycle_events_reach_the_lifecycle_url() {
     let sb = start().await;
     let rx = receiver(Answer::Echo).await;
     let mut life = receiver(Answer::Echo).await;
-    let (status, sub) = call(
-        &sb,
-        "POST",
-        "/subscriptions",
-        Some(subscription(&rx.url, Some(&life.url))),
-    )
-    .await;
+    let (status, sub) = post_subscription(&sb, subscription(&rx.url, Some(&life.url))).await;
     assert_eq!(status, 201, "{sub}");
     let id = sub["id"].as_str().unwrap();
     assert_eq!(sub["lifecycleNotificationUrl"], life.url.as_str());
@@ -349,13 +310,7 @@ async fn removal_and_lifecycle_events_reach_the_lifecycle_url() {
 async fn delivery_faults_drop_duplicate_and_reorder() {
     let sb = start().await;
     let mut rx = receiver(Answer::Echo).await;
-    let (status, sub) = call(
-        &sb,
-        "POST",
-        "/subscriptions",
-        Some(subscription(&rx.url, None)),
-    )
-    .await;
+    let (status, sub) = post_subscription(&sb, subscription(&rx.url, None)).await;
     assert_eq!(status, 201, "{sub}");
     let msg_id = |n: &Value| {
         n["value"][0]["resourceData"]["id"]
@@ -421,7 +376,7 @@ async fn only_the_watched_folder_is_announced() {
     let mut rx = receiver(Answer::Echo).await;
     let mut b = subscription(&rx.url, None);
     b["resource"] = json!(format!("/users/{HELPDESK}/mailFolders/archive/messages"));
-    let (status, sub) = call(&sb, "POST", "/subscriptions", Some(b)).await;
+    let (status, sub) = post_subscription(&sb, b).await;
     assert_eq!(status, 201, "{sub}");
     deliver(&sb, "inbox only");
     // Moving it into the watched folder creates it there.
