@@ -6,12 +6,38 @@ use fleet::PgStore;
 use graph_mail::delta::{DeltaState, DeltaStore};
 
 use crate::db_or_skip;
+use test_support::postgres::TestDatabase;
+
+/// Two workers' stores on the database.
+async fn two_workers(db: &TestDatabase) -> (PgStore, PgStore) {
+    let one = PgStore::connect(db.url()).await.unwrap();
+    (one, PgStore::connect(db.url()).await.unwrap())
+}
+
+/// Writes `state` into the row of `key` in `table`, as no worker would.
+async fn spoil(db: &TestDatabase, table: &str, key: &str, state: &str) {
+    db.client()
+        .await
+        .execute(
+            &format!("UPDATE {table} SET state = '{state}' WHERE key = $1"),
+            &[&key],
+        )
+        .await
+        .unwrap();
+}
+
+/// Asserts that `e`, the error of loading the row of `key`, is a configuration error naming it.
+#[track_caller]
+fn assert_unreadable(e: &connector::Error, key: &str) {
+    assert_eq!(e.kind(), connector::ErrorKind::Configuration);
+    assert!(e.to_string().contains(key), "{e}");
+}
 
 #[tokio::test]
 async fn state_round_trips_between_workers_and_an_unreadable_row_is_an_error() {
     let db = db_or_skip!();
-    let one = PgStore::connect(db.url()).await.unwrap().delta();
-    let two = PgStore::connect(db.url()).await.unwrap().delta();
+    let (one, two) = two_workers(&db).await;
+    let (one, two) = (one.delta(), two.delta());
     let key = "users/helpdesk@contoso.example/mailFolders/inbox";
     assert_eq!(one.load(key).await.unwrap(), None);
     let state = DeltaState::from_json(
@@ -28,24 +54,15 @@ async fn state_round_trips_between_workers_and_an_unreadable_row_is_an_error() {
     two.clear("other").await.unwrap();
     assert_eq!(one.load("other").await.unwrap(), None);
     assert_eq!(one.load(key).await.unwrap(), Some(state));
-    db.client()
-        .await
-        .execute(
-            "UPDATE fleet_delta SET state = '{\"version\": 99}' WHERE key = $1",
-            &[&key],
-        )
-        .await
-        .unwrap();
-    let e = one.load(key).await.unwrap_err();
-    assert_eq!(e.kind(), connector::ErrorKind::Configuration);
-    assert!(e.to_string().contains(key), "{e}");
+    spoil(&db, "fleet_delta", key, r#"{"version": 99}"#).await;
+    assert_unreadable(&one.load(key).await.unwrap_err(), key);
 }
 
 #[tokio::test]
 async fn an_ews_sync_state_round_trips_between_workers_and_an_unreadable_row_is_an_error() {
     let db = db_or_skip!();
-    let one = PgStore::connect(db.url()).await.unwrap().ews_sync();
-    let two = PgStore::connect(db.url()).await.unwrap().ews_sync();
+    let (one, two) = two_workers(&db).await;
+    let (one, two) = (one.ews_sync(), two.ews_sync());
     let key = "ews:projects@contoso.example/inbox";
     assert_eq!(one.load(key).await.unwrap(), None);
     let state = SourceSyncState::from_json(
@@ -57,17 +74,14 @@ async fn an_ews_sync_state_round_trips_between_workers_and_an_unreadable_row_is_
     assert_eq!(back, state);
     assert_eq!(back.sync_state(), Some("H4sIAAAAAAAEAO29B2AcSZYlJi9tynt"));
     // A state whose SyncState is empty is not one ews-mail wrote.
-    db.client()
-        .await
-        .execute(
-            "UPDATE fleet_ews_sync SET state = '{\"version\": 1, \"sync_state\": \"\"}' \
-             WHERE key = $1",
-            &[&key],
-        )
-        .await
-        .unwrap();
+    spoil(
+        &db,
+        "fleet_ews_sync",
+        key,
+        r#"{"version": 1, "sync_state": ""}"#,
+    )
+    .await;
     let e = one.load(key).await.unwrap_err();
-    assert_eq!(e.kind(), connector::ErrorKind::Configuration);
-    assert!(e.to_string().contains(key), "{e}");
+    assert_unreadable(&e, key);
     assert!(e.to_string().contains("fleet_ews_sync"), "{e}");
 }

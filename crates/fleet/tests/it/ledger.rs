@@ -63,6 +63,40 @@ fn timeless(mut r: Record) -> Record {
     r
 }
 
+/// The database's ledger and a local one, each given [`batches`].
+async fn both_given_the_batches(store: &PgStore) -> (fleet::PgLedger, Ledger) {
+    let pg = store.ledger();
+    let local = Ledger::in_memory();
+    for batch in batches() {
+        LedgerStore::append(&local, batch.clone(), None)
+            .await
+            .unwrap();
+        pg.append(batch, None).await.unwrap();
+    }
+    (pg, local)
+}
+
+/// The ledger's log in order: each entry's key, its `column` and its epoch.
+async fn log<T>(
+    db: &test_support::postgres::TestDatabase,
+    column: &str,
+) -> Vec<(String, T, Option<i64>)>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    db.client()
+        .await
+        .query(
+            &format!("SELECT key, {column}, epoch FROM fleet_ledger_log ORDER BY id"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 fn keys(mut v: Vec<(String, Record)>) -> Vec<String> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v.into_iter().map(|(k, _)| k).collect()
@@ -72,14 +106,7 @@ fn keys(mut v: Vec<(String, Record)>) -> Vec<String> {
 async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
     let db = db_or_skip!();
     let store = PgStore::connect(db.url()).await.unwrap();
-    let pg = store.ledger();
-    let local = Ledger::in_memory();
-    for batch in batches() {
-        LedgerStore::append(&local, batch.clone(), None)
-            .await
-            .unwrap();
-        pg.append(batch, None).await.unwrap();
-    }
+    let (pg, local) = both_given_the_batches(&store).await;
     let all = [
         "s_1|a", "s_1|b", "sx1|c", "50%|d", "50x|e", "s_1|f", "s_1|g", "s_1|h", "nope",
     ];
@@ -124,18 +151,7 @@ async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
     );
     assert_eq!(keys(pg.unacknowledged("50%|").await.unwrap()), ["50%|d"]);
     // Every entry is in the log, in order, without a fence.
-    let log: Vec<(String, serde_json::Value, Option<i64>)> = db
-        .client()
-        .await
-        .query(
-            "SELECT key, entry, epoch FROM fleet_ledger_log ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let log: Vec<(String, serde_json::Value, Option<i64>)> = log(&db, "entry").await;
     let want: Vec<(String, serde_json::Value, Option<i64>)> = batches()
         .into_iter()
         .flatten()
@@ -148,14 +164,7 @@ async fn folds_like_the_local_ledger_and_takes_prefixes_literally() {
 async fn expire_forgets_what_was_acknowledged_before_the_cutoff_with_its_log() {
     let db = db_or_skip!();
     let store = PgStore::connect(db.url()).await.unwrap();
-    let pg = store.ledger();
-    let local = Ledger::in_memory();
-    for batch in batches() {
-        LedgerStore::append(&local, batch.clone(), None)
-            .await
-            .unwrap();
-        pg.append(batch, None).await.unwrap();
-    }
+    let (pg, local) = both_given_the_batches(&store).await;
     // Nothing was acknowledged an hour ago.
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
     assert_eq!(pg.expire(hour_ago).await.unwrap(), 0);
@@ -169,21 +178,11 @@ async fn expire_forgets_what_was_acknowledged_before_the_cutoff_with_its_log() {
         pg.get("s_1|f").await.unwrap().is_some(),
         "parked, not acknowledged: kept"
     );
-    let sql = db.client().await;
-    let left: i64 = sql
-        .query_one(
-            "SELECT count(*) FROM fleet_ledger_log WHERE key IN ('s_1|a', 's_1|b')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left = db
+        .query_i64("SELECT count(*) FROM fleet_ledger_log WHERE key IN ('s_1|a', 's_1|b')")
+        .await;
     assert_eq!(left, 0, "their log rows went with them");
-    let kept: i64 = sql
-        .query_one("SELECT count(*) FROM fleet_ledger_log", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let kept = db.query_i64("SELECT count(*) FROM fleet_ledger_log").await;
     assert_eq!(kept, 7, "the other keys' entries stay");
     assert_eq!(pg.expire(later).await.unwrap(), 0);
 }
@@ -253,18 +252,7 @@ async fn a_stale_fence_records_nothing_and_the_current_one_does() {
     ));
     // The audit: every logged entry carries the epoch of a holder, and none was recorded
     // under an epoch after that epoch's lease had been taken over.
-    let log: Vec<(String, Option<String>, Option<i64>)> = db
-        .client()
-        .await
-        .query(
-            "SELECT key, worker, epoch FROM fleet_ledger_log ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let log: Vec<(String, Option<String>, Option<i64>)> = log(&db, "worker").await;
     let e = |f: &Fence| Some(i64::try_from(f.epoch).unwrap());
     assert_eq!(
         log,
@@ -317,13 +305,7 @@ async fn concurrent_appends_to_the_same_keys_lose_nothing() {
             assert!(r.attempts == 3 || r.attempts == 7, "{r:?}");
         }
     }
-    let logged: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM fleet_ledger_log", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let logged = db.query_i64("SELECT count(*) FROM fleet_ledger_log").await;
     assert_eq!(logged, 8 * 10 * 5);
 }
 
