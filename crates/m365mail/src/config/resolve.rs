@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 use url::Url;
 
 use super::file::{AppConfig, AssertionAlgorithmName, File, Flow, Kind, OutboundConfig};
@@ -17,6 +17,10 @@ use super::model::{
     App, CertificateSource, Credential, Handler, Outbound, Push, SecretSource, Service, Source,
 };
 use super::{Config, ConfigError, Overrides, parse_ack};
+
+mod document;
+
+use document::{At, Document};
 
 /// Parses `text`, applies `overrides` and resolves it.
 pub(super) fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
@@ -35,50 +39,6 @@ pub(super) fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Co
         root: root.into_inner(),
     };
     Resolver { path, doc: &doc }.config(file)
-}
-
-/// One step of a key's path in the document.
-#[derive(Debug, Clone, Copy)]
-enum At<'k> {
-    /// A key of a table.
-    Key(&'k str),
-    /// An element of an array (of tables).
-    Index(usize),
-}
-
-/// The parsed document, for the lines of its values.
-struct Document<'t> {
-    text: &'t str,
-    root: DeTable<'t>,
-}
-
-impl Document<'_> {
-    /// The line of the value at `path`; when the rest of the path is not written (a default),
-    /// the line of the last table on the way (an `[[apps]]` header, say).
-    fn line(&self, path: &[At<'_>]) -> Option<usize> {
-        let mut start = None;
-        let mut here: Option<&DeValue<'_>> = None;
-        for step in path {
-            let next = match (step, here) {
-                (At::Key(k), None) => lookup(&self.root, k),
-                (At::Key(k), Some(DeValue::Table(t))) => lookup(t, k),
-                (At::Index(i), Some(DeValue::Array(a))) => a.get(*i),
-                _ => None,
-            };
-            let Some(next) = next else { break };
-            start = Some(next.span().start);
-            here = Some(next.get_ref());
-        }
-        let before = self.text.get(..start?)?;
-        Some(before.matches('\n').count() + 1)
-    }
-}
-
-fn lookup<'a, 't>(table: &'a DeTable<'t>, key: &str) -> Option<&'a toml::Spanned<DeValue<'t>>> {
-    table
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .map(|(_, v)| v)
 }
 
 struct Resolver<'a> {
