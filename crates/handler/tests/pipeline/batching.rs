@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use handler::{FnHandler, HandlerError, Inbound, Ledger, Options, Shutdown};
 
-use crate::support::{FlakyAck, mailbox_with, pipeline, recorder};
+use crate::support::{
+    FlakyAck, assert_next_pass_makes_the_owed, mailbox_with, pipeline, recorded, recorder,
+};
 
 /// Graph and EWS acknowledge many messages per round trip: the pipeline gives them a page's
 /// acknowledgements together (one `acknowledge_many` per page here) instead of one request per
@@ -82,16 +84,8 @@ async fn a_parking_move_travels_with_the_pages_other_acknowledgements() {
 #[tokio::test]
 async fn failures_inside_a_batch_are_owed_and_made_together_on_the_next_pass() {
     let mb = mailbox_with(10);
-    let rec = recorder(None);
     let source = FlakyAck::batching(mb.source(), 3, true);
-    let ledger = Ledger::in_memory();
-    let p = pipeline(
-        rec.clone(),
-        ledger.clone(),
-        Options::default(),
-        "lostb",
-        source.clone(),
-    );
+    let (rec, ledger, p) = recorded("lostb", source.clone());
     let first = p.run_once(&Shutdown::new()).await;
     assert_eq!(first.sources[0].handled, 10);
     assert_eq!(
@@ -103,14 +97,7 @@ async fn failures_inside_a_batch_are_owed_and_made_together_on_the_next_pass() {
     assert_eq!(ledger.unacknowledged("lostb|").len(), 3);
     assert_eq!(source.many_calls(), vec![10]);
 
-    let second = p.run_once(&Shutdown::new()).await;
-    let s = &second.sources[0];
-    assert_eq!(
-        (s.handled, s.recovered, s.reacknowledged),
-        (0, 0, 3),
-        "{s:?}"
-    );
-    assert!(ledger.unacknowledged("lostb|").is_empty());
+    assert_next_pass_makes_the_owed(&p, &ledger, "lostb|", 3).await;
     assert_eq!(
         source.many_calls(),
         vec![10, 3],
@@ -129,15 +116,7 @@ async fn failures_inside_a_batch_are_owed_and_made_together_on_the_next_pass() {
 async fn a_short_answer_from_acknowledge_many_leaves_the_rest_owed() {
     let mb = mailbox_with(5);
     let source = FlakyAck::build(mb.source(), 0, false, true, 1);
-    let ledger = Ledger::in_memory();
-    let rec = recorder(None);
-    let p = pipeline(
-        rec.clone(),
-        ledger.clone(),
-        Options::default(),
-        "short",
-        source.clone(),
-    );
+    let (rec, ledger, p) = recorded("short", source.clone());
     let first = p.run_once(&Shutdown::new()).await;
     let s = &first.sources[0];
     assert_eq!(s.handled, 5);

@@ -10,7 +10,7 @@ use connector::{
 };
 use handler::{FnHandler, Inbound, Ledger, Options, Pipeline, Shutdown, SourceSpec};
 
-use crate::support::{PICKUP, mail, mailbox_with, pipeline, recorder, router};
+use crate::support::{PICKUP, mail, mailbox_with, pipeline, recorder, router, stopping_after};
 
 #[tokio::test]
 async fn a_poison_message_is_parked_with_its_reason_and_the_rest_flows() {
@@ -160,30 +160,14 @@ async fn a_long_run_keeps_polling_a_source_after_it_panicked() {
         panics_left: AtomicUsize::new(2),
     });
     let shutdown = Shutdown::new();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let handler = FnHandler::new({
-        let handled = handled.clone();
-        let shutdown = shutdown.clone();
-        move |_: &Inbound| {
-            if handled.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
-                shutdown.trigger();
-            }
-            Ok(())
-        }
-    });
+    let (handler, handled) = stopping_after(3, &shutdown);
     let options = Options::default()
         .poll_interval(std::time::Duration::from_millis(10))
         .offline_backoff(
             std::time::Duration::from_millis(10),
             std::time::Duration::from_millis(20),
         );
-    let p = pipeline(
-        Arc::new(handler),
-        Ledger::in_memory(),
-        options,
-        "panicky",
-        source,
-    );
+    let p = pipeline(handler, Ledger::in_memory(), options, "panicky", source);
     let summary = tokio::time::timeout(std::time::Duration::from_secs(60), p.run(&shutdown))
         .await
         .expect("the run went on and handled the mail");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use handler::{FnHandler, Inbound, Ledger, Options, Pipeline, Progress, Shutdown, SourceSpec};
+use handler::{Ledger, Options, Pipeline, Progress, Shutdown, SourceSpec};
 
 use crate::support::*;
 
@@ -14,20 +14,10 @@ async fn a_woken_source_runs_a_pass_before_its_poll_interval() {
     let mb = mailbox_with(1);
     let wake = Arc::new(tokio::sync::Notify::new());
     let shutdown = Shutdown::new();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let handler = FnHandler::new({
-        let handled = handled.clone();
-        let shutdown = shutdown.clone();
-        move |_: &Inbound| {
-            if handled.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
-                shutdown.trigger();
-            }
-            Ok(())
-        }
-    });
+    let (handler, _) = stopping_after(2, &shutdown);
     // A poll interval no test would wait out: only the wake-up can bring the second message.
     let mut p = Pipeline::new(
-        Arc::new(handler),
+        handler,
         Ledger::in_memory(),
         Options::default().poll_interval(Duration::from_secs(3600)),
     );

@@ -10,7 +10,10 @@ use connector::memory::{MemoryMailbox, MemorySource};
 use connector::{
     Acknowledgement, Batch, Cursor, Error, MessageId, MessageSource, PingReport, SourceCapabilities,
 };
-use handler::{Handler, HandlerError, Inbound, Ledger, Options, Pipeline, SourceSpec};
+use handler::{
+    FnHandler, Handler, HandlerError, Inbound, Ledger, Options, Pipeline, Shutdown, SourceSpec,
+    Summary,
+};
 
 pub(crate) const PICKUP: &str = "helpdesk@contoso.example";
 
@@ -182,6 +185,63 @@ impl MessageSource for FlakyAck {
         }
         self.inner.acknowledge(id, ack).await
     }
+}
+
+/// A handler that counts the messages it is given and triggers `shutdown` at the `n`th; the
+/// count.
+pub(crate) fn stopping_after(
+    n: usize,
+    shutdown: &Shutdown,
+) -> (Arc<dyn Handler>, Arc<AtomicUsize>) {
+    let handled = Arc::new(AtomicUsize::new(0));
+    let handler = FnHandler::new({
+        let handled = handled.clone();
+        let shutdown = shutdown.clone();
+        move |_: &Inbound| {
+            if handled.fetch_add(1, Ordering::SeqCst) + 1 == n {
+                shutdown.trigger();
+            }
+            Ok(())
+        }
+    });
+    (Arc::new(handler), handled)
+}
+
+/// A [`recorder`] that fails nothing, an in-memory ledger, and a [`pipeline`] with the default
+/// options over `source`, named `name`.
+pub(crate) fn recorded(
+    name: &str,
+    source: Arc<dyn MessageSource>,
+) -> (Arc<Recorder>, Ledger, Pipeline) {
+    let rec = recorder(None);
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        rec.clone(),
+        ledger.clone(),
+        Options::default(),
+        name,
+        source,
+    );
+    (rec, ledger, p)
+}
+
+/// Runs `p`'s next pass and asserts that it handled and recovered nothing and made the `owed`
+/// acknowledgements the ledger owed under `prefix`, none owed after it; the summary.
+pub(crate) async fn assert_next_pass_makes_the_owed(
+    p: &Pipeline,
+    ledger: &Ledger,
+    prefix: &str,
+    owed: u64,
+) -> Summary {
+    let summary = p.run_once(&Shutdown::new()).await;
+    let s = &summary.sources[0];
+    assert_eq!(
+        (s.handled, s.recovered, s.reacknowledged),
+        (0, 0, owed),
+        "{s:?}"
+    );
+    assert!(ledger.unacknowledged(prefix).is_empty());
+    summary
 }
 
 /// A pipeline over the one source `source`, named `name` and routed by [`router`].
