@@ -54,12 +54,13 @@ fn mail(id: &str, head: &str, from: &str, extra: &str, subject: &str) -> Vec<u8>
     .into_bytes()
 }
 
-/// Runs one pass over `mb` with `policy` and returns the summary and what was sent.
+/// Runs one pass over `mb` with `policy`, notifying through a fresh outbound, and returns the
+/// summary and what was sent.
 async fn pass(
     mb: &MemoryMailbox,
-    out: &MemoryMailbox,
     policy: impl Into<NotificationPolicy>,
 ) -> (Summary, Vec<OutgoingMessage>) {
+    let out = MemoryMailbox::new(PICKUP);
     let handler = FnHandler::new(|_m: &Inbound| Ok(()));
     let mut p = Pipeline::new(Arc::new(handler), Ledger::in_memory(), Options::default());
     p.add_source(
@@ -71,6 +72,17 @@ async fn pass(
     );
     let s = p.run_once(&Shutdown::new()).await;
     (s, out.sent())
+}
+
+/// Ann's message, its sender authenticated, asking for answers at `tickets@`.
+fn ann_asking_for_answers_at_tickets() -> Vec<u8> {
+    mail(
+        "ok",
+        AUTH_PASS,
+        "ann@fabrikam.example",
+        "Reply-To: tickets@fabrikam.example\r\n",
+        "printer",
+    )
 }
 
 fn recipients(sent: &[OutgoingMessage]) -> Vec<String> {
@@ -89,8 +101,7 @@ async fn a_forged_reply_to_does_not_relay_the_attackers_subject_to_the_victim() 
         "Reply-To: victim@victim.example\r\n",
         PHISH,
     ));
-    let out = MemoryMailbox::new(PICKUP);
-    let (s, sent) = pass(&mb, &out, NotificationTemplate::default()).await;
+    let (s, sent) = pass(&mb, NotificationTemplate::default()).await;
     assert_eq!(s.sources[0].handled, 1);
     // Unauthenticated and disagreeing: From is answered, never the victim.
     assert_eq!(recipients(&sent), ["attacker@evil.example"]);
@@ -107,10 +118,9 @@ async fn a_forged_reply_to_does_not_relay_the_attackers_subject_to_the_victim() 
         "Reply-To: victim@victim.example\r\n",
         PHISH,
     ));
-    let out = MemoryMailbox::new(PICKUP);
     let policy = NotificationPolicy::new(NotificationTemplate::default())
         .reply_to(ReplyToPolicy::IfAuthenticated(Unauthenticated::DoNotAnswer));
-    let (s, sent) = pass(&mb, &out, policy).await;
+    let (s, sent) = pass(&mb, policy).await;
     assert_eq!(s.sources[0].handled, 1);
     assert!(sent.is_empty(), "{:?}", recipients(&sent));
     assert_eq!(s.sources[0].notifications_skipped, 1);
@@ -119,13 +129,7 @@ async fn a_forged_reply_to_does_not_relay_the_attackers_subject_to_the_victim() 
 #[tokio::test]
 async fn reply_to_is_answered_when_the_receiving_service_authenticated_the_sender() {
     let mb = MemoryMailbox::new(PICKUP);
-    mb.deliver(mail(
-        "ok",
-        AUTH_PASS,
-        "ann@fabrikam.example",
-        "Reply-To: tickets@fabrikam.example\r\n",
-        "printer",
-    ));
+    mb.deliver(ann_asking_for_answers_at_tickets());
     // A forged pass *below* the service's own "none": the topmost header decides.
     mb.deliver(mail(
         "forged",
@@ -134,25 +138,17 @@ async fn reply_to_is_answered_when_the_receiving_service_authenticated_the_sende
         &format!("Reply-To: victim@victim.example\r\n{AUTH_PASS}"),
         "x",
     ));
-    let out = MemoryMailbox::new(PICKUP);
-    let (_, sent) = pass(&mb, &out, NotificationTemplate::default()).await;
+    let (_, sent) = pass(&mb, NotificationTemplate::default()).await;
     let mut to = recipients(&sent);
     to.sort();
     assert_eq!(to, ["attacker@evil.example", "tickets@fabrikam.example"]);
 
     // from-only ignores Reply-To even then.
     let mb = MemoryMailbox::new(PICKUP);
-    mb.deliver(mail(
-        "ok",
-        AUTH_PASS,
-        "ann@fabrikam.example",
-        "Reply-To: tickets@fabrikam.example\r\n",
-        "printer",
-    ));
-    let out = MemoryMailbox::new(PICKUP);
+    mb.deliver(ann_asking_for_answers_at_tickets());
     let policy =
         NotificationPolicy::new(NotificationTemplate::default()).reply_to(ReplyToPolicy::FromOnly);
-    let (_, sent) = pass(&mb, &out, policy).await;
+    let (_, sent) = pass(&mb, policy).await;
     assert_eq!(recipients(&sent), ["ann@fabrikam.example"]);
 }
 
@@ -198,8 +194,7 @@ async fn system_list_and_own_addresses_are_never_answered_in_from_or_reply_to() 
         "List-Unsubscribe: <mailto:leave@lists.example>\r\n",
         "x",
     ));
-    let out = MemoryMailbox::new(PICKUP);
-    let (s, sent) = pass(&mb, &out, NotificationTemplate::default()).await;
+    let (s, sent) = pass(&mb, NotificationTemplate::default()).await;
     assert_eq!(
         s.sources[0].handled, 12,
         "every message is still handed over"
@@ -212,10 +207,9 @@ async fn system_list_and_own_addresses_are_never_answered_in_from_or_reply_to() 
     let mb = MemoryMailbox::new(PICKUP);
     mb.deliver(mail("c", "", "colleague@contoso.example", "", "x"));
     mb.deliver(mail("b", "", "billing@contoso.example", "", "x"));
-    let out = MemoryMailbox::new(PICKUP);
     let policy =
         NotificationPolicy::new(NotificationTemplate::default()).own_domains(Vec::<String>::new());
-    let (_, sent) = pass(&mb, &out, policy).await;
+    let (_, sent) = pass(&mb, policy).await;
     assert_eq!(recipients(&sent), ["colleague@contoso.example"]);
 }
 
@@ -223,9 +217,8 @@ async fn system_list_and_own_addresses_are_never_answered_in_from_or_reply_to() 
 async fn a_responder_that_ignores_rfc_3834_cannot_ping_pong_with_the_handler() {
     let mb = MemoryMailbox::new(PICKUP);
     mb.deliver(mail("start", "", "robot@fabrikam.example", "", "hi"));
-    let out = MemoryMailbox::new(PICKUP);
     let policy = NotificationPolicy::new(NotificationTemplate::default());
-    let (_, sent) = pass(&mb, &out, policy.clone()).await;
+    let (_, sent) = pass(&mb, policy.clone()).await;
     assert_eq!(sent.len(), 1);
     let ours = mail_parser::MessageParser::default()
         .parse(sent[0].mime())
@@ -252,8 +245,7 @@ async fn a_responder_that_ignores_rfc_3834_cannot_ping_pong_with_the_handler() {
         )
         .into_bytes(),
     );
-    let out2 = MemoryMailbox::new(PICKUP);
-    let (s, sent) = pass(&mb, &out2, policy).await;
+    let (s, sent) = pass(&mb, policy).await;
     assert_eq!(s.sources[0].handled, 2, "both are handed over");
     assert!(sent.is_empty(), "answered: {:?}", recipients(&sent));
 }
@@ -272,8 +264,7 @@ async fn acknowledgements_per_recipient_are_limited_in_a_window() {
         ));
     }
     mb.deliver(mail("other", "", "ann@fabrikam.example", "", "x"));
-    let out = MemoryMailbox::new(PICKUP);
-    let (s, sent) = pass(&mb, &out, NotificationTemplate::default()).await;
+    let (s, sent) = pass(&mb, NotificationTemplate::default()).await;
     assert_eq!(s.sources[0].handled, 9);
     let to = recipients(&sent);
     let robot = to.iter().filter(|t| t.starts_with("Robot@")).count();
@@ -292,8 +283,7 @@ async fn acknowledgements_per_recipient_are_limited_in_a_window() {
             "x",
         ));
     }
-    let out = MemoryMailbox::new(PICKUP);
-    let (_, sent) = pass(&mb, &out, policy).await;
+    let (_, sent) = pass(&mb, policy).await;
     assert_eq!(sent.len(), 2);
 }
 
@@ -301,10 +291,9 @@ async fn acknowledgements_per_recipient_are_limited_in_a_window() {
 async fn the_inbound_subject_is_echoed_only_as_far_as_the_template_allows() {
     let mb = MemoryMailbox::new(PICKUP);
     mb.deliver(mail("long", "", "ann@fabrikam.example", "", PHISH));
-    let out = MemoryMailbox::new(PICKUP);
     let template = NotificationTemplate::new("[{project}] Re: {subject}", "About: {subject}")
         .subject_max_chars(20);
-    let (_, sent) = pass(&mb, &out, template).await;
+    let (_, sent) = pass(&mb, template).await;
     let parsed = mail_parser::MessageParser::default()
         .parse(sent[0].mime())
         .expect("parses");

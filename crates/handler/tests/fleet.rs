@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
 use async_trait::async_trait;
 use connector::memory::MemoryMailbox;
 use handler::{
@@ -17,15 +16,9 @@ use handler::{
     Pipeline, Record, Shutdown, SourceCatalog, SourceSpec,
 };
 
-fn router(pickup: &str) -> Router {
-    Router::from_config(&RoutingConfig::new(
-        MailboxConfig::new(pickup),
-        vec![RuleConfig::Default {
-            project: "DESK".into(),
-        }],
-    ))
-    .unwrap()
-}
+use common::desk_router as router;
+
+mod common;
 
 fn mailbox(name: &str, n: usize) -> MemoryMailbox {
     let address = format!("{name}@contoso.example");

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use addressing::{MailboxConfig, OutboundCapabilities, Router, RoutingConfig, RuleConfig};
+use addressing::{OutboundCapabilities, Router};
 use async_trait::async_trait;
 use connector::memory::MemoryMailbox;
 use handler::MAX_MIME;
@@ -13,17 +13,13 @@ use handler::{
     SourceSpec,
 };
 
+mod common;
+
 const PICKUP: &str = "helpdesk@contoso.example";
 const EVIL: &str = "attacker@evil.example";
 
 fn router() -> Router {
-    let config = RoutingConfig::new(
-        MailboxConfig::new(PICKUP),
-        vec![RuleConfig::Default {
-            project: "DESK".into(),
-        }],
-    );
-    Router::from_config(&config).expect("router")
+    common::desk_router(PICKUP)
 }
 
 #[derive(Default)]

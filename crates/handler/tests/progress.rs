@@ -2,23 +2,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
+use addressing::Router;
 use connector::memory::MemoryMailbox;
 use handler::{
     FnHandler, HandlerError, Inbound, Ledger, MessageOutcome, Options, Pipeline, Progress,
     Shutdown, SourceSpec,
 };
 
+mod common;
+
 const PICKUP: &str = "helpdesk@contoso.example";
 
 fn router() -> Router {
-    Router::from_config(&RoutingConfig::new(
-        MailboxConfig::new(PICKUP),
-        vec![RuleConfig::Default {
-            project: "DESK".into(),
-        }],
-    ))
-    .unwrap()
+    common::desk_router(PICKUP)
 }
 
 fn mail(i: usize) -> Vec<u8> {

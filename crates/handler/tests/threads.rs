@@ -4,25 +4,21 @@
 
 use std::sync::{Arc, Mutex};
 
-use addressing::{MailboxConfig, OutboundCapabilities, Router, RoutingConfig, RuleConfig};
+use addressing::{OutboundCapabilities, Router};
 use connector::memory::MemoryMailbox;
 use handler::{
     FnHandler, Inbound, Ledger, NotificationTemplate, Options, Pipeline, Shutdown, SourceSpec,
     ThreadRefs,
 };
 
+mod common;
+
 const PICKUP: &str = "helpdesk@contoso.example";
 /// An Outlook conversation's first `Thread-Index` (22-byte header block).
 const ROOT_INDEX: &str = "AdkDn4vJ6Zy0oEbqTsCg4UH5AAAAAA==";
 
 fn router() -> Router {
-    Router::from_config(&RoutingConfig::new(
-        MailboxConfig::new(PICKUP),
-        vec![RuleConfig::Default {
-            project: "DESK".into(),
-        }],
-    ))
-    .unwrap()
+    common::desk_router(PICKUP)
 }
 
 fn mail(id: &str, subject: &str, extra: &str) -> Vec<u8> {
