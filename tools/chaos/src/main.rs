@@ -258,6 +258,52 @@ pub(crate) fn requests_by_status(
     by_status
 }
 
+/// How long a run waits: for all of it (`--timeout`), and for the next acknowledgement
+/// (`--stall`).
+pub(crate) struct Patience {
+    deadline: Instant,
+    timeout_secs: u64,
+    stall_secs: u64,
+    last_done: usize,
+    last_move: Instant,
+}
+
+impl Patience {
+    /// Patience for a run started at `t0`.
+    pub(crate) fn new(t0: Instant, timeout_secs: u64, stall_secs: u64) -> Self {
+        Patience {
+            deadline: t0 + Duration::from_secs(timeout_secs),
+            timeout_secs,
+            stall_secs,
+            last_done: 0,
+            last_move: Instant::now(),
+        }
+    }
+
+    /// Notes that `done` messages are acknowledged so far; whether that is more than before.
+    pub(crate) fn progress(&mut self, done: usize) -> bool {
+        let moved = done != self.last_done;
+        if moved {
+            (self.last_done, self.last_move) = (done, Instant::now());
+        }
+        moved
+    }
+
+    /// Why the run gives up now (`done` of `total` acknowledged), if it does.
+    pub(crate) fn gives_up(&self, done: usize, total: usize) -> Option<String> {
+        if Instant::now() >= self.deadline {
+            return Some(format!("timed out after {} s", self.timeout_secs));
+        }
+        if self.last_move.elapsed() >= Duration::from_secs(self.stall_secs) {
+            return Some(format!(
+                "stalled: nothing acknowledged for {} s ({done} of {total})",
+                self.stall_secs
+            ));
+        }
+        None
+    }
+}
+
 pub(crate) fn spawn_handler(bin: &Path, cfg: &Path, log: &Path) -> Res<Child> {
     Command::new(bin)
         .args(["run", "--config"])
@@ -430,11 +476,10 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
     let mut ews_outage: (Option<Duration>, Option<Duration>) = (None, None);
     let mut expiries = 0u64;
     let mut last_expiry = Instant::now();
-    let deadline = t0 + Duration::from_secs(args.timeout);
+    let mut patience = Patience::new(t0, args.timeout, args.stall);
     let mut child = spawn_handler(&bin, &cfg, &log)?;
     let mut unexpected_exits = Vec::new();
     let mut timed_out = None;
-    let (mut last_done, mut last_move) = (0usize, Instant::now());
 
     loop {
         let acked = [count(store, GRAPH_MAILBOX, PROCESSED), read_in_inbox(store)];
@@ -551,18 +596,9 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
         {
             break;
         }
-        if done != last_done {
-            (last_done, last_move) = (done, Instant::now());
-        }
-        if Instant::now() >= deadline {
-            timed_out = Some(format!("timed out after {} s", args.timeout));
-            break;
-        }
-        if last_move.elapsed() >= Duration::from_secs(args.stall) {
-            timed_out = Some(format!(
-                "stalled: nothing acknowledged for {} s ({done} of {total_expected})",
-                args.stall
-            ));
+        patience.progress(done);
+        if let Some(why) = patience.gives_up(done, total_expected) {
+            timed_out = Some(why);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

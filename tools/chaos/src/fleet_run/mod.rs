@@ -26,7 +26,7 @@ use rand::{Rng as _, SeedableRng as _};
 use sandbox::{Admin, Sandbox, Seed, ThrottleConfig};
 
 use crate::mailbox::ids_in;
-use crate::{Res, blocking, handler_bin, work_folder};
+use crate::{Patience, Res, blocking, handler_bin, work_folder};
 
 mod pg;
 mod report;
@@ -275,8 +275,7 @@ async fn run(args: FleetArgs) -> Res<bool> {
     let mut pg_recent_until: Option<Instant> = None;
     let mut restart = Restart::default();
     let mut restart_task: Option<tokio::task::JoinHandle<Restart>> = None;
-    let deadline = t0 + Duration::from_secs(args.timeout);
-    let (mut last_done, mut last_move) = (0usize, Instant::now());
+    let mut patience = Patience::new(t0, args.timeout, args.stall);
     let mut last_ack_at = Duration::ZERO;
     let mut timed_out = None;
 
@@ -310,8 +309,7 @@ async fn run(args: FleetArgs) -> Res<bool> {
                 }
             }
         }
-        if done != last_done {
-            (last_done, last_move) = (done, Instant::now());
+        if patience.progress(done) {
             last_ack_at = t0.elapsed();
         }
         let pg_is_down =
@@ -529,15 +527,8 @@ async fn run(args: FleetArgs) -> Res<bool> {
         {
             break;
         }
-        if Instant::now() >= deadline {
-            timed_out = Some(format!("timed out after {} s", args.timeout));
-            break;
-        }
-        if last_move.elapsed() >= Duration::from_secs(args.stall) {
-            timed_out = Some(format!(
-                "stalled: nothing acknowledged for {} s ({done} of {total})",
-                args.stall
-            ));
+        if let Some(why) = patience.gives_up(done, total) {
+            timed_out = Some(why);
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
