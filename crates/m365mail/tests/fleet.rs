@@ -290,20 +290,13 @@ const HELPDESK: &str = "helpdesk@contoso.example";
 /// The sandbox's helpdesk mailbox as the Graph source `helpdesk` in push mode, listening on
 /// `listen_port`, its notifications sent to `public_port`, its safety timer an hour.
 fn push_source(cfg: Config, sb: &Sandbox, public_port: u16, listen_port: u16) -> Config {
-    cfg.source(
-        "helpdesk",
-        "graph",
-        "demo",
-        HELPDESK,
-        &sb.graph_url(),
-        "mode = \"push\"",
-    )
-    .section(&format!(
-        "[sources.push]\npublic_url = \"http://127.0.0.1:{public_port}/graph/notify\"\n\
+    cfg.helpdesk_graph(sb, "mode = \"push\"")
+        .section(&format!(
+            "[sources.push]\npublic_url = \"http://127.0.0.1:{public_port}/graph/notify\"\n\
          listen = \"127.0.0.1:{listen_port}\"\nsafety_interval_secs = 3600"
-    ))
-    .mailbox(HELPDESK, &[])
-    .default_rule("DESK")
+        ))
+        .mailbox(HELPDESK, &[])
+        .default_rule("DESK")
 }
 
 /// The "load balancer" in front of the workers' listeners: forwards each POST to the worker

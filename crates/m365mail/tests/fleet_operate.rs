@@ -96,20 +96,19 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
     let cfg = dir.path().join("m365mail.toml");
     // The file has the app and one source; the fleet's database will get the second.
     let text = Config::demo(&sb)
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            "helpdesk@contoso.example",
-            &sb.graph_url(),
-            "acknowledge = \"move:Processed\"",
-        )
+        .helpdesk_graph(&sb, "acknowledge = \"move:Processed\"")
         .mailbox("helpdesk@contoso.example", &[])
         .default_rule("DESK")
         .handler(&out, "poll_interval_secs = 1")
         .text();
     std::fs::write(&cfg, text).unwrap();
     let cfg_arg = cfg.display().to_string();
+    // `m365mail sources --config <the file> <args>`.
+    let sources = |args: &[&str]| {
+        let mut all = vec!["sources", "--config", &cfg_arg];
+        all.extend(args);
+        m365mail(&db, &all)
+    };
     let mut worker = Reaped(
         Command::new(BIN)
             .args([
@@ -140,17 +139,7 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
          client_secret = \"hunter2-do-not-store\"\n",
     )
     .unwrap();
-    let refused = m365mail(
-        &db,
-        &[
-            "sources",
-            "--config",
-            &cfg_arg,
-            "add",
-            "--file",
-            &leaky.display().to_string(),
-        ],
-    );
+    let refused = sources(&["add", "--file", &leaky.display().to_string()]);
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("client_secret_env"), "{said}");
@@ -164,17 +153,7 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
          primary = \"added@contoso.example\"\n",
     )
     .unwrap();
-    let refused = m365mail(
-        &db,
-        &[
-            "sources",
-            "--config",
-            &cfg_arg,
-            "add",
-            "--file",
-            &broken.display().to_string(),
-        ],
-    );
+    let refused = sources(&["add", "--file", &broken.display().to_string()]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("nope"));
 
@@ -191,19 +170,9 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
         ),
     )
     .unwrap();
-    let said = ok(&m365mail(
-        &db,
-        &[
-            "sources",
-            "--config",
-            &cfg_arg,
-            "add",
-            "--file",
-            &added.display().to_string(),
-        ],
-    ));
+    let said = ok(&sources(&["add", "--file", &added.display().to_string()]));
     assert!(said.contains("stored source added"), "{said}");
-    let listed = ok(&m365mail(&db, &["sources", "--config", &cfg_arg, "list"]));
+    let listed = ok(&sources(&["list"]));
     assert!(
         listed.contains("helpdesk\tfile") && listed.contains("added\tdatabase"),
         "{listed}"
@@ -231,22 +200,13 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
          [[rules]]\nmatch = \"default\"\nproject = \"REROUTED\"\n",
     )
     .unwrap();
-    ok(&m365mail(
-        &db,
-        &[
-            "sources",
-            "--config",
-            &cfg_arg,
-            "set-routing",
-            "added",
-            "--file",
-            &routing.display().to_string(),
-        ],
-    ));
-    let shown = ok(&m365mail(
-        &db,
-        &["sources", "--config", &cfg_arg, "show", "added"],
-    ));
+    ok(&sources(&[
+        "set-routing",
+        "added",
+        "--file",
+        &routing.display().to_string(),
+    ]));
+    let shown = ok(&sources(&["show", "added"]));
     assert!(shown.contains("REROUTED"), "{shown}");
     mail(&sb, "added@contoso.example", 2);
     eventually("the rerouted mail handled", || {
@@ -256,10 +216,7 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
 
     // Removed: its lease is handed back, and it is no longer a source of the fleet. A source
     // of the file cannot be removed through the database.
-    ok(&m365mail(
-        &db,
-        &["sources", "--config", &cfg_arg, "remove", "added"],
-    ));
+    ok(&sources(&["remove", "added"]));
     assert!(source(&status(&db, &cfg), "added").is_none());
     let deadline = Instant::now() + Duration::from_secs(60);
     let held = || {
@@ -274,10 +231,7 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let refused = m365mail(
-        &db,
-        &["sources", "--config", &cfg_arg, "remove", "helpdesk"],
-    );
+    let refused = sources(&["remove", "helpdesk"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("m365mail.toml"));
     mail(&sb, "added@contoso.example", 3);
     tokio::time::sleep(Duration::from_secs(3)).await;

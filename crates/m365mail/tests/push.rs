@@ -23,14 +23,7 @@ fn config(sb: &Sandbox, dir: &Path, port: u16, safety_secs: u64) -> Config {
     let record = toml_string(&dir.join("subscriptions.json").display().to_string());
     let delta = toml_string(&dir.join("delta.json").display().to_string());
     let text = ConfigText::demo(sb)
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            HELPDESK,
-            &sb.graph_url(),
-            &format!("mode = \"push\"\ndelta_state = {delta}"),
-        )
+        .helpdesk_graph(sb, &format!("mode = \"push\"\ndelta_state = {delta}"))
         .section(&format!(
             "[sources.push]\npublic_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
              listen = \"127.0.0.1:{port}\"\nsafety_interval_secs = {safety_secs}\n\

@@ -18,12 +18,8 @@ const PHISH: &str = "Your account is locked - verify at http://evil.example/logi
 fn config(sb: &Sandbox, out: &Path, extra: &str) -> String {
     let graph = sb.graph_url();
     Config::demo(sb)
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            "helpdesk@contoso.example",
-            &graph,
+        .helpdesk_graph(
+            sb,
             "acknowledge = \"move:Processed\"\nnotify_through = \"out\"",
         )
         .mailbox(

@@ -92,6 +92,20 @@ impl Config {
         ))
     }
 
+    /// `[[sources]]` `helpdesk`: the app `demo` reading the sandbox's helpdesk mailbox
+    /// (`helpdesk@contoso.example`) over Graph, then the lines of `extra`.
+    pub fn helpdesk_graph(self, sb: &Sandbox, extra: &str) -> Self {
+        let url = sb.graph_url();
+        self.source(
+            "helpdesk",
+            "graph",
+            "demo",
+            "helpdesk@contoso.example",
+            &url,
+            extra,
+        )
+    }
+
     /// The last source's `[sources.routing.mailbox]`: its primary address and aliases.
     pub fn mailbox(self, primary: &str, aliases: &[&str]) -> Self {
         let aliases = if aliases.is_empty() {

@@ -252,14 +252,7 @@ async fn client_credentials_with_a_certificate_from_pkcs12_or_pem() {
     let cfg = |credential: &str| {
         Config::new()
             .sandbox_app(&sb, "demo", credential)
-            .source(
-                "helpdesk",
-                "graph",
-                "demo",
-                "helpdesk@contoso.example",
-                &sb.graph_url(),
-                "",
-            )
+            .helpdesk_graph(&sb, "")
             .mailbox("helpdesk@contoso.example", &[])
             .default_rule("DESK")
             .text()

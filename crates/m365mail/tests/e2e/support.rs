@@ -13,14 +13,7 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 /// project, the folder handler writing to `out` and a webhook.
 pub(crate) fn config(sb: &Sandbox, out: &Path, hook: &str) -> String {
     Config::demo(sb)
-        .source(
-            "helpdesk",
-            "graph",
-            "demo",
-            "helpdesk@contoso.example",
-            &sb.graph_url(),
-            "acknowledge = \"move:Processed\"",
-        )
+        .helpdesk_graph(sb, "acknowledge = \"move:Processed\"")
         .mailbox(
             "helpdesk@contoso.example",
             &["billing@contoso.example", "support@contoso.example"],
