@@ -3,37 +3,20 @@
 //! source it has.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use connector::ErrorKind;
 use ews_mail::ops::GetFolder;
 use ews_mail::types::FolderId;
 use ews_mail::{
-    AccessToken, Credentials, EwsClient, EwsConfig, Jitter, MailboxAccess, RetryPolicy, StaticToken,
+    AccessToken, Credentials, EwsClient, EwsConfig, MailboxAccess, RetryPolicy, StaticToken,
 };
 use test_support::scripted::{self, Reply};
 
-fn client(base: &str) -> EwsClient {
-    let jitter: Jitter = Arc::new(|| 0.5);
-    let cfg = EwsConfig::new(
-        format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
-        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new("a-token")))),
-        MailboxAccess::Shared("shared@contoso.example".into()),
-    )
-    .with_retry(
-        RetryPolicy::default()
-            .with_max_attempts(3)
-            .with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
-    )
-    .with_jitter(jitter);
-    EwsClient::new(cfg).unwrap()
-}
+mod common;
+use common::shared_inbox as op;
 
-fn op() -> GetFolder {
-    GetFolder::new(vec![FolderId::distinguished_in(
-        "inbox",
-        "shared@contoso.example",
-    )])
+fn client(base: &str) -> EwsClient {
+    EwsClient::new(common::quick_config(base, "a-token")).unwrap()
 }
 
 /// Exchange Online's 401: empty body, a `Bearer` challenge that says nothing, the reason in

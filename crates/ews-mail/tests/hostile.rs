@@ -1,16 +1,12 @@
 //! Hostile EWS servers (issue 11 item 3): a 3xx is not followed, and the billion-laughs and
 //! external-entity payloads are refused before any entity is expanded or any file is read.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use connector::ErrorKind;
-use ews_mail::ops::GetFolder;
-use ews_mail::types::FolderId;
-use ews_mail::{
-    AccessToken, Credentials, EwsClient, EwsConfig, Jitter, MailboxAccess, RetryPolicy, StaticToken,
-};
+use ews_mail::EwsClient;
 use test_support::scripted::{self, Reply};
+
+mod common;
+use common::shared_inbox as op;
 
 /// Answers every request with `reply`; counts connections.
 async fn serve(reply: Reply) -> (String, scripted::Server) {
@@ -19,28 +15,8 @@ async fn serve(reply: Reply) -> (String, scripted::Server) {
 }
 
 fn client(base: &str) -> EwsClient {
-    let jitter: Jitter = Arc::new(|| 0.5);
-    let cfg = EwsConfig::new(
-        format!("{base}/EWS/Exchange.asmx").parse().expect("url"),
-        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new("tok")))),
-        MailboxAccess::Shared("shared@contoso.example".into()),
-    )
-    .with_retry(
-        RetryPolicy::default()
-            .with_max_attempts(3)
-            .with_backoff(Duration::from_millis(1), Duration::from_millis(5))
-            .with_max_retry_after(Duration::from_secs(1)),
-    )
-    .with_max_response(1 << 20)
-    .with_jitter(jitter);
+    let cfg = common::quick_config(base, "tok").with_max_response(1 << 20);
     EwsClient::new(cfg).expect("client")
-}
-
-fn op() -> GetFolder {
-    GetFolder::new(vec![FolderId::distinguished_in(
-        "inbox",
-        "shared@contoso.example",
-    )])
 }
 
 /// A well-formed GetFolder answer whose display name is `name` (so an expanded entity would

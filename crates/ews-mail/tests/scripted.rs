@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector::ErrorKind;
-use ews_mail::ops::GetFolder;
-use ews_mail::types::FolderId;
-use ews_mail::{
-    AccessToken, Credentials, EwsClient, EwsConfig, Jitter, MailboxAccess, RetryPolicy, StaticToken,
-};
+use ews_mail::{AccessToken, Credentials, EwsClient};
 use test_support::scripted::{self, Reply};
+
+mod common;
+use common::shared_inbox as op;
 
 /// A canned answer: status, extra headers, body.
 type Answer = (u16, Vec<(&'static str, String)>, String);
@@ -50,30 +49,8 @@ fn folder_response(class: &str, code: &str, back_off: Option<u32>) -> String {
 }
 
 fn client(base: &str, max_response: usize) -> EwsClient {
-    let jitter: Jitter = Arc::new(|| 0.5);
-    let cfg = EwsConfig::new(
-        format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
-        Credentials::Bearer(Arc::new(StaticToken(AccessToken::new(
-            "secret-token-value",
-        )))),
-        MailboxAccess::Shared("shared@contoso.example".into()),
-    )
-    .with_retry(
-        RetryPolicy::default()
-            .with_max_attempts(3)
-            .with_backoff(Duration::from_millis(1), Duration::from_millis(5))
-            .with_max_retry_after(Duration::from_secs(1)),
-    )
-    .with_max_response(max_response)
-    .with_jitter(jitter);
+    let cfg = common::quick_config(base, "secret-token-value").with_max_response(max_response);
     EwsClient::new(cfg).unwrap()
-}
-
-fn op() -> GetFolder {
-    GetFolder::new(vec![FolderId::distinguished_in(
-        "inbox",
-        "shared@contoso.example",
-    )])
 }
 
 #[tokio::test]
@@ -269,12 +246,7 @@ fn claims_challenge() -> Answer {
 }
 
 fn recording_client(base: &str, tokens: Arc<Recording>) -> EwsClient {
-    let cfg = EwsConfig::new(
-        format!("{base}/EWS/Exchange.asmx").parse().unwrap(),
-        Credentials::Bearer(tokens),
-        MailboxAccess::Shared("shared@contoso.example".into()),
-    );
-    EwsClient::new(cfg).unwrap()
+    EwsClient::new(common::shared_config(base, Credentials::Bearer(tokens))).unwrap()
 }
 
 /// Issue #16: an EWS 401 with a claims challenge (CAE, Conditional Access) hands the claims to

@@ -17,15 +17,20 @@ async fn woken(wake: &Notify, what: &str) {
         .unwrap_or_else(|_| panic!("not woken: {what}"));
 }
 
+/// A watcher of the app's inbox, and what it wakes.
+fn inbox_watcher(sb: &sandbox::Sandbox) -> (StreamingWatcher, Arc<Notify>) {
+    let wake = Arc::new(Notify::new());
+    let inbox = FolderId::distinguished("inbox");
+    (
+        StreamingWatcher::new(app_client(sb), inbox, wake.clone()),
+        wake,
+    )
+}
+
 #[tokio::test]
 async fn new_mail_wakes_the_source() {
     let sb = sandbox().await;
-    let wake = Arc::new(Notify::new());
-    let watcher = StreamingWatcher::new(
-        app_client(&sb),
-        FolderId::distinguished("inbox"),
-        wake.clone(),
-    );
+    let (watcher, wake) = inbox_watcher(&sb);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(watcher.run(async move {
         let _ = stop_rx.await;
@@ -49,14 +54,9 @@ async fn new_mail_wakes_the_source() {
 #[tokio::test]
 async fn connections_are_renewed_before_the_service_closes_them() {
     let sb = sandbox().await;
-    let wake = Arc::new(Notify::new());
     // One-minute connections, renewed after 100 ms: each renewal wakes the source.
-    let watcher = StreamingWatcher::new(
-        app_client(&sb),
-        FolderId::distinguished("inbox"),
-        wake.clone(),
-    )
-    .connection(1, Duration::from_millis(100));
+    let (watcher, wake) = inbox_watcher(&sb);
+    let watcher = watcher.connection(1, Duration::from_millis(100));
     let task = tokio::spawn(watcher.run(std::future::pending()));
     for i in 0..3 {
         woken(&wake, &format!("connection {i}")).await;
