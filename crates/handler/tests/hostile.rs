@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use addressing::{OutboundCapabilities, Router};
+use addressing::OutboundCapabilities;
 use async_trait::async_trait;
 use connector::memory::MemoryMailbox;
 use handler::MAX_MIME;
@@ -14,13 +14,9 @@ use handler::{
 };
 
 mod common;
+use common::{PICKUP, router};
 
-const PICKUP: &str = "helpdesk@contoso.example";
 const EVIL: &str = "attacker@evil.example";
-
-fn router() -> Router {
-    common::desk_router(PICKUP)
-}
 
 #[derive(Default)]
 struct Recorder {

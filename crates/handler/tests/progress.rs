@@ -2,7 +2,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use addressing::Router;
 use connector::memory::MemoryMailbox;
 use handler::{
     FnHandler, HandlerError, Inbound, Ledger, MessageOutcome, Options, Pipeline, Progress,
@@ -10,12 +9,7 @@ use handler::{
 };
 
 mod common;
-
-const PICKUP: &str = "helpdesk@contoso.example";
-
-fn router() -> Router {
-    common::desk_router(PICKUP)
-}
+use common::{PICKUP, router};
 
 fn mail(i: usize) -> Vec<u8> {
     format!(

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use addressing::{OutboundCapabilities, Router};
+use addressing::OutboundCapabilities;
 use connector::memory::MemoryMailbox;
 use handler::{
     FnHandler, Inbound, Ledger, NotificationTemplate, Options, Pipeline, Shutdown, SourceSpec,
@@ -12,14 +12,10 @@ use handler::{
 };
 
 mod common;
+use common::{PICKUP, router};
 
-const PICKUP: &str = "helpdesk@contoso.example";
 /// An Outlook conversation's first `Thread-Index` (22-byte header block).
 const ROOT_INDEX: &str = "AdkDn4vJ6Zy0oEbqTsCg4UH5AAAAAA==";
-
-fn router() -> Router {
-    common::desk_router(PICKUP)
-}
 
 fn mail(id: &str, subject: &str, extra: &str) -> Vec<u8> {
     format!(

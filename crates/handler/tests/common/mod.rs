@@ -1,6 +1,11 @@
-//! What several of the handler's test binaries share (each declares `mod common;`).
+//! What several of the handler's test binaries share (each declares `mod common;` and uses
+//! what it needs).
+#![allow(dead_code)]
 
 use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
+
+/// The pickup mailbox of most tests.
+pub(crate) const PICKUP: &str = "helpdesk@contoso.example";
 
 /// The routing of the pickup mailbox `pickup` with one rule: everything belongs to `DESK`.
 pub(crate) fn desk_router(pickup: &str) -> Router {
@@ -11,4 +16,9 @@ pub(crate) fn desk_router(pickup: &str) -> Router {
         }],
     );
     Router::from_config(&config).expect("routing")
+}
+
+/// [`desk_router`] of [`PICKUP`].
+pub(crate) fn router() -> Router {
+    desk_router(PICKUP)
 }
