@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use addressing::{MailboxConfig, OutboundCapabilities, Router, RoutingConfig, RuleConfig};
+use addressing::{OutboundCapabilities, Router};
 use connector::OutgoingMessage;
 use connector::memory::MemoryMailbox;
 use handler::{
@@ -15,7 +15,9 @@ use handler::{
     Unauthenticated,
 };
 
-const PICKUP: &str = "helpdesk@contoso.example";
+mod common;
+use common::PICKUP;
+
 const PHISH: &str = "Your account is locked - verify at http://evil.example/login";
 /// What Exchange Online prepends to mail from outside whose sender passed authentication.
 const AUTH_PASS: &str = "Authentication-Results: spf=pass (sender IP is 203.0.113.9) \
@@ -27,21 +29,7 @@ const AUTH_NONE: &str = "Authentication-Results: spf=none (sender IP is 203.0.11
      action=none header.from=evil.example;compauth=none reason=905\r\n";
 
 fn router() -> Router {
-    let config = RoutingConfig::new(
-        MailboxConfig::new(PICKUP)
-            .alias("billing@contoso.example")
-            .plus_addressing(true),
-        vec![
-            RuleConfig::Alias {
-                alias: "billing@contoso.example".into(),
-                project: "BILL".into(),
-            },
-            RuleConfig::Default {
-                project: "DESK".into(),
-            },
-        ],
-    );
-    Router::from_config(&config).expect("routing")
+    common::billing_router(Vec::new())
 }
 
 /// A message to the pickup mailbox; `head` holds extra header lines (each ending in CRLF),

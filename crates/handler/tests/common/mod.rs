@@ -22,3 +22,20 @@ pub(crate) fn desk_router(pickup: &str) -> Router {
 pub(crate) fn router() -> Router {
     desk_router(PICKUP)
 }
+
+/// The routing of [`PICKUP`] with the alias `billing@contoso.example` and plus addressing: mail
+/// to the alias belongs to `BILL`, then `rules`, then the rest to `DESK`.
+pub(crate) fn billing_router(rules: Vec<RuleConfig>) -> Router {
+    let mut all = vec![RuleConfig::Alias {
+        alias: "billing@contoso.example".into(),
+        project: "BILL".into(),
+    }];
+    all.extend(rules);
+    all.push(RuleConfig::Default {
+        project: "DESK".into(),
+    });
+    let mailbox = MailboxConfig::new(PICKUP)
+        .alias("billing@contoso.example")
+        .plus_addressing(true);
+    Router::from_config(&RoutingConfig::new(mailbox, all)).expect("routing")
+}

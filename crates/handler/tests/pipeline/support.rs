@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use addressing::{MailboxConfig, Router, RoutingConfig, RuleConfig};
+use addressing::{Router, RuleConfig};
 use async_trait::async_trait;
 use connector::memory::{MemoryMailbox, MemorySource};
 use connector::{
@@ -15,30 +15,15 @@ use handler::{
     Summary,
 };
 
-pub(crate) const PICKUP: &str = "helpdesk@contoso.example";
+pub(crate) use crate::common::PICKUP;
 
 pub(crate) fn router(send_from_alias: bool) -> Router {
     let _ = send_from_alias;
-    let config = RoutingConfig::new(
-        MailboxConfig::new(PICKUP)
-            .alias("billing@contoso.example")
-            .plus_addressing(true),
-        vec![
-            RuleConfig::Alias {
-                alias: "billing@contoso.example".into(),
-                project: "BILL".into(),
-            },
-            RuleConfig::Detail {
-                detail: "payments".into(),
-                base: None,
-                project: "PAY".into(),
-            },
-            RuleConfig::Default {
-                project: "DESK".into(),
-            },
-        ],
-    );
-    Router::from_config(&config).unwrap()
+    crate::common::billing_router(vec![RuleConfig::Detail {
+        detail: "payments".into(),
+        base: None,
+        project: "PAY".into(),
+    }])
 }
 
 pub(crate) fn mail(i: usize, to: &str, extra: &str) -> Vec<u8> {
