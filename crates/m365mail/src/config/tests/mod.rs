@@ -39,9 +39,45 @@ app = "helpdesk"
 mailbox = "helpdesk@contoso.com"
 "#;
 
+/// `text` read as the file `m.toml`.
+fn parsed(text: &str) -> Config {
+    Config::parse(text, Path::new("m.toml")).unwrap()
+}
+
+/// [`GOOD`] with its outbound of `kind`, then the lines of `lines`.
+fn with_outbound(kind: &str, lines: &str) -> String {
+    GOOD.replace(
+        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
+        &format!("[[outbounds]]\nname = \"out\"\nkind = \"{kind}\"\n{lines}"),
+    )
+}
+
+/// [`GOOD`] with the lines of `lines` added to its source.
+fn with_source_lines(lines: &str) -> String {
+    GOOD.replace(
+        "notify_through = \"out\"\n",
+        &format!("notify_through = \"out\"\n{lines}\n"),
+    )
+}
+
+/// `text` (one of [`GOOD`]'s) with its source of `kind` instead of Graph.
+fn source_kind(text: &str, kind: &str) -> String {
+    text.replace(
+        "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
+        &format!("[[sources]]\nname = \"helpdesk\"\nkind = \"{kind}\""),
+    )
+}
+
+/// Why `text`, read as the file `m.toml`, is refused.
+fn refusal(text: &str) -> String {
+    Config::parse(text, Path::new("m.toml"))
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn a_complete_file_loads() {
-    let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+    let c = parsed(GOOD);
     assert_eq!(c.sources[0].service.kind(), Kind::Graph);
     assert_eq!(
         c.sources[0].acknowledge,
@@ -53,7 +89,7 @@ fn a_complete_file_loads() {
 #[test]
 fn the_cloud_is_parsed_when_the_file_is_loaded_and_a_wrong_one_names_its_key() {
     use msauth::Cloud;
-    let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+    let c = parsed(GOOD);
     assert_eq!(c.apps[0].cloud, Cloud::Global);
     let secret = "client_secret_env = \"HELPDESK_SECRET\"";
     for (name, cloud) in [
@@ -66,24 +102,19 @@ fn the_cloud_is_parsed_when_the_file_is_loaded_and_a_wrong_one_names_its_key() {
         ("china", Cloud::China),
     ] {
         let text = GOOD.replace(secret, &format!("{secret}\ncloud = \"{name}\""));
-        let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+        let c = parsed(&text);
         assert_eq!(c.apps[0].cloud, cloud, "{name}");
     }
     let text = GOOD.replace(secret, &format!("{secret}\ncloud = \"germany\""));
-    let e = Config::parse(&text, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&text);
     assert!(e.contains("line 7") && e.contains("key `cloud`"), "{e}");
     assert!(e.contains("\"germany\"") && e.contains("us-gov-l4"), "{e}");
 }
 
 #[test]
 fn smtp_is_an_outbound_kind_only() {
-    let smtp = GOOD.replace(
-        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
-        "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nhost = \"smtp.office365.us\"\nport = 587",
-    );
-    let c = Config::parse(&smtp, Path::new("m.toml")).unwrap();
+    let smtp = with_outbound("smtp", "host = \"smtp.office365.us\"\nport = 587");
+    let c = parsed(&smtp);
     assert_eq!(c.outbounds[0].service.kind(), Kind::Smtp);
     let Service::Smtp(smtp) = &c.outbounds[0].service else {
         panic!("{:?}", c.outbounds[0].service)
@@ -91,47 +122,28 @@ fn smtp_is_an_outbound_kind_only() {
     assert_eq!(smtp.host, "smtp.office365.us");
     assert_eq!(smtp.port, 587);
 
-    let bad = GOOD.replace(
-        "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
-        "[[sources]]\nname = \"helpdesk\"\nkind = \"smtp\"",
-    );
-    let e = Config::parse(&bad, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let bad = source_kind(GOOD, "smtp");
+    let e = refusal(&bad);
     assert!(e.contains("only sends"), "{e}");
 }
 
 #[test]
 fn every_connection_takes_a_ca_file_but_only_smtp_takes_host_and_port() {
-    let smtp = GOOD.replace(
-        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
-        "[[outbounds]]\nname = \"out\"\nkind = \"smtp\"\nca_file = \"ca.pem\"",
-    );
-    let c = Config::parse(&smtp, Path::new("m.toml")).unwrap();
+    let smtp = with_outbound("smtp", "ca_file = \"ca.pem\"");
+    let c = parsed(&smtp);
     assert_eq!(c.outbounds[0].ca_file.as_deref(), Some(Path::new("ca.pem")));
 
-    let graph = GOOD.replace(
-        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
-        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nca_file = \"ca.pem\"",
-    );
-    let c = Config::parse(&graph, Path::new("m.toml")).unwrap();
+    let graph = with_outbound("graph", "ca_file = \"ca.pem\"");
+    let c = parsed(&graph);
     assert_eq!(c.outbounds[0].ca_file.as_deref(), Some(Path::new("ca.pem")));
 
-    let source = GOOD.replace(
-        "notify_through = \"out\"\n",
-        "notify_through = \"out\"\nca_file = \"src.pem\"\n",
-    );
-    let c = Config::parse(&source, Path::new("m.toml")).unwrap();
+    let source = with_source_lines("ca_file = \"src.pem\"");
+    let c = parsed(&source);
     assert_eq!(c.sources[0].ca_file.as_deref(), Some(Path::new("src.pem")));
     assert_eq!(c.handler.max_message_bytes, 150 << 20);
 
-    let port = GOOD.replace(
-        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"",
-        "[[outbounds]]\nname = \"out\"\nkind = \"graph\"\nport = 25",
-    );
-    let e = Config::parse(&port, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let port = with_outbound("graph", "port = 25");
+    let e = refusal(&port);
     assert!(
         e.contains("(out).port") && e.contains("only for kind"),
         "{e}"
@@ -140,17 +152,14 @@ fn every_connection_takes_a_ca_file_but_only_smtp_takes_host_and_port() {
 
 #[test]
 fn delta_mode_keeps_its_graph_and_ews_state_next_to_the_ledger() {
-    let delta = GOOD.replace(
-        "notify_through = \"out\"\n",
-        "notify_through = \"out\"\nmode = \"delta\"\n",
-    );
-    let c = Config::parse(&delta, Path::new("m.toml")).unwrap();
+    let delta = with_source_lines("mode = \"delta\"");
+    let c = parsed(&delta);
     assert_eq!(
         c.sources[0].delta_state.as_deref(),
         Some(Path::new("m365mail-out/graph-delta.json"))
     );
     let moved = format!("{delta}\n[handler]\nledger = \"/var/lib/m365mail/ledger.jsonl\"\n");
-    let c = Config::parse(&moved, Path::new("m.toml")).unwrap();
+    let c = parsed(&moved);
     assert_eq!(
         c.sources[0].delta_state.as_deref(),
         Some(Path::new("/var/lib/m365mail/graph-delta.json"))
@@ -159,18 +168,15 @@ fn delta_mode_keeps_its_graph_and_ews_state_next_to_the_ledger() {
         "mode = \"delta\"\n",
         "mode = \"delta\"\ndelta_state = \"state/helpdesk.json\"\n",
     );
-    let c = Config::parse(&own, Path::new("m.toml")).unwrap();
+    let c = parsed(&own);
     assert_eq!(
         c.sources[0].delta_state.as_deref(),
         Some(Path::new("state/helpdesk.json"))
     );
 
     // EWS: SyncFolderItems, its state in sync_state (ews-sync.json beside the ledger).
-    let ews = delta.replace(
-        "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
-        "[[sources]]\nname = \"helpdesk\"\nkind = \"ews\"",
-    );
-    let c = Config::parse(&ews, Path::new("m.toml")).unwrap();
+    let ews = source_kind(&delta, "ews");
+    let c = parsed(&ews);
     assert_eq!(c.sources[0].delta_state, None);
     assert_eq!(
         c.sources[0].sync_state.as_deref(),
@@ -180,62 +186,35 @@ fn delta_mode_keeps_its_graph_and_ews_state_next_to_the_ledger() {
         "mode = \"delta\"\n",
         "mode = \"delta\"\nsync_state = \"state/ews.json\"\n",
     );
-    let c = Config::parse(&own, Path::new("m.toml")).unwrap();
+    let c = parsed(&own);
     assert_eq!(
         c.sources[0].sync_state.as_deref(),
         Some(Path::new("state/ews.json"))
     );
-    let e = Config::parse(
-        &ews.replace(
-            "mode = \"delta\"\n",
-            "mode = \"delta\"\ndelta_state = \"x.json\"\n",
-        ),
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&ews.replace(
+        "mode = \"delta\"\n",
+        "mode = \"delta\"\ndelta_state = \"x.json\"\n",
+    ));
     assert!(
         e.contains("(helpdesk).delta_state") && e.contains("sync_state") && e.contains("line"),
         "{e}"
     );
-    let e = Config::parse(
-        &delta.replace(
-            "mode = \"delta\"\n",
-            "mode = \"delta\"\nsync_state = \"x.json\"\n",
-        ),
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&delta.replace(
+        "mode = \"delta\"\n",
+        "mode = \"delta\"\nsync_state = \"x.json\"\n",
+    ));
     assert!(
         e.contains("(helpdesk).sync_state") && e.contains("EWS") && e.contains("line"),
         "{e}"
     );
-    let unread_ews = GOOD
-        .replace(
-            "[[sources]]\nname = \"helpdesk\"\nkind = \"graph\"",
-            "[[sources]]\nname = \"helpdesk\"\nkind = \"ews\"",
-        )
-        .replace(
-            "notify_through = \"out\"\n",
-            "notify_through = \"out\"\nsync_state = \"x.json\"\n",
-        );
-    let e = Config::parse(&unread_ews, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let unread_ews = source_kind(&with_source_lines("sync_state = \"x.json\""), "ews");
+    let e = refusal(&unread_ews);
     assert!(e.contains("sync_state: only with mode"), "{e}");
-    let stray = GOOD.replace(
-        "notify_through = \"out\"\n",
-        "notify_through = \"out\"\ndelta_state = \"x.json\"\n",
-    );
-    let e = Config::parse(&stray, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let stray = with_source_lines("delta_state = \"x.json\"");
+    let e = refusal(&stray);
     assert!(e.contains("delta_state: only with mode"), "{e}");
     let typo = delta.replace("mode = \"delta\"", "mode = \"deltas\"");
-    let e = Config::parse(&typo, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&typo);
     assert!(e.contains("deltas") && e.contains("line"), "{e}");
 }
 
@@ -245,37 +224,23 @@ fn errors_name_the_key_and_line() {
         "kind = \"graph\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
         "kind = \"imap\"\napp = \"helpdesk\"\nmailbox = \"helpdesk@contoso.com\"\nacknowledge",
     );
-    let e = Config::parse(&bad, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&bad);
     assert!(e.contains("line 10"), "{e}");
     assert!(e.contains("imap"), "{e}");
 
     let typo = GOOD.replace("notify_through", "notify_thru");
-    let e = Config::parse(&typo, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&typo);
     assert!(e.contains("notify_thru"), "{e}");
 }
 
 #[test]
 fn references_must_exist() {
-    let e = Config::parse(
-        &GOOD.replace("notify_through = \"out\"", "notify_through = \"nope\""),
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&GOOD.replace("notify_through = \"out\"", "notify_through = \"nope\""));
     assert!(e.contains("notify_through \"nope\""), "{e}");
-    let e = Config::parse(
-        &GOOD.replace(
-            "acknowledge = \"move:Processed\"",
-            "acknowledge = \"archive\"",
-        ),
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&GOOD.replace(
+        "acknowledge = \"move:Processed\"",
+        "acknowledge = \"archive\"",
+    ));
     assert!(e.contains("acknowledge"), "{e}");
 }
 
@@ -286,7 +251,7 @@ fn a_delegated_apps_account_keys_its_tokens_and_an_app_only_one_has_none() {
         secret,
         "flow = \"browser\"\naccount = \"Adele.Vance@Contoso.com\"",
     );
-    let c = Config::parse(&delegated, Path::new("m.toml")).unwrap();
+    let c = parsed(&delegated);
     let app = &c.apps[0];
     assert_eq!(app.account.as_deref(), Some("adele.vance@contoso.com"));
     let provider = crate::connect::provider(app, app.graph_scope()).unwrap();
@@ -296,7 +261,7 @@ fn a_delegated_apps_account_keys_its_tokens_and_an_app_only_one_has_none() {
         "the token cache's key carries the account"
     );
     let without = GOOD.replace(secret, "flow = \"browser\"");
-    let c = Config::parse(&without, Path::new("m.toml")).unwrap();
+    let c = parsed(&without);
     let provider = crate::connect::provider(&c.apps[0], c.apps[0].graph_scope()).unwrap();
     assert_eq!(provider.cache_key().account, None, "the app's one sign-in");
     for (extra, words) in [
@@ -309,9 +274,7 @@ fn a_delegated_apps_account_keys_its_tokens_and_an_app_only_one_has_none() {
             "not an account's address",
         ),
     ] {
-        let e = Config::parse(&GOOD.replace(secret, &extra), Path::new("m.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = refusal(&GOOD.replace(secret, &extra));
         assert!(e.contains("account"), "{e}");
         assert!(e.contains(words), "{e}");
     }
@@ -319,12 +282,7 @@ fn a_delegated_apps_account_keys_its_tokens_and_an_app_only_one_has_none() {
 
 #[test]
 fn a_daemon_needs_a_secret_source() {
-    let e = Config::parse(
-        &GOOD.replace("client_secret_env = \"HELPDESK_SECRET\"", ""),
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&GOOD.replace("client_secret_env = \"HELPDESK_SECRET\"", ""));
     assert!(e.contains("client_secret_env"), "{e}");
 }
 
@@ -372,7 +330,7 @@ fn an_inline_secret_stays_out_of_debug_and_parse_errors() {
         "client_secret_env = \"HELPDESK_SECRET\"",
         &format!("client_secret = \"{SECRET}\""),
     );
-    let c = Config::parse(&inline, Path::new("m.toml")).unwrap();
+    let c = parsed(&inline);
     let Credential::Secret(SecretSource::Inline(secret)) = &c.apps[0].credential else {
         panic!("{:?}", c.apps[0].credential)
     };
@@ -382,9 +340,7 @@ fn an_inline_secret_stays_out_of_debug_and_parse_errors() {
 
     // toml quotes the offending line; ours names line, column and key instead.
     let typo = inline.replace("client_secret =", "client_secrt =");
-    let e = Config::parse(&typo, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&typo);
     assert!(!e.contains(SECRET), "{e}");
     assert!(e.contains("line 6") && e.contains("client_secrt"), "{e}");
     // A type error may quote the value itself: cut out.
@@ -392,18 +348,11 @@ fn an_inline_secret_stays_out_of_debug_and_parse_errors() {
     assert!(
         !parse_message("[[apps]]\nclient_secret = \"abcd1234\"\n", &quoted).contains("abcd1234")
     );
-    let e = Config::parse(
-        &inline.replace(&format!("\"{SECRET}\""), &format!("\"{SECRET}")),
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&inline.replace(&format!("\"{SECRET}\""), &format!("\"{SECRET}")));
     assert!(!e.contains(SECRET) && e.contains("line 6"), "{e}");
     // The secret itself where the variable's name belongs: refused without repeating it.
     let misplaced = GOOD.replace("\"HELPDESK_SECRET\"", &format!("\"{SECRET}\""));
-    let e = Config::parse(&misplaced, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&misplaced);
     assert!(
         !e.contains(SECRET) && e.contains("client_secret_env"),
         "{e}"
@@ -431,15 +380,11 @@ fn the_notification_settings_build_the_policy() {
     );
     let file: File = toml::from_str(&text).unwrap();
     assert_eq!(file.notifications.reply_to, Some(ReplyToName::FromOnly));
-    let policy = Config::parse(&text, Path::new("m.toml"))
-        .unwrap()
-        .notifications;
+    let policy = parsed(&text).notifications;
     assert_eq!(policy.template().subject_max_chars, 10);
     // per_recipient_max = 0: no limit.
     assert!((0..50).all(|_| policy.admit("a@fabrikam.example")));
-    let limited = Config::parse(GOOD, Path::new("m.toml"))
-        .unwrap()
-        .notifications;
+    let limited = parsed(GOOD).notifications;
     assert_eq!(
         (0..50)
             .filter(|_| limited.admit("a@fabrikam.example"))
@@ -447,17 +392,15 @@ fn the_notification_settings_build_the_policy() {
         5
     );
     let bad = format!("{GOOD}\n[notifications]\nreply_to = \"always\"\n");
-    let e = Config::parse(&bad, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&bad);
     assert!(e.contains("reply_to") && e.contains("always"), "{e}");
 }
 
 #[test]
 fn the_subject_token_prefix_reaches_the_pipeline() {
     let text = format!("{GOOD}\n[handler]\nsubject_token = \"HELP\"\n");
-    let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+    let c = parsed(&text);
     assert_eq!(c.handler.options().subject_token.as_deref(), Some("HELP"));
-    let c = Config::parse(GOOD, Path::new("m.toml")).unwrap();
+    let c = parsed(GOOD);
     assert_eq!(c.handler.options().subject_token, None);
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::GOOD;
+use super::{GOOD, parsed, refusal};
 use crate::config::{Config, ConfigError, Overrides, Service};
 
 /// The 1-based line of the first occurrence of `needle` in `text`.
@@ -243,7 +243,7 @@ fn the_model_carries_the_apps_cloud_authority_router_acknowledgement_and_urls() 
            \n[[outbounds]]\nname = \"smtp\"\nkind = \"smtp\"\napp = \"helpdesk\"\n\
            mailbox = \"helpdesk@contoso.com\"\nport = 2525\n\
            \n[handler]\noutput_dir = \"out\"\nwebhook = \"https://hooks.contoso.example/mail\"\n";
-    let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+    let c = parsed(&text);
 
     let app = c.app("helpdesk").unwrap();
     assert_eq!(app.cloud, msauth::Cloud::UsGovL4);
@@ -333,9 +333,7 @@ fn each_routing_problem_names_its_key_and_line() {
         "alias = \"billing@contoso.com\"",
         "alias = \"sales@contoso.com\"",
     ) + "\n[[sources.routing.rules]]\nmatch = \"alias\"\nalias = \"hr@contoso.com\"\nproject = \"HR\"\n";
-    let e = Config::parse(&text, Path::new("m.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&text);
     let sales = line_of(&text, "alias = \"sales@");
     let hr = line_of(&text, "alias = \"hr@");
     assert!(e.contains("2 problems"), "{e}");
@@ -355,7 +353,7 @@ fn an_inline_secret_stays_out_of_the_models_debug() {
         "client_secret_env = \"HELPDESK_SECRET\"",
         &format!("client_secret = \"{SECRET}\""),
     );
-    let c = Config::parse(&text, Path::new("m.toml")).unwrap();
+    let c = parsed(&text);
     let debug = format!("{c:?}");
     assert!(
         debug.contains("helpdesk") && !debug.contains(SECRET),
