@@ -90,6 +90,19 @@ impl Run {
             .unwrap_or_else(|| panic!("no {check} ({about:?}) for {target}: {}", self.stdout))
     }
 
+    /// What the finding of `check` for `target` (and `about`) says in its detail.
+    fn detail(&self, target: &str, check: &str, about: Option<&str>) -> &str {
+        self.finding(target, check, about)["detail"]
+            .as_str()
+            .expect("a detail")
+    }
+
+    /// Asserts that the detail of `check` for `target` (and `about`) says `words`.
+    fn assert_says(&self, target: &str, check: &str, about: Option<&str>, words: &str) {
+        let detail = self.detail(target, check, about);
+        assert!(detail.contains(words), "{}", self.stdout);
+    }
+
     fn status(&self, target: &str, check: &str, about: Option<&str>) -> &str {
         self.finding(target, check, about)["status"]
             .as_str()
@@ -278,14 +291,7 @@ async fn a_person_not_assigned_to_the_app_is_named_with_the_fix() {
             "Assignment required? to No",
         ],
     );
-    assert!(
-        run.finding(target, "user-assignment", None)["detail"]
-            .as_str()
-            .unwrap()
-            .contains("AADSTS50105"),
-        "{}",
-        run.stdout
-    );
+    run.assert_says(target, "user-assignment", None, "AADSTS50105");
 
     sb.admin().assign_user(DEMO_APP, MEGAN).unwrap();
     let run = doctor(&path, &["--no-probes"]).await;
@@ -343,9 +349,7 @@ async fn a_group_where_the_pickup_mailbox_should_be_is_named() {
         ],
     );
     let detail = |run: &Run| {
-        run.finding(SOURCE, "mailbox-not-group", Some(desk))["detail"]
-            .as_str()
-            .unwrap()
+        run.detail(SOURCE, "mailbox-not-group", Some(desk))
             .to_owned()
     };
     // The demo app may not read groups: a group, a contact or a typo, it cannot tell which.
@@ -444,14 +448,7 @@ async fn an_alias_that_does_not_receive_yet_is_named_with_the_24_hours() {
             "24 hours",
         ],
     );
-    assert!(
-        run.finding(SOURCE, "alias-receives", Some(fresh))["detail"]
-            .as_str()
-            .unwrap()
-            .contains("up to 24 hours"),
-        "{}",
-        run.stdout
-    );
+    run.assert_says(SOURCE, "alias-receives", Some(fresh), "up to 24 hours");
     run.assert_passes(SOURCE, "alias-receives", Some("billing@contoso.example"));
     assert_eq!(probes_left(&sb, HELPDESK), Vec::<String>::new());
 
@@ -477,13 +474,11 @@ async fn send_from_alias_off_while_the_configuration_counts_on_it_is_named() {
             "outbounds.notify.send_from_alias_enabled = false",
         ],
     );
-    assert!(
-        run.finding(SOURCE, "send-from-alias", None)["detail"]
-            .as_str()
-            .unwrap()
-            .contains("arrived from helpdesk@contoso.example"),
-        "{}",
-        run.stdout
+    run.assert_says(
+        SOURCE,
+        "send-from-alias",
+        None,
+        "arrived from helpdesk@contoso.example",
     );
     assert_eq!(probes_left(&sb, HELPDESK), Vec::<String>::new());
 
