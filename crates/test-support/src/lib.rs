@@ -46,6 +46,20 @@ pub fn assert_send_as_fix(text: &str, mailbox: &str, address: &str) {
     );
 }
 
+/// Asserts that `err` is a send refused for good, that did not take effect, with the server's
+/// `code`, because `mailbox` may not send as `address` ([`assert_send_as_fix`]).
+#[track_caller]
+pub fn assert_send_as_refused(err: &connector::Error, code: &str, mailbox: &str, address: &str) {
+    assert_eq!(err.kind(), connector::ErrorKind::Refused, "{err}");
+    assert!(!err.may_have_taken_effect(), "{err}");
+    assert_eq!(
+        err.response().and_then(|r| r.server_code.as_deref()),
+        Some(code),
+        "{err}"
+    );
+    assert_send_as_fix(&err.to_string(), mailbox, address);
+}
+
 /// The `From` and `Sender` addresses (lower case) of the message with `subject` among `messages`
 /// (a mailbox's Inbox, say): who a message sent as another mailbox arrived from, and on whose
 /// behalf.

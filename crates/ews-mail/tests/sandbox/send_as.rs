@@ -3,7 +3,7 @@
 //! Send on Behalf held by it, as in Exchange Online. Refused with a diagnosis naming the missing
 //! right, sent once the sandbox's admin API grants it (with `Sender` for Send on Behalf).
 
-use connector::{ErrorKind, MessageOutbound, OutgoingMessage};
+use connector::{MessageOutbound, OutgoingMessage};
 use ews_mail::EwsOutbound;
 use sandbox::store::ListQuery;
 use sandbox::tenant::MailboxRight;
@@ -24,13 +24,7 @@ async fn app_only_send_as_needs_the_mailboxs_right() {
     let admin = sb.admin();
 
     let err = out.send(&message(ALEX, "denied")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
-    assert!(!err.may_have_taken_effect());
-    assert_eq!(
-        err.response().and_then(|r| r.server_code.as_deref()),
-        Some("ErrorSendAsDenied")
-    );
-    test_support::assert_send_as_fix(&err.to_string(), MAILBOX, ALEX);
+    test_support::assert_send_as_refused(&err, "ErrorSendAsDenied", MAILBOX, ALEX);
 
     admin
         .add_mailbox_permission(ALEX, MAILBOX, MailboxRight::SendOnBehalf)

@@ -3,7 +3,7 @@
 //! diagnosis naming the missing right, sent once the sandbox's admin API grants it, with
 //! `sender` set for Send on Behalf, and refused again once withdrawn.
 
-use connector::{ErrorKind, MessageOutbound, OutgoingMessage};
+use connector::{MessageOutbound, OutgoingMessage};
 use graph_mail::{GraphOutbound, Mailbox, api::JsonMail};
 use sandbox::tenant::MailboxRight;
 
@@ -18,18 +18,15 @@ fn message(from: &str, subject: &str) -> OutgoingMessage {
 }
 
 fn assert_denied(err: &connector::Error) {
-    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
-    assert!(!err.may_have_taken_effect());
+    test_support::assert_send_as_refused(err, "ErrorSendAsDenied", HELPDESK, ALEX);
     let details = err.response().expect("the server's answer is kept");
     assert_eq!(details.status, Some(403));
-    assert_eq!(details.server_code.as_deref(), Some("ErrorSendAsDenied"));
     assert!(
         details.body_excerpt.as_deref().unwrap_or("").contains(
             "does not have the right to send mail on behalf of the specified sending account. Cannot submit message."
         ),
         "Microsoft's message: {details:?}"
     );
-    test_support::assert_send_as_fix(&err.to_string(), HELPDESK, ALEX);
 }
 
 #[tokio::test]
