@@ -56,6 +56,11 @@ fn basic_message() -> Value {
         "toRecipients": [{"emailAddress": {"address": "adele.vance@contoso.example"}}]})
 }
 
+/// The body of a `sendMail` of [`basic_message`] with `key` set to `v`.
+fn sent_with(key: &str, v: Value) -> Option<Value> {
+    Some(send_body(with(basic_message(), key, v)))
+}
+
 fn with(mut base: Value, key: &str, v: Value) -> Value {
     base[key] = v;
     base
@@ -225,11 +230,10 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
         (
             "POST",
             "/sendMail".into(),
-            Some(send_body(with(
-                basic_message(),
+            sent_with(
                 "singleValueExtendedProperties",
                 json!([{"id": "String 0x007D", "value": "x"}]),
-            ))),
+            ),
             None,
             400,
             "notSupported",
@@ -237,11 +241,7 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
         (
             "POST",
             "/sendMail".into(),
-            Some(send_body(with(
-                basic_message(),
-                "flag",
-                json!({"flagStatus": "flagged"}),
-            ))),
+            sent_with("flag", json!({"flagStatus": "flagged"})),
             None,
             400,
             "notSupported",
@@ -249,11 +249,7 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
         (
             "POST",
             "/sendMail".into(),
-            Some(send_body(with(
-                basic_message(),
-                "isDeliveryReceiptRequested",
-                json!(true),
-            ))),
+            sent_with("isDeliveryReceiptRequested", json!(true)),
             None,
             400,
             "notSupported",
@@ -261,7 +257,7 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
         (
             "POST",
             "/sendMail".into(),
-            Some(send_body(with(basic_message(), "colour", json!("red")))),
+            sent_with("colour", json!("red")),
             None,
             400,
             "RequestBodyRead",
@@ -269,11 +265,10 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
         (
             "POST",
             "/sendMail".into(),
-            Some(send_body(with(
-                basic_message(),
+            sent_with(
                 "internetMessageHeaders",
                 json!([{"name": "Keywords", "value": "x"}]),
-            ))),
+            ),
             None,
             400,
             "InvalidInternetMessageHeader",
@@ -281,11 +276,10 @@ async fn graph_refuses_what_it_does_not_apply_with_graphs_errors() {
         (
             "POST",
             "/sendMail".into(),
-            Some(send_body(with(
-                basic_message(),
+            sent_with(
                 "attachments",
                 json!([{"@odata.type": "#microsoft.graph.itemAttachment", "name": "x"}]),
-            ))),
+            ),
             None,
             400,
             "notSupported",
@@ -594,81 +588,69 @@ async fn subscriptions_refuse_what_is_not_implemented() {
         b[k] = v;
         b
     };
+    // (the key set, its value, the status and the code wanted)
     let cases = [
-        (with("changeType", json!("updated")), 400, "notSupported"),
+        ("changeType", json!("updated"), 400, "notSupported"),
+        ("changeType", json!("created,deleted"), 400, "notSupported"),
+        ("changeType", json!("renamed"), 400, "InvalidRequest"),
+        ("includeResourceData", json!(true), 400, "notSupported"),
+        ("encryptionCertificate", json!("MIIB"), 400, "notSupported"),
         (
-            with("changeType", json!("created,deleted")),
+            "notificationQueryOptions",
+            json!("$filter=isRead eq false"),
             400,
             "notSupported",
         ),
-        (with("changeType", json!("renamed")), 400, "InvalidRequest"),
+        ("resource", json!("me/events"), 400, "notSupported"),
         (
-            with("includeResourceData", json!(true)),
+            "resource",
+            json!(format!("users/{HELPDESK}/messages?$filter=isRead eq false")),
             400,
             "notSupported",
         ),
+        ("resource", json!("me/messages"), 400, "BadRequest"),
         (
-            with("encryptionCertificate", json!("MIIB")),
+            "notificationUrl",
+            json!("http://webhook.example/hook"),
             400,
-            "notSupported",
+            "InvalidRequest",
         ),
+        ("clientState", json!("x".repeat(129)), 400, "InvalidRequest"),
         (
-            with("notificationQueryOptions", json!("$filter=isRead eq false")),
+            "latestSupportedTlsVersion",
+            json!("v2_0"),
             400,
-            "notSupported",
+            "InvalidRequest",
         ),
-        (with("resource", json!("me/events")), 400, "notSupported"),
+        ("id", json!("mine"), 400, "InvalidRequest"),
+        ("colour", json!("blue"), 400, "RequestBodyRead"),
         (
-            with(
-                "resource",
-                json!(format!("users/{HELPDESK}/messages?$filter=isRead eq false")),
-            ),
-            400,
-            "notSupported",
-        ),
-        (with("resource", json!("me/messages")), 400, "BadRequest"),
-        (
-            with("notificationUrl", json!("http://webhook.example/hook")),
+            "expirationDateTime",
+            json!("tomorrow"),
             400,
             "InvalidRequest",
         ),
         (
-            with("clientState", json!("x".repeat(129))),
+            "expirationDateTime",
+            json!("2016-11-20T18:23:45.9356913Z"),
             400,
             "InvalidRequest",
         ),
         (
-            with("latestSupportedTlsVersion", json!("v2_0")),
-            400,
-            "InvalidRequest",
-        ),
-        (with("id", json!("mine")), 400, "InvalidRequest"),
-        (with("colour", json!("blue")), 400, "RequestBodyRead"),
-        (
-            with("expirationDateTime", json!("tomorrow")),
-            400,
-            "InvalidRequest",
-        ),
-        (
-            with("expirationDateTime", json!("2016-11-20T18:23:45.9356913Z")),
-            400,
-            "InvalidRequest",
-        ),
-        (
-            with("resource", json!("users/nobody@contoso.example/messages")),
+            "resource",
+            json!("users/nobody@contoso.example/messages"),
             404,
             "ErrorInvalidUser",
         ),
         (
-            with(
-                "resource",
-                json!(format!("users/{HELPDESK}/mailFolders('nope')/messages")),
-            ),
+            "resource",
+            json!(format!("users/{HELPDESK}/mailFolders('nope')/messages")),
             404,
             "ErrorItemNotFound",
         ),
     ];
-    for (body, status, code) in cases {
+    for (key, value, status, code) in cases {
+        let body = with(key, value);
         let (s, _, b) = call(&sb, "POST", &url, Some(body.clone()), None).await;
         assert_eq!(
             (s, b["error"]["code"].as_str()),
