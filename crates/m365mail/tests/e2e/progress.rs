@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{BIN, large_mailbox, records, write_folder_config};
+use crate::support::{BIN, deliver_numbered, large_mailbox, records, write_folder_config};
 
 /// Runs `args` under `script`, which gives the command a terminal (a pty) for stdout and stderr
 /// as a person's shell would; returns everything the terminal showed. `None` (after saying
@@ -88,15 +88,7 @@ async fn json_output_and_output_to_a_pipe_carry_no_progress_bar() {
     }
 
     // Human output to a pipe (a log file, a service manager): no bar either.
-    for i in 0..N {
-        let mime = format!(
-            "From: d{i}@fabrikam.example\r\nTo: helpdesk@contoso.example\r\nSubject: more {i}\r\n\
-             Message-ID: <more-{i}@fabrikam.example>\r\n\r\nbody\r\n"
-        );
-        sb.admin()
-            .inject_mime("helpdesk@contoso.example", &mime)
-            .unwrap();
-    }
+    deliver_numbered(&sb, "helpdesk@contoso.example", "d", "more", N);
     let output = Command::new(BIN)
         .args(["run", "--once", "--config"])
         .arg(&cfg)

@@ -3,19 +3,22 @@
 
 use test_support::process::run_once_json;
 
-use crate::support::{BIN, large_mailbox, records, write_folder_config};
+use crate::support::{BIN, deliver_numbered, large_mailbox, records, write_folder_config};
+
+/// `text`, the folder configuration, acknowledging with `lines` instead of moving the mail to
+/// `Processed`.
+fn acknowledging(text: &str, lines: &str) -> String {
+    let text = text.replace("acknowledge = \"move:Processed\"\n", &format!("{lines}\n"));
+    assert!(text.contains(lines), "{text}");
+    text
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run() {
     const N: usize = 25;
     let sb = large_mailbox(N).await;
     let (_dir, out, cfg) = write_folder_config(&sb, |text| {
-        let text = text.replace(
-            "acknowledge = \"move:Processed\"\n",
-            "acknowledge = \"mark-read\"\nmode = \"delta\"\n",
-        );
-        assert!(text.contains("mode = \"delta\""));
-        text
+        acknowledging(&text, "acknowledge = \"mark-read\"\nmode = \"delta\"")
     });
 
     let first = run_once_json(BIN, &cfg).await;
@@ -34,15 +37,7 @@ async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run(
     assert_eq!(s["recovered"], 0, "{second}");
 
     // New mail is found by the next run, and only it.
-    for i in 0..3 {
-        let mime = format!(
-            "From: n{i}@fabrikam.example\r\nTo: billing@contoso.example\r\nSubject: new {i}\r\n\
-             Message-ID: <new-{i}@fabrikam.example>\r\n\r\nbody\r\n"
-        );
-        sb.admin()
-            .inject_mime("billing@contoso.example", &mime)
-            .unwrap();
-    }
+    deliver_numbered(&sb, "billing@contoso.example", "n", "new", 3);
     let third = run_once_json(BIN, &cfg).await;
     let s = &third["sources"][0];
     assert_eq!(s["handled"], 3, "{third}");
@@ -62,13 +57,9 @@ async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run(
 async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
     let sb = large_mailbox(250).await;
     let (_dir, _, cfg) = write_folder_config(&sb, |text| {
-        let text = text
+        let text = acknowledging(&text, "acknowledge = \"mark-read\"")
             .replace("kind = \"graph\"", "kind = \"ews\"")
             .replace(&sb.graph_url(), &sb.ews_url())
-            .replace(
-                "acknowledge = \"move:Processed\"\n",
-                "acknowledge = \"mark-read\"\n",
-            )
             .replace("batch_size = 10", "batch_size = 300");
         assert!(text.contains("kind = \"ews\"") && text.contains("batch_size = 300"));
         text
@@ -127,12 +118,7 @@ async fn keep_in_delta_mode_hands_everything_over_once_without_touching_the_mail
     const N: usize = 25;
     let sb = large_mailbox(N).await;
     let (_dir, out, cfg) = write_folder_config(&sb, |text| {
-        let text = text.replace(
-            "acknowledge = \"move:Processed\"\n",
-            "acknowledge = \"keep\"\nmode = \"delta\"\n",
-        );
-        assert!(text.contains("acknowledge = \"keep\""));
-        text
+        acknowledging(&text, "acknowledge = \"keep\"\nmode = \"delta\"")
     });
     let unread_before = test_support::harness::inbox_count(&sb.admin(), "helpdesk@contoso.example");
     sb.admin().clear_request_log();
@@ -167,12 +153,8 @@ async fn keep_in_delta_mode_hands_everything_over_once_without_touching_the_mail
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 
     // Listing unread mail would hand the same messages out on every pass: refused.
-    let (_dir2, _, unread) = write_folder_config(&sb, |text| {
-        text.replace(
-            "acknowledge = \"move:Processed\"\n",
-            "acknowledge = \"keep\"\n",
-        )
-    });
+    let (_dir2, _, unread) =
+        write_folder_config(&sb, |text| acknowledging(&text, "acknowledge = \"keep\""));
     let refused = std::process::Command::new(BIN)
         .args(["run", "--once", "--config"])
         .arg(&unread)

@@ -65,16 +65,20 @@ pub(crate) fn folder_config(sb: &Sandbox, out: &Path) -> String {
 /// A sandbox whose helpdesk has `n` messages waiting (plus the demo seed's two).
 pub(crate) async fn large_mailbox(n: usize) -> Sandbox {
     let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    deliver_numbered(&sb, "helpdesk@contoso.example", "c", "bulk", n);
+    sb
+}
+
+/// `n` messages to `to`: the `i`th from `{from}{i}@fabrikam.example`, its subject `{tag} {i}`
+/// and its Message-ID `<{tag}-{i}@fabrikam.example>`.
+pub(crate) fn deliver_numbered(sb: &Sandbox, to: &str, from: &str, tag: &str, n: usize) {
     for i in 0..n {
         let mime = format!(
-            "From: c{i}@fabrikam.example\r\nTo: helpdesk@contoso.example\r\nSubject: bulk {i}\r\n\
-             Message-ID: <bulk-{i}@fabrikam.example>\r\n\r\nbody {i}\r\n"
+            "From: {from}{i}@fabrikam.example\r\nTo: {to}\r\nSubject: {tag} {i}\r\n\
+             Message-ID: <{tag}-{i}@fabrikam.example>\r\n\r\nbody {i}\r\n"
         );
-        sb.admin()
-            .inject_mime("helpdesk@contoso.example", &mime)
-            .unwrap();
+        sb.admin().inject_mime(to, &mime).unwrap();
     }
-    sb
 }
 
 /// The command succeeded; else its stderr says why.
