@@ -9,8 +9,8 @@ use connector::{Acknowledgement, MessageSource};
 use handler::{Ledger, Options, Pipeline, Shutdown, SourceSpec};
 
 use crate::support::{
-    FlakyAck, PICKUP, assert_next_pass_makes_the_owed, mail, mailbox_with, pipeline, recorded,
-    recorder, router,
+    FlakyAck, PICKUP, Recorder, assert_next_pass_makes_the_owed, mail, mailbox_with, pipeline,
+    recorded, recorder, router,
 };
 
 /// Captures what the pipeline logs, from every thread of this test binary.
@@ -73,6 +73,18 @@ async fn a_failed_acknowledgement_is_logged_as_a_warning() {
     );
 }
 
+/// A [`pipeline`] with the default options over `source`, named `mem`, its ledger the file at
+/// `path` (as a new process would open it).
+fn on_file_ledger(rec: Arc<Recorder>, path: &std::path::Path, source: Arc<FlakyAck>) -> Pipeline {
+    pipeline(
+        rec,
+        Ledger::open(path).unwrap(),
+        Options::default(),
+        "mem",
+        source,
+    )
+}
+
 #[tokio::test]
 async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,26 +93,14 @@ async fn a_failed_acknowledgement_never_hands_a_message_over_twice() {
     let rec = recorder(None);
     let source = FlakyAck::new(mb.source(), 4, false);
     {
-        let p = pipeline(
-            rec.clone(),
-            Ledger::open(&ledger_path).unwrap(),
-            Options::default(),
-            "mem",
-            source.clone(),
-        );
+        let p = on_file_ledger(rec.clone(), &ledger_path, source.clone());
         let s = p.run_once(&Shutdown::new()).await;
         assert_eq!(s.sources[0].handled, 10);
         assert_eq!(s.sources[0].errors.len(), 4, "{:?}", s.sources[0].errors);
     }
     // Four messages are still unread. A new process with the same ledger finishes them.
     assert_eq!(mb.messages().iter().filter(|m| !m.is_read).count(), 4);
-    let p = pipeline(
-        rec.clone(),
-        Ledger::open(&ledger_path).unwrap(),
-        Options::default(),
-        "mem",
-        source,
-    );
+    let p = on_file_ledger(rec.clone(), &ledger_path, source);
     let s = p.run_once(&Shutdown::new()).await;
     assert_eq!(s.sources[0].recovered, 4);
     assert_eq!(s.sources[0].handled, 0);
@@ -220,13 +220,7 @@ async fn a_crash_before_the_acknowledgement_was_recorded_is_finished_by_the_next
     }
     let rec = recorder(None);
     let source = FlakyAck::new(mb.source(), 0, false);
-    let p = pipeline(
-        rec.clone(),
-        Ledger::open(&path).unwrap(),
-        Options::default(),
-        "mem",
-        source.clone(),
-    );
+    let p = on_file_ledger(rec.clone(), &path, source.clone());
     let s = p.run_once(&Shutdown::new()).await;
     assert_eq!(s.sources[0].reacknowledged, 1);
     assert_eq!(source.calls.load(Ordering::SeqCst), 1);
