@@ -50,14 +50,12 @@ const HELPDESK: &str = "helpdesk@contoso.example";
 
 /// The id of the first message in the helpdesk inbox, listed with the app's token.
 async fn first_inbox_id(sb: &sandbox::Sandbox) -> String {
-    let (s, page) = graph(
+    let (s, page) = graph_get(
         sb,
-        reqwest::Method::GET,
         &format!(
             "{}/users/{HELPDESK}/mailFolders/inbox/messages?$select=id",
             sb.graph_url()
         ),
-        None,
     )
     .await;
     assert_eq!(s, 200, "{page}");
@@ -79,6 +77,11 @@ async fn graph(
         .bearer_auth(graph_token_rw(sb));
     let (status, _, v) = send_json(r, body).await;
     (status, v)
+}
+
+/// [`graph`] with a `GET` of `url`.
+async fn graph_get(sb: &sandbox::Sandbox, url: &str) -> (u16, Value) {
+    graph(sb, reqwest::Method::GET, url, None).await
 }
 
 /// Graph matches the parameters of its actions without regard to case; the official SDKs send
@@ -108,11 +111,9 @@ async fn graph_action_parameters_match_case_insensitively() {
     let sent_after = folder_count(&sb, HELPDESK, "sentitems");
     assert_eq!(sent_after, sent_before, "SaveToSentItems=false is honoured");
 
-    let (_, list) = graph(
+    let (_, list) = graph_get(
         &sb,
-        reqwest::Method::GET,
         &format!("{base}/mailFolders/inbox/messages?$select=id"),
-        None,
     )
     .await;
     let id = list["value"][0]["id"].as_str().expect("id").to_owned();
@@ -179,23 +180,19 @@ async fn graph_links_name_the_host_the_client_called() {
     let port = sb.http_addr().port();
     for host in ["127.0.0.1", "localhost"] {
         let root = format!("http://{host}:{port}/v1.0");
-        let (s, p1) = graph(
+        let (s, p1) = graph_get(
             &sb,
-            reqwest::Method::GET,
             &format!("{root}/users/{HELPDESK}/mailFolders/inbox/messages?$top=1"),
-            None,
         )
         .await;
         assert_eq!(s, 200, "{p1}");
         let next = p1["@odata.nextLink"].as_str().expect("next link");
         assert!(next.starts_with(&format!("{root}/users/")), "{next}");
-        let (s, _) = graph(&sb, reqwest::Method::GET, next, None).await;
+        let (s, _) = graph_get(&sb, next).await;
         assert_eq!(s, 200);
-        let (s, d) = graph(
+        let (s, d) = graph_get(
             &sb,
-            reqwest::Method::GET,
             &format!("{root}/users/{HELPDESK}/mailFolders/inbox/messages/delta"),
-            None,
         )
         .await;
         assert_eq!(s, 200, "{d}");
@@ -296,22 +293,9 @@ async fn graph_delta_answers_the_function_call_spelling() {
         "{}/users/{HELPDESK}/mailFolders/inbox/messages",
         sb.graph_url()
     );
-    let get = reqwest::Method::GET;
-    let (s, plain) = graph(
-        &sb,
-        get.clone(),
-        &format!("{inbox}/delta?$select=subject"),
-        None,
-    )
-    .await;
+    let (s, plain) = graph_get(&sb, &format!("{inbox}/delta?$select=subject")).await;
     assert_eq!(s, 200, "{plain}");
-    let (s, called) = graph(
-        &sb,
-        get.clone(),
-        &format!("{inbox}/delta()?$select=subject"),
-        None,
-    )
-    .await;
+    let (s, called) = graph_get(&sb, &format!("{inbox}/delta()?$select=subject")).await;
     assert_eq!(s, 200, "{called}");
     let subjects = |v: &Value| -> Vec<String> {
         let mut s: Vec<String> = v["value"]
@@ -327,7 +311,7 @@ async fn graph_delta_answers_the_function_call_spelling() {
     assert_eq!(subjects(&called).len(), 2, "the demo Inbox: {called}");
     // Its deltaLink is served too: nothing changed since.
     let link = called["@odata.deltaLink"].as_str().expect("deltaLink");
-    let (s, again) = graph(&sb, get, link, None).await;
+    let (s, again) = graph_get(&sb, link).await;
     assert_eq!(s, 200, "{again}");
     assert_eq!(again["value"], json!([]), "{again}");
     // And inside a $batch.
