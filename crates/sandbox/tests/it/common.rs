@@ -385,6 +385,11 @@ pub(crate) fn sasl(user: &str, tok: &str) -> String {
         .encode(format!("user={user}\x01auth=Bearer {tok}\x01\x01"))
 }
 
+/// The SMTP command that signs `user` in with the bearer token `tok` (`AUTH XOAUTH2 ...`).
+pub(crate) fn xoauth2(user: &str, tok: &str) -> String {
+    format!("AUTH XOAUTH2 {}", sasl(user, tok))
+}
+
 /// A line-oriented SMTP client over any stream (TCP, or TLS after `STARTTLS`).
 pub(crate) struct SmtpClient<S> {
     pub(crate) s: tokio::io::BufReader<S>,

@@ -412,11 +412,8 @@ async fn smtp_auth_xoauth2_submission() {
     let token = smtp_send_token(&sb, "adele.vance@contoso.example");
     let mut c = SmtpClient::connect(&sb).await;
     assert!(c.cmd("EHLO x").await.contains("AUTH XOAUTH2"));
-    let forged = format!(
-        "AUTH XOAUTH2 {}",
-        sasl("adele.vance@contoso.example", "forged.token.x")
-    );
-    let other_mailbox = format!("AUTH XOAUTH2 {}", sasl("helpdesk@contoso.example", &token));
+    let forged = xoauth2("adele.vance@contoso.example", "forged.token.x");
+    let other_mailbox = xoauth2("helpdesk@contoso.example", &token);
     let own = sasl("adele.vance@contoso.example", &token);
     for (command, want) in [
         ("AUTH PLAIN abc", "504"),

@@ -148,7 +148,7 @@ async fn smtp_app_only_needs_a_service_principal_full_access_and_send_as() {
         .grant_admin_consent(DEMO_APP, &[], &[SEND_AS_APP])
         .unwrap();
     let token = app_token(&sb, &["SMTP.SendAsApp"], sandbox::ApiResource::Exchange);
-    let auth = format!("AUTH XOAUTH2 {}", sasl(HELPDESK, &token));
+    let auth = xoauth2(HELPDESK, &token);
     assert_auth_refused(&sb, &auth, "New-ServicePrincipal").await;
     let (s, v) = admin(
         &sb,

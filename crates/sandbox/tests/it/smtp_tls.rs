@@ -64,10 +64,7 @@ async fn a_refused_token_gets_the_error_challenge_then_535() {
     let mut c = SmtpClient::connect(&sb).await;
     c.cmd("EHLO client").await;
     let reply = c
-        .cmd(&format!(
-            "AUTH XOAUTH2 {}",
-            sasl("adele.vance@contoso.example", "not.a.jwt")
-        ))
+        .cmd(&xoauth2("adele.vance@contoso.example", "not.a.jwt"))
         .await;
     let b64 = reply.strip_prefix("334 ").expect("challenge").trim();
     let json: serde_json::Value = serde_json::from_slice(
@@ -101,12 +98,7 @@ async fn smtp_auth_disabled_for_the_tenant_is_answered_535_5_7_139() {
         .update_org(|o| o.smtp_client_authentication_disabled = true);
     let mut c = SmtpClient::connect(&sb).await;
     c.cmd("EHLO client").await;
-    let reply = c
-        .cmd(&format!(
-            "AUTH XOAUTH2 {}",
-            sasl("adele.vance@contoso.example", "x")
-        ))
-        .await;
+    let reply = c.cmd(&xoauth2("adele.vance@contoso.example", "x")).await;
     assert!(
         reply.starts_with(
             "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant"
