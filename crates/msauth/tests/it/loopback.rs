@@ -25,6 +25,25 @@ fn pending(redirect: url::Url) -> PendingAuthorization {
         .1
 }
 
+type Waiting = tokio::task::JoinHandle<Result<AuthorizationCode, AuthError>>;
+
+/// `l` waiting (for `timeout` at most) for the code of a sign-in to its redirect URI: that URI,
+/// and the wait.
+fn waiting(l: LoopbackListener, timeout: Duration) -> (url::Url, Waiting) {
+    let redirect = l.redirect_uri().clone();
+    let p = pending(redirect.clone());
+    let wait = tokio::spawn(async move { l.wait_for_code(&p, timeout).await });
+    (redirect, wait)
+}
+
+/// The browser brings the real code with the sign-in's state: answered 200, and the sign-in
+/// ends with that code.
+async fn assert_the_real_code_ends_it(redirect: &url::Url, wait: Waiting) {
+    let page = browser_get(redirect, "/?code=the-real-code&state=s-1").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert_eq!(wait.await.unwrap().unwrap().secret(), "the-real-code");
+}
+
 #[tokio::test]
 async fn receives_the_code_after_ignoring_other_paths() {
     let l = LoopbackListener::bind("/callback").await.unwrap();
@@ -46,11 +65,7 @@ async fn receives_the_code_after_ignoring_other_paths() {
 
 /// Sends each forged request (each must get 400) and checks the sign-in is still waiting
 /// after each.
-async fn forge(
-    redirect: &url::Url,
-    wait: &tokio::task::JoinHandle<Result<AuthorizationCode, AuthError>>,
-    requests: &[&str],
-) {
+async fn forge(redirect: &url::Url, wait: &Waiting, requests: &[&str]) {
     for r in requests {
         let page = browser_get(redirect, r).await;
         assert!(page.starts_with("HTTP/1.1 400"), "{r}: {page}");
@@ -66,9 +81,7 @@ async fn forge(
 #[tokio::test]
 async fn a_forged_error_without_the_right_state_does_not_end_the_sign_in() {
     let l = LoopbackListener::bind("/").await.unwrap();
-    let redirect = l.redirect_uri().clone();
-    let p = pending(redirect.clone());
-    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    let (redirect, wait) = waiting(l, Duration::from_secs(30));
     forge(
         &redirect,
         &wait,
@@ -83,9 +96,7 @@ async fn a_forged_error_without_the_right_state_does_not_end_the_sign_in() {
         ],
     )
     .await;
-    let page = browser_get(&redirect, "/?code=the-real-code&state=s-1").await;
-    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
-    assert_eq!(wait.await.unwrap().unwrap().secret(), "the-real-code");
+    assert_the_real_code_ends_it(&redirect, wait).await;
 }
 
 /// A code with a wrong (or no) state is ignored too: it neither ends the sign-in nor is
@@ -93,19 +104,15 @@ async fn a_forged_error_without_the_right_state_does_not_end_the_sign_in() {
 #[tokio::test]
 async fn a_forged_code_with_a_wrong_state_is_ignored() {
     let l = LoopbackListener::bind_host("localhost", "/").await.unwrap();
-    let redirect = l.redirect_uri().clone();
+    let (redirect, wait) = waiting(l, Duration::from_secs(30));
     assert_eq!(redirect.host_str(), Some("localhost"));
-    let p = pending(redirect.clone());
-    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
     forge(
         &redirect,
         &wait,
         &["/?code=x&state=wrong", "/?code=x", "/?code=x&state=S-1"],
     )
     .await;
-    let page = browser_get(&redirect, "/?code=the-real-code&state=s-1").await;
-    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
-    assert_eq!(wait.await.unwrap().unwrap().secret(), "the-real-code");
+    assert_the_real_code_ends_it(&redirect, wait).await;
 }
 
 /// The real error redirect (it carries the state: Microsoft echoes it) still ends the sign-in
@@ -113,9 +120,7 @@ async fn a_forged_code_with_a_wrong_state_is_ignored() {
 #[tokio::test]
 async fn an_error_with_the_right_state_ends_the_sign_in_with_that_error() {
     let l = LoopbackListener::bind("/").await.unwrap();
-    let redirect = l.redirect_uri().clone();
-    let p = pending(redirect.clone());
-    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    let (redirect, wait) = waiting(l, Duration::from_secs(30));
     let page = browser_get(
         &redirect,
         "/?error=access_denied&error_description=AADSTS65004%3A+declined&state=s-1",
@@ -136,9 +141,7 @@ async fn an_error_with_the_right_state_ends_the_sign_in_with_that_error() {
 #[tokio::test]
 async fn forged_requests_alone_end_in_the_timeout() {
     let l = LoopbackListener::bind("/").await.unwrap();
-    let redirect = l.redirect_uri().clone();
-    let p = pending(redirect.clone());
-    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_millis(500)).await });
+    let (redirect, wait) = waiting(l, Duration::from_millis(500));
     for r in ["/?error=access_denied", "/?code=x&state=wrong"] {
         let page = browser_get(&redirect, r).await;
         assert!(page.starts_with("HTTP/1.1 400"), "{r}: {page}");
@@ -166,9 +169,7 @@ async fn localhost_redirects_are_also_accepted_on_ipv6() {
         assert!(std::net::TcpListener::bind("[::1]:0").is_err());
         return;
     }
-    let redirect = l.redirect_uri().clone();
-    let p = pending(redirect.clone());
-    let wait = tokio::spawn(async move { l.wait_for_code(&p, Duration::from_secs(30)).await });
+    let (redirect, wait) = waiting(l, Duration::from_secs(30));
     let mut s = tokio::net::TcpStream::connect(("::1", redirect.port().unwrap()))
         .await
         .unwrap();
