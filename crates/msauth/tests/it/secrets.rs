@@ -18,43 +18,24 @@ fn check<T: std::fmt::Debug>(what: &str, v: &T) {
     assert_clean(what, &format!("{v:#?}"));
 }
 
+/// `v` as `{:?}` and as `{}`, one after the other.
+fn shown<T: std::fmt::Debug + std::fmt::Display>(v: T) -> String {
+    format!("{v:?}{v}")
+}
+
 #[tokio::test]
 async fn no_type_prints_a_secret() {
     let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
     for s in [
-        format!(
-            "{:?}{}",
-            ClientSecret::new(SECRET),
-            ClientSecret::new(SECRET)
-        ),
-        format!("{:?}{}", AccessToken::new(SECRET), AccessToken::new(SECRET)),
-        format!(
-            "{:?}{}",
-            RefreshToken::new(SECRET),
-            RefreshToken::new(SECRET)
-        ),
-        format!("{:?}{}", IdToken::new(SECRET), IdToken::new(SECRET)),
-        format!(
-            "{:?}{}",
-            AuthorizationCode::new(SECRET),
-            AuthorizationCode::new(SECRET)
-        ),
-        format!(
-            "{:?}{}",
-            PkceVerifier::new(SECRET),
-            PkceVerifier::new(SECRET)
-        ),
-        format!("{:?}{}", DeviceCode::new(SECRET), DeviceCode::new(SECRET)),
-        format!(
-            "{:?}{}",
-            ClientAssertion::new(SECRET),
-            ClientAssertion::new(SECRET)
-        ),
-        format!(
-            "{:?}{}",
-            Pkcs12Password::new(SECRET),
-            Pkcs12Password::new(SECRET)
-        ),
+        shown(ClientSecret::new(SECRET)),
+        shown(AccessToken::new(SECRET)),
+        shown(RefreshToken::new(SECRET)),
+        shown(IdToken::new(SECRET)),
+        shown(AuthorizationCode::new(SECRET)),
+        shown(PkceVerifier::new(SECRET)),
+        shown(DeviceCode::new(SECRET)),
+        shown(ClientAssertion::new(SECRET)),
+        shown(Pkcs12Password::new(SECRET)),
     ] {
         assert_clean("newtype", &s);
         assert!(s.contains("[redacted]"));
