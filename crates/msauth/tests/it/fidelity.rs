@@ -109,17 +109,23 @@ fn admin_consent_needs_a_redirect_uri() {
     );
 }
 
+/// An app-only provider (the secret `s`, Graph's `.default`) signing in at `authority`.
+fn daemon(authority: msauth::Authority) -> msauth::TokenProvider {
+    use msauth::{ClientCredential, ClientSecret, TokenProvider};
+    TokenProvider::builder(authority, "app")
+        .credential(ClientCredential::Secret(ClientSecret::new("s")))
+        .scopes(["https://graph.microsoft.com/.default"])
+        .build()
+        .unwrap()
+}
+
 /// A provider without a consent redirect gives no admin consent URL (and so none in its
 /// diagnoses) rather than one the endpoint refuses.
 #[test]
 fn a_provider_without_a_consent_redirect_gives_no_consent_url() {
-    use msauth::{Authority, ClientCredential, ClientSecret, Cloud, Tenant, TokenProvider};
+    use msauth::{Authority, Cloud, Tenant};
     let a = Authority::microsoft(Cloud::Global, Tenant::Organizations).unwrap();
-    let p = TokenProvider::builder(a, "app")
-        .credential(ClientCredential::Secret(ClientSecret::new("s")))
-        .scopes(["https://graph.microsoft.com/.default"])
-        .build()
-        .unwrap();
+    let p = daemon(a);
     assert_eq!(p.admin_consent_url(), None);
 }
 
@@ -131,22 +137,12 @@ async fn a_token_endpoint_that_is_not_there_is_a_configuration_error_naming_it()
     use std::sync::Arc;
 
     use connector::ErrorKind;
-    use msauth::{AuthError, ClientCredential, ClientSecret, TokenProvider};
+    use msauth::AuthError;
 
     use crate::support::{Reply, Server};
 
-    let server = Server::start(Arc::new(|_| Reply {
-        status: 404,
-        headers: vec![("content-type", "text/plain".into())],
-        body: b"404 page not found".to_vec(),
-        delay: None,
-    }))
-    .await;
-    let p = TokenProvider::builder(server.authority(), "app")
-        .credential(ClientCredential::Secret(ClientSecret::new("s")))
-        .scopes(["https://graph.microsoft.com/.default"])
-        .build()
-        .unwrap();
+    let server = Server::start(Arc::new(|_| Reply::text(404, "404 page not found"))).await;
+    let p = daemon(server.authority());
     let e = p.access_token().await.unwrap_err();
     let url = format!("{}/token", server.base);
     assert!(
@@ -168,18 +164,8 @@ async fn a_token_endpoint_that_is_not_there_is_a_configuration_error_naming_it()
     assert_eq!(ce.kind(), ErrorKind::Configuration, "{ce}");
     assert!(ce.to_string().contains(&url), "{ce}");
     // A token endpoint that does exist but fails (5xx, not JSON) stays transient.
-    let flaky = Server::start(Arc::new(|_| Reply {
-        status: 502,
-        headers: vec![("content-type", "text/plain".into())],
-        body: b"bad gateway".to_vec(),
-        delay: None,
-    }))
-    .await;
-    let p = TokenProvider::builder(flaky.authority(), "app")
-        .credential(ClientCredential::Secret(ClientSecret::new("s")))
-        .scopes(["https://graph.microsoft.com/.default"])
-        .build()
-        .unwrap();
+    let flaky = Server::start(Arc::new(|_| Reply::text(502, "bad gateway"))).await;
+    let p = daemon(flaky.authority());
     let e = p.access_token().await.unwrap_err();
     assert!(!matches!(e, AuthError::EndpointNotFound { .. }), "{e:?}");
     assert!(e.diagnosis().retryable(), "{e:?}");

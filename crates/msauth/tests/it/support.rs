@@ -32,6 +32,18 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// `body` in `text/plain`, as a proxy or a server that is not the token endpoint answers.
+    pub fn text(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type", "text/plain".into())],
+            body: body.as_bytes().to_vec(),
+            delay: None,
+        }
+    }
+}
+
 pub type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
 
 pub struct Server {
