@@ -434,6 +434,17 @@ fn ews_config(sb: &Sandbox, dir: &Path) -> Config {
     Config::parse(&text, &dir.join("m365mail.toml")).expect("configuration")
 }
 
+/// A sandbox, a directory, the [`ews_config`] over both, and the handler started on it, its
+/// first two passes over (the first, and the one the new streaming connection asks for).
+async fn ews_started() -> (Sandbox, tempfile::TempDir, Config, Running) {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ews_config(&sb, dir.path());
+    let r = start(&cfg).await;
+    eventually("two passes", || r.passes.load(Ordering::SeqCst) >= 2).await;
+    (sb, dir, cfg, r)
+}
+
 /// EWS in push mode with the stream broken: mail delivered while every streaming subscription
 /// is lost and refused (the sandbox's failover fault) is caught up through SyncFolderItems
 /// when the stream is back, and mail delivered while the handler is stopped is handed over
@@ -442,11 +453,7 @@ fn ews_config(sb: &Sandbox, dir: &Path) -> Config {
 /// the restart would be handled again and counted.
 #[tokio::test]
 async fn an_ews_push_source_hands_over_mail_from_a_broken_stream_once() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ews_config(&sb, dir.path());
-    let r = start(&cfg).await;
-    eventually("two passes", || r.passes.load(Ordering::SeqCst) >= 2).await;
+    let (sb, dir, cfg, r) = ews_started().await;
     eventually("subscribed", || sb.admin().ews_subscriptions() == 1).await;
     let before = r.handled.load(Ordering::SeqCst);
     sb.admin().set_ews_streaming_down(true);
@@ -505,12 +512,7 @@ async fn an_ews_push_source_hands_over_mail_from_a_broken_stream_once() {
 /// EWS in push mode: streaming notifications wake the source (no listener, no public URL).
 #[tokio::test]
 async fn an_ews_source_in_push_mode_handles_mail_as_it_arrives() {
-    let sb = Sandbox::builder().start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ews_config(&sb, dir.path());
-    let r = start(&cfg).await;
-    // The first pass, and the one the new connection asks for.
-    eventually("two passes", || r.passes.load(Ordering::SeqCst) >= 2).await;
+    let (sb, _dir, _cfg, r) = ews_started().await;
     delivered_and_handled(&sb, &r, "streamed").await;
     r.stop().await;
 }
