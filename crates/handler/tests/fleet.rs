@@ -110,14 +110,26 @@ impl LedgerStore for FencedLedger {
     }
 }
 
-/// Leases that can be cut off for one worker (a partition: its heartbeats and renewals fail).
-#[derive(Debug)]
-struct Partitionable {
+/// Leases that a test watches: they count what the workers ask of them, and can be cut off for
+/// one worker (a partition: its heartbeats and renewals fail).
+#[derive(Debug, Default)]
+struct Watched {
     inner: Arc<LocalLeases>,
     cut: AtomicBool,
+    /// Successful acquisitions, per worker.
+    taken: Mutex<HashMap<String, usize>>,
+    /// Acquisitions refused (the source was held).
+    refused: std::sync::atomic::AtomicUsize,
 }
 
-impl Partitionable {
+impl Watched {
+    fn over(inner: &Arc<LocalLeases>) -> Arc<Watched> {
+        Arc::new(Watched {
+            inner: inner.clone(),
+            ..Watched::default()
+        })
+    }
+
     fn check(&self) -> Result<(), LeaseError> {
         if self.cut.load(Ordering::SeqCst) {
             return Err(LeaseError::Unavailable {
@@ -130,7 +142,7 @@ impl Partitionable {
 }
 
 #[async_trait]
-impl LeaseStore for Partitionable {
+impl LeaseStore for Watched {
     async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<FleetView, LeaseError> {
         self.check()?;
         self.inner.heartbeat(worker, ttl).await
@@ -142,7 +154,14 @@ impl LeaseStore for Partitionable {
         ttl: Duration,
     ) -> Result<Option<Fence>, LeaseError> {
         self.check()?;
-        self.inner.acquire(source, worker, ttl).await
+        let got = self.inner.acquire(source, worker, ttl).await?;
+        match &got {
+            Some(_) => *self.taken.lock().unwrap().entry(worker.into()).or_default() += 1,
+            None => {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(got)
     }
     async fn renew(&self, fence: &Fence, ttl: Duration) -> Result<bool, LeaseError> {
         self.check()?;
@@ -363,10 +382,7 @@ async fn a_partitioned_worker_stops_acting_and_its_sources_are_taken_over_at_a_h
     // handler itself, not by the test once it sees the start). Its lease has run out long
     // before any of its hand-overs ends.
     *fleet.counting.delay.lock().unwrap() = Duration::from_millis(1500);
-    let cut = Arc::new(Partitionable {
-        inner: fleet.leases.clone(),
-        cut: AtomicBool::new(false),
-    });
+    let cut = Watched::over(&fleet.leases);
     let cutter = cut.clone();
     *fleet.counting.on_start.lock().unwrap() = Some(Box::new(move || {
         cutter.cut.store(true, Ordering::SeqCst);
@@ -709,50 +725,6 @@ async fn a_stopping_worker_renews_the_lease_of_a_message_in_flight() {
     assert!(fleet.all_read());
 }
 
-/// Leases that count what the workers ask of them.
-#[derive(Debug, Default)]
-struct Counted {
-    inner: Arc<LocalLeases>,
-    /// Successful acquisitions, per worker.
-    taken: Mutex<HashMap<String, usize>>,
-    /// Acquisitions refused (the source was held).
-    refused: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl LeaseStore for Counted {
-    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<FleetView, LeaseError> {
-        self.inner.heartbeat(worker, ttl).await
-    }
-    async fn acquire(
-        &self,
-        source: &str,
-        worker: &str,
-        ttl: Duration,
-    ) -> Result<Option<Fence>, LeaseError> {
-        let got = self.inner.acquire(source, worker, ttl).await?;
-        match &got {
-            Some(_) => *self.taken.lock().unwrap().entry(worker.into()).or_default() += 1,
-            None => {
-                self.refused.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        Ok(got)
-    }
-    async fn renew(&self, fence: &Fence, ttl: Duration) -> Result<bool, LeaseError> {
-        self.inner.renew(fence, ttl).await
-    }
-    async fn release(&self, fence: &Fence) -> Result<(), LeaseError> {
-        self.inner.release(fence).await
-    }
-    async fn leave(&self, worker: &str) -> Result<(), LeaseError> {
-        self.inner.leave(worker).await
-    }
-    async fn holders(&self) -> Result<Vec<Fence>, LeaseError> {
-        self.inner.holders().await
-    }
-}
-
 /// Three workers started together take their share of seven sources (three, three and one)
 /// at once: none takes every source at its first tick to hand most of them back later (each
 /// saw only itself then).
@@ -761,10 +733,7 @@ impl LeaseStore for Counted {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_started_together_take_their_share_at_once_and_ask_only_for_free_sources() {
     let fleet = Arc::new(Fleet::new(7, 0));
-    let counted = Arc::new(Counted {
-        inner: fleet.leases.clone(),
-        ..Counted::default()
-    });
+    let counted = Watched::over(&fleet.leases);
     let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
     for w in ["w1", "w2", "w3"] {
