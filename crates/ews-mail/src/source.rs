@@ -133,9 +133,7 @@ impl EwsSource {
     pub fn with_folder(mut self, well_known: impl Into<String>) -> Self {
         self.folder = well_known.into();
         let key = self.sync_key();
-        if let Some(s) = &mut self.sync {
-            s.key = key;
-        }
+        self.sync = self.sync.take().map(|s| s.with_key(key));
         self
     }
 

@@ -17,6 +17,8 @@
 //!   every crate that keeps state already depends on this one, and it needs only std.
 //! * [`StateFile`]: states by key in one owner-only JSON file written through it, with a
 //!   typed error naming a corrupt file (graph-mail's delta state, ews-mail's sync state).
+//! * [`SavedState`]: such a state as its source holds it, loaded on first use and saved with
+//!   concurrent changes coalesced into one write (a group commit).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -37,6 +39,7 @@ mod body;
 mod client;
 pub mod fs;
 pub mod log;
+mod saved_state;
 mod sleep;
 mod state_file;
 
@@ -44,6 +47,7 @@ use std::time::{Duration, SystemTime};
 
 pub use body::{BodyError, read_capped};
 pub use client::{BuildError, HttpClientBuilder};
+pub use saved_state::SavedState;
 pub use sleep::{RecordingSleeper, Sleeper, TokioSleeper};
 pub use state_file::StateFile;
 

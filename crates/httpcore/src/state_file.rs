@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use connector::Error;
 use serde::de::DeserializeOwned;
@@ -115,6 +115,23 @@ impl<T: Clone + Serialize + DeserializeOwned> StateFile<T> {
         })?;
         *guard = file.states;
         Ok(())
+    }
+
+    /// [`update`](Self::update) on tokio's blocking thread pool: the file's write and `fsync`
+    /// do not hold up the runtime's threads (and the other tasks on them) while they run.
+    pub async fn update_off_thread(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut BTreeMap<String, T>) + Send + 'static,
+    ) -> Result<(), Error>
+    where
+        T: Send + Sync + 'static,
+    {
+        let file = Arc::clone(self);
+        tokio::task::spawn_blocking(move || file.update(f))
+            .await
+            .map_err(|e| {
+                Error::configuration(format!("writing the {} file stopped: {e}", self.what))
+            })?
     }
 }
 

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use connector::Error;
+use httpcore::SavedState;
+use tokio::sync::MappedMutexGuard;
 
 use super::SourceSyncStore;
 use super::state::{SourceSyncState, cursor_of, parse_cursor};
@@ -18,17 +20,18 @@ const MAX_PAGES: usize = 10_000;
 /// the beginning only unread mail is new) and when it arrived (the order mail is handed over).
 const PROPERTIES: &[&str] = &["message:IsRead", "item:DateTimeReceived"];
 
-/// The sync mode of an [`EwsSource`](crate::EwsSource): the store, the key and the state
-/// (loaded on first use; catch-ups and acknowledgements take turns on it).
+/// The sync mode of an [`EwsSource`](crate::EwsSource): the store and the state (loaded on
+/// first use; catch-ups and acknowledgements take turns on it, and their saves are coalesced).
 pub(crate) struct SyncMode {
     store: Arc<dyn SourceSyncStore>,
-    pub(crate) key: String,
-    state: tokio::sync::Mutex<Option<SourceSyncState>>,
+    state: SavedState<SourceSyncState>,
 }
 
 impl fmt::Debug for SyncMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncMode").field("key", &self.key).finish()
+        f.debug_struct("SyncMode")
+            .field("key", &self.state.key())
+            .finish()
     }
 }
 
@@ -46,20 +49,27 @@ impl SyncMode {
     pub(crate) fn new(store: Arc<dyn SourceSyncStore>, key: String) -> Self {
         SyncMode {
             store,
-            key,
-            state: tokio::sync::Mutex::new(None),
+            state: SavedState::new(key),
         }
     }
 
-    async fn loaded<'a>(
-        &self,
-        slot: &'a mut Option<SourceSyncState>,
-    ) -> Result<&'a mut SourceSyncState, Error> {
-        if slot.is_none() {
-            *slot = Some(self.store.load(&self.key).await?.unwrap_or_default());
-        }
-        slot.as_mut()
-            .ok_or_else(|| Error::configuration("EWS sync state not loaded"))
+    /// The key the state is stored under.
+    pub(crate) fn key(&self) -> &str {
+        self.state.key()
+    }
+
+    async fn lock(&self) -> Result<MappedMutexGuard<'_, SourceSyncState>, Error> {
+        self.state.lock(self.store.load(self.state.key())).await
+    }
+
+    /// Saves the state through change `n` (see [`SavedState`]).
+    async fn save_through(&self, n: u64) -> Result<(), Error> {
+        self.state
+            .save_through(
+                n,
+                |s| async move { self.store.save(self.state.key(), &s).await },
+            )
+            .await
     }
 
     /// Catches up: SyncFolderItems page after page until the folder is in sync, each page
@@ -70,8 +80,7 @@ impl SyncMode {
         client: &EwsClient,
         folder: &FolderId,
     ) -> Result<usize, Error> {
-        let mut slot = self.state.lock().await;
-        let state = self.loaded(&mut slot).await?;
+        let mut state = self.lock().await?;
         let mut added = 0;
         for _ in 0..MAX_PAGES {
             let op =
@@ -81,15 +90,14 @@ impl SyncMode {
                 Ok(p) => p,
                 Err(e) if state.sync_state().is_some() && invalid_state(&e) => {
                     tracing::warn!(
-                        key = %self.key,
+                        key = %self.key(),
                         "Exchange no longer knows the saved SyncState: syncing the folder from \
                          the beginning (its unread mail is handed over again; the ledger keeps \
                          what was handled from being handled twice)"
                     );
-                    let mut next = state.clone();
-                    next.restart();
-                    self.store.save(&self.key, &next).await?;
-                    *state = next;
+                    state.restart();
+                    let n = self.state.changed(&state);
+                    self.save_through(n).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -97,13 +105,14 @@ impl SyncMode {
             if page.sync_state.is_empty() {
                 return Err(Error::bad_response("SyncFolderItems answered no SyncState"));
             }
-            let mut next = state.clone();
-            added += next.merge(page.changes, page.sync_state, page.includes_last);
-            self.store.save(&self.key, &next).await?;
-            *state = next;
+            added += state.merge(page.changes, page.sync_state, page.includes_last);
+            let n = self.state.changed(&state);
+            // Saved before the next page is asked for (the lock stays held: acknowledgements
+            // wait, and one that ends meanwhile is covered by this save or the next).
+            self.save_through(n).await?;
             if page.includes_last {
                 let waiting = state.waiting().len();
-                tracing::debug!(key = %self.key, added, waiting, "folder in sync");
+                tracing::debug!(key = %self.key(), added, waiting, "folder in sync");
                 return Ok(waiting);
             }
         }
@@ -119,8 +128,7 @@ impl SyncMode {
         max: usize,
     ) -> Result<PendingPage, Error> {
         let after = cursor.map(parse_cursor).transpose()?;
-        let mut slot = self.state.lock().await;
-        let state = self.loaded(&mut slot).await?;
+        let state = self.lock().await?;
         let (page, more) = state.waiting().page(after, max);
         Ok(PendingPage {
             next: if more {
@@ -132,25 +140,33 @@ impl SyncMode {
         })
     }
 
-    /// Forgets acknowledged (or vanished) messages and saves. A failed save is logged, not
-    /// returned: the acknowledgement itself took effect, and the next save catches up (until
-    /// then a restart hands the message over again, which the ledger absorbs).
+    /// Forgets acknowledged (or vanished) messages and saves (acknowledgements that end
+    /// together share one save). A failed save is logged, not returned: the acknowledgement
+    /// itself took effect, and the next save catches up (until then a restart hands the message
+    /// over again, which the ledger absorbs).
     pub(crate) async fn forget(&self, ids: &[&str]) {
         if ids.is_empty() {
             return;
         }
-        let mut slot = self.state.lock().await;
-        let state = match self.loaded(&mut slot).await {
-            Ok(s) => s,
+        let n = match self.lock().await {
+            Ok(mut state) => {
+                if !state.waiting_mut().forget(ids) {
+                    return;
+                }
+                self.state.changed(&state)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "EWS sync state unavailable after an acknowledgement");
                 return;
             }
         };
-        if state.waiting_mut().forget(ids)
-            && let Err(e) = self.store.save(&self.key, state).await
-        {
+        if let Err(e) = self.save_through(n).await {
             tracing::warn!(error = %e, "could not save the EWS sync state after an acknowledgement");
         }
+    }
+
+    /// The same mode under another key (the source's folder changed before first use).
+    pub(crate) fn with_key(self, key: String) -> Self {
+        SyncMode::new(self.store, key)
     }
 }

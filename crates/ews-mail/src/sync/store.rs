@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use connector::Error;
 
@@ -52,9 +52,10 @@ impl SourceSyncStore for MemorySourceSyncStore {
 /// leaves the old file or the new one.
 ///
 /// One process should own the file: the store reads it once, when opened, and afterwards
-/// writes what it holds.
+/// writes what it holds. Saves run on tokio's blocking thread pool, so the store is used from
+/// within a tokio runtime.
 #[derive(Debug)]
-pub struct FileSourceSyncStore(httpcore::StateFile<SourceSyncState>);
+pub struct FileSourceSyncStore(Arc<httpcore::StateFile<SourceSyncState>>);
 
 impl FileSourceSyncStore {
     /// Opens the store at `path`: reads the file if it exists (a missing file is an empty
@@ -70,7 +71,7 @@ impl FileSourceSyncStore {
              keeps what was handled from being handled twice)",
             |s: &SourceSyncState| s.validate().map_err(|e| e.message().to_string()),
         )
-        .map(FileSourceSyncStore)
+        .map(|f| FileSourceSyncStore(Arc::new(f)))
     }
 
     /// The file.
@@ -86,8 +87,11 @@ impl SourceSyncStore for FileSourceSyncStore {
     }
 
     async fn save(&self, key: &str, state: &SourceSyncState) -> Result<(), Error> {
-        self.0.update(|m| {
-            m.insert(key.to_owned(), state.clone());
-        })
+        let (key, state) = (key.to_owned(), state.clone());
+        self.0
+            .update_off_thread(move |m| {
+                m.insert(key, state);
+            })
+            .await
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 
 use connector::{ConnectionLog, Error};
+use httpcore::SavedState;
+use tokio::sync::MappedMutexGuard;
 
 use super::DeltaStore;
 use super::round::run_round;
@@ -10,17 +12,18 @@ use super::state::{DeltaState, cursor_of, parse_cursor};
 use crate::api::MessageMeta;
 use crate::client::GraphClient;
 
-/// The delta mode of a [`GraphSource`](crate::GraphSource): the store, the key and the state
-/// (loaded on first use; rounds and acknowledgements take turns on it).
+/// The delta mode of a [`GraphSource`](crate::GraphSource): the store and the state (loaded on
+/// first use; rounds and acknowledgements take turns on it, and their saves are coalesced).
 pub(crate) struct DeltaMode {
     store: std::sync::Arc<dyn DeltaStore>,
-    key: String,
-    state: tokio::sync::Mutex<Option<DeltaState>>,
+    state: SavedState<DeltaState>,
 }
 
 impl fmt::Debug for DeltaMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeltaMode").field("key", &self.key).finish()
+        f.debug_struct("DeltaMode")
+            .field("key", &self.state.key())
+            .finish()
     }
 }
 
@@ -34,35 +37,37 @@ impl DeltaMode {
     pub(crate) fn new(store: std::sync::Arc<dyn DeltaStore>, key: String) -> Self {
         DeltaMode {
             store,
-            key,
-            state: tokio::sync::Mutex::new(None),
+            state: SavedState::new(key),
         }
     }
 
-    async fn loaded<'a>(
-        &self,
-        slot: &'a mut Option<DeltaState>,
-    ) -> Result<&'a mut DeltaState, Error> {
-        if slot.is_none() {
-            *slot = Some(self.store.load(&self.key).await?.unwrap_or_default());
-        }
-        slot.as_mut()
-            .ok_or_else(|| Error::configuration("delta state not loaded"))
+    async fn lock(&self) -> Result<MappedMutexGuard<'_, DeltaState>, Error> {
+        self.state.lock(self.store.load(self.state.key())).await
     }
 
-    /// Runs a round and merges it; returns the number of pending messages.
+    /// Saves the state through change `n` (see [`SavedState`]).
+    async fn save_through(&self, n: u64) -> Result<(), Error> {
+        self.state
+            .save_through(
+                n,
+                |s| async move { self.store.save(self.state.key(), &s).await },
+            )
+            .await
+    }
+
+    /// Runs a round, merges it and saves; returns the number of pending messages.
     pub(crate) async fn refresh(
         &self,
         client: &GraphClient,
         folder: &str,
         log: Option<&ConnectionLog>,
     ) -> Result<usize, Error> {
-        let mut slot = self.state.lock().await;
-        let state = self.loaded(&mut slot).await?;
+        let mut state = self.lock().await?;
         let round = run_round(client, state.delta_link.as_deref(), folder, log).await?;
-        let mut next = state.clone();
-        let merged = next.merge(round.items, round.delta_link, round.full);
-        self.store.save(&self.key, &next).await?;
+        let merged = state.merge(round.items, round.delta_link, round.full);
+        let n = self.state.changed(&state);
+        let pending = state.pending().len();
+        drop(state);
         tracing::debug!(
             folder,
             added = merged.added,
@@ -70,8 +75,8 @@ impl DeltaMode {
             resynced = round.resynced,
             "delta round merged"
         );
-        *state = next;
-        Ok(state.pending().len())
+        self.save_through(n).await?;
+        Ok(pending)
     }
 
     /// A page of pending messages after `cursor` (from the start if `None`).
@@ -81,8 +86,7 @@ impl DeltaMode {
         max: usize,
     ) -> Result<PendingPage, Error> {
         let after = cursor.map(parse_cursor).transpose()?;
-        let mut slot = self.state.lock().await;
-        let state = self.loaded(&mut slot).await?;
+        let state = self.lock().await?;
         let (page, more) = state.page(after, max);
         Ok(PendingPage {
             next: if more {
@@ -94,23 +98,26 @@ impl DeltaMode {
         })
     }
 
-    /// Forgets acknowledged messages and saves. A failed save is logged, not returned: the
-    /// acknowledgement itself took effect, and the next save (every round saves) catches up.
+    /// Forgets acknowledged messages and saves (acknowledgements that end together share one
+    /// save). A failed save is logged, not returned: the acknowledgement itself took effect, and
+    /// the next save (every round saves) catches up.
     pub(crate) async fn acknowledged(&self, ids: &[&str]) {
         if ids.is_empty() {
             return;
         }
-        let mut slot = self.state.lock().await;
-        let state = match self.loaded(&mut slot).await {
-            Ok(s) => s,
+        let n = match self.lock().await {
+            Ok(mut state) => {
+                if !state.forget(ids) {
+                    return;
+                }
+                self.state.changed(&state)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "delta state unavailable after an acknowledgement");
                 return;
             }
         };
-        if state.forget(ids)
-            && let Err(e) = self.store.save(&self.key, state).await
-        {
+        if let Err(e) = self.save_through(n).await {
             tracing::warn!(error = %e, "could not save the delta state after an acknowledgement");
         }
     }

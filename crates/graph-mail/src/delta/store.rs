@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use connector::Error;
 
@@ -50,9 +50,10 @@ impl DeltaStore for MemoryDeltaStore {
 /// ```
 ///
 /// One process should own the file: the store reads it once, when opened, and afterwards
-/// writes what it holds (owner-only, `0600`, through [`httpcore::StateFile`]).
+/// writes what it holds (owner-only, `0600`, through [`httpcore::StateFile`]). Saves run on
+/// tokio's blocking thread pool, so the store is used from within a tokio runtime.
 #[derive(Debug)]
-pub struct FileDeltaStore(httpcore::StateFile<DeltaState>);
+pub struct FileDeltaStore(Arc<httpcore::StateFile<DeltaState>>);
 
 impl FileDeltaStore {
     /// Opens the store at `path`: reads the file if it exists (a missing file is an empty
@@ -66,7 +67,7 @@ impl FileDeltaStore {
             "move it aside to start a full resync",
             |s: &DeltaState| s.validate().map_err(|e| e.message().to_string()),
         )
-        .map(FileDeltaStore)
+        .map(|f| FileDeltaStore(Arc::new(f)))
     }
 
     /// The file.
@@ -82,14 +83,20 @@ impl DeltaStore for FileDeltaStore {
     }
 
     async fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error> {
-        self.0.update(|m| {
-            m.insert(key.to_owned(), state.clone());
-        })
+        let (key, state) = (key.to_owned(), state.clone());
+        self.0
+            .update_off_thread(move |m| {
+                m.insert(key, state);
+            })
+            .await
     }
 
     async fn clear(&self, key: &str) -> Result<(), Error> {
-        self.0.update(|m| {
-            m.remove(key);
-        })
+        let key = key.to_owned();
+        self.0
+            .update_off_thread(move |m| {
+                m.remove(&key);
+            })
+            .await
     }
 }

@@ -264,3 +264,89 @@ async fn delta_mode_hands_over_mail_someone_read_before_the_handler_saw_it() {
             .is_empty()
     );
 }
+
+/// A delta store whose saves are counted, and whose first acknowledgement save (the second
+/// save: the round saved first) waits until the test opens the gate.
+struct GatedStore {
+    inner: graph_mail::delta::MemoryDeltaStore,
+    saves: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl graph_mail::delta::DeltaStore for GatedStore {
+    async fn load(
+        &self,
+        key: &str,
+    ) -> Result<Option<graph_mail::delta::DeltaState>, connector::Error> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &str,
+        state: &graph_mail::delta::DeltaState,
+    ) -> Result<(), connector::Error> {
+        if self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            let _open = self.gate.acquire().await.expect("gate");
+        }
+        self.inner.save(key, state).await
+    }
+    async fn clear(&self, key: &str) -> Result<(), connector::Error> {
+        self.inner.clear(key).await
+    }
+}
+
+#[tokio::test]
+async fn acknowledgements_that_end_during_a_save_share_the_next_one_and_are_all_saved() {
+    use graph_mail::delta::DeltaStore;
+    use std::sync::atomic::Ordering;
+    let env = env().await;
+    let to = "alex.wilber@contoso.example";
+    env.seed(to, 8, "gc");
+    let store = Arc::new(GatedStore {
+        inner: graph_mail::delta::MemoryDeltaStore::default(),
+        saves: std::sync::atomic::AtomicUsize::new(0),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let source = Arc::new(delta_source(&env, to, store.clone()));
+    let batch = source.fetch(None, 10).await.expect("round");
+    assert_eq!(batch.messages.len(), 8);
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst),
+        1,
+        "the round saved once"
+    );
+    // Eight acknowledgements at once: the first one's save is held at the gate, the other
+    // seven change the state meanwhile and wait for a save that covers them.
+    let acks: Vec<_> = batch
+        .messages
+        .iter()
+        .map(|m| {
+            let (source, id) = (source.clone(), m.id.clone());
+            tokio::spawn(async move { source.acknowledge(&id, &Acknowledgement::Keep).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        acks.iter().all(|a| !a.is_finished()),
+        "every acknowledgement waits for its save"
+    );
+    store.gate.add_permits(1);
+    for a in acks {
+        a.await.expect("task").expect("acknowledged");
+    }
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst),
+        3,
+        "the held save, then one for the seven acknowledgements that ended during it"
+    );
+    let key = graph_mail::delta::state_key(
+        env.client(graph_mail::Mailbox::user(to)).endpoint(),
+        "inbox",
+    );
+    let saved = store.inner.load(&key).await.expect("load").expect("state");
+    assert!(
+        saved.pending_ids().is_empty(),
+        "every acknowledgement is saved: {saved:?}"
+    );
+}
