@@ -53,6 +53,11 @@ impl<T: WaitingEntry> Waiting<T> {
         self.pending.iter_mut().find(|p| p.id() == id)
     }
 
+    /// The ids, oldest first (after [`sort`](Self::sort)).
+    pub fn ids(&self) -> Vec<&str> {
+        self.pending.iter().map(|p| p.id()).collect()
+    }
+
     /// Whether `id` waits.
     pub fn contains(&self, id: &str) -> bool {
         self.pending.iter().any(|p| p.id() == id)
@@ -117,6 +122,24 @@ impl<T: WaitingEntry> Waiting<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// When a message arrived as its [`WaitingEntry::received`]: Unix nanoseconds (`None` for
+/// `None`, or out of `i64`'s range, centuries away).
+pub fn received_nanos(at: Option<time::OffsetDateTime>) -> Option<i64> {
+    at.and_then(|t| i64::try_from(t.unix_timestamp_nanos()).ok())
+}
+
+/// Why a saved state of `version` cannot be read by code that supports `supported`, if it
+/// cannot.
+pub fn check_version(version: u32, supported: u32) -> Result<(), String> {
+    if version == supported {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {version} is not the supported {supported}"
+        ))
     }
 }
 
@@ -195,6 +218,7 @@ mod tests {
         assert!(!more);
         assert_eq!(p[0].id(), "late");
         assert!(parse_cursor("x:", "a test", "y:1:2").is_err());
+        assert_eq!(w.ids(), ["unknown", "early", "late"]);
         assert!(w.forget(&["early"]) && !w.forget(&["early"]));
         assert_eq!(w.len(), 2);
         assert!(w.check().is_ok());
@@ -205,5 +229,17 @@ mod tests {
         let ahead: Waiting<E> =
             serde_json::from_str(r#"{"pending":[["a",3,null]],"next_seq":1}"#).unwrap();
         assert!(ahead.check().is_err());
+    }
+
+    #[test]
+    fn receive_times_and_versions_are_read_as_saved_states_need() {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_500).unwrap();
+        assert_eq!(received_nanos(Some(t)), Some(1_500));
+        assert_eq!(received_nanos(None), None);
+        assert!(check_version(1, 1).is_ok());
+        assert_eq!(
+            check_version(2, 1).unwrap_err(),
+            "version 2 is not the supported 1"
+        );
     }
 }

@@ -3,11 +3,10 @@
 use std::fmt;
 
 use connector::Error;
-use connector::waiting::{Waiting, WaitingEntry};
+use connector::waiting::{Waiting, WaitingEntry, received_nanos};
 use serde::{Deserialize, Serialize};
 
 use crate::ops::SyncChange;
-use crate::types::Item;
 
 pub(super) const STATE_VERSION: u32 = 1;
 
@@ -36,11 +35,6 @@ impl WaitingEntry for Pending {
     fn received(&self) -> Option<i64> {
         self.received
     }
-}
-
-fn nanos(item: &Item) -> Option<i64> {
-    item.received
-        .and_then(|t| i64::try_from(t.unix_timestamp_nanos()).ok())
 }
 
 /// The saved state of a sync-mode [`EwsSource`](crate::EwsSource)'s folder: the SyncState to
@@ -103,11 +97,7 @@ impl SourceSyncState {
 
     /// Ids of the messages seen and not yet acknowledged, oldest first.
     pub fn pending_ids(&self) -> Vec<&str> {
-        self.waiting
-            .entries()
-            .iter()
-            .map(|p| p.id.as_str())
-            .collect()
+        self.waiting.ids()
     }
 
     /// The state as JSON, as a store keeps it (a fleet's PostgreSQL store, for one).
@@ -125,12 +115,7 @@ impl SourceSyncState {
     }
 
     pub(super) fn validate(&self) -> Result<(), Error> {
-        if self.version != STATE_VERSION {
-            return Err(corrupt(format!(
-                "version {} is not the supported {STATE_VERSION}",
-                self.version
-            )));
-        }
+        connector::waiting::check_version(self.version, STATE_VERSION).map_err(corrupt)?;
         if self.sync_state.as_deref() == Some("") {
             return Err(corrupt("the SyncState is empty"));
         }
@@ -171,7 +156,7 @@ impl SourceSyncState {
                         continue;
                     }
                     self.waiting.push_with(|seq| Pending {
-                        received: nanos(&item),
+                        received: received_nanos(item.received),
                         id,
                         seq,
                     });
@@ -219,7 +204,7 @@ pub(super) fn parse_cursor(c: &str) -> Result<(i64, u64), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::ItemId;
+    use crate::types::{Item, ItemId};
 
     fn created(id: &str, read: bool) -> SyncChange {
         let item = Item {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use connector::Error;
-use connector::waiting::{Waiting, WaitingEntry};
+use connector::waiting::{Waiting, WaitingEntry, received_nanos};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -70,15 +70,10 @@ impl Pending {
             self.to.clone_from(&m.to);
             self.cc.clone_from(&m.cc);
         }
-        if let Some(r) = nanos(m) {
+        if let Some(r) = received_nanos(m.received) {
             self.received = Some(r);
         }
     }
-}
-
-fn nanos(m: &MessageMeta) -> Option<i64> {
-    m.received
-        .and_then(|t| i64::try_from(t.unix_timestamp_nanos()).ok())
 }
 
 /// The saved delta state of one folder: the `@odata.deltaLink` to start the next round from,
@@ -145,11 +140,7 @@ impl DeltaState {
 
     /// Ids of the messages seen and not yet acknowledged, oldest first.
     pub fn pending_ids(&self) -> Vec<&str> {
-        self.waiting
-            .entries()
-            .iter()
-            .map(|p| p.id.as_str())
-            .collect()
+        self.waiting.ids()
     }
 
     /// The messages seen and not yet acknowledged, oldest first.
@@ -172,12 +163,7 @@ impl DeltaState {
     }
 
     pub(super) fn validate(&self) -> Result<(), Error> {
-        if self.version != STATE_VERSION {
-            return Err(corrupt(format!(
-                "version {} is not the supported {STATE_VERSION}",
-                self.version
-            )));
-        }
+        connector::waiting::check_version(self.version, STATE_VERSION).map_err(corrupt)?;
         self.waiting.check().map_err(corrupt)
     }
 
@@ -190,7 +176,7 @@ impl DeltaState {
         if m.is_read != Some(true) {
             return true;
         }
-        match (nanos(m), self.watermark) {
+        match (received_nanos(m.received), self.watermark) {
             (Some(r), Some(w)) => r > w || (r == w && !self.at_watermark.contains(&m.id)),
             (Some(_), None) => !first_round,
             (None, _) => false,
@@ -219,7 +205,7 @@ impl DeltaState {
                     listed.remove(&id);
                 }
                 DeltaItem::Changed(m) => {
-                    if let Some(r) = nanos(&m) {
+                    if let Some(r) = received_nanos(m.received) {
                         newest.push((r, m.id.clone()));
                     }
                     listed.insert(m.id.clone());
@@ -227,7 +213,7 @@ impl DeltaState {
                         p.update(&m);
                     } else if before.is_new(&m, first_round) {
                         self.waiting.push_with(|seq| Pending {
-                            received: nanos(&m),
+                            received: received_nanos(m.received),
                             id: m.id,
                             seq,
                             internet_message_id: m.internet_message_id,
