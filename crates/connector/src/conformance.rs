@@ -318,6 +318,15 @@ pub async fn run(h: &dyn Harness) -> Report {
         return report;
     }
 
+    // A source that declares stable cursors keeps the page after the first one while the
+    // first one's messages are acknowledged (checked after step 3's acknowledgements).
+    let stable = source.capabilities().stable_cursors;
+    let first_page = if stable {
+        Some(source.fetch(None, PAGE).await)
+    } else {
+        None
+    };
+
     // 3. each acknowledgement kind.
     let folder = "Conformance Processed".to_string();
     let acks = [
@@ -348,6 +357,33 @@ pub async fn run(h: &dyn Harness) -> Report {
             },
         };
         report.record(name, result);
+    }
+    if let Some(first) = first_page {
+        let second = match first {
+            Err(e) => Err(format!("the first page: {e}")),
+            Ok(b) => match b.next {
+                None => Err("the first page has no next page".into()),
+                Some(c) => source
+                    .fetch(Some(&c), PAGE)
+                    .await
+                    .map_err(|e| format!("the page after the acknowledged one: {e}")),
+            },
+        };
+        report.record(
+            "stable_cursors_survive_acknowledgements",
+            second.and_then(|b| {
+                let seqs: Vec<Option<usize>> = b.messages.iter().map(seq_of).collect();
+                let want: Vec<Option<usize>> = (PAGE..2 * PAGE).map(Some).collect();
+                if seqs == want {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "after acknowledging messages of the first page, its cursor gave \
+                         {seqs:?}, want {want:?}"
+                    ))
+                }
+            }),
+        );
     }
     report.record("count_after_acks", expect_count(source, SEEDED - 3).await);
     let remaining = full_pass(source, PAGE).await;

@@ -33,6 +33,14 @@ pub struct SourceCapabilities {
     pub max_batch: usize,
     /// It can store raw MIME into a mailbox (import), not only read it.
     pub raw_mime_import: bool,
+    /// Its cursors stay valid while messages are acknowledged: the page after a cursor is the
+    /// same whether or not messages of earlier pages were acknowledged meanwhile (a source
+    /// that pages a saved set by arrival, as graph-mail's delta mode and ews-mail's sync mode
+    /// do; not one that lists unread mail by offset). The handler's pipeline then fetches the
+    /// next page while it handles and acknowledges the current one, and follows
+    /// [`Batch::next`](crate::Batch::next) to the end of the pass instead of starting a new
+    /// pass after each page it acknowledged.
+    pub stable_cursors: bool,
 }
 
 impl SourceCapabilities {
@@ -44,6 +52,7 @@ impl SourceCapabilities {
             batch_acknowledge: false,
             max_batch,
             raw_mime_import: false,
+            stable_cursors: false,
         }
     }
 
@@ -68,6 +77,12 @@ impl SourceCapabilities {
     /// Sets the sync kind.
     pub fn with_sync(mut self, sync: SyncKind) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Sets whether cursors stay valid while messages are acknowledged.
+    pub fn with_stable_cursors(mut self, yes: bool) -> Self {
+        self.stable_cursors = yes;
         self
     }
 }
@@ -117,7 +132,8 @@ impl OutboundCapabilities {
 /// each message appears once per pass, oldest first. A message stays waiting until it is
 /// acknowledged, so a crash before [`acknowledge`](MessageSource::acknowledge) means it is
 /// fetched again (at-least-once). Acknowledging during a pass may shift the positions of later
-/// pages; callers that acknowledge as they go start a new pass instead of following `next`.
+/// pages; callers that acknowledge as they go start a new pass instead of following `next`,
+/// unless the source declares [`stable_cursors`](SourceCapabilities::stable_cursors).
 ///
 /// Implementations are checked by the conformance kit (`connector::conformance`, feature
 /// `conformance`).

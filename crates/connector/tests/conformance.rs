@@ -36,6 +36,8 @@ enum Fault {
     AcceptsUnknownIds,
     /// Claims to be online whatever happens.
     AlwaysOnline,
+    /// Claims stable cursors while it pages unread mail by offset.
+    ClaimsStableCursors,
 }
 
 #[derive(Debug)]
@@ -50,7 +52,11 @@ impl MessageSource for Broken {
         "broken".into()
     }
     fn capabilities(&self) -> SourceCapabilities {
-        self.inner.capabilities()
+        let caps = self.inner.capabilities();
+        match self.fault {
+            Fault::ClaimsStableCursors => caps.with_stable_cursors(true),
+            _ => caps,
+        }
     }
     async fn ping(&self) -> PingReport {
         match self.fault {
@@ -114,4 +120,21 @@ async fn kit_catches_silent_success_on_unknown_ids() {
 async fn kit_catches_a_ping_that_hides_outages() {
     let report = run_broken(Fault::AlwaysOnline).await;
     assert!(report.failed("broken_auth_ping_offline"), "{report}");
+}
+
+#[tokio::test]
+async fn kit_catches_cursors_claimed_stable_that_move_under_acknowledgements() {
+    let report = run_broken(Fault::ClaimsStableCursors).await;
+    assert!(
+        report.failed("stable_cursors_survive_acknowledgements"),
+        "{report}"
+    );
+    // A source that does not claim them is not asked.
+    let honest = run(&MemoryHarness::new()).await;
+    assert!(
+        !honest
+            .checks
+            .iter()
+            .any(|c| c.name == "stable_cursors_survive_acknowledgements")
+    );
 }

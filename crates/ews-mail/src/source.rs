@@ -576,7 +576,9 @@ impl MessageSource for EwsSource {
     fn capabilities(&self) -> SourceCapabilities {
         let caps = SourceCapabilities::unread_polling(self.max_batch).with_batch_acknowledge(true);
         if self.sync.is_some() {
+            // The saved set is paged by arrival: acknowledging does not move later pages.
             caps.with_sync(SyncKind::Incremental)
+                .with_stable_cursors(true)
         } else {
             caps
         }

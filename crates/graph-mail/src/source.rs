@@ -352,7 +352,9 @@ impl MessageSource for GraphSource {
         let caps = SourceCapabilities::unread_polling(self.config.max_batch)
             .with_batch_acknowledge(self.config.use_batch);
         if self.delta.is_some() {
+            // The saved set is paged by arrival: acknowledging does not move later pages.
             caps.with_sync(SyncKind::Incremental)
+                .with_stable_cursors(true)
         } else {
             caps
         }

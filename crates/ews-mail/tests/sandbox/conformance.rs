@@ -18,6 +18,25 @@ async fn conformance_kit_passes_with_app_impersonation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_kit_passes_in_sync_mode_with_stable_cursors() {
+    let sb = sandbox().await;
+    let c = app_client(&sb);
+    let store = std::sync::Arc::new(ews_mail::sync::MemorySourceSyncStore::default());
+    let source = EwsSource::new(c.clone()).with_sync_state(store);
+    assert!(source.capabilities().stable_cursors);
+    let h = harness(sb, source, c);
+    let report = conformance::run(&h).await;
+    assert!(report.passed(), "{report}");
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "stable_cursors_survive_acknowledgements"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_kit_passes_with_a_delegated_token() {
     let sb = sandbox().await;
     let c = client(

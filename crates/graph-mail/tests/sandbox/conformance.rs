@@ -60,6 +60,7 @@ async fn conformance_kit_passes_in_delta_mode() {
         &h,
         &[
             "count_after_acks",
+            "stable_cursors_survive_acknowledgements",
             "acknowledged_messages_are_not_fetched_again",
             "outbound_send_reads_back",
             "broken_auth_fetch_fails",

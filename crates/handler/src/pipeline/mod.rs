@@ -24,6 +24,7 @@ use crate::{Handler, HandlerError, Inbound};
 mod ack;
 mod fleet;
 mod message;
+mod prefetch;
 mod report;
 mod spec;
 
@@ -31,6 +32,7 @@ use ack::*;
 use fleet::HeldLease;
 pub use fleet::{CatalogSource, FleetOptions, SourceCatalog};
 use message::*;
+use prefetch::Prefetch;
 pub use report::*;
 pub use spec::*;
 
@@ -514,13 +516,30 @@ async fn drain_pages(
     let mut skip: HashSet<String> = HashSet::new();
     let mut cursor = None;
     let sem = Arc::new(Semaphore::new(options.concurrency));
+    // A source whose cursors survive acknowledgements has its next page fetched while the
+    // current one is handled, and is followed to the end of a pass; a new pass starts if the
+    // pass acknowledged anything (mail may have arrived meanwhile).
+    let stable = ctx.spec.source.capabilities().stable_cursors;
+    let mut ahead: Option<Prefetch> = None;
+    let mut pass_acked = false;
     loop {
         if shutdown.is_triggered() {
             return;
         }
         // Nor does a fetch: nothing of the page is handed over or recorded yet.
+        let pending = ahead.take();
         let fetched = shutdown
-            .unless_stopped(ctx.spec.source.fetch(cursor.as_ref(), options.batch_size))
+            .unless_stopped(async {
+                match pending {
+                    Some(p) => p.page().await,
+                    None => {
+                        ctx.spec
+                            .source
+                            .fetch(cursor.as_ref(), options.batch_size)
+                            .await
+                    }
+                }
+            })
             .await;
         let batch = match fetched {
             None => return,
@@ -537,6 +556,13 @@ async fn drain_pages(
         };
         for (id, e) in &batch.failed {
             summary.errors.push(format!("fetch {id}: {e}"));
+        }
+        if stable && let Some(next) = &batch.next {
+            ahead = Some(Prefetch::start(
+                ctx.spec.source.clone(),
+                next.clone(),
+                options.batch_size,
+            ));
         }
         if cursor.is_none() {
             ctx.report(Progress::OldestWaiting {
@@ -639,7 +665,18 @@ async fn drain_pages(
             }
         }
         remember_page_threads(ctx).await;
-        if acked_any {
+        pass_acked |= acked_any;
+        if stable {
+            match batch.next {
+                // Its page is already being fetched (`ahead`).
+                Some(next) => cursor = Some(next),
+                None if pass_acked => {
+                    cursor = None;
+                    pass_acked = false;
+                }
+                None => return,
+            }
+        } else if acked_any {
             // Acknowledging shifts what is waiting: start a new pass.
             cursor = None;
         } else {
@@ -665,94 +702,6 @@ async fn remember_page_threads(ctx: &Ctx) {
         && let Err(e) = ctx.ledger.remember_threads(&pairs).await
     {
         tracing::warn!(source = %ctx.spec.name, error = %e, "remembering the page's threads failed");
-    }
-}
-
-/// Reports one message's final outcome and counts it in `summary`.
-fn account(
-    ctx: &Ctx,
-    summary: &mut SourceSummary,
-    skip: &mut HashSet<String>,
-    acked_any: &mut bool,
-    k: String,
-    outcome: Outcome,
-) {
-    ctx.report(Progress::Message {
-        source: ctx.spec.name.clone(),
-        outcome: match &outcome {
-            Outcome::Handled { .. } | Outcome::NotifyFailed { .. } => MessageOutcome::Handled,
-            Outcome::Recovered => MessageOutcome::Recovered,
-            Outcome::Parked => MessageOutcome::Parked,
-            Outcome::Probe { .. } => MessageOutcome::Probe,
-            Outcome::Failed => MessageOutcome::Failed,
-            Outcome::AckFailed(_) | Outcome::Error(_) => MessageOutcome::Error,
-        },
-    });
-    match outcome {
-        Outcome::Handled {
-            project,
-            notification,
-            notification_skipped,
-            ack_error,
-        } => {
-            match ack_error {
-                None => *acked_any = true,
-                Some(e) => {
-                    summary.errors.push(e);
-                    owe_acknowledgement(ctx, &k);
-                    skip.insert(k);
-                }
-            }
-            summary.handled += 1;
-            *summary
-                .per_project
-                .entry(project.unwrap_or_else(|| "(none)".into()))
-                .or_default() += 1;
-            if let Some(n) = notification {
-                summary.notifications.push(n);
-            }
-            if notification_skipped {
-                summary.notifications_skipped += 1;
-            }
-        }
-        Outcome::NotifyFailed { project, error } => {
-            *acked_any = true;
-            summary.handled += 1;
-            *summary
-                .per_project
-                .entry(project.unwrap_or_else(|| "(none)".into()))
-                .or_default() += 1;
-            summary.errors.push(format!("notify: {error}"));
-        }
-        Outcome::Recovered => {
-            *acked_any = true;
-            summary.recovered += 1;
-        }
-        Outcome::Parked => {
-            *acked_any = true;
-            summary.parked += 1;
-        }
-        Outcome::Probe { marked } => {
-            summary.probes += 1;
-            if marked {
-                *acked_any = true;
-            } else {
-                skip.insert(k);
-            }
-        }
-        Outcome::Failed => {
-            summary.failures += 1;
-            skip.insert(k);
-        }
-        Outcome::AckFailed(e) => {
-            summary.errors.push(e);
-            owe_acknowledgement(ctx, &k);
-            skip.insert(k);
-        }
-        Outcome::Error(e) => {
-            summary.errors.push(e);
-            skip.insert(k);
-        }
     }
 }
 

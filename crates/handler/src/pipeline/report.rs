@@ -232,3 +232,91 @@ impl Shutdown {
         }
     }
 }
+
+/// Reports one message's final outcome and counts it in `summary`.
+pub(super) fn account(
+    ctx: &Ctx,
+    summary: &mut SourceSummary,
+    skip: &mut HashSet<String>,
+    acked_any: &mut bool,
+    k: String,
+    outcome: Outcome,
+) {
+    ctx.report(Progress::Message {
+        source: ctx.spec.name.clone(),
+        outcome: match &outcome {
+            Outcome::Handled { .. } | Outcome::NotifyFailed { .. } => MessageOutcome::Handled,
+            Outcome::Recovered => MessageOutcome::Recovered,
+            Outcome::Parked => MessageOutcome::Parked,
+            Outcome::Probe { .. } => MessageOutcome::Probe,
+            Outcome::Failed => MessageOutcome::Failed,
+            Outcome::AckFailed(_) | Outcome::Error(_) => MessageOutcome::Error,
+        },
+    });
+    match outcome {
+        Outcome::Handled {
+            project,
+            notification,
+            notification_skipped,
+            ack_error,
+        } => {
+            match ack_error {
+                None => *acked_any = true,
+                Some(e) => {
+                    summary.errors.push(e);
+                    owe_acknowledgement(ctx, &k);
+                    skip.insert(k);
+                }
+            }
+            summary.handled += 1;
+            *summary
+                .per_project
+                .entry(project.unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            if let Some(n) = notification {
+                summary.notifications.push(n);
+            }
+            if notification_skipped {
+                summary.notifications_skipped += 1;
+            }
+        }
+        Outcome::NotifyFailed { project, error } => {
+            *acked_any = true;
+            summary.handled += 1;
+            *summary
+                .per_project
+                .entry(project.unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            summary.errors.push(format!("notify: {error}"));
+        }
+        Outcome::Recovered => {
+            *acked_any = true;
+            summary.recovered += 1;
+        }
+        Outcome::Parked => {
+            *acked_any = true;
+            summary.parked += 1;
+        }
+        Outcome::Probe { marked } => {
+            summary.probes += 1;
+            if marked {
+                *acked_any = true;
+            } else {
+                skip.insert(k);
+            }
+        }
+        Outcome::Failed => {
+            summary.failures += 1;
+            skip.insert(k);
+        }
+        Outcome::AckFailed(e) => {
+            summary.errors.push(e);
+            owe_acknowledgement(ctx, &k);
+            skip.insert(k);
+        }
+        Outcome::Error(e) => {
+            summary.errors.push(e);
+            skip.insert(k);
+        }
+    }
+}

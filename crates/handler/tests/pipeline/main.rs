@@ -9,4 +9,5 @@ mod exactly_once;
 mod failures;
 mod push;
 mod routing;
+mod stable;
 mod support;
