@@ -281,6 +281,23 @@ pub fn busy_fraction(uses: &[SlotUse], limit: u32, from_us: u64, to_us: u64) -> 
     busy as f64 / (to_us - from_us) as f64
 }
 
+/// The most of `uses` that held a slot at the same instant (pass the uses of one app and
+/// mailbox): how many requests a client had in flight at once, at its most.
+pub fn most_in_flight(uses: &[SlotUse]) -> usize {
+    let mut edges: Vec<(u64, i64)> = uses
+        .iter()
+        .flat_map(|u| [(u.start_us, 1), (u.end_us, -1)])
+        .collect();
+    // Ends before starts at the same instant: a slot handed straight on is not counted twice.
+    edges.sort_unstable();
+    let (mut now, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
 /// The result of [`AppState::admit`](crate::AppState::admit).
 #[derive(Debug)]
 pub(crate) enum Admission {
@@ -366,6 +383,8 @@ pub(crate) struct FaultController {
     throttle: Mutex<ThrottleConfig>,
     windows: Arc<Mutex<HashMap<Key, Window>>>,
     latency: Mutex<Option<(Latency, rand::rngs::StdRng)>>,
+    /// EWS server time per KiB of request and answer, in milliseconds (0: none).
+    ews_per_kib_ms: Mutex<f64>,
     recorder: Recorder,
 }
 
@@ -385,6 +404,7 @@ impl FaultController {
             throttle: Mutex::new(ThrottleConfig::default()),
             windows: Arc::new(Mutex::new(HashMap::new())),
             latency: Mutex::new(None),
+            ews_per_kib_ms: Mutex::new(0.0),
             recorder: Arc::default(),
         }
     }
@@ -402,6 +422,18 @@ impl FaultController {
         let mut g = lock(&self.latency);
         let (l, rng) = g.as_mut()?;
         Some(l.draw(rng))
+    }
+
+    /// Sets the EWS server time per KiB of request and answer (`None` or 0: none).
+    pub(crate) fn set_ews_time_per_kib(&self, millis: Option<f64>) {
+        *lock(&self.ews_per_kib_ms) = millis.filter(|m| m.is_finite() && *m > 0.0).unwrap_or(0.0);
+    }
+
+    /// The server time an EWS request of `bytes` (request and answer together) takes on top
+    /// of the drawn latency, if a time per KiB is set.
+    pub(crate) fn ews_size_time(&self, bytes: usize) -> Option<Duration> {
+        let per_kib = *lock(&self.ews_per_kib_ms);
+        (per_kib > 0.0).then(|| Duration::from_secs_f64(per_kib * bytes as f64 / 1024.0 / 1000.0))
     }
 
     /// Starts recording slot uses afresh (`true`), or stops and forgets them (`false`).

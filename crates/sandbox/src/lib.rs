@@ -175,7 +175,7 @@ mod graph;
 pub use admin::{Admin, AdminCommand, AdminError, AdminOutcome};
 pub use faults::{
     FaultKind, FaultPlan, FaultRule, Latency, Protocol, SlotUse, ThrottleConfig, Trigger,
-    busy_fraction,
+    busy_fraction, most_in_flight,
 };
 pub use identity::mint::{MintRequest, TokenKind};
 pub use notify::{LifecycleEvent, NotificationFaults, NotificationStats, SubscriptionSummary};

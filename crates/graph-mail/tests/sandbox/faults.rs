@@ -287,22 +287,6 @@ async fn wrong_content_types_and_oversized_bodies_are_typed_errors() {
     }
 }
 
-/// The largest number of `uses` in flight at one instant.
-fn most_at_once(uses: &[sandbox::SlotUse]) -> usize {
-    let mut edges: Vec<(u64, i64)> = uses
-        .iter()
-        .flat_map(|u| [(u.start_us, 1), (u.end_us, -1)])
-        .collect();
-    // Ends before starts at the same instant: a slot handed straight on is not counted twice.
-    edges.sort_unstable();
-    let (mut now, mut most) = (0i64, 0i64);
-    for (_, d) in edges {
-        now += d;
-        most = most.max(now);
-    }
-    usize::try_from(most).unwrap_or(0)
-}
-
 /// Without `$batch`, MIME downloads and acknowledgements go as single requests, up to
 /// `in_flight` at once (issue #23: each that ends makes room for the next, so the mailbox's
 /// four slots stay busy), and every answer still goes with its own message.
@@ -337,7 +321,11 @@ async fn single_requests_keep_up_to_in_flight_slots_busy_and_answers_stay_with_t
             .collect();
         // The listing, then the 12 downloads.
         assert_eq!(downloads.len(), 13);
-        assert_eq!(most_at_once(&downloads), expect, "in_flight {in_flight}");
+        assert_eq!(
+            sandbox::most_in_flight(&downloads),
+            expect,
+            "in_flight {in_flight}"
+        );
         if in_flight == 4 {
             let unread = |e: &crate::support::Env| {
                 e.sb.admin()
@@ -354,7 +342,7 @@ async fn single_requests_keep_up_to_in_flight_slots_busy_and_answers_stay_with_t
                 .collect();
             let results = source.acknowledge_many(&acks).await;
             assert!(results.iter().all(Result::is_ok), "{results:?}");
-            assert_eq!(most_at_once(&admin.slot_uses()), 4);
+            assert_eq!(sandbox::most_in_flight(&admin.slot_uses()), 4);
             assert_eq!(unread(&e), before - 12);
         }
     }

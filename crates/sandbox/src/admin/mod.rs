@@ -454,6 +454,20 @@ impl Admin {
         self.state.faults().set_latency(latency);
     }
 
+    /// Makes each admitted EWS request hold its slot longer the more it carries: `millis` per
+    /// KiB of its request and answer together, on top of the [`Latency`](crate::Latency) drawn
+    /// for it (`None`: no such time, the default).
+    ///
+    /// The drawn latency is the same for a one-line request and for a GetItem of 100 MIME
+    /// bodies; an EWS request carries up to hundreds of items where a Graph request carries
+    /// one message or one page of a listing, so for EWS that alone would make a large request
+    /// free. Exchange Online budgets EWS by the server time a caller's requests use, not by
+    /// their count; Microsoft publishes no figure for that time, so the value is an assumption
+    /// to be set from what one measures against a real tenant.
+    pub fn set_ews_time_per_kib(&self, millis: Option<f64>) {
+        self.state.faults().set_ews_time_per_kib(millis);
+    }
+
     /// Starts recording each request's hold on a concurrency slot afresh (`true`), or stops
     /// and forgets them (`false`). See [`slot_uses`](Self::slot_uses).
     pub fn record_slots(&self, on: bool) {

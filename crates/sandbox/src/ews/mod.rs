@@ -376,10 +376,16 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             Err(f) => render_fault(&f),
         };
     }
-    match ops::dispatch(&ctx, op) {
-        Ok(body) => soap_response(StatusCode::OK, envelope(&body)),
-        Err(f) => render_fault(&f),
+    let answer = match ops::dispatch(&ctx, op) {
+        Ok(body) => envelope(&body),
+        Err(f) => return render_fault(&f),
+    };
+    // The server time that grows with what the request carries, spent holding the slot
+    // (`Admin::set_ews_time_per_kib`).
+    if let Some(d) = state.faults().ews_size_time(body.len() + answer.len()) {
+        tokio::time::sleep(d).await;
     }
+    soap_response(StatusCode::OK, answer)
 }
 
 /// A whole SOAP envelope around an operation's response element.

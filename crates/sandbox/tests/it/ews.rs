@@ -462,3 +462,40 @@ async fn find_item_pages_from_the_end() {
     let t = e.op(&find(9, 2, "Ascending")).await;
     assert!(subjects(&t).is_empty(), "{t}");
 }
+
+/// `Admin::set_ews_time_per_kib`: an EWS request holds its concurrency slot for the time its
+/// request and answer weigh, on top of the drawn latency, so that a FindItem of 40 items holds
+/// it longer than one of 2; without it (the default) neither does.
+#[tokio::test]
+async fn ews_requests_hold_their_slot_for_what_they_carry() {
+    let e = Ews::new().await;
+    e.inject(40);
+    let find = |max: usize| {
+        FIND_UNREAD
+            .replace(r#"Offset="OFFSET""#, r#"Offset="0""#)
+            .replace(
+                r#"MaxEntriesReturned="2""#,
+                &format!(r#"MaxEntriesReturned="{max}""#),
+            )
+    };
+    let per_kib = 40.0;
+    e.sb.admin().set_ews_time_per_kib(Some(per_kib));
+    for max in [2, 40] {
+        e.sb.admin().record_slots(true);
+        let request = envelope(Some(MB), &find(max));
+        let (status, answer) = e.as_app(request.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer.matches("<t:Message>").count(), max, "{answer}");
+        let uses = e.sb.admin().slot_uses();
+        assert_eq!(uses.len(), 1, "{uses:?}");
+        let held_ms = (uses[0].end_us - uses[0].start_us) as f64 / 1000.0;
+        let weight_ms = per_kib * (request.len() + answer.len()) as f64 / 1024.0;
+        assert!(
+            held_ms >= weight_ms,
+            "{max} items: held {held_ms} ms, less than the {weight_ms} ms they weigh"
+        );
+    }
+    e.sb.admin().set_ews_time_per_kib(None);
+    e.sb.admin().record_slots(false);
+    e.sb.shutdown().await;
+}

@@ -385,20 +385,6 @@ async fn graph_batch_items_run_four_at_a_time_unless_they_depend_on_each_other()
         }
         item
     };
-    // The largest number of items holding a slot at the same time.
-    let most_at_once = |uses: &[sandbox::SlotUse]| {
-        let mut edges: Vec<(u64, i32)> = uses
-            .iter()
-            .flat_map(|u| [(u.start_us, 1), (u.end_us, -1)])
-            .collect();
-        edges.sort_unstable();
-        let (mut now, mut most) = (0, 0);
-        for (_, d) in edges {
-            now += d;
-            most = most.max(now);
-        }
-        most
-    };
     for (depends, want) in [(false, 4), (true, 1)] {
         sb.admin().record_slots(true);
         let items: Vec<_> = (1..=6).map(|n| get(n, depends)).collect();
@@ -421,7 +407,11 @@ async fn graph_batch_items_run_four_at_a_time_unless_they_depend_on_each_other()
         assert!(responses.iter().all(|r| r["status"] == 200), "{b}");
         let uses = sb.admin().slot_uses();
         assert_eq!(uses.len(), 6, "{uses:?}");
-        assert_eq!(most_at_once(&uses), want, "dependsOn: {depends}: {uses:?}");
+        assert_eq!(
+            sandbox::most_in_flight(&uses),
+            want,
+            "dependsOn: {depends}: {uses:?}"
+        );
     }
     sb.admin().record_slots(false);
     sb.admin().set_latency(None);
