@@ -9,6 +9,7 @@ use connector::{
     Acknowledgement, Batch, Cursor, Error, ErrorKind, MessageId, MessageSource, PingReport,
     RawMessage, SourceCapabilities, SyncKind,
 };
+use futures_util::stream::{self, StreamExt};
 use tokio::task::JoinSet;
 
 use crate::client::{EwsClient, MailboxAccess};
@@ -19,6 +20,8 @@ use crate::ops::{
 };
 use crate::sync::{SourceSyncStore, SyncMode};
 use crate::types::{FolderId, Item, ItemId};
+
+mod pages;
 
 /// The most ids one FindItem lists, and so the largest [`EwsSource::with_max_batch`]:
 /// Exchange Online's `EWSFindCountLimit` (larger pages are pointless).
@@ -36,10 +39,9 @@ pub const DEFAULT_MAX_BATCH: usize = 100;
 /// [`EwsSource::with_fetch_concurrency`] says otherwise.
 pub const DEFAULT_FETCH_CONCURRENCY: usize = 4;
 
-/// The most GetItem chunks of one fetch in flight at once: a full page is
-/// `MAX_PAGE / ITEM_CHUNK` chunks, well inside Exchange Online's 27 concurrent connections per
-/// mailbox (`EWSMaxConcurrency`).
-pub const MAX_FETCH_CONCURRENCY: usize = MAX_PAGE / ITEM_CHUNK;
+/// The most requests of one fetch (or of one `acknowledge_many`) in flight at once: Exchange
+/// Online's 27 concurrent connections per mailbox (`EWSMaxConcurrency`).
+pub const MAX_FETCH_CONCURRENCY: usize = 27;
 
 /// Well-known folder names a [`Acknowledgement::MoveTo`] may use directly.
 const WELL_KNOWN: &[&str] = &[
@@ -92,7 +94,16 @@ pub(crate) fn offline_reason(e: &Error) -> String {
 /// [`EwsSource::with_max_batch`] messages does exactly that: one FindItem lists them all, and
 /// their MIME comes in GetItem chunks of [`ITEM_CHUNK`], up to
 /// [`EwsSource::with_fetch_concurrency`] chunks at a time. `acknowledge_many` sends
-/// [`ITEM_CHUNK`] items per request.
+/// [`ITEM_CHUNK`] items per request, as many requests at a time.
+///
+/// ## Many small requests at once
+///
+/// The fewest requests are not the fastest where each request's time grows with what it
+/// carries, as against Exchange Online, which allows 27 connections per mailbox:
+/// [`EwsSource::with_item_chunk`] lists a fetch in FindItem pages of that many items, each
+/// page's GetItem following its listing, up to [`EwsSource::with_fetch_concurrency`] requests
+/// at once, and acknowledges in requests of that many items, as many at once. It spends more
+/// requests per message (a FindItem per page) to keep more connections busy.
 ///
 /// The other way to list 1,000 ids at a time, keeping a FindItem listing between `fetch(None)`
 /// calls and handing it out 100 at a time, was not chosen: a cached listing goes stale as soon as
@@ -109,6 +120,8 @@ pub struct EwsSource {
     delete_type: DeleteType,
     max_batch: usize,
     fetch_concurrency: usize,
+    /// `with_item_chunk`: items per request, FindItem pages listed in parallel.
+    item_chunk: Option<usize>,
     change_keys: Mutex<HashMap<String, String>>,
     folders: Mutex<HashMap<String, FolderId>>,
     sync: Option<SyncMode>,
@@ -123,6 +136,7 @@ impl EwsSource {
             delete_type: DeleteType::MoveToDeletedItems,
             max_batch: DEFAULT_MAX_BATCH,
             fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
+            item_chunk: None,
             change_keys: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
             sync: None,
@@ -192,12 +206,35 @@ impl EwsSource {
         self
     }
 
-    /// How many GetItem chunks of one fetch run at once, 1 to [`MAX_FETCH_CONCURRENCY`]
-    /// (default [`DEFAULT_FETCH_CONCURRENCY`]). Each is one more connection against the
-    /// mailbox's EWS concurrency budget.
+    /// How many requests of one fetch (GetItem chunks, and with
+    /// [`with_item_chunk`](Self::with_item_chunk) FindItem pages) or of one `acknowledge_many`
+    /// run at once, 1 to [`MAX_FETCH_CONCURRENCY`] (default [`DEFAULT_FETCH_CONCURRENCY`]).
+    /// Each is one more connection against the mailbox's EWS concurrency budget.
     pub fn with_fetch_concurrency(mut self, n: usize) -> Self {
         self.fetch_concurrency = n.clamp(1, MAX_FETCH_CONCURRENCY);
         self
+    }
+
+    /// Items per request, 1 to [`ITEM_CHUNK`]: each GetItem and each acknowledgement request
+    /// carries at most `n`, and an unread fetch of more than `n` messages lists them in
+    /// FindItem pages of `n`, up to [`with_fetch_concurrency`](Self::with_fetch_concurrency)
+    /// requests in flight, each page's GetItem following its listing at once.
+    ///
+    /// Without it (the default) a fetch lists with one FindItem and every request carries up
+    /// to [`ITEM_CHUNK`] items: the fewest requests. With it there are more requests, each
+    /// smaller, so that more of the mailbox's 27 connections work at once: the better choice
+    /// where each request's time grows with what it carries, as it does against Exchange
+    /// Online. A fetch's pages are listed by offset from the same starting point, as one
+    /// FindItem would list them; an id listed twice (the folder changed between two
+    /// listings) is handed over once.
+    pub fn with_item_chunk(mut self, n: usize) -> Self {
+        self.item_chunk = Some(n.clamp(1, ITEM_CHUNK));
+        self
+    }
+
+    /// Items per request: [`with_item_chunk`](Self::with_item_chunk)'s, or [`ITEM_CHUNK`].
+    fn chunk(&self) -> usize {
+        self.item_chunk.unwrap_or(ITEM_CHUNK)
     }
 
     /// The client underneath.
@@ -298,7 +335,7 @@ impl EwsSource {
     /// error. A chunk whose request failed as a whole fails its items, unless the sign-in was
     /// refused or no chunk succeeded: then the fetch fails, as a single GetItem would.
     async fn download(&self, ids: &[ItemId]) -> Result<Vec<Result<Item, Error>>, Error> {
-        let chunks: Vec<Vec<ItemId>> = ids.chunks(ITEM_CHUNK).map(<[ItemId]>::to_vec).collect();
+        let chunks: Vec<Vec<ItemId>> = ids.chunks(self.chunk()).map(<[ItemId]>::to_vec).collect();
         // One slot per chunk: its GetItem's answer, empty until it finished.
         let mut answers: Vec<Option<Result<ItemResults<Item>, Error>>> =
             (0..chunks.len()).map(|_| None).collect();
@@ -374,6 +411,18 @@ impl EwsSource {
             return Ok(Batch::new(Vec::new(), next));
         }
         let results = self.download(&ids).await?;
+        self.assemble(ids, results, next, sync).await
+    }
+
+    /// The batch of downloaded `ids` (`results` in the same order), continuing at `next`; see
+    /// [`batch_of`](Self::batch_of) for `sync`.
+    pub(crate) async fn assemble(
+        &self,
+        ids: Vec<ItemId>,
+        results: Vec<Result<Item, Error>>,
+        next: Option<Cursor>,
+        sync: Option<&SyncMode>,
+    ) -> Result<Batch, Error> {
         let mut b = Batch::new(Vec::with_capacity(ids.len()), next);
         let mut vanished: Vec<String> = Vec::new();
         for (asked, r) in ids.into_iter().zip(results) {
@@ -628,6 +677,11 @@ impl MessageSource for EwsSource {
                 Error::configuration(format!("not an EWS cursor: {:?}", c.as_str()))
             })?,
         };
+        if let Some(chunk) = self.item_chunk
+            && chunk < max
+        {
+            return self.fetch_in_pages(offset, max, chunk).await;
+        }
         let page = self
             .client
             .call(&FindItem::unread(
@@ -669,8 +723,22 @@ impl MessageSource for EwsSource {
                 None => groups.push((ack.clone(), vec![i])),
             }
         }
-        for (ack, slots) in groups {
-            for chunk in slots.chunks(ITEM_CHUNK) {
+        let mut chunks: Vec<(Acknowledgement, Vec<usize>)> = Vec::new();
+        for (ack, slots) in &groups {
+            if let Acknowledgement::MoveTo(f) = ack {
+                // Resolved (or created) once, before its chunks run at once; a failure is
+                // each chunk's to report.
+                let _ = self.resolve_folder(f).await;
+            }
+            chunks.extend(
+                slots
+                    .chunks(self.chunk())
+                    .map(|c| (ack.clone(), c.to_vec())),
+            );
+        }
+        // Up to `fetch_concurrency` requests at once, each chunk's results kept with it.
+        let answers: Vec<(Vec<usize>, Vec<Result<(), Error>>)> = stream::iter(chunks)
+            .map(|(ack, chunk)| async move {
                 let ids: Vec<MessageId> = chunk.iter().map(|i| items[*i].0.clone()).collect();
                 let results = match &ack {
                     Acknowledgement::MarkRead => self.mark_read(&ids).await,
@@ -685,9 +753,14 @@ impl MessageSource for EwsSource {
                         &Error::unsupported(format!("acknowledgement {other} is not supported")),
                     ),
                 };
-                for (slot, r) in chunk.iter().zip(results) {
-                    out[*slot] = Some(r);
-                }
+                (chunk, results)
+            })
+            .buffer_unordered(self.fetch_concurrency)
+            .collect()
+            .await;
+        for (chunk, results) in answers {
+            for (slot, r) in chunk.iter().zip(results) {
+                out[*slot] = Some(r);
             }
         }
         let out: Vec<Result<(), Error>> = out

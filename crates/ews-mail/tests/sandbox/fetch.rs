@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use connector::{Acknowledgement, ErrorKind, MessageSource};
+use connector::{ErrorKind, MessageSource};
 use ews_mail::{AccessToken, DEFAULT_MAX_BATCH, EwsSource, MAX_PAGE, MailboxAccess, TokenSource};
-use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Trigger};
+
 use test_support::SandboxTokens;
 
 use crate::support::{
-    MAILBOX, client, inject_numbered, numbered, sandbox, seeded, store_id, unique_imids,
+    MAILBOX, client, ews_503s, inject_numbered, mark_read, numbered, sandbox, seeded, store_id,
+    unique_imids,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,14 +32,7 @@ async fn ingest_of_1050_messages_spends_the_protocol_minimum_of_requests() {
             break;
         }
         sizes.push(b.messages.len());
-        let acks: Vec<_> = b
-            .messages
-            .iter()
-            .map(|m| (m.id.clone(), Acknowledgement::MarkRead))
-            .collect();
-        for r in src.acknowledge_many(&acks).await {
-            r.unwrap();
-        }
+        mark_read(&src, &b.messages).await;
         delivered.extend(b.messages);
     }
     assert_eq!(sizes, [1000, 50]);
@@ -153,13 +147,7 @@ async fn a_getitem_chunk_that_fails_as_a_whole_fails_only_its_messages() {
     let src = EwsSource::new(c)
         .with_max_batch(MAX_PAGE)
         .with_fetch_concurrency(1);
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            trigger: Trigger::After { skip: 1, count: 4 },
-            ..FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503)
-        }],
-    });
+    sb.admin().set_faults(ews_503s(1, 4));
     let b = src.fetch(None, MAX_PAGE).await.unwrap();
     assert_eq!(
         sb.admin().faults_fired(),
@@ -177,16 +165,7 @@ async fn a_getitem_chunk_that_fails_as_a_whole_fails_only_its_messages() {
         .collect();
     assert_eq!(failed, listed);
     // When no chunk gets through, the fetch fails as a whole, as a single GetItem would.
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            trigger: Trigger::After {
-                skip: 1,
-                count: 100,
-            },
-            ..FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503)
-        }],
-    });
+    sb.admin().set_faults(ews_503s(1, 100));
     let e = src.fetch(None, MAX_PAGE).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
 }

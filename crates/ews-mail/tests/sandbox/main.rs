@@ -9,6 +9,7 @@ mod changes;
 mod conformance;
 mod faults;
 mod fetch;
+mod pages;
 mod send_as;
 mod streaming;
 mod support;

@@ -9,7 +9,7 @@ use ews_mail::{
     Credentials, EwsClient, EwsConfig, EwsOutbound, EwsSource, Jitter, MailboxAccess, RetryPolicy,
     TokenSource,
 };
-use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Sandbox};
+use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol, Sandbox, Trigger};
 use test_support::harness::EWS_UNKNOWN_ID;
 use test_support::{SandboxHarness, SandboxTokens};
 
@@ -151,6 +151,28 @@ pub(crate) fn fault_next(sb: &Sandbox, protocol: Protocol, n: u32, kind: FaultKi
         seed: 1,
         rules: vec![FaultRule::next(protocol, n, kind)],
     });
+}
+
+/// A fault plan (seed 1): EWS requests answer 503 `count` times after the first `skip`.
+pub(crate) fn ews_503s(skip: u32, count: u32) -> FaultPlan {
+    FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            trigger: Trigger::After { skip, count },
+            ..FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503)
+        }],
+    }
+}
+
+/// Marks `messages` read with one `acknowledge_many`; each must succeed.
+pub(crate) async fn mark_read(src: &EwsSource, messages: &[connector::RawMessage]) {
+    let acks: Vec<_> = messages
+        .iter()
+        .map(|m| (m.id.clone(), connector::Acknowledgement::MarkRead))
+        .collect();
+    for r in connector::MessageSource::acknowledge_many(src, &acks).await {
+        r.unwrap();
+    }
 }
 
 /// A plain message from [`MAILBOX`] to Adele.

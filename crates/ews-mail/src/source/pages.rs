@@ -1,0 +1,149 @@
+//! An unread fetch in FindItem pages listed in parallel ([`EwsSource::with_item_chunk`]):
+//! each page's GetItem follows its listing at once, several pages in flight.
+
+use std::collections::HashSet;
+
+use connector::{Batch, Cursor, Error, ErrorKind};
+use futures_util::stream::{self, StreamExt};
+
+use super::{EwsSource, copy_error};
+use crate::ops::{FindItem, FindItemPage, GetItem, ItemResults};
+use crate::types::{Item, ItemId};
+
+/// One page of a fetch: its listing, and the answer to the GetItem of its ids.
+struct Page {
+    listing: Result<FindItemPage, Error>,
+    ids: Vec<ItemId>,
+    download: Option<Result<ItemResults<Item>, Error>>,
+}
+
+impl EwsSource {
+    /// Up to `max` unread messages from `offset`, listed `chunk` at a time.
+    ///
+    /// The first FindItem says how many are waiting; the other pages are listed from the same
+    /// offsets one FindItem of `max` would have used, up to `fetch_concurrency` requests in
+    /// flight. A listing that fails ends the batch before its page, so that the cursor
+    /// continues there and no page is handed over twice in a pass; the first listing failing,
+    /// or every download failing, fails the fetch as one FindItem and GetItem would.
+    pub(super) async fn fetch_in_pages(
+        &self,
+        offset: u32,
+        max: usize,
+        chunk: usize,
+    ) -> Result<Batch, Error> {
+        let folder = self.access().folder(&self.folder);
+        let first = self
+            .client
+            .call(&FindItem::unread(folder.clone(), offset, chunk as u32))
+            .await?;
+        // How many this fetch lists in all: what is waiting past the offset, at most `max`.
+        let want = if first.includes_last {
+            first.items.len()
+        } else {
+            let waiting = first
+                .total
+                .map_or(max as u64, |t| t.saturating_sub(u64::from(offset)));
+            usize::try_from(waiting)
+                .unwrap_or(max)
+                .min(max)
+                .max(first.items.len())
+        };
+        let starts = (chunk..want).step_by(chunk);
+        let listings = std::iter::once((0, Some(first))).chain(starts.map(|s| (s, None)));
+        let pages: Vec<Page> = stream::iter(listings)
+            .map(|(start, listed)| {
+                let folder = folder.clone();
+                async move {
+                    let listing = match listed {
+                        Some(page) => Ok(page),
+                        None => {
+                            let n = chunk.min(want - start) as u32;
+                            let at = offset.saturating_add(start as u32);
+                            self.client.call(&FindItem::unread(folder, at, n)).await
+                        }
+                    };
+                    let ids: Vec<ItemId> = match &listing {
+                        Ok(p) => p.items.iter().filter_map(|i| i.id.clone()).collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    let download = if ids.is_empty() {
+                        None
+                    } else {
+                        Some(self.client.call(&GetItem::with_mime(ids.clone())).await)
+                    };
+                    Page {
+                        listing,
+                        ids,
+                        download,
+                    }
+                }
+            })
+            .buffered(self.fetch_concurrency)
+            .collect()
+            .await;
+        self.hand_over(offset, pages).await
+    }
+
+    /// The batch of a fetch's `pages`, in listing order.
+    async fn hand_over(&self, offset: u32, pages: Vec<Page>) -> Result<Batch, Error> {
+        let mut ids: Vec<ItemId> = Vec::new();
+        let mut results: Vec<Result<Item, Error>> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let (mut listed, mut last_page_ends, mut cut) = (0u32, false, false);
+        let (mut any_answered, mut first_error) = (false, None::<Error>);
+        for page in pages {
+            let listing = match page.listing {
+                Ok(l) => l,
+                Err(e) if e.kind() == ErrorKind::Authentication => return Err(e),
+                Err(_) => {
+                    // The later pages were listed from offsets past this one: handing them
+                    // over now would hand them over again when the cursor comes back here.
+                    cut = true;
+                    break;
+                }
+            };
+            listed += listing.items.len() as u32;
+            last_page_ends = listing.includes_last;
+            let answers: Vec<Result<Item, Error>> = match page.download {
+                None => Vec::new(),
+                Some(Ok(items)) => {
+                    any_answered = true;
+                    let mut items = items.into_iter();
+                    page.ids
+                        .iter()
+                        .map(|_| match items.next() {
+                            Some(r) => r.map_err(|e| super::item_error(e, "fetching a message")),
+                            None => Err(Error::bad_response(
+                                "EWS answered fewer GetItem response messages than items asked for",
+                            )),
+                        })
+                        .collect()
+                }
+                Some(Err(e)) if e.kind() == ErrorKind::Authentication => return Err(e),
+                Some(Err(e)) => {
+                    let each = page.ids.iter().map(|_| Err(copy_error(&e))).collect();
+                    first_error.get_or_insert(e);
+                    each
+                }
+            };
+            for (id, r) in page.ids.into_iter().zip(answers) {
+                if seen.insert(id.id.clone()) {
+                    ids.push(id);
+                    results.push(r);
+                }
+            }
+        }
+        if !any_answered && let Some(e) = first_error {
+            return Err(e);
+        }
+        let next = if (last_page_ends && !cut) || listed == 0 {
+            None
+        } else {
+            Some(Cursor::new(offset.saturating_add(listed).to_string()))
+        };
+        if ids.is_empty() {
+            return Ok(Batch::new(Vec::new(), next));
+        }
+        self.assemble(ids, results, next, None).await
+    }
+}

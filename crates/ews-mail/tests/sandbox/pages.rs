@@ -1,0 +1,102 @@
+//! `EwsSource::with_item_chunk`: an unread fetch listed in FindItem pages, several listings and
+//! GetItems in flight at once, acknowledgements in chunks at once; the cursor and a failed
+//! listing in the middle of a fetch.
+
+use connector::conformance;
+use connector::{Cursor, ErrorKind, MessageSource, RawMessage};
+use ews_mail::{EwsSource, MAX_PAGE};
+use sandbox::{Latency, most_in_flight};
+
+use crate::support::{
+    app_client, ews_503s, harness, mark_read, numbered, sandbox, seeded, unique_imids,
+};
+
+fn imids(messages: &[RawMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m.internet_message_id.clone().expect("a Message-ID"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_kit_passes_with_small_chunks_in_flight_at_once() {
+    let sb = sandbox().await;
+    let c = app_client(&sb);
+    let source = EwsSource::new(c.clone())
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(3)
+        .with_fetch_concurrency(5);
+    let report = conformance::run(&harness(sb, source, c)).await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_lists_and_downloads_its_pages_at_once_and_acknowledges_in_chunks_at_once() {
+    let (sb, c) = seeded("pages", 45).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(10)
+        .with_fetch_concurrency(5);
+    // Each request holds its slot a while, so that requests in flight together overlap.
+    sb.admin().set_latency(Some(Latency::fixed(150)));
+    sb.admin().clear_request_log();
+    sb.admin().record_slots(true);
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert!(b.failed.is_empty(), "{:?}", b.failed);
+    assert_eq!(b.next, None);
+    let want: Vec<String> = (0..45).map(|i| format!("<pages-{i}@x>")).collect();
+    assert_eq!(imids(&b.messages), want, "oldest first, each once");
+    let log = sb.request_log();
+    assert_eq!(log.count_operation("FindItem"), 5, "{log:?}");
+    assert_eq!(log.count_operation("GetItem"), 5, "{log:?}");
+    // One FindItem of 1,000 and one GetItem would never have two requests in flight.
+    let fetched = sb.admin().slot_uses();
+    assert!(most_in_flight(&fetched) >= 3, "{fetched:?}");
+
+    sb.admin().record_slots(true);
+    mark_read(&src, &b.messages).await;
+    assert_eq!(sb.request_log().count_operation("UpdateItem"), 5);
+    let acked = sb.admin().slot_uses();
+    assert!(most_in_flight(&acked) >= 3, "{acked:?}");
+    sb.admin().record_slots(false);
+    sb.admin().set_latency(None);
+    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_in_pages_continues_where_it_stopped() {
+    let (_sb, c) = seeded("cursor", 45).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(10)
+        .with_fetch_concurrency(4);
+    let first = src.fetch(None, 25).await.unwrap();
+    assert_eq!(unique_imids(&first.messages), numbered("cursor", 0..25));
+    assert_eq!(first.next.as_ref().map(Cursor::as_str), Some("25"));
+    let rest = src.fetch(first.next.as_ref(), MAX_PAGE).await.unwrap();
+    assert_eq!(unique_imids(&rest.messages), numbered("cursor", 25..45));
+    assert_eq!(rest.next, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_fails_ends_the_batch_before_its_page() {
+    let (sb, c) = seeded("cut", 45).await;
+    // One request at a time, so the order is FindItem, GetItem, FindItem, GetItem, FindItem…
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(10)
+        .with_fetch_concurrency(1);
+    // The third listing and its three retries fail.
+    sb.admin().set_faults(ews_503s(4, 4));
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert_eq!(sb.admin().faults_fired(), 4);
+    assert!(b.failed.is_empty(), "{:?}", b.failed);
+    assert_eq!(unique_imids(&b.messages), numbered("cut", 0..20));
+    assert_eq!(b.next.as_ref().map(Cursor::as_str), Some("20"));
+    let rest = src.fetch(b.next.as_ref(), MAX_PAGE).await.unwrap();
+    assert_eq!(unique_imids(&rest.messages), numbered("cut", 20..45));
+    // The first listing failing fails the fetch, as one FindItem would.
+    sb.admin().set_faults(ews_503s(0, 4));
+    let e = src.fetch(None, MAX_PAGE).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+}
