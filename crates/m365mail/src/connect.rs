@@ -468,6 +468,13 @@ pub fn source(
             if let Some(path) = &s.sync_state {
                 src = src.with_sync_state(providers.sync_store(&s.name, path)?);
             }
+            if let Some(n) = s.requests_in_flight {
+                // Smaller requests, n at once: a fetch of `batch_size` in n pages.
+                let n = n.clamp(1, ews_mail::MAX_FETCH_CONCURRENCY);
+                src = src
+                    .with_fetch_concurrency(n)
+                    .with_item_chunk(batch_size.div_ceil(n));
+            }
             Ok(Arc::new(src))
         }
         // Refused when the file was loaded; a model built by hand could still say so.

@@ -25,7 +25,8 @@
 //! acknowledge = "mark-read"               # or "delete", "move:Processed", "keep" (delta only)
 //! notify_through = "helpdesk-out"
 //! mode = "unread"                         # Graph: or "delta", "push"; EWS: "push" (SourceConfig::mode)
-//! requests_in_flight = 4                  # Graph: single requests, 4 at once, instead of $batch
+//! requests_in_flight = 4                  # Graph: single requests, 4 at once, instead of $batch;
+//!                                         # EWS: smaller requests, that many at once (at most 27)
 //!
 //! # With mode = "push" (see PushConfig):
 //! # [sources.push]

@@ -128,8 +128,10 @@ pub struct Source {
     pub scope: String,
     /// The folder to read (`None`: the inbox).
     pub folder: Option<String>,
-    /// Graph: single requests in flight at once instead of `$batch` (`requests_in_flight`;
-    /// `None`: `$batch`).
+    /// `requests_in_flight`. Graph: single requests in flight at once instead of `$batch`
+    /// (`None`: `$batch`). EWS: a fetch of `batch_size` messages in that many FindItem pages,
+    /// listed, downloaded and acknowledged that many requests at once, at most 27
+    /// (`EwsSource::with_item_chunk`; `None`: one FindItem a fetch, 100 items per request).
     pub requests_in_flight: Option<usize>,
     /// Graph `delta` mode: the file its state is kept in (`delta_state`, or `graph-delta.json`
     /// next to the ledger). `None`: the unread messages are listed each poll.

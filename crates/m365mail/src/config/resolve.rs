@@ -413,13 +413,11 @@ impl Resolver<'_> {
                  it); listing unread mail would hand the same message out on every pass",
             ));
         }
-        if let Some(n) = s.requests_in_flight
-            && (s.kind != Kind::Graph || n == 0)
-        {
+        if s.requests_in_flight == Some(0) {
             return Err(self.invalid(
                 key(".requests_in_flight"),
                 &at("requests_in_flight"),
-                "requests_in_flight is for Graph sources, and at least 1",
+                "requests_in_flight is at least 1",
             ));
         }
         let router = addressing::Router::from_config(&s.routing)

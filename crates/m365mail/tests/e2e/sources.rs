@@ -50,32 +50,52 @@ async fn a_graph_source_in_delta_mode_hands_over_only_what_is_new_run_after_run(
     sb.shutdown().await;
 }
 
-/// The handler's `batch_size` is the source's fetch size: an EWS source with a batch of 300
-/// lists 252 waiting messages with one FindItem (plus the final empty one that says the folder
-/// is drained) instead of one per 100, and downloads them in GetItem chunks of 100.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
+/// Runs the folder configuration once with its source made an EWS source marking read, with
+/// `extra` source keys and a `batch_size` of 300, over 252 waiting messages; checks that each
+/// was handled once and answers the FindItem, GetItem and UpdateItem requests it took.
+async fn ews_requests(extra: &str) -> [u64; 3] {
     let sb = large_mailbox(250).await;
-    let (_dir, _, cfg) = write_folder_config(&sb, |text| {
+    let (_dir, out, cfg) = write_folder_config(&sb, |text| {
         let text = acknowledging(&text, "acknowledge = \"mark-read\"")
-            .replace("kind = \"graph\"", "kind = \"ews\"")
+            .replace("kind = \"graph\"", &format!("kind = \"ews\"\n{extra}"))
             .replace(&sb.graph_url(), &sb.ews_url())
             .replace("batch_size = 10", "batch_size = 300");
         assert!(text.contains("kind = \"ews\"") && text.contains("batch_size = 300"));
         text
     });
     sb.admin().clear_request_log();
-
     let summary = run_once_json(BIN, &cfg).await;
     let s = &summary["sources"][0];
     assert_eq!(s["status"], "ONLINE", "{summary}");
     assert_eq!(s["handled"], 252, "{summary}");
+    let seen = records(&out);
+    assert_eq!(seen.len(), 252);
+    assert!(seen.values().all(|n| *n == 1), "handed over more than once");
     let log = sb.request_log();
-    assert_eq!(log.count_operation("FindItem"), 2, "{log:?}");
-    assert_eq!(log.count_operation("GetItem"), 3, "{log:?}");
-    // The handler gives the source its acknowledgements together: 100 per UpdateItem.
-    assert_eq!(log.count_operation("UpdateItem"), 3, "{log:?}");
+    let counts = ["FindItem", "GetItem", "UpdateItem"].map(|op| log.count_operation(op));
     sb.shutdown().await;
+    counts
+}
+
+/// The handler's `batch_size` is the source's fetch size: an EWS source with a batch of 300
+/// lists 252 waiting messages with one FindItem (plus the final empty one that says the folder
+/// is drained) instead of one per 100, and downloads them in GetItem chunks of 100; the
+/// handler gives the source its acknowledgements together, 100 per UpdateItem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ews_source_fetches_as_many_as_the_handler_batch_per_finditem() {
+    assert_eq!(ews_requests("").await, [2, 3, 3]);
+}
+
+/// With `requests_in_flight`, an EWS source spends its batch in that many smaller requests: a
+/// batch of 300 with 6 in flight lists 252 waiting messages in FindItem pages of 50 (and the
+/// final listing that finds the folder drained), each followed by its GetItem, and
+/// acknowledges them 50 per UpdateItem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ews_source_with_requests_in_flight_spends_its_batch_in_smaller_requests() {
+    assert_eq!(
+        ews_requests("requests_in_flight = 6\n").await,
+        [6 + 1, 6, 6]
+    );
 }
 
 /// Over Graph, the handler's acknowledgements (here moves to Processed) travel in `$batch`

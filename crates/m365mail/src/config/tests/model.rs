@@ -286,12 +286,16 @@ fn the_model_carries_the_apps_cloud_authority_router_acknowledgement_and_urls() 
     assert_eq!(local.poison_folder, "Poison");
     assert!(local.notify_through.is_none() && local.delta_state.is_none());
     assert_eq!(local.requests_in_flight, None);
-    // An EWS source has no `$batch` to replace.
-    let ews_in_flight = text.replace(
-        "url = \"http://127.0.0.1:9/EWS/Exchange.asmx\"\n",
-        "url = \"http://127.0.0.1:9/EWS/Exchange.asmx\"\nrequests_in_flight = 4\n",
-    );
-    let e = Config::parse(&ews_in_flight, Path::new("m.toml")).unwrap_err();
+    // An EWS source takes it too (smaller requests, that many at once); 0 is refused.
+    let ews_in_flight = |n: usize| {
+        text.replace(
+            "url = \"http://127.0.0.1:9/EWS/Exchange.asmx\"\n",
+            &format!("url = \"http://127.0.0.1:9/EWS/Exchange.asmx\"\nrequests_in_flight = {n}\n"),
+        )
+    };
+    let c27 = Config::parse(&ews_in_flight(27), Path::new("m.toml")).unwrap();
+    assert_eq!(c27.source("local").unwrap().requests_in_flight, Some(27));
+    let e = Config::parse(&ews_in_flight(0), Path::new("m.toml")).unwrap_err();
     assert!(e.to_string().contains("requests_in_flight"), "{e}");
     let Service::Ews(url) = &local.service else {
         panic!("{:?}", local.service)
