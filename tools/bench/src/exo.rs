@@ -66,6 +66,19 @@ pub struct ExoArgs {
     /// The seed of the latency's draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// EWS server time per KiB of request and answer, in milliseconds, on top of the drawn
+    /// latency (`Admin::set_ews_time_per_kib`; 0: none). An assumption, as the latency is.
+    #[arg(long, default_value_t = 10.0)]
+    pub ews_per_kib_ms: f64,
+    /// EWS requests in flight at once, of ews-mail's ingest job and of the handler's EWS
+    /// sources (`requests_in_flight`; Exchange Online allows 27 per mailbox).
+    #[arg(long, default_value_t = 27)]
+    pub ews_in_flight: usize,
+    /// ews-mail's items per request; 0: one FindItem a fetch and 100 items per request, as
+    /// before `EwsSource::with_item_chunk` (default: the mailbox's messages ÷
+    /// `--ews-in-flight`, so that a mailbox's pages fill the slots).
+    #[arg(long)]
+    pub ews_item_chunk: Option<usize>,
     /// Messages per fetch of our ingest jobs.
     #[arg(long, default_value_t = 1000)]
     pub page: usize,
@@ -409,6 +422,19 @@ pub fn main(args: ExoArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// ews-mail's requests in flight and items per request for mailboxes of `per` messages: by
+/// default a mailbox's pages are sized to fill the slots (`per` ÷ the requests in flight, 1 to
+/// 100); `--ews-item-chunk 0`: ews-mail's defaults (one FindItem a fetch, 100 per request).
+fn ews_requests(args: &ExoArgs, per: usize) -> (usize, Option<usize>) {
+    let in_flight = args.ews_in_flight.clamp(1, ews_mail::MAX_FETCH_CONCURRENCY);
+    let chunk = match args.ews_item_chunk {
+        Some(0) => None,
+        None => Some(per.div_ceil(in_flight).clamp(1, ews_mail::ITEM_CHUNK)),
+        Some(n) => Some(n.clamp(1, ews_mail::ITEM_CHUNK)),
+    };
+    (in_flight, chunk)
+}
+
 fn latency(args: &ExoArgs) -> Latency {
     Latency {
         median_ms: args.median_ms,
@@ -498,6 +524,7 @@ async fn one(
     let throttle = ThrottleConfig::default();
     admin.set_throttle(throttle.clone());
     admin.set_latency(Some(latency(args)));
+    admin.set_ews_time_per_kib(Some(args.ews_per_kib_ms));
     admin.clear_request_log();
     admin.record_slots(true);
 
@@ -546,6 +573,13 @@ async fn one(
                         ) {
                             c.arg("--in-flight").arg(args.in_flight.to_string());
                         }
+                        if runner.ews() {
+                            let (in_flight, chunk) = ews_requests(args, per);
+                            c.arg("--in-flight").arg(in_flight.to_string());
+                            if let Some(chunk) = chunk {
+                                c.arg("--item-chunk").arg(chunk.to_string());
+                            }
+                        }
                         c
                     }
                 };
@@ -565,7 +599,12 @@ async fn one(
                 children.push(cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?);
             }
         }
-        Runner::Handler { batch, .. } => {
+        Runner::Handler { batch, mode } => {
+            let in_flight = if mode.ews {
+                args.ews_in_flight
+            } else {
+                args.in_flight
+            };
             let cfg = dir.join("m365mail.toml");
             std::fs::write(
                 &cfg,
@@ -576,7 +615,7 @@ async fn one(
                     30,
                     args.batch_size,
                     Some(&ca),
-                    (!batch).then_some(args.in_flight),
+                    (!batch).then_some(in_flight),
                 ),
             )
             .map_err(|e| format!("{}: {e}", cfg.display()))?;

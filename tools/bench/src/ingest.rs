@@ -40,8 +40,12 @@ pub struct IngestArgs {
     /// Messages per fetch.
     pub page: usize,
     /// Graph: MIME downloads and acknowledgements as single requests, this many at once,
-    /// instead of `$batch` (`None`).
+    /// instead of `$batch` (`None`). EWS: requests of a fetch or an acknowledgement in flight
+    /// at once (`None`: ews-mail's default).
     pub in_flight: Option<usize>,
+    /// EWS: items per request, listed in FindItem pages of this many in parallel (`None`: one
+    /// FindItem a fetch, 100 items per GetItem and UpdateItem).
+    pub item_chunk: Option<usize>,
 }
 
 /// The result file of the peer contract.
@@ -183,12 +187,19 @@ pub fn source(args: &IngestArgs) -> Result<Arc<dyn MessageSource>, String> {
             );
             // One FindItem lists a whole page (up to 1,000 ids); MIME and acknowledgements go
             // 100 items per GetItem/UpdateItem: the protocol minimum of round trips.
-            Ok(Arc::new(
-                ews_mail::EwsSource::new(
-                    ews_mail::EwsClient::with_http(cfg, http).map_err(|e| e.to_string())?,
-                )
-                .with_max_batch(args.page),
-            ))
+            // With `item_chunk`, smaller requests, more of them at once (see
+            // `EwsSource::with_item_chunk`).
+            let mut src = ews_mail::EwsSource::new(
+                ews_mail::EwsClient::with_http(cfg, http).map_err(|e| e.to_string())?,
+            )
+            .with_max_batch(args.page);
+            if let Some(n) = args.in_flight {
+                src = src.with_fetch_concurrency(n);
+            }
+            if let Some(n) = args.item_chunk {
+                src = src.with_item_chunk(n);
+            }
+            Ok(Arc::new(src))
         }
     }
 }

@@ -73,9 +73,14 @@ enum Cmd {
         /// Messages per fetch (graph-mail: up to 1000; ews-mail caps at 100).
         #[arg(long, default_value_t = 1000)]
         page: usize,
-        /// Graph: single requests, this many at once, instead of `$batch`.
+        /// Graph: single requests, this many at once, instead of `$batch`. EWS: requests of
+        /// a fetch or an acknowledgement in flight at once.
         #[arg(long)]
         in_flight: Option<usize>,
+        /// EWS: items per request, the unread listing in FindItem pages of this many, listed
+        /// in parallel (`EwsSource::with_item_chunk`; default: one FindItem, 100 per request).
+        #[arg(long)]
+        item_chunk: Option<usize>,
     },
     /// Writes the Markdown report again from the JSON results, adding notes (for what only a
     /// reader of the figures can explain, such as why a goal is missed).
@@ -246,6 +251,7 @@ fn main() -> ExitCode {
             ca_bundle,
             page,
             in_flight,
+            item_chunk,
         } => {
             if ack != "read" {
                 eprintln!("ingest: --ack {ack:?} is not supported (only \"read\")");
@@ -265,6 +271,7 @@ fn main() -> ExitCode {
                 ca_bundle,
                 page,
                 in_flight,
+                item_chunk,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -219,7 +219,7 @@ fn toml_string(s: &str) -> String {
 
 /// The configuration of a scenario's workers: the app (trusting `ca_file` when the sandbox
 /// serves HTTPS), one source per mailbox (mail routed to a project named after the source;
-/// Graph sources with `requests_in_flight` when given), the folder handler writing to `out`.
+/// every source with `requests_in_flight` when given), the folder handler writing to `out`.
 pub fn config_toml(
     sb: &Sandbox,
     mailboxes: &[Mailbox],
@@ -273,8 +273,8 @@ pub fn config_toml(
             project = m.source.to_ascii_uppercase(),
             ca = ca_line,
             in_flight = match requests_in_flight {
-                Some(n) if !m.mode.ews => format!("requests_in_flight = {n}\n"),
-                _ => String::new(),
+                Some(n) => format!("requests_in_flight = {n}\n"),
+                None => String::new(),
             },
         ));
     }
