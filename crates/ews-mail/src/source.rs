@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use connector::{
@@ -122,6 +123,10 @@ pub struct EwsSource {
     fetch_concurrency: usize,
     /// `with_item_chunk`: items per request, FindItem pages listed in parallel.
     item_chunk: Option<usize>,
+    /// How many unread messages the folder held at the last count or listing, less those
+    /// acknowledged since ([`pages::NO_HINT`]: not known): lets a fetch in pages list them all
+    /// at once.
+    waiting_hint: AtomicU64,
     change_keys: Mutex<HashMap<String, String>>,
     folders: Mutex<HashMap<String, FolderId>>,
     sync: Option<SyncMode>,
@@ -137,6 +142,7 @@ impl EwsSource {
             max_batch: DEFAULT_MAX_BATCH,
             fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
             item_chunk: None,
+            waiting_hint: AtomicU64::new(pages::NO_HINT),
             change_keys: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
             sync: None,
@@ -218,7 +224,10 @@ impl EwsSource {
     /// Items per request, 1 to [`ITEM_CHUNK`]: each GetItem and each acknowledgement request
     /// carries at most `n`, and an unread fetch of more than `n` messages lists them in
     /// FindItem pages of `n`, up to [`with_fetch_concurrency`](Self::with_fetch_concurrency)
-    /// requests in flight, each page's GetItem following its listing at once.
+    /// requests in flight, each page's GetItem following its listing at once. How many pages
+    /// comes from the folder's last count (`ping`, `count_waiting`, or a listing) less what was
+    /// acknowledged since, so that all of them are listed at once; without a count, the first
+    /// FindItem tells.
     ///
     /// Without it (the default) a fetch lists with one FindItem and every request carries up
     /// to [`ITEM_CHUNK`] items: the fewest requests. With it there are more requests, each
@@ -660,7 +669,11 @@ impl MessageSource for EwsSource {
             .call(&GetFolder::new(vec![self.access().folder(&self.folder)]))
             .await?;
         match folders.into_iter().next() {
-            Some(Ok(f)) => Ok(f.unread_count),
+            Some(Ok(f)) => {
+                self.waiting_hint
+                    .store(f.unread_count.unwrap_or(pages::NO_HINT), Ordering::Relaxed);
+                Ok(f.unread_count)
+            }
             Some(Err(e)) => Err(item_error(e, "reading the folder counts")),
             None => Err(Error::bad_response("GetFolder answered nothing")),
         }
@@ -775,6 +788,10 @@ impl MessageSource for EwsSource {
                 .map(|((id, _), _)| id.as_str())
                 .collect();
             s.forget(&done).await;
+        } else {
+            // Each message marked read, moved or deleted has left the unread listing.
+            let gone = out.iter().filter(|r| r.is_ok()).count() as u64;
+            self.forget_waiting(gone);
         }
         out
     }

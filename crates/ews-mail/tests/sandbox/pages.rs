@@ -100,3 +100,36 @@ async fn a_listing_that_fails_ends_the_batch_before_its_page() {
     let e = src.fetch(None, MAX_PAGE).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
 }
+
+/// The folder's count (from the ping) says how many are waiting, so a fetch lists every page at
+/// once instead of waiting for its first listing; acknowledged messages come off that count, so
+/// the fetch after them lists once, not a page for each message it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_folder_count_lets_a_fetch_list_all_its_pages_at_once() {
+    let (sb, c) = seeded("hint", 45).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(10)
+        .with_fetch_concurrency(5);
+    assert_eq!(src.ping().await.waiting, Some(45));
+    sb.admin().set_latency(Some(Latency::fixed(300)));
+    sb.admin().clear_request_log();
+    sb.admin().record_slots(true);
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert_eq!(unique_imids(&b.messages), numbered("hint", 0..45));
+    assert_eq!(b.next, None);
+    assert_eq!(sb.request_log().count_operation("FindItem"), 5);
+    // The five listings start together: none waits for the first to end.
+    let uses = sb.admin().slot_uses();
+    let first_end = uses.iter().map(|u| u.end_us).min().unwrap();
+    let started_before = uses.iter().filter(|u| u.start_us < first_end).count();
+    assert_eq!(started_before, 5, "{uses:?}");
+    sb.admin().record_slots(false);
+    sb.admin().set_latency(None);
+
+    mark_read(&src, &b.messages).await;
+    sb.admin().clear_request_log();
+    let empty = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert!(empty.messages.is_empty() && empty.next.is_none());
+    assert_eq!(sb.request_log().count_operation("FindItem"), 1);
+}
