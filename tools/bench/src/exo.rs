@@ -553,6 +553,16 @@ async fn one(
     .map_err(|e| e.to_string())??;
     let wall = started.elapsed().as_secs_f64();
     let uses = admin.slot_uses();
+    // The slot record itself, for a look at a run's timeline: mailbox, start and end (µs).
+    let csv: String = uses
+        .iter()
+        .map(|u| format!("{},{},{}\n", u.mailbox, u.start_us, u.end_us))
+        .collect();
+    std::fs::write(
+        dir.join("slots.csv"),
+        format!("mailbox,start_us,end_us\n{csv}"),
+    )
+    .map_err(|e| format!("{}: {e}", dir.join("slots.csv").display()))?;
     let requests = Requests::of(&admin.request_log());
     admin.record_slots(false);
     drop(sb);
