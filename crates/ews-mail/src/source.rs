@@ -2,8 +2,8 @@
 //! [`EwsSource`]'s).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use connector::{
@@ -11,6 +11,7 @@ use connector::{
     RawMessage, SourceCapabilities, SyncKind,
 };
 use futures_util::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::{EwsClient, MailboxAccess};
@@ -121,6 +122,10 @@ pub struct EwsSource {
     delete_type: DeleteType,
     max_batch: usize,
     fetch_concurrency: usize,
+    /// `fetch_concurrency` permits, one held by each listing, download and acknowledgement
+    /// request, so that a fetch and acknowledgements running at once (a pipeline fetching
+    /// ahead) stay within it together.
+    slots: Arc<Semaphore>,
     /// `with_item_chunk`: items per request, FindItem pages listed in parallel.
     item_chunk: Option<usize>,
     /// How many unread messages the folder held at the last count or listing, less those
@@ -141,6 +146,7 @@ impl EwsSource {
             delete_type: DeleteType::MoveToDeletedItems,
             max_batch: DEFAULT_MAX_BATCH,
             fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
+            slots: Arc::new(Semaphore::new(DEFAULT_FETCH_CONCURRENCY)),
             item_chunk: None,
             waiting_hint: AtomicU64::new(pages::NO_HINT),
             change_keys: Mutex::new(HashMap::new()),
@@ -218,7 +224,15 @@ impl EwsSource {
     /// Each is one more connection against the mailbox's EWS concurrency budget.
     pub fn with_fetch_concurrency(mut self, n: usize) -> Self {
         self.fetch_concurrency = n.clamp(1, MAX_FETCH_CONCURRENCY);
+        self.slots = Arc::new(Semaphore::new(self.fetch_concurrency));
         self
+    }
+
+    /// Sends `op` holding one of the source's request slots.
+    async fn call<O: crate::soap::Operation>(&self, op: &O) -> Result<O::Response, Error> {
+        // The semaphore is never closed: a permit always comes.
+        let _slot = self.slots.acquire().await.ok();
+        self.client.call(op).await
     }
 
     /// Items per request, 1 to [`ITEM_CHUNK`]: each GetItem and each acknowledgement request
@@ -355,8 +369,11 @@ impl EwsSource {
                 let Some((i, chunk)) = pending.next() else {
                     break;
                 };
-                let client = self.client.clone();
-                running.spawn(async move { (i, client.call(&GetItem::with_mime(chunk)).await) });
+                let (client, slots) = (self.client.clone(), self.slots.clone());
+                running.spawn(async move {
+                    let _slot = slots.acquire_owned().await.ok();
+                    (i, client.call(&GetItem::with_mime(chunk)).await)
+                });
             }
             match running.join_next().await {
                 Some(Ok((i, answer))) => answers[i] = Some(answer),
@@ -491,7 +508,7 @@ impl EwsSource {
 
     async fn mark_read(&self, ids: &[MessageId]) -> Vec<Result<(), Error>> {
         let item_ids: Vec<ItemId> = ids.iter().map(|i| self.item_id(i)).collect();
-        let results = match self.client.call(&UpdateItem::mark_read(item_ids)).await {
+        let results = match self.call(&UpdateItem::mark_read(item_ids)).await {
             Ok(r) => r,
             Err(e) => return fail_all(ids.len(), &e),
         };
@@ -521,7 +538,6 @@ impl EwsSource {
         }
         // Stale change keys: fetch the current ones and try those items once more.
         let fresh = self
-            .client
             .call(&GetItem::ids_only(
                 stale
                     .iter()
@@ -543,7 +559,7 @@ impl EwsSource {
         if retry_ids.is_empty() {
             return out;
         }
-        if let Ok(again) = self.client.call(&UpdateItem::mark_read(retry_ids)).await {
+        if let Ok(again) = self.call(&UpdateItem::mark_read(retry_ids)).await {
             for (slot, r) in retry_slots.into_iter().zip(again) {
                 out[slot] = r.map(|_| ()).map_err(|e| item_error(e, "marking read"));
                 if out[slot].is_ok() {
@@ -578,7 +594,7 @@ impl EwsSource {
     where
         O: crate::soap::Operation<Response = Vec<Result<T, ResponseError>>> + Sync,
     {
-        match self.client.call(op).await {
+        match self.call(op).await {
             Ok(results) => {
                 let mut out: Vec<Result<(), Error>> = results
                     .into_iter()
@@ -696,7 +712,6 @@ impl MessageSource for EwsSource {
             return self.fetch_in_pages(offset, max, chunk).await;
         }
         let page = self
-            .client
             .call(&FindItem::unread(
                 self.access().folder(&self.folder),
                 offset,

@@ -58,7 +58,6 @@ impl EwsSource {
             Some(h) => (h.min(max), None),
             None => {
                 let first = self
-                    .client
                     .call(&FindItem::unread(folder.clone(), offset, chunk as u32))
                     .await?;
                 let want = if first.includes_last {
@@ -89,7 +88,7 @@ impl EwsSource {
                         None => {
                             let n = chunk.min(want - start) as u32;
                             let at = offset.saturating_add(start as u32);
-                            self.client.call(&FindItem::unread(folder, at, n)).await
+                            self.call(&FindItem::unread(folder, at, n)).await
                         }
                     };
                     let ids: Vec<ItemId> = match &listing {
@@ -99,7 +98,7 @@ impl EwsSource {
                     let download = if ids.is_empty() {
                         None
                     } else {
-                        Some(self.client.call(&GetItem::with_mime(ids.clone())).await)
+                        Some(self.call(&GetItem::with_mime(ids.clone())).await)
                     };
                     Page {
                         listing,

@@ -133,3 +133,30 @@ async fn the_folder_count_lets_a_fetch_list_all_its_pages_at_once() {
     assert!(empty.messages.is_empty() && empty.next.is_none());
     assert_eq!(sb.request_log().count_operation("FindItem"), 1);
 }
+
+/// A fetch and acknowledgements running at once (a pipeline fetching the next page while it
+/// acknowledges this one) share the source's requests in flight: together they never have
+/// more than `with_fetch_concurrency` out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_and_acknowledgements_at_once_share_the_requests_in_flight() {
+    let (sb, c) = seeded("share", 60).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(5)
+        .with_fetch_concurrency(3);
+    let first = src.fetch(None, 30).await.unwrap();
+    assert_eq!(first.messages.len(), 30);
+    sb.admin().set_latency(Some(Latency::fixed(100)));
+    sb.admin().record_slots(true);
+    let (ahead, ()) = tokio::join!(
+        src.fetch(first.next.as_ref(), 30),
+        mark_read(&src, &first.messages)
+    );
+    ahead.unwrap();
+    let uses = sb.admin().slot_uses();
+    // 6 acknowledgement requests and at least one listing, never more than 3 at once.
+    assert!(uses.len() >= 7, "{uses:?}");
+    assert_eq!(most_in_flight(&uses), 3, "{uses:?}");
+    sb.admin().record_slots(false);
+    sb.admin().set_latency(None);
+}
