@@ -95,6 +95,9 @@ struct Ctx {
 /// `$batch`, EWS 100 per UpdateItem).
 const ACK_CHUNK: usize = 100;
 
+/// One `acknowledge_many` round of a page: its keys, their outcomes, and each answer.
+type AckRound = (Vec<String>, Vec<Outcome>, Vec<Result<(), String>>);
+
 /// An acknowledgement a message's outcome waits for.
 struct PendingAck {
     id: MessageId,
@@ -626,42 +629,61 @@ async fn drain_pages(
             });
         }
         // Outcomes waiting for their acknowledgement (keys, outcomes and acknowledgements side
-        // by side), made ACK_CHUNK at a time.
+        // by side). One `acknowledge_many` round runs at a time, started once ACK_CHUNK wait
+        // (or the page's last ones): handling goes on meanwhile, and the next round takes
+        // everything that gathered during this one.
         let mut keys: Vec<String> = Vec::new();
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut acks: Vec<(MessageId, Acknowledgement)> = Vec::new();
+        let mut round: JoinSet<AckRound> = JoinSet::new();
+        let mut handled_all = false;
         loop {
-            let joined = set.join_next().await;
-            let done = joined.is_none();
-            match joined {
-                None => {}
-                Some(Err(_)) => {
-                    summary.errors.push("a message task panicked".into());
-                    ctx.report(Progress::Message {
-                        source: ctx.spec.name.clone(),
-                        outcome: MessageOutcome::Error,
-                    });
-                }
-                Some(Ok((k, outcome, None))) => {
-                    account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
-                }
-                Some(Ok((k, outcome, Some(p)))) => {
-                    keys.push(k);
-                    outcomes.push(outcome);
-                    acks.push((p.id, p.ack));
-                }
+            if round.is_empty() && (keys.len() >= ACK_CHUNK || (handled_all && !keys.is_empty())) {
+                let (ctx, keys, outcomes, acks) = (
+                    ctx.clone(),
+                    std::mem::take(&mut keys),
+                    std::mem::take(&mut outcomes),
+                    std::mem::take(&mut acks),
+                );
+                round.spawn(async move {
+                    let results = acknowledge(&ctx, &keys, &acks).await;
+                    (keys, outcomes, results)
+                });
             }
-            if keys.len() >= ACK_CHUNK || (done && !keys.is_empty()) {
-                let results = acknowledge(ctx, &keys, &acks).await;
-                acks.clear();
-                let settled = outcomes.drain(..).zip(results);
-                for (k, (outcome, acked)) in keys.drain(..).zip(settled) {
-                    let outcome = settle(outcome, acked);
-                    account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
-                }
-            }
-            if done {
+            if handled_all && round.is_empty() {
                 break;
+            }
+            tokio::select! {
+                joined = set.join_next(), if !handled_all => match joined {
+                    None => handled_all = true,
+                    Some(Err(_)) => {
+                        summary.errors.push("a message task panicked".into());
+                        ctx.report(Progress::Message {
+                            source: ctx.spec.name.clone(),
+                            outcome: MessageOutcome::Error,
+                        });
+                    }
+                    Some(Ok((k, outcome, None))) => {
+                        account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
+                    }
+                    Some(Ok((k, outcome, Some(p)))) => {
+                        keys.push(k);
+                        outcomes.push(outcome);
+                        acks.push((p.id, p.ack));
+                    }
+                },
+                Some(done) = round.join_next(), if !round.is_empty() => match done {
+                    Ok((round_keys, round_outcomes, results)) => {
+                        let settled = round_outcomes.into_iter().zip(results);
+                        for (k, (outcome, acked)) in round_keys.into_iter().zip(settled) {
+                            let outcome = settle(outcome, acked);
+                            account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
+                        }
+                    }
+                    // Its messages stay unacknowledged in the ledger: a later pass
+                    // acknowledges them (`retry_owed_acknowledgements`).
+                    Err(_) => summary.errors.push("an acknowledgement round panicked".into()),
+                },
             }
         }
         remember_page_threads(ctx).await;

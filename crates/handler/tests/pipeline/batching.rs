@@ -2,8 +2,11 @@
 //! guarantees as one by one.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use connector::{
+    Acknowledgement, Batch, Cursor, Error, MessageId, MessageSource, PingReport, SourceCapabilities,
+};
 use handler::{FnHandler, HandlerError, Inbound, Ledger, Options, Shutdown};
 
 use crate::support::{
@@ -63,7 +66,14 @@ async fn a_parking_move_travels_with_the_pages_other_acknowledgements() {
     let s = &s.sources[0];
     assert_eq!((s.handled, s.parked), (229, 1), "{s:?}");
     assert!(s.errors.is_empty(), "{:?}", s.errors);
-    assert_eq!(source.many_calls(), vec![100, 100, 30]);
+    // Rounds of at least 100 (the first exactly), the page's last ones in the last round.
+    let calls = source.many_calls();
+    assert_eq!(calls.iter().sum::<usize>(), 230, "{calls:?}");
+    assert_eq!(calls[0], 100, "{calls:?}");
+    assert!(
+        calls[..calls.len() - 1].iter().all(|n| *n >= 100),
+        "{calls:?}"
+    );
     assert!(ledger.unacknowledged("chunked|").is_empty());
     let parked: Vec<_> = mb
         .messages()
@@ -132,4 +142,102 @@ async fn a_short_answer_from_acknowledge_many_leaves_the_rest_owed() {
     );
     assert!(ledger.unacknowledged("short|").is_empty());
     assert_eq!(rec.calls.lock().unwrap().len(), 5);
+}
+
+/// A batching source whose first `acknowledge_many` call does not answer until every message
+/// of the page has been handled (a slow acknowledgement): one round at a time, the next round
+/// takes everything handled meanwhile, not just the next 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_acknowledgement_round_takes_all_handled_during_the_one_before() {
+    let mb = mailbox_with(250);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let source = Arc::new(GatedAck {
+        inner: FlakyAck::batching(mb.source(), 0, false),
+        handled: handled.clone(),
+        until: 250,
+    });
+    let handler = FnHandler::new({
+        let handled = handled.clone();
+        move |_: &Inbound| {
+            handled.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        Arc::new(handler),
+        ledger.clone(),
+        Options::default().batch_size(1000).concurrency(8),
+        "gated",
+        source.clone(),
+    );
+    let s = p.run_once(&Shutdown::new()).await;
+    let s = &s.sources[0];
+    assert_eq!(s.handled, 250, "{s:?}");
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    // Rounds of exactly 100 would be [100, 100, 50]; the second took more than 100.
+    let calls = source.inner.many_calls();
+    assert_eq!(calls.iter().sum::<usize>(), 250, "{calls:?}");
+    assert_eq!(calls[0], 100, "{calls:?}");
+    assert!(calls[1] > 100, "{calls:?}");
+    assert!(ledger.unacknowledged("gated|").is_empty());
+    assert!(mb.messages().iter().all(|m| m.is_read));
+}
+
+/// [`FlakyAck`] (batching, never failing) whose first `acknowledge_many` waits until `until`
+/// messages were handled.
+#[derive(Debug)]
+struct GatedAck {
+    inner: Arc<FlakyAck>,
+    handled: Arc<AtomicUsize>,
+    until: usize,
+}
+
+#[async_trait::async_trait]
+impl MessageSource for GatedAck {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        let mut c = self.inner.capabilities();
+        c.max_batch = 1000;
+        c
+    }
+    async fn ping(&self) -> PingReport {
+        self.inner.ping().await
+    }
+    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        self.inner.count_waiting().await
+    }
+    /// The in-memory source's pages of 100, joined into one page of up to `max`.
+    async fn fetch(&self, c: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+        let mut page = self.inner.fetch(c, max).await?;
+        while page.messages.len() < max
+            && let Some(next) = page.next.take()
+        {
+            let more = self
+                .inner
+                .fetch(Some(&next), max - page.messages.len())
+                .await?;
+            page.messages.extend(more.messages);
+            page.next = more.next;
+        }
+        Ok(page)
+    }
+    async fn acknowledge_many(
+        &self,
+        items: &[(MessageId, Acknowledgement)],
+    ) -> Vec<Result<(), Error>> {
+        if self.inner.many_calls().is_empty() {
+            while self.handled.load(Ordering::SeqCst) < self.until {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            // And a moment for the last outcomes to reach the pipeline.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.inner.acknowledge_many(items).await
+    }
+    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        self.inner.acknowledge(id, ack).await
+    }
 }
