@@ -608,11 +608,13 @@ async fn drain_pages(
         };
         let mut acked_any = false;
         let mut set = JoinSet::new();
+        // Every message's task at once, each waiting for a permit inside: the loop below
+        // collects outcomes (and acknowledges them) from the first one, not only once the
+        // page's last task has started.
         for ((k, msg), record) in fresh.into_iter().zip(records) {
-            let ctx = ctx.clone();
-            let permit = sem.clone().acquire_owned().await;
+            let (ctx, sem) = (ctx.clone(), sem.clone());
             set.spawn(async move {
-                let _permit = permit;
+                let _permit = sem.acquire_owned().await;
                 let record = record.unwrap_or_default();
                 let (outcome, pending) = handle_one(&ctx, &k, msg, record).await;
                 // A source that cannot batch is acknowledged here, inside the task, so that

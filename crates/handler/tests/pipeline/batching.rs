@@ -155,6 +155,7 @@ async fn the_next_acknowledgement_round_takes_all_handled_during_the_one_before(
         inner: FlakyAck::batching(mb.source(), 0, false),
         handled: handled.clone(),
         until: 250,
+        first_call_saw: AtomicUsize::new(usize::MAX),
     });
     let handler = FnHandler::new({
         let handled = handled.clone();
@@ -184,13 +185,58 @@ async fn the_next_acknowledgement_round_takes_all_handled_during_the_one_before(
     assert!(mb.messages().iter().all(|m| m.is_read));
 }
 
+/// Acknowledging starts while the page is still being handled: with 300 messages handled two
+/// at a time, the first `acknowledge_many` comes once 100 are handled, not once the page's
+/// last message has started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledging_starts_while_the_page_is_still_being_handled() {
+    let mb = mailbox_with(300);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let source = Arc::new(GatedAck {
+        inner: FlakyAck::batching(mb.source(), 0, false),
+        handled: handled.clone(),
+        until: 0,
+        first_call_saw: AtomicUsize::new(usize::MAX),
+    });
+    let handler = SlowCounter(handled.clone());
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        Arc::new(handler),
+        ledger.clone(),
+        Options::default().batch_size(1000).concurrency(2),
+        "early",
+        source.clone(),
+    );
+    let s = p.run_once(&Shutdown::new()).await;
+    assert_eq!(s.sources[0].handled, 300, "{:?}", s.sources[0]);
+    let saw = source.first_call_saw.load(Ordering::SeqCst);
+    assert!(
+        saw < 200,
+        "the first acknowledgement came after {saw} were handled"
+    );
+    assert!(ledger.unacknowledged("early|").is_empty());
+}
+
+/// Counts the messages it is given, taking 2 ms over each.
+struct SlowCounter(Arc<AtomicUsize>);
+
+#[async_trait::async_trait]
+impl handler::Handler for SlowCounter {
+    async fn handle(&self, _: &Inbound) -> Result<(), HandlerError> {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// [`FlakyAck`] (batching, never failing) whose first `acknowledge_many` waits until `until`
-/// messages were handled.
+/// messages were handled, noting how many were handled when it was called.
 #[derive(Debug)]
 struct GatedAck {
     inner: Arc<FlakyAck>,
     handled: Arc<AtomicUsize>,
     until: usize,
+    first_call_saw: AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -229,6 +275,13 @@ impl MessageSource for GatedAck {
         items: &[(MessageId, Acknowledgement)],
     ) -> Vec<Result<(), Error>> {
         if self.inner.many_calls().is_empty() {
+            let saw = self.handled.load(Ordering::SeqCst);
+            let _ = self.first_call_saw.compare_exchange(
+                usize::MAX,
+                saw,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
             while self.handled.load(Ordering::SeqCst) < self.until {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
