@@ -12,15 +12,15 @@ use connector::{
 };
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::client::{EwsClient, MailboxAccess};
 use crate::error::{CallContext, EwsError, ResponseError, into_connector};
-use crate::ops::{CreateFolder, DeleteType, FindFolder, FindItem, GetFolder, GetItem, ItemResults};
+use crate::ops::{CreateFolder, DeleteType, FindFolder, FindItem, GetFolder};
 use crate::sync::{SourceSyncStore, SyncMode};
 use crate::types::{FolderId, Item, ItemId};
 
 mod acks;
+mod download;
 mod pages;
 
 /// The most ids one FindItem lists, and so the largest [`EwsSource::with_max_batch`]:
@@ -349,77 +349,6 @@ impl EwsSource {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, id.clone());
         Ok(id)
-    }
-
-    /// Downloads `ids` with MIME: GetItem per [`ITEM_CHUNK`], up to `fetch_concurrency` at a
-    /// time. One result per id, in order; an item EWS refused or did not answer is that item's
-    /// error. A chunk whose request failed as a whole fails its items, unless the sign-in was
-    /// refused or no chunk succeeded: then the fetch fails, as a single GetItem would.
-    async fn download(&self, ids: &[ItemId]) -> Result<Vec<Result<Item, Error>>, Error> {
-        let chunks: Vec<Vec<ItemId>> = ids.chunks(self.chunk()).map(<[ItemId]>::to_vec).collect();
-        // One slot per chunk: its GetItem's answer, empty until it finished.
-        let mut answers: Vec<Option<Result<ItemResults<Item>, Error>>> =
-            (0..chunks.len()).map(|_| None).collect();
-        let mut pending = chunks.iter().cloned().enumerate();
-        let mut running = JoinSet::new();
-        loop {
-            while running.len() < self.fetch_concurrency {
-                let Some((i, chunk)) = pending.next() else {
-                    break;
-                };
-                let (client, slots) = (self.client.clone(), self.slots.clone());
-                running.spawn(async move {
-                    let _slot = slots.acquire_owned().await.ok();
-                    (i, client.call(&GetItem::with_mime(chunk)).await)
-                });
-            }
-            match running.join_next().await {
-                Some(Ok((i, answer))) => answers[i] = Some(answer),
-                // A panicked task leaves its slot empty: its items fail below.
-                Some(Err(_)) => {}
-                None => break,
-            }
-        }
-        let mut first_error = None;
-        let mut any_answered = false;
-        for answer in &answers {
-            match answer {
-                Some(Ok(_)) => any_answered = true,
-                Some(Err(e)) if e.kind() == ErrorKind::Authentication => {
-                    return Err(copy_error(e));
-                }
-                Some(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                None => {}
-            }
-        }
-        if !any_answered && let Some(e) = first_error {
-            return Err(copy_error(e));
-        }
-        let mut out = Vec::with_capacity(ids.len());
-        for (chunk, answer) in chunks.iter().zip(answers) {
-            match answer {
-                Some(Ok(results)) => {
-                    let mut results = results.into_iter();
-                    for _ in chunk {
-                        out.push(match results.next() {
-                            Some(r) => r.map_err(|e| item_error(e, "fetching a message")),
-                            None => Err(Error::bad_response(
-                                "EWS answered fewer GetItem response messages than items asked for",
-                            )),
-                        });
-                    }
-                }
-                Some(Err(e)) => out.extend(chunk.iter().map(|_| Err(copy_error(&e)))),
-                None => out.extend(chunk.iter().map(|_| {
-                    Err(Error::bad_response(
-                        "the GetItem request for this message did not finish",
-                    ))
-                })),
-            }
-        }
-        Ok(out)
     }
 
     /// Downloads `ids` and hands them over as a batch continuing at `next`. In sync mode

@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use connector::{Batch, Cursor, Error, ErrorKind};
 use futures_util::stream::{self, StreamExt};
 
+use super::download::{Answer, item_results};
 use super::{EwsSource, copy_error};
-use crate::ops::{FindItem, FindItemPage, GetItem, ItemResults};
+use crate::ops::{FindItem, FindItemPage, GetItem};
 use crate::types::{Item, ItemId};
 
 /// The waiting hint's value when the count is not known.
@@ -18,7 +19,7 @@ pub(super) const NO_HINT: u64 = u64::MAX;
 struct Page {
     listing: Result<FindItemPage, Error>,
     ids: Vec<ItemId>,
-    download: Option<Result<ItemResults<Item>, Error>>,
+    download: Answer,
 }
 
 impl EwsSource {
@@ -131,11 +132,8 @@ impl EwsSource {
 
     /// The batch of a fetch's `pages`, in listing order.
     async fn hand_over(&self, offset: u32, pages: Vec<Page>) -> Result<Batch, Error> {
-        let mut ids: Vec<ItemId> = Vec::new();
-        let mut results: Vec<Result<Item, Error>> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
         let (mut listed, mut last_page_ends, mut cut) = (0u32, false, false);
-        let (mut any_answered, mut first_error) = (false, None::<Error>);
+        let mut answers = Vec::with_capacity(pages.len());
         for page in pages {
             let listing = match page.listing {
                 Ok(l) => l,
@@ -149,38 +147,17 @@ impl EwsSource {
             };
             listed += listing.items.len() as u32;
             last_page_ends = listing.includes_last;
-            let answers: Vec<Result<Item, Error>> = match page.download {
-                None => Vec::new(),
-                Some(Ok(items)) => {
-                    any_answered = true;
-                    let mut items = items.into_iter();
-                    page.ids
-                        .iter()
-                        .map(|_| match items.next() {
-                            Some(r) => r.map_err(|e| super::item_error(e, "fetching a message")),
-                            None => Err(Error::bad_response(
-                                "EWS answered fewer GetItem response messages than items asked for",
-                            )),
-                        })
-                        .collect()
-                }
-                Some(Err(e)) if e.kind() == ErrorKind::Authentication => return Err(e),
-                Some(Err(e)) => {
-                    let each = page.ids.iter().map(|_| Err(copy_error(&e))).collect();
-                    first_error.get_or_insert(e);
-                    each
-                }
-            };
-            for (id, r) in page.ids.into_iter().zip(answers) {
-                if seen.insert(id.id.clone()) {
-                    ids.push(id);
-                    results.push(r);
-                }
+            if page.download.is_some() {
+                answers.push((page.ids, page.download));
             }
         }
-        if !any_answered && let Some(e) = first_error {
-            return Err(e);
-        }
+        // The pages' GetItems, as one download's chunks; a message listed on two pages (the
+        // folder changed between listings) is handed over once.
+        let mut seen: HashSet<String> = HashSet::new();
+        let (ids, results): (Vec<ItemId>, Vec<Result<Item, Error>>) = item_results(answers)?
+            .into_iter()
+            .filter(|(id, _)| seen.insert(id.id.clone()))
+            .unzip();
         let next = if (last_page_ends && !cut) || listed == 0 {
             None
         } else {
