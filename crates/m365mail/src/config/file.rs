@@ -197,11 +197,22 @@ pub struct SourceConfig {
     /// The outbound that sends notifications for this source.
     #[serde(default)]
     pub notify_through: Option<String>,
-    /// Graph only: download MIME and acknowledge with single requests, this many at once
-    /// (Exchange Online allows 4 per app and mailbox), instead of JSON `$batch` rounds of 20.
-    /// Graph counts each `$batch` item as a request, so both cost the same requests per message;
-    /// single requests keep every allowed slot busy, where a `$batch` ends with its slowest item
-    /// while the other slots wait. Unset: `$batch`.
+    /// Requests at once against the mailbox.
+    ///
+    /// Graph: download MIME and acknowledge with single requests, this many at once (Exchange
+    /// Online allows 4 per app and mailbox), instead of JSON `$batch` rounds of 20. Graph
+    /// counts each `$batch` item as a request, so both cost the same requests per message;
+    /// single requests keep every allowed slot busy, where a `$batch` ends with its slowest
+    /// item while the other slots wait. Unset: `$batch`.
+    ///
+    /// EWS: a fetch of `[handler] batch_size` messages is listed, downloaded and acknowledged in
+    /// requests of `batch_size ÷ requests_in_flight` items, this many at once (at most 27,
+    /// Exchange Online's `EWSMaxConcurrency`). Each request also costs a round trip, so keep
+    /// them carrying a few dozen items: a `batch_size` of about 25 × `requests_in_flight`
+    /// (27 with a `batch_size` of 700 to 1,000). With a `batch_size` of 200 and 27 in flight
+    /// each request carries 8 items, and in the `cargo xtask bench --exo` scenario the pace a
+    /// mailbox can be read at is half what it is with 38 (with the default `batch_size` of 50,
+    /// 2 items each). Unset: one FindItem a fetch and 100 items per request (the fewest requests).
     #[serde(default)]
     pub requests_in_flight: Option<usize>,
     /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL (default: the app's

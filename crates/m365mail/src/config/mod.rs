@@ -26,7 +26,8 @@
 //! notify_through = "helpdesk-out"
 //! mode = "unread"                         # Graph: or "delta", "push"; EWS: "push" (SourceConfig::mode)
 //! requests_in_flight = 4                  # Graph: single requests, 4 at once, instead of $batch;
-//!                                         # EWS: smaller requests, that many at once (at most 27)
+//!                                         # EWS: smaller requests, that many at once (at most 27;
+//!                                         # with batch_size about 25 × this)
 //!
 //! # With mode = "push" (see PushConfig):
 //! # [sources.push]
