@@ -14,7 +14,7 @@ use sandbox::Sandbox;
 use sandbox::store::ListQuery;
 use smtp_mail::{FnTokenSource, SmtpConfig, SmtpOutbound};
 use test_support::harness::{GRAPH_UNKNOWN_ID, assert_ran};
-use test_support::tokens::FORGED;
+use test_support::tokens::{FORGED, allow_app_only_smtp_on, consent_smtp_send_as_app};
 use test_support::{SandboxHarness, SandboxTokens};
 
 const APP: &str = test_support::DEMO_APP;
@@ -424,33 +424,6 @@ async fn ping_from_checks_the_envelope_sender_and_sends_nothing() {
     assert!(err.to_string().contains("5.2.252"), "{err}");
 }
 
-/// The demo app may use SMTP AUTH as an app (`SMTP.SendAsApp`, admin-consented).
-fn allow_smtp_send_as_app(sb: &Sandbox) {
-    sb.admin().update_tenant(|t| {
-        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP)
-            && let Some(p) =
-                sandbox::tenant::Permission::parse("https://outlook.office365.com/SMTP.SendAsApp")
-        {
-            app.application_permissions.push(p);
-        }
-    });
-    sb.admin()
-        .grant_admin_consent(APP, &[], &["https://outlook.office365.com/SMTP.SendAsApp"])
-        .expect("consent");
-}
-
-/// [`allow_smtp_send_as_app`], and what Exchange Online needs besides for SMTP with an app-only
-/// token on `mailbox`: the app's service principal registered, holding FullAccess on it.
-fn allow_app_only_smtp_on(sb: &Sandbox, mailbox: &str) {
-    allow_smtp_send_as_app(sb);
-    sb.admin()
-        .register_service_principal(APP)
-        .expect("register");
-    sb.admin()
-        .add_mailbox_permission(mailbox, APP, sandbox::tenant::MailboxRight::FullAccess)
-        .expect("grant");
-}
-
 fn app_outbound(sb: &Sandbox, mailbox: &str) -> SmtpOutbound {
     let tokens = Arc::new(SandboxTokens::new(
         sb,
@@ -484,7 +457,7 @@ fn assert_app_sign_in_refused(err: &connector::Error, mailbox: &str) {
 #[tokio::test]
 async fn app_only_sign_in_needs_a_registered_service_principal_with_full_access() {
     let sb = sandbox().await;
-    allow_smtp_send_as_app(&sb);
+    consent_smtp_send_as_app(&sb);
     let out = app_outbound(&sb, ALEX);
 
     // Not registered.

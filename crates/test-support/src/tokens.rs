@@ -141,10 +141,9 @@ pub fn delegated(user: &str, scopes: &[&str]) -> TokenKind {
     }
 }
 
-/// The demo app may send over SMTP as an app (`SMTP.SendAsApp`, admin-consented), and, as
-/// Exchange Online requires, its service principal is registered in Exchange with FullAccess on
-/// the helpdesk mailbox.
-pub fn allow_smtp_send_as_app(sb: &Sandbox) {
+/// The demo app may use SMTP AUTH as an app: `SMTP.SendAsApp`, admin-consented. Exchange
+/// Online still refuses its sign-in until [`allow_app_only_smtp_on`] has done the rest.
+pub fn consent_smtp_send_as_app(sb: &Sandbox) {
     const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
     sb.admin().update_tenant(|t| {
         if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == DEMO_APP)
@@ -156,14 +155,22 @@ pub fn allow_smtp_send_as_app(sb: &Sandbox) {
     sb.admin()
         .grant_admin_consent(DEMO_APP, &[], &[SEND_AS_APP])
         .expect("consent");
+}
+
+/// [`consent_smtp_send_as_app`], and what Exchange Online needs besides for SMTP with an
+/// app-only token on `mailbox`: the app's service principal registered, holding FullAccess on
+/// it.
+pub fn allow_app_only_smtp_on(sb: &Sandbox, mailbox: &str) {
+    consent_smtp_send_as_app(sb);
     sb.admin()
         .register_service_principal(DEMO_APP)
         .expect("service principal");
     sb.admin()
-        .add_mailbox_permission(
-            "helpdesk@contoso.example",
-            DEMO_APP,
-            sandbox::tenant::MailboxRight::FullAccess,
-        )
+        .add_mailbox_permission(mailbox, DEMO_APP, sandbox::tenant::MailboxRight::FullAccess)
         .expect("FullAccess");
+}
+
+/// [`allow_app_only_smtp_on`] the helpdesk mailbox: the demo app may send over SMTP as an app.
+pub fn allow_smtp_send_as_app(sb: &Sandbox) {
+    allow_app_only_smtp_on(sb, "helpdesk@contoso.example");
 }
