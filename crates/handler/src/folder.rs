@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use httpcore::fs::{FileMode, create_private_dir_all, write_atomic};
-use serde::Serialize;
+use httpcore::fs::{FileMode, create_private_dir_all, sync_dir, write_replacing};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::content::{AttachmentKind, ContentError, ContentLimits, MessageContent};
@@ -19,8 +19,10 @@ use crate::{Handler, HandlerError, Inbound};
 /// Everything it writes is readable by the owner only (files `0600`, folders `0700`), as a
 /// mail store is.
 ///
-/// Writing is atomic (temporary file, then rename) and idempotent by [`Inbound::key`]: a
-/// message handed over twice is written once.
+/// Writing is atomic (temporary file, then rename), durable before [`Handler::handle`] returns
+/// (each file and the folder synced), and idempotent by [`Inbound::key`]: a message handed over
+/// twice is written once, and one whose record is there without every file it names (a crash
+/// part-way) is written again.
 #[derive(Debug, Clone)]
 pub struct FolderHandler {
     root: PathBuf,
@@ -121,14 +123,24 @@ impl FolderHandler {
 
     fn write(&self, msg: &Inbound) -> std::io::Result<()> {
         let dir = self.project_dir(msg.project());
-        create_private_dir_all(&dir)?;
+        if !dir.is_dir() {
+            create_private_dir_all(&dir)?;
+            // The new folder's own entry, so that what is written in it survives a crash.
+            sync_dir(&self.root)?;
+        }
         let stem = file_stem(&msg.key);
         let json_path = dir.join(format!("{stem}.json"));
-        if json_path.exists() {
-            return Ok(()); // already written: idempotent by key
+        if written_whole(&dir, &json_path) {
+            // Already written: idempotent by key. A run that stopped before its last step may
+            // have left the folder unsynced, so it is synced again before the message counts.
+            return sync_dir(&dir);
         }
+        // Each file's content is synced before it is renamed into place, and the folder once
+        // at the end: two fsyncs fewer for a message with text than a synced folder per file.
+        // Until then a crash may keep the record and lose a file renamed before it; the record
+        // alone does not count as written ([`written_whole`]), so the message is written again.
         let eml = format!("{stem}.eml");
-        write_atomic(&dir.join(&eml), &msg.raw.mime, FileMode::OwnerOnly)?;
+        write_replacing(&dir.join(&eml), &msg.raw.mime, FileMode::OwnerOnly)?;
         let (content, content_error) = match MessageContent::parse(&msg.raw.mime, &self.limits) {
             Ok(c) => (c, None),
             Err(e) => (MessageContent::default(), Some(e.to_string())),
@@ -136,7 +148,7 @@ impl FolderHandler {
         let text = match &content.text {
             Some(t) => {
                 let name = format!("{stem}.txt");
-                write_atomic(&dir.join(&name), t.as_bytes(), FileMode::OwnerOnly)?;
+                write_replacing(&dir.join(&name), t.as_bytes(), FileMode::OwnerOnly)?;
                 Some(name)
             }
             None => None,
@@ -190,9 +202,40 @@ impl FolderHandler {
             subject_token: msg.subject_token().map(str::to_owned),
         };
         let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-        // The record is written last: its presence means the message is completely written.
-        write_atomic(&json_path, &json, FileMode::OwnerOnly)
+        // The record is written last: with the files it names, it means the message is
+        // completely written.
+        write_replacing(&json_path, &json, FileMode::OwnerOnly)?;
+        sync_dir(&dir)
     }
+}
+
+/// What a routing record says was written beside it.
+#[derive(Deserialize)]
+struct WrittenFiles {
+    eml: String,
+    text: Option<String>,
+    #[serde(default)]
+    attachments: Vec<WrittenAttachment>,
+}
+
+#[derive(Deserialize)]
+struct WrittenAttachment {
+    file: Option<String>,
+}
+
+/// Whether the record at `json_path` is there and readable, and every file it names is in
+/// `dir`: the mark of a message written whole.
+fn written_whole(dir: &Path, json_path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(json_path) else {
+        return false;
+    };
+    let Ok(record) = serde_json::from_slice::<WrittenFiles>(&bytes) else {
+        return false;
+    };
+    std::iter::once(record.eml)
+        .chain(record.text)
+        .chain(record.attachments.into_iter().filter_map(|a| a.file))
+        .all(|name| dir.join(name).is_file())
 }
 
 #[async_trait]

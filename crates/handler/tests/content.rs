@@ -262,6 +262,64 @@ async fn the_folder_handler_writes_the_text_and_the_files_for_the_owner_only() {
     }
 }
 
+/// The files of the one message in `desk`, by name.
+fn written(desk: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(desk)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A message handed over again is not written again; but a record without a file it names
+/// (a crash between the renames and the folder's sync can leave that), or one that cannot be
+/// read, does not count: the message is written whole again.
+#[tokio::test]
+async fn the_folder_handler_writes_a_message_again_only_when_its_record_is_not_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = FolderHandler::new(dir.path());
+    let msg = inbound(OUTLOOK);
+    h.handle(&msg).await.unwrap();
+    let desk = dir.path().join("DESK");
+    let all = written(&desk);
+    assert_eq!(
+        all.iter().filter(|n| !n.contains('.')).count(),
+        0,
+        "{all:?}"
+    );
+    let record = routing_record(&desk);
+    let eml = desk.join(record["eml"].as_str().unwrap());
+    let text = desk.join(record["text"].as_str().unwrap());
+    let json = eml.with_extension("json");
+    let pdf = desk.join(record["attachments"][1]["file"].as_str().unwrap());
+
+    // Handed over again: nothing is rewritten (a rewrite renames a new file in).
+    #[cfg(unix)]
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    #[cfg(unix)]
+    let before = [inode(&eml), inode(&json)];
+    h.handle(&msg).await.unwrap();
+    #[cfg(unix)]
+    assert_eq!([inode(&eml), inode(&json)], before);
+    assert_eq!(written(&desk), all);
+
+    // Each file the record names, lost in turn, is written again.
+    for lost in [&eml, &text, &pdf] {
+        std::fs::remove_file(lost).unwrap();
+        h.handle(&msg).await.unwrap();
+        assert!(lost.is_file(), "{} written again", lost.display());
+        assert_eq!(written(&desk), all);
+    }
+    assert_eq!(std::fs::read(&eml).unwrap(), OUTLOOK.as_bytes());
+
+    // A record cut short is not a record.
+    let whole = std::fs::read(&json).unwrap();
+    std::fs::write(&json, &whole[..whole.len() / 2]).unwrap();
+    h.handle(&msg).await.unwrap();
+    assert_eq!(std::fs::read(&json).unwrap(), whole);
+}
+
 #[tokio::test]
 async fn an_attachment_over_the_limit_is_recorded_as_refused_by_the_folder_handler() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
 //! The one atomic file write: the token cache, graph-mail's delta state, ews-mail's sync state,
-//! the handler's ledger compaction and its folder handler all write through [`write_atomic`].
+//! the handler's ledger compaction and its folder handler all write through [`write_atomic`]
+//! (the folder handler through its two halves, [`write_replacing`] and [`sync_dir`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,11 +58,16 @@ pub fn open_private_append(path: &Path) -> std::io::Result<std::fs::File> {
 /// so the rename itself is durable. The temporary file is removed when a step fails. The
 /// directory must exist.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: FileMode) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = temp_name(&dir, path);
+    write_replacing(path, bytes, mode)?;
+    sync_dir(&parent_of(path))
+}
+
+/// [`write_atomic`] without its last step: the file's content is synced before the rename, so
+/// `path` names either the old file or the whole new one, but the rename itself is durable only
+/// once the directory is synced ([`sync_dir`]). For a writer that puts several files in one
+/// directory and syncs it once for all of them.
+pub fn write_replacing(path: &Path, bytes: &[u8], mode: FileMode) -> std::io::Result<()> {
+    let tmp = temp_name(&parent_of(path), path);
     let written = (|| {
         let mut f = options(mode).open(&tmp)?;
         f.write_all(bytes)?;
@@ -73,9 +79,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: FileMode) -> std::io::Resul
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    #[cfg(unix)]
-    std::fs::File::open(&dir)?.sync_all()?;
     Ok(())
+}
+
+/// Makes the entries of `dir` (files renamed or created in it) durable: the directory is
+/// synced on Unix; elsewhere there is nothing to do.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// `.{name}.{pid}.{n}.tmp` beside `path`: unique within the process by a counter, across
@@ -124,6 +146,24 @@ mod tests {
         write_atomic(&path, b"two", FileMode::Default).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(names(dir.path()), ["state.json"]);
+    }
+
+    #[test]
+    fn writing_without_the_folder_sync_replaces_the_file_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("message.eml");
+        write_replacing(&path, b"one", FileMode::OwnerOnly).unwrap();
+        write_replacing(&path, b"two", FileMode::OwnerOnly).unwrap();
+        sync_dir(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(names(dir.path()), ["message.eml"]);
+        // A failed rename leaves no temporary file either; a missing folder cannot be synced.
+        let taken = dir.path().join("taken");
+        std::fs::create_dir(&taken).unwrap();
+        std::fs::write(taken.join("inside"), b"x").unwrap();
+        assert!(write_replacing(&taken, b"new", FileMode::Default).is_err());
+        assert_eq!(names(dir.path()), ["message.eml", "taken"]);
+        assert!(sync_dir(&dir.path().join("missing")).is_err());
     }
 
     #[cfg(unix)]
