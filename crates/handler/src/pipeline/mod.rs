@@ -95,6 +95,12 @@ struct Ctx {
 /// `$batch`, EWS 100 per UpdateItem).
 const ACK_CHUNK: usize = 100;
 
+/// `acknowledge_many` rounds of one page in flight at once. A round is as slow as its
+/// slowest request, and handling goes on meanwhile: with one round at a time, the outcomes
+/// handled during a slow round waited for it to end. The source's own request limit (its
+/// permits, the mailbox's concurrency) still bounds the requests of all of them together.
+const ACK_ROUNDS: usize = 4;
+
 /// One `acknowledge_many` round of a page: its keys, their outcomes, and each answer.
 type AckRound = (Vec<String>, Vec<Outcome>, Vec<Result<(), String>>);
 
@@ -631,16 +637,19 @@ async fn drain_pages(
             });
         }
         // Outcomes waiting for their acknowledgement (keys, outcomes and acknowledgements side
-        // by side). One `acknowledge_many` round runs at a time, started once ACK_CHUNK wait
-        // (or the page's last ones): handling goes on meanwhile, and the next round takes
-        // everything that gathered during this one.
+        // by side). An `acknowledge_many` round starts once ACK_CHUNK wait (or the page's last
+        // ones), up to ACK_ROUNDS at once: handling goes on meanwhile, and while every round is
+        // in flight outcomes gather, and the next round takes all of them.
         let mut keys: Vec<String> = Vec::new();
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut acks: Vec<(MessageId, Acknowledgement)> = Vec::new();
         let mut round: JoinSet<AckRound> = JoinSet::new();
         let mut handled_all = false;
         loop {
-            if round.is_empty() && (keys.len() >= ACK_CHUNK || (handled_all && !keys.is_empty())) {
+            if round.len() < ACK_ROUNDS
+                && !keys.is_empty()
+                && (keys.len() >= ACK_CHUNK || handled_all)
+            {
                 let (ctx, keys, outcomes, acks) = (
                     ctx.clone(),
                     std::mem::take(&mut keys),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use connector::memory::MemorySource;
 use connector::{
     Acknowledgement, Batch, Cursor, Error, MessageId, MessageSource, PingReport, SourceCapabilities,
 };
@@ -144,26 +145,22 @@ async fn a_short_answer_from_acknowledge_many_leaves_the_rest_owed() {
     assert_eq!(rec.calls.lock().unwrap().len(), 5);
 }
 
-/// A batching source whose first `acknowledge_many` call does not answer until every message
-/// of the page has been handled (a slow acknowledgement): one round at a time, the next round
-/// takes everything handled meanwhile, not just the next 100.
+/// A batching source whose `acknowledge_many` calls do not answer until every message of the
+/// page has been handled (slow acknowledgements): rounds of 100 start as outcomes gather, four
+/// in flight at once; while all four are in flight the outcomes gather, and the next round takes
+/// all of them, not just the next 100.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_acknowledgement_round_takes_all_handled_during_the_one_before() {
-    let mb = mailbox_with(250);
+async fn acknowledgement_rounds_overlap_and_the_next_takes_all_handled_while_they_were_busy() {
+    let mb = mailbox_with(600);
     let handled = Arc::new(AtomicUsize::new(0));
-    let source = Arc::new(GatedAck {
-        inner: FlakyAck::batching(mb.source(), 0, false),
+    let source = Arc::new(GatedAck::new(mb.source(), handled.clone(), 600));
+    // The last 200 are handled once four rounds are in flight (or after 2 s: one round at a
+    // time never gets there), so that the first four rounds all find the page unfinished.
+    let handler = HoldsTheLast {
+        started: AtomicUsize::new(0),
         handled: handled.clone(),
-        until: 250,
-        first_call_saw: AtomicUsize::new(usize::MAX),
-    });
-    let handler = FnHandler::new({
-        let handled = handled.clone();
-        move |_: &Inbound| {
-            handled.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    });
+        source: source.clone(),
+    };
     let ledger = Ledger::in_memory();
     let p = pipeline(
         Arc::new(handler),
@@ -174,13 +171,15 @@ async fn the_next_acknowledgement_round_takes_all_handled_during_the_one_before(
     );
     let s = p.run_once(&Shutdown::new()).await;
     let s = &s.sources[0];
-    assert_eq!(s.handled, 250, "{s:?}");
+    assert_eq!(s.handled, 600, "{s:?}");
     assert!(s.errors.is_empty(), "{:?}", s.errors);
-    // Rounds of exactly 100 would be [100, 100, 50]; the second took more than 100.
-    let calls = source.inner.many_calls();
-    assert_eq!(calls.iter().sum::<usize>(), 250, "{calls:?}");
-    assert_eq!(calls[0], 100, "{calls:?}");
-    assert!(calls[1] > 100, "{calls:?}");
+    // One round at a time would have been [100, 500]: four rounds waited at once, and the
+    // fifth took the 200 handled meanwhile.
+    assert_eq!(source.most_in_flight.load(Ordering::SeqCst), 4);
+    // (In the order the source answered them: the fifth is not held.)
+    let mut calls = source.inner.many_calls();
+    calls.sort_unstable();
+    assert_eq!(calls, [100, 100, 100, 100, 200]);
     assert!(ledger.unacknowledged("gated|").is_empty());
     assert!(mb.messages().iter().all(|m| m.is_read));
 }
@@ -192,12 +191,7 @@ async fn the_next_acknowledgement_round_takes_all_handled_during_the_one_before(
 async fn acknowledging_starts_while_the_page_is_still_being_handled() {
     let mb = mailbox_with(300);
     let handled = Arc::new(AtomicUsize::new(0));
-    let source = Arc::new(GatedAck {
-        inner: FlakyAck::batching(mb.source(), 0, false),
-        handled: handled.clone(),
-        until: 0,
-        first_call_saw: AtomicUsize::new(usize::MAX),
-    });
+    let source = Arc::new(GatedAck::new(mb.source(), handled.clone(), 0));
     let handler = SlowCounter(handled.clone());
     let ledger = Ledger::in_memory();
     let p = pipeline(
@@ -217,6 +211,30 @@ async fn acknowledging_starts_while_the_page_is_still_being_handled() {
     assert!(ledger.unacknowledged("early|").is_empty());
 }
 
+/// Counts the messages it is given; from the 401st on, only once four `acknowledge_many` calls
+/// of its source are in flight, or after 2 s.
+struct HoldsTheLast {
+    started: AtomicUsize,
+    handled: Arc<AtomicUsize>,
+    source: Arc<GatedAck>,
+}
+
+#[async_trait::async_trait]
+impl handler::Handler for HoldsTheLast {
+    async fn handle(&self, _: &Inbound) -> Result<(), HandlerError> {
+        if self.started.fetch_add(1, Ordering::SeqCst) >= 400 {
+            for _ in 0..400 {
+                if self.source.in_flight.load(Ordering::SeqCst) >= 4 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Counts the messages it is given, taking 2 ms over each.
 struct SlowCounter(Arc<AtomicUsize>);
 
@@ -229,14 +247,30 @@ impl handler::Handler for SlowCounter {
     }
 }
 
-/// [`FlakyAck`] (batching, never failing) whose first `acknowledge_many` waits until `until`
-/// messages were handled, noting how many were handled when it was called.
+/// [`FlakyAck`] (batching, never failing) whose `acknowledge_many` calls wait until `until`
+/// messages were handled, noting how many were handled at the first call and how many calls
+/// were in flight at once.
 #[derive(Debug)]
 struct GatedAck {
     inner: Arc<FlakyAck>,
     handled: Arc<AtomicUsize>,
     until: usize,
     first_call_saw: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+impl GatedAck {
+    fn new(source: MemorySource, handled: Arc<AtomicUsize>, until: usize) -> Self {
+        GatedAck {
+            inner: FlakyAck::batching(source, 0, false),
+            handled,
+            until,
+            first_call_saw: AtomicUsize::new(usize::MAX),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -274,21 +308,25 @@ impl MessageSource for GatedAck {
         &self,
         items: &[(MessageId, Acknowledgement)],
     ) -> Vec<Result<(), Error>> {
-        if self.inner.many_calls().is_empty() {
-            let saw = self.handled.load(Ordering::SeqCst);
-            let _ = self.first_call_saw.compare_exchange(
-                usize::MAX,
-                saw,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        let saw = self.handled.load(Ordering::SeqCst);
+        let _ = self.first_call_saw.compare_exchange(
+            usize::MAX,
+            saw,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if saw < self.until {
             while self.handled.load(Ordering::SeqCst) < self.until {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             // And a moment for the last outcomes to reach the pipeline.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        self.inner.acknowledge_many(items).await
+        let answers = self.inner.acknowledge_many(items).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        answers
     }
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
         self.inner.acknowledge(id, ack).await
