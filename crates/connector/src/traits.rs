@@ -155,6 +155,29 @@ pub trait MessageSource: Send + Sync {
     /// One page of waiting messages, at most `max` (capped at the source's `max_batch`).
     async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error>;
 
+    /// [`fetch`](Self::fetch), handing the page over in parts as they arrive, so that a caller
+    /// can start on the first messages while the rest are still being downloaded.
+    ///
+    /// `hand_over` is called with each part, oldest first (its `messages` and `failed`; its
+    /// `next` is not read), and the page's [`Batch::next`] is returned at the end. Together
+    /// the parts hold what one `fetch` would have. An error after some parts were handed over
+    /// ends the page there: those parts stay handed over, and their messages are waiting
+    /// messages like any other until acknowledged.
+    ///
+    /// The default hands over the whole page as one part, once it is fetched. A source that
+    /// downloads a page in several requests overrides it to hand each over as it arrives.
+    async fn fetch_in_parts(
+        &self,
+        cursor: Option<&Cursor>,
+        max: usize,
+        hand_over: &(dyn Fn(Batch) + Send + Sync),
+    ) -> Result<Option<Cursor>, Error> {
+        let mut page = self.fetch(cursor, max).await?;
+        let next = page.next.take();
+        hand_over(page);
+        Ok(next)
+    }
+
     /// Acknowledges one handled message.
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error>;
 

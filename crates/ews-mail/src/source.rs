@@ -258,6 +258,11 @@ impl EwsSource {
         self.item_chunk.unwrap_or(ITEM_CHUNK)
     }
 
+    /// The page size an unread fetch of `max` is listed in, when it is listed in pages.
+    fn paged(&self, max: usize) -> Option<usize> {
+        self.item_chunk.filter(|chunk| *chunk < max)
+    }
+
     /// The client underneath.
     pub fn client(&self) -> &EwsClient {
         &self.client
@@ -434,6 +439,17 @@ impl EwsSource {
     }
 }
 
+/// The offset an unread fetch's cursor names (`None`: the start).
+fn unread_offset(cursor: Option<&Cursor>) -> Result<u32, Error> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c
+            .as_str()
+            .parse()
+            .map_err(|_| Error::configuration(format!("not an EWS cursor: {:?}", c.as_str()))),
+    }
+}
+
 /// A copy of `e` (connector errors are not `Clone`), for each item a failed request covered.
 fn copy_error(e: &Error) -> Error {
     let mut c = Error::new(e.kind(), e.message().to_string()).with_delivery(e.delivery());
@@ -520,16 +536,18 @@ impl MessageSource for EwsSource {
         if let Some(s) = &self.sync {
             return self.fetch_sync(s, cursor, max).await;
         }
-        let offset: u32 = match cursor {
-            None => 0,
-            Some(c) => c.as_str().parse().map_err(|_| {
-                Error::configuration(format!("not an EWS cursor: {:?}", c.as_str()))
-            })?,
-        };
-        if let Some(chunk) = self.item_chunk
-            && chunk < max
-        {
-            return self.fetch_in_pages(offset, max, chunk).await;
+        let offset = unread_offset(cursor)?;
+        if let Some(chunk) = self.paged(max) {
+            // The pages' parts, joined into one batch.
+            let parts = Mutex::new(Vec::new());
+            let keep = |part: Batch| parts.lock().unwrap_or_else(|e| e.into_inner()).push(part);
+            let next = self.fetch_in_pages(offset, max, chunk, &keep).await?;
+            let mut batch = Batch::new(Vec::new(), next);
+            for part in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                batch.messages.extend(part.messages);
+                batch.failed.extend(part.failed);
+            }
+            return Ok(batch);
         }
         let page = self
             .call(&FindItem::unread(
@@ -548,6 +566,29 @@ impl MessageSource for EwsSource {
             ))
         };
         self.batch_of(ids, next, None).await
+    }
+
+    /// With [`with_item_chunk`](EwsSource::with_item_chunk), an unread fetch hands over each
+    /// FindItem page once it is downloaded (and the pages before it were); otherwise the whole
+    /// batch at once.
+    async fn fetch_in_parts(
+        &self,
+        cursor: Option<&Cursor>,
+        max: usize,
+        hand_over: &(dyn Fn(Batch) + Send + Sync),
+    ) -> Result<Option<Cursor>, Error> {
+        let max = max.clamp(1, self.max_batch);
+        if self.sync.is_none()
+            && let Some(chunk) = self.paged(max)
+        {
+            return self
+                .fetch_in_pages(unread_offset(cursor)?, max, chunk, hand_over)
+                .await;
+        }
+        let mut batch = self.fetch(cursor, max).await?;
+        let next = batch.next.take();
+        hand_over(batch);
+        Ok(next)
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {

@@ -160,3 +160,44 @@ async fn a_fetch_and_acknowledgements_at_once_share_the_requests_in_flight() {
     sb.admin().record_slots(false);
     sb.admin().set_latency(None);
 }
+
+/// `fetch_in_parts` hands each page over once it is downloaded, oldest first, and the parts
+/// are what `fetch` gives; the first part comes while later pages are still in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_in_parts_hands_each_page_over_as_it_arrives() {
+    let (sb, c) = seeded("parts", 45).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(10)
+        .with_fetch_concurrency(2);
+    // Two requests in flight and 100 ms each: five pages take three rounds of requests or more.
+    sb.admin().set_latency(Some(Latency::fixed(100)));
+    let started = std::time::Instant::now();
+    let parts = std::sync::Mutex::new(Vec::new());
+    let keep = |part: connector::Batch| {
+        parts
+            .lock()
+            .unwrap()
+            .push((started.elapsed(), imids(&part.messages), part.failed.len()));
+    };
+    let next = src.fetch_in_parts(None, 25, &keep).await.unwrap();
+    let done = started.elapsed();
+    sb.admin().set_latency(None);
+    assert_eq!(next.as_ref().map(Cursor::as_str), Some("25"));
+    let parts = parts.into_inner().unwrap();
+    let sizes: Vec<usize> = parts.iter().map(|(_, m, _)| m.len()).collect();
+    assert_eq!(sizes, [10, 10, 5], "one part per page");
+    assert!(parts.iter().all(|(_, _, failed)| *failed == 0));
+    let handed: Vec<String> = parts.iter().flat_map(|(_, m, _)| m.clone()).collect();
+    let want: Vec<String> = (0..25).map(|i| format!("<parts-{i}@x>")).collect();
+    assert_eq!(handed, want, "oldest first, each once");
+    // The first page was handed over before the last one had been downloaded.
+    assert!(
+        parts[0].0 + std::time::Duration::from_millis(100) <= done,
+        "{parts:?} {done:?}"
+    );
+    // The same fetch, whole.
+    let whole = src.fetch(None, 25).await.unwrap();
+    assert_eq!(imids(&whole.messages), handed);
+    assert_eq!(whole.next, next);
+}
