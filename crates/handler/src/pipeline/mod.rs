@@ -13,7 +13,7 @@ use connector::{
 };
 use futures_util::FutureExt as _;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::ledger::{Entry, Ledger, LedgerError};
@@ -24,6 +24,7 @@ use crate::{Handler, HandlerError, Inbound};
 mod ack;
 mod fleet;
 mod message;
+mod page;
 mod prefetch;
 mod report;
 mod spec;
@@ -32,7 +33,7 @@ use ack::*;
 use fleet::HeldLease;
 pub use fleet::{CatalogSource, FleetOptions, SourceCatalog};
 use message::*;
-use prefetch::Prefetch;
+use page::{ACK_CHUNK, drain_pages};
 pub use report::*;
 pub use spec::*;
 
@@ -90,19 +91,6 @@ struct Ctx {
     /// the page is done ([`remember_page_threads`]).
     threads: Mutex<Vec<(String, String)>>,
 }
-
-/// Acknowledgements gathered before one `acknowledge_many` call (Graph sends them 20 per
-/// `$batch`, EWS 100 per UpdateItem).
-const ACK_CHUNK: usize = 100;
-
-/// `acknowledge_many` rounds of one page in flight at once. A round is as slow as its
-/// slowest request, and handling goes on meanwhile: with one round at a time, the outcomes
-/// handled during a slow round waited for it to end. The source's own request limit (its
-/// permits, the mailbox's concurrency) still bounds the requests of all of them together.
-const ACK_ROUNDS: usize = 4;
-
-/// One `acknowledge_many` round of a page: its keys, their outcomes, and each answer.
-type AckRound = (Vec<String>, Vec<Outcome>, Vec<Result<(), String>>);
 
 /// An acknowledgement a message's outcome waits for.
 struct PendingAck {
@@ -511,236 +499,6 @@ async fn drain(
     ctx.report(Progress::Finished {
         source: ctx.spec.name.clone(),
     });
-}
-
-/// Fetches and handles pages until nothing new is waiting.
-async fn drain_pages(
-    ctx: &Arc<Ctx>,
-    options: &Options,
-    shutdown: &Shutdown,
-    summary: &mut SourceSummary,
-) {
-    // Messages that failed in this run are not retried until the next run; they are skipped
-    // (and paged past) so the rest of the mailbox still flows.
-    let mut skip: HashSet<String> = HashSet::new();
-    let mut cursor = None;
-    let sem = Arc::new(Semaphore::new(options.concurrency));
-    // A source whose cursors survive acknowledgements has its next page fetched while the
-    // current one is handled, and is followed to the end of a pass; a new pass starts if the
-    // pass acknowledged anything (mail may have arrived meanwhile).
-    let stable = ctx.spec.source.capabilities().stable_cursors;
-    let mut ahead: Option<Prefetch> = None;
-    let mut pass_acked = false;
-    loop {
-        if shutdown.is_triggered() {
-            return;
-        }
-        // Nor does a fetch: nothing of the page is handed over or recorded yet.
-        let pending = ahead.take();
-        let fetched = shutdown
-            .unless_stopped(async {
-                match pending {
-                    Some(p) => p.page().await,
-                    None => {
-                        ctx.spec
-                            .source
-                            .fetch(cursor.as_ref(), options.batch_size)
-                            .await
-                    }
-                }
-            })
-            .await;
-        let batch = match fetched {
-            None => return,
-            Some(Ok(b)) => b,
-            Some(Err(e)) => {
-                summary.errors.push(format!("fetch: {e}"));
-                if e.kind() == ErrorKind::Authentication {
-                    summary.status = PingStatus::Offline;
-                    summary.reason = Some(e.to_string());
-                    summary.offline_since = Some(OffsetDateTime::now_utc());
-                }
-                return;
-            }
-        };
-        for (id, e) in &batch.failed {
-            summary.errors.push(format!("fetch {id}: {e}"));
-        }
-        if stable && let Some(next) = &batch.next {
-            ahead = Some(Prefetch::start(
-                ctx.spec.source.clone(),
-                next.clone(),
-                options.batch_size,
-            ));
-        }
-        if cursor.is_none() {
-            ctx.report(Progress::OldestWaiting {
-                source: ctx.spec.name.clone(),
-                received: batch.messages.iter().filter_map(|m| m.received).min(),
-            });
-        }
-        // Each message's ledger key, computed once and carried with it.
-        let fresh: Vec<(String, RawMessage)> = batch
-            .messages
-            .into_iter()
-            .map(|m| (key(&ctx.spec.name, &m), m))
-            .filter(|(k, _)| !skip.contains(k))
-            .collect();
-        if fresh.is_empty() {
-            match batch.next {
-                Some(next) => {
-                    cursor = Some(next);
-                    continue;
-                }
-                None => return,
-            }
-        }
-        // What the ledger knows of the page, in one lookup (one query for a database).
-        let keys: Vec<String> = fresh.iter().map(|(k, _)| k.clone()).collect();
-        let records = match ctx.ledger.get_many(&keys).await {
-            Ok(r) if r.len() == keys.len() => r,
-            Ok(r) => {
-                summary.errors.push(format!(
-                    "ledger: {} records for {} keys",
-                    r.len(),
-                    keys.len()
-                ));
-                return;
-            }
-            Err(e) => {
-                summary.errors.push(format!("ledger: {e}"));
-                return;
-            }
-        };
-        let mut acked_any = false;
-        let mut set = JoinSet::new();
-        // Every message's task at once, each waiting for a permit inside: the loop below
-        // collects outcomes (and acknowledges them) from the first one, not only once the
-        // page's last task has started.
-        for ((k, msg), record) in fresh.into_iter().zip(records) {
-            let (ctx, sem) = (ctx.clone(), sem.clone());
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let record = record.unwrap_or_default();
-                let (outcome, pending) = handle_one(&ctx, &k, msg, record).await;
-                // A source that cannot batch is acknowledged here, inside the task, so that
-                // its one-request-per-message acknowledgements still run concurrently.
-                match pending {
-                    Some(p) if !ctx.batch_ack => {
-                        let pair = [(p.id, p.ack)];
-                        let acked = acknowledge(&ctx, std::slice::from_ref(&k), &pair).await;
-                        // One key, so one result.
-                        (k, acked.into_iter().fold(outcome, settle), None)
-                    }
-                    pending => (k, outcome, pending),
-                }
-            });
-        }
-        // Outcomes waiting for their acknowledgement (keys, outcomes and acknowledgements side
-        // by side). An `acknowledge_many` round starts once ACK_CHUNK wait (or the page's last
-        // ones), up to ACK_ROUNDS at once: handling goes on meanwhile, and while every round is
-        // in flight outcomes gather, and the next round takes all of them.
-        let mut keys: Vec<String> = Vec::new();
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        let mut acks: Vec<(MessageId, Acknowledgement)> = Vec::new();
-        let mut round: JoinSet<AckRound> = JoinSet::new();
-        let mut handled_all = false;
-        loop {
-            if round.len() < ACK_ROUNDS
-                && !keys.is_empty()
-                && (keys.len() >= ACK_CHUNK || handled_all)
-            {
-                let (ctx, keys, outcomes, acks) = (
-                    ctx.clone(),
-                    std::mem::take(&mut keys),
-                    std::mem::take(&mut outcomes),
-                    std::mem::take(&mut acks),
-                );
-                round.spawn(async move {
-                    let results = acknowledge(&ctx, &keys, &acks).await;
-                    (keys, outcomes, results)
-                });
-            }
-            if handled_all && round.is_empty() {
-                break;
-            }
-            tokio::select! {
-                joined = set.join_next(), if !handled_all => match joined {
-                    None => handled_all = true,
-                    Some(Err(_)) => {
-                        summary.errors.push("a message task panicked".into());
-                        ctx.report(Progress::Message {
-                            source: ctx.spec.name.clone(),
-                            outcome: MessageOutcome::Error,
-                        });
-                    }
-                    Some(Ok((k, outcome, None))) => {
-                        account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
-                    }
-                    Some(Ok((k, outcome, Some(p)))) => {
-                        keys.push(k);
-                        outcomes.push(outcome);
-                        acks.push((p.id, p.ack));
-                    }
-                },
-                Some(done) = round.join_next(), if !round.is_empty() => match done {
-                    Ok((round_keys, round_outcomes, results)) => {
-                        let settled = round_outcomes.into_iter().zip(results);
-                        for (k, (outcome, acked)) in round_keys.into_iter().zip(settled) {
-                            let outcome = settle(outcome, acked);
-                            account(ctx, summary, &mut skip, &mut acked_any, k, outcome);
-                        }
-                    }
-                    // Its messages stay unacknowledged in the ledger: a later pass
-                    // acknowledges them (`retry_owed_acknowledgements`).
-                    Err(_) => summary.errors.push("an acknowledgement round panicked".into()),
-                },
-            }
-        }
-        remember_page_threads(ctx).await;
-        pass_acked |= acked_any;
-        if stable {
-            match batch.next {
-                // Its page is already being fetched (`ahead`).
-                Some(next) => cursor = Some(next),
-                None if pass_acked => {
-                    cursor = None;
-                    pass_acked = false;
-                }
-                None => return,
-            }
-        } else if acked_any {
-            // Acknowledging shifts what is waiting: start a new pass.
-            cursor = None;
-        } else {
-            match batch.next {
-                Some(next) => cursor = Some(next),
-                None => return,
-            }
-        }
-    }
-}
-
-/// Remembers the thread references the page's messages noted, in one ledger call (one statement
-/// for a database, one commit for a file ledger). Not remembering them loses no mail (a reply
-/// then starts a thread of its own): a failure is only logged.
-async fn remember_page_threads(ctx: &Ctx) {
-    let pairs = std::mem::take(
-        &mut *ctx
-            .threads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    if !pairs.is_empty()
-        && let Err(e) = ctx.ledger.remember_threads(&pairs).await
-    {
-        tracing::warn!(source = %ctx.spec.name, error = %e, "remembering the page's threads failed");
-    }
-}
-
-/// The ledger key of a message: the source's name and its stable id.
-fn key(source: &str, msg: &RawMessage) -> String {
-    format!("{source}|{}", msg.id)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod common;
 mod batching;
 mod exactly_once;
 mod failures;
+mod parts;
 mod push;
 mod routing;
 mod stable;
