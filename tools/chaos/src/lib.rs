@@ -149,6 +149,8 @@ app = "adele"
 mailbox = "{EWS_MAILBOX}"
 url = "{ews}"
 acknowledge = "mark-read"
+# FindItem pages of 5, five requests at once, each page handed over as it is downloaded.
+requests_in_flight = 5
 {ews_push}
 [sources.routing.mailbox]
 primary = "{EWS_MAILBOX}"
