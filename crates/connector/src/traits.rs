@@ -158,9 +158,10 @@ pub trait MessageSource: Send + Sync {
     /// [`fetch`](Self::fetch), handing the page over in parts as they arrive, so that a caller
     /// can start on the first messages while the rest are still being downloaded.
     ///
-    /// `hand_over` is called with each part, oldest first (its `messages` and `failed`; its
-    /// `next` is not read), and the page's [`Batch::next`] is returned at the end. Together
-    /// the parts hold what one `fetch` would have. An error after some parts were handed over
+    /// `hand_over` is called with each part (its `messages` and `failed`, oldest first within
+    /// the part; its `next` is not read), the parts in the order they arrive, which need not
+    /// be the page's; the page's [`Batch::next`] is returned at the end. Together the parts
+    /// hold what one `fetch` would have, each message once. An error after some parts were handed over
     /// ends the page there: those parts stay handed over, and their messages are waiting
     /// messages like any other until acknowledged.
     ///

@@ -538,12 +538,19 @@ impl MessageSource for EwsSource {
         }
         let offset = unread_offset(cursor)?;
         if let Some(chunk) = self.paged(max) {
-            // The pages' parts, joined into one batch.
+            // The pages' parts, joined into one batch in listing order (oldest first).
             let parts = Mutex::new(Vec::new());
-            let keep = |part: Batch| parts.lock().unwrap_or_else(|e| e.into_inner()).push(part);
+            let keep = |at: usize, part: Batch| {
+                parts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((at, part));
+            };
             let next = self.fetch_in_pages(offset, max, chunk, &keep).await?;
+            let mut parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
+            parts.sort_by_key(|(at, _)| *at);
             let mut batch = Batch::new(Vec::new(), next);
-            for part in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            for (_, part) in parts {
                 batch.messages.extend(part.messages);
                 batch.failed.extend(part.failed);
             }
@@ -569,8 +576,8 @@ impl MessageSource for EwsSource {
     }
 
     /// With [`with_item_chunk`](EwsSource::with_item_chunk), an unread fetch hands over each
-    /// FindItem page once it is downloaded (and the pages before it were); otherwise the whole
-    /// batch at once.
+    /// FindItem page as soon as it is downloaded and the listings before it succeeded, in the
+    /// order the downloads end; otherwise the whole batch at once.
     async fn fetch_in_parts(
         &self,
         cursor: Option<&Cursor>,
@@ -581,9 +588,9 @@ impl MessageSource for EwsSource {
         if self.sync.is_none()
             && let Some(chunk) = self.paged(max)
         {
-            return self
-                .fetch_in_pages(unread_offset(cursor)?, max, chunk, hand_over)
-                .await;
+            let offset = unread_offset(cursor)?;
+            let each = |_: usize, part: Batch| hand_over(part);
+            return self.fetch_in_pages(offset, max, chunk, &each).await;
         }
         let mut batch = self.fetch(cursor, max).await?;
         let next = batch.next.take();

@@ -1,7 +1,8 @@
 //! An unread fetch in FindItem pages listed in parallel ([`EwsSource::with_item_chunk`]):
 //! each page's GetItem follows its listing at once, several pages in flight.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use connector::{Batch, Cursor, Error, ErrorKind};
@@ -15,8 +16,9 @@ use crate::types::{Item, ItemId};
 /// The waiting hint's value when the count is not known.
 pub(super) const NO_HINT: u64 = u64::MAX;
 
-/// One page of a fetch: its listing, and the answer to the GetItem of its ids.
+/// One page of a fetch: its place, its listing, and the answer to the GetItem of its ids.
 struct Page {
+    index: usize,
     listing: Result<FindItemPage, Error>,
     ids: Vec<ItemId>,
     download: Answer,
@@ -43,8 +45,10 @@ impl EwsSource {
     /// page is handed over twice in a pass; the first listing failing, or every download
     /// failing, fails the fetch as one FindItem and GetItem would.
     ///
-    /// Each page is handed over (`hand_over`) once it is downloaded and every page before it
-    /// was, oldest first; the fetch's next cursor is returned at the end. A page whose
+    /// Each page is handed over (`hand_over`, with its place: `usize::MAX` for failures held to
+    /// the end) as soon as it is downloaded and the listings of
+    /// the pages before it succeeded, whatever the order the downloads end in (a slow first
+    /// page holds back no other); the fetch's next cursor is returned at the end. A page whose
     /// GetItem failed as a whole is handed over as failures with the next page that has
     /// messages, or fails the fetch if none does.
     pub(super) async fn fetch_in_pages(
@@ -52,7 +56,7 @@ impl EwsSource {
         offset: u32,
         max: usize,
         chunk: usize,
-        hand_over: &(dyn Fn(Batch) + Send + Sync),
+        hand_over: &(dyn Fn(usize, Batch) + Send + Sync),
     ) -> Result<Option<Cursor>, Error> {
         let folder = self.access().folder(&self.folder);
         let hint = self.waiting_hint.load(Ordering::Relaxed);
@@ -83,14 +87,21 @@ impl EwsSource {
         };
         let listed_first = first.is_some();
         let mut first = first;
-        let listings = (0..want.max(1))
-            .step_by(chunk)
-            .map(move |s| (s, if s == 0 { first.take() } else { None }));
+        let starts: Vec<usize> = (0..want.max(1)).step_by(chunk).collect();
+        // What each page's listing said, as the listings end (`None` while one is in flight):
+        // a page is handed over only once every listing before it succeeded.
+        let listed: Mutex<Vec<Option<Listed>>> = Mutex::new(starts.iter().map(|_| None).collect());
+        let listed = &listed;
+        let listings: Vec<(usize, usize, Option<FindItemPage>)> = starts
+            .iter()
+            .enumerate()
+            .map(|(index, s)| (index, *s, if *s == 0 { first.take() } else { None }))
+            .collect();
         let mut pages = stream::iter(listings)
-            .map(|(start, listed)| {
+            .map(|(index, start, given)| {
                 let folder = folder.clone();
                 async move {
-                    let listing = match listed {
+                    let listing = match given {
                         Some(page) => Ok(page),
                         None => {
                             let n = chunk.min(want - start) as u32;
@@ -98,8 +109,16 @@ impl EwsSource {
                             self.call(&FindItem::unread(folder, at, n)).await
                         }
                     };
+                    lock(listed)[index] = Some(match &listing {
+                        Ok(l) => Listed::Ok {
+                            items: l.items.len() as u32,
+                            ends: l.includes_last,
+                            total: l.total,
+                        },
+                        Err(_) => Listed::Failed,
+                    });
                     let ids: Vec<ItemId> = match &listing {
-                        Ok(p) => p.items.iter().filter_map(|i| i.id.clone()).collect(),
+                        Ok(l) => listing_ids(l).collect(),
                         Err(_) => Vec::new(),
                     };
                     let download = if ids.is_empty() {
@@ -108,34 +127,51 @@ impl EwsSource {
                         Some(self.call(&GetItem::with_mime(ids.clone())).await)
                     };
                     Page {
+                        index,
                         listing,
                         ids,
                         download,
                     }
                 }
             })
-            .buffered(self.fetch_concurrency);
+            .buffer_unordered(self.fetch_concurrency);
         let mut handing = HandOver::default();
-        let mut first_page = true;
+        let mut held: BTreeMap<usize, Page> = BTreeMap::new();
         while let Some(page) = pages.next().await {
-            if let Ok(total) = page.listing.as_ref().map(|l| l.total) {
-                handing.total = handing.total.max(total);
+            match &page.listing {
+                // Without a hint the first listing failing fails the fetch; so it does with
+                // one. A refused sign-in fails it wherever it comes.
+                Err(e)
+                    if (page.index == 0 && !listed_first)
+                        || e.kind() == ErrorKind::Authentication =>
+                {
+                    return Err(copy_error(e));
+                }
+                _ => {}
             }
-            if first_page
-                && !listed_first
-                && let Err(e) = &page.listing
-            {
-                // Without a hint the first listing failing fails the fetch; so it does with one.
-                return Err(copy_error(e));
+            held.insert(page.index, page);
+            // Every held page whose earlier listings all succeeded goes now; one after a
+            // failed listing never goes (the cursor comes back to that listing's offset).
+            let states = lock(listed).clone();
+            let ready: Vec<usize> = held
+                .keys()
+                .copied()
+                .filter(|k| {
+                    states[..=*k]
+                        .iter()
+                        .all(|s| matches!(s, Some(Listed::Ok { .. })))
+                })
+                .collect();
+            held.retain(|k, _| {
+                !states[..=*k]
+                    .iter()
+                    .any(|s| matches!(s, Some(Listed::Failed)))
+            });
+            for k in ready {
+                if let Some(page) = held.remove(&k) {
+                    self.hand_over_page(page, &mut handing, hand_over).await?;
+                }
             }
-            first_page = false;
-            if !self.hand_over_page(page, &mut handing, hand_over).await? {
-                break;
-            }
-        }
-        // The newest count any listing gave.
-        if let Some(total) = handing.total {
-            self.waiting_hint.store(total, Ordering::Relaxed);
         }
         if !handing.answered {
             if let Some(e) = handing.first_error {
@@ -144,40 +180,50 @@ impl EwsSource {
         } else if !handing.failed.is_empty() {
             let failed = std::mem::take(&mut handing.failed);
             let (ids, results) = failed.into_iter().unzip();
-            hand_over(self.assemble(ids, results, None, None).await?);
+            hand_over(usize::MAX, self.assemble(ids, results, None, None).await?);
         }
-        let listed = handing.listed;
-        Ok(if (handing.last_page_ends && !handing.cut) || listed == 0 {
+        // What was listed, up to the first listing that failed.
+        let (mut count, mut last_page_ends, mut cut, mut total) = (0u32, false, false, None);
+        for state in lock(listed).iter() {
+            match state {
+                Some(Listed::Ok {
+                    items,
+                    ends,
+                    total: t,
+                }) => {
+                    count += items;
+                    last_page_ends = *ends;
+                    total = total.max(*t);
+                }
+                _ => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        // The newest count any listing gave.
+        if let Some(total) = total {
+            self.waiting_hint.store(total, Ordering::Relaxed);
+        }
+        Ok(if (last_page_ends && !cut) || count == 0 {
             None
         } else {
-            Some(Cursor::new(offset.saturating_add(listed).to_string()))
+            Some(Cursor::new(offset.saturating_add(count).to_string()))
         })
     }
 
-    /// Hands over one downloaded `page` (see [`fetch_in_pages`](Self::fetch_in_pages)),
-    /// keeping count in `handing`; `false` when its listing failed and the fetch ends before
-    /// it.
+    /// Hands over one downloaded `page` whose listing, and every listing before it, succeeded
+    /// (see [`fetch_in_pages`](Self::fetch_in_pages)), keeping count in `handing`.
     async fn hand_over_page(
         &self,
         page: Page,
         handing: &mut HandOver,
-        hand_over: &(dyn Fn(Batch) + Send + Sync),
-    ) -> Result<bool, Error> {
-        let listing = match page.listing {
-            Ok(l) => l,
-            Err(e) if e.kind() == ErrorKind::Authentication => return Err(e),
-            Err(_) => {
-                // The later pages were listed from offsets past this one: handing them over
-                // now would hand them over again when the cursor comes back here.
-                handing.cut = true;
-                return Ok(false);
-            }
-        };
-        handing.listed += listing.items.len() as u32;
-        handing.last_page_ends = listing.includes_last;
+        hand_over: &(dyn Fn(usize, Batch) + Send + Sync),
+    ) -> Result<(), Error> {
         let Some(download) = page.download else {
-            return Ok(true);
+            return Ok(());
         };
+        let ids = page.ids.clone();
         let fetched = match item_results(vec![(page.ids, Some(download))]) {
             Ok(fetched) => fetched,
             Err(e) if e.kind() == ErrorKind::Authentication => return Err(e),
@@ -185,9 +231,9 @@ impl EwsSource {
                 // The page's GetItem failed as a whole: its items fail, unless no page answers.
                 handing
                     .failed
-                    .extend(listing_ids(&listing).map(|id| (id, Err(copy_error(&e)))));
+                    .extend(ids.into_iter().map(|id| (id, Err(copy_error(&e)))));
                 handing.first_error.get_or_insert(e);
-                return Ok(true);
+                return Ok(());
             }
         };
         handing.answered = true;
@@ -200,21 +246,33 @@ impl EwsSource {
                 .filter(|(id, _)| handing.seen.insert(id.id.clone()))
                 .unzip();
         if !ids.is_empty() {
-            hand_over(self.assemble(ids, results, None, None).await?);
+            hand_over(page.index, self.assemble(ids, results, None, None).await?);
         }
-        Ok(true)
+        Ok(())
     }
+}
+
+/// What a page's listing said.
+#[derive(Clone, Copy)]
+enum Listed {
+    /// It listed `items`; `ends`: the folder ends there; `total`: the folder's count.
+    Ok {
+        items: u32,
+        ends: bool,
+        total: Option<u64>,
+    },
+    /// It failed.
+    Failed,
+}
+
+/// The page states, whatever a panicking holder left.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What a fetch in pages has handed over so far.
 #[derive(Default)]
 struct HandOver {
-    /// Messages listed by the pages up to now.
-    listed: u32,
-    /// The last page listed says it is the folder's end.
-    last_page_ends: bool,
-    /// A listing failed: the fetch ends before its page.
-    cut: bool,
     /// Some page's GetItem answered.
     answered: bool,
     /// The first GetItem that failed as a whole.
@@ -223,8 +281,6 @@ struct HandOver {
     failed: Vec<Fetched>,
     /// Ids handed over.
     seen: HashSet<String>,
-    /// The newest count a listing gave.
-    total: Option<u64>,
 }
 
 /// The ids of a page's listing.

@@ -2,10 +2,13 @@
 //! GetItems in flight at once, acknowledgements in chunks at once; the cursor and a failed
 //! listing in the middle of a fetch.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use connector::conformance;
 use connector::{Cursor, ErrorKind, MessageSource, RawMessage};
 use ews_mail::{EwsSource, MAX_PAGE};
-use sandbox::{Latency, most_in_flight};
+use sandbox::{FaultKind, FaultPlan, FaultRule, Latency, Protocol, Trigger, most_in_flight};
 
 use crate::support::{
     app_client, ews_503s, harness, mark_read, numbered, sandbox, seeded, unique_imids,
@@ -161,8 +164,9 @@ async fn a_fetch_and_acknowledgements_at_once_share_the_requests_in_flight() {
     sb.admin().set_latency(None);
 }
 
-/// `fetch_in_parts` hands each page over once it is downloaded, oldest first, and the parts
-/// are what `fetch` gives; the first part comes while later pages are still in flight.
+/// `fetch_in_parts` hands each page over once it is downloaded, and the parts are what `fetch`
+/// gives (`fetch` in listing order); the first part comes while later pages are still in
+/// flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_in_parts_hands_each_page_over_as_it_arrives() {
     let (sb, c) = seeded("parts", 45).await;
@@ -172,32 +176,75 @@ async fn a_fetch_in_parts_hands_each_page_over_as_it_arrives() {
         .with_fetch_concurrency(2);
     // Two requests in flight and 100 ms each: five pages take three rounds of requests or more.
     sb.admin().set_latency(Some(Latency::fixed(100)));
-    let started = std::time::Instant::now();
-    let parts = std::sync::Mutex::new(Vec::new());
+    let (parts, done, next) = in_parts(&src, 25).await;
+    sb.admin().set_latency(None);
+    assert_eq!(next.as_ref().map(Cursor::as_str), Some("25"));
+    let mut sizes: Vec<usize> = parts.iter().map(|(_, m)| m.len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [5, 10, 10], "one part per page");
+    let mut handed: Vec<String> = parts.iter().flat_map(|(_, m)| m.clone()).collect();
+    handed.sort();
+    let mut want: Vec<String> = (0..25).map(|i| format!("<parts-{i}@x>")).collect();
+    want.sort();
+    assert_eq!(handed, want, "each once");
+    // The first part was handed over before the last one had been downloaded.
+    assert!(
+        parts[0].0 + Duration::from_millis(100) <= done,
+        "{parts:?} {done:?}"
+    );
+    // The same fetch, whole, oldest first.
+    let whole = src.fetch(None, 25).await.unwrap();
+    let oldest_first: Vec<String> = (0..25).map(|i| format!("<parts-{i}@x>")).collect();
+    assert_eq!(imids(&whole.messages), oldest_first);
+    assert_eq!(whole.next, next);
+}
+
+/// A page whose download is slow holds back no other: the pages after it (their listings
+/// done) are handed over while it is still on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_page_holds_back_no_other() {
+    let (sb, c) = seeded("slow", 30).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(10)
+        .with_fetch_concurrency(3);
+    // The folder's count, so that the three pages are listed at once.
+    assert_eq!(src.count_waiting().await.unwrap(), Some(30));
+    // The three FindItems go first; the first GetItem sent, whichever page's, takes 1.5 s.
+    sb.admin().set_faults(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule {
+            trigger: Trigger::After { skip: 3, count: 1 },
+            ..FaultRule::next(Protocol::Ews, 1, FaultKind::Slow { millis: 1_500 })
+        }],
+    });
+    let (parts, _, next) = in_parts(&src, 30).await;
+    sb.admin().set_faults(FaultPlan::default());
+    assert_eq!(next, None);
+    let early: Vec<usize> = parts
+        .iter()
+        .filter(|(at, _)| *at < Duration::from_millis(1_000))
+        .map(|(_, m)| m.len())
+        .collect();
+    assert_eq!(early, [10, 10], "{parts:?}");
+    assert_eq!(parts.len(), 3, "{parts:?}");
+}
+
+/// `src.fetch_in_parts(None, max)`: each part's arrival (from the start) and Message-IDs, when
+/// the fetch ended, and its next cursor.
+async fn in_parts(
+    src: &EwsSource,
+    max: usize,
+) -> (Vec<(Duration, Vec<String>)>, Duration, Option<Cursor>) {
+    let started = Instant::now();
+    let parts = Mutex::new(Vec::new());
     let keep = |part: connector::Batch| {
+        assert!(part.failed.is_empty(), "{:?}", part.failed);
         parts
             .lock()
             .unwrap()
-            .push((started.elapsed(), imids(&part.messages), part.failed.len()));
+            .push((started.elapsed(), imids(&part.messages)));
     };
-    let next = src.fetch_in_parts(None, 25, &keep).await.unwrap();
-    let done = started.elapsed();
-    sb.admin().set_latency(None);
-    assert_eq!(next.as_ref().map(Cursor::as_str), Some("25"));
-    let parts = parts.into_inner().unwrap();
-    let sizes: Vec<usize> = parts.iter().map(|(_, m, _)| m.len()).collect();
-    assert_eq!(sizes, [10, 10, 5], "one part per page");
-    assert!(parts.iter().all(|(_, _, failed)| *failed == 0));
-    let handed: Vec<String> = parts.iter().flat_map(|(_, m, _)| m.clone()).collect();
-    let want: Vec<String> = (0..25).map(|i| format!("<parts-{i}@x>")).collect();
-    assert_eq!(handed, want, "oldest first, each once");
-    // The first page was handed over before the last one had been downloaded.
-    assert!(
-        parts[0].0 + std::time::Duration::from_millis(100) <= done,
-        "{parts:?} {done:?}"
-    );
-    // The same fetch, whole.
-    let whole = src.fetch(None, 25).await.unwrap();
-    assert_eq!(imids(&whole.messages), handed);
-    assert_eq!(whole.next, next);
+    let next = src.fetch_in_parts(None, max, &keep).await.unwrap();
+    (parts.into_inner().unwrap(), started.elapsed(), next)
 }

@@ -209,7 +209,9 @@ async fn handle_page(
     // would otherwise start a second task for the same message.
     let mut started: HashSet<String> = HashSet::new();
     let mut receiving = true;
-    let mut oldest_reported = !first_of_pass;
+    // The oldest message the page's parts held (they may come in any order), reported as the
+    // pass's oldest waiting once the fetch ended.
+    let mut oldest: Option<OffsetDateTime> = None;
     // Outcomes waiting for their acknowledgement (keys, outcomes and acknowledgements side
     // by side). An `acknowledge_many` round starts once ACK_CHUNK wait (or whatever waits
     // when no message is being handled), up to ACK_ROUNDS at once: handling goes on
@@ -251,7 +253,7 @@ async fn handle_page(
             part = incoming.parts.recv(), if receiving => match part {
                 Some(batch) => {
                     let admitted = admit(
-                        ctx, summary, sem, skip, &mut started, &mut set, &mut oldest_reported,
+                        ctx, summary, sem, skip, &mut started, &mut set, &mut oldest,
                         &mut end, batch,
                     )
                     .await;
@@ -282,12 +284,10 @@ async fn handle_page(
                             }
                         },
                     };
-                    if !oldest_reported {
-                        // Nothing was waiting.
-                        oldest_reported = true;
+                    if first_of_pass && (end.next.is_some() || oldest.is_some()) {
                         ctx.report(Progress::OldestWaiting {
                             source: ctx.spec.name.clone(),
-                            received: None,
+                            received: oldest,
                         });
                     }
                 }
@@ -330,8 +330,8 @@ async fn handle_page(
     end
 }
 
-/// Takes one part of a page: reports the oldest message of a pass's first part, looks its
-/// messages up in the ledger (one lookup), and hands each fresh one to its task. `false` when
+/// Takes one part of a page: notes its oldest message, looks its messages up in the ledger
+/// (one lookup), and hands each fresh one to its task. `false` when
 /// the ledger could not be read (recorded in `summary`).
 #[allow(clippy::too_many_arguments)]
 async fn admit(
@@ -341,20 +341,15 @@ async fn admit(
     skip: &HashSet<String>,
     started: &mut HashSet<String>,
     set: &mut JoinSet<Handled>,
-    oldest_reported: &mut bool,
+    oldest: &mut Option<OffsetDateTime>,
     end: &mut PageEnd,
     batch: Batch,
 ) -> bool {
     for (id, e) in &batch.failed {
         summary.errors.push(format!("fetch {id}: {e}"));
     }
-    if !*oldest_reported && !batch.messages.is_empty() {
-        // Parts come oldest first: the first with messages holds the oldest.
-        *oldest_reported = true;
-        ctx.report(Progress::OldestWaiting {
-            source: ctx.spec.name.clone(),
-            received: batch.messages.iter().filter_map(|m| m.received).min(),
-        });
+    if let Some(t) = batch.messages.iter().filter_map(|m| m.received).min() {
+        *oldest = Some(oldest.map_or(t, |o| o.min(t)));
     }
     // Each message's ledger key, computed once and carried with it.
     let fresh: Vec<(String, RawMessage)> = batch
