@@ -6,7 +6,8 @@
 //!
 //! 1. ping is ONLINE and, where the source counts, reports the waiting messages;
 //! 2. paging over more messages than one batch sees each message exactly once, oldest first,
-//!    with its MIME intact;
+//!    with its MIME intact, and so does a pass of
+//!    [`fetch_in_parts`](crate::MessageSource::fetch_in_parts) (its parts in any order);
 //! 3. each acknowledgement kind (mark read, move to a named folder, delete) has its effect, seen
 //!    from outside, and takes the message out of the waiting set;
 //! 4. acknowledging many at once works item by item;
@@ -30,7 +31,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::memory::{MemoryMailbox, MemoryOutbound, MemorySource};
-use crate::message::{Acknowledgement, Envelope, MessageId, OutgoingMessage, RawMessage};
+use crate::message::{Acknowledgement, Batch, Envelope, MessageId, OutgoingMessage, RawMessage};
 use crate::traits::{MessageOutbound, MessageSource};
 use crate::{Error, ErrorKind};
 
@@ -208,6 +209,47 @@ async fn full_pass(source: &dyn MessageSource, page: usize) -> Result<Vec<RawMes
     Err("more than 1000 pages: the cursor does not advance".into())
 }
 
+/// Collects a whole pass through `fetch_in_parts`: every part's messages, following cursors.
+async fn full_pass_in_parts(
+    source: &dyn MessageSource,
+    page: usize,
+) -> Result<Vec<RawMessage>, String> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for _ in 0..1000 {
+        let parts = std::sync::Mutex::new(Vec::new());
+        let keep = |part: Batch| {
+            parts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(part);
+        };
+        let next = source
+            .fetch_in_parts(cursor.as_ref(), page, &keep)
+            .await
+            .map_err(|e| format!("fetch_in_parts failed: {e}"))?;
+        let mut got = 0;
+        for part in parts
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            if !part.failed.is_empty() {
+                return Err(format!("{} messages failed to fetch", part.failed.len()));
+            }
+            got += part.messages.len();
+            out.extend(part.messages);
+        }
+        if got > page {
+            return Err(format!("asked for at most {page}, got {got} in parts"));
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+    Err("more than 1000 pages: the cursor does not advance".into())
+}
+
 fn seq_of(m: &RawMessage) -> Option<usize> {
     let text = String::from_utf8_lossy(&m.mime);
     text.lines()
@@ -287,6 +329,23 @@ pub async fn run(h: &dyn Harness) -> Report {
                         .map(|m| (seq_of(m).unwrap_or(usize::MAX), m.id.clone()))
                         .collect();
                     Ok(())
+                }
+            }
+        },
+    );
+    // The same pass in parts: every message once, the parts in any order.
+    report.record(
+        "parts_hold_each_message_once",
+        match full_pass_in_parts(source, PAGE).await {
+            Err(e) => Err(e),
+            Ok(msgs) => {
+                let mut seqs: Vec<Option<usize>> = msgs.iter().map(seq_of).collect();
+                seqs.sort_unstable();
+                let want: Vec<Option<usize>> = (0..SEEDED).map(Some).collect();
+                if seqs == want {
+                    Ok(())
+                } else {
+                    Err(format!("want messages 0..{SEEDED} once each, got {seqs:?}"))
                 }
             }
         },

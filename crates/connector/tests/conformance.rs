@@ -14,6 +14,7 @@ async fn memory_connection_passes_the_kit() {
     // Every part of the kit ran, including outbound and broken sign-in.
     for name in [
         "paging_sees_each_message_once_oldest_first",
+        "parts_hold_each_message_once",
         "ack_move_to_folder",
         "outbound_send_reads_back",
         "broken_auth_fetch_fails",
@@ -38,6 +39,8 @@ enum Fault {
     AlwaysOnline,
     /// Claims stable cursors while it pages unread mail by offset.
     ClaimsStableCursors,
+    /// Hands the first message of a page over in two parts.
+    RepeatsInParts,
 }
 
 #[derive(Debug)]
@@ -74,6 +77,22 @@ impl MessageSource for Broken {
         }
         Ok(b)
     }
+    async fn fetch_in_parts(
+        &self,
+        cursor: Option<&Cursor>,
+        max: usize,
+        hand_over: &(dyn Fn(Batch) + Send + Sync),
+    ) -> Result<Option<Cursor>, Error> {
+        let mut b = self.fetch(cursor, max).await?;
+        let next = b.next.take();
+        if matches!(self.fault, Fault::RepeatsInParts)
+            && let Some(first) = b.messages.first().cloned()
+        {
+            hand_over(Batch::new(vec![first], None));
+        }
+        hand_over(b);
+        Ok(next)
+    }
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
         match (self.fault, ack) {
             (Fault::IgnoresMove, Acknowledgement::MoveTo(_)) => {
@@ -86,6 +105,13 @@ impl MessageSource for Broken {
             _ => self.inner.acknowledge(id, ack).await,
         }
     }
+}
+
+#[tokio::test]
+async fn kit_catches_parts_that_repeat_a_message() {
+    let report = run_broken(Fault::RepeatsInParts).await;
+    assert!(report.failed("parts_hold_each_message_once"), "{report}");
+    assert!(!report.passed());
 }
 
 async fn run_broken(fault: Fault) -> connector::conformance::Report {
