@@ -18,13 +18,15 @@ impl EwsSource {
         let chunks: Vec<Vec<ItemId>> = ids.chunks(self.chunk()).map(<[ItemId]>::to_vec).collect();
         // One slot per chunk: its GetItem's answer, empty until it finished. Each request
         // runs on its own task (its answer is parsed there, on any of the runtime's threads),
-        // holding one of the source's slots while it is sent.
+        // holding one of the source's slots, taken here in chunk order: the requests go out
+        // oldest first, `fetch_concurrency` at a time.
         let mut answers: Vec<Answer> = (0..chunks.len()).map(|_| None).collect();
         let mut running = JoinSet::new();
         for (i, chunk) in chunks.iter().cloned().enumerate() {
-            let (client, slots) = (self.client.clone(), self.slots.clone());
+            let slot = self.slots.clone().acquire_owned().await.ok();
+            let client = self.client.clone();
             running.spawn(async move {
-                let _slot = slots.acquire_owned().await.ok();
+                let _slot = slot;
                 (i, client.call(&GetItem::with_mime(chunk)).await)
             });
         }
