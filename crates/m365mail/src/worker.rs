@@ -141,10 +141,22 @@ async fn connect(url: &str, shutdown: &Shutdown) -> Result<Option<fleet::PgStore
 }
 
 /// Records each pass's start (with the waiting count), end and OFFLINE diagnosis in the fleet's
-/// status table, for `m365mail status`. Written on tasks of their own: a slow database never
-/// holds up a pass, and a lost report is replaced by the next.
+/// status table, for `m365mail status`. Written by a task of its own, so that a slow database
+/// never holds up a pass, in the order the pipeline reported them: written each on a task of
+/// its own, a pass's end could reach the table before its start (the store's connections run
+/// side by side), and the table then showed a pass that never finished.
 fn report_status(pipeline: &mut Pipeline, status: fleet::PgStatus, worker: &str) {
-    let worker = worker.to_owned();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<(String, SourceEvent)>();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let worker = worker.to_owned();
+        rt.spawn(async move {
+            while let Some((source, event)) = events.recv().await {
+                if let Err(e) = status.record(&source, &worker, &event).await {
+                    tracing::debug!(source, error = %e, "recording the source's status failed");
+                }
+            }
+        });
+    }
     pipeline.on_progress(move |event: &Progress| {
         let (source, event) = match event {
             Progress::Started { source, waiting } => {
@@ -165,13 +177,7 @@ fn report_status(pipeline: &mut Pipeline, status: fleet::PgStatus, worker: &str)
             ),
             _ => return,
         };
-        let (status, worker, source) = (status.clone(), worker.clone(), source.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = status.record(&source, &worker, &event).await {
-                    tracing::debug!(source, error = %e, "recording the source's status failed");
-                }
-            });
-        }
+        // Without the writer (no runtime), the report is dropped, as a lost one always was.
+        let _ = tx.send((source.clone(), event));
     });
 }
