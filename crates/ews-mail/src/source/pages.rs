@@ -121,7 +121,8 @@ impl EwsSource {
                         Ok(l) => listing_ids(l).collect(),
                         Err(_) => Vec::new(),
                     };
-                    let download = if ids.is_empty() {
+                    // A page after a failed listing never goes: it is not downloaded.
+                    let download = if ids.is_empty() || failed_before(&lock(listed), index) {
                         None
                     } else {
                         Some(self.call(&GetItem::with_mime(ids.clone())).await)
@@ -137,7 +138,9 @@ impl EwsSource {
             .buffer_unordered(self.fetch_concurrency);
         let mut handing = HandOver::default();
         let mut held: BTreeMap<usize, Page> = BTreeMap::new();
+        let mut arrived = vec![false; starts.len()];
         while let Some(page) = pages.next().await {
+            arrived[page.index] = true;
             match &page.listing {
                 // Without a hint the first listing failing fails the fetch; so it does with
                 // one. A refused sign-in fails it wherever it comes.
@@ -162,17 +165,23 @@ impl EwsSource {
                         .all(|s| matches!(s, Some(Listed::Ok { .. })))
                 })
                 .collect();
-            held.retain(|k, _| {
-                !states[..=*k]
-                    .iter()
-                    .any(|s| matches!(s, Some(Listed::Failed)))
-            });
+            held.retain(|k, _| !failed_before(&states, *k + 1));
             for k in ready {
                 if let Some(page) = held.remove(&k) {
                     self.hand_over_page(page, &mut handing, hand_over).await?;
                 }
             }
+            // Once a listing failed and every page before it is in, nothing later can go:
+            // the pages still in flight or not yet begun are dropped, not fetched for nothing.
+            if let Some(cut) = states
+                .iter()
+                .position(|s| matches!(s, Some(Listed::Failed)))
+                && arrived[..cut].iter().all(|a| *a)
+            {
+                break;
+            }
         }
+        drop(pages);
         if !handing.answered {
             if let Some(e) = handing.first_error {
                 return Err(e);
@@ -263,6 +272,13 @@ enum Listed {
     },
     /// It failed.
     Failed,
+}
+
+/// Whether a listing before the page at `index` failed.
+fn failed_before(states: &[Option<Listed>], index: usize) -> bool {
+    states[..index]
+        .iter()
+        .any(|s| matches!(s, Some(Listed::Failed)))
 }
 
 /// The page states, whatever a panicking holder left.

@@ -91,8 +91,14 @@ async fn a_listing_that_fails_ends_the_batch_before_its_page() {
         .with_fetch_concurrency(1);
     // The third listing and its three retries fail.
     sb.admin().set_faults(ews_503s(4, 4));
+    sb.admin().clear_request_log();
     let b = src.fetch(None, MAX_PAGE).await.unwrap();
     assert_eq!(sb.admin().faults_fired(), 4);
+    // Nothing after the failed listing is listed or downloaded: it could not be handed over.
+    let log = sb.request_log();
+    assert_eq!(log.count_operation("GetItem"), 2, "{log:?}");
+    // Two listings, then the failed one and its three retries.
+    assert_eq!(log.count_operation("FindItem"), 2 + 4, "{log:?}");
     assert!(b.failed.is_empty(), "{:?}", b.failed);
     assert_eq!(unique_imids(&b.messages), numbered("cut", 0..20));
     assert_eq!(b.next.as_ref().map(Cursor::as_str), Some("20"));
