@@ -93,5 +93,6 @@ pub use token::{
 };
 pub use traits::{
     MessageOutbound, MessageSource, OutboundCapabilities, SourceCapabilities, SyncKind,
+    fetch_as_one_part,
 };
 pub use transport::{is_loopback, is_loopback_host};

@@ -173,10 +173,7 @@ pub trait MessageSource: Send + Sync {
         max: usize,
         hand_over: &(dyn Fn(Batch) + Send + Sync),
     ) -> Result<Option<Cursor>, Error> {
-        let mut page = self.fetch(cursor, max).await?;
-        let next = page.next.take();
-        hand_over(page);
-        Ok(next)
+        fetch_as_one_part(self, cursor, max, hand_over).await
     }
 
     /// Acknowledges one handled message.
@@ -194,6 +191,24 @@ pub trait MessageSource: Send + Sync {
         }
         out
     }
+}
+
+/// What [`MessageSource::fetch_in_parts`] does by default: fetches the page with
+/// [`MessageSource::fetch`] and hands it over whole, as one part, returning its
+/// [`Batch::next`].
+///
+/// For a source that overrides `fetch_in_parts` for some of its pages only: the others go
+/// through this, as they would without the override.
+pub async fn fetch_as_one_part<S: MessageSource + ?Sized>(
+    source: &S,
+    cursor: Option<&Cursor>,
+    max: usize,
+    hand_over: &(dyn Fn(Batch) + Send + Sync),
+) -> Result<Option<Cursor>, Error> {
+    let mut page = source.fetch(cursor, max).await?;
+    let next = page.next.take();
+    hand_over(page);
+    Ok(next)
 }
 
 /// Where mail goes out: Graph `sendMail`, EWS `CreateItem`, SMTP.

@@ -83,15 +83,14 @@ impl MessageSource for Broken {
         max: usize,
         hand_over: &(dyn Fn(Batch) + Send + Sync),
     ) -> Result<Option<Cursor>, Error> {
-        let mut b = self.fetch(cursor, max).await?;
-        let next = b.next.take();
-        if matches!(self.fault, Fault::RepeatsInParts)
-            && let Some(first) = b.messages.first().cloned()
-        {
-            hand_over(Batch::new(vec![first], None));
-        }
-        hand_over(b);
-        Ok(next)
+        let repeats = matches!(self.fault, Fault::RepeatsInParts);
+        let each = |b: Batch| {
+            if repeats && let Some(first) = b.messages.first().cloned() {
+                hand_over(Batch::new(vec![first], None));
+            }
+            hand_over(b);
+        };
+        connector::fetch_as_one_part(self, cursor, max, &each).await
     }
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
         match (self.fault, ack) {

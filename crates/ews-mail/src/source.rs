@@ -592,10 +592,7 @@ impl MessageSource for EwsSource {
             let each = |_: usize, part: Batch| hand_over(part);
             return self.fetch_in_pages(offset, max, chunk, &each).await;
         }
-        let mut batch = self.fetch(cursor, max).await?;
-        let next = batch.next.take();
-        hand_over(batch);
-        Ok(next)
+        connector::fetch_as_one_part(self, cursor, max, hand_over).await
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
