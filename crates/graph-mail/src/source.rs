@@ -390,29 +390,45 @@ impl MessageSource for GraphSource {
     }
 
     async fn fetch(&self, cursor: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
-        let max = max.clamp(1, self.config.max_batch);
-        if let Some(d) = &self.delta {
-            return self.fetch_delta(d, cursor, max).await;
+        let (metas, next) = self.list(cursor, max).await?;
+        let mimes = self.mimes(&metas).await;
+        Ok(into_batch(metas, mimes, next))
+    }
+
+    /// Without `$batch`, each message is handed over as soon as its MIME is downloaded
+    /// (those that end together, as one part), so that the handling and acknowledgement of the
+    /// first ones share the mailbox's requests in flight with the downloads of the rest; with
+    /// `$batch`, the whole page at once.
+    async fn fetch_in_parts(
+        &self,
+        cursor: Option<&Cursor>,
+        max: usize,
+        hand_over: &(dyn Fn(Batch) + Send + Sync),
+    ) -> Result<Option<Cursor>, Error> {
+        if self.config.use_batch {
+            return connector::fetch_as_one_part(self, cursor, max, hand_over).await;
         }
-        let page = match cursor {
-            Some(c) => {
-                self.client
-                    .execute(&api::FollowLink::new(c.as_str()))
-                    .await?
-            }
-            None => {
-                let list = api::ListUnread::new(&self.config.folder, max);
-                self.client.execute(&list).await?
-            }
-        };
-        if page.messages.len() > max && cursor.is_none() {
-            return Err(Error::bad_response(format!(
-                "asked Graph for {max} messages and got {}",
-                page.messages.len()
-            )));
+        use futures_util::StreamExt as _;
+        let (metas, next) = self.list(cursor, max).await?;
+        let mut requests: Vec<Pooled<'_, _>> = Vec::with_capacity(metas.len());
+        for (i, m) in metas.iter().enumerate() {
+            let id = m.id.clone();
+            requests.push(Box::pin(async move { (i, self.mime_one(&id).await) }));
         }
-        let mimes = self.mimes(&page.messages).await;
-        Ok(into_batch(page.messages, mimes, page.next_link))
+        let mut metas: Vec<Option<MessageMeta>> = metas.into_iter().map(Some).collect();
+        let mut downloads = futures_util::stream::iter(requests)
+            .buffer_unordered(self.config.in_flight.max(1))
+            .ready_chunks(self.config.in_flight.max(1));
+        while let Some(mut ended) = downloads.next().await {
+            // Oldest first within a part, as in a page.
+            ended.sort_by_key(|(i, _)| *i);
+            let (part, mimes): (Vec<MessageMeta>, Vec<_>) = ended
+                .into_iter()
+                .filter_map(|(i, mime)| Some((metas.get_mut(i)?.take()?, mime)))
+                .unzip();
+            hand_over(into_batch(part, mimes, None));
+        }
+        Ok(next.map(Cursor::new))
     }
 
     async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
@@ -486,18 +502,39 @@ fn into_batch(
 }
 
 impl GraphSource {
-    async fn fetch_delta(
+    /// The messages of the page at `cursor` (at most `max`) and the cursor after it: unread
+    /// mail as Graph lists it, or in delta mode the saved pending set after a delta round.
+    async fn list(
         &self,
-        d: &DeltaMode,
         cursor: Option<&Cursor>,
         max: usize,
-    ) -> Result<Batch, Error> {
-        if cursor.is_none() {
-            d.refresh(&self.client, &self.config.folder, None).await?;
+    ) -> Result<(Vec<MessageMeta>, Option<String>), Error> {
+        let max = max.clamp(1, self.config.max_batch);
+        if let Some(d) = &self.delta {
+            if cursor.is_none() {
+                d.refresh(&self.client, &self.config.folder, None).await?;
+            }
+            let page = d.page(cursor.map(Cursor::as_str), max).await?;
+            return Ok((page.metas, page.next));
         }
-        let page = d.page(cursor.map(Cursor::as_str), max).await?;
-        let mimes = self.mimes(&page.metas).await;
-        Ok(into_batch(page.metas, mimes, page.next))
+        let page = match cursor {
+            Some(c) => {
+                self.client
+                    .execute(&api::FollowLink::new(c.as_str()))
+                    .await?
+            }
+            None => {
+                let list = api::ListUnread::new(&self.config.folder, max);
+                self.client.execute(&list).await?
+            }
+        };
+        if page.messages.len() > max && cursor.is_none() {
+            return Err(Error::bad_response(format!(
+                "asked Graph for {max} messages and got {}",
+                page.messages.len()
+            )));
+        }
+        Ok((page.messages, page.next_link))
     }
 
     /// [`Acknowledgement::Keep`] leaves the message as it is, which only delta mode can do:

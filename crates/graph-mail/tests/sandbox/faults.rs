@@ -348,3 +348,54 @@ async fn single_requests_keep_up_to_in_flight_slots_busy_and_answers_stay_with_t
     }
     admin.set_latency(None);
 }
+
+/// Without `$batch`, `fetch_in_parts` hands each message over as soon as its download ends
+/// (those that end together as one part, oldest first), so a pipeline handles and acknowledges
+/// the first messages of a page while the rest download; together the parts are the page.
+#[tokio::test]
+async fn single_requests_hand_each_download_over_as_it_ends() {
+    let e = env().await;
+    let mb = "helpdesk@contoso.example";
+    e.seed(mb, 12, "parts");
+    e.sb.admin().set_latency(Some(sandbox::Latency::fixed(100)));
+    let source = GraphSource::new(
+        e.client(Mailbox::user(mb)),
+        SourceConfig::default()
+            .max_batch(12)
+            .use_batch(false)
+            .in_flight(4),
+    );
+    let parts: std::sync::Mutex<Vec<connector::Batch>> = Default::default();
+    let next = source
+        .fetch_in_parts(None, 12, &|part| parts.lock().unwrap().push(part))
+        .await
+        .expect("fetch in parts");
+    e.sb.admin().set_latency(None);
+    let parts = parts.into_inner().unwrap();
+    // Four downloads in flight at a time: no part holds more than four, so twelve make three
+    // parts at least (the whole page as one part before).
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let mut got = Vec::new();
+    for part in &parts {
+        assert!(part.failed.is_empty(), "{:?}", part.failed);
+        assert!(part.messages.len() <= 4, "{}", part.messages.len());
+        let received: Vec<_> = part.messages.iter().map(|m| m.received).collect();
+        assert!(received.is_sorted(), "oldest first within a part");
+        for m in &part.messages {
+            let imid = m.internet_message_id.clone().expect("Message-ID");
+            assert!(String::from_utf8_lossy(&m.mime).contains(&imid));
+            got.push(imid);
+        }
+    }
+    let whole = source.fetch(None, 12).await.expect("fetch");
+    let mut want: Vec<_> = whole
+        .messages
+        .iter()
+        .filter_map(|m| m.internet_message_id.clone())
+        .collect();
+    assert_eq!(want.len(), 12);
+    assert_eq!(next, whole.next, "the cursor a fetch gives");
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "each message once");
+}
