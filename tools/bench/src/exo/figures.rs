@@ -58,6 +58,7 @@ pub(super) fn figures(
     };
     run.slots = slots;
     let (mut ceil, mut min_of, mut all, mut any) = (0.0, f64::INFINITY, 0.0, 0.0);
+    let mut rates = 0.0;
     let (mut first, mut last, mut holds, mut n_uses) = (u64::MAX, 0u64, 0.0, 0usize);
     let mut measured = 0usize;
     for (addr, &done) in boxes.iter().zip(handled) {
@@ -84,6 +85,7 @@ pub(super) fn figures(
         );
         ceil += c;
         let rate = done as f64 / ((end - start).max(1) as f64 / 1e6);
+        rates += rate;
         if c > 0.0 {
             min_of = f64::min(min_of, rate / c);
         }
@@ -100,6 +102,7 @@ pub(super) fn figures(
     run.rate = run.handled as f64 / ((last - first).max(1) as f64 / 1e6);
     run.of_ceiling = if ceil > 0.0 { run.rate / ceil } else { 0.0 };
     run.of_ceiling_min = if min_of.is_finite() { min_of } else { 0.0 };
+    run.of_ceiling_each = if ceil > 0.0 { rates / ceil } else { 0.0 };
     run.all_slots_busy = all / measured as f64;
     run.any_slot_busy = any / measured as f64;
 }
