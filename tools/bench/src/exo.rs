@@ -80,8 +80,8 @@ pub struct ExoArgs {
     #[arg(long, default_value_t = 27)]
     pub ews_in_flight: usize,
     /// ews-mail's items per request; 0: one FindItem a fetch and 100 items per request, as
-    /// before `EwsSource::with_item_chunk` (default: the mailbox's messages ÷
-    /// `--ews-in-flight`, so that a mailbox's pages fill the slots).
+    /// before `EwsSource::with_item_chunk` (default: a fetch's messages, the mailbox's or
+    /// `--page` if fewer, ÷ `--ews-in-flight`, so that a fetch's pages fill the slots).
     #[arg(long)]
     pub ews_item_chunk: Option<usize>,
     /// Messages per fetch of our ingest jobs.
@@ -341,13 +341,15 @@ pub fn main(args: ExoArgs) -> Result<(), String> {
 }
 
 /// ews-mail's requests in flight and items per request for mailboxes of `per` messages: by
-/// default a mailbox's pages are sized to fill the slots (`per` ÷ the requests in flight, 1 to
-/// 100); `--ews-item-chunk 0`: ews-mail's defaults (one FindItem a fetch, 100 per request).
+/// default a fetch's pages are sized to fill the slots (the fetch's messages, `per` or
+/// `--page` if fewer, ÷ the requests in flight, 1 to 100); `--ews-item-chunk 0`: ews-mail's
+/// defaults (one FindItem a fetch, 100 per request).
 fn ews_requests(args: &ExoArgs, per: usize) -> (usize, Option<usize>) {
     let in_flight = args.ews_in_flight.clamp(1, ews_mail::MAX_FETCH_CONCURRENCY);
+    let fetched = per.min(args.page.max(1));
     let chunk = match args.ews_item_chunk {
         Some(0) => None,
-        None => Some(per.div_ceil(in_flight).clamp(1, ews_mail::ITEM_CHUNK)),
+        None => Some(fetched.div_ceil(in_flight).clamp(1, ews_mail::ITEM_CHUNK)),
         Some(n) => Some(n.clamp(1, ews_mail::ITEM_CHUNK)),
     };
     (in_flight, chunk)
@@ -730,6 +732,32 @@ mod tests {
         );
         assert!((run.all_slots_busy - 0.5).abs() < 1e-9);
         assert!((run.any_slot_busy - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ews_pages_are_sized_to_fill_the_slots_of_one_fetch() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            exo: ExoArgs,
+        }
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["exo", "--bin", "m365mail"];
+            argv.extend_from_slice(extra);
+            <Cli as clap::Parser>::try_parse_from(argv).unwrap().exo
+        };
+        // 100 messages a mailbox: 4 a request fill 27 slots.
+        assert_eq!(ews_requests(&args(&[]), 100), (27, Some(4)));
+        // 10,000 a mailbox are fetched 1,000 at a time: 38 a request, not 100 (10 slots).
+        assert_eq!(ews_requests(&args(&[]), 10_000), (27, Some(38)));
+        assert_eq!(
+            ews_requests(&args(&["--page", "200"]), 10_000),
+            (27, Some(8))
+        );
+        assert_eq!(
+            ews_requests(&args(&["--ews-item-chunk", "0"]), 10_000),
+            (27, None)
+        );
     }
 
     #[test]
