@@ -87,6 +87,10 @@ pub struct ExoArgs {
     /// Messages per fetch of our ingest jobs.
     #[arg(long, default_value_t = 1000)]
     pub page: usize,
+    /// The handler's `[handler] concurrency`: messages of one source handled at once (the
+    /// pipeline's default is 4, which holds EWS pages of hundreds of messages back).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
     /// The handler's `batch_size` (messages per fetch: with 200, a page's listing and the
     /// ends of its downloads and acknowledgements weigh a quarter of what they do with 50).
     #[arg(long, default_value_t = 200)]
@@ -528,19 +532,18 @@ async fn one(
                 args.in_flight
             };
             let cfg = dir.join("m365mail.toml");
-            std::fs::write(
-                &cfg,
-                tenant::config_toml(
-                    &sb,
-                    &mailboxes,
-                    &dir.join("out"),
-                    30,
-                    args.batch_size,
-                    Some(&ca),
-                    (!batch).then_some(in_flight),
-                ),
-            )
-            .map_err(|e| format!("{}: {e}", cfg.display()))?;
+            let mut text = tenant::config_toml(
+                &sb,
+                &mailboxes,
+                &dir.join("out"),
+                30,
+                args.batch_size,
+                Some(&ca),
+                (!batch).then_some(in_flight),
+            );
+            // `[handler]` is the file's last table.
+            text.push_str(&format!("concurrency = {}\n", args.concurrency));
+            std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
             let (_, err) = log("handler")?;
             let out = std::fs::File::create(dir.join("handler.json")).map_err(|e| e.to_string())?;
             let mut cmd = Command::new(&args.bin);

@@ -213,6 +213,7 @@ pub struct SourceConfig {
     /// each request carries 8 items, and in the `cargo xtask bench --exo` scenario the pace a
     /// mailbox can be read at is half what it is with 38 (with the default `batch_size` of 50,
     /// 2 items each). Unset: one FindItem a fetch and 100 items per request (the fewest requests).
+    /// Pages that arrive this fast want `[handler] concurrency` of about 16.
     #[serde(default)]
     pub requests_in_flight: Option<usize>,
     /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL (default: the app's
@@ -365,6 +366,13 @@ pub struct HandlerConfig {
     /// means fewer list requests per message (and more MIME held in memory at once).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Messages of one source handled at once (1 to 64, default 4): each is parsed, routed,
+    /// written to its project folder (and POSTed to the webhook) on its own. A source that
+    /// downloads hundreds of messages a second (EWS with `requests_in_flight`) is held back by
+    /// 4 at once, whose writes and syncs pace its acknowledgements; 16 keeps up with it. A
+    /// webhook receives up to this many requests at once from each source.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// The largest message handed to the parser, in MiB (default 150, the largest message
     /// Microsoft 365 accepts); a bigger one is parked unparsed with the reason.
     #[serde(default = "default_max_message_mib")]
@@ -387,6 +395,9 @@ fn default_poll() -> u64 {
 fn default_batch() -> usize {
     50
 }
+fn default_concurrency() -> usize {
+    4
+}
 fn default_max_message_mib() -> u32 {
     150
 }
@@ -400,6 +411,7 @@ impl Default for HandlerConfig {
             max_attempts: default_attempts(),
             poll_interval_secs: default_poll(),
             batch_size: default_batch(),
+            concurrency: default_concurrency(),
             max_message_mib: default_max_message_mib(),
             subject_token: None,
         }

@@ -207,6 +207,8 @@ pub struct Handler {
     pub poll_interval: Duration,
     /// Messages per fetch (also the sources' list page size).
     pub batch_size: usize,
+    /// Messages of one source handled at once (`handler.concurrency`, 1 to 64).
+    pub concurrency: usize,
     /// The largest message handed to the parser, in bytes.
     pub max_message_bytes: usize,
     /// The subject token's prefix (`handler.subject_token`).
@@ -218,6 +220,7 @@ impl Handler {
     pub fn options(&self) -> handler::Options {
         let options = handler::Options::default()
             .batch_size(self.batch_size)
+            .concurrency(self.concurrency)
             .max_attempts(self.max_attempts)
             .poll_interval(self.poll_interval)
             .max_mime(self.max_message_bytes);

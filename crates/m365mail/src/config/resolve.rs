@@ -22,6 +22,9 @@ mod document;
 
 use document::{At, Document};
 
+/// The most messages of one source `handler.concurrency` lets the handler handle at once.
+const MAX_CONCURRENCY: usize = 64;
+
 /// Parses `text`, applies `overrides` and resolves it.
 pub(super) fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
     let parse_error = |e: toml::de::Error| ConfigError::Parse {
@@ -663,6 +666,16 @@ impl Resolver<'_> {
             }
             None => None,
         };
+        if !(1..=MAX_CONCURRENCY).contains(&h.concurrency) {
+            return Err(self.invalid(
+                "handler.concurrency",
+                &[At::Key("handler"), At::Key("concurrency")],
+                format!(
+                    "{} messages handled at once: give 1 to {MAX_CONCURRENCY}",
+                    h.concurrency
+                ),
+            ));
+        }
         Ok(Handler {
             output_dir: h.output_dir.clone(),
             webhook,
@@ -670,6 +683,7 @@ impl Resolver<'_> {
             max_attempts: h.max_attempts,
             poll_interval: Duration::from_secs(h.poll_interval_secs),
             batch_size: h.batch_size,
+            concurrency: h.concurrency,
             max_message_bytes: usize::try_from(h.max_message_mib)
                 .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
             subject_token: h.subject_token.clone().filter(|p| !p.trim().is_empty()),

@@ -220,6 +220,7 @@ fn toml_string(s: &str) -> String {
 /// The configuration of a scenario's workers: the app (trusting `ca_file` when the sandbox
 /// serves HTTPS), one source per mailbox (mail routed to a project named after the source;
 /// every source with `requests_in_flight` when given), the folder handler writing to `out`.
+/// `[handler]` is the last table, so a caller may append keys to it.
 pub fn config_toml(
     sb: &Sandbox,
     mailboxes: &[Mailbox],

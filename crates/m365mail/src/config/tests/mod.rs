@@ -404,3 +404,14 @@ fn the_subject_token_prefix_reaches_the_pipeline() {
     let c = parsed(GOOD);
     assert_eq!(c.handler.options().subject_token, None);
 }
+
+#[test]
+fn the_handlers_concurrency_reaches_the_pipeline() {
+    let c = parsed(&format!("{GOOD}\n[handler]\nconcurrency = 16\n"));
+    assert_eq!(c.handler.options().concurrency, 16);
+    // Unset, the pipeline's own default.
+    assert_eq!(
+        parsed(GOOD).handler.options().concurrency,
+        handler::Options::default().concurrency
+    );
+}

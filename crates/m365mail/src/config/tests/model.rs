@@ -210,6 +210,18 @@ fn a_bad_value_in_each_checked_place_is_refused_once_with_its_key_and_line() {
             "webhook = ",
             "handler.webhook",
         ),
+        (
+            "no message handled at once",
+            format!("{GOOD}\n[handler]\nbatch_size = 5\nconcurrency = 0\n"),
+            "concurrency = ",
+            "handler.concurrency",
+        ),
+        (
+            "more at once than the handler allows",
+            format!("{GOOD}\n[handler]\nconcurrency = 65\n"),
+            "concurrency = ",
+            "handler.concurrency",
+        ),
     ];
     for (what, text, on_line, key) in cases {
         let e = Config::parse(&text, Path::new("m.toml")).unwrap_err();
