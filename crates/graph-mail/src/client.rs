@@ -117,6 +117,7 @@ impl GraphClientBuilder {
                 jitter: self.jitter,
                 log: self.log,
                 permits: Arc::new(Semaphore::new(self.max_concurrency)),
+                max_concurrency: self.max_concurrency,
                 max_body: self.max_body,
             }),
         })
@@ -133,6 +134,8 @@ struct Inner {
     jitter: Arc<dyn Jitter>,
     log: ConnectionLog,
     permits: Arc<Semaphore>,
+    /// The permits' number.
+    max_concurrency: usize,
     max_body: usize,
 }
 
@@ -156,6 +159,21 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct GraphClient {
     inner: Arc<Inner>,
+}
+
+/// How [`GraphClient::send`] sends a request.
+#[derive(Clone, Copy)]
+struct Sending<'a> {
+    /// What the call does, for errors and logs.
+    what: &'a str,
+    /// Whether it may be repeated after a lost answer.
+    idem: Idempotency,
+    /// A second log that gets the lines too (a ping's own).
+    extra: Option<&'a ConnectionLog>,
+    /// Whether it carries the bearer token.
+    auth: bool,
+    /// The client's requests in flight it holds.
+    slots: usize,
 }
 
 enum Attempt {
@@ -221,23 +239,43 @@ impl GraphClient {
         op: &O,
         extra: Option<&ConnectionLog>,
     ) -> Result<O::Output, Error> {
+        self.execute_holding(op, extra, 1).await
+    }
+
+    /// [`execute_logged`](Self::execute_logged), the request holding `slots` of the client's
+    /// requests in flight (a `$batch` one per item, up to the limit).
+    async fn execute_holding<O: GraphOperation + ?Sized>(
+        &self,
+        op: &O,
+        extra: Option<&ConnectionLog>,
+        slots: usize,
+    ) -> Result<O::Output, Error> {
         let ep = &self.inner.endpoint;
         let req = op.request(ep)?;
-        let r = self
-            .send(op.what(), req, op.idempotency(), extra, op.authenticated())
-            .await?;
+        let how = Sending {
+            what: op.what(),
+            idem: op.idempotency(),
+            extra,
+            auth: op.authenticated(),
+            slots,
+        };
+        let r = self.send(req, &how).await?;
         op.parse(ep, &r)
     }
 
-    /// Sends one request with retries under `idem`.
+    /// Sends one request with retries, as `how` says.
     async fn send(
         &self,
-        what: &str,
         req: http::Request<Vec<u8>>,
-        idem: Idempotency,
-        extra: Option<&ConnectionLog>,
-        auth: bool,
+        how: &Sending<'_>,
     ) -> Result<Response, Error> {
+        let Sending {
+            what,
+            idem,
+            extra,
+            auth,
+            ..
+        } = *how;
         let (parts, body) = req.into_parts();
         let body = Bytes::from(body);
         let url = Url::parse(&parts.uri.to_string())
@@ -253,7 +291,7 @@ impl GraphClient {
         loop {
             attempt += 1;
             let outcome = self
-                .attempt(what, &parts, &url, body.clone(), token.as_ref(), extra)
+                .attempt(how, &parts, &url, body.clone(), token.as_ref())
                 .await;
             let (err, refresh) = match outcome {
                 Attempt::Done(r) => return Ok(r),
@@ -309,13 +347,13 @@ impl GraphClient {
 
     async fn attempt(
         &self,
-        what: &str,
+        how: &Sending<'_>,
         parts: &http::request::Parts,
         url: &Url,
         body: Bytes,
         token: Option<&crate::token::AccessToken>,
-        extra: Option<&ConnectionLog>,
     ) -> Attempt {
+        let (what, extra) = (how.what, how.extra);
         let mut rb = self
             .inner
             .http
@@ -330,7 +368,13 @@ impl GraphClient {
         }
         let started = OffsetDateTime::now_utc();
         let t0 = Instant::now();
-        let permit = match Arc::clone(&self.inner.permits).acquire_owned().await {
+        // A `$batch` runs its items at once, each holding one of the mailbox's slots: it takes
+        // as many of the client's requests in flight as it has items, up to all of them.
+        let slots = u32::try_from(how.slots.clamp(1, self.inner.max_concurrency)).unwrap_or(1);
+        let permit = match Arc::clone(&self.inner.permits)
+            .acquire_many_owned(slots)
+            .await
+        {
             Ok(p) => p,
             Err(_) => {
                 return Attempt::Fail {
@@ -448,6 +492,11 @@ impl GraphClient {
     /// the operation's declared idempotency: 429 after its `Retry-After`, 5xx) and 424 (failed
     /// dependency) are resubmitted, within the retry policy; every other inner failure is that
     /// item's error. No item is dropped: an item the service did not answer is an error.
+    ///
+    /// Graph runs a `$batch`'s items at once, each holding one of the mailbox's concurrency
+    /// slots, so each POST holds as many of this client's requests in flight as it has items
+    /// (up to all of them): batches sent together take turns instead of having their extra
+    /// items answered 429.
     pub async fn batch<O: GraphOperation>(
         &self,
         what: &str,
@@ -533,7 +582,9 @@ impl GraphClient {
                 } else {
                     Idempotency::SendOnce
                 };
-                let answers = self.execute(&JsonBatch::new(batch_items, what, idem)).await;
+                let answers = self
+                    .execute_holding(&JsonBatch::new(batch_items, what, idem), None, chunk.len())
+                    .await;
                 let answers = match answers {
                     Ok(a) => a,
                     Err(e) => {

@@ -399,3 +399,36 @@ async fn single_requests_hand_each_download_over_as_it_ends() {
     want.sort();
     assert_eq!(got, want, "each message once");
 }
+
+/// A `$batch` runs its items at once, each holding one of the mailbox's four slots: it takes as
+/// many of the client's requests in flight as it has items. Two batches of 20 sent together
+/// then go one after the other instead of running 40 items against 4 slots (Graph answers the
+/// extra items 429, and each waits out its `Retry-After`).
+#[tokio::test]
+async fn batches_sent_together_take_turns_instead_of_being_throttled() {
+    let e = env().await;
+    let mb = "helpdesk@contoso.example";
+    let admin = e.sb.admin();
+    admin.set_throttle(sandbox::ThrottleConfig::default());
+    admin.set_latency(Some(sandbox::Latency::fixed(50)));
+    admin.clear_request_log();
+    let client = e.client(Mailbox::user(mb));
+    let reads: Vec<graph_mail::api::GetFolder> = (0..20)
+        .map(|_| graph_mail::api::GetFolder::new("inbox"))
+        .collect();
+    let (a, b) = tokio::join!(
+        client.batch("reading folders", &reads),
+        client.batch("reading folders", &reads)
+    );
+    admin.set_latency(None);
+    assert!(a.iter().chain(&b).all(Result::is_ok), "{a:?} {b:?}");
+    let log = e.sb.request_log();
+    let throttled: u64 = log
+        .batch_items
+        .iter()
+        .filter(|i| i.status == 429)
+        .map(|i| i.count)
+        .sum();
+    assert_eq!(throttled, 0, "{log:?}");
+    assert_eq!(log.batch_item_total(), 40, "{log:?}");
+}
