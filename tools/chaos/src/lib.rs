@@ -128,6 +128,8 @@ app = "daemon"
 mailbox = "{GRAPH_MAILBOX}"
 url = "{graph}"
 acknowledge = "move:{PROCESSED}"
+# Single requests 4 at once: in polling mode each download is handed over as it ends.
+requests_in_flight = 4
 {graph_push}
 [sources.routing.mailbox]
 primary = "{GRAPH_MAILBOX}"
