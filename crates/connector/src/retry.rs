@@ -228,6 +228,83 @@ impl RetryPolicy {
     }
 }
 
+/// A client's hold on all its requests after the service asked for a pause longer than its
+/// [`RetryPolicy`] waits for (Exchange Online answers each request with the rest of the
+/// window once a mailbox's budget is spent; EWS sends a long `BackOffMilliseconds`). Sending
+/// more meanwhile only earns more refusals, so graph-mail and ews-mail keep one per client:
+/// while it holds, a request fails at once, unsent, with [`Hold::refusal`]; once the time
+/// left is within what the policy waits for, the request waits it out and goes. A caller
+/// (the mail handler's pipeline) pauses the whole source instead of failing each message.
+///
+/// ```
+/// use std::time::Duration;
+/// use connector::retry::{Hold, RetryPolicy};
+///
+/// let policy = RetryPolicy::default(); // waits up to a minute of Retry-After itself
+/// let hold = Hold::default();
+/// hold.hold(Duration::from_secs(30), &policy); // short enough to wait per request
+/// assert_eq!(hold.left(), None);
+/// hold.hold(Duration::from_secs(300), &policy);
+/// let left = hold.left().unwrap();
+/// assert!(left > Duration::from_secs(290) && left <= Duration::from_secs(300));
+/// let e = Hold::refusal("GET message", left);
+/// assert_eq!(e.kind(), connector::ErrorKind::Throttled);
+/// assert_eq!(e.retry_after(), Some(left));
+/// assert!(!e.may_have_taken_effect());
+/// ```
+#[derive(Debug, Default)]
+pub struct Hold {
+    until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Hold {
+    /// Holds requests for `wait` from now, when it is longer than `policy` waits for
+    /// ([`RetryPolicy::max_retry_after`]); a shorter wait leaves the hold as it is (each
+    /// request waits for it itself). A hold already reaching further stays.
+    pub fn hold(&self, wait: Duration, policy: &RetryPolicy) {
+        if wait <= policy.max_retry_after {
+            return;
+        }
+        let until = std::time::Instant::now() + wait;
+        let mut held = self.lock();
+        if held.is_none_or(|h| h < until) {
+            *held = Some(until);
+        }
+    }
+
+    /// The time the hold has left, or `None` once it ended (or was never taken).
+    pub fn left(&self) -> Option<Duration> {
+        let mut held = self.lock();
+        let left = held.and_then(|h| h.checked_duration_since(std::time::Instant::now()));
+        match left {
+            Some(l) if !l.is_zero() => Some(l),
+            _ => {
+                *held = None;
+                None
+            }
+        }
+    }
+
+    /// The error of a request `what` not sent because of a hold with `left` to go:
+    /// [`ErrorKind::Throttled`] with `left` as its `retry_after`, certainly not sent.
+    pub fn refusal(what: &str, left: Duration) -> Error {
+        Error::throttled(
+            format!(
+                "{what}: not sent: the mailbox asked for a pause, {} s left",
+                left.as_secs().max(1)
+            ),
+            Some(left),
+        )
+        .with_delivery(crate::Delivery::NotSent)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A source of jitter values in `[0, 1]`. Closures `Fn() -> f64` are sources too (tests pass
 /// `|| 0.5`).
 pub trait Jitter: Send + Sync {

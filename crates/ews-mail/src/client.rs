@@ -221,6 +221,9 @@ impl EwsConfig {
 pub struct EwsClient {
     cfg: Arc<EwsConfig>,
     http: reqwest::Client,
+    /// The pause the mailbox asked for, longer than the policy waits for: see
+    /// [`EwsClient::held_for`]. Shared by the client's clones.
+    hold: Arc<connector::retry::Hold>,
 }
 
 struct Answer {
@@ -294,6 +297,7 @@ impl EwsClient {
         EwsClient {
             cfg: Arc::new(cfg),
             http,
+            hold: Arc::default(),
         }
     }
 
@@ -601,9 +605,14 @@ impl EwsClient {
         let mut auth = self.auth_header(None).await?;
         loop {
             attempt += 1;
-            let err = match self.send_once(O::NAME, &body, auth.clone()).await {
-                Err(e) => into_connector(e, &what, &CallContext::default()),
-                Ok(a) => match self.classify::<O>(&a, &what, refreshed) {
+            let sent = match self.held_for() {
+                Some(left) => Err(connector::retry::Hold::refusal(&what, left)),
+                None => Ok(self.send_once(O::NAME, &body, auth.clone()).await),
+            };
+            let err = match sent {
+                Err(held) => held,
+                Ok(Err(e)) => into_connector(e, &what, &CallContext::default()),
+                Ok(Ok(a)) => match self.classify::<O>(&a, &what, refreshed) {
                     Classified::Result(r) => return Ok(r),
                     Classified::Refresh(claims) => {
                         // One fresh token, with the claims challenge if there was one.
@@ -612,7 +621,14 @@ impl EwsClient {
                         continue;
                     }
                     Classified::Refused(e) => return Err(e),
-                    Classified::Failed(e) => e,
+                    Classified::Failed(e) => {
+                        if e.kind() == connector::ErrorKind::Throttled
+                            && let Some(wait) = e.retry_after()
+                        {
+                            self.hold.hold(wait, &self.cfg.retry);
+                        }
+                        e
+                    }
                 },
             };
             let Some(delay) = self.cfg.retry.next_wait(
@@ -634,6 +650,16 @@ impl EwsClient {
             self.cfg.sleeper.sleep(delay).await;
             waited += delay;
         }
+    }
+
+    /// How long the client still holds its calls, when the mailbox last asked for a pause
+    /// longer than the retry policy waits for
+    /// ([`RetryPolicy::max_retry_after`](connector::retry::RetryPolicy)). Meanwhile every call
+    /// fails at once, unsent, as [`connector::ErrorKind::Throttled`] with the time left as its
+    /// `retry_after`; once the time left is within what the policy waits for, a call waits for
+    /// it and goes out. The mail handler's pipeline pauses the whole source for that long.
+    pub fn held_for(&self) -> Option<Duration> {
+        self.hold.left()
     }
 
     /// What a 401 means: the token source's diagnosis, or else Exchange Online's

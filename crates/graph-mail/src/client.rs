@@ -119,6 +119,7 @@ impl GraphClientBuilder {
                 permits: Arc::new(Semaphore::new(self.max_concurrency)),
                 max_concurrency: self.max_concurrency,
                 max_body: self.max_body,
+                hold: connector::retry::Hold::default(),
             }),
         })
     }
@@ -137,6 +138,9 @@ struct Inner {
     /// The permits' number.
     max_concurrency: usize,
     max_body: usize,
+    /// The pause the mailbox asked for, longer than the policy waits for: see
+    /// [`GraphClient::held_for`].
+    hold: connector::retry::Hold,
 }
 
 /// A Graph client for one mailbox. Cloning shares the connection pool, the concurrency limit
@@ -383,6 +387,13 @@ impl GraphClient {
                 };
             }
         };
+        if let Some(left) = self.held_for() {
+            drop(permit);
+            return Attempt::Fail {
+                err: connector::retry::Hold::refusal(what, left),
+                refresh: false,
+            };
+        }
         let sent = rb.send().await;
         let mut line = LogLine::new(started, parts.method.as_str(), url);
         let resp = match sent {
@@ -472,10 +483,26 @@ impl GraphClient {
                 refresh: c.refresh,
             };
         }
+        if matches!(status, 429 | 503)
+            && let Some(r) = retry_after
+        {
+            self.inner.hold.hold(r, &self.inner.policy);
+        }
         Attempt::Fail {
             err: gerr.into_error(what, &body, retry_after),
             refresh: false,
         }
+    }
+
+    /// How long the client still holds its requests, when the mailbox last asked for a pause
+    /// longer than the retry policy waits for ([`RetryPolicy::max_retry_after`]). Meanwhile
+    /// every request fails at once, unsent, as [`ErrorKind::Throttled`](connector::ErrorKind)
+    /// with the time left as its [`retry_after`](Error::retry_after); once the time left is
+    /// within what the policy waits for, requests wait for it and go out. A caller (the mail
+    /// handler's pipeline) pauses the whole source for that long instead of failing each
+    /// message.
+    pub fn held_for(&self) -> Option<Duration> {
+        self.inner.hold.left()
     }
 
     fn push(&self, extra: Option<&ConnectionLog>, line: LogLine) {
@@ -610,6 +637,11 @@ impl GraphClient {
                         &a.body,
                         retry_after,
                     );
+                    if matches!(a.status, 429 | 503)
+                        && let Some(r) = retry_after
+                    {
+                        self.inner.hold.hold(r, &self.inner.policy);
+                    }
                     let action = err.retry_action(idems[i]);
                     if a.status == 424 || matches!(action, RetryAction::Retry { .. }) {
                         if let Some(r) = retry_after {

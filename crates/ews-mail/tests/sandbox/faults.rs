@@ -75,7 +75,7 @@ async fn request_budget_throttling_returns_the_back_off_and_recovers_with_time()
         ..sandbox::ThrottleConfig::default()
     });
     let c = app_client(&sb);
-    let src = EwsSource::new(c);
+    let src = EwsSource::new(c.clone());
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
     // The budget is spent: ErrorServerBusy with a back-off longer than the policy waits for.
@@ -86,7 +86,21 @@ async fn request_budget_throttling_returns_the_back_off_and_recovers_with_time()
         wait > Duration::from_secs(2) && wait <= Duration::from_secs(600),
         "{wait:?}"
     );
-    // The sandbox clock moves on instead of the test sleeping.
+    // The client now holds its calls for that long: they fail at once, unsent, with the time
+    // left, instead of earning one refusal each.
+    assert!(c.held_for().is_some_and(|left| left <= wait));
+    let refused = sb.request_log().total();
+    let e = src.count_waiting().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled);
+    assert_eq!(e.delivery(), connector::Delivery::NotSent);
+    assert!(
+        e.retry_after()
+            .is_some_and(|left| left > Duration::from_secs(2) && left <= wait)
+    );
+    assert_eq!(sb.request_log().total(), refused, "nothing was sent");
+    // The sandbox clock moves on instead of the test sleeping; a client that did not hear
+    // the refusal (another process, or this one after the wait) is served again.
     sb.admin().advance_clock(601);
-    assert_eq!(src.count_waiting().await.unwrap(), Some(0));
+    let fresh = EwsSource::new(app_client(&sb));
+    assert_eq!(fresh.count_waiting().await.unwrap(), Some(0));
 }

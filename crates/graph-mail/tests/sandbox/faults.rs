@@ -432,3 +432,57 @@ async fn batches_sent_together_take_turns_instead_of_being_throttled() {
     assert_eq!(throttled, 0, "{log:?}");
     assert_eq!(log.batch_item_total(), 40, "{log:?}");
 }
+
+/// A `Retry-After` longer than the policy waits for (as Exchange Online answers once a
+/// mailbox's budget of requests is spent) holds every request of the client until then: each
+/// fails at once, unsent, as throttled with the time left, so the caller can pause the whole
+/// source instead of earning a refusal per message. Once the time left is within what the
+/// policy waits for, a request waits for it and goes out. (Real sleeps of about 3 s: the hold
+/// is kept on the clock, not on the test's recording sleeper.)
+#[tokio::test]
+async fn a_long_retry_after_holds_every_request_of_the_client_until_its_time() {
+    let env = env().await;
+    env.fault_next(
+        1,
+        FaultKind::Throttle {
+            retry_after_secs: 3,
+        },
+    );
+    let ep = Endpoint::custom(
+        &env.sb.graph_url(),
+        Mailbox::user("helpdesk@contoso.example"),
+    )
+    .expect("endpoint");
+    let client = GraphClient::builder(ep, env.tokens.clone())
+        .retry(RetryPolicy::default().with_max_retry_after(Duration::from_secs(1)))
+        .build()
+        .expect("client");
+    let source = GraphSource::new(client.clone(), SourceConfig::default());
+    assert_eq!(client.held_for(), None);
+    let err = source.count_waiting().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    let t0 = std::time::Instant::now();
+    let held = client.held_for().expect("the client holds its requests");
+    assert!(
+        held > Duration::from_secs(1) && held <= Duration::from_secs(3),
+        "{held:?}"
+    );
+    let sent = env.sb.request_log().total();
+    // Held: refused at once, and nothing reaches the service.
+    let err = source.count_waiting().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert_eq!(err.delivery(), connector::Delivery::NotSent);
+    let left = err.retry_after().expect("the time left");
+    assert!(left > Duration::from_secs(1) && left <= held, "{left:?}");
+    assert_eq!(env.sb.request_log().total(), sent, "no request was sent");
+    // Within the policy's wait: the request waits for the rest of the hold, then goes out.
+    tokio::time::sleep(held.saturating_sub(Duration::from_millis(700))).await;
+    assert_eq!(source.count_waiting().await.expect("count"), Some(2));
+    assert!(
+        std::time::Instant::now() >= t0 + held,
+        "sent before the hold ended"
+    );
+    assert_eq!(env.sb.request_log().total(), sent + 1);
+    assert_eq!(client.held_for(), None);
+}
