@@ -72,6 +72,12 @@ pub fn summary_text(summary: &Summary, out: &Path) -> String {
         if src.failures > 0 {
             let _ = writeln!(s, "  failures:  {} (will be retried)", src.failures);
         }
+        if let Some(t) = src.throttled_until {
+            let _ = writeln!(
+                s,
+                "  throttled: the source asked for a pause until {t}; its other mail waits"
+            );
+        }
         for e in src.errors.iter().take(10) {
             let _ = writeln!(s, "  error:     {e}");
         }
@@ -108,6 +114,7 @@ pub fn summary_json(summary: &Summary, out: &Path) -> serde_json::Value {
             "probes": s.probes,
             "failures": s.failures,
             "errors": s.errors,
+            "throttled_until": s.throttled_until.map(|t| t.unix_timestamp()),
         })).collect::<Vec<_>>(),
     })
 }

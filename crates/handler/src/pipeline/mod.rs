@@ -286,16 +286,39 @@ impl Pipeline {
     }
 
     /// Drains every source once, concurrently: ping, then fetch and handle until nothing is
-    /// waiting (or only messages that failed in this run), or until `shutdown`.
+    /// waiting (or only messages that failed in this run), or until `shutdown`. A source that
+    /// asks for a pause (throttled, with a wait) is waited for and drained again while the
+    /// waits stay within [`Options::throttle_wait`] (default: not at all); otherwise it is
+    /// returned with [`SourceSummary::throttled_until`] set and its mail still waiting.
     pub async fn run_once(&self, shutdown: &Shutdown) -> Summary {
         let mut set = JoinSet::new();
         for (i, spec) in self.sources.iter().enumerate() {
             let ctx = self.ctx(spec, None);
             let options = self.options.clone();
-            let shutdown = shutdown.clone();
+            let mut shutdown = shutdown.clone();
             set.spawn(async move {
                 let mut summary = SourceSummary::new(&ctx.spec.name);
-                drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
+                // A source that asked for a pause is waited for and drained again, while the
+                // waits together stay within `throttle_wait`.
+                let mut waited = Duration::ZERO;
+                loop {
+                    drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
+                    let Some(pause) = summary.pause_left() else {
+                        break;
+                    };
+                    if waited + pause > options.throttle_wait || shutdown.is_triggered() {
+                        break;
+                    }
+                    tracing::info!(
+                        source = %summary.name,
+                        seconds = pause.as_secs(),
+                        "the source asked for a pause; waiting before draining it again"
+                    );
+                    if shutdown.sleep(pause).await {
+                        break;
+                    }
+                    waited += pause;
+                }
                 (i, summary)
             });
         }
@@ -357,7 +380,16 @@ async fn serve(ctx: Arc<Ctx>, options: Options, mut shutdown: Shutdown) -> Sourc
     });
     loop {
         drain_guarded(&ctx, &options, &shutdown, &mut summary).await;
-        let pause = if summary.status == PingStatus::Offline {
+        let throttled = summary.pause_left();
+        let pause = if let Some(pause) = throttled {
+            // The source asked for a pause: nothing is asked of it before it ends.
+            tracing::info!(
+                source = %summary.name,
+                seconds = pause.as_secs(),
+                "the source asked for a pause"
+            );
+            pause
+        } else if summary.status == PingStatus::Offline {
             tracing::warn!(
                 source = %summary.name,
                 reason = summary.reason.as_deref().unwrap_or(""),
@@ -375,11 +407,13 @@ async fn serve(ctx: Arc<Ctx>, options: Options, mut shutdown: Shutdown) -> Sourc
         }
         let stopped = match &ctx.spec.wake {
             // Push mode: the pause ends early when a notification says mail arrived (an
-            // OFFLINE source keeps its back-off).
-            Some(wake) if summary.status != PingStatus::Offline => tokio::select! {
-                stopped = shutdown.sleep(pause) => stopped,
-                () = wake.notified() => shutdown.is_triggered(),
-            },
+            // OFFLINE source keeps its back-off, a throttled one its pause).
+            Some(wake) if summary.status != PingStatus::Offline && throttled.is_none() => {
+                tokio::select! {
+                    stopped = shutdown.sleep(pause) => stopped,
+                    () = wake.notified() => shutdown.is_triggered(),
+                }
+            }
             _ => shutdown.sleep(pause).await,
         };
         if stopped {
@@ -458,6 +492,7 @@ async fn drain(
     shutdown: &Shutdown,
     summary: &mut SourceSummary,
 ) {
+    summary.throttled_until = None;
     // A ping records nothing: a stop need not wait for it (a throttled service can hold it
     // up for a minute of Retry-After).
     let Some(ping) = shutdown.unless_stopped(ctx.spec.source.ping()).await else {
@@ -486,7 +521,10 @@ async fn drain(
         waiting: ping.waiting,
     });
     drain_pages(ctx, options, shutdown, summary).await;
-    if summary.status == PingStatus::Online && !shutdown.is_triggered() {
+    if summary.status == PingStatus::Online
+        && summary.throttled_until.is_none()
+        && !shutdown.is_triggered()
+    {
         retry_owed_acknowledgements(ctx, shutdown, summary).await;
     }
     if summary.status == PingStatus::Offline {

@@ -177,14 +177,33 @@ struct PageEnd {
     acked_any: bool,
 }
 
-/// Records a failed fetch; a refused sign-in takes the source OFFLINE.
+/// Records a failed fetch; a refused sign-in takes the source OFFLINE, a throttled answer
+/// with a wait pauses it ([`note_pause`]).
 fn fetch_failed(summary: &mut SourceSummary, e: &Error) {
     summary.errors.push(format!("fetch: {e}"));
+    note_pause(summary, e);
     if e.kind() == ErrorKind::Authentication {
         summary.status = PingStatus::Offline;
         summary.reason = Some(e.to_string());
         summary.offline_since = Some(OffsetDateTime::now_utc());
     }
+}
+
+/// Notes that the source asked for a pause when `e` is throttled with a wait: the pass takes
+/// no more messages, and the source's next pass starts no earlier
+/// ([`SourceSummary::throttled_until`]). `false` for any other error.
+fn note_pause(summary: &mut SourceSummary, e: &Error) -> bool {
+    if e.kind() != ErrorKind::Throttled {
+        return false;
+    }
+    let Some(wait) = e.retry_after().filter(|w| !w.is_zero()) else {
+        return false;
+    };
+    let until = OffsetDateTime::now_utc() + wait;
+    if summary.throttled_until.is_none_or(|t| t < until) {
+        summary.throttled_until = Some(until);
+    }
+    true
 }
 
 /// Handles one page as its parts arrive: each part's messages are looked up in the ledger and
@@ -257,9 +276,12 @@ async fn handle_page(
                         &mut end, batch,
                     )
                     .await;
-                    if !admitted {
-                        // The ledger could not be read: no more of the page is taken.
+                    if !admitted || summary.throttled_until.is_some() {
+                        // The ledger could not be read, or the source asked for a pause: no
+                        // more of the page is taken, and the pass ends once what was taken
+                        // is settled.
                         receiving = false;
+                        end.next = None;
                         if let Some(f) = incoming.fetch.take() {
                             f.abort();
                         }
@@ -345,8 +367,20 @@ async fn admit(
     end: &mut PageEnd,
     batch: Batch,
 ) -> bool {
+    // Messages the source could not download because it was throttled are one error
+    // together: they stay waiting for the pass after the pause.
+    let mut throttled = 0usize;
     for (id, e) in &batch.failed {
-        summary.errors.push(format!("fetch {id}: {e}"));
+        if note_pause(summary, e) {
+            throttled += 1;
+        } else {
+            summary.errors.push(format!("fetch {id}: {e}"));
+        }
+    }
+    if throttled > 0 {
+        summary.errors.push(format!(
+            "fetch: {throttled} messages left waiting: the source is throttled and pauses"
+        ));
     }
     if let Some(t) = batch.messages.iter().filter_map(|m| m.received).min() {
         *oldest = Some(oldest.map_or(t, |o| o.min(t)));

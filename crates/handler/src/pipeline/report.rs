@@ -53,9 +53,21 @@ pub struct SourceSummary {
     pub failures: u64,
     /// Errors talking to the source or outbound.
     pub errors: Vec<String>,
+    /// When the last pass was cut short because the source asked for a pause (an answer
+    /// throttled with a wait, such as Exchange Online's spent request budget, or a client
+    /// holding its requests for it): the pass stopped taking messages, those it had already
+    /// taken were finished, and the source's next pass starts no earlier than this. The
+    /// messages not taken stay waiting. `None` when the last pass was not cut short so.
+    pub throttled_until: Option<OffsetDateTime>,
 }
 
 impl SourceSummary {
+    /// How long from now until [`throttled_until`](Self::throttled_until), if it lies ahead.
+    pub fn pause_left(&self) -> Option<Duration> {
+        let left = self.throttled_until? - OffsetDateTime::now_utc();
+        Duration::try_from(left).ok().filter(|d| !d.is_zero())
+    }
+
     pub(super) fn new(name: &str) -> Self {
         SourceSummary {
             name: name.to_owned(),
@@ -73,6 +85,7 @@ impl SourceSummary {
             probes: 0,
             failures: 0,
             errors: Vec::new(),
+            throttled_until: None,
         }
     }
 }

@@ -159,6 +159,12 @@ pub struct Options {
     /// message with one carries it as [`Inbound::subject_token`](crate::Inbound::subject_token).
     /// Default none.
     pub subject_token: Option<String>,
+    /// How long in all [`Pipeline::run_once`](crate::Pipeline::run_once) waits for sources that
+    /// asked for a pause (throttled, with a wait: [`SourceSummary::throttled_until`]) before
+    /// draining them again; a source whose pause would take it over this returns with its
+    /// mail still waiting. Default zero: `run_once` returns at once. (`run` always waits for
+    /// a pause, in place of its poll interval.)
+    pub throttle_wait: Duration,
 }
 
 /// The default [`Options::retention`]: 30 days.
@@ -180,6 +186,7 @@ impl Default for Options {
             max_ack_retries: 8,
             retention: Some(DEFAULT_RETENTION),
             subject_token: None,
+            throttle_wait: Duration::ZERO,
         }
     }
 }
@@ -232,6 +239,13 @@ impl Options {
     /// Sets [`Options::subject_token`]: the prefix of `[PREFIX-123]` in subjects.
     pub fn subject_token(mut self, prefix: impl Into<String>) -> Self {
         self.subject_token = Some(prefix.into());
+        self
+    }
+
+    /// Sets [`Options::throttle_wait`]: how long in all `run_once` waits for throttled
+    /// sources.
+    pub fn throttle_wait(mut self, d: Duration) -> Self {
+        self.throttle_wait = d;
         self
     }
 

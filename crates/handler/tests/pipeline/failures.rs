@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use connector::memory::{MemoryMailbox, MemorySource};
-use connector::{
-    Acknowledgement, Batch, Cursor, Error, MessageId, MessageSource, PingReport, SourceCapabilities,
-};
+use connector::{Batch, Cursor, Error, MessageSource};
 use handler::{FnHandler, Inbound, Ledger, Options, Pipeline, Shutdown, SourceSpec};
 
-use crate::support::{PICKUP, mail, mailbox_with, pipeline, recorder, router, stopping_after};
+use crate::support::{
+    FetchWith, Fetching, PICKUP, mail, mailbox_with, pipeline, recorder, router, stopping_after,
+};
 
 #[tokio::test]
 async fn a_poison_message_is_parked_with_its_reason_and_the_rest_flows() {
@@ -83,27 +83,27 @@ async fn an_offline_source_is_reported_and_does_not_hold_up_the_others() {
     assert_eq!(handled.load(Ordering::SeqCst), 1);
 }
 
-/// A source whose `fetch` panics the first `panics` times (a buggy third-party source).
+/// Fetches that panic the first `panics_left` times (a buggy third-party source).
 struct PanickyFetch {
-    inner: MemorySource,
     panics_left: AtomicUsize,
 }
 
+impl PanickyFetch {
+    /// `mb`'s source, its fetch panicking the first `panics` times.
+    fn over(mb: &MemoryMailbox, panics: usize) -> Fetching<Self> {
+        Fetching {
+            name: "panicky",
+            inner: mb.source(),
+            with: PanickyFetch {
+                panics_left: AtomicUsize::new(panics),
+            },
+        }
+    }
+}
+
 #[async_trait]
-impl MessageSource for PanickyFetch {
-    fn name(&self) -> String {
-        "panicky".into()
-    }
-    fn capabilities(&self) -> SourceCapabilities {
-        self.inner.capabilities()
-    }
-    async fn ping(&self) -> PingReport {
-        self.inner.ping().await
-    }
-    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
-        self.inner.count_waiting().await
-    }
-    async fn fetch(&self, c: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+impl FetchWith for PanickyFetch {
+    async fn fetch(&self, m: &MemorySource, c: Option<&Cursor>, n: usize) -> Result<Batch, Error> {
         if self
             .panics_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -111,10 +111,7 @@ impl MessageSource for PanickyFetch {
         {
             panic!("index out of bounds in a third-party source");
         }
-        self.inner.fetch(c, max).await
-    }
-    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
-        self.inner.acknowledge(id, ack).await
+        m.fetch(c, n).await
     }
 }
 
@@ -123,10 +120,7 @@ impl MessageSource for PanickyFetch {
 #[tokio::test]
 async fn a_source_that_panics_is_reported_offline_and_comes_back() {
     let mb = mailbox_with(3);
-    let source = Arc::new(PanickyFetch {
-        inner: mb.source(),
-        panics_left: AtomicUsize::new(1),
-    });
+    let source = Arc::new(PanickyFetch::over(&mb, 1));
     let rec = recorder(None);
     let p = pipeline(
         rec.clone(),
@@ -155,10 +149,7 @@ async fn a_source_that_panics_is_reported_offline_and_comes_back() {
 #[tokio::test]
 async fn a_long_run_keeps_polling_a_source_after_it_panicked() {
     let mb = mailbox_with(3);
-    let source = Arc::new(PanickyFetch {
-        inner: mb.source(),
-        panics_left: AtomicUsize::new(2),
-    });
+    let source = Arc::new(PanickyFetch::over(&mb, 2));
     let shutdown = Shutdown::new();
     let (handler, handled) = stopping_after(3, &shutdown);
     let options = Options::default()

@@ -12,3 +12,4 @@ mod push;
 mod routing;
 mod stable;
 mod support;
+mod throttled;

@@ -9,20 +9,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use connector::memory::{MemoryMailbox, MemorySource};
-use connector::{
-    Acknowledgement, Batch, Cursor, Error, ErrorKind, MessageId, MessageSource, PingReport,
-    PingStatus, SourceCapabilities,
-};
+use connector::{Batch, Cursor, Error, ErrorKind, MessageSource, PingStatus};
 use handler::{Ledger, Options, Shutdown};
 
-use crate::support::{Recorder, mailbox_with, pipeline, recorder};
+use crate::support::{FetchWith, Fetching, Recorder, mailbox_with, pipeline, recorder};
 
-/// The in-memory source, its page handed over in parts of `part`. Before each part after
-/// the first it waits until every message handed over before it was handled (or 2 s, counted
-/// in `waited_out`). It can fail once after its first part (`fail_once`), and repeat the
+/// The in-memory source's page handed over in parts of `part`. Before each part after the
+/// first it waits until every message handed over before it was handled (or 2 s, counted in
+/// `waited_out`). It can fail once after its first part (`fail_once`), and repeat the
 /// previous part's last message at the start of the next (`repeat`).
 struct Parted {
-    inner: MemorySource,
     handled: Arc<Recorder>,
     part: usize,
     waited_out: AtomicUsize,
@@ -31,46 +27,38 @@ struct Parted {
 }
 
 impl Parted {
-    fn new(mb: &MemoryMailbox, handled: Arc<Recorder>, part: usize) -> Self {
-        Parted {
+    fn over(mb: &MemoryMailbox, handled: Arc<Recorder>, part: usize) -> Fetching<Self> {
+        Fetching {
+            name: "parted",
             inner: mb.source(),
-            handled,
-            part,
-            waited_out: AtomicUsize::new(0),
-            fail_once: Mutex::new(None),
-            repeat: false,
+            with: Parted {
+                handled,
+                part,
+                waited_out: AtomicUsize::new(0),
+                fail_once: Mutex::new(None),
+                repeat: false,
+            },
         }
     }
 }
 
 #[async_trait]
-impl MessageSource for Parted {
-    fn name(&self) -> String {
-        "parted".into()
-    }
-    fn capabilities(&self) -> SourceCapabilities {
-        self.inner.capabilities()
-    }
-    async fn ping(&self) -> PingReport {
-        self.inner.ping().await
-    }
-    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
-        self.inner.count_waiting().await
-    }
+impl FetchWith for Parted {
     /// The parts, joined (as a caller that does not take parts sees the page).
-    async fn fetch(&self, c: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+    async fn fetch(&self, m: &MemorySource, c: Option<&Cursor>, n: usize) -> Result<Batch, Error> {
         let parts = Mutex::new(Vec::new());
         let keep = |part: Batch| parts.lock().unwrap().extend(part.messages);
-        let next = self.fetch_in_parts(c, max, &keep).await?;
+        let next = self.in_parts(m, c, n, &keep).await?;
         Ok(Batch::new(parts.into_inner().unwrap(), next))
     }
-    async fn fetch_in_parts(
+    async fn in_parts(
         &self,
+        m: &MemorySource,
         c: Option<&Cursor>,
-        max: usize,
+        n: usize,
         hand_over: &(dyn Fn(Batch) + Send + Sync),
     ) -> Result<Option<Cursor>, Error> {
-        let page = self.inner.fetch(c, max).await?;
+        let page = m.fetch(c, n).await?;
         let mut handed = 0;
         let mut last = None;
         for (i, chunk) in page.messages.chunks(self.part).enumerate() {
@@ -90,9 +78,9 @@ impl MessageSource for Parted {
             }
             let mut messages = chunk.to_vec();
             if self.repeat
-                && let Some(m) = last.take()
+                && let Some(again) = last.take()
             {
-                messages.insert(0, m);
+                messages.insert(0, again);
             }
             last = chunk.last().cloned();
             handed += chunk.len();
@@ -100,13 +88,10 @@ impl MessageSource for Parted {
         }
         Ok(page.next)
     }
-    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
-        self.inner.acknowledge(id, ack).await
-    }
 }
 
 /// A pipeline of `source` alone, recording in `rec`, pages of 50.
-fn on_pipeline(rec: &Arc<Recorder>, source: Arc<Parted>) -> handler::Pipeline {
+fn on_pipeline(rec: &Arc<Recorder>, source: Arc<Fetching<Parted>>) -> handler::Pipeline {
     pipeline(
         rec.clone(),
         Ledger::in_memory(),
@@ -127,13 +112,13 @@ fn unread(mb: &MemoryMailbox) -> usize {
 async fn the_first_part_of_a_page_is_handled_while_the_rest_is_on_its_way() {
     let mb = mailbox_with(30);
     let rec = recorder(None);
-    let source = Arc::new(Parted::new(&mb, rec.clone(), 10));
+    let source = Arc::new(Parted::over(&mb, rec.clone(), 10));
     let p = on_pipeline(&rec, source.clone());
     let s = p.run_once(&Shutdown::new()).await;
     let s = &s.sources[0];
     assert_eq!(s.handled, 30, "{s:?}");
     assert!(s.errors.is_empty(), "{:?}", s.errors);
-    assert_eq!(source.waited_out.load(Ordering::SeqCst), 0);
+    assert_eq!(source.with.waited_out.load(Ordering::SeqCst), 0);
     assert_eq!(rec.calls.lock().unwrap().len(), 30);
     assert_eq!(unread(&mb), 0);
 }
@@ -149,8 +134,8 @@ async fn what_was_handed_over_before_a_fetch_failed_is_handled() {
     ] {
         let mb = mailbox_with(30);
         let rec = recorder(None);
-        let source = Arc::new(Parted::new(&mb, rec.clone(), 10));
-        *source.fail_once.lock().unwrap() = Some(kind);
+        let source = Arc::new(Parted::over(&mb, rec.clone(), 10));
+        *source.with.fail_once.lock().unwrap() = Some(kind);
         let p = on_pipeline(&rec, source.clone());
         let first = p.run_once(&Shutdown::new()).await;
         let s = &first.sources[0];
@@ -178,8 +163,8 @@ async fn what_was_handed_over_before_a_fetch_failed_is_handled() {
 async fn a_message_repeated_in_a_later_part_is_handled_once() {
     let mb = mailbox_with(30);
     let rec = recorder(None);
-    let mut parted = Parted::new(&mb, rec.clone(), 10);
-    parted.repeat = true;
+    let mut parted = Parted::over(&mb, rec.clone(), 10);
+    parted.with.repeat = true;
     let p = on_pipeline(&rec, Arc::new(parted));
     let s = p.run_once(&Shutdown::new()).await;
     assert_eq!(s.sources[0].handled, 30, "{:?}", s.sources[0]);

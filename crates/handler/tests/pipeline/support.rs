@@ -172,6 +172,65 @@ impl MessageSource for FlakyAck {
     }
 }
 
+/// A test source's own `fetch` (and, if it likes, `fetch_in_parts`) over an in-memory
+/// mailbox's source `m`; [`Fetching`] delegates the rest to that source.
+#[async_trait]
+pub(crate) trait FetchWith: Send + Sync {
+    /// A page of at most `n`, from `m` or not.
+    async fn fetch(&self, m: &MemorySource, c: Option<&Cursor>, n: usize) -> Result<Batch, Error>;
+
+    /// The page in parts: by default, the page [`fetch`](Self::fetch) makes, as one part.
+    async fn in_parts(
+        &self,
+        m: &MemorySource,
+        c: Option<&Cursor>,
+        n: usize,
+        hand_over: &(dyn Fn(Batch) + Send + Sync),
+    ) -> Result<Option<Cursor>, Error> {
+        let mut page = self.fetch(m, c, n).await?;
+        let next = page.next.take();
+        hand_over(page);
+        Ok(next)
+    }
+}
+
+/// The in-memory source `inner`, named `name`, its fetches made by `with`.
+pub(crate) struct Fetching<F> {
+    pub(crate) name: &'static str,
+    pub(crate) inner: MemorySource,
+    pub(crate) with: F,
+}
+
+#[async_trait]
+impl<F: FetchWith> MessageSource for Fetching<F> {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        self.inner.capabilities()
+    }
+    async fn ping(&self) -> PingReport {
+        self.inner.ping().await
+    }
+    async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+        self.inner.count_waiting().await
+    }
+    async fn fetch(&self, c: Option<&Cursor>, max: usize) -> Result<Batch, Error> {
+        self.with.fetch(&self.inner, c, max).await
+    }
+    async fn fetch_in_parts(
+        &self,
+        c: Option<&Cursor>,
+        max: usize,
+        hand_over: &(dyn Fn(Batch) + Send + Sync),
+    ) -> Result<Option<Cursor>, Error> {
+        self.with.in_parts(&self.inner, c, max, hand_over).await
+    }
+    async fn acknowledge(&self, id: &MessageId, ack: &Acknowledgement) -> Result<(), Error> {
+        self.inner.acknowledge(id, ack).await
+    }
+}
+
 /// A handler that counts the messages it is given and triggers `shutdown` at the `n`th; the
 /// count.
 pub(crate) fn stopping_after(

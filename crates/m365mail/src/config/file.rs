@@ -373,6 +373,13 @@ pub struct HandlerConfig {
     /// webhook receives up to this many requests at once from each source.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// With `run --once`: how long in all to wait for sources that asked for a pause
+    /// (throttled with a wait, such as Exchange Online's spent request budget of 10,000
+    /// requests per 10 minutes) before draining them again, in seconds (0 to 3,600; default
+    /// 0: return at once, the rest of their mail still waiting). A polling `run` always waits
+    /// for a pause.
+    #[serde(default)]
+    pub throttle_wait_secs: u64,
     /// The largest message handed to the parser, in MiB (default 150, the largest message
     /// Microsoft 365 accepts); a bigger one is parked unparsed with the reason.
     #[serde(default = "default_max_message_mib")]
@@ -412,6 +419,7 @@ impl Default for HandlerConfig {
             poll_interval_secs: default_poll(),
             batch_size: default_batch(),
             concurrency: default_concurrency(),
+            throttle_wait_secs: 0,
             max_message_mib: default_max_message_mib(),
             subject_token: None,
         }

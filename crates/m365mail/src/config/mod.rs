@@ -63,6 +63,7 @@
 //! output_dir = "m365mail-out"
 //! batch_size = 50
 //! # concurrency = 4                       # messages of one source handled at once (1 to 64)
+//! # throttle_wait_secs = 0                # run --once: wait this long in all for throttled sources
 //! max_message_mib = 150                   # bigger messages are parked unparsed
 //! # subject_token = "HELP"                # a ticket system's [HELP-123] in subjects
 //! ```

@@ -209,6 +209,8 @@ pub struct Handler {
     pub batch_size: usize,
     /// Messages of one source handled at once (`handler.concurrency`, 1 to 64).
     pub concurrency: usize,
+    /// How long in all `run --once` waits for throttled sources (`handler.throttle_wait_secs`).
+    pub throttle_wait: Duration,
     /// The largest message handed to the parser, in bytes.
     pub max_message_bytes: usize,
     /// The subject token's prefix (`handler.subject_token`).
@@ -223,7 +225,8 @@ impl Handler {
             .concurrency(self.concurrency)
             .max_attempts(self.max_attempts)
             .poll_interval(self.poll_interval)
-            .max_mime(self.max_message_bytes);
+            .max_mime(self.max_message_bytes)
+            .throttle_wait(self.throttle_wait);
         match &self.subject_token {
             Some(prefix) => options.subject_token(prefix.clone()),
             None => options,

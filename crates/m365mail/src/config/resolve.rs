@@ -25,6 +25,9 @@ use document::{At, Document};
 /// The most messages of one source `handler.concurrency` lets the handler handle at once.
 const MAX_CONCURRENCY: usize = 64;
 
+/// The longest `handler.throttle_wait_secs`: an hour, six of Exchange Online's budget windows.
+const MAX_THROTTLE_WAIT_SECS: u64 = 3_600;
+
 /// Parses `text`, applies `overrides` and resolves it.
 pub(super) fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
     let parse_error = |e: toml::de::Error| ConfigError::Parse {
@@ -676,6 +679,16 @@ impl Resolver<'_> {
                 ),
             ));
         }
+        if h.throttle_wait_secs > MAX_THROTTLE_WAIT_SECS {
+            return Err(self.invalid(
+                "handler.throttle_wait_secs",
+                &[At::Key("handler"), At::Key("throttle_wait_secs")],
+                format!(
+                    "{} s of waiting for throttled sources: give 0 to {MAX_THROTTLE_WAIT_SECS}",
+                    h.throttle_wait_secs
+                ),
+            ));
+        }
         Ok(Handler {
             output_dir: h.output_dir.clone(),
             webhook,
@@ -684,6 +697,7 @@ impl Resolver<'_> {
             poll_interval: Duration::from_secs(h.poll_interval_secs),
             batch_size: h.batch_size,
             concurrency: h.concurrency,
+            throttle_wait: Duration::from_secs(h.throttle_wait_secs),
             max_message_bytes: usize::try_from(h.max_message_mib)
                 .map_or(usize::MAX, |m| m.saturating_mul(1 << 20)),
             subject_token: h.subject_token.clone().filter(|p| !p.trim().is_empty()),

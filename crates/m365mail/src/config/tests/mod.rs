@@ -406,6 +406,24 @@ fn the_subject_token_prefix_reaches_the_pipeline() {
 }
 
 #[test]
+fn the_wait_for_throttled_sources_reaches_the_pipeline() {
+    let c = parsed(&format!("{GOOD}\n[handler]\nthrottle_wait_secs = 900\n"));
+    assert_eq!(
+        c.handler.options().throttle_wait,
+        std::time::Duration::from_secs(900)
+    );
+    // Unset: `run --once` does not wait, as the pipeline's own default.
+    assert_eq!(
+        parsed(GOOD).handler.options().throttle_wait,
+        std::time::Duration::ZERO
+    );
+    assert_eq!(
+        handler::Options::default().throttle_wait,
+        std::time::Duration::ZERO
+    );
+}
+
+#[test]
 fn the_handlers_concurrency_reaches_the_pipeline() {
     let c = parsed(&format!("{GOOD}\n[handler]\nconcurrency = 16\n"));
     assert_eq!(c.handler.options().concurrency, 16);

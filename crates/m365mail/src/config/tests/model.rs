@@ -222,6 +222,12 @@ fn a_bad_value_in_each_checked_place_is_refused_once_with_its_key_and_line() {
             "concurrency = ",
             "handler.concurrency",
         ),
+        (
+            "a wait for throttled sources over an hour",
+            format!("{GOOD}\n[handler]\nthrottle_wait_secs = 3601\n"),
+            "throttle_wait_secs = ",
+            "handler.throttle_wait_secs",
+        ),
     ];
     for (what, text, on_line, key) in cases {
         let e = Config::parse(&text, Path::new("m.toml")).unwrap_err();
