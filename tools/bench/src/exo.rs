@@ -541,8 +541,12 @@ async fn one(
                 Some(&ca),
                 (!batch).then_some(in_flight),
             );
-            // `[handler]` is the file's last table.
-            text.push_str(&format!("concurrency = {}\n", args.concurrency));
+            // `[handler]` is the file's last table. A source that spends its mailbox's budget
+            // is waited for, as a polling `run` would, so that `--once` drains the mailbox.
+            text.push_str(&format!(
+                "concurrency = {}\nthrottle_wait_secs = 3600\n",
+                args.concurrency
+            ));
             std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
             let (_, err) = log("handler")?;
             let out = std::fs::File::create(dir.join("handler.json")).map_err(|e| e.to_string())?;
@@ -684,10 +688,14 @@ mod tests {
     fn the_ceiling_is_bound_by_slots_or_by_whole_budget_windows() {
         // 100 messages, 200 requests of 0.1 s, 4 at a time: 5 s; 20 msgs/s.
         assert!((ceiling(100, 200, 0.1, 4, Some(10_000), 600) - 20.0).abs() < 1e-9);
-        // 20,000 requests against 10,000 per 600 s: one whole window waited for, which is
-        // longer than the 500 s the slots need.
+        // 20,000 requests against 10,000 per 600 s: one whole window waited for, then the
+        // 250 s the slots need for the second window's 10,000, longer than the 500 s the
+        // slots need for all of them.
         let c = ceiling(10_000, 20_000, 0.1, 4, Some(10_000), 600);
-        assert!((c - 10_000.0 / 600.0).abs() < 1e-9, "{c}");
+        assert!((c - 10_000.0 / 850.0).abs() < 1e-9, "{c}");
+        // Slots slower than the budget: the slots' time, the windows pass meanwhile.
+        let c = ceiling(10_000, 20_000, 1.0, 4, Some(10_000), 600);
+        assert!((c - 10_000.0 / 5_000.0).abs() < 1e-9, "{c}");
         // Exactly a window's budget needs no wait.
         assert!((ceiling(5_000, 10_000, 0.1, 4, Some(10_000), 600) - 20.0).abs() < 1e-9);
         assert_eq!(ceiling(0, 10, 0.1, 4, None, 600), 0.0);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use addressing::{InboundHeaders, MailboxConfig, PickupMailbox, Router, RouterOptions, RuleConfig};
 use connector::{Acknowledgement, MessageSource};
@@ -232,18 +232,50 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
         return Ok(out);
     }
     let parser = mail_parser::MessageParser::default();
+    // A pause the mailbox asked for (throttled, with a wait: a spent budget) is waited for
+    // before anything more is asked of it, and acknowledgements it refused meanwhile are made
+    // after it, so no message is downloaded twice.
+    let mut pause: Option<Duration> = None;
+    let mut paused = Duration::ZERO;
+    let mut owed: Vec<(connector::MessageId, Acknowledgement)> = Vec::new();
     loop {
+        if let Some(wait) = pause.take() {
+            if paused + wait > MAX_PAUSE {
+                out.error(format!(
+                    "the mailbox asked for {} s more of pauses than the job waits; stopping",
+                    wait.as_secs()
+                ));
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            paused += wait;
+        }
+        if !owed.is_empty() {
+            let acks = std::mem::take(&mut owed);
+            acknowledge(&*src, &acks, &mut out, &mut owed, &mut pause).await;
+            continue;
+        }
         let batch = match src.fetch(None, args.page).await {
             Ok(b) => b,
             Err(e) => {
+                if let Some(wait) = pause_for(&e) {
+                    pause = Some(wait);
+                    continue;
+                }
                 out.error(format!("fetch: {e}"));
                 break;
             }
         };
         for (id, e) in &batch.failed {
-            out.error(format!("fetch {}: {e}", id.as_str()));
+            match pause_for(e) {
+                Some(wait) => pause = Some(pause.map_or(wait, |p| p.max(wait))),
+                None => out.error(format!("fetch {}: {e}", id.as_str())),
+            }
         }
         if batch.messages.is_empty() {
+            if pause.is_some() {
+                continue;
+            }
             break;
         }
         let mut acks = Vec::with_capacity(batch.messages.len());
@@ -265,19 +297,48 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
             acks.push((m.id.clone(), Acknowledgement::MarkRead));
         }
         let before = out.acknowledged;
-        for (r, (id, _)) in src.acknowledge_many(&acks).await.into_iter().zip(&acks) {
-            match r {
-                Ok(()) => out.acknowledged += 1,
-                Err(e) => out.error(format!("acknowledge {}: {e}", id.as_str())),
-            }
-        }
-        if out.acknowledged == before {
+        acknowledge(&*src, &acks, &mut out, &mut owed, &mut pause).await;
+        if out.acknowledged == before && owed.is_empty() {
             out.error("no message of the last page could be acknowledged; stopping");
             break;
         }
     }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// The most the job waits for pauses the mailbox asks for, in all.
+const MAX_PAUSE: Duration = Duration::from_secs(3_600);
+
+/// The wait a throttled answer asked for, if `e` is one.
+fn pause_for(e: &connector::Error) -> Option<Duration> {
+    (e.kind() == connector::ErrorKind::Throttled)
+        .then(|| e.retry_after())
+        .flatten()
+        .filter(|w| !w.is_zero())
+}
+
+/// Acknowledges `acks`: each refusal for throttling is owed (made after the pause, which
+/// `pause` then holds); every other failure is the job's error.
+async fn acknowledge(
+    src: &dyn MessageSource,
+    acks: &[(connector::MessageId, Acknowledgement)],
+    out: &mut IngestOutcome,
+    owed: &mut Vec<(connector::MessageId, Acknowledgement)>,
+    pause: &mut Option<Duration>,
+) {
+    for (r, (id, ack)) in src.acknowledge_many(acks).await.into_iter().zip(acks) {
+        match r {
+            Ok(()) => out.acknowledged += 1,
+            Err(e) => match pause_for(&e) {
+                Some(wait) => {
+                    *pause = Some(pause.map_or(wait, |p| p.max(wait)));
+                    owed.push((id.clone(), ack.clone()));
+                }
+                None => out.error(format!("acknowledge {}: {e}", id.as_str())),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

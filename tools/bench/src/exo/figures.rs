@@ -8,8 +8,9 @@ use super::ExoRun;
 /// The messages per second one mailbox can reach when each of its `requests` holds a slot for
 /// `mean_hold_s` on average, `slots` at a time, and the budget admits `budget` requests per
 /// `window_s` (a fixed window starting with the first request): the time the slots need,
-/// `requests × mean_hold_s ÷ slots`, or, when the requests exceed a window's budget, the whole
-/// windows waited for, whichever is longer; `messages` over that time.
+/// `requests × mean_hold_s ÷ slots`, or, when the requests exceed a window's budget, the
+/// whole windows waited for plus the slots' time for the requests left for the last window,
+/// whichever is longer; `messages` over that time.
 pub fn ceiling(
     messages: u64,
     requests: u64,
@@ -23,7 +24,9 @@ pub fn ceiling(
     }
     let by_slots = requests as f64 * mean_hold_s / f64::from(slots);
     let by_budget = budget.filter(|b| *b > 0).map_or(0.0, |b| {
-        ((requests - 1) / u64::from(b)) as f64 * window_s as f64
+        let windows = (requests - 1) / u64::from(b);
+        let last = requests - windows * u64::from(b);
+        windows as f64 * window_s as f64 + last as f64 * mean_hold_s / f64::from(slots)
     });
     messages as f64 / by_slots.max(by_budget)
 }
