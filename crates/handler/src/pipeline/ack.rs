@@ -60,12 +60,20 @@ pub(super) enum AckError {
     Ledger(String),
 }
 
+/// Why acknowledging a message failed: the text for the summary, and the pause the source
+/// asked for when it was throttled with a wait (the acknowledgement is then owed, and the
+/// source paused, without an error of its own).
+pub(super) struct AckFailure {
+    pub(super) text: String,
+    pub(super) pause: Option<Duration>,
+}
+
 /// [`acknowledge_and_record`], with each failure said at once and described for the summary.
 pub(super) async fn acknowledge(
     ctx: &Ctx,
     keys: &[String],
     acks: &[(MessageId, Acknowledgement)],
-) -> Vec<Result<(), String>> {
+) -> Vec<Result<(), AckFailure>> {
     let results = acknowledge_and_record(ctx, keys, acks).await;
     keys.iter()
         .zip(acks)
@@ -73,13 +81,23 @@ pub(super) async fn acknowledge(
         .map(|((k, (id, _)), result)| match result {
             Ok(()) => Ok(()),
             Err(AckError::Source(e)) => {
-                // Said at once, not only in the end-of-run summary: a long-running handler
-                // whose acknowledgements keep failing re-fetches (and skips, thanks to the
-                // ledger) the same messages every poll, which nobody would otherwise notice.
-                tracing::warn!(key = k, error = %e, "acknowledging a handled message failed");
-                Err(format!("acknowledge {id}: {e}"))
+                let pause = page::pause_of(&e);
+                if pause.is_none() {
+                    // Said at once, not only in the end-of-run summary: a long-running
+                    // handler whose acknowledgements keep failing re-fetches (and skips,
+                    // thanks to the ledger) the same messages every poll, which nobody would
+                    // otherwise notice.
+                    tracing::warn!(key = k, error = %e, "acknowledging a handled message failed");
+                }
+                Err(AckFailure {
+                    text: format!("acknowledge {id}: {e}"),
+                    pause,
+                })
             }
-            Err(AckError::Ledger(e)) => Err(e),
+            Err(AckError::Ledger(e)) => Err(AckFailure {
+                text: e,
+                pause: None,
+            }),
         })
         .collect()
 }

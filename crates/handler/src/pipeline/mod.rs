@@ -90,6 +90,9 @@ struct Ctx {
     /// Thread references of the page's messages, `(reference, root)`, remembered together once
     /// the page is done ([`remember_page_threads`]).
     threads: Mutex<Vec<(String, String)>>,
+    /// Acknowledgements of this pass the source refused while throttled: owed, and reported
+    /// as one error when the pass ends.
+    throttled_acks: std::sync::atomic::AtomicU64,
 }
 
 /// An acknowledgement a message's outcome waits for.
@@ -147,7 +150,7 @@ enum Outcome {
         notification_skipped: bool,
         /// The message was handled but acknowledging it failed: it stays waiting and is
         /// finished (acknowledged without handling) on a later pass.
-        ack_error: Option<String>,
+        ack_error: Option<AckFailure>,
     },
     Recovered,
     Failed,
@@ -157,7 +160,7 @@ enum Outcome {
         marked: bool,
     },
     /// Acknowledging failed: the message stays waiting (and is recorded as handled).
-    AckFailed(String),
+    AckFailed(AckFailure),
     /// Talking to the outbound failed (the message is still handled and acknowledged).
     NotifyFailed {
         project: Option<String>,
@@ -167,7 +170,7 @@ enum Outcome {
 }
 
 /// `outcome` once its acknowledgement was made (`Ok`) or failed (`Err`).
-fn settle(outcome: Outcome, acked: Result<(), String>) -> Outcome {
+fn settle(outcome: Outcome, acked: Result<(), AckFailure>) -> Outcome {
     let Err(e) = acked else { return outcome };
     match outcome {
         Outcome::Handled {
@@ -181,7 +184,10 @@ fn settle(outcome: Outcome, acked: Result<(), String>) -> Outcome {
             notification_skipped,
             ack_error: Some(e),
         },
-        Outcome::NotifyFailed { error, .. } => Outcome::AckFailed(format!("{e}; notify: {error}")),
+        Outcome::NotifyFailed { error, .. } => Outcome::AckFailed(AckFailure {
+            text: format!("{}; notify: {error}", e.text),
+            pause: e.pause,
+        }),
         Outcome::Recovered | Outcome::Parked => Outcome::AckFailed(e),
         other @ (Outcome::Failed
         | Outcome::AckFailed(_)
@@ -245,6 +251,7 @@ impl Pipeline {
             batch_ack: spec.source.capabilities().batch_acknowledge,
             subject_token: self.options.subject_token.clone(),
             threads: Mutex::new(Vec::new()),
+            throttled_acks: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -521,6 +528,15 @@ async fn drain(
         waiting: ping.waiting,
     });
     drain_pages(ctx, options, shutdown, summary).await;
+    let owed = ctx
+        .throttled_acks
+        .swap(0, std::sync::atomic::Ordering::Relaxed);
+    if owed > 0 {
+        summary.errors.push(format!(
+            "acknowledge: {owed} acknowledgements owed: the source is throttled and pauses; \
+             they are made on a later pass"
+        ));
+    }
     if summary.status == PingStatus::Online
         && summary.throttled_until.is_none()
         && !shutdown.is_triggered()

@@ -26,7 +26,11 @@ pub(super) const ACK_CHUNK: usize = 100;
 const ACK_ROUNDS: usize = 4;
 
 /// One `acknowledge_many` round of a page: its keys, their outcomes, and each answer.
-type AckRound = (Vec<String>, Vec<Outcome>, Vec<Result<(), String>>);
+type AckRound = (
+    Vec<String>,
+    Vec<Outcome>,
+    Vec<Result<(), super::AckFailure>>,
+);
 
 /// A message task's result: its key, its outcome, and its acknowledgement if it is owed.
 type Handled = (String, Outcome, Option<super::PendingAck>);
@@ -189,21 +193,32 @@ fn fetch_failed(summary: &mut SourceSummary, e: &Error) {
     }
 }
 
-/// Notes that the source asked for a pause when `e` is throttled with a wait: the pass takes
-/// no more messages, and the source's next pass starts no earlier
-/// ([`SourceSummary::throttled_until`]). `false` for any other error.
-fn note_pause(summary: &mut SourceSummary, e: &Error) -> bool {
-    if e.kind() != ErrorKind::Throttled {
-        return false;
-    }
-    let Some(wait) = e.retry_after().filter(|w| !w.is_zero()) else {
-        return false;
-    };
+/// The pause the source asked for, when `e` is throttled with a wait.
+pub(super) fn pause_of(e: &Error) -> Option<std::time::Duration> {
+    (e.kind() == ErrorKind::Throttled)
+        .then(|| e.retry_after())
+        .flatten()
+        .filter(|w| !w.is_zero())
+}
+
+/// Notes that the source asked for a pause of `wait`: the pass takes no more messages, and the
+/// source's next pass starts no earlier ([`SourceSummary::throttled_until`]).
+pub(super) fn pause_for(summary: &mut SourceSummary, wait: std::time::Duration) {
     let until = OffsetDateTime::now_utc() + wait;
     if summary.throttled_until.is_none_or(|t| t < until) {
         summary.throttled_until = Some(until);
     }
-    true
+}
+
+/// [`pause_for`] when `e` is throttled with a wait; `false` for any other error.
+fn note_pause(summary: &mut SourceSummary, e: &Error) -> bool {
+    match pause_of(e) {
+        Some(wait) => {
+            pause_for(summary, wait);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Handles one page as its parts arrive: each part's messages are looked up in the ledger and
@@ -241,6 +256,15 @@ async fn handle_page(
     let mut acks: Vec<(MessageId, Acknowledgement)> = Vec::new();
     let mut round: JoinSet<AckRound> = JoinSet::new();
     loop {
+        if receiving && summary.throttled_until.is_some() {
+            // The source asked for a pause (a download or an acknowledgement was refused):
+            // no more of the page is taken, and the pass ends once what was taken is settled.
+            receiving = false;
+            if let Some(f) = incoming.fetch.take() {
+                f.abort();
+            }
+            end.next = None;
+        }
         if round.len() < ACK_ROUNDS
             && !keys.is_empty()
             && (keys.len() >= ACK_CHUNK || set.is_empty())
@@ -276,12 +300,9 @@ async fn handle_page(
                         &mut end, batch,
                     )
                     .await;
-                    if !admitted || summary.throttled_until.is_some() {
-                        // The ledger could not be read, or the source asked for a pause: no
-                        // more of the page is taken, and the pass ends once what was taken
-                        // is settled.
+                    if !admitted {
+                        // The ledger could not be read: no more of the page is taken.
                         receiving = false;
-                        end.next = None;
                         if let Some(f) = incoming.fetch.take() {
                             f.abort();
                         }

@@ -275,11 +275,7 @@ pub(super) fn account(
         } => {
             match ack_error {
                 None => *acked_any = true,
-                Some(e) => {
-                    summary.errors.push(e);
-                    owe_acknowledgement(ctx, &k);
-                    skip.insert(k);
-                }
+                Some(e) => owed(ctx, summary, skip, k, e),
             }
             summary.handled += 1;
             *summary
@@ -322,14 +318,32 @@ pub(super) fn account(
             summary.failures += 1;
             skip.insert(k);
         }
-        Outcome::AckFailed(e) => {
-            summary.errors.push(e);
-            owe_acknowledgement(ctx, &k);
-            skip.insert(k);
-        }
+        Outcome::AckFailed(e) => owed(ctx, summary, skip, k, e),
         Outcome::Error(e) => {
             summary.errors.push(e);
             skip.insert(k);
         }
     }
+}
+
+/// Notes that acknowledging `k` failed: it is owed, and skipped for the rest of the run. A
+/// refusal because the source is throttled pauses the source and is counted with the pass's
+/// others (one error for all of them); any other failure is an error of its own.
+fn owed(
+    ctx: &Ctx,
+    summary: &mut SourceSummary,
+    skip: &mut HashSet<String>,
+    k: String,
+    e: AckFailure,
+) {
+    match e.pause {
+        Some(wait) => {
+            page::pause_for(summary, wait);
+            ctx.throttled_acks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        None => summary.errors.push(e.text),
+    }
+    owe_acknowledgement(ctx, &k);
+    skip.insert(k);
 }
