@@ -24,7 +24,7 @@ pub struct Mode {
     pub name: &'static str,
     /// EWS instead of Graph.
     pub ews: bool,
-    /// Graph delta queries (`mode = "delta"`).
+    /// Graph delta queries or EWS SyncFolderItems (`mode = "delta"`).
     pub delta: bool,
     /// Acknowledge by moving to [`PROCESSED`] instead of marking read.
     pub move_ack: bool,
@@ -34,7 +34,7 @@ pub struct Mode {
 
 impl Mode {
     /// Every mode the bench knows.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 9] = [
         Mode::new("graph-unread-read", false, false, false),
         Mode::new("graph-unread-move", false, false, true),
         Mode::new("graph-delta-read", false, true, false),
@@ -45,6 +45,11 @@ impl Mode {
         },
         Mode::new("ews-read", true, false, false),
         Mode::new("ews-move", true, false, true),
+        Mode::new("ews-delta-read", true, true, false),
+        Mode {
+            keep: true,
+            ..Mode::new("ews-delta-keep", true, true, false)
+        },
     ];
 
     const fn new(name: &'static str, ews: bool, delta: bool, move_ack: bool) -> Mode {
@@ -260,13 +265,14 @@ pub fn config_toml(
             // A delta state file per source: one file shared by every source is written whole
             // on each save (the `m365mail run` default; a fleet keeps it in PostgreSQL).
             delta = if m.mode.delta {
+                let (key, file) = if m.mode.ews {
+                    ("sync_state", format!("sync-{}.json", m.source))
+                } else {
+                    ("delta_state", format!("delta-{}.json", m.source))
+                };
                 format!(
-                    "mode = \"delta\"\ndelta_state = {}\n",
-                    toml_string(
-                        &out.join(format!("delta-{}.json", m.source))
-                            .display()
-                            .to_string()
-                    )
+                    "mode = \"delta\"\n{key} = {}\n",
+                    toml_string(&out.join(file).display().to_string())
                 )
             } else {
                 String::new()
