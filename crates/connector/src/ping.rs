@@ -58,6 +58,10 @@ pub struct PingReport {
     pub checked_at: OffsetDateTime,
     /// What the ping did, line by line (no secrets).
     pub log: Vec<LogLine>,
+    /// When the service refused the ping for throttling and said how long to wait: that wait.
+    /// The connection is reported OFFLINE, but the mail handler takes it as a pause of the
+    /// source, not a fault of its connection.
+    pub throttled_for: Option<std::time::Duration>,
 }
 
 impl PingReport {
@@ -70,6 +74,7 @@ impl PingReport {
             waiting,
             checked_at: OffsetDateTime::now_utc(),
             log: log.lines(),
+            throttled_for: None,
         }
     }
 
@@ -82,14 +87,31 @@ impl PingReport {
             waiting: None,
             checked_at: OffsetDateTime::now_utc(),
             log: log.lines(),
+            throttled_for: None,
         }
     }
 
-    /// An OFFLINE report built from an error: its message is the reason, and an authentication
-    /// diagnosis is kept.
+    /// An OFFLINE report built from an error: its message is the reason, an authentication
+    /// diagnosis is kept, and so is the wait of a throttled answer
+    /// ([`throttled_for`](Self::throttled_for)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use connector::{ConnectionLog, Error, PingReport};
+    ///
+    /// let busy = Error::throttled("429", Some(Duration::from_secs(240)));
+    /// let r = PingReport::from_error(&busy, ConnectionLog::default());
+    /// assert!(!r.is_online());
+    /// assert_eq!(r.throttled_for, Some(Duration::from_secs(240)));
+    /// let down = Error::transient("connection refused");
+    /// assert_eq!(PingReport::from_error(&down, ConnectionLog::default()).throttled_for, None);
+    /// ```
     pub fn from_error(err: &crate::Error, log: ConnectionLog) -> Self {
         let mut r = PingReport::offline(err.to_string(), log);
         r.auth = err.auth_problem().cloned();
+        if err.kind() == crate::ErrorKind::Throttled {
+            r.throttled_for = err.retry_after().filter(|w| !w.is_zero());
+        }
         if let Some(auth) = &r.auth {
             r.reason = Some(auth.to_string());
         }

@@ -506,6 +506,19 @@ async fn drain(
         return;
     };
     if !ping.is_online() {
+        if let Some(wait) = ping.throttled_for {
+            // Refused for throttling, with a wait: a pause of the source, not a fault of its
+            // connection, which stays ONLINE.
+            page::pause_for(summary, wait);
+            summary.status = PingStatus::Online;
+            summary.reason = None;
+            summary.offline_since = None;
+            summary.errors.push(format!(
+                "ping: {}",
+                ping.reason.as_deref().unwrap_or("throttled")
+            ));
+            return;
+        }
         if summary.status != PingStatus::Offline || summary.offline_since.is_none() {
             summary.offline_since = Some(ping.checked_at);
         }

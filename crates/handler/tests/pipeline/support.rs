@@ -179,6 +179,11 @@ pub(crate) trait FetchWith: Send + Sync {
     /// A page of at most `n`, from `m` or not.
     async fn fetch(&self, m: &MemorySource, c: Option<&Cursor>, n: usize) -> Result<Batch, Error>;
 
+    /// The ping: by default, `m`'s.
+    async fn ping(&self, m: &MemorySource) -> PingReport {
+        m.ping().await
+    }
+
     /// The page in parts: by default, the page [`fetch`](Self::fetch) makes, as one part.
     async fn in_parts(
         &self,
@@ -210,7 +215,7 @@ impl<F: FetchWith> MessageSource for Fetching<F> {
         self.inner.capabilities()
     }
     async fn ping(&self) -> PingReport {
-        self.inner.ping().await
+        self.with.ping(&self.inner).await
     }
     async fn count_waiting(&self) -> Result<Option<u64>, Error> {
         self.inner.count_waiting().await

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use connector::memory::{MemoryMailbox, MemorySource};
-use connector::{Batch, Cursor, Error, MessageSource};
-use handler::{Ledger, Options, Shutdown};
+use connector::{Batch, ConnectionLog, Cursor, Error, MessageSource, PingReport, PingStatus};
+use handler::{Ledger, Options, Shutdown, Summary};
 
-use crate::support::{FetchWith, Fetching, mailbox_with, pipeline, recorder};
+use crate::support::{FetchWith, Fetching, Recorder, mailbox_with, pipeline, recorder};
 
 /// The in-memory source with a budget of `budget` downloads per `window`, the window starting
 /// with the first download after the last one ended: a page's messages past the budget fail
@@ -26,6 +26,8 @@ struct Budgeted {
     spent: Mutex<Option<(Instant, usize)>>,
     /// The end of the last wait a throttled answer gave.
     told: Mutex<Option<Instant>>,
+    /// Pings still to refuse, each throttled for `window`.
+    ping_refusals: AtomicUsize,
     asked_while_told: AtomicUsize,
 }
 
@@ -45,6 +47,7 @@ impl Budgeted {
             window,
             spent: Mutex::new(None),
             told: Mutex::new(None),
+            ping_refusals: AtomicUsize::new(0),
             asked_while_told: AtomicUsize::new(0),
         }
     }
@@ -80,9 +83,9 @@ impl Budgeted {
     }
 }
 
-#[async_trait]
-impl FetchWith for Budgeted {
-    async fn fetch(&self, m: &MemorySource, c: Option<&Cursor>, n: usize) -> Result<Batch, Error> {
+impl Budgeted {
+    /// Counts a request that came while a throttled answer's wait still ran.
+    fn asked(&self) {
         if self
             .told
             .lock()
@@ -91,6 +94,25 @@ impl FetchWith for Budgeted {
         {
             self.asked_while_told.fetch_add(1, Ordering::SeqCst);
         }
+    }
+}
+
+#[async_trait]
+impl FetchWith for Budgeted {
+    async fn ping(&self, m: &MemorySource) -> PingReport {
+        self.asked();
+        let refuse = self
+            .ping_refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if refuse {
+            return PingReport::from_error(&self.throttled(self.window), ConnectionLog::default());
+        }
+        m.ping().await
+    }
+
+    async fn fetch(&self, m: &MemorySource, c: Option<&Cursor>, n: usize) -> Result<Batch, Error> {
+        self.asked();
         if let Some(wait) = self.spent_for() {
             return Err(self.throttled(wait));
         }
@@ -107,6 +129,32 @@ impl FetchWith for Budgeted {
         batch.failed = failed;
         Ok(batch)
     }
+}
+
+/// 30 messages, their source under a budget of `budget` per `window`, its first `pings`
+/// pings refused.
+fn thirty_under(
+    budget: usize,
+    window: Duration,
+    pings: usize,
+) -> (MemoryMailbox, Arc<Recorder>, Arc<Fetching<Budgeted>>) {
+    let mb = mailbox_with(30);
+    let source = Arc::new(Budgeted::over(&mb, budget, window));
+    source.with.ping_refusals.store(pings, Ordering::SeqCst);
+    (mb, recorder(None), source)
+}
+
+/// `run_once` over `source` alone, waiting up to 20 s for its pauses.
+async fn waiting_run_once(rec: &Arc<Recorder>, source: &Arc<Fetching<Budgeted>>) -> Summary {
+    let options = Options::default().throttle_wait(Duration::from_secs(20));
+    let p = pipeline(
+        rec.clone(),
+        Ledger::in_memory(),
+        options,
+        "budgeted",
+        source.clone(),
+    );
+    p.run_once(&Shutdown::new()).await
 }
 
 fn unread(mb: &MemoryMailbox) -> usize {
@@ -154,18 +202,8 @@ async fn a_throttled_pass_ends_with_the_pause_and_leaves_the_rest_waiting() {
 /// meanwhile, and the mailbox drained, each message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_once_waits_for_the_pauses_within_its_throttle_wait() {
-    let mb = mailbox_with(30);
-    let rec = recorder(None);
-    let source = Arc::new(Budgeted::over(&mb, 10, Duration::from_millis(400)));
-    let options = Options::default().throttle_wait(Duration::from_secs(20));
-    let p = pipeline(
-        rec.clone(),
-        Ledger::in_memory(),
-        options,
-        "budgeted",
-        source.clone(),
-    );
-    let summary = p.run_once(&Shutdown::new()).await;
+    let (mb, rec, source) = thirty_under(10, Duration::from_millis(400), 0);
+    let summary = waiting_run_once(&rec, &source).await;
     let s = &summary.sources[0];
     assert_eq!(s.handled, 30, "{s:?}");
     assert_eq!(s.throttled_until, None, "{s:?}");
@@ -195,4 +233,26 @@ async fn a_polling_run_asks_nothing_of_a_source_until_its_pause_ends() {
     assert_eq!(handled.load(Ordering::SeqCst), 30);
     assert_eq!(summary.sources[0].handled, 30, "{:?}", summary.sources[0]);
     assert_eq!(source.with.asked_while_told.load(Ordering::SeqCst), 0);
+}
+
+/// A ping refused for throttling, with a wait, is a pause of the source too, not an OFFLINE
+/// connection: the source stays ONLINE, is asked nothing until the wait ends, and is drained
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_ping_is_a_pause_not_an_offline_source() {
+    let (mb, rec, source) = thirty_under(100, Duration::from_millis(300), 2);
+    let summary = waiting_run_once(&rec, &source).await;
+    let s = &summary.sources[0];
+    assert_eq!(s.status, PingStatus::Online, "{s:?}");
+    assert_eq!(s.offline_since, None, "{s:?}");
+    assert_eq!(s.handled, 30, "{s:?}");
+    assert_eq!(unread(&mb), 0);
+    assert_eq!(source.with.ping_refusals.load(Ordering::SeqCst), 0);
+    assert_eq!(source.with.asked_while_told.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        s.errors.iter().filter(|e| e.starts_with("ping:")).count(),
+        2,
+        "{:?}",
+        s.errors
+    );
 }
