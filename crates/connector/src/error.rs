@@ -432,6 +432,27 @@ impl Error {
         self.retry_after
     }
 
+    /// The pause a throttled answer asked for: [`retry_after`](Self::retry_after) when the
+    /// error is [`ErrorKind::Throttled`] and the wait is not zero. A caller that gets one
+    /// pauses the whole source or job for that long (the mail handler does) rather than
+    /// failing each message.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use connector::Error;
+    ///
+    /// let wait = Some(Duration::from_secs(240));
+    /// assert_eq!(Error::throttled("429", wait).throttled_for(), wait);
+    /// assert_eq!(Error::throttled("429", None).throttled_for(), None);
+    /// assert_eq!(Error::transient("503").with_retry_after(Duration::from_secs(5)).throttled_for(), None);
+    /// ```
+    pub fn throttled_for(&self) -> Option<Duration> {
+        if self.kind != ErrorKind::Throttled {
+            return None;
+        }
+        self.retry_after.filter(|w| !w.is_zero())
+    }
+
     /// The authentication diagnosis, for [`ErrorKind::Authentication`].
     pub fn auth_problem(&self) -> Option<&AuthProblem> {
         self.auth.as_deref()

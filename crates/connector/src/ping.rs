@@ -109,9 +109,7 @@ impl PingReport {
     pub fn from_error(err: &crate::Error, log: ConnectionLog) -> Self {
         let mut r = PingReport::offline(err.to_string(), log);
         r.auth = err.auth_problem().cloned();
-        if err.kind() == crate::ErrorKind::Throttled {
-            r.throttled_for = err.retry_after().filter(|w| !w.is_zero());
-        }
+        r.throttled_for = err.throttled_for();
         if let Some(auth) = &r.auth {
             r.reason = Some(auth.to_string());
         }

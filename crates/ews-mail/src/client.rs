@@ -622,9 +622,7 @@ impl EwsClient {
                     }
                     Classified::Refused(e) => return Err(e),
                     Classified::Failed(e) => {
-                        if e.kind() == connector::ErrorKind::Throttled
-                            && let Some(wait) = e.retry_after()
-                        {
+                        if let Some(wait) = e.throttled_for() {
                             self.hold.hold(wait, &self.cfg.retry);
                         }
                         e

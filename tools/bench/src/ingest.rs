@@ -258,7 +258,7 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
         let batch = match src.fetch(None, args.page).await {
             Ok(b) => b,
             Err(e) => {
-                if let Some(wait) = pause_for(&e) {
+                if let Some(wait) = e.throttled_for() {
                     pause = Some(wait);
                     continue;
                 }
@@ -267,7 +267,7 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
             }
         };
         for (id, e) in &batch.failed {
-            match pause_for(e) {
+            match e.throttled_for() {
                 Some(wait) => pause = Some(pause.map_or(wait, |p| p.max(wait))),
                 None => out.error(format!("fetch {}: {e}", id.as_str())),
             }
@@ -310,14 +310,6 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
 /// The most the job waits for pauses the mailbox asks for, in all.
 const MAX_PAUSE: Duration = Duration::from_secs(3_600);
 
-/// The wait a throttled answer asked for, if `e` is one.
-fn pause_for(e: &connector::Error) -> Option<Duration> {
-    (e.kind() == connector::ErrorKind::Throttled)
-        .then(|| e.retry_after())
-        .flatten()
-        .filter(|w| !w.is_zero())
-}
-
 /// Acknowledges `acks`: each refusal for throttling is owed (made after the pause, which
 /// `pause` then holds); every other failure is the job's error.
 async fn acknowledge(
@@ -330,7 +322,7 @@ async fn acknowledge(
     for (r, (id, ack)) in src.acknowledge_many(acks).await.into_iter().zip(acks) {
         match r {
             Ok(()) => out.acknowledged += 1,
-            Err(e) => match pause_for(&e) {
+            Err(e) => match e.throttled_for() {
                 Some(wait) => {
                     *pause = Some(pause.map_or(wait, |p| p.max(wait)));
                     owed.push((id.clone(), ack.clone()));

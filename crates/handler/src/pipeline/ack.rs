@@ -81,7 +81,7 @@ pub(super) async fn acknowledge(
         .map(|((k, (id, _)), result)| match result {
             Ok(()) => Ok(()),
             Err(AckError::Source(e)) => {
-                let pause = page::pause_of(&e);
+                let pause = e.throttled_for();
                 if pause.is_none() {
                     // Said at once, not only in the end-of-run summary: a long-running
                     // handler whose acknowledgements keep failing re-fetches (and skips,

@@ -193,14 +193,6 @@ fn fetch_failed(summary: &mut SourceSummary, e: &Error) {
     }
 }
 
-/// The pause the source asked for, when `e` is throttled with a wait.
-pub(super) fn pause_of(e: &Error) -> Option<std::time::Duration> {
-    (e.kind() == ErrorKind::Throttled)
-        .then(|| e.retry_after())
-        .flatten()
-        .filter(|w| !w.is_zero())
-}
-
 /// Notes that the source asked for a pause of `wait`: the pass takes no more messages, and the
 /// source's next pass starts no earlier ([`SourceSummary::throttled_until`]).
 pub(super) fn pause_for(summary: &mut SourceSummary, wait: std::time::Duration) {
@@ -212,7 +204,7 @@ pub(super) fn pause_for(summary: &mut SourceSummary, wait: std::time::Duration) 
 
 /// [`pause_for`] when `e` is throttled with a wait; `false` for any other error.
 fn note_pause(summary: &mut SourceSummary, e: &Error) -> bool {
-    match pause_of(e) {
+    match e.throttled_for() {
         Some(wait) => {
             pause_for(summary, wait);
             true
