@@ -147,8 +147,8 @@ pub use endpoint::{EndpointError, check_endpoint, exchange_online};
 pub use error::{EwsError, ResponseClass, ResponseError};
 pub use outbound::EwsOutbound;
 pub use source::{
-    DEFAULT_FETCH_CONCURRENCY, DEFAULT_MAX_BATCH, EwsSource, ITEM_CHUNK, MAX_FETCH_CONCURRENCY,
-    MAX_PAGE,
+    DEFAULT_FETCH_CONCURRENCY, DEFAULT_MAX_BATCH, EwsSource, ITEM_CHUNK, MAX_BATCH,
+    MAX_FETCH_CONCURRENCY, MAX_PAGE,
 };
 
 /// The package's name on crates.io, used in logs and user agents.

@@ -27,6 +27,7 @@ struct Page {
 impl EwsSource {
     /// Lowers the waiting hint by `n` messages that left the unread listing.
     pub(super) fn forget_waiting(&self, n: u64) {
+        self.acked.fetch_add(n, Ordering::Relaxed);
         let _ = self
             .waiting_hint
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
@@ -86,6 +87,14 @@ impl EwsSource {
             }
         };
         let listed_first = first.is_some();
+        // Fewer waiting than pages of `chunk` would keep every request slot busy with:
+        // smaller pages, about one for each slot, so that none of them waits on another's
+        // larger page (not for a first page already listed).
+        let chunk = if listed_first {
+            chunk
+        } else {
+            chunk.min(want.div_ceil(self.fetch_concurrency)).max(1)
+        };
         let mut first = first;
         let starts: Vec<usize> = (0..want.max(1)).step_by(chunk).collect();
         // What each page's listing said, as the listings end (`None` while one is in flight):
@@ -109,14 +118,22 @@ impl EwsSource {
                             self.call(&FindItem::unread(folder, at, n)).await
                         }
                     };
-                    lock(listed)[index] = Some(match &listing {
-                        Ok(l) => Listed::Ok {
-                            items: l.items.len() as u32,
-                            ends: l.includes_last,
-                            total: l.total,
-                        },
-                        Err(_) => Listed::Failed,
-                    });
+                    {
+                        let mut states = lock(listed);
+                        let answered = states.iter().flatten().count();
+                        states[index] = Some(match &listing {
+                            Ok(l) => Listed::Ok {
+                                items: l.items.len() as u32,
+                                ends: l.includes_last,
+                                total: l.total.map(|t| Count {
+                                    total: t,
+                                    answered,
+                                    acked: self.acked.load(Ordering::Relaxed),
+                                }),
+                            },
+                            Err(_) => Listed::Failed,
+                        });
+                    }
                     let ids: Vec<ItemId> = match &listing {
                         Ok(l) => listing_ids(l).collect(),
                         Err(_) => Vec::new(),
@@ -192,7 +209,8 @@ impl EwsSource {
             hand_over(usize::MAX, self.assemble(ids, results, None, None).await?);
         }
         // What was listed, up to the first listing that failed.
-        let (mut count, mut last_page_ends, mut cut, mut total) = (0u32, false, false, None);
+        let (mut count, mut last_page_ends, mut cut, mut total) =
+            (0u32, false, false, None::<Count>);
         for state in lock(listed).iter() {
             match state {
                 Some(Listed::Ok {
@@ -202,7 +220,11 @@ impl EwsSource {
                 }) => {
                     count += items;
                     last_page_ends = *ends;
-                    total = total.max(*t);
+                    total = match (total, t) {
+                        (Some(a), Some(b)) if b.answered > a.answered => Some(*b),
+                        (None, b) => *b,
+                        (a, _) => a,
+                    };
                 }
                 _ => {
                     cut = true;
@@ -210,9 +232,13 @@ impl EwsSource {
                 }
             }
         }
-        // The newest count any listing gave.
-        if let Some(total) = total {
-            self.waiting_hint.store(total, Ordering::Relaxed);
+        // The count of the listing answered last, less what was acknowledged since it
+        // answered: acknowledgements of this fetch's first pages run while later pages are
+        // listed, so an earlier listing's count is too high by them.
+        if let Some(c) = total {
+            let since = self.acked.load(Ordering::Relaxed).saturating_sub(c.acked);
+            self.waiting_hint
+                .store(c.total.saturating_sub(since), Ordering::Relaxed);
         }
         Ok(if (last_page_ends && !cut) || count == 0 {
             None
@@ -268,10 +294,19 @@ enum Listed {
     Ok {
         items: u32,
         ends: bool,
-        total: Option<u64>,
+        total: Option<Count>,
     },
     /// It failed.
     Failed,
+}
+
+/// A listing's count of the folder's unread messages, and when it answered: after how many of
+/// the fetch's other listings, and with how many messages acknowledged by then.
+#[derive(Clone, Copy)]
+struct Count {
+    total: u64,
+    answered: usize,
+    acked: u64,
 }
 
 /// Whether a listing before the page at `index` failed.

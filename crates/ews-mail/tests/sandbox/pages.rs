@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use connector::conformance;
 use connector::{Cursor, ErrorKind, MessageSource, RawMessage};
-use ews_mail::{EwsSource, MAX_PAGE};
+use ews_mail::{EwsSource, MAX_BATCH, MAX_PAGE};
 use sandbox::{FaultKind, FaultPlan, FaultRule, Latency, Protocol, Trigger, most_in_flight};
 
 use crate::support::{
@@ -253,4 +253,50 @@ async fn in_parts(
     };
     let next = src.fetch_in_parts(None, max, &keep).await.unwrap();
     (parts.into_inner().unwrap(), started.elapsed(), next)
+}
+
+/// Fewer waiting than pages of the chunk would keep every request slot busy with: smaller
+/// pages, one a slot, so that no slot idles while a few larger downloads run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_waiting_than_the_slots_would_fill_are_listed_in_smaller_pages() {
+    let (sb, c) = seeded("few", 40).await;
+    let src = EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(20)
+        .with_fetch_concurrency(8);
+    assert_eq!(src.count_waiting().await.unwrap(), Some(40));
+    sb.admin().clear_request_log();
+    let b = src.fetch(None, MAX_PAGE).await.unwrap();
+    assert_eq!(unique_imids(&b.messages), numbered("few", 0..40));
+    assert_eq!(b.messages.len(), 40, "each once");
+    assert_eq!(b.next, None);
+    let log = sb.request_log();
+    // 40 waiting and 8 slots: 8 pages of 5, not 2 of 20.
+    assert_eq!(log.count_operation("FindItem"), 8, "{log:?}");
+    assert_eq!(log.count_operation("GetItem"), 8, "{log:?}");
+}
+
+/// A source listing in pages fetches more than one FindItem lists at once; a source listing
+/// with one FindItem a fetch stays at `MAX_PAGE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_in_pages_may_hold_more_than_one_finditem_lists() {
+    let (sb, c) = seeded("big", 1500).await;
+    let one = EwsSource::new(c.clone()).with_max_batch(MAX_BATCH);
+    assert_eq!(one.capabilities().max_batch, MAX_PAGE);
+    let paged = EwsSource::new(c)
+        .with_max_batch(MAX_BATCH)
+        .with_item_chunk(100)
+        .with_fetch_concurrency(10);
+    assert_eq!(paged.capabilities().max_batch, MAX_BATCH);
+    assert_eq!(paged.count_waiting().await.unwrap(), Some(1500));
+    sb.admin().clear_request_log();
+    let b = paged.fetch(None, 2000).await.unwrap();
+    assert!(b.failed.is_empty(), "{:?}", b.failed);
+    assert_eq!(unique_imids(&b.messages), numbered("big", 0..1500));
+    assert_eq!(b.messages.len(), 1500, "each once");
+    assert_eq!(b.next, None);
+    assert_eq!(sb.request_log().count_operation("FindItem"), 15);
+    let b = one.fetch(None, 2000).await.unwrap();
+    assert_eq!(b.messages.len(), MAX_PAGE);
+    assert!(b.next.is_some());
 }

@@ -213,7 +213,11 @@ pub struct SourceConfig {
     /// each request carries 8 items, and in the `cargo xtask bench --exo` scenario the pace a
     /// mailbox can be read at is half what it is with 38 (with the default `batch_size` of 50,
     /// 2 items each). Unset: one FindItem a fetch and 100 items per request (the fewest requests).
-    /// Pages that arrive this fast want `[handler] concurrency` of about 16.
+    /// Pages that arrive this fast want `[handler] concurrency` of about 16. With it a
+    /// `batch_size` above 1,000 is listed in as many pages (requests then carry up to 100
+    /// items): fewer ends of a fetch, where the last downloads finish one by one and the next
+    /// listing waits for the acknowledgements. In the exo scenario a `batch_size` of 5,000
+    /// read one mailbox of 10,000 16% faster than 1,000, holding up to 5,000 MIME bodies.
     #[serde(default)]
     pub requests_in_flight: Option<usize>,
     /// A custom Graph base (`http://127.0.0.1:8080/v1.0`) or EWS URL (default: the app's
@@ -362,8 +366,10 @@ pub struct HandlerConfig {
     /// Seconds between polls.
     #[serde(default = "default_poll")]
     pub poll_interval_secs: u64,
-    /// Messages per fetch (1 to 1,000): also the sources' list page size, so a larger batch
-    /// means fewer list requests per message (and more MIME held in memory at once).
+    /// Messages per fetch (1 to 1,000; up to 10,000 for an EWS source with
+    /// `requests_in_flight`, listed in FindItem pages): also the sources' list page size, so a
+    /// larger batch means fewer list requests per message (and more MIME held in memory at
+    /// once).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// Messages of one source handled at once (1 to 64, default 4): each is parsed, routed,
