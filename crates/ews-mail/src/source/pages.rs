@@ -41,7 +41,11 @@ impl EwsSource {
     /// less what was acknowledged since): when it says more than a page, every page is listed
     /// at once; otherwise the first FindItem says, and the other pages follow. The pages are
     /// listed from the offsets one FindItem of `max` would have used, up to
-    /// `fetch_concurrency` requests in flight; a page past the end comes back empty. A listing
+    /// `fetch_concurrency` requests in flight; a page past the end comes back empty. With
+    /// more pages than `fetch_concurrency`, every page is listed (in order, up to the first
+    /// listing that fails) before any is downloaded, so that acknowledgements of pages
+    /// already handed over cannot shift the listing under later ones; otherwise each page's
+    /// GetItem follows its own listing. A listing
     /// that fails ends the batch before its page, so that the cursor continues there and no
     /// page is handed over twice in a pass; the first listing failing, or every download
     /// failing, fails the fetch as one FindItem and GetItem would.
@@ -101,21 +105,74 @@ impl EwsSource {
         // a page is handed over only once every listing before it succeeded.
         let listed: Mutex<Vec<Option<Listed>>> = Mutex::new(starts.iter().map(|_| None).collect());
         let listed = &listed;
-        let listings: Vec<(usize, usize, Option<FindItemPage>)> = starts
+        let list = |start: usize| {
+            let folder = folder.clone();
+            async move {
+                let n = chunk.min(want - start) as u32;
+                let at = offset.saturating_add(start as u32);
+                self.call(&FindItem::unread(folder, at, n)).await
+            }
+        };
+        // With more pages than request slots, every page is listed before any is downloaded:
+        // a caller acknowledging the first pages as they come (the handler does) would
+        // otherwise shift the unread listing under the later pages' listings, which would then
+        // pass over messages (left for a later fetch) or list some twice. Each listing is kept
+        // with the count of acknowledgements when it answered.
+        let mut given: Vec<Option<Given>> = if starts.len() > self.fetch_concurrency {
+            let mut listings = stream::iter(starts.iter().copied())
+                .map(|start| {
+                    let known = if start == 0 { first.take() } else { None };
+                    async move {
+                        let listing = match known {
+                            Some(page) => Ok(page),
+                            None => list(start).await,
+                        };
+                        (listing, self.acked.load(Ordering::Relaxed))
+                    }
+                })
+                .buffered(self.fetch_concurrency);
+            let mut given = Vec::with_capacity(starts.len());
+            let mut cut = None;
+            while let Some((listing, acked)) = listings.next().await {
+                if let Err(e) = &listing {
+                    cut = Some(copy_error(e));
+                }
+                given.push(Some((listing, acked)));
+                if cut.is_some() {
+                    break;
+                }
+            }
+            // The pages after a failed listing are not listed: they could not be handed
+            // over. They fail as it did.
+            while let Some(e) = &cut
+                && given.len() < starts.len()
+            {
+                given.push(Some((Err(copy_error(e)), 0)));
+            }
+            given
+        } else {
+            starts
+                .iter()
+                .map(|s| {
+                    let known = if *s == 0 { first.take() } else { None };
+                    known.map(|page| (Ok(page), self.acked.load(Ordering::Relaxed)))
+                })
+                .collect()
+        };
+        let listings: Vec<(usize, usize, Option<Given>)> = starts
             .iter()
             .enumerate()
-            .map(|(index, s)| (index, *s, if *s == 0 { first.take() } else { None }))
+            .map(|(index, s)| (index, *s, given[index].take()))
             .collect();
         let mut pages = stream::iter(listings)
             .map(|(index, start, given)| {
-                let folder = folder.clone();
+                let list = &list;
                 async move {
-                    let listing = match given {
-                        Some(page) => Ok(page),
+                    let (listing, acked) = match given {
+                        Some(known) => known,
                         None => {
-                            let n = chunk.min(want - start) as u32;
-                            let at = offset.saturating_add(start as u32);
-                            self.call(&FindItem::unread(folder, at, n)).await
+                            let listing = list(start).await;
+                            (listing, self.acked.load(Ordering::Relaxed))
                         }
                     };
                     {
@@ -128,7 +185,7 @@ impl EwsSource {
                                 total: l.total.map(|t| Count {
                                     total: t,
                                     answered,
-                                    acked: self.acked.load(Ordering::Relaxed),
+                                    acked,
                                 }),
                             },
                             Err(_) => Listed::Failed,
@@ -286,6 +343,10 @@ impl EwsSource {
         Ok(())
     }
 }
+
+/// A page's listing made before its download, and the count of acknowledgements when it
+/// answered.
+type Given = (Result<FindItemPage, Error>, u64);
 
 /// What a page's listing said.
 #[derive(Clone, Copy)]

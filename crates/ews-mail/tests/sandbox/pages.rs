@@ -84,26 +84,27 @@ async fn a_fetch_in_pages_continues_where_it_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_fails_ends_the_batch_before_its_page() {
     let (sb, c) = seeded("cut", 45).await;
-    // One request at a time, so the order is FindItem, GetItem, FindItem, GetItem, FindItem…
+    // One request at a time: five pages, more than the slots, so every page is listed before
+    // any is downloaded, in order.
     let src = EwsSource::new(c)
         .with_max_batch(MAX_PAGE)
         .with_item_chunk(10)
         .with_fetch_concurrency(1);
-    // The third listing and its three retries fail.
-    sb.admin().set_faults(ews_503s(4, 4));
+    // The fourth listing and its three retries fail.
+    sb.admin().set_faults(ews_503s(3, 4));
     sb.admin().clear_request_log();
     let b = src.fetch(None, MAX_PAGE).await.unwrap();
     assert_eq!(sb.admin().faults_fired(), 4);
     // Nothing after the failed listing is listed or downloaded: it could not be handed over.
     let log = sb.request_log();
-    assert_eq!(log.count_operation("GetItem"), 2, "{log:?}");
-    // Two listings, then the failed one and its three retries.
-    assert_eq!(log.count_operation("FindItem"), 2 + 4, "{log:?}");
+    assert_eq!(log.count_operation("GetItem"), 3, "{log:?}");
+    // Three listings, then the failed one and its three retries; not the fifth.
+    assert_eq!(log.count_operation("FindItem"), 3 + 4, "{log:?}");
     assert!(b.failed.is_empty(), "{:?}", b.failed);
-    assert_eq!(unique_imids(&b.messages), numbered("cut", 0..20));
-    assert_eq!(b.next.as_ref().map(Cursor::as_str), Some("20"));
+    assert_eq!(unique_imids(&b.messages), numbered("cut", 0..30));
+    assert_eq!(b.next.as_ref().map(Cursor::as_str), Some("30"));
     let rest = src.fetch(b.next.as_ref(), MAX_PAGE).await.unwrap();
-    assert_eq!(unique_imids(&rest.messages), numbered("cut", 20..45));
+    assert_eq!(unique_imids(&rest.messages), numbered("cut", 30..45));
     // The first listing failing fails the fetch, as one FindItem would.
     sb.admin().set_faults(ews_503s(0, 4));
     let e = src.fetch(None, MAX_PAGE).await.unwrap_err();
@@ -299,4 +300,43 @@ async fn a_fetch_in_pages_may_hold_more_than_one_finditem_lists() {
     let b = one.fetch(None, 2000).await.unwrap();
     assert_eq!(b.messages.len(), MAX_PAGE);
     assert!(b.next.is_some());
+}
+
+/// A fetch with more pages than request slots lists every page before it hands any over, so
+/// that acknowledging the first pages as they come (as the handler does) cannot shift the
+/// unread listing under the later pages' listings: the fetch hands over exactly the messages
+/// first in the folder, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledging_a_fetchs_first_pages_shifts_none_of_its_later_listings() {
+    let (sb, c) = seeded("shift", 60).await;
+    let src = std::sync::Arc::new(
+        EwsSource::new(c)
+            .with_max_batch(MAX_PAGE)
+            .with_item_chunk(5)
+            .with_fetch_concurrency(3),
+    );
+    assert_eq!(src.count_waiting().await.unwrap(), Some(60));
+    // Each request takes a while, so the first pages are downloaded and acknowledged while
+    // the later ones would still be listed.
+    sb.admin().set_latency(Some(Latency::fixed(30)));
+    let handed = Mutex::new(Vec::new());
+    let acks = Mutex::new(Vec::new());
+    let keep = |part: connector::Batch| {
+        assert!(part.failed.is_empty(), "{:?}", part.failed);
+        handed.lock().unwrap().extend(part.messages.iter().cloned());
+        let src = src.clone();
+        acks.lock().unwrap().push(tokio::spawn(async move {
+            mark_read(&src, &part.messages).await;
+        }));
+    };
+    // 40 of 60 in pages of 5, three requests in flight: eight pages.
+    src.fetch_in_parts(None, 40, &keep).await.unwrap();
+    for ack in acks.into_inner().unwrap() {
+        ack.await.unwrap();
+    }
+    sb.admin().set_latency(None);
+    let handed = handed.into_inner().unwrap();
+    assert_eq!(handed.len(), 40, "each once");
+    assert_eq!(unique_imids(&handed), numbered("shift", 0..40));
+    assert_eq!(src.count_waiting().await.unwrap(), Some(20));
 }
