@@ -7,12 +7,21 @@ use std::time::{Duration, Instant};
 
 use connector::conformance;
 use connector::{Cursor, ErrorKind, MessageSource, RawMessage};
-use ews_mail::{EwsSource, MAX_BATCH, MAX_PAGE};
+use ews_mail::{EwsClient, EwsSource, MAX_BATCH, MAX_PAGE};
 use sandbox::{FaultKind, FaultPlan, FaultRule, Latency, Protocol, Trigger, most_in_flight};
 
 use crate::support::{
     app_client, ews_503s, harness, mark_read, numbered, sandbox, seeded, unique_imids,
 };
+
+/// A source fetching up to `MAX_PAGE` in FindItem pages of `chunk`, `in_flight` requests at
+/// once.
+fn paged(c: EwsClient, chunk: usize, in_flight: usize) -> EwsSource {
+    EwsSource::new(c)
+        .with_max_batch(MAX_PAGE)
+        .with_item_chunk(chunk)
+        .with_fetch_concurrency(in_flight)
+}
 
 fn imids(messages: &[RawMessage]) -> Vec<String> {
     messages
@@ -25,10 +34,7 @@ fn imids(messages: &[RawMessage]) -> Vec<String> {
 async fn conformance_kit_passes_with_small_chunks_in_flight_at_once() {
     let sb = sandbox().await;
     let c = app_client(&sb);
-    let source = EwsSource::new(c.clone())
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(3)
-        .with_fetch_concurrency(5);
+    let source = paged(c.clone(), 3, 5);
     let report = conformance::run(&harness(sb, source, c)).await;
     assert!(report.passed(), "{report}");
 }
@@ -36,10 +42,7 @@ async fn conformance_kit_passes_with_small_chunks_in_flight_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_lists_and_downloads_its_pages_at_once_and_acknowledges_in_chunks_at_once() {
     let (sb, c) = seeded("pages", 45).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(10)
-        .with_fetch_concurrency(5);
+    let src = paged(c, 10, 5);
     // Each request holds its slot a while, so that requests in flight together overlap.
     sb.admin().set_latency(Some(Latency::fixed(150)));
     sb.admin().clear_request_log();
@@ -69,10 +72,7 @@ async fn a_fetch_lists_and_downloads_its_pages_at_once_and_acknowledges_in_chunk
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_in_pages_continues_where_it_stopped() {
     let (_sb, c) = seeded("cursor", 45).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(10)
-        .with_fetch_concurrency(4);
+    let src = paged(c, 10, 4);
     let first = src.fetch(None, 25).await.unwrap();
     assert_eq!(unique_imids(&first.messages), numbered("cursor", 0..25));
     assert_eq!(first.next.as_ref().map(Cursor::as_str), Some("25"));
@@ -86,10 +86,7 @@ async fn a_listing_that_fails_ends_the_batch_before_its_page() {
     let (sb, c) = seeded("cut", 45).await;
     // One request at a time: five pages, more than the slots, so every page is listed before
     // any is downloaded, in order.
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(10)
-        .with_fetch_concurrency(1);
+    let src = paged(c, 10, 1);
     // The fourth listing and its three retries fail.
     sb.admin().set_faults(ews_503s(3, 4));
     sb.admin().clear_request_log();
@@ -117,10 +114,7 @@ async fn a_listing_that_fails_ends_the_batch_before_its_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_folder_count_lets_a_fetch_list_all_its_pages_at_once() {
     let (sb, c) = seeded("hint", 45).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(10)
-        .with_fetch_concurrency(5);
+    let src = paged(c, 10, 5);
     assert_eq!(src.ping().await.waiting, Some(45));
     sb.admin().set_latency(Some(Latency::fixed(300)));
     sb.admin().clear_request_log();
@@ -150,10 +144,7 @@ async fn the_folder_count_lets_a_fetch_list_all_its_pages_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_and_acknowledgements_at_once_share_the_requests_in_flight() {
     let (sb, c) = seeded("share", 60).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(5)
-        .with_fetch_concurrency(3);
+    let src = paged(c, 5, 3);
     let first = src.fetch(None, 30).await.unwrap();
     assert_eq!(first.messages.len(), 30);
     sb.admin().set_latency(Some(Latency::fixed(100)));
@@ -177,10 +168,7 @@ async fn a_fetch_and_acknowledgements_at_once_share_the_requests_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_in_parts_hands_each_page_over_as_it_arrives() {
     let (sb, c) = seeded("parts", 45).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(10)
-        .with_fetch_concurrency(2);
+    let src = paged(c, 10, 2);
     // Two requests in flight and 100 ms each: five pages take three rounds of requests or more.
     sb.admin().set_latency(Some(Latency::fixed(100)));
     let (parts, done, next) = in_parts(&src, 25).await;
@@ -211,10 +199,7 @@ async fn a_fetch_in_parts_hands_each_page_over_as_it_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_page_holds_back_no_other() {
     let (sb, c) = seeded("slow", 30).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(10)
-        .with_fetch_concurrency(3);
+    let src = paged(c, 10, 3);
     // The folder's count, so that the three pages are listed at once.
     assert_eq!(src.count_waiting().await.unwrap(), Some(30));
     // The three FindItems go first; the first GetItem sent, whichever page's, takes 1.5 s.
@@ -261,10 +246,7 @@ async fn in_parts(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_waiting_than_the_slots_would_fill_are_listed_in_smaller_pages() {
     let (sb, c) = seeded("few", 40).await;
-    let src = EwsSource::new(c)
-        .with_max_batch(MAX_PAGE)
-        .with_item_chunk(20)
-        .with_fetch_concurrency(8);
+    let src = paged(c, 20, 8);
     assert_eq!(src.count_waiting().await.unwrap(), Some(40));
     sb.admin().clear_request_log();
     let b = src.fetch(None, MAX_PAGE).await.unwrap();
@@ -309,12 +291,7 @@ async fn a_fetch_in_pages_may_hold_more_than_one_finditem_lists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledging_a_fetchs_first_pages_shifts_none_of_its_later_listings() {
     let (sb, c) = seeded("shift", 60).await;
-    let src = std::sync::Arc::new(
-        EwsSource::new(c)
-            .with_max_batch(MAX_PAGE)
-            .with_item_chunk(5)
-            .with_fetch_concurrency(3),
-    );
+    let src = std::sync::Arc::new(paged(c, 5, 3));
     assert_eq!(src.count_waiting().await.unwrap(), Some(60));
     // Each request takes a while, so the first pages are downloaded and acknowledged while
     // the later ones would still be listed.
