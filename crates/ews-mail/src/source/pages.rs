@@ -175,22 +175,14 @@ impl EwsSource {
                             (listing, self.acked.load(Ordering::Relaxed))
                         }
                     };
-                    {
-                        let mut states = lock(listed);
-                        let answered = states.iter().flatten().count();
-                        states[index] = Some(match &listing {
-                            Ok(l) => Listed::Ok {
-                                items: l.items.len() as u32,
-                                ends: l.includes_last,
-                                total: l.total.map(|t| Count {
-                                    total: t,
-                                    answered,
-                                    acked,
-                                }),
-                            },
-                            Err(_) => Listed::Failed,
-                        });
-                    }
+                    lock(listed)[index] = Some(match &listing {
+                        Ok(l) => Listed::Ok {
+                            items: l.items.len() as u32,
+                            ends: l.includes_last,
+                            total: l.total.map(|total| Count { total, acked }),
+                        },
+                        Err(_) => Listed::Failed,
+                    });
                     let ids: Vec<ItemId> = match &listing {
                         Ok(l) => listing_ids(l).collect(),
                         Err(_) => Vec::new(),
@@ -266,8 +258,9 @@ impl EwsSource {
             hand_over(usize::MAX, self.assemble(ids, results, None, None).await?);
         }
         // What was listed, up to the first listing that failed.
-        let (mut count, mut last_page_ends, mut cut, mut total) =
-            (0u32, false, false, None::<Count>);
+        let (mut count, mut last_page_ends, mut cut, mut waiting) =
+            (0u32, false, false, None::<u64>);
+        let acked_now = self.acked.load(Ordering::Relaxed);
         for state in lock(listed).iter() {
             match state {
                 Some(Listed::Ok {
@@ -277,11 +270,12 @@ impl EwsSource {
                 }) => {
                     count += items;
                     last_page_ends = *ends;
-                    total = match (total, t) {
-                        (Some(a), Some(b)) if b.answered > a.answered => Some(*b),
-                        (None, b) => *b,
-                        (a, _) => a,
-                    };
+                    // What this listing says is waiting now: its count less what was
+                    // acknowledged since it answered.
+                    if let Some(c) = t {
+                        let now = c.total.saturating_sub(acked_now.saturating_sub(c.acked));
+                        waiting = Some(waiting.map_or(now, |w| w.min(now)));
+                    }
                 }
                 _ => {
                     cut = true;
@@ -289,13 +283,12 @@ impl EwsSource {
                 }
             }
         }
-        // The count of the listing answered last, less what was acknowledged since it
-        // answered: acknowledgements of this fetch's first pages run while later pages are
-        // listed, so an earlier listing's count is too high by them.
-        if let Some(c) = total {
-            let since = self.acked.load(Ordering::Relaxed).saturating_sub(c.acked);
-            self.waiting_hint
-                .store(c.total.saturating_sub(since), Ordering::Relaxed);
+        // The lowest of the listings' counts, each less what was acknowledged since it
+        // answered: acknowledgements of this fetch's first pages may run while later pages are
+        // listed, so a raw count is too high by them. Too low costs a later listing; too high,
+        // a fetch of empty pages.
+        if let Some(w) = waiting {
+            self.waiting_hint.store(w, Ordering::Relaxed);
         }
         Ok(if (last_page_ends && !cut) || count == 0 {
             None
@@ -361,12 +354,11 @@ enum Listed {
     Failed,
 }
 
-/// A listing's count of the folder's unread messages, and when it answered: after how many of
-/// the fetch's other listings, and with how many messages acknowledged by then.
+/// A listing's count of the folder's unread messages, and how many messages had been
+/// acknowledged when it answered.
 #[derive(Clone, Copy)]
 struct Count {
     total: u64,
-    answered: usize,
     acked: u64,
 }
 
