@@ -11,7 +11,7 @@ use connector::{
     RawMessage, SourceCapabilities, SyncKind,
 };
 use futures_util::stream::{self, StreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{RwLock, Semaphore};
 
 use crate::client::{EwsClient, MailboxAccess};
 use crate::error::{CallContext, EwsError, ResponseError, into_connector};
@@ -138,6 +138,10 @@ pub struct EwsSource {
     /// Messages acknowledged out of the unread listing so far: a listing's count less those
     /// acknowledged after it answered is what is waiting now.
     acked: AtomicU64,
+    /// Held for writing while an unread fetch in pages lists, and for reading by each
+    /// `acknowledge_many`: an acknowledgement takes a message out of the unread listing, so it
+    /// must not run while a fetch lists pages by offset (nor a listing start while it runs).
+    order: RwLock<()>,
     change_keys: Mutex<HashMap<String, String>>,
     folders: Mutex<HashMap<String, FolderId>>,
     sync: Option<SyncMode>,
@@ -156,6 +160,7 @@ impl EwsSource {
             item_chunk: None,
             waiting_hint: AtomicU64::new(pages::NO_HINT),
             acked: AtomicU64::new(0),
+            order: RwLock::new(()),
             change_keys: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
             sync: None,
@@ -641,6 +646,12 @@ impl MessageSource for EwsSource {
         &self,
         items: &[(MessageId, Acknowledgement)],
     ) -> Vec<Result<(), Error>> {
+        // Not while an unread fetch lists its pages: what this takes out of the unread
+        // listing would shift the pages listed after it (see `fetch_in_pages`).
+        let _order = match self.sync {
+            None => Some(self.order.read().await),
+            Some(_) => None,
+        };
         let mut out: Vec<Option<Result<(), Error>>> = (0..items.len()).map(|_| None).collect();
         // Group by acknowledgement, keeping each item's slot.
         let mut groups: Vec<(Acknowledgement, Vec<usize>)> = Vec::new();

@@ -1,12 +1,13 @@
 //! An unread fetch in FindItem pages listed in parallel ([`EwsSource::with_item_chunk`]):
-//! each page's GetItem follows its listing at once, several pages in flight.
+//! the listings first, each page's GetItem following its listing, several requests in flight,
+//! and no acknowledgement while the pages are listed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use connector::{Batch, Cursor, Error, ErrorKind};
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::download::{Answer, Fetched, item_results};
 use super::{EwsSource, copy_error};
@@ -40,15 +41,19 @@ impl EwsSource {
     /// How many are waiting comes from the waiting hint (the last folder count or listing,
     /// less what was acknowledged since): when it says more than a page, every page is listed
     /// at once; otherwise the first FindItem says, and the other pages follow. The pages are
-    /// listed from the offsets one FindItem of `max` would have used, up to
-    /// `fetch_concurrency` requests in flight; a page past the end comes back empty. With
-    /// more pages than `fetch_concurrency`, every page is listed (in order, up to the first
-    /// listing that fails) before any is downloaded, so that acknowledgements of pages
-    /// already handed over cannot shift the listing under later ones; otherwise each page's
-    /// GetItem follows its own listing. A listing
-    /// that fails ends the batch before its page, so that the cursor continues there and no
-    /// page is handed over twice in a pass; the first listing failing, or every download
-    /// failing, fails the fetch as one FindItem and GetItem would.
+    /// listed from the offsets one FindItem of `max` would have used, and each page's GetItem
+    /// follows its listing, all through the source's `fetch_concurrency` slots: every listing
+    /// asks for its slot before any download does, so the listings go first, in page order,
+    /// and the downloads take the slots as the listings end. A page past the end comes back
+    /// empty.
+    ///
+    /// While the fetch lists, no acknowledgement of this source runs (`acknowledge_many`
+    /// waits, and the fetch waits for those running): marking a message read takes it out of
+    /// the unread listing and would shift the pages listed after it, which would then pass
+    /// over messages (left for a later fetch) or list some twice. A listing that fails ends the
+    /// batch before its page, so that the cursor continues there and no page is handed over
+    /// twice in a pass; the pages after it that were not yet listed are not. The first listing
+    /// failing, or every download failing, fails the fetch as one FindItem and GetItem would.
     ///
     /// Each page is handed over (`hand_over`, with its place: `usize::MAX` for failures held to
     /// the end) as soon as it is downloaded and the listings of
@@ -63,6 +68,8 @@ impl EwsSource {
         chunk: usize,
         hand_over: &(dyn Fn(usize, Batch) + Send + Sync),
     ) -> Result<Option<Cursor>, Error> {
+        // No acknowledgement runs while this fetch lists (and it waits for those running).
+        let gate = self.order.write().await;
         let folder = self.access().folder(&self.folder);
         let hint = self.waiting_hint.load(Ordering::Relaxed);
         let hinted = (hint != NO_HINT)
@@ -105,84 +112,53 @@ impl EwsSource {
         // a page is handed over only once every listing before it succeeded.
         let listed: Mutex<Vec<Option<Listed>>> = Mutex::new(starts.iter().map(|_| None).collect());
         let listed = &listed;
-        let list = |start: usize| {
-            let folder = folder.clone();
-            async move {
-                let n = chunk.min(want - start) as u32;
-                let at = offset.saturating_add(start as u32);
-                self.call(&FindItem::unread(folder, at, n)).await
-            }
-        };
-        // With more pages than request slots, every page is listed before any is downloaded:
-        // a caller acknowledging the first pages as they come (the handler does) would
-        // otherwise shift the unread listing under the later pages' listings, which would then
-        // pass over messages (left for a later fetch) or list some twice. Each listing is kept
-        // with the count of acknowledgements when it answered.
-        let mut given: Vec<Option<Given>> = if starts.len() > self.fetch_concurrency {
-            let mut listings = stream::iter(starts.iter().copied())
-                .map(|start| {
-                    let known = if start == 0 { first.take() } else { None };
-                    async move {
-                        let listing = match known {
-                            Some(page) => Ok(page),
-                            None => list(start).await,
-                        };
-                        (listing, self.acked.load(Ordering::Relaxed))
-                    }
-                })
-                .buffered(self.fetch_concurrency);
-            let mut given = Vec::with_capacity(starts.len());
-            let mut cut = None;
-            while let Some((listing, acked)) = listings.next().await {
-                if let Err(e) = &listing {
-                    cut = Some(copy_error(e));
-                }
-                given.push(Some((listing, acked)));
-                if cut.is_some() {
-                    break;
-                }
-            }
-            // The pages after a failed listing are not listed: they could not be handed
-            // over. They fail as it did.
-            while let Some(e) = &cut
-                && given.len() < starts.len()
-            {
-                given.push(Some((Err(copy_error(e)), 0)));
-            }
-            given
-        } else {
-            starts
-                .iter()
-                .map(|s| {
-                    let known = if *s == 0 { first.take() } else { None };
-                    known.map(|page| (Ok(page), self.acked.load(Ordering::Relaxed)))
-                })
-                .collect()
-        };
-        let listings: Vec<(usize, usize, Option<Given>)> = starts
+        // The acknowledgements wait until the last listing answered (`gate`): the folder's
+        // unread listing stays as it was for every page's offset. The first failure
+        // (`cut`) ends the listing: the pages after it, not yet listed, are not.
+        let to_list = AtomicUsize::new(starts.len());
+        let (gate, cut) = (Mutex::new(Some(gate)), Mutex::new(None::<Error>));
+        let (to_list, gate, cut) = (&to_list, &gate, &cut);
+        let pages: FuturesUnordered<_> = starts
             .iter()
             .enumerate()
-            .map(|(index, s)| (index, *s, given[index].take()))
-            .collect();
-        let mut pages = stream::iter(listings)
-            .map(|(index, start, given)| {
-                let list = &list;
+            .map(|(index, &start)| {
+                let known = if start == 0 { first.take() } else { None };
+                let folder = folder.clone();
                 async move {
-                    let (listing, acked) = match given {
-                        Some(known) => known,
+                    let listing = match known {
+                        Some(page) => Ok(page),
                         None => {
-                            let listing = list(start).await;
-                            (listing, self.acked.load(Ordering::Relaxed))
+                            // Every page asks for its slot at once, before any download does:
+                            // the slots go to the listings first, in page order, and to the
+                            // downloads as the listings end, so that no slot waits on a
+                            // slower listing.
+                            let _slot = self.slots.acquire().await.ok();
+                            let after_failure = lock(cut).as_ref().map(copy_error);
+                            match after_failure {
+                                Some(e) => Err(e),
+                                None => {
+                                    let n = chunk.min(want - start) as u32;
+                                    let at = offset.saturating_add(start as u32);
+                                    self.client.call(&FindItem::unread(folder, at, n)).await
+                                }
+                            }
                         }
                     };
+                    let acked = self.acked.load(Ordering::Relaxed);
                     lock(listed)[index] = Some(match &listing {
                         Ok(l) => Listed::Ok {
                             items: l.items.len() as u32,
                             ends: l.includes_last,
                             total: l.total.map(|total| Count { total, acked }),
                         },
-                        Err(_) => Listed::Failed,
+                        Err(e) => {
+                            lock(cut).get_or_insert_with(|| copy_error(e));
+                            Listed::Failed
+                        }
                     });
+                    if to_list.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        lock(gate).take();
+                    }
                     let ids: Vec<ItemId> = match &listing {
                         Ok(l) => listing_ids(l).collect(),
                         Err(_) => Vec::new(),
@@ -201,7 +177,8 @@ impl EwsSource {
                     }
                 }
             })
-            .buffer_unordered(self.fetch_concurrency);
+            .collect();
+        let mut pages = pages;
         let mut handing = HandOver::default();
         let mut held: BTreeMap<usize, Page> = BTreeMap::new();
         let mut arrived = vec![false; starts.len()];
@@ -336,10 +313,6 @@ impl EwsSource {
         Ok(())
     }
 }
-
-/// A page's listing made before its download, and the count of acknowledgements when it
-/// answered.
-type Given = (Result<FindItemPage, Error>, u64);
 
 /// What a page's listing said.
 #[derive(Clone, Copy)]

@@ -2,16 +2,16 @@
 //! GetItems in flight at once, acknowledgements in chunks at once; the cursor and a failed
 //! listing in the middle of a fetch.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connector::conformance;
 use connector::{Cursor, ErrorKind, MessageSource, RawMessage};
 use ews_mail::{EwsClient, EwsSource, MAX_BATCH, MAX_PAGE};
-use sandbox::{FaultKind, FaultPlan, FaultRule, Latency, Protocol, Trigger, most_in_flight};
+use sandbox::{FaultKind, FaultPlan, Latency, most_in_flight};
 
 use crate::support::{
-    app_client, ews_503s, harness, mark_read, numbered, sandbox, seeded, unique_imids,
+    app_client, ews_503s, ews_faults, harness, mark_read, numbered, sandbox, seeded, unique_imids,
 };
 
 /// A source fetching up to `MAX_PAGE` in FindItem pages of `chunk`, `in_flight` requests at
@@ -84,11 +84,11 @@ async fn a_fetch_in_pages_continues_where_it_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_fails_ends_the_batch_before_its_page() {
     let (sb, c) = seeded("cut", 45).await;
-    // One request at a time: five pages, more than the slots, so every page is listed before
-    // any is downloaded, in order.
+    // One request at a time: without a count the first listing goes alone, then its page's
+    // download; the other four listings ask for the slot before any other download, in order.
     let src = paged(c, 10, 1);
-    // The fourth listing and its three retries fail.
-    sb.admin().set_faults(ews_503s(3, 4));
+    // The fourth listing (the fifth request) and its three retries fail.
+    sb.admin().set_faults(ews_503s(4, 4));
     sb.admin().clear_request_log();
     let b = src.fetch(None, MAX_PAGE).await.unwrap();
     assert_eq!(sb.admin().faults_fired(), 4);
@@ -203,13 +203,8 @@ async fn a_slow_page_holds_back_no_other() {
     // The folder's count, so that the three pages are listed at once.
     assert_eq!(src.count_waiting().await.unwrap(), Some(30));
     // The three FindItems go first; the first GetItem sent, whichever page's, takes 1.5 s.
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            trigger: Trigger::After { skip: 3, count: 1 },
-            ..FaultRule::next(Protocol::Ews, 1, FaultKind::Slow { millis: 1_500 })
-        }],
-    });
+    sb.admin()
+        .set_faults(ews_faults(3, 1, FaultKind::Slow { millis: 1_500 }));
     let (parts, _, next) = in_parts(&src, 30).await;
     sb.admin().set_faults(FaultPlan::default());
     assert_eq!(next, None);
@@ -291,11 +286,46 @@ async fn a_fetch_in_pages_may_hold_more_than_one_finditem_lists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledging_a_fetchs_first_pages_shifts_none_of_its_later_listings() {
     let (sb, c) = seeded("shift", 60).await;
-    let src = std::sync::Arc::new(paged(c, 5, 3));
+    let src = Arc::new(paged(c, 5, 3));
     assert_eq!(src.count_waiting().await.unwrap(), Some(60));
     // Each request takes a while, so the first pages are downloaded and acknowledged while
     // the later ones would still be listed.
     sb.admin().set_latency(Some(Latency::fixed(30)));
+    // 40 of 60 in pages of 5, three requests in flight: eight pages.
+    let (handed, _) = acknowledging_each_part(&src, 40).await;
+    sb.admin().set_latency(None);
+    assert_eq!(handed.len(), 40, "each once");
+    assert_eq!(unique_imids(&handed), numbered("shift", 0..40));
+    assert_eq!(src.count_waiting().await.unwrap(), Some(20));
+}
+
+/// A fetch with no more pages than request slots lists them all at once; acknowledging the
+/// first pages as they come waits until the slowest listing has answered, so that it lists
+/// the messages that were there when the fetch began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_wait_for_the_slowest_listing_of_a_fetch() {
+    let (sb, c) = seeded("slowlist", 40).await;
+    let src = Arc::new(paged(c, 10, 3));
+    assert_eq!(src.count_waiting().await.unwrap(), Some(40));
+    // The three listings go at once; the last to arrive answers a second late, after the
+    // other pages were downloaded and handed over.
+    sb.admin()
+        .set_faults(ews_faults(2, 1, FaultKind::Slow { millis: 1_000 }));
+    let (handed, next) = acknowledging_each_part(&src, 30).await;
+    assert_eq!(sb.admin().faults_fired(), 1);
+    sb.admin().set_faults(FaultPlan::default());
+    assert_eq!(handed.len(), 30, "each once");
+    assert_eq!(unique_imids(&handed), numbered("slowlist", 0..30));
+    assert_eq!(next.as_ref().map(Cursor::as_str), Some("30"));
+    assert_eq!(src.count_waiting().await.unwrap(), Some(10));
+}
+
+/// `src.fetch_in_parts(None, max)`, each part marked read as it comes, as the handler does:
+/// the messages handed over and the next cursor, once every acknowledgement has ended.
+async fn acknowledging_each_part(
+    src: &Arc<EwsSource>,
+    max: usize,
+) -> (Vec<RawMessage>, Option<Cursor>) {
     let handed = Mutex::new(Vec::new());
     let acks = Mutex::new(Vec::new());
     let keep = |part: connector::Batch| {
@@ -306,14 +336,9 @@ async fn acknowledging_a_fetchs_first_pages_shifts_none_of_its_later_listings() 
             mark_read(&src, &part.messages).await;
         }));
     };
-    // 40 of 60 in pages of 5, three requests in flight: eight pages.
-    src.fetch_in_parts(None, 40, &keep).await.unwrap();
+    let next = src.fetch_in_parts(None, max, &keep).await.unwrap();
     for ack in acks.into_inner().unwrap() {
         ack.await.unwrap();
     }
-    sb.admin().set_latency(None);
-    let handed = handed.into_inner().unwrap();
-    assert_eq!(handed.len(), 40, "each once");
-    assert_eq!(unique_imids(&handed), numbered("shift", 0..40));
-    assert_eq!(src.count_waiting().await.unwrap(), Some(20));
+    (handed.into_inner().unwrap(), next)
 }

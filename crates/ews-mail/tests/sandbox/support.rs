@@ -155,11 +155,16 @@ pub(crate) fn fault_next(sb: &Sandbox, protocol: Protocol, n: u32, kind: FaultKi
 
 /// A fault plan (seed 1): EWS requests answer 503 `count` times after the first `skip`.
 pub(crate) fn ews_503s(skip: u32, count: u32) -> FaultPlan {
+    ews_faults(skip, count, FaultKind::ServerError503)
+}
+
+/// A fault plan (seed 1): `count` EWS requests after the first `skip` get `fault`.
+pub(crate) fn ews_faults(skip: u32, count: u32, fault: FaultKind) -> FaultPlan {
     FaultPlan {
         seed: 1,
         rules: vec![FaultRule {
             trigger: Trigger::After { skip, count },
-            ..FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503)
+            ..FaultRule::next(Protocol::Ews, 1, fault)
         }],
     }
 }
