@@ -264,8 +264,9 @@ impl EwsSource {
     /// FindItem tells. When that count says fewer are waiting than pages of `n` would keep
     /// every request slot busy with, the pages are smaller, about one a slot (a mailbox of 200
     /// with 27 in flight and `n` 38: 27 pages of 8, not 6 of 38), so that the fetch does not
-    /// wait on a few large downloads while the other slots are idle. A fetch of more pages
-    /// than requests in flight lists every page before it downloads any: a caller that
+    /// wait on a few large downloads while the other slots are idle. The listings take the
+    /// slots first and each page's download follows its listing; while a fetch lists, the
+    /// source's `acknowledge_many` waits (and a fetch waits for those running): a caller that
     /// acknowledges the first pages as they come (the handler does) would otherwise shift the
     /// unread listing under the later pages' listings, which would pass over messages.
     ///
