@@ -123,7 +123,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// the process died between the acknowledgement and the ledger's record. Mark-read is
 /// idempotent; a moved message keeps its id (Graph immutable ids) or is gone (EWS: "not found",
 /// recorded as acknowledged by absence). Either way the ledger converges. Failures back off
-/// (1, 2, 4, ... up to 64 passes) and this process stops after [`Options::max_ack_retries`].
+/// (1, 2, 4, ... up to 64 passes) and this process stops after [`Options::max_ack_retries`];
+/// a refusal for throttling is no failure of the acknowledgement (the source pauses, and the
+/// owed acknowledgements wait for a pass after the pause).
 pub(super) async fn retry_owed_acknowledgements(
     ctx: &Ctx,
     shutdown: &Shutdown,
@@ -186,7 +188,7 @@ pub(super) async fn retry_owed_acknowledgements(
             })
             .collect();
         let results = acknowledge_and_record(ctx, chunk, &acks).await;
-        let mut signed_out = false;
+        let (mut signed_out, mut paused) = (false, false);
         for ((k, (id, _)), result) in chunk.iter().zip(&acks).zip(results) {
             match result {
                 Ok(()) => {
@@ -205,6 +207,18 @@ pub(super) async fn retry_owed_acknowledgements(
                         summary.errors.push(format!("acknowledge {id} (owed): {e}"));
                     }
                     signed_out = true;
+                }
+                Err(AckError::Source(e)) if e.kind() == ErrorKind::Throttled => {
+                    // The source is throttled (its budget spent): not a failure of this
+                    // acknowledgement, which stays owed for a pass after the pause and keeps
+                    // its count toward `max_ack_retries`. The pause holds for the source.
+                    if !paused {
+                        summary.errors.push(format!("acknowledge {id} (owed): {e}"));
+                    }
+                    if let Some(wait) = e.throttled_for() {
+                        page::pause_for(summary, wait);
+                    }
+                    paused = true;
                 }
                 Err(AckError::Source(e)) => {
                     let failures = {
@@ -228,7 +242,7 @@ pub(super) async fn retry_owed_acknowledgements(
                 }
             }
         }
-        if signed_out {
+        if signed_out || paused {
             return;
         }
     }

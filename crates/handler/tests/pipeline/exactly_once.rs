@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use connector::memory::MemoryMailbox;
 use connector::{Acknowledgement, MessageSource};
@@ -254,6 +255,42 @@ async fn owed_acknowledgements_back_off_and_give_up_after_max_ack_retries() {
     // Pass 1: the normal acknowledgement. Then retries on passes 2, 4 and 7; then none.
     assert_eq!(calls_per_pass, [1, 1, 0, 1, 0, 0, 1, 0, 0, 0]);
     assert_eq!(ledger.unacknowledged("stuck|").len(), 1);
+}
+
+/// An owed acknowledgement refused for throttling (the source pauses) has not failed: the
+/// refusals do not count toward `max_ack_retries` nor back it off, and the first pass after
+/// the pause makes it. Before, two refusals (with `max_ack_retries` 2) gave it up for the rest
+/// of the process.
+#[tokio::test]
+async fn owed_acknowledgements_refused_for_throttling_are_not_given_up() {
+    let mb = MemoryMailbox::new(PICKUP);
+    mb.deliver(mail(1, PICKUP, ""));
+    // The first acknowledgement and the next three retries are refused (each taking effect, so
+    // the message is not listed again and only the ledger knows it is owed), then it goes.
+    let source = FlakyAck::new(mb.source(), 4, true);
+    source.throttled.store(true, Ordering::SeqCst);
+    let ledger = Ledger::in_memory();
+    let p = pipeline(
+        recorder(None),
+        ledger.clone(),
+        Options::default().max_ack_retries(2),
+        "paused",
+        source.clone(),
+    );
+    let (mut made, mut paused) = (0, 0);
+    for _ in 0..6 {
+        let s = p.run_once(&Shutdown::new()).await;
+        made += s.sources[0].reacknowledged;
+        paused += usize::from(s.sources[0].throttled_until.is_some());
+        // The pause is 1 ms: over by the next pass.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(made, 1);
+    assert_eq!(source.calls.load(Ordering::SeqCst), 5, "one retry a pass");
+    // Each refusal paused the source: the first pass's and each owed retry's.
+    assert_eq!(paused, 4);
+    assert!(ledger.unacknowledged("paused|").is_empty());
+    assert!(mb.messages().iter().all(|m| m.is_read));
 }
 
 /// Keys of a source named `a|b` are not retried by a source named `a`.

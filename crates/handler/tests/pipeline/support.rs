@@ -85,6 +85,9 @@ pub(crate) struct FlakyAck {
     pub(crate) many_calls: Mutex<Vec<usize>>,
     /// `acknowledge_many` calls left that drop their last result (a buggy source).
     pub(crate) short_answers_left: AtomicUsize,
+    /// A failure is a refusal for throttling with a wait of 1 ms (a spent request budget),
+    /// not a reset.
+    pub(crate) throttled: std::sync::atomic::AtomicBool,
 }
 
 impl FlakyAck {
@@ -111,6 +114,7 @@ impl FlakyAck {
             batching,
             many_calls: Mutex::new(Vec::new()),
             short_answers_left: AtomicUsize::new(short_answers),
+            throttled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -165,6 +169,10 @@ impl MessageSource for FlakyAck {
         {
             if self.lost_answer {
                 self.inner.acknowledge(id, ack).await?;
+            }
+            if self.throttled.load(Ordering::SeqCst) {
+                let wait = std::time::Duration::from_millis(1);
+                return Err(Error::throttled("429: the budget is spent", Some(wait)));
             }
             return Err(Error::transient("connection reset"));
         }
