@@ -145,6 +145,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at timestamptz NOT NULL
     );
     "#,
+    // 6: a source paused by its service (throttled, with a wait), until when, as its worker
+    // last reported; cleared when a pass begins.
+    r#"
+    ALTER TABLE fleet_source_status ADD COLUMN paused_until timestamptz;
+    "#,
 ];
 
 /// The schema version this program knows: the number of migrations.

@@ -22,6 +22,12 @@ pub enum SourceEvent {
         /// When the oldest waiting message arrived.
         received: Option<SystemTime>,
     },
+    /// The source asked for a pause (a spent request budget): it is asked nothing until
+    /// `until`. The next pass's [`Started`](SourceEvent::Started) ends it.
+    Paused {
+        /// When the source may be asked again.
+        until: SystemTime,
+    },
     /// The pass is over.
     Finished,
     /// The source is OFFLINE, with the diagnosis.
@@ -54,6 +60,9 @@ pub struct SourceStatus {
     pub oldest_waiting: Option<SystemTime>,
     /// When the last pass began and ended.
     pub last_pass: (Option<SystemTime>, Option<SystemTime>),
+    /// The source is paused until then (throttled, with a wait), as its last pass reported;
+    /// `None` once a pass began after it, or if it never was.
+    pub paused_until: Option<SystemTime>,
     /// The worker that reported last.
     pub reported_by: Option<String>,
     /// Handled or parked messages whose acknowledgement the ledger still owes.
@@ -99,6 +108,31 @@ impl fmt::Debug for PgStatus {
     }
 }
 
+/// Sets the time `column` of `source`'s status row (its row made if it has none).
+async fn set_time(
+    client: &tokio_postgres::Client,
+    source: &str,
+    worker: &str,
+    column: &'static str,
+    at: Option<SystemTime>,
+) -> Result<u64, tokio_postgres::Error> {
+    let secs: Option<f64> = at.and_then(|t| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64())
+    });
+    client
+        .execute(
+            &format!(
+                "INSERT INTO fleet_source_status (source, worker, online, {column}, updated_at) \
+                 VALUES ($1, $2, true, to_timestamp($3), now()) ON CONFLICT (source) DO UPDATE \
+                 SET worker = $2, {column} = to_timestamp($3), updated_at = now()"
+            ),
+            &[&source, &worker, &secs],
+        )
+        .await
+}
+
 fn at(secs: Option<f64>) -> Option<SystemTime> {
     let secs = secs.filter(|s| s.is_finite() && *s >= 0.0)?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
@@ -133,26 +167,16 @@ impl PgStatus {
                          last_pass_started, updated_at) VALUES ($1, $2, true, $3, now(), now()) \
                          ON CONFLICT (source) DO UPDATE SET worker = $2, online = true, \
                          reason = NULL, offline_since = NULL, waiting = $3, \
-                         last_pass_started = now(), updated_at = now()",
+                         paused_until = NULL, last_pass_started = now(), updated_at = now()",
                         &[&source, &worker, &waiting],
                     )
                     .await
             }
             SourceEvent::OldestWaiting { received } => {
-                let secs: Option<f64> = received.and_then(|t| {
-                    t.duration_since(SystemTime::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs_f64())
-                });
-                client
-                    .execute(
-                        "INSERT INTO fleet_source_status (source, worker, online, oldest_waiting, \
-                         updated_at) VALUES ($1, $2, true, to_timestamp($3), now()) \
-                         ON CONFLICT (source) DO UPDATE SET worker = $2, \
-                         oldest_waiting = to_timestamp($3), updated_at = now()",
-                        &[&source, &worker, &secs],
-                    )
-                    .await
+                set_time(&client, source, worker, "oldest_waiting", *received).await
+            }
+            SourceEvent::Paused { until } => {
+                set_time(&client, source, worker, "paused_until", Some(*until)).await
             }
             SourceEvent::Finished => {
                 client
@@ -206,7 +230,8 @@ impl PgStatus {
                  extract(epoch FROM offline_since)::float8, waiting, \
                  extract(epoch FROM last_pass_started)::float8, \
                  extract(epoch FROM last_pass_finished)::float8, \
-                 extract(epoch FROM oldest_waiting)::float8 FROM fleet_source_status",
+                 extract(epoch FROM oldest_waiting)::float8, \
+                 extract(epoch FROM paused_until)::float8 FROM fleet_source_status",
                 &[],
             )
             .await
@@ -250,6 +275,7 @@ impl PgStatus {
                 waiting: None,
                 oldest_waiting: None,
                 last_pass: (None, None),
+                paused_until: None,
                 reported_by: None,
                 owed: u64::try_from(owed).unwrap_or(0),
             };
@@ -282,6 +308,7 @@ impl PgStatus {
                     at(row.try_get(7).map_err(|e| self.db(&e))?),
                 );
                 s.oldest_waiting = at(row.try_get(8).map_err(|e| self.db(&e))?);
+                s.paused_until = at(row.try_get(9).map_err(|e| self.db(&e))?);
             }
             out.push(s);
         }

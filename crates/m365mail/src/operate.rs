@@ -260,7 +260,12 @@ pub fn status_text(s: &FleetStatus) -> String {
         "SOURCE", "STATUS", "SINCE", "WAITING", "OLDEST", "LAST PASS", "WORKER", "OWED"
     );
     for src in &s.sources {
+        let paused = src
+            .paused_until
+            .and_then(|t| t.duration_since(s.now).ok())
+            .filter(|_| src.online == Some(true));
         let status = match src.online {
+            Some(true) if paused.is_some() => "PAUSED",
             Some(true) => "ONLINE",
             Some(false) => "OFFLINE",
             None => "-",
@@ -284,6 +289,12 @@ pub fn status_text(s: &FleetStatus) -> String {
         ));
         if let (Some(false), Some(reason)) = (src.online, &src.reason) {
             out.push_str(&format!("    {reason}\n"));
+        }
+        if let Some(left) = paused {
+            out.push_str(&format!(
+                "    throttled by the service: asked nothing for {}s more\n",
+                left.as_secs()
+            ));
         }
     }
     out.push_str(&format!(
@@ -323,6 +334,7 @@ pub fn status_json(s: &FleetStatus) -> serde_json::Value {
             "epoch": src.lease.as_ref().map(|l| l.1),
             "lease_until": rfc3339(src.lease.as_ref().map(|l| l.2)),
             "acknowledgements_owed": src.owed,
+            "paused_until": rfc3339(src.paused_until.filter(|t| *t > s.now)),
         })).collect::<Vec<_>>(),
         "workers": s.workers.iter().map(|w| serde_json::json!({
             "name": w.worker,

@@ -168,6 +168,12 @@ fn report_status(pipeline: &mut Pipeline, status: fleet::PgStatus, worker: &str)
                     received: received.map(std::time::SystemTime::from),
                 },
             ),
+            Progress::Paused { source, until } => (
+                source,
+                SourceEvent::Paused {
+                    until: std::time::SystemTime::from(*until),
+                },
+            ),
             Progress::Finished { source } => (source, SourceEvent::Finished),
             Progress::Offline { source, reason } => (
                 source,

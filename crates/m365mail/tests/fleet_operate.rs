@@ -247,3 +247,61 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
     assert!(worker.wait().unwrap().success());
     sb.shutdown().await;
 }
+
+/// A source its worker reported paused (throttled, with a wait) shows as PAUSED in `m365mail
+/// status`, with the time left, and with `paused_until` in `--json`; the next pass ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_paused_source_until_its_next_pass() {
+    let Some(db) = TestDatabase::create("m365mail_paused").await else {
+        return;
+    };
+    let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m365mail.toml");
+    let text = Config::demo(&sb)
+        .helpdesk_graph(&sb, "")
+        .mailbox("helpdesk@contoso.example", &[])
+        .default_rule("DESK")
+        .handler(&dir.path().join("out"), "")
+        .text();
+    std::fs::write(&cfg, text).unwrap();
+    let reports = fleet::PgStore::connect(db.url()).await.unwrap().status();
+    let until = std::time::SystemTime::now() + Duration::from_secs(300);
+    for event in [
+        fleet::SourceEvent::Started { waiting: Some(9) },
+        fleet::SourceEvent::Paused { until },
+        fleet::SourceEvent::Finished,
+    ] {
+        reports.record("helpdesk", "w1", &event).await.unwrap();
+    }
+    let cfg_arg = cfg.display().to_string();
+    let text = ok(&m365mail(&db, &["status", "--config", &cfg_arg]));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("helpdesk"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("PAUSED"), "{text}");
+    assert!(
+        text.contains("throttled by the service: asked nothing for 29"),
+        "{text}"
+    );
+    let json = status(&db, &cfg);
+    let s = source(&json, "helpdesk").unwrap();
+    assert_eq!(s["status"], "ONLINE", "{json}");
+    assert!(s["paused_until"].is_string(), "{json}");
+    reports
+        .record(
+            "helpdesk",
+            "w1",
+            &fleet::SourceEvent::Started { waiting: None },
+        )
+        .await
+        .unwrap();
+    let json = status(&db, &cfg);
+    assert!(
+        source(&json, "helpdesk").unwrap()["paused_until"].is_null(),
+        "{json}"
+    );
+    let text = ok(&m365mail(&db, &["status", "--config", &cfg_arg]));
+    assert!(!text.contains("PAUSED"), "{text}");
+}

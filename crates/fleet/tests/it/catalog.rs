@@ -151,3 +151,32 @@ async fn the_fleet_status_joins_leases_reports_owed_acknowledgements_and_workers
         (Some(true), None, None)
     );
 }
+
+/// A pause a worker reports (its source throttled, with a wait: a spent request budget) shows
+/// in the fleet's status, the source still ONLINE, until the source's next pass begins.
+#[tokio::test]
+async fn a_reported_pause_shows_until_the_next_pass_begins() {
+    let db = db_or_skip!();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let status = store.status();
+    let until = std::time::SystemTime::now() + Duration::from_secs(240);
+    for event in [
+        SourceEvent::Started { waiting: Some(3) },
+        SourceEvent::Paused { until },
+        SourceEvent::Finished,
+    ] {
+        status.record("p", "w1", &event).await.unwrap();
+    }
+    let p = &status.fleet(&["p".into()]).await.unwrap().sources[0];
+    let shown = p.paused_until.expect("the pause is shown");
+    let off = shown.duration_since(until).unwrap_or_else(|e| e.duration());
+    assert!(off < Duration::from_millis(1), "{shown:?} for {until:?}");
+    assert_eq!(p.online, Some(true));
+    // The next pass began: the pause is over.
+    status
+        .record("p", "w1", &SourceEvent::Started { waiting: None })
+        .await
+        .unwrap();
+    let p = &status.fleet(&["p".into()]).await.unwrap().sources[0];
+    assert_eq!(p.paused_until, None);
+}

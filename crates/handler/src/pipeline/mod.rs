@@ -517,6 +517,7 @@ async fn drain(
                 "ping: {}",
                 ping.reason.as_deref().unwrap_or("throttled")
             ));
+            report_pause(ctx, summary);
             return;
         }
         if summary.status != PingStatus::Offline || summary.offline_since.is_none() {
@@ -563,9 +564,20 @@ async fn drain(
             reason: summary.reason.clone(),
         });
     }
+    report_pause(ctx, summary);
     ctx.report(Progress::Finished {
         source: ctx.spec.name.clone(),
     });
+}
+
+/// Reports [`Progress::Paused`] if the pass left the source paused.
+fn report_pause(ctx: &Ctx, summary: &SourceSummary) {
+    if let Some(until) = summary.throttled_until {
+        ctx.report(Progress::Paused {
+            source: ctx.spec.name.clone(),
+            until,
+        });
+    }
 }
 
 #[cfg(test)]

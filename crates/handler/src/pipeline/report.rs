@@ -157,6 +157,15 @@ pub enum Progress {
         /// The source's name.
         source: String,
     },
+    /// The source asked for a pause (refused for throttling, with a wait: a spent request
+    /// budget): it is asked nothing until `until`. Reported before the pass's
+    /// [`Progress::Finished`], or alone when its ping was refused so.
+    Paused {
+        /// The source's name.
+        source: String,
+        /// When the source may be asked again.
+        until: OffsetDateTime,
+    },
     /// The source did not answer its ping (or refused the sign-in): no pass.
     Offline {
         /// The source's name.

@@ -162,20 +162,29 @@ fn unread(mb: &MemoryMailbox) -> usize {
 }
 
 /// `run_once` by default: the messages the budget allowed are handled, and the pass ends
-/// when the rest are refused, reporting when the source may be asked again; the refused
-/// messages are one error together and stay waiting.
+/// when the rest are refused, reporting when the source may be asked again (in its summary and
+/// as `Progress::Paused`); the refused messages are one error together and stay waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_pass_ends_with_the_pause_and_leaves_the_rest_waiting() {
     let mb = mailbox_with(30);
     let rec = recorder(None);
     let source = Arc::new(Budgeted::over(&mb, 10, Duration::from_secs(30)));
-    let p = pipeline(
+    let mut p = pipeline(
         rec.clone(),
         Ledger::in_memory(),
         Options::default(),
         "budgeted",
         source.clone(),
     );
+    let events = Arc::new(Mutex::new(Vec::new()));
+    p.on_progress({
+        let events = events.clone();
+        move |e: &handler::Progress| match e {
+            handler::Progress::Paused { until, .. } => events.lock().unwrap().push(Some(*until)),
+            handler::Progress::Finished { .. } => events.lock().unwrap().push(None),
+            _ => {}
+        }
+    });
     let before = time::OffsetDateTime::now_utc();
     let summary = p.run_once(&Shutdown::new()).await;
     let s = &summary.sources[0];
@@ -186,6 +195,8 @@ async fn a_throttled_pass_ends_with_the_pause_and_leaves_the_rest_waiting() {
         until > before + Duration::from_secs(25),
         "{until} after {before}"
     );
+    // The pause is reported (for `m365mail status` on a fleet), then the pass's end.
+    assert_eq!(*events.lock().unwrap(), [Some(until), None]);
     let left = s.pause_left().expect("the pause lies ahead");
     assert!(left <= Duration::from_secs(30), "{left:?}");
     assert_eq!(s.errors.len(), 1, "{:?}", s.errors);

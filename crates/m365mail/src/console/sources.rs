@@ -148,6 +148,14 @@ fn sources_table(
             ),
             None => ("<small>not checked yet</small>", "—".into(), "—".into()),
         };
+        // Paused by its service (a spent request budget), as its worker last reported.
+        let status = match (reported.and_then(|r| r.paused_until), fleet) {
+            (Some(until), Some(f)) if until > f.now => format!(
+                "{status}<br><small class=\"paused\">paused until {}</small>",
+                format_time(until.into())
+            ),
+            _ => status.to_owned(),
+        };
         let ping = post_form(
             &session.csrf,
             &format!("/console/sources/{}/ping", encode(&s.name)),

@@ -3,7 +3,7 @@
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_fleet_store_the_sources_are_the_fleets_with_their_last_pass() {
+async fn with_a_fleet_store_the_sources_are_the_fleets_with_their_last_pass_and_pause() {
     let Some(db) = test_support::postgres::TestDatabase::create("console").await else {
         return;
     };
@@ -24,8 +24,11 @@ async fn with_a_fleet_store_the_sources_are_the_fleets_with_their_last_pass() {
         .await
         .unwrap();
     let store = fleet::PgStore::connect(db.url()).await.unwrap();
+    // Its pass ended paused (the service throttled it, with a wait).
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(600);
     for event in [
         fleet::SourceEvent::Started { waiting: Some(7) },
+        fleet::SourceEvent::Paused { until },
         fleet::SourceEvent::Finished,
     ] {
         store
@@ -50,6 +53,15 @@ async fn with_a_fleet_store_the_sources_are_the_fleets_with_their_last_pass() {
     assert!(row.contains(">7<"), "the waiting count reported: {row}");
     assert!(row.contains("worker-a"), "{row}");
     assert!(row.contains(" UTC"), "the last pass: {row}");
+    assert!(row.contains("paused until"), "the pause reported: {row}");
+    assert!(
+        !page[page.find("id=\"source-helpdesk\"").unwrap()..]
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .contains("paused"),
+        "only the paused source: {page}"
+    );
     // PING through the fleet's token cache.
     let report = ping_page(&fc, &cookie, "stored").await;
     assert!(report.contains("id=\"ping-status\">ONLINE"), "{report}");
