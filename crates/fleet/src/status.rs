@@ -22,18 +22,18 @@ pub enum SourceEvent {
         /// When the oldest waiting message arrived.
         received: Option<SystemTime>,
     },
-    /// The source asked for a pause (a spent request budget): it is asked nothing until
-    /// `until`. The next pass's [`Started`](SourceEvent::Started) ends it.
-    Paused {
-        /// When the source may be asked again.
-        until: SystemTime,
-    },
     /// The pass is over.
     Finished,
     /// The source is OFFLINE, with the diagnosis.
     Offline {
         /// Why, for a person.
         reason: Option<String>,
+    },
+    /// The source asked for a pause (a spent request budget): it is asked nothing until
+    /// `until`. The next pass's [`Started`](SourceEvent::Started) ends it.
+    Paused {
+        /// When the source may be asked again.
+        until: SystemTime,
     },
 }
 

@@ -157,6 +157,13 @@ pub enum Progress {
         /// The source's name.
         source: String,
     },
+    /// The source did not answer its ping (or refused the sign-in): no pass.
+    Offline {
+        /// The source's name.
+        source: String,
+        /// Why, for a person.
+        reason: Option<String>,
+    },
     /// The source asked for a pause (refused for throttling, with a wait: a spent request
     /// budget): it is asked nothing until `until`. Reported before the pass's
     /// [`Progress::Finished`], or alone when its ping was refused so.
@@ -165,13 +172,6 @@ pub enum Progress {
         source: String,
         /// When the source may be asked again.
         until: OffsetDateTime,
-    },
-    /// The source did not answer its ping (or refused the sign-in): no pass.
-    Offline {
-        /// The source's name.
-        source: String,
-        /// Why, for a person.
-        reason: Option<String>,
     },
 }
 
