@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use addressing::{InboundHeaders, MailboxConfig, PickupMailbox, Router, RouterOptions, RuleConfig};
-use connector::{Acknowledgement, MessageSource};
+use connector::{Acknowledgement, Batch, MessageSource};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
 use crate::mail::Routes;
@@ -217,10 +219,22 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
         Protocol::Graph => graph_mail::CRATE_NAME,
         Protocol::Ews => ews_mail::CRATE_NAME,
     };
-    let mut out = IngestOutcome {
+    let out = IngestOutcome {
         client: format!("{name} {}", env!("CARGO_PKG_VERSION")),
         ..IngestOutcome::default()
     };
+    Ok(drain(src, &router, &routes, args.page, out).await)
+}
+
+/// The job's loop on `src`: ping, then fetch pages of `page` until none is left, recording
+/// into `out`.
+async fn drain(
+    src: Arc<dyn MessageSource>,
+    router: &Router,
+    routes: &Routes,
+    page: usize,
+    mut out: IngestOutcome,
+) -> IngestOutcome {
     let started = Instant::now();
     let ping = src.ping().await;
     if !ping.is_online() {
@@ -229,7 +243,7 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
             ping.reason.unwrap_or_else(|| "offline".into())
         ));
         out.seconds = started.elapsed().as_secs_f64();
-        return Ok(out);
+        return out;
     }
     let parser = mail_parser::MessageParser::default();
     // A pause the mailbox asked for (throttled, with a wait: a spent budget) is waited for
@@ -255,63 +269,113 @@ pub async fn ingest(args: &IngestArgs) -> Result<IngestOutcome, String> {
             acknowledge(&*src, &acks, &mut out, &mut owed, &mut pause).await;
             continue;
         }
-        let batch = match src.fetch(None, args.page).await {
-            Ok(b) => b,
-            Err(e) => {
-                if let Some(wait) = e.throttled_for() {
-                    pause = Some(wait);
-                    continue;
-                }
-                out.error(format!("fetch: {e}"));
-                break;
+        // The page comes in parts as its downloads answer (`fetch_in_parts`): each part is
+        // parsed, routed and acknowledged while the rest are still downloading, as the
+        // handler does, so the acknowledgements do not wait for the page's slowest download.
+        let (tx, mut parts) = tokio::sync::mpsc::unbounded_channel::<Batch>();
+        let fetching = {
+            let src = Arc::clone(&src);
+            async move {
+                let hand_over = move |part: Batch| {
+                    // The receiver lives until this future has ended.
+                    let _ = tx.send(part);
+                };
+                src.fetch_in_parts(None, page, &hand_over).await
             }
         };
-        for (id, e) in &batch.failed {
-            match e.throttled_for() {
-                Some(wait) => pause = Some(pause.map_or(wait, |p| p.max(wait))),
-                None => out.error(format!("fetch {}: {e}", id.as_str())),
+        let (before, mut seen) = (out.acknowledged, 0usize);
+        let handling = async {
+            let mut acking = FuturesUnordered::new();
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    part = parts.recv(), if open => {
+                        let Some(part) = part else {
+                            open = false;
+                            continue;
+                        };
+                        seen += part.messages.len();
+                        let acks = handle_part(&part, &parser, router, routes, &mut out, &mut pause);
+                        if !acks.is_empty() {
+                            let src = Arc::clone(&src);
+                            acking.push(async move {
+                                let results = src.acknowledge_many(&acks).await;
+                                (acks, results)
+                            });
+                        }
+                    }
+                    Some((acks, results)) = acking.next(), if !acking.is_empty() => {
+                        record_acks(&acks, results, &mut out, &mut owed, &mut pause);
+                    }
+                    else => break,
+                }
             }
+        };
+        let (fetched, ()) = tokio::join!(fetching, handling);
+        if let Err(e) = fetched {
+            if let Some(wait) = e.throttled_for() {
+                pause = Some(pause.map_or(wait, |p| p.max(wait)));
+                continue;
+            }
+            out.error(format!("fetch: {e}"));
+            break;
         }
-        if batch.messages.is_empty() {
+        if seen == 0 {
             if pause.is_some() {
                 continue;
             }
             break;
         }
-        let mut acks = Vec::with_capacity(batch.messages.len());
-        for m in &batch.messages {
-            out.fetched += 1;
-            // Parse the whole message as the handler does; a message mail-parser cannot read
-            // is still routed by its headers and acknowledged.
-            match parser.parse(&m.mime) {
-                Some(p) => {
-                    std::hint::black_box(p.body_text(0));
-                }
-                None => out.error(format!("parse {}: not a message", m.id.as_str())),
-            }
-            let project = route_one(&router, &m.mime).unwrap_or_else(|e| {
-                out.error(format!("route {}: {e}", m.id.as_str()));
-                routes.default.clone()
-            });
-            *out.routed.entry(project).or_insert(0) += 1;
-            acks.push((m.id.clone(), Acknowledgement::MarkRead));
-        }
-        let before = out.acknowledged;
-        acknowledge(&*src, &acks, &mut out, &mut owed, &mut pause).await;
         if out.acknowledged == before && owed.is_empty() {
             out.error("no message of the last page could be acknowledged; stopping");
             break;
         }
     }
     out.seconds = started.elapsed().as_secs_f64();
-    Ok(out)
+    out
 }
 
 /// The most the job waits for pauses the mailbox asks for, in all.
 const MAX_PAUSE: Duration = Duration::from_secs(3_600);
 
-/// Acknowledges `acks`: each refusal for throttling is owed (made after the pause, which
-/// `pause` then holds); every other failure is the job's error.
+/// Parses and routes the messages of one part as the handler does, records its failed
+/// downloads (a throttled one pauses the job), and returns its acknowledgements.
+fn handle_part(
+    part: &Batch,
+    parser: &mail_parser::MessageParser,
+    router: &Router,
+    routes: &Routes,
+    out: &mut IngestOutcome,
+    pause: &mut Option<Duration>,
+) -> Vec<(connector::MessageId, Acknowledgement)> {
+    for (id, e) in &part.failed {
+        match e.throttled_for() {
+            Some(wait) => *pause = Some(pause.map_or(wait, |p| p.max(wait))),
+            None => out.error(format!("fetch {}: {e}", id.as_str())),
+        }
+    }
+    let mut acks = Vec::with_capacity(part.messages.len());
+    for m in &part.messages {
+        out.fetched += 1;
+        // Parse the whole message as the handler does; a message mail-parser cannot read
+        // is still routed by its headers and acknowledged.
+        match parser.parse(&m.mime) {
+            Some(p) => {
+                std::hint::black_box(p.body_text(0));
+            }
+            None => out.error(format!("parse {}: not a message", m.id.as_str())),
+        }
+        let project = route_one(router, &m.mime).unwrap_or_else(|e| {
+            out.error(format!("route {}: {e}", m.id.as_str()));
+            routes.default.clone()
+        });
+        *out.routed.entry(project).or_insert(0) += 1;
+        acks.push((m.id.clone(), Acknowledgement::MarkRead));
+    }
+    acks
+}
+
+/// Acknowledges `acks` and records the results.
 async fn acknowledge(
     src: &dyn MessageSource,
     acks: &[(connector::MessageId, Acknowledgement)],
@@ -319,7 +383,20 @@ async fn acknowledge(
     owed: &mut Vec<(connector::MessageId, Acknowledgement)>,
     pause: &mut Option<Duration>,
 ) {
-    for (r, (id, ack)) in src.acknowledge_many(acks).await.into_iter().zip(acks) {
+    let results = src.acknowledge_many(acks).await;
+    record_acks(acks, results, out, owed, pause);
+}
+
+/// Records the results of acknowledging `acks`: each refusal for throttling is owed (made
+/// after the pause, which `pause` then holds); every other failure is the job's error.
+fn record_acks(
+    acks: &[(connector::MessageId, Acknowledgement)],
+    results: Vec<Result<(), connector::Error>>,
+    out: &mut IngestOutcome,
+    owed: &mut Vec<(connector::MessageId, Acknowledgement)>,
+    pause: &mut Option<Duration>,
+) {
+    for (r, (id, ack)) in results.into_iter().zip(acks) {
         match r {
             Ok(()) => out.acknowledged += 1,
             Err(e) => match e.throttled_for() {
@@ -337,6 +414,94 @@ async fn acknowledge(
 mod tests {
     use super::*;
     use crate::mail::{MixPlan, expected_routes, message};
+
+    use connector::SourceCapabilities;
+    use connector::{ConnectionLog, Cursor, Error, MessageId, PingReport, RawMessage};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A source whose only page comes in two parts, the second handed over only once a
+    /// message of the first is acknowledged: a job that acknowledges after the whole page
+    /// waits for it forever.
+    #[derive(Default)]
+    struct TwoParts {
+        fetches: AtomicUsize,
+        first_acked: tokio::sync::Notify,
+        acked: Mutex<Vec<String>>,
+    }
+
+    fn part(ids: &[&str]) -> Batch {
+        let messages = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let m = message(3, i, MixPlan::default());
+                RawMessage::new(MessageId::new(*id), m.mime.into_bytes())
+            })
+            .collect();
+        Batch::new(messages, None)
+    }
+
+    #[async_trait::async_trait]
+    impl MessageSource for TwoParts {
+        fn name(&self) -> String {
+            "two-parts".into()
+        }
+        fn capabilities(&self) -> SourceCapabilities {
+            SourceCapabilities::unread_polling(100)
+        }
+        async fn ping(&self) -> PingReport {
+            PingReport::online(None, ConnectionLog::default())
+        }
+        async fn count_waiting(&self) -> Result<Option<u64>, Error> {
+            Ok(None)
+        }
+        async fn fetch(&self, _: Option<&Cursor>, _: usize) -> Result<Batch, Error> {
+            Ok(Batch::new(Vec::new(), None))
+        }
+        async fn fetch_in_parts(
+            &self,
+            _: Option<&Cursor>,
+            _: usize,
+            hand_over: &(dyn Fn(Batch) + Send + Sync),
+        ) -> Result<Option<Cursor>, Error> {
+            if self.fetches.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Ok(None);
+            }
+            hand_over(part(&["a1", "a2"]));
+            self.first_acked.notified().await;
+            hand_over(part(&["b1"]));
+            Ok(None)
+        }
+        async fn acknowledge(&self, id: &MessageId, _: &Acknowledgement) -> Result<(), Error> {
+            self.acked.lock().unwrap().push(id.as_str().to_owned());
+            if id.as_str().starts_with('a') {
+                self.first_acked.notify_one();
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_is_acknowledged_while_the_rest_of_its_page_downloads() {
+        let src = Arc::new(TwoParts::default());
+        let routes = Routes::bench();
+        let router = router_for(crate::mail::MAILBOX, &routes).unwrap();
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            drain(src.clone(), &router, &routes, 10, IngestOutcome::default()),
+        )
+        .await
+        .expect("the first part was not acknowledged before the page's last part came");
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!((out.fetched, out.acknowledged), (3, 3));
+        assert_eq!(out.routed.values().sum::<u64>(), 3);
+        let mut acked = src.acked.lock().unwrap().clone();
+        acked.sort();
+        assert_eq!(acked, ["a1", "a2", "b1"]);
+        // The second fetch found nothing and ended the job.
+        assert_eq!(src.fetches.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn our_router_agrees_with_the_routes_contract() {
