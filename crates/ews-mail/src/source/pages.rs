@@ -118,7 +118,7 @@ impl EwsSource {
         let to_list = AtomicUsize::new(starts.len());
         let (gate, cut) = (Mutex::new(Some(gate)), Mutex::new(None::<Error>));
         let (to_list, gate, cut) = (&to_list, &gate, &cut);
-        let pages: FuturesUnordered<_> = starts
+        let mut pages: FuturesUnordered<_> = starts
             .iter()
             .enumerate()
             .map(|(index, &start)| {
@@ -178,7 +178,6 @@ impl EwsSource {
                 }
             })
             .collect();
-        let mut pages = pages;
         let mut handing = HandOver::default();
         let mut held: BTreeMap<usize, Page> = BTreeMap::new();
         let mut arrived = vec![false; starts.len()];
