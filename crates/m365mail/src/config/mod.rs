@@ -27,7 +27,9 @@
 //! mode = "unread"                         # Graph: or "delta", "push"; EWS: "push" (SourceConfig::mode)
 //! requests_in_flight = 4                  # Graph: single requests, 4 at once, instead of $batch;
 //!                                         # EWS: smaller requests, that many at once (at most 27;
-//!                                         # with batch_size about 25 × this)
+//!                                         # with batch_size about 25 × this; a large backlog
+//!                                         # drains fastest with batch_size up to 10000 and
+//!                                         # [handler] concurrency = 16: BENCHMARKS.md)
 //!
 //! # With mode = "push" (see PushConfig):
 //! # [sources.push]
