@@ -11,7 +11,8 @@
 //! - [`config`]: the `m365mail` configuration text over the sandbox's demo app;
 //! - [`mime`]: small RFC 822 test messages;
 //! - [`process`]: `m365mail run --once --json` from an async test;
-//! - [`postgres`]: a fresh database per test on the server `cargo xtask ci` starts.
+//! - [`postgres`]: a fresh database per test on the server `cargo xtask ci` starts;
+//! - [`webhook`]: a loopback webhook receiver that records each delivery with its key.
 
 pub mod config;
 pub mod harness;
@@ -20,6 +21,7 @@ pub mod postgres;
 pub mod process;
 pub mod scripted;
 pub mod tokens;
+pub mod webhook;
 
 pub use harness::SandboxHarness;
 pub use tokens::{SandboxTokens, start};

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -25,6 +25,7 @@ use m365_chaos::{
 use rand::{Rng as _, SeedableRng as _};
 use sandbox::store::{ListQuery, MailStore};
 use sandbox::{Admin, Sandbox, Seed, ThrottleConfig};
+use test_support::webhook::Receiver;
 
 mod fleet_run;
 mod mailbox;
@@ -114,47 +115,14 @@ pub(crate) fn run_to_verdict(
     }
 }
 
-/// Webhook deliveries: Message-ID -> (Idempotency-Key -> count).
-pub(crate) type Deliveries = Arc<Mutex<BTreeMap<String, BTreeMap<String, u32>>>>;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A webhook receiver that counts deliveries per Message-ID and key.
-pub(crate) async fn webhook() -> Res<(String, Deliveries)> {
-    let seen: Deliveries = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let s = s.clone();
-                async move {
-                    let key = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    let id = m365_chaos::normalize_id(v["message_id"].as_str().unwrap_or(""));
-                    *lock(&s).entry(id).or_default().entry(key).or_default() += 1;
-                    "ok"
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("webhook listener: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("webhook listener: {e}"))?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((format!("http://{addr}/hook"), seen))
+/// Webhook deliveries by Message-ID, then by Idempotency-Key.
+fn deliveries_by_message(hook: &Receiver) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let mut by_id: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for d in hook.deliveries() {
+        let id = m365_chaos::normalize_id(d.body["message_id"].as_str().unwrap_or(""));
+        *by_id.entry(id).or_default().entry(d.key).or_default() += 1;
+    }
+    by_id
 }
 
 /// Progress the other tasks read: messages acknowledged, per source.
@@ -364,13 +332,15 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
         i.access_token_lifetime_secs = 330;
         i.device_code_interval_secs = 1;
     });
-    let (hook, deliveries) = webhook().await?;
+    let hook = Receiver::start()
+        .await
+        .map_err(|e| format!("webhook listener: {e}"))?;
     let endpoints = Endpoints {
         tenant: sb.tenant_id().to_string(),
         authority_base: sb.base_url().to_string(),
         graph: sb.graph_url().to_string(),
         ews: sb.ews_url().to_string(),
-        webhook: hook,
+        webhook: hook.url().to_owned(),
     };
     let graph_push = if args.push {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -661,7 +631,7 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
         delivered: delivered.clone(),
         records: m365_chaos::read_records(&out).map_err(|e| e.to_string())?,
         ledger: m365_chaos::read_ledger(&out.join("ledger.jsonl")).map_err(|e| e.to_string())?,
-        webhook: lock(&deliveries).clone(),
+        webhook: deliveries_by_message(&hook),
         processed,
         waiting,
         poisoned,

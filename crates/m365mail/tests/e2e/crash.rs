@@ -1,40 +1,11 @@
 //! Killed and restarted mid-batch: every message handled exactly once.
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandbox::{Sandbox, Seed};
 
 use crate::support::{BIN, assert_success, config, records};
-
-/// A webhook that counts deliveries per `Idempotency-Key`.
-async fn webhook() -> (String, Arc<Mutex<HashMap<String, u32>>>) {
-    let counts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let c = counts.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let c = c.clone();
-            async move {
-                let key = headers
-                    .get("idempotency-key")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                *c.lock().unwrap().entry(key).or_default() += 1;
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), counts)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_mid_batch_every_message_is_handled_exactly_once() {
@@ -57,13 +28,12 @@ async fn killed_and_restarted_mid_batch_every_message_is_handled_exactly_once() 
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (hook, deliveries) = webhook().await;
+    let hook = test_support::webhook::Receiver::start().await.unwrap();
     let cfg = dir.path().join("m365mail.toml");
-    std::fs::write(&cfg, config(&sb, &out, &hook)).unwrap();
+    std::fs::write(&cfg, config(&sb, &out, hook.url())).unwrap();
 
     // Kill the handler mid-run, as a crash would: each time after it has handed over a few
     // more messages (a fixed sequence, so the test is reproducible whatever the machine's speed).
-    let total = |d: &Arc<Mutex<HashMap<String, u32>>>| -> u32 { d.lock().unwrap().values().sum() };
     let mut kills = 0;
     for i in 0..KILLS {
         let mut child = Command::new(BIN)
@@ -73,12 +43,12 @@ async fn killed_and_restarted_mid_batch_every_message_is_handled_exactly_once() 
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let target = total(&deliveries) + 1 + (i as u32 * 5) % 7;
+        let target = hook.delivered() as u32 + 1 + (i as u32 * 5) % 7;
         loop {
             if child.try_wait().unwrap().is_some() {
                 break;
             }
-            if total(&deliveries) >= target {
+            if hook.delivered() as u32 >= target {
                 child.kill().unwrap(); // SIGKILL
                 kills += 1;
                 break;
@@ -123,7 +93,7 @@ async fn killed_and_restarted_mid_batch_every_message_is_handled_exactly_once() 
     // a kill (between the webhook's answer and the ledger's record), and carries the same
     // Idempotency-Key so the receiver can drop it.
     let (distinct, repeats) = {
-        let d = deliveries.lock().unwrap();
+        let d = hook.count_by_key();
         (d.len(), d.values().map(|n| n - 1).sum::<u32>())
     };
     assert_eq!(distinct, N);
