@@ -6,25 +6,11 @@
 
 use std::path::Path;
 
+// Whitespace does not count; the bench compares the same way.
+use test_support::mime::normalise;
+
 /// Exactly right when the floor was last raised (of 298 cases).
 const FLOOR: usize = 298;
-
-/// Whitespace does not count: runs of spaces within a line, line ends, runs of blank lines,
-/// leading and trailing blank lines. The bench compares the same way.
-fn normalise(text: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
-        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
-            continue;
-        }
-        out.push(line);
-    }
-    while out.last().is_some_and(|l| l.is_empty()) {
-        out.pop();
-    }
-    out.join("\n")
-}
 
 #[test]
 fn the_corpus_is_extracted_at_least_as_well_as_before() {

@@ -84,12 +84,7 @@ fn logs(dir: &Path) -> String {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig}");
+    assert!(test_support::process::signal(child, sig), "kill {sig}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

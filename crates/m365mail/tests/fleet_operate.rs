@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sandbox::{Sandbox, Seed};
 use test_support::config::Config;
 use test_support::postgres::TestDatabase;
-use test_support::process::Reaped;
+use test_support::process::{Reaped, terminate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365mail");
 
@@ -241,10 +241,7 @@ async fn a_source_added_to_a_running_fleet_is_served_shown_rerouted_and_removed(
         "a removed source is not served"
     );
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status();
-    assert!(worker.wait().unwrap().success());
+    assert!(terminate(&mut worker).unwrap().success());
     sb.shutdown().await;
 }
 

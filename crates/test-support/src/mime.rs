@@ -66,3 +66,31 @@ pub fn outgoing(from: &str, to: &str, subject: &str) -> connector::OutgoingMessa
         format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nx\r\n").into_bytes(),
     )
 }
+
+/// `text` with whitespace that does not count for comparing mail text taken out: runs of
+/// spaces within a line, the line ends' kind, runs of blank lines, leading and trailing blank
+/// lines. The reply-text test and the reply bench compare extracted text this way.
+pub fn normalise(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        out.push(line);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_does_not_count() {
+        assert_eq!(normalise("\r\n\n a  b \t\r\n\n\n c\n\n"), "a b\n\nc");
+    }
+}

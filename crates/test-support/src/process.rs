@@ -2,7 +2,7 @@
 //! known to the crate that builds it, so the caller passes it in).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 
 /// `bin run --once --json --config cfg`, run off the async runtime; its output, whatever it is.
 pub async fn run_once(bin: &str, cfg: &Path) -> Output {
@@ -60,4 +60,24 @@ impl Drop for Reaped {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     l.local_addr().expect("its address").port()
+}
+
+/// Sends `sig` (`-TERM`, `-STOP`, `-CONT`, ...) to `child` through `kill(1)`; whether `kill`
+/// said it did.
+pub fn signal(child: &Child, sig: &str) -> bool {
+    Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// SIGTERM to `child`, then waits for it: how it ended (a worker that stops cleanly exits 0).
+pub fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
+    if !signal(child, "-TERM") {
+        return Err(std::io::Error::other(format!(
+            "kill -TERM {} failed",
+            child.id()
+        )));
+    }
+    child.wait()
 }

@@ -103,20 +103,7 @@ pub struct Outcome {
 }
 
 /// Whitespace does not count (the same as `crates/handler/tests/replies.rs`).
-pub fn normalise(text: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
-        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
-            continue;
-        }
-        out.push(line);
-    }
-    while out.last().is_some_and(|l| l.is_empty()) {
-        out.pop();
-    }
-    out.join("\n")
-}
+pub use test_support::mime::normalise;
 
 /// Reads the corpus.
 pub fn load(path: &Path) -> Result<Vec<Case>, String> {
@@ -593,11 +580,6 @@ pub fn main(args: RepliesArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn whitespace_does_not_count() {
-        assert_eq!(normalise("\n\n a  b \t\n\n\n c\n\n"), "a b\n\nc");
-    }
 
     #[test]
     fn the_section_replaces_itself_and_the_ingest_report_keeps_it() {

@@ -201,7 +201,7 @@ pub fn config_toml(
     }
     s.push_str(&format!(
         "\n[handler]\noutput_dir = {out}\nbatch_size = {batch_size}\npoll_interval_secs = {poll_interval_secs}\n",
-        out = crate::toml_string(&out.display().to_string()),
+        out = test_support::config::toml_string(&out.display().to_string()),
     ));
     s
 }

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use rand::{Rng as _, SeedableRng as _};
 use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol};
+use test_support::config::toml_string;
 
 pub mod fleet;
 mod records;
@@ -181,22 +182,6 @@ poll_interval_secs = 1
         cache = toml_string(&token_cache.display().to_string()),
         out = toml_string(&out_dir.display().to_string()),
     )
-}
-
-/// A TOML basic string (paths may hold quotes or backslashes).
-fn toml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Which source a message is delivered to.

@@ -2,6 +2,7 @@
 //! serving the series, and the loopback guard of `--metrics`.
 
 use super::*;
+use test_support::process::terminate;
 
 #[test]
 fn a_worker_refuses_a_metrics_address_beyond_loopback_without_the_flag() {
@@ -103,10 +104,7 @@ async fn a_worker_goes_on_without_metrics_when_the_default_port_is_taken() {
         "{stderr}"
     );
     assert!(stderr.contains("--store"), "{stderr}");
-    let _ = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status();
-    assert!(worker.wait().unwrap().success());
+    assert!(terminate(&mut worker).unwrap().success());
     sb.shutdown().await;
 }
 
@@ -222,12 +220,7 @@ async fn a_worker_serves_its_metrics_end_to_end() {
         MESSAGES as i64
     );
 
-    let term = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = worker.wait().unwrap();
+    let status = terminate(&mut worker).unwrap();
     assert!(status.success(), "{status}\n{}", worker_log());
     assert!(
         http.get(format!("{base}/healthz")).send().await.is_err(),

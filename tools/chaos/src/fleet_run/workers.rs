@@ -62,13 +62,7 @@ pub(crate) struct Restart {
     pub(crate) workers: Vec<String>,
 }
 
-/// Sends `sig` (`-STOP`, `-KILL`, ...) to `child`; whether `kill` said it did.
-pub(crate) fn signal(child: &Child, sig: &str) -> bool {
-    Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
-}
+pub(crate) use test_support::process::signal;
 
 /// How long the log at `log` is now, in bytes.
 pub(crate) fn log_len(log: &Path) -> u64 {
