@@ -126,6 +126,7 @@
 
 pub mod autodiscover;
 mod client;
+mod config;
 mod endpoint;
 mod error;
 pub mod ops;
@@ -137,11 +138,12 @@ pub mod sync;
 pub mod types;
 pub mod xml;
 
-// The modules `client`, `endpoint`, `error`, `outbound` and `source` are private: everything public in them
+// The modules `client`, `config`, `endpoint`, `error`, `outbound` and `source` are private: everything public in them
 // is here, at the root, its one public path (issue #16).
-pub use client::{
-    AccessToken, Challenge, Credentials, EXCHANGE_ONLINE, EwsClient, EwsConfig, Jitter,
-    MailboxAccess, Password, Refusal, RetryPolicy, StaticToken, TokenSource,
+pub use client::{EXCHANGE_ONLINE, EwsClient};
+pub use config::{
+    AccessToken, Challenge, Credentials, EwsConfig, Jitter, MailboxAccess, Password, Refusal,
+    RetryPolicy, StaticToken, TokenSource,
 };
 pub use endpoint::{EndpointError, check_endpoint, exchange_online};
 pub use error::{EwsError, ResponseClass, ResponseError};

@@ -7,7 +7,8 @@ use connector::{
     SendReceipt,
 };
 
-use crate::client::{EwsClient, MailboxAccess};
+use crate::client::EwsClient;
+use crate::config::MailboxAccess;
 use crate::error::ResponseError;
 use crate::ops::{CreateItem, GetFolder, MessageDisposition};
 use crate::source::{item_error, offline_reason};

@@ -13,7 +13,8 @@ use connector::{
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::{RwLock, Semaphore};
 
-use crate::client::{EwsClient, MailboxAccess};
+use crate::client::EwsClient;
+use crate::config::MailboxAccess;
 use crate::error::{CallContext, EwsError, ResponseError, into_connector};
 use crate::ops::{CreateFolder, DeleteType, FindFolder, FindItem, GetFolder};
 use crate::sync::{SourceSyncStore, SyncMode};
