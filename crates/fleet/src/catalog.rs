@@ -75,17 +75,9 @@ impl ConfigEntry {
 /// tick without a restart. This type stores and hands out the TOML; checking that it makes a
 /// valid configuration (and that it holds no secret in clear text) is the caller's job, before
 /// [`put`](Self::put).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgCatalog {
     inner: Arc<Inner>,
-}
-
-impl fmt::Debug for PgCatalog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgCatalog")
-            .field("target", &self.inner.target)
-            .finish()
-    }
 }
 
 impl PgCatalog {

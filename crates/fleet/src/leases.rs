@@ -1,6 +1,5 @@
 //! Leases and heartbeats in PostgreSQL ([`PgLeases`]).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,17 +61,9 @@ const LEAVE: &str = "DELETE FROM fleet_workers WHERE worker = $1";
 /// statement (`INSERT … ON CONFLICT DO UPDATE … WHERE` free, expired or already ours
 /// `… RETURNING epoch`), and the epoch of a source only grows, across releases too. The
 /// semantics are those of [`handler::LocalLeases`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgLeases {
     inner: Arc<Inner>,
-}
-
-impl fmt::Debug for PgLeases {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgLeases")
-            .field("target", &self.inner.target)
-            .finish()
-    }
 }
 
 /// A duration in whole microseconds, as the statements take it (saturating: a century is as

@@ -1,6 +1,5 @@
 //! The ledger in PostgreSQL ([`PgLedger`]).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -54,17 +53,9 @@ const INSERT_LOG: &str = "INSERT INTO fleet_ledger_log (key, source, worker, epo
 /// (so that concurrent appends cannot deadlock), folds the entries in with
 /// [`Record::apply`] at the database's time, and writes the rows and the log. A failure to
 /// reach the database is [`LedgerError::Backend`] (`postgres`): nothing was recorded, try again.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgLedger {
     inner: Arc<Inner>,
-}
-
-impl fmt::Debug for PgLedger {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgLedger")
-            .field("target", &self.inner.target)
-            .finish()
-    }
 }
 
 impl PgLedger {

@@ -172,7 +172,7 @@ impl Default for PgOptions {
 
 /// A connection pool to the fleet's database, with the schema up to date: hands out the
 /// backends. Cloning shares the pool.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgStore {
     inner: Arc<Inner>,
 }
@@ -192,10 +192,11 @@ pub(crate) struct Inner {
     pub(crate) handle: tokio::runtime::Handle,
 }
 
-impl fmt::Debug for PgStore {
+/// The pool's connection target only: never the password, the pool or the configuration.
+impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStore")
-            .field("target", &self.inner.target)
+        f.debug_struct("Connection")
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }

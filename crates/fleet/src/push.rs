@@ -2,7 +2,6 @@
 //! ([`PgSubscriptionStore`]), and the wake-ups one worker sends another with
 //! `NOTIFY`/`LISTEN` ([`PgWakeups`]).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,19 +35,10 @@ const CHANNEL: &str = "m365mail_push";
 /// A store [`fenced`](Self::fenced) by a source's lease writes only while that lease holds, by
 /// the database's clock: a worker that lost the source (paused, cut off) cannot overwrite the
 /// record its next holder keeps.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgSubscriptionStore {
     inner: Arc<Inner>,
     fence: Option<Fence>,
-}
-
-impl fmt::Debug for PgSubscriptionStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgSubscriptionStore")
-            .field("target", &self.inner.target)
-            .field("fence", &self.fence)
-            .finish()
-    }
 }
 
 const COLUMNS: &str = "key, id, resource, notification_url, client_state, expires_at";
@@ -246,17 +236,9 @@ pub struct Wakeup {
 /// when it commits, at most once; one that is lost (a listening connection that was down) is
 /// caught up by the source's safety timer, and a worker wakes all its push sources when its
 /// listening connection comes back.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgWakeups {
     inner: Arc<Inner>,
-}
-
-impl fmt::Debug for PgWakeups {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgWakeups")
-            .field("target", &self.inner.target)
-            .finish()
-    }
 }
 
 impl PgWakeups {

@@ -1,6 +1,5 @@
 //! What each worker last saw of its sources, and the fleet at a glance ([`PgStatus`]).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -95,17 +94,9 @@ pub struct FleetStatus {
 
 /// Where workers report their sources' state (`fleet_source_status`) and operators read the
 /// fleet's (`m365mail status`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgStatus {
     inner: Arc<Inner>,
-}
-
-impl fmt::Debug for PgStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStatus")
-            .field("target", &self.inner.target)
-            .finish()
-    }
 }
 
 /// Sets the time `column` of `source`'s status row (its row made if it has none).

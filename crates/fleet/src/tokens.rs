@@ -1,6 +1,5 @@
 //! msauth's token cache in PostgreSQL ([`PgTokenStore`]).
 
-use std::fmt;
 use std::sync::Arc;
 
 use msauth::{CacheError, CacheKey, CachedToken, RefreshToken, StoreGuard, TokenStore};
@@ -39,17 +38,9 @@ const LOCK_TIMEOUT: &str = "SET lock_timeout = '5min'";
 /// `Handle::block_on` on the runtime [`PgStore::connect`](crate::PgStore::connect) ran in: call
 /// them from a blocking thread (or a thread outside the runtime), **never from async code** on a
 /// runtime thread, where tokio panics rather than block the runtime.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PgTokenStore {
     inner: Arc<Inner>,
-}
-
-impl fmt::Debug for PgTokenStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgTokenStore")
-            .field("target", &self.inner.target)
-            .finish()
-    }
 }
 
 /// What a [`StoreGuard`] of [`PgTokenStore::lock`] holds: the connection holding the advisory
