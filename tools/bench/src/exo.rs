@@ -312,8 +312,8 @@ pub fn main(args: ExoArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     let mut results = ExoResults {
-        date: crate::fleet::report::now_utc(),
-        machine: crate::fleet::report::machine(),
+        date: crate::report::sections::now_utc(),
+        machine: crate::report::sections::machine(),
         latency: Some(latency(&args)),
         ews_per_kib_ms: Some(args.ews_per_kib_ms),
         throttle: Some(ThrottleConfig::default()),

@@ -381,7 +381,7 @@ fn write_markdown(md: &Path, report: &str) -> Result<(), String> {
     let old = std::fs::read_to_string(md).unwrap_or_default();
     std::fs::write(
         md,
-        m365_bench::replies::keep_other_sections(&old, report, INGEST_SECTIONS),
+        m365_bench::report::sections::keep_other_sections(&old, report, INGEST_SECTIONS),
     )
     .map_err(|e| format!("{}: {e}", md.display()))
 }
@@ -461,20 +461,13 @@ fn micro(dirs: &[PathBuf]) -> Vec<Micro> {
     out
 }
 
-fn now_utc() -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::now_utc()
-        .format(&f)
-        .unwrap_or_default()
-}
-
 async fn run(args: RunArgs) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
     let plan = MixPlan::default();
     let routes = Routes::bench();
     let mut results = Results {
-        date: now_utc(),
+        date: m365_bench::report::sections::now_utc(),
         machine: Machine::this(),
         commands: args.command.clone(),
         mix: Some(plan),

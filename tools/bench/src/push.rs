@@ -340,7 +340,7 @@ pub fn main(args: PushArgs) -> Result<(), String> {
             m.idle_requests,
         )
     };
-    let date = crate::fleet::report::now_utc();
+    let date = crate::report::sections::now_utc();
     let text = format!(
         "{HEADING}\n\n\
          `cargo xtask bench --push` ({date}; {n} messages per mode at random gaps of 0–{g2} ms, \
@@ -393,8 +393,11 @@ pub fn main(args: PushArgs) -> Result<(), String> {
     );
     eprintln!("{text}");
     let md = std::fs::read_to_string(&args.md).unwrap_or_default();
-    std::fs::write(&args.md, crate::replies::splice(&md, HEADING, &text))
-        .map_err(|e| format!("{}: {e}", args.md.display()))?;
+    std::fs::write(
+        &args.md,
+        crate::report::sections::splice(&md, HEADING, &text),
+    )
+    .map_err(|e| format!("{}: {e}", args.md.display()))?;
     eprintln!("push: wrote the section of {}", args.md.display());
     Ok(())
 }

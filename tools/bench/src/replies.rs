@@ -466,59 +466,6 @@ pub fn section(
     s
 }
 
-/// `text` with the section under `heading` replaced by `section` (or added at the end): the
-/// section runs from its heading to the next `## ` heading.
-pub fn splice(text: &str, heading: &str, section: &str) -> String {
-    let Some(start) = text.match_indices(heading).map(|(i, _)| i).find(|&i| {
-        (i == 0 || text[..i].ends_with('\n')) && text[i + heading.len()..].starts_with('\n')
-    }) else {
-        let mut out = text.trim_end().to_owned();
-        if !out.is_empty() {
-            out.push_str("\n\n");
-        }
-        out.push_str(section.trim_end());
-        out.push('\n');
-        return out;
-    };
-    let after = start + heading.len();
-    let end = text[after..]
-        .match_indices("\n## ")
-        .next()
-        .map_or(text.len(), |(i, _)| after + i + 1);
-    let mut out = text[..start].to_owned();
-    out.push_str(section.trim_end());
-    out.push('\n');
-    if end < text.len() {
-        out.push('\n');
-        out.push_str(&text[end..]);
-    }
-    out
-}
-
-/// `new` (a whole report) followed by every `## ` section of `old` that neither `new` has nor
-/// `owned` names (the sections the writer of `new` may leave out of a run): the ingest report is
-/// written whole, and must not drop the sections other benches own (the fleet's, reply
-/// extraction) or notes added by hand.
-pub fn keep_other_sections(old: &str, new: &str, owned: &[&str]) -> String {
-    let headings: Vec<&str> = new.lines().filter(|l| l.starts_with("## ")).collect();
-    let mut out = new.trim_end().to_owned();
-    let mut starts: Vec<usize> = old.match_indices("\n## ").map(|(i, _)| i + 1).collect();
-    if old.starts_with("## ") {
-        starts.insert(0, 0);
-    }
-    for (n, &start) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).copied().unwrap_or(old.len());
-        let part = &old[start..end];
-        let heading = part.lines().next().unwrap_or("");
-        if !headings.contains(&heading) && !owned.contains(&heading) {
-            out.push_str("\n\n");
-            out.push_str(part.trim_end());
-        }
-    }
-    out.push('\n');
-    out
-}
-
 /// `m365-bench replies`.
 pub fn main(args: RepliesArgs) -> Result<(), String> {
     let cases = load(&args.corpus)?;
@@ -549,11 +496,14 @@ pub fn main(args: RepliesArgs) -> Result<(), String> {
         ours_time.as_secs_f64() * 1000.0,
         cases.len()
     );
-    let date = crate::fleet::report::now_utc();
+    let date = crate::report::sections::now_utc();
     let text = section(&cases, &outcomes, &systems, &versions, &args.command, &date);
     let md = std::fs::read_to_string(&args.md).unwrap_or_default();
-    std::fs::write(&args.md, splice(&md, HEADING, &text))
-        .map_err(|e| format!("{}: {e}", args.md.display()))?;
+    std::fs::write(
+        &args.md,
+        crate::report::sections::splice(&md, HEADING, &text),
+    )
+    .map_err(|e| format!("{}: {e}", args.md.display()))?;
     for o in outcomes.iter_mut().filter(|o| o.right) {
         o.got.clear();
     }
@@ -575,29 +525,4 @@ pub fn main(args: RepliesArgs) -> Result<(), String> {
         args.json.display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_section_replaces_itself_and_the_ingest_report_keeps_it() {
-        let doc = "# Benchmarks\n\n## Ingest job\n\nx\n\n## Fleet under limits\n\nf\n";
-        let once = splice(doc, HEADING, &format!("{HEADING}\n\nfirst\n"));
-        assert!(once.ends_with(&format!("{HEADING}\n\nfirst\n")));
-        let twice = splice(&once, HEADING, &format!("{HEADING}\n\nsecond\n"));
-        assert_eq!(twice, once.replace("first", "second"));
-        let rewritten = keep_other_sections(
-            &format!("{twice}\n## Notes\n\nold notes\n"),
-            "# Benchmarks\n\n## Ingest job\n\ny\n",
-            &["## Notes"],
-        );
-        assert_eq!(
-            rewritten,
-            format!(
-                "# Benchmarks\n\n## Ingest job\n\ny\n\n## Fleet under limits\n\nf\n\n{HEADING}\n\nsecond\n"
-            )
-        );
-    }
 }

@@ -9,31 +9,11 @@ use crate::ledger_load::LoadResults;
 /// The section's heading.
 pub const HEADING: &str = "## Fleet under Exchange Online's limits";
 
-/// `2026-12-07 09:00 UTC`.
-pub fn now_utc() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-/// CPU model, machine kind, cores, memory and kernel, one line.
-pub fn machine() -> String {
-    let m = crate::report::Machine::this();
-    format!(
-        "{} ({}), {} cores, {} MiB RAM, {}",
-        m.cpu, m.kind, m.cores, m.memory_mib, m.os
-    )
-}
+pub use crate::report::sections::{machine, now_utc};
 
 /// `text` with the fleet section replaced by `section` (or added at the end).
 pub fn splice(text: &str, section: &str) -> String {
-    crate::replies::splice(text, HEADING, section)
+    crate::report::sections::splice(text, HEADING, section)
 }
 
 fn f(x: f64, digits: usize) -> String {

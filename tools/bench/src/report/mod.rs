@@ -298,6 +298,7 @@ pub struct Results {
 }
 
 mod markdown;
+pub mod sections;
 
 #[cfg(test)]
 mod tests {
