@@ -16,43 +16,21 @@ use async_trait::async_trait;
 
 use crate::error::{AuthProblem, Error};
 
-/// An OAuth 2.0 access token, sent as `Authorization: Bearer …` (or inside SASL XOAUTH2). It
-/// never appears in `Debug` or `Display` output.
-///
-/// ```
-/// let t = connector::AccessToken::new("eyJ0eXAiOi.secret.value");
-/// assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
-/// assert_eq!(t.to_string(), "[redacted]");
-/// assert_eq!(t.secret(), "eyJ0eXAiOi.secret.value");
-/// ```
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        AccessToken(token.into())
-    }
-
-    /// The token itself, for the `Authorization` header or the SASL response only. Never log
-    /// or display it.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken([redacted])")
-    }
-}
-
-impl fmt::Display for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+crate::secret_type!(
+    /// An OAuth 2.0 access token, sent as `Authorization: Bearer …` (or inside SASL XOAUTH2). It
+    /// never appears in `Debug` or `Display` output; [`secret`](AccessToken::secret) gives it
+    /// for the `Authorization` header or the SASL response only.
+    ///
+    /// ```
+    /// let t = connector::AccessToken::new("eyJ0eXAiOi.secret.value");
+    /// assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
+    /// assert_eq!(t.to_string(), "[redacted]");
+    /// assert_eq!(t.secret(), "eyJ0eXAiOi.secret.value");
+    /// ```
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(transparent)]
+    AccessToken
+);
 
 /// What a service answered when it refused a token: an HTTP-like status, the response headers
 /// (`WWW-Authenticate`, EWS's `x-ms-diagnostics`, …) and the body. Protocol-neutral, so that

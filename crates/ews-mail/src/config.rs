@@ -15,33 +15,10 @@ use crate::xml::DEFAULT_MAX_RESPONSE;
 
 pub use connector::{AccessToken, Challenge, Refusal, StaticToken, TokenSource};
 
-/// The password of [`Credentials::BasicOnPremises`], redacted in `Debug` and `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(password: impl Into<String>) -> Self {
-        Password(password.into())
-    }
-
-    /// The password itself, for the `Authorization` header only.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password([redacted])")
-    }
-}
-
-impl fmt::Display for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+connector::secret_type!(
+    /// The password of [`Credentials::BasicOnPremises`], redacted in `Debug` and `Display`.
+    Password
+);
 
 /// How the client signs in.
 #[derive(Clone)]

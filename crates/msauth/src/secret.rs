@@ -1,43 +1,22 @@
 //! Redacting newtypes for every secret the crate handles.
 //!
 //! `Debug` prints `TypeName([redacted])`, `Display` prints `[redacted]`; the value is reachable
-//! only through [`secret()`](AccessToken::secret). Hand-written rather than re-exporting
+//! only through [`secret()`](AccessToken::secret); each is `connector::secret_type!` with serde's
+//! derives. Hand-written rather than re-exporting
 //! `oauth2`'s newtypes because we need `Display` redaction, `Eq` for cache comparisons and serde
 //! for the file cache, and because keeping `oauth2` types out of the public API lets us change the
 //! dependency without breaking callers.
 
-use std::fmt;
-
+/// Every secret here is serialized as itself (the token cache file keeps them): serde's derives
+/// on top of connector's redacting newtype.
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Wraps a secret value.
-            pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
-            }
-
-            /// The secret value itself. Never log or display it.
-            pub fn secret(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!(stringify!($name), "([redacted])"))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("[redacted]")
-            }
-        }
+        connector::secret_type!(
+            $(#[$meta])*
+            #[derive(serde::Serialize, serde::Deserialize)]
+            #[serde(transparent)]
+            $name
+        );
     };
 }
 
