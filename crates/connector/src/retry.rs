@@ -11,6 +11,7 @@
 //!   exponential back-off with equal jitter, and the longest `Retry-After` worth waiting for.
 //! * [`Jitter`]: the one source of randomness for back-off ([`SeededJitter`], [`ProcessJitter`]),
 //!   and [`spread`] for a pause varied by a fraction either way.
+//! * [`Attempts`]: one call's retry loop, counted, each wait reported with [`note_wait`];
 //! * [`note_wait`] / [`set_wait_observer`]: every client reports each wait before a retry
 //!   ([`RetryWait`]) to one process-wide observer, a no-op unless a program (the `m365mail`
 //!   worker's metrics) sets one, so throttling is visible without threading a callback
@@ -225,6 +226,75 @@ impl RetryPolicy {
             RetryAction::Retry { after } => self.decide(attempt, waited, after, jitter),
             RetryAction::Forbidden | RetryAction::No => None,
         }
+    }
+}
+
+/// One call's attempts, as an executor's retry loop keeps them: how many were made, how long
+/// they waited, and on whose behalf (`"graph"`, `"ews"`) each wait is reported.
+///
+/// ```
+/// use std::time::Duration;
+/// use connector::Error;
+/// use connector::retry::{Attempts, Idempotency, RetryPolicy};
+///
+/// let policy = RetryPolicy::default().with_max_attempts(2);
+/// let mut attempts = Attempts::new("graph");
+/// assert_eq!(attempts.start(), 1);
+/// let throttled = Error::throttled("429", Some(Duration::from_secs(3)));
+/// let wait = attempts.wait_after(&policy, &throttled, Idempotency::Safe, 0.5);
+/// assert_eq!(wait, Some(Duration::from_secs(3)));
+/// assert_eq!(attempts.waited(), Duration::from_secs(3));
+/// assert_eq!(attempts.start(), 2);
+/// // The second of two attempts: no wait, the error stands.
+/// assert_eq!(attempts.wait_after(&policy, &throttled, Idempotency::Safe, 0.5), None);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attempts {
+    service: &'static str,
+    made: u32,
+    waited: Duration,
+}
+
+impl Attempts {
+    /// No attempt made yet, for `service`.
+    pub fn new(service: &'static str) -> Self {
+        Attempts {
+            service,
+            made: 0,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Counts the attempt about to be made; its number (1-based).
+    pub fn start(&mut self) -> u32 {
+        self.made += 1;
+        self.made
+    }
+
+    /// After the last attempt failed with `err`: how long to wait before the next one
+    /// ([`RetryPolicy::next_wait`]), or `None` to return `err`. A wait is counted as waited and
+    /// reported to the process's wait observer ([`note_wait`]); the caller then sleeps it.
+    pub fn wait_after(
+        &mut self,
+        policy: &RetryPolicy,
+        err: &Error,
+        idempotency: Idempotency,
+        jitter: f64,
+    ) -> Option<Duration> {
+        let wait = policy.next_wait(err, idempotency, self.made, self.waited, jitter)?;
+        note_wait(&RetryWait::new(
+            self.service,
+            err.kind(),
+            err.retry_after(),
+            wait,
+        ));
+        self.waited += wait;
+        Some(wait)
+    }
+
+    /// The total of the waits so far.
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 }
 
@@ -643,6 +713,39 @@ mod tests {
             p.next_wait(&maybe, Safe, 1, z, 1.0),
             Some(Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn attempts_report_each_wait_they_grant_and_none_they_refuse() {
+        let seen: Arc<std::sync::Mutex<Vec<RetryWait>>> = Arc::default();
+        let s = Arc::clone(&seen);
+        set_wait_observer(Some(Arc::new(move |w: &RetryWait| {
+            s.lock().unwrap().push(w.clone());
+        })));
+        let policy = RetryPolicy::default().with_max_attempts(3);
+        let mut attempts = Attempts::new("ews");
+        let hint = Some(Duration::from_millis(1500));
+        let throttled = Error::throttled("ErrorServerBusy", hint);
+        assert_eq!(attempts.start(), 1);
+        assert_eq!(
+            attempts.wait_after(&policy, &throttled, Idempotency::SendOnce, 0.0),
+            hint
+        );
+        assert_eq!(attempts.start(), 2);
+        // A reset connection: a send may have been done, so it is not retried nor reported.
+        let maybe = Error::transient("reset");
+        assert_eq!(
+            attempts.wait_after(&policy, &maybe, Idempotency::SendOnce, 0.0),
+            None
+        );
+        set_wait_observer(None);
+        assert_eq!(attempts.waited(), Duration::from_millis(1500));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].service, "ews");
+        assert_eq!(seen[0].kind, ErrorKind::Throttled);
+        assert_eq!(seen[0].retry_after, hint);
+        assert_eq!(seen[0].wait, Duration::from_millis(1500));
     }
 
     #[test]

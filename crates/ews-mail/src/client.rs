@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use connector::retry::Idempotency;
+use connector::retry::{Attempts, Idempotency};
 use connector::{AuthProblem, Challenge, ConnectionLog, LogLine, Refusal};
 use httpcore::BodyError;
 use time::OffsetDateTime;
@@ -410,11 +410,10 @@ impl EwsClient {
         };
         let body = soap::envelope(op, &self.header());
         let mut refreshed = false;
-        let mut attempt = 0u32;
-        let mut waited = Duration::ZERO;
+        let mut attempts = Attempts::new("ews");
         let mut auth = self.auth_header(None).await?;
         loop {
-            attempt += 1;
+            let attempt = attempts.start();
             let sent = match self.held_for() {
                 Some(left) => Err(connector::retry::Hold::refusal(&what, left)),
                 None => Ok(self.send_once(O::NAME, &body, auth.clone()).await),
@@ -439,24 +438,13 @@ impl EwsClient {
                     }
                 },
             };
-            let Some(delay) = self.cfg.retry.next_wait(
-                &err,
-                idempotency,
-                attempt,
-                waited,
-                self.cfg.jitter.next(),
-            ) else {
+            let Some(delay) =
+                attempts.wait_after(&self.cfg.retry, &err, idempotency, self.cfg.jitter.next())
+            else {
                 return Err(err);
             };
             tracing::debug!(op = O::NAME, attempt, ?delay, "retrying EWS call: {err}");
-            connector::retry::note_wait(&connector::retry::RetryWait::new(
-                "ews",
-                err.kind(),
-                err.retry_after(),
-                delay,
-            ));
             self.cfg.sleeper.sleep(delay).await;
-            waited += delay;
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use connector::retry::RetryAction;
+use connector::retry::{Attempts, RetryAction};
 use connector::{ConnectionLog, Delivery, Error, LogLine, ResponseDetails};
 use httpcore::BodyError;
 use time::OffsetDateTime;
@@ -284,8 +284,7 @@ impl GraphClient {
         let body = Bytes::from(body);
         let url = Url::parse(&parts.uri.to_string())
             .map_err(|e| Error::configuration(format!("{what}: bad URL: {e}")))?;
-        let mut attempt = 0u32;
-        let mut waited = Duration::ZERO;
+        let mut attempts = Attempts::new("graph");
         let mut refreshed = false;
         let mut token = if auth {
             Some(self.inner.tokens.token().await?)
@@ -293,7 +292,7 @@ impl GraphClient {
             None
         };
         loop {
-            attempt += 1;
+            let attempt = attempts.start();
             let outcome = self
                 .attempt(how, &parts, &url, body.clone(), token.as_ref())
                 .await;
@@ -311,33 +310,22 @@ impl GraphClient {
                 }
                 return Err(err);
             }
-            match self
-                .inner
-                .policy
-                .next_wait(&err, idem, attempt, waited, self.inner.jitter.next())
-            {
-                Some(wait) => {
-                    self.note(
-                        extra,
-                        &parts.method,
-                        &url,
-                        &format!(
-                            "{}; attempt {attempt} failed, retrying in {} ms",
-                            err.kind(),
-                            wait.as_millis()
-                        ),
-                    );
-                    connector::retry::note_wait(&connector::retry::RetryWait::new(
-                        "graph",
-                        err.kind(),
-                        err.retry_after(),
-                        wait,
-                    ));
-                    self.inner.sleeper.sleep(wait).await;
-                    waited += wait;
-                }
-                None => return Err(err),
-            }
+            let Some(wait) =
+                attempts.wait_after(&self.inner.policy, &err, idem, self.inner.jitter.next())
+            else {
+                return Err(err);
+            };
+            self.note(
+                extra,
+                &parts.method,
+                &url,
+                &format!(
+                    "{}; attempt {attempt} failed, retrying in {} ms",
+                    err.kind(),
+                    wait.as_millis()
+                ),
+            );
+            self.inner.sleeper.sleep(wait).await;
         }
     }
 
