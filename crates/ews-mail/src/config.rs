@@ -90,9 +90,9 @@ pub type Jitter = Arc<dyn connector::retry::Jitter>;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct EwsConfig {
-    /// The EWS endpoint ([`EXCHANGE_ONLINE`] or an on-premises URL). It must be `https`, or
-    /// `http` on a loopback host (127.0.0.0/8, `::1`, `localhost`); the client refuses anything
-    /// else ([`check_endpoint`](crate::check_endpoint)).
+    /// The EWS endpoint ([`EXCHANGE_ONLINE`](crate::EXCHANGE_ONLINE) or an on-premises URL).
+    /// It must be `https`, or `http` on a loopback host (127.0.0.0/8, `::1`, `localhost`); the
+    /// client refuses anything else ([`check_endpoint`](crate::check_endpoint)).
     pub endpoint: Url,
     /// How to sign in.
     pub credentials: Credentials,
