@@ -2,82 +2,11 @@
 //! Microsoft's documented response samples parse. Schema, validator and samples are the committed
 //! copies in `testdata/reference/`; a missing one fails the test.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use ews_mail::ops::*;
 use ews_mail::soap::{Operation, RequestHeader, ServerVersion, envelope, parse_envelope};
 use ews_mail::types::{FolderId, ItemId};
 use ews_mail::{EwsError, ResponseClass};
-
-/// A path in the committed reference fixtures (`testdata/reference/`).
-fn reference(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(rel)
-}
-
-/// The bytes of a reference fixture; a missing file fails the test and says how to get it back.
-fn read_reference(rel: &str) -> Vec<u8> {
-    let path = reference(rel);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the fixture is committed under testdata/reference/: restore it with \
-             `git checkout -- testdata`)",
-            path.display()
-        )
-    })
-}
-
-/// The schema validator, `python3 testdata/reference/ews/validate-ews.py FILE...`; fails the
-/// test when the script or xmllint (which it runs) is missing.
-fn validator() -> Command {
-    assert!(
-        Command::new("xmllint").arg("--version").output().is_ok(),
-        "xmllint is missing: install it with `apt-get install -y libxml2-utils` (`cargo xtask ci` \
-         does)"
-    );
-    let script = reference("ews/validate-ews.py");
-    assert!(
-        script.is_file(),
-        "{} is missing: it is committed under testdata/reference/ (restore it with \
-         `git checkout -- testdata`)",
-        script.display()
-    );
-    let mut c = Command::new("python3");
-    c.arg(script);
-    c
-}
-
-fn python3_missing(e: std::io::Error) -> std::process::Output {
-    panic!("python3 could not start ({e}): install it with `apt-get install -y python3`")
-}
-
-/// Validates documents with the reference validator; fails loudly if xmllint is missing.
-fn validate(docs: &[(String, String)]) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut paths = Vec::new();
-    for (name, doc) in docs {
-        let p = dir.path().join(format!("{name}.xml"));
-        std::fs::write(&p, doc).unwrap();
-        paths.push(p);
-    }
-    let out = validator()
-        .args(&paths)
-        .output()
-        .unwrap_or_else(python3_missing);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "schema validation failed:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        text.lines().filter(|l| l.starts_with("valid")).count(),
-        docs.len(),
-        "{text}"
-    );
-}
+use test_support::reference::{assert_valid_ews as validate, read as read_reference};
 
 fn ids() -> Vec<ItemId> {
     vec![
@@ -245,24 +174,15 @@ fn every_request_is_valid_against_the_ews_schema() {
 }
 
 #[test]
+// Refused for the bogus element (the validator's report), not because it could not run.
+#[should_panic(expected = "element Bogus: Schemas validity error")]
 fn an_invalid_request_is_caught_by_the_validator() {
     // Guard against a validator that accepts everything.
     let bad = envelope(&GetFolder::new(vec![]), &RequestHeader::default()).replace(
         "<m:FolderIds></m:FolderIds>",
         "<m:FolderIds><t:Bogus/></m:FolderIds>",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bad.xml");
-    std::fs::write(&p, bad).unwrap();
-    let out = validator().arg(&p).output().unwrap_or_else(python3_missing);
-    assert!(!out.status.success());
-    // Refused for the bogus element, not because the validator could not run.
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("INVALID"),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    validate(&[("bad".into(), bad)]);
 }
 
 fn sample(name: &str) -> Vec<u8> {

@@ -2,27 +2,11 @@
 //! (`testdata/reference/samples/graph/graph-docs-samples.json`) and the mail extract of the v1.0
 //! CSDL (`testdata/reference/graph/graph-mail-v1.0.csdl.xml`).
 
-use std::path::PathBuf;
-
 use graph_mail::api::{self, DeltaItem, GraphError, GraphOperation};
 use graph_mail::retry::parse_retry_after;
 use graph_mail::{Cloud, Endpoint, Mailbox};
 use serde_json::Value;
-
-/// A file of the committed reference fixtures (`testdata/reference/`), read as text; a missing
-/// file fails the test and says how to get it back.
-fn reference(rel: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the fixture is committed under testdata/reference/: restore it with \
-             `git checkout -- testdata`)",
-            path.display()
-        )
-    })
-}
+use test_support::reference::read_to_string as reference;
 
 fn samples() -> Vec<Value> {
     let text = reference("samples/graph/graph-docs-samples.json");

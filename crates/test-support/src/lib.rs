@@ -12,6 +12,7 @@
 //! - [`mime`]: small RFC 822 test messages;
 //! - [`process`]: `m365mail run --once --json` from an async test;
 //! - [`postgres`]: a fresh database per test on the server `cargo xtask ci` starts;
+//! - [`reference`](mod@reference): the committed reference fixtures, and the EWS schema check;
 //! - [`webhook`]: a loopback webhook receiver that records each delivery with its key.
 
 pub mod config;
@@ -19,6 +20,7 @@ pub mod harness;
 pub mod mime;
 pub mod postgres;
 pub mod process;
+pub mod reference;
 pub mod scripted;
 pub mod tokens;
 pub mod webhook;

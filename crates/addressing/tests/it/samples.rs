@@ -1,21 +1,10 @@
 //! Microsoft's documented MIME samples (`testdata/reference/samples/graph/mime`), whose header
 //! folding was lost in publishing: robustness cases for routing raw messages.
 
-use std::path::PathBuf;
-
 use addressing::{MailboxConfig, PickupMailbox, RecipientSource, Router, RouterOptions};
 
 fn sample(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference/samples/graph/mime")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the fixture is committed under testdata/reference/: restore it with \
-             `git checkout -- testdata`)",
-            path.display()
-        )
-    })
+    test_support::reference::read(&format!("samples/graph/mime/{name}"))
 }
 
 #[test]

@@ -128,17 +128,10 @@ pub fn field(body: &str, name: &str) -> Option<String> {
 }
 
 pub fn samples() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/reference/samples/identity/aadsts-samples.json"
-    );
-    let bytes = std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{path}: {e} (the fixture is committed under testdata/reference/: restore it with \
-             `git checkout -- testdata`)"
-        )
-    });
-    serde_json::from_slice(&bytes).unwrap()
+    serde_json::from_slice(&test_support::reference::read(
+        "samples/identity/aadsts-samples.json",
+    ))
+    .unwrap()
 }
 
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> http::Response<Vec<u8>> {

@@ -1,8 +1,6 @@
 //! The EWS endpoint: behaviour of each operation, and every response valid against the EWS
 //! schema (`testdata/reference/ews`, checked with xmllint through validate-ews.py).
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 
 use sandbox::{ApiResource, FaultKind, FaultPlan, FaultRule, Protocol, Sandbox};
@@ -86,64 +84,8 @@ impl Ews {
 
     pub(crate) fn validate_all(&self) {
         let docs = self.seen.lock().unwrap().clone();
-        assert!(!docs.is_empty());
-        assert!(
-            Command::new("xmllint").arg("--version").output().is_ok(),
-            "xmllint is missing: install it with `apt-get install -y libxml2-utils` (CI does)"
-        );
-        let dir = tempfile_dir();
-        let mut paths = Vec::new();
-        for (name, doc) in &docs {
-            let p = dir.join(format!("{name}.xml"));
-            std::fs::write(&p, doc).unwrap();
-            paths.push(p);
-        }
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../testdata/reference/ews/validate-ews.py");
-        assert!(
-            script.is_file(),
-            "{} is missing: it is committed under testdata/reference/ (restore it with \
-             `git checkout -- testdata`)",
-            script.display()
-        );
-        let out = Command::new("python3")
-            .arg(script)
-            .args(&paths)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "python3 could not start ({e}): install it with `apt-get install -y python3`"
-                )
-            });
-        let text = String::from_utf8_lossy(&out.stdout);
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            out.status.success(),
-            "schema validation failed:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            text.lines().filter(|l| l.starts_with("valid")).count(),
-            docs.len()
-        );
+        test_support::reference::assert_valid_ews(&docs);
     }
-}
-
-fn tempfile_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "sandbox-ews-{}-{}",
-        std::process::id(),
-        uuid_like()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn uuid_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 pub(crate) fn between<'a>(s: &'a str, a: &str, b: &str) -> Vec<&'a str> {

@@ -649,16 +649,7 @@ async fn bad_input_gets_microsoft_errors_not_crashes() {
 /// (`testdata/reference/samples/identity/aadsts-samples.json`).
 #[tokio::test]
 async fn responses_match_recorded_entra_samples() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/reference/samples/identity/aadsts-samples.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{path}: {e} (the fixture is committed under testdata/reference/: restore it with \
-             `git checkout -- testdata`)"
-        )
-    });
+    let text = test_support::reference::read_to_string("samples/identity/aadsts-samples.json");
     let samples: Value = serde_json::from_str(&text).unwrap();
     let sample = |id: &str| {
         samples["samples"]

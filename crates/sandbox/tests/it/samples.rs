@@ -11,26 +11,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
+use test_support::reference::read_to_string as read;
 
 use crate::common::{MEGAN, client, delegated_token};
 use crate::ews::{Ews, between, user_token};
-
-fn reference(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(rel)
-}
-
-fn read(rel: &str) -> String {
-    let p = reference(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the fixture is committed under testdata/reference/: restore it with \
-             `git checkout -- testdata`)",
-            p.display()
-        )
-    })
-}
 
 /// An EWS answer in a word: the status and the response codes (or the fault's).
 fn ews_outcome(status: u16, doc: &str) -> String {
