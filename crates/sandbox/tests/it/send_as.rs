@@ -11,7 +11,6 @@ use crate::common::*;
 
 const HELPDESK: &str = "helpdesk@contoso.example";
 const ADELE: &str = "adele.vance@contoso.example";
-const SEND_AS_APP: &str = "https://outlook.office365.com/SMTP.SendAsApp";
 
 async fn admin(sb: &sandbox::Sandbox, command: Value) -> (u16, Value) {
     let r = admin_json(sb, &command.to_string()).await;
@@ -137,16 +136,7 @@ async fn ews_impersonation_send_as_is_refused_with_error_send_as_denied() {
 #[tokio::test]
 async fn smtp_app_only_needs_a_service_principal_full_access_and_send_as() {
     let sb = start().await;
-    sb.admin().update_tenant(|t| {
-        if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == DEMO_APP)
-            && let Some(p) = sandbox::tenant::Permission::parse(SEND_AS_APP)
-        {
-            app.application_permissions.push(p);
-        }
-    });
-    sb.admin()
-        .grant_admin_consent(DEMO_APP, &[], &[SEND_AS_APP])
-        .unwrap();
+    test_support::tokens::consent_smtp_send_as_app(&sb);
     let token = app_token(&sb, &["SMTP.SendAsApp"], sandbox::ApiResource::Exchange);
     let auth = xoauth2(HELPDESK, &token);
     assert_auth_refused(&sb, &auth, "New-ServicePrincipal").await;
