@@ -80,6 +80,19 @@ impl PgLedger {
     async fn client(&self) -> Result<deadpool_postgres::Client, LedgerError> {
         self.inner.client().await.map_err(|e| self.backend(&e))
     }
+
+    /// A pooled connection and `sql` prepared on it (once per connection).
+    async fn prepared(
+        &self,
+        sql: &str,
+    ) -> Result<(deadpool_postgres::Client, tokio_postgres::Statement), LedgerError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.backend(&e))?;
+        Ok((client, stmt))
+    }
 }
 
 /// The record in `row`, whose first column is the key and the next ones [`COLUMNS`].
@@ -132,12 +145,8 @@ impl Columns {
 #[async_trait]
 impl LedgerStore for PgLedger {
     async fn get(&self, key: &str) -> Result<Option<Record>, LedgerError> {
-        let client = self.client().await?;
         let sql = format!("SELECT key, {COLUMNS} FROM fleet_ledger WHERE key = $1");
-        let stmt = client
-            .prepare_cached(&sql)
-            .await
-            .map_err(|e| self.backend(&e))?;
+        let (client, stmt) = self.prepared(&sql).await?;
         let row = client
             .query_opt(&stmt, &[&key])
             .await
@@ -152,12 +161,8 @@ impl LedgerStore for PgLedger {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let client = self.client().await?;
         let sql = format!("SELECT key, {COLUMNS} FROM fleet_ledger WHERE key = ANY($1)");
-        let stmt = client
-            .prepare_cached(&sql)
-            .await
-            .map_err(|e| self.backend(&e))?;
+        let (client, stmt) = self.prepared(&sql).await?;
         let rows = client
             .query(&stmt, &[&keys])
             .await
@@ -274,17 +279,13 @@ impl LedgerStore for PgLedger {
     }
 
     async fn unacknowledged(&self, prefix: &str) -> Result<Vec<(String, Record)>, LedgerError> {
-        let client = self.client().await?;
         // starts_with: the prefix is taken literally (no LIKE wildcards in source names).
         let sql = format!(
             "SELECT key, {COLUMNS} FROM fleet_ledger \
              WHERE NOT acknowledged AND (handled OR parked IS NOT NULL) \
                AND starts_with(key, $1) ORDER BY key"
         );
-        let stmt = client
-            .prepare_cached(&sql)
-            .await
-            .map_err(|e| self.backend(&e))?;
+        let (client, stmt) = self.prepared(&sql).await?;
         let rows = client
             .query(&stmt, &[&prefix])
             .await
@@ -335,17 +336,15 @@ impl LedgerStore for PgLedger {
             .iter()
             .map(|(r, root)| (r.as_str(), root.as_str()))
             .unzip();
-        let client = self.client().await?;
         // One statement for a page. The first root a reference was remembered under stays: a
         // later message of the same conversation must not move it.
-        let stmt = client
-            .prepare_cached(
+        let (client, stmt) = self
+            .prepared(
                 "INSERT INTO fleet_threads (reference, root) \
                  SELECT r, root FROM unnest($1::text[], $2::text[]) AS t(r, root) \
                  ON CONFLICT (reference) DO NOTHING",
             )
-            .await
-            .map_err(|e| self.backend(&e))?;
+            .await?;
         client
             .execute(&stmt, &[&references, &roots])
             .await
@@ -360,13 +359,12 @@ impl LedgerStore for PgLedger {
         if refs.is_empty() {
             return Ok(None);
         }
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT t.reference, t.root FROM unnest($1::text[]) WITH ORDINALITY AS r(ref, n)                  JOIN fleet_threads t ON t.reference = r.ref ORDER BY r.n LIMIT 1",
+        let (client, stmt) = self
+            .prepared(
+                "SELECT t.reference, t.root FROM unnest($1::text[]) WITH ORDINALITY AS r(ref, n) \
+                 JOIN fleet_threads t ON t.reference = r.ref ORDER BY r.n LIMIT 1",
             )
-            .await
-            .map_err(|e| self.backend(&e))?;
+            .await?;
         let row = client
             .query_opt(&stmt, &[&refs])
             .await
