@@ -27,9 +27,8 @@ pub const MAX_CONCURRENCY: usize = 4;
 /// Default cap of a response body (a MIME message with large attachments fits).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024 * 1024;
 
-pub use connector::retry::Idempotency;
-
-pub use crate::api::Response;
+use crate::api::Response;
+use crate::retry::Idempotency;
 
 /// Builds a [`GraphClient`].
 #[derive(Debug)]

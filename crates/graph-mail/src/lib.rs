@@ -10,7 +10,7 @@
 //!    value that builds its request (an `http::Request<Vec<u8>>`, or the parts a `$batch` item
 //!    is made of), parses its answer from bytes into typed values or a typed
 //!    [`connector::Error`] (never a panic), and declares whether it may be repeated
-//!    ([`Idempotency`]). Everything there is testable without a server.
+//!    ([`retry::Idempotency`]). Everything there is testable without a server.
 //! 2. **The executor** ([`GraphClient`]): runs an operation ([`GraphClient::execute`]) or many
 //!    through `$batch` ([`GraphClient::batch`], each item built from its operation and each
 //!    answer parsed by it); adds the bearer token from a [`TokenSource`] (never
@@ -29,6 +29,18 @@
 //!    [`outbound::MAX_MIME_SEND`] goes by itself through a draft, with its attachments added
 //!    in one request each up to 3 MB and through chunked upload sessions above). [`delta`]
 //!    holds the delta state stores and a raw one-round helper.
+//!
+//! ## Where things are
+//!
+//! Each public type has one path. The client, its [`Endpoint`], the [`GraphSource`], the
+//! [`GraphOutbound`] and the token seam are at the root; the families a caller reaches into by
+//! name are modules: [`api`] (the operations and their answers, such as [`api::Response`]),
+//! [`delta`], [`push`] and [`retry`] (the policy, [`retry::Idempotency`], the sleepers). The
+//! modules behind the root are private:
+//!
+//! ```compile_fail
+//! use graph_mail::client::GraphClient; // error: module `client` is private
+//! ```
 //!
 //! ## Unread polling or delta?
 //!
@@ -104,7 +116,8 @@
 //!
 //! ```
 //! use graph_mail::api::{self, BatchItem, GraphOperation};
-//! use graph_mail::{Endpoint, Idempotency, Mailbox};
+//! use graph_mail::retry::Idempotency;
+//! use graph_mail::{Endpoint, Mailbox};
 //!
 //! let ep = Endpoint::custom("http://127.0.0.1:8080/v1.0", Mailbox::Me)?;
 //! let op = api::MoveMessage::new("AAMkAD=", "archive");
@@ -126,21 +139,28 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// One path per public type: the client, its endpoint, the source, the outbound and the token
+// seam are at the root (`graph_mail::GraphClient`); the modules that hold a family of their own
+// are public (`api`, `delta`, `push`, `retry`), and nothing in them is re-exported here.
 pub mod api;
-pub mod client;
+mod client;
 pub mod delta;
-pub mod endpoint;
-pub mod outbound;
+mod endpoint;
+mod outbound;
 pub mod push;
 pub mod retry;
-pub mod source;
-pub mod token;
+mod source;
+mod token;
 
-pub use client::{GraphClient, GraphClientBuilder, Idempotency, Response};
+pub use client::{
+    DEFAULT_MAX_BODY, GraphClient, GraphClientBuilder, MAX_CONCURRENCY, PREFER_IMMUTABLE_ID,
+};
 pub use endpoint::{Cloud, Endpoint, Mailbox};
-pub use outbound::GraphOutbound;
-pub use source::{DeleteMode, GraphSource, SourceConfig};
-pub use token::{AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource};
+pub use outbound::{GraphOutbound, MAX_MESSAGE, MAX_MIME_SEND};
+pub use source::{DeleteMode, GraphSource, SourceConfig, is_gone};
+pub use token::{
+    AccessToken, Challenge, FnTokenSource, Refusal, StaticToken, TokenSource, diagnose_minimal,
+};
 
 /// The package's name on crates.io, used in logs and user agents.
 pub const CRATE_NAME: &str = "m365mail-graph";

@@ -10,9 +10,10 @@ use connector::{
 };
 
 use crate::api::{self, GraphOperation, MessageMeta, OpRequest, Response};
-use crate::client::{GraphClient, Idempotency, copy_error};
+use crate::client::{GraphClient, copy_error};
 use crate::delta::{DeltaMode, DeltaStore, state_key};
 use crate::endpoint::Endpoint;
+use crate::retry::Idempotency;
 
 /// What [`Acknowledgement::Delete`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
