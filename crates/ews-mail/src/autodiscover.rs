@@ -194,6 +194,7 @@ pub fn pox_request(email: &str) -> String {
 
 /// What a POX answer says.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PoxAnswer {
     /// The EWS URL (from the `EXPR` protocol, else `EXCH`).
     Ews(Url),

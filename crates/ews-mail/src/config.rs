@@ -52,6 +52,7 @@ impl fmt::Debug for Credentials {
 
 /// Whose mailbox the client works on, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MailboxAccess {
     /// The signed-in user's own mailbox (delegated `EWS.AccessAsUser.All`).
     Own(String),

@@ -122,6 +122,7 @@ pub(crate) fn route(tenant: &Tenant, address: &str, now: i64) -> Result<Route, R
 
 /// Result of a delivery or an internal submission ([`crate::Admin::inject`] returns one).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct DeliveryReport {
     /// (recipient as addressed, mailbox primary, stored message) for each delivered copy.
     pub delivered: Vec<(String, String, Message)>,

@@ -27,6 +27,7 @@ use crate::locks::lock;
 /// The protocol a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Protocol {
     /// Microsoft Graph.
     Graph,
@@ -41,6 +42,7 @@ pub enum Protocol {
 /// An injected failure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FaultKind {
     /// Throttled: Graph 429 / EWS ErrorServerBusy, with this many seconds to wait.
     Throttle {
@@ -83,6 +85,7 @@ impl FaultKind {
 /// When a [`FaultRule`] fires.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Trigger {
     /// The next `n` matching requests.
     Next(u32),

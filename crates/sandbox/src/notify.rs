@@ -94,6 +94,7 @@ pub struct NotificationFaults {
 /// A lifecycle event Graph sends to a subscription's `lifecycleNotificationUrl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum LifecycleEvent {
     /// The subscription was removed by the service; the subscriber must create a new one.
     SubscriptionRemoved,
@@ -117,6 +118,7 @@ impl LifecycleEvent {
 
 /// What the notification machinery did, for tests and benchmarks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct NotificationStats {
     /// Validation requests sent.
     pub validations: u64,

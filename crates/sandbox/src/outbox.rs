@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 /// A message that left the tenant (recorded, not sent anywhere).
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct OutboxEntry {
     /// Envelope sender.
     pub from: String,

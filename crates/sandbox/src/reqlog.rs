@@ -70,6 +70,7 @@ pub(crate) struct RequestLog {
 
 /// One row of [`RequestLogSnapshot::operations`]: requests of one EWS SOAP operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct OperationCount {
     /// HTTP method (`POST`).
     pub method: String,
@@ -86,6 +87,7 @@ pub struct OperationCount {
 
 /// One row of a [`RequestLogSnapshot`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct EndpointCount {
     /// HTTP method (or `SMTP`).
     pub method: String,
@@ -99,6 +101,7 @@ pub struct EndpointCount {
 
 /// A copy of the request log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RequestLogSnapshot {
     /// Rows ordered by method, path, status.
     pub entries: Vec<EndpointCount>,

@@ -18,6 +18,7 @@ use serde::Deserialize;
 /// ```
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NotificationConfig {
     /// Subject template.
     #[serde(default)]
@@ -51,6 +52,7 @@ pub struct NotificationConfig {
 /// `notifications.reply_to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ReplyToName {
     /// Answer `Reply-To` only for an authenticated sender.
     IfAuthenticated,
@@ -61,6 +63,7 @@ pub enum ReplyToName {
 /// `notifications.unauthenticated_reply_to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum UnauthenticatedName {
     /// Answer `From` instead.
     AnswerFrom,

@@ -6,6 +6,7 @@ use connector::ErrorKind;
 
 /// The API a connection's token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Resource {
     /// Microsoft Graph.
     Graph,
@@ -36,6 +37,7 @@ impl Resource {
 
 /// What a connection does with its mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Use {
     /// A source: reads and acknowledges (marks, moves, deletes).
     Read,
@@ -63,6 +65,7 @@ pub fn needed(resource: Resource, usage: Use, app_only: bool) -> Vec<Vec<&'stati
 /// What a token says about itself, read from its claims without verifying it (the service
 /// verifies it; this only words the doctor's findings).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct TokenFacts {
     /// App-only (`roles`, no `scp`; or `idtyp` = `app`).
     pub app_only: bool,
@@ -129,6 +132,7 @@ impl TokenFacts {
 
 /// How a request to the mailbox went, read from the connection's error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Access {
     /// The mailbox answered.
     Reached,
@@ -192,6 +196,7 @@ pub fn classify(e: &connector::Error) -> Access {
 
 /// What became of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Arrival {
     /// It arrived in the inbox, with this `From` address.
     Arrived {

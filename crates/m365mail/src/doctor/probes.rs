@@ -13,6 +13,7 @@ const NEWEST: u32 = 50;
 
 /// One probe: who sends it to whom, and how it is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Probe {
     /// Its id (`probe-<run><n>`), in [`PROBE_HEADER`] and in the subject.
     pub id: String,

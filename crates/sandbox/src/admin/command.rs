@@ -285,6 +285,7 @@ pub(super) fn default_sender() -> String {
 /// The outcome of an [`AdminCommand`] (JSON over HTTP).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub struct AdminOutcome {
     /// Always `true` on success.
     pub ok: bool,

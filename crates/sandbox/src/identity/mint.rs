@@ -9,6 +9,7 @@ use crate::tenant::{ApiResource, Mailbox};
 
 /// What kind of token [`crate::Admin::mint_token`] should mint.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenKind {
     /// A delegated token for a user with these scope names (e.g. `Mail.Read`).
     Delegated {

@@ -147,6 +147,7 @@ pub enum StoreError {
 
 /// A message as stored (a snapshot: cloning is cheap, MIME and properties are shared).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Message {
     /// Current id (changes on move).
     pub id: String,
@@ -174,6 +175,7 @@ pub struct Message {
 
 /// A folder snapshot with its counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FolderInfo {
     /// Folder id (stable).
     pub id: String,

@@ -7,6 +7,7 @@ use super::StoreError;
 
 /// An e-mail address with an optional display name.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct EmailAddress {
     /// Display name (may be empty).
     pub name: String,
@@ -16,6 +17,7 @@ pub struct EmailAddress {
 
 /// Properties derived from a message's MIME.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct MessageProps {
     /// `Subject`.
     pub subject: String,

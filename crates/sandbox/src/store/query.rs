@@ -48,6 +48,7 @@ pub struct ListQuery {
 
 /// One page of a listing.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ListPage {
     /// The messages on this page.
     pub items: Vec<Message>,
@@ -68,6 +69,7 @@ pub enum DeleteMode {
 
 /// Kind of a change in a folder's journal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChangeKind {
     /// The message appeared in the folder (delivered, created, moved or copied in).
     Created,
@@ -79,6 +81,7 @@ pub enum ChangeKind {
 
 /// One collapsed change since a sequence number.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FolderChange {
     /// Net effect since the given sequence number.
     pub kind: ChangeKind,
@@ -94,6 +97,7 @@ pub struct FolderChange {
 
 /// Changes in one folder since a sequence number.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FolderChanges {
     /// Changes ordered by sequence number.
     pub changes: Vec<FolderChange>,
@@ -103,6 +107,7 @@ pub struct FolderChanges {
 
 /// Options for [`MailStore::insert`](super::MailStore::insert).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct InsertOptions {
     /// Initial read state.
     pub is_read: bool,

@@ -53,6 +53,7 @@ impl Serialize for SecretString {
 /// The two resource APIs tokens can be issued for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ApiResource {
     /// Microsoft Graph, `https://graph.microsoft.com`.
     Graph,
@@ -97,6 +98,7 @@ impl ApiResource {
 /// `full_access_as_app`). Written in seeds as `Mail.Read` (Graph) or with the resource prefix,
 /// e.g. `https://outlook.office365.com/EWS.AccessAsUser.All`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub struct Permission {
     /// The API the permission belongs to.
     pub resource: ApiResource,
@@ -176,6 +178,7 @@ impl<'de> Deserialize<'de> for Permission {
 /// A client secret of an app registration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientSecret {
     /// Key id (shown in the portal; not the secret).
     #[serde(default)]
@@ -212,6 +215,7 @@ impl AppCertificate {
 /// An app registration (and its enterprise application settings).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AppRegistration {
     /// Application (client) id.
     pub client_id: String,
@@ -274,6 +278,7 @@ impl AppRegistration {
 /// Admin (tenant-wide) consent for one app.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AdminGrant {
     /// Delegated permissions consented for all users.
     #[serde(default)]
@@ -285,6 +290,7 @@ pub struct AdminGrant {
 
 /// Consent state of the tenant.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Consents {
     /// Admin consent per client id.
     pub admin: BTreeMap<String, AdminGrant>,

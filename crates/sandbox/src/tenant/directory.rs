@@ -9,6 +9,7 @@ use super::{display_from_address, stable_guid, yes};
 /// Kind of a [`Mailbox`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum MailboxKind {
     /// A user who can sign in, with a mailbox.
     #[default]
@@ -20,6 +21,7 @@ pub enum MailboxKind {
 /// A mailbox (user or shared).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Mailbox {
     /// Object id (GUID); derived from the address when omitted.
     #[serde(default)]
@@ -121,6 +123,7 @@ impl Mailbox {
 /// A group or distribution list: mail to its address goes to every member's mailbox.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Group {
     /// Object id (GUID); derived from the address when omitted.
     #[serde(default)]
@@ -143,6 +146,7 @@ pub struct Group {
 /// `full_access`, `send_as`, `send_on_behalf`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MailboxRight {
     /// FullAccess: open and read the mailbox (`Add-MailboxPermission -AccessRights
     /// FullAccess`); for SMTP AUTH app-only access, what the service principal needs on the
@@ -183,6 +187,7 @@ impl MailboxRight {
 /// FullAccess`). Mailbox permission lists name it by app id or object id.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServicePrincipal {
     /// The application (client) id.
     pub app_id: String,

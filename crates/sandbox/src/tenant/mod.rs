@@ -44,6 +44,7 @@ pub use self::seed::SeedMessage;
 
 /// The whole tenant model, held by the running sandbox behind a lock.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Tenant {
     /// Tenant id and domains.
     pub info: TenantInfo,

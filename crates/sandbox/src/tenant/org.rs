@@ -11,6 +11,7 @@ use super::yes;
 /// Basic tenant identity.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TenantInfo {
     /// Tenant id (a GUID).
     pub id: String,
@@ -34,6 +35,7 @@ pub(super) fn default_cloud() -> String {
 /// Organisation settings (Exchange `Set-OrganizationConfig` and Entra consent settings).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct OrgSettings {
     /// `DisablePlusAddressInRecipients` (default `false`: plus addressing is on).
     pub disable_plus_address_in_recipients: bool,
@@ -85,6 +87,7 @@ pub struct OrgSettings {
 /// it for SPF, DKIM, DMARC and composite authentication (`compauth`). Serialised lowercase.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum SenderAuthVerdict {
     /// Authenticated: `spf=pass`, `dkim=pass`, `dmarc=pass`, `compauth=pass reason=100`.
     Pass,
@@ -187,6 +190,7 @@ pub struct AppAccessPolicy {
 /// Token lifetimes and identity behaviour.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct IdentitySettings {
     /// Access token lifetime in seconds (`expires_in`), default 3599.
     pub access_token_lifetime_secs: u64,

@@ -12,6 +12,7 @@ use super::{Tenant, display_from_address, stable_guid};
 /// A message placed in a mailbox when the sandbox starts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SeedMessage {
     /// Mailbox address (primary or alias).
     pub mailbox: String,
