@@ -116,3 +116,30 @@ pub struct InsertOptions {
     /// Received time.
     pub received: OffsetDateTime,
 }
+
+impl InsertOptions {
+    /// An unread message that is not a draft, received at `received`; set the other fields on
+    /// the value (the type is `#[non_exhaustive]`, so it is built here, not by a literal).
+    ///
+    /// ```
+    /// use sandbox::store::{InsertOptions, MailStore};
+    ///
+    /// let store = MailStore::new();
+    /// store.ensure_mailbox("helpdesk@contoso.example");
+    /// let mut opts = InsertOptions::new(time::OffsetDateTime::UNIX_EPOCH);
+    /// opts.is_read = true;
+    /// let mime = "From: a@example.org\r\nSubject: Hi\r\n\r\nHello\r\n";
+    /// let m = store.insert("helpdesk@contoso.example", "inbox", mime, opts)?;
+    /// assert!(m.is_read && !m.is_draft);
+    /// assert_eq!(m.received, time::OffsetDateTime::UNIX_EPOCH);
+    /// assert_eq!(store.folder("helpdesk@contoso.example", "inbox")?.unread_count, 0);
+    /// # Ok::<(), sandbox::store::StoreError>(())
+    /// ```
+    pub fn new(received: OffsetDateTime) -> Self {
+        InsertOptions {
+            is_read: false,
+            is_draft: false,
+            received,
+        }
+    }
+}
