@@ -190,6 +190,28 @@ pub struct ClientSecret {
     pub expires: Option<time::OffsetDateTime>,
 }
 
+impl ClientSecret {
+    /// A secret that never expires (the type is `#[non_exhaustive]`: set `expires` on the
+    /// value). On a running sandbox, [`Admin::add_secret`](crate::Admin::add_secret) adds one.
+    ///
+    /// ```
+    /// use sandbox::tenant::{AppRegistration, ClientSecret};
+    ///
+    /// let mut app = AppRegistration::new("11111111-2222-3333-4444-555555555555");
+    /// app.secrets.push(ClientSecret::new("key-1", "s3cret"));
+    /// assert!(app.is_confidential());
+    /// assert!(app.secrets[0].value.matches("s3cret"));
+    /// assert!(!format!("{:?}", app.secrets[0]).contains("s3cret"));
+    /// ```
+    pub fn new(id: impl Into<String>, value: impl Into<String>) -> Self {
+        ClientSecret {
+            id: id.into(),
+            value: SecretString::new(value),
+            expires: None,
+        }
+    }
+}
+
 /// A certificate credential of an app registration: the PEM of the public certificate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -141,6 +141,32 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
+impl Group {
+    /// A group with these members, its id and display name derived from the address as a
+    /// seed's are (the type is `#[non_exhaustive]`: set aliases on the value).
+    ///
+    /// ```
+    /// use sandbox::{Seed, tenant::Group};
+    ///
+    /// let mut seed = Seed::demo();
+    /// let group = Group::new("Team@Contoso.example", ["helpdesk@contoso.example"]);
+    /// assert_eq!(group.mail, "team@contoso.example");
+    /// assert!(!group.id.is_empty());
+    /// seed.tenant_mut().groups.push(group);
+    /// assert!(seed.tenant().group("team@contoso.example").is_some());
+    /// ```
+    pub fn new<M: Into<String>>(mail: &str, members: impl IntoIterator<Item = M>) -> Self {
+        let mail = mail.trim().to_ascii_lowercase();
+        Group {
+            id: stable_guid(&mail),
+            display_name: display_from_address(&mail),
+            mail,
+            aliases: Vec::new(),
+            members: members.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// A mailbox right an Exchange administrator grants (`Add-MailboxPermission`,
 /// `Add-RecipientPermission`, `Set-Mailbox -GrantSendOnBehalfTo`). Serialised snake_case:
 /// `full_access`, `send_as`, `send_on_behalf`.
