@@ -32,10 +32,7 @@ impl Admin {
                 t.mailboxes.push(mailbox);
             }
             AdminCommand::AddGroup { mut group } => {
-                group.mail = group.mail.to_ascii_lowercase();
-                if group.id.is_empty() {
-                    group.id = crate::tenant::stable_guid(&group.mail);
-                }
+                group.fill_defaults();
                 let mut t = st.tenant_mut();
                 if t.resolve(&group.mail, i64::MAX).is_some() {
                     return Err(AdminError::Conflict(group.mail));

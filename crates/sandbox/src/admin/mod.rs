@@ -210,13 +210,7 @@ impl Admin {
 
     /// Adds a group (distribution list) with member addresses.
     pub fn add_group(&self, mail: &str, members: &[&str]) -> Result<(), AdminError> {
-        let group = Group {
-            id: String::new(),
-            mail: mail.to_string(),
-            display_name: String::new(),
-            aliases: Vec::new(),
-            members: members.iter().map(|m| m.to_string()).collect(),
-        };
+        let group = Group::new(mail, members.iter().copied());
         self.apply(AdminCommand::AddGroup { group }).map(drop)
     }
 

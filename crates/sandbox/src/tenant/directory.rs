@@ -156,13 +156,27 @@ impl Group {
     /// assert!(seed.tenant().group("team@contoso.example").is_some());
     /// ```
     pub fn new<M: Into<String>>(mail: &str, members: impl IntoIterator<Item = M>) -> Self {
-        let mail = mail.trim().to_ascii_lowercase();
-        Group {
-            id: stable_guid(&mail),
-            display_name: display_from_address(&mail),
-            mail,
+        let mut group = Group {
+            id: String::new(),
+            mail: mail.to_string(),
+            display_name: String::new(),
             aliases: Vec::new(),
             members: members.into_iter().map(Into::into).collect(),
+        };
+        group.fill_defaults();
+        group
+    }
+
+    /// Normalises the address and derives what was left out: the id and the display name (a
+    /// group in Graph always has one). Seeds, [`Group::new`] and the admin API's `AddGroup` go
+    /// through here, so a group looks the same however it was made.
+    pub(crate) fn fill_defaults(&mut self) {
+        self.mail = self.mail.trim().to_ascii_lowercase();
+        if self.id.is_empty() {
+            self.id = stable_guid(&self.mail);
+        }
+        if self.display_name.is_empty() {
+            self.display_name = display_from_address(&self.mail);
         }
     }
 }

@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::Tenant;
 use super::apps::{AppRegistration, Consents, Permission};
 use super::directory::{Group, Mailbox, MailboxKind, MailboxRight, ServicePrincipal};
 use super::org::{IdentitySettings, OrgSettings, TenantInfo, default_cloud, default_org_name};
-use super::{Tenant, display_from_address, stable_guid};
 
 /// A message placed in a mailbox when the sandbox starts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -242,13 +242,7 @@ impl Seed {
         }
         let mut groups = f.groups;
         for g in &mut groups {
-            g.mail = g.mail.trim().to_ascii_lowercase();
-            if g.id.is_empty() {
-                g.id = stable_guid(&g.mail);
-            }
-            if g.display_name.is_empty() {
-                g.display_name = display_from_address(&g.mail);
-            }
+            g.fill_defaults();
         }
         // Every address may be used once across mailboxes and groups.
         let mut seen = BTreeSet::new();

@@ -74,6 +74,14 @@ async fn smtp_delivery_and_routing_rules() {
         sb.admin().add_group("leads@contoso.example", &[]).is_err(),
         "address already used"
     );
+    // A group added on a running tenant is filled in as a seeded one is: a display name (Graph
+    // always answers one) and an id derived from the address.
+    let tenant = sb.admin().tenant();
+    let leads = tenant.group("leads@contoso.example").unwrap();
+    assert_eq!(leads.display_name, "Leads");
+    let team = tenant.group("team@contoso.example").unwrap();
+    assert!(!leads.id.is_empty() && leads.id != team.id);
+    assert_eq!(leads.id.len(), team.id.len());
     let r = sb
         .admin()
         .inject_mime("leads@contoso.example", "Subject: leads\r\n\r\nx")
