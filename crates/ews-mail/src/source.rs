@@ -17,8 +17,9 @@ use crate::client::EwsClient;
 use crate::config::MailboxAccess;
 use crate::error::{CallContext, EwsError, ResponseError, into_connector};
 use crate::ops::{CreateFolder, DeleteType, FindFolder, FindItem, GetFolder};
-use crate::sync::{SourceSyncStore, SyncMode};
+use crate::sync::{SourceSyncState, SyncMode};
 use crate::types::{FolderId, Item, ItemId};
+use httpcore::StateStore;
 
 mod acks;
 mod download;
@@ -196,7 +197,10 @@ impl EwsSource {
     ///   from the beginning, keeping the messages still waiting.
     /// - [`Acknowledgement::Keep`] is accepted (the SyncState has moved past the message);
     ///   `count_waiting` and `ping` catch up and count the waiting messages.
-    pub fn with_sync_state(mut self, store: std::sync::Arc<dyn SourceSyncStore>) -> Self {
+    pub fn with_sync_state(
+        mut self,
+        store: std::sync::Arc<dyn StateStore<SourceSyncState>>,
+    ) -> Self {
         self.sync = Some(SyncMode::new(store, self.sync_key()));
         self
     }

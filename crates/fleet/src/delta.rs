@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use connector::Error;
-use ews_mail::sync::{SourceSyncState, SourceSyncStore};
-use graph_mail::delta::{DeltaState, DeltaStore};
+use ews_mail::sync::SourceSyncState;
+use graph_mail::delta::DeltaState;
+use httpcore::StateStore;
 
 use crate::Inner;
 
@@ -106,7 +107,7 @@ impl PgDeltaStore {
 }
 
 #[async_trait]
-impl DeltaStore for PgDeltaStore {
+impl StateStore<DeltaState> for PgDeltaStore {
     async fn load(&self, key: &str) -> Result<Option<DeltaState>, Error> {
         self.0
             .load(key, DeltaState::from_json, "to start a full resync")
@@ -143,7 +144,7 @@ impl PgEwsSyncStore {
 }
 
 #[async_trait]
-impl SourceSyncStore for PgEwsSyncStore {
+impl StateStore<SourceSyncState> for PgEwsSyncStore {
     async fn load(&self, key: &str) -> Result<Option<SourceSyncState>, Error> {
         self.0
             .load(
@@ -157,5 +158,9 @@ impl SourceSyncStore for PgEwsSyncStore {
 
     async fn save(&self, key: &str, state: &SourceSyncState) -> Result<(), Error> {
         self.0.save(key, &state.to_json()).await
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), Error> {
+        self.0.clear(key).await
     }
 }

@@ -10,9 +10,9 @@
 //! | [`PgLedger`] | [`handler::LedgerStore`] | what was handled, notified, acknowledged, parked; every entry fenced by the writer's lease |
 //! | [`PgLeases`] | [`handler::LeaseStore`] | which worker serves which source (leases with fencing epochs), and which workers are alive |
 //! | [`PgTokenStore`] | [`msauth::TokenStore`] | the token cache, with a fleet-wide lock so that one worker signs in or refreshes at a time |
-//! | [`PgDeltaStore`] | [`graph_mail::delta::DeltaStore`] | Graph delta links and the messages seen but not yet acknowledged |
-//! | [`PgEwsSyncStore`] | [`ews_mail::sync::SourceSyncStore`] | EWS SyncFolderItems states and the messages seen but not yet acknowledged |
-//! | [`PgSubscriptionStore`] | [`graph_mail::push::SubscriptionStore`] | push mode's Graph subscriptions, reused by a source's next holder |
+//! | [`PgDeltaStore`] | [`StateStore`](httpcore::StateStore)`<`[`DeltaState`](graph_mail::delta::DeltaState)`>` | Graph delta links and the messages seen but not yet acknowledged |
+//! | [`PgEwsSyncStore`] | [`StateStore`](httpcore::StateStore)`<`[`SourceSyncState`](ews_mail::sync::SourceSyncState)`>` | EWS SyncFolderItems states and the messages seen but not yet acknowledged |
+//! | [`PgSubscriptionStore`] | [`StateStore`](httpcore::StateStore)`<`[`SubscriptionRecord`](graph_mail::push::SubscriptionRecord)`>` | push mode's Graph subscriptions, reused by a source's next holder |
 //!
 //! [`PgStore::connect`] opens a connection pool and brings the schema up to date (the program
 //! creates and migrates its own tables, see below); its accessors hand out the backends,
@@ -29,7 +29,7 @@
 //! let ledger: Arc<dyn LedgerStore> = Arc::new(store.ledger());
 //! // The token cache and the delta state, for msauth's provider and graph-mail's source.
 //! let tokens: Arc<dyn msauth::TokenStore> = Arc::new(store.tokens());
-//! let delta: Arc<dyn graph_mail::delta::DeltaStore> = Arc::new(store.delta());
+//! let delta: Arc<dyn httpcore::StateStore<graph_mail::delta::DeltaState>> = Arc::new(store.delta());
 //! if let Some(fence) = leases.acquire("helpdesk", "worker-1", std::time::Duration::from_secs(30)).await? {
 //!     // Every write carries the fence: refused once another worker took the lease over.
 //!     ledger.append(vec![("helpdesk|<1@x>".into(), handler::Entry::Acknowledged)], Some(&fence)).await?;
@@ -307,12 +307,12 @@ impl PgStore {
         PgTokenStore::new(self.inner.clone())
     }
 
-    /// The Graph delta state ([`graph_mail::delta::DeltaStore`]).
+    /// The Graph delta state ([`graph_mail::delta::DeltaState`]s).
     pub fn delta(&self) -> PgDeltaStore {
         PgDeltaStore::new(self.inner.clone())
     }
 
-    /// The EWS sync state ([`ews_mail::sync::SourceSyncStore`]).
+    /// The EWS sync state ([`ews_mail::sync::SourceSyncState`]s).
     pub fn ews_sync(&self) -> PgEwsSyncStore {
         PgEwsSyncStore::new(self.inner.clone())
     }
@@ -327,7 +327,7 @@ impl PgStore {
         PgStatus::new(self.inner.clone())
     }
 
-    /// Push mode's Graph subscriptions ([`graph_mail::push::SubscriptionStore`]), reused by
+    /// Push mode's Graph subscriptions ([`graph_mail::push::SubscriptionRecord`]s), reused by
     /// whichever worker holds a source next.
     pub fn subscriptions(&self) -> PgSubscriptionStore {
         PgSubscriptionStore::new(self.inner.clone())

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use connector::Error;
-use graph_mail::push::{ClientState, SubscriptionRecord, SubscriptionStore};
+use graph_mail::push::{ClientState, SubscriptionRecord};
 use handler::Fence;
+use httpcore::StateStore;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -148,7 +149,7 @@ impl PgSubscriptionStore {
 }
 
 #[async_trait]
-impl SubscriptionStore for PgSubscriptionStore {
+impl StateStore<SubscriptionRecord> for PgSubscriptionStore {
     async fn load(&self, key: &str) -> Result<Option<SubscriptionRecord>, Error> {
         let rows = self
             .run(

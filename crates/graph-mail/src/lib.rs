@@ -51,7 +51,7 @@
 //! |---|---|---|
 //! | what waits | unread messages in the folder | messages that arrived in the folder and were not acknowledged |
 //! | a person reads a message in Outlook first | it is never handed over | it is still handed over |
-//! | state | none: the mailbox is the state | a [`DeltaStore`](delta::DeltaStore) (memory or [`FileDeltaStore`](delta::FileDeltaStore)) |
+//! | state | none: the mailbox is the state | a [`StateStore`](httpcore::StateStore) of [`DeltaState`](delta::DeltaState)s (memory or [`FileDeltaStore`](delta::FileDeltaStore)) |
 //! | cost of a quiet poll | one listing request | one delta request |
 //! | first run / lost state | — | a full listing of the folder; its *unread* messages wait |
 //! | someone marks handled mail unread | it is handed over again | it is handed over again |

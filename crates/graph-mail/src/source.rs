@@ -11,9 +11,10 @@ use connector::{
 
 use crate::api::{self, GraphOperation, MessageMeta, OpRequest, Response};
 use crate::client::{GraphClient, copy_error};
-use crate::delta::{DeltaMode, DeltaStore, state_key};
+use crate::delta::{DeltaMode, DeltaState, state_key};
 use crate::endpoint::Endpoint;
 use crate::retry::Idempotency;
+use httpcore::StateStore;
 
 /// What [`Acknowledgement::Delete`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -199,7 +200,7 @@ impl GraphSource {
     /// let batch = source.fetch(None, 50).await?; // one delta round, then the waiting mail
     /// # Ok(()) }
     /// ```
-    pub fn with_delta(mut self, store: Arc<dyn DeltaStore>) -> Self {
+    pub fn with_delta(mut self, store: Arc<dyn StateStore<DeltaState>>) -> Self {
         let key = state_key(self.client.endpoint(), &self.config.folder);
         self.delta = Some(DeltaMode::new(store, key));
         self

@@ -15,8 +15,11 @@
 //! * [`fs::write_atomic`]: the one durable file write of the workspace's state files (token
 //!   cache, delta state, ledger compaction, the folder handler's messages). It is not HTTP, but
 //!   every crate that keeps state already depends on this one, and it needs only std.
-//! * [`StateFile`]: states by key in one owner-only JSON file written through it, with a
-//!   typed error naming a corrupt file (graph-mail's delta state, ews-mail's sync state).
+//! * [`StateStore`]: where a source keeps a state between runs, by key — graph-mail's delta
+//!   state and push subscriptions, ews-mail's sync state, the fleet's PostgreSQL tables — with
+//!   the two stores every client crate offers: [`MemoryStore`] and [`FileStore`] (states by key
+//!   in one owner-only JSON file written through `write_atomic`, with a typed error naming a
+//!   corrupt file).
 //! * [`SavedState`]: such a state as its source holds it, loaded on first use and saved with
 //!   concurrent changes coalesced into one write (a group commit).
 //!
@@ -42,6 +45,7 @@ pub mod log;
 mod saved_state;
 mod sleep;
 mod state_file;
+mod store;
 
 use std::time::{Duration, SystemTime};
 
@@ -49,7 +53,7 @@ pub use body::{BodyError, read_capped};
 pub use client::{BuildError, HttpClientBuilder};
 pub use saved_state::SavedState;
 pub use sleep::{RecordingSleeper, Sleeper, TokioSleeper};
-pub use state_file::StateFile;
+pub use store::{FileStore, KeptState, MemoryStore, StateStore};
 
 /// The `Retry-After` of a response (seconds, decimal seconds or an HTTP date relative to `now`,
 /// capped at [`connector::retry::MAX_RETRY_AFTER`]); `None` when absent or unreadable.

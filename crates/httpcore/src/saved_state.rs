@@ -1,15 +1,16 @@
 //! [`SavedState`]: an incremental source's state in memory, loaded on first use and saved with
 //! concurrent changes coalesced into one write.
 
-use std::future::Future;
-use std::sync::Mutex as StdMutex;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use connector::Error;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
+use crate::StateStore;
+
 /// The state of one incremental source (graph-mail's delta state, ews-mail's sync state) as
-/// its source holds it: loaded from its store on first use, changed in memory under a lock,
-/// and saved with a **group commit**.
+/// its source holds it: loaded from its [`StateStore`] on first use, changed in memory under a
+/// lock, and saved to that store with a **group commit**.
 ///
 /// Whoever changes the state records the change with [`changed`](Self::changed) while it
 /// holds the lock, then calls [`save_through`](Self::save_through) after releasing it. Saves
@@ -25,6 +26,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 /// ahead of the store; the next save writes it.
 pub struct SavedState<S> {
     key: String,
+    store: Arc<dyn StateStore<S>>,
     state: Mutex<Option<S>>,
     /// The newest recorded change not yet saved: its number and a copy of the state.
     latest: StdMutex<Option<(u64, S)>>,
@@ -42,11 +44,12 @@ impl<S> std::fmt::Debug for SavedState<S> {
     }
 }
 
-impl<S: Clone + Default + Send> SavedState<S> {
-    /// The state under `key` in its store, not loaded yet.
-    pub fn new(key: impl Into<String>) -> Self {
+impl<S: Clone + Default + Send + Sync> SavedState<S> {
+    /// The state under `key` in `store`, not loaded yet.
+    pub fn new(store: Arc<dyn StateStore<S>>, key: impl Into<String>) -> Self {
         SavedState {
             key: key.into(),
+            store,
             state: Mutex::new(None),
             latest: StdMutex::new(None),
             changes: StdMutex::new(0),
@@ -59,15 +62,19 @@ impl<S: Clone + Default + Send> SavedState<S> {
         &self.key
     }
 
-    /// Locks the state, loading it with `load` first if this is its first use (a store that
-    /// has none gives the default state). `load` is only awaited when needed.
-    pub async fn lock(
-        &self,
-        load: impl Future<Output = Result<Option<S>, Error>>,
-    ) -> Result<MappedMutexGuard<'_, S>, Error> {
+    /// The same store under `key`, not loaded yet (a source whose folder changed before its
+    /// first use).
+    pub fn with_key(self, key: impl Into<String>) -> Self {
+        SavedState::new(self.store, key)
+    }
+
+    /// Locks the state, loading it from the store first if this is its first use (a store
+    /// that has none gives the default state; a failed load is returned and tried again at
+    /// the next lock).
+    pub async fn lock(&self) -> Result<MappedMutexGuard<'_, S>, Error> {
         let mut slot = self.state.lock().await;
         if slot.is_none() {
-            *slot = Some(load.await?.unwrap_or_default());
+            *slot = Some(self.store.load(&self.key).await?.unwrap_or_default());
         }
         MutexGuard::try_map(slot, |s| s.as_mut())
             .map_err(|_| Error::configuration(format!("the state of {} is not loaded", self.key)))
@@ -85,13 +92,9 @@ impl<S: Clone + Default + Send> SavedState<S> {
     }
 
     /// Returns once change `n` is saved: at once if a save already covered it, otherwise after
-    /// writing the newest recorded state with `save`. Call it without holding the lock. An
-    /// error is `save`'s; the state stays recorded, for the next call to write.
-    pub async fn save_through<F, Fut>(&self, n: u64, save: F) -> Result<(), Error>
-    where
-        F: FnOnce(S) -> Fut,
-        Fut: Future<Output = Result<(), Error>>,
-    {
+    /// writing the newest recorded state to the store. Call it without holding the lock. An
+    /// error is the store's; the state stays recorded, for the next call to write.
+    pub async fn save_through(&self, n: u64) -> Result<(), Error> {
         let mut saved = self.saved.lock().await;
         if *saved >= n {
             return Ok(());
@@ -102,7 +105,7 @@ impl<S: Clone + Default + Send> SavedState<S> {
             // than the last save is waiting, so `n` was covered.
             return Ok(());
         };
-        match save(state.clone()).await {
+        match self.store.save(&self.key, &state).await {
             Ok(()) => {
                 *saved = upto;
                 Ok(())
@@ -120,105 +123,144 @@ impl<S: Clone + Default + Send> SavedState<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
 
+    /// A store that counts loads, records writes, and can be slow, or fail, once.
+    #[derive(Default)]
+    struct TestStore {
+        initial: Option<Vec<u32>>,
+        loads: AtomicUsize,
+        writes: StdMutex<Vec<Vec<u32>>>,
+        slow_write: AtomicBool,
+        fail_write: AtomicBool,
+        fail_load: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl StateStore<Vec<u32>> for TestStore {
+        async fn load(&self, _key: &str) -> Result<Option<Vec<u32>>, Error> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            if self.fail_load.swap(false, Ordering::SeqCst) {
+                return Err(Error::configuration("unreadable"));
+            }
+            Ok(self.initial.clone())
+        }
+        async fn save(&self, _key: &str, state: &Vec<u32>) -> Result<(), Error> {
+            if self.fail_write.swap(false, Ordering::SeqCst) {
+                return Err(Error::configuration("disk full"));
+            }
+            if self.slow_write.swap(false, Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            self.writes.lock().unwrap().push(state.clone());
+            Ok(())
+        }
+        async fn clear(&self, _key: &str) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn cell(store: &Arc<TestStore>) -> Arc<SavedState<Vec<u32>>> {
+        Arc::new(SavedState::new(store.clone(), "k"))
+    }
+
     #[tokio::test]
     async fn changes_made_during_a_save_are_written_by_one_later_save_never_an_older_one() {
-        let cell = Arc::new(SavedState::<Vec<u32>>::new("k"));
-        let writes: Arc<StdMutex<Vec<Vec<u32>>>> = Arc::default();
-        let loads = AtomicUsize::new(0);
-        // Counted when awaited: building the future costs nothing.
-        let load = || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            Ok(Some(vec![0]))
-        };
+        let store = Arc::new(TestStore {
+            initial: Some(vec![0]),
+            ..TestStore::default()
+        });
+        let cell = cell(&store);
         let first = {
-            let mut s = cell.lock(load()).await.unwrap();
+            let mut s = cell.lock().await.unwrap();
             s.push(1);
             cell.changed(&s)
         };
         // The first save is slow; three changes are recorded while it runs.
+        store.slow_write.store(true, Ordering::SeqCst);
         let slow = {
-            let (cell, writes) = (cell.clone(), writes.clone());
-            tokio::spawn(async move {
-                cell.save_through(first, |s| async move {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    writes.lock().unwrap().push(s);
-                    Ok(())
-                })
-                .await
-            })
+            let cell = cell.clone();
+            tokio::spawn(async move { cell.save_through(first).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         let mut waiters = Vec::new();
         for v in 2..5 {
             let n = {
-                let mut s = cell.lock(load()).await.unwrap();
+                let mut s = cell.lock().await.unwrap();
                 s.push(v);
                 cell.changed(&s)
             };
-            let (cell, writes) = (cell.clone(), writes.clone());
-            waiters.push(tokio::spawn(async move {
-                cell.save_through(n, |s| async move {
-                    writes.lock().unwrap().push(s);
-                    Ok(())
-                })
-                .await
-            }));
+            let cell = cell.clone();
+            waiters.push(tokio::spawn(async move { cell.save_through(n).await }));
         }
         slow.await.unwrap().unwrap();
         for w in waiters {
             w.await.unwrap().unwrap();
         }
-        assert_eq!(loads.load(Ordering::SeqCst), 1, "loaded on first use only");
+        assert_eq!(
+            store.loads.load(Ordering::SeqCst),
+            1,
+            "loaded on first use only"
+        );
         // The state of the first change, then one write with all three later ones.
-        assert_eq!(*writes.lock().unwrap(), [vec![0, 1], vec![0, 1, 2, 3, 4]]);
+        assert_eq!(
+            *store.writes.lock().unwrap(),
+            [vec![0, 1], vec![0, 1, 2, 3, 4]]
+        );
     }
 
     #[tokio::test]
     async fn a_failed_save_leaves_the_change_for_the_next_one() {
-        let cell = SavedState::<u32>::new("k");
+        let store = Arc::new(TestStore::default());
+        let cell = cell(&store);
         let n = {
-            let mut s = cell.lock(async { Ok(None) }).await.unwrap();
-            *s = 7;
+            let mut s = cell.lock().await.unwrap();
+            *s = vec![7];
             cell.changed(&s)
         };
-        let err = cell
-            .save_through(n, |_| async { Err(Error::configuration("disk full")) })
-            .await
-            .unwrap_err();
+        store.fail_write.store(true, Ordering::SeqCst);
+        let err = cell.save_through(n).await.unwrap_err();
         assert!(err.to_string().contains("disk full"));
-        let mut written = None;
-        cell.save_through(n, |s| {
-            written = Some(s);
-            async { Ok(()) }
-        })
-        .await
-        .unwrap();
-        assert_eq!(written, Some(7));
+        assert!(store.writes.lock().unwrap().is_empty());
+        cell.save_through(n).await.unwrap();
+        assert_eq!(*store.writes.lock().unwrap(), [vec![7]]);
         // Saved now: a second call for the same change writes nothing.
-        let mut again = false;
-        cell.save_through(n, |_| {
-            again = true;
-            async { Ok(()) }
-        })
-        .await
-        .unwrap();
-        assert!(!again);
+        cell.save_through(n).await.unwrap();
+        assert_eq!(store.writes.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn a_failed_load_is_returned_and_tried_again_next_time() {
-        let cell = SavedState::<u32>::new("k");
-        let err = cell
-            .lock(async { Err(Error::configuration("unreadable")) })
-            .await
-            .unwrap_err();
+        let store = Arc::new(TestStore {
+            initial: Some(vec![3]),
+            ..TestStore::default()
+        });
+        store.fail_load.store(true, Ordering::SeqCst);
+        let cell = cell(&store);
+        let err = cell.lock().await.unwrap_err();
         assert!(err.to_string().contains("unreadable"));
-        assert_eq!(*cell.lock(async { Ok(Some(3)) }).await.unwrap(), 3);
+        assert_eq!(*cell.lock().await.unwrap(), [3]);
+        assert_eq!(store.loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn another_key_starts_unloaded_over_the_same_store() {
+        let store = Arc::new(TestStore {
+            initial: Some(vec![5]),
+            ..TestStore::default()
+        });
+        let first = SavedState::new(store.clone() as Arc<dyn StateStore<Vec<u32>>>, "a");
+        assert_eq!(*first.lock().await.unwrap(), [5]);
+        let moved = first.with_key("b");
+        assert_eq!(moved.key(), "b");
+        assert_eq!(*moved.lock().await.unwrap(), [5]);
+        assert_eq!(
+            store.loads.load(Ordering::SeqCst),
+            2,
+            "loaded again under the new key"
+        );
     }
 }

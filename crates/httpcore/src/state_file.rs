@@ -1,5 +1,5 @@
-//! [`StateFile`]: per-key states in one JSON file, the file store under graph-mail's delta
-//! state and ews-mail's sync state.
+//! [`StateFile`]: per-key states in one JSON file, the file under
+//! [`FileStore`](crate::FileStore).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,9 @@ use crate::fs::{FileMode, write_atomic};
 #[derive(Serialize, Deserialize)]
 struct OnDisk<T> {
     version: u32,
-    #[serde(default = "BTreeMap::new")]
+    /// `subscriptions`: the name of this map in graph-mail's push subscription records before
+    /// they were kept in a `FileStore` (version 1 of both), still read.
+    #[serde(default = "BTreeMap::new", alias = "subscriptions")]
     states: BTreeMap<String, T>,
 }
 
@@ -26,11 +28,18 @@ struct OnDisk<T> {
 /// its `check` refuses is a [`Configuration`](connector::ErrorKind::Configuration) error naming
 /// the file and what to do, never a silent fresh start.
 #[derive(Debug)]
-pub struct StateFile<T> {
+pub(crate) struct StateFile<T> {
     path: PathBuf,
     what: &'static str,
     version: u32,
     states: Mutex<BTreeMap<String, T>>,
+}
+
+impl<T> StateFile<T> {
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl<T: Clone + Serialize + DeserializeOwned> StateFile<T> {
@@ -38,7 +47,7 @@ impl<T: Clone + Serialize + DeserializeOwned> StateFile<T> {
     /// names the states in errors ("delta state"), `version` is the one supported, `check`
     /// validates each state read, and `remedy` ends the error of a corrupt file ("move it aside
     /// to start a full resync").
-    pub fn open(
+    pub(crate) fn open(
         path: impl Into<PathBuf>,
         what: &'static str,
         version: u32,
@@ -81,13 +90,8 @@ impl<T: Clone + Serialize + DeserializeOwned> StateFile<T> {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The state of `key`.
-    pub fn get(&self, key: &str) -> Option<T> {
+    pub(crate) fn get(&self, key: &str) -> Option<T> {
         self.states
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -96,7 +100,7 @@ impl<T: Clone + Serialize + DeserializeOwned> StateFile<T> {
     }
 
     /// Changes the states with `f` and writes the file; on an error nothing changed.
-    pub fn update(&self, f: impl FnOnce(&mut BTreeMap<String, T>)) -> Result<(), Error> {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut BTreeMap<String, T>)) -> Result<(), Error> {
         let mut guard = self.states.lock().unwrap_or_else(|p| p.into_inner());
         let mut file = OnDisk {
             version: self.version,
@@ -119,7 +123,7 @@ impl<T: Clone + Serialize + DeserializeOwned> StateFile<T> {
 
     /// [`update`](Self::update) on tokio's blocking thread pool: the file's write and `fsync`
     /// do not hold up the runtime's threads (and the other tasks on them) while they run.
-    pub async fn update_off_thread(
+    pub(crate) async fn update_off_thread(
         self: &Arc<Self>,
         f: impl FnOnce(&mut BTreeMap<String, T>) + Send + 'static,
     ) -> Result<(), Error>
@@ -160,6 +164,16 @@ mod tests {
         })
         .unwrap();
         assert_eq!(open(&path).unwrap().get("a"), Some(7));
+        std::fs::write(&path, r#"{"version":1,"subscriptions":{"b":8}}"#).unwrap();
+        assert_eq!(
+            open(&path).unwrap().get("b"),
+            Some(8),
+            "the map's name in graph-mail's earlier subscription records"
+        );
+        f.update(|m| {
+            m.insert("a".into(), 7);
+        })
+        .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;

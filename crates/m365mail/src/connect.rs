@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow_lite::{Context, Result};
 use connector::{MessageOutbound, MessageSource};
+use httpcore::StateStore;
 use msauth::{ClientCredential, ClientSecret, TokenProvider};
 
 use crate::config::{
@@ -213,8 +214,8 @@ pub fn default_cache() -> PathBuf {
 #[derive(Default)]
 pub struct Providers {
     tokens: HashMap<(String, String), TokenProvider>,
-    delta_stores: HashMap<PathBuf, Arc<dyn graph_mail::delta::DeltaStore>>,
-    sync_stores: HashMap<PathBuf, Arc<dyn ews_mail::sync::SourceSyncStore>>,
+    delta_stores: HashMap<PathBuf, Arc<dyn StateStore<graph_mail::delta::DeltaState>>>,
+    sync_stores: HashMap<PathBuf, Arc<dyn StateStore<ews_mail::sync::SourceSyncState>>>,
     shared: Option<SharedStores>,
 }
 
@@ -230,18 +231,18 @@ pub struct SharedStores {
     /// Every app's tokens.
     pub tokens: Arc<dyn msauth::TokenStore>,
     /// Every Graph source's delta state (for sources that configure `delta_state`).
-    pub delta: Arc<dyn graph_mail::delta::DeltaStore>,
+    pub delta: Arc<dyn StateStore<graph_mail::delta::DeltaState>>,
     /// Every EWS source's sync state (for sources in push or delta mode, which configure
     /// `sync_state`).
-    pub ews_sync: Arc<dyn ews_mail::sync::SourceSyncStore>,
+    pub ews_sync: Arc<dyn StateStore<ews_mail::sync::SourceSyncState>>,
 }
 
 impl SharedStores {
     /// Shared stores of an integrator's own: tokens, Graph delta state and EWS sync state.
     pub fn new(
         tokens: Arc<dyn msauth::TokenStore>,
-        delta: Arc<dyn graph_mail::delta::DeltaStore>,
-        ews_sync: Arc<dyn ews_mail::sync::SourceSyncStore>,
+        delta: Arc<dyn StateStore<graph_mail::delta::DeltaState>>,
+        ews_sync: Arc<dyn StateStore<ews_mail::sync::SourceSyncState>>,
     ) -> Self {
         SharedStores {
             tokens,
@@ -290,7 +291,7 @@ impl Providers {
         &mut self,
         source: &str,
         path: &Path,
-    ) -> Result<Arc<dyn graph_mail::delta::DeltaStore>> {
+    ) -> Result<Arc<dyn StateStore<graph_mail::delta::DeltaState>>> {
         if let Some(shared) = &self.shared {
             return Ok(shared.delta.clone());
         }
@@ -299,7 +300,7 @@ impl Providers {
         }
         let key = format!("sources.{source}.delta_state {}", path.display());
         private_parent(path, &key)?;
-        let store: Arc<dyn graph_mail::delta::DeltaStore> =
+        let store: Arc<dyn StateStore<graph_mail::delta::DeltaState>> =
             Arc::new(graph_mail::delta::FileDeltaStore::open(path).context(&key)?);
         self.delta_stores.insert(path.to_path_buf(), store.clone());
         Ok(store)
@@ -311,7 +312,7 @@ impl Providers {
         &mut self,
         source: &str,
         path: &Path,
-    ) -> Result<Arc<dyn ews_mail::sync::SourceSyncStore>> {
+    ) -> Result<Arc<dyn StateStore<ews_mail::sync::SourceSyncState>>> {
         if let Some(shared) = &self.shared {
             return Ok(shared.ews_sync.clone());
         }
@@ -320,7 +321,7 @@ impl Providers {
         }
         let key = format!("sources.{source}.sync_state {}", path.display());
         private_parent(path, &key)?;
-        let store: Arc<dyn ews_mail::sync::SourceSyncStore> =
+        let store: Arc<dyn StateStore<ews_mail::sync::SourceSyncState>> =
             Arc::new(ews_mail::sync::FileSourceSyncStore::open(path).context(&key)?);
         self.sync_stores.insert(path.to_path_buf(), store.clone());
         Ok(store)

@@ -30,9 +30,10 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use graph_mail::push::{
     ClientState, FileSubscriptionStore, LifecycleEvent, Notification, PushHub, PushStats,
-    PushSubscriber, PushSubscriberBuilder, SubscriptionStore,
+    PushSubscriber, PushSubscriberBuilder, SubscriptionRecord,
 };
 use handler::{Companion, Fence, Shutdown, SourceSpec};
+use httpcore::StateStore;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::Source;
@@ -43,7 +44,7 @@ use crate::connect::{self, Providers};
 #[derive(Debug, Default)]
 pub struct Push {
     hubs: BTreeMap<SocketAddr, Arc<PushHub>>,
-    stores: BTreeMap<std::path::PathBuf, Arc<dyn SubscriptionStore>>,
+    stores: BTreeMap<std::path::PathBuf, Arc<dyn StateStore<SubscriptionRecord>>>,
     /// A fleet's store, used instead of the `subscriptions` files.
     fleet_store: Option<fleet::PgSubscriptionStore>,
     /// The sources in push mode.
@@ -121,11 +122,11 @@ impl Push {
             return Ok(spec);
         };
         let store = match (&self.fleet_store, self.stores.get(&p.subscriptions)) {
-            (Some(st), _) => Arc::new(st.clone()) as Arc<dyn SubscriptionStore>,
+            (Some(st), _) => Arc::new(st.clone()) as Arc<dyn StateStore<SubscriptionRecord>>,
             (None, Some(st)) => st.clone(),
             (None, None) => {
                 let key = format!("sources.{}.push.subscriptions", s.name);
-                let st: Arc<dyn SubscriptionStore> =
+                let st: Arc<dyn StateStore<SubscriptionRecord>> =
                     Arc::new(FileSubscriptionStore::open(&p.subscriptions).context(&key)?);
                 self.stores.insert(p.subscriptions.clone(), st.clone());
                 st

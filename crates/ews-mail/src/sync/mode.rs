@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use connector::Error;
 use httpcore::SavedState;
-use tokio::sync::MappedMutexGuard;
 
-use super::SourceSyncStore;
 use super::state::{SourceSyncState, cursor_of, parse_cursor};
 use crate::client::EwsClient;
 use crate::ops::SyncFolderItems;
 use crate::types::{FolderId, ItemId};
+use httpcore::StateStore;
 
 /// Most pages one catch-up follows (a guard against a server that never says it is done).
 const MAX_PAGES: usize = 10_000;
@@ -20,10 +19,9 @@ const MAX_PAGES: usize = 10_000;
 /// the beginning only unread mail is new) and when it arrived (the order mail is handed over).
 const PROPERTIES: &[&str] = &["message:IsRead", "item:DateTimeReceived"];
 
-/// The sync mode of an [`EwsSource`](crate::EwsSource): the store and the state (loaded on
+/// The sync mode of an [`EwsSource`](crate::EwsSource): the state in its store (loaded on
 /// first use; catch-ups and acknowledgements take turns on it, and their saves are coalesced).
 pub(crate) struct SyncMode {
-    store: Arc<dyn SourceSyncStore>,
     state: SavedState<SourceSyncState>,
 }
 
@@ -46,30 +44,15 @@ fn invalid_state(e: &Error) -> bool {
 }
 
 impl SyncMode {
-    pub(crate) fn new(store: Arc<dyn SourceSyncStore>, key: String) -> Self {
+    pub(crate) fn new(store: Arc<dyn StateStore<SourceSyncState>>, key: String) -> Self {
         SyncMode {
-            store,
-            state: SavedState::new(key),
+            state: SavedState::new(store, key),
         }
     }
 
     /// The key the state is stored under.
     pub(crate) fn key(&self) -> &str {
         self.state.key()
-    }
-
-    async fn lock(&self) -> Result<MappedMutexGuard<'_, SourceSyncState>, Error> {
-        self.state.lock(self.store.load(self.state.key())).await
-    }
-
-    /// Saves the state through change `n` (see [`SavedState`]).
-    async fn save_through(&self, n: u64) -> Result<(), Error> {
-        self.state
-            .save_through(
-                n,
-                |s| async move { self.store.save(self.state.key(), &s).await },
-            )
-            .await
     }
 
     /// Catches up: SyncFolderItems page after page until the folder is in sync, each page
@@ -80,7 +63,7 @@ impl SyncMode {
         client: &EwsClient,
         folder: &FolderId,
     ) -> Result<usize, Error> {
-        let mut state = self.lock().await?;
+        let mut state = self.state.lock().await?;
         let mut added = 0;
         for _ in 0..MAX_PAGES {
             let op =
@@ -97,7 +80,7 @@ impl SyncMode {
                     );
                     state.restart();
                     let n = self.state.changed(&state);
-                    self.save_through(n).await?;
+                    self.state.save_through(n).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -109,7 +92,7 @@ impl SyncMode {
             let n = self.state.changed(&state);
             // Saved before the next page is asked for (the lock stays held: acknowledgements
             // wait, and one that ends meanwhile is covered by this save or the next).
-            self.save_through(n).await?;
+            self.state.save_through(n).await?;
             if page.includes_last {
                 let waiting = state.waiting().len();
                 tracing::debug!(key = %self.key(), added, waiting, "folder in sync");
@@ -128,7 +111,7 @@ impl SyncMode {
         max: usize,
     ) -> Result<PendingPage, Error> {
         let after = cursor.map(parse_cursor).transpose()?;
-        let state = self.lock().await?;
+        let state = self.state.lock().await?;
         let (page, more) = state.waiting().page(after, max);
         Ok(PendingPage {
             next: if more {
@@ -148,7 +131,7 @@ impl SyncMode {
         if ids.is_empty() {
             return;
         }
-        let n = match self.lock().await {
+        let n = match self.state.lock().await {
             Ok(mut state) => {
                 if !state.waiting_mut().forget(ids) {
                     return;
@@ -160,13 +143,15 @@ impl SyncMode {
                 return;
             }
         };
-        if let Err(e) = self.save_through(n).await {
+        if let Err(e) = self.state.save_through(n).await {
             tracing::warn!(error = %e, "could not save the EWS sync state after an acknowledgement");
         }
     }
 
     /// The same mode under another key (the source's folder changed before first use).
     pub(crate) fn with_key(self, key: String) -> Self {
-        SyncMode::new(self.store, key)
+        SyncMode {
+            state: self.state.with_key(key),
+        }
     }
 }

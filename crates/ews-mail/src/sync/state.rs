@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::SyncChange;
 
-pub(super) const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 1;
 
 fn state_version() -> u32 {
     STATE_VERSION
@@ -47,7 +47,7 @@ impl WaitingEntry for Pending {
 /// over and not acknowledged before a crash is handed over again, and the handler's ledger
 /// keeps it from being handled twice.
 ///
-/// It is stored as JSON (serde), checked when read back by [`FileSourceSyncStore`](super::FileSourceSyncStore).
+/// It is stored as JSON (serde), checked when read back (by [`FileSourceSyncStore`](super::FileSourceSyncStore), for one).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSyncState {
     #[serde(default = "state_version")]
@@ -184,6 +184,17 @@ impl SourceSyncState {
     /// The messages waiting, to forget some.
     pub(super) fn waiting_mut(&mut self) -> &mut Waiting<Pending> {
         &mut self.waiting
+    }
+}
+
+impl httpcore::KeptState for SourceSyncState {
+    const WHAT: &'static str = "EWS sync state";
+    const VERSION: u32 = STATE_VERSION;
+    const ON_DISCARD: &'static str = "to sync from the beginning (the unread mail is handed \
+        over again, and the ledger keeps what was handled from being handled twice)";
+
+    fn check(&self) -> Result<(), String> {
+        self.validate().map_err(|e| e.message().to_string())
     }
 }
 

@@ -71,8 +71,43 @@ async fn sync_folder_items_keeps_state_in_the_callers_store() {
     let more = sync.next_page().await.unwrap();
     assert_eq!(more.changes.len(), 1);
     // A corrupt saved state restarts from the beginning instead of failing.
-    use ews_mail::sync::SyncStateStore;
-    store.save("inbox", "bm90LWEtc3RhdGU=");
+    use httpcore::StateStore;
+    store
+        .save("inbox", &"bm90LWEtc3RhdGU=".to_owned())
+        .await
+        .unwrap();
     let restarted = sync.with_max_changes(512).next_page().await.unwrap();
     assert_eq!(restarted.changes.len(), 6);
+}
+
+/// A raw SyncState store that reads but cannot write (a full disk, a database gone away).
+struct ReadOnlyStore;
+
+#[async_trait::async_trait]
+impl httpcore::StateStore<String> for ReadOnlyStore {
+    async fn load(&self, _key: &str) -> Result<Option<String>, connector::Error> {
+        Ok(None)
+    }
+    async fn save(&self, key: &str, _state: &String) -> Result<(), connector::Error> {
+        Err(connector::Error::transient(format!("cannot save {key}")))
+    }
+    async fn clear(&self, _key: &str) -> Result<(), connector::Error> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn folder_sync_hands_out_no_page_whose_state_it_could_not_save() {
+    let sb = sandbox().await;
+    let c = app_client(&sb);
+    inject_short(&sb, "z", 0..2);
+    let sync = FolderSync::new(
+        &c,
+        FolderId::distinguished("inbox"),
+        "inbox",
+        &ReadOnlyStore,
+    );
+    let e = sync.next_page().await.unwrap_err();
+    assert_eq!(e.kind(), connector::ErrorKind::Transient);
+    assert!(e.message().contains("cannot save inbox"), "{e}");
 }

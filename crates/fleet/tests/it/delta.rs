@@ -1,9 +1,10 @@
 //! PgDeltaStore keeps graph-mail's delta state, and PgEwsSyncStore ews-mail's sync state, for
 //! whichever worker holds the source next.
 
-use ews_mail::sync::{SourceSyncState, SourceSyncStore};
+use ews_mail::sync::SourceSyncState;
 use fleet::PgStore;
-use graph_mail::delta::{DeltaState, DeltaStore};
+use graph_mail::delta::DeltaState;
+use httpcore::StateStore;
 
 use crate::db_or_skip;
 use test_support::postgres::TestDatabase;
@@ -73,6 +74,11 @@ async fn an_ews_sync_state_round_trips_between_workers_and_an_unreadable_row_is_
     let back = two.load(key).await.unwrap().unwrap();
     assert_eq!(back, state);
     assert_eq!(back.sync_state(), Some("H4sIAAAAAAAEAO29B2AcSZYlJi9tynt"));
+    // Cleared by one worker (its next sync starts from the beginning), gone for the other.
+    one.save("other", &SourceSyncState::new()).await.unwrap();
+    two.clear("other").await.unwrap();
+    assert_eq!(one.load("other").await.unwrap(), None);
+    assert_eq!(one.load(key).await.unwrap(), Some(state));
     // A state whose SyncState is empty is not one ews-mail wrote.
     spoil(
         &db,

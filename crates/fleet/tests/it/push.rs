@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use fleet::{PgStore, Wakeup};
-use graph_mail::push::{ClientState, SubscriptionRecord, SubscriptionStore};
+use graph_mail::push::{ClientState, SubscriptionRecord};
+use httpcore::StateStore;
 
 use crate::db_or_skip;
 

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use fleet::PgStore;
-use graph_mail::delta::{DeltaState, DeltaStore};
+use graph_mail::delta::DeltaState;
 use handler::{Entry, LeaseError, LeaseStore, LedgerError, LedgerStore};
+use httpcore::StateStore;
 use msauth::TokenStore;
 
 use crate::db_or_skip;

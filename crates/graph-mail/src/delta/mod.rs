@@ -1,6 +1,7 @@
 //! Delta sync: what appeared, changed or left a folder since the last round, with the state
 //! (the `@odata.deltaLink` and the messages seen but not yet acknowledged) kept in a
-//! [`DeltaStore`] the caller provides.
+//! [`StateStore`](httpcore::StateStore)`<`[`DeltaState`]`>` the caller provides, one state per
+//! key (a mailbox and folder, see [`state_key`]).
 //!
 //! Two ways to use it:
 //!
@@ -21,6 +22,12 @@
 //!
 //! ## Stores
 //!
+//! Delta state is kept through httpcore's [`StateStore`](httpcore::StateStore), the one trait
+//! under every source's saved state (ews-mail's sync state and the push subscriptions use it
+//! too). `save` must be durable when it returns `Ok`: a source saves after every round and
+//! after acknowledgements, and relies on what it saved after a restart; `clear` makes the
+//! key's next round a full sync.
+//!
 //! [`MemoryDeltaStore`] forgets everything when the process ends: the next start is a full
 //! resync. [`FileDeltaStore`] keeps every key in one JSON file, rewritten atomically (a
 //! temporary file in the same directory, synced, then renamed over the old one), so a crash
@@ -31,43 +38,35 @@
 //!
 //! ## Files
 //!
-//! `state.rs` holds [`DeltaState`] and how a round is merged into it, `store.rs` the stores,
-//! `round.rs` a round's requests ([`sync_folder`]), `mode.rs` the delta mode of
+//! `state.rs` holds [`DeltaState`] and how a round is merged into it, `round.rs` a round's requests ([`sync_folder`]), `mode.rs` the delta mode of
 //! [`GraphSource`](crate::GraphSource).
-
-use connector::Error;
 
 use crate::endpoint::{Endpoint, Mailbox};
 
 mod mode;
 mod round;
 mod state;
-mod store;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use mode::DeltaMode;
 pub use round::{DeltaChanges, MAX_PAGES, sync_folder};
 pub use state::DeltaState;
-pub use store::{FileDeltaStore, MemoryDeltaStore};
 
-/// Where delta state is kept between rounds, one [`DeltaState`] per key (a mailbox and folder,
-/// see [`state_key`]).
+/// [`DeltaState`]s in memory: [`httpcore::MemoryStore`] (a restart is a full resync).
+pub type MemoryDeltaStore = httpcore::MemoryStore<DeltaState>;
+
+/// [`DeltaState`]s in one owner-only JSON file, rewritten atomically: [`httpcore::FileStore`].
 ///
-/// The methods are async so that a store can be a database (the `fleet` crate keeps it in
-/// PostgreSQL, shared by a fleet of workers) without holding a runtime thread; they should
-/// still be quick (a small file write, a database row). `save` must be durable when it returns
-/// `Ok`: a source saves after every round and after acknowledgements, and relies on what it
-/// saved after a restart.
-#[async_trait::async_trait]
-pub trait DeltaStore: Send + Sync {
-    /// The saved state of `key`, or `None` if there is none (the next round is a full sync).
-    async fn load(&self, key: &str) -> Result<Option<DeltaState>, Error>;
-    /// Saves the state of `key`.
-    async fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error>;
-    /// Forgets the state of `key` (its next round is a full sync).
-    async fn clear(&self, key: &str) -> Result<(), Error>;
-}
+/// ```no_run
+/// use std::sync::Arc;
+/// use graph_mail::delta::FileDeltaStore;
+/// # fn run(source: graph_mail::GraphSource) -> Result<(), connector::Error> {
+/// let store = FileDeltaStore::open("/var/lib/m365mail/graph-delta.json")?; // created on first save
+/// let source = source.with_delta(Arc::new(store));
+/// # Ok(()) }
+/// ```
+pub type FileDeltaStore = httpcore::FileStore<DeltaState>;
 
 /// The key a [`GraphSource`](crate::GraphSource) in delta mode and [`sync_folder`] use for a
 /// folder of an endpoint's mailbox: `me/mailFolders/inbox`,

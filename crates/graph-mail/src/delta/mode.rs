@@ -4,18 +4,16 @@ use std::fmt;
 
 use connector::{ConnectionLog, Error};
 use httpcore::SavedState;
-use tokio::sync::MappedMutexGuard;
 
-use super::DeltaStore;
 use super::round::run_round;
 use super::state::{DeltaState, cursor_of, parse_cursor};
 use crate::api::MessageMeta;
 use crate::client::GraphClient;
+use httpcore::StateStore;
 
-/// The delta mode of a [`GraphSource`](crate::GraphSource): the store and the state (loaded on
+/// The delta mode of a [`GraphSource`](crate::GraphSource): the state in its store (loaded on
 /// first use; rounds and acknowledgements take turns on it, and their saves are coalesced).
 pub(crate) struct DeltaMode {
-    store: std::sync::Arc<dyn DeltaStore>,
     state: SavedState<DeltaState>,
 }
 
@@ -34,25 +32,10 @@ pub(crate) struct PendingPage {
 }
 
 impl DeltaMode {
-    pub(crate) fn new(store: std::sync::Arc<dyn DeltaStore>, key: String) -> Self {
+    pub(crate) fn new(store: std::sync::Arc<dyn StateStore<DeltaState>>, key: String) -> Self {
         DeltaMode {
-            store,
-            state: SavedState::new(key),
+            state: SavedState::new(store, key),
         }
-    }
-
-    async fn lock(&self) -> Result<MappedMutexGuard<'_, DeltaState>, Error> {
-        self.state.lock(self.store.load(self.state.key())).await
-    }
-
-    /// Saves the state through change `n` (see [`SavedState`]).
-    async fn save_through(&self, n: u64) -> Result<(), Error> {
-        self.state
-            .save_through(
-                n,
-                |s| async move { self.store.save(self.state.key(), &s).await },
-            )
-            .await
     }
 
     /// Runs a round, merges it and saves; returns the number of pending messages.
@@ -62,7 +45,7 @@ impl DeltaMode {
         folder: &str,
         log: Option<&ConnectionLog>,
     ) -> Result<usize, Error> {
-        let mut state = self.lock().await?;
+        let mut state = self.state.lock().await?;
         let round = run_round(client, state.delta_link.as_deref(), folder, log).await?;
         let merged = state.merge(round.items, round.delta_link, round.full);
         let n = self.state.changed(&state);
@@ -75,7 +58,7 @@ impl DeltaMode {
             resynced = round.resynced,
             "delta round merged"
         );
-        self.save_through(n).await?;
+        self.state.save_through(n).await?;
         Ok(pending)
     }
 
@@ -86,7 +69,7 @@ impl DeltaMode {
         max: usize,
     ) -> Result<PendingPage, Error> {
         let after = cursor.map(parse_cursor).transpose()?;
-        let state = self.lock().await?;
+        let state = self.state.lock().await?;
         let (page, more) = state.page(after, max);
         Ok(PendingPage {
             next: if more {
@@ -105,7 +88,7 @@ impl DeltaMode {
         if ids.is_empty() {
             return;
         }
-        let n = match self.lock().await {
+        let n = match self.state.lock().await {
             Ok(mut state) => {
                 if !state.forget(ids) {
                     return;
@@ -117,7 +100,7 @@ impl DeltaMode {
                 return;
             }
         };
-        if let Err(e) = self.save_through(n).await {
+        if let Err(e) = self.state.save_through(n).await {
             tracing::warn!(error = %e, "could not save the delta state after an acknowledgement");
         }
     }

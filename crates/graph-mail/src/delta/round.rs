@@ -3,9 +3,10 @@
 use connector::{ConnectionLog, Error};
 use url::Url;
 
-use super::{DeltaStore, state_key};
+use super::{DeltaState, state_key};
 use crate::api::{self, DeltaItem, DeltaPage, GraphOperation, MessageMeta};
 use crate::client::GraphClient;
+use httpcore::StateStore;
 
 /// The outcome of one delta round.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,7 +114,7 @@ async fn pages(
 /// [`GraphSource`](crate::GraphSource) (which keeps more in the state than the link).
 pub async fn sync_folder(
     client: &GraphClient,
-    store: &dyn DeltaStore,
+    store: &dyn StateStore<DeltaState>,
     folder: &str,
 ) -> Result<DeltaChanges, Error> {
     let key = state_key(client.endpoint(), folder);

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::api::{DeltaItem, MessageMeta};
 
-pub(super) const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 1;
 
 fn state_version() -> u32 {
     STATE_VERSION
@@ -262,6 +262,16 @@ impl DeltaState {
     /// Up to `max` pending messages after `after`, and whether more follow.
     pub(super) fn page(&self, after: Option<(i64, u64)>, max: usize) -> (Vec<&Pending>, bool) {
         self.waiting.page(after, max)
+    }
+}
+
+impl httpcore::KeptState for DeltaState {
+    const WHAT: &'static str = "delta state";
+    const VERSION: u32 = STATE_VERSION;
+    const ON_DISCARD: &'static str = "to start a full resync";
+
+    fn check(&self) -> Result<(), String> {
+        self.validate().map_err(|e| e.message().to_string())
     }
 }
 

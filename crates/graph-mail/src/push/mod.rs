@@ -24,9 +24,10 @@
 //!   (`subscriptionRemoved` → create a new one, `reauthorizationRequired` → renew, `missed` →
 //!   catch up); and wakes the source after every (re)subscription, so that mail that arrived
 //!   while no subscription was live is caught up.
-//! - [`SubscriptionStore`]: where subscriptions are recorded between runs ([`FileSubscriptionStore`],
-//!   one JSON file written atomically and readable by its owner only, since it holds each
-//!   `clientState`; [`MemorySubscriptionStore`] for tests).
+//! - [`SubscriptionRecord`]: a subscription as recorded between runs, in any
+//!   [`StateStore`](httpcore::StateStore) ([`FileSubscriptionStore`], one JSON file written
+//!   atomically and readable by its owner only, since it holds each `clientState`;
+//!   [`MemorySubscriptionStore`] for tests; the `fleet` crate's PostgreSQL table).
 //!
 //! ```
 //! use graph_mail::push::{ClientState, PushHub};
@@ -47,9 +48,7 @@ mod store;
 mod subscriber;
 
 pub use hub::{Answer, LifecycleEvent, Notification, PushHub, PushStats, parse_notifications};
-pub use store::{
-    FileSubscriptionStore, MemorySubscriptionStore, SubscriptionRecord, SubscriptionStore,
-};
+pub use store::{FileSubscriptionStore, MemorySubscriptionStore, SubscriptionRecord};
 pub use subscriber::{PushSubscriber, PushSubscriberBuilder};
 
 use serde::{Deserialize, Serialize};

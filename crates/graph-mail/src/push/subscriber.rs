@@ -4,14 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connector::{Error, ErrorKind};
+use httpcore::StateStore;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc};
 use url::Url;
 
-use super::{
-    ClientState, LifecycleEvent, MemorySubscriptionStore, PushHub, SubscriptionRecord,
-    SubscriptionStore,
-};
+use super::{ClientState, LifecycleEvent, MemorySubscriptionStore, PushHub, SubscriptionRecord};
 use crate::GraphClient;
 use crate::api::{
     CreateSubscription, DeleteSubscription, RenewSubscription, folder_messages_resource,
@@ -44,20 +42,14 @@ pub struct PushSubscriberBuilder {
     key: String,
     folder: String,
     notification_url: Url,
-    store: Arc<dyn SubscriptionStore>,
+    store: Arc<dyn StateStore<SubscriptionRecord>>,
     lifetime: Duration,
     renew_before: Duration,
 }
 
-impl std::fmt::Debug for dyn SubscriptionStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SubscriptionStore")
-    }
-}
-
 impl PushSubscriberBuilder {
     /// Where the subscription is recorded (default: in memory, so a restart cannot reuse it).
-    pub fn store(mut self, store: Arc<dyn SubscriptionStore>) -> Self {
+    pub fn store(mut self, store: Arc<dyn StateStore<SubscriptionRecord>>) -> Self {
         self.store = store;
         self
     }
@@ -123,7 +115,7 @@ pub struct PushSubscriber {
     key: String,
     resource: String,
     notification_url: Url,
-    store: Arc<dyn SubscriptionStore>,
+    store: Arc<dyn StateStore<SubscriptionRecord>>,
     lifetime: Duration,
     renew_before: Duration,
     hub: Arc<PushHub>,

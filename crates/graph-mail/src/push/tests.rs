@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use httpcore::StateStore;
 use tokio::sync::{Notify, mpsc};
 
 use super::*;

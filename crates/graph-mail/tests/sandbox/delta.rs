@@ -10,7 +10,8 @@ use crate::support::{delta_source, env, seqs};
 
 #[tokio::test]
 async fn delta_tracks_changes_and_recovers_from_lost_state() {
-    use graph_mail::delta::{DeltaState, DeltaStore, MemoryDeltaStore, state_key, sync_folder};
+    use graph_mail::delta::{DeltaState, MemoryDeltaStore, state_key, sync_folder};
+    use httpcore::StateStore;
     let env = env().await;
     let to = "alex.wilber@contoso.example";
     env.seed(to, 12, "delta");
@@ -72,7 +73,8 @@ async fn delta_tracks_changes_and_recovers_from_lost_state() {
 
 #[tokio::test]
 async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
-    use graph_mail::delta::{DeltaState, DeltaStore, MemoryDeltaStore, state_key};
+    use graph_mail::delta::{DeltaState, MemoryDeltaStore, state_key};
+    use httpcore::StateStore;
     let env = env().await;
     let to = "alex.wilber@contoso.example";
     env.seed(to, 3, "dm");
@@ -274,7 +276,7 @@ struct GatedStore {
 }
 
 #[async_trait::async_trait]
-impl graph_mail::delta::DeltaStore for GatedStore {
+impl httpcore::StateStore<graph_mail::delta::DeltaState> for GatedStore {
     async fn load(
         &self,
         key: &str,
@@ -298,7 +300,7 @@ impl graph_mail::delta::DeltaStore for GatedStore {
 
 #[tokio::test]
 async fn acknowledgements_that_end_during_a_save_share_the_next_one_and_are_all_saved() {
-    use graph_mail::delta::DeltaStore;
+    use httpcore::StateStore;
     use std::sync::atomic::Ordering;
     let env = env().await;
     let to = "alex.wilber@contoso.example";

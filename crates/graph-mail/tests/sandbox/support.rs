@@ -121,7 +121,7 @@ pub(crate) async fn assert_conformance(h: &SandboxHarness, ran: &[&str]) {
 pub(crate) fn delta_source(
     env: &Env,
     address: &str,
-    store: Arc<dyn graph_mail::delta::DeltaStore>,
+    store: Arc<dyn httpcore::StateStore<graph_mail::delta::DeltaState>>,
 ) -> GraphSource {
     GraphSource::new(env.client(Mailbox::user(address)), SourceConfig::default()).with_delta(store)
 }
