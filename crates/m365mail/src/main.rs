@@ -156,30 +156,7 @@ enum Command {
         store: Option<String>,
     },
     /// Run the standalone sandbox tenant (identity, Graph, EWS, SMTP) until Ctrl-C.
-    Sandbox {
-        /// HTTP(S) port on the --bind address.
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// SMTP port on the --bind address.
-        #[arg(long, default_value_t = 2525)]
-        smtp_port: u16,
-        /// Listen address and admin API access.
-        #[command(flatten)]
-        access: SandboxAccess,
-        /// Seed file (TOML or JSON). Default: the demo helpdesk tenant.
-        #[arg(long)]
-        seed: Option<PathBuf>,
-        /// Serve HTTPS with a generated CA, written to --ca-out.
-        #[arg(long)]
-        tls: bool,
-        /// Where to write the CA certificate with --tls.
-        #[arg(long, default_value = "sandbox-ca.pem")]
-        ca_out: PathBuf,
-        /// Where to write the CA of the SMTP listener's STARTTLS certificate (for an smtp
-        /// outbound's `ca_file`).
-        #[arg(long)]
-        smtp_ca_out: Option<PathBuf>,
-    },
+    Sandbox(sandbox::cli::ServeArgs),
     /// Sign in an app with its configured flow (device code, browser, client credentials) and
     /// cache the token.
     Login {
@@ -370,15 +347,7 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             );
             console(options, listen, allow_non_loopback).await
         }
-        Command::Sandbox {
-            port,
-            smtp_port,
-            access,
-            seed,
-            tls,
-            ca_out,
-            smtp_ca_out,
-        } => run_sandbox(port, smtp_port, access, seed, tls, ca_out, smtp_ca_out).await,
+        Command::Sandbox(args) => Ok(args.run().await),
         Command::Login {
             config,
             app,
@@ -454,84 +423,6 @@ struct MetricsFlags {
     /// this worker serves and how busily; the endpoint has no authentication).
     #[arg(long)]
     metrics_allow_non_loopback: bool,
-}
-
-/// `m365mail sandbox`: where it listens and who may use its admin API.
-#[derive(clap::Args, Debug)]
-struct SandboxAccess {
-    /// Address to listen on. Anything but loopback needs --allow-non-loopback.
-    #[arg(long, default_value_t = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))]
-    bind: std::net::IpAddr,
-    /// Allow a --bind address beyond loopback (other machines reach the tenant and its demo
-    /// secrets); the admin API then needs a token, generated and printed unless given.
-    #[arg(long)]
-    allow_non_loopback: bool,
-    /// Require `Authorization: Bearer TOKEN` on the admin API (/_sandbox/*). Default: the
-    /// SANDBOX_ADMIN_TOKEN environment variable; none on loopback, a random one beyond it.
-    #[arg(long)]
-    admin_token: Option<String>,
-}
-
-async fn run_sandbox(
-    port: u16,
-    smtp_port: u16,
-    access: SandboxAccess,
-    seed: Option<PathBuf>,
-    tls: bool,
-    ca_out: PathBuf,
-    smtp_ca_out: Option<PathBuf>,
-) -> Result<ExitCode> {
-    let seed = match seed {
-        Some(p) => sandbox::Seed::from_path(&p).map_err(|e| e.to_string())?,
-        None => sandbox::Seed::demo(),
-    };
-    let mut b = sandbox::Sandbox::builder()
-        .seed(seed)
-        .http_addr(std::net::SocketAddr::new(access.bind, port))
-        .smtp_addr(Some(std::net::SocketAddr::new(access.bind, smtp_port)));
-    if access.allow_non_loopback {
-        b = b.allow_non_loopback();
-    }
-    let token = access
-        .admin_token
-        .or_else(|| std::env::var("SANDBOX_ADMIN_TOKEN").ok());
-    let token_given = token.is_some();
-    if let Some(t) = token {
-        b = b.admin_token(t);
-    }
-    if tls {
-        b = b.tls(sandbox::TlsOptions {
-            ca_pem_path: ca_out.clone(),
-            hosts: Vec::new(),
-        });
-    }
-    let sb = b.start().await.context("starting the sandbox")?;
-    println!("sandbox tenant {} running", sb.tenant_id());
-    println!("  identity:  {}", sb.authority(&sb.tenant_id()));
-    println!("  Graph:     {}", sb.graph_url());
-    println!("  EWS:       {}", sb.ews_url());
-    if let Some(smtp) = sb.smtp_addr() {
-        println!("  SMTP:      {smtp}");
-    }
-    if let Some(path) = &smtp_ca_out {
-        let pem = sb
-            .smtp_ca_pem()
-            .ok_or("the SMTP STARTTLS certificate could not be generated")?;
-        std::fs::write(path, pem).context(format!("writing {}", path.display()))?;
-        println!("  SMTP CA:   {}", path.display());
-    }
-    if tls {
-        println!("  CA:        {}", ca_out.display());
-    }
-    match sb.admin_token() {
-        // Printed on purpose: a generated token is useless unless its owner learns it.
-        Some(t) if !token_given => println!("  admin token (generated): {}", t.expose()),
-        Some(_) => println!("  admin token: required (the one given)"),
-        None => {}
-    }
-    println!("Ctrl-C to stop.");
-    sb.run_until_ctrl_c().await;
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn ping(config: Option<PathBuf>, name: Option<String>, json: bool) -> Result<ExitCode> {

@@ -51,7 +51,9 @@
 //! serves HTTPS with a freshly generated CA and server certificate (for `localhost` and
 //! `127.0.0.1`) and writes the CA certificate to `sandbox-ca.pem` so real clients (MSAL,
 //! exchangelib) can trust it. The admin API is then available over HTTP as JSON, see
-//! [Admin API over HTTP](#admin-api-over-http).
+//! [Admin API over HTTP](#admin-api-over-http). `m365mail sandbox` takes the same options: both
+//! are `sandbox::cli::ServeArgs` (the `cli` feature, on by default; a library user who does not
+//! need the command line can turn it off and leave clap out).
 //!
 //! # Recipes for tests
 //!
@@ -155,6 +157,9 @@ mod admin;
 mod admin_guard;
 mod auth;
 mod bodies;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 pub mod delivery;
 mod faults;
 pub mod fidelity;

@@ -229,3 +229,65 @@ async fn an_app_signs_in_at_endpoints_named_one_by_one() {
     assert!(err.contains("line 8"), "{err}");
     sb.shutdown().await;
 }
+
+/// `m365mail sandbox` is the standalone sandbox's command line (`sandbox::cli`): the same
+/// options, the same first line for scripts to read, the same tenant served.
+#[tokio::test]
+async fn sandbox_serves_the_demo_tenant_with_the_standalone_options() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_ca = dir.path().join("smtp-ca.pem");
+    let mut child = Command::new(BIN)
+        .args([
+            "sandbox",
+            "--port",
+            "0",
+            "--smtp-port",
+            "0",
+            "--smtp-ca-out",
+        ])
+        .arg(&smtp_ca)
+        .env_remove("SANDBOX_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let last = line == "Ctrl-C to stop.";
+        printed.push(line);
+        if last {
+            break;
+        }
+    }
+    let base = printed[0]
+        .strip_prefix("sandbox listening on ")
+        .unwrap_or_default()
+        .to_owned();
+    let got = reqwest::get(format!(
+        "{base}/contoso.example/v2.0/.well-known/openid-configuration"
+    ))
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(base.starts_with("http://127.0.0.1:"), "{printed:?}");
+    let got = got.unwrap();
+    assert_eq!(got.status(), 200);
+    let doc: serde_json::Value = got.json().await.unwrap();
+    assert!(
+        doc["issuer"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&base),
+        "{doc}"
+    );
+    let pem = std::fs::read_to_string(&smtp_ca).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("SMTP CA certificate written to") && l.contains("smtp-ca.pem")),
+        "{printed:?}"
+    );
+}

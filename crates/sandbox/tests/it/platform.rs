@@ -376,9 +376,12 @@ async fn standalone_binary_serves_a_seed_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let seed = dir.join("seed.toml");
     std::fs::write(&seed, "[tenant]\nid = \"11111111-2222-3333-4444-555555555555\"\ndomains = [\"fabrikam.example\"]\n[[users]]\nmail = \"ann@fabrikam.example\"\n").unwrap();
+    let smtp_ca = dir.join("smtp-ca.pem");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
         .args(["--port", "0", "--smtp-port", "0", "--seed"])
         .arg(&seed)
+        .arg("--smtp-ca-out")
+        .arg(&smtp_ca)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -402,6 +405,9 @@ async fn standalone_binary_serves_a_seed_file() {
         got.1["issuer"],
         format!("{base}/11111111-2222-3333-4444-555555555555/v2.0")
     );
+    // The option `m365mail sandbox` has too (both are `sandbox::cli::ServeArgs`).
+    let pem = std::fs::read_to_string(&smtp_ca).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     // A bad seed file is a readable error and a non-zero exit.
     std::fs::write(&seed, "[tenant]\nid = 5\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
