@@ -143,24 +143,6 @@ pub fn check_version(version: u32, supported: u32) -> Result<(), String> {
     }
 }
 
-/// A saved state (an incremental source's, holding a [`Waiting`]) as JSON: what
-/// [`read_state`] reads back. A struct of strings, numbers and vectors always serializes.
-pub fn write_state(state: &impl Serialize) -> String {
-    serde_json::to_string(state).unwrap_or_default()
-}
-
-/// Reads a state saved by [`write_state`]: JSON, an object, of `T`'s shape; otherwise why not
-/// (`what` names the state: "a delta state"). What the shape cannot say (versions, the
-/// [`Waiting`] set's order) is the caller's to check.
-pub fn read_state<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("it is not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("it is not a JSON object".into());
-    }
-    serde_json::from_value(v).map_err(|e| format!("it is not {what}: {e}"))
-}
-
 /// The cursor of the page after `entry`: `{prefix}{received}:{seq}`.
 pub fn cursor_of(prefix: &str, entry: &impl WaitingEntry) -> String {
     let (r, s) = entry.order();

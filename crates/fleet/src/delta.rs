@@ -1,15 +1,16 @@
 //! The incremental sources' state in PostgreSQL: graph-mail's delta state ([`PgDeltaStore`],
 //! `fleet_delta`) and ews-mail's sync state ([`PgEwsSyncStore`], `fleet_ews_sync`), each a
-//! JSON document per key read and written through one [`StateTable`].
+//! [`PgStateStore`] of JSON documents by key.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use connector::Error;
 use ews_mail::sync::SourceSyncState;
 use graph_mail::delta::DeltaState;
-use httpcore::StateStore;
+use httpcore::{KeptState, StateStore};
 
 use crate::Inner;
 
@@ -19,7 +20,7 @@ struct StateTable {
     inner: Arc<Inner>,
     /// The table's name (a constant of this crate, never input).
     table: &'static str,
-    /// What its rows are, in messages.
+    /// What its rows are, in messages ([`KeptState::WHAT`]).
     what: &'static str,
 }
 
@@ -85,82 +86,69 @@ impl fmt::Debug for StateTable {
     }
 }
 
-/// graph-mail's delta state in PostgreSQL (`fleet_delta`, one row per mailbox folder): the
-/// `@odata.deltaLink` and the messages seen but not yet acknowledged, so that whichever worker
-/// holds a source's lease continues its delta rounds where the last holder left them.
+/// A [`StateStore`] of one [`KeptState`] in its own PostgreSQL table, one JSON row per key
+/// ([`KeptState::to_json`], read back through [`KeptState::from_json`]), so that whichever
+/// worker holds a source's lease continues where the last holder left off.
 ///
 /// A database that cannot be reached is a transient [`Error`] (the source tries again); a row
 /// this program cannot read is a [`Configuration`](connector::ErrorKind::Configuration) error
-/// naming the key, never a silent resync. The state names messages of the mailbox: treat the
-/// table like the mailbox's data.
-#[derive(Clone, Debug)]
-pub struct PgDeltaStore(StateTable);
+/// naming the key and the row to delete, never a silent fresh start. The states name messages
+/// of the mailbox: treat the tables like the mailbox's data.
+pub struct PgStateStore<S> {
+    table: StateTable,
+    state: PhantomData<fn() -> S>,
+}
 
-impl PgDeltaStore {
-    pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        PgDeltaStore(StateTable {
-            inner,
-            table: "fleet_delta",
-            what: "delta state",
-        })
+impl<S> Clone for PgStateStore<S> {
+    fn clone(&self) -> Self {
+        PgStateStore {
+            table: self.table.clone(),
+            state: PhantomData,
+        }
+    }
+}
+
+impl<S> fmt::Debug for PgStateStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PgStateStore").field(&self.table).finish()
+    }
+}
+
+impl<S: KeptState> PgStateStore<S> {
+    pub(crate) fn new(inner: Arc<Inner>, table: &'static str) -> Self {
+        PgStateStore {
+            table: StateTable {
+                inner,
+                table,
+                what: S::WHAT,
+            },
+            state: PhantomData,
+        }
     }
 }
 
 #[async_trait]
-impl StateStore<DeltaState> for PgDeltaStore {
-    async fn load(&self, key: &str) -> Result<Option<DeltaState>, Error> {
-        self.0
-            .load(key, DeltaState::from_json, "to start a full resync")
-            .await
+impl<S: KeptState> StateStore<S> for PgStateStore<S> {
+    async fn load(&self, key: &str) -> Result<Option<S>, Error> {
+        self.table.load(key, S::from_json, S::ON_DISCARD).await
     }
 
-    async fn save(&self, key: &str, state: &DeltaState) -> Result<(), Error> {
-        self.0.save(key, &state.to_json()).await
+    async fn save(&self, key: &str, state: &S) -> Result<(), Error> {
+        self.table.save(key, &state.to_json()).await
     }
 
     async fn clear(&self, key: &str) -> Result<(), Error> {
-        self.0.clear(key).await
+        self.table.clear(key).await
     }
 }
+
+/// graph-mail's delta state in PostgreSQL (`fleet_delta`, one row per mailbox folder): the
+/// `@odata.deltaLink` and the messages seen but not yet acknowledged. A damaged row's error
+/// says to delete it to start a full resync.
+pub type PgDeltaStore = PgStateStore<DeltaState>;
 
 /// ews-mail's sync state in PostgreSQL (`fleet_ews_sync`, one row per mailbox folder): the
 /// SyncFolderItems SyncState and the messages seen but not yet acknowledged, so that an EWS
 /// source in push (or delta) mode catches up through SyncFolderItems on whichever worker holds
-/// its lease, where the last holder left off.
-///
-/// Errors as for [`PgDeltaStore`]: unreachable is transient, an unreadable row a
-/// [`Configuration`](connector::ErrorKind::Configuration) error naming the key.
-#[derive(Clone, Debug)]
-pub struct PgEwsSyncStore(StateTable);
-
-impl PgEwsSyncStore {
-    pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        PgEwsSyncStore(StateTable {
-            inner,
-            table: "fleet_ews_sync",
-            what: "EWS sync state",
-        })
-    }
-}
-
-#[async_trait]
-impl StateStore<SourceSyncState> for PgEwsSyncStore {
-    async fn load(&self, key: &str) -> Result<Option<SourceSyncState>, Error> {
-        self.0
-            .load(
-                key,
-                SourceSyncState::from_json,
-                "to sync from the beginning (the unread mail is handed over again, and the \
-                 ledger keeps what was handled from being handled twice)",
-            )
-            .await
-    }
-
-    async fn save(&self, key: &str, state: &SourceSyncState) -> Result<(), Error> {
-        self.0.save(key, &state.to_json()).await
-    }
-
-    async fn clear(&self, key: &str) -> Result<(), Error> {
-        self.0.clear(key).await
-    }
-}
+/// its lease. A damaged row's error says to delete it to sync from the beginning.
+pub type PgEwsSyncStore = PgStateStore<SourceSyncState>;

@@ -10,8 +10,8 @@
 //! | [`PgLedger`] | [`handler::LedgerStore`] | what was handled, notified, acknowledged, parked; every entry fenced by the writer's lease |
 //! | [`PgLeases`] | [`handler::LeaseStore`] | which worker serves which source (leases with fencing epochs), and which workers are alive |
 //! | [`PgTokenStore`] | [`msauth::TokenStore`] | the token cache, with a fleet-wide lock so that one worker signs in or refreshes at a time |
-//! | [`PgDeltaStore`] | [`StateStore`](httpcore::StateStore)`<`[`DeltaState`](graph_mail::delta::DeltaState)`>` | Graph delta links and the messages seen but not yet acknowledged |
-//! | [`PgEwsSyncStore`] | [`StateStore`](httpcore::StateStore)`<`[`SourceSyncState`](ews_mail::sync::SourceSyncState)`>` | EWS SyncFolderItems states and the messages seen but not yet acknowledged |
+//! | [`PgDeltaStore`], a [`PgStateStore`] | [`StateStore`](httpcore::StateStore)`<`[`DeltaState`](graph_mail::delta::DeltaState)`>` | Graph delta links and the messages seen but not yet acknowledged |
+//! | [`PgEwsSyncStore`], a [`PgStateStore`] | [`StateStore`](httpcore::StateStore)`<`[`SourceSyncState`](ews_mail::sync::SourceSyncState)`>` | EWS SyncFolderItems states and the messages seen but not yet acknowledged |
 //! | [`PgSubscriptionStore`] | [`StateStore`](httpcore::StateStore)`<`[`SubscriptionRecord`](graph_mail::push::SubscriptionRecord)`>` | push mode's Graph subscriptions, reused by a source's next holder |
 //!
 //! [`PgStore::connect`] opens a connection pool and brings the schema up to date (the program
@@ -97,7 +97,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
 pub use catalog::{ConfigEntry, EntryKind, PgCatalog};
-pub use delta::{PgDeltaStore, PgEwsSyncStore};
+pub use delta::{PgDeltaStore, PgEwsSyncStore, PgStateStore};
 pub use leases::PgLeases;
 pub use ledger::PgLedger;
 pub use push::{PgSubscriptionStore, PgWakeups, Wakeup};
@@ -309,12 +309,12 @@ impl PgStore {
 
     /// The Graph delta state ([`graph_mail::delta::DeltaState`]s).
     pub fn delta(&self) -> PgDeltaStore {
-        PgDeltaStore::new(self.inner.clone())
+        PgDeltaStore::new(self.inner.clone(), "fleet_delta")
     }
 
     /// The EWS sync state ([`ews_mail::sync::SourceSyncState`]s).
     pub fn ews_sync(&self) -> PgEwsSyncStore {
-        PgEwsSyncStore::new(self.inner.clone())
+        PgEwsSyncStore::new(self.inner.clone(), "fleet_ews_sync")
     }
 
     /// The apps, sources and outbounds kept in the database, changed while the fleet runs.

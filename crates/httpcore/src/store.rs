@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use crate::state_file::StateFile;
 
-/// A state kept by key between runs: what a [`FileStore`] needs to know to keep it, and what
-/// an error about a damaged one says.
+/// A state kept by key between runs: what a store needs to know to keep it (its JSON form and
+/// the checks of one read back), and what an error about a damaged one says.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -32,6 +32,13 @@ use crate::state_file::StateFile;
 ///         if self.next.is_empty() { Err("the cursor is empty".into()) } else { Ok(()) }
 ///     }
 /// }
+///
+/// use httpcore::KeptState as _;
+/// let json = Cursor { next: "page-2".into() }.to_json();
+/// assert_eq!(Cursor::from_json(&json).unwrap().next, "page-2");
+/// let e = Cursor::from_json(r#"{"next": ""}"#).unwrap_err();
+/// assert_eq!(e.message(), "the saved cursor is unreadable: the cursor is empty");
+/// assert!(Cursor::from_json(r#"["page-2"]"#).is_err(), "an object, not an array");
 /// ```
 pub trait KeptState: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// What the state is, in messages ("delta state").
@@ -47,6 +54,38 @@ pub trait KeptState: Clone + Serialize + DeserializeOwned + Send + Sync + 'stati
     /// whatever parsed.
     fn check(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The state as JSON, as a database keeps it (the fleet's PostgreSQL tables): what
+    /// [`from_json`](Self::from_json) reads back.
+    fn to_json(&self) -> String {
+        // A struct of strings, numbers, vectors and string-keyed maps always serializes; were
+        // it ever to fail, "" is what `from_json` refuses, rather than a panic.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a state written by [`to_json`](Self::to_json): a JSON object of the state's shape
+    /// that [`check`](Self::check) accepts. Anything else is a
+    /// [`Configuration`](connector::ErrorKind::Configuration) error ("the saved delta state is
+    /// unreadable: …").
+    fn from_json(json: &str) -> Result<Self, Error> {
+        let bad = |why: String| {
+            Error::configuration(format!("the saved {} is unreadable: {why}", Self::WHAT))
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| bad(format!("it is not JSON: {e}")))?;
+        // An array would fill a struct's fields by position: a state is always an object.
+        if !v.is_object() {
+            return Err(bad("it is not a JSON object".into()));
+        }
+        let state: Self = serde_json::from_value(v).map_err(|e| {
+            bad(format!(
+                "it does not have the shape of a {}: {e}",
+                Self::WHAT
+            ))
+        })?;
+        state.check().map_err(bad)?;
+        Ok(state)
     }
 }
 

@@ -100,28 +100,6 @@ impl SourceSyncState {
         self.waiting.ids()
     }
 
-    /// The state as JSON, as a store keeps it (a fleet's PostgreSQL store, for one).
-    pub fn to_json(&self) -> String {
-        connector::waiting::write_state(self)
-    }
-
-    /// Reads a state written by [`to_json`](Self::to_json), checked; anything else is a
-    /// [`Configuration`](connector::ErrorKind::Configuration) error.
-    pub fn from_json(json: &str) -> Result<Self, Error> {
-        let s: SourceSyncState =
-            connector::waiting::read_state(json, "an EWS sync state").map_err(corrupt)?;
-        s.validate()?;
-        Ok(s)
-    }
-
-    pub(super) fn validate(&self) -> Result<(), Error> {
-        connector::waiting::check_version(self.version, STATE_VERSION).map_err(corrupt)?;
-        if self.sync_state.as_deref() == Some("") {
-            return Err(corrupt("the SyncState is empty"));
-        }
-        self.waiting.check().map_err(corrupt)
-    }
-
     /// Exchange no longer knows the SyncState (`ErrorInvalidSyncStateData`): the next sync
     /// starts from the beginning. The messages still waiting stay.
     pub(super) fn restart(&mut self) {
@@ -194,12 +172,12 @@ impl httpcore::KeptState for SourceSyncState {
         over again, and the ledger keeps what was handled from being handled twice)";
 
     fn check(&self) -> Result<(), String> {
-        self.validate().map_err(|e| e.message().to_string())
+        connector::waiting::check_version(self.version, STATE_VERSION)?;
+        if self.sync_state.as_deref() == Some("") {
+            return Err("the SyncState is empty".into());
+        }
+        self.waiting.check()
     }
-}
-
-fn corrupt(why: impl fmt::Display) -> Error {
-    Error::configuration(format!("the saved EWS sync state is unreadable: {why}"))
 }
 
 const CURSOR_PREFIX: &str = "sync:";
@@ -273,11 +251,9 @@ mod tests {
         let mut s = SourceSyncState::new();
         s.merge(vec![created("a", false)], "s1".into(), true);
         let read = |json: &str| -> Result<SourceSyncState, String> {
-            let st: SourceSyncState = serde_json::from_str(json).map_err(|e| e.to_string())?;
-            st.validate().map_err(|e| e.to_string())?;
-            Ok(st)
+            <SourceSyncState as httpcore::KeptState>::from_json(json).map_err(|e| e.to_string())
         };
-        let back = read(&serde_json::to_string(&s).unwrap()).unwrap();
+        let back = read(&httpcore::KeptState::to_json(&s)).unwrap();
         assert_eq!(back, s);
         for bad in [
             "[]",

@@ -4,7 +4,7 @@
 use ews_mail::sync::SourceSyncState;
 use fleet::PgStore;
 use graph_mail::delta::DeltaState;
-use httpcore::StateStore;
+use httpcore::{KeptState, StateStore};
 
 use crate::db_or_skip;
 use test_support::postgres::TestDatabase;

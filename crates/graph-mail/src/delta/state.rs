@@ -81,7 +81,8 @@ impl Pending {
 /// losing them), and the newest receive time seen (so a message that is already read when it
 /// shows up is told apart from an old message that merely changed).
 ///
-/// It is stored as JSON ([`to_json`](Self::to_json) / [`from_json`](Self::from_json)); the
+/// It is stored as JSON ([`KeptState::to_json`](httpcore::KeptState::to_json), read back checked by
+/// [`KeptState::from_json`](httpcore::KeptState::from_json)); the
 /// delta link inside is a credential-free URL, but treat the state like any other mailbox data.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeltaState {
@@ -146,25 +147,6 @@ impl DeltaState {
     /// The messages seen and not yet acknowledged, oldest first.
     pub(super) fn pending(&self) -> &[Pending] {
         self.waiting.entries()
-    }
-
-    /// The state as JSON.
-    pub fn to_json(&self) -> String {
-        connector::waiting::write_state(self)
-    }
-
-    /// Reads a state written by [`to_json`](Self::to_json), checked; anything else is a
-    /// [`Configuration`](connector::ErrorKind::Configuration) error.
-    pub fn from_json(json: &str) -> Result<Self, Error> {
-        let s: DeltaState =
-            connector::waiting::read_state(json, "a delta state").map_err(corrupt)?;
-        s.validate()?;
-        Ok(s)
-    }
-
-    pub(super) fn validate(&self) -> Result<(), Error> {
-        connector::waiting::check_version(self.version, STATE_VERSION).map_err(corrupt)?;
-        self.waiting.check().map_err(corrupt)
     }
 
     /// Whether a changed message this state has not seen is new mail. Unread messages are.
@@ -271,12 +253,9 @@ impl httpcore::KeptState for DeltaState {
     const ON_DISCARD: &'static str = "to start a full resync";
 
     fn check(&self) -> Result<(), String> {
-        self.validate().map_err(|e| e.message().to_string())
+        connector::waiting::check_version(self.version, STATE_VERSION)?;
+        self.waiting.check()
     }
-}
-
-fn corrupt(why: impl fmt::Display) -> Error {
-    Error::configuration(format!("the saved delta state is unreadable: {why}"))
 }
 
 const CURSOR_PREFIX: &str = "delta:";

@@ -8,7 +8,7 @@ use super::state::{cursor_of, parse_cursor};
 use super::*;
 use crate::api::{DeltaItem, MessageMeta};
 use connector::ErrorKind;
-use httpcore::StateStore;
+use httpcore::{KeptState, StateStore};
 
 fn meta(id: &str, secs: i64, read: bool) -> MessageMeta {
     MessageMeta {

@@ -11,7 +11,7 @@ use crate::support::{delta_source, env, seqs};
 #[tokio::test]
 async fn delta_tracks_changes_and_recovers_from_lost_state() {
     use graph_mail::delta::{DeltaState, MemoryDeltaStore, state_key, sync_folder};
-    use httpcore::StateStore;
+    use httpcore::{KeptState, StateStore};
     let env = env().await;
     let to = "alex.wilber@contoso.example";
     env.seed(to, 12, "delta");
@@ -74,7 +74,7 @@ async fn delta_tracks_changes_and_recovers_from_lost_state() {
 #[tokio::test]
 async fn delta_mode_handles_removed_and_recovers_from_lost_state() {
     use graph_mail::delta::{DeltaState, MemoryDeltaStore, state_key};
-    use httpcore::StateStore;
+    use httpcore::{KeptState, StateStore};
     let env = env().await;
     let to = "alex.wilber@contoso.example";
     env.seed(to, 3, "dm");
