@@ -1,6 +1,5 @@
 //! The sync mode of an [`EwsSource`](crate::EwsSource).
 
-use std::fmt;
 use std::sync::Arc;
 
 use connector::Error;
@@ -21,16 +20,9 @@ const PROPERTIES: &[&str] = &["message:IsRead", "item:DateTimeReceived"];
 
 /// The sync mode of an [`EwsSource`](crate::EwsSource): the state in its store (loaded on
 /// first use; catch-ups and acknowledgements take turns on it, and their saves are coalesced).
+#[derive(Debug)]
 pub(crate) struct SyncMode {
     state: SavedState<SourceSyncState>,
-}
-
-impl fmt::Debug for SyncMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncMode")
-            .field("key", &self.state.key())
-            .finish()
-    }
 }
 
 /// A page of waiting messages handed out by a fetch.

@@ -1,7 +1,5 @@
 //! The delta mode of a [`GraphSource`](crate::GraphSource).
 
-use std::fmt;
-
 use connector::{ConnectionLog, Error};
 use httpcore::SavedState;
 
@@ -13,16 +11,9 @@ use httpcore::StateStore;
 
 /// The delta mode of a [`GraphSource`](crate::GraphSource): the state in its store (loaded on
 /// first use; rounds and acknowledgements take turns on it, and their saves are coalesced).
+#[derive(Debug)]
 pub(crate) struct DeltaMode {
     state: SavedState<DeltaState>,
-}
-
-impl fmt::Debug for DeltaMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeltaMode")
-            .field("key", &self.state.key())
-            .finish()
-    }
 }
 
 /// A page of pending messages handed out by a fetch.
