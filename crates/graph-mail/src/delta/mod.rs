@@ -38,8 +38,8 @@
 //!
 //! ## Files
 //!
-//! `state.rs` holds [`DeltaState`] and how a round is merged into it, `round.rs` a round's requests ([`sync_folder`]), `mode.rs` the delta mode of
-//! [`GraphSource`](crate::GraphSource).
+//! `state.rs` holds [`DeltaState`] and how a round is merged into it, `round.rs` a round's
+//! requests ([`sync_folder`]), `mode.rs` the delta mode of [`GraphSource`](crate::GraphSource).
 
 use crate::endpoint::{Endpoint, Mailbox};
 

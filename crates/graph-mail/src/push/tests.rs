@@ -152,6 +152,12 @@ async fn the_file_store_keeps_records_owner_only() {
         time::OffsetDateTime::UNIX_EPOCH,
     );
     store.save("helpdesk", &rec).await.unwrap();
+    // The stores show no clientState in `Debug`.
+    let memory = MemorySubscriptionStore::default();
+    memory.save("helpdesk", &rec).await.unwrap();
+    for shown in [format!("{store:?}"), format!("{memory:?}")] {
+        assert!(!shown.contains(rec.client_state.expose()), "{shown}");
+    }
     let again = FileSubscriptionStore::open(&path).unwrap();
     assert_eq!(again.load("helpdesk").await.unwrap(), Some(rec));
     #[cfg(unix)]
