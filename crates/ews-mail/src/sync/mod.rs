@@ -12,10 +12,10 @@
 //!   [`FolderSync::next_page`] until it says the folder is in sync), with the raw SyncState
 //!   kept in a [`StateStore`]`<String>` ([`MemorySyncStore`]).
 //!
-//! Both keep their state through httpcore's [`StateStore`], the one
-//! trait under every source's saved state (graph-mail's delta state and push subscriptions use
-//! it too): `save` must be durable when it returns `Ok`, since a source saves after every page
-//! of changes and after acknowledgements, and relies on what it saved after a restart.
+//! Both keep their state through httpcore's [`StateStore`], the one trait under every source's
+//! saved state (graph-mail's delta state and push subscriptions use it too): `save` must be
+//! durable when it returns `Ok`, since a source saves after every page of changes and after
+//! acknowledgements, and relies on what it saved after a restart.
 //!
 //! `state.rs` holds [`SourceSyncState`] and how a page of changes is merged into it, `mode.rs`
 //! the sync mode of [`EwsSource`](crate::EwsSource).

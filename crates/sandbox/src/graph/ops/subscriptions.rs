@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use super::shared::{is_type, json_body, not_supported, store_error, unknown_property};
 use crate::auth::Principal;
 use crate::faults::{Admission, Protocol};
-use crate::graph::{GReq, GResp, denied, error, fault, render};
+use crate::graph::{GReq, GResp, denied, error, fault, render, throttled};
 use crate::notify::{MAX_LIFETIME_MINUTES, Subscription};
 use crate::state::AppState;
 
@@ -106,12 +106,7 @@ fn invalid(msg: &str) -> GResp {
 async fn admit(st: &AppState, who: &Principal, mailbox: &str) -> Result<(), GResp> {
     match st.admit(Protocol::Graph, &who.app_id, mailbox).await {
         Admission::Proceed(_) => Ok(()),
-        Admission::Throttled { retry_after } => Err(error(
-            429,
-            "ApplicationThrottled",
-            "Application is over its MailboxConcurrency limit.",
-        )
-        .header("Retry-After", retry_after.as_secs().max(1).to_string())),
+        Admission::Throttled { retry_after } => Err(throttled(retry_after)),
         Admission::Fault(f) => Err(fault(f)),
     }
 }
