@@ -23,8 +23,9 @@ use std::process::ExitCode;
 use crate::{Sandbox, Seed, TlsOptions};
 
 /// Where a sandbox listens, what it serves and who may use its admin API, as command-line
-/// options (`clap`): flatten it into a command with `#[command(flatten)]`.
-#[derive(clap::Args, Debug, Clone)]
+/// options (`clap`): flatten it into a command with `#[command(flatten)]`. Its `Debug` shows
+/// whether an admin token was given, never the token.
+#[derive(clap::Args, Clone)]
 #[non_exhaustive]
 pub struct ServeArgs {
     /// HTTP(S) port on the --bind address (0 = any free port).
@@ -58,6 +59,25 @@ pub struct ServeArgs {
     /// that checks it (an smtp outbound's `ca_file`).
     #[arg(long)]
     pub smtp_ca_out: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("port", &self.port)
+            .field("smtp_port", &self.smtp_port)
+            .field("bind", &self.bind)
+            .field("allow_non_loopback", &self.allow_non_loopback)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("seed", &self.seed)
+            .field("tls", &self.tls)
+            .field("ca_out", &self.ca_out)
+            .field("smtp_ca_out", &self.smtp_ca_out)
+            .finish()
+    }
 }
 
 impl ServeArgs {
@@ -150,5 +170,29 @@ impl ServeArgs {
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
         Ok(sb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: super::ServeArgs,
+    }
+
+    #[test]
+    fn debug_shows_no_admin_token() {
+        let cli = Cli::parse_from(["sandbox", "--port", "0", "--admin-token", "s3cret-token"]);
+        assert_eq!(cli.serve.port, 0);
+        assert_eq!(cli.serve.admin_token.as_deref(), Some("s3cret-token"));
+        let shown = format!("{:?}", cli.serve);
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(
+            shown.contains("admin_token: Some(\"<redacted>\")"),
+            "{shown}"
+        );
     }
 }
