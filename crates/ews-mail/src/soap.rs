@@ -40,13 +40,33 @@ impl fmt::Display for ServerVersion {
     }
 }
 
-/// The SOAP headers of a request.
+/// The SOAP headers of a request. The default asks for the default [`ServerVersion`] and
+/// impersonates no one; EWS has more headers than these, so the type may grow and is built
+/// with [`new`](Self::new) and [`with_impersonation`](Self::with_impersonation).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RequestHeader {
     /// `RequestServerVersion`.
     pub version: ServerVersion,
     /// `ExchangeImpersonation/ConnectingSID/PrimarySmtpAddress`, for app-only tokens.
     pub impersonate: Option<String>,
+}
+
+impl RequestHeader {
+    /// Headers asking for schema `version`, impersonating no one.
+    pub fn new(version: ServerVersion) -> Self {
+        RequestHeader {
+            version,
+            impersonate: None,
+        }
+    }
+
+    /// The same headers, impersonating `mailbox` (its primary SMTP address), as app-only
+    /// tokens must.
+    pub fn with_impersonation(mut self, mailbox: impl Into<String>) -> Self {
+        self.impersonate = Some(mailbox.into());
+        self
+    }
 }
 
 /// A request body element: an EWS operation written as XML. Implemented by every operation in
@@ -73,7 +93,7 @@ pub trait Operation {
 /// use ews_mail::types::FolderId;
 ///
 /// let op = GetFolder::new(vec![FolderId::distinguished("inbox")]);
-/// let header = RequestHeader { impersonate: Some("helpdesk@contoso.example".into()), ..Default::default() };
+/// let header = RequestHeader::default().with_impersonation("helpdesk@contoso.example");
 /// let xml = envelope(&op, &header);
 /// assert!(xml.contains(r#"<t:RequestServerVersion Version="Exchange2016"/>"#));
 /// assert!(xml.contains("<t:PrimarySmtpAddress>helpdesk@contoso.example</t:PrimarySmtpAddress>"));
@@ -112,6 +132,7 @@ pub fn envelope<O: Operation>(op: &O, header: &RequestHeader) -> String {
 
 /// `ServerVersionInfo` from a response header.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ServerVersionInfo {
     /// `MajorVersion`.
     pub major: Option<u32>,
@@ -123,6 +144,7 @@ pub struct ServerVersionInfo {
 
 /// A parsed response envelope.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ResponseEnvelope {
     /// The server's version, when it sent one.
     pub server_version: Option<ServerVersionInfo>,

@@ -96,14 +96,13 @@ async fn the_sandbox_names_a_graph_token_sent_to_ews_a_wrong_audience() {
     let sb = Sandbox::builder().seed(Seed::demo()).start().await.unwrap();
     let graph_token = sb
         .admin()
-        .mint_token(&MintRequest {
-            app_id: test_support::DEMO_APP.into(),
-            kind: TokenKind::App {
+        .mint_token(&MintRequest::new(
+            test_support::DEMO_APP,
+            TokenKind::App {
                 roles: vec!["Mail.ReadWrite".into()],
             },
-            resource: ApiResource::Graph,
-            lifetime_secs: None,
-        })
+            ApiResource::Graph,
+        ))
         .unwrap();
     let cfg = EwsConfig::new(
         sb.ews_url().parse().unwrap(),

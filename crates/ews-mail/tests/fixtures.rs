@@ -17,14 +17,9 @@ fn ids() -> Vec<ItemId> {
 
 fn all_requests() -> Vec<(String, String)> {
     let shared_inbox = FolderId::distinguished_in("inbox", "shared@contoso.example");
-    let imp = RequestHeader {
-        version: ServerVersion::Exchange2016,
-        impersonate: Some("helpdesk@contoso.example".into()),
-    };
-    let old = RequestHeader {
-        version: ServerVersion::Exchange2013Sp1,
-        impersonate: None,
-    };
+    let imp = RequestHeader::new(ServerVersion::Exchange2016)
+        .with_impersonation("helpdesk@contoso.example");
+    let old = RequestHeader::new(ServerVersion::Exchange2013Sp1);
     let mut v = vec![
         (
             "FindItem".to_string(),

@@ -437,9 +437,8 @@ async fn the_process_hooks_count_real_throttling_waits_and_token_requests() {
     let cfg = m365mail::demo::demo_config(&sb, dir.path()).unwrap();
     let m = Metrics::new();
     m.install_process_hooks();
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![
+    sb.admin().set_faults(
+        FaultPlan::new([
             FaultRule::next(
                 Protocol::Graph,
                 1,
@@ -448,8 +447,9 @@ async fn the_process_hooks_count_real_throttling_waits_and_token_requests() {
                 },
             ),
             FaultRule::next(Protocol::Ews, 1, FaultKind::ServerBusy { back_off_ms: 10 }),
-        ],
-    });
+        ])
+        .with_seed(1),
+    );
     let mut providers = m365mail::connect::Providers::default();
     for s in &cfg.sources {
         let source = m365mail::connect::source(&mut providers, s, 10).unwrap();

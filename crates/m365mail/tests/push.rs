@@ -209,11 +209,9 @@ async fn forged_notifications_are_ignored() {
 async fn a_dropped_notification_is_caught_up_by_the_safety_timer() {
     let (sb, _dir, cfg) = graph_push(1).await;
     let (r, _) = started(&sb, &cfg).await;
-    sb.admin()
-        .set_notification_faults(sandbox::NotificationFaults {
-            drop_rate: 1.0,
-            ..Default::default()
-        });
+    let mut faults = sandbox::NotificationFaults::default();
+    faults.drop_rate = 1.0;
+    sb.admin().set_notification_faults(faults);
     delivered_and_handled(&sb, &r, "never announced").await;
     assert!(sb.admin().notification_stats().dropped >= 1);
     assert_eq!(
@@ -363,14 +361,13 @@ async fn every_message_is_handed_over_once_under_notification_faults() {
     let (sb, dir, cfg) = graph_push(1).await;
     let (r, first) = started(&sb, &cfg).await;
     let before = r.handled.load(Ordering::SeqCst);
-    sb.admin()
-        .set_notification_faults(sandbox::NotificationFaults {
-            drop_rate: 0.3,
-            duplicate_rate: 0.3,
-            max_delay_ms: 300,
-            reorder: true,
-            seed: 20,
-        });
+    let mut faults = sandbox::NotificationFaults::default();
+    faults.drop_rate = 0.3;
+    faults.duplicate_rate = 0.3;
+    faults.max_delay_ms = 300;
+    faults.reorder = true;
+    faults.seed = 20;
+    sb.admin().set_notification_faults(faults);
     const N: usize = 40;
     for i in 0..N {
         deliver(&sb, &format!("faulty {i}"));

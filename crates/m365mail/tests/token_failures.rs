@@ -28,24 +28,22 @@ async fn a_throttled_token_endpoint_leaves_an_ews_source_online() {
     // using a still-valid token when refreshing ahead of time fails for a passing reason.)
     sb.admin()
         .update_identity(|i| i.access_token_lifetime_secs = 2);
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![
-            FaultRule {
-                protocol: Some(Protocol::Token),
-                app_id: None,
-                mailbox: None,
-                trigger: Trigger::After {
+    sb.admin().set_faults(
+        FaultPlan::new([
+            FaultRule::new(
+                Trigger::After {
                     skip: 1,
                     count: 100,
                 },
-                fault: FaultKind::Throttle {
+                FaultKind::Throttle {
                     retry_after_secs: 7,
                 },
-            },
+            )
+            .on(Protocol::Token),
             FaultRule::next(Protocol::Ews, 1, FaultKind::Slow { millis: 3_000 }),
-        ],
-    });
+        ])
+        .with_seed(1),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("m.toml");
     Config::demo(&sb)
@@ -114,11 +112,10 @@ async fn a_spent_request_budget_pauses_the_source_instead_of_failing_each_messag
             .count()
     };
     let waiting = unread();
-    sb.admin().set_throttle(sandbox::ThrottleConfig {
-        budget: Some(20),
-        window_secs: 600,
-        ..sandbox::ThrottleConfig::default()
-    });
+    let mut throttle = sandbox::ThrottleConfig::default();
+    throttle.budget = Some(20);
+    throttle.window_secs = 600;
+    sb.admin().set_throttle(throttle);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("m.toml");
     Config::demo(&sb)

@@ -156,10 +156,7 @@ impl ServeArgs {
             b = b.admin_token(t);
         }
         if self.tls {
-            b = b.tls(TlsOptions {
-                ca_pem_path: self.ca_out.clone(),
-                hosts: Vec::new(),
-            });
+            b = b.tls(TlsOptions::new(&self.ca_out));
         }
         let sb = b.start().await.map_err(|e| e.to_string())?;
         if let Some(path) = &self.smtp_ca_out {

@@ -101,7 +101,24 @@ pub enum Trigger {
 }
 
 /// One rule of a [`FaultPlan`]. Empty filters match everything.
+///
+/// Built with [`FaultRule::new`] (or the shorthands [`next`](FaultRule::next) and
+/// [`rate`](FaultRule::rate)) and narrowed with [`on`](FaultRule::on),
+/// [`for_app`](FaultRule::for_app) and [`for_mailbox`](FaultRule::for_mailbox): a rule may
+/// gain filters in later versions, so it is not written as a struct literal.
+///
+/// ```
+/// use sandbox::{FaultKind, FaultRule, Protocol, Trigger};
+///
+/// let rule = FaultRule::new(Trigger::After { skip: 1, count: 1 }, FaultKind::GatewayTimeout504)
+///     .on(Protocol::Graph)
+///     .for_mailbox("helpdesk@contoso.example");
+/// assert_eq!(rule.protocol, Some(Protocol::Graph));
+/// assert_eq!(rule.app_id, None);
+/// assert_eq!(rule.mailbox.as_deref(), Some("helpdesk@contoso.example"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FaultRule {
     /// Only this protocol.
     #[serde(default)]
@@ -119,31 +136,61 @@ pub struct FaultRule {
 }
 
 impl FaultRule {
-    /// "The next `n` requests on `protocol` get `fault`."
-    pub fn next(protocol: Protocol, n: u32, fault: FaultKind) -> Self {
+    /// "Requests get `fault` when `trigger` fires", on every protocol, app and mailbox.
+    pub fn new(trigger: Trigger, fault: FaultKind) -> Self {
         Self {
-            protocol: Some(protocol),
+            protocol: None,
             app_id: None,
             mailbox: None,
-            trigger: Trigger::Next(n),
+            trigger,
             fault,
         }
+    }
+
+    /// "The next `n` requests on `protocol` get `fault`."
+    pub fn next(protocol: Protocol, n: u32, fault: FaultKind) -> Self {
+        Self::new(Trigger::Next(n), fault).on(protocol)
     }
 
     /// "Each request on `protocol` gets `fault` with probability `p`."
     pub fn rate(protocol: Protocol, p: f64, fault: FaultKind) -> Self {
-        Self {
-            protocol: Some(protocol),
-            app_id: None,
-            mailbox: None,
-            trigger: Trigger::Rate(p),
-            fault,
-        }
+        Self::new(Trigger::Rate(p), fault).on(protocol)
+    }
+
+    /// The same rule, for requests on `protocol` only.
+    pub fn on(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// The same rule, for requests of the app `app_id` only.
+    pub fn for_app(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
+    }
+
+    /// The same rule, for requests to `mailbox` (a primary address) only.
+    pub fn for_mailbox(mut self, mailbox: impl Into<String>) -> Self {
+        self.mailbox = Some(mailbox.into());
+        self
     }
 }
 
 /// A set of fault rules and the seed for rate-based ones.
+///
+/// ```
+/// use sandbox::{FaultKind, FaultPlan, FaultRule, Protocol};
+///
+/// let plan = FaultPlan::new([
+///     FaultRule::next(Protocol::Graph, 2, FaultKind::ServerError503),
+///     FaultRule::rate(Protocol::Ews, 0.1, FaultKind::ResetConnection),
+/// ])
+/// .with_seed(42);
+/// assert_eq!((plan.seed, plan.rules.len()), (42, 2));
+/// assert!(FaultPlan::default().rules.is_empty(), "the default plan injects nothing");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FaultPlan {
     /// Seed of the random generator used by [`Trigger::Rate`].
     #[serde(default)]
@@ -153,9 +200,36 @@ pub struct FaultPlan {
     pub rules: Vec<FaultRule>,
 }
 
-/// Throttling limits per app + mailbox pair.
+impl FaultPlan {
+    /// A plan of these rules, evaluated in order, with seed 0.
+    pub fn new(rules: impl IntoIterator<Item = FaultRule>) -> Self {
+        FaultPlan {
+            seed: 0,
+            rules: rules.into_iter().collect(),
+        }
+    }
+
+    /// The same plan with this seed for [`Trigger::Rate`]'s draws.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// Throttling limits per app + mailbox pair. Start from the default, Exchange Online's (see
+/// each field), and set the limits to change; the type may gain limits.
+///
+/// ```
+/// use sandbox::ThrottleConfig;
+///
+/// let mut tight = ThrottleConfig::default();
+/// tight.budget = Some(3);
+/// tight.window_secs = 60;
+/// assert_eq!(tight.graph_concurrency, 4, "the other limits stay Exchange Online's");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ThrottleConfig {
     /// Concurrent Graph requests per app + mailbox (Exchange Online: 4).
     pub graph_concurrency: u32,
@@ -191,6 +265,7 @@ impl Default for ThrottleConfig {
 /// [`Latency::exchange_online`], is an assumption (a median of 120 ms, a 95th percentile near
 /// 320 ms, capped at 5 s), to be set to what one measures against a real tenant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Latency {
     /// The median, in milliseconds.
     pub median_ms: u64,
@@ -207,22 +282,36 @@ impl Latency {
     /// The default assumption for Exchange Online (see the type's docs): median 120 ms,
     /// σ 0.6, at most 5 s.
     pub fn exchange_online() -> Self {
-        Latency {
-            median_ms: 120,
-            sigma: 0.6,
-            max_ms: 5_000,
-            seed: 1,
-        }
+        Latency::log_normal(120, 0.6, 5_000)
     }
 
     /// A fixed latency: every answer takes `millis`.
     pub fn fixed(millis: u64) -> Self {
+        Latency::log_normal(millis, 0.0, millis)
+    }
+
+    /// A log-normal latency: a median of `median_ms`, a spread of `sigma` (the σ of the
+    /// latency's logarithm) and at most `max_ms`, drawn with seed 1.
+    ///
+    /// ```
+    /// use sandbox::Latency;
+    ///
+    /// let l = Latency::log_normal(80, 0.4, 2_000).with_seed(7);
+    /// assert_eq!((l.median_ms, l.max_ms, l.seed), (80, 2_000, 7));
+    /// ```
+    pub fn log_normal(median_ms: u64, sigma: f64, max_ms: u64) -> Self {
         Latency {
-            median_ms: millis,
-            sigma: 0.0,
-            max_ms: millis,
+            median_ms,
+            sigma,
+            max_ms,
             seed: 1,
         }
+    }
+
+    /// The same latency, drawn with this seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// One draw: the median × e^(σ·z) for a standard normal z (Box–Muller), capped.
@@ -627,6 +716,32 @@ use bytes::Bytes;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_narrowed_to_an_app_and_a_mailbox_fires_for_them_alone_on_every_protocol() {
+        let c = FaultController::new(1);
+        c.set_plan(FaultPlan::new([FaultRule::new(
+            Trigger::Next(u32::MAX),
+            FaultKind::ServerError503,
+        )
+        .for_app("App-1")
+        .for_mailbox("Helpdesk@contoso.example")]));
+        let picked = |protocol, app, mailbox| c.pick_fault(protocol, app, mailbox).is_some();
+        assert!(picked(Protocol::Graph, "app-1", "helpdesk@contoso.example"));
+        assert!(picked(Protocol::Ews, "APP-1", "HELPDESK@contoso.example"));
+        assert!(picked(Protocol::Token, "app-1", "helpdesk@contoso.example"));
+        assert!(!picked(
+            Protocol::Graph,
+            "app-2",
+            "helpdesk@contoso.example"
+        ));
+        assert!(!picked(
+            Protocol::Graph,
+            "app-1",
+            "adele.vance@contoso.example"
+        ));
+        assert_eq!(c.fired(), 3);
+    }
 
     #[test]
     fn injected_faults_are_counted_per_protocol_and_kind() {

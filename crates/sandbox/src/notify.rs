@@ -68,14 +68,34 @@ const RETRY_PAUSES: [Duration; 3] = [
 /// anyway.
 const REORDER_HOLD: Duration = Duration::from_millis(500);
 
-/// Faults in the delivery of change notifications. Rates are probabilities from 0 to 1.
+/// Faults in the delivery of change notifications. Rates are probabilities from 0 to 1. Start
+/// from the default, no faults, and set the ones wanted; the type may gain faults.
+///
+/// Through the admin API:
 ///
 /// ```json
 /// {"op": "set_notification_faults", "faults": {"drop_rate": 0.2, "duplicate_rate": 0.1,
 ///  "max_delay_ms": 2000, "reorder": true, "seed": 7}}
 /// ```
+///
+/// In Rust, the same faults:
+///
+/// ```
+/// use sandbox::NotificationFaults;
+///
+/// let mut faults = NotificationFaults::default();
+/// faults.drop_rate = 0.2;
+/// faults.duplicate_rate = 0.1;
+/// faults.max_delay_ms = 2_000;
+/// faults.reorder = true;
+/// faults.seed = 7;
+/// let json = r#"{"drop_rate": 0.2, "duplicate_rate": 0.1, "max_delay_ms": 2000,
+///                "reorder": true, "seed": 7}"#;
+/// assert_eq!(serde_json::from_str::<NotificationFaults>(json).unwrap(), faults);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NotificationFaults {
     /// The share of change notifications never sent.
     pub drop_rate: f64,

@@ -61,12 +61,38 @@ pub enum StartError {
 }
 
 /// TLS for the standalone server: a generated CA and server certificate.
+///
+/// ```
+/// use sandbox::TlsOptions;
+///
+/// let tls = TlsOptions::new("sandbox-ca.pem").with_hosts(["sandbox.test"]);
+/// assert_eq!(tls.hosts, ["sandbox.test"]);
+/// assert!(TlsOptions::new("sandbox-ca.pem").hosts.is_empty(), "empty: the default hosts");
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TlsOptions {
     /// Where to write the CA certificate (PEM) clients should trust.
     pub ca_pem_path: PathBuf,
-    /// Host names for the server certificate (default `localhost`, `127.0.0.1`).
+    /// Host names for the server certificate (empty: `localhost` and `127.0.0.1`).
     pub hosts: Vec<String>,
+}
+
+impl TlsOptions {
+    /// A generated CA written to `ca_pem_path`, and a server certificate for `localhost` and
+    /// `127.0.0.1`.
+    pub fn new(ca_pem_path: impl Into<PathBuf>) -> Self {
+        TlsOptions {
+            ca_pem_path: ca_pem_path.into(),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// The same options, the server certificate naming these hosts instead.
+    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
 }
 
 /// Builder for [`Sandbox`].

@@ -87,12 +87,11 @@ impl SandboxTokens {
     /// A token minted now, bypassing the forged ones and the counters.
     pub fn mint(&self) -> Result<String, Error> {
         self.admin
-            .mint_token(&MintRequest {
-                app_id: DEMO_APP.into(),
-                kind: self.kind.clone(),
-                resource: self.resource,
-                lifetime_secs: None,
-            })
+            .mint_token(&MintRequest::new(
+                DEMO_APP,
+                self.kind.clone(),
+                self.resource,
+            ))
             .map_err(|e| Error::configuration(e.to_string()))
     }
 

@@ -37,10 +37,7 @@ fn with_auth(
 
 /// An EWS request (without its Authorization header) impersonating `mailbox`.
 fn soap<O: Operation>(base: &str, op: &O, mailbox: &str) -> Result<Req, String> {
-    let header = RequestHeader {
-        impersonate: Some(mailbox.to_owned()),
-        ..RequestHeader::default()
-    };
+    let header = RequestHeader::default().with_impersonation(mailbox);
     http::Request::post(format!("{base}/EWS/Exchange.asmx"))
         .header("content-type", "text/xml; charset=utf-8")
         .body(envelope(op, &header).into_bytes())

@@ -360,12 +360,7 @@ fn ews_requests(args: &ExoArgs, per: usize) -> (usize, Option<usize>) {
 }
 
 fn latency(args: &ExoArgs) -> Latency {
-    Latency {
-        median_ms: args.median_ms,
-        sigma: args.sigma,
-        max_ms: args.max_ms,
-        seed: args.seed,
-    }
+    Latency::log_normal(args.median_ms, args.sigma, args.max_ms).with_seed(args.seed)
 }
 
 /// The Markdown table of the runs.
@@ -426,10 +421,9 @@ async fn one(
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let ca = dir.join("sandbox-ca.pem");
-    let sb = tenant::start_with(Some(TlsOptions {
-        ca_pem_path: ca.clone(),
-        hosts: vec!["localhost".into(), "127.0.0.1".into()],
-    }))
+    let sb = tenant::start_with(Some(
+        TlsOptions::new(&ca).with_hosts(["localhost", "127.0.0.1"]),
+    ))
     .await?;
     let admin = sb.admin();
     let mode = match runner {

@@ -84,14 +84,13 @@ fn app_tokens(
     let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
     Arc::new(graph_mail::FnTokenSource::new(move |_| {
         admin
-            .mint_token(&sandbox::MintRequest {
-                app_id: DEMO_APP.into(),
-                kind: sandbox::TokenKind::App {
+            .mint_token(&sandbox::MintRequest::new(
+                DEMO_APP,
+                sandbox::TokenKind::App {
                     roles: roles.clone(),
                 },
                 resource,
-                lifetime_secs: None,
-            })
+            ))
             .map_err(|e| connector::Error::configuration(e.to_string()))
     }))
 }

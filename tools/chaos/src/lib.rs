@@ -285,7 +285,7 @@ pub fn fault_plan(seed: u64, rates: &Rates) -> FaultPlan {
             },
         ));
     }
-    FaultPlan { seed, rules }
+    FaultPlan::new(rules).with_seed(seed)
 }
 
 /// The progress points (messages acknowledged, out of `messages`) at which the handler is

@@ -321,10 +321,9 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
     // Exchange Online's Graph budget (10 000 requests per 10 minutes per app and mailbox)
     // would turn a 10 000-message run into a wait for budget windows; the run is about faults,
     // so the budget is off. The concurrency limits (4 Graph, 27 EWS) stay.
-    admin.set_throttle(ThrottleConfig {
-        budget: None,
-        ..ThrottleConfig::default()
-    });
+    let mut throttle = ThrottleConfig::default();
+    throttle.budget = None;
+    admin.set_throttle(throttle);
     // Access tokens live 330 s: with msauth's 5-minute refresh-ahead margin the handler gets
     // a new one every 30 s; on top of that the sandbox expires every token it issued every
     // `--expire-every` seconds, so requests meet 401 and the refresh-on-401 path runs.
@@ -347,13 +346,13 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("finding a port for the push listener: {e}"))?
             .port();
-        admin.set_notification_faults(sandbox::NotificationFaults {
-            drop_rate: 0.2,
-            duplicate_rate: 0.2,
-            max_delay_ms: 300,
-            reorder: true,
-            seed: args.seed,
-        });
+        let mut faults = sandbox::NotificationFaults::default();
+        faults.drop_rate = 0.2;
+        faults.duplicate_rate = 0.2;
+        faults.max_delay_ms = 300;
+        faults.reorder = true;
+        faults.seed = args.seed;
+        admin.set_notification_faults(faults);
         Some(m365_chaos::GraphPush {
             port,
             safety_secs: 3,
@@ -605,10 +604,8 @@ pub(crate) async fn chaos(args: Args) -> Res<bool> {
         }
     }
     if let Ok(f) = store.folder(EWS_MAILBOX, "inbox") {
-        let read = ListQuery {
-            is_read: Some(true),
-            ..ListQuery::default()
-        };
+        let mut read = ListQuery::default();
+        read.is_read = Some(true);
         for m in store
             .list(EWS_MAILBOX, Some(&f.id), &read)
             .map(|p| p.items)

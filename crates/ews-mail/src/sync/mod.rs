@@ -47,6 +47,7 @@ pub type MemorySyncStore = httpcore::MemoryStore<String>;
 
 /// One page of changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SyncBatch {
     /// The changes, in order.
     pub changes: Vec<SyncChange>,

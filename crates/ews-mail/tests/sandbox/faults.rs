@@ -13,13 +13,13 @@ async fn server_busy_and_503_are_retried_within_limits() {
     let sb = sandbox().await;
     let c = app_client(&sb);
     let src = EwsSource::new(c);
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![
+    sb.admin().set_faults(
+        FaultPlan::new([
             FaultRule::next(Protocol::Ews, 1, FaultKind::ServerBusy { back_off_ms: 10 }),
             FaultRule::next(Protocol::Ews, 1, FaultKind::ServerError503),
-        ],
-    });
+        ])
+        .with_seed(1),
+    );
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));
     assert_eq!(sb.admin().faults_fired(), 2);
     // Persistent busy: retries are capped and the error keeps code, back-off and request id.
@@ -69,11 +69,10 @@ async fn a_send_is_not_retried_after_a_reset_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_budget_throttling_returns_the_back_off_and_recovers_with_time() {
     let sb = sandbox().await;
-    sb.admin().set_throttle(sandbox::ThrottleConfig {
-        budget: Some(2),
-        window_secs: 600,
-        ..sandbox::ThrottleConfig::default()
-    });
+    let mut throttle = sandbox::ThrottleConfig::default();
+    throttle.budget = Some(2);
+    throttle.window_secs = 600;
+    sb.admin().set_throttle(throttle);
     let c = app_client(&sb);
     let src = EwsSource::new(c.clone());
     assert_eq!(src.count_waiting().await.unwrap(), Some(0));

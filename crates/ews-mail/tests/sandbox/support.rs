@@ -147,10 +147,8 @@ pub(crate) fn store_id(sb: &Sandbox, imid: &str) -> String {
 
 /// `kind` on the next `n` requests of `protocol` (fault seed 1), replacing any earlier faults.
 pub(crate) fn fault_next(sb: &Sandbox, protocol: Protocol, n: u32, kind: FaultKind) {
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(protocol, n, kind)],
-    });
+    sb.admin()
+        .set_faults(FaultPlan::new([FaultRule::next(protocol, n, kind)]).with_seed(1));
 }
 
 /// A fault plan (seed 1): EWS requests answer 503 `count` times after the first `skip`.
@@ -160,13 +158,8 @@ pub(crate) fn ews_503s(skip: u32, count: u32) -> FaultPlan {
 
 /// A fault plan (seed 1): `count` EWS requests after the first `skip` get `fault`.
 pub(crate) fn ews_faults(skip: u32, count: u32, fault: FaultKind) -> FaultPlan {
-    FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            trigger: Trigger::After { skip, count },
-            ..FaultRule::next(Protocol::Ews, 1, fault)
-        }],
-    }
+    FaultPlan::new([FaultRule::new(Trigger::After { skip, count }, fault).on(Protocol::Ews)])
+        .with_seed(1)
 }
 
 /// Marks `messages` read with one `acknowledge_many`; each must succeed.

@@ -128,11 +128,11 @@ async fn a_mailbox_the_app_may_not_reach_pings_offline_with_the_reason() {
     use sandbox::tenant::{AppAccessPolicy, PolicyMode};
     let env = env().await;
     env.sb.admin().update_org(|o| {
-        o.app_access_policies.push(AppAccessPolicy {
-            app_id: APP.into(),
-            scope: vec!["adele.vance@contoso.example".into()],
-            mode: PolicyMode::DenyAccess,
-        })
+        o.app_access_policies.push(AppAccessPolicy::new(
+            APP,
+            ["adele.vance@contoso.example"],
+            PolicyMode::DenyAccess,
+        ))
     });
     let report = env.source("adele.vance@contoso.example").ping().await;
     assert!(!report.is_online());

@@ -40,13 +40,11 @@ async fn throttling_honours_retry_after() {
 #[tokio::test]
 async fn server_errors_back_off_then_give_up_at_the_attempt_cap() {
     let env = env().await;
-    env.faults(vec![FaultRule {
-        protocol: Some(Protocol::Graph),
-        app_id: None,
-        mailbox: None,
-        trigger: Trigger::Rate(1.0),
-        fault: FaultKind::ServerError503,
-    }]);
+    env.faults(vec![FaultRule::rate(
+        Protocol::Graph,
+        1.0,
+        FaultKind::ServerError503,
+    )]);
     let ep = Endpoint::custom(
         &env.sb.graph_url(),
         Mailbox::user("helpdesk@contoso.example"),
@@ -110,15 +108,15 @@ async fn inner_batch_throttling_is_retried_and_nothing_is_dropped() {
     let to = "adele.vance@contoso.example";
     env.seed(to, 5, "inner");
     // The listing passes; the first two $value items of the batch are throttled.
-    env.faults(vec![FaultRule {
-        protocol: Some(Protocol::Graph),
-        app_id: None,
-        mailbox: None,
-        trigger: Trigger::After { skip: 1, count: 2 },
-        fault: FaultKind::Throttle {
-            retry_after_secs: 3,
-        },
-    }]);
+    env.faults(vec![
+        FaultRule::new(
+            Trigger::After { skip: 1, count: 2 },
+            FaultKind::Throttle {
+                retry_after_secs: 3,
+            },
+        )
+        .on(Protocol::Graph),
+    ]);
     let source = env.source(to);
     let batch = source.fetch(None, 10).await.expect("fetch");
     assert_eq!(batch.messages.len(), 5);

@@ -60,7 +60,9 @@ impl Env {
 
     /// Faults for Graph requests from now on (fault seed 1).
     pub(crate) fn faults(&self, rules: Vec<FaultRule>) {
-        self.sb.admin().set_faults(FaultPlan { seed: 1, rules });
+        self.sb
+            .admin()
+            .set_faults(FaultPlan::new(rules).with_seed(1));
     }
 
     /// `kind` on the next `n` Graph requests.

@@ -290,9 +290,8 @@ async fn client_credentials_with_a_certificate_from_pkcs12_or_pem() {
             .iter_mut()
             .find(|a| a.client_id == "00000000-0000-0000-0000-00000000d3e0")
         {
-            app.certificates.push(sandbox::tenant::AppCertificate {
-                pem: cert_pem.clone(),
-            });
+            app.certificates
+                .push(sandbox::tenant::AppCertificate::from_pem(cert_pem.clone()));
         }
     });
     let pem = format!(

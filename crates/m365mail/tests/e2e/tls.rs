@@ -114,10 +114,7 @@ async fn graph_over_https_with_an_internal_ca_needs_ca_file_on_app_and_source() 
     let ca = dir.path().join("sandbox-ca.pem");
     let sb = Sandbox::builder()
         .seed(Seed::demo())
-        .tls(sandbox::TlsOptions {
-            ca_pem_path: ca.clone(),
-            hosts: vec!["localhost".into(), "127.0.0.1".into()],
-        })
+        .tls(sandbox::TlsOptions::new(&ca).with_hosts(["localhost", "127.0.0.1"]))
         .start()
         .await
         .unwrap();

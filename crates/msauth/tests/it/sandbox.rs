@@ -352,9 +352,10 @@ async fn certificate_credentials_sign_in_with_ps256_and_rs256_and_an_unregistere
     );
     sb.admin().update_tenant(|t| {
         if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP) {
-            app.certificates.push(sandbox::tenant::AppCertificate {
-                pem: String::from_utf8(cert.clone()).unwrap(),
-            });
+            app.certificates
+                .push(sandbox::tenant::AppCertificate::from_pem(
+                    String::from_utf8(cert.clone()).unwrap(),
+                ));
         }
     });
     for alg in [
@@ -379,9 +380,10 @@ async fn certificate_credentials_from_pkcs12_files_sign_in() {
     let cert = std::fs::read(dir.join("test-cert.pem")).unwrap();
     sb.admin().update_tenant(|t| {
         if let Some(app) = t.apps.iter_mut().find(|a| a.client_id == APP) {
-            app.certificates.push(sandbox::tenant::AppCertificate {
-                pem: String::from_utf8(cert.clone()).unwrap(),
-            });
+            app.certificates
+                .push(sandbox::tenant::AppCertificate::from_pem(
+                    String::from_utf8(cert.clone()).unwrap(),
+                ));
         }
     });
     for (file, alg) in [

@@ -267,11 +267,7 @@ impl Admin {
         mode: PolicyMode,
     ) -> Result<(), AdminError> {
         self.apply(AdminCommand::AddAppAccessPolicy {
-            policy: AppAccessPolicy {
-                app_id: app_id.into(),
-                scope: scope.iter().map(|s| s.to_string()).collect(),
-                mode,
-            },
+            policy: AppAccessPolicy::new(app_id, scope.iter().copied(), mode),
         })
         .map(drop)
     }

@@ -29,7 +29,16 @@ pub enum TokenKind {
 ///
 /// The token is signed like any other; consent is **not** checked when minting, but the
 /// resource endpoints check current consent when the token is used.
+///
+/// ```
+/// use sandbox::{ApiResource, MintRequest, TokenKind};
+///
+/// let app_only = TokenKind::App { roles: vec!["Mail.ReadWrite".into()] };
+/// let req = MintRequest::new("app-id", app_only, ApiResource::Graph).with_lifetime_secs(60);
+/// assert_eq!(req.lifetime_secs, Some(60));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MintRequest {
     /// Client id of the app the token is for (must exist to be accepted by resources).
     pub app_id: String,
@@ -40,6 +49,25 @@ pub struct MintRequest {
     /// Lifetime in seconds (default: the tenant's access token lifetime). To test expiry, mint
     /// and then move the clock with [`crate::Admin::advance_clock`].
     pub lifetime_secs: Option<u64>,
+}
+
+impl MintRequest {
+    /// A `kind` token for the app `app_id` with the audience `resource`, living as long as the
+    /// tenant's access tokens do.
+    pub fn new(app_id: impl Into<String>, kind: TokenKind, resource: ApiResource) -> Self {
+        MintRequest {
+            app_id: app_id.into(),
+            kind,
+            resource,
+            lifetime_secs: None,
+        }
+    }
+
+    /// The same request, for a token that lives `secs` seconds.
+    pub fn with_lifetime_secs(mut self, secs: u64) -> Self {
+        self.lifetime_secs = Some(secs);
+        self
+    }
 }
 
 /// Signs an access token. `user` is `None` for app-only tokens.

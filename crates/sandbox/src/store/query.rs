@@ -25,8 +25,18 @@ impl Order {
     }
 }
 
-/// A listing query. All filters are optional and combined with AND.
+/// A listing query. All filters are optional and combined with AND. Start from the default
+/// (everything, newest first) and set the fields wanted; the query may gain filters.
+///
+/// ```
+/// use sandbox::store::ListQuery;
+///
+/// let mut unread = ListQuery::default();
+/// unread.is_read = Some(false);
+/// unread.top = Some(10);
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ListQuery {
     /// Only messages with this read state.
     pub is_read: Option<bool>,

@@ -215,12 +215,19 @@ impl ClientSecret {
 /// A certificate credential of an app registration: the PEM of the public certificate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AppCertificate {
     /// PEM (`-----BEGIN CERTIFICATE-----`) of the certificate.
     pub pem: String,
 }
 
 impl AppCertificate {
+    /// The certificate whose PEM (`-----BEGIN CERTIFICATE-----`) is `pem`. It is read when a
+    /// client signs in with it: an unreadable one refuses that sign-in.
+    pub fn from_pem(pem: impl Into<String>) -> Self {
+        AppCertificate { pem: pem.into() }
+    }
+
     /// The DER bytes of the certificate, or `None` if the PEM is unreadable.
     pub fn der(&self) -> Option<Vec<u8>> {
         use base64::Engine as _;

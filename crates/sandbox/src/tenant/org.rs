@@ -178,6 +178,7 @@ pub enum PolicyMode {
 /// An application access policy (`New-ApplicationAccessPolicy`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AppAccessPolicy {
     /// The app the policy applies to.
     pub app_id: String,
@@ -185,6 +186,22 @@ pub struct AppAccessPolicy {
     pub scope: Vec<String>,
     /// Restrict to / deny the scope.
     pub mode: PolicyMode,
+}
+
+impl AppAccessPolicy {
+    /// A policy that lets the app `app_id` reach only (`RestrictAccess`) or every mailbox but
+    /// (`DenyAccess`) the mailboxes and group members in `scope`.
+    pub fn new(
+        app_id: impl Into<String>,
+        scope: impl IntoIterator<Item = impl Into<String>>,
+        mode: PolicyMode,
+    ) -> Self {
+        AppAccessPolicy {
+            app_id: app_id.into(),
+            scope: scope.into_iter().map(Into::into).collect(),
+            mode,
+        }
+    }
 }
 
 /// Token lifetimes and identity behaviour.

@@ -259,14 +259,14 @@ async fn ews_with_user_consent_only_is_refused_until_admin_consents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_request_in_flight_across_an_expiry_gets_an_expired_token() {
     let sb = start().await;
-    sb.admin().set_faults(crate::FaultPlan {
-        seed: 1,
-        rules: vec![crate::FaultRule::next(
+    sb.admin().set_faults(
+        crate::FaultPlan::new([crate::FaultRule::next(
             crate::Protocol::Token,
             1,
             crate::FaultKind::Slow { millis: 1_500 },
-        )],
-    });
+        )])
+        .with_seed(1),
+    );
     let url = sb.token_url(TENANT);
     let form = [
         ("client_id", DEMO_APP),

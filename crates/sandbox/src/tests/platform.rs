@@ -111,19 +111,17 @@ async fn admit_sequence(sb: &crate::Sandbox, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn fault_plans_are_deterministic() {
     let sb = start().await;
-    let plan = FaultPlan {
-        seed: 42,
-        rules: vec![
-            FaultRule::next(
-                Protocol::Graph,
-                2,
-                FaultKind::Throttle {
-                    retry_after_secs: 3,
-                },
-            ),
-            FaultRule::rate(Protocol::Graph, 0.5, FaultKind::ServerError503),
-        ],
-    };
+    let plan = FaultPlan::new([
+        FaultRule::next(
+            Protocol::Graph,
+            2,
+            FaultKind::Throttle {
+                retry_after_secs: 3,
+            },
+        ),
+        FaultRule::rate(Protocol::Graph, 0.5, FaultKind::ServerError503),
+    ])
+    .with_seed(42);
     sb.admin().set_faults(plan.clone());
     let a = admit_sequence(&sb, 30).await;
     assert_eq!(&a[..2], &["429/3", "429/3"]);
@@ -136,16 +134,14 @@ async fn fault_plans_are_deterministic() {
     let b = admit_sequence(&sb, 30).await;
     assert_eq!(a, b, "same seed, same sequence");
     // Filters: EWS requests are not affected by Graph rules; After{skip,count}.
-    sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule {
-            protocol: Some(Protocol::Graph),
-            app_id: None,
-            mailbox: None,
-            trigger: Trigger::After { skip: 1, count: 1 },
-            fault: FaultKind::GatewayTimeout504,
-        }],
-    });
+    sb.admin().set_faults(
+        FaultPlan::new([FaultRule::new(
+            Trigger::After { skip: 1, count: 1 },
+            FaultKind::GatewayTimeout504,
+        )
+        .on(Protocol::Graph)])
+        .with_seed(1),
+    );
     let ews = sb
         .state()
         .admit(Protocol::Ews, DEMO_APP, "helpdesk@contoso.example")

@@ -461,12 +461,7 @@ pub(crate) fn demo_token(
     resource: sandbox::ApiResource,
 ) -> String {
     sb.admin()
-        .mint_token(&sandbox::MintRequest {
-            app_id: DEMO_APP.into(),
-            kind,
-            resource,
-            lifetime_secs: None,
-        })
+        .mint_token(&sandbox::MintRequest::new(DEMO_APP, kind, resource))
         .expect("mint")
 }
 

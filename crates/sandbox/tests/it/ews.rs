@@ -250,14 +250,14 @@ async fn operations_behave_and_every_response_is_schema_valid() {
     assert!(t.contains("ServerVersionInfo"));
 
     // Throttling as a SOAP fault with BackOffMilliseconds.
-    e.sb.admin().set_faults(FaultPlan {
-        seed: 1,
-        rules: vec![FaultRule::next(
+    e.sb.admin().set_faults(
+        FaultPlan::new([FaultRule::next(
             Protocol::Ews,
             1,
             FaultKind::ServerBusy { back_off_ms: 1234 },
-        )],
-    });
+        )])
+        .with_seed(1),
+    );
     let (s, t) = e
         .as_app(envelope(Some(MB), &FIND_UNREAD.replace("OFFSET", "0")))
         .await;

@@ -233,19 +233,16 @@ async fn an_ews_401_says_why_in_x_ms_diagnostics() {
     let sb = start().await;
     let http = client();
     let mint = |resource, lifetime_secs| {
+        let roles = vec!["full_access_as_app".into(), "Mail.ReadWrite".into()];
         sb.admin()
-            .mint_token(&sandbox::MintRequest {
-                app_id: DEMO_APP.into(),
-                kind: sandbox::TokenKind::App {
-                    roles: vec!["full_access_as_app".into(), "Mail.ReadWrite".into()],
-                },
-                resource,
-                lifetime_secs,
-            })
+            .mint_token(
+                &sandbox::MintRequest::new(DEMO_APP, sandbox::TokenKind::App { roles }, resource)
+                    .with_lifetime_secs(lifetime_secs),
+            )
             .unwrap()
     };
-    let graph = mint(sandbox::ApiResource::Graph, Some(86_400));
-    let short = mint(sandbox::ApiResource::Exchange, Some(60));
+    let graph = mint(sandbox::ApiResource::Graph, 86_400);
+    let short = mint(sandbox::ApiResource::Exchange, 60);
     sb.admin().advance_clock(3600);
     let doc = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope {EWS_NS}><soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"#

@@ -253,19 +253,16 @@ async fn auth_and_mailbox_errors() {
 #[tokio::test]
 async fn throttling_and_faults() {
     let g = G::new().await;
-    g.sb.admin().set_faults(FaultPlan {
-        seed: 0,
-        rules: vec![
-            FaultRule::next(
-                Protocol::Graph,
-                1,
-                FaultKind::Throttle {
-                    retry_after_secs: 5,
-                },
-            ),
-            FaultRule::next(Protocol::Graph, 1, FaultKind::GatewayTimeout504),
-        ],
-    });
+    g.sb.admin().set_faults(FaultPlan::new([
+        FaultRule::next(
+            Protocol::Graph,
+            1,
+            FaultKind::Throttle {
+                retry_after_secs: 5,
+            },
+        ),
+        FaultRule::next(Protocol::Graph, 1, FaultKind::GatewayTimeout504),
+    ]));
     let path = format!("/users/{HELPDESK}/mailFolders/inbox");
     let (s, h, e) = g.call("GET", &path, None).await;
     assert_eq!((s, h["retry-after"].to_str().unwrap_or("")), (429, "5"));
@@ -367,16 +364,13 @@ async fn batch_limits_dependencies_and_inner_statuses() {
         .call("POST", "/$batch", Some(json!({"requests": reqs})))
         .await;
     assert_eq!(s, 400);
-    g.sb.admin().set_faults(FaultPlan {
-        seed: 0,
-        rules: vec![FaultRule::next(
-            Protocol::Graph,
-            1,
-            FaultKind::Throttle {
-                retry_after_secs: 2,
-            },
-        )],
-    });
+    g.sb.admin().set_faults(FaultPlan::new([FaultRule::next(
+        Protocol::Graph,
+        1,
+        FaultKind::Throttle {
+            retry_after_secs: 2,
+        },
+    )]));
     // Both batches: a (throttled), b (missing), c (depends on b), and a last item d.
     let batch = |d: Value| {
         Some(json!({"requests": [
@@ -454,11 +448,11 @@ async fn a_mailbox_outside_the_app_access_policy_is_forbidden() {
     use sandbox::tenant::{AppAccessPolicy, PolicyMode};
     let g = G::new().await;
     g.sb.admin().update_org(|o| {
-        o.app_access_policies.push(AppAccessPolicy {
-            app_id: DEMO_APP.into(),
-            scope: vec![HELPDESK.into()],
-            mode: PolicyMode::RestrictAccess,
-        })
+        o.app_access_policies.push(AppAccessPolicy::new(
+            DEMO_APP,
+            [HELPDESK],
+            PolicyMode::RestrictAccess,
+        ))
     });
     let (s, _, _) = g.helpdesk("GET", "/mailFolders/inbox", None).await;
     assert_eq!(s, 200);

@@ -137,9 +137,9 @@ async fn client_credentials_with_certificate_assertion() {
     let admin = sb.admin();
     let mut app = public_app(CERT_APP, &[]);
     app.allow_public_client_flows = false;
-    app.certificates = vec![sandbox::tenant::AppCertificate {
-        pem: include_str!("fixtures/client-cert.pem").into(),
-    }];
+    app.certificates = vec![sandbox::tenant::AppCertificate::from_pem(include_str!(
+        "fixtures/client-cert.pem"
+    ))];
     app.application_permissions = vec![sandbox::tenant::Permission::parse("Mail.Read").unwrap()];
     admin.add_app(app).unwrap();
     admin

@@ -242,10 +242,7 @@ async fn tls_serves_https_with_a_generated_ca() {
     std::fs::create_dir_all(&dir).unwrap();
     let ca_path = dir.join("ca.pem");
     let sb = sandbox::Sandbox::builder()
-        .tls(sandbox::TlsOptions {
-            ca_pem_path: ca_path.clone(),
-            hosts: Vec::new(),
-        })
+        .tls(sandbox::TlsOptions::new(&ca_path))
         .start()
         .await
         .unwrap();

@@ -320,11 +320,9 @@ async fn delivery_faults_drop_duplicate_and_reorder() {
     };
 
     // Dropped: counted, never sent; the next one (faults off) arrives.
-    sb.admin()
-        .set_notification_faults(sandbox::NotificationFaults {
-            drop_rate: 1.0,
-            ..Default::default()
-        });
+    let mut faults = sandbox::NotificationFaults::default();
+    faults.drop_rate = 1.0;
+    sb.admin().set_notification_faults(faults);
     deliver(&sb, "dropped");
     for _ in 0..600 {
         if sb.admin().notification_stats().dropped == 1 {
@@ -338,34 +336,28 @@ async fn delivery_faults_drop_duplicate_and_reorder() {
     assert_eq!(msg_id(&rx.next().await), id_of(&sb, "after"));
 
     // Duplicated: the same notification twice.
-    sb.admin()
-        .set_notification_faults(sandbox::NotificationFaults {
-            duplicate_rate: 1.0,
-            ..Default::default()
-        });
+    let mut faults = sandbox::NotificationFaults::default();
+    faults.duplicate_rate = 1.0;
+    sb.admin().set_notification_faults(faults);
     deliver(&sb, "twice");
     let (a, b) = (rx.next().await, rx.next().await);
     assert_eq!(a, b);
     assert_eq!(msg_id(&a), id_of(&sb, "twice"));
 
     // Reordered: each pair arrives swapped.
-    sb.admin()
-        .set_notification_faults(sandbox::NotificationFaults {
-            reorder: true,
-            ..Default::default()
-        });
+    let mut faults = sandbox::NotificationFaults::default();
+    faults.reorder = true;
+    sb.admin().set_notification_faults(faults);
     deliver(&sb, "one");
     deliver(&sb, "two");
     let (first, second) = (msg_id(&rx.next().await), msg_id(&rx.next().await));
     assert_eq!((first, second), (id_of(&sb, "two"), id_of(&sb, "one")));
 
     // Delayed: still delivered.
-    sb.admin()
-        .set_notification_faults(sandbox::NotificationFaults {
-            max_delay_ms: 200,
-            seed: 3,
-            ..Default::default()
-        });
+    let mut faults = sandbox::NotificationFaults::default();
+    faults.max_delay_ms = 200;
+    faults.seed = 3;
+    sb.admin().set_notification_faults(faults);
     deliver(&sb, "late");
     assert_eq!(msg_id(&rx.next().await), id_of(&sb, "late"));
 }

@@ -459,11 +459,10 @@ async fn run_fleet(
     tenant::create(admin, &boxes)?;
     let (_, _, n) = top_up(admin, &boxes, args.backlog, *next).await?;
     *next = n;
-    admin.set_throttle(ThrottleConfig {
-        budget: Some(budget),
-        window_secs: args.window_secs,
-        ..ThrottleConfig::default()
-    });
+    let mut throttle = ThrottleConfig::default();
+    throttle.budget = Some(budget);
+    throttle.window_secs = args.window_secs;
+    admin.set_throttle(throttle);
     let db = format!("bench_fleet_{tag}");
     let (url, dir, cfg, observer) =
         prepare(args, pg, sb, &db, &tag, &boxes, args.poll_secs).await?;

@@ -173,10 +173,9 @@ async fn run(args: FleetArgs) -> Res<bool> {
         let admin = sb.admin();
         // As in the single-process run: the per-window request budget off (the run is about
         // faults), the concurrency limits on.
-        admin.set_throttle(ThrottleConfig {
-            budget: None,
-            ..ThrottleConfig::default()
-        });
+        let mut throttle = ThrottleConfig::default();
+        throttle.budget = None;
+        admin.set_throttle(throttle);
         admin.set_faults(fault_plan(args.seed.wrapping_add(t as u64), &rates));
         tenants.push(Tenant { sb, admin });
     }
