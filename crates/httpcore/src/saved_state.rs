@@ -91,6 +91,26 @@ impl<S: Clone + Default + Send + Sync> SavedState<S> {
         n
     }
 
+    /// Changes the state with `change` under the lock and, if `change` says it changed
+    /// anything, saves it as [`changed`](Self::changed) and [`save_through`](Self::save_through)
+    /// do: the lock is released before the save, and changes that end together share one write.
+    /// Returns whether the state changed; an error is a failed load (nothing changed) or a
+    /// failed save (the change stays in memory, for the next save to write).
+    ///
+    /// This is the whole of a change that reads nothing back, such as forgetting acknowledged
+    /// messages; a change that must see its save before it goes on uses the two steps itself.
+    pub async fn update(&self, change: impl FnOnce(&mut S) -> bool) -> Result<bool, Error> {
+        let n = {
+            let mut state = self.lock().await?;
+            if !change(&mut state) {
+                return Ok(false);
+            }
+            self.changed(&state)
+        };
+        self.save_through(n).await?;
+        Ok(true)
+    }
+
     /// Returns once change `n` is saved: at once if a save already covered it, otherwise after
     /// writing the newest recorded state to the store. Call it without holding the lock. An
     /// error is the store's; the state stays recorded, for the next call to write.
@@ -244,6 +264,59 @@ mod tests {
         assert!(err.to_string().contains("unreadable"));
         assert_eq!(*cell.lock().await.unwrap(), [3]);
         assert_eq!(store.loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_update_saves_what_it_changed_and_writes_nothing_for_no_change() {
+        let store = Arc::new(TestStore {
+            initial: Some(vec![1, 2]),
+            ..TestStore::default()
+        });
+        let cell = cell(&store);
+        let removed = |v: u32| {
+            move |s: &mut Vec<u32>| {
+                let before = s.len();
+                s.retain(|x| *x != v);
+                s.len() != before
+            }
+        };
+        assert!(cell.update(removed(1)).await.unwrap());
+        assert!(!cell.update(removed(9)).await.unwrap(), "nothing to change");
+        assert_eq!(*store.writes.lock().unwrap(), [vec![2]]);
+        // A failed save is returned and the change kept for the next save.
+        store.fail_write.store(true, Ordering::SeqCst);
+        assert!(cell.update(removed(2)).await.is_err());
+        assert_eq!(*cell.lock().await.unwrap(), Vec::<u32>::new());
+        assert!(
+            cell.update(|s| {
+                s.push(3);
+                true
+            })
+            .await
+            .unwrap()
+        );
+        assert_eq!(*store.writes.lock().unwrap(), [vec![2], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn an_update_that_cannot_load_changes_nothing() {
+        let store = Arc::new(TestStore {
+            initial: Some(vec![4]),
+            ..TestStore::default()
+        });
+        store.fail_load.store(true, Ordering::SeqCst);
+        let cell = cell(&store);
+        let mut called = false;
+        let err = cell
+            .update(|_| {
+                called = true;
+                true
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("unreadable"));
+        assert!(!called, "the change runs on a loaded state only");
+        assert!(store.writes.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -123,20 +123,9 @@ impl SyncMode {
         if ids.is_empty() {
             return;
         }
-        let n = match self.state.lock().await {
-            Ok(mut state) => {
-                if !state.waiting_mut().forget(ids) {
-                    return;
-                }
-                self.state.changed(&state)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "EWS sync state unavailable after an acknowledgement");
-                return;
-            }
-        };
-        if let Err(e) = self.state.save_through(n).await {
-            tracing::warn!(error = %e, "could not save the EWS sync state after an acknowledgement");
+        let forget = |state: &mut SourceSyncState| state.waiting_mut().forget(ids);
+        if let Err(e) = self.state.update(forget).await {
+            tracing::warn!(error = %e, "could not record an acknowledgement in the EWS sync state");
         }
     }
 

@@ -79,20 +79,8 @@ impl DeltaMode {
         if ids.is_empty() {
             return;
         }
-        let n = match self.state.lock().await {
-            Ok(mut state) => {
-                if !state.forget(ids) {
-                    return;
-                }
-                self.state.changed(&state)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "delta state unavailable after an acknowledgement");
-                return;
-            }
-        };
-        if let Err(e) = self.state.save_through(n).await {
-            tracing::warn!(error = %e, "could not save the delta state after an acknowledgement");
+        if let Err(e) = self.state.update(|state| state.forget(ids)).await {
+            tracing::warn!(error = %e, "could not record an acknowledgement in the delta state");
         }
     }
 }
