@@ -106,6 +106,49 @@ impl<T: WaitingEntry> Waiting<T> {
         (page, rest.next().is_some())
     }
 
+    /// The page a caller asks for with `cursor`: up to `max` entries after the one the cursor
+    /// points at (from the oldest for `None`), and the cursor of the next page when more
+    /// follow. Cursors are [`cursor_of`]'s with `prefix`; any other is refused as
+    /// [`parse_cursor`] refuses it, naming `source`.
+    ///
+    /// ```
+    /// # use connector::waiting::{Waiting, WaitingEntry};
+    /// # #[derive(Clone)] struct Seen(String, u64);
+    /// # impl WaitingEntry for Seen {
+    /// #     fn id(&self) -> &str { &self.0 }
+    /// #     fn seq(&self) -> u64 { self.1 }
+    /// #     fn received(&self) -> Option<i64> { None }
+    /// # }
+    /// let mut w = Waiting::default();
+    /// for id in ["a", "b", "c"] {
+    ///     w.push_with(|seq| Seen(id.into(), seq));
+    /// }
+    /// let source = "a delta-mode Graph source";
+    /// let (first, next) = w.page_at(None, 2, "delta:", source).unwrap();
+    /// assert_eq!(first.iter().map(|e| e.id()).collect::<Vec<_>>(), ["a", "b"]);
+    /// let (rest, next) = w.page_at(next.as_deref(), 2, "delta:", source).unwrap();
+    /// assert_eq!((rest.len(), next), (1, None));
+    /// assert!(w.page_at(Some("sync:1:2"), 2, "delta:", source).is_err());
+    /// ```
+    pub fn page_at(
+        &self,
+        cursor: Option<&str>,
+        max: usize,
+        prefix: &str,
+        source: &str,
+    ) -> Result<(Vec<&T>, Option<String>), Error> {
+        let after = cursor
+            .map(|c| parse_cursor(prefix, source, c))
+            .transpose()?;
+        let (page, more) = self.page(after, max);
+        let next = if more {
+            page.last().map(|e| cursor_of(prefix, *e))
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
     /// Why a read-back set is impossible (an empty or repeated id, a sequence number not yet
     /// given), if it is.
     pub fn check(&self) -> Result<(), String> {

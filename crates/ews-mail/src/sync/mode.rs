@@ -5,7 +5,7 @@ use std::sync::Arc;
 use connector::Error;
 use httpcore::SavedState;
 
-use super::state::{SourceSyncState, cursor_of, parse_cursor};
+use super::state::{CURSORS, SourceSyncState};
 use crate::client::EwsClient;
 use crate::ops::SyncFolderItems;
 use crate::types::{FolderId, ItemId};
@@ -102,15 +102,10 @@ impl SyncMode {
         cursor: Option<&str>,
         max: usize,
     ) -> Result<PendingPage, Error> {
-        let after = cursor.map(parse_cursor).transpose()?;
         let state = self.state.lock().await?;
-        let (page, more) = state.waiting().page(after, max);
+        let (page, next) = state.waiting().page_at(cursor, max, CURSORS.0, CURSORS.1)?;
         Ok(PendingPage {
-            next: if more {
-                page.last().map(|p| cursor_of(p))
-            } else {
-                None
-            },
+            next,
             ids: page.iter().map(|p| ItemId::new(p.id.clone())).collect(),
         })
     }

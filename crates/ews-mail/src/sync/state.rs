@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use connector::Error;
 use connector::waiting::{Waiting, WaitingEntry, received_nanos};
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +164,9 @@ impl SourceSyncState {
     }
 }
 
+/// The prefix of a sync-mode source's cursors, and the source they name when refused.
+pub(super) const CURSORS: (&str, &str) = ("sync:", "a sync-mode EWS source");
+
 impl httpcore::KeptState for SourceSyncState {
     const WHAT: &'static str = "EWS sync state";
     const VERSION: u32 = STATE_VERSION;
@@ -178,16 +180,6 @@ impl httpcore::KeptState for SourceSyncState {
         }
         self.waiting.check()
     }
-}
-
-const CURSOR_PREFIX: &str = "sync:";
-
-pub(super) fn cursor_of(p: &Pending) -> String {
-    connector::waiting::cursor_of(CURSOR_PREFIX, p)
-}
-
-pub(super) fn parse_cursor(c: &str) -> Result<(i64, u64), Error> {
-    connector::waiting::parse_cursor(CURSOR_PREFIX, "a sync-mode EWS source", c)
 }
 
 #[cfg(test)]
@@ -265,9 +257,10 @@ mod tests {
         ] {
             assert!(read(bad).is_err(), "{bad}");
         }
-        assert!(parse_cursor("delta:1:2").is_err());
-        let (page, more) = s.waiting().page(None, 1);
-        assert!(!more);
-        assert_eq!(parse_cursor(&cursor_of(page[0])).unwrap(), page[0].order());
+        let page_at = |c| s.waiting().page_at(c, 1, CURSORS.0, CURSORS.1);
+        let e = page_at(Some("delta:1:2")).unwrap_err();
+        assert!(e.to_string().contains("a sync-mode EWS source"), "{e}");
+        let (page, next) = page_at(None).unwrap();
+        assert_eq!((page.len(), next), (1, None));
     }
 }

@@ -4,7 +4,7 @@ use connector::{ConnectionLog, Error};
 use httpcore::SavedState;
 
 use super::round::run_round;
-use super::state::{DeltaState, cursor_of, parse_cursor};
+use super::state::{CURSORS, DeltaState};
 use crate::api::MessageMeta;
 use crate::client::GraphClient;
 use httpcore::StateStore;
@@ -59,15 +59,10 @@ impl DeltaMode {
         cursor: Option<&str>,
         max: usize,
     ) -> Result<PendingPage, Error> {
-        let after = cursor.map(parse_cursor).transpose()?;
         let state = self.state.lock().await?;
-        let (page, more) = state.page(after, max);
+        let (page, next) = state.waiting().page_at(cursor, max, CURSORS.0, CURSORS.1)?;
         Ok(PendingPage {
-            next: if more {
-                page.last().map(|p| cursor_of(p))
-            } else {
-                None
-            },
+            next,
             metas: page.iter().map(|p| p.meta()).collect(),
         })
     }

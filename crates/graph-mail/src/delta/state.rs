@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use connector::Error;
 use connector::waiting::{Waiting, WaitingEntry, received_nanos};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -241,11 +240,15 @@ impl DeltaState {
         self.waiting.forget(ids)
     }
 
-    /// Up to `max` pending messages after `after`, and whether more follow.
-    pub(super) fn page(&self, after: Option<(i64, u64)>, max: usize) -> (Vec<&Pending>, bool) {
-        self.waiting.page(after, max)
+    /// The messages seen and not yet acknowledged, to page through
+    /// ([`Waiting::page_at`] with [`CURSORS`]).
+    pub(super) fn waiting(&self) -> &Waiting<Pending> {
+        &self.waiting
     }
 }
+
+/// The prefix of a delta-mode source's cursors, and the source they name when refused.
+pub(super) const CURSORS: (&str, &str) = ("delta:", "a delta-mode Graph source");
 
 impl httpcore::KeptState for DeltaState {
     const WHAT: &'static str = "delta state";
@@ -256,14 +259,4 @@ impl httpcore::KeptState for DeltaState {
         connector::waiting::check_version(self.version, STATE_VERSION)?;
         self.waiting.check()
     }
-}
-
-const CURSOR_PREFIX: &str = "delta:";
-
-pub(super) fn cursor_of(p: &Pending) -> String {
-    connector::waiting::cursor_of(CURSOR_PREFIX, p)
-}
-
-pub(super) fn parse_cursor(c: &str) -> Result<(i64, u64), Error> {
-    connector::waiting::parse_cursor(CURSOR_PREFIX, "a delta-mode Graph source", c)
 }

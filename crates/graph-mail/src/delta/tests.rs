@@ -4,7 +4,7 @@ use connector::Error;
 use time::OffsetDateTime;
 
 use super::round::is_resync;
-use super::state::{cursor_of, parse_cursor};
+use super::state::{self, CURSORS};
 use super::*;
 use crate::api::{DeltaItem, MessageMeta};
 use connector::ErrorKind;
@@ -157,6 +157,11 @@ fn a_resync_drops_pending_messages_no_longer_listed() {
 
 #[test]
 fn pages_follow_receive_order_and_survive_acknowledgements() {
+    fn page<'a>(st: &'a DeltaState, c: Option<&str>) -> (Vec<&'a state::Pending>, Option<String>) {
+        st.waiting()
+            .page_at(c, 2, CURSORS.0, CURSORS.1)
+            .expect("a page")
+    }
     let mut st = DeltaState::new();
     st.merge(
         vec![
@@ -168,22 +173,31 @@ fn pages_follow_receive_order_and_survive_acknowledgements() {
         "l1".into(),
         true,
     );
-    let (p, more) = st.page(None, 2);
-    assert!(more);
+    let (p, next) = page(&st, None);
     assert_eq!(
         p.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
         ["early", "mid1"]
     );
-    let cursor = parse_cursor(&cursor_of(p[1])).unwrap();
+    let next = next.expect("more follow");
+    assert!(next.starts_with("delta:"), "{next}");
     st.forget(&["early", "mid1"]);
-    let (p, more) = st.page(Some(cursor), 2);
-    assert!(!more);
+    let (p, next) = page(&st, Some(&next));
+    assert_eq!(next, None);
     assert_eq!(
         p.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
         ["mid2", "late"]
     );
-    assert!(parse_cursor("https://graph.microsoft.com/v1.0/x").is_err());
-    assert!(parse_cursor("delta:x:1").is_err());
+    for bad in [
+        "https://graph.microsoft.com/v1.0/x",
+        "delta:x:1",
+        "sync:1:2",
+    ] {
+        let e = st
+            .waiting()
+            .page_at(Some(bad), 2, CURSORS.0, CURSORS.1)
+            .unwrap_err();
+        assert!(e.to_string().contains("a delta-mode Graph source"), "{e}");
+    }
 }
 
 #[test]
