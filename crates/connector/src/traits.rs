@@ -85,6 +85,23 @@ impl SourceCapabilities {
         self.stable_cursors = yes;
         self
     }
+
+    /// The same capabilities for an incremental source that pages the waiting messages of its
+    /// saved state ([`waiting::Waiting`](crate::waiting::Waiting)): [`SyncKind::Incremental`],
+    /// and stable cursors, since the set is paged by arrival and acknowledging a message does
+    /// not move later pages.
+    ///
+    /// ```
+    /// use connector::{SourceCapabilities, SyncKind};
+    ///
+    /// let caps = SourceCapabilities::unread_polling(100).with_incremental_sync();
+    /// assert_eq!(caps.sync, SyncKind::Incremental);
+    /// assert!(caps.stable_cursors && caps.can_count);
+    /// ```
+    pub fn with_incremental_sync(self) -> Self {
+        self.with_sync(SyncKind::Incremental)
+            .with_stable_cursors(true)
+    }
 }
 
 /// What a message outbound can do.

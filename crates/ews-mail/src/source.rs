@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use connector::{
     Acknowledgement, Batch, Cursor, Error, ErrorKind, MessageId, MessageSource, PingReport,
-    RawMessage, SourceCapabilities, SyncKind,
+    RawMessage, SourceCapabilities,
 };
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::{RwLock, Semaphore};
@@ -531,9 +531,7 @@ impl MessageSource for EwsSource {
         let caps =
             SourceCapabilities::unread_polling(self.batch_cap()).with_batch_acknowledge(true);
         if self.sync.is_some() {
-            // The saved set is paged by arrival: acknowledging does not move later pages.
-            caps.with_sync(SyncKind::Incremental)
-                .with_stable_cursors(true)
+            caps.with_incremental_sync()
         } else {
             caps
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use connector::{
     Acknowledgement, Batch, ConnectionLog, Cursor, Error, ErrorKind, MessageId, MessageSource,
-    PingReport, RawMessage, SourceCapabilities, SyncKind,
+    PingReport, RawMessage, SourceCapabilities,
 };
 
 use crate::api::{self, GraphOperation, MessageMeta, OpRequest, Response};
@@ -354,9 +354,7 @@ impl MessageSource for GraphSource {
         let caps = SourceCapabilities::unread_polling(self.config.max_batch)
             .with_batch_acknowledge(self.config.use_batch);
         if self.delta.is_some() {
-            // The saved set is paged by arrival: acknowledging does not move later pages.
-            caps.with_sync(SyncKind::Incremental)
-                .with_stable_cursors(true)
+            caps.with_incremental_sync()
         } else {
             caps
         }
