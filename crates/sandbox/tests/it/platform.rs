@@ -417,6 +417,68 @@ async fn standalone_binary_serves_a_seed_file() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `SANDBOX_LOG` sets what the standalone binary logs to stderr: at `debug`, an SMTP session
+/// that ends in an error (here, a client that asks for STARTTLS and then sends no TLS) is told.
+#[test]
+fn standalone_binary_logs_at_sandbox_log_level() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
+        .args(["--port", "0", "--smtp-port", "0"])
+        .env("SANDBOX_LOG", "sandbox=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read all it prints before closing the pipe (a write to a closed pipe would end it).
+    let printed: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| l != "Ctrl-C to stop.")
+        .collect();
+    let smtp = printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("smtp:"))
+        .expect("the binary prints its SMTP address")
+        .trim();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut c = std::net::TcpStream::connect(smtp).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut replies = BufReader::new(c.try_clone().unwrap()).lines();
+    // The last line of a reply is "NNN text"; earlier ones are "NNN-text".
+    let mut reply = || {
+        replies
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.as_bytes().get(3) == Some(&b' '))
+            .unwrap_or_default()
+    };
+    assert!(reply().starts_with("220 "));
+    c.write_all(b"EHLO client.example\r\n").unwrap();
+    assert!(reply().starts_with("250 "));
+    c.write_all(b"STARTTLS\r\n").unwrap();
+    let ready = reply();
+    assert!(ready.starts_with("220 "), "STARTTLS accepted: {ready}");
+    c.write_all(b"this is not a TLS ClientHello\r\n").unwrap();
+    drop(c);
+    let wanted = "smtp session ended with an error";
+    let logged = std::iter::from_fn(|| rx.recv_timeout(std::time::Duration::from_secs(10)).ok())
+        .find(|l| l.contains(wanted))
+        .unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        logged.contains("DEBUG") && logged.contains(wanted),
+        "stderr: {logged:?}"
+    );
+}
+
 #[tokio::test]
 async fn smtp_auth_xoauth2_submission() {
     let sb = start().await;
