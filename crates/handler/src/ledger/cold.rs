@@ -70,10 +70,13 @@ impl ColdIndex {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(&path).map_err(|e| err(&e))?;
-        let db = match Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create_file(file)
-        {
+        // `create_with_backend(FileBackend::new(file)?)` is what redb 4.5 asks for in place of
+        // `create_file`, which it deprecates: the same open, kept warning-free on a newer 4.x.
+        let db = match redb::backends::FileBackend::new(file).and_then(|backend| {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create_with_backend(backend)
+        }) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(err(
