@@ -2,8 +2,8 @@
 //!
 //! - `cargo xtask ci`: exactly what CI runs — fmt check, clippy `--all-targets -D warnings`,
 //!   the tests, the small chaos runs (`chaos --small --debug`, then the fleet's, `chaos --fleet
-//!   --small --debug`), rustdoc with `-D warnings`,
-//!   `cargo deny check`, `cargo publish --workspace --dry-run` and `cargo semver-checks`
+//!   --small --debug`), rustdoc with `-D warnings`, a type-check of the fuzz targets (their own
+//!   workspace, `--locked`, warnings denied), `cargo deny check`, `cargo publish --workspace --dry-run` and `cargo semver-checks`
 //!   against the API baseline (`publish.rs`), and the real-client checks (Python libraries nobody here wrote —
 //!   exchangelib, msgraph-sdk with azure-identity, MSAL — against the standalone sandbox). It
 //!   installs the tools it needs that are missing (cargo-deny from crates.io, xmllint and
@@ -21,8 +21,8 @@
 //!   target dir, a fresh TLS sandbox per check. `cargo xtask exchangelib`, `graph-sdk` and
 //!   `msal` run one each.
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: builds and runs the libFuzzer targets in
-//!   `fuzz/` (each for N seconds, default 60, one at a time). Not part of `ci`: it needs
-//!   cargo-fuzz (installed here when missing) and instrumented builds.
+//!   `fuzz/` (each for N seconds, default 60, one at a time). Not part of `ci` (which only
+//!   type-checks them): it needs cargo-fuzz (installed here when missing) and instrumented builds.
 //! - `cargo xtask bench [--n 1000,10000] [--ours-n 100000] [--quick]`: the ingest benchmark
 //!   (`tools/bench`, issue 10): release builds, a venv with the Python peers, criterion
 //!   micro-benchmarks, then every client against the standalone sandbox; writes BENCHMARKS.md
@@ -65,7 +65,7 @@ Commands:
   test [ARGS]  the workspace tests (ARGS replace --workspace, e.g. -p m365mail-sandbox
                --test it), with the shared reference directory beside the repository
                hidden when possible
-  lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings
+  lint         fmt check, clippy --all-targets -D warnings, rustdoc -D warnings, fuzz targets' check
   deny         cargo deny: licences, bans, sources (--advisories: also RustSec, needs GitHub)
   publish-check
                cargo publish --workspace --dry-run: every published crate packaged and built
@@ -286,6 +286,26 @@ fn lint() -> Result<(), String> {
         &[
             ("RUSTDOCFLAGS", "-D warnings --cfg docsrs"),
             ("RUSTC_BOOTSTRAP", "1"),
+        ],
+    )?;
+    // The fuzz targets are a workspace of their own (no cargo-fuzz needed to type-check them):
+    // a public API they call that changes, or a dependency their lock file lacks, fails here
+    // rather than at the next `cargo xtask fuzz`. Its own target folder keeps the flags apart.
+    let fuzz_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), std::path::PathBuf::from)
+        .join("fuzz-check");
+    run_env(
+        "cargo",
+        &[
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+            "--locked",
+        ],
+        &[
+            ("RUSTFLAGS", "-D warnings"),
+            ("CARGO_TARGET_DIR", &fuzz_target.to_string_lossy()),
         ],
     )
 }
