@@ -419,9 +419,9 @@ async fn standalone_binary_serves_a_seed_file() {
 
 /// `SANDBOX_LOG` sets what the standalone binary logs to stderr: at `debug`, an SMTP session
 /// that ends in an error (here, a client that asks for STARTTLS and then sends no TLS) is told.
-#[test]
-fn standalone_binary_logs_at_sandbox_log_level() {
-    use std::io::{BufRead, BufReader, Write};
+#[tokio::test]
+async fn standalone_binary_logs_at_sandbox_log_level() {
+    use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m365mail-sandbox"))
         .args(["--port", "0", "--smtp-port", "0"])
         .env("SANDBOX_LOG", "sandbox=debug")
@@ -447,25 +447,14 @@ fn standalone_binary_logs_at_sandbox_log_level() {
             let _ = tx.send(line);
         }
     });
-    let mut c = std::net::TcpStream::connect(smtp).unwrap();
-    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    let tcp = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    let mut c = SmtpClient::new(tcp);
+    assert!(c.reply().await.starts_with("220 "));
+    c.expect("EHLO client.example", "250").await;
+    c.expect("STARTTLS", "220 ").await;
+    tokio::io::AsyncWriteExt::write_all(c.s.get_mut(), b"this is not a TLS ClientHello\r\n")
+        .await
         .unwrap();
-    let mut replies = BufReader::new(c.try_clone().unwrap()).lines();
-    // The last line of a reply is "NNN text"; earlier ones are "NNN-text".
-    let mut reply = || {
-        replies
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.as_bytes().get(3) == Some(&b' '))
-            .unwrap_or_default()
-    };
-    assert!(reply().starts_with("220 "));
-    c.write_all(b"EHLO client.example\r\n").unwrap();
-    assert!(reply().starts_with("250 "));
-    c.write_all(b"STARTTLS\r\n").unwrap();
-    let ready = reply();
-    assert!(ready.starts_with("220 "), "STARTTLS accepted: {ready}");
-    c.write_all(b"this is not a TLS ClientHello\r\n").unwrap();
     drop(c);
     let wanted = "smtp session ended with an error";
     let logged = std::iter::from_fn(|| rx.recv_timeout(std::time::Duration::from_secs(10)).ok())
