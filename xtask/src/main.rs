@@ -3,7 +3,8 @@
 //! - `cargo xtask ci`: exactly what CI runs — fmt check, clippy `--all-targets -D warnings`,
 //!   the tests, the small chaos runs (`chaos --small --debug`, then the fleet's, `chaos --fleet
 //!   --small --debug`), rustdoc with `-D warnings`, a type-check of the fuzz targets (their own
-//!   workspace, `--locked`, warnings denied), `cargo deny check`, `cargo publish --workspace --dry-run` and `cargo semver-checks`
+//!   workspace, `--locked`, warnings denied), `cargo deny check`,
+//!   `cargo publish --workspace --dry-run` and `cargo semver-checks`
 //!   against the API baseline (`publish.rs`), and the real-client checks (Python libraries nobody here wrote —
 //!   exchangelib, msgraph-sdk with azure-identity, MSAL — against the standalone sandbox). It
 //!   installs the tools it needs that are missing (cargo-deny from crates.io, xmllint and
